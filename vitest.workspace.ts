@@ -11,7 +11,10 @@ const packages = [
   'model',
   'runtime',
   'robust-agg',
-  'ponw-ledger'
+  'ponw-ledger',
+  'tokenizer',
+  'genesis-data',
+  'trainer'
 ]
 
 const projects: TestProjectInlineConfiguration[] = packages.map((name) => ({
