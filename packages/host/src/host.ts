@@ -1,0 +1,300 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { quic } from '@chainsafe/libp2p-quic'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { autoNAT } from '@libp2p/autonat'
+import { bootstrap } from '@libp2p/bootstrap'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { dcutr } from '@libp2p/dcutr'
+import { gossipsub, StrictSign } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
+import { logger } from '@libp2p/logger'
+import { mdns } from '@libp2p/mdns'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { uPnPNAT } from '@libp2p/upnp-nat'
+import { webRTCDirect } from '@libp2p/webrtc'
+import { multiaddr } from '@multiformats/multiaddr'
+import { InvalidParametersError } from '@neuroshard/interface'
+import { createLibp2p } from 'libp2p'
+import {
+  DEFAULT_LISTEN_ADDRESSES,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_PRIVATE_SWARM_LISTEN_ADDRESSES,
+  DHT_RECORD_NAMESPACE,
+  GOSSIPSUB_D,
+  GOSSIPSUB_DHI,
+  GOSSIPSUB_DLAZY,
+  GOSSIPSUB_DLO,
+  GOSSIPSUB_DOUT,
+  GOSSIPSUB_HEARTBEAT_INTERVAL_MS,
+  GOSSIPSUB_MAX_OUTBOUND_BUFFER_SIZE,
+  GOSSIPSUB_MAX_RPC_SIZE,
+  GOSSIPSUB_SEEN_TTL_MS,
+  KAD_DHT_PROTOCOL,
+  SWARM_KEY_HANDSHAKE_TIMEOUT_MS
+} from './constants.js'
+import { loadOrCreateIdentity } from './identity.js'
+import { createNeuroShardRecordValidator, selectNeuroShardRecord } from './records.js'
+import { parseSwarmKey } from './swarm-key.js'
+import type { NeuroShardRecordValidator } from './records.js'
+import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
+import type { Identify } from '@libp2p/identify'
+import type { PrivateKey, Libp2p, PeerDiscovery, PeerId, Transport } from '@libp2p/interface'
+import type { KadDHT, PeerInfoMapper } from '@libp2p/kad-dht'
+import type { Ping } from '@libp2p/ping'
+import type { UPnPNAT } from '@libp2p/upnp-nat'
+import type { TypedEventTarget } from 'main-event'
+
+const log = logger('neuroshard:host')
+
+/** Which peer addresses the DHT keeps and hands out */
+export type DhtAddressFilter = 'all' | 'public' | 'private'
+
+/** The transports a host can run */
+export interface NeuroShardTransports {
+  /** @default true */
+  tcp?: boolean
+  /** QUIC v1 (`@chainsafe/libp2p-quic`). Forced off when a swarm key is set. @default true */
+  quic?: boolean
+  /** WebRTC-direct (`@libp2p/webrtc`). Forced off when a swarm key is set. @default true */
+  webrtcDirect?: boolean
+  /** Dialing through circuit relay v2 (needed for DCUtR hole punching). @default true */
+  circuitRelay?: boolean
+}
+
+/** Options of {@link createNeuroShardHost}; all are optional */
+export interface NeuroShardHostOptions {
+  /**
+   * Directory holding the persistent identity key (`<dataDir>/identity.key`, mode 0600). Created with
+   * mode 0700 when missing.
+   *
+   * @default undefined: a fresh ephemeral Ed25519 identity per process
+   */
+  dataDir?: string
+  /** An explicit identity key; takes precedence over `dataDir` */
+  privateKey?: PrivateKey
+  /**
+   * Multiaddrs to listen on.
+   *
+   * @default DEFAULT_LISTEN_ADDRESSES (TCP, QUIC and WebRTC-direct on 127.0.0.1, random ports), or
+   * DEFAULT_PRIVATE_SWARM_LISTEN_ADDRESSES (TCP on 127.0.0.1) when `swarmKey` is set
+   */
+  listen?: string[]
+  /** Multiaddrs to announce instead of the listen addresses (for example a public address behind NAT) */
+  announce?: string[]
+  /** Transport switches */
+  transports?: NeuroShardTransports
+  /**
+   * Multiaddrs (with `/p2p/<peer id>`) of peers to connect to at start-up.
+   *
+   * @default []: there are no public NeuroShard bootstrap peers yet
+   */
+  bootstrap?: string[]
+  /** Discover peers on the LAN with multicast DNS @default false */
+  mdns?: boolean
+  /** Ask the gateway for port mappings with UPnP @default false */
+  upnp?: boolean
+  /**
+   * Pre-shared key of a private swarm (`/key/swarm/psk/1.0.0/` format, see `generateSwarmKey`). Only
+   * hosts with the same key can connect. Forces TCP only: QUIC and WebRTC-direct bypass the pnet
+   * connection protector.
+   */
+  swarmKey?: Uint8Array | string
+  /** Kad-DHT protocol id @default KAD_DHT_PROTOCOL ('/neuroshard/kad/1.0.0') */
+  dhtProtocol?: string
+  /**
+   * Run the DHT in client mode (query only, never answer). Servers are what make the DHT work; use
+   * client mode on short-lived or badly connected nodes.
+   *
+   * @default false
+   */
+  dhtClientMode?: boolean
+  /**
+   * Which peer addresses the DHT stores and returns. 'all' keeps loopback and private addresses, which
+   * local devnets and LAN swarms need; 'public' is what an internet-only swarm wants.
+   *
+   * @default 'all'
+   */
+  dhtAddressFilter?: DhtAddressFilter
+  /** Validators for NeuroShard DHT records, by namespace (`/neuroshard/<namespace>/<id>`) */
+  recordValidators?: Record<string, NeuroShardRecordValidator>
+  /** Overrides of the gossipsub profile (specs/host/README.md); changing them leaves the profile */
+  gossipsub?: Partial<GossipsubOpts>
+  /** Maximum number of open connections @default 300 */
+  maxConnections?: number
+  /** Start the node before returning @default true */
+  start?: boolean
+}
+
+/** Events of the DHT routing table */
+export interface DhtRoutingTableEvents {
+  'peer:add': CustomEvent<PeerId>
+  'peer:remove': CustomEvent<PeerId>
+}
+
+/**
+ * The Kad-DHT service as `@libp2p/kad-dht` implements it: the public `KadDHT` API plus its routing table
+ * (size and add/remove events), which the devnet and tests observe.
+ */
+export type NeuroShardDHT = KadDHT & {
+  routingTable: { size: number } & TypedEventTarget<DhtRoutingTableEvents>
+}
+
+/** The gossipsub service, including the mesh view `@libp2p/gossipsub` implements */
+export type NeuroShardPubSub = GossipSub & {
+  /** Peer ids (strings) in this node's mesh for `topic` */
+  getMeshPeers(topic: string): string[]
+}
+
+/** The services every NeuroShard host runs */
+// a type alias (not an interface) so it satisfies libp2p's index-signature ServiceMap constraint
+export type NeuroShardServices = {
+  identify: Identify
+  ping: Ping
+  dht: NeuroShardDHT
+  pubsub: NeuroShardPubSub
+  autoNAT: unknown
+  dcutr: unknown
+  /** Present only when `upnp: true` */
+  upnp?: UPnPNAT
+}
+
+/** A libp2p 3 node running the NeuroShard host profile */
+export type NeuroShardHost = Libp2p<NeuroShardServices>
+
+/**
+ * Creates (and by default starts) a libp2p 3 node with the NeuroShard host profile: TCP, QUIC and
+ * WebRTC-direct, Noise, Yamux, identify, ping, Kad-DHT on `/neuroshard/kad/1.0.0`, gossipsub
+ * (StrictSign), AutoNAT, DCUtR, circuit-relay transport, bootstrap, opt-in mDNS and UPnP, optional private
+ * swarm key and a persistent identity.
+ *
+ * @example
+ * ```ts
+ * const host = await createNeuroShardHost({ dataDir: './.neuroshard' })
+ * console.log(host.peerId.toString(), host.getMultiaddrs().map(String))
+ * await host.stop()
+ * ```
+ */
+export async function createNeuroShardHost (options: NeuroShardHostOptions = {}): Promise<NeuroShardHost> {
+  const privateKey = options.privateKey ??
+    (options.dataDir != null ? (await loadOrCreateIdentity(options.dataDir)).privateKey : await generateKeyPair('Ed25519'))
+
+  const psk = options.swarmKey != null ? parseSwarmKey(options.swarmKey) : undefined
+  const privateSwarm = psk != null
+  const want = {
+    tcp: options.transports?.tcp ?? true,
+    quic: privateSwarm ? false : (options.transports?.quic ?? true),
+    webrtcDirect: privateSwarm ? false : (options.transports?.webrtcDirect ?? true),
+    circuitRelay: options.transports?.circuitRelay ?? true
+  }
+  if (privateSwarm && (options.transports?.quic === true || options.transports?.webrtcDirect === true)) {
+    throw new InvalidParametersError('QUIC and WebRTC-direct cannot be used with a swarm key: they bypass the pnet connection protector')
+  }
+
+  const listen = options.listen ?? [...(privateSwarm ? DEFAULT_PRIVATE_SWARM_LISTEN_ADDRESSES : DEFAULT_LISTEN_ADDRESSES)]
+    .filter(addr => (want.tcp || !addr.includes('/tcp/')) && (want.quic || !addr.includes('/quic-v1')) && (want.webrtcDirect || !addr.includes('/webrtc-direct')))
+  for (const addr of listen) {
+    let ma
+    try {
+      ma = multiaddr(addr)
+    } catch (err: any) {
+      throw new InvalidParametersError(`Invalid listen address ${addr}: ${err.message}`)
+    }
+    if (privateSwarm && !isTcpOnly(ma.toString())) {
+      throw new InvalidParametersError(`Listen address ${addr} is not TCP; a private swarm runs over TCP only`)
+    }
+  }
+
+  const transports: Array<(components: any) => Transport> = []
+  if (want.tcp) transports.push(tcp())
+  if (want.quic) transports.push(quic() as (components: any) => Transport)
+  if (want.webrtcDirect) transports.push(webRTCDirect())
+  if (want.circuitRelay) transports.push(circuitRelayTransport())
+  if (transports.length === 0) {
+    throw new InvalidParametersError('At least one transport must be enabled')
+  }
+
+  const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
+  if (options.bootstrap != null && options.bootstrap.length > 0) {
+    peerDiscovery.push(bootstrap({ list: options.bootstrap }))
+  }
+  if (options.mdns === true) {
+    peerDiscovery.push(mdns())
+  }
+
+  const services: Record<string, (components: any) => unknown> = {
+    identify: identify(),
+    ping: ping(),
+    dht: kadDHT({
+      protocol: options.dhtProtocol ?? KAD_DHT_PROTOCOL,
+      clientMode: options.dhtClientMode ?? false,
+      peerInfoMapper: addressMapper(options.dhtAddressFilter ?? 'all'),
+      validators: { [DHT_RECORD_NAMESPACE]: createNeuroShardRecordValidator(options.recordValidators) },
+      selectors: { [DHT_RECORD_NAMESPACE]: selectNeuroShardRecord }
+    }),
+    pubsub: gossipsub({
+      D: GOSSIPSUB_D,
+      Dlo: GOSSIPSUB_DLO,
+      Dhi: GOSSIPSUB_DHI,
+      Dout: GOSSIPSUB_DOUT,
+      Dlazy: GOSSIPSUB_DLAZY,
+      heartbeatInterval: GOSSIPSUB_HEARTBEAT_INTERVAL_MS,
+      seenTTL: GOSSIPSUB_SEEN_TTL_MS,
+      globalSignaturePolicy: StrictSign,
+      // a NeuroShard swarm speaks gossipsub only; floodsub peers are not part of the profile
+      fallbackToFloodsub: false,
+      maxInboundDataLength: GOSSIPSUB_MAX_RPC_SIZE,
+      maxOutboundBufferSize: GOSSIPSUB_MAX_OUTBOUND_BUFFER_SIZE,
+      ...options.gossipsub
+    }),
+    autoNAT: autoNAT(),
+    dcutr: dcutr()
+  }
+  if (options.upnp === true) {
+    services.upnp = uPnPNAT()
+  }
+
+  const node = await createLibp2p({
+    privateKey,
+    start: false,
+    addresses: {
+      listen,
+      ...(options.announce != null ? { announce: options.announce } : {})
+    },
+    transports,
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(psk != null ? { connectionProtector: preSharedKey({ psk, timeout: SWARM_KEY_HANDSHAKE_TIMEOUT_MS }) } : {}),
+    connectionManager: {
+      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+    },
+    peerDiscovery,
+    services
+  }) as unknown as NeuroShardHost
+
+  if (options.start !== false) {
+    await node.start()
+    log('started %p listening on %a', node.peerId, node.getMultiaddrs())
+  }
+  return node
+}
+
+function isTcpOnly (addr: string): boolean {
+  return addr.includes('/tcp/') && !addr.includes('/ws') && !addr.includes('/quic') && !addr.includes('/webrtc')
+}
+
+function addressMapper (filter: DhtAddressFilter): PeerInfoMapper {
+  switch (filter) {
+    case 'all':
+      return passthroughMapper
+    case 'public':
+      return removePrivateAddressesMapper
+    case 'private':
+      return removePublicAddressesMapper
+    default:
+      throw new InvalidParametersError(`Unknown dhtAddressFilter ${String(filter)}`)
+  }
+}
