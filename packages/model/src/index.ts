@@ -7,3 +7,10 @@
 
 export * from './config.js'
 export * from './params.js'
+export * from './errors.js'
+export * from './validate.js'
+export * from './presets.js'
+export * from './scaling.js'
+export * from './init.js'
+export * from './safetensors.js'
+export * from './checkpoint.js'
