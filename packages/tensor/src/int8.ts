@@ -1,0 +1,119 @@
+/**
+ * Blockwise symmetric int8 quantization (specs/tensor-frame/README.md §int8 quantization).
+ *
+ * For each block of `blockSize` consecutive elements: `scale = fround(absmax / 127)` (float32),
+ * `q = clamp(roundTiesToEven(x × (1 / scale)), −127, 127)` in float64 arithmetic, and
+ * dequantization is `fround(q × scale)`. Every step is a single IEEE 754 operation, so any client
+ * that follows the spec produces the same bytes.
+ */
+
+import { DEFAULT_INT8_BLOCK_SIZE, MAX_INT8_BLOCK_SIZE } from './constants.js'
+import { NonFiniteValueError } from './errors.js'
+import { InvalidParametersError } from '@neuroshard/interface'
+import type { QuantizedInt8 } from './types.js'
+
+export interface QuantizeInt8Options {
+  /**
+   * Elements per block; one float32 scale per block
+   *
+   * @default 64
+   */
+  blockSize?: number
+}
+
+/** Largest finite float32 */
+const F32_MAX = 3.4028234663852886e38
+/** 1.5·2^52: adding and subtracting it rounds a double of magnitude < 2^51 to an integer, ties to even */
+const RNE_MAGIC = 6755399441055744
+
+/**
+ * The largest float32 scale whose 127-multiple is still finite in float32. Quantization never writes a larger
+ * scale and decoders reject larger ones, so dequantized values are always finite.
+ */
+export const MAX_INT8_SCALE = largestScale()
+
+function largestScale (): number {
+  const f = new Float32Array(1)
+  const u = new Uint32Array(f.buffer)
+  f[0] = F32_MAX / 127
+  while (!Number.isFinite(Math.fround(f[0] * 127))) u[0]--
+  for (;;) {
+    u[0]++
+    if (!Number.isFinite(Math.fround(f[0] * 127))) break
+  }
+  u[0]--
+  return f[0]
+}
+
+/** Validates a block size given by a caller */
+export function checkBlockSize (blockSize: number): void {
+  if (!Number.isSafeInteger(blockSize) || blockSize < 1 || blockSize > MAX_INT8_BLOCK_SIZE) {
+    throw new InvalidParametersError(`int8 block size must be an integer in [1, ${MAX_INT8_BLOCK_SIZE}], got ${blockSize}`)
+  }
+}
+
+/**
+ * Quantizes float32 values to blockwise symmetric int8.
+ *
+ * Throws `NonFiniteValueError` on NaN or ±Infinity (a single one would wreck its whole block).
+ * For every element, `|x − x̂| ≤ int8ErrorBound(scale of its block)` (about `absmax_block / 254`).
+ */
+export function quantizeInt8 (values: Float32Array, options: QuantizeInt8Options = {}): QuantizedInt8 {
+  const blockSize = options.blockSize ?? DEFAULT_INT8_BLOCK_SIZE
+  checkBlockSize(blockSize)
+  const n = values.length
+  const nBlocks = Math.ceil(n / blockSize)
+  const data = new Int8Array(n)
+  const scales = new Float32Array(nBlocks)
+  for (let b = 0; b < nBlocks; b++) {
+    const start = b * blockSize
+    const end = Math.min(start + blockSize, n)
+    let absmax = 0
+    for (let i = start; i < end; i++) {
+      const a = Math.abs(values[i])
+      if (!(a <= F32_MAX)) throw new NonFiniteValueError(`cannot quantize ${values[i]} at index ${i}`)
+      if (a > absmax) absmax = a
+    }
+    let scale = Math.fround(absmax / 127)
+    if (scale > MAX_INT8_SCALE) scale = MAX_INT8_SCALE
+    scales[b] = scale
+    if (scale === 0) continue // all-zero block (or absmax so small its scale underflows): q = 0
+    const r = 1 / scale
+    for (let i = start; i < end; i++) {
+      let q = (values[i] * r + RNE_MAGIC) - RNE_MAGIC
+      // only subnormal scales can push |q| past 127
+      if (q > 127) q = 127
+      else if (q < -127) q = -127
+      data[i] = q
+    }
+  }
+  return { data, scales, blockSize }
+}
+
+/** Dequantizes blockwise int8 to float32: `x̂[i] = fround(data[i] × scales[floor(i / blockSize)])` */
+export function dequantizeInt8 (q: QuantizedInt8, out?: Float32Array): Float32Array {
+  const { data, scales, blockSize } = q
+  checkBlockSize(blockSize)
+  const n = data.length
+  if (scales.length !== Math.ceil(n / blockSize)) {
+    throw new InvalidParametersError(`expected ${Math.ceil(n / blockSize)} scales for ${n} values in blocks of ${blockSize}, got ${scales.length}`)
+  }
+  const dst = out ?? new Float32Array(n)
+  if (dst.length !== n) throw new RangeError(`out has ${dst.length} elements, expected ${n}`)
+  for (let b = 0, start = 0; start < n; b++, start += blockSize) {
+    const s = scales[b]
+    const end = Math.min(start + blockSize, n)
+    for (let i = start; i < end; i++) dst[i] = data[i] * s
+  }
+  return dst
+}
+
+/**
+ * The largest error `quantizeInt8` makes on any element of a block whose stored scale is `scale`:
+ * `scale × (1/2 + 2^-17) + 2^-143`. The `2^-17` term covers the float32 rounding of the scale and of the
+ * dequantized value; the `2^-143` term only matters for subnormal scales. In terms of the block's absmax this
+ * is at most `absmax / 254 × (1 + 2^-15) + 2^-142`.
+ */
+export function int8ErrorBound (scale: number): number {
+  return scale * (0.5 + 2 ** -17) + 2 ** -143
+}

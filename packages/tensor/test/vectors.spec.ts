@@ -1,0 +1,143 @@
+import { readFileSync, readdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import {
+  decodeTensorFrame, dequantizeInt8, encodeTensorFrame, fromBFloat16, fromFloat16, quantizeInt8, tensorHashHex,
+  toBFloat16, toFloat16
+} from '../src/index.js'
+import type { Tensor } from '../src/index.js'
+
+// test/ → packages/tensor → packages → repo root
+const vectorsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'specs', 'tensor-frame', 'vectors')
+
+interface Vector {
+  description: string
+  frame: string
+  dtype?: Tensor['dtype']
+  shape?: number[]
+  name?: string
+  values?: Array<number | string>
+  bits?: number[]
+  scales?: Array<number | string>
+  dequantized?: Array<number | string>
+  source?: Array<number | string>
+  blockSize?: number
+  hash?: string
+  error?: string
+  maxBytes?: number
+}
+
+const files = readdirSync(vectorsDir).filter((f) => f.endsWith('.json')).sort()
+const vectors = files.map((f) => ({ file: f, v: JSON.parse(readFileSync(join(vectorsDir, f), 'utf8')) as Vector }))
+const validVectors = vectors.filter(({ v }) => v.error === undefined)
+const invalidVectors = vectors.filter(({ v }) => v.error !== undefined)
+
+/** JSON number or one of the strings "NaN", "Infinity", "-Infinity", "-0" */
+function num (x: number | string): number {
+  if (typeof x === 'number') return x
+  const special: Record<string, number> = { NaN, Infinity, '-Infinity': -Infinity, '-0': -0 }
+  if (!(x in special)) throw new Error(`bad number ${x}`)
+  return special[x]
+}
+
+const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'))
+
+/** Element-wise identity: NaN equals NaN, -0 differs from 0 */
+function expectSameFloats (actual: ArrayLike<number>, expected: number[]): void {
+  expect(actual.length).toBe(expected.length)
+  for (let i = 0; i < expected.length; i++) {
+    expect(Object.is(actual[i], expected[i]), `element ${i}: ${actual[i]} vs ${expected[i]}`).toBe(true)
+  }
+}
+
+/** The tensor a vector states, built from its JSON fields alone */
+function expectedTensor (v: Vector): Tensor {
+  const shape = v.shape ?? []
+  const values = v.values ?? []
+  const named = v.name !== undefined ? { name: v.name } : {}
+  switch (v.dtype) {
+    case 'float32': return { dtype: 'float32', shape, data: new Float32Array(values.map(num)), ...named }
+    case 'float16': return { dtype: 'float16', shape, data: new Uint16Array(v.bits ?? []), ...named }
+    case 'bfloat16': return { dtype: 'bfloat16', shape, data: new Uint16Array(v.bits ?? []), ...named }
+    case 'int32': return { dtype: 'int32', shape, data: new Int32Array(values.map(num)), ...named }
+    case 'int64': return { dtype: 'int64', shape, data: new BigInt64Array(values.map((x) => BigInt(x))), ...named }
+    case 'int8': return { dtype: 'int8', shape, data: new Int8Array(values.map(num)), scales: new Float32Array((v.scales ?? []).map(num)), blockSize: v.blockSize ?? 0, ...named }
+    default: throw new Error(`vector has no dtype: ${v.description}`)
+  }
+}
+
+describe('specs/tensor-frame/vectors', () => {
+  it('has a valid vector for every dtype and the edge cases, and invalid vectors', () => {
+    const dtypes = new Set(validVectors.map(({ v }) => v.dtype))
+    expect([...dtypes].sort()).toEqual(['bfloat16', 'float16', 'float32', 'int32', 'int64', 'int8'])
+    expect(validVectors.some(({ v }) => v.shape?.length === 0)).toBe(true) // scalar
+    expect(validVectors.some(({ v }) => v.shape?.includes(0))).toBe(true) // empty
+    expect(validVectors.some(({ v }) => v.name !== undefined)).toBe(true) // named
+    expect(invalidVectors.length).toBeGreaterThanOrEqual(20)
+  })
+
+  describe.each(validVectors)('$file', ({ v }) => {
+    const frame = unhex(v.frame)
+
+    it('decodes to the stated dtype, shape, name and values', () => {
+      const t = decodeTensorFrame(frame)
+      expect(t.dtype).toBe(v.dtype)
+      expect(t.shape).toEqual(v.shape)
+      expect(t.name).toBe(v.name)
+      const values = v.values ?? []
+      switch (t.dtype) {
+        case 'float32': expectSameFloats(t.data, values.map(num)); break
+        case 'float16':
+          expect(Array.from(t.data)).toEqual(v.bits)
+          expectSameFloats(fromFloat16(t.data), values.map(num))
+          break
+        case 'bfloat16':
+          expect(Array.from(t.data)).toEqual(v.bits)
+          expectSameFloats(fromBFloat16(t.data), values.map(num))
+          break
+        case 'int32': expect(Array.from(t.data)).toEqual(values); break
+        case 'int64': expect(Array.from(t.data, String)).toEqual(values); break
+        case 'int8':
+          expect(Array.from(t.data)).toEqual(values)
+          expect(t.blockSize).toBe(v.blockSize)
+          expectSameFloats(t.scales, (v.scales ?? []).map(num))
+          expectSameFloats(dequantizeInt8(t), (v.dequantized ?? []).map(num))
+          break
+      }
+    })
+
+    it('encodes the stated values to exactly the frame bytes', () => {
+      expect(Buffer.from(encodeTensorFrame(expectedTensor(v))).toString('hex')).toBe(v.frame)
+    })
+
+    it('has the stated content hash, from the frame and from the tensor', () => {
+      expect(tensorHashHex(frame)).toBe(v.hash)
+      expect(tensorHashHex(expectedTensor(v))).toBe(v.hash)
+    })
+
+    if (v.source !== undefined) {
+      it('converts "source" to the stated values', () => {
+        const source = new Float32Array(v.source!.map(num))
+        if (v.dtype === 'int8') {
+          const q = quantizeInt8(source, { blockSize: v.blockSize })
+          expect(Array.from(q.data)).toEqual(v.values)
+          expectSameFloats(q.scales, (v.scales ?? []).map(num))
+        } else if (v.dtype === 'float16') {
+          expect(Array.from(toFloat16(source, { overflow: 'infinity' }))).toEqual(v.bits)
+        } else if (v.dtype === 'bfloat16') {
+          expect(Array.from(toBFloat16(source))).toEqual(v.bits)
+        }
+      })
+    }
+  })
+
+  describe.each(invalidVectors)('$file', ({ v }) => {
+    it(`is rejected with ${v.error}`, () => {
+      const frame = unhex(v.frame)
+      const options = v.maxBytes !== undefined ? { maxBytes: v.maxBytes } : {}
+      expect(() => decodeTensorFrame(frame, options)).toThrow(expect.objectContaining({ name: v.error }))
+      expect(() => tensorHashHex(frame, options)).toThrow(expect.objectContaining({ name: v.error }))
+    })
+  })
+})
