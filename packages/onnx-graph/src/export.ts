@@ -1,0 +1,154 @@
+import { onnx } from './onnx.js'
+import { GraphError } from './errors.js'
+import { onnxCode } from './graph.js'
+import type { AttrValue, GraphBuilder, Node, TensorData, Value } from './graph.js'
+import type { DType, Shape } from './types.js'
+
+/** ONNX IR version written into every model (IR 11 is the version that introduced opset 23) */
+export const IR_VERSION = 11
+/** Default opset of the ai.onnx domain */
+export const OPSET = 23
+
+export interface ExportOptions {
+  /** @default 23 */
+  opset?: number
+  /** Extra opset imports, e.g. `{ 'com.microsoft': 1 }` */
+  domains?: Record<string, number>
+  /** Write intermediate value shapes as value_info (helps debugging, costs bytes) @default false */
+  valueInfo?: boolean
+}
+
+function valueInfo (name: string, dtype: DType, shape: Shape): onnx.ValueInfoProto {
+  return {
+    name,
+    docString: '',
+    type: {
+      tensorType: {
+        elemType: onnxCode(dtype),
+        shape: { dim: shape.map(d => typeof d === 'number' ? { dimValue: BigInt(d) } : { dimParam: d }) }
+      }
+    }
+  }
+}
+
+function rawBytes (data: TensorData): Uint8Array<ArrayBuffer> {
+  // little-endian host assumed (x86, arm64): typed array bytes are ONNX raw_data
+  const out = new Uint8Array(data.byteLength)
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+  return out
+}
+
+function tensorProto (name: string, dtype: DType, shape: number[], data: TensorData): onnx.TensorProto {
+  return {
+    name,
+    dims: shape.map(d => BigInt(d)),
+    dataType: onnxCode(dtype),
+    rawData: rawBytes(data),
+    floatData: [],
+    int32Data: [],
+    int64Data: [],
+    doubleData: [],
+    docString: ''
+  }
+}
+
+function attribute (name: string, a: AttrValue): onnx.AttributeProto {
+  const base: onnx.AttributeProto = { name, f: 0, i: 0n, s: new Uint8Array(0), floats: [], ints: [], strings: [], type: onnx.AttributeProto.AttributeType.UNDEFINED }
+  switch (a.kind) {
+    case 'int': return { ...base, i: BigInt(a.value), type: onnx.AttributeProto.AttributeType.INT }
+    case 'ints': return { ...base, ints: a.value.map(v => BigInt(v)), type: onnx.AttributeProto.AttributeType.INTS }
+    case 'float': return { ...base, f: a.value, type: onnx.AttributeProto.AttributeType.FLOAT }
+    case 'floats': return { ...base, floats: a.value, type: onnx.AttributeProto.AttributeType.FLOATS }
+    case 'string': return { ...base, s: new TextEncoder().encode(a.value), type: onnx.AttributeProto.AttributeType.STRING }
+    case 'tensor': {
+      const data = a.dtype === 'float32'
+        ? Float32Array.of(a.value)
+        : a.dtype === 'float64'
+          ? Float64Array.of(a.value)
+          : a.dtype === 'int64' ? BigInt64Array.of(BigInt(a.value)) : a.dtype === 'int32' ? Int32Array.of(a.value) : Uint8Array.of(a.value)
+      return { ...base, t: tensorProto('', a.dtype, [1], data), type: onnx.AttributeProto.AttributeType.TENSOR }
+    }
+  }
+}
+
+/**
+ * Nodes needed to compute the graph outputs, in their original (topological) order. Dead code (for instance
+ * forward nodes a backward graph does not need) is dropped here.
+ */
+export function liveNodes (g: GraphBuilder): { nodes: Node[], values: Set<Value> } {
+  const producer = new Map<Value, Node>()
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n)
+  const live = new Set<Node>()
+  const values = new Set<Value>()
+  const stack: Value[] = g.outputs.map(o => o.value)
+  while (stack.length > 0) {
+    const v = stack.pop() as Value
+    if (values.has(v)) continue
+    values.add(v)
+    const n = producer.get(v)
+    if (n != null && !live.has(n)) {
+      live.add(n)
+      for (const i of n.inputs) if (i != null) stack.push(i)
+    }
+  }
+  return { nodes: g.nodes.filter(n => live.has(n)), values }
+}
+
+/** Serialize the graph as ONNX ModelProto bytes */
+export function toModelProto (g: GraphBuilder, options: ExportOptions = {}): Uint8Array {
+  if (g.outputs.length === 0) throw new GraphError(`graph '${g.name}' has no outputs`)
+  const { nodes, values } = liveNodes(g)
+  // Rename node outputs that are exported so no Identity is needed; otherwise alias through Identity.
+  const rename = new Map<Value, string>()
+  const extra: onnx.NodeProto[] = []
+  const taken = new Set<string>([...g.inputs.map(v => v.name), ...[...g.constants.keys()].map(v => v.name)])
+  for (const n of g.nodes) for (const o of n.outputs) taken.add(o.name)
+  for (const o of g.outputs) {
+    if (o.value.kind === 'node' && !rename.has(o.value) && (o.value.name === o.name || !taken.has(o.name))) {
+      rename.set(o.value, o.name)
+      taken.add(o.name)
+    }
+  }
+  const nameOf = (v: Value): string => rename.get(v) ?? v.name
+  for (const o of g.outputs) {
+    if (nameOf(o.value) !== o.name) {
+      extra.push({ input: [nameOf(o.value)], output: [o.name], name: `output_${o.name}`, opType: 'Identity', attribute: [], docString: '', domain: '' })
+    }
+  }
+  const nodeProtos: onnx.NodeProto[] = nodes.map(n => ({
+    input: n.inputs.map(i => i == null ? '' : nameOf(i)),
+    output: n.outputs.map(nameOf),
+    name: n.name,
+    opType: n.op,
+    attribute: Object.entries(n.attrs).map(([k, a]) => attribute(k, a)),
+    docString: '',
+    domain: n.domain
+  }))
+  const initializer: onnx.TensorProto[] = []
+  for (const [v, data] of g.constants) {
+    if (values.has(v)) initializer.push(tensorProto(v.name, v.dtype, v.shape as number[], data))
+  }
+  const graph: onnx.GraphProto = {
+    node: [...nodeProtos, ...extra],
+    name: g.name,
+    initializer,
+    docString: '',
+    input: g.inputs.map(v => valueInfo(v.name, v.dtype, v.shape)),
+    output: g.outputs.map(o => valueInfo(o.name, o.value.dtype, o.value.shape)),
+    valueInfo: options.valueInfo === true
+      ? nodes.flatMap(n => n.outputs.filter(o => values.has(o)).map(o => valueInfo(nameOf(o), o.dtype, o.shape)))
+      : []
+  }
+  const opsetImport: onnx.OperatorSetIdProto[] = [{ domain: '', version: BigInt(options.opset ?? OPSET) }]
+  for (const [domain, version] of Object.entries(options.domains ?? {})) opsetImport.push({ domain, version: BigInt(version) })
+  return onnx.ModelProto.encode({
+    irVersion: BigInt(IR_VERSION),
+    producerName: '@neuroshard/onnx-graph',
+    producerVersion: '0.1.0',
+    domain: '',
+    modelVersion: 1n,
+    docString: '',
+    graph,
+    opsetImport
+  })
+}
