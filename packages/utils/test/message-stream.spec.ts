@@ -1,3 +1,4 @@
+import pDefer from 'p-defer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { messageStream } from '../src/index.js'
 import { EchoRequest, EchoResponse } from './fixtures/echo.js'
@@ -27,7 +28,7 @@ interface Outcome<T> { value?: T, error?: Error, elapsed: number, stream: Stream
  */
 async function serveOnce<T> (fn: (messages: FramedStream) => Promise<T>, options: MessageStreamOptions = {}): Promise<{ protocol: string, outcome: Promise<Outcome<T>> }> {
   const protocol = `/neuroshard-test/message-stream-${++protocolCount}/1.0.0`
-  const { promise, resolve } = Promise.withResolvers<Outcome<T>>()
+  const { promise, resolve } = pDefer<Outcome<T>>()
 
   await server.handle(protocol, async (stream) => {
     const start = Date.now()
