@@ -1,0 +1,296 @@
+import { InvalidParametersError } from '@neuroshard/interface'
+import { encodeCheckpoint, initShardParameters, shardParameters, validateConfig, describeRole } from '@neuroshard/model'
+import { DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_LR, DEFAULT_MAX_GRAD_NORM, DEFAULT_WEIGHT_DECAY } from './constants.js'
+import { NonFiniteTensorError, SessionError } from './errors.js'
+import { constantLr } from './optim.js'
+import { Runtime } from './runtime.js'
+import type { LrSchedule } from './optim.js'
+import type { AdamWResult } from './protocol.js'
+import type { Device, RunOptions, RuntimeInit, RuntimeSession } from './runtime.js'
+import type { TensorData } from './tensor.js'
+import type { AbortOptions } from './tensor.js'
+import type { ModelConfig, ShardRole, ParameterSpec } from '@neuroshard/model'
+
+/** AdamW settings of a shard executor */
+export interface AdamWOptions {
+  /** @default 0.9 */
+  beta1?: number
+  /** @default 0.95 */
+  beta2?: number
+  /** @default 1e-8 */
+  eps?: number
+  /** Decoupled weight decay, not applied to norm weights. @default 0.1 */
+  weightDecay?: number
+  /** Clip the gradient norm to this (0 = off). @default 1.0 */
+  maxGradNorm?: number
+  /** Learning rate per step (e.g. `warmupCosine(...)`). @default constant 3e-4 */
+  schedule?: LrSchedule
+}
+
+/** ONNX graphs of one shard (ModelProto bytes), per the model's shard I/O contract */
+export interface ShardGraphs {
+  /** Training forward (embed: input_ids → hidden; blocks: hidden_in → hidden_out; head: hidden, targets → loss) */
+  forward?: Uint8Array
+  /** Backward: activations + upstream gradient → downstream gradient and `grad.<param>` per parameter */
+  backward?: Uint8Array
+  /** Inference (blocks: with past/present KV cache and position_offset; head: hidden → logits) */
+  inference?: Uint8Array
+}
+
+export interface ShardExecutorInit extends RuntimeInit {
+  config: ModelConfig
+  role: ShardRole
+  graphs: ShardGraphs
+  /** Initial weights (copied); when absent the seeded init of `@neuroshard/model` is used */
+  parameters?: Map<string, Float32Array>
+  /** Init seed when `parameters` is absent. @default 0 */
+  seed?: number | bigint
+  /** Optimizer steps already taken (e.g. from a checkpoint). @default 0 */
+  step?: number
+  optimizer?: AdamWOptions
+}
+
+/** What one optimizer step did */
+export interface StepResult {
+  /** 0-based index of the step just taken */
+  step: number
+  lr: number
+  /** Gradient norm used for clipping (before clipping) */
+  gradNorm: number
+  /** Factor the gradients were scaled by (1 = not clipped) */
+  clipScale: number
+}
+
+export interface StepOptions extends AbortOptions {
+  /** Clip against this norm instead of the shard's own (e.g. the pipeline-global norm) */
+  gradNorm?: number
+}
+
+/**
+ * One shard of NeuroLLM on this machine: its parameters, gradients and AdamW state live in a worker
+ * thread next to its onnxruntime sessions; calls pass only activations.
+ */
+export class ShardExecutor {
+  readonly config: ModelConfig
+  readonly role: ShardRole
+  readonly runtime: Runtime
+  /** Parameter specs in canonical order */
+  readonly parameterSpecs: readonly ParameterSpec[]
+  private readonly sessions: { forward?: RuntimeSession, backward?: RuntimeSession, inference?: RuntimeSession }
+  private readonly optimizer: Required<Omit<AdamWOptions, 'schedule'>> & { schedule: LrSchedule }
+  private steps: number
+
+  private constructor (init: ShardExecutorInit, runtime: Runtime, sessions: ShardExecutor['sessions']) {
+    this.config = init.config
+    this.role = init.role
+    this.runtime = runtime
+    this.sessions = sessions
+    this.parameterSpecs = shardParameters(init.config, init.role)
+    this.steps = init.step ?? 0
+    const o = init.optimizer ?? {}
+    this.optimizer = {
+      beta1: o.beta1 ?? DEFAULT_BETA1,
+      beta2: o.beta2 ?? DEFAULT_BETA2,
+      eps: o.eps ?? DEFAULT_EPS,
+      weightDecay: o.weightDecay ?? DEFAULT_WEIGHT_DECAY,
+      maxGradNorm: o.maxGradNorm ?? DEFAULT_MAX_GRAD_NORM,
+      schedule: o.schedule ?? constantLr(DEFAULT_LR)
+    }
+  }
+
+  /** Start a worker, load the graphs and make the parameters resident */
+  static async create (init: ShardExecutorInit, options: AbortOptions = {}): Promise<ShardExecutor> {
+    validateConfig(init.config)
+    if (init.role.kind === 'blocks' && !(init.role.start >= 0 && init.role.start < init.role.end && init.role.end <= init.config.nLayers)) {
+      throw new InvalidParametersError(`block range [${init.role.start}, ${init.role.end}) is outside the model's ${init.config.nLayers} blocks`)
+    }
+    const runtime = new Runtime(init)
+    try {
+      const sessions: ShardExecutor['sessions'] = {}
+      for (const kind of ['forward', 'backward', 'inference'] as const) {
+        const bytes = init.graphs[kind]
+        if (bytes !== undefined) sessions[kind] = await runtime.createSession(bytes, options)
+      }
+      const ex = new ShardExecutor(init, runtime, sessions)
+      await ex.setParameters(init.parameters ?? initShardParameters(init.config, init.role, init.seed ?? 0), options)
+      return ex
+    } catch (err) {
+      await runtime.close()
+      throw err
+    }
+  }
+
+  /** Execution provider of the shard's sessions */
+  get executionProvider (): Device {
+    return (this.sessions.forward ?? this.sessions.backward ?? this.sessions.inference)?.executionProvider ?? 'cpu'
+  }
+
+  /** Optimizer steps taken so far */
+  get stepCount (): number {
+    return this.steps
+  }
+
+  /** Replace the weights (copied into the worker; every parameter must be present, float32, finite) */
+  async setParameters (parameters: Map<string, Float32Array>, options: AbortOptions = {}): Promise<void> {
+    const tensors: Record<string, TensorData> = {}
+    for (const spec of this.parameterSpecs) {
+      const p = parameters.get(spec.name)
+      const n = spec.shape.reduce((a, b) => a * b, 1)
+      if (!(p instanceof Float32Array) || p.length !== n) {
+        throw new InvalidParametersError(`parameter ${spec.name} must be a Float32Array of ${n} elements (shape ${JSON.stringify(spec.shape)})`)
+      }
+      tensors[spec.name] = { type: 'float32', dims: spec.shape, data: p }
+    }
+    await this.runtime.setResident(tensors, options)
+  }
+
+  /** Copies of the current weights, by name in canonical order */
+  async getParameters (options: AbortOptions = {}): Promise<Map<string, Float32Array>> {
+    const got = await this.runtime.getResident(this.parameterSpecs.map(s => s.name), options)
+    return new Map(this.parameterSpecs.map(s => [s.name, got[s.name].data as Float32Array]))
+  }
+
+  /** The shard as a safetensors checkpoint (see `@neuroshard/model`'s `encodeCheckpoint`) */
+  async checkpoint (options: AbortOptions = {}): Promise<Uint8Array> {
+    return encodeCheckpoint({ config: this.config, role: this.role, parameters: await this.getParameters(options), step: this.steps })
+  }
+
+  private need (kind: 'forward' | 'backward' | 'inference'): RuntimeSession {
+    const s = this.sessions[kind]
+    if (s === undefined) throw new SessionError(`shard ${describeRole(this.role)} was created without a ${kind} graph`)
+    return s
+  }
+
+  /** Run the training forward graph on activations; parameters are resident */
+  async forward (feeds: Record<string, TensorData>, options: RunOptions = {}): Promise<Record<string, TensorData>> {
+    return await this.need('forward').run(feeds, options)
+  }
+
+  /**
+   * Run the backward graph. `grad.<param>` outputs are added to the shard's gradient accumulators (not
+   * returned); the other outputs (the gradient for the previous shard) are returned.
+   */
+  async backward (feeds: Record<string, TensorData>, options: RunOptions = {}): Promise<Record<string, TensorData>> {
+    return await this.runtime.runSession(this.need('backward'), feeds, { ...options, accumulateGrads: true })
+  }
+
+  /** Σ‖g‖² over this shard's accumulated gradients (to build a pipeline-global norm for clipping) */
+  async gradNormSquared (options: AbortOptions = {}): Promise<number> {
+    return await this.runtime.worker.call<number>({ op: 'gradNormSquared', names: this.parameterSpecs.map(s => s.name) }, [], options)
+  }
+
+  /** Copies of the accumulated gradients */
+  async getGradients (options: AbortOptions = {}): Promise<Map<string, Float32Array>> {
+    const names = this.parameterSpecs.map(s => `grad.${s.name}`)
+    const got = await this.runtime.getResident(names, options)
+    return new Map(this.parameterSpecs.map(s => [s.name, got[`grad.${s.name}`].data as Float32Array]))
+  }
+
+  /** Drop the accumulated gradients */
+  async zeroGradients (options: AbortOptions = {}): Promise<void> {
+    await this.runtime.worker.call({ op: 'zeroGrads' }, [], options)
+  }
+
+  /**
+   * One AdamW step on the accumulated gradients (clip by global norm, bias-corrected moments, decoupled
+   * weight decay except on norm weights, lr from the schedule), then zero the gradients. Runs in the
+   * worker as one fused loop per parameter.
+   */
+  async step (options: StepOptions = {}): Promise<StepResult> {
+    const step = this.steps
+    const lr = this.optimizer.schedule(step)
+    const o = this.optimizer
+    const r = await this.runtime.worker.call<AdamWResult>({
+      op: 'adamw',
+      names: this.parameterSpecs.map(s => s.name),
+      noDecay: this.parameterSpecs.filter(s => s.shape.length === 1).map(s => s.name),
+      lr,
+      beta1: o.beta1,
+      beta2: o.beta2,
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      t: step + 1,
+      maxGradNorm: o.maxGradNorm,
+      ...(options.gradNorm !== undefined ? { gradNorm: options.gradNorm } : {})
+    }, [], options)
+    this.steps++
+    if (r.nonFinite !== undefined) {
+      throw new NonFiniteTensorError(r.nonFinite, `parameter ${r.nonFinite} became non-finite in optimizer step ${step}`)
+    }
+    return { step, lr, gradNorm: r.gradNorm, clipScale: r.clipScale }
+  }
+
+  /** AdamW moments (copies) for checkpointing the optimizer */
+  async getOptimizerState (options: AbortOptions = {}): Promise<{ m: Map<string, Float32Array>, v: Map<string, Float32Array> }> {
+    const r = await this.runtime.worker.call<{ m: Record<string, Float32Array>, v: Record<string, Float32Array> }>({ op: 'getOptimizerState', names: this.parameterSpecs.map(s => s.name) }, [], options)
+    return { m: new Map(Object.entries(r.m)), v: new Map(Object.entries(r.v)) }
+  }
+
+  /** Restore AdamW moments (copied) */
+  async setOptimizerState (state: { m: Map<string, Float32Array>, v: Map<string, Float32Array> }, options: AbortOptions = {}): Promise<void> {
+    await this.runtime.worker.call({ op: 'setOptimizerState', m: Object.fromEntries(state.m), v: Object.fromEntries(state.v) }, [], options)
+  }
+
+  /** Open a KV-cache inference session over the inference graph (its cache lives in the worker) */
+  async openInference (options: AbortOptions = {}): Promise<KvCacheSession> {
+    const session = this.need('inference')
+    const kv = await this.runtime.worker.call<number>({ op: 'kvOpen' }, [], options)
+    return new KvCacheSession(this.runtime, session, kv, this.config.maxSeqLen)
+  }
+
+  /** Terminate the worker and free everything (idempotent) */
+  async close (): Promise<void> {
+    await this.runtime.close()
+  }
+}
+
+/**
+ * One generation's state on a shard: `run()` the prompt (prefill), then one token at a time (decode).
+ * Past keys/values stay in the worker; `position_offset` is fed automatically.
+ */
+export class KvCacheSession {
+  private readonly runtime: Runtime
+  private readonly session: RuntimeSession
+  private readonly id: number
+  private readonly maxSeqLen: number
+  private pos = 0
+  private closed = false
+
+  /** @internal */
+  constructor (runtime: Runtime, session: RuntimeSession, id: number, maxSeqLen: number) {
+    this.runtime = runtime
+    this.session = session
+    this.id = id
+    this.maxSeqLen = maxSeqLen
+  }
+
+  /** Tokens already in the cache */
+  get position (): number {
+    return this.pos
+  }
+
+  /** Run the next chunk (the whole prompt first, then single tokens); returns the non-cache outputs */
+  async run (feeds: Record<string, TensorData>, options: RunOptions = {}): Promise<Record<string, TensorData>> {
+    if (this.closed) throw new SessionError('KV-cache session is closed')
+    const first = Object.values(feeds)[0]
+    const seq = first?.dims[1] ?? 0
+    if (this.pos + seq > this.maxSeqLen) {
+      throw new InvalidParametersError(`KV cache would hold ${this.pos + seq} tokens, over maxSeqLen ${this.maxSeqLen}`)
+    }
+    const out = await this.runtime.runSession(this.session, feeds, { ...options, kv: this.id })
+    this.pos = await this.runtime.worker.call<number>({ op: 'kvPosition', kv: this.id }, [], options)
+    return out
+  }
+
+  /** Free the cache */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (!this.runtime.worker.isClosed) await this.runtime.worker.call({ op: 'kvClose', kv: this.id })
+  }
+}
+
+/** Create a shard executor (see `ShardExecutor`) */
+export async function createShardExecutor (init: ShardExecutorInit, options: AbortOptions = {}): Promise<ShardExecutor> {
+  return await ShardExecutor.create(init, options)
+}

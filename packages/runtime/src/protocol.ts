@@ -1,0 +1,86 @@
+/**
+ * Messages between the runtime's main-thread handle and its worker thread (types only, internal).
+ */
+import type { TensorData } from './tensor.js'
+
+export interface ValueInfo {
+  name: string
+  type: string
+  /** Numbers are fixed dims, strings symbolic ones */
+  shape: Array<number | string>
+}
+
+export type Device = 'cpu' | 'cuda'
+
+export interface CreateSessionRequest {
+  op: 'createSession'
+  bytes: Uint8Array
+  device: Device
+  /** Look for the CUDA provider library before trying (avoids onnxruntime's own error log) */
+  cudaPrecheck: boolean
+  intraOpNumThreads?: number
+}
+
+export interface CreateSessionResult {
+  session: number
+  executionProvider: Device
+  fallbackReason?: string
+  inputs: ValueInfo[]
+  outputs: ValueInfo[]
+}
+
+export interface RunRequest {
+  op: 'run'
+  session: number
+  feeds: Record<string, TensorData>
+  /** KV-cache state to read past_* inputs from and store present_* outputs into */
+  kv?: number
+  /** Outputs named `grad.<resident>` are added into the resident gradient buffers instead of being returned */
+  accumulateGrads?: boolean
+}
+
+export interface AdamWRequest {
+  op: 'adamw'
+  names: string[]
+  noDecay: string[]
+  lr: number
+  beta1: number
+  beta2: number
+  eps: number
+  weightDecay: number
+  /** 1-based step number, for bias correction */
+  t: number
+  /** Clip threshold on the gradient norm (0 = off) */
+  maxGradNorm: number
+  /** Norm to clip against (e.g. pipeline-global); the local norm when absent */
+  gradNorm?: number
+}
+
+export interface AdamWResult {
+  gradNorm: number
+  clipScale: number
+  /** Name of a parameter that became non-finite, if any */
+  nonFinite?: string
+}
+
+export type WorkerRequest =
+  | CreateSessionRequest
+  | RunRequest
+  | AdamWRequest
+  | { op: 'releaseSession', session: number }
+  | { op: 'setResident', tensors: Record<string, TensorData> }
+  | { op: 'getResident', names: string[] }
+  | { op: 'setOptimizerState', m: Record<string, Float32Array>, v: Record<string, Float32Array> }
+  | { op: 'getOptimizerState', names: string[] }
+  | { op: 'gradNormSquared', names: string[] }
+  | { op: 'zeroGrads' }
+  | { op: 'kvOpen' }
+  | { op: 'kvClose', kv: number }
+  | { op: 'kvPosition', kv: number }
+
+export interface WorkerReply {
+  id: number
+  ok: boolean
+  result?: unknown
+  error?: { name: string, message: string, tensorName?: string }
+}

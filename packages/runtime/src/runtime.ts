@@ -1,0 +1,277 @@
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { AbortError } from '@neuroshard/interface'
+import { logger } from '@libp2p/logger'
+import { InvalidTensorError, NonFiniteTensorError, RuntimeClosedError, SessionError, ShapeMismatchError } from './errors.js'
+import { assertFinite, assertWellFormed, validateFeeds } from './validate.js'
+import type { Device, CreateSessionResult, ValueInfo, WorkerReply, WorkerRequest } from './protocol.js'
+import type { TensorData } from './tensor.js'
+import type { AbortOptions } from './tensor.js'
+
+export type { Device, ValueInfo } from './protocol.js'
+
+const log = logger('neuroshard:runtime')
+
+export interface RuntimeInit {
+  /**
+   * Where sessions run. `cuda` tries onnxruntime's CUDA execution provider and falls back to CPU (with one
+   * warning per process) when its libraries are not installed.
+   *
+   * @default 'cpu'
+   */
+  device?: Device
+  /**
+   * Receives the CUDA-fallback warning (at most once per process). Defaults to `process.emitWarning`.
+   */
+  onWarning?: (message: string) => void
+  /**
+   * Look for onnxruntime's CUDA provider library before asking for CUDA (skips onnxruntime's own error
+   * log when it is absent). With `false` the session creation is simply tried.
+   *
+   * @default true
+   */
+  cudaPrecheck?: boolean
+  /**
+   * onnxruntime intra-op threads per session (onnxruntime's default: one per core)
+   */
+  intraOpNumThreads?: number
+}
+
+export interface RunOptions extends AbortOptions {
+  /**
+   * Transfer the feeds' ArrayBuffers to the worker instead of copying them (the caller's arrays become
+   * detached)
+   *
+   * @default false
+   */
+  transfer?: boolean
+  /**
+   * Scan float feeds for NaN/Inf before running
+   *
+   * @default true
+   */
+  checkFinite?: boolean
+}
+
+let cudaWarned = false
+
+/** The CUDA-fallback message, written so a user knows what to install */
+export function cudaFallbackMessage (reason: string): string {
+  return `NeuroShard asked for device 'cuda' but runs on CPU: ${reason}. ` +
+    'To use an NVIDIA GPU install CUDA 12 and cuDNN 9, then reinstall onnxruntime-node with ' +
+    'ONNXRUNTIME_NODE_INSTALL=cuda12 (see the @neuroshard/runtime README).'
+}
+
+function workerUrl (): URL {
+  // from TypeScript sources (tests) Node loads worker.ts with type stripping; from dist, worker.js
+  const js = new URL('./worker.js', import.meta.url)
+  if (existsSync(fileURLToPath(js))) return js
+  return new URL('./worker.ts', import.meta.url)
+}
+
+function toTypedError (e: NonNullable<WorkerReply['error']>): Error {
+  switch (e.name) {
+    case 'InvalidTensorError': return new InvalidTensorError(e.tensorName ?? '', e.message)
+    case 'ShapeMismatchError': return new ShapeMismatchError(e.tensorName ?? '', e.message)
+    case 'NonFiniteTensorError': return new NonFiniteTensorError(e.tensorName ?? '', e.message)
+    case 'SessionError': return new SessionError(e.message)
+    default: return Object.assign(new Error(e.message), { name: e.name })
+  }
+}
+
+function transferables (tensors: Record<string, TensorData>): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>()
+  for (const t of Object.values(tensors)) {
+    const b = t.data.buffer
+    // only whole, plain buffers can move; views into larger or shared buffers are copied
+    if (b instanceof ArrayBuffer && t.data.byteOffset === 0 && t.data.byteLength === b.byteLength) out.add(b)
+  }
+  return [...out]
+}
+
+/**
+ * A worker thread holding onnxruntime sessions and resident tensors (internal RPC). The worker is only
+ * ref'd while calls are in flight, so an idle runtime never keeps the process alive.
+ */
+export class RuntimeWorker {
+  private readonly worker: Worker
+  private nextId = 1
+  private readonly pending = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
+  private closed = false
+
+  constructor () {
+    this.worker = new Worker(workerUrl(), { workerData: { neuroshardRuntime: 1 } })
+    this.worker.unref()
+    this.worker.on('message', (reply: WorkerReply) => {
+      const p = this.pending.get(reply.id)
+      if (p === undefined) return
+      this.pending.delete(reply.id)
+      if (this.pending.size === 0) this.worker.unref()
+      if (reply.ok) p.resolve(reply.result)
+      else p.reject(toTypedError(reply.error!))
+    })
+    this.worker.on('error', (err) => { this.fail(new RuntimeClosedError(`runtime worker failed: ${err.message}`)) })
+    this.worker.on('exit', (code) => { this.fail(new RuntimeClosedError(`runtime worker exited (code ${code})`)) })
+  }
+
+  private fail (err: Error): void {
+    this.closed = true
+    for (const p of this.pending.values()) p.reject(err)
+    this.pending.clear()
+  }
+
+  async call<T> (req: WorkerRequest, transfer: ArrayBuffer[] = [], options: AbortOptions = {}): Promise<T> {
+    if (this.closed) throw new RuntimeClosedError('the runtime is closed')
+    options.signal?.throwIfAborted()
+    const id = this.nextId++
+    let resolve!: (v: T) => void
+    let reject!: (e: Error) => void
+    const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+    this.pending.set(id, { resolve, reject })
+    if (this.pending.size === 1) this.worker.ref()
+    this.worker.postMessage({ id, req }, transfer)
+    if (options.signal == null) return await promise
+    const signal = options.signal
+    const onAbort = (): void => { reject(new AbortError('aborted while the runtime worker was busy')) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await promise
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.worker.terminate()
+    for (const p of this.pending.values()) p.reject(new RuntimeClosedError('the runtime was closed'))
+    this.pending.clear()
+  }
+
+  get isClosed (): boolean {
+    return this.closed
+  }
+}
+
+/** One onnxruntime session living in a runtime's worker */
+export class RuntimeSession {
+  /** Execution provider actually in use */
+  readonly executionProvider: Device
+  /** Why a `cuda` request runs on CPU (undefined when it did not fall back) */
+  readonly fallbackReason?: string
+  /** The graph's inputs (names, types, shapes with symbolic dims) */
+  readonly inputs: readonly ValueInfo[]
+  /** The graph's outputs */
+  readonly outputs: readonly ValueInfo[]
+  /** @internal */
+  readonly id: number
+  private readonly runtime: Runtime
+
+  /** @internal */
+  constructor (runtime: Runtime, created: CreateSessionResult) {
+    this.runtime = runtime
+    this.id = created.session
+    this.executionProvider = created.executionProvider
+    if (created.fallbackReason !== undefined) this.fallbackReason = created.fallbackReason
+    this.inputs = created.inputs
+    this.outputs = created.outputs
+  }
+
+  /**
+   * Validate the feeds (names, dtypes, shapes, NaN/Inf) and run the graph in the worker. Inputs not fed
+   * are taken from the runtime's resident tensors. Returns every output.
+   */
+  async run (feeds: Record<string, TensorData>, options: RunOptions = {}): Promise<Record<string, TensorData>> {
+    return await this.runtime.runSession(this, feeds, options)
+  }
+
+  /** Free the session in the worker */
+  async release (): Promise<void> {
+    await this.runtime.worker.call({ op: 'releaseSession', session: this.id })
+  }
+}
+
+/**
+ * onnxruntime-node off the main event loop: one worker thread that holds sessions and resident tensors
+ * (weights), runs graphs, and hands activations back by transfer.
+ */
+export class Runtime {
+  /** @internal */
+  readonly worker: RuntimeWorker
+  readonly device: Device
+  private readonly init: RuntimeInit
+  /** Type and dims of each resident tensor (validated against graph inputs on the main thread) */
+  private readonly residentInfo = new Map<string, { type: string, dims: readonly number[] }>()
+
+  constructor (init: RuntimeInit = {}) {
+    this.init = init
+    this.device = init.device ?? 'cpu'
+    this.worker = new RuntimeWorker()
+  }
+
+  /** Build a session from ONNX ModelProto bytes */
+  async createSession (bytes: Uint8Array, options: AbortOptions = {}): Promise<RuntimeSession> {
+    const created = await this.worker.call<CreateSessionResult>({
+      op: 'createSession',
+      bytes,
+      device: this.device,
+      cudaPrecheck: this.init.cudaPrecheck ?? true,
+      ...(this.init.intraOpNumThreads !== undefined ? { intraOpNumThreads: this.init.intraOpNumThreads } : {})
+    }, [], options)
+    if (created.fallbackReason !== undefined) {
+      log('cuda unavailable, running on cpu: %s', created.fallbackReason)
+      if (!cudaWarned) {
+        cudaWarned = true
+        const message = cudaFallbackMessage(created.fallbackReason)
+        if (this.init.onWarning !== undefined) this.init.onWarning(message)
+        else process.emitWarning(message, { code: 'NEUROSHARD_CUDA_UNAVAILABLE' })
+      }
+    }
+    return new RuntimeSession(this, created)
+  }
+
+  /**
+   * Make tensors resident in the worker (weights): every session input with one of these names is fed
+   * from here. Float tensors are checked for NaN/Inf (the error names the tensor). Copied unless
+   * `transfer` is set.
+   */
+  async setResident (tensors: Record<string, TensorData>, options: AbortOptions & { transfer?: boolean } = {}): Promise<void> {
+    for (const [name, t] of Object.entries(tensors)) {
+      assertWellFormed(name, t)
+      assertFinite(name, t)
+    }
+    await this.worker.call({ op: 'setResident', tensors }, options.transfer === true ? transferables(tensors) : [], options)
+    for (const [name, t] of Object.entries(tensors)) this.residentInfo.set(name, { type: t.type, dims: [...t.dims] })
+  }
+
+  /** Copies of resident tensors (or of accumulated gradients, named `grad.<param>`) */
+  async getResident (names: string[], options: AbortOptions = {}): Promise<Record<string, TensorData>> {
+    return await this.worker.call({ op: 'getResident', names }, [], options)
+  }
+
+  /** @internal */
+  async runSession (session: RuntimeSession, feeds: Record<string, TensorData>, options: RunOptions & { kv?: number, accumulateGrads?: boolean }): Promise<Record<string, TensorData>> {
+    const kv = options.kv
+    validateFeeds(session.inputs, feeds, {
+      resident: this.residentInfo,
+      implicit: kv === undefined ? undefined : (name) => name.startsWith('past_') || name === 'position_offset',
+      checkFinite: options.checkFinite
+    })
+    const req: WorkerRequest = { op: 'run', session: session.id, feeds }
+    if (kv !== undefined) req.kv = kv
+    if (options.accumulateGrads === true) req.accumulateGrads = true
+    return await this.worker.call(req, options.transfer === true ? transferables(feeds) : [], options)
+  }
+
+  /** Terminate the worker (idempotent); pending calls reject with `RuntimeClosedError` */
+  async close (): Promise<void> {
+    await this.worker.close()
+  }
+}
+
+/** Start a runtime (one worker thread) */
+export async function createRuntime (init: RuntimeInit = {}): Promise<Runtime> {
+  return new Runtime(init)
+}

@@ -1,0 +1,327 @@
+/**
+ * The runtime's worker thread: it owns the onnxruntime sessions, the resident tensors (weights, gradients,
+ * Adam moments, KV caches) and runs the optimizer, so the main event loop never blocks on `run()` and big
+ * weights never cross the thread boundary per call.
+ *
+ * This file must stay self-contained (only `node:` builtins, `onnxruntime-node` and `import type`): when the
+ * package runs from TypeScript sources (tests), Node loads it directly with type stripping, which does not
+ * map `./x.js` imports to `./x.ts`.
+ */
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { isMainThread, parentPort, workerData } from 'node:worker_threads'
+import ort from 'onnxruntime-node'
+import type { InferenceSession, Tensor } from 'onnxruntime-node'
+import type { AdamWRequest, AdamWResult, CreateSessionRequest, CreateSessionResult, RunRequest, ValueInfo, WorkerReply, WorkerRequest } from './protocol.js'
+import type { TensorData } from './tensor.js'
+
+/** Hyper-parameters of one fused AdamW update */
+export interface AdamWKernelOptions {
+  lr: number
+  beta1: number
+  beta2: number
+  eps: number
+  /** Decoupled weight decay (0 for parameters that are not decayed) */
+  weightDecay: number
+  /** 1-based step for bias correction */
+  t: number
+  /** Gradient scale from clipping (1 = none) */
+  gradScale: number
+}
+
+/**
+ * One fused AdamW update in place (Loshchilov & Hutter, decoupled weight decay, bias-corrected):
+ * g ← s·g; m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; p ← p − lr·(m̂ / (√v̂ + ε) + λ p).
+ * Returns false if any updated parameter is not finite.
+ */
+export function adamwKernel (p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, o: AdamWKernelOptions): boolean {
+  const { lr, beta1, beta2, eps, weightDecay, t, gradScale } = o
+  const c1 = 1 / (1 - Math.pow(beta1, t))
+  const c2 = 1 / (1 - Math.pow(beta2, t))
+  const b1c = 1 - beta1
+  const b2c = 1 - beta2
+  const decay = 1 - lr * weightDecay
+  let finite = true
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i] * gradScale
+    const mi = beta1 * m[i] + b1c * gi
+    const vi = beta2 * v[i] + b2c * gi * gi
+    m[i] = mi
+    v[i] = vi
+    const pi = p[i] * decay - lr * (mi * c1) / (Math.sqrt(vi * c2) + eps)
+    p[i] = pi
+    if (pi - pi !== 0) finite = false
+  }
+  return finite
+}
+
+/** Σ x² in float64 */
+export function sumOfSquares (a: Float32Array): number {
+  let s = 0
+  for (let i = 0; i < a.length; i++) s += a[i] * a[i]
+  return s
+}
+
+/** Where onnxruntime-node keeps its native libraries */
+export function ortLibraryDir (): string {
+  const main = createRequire(import.meta.url).resolve('onnxruntime-node')
+  return join(dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch)
+}
+
+/** The CUDA provider library onnxruntime needs, or undefined if it is installed */
+export function missingCudaLibrary (): string | undefined {
+  const file = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so'
+  const path = join(ortLibraryDir(), file)
+  return existsSync(path) ? undefined : path
+}
+
+interface SessionEntry {
+  session: InferenceSession
+  inputs: ValueInfo[]
+  outputs: ValueInfo[]
+}
+
+interface KvState {
+  past: Map<string, Tensor>
+  position: number
+}
+
+class RuntimeWorkerState {
+  private nextId = 1
+  private readonly sessions = new Map<number, SessionEntry>()
+  /** Resident tensors: weights by parameter name (inputs of every session that names them) */
+  private readonly resident = new Map<string, Tensor>()
+  private readonly grads = new Map<string, Float32Array>()
+  private readonly m = new Map<string, Float32Array>()
+  private readonly v = new Map<string, Float32Array>()
+  private readonly kv = new Map<number, KvState>()
+
+  async handle (req: WorkerRequest): Promise<{ result: unknown, transfer: ArrayBuffer[] }> {
+    switch (req.op) {
+      case 'createSession': return { result: await this.createSession(req), transfer: [] }
+      case 'releaseSession': {
+        const s = this.sessions.get(req.session)
+        this.sessions.delete(req.session)
+        await s?.session.release()
+        return { result: null, transfer: [] }
+      }
+      case 'run': return await this.run(req)
+      case 'setResident': {
+        for (const [name, t] of Object.entries(req.tensors)) {
+          this.resident.set(name, new ort.Tensor(t.type as any, t.data as any, [...t.dims]))
+        }
+        return { result: null, transfer: [] }
+      }
+      case 'getResident': {
+        const out: Record<string, TensorData> = {}
+        const transfer: ArrayBuffer[] = []
+        for (const name of req.names) {
+          const t = this.resident.get(name) ?? this.gradTensor(name)
+          if (t === undefined) throw Object.assign(new Error(`no resident tensor ${name}`), { name: 'InvalidTensorError', tensorName: name })
+          const data = (t.data as Float32Array).slice()
+          out[name] = { type: t.type as TensorData['type'], dims: [...t.dims], data }
+          transfer.push(data.buffer)
+        }
+        return { result: out, transfer }
+      }
+      case 'setOptimizerState':
+        for (const [k, a] of Object.entries(req.m)) this.m.set(k, a)
+        for (const [k, a] of Object.entries(req.v)) this.v.set(k, a)
+        return { result: null, transfer: [] }
+      case 'getOptimizerState': {
+        const m: Record<string, Float32Array> = {}
+        const v: Record<string, Float32Array> = {}
+        const transfer: ArrayBuffer[] = []
+        for (const name of req.names) {
+          const mm = this.m.get(name)?.slice()
+          const vv = this.v.get(name)?.slice()
+          if (mm !== undefined && vv !== undefined) { m[name] = mm; v[name] = vv; transfer.push(mm.buffer, vv.buffer) }
+        }
+        return { result: { m, v }, transfer }
+      }
+      case 'gradNormSquared': {
+        let s = 0
+        for (const name of req.names) { const g = this.grads.get(name); if (g !== undefined) s += sumOfSquares(g) }
+        return { result: s, transfer: [] }
+      }
+      case 'zeroGrads':
+        for (const g of this.grads.values()) g.fill(0)
+        return { result: null, transfer: [] }
+      case 'adamw': return { result: this.adamw(req), transfer: [] }
+      case 'kvOpen': {
+        const id = this.nextId++
+        this.kv.set(id, { past: new Map(), position: 0 })
+        return { result: id, transfer: [] }
+      }
+      case 'kvClose':
+        this.kv.delete(req.kv)
+        return { result: null, transfer: [] }
+      case 'kvPosition':
+        return { result: this.kv.get(req.kv)?.position ?? 0, transfer: [] }
+    }
+  }
+
+  private gradTensor (name: string): Tensor | undefined {
+    if (!name.startsWith('grad.')) return undefined
+    const g = this.grads.get(name.slice(5))
+    const p = this.resident.get(name.slice(5))
+    return g === undefined || p === undefined ? undefined : new ort.Tensor('float32', g, [...p.dims])
+  }
+
+  private async createSession (req: CreateSessionRequest): Promise<CreateSessionResult> {
+    const base: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' }
+    if (req.intraOpNumThreads !== undefined) base.intraOpNumThreads = req.intraOpNumThreads
+    let executionProvider: 'cpu' | 'cuda' = 'cpu'
+    let fallbackReason: string | undefined
+    let session: InferenceSession | undefined
+    if (req.device === 'cuda') {
+      const missing = req.cudaPrecheck ? missingCudaLibrary() : undefined
+      if (missing !== undefined) {
+        fallbackReason = `the CUDA execution provider library is not installed (${missing} is missing)`
+      } else {
+        try {
+          session = await ort.InferenceSession.create(req.bytes, { ...base, executionProviders: ['cuda', 'cpu'] })
+          executionProvider = 'cuda'
+        } catch (err: any) {
+          fallbackReason = `onnxruntime could not create a CUDA session: ${String(err?.message ?? err)}`
+        }
+      }
+    }
+    if (session === undefined) {
+      try {
+        session = await ort.InferenceSession.create(req.bytes, { ...base, executionProviders: ['cpu'] })
+      } catch (err: any) {
+        throw Object.assign(new Error(`onnxruntime rejected the graph: ${String(err?.message ?? err)}`), { name: 'SessionError' })
+      }
+    }
+    const meta = (list: readonly InferenceSession.ValueMetadata[]): ValueInfo[] => list.map(m => ({
+      name: m.name,
+      type: m.isTensor ? m.type : 'non-tensor',
+      shape: m.isTensor ? [...m.shape] : []
+    }))
+    const id = this.nextId++
+    const entry = { session, inputs: meta(session.inputMetadata), outputs: meta(session.outputMetadata) }
+    this.sessions.set(id, entry)
+    const result: CreateSessionResult = { session: id, executionProvider, inputs: entry.inputs, outputs: entry.outputs }
+    if (fallbackReason !== undefined) result.fallbackReason = fallbackReason
+    return result
+  }
+
+  private async run (req: RunRequest): Promise<{ result: unknown, transfer: ArrayBuffer[] }> {
+    const entry = this.sessions.get(req.session)
+    if (entry === undefined) throw Object.assign(new Error(`no session ${req.session}`), { name: 'SessionError' })
+    const kv = req.kv === undefined ? undefined : this.kv.get(req.kv)
+    if (req.kv !== undefined && kv === undefined) throw Object.assign(new Error(`no KV-cache session ${req.kv}`), { name: 'SessionError' })
+    const feeds: Record<string, Tensor> = {}
+    const bound = new Map<string, number>()
+    for (const [name, t] of Object.entries(req.feeds)) {
+      feeds[name] = new ort.Tensor(t.type as any, t.data as any, [...t.dims])
+    }
+    for (const info of entry.inputs) {
+      if (feeds[info.name] !== undefined) continue
+      const r = this.resident.get(info.name)
+      if (r !== undefined) feeds[info.name] = r
+    }
+    for (const info of entry.inputs) {
+      const f = feeds[info.name]
+      if (f === undefined) continue
+      info.shape.forEach((d, i) => { if (typeof d === 'string') bound.set(d, f.dims[i]) })
+    }
+    if (kv !== undefined) {
+      for (const info of entry.inputs) {
+        if (feeds[info.name] !== undefined) continue
+        if (info.name.startsWith('past_')) {
+          // empty cache: unbound symbolic dims (the past length) are 0
+          feeds[info.name] = kv.past.get(info.name) ?? new ort.Tensor('float32', new Float32Array(0), info.shape.map(d => typeof d === 'number' ? d : bound.get(d) ?? 0))
+        } else if (info.name === 'position_offset') {
+          const dims = info.shape.map(d => typeof d === 'number' ? d : 1)
+          feeds[info.name] = info.type === 'int32'
+            ? new ort.Tensor('int32', Int32Array.of(kv.position), dims)
+            : new ort.Tensor('int64', BigInt64Array.of(BigInt(kv.position)), dims)
+        }
+      }
+    }
+    let outputs: InferenceSession.OnnxValueMapType
+    try {
+      outputs = await entry.session.run(feeds)
+    } catch (err: any) {
+      throw Object.assign(new Error(`onnxruntime run failed: ${String(err?.message ?? err)}`), { name: 'SessionError' })
+    }
+    const result: Record<string, TensorData> = {}
+    const transfer: ArrayBuffer[] = []
+    for (const [name, value] of Object.entries(outputs)) {
+      const t = value as Tensor
+      if (kv !== undefined && name.startsWith('present_')) {
+        kv.past.set('past_' + name.slice('present_'.length), t)
+        kv.position = t.dims[2]
+        continue
+      }
+      if (req.accumulateGrads === true && name.startsWith('grad.') && this.resident.has(name.slice(5))) {
+        const pname = name.slice(5)
+        const src = t.data as Float32Array
+        let g = this.grads.get(pname)
+        if (g === undefined) {
+          // first gradient: keep onnxruntime's (already copied) output buffer as the accumulator
+          this.grads.set(pname, src)
+          continue
+        }
+        for (let i = 0; i < g.length; i++) g[i] += src[i]
+        continue
+      }
+      let data = t.data as TensorData['data']
+      if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) data = data.slice()
+      result[name] = { type: t.type as TensorData['type'], dims: [...t.dims], data }
+      transfer.push(data.buffer as ArrayBuffer)
+    }
+    return { result, transfer }
+  }
+
+  private adamw (req: AdamWRequest): AdamWResult {
+    let norm2 = 0
+    for (const name of req.names) { const g = this.grads.get(name); if (g !== undefined) norm2 += sumOfSquares(g) }
+    const gradNorm = req.gradNorm ?? Math.sqrt(norm2)
+    const clipScale = req.maxGradNorm > 0 && gradNorm > req.maxGradNorm ? req.maxGradNorm / (gradNorm + 1e-6) : 1
+    const noDecay = new Set(req.noDecay)
+    let nonFinite: string | undefined
+    for (const name of req.names) {
+      const p = this.resident.get(name)?.data as Float32Array | undefined
+      const g = this.grads.get(name)
+      if (p === undefined || g === undefined) continue
+      let m = this.m.get(name)
+      let v = this.v.get(name)
+      if (m === undefined) { m = new Float32Array(p.length); this.m.set(name, m) }
+      if (v === undefined) { v = new Float32Array(p.length); this.v.set(name, v) }
+      const ok = adamwKernel(p, g, m, v, {
+        lr: req.lr, beta1: req.beta1, beta2: req.beta2, eps: req.eps, t: req.t, gradScale: clipScale,
+        weightDecay: noDecay.has(name) ? 0 : req.weightDecay
+      })
+      if (!ok && nonFinite === undefined) nonFinite = name
+    }
+    for (const g of this.grads.values()) g.fill(0)
+    const out: AdamWResult = { gradNorm, clipScale }
+    if (nonFinite !== undefined) out.nonFinite = nonFinite
+    return out
+  }
+}
+
+if (!isMainThread && parentPort != null && (workerData as { neuroshardRuntime?: number } | undefined)?.neuroshardRuntime === 1) {
+  const port = parentPort
+  const state = new RuntimeWorkerState()
+  let queue: Promise<void> = Promise.resolve()
+  port.on('message', (msg: { id: number, req: WorkerRequest }) => {
+    // one request at a time, in order
+    queue = queue.then(async () => {
+      let reply: WorkerReply
+      let transfer: ArrayBuffer[] = []
+      try {
+        const r = await state.handle(msg.req)
+        reply = { id: msg.id, ok: true, result: r.result }
+        transfer = r.transfer
+      } catch (err: any) {
+        reply = { id: msg.id, ok: false, error: { name: String(err?.name ?? 'Error'), message: String(err?.message ?? err), tensorName: err?.tensorName } }
+      }
+      port.postMessage(reply, transfer)
+    })
+  })
+}
