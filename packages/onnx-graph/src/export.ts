@@ -16,6 +16,8 @@ export interface ExportOptions {
   domains?: Record<string, number>
   /** Write intermediate value shapes as value_info (helps debugging, costs bytes) @default false */
   valueInfo?: boolean
+  /** Leave out graph inputs that no live node or output reads @default false */
+  pruneInputs?: boolean
 }
 
 function valueInfo (name: string, dtype: DType, shape: Shape): onnx.ValueInfoProto {
@@ -133,7 +135,7 @@ export function toModelProto (g: GraphBuilder, options: ExportOptions = {}): Uin
     name: g.name,
     initializer,
     docString: '',
-    input: g.inputs.map(v => valueInfo(v.name, v.dtype, v.shape)),
+    input: g.inputs.filter(v => options.pruneInputs !== true || values.has(v)).map(v => valueInfo(v.name, v.dtype, v.shape)),
     output: g.outputs.map(o => valueInfo(o.name, o.value.dtype, o.value.shape)),
     valueInfo: options.valueInfo === true
       ? nodes.flatMap(n => n.outputs.filter(o => values.has(o)).map(o => valueInfo(nameOf(o), o.dtype, o.shape)))

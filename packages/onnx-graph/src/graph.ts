@@ -1,7 +1,7 @@
 import { GraphError, ShapeError } from './errors.js'
 import { isFloat, isStatic, shapeToString, staticSize } from './types.js'
 import type { DType, Dim, Shape } from './types.js'
-import { toModelProto } from './export.js'
+import { liveNodes, toModelProto } from './export.js'
 import type { ExportOptions } from './export.js'
 
 /** An attribute value of a node. Arrays of numbers are ONNX `ints` unless wrapped with {@link floats}. */
@@ -87,6 +87,12 @@ export class GraphBuilder {
   /** Serialize as ONNX ModelProto bytes (dead nodes pruned) */
   toModelProto (options: ExportOptions = {}): Uint8Array {
     return toModelProto(this, options)
+  }
+
+  /** Graph inputs read by a node that reaches an output (or output directly) */
+  usedInputs (): Set<Value> {
+    const { values } = liveNodes(this)
+    return new Set(this.inputs.filter(v => values.has(v)))
   }
 
   // ---------------------------------------------------------------- values

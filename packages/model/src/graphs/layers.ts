@@ -1,0 +1,136 @@
+import { headDim } from '../config.js'
+import type { ModelConfig } from '../config.js'
+import type { GraphBuilder, Value } from '@neuroshard/onnx-graph'
+
+/** Score given to masked (future) keys before the softmax; exp() of it underflows to exactly 0 */
+export const MASK_VALUE = -1e9
+
+/** Rotary tables and positions shared by every block of one graph */
+export interface RopeTables {
+  /** cos(pos · inv_freq) duplicated to [seq, headDim] */
+  cos: Value
+  /** sin(pos · inv_freq) duplicated to [seq, headDim] */
+  sin: Value
+  /** Absolute query positions, int64 [seq] */
+  positions: Value
+}
+
+/** The weights of one block, as graph values */
+export interface BlockWeights {
+  attnNorm: Value
+  wq: Value
+  wk: Value
+  wv: Value
+  wo: Value
+  mlpNorm: Value
+  wGate: Value
+  wUp: Value
+  wDown: Value
+}
+
+/** KV cache of one block: past keys/values in, present (past ++ new) out */
+export interface KvCache {
+  pastKey: Value
+  pastValue: Value
+}
+
+/** RMSNorm(x) = x · w / sqrt(mean(x²) + eps), over the last axis */
+export function rmsNorm (g: GraphBuilder, x: Value, w: Value, eps: number, name: string): Value {
+  const ms = g.reduceMean(g.mul(x, x, { name: `${name}.sq` }), [-1], true, { name: `${name}.mean` })
+  const inv = g.reciprocal(g.sqrt(g.add(ms, eps, { name: `${name}.eps` }), { name: `${name}.sqrt` }), { name: `${name}.rsqrt` })
+  return g.mul(g.mul(x, inv, { name: `${name}.scale` }), w, { name })
+}
+
+/**
+ * RoPE tables for the positions `offset .. offset + seq` (GPT-NeoX / HF Llama convention: inv_freq =
+ * theta^(-2i/hd), the angle vector duplicated as [f, f] so rotate-half pairs i with i + hd/2).
+ */
+export function ropeTables (g: GraphBuilder, config: ModelConfig, seq: Value, seqDim: string | number, offset: Value): RopeTables {
+  const hd = headDim(config)
+  const half = hd / 2
+  const inv = new Array<number>(half)
+  for (let i = 0; i < half; i++) inv[i] = Math.pow(config.ropeTheta, -(2 * i) / hd)
+  const invFreq = g.constant(inv, g.dtype, [1, half], 'rope.inv_freq')
+  const positions = g.range(offset, g.add(offset, seq, { name: 'rope.end' }), g.scalar(1, 'int64'), seqDim, { name: 'rope.positions' })
+  const freqs = g.mul(g.unsqueeze(g.cast(positions, g.dtype), [1]), invFreq, { name: 'rope.freqs' })
+  const emb = g.concat([freqs, freqs], -1, { name: 'rope.emb' })
+  return { cos: g.cos(emb, { name: 'rope.cos' }), sin: g.sin(emb, { name: 'rope.sin' }), positions }
+}
+
+/** x · cos + rotate_half(x) · sin, with rotate_half([x1, x2]) = [−x2, x1]; x is [batch, heads, seq, hd] */
+export function applyRope (g: GraphBuilder, x: Value, rope: RopeTables, hd: number, name: string): Value {
+  const [x1, x2] = g.split(x, [hd / 2, hd / 2], -1, { name: `${name}.split` })
+  const rot = g.concat([g.neg(x2, { name: `${name}.neg` }), x1], -1, { name: `${name}.rot` })
+  return g.add(g.mul(x, rope.cos, { name: `${name}.cos` }), g.mul(rot, rope.sin, { name: `${name}.sin` }), { name })
+}
+
+/**
+ * Grouped-query causal self-attention. Queries are grouped as [batch, kvHeads, rep, seq, hd] so one MatMul
+ * broadcasts each KV head over its `rep` query heads (head h uses KV head ⌊h / rep⌋, as HF repeat_kv), with no
+ * copy of K/V. With a cache, keys/values are past ++ new and a query at absolute position p sees keys 0..p.
+ */
+export function attention (g: GraphBuilder, config: ModelConfig, x: Value, w: BlockWeights, rope: RopeTables, prefix: string, cache?: KvCache): { out: Value, presentKey?: Value, presentValue?: Value } {
+  const hd = headDim(config)
+  const nH = config.nHeads
+  const nKv = config.nKvHeads
+  const rep = nH / nKv
+  const heads = (v: Value, n: number, name: string): Value =>
+    g.transpose(g.reshape(v, [0, 0, n, hd], { name: `${name}.split_heads` }), [0, 2, 1, 3], { name: `${name}.heads` })
+  const q = applyRope(g, heads(g.matmul(x, w.wq, { name: `${prefix}.q_proj` }), nH, `${prefix}.q`), rope, hd, `${prefix}.q_rope`)
+  let k = applyRope(g, heads(g.matmul(x, w.wk, { name: `${prefix}.k_proj` }), nKv, `${prefix}.k`), rope, hd, `${prefix}.k_rope`)
+  let v = heads(g.matmul(x, w.wv, { name: `${prefix}.v_proj` }), nKv, `${prefix}.v`)
+  if (cache != null) {
+    k = g.concat([cache.pastKey, k], 2, { name: `${prefix}.present_key` })
+    v = g.concat([cache.pastValue, v], 2, { name: `${prefix}.present_value` })
+  }
+  const q5 = g.reshape(q, [0, nKv, rep, -1, hd], { name: `${prefix}.q_groups` })
+  const k5 = g.unsqueeze(k, [2], { name: `${prefix}.k_groups` })
+  const v5 = g.unsqueeze(v, [2], { name: `${prefix}.v_groups` })
+  const scores = g.mul(g.matmul(q5, g.transpose(k5, [0, 1, 2, 4, 3], { name: `${prefix}.kT` }), { name: `${prefix}.qk` }), 1 / Math.sqrt(hd), { name: `${prefix}.scale` })
+  // causal mask [seq, kv_len]: key position ≤ query position
+  const kvLen = k.shape[2]
+  const keyPos = g.range(g.scalar(0, 'int64'), g.dimOf(k, 2), g.scalar(1, 'int64'), kvLen, { name: `${prefix}.key_pos` })
+  const allowed = g.lessOrEqual(g.unsqueeze(keyPos, [0]), g.unsqueeze(rope.positions, [1]), { name: `${prefix}.causal` })
+  const masked = g.where(allowed, scores, MASK_VALUE, { name: `${prefix}.masked` })
+  const probs = g.softmax(masked, -1, { name: `${prefix}.softmax` })
+  const o5 = g.matmul(probs, v5, { name: `${prefix}.pv` })
+  const o = g.reshape(g.transpose(g.reshape(o5, [0, nH, -1, hd], { name: `${prefix}.merge_groups` }), [0, 2, 1, 3], { name: `${prefix}.o_t` }), [0, 0, nH * hd], { name: `${prefix}.merge_heads` })
+  const out = g.matmul(o, w.wo, { name: `${prefix}.o_proj` })
+  return cache != null ? { out, presentKey: k, presentValue: v } : { out }
+}
+
+/** SwiGLU: (silu(x Wg) ⊙ (x Wu)) Wd */
+export function mlp (g: GraphBuilder, x: Value, w: BlockWeights, prefix: string): Value {
+  const gate = g.silu(g.matmul(x, w.wGate, { name: `${prefix}.gate_proj` }), { name: `${prefix}.silu` })
+  const up = g.matmul(x, w.wUp, { name: `${prefix}.up_proj` })
+  return g.matmul(g.mul(gate, up, { name: `${prefix}.glu` }), w.wDown, { name: `${prefix}.down_proj` })
+}
+
+/** One pre-norm block: h = x + Attn(RMSNorm(x)); out = h + MLP(RMSNorm(h)) */
+export function block (g: GraphBuilder, config: ModelConfig, x: Value, w: BlockWeights, rope: RopeTables, index: number, cache?: KvCache): { out: Value, presentKey?: Value, presentValue?: Value } {
+  const p = `blocks.${index}`
+  const a = attention(g, config, rmsNorm(g, x, w.attnNorm, config.normEps, `${p}.attn_norm`), w, rope, `${p}.attn`, cache)
+  const h = g.add(x, a.out, { name: `${p}.attn_residual` })
+  const out = g.add(h, mlp(g, rmsNorm(g, h, w.mlpNorm, config.normEps, `${p}.mlp_norm`), w, `${p}.mlp`), { name: `${p}.mlp_residual` })
+  return { ...a, out }
+}
+
+/** Final RMSNorm and LM head: logits = RMSNorm(x) @ W (W = embed.weightᵀ when tied) */
+export function lmHead (g: GraphBuilder, config: ModelConfig, x: Value, finalNorm: Value, weight: Value): Value {
+  const n = rmsNorm(g, x, finalNorm, config.normEps, 'final_norm')
+  const w = config.tieEmbeddings ? g.transpose(weight, [1, 0], { name: 'lm_head.tied' }) : weight
+  return g.matmul(n, w, { name: 'lm_head' })
+}
+
+/**
+ * Mean token cross-entropy over every position: −mean(Σ_v onehot(target)_v · log_softmax(logits)_v).
+ * LogSoftmax subtracts the row max internally; the one-hot comes from Equal against Range(vocab), so the
+ * only differentiable ops are LogSoftmax, Mul, ReduceSum and ReduceMean.
+ */
+export function crossEntropy (g: GraphBuilder, config: ModelConfig, logits: Value, targets: Value): Value {
+  const lsm = g.logSoftmax(logits, -1, { name: 'loss.log_softmax' })
+  const vocab = g.range(g.scalar(0, 'int64'), g.scalar(config.vocabSize, 'int64'), g.scalar(1, 'int64'), config.vocabSize, { name: 'loss.vocab' })
+  const onehot = g.cast(g.equal(g.unsqueeze(targets, [-1], { name: 'loss.targets' }), vocab, { name: 'loss.onehot_bool' }), g.dtype, { name: 'loss.onehot' })
+  const picked = g.reduceSum(g.mul(onehot, lsm, { name: 'loss.pick' }), [-1], false, { name: 'loss.logp' })
+  return g.neg(g.reduceMean(picked, [0, 1], false, { name: 'loss.mean' }), { name: 'loss' })
+}
