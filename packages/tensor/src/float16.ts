@@ -43,8 +43,9 @@ function checkOut (n: number, out: Uint16Array | undefined): Uint16Array {
   return out
 }
 
-function u32View (x: Float32Array): Uint32Array {
-  return new Uint32Array(x.buffer, x.byteOffset, x.length)
+/** The bits of float32 values as int32 (not uint32: V8 keeps int32 arithmetic in registers) */
+function i32View (x: Float32Array): Int32Array {
+  return new Int32Array(x.buffer, x.byteOffset, x.length)
 }
 
 /**
@@ -54,7 +55,7 @@ function u32View (x: Float32Array): Uint32Array {
  * @internal
  */
 export function float32ToFloat16Bits (src: Float32Array, out: Uint16Array): number {
-  const bits = u32View(src)
+  const bits = i32View(src)
   const n = src.length
   let firstOverflow = -1
   for (let i = 0; i < n; i++) {
@@ -94,15 +95,37 @@ export function toFloat16 (values: Float32Array, options: HalfConversionOptions 
   if (NativeFloat16Array !== undefined) {
     new NativeFloat16Array(out.buffer, out.byteOffset, out.length).set(values)
     if (overflow === 'error') {
-      for (let i = 0; i < out.length; i++) {
-        if ((out[i] & 0x7fff) === 0x7c00 && Number.isFinite(values[i])) throwOverflow('float16', values[i], i)
-      }
+      const at = firstOverflow(values, out)
+      if (at >= 0) throwOverflow('float16', values[at], at)
     }
     return out
   }
   const at = float32ToFloat16Bits(values, out)
   if (at >= 0 && overflow === 'error') throwOverflow('float16', values[at], at)
   return out
+}
+
+/** Index of the first float16 infinity that came from a finite input, or -1 */
+function firstOverflow (values: Float32Array, out: Uint16Array): number {
+  const n = out.length
+  let i = 0
+  if (out.byteOffset % 4 === 0) {
+    // two halves per step: only words holding an all-ones exponent need a closer look
+    const words = new Int32Array(out.buffer, out.byteOffset, n >>> 1)
+    for (let w = 0; w < words.length; w++) {
+      const v = words[w]
+      if ((v & 0x7c00) === 0x7c00 || (v & 0x7c000000) === 0x7c000000) {
+        for (let j = 2 * w; j < 2 * w + 2; j++) {
+          if ((out[j] & 0x7fff) === 0x7c00 && Number.isFinite(values[j])) return j
+        }
+      }
+    }
+    i = words.length * 2
+  }
+  for (; i < n; i++) {
+    if ((out[i] & 0x7fff) === 0x7c00 && Number.isFinite(values[i])) return i
+  }
+  return -1
 }
 
 let F16_TABLE: Float32Array | undefined
@@ -154,7 +177,7 @@ export function fromFloat16 (bits: Uint16Array, out?: Float32Array): Float32Arra
 export function toBFloat16 (values: Float32Array, options: HalfConversionOptions = {}): Uint16Array {
   const out = checkOut(values.length, options.out)
   const throwOnOverflow = (options.overflow ?? 'error') === 'error'
-  const bits = u32View(values)
+  const bits = i32View(values)
   for (let i = 0; i < bits.length; i++) {
     const b = bits[i]
     if ((b & 0x7fffffff) > 0x7f800000) {
@@ -172,7 +195,7 @@ export function toBFloat16 (values: Float32Array, options: HalfConversionOptions
 export function fromBFloat16 (bits: Uint16Array, out?: Float32Array): Float32Array {
   const dst = out ?? new Float32Array(bits.length)
   if (dst.length !== bits.length) throw new RangeError(`out has ${dst.length} elements, expected ${bits.length}`)
-  const u = u32View(dst)
+  const u = i32View(dst)
   for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16
   return dst
 }

@@ -6,6 +6,7 @@
  * bytes it really is.
  */
 
+import { Buffer } from 'node:buffer'
 import { InvalidParametersError, UnsupportedProtocolVersionError } from '@neuroshard/interface'
 import {
   DEFAULT_MAX_FRAME_BYTES, DTYPE_BYTES, DTYPE_CODES, MAX_INT8_BLOCK_SIZE, MAX_NAME_BYTES, MAX_RANK,
@@ -246,7 +247,8 @@ function checkScales (bits: Uint32Array): void {
 
 /** -128 is outside the symmetric range; rejecting it keeps every dequantized value finite */
 function checkInt8Values (data: Int8Array): void {
-  const at = data.indexOf(-128)
+  // Buffer#indexOf is a memchr-speed native search, ~10x faster than Int8Array#indexOf here
+  const at = Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(0x80)
   if (at !== -1) throw new MalformedFrameError(`int8 value at index ${at} is -128, outside [-127, 127]`)
 }
 

@@ -23,6 +23,8 @@ export interface QuantizeInt8Options {
 
 /** Largest finite float32 */
 const F32_MAX = 3.4028234663852886e38
+/** Smallest normal float32, 2^-126 */
+const F32_MIN_NORMAL = 1.1754943508222875e-38
 /** 1.5·2^52: adding and subtracting it rounds a double of magnitude < 2^51 to an integer, ties to even */
 const RNE_MAGIC = 6755399441055744
 
@@ -79,12 +81,18 @@ export function quantizeInt8 (values: Float32Array, options: QuantizeInt8Options
     scales[b] = scale
     if (scale === 0) continue // all-zero block (or absmax so small its scale underflows): q = 0
     const r = 1 / scale
-    for (let i = start; i < end; i++) {
-      let q = (values[i] * r + RNE_MAGIC) - RNE_MAGIC
-      // only subnormal scales can push |q| past 127
-      if (q > 127) q = 127
-      else if (q < -127) q = -127
-      data[i] = q
+    if (scale >= F32_MIN_NORMAL) {
+      // a normal scale is within 2^-24 of absmax / 127, so |x × r| < 127.5 and no clamp is needed;
+      // `| 0` hands V8 an int32 to store, several times faster than storing a double into an Int8Array
+      for (let i = start; i < end; i++) data[i] = ((values[i] * r + RNE_MAGIC) - RNE_MAGIC) | 0
+    } else {
+      // a subnormal scale is coarse: x × r can exceed 127
+      for (let i = start; i < end; i++) {
+        let q = (values[i] * r + RNE_MAGIC) - RNE_MAGIC
+        if (q > 127) q = 127
+        else if (q < -127) q = -127
+        data[i] = q | 0
+      }
     }
   }
   return { data, scales, blockSize }

@@ -128,6 +128,16 @@ describe('float16', () => {
     expect(Number.isNaN(fromFloat16(special)[2])).toBe(true)
     const portable = new Uint16Array(2)
     expect(float32ToFloat16Bits(new Float32Array([1, 70000]), portable)).toBe(1)
+    // the overflow is found wherever it sits: odd lengths, last element, an output at a 2-byte offset
+    for (const [len, offset] of [[5, 0], [5, 2], [8, 2], [1, 0]]) {
+      for (let at = 0; at < len; at++) {
+        const x = new Float32Array(len).fill(Infinity)
+        x[at] = 1e6
+        const out = new Uint16Array(new ArrayBuffer(offset + 2 * len), offset, len)
+        expect(() => toFloat16(x, { out }), `len ${len} offset ${offset} at ${at}`)
+          .toThrow(expect.objectContaining({ name: 'NonFiniteValueError', message: expect.stringContaining(`index ${at}`) }))
+      }
+    }
   })
 
   it('writes into a caller-given array', () => {
