@@ -1,5 +1,5 @@
 import { InvalidParametersError } from '@neuroshard/interface'
-import { encodeCheckpoint, initShardParameters, shardParameters, validateConfig, describeRole } from '@neuroshard/model'
+import { encodeCheckpoint, initParameter, shardParameters, validateConfig, describeRole } from '@neuroshard/model'
 import { DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_LR, DEFAULT_MAX_GRAD_NORM, DEFAULT_WEIGHT_DECAY } from './constants.js'
 import { NonFiniteTensorError, SessionError } from './errors.js'
 import { constantLr } from './optim.js'
@@ -48,6 +48,12 @@ export interface ShardExecutorInit extends RuntimeInit {
   /** Optimizer steps already taken (e.g. from a checkpoint). @default 0 */
   step?: number
   optimizer?: AdamWOptions
+  /**
+   * The parameters the graphs take as resident inputs (for custom graphs)
+   *
+   * @default shardParameters(config, role)
+   */
+  parameterSpecs?: ParameterSpec[]
 }
 
 /** What one optimizer step did */
@@ -85,7 +91,7 @@ export class ShardExecutor {
     this.role = init.role
     this.runtime = runtime
     this.sessions = sessions
-    this.parameterSpecs = shardParameters(init.config, init.role)
+    this.parameterSpecs = init.parameterSpecs ?? shardParameters(init.config, init.role)
     this.steps = init.step ?? 0
     const o = init.optimizer ?? {}
     this.optimizer = {
@@ -112,7 +118,8 @@ export class ShardExecutor {
         if (bytes !== undefined) sessions[kind] = await runtime.createSession(bytes, options)
       }
       const ex = new ShardExecutor(init, runtime, sessions)
-      await ex.setParameters(init.parameters ?? initShardParameters(init.config, init.role, init.seed ?? 0), options)
+      const seed = init.seed ?? 0
+      await ex.setParameters(init.parameters ?? new Map(ex.parameterSpecs.map(s => [s.name, initParameter(init.config, s, seed)])), options)
       return ex
     } catch (err) {
       await runtime.close()
