@@ -1,0 +1,87 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import pDefer from 'p-defer'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { messageStream } from '../src/index.js'
+import { createConnectedHosts } from './fixtures/hosts.js'
+import type { Libp2p } from '@libp2p/interface'
+
+interface FramingVector {
+  description: string
+  maxMessageSize: number
+  timeoutMs?: number
+  stream: string
+  eof: boolean
+  messages?: string[]
+  error?: string
+}
+
+const dir = join(import.meta.dirname, '../../../specs/framing/vectors')
+const vectors = readdirSync(dir).filter((file) => file.endsWith('.json')).sort()
+  .map((file): [string, FramingVector] => [file, JSON.parse(readFileSync(join(dir, file), 'utf8'))])
+
+let client: Libp2p
+let server: Libp2p
+let count = 0
+
+beforeAll(async () => {
+  [client, server] = await createConnectedHosts()
+})
+
+afterAll(async () => {
+  await Promise.all([client?.stop(), server?.stop()])
+})
+
+describe('specs/framing/vectors replayed over a libp2p stream', () => {
+  it('has vectors', () => {
+    expect(vectors.length).toBeGreaterThan(10)
+  })
+
+  it.each(vectors)('%s', async (_, vector) => {
+    const protocol = `/neuroshard-test/framing-vector-${++count}/1.0.0`
+    const result = pDefer<{ messages: string[], error?: string }>()
+
+    await server.handle(protocol, async (stream) => {
+      const messages: string[] = []
+      const reader = messageStream(stream, { maxMessageSize: vector.maxMessageSize, timeout: vector.timeoutMs ?? 5_000 })
+
+      try {
+        for (let i = 0; i < (vector.messages?.length ?? 0); i++) {
+          messages.push(Buffer.from(await reader.readBytes()).toString('hex'))
+        }
+
+        if (vector.error != null) {
+          await reader.readBytes()
+        }
+
+        result.resolve({ messages })
+      } catch (err: any) {
+        result.resolve({ messages, error: err.name })
+      }
+    })
+
+    const stream = await client.dialProtocol(server.peerId, protocol)
+
+    if (vector.stream.length > 0) {
+      stream.send(Buffer.from(vector.stream, 'hex'))
+    }
+
+    if (vector.eof) {
+      await stream.close()
+    }
+
+    const { messages, error } = await result.promise
+    expect(messages).toEqual(vector.messages ?? [])
+    expect(error).toBe(vector.error)
+
+    if (vector.error != null) {
+      // the receiver reset the stream
+      await new Promise((resolve) => {
+        if (stream.status !== 'open') resolve(undefined)
+        stream.addEventListener('close', resolve, { once: true })
+      })
+    } else if (!vector.eof) {
+      await stream.close()
+    }
+  })
+})
