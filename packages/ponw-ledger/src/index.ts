@@ -1,1 +1,9 @@
-export {}
+export * from './errors.js'
+export * from './amount.js'
+export * from './rational.js'
+export * from './keys.js'
+export * from './genesis.js'
+export * from './messages.js'
+export * from './rewards.js'
+export * from './shards.js'
+export * from './state.js'

@@ -1,0 +1,100 @@
+/**
+ * Typed errors of `@neuroshard/ponw-ledger`. Every rejection names its reason so callers (and tests)
+ * branch on `err.name`. A rejected message never changes the ledger state.
+ */
+
+/** Bytes that do not decode, are not in canonical form, or carry unknown fields */
+export class InvalidMessageError extends Error {
+  static override name = 'InvalidMessageError'
+  override name = 'InvalidMessageError'
+}
+
+/** A signature (account, validator or binding) that does not verify */
+export class InvalidSignatureError extends Error {
+  static override name = 'InvalidSignatureError'
+  override name = 'InvalidSignatureError'
+}
+
+/** An amount that is negative, not an integer, or does not fit in 128 bits */
+export class InvalidAmountError extends Error {
+  static override name = 'InvalidAmountError'
+  override name = 'InvalidAmountError'
+}
+
+/** A message signed for another chain (genesis) */
+export class WrongChainError extends Error {
+  static override name = 'WrongChainError'
+  override name = 'WrongChainError'
+}
+
+/** A message whose (sender, sequence) slot is already taken, or a proof already rewarded */
+export class ReplayError extends Error {
+  static override name = 'ReplayError'
+  override name = 'ReplayError'
+}
+
+/** A message whose sequence is ahead of the sender's next sequence (earlier ones are not final yet) */
+export class SequenceGapError extends Error {
+  static override name = 'SequenceGapError'
+  override name = 'SequenceGapError'
+}
+
+/** Spending (or bonding, unbonding, paying) more than the account holds */
+export class InsufficientFundsError extends Error {
+  static override name = 'InsufficientFundsError'
+  override name = 'InsufficientFundsError'
+}
+
+/** The sender signed another message for the same sequence (evidence attached) */
+export class EquivocationError extends Error {
+  static override name = 'EquivocationError'
+  override name = 'EquivocationError'
+}
+
+/** A certificate whose valid validator signatures do not hold more than 2/3 of the stake */
+export class InsufficientQuorumError extends Error {
+  static override name = 'InsufficientQuorumError'
+  override name = 'InsufficientQuorumError'
+}
+
+/** A proof outside its epoch/round window, or claiming an implausible rate of work */
+export class ImplausibleProofError extends Error {
+  static override name = 'ImplausibleProofError'
+  override name = 'ImplausibleProofError'
+}
+
+/** A training proof whose data shards are not the ones assigned to (sender, round) */
+export class ShardAssignmentError extends Error {
+  static override name = 'ShardAssignmentError'
+  override name = 'ShardAssignmentError'
+}
+
+/** Re-executing a sample of the claimed work gave a different result */
+export class ReExecutionMismatchError extends Error {
+  static override name = 'ReExecutionMismatchError'
+  override name = 'ReExecutionMismatchError'
+}
+
+/** A fraud proof that does not prove anything */
+export class InvalidEvidenceError extends Error {
+  static override name = 'InvalidEvidenceError'
+  override name = 'InvalidEvidenceError'
+}
+
+/** A keystore that cannot be opened (wrong passphrase, corrupted, unknown version) */
+export class KeystoreError extends Error {
+  static override name = 'KeystoreError'
+  override name = 'KeystoreError'
+}
+
+/** A genesis config that is inconsistent */
+export class InvalidGenesisError extends Error {
+  static override name = 'InvalidGenesisError'
+  override name = 'InvalidGenesisError'
+}
+
+/** The stored state differs from a rebuild from the stored messages */
+export class StateMismatchError extends Error {
+  static override name = 'StateMismatchError'
+  override name = 'StateMismatchError'
+}

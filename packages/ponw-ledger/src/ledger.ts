@@ -1,0 +1,442 @@
+import { logger } from '@libp2p/logger'
+import { InvalidParametersError, NotStartedError } from '@neuroshard/interface'
+import { TypedEventEmitter } from 'main-event'
+import { decodeAmount } from './amount.js'
+import { EquivocationError, ImplausibleProofError, InsufficientFundsError, InvalidEvidenceError, InvalidSignatureError, ReplayError, SequenceGapError, StateMismatchError } from './errors.js'
+import { loadChain } from './genesis.js'
+import { toHex } from './keys.js'
+import { encodeCertificate, hasQuorum, parseCertificate, parseSignedTx, signTx, signVote, verifyVote } from './messages.js'
+import { LedgerState, checkEvidence } from './state.js'
+import { KEYS, LedgerStore, b64, fromJSON, toJSON } from './store.js'
+import { ProofVerifier, currentEpoch } from './verify.js'
+import type { Chain, GenesisConfig } from './genesis.js'
+import type { Address, Wallet } from './keys.js'
+import type { Evidence, LedgerCertificate, LedgerTx, TxBody, VoteSigData } from './messages.js'
+import type { AccountState, Outcome, StateDiff } from './state.js'
+import type { Meta, Op } from './store.js'
+import type { AbortOptions } from '@libp2p/interface'
+
+const log = logger('neuroshard:ponw-ledger:ledger')
+
+export interface LedgerInit {
+  /** the genesis (or an already loaded chain) */
+  genesis: GenesisConfig | Chain
+  /** directory of the level database */
+  path: string
+  /** this node's ledger wallet; if its key is a genesis validator, the ledger votes */
+  wallet?: Wallet
+  /** checks run before voting on proofs (re-execution etc.) @default new ProofVerifier() */
+  verifier?: ProofVerifier
+  /** clock, ms @default Date.now */
+  now?: () => number
+}
+
+export interface LedgerEvents {
+  /** a message became final and was stored (it may still wait for its turn) */
+  'ponw-ledger:final': CustomEvent<LedgerCertificate>
+  /** a final message was applied (or failed deterministically) */
+  'ponw-ledger:outcome': CustomEvent<Outcome>
+  /** conflicting signatures were seen: a fraud proof is ready to be reported */
+  'ponw-ledger:evidence': CustomEvent<Evidence>
+}
+
+/** One history entry of an address */
+export interface HistoryEntry extends Outcome {
+  /** local application index (arrival order on this node; not part of consensus) */
+  index: number
+}
+
+function isChain (g: GenesisConfig | Chain): g is Chain {
+  return (g as Chain).chainId instanceof Uint8Array
+}
+
+/**
+ * The ledger of one node: the deterministic state, its level storage, and (for validators) the
+ * first-seen voting rule. The network service (`ponwLedger`) feeds it; it can be used without a network.
+ */
+export class Ledger extends TypedEventEmitter<LedgerEvents> {
+  readonly chain: Chain
+  state: LedgerState
+  readonly store: LedgerStore
+  readonly wallet?: Wallet
+  /** index of this node in the genesis validators, if it is one */
+  readonly validatorIndex?: number
+  readonly verifier: ProofVerifier
+  readonly now: () => number
+  #open = false
+  #logLength = 0
+  /** serialises every state change and storage batch */
+  #lock: Promise<unknown> = Promise.resolve()
+  /** votes collected per message id */
+  readonly #votes = new Map<string, { tx: LedgerTx, votes: Map<number, Uint8Array> }>()
+  /** which message each validator voted for, per slot: detects validator equivocation */
+  readonly #slotVotes = new Map<string, { tx: LedgerTx, sig: Uint8Array }>()
+  /** next sequence this node's wallet will use */
+  #nextOwnSeq?: bigint
+
+  private constructor (init: LedgerInit) {
+    super()
+    this.chain = isChain(init.genesis) ? init.genesis : loadChain(init.genesis)
+    this.state = new LedgerState(this.chain)
+    this.store = new LedgerStore(init.path)
+    this.wallet = init.wallet
+    this.verifier = init.verifier ?? new ProofVerifier()
+    this.now = init.now ?? Date.now
+    if (init.wallet != null) {
+      const i = this.chain.validatorKeys.findIndex(k => toHex(k) === toHex(init.wallet!.publicKey))
+      this.validatorIndex = i >= 0 ? i : undefined
+    }
+  }
+
+  /** Opens (or creates) a ledger database and loads its state */
+  static async open (init: LedgerInit): Promise<Ledger> {
+    const l = new Ledger(init)
+    await l.store.open()
+    await l.#load()
+    l.#open = true
+    return l
+  }
+
+  async close (): Promise<void> {
+    if (!this.#open) {
+      return
+    }
+    this.#open = false
+    await this.#lock.catch(() => {})
+    await this.store.close()
+  }
+
+  get isOpen (): boolean {
+    return this.#open
+  }
+
+  /** Number of final messages stored (the sync log length) */
+  get logLength (): number {
+    return this.#logLength
+  }
+
+  #exclusive<T> (fn: () => Promise<T>): Promise<T> {
+    const p = this.#lock.then(fn, fn)
+    this.#lock = p.catch(() => {})
+    return p
+  }
+
+  #assertOpen (): void {
+    if (!this.#open) {
+      throw new NotStartedError('ledger is closed')
+    }
+  }
+
+  /** Loads the stored derived state; queued messages are the stored certificates without an outcome */
+  async #load (): Promise<void> {
+    const meta = await this.store.meta()
+    if (meta == null) {
+      return
+    }
+    // accounts never touched since genesis are not stored: they keep their genesis values
+    const s = new LedgerState(this.chain)
+    for await (const [k, v] of this.store.range('a!')) {
+      s.accounts.set(k.slice(2), fromJSON<AccountState>(v))
+    }
+    for await (const [k] of this.store.range('k!')) {
+      s.proofKeys.add(k.slice(2))
+    }
+    for await (const [k, v] of this.store.range('o!')) {
+      s.outcomes.set(k.slice(2), fromJSON<Outcome>(v))
+    }
+    Object.assign(s.totals, meta.totals)
+    const pending: LedgerTx[] = []
+    for await (const [k, v] of this.store.range('c!')) {
+      const id = k.slice(2)
+      s.known.add(id)
+      if (!s.outcomes.has(id)) {
+        pending.push(parseCertificate(this.chain, b64.dec(v), { verifySignature: false, verifyVotes: false }).tx)
+      }
+    }
+    // re-queue waiting messages; nothing applies here unless the store was inconsistent
+    for (const tx of pending) {
+      s.known.delete(tx.idHex)
+    }
+    const diff = s.addFinal(pending)
+    if (diff.outcomes.length > 0) {
+      throw new StateMismatchError('stored state was not at its fixed point')
+    }
+    this.state = s
+    this.#logLength = meta.logLength
+  }
+
+  /** Verifies certificates (signature, votes, quorum), stores them and applies them, in one atomic batch */
+  async addCertificates (certs: Array<Uint8Array | LedgerCertificate>, options: AbortOptions & { verified?: boolean } = {}): Promise<StateDiff> {
+    this.#assertOpen()
+    const parsed = certs.map(c => c instanceof Uint8Array ? parseCertificate(this.chain, c, options.verified === true ? { verifySignature: false, verifyVotes: false } : {}) : c)
+    options.signal?.throwIfAborted()
+    return this.#exclusive(async () => {
+      const fresh: LedgerCertificate[] = []
+      const seen = new Set<string>()
+      for (const c of parsed) {
+        if (!this.state.known.has(c.tx.idHex) && !seen.has(c.tx.idHex)) {
+          seen.add(c.tx.idHex)
+          fresh.push(c)
+        }
+      }
+      if (fresh.length === 0) {
+        return { accounts: new Set(), outcomes: [], proofKeys: [] }
+      }
+      const diff = this.state.addFinal(fresh.map(c => c.tx))
+      const ops: Op[] = []
+      let n = this.#logLength
+      for (const c of fresh) {
+        ops.push({ type: 'put', key: KEYS.cert(c.tx.idHex), value: b64.enc(c.bytes) })
+        ops.push({ type: 'put', key: KEYS.log(n++), value: c.tx.idHex })
+      }
+      for (const o of diff.outcomes) {
+        ops.push({ type: 'put', key: KEYS.outcome(o.id), value: toJSON(o) })
+        for (const a of new Set([o.sender, ...Object.keys(o.deltas)])) {
+          ops.push({ type: 'put', key: KEYS.history(a, o.id), value: '1' })
+        }
+      }
+      for (const a of diff.accounts) {
+        ops.push({ type: 'put', key: KEYS.account(a), value: toJSON(this.state.get(a)) })
+      }
+      for (const k of diff.proofKeys) {
+        ops.push({ type: 'put', key: KEYS.proofKey(k), value: '1' })
+      }
+      const meta: Meta = { logLength: n, totals: this.state.totals }
+      ops.push({ type: 'put', key: KEYS.meta, value: toJSON(meta) })
+      try {
+        await this.store.batch(ops)
+      } catch (err) {
+        // memory ran ahead of a failed write: reload what is on disk so the two never differ
+        log.error('storage batch failed, reloading state - %e', err)
+        this.state = new LedgerState(this.chain)
+        await this.#load()
+        throw err
+      }
+      this.#logLength = n
+      for (const c of fresh) {
+        this.#votes.delete(c.tx.idHex)
+        this.safeDispatchEvent('ponw-ledger:final', { detail: c })
+      }
+      for (const o of diff.outcomes) {
+        this.safeDispatchEvent('ponw-ledger:outcome', { detail: o })
+      }
+      return diff
+    })
+  }
+
+  /** Certificates of the sync log in [from, from+limit) */
+  async logRange (from: number, limit: number, maxBytes = Infinity): Promise<{ certificates: Uint8Array[], next: number }> {
+    this.#assertOpen()
+    const out: Uint8Array[] = []
+    let next = from
+    let bytes = 0
+    for await (const [, id] of this.store.range('l!', { gte: KEYS.log(from), limit })) {
+      const c = await this.store.get(KEYS.cert(id))
+      if (c == null) {
+        break
+      }
+      const b = b64.dec(c)
+      if (out.length > 0 && bytes + b.byteLength > maxBytes) {
+        break
+      }
+      bytes += b.byteLength
+      out.push(b)
+      next++
+    }
+    return { certificates: out, next }
+  }
+
+  /** Signs a message with this node's wallet at its next sequence */
+  createTx (body: TxBody, options: { sequence?: bigint, epoch?: bigint } = {}): LedgerTx {
+    if (this.wallet == null) {
+      throw new InvalidParametersError('this ledger has no wallet')
+    }
+    const acc = this.state.get(this.wallet.address)
+    const queued = this.state.queued.get(this.wallet.address)
+    let seq = acc.nextSeq + BigInt(queued?.size ?? 0)
+    if (this.#nextOwnSeq != null && this.#nextOwnSeq > seq) {
+      seq = this.#nextOwnSeq
+    }
+    const sequence = options.sequence ?? seq
+    this.#nextOwnSeq = sequence + 1n
+    return signTx(this.chain, this.wallet, sequence, options.epoch ?? currentEpoch(this.chain, this.now()), body)
+  }
+
+  /**
+   * Validator rule: check the message against this node's final state, record it as the first message
+   * seen for its (sender, sequence) slot — synced to disk BEFORE signing — and sign. A different message
+   * for an already-voted slot is refused with EquivocationError (its evidence is emitted as an event).
+   */
+  async vote (signedTx: Uint8Array | LedgerTx, options: AbortOptions = {}): Promise<VoteSigData> {
+    this.#assertOpen()
+    if (this.validatorIndex == null || this.wallet == null) {
+      throw new InvalidParametersError('this node is not a genesis validator')
+    }
+    const tx = signedTx instanceof Uint8Array ? parseSignedTx(this.chain, signedTx) : signedTx
+    const wallet = this.wallet
+    const index = this.validatorIndex
+    return this.#exclusive(async () => {
+      const prev = await this.store.get(KEYS.voted(tx.sender, tx.sequence))
+      if (prev != null) {
+        const prevSigned = b64.dec(prev)
+        if (toHex(prevSigned) === toHex(tx.signed)) {
+          return signVote(this.chain, wallet, index, tx.id)
+        }
+        const evidence: Evidence = { kind: 'account-equivocation', a: prevSigned, b: tx.signed }
+        this.safeDispatchEvent('ponw-ledger:evidence', { detail: evidence })
+        throw Object.assign(new EquivocationError(`sender ${tx.sender} signed two messages for sequence ${tx.sequence}`), { evidence })
+      }
+      await this.#checkForVote(tx, options)
+      const ops: Op[] = [{ type: 'put', key: KEYS.voted(tx.sender, tx.sequence), value: b64.enc(tx.signed) }]
+      if (tx.kind === 'slash') {
+        const ev = checkEvidence(this.chain, tx)
+        if ('key' in ev) {
+          const used = await this.store.get(KEYS.evidence(ev.key))
+          if (used != null && used !== tx.idHex) {
+            throw new ReplayError('this evidence was already reported')
+          }
+          ops.push({ type: 'put', key: KEYS.evidence(ev.key), value: tx.idHex })
+        }
+      }
+      await this.store.batch(ops, true)
+      return signVote(this.chain, wallet, index, tx.id)
+    })
+  }
+
+  async #checkForVote (tx: LedgerTx, options: AbortOptions): Promise<void> {
+    const s = this.state
+    const acc = s.get(tx.sender)
+    if (s.known.has(tx.idHex) || tx.sequence < acc.nextSeq || s.queued.get(tx.sender)?.has(tx.sequence) === true) {
+      throw new ReplayError(`sequence ${tx.sequence} of ${tx.sender} is already final`)
+    }
+    if (tx.sequence > acc.nextSeq) {
+      throw new SequenceGapError(`sender ${tx.sender} is at sequence ${acc.nextSeq}, not ${tx.sequence}`)
+    }
+    const now = this.now()
+    const epoch = currentEpoch(this.chain, now)
+    const w = BigInt(this.chain.genesis.params.epochWindow)
+    if (tx.epoch > epoch + w || tx.epoch + w < epoch) {
+      throw new ImplausibleProofError(`message epoch ${tx.epoch} is outside ${epoch} ± ${w}`)
+    }
+    const t = tx.tx
+    const need = (amount: bigint, have: bigint): void => {
+      if (have < amount) {
+        throw new InsufficientFundsError(`needs ${amount}, has ${have}`)
+      }
+    }
+    switch (tx.kind) {
+      case 'transfer': need(decodeAmount(t.transfer!.amount), acc.balance); break
+      case 'stake': need(decodeAmount(t.stake!.amount), acc.balance); break
+      case 'payment': need(t.payment!.tokens * decodeAmount(t.payment!.pricePerToken), acc.balance); break
+      case 'unbond': need(decodeAmount(t.unbond!.amount), acc.bonded > acc.slashed ? acc.bonded - acc.slashed : 0n); break
+      case 'withdraw':
+        if (acc.slashed > 0n) {
+          throw new InsufficientFundsError('a slashed account cannot withdraw')
+        }
+        if (!acc.unbonding.some(e => e.releaseEpoch <= tx.epoch)) {
+          throw new InsufficientFundsError('no matured unbonding entry')
+        }
+        break
+      case 'slash': {
+        const ev = checkEvidence(this.chain, tx)
+        if (!('key' in ev)) {
+          throw new InvalidEvidenceError(ev.reason)
+        }
+        if (s.proofKeys.has(`slash/${ev.key}`)) {
+          throw new ReplayError('evidence already used')
+        }
+        if (ev.validator == null && s.get(ev.offender).nextSeq < ev.sequence) {
+          throw new SequenceGapError('offender has not reached the equivocated sequence')
+        }
+        break
+      }
+      default:
+        await this.verifier.check(this.chain, s, tx, now, options)
+    }
+  }
+
+  /**
+   * Adds a validator vote. Detects validator equivocation (two votes of one validator for one slot).
+   * When the votes for a message reach the quorum, stores the certificate and returns it.
+   */
+  async addVote (signedTx: Uint8Array | LedgerTx, vote: VoteSigData): Promise<LedgerCertificate | undefined> {
+    this.#assertOpen()
+    const tx = signedTx instanceof Uint8Array ? parseSignedTx(this.chain, signedTx) : signedTx
+    if (!verifyVote(this.chain, tx.id, vote)) {
+      throw new InvalidSignatureError(`vote of validator ${vote.validator} does not verify`)
+    }
+    const slot = `${vote.validator}/${tx.sender}/${tx.sequence}`
+    const prev = this.#slotVotes.get(slot)
+    if (prev != null && prev.tx.idHex !== tx.idHex) {
+      const evidence: Evidence = { kind: 'validator-equivocation', validator: vote.validator, a: prev.tx.signed, voteA: prev.sig, b: tx.signed, voteB: vote.signature }
+      this.safeDispatchEvent('ponw-ledger:evidence', { detail: evidence })
+    } else if (prev == null) {
+      this.#slotVotes.set(slot, { tx, sig: vote.signature })
+    }
+    if (this.state.known.has(tx.idHex)) {
+      return undefined
+    }
+    let entry = this.#votes.get(tx.idHex)
+    if (entry == null) {
+      entry = { tx, votes: new Map() }
+      this.#votes.set(tx.idHex, entry)
+    }
+    entry.votes.set(vote.validator, vote.signature)
+    if (!hasQuorum(this.chain, entry.votes.keys())) {
+      return undefined
+    }
+    const votes = [...entry.votes].map(([validator, signature]) => ({ validator, signature }))
+    const bytes = encodeCertificate(tx, votes)
+    const cert: LedgerCertificate = { tx, votes, bytes }
+    await this.addCertificates([cert])
+    return cert
+  }
+
+  /** Balance etc. of an address */
+  account (address: Address): AccountState {
+    return this.state.get(address)
+  }
+
+  balance (address: Address): bigint {
+    return this.state.get(address).balance
+  }
+
+  stateHash (): string {
+    return this.state.stateHash()
+  }
+
+  /** Transaction history of an address, oldest first (local application order) */
+  async history (address: Address, options: { limit?: number } = {}): Promise<Outcome[]> {
+    this.#assertOpen()
+    const out: Outcome[] = []
+    for await (const [k] of this.store.range(`h!${address}!`)) {
+      const o = this.state.outcomes.get(k.slice(k.lastIndexOf('!') + 1))
+      if (o != null) {
+        out.push(o)
+      }
+    }
+    out.sort((a, b) => a.sender === b.sender ? Number(a.sequence - b.sequence) : 0)
+    return options.limit != null ? out.slice(-options.limit) : out
+  }
+
+  /** Rebuilds the state from the stored certificates alone, in storage (id) order */
+  async rebuild (): Promise<LedgerState> {
+    this.#assertOpen()
+    const s = new LedgerState(this.chain)
+    const txs: LedgerTx[] = []
+    for await (const [, v] of this.store.range('c!')) {
+      txs.push(parseCertificate(this.chain, b64.dec(v), { verifySignature: false, verifyVotes: false }).tx)
+    }
+    s.addFinal(txs)
+    return s
+  }
+
+  /** Throws StateMismatchError if the loaded state differs from a rebuild from the stored messages */
+  async verifyStored (): Promise<void> {
+    const rebuilt = await this.rebuild()
+    if (rebuilt.canonical() !== this.state.canonical()) {
+      throw new StateMismatchError('stored state differs from the rebuild from stored messages')
+    }
+  }
+}
+

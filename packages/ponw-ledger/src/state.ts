@@ -1,0 +1,491 @@
+import { equals } from './bytes.js'
+import { decodeAmount } from './amount.js'
+import { canonicalJSON } from './genesis.js'
+import { digest, toHex } from './keys.js'
+import { EvidenceKind, parseSignedTx, verifyVote } from './messages.js'
+import { dataBase, inferenceBase, reward, share, trainingBase, uptimeBase } from './rewards.js'
+import type { Chain } from './genesis.js'
+import type { Address } from './keys.js'
+import type { LedgerTx } from './messages.js'
+
+/** One account. Balances are exact bigint base units. */
+export interface AccountState {
+  /** liquid, spendable */
+  balance: bigint
+  /** stake bonded by the account's own STAKE/UNBOND messages (genesis stake for validators) */
+  bonded: bigint
+  /** unbonded stake waiting for its release epoch */
+  unbonding: Array<{ amount: bigint, releaseEpoch: bigint }>
+  /** total penalties assessed by slashes (effective stake = max(0, bonded − slashed)) */
+  slashed: bigint
+  /** next sequence number this account's next final message must carry */
+  nextSeq: bigint
+  /** bonded stake after each own message that changed it: [sequence, bondedAfter] */
+  bondHistory: Array<[bigint, bigint]>
+}
+
+export type OutcomeStatus = 'applied' | 'failed'
+
+/** What a final message did */
+export interface Outcome {
+  id: string
+  sender: Address
+  sequence: bigint
+  kind: string
+  status: OutcomeStatus
+  reason?: string
+  /** balance changes it caused, by address (signed), and other effects */
+  deltas: Record<Address, bigint>
+  minted: bigint
+  burned: bigint
+}
+
+export interface LedgerTotals {
+  genesisSupply: bigint
+  minted: bigint
+  burned: bigint
+  slashed: bigint
+}
+
+/** Everything changed by one call (for the atomic storage batch) */
+export interface StateDiff {
+  accounts: Set<Address>
+  outcomes: Outcome[]
+  proofKeys: string[]
+}
+
+function emptyAccount (): AccountState {
+  return { balance: 0n, bonded: 0n, unbonding: [], slashed: 0n, nextSeq: 0n, bondHistory: [] }
+}
+
+class Hold {
+  constructor (readonly reason: string, readonly waitOn?: Address) {}
+}
+
+class Fail {
+  constructor (readonly reason: string) {}
+}
+
+/**
+ * The deterministic state machine. The state is a pure function of the SET of final messages:
+ * - each account's messages apply in sequence order (a later sequence waits for the earlier ones);
+ * - a message that needs funds it does not have yet waits (credits only ever add, so waiting is monotone);
+ * - every other check depends only on the sender's own earlier messages and the genesis, so it gives the
+ *   same answer whenever the message gets its turn.
+ * The set of applied messages is therefore the least fixed point of a monotone rule, the same in any
+ * arrival order, and every effect is an addition, which commutes.
+ */
+export class LedgerState {
+  readonly chain: Chain
+  readonly accounts = new Map<Address, AccountState>()
+  /** final messages not yet applied, by sender then sequence */
+  readonly queued = new Map<Address, Map<bigint, LedgerTx>>()
+  /** every final message id seen */
+  readonly known = new Set<string>()
+  /** proof keys already rewarded */
+  readonly proofKeys = new Set<string>()
+  readonly outcomes = new Map<string, Outcome>()
+  readonly totals: LedgerTotals
+  /** reporters waiting for an offender's chain to reach a sequence */
+  readonly #waiters = new Map<Address, Set<Address>>()
+
+  constructor (chain: Chain) {
+    this.chain = chain
+    let supply = 0n
+    for (const a of chain.genesis.allocations) {
+      this.account(a.address).balance += a.balance
+      supply += a.balance
+    }
+    chain.genesis.validators.forEach((v, i) => {
+      const acc = this.account(chain.validatorAddresses[i])
+      acc.bonded += v.stake
+      acc.bondHistory.push([-1n, acc.bonded])
+      supply += v.stake
+    })
+    this.totals = { genesisSupply: supply, minted: 0n, burned: 0n, slashed: 0n }
+  }
+
+  account (address: Address): AccountState {
+    let a = this.accounts.get(address)
+    if (a == null) {
+      a = emptyAccount()
+      this.accounts.set(address, a)
+    }
+    return a
+  }
+
+  /** Read-only view (does not create the account) */
+  get (address: Address): AccountState {
+    return this.accounts.get(address) ?? emptyAccount()
+  }
+
+  /**
+   * Adds final messages (already verified: signature and quorum) and applies everything that becomes
+   * applicable. Returns what changed. Adding a known message is a no-op.
+   */
+  addFinal (txs: LedgerTx[]): StateDiff {
+    const diff: StateDiff = { accounts: new Set(), outcomes: [], proofKeys: [] }
+    const work: Address[] = []
+    for (const tx of txs) {
+      if (this.known.has(tx.idHex)) {
+        continue
+      }
+      this.known.add(tx.idHex)
+      let q = this.queued.get(tx.sender)
+      if (q == null) {
+        q = new Map()
+        this.queued.set(tx.sender, q)
+      }
+      if (!q.has(tx.sequence)) {
+        q.set(tx.sequence, tx)
+      }
+      // two final messages for one slot only exist if more than 1/3 of the stake is faulty; the lower id
+      // wins deterministically, the other is recorded as failed when the slot is passed
+      else if (tx.idHex < q.get(tx.sequence)!.idHex) {
+        q.set(tx.sequence, tx)
+      }
+      work.push(tx.sender)
+    }
+    this.#drain(work, diff)
+    return diff
+  }
+
+  #drain (work: Address[], diff: StateDiff): void {
+    while (work.length > 0) {
+      const addr = work.pop()!
+      const q = this.queued.get(addr)
+      if (q == null) {
+        continue
+      }
+      while (true) {
+        const acc = this.get(addr)
+        const tx = q.get(acc.nextSeq)
+        if (tx == null) {
+          // drop final messages for slots already passed (conflicting duplicates): record them as failed
+          for (const [seq, t] of q) {
+            if (seq < acc.nextSeq) {
+              q.delete(seq)
+              this.#record(diff, this.#outcome(t, 'failed', 'slot already taken by another final message'))
+            }
+          }
+          break
+        }
+        const outcome = this.#outcome(tx, 'applied')
+        const r = this.#execute(tx, outcome, diff)
+        if (r instanceof Hold) {
+          if (r.waitOn != null) {
+            let s = this.#waiters.get(r.waitOn)
+            if (s == null) {
+              s = new Set()
+              this.#waiters.set(r.waitOn, s)
+            }
+            s.add(addr)
+          }
+          break
+        }
+        if (r instanceof Fail) {
+          outcome.status = 'failed'
+          outcome.reason = r.reason
+          outcome.deltas = {}
+          outcome.minted = 0n
+          outcome.burned = 0n
+        }
+        q.delete(tx.sequence)
+        this.account(addr).nextSeq = tx.sequence + 1n
+        diff.accounts.add(addr)
+        this.#record(diff, outcome)
+        for (const credited of Object.keys(outcome.deltas)) {
+          if (credited !== addr && outcome.deltas[credited] > 0n) {
+            work.push(credited)
+          }
+        }
+        const waiting = this.#waiters.get(addr)
+        if (waiting != null) {
+          this.#waiters.delete(addr)
+          work.push(...waiting)
+        }
+      }
+      if (q.size === 0) {
+        this.queued.delete(addr)
+      }
+    }
+  }
+
+  #outcome (tx: LedgerTx, status: OutcomeStatus, reason?: string): Outcome {
+    return { id: tx.idHex, sender: tx.sender, sequence: tx.sequence, kind: tx.kind, status, reason, deltas: {}, minted: 0n, burned: 0n }
+  }
+
+  #record (diff: StateDiff, o: Outcome): void {
+    this.outcomes.set(o.id, o)
+    diff.outcomes.push(o)
+  }
+
+  #credit (o: Outcome, diff: StateDiff, to: Address, amount: bigint): void {
+    if (amount === 0n) {
+      return
+    }
+    this.account(to).balance += amount
+    o.deltas[to] = (o.deltas[to] ?? 0n) + amount
+    diff.accounts.add(to)
+  }
+
+  #debit (o: Outcome, diff: StateDiff, from: Address, amount: bigint): void {
+    this.account(from).balance -= amount
+    o.deltas[from] = (o.deltas[from] ?? 0n) - amount
+    diff.accounts.add(from)
+  }
+
+  #mint (o: Outcome, diff: StateDiff, to: Address, amount: bigint, key: string): void {
+    this.proofKeys.add(key)
+    diff.proofKeys.push(key)
+    this.#credit(o, diff, to, amount)
+    o.minted += amount
+    this.totals.minted += amount
+  }
+
+  /** stake used by the reward multiplier: the claim, capped by what the sender's own messages bonded */
+  #stakeFor (acc: AccountState, claim: Uint8Array): bigint {
+    const c = decodeAmount(claim)
+    return c < acc.bonded ? c : acc.bonded
+  }
+
+  #execute (tx: LedgerTx, o: Outcome, diff: StateDiff): Hold | Fail | undefined {
+    const p = this.chain.genesis.params
+    const addr = tx.sender
+    const acc = this.get(addr)
+    const t = tx.tx
+    switch (tx.kind) {
+      case 'transfer': {
+        const amount = decodeAmount(t.transfer!.amount)
+        if (acc.balance < amount) {
+          return new Hold('insufficient balance')
+        }
+        this.#debit(o, diff, addr, amount)
+        this.#credit(o, diff, toHex(t.transfer!.to), amount)
+        return
+      }
+      case 'stake': {
+        const amount = decodeAmount(t.stake!.amount)
+        if (acc.balance < amount) {
+          return new Hold('insufficient balance')
+        }
+        this.#debit(o, diff, addr, amount)
+        const a = this.account(addr)
+        a.bonded += amount
+        a.bondHistory.push([tx.sequence, a.bonded])
+        return
+      }
+      case 'unbond': {
+        const amount = decodeAmount(t.unbond!.amount)
+        if (acc.bonded < amount) {
+          return new Fail('unbond exceeds bonded stake')
+        }
+        const a = this.account(addr)
+        a.bonded -= amount
+        a.unbonding.push({ amount, releaseEpoch: tx.epoch + p.unbondingEpochs })
+        a.bondHistory.push([tx.sequence, a.bonded])
+        diff.accounts.add(addr)
+        return
+      }
+      case 'withdraw': {
+        const max = t.withdraw!.maxEntries === 0 ? Infinity : t.withdraw!.maxEntries
+        const a = this.account(addr)
+        let total = 0n
+        let n = 0
+        a.unbonding = a.unbonding.filter(e => {
+          if (e.releaseEpoch <= tx.epoch && n < max) {
+            n++
+            total += e.amount
+            return false
+          }
+          return true
+        })
+        if (n === 0) {
+          return new Fail('no matured unbonding entry')
+        }
+        this.#credit(o, diff, addr, total)
+        return
+      }
+      case 'uptime': {
+        const u = t.uptime!
+        const seconds = BigInt(u.heartbeats) * BigInt(p.heartbeatSeconds)
+        if (seconds * 1000n > BigInt(p.epochMs)) {
+          return new Fail('more heartbeats than an epoch holds')
+        }
+        const key = `uptime/${addr}/${u.epoch}`
+        if (this.proofKeys.has(key)) {
+          return new Fail('proof already rewarded')
+        }
+        this.#mint(o, diff, addr, reward(p, uptimeBase(p, seconds), this.#stakeFor(acc, u.stakeClaim)), key)
+        return
+      }
+      case 'inference': {
+        const i = t.inference!
+        const ms = i.endedMs - i.startedMs
+        if (i.tokens * 1000n > BigInt(p.maxInferenceTokensPerSecond) * ms) {
+          return new Fail('implausible token rate')
+        }
+        const key = `inference/${addr}/${toHex(i.sessionId)}`
+        if (this.proofKeys.has(key)) {
+          return new Fail('proof already rewarded')
+        }
+        this.#mint(o, diff, addr, reward(p, inferenceBase(p, i.tokens), this.#stakeFor(acc, i.stakeClaim)), key)
+        return
+      }
+      case 'training': {
+        const tr = t.training!
+        if (tr.tokens > p.maxTrainingTokensPerProof || tr.batches > BigInt(p.maxBatchesPerProof)) {
+          return new Fail('implausible amount of training work')
+        }
+        const key = `training/${addr}/${tr.round}`
+        if (this.proofKeys.has(key)) {
+          return new Fail('proof already rewarded')
+        }
+        this.#mint(o, diff, addr, reward(p, trainingBase(p, tr.batches, tr.lossBeforeMicro, tr.lossAfterMicro), this.#stakeFor(acc, tr.stakeClaim)), key)
+        return
+      }
+      case 'data': {
+        const d = t.data!
+        if (d.samples > p.maxSamplesPerProof || d.shardId >= p.totalShards) {
+          return new Fail('implausible data contribution')
+        }
+        const key = `data/${addr}/${d.round}/${d.shardId}`
+        if (this.proofKeys.has(key)) {
+          return new Fail('proof already rewarded')
+        }
+        this.#mint(o, diff, addr, reward(p, dataBase(p, d.samples), this.#stakeFor(acc, d.stakeClaim)), key)
+        return
+      }
+      case 'payment': {
+        const pay = t.payment!
+        const fee = pay.tokens * decodeAmount(pay.pricePerToken)
+        if (acc.balance < fee) {
+          return new Hold('insufficient balance')
+        }
+        const burned = share(fee, p.inferenceFeeBurn)
+        this.#debit(o, diff, addr, fee)
+        this.#credit(o, diff, toHex(pay.provider), fee - burned)
+        o.burned += burned
+        this.totals.burned += burned
+        return
+      }
+      case 'slash':
+        return this.#slash(tx, o, diff)
+    }
+  }
+
+  /** Deterministic checks of a fraud proof; returns the offender, the evidence key and the penalty base */
+  #slash (tx: LedgerTx, o: Outcome, diff: StateDiff): Hold | Fail | undefined {
+    const p = this.chain.genesis.params
+    const ev = checkEvidence(this.chain, tx)
+    if (ev instanceof Fail) {
+      return ev
+    }
+    const key = `slash/${ev.key}`
+    if (this.proofKeys.has(key)) {
+      return new Fail('evidence already used')
+    }
+    let base: bigint
+    if (ev.validator != null) {
+      base = this.chain.genesis.validators[ev.validator].stake
+    } else {
+      // the offender's own chain must have reached the equivocated sequence so its stake there is known
+      const off = this.get(ev.offender)
+      if (off.nextSeq < ev.sequence) {
+        return new Hold('offender has not reached the equivocated sequence', ev.offender)
+      }
+      base = bondedAt(off, ev.sequence)
+    }
+    const penalty = share(base, p.slashFraction)
+    const toReporter = share(penalty, p.reporterShare)
+    this.proofKeys.add(key)
+    diff.proofKeys.push(key)
+    const off = this.account(ev.offender)
+    off.slashed += penalty
+    diff.accounts.add(ev.offender)
+    o.deltas[ev.offender] = (o.deltas[ev.offender] ?? 0n)
+    this.#credit(o, diff, tx.sender, toReporter)
+    o.burned += penalty - toReporter
+    this.totals.burned += penalty - toReporter
+    this.totals.slashed += penalty
+  }
+
+  /** Sum of everything held (balance + bonded + unbonding − slashed); equals genesis + minted − burned */
+  holdings (): bigint {
+    let s = 0n
+    for (const a of this.accounts.values()) {
+      s += a.balance + a.bonded + a.unbonding.reduce((x, e) => x + e.amount, 0n) - a.slashed
+    }
+    return s
+  }
+
+  /** Canonical JSON of the consensus state (accounts, totals, rewarded proofs, applied/failed/queued ids) */
+  canonical (): string {
+    const accounts: Record<string, unknown> = {}
+    for (const [addr, a] of [...this.accounts.entries()].sort(([x], [y]) => x < y ? -1 : 1)) {
+      if (a.balance === 0n && a.bonded === 0n && a.unbonding.length === 0 && a.slashed === 0n && a.nextSeq === 0n) {
+        continue
+      }
+      accounts[addr] = a
+    }
+    const outcomes = [...this.outcomes.values()].map(o => `${o.id}:${o.status}`).sort()
+    const queued = [...this.queued.values()].flatMap(q => [...q.values()].map(t => t.idHex)).sort()
+    return canonicalJSON({ accounts, totals: this.totals, proofKeys: [...this.proofKeys].sort(), outcomes, queued })
+  }
+
+  /** sha256 of {@link canonical}: equal on every node that holds the same set of final messages */
+  stateHash (): string {
+    return toHex(digest('neuroshard/ledger/v1/state', new TextEncoder().encode(this.canonical())))
+  }
+}
+
+/** bonded stake of an account just before its own message `sequence` (genesis stake is entry -1) */
+export function bondedAt (acc: AccountState, sequence: bigint): bigint {
+  let bonded = 0n
+  for (const [seq, after] of acc.bondHistory) {
+    if (seq >= sequence) {
+      break
+    }
+    bonded = after
+  }
+  return bonded
+}
+
+export interface CheckedEvidence {
+  offender: Address
+  sequence: bigint
+  validator?: number
+  key: string
+}
+
+/** Verifies a fraud proof from its bytes alone (used by the state machine and by validators) */
+export function checkEvidence (chain: Chain, tx: LedgerTx): CheckedEvidence | Fail {
+  const s = tx.tx.slash!
+  let a: LedgerTx
+  let b: LedgerTx
+  try {
+    a = parseSignedTx(chain, s.signedTxA)
+    b = parseSignedTx(chain, s.signedTxB)
+  } catch (err: any) {
+    return new Fail(`evidence message invalid: ${err.name}`)
+  }
+  if (a.sender !== b.sender || a.sequence !== b.sequence || equals(a.txBytes, b.txBytes)) {
+    return new Fail('evidence messages do not conflict')
+  }
+  if (s.kind === EvidenceKind.ACCOUNT_EQUIVOCATION) {
+    return { offender: a.sender, sequence: a.sequence, key: `account/${a.sender}/${a.sequence}` }
+  }
+  if (s.kind === EvidenceKind.VALIDATOR_EQUIVOCATION) {
+    const v = s.validator
+    if (v >= chain.genesis.validators.length) {
+      return new Fail('unknown validator')
+    }
+    if (!verifyVote(chain, a.id, { validator: v, signature: s.voteSigA }) || !verifyVote(chain, b.id, { validator: v, signature: s.voteSigB })) {
+      return new Fail('evidence votes do not verify')
+    }
+    return { offender: chain.validatorAddresses[v], sequence: a.sequence, validator: v, key: `validator/${v}/${a.sender}/${a.sequence}` }
+  }
+  return new Fail('unknown evidence kind')
+}
+
+export { Fail as EvidenceFailure }

@@ -1,0 +1,153 @@
+import { decodeAmount } from './amount.js'
+import { ImplausibleProofError, ReplayError, ShardAssignmentError } from './errors.js'
+import { toHex } from './keys.js'
+import { assignShards } from './shards.js'
+import type { Chain } from './genesis.js'
+import type { LedgerTx } from './messages.js'
+import type { LedgerState } from './state.js'
+import type { AbortOptions } from '@libp2p/interface'
+
+/** What a training re-execution check receives */
+export interface TrainingClaim {
+  proofId: string
+  sender: string
+  round: bigint
+  modelHash: Uint8Array
+  shardIds: number[]
+  tokens: bigint
+  batches: bigint
+  lossBeforeMicro: bigint
+  lossAfterMicro: bigint
+  pseudoGradientHash: Uint8Array
+  batchLossMicro: bigint[]
+}
+
+/**
+ * Pluggable re-execution: re-run a sampled part of the claimed work and compare within a tolerance.
+ * Throw ReExecutionMismatchError when the claim is wrong.
+ */
+export interface TrainingReExecutor {
+  verifyTraining(claim: TrainingClaim, options?: AbortOptions): Promise<void>
+}
+
+export interface ProofVerifierInit {
+  /** re-execution check of training proofs; without one, training proofs are checked for everything else only */
+  training?: TrainingReExecutor
+  /**
+   * allowed clock skew for inference timestamps, ms
+   *
+   * @default 30000
+   */
+  clockSkewMs?: number
+}
+
+export function currentEpoch (chain: Chain, nowMs: number): bigint {
+  return BigInt(Math.max(0, Math.floor((nowMs - chain.genesis.genesisTimeMs) / chain.genesis.params.epochMs)))
+}
+
+export function currentRound (chain: Chain, nowMs: number): bigint {
+  return BigInt(Math.max(0, Math.floor((nowMs - chain.genesis.genesisTimeMs) / chain.genesis.params.roundMs)))
+}
+
+function within (v: bigint, now: bigint, window: number, what: string): void {
+  if (v > now || now - v > BigInt(window)) {
+    throw new ImplausibleProofError(`${what} ${v} is outside the window [${now - BigInt(window)}, ${now}]`)
+  }
+}
+
+/**
+ * The checks a validator runs before it signs a proof of neural work: replay, epoch/round windows, rate
+ * plausibility, the data-shard assignment, the stake claim, and the re-execution check.
+ */
+export class ProofVerifier {
+  readonly #init: ProofVerifierInit
+
+  constructor (init: ProofVerifierInit = {}) {
+    this.#init = init
+  }
+
+  async check (chain: Chain, state: LedgerState, tx: LedgerTx, nowMs: number, options?: AbortOptions): Promise<void> {
+    const p = chain.genesis.params
+    const epoch = currentEpoch(chain, nowMs)
+    const round = currentRound(chain, nowMs)
+    const acc = state.get(tx.sender)
+    const effective = acc.bonded > acc.slashed ? acc.bonded - acc.slashed : 0n
+    const t = tx.tx
+    const claim = (b: Uint8Array): void => {
+      if (decodeAmount(b) > effective) {
+        throw new ImplausibleProofError('stake claim exceeds the effective bonded stake')
+      }
+    }
+    const unused = (key: string): void => {
+      if (state.proofKeys.has(key)) {
+        throw new ReplayError(`proof ${key} already rewarded`)
+      }
+    }
+    switch (tx.kind) {
+      case 'uptime': {
+        const u = t.uptime!
+        within(u.epoch, epoch, p.epochWindow, 'uptime epoch')
+        if (BigInt(u.heartbeats) * BigInt(p.heartbeatSeconds) * 1000n > BigInt(p.epochMs)) {
+          throw new ImplausibleProofError('more heartbeats than an epoch holds')
+        }
+        claim(u.stakeClaim)
+        unused(`uptime/${tx.sender}/${u.epoch}`)
+        return
+      }
+      case 'inference': {
+        const i = t.inference!
+        const skew = BigInt(this.#init.clockSkewMs ?? 30_000)
+        const now = BigInt(nowMs)
+        if (i.endedMs > now + skew || i.startedMs + BigInt(p.epochMs * (p.epochWindow + 1)) < now) {
+          throw new ImplausibleProofError('inference session outside the time window')
+        }
+        if (i.tokens * 1000n > BigInt(p.maxInferenceTokensPerSecond) * (i.endedMs - i.startedMs)) {
+          throw new ImplausibleProofError('implausible token rate')
+        }
+        claim(i.stakeClaim)
+        unused(`inference/${tx.sender}/${toHex(i.sessionId)}`)
+        return
+      }
+      case 'data': {
+        const d = t.data!
+        within(d.round, round, p.roundWindow, 'data round')
+        if (d.samples > p.maxSamplesPerProof || d.shardId >= p.totalShards) {
+          throw new ImplausibleProofError('implausible data contribution')
+        }
+        claim(d.stakeClaim)
+        unused(`data/${tx.sender}/${d.round}/${d.shardId}`)
+        return
+      }
+      case 'training': {
+        const tr = t.training!
+        within(tr.round, round, p.roundWindow, 'training round')
+        if (tr.tokens > p.maxTrainingTokensPerProof || tr.batches > BigInt(p.maxBatchesPerProof)) {
+          throw new ImplausibleProofError('implausible amount of training work')
+        }
+        const expected = assignShards(chain, tx.sender, tr.round)
+        if (expected.length !== tr.shardIds.length || expected.some((s, i) => s !== tr.shardIds[i])) {
+          throw new ShardAssignmentError(`shards ${tr.shardIds.join(',')} are not the assignment ${expected.join(',')} of round ${tr.round}`)
+        }
+        const sum = tr.batchLossMicro.reduce((a, b) => a + b, 0n)
+        if (sum / tr.batches !== tr.lossBeforeMicro) {
+          throw new ImplausibleProofError('loss_before is not the mean of the batch losses')
+        }
+        claim(tr.stakeClaim)
+        unused(`training/${tx.sender}/${tr.round}`)
+        await this.#init.training?.verifyTraining({
+          proofId: tx.idHex,
+          sender: tx.sender,
+          round: tr.round,
+          modelHash: tr.modelHash,
+          shardIds: tr.shardIds,
+          tokens: tr.tokens,
+          batches: tr.batches,
+          lossBeforeMicro: tr.lossBeforeMicro,
+          lossAfterMicro: tr.lossAfterMicro,
+          pseudoGradientHash: tr.pseudoGradientHash,
+          batchLossMicro: tr.batchLossMicro
+        }, options)
+      }
+    }
+  }
+}
