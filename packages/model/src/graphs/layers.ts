@@ -134,3 +134,93 @@ export function crossEntropy (g: GraphBuilder, config: ModelConfig, logits: Valu
   const picked = g.reduceSum(g.mul(onehot, lsm, { name: 'loss.pick' }), [-1], false, { name: 'loss.logp' })
   return g.neg(g.reduceMean(picked, [0, 1], false, { name: 'loss.mean' }), { name: 'loss' })
 }
+
+/**
+ * The same block with onnx opset-23 fused ops, for inference graphs: RMSNormalization, RotaryEmbedding (rotate-half,
+ * cos/sin tables over maxSeqLen indexed by position_ids) and Attention (GQA by q/kv head counts, past/present KV,
+ * an explicit boolean causal mask so a query at absolute position p sees keys 0..p). No VJP rules exist for these,
+ * so training graphs use the decomposed form.
+ */
+export function fusedBlock (g: GraphBuilder, config: ModelConfig, x: Value, w: BlockWeights, fused: FusedTables, index: number, cache: KvCache): { out: Value, presentKey: Value, presentValue: Value } {
+  const p = `blocks.${index}`
+  const hd = headDim(config)
+  const nH = config.nHeads
+  const nKv = config.nKvHeads
+  const norm = (v: Value, weight: Value, name: string): Value => g.op('RMSNormalization', [v, weight], [{ dtype: v.dtype, shape: v.shape }], {
+    axis: { kind: 'int', value: -1 }, epsilon: { kind: 'float', value: config.normEps }
+  }, { name })[0]
+  const heads = (v: Value, n: number, name: string): Value =>
+    g.transpose(g.reshape(v, [0, 0, n, hd], { name: `${name}.split_heads` }), [0, 2, 1, 3], { name: `${name}.heads` })
+  const rotary = (v: Value, name: string): Value => g.op('RotaryEmbedding', [v, fused.cosCache, fused.sinCache, fused.positionIds], [{ dtype: v.dtype, shape: v.shape }], {
+    interleaved: { kind: 'int', value: 0 }
+  }, { name })[0]
+  const n = norm(x, w.attnNorm, `${p}.attn_norm`)
+  const q = rotary(heads(g.matmul(n, w.wq, { name: `${p}.attn.q_proj` }), nH, `${p}.attn.q`), `${p}.attn.q_rope`)
+  const k = rotary(heads(g.matmul(n, w.wk, { name: `${p}.attn.k_proj` }), nKv, `${p}.attn.k`), `${p}.attn.k_rope`)
+  const v = heads(g.matmul(n, w.wv, { name: `${p}.attn.v_proj` }), nKv, `${p}.attn.v`)
+  const B = x.shape[0]
+  const S = x.shape[1]
+  const T = `${String(cache.pastKey.shape[2])}+${String(S)}`
+  const [y, presentKey, presentValue] = g.op('Attention', [q, k, v, fused.mask, cache.pastKey, cache.pastValue], [
+    { dtype: x.dtype, shape: [B, nH, S, hd] },
+    { dtype: x.dtype, shape: [B, nKv, T, hd] },
+    { dtype: x.dtype, shape: [B, nKv, T, hd] }
+  ], {
+    q_num_heads: { kind: 'int', value: nH },
+    kv_num_heads: { kind: 'int', value: nKv },
+    scale: { kind: 'float', value: 1 / Math.sqrt(hd) }
+  }, { name: `${p}.attn` })
+  const o = g.reshape(g.transpose(y, [0, 2, 1, 3], { name: `${p}.attn.o_t` }), [0, 0, nH * hd], { name: `${p}.attn.merge_heads` })
+  const h = g.add(x, g.matmul(o, w.wo, { name: `${p}.attn.o_proj` }), { name: `${p}.attn_residual` })
+  const out = g.add(h, mlp(g, norm(h, w.mlpNorm, `${p}.mlp_norm`), w, `${p}.mlp`), { name: `${p}.mlp_residual` })
+  return { out, presentKey, presentValue }
+}
+
+/** Tables shared by the fused blocks of one graph */
+export interface FusedTables {
+  /** cos(pos · inv_freq) for pos in [0, maxSeqLen): [maxSeqLen, headDim / 2] */
+  cosCache: Value
+  sinCache: Value
+  /** int64 [batch, seq]: absolute positions offset .. offset + seq */
+  positionIds: Value
+  /** bool [seq, past + seq]: key position ≤ query position */
+  mask: Value
+}
+
+/** Builds the constant RoPE caches, position ids and causal mask for the fused blocks */
+export function fusedTables (g: GraphBuilder, config: ModelConfig, x: Value, offset: Value, pastKey: Value): FusedTables {
+  const hd = headDim(config)
+  const half = hd / 2
+  const cos = new Array<number>(config.maxSeqLen * half)
+  const sin = new Array<number>(config.maxSeqLen * half)
+  for (let pos = 0; pos < config.maxSeqLen; pos++) {
+    for (let i = 0; i < half; i++) {
+      const f = pos * Math.pow(config.ropeTheta, -(2 * i) / hd)
+      cos[pos * half + i] = Math.cos(f)
+      sin[pos * half + i] = Math.sin(f)
+    }
+  }
+  const S = x.shape[1]
+  const seq = g.dimOf(x, 1, { name: 'seq_len' })
+  const positions = g.range(offset, g.add(offset, seq, { name: 'rope.end' }), g.scalar(1, 'int64'), S, { name: 'rope.positions' })
+  const bs = g.concat([g.reshape(g.dimOf(x, 0), [1]), g.reshape(seq, [1])], 0, { name: 'batch_seq' })
+  const positionIds = g.expand(g.unsqueeze(positions, [0]), { tensor: bs, shape: [x.shape[0], S] }, { name: 'position_ids' })
+  const T = `${String(pastKey.shape[2])}+${String(S)}`
+  const keyPos = g.range(g.scalar(0, 'int64'), g.add(offset, seq), g.scalar(1, 'int64'), T, { name: 'key_pos' })
+  const mask = g.lessOrEqual(g.unsqueeze(keyPos, [0]), g.unsqueeze(positions, [1]), { name: 'causal' })
+  return {
+    cosCache: g.constant(cos, g.dtype, [config.maxSeqLen, half], 'rope.cos_cache'),
+    sinCache: g.constant(sin, g.dtype, [config.maxSeqLen, half], 'rope.sin_cache'),
+    positionIds,
+    mask
+  }
+}
+
+/** Final norm + LM head with the fused RMSNormalization op */
+export function fusedLmHead (g: GraphBuilder, config: ModelConfig, x: Value, finalNorm: Value, weight: Value): Value {
+  const n = g.op('RMSNormalization', [x, finalNorm], [{ dtype: x.dtype, shape: x.shape }], {
+    axis: { kind: 'int', value: -1 }, epsilon: { kind: 'float', value: config.normEps }
+  }, { name: 'final_norm' })[0]
+  const w = config.tieEmbeddings ? g.transpose(weight, [1, 0], { name: 'lm_head.tied' }) : weight
+  return g.matmul(n, w, { name: 'lm_head' })
+}

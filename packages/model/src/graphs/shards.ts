@@ -1,7 +1,7 @@
 import { GraphBuilder, gradients } from '@neuroshard/onnx-graph'
 import { headDim } from '../config.js'
 import { blockParameters, modelParameters, shardParameters } from '../params.js'
-import { block, crossEntropy, lmHead, ropeTables } from './layers.js'
+import { block, crossEntropy, fusedBlock, fusedLmHead, fusedTables, lmHead, ropeTables } from './layers.js'
 import type { ModelConfig } from '../config.js'
 import type { ShardRole } from '../params.js'
 import type { BlockWeights, KvCache, RopeTables } from './layers.js'
@@ -54,6 +54,11 @@ export type ShardVariant = 'forward' | 'backward' | 'inference'
 export interface ShardGraphOptions {
   /** Float type of activations and parameters @default 'float32' */
   dtype?: 'float32' | 'float64'
+  /**
+   * Inference graphs only: use the opset-23 fused ops (RMSNormalization, RotaryEmbedding, Attention) instead of
+   * their decompositions. Same inputs, outputs and results (within float rounding). @default false
+   */
+  fused?: boolean
 }
 
 /** One input or output of a shard graph */
@@ -111,7 +116,7 @@ function embedForward (config: ModelConfig, dtype: 'float32' | 'float64'): { g: 
   return { g, out, params }
 }
 
-function blocksForward (config: ModelConfig, role: { start: number, end: number }, dtype: 'float32' | 'float64', kv: boolean): { g: GraphBuilder, x: Value, out: Value, params: Map<string, Value> } {
+function blocksForward (config: ModelConfig, role: { start: number, end: number }, dtype: 'float32' | 'float64', kv: boolean, fused = false): { g: GraphBuilder, x: Value, out: Value, params: Map<string, Value> } {
   const g = new GraphBuilder({ dtype, name: `blocks_${role.start}_${role.end}` })
   const x = g.input(SHARD_IO.hiddenIn, dtype, [B, S, config.dModel])
   const params = paramInputs(g, config, { kind: 'blocks', ...role })
@@ -129,8 +134,18 @@ function blocksForward (config: ModelConfig, role: { start: number, end: number 
   } else {
     offset = g.scalar(0, 'int64')
   }
-  const r = rope(g, config, x, offset)
   let h = x
+  if (fused && kv) {
+    const tables = fusedTables(g, config, x, offset, caches[0].pastKey)
+    for (let k = role.start; k < role.end; k++) {
+      const res = fusedBlock(g, config, h, blockWeights(config, params, k), tables, k, caches[k - role.start])
+      h = res.out
+      g.output(res.presentKey, SHARD_IO.presentKey(k))
+      g.output(res.presentValue, SHARD_IO.presentValue(k))
+    }
+    return { g, x, out: h, params }
+  }
+  const r = rope(g, config, x, offset)
   for (let k = role.start; k < role.end; k++) {
     const res = block(g, config, h, blockWeights(config, params, k), r, k, kv ? caches[k - role.start] : undefined)
     h = res.out
@@ -142,13 +157,13 @@ function blocksForward (config: ModelConfig, role: { start: number, end: number 
   return { g, x, out: h, params }
 }
 
-function headForward (config: ModelConfig, dtype: 'float32' | 'float64', withLoss: boolean): { g: GraphBuilder, x: Value, logits: Value, loss?: Value, params: Map<string, Value> } {
+function headForward (config: ModelConfig, dtype: 'float32' | 'float64', withLoss: boolean, fused = false): { g: GraphBuilder, x: Value, logits: Value, loss?: Value, params: Map<string, Value> } {
   const g = new GraphBuilder({ dtype, name: 'head' })
   const x = g.input(SHARD_IO.hidden, dtype, [B, S, config.dModel])
   const targets = withLoss ? g.input(SHARD_IO.targets, 'int64', [B, S]) : undefined
   const params = paramInputs(g, config, { kind: 'head' })
   const w = params.get(config.tieEmbeddings ? 'embed.weight' : 'lm_head.weight') as Value
-  const logits = lmHead(g, config, x, params.get('final_norm.weight') as Value, w)
+  const logits = (fused ? fusedLmHead : lmHead)(g, config, x, params.get('final_norm.weight') as Value, w)
   const loss = targets != null ? crossEntropy(g, config, logits, targets) : undefined
   return { g, x, logits, loss, params }
 }
@@ -183,7 +198,7 @@ export function buildShardGraph (config: ModelConfig, role: ShardRole, variant: 
       }))
     }
     case 'blocks': {
-      const { g, x, out, params } = blocksForward(config, role, dtype, variant === 'inference')
+      const { g, x, out, params } = blocksForward(config, role, dtype, variant === 'inference', options.fused === true && variant === 'inference')
       if (variant !== 'backward') {
         g.output(out, SHARD_IO.hiddenOut)
         // present_* were registered first; keep hidden_out first in the output list
@@ -198,7 +213,7 @@ export function buildShardGraph (config: ModelConfig, role: ShardRole, variant: 
       }))
     }
     case 'head': {
-      const { g, x, logits, loss, params } = headForward(config, dtype, variant !== 'inference')
+      const { g, x, logits, loss, params } = headForward(config, dtype, variant !== 'inference', options.fused === true && variant === 'inference')
       if (variant === 'inference') {
         g.output(logits, SHARD_IO.logits)
         return finish(g)
