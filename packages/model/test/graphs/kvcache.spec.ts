@@ -86,6 +86,12 @@ describe('KV-cache inference', () => {
     expect(ops(buildShardGraph(TINY_TEST, { kind: 'head' }, 'inference', { fused: true }).bytes)).toContain('RMSNormalization')
   })
 
+  it('refuses fused float64 graphs with a clear error', () => {
+    expect(() => buildShardGraph(TINY_TEST, { kind: 'head' }, 'inference', { dtype: 'float64', fused: true })).toThrow(expect.objectContaining({ name: 'GraphError' }))
+    // the float64 default is the decomposed graph
+    expect(buildShardGraph(TINY_TEST, { kind: 'head' }, 'inference', { dtype: 'float64' }).bytes.length).toBeGreaterThan(0)
+  })
+
   it('without a cache the decode step would differ: the check is sensitive to the cache contents', async () => {
     const config = TINY_TEST
     const params = allParams(config, 21, 'float32')
