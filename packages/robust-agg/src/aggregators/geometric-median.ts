@@ -1,0 +1,174 @@
+import { InvalidParametersError } from '@neuroshard/interface'
+import { checkF, effectiveF, makeAggregator, requireCondition } from '../aggregator.js'
+import { DEFAULT_WEISZFELD_MAX_ITERATIONS, DEFAULT_WEISZFELD_NU, DEFAULT_WEISZFELD_TOLERANCE } from '../constants.js'
+import { BlockReader, normalisedWeights } from '../set.js'
+import type { Aggregator, CommonInit, VectorSet } from '../types.js'
+
+export interface GeometricMedianInit extends CommonInit {
+  /**
+   * Smoothing ν (Pillutla et al. 2019, Algorithm 3): the weight of input i is αᵢ / max(ν, ‖z − xᵢ‖), which
+   * keeps the iteration defined when z lands on an input. A large ν (above every distance) turns the
+   * iteration into the weighted mean.
+   *
+   * @default 1e-6
+   */
+  nu?: number
+  /** Iteration cap; 0 returns the start point (the weighted mean). @default 100 */
+  maxIterations?: number
+  /**
+   * Stop when the smoothed objective decreases by at most `tolerance × objective` (relative). 0 runs every
+   * iteration. @default 1e-6
+   */
+  tolerance?: number
+  /** Optional number of Byzantine inputs; when given, f < n/2 (the breakdown point) is enforced. */
+  f?: number
+}
+
+function positiveFinite (name: string, key: string, v: number, allowZero: boolean): number {
+  if (!Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
+    throw new InvalidParametersError(`${name}: ${key} must be a ${allowZero ? 'non-negative' : 'positive'} finite number, got ${v}`)
+  }
+  return v
+}
+
+/**
+ * Geometric median by the smoothed Weiszfeld algorithm (RFA, Pillutla, Kakade & Harchaoui 2019): start from
+ * the weighted mean, then repeat z ← Σ βᵢxᵢ / Σ βᵢ with βᵢ = αᵢ / max(ν, ‖z − xᵢ‖). Each iteration is a single
+ * blocked pass over d that forms the new z and, in the same pass, its distances to every input; so k iterations
+ * cost k + 1 passes. `scores` are the final distances ‖z − xᵢ‖.
+ */
+export function geometricMedian (init?: GeometricMedianInit): Aggregator {
+  const name = 'geometric-median'
+  const nu = positiveFinite(name, 'nu', init?.nu ?? DEFAULT_WEISZFELD_NU, false)
+  const maxIterations = init?.maxIterations ?? DEFAULT_WEISZFELD_MAX_ITERATIONS
+  if (!Number.isInteger(maxIterations) || maxIterations < 0) {
+    throw new InvalidParametersError(`${name}: maxIterations must be a non-negative integer, got ${maxIterations}`)
+  }
+  const tolerance = positiveFinite(name, 'tolerance', init?.tolerance ?? DEFAULT_WEISZFELD_TOLERANCE, true)
+  const f = checkF(name, init?.f, false)
+  return makeAggregator(name, init, (set, context) => {
+    if (f != null) {
+      const fe = effectiveF(name, f, context)
+      requireCondition(2 * fe < set.count, `${name} requires f < n/2 (breakdown point 1/2, Pillutla et al. 2019); got n = ${set.count}, f = ${fe}`)
+    }
+    const alpha = normalisedWeights(set)
+    const n = set.count
+    const z = new Float64Array(set.d)
+    const dist2 = new Float64Array(n)
+    // pass 0: the weighted mean and the distances to it
+    fusedPass(set, context.blockSize, z, alpha, 1, dist2, false)
+    let objective = smoothedObjective(alpha, dist2, nu)
+    let iterations = 0
+    let converged = maxIterations === 0
+    const beta = new Float64Array(n)
+    while (iterations < maxIterations) {
+      let total = 0
+      for (let i = 0; i < n; i++) {
+        beta[i] = alpha[i] / Math.max(nu, Math.sqrt(dist2[i]))
+        total += beta[i]
+      }
+      dist2.fill(0)
+      fusedPass(set, context.blockSize, z, beta, total, dist2, false)
+      iterations++
+      const next = smoothedObjective(alpha, dist2, nu)
+      const decrease = objective - next
+      objective = next
+      if (decrease <= tolerance * next) {
+        converged = true
+        break
+      }
+    }
+    return {
+      value: Float32Array.from(z),
+      scores: Array.from(dist2, Math.sqrt),
+      iterations,
+      converged
+    }
+  })
+}
+
+/** g_ν(z) = Σ αᵢ hᵢ with hᵢ = dᵢ if dᵢ ≥ ν, else dᵢ²/(2ν) + ν/2 (Pillutla et al. 2019) */
+function smoothedObjective (alpha: Float64Array, dist2: Float64Array, nu: number): number {
+  let g = 0
+  for (let i = 0; i < alpha.length; i++) {
+    const di = Math.sqrt(dist2[i])
+    g += alpha[i] * (di >= nu ? di : dist2[i] / (2 * nu) + nu / 2)
+  }
+  return g
+}
+
+/**
+ * One pass over d: z ← Σ cᵢ xᵢ / total per coordinate (or, with `relative`, z ← z + Σ cᵢ (xᵢ − z) / total),
+ * then dist2ᵢ += ‖xᵢ − z‖² over the block just formed. Returns ‖z_new − z_old‖².
+ */
+export function fusedPass (set: VectorSet, blockSize: number, z: Float64Array, c: Float64Array, total: number, dist2: Float64Array, relative: boolean): number {
+  const reader = new BlockReader(set, blockSize)
+  const B = reader.blockSize
+  const n = set.count
+  const rows = reader.rows
+  const acc = new Float64Array(B)
+  let step2 = 0
+  for (let s = 0; s < set.d; s += B) {
+    const e = Math.min(set.d, s + B)
+    const len = e - s
+    reader.load(s, e)
+    acc.fill(0, 0, len)
+    if (relative) {
+      for (let i = 0; i < n; i++) {
+        const ci = c[i]
+        if (ci === 0) continue
+        const row = rows[i]
+        for (let t = 0; t < len; t++) acc[t] += ci * (row[t] - z[s + t])
+      }
+      for (let t = 0; t < len; t++) {
+        const delta = acc[t] / total
+        step2 += delta * delta
+        z[s + t] += delta
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const ci = c[i]
+        if (ci === 0) continue
+        const row = rows[i]
+        for (let t = 0; t < len; t++) acc[t] += ci * row[t]
+      }
+      for (let t = 0; t < len; t++) {
+        const v = acc[t] / total
+        const delta = v - z[s + t]
+        step2 += delta * delta
+        z[s + t] = v
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      const row = rows[i]
+      let a = dist2[i]
+      for (let t = 0; t < len; t++) {
+        const q = row[t] - z[s + t]
+        a += q * q
+      }
+      dist2[i] = a
+    }
+  }
+  return step2
+}
+
+/** dist2ᵢ = ‖xᵢ − z‖² for a given z, one pass */
+export function distancesTo (set: VectorSet, blockSize: number, z: Float64Array): Float64Array {
+  const reader = new BlockReader(set, blockSize)
+  const B = reader.blockSize
+  const dist2 = new Float64Array(set.count)
+  for (let s = 0; s < set.d; s += B) {
+    const e = Math.min(set.d, s + B)
+    reader.load(s, e)
+    for (let i = 0; i < set.count; i++) {
+      const row = reader.rows[i]
+      let a = dist2[i]
+      for (let t = 0; t < e - s; t++) {
+        const q = row[t] - z[s + t]
+        a += q * q
+      }
+      dist2[i] = a
+    }
+  }
+  return dist2
+}

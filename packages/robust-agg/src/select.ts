@@ -1,0 +1,256 @@
+/**
+ * Per-coordinate order statistics over blocks of coordinates.
+ *
+ * - m ≤ NETWORK_MAX: a sorting network (Batcher's odd–even merge sort for any m, pruned to the comparators the
+ *   wanted ranks depend on) is applied across the whole block at once: each comparator is a branch-free
+ *   `Math.min` / `Math.max` over two scratch rows, so all coordinates of the block go through it in one tight
+ *   loop and the data-dependent branches of a per-coordinate sort (the cost on random data) disappear.
+ * - larger m: the block is transposed into column order and each coordinate is quickselected in place.
+ *
+ * Either way only an m × blockSize Float64 scratch is allocated, and every coordinate's result depends on that
+ * coordinate alone, so the block size never changes a result.
+ */
+import { BlockReader } from './set.js'
+import type { VectorSet } from './types.js'
+
+/** Below this many values, insertion sort beats quickselect */
+const INSERTION_SORT_MAX = 12
+
+/** Up to this many inputs, sorting networks across the block beat per-coordinate selection */
+export const NETWORK_MAX = 48
+
+/**
+ * Comparators (pairs of wire indices, lower wire first) of Batcher's odd–even merge sort for m wires, in the
+ * arbitrary-m formulation (Batcher 1968; Knuth, TAOCP vol. 3, §5.3.4), which sorts any m inputs.
+ */
+export function batcherNetwork (m: number): Array<[number, number]> {
+  const pairs: Array<[number, number]> = []
+  for (let p = 1; p < m; p *= 2) {
+    for (let k = p; k >= 1; k = Math.floor(k / 2)) {
+      for (let j = k % p; j <= m - 1 - k; j += 2 * k) {
+        for (let i = 0; i <= Math.min(k - 1, m - j - k - 1); i++) {
+          if (Math.floor((i + j) / (p * 2)) === Math.floor((i + j + k) / (p * 2))) pairs.push([i + j, i + j + k])
+        }
+      }
+    }
+  }
+  return pairs
+}
+
+/** Keep only the comparators that can influence the given output wires (walk the network backwards) */
+export function pruneNetwork (pairs: Array<[number, number]>, outputs: number[]): Array<[number, number]> {
+  const needed = new Set(outputs)
+  const kept: Array<[number, number]> = []
+  for (let q = pairs.length - 1; q >= 0; q--) {
+    const [a, b] = pairs[q]
+    if (needed.has(a) || needed.has(b)) {
+      kept.push(pairs[q])
+      needed.add(a)
+      needed.add(b)
+    }
+  }
+  return kept.reverse()
+}
+
+const networkCache = new Map<string, Int32Array>()
+
+/** The pruned network for m wires and the given output ranks, flattened, cached */
+function network (m: number, outputs: number[]): Int32Array {
+  const key = `${m}:${outputs.join(',')}`
+  let net = networkCache.get(key)
+  if (net == null) {
+    net = Int32Array.from(pruneNetwork(batcherNetwork(m), outputs).flat())
+    networkCache.set(key, net)
+  }
+  return net
+}
+
+/** Apply a flattened comparator list to scratch rows over `[0, len)` */
+function applyNetwork (rows: Float64Array[], net: Int32Array, len: number): void {
+  for (let q = 0; q < net.length; q += 2) {
+    const A = rows[net[q]]
+    const C = rows[net[q + 1]]
+    for (let t = 0; t < len; t++) {
+      const a = A[t]
+      const b = C[t]
+      A[t] = Math.min(a, b)
+      C[t] = Math.max(a, b)
+    }
+  }
+}
+
+/** What a per-coordinate statistic needs: the ranks it reads, and how it combines the sorted wires */
+export interface OrderStatistic {
+  /** ranks (0 = smallest) whose values must be exact */
+  ranks(m: number): number[]
+  /** combine the values at `ranks` for one coordinate (rows sorted at those ranks) */
+  fromRows(rows: Float64Array[], t: number, m: number): number
+  /** the same from one coordinate's m values in `buf[o .. o + m)` (reorderable) */
+  kernel: CoordinateKernel
+}
+
+/** Run an order statistic over every coordinate of a set, in blocks */
+export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderStatistic): Float32Array {
+  const m = set.count
+  if (m > NETWORK_MAX) return perCoordinate(set, blockSize, stat.kernel)
+  const d = set.d
+  const out = new Float32Array(d)
+  const reader = new BlockReader(set, blockSize)
+  const B = reader.blockSize
+  const scratch = Array.from({ length: m }, () => new Float64Array(B))
+  const net = network(m, stat.ranks(m))
+  for (let s = 0; s < d; s += B) {
+    const e = Math.min(d, s + B)
+    const len = e - s
+    reader.load(s, e)
+    for (let r = 0; r < m; r++) {
+      const row = reader.rows[r]
+      const dst = scratch[r]
+      for (let t = 0; t < len; t++) dst[t] = row[t]
+    }
+    applyNetwork(scratch, net, len)
+    for (let t = 0; t < len; t++) out[s + t] = stat.fromRows(scratch, t, m)
+  }
+  return out
+}
+
+/** Sort `buf[o .. o + m)` ascending (insertion sort) */
+function insertionSort (buf: Float64Array, o: number, m: number): void {
+  for (let i = o + 1; i < o + m; i++) {
+    const v = buf[i]
+    let k = i - 1
+    while (k >= o && buf[k] > v) {
+      buf[k + 1] = buf[k]
+      k--
+    }
+    buf[k + 1] = v
+  }
+}
+
+/**
+ * Quickselect on `buf[lo .. hi]` (inclusive): afterwards `buf[k]` holds the value of rank k, everything before
+ * it is ≤ and everything after it is ≥.
+ */
+function quickselect (buf: Float64Array, lo: number, hi: number, k: number): void {
+  while (hi > lo) {
+    if (hi - lo < INSERTION_SORT_MAX) {
+      insertionSort(buf, lo, hi - lo + 1)
+      return
+    }
+    // median of three as pivot
+    const mid = (lo + hi) >>> 1
+    let a = buf[lo]
+    let b = buf[mid]
+    let c = buf[hi]
+    if (a > b) { const t = a; a = b; b = t }
+    if (b > c) { const t = b; b = c; c = t }
+    if (a > b) { const t = a; a = b; b = t }
+    const pivot = b
+    let i = lo
+    let j = hi
+    while (i <= j) {
+      while (buf[i] < pivot) i++
+      while (buf[j] > pivot) j--
+      if (i <= j) {
+        const t = buf[i]
+        buf[i] = buf[j]
+        buf[j] = t
+        i++
+        j--
+      }
+    }
+    if (k <= j) hi = j
+    else if (k >= i) lo = i
+    else return
+  }
+}
+
+/** Callback receiving one coordinate's m values (in scratch at offset o, reorderable) */
+type CoordinateKernel = (buf: Float64Array, o: number, m: number) => number
+
+/** Run a per-coordinate kernel over every coordinate of a set, in blocks */
+export function perCoordinate (set: VectorSet, blockSize: number, kernel: CoordinateKernel): Float32Array {
+  const m = set.count
+  const d = set.d
+  const out = new Float32Array(d)
+  const reader = new BlockReader(set, blockSize)
+  const B = reader.blockSize
+  const T = new Float64Array(B * m)
+  for (let s = 0; s < d; s += B) {
+    const e = Math.min(d, s + B)
+    const len = e - s
+    reader.load(s, e)
+    for (let r = 0; r < m; r++) {
+      const row = reader.rows[r]
+      for (let t = 0; t < len; t++) T[t * m + r] = row[t]
+    }
+    for (let t = 0; t < len; t++) out[s + t] = kernel(T, t * m, m)
+  }
+  return out
+}
+
+/** How the median of an even count is formed */
+export type EvenMedian = 'mean-of-middle' | 'lower' | 'upper'
+
+/** The median of each coordinate */
+export function medianStatistic (even: EvenMedian): OrderStatistic {
+  return {
+    ranks: m => (m & 1) === 1 ? [m >> 1] : [(m >> 1) - 1, m >> 1],
+    fromRows: (rows, t, m) => {
+      if ((m & 1) === 1) return rows[m >> 1][t]
+      const lower = rows[(m >> 1) - 1][t]
+      const upper = rows[m >> 1][t]
+      return even === 'lower' ? lower : even === 'upper' ? upper : (lower + upper) / 2
+    },
+    kernel: medianKernel(even)
+  }
+}
+
+/** The mean of the m − 2f middle values of each coordinate */
+export function trimmedMeanStatistic (f: number): OrderStatistic {
+  return {
+    ranks: m => Array.from({ length: m - 2 * f }, (_, i) => f + i),
+    fromRows: (rows, t, m) => {
+      let sum = 0
+      for (let i = f; i < m - f; i++) sum += rows[i][t]
+      return sum / (m - 2 * f)
+    },
+    kernel: trimmedMeanKernel(f)
+  }
+}
+
+/** A kernel returning the median of m values */
+export function medianKernel (even: EvenMedian): CoordinateKernel {
+  return (buf, o, m) => {
+    if (m <= INSERTION_SORT_MAX) {
+      insertionSort(buf, o, m)
+      if ((m & 1) === 1) return buf[o + (m >> 1)]
+      const lower = buf[o + (m >> 1) - 1]
+      const upper = buf[o + (m >> 1)]
+      return even === 'lower' ? lower : even === 'upper' ? upper : (lower + upper) / 2
+    }
+    const k = m >> 1
+    quickselect(buf, o, o + m - 1, o + k)
+    const upper = buf[o + k]
+    if ((m & 1) === 1 || even === 'upper') return upper
+    // the lower middle value is the largest of the k values before position k
+    let lower = buf[o]
+    for (let i = o + 1; i < o + k; i++) if (buf[i] > lower) lower = buf[i]
+    return even === 'lower' ? lower : (lower + upper) / 2
+  }
+}
+
+/** A kernel returning the mean of the m − 2f middle values (f smallest and f largest removed) */
+export function trimmedMeanKernel (f: number): CoordinateKernel {
+  return (buf, o, m) => {
+    if (m <= INSERTION_SORT_MAX) {
+      insertionSort(buf, o, m)
+    } else if (f > 0) {
+      quickselect(buf, o, o + m - 1, o + f)
+      quickselect(buf, o + f, o + m - 1, o + m - f - 1)
+    }
+    let sum = 0
+    for (let i = o + f; i < o + m - f; i++) sum += buf[i]
+    return sum / (m - 2 * f)
+  }
+}
