@@ -5,7 +5,7 @@ import { decodeAmount } from './amount.js'
 import { EquivocationError, ImplausibleProofError, InsufficientFundsError, InvalidEvidenceError, InvalidSignatureError, ReplayError, SequenceGapError, StateMismatchError } from './errors.js'
 import { loadChain } from './genesis.js'
 import { toHex } from './keys.js'
-import { encodeCertificate, hasQuorum, parseCertificate, parseSignedTx, signTx, signVote, verifyVote } from './messages.js'
+import { encodeCertificate, hasQuorum, parseCertificate, peekCertificateId, parseSignedTx, signTx, signVote, verifyVote } from './messages.js'
 import { LedgerState, checkEvidence } from './state.js'
 import { KEYS, LedgerStore, b64, fromJSON, toJSON } from './store.js'
 import { ProofVerifier, currentEpoch } from './verify.js'
@@ -168,7 +168,12 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
   /** Verifies certificates (signature, votes, quorum), stores them and applies them, in one atomic batch */
   async addCertificates (certs: Array<Uint8Array | LedgerCertificate>, options: AbortOptions & { verified?: boolean } = {}): Promise<StateDiff> {
     this.#assertOpen()
-    const parsed = certs.map(c => c instanceof Uint8Array ? parseCertificate(this.chain, c, options.verified === true ? { verifySignature: false, verifyVotes: false } : {}) : c)
+    // skip known messages before paying for signature checks
+    const todo = certs.filter(c => {
+      const id = c instanceof Uint8Array ? peekCertificateId(this.chain, c) : c.tx.idHex
+      return id == null || !this.state.known.has(id)
+    })
+    const parsed = todo.map(c => c instanceof Uint8Array ? parseCertificate(this.chain, c, options.verified === true ? { verifySignature: false, verifyVotes: false } : {}) : c)
     options.signal?.throwIfAborted()
     return this.#exclusive(async () => {
       const fresh: LedgerCertificate[] = []

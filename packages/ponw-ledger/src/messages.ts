@@ -319,3 +319,14 @@ export function parseCertificate (chain: Chain, bytes: Uint8Array, options: Pars
 export function slotKey (sender: Address, sequence: bigint): string {
   return `${sender}/${sequence.toString()}`
 }
+
+/** The message id inside certificate bytes, without verifying anything (to skip known ones cheaply) */
+export function peekCertificateId (chain: Chain, bytes: Uint8Array): string | undefined {
+  try {
+    const c = Certificate.decode(bytes, { limits: { votes: chain.genesis.validators.length } })
+    const st = SignedTx.decode(c.signedTx)
+    return toHex(txDigest(chain.chainId, st.tx))
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,26 @@
+/** Sync protocol id — spec: specs/ponw-ledger/README.md#sync-protocol */
+export const SYNC_PROTOCOL = '/neuroshard/ledger/sync/1.0.0'
+
+/** Gossipsub topic carrying messages, votes and certificates — spec: specs/ponw-ledger/README.md#gossip */
+export const LEDGER_TOPIC = '/neuroshard/ledger/1.0.0'
+
+/** @default 'pubsub' — the libp2p service name of gossipsub */
+export const DEFAULT_PUBSUB_SERVICE = 'pubsub'
+
+/** @default 10_000 ms — every sync read and the whole sync page must arrive within this */
+export const DEFAULT_SYNC_TIMEOUT_MS = 10_000
+
+/** @default 4 MiB — cap on one sync response (and on what a responder puts in one) */
+export const DEFAULT_MAX_SYNC_RESPONSE_BYTES = 4 * 1024 * 1024
+
+/** @default 1024 — certificates per sync page */
+export const DEFAULT_SYNC_PAGE_SIZE = 1024
+
+/** @default 80 KiB — cap on one gossip message */
+export const DEFAULT_MAX_GOSSIP_BYTES = 80 * 1024
+
+/** @default 10_000 — messages a validator keeps to retry when their turn comes */
+export const DEFAULT_MAX_PENDING = 10_000
+
+/** @default 4 — concurrent inbound sync streams */
+export const DEFAULT_MAX_INBOUND_SYNC_STREAMS = 4

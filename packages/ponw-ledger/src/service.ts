@@ -1,0 +1,400 @@
+import { pbStream } from '@libp2p/utils'
+import { MalformedMessageError, MessageTooLargeError, NotStartedError, TimeoutError } from '@neuroshard/interface'
+import { TypedEventEmitter } from 'main-event'
+import { DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, SYNC_PROTOCOL } from './constants.js'
+import { Ledger } from './ledger.js'
+import { parseSignedTx } from './messages.js'
+import { Certificate as CertificateCodec, GossipMessage, SyncRequest, SyncResponse } from './pb/ledger.js'
+import type { Chain, GenesisConfig } from './genesis.js'
+import type { Wallet } from './keys.js'
+import type { LedgerEvents } from './ledger.js'
+import type { Evidence, LedgerCertificate, LedgerTx, TxBody, VoteSigData } from './messages.js'
+import type { ProofVerifier } from './verify.js'
+import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream, TypedEventTarget, Libp2pEvents, StreamHandler } from '@libp2p/interface'
+
+export interface PonwLedgerInit {
+  /** the chain's genesis (required) */
+  genesis: GenesisConfig | Chain
+  /** level database directory (required) */
+  path: string
+  /** this node's ledger wallet (a genesis validator key makes the node vote) */
+  wallet?: Wallet
+  /** proof checks before voting (re-execution) */
+  verifier?: ProofVerifier
+  /** clock @default Date.now */
+  now?: () => number
+  /** @default LEDGER_TOPIC */
+  topic?: string
+  /** @default SYNC_PROTOCOL */
+  syncProtocol?: string
+  /** @default DEFAULT_PUBSUB_SERVICE */
+  pubsubService?: string
+  /** @default DEFAULT_SYNC_TIMEOUT_MS */
+  syncTimeoutMs?: number
+  /** @default DEFAULT_MAX_SYNC_RESPONSE_BYTES */
+  maxSyncResponseBytes?: number
+  /** @default DEFAULT_SYNC_PAGE_SIZE */
+  syncPageSize?: number
+  /** sync from every newly connected peer @default true */
+  syncOnConnect?: boolean
+  /** @default DEFAULT_MAX_GOSSIP_BYTES */
+  maxGossipBytes?: number
+  /** when evidence is seen and this node has a wallet, submit the slash report @default true */
+  autoReport?: boolean
+  /** @default DEFAULT_MAX_PENDING */
+  maxPending?: number
+}
+
+/** The parts of libp2p's registrar and connection manager this service uses */
+export interface PonwLedgerComponents {
+  registrar: {
+    handle(protocol: string, handler: StreamHandler, options?: { maxInboundStreams?: number }): Promise<void>
+    unhandle(protocol: string): Promise<void>
+  }
+  connectionManager: {
+    openStream(peer: PeerId, protocol: string, options?: AbortOptions): Promise<Stream>
+  }
+  events: TypedEventTarget<Libp2pEvents>
+  logger: ComponentLogger
+}
+
+export interface PonwLedgerEvents extends LedgerEvents {
+  /** a sync with a peer finished */
+  'ponw-ledger:synced': CustomEvent<{ peer: PeerId, added: number }>
+}
+
+/** The ledger as a libp2p service */
+export interface PonwLedger extends TypedEventTarget<PonwLedgerEvents>, Startable {
+  /** the underlying ledger (state, storage, queries); available after start() */
+  readonly ledger: Ledger
+  /** signs `body` with the node wallet at its next sequence and submits it */
+  send(body: TxBody, options?: AbortOptions): Promise<LedgerTx>
+  /** gossips a signed message (and votes on it when this node is a validator) */
+  submit(tx: LedgerTx | Uint8Array, options?: AbortOptions): Promise<void>
+  /** pulls every final message a peer has that this node lacks; returns how many were new */
+  syncWith(peer: PeerId, options?: AbortOptions): Promise<number>
+}
+
+interface PubSubLike {
+  subscribe(topic: string): void
+  unsubscribe(topic: string): void
+  publish(topic: string, data: Uint8Array): Promise<unknown>
+  addEventListener(type: 'message', fn: (evt: CustomEvent<{ topic: string, data: Uint8Array }>) => void): void
+  removeEventListener(type: 'message', fn: (evt: CustomEvent<{ topic: string, data: Uint8Array }>) => void): void
+}
+
+class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements PonwLedger {
+  readonly #c: PonwLedgerComponents
+  readonly #init: PonwLedgerInit
+  readonly #log: Logger
+  readonly #topic: string
+  readonly #protocol: string
+  #ledger?: Ledger
+  #pubsub?: PubSubLike
+  #started = false
+  /** messages a validator could not vote on yet (sequence gap, funds on the way) */
+  readonly #pending = new Map<string, LedgerTx>()
+  readonly #reported = new Set<string>()
+  /** per-peer position in its sync log */
+  readonly #cursor = new Map<string, number>()
+  readonly #syncing = new Map<string, Promise<number>>()
+  #retrying = false
+
+  constructor (components: PonwLedgerComponents, init: PonwLedgerInit) {
+    super()
+    this.#c = components
+    this.#init = init
+    this.#log = components.logger.forComponent('neuroshard:ponw-ledger:service')
+    this.#topic = init.topic ?? LEDGER_TOPIC
+    this.#protocol = init.syncProtocol ?? SYNC_PROTOCOL
+  }
+
+  readonly [Symbol.toStringTag] = '@neuroshard/ponw-ledger'
+
+  get ledger (): Ledger {
+    if (this.#ledger == null) {
+      throw new NotStartedError('ponw-ledger is not started')
+    }
+    return this.#ledger
+  }
+
+  async start (): Promise<void> {
+    if (this.#started) {
+      return
+    }
+    const ledger = await Ledger.open({ genesis: this.#init.genesis, path: this.#init.path, wallet: this.#init.wallet, verifier: this.#init.verifier, now: this.#init.now })
+    this.#ledger = ledger
+    for (const type of ['ponw-ledger:final', 'ponw-ledger:outcome', 'ponw-ledger:evidence'] as const) {
+      ledger.addEventListener(type, (evt: any) => this.safeDispatchEvent(type, { detail: evt.detail }))
+    }
+    ledger.addEventListener('ponw-ledger:evidence', this.#onEvidence)
+    ledger.addEventListener('ponw-ledger:outcome', this.#onOutcome)
+    await this.#c.registrar.handle(this.#protocol, this.#onSyncStream, { maxInboundStreams: DEFAULT_MAX_INBOUND_SYNC_STREAMS })
+    const pubsub = (this.#c as any)[this.#init.pubsubService ?? DEFAULT_PUBSUB_SERVICE] as PubSubLike | undefined
+    if (pubsub == null) {
+      throw new NotStartedError(`the ponw-ledger service needs gossipsub as the "${this.#init.pubsubService ?? DEFAULT_PUBSUB_SERVICE}" service`)
+    }
+    this.#pubsub = pubsub
+    pubsub.addEventListener('message', this.#onGossip)
+    pubsub.subscribe(this.#topic)
+    this.#c.events.addEventListener('peer:connect', this.#onConnect)
+    this.#started = true
+  }
+
+  async stop (): Promise<void> {
+    if (!this.#started) {
+      return
+    }
+    this.#started = false
+    this.#c.events.removeEventListener('peer:connect', this.#onConnect)
+    this.#pubsub?.removeEventListener('message', this.#onGossip)
+    try {
+      this.#pubsub?.unsubscribe(this.#topic)
+    } catch {}
+    await this.#c.registrar.unhandle(this.#protocol)
+    await Promise.allSettled(this.#syncing.values())
+    await this.#ledger?.close()
+    this.#pending.clear()
+  }
+
+  async send (body: TxBody, options?: AbortOptions): Promise<LedgerTx> {
+    const tx = this.ledger.createTx(body)
+    await this.submit(tx, options)
+    return tx
+  }
+
+  async submit (tx: LedgerTx | Uint8Array, options?: AbortOptions): Promise<void> {
+    const parsed = tx instanceof Uint8Array ? parseSignedTx(this.ledger.chain, tx) : tx
+    await this.#publish(GossipMessage.encode({ signedTx: Uint8Array.from(parsed.signed) }))
+    await this.#handleTx(parsed, options)
+  }
+
+  async #publish (data: Uint8Array): Promise<void> {
+    if (!this.#started || this.#pubsub == null) {
+      return
+    }
+    try {
+      await this.#pubsub.publish(this.#topic, data)
+    } catch (err: any) {
+      // no peers subscribed yet: sync will carry the final messages later
+      this.#log('publish failed - %s', err.message)
+    }
+  }
+
+  /** validator: vote and gossip the vote; everyone: nothing else to do for a bare message */
+  async #handleTx (tx: LedgerTx, options?: AbortOptions): Promise<void> {
+    const ledger = this.ledger
+    if (ledger.validatorIndex == null || ledger.state.known.has(tx.idHex)) {
+      return
+    }
+    let vote: VoteSigData
+    try {
+      vote = await ledger.vote(tx, options)
+    } catch (err: any) {
+      if (err.name === 'SequenceGapError' || err.name === 'InsufficientFundsError') {
+        if (this.#pending.size < (this.#init.maxPending ?? DEFAULT_MAX_PENDING)) {
+          this.#pending.set(tx.idHex, tx)
+        }
+      } else {
+        this.#log('not voting for %s - %s', tx.idHex, err.message)
+      }
+      return
+    }
+    this.#pending.delete(tx.idHex)
+    await this.#publish(GossipMessage.encode({ vote: { signedTx: Uint8Array.from(tx.signed), vote: { validator: vote.validator, signature: Uint8Array.from(vote.signature) } } }))
+    await this.#handleVote(tx, vote)
+  }
+
+  async #handleVote (tx: LedgerTx, vote: VoteSigData): Promise<void> {
+    const cert = await this.ledger.addVote(tx, vote)
+    if (cert != null) {
+      await this.#publishCert(cert)
+    }
+  }
+
+  async #publishCert (cert: LedgerCertificate): Promise<void> {
+    await this.#publish(GossipMessage.encode({ certificate: { signedTx: Uint8Array.from(cert.tx.signed), votes: cert.votes.map(v => ({ validator: v.validator, signature: Uint8Array.from(v.signature) })) } }))
+  }
+
+  readonly #onGossip = (evt: CustomEvent<{ topic: string, data: Uint8Array }>): void => {
+    if (evt.detail.topic !== this.#topic || !this.#started) {
+      return
+    }
+    this.#handleGossip(evt.detail.data).catch(err => {
+      this.#log('dropped gossip message - %s: %s', err.name, err.message)
+    })
+  }
+
+  async #handleGossip (data: Uint8Array): Promise<void> {
+    if (data.byteLength > (this.#init.maxGossipBytes ?? DEFAULT_MAX_GOSSIP_BYTES)) {
+      throw new MessageTooLargeError(`gossip message of ${data.byteLength} bytes`)
+    }
+    let m: GossipMessage
+    try {
+      m = GossipMessage.decode(data)
+    } catch (err: any) {
+      throw new MalformedMessageError(err.message)
+    }
+    const ledger = this.ledger
+    if (m.certificate != null) {
+      await ledger.addCertificates([encodeCert(m.certificate)])
+    } else if (m.vote != null && m.vote.vote != null) {
+      const tx = parseSignedTx(ledger.chain, m.vote.signedTx)
+      await this.#handleVote(tx, m.vote.vote)
+    } else if (m.signedTx != null && m.signedTx.byteLength > 0) {
+      await this.#handleTx(parseSignedTx(ledger.chain, m.signedTx))
+    }
+  }
+
+  readonly #onOutcome = (): void => {
+    if (this.#pending.size === 0 || this.#retrying) {
+      return
+    }
+    // retry once the current batch settles
+    this.#retrying = true
+    queueMicrotask(() => {
+      this.#retrying = false
+      const ready = [...this.#pending.values()].filter(t => {
+        const acc = this.#ledger?.state.get(t.sender)
+        return acc != null && acc.nextSeq === t.sequence
+      })
+      for (const t of ready) {
+        this.#pending.delete(t.idHex)
+        this.#handleTx(t).catch(() => {})
+      }
+    })
+  }
+
+  readonly #onEvidence = (evt: CustomEvent<Evidence>): void => {
+    const ledger = this.#ledger
+    if (this.#init.autoReport === false || ledger?.wallet == null || !this.#started) {
+      return
+    }
+    const e = evt.detail
+    const key = e.kind === 'account-equivocation' ? `a/${Buffer.from(e.a).toString('hex')}/${Buffer.from(e.b).toString('hex')}` : `v/${e.validator}/${Buffer.from(e.a).toString('hex')}`
+    if (this.#reported.has(key)) {
+      return
+    }
+    this.#reported.add(key)
+    queueMicrotask(() => {
+      this.send({ kind: 'slash', evidence: e }).catch(err => {
+        this.#log('could not report evidence - %s', err.message)
+      })
+    })
+  }
+
+  readonly #onConnect = (evt: CustomEvent<PeerId>): void => {
+    if (this.#init.syncOnConnect === false) {
+      return
+    }
+    this.syncWith(evt.detail).catch(err => {
+      this.#log('sync with %p failed - %s', evt.detail, err.message)
+    })
+  }
+
+  async syncWith (peer: PeerId, options: AbortOptions = {}): Promise<number> {
+    const key = peer.toString()
+    const running = this.#syncing.get(key)
+    if (running != null) {
+      return running
+    }
+    const p = this.#syncOnce(peer, options).finally(() => this.#syncing.delete(key))
+    this.#syncing.set(key, p)
+    return p
+  }
+
+  async #syncOnce (peer: PeerId, options: AbortOptions): Promise<number> {
+    const timeoutMs = this.#init.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS
+    const maxBytes = this.#init.maxSyncResponseBytes ?? DEFAULT_MAX_SYNC_RESPONSE_BYTES
+    const limit = this.#init.syncPageSize ?? DEFAULT_SYNC_PAGE_SIZE
+    const key = peer.toString()
+    let added = 0
+    const stream = await this.#c.connectionManager.openStream(peer, this.#protocol, { signal: timeoutSignal(timeoutMs, options.signal) })
+    try {
+      const pb = pbStream(stream, { maxDataLength: maxBytes + 1024 })
+      while (true) {
+        const from = this.#cursor.get(key) ?? 0
+        const signal = timeoutSignal(timeoutMs, options.signal)
+        await pb.write({ from: BigInt(from), limit }, SyncRequest, { signal })
+        let res: SyncResponse
+        try {
+          res = await pb.read(SyncResponse, { signal, limits: { certificates: limit } })
+        } catch (err: any) {
+          if (signal.aborted && options.signal?.aborted !== true) {
+            throw new TimeoutError(`sync read from ${key} timed out after ${timeoutMs} ms`)
+          }
+          throw err
+        }
+        if (res.certificates.length > limit || res.next !== BigInt(from + res.certificates.length)) {
+          throw new MalformedMessageError('sync response does not match the request')
+        }
+        if (res.certificates.length > 0) {
+          const before = this.ledger.state.known.size
+          await this.ledger.addCertificates(res.certificates, options)
+          added += this.ledger.state.known.size - before
+        }
+        this.#cursor.set(key, Number(res.next))
+        if (res.done || res.certificates.length === 0) {
+          break
+        }
+      }
+      await stream.close({ signal: timeoutSignal(timeoutMs, options.signal) }).catch(() => {})
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+    this.safeDispatchEvent('ponw-ledger:synced', { detail: { peer, added } })
+    return added
+  }
+
+  readonly #onSyncStream = async (stream: Stream, connection: Connection): Promise<void> => {
+    const timeoutMs = this.#init.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS
+    const maxBytes = this.#init.maxSyncResponseBytes ?? DEFAULT_MAX_SYNC_RESPONSE_BYTES
+    const pageSize = this.#init.syncPageSize ?? DEFAULT_SYNC_PAGE_SIZE
+    const pb = pbStream(stream, { maxDataLength: 64 })
+    try {
+      while (this.#started) {
+        let req: SyncRequest
+        try {
+          req = await pb.read(SyncRequest, { signal: AbortSignal.timeout(timeoutMs) })
+        } catch {
+          break // closed or idle
+        }
+        const from = Number(req.from)
+        if (!Number.isSafeInteger(from) || from < 0) {
+          throw new MalformedMessageError('bad sync cursor')
+        }
+        const limit = Math.max(1, Math.min(pageSize, req.limit))
+        const page = await this.ledger.logRange(from, limit, maxBytes)
+        await pb.write({ certificates: page.certificates.map(c => Uint8Array.from(c)), next: BigInt(page.next), done: page.next >= this.ledger.logLength }, SyncResponse, { signal: AbortSignal.timeout(timeoutMs) })
+      }
+      await stream.close().catch(() => {})
+    } catch (err: any) {
+      this.#log('sync stream from %p failed - %s', connection.remotePeer, err.message)
+      stream.abort(err)
+    }
+  }
+}
+
+function timeoutSignal (ms: number, signal?: AbortSignal): AbortSignal {
+  const t = AbortSignal.timeout(ms)
+  return signal == null ? t : AbortSignal.any([t, signal])
+}
+
+function encodeCert (c: { signedTx: Uint8Array, votes: Array<{ validator: number, signature: Uint8Array }> }): Uint8Array {
+  return CertificateCodec.encode({ signedTx: Uint8Array.from(c.signedTx), votes: c.votes.map(v => ({ validator: v.validator, signature: Uint8Array.from(v.signature) })) })
+}
+
+/**
+ * The PoNW ledger as a libp2p service. Needs gossipsub registered as the `pubsub` service (or
+ * `init.pubsubService`) BEFORE this one in `services`.
+ *
+ * @example
+ * ```ts
+ * const node = await createLibp2p({ ..., services: { pubsub: gossipsub(), ledger: ponwLedger({ genesis, path, wallet }) } })
+ * await node.services.ledger.send({ kind: 'transfer', to: bob, amount: 10n ** 18n })
+ * ```
+ */
+export function ponwLedger (init: PonwLedgerInit): (components: PonwLedgerComponents) => PonwLedger {
+  return (components) => new PonwLedgerService(components, init)
+}

@@ -1,0 +1,103 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { NEURO } from '../src/amount.js'
+import { LEDGER_TOPIC } from '../src/constants.js'
+import { Wallet } from '../src/keys.js'
+import { signTx } from '../src/messages.js'
+import { alice, bob, carol, dave, prng, shuffle, testChain, validators } from './fixtures.js'
+import { connectAll, createTestNode, waitFor, waitForSubscribers } from './net-helpers.js'
+import type { TestNode } from './net-helpers.js'
+import type { LedgerTx } from '../src/messages.js'
+
+const chain = testChain({ genesisTimeMs: Date.now() - 1000 })
+
+describe('ponwLedger service (5 real libp2p hosts on loopback)', () => {
+  let nodes: TestNode[] = []
+  let dirs: string[] = []
+
+  afterEach(async () => {
+    await Promise.allSettled(nodes.map(async n => n.libp2p.stop()))
+    await Promise.allSettled(dirs.map(async d => rm(d, { recursive: true, force: true })))
+    nodes = []
+    dirs = []
+  })
+
+  async function start (): Promise<void> {
+    const wallets: Wallet[] = [...validators, Wallet.fromSeed('observer')]
+    for (const w of wallets) {
+      const dir = await mkdtemp(join(tmpdir(), 'ponw-net-'))
+      dirs.push(dir)
+      nodes.push(await createTestNode({ genesis: chain, path: dir, wallet: w }))
+    }
+    await connectAll(nodes, LEDGER_TOPIC)
+  }
+
+  function converged (n: number): boolean {
+    return nodes.every(x => x.ledger.ledger.state.known.size === n && x.ledger.ledger.state.queued.size === 0)
+  }
+
+  async function waitConverged (n: number, what: string): Promise<void> {
+    await waitFor(() => converged(n), nodes.map(x => x.ledger), ['ponw-ledger:final', 'ponw-ledger:outcome', 'ponw-ledger:synced'], 60_000, what)
+  }
+
+  /** signed messages from several accounts, each account's in sequence order */
+  function makeTxs (count: number, seed: number, startSeq: Map<string, bigint>): LedgerTx[] {
+    const rnd = prng(seed)
+    const from = [alice, bob, carol]
+    const out: LedgerTx[] = []
+    for (let i = 0; i < count; i++) {
+      const w = from[i % 3]
+      const seq = startSeq.get(w.address) ?? 0n
+      startSeq.set(w.address, seq + 1n)
+      const to = [alice, bob, carol, dave][Math.floor(rnd() * 4)]
+      out.push(signTx(chain, w, seq, 0n, { kind: 'transfer', to: to.address, amount: BigInt(1 + Math.floor(rnd() * 100)) * NEURO / 1000n }))
+    }
+    return out
+  }
+
+  it('5 nodes get the messages in different random orders and end with identical state; a partitioned node catches up by sync', async () => {
+    await start()
+    const seqs = new Map<string, bigint>()
+    // each message is handed to a random node, in a random order (sequence gaps included)
+    const rnd = prng(42)
+    const first = makeTxs(30, 1, seqs)
+    for (const tx of shuffle(first, rnd)) {
+      await nodes[Math.floor(rnd() * nodes.length)].ledger.submit(tx)
+    }
+    await waitConverged(30, 'all 30 messages final everywhere')
+    const hash = nodes[0].ledger.ledger.stateHash()
+    for (const n of nodes) {
+      expect(n.ledger.ledger.stateHash()).toBe(hash)
+    }
+    expect(nodes[0].ledger.ledger.balance(alice.address)).toBeLessThan(1000n * NEURO)
+
+    // partition validator 3: it refuses connections and is cut off
+    const cut = nodes[3]
+    cut.partition.on = true
+    await Promise.all(nodes.filter(n => n !== cut).map(async n => n.libp2p.hangUp(cut.libp2p.peerId)))
+    const rest = nodes.filter(n => n !== cut)
+    await waitForSubscribers(rest, LEDGER_TOPIC)
+    const second = makeTxs(15, 2, seqs)
+    for (const tx of shuffle(second, rnd)) {
+      await rest[Math.floor(rnd() * rest.length)].ledger.submit(tx)
+    }
+    await waitFor(() => rest.every(x => x.ledger.ledger.state.known.size === 45 && x.ledger.ledger.state.queued.size === 0), rest.map(x => x.ledger), ['ponw-ledger:final', 'ponw-ledger:outcome'], 60_000, 'the 3 remaining validators finalise without the cut one')
+    expect(cut.ledger.ledger.state.known.size).toBe(30)
+
+    // heal: reconnecting triggers the sync protocol, which brings the missing certificates
+    cut.partition.on = false
+    let syncedFromPeers = 0
+    cut.ledger.addEventListener('ponw-ledger:synced', (evt) => { syncedFromPeers += evt.detail.added })
+    await cut.libp2p.dial(nodes[0].libp2p.getMultiaddrs()[0])
+    await waitConverged(45, 'the partitioned node catches up')
+    expect(syncedFromPeers).toBeGreaterThan(0)
+    const hash2 = nodes[0].ledger.ledger.stateHash()
+    expect(hash2).not.toBe(hash)
+    for (const n of nodes) {
+      expect(n.ledger.ledger.stateHash()).toBe(hash2)
+      await n.ledger.ledger.verifyStored()
+    }
+  })
+})
