@@ -19,10 +19,10 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 export const DEFAULT_MESSAGE_TIMEOUT_MS = 10_000
 
 /**
- * How many bytes a peer may have in flight beyond the message being read, as a multiple of the
- * maximum message size, before the stream is reset. A value of 2 lets a peer pipeline one more
- * message while the current one is read.
+ * Unread bytes at which a message stream pauses the underlying stream, so the peer stops sending
+ * (Yamux withholds window updates) until the reader catches up. The effective value is at least one
+ * whole message (maximum size plus its prefix), so a pending read never waits on a paused stream.
  *
- * @default 2
+ * @default 1_048_576 (1 MiB)
  */
-export const DEFAULT_READ_BUFFER_MESSAGES = 2
+export const DEFAULT_READ_HIGH_WATER_MARK = 1024 * 1024

@@ -9,7 +9,7 @@
 
 export { timeoutSignal, withTimeout, raceSignal } from './abort.js'
 export type { TimeoutSignal, TimeoutSignalOptions } from './abort.js'
-export { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_READ_BUFFER_MESSAGES } from './constants.js'
+export { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_READ_HIGH_WATER_MARK } from './constants.js'
 export { toStreamError } from './framing.js'
 export { messageStream } from './message-stream.js'
 export type { FramedStream, MessageCodec, MessageDecoder, MessageEncoder, MessageOptions, MessageStreamOptions } from './message-stream.js'

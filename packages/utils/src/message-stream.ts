@@ -1,9 +1,9 @@
 import { MessageTooLargeError, MalformedMessageError, StreamClosedError } from '@neuroshard/interface'
 import { lpStream } from '@libp2p/utils'
 import { assertTimeout, timeoutSignal } from './abort.js'
-import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_READ_BUFFER_MESSAGES } from './constants.js'
+import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_READ_HIGH_WATER_MARK } from './constants.js'
 import { assertMessageSize, strictLengthDecoder, toStreamError, varintLength } from './framing.js'
-import type { AbortOptions, Stream } from '@libp2p/interface'
+import type { AbortOptions, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
 /** Turns a message into bytes. A protons-generated message namespace (e.g. `EchoRequest`) is one. */
@@ -35,11 +35,12 @@ export interface MessageStreamOptions {
   timeout?: number
 
   /**
-   * Most unread bytes buffered from the peer before the stream is reset
+   * Unread bytes at which the stream is paused until reads catch up (backpressure: the peer's
+   * writes then wait). Raised to one whole message if smaller.
    *
-   * @default 2 * (maxMessageSize + prefix length)
+   * @default max(1_048_576, maxMessageSize + its prefix) (DEFAULT_READ_HIGH_WATER_MARK)
    */
-  maxBufferSize?: number
+  readHighWaterMark?: number
 }
 
 export interface MessageOptions extends AbortOptions {
@@ -92,15 +93,45 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
   assertMessageSize(maxMessageSize)
   assertTimeout(timeout)
   const prefixLength = varintLength(maxMessageSize)
-  const maxBufferSize = options.maxBufferSize ?? DEFAULT_READ_BUFFER_MESSAGES * (maxMessageSize + prefixLength)
-  assertMessageSize(maxBufferSize, 'maxBufferSize')
+  assertMessageSize(options.readHighWaterMark ?? 1, 'readHighWaterMark')
+  // at least one whole message: then a paused stream always holds a complete message to read
+  const highWaterMark = Math.max(options.readHighWaterMark ?? DEFAULT_READ_HIGH_WATER_MARK, maxMessageSize + prefixLength)
 
   const lp = lpStream(stream, {
     maxDataLength: maxMessageSize,
     maxLengthLength: prefixLength,
     lengthDecoder: strictLengthDecoder(maxMessageSize),
-    maxBufferSize
+    // a safety net only: pausing at the high-water mark keeps the buffer far below this. After a
+    // pause the stream may still hand over what it buffered (up to its own maxReadBufferLength).
+    maxBufferSize: highWaterMark + stream.maxReadBufferLength + maxMessageSize + prefixLength
   })
+
+  // Backpressure. byteStream buffers everything the stream emits and Yamux grants window as soon as
+  // data is emitted, so without this a fast writer could fill memory ahead of a slow reader.
+  let unread = 0
+  let paused = false
+
+  const onMessage = (evt: StreamMessageEvent): void => {
+    unread += evt.data.byteLength
+
+    if (!paused && unread >= highWaterMark && stream.readStatus === 'readable') {
+      paused = true
+      stream.pause()
+    }
+  }
+  stream.addEventListener('message', onMessage)
+
+  function consumed (bytes: number): void {
+    unread = Math.max(0, unread - bytes)
+
+    if (paused && unread < highWaterMark) {
+      paused = false
+
+      if (stream.readStatus === 'paused') {
+        stream.resume()
+      }
+    }
+  }
 
   let failure: Error | undefined
 
@@ -137,6 +168,7 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
   async function readBytes (opts?: MessageOptions): Promise<Uint8Array> {
     return run('read message', opts, async (signal) => {
       const body = await lp.read({ signal })
+      consumed(varintLength(body.byteLength) + body.byteLength)
       // one copy at most: only when the body arrived in several chunks
       const bytes = body.subarray()
       // chunks from Node sockets are Buffers; hand out a plain Uint8Array view of the same memory
@@ -179,6 +211,12 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
     },
 
     unwrap (): S {
+      stream.removeEventListener('message', onMessage)
+
+      if (paused && stream.readStatus === 'paused') {
+        stream.resume()
+      }
+
       return lp.unwrap()
     }
   }

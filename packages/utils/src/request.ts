@@ -177,8 +177,8 @@ const REMOTE_FAULTS = new Set([
  * ```
  */
 export async function handleRequests<Req, Res> (registrar: HandlerRegistrar, protocol: string, handler: RequestHandler<Req, Res>, options: HandleRequestsOptions<Req, Res>): Promise<() => Promise<void>> {
-  const { requestCodec, responseCodec, log = logger('neuroshard:utils:handle-requests'), onError, maxMessageSize, timeout, maxBufferSize, ...handlerOptions } = options
-  const streamOptions: MessageStreamOptions = { maxMessageSize, timeout, maxBufferSize }
+  const { requestCodec, responseCodec, log = logger('neuroshard:utils:handle-requests'), onError, maxMessageSize, timeout, readHighWaterMark, ...handlerOptions } = options
+  const streamOptions: MessageStreamOptions = { maxMessageSize, timeout, readHighWaterMark }
   // validate now rather than on the first inbound stream
   messageStreamOptionsCheck(streamOptions)
 
@@ -232,7 +232,7 @@ function messageStreamOptionsCheck (options: MessageStreamOptions): void {
     assertMessageSize(options.maxMessageSize)
   }
 
-  if (options.maxBufferSize != null) {
-    assertMessageSize(options.maxBufferSize, 'maxBufferSize')
+  if (options.readHighWaterMark != null) {
+    assertMessageSize(options.readHighWaterMark, 'readHighWaterMark')
   }
 }

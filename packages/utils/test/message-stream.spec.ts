@@ -2,7 +2,7 @@ import pDefer from 'p-defer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { messageStream } from '../src/index.js'
 import { EchoRequest, EchoResponse } from './fixtures/echo.js'
-import { closed, concat, createConnectedHosts, varint } from './fixtures/hosts.js'
+import { closed, concat, createConnectedHosts, varint, waitFor } from './fixtures/hosts.js'
 import type { FramedStream, MessageStreamOptions } from '../src/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 
@@ -251,6 +251,44 @@ describe('messageStream', () => {
     await sendRaw(protocol, Uint8Array.of(0x80, 0x00))
 
     expect((await outcome).value).toEqual(['MalformedMessageError', 'StreamClosedError', 'StreamClosedError'])
+  })
+
+  it('applies backpressure: a fast writer stalls while the reader is behind, and nothing is lost', async () => {
+    const size = 256 * 1024
+    const count = 160 // 40 MiB: more than the high-water mark plus any window Yamux may have granted
+    const reader = pDefer<{ messages: FramedStream, stream: Stream }>()
+    const protocol = `/neuroshard-test/message-stream-${++protocolCount}/1.0.0`
+    await server.handle(protocol, (stream) => {
+      reader.resolve({ messages: messageStream(stream, { maxMessageSize: size, readHighWaterMark: 2 * size }), stream })
+    })
+
+    const clientStream = await client.dialProtocol(server.peerId, protocol)
+    const writer = messageStream(clientStream, { maxMessageSize: size, timeout: 30_000 })
+    let written = 0
+    const writing = (async () => {
+      for (let i = 0; i < count; i++) {
+        await writer.writeBytes(new Uint8Array(size).fill(i % 256))
+        written++
+      }
+      await writer.close()
+    })()
+
+    const { messages, stream: serverStream } = await reader.promise
+    // the reader reads nothing until the writer is blocked on a full send window
+    await waitFor(() => clientStream.writableNeedsDrain && serverStream.readStatus === 'paused', 'the writer to stall', 20_000)
+    expect(written).toBeLessThan(count)
+    expect(serverStream.status).toBe('open')
+
+    for (let i = 0; i < count; i++) {
+      const body = await messages.readBytes()
+      expect(body.byteLength).toBe(size)
+      expect(body[0]).toBe(i % 256)
+      expect(body[size - 1]).toBe(i % 256)
+    }
+
+    await writing
+    expect(written).toBe(count)
+    await messages.close()
   })
 
   it('rejects invalid options with InvalidParametersError', async () => {
