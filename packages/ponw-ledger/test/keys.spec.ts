@@ -1,0 +1,60 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { describe, expect, it } from 'vitest'
+import { Wallet, addressOf, createBinding, decryptKeystore, digest, encryptKeystore, loadKeystore, saveKeystore, verifyBinding, verifyDigest } from '../src/keys.js'
+
+describe('wallet, keystore, identity binding', () => {
+  it('derives a 20-byte address from the public key and signs domain-separated digests', () => {
+    const w = Wallet.fromSeed('alice')
+    expect(w.address).toMatch(/^[0-9a-f]{40}$/)
+    expect(addressOf(w.publicKey)).toBe(w.address)
+    const d = digest('test', new Uint8Array([1, 2, 3]))
+    const sig = w.signDigest(d)
+    expect(verifyDigest(sig, d, w.publicKey)).toBe(true)
+    expect(verifyDigest(sig, digest('other', new Uint8Array([1, 2, 3])), w.publicKey)).toBe(false)
+    expect(verifyDigest(sig, d, Wallet.fromSeed('bob').publicKey)).toBe(false)
+    const bad = Uint8Array.from(sig)
+    bad[5] ^= 1
+    expect(verifyDigest(bad, d, w.publicKey)).toBe(false)
+  })
+
+  it('keystore: scrypt + XChaCha20-Poly1305, mode 0600, wrong passphrase and tampering rejected', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ponw-ks-'))
+    try {
+      const w = Wallet.generate()
+      const path = join(dir, 'wallet.json')
+      await saveKeystore(path, w, 'correct horse', { scryptN: 2 ** 12 })
+      expect((await stat(path)).mode & 0o777).toBe(0o600)
+      const text = await readFile(path, 'utf8')
+      expect(text).not.toContain(Buffer.from(w.exportSecret()).toString('hex'))
+      expect((await loadKeystore(path, 'correct horse')).address).toBe(w.address)
+      await expect(loadKeystore(path, 'wrong')).rejects.toHaveProperty('name', 'KeystoreError')
+      const file = JSON.parse(text)
+      file.cipher.ciphertext = file.cipher.ciphertext.replace(/^./, (c: string) => c === 'a' ? 'b' : 'a')
+      await writeFile(path, JSON.stringify(file))
+      await expect(loadKeystore(path, 'correct horse')).rejects.toHaveProperty('name', 'KeystoreError')
+      const ks = await encryptKeystore(w, 'p', { scryptN: 2 ** 10 })
+      await expect(decryptKeystore({ ...ks, version: 2 as any }, 'p')).rejects.toHaveProperty('name', 'KeystoreError')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('binds the wallet to a libp2p identity; a forged binding is rejected', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const peerId = peerIdFromPrivateKey(key).toString()
+    const w = Wallet.fromSeed('alice')
+    const b = await createBinding(w, key, peerId)
+    expect(await verifyBinding(b)).toBe(w.address)
+    // someone else's wallet claims the same peer
+    const other = await createBinding(Wallet.fromSeed('mallory'), key, peerId)
+    await expect(verifyBinding({ ...b, walletPublicKey: other.walletPublicKey })).rejects.toHaveProperty('name', 'InvalidSignatureError')
+    // the peer signature from another libp2p key
+    const key2 = await generateKeyPair('Ed25519')
+    const forged = await createBinding(w, key2, peerId)
+    await expect(verifyBinding(forged)).rejects.toHaveProperty('name', 'InvalidSignatureError')
+  })
+})
