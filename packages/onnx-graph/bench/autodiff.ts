@@ -1,0 +1,75 @@
+/**
+ * onnx-graph benchmark: how long building, differentiating and serializing a graph takes, and what the
+ * recomputing backward graph costs in onnxruntime relative to its forward.
+ *
+ * Graph: an L-layer residual MLP, x ← x + silu(x W1) W2, width D, hidden 4D, loss = mean(x²), float32.
+ * Run: pnpm --filter @neuroshard/onnx-graph bench  (writes packages/onnx-graph/bench-results/autodiff.json)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import * as ort from 'onnxruntime-node'
+import { GraphBuilder, gradients } from '../src/index.js'
+import type { Value } from '../src/index.js'
+
+const D = 512
+const TOKENS = 512
+
+function build (layers: number): { g: GraphBuilder, loss: Value, weights: Value[] } {
+  const g = new GraphBuilder({ dtype: 'float32' })
+  let x = g.input('x', 'float32', ['tokens', D])
+  const weights: Value[] = []
+  for (let l = 0; l < layers; l++) {
+    const w1 = g.input(`l${l}.w1`, 'float32', [D, 4 * D])
+    const w2 = g.input(`l${l}.w2`, 'float32', [4 * D, D])
+    weights.push(w1, w2)
+    x = g.add(x, g.matmul(g.silu(g.matmul(x, w1)), w2))
+  }
+  const loss = g.reduceMean(g.mul(x, x), [0, 1], false)
+  g.output(loss, 'loss')
+  return { g, loss, weights }
+}
+
+async function median (f: () => Promise<unknown>, n: number): Promise<number> {
+  await f()
+  const t: number[] = []
+  for (let i = 0; i < n; i++) { const t0 = performance.now(); await f(); t.push(performance.now() - t0) }
+  return t.sort((a, b) => a - b)[Math.floor(n / 2)]
+}
+
+const rows: Array<Record<string, number>> = []
+for (const layers of [2, 8, 32]) {
+  let t0 = performance.now()
+  const { g, loss, weights } = build(layers)
+  const buildMs = performance.now() - t0
+  t0 = performance.now()
+  const b = gradients(g, { of: loss, wrt: weights, alsoOutput: [{ value: loss, name: 'loss' }] })
+  const gradMs = performance.now() - t0
+  t0 = performance.now()
+  const fwdBytes = g.toModelProto()
+  const bwdBytes = b.toModelProto()
+  const serializeMs = performance.now() - t0
+  const row: Record<string, number> = { layers, buildMs, gradMs, serializeMs, fwdNodes: g.nodes.length, bwdNodes: b.nodes.length, bwdBytes: bwdBytes.length }
+  if (layers <= 8) {
+    const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', Float32Array.from({ length: TOKENS * D }, () => Math.random() - 0.5), [TOKENS, D]) }
+    for (const w of weights) feeds[w.name] = new ort.Tensor('float32', Float32Array.from({ length: D * 4 * D }, () => (Math.random() - 0.5) * 0.05), w.shape as number[])
+    const fs = await ort.InferenceSession.create(fwdBytes)
+    const bs = await ort.InferenceSession.create(bwdBytes)
+    row.forwardMs = await median(async () => fs.run(feeds), 5)
+    row.backwardMs = await median(async () => bs.run(feeds), 5)
+    row.ratio = row.backwardMs / row.forwardMs
+    await fs.release()
+    await bs.release()
+  }
+  rows.push(row)
+}
+
+console.log(`residual MLP, width ${D}, hidden ${4 * D}, ${TOKENS} tokens, float32, onnxruntime-node CPU`)
+console.log('| layers | build ms | gradients ms | serialize ms | fwd nodes | bwd nodes | bwd bytes | forward ms | backward ms | bwd/fwd |')
+console.log('|---|---|---|---|---|---|---|---|---|---|')
+for (const r of rows) {
+  console.log(`| ${r.layers} | ${r.buildMs.toFixed(2)} | ${r.gradMs.toFixed(2)} | ${r.serializeMs.toFixed(2)} | ${r.fwdNodes} | ${r.bwdNodes} | ${r.bwdBytes} | ${r.forwardMs?.toFixed(1) ?? ''} | ${r.backwardMs?.toFixed(1) ?? ''} | ${r.ratio?.toFixed(2) ?? ''} |`)
+}
+const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench-results')
+mkdirSync(dir, { recursive: true })
+writeFileSync(join(dir, 'autodiff.json'), JSON.stringify(rows, null, 2))
