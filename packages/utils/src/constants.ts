@@ -11,8 +11,9 @@
 export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 
 /**
- * How long a single message may take to be read (from the first byte of its length prefix to its
- * last byte) or written (until the transport accepted it), and how long opening a stream may take.
+ * How long a single message may take to be read (from when the read starts waiting for it until its
+ * last byte arrived) or written (until the transport accepted it), and how long `sendRequest` may take
+ * to open a stream.
  *
  * @default 10_000 (10 s)
  */
