@@ -1,6 +1,6 @@
 import { isConnection } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import { AbortError, MalformedMessageError, MessageTooLargeError, StreamClosedError, TimeoutError } from '@neuroshard/interface'
+import { AbortError, InvalidParametersError, MalformedMessageError, MessageTooLargeError, StreamClosedError, TimeoutError } from '@neuroshard/interface'
 import { assertTimeout, timeoutSignal } from './abort.js'
 import { DEFAULT_MESSAGE_TIMEOUT_MS } from './constants.js'
 import { assertMessageSize, toStreamError } from './framing.js'
@@ -85,7 +85,7 @@ async function openStream (dialer: Dialer | undefined, peer: DialTarget | Connec
     }
 
     if (dialer == null) {
-      throw new TypeError('sendRequest needs a dialer unless it is given a Connection')
+      throw new InvalidParametersError('sendRequest needs a dialer unless it is given a Connection')
     }
 
     if ('openStream' in dialer) {

@@ -206,6 +206,7 @@ describe('sendRequest + handleRequests', () => {
   it('rejects invalid options with InvalidParametersError', async () => {
     await expect(handleRequests(server, nextProtocol(), echoHandler, { ...codecs, maxMessageSize: -1 })).rejects.toHaveProperty('name', 'InvalidParametersError')
     await expect(sendRequest(client, server.peerId, nextProtocol(), { text: '', payload: new Uint8Array() }, { ...codecs, timeout: 0 })).rejects.toHaveProperty('name', 'InvalidParametersError')
+    await expect(sendRequest(undefined, server.peerId, nextProtocol(), { text: '', payload: new Uint8Array() }, codecs)).rejects.toHaveProperty('name', 'InvalidParametersError')
   })
 })
 
