@@ -47,6 +47,16 @@ function largestScale (): number {
   return f[0]
 }
 
+const SCRATCH_F32 = new Float32Array(1)
+const SCRATCH_BITS = new Int32Array(SCRATCH_F32.buffer)
+
+function throwNonFinite (values: Float32Array, start: number, end: number): never {
+  for (let i = start; i < end; i++) {
+    if (!Number.isFinite(values[i])) throw new NonFiniteValueError(`cannot quantize ${values[i]} at index ${i}`)
+  }
+  throw new NonFiniteValueError('cannot quantize a non-finite value')
+}
+
 /** Validates a block size given by a caller */
 export function checkBlockSize (blockSize: number): void {
   if (!Number.isSafeInteger(blockSize) || blockSize < 1 || blockSize > MAX_INT8_BLOCK_SIZE) {
@@ -67,15 +77,21 @@ export function quantizeInt8 (values: Float32Array, options: QuantizeInt8Options
   const nBlocks = Math.ceil(n / blockSize)
   const data = new Int8Array(n)
   const scales = new Float32Array(nBlocks)
+  const bits = new Int32Array(values.buffer, values.byteOffset, n)
   for (let b = 0; b < nBlocks; b++) {
     const start = b * blockSize
     const end = Math.min(start + blockSize, n)
-    let absmax = 0
+    // absmax on the bit patterns: for non-negative floats (sign cleared) integer order is float order, and a
+    // branch-free integer max runs ~3x faster than a float compare on data whose maximum keeps moving.
+    // NaN and ±Infinity have the largest patterns, so one test per block finds them.
+    let m = 0
     for (let i = start; i < end; i++) {
-      const a = Math.abs(values[i])
-      if (!(a <= F32_MAX)) throw new NonFiniteValueError(`cannot quantize ${values[i]} at index ${i}`)
-      if (a > absmax) absmax = a
+      const a = bits[i] & 0x7fffffff
+      m += (a - m) & ((m - a) >> 31)
     }
+    if (m >= 0x7f800000) throwNonFinite(values, start, end)
+    SCRATCH_BITS[0] = m
+    const absmax = SCRATCH_F32[0]
     let scale = Math.fround(absmax / 127)
     if (scale > MAX_INT8_SCALE) scale = MAX_INT8_SCALE
     scales[b] = scale

@@ -86,6 +86,11 @@ describe('blockwise int8 quantization', () => {
       expect(Math.abs(x[i] - y[i])).toBeLessThanOrEqual(int8ErrorBound(q.scales[0]))
     }
     expect(Number.isFinite(Math.fround(MAX_INT8_SCALE * 127))).toBe(true)
+    // the value the spec states, and the next binary32 up really would overflow
+    const bits = new Uint32Array(new Float32Array([MAX_INT8_SCALE]).buffer)[0]
+    expect(bits).toBe(0x7c010203)
+    const next = new Float32Array(new Uint32Array([bits + 1]).buffer)[0]
+    expect(Math.fround(next * 127)).toBe(Infinity)
   })
 
   it('gives an all-zero block scale 0 and values 0', () => {
