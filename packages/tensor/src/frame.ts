@@ -87,6 +87,7 @@ function payloadSize (dtype: Dtype, numel: bigint, blockSize: number): bigint {
  * `FrameLengthError` when it does not, and `FrameTooLargeError` when the frame would exceed `maxBytes`.
  */
 export function decodeTensorFrameHeader (bytes: Uint8Array, options: Pick<DecodeTensorFrameOptions, 'maxBytes'> = {}): TensorFrameHeader {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidParametersError('a tensor frame must be a Uint8Array')
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_FRAME_BYTES
   if (typeof maxBytes !== 'number' || !(maxBytes >= 0)) throw new InvalidParametersError(`maxBytes must be a non-negative number, got ${maxBytes}`)
   if (bytes.byteLength < TENSOR_FRAME_FIXED_HEADER_BYTES) {
