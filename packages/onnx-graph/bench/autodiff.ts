@@ -60,6 +60,21 @@ for (const layers of [2, 8, 32]) {
     row.ratio = row.backwardMs / row.forwardMs
     await fs.release()
     await bs.release()
+    // the alternative: the forward also outputs every activation and the backward reads them
+    const s = build(layers)
+    const acts = s.g.nodes.flatMap(n => n.outputs).filter(v => v.dtype === 'float32' && v !== s.loss).map((value, i) => ({ value, name: `act.${i}` }))
+    for (const a of acts) s.g.output(a.value, a.name)
+    const sb = gradients(s.g, { of: s.loss, wrt: s.weights, saved: acts })
+    const sfs = await ort.InferenceSession.create(s.g.toModelProto())
+    const sbs = await ort.InferenceSession.create(sb.toModelProto({ pruneInputs: true }))
+    let saved: ort.InferenceSession.OnnxValueMapType = {}
+    row.savedForwardMs = await median(async () => { saved = await sfs.run(feeds) }, 5)
+    const bfeeds: Record<string, ort.Tensor> = { ...feeds }
+    for (const name of sbs.inputNames) if (bfeeds[name] == null) bfeeds[name] = saved[name] as ort.Tensor
+    row.savedBackwardMs = await median(async () => sbs.run(bfeeds), 5)
+    row.savedActivationsMB = acts.reduce((n, a) => n + (saved[a.name] as ort.Tensor).data.length * 4, 0) / 1e6
+    await sfs.release()
+    await sbs.release()
   }
   rows.push(row)
 }
@@ -69,6 +84,13 @@ console.log('| layers | build ms | gradients ms | serialize ms | fwd nodes | bwd
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
   console.log(`| ${r.layers} | ${r.buildMs.toFixed(2)} | ${r.gradMs.toFixed(2)} | ${r.serializeMs.toFixed(2)} | ${r.fwdNodes} | ${r.bwdNodes} | ${r.bwdBytes} | ${r.forwardMs?.toFixed(1) ?? ''} | ${r.backwardMs?.toFixed(1) ?? ''} | ${r.ratio?.toFixed(2) ?? ''} |`)
+}
+console.log('\nrecompute vs saved activations (one training step = forward + backward)')
+console.log('| layers | recompute: fwd + bwd ms | saved: fwd (+ activation outputs) + bwd ms | activations MB |')
+console.log('|---|---|---|---|')
+for (const r of rows) {
+  if (r.forwardMs == null) continue
+  console.log(`| ${r.layers} | ${r.forwardMs.toFixed(1)} + ${r.backwardMs.toFixed(1)} = ${(r.forwardMs + r.backwardMs).toFixed(1)} | ${r.savedForwardMs.toFixed(1)} + ${r.savedBackwardMs.toFixed(1)} = ${(r.savedForwardMs + r.savedBackwardMs).toFixed(1)} | ${r.savedActivationsMB.toFixed(1)} |`)
 }
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench-results')
 mkdirSync(dir, { recursive: true })

@@ -35,6 +35,11 @@ export interface GradientsOptions {
   names?: string[]
   /** Forward values to output as well (e.g. the loss next to its gradients) */
   alsoOutput?: Array<{ value: Value, name: string }>
+  /**
+   * Saved activations: forward values the backward graph takes as inputs (under `name`) instead of
+   * recomputing them. The forward graph must output them. Default: none (everything is recomputed).
+   */
+  saved?: Array<{ value: Value, name: string }>
 }
 
 function intAttr (n: Node, key: string, dflt: number): number {
@@ -303,7 +308,8 @@ const NON_DIFFERENTIABLE = new Set(['Shape', 'Size', 'Range', 'Equal', 'Less', '
  * Reverse-mode autodiff over the builder's IR. Returns a new graph whose inputs are the forward graph's inputs
  * plus one seed input per {@link GradientSeed} with a name, and whose outputs are the gradients of `wrt` (named
  * `grad.<input name>` unless `names` is given). The forward computation is replayed inside the backward graph
- * (activation recomputation), and nodes not needed for the gradients are pruned at export.
+ * (activation recomputation) except for `saved` values, which become inputs; nodes not needed for the
+ * gradients are pruned at export.
  */
 export function gradients (fwd: GraphBuilder, options: GradientsOptions): GraphBuilder {
   const b = new GraphBuilder({ dtype: fwd.dtype, name: `${fwd.name}_backward` })
@@ -318,9 +324,19 @@ export function gradients (fwd: GraphBuilder, options: GradientsOptions): GraphB
     const c = b.constant(data, v.dtype, v.shape, v.name)
     map.set(v, c)
   }
+  const saved = new Map<Value, Value>()
+  for (const sv of options.saved ?? []) {
+    if (sv.value.kind !== 'node') throw new AutodiffError(`saved value '${sv.value.name}' is not a node output`)
+    saved.set(sv.value, b.input(sv.name, sv.value.dtype, sv.value.shape))
+  }
   for (const n of fwd.nodes) {
+    // a node whose outputs are all saved is not replayed; otherwise unused replays are pruned at export
+    if (n.outputs.every(o => saved.has(o))) {
+      n.outputs.forEach(o => map.set(o, saved.get(o) as Value))
+      continue
+    }
     const outs = b.op(n.op, n.inputs.map(i => i == null ? null : m(i)), n.outputs.map(o => ({ dtype: o.dtype, shape: o.shape })), n.attrs, { name: n.name, domain: n.domain })
-    n.outputs.forEach((o, i) => map.set(o, outs[i]))
+    n.outputs.forEach((o, i) => map.set(o, saved.get(o) ?? outs[i]))
   }
 
   for (const w of options.wrt) {

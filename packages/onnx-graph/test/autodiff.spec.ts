@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { GraphBuilder, gradients } from '../src/index.js'
+import { GraphBuilder, gradients, onnx } from '../src/index.js'
 import type { Value } from '../src/index.js'
 import { gradCheck, rng, runBytes, t64 } from './helpers.js'
 import type { FeedTensor } from './helpers.js'
@@ -179,6 +179,29 @@ describe('VJP rules agree with central finite differences (float64)', () => {
     const out = await runBytes(b.toModelProto(), { x: { data: Float64Array.from([1, 2, 3]), dims: [3] } })
     expect([...out['grad.x'].data]).toEqual([2, 4, 6])
     expect([...out.loss.data]).toEqual([14])
+  })
+
+  it('saved activations: the backward graph reads them instead of recomputing, with the same gradients', async () => {
+    const g = new GraphBuilder({ dtype: 'float64' })
+    const f: Record<string, FeedTensor> = {}
+    const x = inp(g, f, 'x', [4, 3])
+    const w = inp(g, f, 'w', [3, 5])
+    const h = g.matmul(x, w, { name: 'h' })
+    const s = g.sigmoid(h, { name: 's' })
+    const loss = g.reduceSum(g.mul(s, s), [0, 1], false)
+    g.output(loss, 'loss')
+    g.output(h, 'act.h')
+    g.output(s, 'act.s')
+    const fwd = await runBytes(g.toModelProto(), f)
+    const plain = gradients(g, { of: loss, wrt: [x, w] })
+    const withSaved = gradients(g, { of: loss, wrt: [x, w], saved: [{ value: h, name: 'act.h' }, { value: s, name: 'act.s' }] })
+    const ops = (b: GraphBuilder): string[] => onnx.ModelProto.decode(b.toModelProto()).graph?.node.map(n => n.name) ?? []
+    expect(ops(plain)).toContain('h')
+    expect(ops(withSaved)).not.toContain('h')
+    expect(ops(withSaved)).not.toContain('s')
+    const a = await runBytes(plain.toModelProto(), f)
+    const b = await runBytes(withSaved.toModelProto(), { ...f, 'act.h': { data: fwd['act.h'].data, dims: fwd['act.h'].dims }, 'act.s': { data: fwd['act.s'].data, dims: fwd['act.s'].dims } })
+    for (const k of ['grad.x', 'grad.w']) expect([...b[k].data]).toEqual([...a[k].data])
   })
 
   it('a wrt value off the path gets zeros; integer wrt is refused', () => {
