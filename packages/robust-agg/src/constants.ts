@@ -48,7 +48,7 @@ export const DEFAULT_WEISZFELD_NU = 1e-6
 export const DEFAULT_WEISZFELD_MAX_ITERATIONS = 100
 
 /**
- * Weiszfeld stops when the relative decrease of the smoothed objective is at most this.
+ * Weiszfeld stops when a step is at most this × the median distance from the iterate to the inputs.
  *
  * @default 1e-6
  */

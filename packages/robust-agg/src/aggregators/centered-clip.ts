@@ -112,7 +112,7 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
       dist2.fill(0)
       const step2 = fusedPass(set, context.blockSize, v, c, 1, dist2, true)
       iterations++
-      if (Math.sqrt(step2) <= tolerance * tau) {
+      if (tolerance > 0 && Math.sqrt(step2) <= tolerance * tau) {
         converged = true
         break
       }

@@ -16,8 +16,10 @@ export interface GeometricMedianInit extends CommonInit {
   /** Iteration cap; 0 returns the start point (the weighted mean). @default 100 */
   maxIterations?: number
   /**
-   * Stop when the smoothed objective decreases by at most `tolerance × objective` (relative). 0 runs every
-   * iteration. @default 1e-6
+   * Stop when a step moves z by at most `tolerance × max(ν, median ‖z − xᵢ‖)`. The scale is the median distance
+   * so that one huge Byzantine input cannot make the test pass early (a test on the relative decrease of the
+   * objective stops after one step when an input is 1e30 away: the honest part of
+   * the objective is below its rounding error). 0 runs every iteration. @default 1e-6
    */
   tolerance?: number
   /** Optional number of Byzantine inputs; when given, f < n/2 (the breakdown point) is enforced. */
@@ -57,7 +59,6 @@ export function geometricMedian (init?: GeometricMedianInit): Aggregator {
     const dist2 = new Float64Array(n)
     // pass 0: the weighted mean and the distances to it
     fusedPass(set, context.blockSize, z, alpha, 1, dist2, false)
-    let objective = smoothedObjective(alpha, dist2, nu)
     let iterations = 0
     let converged = maxIterations === 0
     const beta = new Float64Array(n)
@@ -68,12 +69,9 @@ export function geometricMedian (init?: GeometricMedianInit): Aggregator {
         total += beta[i]
       }
       dist2.fill(0)
-      fusedPass(set, context.blockSize, z, beta, total, dist2, false)
+      const step2 = fusedPass(set, context.blockSize, z, beta, total, dist2, false)
       iterations++
-      const next = smoothedObjective(alpha, dist2, nu)
-      const decrease = objective - next
-      objective = next
-      if (decrease <= tolerance * next) {
+      if (tolerance > 0 && Math.sqrt(step2) <= tolerance * Math.max(nu, medianDistance(dist2))) {
         converged = true
         break
       }
@@ -87,14 +85,11 @@ export function geometricMedian (init?: GeometricMedianInit): Aggregator {
   })
 }
 
-/** g_ν(z) = Σ αᵢ hᵢ with hᵢ = dᵢ if dᵢ ≥ ν, else dᵢ²/(2ν) + ν/2 (Pillutla et al. 2019) */
-function smoothedObjective (alpha: Float64Array, dist2: Float64Array, nu: number): number {
-  let g = 0
-  for (let i = 0; i < alpha.length; i++) {
-    const di = Math.sqrt(dist2[i])
-    g += alpha[i] * (di >= nu ? di : dist2[i] / (2 * nu) + nu / 2)
-  }
-  return g
+/** The median of the distances ‖z − xᵢ‖: a scale that a Byzantine minority cannot inflate */
+function medianDistance (dist2: Float64Array): number {
+  const sorted = Float64Array.from(dist2).sort()
+  const n = sorted.length
+  return Math.sqrt((n & 1) === 1 ? sorted[n >> 1] : (sorted[(n >> 1) - 1] + sorted[n >> 1]) / 2)
 }
 
 /**
