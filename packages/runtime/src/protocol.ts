@@ -19,6 +19,7 @@ export interface CreateSessionRequest {
   /** Look for the CUDA provider library before trying (avoids onnxruntime's own error log) */
   cudaPrecheck: boolean
   intraOpNumThreads?: number
+  allowSpinning: boolean
 }
 
 export interface CreateSessionResult {

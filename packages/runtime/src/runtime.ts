@@ -36,6 +36,14 @@ export interface RuntimeInit {
    * onnxruntime intra-op threads per session (onnxruntime's default: one per core)
    */
   intraOpNumThreads?: number
+  /**
+   * Let onnxruntime's pool threads spin-wait after a run. Spinning lowers latency for one busy session but
+   * steals cores from every other session and worker on the machine (shards chained in one process), so
+   * it is off by default.
+   *
+   * @default false
+   */
+  allowSpinning?: boolean
 }
 
 export interface RunOptions extends AbortOptions {
@@ -218,6 +226,7 @@ export class Runtime {
       bytes,
       device: this.device,
       cudaPrecheck: this.init.cudaPrecheck ?? true,
+      allowSpinning: this.init.allowSpinning ?? false,
       ...(this.init.intraOpNumThreads !== undefined ? { intraOpNumThreads: this.init.intraOpNumThreads } : {})
     }, [], options)
     if (created.fallbackReason !== undefined) {

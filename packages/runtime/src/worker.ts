@@ -172,6 +172,10 @@ class RuntimeWorkerState {
   private async createSession (req: CreateSessionRequest): Promise<CreateSessionResult> {
     const base: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' }
     if (req.intraOpNumThreads !== undefined) base.intraOpNumThreads = req.intraOpNumThreads
+    if (!req.allowSpinning) {
+      // idle onnxruntime pool threads otherwise spin after each run and starve the other sessions' threads
+      base.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } }
+    }
     let executionProvider: 'cpu' | 'cuda' = 'cpu'
     let fallbackReason: string | undefined
     let session: InferenceSession | undefined
