@@ -114,6 +114,8 @@ export function toModelProto (g: GraphBuilder, options: ExportOptions = {}): Uin
   const nameOf = (v: Value): string => rename.get(v) ?? v.name
   for (const o of g.outputs) {
     if (nameOf(o.value) !== o.name) {
+      if (taken.has(o.name)) throw new GraphError(`output name '${o.name}' is already the name of another value in graph '${g.name}'`)
+      taken.add(o.name)
       extra.push({ input: [nameOf(o.value)], output: [o.name], name: `output_${o.name}`, opType: 'Identity', attribute: [], docString: '', domain: '' })
     }
   }

@@ -73,6 +73,13 @@ describe('GraphBuilder shape inference', () => {
     expect([...out.b.data]).toEqual([-1, 2])
   })
 
+  it('refuses an output name that another value already has', () => {
+    const g = new GraphBuilder()
+    const x = g.input('x', 'float32', [2])
+    g.output(g.exp(x), 'x')
+    expect(() => g.toModelProto()).toThrow(expect.objectContaining({ name: 'GraphError' }))
+  })
+
   it('prunes nodes that do not reach an output', () => {
     const g = new GraphBuilder()
     const x = g.input('x', 'float32', [2])
