@@ -264,6 +264,11 @@ export const VJP_RULES: Record<string, VjpRule> = {
     const out = b.pad(g, [...begin, ...end], ax)
     return [out.shape.every((d, i) => d === x.shape[i]) ? out : b.reshapeLike(out, x), null, null, null, null]
   },
+  GatherElements: ({ b, node, inputs, grads }) => {
+    const [data, idx] = inputs as Value[]
+    // dData = ScatterElements-add of the gradient into zeros at the gathered positions
+    return [b.scatterElements(b.zerosLike(data), idx, grads[0] as Value, intAttr(node, 'axis', 0), 'add'), null]
+  },
   Gather: ({ b, node, inputs, grads }) => {
     const axis = intAttr(node, 'axis', 0)
     if (axis !== 0) throw new AutodiffError(`Gather '${node.name}': gradient only for axis 0`)

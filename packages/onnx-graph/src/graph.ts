@@ -533,6 +533,24 @@ export class GraphBuilder {
     return this.node1('Gather', [data, indices], data.dtype, shape, { axis: { kind: 'int', value: a } }, options)
   }
 
+  /** GatherElements: out[i][j][k] = data[i][j][indices[i][j][k]] along `axis` (indices has data's rank) */
+  gatherElements (data: Value, indices: Value, axis: number, options: OpOptions = {}): Value {
+    const label = this.label('GatherElements', options)
+    if (indices.dtype !== 'int64' && indices.dtype !== 'int32') throw new ShapeError(`${label}: indices must be int64 or int32, got ${indices.dtype}`)
+    if (indices.shape.length !== data.shape.length) throw new ShapeError(`${label}: indices rank ${indices.shape.length} differs from data rank ${data.shape.length}`)
+    const a = normAxis(axis, data.shape.length, label)
+    return this.node1('GatherElements', [data, indices], data.dtype, indices.shape, { axis: { kind: 'int', value: a } }, options)
+  }
+
+  /** ScatterElements(data, indices, updates) along `axis`, with an optional reduction */
+  scatterElements (data: Value, indices: Value, updates: Value, axis: number, reduction: 'none' | 'add' = 'none', options: OpOptions = {}): Value {
+    this.sameDtype('ScatterElements', options, data, updates)
+    const a = normAxis(axis, data.shape.length, this.label('ScatterElements', options))
+    const attrs: Record<string, AttrValue> = { axis: { kind: 'int', value: a } }
+    if (reduction !== 'none') attrs.reduction = { kind: 'string', value: reduction }
+    return this.node1('ScatterElements', [data, indices, updates], data.dtype, data.shape, attrs, options)
+  }
+
   /** ScatterND(data, indices, updates) with an optional reduction ('add' accumulates duplicates) */
   scatterND (data: Value, indices: Value, updates: Value, reduction: 'none' | 'add' = 'none', options: OpOptions = {}): Value {
     this.sameDtype('ScatterND', options, data, updates)

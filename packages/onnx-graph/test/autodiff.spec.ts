@@ -80,6 +80,16 @@ const cases: Case[] = [
     }
   },
   {
+    name: 'GatherElements (target pick, repeated indices) → ScatterElements add',
+    build: g => {
+      const f: Record<string, FeedTensor> = {}
+      const x = inp(g, f, 'x', [2, 3, 5])
+      f.t = { data: BigInt64Array.from([4n, 0n, 4n, 2n, 2n, 1n, 0n, 3n, 3n, 1n, 1n, 1n]), dims: [2, 3, 2] }
+      const t = g.input('t', 'int64', [2, 3, 2])
+      return { out: [g.gatherElements(x, t, -1)], feeds: f, wrt: [x] }
+    }
+  },
+  {
     name: 'Softmax (last axis and axis 1)',
     build: g => { const f = {}; const a = inp(g, f, 'a', [2, 3, 4]); return { out: [g.softmax(a, -1), g.softmax(a, 1)], feeds: f } }
   },

@@ -123,16 +123,14 @@ export function lmHead (g: GraphBuilder, config: ModelConfig, x: Value, finalNor
 }
 
 /**
- * Mean token cross-entropy over every position: −mean(Σ_v onehot(target)_v · log_softmax(logits)_v).
- * LogSoftmax subtracts the row max internally; the one-hot comes from Equal against Range(vocab), so the
- * only differentiable ops are LogSoftmax, Mul, ReduceSum and ReduceMean.
+ * Mean token cross-entropy over every position: −mean(log_softmax(logits)[target]). LogSoftmax subtracts the
+ * row max internally; the target log-probability is picked with GatherElements (its VJP scatters back with
+ * ScatterElements-add), so no [batch, seq, vocab] one-hot is built.
  */
-export function crossEntropy (g: GraphBuilder, config: ModelConfig, logits: Value, targets: Value): Value {
+export function crossEntropy (g: GraphBuilder, _config: ModelConfig, logits: Value, targets: Value): Value {
   const lsm = g.logSoftmax(logits, -1, { name: 'loss.log_softmax' })
-  const vocab = g.range(g.scalar(0, 'int64'), g.scalar(config.vocabSize, 'int64'), g.scalar(1, 'int64'), config.vocabSize, { name: 'loss.vocab' })
-  const onehot = g.cast(g.equal(g.unsqueeze(targets, [-1], { name: 'loss.targets' }), vocab, { name: 'loss.onehot_bool' }), g.dtype, { name: 'loss.onehot' })
-  const picked = g.reduceSum(g.mul(onehot, lsm, { name: 'loss.pick' }), [-1], false, { name: 'loss.logp' })
-  return g.neg(g.reduceMean(picked, [0, 1], false, { name: 'loss.mean' }), { name: 'loss' })
+  const picked = g.gatherElements(lsm, g.unsqueeze(targets, [-1], { name: 'loss.targets' }), -1, { name: 'loss.pick' })
+  return g.neg(g.reduceMean(picked, [0, 1, 2], false, { name: 'loss.mean' }), { name: 'loss' })
 }
 
 /**
