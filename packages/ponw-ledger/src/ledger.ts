@@ -5,7 +5,7 @@ import { decodeAmount } from './amount.js'
 import { EquivocationError, ImplausibleProofError, InsufficientFundsError, InvalidEvidenceError, InvalidSignatureError, ReplayError, SequenceGapError, StateMismatchError } from './errors.js'
 import { loadChain } from './genesis.js'
 import { toHex } from './keys.js'
-import { encodeCertificate, hasQuorum, parseCertificate, peekCertificateId, parseSignedTx, signTx, signVote, verifyVote } from './messages.js'
+import { encodeCertificate, hasQuorum, parseCertificate, peekCertificateId, parseSignedTx, signTx, signVote, verifyVote, voteDigest } from './messages.js'
 import { LedgerState, checkEvidence } from './state.js'
 import { KEYS, LedgerStore, b64, fromJSON, toJSON } from './store.js'
 import { ProofVerifier, currentEpoch } from './verify.js'
@@ -14,6 +14,7 @@ import type { Address, Wallet } from './keys.js'
 import type { Evidence, LedgerCertificate, LedgerTx, TxBody, VoteSigData } from './messages.js'
 import type { AccountState, Outcome, StateDiff } from './state.js'
 import type { Meta, Op } from './store.js'
+import type { SignatureCheck, SignatureVerifierPool } from './verify-pool.js'
 import type { AbortOptions } from '@libp2p/interface'
 
 const log = logger('neuroshard:ponw-ledger:ledger')
@@ -29,6 +30,8 @@ export interface LedgerInit {
   verifier?: ProofVerifier
   /** clock, ms @default Date.now */
   now?: () => number
+  /** verify large certificate batches (sync) in worker threads */
+  verifierPool?: SignatureVerifierPool
 }
 
 export interface LedgerEvents {
@@ -63,6 +66,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
   readonly validatorIndex?: number
   readonly verifier: ProofVerifier
   readonly now: () => number
+  readonly #pool?: SignatureVerifierPool
   #open = false
   #logLength = 0
   /** serialises every state change and storage batch */
@@ -82,6 +86,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     this.wallet = init.wallet
     this.verifier = init.verifier ?? new ProofVerifier()
     this.now = init.now ?? Date.now
+    this.#pool = init.verifierPool
     if (init.wallet != null) {
       const i = this.chain.validatorKeys.findIndex(k => toHex(k) === toHex(init.wallet!.publicKey))
       this.validatorIndex = i >= 0 ? i : undefined
@@ -173,7 +178,27 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       const id = c instanceof Uint8Array ? peekCertificateId(this.chain, c) : c.tx.idHex
       return id == null || !this.state.known.has(id)
     })
-    const parsed = todo.map(c => c instanceof Uint8Array ? parseCertificate(this.chain, c, options.verified === true ? { verifySignature: false, verifyVotes: false } : {}) : c)
+    let parsed: LedgerCertificate[]
+    const bulk = this.#pool != null && this.#pool.size > 0 && options.verified !== true && todo.length >= 32
+    if (bulk) {
+      // decode and check everything but the signatures, then verify all signatures in parallel
+      parsed = todo.map(c => c instanceof Uint8Array ? parseCertificate(this.chain, c, { verifySignature: false, verifyVotes: false }) : c)
+      const checks: SignatureCheck[] = []
+      for (const c of parsed) {
+        checks.push({ signature: c.tx.signature, digest: c.tx.id, publicKey: c.tx.senderKey })
+        const vd = voteDigest(this.chain.chainId, c.tx.id)
+        for (const v of c.votes) {
+          checks.push({ signature: v.signature, digest: vd, publicKey: this.chain.validatorKeys[v.validator] })
+        }
+      }
+      const ok = await this.#pool!.verify(checks)
+      const bad = ok.indexOf(false)
+      if (bad >= 0) {
+        throw new InvalidSignatureError('a signature in the certificate batch does not verify; nothing was applied')
+      }
+    } else {
+      parsed = todo.map(c => c instanceof Uint8Array ? parseCertificate(this.chain, c, options.verified === true ? { verifySignature: false, verifyVotes: false } : {}) : c)
+    }
     options.signal?.throwIfAborted()
     return this.#exclusive(async () => {
       const fresh: LedgerCertificate[] = []

@@ -9,6 +9,7 @@ import type { Chain, GenesisConfig } from './genesis.js'
 import type { Wallet } from './keys.js'
 import type { LedgerEvents } from './ledger.js'
 import type { Evidence, LedgerCertificate, LedgerTx, TxBody, VoteSigData } from './messages.js'
+import type { SignatureVerifierPool } from './verify-pool.js'
 import type { ProofVerifier } from './verify.js'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream, TypedEventTarget, Libp2pEvents, StreamHandler } from '@libp2p/interface'
 
@@ -21,6 +22,8 @@ export interface PonwLedgerInit {
   wallet?: Wallet
   /** proof checks before voting (re-execution) */
   verifier?: ProofVerifier
+  /** verify synced certificate pages in worker threads */
+  verifierPool?: SignatureVerifierPool
   /** clock @default Date.now */
   now?: () => number
   /** @default LEDGER_TOPIC */
@@ -122,7 +125,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     if (this.#started) {
       return
     }
-    const ledger = await Ledger.open({ genesis: this.#init.genesis, path: this.#init.path, wallet: this.#init.wallet, verifier: this.#init.verifier, now: this.#init.now })
+    const ledger = await Ledger.open({ genesis: this.#init.genesis, path: this.#init.path, wallet: this.#init.wallet, verifier: this.#init.verifier, verifierPool: this.#init.verifierPool, now: this.#init.now })
     this.#ledger = ledger
     for (const type of ['ponw-ledger:final', 'ponw-ledger:outcome', 'ponw-ledger:evidence'] as const) {
       ledger.addEventListener(type, (evt: any) => this.safeDispatchEvent(type, { detail: evt.detail }))

@@ -1,4 +1,4 @@
-import { spawn, execFileSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NEURO } from '../src/amount.js'
 import { genesisToJSON } from '../src/genesis.js'
 import { Ledger } from '../src/ledger.js'
+import { ensureBuilt } from './build.js'
 import { alice, bob, carol, certify, dave, prng, sign, testChain, testGenesis } from './fixtures.js'
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..')
-const root = join(pkg, '..', '..')
 const genesis = testGenesis()
 const chain = testChain()
 const KILLS = 25
@@ -20,7 +20,7 @@ describe('crash safety (SIGKILL during writes)', () => {
 
   beforeAll(async () => {
     // the child runs the compiled code: make sure it is current
-    execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-b', pkg], { cwd: root, stdio: 'inherit' })
+    ensureBuilt()
     dir = await mkdtemp(join(tmpdir(), 'ponw-crash-'))
     const rnd = prng(3)
     const wallets = [alice, bob, carol]
