@@ -1,5 +1,7 @@
 import { GraphBuilder, GraphError, gradients } from '@neuroshard/onnx-graph'
 import { headDim } from '../config.js'
+import { InvalidConfigError } from '../errors.js'
+import { validateConfig } from '../validate.js'
 import { blockParameters, modelParameters, shardParameters } from '../params.js'
 import { block, crossEntropy, fusedBlock, fusedLmHead, fusedTables, lmHead, ropeTables } from './layers.js'
 import type { ModelConfig } from '../config.js'
@@ -187,6 +189,10 @@ function headForward (config: ModelConfig, dtype: 'float32' | 'float64', withLos
  * `fused: false` (see {@link ShardGraphOptions.fused}).
  */
 export function buildShardGraph (config: ModelConfig, role: ShardRole, variant: ShardVariant, options: ShardGraphOptions = {}): ShardGraph {
+  validateConfig(config)
+  if (role.kind === 'blocks' && !(Number.isSafeInteger(role.start) && Number.isSafeInteger(role.end) && role.start >= 0 && role.start < role.end && role.end <= config.nLayers)) {
+    throw new InvalidConfigError(`block range [${role.start}, ${role.end}) is not a non-empty range within [0, ${config.nLayers})`)
+  }
   const dtype = options.dtype ?? 'float32'
   if (options.fused === true && dtype !== 'float32') {
     // ONNX types RotaryEmbedding and Attention for float/float16/bfloat16 only
@@ -251,6 +257,7 @@ export type ModelVariant = 'forward' | 'backward' | 'inference'
  * - inference: `input_ids`, every parameter → `logits` (no cache: recomputes the whole sequence)
  */
 export function buildModelGraph (config: ModelConfig, variant: ModelVariant, options: ShardGraphOptions = {}): ShardGraph {
+  validateConfig(config)
   const dtype = options.dtype ?? 'float32'
   const g = new GraphBuilder({ dtype, name: 'neurollm' })
   const ids = g.input(SHARD_IO.inputIds, 'int64', [B, S])

@@ -55,6 +55,14 @@ describe('shard graph I/O contract', () => {
     expect(sg.outputs.map(o => o.name)).toEqual(['grad_hidden', 'grad.final_norm.weight', 'grad.embed.weight', 'loss'])
   })
 
+  it('refuses invalid configs and block ranges with InvalidConfigError', () => {
+    expect(() => buildShardGraph({ ...c, nHeads: 3 }, blocks, 'forward')).toThrow(expect.objectContaining({ name: 'InvalidConfigError' }))
+    expect(() => buildModelGraph({ ...c, nKvHeads: 0 }, 'forward')).toThrow(expect.objectContaining({ name: 'InvalidConfigError' }))
+    for (const [start, end] of [[1, 1], [-1, 1], [0, 3], [2, 1]]) {
+      expect(() => buildShardGraph(c, { kind: 'blocks', start, end }, 'forward')).toThrow(expect.objectContaining({ name: 'InvalidConfigError' }))
+    }
+  })
+
   it('monolithic graphs take every parameter', () => {
     const all = modelParameters(c).map(p => p.name)
     expect(buildModelGraph(c, 'forward').inputs.map(i => i.name)).toEqual(['input_ids', 'targets', ...all])
