@@ -1,1 +1,11 @@
-export {}
+/**
+ * @packageDocumentation
+ *
+ * The NeuroShard reference node: the `neuroshard` CLI and a library API for a local devnet.
+ */
+
+export * from './constants.js'
+export { startDevnet, transportName } from './devnet.js'
+export type { Devnet, DevnetOptions, DevnetSnapshot, DevnetNodeStatus, DevnetConnection, DevnetEvents } from './devnet.js'
+export { devnetCommand, formatPeerTable, DEVNET_USAGE } from './commands/devnet.js'
+export type { CommandIO } from './commands/devnet.js'

@@ -1,0 +1,49 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { startDevnet } from '../src/index.js'
+import type { Devnet, DevnetSnapshot } from '../src/index.js'
+
+describe('startDevnet', () => {
+  let devnet: Devnet | undefined
+
+  afterEach(async () => {
+    await devnet?.stop()
+    devnet = undefined
+  })
+
+  it('starts 3 hosts that meet through the DHT, gossip heartbeats and converge', async () => {
+    const updates: DevnetSnapshot[] = []
+    devnet = await startDevnet({ nodes: 3, onUpdate: (s) => updates.push(s) })
+    expect(devnet.hosts).toHaveLength(3)
+    const snapshot = await devnet.waitForConvergence({ signal: AbortSignal.timeout(30_000) })
+    expect(snapshot.converged).toBe(true)
+    expect(devnet.converged).toBe(true)
+    expect(updates.length).toBeGreaterThan(0)
+
+    const [seed, b, c] = devnet.hosts
+    // not a star: the two non-bootstrap hosts were only told about host 0, yet they are connected to each
+    // other (through DHT closest-peer queries)
+    expect(b.getConnections(c.peerId).length).toBeGreaterThan(0)
+    expect(c.getConnections(b.peerId).length).toBeGreaterThan(0)
+    for (const host of devnet.hosts) {
+      expect(host.services.dht.routingTable.size).toBe(2)
+    }
+    for (const node of snapshot.nodes) {
+      // a heartbeat from each other node was received over gossipsub
+      expect(Object.keys(node.heartbeats).map(Number).sort()).toEqual([0, 1, 2].filter(i => i !== node.index))
+      expect(node.addresses.every(a => a.startsWith('/ip4/127.0.0.1/'))).toBe(true)
+      expect(node.connections.filter(conn => conn.node >= 0).map(conn => conn.node).sort())
+        .toEqual(expect.arrayContaining([0, 1, 2].filter(i => i !== node.index)))
+    }
+    expect(snapshot.nodes[0].peerId).toBe(seed.peerId.toString())
+
+    await devnet.stop()
+    expect(devnet.hosts.every(h => h.status === 'stopped')).toBe(true)
+    // idempotent
+    await devnet.stop()
+  })
+
+  it('rejects an invalid node count with InvalidParametersError', async () => {
+    await expect(startDevnet({ nodes: 0 })).rejects.toHaveProperty('name', 'InvalidParametersError')
+    await expect(startDevnet({ nodes: 1.5 })).rejects.toHaveProperty('name', 'InvalidParametersError')
+  })
+})
