@@ -111,95 +111,75 @@ function bmpTable (): Uint8Array {
 }
 const astralClass = new Map<number, number>()
 
-/**
- * Calls `emit(start, end)` for every pre-token of `text`, in order: exactly the pieces
- * {@link PRETOKENIZE_PATTERN} matches (a property test checks this), several times faster.
- */
-export function scanPieces (text: string, emit: (start: number, end: number) => void): void {
-  const table = bmpTable()
-  const n = text.length
-  // class of the code point at i, and its length in UTF-16 units via `cpLen`
-  let cpLen = 1
-  const cls = (i: number): number => {
-    const c = text.charCodeAt(i)
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
-      const d = text.charCodeAt(i + 1)
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        cpLen = 2
-        const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00)
-        let k = astralClass.get(cp)
-        if (k === undefined) {
-          k = classifyCodePoint(cp)
-          astralClass.set(cp, k)
-        }
-        return k
+let cpLen = 1 // UTF-16 length of the code point last classified by `cls`
+
+/** Class of the code point at `i`; sets `cpLen` */
+function cls (text: string, i: number, n: number, table: Uint8Array): number {
+  const c = text.charCodeAt(i)
+  if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
+    const d = text.charCodeAt(i + 1)
+    if (d >= 0xdc00 && d <= 0xdfff) {
+      cpLen = 2
+      const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00)
+      let k = astralClass.get(cp)
+      if (k === undefined) {
+        k = classifyCodePoint(cp)
+        astralClass.set(cp, k)
       }
+      return k
     }
-    cpLen = 1
-    return table[c]
   }
-  const runEnd = (i: number, k: number): number => {
-    while (i < n) {
-      const c = cls(i)
-      if (c !== k) break
-      i += cpLen
+  cpLen = 1
+  return table[c]
+}
+
+function runEnd (text: string, i: number, n: number, k: number, table: Uint8Array): number {
+  while (i < n) {
+    if (cls(text, i, n, table) !== k) break
+    i += cpLen
+  }
+  return i
+}
+
+/**
+ * End of the pre-token that starts at `i` (`i < text.length`): pieces are exactly what
+ * {@link PRETOKENIZE_PATTERN} matches (a property test checks this), found several times faster.
+ */
+export function pieceEnd (text: string, i: number): number {
+  const table = bmpClass ?? bmpTable()
+  const n = text.length
+  const c0 = text.charCodeAt(i)
+  // 's 't 're 've 'm 'll 'd
+  if (c0 === 39 && i + 1 < n) {
+    const c1 = text.charCodeAt(i + 1)
+    if (c1 === 115 || c1 === 116 || c1 === 109 || c1 === 100) return i + 2 // s t m d
+    if (i + 2 < n) {
+      const c2 = text.charCodeAt(i + 2)
+      if ((c1 === 114 && c2 === 101) || (c1 === 118 && c2 === 101) || (c1 === 108 && c2 === 108)) return i + 3 // re ve ll
     }
-    return i
   }
+  const k = cls(text, i, n, table)
+  const j = i + cpLen
+  if (c0 === 32 && j < n) {
+    // ' ?X+': a single space joins a following letter / number / other run
+    const k1 = cls(text, j, n, table)
+    if (k1 !== C_SPACE) return runEnd(text, j + cpLen, n, k1, table)
+  }
+  if (k !== C_SPACE) return runEnd(text, j, n, k, table)
+  // whitespace: \s+(?!\S) | \s+  (whitespace is all in the BMP, one unit each)
+  let e = j
+  while (e < n && table[text.charCodeAt(e)] === C_SPACE) e++
+  // followed by non-space: leave the last whitespace char for the next piece (it may start ' word')
+  return e < n && e - 1 > i ? e - 1 : e
+}
+
+/** Calls `emit(start, end)` for every pre-token of `text`, in order */
+export function scanPieces (text: string, emit: (start: number, end: number) => void): void {
+  const n = text.length
   let i = 0
   while (i < n) {
-    const c0 = text.charCodeAt(i)
-    // 's 't 're 've 'm 'll 'd
-    if (c0 === 39 && i + 1 < n) {
-      const c1 = text.charCodeAt(i + 1)
-      if (c1 === 115 || c1 === 116 || c1 === 109 || c1 === 100) { // s t m d
-        emit(i, i + 2)
-        i += 2
-        continue
-      }
-      if (i + 2 < n) {
-        const c2 = text.charCodeAt(i + 2)
-        if ((c1 === 114 && c2 === 101) || (c1 === 118 && c2 === 101) || (c1 === 108 && c2 === 108)) { // re ve ll
-          emit(i, i + 3)
-          i += 3
-          continue
-        }
-      }
-    }
-    const k = cls(i)
-    const start = i
-    let j = i + cpLen
-    if (c0 === 32 && j < n) {
-      // ' ?X+' : a single space joins a following letter / number / other run
-      const k1 = cls(j)
-      if (k1 !== C_SPACE) {
-        const e = runEnd(j + cpLen, k1)
-        emit(i, e)
-        i = e
-        continue
-      }
-    }
-    if (k !== C_SPACE) {
-      const e = runEnd(j, k)
-      emit(start, e)
-      i = e
-      continue
-    }
-    // whitespace: \s+(?!\S) | \s+
-    let last = start
-    while (j < n) {
-      const c = cls(j)
-      if (c !== C_SPACE) break
-      last = j
-      j += cpLen
-    }
-    if (j < n && last > start) {
-      // leave the last whitespace char for the next piece (it may start ' word')
-      emit(start, last)
-      i = last
-    } else {
-      emit(start, j)
-      i = j
-    }
+    const e = pieceEnd(text, i)
+    emit(i, e)
+    i = e
   }
 }

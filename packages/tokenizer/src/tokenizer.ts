@@ -5,7 +5,7 @@ import { DEFAULT_CACHE_SIZE, MAX_VOCAB_SIZE } from './constants.js'
 import { TokenizerFormatError, UnknownTokenIdError } from './errors.js'
 import { NumberHeap } from './heap.js'
 import { PieceCache } from './piece-cache.js'
-import { scanPieces, utf8Into, utf8SequenceLength } from './pretokenize.js'
+import { pieceEnd, utf8Into, utf8SequenceLength } from './pretokenize.js'
 
 /** A token added on top of the BPE model (`added_tokens` in `tokenizer.json`) */
 export interface AddedToken {
@@ -383,20 +383,23 @@ export class BpeTokenizer {
 
   private encodeText (text: string, out: number[]): void {
     const cache = this.cache
-    if (cache === undefined) {
-      scanPieces(text, (s, e) => {
+    const n = text.length
+    let s = 0
+    while (s < n) {
+      const e = pieceEnd(text, s)
+      if (cache === undefined) {
         const ids = this.bpePiece(text.slice(s, e))
         for (let i = 0; i < ids.length; i++) out.push(ids[i])
-      })
-      return
+      } else {
+        const h = PieceCache.hash(text, s, e)
+        if (!cache.get(text, s, e, h, out)) {
+          const ids = this.bpePiece(text.slice(s, e))
+          cache.set(text, s, e, h, ids)
+          for (let i = 0; i < ids.length; i++) out.push(ids[i])
+        }
+      }
+      s = e
     }
-    scanPieces(text, (s, e) => {
-      const h = PieceCache.hash(text, s, e)
-      if (cache.get(text, s, e, h, out)) return
-      const ids = this.bpePiece(text.slice(s, e))
-      cache.set(text, s, e, h, ids)
-      for (let i = 0; i < ids.length; i++) out.push(ids[i])
-    })
   }
 
   /** BPE on one pre-token: lowest-rank pair first, leftmost on ties (Hugging Face's `merge_all`) */

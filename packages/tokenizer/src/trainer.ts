@@ -1,7 +1,7 @@
 import { InvalidParametersError } from '@neuroshard/interface'
 import { BYTE_TO_CHAR, bytesToByteLevel } from './byte-level.js'
 import { DEFAULT_MIN_FREQUENCY, DEFAULT_SPECIAL_TOKENS, MAX_VOCAB_SIZE } from './constants.js'
-import { scanPieces, utf8Into } from './pretokenize.js'
+import { pieceEnd, utf8Into } from './pretokenize.js'
 import { BpeTokenizer } from './tokenizer.js'
 import type { AddedToken, TokenizerOptions } from './tokenizer.js'
 
@@ -116,10 +116,14 @@ export function trainBpe (texts: Iterable<string>, options: TrainBpeOptions): Bp
   const pieceCounts = new Map<string, number>()
   for (const text of texts) {
     if (typeof text !== 'string') throw new InvalidParametersError('trainBpe() takes an iterable of strings')
-    scanPieces(text, (s, e) => {
+    const n = text.length
+    let s = 0
+    while (s < n) {
+      const e = pieceEnd(text, s)
       const p = text.slice(s, e)
       pieceCounts.set(p, (pieceCounts.get(p) ?? 0) + 1)
-    })
+      s = e
+    }
   }
 
   // 2. words as byte-id sequences, pair counts and where each pair occurs
