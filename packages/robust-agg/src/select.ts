@@ -83,8 +83,8 @@ function applyNetwork (rows: Float64Array[], net: Int32Array, len: number): void
 export interface OrderStatistic {
   /** ranks (0 = smallest) whose values must be exact */
   ranks(m: number): number[]
-  /** combine the values at `ranks` for one coordinate (rows sorted at those ranks) */
-  fromRows(rows: Float64Array[], t: number, m: number): number
+  /** write the statistic of coordinates `s .. s + len` to `out`, from rows sorted at `ranks` */
+  fromRows(rows: Float64Array[], len: number, m: number, out: Float32Array, s: number, acc: Float64Array): void
   /** the same from one coordinate's m values in `buf[o .. o + m)` (reorderable) */
   kernel: CoordinateKernel
 }
@@ -99,6 +99,7 @@ export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderSt
   const B = reader.blockSize
   const scratch = Array.from({ length: m }, () => new Float64Array(B))
   const net = network(m, stat.ranks(m))
+  const acc = new Float64Array(B)
   for (let s = 0; s < d; s += B) {
     const e = Math.min(d, s + B)
     const len = e - s
@@ -109,7 +110,7 @@ export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderSt
       for (let t = 0; t < len; t++) dst[t] = row[t]
     }
     applyNetwork(scratch, net, len)
-    for (let t = 0; t < len; t++) out[s + t] = stat.fromRows(scratch, t, m)
+    stat.fromRows(scratch, len, m, out, s, acc)
   }
   return out
 }
@@ -196,11 +197,16 @@ export type EvenMedian = 'mean-of-middle' | 'lower' | 'upper'
 export function medianStatistic (even: EvenMedian): OrderStatistic {
   return {
     ranks: m => (m & 1) === 1 ? [m >> 1] : [(m >> 1) - 1, m >> 1],
-    fromRows: (rows, t, m) => {
-      if ((m & 1) === 1) return rows[m >> 1][t]
-      const lower = rows[(m >> 1) - 1][t]
-      const upper = rows[m >> 1][t]
-      return even === 'lower' ? lower : even === 'upper' ? upper : (lower + upper) / 2
+    fromRows: (rows, len, m, out, s) => {
+      const lower = rows[(m - 1) >> 1]
+      const upper = rows[m >> 1]
+      if ((m & 1) === 1 || even === 'upper') {
+        for (let t = 0; t < len; t++) out[s + t] = upper[t]
+      } else if (even === 'lower') {
+        for (let t = 0; t < len; t++) out[s + t] = lower[t]
+      } else {
+        for (let t = 0; t < len; t++) out[s + t] = (lower[t] + upper[t]) / 2
+      }
     },
     kernel: medianKernel(even)
   }
@@ -210,10 +216,15 @@ export function medianStatistic (even: EvenMedian): OrderStatistic {
 export function trimmedMeanStatistic (f: number): OrderStatistic {
   return {
     ranks: m => Array.from({ length: m - 2 * f }, (_, i) => f + i),
-    fromRows: (rows, t, m) => {
-      let sum = 0
-      for (let i = f; i < m - f; i++) sum += rows[i][t]
-      return sum / (m - 2 * f)
+    fromRows: (rows, len, m, out, s, acc) => {
+      // ranks f, f + 1, …, m − f − 1 in order
+      acc.fill(0, 0, len)
+      for (let i = f; i < m - f; i++) {
+        const row = rows[i]
+        for (let t = 0; t < len; t++) acc[t] += row[t]
+      }
+      const k = m - 2 * f
+      for (let t = 0; t < len; t++) out[s + t] = acc[t] / k
     },
     kernel: trimmedMeanKernel(f)
   }

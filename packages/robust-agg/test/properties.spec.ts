@@ -102,6 +102,17 @@ describe('translation equivariance: F(x + t) = F(x) + t', () => {
         const a = make(xs.length).aggregate(xs)
         const b = make(xs.length).aggregate(shifted)
         const scale = Math.max(1, ...xs.flatMap(x => Array.from(x, Math.abs)), Math.abs(t))
+        if (a.selected != null && b.selected != null && a.selected.join() !== b.selected.join()) {
+          // after mixing (1/k coefficients) exact ties in the true scores can round either way: only then may
+          // the choice differ, and it must be between equally scored candidates
+          const sa = a.scores as number[]
+          const sb = b.scores as number[]
+          const ia = a.selected[0]
+          const ib = b.selected[0]
+          expect(Math.abs(sa[ia] - sa[ib])).toBeLessThanOrEqual(1e-9 * Math.max(1, sa[ia]))
+          expect(Math.abs(sb[ia] - sb[ib])).toBeLessThanOrEqual(1e-9 * Math.max(1, sb[ib]))
+          return
+        }
         const moved = Float32Array.from(a.value, v => v + t)
         expect(maxAbsDiff(b.value, moved)).toBeLessThanOrEqual(tol * scale)
       }), { numRuns: RUNS })
