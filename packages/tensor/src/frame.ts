@@ -106,8 +106,7 @@ export function decodeTensorFrameHeader (bytes: Uint8Array, options: Pick<Decode
   if (rank > MAX_RANK) throw new InvalidShapeError(`rank ${rank} exceeds the maximum of ${MAX_RANK}`)
   if (bytes[7] !== 0) throw new MalformedFrameError(`flags byte must be 0 in version ${TENSOR_FRAME_VERSION}, got ${bytes[7]}`)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const nameLength = view.getUint16(8, true)
-  if (nameLength > MAX_NAME_BYTES) throw new InvalidNameError(`name of ${nameLength} bytes exceeds the maximum of ${MAX_NAME_BYTES}`)
+  // the checks run in the order specs/tensor-frame/README.md lists them, so every client reports the same error
   if (view.getUint16(10, true) !== 0) throw new MalformedFrameError('reserved bytes 10-11 must be 0')
   const blockSize = view.getUint32(12, true)
   if (dtype === 'int8') {
@@ -115,6 +114,8 @@ export function decodeTensorFrameHeader (bytes: Uint8Array, options: Pick<Decode
   } else if (blockSize !== 0) {
     throw new MalformedFrameError(`block size must be 0 for dtype ${dtype}, got ${blockSize}`)
   }
+  const nameLength = view.getUint16(8, true)
+  if (nameLength > MAX_NAME_BYTES) throw new InvalidNameError(`name of ${nameLength} bytes exceeds the maximum of ${MAX_NAME_BYTES}`)
   const nameOffset = TENSOR_FRAME_FIXED_HEADER_BYTES + 8 * rank
   const payloadOffset = align(nameOffset + nameLength)
   if (bytes.byteLength < payloadOffset) {
