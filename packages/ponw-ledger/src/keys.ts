@@ -48,13 +48,64 @@ export function fromHex (s: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(Buffer.from(s, 'hex'))
 }
 
-/** Verifies a 64-byte compact low-S signature over a 32-byte digest */
+const { Point, Signature } = secp256k1
+const Fn = Point.Fn
+
+/** keys seen often get a precomputed multiplication table (≈2× faster verification) */
+const PRECOMPUTE_AFTER = 32
+const MAX_CACHED_KEYS = 512
+const keyUses = new Map<string, number>()
+const keyPoints = new Map<string, InstanceType<typeof Point>>()
+
+function cachedPoint (publicKey: Uint8Array): InstanceType<typeof Point> | undefined {
+  const k = toHex(publicKey)
+  const p = keyPoints.get(k)
+  if (p != null) {
+    return p
+  }
+  const n = (keyUses.get(k) ?? 0) + 1
+  if (n < PRECOMPUTE_AFTER) {
+    if (keyUses.size > 100_000) {
+      keyUses.clear()
+    }
+    keyUses.set(k, n)
+    return undefined
+  }
+  keyUses.delete(k)
+  if (keyPoints.size >= MAX_CACHED_KEYS) {
+    keyPoints.delete(keyPoints.keys().next().value!)
+  }
+  const point = Point.fromBytes(publicKey)
+  point.precompute(8, false)
+  keyPoints.set(k, point)
+  return point
+}
+
+/**
+ * Verifies a 64-byte compact low-S signature over a 32-byte digest. Frequently seen keys (validators,
+ * busy senders) use a precomputed table: R = u1·G + u2·P with P's wNAF table, the same equations as
+ * noble's `secp256k1.verify` (checked against it in the tests).
+ */
 export function verifyDigest (signature: Uint8Array, msgDigest: Uint8Array, publicKey: Uint8Array): boolean {
-  if (signature.byteLength !== 64 || publicKey.byteLength !== 33) {
+  if (signature.byteLength !== 64 || publicKey.byteLength !== 33 || msgDigest.byteLength !== 32) {
     return false
   }
   try {
-    return secp256k1.verify(signature, msgDigest, publicKey, { prehash: false, lowS: true })
+    const P = cachedPoint(publicKey)
+    if (P == null) {
+      return secp256k1.verify(signature, msgDigest, publicKey, { prehash: false, lowS: true })
+    }
+    const sig = Signature.fromBytes(signature, 'compact')
+    if (sig.hasHighS()) {
+      return false
+    }
+    const h = Fn.create(BigInt('0x' + toHex(msgDigest)))
+    const is = Fn.inv(sig.s)
+    const R = Point.BASE.multiplyUnsafe(Fn.create(h * is)).add(P.multiplyUnsafe(Fn.create(sig.r * is)))
+    if (R.is0()) {
+      return false
+    }
+    return Fn.create(R.toAffine().x) === sig.r
   } catch {
     return false
   }

@@ -43,8 +43,12 @@ export class SignatureVerifierPool {
       w.on('message', (m: { id: number, out: Uint8Array }) => {
         const cb = this.#waiting.get(m.id)
         this.#waiting.delete(m.id)
+        if (this.#waiting.size === 0) {
+          this.#workers.forEach(x => x.unref())
+        }
         cb?.(m.out)
       })
+      // idle workers do not keep the process alive; in-flight requests do
       w.unref()
       this.#workers.push(w)
     }
@@ -73,6 +77,7 @@ export class SignatureVerifierPool {
       })
       const id = this.#next++
       return new Promise<Uint8Array>((resolve) => {
+        w.ref()
         this.#waiting.set(id, resolve)
         w.postMessage({ id, data }, [data.buffer])
       })

@@ -58,3 +58,26 @@ describe('wallet, keystore, identity binding', () => {
     await expect(verifyBinding(forged)).rejects.toHaveProperty('name', 'InvalidSignatureError')
   })
 })
+
+describe('fast verification path', () => {
+  it('agrees with noble secp256k1.verify on valid, tampered and high-S signatures', async () => {
+    const { secp256k1 } = await import('@noble/curves/secp256k1.js')
+    const w = Wallet.fromSeed('fast-path')
+    const n = secp256k1.Point.CURVE().n
+    for (let i = 0; i < 80; i++) {
+      // after 32 uses the key switches to the precomputed path: both paths are exercised
+      const d = digest('fp', new Uint8Array([i]))
+      const sig = w.signDigest(d)
+      const variants = [sig, Uint8Array.from(sig).map((b, k) => k === i % 64 ? b ^ 1 : b)]
+      const s = BigInt('0x' + Buffer.from(sig.subarray(32)).toString('hex'))
+      const high = Uint8Array.from(sig)
+      high.set(Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex'), 32)
+      variants.push(high)
+      for (const v of variants) {
+        expect(verifyDigest(v, d, w.publicKey)).toBe(secp256k1.verify(v, d, w.publicKey, { prehash: false, lowS: true }))
+      }
+      expect(verifyDigest(sig, d, w.publicKey)).toBe(true)
+      expect(verifyDigest(high, d, w.publicKey)).toBe(false)
+    }
+  })
+})
