@@ -37,11 +37,15 @@ export interface BuildResult {
 
 /** Which split a document falls in (see the spec: first 4 bytes of sha256(domain ‖ 0x00 ‖ utf8(doc)) < threshold) */
 export function documentSplit (document: string, validationThreshold: number): Split {
-  const d = new TextEncoder().encode(document)
-  const prefix = new TextEncoder().encode(SPLIT_DOMAIN)
-  const buf = new Uint8Array(prefix.length + 1 + d.length)
-  buf.set(prefix, 0)
-  buf.set(d, prefix.length + 1)
+  return splitOfBytes(new TextEncoder().encode(document), validationThreshold)
+}
+
+const SPLIT_PREFIX = new TextEncoder().encode(`${SPLIT_DOMAIN}\u0000`)
+
+function splitOfBytes (doc: Uint8Array, validationThreshold: number): Split {
+  const buf = new Uint8Array(SPLIT_PREFIX.length + doc.length)
+  buf.set(SPLIT_PREFIX, 0)
+  buf.set(doc, SPLIT_PREFIX.length)
   const h = sha256(buf)
   const u = ((h[0] << 24) >>> 0) + (h[1] << 16) + (h[2] << 8) + h[3]
   return u < validationThreshold ? 'validation' : 'train'
@@ -109,12 +113,16 @@ export async function buildGenesisDataset (options: BuildGenesisDatasetOptions):
     new DataView(len.buffer).setUint32(0, bytes.length, true)
     sourceHasher.update(len)
     sourceHasher.update(bytes)
-    const split = documentSplit(doc, threshold)
+    const split = splitOfBytes(bytes, threshold)
     const s = streams[split]
     const ids = tokenizer.encode(doc)
     ids.push(eosId)
-    for (const id of ids) {
-      s.buf[s.fill++] = id
+    let i = 0
+    while (i < ids.length) {
+      const take = Math.min(ids.length - i, shardTokens - s.fill)
+      for (let j = 0; j < take; j++) s.buf[s.fill + j] = ids[i + j]
+      s.fill += take
+      i += take
       if (s.fill === shardTokens) await flush(split)
     }
     docs++

@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BpeTokenizer, trainBpe } from '@neuroshard/tokenizer'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { buildGenesisDataset, decodeShard, readCorpus, readManifest, splitParagraphs, validationThreshold } from '../src/index.js'
+import { buildGenesisDataset, decodeShard, readCorpus, readManifest, splitParagraphs, validationThreshold, verifyDataset } from '../src/index.js'
 import { sentences, smallTokenizer, tempDir, writeCorpusFiles } from './helpers.js'
 
 let tmp: Awaited<ReturnType<typeof tempDir>>
@@ -78,6 +78,15 @@ describe('buildGenesisDataset', () => {
     const wide = await buildGenesisDataset({ source: { files }, tokenizer: big, outDir: join(tmp.dir, 'w') })
     expect(wide.manifest.settings.bytesPerToken).toBe(4)
     expect(wide.manifest.shards[0].bytes).toBe(12 + 4 * wide.manifest.shards[0].tokens)
+  })
+
+  it('builds the real genesis corpus (all of nlp-corpus) into a dataset that verifies', async () => {
+    const outDir = join(tmp.dir, 'genesis')
+    const { manifest } = await buildGenesisDataset({ source: 'nlp-corpus', tokenizer: smallTokenizer(), shardTokens: 1 << 20, outDir })
+    expect(manifest.source).toMatchObject({ kind: 'nlp-corpus', package: 'nlp-corpus', version: '4.4.0', documents: 100_000 })
+    expect(manifest.shards.some(s => s.split === 'validation')).toBe(true)
+    const report = await verifyDataset(outDir)
+    expect(report.tokens).toBeGreaterThan(2_000_000)
   })
 
   it('reads the real nlp-corpus package', async () => {

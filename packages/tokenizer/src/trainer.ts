@@ -101,9 +101,12 @@ class PairHeap {
  * special id. When two merges produce the same bytes the existing id is reused (as Hugging Face does).
  */
 export function trainBpe (texts: Iterable<string>, options: TrainBpeOptions): BpeTokenizer {
-  const specials = options.specialTokens ?? DEFAULT_SPECIAL_TOKENS
-  const minFrequency = options.minFrequency ?? DEFAULT_MIN_FREQUENCY
-  const target = options.vocabSize
+  if (typeof texts === 'string' || texts == null || typeof (texts as Iterable<string>)[Symbol.iterator] !== 'function') {
+    throw new InvalidParametersError('trainBpe() takes an iterable of strings (an array of documents), not a single string')
+  }
+  const specials = options?.specialTokens ?? DEFAULT_SPECIAL_TOKENS
+  const minFrequency = options?.minFrequency ?? DEFAULT_MIN_FREQUENCY
+  const target = options?.vocabSize
   if (!Number.isInteger(target) || target < 256 + specials.length || target > MAX_VOCAB_SIZE) {
     throw new InvalidParametersError(`vocabSize must be an integer in [${256 + specials.length}, ${MAX_VOCAB_SIZE}]`)
   }

@@ -91,5 +91,6 @@ describe('trainBpe', () => {
     expect(() => trainBpe([], { vocabSize: 300, minFrequency: 0 })).toThrow(expect.objectContaining({ name: 'InvalidParametersError' }))
     expect(() => trainBpe([], { vocabSize: 300, specialTokens: ['x', 'x'] })).toThrow(expect.objectContaining({ name: 'InvalidParametersError' }))
     expect(() => trainBpe([42 as unknown as string], { vocabSize: 300 })).toThrow(expect.objectContaining({ name: 'InvalidParametersError' }))
+    expect(() => trainBpe('one string' as unknown as string[], { vocabSize: 300 })).toThrow(expect.objectContaining({ name: 'InvalidParametersError' }))
   })
 })
