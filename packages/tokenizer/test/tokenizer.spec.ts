@@ -149,6 +149,14 @@ describe('tokenizer.json', () => {
       expect(hfIds).toEqual(tok.encode(s, { allowSpecial: true }))
       expect(await hf.decode(hfIds, false)).toBe(tok.decode(hfIds))
     }
+    // lone surrogates: the napi binding turns them into U+FFFD too
+    for (const s of ['a\ud800b', '\udfff', 'x\ud83d', '\ud83d\ude00\ud800 z']) {
+      expect((await hf.encode(s)).getIds()).toEqual(tok.encode(s))
+    }
+    // random text-like strings
+    await fc.assert(fc.asyncProperty(fc.oneof(textLike, anyUtf16), async s => {
+      expect((await hf.encode(s)).getIds()).toEqual(tok.encode(s, { allowSpecial: true }))
+    }), { numRuns: 300 })
     // every BMP code point (except surrogates) in a few contexts: \s, \p{L}, \p{N} must agree with Oniguruma
     const parts: string[] = []
     for (let cp = 1; cp < 0x10000; cp++) {
