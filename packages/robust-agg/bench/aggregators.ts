@@ -1,6 +1,6 @@
 /**
  * Time per aggregator for n ∈ {8, 16, 32} and d ∈ {10⁶} (quick, default) or {10⁶, 10⁷} (`--full`), with each
- * one's ratio to the plain mean measured in the same run. Prints a table and writes JSON to bench-results/.
+ * one's ratio to the plain mean measured in the same run (CPU time of this single-threaded process). Prints a table and writes JSON to bench-results/.
  *
  *   node_modules/.bin/tsc -b packages/robust-agg && node_modules/.bin/node packages/robust-agg/dist/bench/aggregators.js [--full]
  */
@@ -34,20 +34,26 @@ function randomInputs (n: number, d: number, seed: number): Float32Array[] {
 interface Row { n: number, d: number, f: number, aggregator: string, ms: number, meanMs: number, ratio: number, goal: string, goalRatio: number, iterations?: number }
 
 /**
- * The machine may be shared: each aggregator's runs alternate with runs of the mean, and the ratio is
+ * The machine may be shared: times are this process's CPU time (user + system, from process.cpuUsage; the code
+ * is single-threaded), each aggregator's runs alternate with runs of the mean, and the ratio is
  * min(aggregator) / min(mean over the same window), so a burst of load elsewhere hits both sides.
  */
+function cpuMs (): number {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
 function timePair (agg: Aggregator, base: Aggregator, inputs: Float32Array[], reps: number): { ms: number, baseMs: number, iterations?: number } {
   let best = Infinity
   let bestBase = Infinity
   let iterations: number | undefined
   for (let r = 0; r < reps; r++) {
-    let t0 = performance.now()
+    let t0 = cpuMs()
     base.aggregate(inputs)
-    bestBase = Math.min(bestBase, performance.now() - t0)
-    t0 = performance.now()
+    bestBase = Math.min(bestBase, cpuMs() - t0)
+    t0 = cpuMs()
     const res = agg.aggregate(inputs)
-    best = Math.min(best, performance.now() - t0)
+    best = Math.min(best, cpuMs() - t0)
     iterations = res.iterations
   }
   return { ms: best, baseMs: bestBase, iterations }

@@ -2,9 +2,14 @@
  * Per-coordinate order statistics over blocks of coordinates.
  *
  * - m ≤ NETWORK_MAX: a sorting network (Batcher's odd–even merge sort for any m, pruned to the comparators the
- *   wanted ranks depend on) is applied across the whole block at once: each comparator is a branch-free
- *   `Math.min` / `Math.max` over two scratch rows, so all coordinates of the block go through it in one tight
- *   loop and the data-dependent branches of a per-coordinate sort (the cost on random data) disappear.
+ *   wanted ranks depend on) is applied across the whole block at once, so all coordinates of the block go
+ *   through each comparator in one tight loop. The values are compared as int32 keys (the float32 bit pattern
+ *   with the magnitude bits flipped for negatives, whose integer order is the float order), and a comparator is
+ *   the branch-free `d = (a − b)·(a < b); lo = b + d; hi = a − d` — exact in integers. On random data this
+ *   avoids the mispredicted branches of a per-coordinate sort (measured ≈ 2× slower than the network here);
+ *   against `Math.min`/`Math.max` on doubles it measured ≈ 10% faster in the full kernel.
+ * - Values are order statistics of float32 numbers: mixed vectors (after NNM or bucketing inside `compose()`) are
+ *   rounded to float32 first, exactly as if the pre-aggregator's output had been materialised.
  * - larger m: the block is transposed into column order and each coordinate is quickselected in place.
  *
  * Either way only an m × blockSize Float64 scratch is allocated, and every coordinate's result depends on that
@@ -65,17 +70,27 @@ function network (m: number, outputs: number[]): Int32Array {
   return net
 }
 
-/** Apply a flattened comparator list to scratch rows over `[0, len)` */
-function applyNetwork (rows: Float64Array[], net: Int32Array, len: number): void {
+/** Apply a flattened comparator list to int32 key rows over `[0, len)` */
+function applyNetwork (rows: Int32Array[], net: Int32Array, len: number): void {
   for (let q = 0; q < net.length; q += 2) {
     const A = rows[net[q]]
     const C = rows[net[q + 1]]
     for (let t = 0; t < len; t++) {
       const a = A[t]
       const b = C[t]
-      A[t] = Math.min(a, b)
-      C[t] = Math.max(a, b)
+      // branch-free compare-exchange; every quantity is an integer below 2^33, so exact in doubles
+      const d = (a - b) * (+(a < b))
+      A[t] = b + d
+      C[t] = a - d
     }
+  }
+}
+
+/** float32 bit patterns → order-preserving int32 keys (and back: the map is its own inverse) */
+function toKeys (bits: Int32Array, len: number, keys: Int32Array): void {
+  for (let t = 0; t < len; t++) {
+    const b = bits[t]
+    keys[t] = b ^ ((b >> 31) & 0x7fffffff)
   }
 }
 
@@ -83,8 +98,11 @@ function applyNetwork (rows: Float64Array[], net: Int32Array, len: number): void
 export interface OrderStatistic {
   /** ranks (0 = smallest) whose values must be exact */
   ranks(m: number): number[]
-  /** write the statistic of coordinates `s .. s + len` to `out`, from rows sorted at `ranks` */
-  fromRows(rows: Float64Array[], len: number, m: number, out: Float32Array, s: number, acc: Float64Array): void
+  /**
+   * Write the statistic of coordinates `s .. s + len` to `out`. `value(i)` returns the values at rank i of the
+   * block (valid until the next call).
+   */
+  fromRows(value: (rank: number) => Float32Array, len: number, m: number, out: Float32Array, s: number, acc: Float64Array): void
   /** the same from one coordinate's m values in `buf[o .. o + m)` (reorderable) */
   kernel: CoordinateKernel
 }
@@ -97,20 +115,36 @@ export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderSt
   const out = new Float32Array(d)
   const reader = new BlockReader(set, blockSize)
   const B = reader.blockSize
-  const scratch = Array.from({ length: m }, () => new Float64Array(B))
+  const keys = Array.from({ length: m }, () => new Int32Array(B))
+  const f32 = new Float32Array(B)
+  const f32bits = new Int32Array(f32.buffer)
+  const valueRows = [new Float32Array(B), new Float32Array(B)]
+  let nextValueRow = 0
   const net = network(m, stat.ranks(m))
   const acc = new Float64Array(B)
+  let len = 0
+  const value = (rank: number): Float32Array => {
+    const row = valueRows[nextValueRow]
+    nextValueRow ^= 1
+    const bits = new Int32Array(row.buffer)
+    toKeys(keys[rank], len, bits)
+    return row
+  }
   for (let s = 0; s < d; s += B) {
     const e = Math.min(d, s + B)
-    const len = e - s
+    len = e - s
     reader.load(s, e)
     for (let r = 0; r < m; r++) {
       const row = reader.rows[r]
-      const dst = scratch[r]
-      for (let t = 0; t < len; t++) dst[t] = row[t]
+      if (row instanceof Float32Array) {
+        toKeys(new Int32Array(row.buffer, row.byteOffset, len), len, keys[r])
+      } else {
+        for (let t = 0; t < len; t++) f32[t] = row[t]
+        toKeys(f32bits, len, keys[r])
+      }
     }
-    applyNetwork(scratch, net, len)
-    stat.fromRows(scratch, len, m, out, s, acc)
+    applyNetwork(keys, net, len)
+    stat.fromRows(value, len, m, out, s, acc)
   }
   return out
 }
@@ -183,7 +217,11 @@ export function perCoordinate (set: VectorSet, blockSize: number, kernel: Coordi
     reader.load(s, e)
     for (let r = 0; r < m; r++) {
       const row = reader.rows[r]
-      for (let t = 0; t < len; t++) T[t * m + r] = row[t]
+      if (row instanceof Float32Array) {
+        for (let t = 0; t < len; t++) T[t * m + r] = row[t]
+      } else {
+        for (let t = 0; t < len; t++) T[t * m + r] = Math.fround(row[t])
+      }
     }
     for (let t = 0; t < len; t++) out[s + t] = kernel(T, t * m, m)
   }
@@ -197,9 +235,9 @@ export type EvenMedian = 'mean-of-middle' | 'lower' | 'upper'
 export function medianStatistic (even: EvenMedian): OrderStatistic {
   return {
     ranks: m => (m & 1) === 1 ? [m >> 1] : [(m >> 1) - 1, m >> 1],
-    fromRows: (rows, len, m, out, s) => {
-      const lower = rows[(m - 1) >> 1]
-      const upper = rows[m >> 1]
+    fromRows: (value, len, m, out, s) => {
+      const upper = value(m >> 1)
+      const lower = (m & 1) === 1 || even === 'upper' ? upper : value((m >> 1) - 1)
       if ((m & 1) === 1 || even === 'upper') {
         for (let t = 0; t < len; t++) out[s + t] = upper[t]
       } else if (even === 'lower') {
@@ -216,11 +254,11 @@ export function medianStatistic (even: EvenMedian): OrderStatistic {
 export function trimmedMeanStatistic (f: number): OrderStatistic {
   return {
     ranks: m => Array.from({ length: m - 2 * f }, (_, i) => f + i),
-    fromRows: (rows, len, m, out, s, acc) => {
+    fromRows: (value, len, m, out, s, acc) => {
       // ranks f, f + 1, …, m − f − 1 in order
       acc.fill(0, 0, len)
       for (let i = f; i < m - f; i++) {
-        const row = rows[i]
+        const row = value(i)
         for (let t = 0; t < len; t++) acc[t] += row[t]
       }
       const k = m - 2 * f
