@@ -38,7 +38,8 @@ async function readCapped (path: string, cap: number, missing: (msg: string) => 
 }
 
 /** Read and verify `manifest.json` in `dir` (schema → `ManifestError`, hash → `ManifestIntegrityError`) */
-export async function readManifest (dir: string): Promise<GenesisManifest> {
+export async function readManifest (dir: string, options: LoadOptions = {}): Promise<GenesisManifest> {
+  if (options.signal?.aborted === true) throw new AbortError('manifest read aborted')
   const bytes = await readCapped(join(dir, 'manifest.json'), MAX_MANIFEST_BYTES, msg => new ManifestError(msg))
   let doc: unknown
   try {
@@ -98,7 +99,7 @@ export interface LoadDatasetOptions extends LoadOptions {
 
 /** Read the manifest and load (and verify) its shards */
 export async function loadDataset (dir: string, options: LoadDatasetOptions = {}): Promise<{ manifest: GenesisManifest, shards: Shard[] }> {
-  const manifest = await readManifest(dir)
+  const manifest = await readManifest(dir, options)
   const wanted = options.shards ?? manifest.shards.filter(s => options.split === undefined || s.split === options.split).map(s => s.hash)
   const shards: Shard[] = []
   for (const h of wanted) shards.push(await loadShard(dir, h, manifest, options))
@@ -114,7 +115,7 @@ export interface VerifyReport {
 
 /** Verify a whole dataset: manifest hash, tokenizer hash and every shard; throws the first typed error */
 export async function verifyDataset (dir: string, options: LoadOptions = {}): Promise<VerifyReport> {
-  const manifest = await readManifest(dir)
+  const manifest = await readManifest(dir, options)
   await readDatasetTokenizerJson(dir, manifest)
   let tokens = 0
   let bytes = 0
