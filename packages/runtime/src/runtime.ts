@@ -109,8 +109,11 @@ export class RuntimeWorker {
   private closed = false
 
   constructor () {
-    this.worker = new Worker(workerUrl(), { workerData: { neuroshardRuntime: 1 } })
-    this.worker.unref()
+    this.worker = new Worker(workerUrl(), {
+      workerData: { neuroshardRuntime: 1 },
+      // the worker is a module file: flags meant for the main script (`node --input-type=module -e …`) break it
+      execArgv: process.execArgv.filter(a => !a.startsWith('--input-type'))
+    })
     this.worker.on('message', (reply: WorkerReply) => {
       const p = this.pending.get(reply.id)
       if (p === undefined) return
@@ -121,6 +124,8 @@ export class RuntimeWorker {
     })
     this.worker.on('error', (err) => { this.fail(new RuntimeClosedError(`runtime worker failed: ${err.message}`)) })
     this.worker.on('exit', (code) => { this.fail(new RuntimeClosedError(`runtime worker exited (code ${code})`)) })
+    // after the listeners: attaching a 'message' listener re-refs the worker
+    this.worker.unref()
   }
 
   private fail (err: Error): void {

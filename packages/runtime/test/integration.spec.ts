@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest'
-import { buildShardGraph, preset, decodeCheckpoint } from '@neuroshard/model'
-import { createShardExecutor, float32, int64, warmupCosine } from '../src/index.js'
+import { buildShardGraph, buildModelGraph, preset, decodeCheckpoint, initShardParameters, modelParameters } from '@neuroshard/model'
+import { createShardExecutor, createRuntime, float32, int64, warmupCosine } from '../src/index.js'
 import type { ShardExecutor } from '../src/index.js'
 import type { ShardRole } from '@neuroshard/model'
 
@@ -113,5 +113,63 @@ describe('tiny NeuroLLM, end to end on the runtime', () => {
     const embed = await shard({ kind: 'embed' }, schedule)
     err = await rejection(embed.forward({ input_ids: float32([1, 2, 3], [1, 3]) }))
     expect([err.name, err.tensorName]).toEqual(['InvalidTensorError', 'input_ids'])
+  })
+
+  it('KV-cache generation through shard executors matches recomputing the whole sequence', async () => {
+    const blocksRole: ShardRole = { kind: 'blocks', start: 0, end: config.nLayers }
+    // weights ×10 so attention is sharp and a wrong cache or position would change the logits visibly
+    const scaled = (name: string, v: Float32Array): Float32Array => name.endsWith('norm.weight') ? v : v.map(x => x * 10)
+    const mk = async (role: ShardRole, graphs: Record<string, Uint8Array>): Promise<ShardExecutor> => {
+      const parameters = new Map([...initShardParameters(config, role, 7)].map(([k, v]) => [k, scaled(k, v)]))
+      const ex = await createShardExecutor({ config, role, parameters, intraOpNumThreads: 1, graphs })
+      executors.push(ex)
+      return ex
+    }
+    const embed = await mk({ kind: 'embed' }, { forward: buildShardGraph(config, { kind: 'embed' }, 'forward').bytes })
+    const blocks = await mk(blocksRole, { inference: buildShardGraph(config, blocksRole, 'inference').bytes })
+    const head = await mk({ kind: 'head' }, { inference: buildShardGraph(config, { kind: 'head' }, 'inference').bytes })
+    const tokens = [72, 101, 108, 108, 111, 44, 32, 119]
+    const prompt = 5
+
+    // reference: the monolithic graph on the whole sequence
+    const rt = await createRuntime({ intraOpNumThreads: 1 })
+    let reference: Float32Array
+    try {
+      const all: Record<string, ReturnType<typeof float32>> = {}
+      for (const role of [{ kind: 'embed' }, blocksRole, { kind: 'head' }] as ShardRole[]) {
+        for (const [k, v] of initShardParameters(config, role, 7)) all[k] = float32(scaled(k, v), modelParameters(config).find(p => p.name === k)!.shape)
+      }
+      await rt.setResident(all)
+      const mono = await rt.createSession(buildModelGraph(config, 'inference').bytes)
+      reference = (await mono.run({ input_ids: int64(tokens, [1, tokens.length]) })).logits.data as Float32Array
+    } finally {
+      await rt.close()
+    }
+
+    const cache = await blocks.openInference()
+    const headSession = await head.openInference()
+    const step = async (ids: number[]): Promise<Float32Array> => {
+      const h = (await embed.forward({ input_ids: int64(ids, [1, ids.length]) })).hidden
+      const out = await cache.run({ hidden_in: h }, { transfer: true })
+      return (await headSession.run({ hidden: out.hidden_out }, { transfer: true })).logits.data as Float32Array
+    }
+    const V = config.vocabSize
+    const got = new Float32Array(tokens.length * V)
+    got.set(await step(tokens.slice(0, prompt)), 0)
+    expect(cache.position).toBe(prompt)
+    for (let i = prompt; i < tokens.length; i++) {
+      got.set(await step([tokens[i]]), i * V)
+      expect(cache.position).toBe(i + 1)
+    }
+    let maxDiff = 0
+    let maxAbs = 0
+    for (let i = 0; i < got.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(got[i] - reference[i]))
+      maxAbs = Math.max(maxAbs, Math.abs(reference[i]))
+    }
+    expect(maxAbs).toBeGreaterThan(1)
+    expect(maxDiff).toBeLessThan(1e-4)
+    await cache.close()
+    await headSession.close()
   })
 })

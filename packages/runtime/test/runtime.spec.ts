@@ -154,3 +154,30 @@ describe('runtime sessions', () => {
     expect(err.name).toBe('SessionError')
   })
 })
+
+describe('process lifetime', () => {
+  it('an idle runtime that was never closed does not keep the process alive', async () => {
+    const { spawn } = await import('node:child_process')
+    const { fileURLToPath } = await import('node:url')
+    // the compiled package (tests run after `tsc -b`), in a fresh process with the repo's Node
+    const dist = new URL('../dist/src/index.js', import.meta.url).href
+    const code = `
+      import { createRuntime, float32 } from ${JSON.stringify(dist)}
+      const rt = await createRuntime()
+      const s = await rt.createSession(new Uint8Array(${JSON.stringify(Array.from(matmulModel()))}))
+      const out = await s.run({ x: float32([1, 1, 1, 1], [1, 4]), w: float32(new Array(12).fill(2), [4, 3]) })
+      console.log('ran', out.y.data[0])
+    `
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], cwd: fileURLToPath(new URL('..', import.meta.url)) })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString() })
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+    const exit = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(null) }, 20_000)
+      child.on('exit', (c) => { clearTimeout(timer); resolve(c) })
+    })
+    expect(stdout + stderr).toContain("ran 8")
+    expect(exit).toBe(0)
+  })
+})
