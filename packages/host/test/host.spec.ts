@@ -168,5 +168,13 @@ describe('five NeuroShard hosts on loopback', () => {
         expect(evt.detail.from.equals(hosts[0].peerId)).toBe(true)
       }
     }
+
+    // the profile carries 1 MiB messages, over every transport in this topology (WebRTC-direct included)
+    const big = new Uint8Array(1024 * 1024).map((_, i) => i % 251)
+    const receivedBig = hosts.slice(1).map(async h => waitFor(h.services.pubsub, 'message', evt => evt.detail.topic === topic && evt.detail.data.byteLength === big.byteLength, 15_000))
+    await hosts[0].services.pubsub.publish(topic, big)
+    for (const evt of await Promise.all(receivedBig)) {
+      expect(Buffer.compare(evt.detail.data, big)).toBe(0)
+    }
   })
 })

@@ -1,9 +1,24 @@
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createNeuroShardHost, generateSwarmKey, parseSwarmKey } from '../src/index.js'
 import { waitFor } from './fixtures.js'
 import type { NeuroShardHost } from '../src/index.js'
 
+const vectors = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'specs', 'host', 'vectors', 'swarm-keys.json'), 'utf8'))
+
 describe('swarm keys', () => {
+  it('replays specs/host/vectors/swarm-keys.json', () => {
+    for (const v of vectors.valid) {
+      expect(new TextDecoder().decode(parseSwarmKey(v.input))).toBe(v.canonical)
+      expect(new TextDecoder().decode(parseSwarmKey(new TextEncoder().encode(v.input)))).toBe(v.canonical)
+    }
+    for (const v of vectors.invalid) {
+      expect(() => parseSwarmKey(v.input), v.reason).toThrow(expect.objectContaining({ name: 'InvalidSwarmKeyError' }))
+    }
+  })
+
   it('generates keys in the /key/swarm/psk/1.0.0/ format that parse back unchanged', () => {
     const key = generateSwarmKey()
     const text = new TextDecoder().decode(key)
