@@ -84,7 +84,7 @@ export const DHT_RECORD_NAMESPACE = 'neuroshard'
 /** Key prefix of NeuroShard DHT records */
 export const DHT_RECORD_PREFIX = `/${DHT_RECORD_NAMESPACE}/`
 
-/** Size of the record header: an unsigned 64-bit big-endian sequence number */
+/** Size of the record header: an unsigned 64-bit little-endian sequence number */
 export const DHT_RECORD_HEADER_SIZE = 8
 
 /**

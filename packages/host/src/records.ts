@@ -11,7 +11,7 @@ import type { SelectFn, ValidateFn } from '@libp2p/kad-dht'
  * NeuroShard DHT records (specs/host/README.md, "DHT records").
  *
  * Key: UTF-8 `/neuroshard/<namespace>/<id>`; namespace matches `[a-z0-9][a-z0-9-]*`, id is non-empty.
- * Value: an 8-byte unsigned big-endian sequence number followed by the payload. Among several values for
+ * Value: an 8-byte unsigned little-endian sequence number followed by the payload. Among several values for
  * one key the highest sequence wins; equal sequences are broken by the bytewise-greatest value, so every
  * node picks the same record.
  */
@@ -82,7 +82,7 @@ export function parseNeuroShardRecordKey (key: Uint8Array): NeuroShardRecordKey 
 }
 
 /**
- * Encodes a record value: `uint64be(sequence) || payload`.
+ * Encodes a record value: `uint64le(sequence) || payload`.
  *
  * @throws InvalidRecordError when the sequence is out of range or the value would exceed the size cap
  */
@@ -95,7 +95,7 @@ export function encodeNeuroShardRecord (record: NeuroShardRecord): Uint8Array {
     throw new InvalidRecordError(`Record is ${size} bytes, the limit is ${DHT_MAX_RECORD_SIZE}`)
   }
   const out = new Uint8Array(size)
-  new DataView(out.buffer).setBigUint64(0, record.sequence, false)
+  new DataView(out.buffer).setBigUint64(0, record.sequence, true)
   out.set(record.payload, DHT_RECORD_HEADER_SIZE)
   return out
 }
@@ -112,7 +112,7 @@ export function decodeNeuroShardRecord (value: Uint8Array): NeuroShardRecord {
   if (value.byteLength > DHT_MAX_RECORD_SIZE) {
     throw new InvalidRecordError(`Record is ${value.byteLength} bytes, the limit is ${DHT_MAX_RECORD_SIZE}`)
   }
-  const sequence = new DataView(value.buffer, value.byteOffset, value.byteLength).getBigUint64(0, false)
+  const sequence = new DataView(value.buffer, value.byteOffset, value.byteLength).getBigUint64(0, true)
   return { sequence, payload: value.subarray(DHT_RECORD_HEADER_SIZE) }
 }
 

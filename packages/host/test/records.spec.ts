@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
@@ -12,43 +12,51 @@ import {
 } from '../src/index.js'
 
 const VECTORS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'specs', 'host', 'vectors')
-const vectors = JSON.parse(readFileSync(join(VECTORS, 'records.json'), 'utf8'))
+const load = (prefix: string): Array<{ file: string } & Record<string, any>> => readdirSync(VECTORS)
+  .filter(f => f.startsWith(prefix) && f.endsWith('.json'))
+  .map(file => ({ file, ...JSON.parse(readFileSync(join(VECTORS, file), 'utf8')) }))
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'))
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 
-describe('NeuroShard DHT records (specs/host/vectors/records.json)', () => {
+describe('NeuroShard DHT records (specs/host/vectors/record-*.json)', () => {
   it('accepts and parses the valid keys, refuses the invalid ones', () => {
-    expect(vectors.keys.length).toBeGreaterThan(5)
-    for (const v of vectors.keys) {
-      if (v.valid === true) {
-        expect(parseNeuroShardRecordKey(utf8(v.key))).toEqual({ namespace: v.namespace, id: v.id })
-        expect(neuroShardRecordKey(v.namespace, v.id)).toEqual(utf8(v.key))
+    const vectors = load('record-key-')
+    expect(vectors.length).toBeGreaterThanOrEqual(10)
+    for (const v of vectors) {
+      const key = v.keyHex != null ? hex(v.keyHex) : utf8(v.key)
+      if (v.error == null) {
+        expect(parseNeuroShardRecordKey(key), v.file).toEqual({ namespace: v.namespace, id: v.id })
+        expect(neuroShardRecordKey(v.namespace, v.id), v.file).toEqual(key)
       } else {
-        expect(() => parseNeuroShardRecordKey(utf8(v.key)), v.reason).toThrow(expect.objectContaining({ name: 'InvalidRecordError' }))
+        expect(() => parseNeuroShardRecordKey(key), v.file).toThrow(expect.objectContaining({ name: v.error }))
       }
     }
-    expect(() => parseNeuroShardRecordKey(new Uint8Array([0x2f, 0xff, 0xfe]))).toThrow(expect.objectContaining({ name: 'InvalidRecordError' }))
   })
 
   it('encodes and decodes values byte for byte', () => {
-    for (const v of vectors.values) {
-      const record = { sequence: BigInt(v.sequence), payload: hex(v.payloadHex) }
-      expect(encodeNeuroShardRecord(record)).toEqual(hex(v.valueHex))
-      const decoded = decodeNeuroShardRecord(hex(v.valueHex))
-      expect(decoded.sequence).toBe(record.sequence)
-      expect(new Uint8Array(decoded.payload)).toEqual(record.payload)
-    }
-    for (const v of vectors.invalidValues) {
-      expect(() => decodeNeuroShardRecord(hex(v.valueHex)), v.reason).toThrow(expect.objectContaining({ name: 'InvalidRecordError' }))
+    const vectors = load('record-value-')
+    expect(vectors.length).toBeGreaterThanOrEqual(7)
+    for (const v of vectors) {
+      if (v.error == null) {
+        const record = { sequence: BigInt(v.sequence), payload: hex(v.payloadHex) }
+        expect(encodeNeuroShardRecord(record), v.file).toEqual(hex(v.valueHex))
+        const decoded = decodeNeuroShardRecord(hex(v.valueHex))
+        expect(decoded.sequence, v.file).toBe(record.sequence)
+        expect(new Uint8Array(decoded.payload), v.file).toEqual(record.payload)
+      } else {
+        expect(() => decodeNeuroShardRecord(hex(v.valueHex)), v.file).toThrow(expect.objectContaining({ name: v.error }))
+      }
     }
     expect(() => encodeNeuroShardRecord({ sequence: -1n, payload: new Uint8Array() })).toThrow(expect.objectContaining({ name: 'InvalidRecordError' }))
     expect(() => encodeNeuroShardRecord({ sequence: 1n << 64n, payload: new Uint8Array() })).toThrow(expect.objectContaining({ name: 'InvalidRecordError' }))
+    expect(() => encodeNeuroShardRecord({ sequence: 0n, payload: new Uint8Array(16384 - 7) })).toThrow(expect.objectContaining({ name: 'InvalidRecordError' }))
   })
 
   it('selects the record every node agrees on', async () => {
-    for (const v of vectors.selections) {
-      const values = v.valuesHex.map(hex)
-      expect(await selectNeuroShardRecord(utf8('/neuroshard/t/x'), values), v.reason).toBe(v.best)
+    const vectors = load('record-select-')
+    expect(vectors.length).toBeGreaterThanOrEqual(5)
+    for (const v of vectors) {
+      expect(await selectNeuroShardRecord(utf8(v.key), v.valuesHex.map(hex)), v.file).toBe(v.best)
     }
   })
 
