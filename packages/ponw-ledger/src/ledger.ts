@@ -422,6 +422,11 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     return cert
   }
 
+  /** The epoch of this node's clock */
+  currentEpoch (): bigint {
+    return currentEpoch(this.chain, this.now())
+  }
+
   /** Balance etc. of an address */
   account (address: Address): AccountState {
     return this.state.get(address)
