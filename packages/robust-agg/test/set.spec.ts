@@ -34,8 +34,8 @@ describe('block size independence', () => {
     ['norm clip → nnm → krum', n => compose(normClip({ maxNorm: 40 }), nnm({ f: 1 }), krum({ f: Math.floor((n - 3) / 2) }))],
     ['bucketing → median', () => compose(bucketing({ s: 2, seed: 3 }), coordinateMedian())]
   ]
-  // n = 9 uses the sorting networks; n = 51 the per-coordinate quickselect
-  for (const n of [9, 51]) {
+  // order statistics: n = 9 insertion sort, n = 17 sorting networks, n = 51 quickselect
+  for (const n of [9, 17, 51]) {
     const xs = inputs(n, d, n)
     for (const [label, make] of makers) {
       it(`${label}, n = ${n}: identical output bytes and diagnostics for block sizes ${blockSizes.join(', ')}`, () => {

@@ -29,6 +29,27 @@ describe('coordinateMedian', () => {
   it('ignores a minority of outliers', () => {
     expect(arr(coordinateMedian().aggregate(vecs([1, 1], [2, 2], [3, 3], [1e30, -1e30], [-1e30, 1e30])).value)).toEqual([2, 2])
   })
+  it('gives the same medians on all three paths (insertion sort, sorting network, quickselect)', () => {
+    for (const n of [5, 12, 13, 16, 20, 24, 25, 32, 40]) {
+      const xs = Array.from({ length: n }, (_, i) => Float32Array.from([Math.sin(i * 12.9898) * 43758.5453 % 1, -i, i % 3]))
+      for (const even of ['mean-of-middle', 'lower', 'upper'] as const) {
+        const out = coordinateMedian({ evenMedian: even }).aggregate(xs).value
+        for (let j = 0; j < 3; j++) {
+          const col = xs.map(x => x[j]).sort((a, b) => a - b)
+          const lo = col[(n - 1) >> 1]
+          const hi = col[n >> 1]
+          const expected = n % 2 === 1 ? hi : even === 'lower' ? lo : even === 'upper' ? hi : (lo + hi) / 2
+          expect(out[j]).toBe(Math.fround(expected))
+        }
+      }
+      const f = Math.floor((n - 1) / 3)
+      const tm = trimmedMean({ f }).aggregate(xs).value
+      for (let j = 0; j < 3; j++) {
+        const col = xs.map(x => x[j]).sort((a, b) => a - b).slice(f, n - f)
+        expect(tm[j]).toBeCloseTo(col.reduce((a, b) => a + b, 0) / col.length, 5)
+      }
+    }
+  })
   it('handles large n (the quickselect path) the same way', () => {
     const n = 61
     const xs = Array.from({ length: n }, (_, i) => Float32Array.from([(i * 37) % n, n - i]))
