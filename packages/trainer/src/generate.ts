@@ -1,0 +1,187 @@
+import { InvalidParametersError } from '@neuroshard/interface'
+import { buildShardGraph, validateConfig } from '@neuroshard/model'
+import { createShardExecutor, int64 } from '@neuroshard/runtime'
+import { sampleToken } from './sampling.js'
+import type { SamplingOptions } from './sampling.js'
+import type { ModelConfig } from '@neuroshard/model'
+import type { Device, KvCacheSession, ShardExecutor, TensorData } from '@neuroshard/runtime'
+
+export interface TextGeneratorInit {
+  config: ModelConfig
+  /** Every parameter of the model (e.g. `TrainState.parameters` or `TrainResult.parameters`) */
+  parameters: Map<string, Float32Array>
+  /** @default 'cpu' */
+  device?: Device
+  /** onnxruntime intra-op threads per shard */
+  threads?: number
+  onWarning?: (message: string) => void
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Tokens to generate at most @default 64 */
+  maxTokens?: number
+  /** Stop after emitting one of these ids (e.g. `<|eos|>`); the stop token is yielded */
+  stopTokens?: readonly number[]
+  /** Uniform random numbers in (0, 1) (see `samplingRng`) @default Math.random */
+  random?: () => number
+  signal?: AbortSignal
+}
+
+/**
+ * Generation on this machine with a KV cache: the model runs as three shard executors (embedding,
+ * every block with its past/present KV cache, final norm + LM head), so each new token costs one
+ * block-stack run over a single position. Open a {@link GenerationSession} per conversation.
+ */
+export class TextGenerator {
+  readonly config: ModelConfig
+  private readonly embed: ShardExecutor
+  private readonly blocks: ShardExecutor
+  private readonly head: ShardExecutor
+
+  private constructor (config: ModelConfig, embed: ShardExecutor, blocks: ShardExecutor, head: ShardExecutor) {
+    this.config = config
+    this.embed = embed
+    this.blocks = blocks
+    this.head = head
+  }
+
+  static async create (init: TextGeneratorInit): Promise<TextGenerator> {
+    const config = validateConfig(init.config)
+    const common = {
+      config,
+      parameters: init.parameters,
+      device: init.device ?? 'cpu',
+      ...(init.threads !== undefined ? { intraOpNumThreads: init.threads } : {}),
+      ...(init.onWarning !== undefined ? { onWarning: init.onWarning } : {})
+    }
+    const made: ShardExecutor[] = []
+    try {
+      const blocksRole = { kind: 'blocks', start: 0, end: config.nLayers } as const
+      made.push(await createShardExecutor({ ...common, role: { kind: 'embed' }, graphs: { forward: buildShardGraph(config, { kind: 'embed' }, 'forward').bytes } }))
+      made.push(await createShardExecutor({ ...common, role: blocksRole, graphs: { inference: buildShardGraph(config, blocksRole, 'inference').bytes } }))
+      // the head's inference graph (hidden → logits) serves as its "forward"
+      made.push(await createShardExecutor({ ...common, role: { kind: 'head' }, graphs: { forward: buildShardGraph(config, { kind: 'head' }, 'inference').bytes } }))
+    } catch (err) {
+      await Promise.all(made.map(async e => { await e.close() }))
+      throw err
+    }
+    return new TextGenerator(config, made[0], made[1], made[2])
+  }
+
+  /** Execution provider the shards run on */
+  get executionProvider (): Device {
+    return this.blocks.executionProvider
+  }
+
+  /** A new conversation with its own (empty) KV cache */
+  async session (): Promise<GenerationSession> {
+    return new GenerationSession(this, await this.blocks.openInference())
+  }
+
+  /** @internal one run over new tokens: logits of the last position */
+  async step (kv: KvCacheSession, ids: readonly number[], signal?: AbortSignal): Promise<Float32Array> {
+    const opts = signal !== undefined ? { signal } : {}
+    const input = int64(BigInt64Array.from(ids, x => BigInt(x)), [1, ids.length])
+    const hidden = (await this.embed.forward({ input_ids: input }, opts)).hidden
+    const out = (await kv.run({ hidden_in: hidden }, { ...opts, transfer: true })).hidden_out
+    const logits = (await this.head.forward({ hidden: out as TensorData }, { ...opts, transfer: true })).logits
+    const v = this.config.vocabSize
+    return (logits.data as Float32Array).slice((ids.length - 1) * v, ids.length * v)
+  }
+
+  /** @internal */
+  async reopen (): Promise<KvCacheSession> {
+    return await this.blocks.openInference()
+  }
+
+  async close (): Promise<void> {
+    await Promise.all([this.embed.close(), this.blocks.close(), this.head.close()])
+  }
+}
+
+/**
+ * One conversation: the token history and its KV cache, which stays in the blocks' worker across
+ * calls, so a new turn only runs its own tokens. When the history would pass the model's `maxSeqLen`,
+ * the cache is rebuilt from the most recent half of the context (a sliding window).
+ */
+export class GenerationSession {
+  private readonly gen: TextGenerator
+  private kv: KvCacheSession
+  /** Tokens whose keys/values are in the cache, in order */
+  private readonly cached: number[] = []
+  /** A sampled token not yet run through the model (the next call feeds it first) */
+  private pending: number[] = []
+  /** Times the cache was rebuilt because the context was full */
+  rebuilds = 0
+
+  /** @internal */
+  constructor (gen: TextGenerator, kv: KvCacheSession) {
+    this.gen = gen
+    this.kv = kv
+  }
+
+  /** Tokens in the KV cache */
+  get position (): number {
+    return this.kv.position
+  }
+
+  /** Token history (cached and pending) */
+  get history (): number[] {
+    return [...this.cached, ...this.pending]
+  }
+
+  /** Run tokens through the model (after any pending one); returns the logits for the next token */
+  async feed (ids: readonly number[], signal?: AbortSignal): Promise<Float32Array> {
+    const todo = [...this.pending, ...ids]
+    if (todo.length === 0) throw new InvalidParametersError('nothing to feed')
+    const max = this.gen.config.maxSeqLen
+    if (this.kv.position + todo.length > max) {
+      // sliding window: rebuild the cache from the newest max/2 tokens of the whole history
+      const all = [...this.cached, ...todo]
+      const keep = all.slice(-Math.max(1, Math.floor(max / 2)))
+      await this.kv.close()
+      this.kv = await this.gen.reopen()
+      this.cached.length = 0
+      this.pending = []
+      this.rebuilds++
+      const logits = await this.gen.step(this.kv, keep, signal)
+      this.cached.push(...keep)
+      return logits
+    }
+    const logits = await this.gen.step(this.kv, todo, signal)
+    this.cached.push(...todo)
+    this.pending = []
+    return logits
+  }
+
+  /**
+   * Feed `prompt` and generate up to `maxTokens` tokens, yielding each as soon as it is sampled. The
+   * last token is kept pending (fed at the start of the next call), so the cache always matches the
+   * history and nothing is recomputed between turns.
+   */
+  async * generate (prompt: readonly number[], options: GenerateOptions = {}): AsyncGenerator<number> {
+    const maxTokens = options.maxTokens ?? 64
+    if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new InvalidParametersError('maxTokens must be a non-negative integer')
+    for (const id of prompt) {
+      if (!Number.isSafeInteger(id) || id < 0 || id >= this.gen.config.vocabSize) throw new InvalidParametersError(`token ${id} is outside the vocabulary of ${this.gen.config.vocabSize}`)
+    }
+    if (maxTokens === 0) {
+      if (prompt.length > 0) this.pending.push(...prompt)
+      return
+    }
+    const random = options.random ?? Math.random
+    const stop = new Set(options.stopTokens ?? [])
+    let logits = await this.feed(prompt, options.signal)
+    for (let i = 0; i < maxTokens; i++) {
+      const next = sampleToken(logits, options, random)
+      this.pending = [next]
+      yield next
+      if (stop.has(next) || i === maxTokens - 1) break
+      logits = await this.feed([], options.signal)
+    }
+  }
+
+  async close (): Promise<void> {
+    await this.kv.close()
+  }
+}
