@@ -1,6 +1,7 @@
 /**
  * onnx-graph benchmark: how long building, differentiating and serializing a graph takes, and what the
- * recomputing backward graph costs in onnxruntime relative to its forward.
+ * recomputing backward graph costs in onnxruntime relative to its forward, against saved activations.
+ * Times are minima over alternated runs.
  *
  * Graph: an L-layer residual MLP, x ← x + silu(x W1) W2, width D, hidden 4D, loss = mean(x²), float32.
  * Run: pnpm --filter @neuroshard/onnx-graph bench  (writes packages/onnx-graph/bench-results/autodiff.json)
@@ -30,11 +31,12 @@ function build (layers: number): { g: GraphBuilder, loss: Value, weights: Value[
   return { g, loss, weights }
 }
 
-async function median (f: () => Promise<unknown>, n: number): Promise<number> {
+/** Minimum of n timed runs after a warm-up (the steadiest estimate on a shared machine) */
+async function best (f: () => Promise<unknown>, n: number): Promise<number> {
   await f()
-  const t: number[] = []
-  for (let i = 0; i < n; i++) { const t0 = performance.now(); await f(); t.push(performance.now() - t0) }
-  return t.sort((a, b) => a - b)[Math.floor(n / 2)]
+  let m = Infinity
+  for (let i = 0; i < n; i++) { const t0 = performance.now(); await f(); m = Math.min(m, performance.now() - t0) }
+  return m
 }
 
 const rows: Array<Record<string, number>> = []
@@ -55,11 +57,6 @@ for (const layers of [2, 8, 32]) {
     for (const w of weights) feeds[w.name] = new ort.Tensor('float32', Float32Array.from({ length: D * 4 * D }, () => (Math.random() - 0.5) * 0.05), w.shape as number[])
     const fs = await ort.InferenceSession.create(fwdBytes)
     const bs = await ort.InferenceSession.create(bwdBytes)
-    row.forwardMs = await median(async () => fs.run(feeds), 5)
-    row.backwardMs = await median(async () => bs.run(feeds), 5)
-    row.ratio = row.backwardMs / row.forwardMs
-    await fs.release()
-    await bs.release()
     // the alternative: the forward also outputs every activation and the backward reads them
     const s = build(layers)
     const acts = s.g.nodes.flatMap(n => n.outputs).filter(v => v.dtype === 'float32' && v !== s.loss).map((value, i) => ({ value, name: `act.${i}` }))
@@ -67,12 +64,21 @@ for (const layers of [2, 8, 32]) {
     const sb = gradients(s.g, { of: s.loss, wrt: s.weights, saved: acts })
     const sfs = await ort.InferenceSession.create(s.g.toModelProto())
     const sbs = await ort.InferenceSession.create(sb.toModelProto({ pruneInputs: true }))
-    let saved: ort.InferenceSession.OnnxValueMapType = {}
-    row.savedForwardMs = await median(async () => { saved = await sfs.run(feeds) }, 5)
+    let saved: ort.InferenceSession.OnnxValueMapType = await sfs.run(feeds)
     const bfeeds: Record<string, ort.Tensor> = { ...feeds }
     for (const name of sbs.inputNames) if (bfeeds[name] == null) bfeeds[name] = saved[name] as ort.Tensor
-    row.savedBackwardMs = await median(async () => sbs.run(bfeeds), 5)
     row.savedActivationsMB = acts.reduce((n, a) => n + (saved[a.name] as ort.Tensor).data.length * 4, 0) / 1e6
+    // alternate the four graphs so background load hits them alike
+    row.forwardMs = row.backwardMs = row.savedForwardMs = row.savedBackwardMs = Infinity
+    for (let round = 0; round < 3; round++) {
+      row.forwardMs = Math.min(row.forwardMs, await best(async () => fs.run(feeds), 2))
+      row.backwardMs = Math.min(row.backwardMs, await best(async () => bs.run(feeds), 2))
+      row.savedForwardMs = Math.min(row.savedForwardMs, await best(async () => { saved = await sfs.run(feeds) }, 2))
+      row.savedBackwardMs = Math.min(row.savedBackwardMs, await best(async () => sbs.run(bfeeds), 2))
+    }
+    row.ratio = row.backwardMs / row.forwardMs
+    await fs.release()
+    await bs.release()
     await sfs.release()
     await sbs.release()
   }

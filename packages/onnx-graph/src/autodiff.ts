@@ -1,5 +1,6 @@
 import { AutodiffError } from './errors.js'
 import { GraphBuilder } from './graph.js'
+import { liveNodes } from './export.js'
 import { isFloat, shapeToString } from './types.js'
 import type { AttrValue, Node, Value } from './graph.js'
 import type { Shape } from './types.js'
@@ -317,6 +318,33 @@ const NON_DIFFERENTIABLE = new Set(['Shape', 'Size', 'Range', 'Equal', 'Less', '
  * gradients are pruned at export.
  */
 export function gradients (fwd: GraphBuilder, options: GradientsOptions): GraphBuilder {
+  return differentiate(fwd, options).b
+}
+
+/**
+ * The forward activations a backward graph reads: float values computed by forward nodes that a VJP node (or a
+ * requested forward output) consumes. Passing them as `saved` removes every forward replay that only served
+ * them, so the backward graph does no forward recomputation for float activations (cheap integer/bool values
+ * such as masks and positions are still recomputed).
+ */
+export function activationsToSave (fwd: GraphBuilder, options: GradientsOptions): Value[] {
+  const { b, map, replayed } = differentiate(fwd, { ...options, saved: [] })
+  const back = new Map<Value, Value>()
+  for (const [k, v] of map) back.set(v, k)
+  const { nodes } = liveNodes(b)
+  const out = new Set<Value>()
+  const consider = (v: Value | null): void => {
+    if (v == null) return
+    const f = back.get(v)
+    if (f != null && f.kind === 'node' && isFloat(f.dtype)) out.add(f)
+  }
+  for (const n of nodes) if (!replayed.has(n)) n.inputs.forEach(consider)
+  for (const o of b.outputs) consider(o.value)
+  // forward order, so names given by position are stable between builds
+  return fwd.nodes.flatMap(n => n.outputs).filter(v => out.has(v))
+}
+
+function differentiate (fwd: GraphBuilder, options: GradientsOptions): { b: GraphBuilder, map: Map<Value, Value>, replayed: Set<Node> } {
   const b = new GraphBuilder({ dtype: fwd.dtype, name: `${fwd.name}_backward` })
   const map = new Map<Value, Value>()
   const m = (v: Value): Value => {
@@ -343,6 +371,7 @@ export function gradients (fwd: GraphBuilder, options: GradientsOptions): GraphB
     const outs = b.op(n.op, n.inputs.map(i => i == null ? null : m(i)), n.outputs.map(o => ({ dtype: o.dtype, shape: o.shape })), n.attrs, { name: n.name, domain: n.domain })
     n.outputs.forEach((o, i) => map.set(o, saved.get(o) ?? outs[i]))
   }
+  const replayed = new Set<Node>(b.nodes)
 
   for (const w of options.wrt) {
     if (!isFloat(w.dtype)) throw new AutodiffError(`cannot take a gradient with respect to ${w.dtype} value '${w.name}'`)
@@ -399,7 +428,7 @@ export function gradients (fwd: GraphBuilder, options: GradientsOptions): GraphB
     b.output(g ?? b.zerosLike(m(w)), name)
   })
   for (const o of options.alsoOutput ?? []) b.output(m(o.value), o.name)
-  return b
+  return { b, map, replayed }
 }
 
 function sameShape (a: Shape, b: Shape): boolean {

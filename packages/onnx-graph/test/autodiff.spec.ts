@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { GraphBuilder, gradients, onnx } from '../src/index.js'
+import { GraphBuilder, activationsToSave, gradients, onnx } from '../src/index.js'
 import type { Value } from '../src/index.js'
 import { gradCheck, rng, runBytes, t64 } from './helpers.js'
 import type { FeedTensor } from './helpers.js'
@@ -212,6 +212,24 @@ describe('VJP rules agree with central finite differences (float64)', () => {
     const a = await runBytes(plain.toModelProto(), f)
     const b = await runBytes(withSaved.toModelProto(), { ...f, 'act.h': { data: fwd['act.h'].data, dims: fwd['act.h'].dims }, 'act.s': { data: fwd['act.s'].data, dims: fwd['act.s'].dims } })
     for (const k of ['grad.x', 'grad.w']) expect([...b[k].data]).toEqual([...a[k].data])
+  })
+
+  it('activationsToSave picks what the VJPs read, and the backward graph then replays no forward node', () => {
+    const g = new GraphBuilder({ dtype: 'float64' })
+    const x = g.input('x', 'float64', ['n', 3])
+    const w = g.input('w', 'float64', [3, 5])
+    const h = g.matmul(x, w, { name: 'h' })
+    const s = g.sigmoid(h, { name: 's' })
+    const loss = g.reduceMean(g.mul(s, s, { name: 'sq' }), [0, 1], false, { name: 'mean' })
+    const opts = { of: loss, wrt: [x, w] }
+    const acts = activationsToSave(g, opts)
+    // s feeds the Sigmoid and Mul VJPs; h is read by nothing (Sigmoid's VJP uses its output); sq and mean are
+    // read for their runtime shapes/sizes by the ReduceMean VJP over the symbolic dim 'n'
+    expect(acts).toEqual([s, expect.objectContaining({ name: expect.stringMatching(/^sq/) }), loss])
+    expect(acts).not.toContain(h)
+    const b = gradients(g, { ...opts, saved: acts.map((a, i) => ({ value: a, name: `act.${i}` })) })
+    const names = onnx.ModelProto.decode(b.toModelProto()).graph?.node.map(n => n.name) ?? []
+    for (const fwdNode of ['h', 's', 'sq', 'mean']) expect(names).not.toContain(fwdNode)
   })
 
   it('a wrt value off the path gets zeros; integer wrt is refused', () => {

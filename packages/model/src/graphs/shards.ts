@@ -1,4 +1,4 @@
-import { GraphBuilder, GraphError, gradients } from '@neuroshard/onnx-graph'
+import { GraphBuilder, GraphError, activationsToSave, gradients } from '@neuroshard/onnx-graph'
 import { headDim } from '../config.js'
 import { InvalidConfigError } from '../errors.js'
 import { validateConfig } from '../validate.js'
@@ -7,7 +7,7 @@ import { block, crossEntropy, fusedBlock, fusedLmHead, fusedTables, lmHead, rope
 import type { ModelConfig } from '../config.js'
 import type { ShardRole } from '../params.js'
 import type { BlockWeights, KvCache, RopeTables } from './layers.js'
-import type { DType, Dim, Value } from '@neuroshard/onnx-graph'
+import type { DType, Dim, GradientsOptions, Value } from '@neuroshard/onnx-graph'
 
 /**
  * Names of the shard graphs' inputs and outputs (specs/model/README.md, "Shard graphs"). Parameters are
@@ -45,7 +45,9 @@ export const SHARD_IO = Object.freeze({
   presentKey: (k: number) => `present_key.${k}`,
   presentValue: (k: number) => `present_value.${k}`,
   /** Gradient output of a parameter */
-  grad: (param: string) => `grad.${param}`
+  grad: (param: string) => `grad.${param}`,
+  /** Saved activation i (forward output and backward input when `savedActivations` is on) */
+  activation: (i: number) => `act.${i}`
 })
 
 /** Symbolic dim names used in the shard graphs */
@@ -63,6 +65,13 @@ export interface ShardGraphOptions {
    * (packages/model/bench/graphs.ts). @default true for float32, false for float64
    */
   fused?: boolean
+  /**
+   * Block-range and head forward/backward graphs only: the forward also outputs the activations its backward
+   * reads (`act.0`, `act.1`, … in forward order) and the backward takes them as inputs instead of recomputing
+   * the forward. Build both graphs with the same setting. Faster per step, at the cost of the activations'
+   * memory between the two calls and one output copy each (see the benchmark). @default false
+   */
+  savedActivations?: boolean
 }
 
 /** One input or output of a shard graph */
@@ -184,8 +193,9 @@ function headForward (config: ModelConfig, dtype: 'float32' | 'float64', withLos
  *   `grad.<param>` + `loss`; inference `hidden` + params → `logits`. With tied embeddings the head reads
  *   `embed.weight` and returns `grad.embed.weight`, which the owner adds to the embed shard's gradient.
  *
- * Backward graphs recompute the shard's forward from its inputs (activation recomputation), so no activations
- * are kept between the forward and backward calls. Float32 inference graphs use the fused opset-23 ops unless
+ * By default backward graphs recompute the shard's forward from its inputs (activation recomputation), so no
+ * activations are kept between the forward and backward calls; `savedActivations: true` trades memory for
+ * that recomputation. Float32 inference graphs use the fused opset-23 ops unless
  * `fused: false` (see {@link ShardGraphOptions.fused}).
  */
 export function buildShardGraph (config: ModelConfig, role: ShardRole, variant: ShardVariant, options: ShardGraphOptions = {}): ShardGraph {
@@ -213,18 +223,18 @@ export function buildShardGraph (config: ModelConfig, role: ShardRole, variant: 
     }
     case 'blocks': {
       const { g, x, out, params } = blocksForward(config, role, dtype, variant === 'inference', fused)
-      if (variant !== 'backward') {
-        g.output(out, SHARD_IO.hiddenOut)
-        // present_* were registered first; keep hidden_out first in the output list
-        g.outputs.unshift(g.outputs.pop() as typeof g.outputs[number])
-        return finish(g)
-      }
       const ps = [...params.values()]
-      return finish(gradients(g, {
+      const grad: GradientsOptions = {
         of: [{ value: out, seed: SHARD_IO.gradHiddenOut }],
         wrt: [x, ...ps],
         names: [SHARD_IO.gradHiddenIn, ...ps.map(p => SHARD_IO.grad(p.name))]
-      }))
+      }
+      if (variant === 'backward') return finish(gradients(g, withSaved(g, grad, options)))
+      g.output(out, SHARD_IO.hiddenOut)
+      // present_* were registered first; keep hidden_out first in the output list
+      g.outputs.unshift(g.outputs.pop() as typeof g.outputs[number])
+      if (variant === 'forward') outputSaved(g, grad, options)
+      return finish(g)
     }
     case 'head': {
       const { g, x, logits, loss, params } = headForward(config, dtype, variant !== 'inference', fused)
@@ -232,18 +242,36 @@ export function buildShardGraph (config: ModelConfig, role: ShardRole, variant: 
         g.output(logits, SHARD_IO.logits)
         return finish(g)
       }
-      if (variant === 'forward') {
-        g.output(loss as Value, SHARD_IO.loss)
-        return finish(g)
-      }
       const ps = [...params.values()]
-      return finish(gradients(g, {
+      const grad: GradientsOptions = {
         of: [{ value: loss as Value, seed: SHARD_IO.gradLoss }],
         wrt: [x, ...ps],
         names: [SHARD_IO.gradHidden, ...ps.map(p => SHARD_IO.grad(p.name))],
         alsoOutput: [{ value: loss as Value, name: SHARD_IO.loss }]
-      }))
+      }
+      if (variant === 'backward') return finish(gradients(g, withSaved(g, grad, options)))
+      g.output(loss as Value, SHARD_IO.loss)
+      outputSaved(g, grad, options)
+      return finish(g)
     }
+  }
+}
+
+/** Saved activations of a shard, named `act.<i>` in forward order */
+function savedList (g: GraphBuilder, grad: GradientsOptions): Array<{ value: Value, name: string }> {
+  return activationsToSave(g, grad).map((value, i) => ({ value, name: SHARD_IO.activation(i) }))
+}
+
+function withSaved (g: GraphBuilder, grad: GradientsOptions, options: ShardGraphOptions): GradientsOptions {
+  return options.savedActivations === true ? { ...grad, saved: savedList(g, grad) } : grad
+}
+
+function outputSaved (g: GraphBuilder, grad: GradientsOptions, options: ShardGraphOptions): void {
+  if (options.savedActivations !== true) return
+  for (const a of savedList(g, grad)) {
+    // the loss is already an output; every other activation is exported under its act.<i> name
+    if (g.outputs.some(o => o.value === a.value)) g.output(g.identity(a.value), a.name)
+    else g.output(a.value, a.name)
   }
 }
 
