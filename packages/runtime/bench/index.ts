@@ -258,6 +258,41 @@ async function chainOverhead (name: 'tiny' | 'small', batch: number, seq: number
   }
 }
 
+async function pipelineStep (name: 'small' | 'bootstrap', peak: number, batch: number, seq: number): Promise<void> {
+  const config = preset(name)
+  const roles: ShardRole[] = [{ kind: 'embed' }, { kind: 'blocks', start: 0, end: config.nLayers }, { kind: 'head' }]
+  const shards = await Promise.all(roles.map(async role => await createShardExecutor({
+    config,
+    role,
+    allowSpinning: spin,
+    graphs: { forward: buildShardGraph(config, role, 'forward').bytes, backward: buildShardGraph(config, role, 'backward').bytes },
+    optimizer: { schedule: constantLr(1e-4) }
+  })))
+  const [embed, blocks, head] = shards
+  try {
+    const step = async (): Promise<void> => {
+      const tokens = ids(batch * seq, config.vocabSize)
+      const h = (await embed.forward({ input_ids: int64(tokens, [batch, seq]) })).hidden
+      const y = (await blocks.forward({ hidden_in: h })).hidden_out
+      const hb = await head.backward({ hidden: y, targets: int64(ids(batch * seq, config.vocabSize, 3), [batch, seq]), grad_loss: float32([1], []) }, { transfer: true })
+      const bb = await blocks.backward({ hidden_in: h, grad_hidden_out: hb.grad_hidden }, { transfer: true })
+      await embed.backward({ input_ids: int64(tokens, [batch, seq]), grad_hidden: bb.grad_hidden_in }, { transfer: true })
+      const sq = await Promise.all(shards.map(async s => await s.gradNormSquared()))
+      const gradNorm = Math.sqrt(sq.reduce((a, b) => a + b, 0))
+      await Promise.all(shards.map(async s => await s.step({ gradNorm })))
+    }
+    await step()
+    const total = await median(name === 'bootstrap' ? 3 : 5, step)
+    const tokens = batch * seq
+    const gflops = 3 * forwardFlopsPerToken(config, seq) * tokens / total / 1e9
+    row(`pipeline train step ${name}, 3 shard executors, batch ${batch}×${seq} (s)`, total.toFixed(3))
+    row('  tokens/s / model GFLOP/s (6N+attn) / fraction of MatMul peak', `${(tokens / total).toFixed(0)} / ${gflops.toFixed(1)} / ${(100 * gflops / peak).toFixed(1)} %`)
+    results[`pipeline_${name}`] = { batch, seq, stepS: total, tokensPerS: tokens / total, gflops, fractionOfPeak: gflops / peak }
+  } finally {
+    await Promise.all(shards.map(async s => { await s.close() }))
+  }
+}
+
 const peak = await matmulPeak()
 row('onnxruntime fp32 MatMul 2048³ (GFLOP/s)', peak.toFixed(1))
 results.matmulGflops = peak
@@ -267,6 +302,7 @@ results.copyBandwidthGBs = bw
 if (want('adamw')) await adamwComparison()
 if (want('chain')) await chainOverhead('small', 1, 256)
 if (want('small')) await trainStep('small', peak, 2, 256)
+if (want('pipeline')) await pipelineStep('small', peak, 2, 256)
 if (want('bootstrap')) await trainStep('bootstrap', peak, 2, 256)
 if (want('decode')) {
   await decode('bootstrap', bw, true)

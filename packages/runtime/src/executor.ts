@@ -3,6 +3,7 @@ import { encodeCheckpoint, initParameter, shardParameters, validateConfig, descr
 import { DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_LR, DEFAULT_MAX_GRAD_NORM, DEFAULT_WEIGHT_DECAY } from './constants.js'
 import { NonFiniteTensorError, SessionError } from './errors.js'
 import { constantLr } from './optim.js'
+import { assertFinite } from './validate.js'
 import { Runtime } from './runtime.js'
 import type { LrSchedule } from './optim.js'
 import type { AdamWResult } from './protocol.js'
@@ -137,11 +138,18 @@ export class ShardExecutor {
     return this.steps
   }
 
-  /** Replace the weights (copied into the worker; every parameter must be present, float32, finite) */
-  async setParameters (parameters: Map<string, Float32Array>, options: AbortOptions = {}): Promise<void> {
+  /**
+   * Replace the weights (copied into the worker; float32, finite). Every parameter must be present unless
+   * `partial` is set.
+   */
+  async setParameters (parameters: Map<string, Float32Array>, options: AbortOptions & { partial?: boolean } = {}): Promise<void> {
     const tensors: Record<string, TensorData> = {}
+    for (const name of parameters.keys()) {
+      if (!this.parameterSpecs.some(s => s.name === name)) throw new InvalidParametersError(`${name} is not a parameter of shard ${describeRole(this.role)}`)
+    }
     for (const spec of this.parameterSpecs) {
       const p = parameters.get(spec.name)
+      if (p === undefined && options.partial === true) continue
       const n = spec.shape.reduce((a, b) => a * b, 1)
       if (!(p instanceof Float32Array) || p.length !== n) {
         throw new InvalidParametersError(`parameter ${spec.name} must be a Float32Array of ${n} elements (shape ${JSON.stringify(spec.shape)})`)
@@ -191,6 +199,25 @@ export class ShardExecutor {
     const names = this.parameterSpecs.map(s => `grad.${s.name}`)
     const got = await this.runtime.getResident(names, options)
     return new Map(this.parameterSpecs.map(s => [s.name, got[`grad.${s.name}`].data as Float32Array]))
+  }
+
+  /**
+   * Add gradients computed elsewhere into this shard's accumulators (checked for shape and NaN/Inf). With
+   * tied embeddings the head's `grad.embed.weight` belongs to the embed shard: add it there before `step()`,
+   * then copy the stepped `embed.weight` back to the head (`setParameters(map, { partial: true })`).
+   */
+  async addGradients (gradients: Map<string, Float32Array>, options: AbortOptions = {}): Promise<void> {
+    const grads: Record<string, Float32Array> = {}
+    for (const [name, g] of gradients) {
+      const spec = this.parameterSpecs.find(s => s.name === name)
+      const n = spec?.shape.reduce((a, b) => a * b, 1)
+      if (spec === undefined || !(g instanceof Float32Array) || g.length !== n) {
+        throw new InvalidParametersError(`gradient ${name} does not match a parameter of shard ${describeRole(this.role)}`)
+      }
+      assertFinite(`grad.${name}`, { type: 'float32', dims: spec.shape, data: g })
+      grads[name] = g
+    }
+    await this.runtime.worker.call({ op: 'addGrads', grads }, [], options)
   }
 
   /** Drop the accumulated gradients */

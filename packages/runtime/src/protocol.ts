@@ -75,6 +75,7 @@ export type WorkerRequest =
   | { op: 'getOptimizerState', names: string[] }
   | { op: 'gradNormSquared', names: string[] }
   | { op: 'zeroGrads' }
+  | { op: 'addGrads', grads: Record<string, Float32Array> }
   | { op: 'kvOpen' }
   | { op: 'kvClose', kv: number }
   | { op: 'kvPosition', kv: number }

@@ -145,6 +145,17 @@ class RuntimeWorkerState {
         for (const name of req.names) { const g = this.grads.get(name); if (g !== undefined) s += sumOfSquares(g) }
         return { result: s, transfer: [] }
       }
+      case 'addGrads':
+        for (const [name, src] of Object.entries(req.grads)) {
+          const p = this.resident.get(name)
+          if (p === undefined || (p.data as Float32Array).length !== src.length) {
+            throw Object.assign(new Error(`gradient ${name} does not match a resident parameter`), { name: 'InvalidTensorError', tensorName: name })
+          }
+          const g = this.grads.get(name)
+          if (g === undefined) this.grads.set(name, src)
+          else for (let i = 0; i < g.length; i++) g[i] += src[i]
+        }
+        return { result: null, transfer: [] }
       case 'zeroGrads':
         for (const g of this.grads.values()) g.fill(0)
         return { result: null, transfer: [] }

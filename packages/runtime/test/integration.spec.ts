@@ -173,3 +173,41 @@ describe('tiny NeuroLLM, end to end on the runtime', () => {
     await headSession.close()
   })
 })
+
+describe('tied embeddings across shards', () => {
+  it('the head gradient of embed.weight is added to the embed shard and the stepped weight copied back', async () => {
+    const tied = { ...config, tieEmbeddings: true }
+    const mk = async (role: ShardRole): Promise<ShardExecutor> => {
+      const ex = await createShardExecutor({
+        config: tied,
+        role,
+        seed: 3,
+        intraOpNumThreads: 1,
+        graphs: { forward: buildShardGraph(tied, role, 'forward').bytes, backward: buildShardGraph(tied, role, 'backward').bytes },
+        optimizer: { schedule: warmupCosine({ peakLr: 1e-2, warmupSteps: 1, totalSteps: 10 }), maxGradNorm: 0 }
+      })
+      executors.push(ex)
+      return ex
+    }
+    const embed = await mk({ kind: 'embed' })
+    const head = await mk({ kind: 'head' })
+    const { ids, targets } = batch(2, 16)
+    const hidden = (await embed.forward({ input_ids: int64(ids, [2, 16]) })).hidden
+    const hb = await head.backward({ hidden, targets: int64(targets, [2, 16]), grad_loss: float32([1], []) })
+    await embed.backward({ input_ids: int64(ids, [2, 16]), grad_hidden: hb.grad_hidden })
+    const fromEmbed = (await embed.getGradients()).get('embed.weight')!
+    const fromHead = (await head.getGradients()).get('embed.weight')!
+    await embed.addGradients(new Map([['embed.weight', fromHead]]))
+    const total = (await embed.getGradients()).get('embed.weight')!
+    for (let i = 0; i < total.length; i += 97) expect(total[i]).toBeCloseTo(fromEmbed[i] + fromHead[i], 6)
+    await embed.step()
+    await head.zeroGradients()
+    await head.setParameters(new Map([['embed.weight', (await embed.getParameters()).get('embed.weight')!]]), { partial: true })
+    expect((await head.getParameters()).get('embed.weight')).toEqual((await embed.getParameters()).get('embed.weight'))
+    const bad = await rejection(embed.addGradients(new Map([['embed.weight', new Float32Array(3)]])))
+    expect(bad.name).toBe('InvalidParametersError')
+    const nan = fromHead.slice(); nan[0] = Number.NaN
+    const e2 = await rejection(embed.addGradients(new Map([['embed.weight', nan]])))
+    expect([e2.name, e2.tensorName]).toEqual(['NonFiniteTensorError', 'grad.embed.weight'])
+  })
+})
