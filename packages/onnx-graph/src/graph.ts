@@ -75,7 +75,9 @@ export class GraphBuilder {
   readonly constants = new Map<Value, TensorData>()
   private nextId = 0
   private readonly opCount = new Map<string, number>()
+  /** value names (inputs, constants, node outputs) */
   private readonly names = new Set<string>()
+  private readonly nodeNames = new Set<string>()
   private readonly constCache = new Map<string, Value>()
   private symCount = 0
 
@@ -102,11 +104,12 @@ export class GraphBuilder {
     return v
   }
 
-  private uniqueName (base: string): string {
+  /** A fresh name in one namespace (ONNX keeps value names and node names apart) */
+  private uniqueName (base: string, taken: Set<string> = this.names): string {
     let n = base
     let i = 1
-    while (this.names.has(n)) n = `${base}_${i++}`
-    this.names.add(n)
+    while (taken.has(n)) n = `${base}_${i++}`
+    taken.add(n)
     return n
   }
 
@@ -174,7 +177,7 @@ export class GraphBuilder {
   op (op: string, inputs: Array<Value | null>, outputs: Array<{ dtype: DType, shape: Shape }>, attrs: Record<string, AttrValue> = {}, options: OpOptions & { domain?: string } = {}): Value[] {
     const count = (this.opCount.get(op) ?? 0) + 1
     this.opCount.set(op, count)
-    const nodeName = this.uniqueName(options.name ?? `${op}_${count}`)
+    const nodeName = this.uniqueName(options.name ?? `${op}_${count}`, this.nodeNames)
     const outs = outputs.map((o, i) => this.newValue(this.uniqueName(outputs.length === 1 ? nodeName : `${nodeName}:${i}`), o.dtype, o.shape, 'node'))
     this.nodes.push({ op, name: nodeName, inputs, outputs: outs, attrs, domain: options.domain ?? '' })
     return outs
