@@ -1,9 +1,9 @@
 import { InvalidParametersError } from '@neuroshard/interface'
-import { buildShardGraph, validateConfig } from '@neuroshard/model'
+import { buildShardGraph, shardParameters, validateConfig } from '@neuroshard/model'
 import { createShardExecutor, int64 } from '@neuroshard/runtime'
 import { sampleToken } from './sampling.js'
 import type { SamplingOptions } from './sampling.js'
-import type { ModelConfig } from '@neuroshard/model'
+import type { ModelConfig, ShardRole } from '@neuroshard/model'
 import type { Device, KvCacheSession, ShardExecutor, TensorData } from '@neuroshard/runtime'
 
 export interface TextGeneratorInit {
@@ -49,7 +49,6 @@ export class TextGenerator {
     const config = validateConfig(init.config)
     const common = {
       config,
-      parameters: init.parameters,
       device: init.device ?? 'cpu',
       ...(init.threads !== undefined ? { intraOpNumThreads: init.threads } : {}),
       ...(init.onWarning !== undefined ? { onWarning: init.onWarning } : {})
@@ -57,10 +56,15 @@ export class TextGenerator {
     const made: ShardExecutor[] = []
     try {
       const blocksRole = { kind: 'blocks', start: 0, end: config.nLayers } as const
-      made.push(await createShardExecutor({ ...common, role: { kind: 'embed' }, graphs: { forward: buildShardGraph(config, { kind: 'embed' }, 'forward').bytes } }))
-      made.push(await createShardExecutor({ ...common, role: blocksRole, graphs: { inference: buildShardGraph(config, blocksRole, 'inference').bytes } }))
+      const only = (role: ShardRole): Map<string, Float32Array> => new Map(shardParameters(config, role).map(sp => {
+        const p = init.parameters.get(sp.name)
+        if (p === undefined) throw new InvalidParametersError(`parameter ${sp.name} is missing`)
+        return [sp.name, p]
+      }))
+      made.push(await createShardExecutor({ ...common, parameters: only({ kind: 'embed' }), role: { kind: 'embed' }, graphs: { forward: buildShardGraph(config, { kind: 'embed' }, 'forward').bytes } }))
+      made.push(await createShardExecutor({ ...common, parameters: only(blocksRole), role: blocksRole, graphs: { inference: buildShardGraph(config, blocksRole, 'inference').bytes } }))
       // the head's inference graph (hidden → logits) serves as its "forward"
-      made.push(await createShardExecutor({ ...common, role: { kind: 'head' }, graphs: { forward: buildShardGraph(config, { kind: 'head' }, 'inference').bytes } }))
+      made.push(await createShardExecutor({ ...common, parameters: only({ kind: 'head' }), role: { kind: 'head' }, graphs: { forward: buildShardGraph(config, { kind: 'head' }, 'inference').bytes } }))
     } catch (err) {
       await Promise.all(made.map(async e => { await e.close() }))
       throw err

@@ -1,0 +1,158 @@
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { preset } from '@neuroshard/model'
+import { learningRate, listCheckpoints, loadLatestTrainState, train } from '../src/index.js'
+import { smallGenesis } from './fixtures/genesis.js'
+import { RUN } from './fixtures/run.js'
+import type { SmallGenesis } from './fixtures/genesis.js'
+import type { TrainEvent } from '../src/index.js'
+
+const CHILD = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'test', 'fixtures', 'train-child.js')
+let root: string
+let data: SmallGenesis
+const config = (): ReturnType<typeof preset> => ({ ...preset('tiny'), vocabSize: data.vocabSize })
+const base = (): Parameters<typeof train>[0] => ({ ...RUN, config: config(), train: data.train, validation: data.validation, dataId: data.manifestHash, steps: 12 })
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ns-trainer-'))
+  data = await smallGenesis(join(root, 'data'), 3000, 384)
+}, 60_000)
+afterAll(async () => { await rm(root, { recursive: true, force: true }) })
+
+function sameWeights (a: Map<string, Float32Array>, b: Map<string, Float32Array>): void {
+  expect([...a.keys()]).toEqual([...b.keys()])
+  for (const [k, x] of a) expect(Buffer.from(b.get(k)!.buffer).equals(Buffer.from(x.buffer)), k).toBe(true)
+}
+
+describe('learningRate', () => {
+  it('warms up linearly, decays by cosine to minLr, then stays', () => {
+    const s = { peakLr: 1, minLr: 0.1, warmupSteps: 4, totalSteps: 14 }
+    expect([0, 1, 2, 3].map(i => learningRate(s, i))).toEqual([0.25, 0.5, 0.75, 1])
+    expect(learningRate(s, 4)).toBe(1)
+    expect(learningRate(s, 9)).toBeCloseTo(0.55, 12)
+    expect(learningRate(s, 14)).toBe(0.1)
+    expect(learningRate(s, 100)).toBe(0.1)
+  })
+})
+
+describe('train on the genesis data', () => {
+  it('the validation loss of tiny falls well below its starting value', async () => {
+    const events: TrainEvent[] = []
+    const r = await train({ ...base(), seqLen: 64, batchSize: 8, gradAccumulation: 1, steps: 100, warmupSteps: 10, evalEvery: 40, evalBatches: 4, onProgress: e => events.push(e) })
+    const first = r.evals[0]
+    const last = r.evals.at(-1)!
+    expect(first.step).toBe(0)
+    expect(last.step).toBe(100)
+    // starts near chance (ln vocab) and ends more than a nat below it
+    expect(Math.abs(first.loss - Math.log(data.vocabSize))).toBeLessThan(0.3)
+    expect(last.loss).toBeLessThan(first.loss - 1)
+    const steps = events.filter(e => e.type === 'step')
+    expect(steps.length).toBe(100)
+    expect(steps.every(e => e.type === 'step' && Number.isFinite(e.loss) && e.tokensPerSecond > 0)).toBe(true)
+    expect(r.tokens).toBe(100 * 8 * 64)
+  }, 60_000)
+
+  it('N steps straight = N/2, stop, resume, N/2 more (bit-for-bit, with gradient accumulation)', async () => {
+    const straight = await train(base())
+    const dir = join(root, 'halves')
+    const half = await train({ ...base(), checkpointDir: dir, stopAtStep: 6 })
+    expect(half.stopped).toBe('stop-at-step')
+    expect(half.step).toBe(6)
+    const rest = await train({ ...base(), checkpointDir: dir })
+    expect(rest.resumedFrom).toMatch(/step-00000006/)
+    expect(rest.step).toBe(12)
+    sameWeights(rest.parameters, straight.parameters)
+    expect(rest.contentHash).toBe(straight.contentHash)
+    // the validation curve is carried over too
+    expect(rest.evals.map(e => e.step)).toEqual(straight.evals.map(e => e.step))
+    expect(rest.evals.map(e => e.loss)).toEqual(straight.evals.map(e => e.loss))
+    // and the last checkpoint holds the final weights
+    expect((await loadLatestTrainState(dir))?.contentHash).toBe(straight.contentHash)
+  }, 60_000)
+
+  it('gradient accumulation of 2 × 4 sequences matches one batch of 8', async () => {
+    const a = await train({ ...base(), steps: 4, gradAccumulation: 2, batchSize: 4 })
+    const b = await train({ ...base(), steps: 4, gradAccumulation: 1, batchSize: 8 })
+    for (const [k, x] of a.parameters) {
+      const y = b.parameters.get(k)!
+      let diff = 0
+      let norm = 0
+      for (let i = 0; i < x.length; i++) { diff = Math.max(diff, Math.abs(x[i] - y[i])); norm = Math.max(norm, Math.abs(x[i])) }
+      expect(diff, k).toBeLessThan(1e-4 * Math.max(norm, 1e-2) + 1e-6)
+    }
+  }, 60_000)
+
+  it('refuses to resume with different settings (ResumeMismatchError)', async () => {
+    const dir = join(root, 'mismatch')
+    await train({ ...base(), steps: 3, checkpointDir: dir })
+    await expect(train({ ...base(), steps: 3, checkpointDir: dir, batchSize: 2 })).rejects.toMatchObject({ name: 'ResumeMismatchError' })
+    await expect(train({ ...base(), steps: 3, checkpointDir: dir, dataId: 'other' })).rejects.toMatchObject({ name: 'ResumeMismatchError' })
+    await expect(train({ ...base(), steps: 7, checkpointDir: dir })).rejects.toMatchObject({ name: 'ResumeMismatchError' })
+  }, 60_000)
+
+  it('a time budget fixes the step count early and stops on time', async () => {
+    const events: TrainEvent[] = []
+    const r = await train({ ...base(), steps: undefined, timeBudgetMs: 1500, evalEvery: 0, onProgress: e => events.push(e) })
+    const sched = events.find(e => e.type === 'schedule')
+    expect(sched).toBeDefined()
+    expect(r.totalSteps).toBe(sched?.type === 'schedule' ? sched.totalSteps : -1)
+    expect(['completed', 'time-budget']).toContain(r.stopped)
+    expect(r.elapsedMs).toBeGreaterThanOrEqual(r.stopped === 'time-budget' ? 1500 : 0)
+    expect(r.elapsedMs).toBeLessThan(1500 * 3)
+  }, 60_000)
+
+  it('rejects bad settings and out-of-vocabulary data with typed errors', async () => {
+    await expect(train({ ...base(), steps: 0 })).rejects.toMatchObject({ name: 'InvalidParametersError' })
+    await expect(train({ ...base(), seqLen: 1000 })).rejects.toMatchObject({ name: 'InvalidParametersError' })
+    await expect(train({ ...base(), config: { ...config(), vocabSize: 100 } })).rejects.toMatchObject({ name: 'DataError' })
+  })
+})
+
+describe('kill and resume', () => {
+  it('a run SIGKILLed at random moments and resumed ends with the weights of an uninterrupted run', async () => {
+    expect(existsSync(CHILD), `${CHILD} is missing: build first (tsc -b packages/trainer)`).toBe(true)
+    const steps = 24
+    const straight = await train({ ...base(), steps })
+    const dir = join(root, 'killed')
+    const kills: number[] = []
+    for (let round = 0; round < 2; round++) {
+      // run a child until it has written a checkpoint past the last one, then kill it at a random moment
+      const before = (await listCheckpoints(dir)).at(-1) ?? 0
+      const child = spawn(process.execPath, [CHILD, data.dir, dir, String(steps)], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let stderr = ''
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+      const exited = new Promise<void>(resolve => child.on('exit', () => { resolve() }))
+      await new Promise<void>((resolve, reject) => {
+        let buf = ''
+        let fired = false
+        child.stdout.on('data', (d: Buffer) => {
+          buf += d.toString()
+          let nl
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const e = JSON.parse(buf.slice(0, nl)) as TrainEvent
+            buf = buf.slice(nl + 1)
+            if (e.type === 'checkpoint' && e.step > before && !fired) {
+              fired = true
+              setTimeout(() => { kills.push(e.step); child.kill('SIGKILL'); resolve() }, Math.floor(Math.random() * 150))
+            }
+          }
+        })
+        child.on('exit', (code, signal) => { if (signal !== 'SIGKILL') reject(new Error(`child exited by itself (${code}): ${stderr}`)) })
+      })
+      await exited
+    }
+    const last = await loadLatestTrainState(dir)
+    expect(last).toBeDefined()
+    expect(last!.step).toBeLessThan(steps)
+    const resumed = await train({ ...base(), steps, checkpointDir: dir })
+    expect(resumed.resumedFrom).toBeDefined()
+    expect(resumed.step).toBe(steps)
+    sameWeights(resumed.parameters, straight.parameters)
+    expect(kills.length).toBe(2)
+  }, 90_000)
+})
