@@ -1,6 +1,6 @@
 import { InvalidParametersError } from '@neuroshard/interface'
 
-export { adamwKernel, sumOfSquares } from './worker.js'
+export { adamwKernel, sumOfSquares, missingCudaLibrary, ortLibraryDir } from './worker.js'
 export type { AdamWKernelOptions } from './worker.js'
 
 /** Learning rate as a function of the 0-based optimizer step */

@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { buildShardGraph, buildModelGraph, preset, decodeCheckpoint, initShardParameters, modelParameters } from '@neuroshard/model'
-import { createShardExecutor, createRuntime, float32, int64, warmupCosine } from '../src/index.js'
+import { createShardExecutor, createRuntime, float32, int64, warmupCosine, missingCudaLibrary } from '../src/index.js'
 import type { ShardExecutor } from '../src/index.js'
 import type { ShardRole } from '@neuroshard/model'
 
@@ -86,9 +86,11 @@ describe('tiny NeuroLLM, end to end on the runtime', () => {
     const warnings: string[] = []
     const schedule = warmupCosine({ peakLr: 1e-3, warmupSteps: 1, totalSteps: 10 })
     const blocks = await shard({ kind: 'blocks', start: 0, end: 1 }, schedule, 'cuda', (m) => warnings.push(m))
-    expect(blocks.executionProvider).toBe('cpu')
-    expect(warnings).toHaveLength(1)
-    expect(warnings[0]).toMatch(/asked for device 'cuda' but runs on CPU/)
+    if (missingCudaLibrary() !== undefined) {
+      expect(blocks.executionProvider).toBe('cpu')
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toMatch(/asked for device 'cuda' but runs on CPU/)
+    } // (with onnxruntime's CUDA provider installed the shard runs on CUDA, or falls back if no GPU answers)
 
     const d = config.dModel
     const good = float32(new Float32Array(2 * 3 * d).fill(0.1), [2, 3, d])

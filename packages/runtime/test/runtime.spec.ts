@@ -1,5 +1,5 @@
 import { describe, it, expect, afterEach } from 'vitest'
-import { createRuntime, float32, int64, cudaFallbackMessage } from '../src/index.js'
+import { createRuntime, float32, int64, cudaFallbackMessage, missingCudaLibrary } from '../src/index.js'
 import { matmulModel, longModel } from './fixtures/onnx.js'
 import type { Runtime } from '../src/index.js'
 
@@ -31,7 +31,8 @@ describe('runtime sessions', () => {
     expect(Array.from(out.y.data as Float32Array)).toEqual([60, 70, 80, 9, 10, 11])
   })
 
-  it("asking for 'cuda' without the CUDA libraries runs on CPU and warns once per process", async () => {
+  // on a machine where onnxruntime's CUDA provider is installed this case cannot happen
+  it.skipIf(missingCudaLibrary() === undefined)("asking for 'cuda' without the CUDA libraries runs on CPU and warns once per process", async () => {
     const warnings1: string[] = []
     const warnings2: string[] = []
     const rt1 = await start({ device: 'cuda', onWarning: (m) => warnings1.push(m) })
