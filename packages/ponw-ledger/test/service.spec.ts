@@ -6,6 +6,7 @@ import { NEURO } from '../src/amount.js'
 import { LEDGER_TOPIC } from '../src/constants.js'
 import { Wallet } from '../src/keys.js'
 import { signTx } from '../src/messages.js'
+import { GossipMessage } from '../src/pb/ledger.js'
 import { alice, bob, carol, dave, prng, shuffle, testChain, validators } from './fixtures.js'
 import { connectAll, createTestNode, waitFor, waitForSubscribers } from './net-helpers.js'
 import type { TestNode } from './net-helpers.js'
@@ -60,6 +61,11 @@ describe('ponwLedger service (5 real libp2p hosts on loopback)', () => {
   it('5 nodes get the messages in different random orders and end with identical state; a partitioned node catches up by sync', async () => {
     await start()
     const seqs = new Map<string, bigint>()
+    // junk on the topic (malformed, forged, oversized) is dropped without effect
+    const forgedVote = GossipMessage.encode({ vote: { signedTx: Uint8Array.from(makeTxs(1, 99, new Map([[alice.address, 0n]]))[0].signed), vote: { validator: 1, signature: new Uint8Array(64).fill(1) } } })
+    for (const junk of [new Uint8Array([1, 2, 3, 4]), new Uint8Array(100_000).fill(7), forgedVote, GossipMessage.encode({ signedTx: new Uint8Array([9, 9, 9]) })]) {
+      await nodes[0].libp2p.services.pubsub.publish(LEDGER_TOPIC, junk)
+    }
     // each message is handed to a random node, in a random order (sequence gaps included)
     const rnd = prng(42)
     const first = makeTxs(30, 1, seqs)
