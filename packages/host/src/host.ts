@@ -276,7 +276,13 @@ export async function createNeuroShardHost (options: NeuroShardHostOptions = {})
   }) as unknown as NeuroShardHost
 
   if (options.start !== false) {
-    await node.start()
+    try {
+      await node.start()
+    } catch (err) {
+      // release whatever did start (listeners, timers) before reporting the failure
+      await node.stop().catch(() => {})
+      throw err
+    }
     log('started %p listening on %a', node.peerId, node.getMultiaddrs())
   }
   return node
