@@ -280,7 +280,7 @@ export async function createNeuroShardHost (options: NeuroShardHostOptions = {})
       await node.start()
     } catch (err) {
       // release whatever did start (listeners, timers) before reporting the failure
-      await node.stop().catch(() => {})
+      await Promise.resolve(node.stop()).catch(() => {})
       throw err
     }
     log('started %p listening on %a', node.peerId, node.getMultiaddrs())
