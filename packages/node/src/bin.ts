@@ -1,10 +1,21 @@
 #!/usr/bin/env node
 import { devnetCommand } from './commands/devnet.js'
+import type { CliIO } from './progress.js'
+
+// loaded on use, so `devnet` does not pay for onnxruntime and the trainer
+const MODEL_COMMANDS: Record<'train' | 'generate' | 'chat', (argv: string[], io: CliIO) => Promise<number>> = {
+  train: async (argv, io) => (await import('./commands/train.js')).trainCommand(argv, io),
+  generate: async (argv, io) => (await import('./commands/generate.js')).generateCommand(argv, io),
+  chat: async (argv, io) => (await import('./commands/chat.js')).chatCommand(argv, io)
+}
 
 const USAGE = `Usage: neuroshard <command> [options]
 
 Commands:
   devnet    start a local devnet of NeuroShard hosts on 127.0.0.1 (neuroshard devnet --help)
+  train     train NeuroLLM on this machine, from nothing (neuroshard train --help)
+  generate  continue a prompt with the trained model, streaming tokens (neuroshard generate --help)
+  chat      talk with the trained model; the KV cache stays across turns (neuroshard chat --help)
 `
 
 async function main (): Promise<number> {
@@ -13,7 +24,7 @@ async function main (): Promise<number> {
     process.stdout.write(USAGE)
     return command == null ? 2 : 0
   }
-  if (command !== 'devnet') {
+  if (command !== 'devnet' && !Object.hasOwn(MODEL_COMMANDS, command)) {
     process.stderr.write(`unknown command: ${command}\n\n${USAGE}`)
     return 2
   }
@@ -30,6 +41,9 @@ async function main (): Promise<number> {
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
   })
+  if (command !== 'devnet') {
+    return MODEL_COMMANDS[command as keyof typeof MODEL_COMMANDS](rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, stopSignal })
+  }
   return devnetCommand(rest, { stdout: process.stdout, stderr: process.stderr, stopSignal })
 }
 
