@@ -56,20 +56,22 @@ export const GOSSIPSUB_HEARTBEAT_INTERVAL_MS = 1000
 export const GOSSIPSUB_SEEN_TTL_MS = 120_000
 
 /**
- * Largest gossipsub message data a host accepts and publishes (profile). Must carry 1 MiB payloads
- * (pseudo-gradient chunks) with room to spare.
+ * Largest length-prefixed gossipsub RPC frame (profile): 4 MiB, the libp2p framing default. The sender
+ * in `@libp2p/gossipsub` refuses to encode larger frames (it logs `InvalidDataLengthError` and drops the
+ * RPC) and receivers drop them without decoding.
  *
  * @default 4 MiB
  */
-export const GOSSIPSUB_MAX_MESSAGE_DATA_SIZE = 4 * 1024 * 1024
+export const GOSSIPSUB_MAX_RPC_SIZE = 4 * 1024 * 1024
 
 /**
- * Largest length-prefixed gossipsub RPC frame a host decodes: the message data cap plus room for the
- * envelope (from, seqno, topic, signature, key and control messages).
+ * Largest gossipsub message data a host guarantees to deliver (profile): the RPC frame cap minus 64 KiB
+ * for the envelope (from, seqno, topic, signature, key, piggybacked control messages). Carries 1 MiB
+ * payloads (pseudo-gradient chunks) with room to spare.
  *
- * @default GOSSIPSUB_MAX_MESSAGE_DATA_SIZE + 64 KiB
+ * @default 4 MiB - 64 KiB
  */
-export const GOSSIPSUB_MAX_RPC_SIZE = GOSSIPSUB_MAX_MESSAGE_DATA_SIZE + 64 * 1024
+export const GOSSIPSUB_MAX_MESSAGE_DATA_SIZE = GOSSIPSUB_MAX_RPC_SIZE - 64 * 1024
 
 /**
  * Largest amount of unsent gossipsub data buffered per outbound stream before the stream is reset.
