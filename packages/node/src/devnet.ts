@@ -139,8 +139,11 @@ class DevnetImpl extends TypedEventEmitter<DevnetEvents> implements Devnet {
 
   async start (): Promise<void> {
     const seed = await this.createHost(0, [])
-    const bootstrap = seed.getMultiaddrs().map(String)
-    await Promise.all(Array.from({ length: this.count - 1 }, async (_, i) => this.createHost(i + 1, bootstrap)))
+    const seedAddrs = seed.getMultiaddrs().map(String)
+    // node i bootstraps over one of host 0's transports in turn (TCP, QUIC, WebRTC-direct, …) so a devnet
+    // exercises all of them; identify then teaches it host 0's other addresses
+    await Promise.all(Array.from({ length: this.count - 1 }, async (_, i) =>
+      this.createHost(i + 1, [seedAddrs[i % seedAddrs.length]])))
 
     const heartbeatMs = this.options.heartbeatIntervalMs ?? DEFAULT_DEVNET_HEARTBEAT_INTERVAL_MS
     this.timers.push(setInterval(() => { this.publishHeartbeats() }, heartbeatMs))
