@@ -1,3 +1,6 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startDevnet } from '../src/index.js'
 import type { Devnet, DevnetSnapshot } from '../src/index.js'
@@ -40,6 +43,22 @@ describe('startDevnet', () => {
     expect(devnet.hosts.every(h => h.status === 'stopped')).toBe(true)
     // idempotent
     await devnet.stop()
+  })
+
+  it('keeps node identities in --data-dir across restarts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'neuroshard-devnet-'))
+    try {
+      devnet = await startDevnet({ nodes: 2, dataDir: dir })
+      const first = devnet.hosts.map(h => h.peerId.toString())
+      await devnet.stop()
+      expect((await stat(join(dir, 'node-1', 'identity.key'))).mode & 0o777).toBe(0o600)
+      devnet = await startDevnet({ nodes: 2, dataDir: dir })
+      expect(devnet.hosts.map(h => h.peerId.toString())).toEqual(first)
+      await devnet.waitForConvergence({ signal: AbortSignal.timeout(30_000) })
+    } finally {
+      await devnet?.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('rejects an invalid node count with InvalidParametersError', async () => {
