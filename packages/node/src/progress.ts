@@ -93,7 +93,7 @@ export class ProgressReporter {
     const now = Date.now()
     if (!force && now - this.lastDraw < 100) return
     this.lastDraw = now
-    this.out.write('\r\x1b[2K' + formatBar(state, this.out.columns ?? 100))
+    this.out.write('\r\x1b[2K' + formatBar(state, this.out.columns !== undefined && this.out.columns > 0 ? this.out.columns : 100))
     this.lineOpen = true
   }
 
