@@ -51,6 +51,7 @@ export async function chatCommand (argv: string[], io: CliIO): Promise<number> {
     let turn = 0
     if (tty) { rl.setPrompt('> '); rl.prompt() }
     rl.on('SIGINT', () => { rl.close() })
+    void io.stopSignal?.then(() => { rl.close() })
     for await (const line of rl) {
       const text = line.trim()
       if (text === '/exit') break

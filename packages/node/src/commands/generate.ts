@@ -86,7 +86,8 @@ export async function openModel (values: Record<string, string | boolean | undef
     config: state.settings.config,
     parameters: state.parameters,
     device: (values.device ?? 'cpu') as 'cpu' | 'cuda',
-    threads: 1,
+    // one thread decodes small models fastest (a single position per call); larger ones use onnxruntime's default
+    ...(state.settings.config.dModel < 256 ? { threads: 1 } : {}),
     onWarning: (m) => { io.stderr.write(`warning: ${m}\n`) }
   })
   return { tokenizer, generator, path, step: state.step }
@@ -129,7 +130,10 @@ export async function generateCommand (argv: string[], io: CliIO): Promise<numbe
     const t0 = performance.now()
     let firstMs: number | undefined
     let text = ''
+    let stopped = false
+    void io.stopSignal?.then(() => { stopped = true })
     for await (const id of session.generate(prompt, { ...sampling, ...(eos !== undefined ? { stopTokens: [eos] } : {}) })) {
+      if (stopped) break
       firstMs ??= performance.now() - t0
       ids.push(id)
       const piece = decoder.push(id)
@@ -142,7 +146,7 @@ export async function generateCommand (argv: string[], io: CliIO): Promise<numbe
     const seconds = (performance.now() - t0) / 1000
     await session.close()
     if (json) {
-      emit({ event: 'done', tokens: ids.length, ids, text, stopped: ids.at(-1) === eos ? 'eos' : 'max-tokens', seconds, tokensPerSecond: ids.length / seconds, firstTokenMs: firstMs })
+      emit({ event: 'done', tokens: ids.length, ids, text, stopped: stopped ? 'interrupted' : ids.at(-1) === eos ? 'eos' : 'max-tokens', seconds, tokensPerSecond: ids.length / seconds, firstTokenMs: firstMs })
     } else {
       io.stdout.write(rest + '\n')
     }
