@@ -59,9 +59,9 @@ export interface AggregationResult {
   /** Inputs clipped in the last iteration (CenteredClip) or by norm clipping */
   clipped?: number[]
   /**
-   * One score per (remaining) input: Krum scores (sum of squared distances to the nearest neighbours),
-   * distances to the output (geometric median, CenteredClip). Indexed like the inputs that were aggregated;
-   * dropped inputs get `NaN`.
+   * One score per aggregated vector: Krum scores (sum of squared distances to the nearest neighbours),
+   * distances to the output (geometric median, CenteredClip). Indexed like the vectors that were aggregated:
+   * the inputs in order with the `dropped` ones left out (bucket order after bucketing).
    */
   scores?: number[]
   /** Inputs removed because they contained NaN or ±Infinity (policy `'drop'`) */
