@@ -61,8 +61,8 @@ export interface ShardGraphOptions {
   /**
    * Inference graphs only: use the opset-23 fused ops (RMSNormalization, RotaryEmbedding, Attention) instead of
    * their decompositions. Same inputs, outputs and results (within float rounding); positions must stay below
-   * `maxSeqLen` (the RoPE cache size). Measured 1.25x faster prefill and 1.7x faster decode on CPU
-   * (packages/model/bench/graphs.ts). @default true for float32, false for float64
+   * `maxSeqLen` (the RoPE cache size). Measured 1.15–1.6× faster prefill and 1.25–1.7× faster decode on CPU
+   * over three runs on a shared machine (packages/model/bench/graphs.ts). @default true for float32, false for float64
    */
   fused?: boolean
   /**
