@@ -29,11 +29,24 @@ export function meanOfSet (set: VectorSet, blockSize: number): Float32Array {
     const len = e - s
     reader.load(s, e)
     acc.fill(0)
-    for (let r = 0; r < set.count; r++) {
-      const row = reader.rows[r]
-      if (w == null) {
+    const rows = reader.rows
+    let r = 0
+    if (w == null) {
+      // four inputs per sweep: a quarter of the accumulator traffic
+      for (; r + 3 < set.count; r += 4) {
+        const r0 = rows[r]
+        const r1 = rows[r + 1]
+        const r2 = rows[r + 2]
+        const r3 = rows[r + 3]
+        for (let t = 0; t < len; t++) acc[t] += r0[t] + r1[t] + r2[t] + r3[t]
+      }
+      for (; r < set.count; r++) {
+        const row = rows[r]
         for (let t = 0; t < len; t++) acc[t] += row[t]
-      } else {
+      }
+    } else {
+      for (; r < set.count; r++) {
+        const row = rows[r]
         const c = w[r]
         if (c === 0) continue
         for (let t = 0; t < len; t++) acc[t] += c * row[t]

@@ -29,8 +29,8 @@ describe('coordinateMedian', () => {
   it('ignores a minority of outliers', () => {
     expect(arr(coordinateMedian().aggregate(vecs([1, 1], [2, 2], [3, 3], [1e30, -1e30], [-1e30, 1e30])).value)).toEqual([2, 2])
   })
-  it('gives the same medians on all three paths (insertion sort, sorting network, quickselect)', () => {
-    for (const n of [5, 12, 13, 16, 20, 24, 25, 32, 40]) {
+  it('gives the same medians on both paths (compiled sorting networks up to 64 inputs, quickselect above)', () => {
+    for (const n of [1, 2, 3, 5, 12, 13, 16, 20, 24, 25, 32, 40, 64, 65, 80]) {
       const xs = Array.from({ length: n }, (_, i) => Float32Array.from([Math.sin(i * 12.9898) * 43758.5453 % 1, -i, i % 3]))
       for (const even of ['mean-of-middle', 'lower', 'upper'] as const) {
         const out = coordinateMedian({ evenMedian: even }).aggregate(xs).value
@@ -51,15 +51,15 @@ describe('coordinateMedian', () => {
     }
   })
   it('handles large n (the quickselect path) the same way', () => {
-    const n = 61
+    const n = 71
     const xs = Array.from({ length: n }, (_, i) => Float32Array.from([(i * 37) % n, n - i]))
-    expect(arr(coordinateMedian().aggregate(xs).value)).toEqual([30, 31])
-    const even = xs.slice(0, 60)
+    expect(arr(coordinateMedian().aggregate(xs).value)).toEqual([35, 36])
+    const even = xs.slice(0, 70)
     const lower = coordinateMedian({ evenMedian: 'lower' }).aggregate(even).value
     const sorted = even.map(x => x[0]).sort((a, b) => a - b)
-    expect(lower[0]).toBe(sorted[29])
-    expect(coordinateMedian({ evenMedian: 'upper' }).aggregate(even).value[0]).toBe(sorted[30])
-    expect(coordinateMedian().aggregate(even).value[0]).toBe((sorted[29] + sorted[30]) / 2)
+    expect(lower[0]).toBe(sorted[34])
+    expect(coordinateMedian({ evenMedian: 'upper' }).aggregate(even).value[0]).toBe(sorted[35])
+    expect(coordinateMedian().aggregate(even).value[0]).toBe((sorted[34] + sorted[35]) / 2)
   })
 })
 
@@ -75,9 +75,9 @@ describe('trimmedMean', () => {
     expect(arr(trimmedMean({ f: 2 }).aggregate(xs).value)).toEqual([4])
   })
   it('works for large n (the quickselect path)', () => {
-    const xs = Array.from({ length: 50 }, (_, i) => Float32Array.from([i === 0 ? 1e9 : i === 1 ? -1e9 : i]))
-    // drop ±1e9 and the 3 smallest / 3 largest others: values 2..49, keep 5..46
-    const expected = (5 + 46) / 2
+    const xs = Array.from({ length: 70 }, (_, i) => Float32Array.from([i === 0 ? 1e9 : i === 1 ? -1e9 : i]))
+    // drop ±1e9 and the 3 smallest / 3 largest others: values 2..69, keep 5..66
+    const expected = (5 + 66) / 2
     expect(trimmedMean({ f: 4 }).aggregate(xs).value[0]).toBe(expected)
   })
 })
