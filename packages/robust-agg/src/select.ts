@@ -63,7 +63,7 @@ export function pruneNetwork (pairs: Array<[number, number]>, outputs: number[])
 /** A compiled network: sorts the wanted ranks of every coordinate of `rows[0 .. m)` over `[0, len)` in place */
 type CompiledNetwork = (rows: Int32Array[], len: number) => void
 
-const networkCache = new Map<string, CompiledNetwork>()
+const networkCache = new Map<string, CompiledNetwork | null>()
 
 /**
  * The pruned network for m wires and the given output ranks, compiled once into straight-line code: per
@@ -71,10 +71,10 @@ const networkCache = new Map<string, CompiledNetwork>()
  * wanted ranks are stored back. Compared with one sweep per comparator this removes two loads and two stores
  * per comparator and coordinate. The source is generated from integers only (wire indices), never from data.
  */
-function network (m: number, outputs: number[]): CompiledNetwork {
+function network (m: number, outputs: number[]): CompiledNetwork | null {
   const key = `${m}:${outputs.join(',')}`
   let compiled = networkCache.get(key)
-  if (compiled == null) {
+  if (compiled === undefined) {
     const pairs = pruneNetwork(batcherNetwork(m), outputs)
     const wires = new Set<number>(pairs.flat())
     for (const o of outputs) wires.add(o)
@@ -89,8 +89,13 @@ function network (m: number, outputs: number[]): CompiledNetwork {
     }
     for (const o of outputs) lines.push(`R${o}[t] = v${o}`)
     lines.push('}')
-    // eslint-disable-next-line no-new-func
-    compiled = new Function('rows', 'len', lines.join('\n')) as CompiledNetwork
+    try {
+      // eslint-disable-next-line no-new-func
+      compiled = new Function('rows', 'len', lines.join('\n')) as CompiledNetwork
+    } catch {
+      // a Content-Security-Policy without 'unsafe-eval' forbids compiling: fall back to quickselect
+      compiled = null
+    }
     networkCache.set(key, compiled)
   }
   return compiled
@@ -120,7 +125,8 @@ export interface OrderStatistic {
 /** Run an order statistic over every coordinate of a set, in blocks */
 export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderStatistic): Float32Array {
   const m = set.count
-  if (m > NETWORK_MAX || m < 2) return perCoordinate(set, blockSize, stat.kernel)
+  const net = m > NETWORK_MAX || m < 2 ? null : network(m, stat.ranks(m))
+  if (net == null) return perCoordinate(set, blockSize, stat.kernel)
   const d = set.d
   const out = new Float32Array(d)
   const reader = new BlockReader(set, blockSize)
@@ -130,7 +136,6 @@ export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderSt
   const f32bits = new Int32Array(f32.buffer)
   const valueRows = [new Float32Array(B), new Float32Array(B)]
   let nextValueRow = 0
-  const net = network(m, stat.ranks(m))
   const acc = new Float64Array(B)
   let len = 0
   const value = (rank: number): Float32Array => {
