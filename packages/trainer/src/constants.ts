@@ -74,6 +74,12 @@ export const DEFAULT_KEEP_CHECKPOINTS = 2
  * @default 5
  */
 export const TIME_BUDGET_PROBE_STEPS = 5
+/**
+ * Steps between re-fits of a time-budgeted run's length to the measured speed (the machine's speed drifts)
+ *
+ * @default 50
+ */
+export const RESCHEDULE_EVERY = 50
 /** `__metadata__.format` of a training-state checkpoint */
 export const TRAIN_STATE_FORMAT = 'neuroshard-train-state/1'
 /** File name pattern of training-state checkpoints: `step-<8 digits>.safetensors` */

@@ -7,7 +7,7 @@ import { createShardExecutor, int64 } from '@neuroshard/runtime'
 import {
   DEFAULT_BATCH_SIZE, DEFAULT_CHECKPOINT_EVERY, DEFAULT_EVAL_BATCHES, DEFAULT_EVAL_EVERY, DEFAULT_GRAD_ACCUMULATION,
   DEFAULT_KEEP_CHECKPOINTS, DEFAULT_MAX_GRAD_NORM, DEFAULT_MIN_LR_RATIO, DEFAULT_PEAK_LR, DEFAULT_WARMUP_STEPS,
-  DEFAULT_WEIGHT_DECAY, TIME_BUDGET_PROBE_STEPS
+  DEFAULT_WEIGHT_DECAY, RESCHEDULE_EVERY, TIME_BUDGET_PROBE_STEPS
 } from './constants.js'
 import { checkTokenRange, TrainBatchStream, validationBatches } from './data.js'
 import { ResumeMismatchError } from './errors.js'
@@ -313,6 +313,7 @@ export async function train (options: TrainOptions): Promise<TrainResult> {
     let sessionStepMs = 0
     let stopped: TrainResult['stopped'] = 'completed'
     const budget = options.timeBudgetMs
+    let mark = { step, ms: elapsed() }
     const cap = options.steps
     for (;;) {
       if (schedule.totalSteps !== 0 && step >= schedule.totalSteps) { stopped = 'completed'; break }
@@ -348,6 +349,19 @@ export async function train (options: TrainOptions): Promise<TrainResult> {
         if (cap !== undefined) total = Math.min(total, cap)
         schedule.totalSteps = Math.max(total, warmupSteps, step)
         options.onProgress?.({ type: 'schedule', totalSteps: schedule.totalSteps, secondsPerStep: perStep / 1000 })
+        mark = { step, ms: elapsed() }
+      } else if (budget !== undefined && schedule.totalSteps !== 0 && step - mark.step >= RESCHEDULE_EVERY && step < 0.9 * schedule.totalSteps) {
+        // the speed of a shared machine drifts: re-fit the length to the time left, measured over the last
+        // window including evaluations and checkpoints; the new length is recorded in the next checkpoint
+        const perStep = (elapsed() - mark.ms) / (step - mark.step)
+        let total = step + Math.floor(0.99 * Math.max(0, budget - elapsed()) / Math.max(perStep, 1e-3))
+        if (cap !== undefined) total = Math.min(total, cap)
+        total = Math.max(total, warmupSteps, step)
+        if (Math.abs(total - schedule.totalSteps) > 0.02 * schedule.totalSteps) {
+          schedule.totalSteps = total
+          options.onProgress?.({ type: 'schedule', totalSteps: total, secondsPerStep: perStep / 1000 })
+        }
+        mark = { step, ms: elapsed() }
       }
 
       const meanMs = stepTimes.reduce((x, y) => x + y, 0) / stepTimes.length
