@@ -104,10 +104,13 @@ async function main (): Promise<void> {
   }
   const pool = new SignatureVerifierPool({ workers: 2 })
 
+  const onlySync = process.env.ONLY_SYNC === '1'
+  if (!onlySync) {
   // 1. raw signatures
+  let t: number
   const w = Wallet.fromSeed('bench')
   const digests = Array.from({ length: N }, (_, i) => digest('bench', new Uint8Array([i & 255, i >> 8])))
-  let t = performance.now()
+  t = performance.now()
   const sigs = digests.map(d => w.signDigest(d))
   record('sign (1 thread)', N, performance.now() - t)
   t = performance.now()
@@ -150,11 +153,13 @@ async function main (): Promise<void> {
     await rm(dir, { recursive: true, force: true })
   }
 
+  }
+
   // 4. sync of SYNC_N messages from a peer over a real libp2p connection (loopback TCP)
   for (const [validators, votes] of [[1, 1]] as const) {
     const vals = Array.from({ length: validators }, (_, i) => Wallet.fromSeed(`bench-validator-${i}`))
     const chain = loadChain(genesisFor(vals, senders))
-    t = performance.now()
+    let t = performance.now()
     const certs = await cachedCerts(validators, votes, SYNC_N)
     process.stdout.write(`(generated/loaded ${SYNC_N} certificates in ${((performance.now() - t) / 1000).toFixed(1)} s)\n`)
     const dirA = await mkdtemp(join(tmpdir(), 'ponw-bench-a-'))
@@ -183,6 +188,6 @@ async function main (): Promise<void> {
   }
   await pool.close()
   const result = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, rows }
-  await writeFile(join(resultsDir, 'bench.json'), JSON.stringify(result, null, 2) + '\n')
+  await writeFile(join(resultsDir, onlySync ? 'bench-sync.json' : 'bench.json'), JSON.stringify(result, null, 2) + '\n')
   process.stdout.write(`wrote ${join(resultsDir, 'bench.json')}\n`)
 }

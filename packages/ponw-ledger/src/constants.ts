@@ -10,6 +10,9 @@ export const DEFAULT_PUBSUB_SERVICE = 'pubsub'
 /** @default 10_000 ms — every sync read and the whole sync page must arrive within this */
 export const DEFAULT_SYNC_TIMEOUT_MS = 10_000
 
+/** @default 120_000 ms — a sync responder closes a stream after this long without a request */
+export const DEFAULT_SYNC_IDLE_TIMEOUT_MS = 120_000
+
 /** @default 4 MiB — cap on one sync response (and on what a responder puts in one) */
 export const DEFAULT_MAX_SYNC_RESPONSE_BYTES = 4 * 1024 * 1024
 

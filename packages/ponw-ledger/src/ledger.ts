@@ -43,12 +43,6 @@ export interface LedgerEvents {
   'ponw-ledger:evidence': CustomEvent<Evidence>
 }
 
-/** One history entry of an address */
-export interface HistoryEntry extends Outcome {
-  /** local application index (arrival order on this node; not part of consensus) */
-  index: number
-}
-
 function isChain (g: GenesisConfig | Chain): g is Chain {
   return (g as Chain).chainId instanceof Uint8Array
 }
@@ -450,7 +444,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
         out.push(o)
       }
     }
-    out.sort((a, b) => a.sender === b.sender ? Number(a.sequence - b.sequence) : 0)
+    out.sort((a, b) => a.index - b.index)
     return options.limit != null ? out.slice(-options.limit) : out
   }
 

@@ -1,7 +1,7 @@
 import { pbStream } from '@libp2p/utils'
 import { MalformedMessageError, MessageTooLargeError, NotStartedError, TimeoutError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
-import { DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, SYNC_PROTOCOL } from './constants.js'
+import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, SYNC_PROTOCOL } from './constants.js'
 import { Ledger } from './ledger.js'
 import { parseSignedTx } from './messages.js'
 import { Certificate as CertificateCodec, GossipMessage, SyncRequest, SyncResponse } from './pb/ledger.js'
@@ -34,6 +34,8 @@ export interface PonwLedgerInit {
   pubsubService?: string
   /** @default DEFAULT_SYNC_TIMEOUT_MS */
   syncTimeoutMs?: number
+  /** @default DEFAULT_SYNC_IDLE_TIMEOUT_MS */
+  syncIdleTimeoutMs?: number
   /** @default DEFAULT_MAX_SYNC_RESPONSE_BYTES */
   maxSyncResponseBytes?: number
   /** @default DEFAULT_SYNC_PAGE_SIZE */
@@ -307,6 +309,25 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
   }
 
   async #syncOnce (peer: PeerId, options: AbortOptions): Promise<number> {
+    let added = 0
+    // a stream that breaks mid-sync is reopened, resuming from the per-peer cursor
+    for (let attempt = 0; ; attempt++) {
+      try {
+        added += await this.#syncStream(peer, options)
+        break
+      } catch (err: any) {
+        if (attempt >= 2 || options.signal?.aborted === true || !this.#started || err.name === 'InvalidSignatureError' || err.name === 'InvalidMessageError' || err.name === 'MalformedMessageError' || err.name === 'InsufficientQuorumError') {
+          throw err
+        }
+        this.#log('sync with %p interrupted (%s), resuming', peer, err.message)
+      }
+    }
+    this.safeDispatchEvent('ponw-ledger:synced', { detail: { peer, added } })
+    return added
+  }
+
+  /** One sync stream: requests page i+1 before verifying and applying page i, so both sides keep busy */
+  async #syncStream (peer: PeerId, options: AbortOptions): Promise<number> {
     const timeoutMs = this.#init.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS
     const maxBytes = this.#init.maxSyncResponseBytes ?? DEFAULT_MAX_SYNC_RESPONSE_BYTES
     const limit = this.#init.syncPageSize ?? DEFAULT_SYNC_PAGE_SIZE
@@ -315,10 +336,10 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     const stream = await this.#c.connectionManager.openStream(peer, this.#protocol, { signal: timeoutSignal(timeoutMs, options.signal) })
     try {
       const pb = pbStream(stream, { maxDataLength: maxBytes + 1024 })
+      let from = this.#cursor.get(key) ?? 0
+      await pb.write({ from: BigInt(from), limit }, SyncRequest, { signal: timeoutSignal(timeoutMs, options.signal) })
       while (true) {
-        const from = this.#cursor.get(key) ?? 0
         const signal = timeoutSignal(timeoutMs, options.signal)
-        await pb.write({ from: BigInt(from), limit }, SyncRequest, { signal })
         let res: SyncResponse
         try {
           res = await pb.read(SyncResponse, { signal, limits: { certificates: limit } })
@@ -331,13 +352,18 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
         if (res.certificates.length > limit || res.next !== BigInt(from + res.certificates.length)) {
           throw new MalformedMessageError('sync response does not match the request')
         }
+        const more = !res.done && res.certificates.length > 0
+        if (more) {
+          await pb.write({ from: res.next, limit }, SyncRequest, { signal: timeoutSignal(timeoutMs, options.signal) })
+        }
         if (res.certificates.length > 0) {
           const before = this.ledger.state.known.size
           await this.ledger.addCertificates(res.certificates, options)
           added += this.ledger.state.known.size - before
         }
-        this.#cursor.set(key, Number(res.next))
-        if (res.done || res.certificates.length === 0) {
+        from = Number(res.next)
+        this.#cursor.set(key, from)
+        if (!more) {
           break
         }
       }
@@ -346,7 +372,6 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       stream.abort(err as Error)
       throw err
     }
-    this.safeDispatchEvent('ponw-ledger:synced', { detail: { peer, added } })
     return added
   }
 
@@ -359,7 +384,8 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       while (this.#started) {
         let req: SyncRequest
         try {
-          req = await pb.read(SyncRequest, { signal: AbortSignal.timeout(timeoutMs) })
+          // the requester verifies a page before it may ask again: wait longer than one read
+          req = await pb.read(SyncRequest, { signal: AbortSignal.timeout(this.#init.syncIdleTimeoutMs ?? DEFAULT_SYNC_IDLE_TIMEOUT_MS) })
         } catch {
           break // closed or idle
         }

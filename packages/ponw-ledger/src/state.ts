@@ -38,6 +38,8 @@ export interface Outcome {
   deltas: Record<Address, bigint>
   minted: bigint
   burned: bigint
+  /** local application order on this node (not part of the consensus state) */
+  index: number
 }
 
 export interface LedgerTotals {
@@ -212,10 +214,11 @@ export class LedgerState {
   }
 
   #outcome (tx: LedgerTx, status: OutcomeStatus, reason?: string): Outcome {
-    return { id: tx.idHex, sender: tx.sender, sequence: tx.sequence, kind: tx.kind, status, reason, deltas: {}, minted: 0n, burned: 0n }
+    return { id: tx.idHex, sender: tx.sender, sequence: tx.sequence, kind: tx.kind, status, reason, deltas: {}, minted: 0n, burned: 0n, index: 0 }
   }
 
   #record (diff: StateDiff, o: Outcome): void {
+    o.index = this.outcomes.size
     this.outcomes.set(o.id, o)
     diff.outcomes.push(o)
   }
