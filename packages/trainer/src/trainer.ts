@@ -383,7 +383,8 @@ export async function train (options: TrainOptions): Promise<TrainResult> {
       if (evalEvery > 0 && step % evalEvery === 0) await runEval()
       if (ckptEvery > 0 && step % ckptEvery === 0) await save()
     }
-    await runEval()
+    // an interrupted run is continued later: an extra validation point here would not be in an uninterrupted run's curve
+    if (stopped === 'completed' || stopped === 'time-budget') await runEval()
     await save()
     const finalParams = await ex.getParameters()
     return {

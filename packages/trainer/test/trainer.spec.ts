@@ -58,14 +58,15 @@ describe('train on the genesis data', () => {
   }, 60_000)
 
   it('N steps straight = N/2, stop, resume, N/2 more (bit-for-bit, with gradient accumulation)', async () => {
-    const straight = await train(base())
+    // N = 14, N/2 = 7: neither a checkpoint (every 3) nor an evaluation (every 4) falls on the stop
+    const straight = await train({ ...base(), steps: 14 })
     const dir = join(root, 'halves')
-    const half = await train({ ...base(), checkpointDir: dir, stopAtStep: 6 })
+    const half = await train({ ...base(), steps: 14, checkpointDir: dir, stopAtStep: 7 })
     expect(half.stopped).toBe('stop-at-step')
-    expect(half.step).toBe(6)
-    const rest = await train({ ...base(), checkpointDir: dir })
-    expect(rest.resumedFrom).toMatch(/step-00000006/)
-    expect(rest.step).toBe(12)
+    expect(half.step).toBe(7)
+    const rest = await train({ ...base(), steps: 14, checkpointDir: dir })
+    expect(rest.resumedFrom).toMatch(/step-00000007/)
+    expect(rest.step).toBe(14)
     sameWeights(rest.parameters, straight.parameters)
     expect(rest.contentHash).toBe(straight.contentHash)
     // the validation curve is carried over too
