@@ -17,15 +17,37 @@ const packages = [
   'trainer'
 ]
 
-const projects: TestProjectInlineConfiguration[] = packages.map((name) => ({
-  test: {
-    name: `@neuroshard/${name}`,
-    root: `packages/${name}`,
-    include: ['test/**/*.spec.ts'],
-    // multi-node and onnxruntime tests do real work on a 2-core machine
-    testTimeout: 120_000,
-    hookTimeout: 60_000
-  }
-}))
+// runnable programs under examples/; each test runs the example's main() and checks what it returns
+const examples = [
+  'host-gossip',
+  'request-response',
+  'tensor-frames',
+  'robust-aggregation',
+  'onnx-autodiff',
+  'train-tiny',
+  'ledger'
+]
+
+const projects: TestProjectInlineConfiguration[] = [
+  ...packages.map((name) => ({
+    test: {
+      name: `@neuroshard/${name}`,
+      root: `packages/${name}`,
+      include: ['test/**/*.spec.ts'],
+      // multi-node and onnxruntime tests do real work on a 2-core machine
+      testTimeout: 120_000,
+      hookTimeout: 60_000
+    }
+  })),
+  ...examples.map((name) => ({
+    test: {
+      name: `@neuroshard/example-${name}`,
+      root: `examples/${name}`,
+      include: ['test/**/*.spec.ts'],
+      testTimeout: 120_000,
+      hookTimeout: 60_000
+    }
+  }))
+]
 
 export default projects
