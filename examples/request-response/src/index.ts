@@ -112,7 +112,10 @@ export async function main (log: (line: string) => void = console.log): Promise<
     // --- 4. a request larger than the server accepts (100 KB > 64 KiB) ----------------------------------
     const big = { name: 'x'.repeat(100_000), repeat: 1 }
     const requestTooLarge = await expectError(sendRequest(client, server.peerId, PROTOCOL, big, options(1024 * 1024)))
-    const seen = await serverSaw
+    // (bounded wait: a broken server must fail the example, not hang it)
+    const seen = await Promise.race([serverSaw, new Promise<string>((_resolve, reject) => {
+      setTimeout(() => { reject(new Error('the server reported no error within 10 s')) }, 10_000).unref()
+    })])
     log(`a 100 KB request to a server capped at 64 KiB → client: ${requestTooLarge.name}; server's onError: ${seen}`)
 
     return { answer, responseTooLarge, requestTooLarge, serverSaw: seen }
