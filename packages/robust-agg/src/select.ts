@@ -60,8 +60,11 @@ export function pruneNetwork (pairs: Array<[number, number]>, outputs: number[])
   return kept.reverse()
 }
 
-/** A compiled network: sorts the wanted ranks of every coordinate of `rows[0 .. m)` over `[0, len)` in place */
-type CompiledNetwork = (rows: Int32Array[], len: number) => void
+/**
+ * A compiled network: reads the float32 bit patterns `src[0 .. m)` over `[0, len)` and writes the values of the
+ * wanted ranks (as float32 bit patterns) to `dst[k]`, k the position of the rank in the list of outputs.
+ */
+type CompiledNetwork = (src: Int32Array[], dst: Int32Array[], len: number) => void
 
 const networkCache = new Map<string, CompiledNetwork | null>()
 
@@ -80,18 +83,20 @@ function network (m: number, outputs: number[]): CompiledNetwork | null {
     for (const o of outputs) wires.add(o)
     const used = [...wires].sort((a, b) => a - b)
     const lines: string[] = []
-    for (const w of used) lines.push(`const R${w} = rows[${w}]`)
+    for (const w of used) lines.push(`const S${w} = src[${w}]`)
+    outputs.forEach((_, k) => lines.push(`const D${k} = dst[${k}]`))
     lines.push('for (let t = 0; t < len; t++) {')
-    for (const w of used) lines.push(`let v${w} = R${w}[t]`)
+    // float32 bits → int32 key whose integer order is the float order (the map is its own inverse)
+    for (const w of used) lines.push(`let v${w} = S${w}[t]; v${w} ^= (v${w} >> 31) & 0x7fffffff`)
     for (const [a, b] of pairs) {
       // branch-free compare-exchange; every quantity is an integer below 2^33, so exact in doubles
       lines.push(`{ const d = (v${a} - v${b}) * (+(v${a} < v${b})); const lo = v${b} + d; v${b} = v${a} - d; v${a} = lo }`)
     }
-    for (const o of outputs) lines.push(`R${o}[t] = v${o}`)
+    outputs.forEach((o, k) => lines.push(`D${k}[t] = v${o} ^ ((v${o} >> 31) & 0x7fffffff)`))
     lines.push('}')
     try {
       // eslint-disable-next-line no-new-func
-      compiled = new Function('rows', 'len', lines.join('\n')) as CompiledNetwork
+      compiled = new Function('src', 'dst', 'len', lines.join('\n')) as CompiledNetwork
     } catch {
       // a Content-Security-Policy without 'unsafe-eval' forbids compiling: fall back to quickselect
       compiled = null
@@ -99,14 +104,6 @@ function network (m: number, outputs: number[]): CompiledNetwork | null {
     networkCache.set(key, compiled)
   }
   return compiled
-}
-
-/** float32 bit patterns → order-preserving int32 keys (and back: the map is its own inverse) */
-function toKeys (bits: Int32Array, len: number, keys: Int32Array): void {
-  for (let t = 0; t < len; t++) {
-    const b = bits[t]
-    keys[t] = b ^ ((b >> 31) & 0x7fffffff)
-  }
 }
 
 /** What a per-coordinate statistic needs: the ranks it reads, and how it combines the sorted wires */
@@ -125,40 +122,40 @@ export interface OrderStatistic {
 /** Run an order statistic over every coordinate of a set, in blocks */
 export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderStatistic): Float32Array {
   const m = set.count
-  const net = m > NETWORK_MAX || m < 2 ? null : network(m, stat.ranks(m))
+  const ranks = m > NETWORK_MAX || m < 2 ? [] : stat.ranks(m)
+  const net = ranks.length === 0 ? null : network(m, ranks)
   if (net == null) return perCoordinate(set, blockSize, stat.kernel)
   const d = set.d
   const out = new Float32Array(d)
   const reader = new BlockReader(set, blockSize)
   const B = reader.blockSize
-  const keys = Array.from({ length: m }, () => new Int32Array(B))
-  const f32 = new Float32Array(B)
-  const f32bits = new Int32Array(f32.buffer)
-  const valueRows = [new Float32Array(B), new Float32Array(B)]
-  let nextValueRow = 0
+  // mixed vectors are rounded to float32 into these rows first
+  const rounded = set.mix == null ? [] : Array.from({ length: m }, () => new Float32Array(B))
+  const roundedBits = rounded.map(r => new Int32Array(r.buffer))
+  const src: Int32Array[] = roundedBits.length > 0 ? roundedBits : new Array(m)
+  const dstValues = ranks.map(() => new Float32Array(B))
+  const dst = dstValues.map(r => new Int32Array(r.buffer))
+  const slot = new Map(ranks.map((r, k) => [r, k]))
+  const value = (rank: number): Float32Array => dstValues[slot.get(rank) as number]
   const acc = new Float64Array(B)
-  let len = 0
-  const value = (rank: number): Float32Array => {
-    const row = valueRows[nextValueRow]
-    nextValueRow ^= 1
-    const bits = new Int32Array(row.buffer)
-    toKeys(keys[rank], len, bits)
-    return row
-  }
   for (let s = 0; s < d; s += B) {
     const e = Math.min(d, s + B)
-    len = e - s
-    reader.load(s, e)
-    for (let r = 0; r < m; r++) {
-      const row = reader.rows[r]
-      if (row instanceof Float32Array) {
-        toKeys(new Int32Array(row.buffer, row.byteOffset, len), len, keys[r])
-      } else {
-        for (let t = 0; t < len; t++) f32[t] = row[t]
-        toKeys(f32bits, len, keys[r])
+    const len = e - s
+    if (set.mix == null) {
+      // plain inputs: the network reads their float32 bits in place
+      for (let r = 0; r < m; r++) {
+        const x = set.base[r]
+        src[r] = new Int32Array(x.buffer, x.byteOffset + 4 * s, len)
+      }
+    } else {
+      reader.load(s, e)
+      for (let r = 0; r < m; r++) {
+        const row = reader.rows[r]
+        const f = rounded[r]
+        for (let t = 0; t < len; t++) f[t] = row[t]
       }
     }
-    net(keys, len)
+    net(src, dst, len)
     stat.fromRows(value, len, m, out, s, acc)
   }
   return out
