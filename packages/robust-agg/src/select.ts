@@ -9,13 +9,12 @@
  *   stored. No data-dependent branch, no memory traffic per comparator.
  * - larger m: the block is transposed into column order and each coordinate is quickselected in place.
  *   Measured on this project's 2-core machines (CPU time, d = 5·10⁵, median): the compiled network takes
- *   14 / 33 / 116 ms for m = 8 / 16 / 32 against 56 / 153 / 328 ms for insertion sort / quickselect per
- *   coordinate, and still wins at m = 64 (408 vs 629 ms).
+ *   10 / 25 / 48 ms for m = 8 / 16 / 24 against 61 / 165 / 242 ms for insertion sort / quickselect per
+ *   coordinate, and still won at m = 64 (408 vs 629 ms, before the key conversion was inlined).
  * - Values are order statistics of float32 numbers: mixed vectors (after NNM or bucketing inside `compose()`) are
  *   rounded to float32 first, exactly as if the pre-aggregator's output had been materialised.
- * - larger m: the block is transposed into column order and each coordinate is quickselected in place.
  *
- * Either way only an m × blockSize Float64 scratch is allocated, and every coordinate's result depends on that
+ * Either way only O(m × blockSize) scratch is allocated, and every coordinate's result depends on that
  * coordinate alone, so the block size never changes a result.
  */
 import { BlockReader } from './set.js'
