@@ -187,4 +187,36 @@ describe('bounds under at most f arbitrary inputs', () => {
       expect(dist(out, mu)).toBeLessThanOrEqual(2 * h * r / (h - b) * 1.05 + 1e-2)
     }), { numRuns: RUNS })
   })
+
+  it('one CenteredClip step: the f arbitrary inputs move the result by at most (b/n)·τ (each clipped term ≤ τ)', () => {
+    fc.assert(fc.property(attacked(3, 12, n => Math.floor((n - 1) / 2)), fc.double({ min: 0.01, max: 20, noNaN: true }), ({ honest, byz }, tau) => {
+      const n = honest.length + byz.length
+      const start = Float32Array.from(honest[0], (_, j) => honest.reduce((s, x) => s + x[j], 0) / honest.length)
+      const run = (inputs: Float32Array[]): Float32Array => {
+        const cc = centeredClip({ tau, start: 'previous', maxIterations: 1 })
+        cc.setCentre(start)
+        return cc.aggregate(inputs).value
+      }
+      // the same round with the Byzantine inputs replaced by the centre itself (they then contribute nothing)
+      const attackedOut = run([...honest, ...byz])
+      const neutral = run([...honest, ...byz.map(() => start.slice())])
+      expect(dist(attackedOut, neutral)).toBeLessThanOrEqual(byz.length * tau / n * (1 + 1e-6) + 1e-4)
+    }), { numRuns: RUNS })
+  })
+
+  it('NNM → trimmed mean / median stays within 2Δ of the honest mean on every coordinate', () => {
+    // an honest input's n − f nearest lie within Δ of it (the honest ones alone are n − f' ≥ n − f inputs within
+    // Δ), so its mixed vector is within Δ of it and 2Δ of the honest mean; the order statistic then stays within
+    // the range of the honest mixed vectors on every coordinate
+    fc.assert(fc.property(attacked(3, 12, n => Math.floor((n - 1) / 2)), ({ honest, byz, f }) => {
+      const inputs = [...byz, ...honest]
+      let diameter = 0
+      for (const a of honest) for (const b of honest) diameter = Math.max(diameter, dist(a, b))
+      const mu = honestMean(honest)
+      for (const agg of [compose(nnm({ f }), trimmedMean({ f })), compose(nnm({ f }), coordinateMedian())]) {
+        const out = agg.aggregate(inputs).value
+        for (let j = 0; j < out.length; j++) expect(Math.abs(out[j] - mu[j])).toBeLessThanOrEqual(2 * diameter * (1 + 1e-6) + 1e-4)
+      }
+    }), { numRuns: RUNS })
+  })
 })
