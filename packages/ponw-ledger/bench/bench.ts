@@ -1,7 +1,8 @@
 /**
  * Benchmarks of @neuroshard/ponw-ledger. Build, then run with the repo's Node:
  *   cd /work/main && node_modules/.bin/tsc -b packages/ponw-ledger && (cd packages/ponw-ledger && ../../node_modules/.bin/node dist/bench/bench.js)
- * Env: SYNC_N (default 100000) messages for the sync benchmark, N (default 3000) for the others.
+ * Env: SYNC_N (default 100000) messages for the sync benchmark, SYNC_VALIDATORS (default 1; votes per
+ * certificate = floor(2v/3)+1), N (default 3000) for the others, ONLY_SYNC=1 to run only the sync part.
  * Prints a table and writes bench-results/bench.json.
  */
 import { existsSync } from 'node:fs'
@@ -156,7 +157,8 @@ async function main (): Promise<void> {
   }
 
   // 4. sync of SYNC_N messages from a peer over a real libp2p connection (loopback TCP)
-  for (const [validators, votes] of [[1, 1]] as const) {
+  const syncValidators = Number(process.env.SYNC_VALIDATORS ?? 1)
+  for (const [validators, votes] of [[syncValidators, Math.floor(2 * syncValidators / 3) + 1]]) {
     const vals = Array.from({ length: validators }, (_, i) => Wallet.fromSeed(`bench-validator-${i}`))
     const chain = loadChain(genesisFor(vals, senders))
     let t = performance.now()
@@ -189,5 +191,5 @@ async function main (): Promise<void> {
   await pool.close()
   const result = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, rows }
   await writeFile(join(resultsDir, onlySync ? 'bench-sync.json' : 'bench.json'), JSON.stringify(result, null, 2) + '\n')
-  process.stdout.write(`wrote ${join(resultsDir, 'bench.json')}\n`)
+  process.stdout.write(`wrote ${join(resultsDir, onlySync ? 'bench-sync.json' : 'bench.json')}\n`)
 }
