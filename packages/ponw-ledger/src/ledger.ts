@@ -19,6 +19,11 @@ import type { AbortOptions } from '@libp2p/interface'
 
 const log = logger('neuroshard:ponw-ledger:ledger')
 
+/** votes remembered per (validator, sender, sequence) to detect validator equivocation */
+const MAX_SLOT_VOTES = 200_000
+/** messages collecting votes at once */
+const MAX_VOTING = 50_000
+
 export interface LedgerInit {
   /** the genesis (or an already loaded chain) */
   genesis: GenesisConfig | Chain
@@ -395,6 +400,10 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       const evidence: Evidence = { kind: 'validator-equivocation', validator: vote.validator, a: prev.tx.signed, voteA: prev.sig, b: tx.signed, voteB: vote.signature }
       this.safeDispatchEvent('ponw-ledger:evidence', { detail: evidence })
     } else if (prev == null) {
+      // bounded memory: the oldest slots are forgotten first (conflicts are detected while both votes circulate)
+      if (this.#slotVotes.size >= MAX_SLOT_VOTES) {
+        this.#slotVotes.delete(this.#slotVotes.keys().next().value!)
+      }
       this.#slotVotes.set(slot, { tx, sig: vote.signature })
     }
     if (this.state.known.has(tx.idHex)) {
@@ -402,6 +411,9 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     }
     let entry = this.#votes.get(tx.idHex)
     if (entry == null) {
+      if (this.#votes.size >= MAX_VOTING) {
+        this.#votes.delete(this.#votes.keys().next().value!)
+      }
       entry = { tx, votes: new Map() }
       this.#votes.set(tx.idHex, entry)
     }
