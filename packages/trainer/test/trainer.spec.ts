@@ -96,12 +96,16 @@ describe('train on the genesis data', () => {
     await expect(train({ ...base(), steps: 7, checkpointDir: dir })).rejects.toMatchObject({ name: 'ResumeMismatchError' })
   }, 60_000)
 
-  it('a time budget fixes the step count early and stops on time', async () => {
+  it('a time budget sets the step count early and stops on time', async () => {
     const events: TrainEvent[] = []
     const r = await train({ ...base(), steps: undefined, timeBudgetMs: 1500, evalEvery: 0, onProgress: e => events.push(e) })
-    const sched = events.find(e => e.type === 'schedule')
-    expect(sched).toBeDefined()
-    expect(r.totalSteps).toBe(sched?.type === 'schedule' ? sched.totalSteps : -1)
+    // fixed after the first few steps, possibly re-fitted later: the run ends on the last length set
+    const scheds = events.filter(e => e.type === 'schedule')
+    expect(scheds.length).toBeGreaterThan(0)
+    const firstStepAfter = events.findIndex(e => e.type === 'schedule')
+    expect(events.slice(0, firstStepAfter).filter(e => e.type === 'step').length).toBeLessThanOrEqual(5)
+    const last = scheds.at(-1)
+    expect(r.totalSteps).toBe(last?.type === 'schedule' ? last.totalSteps : -1)
     expect(['completed', 'time-budget']).toContain(r.stopped)
     expect(r.elapsedMs).toBeGreaterThanOrEqual(r.stopped === 'time-budget' ? 1500 : 0)
     expect(r.elapsedMs).toBeLessThan(1500 * 3)

@@ -11,6 +11,8 @@ import { rm } from 'node:fs/promises'
 
 /** Tokenizer vocabulary for the `tiny` preset (its own vocabSize, 256, is bytes only) @default 4096 */
 export const DEFAULT_TINY_VOCAB = 4096
+/** Peak learning rate per preset (custom configs use bootstrap's) */
+export const DEFAULT_PRESET_LR: Readonly<Record<PresetName, number>> = Object.freeze({ tiny: 5e-3, small: 1e-3, bootstrap: 6e-4 })
 /** Steps when neither --steps nor --time is given @default 1000 */
 export const DEFAULT_TRAIN_STEPS = 1000
 
@@ -33,7 +35,7 @@ Options:
       --batch-size <n>       sequences per micro-batch (default 16)
       --seq-len <n>          tokens per sequence (default min(128, maxSeqLen))
       --accum <n>            micro-batches per step, gradient accumulation (default 1)
-      --lr <x>               peak learning rate (default 3e-3)
+      --lr <x>               peak learning rate (default 5e-3 tiny, 1e-3 small, 6e-4 bootstrap/custom)
       --warmup <n>           warmup steps (default 100)
       --eval-every <n>       steps between validation losses (default 100)
       --checkpoint-every <n> steps between checkpoints (default 100)
@@ -109,8 +111,8 @@ export async function trainCommand (argv: string[], io: CliIO): Promise<number> 
     steps = int('steps', values.steps)
     if (values.time !== undefined) timeBudgetMs = parseDuration(values.time)
     if (steps === undefined && timeBudgetMs === undefined) steps = DEFAULT_TRAIN_STEPS
-    const lr = values.lr !== undefined ? Number(values.lr) : undefined
-    if (lr !== undefined && !(lr > 0)) throw new Error('--lr must be a positive number')
+    const lr = values.lr !== undefined ? Number(values.lr) : DEFAULT_PRESET_LR[presetName as PresetName] ?? DEFAULT_PRESET_LR.bootstrap
+    if (!(lr > 0)) throw new Error('--lr must be a positive number')
     opts = {
       vocabSize: int('vocab-size', values['vocab-size'], 260) ?? (presetName === 'tiny' ? DEFAULT_TINY_VOCAB : base.vocabSize),
       batchSize: int('batch-size', values['batch-size']) ?? 16,
@@ -199,7 +201,7 @@ export async function trainCommand (argv: string[], io: CliIO): Promise<number> 
       ...(steps !== undefined ? { steps } : {}),
       ...(timeBudgetMs !== undefined ? { timeBudgetMs } : {}),
       seed: opts.seed,
-      ...(opts.lr !== undefined ? { peakLr: opts.lr } : {}),
+      peakLr: opts.lr,
       ...(opts.warmupSteps !== undefined ? { warmupSteps: opts.warmupSteps } : {}),
       ...(opts.evalEvery !== undefined ? { evalEvery: opts.evalEvery } : {}),
       ...(opts.checkpointEvery !== undefined ? { checkpointEvery: opts.checkpointEvery } : {}),
