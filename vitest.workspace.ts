@@ -28,26 +28,22 @@ const examples = [
   'ledger'
 ]
 
-const projects: TestProjectInlineConfiguration[] = [
-  ...packages.map((name) => ({
+function project (name: string, root: string): TestProjectInlineConfiguration {
+  return {
     test: {
-      name: `@neuroshard/${name}`,
-      root: `packages/${name}`,
+      name,
+      root,
       include: ['test/**/*.spec.ts'],
       // multi-node and onnxruntime tests do real work on a 2-core machine
       testTimeout: 120_000,
       hookTimeout: 60_000
     }
-  })),
-  ...examples.map((name) => ({
-    test: {
-      name: `@neuroshard/example-${name}`,
-      root: `examples/${name}`,
-      include: ['test/**/*.spec.ts'],
-      testTimeout: 120_000,
-      hookTimeout: 60_000
-    }
-  }))
+  }
+}
+
+const projects: TestProjectInlineConfiguration[] = [
+  ...packages.map((name) => project(`@neuroshard/${name}`, `packages/${name}`)),
+  ...examples.map((name) => project(`@neuroshard/example-${name}`, `examples/${name}`))
 ]
 
 export default projects

@@ -1,3 +1,4 @@
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { DHT_RECORD_NAMESPACE } from './constants.js'
 import { InvalidRecordError } from './errors.js'
 import { decodeNeuroShardRecord, encodeNeuroShardRecord } from './records.js'
@@ -37,7 +38,7 @@ export async function putNeuroShardRecord (host: NeuroShardHost, key: Uint8Array
   const storedBy: PeerId[] = []
   for await (const event of host.services.dht.put(key, value, options)) {
     if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE' && event.record != null &&
-      bytesEqual(event.record.value, value)) {
+      uint8ArrayEquals(event.record.value, value)) {
       storedBy.push(event.from)
     }
   }
@@ -62,16 +63,4 @@ export async function getNeuroShardRecord (host: NeuroShardHost, key: Uint8Array
     throw err
   }
   return decodeNeuroShardRecord(value)
-}
-
-function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) {
-    return false
-  }
-  for (let i = 0; i < a.byteLength; i++) {
-    if (a[i] !== b[i]) {
-      return false
-    }
-  }
-  return true
 }

@@ -1,4 +1,4 @@
-import { equals } from './bytes.js'
+import { equals } from 'uint8arrays/equals'
 import { checkAmount, decodeAmount, encodeAmount } from './amount.js'
 import { InsufficientQuorumError, InvalidAmountError, InvalidMessageError, InvalidSignatureError, WrongChainError } from './errors.js'
 import { addressBytes, digest, fromHex, toHex, verifyDigest } from './keys.js'

@@ -1,4 +1,4 @@
-import { equals } from './bytes.js'
+import { equals } from 'uint8arrays/equals'
 import { decodeAmount } from './amount.js'
 import { canonicalJSON } from './genesis.js'
 import { digest, toHex } from './keys.js'
