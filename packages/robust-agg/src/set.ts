@@ -93,6 +93,65 @@ function mixRows (mix: readonly SparseRow[], from: Row[], to: Float64Array[], le
   }
 }
 
+/**
+ * Fold a linear combination of a set's virtual vectors onto its base inputs: returns b with
+ * Σ_r coef_r · v_r = Σ_i b_i · base_i (exact algebra; the mixing matrix of the pre-aggregators is applied to
+ * the n coefficients once instead of to n × d values). For a set without mixing rows b is `coef` itself.
+ */
+export function foldCoefficients (set: VectorSet, coef: ArrayLike<number>): Float64Array {
+  const mix = set.mix
+  if (mix == null) return Float64Array.from(coef)
+  const b = new Float64Array(set.base.length)
+  for (let r = 0; r < mix.length; r++) {
+    const c = coef[r]
+    if (c === 0) continue
+    const { index, coef: k } = mix[r]
+    for (let q = 0; q < index.length; q++) b[index[q]] += c * k[q]
+  }
+  return b
+}
+
+/**
+ * Σ_i coef_i · xs_i / divisor in one blocked pass over the inputs with a non-zero coefficient, accumulated in
+ * Float64 in input order per coordinate (four inputs per sweep over the block: a quarter of the accumulator
+ * traffic), rounded to Float32. Per coordinate the result depends on that coordinate only, so the block size
+ * never changes it.
+ */
+export function weightedSum (xs: readonly Float32Array[], coef: ArrayLike<number>, divisor: number, d: number, blockSize: number): Float32Array {
+  const used: number[] = []
+  for (let i = 0; i < xs.length; i++) if (coef[i] !== 0) used.push(i)
+  const rows = used.map(i => xs[i])
+  const c = used.map(i => coef[i])
+  const m = rows.length
+  const out = new Float32Array(d)
+  const B = Math.max(1, Math.min(blockSize, Math.max(1, d)))
+  const acc = new Float64Array(B)
+  for (let s = 0; s < d; s += B) {
+    const e = Math.min(d, s + B)
+    const len = e - s
+    acc.fill(0, 0, len)
+    let q = 0
+    for (; q + 3 < m; q += 4) {
+      const r0 = rows[q]
+      const r1 = rows[q + 1]
+      const r2 = rows[q + 2]
+      const r3 = rows[q + 3]
+      const c0 = c[q]
+      const c1 = c[q + 1]
+      const c2 = c[q + 2]
+      const c3 = c[q + 3]
+      for (let t = 0; t < len; t++) acc[t] += c0 * r0[s + t] + c1 * r1[s + t] + c2 * r2[s + t] + c3 * r3[s + t]
+    }
+    for (; q < m; q++) {
+      const r0 = rows[q]
+      const c0 = c[q]
+      for (let t = 0; t < len; t++) acc[t] += c0 * r0[s + t]
+    }
+    for (let t = 0; t < len; t++) out[s + t] = acc[t] / divisor
+  }
+  return out
+}
+
 /** Resolve the block size of a call */
 export function resolveBlockSize (init?: number, options?: number): number {
   const b = options ?? init ?? DEFAULT_BLOCK_SIZE

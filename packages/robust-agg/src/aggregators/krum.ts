@@ -1,7 +1,7 @@
 import { InvalidParametersError } from '@neuroshard/interface'
 import { checkF, effectiveF, makeAggregator, requireCondition } from '../aggregator.js'
 import { DEFAULT_KRUM_NEIGHBOURS } from '../constants.js'
-import { BlockReader, pairwiseSquaredDistances, requireUniformWeights, toLabels } from '../set.js'
+import { foldCoefficients, pairwiseSquaredDistances, requireUniformWeights, toLabels, weightedSum } from '../set.js'
 import type { Aggregator, CommonInit, VectorSet } from '../types.js'
 
 /**
@@ -113,30 +113,11 @@ export function pick (set: VectorSet, i: number, blockSize: number): Float32Arra
   return combination(set, coef, 1, blockSize)
 }
 
-/** Σ coef_r v_r / divisor, accumulated in Float64 in input order per coordinate; reads only the vectors used */
+/**
+ * Σ coef_r v_r / divisor, accumulated in Float64 in input order per coordinate; reads only the inputs used.
+ * Mixing rows (after a pre-aggregator) are folded into one coefficient per input first, so this is one pass
+ * over the inputs whatever the mixing (the summation order differs from forming the mixed vectors first).
+ */
 export function combination (set: VectorSet, coef: Float64Array, divisor: number, blockSize: number): Float32Array {
-  const used: number[] = []
-  for (let r = 0; r < set.count; r++) if (coef[r] !== 0) used.push(r)
-  const mix = set.mix
-  const sub: VectorSet = mix == null
-    ? { base: used.map(r => set.base[r]), d: set.d, count: used.length }
-    : { base: set.base, d: set.d, count: used.length, mix: used.map(r => mix[r]) }
-  const c = used.map(r => coef[r])
-  const out = new Float32Array(set.d)
-  const reader = new BlockReader(sub, blockSize)
-  const B = reader.blockSize
-  const acc = new Float64Array(B)
-  for (let s = 0; s < set.d; s += B) {
-    const e = Math.min(set.d, s + B)
-    const len = e - s
-    reader.load(s, e)
-    acc.fill(0)
-    for (let q = 0; q < used.length; q++) {
-      const row = reader.rows[q]
-      const cq = c[q]
-      for (let t = 0; t < len; t++) acc[t] += cq * row[t]
-    }
-    for (let t = 0; t < len; t++) out[s + t] = acc[t] / divisor
-  }
-  return out
+  return weightedSum(set.base, foldCoefficients(set, coef), divisor, set.d, blockSize)
 }

@@ -1,5 +1,5 @@
 import { makeAggregator } from '../aggregator.js'
-import { BlockReader } from '../set.js'
+import { BlockReader, foldCoefficients, weightedSum } from '../set.js'
 import type { Aggregator, CommonInit, VectorSet } from '../types.js'
 
 export interface MeanInit extends CommonInit {}
@@ -12,8 +12,25 @@ export function mean (init?: MeanInit): Aggregator {
   return makeAggregator('mean', init, (set, context) => ({ value: meanOfSet(set, context.blockSize) }))
 }
 
-/** Weighted mean of a set: per coordinate, Σ wᵢxᵢ (in input order) divided by Σ wᵢ */
+/**
+ * Weighted mean of a set: per coordinate, Σ wᵢxᵢ (in input order) divided by Σ wᵢ. After a pre-aggregator
+ * (a mixed set: vᵣ = Σᵢ Mᵣᵢ xᵢ) the mean is the fixed linear combination Σᵢ (Σᵣ wᵣ Mᵣᵢ) xᵢ / Σ wᵣ of the inputs,
+ * so the mixing matrix is folded into one coefficient per input and the inputs are read in a single pass
+ * (n multiply-adds per coordinate instead of forming every mixed vector: count × (n − f) for NNM). Same
+ * algebra; the Float64 summation order differs from forming the mixed vectors first (last-bit differences
+ * before the Float32 rounding), and the result still does not depend on the block size.
+ */
 export function meanOfSet (set: VectorSet, blockSize: number): Float32Array {
+  if (set.mix != null) {
+    const w = set.weights
+    let total = set.count
+    if (w != null) {
+      total = 0
+      for (let i = 0; i < set.count; i++) total += w[i]
+    }
+    const coef = w == null ? new Float64Array(set.count).fill(1) : w
+    return weightedSum(set.base, foldCoefficients(set, coef), total, set.d, blockSize)
+  }
   const out = new Float32Array(set.d)
   const reader = new BlockReader(set, blockSize)
   const B = reader.blockSize

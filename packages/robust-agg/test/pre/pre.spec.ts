@@ -16,6 +16,23 @@ describe('nnm (Allouah et al. 2023)', () => {
     expect(r.value[0]).toBe(Math.fround((1 + 1 + 1 + 13 / 3) / 4))
     expect(r.stages?.[0].name).toBe('nnm')
   })
+  it('nnm → mean folds the mixing into one weight per input: same value as materialising the mixed vectors', () => {
+    // folding changes only the Float64 summation order, so the two paths agree to a few ulps of Float64
+    // before the Float32 rounding; compare with the materialised path at a tolerance far below one Float32 ulp
+    let seed = 7
+    const rand = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5 }
+    const ys = Array.from({ length: 11 }, (_, i) => Float32Array.from({ length: 257 }, () => rand() * (i === 3 ? 1e4 : 1)))
+    const folded = compose(nnm({ f: 3 }), mean()).aggregate(ys).value
+    const mixed = nnm({ f: 3 }).transform(ys).vectors
+    for (let j = 0; j < 257; j++) {
+      let sum = 0
+      for (const v of mixed) sum += v[j]
+      // the materialised vectors were rounded to Float32: allow that rounding (relative 2^-24 of each term)
+      let bound = 0
+      for (const v of mixed) bound += Math.abs(v[j]) * 2 ** -23
+      expect(Math.abs(folded[j] - sum / mixed.length)).toBeLessThanOrEqual(bound / mixed.length + Math.abs(sum / mixed.length) * 2 ** -23)
+    }
+  })
   it('composes: nnm → trimmed mean and nnm → Krum', () => {
     const tm = compose(nnm({ f: 1 }), trimmedMean({ f: 1 })).aggregate(xs)
     expect(tm.value[0]).toBe(1) // mixed values 1, 1, 1, 13/3 → drop one 1 and 13/3
