@@ -27,3 +27,12 @@ export const DEFAULT_MAX_PENDING = 10_000
 
 /** @default 4 — concurrent inbound sync streams */
 export const DEFAULT_MAX_INBOUND_SYNC_STREAMS = 4
+
+/**
+ * @default 5_000 ms — evidence is reported by one validator chosen from the evidence key; the validator
+ * ranked r reports only after r × this, and only if no report for that offender was seen meanwhile
+ */
+export const DEFAULT_REPORT_BACKOFF_MS = 5_000
+
+/** @default 10_000 — offenders remembered as already reported (oldest forgotten first) */
+export const DEFAULT_MAX_REPORTED = 10_000

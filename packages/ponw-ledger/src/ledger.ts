@@ -23,6 +23,11 @@ const log = logger('neuroshard:ponw-ledger:ledger')
 const MAX_SLOT_VOTES = 200_000
 /** messages collecting votes at once */
 const MAX_VOTING = 50_000
+/**
+ * Bytes of signed messages held by each of the two vote maps. The count caps alone would let one faulty
+ * validator (votes verify, so only a validator can fill them) pin 250,000 messages of up to 16 KiB: GBs.
+ */
+export const DEFAULT_MAX_VOTE_MEMORY_BYTES = 64 * 1024 * 1024
 
 export interface LedgerInit {
   /** the genesis (or an already loaded chain) */
@@ -37,6 +42,8 @@ export interface LedgerInit {
   now?: () => number
   /** verify large certificate batches (sync) in worker threads */
   verifierPool?: SignatureVerifierPool
+  /** cap on the signed-message bytes each vote map holds @default DEFAULT_MAX_VOTE_MEMORY_BYTES */
+  maxVoteMemoryBytes?: number
 }
 
 export interface LedgerEvents {
@@ -76,6 +83,9 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
   readonly #slotVotes = new Map<string, { tx: LedgerTx, sig: Uint8Array }>()
   /** next sequence this node's wallet will use */
   #nextOwnSeq?: bigint
+  readonly #maxVoteBytes: number
+  #votesBytes = 0
+  #slotVotesBytes = 0
 
   private constructor (init: LedgerInit) {
     super()
@@ -86,6 +96,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     this.verifier = init.verifier ?? new ProofVerifier()
     this.now = init.now ?? Date.now
     this.#pool = init.verifierPool
+    this.#maxVoteBytes = init.maxVoteMemoryBytes ?? DEFAULT_MAX_VOTE_MEMORY_BYTES
     if (init.wallet != null) {
       const i = this.chain.validatorKeys.findIndex(k => toHex(k) === toHex(init.wallet!.publicKey))
       this.validatorIndex = i >= 0 ? i : undefined
@@ -243,7 +254,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       }
       this.#logLength = n
       for (const c of fresh) {
-        this.#votes.delete(c.tx.idHex)
+        this.#dropVoting(c.tx.idHex)
         this.safeDispatchEvent('ponw-ledger:final', { detail: c })
       }
       for (const o of diff.outcomes) {
@@ -308,7 +319,9 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       const prev = await this.store.get(KEYS.voted(tx.sender, tx.sequence))
       if (prev != null) {
         const prevSigned = b64.dec(prev)
-        if (toHex(prevSigned) === toHex(tx.signed)) {
+        // the same Tx under another valid signature is the same message (same id, same vote digest): ECDSA
+        // signatures are not unique, and treating it as a conflict would emit evidence that can never verify
+        if (toHex(prevSigned) === toHex(tx.signed) || parseSignedTx(this.chain, prevSigned, { verifySignature: false }).idHex === tx.idHex) {
           return signVote(this.chain, wallet, index, tx.id)
         }
         const evidence: Evidence = { kind: 'account-equivocation', a: prevSigned, b: tx.signed }
@@ -330,6 +343,12 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       await this.store.batch(ops, true)
       return signVote(this.chain, wallet, index, tx.id)
     })
+  }
+
+  /** True when this validator has voted for a slash report with this evidence key (one per offender) */
+  async evidenceVoted (key: string): Promise<boolean> {
+    this.#assertOpen()
+    return (await this.store.get(KEYS.evidence(key))) != null
   }
 
   async #checkForVote (tx: LedgerTx, options: AbortOptions): Promise<void> {
@@ -400,22 +419,27 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       const evidence: Evidence = { kind: 'validator-equivocation', validator: vote.validator, a: prev.tx.signed, voteA: prev.sig, b: tx.signed, voteB: vote.signature }
       this.safeDispatchEvent('ponw-ledger:evidence', { detail: evidence })
     } else if (prev == null) {
-      // bounded memory: the oldest slots are forgotten first (conflicts are detected while both votes circulate)
-      if (this.#slotVotes.size >= MAX_SLOT_VOTES) {
-        this.#slotVotes.delete(this.#slotVotes.keys().next().value!)
+      // bounded memory (count and bytes): the oldest slots are forgotten first (conflicts are detected while
+      // both votes circulate)
+      while (this.#slotVotes.size > 0 && (this.#slotVotes.size >= MAX_SLOT_VOTES || this.#slotVotesBytes + tx.signed.byteLength > this.#maxVoteBytes)) {
+        const [k, old] = this.#slotVotes.entries().next().value!
+        this.#slotVotes.delete(k)
+        this.#slotVotesBytes -= old.tx.signed.byteLength
       }
       this.#slotVotes.set(slot, { tx, sig: vote.signature })
+      this.#slotVotesBytes += tx.signed.byteLength
     }
     if (this.state.known.has(tx.idHex)) {
       return undefined
     }
     let entry = this.#votes.get(tx.idHex)
     if (entry == null) {
-      if (this.#votes.size >= MAX_VOTING) {
-        this.#votes.delete(this.#votes.keys().next().value!)
+      while (this.#votes.size > 0 && (this.#votes.size >= MAX_VOTING || this.#votesBytes + tx.signed.byteLength > this.#maxVoteBytes)) {
+        this.#dropVoting(this.#votes.keys().next().value!)
       }
       entry = { tx, votes: new Map() }
       this.#votes.set(tx.idHex, entry)
+      this.#votesBytes += tx.signed.byteLength
     }
     entry.votes.set(vote.validator, vote.signature)
     if (!hasQuorum(this.chain, entry.votes.keys())) {
@@ -426,6 +450,19 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     const cert: LedgerCertificate = { tx, votes, bytes }
     await this.addCertificates([cert])
     return cert
+  }
+
+  #dropVoting (id: string): void {
+    const e = this.#votes.get(id)
+    if (e != null) {
+      this.#votes.delete(id)
+      this.#votesBytes -= e.tx.signed.byteLength
+    }
+  }
+
+  /** Bytes of signed messages held to collect votes and to detect validator equivocation (bounded) */
+  get voteMemoryBytes (): number {
+    return this.#votesBytes + this.#slotVotesBytes
   }
 
   /** The epoch of this node's clock */

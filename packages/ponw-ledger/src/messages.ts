@@ -303,6 +303,11 @@ export function parseCertificate (chain: Chain, bytes: Uint8Array, options: Pars
       throw new InvalidMessageError('certificate votes must be sorted by validator and distinct')
     }
     last = v.validator
+    // an index outside the genesis is malformed whatever the signature checking mode (the bulk path
+    // verifies signatures later and would otherwise look up a missing key)
+    if (v.validator >= chain.genesis.validators.length) {
+      throw new InvalidMessageError(`vote of unknown validator ${v.validator}`)
+    }
     if (options.verifyVotes !== false && !verifyVote(chain, tx.id, v)) {
       throw new InvalidSignatureError(`vote of validator ${v.validator} does not verify`)
     }

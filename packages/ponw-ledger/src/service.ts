@@ -1,9 +1,11 @@
 import { pbStream } from '@libp2p/utils'
 import { MalformedMessageError, MessageTooLargeError, NotStartedError, TimeoutError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
-import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, SYNC_PROTOCOL } from './constants.js'
+import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, SYNC_PROTOCOL } from './constants.js'
 import { Ledger } from './ledger.js'
-import { parseSignedTx } from './messages.js'
+import { digest } from './keys.js'
+import { buildTx, parseSignedTx } from './messages.js'
+import { bondedAt, checkSlashReport } from './state.js'
 import { Certificate as CertificateCodec, GossipMessage, SyncRequest, SyncResponse } from './pb/ledger.js'
 import type { Chain, GenesisConfig } from './genesis.js'
 import type { Wallet } from './keys.js'
@@ -44,10 +46,17 @@ export interface PonwLedgerInit {
   syncOnConnect?: boolean
   /** @default DEFAULT_MAX_GOSSIP_BYTES */
   maxGossipBytes?: number
-  /** when evidence is seen and this node has a wallet, submit the slash report @default true */
+  /**
+   * when evidence is seen and this node is a validator, submit the slash report if it is this validator's
+   * turn (see reportBackoffMs) @default true
+   */
   autoReport?: boolean
+  /** @default DEFAULT_REPORT_BACKOFF_MS */
+  reportBackoffMs?: number
   /** @default DEFAULT_MAX_PENDING */
   maxPending?: number
+  /** @default DEFAULT_MAX_VOTE_MEMORY_BYTES */
+  maxVoteMemoryBytes?: number
 }
 
 /** The parts of libp2p's registrar and connection manager this service uses */
@@ -99,7 +108,9 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
   #started = false
   /** messages a validator could not vote on yet (sequence gap, funds on the way) */
   readonly #pending = new Map<string, LedgerTx>()
+  /** evidence keys (one per offender) this node has handled */
   readonly #reported = new Set<string>()
+  readonly #reportTimers = new Set<ReturnType<typeof setTimeout>>()
   /** per-peer position in its sync log */
   readonly #cursor = new Map<string, number>()
   readonly #syncing = new Map<string, Promise<number>>()
@@ -127,7 +138,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     if (this.#started) {
       return
     }
-    const ledger = await Ledger.open({ genesis: this.#init.genesis, path: this.#init.path, wallet: this.#init.wallet, verifier: this.#init.verifier, verifierPool: this.#init.verifierPool, now: this.#init.now })
+    const ledger = await Ledger.open({ genesis: this.#init.genesis, path: this.#init.path, wallet: this.#init.wallet, verifier: this.#init.verifier, verifierPool: this.#init.verifierPool, now: this.#init.now, maxVoteMemoryBytes: this.#init.maxVoteMemoryBytes })
     this.#ledger = ledger
     for (const type of ['ponw-ledger:final', 'ponw-ledger:outcome', 'ponw-ledger:evidence'] as const) {
       ledger.addEventListener(type, (evt: any) => this.safeDispatchEvent(type, { detail: evt.detail }))
@@ -157,6 +168,8 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       this.#pubsub?.unsubscribe(this.#topic)
     } catch {}
     await this.#c.registrar.unhandle(this.#protocol)
+    this.#reportTimers.forEach(t => { clearTimeout(t) })
+    this.#reportTimers.clear()
     await Promise.allSettled(this.#syncing.values())
     await this.#ledger?.close()
     this.#pending.clear()
@@ -270,22 +283,58 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     })
   }
 
+  /**
+   * Reports evidence from this node's account. Every validator that sees an equivocation gets the event, but
+   * validators vote for one report per offender (first seen): if all of them reported at once the votes would
+   * split, no report would reach the quorum, and each reporter's account would be stuck behind a sequence
+   * that can never be final. So validators take turns in an order derived from the evidence key: the first
+   * reports at once, the one ranked r after r × reportBackoffMs and only if no report for that offender was
+   * seen meanwhile. Non-validators do not report automatically (they may still `send` a report).
+   */
   readonly #onEvidence = (evt: CustomEvent<Evidence>): void => {
     const ledger = this.#ledger
-    if (this.#init.autoReport === false || ledger?.wallet == null || !this.#started) {
+    if (this.#init.autoReport === false || ledger?.wallet == null || ledger.validatorIndex == null || !this.#started) {
       return
     }
     const e = evt.detail
-    const key = e.kind === 'account-equivocation' ? `a/${Buffer.from(e.a).toString('hex')}/${Buffer.from(e.b).toString('hex')}` : `v/${e.validator}/${Buffer.from(e.a).toString('hex')}`
-    if (this.#reported.has(key)) {
+    let ev: ReturnType<typeof checkSlashReport>
+    try {
+      ev = checkSlashReport(ledger.chain, buildTx(ledger.chain, ledger.wallet.publicKey, 0n, 0n, { kind: 'slash', evidence: e }).slash!)
+    } catch {
       return
     }
-    this.#reported.add(key)
-    queueMicrotask(() => {
-      this.send({ kind: 'slash', evidence: e }).catch(err => {
+    if (!('key' in ev) || this.#reported.has(ev.key)) {
+      return
+    }
+    if (this.#reported.size >= DEFAULT_MAX_REPORTED) {
+      this.#reported.delete(this.#reported.values().next().value!)
+    }
+    this.#reported.add(ev.key)
+    const rank = reporterRank(ledger.chain.genesis.validators.length, ev.key, ledger.validatorIndex, ev.validator)
+    if (rank == null) {
+      return
+    }
+    const key = ev.key
+    const report = async (): Promise<void> => {
+      if (!this.#started || ledger.state.proofKeys.has(`slash/${key}`) || await ledger.evidenceVoted(key)) {
+        return
+      }
+      if (ev.validator == null) {
+        // a report whose penalty is zero (the offender had nothing bonded) would only cost sequences
+        const off = ledger.state.get(ev.offender)
+        if (off.nextSeq >= ev.sequence && bondedAt(off, ev.sequence) === 0n) {
+          return
+        }
+      }
+      await this.send({ kind: 'slash', evidence: e })
+    }
+    const timer = setTimeout(() => {
+      this.#reportTimers.delete(timer)
+      report().catch(err => {
         this.#log('could not report evidence - %s', err.message)
       })
-    })
+    }, rank * (this.#init.reportBackoffMs ?? DEFAULT_REPORT_BACKOFF_MS))
+    this.#reportTimers.add(timer)
   }
 
   readonly #onConnect = (evt: CustomEvent<PeerId>): void => {
@@ -403,6 +452,31 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       stream.abort(err)
     }
   }
+}
+
+/**
+ * Position of validator `self` in the reporting order of an evidence key: validators sorted by
+ * sha256("neuroshard/ledger/v1/reporter" || 0 || utf8(key) || u32be(index)), the offending validator
+ * (if any) left out. Undefined for the offender itself.
+ */
+export function reporterRank (validators: number, key: string, self: number, offender?: number): number | undefined {
+  if (self === offender) {
+    return undefined
+  }
+  const k = new TextEncoder().encode(key)
+  const score = (i: number): string => {
+    const b = new Uint8Array(4)
+    new DataView(b.buffer).setUint32(0, i)
+    return Buffer.from(digest('neuroshard/ledger/v1/reporter', k, b)).toString('hex')
+  }
+  const mine = score(self)
+  let rank = 0
+  for (let i = 0; i < validators; i++) {
+    if (i !== self && i !== offender && score(i) < mine) {
+      rank++
+    }
+  }
+  return rank
 }
 
 function timeoutSignal (ms: number, signal?: AbortSignal): AbortSignal {

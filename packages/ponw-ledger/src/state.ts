@@ -7,6 +7,7 @@ import { dataBase, inferenceBase, reward, share, trainingBase, uptimeBase } from
 import type { Chain } from './genesis.js'
 import type { Address } from './keys.js'
 import type { LedgerTx } from './messages.js'
+import type { SlashReport } from './pb/ledger.js'
 
 /** One account. Balances are exact bigint base units. */
 export interface AccountState {
@@ -463,7 +464,11 @@ export interface CheckedEvidence {
 
 /** Verifies a fraud proof from its bytes alone (used by the state machine and by validators) */
 export function checkEvidence (chain: Chain, tx: LedgerTx): CheckedEvidence | Fail {
-  const s = tx.tx.slash!
+  return checkSlashReport(chain, tx.tx.slash!)
+}
+
+/** {@link checkEvidence} on the SlashReport body alone */
+export function checkSlashReport (chain: Chain, s: SlashReport): CheckedEvidence | Fail {
   let a: LedgerTx
   let b: LedgerTx
   try {
@@ -475,8 +480,11 @@ export function checkEvidence (chain: Chain, tx: LedgerTx): CheckedEvidence | Fa
   if (a.sender !== b.sender || a.sequence !== b.sequence || equals(a.txBytes, b.txBytes)) {
     return new Fail('evidence messages do not conflict')
   }
+  // The evidence key names the offender only: one penalty per offender and kind. A per-slot key would let
+  // one account (or validator) equivocate on slot after slot and have each report pay the reporter out of
+  // a debt that is never collected once `slashed` exceeds the stake: minted money.
   if (s.kind === EvidenceKind.ACCOUNT_EQUIVOCATION) {
-    return { offender: a.sender, sequence: a.sequence, key: `account/${a.sender}/${a.sequence}` }
+    return { offender: a.sender, sequence: a.sequence, key: `account/${a.sender}` }
   }
   if (s.kind === EvidenceKind.VALIDATOR_EQUIVOCATION) {
     const v = s.validator
@@ -486,7 +494,7 @@ export function checkEvidence (chain: Chain, tx: LedgerTx): CheckedEvidence | Fa
     if (!verifyVote(chain, a.id, { validator: v, signature: s.voteSigA }) || !verifyVote(chain, b.id, { validator: v, signature: s.voteSigB })) {
       return new Fail('evidence votes do not verify')
     }
-    return { offender: chain.validatorAddresses[v], sequence: a.sequence, validator: v, key: `validator/${v}/${a.sender}/${a.sequence}` }
+    return { offender: chain.validatorAddresses[v], sequence: a.sequence, validator: v, key: `validator/${v}` }
   }
   return new Fail('unknown evidence kind')
 }

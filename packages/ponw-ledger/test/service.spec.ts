@@ -110,4 +110,34 @@ describe('ponwLedger service (5 real libp2p hosts on loopback)', () => {
       await n.ledger.ledger.verifyStored()
     }
   })
+
+  it('an equivocation seen by every validator is reported once, slashes the offender and leaves no reporter stuck', async () => {
+    await start()
+    const stake = signTx(chain, carol, 0n, 0n, { kind: 'stake', amount: 8n * NEURO })
+    await nodes[0].ledger.submit(stake)
+    await waitConverged(1, 'carol\'s stake final everywhere')
+    // carol signs two messages for sequence 1 and hands one to each half of the validators; gossip brings
+    // both to everyone, so every validator sees the conflict. Before the fix each validator reported it
+    // at once from its own account, the validators' first-seen votes split between the four reports, none
+    // reached the quorum, and every validator's account was left behind a sequence that can never be final.
+    const a = signTx(chain, carol, 1n, 0n, { kind: 'transfer', to: bob.address, amount: NEURO })
+    const b = signTx(chain, carol, 1n, 0n, { kind: 'transfer', to: dave.address, amount: NEURO })
+    await Promise.all([nodes[0].ledger.submit(a), nodes[2].ledger.submit(b), nodes[1].ledger.submit(a), nodes[3].ledger.submit(b)])
+    const slashed = (): boolean => nodes.every(x => x.ledger.ledger.account(carol.address).slashed === 4n * NEURO)
+    await waitFor(slashed, nodes.map(x => x.ledger), ['ponw-ledger:final', 'ponw-ledger:outcome', 'ponw-ledger:synced'], 30_000, 'one slash report to become final')
+    // every validator can still get a message of its own finalised (no hole in its sequence)
+    const own: string[] = []
+    for (const v of nodes.slice(0, 4)) {
+      own.push((await v.ledger.send({ kind: 'uptime', epoch: v.ledger.ledger.currentEpoch(), heartbeats: 1 })).idHex)
+    }
+    await waitFor(() => nodes.every(x => x.ledger.ledger.state.queued.size === 0 && own.every(id => x.ledger.ledger.state.outcomes.get(id)?.status === 'applied')), nodes.map(x => x.ledger), ['ponw-ledger:final', 'ponw-ledger:outcome'], 30_000, 'each validator\'s own next message to be final')
+    const hash = nodes[0].ledger.ledger.stateHash()
+    for (const n of nodes) {
+      expect(n.ledger.ledger.account(carol.address).slashed).toBe(4n * NEURO)
+      expect(n.ledger.ledger.stateHash()).toBe(hash)
+    }
+    const reports = [...nodes[0].ledger.ledger.state.outcomes.values()].filter(o => o.kind === 'slash')
+    expect(reports).toHaveLength(1)
+    expect(reports[0].status).toBe('applied')
+  })
 })

@@ -1,0 +1,186 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { NEURO } from '../src/amount.js'
+import { Wallet } from '../src/keys.js'
+import { Ledger } from '../src/ledger.js'
+import { encodeCertificate, parseCertificate, parseSignedTx, signVote } from '../src/messages.js'
+import { SignedTx } from '../src/pb/ledger.js'
+import { LedgerState } from '../src/state.js'
+import { alice, bob, carol, certify, dave, prng, shuffle, sign, testChain, validators } from './fixtures.js'
+import type { Evidence, LedgerTx } from '../src/messages.js'
+
+const chain = testChain()
+
+function final (t: LedgerTx): LedgerTx {
+  return parseCertificate(chain, certify(chain, t)).tx
+}
+
+/**
+ * Slash debt that no stake stands behind: Σ max(0, slashed − bonded − unbonding). Reporter shares are paid
+ * out of `slashed`, so any such debt is money that was paid out of nothing.
+ */
+function uncovered (s: LedgerState): bigint {
+  let x = 0n
+  for (const a of s.accounts.values()) {
+    const d = a.slashed - a.bonded - a.unbonding.reduce((y, e) => y + e.amount, 0n)
+    x += d > 0n ? d : 0n
+  }
+  return x
+}
+
+describe('security: slashing cannot mint', () => {
+  it('an account that equivocates on many slots is slashed once; reports cannot pay out of an uncollectable debt', () => {
+    // carol stakes 8 NEURO, then signs two messages for each of the sequences 1..5 (one of each pair is
+    // final); dave reports every pair. Before the fix every report charged another 4 NEURO of "debt" to
+    // carol and paid dave 0.4 NEURO, far past carol's 8 NEURO stake: money from nothing.
+    const txs: LedgerTx[] = [sign(chain, carol, 0n, { kind: 'stake', amount: 8n * NEURO })]
+    for (let q = 1n; q <= 5n; q++) {
+      const a = sign(chain, carol, q, { kind: 'transfer', to: bob.address, amount: 1n })
+      const b = sign(chain, carol, q, { kind: 'transfer', to: alice.address, amount: 1n })
+      txs.push(a)
+      txs.push(sign(chain, dave, q - 1n, { kind: 'slash', evidence: { kind: 'account-equivocation', a: a.signed, b: b.signed } }))
+    }
+    const finals = txs.map(final)
+    const hashes = new Set<string>()
+    for (let seed = 0; seed < 6; seed++) {
+      const s = new LedgerState(chain)
+      for (const t of seed === 0 ? finals : shuffle(finals, prng(seed))) {
+        s.addFinal([t])
+      }
+      const c = s.get(carol.address)
+      expect(c.slashed).toBe(4n * NEURO) // half the 8 NEURO bonded, once
+      expect(s.get(dave.address).balance).toBe(4n * NEURO / 10n)
+      expect(s.totals.slashed).toBe(4n * NEURO)
+      expect(uncovered(s)).toBe(0n)
+      const reports = [...s.outcomes.values()].filter(o => o.kind === 'slash')
+      expect(reports.filter(o => o.status === 'applied')).toHaveLength(1)
+      expect(reports.filter(o => o.status === 'failed').every(o => o.reason === 'evidence already used')).toBe(true)
+      hashes.add(s.stateHash())
+    }
+    // dave's reports apply in his own sequence order, so the same one wins in every arrival order
+    expect(hashes.size).toBe(1)
+  })
+
+  it('a validator that equivocates on many slots is slashed once (at most slashFraction of its genesis stake)', () => {
+    const txs: LedgerTx[] = []
+    for (let q = 0n; q < 4n; q++) {
+      const a = sign(chain, alice, q, { kind: 'transfer', to: bob.address, amount: 1n })
+      const b = sign(chain, alice, q, { kind: 'transfer', to: dave.address, amount: 1n })
+      txs.push(a)
+      const voteA = signVote(chain, validators[3], 3, a.id).signature
+      const voteB = signVote(chain, validators[3], 3, b.id).signature
+      txs.push(sign(chain, carol, q, { kind: 'slash', evidence: { kind: 'validator-equivocation', validator: 3, a: a.signed, voteA, b: b.signed, voteB } }))
+    }
+    const s = new LedgerState(chain)
+    s.addFinal(txs.map(final))
+    const v3 = s.get(validators[3].address)
+    expect(v3.slashed).toBe(500n * NEURO)
+    expect(s.get(carol.address).balance).toBe(10n * NEURO + 50n * NEURO)
+    expect(uncovered(s)).toBe(0n)
+  })
+})
+
+describe('security: validator rule', () => {
+  let dirs: string[] = []
+  let vals: Ledger[] = []
+
+  beforeEach(async () => {
+    vals = []
+    for (const w of validators) {
+      const dir = await mkdtemp(join(tmpdir(), 'ponw-ledger-sec-'))
+      dirs.push(dir)
+      vals.push(await Ledger.open({ genesis: chain, path: dir, wallet: w, now: () => 0 }))
+    }
+  })
+
+  afterEach(async () => {
+    await Promise.allSettled(vals.map(async l => l.close()))
+    await Promise.allSettled(dirs.map(async d => rm(d, { recursive: true, force: true })))
+    dirs = []
+  })
+
+  async function finalise (tx: LedgerTx, who = [0, 1, 2, 3]): Promise<void> {
+    const votes = []
+    for (const i of who) {
+      votes.push(await vals[i].vote(tx))
+    }
+    for (const l of vals) {
+      for (const v of votes) {
+        await l.addVote(tx, v)
+      }
+    }
+  }
+
+  it('validators refuse a second slash report against an offender already reported', async () => {
+    await finalise(sign(chain, carol, 0n, { kind: 'stake', amount: 8n * NEURO }))
+    const reports: LedgerTx[] = []
+    for (let q = 1n; q <= 2n; q++) {
+      const a = sign(chain, carol, q, { kind: 'transfer', to: bob.address, amount: 1n })
+      const b = sign(chain, carol, q, { kind: 'transfer', to: alice.address, amount: 1n })
+      await finalise(a)
+      reports.push(sign(chain, dave, q - 1n, { kind: 'slash', evidence: { kind: 'account-equivocation', a: a.signed, b: b.signed } }))
+    }
+    await finalise(reports[0])
+    await expect(vals[0].vote(reports[1])).rejects.toHaveProperty('name', 'ReplayError')
+    for (const l of vals) {
+      expect(l.account(carol.address).slashed).toBe(4n * NEURO)
+      expect(l.balance(dave.address)).toBe(4n * NEURO / 10n)
+    }
+  })
+
+  it('one message under a second valid signature is the same message: no equivocation, no evidence', async () => {
+    const a = sign(chain, bob, 0n, { kind: 'transfer', to: alice.address, amount: NEURO })
+    // ECDSA with fresh randomness gives another valid low-S signature over the same id
+    const secret = (bob as any).exportSecret() as Uint8Array
+    let sig2: Uint8Array
+    do {
+      sig2 = secp256k1.sign(a.id, secret, { prehash: false, lowS: true, extraEntropy: true })
+    } while (Buffer.from(sig2).equals(Buffer.from(a.signature)))
+    const a2 = parseSignedTx(chain, SignedTx.encode({ tx: Uint8Array.from(a.txBytes), signature: Uint8Array.from(sig2) }))
+    expect(a2.idHex).toBe(a.idHex)
+    expect(Buffer.from(a2.signed).equals(Buffer.from(a.signed))).toBe(false)
+    const evidence: Evidence[] = []
+    vals[0].addEventListener('ponw-ledger:evidence', e => evidence.push(e.detail))
+    const v1 = await vals[0].vote(a)
+    // before the fix: EquivocationError, and the "evidence" made a validator sign a slash report that can
+    // never be final (the two messages do not conflict), leaving a hole in its own sequence
+    const v2 = await vals[0].vote(a2)
+    expect(Buffer.from(v2.signature).equals(Buffer.from(v1.signature))).toBe(true)
+    expect(evidence).toHaveLength(0)
+  })
+})
+
+describe('security: malformed certificates and vote memory', () => {
+  it('a certificate vote from an index outside the genesis is malformed even when signatures are checked later', () => {
+    const t = sign(chain, alice, 0n, { kind: 'transfer', to: bob.address, amount: 1n })
+    const votes = [0, 1, 2].map(i => signVote(chain, validators[i], i, t.id))
+    votes.push({ validator: 7, signature: new Uint8Array(64).fill(1) })
+    const bytes = encodeCertificate(t, votes)
+    // the bulk (worker pool) path parses without vote checks, then looks up each voter's key
+    expect(() => parseCertificate(chain, bytes, { verifySignature: false, verifyVotes: false })).toThrow(expect.objectContaining({ name: 'InvalidMessageError' }))
+    expect(() => parseCertificate(chain, bytes)).toThrow(expect.objectContaining({ name: 'InvalidMessageError' }))
+  })
+
+  it('votes of a faulty validator for many large junk messages cannot grow memory past the byte cap', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ponw-ledger-sec-'))
+    const cap = 256 * 1024
+    const l = await Ledger.open({ genesis: chain, path: dir, now: () => 0, maxVoteMemoryBytes: cap })
+    try {
+      for (let i = 0; i < 60; i++) {
+        // ~14 KiB each: a training proof with many batch losses, from a fresh sender
+        const w = Wallet.fromSeed(`junk-${i}`)
+        const n = 1500
+        const t = sign(chain, w, 0n, { kind: 'training', round: 0n, modelHash: new Uint8Array(32), shardIds: [1], tokens: 1n, batches: BigInt(n), lossBeforeMicro: 0n, lossAfterMicro: 0n, pseudoGradientHash: new Uint8Array(32), batchLossMicro: new Array(n).fill(1n << 60n) })
+        expect(t.signed.byteLength).toBeGreaterThan(8 * 1024)
+        await l.addVote(t, signVote(chain, validators[3], 3, t.id))
+        expect(l.voteMemoryBytes).toBeLessThanOrEqual(2 * cap)
+      }
+    } finally {
+      await l.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
