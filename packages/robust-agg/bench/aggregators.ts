@@ -1,10 +1,11 @@
 /**
  * Time per aggregator for n ∈ {8, 16, 32} and d ∈ {10⁶} (quick, default) or {10⁶, 10⁷} (`--full`), with each
- * one's ratio to the plain mean measured in the same run (CPU time of this single-threaded process). Prints a table and writes JSON to bench-results/.
+ * one's ratio to the plain mean measured in the same run (CPU time of this single-threaded process; median of
+ * interleaved rounds after a warm-up). Prints a table and writes JSON to bench-results/.
  *
  *   node_modules/.bin/tsc -b packages/robust-agg && node_modules/.bin/node packages/robust-agg/dist/bench/aggregators.js [--full]
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { bucketing, centeredClip, compose, coordinateMedian, geometricMedian, krum, mean, multiKrum, nnm, trimmedMean } from '../src/index.js'
@@ -31,32 +32,31 @@ function randomInputs (n: number, d: number, seed: number): Float32Array[] {
   })
 }
 
-interface Row { n: number, d: number, f: number, aggregator: string, ms: number, meanMs: number, ratio: number, goal: string, goalRatio: number, iterations?: number }
+interface Row { n: number, d: number, f: number, aggregator: string, ms: number, meanMs: number, ratio: number, goal: string, goalRatio: number, met?: boolean, samples: number[], iterations?: number }
 
 /**
  * The machine may be shared: times are this process's CPU time (user + system, from process.cpuUsage; the code
- * is single-threaded), each aggregator's runs alternate with runs of the mean, and the ratio is
- * min(aggregator) / min(mean over the same window), so a burst of load elsewhere hits both sides.
+ * is single-threaded). For every (n, d) all aggregators are warmed up (a small problem, then one full-size
+ * call each), then timed in `rounds` interleaved rounds: each round runs the mean, then every aggregator, each
+ * followed by another run of the mean. A row's time is the median of its rounds and its ratio is that median
+ * over the median of every mean run of the same (n, d), so a burst of load elsewhere hits both sides. The mean
+ * row is the baseline (ratio 1 by definition), not a goal.
  */
 function cpuMs (): number {
   const u = process.cpuUsage()
   return (u.user + u.system) / 1000
 }
 
-function timePair (agg: Aggregator, base: Aggregator, inputs: Float32Array[], reps: number): { ms: number, baseMs: number, iterations?: number } {
-  let best = Infinity
-  let bestBase = Infinity
-  let iterations: number | undefined
-  for (let r = 0; r < reps; r++) {
-    let t0 = cpuMs()
-    base.aggregate(inputs)
-    bestBase = Math.min(bestBase, cpuMs() - t0)
-    t0 = cpuMs()
-    const res = agg.aggregate(inputs)
-    best = Math.min(best, cpuMs() - t0)
-    iterations = res.iterations
-  }
-  return { ms: best, baseMs: bestBase, iterations }
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const k = s.length >> 1
+  return (s.length & 1) === 1 ? s[k] : (s[k - 1] + s[k]) / 2
+}
+
+function time (agg: Aggregator, inputs: Float32Array[]): { ms: number, iterations?: number } {
+  const t0 = cpuMs()
+  const res = agg.aggregate(inputs)
+  return { ms: cpuMs() - t0, iterations: res.iterations }
 }
 
 const rows: Row[] = []
@@ -64,10 +64,10 @@ for (const d of ds) {
   for (const n of ns) {
     const f = Math.floor(n / 4)
     const inputs = randomInputs(n, d, 12345 + n)
-    const reps = d >= 10_000_000 ? 2 : 4
+    const rounds = d >= 10_000_000 ? 3 : 5
     const cc = centeredClip({ tau: 1, start: 'previous', maxIterations: 1 })
+    const base = mean()
     const cases: Array<{ agg: Aggregator, goal: string, goalRatio: (it?: number) => number }> = [
-      { agg: mean(), goal: '1', goalRatio: () => 1 },
       { agg: coordinateMedian(), goal: '≤ 4', goalRatio: () => 4 },
       { agg: trimmedMean({ f }), goal: '≤ 4', goalRatio: () => 4 },
       { agg: krum({ f }), goal: '≤ n/2', goalRatio: () => n / 2 },
@@ -79,21 +79,47 @@ for (const d of ds) {
       { agg: cc, goal: '≤ it+1', goalRatio: it => (it ?? 0) + 1 },
       { agg: centeredClip({ tau: 1, start: 'median', maxIterations: CC_ITERATIONS, tolerance: 0 }), goal: '≤ it+1', goalRatio: it => (it ?? 0) + 1 }
     ]
-    // warm up the JIT on a small problem
+    // warm up the JIT on a small problem, then once at full size
     const small = randomInputs(n, 5000, 1)
+    base.aggregate(small)
     for (const c of cases) c.agg.aggregate(small)
     cc.setCentre(new Float32Array(d))
-    const base = mean()
+    base.aggregate(inputs)
     for (const c of cases) {
-      const { ms, baseMs: meanMs, iterations } = timePair(c.agg, base, inputs, reps)
+      c.agg.aggregate(inputs)
+      if (c.agg === cc) cc.setCentre(new Float32Array(d))
+    }
+    const meanSamples: number[] = []
+    const samples = cases.map(() => [] as number[])
+    const its: Array<number | undefined> = cases.map(() => undefined)
+    for (let r = 0; r < rounds; r++) {
+      meanSamples.push(time(base, inputs).ms)
+      cases.forEach((c, k) => {
+        // the L = 1 CenteredClip row always starts from the same stored centre
+        if (c.agg === cc) cc.setCentre(new Float32Array(d))
+        const { ms, iterations } = time(c.agg, inputs)
+        samples[k].push(ms)
+        its[k] = iterations
+        meanSamples.push(time(base, inputs).ms)
+      })
+    }
+    const meanMs = median(meanSamples)
+    const emit = (row: Row): void => {
+      rows.push(row)
+      const verdict = row.met == null ? '' : row.met ? '  met' : '  MISSED'
+      process.stdout.write(`n=${String(n).padEnd(3)} d=${d.toExponential(0).padEnd(6)} f=${String(f).padEnd(2)} ${row.aggregator.padEnd(40)} ${row.ms.toFixed(1).padStart(9)} ms (mean ${meanMs.toFixed(1).padStart(7)} ms)  ×${row.ratio.toFixed(2).padStart(6)}  goal ${row.goal}${Number.isFinite(row.goalRatio) ? ` (${row.goalRatio})` : ''}${verdict}\n`)
+    }
+    emit({ n, d, f, aggregator: 'mean (baseline)', ms: meanMs, meanMs, ratio: 1, goal: 'baseline', goalRatio: NaN, samples: meanSamples })
+    cases.forEach((c, k) => {
       let name = c.agg.name
       if (c.agg === cc) name += ' (previous, L=1)'
       else if (name === 'centered-clip') name += ` (median, L=${CC_ITERATIONS})`
       else if (name === 'geometric-median') name += ` (${GM_ITERATIONS} it)`
-      const row: Row = { n, d, f, aggregator: name, ms, meanMs, ratio: ms / meanMs, goal: c.goal, goalRatio: c.goalRatio(iterations), iterations }
-      rows.push(row)
-      process.stdout.write(`n=${String(n).padEnd(3)} d=${d.toExponential(0).padEnd(6)} f=${String(f).padEnd(2)} ${name.padEnd(40)} ${ms.toFixed(1).padStart(9)} ms (mean ${meanMs.toFixed(1).padStart(7)} ms)  ×${row.ratio.toFixed(2).padStart(6)}  goal ${c.goal}${Number.isFinite(row.goalRatio) ? ` (${row.goalRatio})` : ''}${Number.isFinite(row.goalRatio) && row.ratio > row.goalRatio ? '  MISSED' : ''}\n`)
-    }
+      const ms = median(samples[k])
+      const goalRatio = c.goalRatio(its[k])
+      const ratio = ms / meanMs
+      emit({ n, d, f, aggregator: name, ms, meanMs, ratio, goal: c.goal, goalRatio, met: Number.isFinite(goalRatio) ? ratio <= goalRatio : undefined, samples: samples[k], iterations: its[k] })
+    })
   }
 }
 
@@ -101,5 +127,5 @@ const here = dirname(fileURLToPath(import.meta.url))
 const outDir = join(here, '..', '..', 'bench-results')
 mkdirSync(outDir, { recursive: true })
 const file = join(outDir, `aggregators${full ? '-full' : ''}.json`)
-writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, full, rows }, null, 2))
+writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, full, loadavg: readFileSync('/proc/loadavg', 'utf8').trim(), rows }, null, 2))
 process.stdout.write(`wrote ${file}\n`)

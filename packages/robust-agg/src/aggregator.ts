@@ -21,23 +21,54 @@ export function commonInit (name: string, init: CommonInit | undefined): { nonFi
   return { nonFinite, blockSize }
 }
 
-/** Build an aggregator from its set implementation */
+/**
+ * Build an aggregator from its set implementation.
+ *
+ * `optimistic`, when given, is tried first on the inputs *without* the separate non-finite check pass: it must
+ * run the same computation as `aggregateSet` and return its result only if its own first pass proved every
+ * input finite (e.g. every per-input Float64 distance sum is finite, which holds iff every input and the
+ * reference point are), else `undefined` without side effects. Then (or if it throws) the ordinary path runs:
+ * check, drop or reject, aggregate. Results and errors are the same either way; the common all-finite call
+ * saves one read of the n × d inputs.
+ */
 export function makeAggregator (
   name: string,
   init: CommonInit | undefined,
-  aggregateSet: (set: VectorSet, context: AggregationContext) => AggregationResult
+  aggregateSet: (set: VectorSet, context: AggregationContext) => AggregationResult,
+  optimistic?: (set: VectorSet, context: AggregationContext) => AggregationResult | undefined
 ): Aggregator {
   const { nonFinite, blockSize } = commonInit(name, init)
   return {
     name,
     aggregateSet,
     aggregate (inputs: readonly Float32Array[], options?: AggregateOptions): AggregationResult {
+      if (optimistic != null) {
+        let fast: AggregationResult | undefined
+        try {
+          const unchecked = prepareInputs(name, inputs, options, nonFinite, blockSize, false)
+          fast = optimistic(unchecked.set, unchecked.context)
+        } catch {
+          // a validity condition or similar: let the ordinary path (check first) raise the error it raises
+          fast = undefined
+        }
+        if (fast != null) {
+          if (nonFinite === 'drop') fast.dropped = []
+          return fast
+        }
+      }
       const { set, context, dropped } = prepareInputs(name, inputs, options, nonFinite, blockSize)
       const result = aggregateSet(set, context)
       if (nonFinite === 'drop') result.dropped = dropped
       return result
     }
   }
+}
+
+/** Whether every per-input Float64 sum is finite (so every input was, see `makeAggregator`'s `optimistic`) */
+export function allFinite (sums: ArrayLike<number>): boolean {
+  let acc = 0
+  for (let i = 0; i < sums.length; i++) acc += sums[i] * 0
+  return acc === 0
 }
 
 /** Validate a Byzantine count f given at construction */

@@ -175,13 +175,18 @@ export function isFiniteVector (x: Float32Array): boolean {
   return Number.isFinite(s0 + s1)
 }
 
-/** Validate the inputs of a call and build the identity set over them */
+/**
+ * Validate the inputs of a call and build the identity set over them. With `checkFinite` false the pass that
+ * looks for NaN / ±Inf is skipped (the caller must then prove the inputs finite some other way, see
+ * `makeAggregator`'s `optimistic`).
+ */
 export function prepareInputs (
   name: string,
   inputs: readonly Float32Array[],
   options: AggregateOptions | undefined,
   policy: NonFinitePolicy,
-  blockSizeInit: number | undefined
+  blockSizeInit: number | undefined,
+  checkFinite = true
 ): { set: VectorSet, context: AggregationContext, dropped: number[] } {
   if (!Array.isArray(inputs) || inputs.length === 0) {
     throw new InvalidParametersError(`${name}: needs at least one input vector`)
@@ -214,8 +219,11 @@ export function prepareInputs (
   }
   const blockSize = resolveBlockSize(blockSizeInit, options?.blockSize)
   const bad: number[] = []
-  for (let i = 0; i < inputs.length; i++) {
-    if (!isFiniteVector(inputs[i])) bad.push(i)
+  // skipped (checkFinite false) only by aggregators whose first pass proves every input finite itself
+  if (checkFinite) {
+    for (let i = 0; i < inputs.length; i++) {
+      if (!isFiniteVector(inputs[i])) bad.push(i)
+    }
   }
   if (bad.length > 0 && policy === 'reject') {
     throw new NonFiniteInputError(`${name}: inputs ${bad.join(', ')} contain NaN or ±Infinity (policy 'reject')`, bad)

@@ -89,3 +89,60 @@ describe('invalid inputs', () => {
     for (const c of cases) expect(thrown(c).name).toBe('InvalidParametersError')
   })
 })
+
+describe('geometric median and CenteredClip skip the separate non-finite pass (their first pass proves finiteness)', () => {
+  const base = (): Float32Array[] => Array.from({ length: 7 }, (_, i) => Float32Array.from({ length: 50 }, (_, j) => Math.sin(i * 7 + j) * (i + 1)))
+  const makers = [
+    () => geometricMedian({ maxIterations: 5 }),
+    () => centeredClip({ tau: 1, start: 'median', maxIterations: 4 }),
+    () => centeredClip({ tau: 1, start: 'mean', maxIterations: 4 }),
+    () => centeredClip({ tau: 1, start: 'zero', maxIterations: 4 })
+  ]
+  function bytes (x: Float32Array): string {
+    return Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('hex')
+  }
+  it('finite inputs: the same bytes as the checked path (compose)', () => {
+    for (const make of makers) {
+      const xs = base()
+      const fast = make().aggregate(xs, { weights: [1, 2, 3, 4, 5, 6, 0] })
+      const checked = compose(make()).aggregate(xs, { weights: [1, 2, 3, 4, 5, 6, 0] })
+      expect(bytes(fast.value)).toBe(bytes(checked.value))
+      expect(fast.scores).toEqual(checked.scores)
+    }
+  })
+  it('NaN / ±Inf anywhere (also in a zero-weight input) are still rejected with their indices, or dropped', () => {
+    for (const make of makers) {
+      for (const [i, j, v] of [[0, 0, NaN], [6, 49, Infinity], [3, 17, -Infinity]] as const) {
+        const xs = base()
+        xs[i][j] = v
+        const err = thrown(() => make().aggregate(xs, { weights: [1, 1, 1, 1, 1, 1, 0] }))
+        expect(err.name).toBe('NonFiniteInputError')
+        expect((err as Error & { indices: number[] }).indices).toEqual([i])
+      }
+      const xs = base()
+      xs[2][5] = NaN
+      const kept = xs.filter((_, k) => k !== 2)
+      const dropped = compose({ nonFinite: 'drop' }, make()).aggregate(xs)
+      expect(dropped.dropped).toEqual([2])
+      expect(bytes(dropped.value)).toBe(bytes(make().aggregate(kept).value))
+    }
+  })
+  it('policy drop on the aggregator itself', () => {
+    const xs = base()
+    xs[5][0] = Infinity
+    const kept = xs.filter((_, k) => k !== 5)
+    const r = geometricMedian({ maxIterations: 5, nonFinite: 'drop' }).aggregate(xs)
+    expect(r.dropped).toEqual([5])
+    expect(bytes(r.value)).toBe(bytes(geometricMedian({ maxIterations: 5 }).aggregate(kept).value))
+    const ok = centeredClip({ tau: 1, start: 'median', nonFinite: 'drop' }).aggregate(base())
+    expect(ok.dropped).toEqual([])
+  })
+  it('CenteredClip keeps its stored centre when the inputs turn out non-finite', () => {
+    const cc = centeredClip({ tau: 1 })
+    cc.setCentre(new Float32Array(50).fill(0.5))
+    const xs = base()
+    xs[4][10] = NaN
+    expect(thrown(() => cc.aggregate(xs)).name).toBe('NonFiniteInputError')
+    expect(Array.from(cc.centre ?? [])).toEqual(new Array(50).fill(0.5))
+  })
+})

@@ -1,5 +1,5 @@
 import { InvalidParametersError } from '@neuroshard/interface'
-import { checkF, effectiveF, makeAggregator, requireCondition } from '../aggregator.js'
+import { allFinite, checkF, effectiveF, makeAggregator, requireCondition } from '../aggregator.js'
 import {
   DEFAULT_CENTERED_CLIP_ITERATIONS_PREVIOUS,
   DEFAULT_CENTERED_CLIP_MAX_ITERATIONS,
@@ -8,7 +8,7 @@ import {
 import { LengthMismatchError, NonFiniteInputError } from '../errors.js'
 import { medianStatistic, orderStatistic } from '../select.js'
 import { normalisedWeights, isFiniteVector } from '../set.js'
-import type { Aggregator, CommonInit } from '../types.js'
+import type { AggregationContext, AggregationResult, Aggregator, CommonInit, VectorSet } from '../types.js'
 import { distancesTo, fusedPass } from './geometric-median.js'
 
 /**
@@ -74,7 +74,7 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
   let previous: Float32Array | undefined
   const median = medianStatistic('mean-of-middle')
 
-  const agg = makeAggregator(name, init, (set, context) => {
+  const run = (set: VectorSet, context: AggregationContext, verify: boolean): AggregationResult | undefined => {
     if (f != null) {
       const fe = effectiveF(name, f, context)
       requireCondition(2 * fe < set.count, `${name} requires f < n/2; got n = ${set.count}, f = ${fe}`)
@@ -98,6 +98,8 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
       else if (from === 'median') v.set(orderStatistic(set, context.blockSize, median))
       dist2 = distancesTo(set, context.blockSize, v)
     }
+    // unchecked inputs: every ‖xᵢ − v‖² is finite iff every input and the start v are (no state touched yet)
+    if (verify && !allFinite(dist2)) return undefined
     let iterations = 0
     let converged = maxIterations === 0
     let clipped: number[] = []
@@ -127,7 +129,9 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
       iterations,
       converged
     }
-  })
+  }
+  // the first pass proves the inputs finite, so the separate non-finite check pass is skipped when they are
+  const agg = makeAggregator(name, init, (set, context) => run(set, context, false) as AggregationResult, (set, context) => run(set, context, true))
   return {
     ...agg,
     get centre () { return previous?.slice() },

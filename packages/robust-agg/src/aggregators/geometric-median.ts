@@ -1,9 +1,9 @@
 import { InvalidParametersError } from '@neuroshard/interface'
-import { checkF, effectiveF, makeAggregator, requireCondition } from '../aggregator.js'
+import { allFinite, checkF, effectiveF, makeAggregator, requireCondition } from '../aggregator.js'
 import { DEFAULT_WEISZFELD_MAX_ITERATIONS, DEFAULT_WEISZFELD_NU, DEFAULT_WEISZFELD_TOLERANCE } from '../constants.js'
 import { BlockReader, normalisedWeights } from '../set.js'
 import type { Row } from '../set.js'
-import type { Aggregator, CommonInit, VectorSet } from '../types.js'
+import type { AggregationContext, AggregationResult, Aggregator, CommonInit, VectorSet } from '../types.js'
 
 export interface GeometricMedianInit extends CommonInit {
   /**
@@ -49,7 +49,7 @@ export function geometricMedian (init?: GeometricMedianInit): Aggregator {
   }
   const tolerance = positiveFinite(name, 'tolerance', init?.tolerance ?? DEFAULT_WEISZFELD_TOLERANCE, true)
   const f = checkF(name, init?.f, false)
-  return makeAggregator(name, init, (set, context) => {
+  const run = (set: VectorSet, context: AggregationContext, verify: boolean): AggregationResult | undefined => {
     if (f != null) {
       const fe = effectiveF(name, f, context)
       requireCondition(2 * fe < set.count, `${name} requires f < n/2 (breakdown point 1/2, Pillutla et al. 2019); got n = ${set.count}, f = ${fe}`)
@@ -60,6 +60,8 @@ export function geometricMedian (init?: GeometricMedianInit): Aggregator {
     const dist2 = new Float64Array(n)
     // pass 0: the weighted mean and the distances to it
     fusedPass(set, context.blockSize, z, alpha, 1, dist2, false)
+    // unchecked inputs: every ‖xᵢ − z‖² is finite iff every input (and so z) is
+    if (verify && !allFinite(dist2)) return undefined
     let iterations = 0
     let converged = maxIterations === 0
     const beta = new Float64Array(n)
@@ -83,7 +85,9 @@ export function geometricMedian (init?: GeometricMedianInit): Aggregator {
       iterations,
       converged
     }
-  })
+  }
+  // the first pass proves the inputs finite, so the separate non-finite check pass is skipped when they are
+  return makeAggregator(name, init, (set, context) => run(set, context, false) as AggregationResult, (set, context) => run(set, context, true))
 }
 
 /** The median of the distances ‖z − xᵢ‖: a scale that a Byzantine minority cannot inflate */
