@@ -6,7 +6,7 @@ import { EquivocationError, ImplausibleProofError, InsufficientFundsError, Inval
 import { loadChain } from './genesis.js'
 import { toHex } from './keys.js'
 import { encodeCertificate, hasQuorum, parseCertificate, peekCertificateId, parseSignedTx, signTx, signVote, verifyVote, voteDigest } from './messages.js'
-import { LedgerState, checkEvidence } from './state.js'
+import { LedgerState, checkEvidence, lockedStake } from './state.js'
 import { KEYS, LedgerStore, b64, fromJSON, toJSON } from './store.js'
 import { ProofVerifier, currentEpoch } from './verify.js'
 import type { Chain, GenesisConfig } from './genesis.js'
@@ -376,7 +376,12 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       case 'transfer': need(decodeAmount(t.transfer!.amount), acc.balance); break
       case 'stake': need(decodeAmount(t.stake!.amount), acc.balance); break
       case 'payment': need(t.payment!.tokens * decodeAmount(t.payment!.pricePerToken), acc.balance); break
-      case 'unbond': need(decodeAmount(t.unbond!.amount), acc.bonded > acc.slashed ? acc.bonded - acc.slashed : 0n); break
+      case 'unbond': {
+        // neither the slashed part nor a validator's genesis stake may leave
+        const held = acc.slashed > lockedStake(this.chain, tx.sender) ? acc.slashed : lockedStake(this.chain, tx.sender)
+        need(decodeAmount(t.unbond!.amount), acc.bonded > held ? acc.bonded - held : 0n)
+        break
+      }
       case 'withdraw':
         if (acc.slashed > 0n) {
           throw new InsufficientFundsError('a slashed account cannot withdraw')

@@ -281,8 +281,9 @@ export class LedgerState {
       }
       case 'unbond': {
         const amount = decodeAmount(t.unbond!.amount)
-        if (acc.bonded < amount) {
-          return new Fail('unbond exceeds bonded stake')
+        // a validator's genesis stake backs its (fixed) voting power and its slashing: it never unbonds
+        if (acc.bonded - lockedStake(this.chain, addr) < amount) {
+          return new Fail('unbond exceeds bonded stake (a validator\'s genesis stake stays bonded)')
         }
         const a = this.account(addr)
         a.bonded -= amount
@@ -441,6 +442,15 @@ export class LedgerState {
   stateHash (): string {
     return toHex(digest('neuroshard/ledger/v1/state', new TextEncoder().encode(this.canonical())))
   }
+}
+
+/**
+ * Stake that can never be unbonded: a genesis validator's genesis stake (its voting power is fixed at
+ * genesis, so the stake behind it, and behind its slashing, must stay too). 0 for other accounts.
+ */
+export function lockedStake (chain: Chain, address: Address): bigint {
+  const i = chain.validatorAddresses.indexOf(address)
+  return i >= 0 ? chain.genesis.validators[i].stake : 0n
 }
 
 /** bonded stake of an account just before its own message `sequence` (genesis stake is entry -1) */

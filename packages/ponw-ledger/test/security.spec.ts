@@ -184,3 +184,37 @@ describe('security: malformed certificates and vote memory', () => {
     }
   })
 })
+
+describe('security: a validator\'s genesis stake stays bonded', () => {
+  it('a validator cannot unbond (and later withdraw) the genesis stake that backs its voting power; extra stake it may', () => {
+    // Before the fix a validator could unbond its whole genesis stake, withdraw it 7 epochs later and keep
+    // voting with the full weight: its slashing penalty became a debt with nothing behind it.
+    const v0 = validators[0]
+    const s = new LedgerState(chain)
+    const all = s.addFinal([
+      sign(chain, alice, 0n, { kind: 'transfer', to: v0.address, amount: 5n * NEURO }),
+      sign(chain, v0, 0n, { kind: 'unbond', amount: 1000n * NEURO }),
+      sign(chain, v0, 1n, { kind: 'stake', amount: 5n * NEURO }),
+      sign(chain, v0, 2n, { kind: 'unbond', amount: 5n * NEURO }),
+      sign(chain, v0, 3n, { kind: 'unbond', amount: 1n })
+    ].map(final))
+    const status = (seq: bigint): string | undefined => all.outcomes.find(o => o.sender === v0.address && o.sequence === seq)?.status
+    expect(status(0n)).toBe('failed')
+    expect(status(1n)).toBe('applied')
+    expect(status(2n)).toBe('applied')
+    expect(status(3n)).toBe('failed')
+    expect(s.get(v0.address).bonded).toBe(1000n * NEURO)
+    expect(s.get(v0.address).unbonding).toEqual([{ amount: 5n * NEURO, releaseEpoch: 7n }])
+  })
+
+  it('validators refuse to sign an unbond of genesis stake', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ponw-ledger-sec-'))
+    const l = await Ledger.open({ genesis: chain, path: dir, wallet: validators[1], now: () => 0 })
+    try {
+      await expect(l.vote(sign(chain, validators[0], 0n, { kind: 'unbond', amount: NEURO }))).rejects.toHaveProperty('name', 'InsufficientFundsError')
+    } finally {
+      await l.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
