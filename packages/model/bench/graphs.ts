@@ -3,8 +3,8 @@
  * KV-cache inference (prefill and one-token decode) with decomposed vs fused opset-23 ops.
  *
  * Build and run (from the repo root):
- *   node_modules/.bin/tsc -b packages/model && node_modules/.bin/tsc -p packages/model/bench \
- *     && node_modules/.bin/node packages/model/dist/bench/graphs.js
+ *   node_modules/.bin/tsc -b packages/model && node_modules/.bin/node packages/model/dist/bench/graphs.js
+ * (or `npx -y pnpm@10 --filter @neuroshard/model bench`)
  * Writes packages/model/bench-results/graphs.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
