@@ -71,7 +71,9 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
     throw new InvalidParametersError(`${name}: tolerance must be a non-negative finite number, got ${tolerance}`)
   }
   const f = checkF(name, init.f, false)
-  let previous: Float32Array | undefined
+  // the stored centre, Float32-exact values kept in the Float64 buffer the next 'previous' round iterates in
+  // place (no allocation, no copy of d values per round)
+  let previous: Float64Array | undefined
   const median = medianStatistic('mean-of-middle')
 
   const run = (set: VectorSet, context: AggregationContext, verify: boolean): AggregationResult | undefined => {
@@ -88,14 +90,13 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
         throw new LengthMismatchError(`${name}: the previous centre has length ${previous.length}, the inputs ${set.d}`)
       }
     }
-    const v = new Float64Array(set.d)
+    const v = from === 'previous' ? previous as Float64Array : new Float64Array(set.d)
     let dist2: Float64Array
     if (from === 'mean') {
       dist2 = new Float64Array(n)
       fusedPass(set, context.blockSize, v, alpha, 1, dist2, false)
     } else {
-      if (from === 'previous') v.set(previous as Float32Array)
-      else if (from === 'median') v.set(orderStatistic(set, context.blockSize, median))
+      if (from === 'median') v.set(orderStatistic(set, context.blockSize, median))
       dist2 = distancesTo(set, context.blockSize, v)
     }
     // unchecked inputs: every ‖xᵢ − v‖² is finite iff every input and the start v are (no state touched yet)
@@ -119,8 +120,13 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
         break
       }
     }
-    const value = Float32Array.from(v)
-    previous = value.slice()
+    // the output, and v rounded to it in place: the next 'previous' round starts from exactly these values
+    const value = new Float32Array(set.d)
+    for (let t = 0; t < value.length; t++) {
+      value[t] = v[t]
+      v[t] = value[t]
+    }
+    previous = v
     const labels = set.labels
     return {
       value,
@@ -134,12 +140,12 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
   const agg = makeAggregator(name, init, (set, context) => run(set, context, false) as AggregationResult, (set, context) => run(set, context, true))
   return {
     ...agg,
-    get centre () { return previous?.slice() },
+    get centre () { return previous == null ? undefined : Float32Array.from(previous) },
     setCentre (centre: Float32Array | undefined): void {
       if (centre != null && (!(centre instanceof Float32Array) || !isFiniteVector(centre))) {
         throw new NonFiniteInputError(`${name}: the centre must be a finite Float32Array`, [])
       }
-      previous = centre?.slice()
+      previous = centre == null ? undefined : Float64Array.from(centre)
     }
   }
 }
