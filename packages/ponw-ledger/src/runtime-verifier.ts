@@ -3,6 +3,7 @@ import { createRuntime, float32, int64 } from '@neuroshard/runtime'
 import { ReExecutionMismatchError } from './errors.js'
 import { digest, toHex } from './keys.js'
 import { toMicro } from './tiny-model.js'
+import { randomSampleSalt, sampleBatches } from './verify.js'
 import type { TrainingClaim, TrainingReExecutor } from './verify.js'
 import type { AbortOptions } from '@libp2p/interface'
 import type { ModelConfig } from '@neuroshard/model'
@@ -119,17 +120,21 @@ export interface NeuroLlmVerifierInit {
   samples?: number
   /** allowed |claimed − recomputed| per batch, µ-units @default 2000 */
   toleranceMicro?: bigint
+  /** secret salt of the batch sample (see sampleBatches) @default 32 random bytes */
+  salt?: Uint8Array
 }
 
 /**
  * Re-execution check of training proofs on a real NeuroLLM graph in onnxruntime: samples batches from
- * the proof id, recomputes their loss under the claimed starting weights, compares within the tolerance.
+ * the proof id and a secret salt, recomputes their loss under the claimed starting weights, compares within the tolerance.
  */
 export class NeuroLlmTrainingVerifier implements TrainingReExecutor {
   readonly #init: NeuroLlmVerifierInit
+  readonly #salt: Uint8Array
 
   constructor (init: NeuroLlmVerifierInit) {
     this.#init = init
+    this.#salt = init.salt ?? randomSampleSalt()
   }
 
   async verifyTraining (claim: TrainingClaim, options?: AbortOptions): Promise<void> {
@@ -139,7 +144,7 @@ export class NeuroLlmTrainingVerifier implements TrainingReExecutor {
     }
     const n = Number(claim.batches)
     const tol = this.#init.toleranceMicro ?? 2000n
-    for (const i of sampleBatches(claim.proofId, n, this.#init.samples ?? 2)) {
+    for (const i of sampleBatches(claim.proofId, n, this.#init.samples ?? 2, this.#salt)) {
       options?.signal?.throwIfAborted()
       const got = toMicro(await this.#init.loss.batchLoss(params, claim.shardIds, claim.round, i, options))
       const claimed = claim.batchLossMicro[i]
@@ -148,16 +153,4 @@ export class NeuroLlmTrainingVerifier implements TrainingReExecutor {
       }
     }
   }
-}
-
-/** Batch indexes a verifier re-runs: derived from the proof id, so the prover cannot know them before signing */
-export function sampleBatches (proofId: string, batches: number, samples: number): number[] {
-  const k = Math.min(batches, samples)
-  const picked = new Set<number>()
-  let seed = digest('neuroshard/ledger/v1/reexec-sample', new TextEncoder().encode(proofId))
-  while (picked.size < k) {
-    picked.add(new DataView(seed.buffer, seed.byteOffset).getUint32(0) % batches)
-    seed = digest('neuroshard/ledger/v1/reexec-sample', seed)
-  }
-  return [...picked]
 }

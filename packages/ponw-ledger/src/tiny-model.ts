@@ -1,5 +1,6 @@
 import { ReExecutionMismatchError } from './errors.js'
 import { digest, toHex } from './keys.js'
+import { randomSampleSalt, sampleBatches } from './verify.js'
 import type { TrainingClaim, TrainingReExecutor } from './verify.js'
 import type { AbortOptions } from '@libp2p/interface'
 
@@ -160,18 +161,23 @@ export interface TinyModelVerifierInit {
   full?: boolean
   /** learning rate of the claimed SGD steps @default 0.5 */
   lr?: number
+  /** secret salt of the batch sample (see sampleBatches) @default 32 random bytes */
+  salt?: Uint8Array
 }
 
 /**
  * Real re-execution check for training proofs on the tiny reference model: picks `samples` batch
- * indexes from the proof id (the prover cannot know them before signing), recomputes each batch's loss
+ * indexes from the proof id and this verifier's secret salt (so the prover can neither predict nor grind
+ * them), recomputes each batch's loss
  * under the claimed starting weights and compares within `toleranceMicro`.
  */
 export class TinyModelTrainingVerifier implements TrainingReExecutor {
   readonly #init: TinyModelVerifierInit
+  readonly #salt: Uint8Array
 
   constructor (init: TinyModelVerifierInit) {
     this.#init = init
+    this.#salt = init.salt ?? randomSampleSalt()
   }
 
   async verifyTraining (claim: TrainingClaim, options?: AbortOptions): Promise<void> {
@@ -182,14 +188,7 @@ export class TinyModelTrainingVerifier implements TrainingReExecutor {
     }
     const n = Number(claim.batches)
     const tol = this.#init.toleranceMicro ?? 1000n
-    const samples = Math.min(n, this.#init.samples ?? 2)
-    const picked = new Set<number>()
-    let seed = digest('neuroshard/ledger/v1/reexec-sample', new TextEncoder().encode(claim.proofId))
-    while (picked.size < samples) {
-      picked.add(new DataView(seed.buffer, seed.byteOffset).getUint32(0) % n)
-      seed = digest('neuroshard/ledger/v1/reexec-sample', seed)
-    }
-    for (const i of picked) {
+    for (const i of sampleBatches(claim.proofId, n, this.#init.samples ?? 2, this.#salt)) {
       const got = toMicro(tinyLoss(w, tinyBatch(claim.shardIds, claim.round, i)))
       const claimed = claim.batchLossMicro[i]
       const diff = got > claimed ? got - claimed : claimed - got

@@ -1,6 +1,6 @@
 import { decodeAmount } from './amount.js'
 import { ImplausibleProofError, ReplayError, ShardAssignmentError } from './errors.js'
-import { toHex } from './keys.js'
+import { digest, toHex } from './keys.js'
 import { assignShards } from './shards.js'
 import type { Chain } from './genesis.js'
 import type { LedgerTx } from './messages.js'
@@ -39,6 +39,30 @@ export interface ProofVerifierInit {
    * @default 30000
    */
   clockSkewMs?: number
+}
+
+/**
+ * Batch indexes a training verifier re-runs: `samples` distinct indexes from
+ * h = sha256("neuroshard/ledger/v1/reexec-sample" || 0 || utf8(proofId) || salt), then h = sha256(domain || 0 || h), …
+ *
+ * The prover computes its own proof id before it signs, so with an empty salt it can grind the id (vary any
+ * free field, e.g. the pseudo-gradient hash) until the sample lands on the few batches it really ran. A
+ * verifier therefore passes a secret random salt of its own: validators need not agree on the sample.
+ */
+export function sampleBatches (proofId: string, batches: number, samples: number, salt: Uint8Array = new Uint8Array(0)): number[] {
+  const k = Math.min(batches, samples)
+  const picked = new Set<number>()
+  let seed = digest('neuroshard/ledger/v1/reexec-sample', new TextEncoder().encode(proofId), salt)
+  while (picked.size < k) {
+    picked.add(new DataView(seed.buffer, seed.byteOffset).getUint32(0) % batches)
+    seed = digest('neuroshard/ledger/v1/reexec-sample', seed)
+  }
+  return [...picked]
+}
+
+/** A fresh 32-byte secret salt for {@link sampleBatches} */
+export function randomSampleSalt (): Uint8Array {
+  return globalThis.crypto.getRandomValues(new Uint8Array(32))
 }
 
 export function currentEpoch (chain: Chain, nowMs: number): bigint {

@@ -4,13 +4,17 @@ import { join } from 'node:path'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { NEURO } from '../src/amount.js'
-import { Wallet } from '../src/keys.js'
+import { Wallet, toHex } from '../src/keys.js'
 import { Ledger } from '../src/ledger.js'
-import { encodeCertificate, parseCertificate, parseSignedTx, signVote } from '../src/messages.js'
-import { SignedTx } from '../src/pb/ledger.js'
+import { buildTx, encodeCertificate, parseCertificate, parseSignedTx, signVote, txDigest } from '../src/messages.js'
+import { SignedTx, Tx } from '../src/pb/ledger.js'
+import { assignShards } from '../src/shards.js'
 import { LedgerState } from '../src/state.js'
+import { TinyModelTrainingVerifier, hashWeights, runTinyTraining, tinyBatch, tinyInit, tinyLoss, toMicro } from '../src/tiny-model.js'
+import { sampleBatches } from '../src/verify.js'
 import { alice, bob, carol, certify, dave, prng, shuffle, sign, testChain, validators } from './fixtures.js'
-import type { Evidence, LedgerTx } from '../src/messages.js'
+import type { Evidence, LedgerTx, TxBody } from '../src/messages.js'
+import type { TrainingClaim } from '../src/verify.js'
 
 const chain = testChain()
 
@@ -216,5 +220,39 @@ describe('security: a validator\'s genesis stake stays bonded', () => {
       await l.close()
       await rm(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('security: re-execution sampling cannot be ground', () => {
+  it('a prover that computed a tenth of the batches and ground its proof id past the public sampler is caught by a salted verifier', async () => {
+    const ROUND = 5n
+    const weights = tinyInit('grind')
+    const modelHash = hashWeights(weights)
+    const shardIds = assignShards(chain, alice.address, ROUND)
+    const batches = 100
+    // the prover computes only batches 0..9 honestly and invents the other 90 losses
+    const honest = new Set([...Array(10).keys()])
+    const batchLossMicro = [...Array(batches).keys()].map(i => honest.has(i) ? toMicro(tinyLoss(weights, tinyBatch(shardIds, ROUND, i))) : 1_000_000n)
+    const lossBeforeMicro = batchLossMicro.reduce((a, b) => a + b, 0n) / BigInt(batches)
+    const body = (nonce: number): Extract<TxBody, { kind: 'training' }> => {
+      const pg = new Uint8Array(32)
+      new DataView(pg.buffer).setUint32(0, nonce)
+      return { kind: 'training', round: ROUND, modelHash, shardIds, tokens: 6400n, batches: BigInt(batches), lossBeforeMicro, lossAfterMicro: 0n, pseudoGradientHash: pg, batchLossMicro }
+    }
+    // grinding: the id is the digest of bytes the prover chooses (here the unchecked pseudo-gradient hash),
+    // so it can compute ids offline until the publicly derived sample hits its honest batches
+    let nonce = 0
+    while (!sampleBatches(toHex(txDigest(chain.chainId, Tx.encode(buildTx(chain, alice.publicKey, 0n, 0n, body(nonce))))), batches, 2).every(i => honest.has(i))) {
+      nonce++
+    }
+    const tx = sign(chain, alice, 0n, body(nonce))
+    const claim: TrainingClaim = { proofId: tx.idHex, sender: tx.sender, round: ROUND, modelHash, shardIds, tokens: 6400n, batches: BigInt(batches), lossBeforeMicro, lossAfterMicro: 0n, pseudoGradientHash: body(nonce).pseudoGradientHash, batchLossMicro }
+    // a verifier with a secret salt (each validator has its own) samples batches the prover could not predict
+    const verifier = new TinyModelTrainingVerifier({ getWeights: () => weights, samples: 2, salt: new Uint8Array(32).fill(7) })
+    await expect(verifier.verifyTraining(claim)).rejects.toHaveProperty('name', 'ReExecutionMismatchError')
+    // the honest batches are still accepted under the same salt when the whole claim is honest
+    const fair = runTinyTraining(weights, shardIds, ROUND, 12)
+    const ok = sign(chain, alice, 1n, { kind: 'training', round: ROUND, modelHash, shardIds, tokens: fair.tokens, batches: 12n, lossBeforeMicro: fair.lossBeforeMicro, lossAfterMicro: fair.lossAfterMicro, pseudoGradientHash: fair.pseudoGradientHash, batchLossMicro: fair.batchLossMicro })
+    await verifier.verifyTraining({ proofId: ok.idHex, sender: ok.sender, round: ROUND, modelHash, shardIds, tokens: fair.tokens, batches: 12n, lossBeforeMicro: fair.lossBeforeMicro, lossAfterMicro: fair.lossAfterMicro, pseudoGradientHash: fair.pseudoGradientHash, batchLossMicro: fair.batchLossMicro })
   })
 })
