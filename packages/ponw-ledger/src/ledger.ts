@@ -108,6 +108,14 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     const l = new Ledger(init)
     await l.store.open()
     await l.#load()
+    // sequences this wallet already signed survive a restart, so a message still on its way to finality
+    // never has its sequence handed out again (that would be equivocation by an honest node)
+    for await (const [k] of l.store.range('w!')) {
+      const seq = BigInt(k.slice(2)) + 1n
+      if (l.#nextOwnSeq == null || seq > l.#nextOwnSeq) {
+        l.#nextOwnSeq = seq
+      }
+    }
     l.#open = true
     return l
   }
@@ -300,6 +308,36 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     const sequence = options.sequence ?? seq
     this.#nextOwnSeq = sequence + 1n
     return signTx(this.chain, this.wallet, sequence, options.epoch ?? currentEpoch(this.chain, this.now()), body)
+  }
+
+  /**
+   * Durably records a message signed by this node's wallet (synced) — call it BEFORE the message leaves the
+   * node (`ponwLedger.send` does). After a restart {@link createTx} continues after the recorded sequences and
+   * {@link unfinishedOwn} returns the ones not final yet, to be gossiped again.
+   */
+  async recordOwn (tx: LedgerTx): Promise<void> {
+    this.#assertOpen()
+    if (this.wallet == null || tx.sender !== this.wallet.address) {
+      throw new InvalidParametersError('not a message of this ledger\'s wallet')
+    }
+    await this.store.batch([{ type: 'put', key: KEYS.own(tx.sequence), value: b64.enc(tx.signed) }], true)
+  }
+
+  /** Recorded own messages whose sequence is not final yet, in sequence order */
+  async unfinishedOwn (): Promise<LedgerTx[]> {
+    this.#assertOpen()
+    if (this.wallet == null) {
+      return []
+    }
+    const next = this.state.get(this.wallet.address).nextSeq
+    const out: LedgerTx[] = []
+    for await (const [, v] of this.store.range('w!', { gte: KEYS.own(next) })) {
+      const tx = parseSignedTx(this.chain, b64.dec(v), { verifySignature: false })
+      if (!this.state.known.has(tx.idHex)) {
+        out.push(tx)
+      }
+    }
+    return out
   }
 
   /**

@@ -177,6 +177,8 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
 
   async send (body: TxBody, options?: AbortOptions): Promise<LedgerTx> {
     const tx = this.ledger.createTx(body)
+    // durable before it leaves the node: a restart must not sign another message for this sequence
+    await this.ledger.recordOwn(tx)
     await this.submit(tx, options)
     return tx
   }
@@ -339,10 +341,30 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
 
   readonly #onConnect = (evt: CustomEvent<PeerId>): void => {
     if (this.#init.syncOnConnect === false) {
+      this.#resubmitOwn()
       return
     }
     this.syncWith(evt.detail).catch(err => {
       this.#log('sync with %p failed - %s', evt.detail, err.message)
+    }).finally(() => {
+      this.#resubmitOwn()
+    })
+  }
+
+  /** gossips again this wallet's recorded messages that are not final yet (e.g. signed before a restart) */
+  #resubmitOwn (): void {
+    if (!this.#started || this.#ledger?.wallet == null) {
+      return
+    }
+    const ledger = this.#ledger
+    ledger.unfinishedOwn().then(async txs => {
+      for (const tx of txs) {
+        if (this.#started && !ledger.state.known.has(tx.idHex)) {
+          await this.submit(tx)
+        }
+      }
+    }).catch(err => {
+      this.#log('could not resubmit own messages - %s', err.message)
     })
   }
 

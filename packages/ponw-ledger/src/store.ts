@@ -14,6 +14,7 @@ import type { AccountState, LedgerTotals, Outcome } from './state.js'
  *   g!meta                   totals and log length (JSON)
  *   v!<sender>!<sequence>    SignedTx this validator voted for (base64) — written, synced, BEFORE signing
  *   e!<evidenceKey>          txId of the slash report this validator voted for
+ *   w!<sequence, 20 digits>  SignedTx this node's wallet signed (base64) — written, synced, BEFORE gossiping
  */
 export const KEYS = {
   cert: (id: string) => `c!${id}`,
@@ -24,7 +25,8 @@ export const KEYS = {
   history: (a: string, id: string) => `h!${a}!${id}`,
   meta: 'g!meta',
   voted: (sender: string, seq: bigint) => `v!${sender}!${seq.toString()}`,
-  evidence: (k: string) => `e!${k}`
+  evidence: (k: string) => `e!${k}`,
+  own: (seq: bigint) => `w!${seq.toString().padStart(20, '0')}`
 }
 
 export interface Meta {

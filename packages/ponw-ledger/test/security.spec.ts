@@ -256,3 +256,30 @@ describe('security: re-execution sampling cannot be ground', () => {
     await verifier.verifyTraining({ proofId: ok.idHex, sender: ok.sender, round: ROUND, modelHash, shardIds, tokens: fair.tokens, batches: 12n, lossBeforeMicro: fair.lossBeforeMicro, lossAfterMicro: fair.lossAfterMicro, pseudoGradientHash: fair.pseudoGradientHash, batchLossMicro: fair.batchLossMicro })
   })
 })
+
+describe('security: a restart never makes an honest sender equivocate', () => {
+  it('a message signed and recorded before a crash keeps its sequence: the next one takes the following sequence', async () => {
+    // Before the fix the next sequence lived only in memory: after a restart, a message still on its way to
+    // finality had its sequence handed out again to a different message, i.e. the node equivocated and
+    // validators that had seen the first emitted evidence that slashes the (honest) sender.
+    const dir = await mkdtemp(join(tmpdir(), 'ponw-ledger-sec-'))
+    try {
+      let l = await Ledger.open({ genesis: chain, path: dir, wallet: carol, now: () => 0 })
+      const first = l.createTx({ kind: 'transfer', to: bob.address, amount: NEURO })
+      await l.recordOwn(first)
+      await l.close()
+      l = await Ledger.open({ genesis: chain, path: dir, wallet: carol, now: () => 0 })
+      const second = l.createTx({ kind: 'transfer', to: dave.address, amount: NEURO })
+      expect(first.sequence).toBe(0n)
+      expect(second.sequence).toBe(1n)
+      // the unfinished message is kept so the service can gossip it again
+      expect((await l.unfinishedOwn()).map(t => t.idHex)).toEqual([first.idHex])
+      // once it is final it is no longer unfinished
+      await l.addCertificates([certify(chain, first)])
+      expect(await l.unfinishedOwn()).toEqual([])
+      await l.close()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
