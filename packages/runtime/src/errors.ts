@@ -3,37 +3,32 @@
  * that sent the activation) learns exactly which tensor was wrong.
  */
 
-/** A tensor is missing, unknown to the graph, or of the wrong element type */
-export class InvalidTensorError extends Error {
-  static override name = 'InvalidTensorError'
-  override name = 'InvalidTensorError'
+/** Base of the errors about one input tensor: `.tensorName` names it */
+export abstract class TensorError extends Error {
   readonly tensorName: string
+
   constructor (tensorName: string, message: string) {
     super(message)
     this.tensorName = tensorName
   }
+}
+
+/** A tensor is missing, unknown to the graph, or of the wrong element type */
+export class InvalidTensorError extends TensorError {
+  static override name = 'InvalidTensorError'
+  override name = 'InvalidTensorError'
 }
 
 /** A tensor's shape does not match the graph's IO spec (symbolic dimensions must bind consistently) */
-export class ShapeMismatchError extends Error {
+export class ShapeMismatchError extends TensorError {
   static override name = 'ShapeMismatchError'
   override name = 'ShapeMismatchError'
-  readonly tensorName: string
-  constructor (tensorName: string, message: string) {
-    super(message)
-    this.tensorName = tensorName
-  }
 }
 
 /** A float tensor (weights or activations) holds NaN or ±Infinity */
-export class NonFiniteTensorError extends Error {
+export class NonFiniteTensorError extends TensorError {
   static override name = 'NonFiniteTensorError'
   override name = 'NonFiniteTensorError'
-  readonly tensorName: string
-  constructor (tensorName: string, message: string) {
-    super(message)
-    this.tensorName = tensorName
-  }
 }
 
 /** onnxruntime refused the graph or failed while running it */
