@@ -40,17 +40,22 @@ export interface RunRequest {
   accumulateGrads?: boolean
 }
 
-export interface AdamWRequest {
-  op: 'adamw'
-  names: string[]
-  noDecay: string[]
+/** AdamW hyper-parameters of one step (shared by the worker request and the fused kernel) */
+export interface AdamWHyperParameters {
   lr: number
   beta1: number
   beta2: number
   eps: number
+  /** Decoupled weight decay (0 for parameters that are not decayed) */
   weightDecay: number
   /** 1-based step number, for bias correction */
   t: number
+}
+
+export interface AdamWRequest extends AdamWHyperParameters {
+  op: 'adamw'
+  names: string[]
+  noDecay: string[]
   /** Clip threshold on the gradient norm (0 = off) */
   maxGradNorm: number
   /** Norm to clip against (e.g. pipeline-global); the local norm when absent */

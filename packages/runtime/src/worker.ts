@@ -13,19 +13,11 @@ import { dirname, join } from 'node:path'
 import { isMainThread, parentPort, workerData } from 'node:worker_threads'
 import ort from 'onnxruntime-node'
 import type { InferenceSession, Tensor } from 'onnxruntime-node'
-import type { AdamWRequest, AdamWResult, CreateSessionRequest, CreateSessionResult, RunRequest, ValueInfo, WorkerReply, WorkerRequest } from './protocol.js'
+import type { AdamWHyperParameters, AdamWRequest, AdamWResult, CreateSessionRequest, CreateSessionResult, RunRequest, ValueInfo, WorkerReply, WorkerRequest } from './protocol.js'
 import type { TensorData } from './tensor.js'
 
 /** Hyper-parameters of one fused AdamW update */
-export interface AdamWKernelOptions {
-  lr: number
-  beta1: number
-  beta2: number
-  eps: number
-  /** Decoupled weight decay (0 for parameters that are not decayed) */
-  weightDecay: number
-  /** 1-based step for bias correction */
-  t: number
+export interface AdamWKernelOptions extends AdamWHyperParameters {
   /** Gradient scale from clipping (1 = none) */
   gradScale: number
 }
