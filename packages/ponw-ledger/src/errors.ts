@@ -63,6 +63,21 @@ export class ImplausibleProofError extends Error {
   override name = 'ImplausibleProofError'
 }
 
+/**
+ * This validator has no verifier configured for the proof kind (`kind`), so it does not vote for it:
+ * proofs fail closed instead of minting unchecked work
+ */
+export class NoVerifierError extends Error {
+  static override name = 'NoVerifierError'
+  override name = 'NoVerifierError'
+  readonly kind: string
+
+  constructor (kind: string, message = `no verifier is configured for ${kind} proofs: this validator does not vote for them`) {
+    super(message)
+    this.kind = kind
+  }
+}
+
 /** A training proof whose data shards are not the ones assigned to (sender, round) */
 export class ShardAssignmentError extends Error {
   static override name = 'ShardAssignmentError'

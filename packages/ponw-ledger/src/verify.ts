@@ -1,5 +1,5 @@
 import { decodeAmount } from './amount.js'
-import { ImplausibleProofError, ReplayError, ShardAssignmentError } from './errors.js'
+import { ImplausibleProofError, NoVerifierError, ReplayError, ShardAssignmentError } from './errors.js'
 import { digest, toHex } from './keys.js'
 import { assignShards } from './shards.js'
 import type { Chain } from './genesis.js'
@@ -30,9 +30,63 @@ export interface TrainingReExecutor {
   verifyTraining(claim: TrainingClaim, options?: AbortOptions): Promise<void>
 }
 
+/** What an uptime check receives */
+export interface UptimeClaim {
+  proofId: string
+  sender: string
+  epoch: bigint
+  heartbeats: number
+}
+
+/** Attests an uptime claim (e.g. from heartbeats this node saw). Throw to refuse the vote. */
+export interface UptimeVerifier {
+  verifyUptime(claim: UptimeClaim, options?: AbortOptions): Promise<void>
+}
+
+/** What an inference check receives */
+export interface InferenceClaim {
+  proofId: string
+  sender: string
+  sessionId: Uint8Array
+  tokens: bigint
+  outputHash: Uint8Array
+  startedMs: bigint
+  endedMs: bigint
+}
+
+/** Attests an inference claim (e.g. against the client's signed receipt and payment). Throw to refuse. */
+export interface InferenceVerifier {
+  verifyInference(claim: InferenceClaim, options?: AbortOptions): Promise<void>
+}
+
+/** What a data check receives */
+export interface DataClaim {
+  proofId: string
+  sender: string
+  round: bigint
+  shardId: number
+  samples: bigint
+  dataHash: Uint8Array
+}
+
+/** Checks a data claim against the shard list the chain names. Throw to refuse the vote. */
+export interface DataVerifier {
+  verifyData(claim: DataClaim, options?: AbortOptions): Promise<void>
+}
+
+/**
+ * One check per proof kind. A kind whose check is not configured FAILS CLOSED: the validator refuses to
+ * vote for it with NoVerifierError (it never mints work nobody checked).
+ */
 export interface ProofVerifierInit {
-  /** re-execution check of training proofs; without one, training proofs are checked for everything else only */
+  /** re-execution check of training proofs; without one, training proofs are refused */
   training?: TrainingReExecutor
+  /** attestation of uptime proofs; without one, uptime proofs are refused */
+  uptime?: UptimeVerifier
+  /** attestation of inference proofs; without one, inference proofs are refused */
+  inference?: InferenceVerifier
+  /** data-shard check of data proofs; without one, data proofs are refused */
+  data?: DataVerifier
   /**
    * allowed clock skew for inference timestamps, ms
    *
@@ -90,6 +144,11 @@ export class ProofVerifier {
     this.#init = init
   }
 
+  /** The proof kinds this verifier can check (and so vote for) */
+  get kinds (): Array<'training' | 'uptime' | 'inference' | 'data'> {
+    return (['training', 'uptime', 'inference', 'data'] as const).filter(k => this.#init[k] != null)
+  }
+
   async check (chain: Chain, state: LedgerState, tx: LedgerTx, nowMs: number, options?: AbortOptions): Promise<void> {
     const p = chain.genesis.params
     const epoch = currentEpoch(chain, nowMs)
@@ -107,6 +166,10 @@ export class ProofVerifier {
         throw new ReplayError(`proof ${key} already rewarded`)
       }
     }
+    // fail closed before anything else: no configured check for this kind, no vote
+    if ((tx.kind === 'training' || tx.kind === 'uptime' || tx.kind === 'inference' || tx.kind === 'data') && this.#init[tx.kind] == null) {
+      throw new NoVerifierError(tx.kind)
+    }
     switch (tx.kind) {
       case 'uptime': {
         const u = t.uptime!
@@ -116,6 +179,7 @@ export class ProofVerifier {
         }
         claim(u.stakeClaim)
         unused(`uptime/${tx.sender}/${u.epoch}`)
+        await this.#init.uptime!.verifyUptime({ proofId: tx.idHex, sender: tx.sender, epoch: u.epoch, heartbeats: u.heartbeats }, options)
         return
       }
       case 'inference': {
@@ -130,6 +194,7 @@ export class ProofVerifier {
         }
         claim(i.stakeClaim)
         unused(`inference/${tx.sender}/${toHex(i.sessionId)}`)
+        await this.#init.inference!.verifyInference({ proofId: tx.idHex, sender: tx.sender, sessionId: i.sessionId, tokens: i.tokens, outputHash: i.outputHash, startedMs: i.startedMs, endedMs: i.endedMs }, options)
         return
       }
       case 'data': {
@@ -140,6 +205,7 @@ export class ProofVerifier {
         }
         claim(d.stakeClaim)
         unused(`data/${tx.sender}/${d.round}/${d.shardId}`)
+        await this.#init.data!.verifyData({ proofId: tx.idHex, sender: tx.sender, round: d.round, shardId: d.shardId, samples: d.samples, dataHash: d.dataHash }, options)
         return
       }
       case 'training': {
@@ -158,7 +224,7 @@ export class ProofVerifier {
         }
         claim(tr.stakeClaim)
         unused(`training/${tx.sender}/${tr.round}`)
-        await this.#init.training?.verifyTraining({
+        await this.#init.training!.verifyTraining({
           proofId: tx.idHex,
           sender: tx.sender,
           round: tr.round,

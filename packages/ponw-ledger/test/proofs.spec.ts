@@ -23,11 +23,16 @@ const modelHash = hashWeights(weights)
 describe('proofs of neural work: verification, re-execution, rewards', () => {
   let dirs: string[] = []
   let vals: Ledger[] = []
+  let attested: string[] = []
 
   beforeEach(async () => {
     vals = []
+    attested = []
     const verifier = new ProofVerifier({
-      training: new TinyModelTrainingVerifier({ getWeights: h => toHex(h) === toHex(modelHash) ? weights : undefined, samples: 3, full: true })
+      training: new TinyModelTrainingVerifier({ getWeights: h => toHex(h) === toHex(modelHash) ? weights : undefined, samples: 3, full: true }),
+      // attestation doubles: these tests check the reward arithmetic; the attestations have their own tests
+      uptime: { verifyUptime: async c => { attested.push(`uptime/${c.epoch}/${c.heartbeats}`) } },
+      inference: { verifyInference: async c => { attested.push(`inference/${c.tokens}`) } }
     })
     for (const w of validators) {
       const dir = await mkdtemp(join(tmpdir(), 'ponw-proofs-'))
@@ -125,6 +130,9 @@ describe('proofs of neural work: verification, re-execution, rewards', () => {
     // 1,000,000 tokens in 250 s → 0.9 NEURO × 1.005
     await finalise(sign(chain, bob, 2n, { kind: 'inference', sessionId: new Uint8Array([1]), tokens: 1_000_000n, outputHash: new Uint8Array(32), startedMs: BigInt(NOW - 250_000), endedMs: BigInt(NOW), stakeClaim: 50n * NEURO }, 0n))
     expect(vals[0].state.totals.minted).toBe(603n * NEURO / 100n + 9045n * NEURO / 10000n)
+    // each of the 3 voting validators ran the configured attestation before signing
+    expect(attested.filter(a => a === 'uptime/0/60')).toHaveLength(3)
+    expect(attested.filter(a => a === 'inference/1000000')).toHaveLength(3)
     // a stake claim above the bonded stake is refused
     await expect(vals[0].vote(sign(chain, bob, 3n, { kind: 'uptime', epoch: 0n, heartbeats: 1, stakeClaim: 51n * NEURO }, 0n))).rejects.toHaveProperty('name', 'ImplausibleProofError')
     // an implausible token rate is refused
