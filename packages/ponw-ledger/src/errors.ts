@@ -84,6 +84,12 @@ export class ShardAssignmentError extends Error {
   override name = 'ShardAssignmentError'
 }
 
+/** A data proof whose data hash is not the hash the chain's shard manifest gives that shard */
+export class DataShardMismatchError extends Error {
+  static override name = 'DataShardMismatchError'
+  override name = 'DataShardMismatchError'
+}
+
 /** Re-executing a sample of the claimed work gave a different result */
 export class ReExecutionMismatchError extends Error {
   static override name = 'ReExecutionMismatchError'

@@ -76,6 +76,12 @@ export interface GenesisConfig {
   validators: GenesisValidator[]
   allocations: GenesisAllocation[]
   params: LedgerParams
+  /**
+   * hex sha256 of the data-shard manifest ({@link shardManifestHash} in verify.ts): the shard list data proofs
+   * are checked against. Optional (absent, it is not part of the chain id); without it no validator can
+   * check data proofs, so none are voted for.
+   */
+  dataManifestHash?: string
 }
 
 /** The parameters from seeds 000/002, with protocol defaults for the rest */
@@ -115,7 +121,8 @@ export function createGenesis (init: Partial<GenesisConfig> & Pick<GenesisConfig
     genesisTimeMs: init.genesisTimeMs ?? 0,
     validators: init.validators,
     allocations: init.allocations ?? [],
-    params: { ...defaultParams(), ...(init.params ?? {}) }
+    params: { ...defaultParams(), ...(init.params ?? {}) },
+    dataManifestHash: init.dataManifestHash
   }
   validateGenesis(g)
   return g
@@ -167,6 +174,9 @@ export function validateGenesis (g: GenesisConfig): void {
       throw new InvalidGenesisError(`allocation address ${a.address} is not 20 bytes of hex`)
     }
     checkAmount(a.balance, 'allocation')
+  }
+  if (g.dataManifestHash !== undefined && (typeof g.dataManifestHash !== 'string' || !/^[0-9a-f]{64}$/.test(g.dataManifestHash))) {
+    throw new InvalidGenesisError('dataManifestHash must be 32 bytes of lowercase hex')
   }
   const p = g.params
   for (const k of ['epochMs', 'roundMs', 'heartbeatSeconds', 'maxInferenceTokensPerSecond', 'maxBatchesPerProof', 'totalShards', 'shardsPerAssignment'] as const) {
@@ -240,7 +250,8 @@ export function genesisFromJSON (s: string): GenesisConfig {
     genesisTimeMs: Number(raw.genesisTimeMs),
     validators: raw.validators.map((v: any) => ({ publicKey: String(v.publicKey), stake: BigInt(v.stake) })),
     allocations: raw.allocations.map((a: any) => ({ address: String(a.address), balance: BigInt(a.balance) })),
-    params
+    params,
+    dataManifestHash: raw.dataManifestHash == null ? undefined : String(raw.dataManifestHash)
   }
   validateGenesis(g)
   return g

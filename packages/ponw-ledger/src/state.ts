@@ -3,6 +3,7 @@ import { decodeAmount } from './amount.js'
 import { canonicalJSON } from './genesis.js'
 import { digest, toHex } from './keys.js'
 import { EvidenceKind, parseSignedTx, verifyVote } from './messages.js'
+import { assignShards } from './shards.js'
 import { dataBase, inferenceBase, reward, share, trainingBase, uptimeBase } from './rewards.js'
 import type { Chain } from './genesis.js'
 import type { Address } from './keys.js'
@@ -353,6 +354,9 @@ export class LedgerState {
         const d = t.data!
         if (d.samples > p.maxSamplesPerProof || d.shardId >= p.totalShards) {
           return new Fail('implausible data contribution')
+        }
+        if (!assignShards(this.chain, addr, d.round).includes(d.shardId)) {
+          return new Fail('shard not in the sender\'s assignment for the round')
         }
         const key = `data/${addr}/${d.round}/${d.shardId}`
         if (this.proofKeys.has(key)) {

@@ -1,5 +1,6 @@
+import { InvalidParametersError } from '@neuroshard/interface'
 import { decodeAmount } from './amount.js'
-import { ImplausibleProofError, NoVerifierError, ReplayError, ShardAssignmentError } from './errors.js'
+import { DataShardMismatchError, ImplausibleProofError, NoVerifierError, ReplayError, ShardAssignmentError } from './errors.js'
 import { digest, toHex } from './keys.js'
 import { assignShards } from './shards.js'
 import type { Chain } from './genesis.js'
@@ -72,6 +73,73 @@ export interface DataClaim {
 /** Checks a data claim against the shard list the chain names. Throw to refuse the vote. */
 export interface DataVerifier {
   verifyData(claim: DataClaim, options?: AbortOptions): Promise<void>
+}
+
+/** One entry of the data-shard manifest: the shard's content hash and its number of samples */
+export interface DataShard {
+  /** 32 bytes */
+  hash: Uint8Array
+  samples: bigint
+}
+
+/**
+ * Hash of a shard manifest (shard i = entry i, totalShards entries):
+ * sha256("neuroshard/ledger/v1/shard-manifest" || 0 || hash_0 || u64be(samples_0) || hash_1 || …).
+ * The genesis names it (`dataManifestHash`).
+ */
+export function shardManifestHash (shards: DataShard[]): Uint8Array {
+  const parts: Uint8Array[] = []
+  for (const s of shards) {
+    const n = new Uint8Array(8)
+    new DataView(n.buffer).setBigUint64(0, s.samples)
+    parts.push(s.hash, n)
+  }
+  return digest('neuroshard/ledger/v1/shard-manifest', ...parts)
+}
+
+export interface ShardManifestVerifierInit {
+  chain: Chain
+  /** the manifest: exactly `totalShards` entries whose {@link shardManifestHash} is the genesis `dataManifestHash` */
+  shards: DataShard[]
+}
+
+/**
+ * Data check against the manifest the chain names: the claimed `data_hash` MUST be the manifest's hash of
+ * the claimed shard and `samples` at most the shard's size. (That the shard is assigned to the sender for
+ * the round and that (sender, round, shard) is claimed once are checked by {@link ProofVerifier} itself.)
+ */
+export class ShardManifestVerifier implements DataVerifier {
+  readonly #shards: DataShard[]
+
+  constructor (init: ShardManifestVerifierInit) {
+    const { chain, shards } = init
+    if (shards.length !== chain.genesis.params.totalShards) {
+      throw new InvalidParametersError(`the manifest has ${shards.length} shards, the chain ${chain.genesis.params.totalShards}`)
+    }
+    if (shards.some(s => s.hash.byteLength !== 32 || s.samples <= 0n)) {
+      throw new InvalidParametersError('every shard needs a 32-byte hash and a positive number of samples')
+    }
+    if (chain.genesis.dataManifestHash == null) {
+      throw new InvalidParametersError('the genesis names no data manifest (dataManifestHash)')
+    }
+    if (toHex(shardManifestHash(shards)) !== chain.genesis.dataManifestHash) {
+      throw new InvalidParametersError('the manifest is not the one the genesis names (dataManifestHash differs)')
+    }
+    this.#shards = shards.map(s => ({ hash: Uint8Array.from(s.hash), samples: s.samples }))
+  }
+
+  async verifyData (claim: DataClaim): Promise<void> {
+    const s = this.#shards[claim.shardId]
+    if (s == null) {
+      throw new ImplausibleProofError(`shard ${claim.shardId} is not in the manifest`)
+    }
+    if (toHex(s.hash) !== toHex(claim.dataHash)) {
+      throw new DataShardMismatchError(`data hash is not the manifest's hash of shard ${claim.shardId}`)
+    }
+    if (claim.samples > s.samples) {
+      throw new ImplausibleProofError(`${claim.samples} samples claimed from shard ${claim.shardId} of ${s.samples}`)
+    }
+  }
 }
 
 /**
@@ -202,6 +270,12 @@ export class ProofVerifier {
         within(d.round, round, p.roundWindow, 'data round')
         if (d.samples > p.maxSamplesPerProof || d.shardId >= p.totalShards) {
           throw new ImplausibleProofError('implausible data contribution')
+        }
+        // only a shard of the sender's own deterministic assignment for that round: one address cannot
+        // claim every shard
+        const assigned = assignShards(chain, tx.sender, d.round)
+        if (!assigned.includes(d.shardId)) {
+          throw new ShardAssignmentError(`shard ${d.shardId} is not in the assignment ${assigned.join(',')} of ${tx.sender} for round ${d.round}`)
         }
         claim(d.stakeClaim)
         unused(`data/${tx.sender}/${d.round}/${d.shardId}`)
