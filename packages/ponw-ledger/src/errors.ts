@@ -90,6 +90,15 @@ export class DataShardMismatchError extends Error {
   override name = 'DataShardMismatchError'
 }
 
+/**
+ * An inference proof whose session id is not a final payment of the client to this provider, or that claims
+ * more tokens than were paid
+ */
+export class UnpaidInferenceError extends Error {
+  static override name = 'UnpaidInferenceError'
+  override name = 'UnpaidInferenceError'
+}
+
 /** Re-executing a sample of the claimed work gave a different result */
 export class ReExecutionMismatchError extends Error {
   static override name = 'ReExecutionMismatchError'

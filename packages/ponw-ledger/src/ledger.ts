@@ -162,7 +162,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       s.accounts.set(k.slice(2), fromJSON<AccountState>(v))
     }
     for await (const [k] of this.store.range('k!')) {
-      s.proofKeys.add(k.slice(2))
+      s.restoreProofKey(k.slice(2))
     }
     for await (const [k, v] of this.store.range('o!')) {
       s.outcomes.set(k.slice(2), fromJSON<Outcome>(v))

@@ -26,6 +26,14 @@ export interface AccountState {
   bondHistory: Array<[bigint, bigint]>
 }
 
+/** An applied inference payment: what an inference proof naming it may claim */
+export interface PaidSession {
+  provider: Address
+  tokens: bigint
+  /** the part of the fee burned: the most an inference proof of this payment mints */
+  burned: bigint
+}
+
 export type OutcomeStatus = 'applied' | 'failed'
 
 /** What a final message did */
@@ -63,7 +71,8 @@ function emptyAccount (): AccountState {
 }
 
 class Hold {
-  constructor (readonly reason: string, readonly waitOn?: Address) {}
+  /** waitOn: an address (its chain must advance) or `pay:<payment id>` (that payment must apply) */
+  constructor (readonly reason: string, readonly waitOn?: string) {}
 }
 
 class Fail {
@@ -88,10 +97,15 @@ export class LedgerState {
   readonly known = new Set<string>()
   /** proof keys already rewarded */
   readonly proofKeys = new Set<string>()
+  /**
+   * Applied inference payments by message id (hex): an index of the `paid/<id>/<provider>/<tokens>/<burned>`
+   * proof keys, which are what is stored and hashed
+   */
+  readonly payments = new Map<string, PaidSession>()
   readonly outcomes = new Map<string, Outcome>()
   readonly totals: LedgerTotals
-  /** reporters waiting for an offender's chain to reach a sequence */
-  readonly #waiters = new Map<Address, Set<Address>>()
+  /** senders waiting for an offender's chain to reach a sequence, or for a payment (`pay:<id>`) */
+  readonly #waiters = new Map<string, Set<Address>>()
 
   constructor (chain: Chain) {
     this.chain = chain
@@ -203,6 +217,12 @@ export class LedgerState {
             work.push(credited)
           }
         }
+        // proofs naming this payment as their session wait on it (whoever sent them)
+        const onPayment = tx.kind === 'payment' ? this.#waiters.get(`pay:${tx.idHex}`) : undefined
+        if (onPayment != null) {
+          this.#waiters.delete(`pay:${tx.idHex}`)
+          work.push(...onPayment)
+        }
         const waiting = this.#waiters.get(addr)
         if (waiting != null) {
           this.#waiters.delete(addr)
@@ -240,9 +260,22 @@ export class LedgerState {
     diff.accounts.add(from)
   }
 
-  #mint (o: Outcome, diff: StateDiff, to: Address, amount: bigint, key: string): void {
+  /** Adds a proof key loaded from storage (keeps the payment index in step) */
+  restoreProofKey (key: string): void {
     this.proofKeys.add(key)
+    if (key.startsWith('paid/')) {
+      const [, id, provider, tokens, burned] = key.split('/')
+      this.payments.set(id, { provider, tokens: BigInt(tokens), burned: BigInt(burned) })
+    }
+  }
+
+  #addKey (diff: StateDiff, key: string): void {
+    this.restoreProofKey(key)
     diff.proofKeys.push(key)
+  }
+
+  #mint (o: Outcome, diff: StateDiff, to: Address, amount: bigint, key: string): void {
+    this.#addKey(diff, key)
     this.#credit(o, diff, to, amount)
     o.minted += amount
     this.totals.minted += amount
@@ -331,11 +364,26 @@ export class LedgerState {
         if (i.tokens * 1000n > BigInt(p.maxInferenceTokensPerSecond) * ms) {
           return new Fail('implausible token rate')
         }
-        const key = `inference/${addr}/${toHex(i.sessionId)}`
+        // the session id is the id of the client's payment: served tokens must have been paid for, to
+        // this provider. A payment only ever gets applied (monotone), so a proof waits for its payment.
+        const session = toHex(i.sessionId)
+        const paid = this.payments.get(session)
+        if (paid == null) {
+          return new Hold('waiting for the client\'s payment', `pay:${session}`)
+        }
+        if (paid.provider !== addr) {
+          return new Fail('the payment is for another provider')
+        }
+        if (i.tokens > paid.tokens) {
+          return new Fail('more tokens than paid')
+        }
+        const key = `inference/${addr}/${session}`
         if (this.proofKeys.has(key)) {
           return new Fail('proof already rewarded')
         }
-        this.#mint(o, diff, addr, reward(p, inferenceBase(p, i.tokens), this.#stakeFor(acc, i.stakeClaim)), key)
+        // never more than the payment burned: a client paying itself (or a friend) cannot mint net NEURO
+        const r = reward(p, inferenceBase(p, i.tokens), this.#stakeFor(acc, i.stakeClaim))
+        this.#mint(o, diff, addr, r < paid.burned ? r : paid.burned, key)
         return
       }
       case 'training': {
@@ -376,6 +424,8 @@ export class LedgerState {
         this.#credit(o, diff, toHex(pay.provider), fee - burned)
         o.burned += burned
         this.totals.burned += burned
+        // what the provider's inference proof for this payment may claim
+        this.#addKey(diff, `paid/${tx.idHex}/${toHex(pay.provider)}/${pay.tokens}/${burned}`)
         return
       }
       case 'slash':

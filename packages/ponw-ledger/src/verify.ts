@@ -1,6 +1,6 @@
 import { InvalidParametersError } from '@neuroshard/interface'
 import { decodeAmount } from './amount.js'
-import { DataShardMismatchError, ImplausibleProofError, NoVerifierError, ReplayError, ShardAssignmentError } from './errors.js'
+import { DataShardMismatchError, ImplausibleProofError, NoVerifierError, ReplayError, ShardAssignmentError, UnpaidInferenceError } from './errors.js'
 import { digest, toHex } from './keys.js'
 import { assignShards } from './shards.js'
 import type { Chain } from './genesis.js'
@@ -143,7 +143,8 @@ export class ShardManifestVerifier implements DataVerifier {
 }
 
 /**
- * One check per proof kind. A kind whose check is not configured FAILS CLOSED: the validator refuses to
+ * One check per proof kind. Inference is checked by the ledger itself (the client's payment). Any other kind
+ * whose check is not configured FAILS CLOSED: the validator refuses to
  * vote for it with NoVerifierError (it never mints work nobody checked).
  */
 export interface ProofVerifierInit {
@@ -151,7 +152,11 @@ export interface ProofVerifierInit {
   training?: TrainingReExecutor
   /** attestation of uptime proofs; without one, uptime proofs are refused */
   uptime?: UptimeVerifier
-  /** attestation of inference proofs; without one, inference proofs are refused */
+  /**
+   * extra check of inference proofs (e.g. sampling outputs). Not required: the ledger itself binds every
+   * inference proof to the client's final payment (session id = payment id, provider = sender, tokens ≤ paid,
+   * reward ≤ the burned part of the fee)
+   */
   inference?: InferenceVerifier
   /** data-shard check of data proofs; without one, data proofs are refused */
   data?: DataVerifier
@@ -235,7 +240,7 @@ export class ProofVerifier {
       }
     }
     // fail closed before anything else: no configured check for this kind, no vote
-    if ((tx.kind === 'training' || tx.kind === 'uptime' || tx.kind === 'inference' || tx.kind === 'data') && this.#init[tx.kind] == null) {
+    if ((tx.kind === 'training' || tx.kind === 'uptime' || tx.kind === 'data') && this.#init[tx.kind] == null) {
       throw new NoVerifierError(tx.kind)
     }
     switch (tx.kind) {
@@ -260,9 +265,17 @@ export class ProofVerifier {
         if (i.tokens * 1000n > BigInt(p.maxInferenceTokensPerSecond) * (i.endedMs - i.startedMs)) {
           throw new ImplausibleProofError('implausible token rate')
         }
+        // the session id names the client's final payment to this provider, which covers the tokens
+        const paid = state.payments.get(toHex(i.sessionId))
+        if (paid == null || paid.provider !== tx.sender) {
+          throw new UnpaidInferenceError('the session id is not a final payment of a client to this provider')
+        }
+        if (i.tokens > paid.tokens) {
+          throw new UnpaidInferenceError(`${i.tokens} tokens claimed, ${paid.tokens} paid`)
+        }
         claim(i.stakeClaim)
         unused(`inference/${tx.sender}/${toHex(i.sessionId)}`)
-        await this.#init.inference!.verifyInference({ proofId: tx.idHex, sender: tx.sender, sessionId: i.sessionId, tokens: i.tokens, outputHash: i.outputHash, startedMs: i.startedMs, endedMs: i.endedMs }, options)
+        await this.#init.inference?.verifyInference({ proofId: tx.idHex, sender: tx.sender, sessionId: i.sessionId, tokens: i.tokens, outputHash: i.outputHash, startedMs: i.startedMs, endedMs: i.endedMs }, options)
         return
       }
       case 'data': {

@@ -128,7 +128,10 @@ describe('proofs of neural work: verification, re-execution, rewards', () => {
     await finalise(sign(chain, bob, 1n, { kind: 'uptime', epoch: 0n, heartbeats: 60, stakeClaim: 50n * NEURO }, 0n))
     expect(vals[0].state.totals.minted).toBe(603n * NEURO / 100n)
     // 1,000,000 tokens in 250 s → 0.9 NEURO × 1.005
-    await finalise(sign(chain, bob, 2n, { kind: 'inference', sessionId: new Uint8Array([1]), tokens: 1_000_000n, outputHash: new Uint8Array(32), startedMs: BigInt(NOW - 250_000), endedMs: BigInt(NOW), stakeClaim: 50n * NEURO }, 0n))
+    // the session is alice's final payment to bob for the tokens (its burn, 2 NEURO, does not cap the reward)
+    const pay = sign(chain, alice, 0n, { kind: 'payment', provider: bob.address, tokens: 1_000_000n, pricePerToken: 10n ** 13n, sessionId: new Uint8Array([1]) }, 0n)
+    await finalise(pay)
+    await finalise(sign(chain, bob, 2n, { kind: 'inference', sessionId: pay.id, tokens: 1_000_000n, outputHash: new Uint8Array(32), startedMs: BigInt(NOW - 250_000), endedMs: BigInt(NOW), stakeClaim: 50n * NEURO }, 0n))
     expect(vals[0].state.totals.minted).toBe(603n * NEURO / 100n + 9045n * NEURO / 10000n)
     // each of the 3 voting validators ran the configured attestation before signing
     expect(attested.filter(a => a === 'uptime/0/60')).toHaveLength(3)
@@ -136,7 +139,7 @@ describe('proofs of neural work: verification, re-execution, rewards', () => {
     // a stake claim above the bonded stake is refused
     await expect(vals[0].vote(sign(chain, bob, 3n, { kind: 'uptime', epoch: 0n, heartbeats: 1, stakeClaim: 51n * NEURO }, 0n))).rejects.toHaveProperty('name', 'ImplausibleProofError')
     // an implausible token rate is refused
-    await expect(vals[0].vote(sign(chain, bob, 3n, { kind: 'inference', sessionId: new Uint8Array([2]), tokens: 10_000_000n, outputHash: new Uint8Array(32), startedMs: BigInt(NOW - 1000), endedMs: BigInt(NOW) }, 0n))).rejects.toHaveProperty('name', 'ImplausibleProofError')
+    await expect(vals[0].vote(sign(chain, bob, 3n, { kind: 'inference', sessionId: pay.id, tokens: 10_000_000n, outputHash: new Uint8Array(32), startedMs: BigInt(NOW - 1000), endedMs: BigInt(NOW) }, 0n))).rejects.toHaveProperty('name', 'ImplausibleProofError')
   })
 
   it('staking multiplier caps at 2× and rewards round down once', () => {

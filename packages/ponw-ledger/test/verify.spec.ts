@@ -32,11 +32,13 @@ describe('ProofVerifier fails closed', () => {
     await Promise.allSettled(dirs.splice(0).map(async d => rm(d, { recursive: true, force: true })))
   })
 
-  it('the default verifier refuses every proof kind with NoVerifierError naming the kind', async () => {
+  it('the default verifier refuses every proof kind with NoVerifierError naming the kind (inference: the ledger checks the payment)', async () => {
     const v = new ProofVerifier()
     expect(v.kinds).toEqual([])
     const state = new LedgerState(chain)
-    for (const [kind, body] of Object.entries(proofs())) {
+    const { inference, ...others } = proofs()
+    await expect(v.check(chain, state, sign(chain, alice, 0n, inference), NOW)).rejects.toHaveProperty('name', 'UnpaidInferenceError')
+    for (const [kind, body] of Object.entries(others)) {
       const err = await v.check(chain, state, sign(chain, alice, 0n, body), NOW).then(() => undefined, (e: any) => e)
       expect(err?.name).toBe('NoVerifierError')
       expect(err.kind).toBe(kind)
@@ -52,7 +54,7 @@ describe('ProofVerifier fails closed', () => {
     const all = proofs()
     await v.check(chain, state, sign(chain, alice, 0n, all.uptime), NOW)
     expect(seen).toEqual([`${alice.address}/0/10`])
-    for (const kind of ['training', 'inference', 'data'] as const) {
+    for (const kind of ['training', 'data'] as const) {
       await expect(v.check(chain, state, sign(chain, alice, 0n, all[kind]), NOW)).rejects.toMatchObject({ name: 'NoVerifierError', kind })
     }
     // a configured check that throws refuses the vote
