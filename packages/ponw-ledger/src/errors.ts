@@ -99,6 +99,12 @@ export class UnpaidInferenceError extends Error {
   override name = 'UnpaidInferenceError'
 }
 
+/** An uptime proof this validator cannot attest: no bound peer, or fewer heartbeats seen than claimed */
+export class UptimeNotAttestedError extends Error {
+  static override name = 'UptimeNotAttestedError'
+  override name = 'UptimeNotAttestedError'
+}
+
 /** Re-executing a sample of the claimed work gave a different result */
 export class ReExecutionMismatchError extends Error {
   static override name = 'ReExecutionMismatchError'

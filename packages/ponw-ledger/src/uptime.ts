@@ -1,0 +1,130 @@
+/**
+ * Uptime attestation: a validator votes for an uptime proof only for heartbeats it saw itself from the
+ * libp2p peer the wallet is bound to (an {@link IdentityBinding} signed by both keys).
+ */
+import { UptimeNotAttestedError } from './errors.js'
+import { verifyBinding } from './keys.js'
+import type { Chain } from './genesis.js'
+import type { Address, IdentityBinding } from './keys.js'
+import type { UptimeClaim, UptimeVerifier } from './verify.js'
+
+/** Where a validator records the heartbeats it sees (pluggable: gossip, pings, a monitoring service…) */
+export interface HeartbeatTracker {
+  /** a heartbeat from `peerId` seen at `atMs` (this node's clock) */
+  record(peerId: string, atMs: number): void
+  /** distinct heartbeat slots (of `heartbeatSeconds`) seen from `peerId` during `epoch` */
+  heartbeatsSeen(peerId: string, epoch: bigint): number
+}
+
+export interface MemoryHeartbeatTrackerInit {
+  chain: Chain
+  /**
+   * peers remembered; the least recently seen is forgotten first
+   *
+   * @default 100_000
+   */
+  maxPeers?: number
+}
+
+/** In-memory {@link HeartbeatTracker}: per peer, the heartbeat slots seen in the last epochWindow + 1 epochs */
+export class MemoryHeartbeatTracker implements HeartbeatTracker {
+  readonly #chain: Chain
+  readonly #maxPeers: number
+  /** peer → epoch → slots; Map order = least recently seen first */
+  readonly #peers = new Map<string, Map<bigint, Set<number>>>()
+
+  constructor (init: MemoryHeartbeatTrackerInit) {
+    this.#chain = init.chain
+    this.#maxPeers = init.maxPeers ?? 100_000
+  }
+
+  record (peerId: string, atMs: number): void {
+    const g = this.#chain.genesis
+    const since = atMs - g.genesisTimeMs
+    if (!Number.isFinite(since) || since < 0) {
+      return
+    }
+    const epoch = BigInt(Math.floor(since / g.params.epochMs))
+    const slot = Math.floor(since / (g.params.heartbeatSeconds * 1000))
+    let epochs = this.#peers.get(peerId)
+    if (epochs == null) {
+      while (this.#peers.size >= this.#maxPeers) {
+        this.#peers.delete(this.#peers.keys().next().value!)
+      }
+      epochs = new Map()
+    } else {
+      this.#peers.delete(peerId)
+    }
+    this.#peers.set(peerId, epochs)
+    let slots = epochs.get(epoch)
+    if (slots == null) {
+      slots = new Set()
+      epochs.set(epoch, slots)
+      // keep only the epochs a proof may still name (bounded memory per peer)
+      for (const e of epochs.keys()) {
+        if (e + BigInt(g.params.epochWindow) < epoch) {
+          epochs.delete(e)
+        }
+      }
+    }
+    slots.add(slot)
+  }
+
+  heartbeatsSeen (peerId: string, epoch: bigint): number {
+    return this.#peers.get(peerId)?.get(epoch)?.size ?? 0
+  }
+}
+
+/** Wallet → libp2p peer, from bindings whose two signatures verify (the newest binding of a wallet wins) */
+export class PeerBindings {
+  readonly #byAddress = new Map<Address, { peerId: string, issuedAtMs: number }>()
+
+  /** Verifies the binding (InvalidSignatureError if not) and records it; returns the bound wallet address */
+  async add (binding: IdentityBinding): Promise<Address> {
+    const address = await verifyBinding(binding)
+    const prev = this.#byAddress.get(address)
+    if (prev == null || binding.issuedAtMs >= prev.issuedAtMs) {
+      this.#byAddress.set(address, { peerId: binding.peerId, issuedAtMs: binding.issuedAtMs })
+    }
+    return address
+  }
+
+  peerOf (address: Address): string | undefined {
+    return this.#byAddress.get(address)?.peerId
+  }
+}
+
+export interface HeartbeatUptimeVerifierInit {
+  tracker: HeartbeatTracker
+  /** the libp2p peer a wallet is bound to (e.g. `PeerBindings.peerOf`) */
+  peerOf(address: Address): string | undefined
+  /**
+   * heartbeats a claim may exceed what this validator saw by (missed gossip)
+   *
+   * @default 0
+   */
+  tolerance?: number
+}
+
+/**
+ * The `uptime` check: the claim's heartbeats must not exceed the heartbeats this validator saw from the
+ * wallet's bound peer during the claimed epoch (plus `tolerance`); no bound peer or nothing seen: refused.
+ */
+export class HeartbeatUptimeVerifier implements UptimeVerifier {
+  readonly #init: HeartbeatUptimeVerifierInit
+
+  constructor (init: HeartbeatUptimeVerifierInit) {
+    this.#init = init
+  }
+
+  async verifyUptime (claim: UptimeClaim): Promise<void> {
+    const peer = this.#init.peerOf(claim.sender)
+    if (peer == null) {
+      throw new UptimeNotAttestedError(`wallet ${claim.sender} is bound to no libp2p peer`)
+    }
+    const seen = this.#init.tracker.heartbeatsSeen(peer, claim.epoch)
+    if (seen === 0 || claim.heartbeats > seen + (this.#init.tolerance ?? 0)) {
+      throw new UptimeNotAttestedError(`${claim.heartbeats} heartbeats claimed for epoch ${claim.epoch}, ${seen} seen from ${peer}`)
+    }
+  }
+}
