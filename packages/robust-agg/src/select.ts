@@ -268,7 +268,16 @@ export function trimmedMeanStatistic (f: number): OrderStatistic {
     fromRows: (value, len, m, out, s, acc) => {
       // ranks f, f + 1, …, m − f − 1 in order
       acc.fill(0, 0, len)
-      for (let i = f; i < m - f; i++) {
+      // four ranks per sweep, added left to right: the same sums, in the same order, as one rank per sweep
+      let i = f
+      for (; i + 3 < m - f; i += 4) {
+        const r0 = value(i)
+        const r1 = value(i + 1)
+        const r2 = value(i + 2)
+        const r3 = value(i + 3)
+        for (let t = 0; t < len; t++) acc[t] = acc[t] + r0[t] + r1[t] + r2[t] + r3[t]
+      }
+      for (; i < m - f; i++) {
         const row = value(i)
         for (let t = 0; t < len; t++) acc[t] += row[t]
       }
