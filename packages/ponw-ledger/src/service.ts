@@ -3,12 +3,13 @@ import { MalformedMessageError, MessageTooLargeError, NotStartedError, TimeoutEr
 import { TypedEventEmitter } from 'main-event'
 import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, SYNC_PROTOCOL } from './constants.js'
 import { Ledger } from './ledger.js'
-import { digest } from './keys.js'
+import { digest, fromHex, toHex } from './keys.js'
 import { buildTx, parseSignedTx } from './messages.js'
 import { bondedAt, checkSlashReport } from './state.js'
 import { Certificate as CertificateCodec, GossipMessage, SyncRequest, SyncResponse } from './pb/ledger.js'
 import type { Chain, GenesisConfig } from './genesis.js'
-import type { Wallet } from './keys.js'
+import type { IdentityBinding, Wallet } from './keys.js'
+import type { HeartbeatTracker, PeerBindings } from './uptime.js'
 import type { LedgerEvents } from './ledger.js'
 import type { Evidence, LedgerCertificate, LedgerTx, TxBody, VoteSigData } from './messages.js'
 import type { SignatureVerifierPool } from './verify-pool.js'
@@ -57,6 +58,14 @@ export interface PonwLedgerInit {
   maxPending?: number
   /** @default DEFAULT_MAX_VOTE_MEMORY_BYTES */
   maxVoteMemoryBytes?: number
+  /**
+   * Heartbeats on the ledger topic (uptime attestation). With `tracker` and `bindings`, every heartbeat whose
+   * gossipsub-signed source is the peer its binding names is verified, its binding recorded and the beat
+   * recorded in the tracker (give the same two to a `HeartbeatUptimeVerifier`). With `binding` (this node's
+   * wallet bound to its own peer id), the node publishes a heartbeat every `intervalMs`
+   * (@default heartbeatSeconds · 1000).
+   */
+  heartbeat?: { tracker?: HeartbeatTracker, bindings?: PeerBindings, binding?: IdentityBinding, intervalMs?: number }
 }
 
 /** The parts of libp2p's registrar and connection manager this service uses */
@@ -75,6 +84,8 @@ export interface PonwLedgerComponents {
 export interface PonwLedgerEvents extends LedgerEvents {
   /** a sync with a peer finished */
   'ponw-ledger:synced': CustomEvent<{ peer: PeerId, added: number }>
+  /** a verified heartbeat of a bound peer was recorded */
+  'ponw-ledger:heartbeat': CustomEvent<{ peer: string, atMs: number }>
 }
 
 /** The ledger as a libp2p service */
@@ -89,12 +100,15 @@ export interface PonwLedger extends TypedEventTarget<PonwLedgerEvents>, Startabl
   syncWith(peer: PeerId, options?: AbortOptions): Promise<number>
 }
 
+/** gossipsub's message event: `from` is set (and signed) for signed messages */
+interface GossipDetail { topic: string, data: Uint8Array, type?: string, from?: PeerId }
+
 interface PubSubLike {
   subscribe(topic: string): void
   unsubscribe(topic: string): void
   publish(topic: string, data: Uint8Array): Promise<unknown>
-  addEventListener(type: 'message', fn: (evt: CustomEvent<{ topic: string, data: Uint8Array }>) => void): void
-  removeEventListener(type: 'message', fn: (evt: CustomEvent<{ topic: string, data: Uint8Array }>) => void): void
+  addEventListener(type: 'message', fn: (evt: CustomEvent<GossipDetail>) => void): void
+  removeEventListener(type: 'message', fn: (evt: CustomEvent<GossipDetail>) => void): void
 }
 
 class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements PonwLedger {
@@ -115,6 +129,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
   readonly #cursor = new Map<string, number>()
   readonly #syncing = new Map<string, Promise<number>>()
   #retrying = false
+  #heartbeatTimer?: ReturnType<typeof setInterval>
 
   constructor (components: PonwLedgerComponents, init: PonwLedgerInit) {
     super()
@@ -155,6 +170,14 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     pubsub.subscribe(this.#topic)
     this.#c.events.addEventListener('peer:connect', this.#onConnect)
     this.#started = true
+    const hb = this.#init.heartbeat
+    if (hb?.binding != null) {
+      const b = hb.binding
+      const msg = GossipMessage.encode({ heartbeat: { peerId: b.peerId, walletPublicKey: fromHex(b.walletPublicKey), issuedAtMs: BigInt(b.issuedAtMs), walletSignature: fromHex(b.walletSignature), peerSignature: fromHex(b.peerSignature) } })
+      const beat = (): void => { this.#publish(msg).catch(() => {}) }
+      this.#heartbeatTimer = setInterval(beat, hb.intervalMs ?? ledger.chain.genesis.params.heartbeatSeconds * 1000)
+      beat()
+    }
   }
 
   async stop (): Promise<void> {
@@ -162,6 +185,8 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       return
     }
     this.#started = false
+    clearInterval(this.#heartbeatTimer)
+    this.#heartbeatTimer = undefined
     this.#c.events.removeEventListener('peer:connect', this.#onConnect)
     this.#pubsub?.removeEventListener('message', this.#onGossip)
     try {
@@ -236,16 +261,16 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     await this.#publish(GossipMessage.encode({ certificate: { signedTx: Uint8Array.from(cert.tx.signed), votes: cert.votes.map(v => ({ validator: v.validator, signature: Uint8Array.from(v.signature) })) } }))
   }
 
-  readonly #onGossip = (evt: CustomEvent<{ topic: string, data: Uint8Array }>): void => {
+  readonly #onGossip = (evt: CustomEvent<GossipDetail>): void => {
     if (evt.detail.topic !== this.#topic || !this.#started) {
       return
     }
-    this.#handleGossip(evt.detail.data).catch(err => {
+    this.#handleGossip(evt.detail.data, evt.detail.from?.toString()).catch(err => {
       this.#log('dropped gossip message - %s: %s', err.name, err.message)
     })
   }
 
-  async #handleGossip (data: Uint8Array): Promise<void> {
+  async #handleGossip (data: Uint8Array, from?: string): Promise<void> {
     if (data.byteLength > (this.#init.maxGossipBytes ?? DEFAULT_MAX_GOSSIP_BYTES)) {
       throw new MessageTooLargeError(`gossip message of ${data.byteLength} bytes`)
     }
@@ -263,7 +288,24 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       await this.#handleVote(tx, m.vote.vote)
     } else if (m.signedTx != null && m.signedTx.byteLength > 0) {
       await this.#handleTx(parseSignedTx(ledger.chain, m.signedTx))
+    } else if (m.heartbeat != null) {
+      await this.#handleHeartbeat(m.heartbeat, from)
     }
+  }
+
+  /** a heartbeat counts only from the peer its binding names, as the (signed) gossip source */
+  async #handleHeartbeat (h: NonNullable<GossipMessage['heartbeat']>, from?: string): Promise<void> {
+    const hb = this.#init.heartbeat
+    if (hb?.tracker == null || hb.bindings == null) {
+      return
+    }
+    if (from == null || from !== h.peerId) {
+      throw new MalformedMessageError('heartbeat not sent by the peer its binding names')
+    }
+    const atMs = this.ledger.now()
+    await hb.bindings.add({ peerId: h.peerId, walletPublicKey: toHex(h.walletPublicKey), issuedAtMs: Number(h.issuedAtMs), walletSignature: toHex(h.walletSignature), peerSignature: toHex(h.peerSignature) })
+    hb.tracker.record(h.peerId, atMs)
+    this.safeDispatchEvent('ponw-ledger:heartbeat', { detail: { peer: h.peerId, atMs } })
   }
 
   readonly #onOutcome = (): void => {

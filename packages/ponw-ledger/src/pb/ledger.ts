@@ -2698,6 +2698,7 @@ export interface GossipMessage {
   signedTx: Uint8Array<ArrayBuffer>
   vote?: Vote
   certificate?: Certificate
+  heartbeat?: Heartbeat
 }
 
 export namespace GossipMessage {
@@ -2723,6 +2724,11 @@ export namespace GossipMessage {
         if (obj.certificate != null) {
           w.uint32(26)
           Certificate.codec().encode(obj.certificate, w)
+        }
+
+        if (obj.heartbeat != null) {
+          w.uint32(34)
+          Heartbeat.codec().encode(obj.heartbeat, w)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -2752,6 +2758,12 @@ export namespace GossipMessage {
             case 3: {
               obj.certificate = Certificate.codec().decode(reader, reader.uint32(), {
                 limits: opts.limits?.certificate
+              })
+              break
+            }
+            case 4: {
+              obj.heartbeat = Heartbeat.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.heartbeat
               })
               break
             }
@@ -2787,6 +2799,13 @@ export namespace GossipMessage {
             case 3: {
               yield * Certificate.codec().stream(reader, reader.uint32(), `${prefix}.certificate`, {
                 limits: opts.limits?.certificate
+              })
+
+              break
+            }
+            case 4: {
+              yield * Heartbeat.codec().stream(reader, reader.uint32(), `${prefix}.heartbeat`, {
+                limits: opts.limits?.heartbeat
               })
 
               break
@@ -2840,6 +2859,31 @@ export namespace GossipMessage {
     index: number
   }
 
+  export interface GossipMessageHeartbeatPeerIdFieldEvent {
+    field: '$.heartbeat.peerId'
+    value: string
+  }
+
+  export interface GossipMessageHeartbeatWalletPublicKeyFieldEvent {
+    field: '$.heartbeat.walletPublicKey'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface GossipMessageHeartbeatIssuedAtMsFieldEvent {
+    field: '$.heartbeat.issuedAtMs'
+    value: bigint
+  }
+
+  export interface GossipMessageHeartbeatWalletSignatureFieldEvent {
+    field: '$.heartbeat.walletSignature'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface GossipMessageHeartbeatPeerSignatureFieldEvent {
+    field: '$.heartbeat.peerSignature'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<GossipMessage>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, GossipMessage.codec())
   }
@@ -2848,8 +2892,189 @@ export namespace GossipMessage {
     return decodeMessage(buf, GossipMessage.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GossipMessage>): Generator<GossipMessageSignedTxFieldEvent | GossipMessageVoteSignedTxFieldEvent | GossipMessageVoteVoteValidatorFieldEvent | GossipMessageVoteVoteSignatureFieldEvent | GossipMessageCertificateSignedTxFieldEvent | GossipMessageCertificateVotesValidatorFieldEvent | GossipMessageCertificateVotesSignatureFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GossipMessage>): Generator<GossipMessageSignedTxFieldEvent | GossipMessageVoteSignedTxFieldEvent | GossipMessageVoteVoteValidatorFieldEvent | GossipMessageVoteVoteSignatureFieldEvent | GossipMessageCertificateSignedTxFieldEvent | GossipMessageCertificateVotesValidatorFieldEvent | GossipMessageCertificateVotesSignatureFieldEvent | GossipMessageHeartbeatPeerIdFieldEvent | GossipMessageHeartbeatWalletPublicKeyFieldEvent | GossipMessageHeartbeatIssuedAtMsFieldEvent | GossipMessageHeartbeatWalletSignatureFieldEvent | GossipMessageHeartbeatPeerSignatureFieldEvent> {
     return streamMessage(buf, GossipMessage.codec(), opts)
+  }
+}
+
+export interface Heartbeat {
+  peerId: string
+  walletPublicKey: Uint8Array<ArrayBuffer>
+  issuedAtMs: bigint
+  walletSignature: Uint8Array<ArrayBuffer>
+  peerSignature: Uint8Array<ArrayBuffer>
+}
+
+export namespace Heartbeat {
+  let _codec: Codec<Heartbeat>
+
+  export const codec = (): Codec<Heartbeat> => {
+    if (_codec == null) {
+      _codec = message<Heartbeat>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.peerId != null && obj.peerId !== '')) {
+          w.uint32(10)
+          w.string(obj.peerId)
+        }
+
+        if ((obj.walletPublicKey != null && obj.walletPublicKey.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.walletPublicKey)
+        }
+
+        if ((obj.issuedAtMs != null && obj.issuedAtMs !== 0n)) {
+          w.uint32(24)
+          w.uint64(obj.issuedAtMs)
+        }
+
+        if ((obj.walletSignature != null && obj.walletSignature.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.walletSignature)
+        }
+
+        if ((obj.peerSignature != null && obj.peerSignature.byteLength > 0)) {
+          w.uint32(42)
+          w.bytes(obj.peerSignature)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          peerId: '',
+          walletPublicKey: uint8ArrayAlloc(0),
+          issuedAtMs: 0n,
+          walletSignature: uint8ArrayAlloc(0),
+          peerSignature: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.peerId = reader.string()
+              break
+            }
+            case 2: {
+              obj.walletPublicKey = reader.bytes()
+              break
+            }
+            case 3: {
+              obj.issuedAtMs = reader.uint64()
+              break
+            }
+            case 4: {
+              obj.walletSignature = reader.bytes()
+              break
+            }
+            case 5: {
+              obj.peerSignature = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.peerId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.walletPublicKey`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.issuedAtMs`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.walletSignature`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.peerSignature`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface HeartbeatPeerIdFieldEvent {
+    field: '$.peerId'
+    value: string
+  }
+
+  export interface HeartbeatWalletPublicKeyFieldEvent {
+    field: '$.walletPublicKey'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface HeartbeatIssuedAtMsFieldEvent {
+    field: '$.issuedAtMs'
+    value: bigint
+  }
+
+  export interface HeartbeatWalletSignatureFieldEvent {
+    field: '$.walletSignature'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface HeartbeatPeerSignatureFieldEvent {
+    field: '$.peerSignature'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<Heartbeat>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, Heartbeat.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Heartbeat>): Heartbeat {
+    return decodeMessage(buf, Heartbeat.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Heartbeat>): Generator<HeartbeatPeerIdFieldEvent | HeartbeatWalletPublicKeyFieldEvent | HeartbeatIssuedAtMsFieldEvent | HeartbeatWalletSignatureFieldEvent | HeartbeatPeerSignatureFieldEvent> {
+    return streamMessage(buf, Heartbeat.codec(), opts)
   }
 }
 
