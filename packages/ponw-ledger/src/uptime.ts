@@ -75,17 +75,44 @@ export class MemoryHeartbeatTracker implements HeartbeatTracker {
   }
 }
 
+export interface PeerBindingsInit {
+  /**
+   * wallets remembered; the least recently bound is forgotten first
+   *
+   * @default 100_000
+   */
+  maxBindings?: number
+}
+
 /** Wallet → libp2p peer, from bindings whose two signatures verify (the newest binding of a wallet wins) */
 export class PeerBindings {
   readonly #byAddress = new Map<Address, { peerId: string, issuedAtMs: number }>()
+  /** the exact binding last verified per peer: a repeated heartbeat is not verified again */
+  readonly #verified = new Map<string, { key: string, address: Address }>()
+  readonly #max: number
+
+  constructor (init: PeerBindingsInit = {}) {
+    this.#max = init.maxBindings ?? 100_000
+  }
 
   /** Verifies the binding (InvalidSignatureError if not) and records it; returns the bound wallet address */
   async add (binding: IdentityBinding): Promise<Address> {
-    const address = await verifyBinding(binding)
+    const key = `${binding.walletPublicKey}/${binding.issuedAtMs}/${binding.walletSignature}/${binding.peerSignature}`
+    const cached = this.#verified.get(binding.peerId)
+    const address = cached?.key === key ? cached.address : await verifyBinding(binding)
     const prev = this.#byAddress.get(address)
     if (prev == null || binding.issuedAtMs >= prev.issuedAtMs) {
+      this.#byAddress.delete(address)
+      while (this.#byAddress.size >= this.#max) {
+        this.#byAddress.delete(this.#byAddress.keys().next().value!)
+      }
       this.#byAddress.set(address, { peerId: binding.peerId, issuedAtMs: binding.issuedAtMs })
     }
+    this.#verified.delete(binding.peerId)
+    while (this.#verified.size >= this.#max) {
+      this.#verified.delete(this.#verified.keys().next().value!)
+    }
+    this.#verified.set(binding.peerId, { key, address })
     return address
   }
 

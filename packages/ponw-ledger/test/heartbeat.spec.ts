@@ -13,7 +13,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { NEURO } from '../src/amount.js'
 import { LEDGER_TOPIC } from '../src/constants.js'
 import { createGenesis, loadChain } from '../src/genesis.js'
-import { createBinding, toHex } from '../src/keys.js'
+import { createBinding, fromHex, toHex } from '../src/keys.js'
+import { GossipMessage } from '../src/pb/ledger.js'
 import { ponwLedger } from '../src/service.js'
 import { HeartbeatUptimeVerifier, MemoryHeartbeatTracker, PeerBindings } from '../src/uptime.js'
 import { ProofVerifier } from '../src/verify.js'
@@ -52,6 +53,12 @@ describe('heartbeats on the ledger topic attest uptime (2 real libp2p hosts)', (
       params: { ...createGenesis({ validators: [{ publicKey: toHex(validators[0].publicKey), stake: 1n }] }).params, heartbeatSeconds: 1 }
     }))
     const tracker = new MemoryHeartbeatTracker({ chain })
+    // counts every record() call per peer (the memory tracker counts slots, which would hide a second beat)
+    const records = new Map<string, number>()
+    const counting = {
+      record: (peer: string, at: number) => { records.set(peer, (records.get(peer) ?? 0) + 1); tracker.record(peer, at) },
+      heartbeatsSeen: (peer: string, e: bigint) => tracker.heartbeatsSeen(peer, e)
+    }
     const bindings = new PeerBindings()
     const verifier = new ProofVerifier({ uptime: new HeartbeatUptimeVerifier({ tracker, peerOf: a => bindings.peerOf(a) }) })
     for (let i = 0; i < 2; i++) dirs.push(await mkdtemp(join(tmpdir(), 'ponw-hb-')))
@@ -59,7 +66,7 @@ describe('heartbeats on the ledger topic attest uptime (2 real libp2p hosts)', (
     const pKey = await generateKeyPair('Ed25519')
     const proverPeer = peerIdFromPrivateKey(pKey).toString()
     const binding = await createBinding(bob, pKey, proverPeer)
-    const v = await node(vKey, { genesis: chain, path: dirs[0], wallet: validators[0], verifier, heartbeat: { tracker, bindings } })
+    const v = await node(vKey, { genesis: chain, path: dirs[0], wallet: validators[0], verifier, heartbeat: { tracker: counting, bindings } })
     nodes.push(v)
     const p = await node(pKey, { genesis: chain, path: dirs[1], wallet: bob, heartbeat: { binding, intervalMs: 200 } })
     nodes.push(p)
@@ -77,5 +84,26 @@ describe('heartbeats on the ledger topic attest uptime (2 real libp2p hosts)', (
     await waitFor(() => nodes.every(n => n.ledger.ledger.state.outcomes.get(tx.idHex)?.status === 'applied'), nodes.map(n => n.ledger), ['ponw-ledger:outcome'], 20_000, 'the uptime proof to be final')
     // 2 heartbeats of 1 s at 0.1 NEURO/min, no stake
     expect(v.ledger.ledger.balance(bob.address)).toBe(NEURO / 300n)
+
+    // a heartbeat relayed (or forged) by a peer other than the one its binding names is not counted
+    const xKey = await generateKeyPair('Ed25519')
+    const x = peerIdFromPrivateKey(xKey)
+    const carolBinding = await createBinding(carol, xKey, x.toString())
+    const data = GossipMessage.encode({ heartbeat: { peerId: x.toString(), walletPublicKey: fromHex(carolBinding.walletPublicKey), issuedAtMs: BigInt(carolBinding.issuedAtMs), walletSignature: fromHex(carolBinding.walletSignature), peerSignature: fromHex(carolBinding.peerSignature) } })
+    const pubsub = v.libp2p.services.pubsub as EventTarget
+    const events: string[] = []
+    const twoDone = new Promise<void>(resolve => {
+      v.ledger.addEventListener('ponw-ledger:heartbeat', e => { if (e.detail.peer === x.toString()) { events.push(e.detail.peer) } })
+      // the control below is recorded after the relayed copy was handled (same handler, dispatched first)
+      v.ledger.addEventListener('ponw-ledger:heartbeat', e => { if (e.detail.peer === x.toString()) setImmediate(resolve) })
+    })
+    pubsub.dispatchEvent(new CustomEvent('message', { detail: { topic: LEDGER_TOPIC, data, type: 'signed', from: p.libp2p.peerId } }))
+    // the same heartbeat from its own peer is counted (positive control)
+    pubsub.dispatchEvent(new CustomEvent('message', { detail: { topic: LEDGER_TOPIC, data, type: 'signed', from: x } }))
+    await twoDone
+    expect(records.get(x.toString())).toBe(1)
+    expect(events).toHaveLength(1)
+    expect(tracker.heartbeatsSeen(x.toString(), epoch)).toBe(1)
+    expect(bindings.peerOf(carol.address)).toBe(x.toString())
   })
 })
