@@ -126,8 +126,13 @@ describe('kill and resume', () => {
     const dir = join(root, 'killed')
     const kills: number[] = []
     for (let round = 0; round < 2; round++) {
-      // run a child until it has written a checkpoint past the last one, then kill it at a random moment
+      // kill at a random step that lies past the next checkpoint but leaves room before the end, so the kill
+      // always lands mid-run (a time-based delay let a fast machine finish the run before the signal)
       const before = (await listCheckpoints(dir)).at(-1) ?? 0
+      const nextCheckpoint = (Math.floor(before / RUN.checkpointEvery) + 1) * RUN.checkpointEvery
+      const lo = nextCheckpoint + 1
+      const hi = steps - 2 * RUN.checkpointEvery - (1 - round) * 2 * RUN.checkpointEvery
+      const target = lo + Math.floor(Math.random() * Math.max(1, hi - lo + 1))
       const child = spawn(process.execPath, [CHILD, data.dir, dir, String(steps)], { stdio: ['ignore', 'pipe', 'pipe'] })
       let stderr = ''
       child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
@@ -141,9 +146,10 @@ describe('kill and resume', () => {
           while ((nl = buf.indexOf('\n')) >= 0) {
             const e = JSON.parse(buf.slice(0, nl)) as TrainEvent
             buf = buf.slice(nl + 1)
-            if (e.type === 'checkpoint' && e.step > before && !fired) {
+            if (e.type === 'step' && e.step >= target && !fired) {
               fired = true
-              setTimeout(() => { kills.push(e.step); child.kill('SIGKILL'); resolve() }, Math.floor(Math.random() * 150))
+              // a random moment inside the next step or so (the write may be mid-flight)
+              setTimeout(() => { kills.push(e.step); child.kill('SIGKILL'); resolve() }, Math.floor(Math.random() * 10))
             }
           }
         })
