@@ -51,6 +51,16 @@ export class EquivocationError extends Error {
   override name = 'EquivocationError'
 }
 
+/**
+ * A withdrawal and a slash report that must not both be final: the validator knows evidence against the
+ * account (so its stake waits for the slash), or it already voted for the account's withdrawal after the
+ * offence (so the stake behind the penalty may have left)
+ */
+export class EvidenceConflictError extends Error {
+  static override name = 'EvidenceConflictError'
+  override name = 'EvidenceConflictError'
+}
+
 /** A certificate whose valid validator signatures do not hold more than 2/3 of the stake */
 export class InsufficientQuorumError extends Error {
   static override name = 'InsufficientQuorumError'

@@ -2,7 +2,7 @@ import { logger } from '@libp2p/logger'
 import { InvalidParametersError, NotStartedError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
 import { decodeAmount } from './amount.js'
-import { EquivocationError, ImplausibleProofError, InsufficientFundsError, InvalidEvidenceError, InvalidSignatureError, ReplayError, SequenceGapError, StateMismatchError } from './errors.js'
+import { EquivocationError, EvidenceConflictError, ImplausibleProofError, InsufficientFundsError, InvalidEvidenceError, InvalidSignatureError, ReplayError, SequenceGapError, StateMismatchError } from './errors.js'
 import { loadChain } from './genesis.js'
 import { toHex } from './keys.js'
 import { encodeCertificate, hasQuorum, parseCertificate, peekCertificateId, parseSignedTx, signTx, signVote, verifyVote, voteDigest } from './messages.js'
@@ -363,6 +363,11 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
           return signVote(this.chain, wallet, index, tx.id)
         }
         const evidence: Evidence = { kind: 'account-equivocation', a: prevSigned, b: tx.signed }
+        // from now on this validator refuses the offender's withdrawals (see slashConflicts)
+        const suspect = await this.store.get(KEYS.suspect(tx.sender))
+        if (suspect == null || BigInt(suspect) > tx.sequence) {
+          await this.store.batch([{ type: 'put', key: KEYS.suspect(tx.sender), value: tx.sequence.toString() }], true)
+        }
         this.safeDispatchEvent('ponw-ledger:evidence', { detail: evidence })
         throw Object.assign(new EquivocationError(`sender ${tx.sender} signed two messages for sequence ${tx.sequence}`), { evidence })
       }
@@ -375,12 +380,40 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
           if (used != null && used !== tx.idHex) {
             throw new ReplayError('this evidence was already reported')
           }
+          if (ev.validator == null && await this.slashConflicts(ev.offender, ev.sequence)) {
+            throw new EvidenceConflictError(`${ev.offender} withdrew after sequence ${ev.sequence}: this validator cannot also vote for its slash`)
+          }
           ops.push({ type: 'put', key: KEYS.evidence(ev.key), value: tx.idHex })
         }
+      } else if (tx.kind === 'withdraw') {
+        if (await this.store.get(KEYS.evidence(`account/${tx.sender}`)) != null || await this.store.get(KEYS.suspect(tx.sender)) != null) {
+          throw new EvidenceConflictError(`this validator holds evidence against ${tx.sender}: its withdrawals wait for the slash`)
+        }
+        ops.push({ type: 'put', key: KEYS.withdrawVoted(tx.sender), value: tx.sequence.toString() })
       }
       await this.store.batch(ops, true)
       return signVote(this.chain, wallet, index, tx.id)
     })
+  }
+
+  /**
+   * True when a slash of `offender` for its message `sequence` must not be voted for: this validator voted
+   * for one of the offender's withdrawals after that sequence, or one is final. An honest validator votes for
+   * at most one of the two, so with less than 1/3 faulty stake they are never both final: a slash never
+   * pays its reporter out of stake that already left (which would mint). Validator stake cannot leave.
+   */
+  async slashConflicts (offender: Address, sequence: bigint): Promise<boolean> {
+    this.#assertOpen()
+    const voted = await this.store.get(KEYS.withdrawVoted(offender))
+    if (voted != null && BigInt(voted) > sequence) {
+      return true
+    }
+    for (const o of this.state.outcomes.values()) {
+      if (o.sender === offender && o.kind === 'withdraw' && o.status === 'applied' && o.sequence > sequence) {
+        return true
+      }
+    }
+    return false
   }
 
   /** True when this validator has voted for a slash report with this evidence key (one per offender) */

@@ -369,6 +369,11 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
         if (off.nextSeq >= ev.sequence && bondedAt(off, ev.sequence) === 0n) {
           return
         }
+        // the offender withdrew after the offence: validators would refuse the report, and this node's
+        // account would be stuck behind a sequence that can never be final
+        if (await ledger.slashConflicts(ev.offender, ev.sequence)) {
+          return
+        }
       }
       await this.send({ kind: 'slash', evidence: e })
     }

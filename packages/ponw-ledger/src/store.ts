@@ -26,6 +26,10 @@ export const KEYS = {
   meta: 'g!meta',
   voted: (sender: string, seq: bigint) => `v!${sender}!${seq.toString()}`,
   evidence: (k: string) => `e!${k}`,
+  /** highest sequence of a withdrawal by this account that this validator voted for */
+  withdrawVoted: (a: string) => `x!${a}`,
+  /** lowest equivocated sequence of this account that this validator has seen evidence of */
+  suspect: (a: string) => `s!${a}`,
   own: (seq: bigint) => `w!${seq.toString().padStart(20, '0')}`
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
-import { Wallet, addressOf, createBinding, decryptKeystore, digest, encryptKeystore, loadKeystore, saveKeystore, verifyBinding, verifyDigest } from '../src/keys.js'
+import { Wallet, addressOf, createBinding, decryptKeystore, digest, encryptKeystore, loadKeystore, saveKeystore, nativeSecp256k1, verifyBinding, verifyDigest, verifyDigestPortable } from '../src/keys.js'
 
 describe('wallet, keystore, identity binding', () => {
   it('derives a 20-byte address from the public key and signs domain-separated digests', () => {
@@ -59,22 +59,36 @@ describe('wallet, keystore, identity binding', () => {
   })
 })
 
-describe('fast verification path', () => {
-  it('agrees with noble secp256k1.verify on valid, tampered and high-S signatures', async () => {
+describe('native (OpenSSL) verification path', () => {
+  it('is in use on this Node, and agrees with noble on valid, tampered, high-S and malformed input', async () => {
     const { secp256k1 } = await import('@noble/curves/secp256k1.js')
+    // official Node builds carry secp256k1 in OpenSSL: the fast path must not silently fall back here
+    expect(nativeSecp256k1).toBe(true)
     const w = Wallet.fromSeed('fast-path')
     const n = secp256k1.Point.CURVE().n
-    for (let i = 0; i < 80; i++) {
-      // after 32 uses the key switches to the precomputed path: both paths are exercised
+    const toBytes = (x: bigint): Uint8Array => Buffer.from(x.toString(16).padStart(64, '0'), 'hex')
+    for (let i = 0; i < 40; i++) {
       const d = digest('fp', new Uint8Array([i]))
       const sig = w.signDigest(d)
-      const variants = [sig, Uint8Array.from(sig).map((b, k) => k === i % 64 ? b ^ 1 : b)]
+      const r = BigInt('0x' + Buffer.from(sig.subarray(0, 32)).toString('hex'))
       const s = BigInt('0x' + Buffer.from(sig.subarray(32)).toString('hex'))
       const high = Uint8Array.from(sig)
-      high.set(Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex'), 32)
-      variants.push(high)
+      high.set(toBytes(n - s), 32)
+      const variants = [
+        sig,
+        Uint8Array.from(sig).map((b, k) => k === i % 64 ? b ^ 1 : b),
+        high,
+        Uint8Array.from([...toBytes(r), ...toBytes(0n)]),
+        Uint8Array.from([...toBytes(r + n < 2n ** 256n ? r + n : 0n), ...sig.subarray(32)]),
+        new Uint8Array(64)
+      ]
+      const other = Uint8Array.from(w.publicKey)
+      other[5] ^= 1 // usually not on the curve
       for (const v of variants) {
-        expect(verifyDigest(v, d, w.publicKey)).toBe(secp256k1.verify(v, d, w.publicKey, { prehash: false, lowS: true }))
+        for (const key of [w.publicKey, other, Wallet.fromSeed('other').publicKey]) {
+          expect(verifyDigest(v, d, key)).toBe(verifyDigestPortable(v, d, key))
+          expect(verifyDigest(v, d, key)).toBe(secp256k1.verify(v, d, key, { prehash: true, lowS: true }))
+        }
       }
       expect(verifyDigest(sig, d, w.publicKey)).toBe(true)
       expect(verifyDigest(high, d, w.publicKey)).toBe(false)
