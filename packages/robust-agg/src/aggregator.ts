@@ -6,10 +6,11 @@ import { InvalidParametersError } from '@neuroshard/interface'
 import { DEFAULT_NON_FINITE } from './constants.js'
 import { NonFiniteInputError, ValidityConditionError } from './errors.js'
 import { prepareInputs } from './set.js'
+import type { AggregationPool } from './pool.js'
 import type { AggregateOptions, AggregationContext, AggregationResult, Aggregator, CommonInit, NonFinitePolicy, VectorSet } from './types.js'
 
 /** Validate the common init fields */
-export function commonInit (name: string, init: CommonInit | undefined): { nonFinite: NonFinitePolicy, blockSize: number | undefined } {
+export function commonInit (name: string, init: CommonInit | undefined): { nonFinite: NonFinitePolicy, blockSize: number | undefined, pool: AggregationPool | undefined } {
   const nonFinite = init?.nonFinite ?? DEFAULT_NON_FINITE
   if (nonFinite !== 'reject' && nonFinite !== 'drop') {
     throw new InvalidParametersError(`${name}: nonFinite must be 'reject' or 'drop', got ${String(nonFinite)}`)
@@ -18,7 +19,11 @@ export function commonInit (name: string, init: CommonInit | undefined): { nonFi
   if (blockSize != null && (!Number.isInteger(blockSize) || blockSize < 1)) {
     throw new InvalidParametersError(`${name}: blockSize must be a positive integer, got ${blockSize}`)
   }
-  return { nonFinite, blockSize }
+  const pool = init?.pool
+  if (pool != null && typeof (pool as Partial<AggregationPool>).usable !== 'function') {
+    throw new InvalidParametersError(`${name}: pool must come from createAggregationPool()`)
+  }
+  return { nonFinite, blockSize, pool }
 }
 
 /**
@@ -37,7 +42,7 @@ export function makeAggregator (
   aggregateSet: (set: VectorSet, context: AggregationContext) => AggregationResult,
   optimistic?: (set: VectorSet, context: AggregationContext) => AggregationResult | undefined
 ): Aggregator {
-  const { nonFinite, blockSize } = commonInit(name, init)
+  const { nonFinite, blockSize, pool } = commonInit(name, init)
   return {
     name,
     aggregateSet,
@@ -46,7 +51,7 @@ export function makeAggregator (
         let fast: AggregationResult | undefined
         try {
           const unchecked = prepareInputs(name, inputs, options, nonFinite, blockSize, false)
-          fast = optimistic(unchecked.set, unchecked.context)
+          fast = optimistic(unchecked.set, { ...unchecked.context, pool })
         } catch {
           // a validity condition or similar: let the ordinary path (check first) raise the error it raises
           fast = undefined
@@ -57,7 +62,7 @@ export function makeAggregator (
         }
       }
       const { set, context, dropped } = prepareInputs(name, inputs, options, nonFinite, blockSize)
-      const result = aggregateSet(set, context)
+      const result = aggregateSet(set, { ...context, pool })
       if (nonFinite === 'drop') result.dropped = dropped
       return result
     }

@@ -83,3 +83,10 @@ export const DEFAULT_CENTERED_CLIP_TOLERANCE = 1e-6
  * @default 0
  */
 export const DEFAULT_BUCKETING_SEED = 0
+
+/**
+ * Sums over d (distances, step lengths) are formed per chunk of this many coordinates, and the chunks' partial
+ * sums are added in chunk order. Worker threads take whole chunks, so results are bit-for-bit the same for
+ * every thread count and every block size.
+ */
+export const REDUCE_CHUNK = 65536

@@ -17,7 +17,9 @@
  * Either way only O(m × blockSize) scratch is allocated, and every coordinate's result depends on that
  * coordinate alone, so the block size never changes a result.
  */
+import { runRanges, sharedFloat32ArrayIf, wireSet } from './pool.js'
 import { BlockReader } from './set.js'
+import type { AggregationPool, WireSet } from './pool.js'
 import type { VectorSet } from './types.js'
 
 /** Below this many values, insertion sort beats quickselect */
@@ -105,8 +107,27 @@ function network (m: number, outputs: number[]): CompiledNetwork | null {
   return compiled
 }
 
+/** A statistic as data (what a worker thread rebuilds it from) */
+export type OrderStatisticSpec = { kind: 'median', even: EvenMedian } | { kind: 'trimmed-mean', f: number }
+
+/** A worker job: the statistic over coordinates [lo, hi) into the shared `out` */
+export interface OrderJob {
+  op: 'order'
+  set: WireSet
+  blockSize: number
+  spec: OrderStatisticSpec
+  out: Float32Array
+  lo: number
+  hi: number
+}
+
+export function statisticFromSpec (spec: OrderStatisticSpec): OrderStatistic {
+  return spec.kind === 'median' ? medianStatistic(spec.even) : trimmedMeanStatistic(spec.f)
+}
+
 /** What a per-coordinate statistic needs: the ranks it reads, and how it combines the sorted wires */
 export interface OrderStatistic {
+  readonly spec: OrderStatisticSpec
   /** ranks (0 = smallest) whose values must be exact */
   ranks(m: number): number[]
   /**
@@ -118,14 +139,28 @@ export interface OrderStatistic {
   kernel: CoordinateKernel
 }
 
-/** Run an order statistic over every coordinate of a set, in blocks */
-export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderStatistic): Float32Array {
+/**
+ * Run an order statistic over every coordinate of a set, in blocks; with a usable `pool`, ranges of coordinates
+ * run in its worker threads (the output is then in shared memory). Per-coordinate results: identical either way.
+ */
+export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderStatistic, pool?: AggregationPool): Float32Array {
+  const parallel = pool?.usable(set) === true
+  const out = sharedFloat32ArrayIf(set.d, parallel)
+  runRanges(parallel ? pool : undefined, set,
+    (lo, hi): OrderJob => ({ op: 'order', set: wireSet(set), blockSize, spec: stat.spec, out, lo, hi }),
+    (lo, hi) => { orderStatisticRange(set, blockSize, stat, out, lo, hi) })
+  return out
+}
+
+/** {@link orderStatistic} of coordinates [lo, hi) into `out` */
+export function orderStatisticRange (set: VectorSet, blockSize: number, stat: OrderStatistic, out: Float32Array, lo: number, hi: number): void {
   const m = set.count
   const ranks = m > NETWORK_MAX || m < 2 ? [] : stat.ranks(m)
   const net = ranks.length === 0 ? null : network(m, ranks)
-  if (net == null) return perCoordinate(set, blockSize, stat.kernel)
-  const d = set.d
-  const out = new Float32Array(d)
+  if (net == null) {
+    perCoordinate(set, blockSize, stat.kernel, out, lo, hi)
+    return
+  }
   const reader = new BlockReader(set, blockSize)
   const B = reader.blockSize
   // mixed vectors are rounded to float32 into these rows first
@@ -137,8 +172,8 @@ export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderSt
   const slot = new Map(ranks.map((r, k) => [r, k]))
   const value = (rank: number): Float32Array => dstValues[slot.get(rank) as number]
   const acc = new Float64Array(B)
-  for (let s = 0; s < d; s += B) {
-    const e = Math.min(d, s + B)
+  for (let s = lo; s < hi; s += B) {
+    const e = Math.min(hi, s + B)
     const len = e - s
     if (set.mix == null) {
       // plain inputs: the network reads their float32 bits in place
@@ -157,7 +192,6 @@ export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderSt
     net(src, dst, len)
     stat.fromRows(value, len, m, out, s, acc)
   }
-  return out
 }
 
 /** Sort `buf[o .. o + m)` ascending (insertion sort) */
@@ -214,16 +248,14 @@ function quickselect (buf: Float64Array, lo: number, hi: number, k: number): voi
 /** Callback receiving one coordinate's m values (in scratch at offset o, reorderable) */
 type CoordinateKernel = (buf: Float64Array, o: number, m: number) => number
 
-/** Run a per-coordinate kernel over every coordinate of a set, in blocks */
-export function perCoordinate (set: VectorSet, blockSize: number, kernel: CoordinateKernel): Float32Array {
+/** Run a per-coordinate kernel over coordinates [lo, hi) of a set, in blocks, into `out` */
+export function perCoordinate (set: VectorSet, blockSize: number, kernel: CoordinateKernel, out: Float32Array, lo = 0, hi = set.d): void {
   const m = set.count
-  const d = set.d
-  const out = new Float32Array(d)
   const reader = new BlockReader(set, blockSize)
   const B = reader.blockSize
   const T = new Float64Array(B * m)
-  for (let s = 0; s < d; s += B) {
-    const e = Math.min(d, s + B)
+  for (let s = lo; s < hi; s += B) {
+    const e = Math.min(hi, s + B)
     const len = e - s
     reader.load(s, e)
     for (let r = 0; r < m; r++) {
@@ -236,7 +268,6 @@ export function perCoordinate (set: VectorSet, blockSize: number, kernel: Coordi
     }
     for (let t = 0; t < len; t++) out[s + t] = kernel(T, t * m, m)
   }
-  return out
 }
 
 /** How the median of an even count is formed */
@@ -245,6 +276,7 @@ export type EvenMedian = 'mean-of-middle' | 'lower' | 'upper'
 /** The median of each coordinate */
 export function medianStatistic (even: EvenMedian): OrderStatistic {
   return {
+    spec: { kind: 'median', even },
     ranks: m => (m & 1) === 1 ? [m >> 1] : [(m >> 1) - 1, m >> 1],
     fromRows: (value, len, m, out, s) => {
       const upper = value(m >> 1)
@@ -264,6 +296,7 @@ export function medianStatistic (even: EvenMedian): OrderStatistic {
 /** The mean of the m − 2f middle values of each coordinate */
 export function trimmedMeanStatistic (f: number): OrderStatistic {
   return {
+    spec: { kind: 'trimmed-mean', f },
     ranks: m => Array.from({ length: m - 2 * f }, (_, i) => f + i),
     fromRows: (value, len, m, out, s, acc) => {
       // ranks f, f + 1, …, m − f − 1 in order

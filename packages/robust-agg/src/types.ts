@@ -1,6 +1,7 @@
 /**
  * The uniform interface shared by every aggregator and pre-aggregator.
  */
+import type { AggregationPool } from './pool.js'
 
 /** What to do with inputs containing NaN or ±Infinity */
 export type NonFinitePolicy = 'reject' | 'drop'
@@ -32,6 +33,12 @@ export interface CommonInit {
    * @default 2048
    */
   blockSize?: number
+  /**
+   * Worker threads for the passes over d (`createAggregationPool`). Used by the coordinate median, the trimmed
+   * mean, the geometric median and CenteredClip when every input is in shared memory and d ≥ the pool's
+   * `minLength`; otherwise, and by the other methods, ignored. Results are bit-for-bit the same either way.
+   */
+  pool?: AggregationPool
 }
 
 /** Diagnostics of one pre-aggregation stage inside `compose()` */
@@ -102,6 +109,8 @@ export interface SparseRow {
 /** The state a composed pipeline passes down to each stage */
 export interface AggregationContext {
   blockSize: number
+  /** worker threads, when the aggregator was given a pool */
+  pool?: AggregationPool
   /** number of inputs dropped as non-finite (they count against f) */
   dropped: number
 }

@@ -10,6 +10,7 @@ import { medianStatistic, orderStatistic } from '../select.js'
 import { normalisedWeights, isFiniteVector } from '../set.js'
 import type { AggregationContext, AggregationResult, Aggregator, CommonInit, VectorSet } from '../types.js'
 import { distancesTo, fusedPass } from './geometric-median.js'
+import { float64Array, isShared } from '../pool.js'
 
 /**
  * Where CenteredClip starts: `'previous'` is the centre this aggregator returned last round (Karimireddy, He &
@@ -90,14 +91,26 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
         throw new LengthMismatchError(`${name}: the previous centre has length ${previous.length}, the inputs ${set.d}`)
       }
     }
-    const v = from === 'previous' ? previous as Float64Array : new Float64Array(set.d)
+    const pool = context.pool
+    const shared = pool?.usable(set) === true
+    let v: Float64Array
+    if (from === 'previous') {
+      v = previous as Float64Array
+      // worker threads update the centre in place: move it to shared memory once (later rounds reuse it)
+      if (shared && !isShared(v)) {
+        v = float64Array(set.d, true)
+        v.set(previous as Float64Array)
+      }
+    } else {
+      v = float64Array(set.d, shared)
+    }
     let dist2: Float64Array
     if (from === 'mean') {
       dist2 = new Float64Array(n)
-      fusedPass(set, context.blockSize, v, alpha, 1, dist2, false)
+      fusedPass(set, context.blockSize, v, alpha, 1, dist2, 'absolute', pool)
     } else {
-      if (from === 'median') v.set(orderStatistic(set, context.blockSize, median))
-      dist2 = distancesTo(set, context.blockSize, v)
+      if (from === 'median') v.set(orderStatistic(set, context.blockSize, median, pool))
+      dist2 = distancesTo(set, context.blockSize, v, pool)
     }
     // unchecked inputs: every ‖xᵢ − v‖² is finite iff every input and the start v are (no state touched yet)
     if (verify && !allFinite(dist2)) return undefined
@@ -113,7 +126,7 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
         c[i] = alpha[i] * (di > tau ? tau / di : 1)
       }
       dist2.fill(0)
-      const step2 = fusedPass(set, context.blockSize, v, c, 1, dist2, true)
+      const step2 = fusedPass(set, context.blockSize, v, c, 1, dist2, 'relative', pool)
       iterations++
       if (tolerance > 0 && Math.sqrt(step2) <= tolerance * tau) {
         converged = true
@@ -145,7 +158,13 @@ export function centeredClip (init: CenteredClipInit): CenteredClipAggregator {
       if (centre != null && (!(centre instanceof Float32Array) || !isFiniteVector(centre))) {
         throw new NonFiniteInputError(`${name}: the centre must be a finite Float32Array`, [])
       }
-      previous = centre == null ? undefined : Float64Array.from(centre)
+      if (centre == null) {
+        previous = undefined
+      } else {
+        // straight into shared memory when a pool may run the next round
+        previous = float64Array(centre.length, init.pool != null)
+        previous.set(centre)
+      }
     }
   }
 }

@@ -1,6 +1,9 @@
 import { InvalidParametersError } from '@neuroshard/interface'
 import { allFinite, checkF, effectiveF, makeAggregator, requireCondition } from '../aggregator.js'
 import { DEFAULT_WEISZFELD_MAX_ITERATIONS, DEFAULT_WEISZFELD_NU, DEFAULT_WEISZFELD_TOLERANCE } from '../constants.js'
+import { REDUCE_CHUNK } from '../constants.js'
+import { float64Array, isShared, runRanges, wireSet } from '../pool.js'
+import type { AggregationPool, WireSet } from '../pool.js'
 import { BlockReader, normalisedWeights } from '../set.js'
 import type { Row } from '../set.js'
 import type { AggregationContext, AggregationResult, Aggregator, CommonInit, VectorSet } from '../types.js'
@@ -56,10 +59,11 @@ export function geometricMedian (init?: GeometricMedianInit): Aggregator {
     }
     const alpha = normalisedWeights(set)
     const n = set.count
-    const z = new Float64Array(set.d)
+    const pool = context.pool
+    const z = float64Array(set.d, pool?.usable(set) === true)
     const dist2 = new Float64Array(n)
     // pass 0: the weighted mean and the distances to it
-    fusedPass(set, context.blockSize, z, alpha, 1, dist2, false)
+    fusedPass(set, context.blockSize, z, alpha, 1, dist2, 'absolute', pool)
     // unchecked inputs: every ‖xᵢ − z‖² is finite iff every input (and so z) is
     if (verify && !allFinite(dist2)) return undefined
     let iterations = 0
@@ -72,7 +76,7 @@ export function geometricMedian (init?: GeometricMedianInit): Aggregator {
         total += beta[i]
       }
       dist2.fill(0)
-      const step2 = fusedPass(set, context.blockSize, z, beta, total, dist2, false)
+      const step2 = fusedPass(set, context.blockSize, z, beta, total, dist2, 'absolute', pool)
       iterations++
       if (tolerance > 0 && Math.sqrt(step2) <= tolerance * Math.max(nu, medianDistance(dist2))) {
         converged = true
@@ -97,66 +101,121 @@ function medianDistance (dist2: Float64Array): number {
   return Math.sqrt((n & 1) === 1 ? sorted[n >> 1] : (sorted[(n >> 1) - 1] + sorted[n >> 1]) / 2)
 }
 
+/** What a pass over d does: form z from the inputs (`absolute`), move z towards them (`relative`), or neither */
+export type PassMode = 'absolute' | 'relative' | 'distances'
+
+/** A worker job: {@link passRange} over [lo, hi) */
+export interface PassJob {
+  op: 'pass'
+  set: WireSet
+  blockSize: number
+  z: Float64Array
+  c: Float64Array
+  total: number
+  mode: PassMode
+  lo: number
+  hi: number
+  partials: Float64Array
+}
+
 /**
- * One pass over d: z ← Σ cᵢ xᵢ / total per coordinate (or, with `relative`, z ← z + Σ cᵢ (xᵢ − z) / total),
- * then dist2ᵢ += ‖xᵢ − z‖² over the block just formed. Returns ‖z_new − z_old‖².
+ * One pass over d: z ← Σ cᵢ xᵢ / total per coordinate (`absolute`; with `relative` z ← z + Σ cᵢ (xᵢ − z) / total;
+ * with `distances` z stays), then dist2ᵢ += ‖xᵢ − z‖² over the block just formed. Returns ‖z_new − z_old‖².
+ * With a usable `pool` the coordinates are split across its threads (z must then be in shared memory, see
+ * `float64Array`); the sums are formed per `REDUCE_CHUNK` and added in chunk order, so the result is the same.
  */
-export function fusedPass (set: VectorSet, blockSize: number, z: Float64Array, c: Float64Array, total: number, dist2: Float64Array, relative: boolean): number {
+export function fusedPass (set: VectorSet, blockSize: number, z: Float64Array, c: Float64Array, total: number, dist2: Float64Array, mode: PassMode, pool?: AggregationPool): number {
+  const n = set.count
+  const chunks = Math.ceil(set.d / REDUCE_CHUNK)
+  const parallel = pool?.usable(set) === true && isShared(z)
+  const partials = float64Array(chunks * (n + 1), parallel)
+  runRanges(parallel ? pool : undefined, set,
+    (lo, hi): PassJob => ({ op: 'pass', set: wireSet(set), blockSize, z, c, total, mode, lo, hi, partials }),
+    (lo, hi) => { passRange(set, blockSize, z, c, total, mode, lo, hi, partials) })
+  let step2 = 0
+  for (let k = 0; k < chunks; k++) {
+    const o = k * (n + 1)
+    for (let i = 0; i < n; i++) dist2[i] += partials[o + i]
+    step2 += partials[o + n]
+  }
+  return step2
+}
+
+/**
+ * {@link fusedPass} over coordinates [lo, hi) (lo a multiple of `REDUCE_CHUNK`): writes each chunk k's n distance
+ * sums and its step sum to `partials[k(n + 1) ..]`.
+ */
+export function passRange (set: VectorSet, blockSize: number, z: Float64Array, c: Float64Array, total: number, mode: PassMode, lo: number, hi: number, partials: Float64Array): void {
   const reader = new BlockReader(set, blockSize)
   const B = reader.blockSize
   const n = set.count
   const rows = reader.rows
   const acc = new Float64Array(B)
+  const relative = mode === 'relative'
+  const dist2 = new Float64Array(n)
+  for (let cs = lo; cs < hi; cs += REDUCE_CHUNK) {
+    const ce = Math.min(hi, cs + REDUCE_CHUNK)
+    dist2.fill(0)
+    let step2 = 0
+    for (let s = cs; s < ce; s += B) {
+      const e = Math.min(ce, s + B)
+      const len = e - s
+      reader.load(s, e)
+      if (mode !== 'distances') step2 += updateBlock(rows, n, c, total, relative, z, s, len, acc)
+      accumulateDistances(rows, n, z, s, len, dist2)
+    }
+    const o = (cs / REDUCE_CHUNK) * (n + 1)
+    partials.set(dist2, o)
+    partials[o + n] = step2
+  }
+}
+
+/** The z update of one block; returns its Σ (z_new − z_old)² */
+function updateBlock (rows: Row[], n: number, c: Float64Array, total: number, relative: boolean, z: Float64Array, s: number, len: number, acc: Float64Array): number {
   let step2 = 0
-  for (let s = 0; s < set.d; s += B) {
-    const e = Math.min(set.d, s + B)
-    const len = e - s
-    reader.load(s, e)
-    acc.fill(0, 0, len)
-    // four inputs per sweep over the block: a quarter of the accumulator traffic
-    let i = 0
-    for (; i + 3 < n; i += 4) {
-      const r0 = rows[i]
-      const r1 = rows[i + 1]
-      const r2 = rows[i + 2]
-      const r3 = rows[i + 3]
-      const c0 = c[i]
-      const c1 = c[i + 1]
-      const c2 = c[i + 2]
-      const c3 = c[i + 3]
-      if (relative) {
-        for (let t = 0; t < len; t++) {
-          const zt = z[s + t]
-          acc[t] += c0 * (r0[t] - zt) + c1 * (r1[t] - zt) + c2 * (r2[t] - zt) + c3 * (r3[t] - zt)
-        }
-      } else {
-        for (let t = 0; t < len; t++) acc[t] += c0 * r0[t] + c1 * r1[t] + c2 * r2[t] + c3 * r3[t]
-      }
-    }
-    for (; i < n; i++) {
-      const ci = c[i]
-      const row = rows[i]
-      if (relative) {
-        for (let t = 0; t < len; t++) acc[t] += ci * (row[t] - z[s + t])
-      } else {
-        for (let t = 0; t < len; t++) acc[t] += ci * row[t]
-      }
-    }
+  acc.fill(0, 0, len)
+  // four inputs per sweep over the block: a quarter of the accumulator traffic
+  let i = 0
+  for (; i + 3 < n; i += 4) {
+    const r0 = rows[i]
+    const r1 = rows[i + 1]
+    const r2 = rows[i + 2]
+    const r3 = rows[i + 3]
+    const c0 = c[i]
+    const c1 = c[i + 1]
+    const c2 = c[i + 2]
+    const c3 = c[i + 3]
     if (relative) {
       for (let t = 0; t < len; t++) {
-        const delta = acc[t] / total
-        step2 += delta * delta
-        z[s + t] += delta
+        const zt = z[s + t]
+        acc[t] += c0 * (r0[t] - zt) + c1 * (r1[t] - zt) + c2 * (r2[t] - zt) + c3 * (r3[t] - zt)
       }
     } else {
-      for (let t = 0; t < len; t++) {
-        const v = acc[t] / total
-        const delta = v - z[s + t]
-        step2 += delta * delta
-        z[s + t] = v
-      }
+      for (let t = 0; t < len; t++) acc[t] += c0 * r0[t] + c1 * r1[t] + c2 * r2[t] + c3 * r3[t]
     }
-    accumulateDistances(rows, n, z, s, len, dist2)
+  }
+  for (; i < n; i++) {
+    const ci = c[i]
+    const row = rows[i]
+    if (relative) {
+      for (let t = 0; t < len; t++) acc[t] += ci * (row[t] - z[s + t])
+    } else {
+      for (let t = 0; t < len; t++) acc[t] += ci * row[t]
+    }
+  }
+  if (relative) {
+    for (let t = 0; t < len; t++) {
+      const delta = acc[t] / total
+      step2 += delta * delta
+      z[s + t] += delta
+    }
+  } else {
+    for (let t = 0; t < len; t++) {
+      const v = acc[t] / total
+      const delta = v - z[s + t]
+      step2 += delta * delta
+      z[s + t] = v
+    }
   }
   return step2
 }
@@ -203,15 +262,9 @@ function accumulateDistances (rows: Row[], n: number, z: Float64Array, s: number
   }
 }
 
-/** dist2ᵢ = ‖xᵢ − z‖² for a given z, one pass */
-export function distancesTo (set: VectorSet, blockSize: number, z: Float64Array): Float64Array {
-  const reader = new BlockReader(set, blockSize)
-  const B = reader.blockSize
+/** dist2ᵢ = ‖xᵢ − z‖² for a given z, one pass (split across `pool` like {@link fusedPass}) */
+export function distancesTo (set: VectorSet, blockSize: number, z: Float64Array, pool?: AggregationPool): Float64Array {
   const dist2 = new Float64Array(set.count)
-  for (let s = 0; s < set.d; s += B) {
-    const e = Math.min(set.d, s + B)
-    reader.load(s, e)
-    accumulateDistances(reader.rows, set.count, z, s, e - s, dist2)
-  }
+  fusedPass(set, blockSize, z, new Float64Array(set.count), 1, dist2, 'distances', pool)
   return dist2
 }

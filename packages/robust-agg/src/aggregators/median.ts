@@ -42,6 +42,6 @@ export function coordinateMedian (init?: CoordinateMedianInit): Aggregator {
       const fe = effectiveF(name, f, context)
       requireCondition(2 * fe < set.count, `${name} requires f < n/2 (Yin et al. 2018); got n = ${set.count}, f = ${fe}`)
     }
-    return { value: orderStatistic(set, context.blockSize, stat) }
+    return { value: orderStatistic(set, context.blockSize, stat, context.pool) }
   })
 }

@@ -22,6 +22,6 @@ export function trimmedMean (init: TrimmedMeanInit): Aggregator {
     requireUniformWeights(name, set)
     const fe = effectiveF(name, f, context)
     requireCondition(2 * fe < set.count, `${name} requires f < n/2 (Yin et al. 2018); got n = ${set.count}, f = ${fe}`)
-    return { value: orderStatistic(set, context.blockSize, trimmedMeanStatistic(fe)) }
+    return { value: orderStatistic(set, context.blockSize, trimmedMeanStatistic(fe), context.pool) }
   })
 }
