@@ -43,6 +43,8 @@ interface PoolWorker {
   worker: Worker
   port: MessagePort
   ctrl: Int32Array
+  /** set when the thread died between passes: the pool is then no longer used */
+  dead: boolean
 }
 
 /** A set as a worker receives it: the shared base vectors and the mixing rows */
@@ -83,7 +85,7 @@ export class AggregationPool {
    * the aggregator runs on the calling thread (same results).
    */
   usable (set: VectorSet): boolean {
-    return !this.#closed && this.#workers.length > 0 && set.d >= this.minLength && set.base.every(isShared)
+    return !this.#closed && this.#workers.length > 0 && this.#workers.every(w => !w.dead) && set.d >= this.minLength && set.base.every(isShared)
   }
 
   /**
@@ -189,9 +191,13 @@ export async function createAggregationPool (init: AggregationPoolInit = {}): Pr
       worker.once('exit', code => { reject(new Error(`aggregation worker exited with code ${code} while starting`)) })
     })
     worker.removeAllListeners()
+    const w: PoolWorker = { worker, port: port1, ctrl, dead: false }
+    // job errors are caught in the worker; a thread that dies anyway is not handed work again
+    worker.on('error', () => { w.dead = true })
+    worker.on('exit', () => { w.dead = true })
     // idle workers block in Atomics.wait; they must not keep the process alive
     worker.unref()
-    return { worker, port: port1, ctrl }
+    return w
   }))
   return new AggregationPool(threads, minLength, workers)
 }
@@ -220,8 +226,11 @@ export function runRanges (pool: AggregationPool | undefined, set: VectorSet, jo
     local(0, set.d)
     return
   }
-  const ranges = chunkRanges(set.d, pool.threads)
-  const [first, ...rest] = ranges
+  const [first, ...rest] = chunkRanges(set.d, pool.threads)
+  if (rest.length === 0) {
+    local(0, set.d)
+    return
+  }
   pool.run(rest.map(([lo, hi]) => job(lo, hi)), () => { local(first[0], first[1]) })
 }
 
