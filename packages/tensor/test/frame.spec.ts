@@ -130,7 +130,7 @@ describe('hostile frames', () => {
     expect(frame.length).toBe(100)
     const t0 = performance.now()
     expect(() => decodeTensorFrame(frame)).toThrow(expect.objectContaining({ name: 'InvalidShapeError' }))
-    expect(performance.now() - t0).toBeLessThan(50)
+    expect(performance.now() - t0).toBeLessThan(1_000) // generous: a loaded CI machine must not flake; an allocation attempt would throw RangeError, not the typed error
   })
 
   it('checks the declared size against the bytes before allocating, whatever the cap', () => {
