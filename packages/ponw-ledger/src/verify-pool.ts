@@ -23,8 +23,8 @@ export interface SignatureVerifierPoolInit {
 }
 
 /**
- * Verifies secp256k1 signatures in worker threads, in parallel (noble verifies ≈ 800/s per core here;
- * one thread cannot reach the ledger's throughput goal). Batches are split evenly across workers.
+ * Verifies secp256k1 signatures in worker threads, in parallel (a certificate carries 1 + quorum signatures;
+ * one core verifies ≈ 4,200/s with OpenSSL). Batches are split evenly across workers.
  * If the compiled worker file is not present (running from TypeScript sources), it verifies inline.
  */
 export class SignatureVerifierPool {
