@@ -153,6 +153,11 @@ export function toSharedFloat32Array (x: ArrayLike<number>): Float32Array {
   return out
 }
 
+/** A zero-filled Float32Array, in shared memory when `shared` */
+export function float32Array (length: number, shared: boolean): Float32Array {
+  return shared ? sharedFloat32Array(length) : new Float32Array(length)
+}
+
 /** A zero-filled Float64Array, in shared memory when `shared` */
 export function float64Array (length: number, shared: boolean): Float64Array {
   return shared ? new Float64Array(new SharedArrayBuffer(8 * length)) : new Float64Array(length)
@@ -237,9 +242,4 @@ export function runRanges (pool: AggregationPool | undefined, set: VectorSet, jo
 /** The set as posted to a worker (the base vectors are shared, so only their handles travel) */
 export function wireSet (set: VectorSet): WireSet {
   return { base: set.base as Float32Array[], d: set.d, count: set.count, mix: set.mix }
-}
-
-/** A zero-filled Float32Array, in shared memory when `shared` */
-export function sharedFloat32ArrayIf (length: number, shared: boolean): Float32Array {
-  return shared ? sharedFloat32Array(length) : new Float32Array(length)
 }

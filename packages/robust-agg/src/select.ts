@@ -17,7 +17,7 @@
  * Either way only O(m × blockSize) scratch is allocated, and every coordinate's result depends on that
  * coordinate alone, so the block size never changes a result.
  */
-import { runRanges, sharedFloat32ArrayIf, wireSet } from './pool.js'
+import { runRanges, float32Array, wireSet } from './pool.js'
 import { BlockReader } from './set.js'
 import type { AggregationPool, WireSet } from './pool.js'
 import type { VectorSet } from './types.js'
@@ -145,7 +145,7 @@ export interface OrderStatistic {
  */
 export function orderStatistic (set: VectorSet, blockSize: number, stat: OrderStatistic, pool?: AggregationPool): Float32Array {
   const parallel = pool?.usable(set) === true
-  const out = sharedFloat32ArrayIf(set.d, parallel)
+  const out = float32Array(set.d, parallel)
   runRanges(parallel ? pool : undefined, set,
     (lo, hi): OrderJob => ({ op: 'order', set: wireSet(set), blockSize, spec: stat.spec, out, lo, hi }),
     (lo, hi) => { orderStatisticRange(set, blockSize, stat, out, lo, hi) })
