@@ -14,7 +14,8 @@ const packages = [
   'ponw-ledger',
   'tokenizer',
   'genesis-data',
-  'trainer'
+  'trainer',
+  'layer-pool'
 ]
 
 // runnable programs under examples/; each test runs the example's main() and checks what it returns

@@ -127,6 +127,13 @@ export interface NeuroShardHostOptions {
   maxConnections?: number
   /** Start the node before returning @default true */
   start?: boolean
+  /**
+   * Extra libp2p services (protocol packages such as layer-pool), added beside the profile's own. A name
+   * that the profile already uses is refused.
+   *
+   * @default {}
+   */
+  services?: Record<string, (components: any) => unknown>
 }
 
 /** Events of the DHT routing table */
@@ -178,7 +185,7 @@ export type NeuroShardHost = Libp2p<NeuroShardServices>
  * await host.stop()
  * ```
  */
-export async function createNeuroShardHost (options: NeuroShardHostOptions = {}): Promise<NeuroShardHost> {
+export async function createNeuroShardHost<Extra extends Record<string, unknown> = Record<string, never>> (options: NeuroShardHostOptions = {}): Promise<NeuroShardHost & Libp2p<NeuroShardServices & Extra>> {
   const privateKey = options.privateKey ??
     (options.dataDir != null ? (await loadOrCreateIdentity(options.dataDir)).privateKey : await generateKeyPair('Ed25519'))
 
@@ -256,6 +263,12 @@ export async function createNeuroShardHost (options: NeuroShardHostOptions = {})
   if (options.upnp === true) {
     services.upnp = uPnPNAT()
   }
+  for (const [name, factory] of Object.entries(options.services ?? {})) {
+    if (name in services || name === 'upnp') {
+      throw new InvalidParametersError(`Service name "${name}" is taken by the host profile`)
+    }
+    services[name] = factory
+  }
 
   const node = await createLibp2p({
     privateKey,
@@ -273,7 +286,7 @@ export async function createNeuroShardHost (options: NeuroShardHostOptions = {})
     },
     peerDiscovery,
     services
-  }) as unknown as NeuroShardHost
+  }) as unknown as NeuroShardHost & Libp2p<NeuroShardServices & Extra>
 
   if (options.start !== false) {
     try {

@@ -1,0 +1,1 @@
+export const LAYER_POOL_PROTOCOL_VERSION = '1.0.0'
