@@ -12,6 +12,7 @@ const packages = [
   'runtime',
   'robust-agg',
   'ponw-ledger',
+  'ponw-verifier',
   'tokenizer',
   'genesis-data',
   'trainer',
