@@ -1,5 +1,7 @@
-// The one list of test projects. vitest.config.ts reads it; add a package here when it gets tests.
+// The one list of test projects. vitest.config.ts reads it; add a package here when it gets tests (and give it
+// a vitest.config.ts like its siblings', so it also runs on its own: see vitest.shared.ts).
 import type { TestProjectInlineConfiguration } from 'vitest/config'
+import { testDefaults } from './vitest.shared.ts'
 
 const packages = [
   'interface',
@@ -33,12 +35,9 @@ const examples = [
 function project (name: string, root: string): TestProjectInlineConfiguration {
   return {
     test: {
+      ...testDefaults,
       name,
-      root,
-      include: ['test/**/*.spec.ts'],
-      // multi-node and onnxruntime tests do real work on a 2-core machine
-      testTimeout: 120_000,
-      hookTimeout: 60_000
+      root
     }
   }
 }
