@@ -3,16 +3,19 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { preset } from '@neuroshard/model'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { toHex } from '../src/keys.js'
-import { Ledger } from '../src/ledger.js'
-import { NeuroLlmLoss, NeuroLlmTrainingVerifier, hashParameters, neuroLlmParameters } from '../src/runtime-verifier.js'
-import { assignShards } from '../src/shards.js'
-import { toMicro } from '../src/tiny-model.js'
-import { ProofVerifier } from '../src/verify.js'
-import { alice, sign, testChain, validators } from './fixtures.js'
-import type { TxBody } from '../src/messages.js'
+import { Ledger, NEURO, ProofVerifier, Wallet, assignShards, createGenesis, loadChain, signTx, toHex, toMicro } from '@neuroshard/ponw-ledger'
+import { NeuroLlmLoss, NeuroLlmTrainingVerifier, hashParameters, neuroLlmParameters } from '../src/index.js'
+import type { TxBody } from '@neuroshard/ponw-ledger'
 
-const chain = testChain()
+const validators = [0, 1, 2, 3].map(i => Wallet.fromSeed(`validator-${i}`))
+const alice = Wallet.fromSeed('alice')
+const chain = loadChain(createGenesis({
+  network: 'neuroshard-test',
+  genesisTimeMs: 0,
+  validators: validators.map(v => ({ publicKey: toHex(v.publicKey), stake: 1000n * NEURO })),
+  allocations: [{ address: alice.address, balance: 1000n * NEURO }]
+}))
+const sign = (w: Wallet, seq: bigint, body: TxBody): ReturnType<typeof signTx> => signTx(chain, w, seq, 0n, body)
 const ROUND = 3n
 const NOW = Number(ROUND) * chain.genesis.params.roundMs + 1000
 const config = preset('tiny')
@@ -50,8 +53,8 @@ describe('re-execution on onnxruntime (NeuroLLM tiny, @neuroshard/runtime)', () 
     const mean = batchLossMicro.reduce((a, b) => a + b, 0n) / BigInt(batches)
     const body: Extract<TxBody, { kind: 'training' }> = { kind: 'training', round: ROUND, modelHash, shardIds, tokens: 48n, batches: BigInt(batches), lossBeforeMicro: mean, lossAfterMicro: mean - 1000n, pseudoGradientHash: new Uint8Array(32), batchLossMicro }
     const forged = { ...body, batchLossMicro: batchLossMicro.map(l => l - 300_000n), lossBeforeMicro: mean - 300_000n }
-    await expect(ledger.vote(sign(chain, alice, 0n, forged, 0n))).rejects.toHaveProperty('name', 'ReExecutionMismatchError')
-    const vote = await ledger.vote(sign(chain, alice, 0n, body, 0n))
+    await expect(ledger.vote(sign(alice, 0n, forged))).rejects.toHaveProperty('name', 'ReExecutionMismatchError')
+    const vote = await ledger.vote(sign(alice, 0n, body))
     expect(vote.validator).toBe(0)
   })
 })
