@@ -1,0 +1,299 @@
+/**
+ * The canonical byte stream of a span part, its chunk hashes and chunks root
+ * (specs/layer-pool/transfer.md, "Definitions").
+ */
+
+import { createHash } from 'node:crypto'
+import { InvalidParametersError } from '@neuroshard/interface'
+import { compareNames, contentHash, float32AsBytes } from '@neuroshard/model'
+import { CHUNK_SIZE, CHUNKS_ROOT_DOMAIN, HASH_BYTES } from './constants.js'
+import { InvalidSpanContentError } from './errors.js'
+
+/** One F32 tensor of a span part */
+export interface SpanTensor {
+  name: string
+  shape: readonly number[]
+  data: Float32Array
+}
+
+/** Name and shape of a tensor, without its values */
+export interface TensorLayout {
+  name: string
+  shape: readonly number[]
+}
+
+/** The chunk hashes and root of a canonical byte stream */
+export interface ChunkDigest {
+  /** Bytes of the canonical stream */
+  totalBytes: number
+  /** Chunk size the stream was split with */
+  chunkSize: number
+  /** sha256 of each chunk (32 bytes each) */
+  chunkHashes: Array<Uint8Array<ArrayBuffer>>
+  /** sha256 over the domain tag, chunk size, total bytes and chunk hashes (32 bytes) */
+  chunksRoot: Uint8Array<ArrayBuffer>
+}
+
+/** Number of chunks of a stream of `totalBytes` bytes (0 for an empty stream) */
+export function chunkCount (totalBytes: number, chunkSize: number = CHUNK_SIZE): number {
+  return Math.ceil(totalBytes / chunkSize)
+}
+
+/** Byte length of chunk `index` of a stream of `totalBytes` bytes */
+export function chunkLength (index: number, totalBytes: number, chunkSize: number = CHUNK_SIZE): number {
+  return Math.min(chunkSize, totalBytes - index * chunkSize)
+}
+
+/** Elements of a tensor of `shape`; throws unless every dimension is a non-negative safe integer */
+export function elementCount (shape: readonly number[]): number {
+  let n = 1
+
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 0) {
+      throw new InvalidSpanContentError(`invalid dimension ${String(d)} in shape ${JSON.stringify(shape)}`)
+    }
+
+    n *= d
+
+    if (!Number.isSafeInteger(n)) {
+      throw new InvalidSpanContentError(`shape ${JSON.stringify(shape)} has more elements than a safe integer`)
+    }
+  }
+
+  return n
+}
+
+/**
+ * Tensors in canonical (byte-wise name) order. Throws `InvalidSpanContentError` on a duplicate name
+ * or a tensor whose data length does not match its shape.
+ */
+export function canonicalTensors<T extends TensorLayout & { data?: Float32Array }> (tensors: Iterable<T>): T[] {
+  const list = [...tensors].sort((a, b) => compareNames(a.name, b.name))
+
+  for (let i = 0; i < list.length; i++) {
+    const t = list[i]
+
+    if (i > 0 && list[i - 1].name === t.name) {
+      throw new InvalidSpanContentError(`duplicate tensor name ${t.name}`)
+    }
+
+    const n = elementCount(t.shape)
+
+    if (t.data != null && (!(t.data instanceof Float32Array) || t.data.length !== n)) {
+      throw new InvalidSpanContentError(`tensor ${t.name}: expected a Float32Array of ${n} elements for shape ${JSON.stringify(t.shape)}`)
+    }
+  }
+
+  return list
+}
+
+/** Total bytes of the canonical stream of tensors of these shapes (F32) */
+export function streamBytes (tensors: Iterable<TensorLayout>): number {
+  let total = 0
+
+  for (const t of tensors) {
+    total += elementCount(t.shape) * 4
+
+    if (!Number.isSafeInteger(total)) {
+      throw new InvalidSpanContentError('the span is larger than a safe integer of bytes')
+    }
+  }
+
+  return total
+}
+
+function assertChunkSize (chunkSize: number): void {
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1 || chunkSize > 2 ** 32 - 1) {
+    throw new InvalidParametersError(`chunk size must be an integer in [1, 2^32), got ${String(chunkSize)}`)
+  }
+}
+
+/**
+ * The chunks root: sha256( utf8("neuroshard/layer-pool/chunks/v1") ‖ 0x00 ‖ u32le(chunkSize) ‖
+ * u64le(totalBytes) ‖ chunkHash[0] ‖ chunkHash[1] ‖ … ).
+ */
+export function computeChunksRoot (totalBytes: number, chunkHashes: readonly Uint8Array[], chunkSize: number = CHUNK_SIZE): Uint8Array<ArrayBuffer> {
+  assertChunkSize(chunkSize)
+  const header = Buffer.alloc(12)
+  header.writeUInt32LE(chunkSize, 0)
+  header.writeBigUInt64LE(BigInt(totalBytes), 4)
+  const h = createHash('sha256')
+  h.update(CHUNKS_ROOT_DOMAIN, 'utf8').update(Buffer.of(0)).update(header)
+
+  for (const c of chunkHashes) {
+    if (c.byteLength !== HASH_BYTES) {
+      throw new InvalidParametersError(`a chunk hash is ${HASH_BYTES} bytes, got ${c.byteLength}`)
+    }
+
+    h.update(c)
+  }
+
+  return new Uint8Array(h.digest())
+}
+
+/** sha256 of one chunk */
+export function hashChunk (bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(createHash('sha256').update(bytes).digest())
+}
+
+/**
+ * Reads chunks of the canonical stream of tensors (already in canonical order) without building
+ * the whole stream: a chunk inside one tensor is a view of its data, one spanning tensors a copy.
+ */
+export class ChunkReader {
+  readonly totalBytes: number
+  readonly chunkSize: number
+  readonly chunkCount: number
+  private readonly parts: Uint8Array[]
+  /** Byte offset of each part in the stream, plus the total at the end */
+  private readonly offsets: number[]
+
+  constructor (tensors: ReadonlyArray<{ data: Float32Array }>, chunkSize: number = CHUNK_SIZE) {
+    assertChunkSize(chunkSize)
+    this.chunkSize = chunkSize
+    this.parts = tensors.map(t => float32AsBytes(t.data)).filter(p => p.byteLength > 0)
+    this.offsets = [0]
+
+    for (const p of this.parts) {
+      this.offsets.push(this.offsets[this.offsets.length - 1] + p.byteLength)
+    }
+
+    this.totalBytes = this.offsets[this.offsets.length - 1]
+    this.chunkCount = chunkCount(this.totalBytes, chunkSize)
+  }
+
+  /** The bytes of chunk `index` (a view where possible: do not modify) */
+  chunk (index: number): Uint8Array {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.chunkCount) {
+      throw new RangeError(`chunk ${index} out of range [0, ${this.chunkCount})`)
+    }
+
+    const begin = index * this.chunkSize
+    const end = Math.min(begin + this.chunkSize, this.totalBytes)
+    let i = this.partAt(begin)
+    const first = this.parts[i]
+    const firstStart = begin - this.offsets[i]
+
+    if (end <= this.offsets[i + 1]) {
+      return first.subarray(firstStart, firstStart + (end - begin))
+    }
+
+    const out = new Uint8Array(end - begin)
+    let at = 0
+
+    for (let pos = begin; pos < end; i++) {
+      const part = this.parts[i]
+      const from = pos - this.offsets[i]
+      const to = Math.min(part.byteLength, end - this.offsets[i])
+      out.set(part.subarray(from, to), at)
+      at += to - from
+      pos += to - from
+    }
+
+    return out
+  }
+
+  /** Index of the part holding stream byte `pos` (binary search) */
+  private partAt (pos: number): number {
+    let lo = 0
+    let hi = this.parts.length - 1
+
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+
+      if (this.offsets[mid] <= pos) {
+        lo = mid
+      } else {
+        hi = mid - 1
+      }
+    }
+
+    return lo
+  }
+}
+
+export interface DigestOptions {
+  /** @default CHUNK_SIZE (1 MiB) */
+  chunkSize?: number
+  /** Abort between chunks */
+  signal?: AbortSignal
+  /** Hash this many chunks, then yield to the event loop (async variant only) @default 16 */
+  yieldEvery?: number
+}
+
+/**
+ * Chunk hashes and chunks root of tensors (any order: they are put in canonical order first).
+ * Synchronous; {@link digestChunksAsync} yields to the event loop on large inputs.
+ */
+export function digestChunks (tensors: Iterable<SpanTensor>, options: DigestOptions = {}): ChunkDigest {
+  const reader = new ChunkReader(canonicalTensors(tensors), options.chunkSize)
+  const chunkHashes: Array<Uint8Array<ArrayBuffer>> = []
+
+  for (let i = 0; i < reader.chunkCount; i++) {
+    chunkHashes.push(hashChunk(reader.chunk(i)))
+  }
+
+  return { totalBytes: reader.totalBytes, chunkSize: reader.chunkSize, chunkHashes, chunksRoot: computeChunksRoot(reader.totalBytes, chunkHashes, reader.chunkSize) }
+}
+
+/** {@link digestChunks} that yields to the event loop every `yieldEvery` chunks and honours `signal` */
+export async function digestChunksAsync (tensors: Iterable<SpanTensor>, options: DigestOptions = {}): Promise<ChunkDigest> {
+  const reader = new ChunkReader(canonicalTensors(tensors), options.chunkSize)
+  const yieldEvery = Math.max(1, options.yieldEvery ?? 16)
+  const chunkHashes: Array<Uint8Array<ArrayBuffer>> = []
+
+  for (let i = 0; i < reader.chunkCount; i++) {
+    if (i > 0 && i % yieldEvery === 0) {
+      await new Promise<void>(resolve => setImmediate(resolve))
+    }
+
+    options.signal?.throwIfAborted()
+    chunkHashes.push(hashChunk(reader.chunk(i)))
+  }
+
+  return { totalBytes: reader.totalBytes, chunkSize: reader.chunkSize, chunkHashes, chunksRoot: computeChunksRoot(reader.totalBytes, chunkHashes, reader.chunkSize) }
+}
+
+/** The canonical byte stream as one buffer (tests and small spans; the transfer never builds it) */
+export function canonicalStream (tensors: Iterable<SpanTensor>): Uint8Array {
+  const list = canonicalTensors(tensors)
+  const out = new Uint8Array(streamBytes(list))
+  let at = 0
+
+  for (const t of list) {
+    out.set(float32AsBytes(t.data), at)
+    at += t.data.byteLength
+  }
+
+  return out
+}
+
+/**
+ * The inverse: tensors of `layout` (in canonical order) as Float32Array views of `stream`, the
+ * concatenated verified chunks. `stream.byteOffset` must be a multiple of 4 (it is copied otherwise).
+ */
+export function assembleTensors (layout: readonly TensorLayout[], stream: Uint8Array): Map<string, Float32Array> {
+  const list = canonicalTensors(layout)
+  const total = streamBytes(list)
+
+  if (stream.byteLength !== total) {
+    throw new InvalidSpanContentError(`the stream holds ${stream.byteLength} bytes, the layout needs ${total}`)
+  }
+
+  const bytes = stream.byteOffset % 4 === 0 ? stream : stream.slice()
+  const out = new Map<string, Float32Array>()
+  let at = 0
+
+  for (const t of list) {
+    const n = elementCount(t.shape)
+    out.set(t.name, new Float32Array(bytes.buffer, bytes.byteOffset + at, n))
+    at += n * 4
+  }
+
+  return out
+}
+
+/** `contentHash` (lowercase hex, the weights hash) of F32 tensors */
+export function tensorsContentHash (tensors: Iterable<SpanTensor>): string {
+  return contentHash([...tensors].map(t => ({ name: t.name, dtype: 'F32', shape: t.shape, data: float32AsBytes(t.data) })))
+}
