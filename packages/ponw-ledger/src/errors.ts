@@ -144,3 +144,12 @@ export class StateMismatchError extends Error {
   static override name = 'StateMismatchError'
   override name = 'StateMismatchError'
 }
+
+/**
+ * A data proof whose prover did not prove possession: it did not answer the validator's unpredictable leaf
+ * challenges in time, or an answer does not open the shard's Merkle root (or no challenge transport is configured)
+ */
+export class DataChallengeError extends Error {
+  static override name = 'DataChallengeError'
+  override name = 'DataChallengeError'
+}

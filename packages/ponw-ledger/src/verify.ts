@@ -1,6 +1,7 @@
 import { InvalidParametersError } from '@neuroshard/interface'
 import { decodeAmount } from './amount.js'
-import { DataShardMismatchError, ImplausibleProofError, NoVerifierError, ReplayError, ShardAssignmentError, UnpaidInferenceError } from './errors.js'
+import { challengeIndexes, verifyDataMerkleProof } from './data-challenge.js'
+import { DataChallengeError, DataShardMismatchError, ImplausibleProofError, NoVerifierError, ReplayError, ShardAssignmentError, UnpaidInferenceError } from './errors.js'
 import { digest, toHex } from './keys.js'
 import { assignShards } from './shards.js'
 import type { Chain } from './genesis.js'
@@ -97,27 +98,64 @@ export function shardManifestHash (shards: DataShard[]): Uint8Array {
   return digest('neuroshard/ledger/v1/shard-manifest', ...parts)
 }
 
-export interface ShardManifestVerifierInit {
-  chain: Chain
-  /** the manifest: exactly `totalShards` entries whose {@link shardManifestHash} is the genesis `dataManifestHash` */
-  shards: DataShard[]
+/** A validator's challenge to the prover of a data proof: open these leaves of the shard */
+export interface DataChallenge {
+  proofId: string
+  /** the prover's address (the transport finds its libp2p peer, e.g. through its identity binding) */
+  sender: string
+  round: bigint
+  shardId: number
+  /** leaf indexes, drawn with a fresh secret of the validator ({@link challengeIndexes}) */
+  indexes: number[]
+}
+
+/** One opened leaf: the sample bytes and the sibling path to the shard root ({@link dataMerkleProof}) */
+export interface DataChallengeAnswer {
+  sample: Uint8Array
+  path: Uint8Array[]
 }
 
 /**
- * Data check against the manifest the chain names: the claimed `data_hash` MUST be the manifest's hash of
- * the claimed shard and `samples` at most the shard's size. (That the shard is assigned to the sender for
- * the round and that (sender, round, shard) is claimed once are checked by {@link ProofVerifier} itself.)
+ * The network transport of a data challenge (the node implements it, e.g. a request/response stream to the
+ * prover's bound peer): ask the prover to open `challenge.indexes`, give up when `options.signal` aborts
+ * (the deadline). Answers come back in the order of `indexes`.
+ */
+export type DataChallenger = (challenge: DataChallenge, options: AbortOptions) => Promise<DataChallengeAnswer[]>
+
+export interface ShardManifestVerifierInit {
+  chain: Chain
+  /**
+   * the manifest: exactly `totalShards` entries (Merkle root of the shard's samples, number of samples) whose
+   * {@link shardManifestHash} is the genesis `dataManifestHash`
+   */
+  shards: DataShard[]
+  /** asks the prover to open leaves; without it every data proof is refused (possession cannot be checked) */
+  challenge?: DataChallenger
+  /** leaves opened per proof @default 16 */
+  challenges?: number
+  /** the prover must answer within this @default 10_000 ms */
+  timeoutMs?: number
+  /** largest sample accepted in an answer @default 65_536 bytes */
+  maxSampleBytes?: number
+}
+
+/**
+ * Data check: the claimed `data_hash` MUST be the manifest's root of the claimed shard, `samples` at most the
+ * shard's size, and the prover MUST prove possession by opening `challenges` leaves the validator draws with
+ * a fresh secret, in time. (That the shard is assigned to the sender for the round and that (sender, round,
+ * shard) is claimed once are checked by {@link ProofVerifier} itself.)
  */
 export class ShardManifestVerifier implements DataVerifier {
   readonly #shards: DataShard[]
+  readonly #init: ShardManifestVerifierInit
 
   constructor (init: ShardManifestVerifierInit) {
     const { chain, shards } = init
     if (shards.length !== chain.genesis.params.totalShards) {
       throw new InvalidParametersError(`the manifest has ${shards.length} shards, the chain ${chain.genesis.params.totalShards}`)
     }
-    if (shards.some(s => s.hash.byteLength !== 32 || s.samples <= 0n)) {
-      throw new InvalidParametersError('every shard needs a 32-byte hash and a positive number of samples')
+    if (shards.some(s => s.hash.byteLength !== 32 || s.samples <= 0n || s.samples > 0xffffffffn)) {
+      throw new InvalidParametersError('every shard needs a 32-byte hash and 1..2^32-1 samples')
     }
     if (chain.genesis.dataManifestHash == null) {
       throw new InvalidParametersError('the genesis names no data manifest (dataManifestHash)')
@@ -125,10 +163,15 @@ export class ShardManifestVerifier implements DataVerifier {
     if (toHex(shardManifestHash(shards)) !== chain.genesis.dataManifestHash) {
       throw new InvalidParametersError('the manifest is not the one the genesis names (dataManifestHash differs)')
     }
+    const k = init.challenges ?? 16
+    if (!Number.isSafeInteger(k) || k < 1 || k > 256) {
+      throw new InvalidParametersError('challenges must be 1..256')
+    }
+    this.#init = init
     this.#shards = shards.map(s => ({ hash: Uint8Array.from(s.hash), samples: s.samples }))
   }
 
-  async verifyData (claim: DataClaim): Promise<void> {
+  async verifyData (claim: DataClaim, options?: AbortOptions): Promise<void> {
     const s = this.#shards[claim.shardId]
     if (s == null) {
       throw new ImplausibleProofError(`shard ${claim.shardId} is not in the manifest`)
@@ -138,6 +181,38 @@ export class ShardManifestVerifier implements DataVerifier {
     }
     if (claim.samples > s.samples) {
       throw new ImplausibleProofError(`${claim.samples} samples claimed from shard ${claim.shardId} of ${s.samples}`)
+    }
+    const challenge = this.#init.challenge
+    if (challenge == null) {
+      throw new DataChallengeError('no challenge transport configured: possession of the shard cannot be checked')
+    }
+    const count = Number(s.samples)
+    const indexes = challengeIndexes(claim.proofId, randomSampleSalt(), count, this.#init.challenges ?? 16)
+    const deadline = AbortSignal.timeout(this.#init.timeoutMs ?? 10_000)
+    const signal = options?.signal == null ? deadline : AbortSignal.any([deadline, options.signal])
+    let answers: DataChallengeAnswer[]
+    try {
+      answers = await Promise.race([
+        challenge({ proofId: claim.proofId, sender: claim.sender, round: claim.round, shardId: claim.shardId, indexes }, { signal }),
+        new Promise<never>((_resolve, reject) => {
+          if (signal.aborted) reject(signal.reason)
+          signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+        })
+      ])
+    } catch (err: any) {
+      options?.signal?.throwIfAborted()
+      throw new DataChallengeError(`the prover did not answer the challenge in time: ${err?.name ?? err}`)
+    }
+    const max = this.#init.maxSampleBytes ?? 65_536
+    if (!Array.isArray(answers) || answers.length !== indexes.length) {
+      throw new DataChallengeError('the prover answered the wrong number of leaves')
+    }
+    for (let j = 0; j < indexes.length; j++) {
+      const a = answers[j]
+      if (a == null || !(a.sample instanceof Uint8Array) || a.sample.byteLength > max || !Array.isArray(a.path) || a.path.length > 40 ||
+        !verifyDataMerkleProof(s.hash, count, indexes[j], a.sample, a.path)) {
+        throw new DataChallengeError(`leaf ${indexes[j]} of shard ${claim.shardId} does not open the manifest's root`)
+      }
     }
   }
 }

@@ -8,12 +8,16 @@ import { Ledger } from '../src/ledger.js'
 import { assignShards } from '../src/shards.js'
 import { LedgerState } from '../src/state.js'
 import { ProofVerifier, ShardManifestVerifier, shardManifestHash } from '../src/verify.js'
+import { dataMerkleProof, dataMerkleRoot } from '../src/data-challenge.js'
 import { alice, bob, certify, sign, testGenesis, validators } from './fixtures.js'
-import type { DataShard } from '../src/verify.js'
+import type { DataChallenger, DataShard } from '../src/verify.js'
 import type { TxBody } from '../src/messages.js'
 
 const TOTAL = 64
-const shards: DataShard[] = Array.from({ length: TOTAL }, (_, i) => ({ hash: digest('test-shard', new Uint8Array([i])), samples: 1000n + BigInt(i) }))
+const contents = Array.from({ length: TOTAL }, (_, s) => Array.from({ length: 100 + s }, (_, i) => digest('test-sample', new Uint8Array([s, i]))))
+const shards: DataShard[] = contents.map(leaves => ({ hash: dataMerkleRoot(leaves), samples: BigInt(leaves.length) }))
+/** an honest prover: opens every leaf it is asked for */
+const challenge: DataChallenger = async c => c.indexes.map(i => ({ sample: contents[c.shardId][i], path: dataMerkleProof(contents[c.shardId], i) }))
 const genesis = testGenesis({ dataManifestHash: toHex(shardManifestHash(shards)) })
 genesis.params = { ...genesis.params, totalShards: TOTAL }
 const chain = loadChain(genesis)
@@ -30,7 +34,7 @@ describe('data proofs: assigned shards of the manifest the chain names', () => {
   let vals: Ledger[] = []
 
   beforeEach(async () => {
-    const verifier = new ProofVerifier({ data: new ShardManifestVerifier({ chain, shards }) })
+    const verifier = new ProofVerifier({ data: new ShardManifestVerifier({ chain, shards, challenge }) })
     for (const w of validators) {
       const dir = await mkdtemp(join(tmpdir(), 'ponw-data-'))
       dirs.push(dir)
