@@ -13,7 +13,7 @@ export {
   elementCount, hashChunk, streamBytes, tensorsContentHash, ChunkReader
 } from './chunks.js'
 export type { ChunkDigest, DigestOptions, SpanTensor, TensorLayout } from './chunks.js'
-export { adamMName, adamVName, assertSpan, slotCount, spanLayout, spanParameters, spanRoles } from './span.js'
+export { adamMName, adamVName, spanLayout, spanParameters } from './span.js'
 export { weightsServer } from './server.js'
 export type { WeightsServer, WeightsServerComponents, WeightsServerInit, WeightsServerStats } from './server.js'
 export { fetchSpanWeights } from './client.js'

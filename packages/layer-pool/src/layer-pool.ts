@@ -1,0 +1,859 @@
+import { freemem } from 'node:os'
+import { TINY, validateConfig } from '@neuroshard/model'
+import { NotStartedError } from '@neuroshard/interface'
+import { TypedEventEmitter } from 'main-event'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { buildView, chooseSpan, rebalanceTarget, underReplicated } from './assignment.js'
+import {
+  DEFAULT_BALANCE_QUALITY, DEFAULT_CLAIM_JITTER_MS, DEFAULT_DHT_REFRESH_INTERVAL_MS, DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_LIVENESS_PROBE_TIMEOUT_MS, DEFAULT_LOADING_GRACE_MS, DEFAULT_MAX_RECORDS, DEFAULT_REBALANCE_INTERVAL_MS,
+  DEFAULT_RECORD_TTL_MS, DEFAULT_SETTLE_MS, LAYER_POOL_TOPIC_PREFIX, MAX_SPANS_PER_RECORD, MIN_REPLICAS,
+  SERVING_BYTES_PER_PARAMETER, TRAINING_BYTES_PER_PARAMETER
+} from './constants.js'
+import { InsufficientMemoryError, SpanLoadError } from './errors.js'
+import { layerRecordDhtKey, openLayerRecord, signLayerRecord } from './records.js'
+import { describeSpan, genesisSlotParameters, slotCount, slotMemory, slotParameters, slotWeightsHash } from './slots.js'
+import { digestChunks } from './transfer/chunks.js'
+import { toHex } from './transfer/hex.js'
+import { fetchSpanWeights } from './transfer/client.js'
+import { weightsServer } from './transfer/server.js'
+import { MemoryWeightStore } from './weight-store.js'
+import type { Holding, SlotView } from './assignment.js'
+import type { LayerPoolRecord, LayerSpan, SignedLayerRecord, SlotInfo, SpanStateName } from './records.js'
+import type { PartialSpanWeights, SpanContent, SpanRequest } from './transfer/types.js'
+import type { WeightsServer } from './transfer/server.js'
+import type { WeightStore } from './weight-store.js'
+import type { AbortOptions, ComponentLogger, Connection, ContentRouting, Logger, PeerId, PrivateKey, Startable, TypedEventTarget, Libp2pEvents } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { ModelConfig } from '@neuroshard/model'
+import type { HandlerRegistrar, StreamOpener } from '@neuroshard/utils'
+
+/** The slice of gossipsub the pool uses */
+export interface LayerPoolPubSub {
+  subscribe(topic: string): void
+  unsubscribe(topic: string): void
+  publish(topic: string, data: Uint8Array): Promise<unknown>
+  addEventListener(type: 'message', listener: (evt: CustomEvent<{ topic: string, data: Uint8Array, type?: string, from?: PeerId }>) => void): void
+  removeEventListener(type: 'message', listener: (evt: CustomEvent<{ topic: string, data: Uint8Array, type?: string, from?: PeerId }>) => void): void
+}
+
+/** libp2p components the pool uses (the host profile's `pubsub` service is looked up by name) */
+export interface LayerPoolComponents {
+  peerId: PeerId
+  privateKey: PrivateKey
+  logger: ComponentLogger
+  events: TypedEventTarget<Libp2pEvents>
+  connectionManager: StreamOpener & {
+    getConnections(peer?: PeerId): Connection[]
+    openConnection(peer: PeerId, options?: AbortOptions): Promise<Connection>
+  }
+  registrar: HandlerRegistrar
+  contentRouting: ContentRouting
+  addressManager: { getAddresses(): Multiaddr[] }
+  [service: string]: unknown
+}
+
+export interface LayerPoolInit {
+  /** Name of the network's model (topic and DHT keys) @default 'devnet' */
+  modelId?: string
+  /** Architecture of the model (must be the one its `version` names) @default TINY */
+  config?: ModelConfig
+  /** Architecture version of `config` @default 1 */
+  version?: number
+  /** Init seed of the genesis weights (specs/model, "Init") @default 0 */
+  initSeed?: number | bigint
+  /** Memory this node declares for spans, bytes @default half of the free memory at start */
+  memoryBytes?: number
+  /** Hold spans for training (4x the memory per parameter: weights, gradient, AdamW m and v) @default false */
+  training?: boolean
+  /** Where the node keeps its slots' weights @default a MemoryWeightStore */
+  weightStore?: WeightStore
+  /** Measured tokens/s of this node for a span (0: not measured) @default 0 */
+  throughput?: number | (() => number)
+  /** Take a span when the pool starts, and take over under-replicated slots later @default true */
+  autoAssign?: boolean
+  /** @default MIN_REPLICAS (2) */
+  minReplicas?: number
+  /** @default DEFAULT_HEARTBEAT_INTERVAL_MS (2 s) */
+  heartbeatIntervalMs?: number
+  /** @default DEFAULT_RECORD_TTL_MS (10 s) */
+  recordTtlMs?: number
+  /** @default DEFAULT_DHT_REFRESH_INTERVAL_MS (30 s) */
+  dhtRefreshIntervalMs?: number
+  /** @default DEFAULT_SETTLE_MS (1.5 s) */
+  settleMs?: number
+  /** @default DEFAULT_CLAIM_JITTER_MS (0.5 s) */
+  claimJitterMs?: number
+  /** @default DEFAULT_LOADING_GRACE_MS (60 s) */
+  loadingGraceMs?: number
+  /** @default DEFAULT_REBALANCE_INTERVAL_MS (60 s) */
+  rebalanceIntervalMs?: number
+  /** @default DEFAULT_BALANCE_QUALITY (0.75) */
+  balanceQuality?: number
+  /** @default DEFAULT_MAX_RECORDS (4096) */
+  maxRecords?: number
+  /** Most spans this node holds at once @default 4 */
+  maxSpans?: number
+  /** @default DEFAULT_LIVENESS_PROBE_TIMEOUT_MS (3 s) */
+  livenessProbeTimeoutMs?: number
+  /** Name of the gossipsub service in the node's services @default 'pubsub' */
+  pubsubService?: string
+  /** Random numbers in [0, 1) for tie-breaks and jitter @default Math.random */
+  random?(): number
+  /** Clock, ms since the epoch @default Date.now */
+  now?(): number
+}
+
+/** A peer's record as this node holds it */
+export interface PoolEntry {
+  record: LayerPoolRecord
+  bytes: Uint8Array
+  /** Local time the record arrived */
+  receivedAt: number
+  /** Local time until which the record counts (its lifetime measured from arrival, capped by its expiry) */
+  liveUntil: number
+}
+
+/** One span this node holds, with the state of its loading */
+export interface OwnSpan {
+  start: number
+  end: number
+  state: SpanStateName
+  claimedAt: number
+  /** What the span replaces once it serves (a move) */
+  replaces?: { start: number, end: number }
+}
+
+export interface LayerPoolEvents {
+  /** The table of records changed (a record arrived, expired or a peer was found dead) */
+  'layer-pool:records': CustomEvent<void>
+  /** This node claimed a span */
+  'layer-pool:assigned': CustomEvent<{ start: number, end: number }>
+  /** A span of this node finished loading and serves */
+  'layer-pool:loaded': CustomEvent<{ start: number, end: number }>
+  /** A span of this node could not be loaded (it stays `loading`) */
+  'layer-pool:load-failed': CustomEvent<{ start: number, end: number, error: Error }>
+  /** This node dropped a span */
+  'layer-pool:released': CustomEvent<{ start: number, end: number }>
+}
+
+/** Fetches one slot's weights from replicas (the weight transfer client, or a test double) */
+export interface SlotFetcher {
+  (request: { slot: number, replicas: PeerId[], weightsHash: string, chunksRoot: string }, options?: AbortOptions): Promise<Map<string, Float32Array>>
+}
+
+/** The layer pool of one node */
+export interface LayerPool extends TypedEventTarget<LayerPoolEvents>, Startable {
+  readonly modelId: string
+  readonly version: number
+  readonly config: ModelConfig
+  /** Memory this node declares, bytes */
+  readonly memoryBytes: number
+  /** The spans this node holds */
+  ownSpans(): OwnSpan[]
+  /** Records of live peers (this node's own included), by peer id string */
+  records(): Map<string, PoolEntry>
+  /** Per-slot live replicas, pending claims and throughput, as this node sees the swarm */
+  view(): SlotView[]
+  /** Peers serving (or training) `slot`, this node included when it does */
+  holders(slot: number): PeerId[]
+  /** What this node holds in a slot (hashes) */
+  slotInfo(slot: number): SlotInfo | undefined
+  /** The topic records travel on */
+  readonly topic: string
+  /**
+   * Replace a held slot's weights (after training) and re-announce its hashes.
+   *
+   * @throws SpanLoadError when the node does not hold the slot
+   */
+  updateSlotWeights(slot: number, parameters: Map<string, Float32Array>, step: number): Promise<void>
+  /** Set the state of the spans that serve ('serving' or 'training') */
+  setTraining(training: boolean): Promise<void>
+  /** Read every record of the model from the DHT (what a late joiner does before it decides) */
+  syncFromDht(options?: AbortOptions): Promise<number>
+  /** Run the assignment rule now (it also runs on record changes and timers) */
+  evaluate(): Promise<void>
+  /** Resolves once this node's spans all serve (or rejects on `signal`) */
+  whenServing(options?: AbortOptions): Promise<void>
+  /** Use this function to fetch slot weights (set by the transfer client) */
+  setSlotFetcher(fetcher: SlotFetcher): void
+}
+
+/** The membership CID every holder of (model, version) provides in the DHT */
+export async function membershipCid (modelId: string, version: number): Promise<CID> {
+  const digest = await sha256.digest(new TextEncoder().encode(`neuroshard/layer-pool/members/v1/${modelId}/${version}`))
+  return CID.createV1(raw.code, digest)
+}
+
+const LIVE_STATES = new Set<SpanStateName>(['serving', 'training'])
+
+export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> implements LayerPool, Startable {
+  readonly modelId: string
+  readonly version: number
+  readonly config: ModelConfig
+  readonly memoryBytes: number
+  readonly topic: string
+  private readonly components: LayerPoolComponents
+  private readonly log: Logger
+  private readonly init: Required<Pick<LayerPoolInit, 'minReplicas' | 'heartbeatIntervalMs' | 'recordTtlMs' | 'dhtRefreshIntervalMs' | 'settleMs' | 'claimJitterMs' | 'loadingGraceMs' | 'rebalanceIntervalMs' | 'balanceQuality' | 'maxRecords' | 'maxSpans' | 'livenessProbeTimeoutMs' | 'pubsubService' | 'autoAssign'>>
+  private readonly initSeed: number | bigint
+  private readonly store: WeightStore
+  private readonly costs: number[]
+  private readonly random: () => number
+  private readonly now: () => number
+  private readonly throughputOf: () => number
+  private training: boolean
+  private readonly table = new Map<string, PoolEntry>()
+  private readonly suspects = new Set<string>()
+  private readonly spans: OwnSpan[] = []
+  private readonly info = new Map<number, SlotInfo & { step: number }>()
+  private readonly genesisHashes = new Map<number, string>()
+  private own?: SignedLayerRecord
+  private sequence = 0n
+  private started = false
+  private heartbeat?: ReturnType<typeof setInterval>
+  private dhtTimer?: ReturnType<typeof setInterval>
+  private rebalanceTimer?: ReturnType<typeof setInterval>
+  private evaluateTimer?: ReturnType<typeof setTimeout>
+  private working?: Promise<void>
+  private dhtPut?: Promise<void>
+  private readonly controller = new AbortController()
+  private server?: WeightsServer
+  private fetcher?: SlotFetcher
+  private readonly partials = new Map<string, PartialSpanWeights>()
+  private readonly misbehaved = new Set<string>()
+  private lastDhtPut = 0
+  private readonly onMessage: (evt: CustomEvent<{ topic: string, data: Uint8Array }>) => void
+  private readonly onDisconnect: (evt: CustomEvent<PeerId>) => void
+
+  constructor (components: LayerPoolComponents, init: LayerPoolInit = {}) {
+    super()
+    this.components = components
+    this.log = components.logger.forComponent('neuroshard:layer-pool')
+    this.modelId = init.modelId ?? 'devnet'
+    this.version = init.version ?? 1
+    this.config = validateConfig({ ...(init.config ?? TINY) })
+    this.initSeed = init.initSeed ?? 0
+    this.training = init.training ?? false
+    this.memoryBytes = Math.floor(init.memoryBytes ?? freemem() / 2)
+    this.store = init.weightStore ?? new MemoryWeightStore()
+    this.random = init.random ?? Math.random
+    this.now = init.now ?? Date.now
+    const throughput = init.throughput ?? 0
+    this.throughputOf = typeof throughput === 'function' ? throughput : () => throughput
+    this.init = {
+      minReplicas: init.minReplicas ?? MIN_REPLICAS,
+      heartbeatIntervalMs: init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+      recordTtlMs: init.recordTtlMs ?? DEFAULT_RECORD_TTL_MS,
+      dhtRefreshIntervalMs: init.dhtRefreshIntervalMs ?? DEFAULT_DHT_REFRESH_INTERVAL_MS,
+      settleMs: init.settleMs ?? DEFAULT_SETTLE_MS,
+      claimJitterMs: init.claimJitterMs ?? DEFAULT_CLAIM_JITTER_MS,
+      loadingGraceMs: init.loadingGraceMs ?? DEFAULT_LOADING_GRACE_MS,
+      rebalanceIntervalMs: init.rebalanceIntervalMs ?? DEFAULT_REBALANCE_INTERVAL_MS,
+      balanceQuality: init.balanceQuality ?? DEFAULT_BALANCE_QUALITY,
+      maxRecords: init.maxRecords ?? DEFAULT_MAX_RECORDS,
+      maxSpans: Math.min(init.maxSpans ?? 4, MAX_SPANS_PER_RECORD),
+      livenessProbeTimeoutMs: init.livenessProbeTimeoutMs ?? DEFAULT_LIVENESS_PROBE_TIMEOUT_MS,
+      pubsubService: init.pubsubService ?? 'pubsub',
+      autoAssign: init.autoAssign ?? true
+    }
+    this.topic = `${LAYER_POOL_TOPIC_PREFIX}/${this.modelId}`
+    const perParameter = this.training ? TRAINING_BYTES_PER_PARAMETER : SERVING_BYTES_PER_PARAMETER
+    this.costs = Array.from({ length: slotCount(this.config) }, (_, s) => slotMemory(this.config, s, perParameter))
+    this.onMessage = (evt) => {
+      if (evt.detail.topic !== this.topic) return
+      void this.receive(evt.detail.data, 'gossip').catch(err => { this.log('refused a record from gossip: %s', err.message) })
+    }
+    this.onDisconnect = (evt) => { void this.probe(evt.detail) }
+  }
+
+  readonly [Symbol.toStringTag] = '@neuroshard/layer-pool'
+
+  private get pubsub (): LayerPoolPubSub {
+    return this.components[this.init.pubsubService] as LayerPoolPubSub
+  }
+
+  isStarted (): boolean {
+    return this.started
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.server = weightsServer({ registrar: this.components.registrar }, { provider: (req) => this.provide(req) })
+    await this.server.start()
+    this.started = true
+  }
+
+  async afterStart (): Promise<void> {
+    if (!this.started || this.heartbeat != null) return
+    this.pubsub.addEventListener('message', this.onMessage)
+    this.pubsub.subscribe(this.topic)
+    this.components.events.addEventListener('peer:disconnect', this.onDisconnect)
+    this.heartbeat = setInterval(() => { this.tick() }, this.init.heartbeatIntervalMs)
+    this.dhtTimer = setInterval(() => { this.putInDht() }, this.init.dhtRefreshIntervalMs)
+    this.rebalanceTimer = setInterval(() => { void this.rebalance() }, this.init.rebalanceIntervalMs)
+    await this.publish()
+    if (this.init.autoAssign) this.scheduleEvaluate(this.init.settleMs)
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.controller.abort(new NotStartedError('the layer pool stopped'))
+    clearInterval(this.heartbeat)
+    clearInterval(this.dhtTimer)
+    clearInterval(this.rebalanceTimer)
+    clearTimeout(this.evaluateTimer)
+    this.heartbeat = undefined
+    // hand the spans over: peers see them leaving now instead of when the record expires
+    if (this.spans.length > 0) {
+      for (const span of this.spans) span.state = 'leaving'
+      await this.publish(1).catch(() => {})
+    }
+    this.components.events.removeEventListener('peer:disconnect', this.onDisconnect)
+    try {
+      this.pubsub.removeEventListener('message', this.onMessage)
+      this.pubsub.unsubscribe(this.topic)
+    } catch {}
+    await this.server?.stop()
+    await this.working?.catch(() => {})
+  }
+
+  setSlotFetcher (fetcher: SlotFetcher): void {
+    this.fetcher = fetcher
+  }
+
+  ownSpans (): OwnSpan[] {
+    return this.spans.map(s => ({ ...s }))
+  }
+
+  records (): Map<string, PoolEntry> {
+    this.prune()
+    return new Map(this.table)
+  }
+
+  slotInfo (slot: number): SlotInfo | undefined {
+    const info = this.info.get(slot)
+    return info == null ? undefined : { weightsHash: info.weightsHash, chunksRoot: info.chunksRoot }
+  }
+
+  view (): SlotView[] {
+    return buildView(this.holdings(), slotCount(this.config), { now: this.now(), loadingGraceMs: this.init.loadingGraceMs })
+  }
+
+  holders (slot: number): PeerId[] {
+    const out: PeerId[] = []
+    for (const entry of this.records().values()) {
+      if (entry.record.spans.some(s => LIVE_STATES.has(s.state) && s.start <= slot && slot < s.end)) out.push(entry.record.peerId)
+    }
+    return out
+  }
+
+  async whenServing (options: AbortOptions = {}): Promise<void> {
+    const done = (): boolean => this.spans.length > 0 && this.spans.every(s => LIVE_STATES.has(s.state))
+    if (done()) return
+    await new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (!done()) return
+        cleanup()
+        resolve()
+      }
+      const onAbort = (): void => { cleanup(); reject(options.signal?.reason) }
+      const cleanup = (): void => {
+        this.removeEventListener('layer-pool:loaded', check)
+        this.removeEventListener('layer-pool:released', check)
+        options.signal?.removeEventListener('abort', onAbort)
+      }
+      this.addEventListener('layer-pool:loaded', check)
+      this.addEventListener('layer-pool:released', check)
+      options.signal?.addEventListener('abort', onAbort)
+    })
+  }
+
+  async setTraining (training: boolean): Promise<void> {
+    this.training = training
+    for (const span of this.spans) {
+      if (LIVE_STATES.has(span.state)) span.state = training ? 'training' : 'serving'
+    }
+    await this.publish()
+  }
+
+  async updateSlotWeights (slot: number, parameters: Map<string, Float32Array>, step: number): Promise<void> {
+    if (!this.spans.some(s => LIVE_STATES.has(s.state) && s.start <= slot && slot < s.end)) {
+      throw new SpanLoadError(`this node does not serve slot ${slot}`)
+    }
+    await this.store.put(slot, parameters)
+    this.info.set(slot, { ...this.hashSlot(slot, parameters), step })
+    await this.publish()
+  }
+
+  // ---- records in -------------------------------------------------------------------------------
+
+  /** Checks and stores a record from gossip or the DHT; throws a typed error for a bad one */
+  async receive (bytes: Uint8Array, source: 'gossip' | 'dht'): Promise<void> {
+    const { record } = await openLayerRecord(bytes, { now: this.now(), slotCount: slotCount(this.config), allowExpired: true })
+    if (record.modelId !== this.modelId || record.version !== this.version) {
+      // another model, or an architecture version this node does not run: not part of its view
+      return
+    }
+    const key = record.peerId.toString()
+    if (record.peerId.equals(this.components.peerId)) return
+    const existing = this.table.get(key)
+    if (existing != null && existing.record.sequence >= record.sequence) return
+    if (existing == null && this.table.size >= this.init.maxRecords) {
+      this.log('record table full (%d); ignoring %s', this.table.size, key)
+      return
+    }
+    const now = this.now()
+    const lifetime = record.expiresAt - record.issuedAt
+    this.table.set(key, { record, bytes, receivedAt: now, liveUntil: Math.min(record.expiresAt, now + lifetime) })
+    this.suspects.delete(key)
+    this.log.trace('record of %s from %s: %s', key, source, record.spans.map(s => `[${s.start},${s.end}) ${s.state}`).join(' '))
+    this.changed()
+  }
+
+  /** A peer's connection closed: if it cannot be dialled again it is gone, do not wait for its record to expire */
+  private async probe (peer: PeerId): Promise<void> {
+    const key = peer.toString()
+    if (!this.started || !this.table.has(key)) return
+    if (this.components.connectionManager.getConnections(peer).length > 0) return
+    try {
+      await this.components.connectionManager.openConnection(peer, { signal: AbortSignal.any([AbortSignal.timeout(this.init.livenessProbeTimeoutMs), this.controller.signal]) })
+    } catch {
+      if (!this.started) return
+      this.log('peer %s is unreachable; its spans no longer count', key)
+      this.suspects.add(key)
+      this.changed()
+    }
+  }
+
+  private prune (): void {
+    const now = this.now()
+    let changed = false
+    for (const [key, entry] of this.table) {
+      if (entry.liveUntil <= now) {
+        this.table.delete(key)
+        this.suspects.delete(key)
+        changed = true
+      }
+    }
+    if (changed) this.changed(false)
+  }
+
+  private changed (prune = true): void {
+    if (prune) this.prune()
+    this.safeDispatchEvent('layer-pool:records')
+    if (this.init.autoAssign && this.started) this.scheduleEvaluate(0)
+  }
+
+  /** Every live holding the assignment rule counts: peers' (not suspected dead) and this node's own */
+  private holdings (includeOwn = true): Holding[] {
+    this.prune()
+    const out: Holding[] = []
+    for (const [key, entry] of this.table) {
+      if (this.suspects.has(key)) continue
+      for (const s of entry.record.spans) {
+        out.push({ peer: key, start: s.start, end: s.end, state: s.state, throughput: s.throughput, claimedAt: s.claimedAt })
+      }
+    }
+    if (includeOwn) {
+      const me = this.components.peerId.toString()
+      for (const s of this.spans) out.push({ peer: me, start: s.start, end: s.end, state: s.state, throughput: this.throughputOf(), claimedAt: s.claimedAt })
+    }
+    return out
+  }
+
+  // ---- records out ------------------------------------------------------------------------------
+
+  private tick (): void {
+    this.prune()
+    void this.publish().catch(err => { this.log('heartbeat publish failed: %s', err.message) })
+  }
+
+  private async publish (ttlMs = this.init.recordTtlMs): Promise<void> {
+    const now = this.now()
+    this.sequence = this.sequence >= BigInt(now) ? this.sequence + 1n : BigInt(now)
+    const record: LayerPoolRecord = {
+      modelId: this.modelId,
+      version: this.version,
+      peerId: this.components.peerId,
+      sequence: this.sequence,
+      issuedAt: now,
+      expiresAt: now + ttlMs,
+      memoryBytes: this.memoryBytes,
+      addresses: this.components.addressManager.getAddresses().slice(0, 16),
+      spans: this.spans.map((s): LayerSpan => ({
+        start: s.start,
+        end: s.end,
+        state: s.state,
+        throughput: this.throughputOf(),
+        claimedAt: s.claimedAt,
+        weightsStep: Math.max(0, ...range(s.start, s.end).map(i => this.info.get(i)?.step ?? 0)),
+        slots: range(s.start, s.end).map(i => this.info.get(i) ?? PLACEHOLDER_SLOT)
+      }))
+    }
+    const previous = this.own
+    this.own = await signLayerRecord(record, this.components.privateKey)
+    try {
+      await this.pubsub.publish(this.topic, this.own.bytes)
+    } catch (err: any) {
+      // nobody subscribed yet (a lone first node): the DHT copy and the next heartbeat cover it
+      this.log.trace('publish on %s: %s', this.topic, err.message)
+    }
+    const spansChanged = previous == null || JSON.stringify(previous.record.spans.map(s => [s.start, s.end, s.state, s.slots])) !==
+      JSON.stringify(record.spans.map(s => [s.start, s.end, s.state, s.slots]))
+    if (spansChanged || now - this.lastDhtPut >= this.init.dhtRefreshIntervalMs) this.putInDht()
+  }
+
+  /** Puts the current record in the DHT and provides the membership CID; one put at a time, never awaited by callers */
+  private putInDht (): void {
+    if (this.dhtPut != null || this.own == null || !this.started) return
+    const own = this.own
+    this.lastDhtPut = this.now()
+    this.dhtPut = (async () => {
+      const signal = AbortSignal.any([AbortSignal.timeout(30_000), this.controller.signal])
+      const key = layerRecordDhtKey(this.modelId, this.version, this.components.peerId)
+      await this.components.contentRouting.put(key, dhtValue(own), { signal })
+      if (this.spans.length > 0) await this.components.contentRouting.provide(await membershipCid(this.modelId, this.version), { signal })
+    })().catch(err => { this.log.trace('DHT put failed: %s', err.message) }).finally(() => { this.dhtPut = undefined })
+  }
+
+  async syncFromDht (options: AbortOptions = {}): Promise<number> {
+    let n = 0
+    const cid = await membershipCid(this.modelId, this.version)
+    const seen = new Set<string>()
+    for await (const provider of this.components.contentRouting.findProviders(cid, options)) {
+      const key = provider.id.toString()
+      if (seen.has(key) || provider.id.equals(this.components.peerId)) continue
+      seen.add(key)
+      if (seen.size > this.init.maxRecords) break
+      try {
+        const value = await this.components.contentRouting.get(layerRecordDhtKey(this.modelId, this.version, provider.id), options)
+        await this.receive(value.subarray(8), 'dht')
+        n++
+      } catch (err: any) {
+        this.log('no usable DHT record for %s: %s', key, err.message)
+      }
+    }
+    return n
+  }
+
+  // ---- weights served to peers ------------------------------------------------------------------
+
+  private provide (request: SpanRequest): SpanContent | undefined {
+    if (request.modelId !== this.modelId || request.version !== this.version || request.part !== 'weights') return undefined
+    const tensors = new Map<string, { name: string, shape: readonly number[], data: Float32Array }>()
+    for (let slot = request.start; slot < request.end; slot++) {
+      const held = this.spans.some(s => LIVE_STATES.has(s.state) && s.start <= slot && slot < s.end)
+      const params = held ? this.store.get(slot) : undefined
+      if (params == null) return undefined
+      for (const spec of slotParameters(this.config, slot)) {
+        const data = params.get(spec.name)
+        if (data == null) return undefined
+        tensors.set(spec.name, { name: spec.name, shape: spec.shape, data })
+      }
+    }
+    return { tensors: [...tensors.values()] }
+  }
+
+  // ---- assignment -------------------------------------------------------------------------------
+
+  private scheduleEvaluate (delayMs: number): void {
+    if (this.evaluateTimer != null || !this.started) return
+    this.evaluateTimer = setTimeout(() => {
+      this.evaluateTimer = undefined
+      void this.evaluate()
+    }, delayMs)
+  }
+
+  async evaluate (): Promise<void> {
+    if (!this.started) return
+    if (this.working != null) return
+    this.working = this.evaluateOnce().catch(err => {
+      this.log.error('assignment failed: %e', err)
+    }).finally(() => {
+      this.working = undefined
+    })
+    await this.working
+  }
+
+  private usedBytes (): number {
+    let n = 0
+    for (const s of this.spans) for (let i = s.start; i < s.end; i++) n += this.costs[i]
+    return n
+  }
+
+  private blockedSlots (): Set<number> {
+    const out = new Set<number>()
+    for (const s of this.spans) for (let i = s.start; i < s.end; i++) out.add(i)
+    return out
+  }
+
+  private async evaluateOnce (): Promise<void> {
+    const view = this.view()
+    const me = this.components.peerId.toString()
+    if (this.spans.length === 0) {
+      if (Math.min(...this.costs) > this.memoryBytes) {
+        this.log('memory budget %d holds no slot (smallest needs %d)', this.memoryBytes, Math.min(...this.costs))
+        return
+      }
+      await this.claim({ budget: this.memoryBytes, requireDeficit: false })
+      return
+    }
+    const needy = underReplicated(view, this.init.minReplicas)
+    if (needy.length === 0) return
+    const spare = this.memoryBytes - this.usedBytes()
+    if (this.spans.length < this.init.maxSpans && needy.some(s => this.costs[s] <= spare && !this.blockedSlots().has(s))) {
+      await this.claim({ budget: spare, requireDeficit: true })
+      return
+    }
+    // no spare memory: a node whose every slot has a replica to spare moves to the missing slots
+    const withoutMe = buildView(this.holdings(), slotCount(this.config), { now: this.now(), loadingGraceMs: this.init.loadingGraceMs, exclude: me })
+    const donor = this.spans.find(s => s.replaces == null && LIVE_STATES.has(s.state) && range(s.start, s.end).every(i => withoutMe[i].live >= this.init.minReplicas))
+    if (donor != null) {
+      await this.claim({ budget: this.memoryBytes - this.usedBytes() + (donorCost(this.costs, donor)), requireDeficit: true, replaces: donor })
+    }
+  }
+
+  private async rebalance (): Promise<void> {
+    if (!this.started || this.working != null || this.spans.length !== 1 || !LIVE_STATES.has(this.spans[0].state)) return
+    const me = this.components.peerId.toString()
+    const withoutMe = buildView(this.holdings(), slotCount(this.config), { now: this.now(), loadingGraceMs: this.init.loadingGraceMs, exclude: me })
+    const current = this.spans[0]
+    const target = rebalanceTarget(withoutMe, current, this.costs, this.memoryBytes, {
+      minReplicas: this.init.minReplicas, random: this.random, balanceQuality: this.init.balanceQuality, throughput: this.throughputOf()
+    })
+    if (target == null) return
+    this.log('rebalancing from %s to %s', describeSpan(this.config, current.start, current.end), describeSpan(this.config, target.start, target.end))
+    this.working = this.claim({ budget: this.memoryBytes, requireDeficit: false, replaces: current, target }).finally(() => { this.working = undefined })
+    await this.working
+  }
+
+  /**
+   * Claim a span: jitter, choose, announce `loading`, wait for concurrent claims, re-check against the
+   * claims that outrank this one (earlier `claimedAt`, then lower peer id), move if a better span is left,
+   * then load and serve.
+   */
+  private async claim (options: { budget: number, requireDeficit: boolean, replaces?: OwnSpan, target?: { start: number, end: number } }): Promise<void> {
+    const me = this.components.peerId.toString()
+    const blocked = this.blockedSlots()
+    if (options.replaces != null) for (let i = options.replaces.start; i < options.replaces.end; i++) blocked.delete(i)
+    await this.sleep(this.random() * this.init.claimJitterMs)
+    if (!this.started) return
+    let choice = options.target ?? chooseSpan(this.viewExcluding(me), this.costs, options.budget, {
+      minReplicas: this.init.minReplicas, random: this.random, blocked, requireDeficit: options.requireDeficit
+    })
+    if (choice == null) return
+    const span: OwnSpan = { start: choice.start, end: choice.end, state: 'loading', claimedAt: this.now(), ...(options.replaces != null ? { replaces: { start: options.replaces.start, end: options.replaces.end } } : {}) }
+    this.addSpan(span)
+    await this.publish()
+    this.safeDispatchEvent('layer-pool:assigned', { detail: { start: span.start, end: span.end } })
+    this.log('claimed %s', describeSpan(this.config, span.start, span.end))
+
+    // concurrent joiners: re-check against the claims that outrank ours
+    for (let round = 0; round < 3 && options.target == null; round++) {
+      await this.sleep(this.init.settleMs)
+      if (!this.started) return
+      const outranks = (h: Holding): boolean => h.claimedAt < span.claimedAt || (h.claimedAt === span.claimedAt && h.peer < me)
+      const ranked = buildView(this.holdings(false), slotCount(this.config), { now: this.now(), loadingGraceMs: this.init.loadingGraceMs, countPending: outranks })
+      const better = chooseSpan(ranked, this.costs, options.budget, {
+        minReplicas: this.init.minReplicas, random: this.random, blocked, requireDeficit: options.requireDeficit
+      })
+      const currentScore = chooseSpan(ranked.map((v, i) => i >= span.start && i < span.end ? v : { live: 1e9, pending: 0, throughput: 1e18 }), this.costs, options.budget, {
+        minReplicas: this.init.minReplicas, random: () => 0, blocked
+      })
+      if (better == null) {
+        if (options.requireDeficit) {
+          // the missing replicas were taken by claims that outrank ours
+          this.removeSpan(span)
+          await this.publish()
+          return
+        }
+        break
+      }
+      if ((better.start === span.start && better.end === span.end) || currentScore == null || better.deficit <= (currentScore.start === span.start ? currentScore.deficit : 0)) break
+      this.log('claim %s outranked; moving to %s', describeSpan(this.config, span.start, span.end), describeSpan(this.config, better.start, better.end))
+      this.removeSpan(span)
+      choice = better
+      span.start = better.start
+      span.end = better.end
+      span.claimedAt = this.now()
+      this.addSpan(span)
+      await this.publish()
+      this.safeDispatchEvent('layer-pool:assigned', { detail: { start: span.start, end: span.end } })
+    }
+    await this.load(span)
+  }
+
+  private viewExcluding (peer: string): SlotView[] {
+    return buildView(this.holdings(), slotCount(this.config), { now: this.now(), loadingGraceMs: this.init.loadingGraceMs, exclude: peer })
+  }
+
+  private addSpan (span: OwnSpan): void {
+    this.spans.push(span)
+    this.spans.sort((a, b) => a.start - b.start)
+  }
+
+  private removeSpan (span: OwnSpan): void {
+    const i = this.spans.indexOf(span)
+    if (i >= 0) this.spans.splice(i, 1)
+  }
+
+  /** Load every slot of a claimed span (genesis init or transfer), then serve it; on failure it stays `loading` */
+  private async load (span: OwnSpan, attempt = 0): Promise<void> {
+    try {
+      for (let slot = span.start; slot < span.end; slot++) {
+        if (!this.started) return
+        if (this.store.get(slot) != null && this.info.has(slot)) continue
+        const parameters = await this.resolveSlot(slot)
+        await this.store.put(slot, parameters)
+        this.info.set(slot, { ...this.hashSlot(slot, parameters), step: this.targetStep(slot) })
+      }
+    } catch (err: any) {
+      this.log('span %s stays loading: %s', describeSpan(this.config, span.start, span.end), err.message)
+      this.safeDispatchEvent('layer-pool:load-failed', { detail: { start: span.start, end: span.end, error: err } })
+      this.retryLoad(span, attempt)
+      return
+    }
+    if (!this.started || !this.spans.includes(span)) return
+    span.state = this.training ? 'training' : 'serving'
+    const replaced = span.replaces
+    delete span.replaces
+    if (replaced != null) {
+      const old = this.spans.find(s => s !== span && s.start === replaced.start && s.end === replaced.end)
+      if (old != null) {
+        this.removeSpan(old)
+        for (let i = old.start; i < old.end; i++) {
+          if (!this.spans.some(s => s.start <= i && i < s.end)) { this.store.delete(i); this.info.delete(i) }
+        }
+        this.safeDispatchEvent('layer-pool:released', { detail: { start: old.start, end: old.end } })
+      }
+    }
+    await this.publish()
+    this.log('serving %s', describeSpan(this.config, span.start, span.end))
+    this.safeDispatchEvent('layer-pool:loaded', { detail: { start: span.start, end: span.end } })
+  }
+
+  /** Retry a failed load with exponential backoff while the span is still claimed */
+  private retryLoad (span: OwnSpan, attempt: number): void {
+    const delay = Math.min(30_000, 500 * 2 ** attempt) * (0.5 + this.random())
+    void this.sleep(delay).then(async () => {
+      if (!this.started || !this.spans.includes(span) || span.state !== 'loading') return
+      await this.load(span, attempt + 1)
+    })
+  }
+
+  /** The weights hash most live holders of a slot report (ties: the most trained), with who holds it */
+  private target (slot: number): { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[] } | undefined {
+    const votes = new Map<string, { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[] }>()
+    for (const [key, entry] of this.table) {
+      if (this.suspects.has(key)) continue
+      for (const s of entry.record.spans) {
+        if (!LIVE_STATES.has(s.state) || slot < s.start || slot >= s.end) continue
+        const info = s.slots[slot - s.start]
+        const id = `${info.weightsHash}/${info.chunksRoot}`
+        const vote = votes.get(id) ?? { weightsHash: info.weightsHash, chunksRoot: info.chunksRoot, step: s.weightsStep, holders: [] }
+        vote.holders.push(entry.record.peerId)
+        votes.set(id, vote)
+      }
+    }
+    let best: { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[] } | undefined
+    for (const v of votes.values()) {
+      if (best == null || v.holders.length > best.holders.length || (v.holders.length === best.holders.length && v.step > best.step)) best = v
+    }
+    return best
+  }
+
+  private targetStep (slot: number): number {
+    return this.target(slot)?.step ?? 0
+  }
+
+  private async resolveSlot (slot: number): Promise<Map<string, Float32Array>> {
+    const target = this.target(slot)
+    const genesis = (): Map<string, Float32Array> => genesisSlotParameters(this.config, slot, this.initSeed)
+    if (target == null) return genesis()
+    if (target.step === 0 && target.weightsHash === this.genesisHash(slot)) return genesis()
+    const replicas = target.holders.filter(p => !this.misbehaved.has(p.toString()))
+    if (replicas.length === 0) throw new SpanLoadError(`every holder of slot ${slot}'s weights served bad data before`)
+    const request = { slot, replicas, weightsHash: target.weightsHash, chunksRoot: target.chunksRoot }
+    return await (this.fetcher ?? this.fetchSlot)(request, { signal: this.controller.signal })
+  }
+
+  /** The weight transfer client: several replicas at once, resumed after a failure, bad replicas avoided */
+  private readonly fetchSlot: SlotFetcher = async (request, options) => {
+    const resume = this.partials.get(request.chunksRoot)
+    try {
+      const result = await fetchSpanWeights(this.components.connectionManager, request.replicas, {
+        modelId: this.modelId, version: this.version, start: request.slot, end: request.slot + 1, part: 'weights',
+        config: this.config, chunksRoot: request.chunksRoot, weightsHash: request.weightsHash
+      }, { ...options, ...(resume != null ? { resume } : {}) })
+      this.partials.delete(request.chunksRoot)
+      this.noteFaults(result.faults)
+      return result.tensors
+    } catch (err: any) {
+      this.noteFaults(err.faults)
+      if (err.partial != null) {
+        // keep what was verified for the retry; one partial transfer per root, a few roots at most
+        this.partials.set(request.chunksRoot, err.partial)
+        while (this.partials.size > 4) this.partials.delete(this.partials.keys().next().value!)
+      }
+      throw err
+    }
+  }
+
+  private noteFaults (faults?: Array<{ peer: PeerId, misbehaved: boolean }>): void {
+    for (const fault of faults ?? []) {
+      if (fault.misbehaved) {
+        this.log('avoiding %p: it served bad weight data', fault.peer)
+        this.misbehaved.add(fault.peer.toString())
+        if (this.misbehaved.size > this.init.maxRecords) this.misbehaved.delete(this.misbehaved.values().next().value!)
+      }
+    }
+  }
+
+  private genesisHash (slot: number): string {
+    let hash = this.genesisHashes.get(slot)
+    if (hash == null) {
+      hash = slotWeightsHash(this.config, slot, genesisSlotParameters(this.config, slot, this.initSeed))
+      this.genesisHashes.set(slot, hash)
+    }
+    return hash
+  }
+
+  private hashSlot (slot: number, parameters: Map<string, Float32Array>): SlotInfo {
+    const tensors = slotParameters(this.config, slot).map(spec => ({ name: spec.name, shape: spec.shape, data: parameters.get(spec.name)! }))
+    return { weightsHash: slotWeightsHash(this.config, slot, parameters), chunksRoot: toHex(digestChunks(tensors).chunksRoot) }
+  }
+
+  private async sleep (ms: number): Promise<void> {
+    if (ms <= 0) return
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(done, ms)
+      function done (): void { clearTimeout(timer); resolve() }
+      this.controller.signal.addEventListener('abort', done, { once: true })
+    })
+  }
+}
+
+const PLACEHOLDER_SLOT: SlotInfo = { weightsHash: '0'.repeat(64), chunksRoot: '0'.repeat(64) }
+
+function range (start: number, end: number): number[] {
+  return Array.from({ length: end - start }, (_, i) => start + i)
+}
+
+function donorCost (costs: number[], span: { start: number, end: number }): number {
+  let n = 0
+  for (let i = span.start; i < span.end; i++) n += costs[i]
+  return n
+}
+
+function dhtValue (own: SignedLayerRecord): Uint8Array {
+  const out = new Uint8Array(8 + own.bytes.byteLength)
+  new DataView(out.buffer).setBigUint64(0, own.record.sequence, true)
+  out.set(own.bytes, 8)
+  return out
+}
+
+export { InsufficientMemoryError }
