@@ -280,9 +280,12 @@ async function pipelineStep (name: 'small' | 'bootstrap', peak: number, batch: n
       const hb = await head.backward({ hidden: y, targets: int64(ids(batch * seq, config.vocabSize, 3), [batch, seq]), grad_loss: float32([1], []) }, { transfer: true })
       const bb = await blocks.backward({ hidden_in: h, grad_hidden_out: hb.grad_hidden }, { transfer: true })
       await embed.backward({ input_ids: int64(tokens, [batch, seq]), grad_hidden: bb.grad_hidden_in }, { transfer: true })
+      // tied embeddings: the embed shard steps the summed embed.weight gradient, the head gets the result
+      await embed.addGradients(await head.takeTiedGradients())
       const sq = await Promise.all(shards.map(async s => await s.gradNormSquared()))
       const gradNorm = Math.sqrt(sq.reduce((a, b) => a + b, 0))
       await Promise.all(shards.map(async s => await s.step({ gradNorm })))
+      if (head.tiedParameters.length > 0) await head.setParameters(await embed.getParameters(), { partial: true })
     }
     await step()
     peak = await matmulPeak()

@@ -42,3 +42,31 @@ export class RuntimeClosedError extends Error {
   static override name = 'RuntimeClosedError'
   override name = 'RuntimeClosedError'
 }
+
+/**
+ * An integer input (token ids, targets) holds a value outside [0, vocabSize). onnxruntime would wrap a
+ * negative id to row V − 1 silently, so ids are checked before every run.
+ */
+export class TokenIdOutOfRangeError extends TensorError {
+  static override name = 'TokenIdOutOfRangeError'
+  override name = 'TokenIdOutOfRangeError'
+}
+
+/**
+ * A sequence is longer than the model's `maxSeqLen` (training graphs), or would make a KV cache longer
+ * than that. A `ShapeMismatchError` too (`instanceof`), with its own name.
+ */
+export class SequenceTooLongError extends ShapeMismatchError {
+  static override name = 'SequenceTooLongError'
+  override name = 'SequenceTooLongError'
+}
+
+/**
+ * A shard that reads a tied parameter it does not own (the head's `embed.weight` with tied embeddings)
+ * still holds that parameter's gradient: `takeTiedGradients()` it (and add it to the owner) before
+ * `step()` or `gradNormSquared()`, or it would be lost or counted twice.
+ */
+export class TiedGradientsPendingError extends Error {
+  static override name = 'TiedGradientsPendingError'
+  override name = 'TiedGradientsPendingError'
+}

@@ -1,9 +1,10 @@
 import { InvalidParametersError } from '@neuroshard/interface'
-import { encodeCheckpoint, initParameter, shardParameters, validateConfig, describeRole } from '@neuroshard/model'
+import { SHARD_DIMS, SHARD_IO, encodeCheckpoint, initParameter, shardParameters, validateConfig, describeRole } from '@neuroshard/model'
 import { DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_LR, DEFAULT_MAX_GRAD_NORM, DEFAULT_WEIGHT_DECAY } from './constants.js'
-import { NonFiniteTensorError, SessionError } from './errors.js'
+import { InvalidTensorError, NonFiniteTensorError, SessionError, TiedGradientsPendingError } from './errors.js'
 import { constantLr } from './optim.js'
 import { assertFinite } from './validate.js'
+import type { DimLimit } from './validate.js'
 import { Runtime } from './runtime.js'
 import type { LrSchedule } from './optim.js'
 import type { AdamWResult } from './protocol.js'
@@ -83,9 +84,17 @@ export class ShardExecutor {
   readonly runtime: Runtime
   /** Parameter specs in canonical order */
   readonly parameterSpecs: readonly ParameterSpec[]
+  /**
+   * Parameters this shard reads but another shard owns: with tied embeddings the head's `embed.weight`
+   * (owned by the embed shard). This shard never steps them and leaves them out of `gradNormSquared()`;
+   * their gradients are exported with `takeTiedGradients()` for the owner to add.
+   */
+  readonly tiedParameters: readonly string[]
   private readonly sessions: { forward?: RuntimeSession, backward?: RuntimeSession, inference?: RuntimeSession }
   private readonly optimizer: Required<Omit<AdamWOptions, 'schedule'>> & { schedule: LrSchedule }
   private steps: number
+  /** The backward left gradients of tied parameters that `takeTiedGradients()` has not taken yet */
+  private tiedPending = false
 
   private constructor (init: ShardExecutorInit, runtime: Runtime, sessions: ShardExecutor['sessions']) {
     this.config = init.config
@@ -93,6 +102,9 @@ export class ShardExecutor {
     this.runtime = runtime
     this.sessions = sessions
     this.parameterSpecs = init.parameterSpecs ?? shardParameters(init.config, init.role)
+    this.tiedParameters = init.role.kind === 'head' && init.config.tieEmbeddings && this.parameterSpecs.some(s => s.name === 'embed.weight')
+      ? ['embed.weight']
+      : []
     this.steps = init.step ?? 0
     const o = init.optimizer ?? {}
     this.optimizer = {
@@ -176,25 +188,60 @@ export class ShardExecutor {
     return s
   }
 
-  /** Run the training forward graph on activations; parameters are resident */
-  async forward (feeds: Record<string, TensorData>, options: RunOptions = {}): Promise<Record<string, TensorData>> {
-    return await this.need('forward').run(feeds, options)
+  /**
+   * What every run of this shard checks besides names, types and shapes: token ids and targets in
+   * [0, vocabSize), batch ≥ 1, 1 ≤ seq ≤ maxSeqLen (the caller's own limits are kept unless they clash)
+   */
+  private checks (options: RunOptions, seqLimit: DimLimit = { min: 1, max: this.config.maxSeqLen, sequence: true, reason: `maxSeqLen ${this.config.maxSeqLen}` }): RunOptions {
+    const V = this.config.vocabSize
+    return {
+      ...options,
+      indexBounds: { ...options.indexBounds, [SHARD_IO.inputIds]: V, [SHARD_IO.targets]: V },
+      dimLimits: { ...options.dimLimits, [SHARD_DIMS.batch]: { min: 1 }, [SHARD_DIMS.seq]: seqLimit }
+    }
   }
 
   /**
-   * Run the backward graph. `grad.<param>` outputs are added to the shard's gradient accumulators (not
-   * returned); the other outputs (the gradient for the previous shard) are returned.
+   * Run the training forward graph on activations; parameters are resident. Token ids and targets must
+   * lie in [0, vocabSize) (`TokenIdOutOfRangeError`), batch and seq be ≥ 1 (`ShapeMismatchError`) and
+   * seq ≤ maxSeqLen (`SequenceTooLongError`), float feeds be finite (`NonFiniteTensorError`).
+   */
+  async forward (feeds: Record<string, TensorData>, options: RunOptions = {}): Promise<Record<string, TensorData>> {
+    return await this.need('forward').run(feeds, this.checks(options))
+  }
+
+  /**
+   * Run the backward graph (feeds checked as in `forward`). `grad.<param>` outputs are added to the
+   * shard's gradient accumulators (not returned); the other outputs (the gradient for the previous shard)
+   * are returned.
    */
   async backward (feeds: Record<string, TensorData>, options: RunOptions = {}): Promise<Record<string, TensorData>> {
-    return await this.runtime.runSession(this.need('backward'), feeds, { ...options, accumulateGrads: true })
+    const session = this.need('backward')
+    const out = await this.runtime.runSession(session, feeds, { ...this.checks(options), accumulateGrads: true })
+    if (this.tiedParameters.some(p => session.outputs.some(o => o.name === `grad.${p}`))) this.tiedPending = true
+    return out
   }
 
-  /** Σ‖g‖² over this shard's accumulated gradients (to build a pipeline-global norm for clipping) */
+  private assertNoTiedPending (what: string): void {
+    if (this.tiedPending) {
+      throw new TiedGradientsPendingError(`shard ${describeRole(this.role)} holds gradients of ${this.tiedParameters.join(', ')}, which it does not own: call takeTiedGradients() and add them to the owner's shard before ${what}`)
+    }
+  }
+
+  /**
+   * Σ‖g‖² over the gradients of the parameters this shard owns (tied ones are counted by their owner), so
+   * the sum over a pipeline's shards is the global ‖g‖². Refused while tied gradients are pending.
+   */
   async gradNormSquared (options: AbortOptions = {}): Promise<number> {
-    return await this.runtime.worker.call<number>({ op: 'gradNormSquared', names: this.parameterSpecs.map(s => s.name) }, [], options)
+    this.assertNoTiedPending('gradNormSquared()')
+    return await this.runtime.worker.call<number>({ op: 'gradNormSquared', names: this.ownedNames() }, [], options)
   }
 
-  /** Copies of the accumulated gradients */
+  private ownedNames (): string[] {
+    return this.parameterSpecs.map(s => s.name).filter(n => !this.tiedParameters.includes(n))
+  }
+
+  /** Copies of the accumulated gradients (tied parameters included, as long as they were not taken) */
   async getGradients (options: AbortOptions = {}): Promise<Map<string, Float32Array>> {
     const names = this.parameterSpecs.map(s => `grad.${s.name}`)
     const got = await this.runtime.getResident(names, options)
@@ -202,9 +249,22 @@ export class ShardExecutor {
   }
 
   /**
-   * Add gradients computed elsewhere into this shard's accumulators (checked for shape and NaN/Inf). With
-   * tied embeddings the head's `grad.embed.weight` belongs to the embed shard: add it there before `step()`,
-   * then copy the stepped `embed.weight` back to the head (`setParameters(map, { partial: true })`).
+   * Hand over the gradients of the tied parameters (`tiedParameters`: the head's `embed.weight` with tied
+   * embeddings) and drop them here. The caller adds them to the owner (`embed.addGradients(map)`) before
+   * the pipeline's global norm and `step()`; after the owner's step it copies the stepped weight back
+   * (`head.setParameters(embedParams, { partial: true })`). Empty when nothing is tied or accumulated.
+   */
+  async takeTiedGradients (options: AbortOptions = {}): Promise<Map<string, Float32Array>> {
+    if (this.tiedParameters.length === 0) return new Map()
+    const got = await this.runtime.worker.call<Record<string, Float32Array>>({ op: 'takeGrads', names: [...this.tiedParameters] }, [], options)
+    this.tiedPending = false
+    return new Map(Object.entries(got))
+  }
+
+  /**
+   * Add gradients computed elsewhere into this shard's accumulators (checked for shape and NaN/Inf):
+   * with tied embeddings, the head's `takeTiedGradients()` into the embed shard. A tied parameter this
+   * shard does not own is refused.
    */
   async addGradients (gradients: Map<string, Float32Array>, options: AbortOptions = {}): Promise<void> {
     const grads: Record<string, Float32Array> = {}
@@ -214,15 +274,19 @@ export class ShardExecutor {
       if (spec === undefined || !(g instanceof Float32Array) || g.length !== n) {
         throw new InvalidParametersError(`gradient ${name} does not match a parameter of shard ${describeRole(this.role)}`)
       }
+      if (this.tiedParameters.includes(name)) {
+        throw new InvalidParametersError(`${name} is tied: shard ${describeRole(this.role)} does not own it, add its gradient to the owner's shard`)
+      }
       assertFinite(`grad.${name}`, { type: 'float32', dims: spec.shape, data: g })
       grads[name] = g
     }
     await this.runtime.worker.call({ op: 'addGrads', grads }, [], options)
   }
 
-  /** Drop the accumulated gradients */
+  /** Drop the accumulated gradients (tied ones included) */
   async zeroGradients (options: AbortOptions = {}): Promise<void> {
     await this.runtime.worker.call({ op: 'zeroGrads' }, [], options)
+    this.tiedPending = false
   }
 
   /**
@@ -231,12 +295,16 @@ export class ShardExecutor {
    * worker as one fused loop per parameter.
    */
   async step (options: StepOptions = {}): Promise<StepResult> {
+    this.assertNoTiedPending('step()')
+    if (options.gradNorm !== undefined && !(Number.isFinite(options.gradNorm) && options.gradNorm >= 0)) {
+      throw new InvalidParametersError(`gradNorm must be a finite number ≥ 0, got ${options.gradNorm}`)
+    }
     const step = this.steps
     const lr = this.optimizer.schedule(step)
     const o = this.optimizer
     const r = await this.runtime.worker.call<AdamWResult>({
       op: 'adamw',
-      names: this.parameterSpecs.map(s => s.name),
+      names: this.ownedNames(),
       noDecay: this.parameterSpecs.filter(s => s.shape.length === 1).map(s => s.name),
       lr,
       beta1: o.beta1,
@@ -260,8 +328,26 @@ export class ShardExecutor {
     return { m: new Map(Object.entries(r.m)), v: new Map(Object.entries(r.v)) }
   }
 
-  /** Restore AdamW moments (copied) */
+  /**
+   * Restore AdamW moments (copied). Each name must be a parameter of the shard with both `m` and `v`, of
+   * its size, finite, and `v` ≥ 0.
+   */
   async setOptimizerState (state: { m: Map<string, Float32Array>, v: Map<string, Float32Array> }, options: AbortOptions = {}): Promise<void> {
+    for (const name of new Set([...state.m.keys(), ...state.v.keys()])) {
+      const spec = this.parameterSpecs.find(s => s.name === name)
+      if (spec === undefined) throw new InvalidParametersError(`optimizer state for ${name}, which is not a parameter of shard ${describeRole(this.role)}`)
+      const n = spec.shape.reduce((a, b) => a * b, 1)
+      const m = state.m.get(name)
+      const v = state.v.get(name)
+      if (!(m instanceof Float32Array) || !(v instanceof Float32Array) || m.length !== n || v.length !== n) {
+        throw new InvalidParametersError(`optimizer state of ${name} needs m and v as Float32Arrays of ${n} elements`)
+      }
+      assertFinite(`m.${name}`, { type: 'float32', dims: spec.shape, data: m })
+      assertFinite(`v.${name}`, { type: 'float32', dims: spec.shape, data: v })
+      for (let i = 0; i < n; i++) {
+        if (v[i] < 0) throw new InvalidParametersError(`optimizer state v of ${name} is negative (${v[i]}) at index ${i}`)
+      }
+    }
     await this.runtime.worker.call({ op: 'setOptimizerState', m: Object.fromEntries(state.m), v: Object.fromEntries(state.v) }, [], options)
   }
 
@@ -269,7 +355,7 @@ export class ShardExecutor {
   async openInference (options: AbortOptions = {}): Promise<KvCacheSession> {
     const session = this.need('inference')
     const kv = await this.runtime.worker.call<number>({ op: 'kvOpen' }, [], options)
-    return new KvCacheSession(this.runtime, session, kv, this.config.maxSeqLen)
+    return new KvCacheSession(this.runtime, session, kv, this.config.maxSeqLen, (o, limit) => this.checks(o, limit))
   }
 
   /** Terminate the worker and free everything (idempotent) */
@@ -280,22 +366,28 @@ export class ShardExecutor {
 
 /**
  * One generation's state on a shard: `run()` the prompt (prefill), then one token at a time (decode).
- * Past keys/values stay in the worker; `position_offset` is fed automatically.
+ * Past keys/values stay in the worker and `position_offset` is the cache's own length: a caller that
+ * feeds `position_offset` or a `past_*` tensor is refused (`InvalidTensorError`). Every chunk must keep
+ * the batch size of the first, hold ≥ 1 token (`ShapeMismatchError`) and fit in `maxSeqLen` with the
+ * cache (`SequenceTooLongError`).
  */
 export class KvCacheSession {
   private readonly runtime: Runtime
   private readonly session: RuntimeSession
   private readonly id: number
   private readonly maxSeqLen: number
+  private readonly checks: (options: RunOptions, seq: DimLimit) => RunOptions
   private pos = 0
+  private batch: number | undefined
   private closed = false
 
   /** @internal */
-  constructor (runtime: Runtime, session: RuntimeSession, id: number, maxSeqLen: number) {
+  constructor (runtime: Runtime, session: RuntimeSession, id: number, maxSeqLen: number, checks: (options: RunOptions, seq: DimLimit) => RunOptions) {
     this.runtime = runtime
     this.session = session
     this.id = id
     this.maxSeqLen = maxSeqLen
+    this.checks = checks
   }
 
   /** Tokens already in the cache */
@@ -306,14 +398,31 @@ export class KvCacheSession {
   /** Run the next chunk (the whole prompt first, then single tokens); returns the non-cache outputs */
   async run (feeds: Record<string, TensorData>, options: RunOptions = {}): Promise<Record<string, TensorData>> {
     if (this.closed) throw new SessionError('KV-cache session is closed')
-    const first = Object.values(feeds)[0]
-    const seq = first?.dims[1] ?? 0
-    if (this.pos + seq > this.maxSeqLen) {
-      throw new InvalidParametersError(`KV cache would hold ${this.pos + seq} tokens, over maxSeqLen ${this.maxSeqLen}`)
+    for (const name of Object.keys(feeds)) {
+      if (name === SHARD_IO.positionOffset || name.startsWith('past_')) {
+        throw new InvalidTensorError(name, `${name} is the KV cache's own state (position ${this.pos}); it cannot be fed`)
+      }
     }
-    const out = await this.runtime.runSession(this.session, feeds, { ...options, kv: this.id })
+    const room = this.maxSeqLen - this.pos
+    const opts = this.checks(options, { min: 1, max: room, sequence: true, reason: `the KV cache holds ${this.pos} of maxSeqLen ${this.maxSeqLen} tokens` })
+    if (this.batch !== undefined) {
+      opts.dimLimits = { ...opts.dimLimits, [SHARD_DIMS.batch]: { min: this.batch, max: this.batch, reason: `the KV cache holds batch ${this.batch}` } }
+    }
+    const batchOf = this.batchOf(feeds)
+    const out = await this.runtime.runSession(this.session, feeds, { ...opts, kv: this.id })
     this.pos = await this.runtime.worker.call<number>({ op: 'kvPosition', kv: this.id }, [], options)
+    if (this.pos > 0 && this.batch === undefined) this.batch = batchOf
     return out
+  }
+
+  /** The batch size the feeds bind (the first dim named `batch` of a fed input) */
+  private batchOf (feeds: Record<string, TensorData>): number | undefined {
+    for (const info of this.session.inputs) {
+      const i = info.shape.indexOf(SHARD_DIMS.batch)
+      const f = feeds[info.name]
+      if (i >= 0 && f !== undefined) return f.dims[i]
+    }
+    return undefined
   }
 
   /** Free the cache */

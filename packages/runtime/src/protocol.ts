@@ -80,6 +80,7 @@ export type WorkerRequest =
   | { op: 'getOptimizerState', names: string[] }
   | { op: 'gradNormSquared', names: string[] }
   | { op: 'zeroGrads' }
+  | { op: 'takeGrads', names: string[] }
   | { op: 'addGrads', grads: Record<string, Float32Array> }
   | { op: 'kvOpen' }
   | { op: 'kvClose', kv: number }

@@ -3,8 +3,9 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { AbortError } from '@neuroshard/interface'
 import { logger } from '@libp2p/logger'
-import { InvalidTensorError, NonFiniteTensorError, RuntimeClosedError, SessionError, ShapeMismatchError } from './errors.js'
+import { InvalidTensorError, NonFiniteTensorError, RuntimeClosedError, SequenceTooLongError, SessionError, ShapeMismatchError, TokenIdOutOfRangeError } from './errors.js'
 import { assertFinite, assertWellFormed, validateFeeds } from './validate.js'
+import type { DimLimit } from './validate.js'
 import type { Device, CreateSessionResult, ValueInfo, WorkerReply, WorkerRequest } from './protocol.js'
 import type { TensorData } from './tensor.js'
 import type { AbortOptions } from './tensor.js'
@@ -60,6 +61,16 @@ export interface RunOptions extends AbortOptions {
    * @default true
    */
   checkFinite?: boolean
+  /**
+   * Integer feeds whose values must lie in [0, bound): tensor name → bound (`TokenIdOutOfRangeError`).
+   * Shard executors always add `input_ids` and `targets` → vocabSize.
+   */
+  indexBounds?: Readonly<Record<string, number>>
+  /**
+   * Limits on symbolic dims (see `validateFeeds`). Shard executors always add batch ≥ 1 and
+   * 1 ≤ seq ≤ maxSeqLen.
+   */
+  dimLimits?: Readonly<Record<string, DimLimit>>
 }
 
 let cudaWarned = false
@@ -83,6 +94,8 @@ function toTypedError (e: NonNullable<WorkerReply['error']>): Error {
     case 'InvalidTensorError': return new InvalidTensorError(e.tensorName ?? '', e.message)
     case 'ShapeMismatchError': return new ShapeMismatchError(e.tensorName ?? '', e.message)
     case 'NonFiniteTensorError': return new NonFiniteTensorError(e.tensorName ?? '', e.message)
+    case 'TokenIdOutOfRangeError': return new TokenIdOutOfRangeError(e.tensorName ?? '', e.message)
+    case 'SequenceTooLongError': return new SequenceTooLongError(e.tensorName ?? '', e.message)
     case 'SessionError': return new SessionError(e.message)
     default: return Object.assign(new Error(e.message), { name: e.name })
   }
@@ -271,7 +284,9 @@ export class Runtime {
     validateFeeds(session.inputs, feeds, {
       resident: this.residentInfo,
       implicit: kv === undefined ? undefined : (name) => name.startsWith('past_') || name === 'position_offset',
-      checkFinite: options.checkFinite
+      checkFinite: options.checkFinite,
+      indexBounds: options.indexBounds,
+      dimLimits: options.dimLimits
     })
     const req: WorkerRequest = { op: 'run', session: session.id, feeds }
     if (kv !== undefined) req.kv = kv

@@ -148,6 +148,20 @@ class RuntimeWorkerState {
           else for (let i = 0; i < g.length; i++) g[i] += src[i]
         }
         return { result: null, transfer: [] }
+      case 'takeGrads': {
+        // hand the accumulators over (the next backward starts new ones): no copy, no double count
+        const out: Record<string, Float32Array> = {}
+        const transfer: ArrayBuffer[] = []
+        for (const name of req.names) {
+          let g = this.grads.get(name)
+          if (g === undefined) continue
+          this.grads.delete(name)
+          if (g.byteOffset !== 0 || g.byteLength !== g.buffer.byteLength) g = g.slice()
+          out[name] = g
+          transfer.push(g.buffer as ArrayBuffer)
+        }
+        return { result: out, transfer }
+      }
       case 'zeroGrads':
         for (const g of this.grads.values()) g.fill(0)
         return { result: null, transfer: [] }
@@ -169,7 +183,9 @@ class RuntimeWorkerState {
     if (!name.startsWith('grad.')) return undefined
     const g = this.grads.get(name.slice(5))
     const p = this.resident.get(name.slice(5))
-    return g === undefined || p === undefined ? undefined : new ort.Tensor('float32', g, [...p.dims])
+    if (p === undefined) return undefined
+    // no accumulator yet (no backward, or taken): the gradient is zero
+    return new ort.Tensor('float32', g ?? new Float32Array((p.data as Float32Array).length), [...p.dims])
   }
 
   private async createSession (req: CreateSessionRequest): Promise<CreateSessionResult> {
@@ -223,6 +239,7 @@ class RuntimeWorkerState {
     const feeds: Record<string, Tensor> = {}
     const bound = new Map<string, number>()
     for (const [name, t] of Object.entries(req.feeds)) {
+      if (kv !== undefined && (name.startsWith('past_') || name === 'position_offset')) continue
       feeds[name] = new ort.Tensor(t.type as any, t.data as any, [...t.dims])
     }
     for (const info of entry.inputs) {
@@ -236,8 +253,8 @@ class RuntimeWorkerState {
       info.shape.forEach((d, i) => { if (typeof d === 'string') bound.set(d, f.dims[i]) })
     }
     if (kv !== undefined) {
+      // the cache's own state, always (the main thread refuses caller-supplied past_*/position_offset)
       for (const info of entry.inputs) {
-        if (feeds[info.name] !== undefined) continue
         if (info.name.startsWith('past_')) {
           // empty cache: unbound symbolic dims (the past length) are 0
           feeds[info.name] = kv.past.get(info.name) ?? new ort.Tensor('float32', new Float32Array(0), info.shape.map(d => typeof d === 'number' ? d : bound.get(d) ?? 0))

@@ -150,7 +150,7 @@ describe('shard executor', () => {
     expect(Array.from(other.hidden_out.data as Float32Array)).toEqual([7, 8])
     expect(b.position).toBe(1)
     const err = await rejection(a.run({ hidden_in: float32(new Float32Array(2 * config.maxSeqLen), [1, config.maxSeqLen, 2]) }))
-    expect(err.name).toBe('InvalidParametersError')
+    expect([err.name, err.tensorName]).toEqual(['SequenceTooLongError', 'hidden_in'])
     await a.close()
     expect((await rejection(a.run({ hidden_in: float32([1, 2], [1, 1, 2]) }))).name).toBe('SessionError')
     await b.close()

@@ -177,7 +177,7 @@ describe('tiny NeuroLLM, end to end on the runtime', () => {
 })
 
 describe('tied embeddings across shards', () => {
-  it('the head gradient of embed.weight is added to the embed shard and the stepped weight copied back', async () => {
+  it("the head's embed.weight gradient is taken from the head, added to the embed shard and the stepped weight copied back", async () => {
     const tied = { ...config, tieEmbeddings: true }
     const mk = async (role: ShardRole): Promise<ShardExecutor> => {
       const ex = await createShardExecutor({
@@ -199,15 +199,19 @@ describe('tied embeddings across shards', () => {
     await embed.backward({ input_ids: int64(ids, [2, 16]), grad_hidden: hb.grad_hidden })
     const fromEmbed = (await embed.getGradients()).get('embed.weight')!
     const fromHead = (await head.getGradients()).get('embed.weight')!
-    await embed.addGradients(new Map([['embed.weight', fromHead]]))
+    const taken = await head.takeTiedGradients()
+    expect(taken.get('embed.weight')).toEqual(fromHead)
+    await embed.addGradients(taken)
     const total = (await embed.getGradients()).get('embed.weight')!
     for (let i = 0; i < total.length; i += 97) expect(total[i]).toBeCloseTo(fromEmbed[i] + fromHead[i], 6)
-    await embed.step()
-    await head.zeroGradients()
+    await Promise.all([embed.step(), head.step()])
     await head.setParameters(new Map([['embed.weight', (await embed.getParameters()).get('embed.weight')!]]), { partial: true })
     expect((await head.getParameters()).get('embed.weight')).toEqual((await embed.getParameters()).get('embed.weight'))
     const bad = await rejection(embed.addGradients(new Map([['embed.weight', new Float32Array(3)]])))
     expect(bad.name).toBe('InvalidParametersError')
+    // the head does not own embed.weight: a gradient for it belongs to the embed shard
+    const notOwner = await rejection(head.addGradients(new Map([['embed.weight', fromHead]])))
+    expect(notOwner.name).toBe('InvalidParametersError')
     const nan = fromHead.slice(); nan[0] = Number.NaN
     const e2 = await rejection(embed.addGradients(new Map([['embed.weight', nan]])))
     expect([e2.name, e2.tensorName]).toEqual(['NonFiniteTensorError', 'grad.embed.weight'])
