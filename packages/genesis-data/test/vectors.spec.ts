@@ -1,8 +1,10 @@
-import { readFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BpeTokenizer } from '@neuroshard/tokenizer'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { assignShards, buildGenesisDataset, documentSplit, ShuffleStream, validateManifest, verifyDataset, windowOrder } from '../src/index.js'
+import { assignShards, buildGenesisDataset, documentSplit, loadShard, readCorpus, ShuffleStream, validateManifest, verifyDataset, windowOrder } from '../src/index.js'
 import { tempDir } from './helpers.js'
 
 const VECTORS = new URL('../../../specs/genesis-data/vectors/', import.meta.url).pathname
@@ -30,5 +32,41 @@ describe('spec vectors (specs/genesis-data/vectors)', () => {
     expect(Array.from({ length: 10 }, () => rng.nextU32())).toEqual(v.shuffle.firstU32)
     const wo = v.shuffle.windowOrder
     expect(windowOrder(wo.shardLengths, wo.seqLen, BigInt(v.shuffle.seed))).toEqual(wo.order)
+  })
+
+  // manifest-*.json and shard-*.json are written by rejections.py (Python, from the spec text)
+  const files = readdirSync(VECTORS).sort()
+  const load = (f: string): any => JSON.parse(readFileSync(join(VECTORS, f), 'utf8'))
+
+  it.each(files.filter(f => f.startsWith('manifest-')))('%s', (f) => {
+    const v = load(f)
+    if (v.error === undefined) expect(validateManifest(v.manifest)).toEqual(v.manifest)
+    else expect(() => validateManifest(v.manifest)).toThrow(expect.objectContaining({ name: v.error }))
+  })
+
+  it.each(files.filter(f => f.startsWith('shard-')))('%s', async (f) => {
+    const v = load(f)
+    const manifest = typeof v.manifest === 'string' ? load(v.manifest).manifest : v.manifest
+    await mkdir(join(tmp.dir, 'shards'))
+    await writeFile(join(tmp.dir, 'shards', `${String(v.name)}.bin`), Buffer.from(v.shardHex, 'hex'))
+    const run = async (): Promise<number[]> => Array.from((await loadShard(tmp.dir, v.name, manifest)).tokens)
+    if (v.error === undefined) expect(await run()).toEqual(v.tokens)
+    else await expect(run()).rejects.toThrow(expect.objectContaining({ name: v.error }))
+  })
+
+  it('nlp-corpus.json: the nlp-corpus source has the documents, order and source hash the spec gives', async () => {
+    const v = load('nlp-corpus.json')
+    const corpus = await readCorpus('nlp-corpus')
+    expect(corpus.description).toEqual({ kind: 'nlp-corpus', package: v.package, version: v.version })
+    expect(corpus.documents.length).toBe(v.documents)
+    expect([corpus.documents[0], corpus.documents[1000], corpus.documents.at(-1)]).toEqual([v.first, v.document1000, v.last])
+    const h = createHash('sha256')
+    for (const d of corpus.documents) {
+      const b = Buffer.from(d, 'utf8')
+      const len = Buffer.alloc(4)
+      len.writeUInt32LE(b.length)
+      h.update(len).update(b)
+    }
+    expect(h.digest('hex')).toBe(v.sha256)
   })
 })

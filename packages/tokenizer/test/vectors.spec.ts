@@ -1,0 +1,47 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { BpeTokenizer, pretokenize, pretokenizeRegExp } from '../src/index.js'
+
+// replays specs/tokenizer/vectors (computed by the independent Python implementation reference.py there)
+const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'specs', 'tokenizer', 'vectors')
+const files = readdirSync(dir).filter(f => f.endsWith('.json') && f !== 'tokenizer.json').sort()
+const load = (f: string): any => JSON.parse(readFileSync(join(dir, f), 'utf8'))
+const tok = BpeTokenizer.fromTokenizerJson(readFileSync(join(dir, 'tokenizer.json'), 'utf8'))
+
+describe('specs/tokenizer/vectors', () => {
+  it('has every kind of vector', () => {
+    for (const kind of ['pretokenize-', 'encode-', 'decode-', 'invalid-']) {
+      expect(files.filter(f => f.startsWith(kind)).length, kind).toBeGreaterThan(3)
+    }
+  })
+
+  it.each(files.filter(f => f.startsWith('pretokenize-')))('%s', (f) => {
+    const v = load(f)
+    expect(pretokenize(v.text)).toEqual(v.pieces)
+    // the regex of the spec gives the same pieces as the hand-written scanner
+    expect(v.text.match(pretokenizeRegExp()) ?? []).toEqual(v.pieces)
+  })
+
+  it.each(files.filter(f => f.startsWith('encode-')))('%s', (f) => {
+    const v = load(f)
+    expect(tok.encode(v.text, { allowSpecial: v.allowSpecial, addBos: v.addBos, addEos: v.addEos })).toEqual(v.ids)
+  })
+
+  it.each(files.filter(f => f.startsWith('decode-')))('%s', (f) => {
+    const v = load(f)
+    if (v.error !== undefined) {
+      expect(() => tok.decodeBytes(v.ids)).toThrow(expect.objectContaining({ name: v.error }))
+      return
+    }
+    const opts = { skipSpecialTokens: v.skipSpecialTokens }
+    expect(Buffer.from(tok.decodeBytes(v.ids, opts)).toString('hex')).toBe(v.bytesHex)
+    expect(tok.decode(v.ids, opts)).toBe(v.text)
+  })
+
+  it.each(files.filter(f => f.startsWith('invalid-')))('%s', (f) => {
+    const v = load(f)
+    expect(() => BpeTokenizer.fromTokenizerJson(JSON.stringify(v.tokenizerJson))).toThrow(expect.objectContaining({ name: v.error }))
+  })
+})
