@@ -217,3 +217,21 @@ describe('NaN/Inf from a peer', () => {
     expect(await embed.gradNormSquared()).toBe(0)
   })
 })
+
+describe('a pipeline-global norm built from peer reports', () => {
+  it('step() refuses a gradNorm that is NaN, infinite or negative, and takes no step', async () => {
+    await blocks.backward({ hidden_in: hiddenOf(1, 3), grad_hidden_out: hiddenOf(1, 3, 0.01) })
+    const before = await blocks.getParameters()
+    for (const gradNorm of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
+      const err = await rejection(blocks.step({ gradNorm }))
+      expect(err.name).toBe('InvalidParametersError')
+    }
+    expect(blocks.stepCount).toBe(0)
+    expect(await blocks.getParameters()).toEqual(before)
+    // the accumulated gradient is still there for a step with a valid norm
+    expect(await blocks.gradNormSquared()).toBeGreaterThan(0)
+    const r = await blocks.step({ gradNorm: 2 })
+    expect(r.gradNorm).toBe(2)
+    expect(blocks.stepCount).toBe(1)
+  })
+})
