@@ -190,7 +190,8 @@ export class ShardExecutor {
 
   /**
    * What every run of this shard checks besides names, types and shapes: token ids and targets in
-   * [0, vocabSize), batch ≥ 1, 1 ≤ seq ≤ maxSeqLen (the caller's own limits are kept unless they clash)
+   * [0, vocabSize), batch ≥ 1, 1 ≤ seq ≤ maxSeqLen. The caller's own bounds and limits on other tensors
+   * and dims are kept; these replace any the caller gave for the same names.
    */
   private checks (options: RunOptions, seqLimit: DimLimit = { min: 1, max: this.config.maxSeqLen, sequence: true, reason: `maxSeqLen ${this.config.maxSeqLen}` }): RunOptions {
     const V = this.config.vocabSize
