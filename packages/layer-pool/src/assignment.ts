@@ -137,6 +137,13 @@ function compareAscending (a: readonly number[], b: readonly number[]): number {
   return 0
 }
 
+/** Missing replicas (below `minReplicas` live + pending) that the slots of a span account for */
+export function spanDeficit (view: readonly SlotView[], span: { start: number, end: number }, minReplicas: number): number {
+  let deficit = 0
+  for (let s = span.start; s < span.end; s++) deficit += Math.max(0, minReplicas - (view[s].live + view[s].pending))
+  return deficit
+}
+
 /** Slots whose live + pending replicas are below `minReplicas` */
 export function underReplicated (view: readonly SlotView[], minReplicas: number): number[] {
   const out: number[] = []

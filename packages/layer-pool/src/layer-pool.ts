@@ -5,7 +5,7 @@ import { TypedEventEmitter } from 'main-event'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { buildView, chooseSpan, rebalanceTarget, underReplicated } from './assignment.js'
+import { buildView, chooseSpan, rebalanceTarget, spanDeficit, underReplicated } from './assignment.js'
 import {
   DEFAULT_BALANCE_QUALITY, DEFAULT_CLAIM_JITTER_MS, DEFAULT_DHT_REFRESH_INTERVAL_MS, DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_LIVENESS_PROBE_TIMEOUT_MS, DEFAULT_LOADING_GRACE_MS, DEFAULT_MAX_RECORDS, DEFAULT_REBALANCE_INTERVAL_MS,
@@ -642,7 +642,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     if (options.replaces != null) for (let i = options.replaces.start; i < options.replaces.end; i++) blocked.delete(i)
     await this.sleep(this.random() * this.init.claimJitterMs)
     if (!this.started) return
-    let choice = options.target ?? chooseSpan(this.viewExcluding(me), this.costs, options.budget, {
+    const choice = options.target ?? chooseSpan(this.viewExcluding(me), this.costs, options.budget, {
       minReplicas: this.init.minReplicas, random: this.random, blocked, requireDeficit: options.requireDeficit
     })
     if (choice == null) return
@@ -653,7 +653,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     this.log('claimed %s', describeSpan(this.config, span.start, span.end))
 
     // concurrent joiners: re-check against the claims that outrank ours
-    for (let round = 0; round < 3 && options.target == null; round++) {
+    for (let round = 0; round < 6 && options.target == null; round++) {
       await this.sleep(this.init.settleMs)
       if (!this.started) return
       const outranks = (h: Holding): boolean => h.claimedAt < span.claimedAt || (h.claimedAt === span.claimedAt && h.peer < me)
@@ -661,22 +661,19 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       const better = chooseSpan(ranked, this.costs, options.budget, {
         minReplicas: this.init.minReplicas, random: this.random, blocked, requireDeficit: options.requireDeficit
       })
-      const currentScore = chooseSpan(ranked.map((v, i) => i >= span.start && i < span.end ? v : { live: 1e9, pending: 0, throughput: 1e18 }), this.costs, options.budget, {
-        minReplicas: this.init.minReplicas, random: () => 0, blocked
-      })
       if (better == null) {
-        if (options.requireDeficit) {
+        if (options.requireDeficit && spanDeficit(ranked, span, this.init.minReplicas) === 0) {
           // the missing replicas were taken by claims that outrank ours
           this.removeSpan(span)
           await this.publish()
+          this.safeDispatchEvent('layer-pool:released', { detail: { start: span.start, end: span.end } })
           return
         }
         break
       }
-      if ((better.start === span.start && better.end === span.end) || currentScore == null || better.deficit <= (currentScore.start === span.start ? currentScore.deficit : 0)) break
+      if ((better.start === span.start && better.end === span.end) || better.deficit <= spanDeficit(ranked, span, this.init.minReplicas)) break
       this.log('claim %s outranked; moving to %s', describeSpan(this.config, span.start, span.end), describeSpan(this.config, better.start, better.end))
       this.removeSpan(span)
-      choice = better
       span.start = better.start
       span.end = better.end
       span.claimedAt = this.now()
@@ -723,6 +720,18 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     delete span.replaces
     if (replaced != null) {
       const old = this.spans.find(s => s !== span && s.start === replaced.start && s.end === replaced.end)
+      const withoutMe = this.viewExcluding(this.components.peerId.toString())
+      if (old != null && range(old.start, old.end).some(i => withoutMe[i].live < this.init.minReplicas)) {
+        // another holder of the old span left meanwhile: the old span is needed more; give the new one back
+        this.log('keeping %s: it lost a replica while %s loaded', describeSpan(this.config, old.start, old.end), describeSpan(this.config, span.start, span.end))
+        this.removeSpan(span)
+        for (let i = span.start; i < span.end; i++) {
+          if (!this.spans.some(s => s.start <= i && i < s.end)) { this.store.delete(i); this.info.delete(i) }
+        }
+        await this.publish()
+        this.safeDispatchEvent('layer-pool:released', { detail: { start: span.start, end: span.end } })
+        return
+      }
       if (old != null) {
         this.removeSpan(old)
         for (let i = old.start; i < old.end; i++) {

@@ -156,6 +156,12 @@ export async function openLayerRecord (bytes: Uint8Array, options: CheckRecordOp
   } catch (err: any) {
     throw new InvalidLayerRecordError(`not a signed envelope: ${err.message}`)
   }
+  // canonical bytes only: a re-encoding of the same content (protobuf wire-type or field-order tricks) is a
+  // different message on gossip and in the DHT selector, so it is refused rather than deduplicated later
+  const canonical = new RecordEnvelope({ publicKey: envelope.publicKey, payloadType: envelope.payloadType, payload: envelope.payload, signature: envelope.signature }).marshal()
+  if (!uint8ArrayEquals(canonical, bytes)) {
+    throw new InvalidLayerRecordError('the envelope is not canonically encoded')
+  }
   if (!uint8ArrayEquals(envelope.payloadType, LAYER_RECORD_PAYLOAD_TYPE)) {
     throw new InvalidLayerRecordError('envelope payload type is not a layer record')
   }
@@ -167,6 +173,9 @@ export async function openLayerRecord (bytes: Uint8Array, options: CheckRecordOp
   }
   if (!valid) throw new ForgedLayerRecordError('the envelope signature does not verify')
   const record = decodeLayerRecord(envelope.payload)
+  if (!uint8ArrayEquals(encodeLayerRecord({ ...record, issuedAt: record.issuedAt }), envelope.payload)) {
+    throw new InvalidLayerRecordError('the record is not canonically encoded')
+  }
   if (!peerIdFromPublicKey(envelope.publicKey).equals(record.peerId)) {
     throw new ForgedLayerRecordError(`record names peer ${record.peerId.toString()} but was signed by another key`)
   }
