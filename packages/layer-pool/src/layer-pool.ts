@@ -98,6 +98,11 @@ export interface LayerPoolInit {
   maxSpans?: number
   /** @default DEFAULT_LIVENESS_PROBE_TIMEOUT_MS (3 s) */
   livenessProbeTimeoutMs?: number
+  /**
+   * On stop, announce the spans as `leaving` so peers take them over at once rather than when the record
+   * expires @default true
+   */
+  announceLeave?: boolean
   /** Name of the gossipsub service in the node's services @default 'pubsub' */
   pubsubService?: string
   /** Random numbers in [0, 1) for tie-breaks and jitter @default Math.random */
@@ -197,7 +202,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   readonly topic: string
   private readonly components: LayerPoolComponents
   private readonly log: Logger
-  private readonly init: Required<Pick<LayerPoolInit, 'minReplicas' | 'heartbeatIntervalMs' | 'recordTtlMs' | 'dhtRefreshIntervalMs' | 'settleMs' | 'claimJitterMs' | 'loadingGraceMs' | 'rebalanceIntervalMs' | 'balanceQuality' | 'maxRecords' | 'maxSpans' | 'livenessProbeTimeoutMs' | 'pubsubService' | 'autoAssign'>>
+  private readonly init: Required<Pick<LayerPoolInit, 'minReplicas' | 'heartbeatIntervalMs' | 'recordTtlMs' | 'dhtRefreshIntervalMs' | 'settleMs' | 'claimJitterMs' | 'loadingGraceMs' | 'rebalanceIntervalMs' | 'balanceQuality' | 'maxRecords' | 'maxSpans' | 'livenessProbeTimeoutMs' | 'pubsubService' | 'autoAssign' | 'announceLeave'>>
   private readonly initSeed: number | bigint
   private readonly store: WeightStore
   private readonly costs: number[]
@@ -257,7 +262,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       maxSpans: Math.min(init.maxSpans ?? 4, MAX_SPANS_PER_RECORD),
       livenessProbeTimeoutMs: init.livenessProbeTimeoutMs ?? DEFAULT_LIVENESS_PROBE_TIMEOUT_MS,
       pubsubService: init.pubsubService ?? 'pubsub',
-      autoAssign: init.autoAssign ?? true
+      autoAssign: init.autoAssign ?? true,
+      announceLeave: init.announceLeave ?? true
     }
     this.topic = `${LAYER_POOL_TOPIC_PREFIX}/${this.modelId}`
     const perParameter = this.training ? TRAINING_BYTES_PER_PARAMETER : SERVING_BYTES_PER_PARAMETER
@@ -308,7 +314,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     clearTimeout(this.evaluateTimer)
     this.heartbeat = undefined
     // hand the spans over: peers see them leaving now instead of when the record expires
-    if (this.spans.length > 0) {
+    if (this.spans.length > 0 && this.init.announceLeave) {
       for (const span of this.spans) span.state = 'leaving'
       await this.publish(1).catch(() => {})
     }
@@ -346,8 +352,10 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   holders (slot: number): PeerId[] {
     const out: PeerId[] = []
     for (const entry of this.records().values()) {
+      if (this.suspects.has(entry.record.peerId.toString())) continue
       if (entry.record.spans.some(s => LIVE_STATES.has(s.state) && s.start <= slot && slot < s.end)) out.push(entry.record.peerId)
     }
+    if (this.spans.some(s => LIVE_STATES.has(s.state) && s.start <= slot && slot < s.end)) out.push(this.components.peerId)
     return out
   }
 

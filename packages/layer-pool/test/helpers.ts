@@ -1,0 +1,39 @@
+import { createNeuroShardHost } from '@neuroshard/host'
+import { multiaddr } from '@multiformats/multiaddr'
+import { layerPool, layerPoolRecordValidator } from '../src/index.js'
+import type { LayerPool, LayerPoolInit } from '../src/index.js'
+import type { NeuroShardHost } from '@neuroshard/host'
+import type { Libp2p } from '@libp2p/interface'
+
+export type PoolHost = NeuroShardHost & Libp2p<{ layerPool: LayerPool }>
+
+/** A real libp2p host (TCP on loopback) running the layer pool, connected to `bootstrap` if given */
+export async function startPoolHost (init: LayerPoolInit, bootstrap?: PoolHost): Promise<PoolHost> {
+  const host = await createNeuroShardHost<{ layerPool: LayerPool }>({
+    transports: { quic: false, webrtcDirect: false, circuitRelay: false },
+    recordValidators: { 'layer-pool': layerPoolRecordValidator() },
+    services: { layerPool: layerPool(init) }
+  }) as PoolHost
+  if (bootstrap != null) {
+    await host.dial(multiaddr(bootstrap.getMultiaddrs()[0]))
+  }
+  return host
+}
+
+/** Polls `condition` every 100 ms until it holds; fails after `timeoutMs` with `message` */
+export async function until (condition: () => boolean, timeoutMs: number, message: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${message()}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+/** Live replicas per slot as `pool` sees the swarm */
+export function liveReplicas (pool: LayerPool): number[] {
+  return pool.view().map(v => v.live)
+}
+
+export async function stopAll (hosts: Array<PoolHost | undefined>): Promise<void> {
+  await Promise.all(hosts.map(async h => h?.stop().catch(() => {})))
+}

@@ -1,0 +1,110 @@
+import { SMALL, TINY } from '@neuroshard/model'
+import { afterEach, describe, expect, it } from 'vitest'
+import { MemoryWeightStore, genesisSlotParameters, slotCount, slotWeightsHash } from '../src/index.js'
+import { liveReplicas, startPoolHost, stopAll, until } from './helpers.js'
+import type { PoolHost } from './helpers.js'
+import type { ModelConfig } from '@neuroshard/model'
+
+const MiB = 1024 * 1024
+const FAST = { heartbeatIntervalMs: 500, recordTtlMs: 4_000, settleMs: 1_000, claimJitterMs: 300 }
+
+describe('layer pool over real libp2p hosts', () => {
+  let hosts: PoolHost[] = []
+  afterEach(async () => {
+    await stopAll(hosts)
+    hosts = []
+  })
+
+  it('8 hosts with different budgets cover every slot of `small` twice; after 2 leave (one gracefully, one silently) coverage is restored without a restart; a joiner fetches trained weights whose hash matches the records', async () => {
+    const budgets = [64, 72, 80, 88, 96, 70, 76, 84]
+    const first = await startPoolHost({ ...FAST, config: SMALL, memoryBytes: budgets[0] * MiB })
+    hosts.push(first)
+    hosts.push(...await Promise.all(budgets.slice(1).map(async (mb, i) =>
+      startPoolHost({ ...FAST, config: SMALL, memoryBytes: mb * MiB, announceLeave: i !== 3 }, first))))
+    const observer = first.services.layerPool
+    await until(() => liveReplicas(observer).every(n => n >= 2), 150_000, () => `replicas ${liveReplicas(observer).join(',')}`)
+
+    // every holder serves the hash a fresh genesis init gives (no transfer was needed at genesis)
+    for (const host of hosts) {
+      for (const span of host.services.layerPool.ownSpans()) {
+        expect(span.state).toBe('serving')
+        const slot = span.start
+        expect(host.services.layerPool.slotInfo(slot)?.weightsHash).toBe(slotWeightsHash(SMALL, slot, genesisSlotParameters(SMALL, slot, 0)))
+      }
+    }
+
+    // two of them go: hosts[3] gracefully (announces `leaving`), hosts[4] silently (announceLeave: false; the liveness probe finds it gone)
+    const victims = [hosts[4], hosts[3]]
+    await Promise.all(victims.map(async h => h.stop()))
+    const survivors = hosts.filter(h => !victims.includes(h))
+    await until(() => survivors.every(h => liveReplicas(h.services.layerPool).every(n => n >= 2)), 120_000,
+      () => survivors.map(h => liveReplicas(h.services.layerPool).join(',')).join(' | '))
+    for (const host of survivors) {
+      // nothing was restarted: the same libp2p node, still running, still holding spans
+      expect(host.status).toBe('started')
+      expect(host.services.layerPool.ownSpans().length).toBeGreaterThan(0)
+    }
+
+    // train slot 1 (block 0) on its holders: they all step to the same new weights and announce them
+    const trained = genesisSlotParameters(SMALL, 1, 0)
+    for (const [name, w] of trained) for (let i = 0; i < w.length; i++) w[i] += 1e-3 * ((i + name.length) % 7)
+    const trainedHash = slotWeightsHash(SMALL, 1, trained)
+    expect(trainedHash).not.toBe(slotWeightsHash(SMALL, 1, genesisSlotParameters(SMALL, 1, 0)))
+    const holdersOf1 = survivors.filter(h => h.services.layerPool.ownSpans().some(s => s.state === 'serving' && s.start <= 1 && 1 < s.end))
+    expect(holdersOf1.length).toBeGreaterThanOrEqual(2)
+    await Promise.all(holdersOf1.map(async h => h.services.layerPool.updateSlotWeights(1, new Map([...trained].map(([k, v]) => [k, v.slice()])), 1)))
+
+    // a joiner with room for the whole model takes it; slot 1 must come over the wire, the rest from genesis
+    const joiner = await startPoolHost({ ...FAST, config: SMALL, memoryBytes: 400 * MiB, minReplicas: 3 }, survivors[0])
+    hosts.push(joiner)
+    await until(() => joiner.services.layerPool.ownSpans().some(s => s.state === 'serving' && s.start <= 1 && 1 < s.end), 120_000,
+      () => JSON.stringify(joiner.services.layerPool.ownSpans()))
+    expect(joiner.services.layerPool.slotInfo(1)?.weightsHash).toBe(trainedHash)
+    const recordHashes = holdersOf1.map(h => h.services.layerPool.slotInfo(1)?.weightsHash)
+    expect(new Set(recordHashes)).toEqual(new Set([trainedHash]))
+  }, 400_000)
+
+  it('5 nodes joining at the same instant end with a valid, balanced assignment', async () => {
+    const config: ModelConfig = { ...TINY, nLayers: 6 }
+    const blockBytes = 4 * (64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 176 + 2 * 64)
+    const first = await startPoolHost({ ...FAST, config, memoryBytes: 4 * blockBytes + 1024, autoAssign: false })
+    hosts.push(first)
+    hosts.push(...await Promise.all([0, 1, 2, 3, 4].map(async () => startPoolHost({ ...FAST, config, memoryBytes: 4 * blockBytes + 1024, autoAssign: false }, first))))
+    const joiners = hosts.slice(1)
+    // let the mesh form, then every joiner starts deciding at the same moment
+    await until(() => joiners.every(h => h.services.pubsub.getSubscribers(h.services.layerPool.topic).length > 0), 30_000, () => 'subscriptions')
+    await Promise.all(joiners.map(async h => h.services.layerPool.evaluate()))
+    await Promise.all(joiners.map(async h => h.services.layerPool.whenServing({ signal: AbortSignal.timeout(60_000) })))
+    await until(() => liveReplicas(first.services.layerPool).reduce((a, b) => a + b, 0) === joiners.reduce((n, h) => n + h.services.layerPool.ownSpans().reduce((m, s) => m + s.end - s.start, 0), 0), 10_000, () => 'records')
+    const replicas = liveReplicas(first.services.layerPool)
+    expect(replicas.length).toBe(slotCount(config))
+    // valid: every slot at least twice (20 slot places for 8 slots); balanced: no slot more than one above another
+    expect(Math.min(...replicas)).toBeGreaterThanOrEqual(2)
+    expect(Math.max(...replicas) - Math.min(...replicas)).toBeLessThanOrEqual(1)
+    for (const h of joiners) {
+      const spans = h.services.layerPool.ownSpans()
+      expect(spans.length).toBe(1)
+      expect(spans[0].state).toBe('serving')
+    }
+  }, 180_000)
+
+  it('a node announcing more memory than it can hold stays `loading`; others do not route to it and cover its slots', async () => {
+    const config = TINY
+    const full = 4 * 1024 * 1024
+    const liar = await startPoolHost({ ...FAST, config, memoryBytes: full, loadingGraceMs: 3_000, weightStore: new MemoryWeightStore({ capacityBytes: 10_000 }) })
+    hosts.push(liar)
+    await until(() => liar.services.layerPool.ownSpans().length > 0, 30_000, () => 'liar claim')
+    const honest = await Promise.all([0, 1].map(async () => startPoolHost({ ...FAST, config, memoryBytes: full, loadingGraceMs: 3_000 }, liar)))
+    hosts.push(...honest)
+    await until(() => liveReplicas(honest[0].services.layerPool).every(n => n >= 2), 60_000, () => liveReplicas(honest[0].services.layerPool).join(','))
+    expect(liar.services.layerPool.ownSpans().every(s => s.state === 'loading')).toBe(true)
+    const liarId = liar.peerId.toString()
+    for (let slot = 0; slot < slotCount(config); slot++) {
+      const holders = honest[0].services.layerPool.holders(slot).map(String)
+      expect(holders).not.toContain(liarId)
+      expect(holders.length).toBeGreaterThanOrEqual(2)
+    }
+    const seen = honest[0].services.layerPool.records().get(liarId)
+    expect(seen?.record.spans.every(s => s.state === 'loading')).toBe(true)
+  }, 120_000)
+})
