@@ -77,6 +77,8 @@ interface Worker {
   stream?: Stream
   /** Set when every outstanding chunk arrived from elsewhere and the stream was aborted for that */
   superseded: boolean
+  /** Set when the loop ended */
+  exited: boolean
 }
 
 /**
@@ -232,7 +234,7 @@ class SpanFetch {
 
         for (const replica of this.replicas) {
           for (let s = 0; s < this.streamsPerPeer && !replica.dropped; s++) {
-            const worker: Worker = { replica, outstanding: new Set(), order: [], superseded: false }
+            const worker: Worker = { replica, outstanding: new Set(), order: [], superseded: false, exited: false }
             this.workers.push(worker)
             running.push(this.work(worker))
           }
@@ -392,6 +394,15 @@ class SpanFetch {
 
   /** One stream's loop: take a batch (or steal one), fetch it, until the fetch completes or the replica is dropped */
   private async work (worker: Worker): Promise<void> {
+    try {
+      await this.workLoop(worker)
+    } finally {
+      worker.exited = true
+      this.notify()
+    }
+  }
+
+  private async workLoop (worker: Worker): Promise<void> {
     const replica = worker.replica
 
     while (!this.complete() && !this.aborted && !replica.dropped) {
@@ -419,6 +430,11 @@ class SpanFetch {
 
         if (superseded || this.aborted || this.complete() || replica.dropped) {
           continue
+        }
+
+        if (isBusy(err) && this.workers.some(w => w !== worker && w.replica === replica && !w.exited)) {
+          // the replica serves fewer concurrent streams than we opened: leave it to the others
+          return
         }
 
         if (await this.retryBusy(replica, err)) {
@@ -633,7 +649,7 @@ class SpanFetch {
 
   /** `true` (after a pause) when the error is a BUSY answer and the replica has retries left */
   private async retryBusy (replica: Replica, err: unknown): Promise<boolean> {
-    if (!(err instanceof RequestRejectedError) || err.status !== Status.BUSY || replica.busyRetries >= this.busyRetries) {
+    if (!isBusy(err) || replica.busyRetries >= this.busyRetries) {
       return false
     }
 
@@ -732,6 +748,10 @@ class SpanFetch {
       misbehaving: this.faults.filter(f => f.misbehaved).map(f => f.peer)
     }
   }
+}
+
+function isBusy (err: unknown): boolean {
+  return err instanceof RequestRejectedError && err.status === Status.BUSY
 }
 
 const MISBEHAVIOUR = new Set<ReplicaFaultKind>(['chunk-hash', 'manifest', 'protocol', 'timeout'])

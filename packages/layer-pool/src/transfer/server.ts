@@ -143,8 +143,9 @@ class DefaultWeightsServer implements WeightsServer {
     }
 
     await this.registrar.handle(this.protocol, (stream, connection) => { void this.onStream(stream, connection) }, {
-      // libp2p resets streams beyond this per connection; below it, our own counts answer BUSY
-      maxInboundStreams: this.maxStreamsPerPeer * 2
+      // a hard cap per connection (libp2p resets streams beyond it); below it our own counts answer
+      // BUSY, which a requester can act on
+      maxInboundStreams: Math.max(this.maxStreamsPerPeer * 4, 16)
     })
     this.started = true
   }
