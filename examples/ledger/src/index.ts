@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import {
-  Ledger, NEURO, ProofVerifier, TinyModelTrainingVerifier, Wallet, assignShards, createGenesis, currentRound, formatNeuro,
+  Ledger, MemoryAggregationRecords, NEURO, ProofVerifier, TinyModelTrainingVerifier, Wallet, assignShards, createGenesis, currentRound, formatNeuro,
   hashWeights, loadChain, parseNeuro, runTinyTraining, signTx, tinyInit, toHex
 } from '@neuroshard/ponw-ledger'
 import type { LedgerTx, TxBody, VoteSigData } from '@neuroshard/ponw-ledger'
@@ -66,9 +66,13 @@ export async function main (log: (line: string) => void = console.log): Promise<
     // the training work of this round starts from a model everyone knows by its hash
     const weights = tinyInit('example-round-start')
     const modelHash = hashWeights(weights)
+    // the DiLoCo round records: which pseudo-gradients the round's robust aggregation accepted (a node
+    // rebuilds them from the round's signed messages); a training proof is rewarded only for an accepted one
+    const aggregation = new MemoryAggregationRecords()
     const verifier = new ProofVerifier({
       // re-run 3 of the claimed batches (and the whole claimed run: `full`) before signing
-      training: new TinyModelTrainingVerifier({ getWeights: h => toHex(h) === toHex(modelHash) ? weights : undefined, samples: 3, full: true })
+      training: new TinyModelTrainingVerifier({ getWeights: h => toHex(h) === toHex(modelHash) ? weights : undefined, samples: 3, full: true }),
+      aggregation
     })
 
     // --- 3. one ledger per validator, each in its own level database --------------------------------------
@@ -100,6 +104,7 @@ export async function main (log: (line: string) => void = console.log): Promise<
     const shardIds = assignShards(chain, alice.address, round) // deterministic: anyone can recompute it
     const batches = 8
     const work = runTinyTraining(weights, shardIds, round, batches)
+    aggregation.accept({ round, sender: alice.address, baseWeightsHash: modelHash, pseudoGradientHash: work.pseudoGradientHash })
     const training: Extract<TxBody, { kind: 'training' }> = {
       kind: 'training',
       round,

@@ -153,3 +153,9 @@ export class DataChallengeError extends Error {
   static override name = 'DataChallengeError'
   override name = 'DataChallengeError'
 }
+
+/** A training proof whose pseudo-gradient the DiLoCo round's aggregation did not accept */
+export class PseudoGradientNotAcceptedError extends Error {
+  static override name = 'PseudoGradientNotAcceptedError'
+  override name = 'PseudoGradientNotAcceptedError'
+}

@@ -27,7 +27,7 @@ export type TxBody =
   | { kind: 'stake', amount: bigint }
   | { kind: 'unbond', amount: bigint }
   | { kind: 'withdraw', maxEntries?: number }
-  | { kind: 'training', round: bigint, modelHash: Uint8Array, shardIds: number[], tokens: bigint, batches: bigint, lossBeforeMicro: bigint, lossAfterMicro: bigint, pseudoGradientHash: Uint8Array, batchLossMicro: bigint[], stakeClaim?: bigint }
+  | { kind: 'training', round: bigint, modelHash: Uint8Array, shardIds: number[], tokens: bigint, batches: bigint, lossBeforeMicro: bigint, lossAfterMicro: bigint, pseudoGradientHash: Uint8Array, batchLossMicro: bigint[], stakeClaim?: bigint, checkpointInterval?: number, checkpointHashes?: Uint8Array[] }
   | { kind: 'inference', sessionId: Uint8Array, tokens: bigint, outputHash: Uint8Array, startedMs: bigint, endedMs: bigint, stakeClaim?: bigint }
   | { kind: 'uptime', epoch: bigint, heartbeats: number, stakeClaim?: bigint }
   | { kind: 'data', shardId: number, samples: bigint, dataHash: Uint8Array, round: bigint, stakeClaim?: bigint }
@@ -85,7 +85,7 @@ export function buildTx (chain: Chain, senderKey: Uint8Array, sequence: bigint, 
     case 'stake': tx.stake = { amount: amt(body.amount, 'amount', true) }; break
     case 'unbond': tx.unbond = { amount: amt(body.amount, 'amount', true) }; break
     case 'withdraw': tx.withdraw = { maxEntries: body.maxEntries ?? 0 }; break
-    case 'training': tx.training = { round: body.round, modelHash: u8(body.modelHash), shardIds: body.shardIds, tokens: body.tokens, batches: body.batches, lossBeforeMicro: body.lossBeforeMicro, lossAfterMicro: body.lossAfterMicro, pseudoGradientHash: u8(body.pseudoGradientHash), batchLossMicro: body.batchLossMicro, stakeClaim: amt(body.stakeClaim, 'stakeClaim') }; break
+    case 'training': tx.training = { round: body.round, modelHash: u8(body.modelHash), shardIds: body.shardIds, tokens: body.tokens, batches: body.batches, lossBeforeMicro: body.lossBeforeMicro, lossAfterMicro: body.lossAfterMicro, pseudoGradientHash: u8(body.pseudoGradientHash), batchLossMicro: body.batchLossMicro, stakeClaim: amt(body.stakeClaim, 'stakeClaim'), checkpointInterval: body.checkpointInterval ?? 0, checkpointHashes: (body.checkpointHashes ?? []).map(u8) }; break
     case 'inference': tx.inference = { sessionId: u8(body.sessionId), tokens: body.tokens, outputHash: u8(body.outputHash), startedMs: body.startedMs, endedMs: body.endedMs, stakeClaim: amt(body.stakeClaim, 'stakeClaim') }; break
     case 'uptime': tx.uptime = { epoch: body.epoch, heartbeats: body.heartbeats, stakeClaim: amt(body.stakeClaim, 'stakeClaim') }; break
     case 'data': tx.data = { shardId: body.shardId, samples: body.samples, dataHash: u8(body.dataHash), round: body.round, stakeClaim: amt(body.stakeClaim, 'stakeClaim') }; break
@@ -138,6 +138,12 @@ function positive (b: Uint8Array, what: string): void {
   }
 }
 
+/** Segments of a training proof: ceil(batches / k) with k = checkpointInterval (0 = one segment of all batches) */
+export function trainingSegments (batches: bigint, checkpointInterval: number): bigint {
+  const k = checkpointInterval === 0 ? batches : BigInt(checkpointInterval)
+  return (batches + k - 1n) / k
+}
+
 /** Stateless shape checks of the body (sizes, amounts, ranges) */
 function checkBody (tx: Tx, kind: TxKind): void {
   switch (kind) {
@@ -151,6 +157,11 @@ function checkBody (tx: Tx, kind: TxKind): void {
       decodeAmount(t.stakeClaim, 'training.stakeClaim')
       if (t.shardIds.length === 0 || t.shardIds.length > 64) { throw new InvalidMessageError('training.shardIds must hold 1..64 ids') }
       if (t.batches === 0n || BigInt(t.batchLossMicro.length) !== t.batches) { throw new InvalidMessageError('training.batchLossMicro must hold one loss per batch') }
+      // Proof-of-Learning commitments: weights every k steps; the final weights are committed by the pseudo-gradient
+      if (BigInt(t.checkpointInterval) > t.batches) { throw new InvalidMessageError('training.checkpointInterval exceeds batches') }
+      if (BigInt(t.checkpointHashes.length) !== trainingSegments(t.batches, t.checkpointInterval) - 1n) { throw new InvalidMessageError('training.checkpointHashes must hold ceil(batches / checkpointInterval) - 1 hashes') }
+      t.checkpointHashes.forEach((h, i) => { len(h, 32, `training.checkpointHashes[${i}]`) })
+      if (t.pseudoGradientHash.every(b => b === 0)) { throw new InvalidMessageError('training.pseudoGradientHash is all zero (no pseudo-gradient)') }
       break
     }
     case 'inference': {

@@ -1,7 +1,9 @@
 import { ReExecutionMismatchError } from './errors.js'
 import { digest, toHex } from './keys.js'
-import { randomSampleSalt, sampleBatches } from './verify.js'
-import type { TrainingClaim, TrainingReExecutor } from './verify.js'
+import { trainingSegments } from './messages.js'
+import { ProofOfLearningVerifier } from './pol.js'
+import type { TrainingModel, TrainingWitness } from './pol.js'
+import type { TrainingClaim, TrainingReExecutor, TrainingVerdict } from './verify.js'
 import type { AbortOptions } from '@libp2p/interface'
 
 /**
@@ -104,11 +106,40 @@ export interface TinyTrainingResult {
   pseudoGradientHash: Uint8Array
   tokens: bigint
   finalWeights: Float32Array
+  /** k as claimed (0 = no intermediate commitment) */
+  checkpointInterval: number
+  /** weights after k, 2k, … steps (not the final ones) */
+  checkpoints: Float32Array[]
+  /** their hashes: the proof's `checkpointHashes` */
+  checkpointHashes: Uint8Array[]
 }
 
-/** Runs the claimed work honestly (what a worker does, and what a full re-execution repeats) */
-export function runTinyTraining (start: Float32Array, shardIds: number[], round: bigint, batches: number, lr = 0.5): TinyTrainingResult {
-  const w = Float32Array.from(start)
+/** One claimed SGD step of the tiny model on `batch`; returns new weights */
+export function tinyStep (w: Float32Array, batch: Int32Array, lr: number): Float32Array {
+  const out = Float32Array.from(w)
+  const g = new Float32Array(w.length)
+  tinyLoss(w, batch, g)
+  for (let k = 0; k < w.length; k++) {
+    out[k] -= lr * g[k]
+  }
+  return out
+}
+
+/** hash of Δ = base − final (the pseudo-gradient a DiLoCo round publishes) */
+export function tinyPseudoGradientHash (base: Float32Array, final: Float32Array): Uint8Array {
+  const delta = new Float32Array(base.length)
+  for (let k = 0; k < base.length; k++) {
+    delta[k] = base[k] - final[k]
+  }
+  return hashWeights(delta)
+}
+
+/**
+ * Runs the claimed work honestly (what a worker does, and what a full re-execution repeats), committing to
+ * the weights every `checkpointInterval` steps (0: none)
+ */
+export function runTinyTraining (start: Float32Array, shardIds: number[], round: bigint, batches: number, lr = 0.5, checkpointInterval = 0): TinyTrainingResult {
+  let w: Float32Array = Float32Array.from(start)
   const batchLossMicro: bigint[] = []
   const data: Int32Array[] = []
   for (let i = 0; i < batches; i++) {
@@ -116,95 +147,121 @@ export function runTinyTraining (start: Float32Array, shardIds: number[], round:
     data.push(b)
     batchLossMicro.push(toMicro(tinyLoss(start, b)))
   }
-  for (const b of data) {
-    const g = new Float32Array(w.length)
-    tinyLoss(w, b, g)
-    for (let k = 0; k < w.length; k++) {
-      w[k] -= lr * g[k]
+  const checkpoints: Float32Array[] = []
+  for (let i = 0; i < batches; i++) {
+    w = tinyStep(w, data[i], lr)
+    if (checkpointInterval > 0 && (i + 1) % checkpointInterval === 0 && i + 1 < batches) {
+      checkpoints.push(Float32Array.from(w))
     }
   }
   const after = data.reduce((a, b) => a + tinyLoss(w, b), 0) / batches
-  const delta = new Float32Array(w.length)
-  for (let k = 0; k < w.length; k++) {
-    delta[k] = start[k] - w[k]
-  }
   return {
     batchLossMicro,
     lossBeforeMicro: batchLossMicro.reduce((a, b) => a + b, 0n) / BigInt(batches),
     lossAfterMicro: toMicro(after),
-    pseudoGradientHash: hashWeights(delta),
+    pseudoGradientHash: tinyPseudoGradientHash(start, w),
     tokens: BigInt(batches * TINY_SEQ),
-    finalWeights: w
+    finalWeights: w,
+    checkpointInterval,
+    checkpoints,
+    checkpointHashes: checkpoints.map(hashWeights)
+  }
+}
+
+/** The tiny model as a Proof-of-Learning {@link TrainingModel} (SGD with learning rate `lr`, max-abs distance) */
+export function tinyTrainingModel (lr = 0.5): TrainingModel<Float32Array> {
+  return {
+    hash: hashWeights,
+    step: (w, claim, i) => tinyStep(w, tinyBatch(claim.shardIds, claim.round, i), lr),
+    lossMicro: (w, claim, i) => toMicro(tinyLoss(w, tinyBatch(claim.shardIds, claim.round, i))),
+    distance: (a, b) => {
+      let d = 0
+      for (let k = 0; k < a.length; k++) {
+        d = Math.max(d, Math.abs(a[k] - b[k]))
+      }
+      return a.length === b.length ? d : Infinity
+    },
+    pseudoGradientHash: tinyPseudoGradientHash
   }
 }
 
 export interface TinyModelVerifierInit {
-  /** the weights a model hash names (a verifier fetches or keeps them); unknown hash → mismatch */
+  /** the base weights a model hash names (a verifier fetches or keeps them); unknown hash → mismatch */
   getWeights(modelHash: Uint8Array): Float32Array | undefined | Promise<Float32Array | undefined>
   /**
-   * how many batches to re-run
-   *
-   * @default 2
+   * the prover's committed checkpoints and final weights (fetched over the network). Without a witness and
+   * without `full`, only the base is known and every proof is refused (nothing beyond the starting losses
+   * could be checked)
    */
+  witness?: TrainingWitness<Float32Array>
+  /** batches whose starting loss is re-run @default 2 */
   samples?: number
-  /**
-   * allowed |claimed − recomputed| loss, in micro-units
-   *
-   * @default 1000 (0.001)
-   */
+  /** random segments re-executed besides the last @default 2 */
+  segments?: number
+  /** allowed |claimed − recomputed| loss, in micro-units @default 1000 (0.001) */
   toleranceMicro?: bigint
   /**
-   * also re-run the whole training and compare loss_after and the pseudo-gradient hash
+   * re-run the whole claimed training locally instead of fetching the prover's weights (the tiny model is
+   * exactly deterministic): every segment, the pseudo-gradient and loss_after are checked
    *
    * @default false
    */
   full?: boolean
   /** learning rate of the claimed SGD steps @default 0.5 */
   lr?: number
-  /** secret salt of the batch sample (see sampleBatches) @default 32 random bytes */
+  /** secret salt of the samples @default 32 random bytes */
   salt?: Uint8Array
 }
 
 /**
- * Real re-execution check for training proofs on the tiny reference model: picks `samples` batch
- * indexes from the proof id and this verifier's secret salt (so the prover can neither predict nor grind
- * them), recomputes each batch's loss
- * under the claimed starting weights and compares within `toleranceMicro`.
+ * Proof-of-Learning check of training proofs on the tiny reference model ({@link ProofOfLearningVerifier}
+ * over {@link tinyTrainingModel}): the base weights from `getWeights`, the committed checkpoints and final
+ * weights from the `witness` (or a full local re-execution with `full`).
  */
 export class TinyModelTrainingVerifier implements TrainingReExecutor {
-  readonly #init: TinyModelVerifierInit
-  readonly #salt: Uint8Array
+  readonly #pol: ProofOfLearningVerifier<Float32Array>
 
   constructor (init: TinyModelVerifierInit) {
-    this.#init = init
-    this.#salt = init.salt ?? randomSampleSalt()
+    const lr = init.lr ?? 0.5
+    const model = tinyTrainingModel(lr)
+    const base = async (claim: TrainingClaim): Promise<Float32Array | undefined> => {
+      const w = await init.getWeights(claim.modelHash)
+      return w != null && toHex(hashWeights(w)) === toHex(claim.modelHash) ? w : undefined
+    }
+    let witness: TrainingWitness<Float32Array>
+    if (init.full === true) {
+      witness = {
+        fetchWeights: async (claim, j) => {
+          let w = await base(claim)
+          if (w == null) return undefined
+          const n = Number(claim.batches)
+          const k = claim.checkpointInterval === 0 ? n : claim.checkpointInterval
+          for (let i = 0; i < Math.min(j * k, n); i++) {
+            w = tinyStep(w, tinyBatch(claim.shardIds, claim.round, i), lr)
+          }
+          return w
+        }
+      }
+    } else {
+      const remote = init.witness
+      witness = { fetchWeights: async (claim, j, options) => j === 0 ? base(claim) : remote?.fetchWeights(claim, j, options) }
+    }
+    this.#pol = new ProofOfLearningVerifier({
+      model,
+      witness,
+      lossSamples: init.samples ?? 2,
+      segments: init.full === true ? Number.MAX_SAFE_INTEGER : init.segments,
+      toleranceMicro: init.toleranceMicro ?? 1000n,
+      distanceTolerance: init.full === true ? 0 : 1e-5,
+      salt: init.salt
+    })
   }
 
-  async verifyTraining (claim: TrainingClaim, options?: AbortOptions): Promise<void> {
+  async verifyTraining (claim: TrainingClaim, options?: AbortOptions): Promise<TrainingVerdict> {
     options?.signal?.throwIfAborted()
-    const w = await this.#init.getWeights(claim.modelHash)
-    if (w == null || toHex(hashWeights(w)) !== toHex(claim.modelHash)) {
-      throw new ReExecutionMismatchError('weights for the claimed model hash are unknown')
+    if (Number(trainingSegments(claim.batches, claim.checkpointInterval)) < 1) {
+      throw new ReExecutionMismatchError('no segment to check')
     }
-    const n = Number(claim.batches)
-    const tol = this.#init.toleranceMicro ?? 1000n
-    for (const i of sampleBatches(claim.proofId, n, this.#init.samples ?? 2, this.#salt)) {
-      const got = toMicro(tinyLoss(w, tinyBatch(claim.shardIds, claim.round, i)))
-      const claimed = claim.batchLossMicro[i]
-      const diff = got > claimed ? got - claimed : claimed - got
-      if (diff > tol) {
-        throw new ReExecutionMismatchError(`batch ${i}: claimed loss ${claimed}µ, re-executed ${got}µ`)
-      }
-    }
-    if (this.#init.full === true) {
-      const r = runTinyTraining(w, claim.shardIds, claim.round, n, this.#init.lr ?? 0.5)
-      const d = r.lossAfterMicro > claim.lossAfterMicro ? r.lossAfterMicro - claim.lossAfterMicro : claim.lossAfterMicro - r.lossAfterMicro
-      if (d > tol) {
-        throw new ReExecutionMismatchError(`loss_after: claimed ${claim.lossAfterMicro}µ, re-executed ${r.lossAfterMicro}µ`)
-      }
-      if (toHex(r.pseudoGradientHash) !== toHex(claim.pseudoGradientHash)) {
-        throw new ReExecutionMismatchError('pseudo-gradient hash differs from the re-execution')
-      }
-    }
+    return this.#pol.verifyTraining(claim, options)
   }
 }

@@ -1,7 +1,7 @@
 import { InvalidParametersError } from '@neuroshard/interface'
 import { decodeAmount } from './amount.js'
 import { challengeIndexes, verifyDataMerkleProof } from './data-challenge.js'
-import { DataChallengeError, DataShardMismatchError, ImplausibleProofError, NoVerifierError, ReplayError, ShardAssignmentError, UnpaidInferenceError } from './errors.js'
+import { DataChallengeError, DataShardMismatchError, ImplausibleProofError, NoVerifierError, PseudoGradientNotAcceptedError, ReExecutionMismatchError, ReplayError, ShardAssignmentError, UnpaidInferenceError } from './errors.js'
 import { digest, toHex } from './keys.js'
 import { assignShards } from './shards.js'
 import type { Chain } from './genesis.js'
@@ -22,14 +22,69 @@ export interface TrainingClaim {
   lossAfterMicro: bigint
   pseudoGradientHash: Uint8Array
   batchLossMicro: bigint[]
+  /** k: inner steps between committed weights (0 = batches) */
+  checkpointInterval: number
+  /** hashes of the weights after k, 2k, … steps (the final weights are committed by `pseudoGradientHash`) */
+  checkpointHashes: Uint8Array[]
+  /** the claim earns the quality bonus (loss_after < loss_before and ≤ the threshold): loss_after must be verified */
+  qualityBonus: boolean
+}
+
+/** What a re-execution established (the ledger decides from it whether to vote) */
+export interface TrainingVerdict {
+  /** batches whose claimed starting loss was recomputed within the tolerance */
+  batchesChecked: number
+  /** committed segments (weights at a checkpoint → the next) re-executed and matched within the tolerance */
+  segmentsChecked: number
+  /** the final weights were obtained and hash(base − final) is the claimed pseudo-gradient hash */
+  pseudoGradientVerified: boolean
+  /** loss_after recomputed from the final weights within the tolerance */
+  lossAfterVerified: boolean
 }
 
 /**
  * Pluggable re-execution: re-run a sampled part of the claimed work and compare within a tolerance.
- * Throw ReExecutionMismatchError when the claim is wrong.
+ * Throw ReExecutionMismatchError when the claim is wrong; return what was checked. A validator votes only
+ * if at least one segment was re-executed, the pseudo-gradient was verified, and (when the claim earns the
+ * quality bonus) loss_after was verified; a re-executor that returns nothing has checked nothing.
  */
 export interface TrainingReExecutor {
-  verifyTraining(claim: TrainingClaim, options?: AbortOptions): Promise<void>
+  verifyTraining(claim: TrainingClaim, options?: AbortOptions): Promise<TrainingVerdict | void>
+}
+
+/** What a DiLoCo round record is asked: did the round's robust aggregation accept this pseudo-gradient? */
+export interface AggregationQuery {
+  round: bigint
+  sender: string
+  /** the round's base weights (the proof's model hash) */
+  baseWeightsHash: Uint8Array
+  pseudoGradientHash: Uint8Array
+}
+
+/**
+ * The DiLoCo round records (base-weights hash, each sender's Δ hash, the aggregator's accept/reject per
+ * sender), rebuilt from signed messages by the node. A training proof is rewarded only for a pseudo-gradient
+ * the aggregation accepted.
+ */
+export interface AggregationRecords {
+  acceptedPseudoGradient(query: AggregationQuery, options?: AbortOptions): Promise<boolean>
+}
+
+/** In-memory {@link AggregationRecords} (tests, devnets): `accept` what the round's aggregation accepted */
+export class MemoryAggregationRecords implements AggregationRecords {
+  readonly #accepted = new Set<string>()
+
+  accept (query: AggregationQuery): void {
+    this.#accepted.add(aggregationKey(query))
+  }
+
+  async acceptedPseudoGradient (query: AggregationQuery): Promise<boolean> {
+    return this.#accepted.has(aggregationKey(query))
+  }
+}
+
+function aggregationKey (q: AggregationQuery): string {
+  return `${q.round}/${q.sender}/${toHex(q.baseWeightsHash)}/${toHex(q.pseudoGradientHash)}`
 }
 
 /** What an uptime check receives */
@@ -225,6 +280,8 @@ export class ShardManifestVerifier implements DataVerifier {
 export interface ProofVerifierInit {
   /** re-execution check of training proofs; without one, training proofs are refused */
   training?: TrainingReExecutor
+  /** the DiLoCo round records; without them, training proofs are refused */
+  aggregation?: AggregationRecords
   /** attestation of uptime proofs; without one, uptime proofs are refused */
   uptime?: UptimeVerifier
   /**
@@ -318,6 +375,9 @@ export class ProofVerifier {
     if ((tx.kind === 'training' || tx.kind === 'uptime' || tx.kind === 'data') && this.#init[tx.kind] == null) {
       throw new NoVerifierError(tx.kind)
     }
+    if (tx.kind === 'training' && this.#init.aggregation == null) {
+      throw new NoVerifierError(tx.kind, 'no DiLoCo round records (aggregation) configured')
+    }
     switch (tx.kind) {
       case 'uptime': {
         const u = t.uptime!
@@ -386,7 +446,13 @@ export class ProofVerifier {
         }
         claim(tr.stakeClaim)
         unused(`training/${tx.sender}/${tr.round}`)
-        await this.#init.training!.verifyTraining({
+        // the reward is conditioned on the round's aggregation having accepted this pseudo-gradient
+        const accepted = await this.#init.aggregation!.acceptedPseudoGradient({ round: tr.round, sender: tx.sender, baseWeightsHash: tr.modelHash, pseudoGradientHash: tr.pseudoGradientHash }, options)
+        if (!accepted) {
+          throw new PseudoGradientNotAcceptedError(`round ${tr.round}: the aggregation did not accept this pseudo-gradient of ${tx.sender}`)
+        }
+        const qualityBonus = tr.lossAfterMicro < tr.lossBeforeMicro && tr.lossAfterMicro <= p.qualityLossThresholdMicro
+        const verdict = await this.#init.training!.verifyTraining({
           proofId: tx.idHex,
           sender: tx.sender,
           round: tr.round,
@@ -397,8 +463,17 @@ export class ProofVerifier {
           lossBeforeMicro: tr.lossBeforeMicro,
           lossAfterMicro: tr.lossAfterMicro,
           pseudoGradientHash: tr.pseudoGradientHash,
-          batchLossMicro: tr.batchLossMicro
+          batchLossMicro: tr.batchLossMicro,
+          checkpointInterval: tr.checkpointInterval,
+          checkpointHashes: tr.checkpointHashes,
+          qualityBonus
         }, options)
+        if (verdict == null || verdict.segmentsChecked < 1 || !verdict.pseudoGradientVerified) {
+          throw new ReExecutionMismatchError('the re-executor checked no committed segment or not the pseudo-gradient: nothing was verified')
+        }
+        if (qualityBonus && !verdict.lossAfterVerified) {
+          throw new ReExecutionMismatchError('the quality bonus is claimed but loss_after was not verified')
+        }
       }
     }
   }

@@ -9,7 +9,7 @@ import { floor, mul, rational } from '../src/rational.js'
 import { reward, stakingMultiplier, dataBase } from '../src/rewards.js'
 import { assignShards } from '../src/shards.js'
 import { TINY_VOCAB, TinyModelTrainingVerifier, hashWeights, runTinyTraining, tinyBatch, tinyInit, tinyLoss } from '../src/tiny-model.js'
-import { ProofVerifier } from '../src/verify.js'
+import { MemoryAggregationRecords, ProofVerifier } from '../src/verify.js'
 import { alice, bob, sign, testChain, validators } from './fixtures.js'
 import type { LedgerTx, TxBody } from '../src/messages.js'
 
@@ -19,6 +19,8 @@ const ROUND = 5n
 const NOW = Number(ROUND) * p.roundMs + 1000
 const weights = tinyInit('round-5-start')
 const modelHash = hashWeights(weights)
+/** the DiLoCo round records: the aggregation accepted alice's honest pseudo-gradients */
+const aggregation = new MemoryAggregationRecords()
 
 describe('proofs of neural work: verification, re-execution, rewards', () => {
   let dirs: string[] = []
@@ -30,6 +32,7 @@ describe('proofs of neural work: verification, re-execution, rewards', () => {
     attested = []
     const verifier = new ProofVerifier({
       training: new TinyModelTrainingVerifier({ getWeights: h => toHex(h) === toHex(modelHash) ? weights : undefined, samples: 3, full: true }),
+      aggregation,
       // attestation doubles: these tests check the reward arithmetic; the attestations have their own tests
       uptime: { verifyUptime: async c => { attested.push(`uptime/${c.epoch}/${c.heartbeats}`) } },
       inference: { verifyInference: async c => { attested.push(`inference/${c.tokens}`) } }
@@ -62,6 +65,7 @@ describe('proofs of neural work: verification, re-execution, rewards', () => {
   function trainingBody (batches = 8): Extract<TxBody, { kind: 'training' }> {
     const shardIds = assignShards(chain, alice.address, ROUND)
     const r = runTinyTraining(weights, shardIds, ROUND, batches)
+    aggregation.accept({ round: ROUND, sender: alice.address, baseWeightsHash: modelHash, pseudoGradientHash: r.pseudoGradientHash })
     return { kind: 'training', round: ROUND, modelHash, shardIds, tokens: r.tokens, batches: BigInt(batches), lossBeforeMicro: r.lossBeforeMicro, lossAfterMicro: r.lossAfterMicro, pseudoGradientHash: r.pseudoGradientHash, batchLossMicro: r.batchLossMicro }
   }
 
@@ -107,9 +111,9 @@ describe('proofs of neural work: verification, re-execution, rewards', () => {
     // claims a loss_after the claimed work does not reach
     const fakeAfter = { ...body, lossAfterMicro: body.lossAfterMicro / 2n }
     await expect(vals[0].vote(sign(chain, alice, 0n, fakeAfter, 0n))).rejects.toHaveProperty('name', 'ReExecutionMismatchError')
-    // unknown starting weights
+    // unknown starting weights (not the round's base: the aggregation never accepted a Δ from them)
     const otherModel = { ...body, modelHash: new Uint8Array(32).fill(7) }
-    await expect(vals[0].vote(sign(chain, alice, 0n, otherModel, 0n))).rejects.toHaveProperty('name', 'ReExecutionMismatchError')
+    await expect(vals[0].vote(sign(chain, alice, 0n, otherModel, 0n))).rejects.toHaveProperty('name', 'PseudoGradientNotAcceptedError')
     // shards it was not assigned
     const wrongShards = { ...body, shardIds: body.shardIds.map(s => (s + 1) % p.totalShards) }
     await expect(vals[0].vote(sign(chain, alice, 0n, wrongShards, 0n))).rejects.toHaveProperty('name', 'ShardAssignmentError')

@@ -242,7 +242,7 @@ describe('security: malformed certificates and vote memory', () => {
         // ~14 KiB each: a training proof with many batch losses, from a fresh sender
         const w = Wallet.fromSeed(`junk-${i}`)
         const n = 1500
-        const t = sign(chain, w, 0n, { kind: 'training', round: 0n, modelHash: new Uint8Array(32), shardIds: [1], tokens: 1n, batches: BigInt(n), lossBeforeMicro: 0n, lossAfterMicro: 0n, pseudoGradientHash: new Uint8Array(32), batchLossMicro: new Array(n).fill(1n << 60n) })
+        const t = sign(chain, w, 0n, { kind: 'training', round: 0n, modelHash: new Uint8Array(32), shardIds: [1], tokens: 1n, batches: BigInt(n), lossBeforeMicro: 0n, lossAfterMicro: 0n, pseudoGradientHash: new Uint8Array(32).fill(1), batchLossMicro: new Array(n).fill(1n << 60n) })
         expect(t.signed.byteLength).toBeGreaterThan(8 * 1024)
         await l.addVote(t, signVote(chain, validators[3], 3, t.id))
         expect(l.voteMemoryBytes).toBeLessThanOrEqual(2 * cap)
@@ -311,14 +311,14 @@ describe('security: re-execution sampling cannot be ground', () => {
       nonce++
     }
     const tx = sign(chain, alice, 0n, body(nonce))
-    const claim: TrainingClaim = { proofId: tx.idHex, sender: tx.sender, round: ROUND, modelHash, shardIds, tokens: 6400n, batches: BigInt(batches), lossBeforeMicro, lossAfterMicro: 0n, pseudoGradientHash: body(nonce).pseudoGradientHash, batchLossMicro }
+    const claim: TrainingClaim = { proofId: tx.idHex, sender: tx.sender, round: ROUND, modelHash, shardIds, tokens: 6400n, batches: BigInt(batches), lossBeforeMicro, lossAfterMicro: 0n, pseudoGradientHash: body(nonce).pseudoGradientHash, batchLossMicro, checkpointInterval: 0, checkpointHashes: [], qualityBonus: false }
     // a verifier with a secret salt (each validator has its own) samples batches the prover could not predict
-    const verifier = new TinyModelTrainingVerifier({ getWeights: () => weights, samples: 2, salt: new Uint8Array(32).fill(7) })
+    const fair = runTinyTraining(weights, shardIds, ROUND, 12)
+    const verifier = new TinyModelTrainingVerifier({ getWeights: () => weights, samples: 2, salt: new Uint8Array(32).fill(7), witness: { fetchWeights: async (_c, j) => j === 1 ? fair.finalWeights : undefined } })
     await expect(verifier.verifyTraining(claim)).rejects.toHaveProperty('name', 'ReExecutionMismatchError')
     // the honest batches are still accepted under the same salt when the whole claim is honest
-    const fair = runTinyTraining(weights, shardIds, ROUND, 12)
     const ok = sign(chain, alice, 1n, { kind: 'training', round: ROUND, modelHash, shardIds, tokens: fair.tokens, batches: 12n, lossBeforeMicro: fair.lossBeforeMicro, lossAfterMicro: fair.lossAfterMicro, pseudoGradientHash: fair.pseudoGradientHash, batchLossMicro: fair.batchLossMicro })
-    await verifier.verifyTraining({ proofId: ok.idHex, sender: ok.sender, round: ROUND, modelHash, shardIds, tokens: fair.tokens, batches: 12n, lossBeforeMicro: fair.lossBeforeMicro, lossAfterMicro: fair.lossAfterMicro, pseudoGradientHash: fair.pseudoGradientHash, batchLossMicro: fair.batchLossMicro })
+    await verifier.verifyTraining({ proofId: ok.idHex, sender: ok.sender, round: ROUND, modelHash, shardIds, tokens: fair.tokens, batches: 12n, lossBeforeMicro: fair.lossBeforeMicro, lossAfterMicro: fair.lossAfterMicro, pseudoGradientHash: fair.pseudoGradientHash, batchLossMicro: fair.batchLossMicro, checkpointInterval: 0, checkpointHashes: [], qualityBonus: false })
   })
 })
 

@@ -18,7 +18,7 @@ const NOW = Number(ROUND) * p.roundMs + 1000
 function proofs (): Record<'training' | 'uptime' | 'inference' | 'data', TxBody> {
   const shardIds = assignShards(chain, alice.address, ROUND)
   return {
-    training: { kind: 'training', round: ROUND, modelHash: new Uint8Array(32), shardIds, tokens: 10n, batches: 1n, lossBeforeMicro: 5n, lossAfterMicro: 4n, pseudoGradientHash: new Uint8Array(32), batchLossMicro: [5n] },
+    training: { kind: 'training', round: ROUND, modelHash: new Uint8Array(32), shardIds, tokens: 10n, batches: 1n, lossBeforeMicro: 5n, lossAfterMicro: 4n, pseudoGradientHash: new Uint8Array(32).fill(1), batchLossMicro: [5n] },
     uptime: { kind: 'uptime', epoch: 0n, heartbeats: 10 },
     inference: { kind: 'inference', sessionId: new Uint8Array([1]), tokens: 1000n, outputHash: new Uint8Array(32), startedMs: BigInt(NOW - 10_000), endedMs: BigInt(NOW) },
     data: { kind: 'data', shardId: shardIds[0], samples: 10n, dataHash: new Uint8Array(32), round: ROUND }

@@ -1,7 +1,7 @@
 import { buildModelGraph, initShardParameters, modelParameters } from '@neuroshard/model'
 import { createRuntime, float32, int64 } from '@neuroshard/runtime'
 import { ReExecutionMismatchError, digest, randomSampleSalt, sampleBatches, toHex, toMicro } from '@neuroshard/ponw-ledger'
-import type { TrainingClaim, TrainingReExecutor } from '@neuroshard/ponw-ledger'
+import type { TrainingClaim, TrainingReExecutor, TrainingVerdict } from '@neuroshard/ponw-ledger'
 import type { AbortOptions } from '@libp2p/interface'
 import type { ModelConfig } from '@neuroshard/model'
 import type { Runtime, RuntimeSession } from '@neuroshard/runtime'
@@ -122,8 +122,12 @@ export interface NeuroLlmVerifierInit {
 }
 
 /**
- * Re-execution check of training proofs on a real NeuroLLM graph in onnxruntime: samples batches from
- * the proof id and a secret salt, recomputes their loss under the claimed starting weights, compares within the tolerance.
+ * Re-execution check of the starting losses of training proofs on a real NeuroLLM graph in onnxruntime:
+ * samples batches from the proof id and a secret salt, recomputes their loss under the claimed starting
+ * weights, compares within the tolerance. It re-executes no committed segment (that needs the inner
+ * optimizer steps with their AdamW state), so its verdict alone never earns a vote: the ledger requires a
+ * re-executed segment and a verified pseudo-gradient (`ProofOfLearningVerifier` with a NeuroLLM
+ * `TrainingModel` is the complete check).
  */
 export class NeuroLlmTrainingVerifier implements TrainingReExecutor {
   readonly #init: NeuroLlmVerifierInit
@@ -134,14 +138,15 @@ export class NeuroLlmTrainingVerifier implements TrainingReExecutor {
     this.#salt = init.salt ?? randomSampleSalt()
   }
 
-  async verifyTraining (claim: TrainingClaim, options?: AbortOptions): Promise<void> {
+  async verifyTraining (claim: TrainingClaim, options?: AbortOptions): Promise<TrainingVerdict> {
     const params = await this.#init.getParameters(claim.modelHash)
     if (params == null || toHex(hashParameters(this.#init.loss.config, params)) !== toHex(claim.modelHash)) {
       throw new ReExecutionMismatchError('parameters for the claimed model hash are unknown')
     }
     const n = Number(claim.batches)
     const tol = this.#init.toleranceMicro ?? 2000n
-    for (const i of sampleBatches(claim.proofId, n, this.#init.samples ?? 2, this.#salt)) {
+    const picked = sampleBatches(claim.proofId, n, this.#init.samples ?? 2, this.#salt)
+    for (const i of picked) {
       options?.signal?.throwIfAborted()
       const got = toMicro(await this.#init.loss.batchLoss(params, claim.shardIds, claim.round, i, options))
       const claimed = claim.batchLossMicro[i]
@@ -149,5 +154,6 @@ export class NeuroLlmTrainingVerifier implements TrainingReExecutor {
         throw new ReExecutionMismatchError(`batch ${i}: claimed loss ${claimed}µ, re-executed ${got}µ`)
       }
     }
+    return { batchesChecked: picked.length, segmentsChecked: 0, pseudoGradientVerified: false, lossAfterVerified: false }
   }
 }

@@ -417,6 +417,8 @@ export interface TrainingProof {
   pseudoGradientHash: Uint8Array<ArrayBuffer>
   batchLossMicro: bigint[]
   stakeClaim: Uint8Array<ArrayBuffer>
+  checkpointInterval: number
+  checkpointHashes: Uint8Array<ArrayBuffer>[]
 }
 
 export namespace TrainingProof {
@@ -483,6 +485,18 @@ export namespace TrainingProof {
           w.bytes(obj.stakeClaim)
         }
 
+        if ((obj.checkpointInterval != null && obj.checkpointInterval !== 0)) {
+          w.uint32(88)
+          w.uint32(obj.checkpointInterval)
+        }
+
+        if (obj.checkpointHashes != null && obj.checkpointHashes.length > 0) {
+          for (const value of obj.checkpointHashes) {
+            w.uint32(98)
+            w.bytes(value)
+          }
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -497,7 +511,9 @@ export namespace TrainingProof {
           lossAfterMicro: 0n,
           pseudoGradientHash: uint8ArrayAlloc(0),
           batchLossMicro: [],
-          stakeClaim: uint8ArrayAlloc(0)
+          stakeClaim: uint8ArrayAlloc(0),
+          checkpointInterval: 0,
+          checkpointHashes: []
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -554,6 +570,18 @@ export namespace TrainingProof {
               obj.stakeClaim = reader.bytes()
               break
             }
+            case 11: {
+              obj.checkpointInterval = reader.uint32()
+              break
+            }
+            case 12: {
+              if (opts.limits?.checkpointHashes != null && obj.checkpointHashes.length === opts.limits.checkpointHashes) {
+                throw new MaxLengthError('Decode error - repeated field "checkpointHashes" had too many elements')
+              }
+
+              obj.checkpointHashes.push(reader.bytes())
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -565,7 +593,8 @@ export namespace TrainingProof {
       }, function * (reader, length, prefix, opts = {}) {
         const obj = {
           shardIds: 0,
-          batchLossMicro: 0
+          batchLossMicro: 0,
+          checkpointHashes: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -660,6 +689,28 @@ export namespace TrainingProof {
               }
               break
             }
+            case 11: {
+              yield {
+                field: `${prefix}.checkpointInterval`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 12: {
+              if (opts.limits?.checkpointHashes != null && obj.checkpointHashes === opts.limits.checkpointHashes) {
+                throw new MaxLengthError('Streaming decode error - repeated field "checkpointHashes" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.checkpointHashes[]`,
+                index: obj.checkpointHashes,
+                value: reader.bytes()
+              }
+
+              obj.checkpointHashes++
+
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -724,6 +775,17 @@ export namespace TrainingProof {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface TrainingProofCheckpointIntervalFieldEvent {
+    field: '$.checkpointInterval'
+    value: number
+  }
+
+  export interface TrainingProofCheckpointHashesFieldEvent {
+    field: '$.checkpointHashes[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<TrainingProof>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, TrainingProof.codec())
   }
@@ -732,7 +794,7 @@ export namespace TrainingProof {
     return decodeMessage(buf, TrainingProof.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrainingProof>): Generator<TrainingProofRoundFieldEvent | TrainingProofModelHashFieldEvent | TrainingProofShardIdsFieldEvent | TrainingProofTokensFieldEvent | TrainingProofBatchesFieldEvent | TrainingProofLossBeforeMicroFieldEvent | TrainingProofLossAfterMicroFieldEvent | TrainingProofPseudoGradientHashFieldEvent | TrainingProofBatchLossMicroFieldEvent | TrainingProofStakeClaimFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrainingProof>): Generator<TrainingProofRoundFieldEvent | TrainingProofModelHashFieldEvent | TrainingProofShardIdsFieldEvent | TrainingProofTokensFieldEvent | TrainingProofBatchesFieldEvent | TrainingProofLossBeforeMicroFieldEvent | TrainingProofLossAfterMicroFieldEvent | TrainingProofPseudoGradientHashFieldEvent | TrainingProofBatchLossMicroFieldEvent | TrainingProofStakeClaimFieldEvent | TrainingProofCheckpointIntervalFieldEvent | TrainingProofCheckpointHashesFieldEvent> {
     return streamMessage(buf, TrainingProof.codec(), opts)
   }
 }
@@ -2077,6 +2139,17 @@ export namespace Tx {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface TxTrainingCheckpointIntervalFieldEvent {
+    field: '$.training.checkpointInterval'
+    value: number
+  }
+
+  export interface TxTrainingCheckpointHashesFieldEvent {
+    field: '$.training.checkpointHashes[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export interface TxInferenceSessionIdFieldEvent {
     field: '$.inference.sessionId'
     value: Uint8Array<ArrayBuffer>
@@ -2205,7 +2278,7 @@ export namespace Tx {
     return decodeMessage(buf, Tx.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Tx>): Generator<TxVersionFieldEvent | TxChainIdFieldEvent | TxSenderFieldEvent | TxSequenceFieldEvent | TxEpochFieldEvent | TxTransferToFieldEvent | TxTransferAmountFieldEvent | TxTransferMemoFieldEvent | TxStakeAmountFieldEvent | TxUnbondAmountFieldEvent | TxWithdrawMaxEntriesFieldEvent | TxTrainingRoundFieldEvent | TxTrainingModelHashFieldEvent | TxTrainingShardIdsFieldEvent | TxTrainingTokensFieldEvent | TxTrainingBatchesFieldEvent | TxTrainingLossBeforeMicroFieldEvent | TxTrainingLossAfterMicroFieldEvent | TxTrainingPseudoGradientHashFieldEvent | TxTrainingBatchLossMicroFieldEvent | TxTrainingStakeClaimFieldEvent | TxInferenceSessionIdFieldEvent | TxInferenceTokensFieldEvent | TxInferenceOutputHashFieldEvent | TxInferenceStartedMsFieldEvent | TxInferenceEndedMsFieldEvent | TxInferenceStakeClaimFieldEvent | TxUptimeEpochFieldEvent | TxUptimeHeartbeatsFieldEvent | TxUptimeStakeClaimFieldEvent | TxDataShardIdFieldEvent | TxDataSamplesFieldEvent | TxDataDataHashFieldEvent | TxDataRoundFieldEvent | TxDataStakeClaimFieldEvent | TxPaymentProviderFieldEvent | TxPaymentTokensFieldEvent | TxPaymentPricePerTokenFieldEvent | TxPaymentSessionIdFieldEvent | TxSlashKindFieldEvent | TxSlashSignedTxAFieldEvent | TxSlashSignedTxBFieldEvent | TxSlashValidatorFieldEvent | TxSlashVoteSigAFieldEvent | TxSlashVoteSigBFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Tx>): Generator<TxVersionFieldEvent | TxChainIdFieldEvent | TxSenderFieldEvent | TxSequenceFieldEvent | TxEpochFieldEvent | TxTransferToFieldEvent | TxTransferAmountFieldEvent | TxTransferMemoFieldEvent | TxStakeAmountFieldEvent | TxUnbondAmountFieldEvent | TxWithdrawMaxEntriesFieldEvent | TxTrainingRoundFieldEvent | TxTrainingModelHashFieldEvent | TxTrainingShardIdsFieldEvent | TxTrainingTokensFieldEvent | TxTrainingBatchesFieldEvent | TxTrainingLossBeforeMicroFieldEvent | TxTrainingLossAfterMicroFieldEvent | TxTrainingPseudoGradientHashFieldEvent | TxTrainingBatchLossMicroFieldEvent | TxTrainingStakeClaimFieldEvent | TxTrainingCheckpointIntervalFieldEvent | TxTrainingCheckpointHashesFieldEvent | TxInferenceSessionIdFieldEvent | TxInferenceTokensFieldEvent | TxInferenceOutputHashFieldEvent | TxInferenceStartedMsFieldEvent | TxInferenceEndedMsFieldEvent | TxInferenceStakeClaimFieldEvent | TxUptimeEpochFieldEvent | TxUptimeHeartbeatsFieldEvent | TxUptimeStakeClaimFieldEvent | TxDataShardIdFieldEvent | TxDataSamplesFieldEvent | TxDataDataHashFieldEvent | TxDataRoundFieldEvent | TxDataStakeClaimFieldEvent | TxPaymentProviderFieldEvent | TxPaymentTokensFieldEvent | TxPaymentPricePerTokenFieldEvent | TxPaymentSessionIdFieldEvent | TxSlashKindFieldEvent | TxSlashSignedTxAFieldEvent | TxSlashSignedTxBFieldEvent | TxSlashValidatorFieldEvent | TxSlashVoteSigAFieldEvent | TxSlashVoteSigBFieldEvent> {
     return streamMessage(buf, Tx.codec(), opts)
   }
 }
