@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import {
   decodeTensorFrame, dequantizeInt8, encodeTensorFrame, fromBFloat16, fromFloat16, quantizeInt8, tensorHashHex,
-  toBFloat16, toFloat16
+  toBFloat16, toFloat16, hasNativeFloat16Array
 } from '../src/index.js'
 import type { Tensor } from '../src/index.js'
 
@@ -28,7 +28,9 @@ interface Vector {
   maxBytes?: number
 }
 
-const files = readdirSync(vectorsDir).filter((f) => f.endsWith('.json')).sort()
+const allFiles = readdirSync(vectorsDir).filter((f) => f.endsWith('.json')).sort()
+// convert-*.json are conversion vectors (written by conversions.py), the rest are frames
+const files = allFiles.filter((f) => !f.startsWith('convert-'))
 const vectors = files.map((f) => ({ file: f, v: JSON.parse(readFileSync(join(vectorsDir, f), 'utf8')) as Vector }))
 const validVectors = vectors.filter(({ v }) => v.error === undefined)
 const invalidVectors = vectors.filter(({ v }) => v.error !== undefined)
@@ -139,5 +141,35 @@ describe('specs/tensor-frame/vectors', () => {
       expect(() => decodeTensorFrame(frame, options)).toThrow(expect.objectContaining({ name: v.error }))
       expect(() => tensorHashHex(frame, options)).toThrow(expect.objectContaining({ name: v.error }))
     })
+  })
+})
+
+describe('specs/tensor-frame/vectors conversions (convert-*.json)', () => {
+  const conversions = allFiles.filter((f) => f.startsWith('convert-')).map((f) => ({ file: f, v: JSON.parse(readFileSync(join(vectorsDir, f), 'utf8')) }))
+
+  it('covers float16, bfloat16 and int8', () => {
+    expect(new Set(conversions.map(({ v }) => v.format))).toEqual(new Set(['float16', 'bfloat16', 'int8']))
+  })
+
+  it.each(conversions)('$file', ({ v }) => {
+    if (v.format === 'int8') {
+      expect(() => quantizeInt8(new Float32Array(v.source.map(num)), { blockSize: v.blockSize })).toThrow(expect.objectContaining({ name: v.error }))
+      return
+    }
+    const input = new Float32Array(new Uint32Array([parseInt(v.float32Bits, 16)]).buffer)
+    const convert = v.format === 'float16' ? toFloat16 : toBFloat16
+    if (v.error !== undefined) {
+      expect(() => convert(input)).toThrow(expect.objectContaining({ name: v.error }))
+      expect(convert(input, { overflow: 'infinity' })[0]).toBe(v.bitsWithInfinity)
+      return
+    }
+    const got = convert(input)[0]
+    if (v.bits === 'NaN') {
+      // float16: any quiet NaN (sign and payload are not specified)
+      expect(got & 0x7c00, `native Float16Array: ${String(hasNativeFloat16Array)}`).toBe(0x7c00)
+      expect(got & 0x0200).toBe(0x0200)
+    } else {
+      expect(got).toBe(v.bits)
+    }
   })
 })
