@@ -54,6 +54,14 @@ describe('spec vectors (specs/genesis-data/vectors)', () => {
     else await expect(run()).rejects.toThrow(expect.objectContaining({ name: v.error }))
   })
 
+  it.each(files.filter(f => f.startsWith('assign-')))('%s', (f) => {
+    const v = load(f)
+    const manifest = load('vectors.json').manifest
+    const run = (): string[] => assignShards(manifest, v.peerId, BigInt(v.round), v.k, { split: v.split })
+    if (v.error === undefined) expect(run()).toEqual(v.shards)
+    else expect(run).toThrow(expect.objectContaining({ name: v.error }))
+  })
+
   it('nlp-corpus.json: the nlp-corpus source has the documents, order and source hash the spec gives', async () => {
     const v = load('nlp-corpus.json')
     const corpus = await readCorpus('nlp-corpus')

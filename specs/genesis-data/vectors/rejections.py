@@ -101,3 +101,33 @@ for name, c in shards.items():
         out['tokens'] = c['tokens']
     dump(f'shard-{name}.json', out)
 print(f'wrote {len(manifests)} manifest and {len(shards)} shard vectors')
+
+# ---- manifest hash over non-ASCII strings: canonical JSON escaping (JSON.stringify = Python ensure_ascii=False) ----
+def files_source(m):
+    m['source'] = {'kind': 'files', 'files': [{'name': 'caf\u00e9 "quoted" \\ back\tslash\u2028\u0001\U0001F600.jsonl', 'sha256': '0' * 64}],
+                   'documents': m['source']['documents'], 'sha256': m['source']['sha256']}
+dump('manifest-unicode-file-name.json', {'description': 'manifest: a files source whose name needs escaping (quote, backslash, tab, U+0001) and non-ASCII text written as is (é, U+2028, an astral emoji); the manifest hash covers the canonical bytes', 'manifest': rehashed(files_source)})
+
+# ---- assignment (README "Assignment") ----
+def score(peer, rnd, h):
+    p = peer.encode('utf-8')
+    return hashlib.sha256(b'neuroshard-genesis-assign/v1\x00' + struct.pack('>I', len(p)) + p + struct.pack('>Q', rnd) + bytes.fromhex(h)).digest()
+
+def assign(peer, rnd, k, split):
+    cand = [s['hash'] for s in M['shards'] if s['split'] == split]
+    return sorted(cand, key=lambda h: (score(peer, rnd, h), h))[:k]
+
+assigns = {
+    'validation-split': dict(peerId='12D3KooWGenesisPeerA', round='5', k=2, split='validation'),
+    'non-ascii-peer': dict(peerId='p\u00e9er-\u4e2d', round='1', k=3, split='train'),
+    'k-above-shard-count': dict(peerId='peer-d', round='4294967296', k=50, split='validation'),
+    'error-empty-peer': dict(peerId='', round='0', k=1, split='train', error='InvalidParametersError'),
+    'error-k-zero': dict(peerId='peer-d', round='0', k=0, split='train', error='InvalidParametersError'),
+    'error-round-2-64': dict(peerId='peer-d', round='18446744073709551616', k=1, split='train', error='InvalidParametersError'),
+}
+for name, a in assigns.items():
+    out = {'description': f'assignment: {name.replace("-", " ")} (manifest of vectors.json)', **a}
+    if 'error' not in a:
+        out['shards'] = assign(a['peerId'], int(a['round']), a['k'], a['split'])
+    dump(f'assign-{name}.json', out)
+print(f'wrote 1 more manifest and {len(assigns)} assignment vectors')
