@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the scaling-*, config-*, checkpoint-* and graph-io vectors of specs/model in Python (stdlib
-only), from the spec text (README.md §1, §3, §5, §6, §7), independently of the TypeScript:
+only), from the spec text (README.md §1, §3, §5, §6, §7), independently of the TypeScript, and re-derives
+the init values, the test-vector weights of tiny.*.safetensors and their content hashes (§4, §7):
 
     python3 specs/model/vectors/reference.py            # check the files against this implementation
     python3 specs/model/vectors/reference.py --write    # (re)write them"""
@@ -278,6 +279,74 @@ def build():
                               'config': TINY, 'graphs': graph_cases()}
     return files
 
+# ---- §4 initialisation and the test-vector weights, checked against tiny-logits.json and tiny.*.safetensors ----
+M32 = 0xffffffff
+
+def rotl(x, k):
+    return ((x << k) | (x >> (32 - k))) & M32
+
+class Rng:
+    def __init__(self, seed, name):
+        D = hashlib.sha256(b'neuroshard/init/v1\x00' + struct.pack('<Q', seed) + name.encode('utf-8')).digest()
+        self.s = list(struct.unpack('<4I', D[:16]))
+
+    def next(self):
+        s0, s1, s2, s3 = self.s
+        r = (rotl((s1 * 5) & M32, 7) * 9) & M32
+        t = (s1 << 9) & M32
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 11)
+        self.s = [s0, s1, s2, s3]
+        return r
+
+    def uniform(self):
+        a, b = self.next(), self.next()
+        return ((a >> 5) * 2**26 + (b >> 6) + 0.5) / 2**53
+
+def fround(x):
+    return struct.unpack('<f', struct.pack('<f', x))[0]
+
+def init(c, name, n, seed):
+    if name.endswith('norm.weight'):
+        return [1.0] * n
+    std = 0.02 / math.sqrt(2 * c['nLayers']) if name.endswith(('attn.wo', 'mlp.w_down')) else 0.02
+    r, out = Rng(seed, name), []
+    while len(out) < n:
+        u1, u2 = r.uniform(), r.uniform()
+        rr, th = math.sqrt(-2 * math.log(u1)), 2 * math.pi * u2
+        out += [fround(std * rr * math.cos(th)), fround(std * rr * math.sin(th))]
+    return out[:n]
+
+def vector_weights(c, name, n, seed):
+    if name.endswith('norm.weight'):
+        r, out = Rng(seed, name), []
+        for _ in range(n):
+            u1, u2 = r.uniform(), r.uniform()
+            out.append(fround(1 + 0.1 * math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)))
+        return out
+    return [fround(x * 10) for x in init(c, name, n, seed)]
+
+def check_tiny():
+    v = json.load(open(os.path.join(HERE, 'tiny-logits.json')))
+    c = v['config']
+    for it in v['init']:
+        assert init(c, it['name'], len(it['first']), it['seed']) == it['first'], it['name']
+    for t in v['contentHashes']:
+        assert content_hash([(x['name'], x['dtype'], x['shape'], bytes.fromhex(x['dataHex'])) for x in t['tensors']]) == t['contentHash']
+    for ck in v['checkpoints']:
+        b = open(os.path.join(HERE, ck['file']), 'rb').read()
+        n = struct.unpack('<Q', b[:8])[0]
+        header = json.loads(b[8:8 + n])
+        tensors = []
+        for name, e in header.items():
+            if name == '__metadata__':
+                continue
+            data = b[8 + n + e['data_offsets'][0]:8 + n + e['data_offsets'][1]]
+            want = vector_weights(c, name, numel(e['shape']), v['weightSeed'])
+            assert data == b''.join(struct.pack('<f', x) for x in want), name
+            tensors.append((name, e['dtype'], e['shape'], data))
+        assert content_hash(tensors) == ck['contentHash'] == header['__metadata__']['content_hash'], ck['file']
+        assert sorted(nm for nm, _ in shard_params(c, ck['role'])) == sorted(t[0] for t in tensors), ck['file']
+
 if __name__ == '__main__':
     files = build()
     if '--write' in sys.argv:
@@ -287,4 +356,5 @@ if __name__ == '__main__':
                 fh.write('\n')
     for name, v in files.items():
         assert json.load(open(os.path.join(HERE, name), encoding='utf-8')) == json.loads(json.dumps(v)), name
-    print(f'model vectors: {len(files)} files match the Python implementation')
+    check_tiny()
+    print(f'model vectors: {len(files)} files match the Python implementation; tiny init, weights (the test-vector recipe) and content hashes re-derived')
