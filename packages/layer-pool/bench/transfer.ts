@@ -1,0 +1,173 @@
+/**
+ * Weight transfer throughput against a raw libp2p stream, over loopback TCP (Noise + Yamux).
+ *
+ * Two hosts in this process. The raw run pushes the same bytes (the span's canonical stream) through a
+ * plain stream of a trivial protocol (the server `send`s 1 MiB pieces with drain backpressure, the client
+ * counts and drops them); the transfer run is `fetchSpanWeights` from one replica (manifest, chunk
+ * requests, sha256 of every chunk, copy into the result, contentHash at the end). A third run, raw +
+ * store, is the raw stream whose client also copies the bytes into a fresh buffer of the total size:
+ * what keeping the bytes costs by itself (first writes to new memory are slow on some VMs). Runs alternate so
+ * both see the same load; the table reports the median of the warm runs (the cold first transfer also
+ * hashes the content on the server and is reported apart).
+ *
+ * Run: `cd packages/layer-pool && npx tsc -b && ../../node_modules/.bin/node dist/bench/transfer.js [MB]`
+ * (default ≈ 101 MB: two blocks of a d = 1024 model). Results: bench/results/transfer.json.
+ */
+
+import { execSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { createNeuroShardHost } from '@neuroshard/host'
+import { digestChunks, fetchSpanWeights, spanLayout, streamBytes, tensorsContentHash, toHex, weightsServer } from '../src/transfer/index.js'
+import type { SpanTensor } from '../src/transfer/index.js'
+import type { NeuroShardHost } from '@neuroshard/host'
+import type { ModelConfig } from '@neuroshard/model'
+
+const RAW_PROTOCOL = '/neuroshard-bench/raw/1.0.0'
+const MB = 1e6
+const WARM_RUNS = 5
+
+/** A model whose blocks are ≈ 50.6 MB each; `blocks` of them make the span */
+function benchConfig (): ModelConfig {
+  return { vocabSize: 1024, dModel: 1024, nLayers: 8, nHeads: 8, nKvHeads: 8, ffnHidden: 2816, maxSeqLen: 128, ropeTheta: 10000, normEps: 1e-5, tieEmbeddings: false }
+}
+
+function makeTensors (config: ModelConfig, start: number, end: number): SpanTensor[] {
+  let state = 12345
+  return spanLayout(config, start, end, 'weights').map(t => {
+    const data = new Float32Array(t.shape.reduce((a, b) => a * b, 1))
+    for (let i = 0; i < data.length; i++) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+      data[i] = state / 2 ** 32 - 0.5
+    }
+    return { name: t.name, shape: [...t.shape], data }
+  })
+}
+
+/** One raw run; with `store` the client also copies what it receives into a fresh buffer of the total size */
+async function rawRun (client: NeuroShardHost, server: NeuroShardHost, expectBytes: number, store = false): Promise<number> {
+  const started = performance.now()
+  const stream = await client.dialProtocol(server.peerId, RAW_PROTOCOL)
+  stream.send(Uint8Array.of(1))
+  await stream.close()
+  const into = store ? new Uint8Array(expectBytes) : undefined
+  let received = 0
+
+  for await (const chunk of stream) {
+    if (into != null && received + chunk.byteLength <= expectBytes) {
+      into.set(chunk.subarray(), received)
+    }
+    received += chunk.byteLength
+  }
+
+  if (received !== expectBytes) {
+    throw new Error(`raw run received ${received} bytes, expected ${expectBytes}`)
+  }
+
+  return (performance.now() - started) / 1000
+}
+
+function median (values: number[]): number {
+  const s = [...values].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+async function main (): Promise<void> {
+  const config = benchConfig()
+  const blocks = Math.max(1, Math.round(Number(process.argv[2] ?? 100) / 50.6))
+  const start = 1
+  const end = 1 + blocks
+  const tensors = makeTensors(config, start, end)
+  const totalBytes = streamBytes(tensors)
+  const digest = digestChunks(tensors)
+  const expected = {
+    modelId: 'bench', version: 1, start, end, part: 'weights' as const, config,
+    chunksRoot: toHex(digest.chunksRoot), weightsHash: tensorsContentHash(tensors)
+  }
+  // the raw run pushes the same bytes, 1 MiB at a time
+  const pieces: Uint8Array[] = []
+  for (const t of [...tensors].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)))) {
+    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)
+    for (let at = 0; at < bytes.byteLength; at += 1 << 20) pieces.push(bytes.subarray(at, at + (1 << 20)))
+  }
+
+  const transports = { quic: false, webrtcDirect: false, circuitRelay: false }
+  const server = await createNeuroShardHost({ transports })
+  const client = await createNeuroShardHost({ transports })
+
+  await server.handle(RAW_PROTOCOL, async (stream) => {
+    for await (const _ of stream) { break } // the one-byte request
+    for (const piece of pieces) {
+      if (!stream.send(piece)) {
+        await new Promise<void>((resolve, reject) => {
+          const onDrain = (): void => { stream.removeEventListener('close', onClose); resolve() }
+          const onClose = (): void => { stream.removeEventListener('drain', onDrain); reject(new Error('stream closed')) }
+          stream.addEventListener('drain', onDrain, { once: true })
+          stream.addEventListener('close', onClose, { once: true })
+        })
+      }
+    }
+    await stream.close()
+  })
+  const weights = weightsServer({ registrar: server }, { provider: () => ({ tensors }) })
+  await weights.start()
+  await client.dial(server.getMultiaddrs())
+
+  const transferRun = async (): Promise<number> => {
+    const t0 = performance.now()
+    const result = await fetchSpanWeights(client, [server.peerId], expected, { timeout: 60_000 })
+    const seconds = (performance.now() - t0) / 1000
+    if (result.weightsHash !== expected.weightsHash) throw new Error('hash mismatch')
+    return seconds
+  }
+
+  // warm the connection and the raw path once, then the cold transfer (server hashes its content)
+  await rawRun(client, server, totalBytes)
+  const cold = await transferRun()
+  const raw: number[] = []
+  const rawStore: number[] = []
+  const transfer: number[] = []
+  for (let i = 0; i < WARM_RUNS; i++) {
+    raw.push(await rawRun(client, server, totalBytes))
+    transfer.push(await transferRun())
+    rawStore.push(await rawRun(client, server, totalBytes, true))
+  }
+
+  await weights.stop()
+  await client.stop()
+  await server.stop()
+
+  const rawMBs = totalBytes / MB / median(raw)
+  const rawStoreMBs = totalBytes / MB / median(rawStore)
+  const transferMBs = totalBytes / MB / median(transfer)
+  const coldMBs = totalBytes / MB / cold
+  const load = execSync('uptime').toString().trim()
+  const rows = [
+    `| bytes | chunks | transfer MB/s | raw stream MB/s | transfer / raw | raw + store MB/s | transfer / (raw + store) | cold transfer MB/s |`,
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${transferMBs.toFixed(1)} | ${rawMBs.toFixed(1)} | ${(100 * transferMBs / rawMBs).toFixed(0)}% | ${rawStoreMBs.toFixed(1)} | ${(100 * transferMBs / rawStoreMBs).toFixed(0)}% | ${coldMBs.toFixed(1)} |`
+  ]
+  process.stdout.write(`\nWeight transfer vs raw libp2p stream, loopback TCP + Noise + Yamux, both hosts in one process (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}); medians of ${WARM_RUNS} alternating warm runs\n\n${rows.join('\n')}\n\nuptime: ${load}\n`)
+
+  const dir = new URL('../../bench/results/', import.meta.url)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(new URL('transfer.json', dir), JSON.stringify({
+    benchmark: 'layer-pool weight transfer vs raw stream',
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    uptime: load,
+    totalBytes,
+    chunks: digest.chunkHashes.length,
+    seconds: { raw, transfer, rawStore, coldTransfer: cold },
+    mbPerSecond: { raw: rawMBs, transfer: transferMBs, rawStore: rawStoreMBs, coldTransfer: coldMBs },
+    ratio: transferMBs / rawMBs,
+    ratioToRawStore: transferMBs / rawStoreMBs
+  }, null, 2) + '\n')
+}
+
+main().then(() => process.exit(0), (err) => {
+  process.stderr.write(`${err?.stack ?? err}\n`)
+  process.exit(1)
+})
