@@ -304,7 +304,12 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     }
     const atMs = this.ledger.now()
     await hb.bindings.add({ peerId: h.peerId, walletPublicKey: toHex(h.walletPublicKey), issuedAtMs: Number(h.issuedAtMs), walletSignature: toHex(h.walletSignature), peerSignature: toHex(h.peerSignature) })
-    hb.tracker.record(h.peerId, atMs)
+    // the beat counts for the wallet the peer is bound to now (its newest binding): one machine, one wallet
+    const wallet = hb.bindings.walletOf(h.peerId)
+    if (wallet == null) {
+      return
+    }
+    hb.tracker.record(h.peerId, atMs, wallet)
     this.safeDispatchEvent('ponw-ledger:heartbeat', { detail: { peer: h.peerId, atMs } })
   }
 

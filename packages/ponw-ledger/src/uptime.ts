@@ -10,10 +10,13 @@ import type { UptimeClaim, UptimeVerifier } from './verify.js'
 
 /** Where a validator records the heartbeats it sees (pluggable: gossip, pings, a monitoring service…) */
 export interface HeartbeatTracker {
-  /** a heartbeat from `peerId` seen at `atMs` (this node's clock) */
-  record(peerId: string, atMs: number): void
-  /** distinct heartbeat slots (of `heartbeatSeconds`) seen from `peerId` during `epoch` */
-  heartbeatsSeen(peerId: string, epoch: bigint): number
+  /**
+   * a heartbeat from `peerId` seen at `atMs` (this node's clock), while the peer was bound to `wallet`. A slot
+   * counts for the first wallet it was recorded for: one machine's slot earns uptime for one wallet only.
+   */
+  record(peerId: string, atMs: number, wallet: Address): void
+  /** distinct heartbeat slots (of `heartbeatSeconds`) seen from `peerId` during `epoch` and counted for `wallet` */
+  heartbeatsSeen(peerId: string, epoch: bigint, wallet: Address): number
 }
 
 export interface MemoryHeartbeatTrackerInit {
@@ -30,15 +33,15 @@ export interface MemoryHeartbeatTrackerInit {
 export class MemoryHeartbeatTracker implements HeartbeatTracker {
   readonly #chain: Chain
   readonly #maxPeers: number
-  /** peer → epoch → slots; Map order = least recently seen first */
-  readonly #peers = new Map<string, Map<bigint, Set<number>>>()
+  /** peer → epoch → slot → the wallet it counts for; Map order = least recently seen first */
+  readonly #peers = new Map<string, Map<bigint, Map<number, Address>>>()
 
   constructor (init: MemoryHeartbeatTrackerInit) {
     this.#chain = init.chain
     this.#maxPeers = init.maxPeers ?? 100_000
   }
 
-  record (peerId: string, atMs: number): void {
+  record (peerId: string, atMs: number, wallet: Address): void {
     const g = this.#chain.genesis
     const since = atMs - g.genesisTimeMs
     if (!Number.isFinite(since) || since < 0) {
@@ -58,7 +61,7 @@ export class MemoryHeartbeatTracker implements HeartbeatTracker {
     this.#peers.set(peerId, epochs)
     let slots = epochs.get(epoch)
     if (slots == null) {
-      slots = new Set()
+      slots = new Map()
       epochs.set(epoch, slots)
       // keep only the epochs a proof may still name (bounded memory per peer)
       for (const e of epochs.keys()) {
@@ -67,11 +70,17 @@ export class MemoryHeartbeatTracker implements HeartbeatTracker {
         }
       }
     }
-    slots.add(slot)
+    if (!slots.has(slot)) {
+      slots.set(slot, wallet)
+    }
   }
 
-  heartbeatsSeen (peerId: string, epoch: bigint): number {
-    return this.#peers.get(peerId)?.get(epoch)?.size ?? 0
+  heartbeatsSeen (peerId: string, epoch: bigint, wallet: Address): number {
+    let n = 0
+    for (const w of this.#peers.get(peerId)?.get(epoch)?.values() ?? []) {
+      if (w === wallet) n++
+    }
+    return n
   }
 }
 
@@ -84,9 +93,14 @@ export interface PeerBindingsInit {
   maxBindings?: number
 }
 
-/** Wallet → libp2p peer, from bindings whose two signatures verify (the newest binding of a wallet wins) */
+/**
+ * Wallet ↔ libp2p peer, from bindings whose two signatures verify. One machine, one wallet: a peer is bound to
+ * one wallet and a wallet to one peer at a time — the newest binding (by `issuedAtMs`) of either side wins and
+ * ends the older pairing of the other side.
+ */
 export class PeerBindings {
   readonly #byAddress = new Map<Address, { peerId: string, issuedAtMs: number }>()
+  readonly #byPeer = new Map<string, { address: Address, issuedAtMs: number }>()
   /** the exact binding last verified per peer: a repeated heartbeat is not verified again */
   readonly #verified = new Map<string, { key: string, address: Address }>()
   readonly #max: number
@@ -101,12 +115,18 @@ export class PeerBindings {
     const cached = this.#verified.get(binding.peerId)
     const address = cached?.key === key ? cached.address : await verifyBinding(binding)
     const prev = this.#byAddress.get(address)
-    if (prev == null || binding.issuedAtMs >= prev.issuedAtMs) {
+    const prevOfPeer = this.#byPeer.get(binding.peerId)
+    if ((prev == null || binding.issuedAtMs >= prev.issuedAtMs) && (prevOfPeer == null || binding.issuedAtMs >= prevOfPeer.issuedAtMs)) {
       this.#byAddress.delete(address)
       while (this.#byAddress.size >= this.#max) {
         this.#byAddress.delete(this.#byAddress.keys().next().value!)
       }
       this.#byAddress.set(address, { peerId: binding.peerId, issuedAtMs: binding.issuedAtMs })
+      this.#byPeer.delete(binding.peerId)
+      while (this.#byPeer.size >= this.#max) {
+        this.#byPeer.delete(this.#byPeer.keys().next().value!)
+      }
+      this.#byPeer.set(binding.peerId, { address, issuedAtMs: binding.issuedAtMs })
     }
     this.#verified.delete(binding.peerId)
     while (this.#verified.size >= this.#max) {
@@ -116,8 +136,15 @@ export class PeerBindings {
     return address
   }
 
+  /** the peer `address` is bound to, if that peer is still bound to `address` (and not to a newer wallet) */
   peerOf (address: Address): string | undefined {
-    return this.#byAddress.get(address)?.peerId
+    const peer = this.#byAddress.get(address)?.peerId
+    return peer != null && this.#byPeer.get(peer)?.address === address ? peer : undefined
+  }
+
+  /** the wallet `peerId` is bound to now (its newest binding) */
+  walletOf (peerId: string): Address | undefined {
+    return this.#byPeer.get(peerId)?.address
   }
 }
 
@@ -149,7 +176,7 @@ export class HeartbeatUptimeVerifier implements UptimeVerifier {
     if (peer == null) {
       throw new UptimeNotAttestedError(`wallet ${claim.sender} is bound to no libp2p peer`)
     }
-    const seen = this.#init.tracker.heartbeatsSeen(peer, claim.epoch)
+    const seen = this.#init.tracker.heartbeatsSeen(peer, claim.epoch, claim.sender)
     if (seen === 0 || claim.heartbeats > seen + (this.#init.tolerance ?? 0)) {
       throw new UptimeNotAttestedError(`${claim.heartbeats} heartbeats claimed for epoch ${claim.epoch}, ${seen} seen from ${peer}`)
     }

@@ -56,8 +56,8 @@ describe('heartbeats on the ledger topic attest uptime (2 real libp2p hosts)', (
     // counts every record() call per peer (the memory tracker counts slots, which would hide a second beat)
     const records = new Map<string, number>()
     const counting = {
-      record: (peer: string, at: number) => { records.set(peer, (records.get(peer) ?? 0) + 1); tracker.record(peer, at) },
-      heartbeatsSeen: (peer: string, e: bigint) => tracker.heartbeatsSeen(peer, e)
+      record: (peer: string, at: number, wallet: string) => { records.set(peer, (records.get(peer) ?? 0) + 1); tracker.record(peer, at, wallet) },
+      heartbeatsSeen: (peer: string, e: bigint, wallet: string) => tracker.heartbeatsSeen(peer, e, wallet)
     }
     const bindings = new PeerBindings()
     const verifier = new ProofVerifier({ uptime: new HeartbeatUptimeVerifier({ tracker, peerOf: a => bindings.peerOf(a) }) })
@@ -73,9 +73,9 @@ describe('heartbeats on the ledger topic attest uptime (2 real libp2p hosts)', (
     await p.libp2p.dial(v.libp2p.getMultiaddrs()[0])
     await waitForSubscribers(nodes, LEDGER_TOPIC)
     const epoch = v.ledger.ledger.currentEpoch()
-    await waitFor(() => tracker.heartbeatsSeen(proverPeer, epoch) >= 2, [v.ledger], ['ponw-ledger:heartbeat'], 20_000, 'two heartbeat slots from the prover')
+    await waitFor(() => tracker.heartbeatsSeen(proverPeer, epoch, bob.address) >= 2, [v.ledger], ['ponw-ledger:heartbeat'], 20_000, 'two heartbeat slots from the prover')
     expect(bindings.peerOf(bob.address)).toBe(proverPeer)
-    const seen = tracker.heartbeatsSeen(proverPeer, epoch)
+    const seen = tracker.heartbeatsSeen(proverPeer, epoch, bob.address)
     // more than was seen: refused; a wallet with no bound peer: refused
     await expect(v.ledger.ledger.vote(sign(chain, bob, 0n, { kind: 'uptime', epoch, heartbeats: seen + 5 }, epoch))).rejects.toHaveProperty('name', 'UptimeNotAttestedError')
     await expect(v.ledger.ledger.vote(sign(chain, carol, 0n, { kind: 'uptime', epoch, heartbeats: 1 }, epoch))).rejects.toHaveProperty('name', 'UptimeNotAttestedError')
@@ -103,7 +103,7 @@ describe('heartbeats on the ledger topic attest uptime (2 real libp2p hosts)', (
     await twoDone
     expect(records.get(x.toString())).toBe(1)
     expect(events).toHaveLength(1)
-    expect(tracker.heartbeatsSeen(x.toString(), epoch)).toBe(1)
+    expect(tracker.heartbeatsSeen(x.toString(), epoch, carol.address)).toBe(1)
     expect(bindings.peerOf(carol.address)).toBe(x.toString())
   })
 })

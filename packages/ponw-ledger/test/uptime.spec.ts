@@ -26,17 +26,17 @@ describe('uptime attestation by heartbeats', () => {
     const t = new MemoryHeartbeatTracker({ chain, maxPeers: 2 })
     const start = Number(EPOCH) * p.epochMs
     for (let i = 0; i < 10; i++) {
-      t.record('peer-a', start + i * HB)
-      t.record('peer-a', start + i * HB + 1) // a second beat in the same slot counts once
+      t.record('peer-a', start + i * HB, 'w')
+      t.record('peer-a', start + i * HB + 1, 'w') // a second beat in the same slot counts once
     }
-    t.record('peer-a', start - 1) // previous epoch
-    expect(t.heartbeatsSeen('peer-a', EPOCH)).toBe(10)
-    expect(t.heartbeatsSeen('peer-a', EPOCH - 1n)).toBe(1)
-    expect(t.heartbeatsSeen('peer-b', EPOCH)).toBe(0)
-    t.record('peer-b', start)
-    t.record('peer-c', start) // over the cap: the least recently seen peer is forgotten
-    expect(t.heartbeatsSeen('peer-a', EPOCH)).toBe(0)
-    expect(t.heartbeatsSeen('peer-c', EPOCH)).toBe(1)
+    t.record('peer-a', start - 1, 'w') // previous epoch
+    expect(t.heartbeatsSeen('peer-a', EPOCH, 'w')).toBe(10)
+    expect(t.heartbeatsSeen('peer-a', EPOCH - 1n, 'w')).toBe(1)
+    expect(t.heartbeatsSeen('peer-b', EPOCH, 'w')).toBe(0)
+    t.record('peer-b', start, 'w')
+    t.record('peer-c', start, 'w') // over the cap: the least recently seen peer is forgotten
+    expect(t.heartbeatsSeen('peer-a', EPOCH, 'w')).toBe(0)
+    expect(t.heartbeatsSeen('peer-c', EPOCH, 'w')).toBe(1)
   })
 
   it('a claim counts only up to the heartbeats seen from the wallet\'s bound peer; unbound or silent wallets are refused', async () => {
@@ -48,7 +48,7 @@ describe('uptime attestation by heartbeats', () => {
     expect(await bindings.add(await createBinding(alice, key, peer))).toBe(alice.address)
     // bound, but no heartbeat seen
     await expect(v.verifyUptime(claim(alice.address, 1))).rejects.toHaveProperty('name', 'UptimeNotAttestedError')
-    for (let i = 0; i < 12; i++) tracker.record(peer, Number(EPOCH) * p.epochMs + i * HB)
+    for (let i = 0; i < 12; i++) tracker.record(peer, Number(EPOCH) * p.epochMs + i * HB, alice.address)
     await v.verifyUptime(claim(alice.address, 12))
     await expect(v.verifyUptime(claim(alice.address, 13))).rejects.toHaveProperty('name', 'UptimeNotAttestedError')
     // the heartbeats were in this epoch, not the one before
@@ -74,7 +74,7 @@ describe('uptime attestation by heartbeats', () => {
       const key = await generateKeyPair('Ed25519')
       peer = peerIdFromPrivateKey(key).toString()
       await bindings.add(await createBinding(bob, key, peer))
-      for (let i = 0; i < 20; i++) tracker.record(peer, Number(EPOCH) * p.epochMs + i * HB)
+      for (let i = 0; i < 20; i++) tracker.record(peer, Number(EPOCH) * p.epochMs + i * HB, bob.address)
       const verifier = new ProofVerifier({ uptime: new HeartbeatUptimeVerifier({ tracker, peerOf: a => bindings.peerOf(a) }) })
       for (const w of validators) {
         const dir = await mkdtemp(join(tmpdir(), 'ponw-uptime-'))
