@@ -9,7 +9,7 @@ import {
   DEFAULT_STREAMS_PER_PEER, DEFAULT_TRANSFER_MESSAGE_TIMEOUT_MS, HASH_BYTES, WEIGHTS_PROTOCOL
 } from './constants.js'
 import {
-  ChunkHashMismatchError, ManifestMismatchError, NoReplicaError, ProtocolViolationError, ReplicaNotFoundError, RequestRejectedError,
+  ChunkHashMismatchError, ManifestMismatchError, NoReplicaError, ProtocolViolationError, ReplicaNotFoundError, ReplicaUnreachableError, RequestRejectedError,
   WeightsHashMismatchError, WeightsNotFoundError, WeightsTransferAbortedError, WeightsTransferError
 } from './errors.js'
 import { fromHex, toHex } from './hex.js'
@@ -318,7 +318,11 @@ class SpanFetch {
 
       while (!replica.dropped) {
         try {
-          const response = await this.request(replica, [], true, async () => {})
+          const response = await this.request(replica, [], true, async (res) => {
+            if (res.chunkCount !== 0) {
+              throw new ProtocolViolationError(`the response announces ${res.chunkCount} chunks, none were asked for`)
+            }
+          })
 
           if (response.manifest == null) {
             throw new ProtocolViolationError('the response has no manifest although one was asked for')
@@ -588,7 +592,13 @@ class SpanFetch {
    */
   private async request (replica: Replica, chunks: number[], wantManifest: boolean, body: (response: WeightsResponse, read: () => Promise<Chunk>) => Promise<void>, worker?: Worker): Promise<WeightsResponse> {
     const signal = replica.controller.signal
-    const stream = await openStream(this.dialer, replica.peer, this.protocol, this.timeout, signal)
+    let stream: Stream
+
+    try {
+      stream = await openStream(this.dialer, replica.peer, this.protocol, this.timeout, signal)
+    } catch (err) {
+      throw new ReplicaUnreachableError(`cannot open a ${this.protocol} stream to ${replica.key}: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+    }
 
     if (worker != null) {
       worker.stream = stream
@@ -764,6 +774,7 @@ function faultKind (err: Error): ReplicaFaultKind {
     case MalformedMessageError.name:
     case MessageTooLargeError.name: return 'protocol'
     case TimeoutError.name: return 'timeout'
+    case ReplicaUnreachableError.name: return 'unreachable'
     case ReplicaNotFoundError.name: return 'not-found'
     case RequestRejectedError.name: return 'rejected'
     default: return 'unreachable'

@@ -83,6 +83,12 @@ export class ReplicaNotFoundError extends Error {
   override name = 'ReplicaNotFoundError'
 }
 
+/** No stream to a replica could be opened (dial or protocol negotiation failed, or took longer than the timeout) */
+export class ReplicaUnreachableError extends Error {
+  static override name = 'ReplicaUnreachableError'
+  override name = 'ReplicaUnreachableError'
+}
+
 /** A replica answered BAD_REQUEST, BUSY (after the retries) or INTERNAL_ERROR (per-replica) */
 export class RequestRejectedError extends Error {
   static override name = 'RequestRejectedError'

@@ -11,7 +11,7 @@ import {
 } from './constants.js'
 import { toHex } from './hex.js'
 import type { ChunkDigest, SpanTensor } from './chunks.js'
-import type { SpanContent, SpanContentProvider, SpanRequest } from './types.js'
+import type { SpanContentProvider, SpanRequest } from './types.js'
 import type { Connection, Logger, Startable, Stream } from '@libp2p/interface'
 import type { FramedStream, HandlerRegistrar } from '@neuroshard/utils'
 
@@ -67,12 +67,13 @@ export interface WeightsServer extends Startable {
 }
 
 interface CacheEntry {
-  /** The data arrays of the content, canonical order: the entry is reused only while they are the same objects */
-  data: Float32Array[]
-  tensors: SpanTensor[]
-  optimizerStep: number
+  /**
+   * The content's data arrays in canonical order, held weakly (the cache must not keep old weights
+   * alive): the entry is reused only while the provider returns the same arrays
+   */
+  refs: Array<WeakRef<Float32Array>>
+  names: string[]
   digest: Promise<ChunkDigest>
-  reader: ChunkReader
 }
 
 const PART_NAMES: Record<Part, SpanRequest['part'] | undefined> = {
@@ -227,16 +228,17 @@ class DefaultWeightsServer implements WeightsServer {
       throw err
     }
 
-    let content: SpanContent | undefined
-    let entry: CacheEntry | undefined
+    let tensors: SpanTensor[] | undefined
     let digest: ChunkDigest | undefined
+    let optimizerStep = 0
 
     try {
-      content = await this.provider(span, { signal })
+      const content = await this.provider(span, { signal })
 
       if (content != null) {
-        entry = this.entryFor(span, content)
-        digest = await entry.digest
+        tensors = canonicalTensors(content.tensors)
+        digest = await this.digestOf(span, tensors)
+        optimizerStep = span.part === 'optimizer' ? content.optimizerStep ?? 0 : 0
       }
     } catch (err) {
       signal.throwIfAborted()
@@ -245,7 +247,7 @@ class DefaultWeightsServer implements WeightsServer {
       return
     }
 
-    if (entry == null || digest == null || !equalBytes(digest.chunksRoot, request.chunksRoot)) {
+    if (tensors == null || digest == null || !equalBytes(digest.chunksRoot, request.chunksRoot)) {
       await this.respond(out, {
         status: Status.NOT_FOUND,
         message: `no ${span.part} of ${span.modelId} v${span.version} [${span.start}, ${span.end}) with chunks root ${toHex(request.chunksRoot)}`,
@@ -272,19 +274,21 @@ class DefaultWeightsServer implements WeightsServer {
       message: '',
       manifest: request.wantManifest
         ? {
-            tensors: entry.tensors.map(t => ({ name: t.name, shape: [...t.shape] })),
+            tensors: tensors.map(t => ({ name: t.name, shape: [...t.shape] })),
             totalBytes: digest.totalBytes,
             chunkSize: digest.chunkSize,
             chunkHashes: digest.chunkHashes,
-            optimizerStep: entry.optimizerStep
+            optimizerStep
           }
         : undefined,
       chunkCount: request.chunks.length
     }, WeightsResponse)
 
+    const reader = new ChunkReader(tensors, this.chunkSize)
+
     for (const index of request.chunks) {
       // written as Chunk { index = 1; data = 2 } without copying the chunk into a new buffer
-      await out.writeBytes(encodeChunk(index, entry.reader.chunk(index)))
+      await out.writeBytes(encodeChunk(index, reader.chunk(index)))
       this.stats.chunksServed++
     }
 
@@ -321,35 +325,27 @@ class DefaultWeightsServer implements WeightsServer {
     return { modelId: request.modelId, version: request.version, start: request.start, end: request.end, part }
   }
 
-  /** The cached chunk hashes of a content, computed once while its data arrays stay the same (LRU, bounded) */
-  private entryFor (span: SpanRequest, content: SpanContent): CacheEntry {
+  /**
+   * The chunk hashes of a content (tensors in canonical order), computed once while the provider
+   * returns the same arrays (LRU, bounded; the arrays themselves are held weakly)
+   */
+  private async digestOf (span: SpanRequest, tensors: SpanTensor[]): Promise<ChunkDigest> {
     const key = `${span.modelId}\u0000${span.version}\u0000${span.start}\u0000${span.end}\u0000${span.part}`
-    const tensors = canonicalTensors(content.tensors)
-    const data = tensors.map(t => t.data)
     const cached = this.cache.get(key)
-    const optimizerStep = content.optimizerStep ?? 0
 
-    if (cached != null && cached.optimizerStep === optimizerStep && cached.data.length === data.length && cached.data.every((d, i) => d === data[i] && cached.tensors[i].name === tensors[i].name)) {
+    if (cached != null && cached.refs.length === tensors.length && cached.refs.every((r, i) => r.deref() === tensors[i].data && cached.names[i] === tensors[i].name)) {
       // most recently used last
       this.cache.delete(key)
       this.cache.set(key, cached)
-      return cached
+      return cached.digest
     }
 
     const entry: CacheEntry = {
-      data,
-      tensors,
-      optimizerStep,
-      reader: new ChunkReader(tensors, this.chunkSize),
+      refs: tensors.map(t => new WeakRef(t.data)),
+      names: tensors.map(t => t.name),
       digest: digestChunksAsync(tensors, { chunkSize: this.chunkSize })
     }
     this.stats.digestsComputed++
-    // a failed digest is not kept
-    entry.digest.catch(() => {
-      if (this.cache.get(key) === entry) {
-        this.cache.delete(key)
-      }
-    })
     this.cache.delete(key)
     this.cache.set(key, entry)
 
@@ -363,7 +359,16 @@ class DefaultWeightsServer implements WeightsServer {
       this.cache.delete(oldest)
     }
 
-    return entry
+    try {
+      return await entry.digest
+    } catch (err) {
+      // a failed digest is not kept
+      if (this.cache.get(key) === entry) {
+        this.cache.delete(key)
+      }
+
+      throw err
+    }
   }
 }
 
