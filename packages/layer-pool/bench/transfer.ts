@@ -11,7 +11,9 @@
  * hashes the content on the server and is reported apart).
  *
  * Run: `cd packages/layer-pool && npx tsc -b && ../../node_modules/.bin/node dist/bench/transfer.js [MB]`
- * (default ≈ 101 MB: two blocks of a d = 1024 model). Results: bench/results/transfer.json.
+ * (default ≈ 101 MB: two blocks of a d = 1024 model). Results: bench/results/transfer.json
+ * (transfer-glibc-tunables.json when GLIBC_TUNABLES is set, e.g. `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`,
+ * which backs large buffers with transparent huge pages and removes most first-touch page faults).
  */
 
 import { execSync } from 'node:child_process'
@@ -142,22 +144,26 @@ async function main (): Promise<void> {
   const transferMBs = totalBytes / MB / median(transfer)
   const coldMBs = totalBytes / MB / cold
   const load = execSync('uptime').toString().trim()
+  const tunables = process.env.GLIBC_TUNABLES ?? '(unset)'
   const rows = [
     `| bytes | chunks | transfer MB/s | raw stream MB/s | transfer / raw | raw + store MB/s | transfer / (raw + store) | cold transfer MB/s |`,
     '|---:|---:|---:|---:|---:|---:|---:|---:|',
     `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${transferMBs.toFixed(1)} | ${rawMBs.toFixed(1)} | ${(100 * transferMBs / rawMBs).toFixed(0)}% | ${rawStoreMBs.toFixed(1)} | ${(100 * transferMBs / rawStoreMBs).toFixed(0)}% | ${coldMBs.toFixed(1)} |`
   ]
-  process.stdout.write(`\nWeight transfer vs raw libp2p stream, loopback TCP + Noise + Yamux, both hosts in one process (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}); medians of ${WARM_RUNS} alternating warm runs\n\n${rows.join('\n')}\n\nuptime: ${load}\n`)
+  process.stdout.write(`\nWeight transfer vs raw libp2p stream, loopback TCP + Noise + Yamux, both hosts in one process (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}); medians of ${WARM_RUNS} alternating warm runs\n\n${rows.join('\n')}\n\nuptime: ${load}\nGLIBC_TUNABLES: ${tunables}\n`)
 
   const dir = new URL('../../bench/results/', import.meta.url)
   mkdirSync(dir, { recursive: true })
-  writeFileSync(new URL('transfer.json', dir), JSON.stringify({
+  // a run with glibc's transparent-huge-page malloc (fewer first-touch page faults) is kept apart
+  const file = tunables === '(unset)' ? 'transfer.json' : 'transfer-glibc-tunables.json'
+  writeFileSync(new URL(file, dir), JSON.stringify({
     benchmark: 'layer-pool weight transfer vs raw stream',
     date: new Date().toISOString(),
     node: process.version,
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
     uptime: load,
+    glibcTunables: tunables,
     totalBytes,
     chunks: digest.chunkHashes.length,
     seconds: { raw, transfer, rawStore, coldTransfer: cold },

@@ -276,13 +276,19 @@ class SpanFetch {
       return
     }
 
-    const manifest = this.checkManifest({
-      tensors: resume.manifest.tensors.map(t => ({ name: t.name, shape: [...t.shape] })),
-      totalBytes: resume.manifest.totalBytes,
-      chunkSize: resume.manifest.chunkSize,
-      chunkHashes: resume.manifest.chunkHashes,
-      optimizerStep: resume.manifest.optimizerStep
-    })
+    let manifest: WeightsManifest
+
+    try {
+      manifest = this.checkManifest({
+        tensors: resume.manifest.tensors.map(t => ({ name: t.name, shape: [...t.shape] })),
+        totalBytes: resume.manifest.totalBytes,
+        chunkSize: resume.manifest.chunkSize,
+        chunkHashes: resume.manifest.chunkHashes,
+        optimizerStep: resume.manifest.optimizerStep
+      })
+    } catch (err) {
+      throw new InvalidParametersError(`the resume state does not match the expected span: ${(err as Error).message}`, { cause: err })
+    }
 
     if (!(resume.stream instanceof Uint8Array) || resume.stream.byteLength !== this.totalBytes) {
       throw new InvalidParametersError(`resume.stream must be ${this.totalBytes} bytes`)
