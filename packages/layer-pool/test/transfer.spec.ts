@@ -415,6 +415,22 @@ describe('weight transfer', () => {
     expect(err.partial?.verified.size).toBe(err.partial?.manifest.chunkHashes.length)
   })
 
+  it('recomputes chunk hashes when the content changes, and keeps a bounded cache', async () => {
+    let current = copyContent(SPAN.content)
+    const a = await replica({ provider: (req) => req.start === 1 ? current : provider(WEIGHTS)(req), digestCacheSize: 1 })
+    await fetchFrom([a.host], SPAN)
+    await fetchFrom([a.host], SPAN)
+    expect(a.server.stats.digestsComputed).toBe(1)
+    // new arrays (same values): hashed again
+    current = copyContent(SPAN.content)
+    await fetchFrom([a.host], SPAN)
+    expect(a.server.stats.digestsComputed).toBe(2)
+    // a second content evicts the first from a cache of one
+    await fetchFrom([a.host], WEIGHTS)
+    await fetchFrom([a.host], SPAN)
+    expect(a.server.stats.digestsComputed).toBe(4)
+  })
+
   it('checks its arguments', async () => {
     const a = await replica({ provider: provider(SPAN) })
     await expect(fetchFrom([a.host], { ...SPAN.expected, chunksRoot: 'nothex' })).rejects.toMatchObject({ name: 'InvalidParametersError' })
