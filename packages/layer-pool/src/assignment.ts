@@ -144,6 +144,13 @@ export function spanDeficit (view: readonly SlotView[], span: { start: number, e
   return deficit
 }
 
+/** Slots of a span that are below `minReplicas` (live + pending): how many a holder of the span keeps from going missing */
+export function coverGain (view: readonly SlotView[], span: { start: number, end: number }, minReplicas: number): number {
+  let n = 0
+  for (let s = span.start; s < span.end; s++) if (view[s].live + view[s].pending < minReplicas) n++
+  return n
+}
+
 /** Slots whose live + pending replicas are below `minReplicas` */
 export function underReplicated (view: readonly SlotView[], minReplicas: number): number[] {
   const out: number[] = []

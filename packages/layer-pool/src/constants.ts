@@ -77,3 +77,9 @@ export const DEFAULT_MAX_RECORDS = 4096
 
 /** How long a dial to a peer whose connection closed may take before the peer is taken for dead, ms @default 3000 */
 export const DEFAULT_LIVENESS_PROBE_TIMEOUT_MS = 3_000
+
+/**
+ * Share of its memory a joining node leaves free, so that nodes have room to take over the slots of holders
+ * that leave without moving what they serve @default 0.25
+ */
+export const DEFAULT_RESERVE_FRACTION = 0.25

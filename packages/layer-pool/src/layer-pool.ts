@@ -5,11 +5,11 @@ import { TypedEventEmitter } from 'main-event'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { buildView, chooseSpan, rebalanceTarget, spanDeficit, underReplicated } from './assignment.js'
+import { buildView, chooseSpan, coverGain, rebalanceTarget, spanDeficit, underReplicated } from './assignment.js'
 import {
   DEFAULT_BALANCE_QUALITY, DEFAULT_CLAIM_JITTER_MS, DEFAULT_DHT_REFRESH_INTERVAL_MS, DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_LIVENESS_PROBE_TIMEOUT_MS, DEFAULT_LOADING_GRACE_MS, DEFAULT_MAX_RECORDS, DEFAULT_REBALANCE_INTERVAL_MS,
-  DEFAULT_RECORD_TTL_MS, DEFAULT_SETTLE_MS, LAYER_POOL_TOPIC_PREFIX, MAX_SPANS_PER_RECORD, MIN_REPLICAS,
+  DEFAULT_RECORD_TTL_MS, DEFAULT_RESERVE_FRACTION, DEFAULT_SETTLE_MS, LAYER_POOL_TOPIC_PREFIX, MAX_SPANS_PER_RECORD, MIN_REPLICAS,
   SERVING_BYTES_PER_PARAMETER, TRAINING_BYTES_PER_PARAMETER
 } from './constants.js'
 import { InsufficientMemoryError, SpanLoadError } from './errors.js'
@@ -103,6 +103,11 @@ export interface LayerPoolInit {
    * expires @default true
    */
   announceLeave?: boolean
+  /**
+   * Share of the memory a joining node leaves free for taking over slots whose holders leave (hot swap);
+   * 0 takes the longest span the memory holds @default DEFAULT_RESERVE_FRACTION (0.25)
+   */
+  reserveFraction?: number
   /** Name of the gossipsub service in the node's services @default 'pubsub' */
   pubsubService?: string
   /** Random numbers in [0, 1) for tie-breaks and jitter @default Math.random */
@@ -202,7 +207,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   readonly topic: string
   private readonly components: LayerPoolComponents
   private readonly log: Logger
-  private readonly init: Required<Pick<LayerPoolInit, 'minReplicas' | 'heartbeatIntervalMs' | 'recordTtlMs' | 'dhtRefreshIntervalMs' | 'settleMs' | 'claimJitterMs' | 'loadingGraceMs' | 'rebalanceIntervalMs' | 'balanceQuality' | 'maxRecords' | 'maxSpans' | 'livenessProbeTimeoutMs' | 'pubsubService' | 'autoAssign' | 'announceLeave'>>
+  private readonly init: Required<Pick<LayerPoolInit, 'minReplicas' | 'heartbeatIntervalMs' | 'recordTtlMs' | 'dhtRefreshIntervalMs' | 'settleMs' | 'claimJitterMs' | 'loadingGraceMs' | 'rebalanceIntervalMs' | 'balanceQuality' | 'maxRecords' | 'maxSpans' | 'livenessProbeTimeoutMs' | 'pubsubService' | 'autoAssign' | 'announceLeave' | 'reserveFraction'>>
   private readonly initSeed: number | bigint
   private readonly store: WeightStore
   private readonly costs: number[]
@@ -263,7 +268,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       livenessProbeTimeoutMs: init.livenessProbeTimeoutMs ?? DEFAULT_LIVENESS_PROBE_TIMEOUT_MS,
       pubsubService: init.pubsubService ?? 'pubsub',
       autoAssign: init.autoAssign ?? true,
-      announceLeave: init.announceLeave ?? true
+      announceLeave: init.announceLeave ?? true,
+      reserveFraction: init.reserveFraction ?? DEFAULT_RESERVE_FRACTION
     }
     this.topic = `${LAYER_POOL_TOPIC_PREFIX}/${this.modelId}`
     const perParameter = this.training ? TRAINING_BYTES_PER_PARAMETER : SERVING_BYTES_PER_PARAMETER
@@ -492,15 +498,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       expiresAt: now + ttlMs,
       memoryBytes: this.memoryBytes,
       addresses: this.components.addressManager.getAddresses().slice(0, 16),
-      spans: this.spans.map((s): LayerSpan => ({
-        start: s.start,
-        end: s.end,
-        state: s.state,
-        throughput: this.throughputOf(),
-        claimedAt: s.claimedAt,
-        weightsStep: Math.max(0, ...range(s.start, s.end).map(i => this.info.get(i)?.step ?? 0)),
-        slots: range(s.start, s.end).map(i => this.info.get(i) ?? PLACEHOLDER_SLOT)
-      }))
+      spans: this.recordSpans()
     }
     const previous = this.own
     this.own = await signLayerRecord(record, this.components.privateKey)
@@ -513,6 +511,41 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     const spansChanged = previous == null || JSON.stringify(previous.record.spans.map(s => [s.start, s.end, s.state, s.slots])) !==
       JSON.stringify(record.spans.map(s => [s.start, s.end, s.state, s.slots]))
     if (spansChanged || now - this.lastDhtPut >= this.init.dhtRefreshIntervalMs) this.putInDht()
+  }
+
+  /**
+   * The record's spans: own spans may overlap while a move loads (the new span shares slots with the one it
+   * replaces), records may not, so slots are merged into disjoint runs; a slot that some span serves is
+   * served, otherwise it has the state of the span that claims it.
+   */
+  private recordSpans (): LayerSpan[] {
+    const rank: Record<SpanStateName, number> = { training: 3, serving: 3, loading: 2, leaving: 1 }
+    const slots: Array<{ state: SpanStateName, claimedAt: number } | undefined> = []
+    for (const span of this.spans) {
+      for (let i = span.start; i < span.end; i++) {
+        const cur = slots[i]
+        if (cur == null || rank[span.state] > rank[cur.state] || (rank[span.state] === rank[cur.state] && span.claimedAt < cur.claimedAt)) {
+          slots[i] = { state: span.state, claimedAt: span.claimedAt }
+        }
+      }
+    }
+    const out: LayerSpan[] = []
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]
+      if (slot == null) continue
+      const last = out[out.length - 1]
+      if (last != null && last.end === i && last.state === slot.state) {
+        last.end = i + 1
+        last.claimedAt = Math.min(last.claimedAt, slot.claimedAt)
+      } else {
+        out.push({ start: i, end: i + 1, state: slot.state, throughput: this.throughputOf(), claimedAt: slot.claimedAt, weightsStep: 0, slots: [] })
+      }
+    }
+    for (const span of out) {
+      span.slots = range(span.start, span.end).map(i => this.info.get(i) ?? PLACEHOLDER_SLOT).map(({ weightsHash, chunksRoot }) => ({ weightsHash, chunksRoot }))
+      span.weightsStep = Math.max(0, ...range(span.start, span.end).map(i => this.info.get(i)?.step ?? 0))
+    }
+    return out.slice(0, MAX_SPANS_PER_RECORD)
   }
 
   /** Puts the current record in the DHT and provides the membership CID; one put at a time, never awaited by callers */
@@ -607,7 +640,9 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
         this.log('memory budget %d holds no slot (smallest needs %d)', this.memoryBytes, Math.min(...this.costs))
         return
       }
-      await this.claim({ budget: this.memoryBytes, requireDeficit: false })
+      // keep a share of the memory free at join: that is what takes over slots when holders leave (hot swap)
+      const primary = Math.max(Math.min(...this.costs), Math.floor(this.memoryBytes * (1 - this.init.reserveFraction)))
+      await this.claim({ budget: Math.min(primary, this.memoryBytes), requireDeficit: false })
       return
     }
     const needy = underReplicated(view, this.init.minReplicas)
@@ -617,11 +652,21 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       await this.claim({ budget: spare, requireDeficit: true })
       return
     }
-    // no spare memory: a node whose every slot has a replica to spare moves to the missing slots
+    // no spare memory: move a span if the move fills more missing replicas than it opens (a span whose every
+    // slot keeps its replicas without this node opens none)
     const withoutMe = buildView(this.holdings(), slotCount(this.config), { now: this.now(), loadingGraceMs: this.init.loadingGraceMs, exclude: me })
-    const donor = this.spans.find(s => s.replaces == null && LIVE_STATES.has(s.state) && range(s.start, s.end).every(i => withoutMe[i].live >= this.init.minReplicas))
-    if (donor != null) {
-      await this.claim({ budget: this.memoryBytes - this.usedBytes() + (donorCost(this.costs, donor)), requireDeficit: true, replaces: donor })
+    for (const current of this.spans) {
+      if (current.replaces != null || !LIVE_STATES.has(current.state)) continue
+      if (this.spans.some(s => s.replaces != null)) break
+      const budget = this.memoryBytes - this.usedBytes() + donorCost(this.costs, current)
+      const blocked = this.blockedSlots()
+      for (let i = current.start; i < current.end; i++) blocked.delete(i)
+      const target = chooseSpan(withoutMe, this.costs, budget, { minReplicas: this.init.minReplicas, random: this.random, blocked, requireDeficit: true })
+      if (target == null) continue
+      if (coverGain(withoutMe, target, this.init.minReplicas) > coverGain(withoutMe, current, this.init.minReplicas)) {
+        await this.claim({ budget, requireDeficit: true, replaces: current })
+        return
+      }
     }
   }
 
@@ -729,7 +774,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     if (replaced != null) {
       const old = this.spans.find(s => s !== span && s.start === replaced.start && s.end === replaced.end)
       const withoutMe = this.viewExcluding(this.components.peerId.toString())
-      if (old != null && range(old.start, old.end).some(i => withoutMe[i].live < this.init.minReplicas)) {
+      if (old != null && range(old.start, old.end).some(i => (i < span.start || i >= span.end) && withoutMe[i].live < this.init.minReplicas)) {
         // another holder of the old span left meanwhile: the old span is needed more; give the new one back
         this.log('keeping %s: it lost a replica while %s loaded', describeSpan(this.config, old.start, old.end), describeSpan(this.config, span.start, span.end))
         this.removeSpan(span)

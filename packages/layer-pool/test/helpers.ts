@@ -35,5 +35,5 @@ export function liveReplicas (pool: LayerPool): number[] {
 }
 
 export async function stopAll (hosts: Array<PoolHost | undefined>): Promise<void> {
-  await Promise.all(hosts.map(async h => h?.stop().catch(() => {})))
+  await Promise.all(hosts.map(async h => { await Promise.resolve(h?.stop()).catch(() => {}) }))
 }

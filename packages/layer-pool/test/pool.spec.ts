@@ -16,13 +16,14 @@ describe('layer pool over real libp2p hosts', () => {
   })
 
   it('8 hosts with different budgets cover every slot of `small` twice; after 2 leave (one gracefully, one silently) coverage is restored without a restart; a joiner fetches trained weights whose hash matches the records', async () => {
-    const budgets = [64, 72, 80, 88, 96, 70, 76, 84]
+    const budgets = [96, 110, 120, 130, 140, 104, 116, 126]
     const first = await startPoolHost({ ...FAST, config: SMALL, memoryBytes: budgets[0] * MiB })
     hosts.push(first)
     hosts.push(...await Promise.all(budgets.slice(1).map(async (mb, i) =>
       startPoolHost({ ...FAST, config: SMALL, memoryBytes: mb * MiB, announceLeave: i !== 3 }, first))))
     const observer = first.services.layerPool
-    await until(() => liveReplicas(observer).every(n => n >= 2), 150_000, () => `replicas ${liveReplicas(observer).join(',')}`)
+    const settled = (list: PoolHost[]): boolean => list.every(h => h.services.layerPool.ownSpans().every(s => s.state === 'serving'))
+    await until(() => liveReplicas(observer).every(n => n >= 2) && settled(hosts), 150_000, () => `replicas ${liveReplicas(observer).join(',')} spans ${hosts.map(h => JSON.stringify(h.services.layerPool.ownSpans())).join(' ')}`)
 
     // every holder serves the hash a fresh genesis init gives (no transfer was needed at genesis)
     for (const host of hosts) {
@@ -37,7 +38,7 @@ describe('layer pool over real libp2p hosts', () => {
     const victims = [hosts[4], hosts[3]]
     await Promise.all(victims.map(async h => h.stop()))
     const survivors = hosts.filter(h => !victims.includes(h))
-    await until(() => survivors.every(h => liveReplicas(h.services.layerPool).every(n => n >= 2)), 120_000,
+    await until(() => survivors.every(h => liveReplicas(h.services.layerPool).every(n => n >= 2)) && settled(survivors), 120_000,
       () => survivors.map(h => liveReplicas(h.services.layerPool).join(',')).join(' | '))
     for (const host of survivors) {
       // nothing was restarted: the same libp2p node, still running, still holding spans
@@ -67,9 +68,9 @@ describe('layer pool over real libp2p hosts', () => {
   it('5 nodes joining at the same instant end with a valid, balanced assignment', async () => {
     const config: ModelConfig = { ...TINY, nLayers: 6 }
     const blockBytes = 4 * (64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 176 + 2 * 64)
-    const first = await startPoolHost({ ...FAST, config, memoryBytes: 4 * blockBytes + 1024, autoAssign: false })
+    const first = await startPoolHost({ ...FAST, config, memoryBytes: 4 * blockBytes + 1024, autoAssign: false, reserveFraction: 0 })
     hosts.push(first)
-    hosts.push(...await Promise.all([0, 1, 2, 3, 4].map(async () => startPoolHost({ ...FAST, config, memoryBytes: 4 * blockBytes + 1024, autoAssign: false }, first))))
+    hosts.push(...await Promise.all([0, 1, 2, 3, 4].map(async () => startPoolHost({ ...FAST, config, memoryBytes: 4 * blockBytes + 1024, autoAssign: false, reserveFraction: 0 }, first))))
     const joiners = hosts.slice(1)
     // let the mesh form, then every joiner starts deciding at the same moment
     await until(() => joiners.every(h => h.services.pubsub.getSubscribers(h.services.layerPool.topic).length > 0), 30_000, () => 'subscriptions')

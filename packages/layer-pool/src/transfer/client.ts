@@ -574,6 +574,14 @@ class SpanFetch {
     }
 
     if (this.complete()) {
+      // streams still delivering duplicates (stolen chunks) are no longer needed
+      for (const other of this.workers) {
+        if (other !== worker && other.stream != null) {
+          other.superseded = true
+          other.stream.abort(new Error('the transfer is complete'))
+        }
+      }
+
       this.notify()
     }
   }
@@ -608,6 +616,12 @@ class SpanFetch {
 
     if (worker != null) {
       worker.stream = stream
+
+      if (chunks.length > 0 && chunks.every(i => this.verified.has(i))) {
+        // everything this request was for arrived from elsewhere while the stream opened
+        worker.superseded = true
+        stream.abort(new Error('every chunk of this request arrived from another replica'))
+      }
     }
 
     try {
