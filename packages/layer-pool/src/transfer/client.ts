@@ -431,6 +431,12 @@ class SpanFetch {
 
           for (let k = 0; k < batch.length; k++) {
             this.accept(worker, await read())
+
+            if (k < batch.length - 1 && this.complete()) {
+              // the rest of this stream can only be duplicates
+              worker.superseded = true
+              throw new Error('the transfer is complete')
+            }
           }
         }, worker)
         replica.busyRetries = 0
