@@ -36,3 +36,6 @@ export const DEFAULT_REPORT_BACKOFF_MS = 5_000
 
 /** @default 10_000 — offenders remembered as already reported (oldest forgotten first) */
 export const DEFAULT_MAX_REPORTED = 10_000
+
+/** @default 8 — epochs a validator keeps looking for its turn to report a piece of evidence */
+export const REPORT_EPOCHS = 8

@@ -159,3 +159,9 @@ export class PseudoGradientNotAcceptedError extends Error {
   static override name = 'PseudoGradientNotAcceptedError'
   override name = 'PseudoGradientNotAcceptedError'
 }
+
+/** A slash report from an account that is not the designated reporter of its evidence key for its epoch */
+export class NotDesignatedReporterError extends Error {
+  static override name = 'NotDesignatedReporterError'
+  override name = 'NotDesignatedReporterError'
+}

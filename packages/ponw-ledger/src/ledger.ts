@@ -2,11 +2,11 @@ import { logger } from '@libp2p/logger'
 import { InvalidParametersError, NotStartedError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
 import { decodeAmount } from './amount.js'
-import { EquivocationError, EvidenceConflictError, ImplausibleProofError, InsufficientFundsError, InvalidEvidenceError, InvalidSignatureError, ReplayError, SequenceGapError, StateMismatchError } from './errors.js'
+import { EquivocationError, EvidenceConflictError, ImplausibleProofError, InsufficientFundsError, InsufficientQuorumError, InvalidEvidenceError, NotDesignatedReporterError, InvalidSignatureError, ReplayError, SequenceGapError, StateMismatchError } from './errors.js'
 import { loadChain } from './genesis.js'
 import { toHex } from './keys.js'
 import { encodeCertificate, hasQuorum, parseCertificate, peekCertificateId, parseSignedTx, signTx, signVote, verifyVote, voteDigest } from './messages.js'
-import { LedgerState, checkEvidence, lockedStake } from './state.js'
+import { LedgerState, checkEvidence, designatedReporter, lockedStake, penaltyOf, votingPowers } from './state.js'
 import { KEYS, LedgerStore, b64, fromJSON, toJSON } from './store.js'
 import { ProofVerifier, currentEpoch } from './verify.js'
 import type { Chain, GenesisConfig } from './genesis.js'
@@ -229,6 +229,13 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       }
       if (fresh.length === 0) {
         return { accounts: new Set(), outcomes: [], proofKeys: [] }
+      }
+      // the quorum by the voting power of now: a slashed validator's votes count in proportion to what it kept
+      const powers = votingPowers(this.state)
+      for (const c of fresh) {
+        if (!hasQuorum(this.chain, c.votes.map(v => v.validator), powers)) {
+          throw new InsufficientQuorumError(`certificate of ${c.tx.idHex} lacks a quorum of the validators' current (slashed) voting power; nothing was applied`)
+        }
       }
       const diff = this.state.addFinal(fresh.map(c => c.tx))
       const ops: Op[] = []
@@ -469,8 +476,18 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
         if (s.proofKeys.has(`slash/${ev.key}`)) {
           throw new ReplayError('evidence already used')
         }
-        if (ev.validator == null && s.get(ev.offender).nextSeq < ev.sequence) {
+        const penalty = penaltyOf(s, ev)
+        if (penalty == null) {
           throw new SequenceGapError('offender has not reached the equivocated sequence')
+        }
+        // a zero-penalty report would only cost the reporter a sequence (and is not applied)
+        if (penalty === 0n) {
+          throw new InvalidEvidenceError('zero penalty: the offender had nothing bonded at the offence')
+        }
+        // one designated reporter per (evidence key, epoch): two reports of the same evidence never split the votes
+        const r = designatedReporter(this.chain, ev.key, tx.epoch, ev.validator)
+        if (this.chain.validatorAddresses[r] !== tx.sender) {
+          throw new NotDesignatedReporterError(`validator ${r} reports ${ev.key} in epoch ${tx.epoch}, not ${tx.sender}`)
         }
         break
       }
@@ -518,7 +535,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       this.#votesBytes += tx.signed.byteLength
     }
     entry.votes.set(vote.validator, vote.signature)
-    if (!hasQuorum(this.chain, entry.votes.keys())) {
+    if (!hasQuorum(this.chain, entry.votes.keys(), votingPowers(this.state))) {
       return undefined
     }
     const votes = [...entry.votes].map(([validator, signature]) => ({ validator, signature }))

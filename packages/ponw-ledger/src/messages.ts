@@ -269,17 +269,18 @@ export interface LedgerCertificate {
 }
 
 /** True when the distinct validators in `indexes` hold more than 2/3 of the total stake */
-export function hasQuorum (chain: Chain, indexes: Iterable<number>): boolean {
+export function hasQuorum (chain: Chain, indexes: Iterable<number>, powers?: bigint[]): boolean {
   let power = 0n
   const seen = new Set<number>()
   for (const i of indexes) {
     const v = chain.genesis.validators[i]
     if (v != null && !seen.has(i)) {
       seen.add(i)
-      power += v.stake
+      power += powers != null ? powers[i] : v.stake
     }
   }
-  return 3n * power > 2n * chain.totalVotingPower
+  const total = powers != null ? powers.reduce((a, b) => a + b, 0n) : chain.totalVotingPower
+  return 3n * power > 2n * total
 }
 
 /** Encodes a certificate with votes sorted by validator index (canonical) */

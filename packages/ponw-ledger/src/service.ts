@@ -1,11 +1,13 @@
 import { pbStream } from '@libp2p/utils'
 import { MalformedMessageError, MessageTooLargeError, NotStartedError, TimeoutError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
-import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, SYNC_PROTOCOL } from './constants.js'
+import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, REPORT_EPOCHS, SYNC_PROTOCOL } from './constants.js'
 import { Ledger } from './ledger.js'
 import { digest, fromHex, toHex } from './keys.js'
 import { buildTx, parseSignedTx } from './messages.js'
-import { bondedAt, checkSlashReport } from './state.js'
+import { checkSlashReport, designatedReporter, penaltyOf } from './state.js'
+
+export { designatedReporter } from './state.js'
 import { Certificate as CertificateCodec, GossipMessage, SyncRequest, SyncResponse } from './pb/ledger.js'
 import type { Chain, GenesisConfig } from './genesis.js'
 import type { IdentityBinding, Wallet } from './keys.js'
@@ -334,11 +336,11 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
 
   /**
    * Reports evidence from this node's account. Every validator that sees an equivocation gets the event, but
-   * validators vote for one report per offender (first seen): if all of them reported at once the votes would
-   * split, no report would reach the quorum, and each reporter's account would be stuck behind a sequence
-   * that can never be final. So validators take turns in an order derived from the evidence key: the first
-   * reports at once, the one ranked r after r × reportBackoffMs and only if no report for that offender was
-   * seen meanwhile. Non-validators do not report automatically (they may still `send` a report).
+   * validators vote only for the report of the validator designated for (evidence key, the report's epoch)
+   * (`designatedReporter`): two reports of the same evidence can never split the votes. So this node reports
+   * when it is the designated reporter of the current epoch, and otherwise looks again at each of the next
+   * `REPORT_EPOCHS` epoch boundaries (another validator is designated each epoch, so an offline one delays
+   * the report by an epoch) unless a report was seen or the key was used meanwhile.
    */
   readonly #onEvidence = (evt: CustomEvent<Evidence>): void => {
     const ledger = this.#ledger
@@ -352,43 +354,54 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     } catch {
       return
     }
-    if (!('key' in ev) || this.#reported.has(ev.key)) {
+    if (!('key' in ev) || this.#reported.has(ev.key) || ev.validator === ledger.validatorIndex) {
       return
     }
     if (this.#reported.size >= DEFAULT_MAX_REPORTED) {
       this.#reported.delete(this.#reported.values().next().value!)
     }
     this.#reported.add(ev.key)
-    const rank = reporterRank(ledger.chain.genesis.validators.length, ev.key, ledger.validatorIndex, ev.validator)
-    if (rank == null) {
-      return
-    }
     const key = ev.key
-    const report = async (): Promise<void> => {
+    const checked = ev
+    const chain = ledger.chain
+    const firstEpoch = ledger.currentEpoch()
+    const attempt = async (): Promise<void> => {
       if (!this.#started || ledger.state.proofKeys.has(`slash/${key}`) || await ledger.evidenceVoted(key)) {
         return
       }
-      if (ev.validator == null) {
-        // a report whose penalty is zero (the offender had nothing bonded) would only cost sequences
-        const off = ledger.state.get(ev.offender)
-        if (off.nextSeq >= ev.sequence && bondedAt(off, ev.sequence) === 0n) {
+      const epoch = ledger.currentEpoch()
+      if (designatedReporter(chain, key, epoch, checked.validator) === ledger.validatorIndex) {
+        // a report whose penalty is zero (the offender had nothing bonded) would be refused
+        const penalty = penaltyOf(ledger.state, checked)
+        if (penalty === 0n) {
           return
         }
         // the offender withdrew after the offence: validators would refuse the report, and this node's
         // account would be stuck behind a sequence that can never be final
-        if (await ledger.slashConflicts(ev.offender, ev.sequence)) {
+        if (checked.validator == null && await ledger.slashConflicts(checked.offender, checked.sequence)) {
           return
         }
+        await this.send({ kind: 'slash', evidence: e })
+        return
       }
-      await this.send({ kind: 'slash', evidence: e })
+      if (epoch - firstEpoch >= BigInt(REPORT_EPOCHS)) {
+        return
+      }
+      // not this node's turn: look again just after the next epoch boundary (+ a backoff against clock skew)
+      const g = chain.genesis
+      const next = g.genesisTimeMs + Number(epoch + 1n) * g.params.epochMs - ledger.now()
+      schedule(Math.max(0, next) + (this.#init.reportBackoffMs ?? DEFAULT_REPORT_BACKOFF_MS))
     }
-    const timer = setTimeout(() => {
-      this.#reportTimers.delete(timer)
-      report().catch(err => {
-        this.#log('could not report evidence - %s', err.message)
-      })
-    }, rank * (this.#init.reportBackoffMs ?? DEFAULT_REPORT_BACKOFF_MS))
-    this.#reportTimers.add(timer)
+    const schedule = (ms: number): void => {
+      const timer = setTimeout(() => {
+        this.#reportTimers.delete(timer)
+        attempt().catch(err => {
+          this.#log('could not report evidence - %s', err.message)
+        })
+      }, ms)
+      this.#reportTimers.add(timer)
+    }
+    schedule(0)
   }
 
   readonly #onConnect = (evt: CustomEvent<PeerId>): void => {

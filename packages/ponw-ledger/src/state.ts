@@ -456,6 +456,11 @@ export class LedgerState {
       base = bondedAt(off, ev.sequence)
     }
     const penalty = share(base, p.slashFraction)
+    if (penalty === 0n) {
+      // nothing to take: the report must not use up the offender's one evidence key (a later offence with
+      // stake behind it must stay punishable)
+      return new Fail('zero penalty (nothing bonded at the offence): the evidence key is not used')
+    }
     const toReporter = share(penalty, p.reporterShare)
     this.proofKeys.add(key)
     diff.proofKeys.push(key)
@@ -561,6 +566,54 @@ export function checkSlashReport (chain: Chain, s: SlashReport): CheckedEvidence
     return { offender: chain.validatorAddresses[v], sequence: a.sequence, validator: v, key: `validator/${v}` }
   }
   return new Fail('unknown evidence kind')
+}
+
+/** The penalty a report of `ev` would charge now, or undefined while the offender's chain has not reached it */
+export function penaltyOf (state: LedgerState, ev: CheckedEvidence): bigint | undefined {
+  const p = state.chain.genesis.params
+  if (ev.validator != null) {
+    return share(state.chain.genesis.validators[ev.validator].stake, p.slashFraction)
+  }
+  const off = state.get(ev.offender)
+  if (off.nextSeq < ev.sequence) {
+    return undefined
+  }
+  return share(bondedAt(off, ev.sequence), p.slashFraction)
+}
+
+/**
+ * Voting power of each genesis validator: its genesis stake less the penalties charged to its account
+ * (never below 0). A slashed validator loses voting power in proportion to its penalty.
+ */
+export function votingPowers (state: LedgerState): bigint[] {
+  return state.chain.genesis.validators.map((v, i) => {
+    const slashed = state.get(state.chain.validatorAddresses[i]).slashed
+    return v.stake > slashed ? v.stake - slashed : 0n
+  })
+}
+
+/**
+ * The one validator whose report of evidence `key` validators vote for when the report is stamped `epoch`:
+ * the lowest sha256("neuroshard/ledger/v1/reporter" || 0 || utf8(key "@" epoch) || u32be(index)) among the
+ * validators other than the offending one. One designated reporter per (key, epoch) means a second report of
+ * the same evidence can never split the votes; the next epoch designates another validator if the first is
+ * offline.
+ */
+export function designatedReporter (chain: Chain, key: string, epoch: bigint, offender?: number): number {
+  const k = new TextEncoder().encode(`${key}@${epoch}`)
+  let best = -1
+  let bestScore = ''
+  for (let i = 0; i < chain.genesis.validators.length; i++) {
+    if (i === offender) continue
+    const b = new Uint8Array(4)
+    new DataView(b.buffer).setUint32(0, i)
+    const score = toHex(digest('neuroshard/ledger/v1/reporter', k, b))
+    if (best < 0 || score < bestScore) {
+      best = i
+      bestScore = score
+    }
+  }
+  return best
 }
 
 export { Fail as EvidenceFailure }

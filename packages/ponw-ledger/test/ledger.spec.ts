@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { NEURO } from '../src/amount.js'
 import { Ledger } from '../src/ledger.js'
 import { signVote } from '../src/messages.js'
+import { designatedReporter } from '../src/state.js'
 import { alice, bob, carol, dave, sign, testChain, validators } from './fixtures.js'
 import type { Evidence, LedgerTx, VoteSigData } from '../src/messages.js'
 
@@ -103,20 +104,21 @@ describe('ledger: validator rule, finality, equivocation, slashing', () => {
       expect(l.balance(dave.address)).toBe(0n)
     }
     expect(evidence.length).toBeGreaterThanOrEqual(4)
-    // validator 0 reports it
-    const report = vals[0].createTx({ kind: 'slash', evidence: evidence[0] })
+    // the validator designated for this evidence and epoch reports it
+    const r = designatedReporter(chain, `account/${carol.address}`, 0n)
+    const report = vals[r].createTx({ kind: 'slash', evidence: evidence[0] })
     await run(report)
     const penalty = 4n * NEURO // slashFraction 1/2 of the 8 NEURO bonded before sequence 1
     const reward = penalty / 10n
     for (const l of vals) {
       expect(l.account(carol.address).slashed).toBe(penalty)
-      expect(l.balance(validators[0].address)).toBe(reward)
+      expect(l.balance(validators[r].address)).toBe(reward)
       expect(l.state.totals.burned).toBe(penalty - reward)
       expect(l.state.holdings()).toBe(l.state.totals.genesisSupply + l.state.totals.minted - l.state.totals.burned)
     }
     // the same evidence cannot be used twice
-    const again = vals[1].createTx({ kind: 'slash', evidence: evidence[0] })
-    await expect(vals[1].vote(again)).rejects.toHaveProperty('name', 'ReplayError')
+    const again = vals[(r + 1) % 4].createTx({ kind: 'slash', evidence: evidence[0] })
+    await expect(vals[(r + 1) % 4].vote(again)).rejects.toHaveProperty('name', 'ReplayError')
   })
 
   it('when one of the two conflicting messages reaches the quorum, the other can never finalise', async () => {
@@ -146,11 +148,12 @@ describe('ledger: validator rule, finality, equivocation, slashing', () => {
     await vals[0].addVote(b, signVote(chain, validators[3], 3, b.id))
     expect(evidence).toHaveLength(1)
     expect(evidence[0].kind).toBe('validator-equivocation')
-    const report = vals[0].createTx({ kind: 'slash', evidence: evidence[0] })
+    const r = designatedReporter(chain, 'validator/3', 0n, 3)
+    const report = vals[r].createTx({ kind: 'slash', evidence: evidence[0] })
     await run(report, [0, 1, 2])
     for (const l of vals) {
       expect(l.account(validators[3].address).slashed).toBe(500n * NEURO)
-      expect(l.balance(validators[0].address)).toBe(50n * NEURO)
+      expect(l.balance(validators[r].address)).toBe(50n * NEURO)
     }
   })
 
