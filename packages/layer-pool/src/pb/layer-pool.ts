@@ -782,3 +782,207 @@ export namespace LayerRecord {
     return streamMessage(buf, LayerRecord.codec(), opts)
   }
 }
+
+export interface ArchitectureRecord {
+  modelId: string
+  version: number
+  configJson: string
+  initSeed: bigint
+  parentVersion: number
+  issuedAtMs: bigint
+}
+
+export namespace ArchitectureRecord {
+  let _codec: Codec<ArchitectureRecord>
+
+  export const codec = (): Codec<ArchitectureRecord> => {
+    if (_codec == null) {
+      _codec = message<ArchitectureRecord>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.modelId != null && obj.modelId !== '')) {
+          w.uint32(10)
+          w.string(obj.modelId)
+        }
+
+        if ((obj.version != null && obj.version !== 0)) {
+          w.uint32(16)
+          w.uint32(obj.version)
+        }
+
+        if ((obj.configJson != null && obj.configJson !== '')) {
+          w.uint32(26)
+          w.string(obj.configJson)
+        }
+
+        if ((obj.initSeed != null && obj.initSeed !== 0n)) {
+          w.uint32(32)
+          w.uint64(obj.initSeed)
+        }
+
+        if ((obj.parentVersion != null && obj.parentVersion !== 0)) {
+          w.uint32(40)
+          w.uint32(obj.parentVersion)
+        }
+
+        if ((obj.issuedAtMs != null && obj.issuedAtMs !== 0n)) {
+          w.uint32(48)
+          w.uint64(obj.issuedAtMs)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          modelId: '',
+          version: 0,
+          configJson: '',
+          initSeed: 0n,
+          parentVersion: 0,
+          issuedAtMs: 0n
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.modelId = reader.string()
+              break
+            }
+            case 2: {
+              obj.version = reader.uint32()
+              break
+            }
+            case 3: {
+              obj.configJson = reader.string()
+              break
+            }
+            case 4: {
+              obj.initSeed = reader.uint64()
+              break
+            }
+            case 5: {
+              obj.parentVersion = reader.uint32()
+              break
+            }
+            case 6: {
+              obj.issuedAtMs = reader.uint64()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.modelId`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.version`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.configJson`,
+                value: reader.string()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.initSeed`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.parentVersion`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.issuedAtMs`,
+                value: reader.uint64()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface ArchitectureRecordModelIdFieldEvent {
+    field: '$.modelId'
+    value: string
+  }
+
+  export interface ArchitectureRecordVersionFieldEvent {
+    field: '$.version'
+    value: number
+  }
+
+  export interface ArchitectureRecordConfigJsonFieldEvent {
+    field: '$.configJson'
+    value: string
+  }
+
+  export interface ArchitectureRecordInitSeedFieldEvent {
+    field: '$.initSeed'
+    value: bigint
+  }
+
+  export interface ArchitectureRecordParentVersionFieldEvent {
+    field: '$.parentVersion'
+    value: number
+  }
+
+  export interface ArchitectureRecordIssuedAtMsFieldEvent {
+    field: '$.issuedAtMs'
+    value: bigint
+  }
+
+  export function encode (obj: Partial<ArchitectureRecord>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, ArchitectureRecord.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ArchitectureRecord>): ArchitectureRecord {
+    return decodeMessage(buf, ArchitectureRecord.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ArchitectureRecord>): Generator<ArchitectureRecordModelIdFieldEvent | ArchitectureRecordVersionFieldEvent | ArchitectureRecordConfigJsonFieldEvent | ArchitectureRecordInitSeedFieldEvent | ArchitectureRecordParentVersionFieldEvent | ArchitectureRecordIssuedAtMsFieldEvent> {
+    return streamMessage(buf, ArchitectureRecord.codec(), opts)
+  }
+}
