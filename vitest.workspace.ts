@@ -18,7 +18,8 @@ const packages = [
   'tokenizer',
   'genesis-data',
   'trainer',
-  'layer-pool'
+  'layer-pool',
+  'diloco'
 ]
 
 // runnable programs under examples/; each test runs the example's main() and checks what it returns
@@ -29,7 +30,8 @@ const examples = [
   'robust-aggregation',
   'onnx-autodiff',
   'train-tiny',
-  'ledger'
+  'ledger',
+  'diloco'
 ]
 
 function project (name: string, root: string): TestProjectInlineConfiguration {
