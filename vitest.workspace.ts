@@ -19,7 +19,9 @@ const packages = [
   'genesis-data',
   'trainer',
   'layer-pool',
-  'diloco'
+  'diloco',
+  'pipeline',
+  'swarm-router'
 ]
 
 // runnable programs under examples/; each test runs the example's main() and checks what it returns
@@ -31,7 +33,8 @@ const examples = [
   'onnx-autodiff',
   'train-tiny',
   'ledger',
-  'diloco'
+  'diloco',
+  'pipeline'
 ]
 
 function project (name: string, root: string): TestProjectInlineConfiguration {
