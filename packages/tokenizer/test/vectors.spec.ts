@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Tokenizer as HfTokenizer } from 'tokenizers'
 import { describe, expect, it } from 'vitest'
 import { BpeTokenizer, pretokenize, pretokenizeRegExp } from '../src/index.js'
 
@@ -27,6 +28,20 @@ describe('specs/tokenizer/vectors', () => {
   it.each(files.filter(f => f.startsWith('encode-')))('%s', (f) => {
     const v = load(f)
     expect(tok.encode(v.text, { allowSpecial: v.allowSpecial, addBos: v.addBos, addEos: v.addEos })).toEqual(v.ids)
+  })
+
+  it('Hugging Face tokenizers loads vectors/tokenizer.json and gives the same ids (a third implementation)', async () => {
+    const hf = HfTokenizer.fromString(readFileSync(join(dir, 'tokenizer.json'), 'utf8'))
+    let n = 0
+    for (const f of files.filter(f => f.startsWith('encode-'))) {
+      const v = load(f)
+      // Hugging Face always turns added-token text into its id (allowSpecial) and adds no bos/eos here
+      if (v.addBos === true || v.addEos === true) continue
+      if (v.allowSpecial !== true && tok.addedTokens.some(t => v.text.includes(t.content))) continue
+      expect((await hf.encode(v.text)).getIds(), f).toEqual(v.ids)
+      n++
+    }
+    expect(n).toBeGreaterThan(8)
   })
 
   it.each(files.filter(f => f.startsWith('decode-')))('%s', (f) => {
