@@ -6,10 +6,10 @@
 /** Version of the layer-pool protocols (records topic and weight transfer) */
 export const LAYER_POOL_PROTOCOL_VERSION = '1.0.0'
 
-/** Gossipsub topic prefix of layer records (protocol): the topic is `<prefix>/<modelId>` */
-export const LAYER_POOL_TOPIC_PREFIX = `/neuroshard/layer-pool/${LAYER_POOL_PROTOCOL_VERSION}`
+/** Gossipsub topic prefix of layer records (protocol): the topic is `<prefix>/<modelId>` (1: the protocol's major) */
+export const LAYER_POOL_TOPIC_PREFIX = '/neuroshard/layer-pool/1'
 
-/** DHT record namespace (protocol): keys are `/neuroshard/layer-pool/<modelId>/<version>/<peerId>` */
+/** DHT record namespace (protocol): keys are `/neuroshard/layer-pool/1/<modelId>/<version>/<peerId>` */
 export const LAYER_POOL_DHT_NAMESPACE = 'layer-pool'
 
 /** Signed-envelope domain of layer records (protocol) */

@@ -298,9 +298,9 @@ export function checkLayerRecord (record: LayerPoolRecord, options: CheckRecordO
   }
 }
 
-/** The DHT record id (after `/neuroshard/layer-pool/`) of a peer's record: `<modelId>/<version>/<peerId>` */
+/** The DHT record id (after `/neuroshard/layer-pool/`) of a peer's record: `1/<modelId>/<version>/<peerId>` (1: the protocol's major) */
 export function layerRecordDhtId (modelId: string, version: number, peerId: PeerId): string {
-  return `${modelId}/${version}/${peerId.toString()}`
+  return `1/${modelId}/${version}/${peerId.toString()}`
 }
 
 /** The full DHT key of a peer's record */
