@@ -123,6 +123,43 @@ describe('specs/model/vectors', () => {
     expect(Buffer.from(again).toString('hex')).toBe(v.fileHex)
   })
 
+  it('tiny-grads.json: the pipeline of backward graphs gives the gradients of the §2 loss', async () => {
+    const g = load('tiny-grads.json')
+    const weights: Record<string, ort.Tensor> = {}
+    const flat: Record<string, Float32Array> = {}
+    for (const c of vectors.checkpoints as Array<{ file: string, role: ShardRole }>) {
+      const ck = await loadCheckpoint(join(dir, c.file), { config, role: c.role })
+      for (const s of modelParameters(config)) {
+        const v = ck.parameters.get(s.name)
+        if (v !== undefined) { weights[s.name] = new ort.Tensor('float32', v, s.shape); flat[s.name] = v }
+      }
+    }
+    const prompt: number[] = vectors.prompt
+    const ids = new ort.Tensor('int64', BigInt64Array.from(prompt.map(BigInt)), [1, prompt.length])
+    const targets = new ort.Tensor('int64', BigInt64Array.from((vectors.targets as number[]).map(BigInt)), [1, prompt.length])
+    const pick = (graph: { inputs: Array<{ name: string }> }): Record<string, ort.Tensor> =>
+      Object.fromEntries(graph.inputs.filter(i => weights[i.name] !== undefined).map(i => [i.name, weights[i.name]]))
+    const blocksRole: ShardRole = { kind: 'blocks', start: 0, end: config.nLayers }
+    // embed forward → blocks forward → head backward → blocks backward → embed backward (§5)
+    const embedF = buildShardGraph(config, { kind: 'embed' }, 'forward')
+    const blocksF = buildShardGraph(config, blocksRole, 'forward')
+    const headB = buildShardGraph(config, { kind: 'head' }, 'backward')
+    const blocksB = buildShardGraph(config, blocksRole, 'backward')
+    const embedB = buildShardGraph(config, { kind: 'embed' }, 'backward')
+    const h = (await run(embedF.bytes, { input_ids: ids, ...pick(embedF) })).hidden
+    const h2 = (await run(blocksF.bytes, { hidden_in: h, ...pick(blocksF) })).hidden_out
+    const head = await run(headB.bytes, { hidden: h2, targets, grad_loss: new ort.Tensor('float32', Float32Array.of(1), []), ...pick(headB) })
+    expect(Math.abs((head.loss.data as Float32Array)[0] - vectors.loss)).toBeLessThan(1e-4)
+    const blocks = await run(blocksB.bytes, { hidden_in: h, grad_hidden_out: head.grad_hidden, ...pick(blocksB) })
+    const embed = await run(embedB.bytes, { input_ids: ids, grad_hidden: blocks.grad_hidden_in })
+    const grads: Record<string, ort.Tensor> = { ...head, ...blocks, ...embed }
+    expect(g.gradients.length).toBe(2 * Object.keys(flat).length)
+    for (const e of g.gradients as Array<{ name: string, index: number, grad: number }>) {
+      const got = (grads[`grad.${e.name}`].data as Float32Array)[e.index]
+      expect(Math.abs(got - e.grad), `${e.name}[${e.index}]: ${got} vs ${e.grad}`).toBeLessThanOrEqual(1e-4 + 2e-3 * Math.abs(e.grad))
+    }
+  })
+
   it('graph-io.json: every shard graph has the inputs and outputs of §5', () => {
     const v = load('graph-io.json')
     expect(v.graphs.length).toBe(24)

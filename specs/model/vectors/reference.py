@@ -4,7 +4,8 @@ only), from the spec text (README.md §1, §3, §5, §6, §7), independently of 
 the init values, the test-vector weights of tiny.*.safetensors and their content hashes (§4, §7):
 
     python3 specs/model/vectors/reference.py            # check the files against this implementation
-    python3 specs/model/vectors/reference.py --write    # (re)write them"""
+    python3 specs/model/vectors/reference.py --write    # (re)write them
+    python3 specs/model/vectors/reference.py --write --grads   # also recompute tiny-grads.json (about a minute)"""
 import copy, hashlib, json, math, os, struct, sys
 from decimal import Decimal
 
@@ -347,68 +348,112 @@ def check_tiny():
         assert content_hash(tensors) == ck['contentHash'] == header['__metadata__']['content_hash'], ck['file']
         assert sorted(nm for nm, _ in shard_params(c, ck['role'])) == sorted(t[0] for t in tensors), ck['file']
 
-def check_forward():
-    """§2 in float64 on the tiny checkpoints: the logits and loss of tiny-logits.json within 1e-4"""
+def load_tiny():
     v = json.load(open(os.path.join(HERE, 'tiny-logits.json')))
-    c = v['config']
     W = {}
     for ck in v['checkpoints']:
-        b = open(os.path.join(HERE, ck['file']), 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8+n])
-        for name, e in h.items():
-            if name == '__metadata__': continue
-            data = b[8+n+e['data_offsets'][0]:8+n+e['data_offsets'][1]]
-            flat = list(struct.unpack(f'<{len(data)//4}f', data))
-            W[name] = (flat, e['shape'])
+        b = open(os.path.join(HERE, ck['file']), 'rb').read()
+        n = struct.unpack('<Q', b[:8])[0]
+        for name, e in json.loads(b[8:8 + n]).items():
+            if name != '__metadata__':
+                data = b[8 + n + e['data_offsets'][0]:8 + n + e['data_offsets'][1]]
+                W[name] = (list(struct.unpack(f'<{len(data) // 4}f', data)), e['shape'])
+    return v, v['config'], W
+
+def forward(c, W, ids):
+    """§2 in float64: logits [seq][V] for one sequence"""
     def mat(name):
-        flat, (r, cc) = W[name]; return [flat[i*cc:(i+1)*cc] for i in range(r)]
-    def matmul(x, w):  # x [n][a], w [a][b]
-        wt = list(zip(*w)); return [[sum(a*b for a, b in zip(row, col)) for col in wt] for row in x]
+        flat, shape = W[name]
+        cc = shape[1]
+        return [flat[i * cc:(i + 1) * cc] for i in range(shape[0])]
+    def matmul(x, w):
+        wt = list(zip(*w))
+        return [[sum(a * b for a, b in zip(row, col)) for col in wt] for row in x]
     def rms(x, w, eps):
-        return [[xi*wi/math.sqrt(sum(t*t for t in row)/len(row)+eps) for xi, wi in zip(row, w)] for row in x]
-    d, H, K, L, V = c['dModel'], c['nHeads'], c['nKvHeads'], c['nLayers'], c['vocabSize']; hd = d//H; eps = c['normEps']; th = c['ropeTheta']
-    ids = v['prompt']; S = len(ids)
-    emb = mat('embed.weight'); h = [emb[i][:] for i in ids]
-    def rope(x, p):  # x: hd vector
-        half = hd//2; out = [0.0]*hd
+        return [[xi * wi / math.sqrt(sum(t * t for t in row) / len(row) + eps) for xi, wi in zip(row, w)] for row in x]
+    d, H, K, L = c['dModel'], c['nHeads'], c['nKvHeads'], c['nLayers']
+    hd, eps, th, S = d // H, c['normEps'], c['ropeTheta'], len(ids)
+    def rope(x, p):
+        half, out = hd // 2, [0.0] * hd
         for i in range(half):
-            f = th ** (-2*i/hd); cs, sn = math.cos(p*f), math.sin(p*f)
-            out[i] = x[i]*cs - x[i+half]*sn
-            out[i+half] = x[i+half]*cs + x[i]*sn
+            f = th ** (-2 * i / hd)
+            cs, sn = math.cos(p * f), math.sin(p * f)
+            out[i] = x[i] * cs - x[i + half] * sn
+            out[i + half] = x[i + half] * cs + x[i] * sn
         return out
+    emb = mat('embed.weight')
+    h = [emb[i][:] for i in ids]
     for l in range(L):
         pre = f'blocks.{l}.'
-        a = rms(h, W[pre+'attn_norm.weight'][0], eps)
-        q = matmul(a, mat(pre+'attn.wq')); k = matmul(a, mat(pre+'attn.wk')); vv = matmul(a, mat(pre+'attn.wv'))
-        o = [[0.0]*(H*hd) for _ in range(S)]
+        a = rms(h, W[pre + 'attn_norm.weight'][0], eps)
+        q, k, vv = matmul(a, mat(pre + 'attn.wq')), matmul(a, mat(pre + 'attn.wk')), matmul(a, mat(pre + 'attn.wv'))
+        o = [[0.0] * (H * hd) for _ in range(S)]
         for j in range(H):
-            kv = j // (H//K)
-            qs = [rope(q[p][j*hd:(j+1)*hd], p) for p in range(S)]
-            ks = [rope(k[p][kv*hd:(kv+1)*hd], p) for p in range(S)]
-            vs = [vv[p][kv*hd:(kv+1)*hd] for p in range(S)]
+            kv = j // (H // K)
+            qs = [rope(q[p][j * hd:(j + 1) * hd], p) for p in range(S)]
+            ks = [rope(k[p][kv * hd:(kv + 1) * hd], p) for p in range(S)]
+            vs = [vv[p][kv * hd:(kv + 1) * hd] for p in range(S)]
             for p in range(S):
-                sc = [sum(a_*b_ for a_, b_ in zip(qs[p], ks[t]))/math.sqrt(hd) if t <= p else -1e9 for t in range(S)]
-                m = max(sc); e = [math.exp(x-m) for x in sc]; z = sum(e)
+                sc = [sum(x * y for x, y in zip(qs[p], ks[t])) / math.sqrt(hd) if t <= p else -1e9 for t in range(S)]
+                m = max(sc)
+                e = [math.exp(x - m) for x in sc]
+                z = sum(e)
                 for i in range(hd):
-                    o[p][j*hd+i] = sum(e[t]/z*vs[t][i] for t in range(S))
-        o = matmul(o, mat(pre+'attn.wo'))
-        h = [[x+y for x, y in zip(r1, r2)] for r1, r2 in zip(h, o)]
-        m = rms(h, W[pre+'mlp_norm.weight'][0], eps)
-        g = matmul(m, mat(pre+'mlp.w_gate')); u = matmul(m, mat(pre+'mlp.w_up'))
-        act = [[(x/(1+math.exp(-x)))*y for x, y in zip(r1, r2)] for r1, r2 in zip(g, u)]
-        dn = matmul(act, mat(pre+'mlp.w_down'))
-        h = [[x+y for x, y in zip(r1, r2)] for r1, r2 in zip(h, dn)]
+                    o[p][j * hd + i] = sum(e[t] / z * vs[t][i] for t in range(S))
+        o = matmul(o, mat(pre + 'attn.wo'))
+        h = [[x + y for x, y in zip(r1, r2)] for r1, r2 in zip(h, o)]
+        m = rms(h, W[pre + 'mlp_norm.weight'][0], eps)
+        g, u = matmul(m, mat(pre + 'mlp.w_gate')), matmul(m, mat(pre + 'mlp.w_up'))
+        act = [[(x / (1 + math.exp(-x))) * y for x, y in zip(r1, r2)] for r1, r2 in zip(g, u)]
+        dn = matmul(act, mat(pre + 'mlp.w_down'))
+        h = [[x + y for x, y in zip(r1, r2)] for r1, r2 in zip(h, dn)]
     hn = rms(h, W['final_norm.weight'][0], eps)
-    logits = matmul(hn, mat('lm_head.weight'))
-    flat = [x for row in logits for x in row]
-    diff = max(abs(a-b) for a, b in zip(flat, v['logits']))
+    w_out = [list(col) for col in zip(*mat('embed.weight'))] if c['tieEmbeddings'] else mat('lm_head.weight')
+    return matmul(hn, w_out)
+
+def mean_loss(logits, targets):
+    total = 0.0
+    for row, t in zip(logits, targets):
+        m = max(row)
+        total -= row[t] - (m + math.log(sum(math.exp(x - m) for x in row)))
+    return total / len(targets)
+
+def check_forward():
+    """§2 in float64 on the tiny checkpoints: the logits and loss of tiny-logits.json within 1e-4"""
+    v, c, W = load_tiny()
+    logits = forward(c, W, v['prompt'])
+    diff = max(abs(a - b) for a, b in zip([x for row in logits for x in row], v['logits']))
     assert diff < 1e-4, f'logits differ by {diff}'
-    tg = v['targets']
-    loss = -sum((row[t] - (max(row) + math.log(sum(math.exp(x-max(row)) for x in row)))) for row, t in zip(logits, tg))/S
+    loss = mean_loss(logits, v['targets'])
     assert abs(loss - v['loss']) < 1e-4, f'loss {loss} vs {v["loss"]}'
     return diff
 
+def gradient_vectors():
+    """d loss / d parameter for two elements of every parameter, by 4-point central differences of §2 (slow)"""
+    v, c, W = load_tiny()
+    out = []
+    hstep = 1e-3
+    for name in sorted(W):
+        flat, shape = W[name]
+        # embed.weight: row 0 (no prompt token: gradient 0) and an element of the first prompt token's row
+        second = v['prompt'][0] * c['dModel'] + 1 if name == 'embed.weight' else len(flat) // 2 + 1
+        for idx in (0, second):
+            def f(delta):
+                w2 = dict(W)
+                g = flat[:]
+                g[idx] += delta
+                w2[name] = (g, shape)
+                return mean_loss(forward(c, w2, v['prompt']), v['targets'])
+            grad = (8 * (f(hstep) - f(-hstep)) - (f(2 * hstep) - f(-2 * hstep))) / (12 * hstep)
+            out.append({'name': name, 'index': idx, 'grad': float(f'{grad:.9g}')})
+    return {'description': 'gradients of the tiny vector model\'s mean loss (prompt, targets of tiny-logits.json, grad_loss 1) at two elements of every parameter, by 4-point central differences of the §2 forward pass in float64 (step 1e-3); the pipeline of backward graphs (§5) must match within 1e-4 + 2e-3·|grad|', 'gradients': out}
+
 if __name__ == '__main__':
     files = build()
+    if '--grads' in sys.argv:
+        files['tiny-grads.json'] = gradient_vectors()
+    elif os.path.exists(os.path.join(HERE, 'tiny-grads.json')):
+        files['tiny-grads.json'] = json.load(open(os.path.join(HERE, 'tiny-grads.json')))
     if '--write' in sys.argv:
         for name, v in files.items():
             with open(os.path.join(HERE, name), 'w', encoding='utf-8') as fh:
