@@ -34,7 +34,8 @@ const examples = [
   'train-tiny',
   'ledger',
   'diloco',
-  'pipeline'
+  'pipeline',
+  'layer-pool'
 ]
 
 function project (name: string, root: string): TestProjectInlineConfiguration {
