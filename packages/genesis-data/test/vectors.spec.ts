@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -76,5 +77,18 @@ describe('spec vectors (specs/genesis-data/vectors)', () => {
       h.update(len).update(b)
     }
     expect(h.digest('hex')).toBe(v.sha256)
+  })
+})
+
+// The independent Python checkers next to the vectors (written from the spec text) must agree with the files too.
+const hasPython = spawnSync('python3', ['--version']).status === 0
+describe('independent Python checkers', () => {
+  it.skipIf(!hasPython)('specs/genesis-data/vectors/verify.py', () => {
+    const r = spawnSync('python3', [new URL('../../../specs/', import.meta.url).pathname + 'genesis-data/vectors/verify.py'], { encoding: 'utf8', timeout: 120_000 })
+    expect(r.status, r.stderr + r.stdout).toBe(0)
+  })
+  it.skipIf(!hasPython)('specs/genesis-data/vectors/rejections.py', () => {
+    const r = spawnSync('python3', [new URL('../../../specs/', import.meta.url).pathname + 'genesis-data/vectors/rejections.py'], { encoding: 'utf8', timeout: 120_000 })
+    expect(r.status, r.stderr + r.stdout).toBe(0)
   })
 })

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -31,5 +32,14 @@ describe('specs/host/vectors identity key files (R3)', () => {
     // an Ed25519 public key's string form is its peer id (base58btc of the identity multihash)
     expect(id.privateKey.type).toBe('Ed25519')
     expect(id.privateKey.publicKey.toString()).toBe(v.peerId)
+  })
+})
+
+// The independent Python checkers next to the vectors (written from the spec text) must agree with the files too.
+const hasPython = spawnSync('python3', ['--version']).status === 0
+describe('independent Python checkers', () => {
+  it.skipIf(!hasPython)('specs/host/vectors/check.py', () => {
+    const r = spawnSync('python3', [new URL('../../../specs/', import.meta.url).pathname + 'host/vectors/check.py'], { encoding: 'utf8', timeout: 120_000 })
+    expect(r.status, r.stderr + r.stdout).toBe(0)
   })
 })

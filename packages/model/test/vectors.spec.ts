@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { describe, it, expect } from 'vitest'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join, dirname } from 'node:path'
@@ -171,5 +172,14 @@ describe('specs/model/vectors', () => {
       expect(norm(graph.inputs), where).toEqual(norm(g.inputs))
       expect(norm(graph.outputs), where).toEqual(norm(g.outputs))
     }
+  })
+})
+
+// The independent Python checkers next to the vectors (written from the spec text) must agree with the files too.
+const hasPython = spawnSync('python3', ['--version']).status === 0
+describe('independent Python checkers', () => {
+  it.skipIf(!hasPython)('specs/model/vectors/reference.py', () => {
+    const r = spawnSync('python3', [new URL('../../../specs/', import.meta.url).pathname + 'model/vectors/reference.py'], { encoding: 'utf8', timeout: 120_000 })
+    expect(r.status, r.stderr + r.stdout).toBe(0)
   })
 })

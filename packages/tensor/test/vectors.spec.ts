@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -171,5 +172,14 @@ describe('specs/tensor-frame/vectors conversions (convert-*.json)', () => {
     } else {
       expect(got).toBe(v.bits)
     }
+  })
+})
+
+// The independent Python checkers next to the vectors (written from the spec text) must agree with the files too.
+const hasPython = spawnSync('python3', ['--version']).status === 0
+describe('independent Python checkers', () => {
+  it.skipIf(!hasPython)('specs/tensor-frame/vectors/conversions.py', () => {
+    const r = spawnSync('python3', [new URL('../../../specs/', import.meta.url).pathname + 'tensor-frame/vectors/conversions.py'], { encoding: 'utf8', timeout: 120_000 })
+    expect(r.status, r.stderr + r.stdout).toBe(0)
   })
 })

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -58,5 +59,14 @@ describe('specs/tokenizer/vectors', () => {
   it.each(files.filter(f => f.startsWith('invalid-')))('%s', (f) => {
     const v = load(f)
     expect(() => BpeTokenizer.fromTokenizerJson(JSON.stringify(v.tokenizerJson))).toThrow(expect.objectContaining({ name: v.error }))
+  })
+})
+
+// The independent Python checkers next to the vectors (written from the spec text) must agree with the files too.
+const hasPython = spawnSync('python3', ['--version']).status === 0
+describe('independent Python checkers', () => {
+  it.skipIf(!hasPython)('specs/tokenizer/vectors/reference.py', () => {
+    const r = spawnSync('python3', [new URL('../../../specs/', import.meta.url).pathname + 'tokenizer/vectors/reference.py'], { encoding: 'utf8', timeout: 120_000 })
+    expect(r.status, r.stderr + r.stdout).toBe(0)
   })
 })

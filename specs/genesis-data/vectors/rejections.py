@@ -3,7 +3,8 @@
 hashlib, following README.md ("Manifest", "Loading a shard"). Each bad case breaks one rule and keeps
 everything else valid (a schema-breaking manifest gets a recomputed manifestHash), so the expected error
 does not depend on the order of checks except where the spec makes it normative.
-Run: python3 specs/genesis-data/vectors/rejections.py"""
+Run: python3 specs/genesis-data/vectors/rejections.py [--write]   (without --write: check the files)"""
+import sys
 import copy, hashlib, json, os, struct
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -21,10 +22,16 @@ def rehashed(fn):
     m['manifestHash'] = manifest_hash(m)
     return m
 
+WRITE = '--write' in sys.argv
+
 def dump(name, obj):
-    with open(os.path.join(here, name), 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=2)
-        f.write('\n')
+    path = os.path.join(here, name)
+    if WRITE:
+        with open(path, 'w', encoding='utf-8') as f:
+            json.dump(obj, f, indent=2)
+            f.write('\n')
+    else:
+        assert json.load(open(path, encoding='utf-8')) == json.loads(json.dumps(obj)), name
 
 def shard(tokens, magic=b'NSGD', version=1, width=2, reserved=0, count=None, extra=b''):
     body = b''.join(struct.pack('<H' if width == 2 else '<I', t) for t in tokens) if width in (2, 4) else b'\x00' * (3 * len(tokens))
@@ -100,7 +107,7 @@ for name, c in shards.items():
     else:
         out['tokens'] = c['tokens']
     dump(f'shard-{name}.json', out)
-print(f'wrote {len(manifests)} manifest and {len(shards)} shard vectors')
+print(f'{"wrote" if WRITE else "checked"} {len(manifests)} manifest and {len(shards)} shard vectors')
 
 # ---- manifest hash over non-ASCII strings: canonical JSON escaping (JSON.stringify = Python ensure_ascii=False) ----
 def files_source(m):
@@ -130,4 +137,4 @@ for name, a in assigns.items():
     if 'error' not in a:
         out['shards'] = assign(a['peerId'], int(a['round']), a['k'], a['split'])
     dump(f'assign-{name}.json', out)
-print(f'wrote 1 more manifest and {len(assigns)} assignment vectors')
+print(f'{"wrote" if WRITE else "checked"} 1 more manifest and {len(assigns)} assignment vectors')

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes the convert-*.json vectors (float32 → float16 / bfloat16 conversion, NaN and overflow; int8
 refusing non-finite input) from the spec text, in Python with only the standard library: float16 through
-struct's IEEE binary16 'e' format, bfloat16 by exact rational rounding. Run:
-python3 specs/tensor-frame/vectors/conversions.py"""
+struct's IEEE binary16 'e' format, bfloat16 by exact rational rounding.
+Run: python3 specs/tensor-frame/vectors/conversions.py [--write]   (without --write: check the files)"""
+import sys
 import json, math, os, struct
 from fractions import Fraction
 
@@ -53,6 +54,17 @@ CASES = [
     ('bf16-overflow-boundary', 0x7f7f8000), ('bf16-below-overflow', 0x7f7f7fff), ('one', 0x3f800000),
 ]
 
+WRITE = '--write' in sys.argv
+
+def emit(name, v):
+    path = os.path.join(here, name)
+    if WRITE:
+        with open(path, 'w') as fh:
+            json.dump(v, fh, indent=2, ensure_ascii=False)
+            fh.write('\n')
+    else:
+        assert json.load(open(path, encoding='utf-8')) == v, name
+
 def main():
     n = 0
     for name, b in CASES:
@@ -66,15 +78,11 @@ def main():
                 v['bits'] = 'NaN'
             else:
                 v['bits'] = bits
-            with open(os.path.join(here, f'convert-{fmt}-{name}.json'), 'w') as fh:
-                json.dump(v, fh, indent=2, ensure_ascii=False)
-                fh.write('\n')
+            emit(f'convert-{fmt}-{name}.json', v)
             n += 1
     for name, value in (('nan', 'NaN'), ('infinity', 'Infinity'), ('negative-infinity', '-Infinity')):
-        with open(os.path.join(here, f'convert-int8-{name}.json'), 'w') as fh:
-            json.dump({'description': f'int8 quantization refuses {value}', 'format': 'int8', 'source': [1.5, value, -2], 'blockSize': 64, 'error': 'NonFiniteValueError'}, fh, indent=2)
-            fh.write('\n')
+        emit(f'convert-int8-{name}.json', {'description': f'int8 quantization refuses {value}', 'format': 'int8', 'source': [1.5, value, -2], 'blockSize': 64, 'error': 'NonFiniteValueError'})
         n += 1
-    print(f'wrote {n} conversion vectors')
+    print(f'{"wrote" if WRITE else "checked"} {n} conversion vectors')
 
 main()
