@@ -67,6 +67,25 @@ describe('specs/model/vectors', () => {
     const logits2 = (await run(head.bytes, { hidden: kvOut.hidden_out, ...pick(head) })).logits
     expect(maxAbsDiff(logits2.data as Float32Array, vectors.logits)).toBeLessThan(1e-4)
 
+    // prefill 5 tokens, then decode the rest one at a time with the cache (position_offset = past): every
+    // step's logits are the matching rows of the vector
+    const V = config.vocabSize
+    let cache: Record<string, ort.Tensor> = past
+    let pos = 0
+    for (const [from, to] of [[0, 5], [5, 6], [6, 7], [7, 8], [8, 9], [9, 10], [10, 11]]) {
+      const stepIds = new ort.Tensor('int64', BigInt64Array.from(prompt.slice(from, to).map(BigInt)), [1, to - from])
+      const hs = (await run(embed.bytes, { input_ids: stepIds, ...pick(embed) })).hidden
+      const o = await run(kvGraph.bytes, { hidden_in: hs, ...cache, position_offset: new ort.Tensor('int64', BigInt64Array.of(BigInt(pos)), []), ...pick(kvGraph) })
+      const stepLogits = (await run(head.bytes, { hidden: o.hidden_out, ...pick(head) })).logits
+      expect(maxAbsDiff(stepLogits.data as Float32Array, (vectors.logits as number[]).slice(from * V, to * V))).toBeLessThan(1e-4)
+      cache = {}
+      for (let k = 0; k < config.nLayers; k++) {
+        cache[`past_key.${k}`] = o[`present_key.${k}`]
+        cache[`past_value.${k}`] = o[`present_value.${k}`]
+      }
+      pos = to
+    }
+
     // and the monolithic loss matches
     const fwd = buildModelGraph(config, 'forward')
     const out = await run(fwd.bytes, { input_ids: ids, targets: new ort.Tensor('int64', BigInt64Array.from((vectors.targets as number[]).map(BigInt)), [1, prompt.length]), ...pick(fwd) })

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent check of vectors.json against the spec (README.md), in Python with only hashlib:
 document split, shard bytes and hashes, manifest hash, assignment and shuffle stream.
-It trusts only documentTokens (the tokenizer is checked by the tokenizer package's tests).
+It takes documentTokens as given: specs/tokenizer/vectors/reference.py re-derives them from the tokenizer spec.
 Run: python3 specs/genesis-data/vectors/verify.py"""
 import hashlib, json, struct, os
 
