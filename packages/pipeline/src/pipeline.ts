@@ -1,0 +1,752 @@
+import { randomBytes } from 'node:crypto'
+import { AbortError, InvalidParametersError } from '@neuroshard/interface'
+import { float32, int64 } from '@neuroshard/runtime'
+import { handleRequests, sendRequest } from '@neuroshard/utils'
+import { TypedEventEmitter } from 'main-event'
+import { decodeActivation, decodeIds, decodeNamed, encodeActivation, encodeIds, encodeNamed } from './codec.js'
+import {
+  DEFAULT_HOP_TIMEOUT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_MAX_KV_BYTES, DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_MAX_MICRO_BATCHES_PER_STEP, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_OUTBOUND_STREAMS, DEFAULT_MAX_RETRIES,
+  DEFAULT_MAX_SESSIONS, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_SWEEP_INTERVAL_MS, MAX_ROUTE_HOPS,
+  PIPELINE_PROTOCOL, SESSION_ID_BYTES
+} from './constants.js'
+import {
+  HopFailedError, InvalidActivationError, InvalidRouteError, KvCacheFullError, NoRouteError, PipelineRequestError,
+  RemotePipelineError, SessionPositionError, UnknownSessionError
+} from './errors.js'
+import { peerBytes, peerFromBytes } from './peer.js'
+import { Kind, Request, Response } from './pb/pipeline.js'
+import { checkSampling, sampleToken } from './sampling.js'
+import { SessionTable } from './sessions.js'
+import { byteTokenizer } from './tokenizer.js'
+import type { PipelineRouter, RouteHop } from './router.js'
+import type { SamplingOptions } from './sampling.js'
+import type { PipelineStage } from './stage.js'
+import type { PipelineTokenizer } from './tokenizer.js'
+import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable } from '@libp2p/interface'
+import type { TensorData } from '@neuroshard/runtime'
+import type { HandlerRegistrar, StreamOpener } from '@neuroshard/utils'
+
+export interface PipelineComponents {
+  peerId: PeerId
+  logger: ComponentLogger
+  registrar: HandlerRegistrar
+  connectionManager: StreamOpener
+  [service: string]: unknown
+}
+
+export interface PipelineInit {
+  /** The stages this node serves (one per slot span it holds) @default [] (add them with `addStage`) */
+  stages?: PipelineStage[]
+  /**
+   * How the Driver picks chains: a router object, or the name of a libp2p service implementing
+   * `PipelineRouter` (e.g. `swarmRouter(...)` from `@neuroshard/swarm-router`) @default 'swarmRouter'
+   */
+  router?: PipelineRouter | string
+  /** Text ↔ token ids on the Driver @default byteTokenizer() */
+  tokenizer?: PipelineTokenizer
+  /** Protocol id (specs/pipeline/README.md) @default '/neuroshard/pipeline/1.0.0' */
+  protocol?: string
+  /** Largest message, bytes @default 64 MiB (DEFAULT_MAX_MESSAGE_SIZE) */
+  maxMessageSize?: number
+  /** Per-message read/write timeout, ms @default 30_000 */
+  timeout?: number
+  /** How long a node waits for the rest of the route, ms @default 60_000 */
+  hopTimeout?: number
+  /** Largest batch per request @default 64 */
+  maxBatch?: number
+  /** Inference sessions held at once @default 256 */
+  maxSessions?: number
+  /** KV-cache bytes over all sessions @default 512 MiB */
+  maxKvBytes?: number
+  /** Idle session lifetime, ms @default 300_000 */
+  sessionTtlMs?: number
+  /** Sweep interval for expired sessions, ms @default 10_000 */
+  sweepIntervalMs?: number
+  /** Micro-batches remembered (and accepted) per step and stage @default 256 */
+  maxMicroBatchesPerStep?: number
+  /** Concurrent inbound streams @default 64 */
+  maxInboundStreams?: number
+  /** Concurrent outbound streams @default 64 */
+  maxOutboundStreams?: number
+  /** Blockwise int8 activations and gradients on the wire, for this Driver's requests @default false */
+  compress?: boolean
+  /** Which peers may send training requests (TRAIN_FORWARD, TARGETS, GRAD_NORM, STEP, TAKE_TIED, SET_TIED) @default every peer */
+  allowTraining?(peer: PeerId): boolean
+}
+
+export interface GenerateOptions extends AbortOptions, SamplingOptions {
+  /** Tokens to generate at most @default 32 */
+  maxNewTokens?: number
+  /** Stop when the generated text ends with one of these (the stop text is still yielded) */
+  stop?: string[]
+  /** Stop at these token ids */
+  stopTokens?: number[]
+  /** The Validator also returns each step's last-position logits @default false */
+  returnLogits?: boolean
+  /** Overrides the init's `compress` for this generation */
+  compress?: boolean
+  /** Re-routes allowed after hop failures @default 8 */
+  maxRetries?: number
+}
+
+export interface GeneratedToken {
+  /** The token id */
+  id: number
+  /** Its text (bytes of an incomplete UTF-8 character wait for the next token) */
+  text: string
+  /** Position of the token in the sequence (prompt length + index) */
+  position: number
+  /** The logits it was sampled from, with `returnLogits` */
+  logits?: Float32Array
+}
+
+export interface TrainBatch {
+  /** Token ids, [batch, seq] row-major */
+  inputIds: BigInt64Array
+  /** Next-token targets, same shape */
+  targets: BigInt64Array
+  batch: number
+  seq: number
+}
+
+export interface TrainStepOptions extends AbortOptions {
+  /** Overrides the init's `compress` for this step */
+  compress?: boolean
+  /** Re-routes allowed per micro-batch after hop failures @default 8 */
+  maxRetries?: number
+}
+
+export interface TrainStepResult {
+  /** Index of the optimizer step taken */
+  step: number
+  /** Mean of the micro-batches' losses */
+  loss: number
+  /** Each micro-batch's loss */
+  losses: number[]
+  /** Pipeline-global gradient norm (before clipping) */
+  gradNorm: number
+  lr: number
+  clipScale: number
+  /** Micro-batches re-sent after a hop failure */
+  retries: number
+  /** The hops that accumulated gradients and stepped */
+  participants: RouteHop[]
+}
+
+export interface PipelineEvents {
+  /** A hop failed and the Driver switched to another chain */
+  'pipeline:failover': CustomEvent<{ peer: PeerId, hop: number, error: Error }>
+}
+
+export interface Pipeline extends Startable {
+  readonly protocol: string
+  /** Stages served by this node */
+  stages(): readonly PipelineStage[]
+  addStage(stage: PipelineStage): void
+  removeStage(stage: PipelineStage): void
+  setRouter(router: PipelineRouter): void
+  /** Inference sessions held, their KV bytes and the free KV bytes under the cap */
+  sessionStats(): { sessions: number, bytes: number, headroom: number }
+  /** Generate from a prompt (text, or token ids); this node must hold slot 0 (the Driver) */
+  generate(prompt: string | number[], options?: GenerateOptions): AsyncIterable<GeneratedToken>
+  /** One optimizer step over the pipeline from micro-batches; this node must hold slot 0 */
+  trainStep(batches: TrainBatch | TrainBatch[], options?: TrainStepOptions): Promise<TrainStepResult>
+  addEventListener: TypedEventEmitter<PipelineEvents>['addEventListener']
+  removeEventListener: TypedEventEmitter<PipelineEvents>['removeEventListener']
+}
+
+const KNOWN_ERRORS: Record<string, new (message: string) => Error> = {
+  InvalidRouteError,
+  InvalidActivationError,
+  UnknownSessionError,
+  SessionPositionError,
+  KvCacheFullError,
+  NoRouteError,
+  PipelineRequestError
+}
+
+/** Turn an error response into the typed error it names (RemotePipelineError for names this node does not know) */
+export function errorFromResponse (res: Response): Error {
+  if (res.error === HopFailedError.name) return new HopFailedError(res.message, res.failedHop)
+  const Known = KNOWN_ERRORS[res.error]
+  const err = Known != null ? new Known(res.message) : new RemotePipelineError(res.message, res.error)
+  if (Known == null) {
+    // keep the remote name visible for callers that branch on .name (runtime errors such as NonFiniteTensorError)
+    Object.defineProperty(err, 'name', { value: res.error })
+  }
+  return Object.assign(err, { hop: res.failedHop })
+}
+
+function errorResponse (err: unknown, hop: number): Response {
+  const e = err instanceof Error ? err : new Error(String(err))
+  return emptyResponse({ error: e.name === '' ? 'Error' : e.name, message: e.message, failedHop: err instanceof HopFailedError ? err.hop : hop })
+}
+
+function emptyResponse (fields: Partial<Response>): Response {
+  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, ...fields }
+}
+
+function emptyRequest (fields: Partial<Request>): Request {
+  return {
+    kind: Kind.KIND_UNSPECIFIED, session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0),
+    microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
+    ...fields
+  }
+}
+
+const TRAINING_KINDS = new Set([Kind.TRAIN_FORWARD, Kind.TARGETS, Kind.GRAD_NORM, Kind.STEP, Kind.TAKE_TIED, Kind.SET_TIED])
+
+function hex (b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+}
+
+function spanKey (start: number, end: number): string {
+  return `${start}-${end}`
+}
+
+interface TrainState {
+  /** Cached successful responses per micro-batch key (exactly-once accumulation) */
+  done: Map<string, Promise<Response>>
+  /** Targets waiting for their micro-batch (Validator) */
+  targets: Map<string, TensorData>
+}
+
+export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implements Pipeline, Startable {
+  readonly protocol: string
+  private readonly components: PipelineComponents
+  private readonly log: Logger
+  private readonly own: PipelineStage[]
+  private router?: PipelineRouter
+  private readonly routerName?: string
+  private readonly tokenizer: PipelineTokenizer
+  private readonly maxMessageSize: number
+  private readonly timeout: number
+  private readonly hopTimeout: number
+  private readonly maxBatch: number
+  private readonly maxMicroBatches: number
+  private readonly maxInboundStreams: number
+  private readonly maxOutboundStreams: number
+  private readonly sweepIntervalMs: number
+  private readonly compress: boolean
+  private readonly allowTraining: (peer: PeerId) => boolean
+  private readonly sessions: SessionTable
+  private readonly train = new Map<PipelineStage, TrainState>()
+  private readonly runId = new Uint8Array(randomBytes(SESSION_ID_BYTES))
+  private unhandle?: () => Promise<void>
+  private sweeper?: ReturnType<typeof setInterval>
+  private started = false
+
+  constructor (components: PipelineComponents, init: PipelineInit = {}) {
+    super()
+    this.components = components
+    this.log = components.logger.forComponent('neuroshard:pipeline')
+    this.own = [...(init.stages ?? [])]
+    if (typeof init.router === 'object') this.router = init.router
+    else this.routerName = init.router ?? 'swarmRouter'
+    this.tokenizer = init.tokenizer ?? byteTokenizer()
+    this.protocol = init.protocol ?? PIPELINE_PROTOCOL
+    this.maxMessageSize = init.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
+    this.timeout = init.timeout ?? DEFAULT_MESSAGE_TIMEOUT_MS
+    this.hopTimeout = init.hopTimeout ?? DEFAULT_HOP_TIMEOUT_MS
+    this.maxBatch = init.maxBatch ?? DEFAULT_MAX_BATCH
+    this.maxMicroBatches = init.maxMicroBatchesPerStep ?? DEFAULT_MAX_MICRO_BATCHES_PER_STEP
+    this.maxInboundStreams = init.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS
+    this.maxOutboundStreams = init.maxOutboundStreams ?? DEFAULT_MAX_OUTBOUND_STREAMS
+    this.sweepIntervalMs = init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
+    this.compress = init.compress ?? false
+    this.allowTraining = init.allowTraining ?? (() => true)
+    this.sessions = new SessionTable({
+      maxSessions: init.maxSessions ?? DEFAULT_MAX_SESSIONS,
+      maxKvBytes: init.maxKvBytes ?? DEFAULT_MAX_KV_BYTES,
+      ttlMs: init.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS
+    })
+  }
+
+  readonly [Symbol.toStringTag] = '@neuroshard/pipeline'
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    const maxRoute = MAX_ROUTE_HOPS
+    this.unhandle = await handleRequests(this.components.registrar, this.protocol, async (req, ctx) => await this.serve(req, ctx.connection, ctx.signal), {
+      requestCodec: { decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: maxRoute } }) },
+      responseCodec: Response,
+      maxMessageSize: this.maxMessageSize,
+      timeout: this.timeout,
+      maxInboundStreams: this.maxInboundStreams,
+      maxOutboundStreams: this.maxOutboundStreams,
+      log: this.log.newScope('server')
+    })
+    this.sweeper = setInterval(() => { this.sessions.sweep().catch(() => {}) }, this.sweepIntervalMs)
+    this.sweeper.unref?.()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.sweeper)
+    await this.unhandle?.()
+    this.unhandle = undefined
+    await this.sessions.closeAll()
+    this.train.clear()
+  }
+
+  stages (): readonly PipelineStage[] {
+    return this.own
+  }
+
+  addStage (stage: PipelineStage): void {
+    if (this.own.some(s => s.start === stage.start && s.end === stage.end)) {
+      throw new InvalidParametersError(`a stage for span [${stage.start}, ${stage.end}) is already served`)
+    }
+    this.own.push(stage)
+  }
+
+  removeStage (stage: PipelineStage): void {
+    const i = this.own.indexOf(stage)
+    if (i >= 0) this.own.splice(i, 1)
+    this.train.delete(stage)
+  }
+
+  setRouter (router: PipelineRouter): void {
+    this.router = router
+  }
+
+  sessionStats (): { sessions: number, bytes: number, headroom: number } {
+    return { sessions: this.sessions.size, bytes: this.sessions.bytes, headroom: this.sessions.headroom }
+  }
+
+  // ---------------------------------------------------------------- server
+
+  private async serve (req: Request, connection: Connection, signal: AbortSignal): Promise<Response> {
+    try {
+      if (TRAINING_KINDS.has(req.kind) && !this.allowTraining(connection.remotePeer)) {
+        throw new PipelineRequestError(`peer ${connection.remotePeer.toString()} may not send training requests here`)
+      }
+      const stage = this.checkRoute(req)
+      switch (req.kind) {
+        case Kind.INFER: return await this.serveInfer(req, stage, signal)
+        case Kind.TRAIN_FORWARD: return await this.serveTrainForward(req, stage, signal)
+        case Kind.TARGETS: return this.serveTargets(req, stage)
+        case Kind.GRAD_NORM: return await this.serveGradNorm(req, stage)
+        case Kind.STEP: return await this.serveStep(req, stage)
+        case Kind.TAKE_TIED: return await this.serveTakeTied(req, stage)
+        case Kind.SET_TIED: return await this.serveSetTied(req, stage)
+        case Kind.CLOSE:
+          await this.sessions.close(this.sessionKey(req.session, stage))
+          return emptyResponse({})
+        default:
+          throw new PipelineRequestError(`unknown request kind ${String(req.kind)}`)
+      }
+    } catch (err) {
+      this.log('refused %s from %p: %e', req.kind, connection.remotePeer, err)
+      return errorResponse(err, req.hop)
+    }
+  }
+
+  /** The route must tile [0, L + 2), name this node at `hop` (≥ 1) with a span it serves */
+  private checkRoute (req: Request): PipelineStage {
+    if (req.session.length !== SESSION_ID_BYTES) throw new PipelineRequestError(`session id of ${req.session.length} bytes, expected ${SESSION_ID_BYTES}`)
+    const route = req.route
+    if (route.length < 2) throw new InvalidRouteError(`a route has at least a Driver and a Validator, got ${route.length} hops`)
+    if (req.hop < 1 || req.hop >= route.length) throw new InvalidRouteError(`hop ${req.hop} is not a server hop of a ${route.length}-hop route`)
+    const me = route[req.hop]
+    const stage = this.own.find(s => s.start === me.start && s.end === me.end)
+    if (stage == null) throw new InvalidRouteError(`this node serves no span [${me.start}, ${me.end})`)
+    const total = stage.config.nLayers + 2
+    let at = 0
+    for (const h of route) {
+      if (h.start !== at || h.end <= h.start) throw new InvalidRouteError(`the route does not tile the model: hop [${h.start}, ${h.end}) after slot ${at}`)
+      at = h.end
+    }
+    if (at !== total) throw new InvalidRouteError(`the route ends at slot ${at}, the model at ${total}`)
+    if (!peerFromBytes(me.peer).equals(this.components.peerId)) throw new InvalidRouteError(`hop ${req.hop} names another peer`)
+    return stage
+  }
+
+  private limits (stage: PipelineStage, compress: boolean, what: string): Parameters<typeof decodeActivation>[1] {
+    return { dModel: stage.config.dModel, maxBatch: this.maxBatch, maxSeq: stage.config.maxSeqLen, maxBytes: this.maxMessageSize, compress, what }
+  }
+
+  private sessionKey (session: Uint8Array, stage: PipelineStage): string {
+    return `${hex(session)}/${spanKey(stage.start, stage.end)}`
+  }
+
+  private async serveInfer (req: Request, stage: PipelineStage, signal: AbortSignal): Promise<Response> {
+    const hidden = decodeActivation(req.hidden, this.limits(stage, req.compress, 'hidden'))
+    const [batch, seq] = hidden.dims
+    if (batch !== 1) throw new InvalidActivationError(`inference sessions run batch 1, got ${batch}`)
+    const out = await this.runStageInference(stage, req.session, req.position, hidden)
+    if (stage.head != null) return await this.sample(req, stage, out, seq)
+    return await this.forwardHop(req, out, signal)
+  }
+
+  /** Run the blocks of a stage for an inference chunk (through the session's KV cache) */
+  private async runStageInference (stage: PipelineStage, session: Uint8Array, position: number, hidden: TensorData): Promise<TensorData> {
+    if (stage.blocks == null) return hidden
+    const [batch, seq] = hidden.dims
+    const out = await this.sessions.run(this.sessionKey(session, stage), stage, position, batch, seq, async kv => await kv.run({ hidden_in: hidden }))
+    return out.hidden_out
+  }
+
+  private async sample (req: Request, stage: PipelineStage, hidden: TensorData, seq: number): Promise<Response> {
+    const d = stage.config.dModel
+    const last = float32((hidden.data as Float32Array).slice((seq - 1) * d, seq * d), [1, 1, d])
+    stage.headRunner ??= await stage.head!.openInference()
+    const { logits } = await stage.headRunner.run({ hidden: last })
+    const row = logits.data as Float32Array
+    const s = req.sampling ?? { temperature: 0, topK: 0, topP: 0, seed: 0, returnLogits: false }
+    const sampling = { temperature: s.temperature, topK: s.topK, topP: s.topP === 0 ? 1 : s.topP, seed: s.seed }
+    try {
+      checkSampling(sampling)
+    } catch (err: any) {
+      throw new PipelineRequestError(`sampling: ${String(err.message)}`)
+    }
+    const position = req.position + seq
+    const token = sampleToken(row, sampling, position)
+    return emptyResponse({ token, position, logits: s.returnLogits ? encodeNamed('logits', row, [row.length]) : new Uint8Array(0) })
+  }
+
+  /** Send `req` on to hop + 1 with `hidden`; a failure to reach it (or its silence) is HopFailedError for that hop */
+  private async forwardHop (req: Request, hidden: TensorData, signal?: AbortSignal): Promise<Response> {
+    const next = req.hop + 1
+    const out: Request = { ...req, hop: next, hidden: encodeActivation(hidden, req.compress) }
+    return await this.send(req.route, next, out, signal)
+  }
+
+  private async send (route: Request['route'], hop: number, req: Request, signal?: AbortSignal): Promise<Response> {
+    const peer = peerFromBytes(route[hop].peer)
+    const t0 = performance.now()
+    try {
+      const res = await sendRequest(this.components.connectionManager, peer, this.protocol, req, {
+        requestCodec: Request,
+        responseCodec: Response,
+        maxMessageSize: this.maxMessageSize,
+        timeout: this.hopTimeout,
+        signal
+      })
+      try {
+        this.routerOrUndefined()?.reportSuccess?.(peer, performance.now() - t0)
+      } catch {}
+      return res
+    } catch (err: any) {
+      if (signal?.aborted === true) throw err
+      this.log('hop %d (%p) failed: %e', hop, peer, err)
+      return errorResponse(new HopFailedError(`hop ${hop} (${peer.toString()}) failed: ${String(err?.name)}: ${String(err?.message)}`, hop), hop)
+    }
+  }
+
+  private trainState (stage: PipelineStage): TrainState {
+    let s = this.train.get(stage)
+    if (s == null) {
+      s = { done: new Map(), targets: new Map() }
+      this.train.set(stage, s)
+    }
+    return s
+  }
+
+  private checkStep (req: Request, stage: PipelineStage): void {
+    const step = stage.executors[0].stepCount
+    if (req.step !== step) throw new PipelineRequestError(`step ${req.step} requested; this span is at step ${step}`)
+  }
+
+  private microKey (req: Request): string {
+    return `${hex(req.session)}/${req.step}/${req.microBatch}`
+  }
+
+  private async serveTrainForward (req: Request, stage: PipelineStage, signal: AbortSignal): Promise<Response> {
+    this.checkStep(req, stage)
+    const state = this.trainState(stage)
+    const key = this.microKey(req)
+    const cached = state.done.get(key)
+    if (cached != null) return await cached
+    if (state.done.size >= this.maxMicroBatches) throw new PipelineRequestError(`more than ${this.maxMicroBatches} micro-batches in one step`)
+    const hidden = decodeActivation(req.hidden, this.limits(stage, req.compress, 'hidden'))
+    const work = this.trainForward(req, stage, hidden, state, key, signal)
+    state.done.set(key, work)
+    try {
+      const res = await work
+      // only a completed micro-batch is remembered: a failed one is re-sent and runs again
+      if (res.error !== '') state.done.delete(key)
+      return res
+    } catch (err) {
+      state.done.delete(key)
+      throw err
+    }
+  }
+
+  private async trainForward (req: Request, stage: PipelineStage, hidden: TensorData, state: TrainState, key: string, signal: AbortSignal): Promise<Response> {
+    const out = stage.blocks != null ? (await stage.blocks.forward({ hidden_in: hidden })).hidden_out : hidden
+    let gradOut: TensorData
+    let loss: number
+    if (stage.head != null) {
+      const targets = state.targets.get(key)
+      if (targets == null) throw new PipelineRequestError(`no targets for micro-batch ${req.microBatch} of step ${req.step}`)
+      if (targets.dims[0] !== out.dims[0] || targets.dims[1] !== out.dims[1]) {
+        throw new InvalidActivationError(`targets [${targets.dims.join(', ')}] do not match hidden [${out.dims.join(', ')}]`)
+      }
+      if (!(Number.isFinite(req.lossScale) && req.lossScale > 0 && req.lossScale <= 1)) throw new PipelineRequestError(`loss_scale ${req.lossScale} outside (0, 1]`)
+      const r = await stage.head.backward({ hidden: out, targets, grad_loss: float32([req.lossScale], []) })
+      state.targets.delete(key)
+      gradOut = r.grad_hidden
+      loss = (r.loss.data as Float32Array)[0]
+    } else {
+      const res = await this.forwardHop(req, out, signal)
+      if (res.error !== '') return res
+      gradOut = decodeActivation(res.grad, this.limits(stage, req.compress, 'grad'))
+      if (gradOut.dims[0] !== out.dims[0] || gradOut.dims[1] !== out.dims[1]) throw new InvalidActivationError('gradient shape does not match the activation')
+      loss = res.loss
+    }
+    const grad = stage.blocks != null
+      ? (await stage.blocks.backward({ hidden_in: hidden, grad_hidden_out: gradOut })).grad_hidden_in
+      : gradOut
+    return emptyResponse({ grad: encodeActivation(grad, req.compress), loss })
+  }
+
+  private serveTargets (req: Request, stage: PipelineStage): Response {
+    if (stage.head == null) throw new InvalidRouteError('targets go to the Validator (the hop holding the head)')
+    this.checkStep(req, stage)
+    const state = this.trainState(stage)
+    if (state.targets.size >= this.maxMicroBatches) throw new PipelineRequestError(`more than ${this.maxMicroBatches} micro-batches waiting`)
+    const t = decodeIds(req.targets, { maxBatch: this.maxBatch, maxSeq: stage.config.maxSeqLen, maxBytes: this.maxMessageSize, what: 'targets' })
+    state.targets.set(this.microKey(req), t)
+    return emptyResponse({})
+  }
+
+  private async serveGradNorm (req: Request, stage: PipelineStage): Promise<Response> {
+    this.checkStep(req, stage)
+    let sq = 0
+    for (const e of stage.executors) sq += await e.gradNormSquared()
+    return emptyResponse({ normSq: sq })
+  }
+
+  private async serveStep (req: Request, stage: PipelineStage): Promise<Response> {
+    const at = stage.executors[0].stepCount
+    if (req.step < at) return emptyResponse({}) // already taken (a re-sent STEP): idempotent
+    this.checkStep(req, stage)
+    if (!(Number.isFinite(req.gradNorm) && req.gradNorm >= 0)) throw new PipelineRequestError(`grad_norm ${req.gradNorm} is not a finite number >= 0`)
+    for (const e of stage.executors) await e.step({ gradNorm: req.gradNorm })
+    this.train.delete(stage)
+    return emptyResponse({})
+  }
+
+  private async serveTakeTied (req: Request, stage: PipelineStage): Promise<Response> {
+    if (stage.head == null) throw new InvalidRouteError('tied gradients are taken from the Validator')
+    this.checkStep(req, stage)
+    const taken = await stage.head.takeTiedGradients()
+    const g = taken.get('embed.weight')
+    if (g == null) return emptyResponse({})
+    const c = stage.config
+    return emptyResponse({ tied: encodeNamed('embed.weight', g, [c.vocabSize, c.dModel]) })
+  }
+
+  private async serveSetTied (req: Request, stage: PipelineStage): Promise<Response> {
+    if (stage.head == null || stage.head.tiedParameters.length === 0) throw new InvalidRouteError('this hop holds no tied parameter')
+    const c = stage.config
+    if (stage.head.stepCount !== req.step + 1) throw new PipelineRequestError(`SET_TIED for step ${req.step}; this span is at step ${stage.head.stepCount}`)
+    const w = decodeNamed(req.tied, 'embed.weight', c.vocabSize * c.dModel, this.maxMessageSize)
+    await stage.head.setParameters(new Map([['embed.weight', w]]), { partial: true })
+    return emptyResponse({})
+  }
+
+  // ---------------------------------------------------------------- driver
+
+  private routerOrUndefined (): PipelineRouter | undefined {
+    if (this.router == null && this.routerName != null) {
+      let r: PipelineRouter | undefined
+      try {
+        // libp2p's components throw for a service that is not configured
+        r = this.components[this.routerName] as PipelineRouter | undefined
+      } catch {}
+      if (r != null && typeof r.chain === 'function') this.router = r
+    }
+    return this.router
+  }
+
+  private need (): { stage: PipelineStage, router: PipelineRouter } {
+    const stage = this.own.find(s => s.start === 0)
+    if (stage == null || stage.embed == null) throw new InvalidParametersError('this node holds no slot-0 stage: only the Driver (embedding holder) generates and trains')
+    const router = this.routerOrUndefined()
+    if (router == null) throw new NoRouteError(`no router: pass \`router\` or add a '${this.routerName ?? 'swarmRouter'}' service`)
+    return { stage, router }
+  }
+
+  private async route (stage: PipelineStage, router: PipelineRouter, purpose: 'inference' | 'training', signal?: AbortSignal): Promise<Request['route']> {
+    const hops = await router.chain({ from: stage.end, to: stage.config.nLayers + 2, purpose, signal })
+    return [{ peer: peerBytes(this.components.peerId), start: 0, end: stage.end }, ...hops.map(h => ({ peer: peerBytes(h.peer), start: h.start, end: h.end }))]
+  }
+
+  private failover (router: PipelineRouter, route: Request['route'], res: Response): HopFailedError {
+    const err = errorFromResponse(res) as HopFailedError
+    const peer = peerFromBytes(route[err.hop].peer)
+    router.reportFailure(peer, err)
+    this.safeDispatchEvent('pipeline:failover', { detail: { peer, hop: err.hop, error: err } })
+    return err
+  }
+
+  async * generate (prompt: string | number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
+    const { stage, router } = this.need()
+    const config = stage.config
+    checkSampling(options)
+    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt]
+    if (ids.length === 0) throw new InvalidParametersError('the prompt is empty')
+    for (const id of ids) {
+      if (!Number.isSafeInteger(id) || id < 0 || id >= config.vocabSize) throw new InvalidParametersError(`token id ${id} outside [0, ${config.vocabSize})`)
+    }
+    const maxNew = Math.min(options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, config.maxSeqLen - ids.length)
+    if (maxNew < 0) throw new InvalidParametersError(`the prompt (${ids.length} tokens) is longer than maxSeqLen ${config.maxSeqLen}`)
+    const compress = options.compress ?? this.compress
+    const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES
+    const signal = options.signal
+    const session = new Uint8Array(randomBytes(SESSION_ID_BYTES))
+    const sampling = { temperature: options.temperature ?? 0, topK: options.topK ?? 0, topP: options.topP ?? 1, seed: options.seed ?? 0, returnLogits: options.returnLogits === true }
+    const decoder = this.tokenizer.decoder()
+    const all = [...ids]
+    let route = await this.route(stage, router, 'inference', signal)
+    const used = new Map<string, Request['route']>()
+    const remember = (r: Request['route']): void => { used.set(r.map(h => hex(h.peer)).join(','), r) }
+    remember(route)
+    let position = 0 // tokens every hop's cache holds
+    let text = ''
+    let retries = 0
+    try {
+      for (let produced = 0; produced < maxNew;) {
+        if (signal?.aborted === true) throw new AbortError('generation aborted')
+        const chunk = all.slice(position)
+        const h0 = (await stage.embed!.forward({ input_ids: int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]) })).hidden
+        const h = await this.runStageInference(stage, session, position, h0)
+        const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden: encodeActivation(h, compress), sampling, compress })
+        const res = await this.send(route, 1, req, signal)
+        if (res.error === HopFailedError.name) {
+          const err = this.failover(router, route, res)
+          if (++retries > maxRetries) throw err
+          route = await this.route(stage, router, 'inference', signal)
+          remember(route)
+          position = 0 // replay the whole sequence on the new chain (every hop restarts its cache)
+          continue
+        }
+        if ((res.error === UnknownSessionError.name || res.error === SessionPositionError.name) && position > 0) {
+          // a hop lost the session (expired, evicted, restarted): replay the sequence on the same chain
+          if (++retries > maxRetries) throw errorFromResponse(res)
+          position = 0
+          continue
+        }
+        if (res.error !== '') throw errorFromResponse(res)
+        const id = res.token
+        if (!(id >= 0 && id < config.vocabSize)) throw new RemotePipelineError(`the Validator sampled token ${id}`, 'InvalidTokenError')
+        position = all.length
+        all.push(id)
+        produced++
+        const piece = decoder.decode([id])
+        text += piece
+        const out: GeneratedToken = { id, text: piece, position: all.length - 1 }
+        if (res.logits.length > 0) out.logits = decodeNamed(res.logits, 'logits', config.vocabSize, this.maxMessageSize)
+        yield out
+        if (options.stopTokens?.includes(id) === true) break
+        if (options.stop?.some(s => s.length > 0 && text.endsWith(s)) === true) break
+      }
+    } finally {
+      await this.sessions.close(this.sessionKey(session, stage))
+      // free the caches on every hop that may hold this session (best effort, not awaited by the caller's loop)
+      void Promise.all([...used.values()].map(async r => await Promise.all(r.slice(1).map(async (_, i) => {
+        const req = emptyRequest({ kind: Kind.CLOSE, session, hop: i + 1, route: r })
+        await this.send(r, i + 1, req, AbortSignal.timeout(this.timeout)).catch(() => {})
+      })))).catch(() => {})
+    }
+  }
+
+  async trainStep (batches: TrainBatch | TrainBatch[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
+    const { stage, router } = this.need()
+    const list = Array.isArray(batches) ? batches : [batches]
+    if (list.length === 0 || list.length > this.maxMicroBatches) throw new InvalidParametersError(`1 to ${this.maxMicroBatches} micro-batches per step, got ${list.length}`)
+    const config = stage.config
+    for (const b of list) {
+      if (!(Number.isSafeInteger(b.batch) && Number.isSafeInteger(b.seq) && b.batch >= 1 && b.seq >= 1 && b.seq <= config.maxSeqLen && b.batch <= this.maxBatch)) {
+        throw new InvalidParametersError(`batch ${b.batch} × seq ${b.seq} outside [1, ${this.maxBatch}] × [1, ${config.maxSeqLen}]`)
+      }
+      if (b.inputIds.length !== b.batch * b.seq || b.targets.length !== b.batch * b.seq) throw new InvalidParametersError('inputIds and targets must hold batch × seq ids')
+    }
+    const compress = options.compress ?? this.compress
+    const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES
+    const signal = options.signal
+    const step = stage.embed!.stepCount
+    const session = this.runId
+    const lossScale = 1 / list.length
+    const participants = new Map<string, { route: Request['route'], hop: number }>()
+    const losses: number[] = []
+    let retries = 0
+    for (let mb = 0; mb < list.length; mb++) {
+      const b = list[mb]
+      const ids = int64(b.inputIds, [b.batch, b.seq])
+      for (let attempt = 0; ; attempt++) {
+        if (signal?.aborted === true) throw new AbortError('training step aborted')
+        const route = await this.route(stage, router, 'training', signal)
+        const last = route.length - 1
+        const base = { session, step, microBatch: mb, route, compress }
+        let res = await this.send(route, last, emptyRequest({ ...base, kind: Kind.TARGETS, hop: last, targets: encodeIds(b.targets, [b.batch, b.seq]) }), signal)
+        let h0: TensorData | undefined
+        let h: TensorData | undefined
+        if (res.error === '') {
+          h0 = (await stage.embed!.forward({ input_ids: ids })).hidden
+          h = stage.blocks != null ? (await stage.blocks.forward({ hidden_in: h0 })).hidden_out : h0
+          res = await this.send(route, 1, emptyRequest({ ...base, kind: Kind.TRAIN_FORWARD, hop: 1, hidden: encodeActivation(h, compress), lossScale }), signal)
+        }
+        if (res.error === HopFailedError.name) {
+          const err = this.failover(router, route, res)
+          if (attempt >= maxRetries) throw err
+          retries++
+          continue // re-send the same micro-batch id: hops that already accumulated it answer from their record
+        }
+        if (res.error !== '') throw errorFromResponse(res)
+        let g = decodeActivation(res.grad, this.limits(stage, compress, 'grad'))
+        if (stage.blocks != null) g = (await stage.blocks.backward({ hidden_in: h0!, grad_hidden_out: g })).grad_hidden_in
+        await stage.embed!.backward({ input_ids: ids, grad_hidden: g })
+        losses.push(res.loss)
+        for (let i = 1; i < route.length; i++) participants.set(`${hex(route[i].peer)}/${route[i].start}-${route[i].end}`, { route, hop: i })
+        break
+      }
+    }
+    // the step: tied gradients to their owner, global norm over every participant (each parameter once), AdamW everywhere
+    const hops = [...participants.values()]
+    const control = async (kind: Kind, p: { route: Request['route'], hop: number }, extra: Partial<Request> = {}): Promise<Response> => {
+      const res = await this.send(p.route, p.hop, emptyRequest({ kind, session, step, route: p.route, hop: p.hop, ...extra }), signal)
+      if (res.error !== '') throw errorFromResponse(res)
+      return res
+    }
+    const validators = hops.filter(p => p.hop === p.route.length - 1)
+    const tied = config.tieEmbeddings && stage.head == null
+    if (tied) {
+      for (const v of validators) {
+        const res = await control(Kind.TAKE_TIED, v)
+        if (res.tied.length > 0) {
+          const g = decodeNamed(res.tied, 'embed.weight', config.vocabSize * config.dModel, this.maxMessageSize)
+          await stage.embed!.addGradients(new Map([['embed.weight', g]]))
+        }
+      }
+    }
+    let sq = 0
+    for (const e of stage.executors) sq += await e.gradNormSquared()
+    const remote = await Promise.all(hops.map(async p => (await control(Kind.GRAD_NORM, p)).normSq))
+    for (const r of remote) sq += r
+    const gradNorm = Math.sqrt(sq)
+    let result = { lr: 0, clipScale: 1 }
+    for (const e of stage.executors) result = await e.step({ gradNorm })
+    await Promise.all(hops.map(async p => await control(Kind.STEP, p, { gradNorm })))
+    if (tied) {
+      const w = (await stage.embed!.getParameters()).get('embed.weight')!
+      const frame = encodeNamed('embed.weight', w, [config.vocabSize, config.dModel])
+      await Promise.all(validators.map(async v => await control(Kind.SET_TIED, v, { tied: frame })))
+    }
+    return {
+      step,
+      loss: losses.reduce((a, b) => a + b, 0) / losses.length,
+      losses,
+      gradNorm,
+      lr: result.lr,
+      clipScale: result.clipScale,
+      retries,
+      participants: hops.map(p => ({ peer: peerFromBytes(p.route[p.hop].peer), start: p.route[p.hop].start, end: p.route[p.hop].end }))
+    }
+  }
+}

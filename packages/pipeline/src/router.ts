@@ -1,0 +1,56 @@
+/**
+ * How the Driver gets its chain. `@neuroshard/swarm-router` implements `PipelineRouter` from layer-pool
+ * records (RTT, throughput, KV headroom, standbys, bans); `staticRouter` is a fixed candidate list for
+ * tests and small setups.
+ */
+import { NoRouteError } from './errors.js'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+
+/** One hop of a chain: a peer and the slot span it runs */
+export interface RouteHop {
+  peer: PeerId
+  start: number
+  end: number
+}
+
+export interface ChainOptions extends AbortOptions {
+  /** First slot the chain must cover (the Driver runs [0, from) itself) */
+  from: number
+  /** One past the last slot (L + 2) */
+  to: number
+  /** What the chain is for: sessions pin a chain, training micro-batches are spread by capacity */
+  purpose?: 'inference' | 'training'
+}
+
+export interface PipelineRouter {
+  /** A chain of hops covering [from, to) contiguously; throws NoRouteError when none exists */
+  chain(options: ChainOptions): Promise<RouteHop[]> | RouteHop[]
+  /** A hop failed (unreachable, timed out, reset): stop choosing it for a while */
+  reportFailure(peer: PeerId, error?: Error): void
+  /** A hop answered (optional latency sample, ms) */
+  reportSuccess?(peer: PeerId, latencyMs?: number): void
+}
+
+/**
+ * A router over a fixed candidate list: for each position the first candidate (in list order) that starts
+ * there and is not marked failed. Failed peers stay out until `reset()`.
+ */
+export function staticRouter (candidates: RouteHop[]): PipelineRouter & { failed: Set<string>, reset(): void } {
+  const failed = new Set<string>()
+  return {
+    failed,
+    reset () { failed.clear() },
+    chain ({ from, to }) {
+      const hops: RouteHop[] = []
+      let at = from
+      while (at < to) {
+        const next = candidates.find(c => c.start === at && c.end <= to && !failed.has(c.peer.toString()))
+        if (next == null) throw new NoRouteError(`no live candidate starts at slot ${at}`)
+        hops.push(next)
+        at = next.end
+      }
+      return hops
+    },
+    reportFailure (peer) { failed.add(peer.toString()) }
+  }
+}

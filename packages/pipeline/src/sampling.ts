@@ -1,0 +1,90 @@
+/**
+ * Next-token sampling at the Validator (specs/pipeline/README.md, "Sampling"). Deterministic: the draw for
+ * position p is `u = splitmix64(seed + p) / 2^64`, so a replacement Validator samples exactly what the old
+ * one would have, without session state.
+ */
+import { InvalidParametersError } from '@neuroshard/interface'
+
+export interface SamplingOptions {
+  /** 0: greedy (argmax, the lowest id wins ties) @default 0 */
+  temperature?: number
+  /** Keep only the k most likely tokens (0: all) @default 0 */
+  topK?: number
+  /** Keep the smallest set of most likely tokens whose probability reaches p (0 or 1: all) @default 1 */
+  topP?: number
+  /** Seed of the draws @default 0 */
+  seed?: number
+}
+
+const MASK64 = (1n << 64n) - 1n
+
+/** splitmix64 of a 64-bit value (Steele, Lea, Flood 2014) */
+export function splitmix64 (x: bigint): bigint {
+  let z = (x + 0x9e3779b97f4a7c15n) & MASK64
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64
+  return z ^ (z >> 31n)
+}
+
+/** The uniform draw in [0, 1) for `position` under `seed` (53 high bits of splitmix64(seed + position)) */
+export function uniformDraw (seed: number, position: number): number {
+  const r = splitmix64((BigInt(seed) + BigInt(position)) & MASK64)
+  return Number(r >> 11n) / 2 ** 53
+}
+
+/** Checks sampling options; throws InvalidParametersError */
+export function checkSampling (options: SamplingOptions): void {
+  const t = options.temperature ?? 0
+  if (!Number.isFinite(t) || t < 0) throw new InvalidParametersError(`temperature must be a finite number >= 0, got ${t}`)
+  const k = options.topK ?? 0
+  if (!Number.isSafeInteger(k) || k < 0) throw new InvalidParametersError(`topK must be an integer >= 0, got ${k}`)
+  const p = options.topP ?? 1
+  if (!Number.isFinite(p) || p < 0 || p > 1) throw new InvalidParametersError(`topP must be in [0, 1], got ${p}`)
+  const s = options.seed ?? 0
+  if (!Number.isSafeInteger(s) || s < 0) throw new InvalidParametersError(`seed must be a safe integer >= 0, got ${s}`)
+}
+
+/** The index of the largest logit (the lowest index on ties) */
+export function argmax (logits: Float32Array): number {
+  let best = 0
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i
+  return best
+}
+
+/**
+ * Pick a token from one position's logits. Greedy when temperature is 0; otherwise softmax(logits / T) cut
+ * to the top k, then to the nucleus p (in descending probability, ties by lower id), renormalised, and
+ * inverted at the draw for `position`.
+ */
+export function sampleToken (logits: Float32Array, options: SamplingOptions, position: number): number {
+  const t = options.temperature ?? 0
+  if (t === 0) return argmax(logits)
+  const order = Array.from(logits.keys()).sort((a, b) => (logits[b] - logits[a]) || (a - b))
+  const k = options.topK != null && options.topK > 0 ? Math.min(options.topK, order.length) : order.length
+  const max = logits[order[0]]
+  const probs: number[] = []
+  let sum = 0
+  for (let i = 0; i < k; i++) {
+    const p = Math.exp((logits[order[i]] - max) / t)
+    probs.push(p)
+    sum += p
+  }
+  const topP = options.topP ?? 1
+  let n = k
+  if (topP > 0 && topP < 1) {
+    let acc = 0
+    for (let i = 0; i < k; i++) {
+      acc += probs[i] / sum
+      if (acc >= topP) { n = i + 1; break }
+    }
+  }
+  let total = 0
+  for (let i = 0; i < n; i++) total += probs[i]
+  const u = uniformDraw(options.seed ?? 0, position) * total
+  let acc = 0
+  for (let i = 0; i < n; i++) {
+    acc += probs[i]
+    if (u < acc) return order[i]
+  }
+  return order[n - 1]
+}

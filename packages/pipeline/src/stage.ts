@@ -1,0 +1,104 @@
+/**
+ * A stage: what one node runs for one slot span of the model. Slots follow layer-pool: slot 0 is the
+ * embedding (Driver), slot i in 1..L is block i − 1 (Workers), slot L + 1 is the final norm and LM head
+ * (Validator). A span is the half-open slot range [start, end).
+ */
+import { buildShardGraph, shardParameters } from '@neuroshard/model'
+import { createShardExecutor } from '@neuroshard/runtime'
+import { InvalidParametersError } from '@neuroshard/interface'
+import type { ModelConfig, ShardRole } from '@neuroshard/model'
+import type { AdamWOptions, KvCacheSession, RuntimeInit, ShardExecutor } from '@neuroshard/runtime'
+
+export interface PipelineStage {
+  readonly config: ModelConfig
+  /** First slot */
+  readonly start: number
+  /** One past the last slot */
+  readonly end: number
+  /** Slot 0's executor, when the span starts at 0 */
+  readonly embed?: ShardExecutor
+  /** The blocks of the span, when it holds any */
+  readonly blocks?: ShardExecutor
+  /** Slot L + 1's executor, when the span ends at L + 2 */
+  readonly head?: ShardExecutor
+  /** Every executor, in slot order */
+  readonly executors: readonly ShardExecutor[]
+  /** @internal a long-lived runner of the head's inference graph (no cache) */
+  headRunner?: KvCacheSession
+  /** Terminate the executors' workers */
+  close(): Promise<void>
+}
+
+export interface CreateStageOptions extends RuntimeInit {
+  config: ModelConfig
+  start: number
+  end: number
+  /**
+   * The span's parameters by name (e.g. merged from layer-pool's `WeightStore.get(slot)` of each slot);
+   * must hold every parameter the span's shards read (with tied embeddings the head reads `embed.weight`)
+   */
+  parameters: Map<string, Float32Array>
+  /** AdamW settings of the span's optimizer (training) */
+  optimizer?: AdamWOptions
+  /** Optimizer steps already taken @default 0 */
+  step?: number
+  /** Build the training graphs too @default true */
+  training?: boolean
+}
+
+/** The shard roles of slot span [start, end), in slot order */
+export function spanRoles (config: ModelConfig, start: number, end: number): ShardRole[] {
+  const L = config.nLayers
+  if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start < end && end <= L + 2)) {
+    throw new InvalidParametersError(`span [${start}, ${end}) is not a non-empty slot range within [0, ${L + 2})`)
+  }
+  const roles: ShardRole[] = []
+  if (start === 0) roles.push({ kind: 'embed' })
+  const b0 = Math.max(start, 1) - 1
+  const b1 = Math.min(end, L + 1) - 1
+  if (b1 > b0) roles.push({ kind: 'blocks', start: b0, end: b1 })
+  if (end === L + 2) roles.push({ kind: 'head' })
+  return roles
+}
+
+/** Build the executors of a span (forward, backward and inference graphs), weights from `parameters` */
+export async function createPipelineStage (options: CreateStageOptions): Promise<PipelineStage> {
+  const { config, start, end, parameters, optimizer, step, training = true, ...runtime } = options
+  const roles = spanRoles(config, start, end)
+  const executors = await Promise.all(roles.map(async role => {
+    const params = new Map<string, Float32Array>()
+    for (const p of shardParameters(config, role)) {
+      const v = parameters.get(p.name)
+      if (v == null) throw new InvalidParametersError(`span [${start}, ${end}) needs parameter ${p.name}`)
+      params.set(p.name, v)
+    }
+    return await createShardExecutor({
+      ...runtime,
+      config,
+      role,
+      parameters: params,
+      step,
+      optimizer,
+      graphs: {
+        // the embed forward serves inference too; the head's backward graph computes the loss itself
+        forward: role.kind === 'embed' || (training && role.kind === 'blocks') ? buildShardGraph(config, role, 'forward').bytes : undefined,
+        backward: training ? buildShardGraph(config, role, 'backward').bytes : undefined,
+        inference: role.kind !== 'embed' ? buildShardGraph(config, role, 'inference').bytes : undefined
+      }
+    })
+  }))
+  const find = (kind: ShardRole['kind']): ShardExecutor | undefined => executors.find(e => e.role.kind === kind)
+  const stage: PipelineStage = {
+    config,
+    start,
+    end,
+    embed: find('embed'),
+    blocks: find('blocks'),
+    head: find('head'),
+    executors,
+    async close () {
+      await Promise.all(executors.map(async e => { await e.close() }))
+    }
+  }
+  return stage
+}
