@@ -1,0 +1,56 @@
+/**
+ * Kill Workers mid-generation while replicas exist: the Driver switches to the replica, replays the
+ * session's tokens to rebuild the caches, and the generation completes with the same output as the
+ * single-process model.
+ */
+import { describe, it, expect, afterAll, beforeAll } from 'vitest'
+import { preset } from '@neuroshard/model'
+import { staticRouter } from '../src/index.js'
+import { mesh, monolith, referenceGreedy, stage, startHost, stopAll, weights } from './helpers.js'
+import type { PipelineHost } from './helpers.js'
+import type { PipelineStage } from '../src/index.js'
+import type { ShardExecutor } from '@neuroshard/runtime'
+
+const config = preset('tiny')
+const params = weights(config, 11)
+const hosts: PipelineHost[] = []
+const stages: PipelineStage[] = []
+let reference: ShardExecutor
+let router: ReturnType<typeof staticRouter>
+
+beforeAll(async () => {
+  // Driver [0,1) · W1a, W1b [1,2) · W2a, W2b [2,3) · Validator [3,4)
+  const spans = [[0, 1], [1, 2], [1, 2], [2, 3], [2, 3], [3, 4]]
+  stages.push(...await Promise.all(spans.map(async ([a, b]) => await stage(config, a, b, params))))
+  reference = await monolith(config, params)
+  const servers = await Promise.all(stages.slice(1).map(async s => await startHost({ stages: [s] })))
+  router = staticRouter(servers.map((h, i) => ({ peer: h.peerId, start: stages[i + 1].start, end: stages[i + 1].end })))
+  const driver = await startHost({ stages: [stages[0]], router })
+  hosts.push(driver, ...servers)
+  await mesh(hosts)
+}, 60_000)
+
+afterAll(async () => {
+  await stopAll(hosts)
+  await Promise.all([...stages.map(async s => { await s.close() }), reference?.close()])
+})
+
+describe('failover', () => {
+  it('a generation survives killing a Worker two hops away and then the Driver\'s neighbour', async () => {
+    const prompt = [...new TextEncoder().encode('Once upon a time')]
+    const n = 20
+    const want = await referenceGreedy(reference, prompt, n)
+    const [driver, w1a, , w2a] = hosts
+    const failovers: Array<{ peer: string, hop: number }> = []
+    driver.services.pipeline.addEventListener('pipeline:failover', (e) => { failovers.push({ peer: e.detail.peer.toString(), hop: e.detail.hop }) })
+    const got: number[] = []
+    for await (const t of driver.services.pipeline.generate(prompt, { maxNewTokens: n })) {
+      got.push(t.id)
+      if (got.length === 5) await w2a.stop() // the failure is seen by W1a, which reports hop 2
+      if (got.length === 12) await w1a.stop() // the failure is seen by the Driver itself (hop 1)
+    }
+    expect(got).toEqual(want.ids)
+    expect(failovers).toEqual([{ peer: w2a.peerId.toString(), hop: 2 }, { peer: w1a.peerId.toString(), hop: 1 }])
+    expect([...router.failed].sort()).toEqual([w1a.peerId.toString(), w2a.peerId.toString()].sort())
+  })
+})
