@@ -641,8 +641,14 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
         return
       }
       // keep a share of the memory free at join: that is what takes over slots when holders leave (hot swap)
-      const primary = Math.max(Math.min(...this.costs), Math.floor(this.memoryBytes * (1 - this.init.reserveFraction)))
-      await this.claim({ budget: Math.min(primary, this.memoryBytes), requireDeficit: false })
+      // unless only the whole budget reaches missing replicas (a large embed or head slot, say)
+      let budget = Math.min(this.memoryBytes, Math.max(Math.min(...this.costs), Math.floor(this.memoryBytes * (1 - this.init.reserveFraction))))
+      const others = this.viewExcluding(this.components.peerId.toString())
+      const options = { minReplicas: this.init.minReplicas, random: () => 0 }
+      if ((chooseSpan(others, this.costs, this.memoryBytes, options)?.deficit ?? 0) > (chooseSpan(others, this.costs, budget, options)?.deficit ?? 0)) {
+        budget = this.memoryBytes
+      }
+      await this.claim({ budget, requireDeficit: false })
       return
     }
     const needy = underReplicated(view, this.init.minReplicas)

@@ -98,6 +98,10 @@ export interface CheckRecordOptions {
 /** Encodes the protobuf payload of a record (deterministic protons encoding) */
 export function encodeLayerRecord (record: LayerPoolRecord): Uint8Array {
   checkLayerRecord(record, { allowExpired: true, now: record.issuedAt })
+  return encodeUnchecked(record)
+}
+
+function encodeUnchecked (record: LayerPoolRecord): Uint8Array {
   return LayerRecordPb.encode({
     modelId: record.modelId,
     version: record.version,
@@ -173,7 +177,7 @@ export async function openLayerRecord (bytes: Uint8Array, options: CheckRecordOp
   }
   if (!valid) throw new ForgedLayerRecordError('the envelope signature does not verify')
   const record = decodeLayerRecord(envelope.payload)
-  if (!uint8ArrayEquals(encodeLayerRecord({ ...record, issuedAt: record.issuedAt }), envelope.payload)) {
+  if (!uint8ArrayEquals(encodeUnchecked(record), envelope.payload)) {
     throw new InvalidLayerRecordError('the record is not canonically encoded')
   }
   if (!peerIdFromPublicKey(envelope.publicKey).equals(record.peerId)) {
