@@ -20,10 +20,12 @@ export async function startPoolHost (init: LayerPoolInit, bootstrap?: PoolHost):
   return host
 }
 
-/** Polls `condition` every 100 ms until it holds; fails after `timeoutMs` with `message` */
-export async function until (condition: () => boolean, timeoutMs: number, message: () => string): Promise<void> {
+/** Polls `condition` every 100 ms (running `between` before each check, if given) until it holds; fails after `timeoutMs` */
+export async function until (condition: () => boolean, timeoutMs: number, message: () => string, between?: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (!condition()) {
+  for (;;) {
+    await between?.()
+    if (condition()) return
     if (Date.now() > deadline) throw new Error(`timed out: ${message()}`)
     await new Promise(resolve => setTimeout(resolve, 100))
   }

@@ -109,3 +109,30 @@ describe('layer pool over real libp2p hosts', () => {
     expect(seen?.record.spans.every(s => s.state === 'loading')).toBe(true)
   }, 120_000)
 })
+
+describe('late joiners read the DHT', () => {
+  let hosts: PoolHost[] = []
+  afterEach(async () => {
+    await stopAll(hosts)
+    hosts = []
+  })
+
+  it('a node that missed every gossip message finds every holder\'s record through the membership CID', async () => {
+    const first = await startPoolHost({ ...FAST, config: TINY, memoryBytes: 4 * MiB })
+    hosts.push(first)
+    hosts.push(...await Promise.all([0, 1].map(async () => startPoolHost({ ...FAST, config: TINY, memoryBytes: 4 * MiB }, first))))
+    await Promise.all(hosts.map(async h => h.services.layerPool.whenServing({ signal: AbortSignal.timeout(60_000) })))
+    // listens on another topic, so only the DHT can tell it about the holders
+    const late = await startPoolHost({ ...FAST, config: TINY, memoryBytes: 4 * MiB, autoAssign: false, modelId: 'devnet' }, first)
+    hosts.push(late)
+    late.services.pubsub.unsubscribe(late.services.layerPool.topic)
+    const holders = hosts.slice(0, 3).map(h => h.peerId.toString()).sort()
+    let found: string[] = []
+    await until(() => found.length === 3, 60_000, () => `found ${found.join(',')}`, async () => {
+      await late.services.layerPool.syncFromDht({ signal: AbortSignal.timeout(10_000) }).catch(() => 0)
+      found = [...late.services.layerPool.records().keys()].sort()
+    })
+    expect(found).toEqual(holders)
+    for (let slot = 0; slot < slotCount(TINY); slot++) expect(late.services.layerPool.holders(slot).length).toBeGreaterThanOrEqual(2)
+  }, 120_000)
+})
