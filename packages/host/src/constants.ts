@@ -104,3 +104,91 @@ export const SWARM_KEY_HANDSHAKE_TIMEOUT_MS = 5_000
 
 /** Maximum number of open connections of a host @default 300 */
 export const DEFAULT_MAX_CONNECTIONS = 300
+
+/**
+ * Inbound connections a host accepts per second from one remote IP address (libp2p's
+ * `connectionManager.inboundConnectionThreshold`; libp2p's own default is 5). One address can
+ * legitimately carry many nodes: a devnet on loopback, a site behind one NAT address, a swarm that
+ * restarts together and re-joins one bootstrap host. With 5, the 6th and later joiners of such a crowd
+ * were refused. 64 lets a burst of that size in at once, while one address still cannot open more than
+ * 64 connections a second (the connection limit and pruning bound the total).
+ *
+ * @default 64
+ */
+export const DEFAULT_INBOUND_CONNECTION_THRESHOLD = 64
+
+/**
+ * Inbound connections that may be in their upgrade (pnet, Noise, Yamux) at the same time
+ * (libp2p's `connectionManager.maxIncomingPendingConnections`; libp2p's own default is 10). A join burst
+ * arrives together; each pending connection costs one socket and one Noise handshake and is dropped after
+ * the 10 s upgrade timeout, so 64 of them are cheap.
+ *
+ * @default 64
+ */
+export const DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS = 64
+
+/**
+ * Peers a host works towards when joining (`join.minPeers`): gossipsub's Dlo, the fewest peers with which
+ * a topic mesh is at full strength. Below it, the joiner keeps dialing.
+ *
+ * @default 4
+ */
+export const JOIN_MIN_PEERS = 4
+
+/** Delay before the joiner's first retry, ms; later retries double it (with jitter) @default 500 */
+export const JOIN_RETRY_INITIAL_DELAY_MS = 500
+
+/** Longest delay between two join retries, ms @default 30000 */
+export const JOIN_RETRY_MAX_DELAY_MS = 30_000
+
+/** Factor by which each join retry delay grows (before jitter) @default 2 */
+export const JOIN_RETRY_BACKOFF_FACTOR = 2
+
+/** Time limit of one join dial, ms @default 10000 */
+export const JOIN_DIAL_TIMEOUT_MS = 10_000
+
+/** Time limit of the joiner's DHT lookup for more peers, ms @default 10000 */
+export const JOIN_LOOKUP_TIMEOUT_MS = 10_000
+
+/** Peer-store tag the joiner puts on bootstrap peers it connected to (as `@libp2p/bootstrap` does) */
+export const JOIN_BOOTSTRAP_TAG = 'bootstrap'
+
+/** Value of the bootstrap tag (higher values are pruned last) @default 50 */
+export const JOIN_BOOTSTRAP_TAG_VALUE = 50
+
+/**
+ * Address ranges exempt from gossipsub's IP-colocation penalty (P6) (profile): loopback, RFC 1918 and
+ * RFC 4193 private and link-local ranges. P6 assumes addresses are scarce, which holds for public IPv4
+ * addresses only: a peer reaching us over one of these ranges is on our machine or our own network, where
+ * anyone can take as many addresses as they like, so the penalty stops no Sybil there and only breaks
+ * devnets, in-process swarms and LAN clusters (12 or more hosts on 127.0.0.1 had empty meshes).
+ *
+ * @default ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', 'fc00::/7', 'fe80::/10']
+ */
+export const GOSSIPSUB_IP_COLOCATION_EXEMPT: readonly string[] = Object.freeze([
+  '127.0.0.0/8',
+  '::1/128',
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '169.254.0.0/16',
+  'fc00::/7',
+  'fe80::/10'
+])
+
+/**
+ * Peers from one (non-exempt) IP address before gossipsub's IP-colocation penalty applies (profile): the
+ * gossipsub default. Each peer on an address with N > 10 peers scores weight · (N − 10)².
+ *
+ * @default 10
+ */
+export const GOSSIPSUB_IP_COLOCATION_THRESHOLD = 10
+
+/**
+ * Weight of gossipsub's IP-colocation penalty (profile): the gossipsub default. With the default score
+ * thresholds (gossip −10, publish −50, graylist −80) peers on an address with 11 peers are left out of
+ * meshes, with 12 they get no gossip, with 14 no publications, with 15 they are graylisted. A private swarm (swarm key) uses 0: its membership is the key.
+ *
+ * @default -5
+ */
+export const GOSSIPSUB_IP_COLOCATION_WEIGHT = -5

@@ -2,7 +2,6 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { quic } from '@chainsafe/libp2p-quic'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { autoNAT } from '@libp2p/autonat'
-import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { dcutr } from '@libp2p/dcutr'
@@ -20,8 +19,10 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidParametersError } from '@neuroshard/interface'
 import { createLibp2p } from 'libp2p'
 import {
+  DEFAULT_INBOUND_CONNECTION_THRESHOLD,
   DEFAULT_LISTEN_ADDRESSES,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS,
   DEFAULT_PRIVATE_SWARM_LISTEN_ADDRESSES,
   DHT_RECORD_NAMESPACE,
   GOSSIPSUB_D,
@@ -30,6 +31,9 @@ import {
   GOSSIPSUB_DLO,
   GOSSIPSUB_DOUT,
   GOSSIPSUB_HEARTBEAT_INTERVAL_MS,
+  GOSSIPSUB_IP_COLOCATION_EXEMPT,
+  GOSSIPSUB_IP_COLOCATION_THRESHOLD,
+  GOSSIPSUB_IP_COLOCATION_WEIGHT,
   GOSSIPSUB_MAX_OUTBOUND_BUFFER_SIZE,
   GOSSIPSUB_MAX_RPC_SIZE,
   GOSSIPSUB_SEEN_TTL_MS,
@@ -37,8 +41,11 @@ import {
   SWARM_KEY_HANDSHAKE_TIMEOUT_MS
 } from './constants.js'
 import { loadOrCreateIdentity } from './identity.js'
+import { IpRangeSet } from './ip-ranges.js'
+import { joiner, validateJoinOptions } from './join.js'
 import { createNeuroShardRecordValidator, selectNeuroShardRecord } from './records.js'
 import { parseSwarmKey } from './swarm-key.js'
+import type { Joiner, JoinOptions } from './join.js'
 import type { NeuroShardRecordValidator } from './records.js'
 import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
@@ -65,6 +72,28 @@ export interface NeuroShardTransports {
   circuitRelay?: boolean
 }
 
+/**
+ * How gossipsub scores peers that share an IP address (its P6 "IP colocation" penalty). Part of the
+ * profile: see specs/host/README.md, "Gossipsub", for the values and their security trade-off.
+ */
+export interface GossipsubScoringOptions {
+  /**
+   * Address ranges (CIDR blocks or single addresses) whose peers are never penalised for sharing an
+   * address.
+   *
+   * @default GOSSIPSUB_IP_COLOCATION_EXEMPT (loopback, private and link-local ranges)
+   */
+  ipColocationExempt?: string[]
+  /** Peers per address before the penalty applies @default GOSSIPSUB_IP_COLOCATION_THRESHOLD (10) */
+  ipColocationThreshold?: number
+  /**
+   * Weight of the penalty (≤ 0; 0 turns it off).
+   *
+   * @default GOSSIPSUB_IP_COLOCATION_WEIGHT (−5), or 0 when `swarmKey` is set
+   */
+  ipColocationWeight?: number
+}
+
 /** Options of {@link createNeuroShardHost}; all are optional */
 export interface NeuroShardHostOptions {
   /**
@@ -88,11 +117,16 @@ export interface NeuroShardHostOptions {
   /** Transport switches */
   transports?: NeuroShardTransports
   /**
-   * Multiaddrs (with `/p2p/<peer id>`) of peers to connect to at start-up.
+   * Multiaddrs (with `/p2p/<peer id>`) of peers to join the swarm through. Several addresses of one peer
+   * are all tried. With a non-empty list the host runs the joiner (`services.join`), which dials them at
+   * start, retries with backoff until the host has `join.minPeers` peers and re-dials them whenever it
+   * drops below that.
    *
    * @default []: there are no public NeuroShard bootstrap peers yet
    */
   bootstrap?: string[]
+  /** Joiner settings (target peer count, retry backoff); used when `bootstrap` is not empty */
+  join?: JoinOptions
   /** Discover peers on the LAN with multicast DNS @default false */
   mdns?: boolean
   /** Ask the gateway for port mappings with UPnP @default false */
@@ -121,10 +155,27 @@ export interface NeuroShardHostOptions {
   dhtAddressFilter?: DhtAddressFilter
   /** Validators for NeuroShard DHT records, by namespace (`/neuroshard/<namespace>/<id>`) */
   recordValidators?: Record<string, NeuroShardRecordValidator>
-  /** Overrides of the gossipsub profile (specs/host/README.md); changing them leaves the profile */
+  /** Gossipsub peer-scoring settings for peers that share an IP address */
+  gossipsubScoring?: GossipsubScoringOptions
+  /**
+   * Overrides of the gossipsub profile (specs/host/README.md); changing them leaves the profile.
+   * `scoreParams` is merged over the profile's score parameters.
+   */
   gossipsub?: Partial<GossipsubOpts>
   /** Maximum number of open connections @default 300 */
   maxConnections?: number
+  /**
+   * Inbound connections accepted per second from one remote IP address.
+   *
+   * @default DEFAULT_INBOUND_CONNECTION_THRESHOLD (64; libp2p's own default of 5 refused join bursts)
+   */
+  inboundConnectionThreshold?: number
+  /**
+   * Inbound connections that may be in their upgrade at the same time.
+   *
+   * @default DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS (64; libp2p's own default is 10)
+   */
+  maxIncomingPendingConnections?: number
   /** Start the node before returning @default true */
   start?: boolean
   /**
@@ -154,6 +205,8 @@ export type NeuroShardDHT = KadDHT & {
 export type NeuroShardPubSub = GossipSub & {
   /** Peer ids (strings) in this node's mesh for `topic` */
   getMeshPeers(topic: string): string[]
+  /** This node's gossipsub score of a peer (peer id string); peers below 0 are left out of meshes */
+  getScore(peerId: string): number
 }
 
 /** The services every NeuroShard host runs */
@@ -167,6 +220,8 @@ export type NeuroShardServices = {
   dcutr: unknown
   /** Present only when `upnp: true` */
   upnp?: UPnPNAT
+  /** The joiner; present only when the host has bootstrap peers */
+  join?: Joiner
 }
 
 /** A libp2p 3 node running the NeuroShard host profile */
@@ -224,10 +279,15 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
     throw new InvalidParametersError('At least one transport must be enabled')
   }
 
+  const bootstrapList = options.bootstrap ?? []
+  // checks the bootstrap addresses (each needs /p2p/<id>) and the join options before anything starts
+  validateJoinOptions({ ...options.join, bootstrap: bootstrapList })
+  const inboundConnectionThreshold = positiveInteger('inboundConnectionThreshold', options.inboundConnectionThreshold ?? DEFAULT_INBOUND_CONNECTION_THRESHOLD)
+  const maxIncomingPendingConnections = positiveInteger('maxIncomingPendingConnections', options.maxIncomingPendingConnections ?? DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS)
+  const maxConnections = positiveInteger('maxConnections', options.maxConnections ?? DEFAULT_MAX_CONNECTIONS)
+  const scoreParams = gossipsubScoreParams(options.gossipsubScoring, privateSwarm)
+
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
-  if (options.bootstrap != null && options.bootstrap.length > 0) {
-    peerDiscovery.push(bootstrap({ list: options.bootstrap }))
-  }
   if (options.mdns === true) {
     peerDiscovery.push(mdns())
   }
@@ -255,7 +315,8 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
       fallbackToFloodsub: false,
       maxInboundDataLength: GOSSIPSUB_MAX_RPC_SIZE,
       maxOutboundBufferSize: GOSSIPSUB_MAX_OUTBOUND_BUFFER_SIZE,
-      ...options.gossipsub
+      ...options.gossipsub,
+      scoreParams: { ...scoreParams, ...options.gossipsub?.scoreParams }
     }),
     autoNAT: autoNAT(),
     dcutr: dcutr()
@@ -263,8 +324,12 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
   if (options.upnp === true) {
     services.upnp = uPnPNAT()
   }
+  if (bootstrapList.length > 0) {
+    // replaces @libp2p/bootstrap, which dials each peer once and never retries (src/join.ts)
+    services.join = joiner({ ...options.join, bootstrap: bootstrapList })
+  }
   for (const [name, factory] of Object.entries(options.services ?? {})) {
-    if (name in services || name === 'upnp') {
+    if (name in services || name === 'upnp' || name === 'join') {
       throw new InvalidParametersError(`Service name "${name}" is taken by the host profile`)
     }
     services[name] = factory
@@ -282,7 +347,10 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
     streamMuxers: [yamux()],
     ...(psk != null ? { connectionProtector: preSharedKey({ psk, timeout: SWARM_KEY_HANDSHAKE_TIMEOUT_MS }) } : {}),
     connectionManager: {
-      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+      maxConnections,
+      // joining crowds: see DEFAULT_INBOUND_CONNECTION_THRESHOLD and DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS
+      inboundConnectionThreshold,
+      maxIncomingPendingConnections
     },
     peerDiscovery,
     services
@@ -299,6 +367,30 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
     log('started %p listening on %a', node.peerId, node.getMultiaddrs())
   }
   return node
+}
+
+function positiveInteger (name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new InvalidParametersError(`${name} must be a positive integer, got ${String(value)}`)
+  }
+  return value
+}
+
+/** The profile's peer-score parameters: gossipsub's defaults with a deliberate IP-colocation penalty */
+function gossipsubScoreParams (scoring: GossipsubScoringOptions = {}, privateSwarm: boolean): Partial<GossipsubOpts['scoreParams']> {
+  const weight = scoring.ipColocationWeight ?? (privateSwarm ? 0 : GOSSIPSUB_IP_COLOCATION_WEIGHT)
+  const threshold = scoring.ipColocationThreshold ?? GOSSIPSUB_IP_COLOCATION_THRESHOLD
+  if (!Number.isFinite(weight) || weight > 0) {
+    throw new InvalidParametersError(`gossipsubScoring.ipColocationWeight must be 0 or negative, got ${String(weight)}`)
+  }
+  if (!Number.isInteger(threshold) || threshold < 1) {
+    throw new InvalidParametersError(`gossipsubScoring.ipColocationThreshold must be a positive integer, got ${String(threshold)}`)
+  }
+  return {
+    IPColocationFactorWeight: weight,
+    IPColocationFactorThreshold: threshold,
+    IPColocationFactorWhitelist: new IpRangeSet(scoring.ipColocationExempt ?? GOSSIPSUB_IP_COLOCATION_EXEMPT)
+  }
 }
 
 function isTcpOnly (addr: string): boolean {

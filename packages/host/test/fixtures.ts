@@ -1,3 +1,5 @@
+import type { Connection, Libp2p } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { TypedEventTarget } from 'main-event'
 
 /**
@@ -48,4 +50,33 @@ export async function waitUntil<Events extends Record<string, any>, K extends ke
     return
   }
   await waitFor(emitter, event, () => condition(), timeoutMs)
+}
+
+/** Number of distinct peers `host` has an open connection to */
+export function peerCount (host: Libp2p): number {
+  return new Set(host.getConnections().map(c => c.remotePeer.toString())).size
+}
+
+/** Resolves once `host` is connected to at least `n` distinct peers (re-checked on every new connection) */
+export async function peersAtLeast (host: Libp2p, n: number, timeoutMs: number): Promise<void> {
+  await waitUntil(host, 'connection:open', () => peerCount(host) >= n, timeoutMs)
+}
+
+/**
+ * Dials `addr` until a dial succeeds or `timeoutMs` has passed: for topologies a test builds by hand, where
+ * one dial timing out on a loaded machine (libp2p gives an address 6 s) must not fail the test.
+ */
+export async function dialWithRetry (host: Libp2p, addr: Multiaddr, timeoutMs: number): Promise<Connection> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await host.dial(addr)
+    } catch (err) {
+      if (Date.now() >= deadline) {
+        throw err
+      }
+      // a short pause so that an address that refuses at once is not hammered
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+  }
 }

@@ -1,0 +1,93 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createNeuroShardHost } from '../src/index.js'
+import { peerCount, peersAtLeast, waitUntil } from './fixtures.js'
+import type { NeuroShardHost, NeuroShardHostOptions } from '../src/index.js'
+
+// TCP only keeps the hosts light; the join logic does not depend on the transport
+// (the tests with crowds of full hosts are in crowd.spec.ts)
+const TCP_ONLY = { quic: false, webrtcDirect: false, circuitRelay: false }
+const CROWD = 32
+
+describe('joining the swarm', () => {
+  let hosts: NeuroShardHost[] = []
+
+  afterEach(async () => {
+    await Promise.all(hosts.map(async h => h.stop()))
+    hosts = []
+  })
+
+  async function host (options: NeuroShardHostOptions = {}): Promise<NeuroShardHost> {
+    const h = await createNeuroShardHost({ listen: ['/ip4/127.0.0.1/tcp/0'], transports: TCP_ONLY, ...options })
+    hosts.push(h)
+    return h
+  }
+
+  it(`a bootstrap host accepts ${CROWD} connections opened at the same instant from one IP address`, async () => {
+    const boot = await host()
+    // bare libp2p nodes (TCP, Noise, Yamux, nothing else) as the crowd: they cost the test process next to
+    // nothing, so what is measured is the bootstrap host's inbound limits, not 33 hosts sharing one CPU
+    const crowd = await Promise.all(Array.from({ length: CROWD }, async () => createLibp2p({
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionManager: { dialTimeout: 60_000, addressDialTimeout: 60_000 }
+    })))
+    try {
+      const results = await Promise.allSettled(crowd.map(async node => node.dial(boot.getMultiaddrs()[0])))
+      const refused = results.filter(r => r.status === 'rejected').map(r => String((r as PromiseRejectedResult).reason?.name))
+      // libp2p's stock limits (5 per second per IP, 10 pending) refused all but the first few
+      expect(refused).toEqual([])
+      // the dialer finishes its upgrade a moment before the bootstrap host does
+      await waitUntil(boot, 'connection:open', () => peerCount(boot) === CROWD, 30_000)
+    } finally {
+      await Promise.all(crowd.map(async node => node.stop()))
+    }
+  })
+
+  it('a node whose peers all stop re-dials its bootstrap peer with backoff and reconnects when it comes back', async () => {
+    const privateKey = await generateKeyPair('Ed25519')
+    const boot = await host({ privateKey })
+    const bootKey = boot.peerId
+    const bootAddr = boot.getMultiaddrs()[0].toString()
+    const other = await host({ bootstrap: [bootAddr], join: { minPeers: 1 } })
+    const node = await host({ bootstrap: [bootAddr], join: { minPeers: 1, retryInitialDelayMs: 100, retryMaxDelayMs: 1_000 } })
+    await peersAtLeast(node, 1, 30_000)
+    expect(node.getConnections(bootKey).length).toBeGreaterThan(0)
+
+    const retries: Array<{ attempt: number, delayMs: number }> = []
+    node.services.join?.addEventListener('join:retry', (evt) => { retries.push(evt.detail) })
+    // every peer of `node` leaves
+    await Promise.all([boot.stop(), other.stop()])
+    await waitUntil(node, 'connection:close', () => peerCount(node) === 0, 30_000)
+    // it keeps retrying (and failing) while nobody is there
+    await waitUntil(node.services.join!, 'join:retry', () => retries.length >= 3, 30_000)
+    expect(retries.slice(0, 3).map(r => r.attempt)).toEqual([1, 2, 3])
+    // exponential backoff with equal jitter: attempt n waits between half and all of min(1000, 100 · 2^(n-1)) ms
+    retries.forEach(({ attempt, delayMs }) => {
+      const base = Math.min(1_000, 100 * 2 ** (attempt - 1))
+      expect(delayMs).toBeGreaterThanOrEqual(base / 2)
+      expect(delayMs).toBeLessThanOrEqual(base)
+    })
+
+    // the bootstrap peer comes back: same identity, same address
+    const back = await host({ privateKey, listen: [bootAddr.replace(/\/p2p\/.*$/, '')] })
+    expect(back.peerId.equals(bootKey)).toBe(true)
+    await waitUntil(node, 'connection:open', () => node.getConnections(bootKey).length > 0, 30_000)
+    // and the joiner counts it as joined again: backoff reset for the next time
+    await waitUntil(node.services.join!, 'join:joined', () => node.services.join!.attempt === 0, 30_000)
+  })
+
+  it('refuses impossible join options with InvalidParametersError', async () => {
+    const bootstrap = ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGRUVh2upnNaRMqd3JQRUWBcVURMpf7W5bj2dQoKKNwh4']
+    for (const join of [{ minPeers: 0 }, { minPeers: 1.5 }, { retryInitialDelayMs: 0 }, { retryMaxDelayMs: 10, retryInitialDelayMs: 100 }, { retryBackoffFactor: 0.5 }, { dialTimeoutMs: -1 }]) {
+      await expect(createNeuroShardHost({ start: false, transports: TCP_ONLY, bootstrap, join })).rejects.toHaveProperty('name', 'InvalidParametersError')
+    }
+    await expect(createNeuroShardHost({ start: false, transports: TCP_ONLY, bootstrap: ['/ip4/127.0.0.1/tcp/4001'] })).rejects.toHaveProperty('name', 'InvalidParametersError')
+    await expect(createNeuroShardHost({ start: false, transports: TCP_ONLY, inboundConnectionThreshold: 0 })).rejects.toHaveProperty('name', 'InvalidParametersError')
+  })
+})
