@@ -1,0 +1,194 @@
+/**
+ * The routing core: pure functions over candidate spans, no I/O (specs/swarm-router/README.md).
+ *
+ * - `shortestChain`: Petals' rule — the chain from slot `from` to slot `to` with the least total cost, where a
+ *   hop's cost is its RTT + the span's compute time for the request's tokens + a load penalty, over a graph
+ *   whose vertices are slot boundaries and whose edges are candidate spans (used whole).
+ * - `standbys`: for each hop, the cheapest other live candidate with the same span (switched in at once
+ *   when the hop fails).
+ * - `weightedChain`: SWARM's dispatch for training micro-batches and sessions — the span layout of the
+ *   shortest chain, each span's replica drawn with probability ∝ capacity (throughput / (1 + load)).
+ */
+
+export interface Candidate {
+  /** Peer id string */
+  peer: string
+  start: number
+  end: number
+  /** The span's measured tokens/s from its record (0: unmeasured) */
+  throughput: number
+  /** RTT from this node, ms (undefined: not measured) */
+  rttMs?: number
+  /** Free KV-cache bytes the peer reports (undefined: unknown, assumed enough) */
+  kvHeadroom?: number
+  /** Sessions / micro-batches this router currently has on the peer */
+  load?: number
+}
+
+export interface CostOptions {
+  /** @default DEFAULT_UNKNOWN_RTT_MS */
+  unknownRttMs: number
+  /** @default DEFAULT_UNMEASURED_THROUGHPUT */
+  unmeasuredThroughput: number
+  /** Tokens the request carries @default 1 */
+  tokens: number
+  /** KV bytes the session needs on a hop; candidates with less headroom are skipped @default 0 */
+  kvBytes: number
+  /** ms per unit of load @default DEFAULT_LOAD_PENALTY_MS */
+  loadPenaltyMs: number
+}
+
+/** The cost of one hop, ms (Infinity: unusable) */
+export function hopCost (c: Candidate, o: CostOptions): number {
+  if (c.kvHeadroom != null && c.kvHeadroom < o.kvBytes) return Infinity
+  const tput = c.throughput > 0 ? c.throughput : o.unmeasuredThroughput
+  return (c.rttMs ?? o.unknownRttMs) + 1000 * o.tokens / tput + (c.load ?? 0) * o.loadPenaltyMs
+}
+
+export interface Chain {
+  hops: Candidate[]
+  /** Sum of the hops' costs, ms */
+  cost: number
+}
+
+/**
+ * Least-cost chain of whole spans tiling [from, to); ties go to fewer hops, then to the lower peer id, so the
+ * result does not depend on the candidates' order. `undefined` when no chain exists.
+ */
+export function shortestChain (candidates: readonly Candidate[], from: number, to: number, o: CostOptions, excluded: ReadonlySet<string> = new Set()): Chain | undefined {
+  if (!(from < to)) return { hops: [], cost: 0 }
+  const n = to - from + 1
+  const dist = new Array<number>(n).fill(Infinity)
+  const hopsTo = new Array<number>(n).fill(Infinity)
+  const via = new Array<Candidate | undefined>(n).fill(undefined)
+  dist[0] = 0
+  hopsTo[0] = 0
+  // slot boundaries only move forward: a DAG, so one pass in boundary order is Dijkstra's result
+  const byStart = new Map<number, Candidate[]>()
+  for (const c of candidates) {
+    if (excluded.has(c.peer) || c.start < from || c.end > to || c.end <= c.start) continue
+    const list = byStart.get(c.start) ?? []
+    list.push(c)
+    byStart.set(c.start, list)
+  }
+  for (let i = 0; i < n - 1; i++) {
+    if (dist[i] === Infinity) continue
+    for (const c of byStart.get(from + i) ?? []) {
+      const w = hopCost(c, o)
+      if (w === Infinity) continue
+      const j = c.end - from
+      const d = dist[i] + w
+      const h = hopsTo[i] + 1
+      const prev = via[j]
+      if (d < dist[j] || (d === dist[j] && (h < hopsTo[j] || (h === hopsTo[j] && prev != null && c.peer < prev.peer)))) {
+        dist[j] = d
+        hopsTo[j] = h
+        via[j] = c
+      }
+    }
+  }
+  if (dist[n - 1] === Infinity) return undefined
+  const hops: Candidate[] = []
+  for (let j = n - 1; j > 0;) {
+    const c = via[j] as Candidate
+    hops.unshift(c)
+    j = c.start - from
+  }
+  return { hops, cost: dist[n - 1] }
+}
+
+/** For each hop, the cheapest other usable candidate with the same span (undefined when there is none) */
+export function standbys (chain: Chain, candidates: readonly Candidate[], o: CostOptions, excluded: ReadonlySet<string> = new Set()): Array<Candidate | undefined> {
+  return chain.hops.map(h => {
+    let best: Candidate | undefined
+    let bestCost = Infinity
+    for (const c of candidates) {
+      if (c.start !== h.start || c.end !== h.end || c.peer === h.peer || excluded.has(c.peer)) continue
+      const w = hopCost(c, o)
+      if (w < bestCost || (w === bestCost && best != null && c.peer < best.peer)) {
+        best = c
+        bestCost = w
+      }
+    }
+    return best
+  })
+}
+
+/** A replica's share in weighted dispatch: throughput / (1 + load) */
+export function capacity (c: Candidate, o: Pick<CostOptions, 'unmeasuredThroughput'>): number {
+  return (c.throughput > 0 ? c.throughput : o.unmeasuredThroughput) / (1 + (c.load ?? 0))
+}
+
+/** Draw one candidate with probability ∝ weight, given a uniform `u` in [0, 1) */
+export function weightedPick<T> (items: readonly T[], weight: (t: T) => number, u: number): T | undefined {
+  let total = 0
+  for (const t of items) total += Math.max(0, weight(t))
+  if (!(total > 0)) return undefined
+  let x = u * total
+  for (const t of items) {
+    x -= Math.max(0, weight(t))
+    if (x < 0) return t
+  }
+  return items[items.length - 1]
+}
+
+/**
+ * SWARM dispatch: the span layout of the shortest chain, each span's replica (candidates with exactly that
+ * span, usable) drawn ∝ capacity with the draws `random()` gives.
+ */
+export function weightedChain (candidates: readonly Candidate[], from: number, to: number, o: CostOptions, random: () => number, excluded: ReadonlySet<string> = new Set()): Chain | undefined {
+  const base = shortestChain(candidates, from, to, o, excluded)
+  if (base == null) return undefined
+  const hops = base.hops.map(h => {
+    const replicas = candidates
+      .filter(c => c.start === h.start && c.end === h.end && !excluded.has(c.peer) && hopCost(c, o) < Infinity)
+      .sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0)
+    return weightedPick(replicas, c => capacity(c, o), random()) ?? h
+  })
+  return { hops, cost: hops.reduce((s, c) => s + hopCost(c, o), 0) }
+}
+
+export interface BanOptions {
+  baseMs: number
+  maxMs: number
+  forgetMs: number
+}
+
+/** Peers that failed, banned for base · 2^(failures − 1) ms (capped); the count is forgotten after a good spell */
+export class BanList {
+  private readonly entries = new Map<string, { failures: number, until: number, last: number }>()
+  private readonly o: BanOptions
+
+  constructor (options: BanOptions) {
+    this.o = options
+  }
+
+  /** Record a failure at `now`; returns the ban's end */
+  fail (peer: string, now: number): number {
+    const e = this.entries.get(peer)
+    const failures = e != null && now - e.last < this.o.forgetMs + (e.until - e.last) ? e.failures + 1 : 1
+    const until = now + Math.min(this.o.maxMs, this.o.baseMs * 2 ** (failures - 1))
+    this.entries.set(peer, { failures, until, last: now })
+    return until
+  }
+
+  /** Whether `peer` is banned at `now` */
+  banned (peer: string, now: number): boolean {
+    const e = this.entries.get(peer)
+    return e != null && now < e.until
+  }
+
+  /** The peers banned at `now` (and forgets entries past their forget time) */
+  bannedSet (now: number): Set<string> {
+    const out = new Set<string>()
+    for (const [p, e] of this.entries) {
+      if (now < e.until) out.add(p)
+      else if (now - e.until > this.o.forgetMs) this.entries.delete(p)
+    }
+    return out
+  }
+
+  failures (peer: string): number {
+    return this.entries.get(peer)?.failures ?? 0
+  }
+}

@@ -1,0 +1,1 @@
+export { NoRouteError } from '@neuroshard/pipeline'

@@ -1,0 +1,233 @@
+import { NoRouteError } from '@neuroshard/pipeline'
+import {
+  DEFAULT_BAN_BASE_MS, DEFAULT_BAN_FORGET_MS, DEFAULT_BAN_MAX_MS, DEFAULT_LOAD_PENALTY_MS, DEFAULT_MAX_CANDIDATES,
+  DEFAULT_MAX_PROBES_PER_ROUND, DEFAULT_PING_TIMEOUT_MS, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_RTT_ALPHA,
+  DEFAULT_TOKENS_PER_REQUEST, DEFAULT_UNKNOWN_RTT_MS, DEFAULT_UNMEASURED_THROUGHPUT
+} from './constants.js'
+import { BanList, shortestChain, standbys, weightedChain } from './core.js'
+import type { Candidate, Chain, CostOptions } from './core.js'
+import type { AbortOptions, ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
+import type { ChainOptions, PipelineRouter, RouteHop } from '@neuroshard/pipeline'
+
+/** What the router reads from layer-pool (`LayerPool` satisfies it) */
+export interface RecordSource {
+  records(): Map<string, { record: { peerId: PeerId, spans: Array<{ start: number, end: number, state: string, throughput: number }> } }>
+}
+
+/** What the router pings with (`@libp2p/ping`'s service satisfies it) */
+export interface Pinger {
+  ping(peer: PeerId, options?: AbortOptions): Promise<number>
+}
+
+export interface SwarmRouterComponents {
+  peerId: PeerId
+  logger: ComponentLogger
+  [service: string]: unknown
+}
+
+export interface SwarmRouterInit {
+  /** Where candidates come from: a record source, or the name of the layer-pool service @default 'layerPool' */
+  records?: RecordSource | string
+  /** Name of the ping service, or a pinger @default 'ping' */
+  ping?: Pinger | string
+  /** @default DEFAULT_UNKNOWN_RTT_MS (50) */
+  unknownRttMs?: number
+  /** @default DEFAULT_UNMEASURED_THROUGHPUT (100) */
+  unmeasuredThroughput?: number
+  /** @default DEFAULT_TOKENS_PER_REQUEST (1) */
+  tokensPerRequest?: number
+  /** @default DEFAULT_LOAD_PENALTY_MS (5) */
+  loadPenaltyMs?: number
+  /** @default DEFAULT_BAN_BASE_MS (1 s) */
+  banBaseMs?: number
+  /** @default DEFAULT_BAN_MAX_MS (5 min) */
+  banMaxMs?: number
+  /** @default DEFAULT_BAN_FORGET_MS (10 min) */
+  banForgetMs?: number
+  /** Ping the chain's hops and standbys this often, ms (0: never) @default DEFAULT_PROBE_INTERVAL_MS (5 s) */
+  probeIntervalMs?: number
+  /** @default DEFAULT_MAX_PROBES_PER_ROUND (16) */
+  maxProbesPerRound?: number
+  /** @default DEFAULT_PING_TIMEOUT_MS (2 s) */
+  pingTimeoutMs?: number
+  /** @default DEFAULT_RTT_ALPHA (0.3) */
+  rttAlpha?: number
+  /** @default DEFAULT_MAX_CANDIDATES (4096) */
+  maxCandidates?: number
+  /** Uniform draws in [0, 1) for weighted dispatch @default Math.random */
+  random?(): number
+  /** Clock, ms @default Date.now */
+  now?(): number
+}
+
+export interface SwarmRouter extends PipelineRouter, Startable {
+  /** Live, unbanned candidates as the router sees them now */
+  candidates(): Candidate[]
+  /** The least-cost chain and a standby per hop (undefined where a span has no other replica) */
+  plan(from: number, to: number): { chain: Chain, standbys: Array<Candidate | undefined> } | undefined
+  /** Whether a peer is banned now */
+  isBanned(peer: PeerId): boolean
+  /** Record an RTT sample, ms */
+  observeRtt(peer: PeerId, ms: number): void
+  /** Ping the current plan's hops and standbys now */
+  probe(options?: AbortOptions): Promise<void>
+}
+
+const LIVE = new Set(['serving', 'training'])
+
+export class DefaultSwarmRouter implements SwarmRouter {
+  private readonly components: SwarmRouterComponents
+  private readonly init: SwarmRouterInit
+  private readonly log: Logger
+  private readonly bans: BanList
+  private readonly rtt = new Map<string, number>()
+  private readonly load = new Map<string, number>()
+  private readonly peers = new Map<string, PeerId>()
+  private readonly now: () => number
+  private readonly random: () => number
+  private timer?: ReturnType<typeof setInterval>
+  private started = false
+  private lastPlan?: { from: number, to: number }
+
+  constructor (components: SwarmRouterComponents, init: SwarmRouterInit = {}) {
+    this.components = components
+    this.init = init
+    this.log = components.logger.forComponent('neuroshard:swarm-router')
+    this.now = init.now ?? Date.now
+    this.random = init.random ?? Math.random
+    this.bans = new BanList({ baseMs: init.banBaseMs ?? DEFAULT_BAN_BASE_MS, maxMs: init.banMaxMs ?? DEFAULT_BAN_MAX_MS, forgetMs: init.banForgetMs ?? DEFAULT_BAN_FORGET_MS })
+  }
+
+  readonly [Symbol.toStringTag] = '@neuroshard/swarm-router'
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    const every = this.init.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS
+    if (every > 0) {
+      this.timer = setInterval(() => { this.probe().catch(err => { this.log('probe failed: %e', err) }) }, every)
+      this.timer.unref?.()
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.timer)
+  }
+
+  private service<T> (value: T | string | undefined, fallback: string): T | undefined {
+    if (value != null && typeof value !== 'string') return value
+    try {
+      return this.components[(value ?? fallback) as string] as T | undefined
+    } catch {
+      return undefined // libp2p's components throw for a service that is not configured
+    }
+  }
+
+  private costOptions (): CostOptions {
+    return {
+      unknownRttMs: this.init.unknownRttMs ?? DEFAULT_UNKNOWN_RTT_MS,
+      unmeasuredThroughput: this.init.unmeasuredThroughput ?? DEFAULT_UNMEASURED_THROUGHPUT,
+      tokens: this.init.tokensPerRequest ?? DEFAULT_TOKENS_PER_REQUEST,
+      kvBytes: 0,
+      loadPenaltyMs: this.init.loadPenaltyMs ?? DEFAULT_LOAD_PENALTY_MS
+    }
+  }
+
+  candidates (): Candidate[] {
+    const source = this.service<RecordSource>(this.init.records, 'layerPool')
+    if (source == null) return []
+    const self = this.components.peerId.toString()
+    this.peers.clear()
+    const banned = this.bans.bannedSet(this.now())
+    const out: Candidate[] = []
+    const max = this.init.maxCandidates ?? DEFAULT_MAX_CANDIDATES
+    for (const [id, entry] of source.records()) {
+      if (id === self || banned.has(id)) continue
+      this.peers.set(id, entry.record.peerId)
+      for (const s of entry.record.spans) {
+        if (!LIVE.has(s.state) || out.length >= max) continue
+        out.push({ peer: id, start: s.start, end: s.end, throughput: s.throughput, rttMs: this.rtt.get(id), load: this.load.get(id) ?? 0 })
+      }
+    }
+    return out
+  }
+
+  plan (from: number, to: number): { chain: Chain, standbys: Array<Candidate | undefined> } | undefined {
+    this.lastPlan = { from, to }
+    const all = this.candidates()
+    const o = this.costOptions()
+    const chain = shortestChain(all, from, to, o)
+    if (chain == null) return undefined
+    return { chain, standbys: standbys(chain, all, o) }
+  }
+
+  chain (options: ChainOptions): RouteHop[] {
+    const { from, to } = options
+    this.lastPlan = { from, to }
+    const all = this.candidates()
+    const o = this.costOptions()
+    const chain = options.purpose === 'training'
+      ? weightedChain(all, from, to, o, this.random)
+      : shortestChain(all, from, to, o)
+    if (chain == null) throw new NoRouteError(`no chain of live, unbanned spans covers slots [${from}, ${to}) (${all.length} candidates)`)
+    return chain.hops.map(c => ({ peer: this.peers.get(c.peer) as PeerId, start: c.start, end: c.end }))
+  }
+
+  reportFailure (peer: PeerId, error?: Error): void {
+    const until = this.bans.fail(peer.toString(), this.now())
+    this.rtt.delete(peer.toString())
+    this.log('banned %p until %d after %s', peer, until, error?.name ?? 'a failure')
+  }
+
+  reportSuccess (_peer: PeerId, _latencyMs?: number): void {
+    // the latency of a forwarded request includes the whole downstream chain: not an RTT sample
+  }
+
+  isBanned (peer: PeerId): boolean {
+    return this.bans.banned(peer.toString(), this.now())
+  }
+
+  /** Account a session / micro-batch routed to a peer (weighted dispatch and the load penalty read it) */
+  acquire (peer: PeerId): () => void {
+    const id = peer.toString()
+    this.load.set(id, (this.load.get(id) ?? 0) + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const n = (this.load.get(id) ?? 1) - 1
+      if (n <= 0) this.load.delete(id)
+      else this.load.set(id, n)
+    }
+  }
+
+  observeRtt (peer: PeerId, ms: number): void {
+    if (!(Number.isFinite(ms) && ms >= 0)) return
+    const id = peer.toString()
+    const a = this.init.rttAlpha ?? DEFAULT_RTT_ALPHA
+    const old = this.rtt.get(id)
+    this.rtt.set(id, old == null ? ms : (1 - a) * old + a * ms)
+  }
+
+  async probe (options: AbortOptions = {}): Promise<void> {
+    const pinger = this.service<Pinger>(this.init.ping, 'ping')
+    if (pinger == null || this.lastPlan == null) return
+    const plan = this.plan(this.lastPlan.from, this.lastPlan.to)
+    if (plan == null) return
+    const peers = new Set<string>()
+    for (const c of [...plan.chain.hops, ...plan.standbys]) if (c != null) peers.add(c.peer)
+    const max = this.init.maxProbesPerRound ?? DEFAULT_MAX_PROBES_PER_ROUND
+    await Promise.all([...peers].slice(0, max).map(async id => {
+      const peer = this.peers.get(id) as PeerId
+      try {
+        const signal = AbortSignal.any([AbortSignal.timeout(this.init.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
+        this.observeRtt(peer, await pinger.ping(peer, { signal }))
+      } catch (err: any) {
+        if (options.signal?.aborted === true) return
+        this.reportFailure(peer, err)
+      }
+    }))
+  }
+}

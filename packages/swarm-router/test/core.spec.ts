@@ -1,0 +1,96 @@
+import { describe, it, expect } from 'vitest'
+import { BanList, capacity, hopCost, shortestChain, standbys, weightedChain, weightedPick } from '../src/index.js'
+import type { Candidate, CostOptions } from '../src/index.js'
+
+const o: CostOptions = { unknownRttMs: 50, unmeasuredThroughput: 100, tokens: 1, kvBytes: 0, loadPenaltyMs: 5 }
+const c = (peer: string, start: number, end: number, rttMs?: number, throughput = 1000, extra: Partial<Candidate> = {}): Candidate => ({ peer, start, end, rttMs, throughput, ...extra })
+
+describe('hopCost', () => {
+  it('is RTT + compute for the tokens + load penalty; unknown values use the defaults; no headroom is unusable', () => {
+    expect(hopCost(c('a', 1, 2, 10, 1000), o)).toBe(10 + 1)
+    expect(hopCost(c('a', 1, 2, undefined, 0), o)).toBe(50 + 10)
+    expect(hopCost(c('a', 1, 2, 10, 1000, { load: 2 }), o)).toBe(10 + 1 + 10)
+    expect(hopCost(c('a', 1, 2, 10, 1000, { kvHeadroom: 99 }), { ...o, kvBytes: 100 })).toBe(Infinity)
+    expect(hopCost(c('a', 1, 2, 10, 1000, { kvHeadroom: 100 }), { ...o, kvBytes: 100 })).toBe(11)
+  })
+})
+
+describe('shortestChain (Petals: least total cost over slot boundaries)', () => {
+  it('prefers one long span to two short ones when cheaper, and the reverse', () => {
+    const cands = [c('long', 1, 5, 30), c('x', 1, 3, 5), c('y', 3, 5, 5)]
+    expect(shortestChain(cands, 1, 5, o)!.hops.map(h => h.peer)).toEqual(['x', 'y']) // 12 < 31
+    const slow = [c('long', 1, 5, 8), c('x', 1, 3, 5), c('y', 3, 5, 5)]
+    expect(shortestChain(slow, 1, 5, o)!.hops.map(h => h.peer)).toEqual(['long']) // 9 < 12
+  })
+
+  it('returns undefined when a slot is uncovered or only banned peers cover it', () => {
+    expect(shortestChain([c('x', 1, 3, 5), c('y', 4, 5, 5)], 1, 5, o)).toBeUndefined()
+    expect(shortestChain([c('x', 1, 5, 5)], 1, 5, o, new Set(['x']))).toBeUndefined()
+  })
+
+  it('ignores spans outside [from, to) and does not depend on the candidate order', () => {
+    const cands = [c('b', 1, 3, 5), c('a', 1, 3, 5), c('z', 0, 3, 1), c('t', 3, 4, 1), c('w', 3, 6, 1)]
+    const one = shortestChain(cands, 1, 4, o)!
+    const two = shortestChain([...cands].reverse(), 1, 4, o)!
+    expect(one.hops.map(h => h.peer)).toEqual(['a', 't'])
+    expect(two.hops.map(h => h.peer)).toEqual(['a', 't'])
+    expect(one.cost).toBeCloseTo(5 + 1 + 1 + 1)
+  })
+
+  it('routes around a full KV cache', () => {
+    const cands = [c('full', 1, 3, 1, 1000, { kvHeadroom: 10 }), c('roomy', 1, 3, 40)]
+    expect(shortestChain(cands, 1, 3, { ...o, kvBytes: 1000 })!.hops[0].peer).toBe('roomy')
+  })
+})
+
+describe('standbys', () => {
+  it('is the cheapest other replica of each hop\'s span', () => {
+    const cands = [c('a', 1, 3, 5), c('b', 1, 3, 9), c('b2', 1, 3, 7), c('v', 3, 4, 5)]
+    const chain = shortestChain(cands, 1, 4, o)!
+    expect(chain.hops.map(h => h.peer)).toEqual(['a', 'v'])
+    expect(standbys(chain, cands, o).map(s => s?.peer)).toEqual(['b2', undefined])
+    expect(standbys(chain, cands, o, new Set(['b2'])).map(s => s?.peer)).toEqual(['b', undefined])
+  })
+})
+
+describe('weighted dispatch (SWARM)', () => {
+  it('weightedPick follows the weights', () => {
+    expect(weightedPick(['a', 'b'], t => t === 'a' ? 1 : 3, 0.2)).toBe('a')
+    expect(weightedPick(['a', 'b'], t => t === 'a' ? 1 : 3, 0.3)).toBe('b')
+    expect(weightedPick(['a'], () => 0, 0.5)).toBeUndefined()
+  })
+
+  it('spreads micro-batches over replicas in proportion to capacity', () => {
+    const cands = [c('fast', 1, 3, 5, 300), c('slow', 1, 3, 5, 100), c('busy', 1, 3, 5, 300, { load: 2 }), c('v', 3, 4, 5)]
+    let s = 1
+    const random = (): number => { s = (s * 16807) % 2147483647; return s / 2147483647 }
+    const counts: Record<string, number> = {}
+    for (let i = 0; i < 6000; i++) {
+      const chain = weightedChain(cands, 1, 4, o, random)!
+      counts[chain.hops[0].peer] = (counts[chain.hops[0].peer] ?? 0) + 1
+      expect(chain.hops[1].peer).toBe('v')
+    }
+    // capacities 300 : 100 : 100 (300 / (1 + 2))
+    expect(capacity(cands[2], o)).toBe(100)
+    expect(counts.fast / 6000).toBeCloseTo(0.6, 1)
+    expect(counts.slow / 6000).toBeCloseTo(0.2, 1)
+    expect(counts.busy / 6000).toBeCloseTo(0.2, 1)
+  })
+})
+
+describe('BanList (exponential backoff)', () => {
+  it('doubles the ban on each failure up to the cap, and forgets after a good spell', () => {
+    const bans = new BanList({ baseMs: 1000, maxMs: 5000, forgetMs: 60_000 })
+    expect(bans.fail('p', 0)).toBe(1000)
+    expect(bans.banned('p', 999)).toBe(true)
+    expect(bans.banned('p', 1000)).toBe(false)
+    expect(bans.fail('p', 1000)).toBe(3000)
+    expect(bans.fail('p', 3000)).toBe(7000)
+    expect(bans.fail('p', 7000)).toBe(12000) // capped at 5000
+    expect(bans.failures('p')).toBe(4)
+    expect([...bans.bannedSet(8000)]).toEqual(['p'])
+    // long after the ban: the count starts again
+    expect(bans.fail('p', 12000 + 60_001)).toBe(12000 + 60_001 + 1000)
+    expect(bans.failures('p')).toBe(1)
+  })
+})
