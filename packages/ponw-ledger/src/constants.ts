@@ -25,6 +25,9 @@ export const DEFAULT_MAX_GOSSIP_BYTES = 80 * 1024
 /** @default 10_000 — messages a validator keeps to retry when their turn comes */
 export const DEFAULT_MAX_PENDING = 10_000
 
+/** @default 8 — of those, at most this many per sender */
+export const DEFAULT_MAX_PENDING_PER_SENDER = 8
+
 /** @default 4 — concurrent inbound sync streams */
 export const DEFAULT_MAX_INBOUND_SYNC_STREAMS = 4
 

@@ -165,3 +165,9 @@ export class NotDesignatedReporterError extends Error {
   static override name = 'NotDesignatedReporterError'
   override name = 'NotDesignatedReporterError'
 }
+
+/** A proof from a sender with less than the validator's minimum stake, over the shared budget of such checks */
+export class RateLimitedError extends Error {
+  static override name = 'RateLimitedError'
+  override name = 'RateLimitedError'
+}

@@ -19,6 +19,9 @@ import type { AbortOptions } from '@libp2p/interface'
 
 const log = logger('neuroshard:ponw-ledger:ledger')
 
+/** message kinds whose check may be expensive (run outside the lock) */
+const PROOF_KINDS = new Set(['training', 'uptime', 'data', 'inference'])
+
 /** votes remembered per (validator, sender, sequence) to detect validator equivocation */
 const MAX_SLOT_VOTES = 200_000
 /** messages collecting votes at once */
@@ -77,10 +80,15 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
   #logLength = 0
   /** serialises every state change and storage batch */
   #lock: Promise<unknown> = Promise.resolve()
-  /** votes collected per message id */
-  readonly #votes = new Map<string, { tx: LedgerTx, votes: Map<number, Uint8Array> }>()
-  /** which message each validator voted for, per slot: detects validator equivocation */
-  readonly #slotVotes = new Map<string, { tx: LedgerTx, sig: Uint8Array }>()
+  /** votes collected per message id; `owner` is the validator whose vote created the entry */
+  readonly #votes = new Map<string, { tx: LedgerTx, votes: Map<number, Uint8Array>, owner: number }>()
+  /**
+   * per validator: the entries of #votes its vote created (insertion order) and their bytes. Vote storage is
+   * partitioned per validator: a validator's new entries evict only its own older ones, never another's.
+   */
+  readonly #votesBy = new Map<number, { ids: Set<string>, bytes: number }>()
+  /** per validator: which message it voted for, per slot (detects validator equivocation), and the bytes held */
+  readonly #slotVotes = new Map<number, { slots: Map<string, { tx: LedgerTx, sig: Uint8Array }>, bytes: number }>()
   /** next sequence this node's wallet will use */
   #nextOwnSeq?: bigint
   readonly #maxVoteBytes: number
@@ -360,6 +368,13 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     const tx = signedTx instanceof Uint8Array ? parseSignedTx(this.chain, signedTx) : signedTx
     const wallet = this.wallet
     const index = this.validatorIndex
+    const proof = PROOF_KINDS.has(tx.kind)
+    if (proof && await this.store.get(KEYS.voted(tx.sender, tx.sequence)) == null) {
+      // the expensive attestation (re-execution, challenges) runs OUTSIDE the lock, after the cheap checks, so
+      // junk proofs never delay certificates or other votes; the cheap checks run again under the lock
+      await this.#checkForVote(tx, { ...options, attest: false })
+      await this.verifier.check(this.chain, this.state, tx, this.now(), options)
+    }
     return this.#exclusive(async () => {
       const prev = await this.store.get(KEYS.voted(tx.sender, tx.sequence))
       if (prev != null) {
@@ -378,7 +393,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
         this.safeDispatchEvent('ponw-ledger:evidence', { detail: evidence })
         throw Object.assign(new EquivocationError(`sender ${tx.sender} signed two messages for sequence ${tx.sequence}`), { evidence })
       }
-      await this.#checkForVote(tx, options)
+      await this.#checkForVote(tx, { ...options, attest: !proof })
       const ops: Op[] = [{ type: 'put', key: KEYS.voted(tx.sender, tx.sequence), value: b64.enc(tx.signed) }]
       if (tx.kind === 'slash') {
         const ev = checkEvidence(this.chain, tx)
@@ -429,7 +444,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     return (await this.store.get(KEYS.evidence(key))) != null
   }
 
-  async #checkForVote (tx: LedgerTx, options: AbortOptions): Promise<void> {
+  async #checkForVote (tx: LedgerTx, options: AbortOptions & { attest?: boolean }): Promise<void> {
     const s = this.state
     const acc = s.get(tx.sender)
     if (s.known.has(tx.idHex) || tx.sequence < acc.nextSeq || s.queued.get(tx.sender)?.has(tx.sequence) === true) {
@@ -506,20 +521,32 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     if (!verifyVote(this.chain, tx.id, vote)) {
       throw new InvalidSignatureError(`vote of validator ${vote.validator} does not verify`)
     }
-    const slot = `${vote.validator}/${tx.sender}/${tx.sequence}`
-    const prev = this.#slotVotes.get(slot)
+    const slot = `${tx.sender}/${tx.sequence}`
+    const n = this.chain.genesis.validators.length
+    // each validator gets an equal share of both caps (count and bytes): its junk only ever evicts its own
+    const maxSlots = Math.max(1, Math.floor(MAX_SLOT_VOTES / n))
+    const maxVoting = Math.max(1, Math.floor(MAX_VOTING / n))
+    const maxBytes = Math.max(1, Math.floor(this.#maxVoteBytes / n))
+    let mine = this.#slotVotes.get(vote.validator)
+    if (mine == null) {
+      mine = { slots: new Map(), bytes: 0 }
+      this.#slotVotes.set(vote.validator, mine)
+    }
+    const prev = mine.slots.get(slot)
     if (prev != null && prev.tx.idHex !== tx.idHex) {
       const evidence: Evidence = { kind: 'validator-equivocation', validator: vote.validator, a: prev.tx.signed, voteA: prev.sig, b: tx.signed, voteB: vote.signature }
       this.safeDispatchEvent('ponw-ledger:evidence', { detail: evidence })
     } else if (prev == null) {
-      // bounded memory (count and bytes): the oldest slots are forgotten first (conflicts are detected while
-      // both votes circulate)
-      while (this.#slotVotes.size > 0 && (this.#slotVotes.size >= MAX_SLOT_VOTES || this.#slotVotesBytes + tx.signed.byteLength > this.#maxVoteBytes)) {
-        const [k, old] = this.#slotVotes.entries().next().value!
-        this.#slotVotes.delete(k)
+      // bounded memory (count and bytes) per validator: its oldest slots are forgotten first (conflicts are
+      // detected while both votes circulate)
+      while (mine.slots.size > 0 && (mine.slots.size >= maxSlots || mine.bytes + tx.signed.byteLength > maxBytes)) {
+        const [k, old] = mine.slots.entries().next().value!
+        mine.slots.delete(k)
+        mine.bytes -= old.tx.signed.byteLength
         this.#slotVotesBytes -= old.tx.signed.byteLength
       }
-      this.#slotVotes.set(slot, { tx, sig: vote.signature })
+      mine.slots.set(slot, { tx, sig: vote.signature })
+      mine.bytes += tx.signed.byteLength
       this.#slotVotesBytes += tx.signed.byteLength
     }
     if (this.state.known.has(tx.idHex)) {
@@ -527,11 +554,18 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     }
     let entry = this.#votes.get(tx.idHex)
     if (entry == null) {
-      while (this.#votes.size > 0 && (this.#votes.size >= MAX_VOTING || this.#votesBytes + tx.signed.byteLength > this.#maxVoteBytes)) {
-        this.#dropVoting(this.#votes.keys().next().value!)
+      let part = this.#votesBy.get(vote.validator)
+      if (part == null) {
+        part = { ids: new Set(), bytes: 0 }
+        this.#votesBy.set(vote.validator, part)
       }
-      entry = { tx, votes: new Map() }
+      while (part.ids.size > 0 && (part.ids.size >= maxVoting || part.bytes + tx.signed.byteLength > maxBytes)) {
+        this.#dropVoting(part.ids.values().next().value!)
+      }
+      entry = { tx, votes: new Map(), owner: vote.validator }
       this.#votes.set(tx.idHex, entry)
+      part.ids.add(tx.idHex)
+      part.bytes += tx.signed.byteLength
       this.#votesBytes += tx.signed.byteLength
     }
     entry.votes.set(vote.validator, vote.signature)
@@ -550,6 +584,10 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     if (e != null) {
       this.#votes.delete(id)
       this.#votesBytes -= e.tx.signed.byteLength
+      const part = this.#votesBy.get(e.owner)
+      if (part != null && part.ids.delete(id)) {
+        part.bytes -= e.tx.signed.byteLength
+      }
     }
   }
 

@@ -1,7 +1,7 @@
 import { pbStream } from '@libp2p/utils'
 import { MalformedMessageError, MessageTooLargeError, NotStartedError, TimeoutError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
-import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, REPORT_EPOCHS, SYNC_PROTOCOL } from './constants.js'
+import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_PER_SENDER, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, REPORT_EPOCHS, SYNC_PROTOCOL } from './constants.js'
 import { Ledger } from './ledger.js'
 import { digest, fromHex, toHex } from './keys.js'
 import { buildTx, parseSignedTx } from './messages.js'
@@ -58,6 +58,8 @@ export interface PonwLedgerInit {
   reportBackoffMs?: number
   /** @default DEFAULT_MAX_PENDING */
   maxPending?: number
+  /** @default DEFAULT_MAX_PENDING_PER_SENDER */
+  maxPendingPerSender?: number
   /** @default DEFAULT_MAX_VOTE_MEMORY_BYTES */
   maxVoteMemoryBytes?: number
   /**
@@ -100,6 +102,11 @@ export interface PonwLedger extends TypedEventTarget<PonwLedgerEvents>, Startabl
   submit(tx: LedgerTx | Uint8Array, options?: AbortOptions): Promise<void>
   /** pulls every final message a peer has that this node lacks; returns how many were new */
   syncWith(peer: PeerId, options?: AbortOptions): Promise<number>
+  /**
+   * handles one message of the ledger topic as if gossipsub delivered it from `from` (what the topic listener
+   * does); rejects with a typed error for anything invalid, which then has no effect
+   */
+  handleGossip(data: Uint8Array, from?: string): Promise<void>
 }
 
 /** gossipsub's message event: `from` is set (and signed) for signed messages */
@@ -124,6 +131,8 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
   #started = false
   /** messages a validator could not vote on yet (sequence gap, funds on the way) */
   readonly #pending = new Map<string, LedgerTx>()
+  /** pending message ids per sender (each sender holds at most maxPendingPerSender of the queue) */
+  readonly #pendingBy = new Map<string, Set<string>>()
   /** evidence keys (one per offender) this node has handled */
   readonly #reported = new Set<string>()
   readonly #reportTimers = new Set<ReturnType<typeof setTimeout>>()
@@ -200,6 +209,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     await Promise.allSettled(this.#syncing.values())
     await this.#ledger?.close()
     this.#pending.clear()
+    this.#pendingBy.clear()
   }
 
   async send (body: TxBody, options?: AbortOptions): Promise<LedgerTx> {
@@ -239,17 +249,75 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       vote = await ledger.vote(tx, options)
     } catch (err: any) {
       if (err.name === 'SequenceGapError' || err.name === 'InsufficientFundsError') {
-        if (this.#pending.size < (this.#init.maxPending ?? DEFAULT_MAX_PENDING)) {
-          this.#pending.set(tx.idHex, tx)
-        }
+        this.#addPending(tx)
       } else {
         this.#log('not voting for %s - %s', tx.idHex, err.message)
       }
       return
     }
-    this.#pending.delete(tx.idHex)
+    this.#dropPending(tx)
     await this.#publish(GossipMessage.encode({ vote: { signedTx: Uint8Array.from(tx.signed), vote: { validator: vote.validator, signature: Uint8Array.from(vote.signature) } } }))
     await this.#handleVote(tx, vote)
+  }
+
+  /**
+   * Keeps a message a validator cannot vote on yet. Bounded per sender and in total; when full, an expired
+   * message (epoch outside the window) or one of a sender holding nothing (no balance, no stake: free to
+   * create) is evicted first, and a sender holding nothing can evict only such messages, so unfunded keys
+   * cannot push out the waiting messages of funded ones.
+   */
+  #addPending (tx: LedgerTx): void {
+    if (this.#pending.has(tx.idHex)) {
+      return
+    }
+    const ledger = this.ledger
+    const mine = this.#pendingBy.get(tx.sender)
+    if ((mine?.size ?? 0) >= (this.#init.maxPendingPerSender ?? DEFAULT_MAX_PENDING_PER_SENDER)) {
+      return
+    }
+    const max = this.#init.maxPending ?? DEFAULT_MAX_PENDING
+    if (this.#pending.size >= max) {
+      const epoch = ledger.currentEpoch()
+      const w = BigInt(ledger.chain.genesis.params.epochWindow)
+      const unfunded = (sender: string): boolean => {
+        const a = ledger.state.get(sender)
+        return a.balance === 0n && a.bonded === 0n
+      }
+      let victim: LedgerTx | undefined
+      for (const t of this.#pending.values()) {
+        if (t.epoch + w < epoch) {
+          victim = t
+          break
+        }
+        if (victim == null && unfunded(t.sender)) {
+          victim = t
+        }
+      }
+      if (victim == null && !unfunded(tx.sender)) {
+        victim = this.#pending.values().next().value
+      }
+      if (victim == null) {
+        return
+      }
+      this.#dropPending(victim)
+    }
+    this.#pending.set(tx.idHex, tx)
+    let set = this.#pendingBy.get(tx.sender)
+    if (set == null) {
+      set = new Set()
+      this.#pendingBy.set(tx.sender, set)
+    }
+    set.add(tx.idHex)
+  }
+
+  #dropPending (tx: LedgerTx): void {
+    if (this.#pending.delete(tx.idHex)) {
+      const set = this.#pendingBy.get(tx.sender)
+      set?.delete(tx.idHex)
+      if (set?.size === 0) {
+        this.#pendingBy.delete(tx.sender)
+      }
+    }
   }
 
   async #handleVote (tx: LedgerTx, vote: VoteSigData): Promise<void> {
@@ -270,6 +338,10 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     this.#handleGossip(evt.detail.data, evt.detail.from?.toString()).catch(err => {
       this.#log('dropped gossip message - %s: %s', err.name, err.message)
     })
+  }
+
+  async handleGossip (data: Uint8Array, from?: string): Promise<void> {
+    return this.#handleGossip(data, from)
   }
 
   async #handleGossip (data: Uint8Array, from?: string): Promise<void> {
@@ -328,7 +400,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
         return acc != null && acc.nextSeq === t.sequence
       })
       for (const t of ready) {
-        this.#pending.delete(t.idHex)
+        this.#dropPending(t)
         this.#handleTx(t).catch(() => {})
       }
     })
@@ -469,6 +541,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     const limit = this.#init.syncPageSize ?? DEFAULT_SYNC_PAGE_SIZE
     const key = peer.toString()
     let added = 0
+    let knownServed = 0
     const stream = await this.#c.connectionManager.openStream(peer, this.#protocol, { signal: timeoutSignal(timeoutMs, options.signal) })
     try {
       const pb = pbStream(stream, { maxDataLength: maxBytes + 1024 })
@@ -495,10 +568,18 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
         if (res.certificates.length > 0) {
           const before = this.ledger.state.known.size
           await this.ledger.addCertificates(res.certificates, options)
-          added += this.ledger.state.known.size - before
+          const fresh = this.ledger.state.known.size - before
+          added += fresh
+          knownServed += res.certificates.length - fresh
         }
         from = Number(res.next)
         this.#cursor.set(key, from)
+        // a log holds each final message once, so an honest peer never serves more already-known certificates
+        // than this node knows: a peer that does repeats itself to keep this node paging. End the session.
+        if (knownServed > this.ledger.state.known.size) {
+          this.#log('sync with %p ended: the peer served %d known certificates, more than exist', peer, knownServed)
+          break
+        }
         if (!more) {
           break
         }

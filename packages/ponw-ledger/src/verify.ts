@@ -1,7 +1,7 @@
 import { InvalidParametersError } from '@neuroshard/interface'
 import { decodeAmount } from './amount.js'
 import { challengeIndexes, verifyDataMerkleProof } from './data-challenge.js'
-import { DataChallengeError, DataShardMismatchError, ImplausibleProofError, NoVerifierError, PseudoGradientNotAcceptedError, ReExecutionMismatchError, ReplayError, ShardAssignmentError, UnpaidInferenceError } from './errors.js'
+import { DataChallengeError, DataShardMismatchError, ImplausibleProofError, NoVerifierError, PseudoGradientNotAcceptedError, RateLimitedError, ReExecutionMismatchError, ReplayError, ShardAssignmentError, UnpaidInferenceError } from './errors.js'
 import { digest, toHex } from './keys.js'
 import { assignShards } from './shards.js'
 import type { Chain } from './genesis.js'
@@ -298,6 +298,19 @@ export interface ProofVerifierInit {
    * @default 30000
    */
   clockSkewMs?: number
+  /**
+   * Attestation work (re-execution, challenges, heartbeat lookups) costs the validator; identities are free.
+   * A sender whose effective stake (bonded − slashed) is at least this is checked without limit; the others
+   * share one budget of `unstakedChecksPerSecond` (burst `unstakedBurst`) and are refused with
+   * RateLimitedError beyond it
+   *
+   * @default 10^18 (1 NEURO)
+   */
+  minStake?: bigint
+  /** @default 2 */
+  unstakedChecksPerSecond?: number
+  /** @default 30 */
+  unstakedBurst?: number
 }
 
 /**
@@ -344,9 +357,27 @@ function within (v: bigint, now: bigint, window: number, what: string): void {
  */
 export class ProofVerifier {
   readonly #init: ProofVerifierInit
+  #tokens: number
+  #refilledAt = performance.now()
 
   constructor (init: ProofVerifierInit = {}) {
     this.#init = init
+    this.#tokens = init.unstakedBurst ?? 30
+  }
+
+  /** admits one attestation of a sender with `effective` stake, or throws RateLimitedError */
+  #admit (effective: bigint): void {
+    if (effective >= (this.#init.minStake ?? 10n ** 18n)) {
+      return
+    }
+    const burst = this.#init.unstakedBurst ?? 30
+    const t = performance.now()
+    this.#tokens = Math.min(burst, this.#tokens + (t - this.#refilledAt) / 1000 * (this.#init.unstakedChecksPerSecond ?? 2))
+    this.#refilledAt = t
+    if (this.#tokens < 1) {
+      throw new RateLimitedError('proof checks of senders without stake are over their shared budget: stake, or retry later')
+    }
+    this.#tokens -= 1
   }
 
   /** The proof kinds this verifier can check (and so vote for) */
@@ -354,7 +385,13 @@ export class ProofVerifier {
     return (['training', 'uptime', 'inference', 'data'] as const).filter(k => this.#init[k] != null)
   }
 
-  async check (chain: Chain, state: LedgerState, tx: LedgerTx, nowMs: number, options?: AbortOptions): Promise<void> {
+  /**
+   * Runs every check of the proof. With `attest: false` only the cheap, state-dependent ones (windows, caps,
+   * assignment, stake claim, replay): the ledger runs the full check OUTSIDE its lock, then the cheap part
+   * again under the lock, so a slow attestation never delays certificates.
+   */
+  async check (chain: Chain, state: LedgerState, tx: LedgerTx, nowMs: number, options?: AbortOptions & { attest?: boolean }): Promise<void> {
+    const attest = options?.attest !== false
     const p = chain.genesis.params
     const epoch = currentEpoch(chain, nowMs)
     const round = currentRound(chain, nowMs)
@@ -387,6 +424,8 @@ export class ProofVerifier {
         }
         claim(u.stakeClaim)
         unused(`uptime/${tx.sender}/${u.epoch}`)
+        if (!attest) return
+        this.#admit(effective)
         await this.#init.uptime!.verifyUptime({ proofId: tx.idHex, sender: tx.sender, epoch: u.epoch, heartbeats: u.heartbeats }, options)
         return
       }
@@ -410,6 +449,7 @@ export class ProofVerifier {
         }
         claim(i.stakeClaim)
         unused(`inference/${tx.sender}/${toHex(i.sessionId)}`)
+        if (!attest) return
         await this.#init.inference?.verifyInference({ proofId: tx.idHex, sender: tx.sender, sessionId: i.sessionId, tokens: i.tokens, outputHash: i.outputHash, startedMs: i.startedMs, endedMs: i.endedMs }, options)
         return
       }
@@ -427,6 +467,8 @@ export class ProofVerifier {
         }
         claim(d.stakeClaim)
         unused(`data/${tx.sender}/${d.round}/${d.shardId}`)
+        if (!attest) return
+        this.#admit(effective)
         await this.#init.data!.verifyData({ proofId: tx.idHex, sender: tx.sender, round: d.round, shardId: d.shardId, samples: d.samples, dataHash: d.dataHash }, options)
         return
       }
@@ -446,6 +488,8 @@ export class ProofVerifier {
         }
         claim(tr.stakeClaim)
         unused(`training/${tx.sender}/${tr.round}`)
+        if (!attest) return
+        this.#admit(effective)
         // the reward is conditioned on the round's aggregation having accepted this pseudo-gradient
         const accepted = await this.#init.aggregation!.acceptedPseudoGradient({ round: tr.round, sender: tx.sender, baseWeightsHash: tr.modelHash, pseudoGradientHash: tr.pseudoGradientHash }, options)
         if (!accepted) {
