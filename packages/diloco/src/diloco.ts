@@ -428,7 +428,15 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
           }
         }
       }
-      return await outcome
+      // a commit this node missed (it was published before this node subscribed, or lost): ask for it
+      const poll = setInterval(() => {
+        if (this.currentRound === round && this.state?.committed === undefined && this.syncing === undefined) void this.pollCommit(round)
+      }, this.opts.minDeadlineMs + this.opts.commitStaggerMs * 4)
+      try {
+        return await outcome
+      } finally {
+        clearInterval(poll)
+      }
     } finally {
       options.signal?.removeEventListener('abort', onAbort)
     }
@@ -442,6 +450,21 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     } catch (err: any) {
       // no peers subscribed yet is not an error for a round: others fetch what they miss
       this.log('publish failed: %s', err?.message ?? err)
+    }
+  }
+
+  /** Asks the group's members for the commit of `round`; applies the first valid one */
+  private async pollCommit (round: number): Promise<void> {
+    for (const peer of this.pubsub.getSubscribers(this.topic).slice(0, 4)) {
+      try {
+        const res = await this.request(peer.toString(), { kind: FetchKind.COMMIT, group: this.group, round, payloadHash: new Uint8Array(0), offset: 0, length: 0 })
+        if (res.status === FetchStatus.OK && res.commit != null) {
+          await this.receiveCommit(res.commit, peer.toString())
+          return
+        }
+      } catch (err: any) {
+        this.log('commit poll of %s failed: %s', peer.toString(), err.message)
+      }
     }
   }
 

@@ -20,11 +20,13 @@ export { aggregateRound, aggregatorFor, byzantineBound, AGGREGATOR_NAMES } from 
 export type { AggregatorChoice, AggregatorName, RoundAggregate } from './aggregate.js'
 export { GaussianPrivatizer, privacyEpsilon } from './dp.js'
 export type { PrivacyOptions } from './dp.js'
+export { InnerLoop } from './inner.js'
+export type { InnerLoopInit, InnerRunResult } from './inner.js'
 export { verifyRoundRecord } from './record.js'
 export type { RoundRecord, ContributionRecord, VerifyRoundRecordOptions } from './record.js'
 export { encodeState, decodeState } from './state.js'
 export {
-  openAnnounce, openCommit, checkAnnounce, signBody, leaderKey, codecToWire, sha256, toHex,
+  openAnnounce, openCommit, checkAnnounce, signBody, leaderKey, codecToWire, sha256, toHex, ab,
   Announce, Commit, Signed, Chunk, GossipMessage, FetchRequest, FetchResponse, FetchKind, FetchStatus, PayloadCodec
 } from './messages.js'
 export type { OpenedAnnounce, OpenedCommit, RoundExpectation } from './messages.js'

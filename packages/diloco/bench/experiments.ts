@@ -1,0 +1,267 @@
+/**
+ * DiLoCo experiments on the `tiny` model and the genesis data (packages/diloco/README.md, "Experiments").
+ *
+ * In-process simulation: 4 workers are 4 shard executors (each with its own AdamW state) run one after the
+ * other in this process; their pseudo-gradients go through this package's codecs, error feedback,
+ * aggregation (`aggregateRound`) and outer step (`outerStep`) exactly as the libp2p service runs them, but
+ * without the network. Bytes are the payload bytes each node publishes (plus the announce), and wall-clock
+ * per round is the measured compute of one worker's H steps plus the transfer time of the payloads at a
+ * simulated link speed.
+ *
+ * Resumable: each configuration's result is appended to bench-results/diloco-experiments.json as soon as it
+ * finishes, and configurations already there are skipped. Environment:
+ *   DILOCO_STEPS (inner steps per worker, default 1000), DILOCO_BYZ_STEPS (default 300),
+ *   DILOCO_ONLY (comma-separated config names), DILOCO_LINK_MBIT (default 100), DILOCO_THREADS (default 1)
+ */
+
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { assignShards, buildGenesisDataset, loadDataset, readCorpus, readManifest } from '@neuroshard/genesis-data'
+import { countParameters, initParameter, modelParameters, preset } from '@neuroshard/model'
+import { aLittleIsEnough, innerProductManipulation, signFlipping } from '@neuroshard/robust-agg'
+import { trainBpe } from '@neuroshard/tokenizer'
+import { aggregateRound, ErrorFeedback, flatten, InnerLoop, outerStep, payloadSize, resolveCodec, spanLayout, unflatten } from '../src/index.js'
+import type { AggregatorChoice, CodecName } from '../src/index.js'
+import type { Attack } from '@neuroshard/robust-agg'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const resultsDir = join(here, '..', '..', 'bench-results')
+const resultsFile = process.env.DILOCO_RESULTS ?? join(resultsDir, 'diloco-experiments.json')
+const genesis = join(resultsDir, 'diloco-genesis')
+const STEPS = Number(process.env.DILOCO_STEPS ?? 1000)
+const BYZ_STEPS = Number(process.env.DILOCO_BYZ_STEPS ?? 300)
+const LINK = Number(process.env.DILOCO_LINK_MBIT ?? 100) * 1e6 / 8 // bytes/s
+const THREADS = Number(process.env.DILOCO_THREADS ?? 1)
+const ONLY = process.env.DILOCO_ONLY?.split(',')
+const WORKERS = 4
+const SEQ = 64
+const BATCH = 8
+const PEAK_LR = 3e-3
+const ANNOUNCE_BYTES = 300 // a signed announce with a few data-shard ids, measured on the wire format
+
+interface Result {
+  name: string
+  kind: 'sync-dp' | 'single' | 'diloco'
+  H?: number
+  codec?: string
+  aggregator?: string
+  attack?: string
+  steps: number
+  tokens: number
+  valLoss: number
+  bytesPerNode: number
+  rounds?: number
+  computeSecondsPerRound?: number
+  commSecondsPerRound?: number
+  wallSeconds: number
+  finishedAt: string
+}
+
+await mkdir(resultsDir, { recursive: true })
+const results: Result[] = existsSync(resultsFile) ? JSON.parse(await readFile(resultsFile, 'utf8')) : []
+const save = async (r: Result): Promise<void> => {
+  results.push(r)
+  await writeFile(resultsFile, JSON.stringify(results, null, 2))
+  console.log(`done ${r.name}: val ${r.valLoss.toFixed(4)}, ${r.bytesPerNode} B/node, ${r.wallSeconds.toFixed(0)} s`)
+}
+
+// ---- data ----------------------------------------------------------------------------------------
+if (!existsSync(join(genesis, 'manifest.json'))) {
+  console.log('building the genesis dataset (tokenizer + shards)…')
+  const corpus = await readCorpus('nlp-corpus')
+  const tokenizer = trainBpe(corpus.documents, { vocabSize: 4096 })
+  await buildGenesisDataset({ source: 'nlp-corpus', tokenizer, outDir: genesis })
+}
+const manifest = await readManifest(genesis)
+const train = await loadDataset(genesis, { split: 'train' })
+const val = await loadDataset(genesis, { split: 'validation' })
+const byHash = new Map(train.shards.map(s => [s.hash, s.tokens]))
+const perWorker = Math.floor(train.shards.length / WORKERS)
+const workerShards = Array.from({ length: WORKERS }, (_, i) =>
+  assignShards(manifest, `worker-${i}`, 0, perWorker).map(h => byHash.get(h) as ArrayLike<number>))
+const allShards = train.shards.map(s => s.tokens)
+const valShards = val.shards.map(s => s.tokens)
+const config = { ...preset('tiny'), vocabSize: manifest.tokenizer.vocabSize }
+const specs = modelParameters(config)
+const P = countParameters(specs)
+const layout = spanLayout({ id: 'full', parameters: specs })
+const init = (): Map<string, Float32Array> => new Map(specs.map(s => [s.name, initParameter(config, s, 0)]))
+console.log(`tiny: ${P} parameters; ${train.shards.length} train shards (${perWorker} per worker by assignShards), ${STEPS} inner steps per worker of ${BATCH}×${SEQ} tokens`)
+
+async function loop (shards: ArrayLike<number>[], steps: number, seed: number, parameters = init()): Promise<InnerLoop> {
+  return await InnerLoop.create({ config, parameters, train: shards, validation: valShards, seqLen: SEQ, batchSize: BATCH, seed, peakLr: PEAK_LR, totalSteps: steps, warmupSteps: Math.min(50, Math.floor(steps / 10)), threads: THREADS, evalBatches: 16 })
+}
+
+// ---- baselines -----------------------------------------------------------------------------------
+async function single (): Promise<void> {
+  const t0 = performance.now()
+  const steps = STEPS * WORKERS
+  const l = await loop(allShards, steps, 0)
+  await l.run(steps)
+  const valLoss = await l.evaluate()
+  await l.close()
+  await save({ name: 'single', kind: 'single', steps, tokens: steps * BATCH * SEQ, valLoss, bytesPerNode: 0, wallSeconds: (performance.now() - t0) / 1000, finishedAt: new Date().toISOString() })
+}
+
+/** All-reduce every step: one executor accumulating the 4 workers' micro-batches = the averaged gradient */
+async function syncDp (): Promise<void> {
+  const t0 = performance.now()
+  // a worker per shard set, but one set of weights: gradients of the 4 micro-batches are summed, then one step
+  const { TrainBatchStream } = await import('@neuroshard/trainer')
+  const { int64 } = await import('@neuroshard/runtime')
+  const streams = workerShards.map((s, i) => new TrainBatchStream(s, { seqLen: SEQ, batchSize: BATCH, seed: i }))
+  const l = await loop(allShards, STEPS, 0)
+  const ex = l.executor
+  let computeMs = 0
+  for (let s = 0; s < STEPS; s++) {
+    const c0 = performance.now()
+    for (const st of streams) {
+      const b = st.next()
+      await ex.backward({ input_ids: int64(b.input, [b.batchSize, b.seqLen]), targets: int64(b.target, [b.batchSize, b.seqLen]) }, { transfer: true })
+    }
+    await ex.step({ gradNorm: Math.sqrt(await ex.gradNormSquared()) / WORKERS })
+    computeMs += (performance.now() - c0) / WORKERS
+  }
+  const valLoss = await l.evaluate()
+  await l.close()
+  // ring all-reduce: each node sends 2(n−1)/n of the fp32 gradient per step
+  const perStep = Math.round(2 * (WORKERS - 1) / WORKERS * P * 4)
+  await save({
+    name: 'sync-dp', kind: 'sync-dp', steps: STEPS, tokens: STEPS * WORKERS * BATCH * SEQ, valLoss, bytesPerNode: perStep * STEPS,
+    rounds: STEPS, computeSecondsPerRound: computeMs / 1000 / STEPS, commSecondsPerRound: perStep / LINK,
+    wallSeconds: (performance.now() - t0) / 1000, finishedAt: new Date().toISOString()
+  })
+}
+
+// ---- DiLoCo --------------------------------------------------------------------------------------
+interface DilocoConfig { name: string, H: number, codec: CodecName, aggregator: AggregatorChoice, attack?: { name: string, craft: Attack }, steps: number }
+
+async function dilocoRun (c: DilocoConfig): Promise<void> {
+  const t0 = performance.now()
+  const codec = resolveCodec(c.codec)
+  const loops: InnerLoop[] = []
+  for (let i = 0; i < WORKERS; i++) loops.push(await loop(workerShards[i], c.steps, i))
+  const ef = loops.map(() => new ErrorFeedback(layout.size))
+  let base = flatten(layout, init())
+  const momentum = new Float32Array(layout.size)
+  const rounds = Math.ceil(c.steps / c.H)
+  let bytes = 0
+  let computeMs = 0
+  let diverged = false
+  for (let r = 0; r < rounds; r++) {
+    const h = Math.min(c.H, c.steps - r * c.H)
+    const inputs: Float32Array[] = []
+    for (let i = 0; i < WORKERS; i++) {
+      const l = loops[i]
+      await l.setParameters(unflatten(layout, base))
+      const c0 = performance.now()
+      await l.run(h)
+      computeMs += (performance.now() - c0) / WORKERS
+      const local = flatten(layout, await l.getParameters())
+      const delta = new Float32Array(layout.size)
+      for (let k = 0; k < delta.length; k++) delta[k] = Math.fround(base[k] - local[k])
+      inputs.push(ef[i].compress(delta, codec).decoded)
+    }
+    if (c.attack !== undefined) {
+      // worker 3 is Byzantine and omniscient: it sends a vector crafted from the honest ones
+      inputs[WORKERS - 1] = c.attack.craft.craft(inputs.slice(0, WORKERS - 1), 1)[0]
+    }
+    bytes += payloadSize(layout.size, codec) + ANNOUNCE_BYTES
+    const agg = aggregateRound(inputs, c.aggregator)
+    outerStep(base, momentum, agg.value)
+    if (!base.every(Number.isFinite)) { diverged = true; break }
+  }
+  let valLoss = Infinity
+  if (!diverged) {
+    await loops[0].setParameters(unflatten(layout, base))
+    valLoss = await loops[0].evaluate()
+    if (!Number.isFinite(valLoss)) valLoss = Infinity
+  }
+  for (const l of loops) await l.close()
+  base = new Float32Array(0)
+  const payload = payloadSize(layout.size, codec) + ANNOUNCE_BYTES
+  await save({
+    name: c.name, kind: 'diloco', H: c.H, codec: c.codec, aggregator: typeof c.aggregator === 'string' ? c.aggregator : 'custom', ...(c.attack !== undefined ? { attack: c.attack.name } : {}),
+    steps: c.steps, tokens: c.steps * WORKERS * BATCH * SEQ, valLoss, bytesPerNode: bytes, rounds,
+    computeSecondsPerRound: computeMs / 1000 / rounds,
+    // each node uploads its payload to the n − 1 others (direct streams; gossipsub's D-fanout is no cheaper)
+    commSecondsPerRound: (WORKERS - 1) * payload / LINK,
+    wallSeconds: (performance.now() - t0) / 1000, finishedAt: new Date().toISOString()
+  })
+}
+
+/** Gaussian noise 10× the honest pseudo-gradients' RMS (the attack "of our choice") */
+const loudNoise: Attack = {
+  name: 'noise',
+  craft (honest, f) {
+    let s = 0
+    let n = 0
+    for (const x of honest) for (let i = 0; i < x.length; i++) { s += x[i] * x[i]; n++ }
+    const sigma = 10 * Math.sqrt(s / n)
+    let seed = 12345
+    const u = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed + 0.5) / 4294967296 }
+    return Array.from({ length: f }, () => {
+      const out = new Float32Array(honest[0].length)
+      for (let i = 0; i < out.length; i++) out[i] = sigma * Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u())
+      return out
+    })
+  }
+}
+
+const attacks: Array<{ name: string, craft: Attack }> = [
+  { name: 'sign-flip(4)', craft: signFlipping({ scale: 4 }) },
+  { name: 'alie', craft: aLittleIsEnough() },
+  { name: 'ipm(0.5)', craft: innerProductManipulation({ epsilon: 0.5 }) },
+  { name: 'noise(10×rms)', craft: loudNoise }
+]
+
+const configs: Array<{ name: string, run: () => Promise<void> }> = [
+  { name: 'single', run: single },
+  { name: 'sync-dp', run: syncDp }
+]
+for (const H of [50, 500]) {
+  for (const codec of ['fp32', 'int8', 'sparse'] as CodecName[]) {
+    const name = `diloco-H${H}-${codec}`
+    configs.push({ name, run: async () => { await dilocoRun({ name, H, codec, aggregator: 'mean', steps: STEPS }) } })
+  }
+}
+// extra points between H = 50 and 500 for the sparse codec (the bytes goal)
+for (const H of [100, 250]) {
+  const name = `diloco-H${H}-sparse`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H, codec: 'sparse', aggregator: 'mean', steps: STEPS }) } })
+}
+const BYZ_H = 50
+const byzAggs: AggregatorChoice[] = ['mean', 'trimmed-mean', 'median', 'geometric-median', 'nnm-trimmed-mean']
+for (const agg of byzAggs) {
+  const name = `byz-clean-${String(agg)}`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H: BYZ_H, codec: 'int8', aggregator: agg, steps: BYZ_STEPS }) } })
+}
+for (const attack of attacks) {
+  for (const agg of byzAggs) {
+    const name = `byz-${attack.name}-${String(agg)}`
+    configs.push({ name, run: async () => { await dilocoRun({ name, H: BYZ_H, codec: 'int8', aggregator: agg, attack, steps: BYZ_STEPS }) } })
+  }
+}
+
+for (const c of configs) {
+  if (ONLY !== undefined && !ONLY.some(o => c.name.startsWith(o))) continue
+  if (results.some(r => r.name === c.name)) { console.log(`skip ${c.name} (in ${resultsFile})`); continue }
+  console.log(`run ${c.name}…`)
+  await c.run()
+}
+
+// ---- table ---------------------------------------------------------------------------------------
+const sync = results.find(r => r.name === 'sync-dp')
+const fmtB = (b: number): string => b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${b} B`
+console.log('\n| config | H | codec | aggregator | attack | inner steps/worker | val loss | vs sync DP | bytes sent/node | sync DP bytes ÷ this | compute s/round | comm s/round @100 Mbit/s | comm share |')
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+for (const r of results) {
+  const vs = sync !== undefined ? `${((r.valLoss / sync.valLoss - 1) * 100).toFixed(1)} %` : ''
+  const ratio = sync !== undefined && r.bytesPerNode > 0 ? `${Math.round(sync.bytesPerNode / r.bytesPerNode)}×` : '—'
+  const comm = r.commSecondsPerRound
+  const comp = r.computeSecondsPerRound
+  const share = comm !== undefined && comp !== undefined ? `${(100 * comm / (comm + comp)).toFixed(1)} %` : '—'
+  console.log(`| ${r.name} | ${r.H ?? (r.kind === 'sync-dp' ? 1 : '—')} | ${r.codec ?? (r.kind === 'sync-dp' ? 'fp32' : '—')} | ${r.aggregator ?? '—'} | ${r.attack ?? '—'} | ${r.steps} | ${Number.isFinite(r.valLoss) ? r.valLoss.toFixed(4) : 'diverged'} | ${vs} | ${fmtB(r.bytesPerNode)} | ${ratio} | ${comp?.toFixed(3) ?? '—'} | ${comm?.toFixed(3) ?? '—'} | ${share} |`)
+}

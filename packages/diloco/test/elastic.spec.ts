@@ -1,0 +1,77 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { connect, connectAll, startHost, stopAll, TOY_SPAN, toyParams, until } from './helpers.js'
+import type { DiLoCoHost } from './helpers.js'
+import type { DiLoCo } from '../src/index.js'
+
+const FAST = { minDeadlineMs: 1500, commitStaggerMs: 1000 }
+
+/** One worker's inner loop stand-in: moves every weight by a worker- and round-dependent amount */
+function localStep (svc: DiLoCo, worker: number): Map<string, Float32Array> {
+  const p = svc.parameters()
+  for (const v of p.values()) for (let k = 0; k < v.length; k++) v[k] -= 0.01 * (worker + 1) + 0.001 * k + 0.0001 * svc.round
+  return p
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+describe('elastic membership (real hosts)', () => {
+  let hosts: DiLoCoHost[] = []
+  afterEach(async () => { await stopAll(hosts); hosts = [] })
+
+  it('a node killed mid-round (after announcing) does not block the round', async () => {
+    hosts = await Promise.all([0, 1, 2, 3].map(async (i) => await startHost({ span: TOY_SPAN, ...FAST, ...(i === 3 ? { directThresholdBytes: 0 } : {}) })))
+    await connectAll(hosts)
+    for (const h of hosts) h.services.diloco.initialize(toyParams([1, 1, 1], [1, 1, 1, 1]))
+    const [a, b, c, d] = hosts
+    // d announces (its payload only fetchable from d over a direct stream), then dies before anyone fetched… or after
+    const seen = Promise.all([a, b, c].map(async h => { await new Promise<void>(resolve => { h.services.diloco.addEventListener('diloco:announce', (e) => { if (e.detail.sender === d.peerId.toString()) resolve() }) }) }))
+    const dying = d.services.diloco.contribute(localStep(d.services.diloco, 3)).catch((err: Error) => err)
+    await seen
+    await d.stop()
+    expect(await dying).toHaveProperty('name', 'NotStartedError')
+    const t0 = Date.now()
+    const outs = await Promise.all([a, b, c].map(async (h, i) => await h.services.diloco.contribute(localStep(h.services.diloco, i))))
+    expect(Date.now() - t0).toBeLessThan(60_000)
+    expect(new Set(outs.map(o => hex(o.baseHash))).size).toBe(1)
+    expect(outs.every(o => o.round === 0 && o.included)).toBe(true)
+    const senders = outs[0].record?.contributions.map(x => x.sender) ?? []
+    expect(senders).not.toContain(d.peerId.toString())
+    expect(senders.length).toBe(3)
+    hosts = [a, b, c]
+  })
+
+  it('a node joining mid-run downloads the state without stalling the rounds, then takes part', async () => {
+    hosts = await Promise.all([0, 1, 2].map(async () => await startHost({ span: TOY_SPAN, ...FAST })))
+    await connectAll(hosts)
+    for (const h of hosts) h.services.diloco.initialize(toyParams([0.5, 0.5, 0.5], [0, 0, 0, 0]))
+    const ROUNDS = 6
+    const roundTimes: number[] = []
+    hosts[0].services.diloco.addEventListener('diloco:round', () => roundTimes.push(Date.now()))
+    const run = async (h: DiLoCoHost, worker: number): Promise<void> => {
+      while (h.services.diloco.round < ROUNDS) await h.services.diloco.contribute(localStep(h.services.diloco, worker))
+    }
+    const original = hosts.map(async (h, i) => { await run(h, i) })
+    // join once round 2 is done
+    await until(() => hosts[0].services.diloco.round >= 2, 60_000, () => 'round 2')
+    const joiner = await startHost({ span: TOY_SPAN, ...FAST })
+    hosts.push(joiner)
+    await connect(joiner, hosts[0])
+    await connect(joiner, hosts[1])
+    await until(() => joiner.services.pubsub.getSubscribers(joiner.services.diloco.topic).length >= 2, 20_000, () => 'joiner subscribed')
+    const resynced = new Promise(resolve => { joiner.services.diloco.addEventListener('diloco:resync', (e) => { resolve(e.detail) }, { once: true }) })
+    await joiner.services.diloco.sync()
+    expect(await resynced).toHaveProperty('round')
+    const joinedAt = joiner.services.diloco.round
+    expect(joinedAt).toBeGreaterThanOrEqual(2)
+    await Promise.all([...original, run(joiner, 3)])
+    // every replica, the joiner included, ends on the same weights
+    const hashes = new Set(hosts.map(h => hex(h.services.diloco.baseHash)))
+    expect(hashes.size).toBe(1)
+    expect(hosts.every(h => h.services.diloco.round === ROUNDS)).toBe(true)
+    // the joiner's pseudo-gradient was aggregated in at least one round after it joined
+    const withJoiner = Array.from({ length: ROUNDS }, (_, r) => hosts[0].services.diloco.record(r))
+      .filter(r => r?.contributions.some(c => c.sender === joiner.peerId.toString()))
+    expect(withJoiner.length).toBeGreaterThan(0)
+    expect(roundTimes.length).toBe(ROUNDS)
+  })
+})
