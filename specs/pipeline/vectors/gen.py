@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Independent generator of specs/pipeline/vectors/*.json (sampling draws and decisions, request bytes).
+Pure Python, no NeuroShard code: splitmix64, the sampling rule of README §6, and hand-rolled protobuf."""
+import json, math, struct
+
+M = (1 << 64) - 1
+
+def splitmix64(x):
+    z = (x + 0x9E3779B97F4A7C15) & M
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+    return z ^ (z >> 31)
+
+def draw(seed, position):
+    return (splitmix64((seed + position) & M) >> 11) / 2.0 ** 53
+
+def f32(x):
+    return struct.unpack('<f', struct.pack('<f', x))[0]
+
+def sample(logits, t, k, p, seed, position):
+    if t == 0:
+        best = 0
+        for i, v in enumerate(logits):
+            if v > logits[best]:
+                best = i
+        return best
+    order = sorted(range(len(logits)), key=lambda i: (-logits[i], i))
+    k = min(k, len(order)) if k > 0 else len(order)
+    mx = logits[order[0]]
+    probs = [math.exp((logits[order[i]] - mx) / t) for i in range(k)]
+    s = sum(probs)
+    n = k
+    if 0 < p < 1:
+        acc = 0.0
+        for i in range(k):
+            acc += probs[i] / s
+            if acc >= p:
+                n = i + 1
+                break
+    total = sum(probs[:n])
+    u = draw(seed, position) * total
+    acc = 0.0
+    for i in range(n):
+        acc += probs[i]
+        if u < acc:
+            return order[i]
+    return order[n - 1]
+
+# --- sampling vectors
+draws = [{'seed': s, 'position': p, 'u': draw(s, p), 'splitmix64': str(splitmix64((s + p) & M))}
+         for s, p in [(0, 0), (0, 1), (1, 0), (1234, 19), (2**53 - 1, 7), (42, 127)]]
+logits = [f32(x) for x in [0.5, 2.0, -1.0, 2.0, 1.5, 0.0, -3.0, 1.0]]
+cases = []
+for t, k, p, seed, pos in [(0, 0, 1, 0, 0), (1.0, 0, 1, 0, 3), (1.0, 0, 1, 5, 3), (0.7, 3, 1, 9, 11), (1.3, 0, 0.6, 77, 2),
+                           (2.0, 5, 0.9, 1234, 40), (0.5, 1, 1, 3, 1), (1.0, 0, 1, 2**53 - 1, 100)]:
+    cases.append({'temperature': t, 'topK': k, 'topP': p, 'seed': seed, 'position': pos, 'token': sample(logits, t, k, p, seed, pos)})
+json.dump({'description': 'splitmix64 draws and token choices of README §6; logits are float32 values',
+           'draws': draws, 'logits': logits, 'cases': cases}, open('sampling.json', 'w'), indent=2)
+
+# --- request bytes (proto3, fields in number order, defaults omitted)
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+def key(field, wt):
+    return varint(field << 3 | wt)
+
+def ld(field, b):
+    return key(field, 2) + varint(len(b)) + b
+
+def hop(peer, start, end):
+    # proto3: a field holding its default (0) is not written
+    return ld(1, peer) + (key(2, 0) + varint(start) if start else b'') + key(3, 0) + varint(end)
+
+peer_a = bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]) + bytes(range(32))  # identity multihash of an Ed25519 key
+peer_b = bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]) + bytes(range(32, 64))
+peer_c = bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]) + bytes(range(64, 96))
+session = bytes(range(16))
+# a tensor frame is opaque to the request encoding: use a fixed byte string
+hidden = b'\x01\x02\x03'
+sampling = key(1, 5) + struct.pack('<f', 0.75) + key(2, 0) + varint(40) + key(3, 5) + struct.pack('<f', 0.875) + key(4, 0) + varint(1234) + key(5, 0) + varint(1)
+infer = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(5) + key(4, 0) + varint(1)
+         + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden) + ld(7, sampling))
+step = (key(1, 0) + varint(5) + ld(2, session) + key(4, 0) + varint(2)
+        + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4))
+        + key(10, 0) + varint(7) + key(11, 1) + struct.pack('<d', 0.5))
+train = (key(1, 0) + varint(2) + ld(2, session) + key(4, 0) + varint(1)
+         + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden)
+         + key(8, 0) + varint(3) + key(10, 0) + varint(7) + key(12, 0) + varint(1) + key(14, 5) + struct.pack('<f', 0.25))
+resp = ld(1, b'KvCacheFullError') + ld(2, b'full') + key(3, 0) + varint(2)
+resp_tok = key(4, 0) + varint(200) + key(10, 0) + varint(6)
+route = [{'peer': peer_a.hex(), 'start': 0, 'end': 1}, {'peer': peer_b.hex(), 'start': 1, 'end': 3}, {'peer': peer_c.hex(), 'start': 3, 'end': 4}]
+json.dump({'description': 'Request/Response encodings (proto3, fields in number order, defaults omitted)', 'requests': [
+    {'name': 'infer', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
+                                 'sampling': {'temperature': 0.75, 'topK': 40, 'topP': 0.875, 'seed': 1234, 'returnLogits': True}}, 'bytes': infer.hex()},
+    {'name': 'step', 'fields': {'kind': 'STEP', 'session': session.hex(), 'hop': 2, 'route': route, 'step': 7, 'gradNorm': 0.5}, 'bytes': step.hex()},
+    {'name': 'train-forward', 'fields': {'kind': 'TRAIN_FORWARD', 'session': session.hex(), 'hop': 1, 'route': route, 'hidden': hidden.hex(), 'microBatch': 3, 'step': 7, 'compress': True, 'lossScale': 0.25}, 'bytes': train.hex()}],
+    'responses': [
+    {'name': 'error', 'fields': {'error': 'KvCacheFullError', 'message': 'full', 'failedHop': 2}, 'bytes': resp.hex()},
+    {'name': 'token', 'fields': {'token': 200, 'position': 6}, 'bytes': resp_tok.hex()}]}, open('messages.json', 'w'), indent=2)
+print('ok')
