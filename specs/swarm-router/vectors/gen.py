@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Independent generator of specs/swarm-router/vectors/routing.json (README §3-§6), pure Python:
+brute force over every chain (not the DAG relaxation the reference implementation uses)."""
+import json, itertools
+
+COST = {'unknownRttMs': 50, 'unmeasuredThroughput': 100, 'tokens': 1, 'kvBytes': 0, 'loadPenaltyMs': 5}
+
+def hop_cost(c, o):
+    if c.get('kvHeadroom') is not None and c['kvHeadroom'] < o['kvBytes']:
+        return float('inf')
+    t = c['throughput'] if c['throughput'] > 0 else o['unmeasuredThroughput']
+    rtt = c.get('rttMs')
+    return (o['unknownRttMs'] if rtt is None else rtt) + 1000 * o['tokens'] / t + c.get('load', 0) * o['loadPenaltyMs']
+
+def chains(cands, frm, to, excluded):
+    usable = [c for c in cands if c['peer'] not in excluded and c['start'] >= frm and c['end'] <= to]
+    out = []
+    def walk(at, acc):
+        if at == to:
+            out.append(list(acc)); return
+        for c in usable:
+            if c['start'] == at:
+                acc.append(c); walk(c['end'], acc); acc.pop()
+    walk(frm, [])
+    return out
+
+def best(cands, frm, to, o, excluded=()):
+    opts = []
+    for ch in chains(cands, frm, to, set(excluded)):
+        cost = sum(hop_cost(c, o) for c in ch)
+        if cost == float('inf'):
+            continue
+        opts.append((cost, len(ch), [c['peer'] for c in ch], ch))
+    if not opts:
+        return None
+    opts.sort(key=lambda x: (x[0], x[1], x[2][::-1]))
+    return opts[0]
+
+def c(peer, start, end, rtt=None, tput=1000, **kw):
+    d = {'peer': peer, 'start': start, 'end': end, 'throughput': tput}
+    if rtt is not None: d['rttMs'] = rtt
+    d.update(kw)
+    return d
+
+cases = [
+    ('two short spans beat one slow long span', [c('long', 1, 5, 30), c('x', 1, 3, 5), c('y', 3, 5, 5)], 1, 5, {}, []),
+    ('one fast long span beats two short ones', [c('long', 1, 5, 8), c('x', 1, 3, 5), c('y', 3, 5, 5)], 1, 5, {}, []),
+    ('unknown RTT and unmeasured throughput use the defaults', [c('u', 1, 3, None, 0), c('m', 1, 3, 55, 1000), c('v', 3, 4, 1)], 1, 4, {}, []),
+    ('load penalty moves a session to the idle replica', [c('a', 1, 3, 5, load=3), c('b', 1, 3, 12), c('v', 3, 4, 1)], 1, 4, {}, []),
+    ('KV headroom below the need excludes a hop', [c('full', 1, 3, 1, kvHeadroom=10), c('roomy', 1, 3, 40), c('v', 3, 4, 1)], 1, 4, {'kvBytes': 1000}, []),
+    ('a banned peer is routed around', [c('a', 1, 3, 1), c('b', 1, 3, 9), c('v', 3, 4, 1)], 1, 4, {}, ['a']),
+    ('no chain when a slot is uncovered', [c('x', 1, 3, 5), c('y', 4, 5, 5)], 1, 5, {}, []),
+    ('spans reaching outside [from, to) are ignored', [c('z', 0, 3, 1), c('a', 1, 3, 5), c('w', 3, 6, 1), c('t', 3, 4, 1)], 1, 4, {}, []),
+    ('a longer mixed chain', [c('p', 1, 2, 3), c('q', 2, 4, 4), c('r', 1, 4, 12), c('s', 4, 5, 2), c('t', 2, 5, 9), c('v', 5, 6, 1)], 1, 6, {}, []),
+]
+out = []
+for name, cands, frm, to, over, excluded in cases:
+    o = dict(COST, **over)
+    b = best(cands, frm, to, o, excluded)
+    entry = {'name': name, 'candidates': cands, 'from': frm, 'to': to, 'cost': o, 'excluded': excluded}
+    if b is None:
+        entry['chain'] = None
+    else:
+        entry['chain'] = b[2]
+        entry['chainCost'] = b[0]
+        sb = []
+        for h in b[3]:
+            alts = [(hop_cost(x, o), x['peer']) for x in cands if x['start'] == h['start'] and x['end'] == h['end'] and x['peer'] != h['peer'] and x['peer'] not in excluded and hop_cost(x, o) < float('inf')]
+            alts.sort()
+            sb.append(alts[0][1] if alts else None)
+        entry['standbys'] = sb
+    out.append(entry)
+
+# weighted pick: items with weights, draws u -> index
+picks = []
+w = [300, 100, 100]
+for u in [0.0, 0.3, 0.59, 0.6, 0.61, 0.79, 0.8, 0.99]:
+    total = sum(w); x = u * total; idx = len(w) - 1
+    for i, wi in enumerate(w):
+        x -= wi
+        if x < 0:
+            idx = i; break
+    picks.append({'u': u, 'index': idx})
+
+# bans: base 1000, max 5000, forget 60000
+bans = []
+state = {}
+def fail(p, now):
+    e = state.get(p)
+    f = e['failures'] + 1 if e and now < e['until'] + 60000 else 1
+    until = now + min(5000, 1000 * 2 ** (f - 1))
+    state[p] = {'failures': f, 'until': until}
+    return until, f
+for p, now in [('a', 0), ('a', 1000), ('a', 3000), ('a', 7000), ('a', 12000 + 60001), ('b', 500)]:
+    until, f = fail(p, now)
+    bans.append({'peer': p, 'failAt': now, 'bannedUntil': until, 'failures': f})
+
+json.dump({'description': 'least-cost chains and standbys (README §3-§4), weighted pick (§5), bans (§6)',
+           'chains': out, 'weightedPick': {'weights': w, 'draws': picks},
+           'bans': {'baseMs': 1000, 'maxMs': 5000, 'forgetMs': 60000, 'events': bans}}, open('routing.json', 'w'), indent=2)
+print('ok')
