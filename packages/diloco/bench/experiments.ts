@@ -10,7 +10,7 @@
  *
  * Resumable: each configuration's result is appended to bench-results/diloco-experiments.json as soon as it
  * finishes, and configurations already there are skipped. Environment:
- *   DILOCO_STEPS (inner steps per worker, default 1000), DILOCO_BYZ_STEPS (default 300),
+ *   DILOCO_STEPS (inner steps per worker, default 1000), DILOCO_BYZ_STEPS (default 150),
  *   DILOCO_ONLY (comma-separated config names), DILOCO_LINK_MBIT (default 100), DILOCO_THREADS (default 1)
  */
 
@@ -31,7 +31,7 @@ const resultsDir = join(here, '..', '..', 'bench-results')
 const resultsFile = process.env.DILOCO_RESULTS ?? join(resultsDir, 'diloco-experiments.json')
 const genesis = join(resultsDir, 'diloco-genesis')
 const STEPS = Number(process.env.DILOCO_STEPS ?? 1000)
-const BYZ_STEPS = Number(process.env.DILOCO_BYZ_STEPS ?? 300)
+const BYZ_STEPS = Number(process.env.DILOCO_BYZ_STEPS ?? 150)
 const LINK = Number(process.env.DILOCO_LINK_MBIT ?? 100) * 1e6 / 8 // bytes/s
 const THREADS = Number(process.env.DILOCO_THREADS ?? 1)
 const ONLY = process.env.DILOCO_ONLY?.split(',')
@@ -221,29 +221,27 @@ const configs: Array<{ name: string, run: () => Promise<void> }> = [
   { name: 'single', run: single },
   { name: 'sync-dp', run: syncDp }
 ]
-for (const H of [50, 500]) {
-  for (const codec of ['fp32', 'int8', 'sparse'] as CodecName[]) {
-    const name = `diloco-H${H}-${codec}`
-    configs.push({ name, run: async () => { await dilocoRun({ name, H, codec, aggregator: 'mean', steps: STEPS }) } })
-  }
-}
-// extra points between H = 50 and 500 for the sparse codec (the bytes goal)
-for (const H of [100, 250]) {
-  const name = `diloco-H${H}-sparse`
-  configs.push({ name, run: async () => { await dilocoRun({ name, H, codec: 'sparse', aggregator: 'mean', steps: STEPS }) } })
+const diloco = (H: number, codec: CodecName): void => {
+  const name = `diloco-H${H}-${codec}`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H, codec, aggregator: 'mean', steps: STEPS }) } })
 }
 const BYZ_H = 50
-const byzAggs: AggregatorChoice[] = ['mean', 'trimmed-mean', 'median', 'geometric-median', 'nnm-trimmed-mean']
-for (const agg of byzAggs) {
-  const name = `byz-clean-${String(agg)}`
-  configs.push({ name, run: async () => { await dilocoRun({ name, H: BYZ_H, codec: 'int8', aggregator: agg, steps: BYZ_STEPS }) } })
+const byz = (agg: AggregatorChoice, attack?: { name: string, craft: Attack }): void => {
+  const name = attack === undefined ? `byz-clean-${String(agg)}` : `byz-${attack.name}-${String(agg)}`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H: BYZ_H, codec: 'int8', aggregator: agg, ...(attack !== undefined ? { attack } : {}), steps: BYZ_STEPS }) } })
 }
-for (const attack of attacks) {
-  for (const agg of byzAggs) {
-    const name = `byz-${attack.name}-${String(agg)}`
-    configs.push({ name, run: async () => { await dilocoRun({ name, H: BYZ_H, codec: 'int8', aggregator: agg, attack, steps: BYZ_STEPS }) } })
-  }
-}
+// in the order of what matters most, so a partial run still answers the questions (the run is resumable)
+diloco(50, 'int8')
+diloco(50, 'sparse')
+byz('mean')
+for (const attack of attacks) for (const agg of ['mean', 'trimmed-mean', 'geometric-median'] as AggregatorChoice[]) byz(agg, attack)
+diloco(500, 'sparse')
+diloco(500, 'int8')
+diloco(100, 'sparse')
+diloco(50, 'fp32')
+diloco(500, 'fp32')
+diloco(250, 'sparse')
+for (const attack of attacks) for (const agg of ['median', 'nnm-trimmed-mean'] as AggregatorChoice[]) byz(agg, attack)
 
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => c.name.startsWith(o))) continue

@@ -151,7 +151,7 @@ function roundHalfEven (x: number): number {
 export function decodePayload (bytes: Uint8Array, n: number, params: ResolvedCodec): Float32Array {
   const expected = payloadSize(n, params)
   if (bytes.byteLength !== expected) throw new MalformedPseudoGradientError(`${params.codec} payload of ${n} elements must be ${expected} bytes, got ${bytes.byteLength}`)
-  const copy = bytes.slice()
+  const copy = new Uint8Array(bytes) // a copy (Buffer#slice would be a view into a shared pool)
   switch (params.codec) {
     case 'fp32': {
       const v = new Float32Array(copy.buffer)

@@ -159,6 +159,8 @@ export interface DiLoCo extends TypedEventEmitter<DiLoCoEvents> {
   contribute(local: ReadonlyMap<string, Float32Array>, meta?: ContributionMeta, options?: AbortOptions): Promise<RoundOutcome>
   record(round: number): RoundRecord | undefined
   records(): RoundRecord[]
+  /** A payload this node still holds (its current and previous round), by sha256 hex */
+  payload(hash: string): Uint8Array | undefined
   /** The ledger's `AggregationRecords` check: did round `round`'s aggregation accept this pseudo-gradient */
   acceptedPseudoGradient(query: { round: bigint | number, sender: string, baseWeightsHash: Bytes, pseudoGradientHash: Bytes }): Promise<boolean>
   /** ε spent so far with DP on (zCDP accountant), else undefined */
@@ -350,6 +352,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
   }
 
   record (round: number): RoundRecord | undefined { return this.history.get(round) }
+  payload (hash: string): Uint8Array | undefined { return this.payloads.get(hash)?.bytes }
   records (): RoundRecord[] { return [...this.history.values()] }
 
   async acceptedPseudoGradient (q: { round: bigint | number, sender: string, baseWeightsHash: Bytes, pseudoGradientHash: Bytes }): Promise<boolean> {
@@ -567,7 +570,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     const expected = Math.min(a.gossipChunk, a.payloadSize - chunk.index * a.gossipChunk)
     if (chunk.data.byteLength !== expected) throw new MalformedPseudoGradientError(`chunk ${chunk.index} is ${chunk.data.byteLength} bytes, expected ${expected}`)
     if (c.chunks[chunk.index] !== undefined) return
-    c.chunks[chunk.index] = chunk.data.slice()
+    c.chunks[chunk.index] = new Uint8Array(chunk.data)
     c.received += chunk.data.byteLength
     if (c.received === a.payloadSize) {
       const bytes = new Uint8Array(a.payloadSize)

@@ -17,7 +17,7 @@ export function encodeState (round: number, base: Float32Array, momentum: Float3
 
 export function decodeState (blob: Uint8Array, n: number): { round: number, base: Float32Array, momentum: Float32Array } {
   if (blob.byteLength !== 8 + 8 * n) throw new StateSyncError(`state of ${blob.byteLength} bytes, expected ${8 + 8 * n}`)
-  const copy = blob.slice()
+  const copy = new Uint8Array(blob)
   const round = new DataView(copy.buffer).getBigUint64(0, true)
   if (round > BigInt(Number.MAX_SAFE_INTEGER)) throw new StateSyncError('state round is not a safe integer')
   const base = new Float32Array(copy.buffer.slice(8, 8 + 4 * n))

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { connectAll, startHost, stopAll, TOY_SPAN, toyParams } from './helpers.js'
 import type { DiLoCoHost } from './helpers.js'
+import { verifyRoundRecord } from '../src/index.js'
 import type { RoundOutcome } from '../src/index.js'
 
 const FAST = { minDeadlineMs: 1500, commitStaggerMs: 1000 }
@@ -54,6 +55,20 @@ describe('one DiLoCo round on 4 real hosts (loopback TCP)', () => {
     expect(rec?.contributions.every(c => c.accepted)).toBe(true)
     expect(rec?.contributions.map(c => c.dataShards[0]).sort()).toEqual(['shard-0', 'shard-1', 'shard-2', 'shard-3'])
     for (const h of hosts.slice(1)) expect(h.services.diloco.record(0)?.resultHash).toBe(rec?.resultHash)
+
+    // anyone can rebuild the record from the signed commit and the payloads
+    if (rec === undefined) throw new Error('no record')
+    const payloads = new Map(rec.contributions.map(c => [c.payloadHash, hosts[3].services.diloco.payload(c.payloadHash) as Uint8Array]))
+    await verifyRoundRecord(rec, { payloads, aggregator: 'mean' })
+    const tampered = { ...rec, contributions: rec.contributions.map((c, i) => i === 0 ? { ...c, accepted: false } : c) }
+    await expect(verifyRoundRecord(tampered, { payloads, aggregator: 'mean' })).rejects.toHaveProperty('name', 'InvalidCommitError')
+    const forged = { ...rec, contributions: rec.contributions.map((c, i) => i === 0 ? { ...c, dataShards: ['other'] } : c) }
+    await expect(verifyRoundRecord(forged)).rejects.toHaveProperty('name', 'InvalidCommitError')
+    // the ledger's AggregationRecords question
+    const c0 = rec.contributions[0]
+    const query = { round: 0n, sender: c0.sender, baseWeightsHash: Buffer.from(rec.baseHash, 'hex'), pseudoGradientHash: Buffer.from(c0.payloadHash, 'hex') }
+    expect(await hosts[1].services.diloco.acceptedPseudoGradient(query)).toBe(true)
+    expect(await hosts[1].services.diloco.acceptedPseudoGradient({ ...query, round: 1n })).toBe(false)
   })
 
   it('int8 + trimmed mean over three rounds keeps the replicas identical', async () => {
