@@ -178,17 +178,56 @@ export function validateGenesis (g: GenesisConfig): void {
   if (g.dataManifestHash !== undefined && (typeof g.dataManifestHash !== 'string' || !/^[0-9a-f]{64}$/.test(g.dataManifestHash))) {
     throw new InvalidGenesisError('dataManifestHash must be 32 bytes of lowercase hex')
   }
+  if (typeof g.network !== 'string' || g.network.length > 256) {
+    throw new InvalidGenesisError('network must be a string of at most 256 characters')
+  }
+  if (!Number.isSafeInteger(g.genesisTimeMs) || g.genesisTimeMs < 0) {
+    throw new InvalidGenesisError('genesisTimeMs must be a finite non-negative integer (ms)')
+  }
   const p = g.params
+  if (p == null) {
+    throw new InvalidGenesisError('params missing')
+  }
   for (const k of ['epochMs', 'roundMs', 'heartbeatSeconds', 'maxInferenceTokensPerSecond', 'maxBatchesPerProof', 'totalShards', 'shardsPerAssignment'] as const) {
     if (!Number.isSafeInteger(p[k]) || p[k] <= 0) {
       throw new InvalidGenesisError(`params.${k} must be a positive integer`)
+    }
+  }
+  for (const k of ['epochWindow', 'roundWindow'] as const) {
+    if (!Number.isSafeInteger(p[k]) || p[k] < 0 || p[k] > 1000) {
+      throw new InvalidGenesisError(`params.${k} must be an integer in [0, 1000]`)
+    }
+  }
+  if (p.heartbeatSeconds * 1000 > p.epochMs) {
+    throw new InvalidGenesisError('params.heartbeatSeconds must fit in an epoch')
+  }
+  if (p.maxBatchesPerProof > 1_000_000 || p.totalShards > 0xffffffff) {
+    throw new InvalidGenesisError('params.maxBatchesPerProof ≤ 10^6 and totalShards < 2^32')
+  }
+  for (const k of ['unbondingEpochs', 'stakingUnit', 'maxTrainingTokensPerProof', 'maxSamplesPerProof'] as const) {
+    if (typeof p[k] !== 'bigint' || p[k] <= 0n) {
+      throw new InvalidGenesisError(`params.${k} must be a positive integer`)
+    }
+  }
+  if (typeof p.qualityLossThresholdMicro !== 'bigint' || p.qualityLossThresholdMicro < 0n) {
+    throw new InvalidGenesisError('params.qualityLossThresholdMicro must be a non-negative integer')
+  }
+  for (const k of ['uptimeRewardPerMinute', 'inferenceRewardPerMillionTokens', 'computeRewardPerBatch', 'dataRewardPerSample', 'qualityBonus', 'stakingBeta', 'stakingMultiplierCap'] as const) {
+    const r = p[k]
+    if (r == null || typeof r.num !== 'bigint' || typeof r.den !== 'bigint' || r.den <= 0n || r.num < 0n) {
+      throw new InvalidGenesisError(`params.${k} must be a non-negative rational with a positive denominator`)
+    }
+  }
+  for (const k of ['qualityBonus', 'stakingMultiplierCap'] as const) {
+    if (p[k].num < p[k].den) {
+      throw new InvalidGenesisError(`params.${k} must be at least 1`)
     }
   }
   if (p.shardsPerAssignment > p.totalShards) {
     throw new InvalidGenesisError('shardsPerAssignment > totalShards')
   }
   for (const k of ['slashFraction', 'reporterShare', 'inferenceFeeBurn'] as const) {
-    if (p[k].num > p[k].den || p[k].den <= 0n || p[k].num < 0n) {
+    if (p[k] == null || typeof p[k].num !== 'bigint' || typeof p[k].den !== 'bigint' || p[k].num > p[k].den || p[k].den <= 0n || p[k].num < 0n) {
       throw new InvalidGenesisError(`params.${k} must be in [0, 1]`)
     }
   }

@@ -6,7 +6,7 @@ import { EquivocationError, EvidenceConflictError, ImplausibleProofError, Insuff
 import { loadChain } from './genesis.js'
 import { toHex } from './keys.js'
 import { encodeCertificate, hasQuorum, parseCertificate, peekCertificateId, parseSignedTx, signTx, signVote, verifyVote, voteDigest } from './messages.js'
-import { LedgerState, checkEvidence, designatedReporter, lockedStake, penaltyOf, votingPowers } from './state.js'
+import { LedgerState, checkEvidence, concurrent, designatedReporter, lockedStake, penaltyOf, votingPowers } from './state.js'
 import { KEYS, LedgerStore, b64, fromJSON, toJSON } from './store.js'
 import { ProofVerifier, currentEpoch } from './verify.js'
 import type { Chain, GenesisConfig } from './genesis.js'
@@ -360,7 +360,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
    * seen for its (sender, sequence) slot — synced to disk BEFORE signing — and sign. A different message
    * for an already-voted slot is refused with EquivocationError (its evidence is emitted as an event).
    */
-  async vote (signedTx: Uint8Array | LedgerTx, options: AbortOptions = {}): Promise<VoteSigData> {
+  async vote (signedTx: Uint8Array | LedgerTx, options: AbortOptions & { endorsements?: VoteSigData[] } = {}): Promise<VoteSigData> {
     this.#assertOpen()
     if (this.validatorIndex == null || this.wallet == null) {
       throw new InvalidParametersError('this node is not a genesis validator')
@@ -383,6 +383,12 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
         // signatures are not unique, and treating it as a conflict would emit evidence that can never verify
         if (toHex(prevSigned) === toHex(tx.signed) || parseSignedTx(this.chain, prevSigned, { verifySignature: false }).idHex === tx.idHex) {
           return signVote(this.chain, wallet, index, tx.id)
+        }
+        const prevTx = parseSignedTx(this.chain, prevSigned, { verifySignature: false })
+        if (!concurrent(this.chain, prevTx.epoch, tx.epoch)) {
+          // a replacement of an expired message this validator voted for: refused (it keeps its first vote),
+          // but not evidence
+          throw new EquivocationError(`slot ${tx.sequence} of ${tx.sender} holds this validator's vote for an expired message`)
         }
         const evidence: Evidence = { kind: 'account-equivocation', a: prevSigned, b: tx.signed }
         // from now on this validator refuses the offender's withdrawals (see slashConflicts)
@@ -444,7 +450,31 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     return (await this.store.get(KEYS.evidence(key))) != null
   }
 
-  async #checkForVote (tx: LedgerTx, options: AbortOptions & { attest?: boolean }): Promise<void> {
+  /**
+   * Catch-up: an expired message (epoch before the window) for the sender's next slot may still be voted for
+   * when votes of validators holding at least a third of the voting power are shown for it (so at least one
+   * honest validator found it fresh): otherwise a message that reached a third but not a quorum before it
+   * expired would strand its slot forever (its voters refuse any other message for the slot). Not for an
+   * unbond, whose epoch sets its release.
+   */
+  #caughtUp (tx: LedgerTx, endorsements?: VoteSigData[]): boolean {
+    if (endorsements == null || tx.kind === 'unbond') {
+      return false
+    }
+    const powers = votingPowers(this.state)
+    const total = powers.reduce((a, b) => a + b, 0n)
+    let power = 0n
+    const seen = new Set<number>()
+    for (const v of endorsements) {
+      if (!seen.has(v.validator) && v.validator !== this.validatorIndex && powers[v.validator] != null && verifyVote(this.chain, tx.id, v)) {
+        seen.add(v.validator)
+        power += powers[v.validator]
+      }
+    }
+    return 3n * power >= total
+  }
+
+  async #checkForVote (tx: LedgerTx, options: AbortOptions & { attest?: boolean, endorsements?: VoteSigData[] }): Promise<void> {
     const s = this.state
     const acc = s.get(tx.sender)
     if (s.known.has(tx.idHex) || tx.sequence < acc.nextSeq || s.queued.get(tx.sender)?.has(tx.sequence) === true) {
@@ -456,7 +486,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     const now = this.now()
     const epoch = currentEpoch(this.chain, now)
     const w = BigInt(this.chain.genesis.params.epochWindow)
-    if (tx.epoch > epoch + w || tx.epoch + w < epoch) {
+    if (tx.epoch > epoch + w || (tx.epoch + w < epoch && !this.#caughtUp(tx, options.endorsements))) {
       throw new ImplausibleProofError(`message epoch ${tx.epoch} is outside ${epoch} ± ${w}`)
     }
     const t = tx.tx

@@ -104,6 +104,11 @@ export class LedgerState {
   readonly payments = new Map<string, PaidSession>()
   readonly outcomes = new Map<string, Outcome>()
   readonly totals: LedgerTotals
+  /**
+   * final messages that lost their slot to another final message (`sender/sequence` → losers; only beyond
+   * the trust assumption): recorded as failed when the slot is passed, so a store holding both reopens
+   */
+  readonly #shadow = new Map<string, LedgerTx[]>()
   /** senders waiting for an offender's chain to reach a sequence, or for a payment (`pay:<id>`) */
   readonly #waiters = new Map<string, Set<Address>>()
 
@@ -154,13 +159,16 @@ export class LedgerState {
         q = new Map()
         this.queued.set(tx.sender, q)
       }
-      if (!q.has(tx.sequence)) {
+      const held = q.get(tx.sequence)
+      if (held == null) {
         q.set(tx.sequence, tx)
-      }
-      // two final messages for one slot only exist if more than 1/3 of the stake is faulty; the lower id
-      // wins deterministically, the other is recorded as failed when the slot is passed
-      else if (tx.idHex < q.get(tx.sequence)!.idHex) {
-        q.set(tx.sequence, tx)
+      } else {
+        // two final messages for one slot only exist if more than 1/3 of the stake is faulty; the lower id
+        // wins deterministically, the other is recorded as failed when the slot is passed
+        const [win, lose] = tx.idHex < held.idHex ? [tx, held] : [held, tx]
+        q.set(tx.sequence, win)
+        const k = `${tx.sender}/${tx.sequence}`
+        this.#shadow.set(k, [...(this.#shadow.get(k) ?? []), lose])
       }
       work.push(tx.sender)
     }
@@ -212,6 +220,13 @@ export class LedgerState {
         this.account(addr).nextSeq = tx.sequence + 1n
         diff.accounts.add(addr)
         this.#record(diff, outcome)
+        const losers = this.#shadow.get(`${addr}/${tx.sequence}`)
+        if (losers != null) {
+          this.#shadow.delete(`${addr}/${tx.sequence}`)
+          for (const t of losers) {
+            this.#record(diff, this.#outcome(t, 'failed', 'slot already taken by another final message'))
+          }
+        }
         for (const credited of Object.keys(outcome.deltas)) {
           if (credited !== addr && outcome.deltas[credited] > 0n) {
             work.push(credited)
@@ -321,7 +336,9 @@ export class LedgerState {
         }
         const a = this.account(addr)
         a.bonded -= amount
-        a.unbonding.push({ amount, releaseEpoch: tx.epoch + p.unbondingEpochs })
+        // validators accept Tx.epoch within ±epochWindow of their clock on both the unbond and the withdraw:
+        // + 2·epochWindow so that stamping the edges of the window never shortens the real period
+        a.unbonding.push({ amount, releaseEpoch: tx.epoch + p.unbondingEpochs + 2n * BigInt(p.epochWindow) })
         a.bondHistory.push([tx.sequence, a.bonded])
         diff.accounts.add(addr)
         return
@@ -549,6 +566,11 @@ export function checkSlashReport (chain: Chain, s: SlashReport): CheckedEvidence
   if (a.sender !== b.sender || a.sequence !== b.sequence || equals(a.txBytes, b.txBytes)) {
     return new Fail('evidence messages do not conflict')
   }
+  // a message that expired (validators no longer vote for it) may be replaced at its slot: two messages whose
+  // epochs are more than 2·epochWindow + 1 apart were never both votable and are not account equivocation
+  if (s.kind === EvidenceKind.ACCOUNT_EQUIVOCATION && !concurrent(chain, a.epoch, b.epoch)) {
+    return new Fail('the two messages were never votable at the same time (a replacement of an expired message)')
+  }
   // The evidence key names the offender only: one penalty per offender and kind. A per-slot key would let
   // one account (or validator) equivocate on slot after slot and have each report pay the reporter out of
   // a debt that is never collected once `slashed` exceeds the stake: minted money.
@@ -614,6 +636,12 @@ export function designatedReporter (chain: Chain, key: string, epoch: bigint, of
     }
   }
   return best
+}
+
+/** True when two messages of one slot stamped `a` and `b` could both be voted for (their windows meet) */
+export function concurrent (chain: Chain, a: bigint, b: bigint): boolean {
+  const d = a > b ? a - b : b - a
+  return d <= 2n * BigInt(chain.genesis.params.epochWindow) + 1n
 }
 
 export { Fail as EvidenceFailure }

@@ -169,13 +169,14 @@ describe('ledger: validator rule, finality, equivocation, slashing', () => {
     await run(sign(chain, bob, 0n, { kind: 'stake', amount: 50n * NEURO }))
     await run(sign(chain, bob, 1n, { kind: 'unbond', amount: 20n * NEURO }))
     expect(l.account(bob.address).bonded).toBe(50n * NEURO - 20n * NEURO)
-    expect(l.account(bob.address).unbonding).toEqual([{ amount: 20n * NEURO, releaseEpoch: 7n }])
+    // released unbondingEpochs + 2 · epochWindow after the stamped epoch (the window's two edges cannot shorten it)
+    expect(l.account(bob.address).unbonding).toEqual([{ amount: 20n * NEURO, releaseEpoch: 9n }])
     const early = sign(chain, bob, 2n, { kind: 'withdraw' })
     await expect(l.vote(early)).rejects.toHaveProperty('name', 'InsufficientFundsError')
-    const late = sign(chain, bob, 2n, { kind: 'withdraw' }, 7n)
-    // validators' clocks are at epoch 0: epoch 7 is outside their window
+    const late = sign(chain, bob, 2n, { kind: 'withdraw' }, 9n)
+    // validators' clocks are at epoch 0: epoch 9 is outside their window
     await expect(l.vote(late)).rejects.toHaveProperty('name', 'ImplausibleProofError')
-    clock.t = 7 * chain.genesis.params.epochMs
+    clock.t = 8 * chain.genesis.params.epochMs
     await run(late)
     for (const v of vals) {
       expect(v.balance(bob.address)).toBe(100n * NEURO - 50n * NEURO + 20n * NEURO)

@@ -178,8 +178,8 @@ describe('security: validator rule', () => {
       // Before the fix all four validators voted for both; the report was final and paid dave 0.4 NEURO out of
       // a debt that nothing stood behind (carol's 8 NEURO had been withdrawn): minted money.
       const { a, b } = await equivocate()
-      clock = 7 * chain.genesis.params.epochMs
-      const w = sign(chain, carol, 3n, { kind: 'withdraw' }, 7n)
+      clock = 8 * chain.genesis.params.epochMs
+      const w = sign(chain, carol, 3n, { kind: 'withdraw' }, 9n)
       // validator 3 holds the evidence: carol's stake waits for the slash
       await expect(vals[3].vote(w)).rejects.toHaveProperty('name', 'EvidenceConflictError')
       await finalise(w, [0, 1, 2])
@@ -203,8 +203,8 @@ describe('security: validator rule', () => {
       expect(await vals[0].slashConflicts(carol.address, 1n)).toBe(false)
       const report = sign(chain, reporter(0n), 0n, { kind: 'slash', evidence: { kind: 'account-equivocation', a: a.signed, b: b.signed } })
       await finalise(report, [0, 1, 2, 3])
-      clock = 7 * chain.genesis.params.epochMs
-      const w = sign(chain, carol, 3n, { kind: 'withdraw' }, 7n)
+      clock = 8 * chain.genesis.params.epochMs
+      const w = sign(chain, carol, 3n, { kind: 'withdraw' }, 9n)
       for (const l of vals) {
         // final slash: the stake stays (the older rule); before it is final the evidence alone is enough
         await expect(l.vote(w)).rejects.toHaveProperty('name', 'InsufficientFundsError')
@@ -219,8 +219,8 @@ describe('security: validator rule', () => {
       const dir = dirs[3]
       await vals[3].close()
       vals[3] = await Ledger.open({ genesis: chain, path: dir, wallet: validators[3], now: () => clock })
-      clock = 7 * chain.genesis.params.epochMs
-      await expect(vals[3].vote(sign(chain, carol, 3n, { kind: 'withdraw' }, 7n))).rejects.toHaveProperty('name', 'EvidenceConflictError')
+      clock = 8 * chain.genesis.params.epochMs
+      await expect(vals[3].vote(sign(chain, carol, 3n, { kind: 'withdraw' }, 9n))).rejects.toHaveProperty('name', 'EvidenceConflictError')
     })
   })
 })
@@ -276,7 +276,7 @@ describe('security: a validator\'s genesis stake stays bonded', () => {
     expect(status(2n)).toBe('applied')
     expect(status(3n)).toBe('failed')
     expect(s.get(v0.address).bonded).toBe(1000n * NEURO)
-    expect(s.get(v0.address).unbonding).toEqual([{ amount: 5n * NEURO, releaseEpoch: 7n }])
+    expect(s.get(v0.address).unbonding).toEqual([{ amount: 5n * NEURO, releaseEpoch: 9n }])
   })
 
   it('validators refuse to sign an unbond of genesis stake', async () => {
