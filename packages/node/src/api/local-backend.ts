@@ -130,11 +130,15 @@ export function createLocalBackend (init: LocalBackendInit = {}): NodeBackend {
       }))
       const self = init.host?.peerId.toString()
       const peers = new Set<string>()
+      const add = (peerId: string, span: { start: number, end: number, state: string }): void => {
+        for (let s = Math.max(0, span.start); s < Math.min(n, span.end); s++) slots[s].holders.push({ peerId, state: span.state })
+        peers.add(peerId)
+      }
+      // this node's spans as it holds them now (its own published record may lag)
+      if (self !== undefined) for (const span of pool.ownSpans()) add(self, span)
       for (const [peerId, entry] of pool.records()) {
-        for (const span of entry.record.spans) {
-          for (let s = Math.max(0, span.start); s < Math.min(n, span.end); s++) slots[s].holders.push({ peerId, state: span.state })
-          peers.add(peerId)
-        }
+        if (peerId === self) continue
+        for (const span of entry.record.spans) add(peerId, span)
       }
       const ordered = [...peers].sort((a, b) => a === self ? -1 : b === self ? 1 : a.localeCompare(b))
       return { modelId: pool.modelId, version: pool.version, minReplicas: MIN_REPLICAS, slots, peers: ordered }

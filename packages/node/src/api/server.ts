@@ -216,7 +216,7 @@ export async function startApiServer (options: ApiServerOptions): Promise<ApiSer
       case '/v1/completions':
       case '/v1/chat/completions': {
         allow(method, ['POST'])
-        authorize(req)
+        authorize(req, res)
         const body = await readJson(req, res)
         const request = parseCompletionRequest(body, path === '/v1/chat/completions', { maxTokens: maxTokensLimit })
         const models = await backend.models()
@@ -232,7 +232,7 @@ export async function startApiServer (options: ApiServerOptions): Promise<ApiSer
       case '/api/wallet/stake':
       case '/api/wallet/unstake': {
         allow(method, ['POST'])
-        authorize(req)
+        authorize(req, res)
         const body = await readJson(req, res)
         const wallet = backend.wallet
         if (wallet === undefined) throw new BackendUnavailableError('this node runs no ledger wallet')
@@ -255,11 +255,12 @@ export async function startApiServer (options: ApiServerOptions): Promise<ApiSer
     }
   }
 
-  function authorize (req: IncomingMessage): void {
+  function authorize (req: IncomingMessage, res: ServerResponse): void {
     if (tokenDigest === undefined) return
     const header = req.headers.authorization ?? ''
     const m = /^Bearer\s+(\S+)$/i.exec(header)
     if (m === null || !timingSafeEqual(sha256(m[1]), tokenDigest)) {
+      res.setHeader('www-authenticate', 'Bearer realm="neuroshard"')
       throw new ApiError(401, m === null ? 'Missing API token: send Authorization: Bearer <token> (the node\'s --api-token)' : 'Incorrect API token provided', 'invalid_request_error', { code: 'invalid_api_key' })
     }
   }

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest'
+import { StopMatcher, TrainingRecorder, parseCompletionRequest } from '../../src/index.js'
+
+describe('StopMatcher', () => {
+  it('passes text through when there are no stop sequences', () => {
+    const m = new StopMatcher([])
+    expect(['a', 'b', 'c'].map(p => m.push(p)).join('') + m.flush()).toBe('abc')
+  })
+
+  it('cuts at a stop sequence split across pieces and holds back only a possible prefix', () => {
+    const m = new StopMatcher(['\n\n', 'END'])
+    expect(m.push('hello E')).toBe('hello ')
+    expect(m.push('N')).toBe('')
+    expect(m.push('D and more')).toBe('')
+    expect(m.stopped).toBe(true)
+    expect(m.flush()).toBe('')
+  })
+
+  it('releases held-back text that did not become a stop sequence', () => {
+    const m = new StopMatcher(['END'])
+    expect(m.push('E')).toBe('')
+    expect(m.push('x')).toBe('Ex')
+    expect(m.push('EN')).toBe('')
+    expect(m.flush()).toBe('EN')
+  })
+
+  it('cuts at the earliest of several stop sequences', () => {
+    const m = new StopMatcher(['bb', 'a'])
+    expect(m.push('xxbbya')).toBe('xx')
+  })
+})
+
+describe('parseCompletionRequest', () => {
+  it('fills OpenAI defaults and maps the options', () => {
+    const r = parseCompletionRequest({ model: 'm', prompt: 'hi', stop: 'x' }, false, { maxTokens: 100 })
+    expect(r).toEqual({ model: 'm', prompt: 'hi', stream: false, maxTokens: 16, temperature: 1, topP: 1, topK: 0, stop: ['x'] })
+    const c = parseCompletionRequest({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] }], max_completion_tokens: 5, seed: 2, stream: true }, true, { maxTokens: 100 })
+    expect(c).toMatchObject({ prompt: [{ role: 'user', content: 'ab' }], maxTokens: 5, seed: 2, stream: true })
+  })
+
+  it('names the bad parameter', () => {
+    const param = (body: unknown, chat = false): string | null => {
+      try { parseCompletionRequest(body, chat, { maxTokens: 100 }) } catch (err: any) { expect(err.name).toBe('InvalidRequestError'); return err.param }
+      return 'accepted'
+    }
+    expect(param([])).toBe(null)
+    expect(param({ model: 'm', prompt: 'x', max_tokens: 101 })).toBe('max_tokens')
+    expect(param({ model: 'm', prompt: 'x', top_k: 1.5 })).toBe('top_k')
+    expect(param({ model: 'm', prompt: 'x', stop: [''] })).toBe('stop')
+    expect(param({ model: 'm', messages: [{ role: 'user' }] }, true)).toBe('messages[0].content')
+    expect(param({ model: 'm', messages: Array.from({ length: 257 }, () => ({ role: 'user', content: 'x' })) }, true)).toBe('messages')
+  })
+})
+
+describe('TrainingRecorder', () => {
+  it('keeps rounds, inner steps and curves, with bounded memory', () => {
+    let t = 0
+    const r = new TrainingRecorder({ innerSteps: 4, maxPoints: 100, now: () => ++t })
+    for (let i = 0; i < 1000; i++) {
+      r.recordStep(10 - i / 100)
+      if ((i + 1) % 4 === 0) { r.recordValidation(10 - i / 100); r.recordRound() }
+    }
+    const p = r.progress()
+    expect(p).toMatchObject({ round: 250, innerStep: 0, innerSteps: 4, totalSteps: 1000, active: true })
+    expect(p.loss.length).toBeLessThanOrEqual(100)
+    expect(p.validation.length).toBeLessThanOrEqual(100)
+    // thinned, still ordered, first and newest points kept
+    expect(p.loss[0].step).toBe(1)
+    expect(p.loss.at(-1)!.step).toBe(1000)
+    expect(p.loss.every((x, i) => i === 0 || x.step > p.loss[i - 1].step)).toBe(true)
+    expect(() => { r.recordStep(Number.NaN) }).toThrow(/finite/)
+  })
+})
