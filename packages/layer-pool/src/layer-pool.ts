@@ -305,7 +305,10 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     this.components.events.addEventListener('peer:disconnect', this.onDisconnect)
     this.heartbeat = setInterval(() => { this.tick() }, this.init.heartbeatIntervalMs)
     this.dhtTimer = setInterval(() => { this.putInDht() }, this.init.dhtRefreshIntervalMs)
-    this.rebalanceTimer = setInterval(() => { void this.rebalance() }, this.init.rebalanceIntervalMs)
+    // jittered, so nodes that started together do not all check (and move) at the same moment
+    this.rebalanceTimer = setInterval(() => {
+      void this.sleep(this.random() * this.init.rebalanceIntervalMs / 2).then(async () => { await this.rebalance() })
+    }, this.init.rebalanceIntervalMs)
     await this.publish()
     if (this.init.autoAssign) this.scheduleEvaluate(this.init.settleMs)
   }
@@ -679,11 +682,14 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private async rebalance (): Promise<void> {
     if (!this.started || this.working != null || this.spans.length !== 1 || !LIVE_STATES.has(this.spans[0].state)) return
     const me = this.components.peerId.toString()
+    // one move at a time in the swarm: while any claim is loading, the view is about to change
+    if (this.view().some(v => v.pending > 0)) return
     const withoutMe = buildView(this.holdings(), slotCount(this.config), { now: this.now(), loadingGraceMs: this.init.loadingGraceMs, exclude: me })
     const current = this.spans[0]
     const target = rebalanceTarget(withoutMe, current, this.costs, this.memoryBytes, {
       minReplicas: this.init.minReplicas, random: this.random, balanceQuality: this.init.balanceQuality, throughput: this.throughputOf()
     })
+    this.log.trace('rebalance check by %s on %s: others %o, target %o', me.slice(-6), describeSpan(this.config, current.start, current.end), withoutMe.map(v => [v.live, v.throughput]), target)
     if (target == null) return
     this.log('rebalancing from %s to %s', describeSpan(this.config, current.start, current.end), describeSpan(this.config, target.start, target.end))
     this.working = this.claim({ budget: this.memoryBytes, requireDeficit: false, replaces: current, target }).finally(() => { this.working = undefined })
@@ -710,6 +716,20 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     await this.publish()
     this.safeDispatchEvent('layer-pool:assigned', { detail: { start: span.start, end: span.end } })
     this.log('claimed %s', describeSpan(this.config, span.start, span.end))
+
+    if (options.target != null) {
+      // a rebalancing move: give way to any concurrent claim that outranks it
+      await this.sleep(this.init.settleMs)
+      if (!this.started) return
+      const outranked = this.holdings(false).some(h => h.state === 'loading' && this.now() - h.claimedAt <= this.init.loadingGraceMs &&
+        (h.claimedAt < span.claimedAt || (h.claimedAt === span.claimedAt && h.peer < me)))
+      if (outranked) {
+        this.removeSpan(span)
+        await this.publish()
+        this.safeDispatchEvent('layer-pool:released', { detail: { start: span.start, end: span.end } })
+        return
+      }
+    }
 
     // concurrent joiners: re-check against the claims that outrank ours
     for (let round = 0; round < 6 && options.target == null; round++) {

@@ -136,3 +136,55 @@ describe('late joiners read the DHT', () => {
     for (let slot = 0; slot < slotCount(TINY); slot++) expect(late.services.layerPool.holders(slot).length).toBeGreaterThanOrEqual(2)
   }, 120_000)
 })
+
+describe('rebalancing', () => {
+  let hosts: PoolHost[] = []
+  afterEach(async () => {
+    await stopAll(hosts)
+    hosts = []
+  })
+
+  it('a node moves to the slowest part of the swarm when that lifts the bottleneck past the balance quality (Petals\' rule)', async () => {
+    // tiny: slots embed (65 KB), block 0 (185 KB), block 1 (185 KB), head (66 KB); a budget of 260 KB holds
+    // [0,2) or [2,4) but not both, so every node holds one half
+    const budget = 260_000
+    const speed = new Map<string, number>()
+    const rate = (name: string) => () => speed.get(name) ?? 1
+    const init = (name: string): Parameters<typeof startPoolHost>[0] => ({ ...FAST, config: TINY, memoryBytes: budget, reserveFraction: 0, throughput: rate(name), rebalanceIntervalMs: 1_000 })
+    const a = await startPoolHost(init('a'))
+    hosts.push(a)
+    for (const name of ['b', 'c', 'd']) {
+      const h = await startPoolHost(init(name), a)
+      hosts.push(h)
+      await h.services.layerPool.whenServing({ signal: AbortSignal.timeout(30_000) })
+    }
+    await until(() => liveReplicas(a.services.layerPool).every(n => n === 2), 30_000, () => liveReplicas(a.services.layerPool).join(','))
+    const half = (h: PoolHost): string => { const s = h.services.layerPool.ownSpans()[0]; return `${s.start}-${s.end}` }
+    const names = new Map(hosts.map((h, i) => [h, 'abcd'[i]]))
+    // the half that e will join first is the one whose holders are slow now; they speed up afterwards
+    const firstHalf = half(a)
+    for (const h of hosts) speed.set(names.get(h)!, half(h) === firstHalf ? 1 : 100)
+    const e = await startPoolHost(init('e'), a)
+    speed.set('e', 10)
+    hosts.push(e)
+    await e.services.layerPool.whenServing({ signal: AbortSignal.timeout(30_000) })
+    expect(half(e)).toBe(firstHalf)
+    // now the other half is the bottleneck: 1 + 1 there against 100 + 100 + 10 here; one of the fast
+    // nodes whose half keeps two replicas without it moves over (which one is the rule's choice)
+    for (const h of hosts.slice(0, 4)) speed.set(names.get(h)!, half(h) === firstHalf ? 100 : 1)
+    const bottleneck = (): number => Math.min(...a.services.layerPool.view().map(v => v.throughput))
+    // the fast half (firstHalf, 3 holders) gives one to the slow half: 2 and 3 holders afterwards
+    const fast = firstHalf === '0-2' ? [0, 1] : [2, 3]
+    const slow = firstHalf === '0-2' ? [2, 3] : [0, 1]
+    await until(() => {
+      const r = liveReplicas(a.services.layerPool)
+      return bottleneck() >= 10 && fast.every(i => r[i] === 2) && slow.every(i => r[i] === 3) &&
+        hosts.every(h => h.services.layerPool.ownSpans().every(s => s.state === 'serving'))
+    }, 60_000, () => `bottleneck ${bottleneck()}, replicas ${liveReplicas(a.services.layerPool).join(',')}`)
+    // and it stays that way: nobody moves back (the rule does not oscillate)
+    await new Promise(resolve => setTimeout(resolve, 4_000))
+    const r = liveReplicas(a.services.layerPool)
+    expect(fast.map(i => r[i])).toEqual([2, 2])
+    expect(slow.map(i => r[i])).toEqual([3, 3])
+  }, 150_000)
+})
