@@ -148,6 +148,8 @@ export interface Pipeline extends Startable {
   setRouter(router: PipelineRouter): void
   /** Inference sessions held, their KV bytes and the free KV bytes under the cap */
   sessionStats(): { sessions: number, bytes: number, headroom: number }
+  /** Tensor payload bytes (activations, gradients, targets, logits, tied tensors) this node sent and received as a requester */
+  trafficStats(): { sent: number, received: number, requests: number }
   /** Generate from a prompt (text, or token ids); this node must hold slot 0 (the Driver) */
   generate(prompt: string | number[], options?: GenerateOptions): AsyncIterable<GeneratedToken>
   /** One optimizer step over the pipeline from micro-batches; this node must hold slot 0 */
@@ -236,6 +238,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private unhandle?: () => Promise<void>
   private sweeper?: ReturnType<typeof setInterval>
   private started = false
+  private readonly traffic = { sent: 0, received: 0, requests: 0 }
 
   constructor (components: PipelineComponents, init: PipelineInit = {}) {
     super()
@@ -311,6 +314,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
 
   setRouter (router: PipelineRouter): void {
     this.router = router
+  }
+
+  trafficStats (): { sent: number, received: number, requests: number } {
+    return { ...this.traffic }
   }
 
   sessionStats (): { sessions: number, bytes: number, headroom: number } {
@@ -418,6 +425,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private async send (route: Request['route'], hop: number, req: Request, signal?: AbortSignal): Promise<Response> {
     const peer = peerFromBytes(route[hop].peer)
     const t0 = performance.now()
+    this.traffic.requests++
+    this.traffic.sent += req.hidden.length + req.targets.length + req.tied.length
     try {
       const res = await sendRequest(this.components.connectionManager, peer, this.protocol, req, {
         requestCodec: Request,
@@ -426,6 +435,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         timeout: this.hopTimeout,
         signal
       })
+      this.traffic.received += res.grad.length + res.logits.length + res.tied.length
       try {
         this.routerOrUndefined()?.reportSuccess?.(peer, performance.now() - t0)
       } catch {}
