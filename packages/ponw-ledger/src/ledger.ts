@@ -609,6 +609,18 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     return cert
   }
 
+  /** The votes this node holds for a message that is not final yet */
+  votesFor (id: string): VoteSigData[] {
+    const e = this.#votes.get(id)
+    return e == null ? [] : [...e.votes].map(([validator, signature]) => ({ validator, signature }))
+  }
+
+  /** True when this validator has recorded a vote for some message in the slot */
+  async hasVotedSlot (sender: Address, sequence: bigint): Promise<boolean> {
+    this.#assertOpen()
+    return (await this.store.get(KEYS.voted(sender, sequence))) != null
+  }
+
   #dropVoting (id: string): void {
     const e = this.#votes.get(id)
     if (e != null) {

@@ -324,6 +324,37 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     const cert = await this.ledger.addVote(tx, vote)
     if (cert != null) {
       await this.#publishCert(cert)
+      return
+    }
+    await this.#catchUp(tx)
+  }
+
+  /**
+   * Catch-up (spec §6.1): a validator that has not voted for an expired message for its sender's next slot
+   * votes once it holds votes for it of at least a third of the voting power, so a message that reached a
+   * third of the votes before it expired (its sender re-gossips it, the earlier voters vote again) completes
+   * instead of stranding the slot. Only for expired messages, only once per slot (the vote is recorded).
+   */
+  async #catchUp (tx: LedgerTx): Promise<void> {
+    const ledger = this.ledger
+    if (ledger.validatorIndex == null || ledger.state.known.has(tx.idHex)) {
+      return
+    }
+    const w = BigInt(ledger.chain.genesis.params.epochWindow)
+    if (tx.epoch + w >= ledger.currentEpoch() || ledger.state.get(tx.sender).nextSeq !== tx.sequence || await ledger.hasVotedSlot(tx.sender, tx.sequence)) {
+      return
+    }
+    const endorsements = ledger.votesFor(tx.idHex)
+    let vote: VoteSigData
+    try {
+      vote = await ledger.vote(tx, { endorsements })
+    } catch {
+      return
+    }
+    await this.#publish(GossipMessage.encode({ vote: { signedTx: Uint8Array.from(tx.signed), vote: { validator: vote.validator, signature: Uint8Array.from(vote.signature) } } }))
+    const cert = await ledger.addVote(tx, vote)
+    if (cert != null) {
+      await this.#publishCert(cert)
     }
   }
 

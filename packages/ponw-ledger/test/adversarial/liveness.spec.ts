@@ -19,6 +19,8 @@ import { checkSlashReport } from '../../src/state.js'
 import { buildTx } from '../../src/messages.js'
 import { alice, bob, carol, certify, dave, sign, testChain, testGenesis, validators } from '../fixtures.js'
 import { Net } from './helpers.js'
+import { startService } from './service-harness.js'
+import { GossipMessage } from '../../src/pb/ledger.js'
 
 const chain = testChain()
 const p = chain.genesis.params
@@ -131,5 +133,30 @@ describe('adversarial (f): no account or store is stranded', () => {
       expect(() => loadChain(g), what).toThrow(expect.objectContaining({ name: 'InvalidGenesisError' }))
     }
     expect(() => createGenesis({ validators: [{ publicKey: toHex(validators[0].publicKey), stake: 1n }] })).not.toThrow()
+  })
+
+  it('end to end over the gossip handlers: the sender re-gossips its expired message and the slot completes', async () => {
+    let clock = 0
+    const nodes: Array<Awaited<ReturnType<typeof startService>>> = []
+    for (const w of validators) nodes.push(await startService({ genesis: chain, wallet: w, now: () => clock }))
+    try {
+      // every publish reaches the other nodes' topic handlers (a fully connected gossip mesh)
+      for (const [i, n] of nodes.entries()) {
+        n.pubsub.publish = async (_t: string, data: Uint8Array) => {
+          for (const [j, o] of nodes.entries()) if (j !== i) await o.svc.handleGossip(data).catch(() => {})
+        }
+      }
+      const m = sign(chain, alice, 0n, { kind: 'transfer', to: bob.address, amount: NEURO }, 0n)
+      // at epoch 0 only validators 0 and 1 saw it (their votes were lost with the sender's connection)
+      await nodes[0].svc.ledger.vote(m)
+      await nodes[1].svc.ledger.vote(m)
+      clock = 5 * EPOCH
+      // back online much later, the sender gossips it again
+      const data = GossipMessage.encode({ signedTx: Uint8Array.from(m.signed) })
+      for (const n of nodes) await n.svc.handleGossip(data).catch(() => {})
+      for (const n of nodes) expect(n.svc.ledger.account(alice.address).nextSeq).toBe(1n)
+    } finally {
+      for (const n of nodes) await n.close()
+    }
   })
 })
