@@ -182,7 +182,7 @@ function renderPeers (p) {
   $('peers').tBodies[0].replaceChildren(...p.peers.map(peer => {
     const tr = el('tr')
     const transports = [...new Set(peer.connections.map(c => `${c.transport} ${c.direction === 'inbound' ? '←' : '→'}`))].join(', ')
-    tr.append(el('td', { title: peer.peerId }, short(peer.peerId)), el('td', {}, transports), el('td', {}, peer.connections[0]?.remoteAddr ?? ''))
+    tr.append(el('td', { title: peer.peerId }, short(peer.peerId)), el('td', {}, transports), el('td', { class: 'addr', title: peer.connections.map(c => c.remoteAddr).join('\n') }, peer.connections[0]?.remoteAddr ?? ''))
     return tr
   }))
 }
