@@ -144,7 +144,8 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
   readonly minPeers: number
   private readonly components: JoinComponents
   private readonly log: Logger
-  private readonly bootstrap: BootstrapPeer[]
+  private readonly bootstrapList: BootstrapPeer[]
+  private bootstrap: BootstrapPeer[] = []
   private readonly initialDelay: number
   private readonly maxDelay: number
   private readonly factor: number
@@ -161,7 +162,7 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
     validateJoinOptions(init)
     this.components = components
     this.log = components.logger.forComponent('neuroshard:host:join')
-    this.bootstrap = parseBootstrapList(init.bootstrap ?? [])
+    this.bootstrapList = parseBootstrapList(init.bootstrap ?? [])
     this.minPeers = init.minPeers ?? JOIN_MIN_PEERS
     this.initialDelay = init.retryInitialDelayMs ?? JOIN_RETRY_INITIAL_DELAY_MS
     this.maxDelay = init.retryMaxDelayMs ?? JOIN_RETRY_MAX_DELAY_MS
@@ -187,6 +188,8 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
     }
     this.started = true
     this._attempt = 0
+    // a swarm whose nodes share one bootstrap list lists each node too: never dial ourselves
+    this.bootstrap = this.bootstrapList.filter(p => p.id !== this.components.peerId.toString())
     this.controller = new AbortController()
     this.components.events.addEventListener('peer:disconnect', this.onDisconnect)
     this.components.events.addEventListener('peer:connect', this.onConnect)
@@ -214,7 +217,7 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
 
   private onConnect (): void {
     // peers that dial us (they found us in the DHT) count too: a pending retry is no longer needed
-    if (this.started && this.timer != null && this._attempt > 0 && this.peerCount >= this.minPeers) {
+    if (this.started && this.timer != null && this.peerCount >= this.minPeers) {
       clearTimeout(this.timer)
       this.timer = undefined
       this.joined()
@@ -315,7 +318,9 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
       signal
     })
     shuffle(candidates)
-    await this.dialAll(candidates.slice(0, this.minPeers - this.peerCount).map(p => p.id), signal)
+    // twice the deficit: some of them are gone or overloaded, and one more peer costs little, while a
+    // round that falls short costs a backoff delay
+    await this.dialAll(candidates.slice(0, 2 * (this.minPeers - this.peerCount)).map(p => p.id), signal)
   }
 
   /** Asks the DHT for the peers closest to this host (the walk connects to them), then dials those found */
@@ -332,7 +337,7 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
     }
     const connected = this.connectedPeers()
     const missing = found.filter(p => !connected.has(p.id.toString()) && !p.id.equals(this.components.peerId))
-    await this.dialAll(missing.slice(0, this.minPeers - this.peerCount).map(p => p.id), signal)
+    await this.dialAll(missing.slice(0, 2 * (this.minPeers - this.peerCount)).map(p => p.id), signal)
   }
 
   private async dialAll (peers: PeerId[], signal: AbortSignal): Promise<void> {

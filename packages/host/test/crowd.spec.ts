@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { createNeuroShardHost } from '../src/index.js'
+import { createNeuroShardHost, generateSwarmKey } from '../src/index.js'
 import { dialWithRetry, peerCount, peersAtLeast, waitFor, waitUntil } from './fixtures.js'
 import type { NeuroShardHost, NeuroShardHostOptions } from '../src/index.js'
 
@@ -16,11 +16,13 @@ const TARGET = 4
 const RING_REACH = 8
 const STOCK_COLOCATION_THRESHOLD = 10
 const TOPIC = '/neuroshard/test/1/crowd'
-// how long a crowd may take to converge: 20–60 s was measured with other test suites loading the 2 cores
-// (load average 7–9); on an idle machine it is well under that
-const CONVERGE_MS = 120_000
+// How long a crowd may take to converge. The 33 hosts share one event loop: a CPU profile of the 32-host
+// join shows libp2p's own work (Noise, Yamux, identify, DHT, peer store, GC) saturating it, with event-loop
+// lag up to 2.6 s. With other suites loading the 2 cores (load average 7-10) the join took 20-114 s and
+// the gossip crowd 18-30 s; the bound leaves room above that
+const CONVERGE_MS = 150_000
 // creating, starting and stopping 33 hosts comes on top of that
-const CROWD_TEST_TIMEOUT_MS = 200_000
+const CROWD_TEST_TIMEOUT_MS = 240_000
 
 describe(`crowds of up to ${CROWD} hosts on one IP address`, () => {
   let hosts: NeuroShardHost[] = []
@@ -84,13 +86,13 @@ describe(`crowds of up to ${CROWD} hosts on one IP address`, () => {
       h.services.pubsub.subscribe(TOPIC)
     }
     await Promise.all(ring.map(async h => waitUntil(h.services.pubsub, 'gossipsub:heartbeat',
-      () => h.services.pubsub.getMeshPeers(TOPIC).length > 0, 60_000)))
+      () => h.services.pubsub.getMeshPeers(TOPIC).length > 0, CONVERGE_MS)))
     for (const h of ring) {
       expect(h.services.pubsub.getMeshPeers(TOPIC).length).toBeGreaterThan(0)
     }
 
     const data = new TextEncoder().encode('to all 32')
-    const received = ring.slice(1).map(async h => waitFor(h.services.pubsub, 'message', evt => evt.detail.topic === TOPIC, 60_000))
+    const received = ring.slice(1).map(async h => waitFor(h.services.pubsub, 'message', evt => evt.detail.topic === TOPIC, CONVERGE_MS))
     const result = await ring[0].services.pubsub.publish(TOPIC, data)
     expect(result.recipients.length).toBeGreaterThan(0)
     for (const evt of await Promise.all(received)) {
@@ -111,6 +113,18 @@ describe(`crowds of up to ${CROWD} hosts on one IP address`, () => {
     for (const p of peers) {
       expect(strict.services.pubsub.getScore(p.peerId.toString())).toBeLessThanOrEqual(-20)
       expect(profile.services.pubsub.getScore(p.peerId.toString())).toBe(0)
+    }
+  })
+
+  it('a private swarm does not apply the IP-colocation penalty at all', async () => {
+    const swarmKey = generateSwarmKey()
+    // no exempt ranges: only the swarm key keeps these loopback peers from being penalised
+    const strict = await host({ swarmKey, gossipsubScoring: { ipColocationExempt: [] } })
+    const peers = await Promise.all(Array.from({ length: 12 }, async () => host({ swarmKey })))
+    await Promise.all(peers.map(async p => dialWithRetry(p, strict.getMultiaddrs()[0], 60_000)))
+    await waitUntil(strict.services.pubsub, 'gossipsub:heartbeat', () => peers.every(p => strict.services.pubsub.getPeers().some(id => id.equals(p.peerId))), 30_000)
+    for (const p of peers) {
+      expect(strict.services.pubsub.getScore(p.peerId.toString())).toBe(0)
     }
   })
 })
