@@ -16,6 +16,7 @@ Commands:
   train     train NeuroLLM on this machine, from nothing (neuroshard train --help)
   generate  continue a prompt with the trained model, streaming tokens (neuroshard generate --help)
   chat      talk with the trained model; the KV cache stays across turns (neuroshard chat --help)
+  wallet    create / show a wallet; transfer, stake, unstake through a node (neuroshard wallet --help)
 `
 
 async function main (): Promise<number> {
@@ -23,6 +24,9 @@ async function main (): Promise<number> {
   if (command == null || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE)
     return command == null ? 2 : 0
+  }
+  if (command === 'wallet') {
+    return (await import('./commands/wallet.js')).walletCommand(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin })
   }
   if (command !== 'devnet' && !Object.hasOwn(MODEL_COMMANDS, command)) {
     process.stderr.write(`unknown command: ${command}\n\n${USAGE}`)
