@@ -338,6 +338,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     this.snapshot = { blob, hash: sha256(blob), round, baseHash: this.currentHash }
     if (this.state !== undefined) for (const t of this.state.timers) clearTimeout(t)
     this.state = { round, contributions: new Map(), timers: [] }
+    this.divergence.clear()
     // forget payloads of rounds before the previous one (late peers can still fetch the previous round's)
     for (const [k, v] of this.payloads) if (v.round < round - 1) this.payloads.delete(k)
     for (const r of this.commits.keys()) if (r < round - this.opts.recordHistory) this.commits.delete(r)
@@ -511,7 +512,15 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (a.round > this.currentRound && a.group === this.group && a.span === this.layout.span.id) {
       const list = this.future.get(a.round) ?? []
       if (list.length < MAX_BUFFERED_FUTURE && this.future.size < 4) { list.push(signed); this.future.set(a.round, list) }
-      if (!this.state.committed) void this.catchUp(opened.sender, `announce of round ${a.round} while at ${this.currentRound}`)
+      // one round ahead is normal for a moment (a fast peer, or this node still applying): catch up only if this
+      // node is still on its round after a grace period; further ahead means rounds were missed
+      const at = this.currentRound
+      const why = `announce of round ${a.round} while at ${at}`
+      if (a.round > at + 1) void this.catchUp(opened.sender, why)
+      else {
+        const t = setTimeout(() => { if (this.currentRound === at && this.started) void this.catchUp(opened.sender, why) }, this.opts.minDeadlineMs + this.opts.commitStaggerMs)
+        this.state.timers.push(t)
+      }
       return
     }
     try {
