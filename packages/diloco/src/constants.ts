@@ -41,8 +41,10 @@ export const DEFAULT_FETCH_CONCURRENCY = 2
 /** Per-request timeout of the direct stream */
 export const DEFAULT_FETCH_TIMEOUT_MS = 20_000
 
-/** Largest payload this node accepts (bytes) */
+/** Largest payload this node accepts (bytes); the default is also capped at the span's fp32 size */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
+/** Most pseudo-gradients collected in one round */
+export const DEFAULT_MAX_CONTRIBUTIONS = 64
 /** Largest announce / commit message (bytes) */
 export const MAX_ANNOUNCE_BYTES = 16 * 1024
 export const MAX_COMMIT_BYTES = 1024 * 1024

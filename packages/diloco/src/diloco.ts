@@ -16,12 +16,12 @@ import {
   COMMIT_DOMAIN, ANNOUNCE_DOMAIN, DEFAULT_COMMIT_STAGGER_MS, DEFAULT_DEADLINE_FACTOR, DEFAULT_DIRECT_THRESHOLD_BYTES,
   DEFAULT_FETCH_CONCURRENCY, DEFAULT_FETCH_RANGE_BYTES, DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_GOSSIP_BYTES_PER_SECOND,
   DEFAULT_GOSSIP_CHUNK_BYTES, DEFAULT_MAX_DEADLINE_MS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MIN_DEADLINE_MS, DEFAULT_QUORUM,
-  DEFAULT_RECORD_HISTORY, DEFAULT_REJECT_FACTOR, DILOCO_FETCH_PROTOCOL, DILOCO_TOPIC_PREFIX, MAX_BUFFERED_FUTURE, MAX_COMMIT_SENDERS
+  DEFAULT_RECORD_HISTORY, DEFAULT_REJECT_FACTOR, DILOCO_FETCH_PROTOCOL, DILOCO_TOPIC_PREFIX, MAX_BUFFERED_FUTURE, MAX_COMMIT_SENDERS, DEFAULT_MAX_CONTRIBUTIONS
 } from './constants.js'
 import { GaussianPrivatizer } from './dp.js'
 import {
   MalformedPseudoGradientError, OversizedPseudoGradientError, PayloadUnavailableError, ReplayedPseudoGradientError,
-  StateSyncError, WrongRoundError
+  StateSyncError, WrongRoundError, WrongSpanError
 } from './errors.js'
 import {
   Announce, checkAnnounce, codecToWire, Commit, FetchKind, FetchRequest, FetchResponse, FetchStatus, GossipMessage, leaderKey,
@@ -102,8 +102,12 @@ export interface DiLoCoInit {
   fetchConcurrency?: number
   /** @default 20000 */
   fetchTimeoutMs?: number
-  /** Largest payload accepted @default 512 MiB */
+  /** Largest payload accepted @default the fp32 size of the span (4 bytes per element) */
   maxPayloadBytes?: number
+  /** Most pseudo-gradients collected in one round (bounds the memory peers can make this node use) @default 64 */
+  maxContributions?: number
+  /** Accept announces only from peers subscribed to the group topic @default true */
+  membersOnly?: boolean
   /** Round records kept @default 256 */
   recordHistory?: number
   /** @default 'pubsub' */
@@ -263,7 +267,9 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       fetchRangeBytes: init.fetchRangeBytes ?? DEFAULT_FETCH_RANGE_BYTES,
       fetchConcurrency: init.fetchConcurrency ?? DEFAULT_FETCH_CONCURRENCY,
       fetchTimeoutMs: init.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS,
-      maxPayloadBytes: init.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      maxPayloadBytes: init.maxPayloadBytes ?? Math.min(DEFAULT_MAX_PAYLOAD_BYTES, 4 * spanLayout(init.span).size),
+      maxContributions: Math.min(init.maxContributions ?? DEFAULT_MAX_CONTRIBUTIONS, MAX_COMMIT_SENDERS),
+      membersOnly: init.membersOnly ?? true,
       recordHistory: init.recordHistory ?? DEFAULT_RECORD_HISTORY,
       pubsubService: init.pubsubService ?? 'pubsub',
       fetchProtocol: init.fetchProtocol ?? DILOCO_FETCH_PROTOCOL
@@ -532,7 +538,10 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     const st = this.state
     if (st.contributions.has(opened.sender)) throw new ReplayedPseudoGradientError(`${opened.sender} already sent a pseudo-gradient in round ${a.round}`)
     if (this.seenPayloads.has(opened.payloadHashHex)) throw new ReplayedPseudoGradientError(`payload ${opened.payloadHashHex.slice(0, 16)}… was already sent`)
-    if (st.contributions.size >= MAX_COMMIT_SENDERS) throw new OversizedPseudoGradientError('round is full')
+    if (st.contributions.size >= this.opts.maxContributions) throw new OversizedPseudoGradientError(`round ${a.round} already holds ${this.opts.maxContributions} pseudo-gradients`)
+    if (this.opts.membersOnly && from !== '' && !this.pubsub.getSubscribers(this.topic).some(p => p.toString() === opened.sender)) {
+      throw new WrongSpanError(`${opened.sender} is not subscribed to the group topic`)
+    }
     if (st.committed !== undefined) {
       // too late for this round: the sender folds it into the next one
       throw new WrongRoundError(`round ${a.round} is already committed`)
@@ -758,7 +767,6 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     const opened = await openCommit(signed)
     const c = opened.commit
     if (c.group !== this.group || c.span !== this.layout.span.id) {
-      const { WrongSpanError } = await import('./errors.js')
       throw new WrongSpanError(`commit for ${c.group} span ${c.span}`)
     }
     if (this.base === undefined) return
