@@ -3,10 +3,11 @@ import { devnetCommand } from './commands/devnet.js'
 import type { CliIO } from './progress.js'
 
 // loaded on use, so `devnet` does not pay for onnxruntime and the trainer
-const MODEL_COMMANDS: Record<'train' | 'generate' | 'chat', (argv: string[], io: CliIO) => Promise<number>> = {
+const MODEL_COMMANDS: Record<'train' | 'generate' | 'chat' | 'serve', (argv: string[], io: CliIO) => Promise<number>> = {
   train: async (argv, io) => (await import('./commands/train.js')).trainCommand(argv, io),
   generate: async (argv, io) => (await import('./commands/generate.js')).generateCommand(argv, io),
-  chat: async (argv, io) => (await import('./commands/chat.js')).chatCommand(argv, io)
+  chat: async (argv, io) => (await import('./commands/chat.js')).chatCommand(argv, io),
+  serve: async (argv, io) => (await import('./commands/serve.js')).serveCommand(argv, io)
 }
 
 const USAGE = `Usage: neuroshard <command> [options]
@@ -16,6 +17,7 @@ Commands:
   train     train NeuroLLM on this machine, from nothing (neuroshard train --help)
   generate  continue a prompt with the trained model, streaming tokens (neuroshard generate --help)
   chat      talk with the trained model; the KV cache stays across turns (neuroshard chat --help)
+  serve     the HTTP API (OpenAI-compatible) and web dashboard over a trained checkpoint (neuroshard serve --help)
   wallet    create / show a wallet; transfer, stake, unstake through a node (neuroshard wallet --help)
 `
 

@@ -103,6 +103,51 @@ describe('neuroshard train → generate → chat (processes)', () => {
     expect(c.lines.at(-1)).toEqual({ event: 'end', turns: 3 })
   }, 90_000)
 
+  it('serve: the API and dashboard over the checkpoint, in a process that stops cleanly on SIGINT', async () => {
+    const token = 'serve-test-token'
+    const child = spawn(process.execPath, [BIN, 'serve', '--api-port', '0', '--api-token', token, '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const lines: any[] = []
+    const exited = new Promise<number | null>(resolve => child.on('exit', c => { resolve(c) }))
+    try {
+      const listening = await new Promise<any>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error(`serve did not listen in 30 s: ${stderr}`)) }, 30_000)
+        let buffer = ''
+        child.stdout.on('data', (d: Buffer) => {
+          buffer += d.toString()
+          let nl
+          while ((nl = buffer.indexOf('\n')) >= 0) {
+            const line = JSON.parse(buffer.slice(0, nl))
+            buffer = buffer.slice(nl + 1)
+            lines.push(line)
+            if (line.event === 'listening') { clearTimeout(timer); resolve(line) }
+          }
+        })
+        void exited.then(code => { clearTimeout(timer); reject(new Error(`serve exited with ${code}: ${stderr}`)) })
+      })
+      expect(listening).toMatchObject({ step: 30, model: 'neurollm-local', tokenRequired: true })
+      expect(listening.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+      expect(JSON.stringify(lines)).not.toContain(token)
+      const models = await (await fetch(listening.url + '/v1/models')).json() as any
+      expect(models.data.map((m: any) => m.id)).toEqual(['neurollm-local'])
+      const training = await (await fetch(listening.url + '/api/training')).json() as any
+      expect(training.validation.map((p: any) => p.step)).toEqual([0, 10, 20, 30])
+      expect((await fetch(listening.url + '/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'neurollm-local', prompt: 'The' }) })).status).toBe(401)
+      const res = await fetch(listening.url + '/v1/completions', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ model: 'neurollm-local', prompt: 'The', max_tokens: 8, seed: 7, temperature: 0.8, top_p: 0.95 }) })
+      expect(res.status).toBe(200)
+      const body = await res.json() as any
+      expect(body.usage.completion_tokens).toBeGreaterThan(0)
+      expect(body.usage.completion_tokens).toBeLessThanOrEqual(8)
+      expect((await fetch(listening.url + '/')).status).toBe(200)
+      child.kill('SIGINT')
+      expect(await exited).toBe(0)
+      expect(lines.at(-1)).toEqual({ event: 'stopped', signal: 'SIGINT' })
+    } finally {
+      if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
+    }
+  }, 60_000)
+
   it('explains what is missing and refuses bad flags (in process)', async () => {
     let err = ''
     const io = { stdout: { write: () => true }, stderr: { write: (s: string) => { err += s; return true } } } as any
