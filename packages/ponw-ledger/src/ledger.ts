@@ -197,7 +197,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
   }
 
   /** Verifies certificates (signature, votes, quorum), stores them and applies them, in one atomic batch */
-  async addCertificates (certs: Array<Uint8Array | LedgerCertificate>, options: AbortOptions & { verified?: boolean } = {}): Promise<StateDiff> {
+  async addCertificates (certs: Array<Uint8Array | LedgerCertificate>, options: AbortOptions & { verified?: boolean, partial?: boolean } = {}): Promise<StateDiff> {
     this.#assertOpen()
     // skip known messages before paying for signature checks
     const todo = certs.filter(c => {
@@ -227,23 +227,33 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     }
     options.signal?.throwIfAborted()
     return this.#exclusive(async () => {
+      // the quorum by the voting power of now: a slashed validator's votes count in proportion to what it kept.
+      // Certificates short of it are left out (a sync page with one is not lost as a whole; another certificate
+      // of the same message with enough votes still counts); when nothing is left the call fails, unless
+      // `partial` (sync)
+      const powers = votingPowers(this.state)
       const fresh: LedgerCertificate[] = []
+      const short: LedgerCertificate[] = []
       const seen = new Set<string>()
       for (const c of parsed) {
-        if (!this.state.known.has(c.tx.idHex) && !seen.has(c.tx.idHex)) {
-          seen.add(c.tx.idHex)
-          fresh.push(c)
+        if (this.state.known.has(c.tx.idHex) || seen.has(c.tx.idHex)) {
+          continue
         }
+        if (!hasQuorum(this.chain, c.votes.map(v => v.validator), powers)) {
+          short.push(c)
+          continue
+        }
+        seen.add(c.tx.idHex)
+        fresh.push(c)
       }
       if (fresh.length === 0) {
+        if (short.length > 0 && options.partial !== true) {
+          throw new InsufficientQuorumError(`certificate of ${short[0].tx.idHex} lacks a quorum of the validators' current (slashed) voting power; nothing was applied`)
+        }
         return { accounts: new Set(), outcomes: [], proofKeys: [] }
       }
-      // the quorum by the voting power of now: a slashed validator's votes count in proportion to what it kept
-      const powers = votingPowers(this.state)
-      for (const c of fresh) {
-        if (!hasQuorum(this.chain, c.votes.map(v => v.validator), powers)) {
-          throw new InsufficientQuorumError(`certificate of ${c.tx.idHex} lacks a quorum of the validators' current (slashed) voting power; nothing was applied`)
-        }
+      if (short.length > 0) {
+        log('left out %d certificate(s) short of a quorum of the current (slashed) voting power', short.length)
       }
       const diff = this.state.addFinal(fresh.map(c => c.tx))
       const ops: Op[] = []

@@ -598,7 +598,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
         }
         if (res.certificates.length > 0) {
           const before = this.ledger.state.known.size
-          await this.ledger.addCertificates(res.certificates, options)
+          await this.ledger.addCertificates(res.certificates, { ...options, partial: true })
           const fresh = this.ledger.state.known.size - before
           added += fresh
           knownServed += res.certificates.length - fresh

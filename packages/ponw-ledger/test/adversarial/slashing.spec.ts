@@ -58,7 +58,9 @@ describe('adversarial (e): slashing has teeth', () => {
     for (const i of [0, 1, 3]) expect(await net.vals[2].addVote(t, signVote(chain, validators[i], i, t.id))).toBeUndefined()
     expect(await net.vals[2].addVote(t, signVote(chain, validators[2], 2, t.id))).toBeDefined()
     net.honest.push(parseCertificate(chain, encodeCertificate(t, [0, 1, 2].map(i => signVote(chain, validators[i], i, t.id)))))
-    for (const l of net.vals) await l.addCertificates([net.honest.at(-1)!.bytes])
+    // a batch (a sync page) with the short certificate and one of the same message with enough votes applies
+    for (const l of net.vals) await l.addCertificates([cert, net.honest.at(-1)!.bytes])
+    expect(net.vals[0].state.known.has(t.idHex)).toBe(true)
     await net.expectRestartMatchesHonest()
   })
 
