@@ -345,6 +345,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (this.state !== undefined) for (const t of this.state.timers) clearTimeout(t)
     this.state = { round, contributions: new Map(), timers: [] }
     this.divergence.clear()
+    this.forkChecks?.clear()
     // forget payloads of rounds before the previous one (late peers can still fetch the previous round's)
     for (const [k, v] of this.payloads) if (v.round < round - 1) this.payloads.delete(k)
     for (const r of this.commits.keys()) if (r < round - this.opts.recordHistory) this.commits.delete(r)
@@ -770,7 +771,15 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       throw new WrongSpanError(`commit for ${c.group} span ${c.span}`)
     }
     if (this.base === undefined) return
-    if (c.round < this.currentRound) return // old news (gossip re-delivery)
+    if (c.round < this.currentRound) {
+      // old news (gossip re-delivery), or a competing commit of the round just applied: the better one wins
+      const mine = this.commits.get(c.round)
+      if (c.round === this.currentRound - 1 && mine !== undefined && !uint8ArrayEquals(mine.body, signed.body) &&
+        DefaultDiLoCo.betterCommit(opened, await openCommit(mine))) {
+        void this.catchUp(opened.leader, `fork choice: ${opened.leader}'s commit of round ${c.round} beats this node's`)
+      }
+      return
+    }
     if (c.round > this.currentRound) {
       void this.catchUp(opened.leader, `commit of round ${c.round} while at ${this.currentRound}`)
       return
@@ -780,7 +789,11 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       return
     }
     const st = this.state as RoundState
-    if (st.committed !== undefined) return // first commit wins
+    if (st.committed !== undefined) {
+      // first commit wins for now; a different one is weighed again (fork choice) once this round is applied
+      if (!uint8ArrayEquals(st.committed.signed.body, signed.body)) void this.applying.then(async () => { await this.receiveCommit(signed, from) }).catch(() => {})
+      return
+    }
     st.committed = opened
     for (const t of st.timers) clearTimeout(t)
     this.commits.set(c.round, signed)
@@ -888,6 +901,43 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (votes.size >= 2 && votes.size > agreeing) {
       this.divergence.clear()
       void this.catchUp([...votes][0], `majority of round ${opened.announce.round} on another base`)
+      return
+    }
+    // no majority (e.g. two halves of a healed partition): the better commit of the previous round wins
+    if (votes.size === 1 && st.round > 0 && !this.forkChecks.has(opened.sender)) {
+      this.forkChecks.add(opened.sender)
+      void this.forkChoice(opened.sender, st.round - 1)
+    }
+  }
+
+  private readonly forkChecks = new Set<string>()
+
+  /**
+   * Fork choice between two commits of one round (specs/diloco §6 step 9): more pseudo-gradients wins, then the
+   * lower leader key, then the lower sha256 of the commit body. Returns true when `theirs` is better.
+   */
+  static betterCommit (theirs: OpenedCommit, ours: OpenedCommit): boolean {
+    if (theirs.announces.length !== ours.announces.length) return theirs.announces.length > ours.announces.length
+    const kt = leaderKey(theirs.commit.round, theirs.commit.leader)
+    const ko = leaderKey(ours.commit.round, ours.commit.leader)
+    if (kt !== ko) return kt < ko
+    return toHex(sha256(theirs.signed.body)) < toHex(sha256(ours.signed.body))
+  }
+
+  /** Asks `peer` for its commit of `round`; if it beats this node's, downloads `peer`'s state */
+  private async forkChoice (peer: string, round: number): Promise<void> {
+    const mine = this.commits.get(round)
+    if (mine === undefined) return
+    try {
+      const res = await this.request(peer, { kind: FetchKind.COMMIT, group: this.group, round, payloadHash: new Uint8Array(0), offset: 0, length: 0 })
+      if (res.status !== FetchStatus.OK || res.commit == null) return
+      const theirs = await openCommit(res.commit)
+      if (theirs.commit.round !== round || theirs.commit.group !== this.group) return
+      if (DefaultDiLoCo.betterCommit(theirs, await openCommit(mine))) {
+        await this.catchUp(peer, `fork choice: ${peer}'s commit of round ${round} beats this node's`)
+      }
+    } catch (err: any) {
+      this.log('fork choice with %s failed: %s', peer, err.message)
     }
   }
 

@@ -69,3 +69,24 @@ describe('divergence and missed rounds (real hosts)', () => {
     expect(hosts.every(h => h.services.diloco.round === 4)).toBe(true)
   })
 })
+
+describe('fork choice after a partition heals (real hosts)', () => {
+  let hosts: DiLoCoHost[] = []
+  afterEach(async () => { await stopAll(hosts); hosts = [] })
+
+  it('two halves that each committed a round alone converge on the better commit', async () => {
+    hosts = await Promise.all([0, 1].map(async () => await startHost({ span: TOY_SPAN, ...FAST })))
+    for (const h of hosts) h.services.diloco.initialize(toyParams([0, 0, 0], [0, 0, 0, 0]))
+    // not connected: each is a group of one and commits round 0 alone
+    const alone = await Promise.all(hosts.map(async (h, i) => await h.services.diloco.contribute(localStep(h.services.diloco, i))))
+    expect(hex(alone[0].baseHash)).not.toBe(hex(alone[1].baseHash))
+    await connectAll(hosts)
+    const resync = Promise.race(hosts.map(async h => await new Promise(resolve => { h.services.diloco.addEventListener('diloco:resync', (e) => { resolve(e.detail) }, { once: true }) })))
+    // rounds go on; the replica whose round-0 commit loses the fork choice downloads the winner's state
+    for (let r = 0; r < 2; r++) {
+      await Promise.all(hosts.map(async (h, i) => await h.services.diloco.contribute(localStep(h.services.diloco, i))))
+    }
+    expect(await resync).toHaveProperty('reason')
+    expect(hex(hosts[0].services.diloco.baseHash)).toBe(hex(hosts[1].services.diloco.baseHash))
+  })
+})
