@@ -62,7 +62,7 @@ export async function until (condition: () => boolean | Promise<boolean>, ms: nu
   }
 }
 
-export async function startNodeFixture (options: { hosts?: number } = {}): Promise<NodeFixture> {
+export async function startNodeFixture (options: { hosts?: number, generator?: LocalGenerator, slotsOfMemory?: number } = {}): Promise<NodeFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'neuroshard-api-'))
   const wallet = Wallet.generate()
   const genesis = createGenesis({
@@ -86,7 +86,7 @@ export async function startNodeFixture (options: { hosts?: number } = {}): Promi
         transports: { quic: false, webrtcDirect: false, circuitRelay: false },
         recordValidators: { 'layer-pool': layerPoolRecordValidator() },
         services: {
-          layerPool: layerPool({ modelId: 'api-test', config: TINY, memoryBytes: Math.round(2.9 * slotBytes), heartbeatIntervalMs: 500, recordTtlMs: 4_000 }),
+          layerPool: layerPool({ modelId: 'api-test', config: TINY, memoryBytes: Math.round((options.slotsOfMemory ?? 2.9) * slotBytes), heartbeatIntervalMs: 500, recordTtlMs: 4_000 }),
           ...(i === 0 ? { ledger: ponwLedger({ genesis, path: join(dir, 'ledger'), wallet }) } : {})
         }
       }) as PoolNode
@@ -95,7 +95,7 @@ export async function startNodeFixture (options: { hosts?: number } = {}): Promi
     }
     const pool = hosts[0].services.layerPool
     await until(() => pool.view().every(v => v.live >= 2) && hosts.every(h => h.services.layerPool.ownSpans().every(s => s.state === 'serving')), 60_000, 'every slot at 2 live replicas')
-    generator = await testGenerator()
+    generator = options.generator ?? await testGenerator()
     const recorder = new TrainingRecorder({ innerSteps: 10 })
     const backend = createLocalBackend({ host: hosts[0], layerPool: pool, generator, training: recorder, ledger: hosts[0].services.ledger })
     const startServer = async (o: Partial<ApiServerOptions> = {}): Promise<ApiServer> => {

@@ -297,15 +297,17 @@ export async function startApiServer (options: ApiServerOptions): Promise<ApiSer
     }
     try {
       const promptTokens = await backend.countTokens?.(request.prompt, request.model)
+      const options = { model: request.model, maxTokens: request.maxTokens, temperature: request.temperature, topP: request.topP, topK: request.topK, ...(request.seed !== undefined ? { seed: request.seed } : {}) }
+      // before the headers: a backend that refuses at once (unknown model, no model) gets a proper status
+      const tokens = backend.generate(request.prompt, options, controller.signal)
       if (request.stream) {
         res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', connection: 'keep-alive' })
         headersSent = true
         res.flushHeaders()
         if (chat) await write(chunk({ role: 'assistant', content: '' }, null))
       }
-      const options = { model: request.model, maxTokens: request.maxTokens, temperature: request.temperature, topP: request.topP, topK: request.topK, ...(request.seed !== undefined ? { seed: request.seed } : {}) }
       let count = 0
-      for await (const piece of backend.generate(request.prompt, options, controller.signal)) {
+      for await (const piece of tokens) {
         if (count === 0) {
           session.firstTokenMs = Date.now() - session.startedAt
           metrics.firstTokenSeconds.observe({ endpoint }, session.firstTokenMs / 1000)
