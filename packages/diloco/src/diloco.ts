@@ -194,6 +194,7 @@ interface RoundState {
   lastSeen?: number
   contributions: Map<string, Contribution>
   timers: Array<ReturnType<typeof setTimeout>>
+  commitTimer?: ReturnType<typeof setTimeout>
   committed?: OpenedCommit
 }
 
@@ -732,9 +733,12 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     const turn = st.firstSeen + this.deadlineMs() + rank * this.opts.commitStaggerMs
     if (rank === 0 && ready.length >= members) { void this.commit(); return }
     if (now >= turn && ready.length >= quorum) { void this.commit(); return }
-    const wait = Math.max(50, turn - now)
+    // one pending check per round: the newest replaces the previous one
+    const wait = Math.max(250, turn - now)
     const round = st.round
-    st.timers.push(setTimeout(() => { if (this.state?.round === round) this.scheduleCommit() }, Math.min(wait, 60_000)))
+    if (st.commitTimer !== undefined) clearTimeout(st.commitTimer)
+    st.commitTimer = setTimeout(() => { if (this.state?.round === round) this.scheduleCommit() }, Math.min(wait, 60_000))
+    st.timers.push(st.commitTimer)
   }
 
   private committing = false
