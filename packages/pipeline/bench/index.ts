@@ -226,8 +226,8 @@ function randomBatches (config: ModelConfig, n: number, rows: number, seq: numbe
   return Array.from({ length: n }, () => ({ inputIds: BigInt64Array.from({ length: rows * seq }, next), targets: BigInt64Array.from({ length: rows * seq }, next), batch: rows, seq }))
 }
 
-async function benchTrain (): Promise<void> {
-  const config = preset('small')
+async function benchTrain (tied: boolean): Promise<void> {
+  const config = { ...preset('small'), tieEmbeddings: tied }
   const L = config.nLayers
   const params = weights(config)
   const optimizer: AdamWOptions = { schedule: warmupCosine({ peakLr: 3e-4, warmupSteps: 10, totalSteps: 1000 }) }
@@ -264,10 +264,10 @@ async function benchTrain (): Promise<void> {
       p.push(await pipeStep(data[i]))
     }
     const r = { monolithicMs: m, pipelineMs: p, ratio: median(p) / median(m) }
-    results.train = r
-    table('training step `small` (tied), batch 2 × 256, 3 steps each, alternating', [
+    results[tied ? 'trainTied' : 'trainUntied'] = r
+    table(`training step \`small\` (${tied ? 'tied' : 'untied'}), batch 2 × 256, 3 steps each, alternating`, [
       ['monolithic step (one executor, model backward graph)', `${f(median(m), 0)} ms (median; ${m.map(x => f(x, 0)).join(', ')})`],
-      ['pipeline step, 3 hosts (incl. tied V × d gradient and weights on the wire)', `${f(median(p), 0)} ms (median; ${p.map(x => f(x, 0)).join(', ')})`],
+      [`pipeline step, 3 hosts${tied ? ' (incl. tied V × d gradient and weights on the wire)' : ''}`, `${f(median(p), 0)} ms (median; ${p.map(x => f(x, 0)).join(', ')})`],
       ['pipeline / monolithic', `${f(r.ratio)}× (goal ≤ 1.5×)`]
     ])
   } finally {
@@ -343,7 +343,8 @@ const all = which.length === 0
 console.log(`pipeline bench ${results.date as string}, node ${process.version}, load average ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
 if (all || which.includes('decode')) await benchDecode()
 if (all || which.includes('failover')) await benchFailover()
-if (all || which.includes('train')) await benchTrain()
+if (all || which.includes('train')) await benchTrain(true)
+if (all || which.includes('train') || which.includes('train-untied')) await benchTrain(false)
 if (all || which.includes('compress')) await benchCompress()
 mkdirSync(new URL('../../bench-results/', import.meta.url), { recursive: true })
 const file = new URL(`../../bench-results/pipeline-${(results.date as string).replace(/[:.]/g, '-')}.json`, import.meta.url)

@@ -544,11 +544,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private async serveTakeTied (req: Request, stage: PipelineStage): Promise<Response> {
     if (stage.head == null) throw new InvalidRouteError('tied gradients are taken from the Validator')
     this.checkStep(req, stage)
+    const t0 = performance.now()
     const taken = await stage.head.takeTiedGradients()
     const g = taken.get('embed.weight')
     if (g == null) return emptyResponse({})
     const c = stage.config
-    return emptyResponse({ tied: encodeNamed('embed.weight', g, [c.vocabSize, c.dModel]) })
+    const tied = encodeNamed('embed.weight', g, [c.vocabSize, c.dModel])
+    this.log('step %d: tied gradient taken and encoded in %d ms', req.step, Math.round(performance.now() - t0))
+    return emptyResponse({ tied })
   }
 
   private async serveSetTied (req: Request, stage: PipelineStage): Promise<Response> {
@@ -615,7 +618,12 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const all = [...ids]
     let route = await this.route(stage, router, 'inference', signal)
     const used = new Map<string, Request['route']>()
-    const remember = (r: Request['route']): void => { used.set(r.map(h => hex(h.peer)).join(','), r) }
+    let releases: Array<() => void> = []
+    const remember = (r: Request['route']): void => {
+      used.set(r.map(h => hex(h.peer)).join(','), r)
+      for (const release of releases) release()
+      releases = router.acquire != null ? r.slice(1).map(h => router.acquire!(peerFromBytes(h.peer))) : []
+    }
     remember(route)
     let position = 0 // tokens every hop's cache holds
     let text = ''
@@ -657,6 +665,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (options.stop?.some(s => s.length > 0 && text.endsWith(s)) === true) break
       }
     } finally {
+      for (const release of releases) release()
       await this.sessions.close(this.sessionKey(session, stage))
       // free the caches on every hop that may hold this session (best effort, not awaited by the caller's loop)
       void Promise.all([...used.values()].map(async r => await Promise.all(r.slice(1).map(async (_, i) => {
@@ -713,6 +722,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (stage.blocks != null) g = (await stage.blocks.backward({ hidden_in: h0!, grad_hidden_out: g })).grad_hidden_in
         await stage.embed!.backward({ input_ids: ids, grad_hidden: g })
         losses.push(res.loss)
+        this.log('step %d micro-batch %d: forward/backward done, loss %f', step, mb, res.loss)
         for (let i = 1; i < route.length; i++) participants.set(`${hex(route[i].peer)}/${route[i].start}-${route[i].end}`, { route, hop: i })
         break
       }
@@ -728,21 +738,26 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const tied = config.tieEmbeddings && stage.head == null
     if (tied) {
       for (const v of validators) {
+        const t0 = performance.now()
         const res = await control(Kind.TAKE_TIED, v)
+        this.log('step %d: TAKE_TIED answered in %d ms (%d bytes)', step, Math.round(performance.now() - t0), res.tied.length)
         if (res.tied.length > 0) {
           const g = decodeNamed(res.tied, 'embed.weight', config.vocabSize * config.dModel, this.maxMessageSize)
           await stage.embed!.addGradients(new Map([['embed.weight', g]]))
         }
       }
     }
+    this.log('step %d: tied gradients taken', step)
     let sq = 0
     for (const e of stage.executors) sq += await e.gradNormSquared()
     const remote = await Promise.all(hops.map(async p => (await control(Kind.GRAD_NORM, p)).normSq))
     for (const r of remote) sq += r
     const gradNorm = Math.sqrt(sq)
+    this.log('step %d: global gradient norm %f', step, gradNorm)
     let result = { lr: 0, clipScale: 1 }
     for (const e of stage.executors) result = await e.step({ gradNorm })
     await Promise.all(hops.map(async p => await control(Kind.STEP, p, { gradNorm })))
+    this.log('step %d: stepped', step)
     if (tied) {
       const w = (await stage.embed!.getParameters()).get('embed.weight')!
       const frame = encodeNamed('embed.weight', w, [config.vocabSize, config.dModel])

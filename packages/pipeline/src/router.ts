@@ -29,6 +29,8 @@ export interface PipelineRouter {
   reportFailure(peer: PeerId, error?: Error): void
   /** A hop answered (optional latency sample, ms) */
   reportSuccess?(peer: PeerId, latencyMs?: number): void
+  /** A session now uses `peer` (load-aware routing); returns the release */
+  acquire?(peer: PeerId): () => void
 }
 
 /**

@@ -71,6 +71,8 @@ export interface SwarmRouter extends PipelineRouter, Startable {
   observeRtt(peer: PeerId, ms: number): void
   /** Ping the current plan's hops and standbys now */
   probe(options?: AbortOptions): Promise<void>
+  /** Count a session on `peer` (the load penalty and weighted dispatch read it); returns the release */
+  acquire(peer: PeerId): () => void
 }
 
 const LIVE = new Set(['serving', 'training'])
