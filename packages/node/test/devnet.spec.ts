@@ -27,9 +27,13 @@ describe('startDevnet', () => {
     // other (through DHT closest-peer queries)
     expect(b.getConnections(c.peerId).length).toBeGreaterThan(0)
     expect(c.getConnections(b.peerId).length).toBeGreaterThan(0)
-    for (const host of devnet.hosts) {
-      expect(host.services.dht.routingTable.size).toBe(2)
+    // every host's DHT routing table holds both others; it fills in after identify, asynchronously to
+    // the convergence signal (connections + heartbeats), so give it a few seconds rather than a race
+    const deadline = Date.now() + 10_000
+    while (devnet.hosts.some(h => h.services.dht.routingTable.size !== 2) && Date.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, 100))
     }
+    expect(devnet.hosts.map(h => h.services.dht.routingTable.size)).toEqual([2, 2, 2])
     for (const node of snapshot.nodes) {
       // a heartbeat from each other node was received over gossipsub
       expect(Object.keys(node.heartbeats).map(Number).sort()).toEqual([0, 1, 2].filter(i => i !== node.index))
