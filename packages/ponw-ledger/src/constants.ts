@@ -42,3 +42,9 @@ export const DEFAULT_MAX_REPORTED = 10_000
 
 /** @default 8 — epochs a validator keeps looking for its turn to report a piece of evidence */
 export const REPORT_EPOCHS = 8
+
+/** Data-possession challenge protocol id — spec: specs/ponw-ledger/README.md#data-challenge-protocol */
+export const DATA_CHALLENGE_PROTOCOL = '/neuroshard/ledger/data-challenge/1.0.0'
+
+/** @default 4 MiB — cap on one data-challenge answer (16 leaves of up to 64 KiB each fit) */
+export const DEFAULT_MAX_DATA_ANSWER_BYTES = 4 * 1024 * 1024

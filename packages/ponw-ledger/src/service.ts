@@ -1,21 +1,23 @@
 import { pbStream } from '@libp2p/utils'
 import { MalformedMessageError, MessageTooLargeError, NotStartedError, TimeoutError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
-import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_PER_SENDER, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, REPORT_EPOCHS, SYNC_PROTOCOL } from './constants.js'
+import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_PER_SENDER, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, REPORT_EPOCHS, SYNC_PROTOCOL, DATA_CHALLENGE_PROTOCOL, DEFAULT_MAX_DATA_ANSWER_BYTES } from './constants.js'
 import { Ledger } from './ledger.js'
 import { digest, fromHex, toHex } from './keys.js'
 import { buildTx, parseSignedTx } from './messages.js'
 import { checkSlashReport, designatedReporter, penaltyOf } from './state.js'
 
 export { designatedReporter } from './state.js'
-import { Certificate as CertificateCodec, GossipMessage, SyncRequest, SyncResponse } from './pb/ledger.js'
+import { Certificate as CertificateCodec, DataChallengeRequest, DataChallengeResponse, GossipMessage, SyncRequest, SyncResponse } from './pb/ledger.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { DataChallengeError } from './errors.js'
 import type { Chain, GenesisConfig } from './genesis.js'
 import type { IdentityBinding, Wallet } from './keys.js'
 import type { HeartbeatTracker, PeerBindings } from './uptime.js'
 import type { LedgerEvents } from './ledger.js'
 import type { Evidence, LedgerCertificate, LedgerTx, TxBody, VoteSigData } from './messages.js'
 import type { SignatureVerifierPool } from './verify-pool.js'
-import type { ProofVerifier } from './verify.js'
+import type { DataChallenge, DataChallengeAnswer, ProofVerifier } from './verify.js'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream, TypedEventTarget, Libp2pEvents, StreamHandler } from '@libp2p/interface'
 
 export interface PonwLedgerInit {
@@ -70,6 +72,12 @@ export interface PonwLedgerInit {
    * (@default heartbeatSeconds · 1000).
    */
   heartbeat?: { tracker?: HeartbeatTracker, bindings?: PeerBindings, binding?: IdentityBinding, intervalMs?: number }
+  /**
+   * Prover side of data-possession challenges: opens leaf `index` of shard `shardId` of this node's data
+   * (`{ sample, path: dataMerkleProof(...) }`), undefined if it does not hold it. With it the node answers
+   * `DATA_CHALLENGE_PROTOCOL` streams.
+   */
+  dataProver?: (shardId: number, index: number) => DataChallengeAnswer | undefined | Promise<DataChallengeAnswer | undefined>
 }
 
 /** The parts of libp2p's registrar and connection manager this service uses */
@@ -107,6 +115,11 @@ export interface PonwLedger extends TypedEventTarget<PonwLedgerEvents>, Startabl
    * does); rejects with a typed error for anything invalid, which then has no effect
    */
   handleGossip(data: Uint8Array, from?: string): Promise<void>
+  /**
+   * Validator side of a data-possession challenge (a `DataChallenger` for `ShardManifestVerifier`): asks the
+   * libp2p peer the proof's sender is bound to (`heartbeat.bindings`) over `DATA_CHALLENGE_PROTOCOL`
+   */
+  challengeData(challenge: DataChallenge, options: AbortOptions): Promise<DataChallengeAnswer[]>
 }
 
 /** gossipsub's message event: `from` is set (and signed) for signed messages */
@@ -172,6 +185,9 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     ledger.addEventListener('ponw-ledger:evidence', this.#onEvidence)
     ledger.addEventListener('ponw-ledger:outcome', this.#onOutcome)
     await this.#c.registrar.handle(this.#protocol, this.#onSyncStream, { maxInboundStreams: DEFAULT_MAX_INBOUND_SYNC_STREAMS })
+    if (this.#init.dataProver != null) {
+      await this.#c.registrar.handle(DATA_CHALLENGE_PROTOCOL, this.#onDataChallenge, { maxInboundStreams: DEFAULT_MAX_INBOUND_SYNC_STREAMS })
+    }
     const pubsub = (this.#c as any)[this.#init.pubsubService ?? DEFAULT_PUBSUB_SERVICE] as PubSubLike | undefined
     if (pubsub == null) {
       throw new NotStartedError(`the ponw-ledger service needs gossipsub as the "${this.#init.pubsubService ?? DEFAULT_PUBSUB_SERVICE}" service`)
@@ -204,6 +220,9 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       this.#pubsub?.unsubscribe(this.#topic)
     } catch {}
     await this.#c.registrar.unhandle(this.#protocol)
+    if (this.#init.dataProver != null) {
+      await this.#c.registrar.unhandle(DATA_CHALLENGE_PROTOCOL)
+    }
     this.#reportTimers.forEach(t => { clearTimeout(t) })
     this.#reportTimers.clear()
     await Promise.allSettled(this.#syncing.values())
@@ -621,6 +640,50 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       throw err
     }
     return added
+  }
+
+  async challengeData (challenge: DataChallenge, options: AbortOptions): Promise<DataChallengeAnswer[]> {
+    const peer = this.#init.heartbeat?.bindings?.peerOf(challenge.sender)
+    if (peer == null) {
+      throw new DataChallengeError(`${challenge.sender} is bound to no libp2p peer: its data cannot be challenged`)
+    }
+    if (challenge.indexes.length > 256) {
+      throw new DataChallengeError('at most 256 leaves per challenge')
+    }
+    const stream = await this.#c.connectionManager.openStream(peerIdFromString(peer), DATA_CHALLENGE_PROTOCOL, options)
+    try {
+      const pb = pbStream(stream, { maxDataLength: DEFAULT_MAX_DATA_ANSWER_BYTES })
+      await pb.write({ proofId: fromHex(challenge.proofId), shardId: challenge.shardId, indexes: challenge.indexes, round: challenge.round }, DataChallengeRequest, options)
+      const res = await pb.read(DataChallengeResponse, { ...options, limits: { openings: challenge.indexes.length, openings$: { path: 64 } } } as any)
+      await stream.close(options).catch(() => {})
+      return res.openings.map(o => ({ sample: o.sample, path: o.path }))
+    } catch (err: any) {
+      stream.abort(err)
+      throw err
+    }
+  }
+
+  /** prover side: opens the asked leaves of this node's data, within the caps, against a deadline */
+  readonly #onDataChallenge = async (stream: Stream): Promise<void> => {
+    const timeoutMs = this.#init.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS
+    const pb = pbStream(stream, { maxDataLength: 2048 })
+    try {
+      const signal = AbortSignal.timeout(timeoutMs)
+      const req = await pb.read(DataChallengeRequest, { signal, limits: { indexes: 256 } } as any)
+      const openings = []
+      for (const i of req.indexes) {
+        const a = await this.#init.dataProver!(req.shardId, i)
+        if (a == null) {
+          throw new DataChallengeError(`leaf ${i} of shard ${req.shardId} is not held here`)
+        }
+        openings.push({ sample: Uint8Array.from(a.sample), path: a.path.map(p => Uint8Array.from(p)) })
+      }
+      await pb.write({ openings }, DataChallengeResponse, { signal })
+      await stream.close({ signal }).catch(() => {})
+    } catch (err: any) {
+      this.#log('data challenge not answered - %s', err.message)
+      stream.abort(err)
+    }
   }
 
   readonly #onSyncStream = async (stream: Stream, connection: Connection): Promise<void> => {

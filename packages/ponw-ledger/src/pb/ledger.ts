@@ -3416,3 +3416,430 @@ export namespace SyncResponse {
     return streamMessage(buf, SyncResponse.codec(), opts)
   }
 }
+
+export interface DataChallengeRequest {
+  proofId: Uint8Array<ArrayBuffer>
+  shardId: number
+  indexes: number[]
+  round: bigint
+}
+
+export namespace DataChallengeRequest {
+  let _codec: Codec<DataChallengeRequest>
+
+  export const codec = (): Codec<DataChallengeRequest> => {
+    if (_codec == null) {
+      _codec = message<DataChallengeRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.proofId != null && obj.proofId.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.proofId)
+        }
+
+        if ((obj.shardId != null && obj.shardId !== 0)) {
+          w.uint32(16)
+          w.uint32(obj.shardId)
+        }
+
+        if (obj.indexes != null && obj.indexes.length > 0) {
+          for (const value of obj.indexes) {
+            w.uint32(24)
+            w.uint32(value)
+          }
+        }
+
+        if ((obj.round != null && obj.round !== 0n)) {
+          w.uint32(32)
+          w.uint64(obj.round)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          proofId: uint8ArrayAlloc(0),
+          shardId: 0,
+          indexes: [],
+          round: 0n
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.proofId = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.shardId = reader.uint32()
+              break
+            }
+            case 3: {
+              if (opts.limits?.indexes != null && obj.indexes.length === opts.limits.indexes) {
+                throw new MaxLengthError('Decode error - repeated field "indexes" had too many elements')
+              }
+
+              obj.indexes.push(reader.uint32())
+              break
+            }
+            case 4: {
+              obj.round = reader.uint64()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          indexes: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.proofId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.shardId`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 3: {
+              if (opts.limits?.indexes != null && obj.indexes === opts.limits.indexes) {
+                throw new MaxLengthError('Streaming decode error - repeated field "indexes" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.indexes[]`,
+                index: obj.indexes,
+                value: reader.uint32()
+              }
+
+              obj.indexes++
+
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.round`,
+                value: reader.uint64()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface DataChallengeRequestProofIdFieldEvent {
+    field: '$.proofId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface DataChallengeRequestShardIdFieldEvent {
+    field: '$.shardId'
+    value: number
+  }
+
+  export interface DataChallengeRequestIndexesFieldEvent {
+    field: '$.indexes[]'
+    index: number
+    value: number
+  }
+
+  export interface DataChallengeRequestRoundFieldEvent {
+    field: '$.round'
+    value: bigint
+  }
+
+  export function encode (obj: Partial<DataChallengeRequest>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, DataChallengeRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DataChallengeRequest>): DataChallengeRequest {
+    return decodeMessage(buf, DataChallengeRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DataChallengeRequest>): Generator<DataChallengeRequestProofIdFieldEvent | DataChallengeRequestShardIdFieldEvent | DataChallengeRequestIndexesFieldEvent | DataChallengeRequestRoundFieldEvent> {
+    return streamMessage(buf, DataChallengeRequest.codec(), opts)
+  }
+}
+
+export interface DataOpening {
+  sample: Uint8Array<ArrayBuffer>
+  path: Uint8Array<ArrayBuffer>[]
+}
+
+export namespace DataOpening {
+  let _codec: Codec<DataOpening>
+
+  export const codec = (): Codec<DataOpening> => {
+    if (_codec == null) {
+      _codec = message<DataOpening>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.sample != null && obj.sample.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.sample)
+        }
+
+        if (obj.path != null && obj.path.length > 0) {
+          for (const value of obj.path) {
+            w.uint32(18)
+            w.bytes(value)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          sample: uint8ArrayAlloc(0),
+          path: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.sample = reader.bytes()
+              break
+            }
+            case 2: {
+              if (opts.limits?.path != null && obj.path.length === opts.limits.path) {
+                throw new MaxLengthError('Decode error - repeated field "path" had too many elements')
+              }
+
+              obj.path.push(reader.bytes())
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          path: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.sample`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              if (opts.limits?.path != null && obj.path === opts.limits.path) {
+                throw new MaxLengthError('Streaming decode error - repeated field "path" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.path[]`,
+                index: obj.path,
+                value: reader.bytes()
+              }
+
+              obj.path++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface DataOpeningSampleFieldEvent {
+    field: '$.sample'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface DataOpeningPathFieldEvent {
+    field: '$.path[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<DataOpening>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, DataOpening.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DataOpening>): DataOpening {
+    return decodeMessage(buf, DataOpening.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DataOpening>): Generator<DataOpeningSampleFieldEvent | DataOpeningPathFieldEvent> {
+    return streamMessage(buf, DataOpening.codec(), opts)
+  }
+}
+
+export interface DataChallengeResponse {
+  openings: DataOpening[]
+}
+
+export namespace DataChallengeResponse {
+  let _codec: Codec<DataChallengeResponse>
+
+  export const codec = (): Codec<DataChallengeResponse> => {
+    if (_codec == null) {
+      _codec = message<DataChallengeResponse>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.openings != null && obj.openings.length > 0) {
+          for (const value of obj.openings) {
+            w.uint32(10)
+            DataOpening.codec().encode(value, w)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          openings: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.openings != null && obj.openings.length === opts.limits.openings) {
+                throw new MaxLengthError('Decode error - repeated field "openings" had too many elements')
+              }
+
+              obj.openings.push(DataOpening.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.openings$
+              }))
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          openings: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.openings != null && obj.openings === opts.limits.openings) {
+                throw new MaxLengthError('Streaming decode error - repeated field "openings" had too many elements')
+              }
+
+              for (const evt of DataOpening.codec().stream(reader, reader.uint32(), `${prefix}.openings[]`, {
+                limits: opts.limits?.openings$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.openings
+                }
+              }
+
+              obj.openings++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface DataChallengeResponseOpeningsSampleFieldEvent {
+    field: '$.openings[].sample'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface DataChallengeResponseOpeningsPathFieldEvent {
+    field: '$.openings[].path[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<DataChallengeResponse>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, DataChallengeResponse.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DataChallengeResponse>): DataChallengeResponse {
+    return decodeMessage(buf, DataChallengeResponse.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DataChallengeResponse>): Generator<DataChallengeResponseOpeningsSampleFieldEvent | DataChallengeResponseOpeningsPathFieldEvent> {
+    return streamMessage(buf, DataChallengeResponse.codec(), opts)
+  }
+}

@@ -2,14 +2,27 @@
  * Attack class (a): data proofs minted from nothing. Before the fix a fresh key with no stake and no data
  * claimed its assigned shards every round using only the public manifest (hash and size).
  */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
+import { ponwLedger } from '../../src/service.js'
+import { PeerBindings } from '../../src/uptime.js'
+import type { PonwLedgerInit } from '../../src/service.js'
 import { loadChain } from '../../src/genesis.js'
-import { Wallet, digest, toHex } from '../../src/keys.js'
+import { Wallet, createBinding, digest, toHex } from '../../src/keys.js'
 import { signTx } from '../../src/messages.js'
 import { assignShards } from '../../src/shards.js'
 import { ProofVerifier, ShardManifestVerifier, shardManifestHash } from '../../src/verify.js'
 import { dataMerkleRoot, dataMerkleProof } from '../../src/data-challenge.js'
-import { testGenesis } from '../fixtures.js'
+import { testGenesis, validators } from '../fixtures.js'
 import { Net } from './helpers.js'
 import type { DataChallenge, DataShard } from '../../src/verify.js'
 import type { TxBody } from '../../src/messages.js'
@@ -96,5 +109,50 @@ describe('adversarial (a): no data reward without possession proven by unpredict
     net = await Net.open(chain, new ProofVerifier({ data: new ShardManifestVerifier({ chain, shards }) }), now, 1)
     const w = Wallet.generate()
     await expect(net.vals[0].vote(signTx(chain, w, 0n, 0n, claim(chain, w, shards)))).rejects.toHaveProperty('name', 'DataChallengeError')
+  })
+
+  it('over the network: a validator challenges the prover\'s bound peer on the data-challenge protocol (2 real hosts)', async () => {
+    const shards = roots()
+    const chain = chainFor(shards)
+    const now = (): number => Number(ROUND) * chain.genesis.params.roundMs + 1000
+    const prover = Wallet.generate()
+    const assigned = assignShards(chain, prover.address, ROUND)
+    const bindings = new PeerBindings()
+    const vKey = await generateKeyPair('Ed25519')
+    const pKey = await generateKeyPair('Ed25519')
+    let v: any
+    const verifier = new ProofVerifier({ data: new ShardManifestVerifier({ chain, shards, timeoutMs: 5_000, challenge: async (c, o) => v.services.ledger.challengeData(c, o) }) })
+    const dirs = [await mkdtemp(join(tmpdir(), 'ponw-adv-dc-')), await mkdtemp(join(tmpdir(), 'ponw-adv-dc-'))]
+    const host = async (privateKey: any, init: PonwLedgerInit): Promise<any> => await createLibp2p({
+      privateKey,
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }), ledger: ponwLedger(init) }
+    })
+    // the prover holds only the first of its assigned shards
+    const p = await host(pKey, { genesis: chain, path: dirs[0], wallet: prover, syncOnConnect: false, dataProver: (shard, i) => shard === assigned[0] ? { sample: contents[shard][i], path: dataMerkleProof(contents[shard], i) } : undefined })
+    v = await host(vKey, { genesis: chain, path: dirs[1], wallet: validators[0], verifier, now, syncOnConnect: false, heartbeat: { bindings } })
+    try {
+      await bindings.add(await createBinding(prover, pKey, p.peerId.toString()))
+      await v.dial(p.getMultiaddrs()[0])
+      const claimFor = (shard: number): TxBody => ({ kind: 'data', shardId: shard, samples: shards[shard].samples, dataHash: shards[shard].hash, round: ROUND })
+      const ledger = v.services.ledger.ledger
+      expect((await ledger.vote(signTx(chain, prover, 0n, 0n, claimFor(assigned[0])))).validator).toBe(0)
+      // the same machine re-bound to another wallet: it does not hold that wallet's assigned shards
+      const second = Wallet.generate()
+      await bindings.add(await createBinding(second, pKey, p.peerId.toString(), Date.now() + 1))
+      const s2 = assignShards(chain, second.address, ROUND).find(x => x !== assigned[0])!
+      await expect(ledger.vote(signTx(chain, second, 0n, 0n, claimFor(s2)))).rejects.toHaveProperty('name', 'DataChallengeError')
+      // a wallet bound to no peer cannot be challenged
+      const other = Wallet.generate()
+      const s = assignShards(chain, other.address, ROUND)[0]
+      await expect(ledger.vote(signTx(chain, other, 0n, 0n, claimFor(s)))).rejects.toHaveProperty('name', 'DataChallengeError')
+    } finally {
+      await v.stop()
+      await p.stop()
+      for (const d of dirs) await rm(d, { recursive: true, force: true })
+    }
   })
 })
