@@ -1,6 +1,7 @@
 /**
  * Hot-swap recovery: how long until every slot is back at >= 2 live replicas after 25% of the nodes
- * leave (half of them announcing `leaving`, half silently: their records are dropped by the liveness
+ * leave — the 25% holding the most slots at exactly two replicas, so the leave opens gaps; half of the
+ * nodes announce `leaving` when they stop, half stop silently (their records are dropped by the liveness
  * probe when their connections close). Real libp2p hosts (TCP on loopback) in this process.
  *
  * Scenarios: 8 hosts holding `small` (≈ 2× coverage), and 32 hosts holding a deeper model with a
@@ -8,7 +9,7 @@
  * when the leaving nodes are stopped and ends when every survivor sees every slot at >= 2 live replicas
  * and every survivor's spans serve.
  *
- * Run: `cd packages/layer-pool && npx tsc -b && ../../node_modules/.bin/node dist/bench/recovery.js [repeats]`
+ * Run: `cd packages/layer-pool && npx tsc -b && ../../node_modules/.bin/node dist/bench/recovery.js [repeats] [scenario index]`
  * Results: bench/results/recovery.json
  */
 
@@ -47,10 +48,16 @@ async function run (scenario: Scenario, seed: number): Promise<{ seconds: number
     hosts.push(...await Promise.all(scenario.budgetsMiB.slice(1).map(async (mb, i) =>
       startPoolHost({ ...FAST, config: scenario.config, memoryBytes: mb * MiB, random: lcg(seed * 1000 + i), announceLeave: i % 2 === 0 }, first))))
     const settled = (list: PoolHost[]): boolean => list.every(h => h.services.layerPool.ownSpans().every(s => s.state === 'serving'))
-    await until(() => liveReplicas(first.services.layerPool).every(n => n >= 2) && settled(hosts), 600_000, () => liveReplicas(first.services.layerPool).join(','))
+    await until(() => liveReplicas(first.services.layerPool).every(n => n >= 2) && settled(hosts), 300_000, () => liveReplicas(first.services.layerPool).join(','))
 
-    // 25% leave: every fourth host after the first
-    const leaving = hosts.filter((_, i) => i % 4 === 1)
+    // 25% leave, the worst ones: those that hold the most slots at exactly two live replicas (so the leave
+    // does open gaps), half of them announcing it and half silently
+    const replicas = liveReplicas(first.services.layerPool)
+    const critical = (h: PoolHost): number => h.services.layerPool.ownSpans().reduce((n, s) => {
+      for (let i = s.start; i < s.end; i++) if (replicas[i] <= 2) n++
+      return n
+    }, 0)
+    const leaving = hosts.slice(1).sort((a, b) => critical(b) - critical(a)).slice(0, Math.max(1, Math.round(hosts.length / 4)))
     const survivors = hosts.filter(h => !leaving.includes(h))
     const t0 = performance.now()
     await Promise.all(leaving.map(async h => h.stop()))
@@ -68,7 +75,7 @@ async function run (scenario: Scenario, seed: number): Promise<{ seconds: number
 
 const repeats = Number(process.argv[2] ?? 3)
 const rows: Array<{ scenario: string, runs: number[], minReplicas: number[] }> = []
-for (const scenario of scenarios) {
+for (const scenario of scenarios.filter((_, i) => process.argv[3] == null || String(i) === process.argv[3])) {
   const runs: number[] = []
   const minReplicas: number[] = []
   for (let r = 0; r < repeats; r++) {

@@ -5,7 +5,7 @@ import { TypedEventEmitter } from 'main-event'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { buildView, chooseSpan, coverGain, rebalanceTarget, spanDeficit, underReplicated } from './assignment.js'
+import { buildView, chooseSpan, rebalanceTarget, spanDeficit, underReplicated } from './assignment.js'
 import {
   DEFAULT_BALANCE_QUALITY, DEFAULT_CLAIM_JITTER_MS, DEFAULT_DHT_REFRESH_INTERVAL_MS, DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_LIVENESS_PROBE_TIMEOUT_MS, DEFAULT_LOADING_GRACE_MS, DEFAULT_MAX_RECORDS, DEFAULT_REBALANCE_INTERVAL_MS,
@@ -661,21 +661,17 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       await this.claim({ budget: spare, requireDeficit: true })
       return
     }
-    // no spare memory: move a span if the move fills more missing replicas than it opens (a span whose every
-    // slot keeps its replicas without this node opens none)
+    // no spare memory: free some by dropping surplus slots (ones that keep MIN_REPLICAS live replicas without
+    // this node, so dropping them opens no gap), and take missing ones with it. One at a time in the swarm:
+    // while any claim is loading the view is about to change, and two nodes dropping the same surplus slot
+    // together would open a gap
     const withoutMe = buildView(this.holdings(), slotCount(this.config), { now: this.now(), loadingGraceMs: this.init.loadingGraceMs, exclude: me })
-    for (const current of this.spans) {
-      if (current.replaces != null || !LIVE_STATES.has(current.state)) continue
-      if (this.spans.some(s => s.replaces != null)) break
-      const budget = this.memoryBytes - this.usedBytes() + donorCost(this.costs, current)
-      const blocked = this.blockedSlots()
-      for (let i = current.start; i < current.end; i++) blocked.delete(i)
-      const target = chooseSpan(withoutMe, this.costs, budget, { minReplicas: this.init.minReplicas, random: this.random, blocked, requireDeficit: true })
-      if (target == null) continue
-      if (coverGain(withoutMe, target, this.init.minReplicas) > coverGain(withoutMe, current, this.init.minReplicas)) {
-        await this.claim({ budget, requireDeficit: true, replaces: current })
-        return
-      }
+    if (withoutMe.some(v => v.pending > 0) || this.spans.some(s => s.state !== 'serving' && s.state !== 'training')) return
+    let essential = 0
+    for (const slot of this.blockedSlots()) if (withoutMe[slot].live < this.init.minReplicas) essential += this.costs[slot]
+    const budget = this.memoryBytes - essential
+    if (needy.some(s => this.costs[s] <= budget && !this.blockedSlots().has(s)) && this.spans.length < this.init.maxSpans) {
+      await this.claim({ budget, requireDeficit: true, trim: true })
     }
   }
 
@@ -701,7 +697,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
    * claims that outrank this one (earlier `claimedAt`, then lower peer id), move if a better span is left,
    * then load and serve.
    */
-  private async claim (options: { budget: number, requireDeficit: boolean, replaces?: OwnSpan, target?: { start: number, end: number } }): Promise<void> {
+  private async claim (options: { budget: number, requireDeficit: boolean, replaces?: OwnSpan, target?: { start: number, end: number }, trim?: boolean }): Promise<void> {
     const me = this.components.peerId.toString()
     const blocked = this.blockedSlots()
     if (options.replaces != null) for (let i = options.replaces.start; i < options.replaces.end; i++) blocked.delete(i)
@@ -717,8 +713,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     this.safeDispatchEvent('layer-pool:assigned', { detail: { start: span.start, end: span.end } })
     this.log('claimed %s', describeSpan(this.config, span.start, span.end))
 
-    if (options.target != null) {
-      // a rebalancing move: give way to any concurrent claim that outranks it
+    if (options.target != null || options.replaces != null) {
+      // a move (rebalancing or hot swap): give way to any concurrent claim that outranks it
       await this.sleep(this.init.settleMs)
       if (!this.started) return
       const outranked = this.holdings(false).some(h => h.state === 'loading' && this.now() - h.claimedAt <= this.init.loadingGraceMs &&
@@ -732,7 +728,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     }
 
     // concurrent joiners: re-check against the claims that outrank ours
-    for (let round = 0; round < 6 && options.target == null; round++) {
+    for (let round = 0; round < 6 && options.target == null && options.replaces == null; round++) {
       await this.sleep(this.init.settleMs)
       if (!this.started) return
       const outranks = (h: Holding): boolean => h.claimedAt < span.claimedAt || (h.claimedAt === span.claimedAt && h.peer < me)
@@ -760,7 +756,54 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       await this.publish()
       this.safeDispatchEvent('layer-pool:assigned', { detail: { start: span.start, end: span.end } })
     }
+    if (options.trim === true && !this.trimFor(span)) {
+      this.removeSpan(span)
+      await this.publish()
+      this.safeDispatchEvent('layer-pool:released', { detail: { start: span.start, end: span.end } })
+      return
+    }
     await this.load(span)
+  }
+
+  /**
+   * Drop surplus slots (live replicas >= MIN_REPLICAS without this node, on today's view), most redundant
+   * first, until the claimed span fits the memory. Returns false (dropping nothing) when it cannot fit, or
+   * when the remaining pieces would be more spans than a record may list.
+   */
+  private trimFor (claimed: OwnSpan): boolean {
+    const withoutMe = this.viewExcluding(this.components.peerId.toString())
+    const held = [...this.blockedSlots()].filter(i => i < claimed.start || i >= claimed.end)
+    let over = this.usedBytes() - this.memoryBytes
+    const surplus = held.filter(i => withoutMe[i].live >= this.init.minReplicas).sort((a, b) => withoutMe[b].live - withoutMe[a].live)
+    const drop = new Set<number>()
+    for (const slot of surplus) {
+      if (over <= 0) break
+      drop.add(slot)
+      over -= this.costs[slot]
+    }
+    if (over > 0) return false
+    const pieces: OwnSpan[] = []
+    for (const span of this.spans) {
+      if (span === claimed) continue
+      let start = -1
+      for (let i = span.start; i <= span.end; i++) {
+        const keep = i < span.end && !drop.has(i)
+        if (keep && start < 0) start = i
+        if (!keep && start >= 0) {
+          pieces.push({ ...span, start, end: i })
+          start = -1
+        }
+      }
+    }
+    if (pieces.length + 1 > this.init.maxSpans) return false
+    this.spans.splice(0, this.spans.length, ...pieces, claimed)
+    this.spans.sort((a, b) => a.start - b.start)
+    for (const slot of drop) {
+      this.store.delete(slot)
+      this.info.delete(slot)
+    }
+    this.log('dropped surplus slots %o to take %s', [...drop], describeSpan(this.config, claimed.start, claimed.end))
+    return true
   }
 
   private viewExcluding (peer: string): SlotView[] {
@@ -800,8 +843,13 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     if (replaced != null) {
       const old = this.spans.find(s => s !== span && s.start === replaced.start && s.end === replaced.end)
       const withoutMe = this.viewExcluding(this.components.peerId.toString())
-      if (old != null && range(old.start, old.end).some(i => (i < span.start || i >= span.end) && withoutMe[i].live < this.init.minReplicas)) {
-        // another holder of the old span left meanwhile: the old span is needed more; give the new one back
+      const below = (i: number): boolean => withoutMe[i].live < this.init.minReplicas
+      // the same test as when the move was decided, on today's view: slots only the old span covers that
+      // would go below MIN_REPLICAS against slots only the new one covers that are below it
+      const opens = old == null ? 0 : range(old.start, old.end).filter(i => (i < span.start || i >= span.end) && below(i)).length
+      const fills = range(span.start, span.end).filter(i => (old == null || i < old.start || i >= old.end) && below(i)).length
+      if (old != null && opens > 0 && opens >= fills) {
+        // holders left meanwhile and the old span is needed as much: give the new one back
         this.log('keeping %s: it lost a replica while %s loaded', describeSpan(this.config, old.start, old.end), describeSpan(this.config, span.start, span.end))
         this.removeSpan(span)
         for (let i = span.start; i < span.end; i++) {
@@ -931,11 +979,6 @@ function range (start: number, end: number): number[] {
   return Array.from({ length: end - start }, (_, i) => start + i)
 }
 
-function donorCost (costs: number[], span: { start: number, end: number }): number {
-  let n = 0
-  for (let i = span.start; i < span.end; i++) n += costs[i]
-  return n
-}
 
 function dhtValue (own: SignedLayerRecord): Uint8Array {
   const out = new Uint8Array(8 + own.bytes.byteLength)

@@ -15,7 +15,19 @@ export async function startPoolHost (init: LayerPoolInit, bootstrap?: PoolHost):
     services: { layerPool: layerPool(init) }
   }) as PoolHost
   if (bootstrap != null) {
-    await host.dial(multiaddr(bootstrap.getMultiaddrs()[0]))
+    // a loaded machine can time a handshake out: try again a few times before failing the test
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await host.dial(multiaddr(bootstrap.getMultiaddrs()[0]), { signal: AbortSignal.timeout(30_000) })
+        break
+      } catch (err) {
+        if (attempt >= 5) {
+          await host.stop()
+          throw err
+        }
+        await new Promise(resolve => setTimeout(resolve, 500 * attempt))
+      }
+    }
   }
   return host
 }

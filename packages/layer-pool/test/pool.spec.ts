@@ -75,7 +75,7 @@ describe('layer pool over real libp2p hosts', () => {
     // let the mesh form, then every joiner starts deciding at the same moment
     await until(() => joiners.every(h => h.services.pubsub.getSubscribers(h.services.layerPool.topic).length > 0), 30_000, () => 'subscriptions')
     await Promise.all(joiners.map(async h => h.services.layerPool.evaluate()))
-    await Promise.all(joiners.map(async h => h.services.layerPool.whenServing({ signal: AbortSignal.timeout(60_000) })))
+    await Promise.all(joiners.map(async h => h.services.layerPool.whenServing({ signal: AbortSignal.timeout(150_000) })))
     await until(() => liveReplicas(first.services.layerPool).reduce((a, b) => a + b, 0) === joiners.reduce((n, h) => n + h.services.layerPool.ownSpans().reduce((m, s) => m + s.end - s.start, 0), 0), 10_000, () => 'records')
     const replicas = liveReplicas(first.services.layerPool)
     expect(replicas.length).toBe(slotCount(config))
