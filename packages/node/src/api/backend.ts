@@ -134,8 +134,9 @@ export interface LedgerInfo {
   /** Liquid balance, base units */
   balance: string
   stake: { bonded: string, slashed: string, unbonding: Array<{ amount: string, releaseEpoch: string }> }
-  /** Sum of the minted amounts in `history` (rewards earned), base units */
+  /** Sum of the minted amounts in `history` (rewards earned in those entries), base units */
   rewards: string
+  /** The newest entries (at most the backend's limit, 50 by default), newest first */
   history: LedgerHistoryEntry[]
   /** Base units per NEURO */
   unit: string

@@ -156,7 +156,8 @@ export function createLocalBackend (init: LocalBackendInit = {}): NodeBackend {
         return { enabled: source !== undefined, balance: '0', stake: { bonded: '0', slashed: '0', unbonding: [] }, rewards: '0', history: [], unit }
       }
       const account = source.ledger.account(addr)
-      const outcomes = await source.ledger.history(addr, { limit: historyLimit })
+      // the ledger gives the newest `limit` entries oldest first; the API lists them newest first
+      const outcomes = (await source.ledger.history(addr, { limit: historyLimit })).reverse()
       let rewards = 0n
       const history = outcomes.map(o => {
         if (o.status === 'applied' && o.sender === addr && PROOF_KINDS.has(o.kind)) rewards += o.minted
