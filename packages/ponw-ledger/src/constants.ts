@@ -48,3 +48,9 @@ export const DATA_CHALLENGE_PROTOCOL = '/neuroshard/ledger/data-challenge/1.0.0'
 
 /** @default 4 MiB — cap on one data-challenge answer (16 leaves of up to 64 KiB each fit) */
 export const DEFAULT_MAX_DATA_ANSWER_BYTES = 4 * 1024 * 1024
+
+/** Proof-of-Learning weights protocol id — spec: specs/ponw-ledger/README.md#pol-weights-protocol */
+export const POL_WEIGHTS_PROTOCOL = '/neuroshard/ledger/pol-weights/1.0.0'
+
+/** @default 256 MiB — cap on the weights of one checkpoint a validator fetches */
+export const DEFAULT_MAX_WEIGHTS_BYTES = 256 * 1024 * 1024

@@ -134,3 +134,27 @@ export class ProofOfLearningVerifier<W> implements TrainingReExecutor {
     return { batchesChecked: picked.length, segmentsChecked: segs.size, pseudoGradientVerified: true, lossAfterVerified }
   }
 }
+
+/** What {@link networkWitness} needs of the ledger service (`PonwLedger.fetchWeights`) */
+export interface WeightsFetcher {
+  fetchWeights(sender: string, proofId: string, checkpoint: number, options: AbortOptions & { maxBytes?: number }): Promise<Uint8Array>
+}
+
+/**
+ * A {@link TrainingWitness} that fetches committed weights from the prover over the network
+ * (`/neuroshard/ledger/pol-weights/1.0.0`) and decodes them with the model's own `decode`
+ */
+export function networkWitness<W> (fetcher: WeightsFetcher | (() => WeightsFetcher), decode: (bytes: Uint8Array) => W | undefined, options: { maxBytes?: number, timeoutMs?: number } = {}): TrainingWitness<W> {
+  return {
+    fetchWeights: async (claim, checkpoint, o) => {
+      const f = typeof fetcher === 'function' ? fetcher() : fetcher
+      const deadline = AbortSignal.timeout(options.timeoutMs ?? 60_000)
+      const signal = o?.signal == null ? deadline : AbortSignal.any([deadline, o.signal])
+      try {
+        return decode(await f.fetchWeights(claim.sender, claim.proofId, checkpoint, { signal, maxBytes: options.maxBytes }))
+      } catch (err: any) {
+        throw new ReExecutionMismatchError(`weights of checkpoint ${checkpoint} could not be fetched from the prover: ${err?.message ?? err}`)
+      }
+    }
+  }
+}

@@ -1,16 +1,16 @@
 import { pbStream } from '@libp2p/utils'
 import { MalformedMessageError, MessageTooLargeError, NotStartedError, TimeoutError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
-import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_PER_SENDER, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, REPORT_EPOCHS, SYNC_PROTOCOL, DATA_CHALLENGE_PROTOCOL, DEFAULT_MAX_DATA_ANSWER_BYTES } from './constants.js'
+import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_PER_SENDER, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, REPORT_EPOCHS, SYNC_PROTOCOL, DATA_CHALLENGE_PROTOCOL, DEFAULT_MAX_DATA_ANSWER_BYTES, DEFAULT_MAX_WEIGHTS_BYTES, POL_WEIGHTS_PROTOCOL } from './constants.js'
 import { Ledger } from './ledger.js'
 import { digest, fromHex, toHex } from './keys.js'
 import { buildTx, parseSignedTx } from './messages.js'
 import { checkSlashReport, designatedReporter, penaltyOf } from './state.js'
 
 export { designatedReporter } from './state.js'
-import { Certificate as CertificateCodec, DataChallengeRequest, DataChallengeResponse, GossipMessage, SyncRequest, SyncResponse } from './pb/ledger.js'
+import { Certificate as CertificateCodec, DataChallengeRequest, DataChallengeResponse, GossipMessage, SyncRequest, SyncResponse, WeightsChunk, WeightsRequest } from './pb/ledger.js'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { DataChallengeError } from './errors.js'
+import { DataChallengeError, ReExecutionMismatchError } from './errors.js'
 import type { Chain, GenesisConfig } from './genesis.js'
 import type { IdentityBinding, Wallet } from './keys.js'
 import type { HeartbeatTracker, PeerBindings } from './uptime.js'
@@ -78,6 +78,12 @@ export interface PonwLedgerInit {
    * `DATA_CHALLENGE_PROTOCOL` streams.
    */
   dataProver?: (shardId: number, index: number) => DataChallengeAnswer | undefined | Promise<DataChallengeAnswer | undefined>
+  /**
+   * Prover side of Proof-of-Learning: the serialized weights this node committed to in its training proof
+   * `proofId` at `checkpoint` (0 = base, the last = final), undefined if unknown. With it the node answers
+   * `POL_WEIGHTS_PROTOCOL` streams.
+   */
+  trainingProver?: (proofId: string, checkpoint: number) => Uint8Array | undefined | Promise<Uint8Array | undefined>
 }
 
 /** The parts of libp2p's registrar and connection manager this service uses */
@@ -120,6 +126,12 @@ export interface PonwLedger extends TypedEventTarget<PonwLedgerEvents>, Startabl
    * libp2p peer the proof's sender is bound to (`heartbeat.bindings`) over `DATA_CHALLENGE_PROTOCOL`
    */
   challengeData(challenge: DataChallenge, options: AbortOptions): Promise<DataChallengeAnswer[]>
+  /**
+   * Validator side of Proof-of-Learning: fetches the serialized weights of `checkpoint` of training proof
+   * `proofId` from the peer `sender` is bound to (`heartbeat.bindings`), at most `maxBytes`
+   * (@default DEFAULT_MAX_WEIGHTS_BYTES); decode them for a `TrainingWitness` (see `networkWitness`)
+   */
+  fetchWeights(sender: string, proofId: string, checkpoint: number, options: AbortOptions & { maxBytes?: number }): Promise<Uint8Array>
 }
 
 /** gossipsub's message event: `from` is set (and signed) for signed messages */
@@ -188,6 +200,9 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     if (this.#init.dataProver != null) {
       await this.#c.registrar.handle(DATA_CHALLENGE_PROTOCOL, this.#onDataChallenge, { maxInboundStreams: DEFAULT_MAX_INBOUND_SYNC_STREAMS })
     }
+    if (this.#init.trainingProver != null) {
+      await this.#c.registrar.handle(POL_WEIGHTS_PROTOCOL, this.#onWeights, { maxInboundStreams: DEFAULT_MAX_INBOUND_SYNC_STREAMS })
+    }
     const pubsub = (this.#c as any)[this.#init.pubsubService ?? DEFAULT_PUBSUB_SERVICE] as PubSubLike | undefined
     if (pubsub == null) {
       throw new NotStartedError(`the ponw-ledger service needs gossipsub as the "${this.#init.pubsubService ?? DEFAULT_PUBSUB_SERVICE}" service`)
@@ -222,6 +237,9 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     await this.#c.registrar.unhandle(this.#protocol)
     if (this.#init.dataProver != null) {
       await this.#c.registrar.unhandle(DATA_CHALLENGE_PROTOCOL)
+    }
+    if (this.#init.trainingProver != null) {
+      await this.#c.registrar.unhandle(POL_WEIGHTS_PROTOCOL)
     }
     this.#reportTimers.forEach(t => { clearTimeout(t) })
     this.#reportTimers.clear()
@@ -660,6 +678,61 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     } catch (err: any) {
       stream.abort(err)
       throw err
+    }
+  }
+
+  async fetchWeights (sender: string, proofId: string, checkpoint: number, options: AbortOptions & { maxBytes?: number }): Promise<Uint8Array> {
+    const peer = this.#init.heartbeat?.bindings?.peerOf(sender)
+    if (peer == null) {
+      throw new ReExecutionMismatchError(`${sender} is bound to no libp2p peer: its committed weights cannot be fetched`)
+    }
+    const max = options.maxBytes ?? DEFAULT_MAX_WEIGHTS_BYTES
+    const stream = await this.#c.connectionManager.openStream(peerIdFromString(peer), POL_WEIGHTS_PROTOCOL, options)
+    try {
+      const pb = pbStream(stream, { maxDataLength: 1024 * 1024 + 64 })
+      await pb.write({ proofId: fromHex(proofId), checkpoint }, WeightsRequest, options)
+      const parts: Uint8Array[] = []
+      let total = 0
+      while (true) {
+        const c = await pb.read(WeightsChunk, options)
+        total += c.data.byteLength
+        if (total > max) {
+          throw new ReExecutionMismatchError(`checkpoint ${checkpoint} weights exceed ${max} bytes`)
+        }
+        parts.push(c.data)
+        if (c.last) break
+      }
+      await stream.close(options).catch(() => {})
+      const out = new Uint8Array(total)
+      let o = 0
+      for (const p of parts) { out.set(p, o); o += p.byteLength }
+      return out
+    } catch (err: any) {
+      stream.abort(err)
+      throw err
+    }
+  }
+
+  /** prover side of Proof-of-Learning: serves committed weights in chunks of at most 1 MiB */
+  readonly #onWeights = async (stream: Stream): Promise<void> => {
+    const timeoutMs = this.#init.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS
+    const pb = pbStream(stream, { maxDataLength: 128 })
+    try {
+      const req = await pb.read(WeightsRequest, { signal: AbortSignal.timeout(timeoutMs) })
+      const bytes = await this.#init.trainingProver!(toHex(req.proofId), req.checkpoint)
+      if (bytes == null) {
+        throw new ReExecutionMismatchError(`no weights for checkpoint ${req.checkpoint} of ${toHex(req.proofId)}`)
+      }
+      const CHUNK = 1024 * 1024
+      for (let o = 0; o === 0 || o < bytes.byteLength; o += CHUNK) {
+        const last = o + CHUNK >= bytes.byteLength
+        await pb.write({ data: Uint8Array.from(bytes.subarray(o, o + CHUNK)), last }, WeightsChunk, { signal: AbortSignal.timeout(timeoutMs) })
+        if (last) break
+      }
+      await stream.close().catch(() => {})
+    } catch (err: any) {
+      this.#log('weights not served - %s', err.message)
+      stream.abort(err)
     }
   }
 

@@ -265,3 +265,20 @@ export class TinyModelTrainingVerifier implements TrainingReExecutor {
     return this.#pol.verifyTraining(claim, options)
   }
 }
+
+/** Serialized tiny-model weights (float32, little-endian), as served over the Proof-of-Learning weights protocol */
+export function tinyWeightsToBytes (w: Float32Array): Uint8Array {
+  const out = new Uint8Array(w.length * 4)
+  const dv = new DataView(out.buffer)
+  w.forEach((x, i) => { dv.setFloat32(i * 4, x, true) })
+  return out
+}
+
+/** {@link tinyWeightsToBytes} back; undefined unless exactly TINY_VOCAB² floats */
+export function tinyWeightsFromBytes (b: Uint8Array): Float32Array | undefined {
+  if (b.byteLength !== TINY_VOCAB * TINY_VOCAB * 4) {
+    return undefined
+  }
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength)
+  return Float32Array.from({ length: TINY_VOCAB * TINY_VOCAB }, (_, i) => dv.getFloat32(i * 4, true))
+}

@@ -3843,3 +3843,227 @@ export namespace DataChallengeResponse {
     return streamMessage(buf, DataChallengeResponse.codec(), opts)
   }
 }
+
+export interface WeightsRequest {
+  proofId: Uint8Array<ArrayBuffer>
+  checkpoint: number
+}
+
+export namespace WeightsRequest {
+  let _codec: Codec<WeightsRequest>
+
+  export const codec = (): Codec<WeightsRequest> => {
+    if (_codec == null) {
+      _codec = message<WeightsRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.proofId != null && obj.proofId.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.proofId)
+        }
+
+        if ((obj.checkpoint != null && obj.checkpoint !== 0)) {
+          w.uint32(16)
+          w.uint32(obj.checkpoint)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          proofId: uint8ArrayAlloc(0),
+          checkpoint: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.proofId = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.checkpoint = reader.uint32()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.proofId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.checkpoint`,
+                value: reader.uint32()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface WeightsRequestProofIdFieldEvent {
+    field: '$.proofId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface WeightsRequestCheckpointFieldEvent {
+    field: '$.checkpoint'
+    value: number
+  }
+
+  export function encode (obj: Partial<WeightsRequest>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, WeightsRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<WeightsRequest>): WeightsRequest {
+    return decodeMessage(buf, WeightsRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<WeightsRequest>): Generator<WeightsRequestProofIdFieldEvent | WeightsRequestCheckpointFieldEvent> {
+    return streamMessage(buf, WeightsRequest.codec(), opts)
+  }
+}
+
+export interface WeightsChunk {
+  data: Uint8Array<ArrayBuffer>
+  last: boolean
+}
+
+export namespace WeightsChunk {
+  let _codec: Codec<WeightsChunk>
+
+  export const codec = (): Codec<WeightsChunk> => {
+    if (_codec == null) {
+      _codec = message<WeightsChunk>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.data != null && obj.data.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.data)
+        }
+
+        if ((obj.last != null && obj.last !== false)) {
+          w.uint32(16)
+          w.bool(obj.last)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          data: uint8ArrayAlloc(0),
+          last: false
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.data = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.last = reader.bool()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.data`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.last`,
+                value: reader.bool()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface WeightsChunkDataFieldEvent {
+    field: '$.data'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface WeightsChunkLastFieldEvent {
+    field: '$.last'
+    value: boolean
+  }
+
+  export function encode (obj: Partial<WeightsChunk>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, WeightsChunk.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<WeightsChunk>): WeightsChunk {
+    return decodeMessage(buf, WeightsChunk.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<WeightsChunk>): Generator<WeightsChunkDataFieldEvent | WeightsChunkLastFieldEvent> {
+    return streamMessage(buf, WeightsChunk.codec(), opts)
+  }
+}

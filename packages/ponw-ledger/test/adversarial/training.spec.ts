@@ -3,12 +3,27 @@
  * re-execution a proof whose batch losses were honest but whose `loss_after` and pseudo-gradient hash were
  * invented passed and collected the 1.5× quality bonus, and an all-zero pseudo-gradient hash was accepted.
  */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
+import { Wallet, createBinding } from '../../src/keys.js'
+import { networkWitness } from '../../src/pol.js'
+import { ponwLedger } from '../../src/service.js'
+import { PeerBindings } from '../../src/uptime.js'
+import type { PonwLedgerInit } from '../../src/service.js'
 import { toHex } from '../../src/keys.js'
 import { assignShards } from '../../src/shards.js'
 import * as tiny from '../../src/tiny-model.js'
 import * as verify from '../../src/verify.js'
-import { alice, bob, carol, sign, testGenesis } from '../fixtures.js'
+import { alice, bob, carol, sign, testGenesis, validators } from '../fixtures.js'
 import { loadChain } from '../../src/genesis.js'
 import { txDigest } from '../../src/messages.js'
 import { SignedTx, Tx } from '../../src/pb/ledger.js'
@@ -98,5 +113,47 @@ describe('adversarial (c): no training reward without checked work', () => {
     await net.finalise(sign(chain, dave, 0n, proof(dave, daveWork, { lossAfterMicro: daveWork.lossBeforeMicro })))
     expect(net.vals[3].state.totals.minted).toBe(12n * 10n ** 15n * 3n / 2n + 12n * 10n ** 15n)
     await net.expectRestartMatchesHonest()
+  })
+
+  it('over the network: committed weights are fetched from the prover\'s bound peer (2 real hosts)', async () => {
+    const aggregation = new verify.MemoryAggregationRecords()
+    const bindings = new PeerBindings()
+    const K = 4
+    const N = 12
+    const prover = Wallet.generate()
+    const work = tiny.runTinyTraining(base, assignShards(chain, prover.address, ROUND), ROUND, N, 0.5, K)
+    aggregation.accept({ round: ROUND, sender: prover.address, baseWeightsHash: modelHash, pseudoGradientHash: work.pseudoGradientHash })
+    const body: TxBody = { kind: 'training', round: ROUND, modelHash, shardIds: assignShards(chain, prover.address, ROUND), tokens: work.tokens, batches: BigInt(N), lossBeforeMicro: work.lossBeforeMicro, lossAfterMicro: work.lossAfterMicro, pseudoGradientHash: work.pseudoGradientHash, batchLossMicro: work.batchLossMicro, checkpointInterval: K, checkpointHashes: work.checkpointHashes }
+    const served = [base, ...work.checkpoints, work.finalWeights]
+    let cheat = false
+    let v: any
+    const witness = networkWitness(() => v.services.ledger, tiny.tinyWeightsFromBytes, { timeoutMs: 5_000 })
+    const verifier = new verify.ProofVerifier({ training: new tiny.TinyModelTrainingVerifier({ getWeights, witness, segments: 3 }), aggregation })
+    const dirs = [await mkdtemp(join(tmpdir(), 'ponw-adv-pol-')), await mkdtemp(join(tmpdir(), 'ponw-adv-pol-'))]
+    const host = async (privateKey: any, init: PonwLedgerInit): Promise<any> => await createLibp2p({
+      privateKey,
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }), ledger: ponwLedger(init) }
+    })
+    const pKey = await generateKeyPair('Ed25519')
+    // the prover serves what it committed (or, cheating, the base weights for every checkpoint)
+    const p = await host(pKey, { genesis: chain, path: dirs[0], wallet: prover, syncOnConnect: false, trainingProver: (_id, j) => tiny.tinyWeightsToBytes(cheat ? base : served[j]) })
+    v = await host(await generateKeyPair('Ed25519'), { genesis: chain, path: dirs[1], wallet: validators[0], verifier, now, syncOnConnect: false, heartbeat: { bindings } })
+    try {
+      await bindings.add(await createBinding(prover, pKey, p.peerId.toString()))
+      await v.dial(p.getMultiaddrs()[0])
+      const ledger = v.services.ledger.ledger
+      cheat = true
+      await expect(ledger.vote(sign(chain, prover, 0n, body))).rejects.toHaveProperty('name', 'ReExecutionMismatchError')
+      cheat = false
+      expect((await ledger.vote(sign(chain, prover, 0n, body))).validator).toBe(0)
+    } finally {
+      await v.stop()
+      await p.stop()
+      for (const d of dirs) await rm(d, { recursive: true, force: true })
+    }
   })
 })
