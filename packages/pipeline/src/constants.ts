@@ -56,3 +56,6 @@ export const DEFAULT_MAX_NEW_TOKENS = 32
 
 /** How many times `generate()` / `trainStep()` re-route after a hop failure before giving up @default 8 */
 export const DEFAULT_MAX_RETRIES = 8
+
+/** Stages a node builds for parts of its spans (sub-span inference hops) @default 4 */
+export const DEFAULT_MAX_SUB_STAGES = 4

@@ -7,7 +7,7 @@ import { decodeActivation, decodeIds, decodeNamed, encodeActivation, encodeIds, 
 import {
   DEFAULT_HOP_TIMEOUT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_MAX_KV_BYTES, DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MAX_MICRO_BATCHES_PER_STEP, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_OUTBOUND_STREAMS, DEFAULT_MAX_RETRIES,
-  DEFAULT_MAX_SESSIONS, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_SWEEP_INTERVAL_MS, MAX_ROUTE_HOPS,
+  DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SUB_STAGES, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_SWEEP_INTERVAL_MS, MAX_ROUTE_HOPS,
   PIPELINE_PROTOCOL, SESSION_ID_BYTES
 } from './constants.js'
 import {
@@ -18,6 +18,7 @@ import { peerBytes, peerFromBytes } from './peer.js'
 import { Kind, Request, Response } from './pb/pipeline.js'
 import { checkSampling, sampleToken } from './sampling.js'
 import { SessionTable } from './sessions.js'
+import { createPipelineStage } from './stage.js'
 import { byteTokenizer } from './tokenizer.js'
 import type { PipelineRouter, RouteHop } from './router.js'
 import type { SamplingOptions } from './sampling.js'
@@ -71,6 +72,10 @@ export interface PipelineInit {
   maxOutboundStreams?: number
   /** Blockwise int8 activations and gradients on the wire, for this Driver's requests @default false */
   compress?: boolean
+  /** Stages for parts of served spans (inference hops that use part of a span) kept at once @default 4 */
+  maxSubStages?: number
+  /** onnxruntime intra-op threads of sub-span stages @default onnxruntime's default */
+  subStageThreads?: number
   /** Which peers may send training requests (TRAIN_FORWARD, TARGETS, GRAD_NORM, STEP, TAKE_TIED, SET_TIED) @default every peer */
   allowTraining?(peer: PeerId): boolean
 }
@@ -239,6 +244,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private sweeper?: ReturnType<typeof setInterval>
   private started = false
   private readonly traffic = { sent: 0, received: 0, requests: 0 }
+  private readonly derived = new Map<string, { parent: PipelineStage, step: number, stage: Promise<PipelineStage> }>()
+  private readonly maxSubStages: number
+  private readonly subStageThreads?: number
 
   constructor (components: PipelineComponents, init: PipelineInit = {}) {
     super()
@@ -259,6 +267,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.sweepIntervalMs = init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
     this.compress = init.compress ?? false
     this.allowTraining = init.allowTraining ?? (() => true)
+    this.maxSubStages = init.maxSubStages ?? DEFAULT_MAX_SUB_STAGES
+    this.subStageThreads = init.subStageThreads
     this.sessions = new SessionTable({
       maxSessions: init.maxSessions ?? DEFAULT_MAX_SESSIONS,
       maxKvBytes: init.maxKvBytes ?? DEFAULT_MAX_KV_BYTES,
@@ -293,6 +303,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.unhandle = undefined
     await this.sessions.closeAll()
     this.train.clear()
+    const derived = [...this.derived.values()]
+    this.derived.clear()
+    await Promise.all(derived.map(async d => { await (await d.stage.catch(() => undefined))?.close() }))
   }
 
   stages (): readonly PipelineStage[] {
@@ -331,7 +344,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       if (TRAINING_KINDS.has(req.kind) && !this.allowTraining(connection.remotePeer)) {
         throw new PipelineRequestError(`peer ${connection.remotePeer.toString()} may not send training requests here`)
       }
-      const stage = this.checkRoute(req)
+      const stage = await this.checkRoute(req)
       switch (req.kind) {
         case Kind.INFER: return await this.serveInfer(req, stage, signal)
         case Kind.TRAIN_FORWARD: return await this.serveTrainForward(req, stage, signal)
@@ -353,15 +366,15 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   }
 
   /** The route must tile [0, L + 2), name this node at `hop` (≥ 1) with a span it serves */
-  private checkRoute (req: Request): PipelineStage {
+  private async checkRoute (req: Request): Promise<PipelineStage> {
     if (req.session.length !== SESSION_ID_BYTES) throw new PipelineRequestError(`session id of ${req.session.length} bytes, expected ${SESSION_ID_BYTES}`)
     const route = req.route
     if (route.length < 2) throw new InvalidRouteError(`a route has at least a Driver and a Validator, got ${route.length} hops`)
     if (req.hop < 1 || req.hop >= route.length) throw new InvalidRouteError(`hop ${req.hop} is not a server hop of a ${route.length}-hop route`)
     const me = route[req.hop]
-    const stage = this.own.find(s => s.start === me.start && s.end === me.end)
-    if (stage == null) throw new InvalidRouteError(`this node serves no span [${me.start}, ${me.end})`)
-    const total = stage.config.nLayers + 2
+    const parent = this.own.find(s => s.start === me.start && s.end === me.end) ?? this.own.find(s => s.start <= me.start && me.end <= s.end)
+    if (parent == null) throw new InvalidRouteError(`this node serves no span containing [${me.start}, ${me.end})`)
+    const total = parent.config.nLayers + 2
     let at = 0
     for (const h of route) {
       if (h.start !== at || h.end <= h.start) throw new InvalidRouteError(`the route does not tile the model: hop [${h.start}, ${h.end}) after slot ${at}`)
@@ -369,7 +382,35 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     if (at !== total) throw new InvalidRouteError(`the route ends at slot ${at}, the model at ${total}`)
     if (!peerFromBytes(me.peer).equals(this.components.peerId)) throw new InvalidRouteError(`hop ${req.hop} names another peer`)
-    return stage
+    if (parent.start === me.start && parent.end === me.end) return parent
+    if (req.kind !== Kind.INFER && req.kind !== Kind.CLOSE) {
+      throw new PipelineRequestError(`training runs whole spans; this node serves [${parent.start}, ${parent.end}), not [${me.start}, ${me.end})`)
+    }
+    return await this.subStage(parent, me.start, me.end)
+  }
+
+  /**
+   * A stage for part of a span this node serves (inference only): executors over the sub-range, built once
+   * from the parent's current weights and rebuilt when the parent has stepped since. At most
+   * `maxSubStages` are kept.
+   */
+  private async subStage (parent: PipelineStage, start: number, end: number): Promise<PipelineStage> {
+    const key = spanKey(start, end)
+    const step = parent.executors[0].stepCount
+    const cached = this.derived.get(key)
+    if (cached != null && cached.parent === parent && cached.step === step) return await cached.stage
+    if (cached == null && this.derived.size >= this.maxSubStages) {
+      throw new KvCacheFullError(`already running ${this.derived.size} sub-span stages (the cap); route whole spans here`)
+    }
+    const stage = (async () => {
+      const parameters = new Map<string, Float32Array>()
+      for (const e of parent.executors) for (const [k, v] of await e.getParameters()) parameters.set(k, v)
+      return await createPipelineStage({ config: parent.config, start, end, parameters, training: false, intraOpNumThreads: this.subStageThreads })
+    })()
+    this.derived.set(key, { parent, step, stage })
+    stage.catch(() => { if (this.derived.get(key)?.stage === stage) this.derived.delete(key) })
+    if (cached != null) void cached.stage.then(async s => { await s.close() }, () => {})
+    return await stage
   }
 
   private limits (stage: PipelineStage, compress: boolean, what: string): Parameters<typeof decodeActivation>[1] {

@@ -36,81 +36,100 @@ export interface CostOptions {
   kvBytes: number
   /** ms per unit of load @default DEFAULT_LOAD_PENALTY_MS */
   loadPenaltyMs: number
+  /** Hops use whole spans only (training: servers refuse partial spans) @default false */
+  wholeSpans?: boolean
 }
 
-/** The cost of one hop, ms (Infinity: unusable) */
-export function hopCost (c: Candidate, o: CostOptions): number {
+/**
+ * The cost of one hop, ms (Infinity: unusable). A hop may use part `[start, end)` of the candidate's span
+ * (Petals): its compute is the span's time scaled by the share of slots used.
+ */
+export function hopCost (c: Candidate, o: CostOptions, start = c.start, end = c.end): number {
   if (c.kvHeadroom != null && c.kvHeadroom < o.kvBytes) return Infinity
   const tput = c.throughput > 0 ? c.throughput : o.unmeasuredThroughput
-  return (c.rttMs ?? o.unknownRttMs) + 1000 * o.tokens / tput + (c.load ?? 0) * o.loadPenaltyMs
+  const share = (end - start) / (c.end - c.start)
+  return (c.rttMs ?? o.unknownRttMs) + 1000 * o.tokens / tput * share + (c.load ?? 0) * o.loadPenaltyMs
+}
+
+/** One hop of a chain: a candidate and the part of its span the hop runs */
+export interface Hop extends Candidate {
+  /** The candidate's whole span */
+  spanStart: number
+  spanEnd: number
+}
+
+function asHop (c: Candidate, start: number, end: number): Hop {
+  const h = c as Partial<Hop>
+  return { ...c, start, end, spanStart: h.spanStart ?? c.start, spanEnd: h.spanEnd ?? c.end }
 }
 
 export interface Chain {
-  hops: Candidate[]
+  hops: Hop[]
   /** Sum of the hops' costs, ms */
   cost: number
 }
 
 /**
- * Least-cost chain of whole spans tiling [from, to); ties go to fewer hops, then to the lower peer id, so the
- * result does not depend on the candidates' order. `undefined` when no chain exists.
+ * Least-cost chain tiling [from, to). A hop is any candidate that covers its range `[i, j)` (the whole span or
+ * part of it, as in Petals). Ties go to fewer hops, then to the lower peer id of the hop ending at the later
+ * boundary, so the result does not depend on the candidates' order. `undefined` when no chain exists.
  */
 export function shortestChain (candidates: readonly Candidate[], from: number, to: number, o: CostOptions, excluded: ReadonlySet<string> = new Set()): Chain | undefined {
   if (!(from < to)) return { hops: [], cost: 0 }
   const n = to - from + 1
   const dist = new Array<number>(n).fill(Infinity)
   const hopsTo = new Array<number>(n).fill(Infinity)
-  const via = new Array<Candidate | undefined>(n).fill(undefined)
+  const via = new Array<{ c: Candidate, i: number } | undefined>(n).fill(undefined)
   dist[0] = 0
   hopsTo[0] = 0
-  // slot boundaries only move forward: a DAG, so one pass in boundary order is Dijkstra's result
-  const byStart = new Map<number, Candidate[]>()
-  for (const c of candidates) {
-    if (excluded.has(c.peer) || c.start < from || c.end > to || c.end <= c.start) continue
-    const list = byStart.get(c.start) ?? []
-    list.push(c)
-    byStart.set(c.start, list)
-  }
+  const usable = candidates.filter(c => !excluded.has(c.peer) && c.end > c.start && c.end > from && c.start < to)
+  // slot boundaries only move forward: a DAG, so one pass in boundary order gives the shortest paths
   for (let i = 0; i < n - 1; i++) {
     if (dist[i] === Infinity) continue
-    for (const c of byStart.get(from + i) ?? []) {
-      const w = hopCost(c, o)
-      if (w === Infinity) continue
-      const j = c.end - from
-      const d = dist[i] + w
-      const h = hopsTo[i] + 1
-      const prev = via[j]
-      if (d < dist[j] || (d === dist[j] && (h < hopsTo[j] || (h === hopsTo[j] && prev != null && c.peer < prev.peer)))) {
-        dist[j] = d
-        hopsTo[j] = h
-        via[j] = c
+    const at = from + i
+    for (const c of usable) {
+      if (!(c.start <= at && at < c.end)) continue
+      if (o.wholeSpans === true && (c.start !== at || c.end > to)) continue
+      for (let e = o.wholeSpans === true ? c.end : at + 1; e <= Math.min(c.end, to); e++) {
+        const w = hopCost(c, o, at, e)
+        if (w === Infinity) break
+        const j = e - from
+        const d = dist[i] + w
+        const h = hopsTo[i] + 1
+        const prev = via[j]
+        if (d < dist[j] || (d === dist[j] && (h < hopsTo[j] || (h === hopsTo[j] && prev != null && c.peer < prev.c.peer)))) {
+          dist[j] = d
+          hopsTo[j] = h
+          via[j] = { c, i }
+        }
       }
     }
   }
   if (dist[n - 1] === Infinity) return undefined
-  const hops: Candidate[] = []
+  const hops: Hop[] = []
   for (let j = n - 1; j > 0;) {
-    const c = via[j] as Candidate
-    hops.unshift(c)
-    j = c.start - from
+    const v = via[j] as { c: Candidate, i: number }
+    hops.unshift(asHop(v.c, from + v.i, from + j))
+    j = v.i
   }
   return { hops, cost: dist[n - 1] }
 }
 
-/** For each hop, the cheapest other usable candidate with the same span (undefined when there is none) */
-export function standbys (chain: Chain, candidates: readonly Candidate[], o: CostOptions, excluded: ReadonlySet<string> = new Set()): Array<Candidate | undefined> {
+/** For each hop, the cheapest other usable candidate that covers the hop's range (undefined when there is none) */
+export function standbys (chain: Chain, candidates: readonly Candidate[], o: CostOptions, excluded: ReadonlySet<string> = new Set()): Array<Hop | undefined> {
   return chain.hops.map(h => {
     let best: Candidate | undefined
     let bestCost = Infinity
     for (const c of candidates) {
-      if (c.start !== h.start || c.end !== h.end || c.peer === h.peer || excluded.has(c.peer)) continue
-      const w = hopCost(c, o)
+      if (c.start > h.start || c.end < h.end || c.peer === h.peer || excluded.has(c.peer)) continue
+      if (o.wholeSpans === true && (c.start !== h.start || c.end !== h.end)) continue
+      const w = hopCost(c, o, h.start, h.end)
       if (w < bestCost || (w === bestCost && best != null && c.peer < best.peer)) {
         best = c
         bestCost = w
       }
     }
-    return best
+    return best != null ? asHop(best, h.start, h.end) : undefined
   })
 }
 
@@ -133,19 +152,21 @@ export function weightedPick<T> (items: readonly T[], weight: (t: T) => number, 
 }
 
 /**
- * SWARM dispatch: the span layout of the shortest chain, each span's replica (candidates with exactly that
- * span, usable) drawn ∝ capacity with the draws `random()` gives.
+ * SWARM dispatch: the hop ranges of the shortest chain, each hop's replica (usable candidates covering that
+ * range) drawn ∝ capacity with the draws `random()` gives.
  */
 export function weightedChain (candidates: readonly Candidate[], from: number, to: number, o: CostOptions, random: () => number, excluded: ReadonlySet<string> = new Set()): Chain | undefined {
   const base = shortestChain(candidates, from, to, o, excluded)
   if (base == null) return undefined
   const hops = base.hops.map(h => {
     const replicas = candidates
-      .filter(c => c.start === h.start && c.end === h.end && !excluded.has(c.peer) && hopCost(c, o) < Infinity)
+      .filter(c => c.start <= h.start && c.end >= h.end && !excluded.has(c.peer) && hopCost(c, o, h.start, h.end) < Infinity)
+      .filter(c => o.wholeSpans !== true || (c.start === h.start && c.end === h.end))
       .sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0)
-    return weightedPick(replicas, c => capacity(c, o), random()) ?? h
+    const pick = weightedPick(replicas, c => capacity(c, o), random())
+    return pick != null ? asHop(pick, h.start, h.end) : h
   })
-  return { hops, cost: hops.reduce((s, c) => s + hopCost(c, o), 0) }
+  return { hops, cost: hops.reduce((s, c) => s + hopCost({ ...c, start: c.spanStart, end: c.spanEnd }, o, c.start, c.end), 0) }
 }
 
 export interface BanOptions {

@@ -169,7 +169,7 @@ export class DefaultSwarmRouter implements SwarmRouter {
     const { from, to } = options
     this.lastPlan = { from, to }
     const all = this.candidates()
-    const o = this.costOptions()
+    const o = { ...this.costOptions(), wholeSpans: options.purpose === 'training' }
     const chain = options.purpose === 'training'
       ? weightedChain(all, from, to, o, this.random)
       : shortestChain(all, from, to, o)

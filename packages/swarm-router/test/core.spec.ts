@@ -28,13 +28,23 @@ describe('shortestChain (Petals: least total cost over slot boundaries)', () => 
     expect(shortestChain([c('x', 1, 5, 5)], 1, 5, o, new Set(['x']))).toBeUndefined()
   })
 
-  it('ignores spans outside [from, to) and does not depend on the candidate order', () => {
-    const cands = [c('b', 1, 3, 5), c('a', 1, 3, 5), c('z', 0, 3, 1), c('t', 3, 4, 1), c('w', 3, 6, 1)]
+  it('does not depend on the candidate order (ties to the lower peer id)', () => {
+    const cands = [c('b', 1, 3, 5), c('a', 1, 3, 5), c('t', 3, 4, 1)]
     const one = shortestChain(cands, 1, 4, o)!
     const two = shortestChain([...cands].reverse(), 1, 4, o)!
     expect(one.hops.map(h => h.peer)).toEqual(['a', 't'])
     expect(two.hops.map(h => h.peer)).toEqual(['a', 't'])
     expect(one.cost).toBeCloseTo(5 + 1 + 1 + 1)
+  })
+
+  it('uses part of a span (Petals): the hop runs only the slots it needs, compute scaled by the share', () => {
+    // a node holding the whole model [0, 4) serves [1, 4) after a Driver holding slot 0
+    const chain = shortestChain([c('full', 0, 4, 3, 1000), c('v', 3, 4, 9)], 1, 4, o)!
+    expect(chain.hops.map(h => [h.peer, h.start, h.end, h.spanStart, h.spanEnd])).toEqual([['full', 1, 4, 0, 4]])
+    expect(chain.cost).toBeCloseTo(3 + 1 * 3 / 4)
+    // training uses whole spans only
+    expect(shortestChain([c('full', 0, 4, 3, 1000), c('v', 3, 4, 9)], 1, 4, { ...o, wholeSpans: true })).toBeUndefined()
+    expect(shortestChain([c('full', 0, 4, 3, 1000), c('w', 1, 3, 9), c('v', 3, 4, 9)], 1, 4, { ...o, wholeSpans: true })!.hops.map(h => h.peer)).toEqual(['w', 'v'])
   })
 
   it('routes around a full KV cache', () => {

@@ -14,7 +14,7 @@ describe('routing vectors', () => {
         expect(chain).toBeUndefined()
         return
       }
-      expect(chain!.hops.map(h => h.peer)).toEqual(c.chain)
+      expect(chain!.hops.map(h => [h.peer, h.start, h.end])).toEqual(c.chain)
       expect(chain!.cost).toBeCloseTo(c.chainCost, 9)
       expect(standbys(chain!, c.candidates, c.cost, excluded).map(s => s?.peer ?? null)).toEqual(c.standbys)
     })

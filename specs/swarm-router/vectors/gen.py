@@ -1,39 +1,45 @@
 #!/usr/bin/env python3
 """Independent generator of specs/swarm-router/vectors/routing.json (README §3-§6), pure Python:
-brute force over every chain (not the DAG relaxation the reference implementation uses)."""
+brute force over every chain of whole or partial spans (not the DAG relaxation the reference implementation uses)."""
 import json, itertools
 
 COST = {'unknownRttMs': 50, 'unmeasuredThroughput': 100, 'tokens': 1, 'kvBytes': 0, 'loadPenaltyMs': 5}
 
-def hop_cost(c, o):
+def hop_cost(c, o, s=None, e=None):
+    s = c['start'] if s is None else s
+    e = c['end'] if e is None else e
     if c.get('kvHeadroom') is not None and c['kvHeadroom'] < o['kvBytes']:
         return float('inf')
     t = c['throughput'] if c['throughput'] > 0 else o['unmeasuredThroughput']
     rtt = c.get('rttMs')
-    return (o['unknownRttMs'] if rtt is None else rtt) + 1000 * o['tokens'] / t + c.get('load', 0) * o['loadPenaltyMs']
+    return (o['unknownRttMs'] if rtt is None else rtt) + 1000 * o['tokens'] / t * (e - s) / (c['end'] - c['start']) + c.get('load', 0) * o['loadPenaltyMs']
 
 def chains(cands, frm, to, excluded):
-    usable = [c for c in cands if c['peer'] not in excluded and c['start'] >= frm and c['end'] <= to]
+    """every chain of hops (candidate, s, e) with c.start <= s < e <= c.end tiling [frm, to)"""
+    usable = [c for c in cands if c['peer'] not in excluded]
     out = []
     def walk(at, acc):
         if at == to:
             out.append(list(acc)); return
         for c in usable:
-            if c['start'] == at:
-                acc.append(c); walk(c['end'], acc); acc.pop()
+            if c['start'] <= at < c['end']:
+                for e in range(at + 1, min(c['end'], to) + 1):
+                    acc.append((c, at, e)); walk(e, acc); acc.pop()
     walk(frm, [])
     return out
 
 def best(cands, frm, to, o, excluded=()):
     opts = []
     for ch in chains(cands, frm, to, set(excluded)):
-        cost = sum(hop_cost(c, o) for c in ch)
+        cost = sum(hop_cost(c, o, s, e) for c, s, e in ch)
         if cost == float('inf'):
             continue
-        opts.append((cost, len(ch), [c['peer'] for c in ch], ch))
+        opts.append((cost, len(ch), [[c['peer'], s, e] for c, s, e in ch], ch))
     if not opts:
         return None
-    opts.sort(key=lambda x: (x[0], x[1], x[2][::-1]))
+    opts.sort(key=lambda x: (x[0], x[1]))
+    if len(opts) > 1 and abs(opts[1][0] - opts[0][0]) < 1e-9 and opts[1][1] == opts[0][1]:
+        raise SystemExit('tie in a vector: make the best chain unique')
     return opts[0]
 
 def c(peer, start, end, rtt=None, tput=1000, **kw):
@@ -50,7 +56,9 @@ cases = [
     ('KV headroom below the need excludes a hop', [c('full', 1, 3, 1, kvHeadroom=10), c('roomy', 1, 3, 40), c('v', 3, 4, 1)], 1, 4, {'kvBytes': 1000}, []),
     ('a banned peer is routed around', [c('a', 1, 3, 1), c('b', 1, 3, 9), c('v', 3, 4, 1)], 1, 4, {}, ['a']),
     ('no chain when a slot is uncovered', [c('x', 1, 3, 5), c('y', 4, 5, 5)], 1, 5, {}, []),
-    ('spans reaching outside [from, to) are ignored', [c('z', 0, 3, 1), c('a', 1, 3, 5), c('w', 3, 6, 1), c('t', 3, 4, 1)], 1, 4, {}, []),
+    ('spans reaching outside [from, to) serve their part inside', [c('z', 0, 3, 1), c('a', 1, 3, 5), c('w', 3, 6, 1), c('t', 3, 4, 1.5)], 1, 4, {}, []),
+    ('part of a full-model span serves the blocks after the Driver', [c('full', 0, 4, 3), c('v', 3, 4, 9)], 1, 4, {}, []),
+    ('one hop over part of a long span beats two hops', [c('big', 1, 9, 4, 500), c('p', 1, 3, 3), c('q', 3, 5, 3)], 1, 5, {}, []),
     ('a longer mixed chain', [c('p', 1, 2, 3), c('q', 2, 4, 4), c('r', 1, 4, 12), c('s', 4, 5, 2), c('t', 2, 5, 9), c('v', 5, 6, 1)], 1, 6, {}, []),
 ]
 out = []
@@ -64,8 +72,8 @@ for name, cands, frm, to, over, excluded in cases:
         entry['chain'] = b[2]
         entry['chainCost'] = b[0]
         sb = []
-        for h in b[3]:
-            alts = [(hop_cost(x, o), x['peer']) for x in cands if x['start'] == h['start'] and x['end'] == h['end'] and x['peer'] != h['peer'] and x['peer'] not in excluded and hop_cost(x, o) < float('inf')]
+        for h, s0, e0 in b[3]:
+            alts = [(hop_cost(x, o, s0, e0), x['peer']) for x in cands if x['start'] <= s0 and x['end'] >= e0 and x['peer'] != h['peer'] and x['peer'] not in excluded and hop_cost(x, o, s0, e0) < float('inf')]
             alts.sort()
             sb.append(alts[0][1] if alts else None)
         entry['standbys'] = sb
