@@ -16,6 +16,12 @@ export interface TrainingRecorderInit {
   now?(): number
 }
 
+/** What `followDiLoCo` needs of a `@neuroshard/diloco` service: its `diloco:round` event (structural) */
+export interface DiLoCoRoundEvents {
+  addEventListener(type: 'diloco:round', listener: (evt: CustomEvent<{ round: number, contributions: Array<{ accepted: boolean }> }>) => void): void
+  removeEventListener(type: 'diloco:round', listener: (evt: CustomEvent<{ round: number, contributions: Array<{ accepted: boolean }> }>) => void): void
+}
+
 export interface TrainingRecorderEvents {
   'training:update': CustomEvent<void>
 }
@@ -76,6 +82,20 @@ export class TrainingRecorder extends TypedEventEmitter<TrainingRecorderEvents> 
     this.round = round
     this.innerStep = 0
     this.changed()
+  }
+
+  /**
+   * Records every round a DiLoCo service applies (`diloco:round`: round r applied → round r + 1 starts,
+   * with the record's accepted / rejected contributions). Inner steps still come from `recordStep`.
+   * Returns the function that stops following.
+   */
+  followDiLoCo (diloco: DiLoCoRoundEvents): () => void {
+    const onRound = (evt: CustomEvent<{ round: number, contributions: Array<{ accepted: boolean }> }>): void => {
+      const accepted = evt.detail.contributions.filter(c => c.accepted).length
+      this.recordRound({ round: evt.detail.round + 1, accepted, rejected: evt.detail.contributions.length - accepted })
+    }
+    diloco.addEventListener('diloco:round', onRound)
+    return () => { diloco.removeEventListener('diloco:round', onRound) }
   }
 
   setInnerSteps (h: number): void {

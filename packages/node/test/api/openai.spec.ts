@@ -1,3 +1,4 @@
+import { TypedEventEmitter } from 'main-event'
 import { describe, expect, it } from 'vitest'
 import { StopMatcher, TrainingRecorder, parseCompletionRequest } from '../../src/index.js'
 
@@ -69,5 +70,20 @@ describe('TrainingRecorder', () => {
     expect(p.loss.at(-1)!.step).toBe(1000)
     expect(p.loss.every((x, i) => i === 0 || x.step > p.loss[i - 1].step)).toBe(true)
     expect(() => { r.recordStep(Number.NaN) }).toThrow(/finite/)
+  })
+})
+
+describe('TrainingRecorder.followDiLoCo', () => {
+  it('records each applied round with its accepted and rejected contributions, until unfollowed', () => {
+    const diloco = new TypedEventEmitter<{ 'diloco:round': CustomEvent<{ round: number, contributions: Array<{ accepted: boolean }> }> }>()
+    const r = new TrainingRecorder({ innerSteps: 2 })
+    const stop = r.followDiLoCo(diloco)
+    r.recordStep(3)
+    r.recordStep(2.5)
+    diloco.safeDispatchEvent('diloco:round', { detail: { round: 0, contributions: [{ accepted: true }, { accepted: true }, { accepted: false }] } })
+    expect(r.progress()).toMatchObject({ round: 1, innerStep: 0, totalSteps: 2, rounds: [{ round: 1, accepted: 2, rejected: 1 }] })
+    stop()
+    diloco.safeDispatchEvent('diloco:round', { detail: { round: 1, contributions: [] } })
+    expect(r.progress().round).toBe(1)
   })
 })
