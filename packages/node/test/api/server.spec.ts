@@ -327,10 +327,10 @@ describe('HTTP API: limits', () => {
       expect(err.code).toBe('rate_limit_exceeded')
       expect(second.headers.get('retry-after')).toBe('1')
       controller.abort()
-      await until(() => aborted, 5_000, 'the server to abort the generation of a closed client')
+      await until(() => aborted, 15_000, 'the server to abort the generation of a closed client')
       release()
       // the slot is free again
-      await until(async () => (await (await fetch(server.url + '/api/inference')).json() as any).active.length === 0, 5_000, 'the slot to be released')
+      await until(async () => (await (await fetch(server.url + '/api/inference')).json() as any).active.length === 0, 15_000, 'the slot to be released')
       const third = await fetch(server.url + '/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'slow', prompt: 'x' }) })
       expect(third.status).toBe(200)
       expect((await third.json() as any).choices[0].text).toBe('ab')
