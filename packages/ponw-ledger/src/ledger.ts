@@ -6,7 +6,7 @@ import { EquivocationError, EvidenceConflictError, ImplausibleProofError, Insuff
 import { loadChain } from './genesis.js'
 import { toHex } from './keys.js'
 import { encodeCertificate, hasQuorum, parseCertificate, peekCertificateId, parseSignedTx, signTx, signVote, verifyVote, voteDigest } from './messages.js'
-import { LedgerState, checkEvidence, concurrent, designatedReporter, lockedStake, penaltyOf, votingPowers } from './state.js'
+import { LedgerState, checkEvidence, concurrent, lockedStake, penaltyOf, reporterFor, votingPowers } from './state.js'
 import { KEYS, LedgerStore, b64, fromJSON, toJSON } from './store.js'
 import { ProofVerifier, currentEpoch } from './verify.js'
 import type { Chain, GenesisConfig } from './genesis.js'
@@ -540,7 +540,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
           throw new InvalidEvidenceError('zero penalty: the offender had nothing bonded at the offence')
         }
         // one designated reporter per (evidence key, epoch): two reports of the same evidence never split the votes
-        const r = designatedReporter(this.chain, ev.key, tx.epoch, ev.validator)
+        const r = reporterFor(this.chain, ev, tx.epoch)
         if (this.chain.validatorAddresses[r] !== tx.sender) {
           throw new NotDesignatedReporterError(`validator ${r} reports ${ev.key} in epoch ${tx.epoch}, not ${tx.sender}`)
         }

@@ -5,7 +5,7 @@ import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INB
 import { Ledger } from './ledger.js'
 import { digest, fromHex, toHex } from './keys.js'
 import { buildTx, parseSignedTx } from './messages.js'
-import { checkSlashReport, designatedReporter, penaltyOf } from './state.js'
+import { checkSlashReport, penaltyOf, reporterFor } from './state.js'
 
 export { designatedReporter } from './state.js'
 import { Certificate as CertificateCodec, DataChallengeRequest, DataChallengeResponse, GossipMessage, SyncRequest, SyncResponse, WeightsChunk, WeightsRequest } from './pb/ledger.js'
@@ -494,7 +494,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     } catch {
       return
     }
-    if (!('key' in ev) || this.#reported.has(ev.key) || ev.validator === ledger.validatorIndex) {
+    if (!('key' in ev) || this.#reported.has(ev.key) || ev.validator === ledger.validatorIndex || ev.offender === ledger.wallet.address) {
       return
     }
     if (this.#reported.size >= DEFAULT_MAX_REPORTED) {
@@ -510,7 +510,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
         return
       }
       const epoch = ledger.currentEpoch()
-      if (designatedReporter(chain, key, epoch, checked.validator) === ledger.validatorIndex) {
+      if (reporterFor(chain, checked, epoch) === ledger.validatorIndex) {
         // a report whose penalty is zero (the offender had nothing bonded) would be refused
         const penalty = penaltyOf(ledger.state, checked)
         if (penalty === 0n) {

@@ -644,4 +644,10 @@ export function concurrent (chain: Chain, a: bigint, b: bigint): boolean {
   return d <= 2n * BigInt(chain.genesis.params.epochWindow) + 1n
 }
 
+/** The designated reporter of checked evidence for a report stamped `epoch` (the offender, validator or not, never reports itself) */
+export function reporterFor (chain: Chain, ev: CheckedEvidence, epoch: bigint): number {
+  const i = chain.validatorAddresses.indexOf(ev.offender)
+  return designatedReporter(chain, ev.key, epoch, ev.validator ?? (i >= 0 ? i : undefined))
+}
+
 export { Fail as EvidenceFailure }
