@@ -136,7 +136,7 @@ async function syncDp (): Promise<void> {
 }
 
 // ---- DiLoCo --------------------------------------------------------------------------------------
-interface DilocoConfig { name: string, H: number, codec: CodecName, aggregator: AggregatorChoice, attack?: { name: string, craft: Attack }, steps: number }
+interface DilocoConfig { name: string, H: number, codec: CodecName, aggregator: AggregatorChoice, attack?: { name: string, craft: Attack }, steps: number, outer?: { lr: number, momentum: number } }
 
 async function dilocoRun (c: DilocoConfig): Promise<void> {
   const t0 = performance.now()
@@ -170,7 +170,7 @@ async function dilocoRun (c: DilocoConfig): Promise<void> {
     }
     bytes += payloadSize(layout.size, codec) + ANNOUNCE_BYTES
     const agg = aggregateRound(inputs, c.aggregator)
-    outerStep(base, momentum, agg.value)
+    outerStep(base, momentum, agg.value, c.outer ?? {})
     if (!base.every(Number.isFinite)) { diverged = true; break }
   }
   let valLoss = Infinity
@@ -242,6 +242,11 @@ diloco(50, 'fp32')
 diloco(500, 'fp32')
 diloco(250, 'sparse')
 for (const attack of attacks) for (const agg of ['median', 'nnm-trimmed-mean'] as AggregatorChoice[]) byz(agg, attack)
+// outer optimizer check: plain averaging (outer lr 1, no momentum: FedAvg / local SGD) instead of Nesterov 0.7/0.9
+for (const codec of ['int8', 'sparse'] as CodecName[]) {
+  const name = `diloco-H50-${codec}-avg`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H: 50, codec, aggregator: 'mean', steps: STEPS, outer: { lr: 1, momentum: 0 } }) } })
+}
 
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => c.name.startsWith(o))) continue
