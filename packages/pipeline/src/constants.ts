@@ -6,6 +6,18 @@
 /** Protocol id of the pipeline (protocol, specs/pipeline/README.md) */
 export const PIPELINE_PROTOCOL = '/neuroshard/pipeline/1.0.0'
 
+/** Protocol id of remote generation, client → Driver (protocol, specs/pipeline/README.md §8) */
+export const PIPELINE_GENERATE_PROTOCOL = '/neuroshard/pipeline/generate/1.0.0'
+
+/** Largest GenerateRequest a Driver reads, bytes (protocol) @default 256 KiB */
+export const MAX_GENERATE_REQUEST_SIZE = 256 * 1024
+
+/** Stop strings / stop tokens a GenerateRequest may carry (protocol) @default 16 */
+export const MAX_STOP_ENTRIES = 16
+
+/** Concurrent remote generations a Driver serves @default 16 */
+export const DEFAULT_MAX_REMOTE_GENERATIONS = 16
+
 /** Length of a session / training-run id in bytes (protocol) */
 export const SESSION_ID_BYTES = 16
 

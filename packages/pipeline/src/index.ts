@@ -33,8 +33,10 @@ export { SessionTable, kvBytesPerToken } from './sessions.js'
 export type { SessionTableInit } from './sessions.js'
 export { peerBytes, peerFromBytes } from './peer.js'
 export { errorFromResponse } from './pipeline.js'
+export { generateRemote } from './client.js'
+export type { GenerateDialer, RemoteGenerateOptions } from './client.js'
 export type { GenerateOptions, GeneratedToken, Pipeline, PipelineComponents, PipelineEvents, PipelineInit, TrainBatch, TrainStepOptions, TrainStepResult } from './pipeline.js'
-export { Kind, Request as PipelineRequest, Response as PipelineResponse, Hop as PipelineHop, Sampling as PipelineSampling } from './pb/pipeline.js'
+export { Kind, Request as PipelineRequest, Response as PipelineResponse, Hop as PipelineHop, Sampling as PipelineSampling, GenerateRequest, GenerateEvent } from './pb/pipeline.js'
 
 /**
  * The pipeline as a libp2p service (name it `pipeline` in the host's services). Every node that holds a

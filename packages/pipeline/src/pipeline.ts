@@ -1,21 +1,22 @@
 import { randomBytes } from 'node:crypto'
 import { AbortError, InvalidParametersError } from '@neuroshard/interface'
 import { float32, int64 } from '@neuroshard/runtime'
-import { handleRequests, sendRequest } from '@neuroshard/utils'
+import { handleRequests, messageStream, sendRequest } from '@neuroshard/utils'
 import { TypedEventEmitter } from 'main-event'
 import { decodeActivation, decodeIds, decodeNamed, encodeActivation, encodeIds, encodeNamed } from './codec.js'
 import {
   DEFAULT_HOP_TIMEOUT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_MAX_KV_BYTES, DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MAX_MICRO_BATCHES_PER_STEP, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_OUTBOUND_STREAMS, DEFAULT_MAX_RETRIES,
   DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SUB_STAGES, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_SWEEP_INTERVAL_MS, MAX_ROUTE_HOPS,
-  PIPELINE_PROTOCOL, SESSION_ID_BYTES
+  PIPELINE_PROTOCOL, SESSION_ID_BYTES, PIPELINE_GENERATE_PROTOCOL, MAX_GENERATE_REQUEST_SIZE, MAX_STOP_ENTRIES,
+  DEFAULT_MAX_REMOTE_GENERATIONS
 } from './constants.js'
 import {
   HopFailedError, InvalidActivationError, InvalidRouteError, KvCacheFullError, NoRouteError, PipelineRequestError,
   RemotePipelineError, SessionPositionError, UnknownSessionError
 } from './errors.js'
 import { peerBytes, peerFromBytes } from './peer.js'
-import { Kind, Request, Response } from './pb/pipeline.js'
+import { GenerateEvent, GenerateRequest, Kind, Request, Response } from './pb/pipeline.js'
 import { checkSampling, sampleToken } from './sampling.js'
 import { SessionTable } from './sessions.js'
 import { createPipelineStage } from './stage.js'
@@ -24,7 +25,7 @@ import type { PipelineRouter, RouteHop } from './router.js'
 import type { SamplingOptions } from './sampling.js'
 import type { PipelineStage } from './stage.js'
 import type { PipelineTokenizer } from './tokenizer.js'
-import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable } from '@libp2p/interface'
+import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { TensorData } from '@neuroshard/runtime'
 import type { HandlerRegistrar, StreamOpener } from '@neuroshard/utils'
 
@@ -76,6 +77,10 @@ export interface PipelineInit {
   maxSubStages?: number
   /** onnxruntime intra-op threads of sub-span stages @default onnxruntime's default */
   subStageThreads?: number
+  /** Serve remote generation (`/neuroshard/pipeline/generate/1.0.0`) when this node is a Driver @default true */
+  serveGenerate?: boolean
+  /** Concurrent remote generations @default 16 */
+  maxRemoteGenerations?: number
   /** Which peers may send training requests (TRAIN_FORWARD, TARGETS, GRAD_NORM, STEP, TAKE_TIED, SET_TIED) @default every peer */
   allowTraining?(peer: PeerId): boolean
 }
@@ -246,6 +251,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly traffic = { sent: 0, received: 0, requests: 0 }
   private readonly derived = new Map<string, { parent: PipelineStage, step: number, stage: Promise<PipelineStage> }>()
   private readonly maxSubStages: number
+  private readonly serveGenerate: boolean
+  private readonly maxRemoteGenerations: number
+  private generateHandled = false
   private readonly subStageThreads?: number
 
   constructor (components: PipelineComponents, init: PipelineInit = {}) {
@@ -268,6 +276,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.compress = init.compress ?? false
     this.allowTraining = init.allowTraining ?? (() => true)
     this.maxSubStages = init.maxSubStages ?? DEFAULT_MAX_SUB_STAGES
+    this.serveGenerate = init.serveGenerate ?? true
+    this.maxRemoteGenerations = init.maxRemoteGenerations ?? DEFAULT_MAX_REMOTE_GENERATIONS
     this.subStageThreads = init.subStageThreads
     this.sessions = new SessionTable({
       maxSessions: init.maxSessions ?? DEFAULT_MAX_SESSIONS,
@@ -291,6 +301,13 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       maxOutboundStreams: this.maxOutboundStreams,
       log: this.log.newScope('server')
     })
+    if (this.serveGenerate) {
+      await this.components.registrar.handle(PIPELINE_GENERATE_PROTOCOL, (stream, connection) => { void this.serveRemoteGenerate(stream, connection) }, {
+        maxInboundStreams: this.maxRemoteGenerations,
+        maxOutboundStreams: this.maxRemoteGenerations
+      })
+      this.generateHandled = true
+    }
     this.sweeper = setInterval(() => { this.sessions.sweep().catch(() => {}) }, this.sweepIntervalMs)
     this.sweeper.unref?.()
   }
@@ -301,6 +318,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     clearInterval(this.sweeper)
     await this.unhandle?.()
     this.unhandle = undefined
+    if (this.generateHandled) {
+      await this.components.registrar.unhandle(PIPELINE_GENERATE_PROTOCOL)
+      this.generateHandled = false
+    }
     await this.sessions.closeAll()
     this.train.clear()
     const derived = [...this.derived.values()]
@@ -602,6 +623,53 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const w = decodeNamed(req.tied, 'embed.weight', c.vocabSize * c.dModel, this.maxMessageSize)
     await stage.head.setParameters(new Map([['embed.weight', w]]), { partial: true })
     return emptyResponse({})
+  }
+
+  /** A client's generation: read its request, stream one event per token, end with a `done` event */
+  private async serveRemoteGenerate (stream: Stream, connection: Connection): Promise<void> {
+    const messages = messageStream(stream, { maxMessageSize: Math.max(MAX_GENERATE_REQUEST_SIZE, this.maxMessageSize), timeout: this.timeout })
+    const controller = new AbortController()
+    const onClose = (): void => { controller.abort(new AbortError('the client closed the stream')) }
+    stream.addEventListener('close', onClose)
+    try {
+      const bytes = await messages.readBytes()
+      if (bytes.byteLength > MAX_GENERATE_REQUEST_SIZE) throw new PipelineRequestError(`generate request of ${bytes.byteLength} bytes (cap ${MAX_GENERATE_REQUEST_SIZE})`)
+      let req: GenerateRequest
+      try {
+        req = GenerateRequest.decode(bytes, { limits: { promptIds: 1 << 16, stop: MAX_STOP_ENTRIES, stopTokens: MAX_STOP_ENTRIES } })
+      } catch (err: any) {
+        throw new PipelineRequestError(`malformed generate request: ${String(err?.message ?? err)}`)
+      }
+      try {
+        const s = req.sampling
+        const options: GenerateOptions = {
+          maxNewTokens: req.maxNewTokens > 0 ? req.maxNewTokens : undefined,
+          temperature: s?.temperature ?? 0,
+          topK: s?.topK ?? 0,
+          topP: s == null || s.topP === 0 ? 1 : s.topP,
+          seed: s?.seed ?? 0,
+          returnLogits: s?.returnLogits === true,
+          stop: req.stop,
+          stopTokens: req.stopTokens,
+          signal: controller.signal
+        }
+        for await (const t of this.generate(req.promptIds.length > 0 ? req.promptIds : req.prompt, options)) {
+          const logits = t.logits != null ? encodeNamed('logits', t.logits, [t.logits.length]) : new Uint8Array(0)
+          await messages.write({ id: t.id, text: t.text, position: t.position, logits, done: false, error: '', message: '' }, GenerateEvent)
+        }
+        await messages.write({ id: 0, text: '', position: 0, logits: new Uint8Array(0), done: true, error: '', message: '' }, GenerateEvent)
+      } catch (err: any) {
+        if (controller.signal.aborted) throw err
+        const e = err instanceof Error ? err : new Error(String(err))
+        await messages.write({ id: 0, text: '', position: 0, logits: new Uint8Array(0), done: true, error: e.name, message: e.message }, GenerateEvent)
+      }
+      await messages.close()
+    } catch (err: any) {
+      this.log('remote generation for %p ended: %e', connection.remotePeer, err)
+      if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      stream.removeEventListener('close', onClose)
+    }
   }
 
   // ---------------------------------------------------------------- driver

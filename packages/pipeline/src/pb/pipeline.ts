@@ -1090,3 +1090,506 @@ export namespace Response {
     return streamMessage(buf, Response.codec(), opts)
   }
 }
+
+export interface GenerateRequest {
+  prompt: string
+  promptIds: number[]
+  maxNewTokens: number
+  sampling?: Sampling
+  stop: string[]
+  stopTokens: number[]
+}
+
+export namespace GenerateRequest {
+  let _codec: Codec<GenerateRequest>
+
+  export const codec = (): Codec<GenerateRequest> => {
+    if (_codec == null) {
+      _codec = message<GenerateRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.prompt != null && obj.prompt !== '')) {
+          w.uint32(10)
+          w.string(obj.prompt)
+        }
+
+        if (obj.promptIds != null && obj.promptIds.length > 0) {
+          for (const value of obj.promptIds) {
+            w.uint32(16)
+            w.uint32(value)
+          }
+        }
+
+        if ((obj.maxNewTokens != null && obj.maxNewTokens !== 0)) {
+          w.uint32(24)
+          w.uint32(obj.maxNewTokens)
+        }
+
+        if (obj.sampling != null) {
+          w.uint32(34)
+          Sampling.codec().encode(obj.sampling, w)
+        }
+
+        if (obj.stop != null && obj.stop.length > 0) {
+          for (const value of obj.stop) {
+            w.uint32(42)
+            w.string(value)
+          }
+        }
+
+        if (obj.stopTokens != null && obj.stopTokens.length > 0) {
+          for (const value of obj.stopTokens) {
+            w.uint32(48)
+            w.uint32(value)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          prompt: '',
+          promptIds: [],
+          maxNewTokens: 0,
+          stop: [],
+          stopTokens: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.prompt = reader.string()
+              break
+            }
+            case 2: {
+              if (opts.limits?.promptIds != null && obj.promptIds.length === opts.limits.promptIds) {
+                throw new MaxLengthError('Decode error - repeated field "promptIds" had too many elements')
+              }
+
+              obj.promptIds.push(reader.uint32())
+              break
+            }
+            case 3: {
+              obj.maxNewTokens = reader.uint32()
+              break
+            }
+            case 4: {
+              obj.sampling = Sampling.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.sampling
+              })
+              break
+            }
+            case 5: {
+              if (opts.limits?.stop != null && obj.stop.length === opts.limits.stop) {
+                throw new MaxLengthError('Decode error - repeated field "stop" had too many elements')
+              }
+
+              obj.stop.push(reader.string())
+              break
+            }
+            case 6: {
+              if (opts.limits?.stopTokens != null && obj.stopTokens.length === opts.limits.stopTokens) {
+                throw new MaxLengthError('Decode error - repeated field "stopTokens" had too many elements')
+              }
+
+              obj.stopTokens.push(reader.uint32())
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          promptIds: 0,
+          stop: 0,
+          stopTokens: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.prompt`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              if (opts.limits?.promptIds != null && obj.promptIds === opts.limits.promptIds) {
+                throw new MaxLengthError('Streaming decode error - repeated field "promptIds" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.promptIds[]`,
+                index: obj.promptIds,
+                value: reader.uint32()
+              }
+
+              obj.promptIds++
+
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.maxNewTokens`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 4: {
+              yield * Sampling.codec().stream(reader, reader.uint32(), `${prefix}.sampling`, {
+                limits: opts.limits?.sampling
+              })
+
+              break
+            }
+            case 5: {
+              if (opts.limits?.stop != null && obj.stop === opts.limits.stop) {
+                throw new MaxLengthError('Streaming decode error - repeated field "stop" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.stop[]`,
+                index: obj.stop,
+                value: reader.string()
+              }
+
+              obj.stop++
+
+              break
+            }
+            case 6: {
+              if (opts.limits?.stopTokens != null && obj.stopTokens === opts.limits.stopTokens) {
+                throw new MaxLengthError('Streaming decode error - repeated field "stopTokens" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.stopTokens[]`,
+                index: obj.stopTokens,
+                value: reader.uint32()
+              }
+
+              obj.stopTokens++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface GenerateRequestPromptFieldEvent {
+    field: '$.prompt'
+    value: string
+  }
+
+  export interface GenerateRequestPromptIdsFieldEvent {
+    field: '$.promptIds[]'
+    index: number
+    value: number
+  }
+
+  export interface GenerateRequestMaxNewTokensFieldEvent {
+    field: '$.maxNewTokens'
+    value: number
+  }
+
+  export interface GenerateRequestSamplingTemperatureFieldEvent {
+    field: '$.sampling.temperature'
+    value: number
+  }
+
+  export interface GenerateRequestSamplingTopKFieldEvent {
+    field: '$.sampling.topK'
+    value: number
+  }
+
+  export interface GenerateRequestSamplingTopPFieldEvent {
+    field: '$.sampling.topP'
+    value: number
+  }
+
+  export interface GenerateRequestSamplingSeedFieldEvent {
+    field: '$.sampling.seed'
+    value: number
+  }
+
+  export interface GenerateRequestSamplingReturnLogitsFieldEvent {
+    field: '$.sampling.returnLogits'
+    value: boolean
+  }
+
+  export interface GenerateRequestStopFieldEvent {
+    field: '$.stop[]'
+    index: number
+    value: string
+  }
+
+  export interface GenerateRequestStopTokensFieldEvent {
+    field: '$.stopTokens[]'
+    index: number
+    value: number
+  }
+
+  export function encode (obj: Partial<GenerateRequest>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, GenerateRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GenerateRequest>): GenerateRequest {
+    return decodeMessage(buf, GenerateRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GenerateRequest>): Generator<GenerateRequestPromptFieldEvent | GenerateRequestPromptIdsFieldEvent | GenerateRequestMaxNewTokensFieldEvent | GenerateRequestSamplingTemperatureFieldEvent | GenerateRequestSamplingTopKFieldEvent | GenerateRequestSamplingTopPFieldEvent | GenerateRequestSamplingSeedFieldEvent | GenerateRequestSamplingReturnLogitsFieldEvent | GenerateRequestStopFieldEvent | GenerateRequestStopTokensFieldEvent> {
+    return streamMessage(buf, GenerateRequest.codec(), opts)
+  }
+}
+
+export interface GenerateEvent {
+  id: number
+  text: string
+  position: number
+  logits: Uint8Array<ArrayBuffer>
+  done: boolean
+  error: string
+  message: string
+}
+
+export namespace GenerateEvent {
+  let _codec: Codec<GenerateEvent>
+
+  export const codec = (): Codec<GenerateEvent> => {
+    if (_codec == null) {
+      _codec = message<GenerateEvent>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.id != null && obj.id !== 0)) {
+          w.uint32(8)
+          w.uint32(obj.id)
+        }
+
+        if ((obj.text != null && obj.text !== '')) {
+          w.uint32(18)
+          w.string(obj.text)
+        }
+
+        if ((obj.position != null && obj.position !== 0)) {
+          w.uint32(24)
+          w.uint32(obj.position)
+        }
+
+        if ((obj.logits != null && obj.logits.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.logits)
+        }
+
+        if ((obj.done != null && obj.done !== false)) {
+          w.uint32(40)
+          w.bool(obj.done)
+        }
+
+        if ((obj.error != null && obj.error !== '')) {
+          w.uint32(50)
+          w.string(obj.error)
+        }
+
+        if ((obj.message != null && obj.message !== '')) {
+          w.uint32(58)
+          w.string(obj.message)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          id: 0,
+          text: '',
+          position: 0,
+          logits: uint8ArrayAlloc(0),
+          done: false,
+          error: '',
+          message: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.id = reader.uint32()
+              break
+            }
+            case 2: {
+              obj.text = reader.string()
+              break
+            }
+            case 3: {
+              obj.position = reader.uint32()
+              break
+            }
+            case 4: {
+              obj.logits = reader.bytes()
+              break
+            }
+            case 5: {
+              obj.done = reader.bool()
+              break
+            }
+            case 6: {
+              obj.error = reader.string()
+              break
+            }
+            case 7: {
+              obj.message = reader.string()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.id`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.text`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.position`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.logits`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.done`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.error`,
+                value: reader.string()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.message`,
+                value: reader.string()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface GenerateEventIdFieldEvent {
+    field: '$.id'
+    value: number
+  }
+
+  export interface GenerateEventTextFieldEvent {
+    field: '$.text'
+    value: string
+  }
+
+  export interface GenerateEventPositionFieldEvent {
+    field: '$.position'
+    value: number
+  }
+
+  export interface GenerateEventLogitsFieldEvent {
+    field: '$.logits'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface GenerateEventDoneFieldEvent {
+    field: '$.done'
+    value: boolean
+  }
+
+  export interface GenerateEventErrorFieldEvent {
+    field: '$.error'
+    value: string
+  }
+
+  export interface GenerateEventMessageFieldEvent {
+    field: '$.message'
+    value: string
+  }
+
+  export function encode (obj: Partial<GenerateEvent>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, GenerateEvent.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GenerateEvent>): GenerateEvent {
+    return decodeMessage(buf, GenerateEvent.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GenerateEvent>): Generator<GenerateEventIdFieldEvent | GenerateEventTextFieldEvent | GenerateEventPositionFieldEvent | GenerateEventLogitsFieldEvent | GenerateEventDoneFieldEvent | GenerateEventErrorFieldEvent | GenerateEventMessageFieldEvent> {
+    return streamMessage(buf, GenerateEvent.codec(), opts)
+  }
+}
