@@ -6,6 +6,12 @@
 /** Protocol id of the pipeline (protocol, specs/pipeline/README.md) */
 export const PIPELINE_PROTOCOL = '/neuroshard/pipeline/1.0.0'
 
+/**
+ * Protocol id of session streams (protocol, specs/pipeline/README.md §2): one long-lived stream per
+ * (inference session, next hop) carrying a sequence of INFER / CLOSE requests and their responses
+ */
+export const PIPELINE_SESSION_PROTOCOL = '/neuroshard/pipeline/session/1.0.0'
+
 /** Protocol id of remote generation, client → Driver (protocol, specs/pipeline/README.md §8) */
 export const PIPELINE_GENERATE_PROTOCOL = '/neuroshard/pipeline/generate/1.0.0'
 

@@ -8,7 +8,7 @@ import {
   DEFAULT_HOP_TIMEOUT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_MAX_KV_BYTES, DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MAX_MICRO_BATCHES_PER_STEP, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_OUTBOUND_STREAMS, DEFAULT_MAX_RETRIES,
   DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SUB_STAGES, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_SWEEP_INTERVAL_MS, MAX_ROUTE_HOPS,
-  PIPELINE_PROTOCOL, SESSION_ID_BYTES, PIPELINE_GENERATE_PROTOCOL, MAX_GENERATE_REQUEST_SIZE, MAX_STOP_ENTRIES,
+  PIPELINE_PROTOCOL, SESSION_ID_BYTES, PIPELINE_GENERATE_PROTOCOL, PIPELINE_SESSION_PROTOCOL, MAX_GENERATE_REQUEST_SIZE, MAX_STOP_ENTRIES,
   DEFAULT_MAX_REMOTE_GENERATIONS
 } from './constants.js'
 import {
@@ -27,7 +27,7 @@ import type { PipelineStage } from './stage.js'
 import type { PipelineTokenizer } from './tokenizer.js'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { TensorData } from '@neuroshard/runtime'
-import type { HandlerRegistrar, StreamOpener } from '@neuroshard/utils'
+import type { FramedStream, HandlerRegistrar, StreamOpener } from '@neuroshard/utils'
 
 export interface PipelineComponents {
   peerId: PeerId
@@ -156,8 +156,8 @@ export interface Pipeline extends Startable {
   addStage(stage: PipelineStage): void
   removeStage(stage: PipelineStage): void
   setRouter(router: PipelineRouter): void
-  /** Inference sessions held, their KV bytes and the free KV bytes under the cap */
-  sessionStats(): { sessions: number, bytes: number, headroom: number }
+  /** Inference sessions held, their KV bytes, the free KV bytes under the cap, open outbound session streams */
+  sessionStats(): { sessions: number, bytes: number, headroom: number, links: number }
   /** Tensor payload bytes (activations, gradients, targets, logits, tied tensors) this node sent and received as a requester */
   trafficStats(): { sent: number, received: number, requests: number }
   /** Generate from a prompt (text, or token ids); this node must hold slot 0 (the Driver) */
@@ -254,6 +254,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly serveGenerate: boolean
   private readonly maxRemoteGenerations: number
   private generateHandled = false
+  private sessionHandled = false
+  private readonly sessionTtlMs: number
+  private readonly maxSessionLinks: number
+  /** Outbound session streams: `${session}/${hop}/${peer}` → link */
+  private readonly links = new Map<string, { stream: Stream, messages: FramedStream, chain: Promise<unknown>, lastUsed: number }>()
   private readonly subStageThreads?: number
 
   constructor (components: PipelineComponents, init: PipelineInit = {}) {
@@ -277,6 +282,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.allowTraining = init.allowTraining ?? (() => true)
     this.maxSubStages = init.maxSubStages ?? DEFAULT_MAX_SUB_STAGES
     this.serveGenerate = init.serveGenerate ?? true
+    this.sessionTtlMs = init.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS
+    this.maxSessionLinks = init.maxSessions ?? DEFAULT_MAX_SESSIONS
     this.maxRemoteGenerations = init.maxRemoteGenerations ?? DEFAULT_MAX_REMOTE_GENERATIONS
     this.subStageThreads = init.subStageThreads
     this.sessions = new SessionTable({
@@ -301,6 +308,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       maxOutboundStreams: this.maxOutboundStreams,
       log: this.log.newScope('server')
     })
+    await this.components.registrar.handle(PIPELINE_SESSION_PROTOCOL, (stream, connection) => { void this.serveSessionStream(stream, connection) }, {
+      maxInboundStreams: this.maxSessionLinks,
+      maxOutboundStreams: this.maxSessionLinks
+    })
+    this.sessionHandled = true
     if (this.serveGenerate) {
       await this.components.registrar.handle(PIPELINE_GENERATE_PROTOCOL, (stream, connection) => { void this.serveRemoteGenerate(stream, connection) }, {
         maxInboundStreams: this.maxRemoteGenerations,
@@ -308,7 +320,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       })
       this.generateHandled = true
     }
-    this.sweeper = setInterval(() => { this.sessions.sweep().catch(() => {}) }, this.sweepIntervalMs)
+    this.sweeper = setInterval(() => {
+      this.sessions.sweep().catch(() => {})
+      const now = Date.now()
+      for (const [key, link] of [...this.links]) if (now - link.lastUsed >= this.sessionTtlMs) this.dropLink(key, true)
+    }, this.sweepIntervalMs)
     this.sweeper.unref?.()
   }
 
@@ -318,6 +334,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     clearInterval(this.sweeper)
     await this.unhandle?.()
     this.unhandle = undefined
+    if (this.sessionHandled) {
+      await this.components.registrar.unhandle(PIPELINE_SESSION_PROTOCOL)
+      this.sessionHandled = false
+    }
+    for (const key of [...this.links.keys()]) this.dropLink(key)
     if (this.generateHandled) {
       await this.components.registrar.unhandle(PIPELINE_GENERATE_PROTOCOL)
       this.generateHandled = false
@@ -354,8 +375,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return { ...this.traffic }
   }
 
-  sessionStats (): { sessions: number, bytes: number, headroom: number } {
-    return { sessions: this.sessions.size, bytes: this.sessions.bytes, headroom: this.sessions.headroom }
+  sessionStats (): { sessions: number, bytes: number, headroom: number, links: number } {
+    return { sessions: this.sessions.size, bytes: this.sessions.bytes, headroom: this.sessions.headroom, links: this.links.size }
   }
 
   // ---------------------------------------------------------------- server
@@ -376,6 +397,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         case Kind.SET_TIED: return await this.serveSetTied(req, stage)
         case Kind.CLOSE:
           await this.sessions.close(this.sessionKey(req.session, stage))
+          this.dropSessionLinks(req.session)
           return emptyResponse({})
         default:
           throw new PipelineRequestError(`unknown request kind ${String(req.kind)}`)
@@ -490,13 +512,15 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.traffic.requests++
     this.traffic.sent += req.hidden.length + req.targets.length + req.tied.length
     try {
-      const res = await sendRequest(this.components.connectionManager, peer, this.protocol, req, {
-        requestCodec: Request,
-        responseCodec: Response,
-        maxMessageSize: this.maxMessageSize,
-        timeout: this.hopTimeout,
-        signal
-      })
+      const res = req.kind === Kind.INFER && (this.links.size < this.maxSessionLinks || this.links.has(this.linkKey(req.session, hop, route[hop].peer)))
+        ? await this.sendOnLink(route, hop, peer, req, signal)
+        : await sendRequest(this.components.connectionManager, peer, this.protocol, req, {
+          requestCodec: Request,
+          responseCodec: Response,
+          maxMessageSize: this.maxMessageSize,
+          timeout: this.hopTimeout,
+          signal
+        })
       this.traffic.received += res.grad.length + res.logits.length + res.tied.length
       try {
         this.routerOrUndefined()?.reportSuccess?.(peer, performance.now() - t0)
@@ -506,6 +530,78 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       if (signal?.aborted === true) throw err
       this.log('hop %d (%p) failed: %e', hop, peer, err)
       return errorResponse(new HopFailedError(`hop ${hop} (${peer.toString()}) failed: ${String(err?.name)}: ${String(err?.message)}`, hop), hop)
+    }
+  }
+
+  private linkKey (session: Uint8Array, hop: number, peer: Uint8Array): string {
+    return `${hex(session)}/${hop}/${hex(peer)}`
+  }
+
+  /** INFER on the session's long-lived stream to that hop (opened on first use); requests on one link run in order */
+  private async sendOnLink (route: Request['route'], hop: number, peer: PeerId, req: Request, signal?: AbortSignal): Promise<Response> {
+    const key = this.linkKey(req.session, hop, route[hop].peer)
+    let link = this.links.get(key)
+    if (link == null) {
+      const open = AbortSignal.any([AbortSignal.timeout(this.timeout), ...(signal != null ? [signal] : [])])
+      const stream = await this.components.connectionManager.openStream(peer, PIPELINE_SESSION_PROTOCOL, { signal: open })
+      link = { stream, messages: messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout }), chain: Promise.resolve(), lastUsed: Date.now() }
+      this.links.set(key, link)
+    }
+    const l = link
+    l.lastUsed = Date.now()
+    const run = l.chain.then(async () => {
+      await l.messages.write(req, Request, { signal })
+      return await l.messages.read(Response, { signal })
+    })
+    l.chain = run.catch(() => {})
+    try {
+      return await run
+    } catch (err) {
+      // the framing of a failed link cannot be trusted again
+      if (this.links.get(key) === l) this.dropLink(key)
+      throw err
+    }
+  }
+
+  private dropLink (key: string, graceful = false): void {
+    const link = this.links.get(key)
+    if (link == null) return
+    this.links.delete(key)
+    if (graceful) void link.messages.close().catch(() => { link.stream.abort(new Error('session link closed')) })
+    else if (link.stream.status === 'open') link.stream.abort(new Error('session link dropped'))
+  }
+
+  private dropSessionLinks (session: Uint8Array): void {
+    const prefix = `${hex(session)}/`
+    for (const key of [...this.links.keys()]) if (key.startsWith(prefix)) this.dropLink(key, true)
+  }
+
+  /** An upstream node's session stream: INFER / CLOSE requests in order until it closes (or idles past the TTL) */
+  private async serveSessionStream (stream: Stream, connection: Connection): Promise<void> {
+    const messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.sessionTtlMs })
+    const controller = new AbortController()
+    const onClose = (): void => { controller.abort(new AbortError('the session stream closed')) }
+    stream.addEventListener('close', onClose)
+    try {
+      for (;;) {
+        let req: Request
+        try {
+          req = await messages.read({ decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: MAX_ROUTE_HOPS } }) })
+        } catch (err: any) {
+          // the end of the upstream's requests (EOF), an idle timeout, or bytes that do not decode: the stream ends
+          this.log('session stream from %p ended: %s', connection.remotePeer, err?.name)
+          return
+        }
+        const res = req.kind === Kind.INFER || req.kind === Kind.CLOSE
+          ? await this.serve(req, connection, controller.signal)
+          : errorResponse(new PipelineRequestError(`${req.kind} requests go on ${this.protocol}, not on session streams`), req.hop)
+        await messages.write(res, Response)
+      }
+    } catch (err: any) {
+      if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      stream.removeEventListener('close', onClose)
+      if (stream.status === 'open') await stream.close().catch(() => {})
     }
   }
 
@@ -774,6 +870,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (options.stop?.some(s => s.length > 0 && text.endsWith(s)) === true) break
       }
     } finally {
+      this.dropSessionLinks(session)
       for (const release of releases) release()
       await this.sessions.close(this.sessionKey(session, stage))
       // free the caches on every hop that may hold this session (best effort, not awaited by the caller's loop)

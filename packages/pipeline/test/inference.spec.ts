@@ -44,12 +44,16 @@ describe('pipeline inference over three hosts', () => {
     for await (const t of hosts[0].services.pipeline.generate(prompt, { maxNewTokens: n, returnLogits: true })) {
       expect(t.position).toBe(prompt.length + got.length)
       worst = Math.max(worst, maxAbsDiff(t.logits!, want.logits[got.length]))
+      // one long-lived session stream per hop carries every token
+      expect(hosts.map(h => h.services.pipeline.sessionStats().links)).toEqual([1, 1, 0])
       got.push(t.id)
     }
     expect(got).toEqual(want.ids)
     expect(worst).toBeLessThan(1e-4)
     // the Worker's cache was freed when the generation ended
     await expect.poll(() => hosts[1].services.pipeline.sessionStats().sessions, { timeout: 10_000 }).toBe(0)
+    // the session streams (Driver → Worker → Validator) were closed too
+    await expect.poll(() => hosts.map(h => h.services.pipeline.sessionStats().links), { timeout: 10_000 }).toEqual([0, 0, 0])
   })
 
   it('text prompt, stop string, abort signal', async () => {
