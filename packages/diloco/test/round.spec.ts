@@ -71,8 +71,8 @@ describe('one DiLoCo round on 4 real hosts (loopback TCP)', () => {
     expect(await hosts[1].services.diloco.acceptedPseudoGradient({ ...query, round: 1n })).toBe(false)
   })
 
-  it('int8 + trimmed mean over three rounds keeps the replicas identical', async () => {
-    hosts = await Promise.all([0, 1, 2, 3].map(async () => await startHost({ span: TOY_SPAN, ...FAST })))
+  it('int8 + trimmed mean + differential privacy over three rounds keeps the replicas identical', async () => {
+    hosts = await Promise.all([0, 1, 2, 3].map(async (i) => await startHost({ span: TOY_SPAN, ...FAST, privacy: { clipNorm: 1, noiseMultiplier: 0.01, seed: i } })))
     await connectAll(hosts)
     for (const h of hosts) h.services.diloco.initialize(toyParams([0, 0, 0], [0, 0, 0, 0]))
     for (let r = 0; r < 3; r++) {
@@ -84,6 +84,12 @@ describe('one DiLoCo round on 4 real hosts (loopback TCP)', () => {
       const hashes = new Set(outs.map(o => Buffer.from(o.baseHash).toString('hex')))
       expect(hashes.size).toBe(1)
       expect(outs.every(o => o.round === r)).toBe(true)
+    }
+    // every node spent three Gaussian releases: ε from the zCDP accountant (ρ = 3 / (2 · 0.01²), δ = 1e-5)
+    const rho = 3 / (2 * 0.01 * 0.01)
+    for (const h of hosts) {
+      expect(h.services.diloco.privacy()?.rounds).toBe(3)
+      expect(h.services.diloco.privacy()?.epsilon).toBeCloseTo(rho + 2 * Math.sqrt(rho * Math.log(1e5)), 6)
     }
   })
 })
