@@ -8,7 +8,7 @@ import { preset } from '@neuroshard/model'
 import { float32 } from '@neuroshard/runtime'
 import { encodeTensorFrame } from '@neuroshard/tensor'
 import { messageStream, sendRequest } from '@neuroshard/utils'
-import { Kind, PipelineRequest, PipelineResponse, encodeActivation, encodeIds, peerBytes, staticRouter, PIPELINE_PROTOCOL } from '../src/index.js'
+import { Kind, PipelineRequest, PipelineResponse, encodeActivation, encodeIds, peerBytes, staticRouter, PIPELINE_PROTOCOL, PIPELINE_SESSION_PROTOCOL } from '../src/index.js'
 import { mesh, monolith, referenceGreedy, stage, startHost, stopAll, weights } from './helpers.js'
 import type { PipelineHost } from './helpers.js'
 import type { PipelineStage } from '../src/index.js'
@@ -77,6 +77,25 @@ describe('bad input from peers', () => {
     const m = messageStream(stream)
     await m.writeBytes(Uint8Array.of(0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f))
     await expect(m.readBytes()).rejects.toHaveProperty('name', 'StreamClosedError')
+    await stillServes()
+  })
+
+  it('session streams: training kinds refused in order, garbage ends only that stream', async () => {
+    const stream = await attacker.dialProtocol(worker.peerId, PIPELINE_SESSION_PROTOCOL)
+    const m = messageStream(stream)
+    await m.write(request({ kind: Kind.STEP }), PipelineRequest)
+    expect((await m.read(PipelineResponse)).error).toBe('PipelineRequestError')
+    const s = new Uint8Array(16).fill(21)
+    await m.write(request({ session: s }), PipelineRequest)
+    const ok = await m.read(PipelineResponse)
+    expect(ok.error).toBe('')
+    expect(ok.position).toBe(3)
+    await m.write(request({ session: s, position: 3, hidden: encodeActivation(float32(new Float32Array(d).fill(0.2), [1, 1, d]), false) }), PipelineRequest)
+    expect((await m.read(PipelineResponse)).position).toBe(4)
+    await m.writeBytes(Uint8Array.of(0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f))
+    await expect(m.read(PipelineResponse)).rejects.toHaveProperty('name', 'StreamClosedError')
+    await ask(worker, request({ kind: Kind.CLOSE, session: s }))
+    expect(worker.services.pipeline.sessionStats().sessions).toBe(0)
     await stillServes()
   })
 
