@@ -934,7 +934,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       }
     }
     // the step: tied gradients to their owner, global norm over every participant (each parameter once), AdamW everywhere
-    const hops = [...participants.values()]
+    let hops = [...participants.values()]
     const control = async (kind: Kind, p: { route: Request['route'], hop: number }, extra: Partial<Request> = {}): Promise<Response> => {
       const res = await this.send(p.route, p.hop, emptyRequest({ kind, session, step, route: p.route, hop: p.hop, ...extra }), signal)
       if (res.error !== '') throw errorFromResponse(res)
@@ -956,8 +956,19 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.log('step %d: tied gradients taken', step)
     let sq = 0
     for (const e of stage.executors) sq += await e.gradNormSquared()
-    const remote = await Promise.all(hops.map(async p => (await control(Kind.GRAD_NORM, p)).normSq))
-    for (const r of remote) sq += r
+    // a participant that cannot be reached now took its gradients with it: report it and leave it out of the step
+    const alive = new Set<typeof hops[number]>()
+    await Promise.all(hops.map(async p => {
+      const res = await this.send(p.route, p.hop, emptyRequest({ kind: Kind.GRAD_NORM, session, step, route: p.route, hop: p.hop }), signal)
+      if (res.error === HopFailedError.name) {
+        this.failover(router, p.route, { ...res, failedHop: p.hop })
+        return
+      }
+      if (res.error !== '') throw errorFromResponse(res)
+      sq += res.normSq
+      alive.add(p)
+    }))
+    hops = hops.filter(p => alive.has(p))
     const gradNorm = Math.sqrt(sq)
     this.log('step %d: global gradient norm %f', step, gradNorm)
     let result = { lr: 0, clipScale: 1 }
