@@ -102,6 +102,15 @@ export const DHT_MAX_KEY_SIZE = 512
 /** How long the pnet nonce exchange may take, ms @default 5000 */
 export const SWARM_KEY_HANDSHAKE_TIMEOUT_MS = 5_000
 
+/**
+ * Shortest time libp2p's connection monitor waits for a ping before it aborts the connection (profile).
+ * libp2p's default is 5 s (adaptive above it); a node whose event loop is busy with training or a crowd
+ * start misses that and loses healthy connections, so the profile waits at least 30 s.
+ *
+ * @default 30_000
+ */
+export const CONNECTION_PING_MIN_TIMEOUT_MS = 30_000
+
 /** Maximum number of open connections of a host @default 300 */
 export const DEFAULT_MAX_CONNECTIONS = 300
 

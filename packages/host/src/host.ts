@@ -21,6 +21,7 @@ import { createLibp2p } from 'libp2p'
 import {
   DEFAULT_INBOUND_CONNECTION_THRESHOLD,
   DEFAULT_LISTEN_ADDRESSES,
+  CONNECTION_PING_MIN_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS,
   DEFAULT_PRIVATE_SWARM_LISTEN_ADDRESSES,
@@ -352,6 +353,9 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
       inboundConnectionThreshold,
       maxIncomingPendingConnections
     },
+    // busy nodes (training, a crowd of hosts in one process) answer pings late; libp2p's 5 s floor would
+    // abort healthy connections and empty gossip meshes, so a ping may take CONNECTION_PING_MIN_TIMEOUT_MS
+    connectionMonitor: { pingTimeout: { minTimeout: CONNECTION_PING_MIN_TIMEOUT_MS } },
     peerDiscovery,
     services
   }) as unknown as NeuroShardHost & Libp2p<NeuroShardServices & Extra>
