@@ -171,6 +171,8 @@ export interface LayerPool extends TypedEventTarget<LayerPoolEvents>, Startable 
   holders(slot: number): PeerId[]
   /** What this node holds in a slot (hashes) */
   slotInfo(slot: number): SlotInfo | undefined
+  /** The weights of a slot this node serves (for the pipeline stage that runs it); `undefined` otherwise */
+  slotWeights(slot: number): Map<string, Float32Array> | undefined
   /** The topic records travel on */
   readonly topic: string
   /**
@@ -346,7 +348,16 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
 
   records (): Map<string, PoolEntry> {
     this.prune()
-    return new Map(this.table)
+    const out = new Map(this.table)
+    if (this.own != null) {
+      const { record, bytes } = this.own
+      out.set(record.peerId.toString(), { record, bytes, receivedAt: record.issuedAt, liveUntil: record.expiresAt })
+    }
+    return out
+  }
+
+  slotWeights (slot: number): Map<string, Float32Array> | undefined {
+    return this.spans.some(s => LIVE_STATES.has(s.state) && s.start <= slot && slot < s.end) ? this.store.get(slot) : undefined
   }
 
   slotInfo (slot: number): SlotInfo | undefined {
@@ -360,7 +371,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
 
   holders (slot: number): PeerId[] {
     const out: PeerId[] = []
-    for (const entry of this.records().values()) {
+    this.prune()
+    for (const entry of this.table.values()) {
       if (this.suspects.has(entry.record.peerId.toString())) continue
       if (entry.record.spans.some(s => LIVE_STATES.has(s.state) && s.start <= slot && slot < s.end)) out.push(entry.record.peerId)
     }
