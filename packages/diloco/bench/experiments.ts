@@ -252,6 +252,8 @@ averaged(50, 'int8')
 diloco(500, 'fp32')
 for (const attack of attacks) for (const agg of ['median', 'nnm-trimmed-mean'] as AggregatorChoice[]) byz(agg, attack)
 diloco(250, 'sparse')
+// what each robust aggregator costs when nobody attacks
+for (const agg of ['trimmed-mean', 'geometric-median', 'nnm-trimmed-mean'] as AggregatorChoice[]) byz(agg)
 
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => c.name.startsWith(o))) continue

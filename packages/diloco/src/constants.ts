@@ -71,3 +71,9 @@ export const MAX_BUFFERED_FUTURE = 64
 
 /** Accept rule of aggregators without a selection: an input farther than this × the median distance is rejected */
 export const DEFAULT_REJECT_FACTOR = 2.5
+
+/**
+ * Default aggregator: nearest-neighbour mixing + trimmed mean, f = ⌊(n − 1)/3⌋. Chosen by the Byzantine
+ * experiment in the README (best worst case over sign flip, ALIE, IPM and noise: 1.002× the clean mean run)
+ */
+export const DEFAULT_AGGREGATOR = 'nnm-trimmed-mean'

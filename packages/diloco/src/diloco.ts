@@ -16,7 +16,7 @@ import {
   COMMIT_DOMAIN, ANNOUNCE_DOMAIN, DEFAULT_COMMIT_STAGGER_MS, DEFAULT_DEADLINE_FACTOR, DEFAULT_DIRECT_THRESHOLD_BYTES,
   DEFAULT_FETCH_CONCURRENCY, DEFAULT_FETCH_RANGE_BYTES, DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_GOSSIP_BYTES_PER_SECOND,
   DEFAULT_GOSSIP_CHUNK_BYTES, DEFAULT_MAX_DEADLINE_MS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MIN_DEADLINE_MS, DEFAULT_QUORUM,
-  DEFAULT_RECORD_HISTORY, DEFAULT_REJECT_FACTOR, DILOCO_FETCH_PROTOCOL, DILOCO_TOPIC_PREFIX, MAX_BUFFERED_FUTURE, MAX_COMMIT_SENDERS, DEFAULT_MAX_CONTRIBUTIONS
+  DEFAULT_RECORD_HISTORY, DEFAULT_REJECT_FACTOR, DILOCO_FETCH_PROTOCOL, DILOCO_TOPIC_PREFIX, MAX_BUFFERED_FUTURE, MAX_COMMIT_SENDERS, DEFAULT_MAX_CONTRIBUTIONS, DEFAULT_AGGREGATOR
 } from './constants.js'
 import { GaussianPrivatizer } from './dp.js'
 import {
@@ -70,7 +70,7 @@ export interface DiLoCoInit {
   codec?: CodecName | CodecParams
   /** Error-feedback decay β @default 1 */
   errorFeedbackDecay?: number
-  /** Robust aggregator @default 'trimmed-mean' (chosen by the experiment in the README) */
+  /** Robust aggregator @default 'nnm-trimmed-mean' (chosen by the experiment in the README) */
   aggregator?: AggregatorChoice
   /** Reject factor of the accept rule (record) @default 2.5 */
   rejectFactor?: number
@@ -253,7 +253,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     this.codec = resolveCodec(init.codec ?? 'int8')
     this.opts = {
       errorFeedbackDecay: init.errorFeedbackDecay ?? 1,
-      aggregator: init.aggregator ?? 'trimmed-mean',
+      aggregator: init.aggregator ?? DEFAULT_AGGREGATOR,
       rejectFactor: init.rejectFactor ?? DEFAULT_REJECT_FACTOR,
       outerLr: init.outerLr ?? 0.7,
       outerMomentum: init.outerMomentum ?? 0.9,

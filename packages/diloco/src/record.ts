@@ -7,7 +7,7 @@
 
 import { aggregateRound } from './aggregate.js'
 import { decodePayload } from './compress.js'
-import { DEFAULT_REJECT_FACTOR } from './constants.js'
+import { DEFAULT_AGGREGATOR, DEFAULT_REJECT_FACTOR } from './constants.js'
 import { InvalidCommitError } from './errors.js'
 import { openCommit, sha256, Signed, toHex } from './messages.js'
 import type { AggregatorChoice } from './aggregate.js'
@@ -79,7 +79,7 @@ export async function verifyRoundRecord (record: RoundRecord, options: VerifyRou
       if (bytes === undefined || toHex(sha256(bytes)) !== a.payloadHashHex) throw new InvalidCommitError(`payload of ${a.sender} missing or not matching its hash`)
       return decodePayload(bytes, n, a.codec)
     })
-    const agg = aggregateRound(inputs, options.aggregator ?? 'trimmed-mean', options.rejectFactor ?? DEFAULT_REJECT_FACTOR)
+    const agg = aggregateRound(inputs, options.aggregator ?? DEFAULT_AGGREGATOR, options.rejectFactor ?? DEFAULT_REJECT_FACTOR)
     agg.accepted.forEach((ok, i) => {
       if (ok !== record.contributions[i].accepted) throw new InvalidCommitError(`accept/reject of ${record.contributions[i].sender} does not follow from the payloads`)
     })

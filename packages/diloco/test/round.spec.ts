@@ -71,7 +71,7 @@ describe('one DiLoCo round on 4 real hosts (loopback TCP)', () => {
     expect(await hosts[1].services.diloco.acceptedPseudoGradient({ ...query, round: 1n })).toBe(false)
   })
 
-  it('int8 + trimmed mean + differential privacy over three rounds keeps the replicas identical', async () => {
+  it('int8 + the default aggregator (NNM + trimmed mean) + differential privacy over three rounds keeps the replicas identical', async () => {
     hosts = await Promise.all([0, 1, 2, 3].map(async (i) => await startHost({ span: TOY_SPAN, ...FAST, privacy: { clipNorm: 1, noiseMultiplier: 0.01, seed: i } })))
     await connectAll(hosts)
     for (const h of hosts) h.services.diloco.initialize(toyParams([0, 0, 0], [0, 0, 0, 0]))
