@@ -262,16 +262,36 @@ for (const c of configs) {
   await c.run()
 }
 
-// ---- table ---------------------------------------------------------------------------------------
+// ---- tables ---------------------------------------------------------------------------------------
 const sync = results.find(r => r.name === 'sync-dp')
 const fmtB = (b: number): string => b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${b} B`
-console.log('\n| config | H | codec | aggregator | attack | inner steps/worker | val loss | vs sync DP | bytes sent/node | sync DP bytes ÷ this | compute s/round | comm s/round @100 Mbit/s | comm share |')
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
-for (const r of results) {
+const loss = (r: Result): string => Number.isFinite(r.valLoss) ? r.valLoss.toFixed(4) : 'diverged'
+const outerOf = (r: Result): string => r.kind !== 'diloco' ? '—' : r.name.endsWith('-avg') ? 'avg (lr 1, μ 0)' : 'Nesterov 0.7/0.9'
+console.log('\n| config | H | codec | outer | inner steps/worker | val loss | vs sync DP | bytes sent/node | sync DP bytes ÷ this | compute s/round | comm s/round @100 Mbit/s | comm share |')
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
+for (const r of results.filter(r => !r.name.startsWith('byz-'))) {
   const vs = sync !== undefined ? `${((r.valLoss / sync.valLoss - 1) * 100).toFixed(1)} %` : ''
   const ratio = sync !== undefined && r.bytesPerNode > 0 ? `${Math.round(sync.bytesPerNode / r.bytesPerNode)}×` : '—'
   const comm = r.commSecondsPerRound
   const comp = r.computeSecondsPerRound
   const share = comm !== undefined && comp !== undefined ? `${(100 * comm / (comm + comp)).toFixed(1)} %` : '—'
-  console.log(`| ${r.name} | ${r.H ?? (r.kind === 'sync-dp' ? 1 : '—')} | ${r.codec ?? (r.kind === 'sync-dp' ? 'fp32' : '—')} | ${r.aggregator ?? '—'} | ${r.attack ?? '—'} | ${r.steps} | ${Number.isFinite(r.valLoss) ? r.valLoss.toFixed(4) : 'diverged'} | ${vs} | ${fmtB(r.bytesPerNode)} | ${ratio} | ${comp?.toFixed(3) ?? '—'} | ${comm?.toFixed(3) ?? '—'} | ${share} |`)
+  console.log(`| ${r.name} | ${r.H ?? (r.kind === 'sync-dp' ? 1 : '—')} | ${r.codec ?? (r.kind === 'sync-dp' ? 'fp32' : '—')} | ${outerOf(r)} | ${r.steps} | ${loss(r)} | ${vs} | ${fmtB(r.bytesPerNode)} | ${ratio} | ${comp?.toFixed(3) ?? '—'} | ${comm?.toFixed(3) ?? '—'} | ${share} |`)
+}
+const clean = results.find(r => r.name === 'byz-clean-mean')
+const byzAggNames = ['mean', 'trimmed-mean', 'median', 'geometric-median', 'nnm-trimmed-mean']
+const byzAttacks = ['clean', ...attacks.map(a => a.name)]
+console.log(`\nByzantine: val loss (× the clean run with the mean, ${clean !== undefined ? loss(clean) : '?'}); 1 of 4 workers attacking, H = ${BYZ_H}, int8, ${BYZ_STEPS} inner steps per worker\n`)
+console.log(`| aggregator | ${byzAttacks.join(' | ')} | worst |`)
+console.log(`|---|${byzAttacks.map(() => '---').join('|')}|---|`)
+for (const agg of byzAggNames) {
+  const cells: string[] = []
+  let worst = 0
+  for (const a of byzAttacks) {
+    const r = results.find(x => x.name === (a === 'clean' ? `byz-clean-${agg}` : `byz-${a}-${agg}`))
+    if (r === undefined || clean === undefined) { cells.push('not run'); continue }
+    const x = r.valLoss / clean.valLoss
+    if (a !== 'clean') worst = Math.max(worst, x)
+    cells.push(`${loss(r)} (${x.toFixed(3)}×)`)
+  }
+  console.log(`| ${agg} | ${cells.join(' | ')} | ${worst > 0 ? worst.toFixed(3) + '×' : '—'} |`)
 }
