@@ -61,8 +61,15 @@ describe('layer pool over real libp2p hosts', () => {
     await until(() => joiner.services.layerPool.ownSpans().some(s => s.state === 'serving' && s.start <= 1 && 1 < s.end), 120_000,
       () => JSON.stringify(joiner.services.layerPool.ownSpans()))
     expect(joiner.services.layerPool.slotInfo(1)?.weightsHash).toBe(trainedHash)
-    const recordHashes = holdersOf1.map(h => h.services.layerPool.slotInfo(1)?.weightsHash)
-    expect(new Set(recordHashes)).toEqual(new Set([trainedHash]))
+    // every live holder of slot 1, as the joiner's records show them, announces the trained hash (holders may
+    // have dropped slot 1 as surplus meanwhile: it now has more replicas than it needs)
+    const records = joiner.services.layerPool.records()
+    const announced = joiner.services.layerPool.holders(1).map(peer => {
+      const span = records.get(peer.toString())?.record.spans.find(s => s.start <= 1 && 1 < s.end)
+      return span?.slots[1 - span.start].weightsHash
+    })
+    expect(announced.length).toBeGreaterThanOrEqual(2)
+    expect(new Set(announced)).toEqual(new Set([trainedHash]))
   }, 400_000)
 
   it('5 nodes joining at the same instant end with a valid, balanced assignment', async () => {
