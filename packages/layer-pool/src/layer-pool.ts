@@ -901,6 +901,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       for (const s of entry.record.spans) {
         if (!LIVE_STATES.has(s.state) || slot < s.start || slot >= s.end) continue
         const info = s.slots[slot - s.start]
+        // an all-zero hash is a placeholder (a slot still loading), never weights anyone can serve
+        if (info.weightsHash === PLACEHOLDER_SLOT.weightsHash) continue
         const id = `${info.weightsHash}/${info.chunksRoot}`
         const vote = votes.get(id) ?? { weightsHash: info.weightsHash, chunksRoot: info.chunksRoot, step: s.weightsStep, holders: [] }
         vote.holders.push(entry.record.peerId)
