@@ -126,8 +126,10 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard in headless Chromium (${CHROMIUM})`, (
     const answer = await page.textContent('#chat-log .msg.assistant .text') ?? ''
     const seen: string[] = await page.evaluate(() => (window as any).__seen)
     expect(answer.length).toBeGreaterThan(0)
-    // streamed: the text grew in several steps, each a prefix of the final answer
-    expect(seen.length).toBeGreaterThanOrEqual(3)
+    // streamed: the text grew in steps (at least one visible state before the final one; on a loaded machine
+    // several SSE events can arrive in one read and land in one DOM mutation), each a prefix of the answer
+    expect(seen.length).toBeGreaterThanOrEqual(2)
+    expect(seen[0].length).toBeLessThan(answer.length)
     expect(seen.every(t => answer.startsWith(t))).toBe(true)
     expect(await page.textContent('#chat-log .msg.user .text')).toBe('Which peers hold the head?')
     expect(await page.locator('#chat-log .msg.error').count()).toBe(0)
