@@ -231,7 +231,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private evaluateTimer?: ReturnType<typeof setTimeout>
   private working?: Promise<void>
   private dhtPut?: Promise<void>
-  private readonly controller = new AbortController()
+  private controller = new AbortController()
   private server?: WeightsServer
   private fetcher?: SlotFetcher
   private readonly partials = new Map<string, PartialSpanWeights>()
@@ -295,6 +295,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
 
   async start (): Promise<void> {
     if (this.started) return
+    // a pool can be started again after a stop (libp2p nodes can): sleeps and probes need a live signal
+    if (this.controller.signal.aborted) this.controller = new AbortController()
     this.server = weightsServer({ registrar: this.components.registrar }, { provider: (req) => this.provide(req) })
     await this.server.start()
     this.started = true
@@ -336,6 +338,13 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     } catch {}
     await this.server?.stop()
     await this.working?.catch(() => {})
+    // a stopped node holds nothing: a restart joins again from what the swarm then needs
+    for (const slot of this.blockedSlots()) this.store.delete(slot)
+    this.spans.length = 0
+    this.info.clear()
+    this.table.clear()
+    this.suspects.clear()
+    this.own = undefined
   }
 
   setSlotFetcher (fetcher: SlotFetcher): void {

@@ -195,3 +195,19 @@ describe('rebalancing', () => {
     expect(slow.map(i => r[i])).toEqual([3, 3])
   }, 150_000)
 })
+
+describe('restart', () => {
+  it('a pool stopped and started again with its host joins again and serves', async () => {
+    const a = await startPoolHost({ ...FAST, config: TINY, memoryBytes: 4 * MiB })
+    try {
+      await a.services.layerPool.whenServing({ signal: AbortSignal.timeout(60_000) })
+      await a.stop()
+      expect(a.services.layerPool.ownSpans()).toEqual([])
+      await a.start()
+      await a.services.layerPool.whenServing({ signal: AbortSignal.timeout(60_000) })
+      expect(a.services.layerPool.ownSpans().every(s => s.state === 'serving')).toBe(true)
+    } finally {
+      await a.stop()
+    }
+  }, 150_000)
+})
