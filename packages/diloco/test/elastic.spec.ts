@@ -44,16 +44,25 @@ describe('elastic membership (real hosts)', () => {
     hosts = await Promise.all([0, 1, 2].map(async () => await startHost({ span: TOY_SPAN, ...FAST })))
     await connectAll(hosts)
     for (const h of hosts) h.services.diloco.initialize(toyParams([0.5, 0.5, 0.5], [0, 0, 0, 0]))
-    const ROUNDS = 6
+    // at least 6 rounds, and on until a round aggregated the joiner (a loaded machine can finish 6 rounds
+    // before the joiner's first pseudo-gradient arrives); every node decides from the same committed records
+    const MIN_ROUNDS = 6
+    const MAX_ROUNDS = 16
+    let joinerId = ''
+    const joinerAggregated = (h: DiLoCoHost): boolean => joinerId !== '' &&
+      Array.from({ length: h.services.diloco.round }, (_, r) => h.services.diloco.record(r)).some(r => r?.contributions.some(c => c.sender === joinerId) === true)
     const roundTimes: number[] = []
     hosts[0].services.diloco.addEventListener('diloco:round', () => roundTimes.push(Date.now()))
     const run = async (h: DiLoCoHost, worker: number): Promise<void> => {
-      while (h.services.diloco.round < ROUNDS) await h.services.diloco.contribute(localStep(h.services.diloco, worker))
+      while (h.services.diloco.round < MAX_ROUNDS && (h.services.diloco.round < MIN_ROUNDS || !joinerAggregated(h))) {
+        await h.services.diloco.contribute(localStep(h.services.diloco, worker))
+      }
     }
     const original = hosts.map(async (h, i) => { await run(h, i) })
     // join once round 2 is done
     await until(() => hosts[0].services.diloco.round >= 2, 60_000, () => 'round 2')
     const joiner = await startHost({ span: TOY_SPAN, ...FAST })
+    joinerId = joiner.peerId.toString()
     hosts.push(joiner)
     await connect(joiner, hosts[0])
     await connect(joiner, hosts[1])
@@ -67,11 +76,14 @@ describe('elastic membership (real hosts)', () => {
     // every replica, the joiner included, ends on the same weights
     const hashes = new Set(hosts.map(h => hex(h.services.diloco.baseHash)))
     expect(hashes.size).toBe(1)
-    expect(hosts.every(h => h.services.diloco.round === ROUNDS)).toBe(true)
+    const rounds = hosts[0].services.diloco.round
+    expect(rounds).toBeGreaterThanOrEqual(MIN_ROUNDS)
+    expect(hosts.every(h => h.services.diloco.round === rounds)).toBe(true)
     // the joiner's pseudo-gradient was aggregated in at least one round after it joined
-    const withJoiner = Array.from({ length: ROUNDS }, (_, r) => hosts[0].services.diloco.record(r))
+    const withJoiner = Array.from({ length: rounds }, (_, r) => hosts[0].services.diloco.record(r))
       .filter(r => r?.contributions.some(c => c.sender === joiner.peerId.toString()))
     expect(withJoiner.length).toBeGreaterThan(0)
-    expect(roundTimes.length).toBe(ROUNDS)
+    // no round stalled: every round committed
+    expect(roundTimes.length).toBe(rounds)
   })
 })
