@@ -5,8 +5,9 @@ import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { MAX_RECORD_SIZE } from './constants.js'
 import { ForgedLayerRecordError, InvalidLayerRecordError, OversizedLayerRecordError, UnsupportedArchitectureError } from './errors.js'
 import { ArchitectureRecord as ArchitectureRecordPb } from './pb/layer-pool.js'
+import { EnvelopePayload } from './records.js'
 import { genesisSlotParameters, slotCount, slotParameters } from './slots.js'
-import type { PeerId, PrivateKey, Record as Libp2pRecord } from '@libp2p/interface'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { ModelConfig } from '@neuroshard/model'
 
 /**
@@ -118,14 +119,6 @@ function copyOf (params: Map<string, Float32Array>, names: string[]): Map<string
   return out
 }
 
-class ArchitecturePayload implements Libp2pRecord {
-  readonly domain = ARCHITECTURE_RECORD_DOMAIN
-  readonly codec = ARCHITECTURE_RECORD_PAYLOAD_TYPE
-  constructor (private readonly bytes: Uint8Array) {}
-  marshal (): Uint8Array { return this.bytes }
-  equals (other: Libp2pRecord): boolean { return uint8ArrayEquals(this.marshal(), other.marshal()) }
-}
-
 /** Encodes an architecture record's payload */
 export function encodeArchitecture (architecture: ModelArchitecture): Uint8Array {
   validateConfig({ ...architecture.config })
@@ -141,7 +134,7 @@ export function encodeArchitecture (architecture: ModelArchitecture): Uint8Array
 
 /** Signs an architecture record (who may sign which version is the network's policy, see `openArchitecture`) */
 export async function signArchitecture (architecture: ModelArchitecture, privateKey: PrivateKey): Promise<Uint8Array> {
-  return (await RecordEnvelope.seal(new ArchitecturePayload(encodeArchitecture(architecture)), privateKey)).marshal()
+  return (await RecordEnvelope.seal(new EnvelopePayload(ARCHITECTURE_RECORD_DOMAIN, ARCHITECTURE_RECORD_PAYLOAD_TYPE, encodeArchitecture(architecture)), privateKey)).marshal()
 }
 
 /**

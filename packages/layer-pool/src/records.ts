@@ -76,11 +76,9 @@ const PB_TO_STATE = new Map<string, SpanStateName>([
   [SpanState.LOADING, 'loading'], [SpanState.SERVING, 'serving'], [SpanState.TRAINING, 'training'], [SpanState.LEAVING, 'leaving']
 ])
 
-/** The payload of a libp2p signed envelope (RFC 0002) for a layer record */
-class LayerRecordPayload implements Libp2pRecord {
-  readonly domain = LAYER_RECORD_DOMAIN
-  readonly codec = LAYER_RECORD_PAYLOAD_TYPE
-  constructor (private readonly bytes: Uint8Array) {}
+/** Encoded bytes as the payload of a libp2p signed envelope (RFC 0002) with a domain and payload type */
+export class EnvelopePayload implements Libp2pRecord {
+  constructor (readonly domain: string, readonly codec: Uint8Array, private readonly bytes: Uint8Array) {}
   marshal (): Uint8Array { return this.bytes }
   equals (other: Libp2pRecord): boolean { return uint8ArrayEquals(this.marshal(), other.marshal()) }
 }
@@ -135,7 +133,7 @@ export async function signLayerRecord (record: LayerPoolRecord, privateKey: Priv
   if (!peerIdFromPublicKey(privateKey.publicKey).equals(record.peerId)) {
     throw new ForgedLayerRecordError('a layer record can only be signed by the key of the peer it names')
   }
-  const envelope = await RecordEnvelope.seal(new LayerRecordPayload(encodeLayerRecord(record)), privateKey)
+  const envelope = await RecordEnvelope.seal(new EnvelopePayload(LAYER_RECORD_DOMAIN, LAYER_RECORD_PAYLOAD_TYPE, encodeLayerRecord(record)), privateKey)
   const bytes = envelope.marshal()
   if (bytes.byteLength > MAX_RECORD_SIZE) {
     throw new OversizedLayerRecordError(`signed record is ${bytes.byteLength} bytes, the limit is ${MAX_RECORD_SIZE}`)

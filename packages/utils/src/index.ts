@@ -13,5 +13,5 @@ export { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_READ_HIGH
 export { toStreamError } from './framing.js'
 export { messageStream } from './message-stream.js'
 export type { FramedStream, MessageCodec, MessageDecoder, MessageEncoder, MessageOptions, MessageStreamOptions } from './message-stream.js'
-export { handleRequests, sendRequest } from './request.js'
+export { handleRequests, openStream, releaseWhenRemoteCloses, sendRequest } from './request.js'
 export type { Dialer, HandleRequestsOptions, HandlerRegistrar, ProtocolDialer, RequestContext, RequestHandler, SendRequestOptions, StreamOpener } from './request.js'

@@ -76,7 +76,11 @@ export async function sendRequest<Req, Res> (dialer: Dialer | undefined, peer: D
   }
 }
 
-async function openStream (dialer: Dialer | undefined, peer: DialTarget | Connection, protocol: string, timeout: number, signal?: AbortSignal): Promise<Stream> {
+/**
+ * Open a stream for `protocol` on a `Connection`, or through `dialer`, within `timeout` ms (a `TimeoutError`
+ * or `AbortError` when it does not open in time; libp2p's own errors pass through).
+ */
+export async function openStream (dialer: Dialer | undefined, peer: DialTarget | Connection, protocol: string, timeout: number, signal?: AbortSignal): Promise<Stream> {
   const deadline = timeoutSignal(timeout, { signal, name: `open ${protocol} stream` })
 
   try {
@@ -102,11 +106,11 @@ async function openStream (dialer: Dialer | undefined, peer: DialTarget | Connec
 }
 
 /**
- * Our end is closed and the response read; the stream is done once the peer closes its end, which
- * normally follows the response at once. A peer that never does would pin the stream, so it is
- * aborted after `timeout` ms. Nothing waits on this.
+ * Our end is closed and the last message read; the stream is done once the peer closes its end, which
+ * normally follows at once. A peer that never does would pin the stream, so it is aborted after
+ * `timeout` ms. Nothing waits on this.
  */
-function releaseWhenRemoteCloses (stream: Stream, timeout: number): void {
+export function releaseWhenRemoteCloses (stream: Stream, timeout: number): void {
   if (stream.status !== 'open' || stream.remoteWriteStatus !== 'writable') {
     return
   }
@@ -118,7 +122,7 @@ function releaseWhenRemoteCloses (stream: Stream, timeout: number): void {
   }
   const timer = setTimeout(() => {
     done()
-    stream.abort(new TimeoutError(`peer did not close its end of the stream within ${timeout}ms of its response`))
+    stream.abort(new TimeoutError(`peer did not close its end of the stream within ${timeout}ms of its last message`))
   }, timeout)
 
   stream.addEventListener('remoteCloseWrite', done)

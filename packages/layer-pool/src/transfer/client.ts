@@ -1,7 +1,7 @@
 import { isPeerId } from '@libp2p/interface'
 import { logger as createLogger } from '@libp2p/logger'
 import { InvalidParametersError, MalformedMessageError, MessageTooLargeError, TimeoutError } from '@neuroshard/interface'
-import { messageStream, timeoutSignal, toStreamError } from '@neuroshard/utils'
+import { messageStream, openStream, releaseWhenRemoteCloses } from '@neuroshard/utils'
 import { Chunk, Part, Status, WeightsRequest, WeightsResponse } from '../pb/transfer.js'
 import { assembleTensors, chunkCount, chunkLength, computeChunksRoot, hashChunk, streamBytes, tensorsContentHash } from './chunks.js'
 import {
@@ -826,38 +826,3 @@ async function delay (ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
-async function openStream (dialer: Dialer, peer: PeerId, protocol: string, timeout: number, signal: AbortSignal): Promise<Stream> {
-  const deadline = timeoutSignal(timeout, { signal, name: `open ${protocol} stream` })
-
-  try {
-    if ('openStream' in dialer) {
-      return await dialer.openStream(peer, protocol, { signal: deadline.signal })
-    }
-
-    return await dialer.dialProtocol(peer, protocol, { signal: deadline.signal })
-  } catch (err) {
-    throw deadline.signal.aborted ? toStreamError(err, deadline.signal, `open ${protocol} stream`) : err
-  } finally {
-    deadline.clear()
-  }
-}
-
-/** The response is read; a peer that never closes its end would pin the stream, so it is aborted after `timeout` ms */
-function releaseWhenRemoteCloses (stream: Stream, timeout: number): void {
-  if (stream.status !== 'open' || stream.remoteWriteStatus !== 'writable') {
-    return
-  }
-
-  const done = (): void => {
-    clearTimeout(timer)
-    stream.removeEventListener('remoteCloseWrite', done)
-    stream.removeEventListener('close', done)
-  }
-  const timer = setTimeout(() => {
-    done()
-    stream.abort(new TimeoutError(`peer did not close its end of the stream within ${timeout}ms of its last chunk`))
-  }, timeout)
-
-  stream.addEventListener('remoteCloseWrite', done)
-  stream.addEventListener('close', done)
-}
