@@ -50,7 +50,9 @@ function project (name: string, root: string): TestProjectInlineConfiguration {
 
 const projects: TestProjectInlineConfiguration[] = [
   ...packages.map((name) => project(`@neuroshard/${name}`, `packages/${name}`)),
-  ...examples.map((name) => project(`@neuroshard/example-${name}`, `examples/${name}`))
+  ...examples.map((name) => project(`@neuroshard/example-${name}`, `examples/${name}`)),
+  // reliability testbed (fuzzing, network namespaces): testbed/README.md
+  project('@neuroshard/testbed', 'testbed')
 ]
 
 export default projects
