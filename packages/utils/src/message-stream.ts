@@ -66,6 +66,13 @@ export interface FramedStream<S extends Stream = Stream> {
   /** Read one message body as raw bytes */
   readBytes(options?: MessageOptions): Promise<Uint8Array>
 
+  /**
+   * Read one message body as the pieces it arrived in, without joining them: the pieces are views
+   * of the transport's buffers (iterate the list, or `sublist` it, to hash or copy a large body piece
+   * by piece; `subarray()` joins it)
+   */
+  readList(options?: MessageOptions): Promise<Uint8ArrayList>
+
   /** Write `bytes` as one message */
   writeBytes(bytes: Uint8Array | Uint8ArrayList, options?: MessageOptions): Promise<void>
 
@@ -165,6 +172,14 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
     }
   }
 
+  async function readList (opts?: MessageOptions): Promise<Uint8ArrayList> {
+    return run('read message', opts, async (signal) => {
+      const body = await lp.read({ signal })
+      consumed(varintLength(body.byteLength) + body.byteLength)
+      return body
+    })
+  }
+
   async function readBytes (opts?: MessageOptions): Promise<Uint8Array> {
     return run('read message', opts, async (signal) => {
       const body = await lp.read({ signal })
@@ -202,6 +217,7 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
     },
 
     readBytes,
+    readList,
     writeBytes,
 
     async close (opts?: MessageOptions): Promise<void> {

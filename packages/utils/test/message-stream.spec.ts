@@ -111,6 +111,31 @@ describe('messageStream', () => {
     await stream.close()
   })
 
+  it('readList hands a body back as the list of pieces it arrived in; the next message reads on', async () => {
+    const body = new Uint8Array(CAP).map((_, i) => (i * 7) % 253)
+    const { protocol, outcome } = await serveOnce(async (messages) => {
+      const list = await messages.readList()
+      const pieces = [...list]
+      const next = await messages.readBytes()
+      return { byteLength: list.byteLength, joined: list.subarray(), pieces, next }
+    })
+    const stream = await client.dialProtocol(server.peerId, protocol)
+    const framed = concat(varint(CAP), body, varint(3), Uint8Array.of(9, 8, 7))
+
+    for (let i = 0; i < framed.length; i += 100) {
+      stream.send(framed.subarray(i, i + 100))
+    }
+
+    const { value, error } = await outcome
+    expect(error).toBeUndefined()
+    expect(value?.byteLength).toBe(CAP)
+    expect(value?.joined).toEqual(body)
+    expect(value?.pieces.reduce((n, p) => n + p.byteLength, 0)).toBe(CAP)
+    expect(value?.pieces.every((p) => p instanceof Uint8Array)).toBe(true)
+    expect(value?.next).toEqual(Uint8Array.of(9, 8, 7))
+    await stream.close()
+  })
+
   it('rejects a declared length over the cap from the prefix alone, without waiting for the body', async () => {
     const { protocol, outcome } = await serveOnce(async (messages) => messages.read(EchoRequest))
     // the prefix announces CAP + 1 bytes; no body follows and our end stays open
