@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Conformance adapter of the Python client (specs/ponw-ledger/python), JSON lines on stdin/stdout.
+With --break=<what> it answers wrongly on purpose (the runner's own test shows that it then fails):
+  high-s      accept high-S signatures          packed      re-encode repeated scalars packed
+  state-hash  hash the state without 'queued'   reporter    rank reporters on the public key, not the address"""
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'ponw-ledger', 'python'))
+import neuroshard_ledger as L  # noqa: E402
+from neuroshard_ledger import pb, secp256k1  # noqa: E402
+from neuroshard_ledger.ledger import _Fail, digest, reporter_for  # noqa: E402
+
+BREAK = next((a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--break=')), None)
+
+if BREAK == 'high-s':
+    _verify = secp256k1.verify
+
+    def verify(signature, d, pub):
+        if len(signature) == 64 and int.from_bytes(signature[32:], 'big') > secp256k1.HALF_N:
+            signature = signature[:32] + (secp256k1.N - int.from_bytes(signature[32:], 'big')).to_bytes(32, 'big')
+        return _verify(signature, d, pub)
+    secp256k1.verify = verify
+if BREAK == 'packed':
+    _encode = pb.encode
+
+    def encode(name, msg):
+        out = _encode(name, msg)
+        if name == 'TrainingProof' and msg.get('shard_ids'):
+            ids = b''.join(pb.varint(x) for x in msg['shard_ids'])
+            unpacked = b''.join(b'\x18' + pb.varint(x) for x in msg['shard_ids'])
+            out = out.replace(unpacked, b'\x1a' + pb.varint(len(ids)) + ids)
+        return out
+    pb.encode = encode
+if BREAK == 'state-hash':
+    _canonical = L.State.canonical
+
+    def canonical(self):
+        d = json.loads(_canonical(self))
+        del d['queued']
+        return L.canonical_json(d)
+    L.State.canonical = canonical
+if BREAK == 'reporter':
+    def designated(chain, key, epoch, offender=None):
+        if key.startswith('account/'):
+            addr = key[len('account/'):]
+            pub = next((k for k in chain.validator_keys if L.address_of(k) == addr), None)
+            key = 'account/' + (pub.hex() if pub else addr)
+        return _designated(chain, key, epoch, offender)
+    _designated = L.ledger.designated_reporter
+    L.ledger.designated_reporter = designated
+
+chains = {}
+
+
+def chain_of(g):
+    k = json.dumps(g, sort_keys=True)
+    if k not in chains:
+        chains[k] = L.Chain(g)
+    return chains[k]
+
+
+def unhex(v):
+    return bytes.fromhex(v)
+
+
+def decoded_to_pb(name, d):
+    """encoding.json's `decoded` (hex bytes, decimal or number integers, defaults left out) to a pb dict"""
+    msg = pb.default(name)
+    types = {f: (t, rep) for _, f, t, rep in pb.SCHEMA[name]}
+    for k, v in d.items():
+        t, rep = types[k]
+        conv = (lambda x: decoded_to_pb(t, x)) if t in pb.SCHEMA else (unhex if t == 'bytes' else int)
+        msg[k] = [conv(x) for x in v] if rep else conv(v)
+    return msg
+
+
+def handle(req):
+    op = req['op']
+    if op == 'ledger.chainId':
+        return {'chainId': chain_of(req['genesis']).chain_id_hex}
+    if op == 'ledger.keys':
+        w = L.Wallet(unhex(req['secretKey']))
+        return {'publicKey': w.public_key.hex(), 'address': w.address}
+    if op == 'ledger.txId':
+        return {'txId': L.tx_id(chain_of(req['genesis']).chain_id, unhex(req['txBytes'])).hex()}
+    if op == 'ledger.voteDigest':
+        return {'voteDigest': L.vote_digest(chain_of(req['genesis']).chain_id, unhex(req['txId'])).hex()}
+    if op == 'ledger.sign':
+        return {'signature': secp256k1.sign(unhex(req['secretKey']), unhex(req['digest'])).hex()}
+    if op == 'ledger.verify':
+        return {'valid': secp256k1.verify(unhex(req['signature']), unhex(req['digest']), unhex(req['publicKey']))}
+    if op == 'ledger.amount':
+        return {'bytes': L.encode_amount(int(req['value'])).hex()}
+    if op == 'ledger.amountDecode':
+        return {'value': str(L.decode_amount(unhex(req['bytes'])))}
+    if op == 'ledger.encodeTx':
+        return {'txBytes': pb.encode('Tx', decoded_to_pb('Tx', req['decoded'])).hex()}
+    if op == 'ledger.parseSignedTx':
+        t = L.parse_signed_tx(chain_of(req['genesis']), unhex(req['signedTx']))
+        return {'txId': t.id_hex, 'kind': t.kind, 'sender': t.sender, 'sequence': str(t.sequence), 'epoch': str(t.epoch)}
+    if op == 'ledger.parseCertificate':
+        t, votes = L.parse_certificate(chain_of(req['genesis']), unhex(req['certificate']))
+        return {'txId': t.id_hex, 'validators': [v['validator'] for v in votes]}
+    if op == 'ledger.evidence':
+        body = {'kind': req['kind'], 'signed_tx_a': unhex(req['signedTxA']), 'signed_tx_b': unhex(req['signedTxB']),
+                'validator': req.get('validator', 0), 'vote_sig_a': unhex(req.get('voteSigA', '')), 'vote_sig_b': unhex(req.get('voteSigB', ''))}
+        try:
+            e = L.check_evidence(chain_of(req['genesis']), body)
+        except _Fail as f:
+            return {'key': None, 'reason': str(f)}
+        return {'key': e['key'], 'offender': e['offender']}
+    if op == 'ledger.reporter':
+        return {'reporter': L.ledger.designated_reporter(chain_of(req['genesis']), req['key'], int(req['epoch']), req['offender'])}
+    if op == 'ledger.assignShards':
+        return {'shards': L.assign_shards(chain_of(req['genesis']), req['address'], int(req['round']))}
+    if op == 'ledger.state':
+        chain = chain_of(req['genesis'])
+        st = L.State(chain)
+        for c in req['certificates']:
+            st.add_final([L.parse_certificate(chain, unhex(c))[0]])
+        canon = st.canonical()
+        return {'stateHash': digest('neuroshard/ledger/v1/state', canon.encode('utf-8')).hex(), 'canonical': canon,
+                'accounts': {a: json.loads(L.canonical_json(st.get(a))) for a in req.get('addresses', [])},
+                'totals': {k: str(v) for k, v in st.totals.items()}}
+    return None
+
+
+for line in sys.stdin:
+    if not line.strip():
+        continue
+    req = json.loads(line)
+    try:
+        res = handle(req)
+        out = {'unsupported': True} if res is None else res
+    except L.LedgerError as e:
+        out = {'error': e.name, 'message': str(e)}
+    out['id'] = req['id']
+    sys.stdout.write(json.dumps(out) + '\n')
+    sys.stdout.flush()

@@ -1,0 +1,91 @@
+// Conformance adapter of the TypeScript implementation (@neuroshard/ponw-ledger, built: `tsc -b` first).
+// JSON lines on stdin/stdout, protocol in ../README.md. Run by: python3 specs/conformance/run.py -- node <this file>
+import { createInterface } from 'node:readline'
+import * as L from '../../../packages/ponw-ledger/dist/src/index.js'
+import { Tx } from '../../../packages/ponw-ledger/dist/src/pb/ledger.js'
+
+const chains = new Map()
+function chainOf (g) {
+  const k = JSON.stringify(g)
+  if (!chains.has(k)) chains.set(k, L.loadChain(L.genesisFromJSON(k)))
+  return chains.get(k)
+}
+const hex = (b) => Buffer.from(b).toString('hex')
+const unhex = (s) => Uint8Array.from(Buffer.from(s, 'hex'))
+const camel = (s) => s.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
+
+// the protobuf field types of the bodies (the rest are bytes or messages): uint64 as bigint, uint32/enum as number
+const U64 = new Set(['sequence', 'epoch', 'round', 'tokens', 'batches', 'loss_before_micro', 'loss_after_micro', 'batch_loss_micro', 'started_ms', 'ended_ms', 'samples'])
+const U32 = new Set(['version', 'max_entries', 'shard_ids', 'checkpoint_interval', 'heartbeats', 'shard_id', 'kind', 'validator'])
+const MESSAGES = new Set(['transfer', 'stake', 'unbond', 'withdraw', 'training', 'inference', 'uptime', 'data', 'payment', 'slash'])
+// protons represents enums by name
+const EVIDENCE_KINDS = ['EVIDENCE_UNKNOWN', 'ACCOUNT_EQUIVOCATION', 'VALIDATOR_EQUIVOCATION']
+const evidenceKind = (n) => EVIDENCE_KINDS[Number(n)] ?? Number(n)
+function toPb (d) {
+  const out = {}
+  for (const [k, v] of Object.entries(d)) {
+    const conv = MESSAGES.has(k) ? toPb : k === 'kind' ? evidenceKind : U64.has(k) ? (x) => BigInt(x) : U32.has(k) ? (x) => Number(x) : unhex
+    out[camel(k)] = Array.isArray(v) ? v.map(conv) : conv(v)
+  }
+  return out
+}
+
+function handle (r) {
+  switch (r.op) {
+    case 'ledger.chainId': return { chainId: chainOf(r.genesis).chainIdHex }
+    case 'ledger.keys': { const w = new L.Wallet(unhex(r.secretKey)); return { publicKey: hex(w.publicKey), address: w.address } }
+    case 'ledger.txId': return { txId: hex(L.txDigest(chainOf(r.genesis).chainId, unhex(r.txBytes))) }
+    case 'ledger.voteDigest': return { voteDigest: hex(L.voteDigest(chainOf(r.genesis).chainId, unhex(r.txId))) }
+    case 'ledger.sign': return { signature: hex(new L.Wallet(unhex(r.secretKey)).signDigest(unhex(r.digest))) }
+    case 'ledger.verify': return { valid: L.verifyDigest(unhex(r.signature), unhex(r.digest), unhex(r.publicKey)) }
+    case 'ledger.amount': return { bytes: hex(L.encodeAmount(BigInt(r.value))) }
+    case 'ledger.amountDecode': return { value: L.decodeAmount(unhex(r.bytes)).toString() }
+    case 'ledger.encodeTx': {
+      const d = toPb(r.decoded)
+      // proto3 defaults for absent scalars: protons' encoder skips them anyway
+      return { txBytes: hex(Tx.encode({ version: 0, chainId: new Uint8Array(0), sender: new Uint8Array(0), sequence: 0n, epoch: 0n, ...d })) }
+    }
+    case 'ledger.parseSignedTx': {
+      const t = L.parseSignedTx(chainOf(r.genesis), unhex(r.signedTx))
+      return { txId: t.idHex, kind: t.kind, sender: t.sender, sequence: t.sequence.toString(), epoch: t.epoch.toString() }
+    }
+    case 'ledger.parseCertificate': {
+      const c = L.parseCertificate(chainOf(r.genesis), unhex(r.certificate))
+      return { txId: c.tx.idHex, validators: c.votes.map(v => v.validator) }
+    }
+    case 'ledger.evidence': {
+      const e = L.checkSlashReport(chainOf(r.genesis), {
+        kind: evidenceKind(r.kind), signedTxA: unhex(r.signedTxA), signedTxB: unhex(r.signedTxB), validator: r.validator ?? 0,
+        voteSigA: unhex(r.voteSigA ?? ''), voteSigB: unhex(r.voteSigB ?? '')
+      })
+      return e instanceof L.EvidenceFailure ? { key: null, reason: e.reason } : { key: e.key, offender: e.offender }
+    }
+    case 'ledger.reporter': return { reporter: L.designatedReporter(chainOf(r.genesis), r.key, BigInt(r.epoch), r.offender ?? undefined) }
+    case 'ledger.assignShards': return { shards: L.assignShards(chainOf(r.genesis), r.address, BigInt(r.round)) }
+    case 'ledger.state': {
+      const chain = chainOf(r.genesis)
+      const s = new L.LedgerState(chain)
+      for (const c of r.certificates) s.addFinal([L.parseCertificate(chain, unhex(c)).tx])
+      const json = (v) => JSON.parse(L.canonicalJSON(v))
+      return {
+        stateHash: s.stateHash(),
+        canonical: s.canonical(),
+        accounts: Object.fromEntries((r.addresses ?? []).map(a => [a, json(s.get(a))])),
+        totals: json(s.totals)
+      }
+    }
+    default: return undefined
+  }
+}
+
+for await (const line of createInterface({ input: process.stdin })) {
+  if (line.trim() === '') continue
+  const req = JSON.parse(line)
+  let out
+  try {
+    out = handle(req) ?? { unsupported: true }
+  } catch (err) {
+    out = { error: err.name, message: err.message }
+  }
+  process.stdout.write(JSON.stringify({ ...out, id: req.id }) + '\n')
+}

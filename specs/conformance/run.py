@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Conformance runner: replays the spec vectors against an implementation through an adapter (a program that
+speaks JSON lines on stdin/stdout, README.md in this folder), and reports pass/fail per spec point.
+
+    python3 specs/conformance/run.py -- node specs/conformance/adapters/typescript.mjs
+    python3 specs/conformance/run.py -- python3 specs/conformance/adapters/python.py
+    python3 specs/conformance/run.py --json out.json --require-all -- <adapter command...>
+
+Exit status 0 when every check passed (and, with --require-all, none was skipped as unsupported), 1 otherwise.
+The runner compares the adapter's answers with the vector files only: it computes nothing itself.
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+SPECS = os.path.join(ROOT, 'specs')
+
+
+def vec(spec, name):
+    with open(os.path.join(SPECS, spec, 'vectors', name), encoding='utf-8') as f:
+        return json.load(f)
+
+
+class Unsupported(Exception):
+    pass
+
+
+class Adapter:
+    def __init__(self, argv):
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding='utf-8', cwd=ROOT, bufsize=1)
+        self.n = 0
+
+    def __call__(self, op, **args):
+        self.n += 1
+        self.p.stdin.write(json.dumps({'id': self.n, 'op': op, **args}) + '\n')
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f'adapter exited (status {self.p.wait()}) during {op}')
+        r = json.loads(line)
+        if r.get('id') != self.n:
+            raise RuntimeError(f'adapter answered id {r.get("id")} to request {self.n}')
+        if r.get('unsupported'):
+            raise Unsupported(op)
+        return r
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+            self.p.wait(timeout=10)
+        except Exception:
+            self.p.kill()
+
+
+# ---- checks: each yields (spec point, case name, ok, detail) ----
+
+def expect_error(r, name):
+    return r.get('error') == name, f'expected error {name}, got {r}'
+
+
+def ledger_checks(call):
+    spec = 'ponw-ledger'
+    genesis = vec(spec, 'genesis.json')
+
+    # §2 keys, addresses, chain id, amounts; header: signatures
+    r = call('ledger.chainId', genesis=genesis)
+    cid = vec(spec, 'ledger.json')['chainId']
+    yield '§2 chain id', 'genesis.json', r.get('chainId') == cid, r
+    for name, w in vec(spec, 'keys.json')['wallets'].items():
+        r = call('ledger.keys', secretKey=w['secretKey'])
+        yield '§2 address', f'keys.json {name}', (r.get('publicKey'), r.get('address')) == (w['publicKey'], w['address']), r
+    p = vec(spec, 'preimage.json')
+    alice = vec(spec, 'keys.json')['wallets']['alice']['secretKey']
+    r = call('ledger.txId', genesis=genesis, txBytes=p['txBytes'])
+    yield '§2 message id', 'preimage.json digest', r.get('txId') == p['digest'], r
+    r = call('ledger.voteDigest', genesis=genesis, txId=p['digest'])
+    yield '§2 vote digest', 'preimage.json voteDigest', r.get('voteDigest') == p['voteDigest'], r
+    r = call('ledger.sign', secretKey=alice, digest=p['digest'])
+    yield 'signatures (RFC 6979, ECDSA hash sha256(d), low S)', 'preimage.json signature', r.get('signature') == p['signature'], r
+    r = call('ledger.verify', signature=p['signature'], digest=p['digest'], publicKey=p['publicKey'])
+    yield 'signatures (RFC 6979, ECDSA hash sha256(d), low S)', 'preimage.json verify', r.get('valid') is True, r
+    for a in p['amounts']:
+        r = call('ledger.amount', value=a['value'])
+        yield '§2 amount', f'encode {a["value"]}', r.get('bytes') == a['bytes'], r
+        r = call('ledger.amountDecode', bytes=a['bytes'])
+        yield '§2 amount', f'decode {a["bytes"] or "(empty)"}', r.get('value') == a['value'], r
+    for bad in ['0001', '01' + '00' * 16]:
+        r = call('ledger.amountDecode', bytes=bad)
+        yield '§2 amount', f'decode {bad} rejected', *expect_error(r, 'InvalidAmountError')
+
+    # §5.1 canonical form
+    e = vec(spec, 'encoding.json')
+    for m in e['messages']:
+        r = call('ledger.encodeTx', decoded=m['decoded'])
+        yield '§5.1 canonical encoding', f'encode: {m["description"]}', r.get('txBytes') == m['txBytes'], r
+        r = call('ledger.parseSignedTx', genesis=genesis, signedTx=m['signedTx'])
+        yield '§5.1 canonical encoding', f'decode: {m["description"]}', (r.get('txId'), r.get('kind')) == (m['txId'], next(k for k in m['decoded'] if k not in ('version', 'chain_id', 'sender', 'sequence', 'epoch'))), r
+    r = call('ledger.parseCertificate', genesis=genesis, certificate=e['certificate']['bytes'])
+    yield '§5.1 canonical encoding', 'certificate votes sorted', r.get('validators') == [0, 1, 2], r
+
+    # §5.2 / §5.3 rejections
+    for c in vec(spec, 'invalid.json')['cases']:
+        if 'signedTx' in c:
+            r = call('ledger.parseSignedTx', genesis=genesis, signedTx=c['signedTx'])
+        else:
+            r = call('ledger.parseCertificate', genesis=genesis, certificate=c['certificate'])
+        yield '§5.2 message rules (errors, §5.3 order)', c['description'], *expect_error(r, c['error'])
+
+    # §6.2 evidence keys and designated reporters; §8 assignShards
+    ev = vec(spec, 'evidence.json')
+    for c in ev['evidence']:
+        args = {k: c[k] for k in ('kind', 'validator', 'signedTxA', 'signedTxB', 'voteSigA', 'voteSigB') if k in c}
+        r = call('ledger.evidence', genesis=genesis, **args)
+        want = {'key': c['key'], 'offender': c.get('offender')} if c['key'] else {'key': None}
+        got = {'key': r.get('key'), 'offender': r.get('offender')} if r.get('key') else {'key': None}
+        yield '§6.2 evidence key', c['description'], got == want, r
+    for c in ev['reporters']:
+        r = call('ledger.reporter', genesis=genesis, key=c['key'], epoch=c['epoch'], offender=c['offender'])
+        yield '§6.2 designated reporter', f'{c["key"][:20]}… @ {c["epoch"]}', r.get('reporter') == c['reporter'], r
+    for c in ev['assignShards']:
+        r = call('ledger.assignShards', genesis=genesis, address=c['address'], round=str(c['round']))
+        yield '§8 assignShards', f'{c["address"][:8]}… round {c["round"]}', r.get('shards') == c['shards'], r
+
+    # §7 state transition and §7.2 state hash, in several orders
+    for f in ('ledger.json', 'state.json'):
+        v = vec(spec, f)
+        certs = [m['certificate'] for m in v['messages']]
+        orders = [('given', certs), ('reversed', certs[::-1])] + [(f'shuffle {s}', random.Random(s).sample(certs, len(certs))) for s in range(3)]
+        exp = v['expected']
+        for oname, order in orders:
+            r = call('ledger.state', genesis=genesis, certificates=order, addresses=sorted(exp['accounts']))
+            accounts_ok = all({k: r.get('accounts', {}).get(addr, {}).get(k) for k in acc} == acc for addr, acc in exp['accounts'].items())
+            yield '§7 state transition', f'{f} {oname}: accounts', accounts_ok, r.get('accounts')
+            yield '§7 state transition', f'{f} {oname}: totals', r.get('totals') == exp['totals'], r.get('totals')
+            if 'canonical' in exp:
+                yield '§7.2 state hash', f'{f} {oname}: canonical state', r.get('canonical') == exp['canonical'], (r.get('canonical') or '')[:300]
+            yield '§7.2 state hash', f'{f} {oname}: state hash', r.get('stateHash') == exp['stateHash'], r.get('stateHash')
+
+
+SUITES = {'ponw-ledger': ledger_checks}
+
+
+def main(argv):
+    if '--' not in argv:
+        print(__doc__)
+        return 2
+    i = argv.index('--')
+    opts, cmd = argv[:i], argv[i + 1:]
+    json_out = opts[opts.index('--json') + 1] if '--json' in opts else None
+    require_all = '--require-all' in opts
+    only = opts[opts.index('--only') + 1].split(',') if '--only' in opts else list(SUITES)
+    adapter = Adapter(cmd)
+    results = []
+    t0 = time.time()
+    try:
+        for suite in only:
+            try:
+                for point, case, ok, detail in SUITES[suite](adapter):
+                    results.append({'spec': suite, 'point': point, 'case': case, 'status': 'pass' if ok else 'fail',
+                                    'detail': None if ok else json.dumps(detail)[:400]})
+            except Unsupported as u:
+                results.append({'spec': suite, 'point': '(adapter)', 'case': str(u), 'status': 'unsupported', 'detail': None})
+    finally:
+        adapter.close()
+    points = {}
+    for r in results:
+        points.setdefault((r['spec'], r['point']), []).append(r)
+    failed = 0
+    for (spec, point), rs in points.items():
+        n_fail = sum(r['status'] == 'fail' for r in rs)
+        n_uns = sum(r['status'] == 'unsupported' for r in rs)
+        status = 'FAIL' if n_fail else ('UNSUPPORTED' if n_uns else 'PASS')
+        print(f'{status:12} {spec} {point}: {len(rs) - n_fail - n_uns}/{len(rs)}')
+        for r in rs:
+            if r['status'] == 'fail':
+                print(f'             ✗ {r["case"]}: {r["detail"]}')
+        failed += n_fail + (n_uns if require_all else 0)
+    print(f'conformance: {sum(r["status"] == "pass" for r in results)} passed, {sum(r["status"] == "fail" for r in results)} failed, '
+          f'{sum(r["status"] == "unsupported" for r in results)} unsupported ({time.time() - t0:.1f} s)')
+    if json_out:
+        with open(json_out, 'w', encoding='utf-8') as f:
+            json.dump(results, f, indent=1)
+    return 1 if failed or not results else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

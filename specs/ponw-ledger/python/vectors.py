@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""Checks every file in specs/ponw-ledger/vectors/ with the Python client (written from the spec text alone),
+and writes the vectors it owns: encoding.json (§5.1), invalid.json (§5.2), state.json (§7, §7.2) and
+evidence.json (§6.2, §8 assignShards). Signatures are deterministic (RFC 6979), so --write is reproducible.
+
+    python3 specs/ponw-ledger/python/vectors.py            # check
+    python3 specs/ponw-ledger/python/vectors.py --write    # (re)write the owned files, then check
+"""
+import json
+import os
+import random
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from neuroshard_ledger import (Chain, LedgerError, State, Wallet, address_of, assign_shards, check_evidence,  # noqa: E402
+                               decode_amount, designated_reporter, encode_amount, encode_certificate, parse_certificate,
+                               parse_signed_tx, tx_id, vote_digest)
+from neuroshard_ledger import pb, secp256k1  # noqa: E402
+from neuroshard_ledger.ledger import reporter_for  # noqa: E402
+
+VEC = os.path.join(HERE, '..', 'vectors')
+NEURO = 10 ** 18
+
+
+def load(name):
+    with open(os.path.join(VEC, name), encoding='utf-8') as f:
+        return json.load(f)
+
+
+chain = Chain(load('genesis.json'))
+W = {n: Wallet.from_seed(n) for n in ['alice', 'bob', 'carol', 'dave'] + [f'validator-{i}' for i in range(4)]}
+V = [W[f'validator-{i}'] for i in range(4)]
+h32 = lambda s: __import__('hashlib').sha256(s.encode()).digest()  # noqa: E731  (placeholder hashes of the vectors)
+
+
+def certify(signed, n=3, validators=None):
+    t = parse_signed_tx(chain, signed)
+    idx = validators if validators is not None else list(range(n))
+    return encode_certificate(signed, [V[i].sign_vote(chain, i, t.id) for i in idx])
+
+
+def resign(tx_bytes, wallet):
+    """A SignedTx of arbitrary Tx bytes with a valid signature (so only the fault under test remains)"""
+    return pb.encode('SignedTx', {'tx': tx_bytes, 'signature': wallet.sign_digest(tx_id(chain.chain_id, tx_bytes))})
+
+
+def hexify(v):
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, dict):
+        return {k: hexify(x) for k, x in v.items() if x is not None and x != [] and x != b'' and x != 0}
+    if isinstance(v, list):
+        return [hexify(x) for x in v]
+    return v
+
+
+# ---- encoding.json: one message of every body kind ----
+
+def encoding_vectors():
+    a = W['alice']
+    bob = W['bob'].address
+    cases = [
+        ('transfer with memo', a, 0, 0, 'transfer', dict(to=bob, amount=15 * NEURO // 10, memo=b'hello')),
+        ('transfer without memo (empty bytes omitted)', a, 1, 2, 'transfer', dict(to=bob, amount=1)),
+        ('stake', a, 2, 2, 'stake', dict(amount=5 * NEURO)),
+        ('unbond', a, 3, 2, 'unbond', dict(amount=NEURO)),
+        ('withdraw of every matured entry: the empty body is written (0x6a 0x00)', a, 4, 12, 'withdraw', dict()),
+        ('withdraw of at most 2 entries', a, 5, 12, 'withdraw', dict(max_entries=2)),
+        ('training proof: repeated scalars unpacked, one tag per element, zeros included', a, 6, 3, 'training', dict(
+            round=7, model_hash=h32('base'), shard_ids=[0, 513, 7], tokens=4096, batches=3, loss_before_micro=2000000,
+            loss_after_micro=1500000, pseudo_gradient_hash=h32('delta'), batch_loss_micro=[0, 3000000, 3000000],
+            stake_claim=0, checkpoint_interval=2, checkpoint_hashes=[h32('after 2 steps')])),
+        ('inference proof', a, 7, 3, 'inference', dict(session_id=h32('payment id'), tokens=500, output_hash=h32('out'),
+                                                       started_ms=1000, ended_ms=2000, stake_claim=NEURO)),
+        ('uptime proof', a, 8, 3, 'uptime', dict(epoch=3, heartbeats=60, stake_claim=50 * NEURO)),
+        ('data proof of shard 0 (a zero scalar is omitted)', a, 9, 3, 'data', dict(shard_id=0, samples=100, data_hash=h32('shard'), round=7)),
+        ('inference payment', a, 10, 3, 'payment', dict(provider=bob, tokens=1000, price_per_token=10 ** 15, session_id=b'\x01\x02\x03')),
+    ]
+    out = []
+    for desc, w, seq, epoch, kind, fields in cases:
+        signed = w.sign_tx(chain, seq, epoch, kind, **fields)
+        t = parse_signed_tx(chain, signed)
+        out.append({'description': desc, 'decoded': hexify(t.tx), 'txBytes': t.tx_bytes.hex(), 'txId': t.id_hex,
+                    'signature': t.signature.hex(), 'signedTx': signed.hex()})
+    # a slash report, a vote and a certificate
+    ea = W['carol'].sign_tx(chain, 1, 0, 'transfer', to=W['alice'].address, amount=NEURO)
+    eb = W['carol'].sign_tx(chain, 1, 0, 'transfer', to=W['bob'].address, amount=NEURO)
+    rep = V[1].sign_tx(chain, 0, 0, 'slash', kind=1, signed_tx_a=ea, signed_tx_b=eb)
+    t = parse_signed_tx(chain, rep)
+    out.append({'description': 'account-equivocation report (validator = 0 and empty vote signatures omitted)', 'decoded': hexify(t.tx),
+                'txBytes': t.tx_bytes.hex(), 'txId': t.id_hex, 'signature': t.signature.hex(), 'signedTx': rep.hex()})
+    first = parse_signed_tx(chain, bytes.fromhex(out[0]['signedTx']))
+    votes = [V[i].sign_vote(chain, i, first.id) for i in (2, 0, 1)]
+    return {
+        'description': 'canonical encodings (§5.1) of one message of every body kind, signed by alice (test key); '
+                       'a decoder MUST accept each and re-encode it to the same bytes',
+        'chainId': chain.chain_id_hex,
+        'messages': out,
+        'vote': {'txId': first.id_hex, 'voteDigest': vote_digest(chain.chain_id, first.id).hex(), 'validator': 0,
+                 'signature': votes[1]['signature'].hex(),
+                 'voteBytes': pb.encode('Vote', {'signed_tx': first.signed, 'vote': votes[1]}).hex()},
+        'certificate': {'description': 'votes of validators 2, 0, 1 sorted by index', 'bytes': encode_certificate(first.signed, votes).hex()},
+    }
+
+
+# ---- invalid.json ----
+
+def invalid_vectors():
+    a = W['alice']
+    bob = W['bob'].address
+    t1 = a.sign_tx(chain, 0, 0, 'transfer', to=bob, amount=15 * NEURO // 10, memo=b'hello')
+    st = pb.decode('SignedTx', t1)
+    tx = st['tx']
+    bad = bytearray(st['signature'])
+    bad[10] ^= 1
+    cases = []
+
+    def case(desc, err, signed=None, certificate=None):
+        c = {'description': desc}
+        if signed is not None:
+            c['signedTx'] = signed.hex()
+        if certificate is not None:
+            c['certificate'] = certificate.hex()
+        c['error'] = err
+        cases.append(c)
+
+    def tx_with(kind, /, seq=0, epoch=0, sender=None, version=1, chain_id=None, **body):
+        b = pb.default(pb.SCHEMA['Tx'][[f for _, f, _, _ in pb.SCHEMA['Tx']].index(kind)][2]) if kind else None
+        for k, v in body.items():
+            b[k] = v
+        m = {'version': version, 'chain_id': chain_id or chain.chain_id, 'sender': sender or a.public_key, 'sequence': seq, 'epoch': epoch}
+        if kind:
+            m[kind] = b
+        return pb.encode('Tx', m)
+
+    # kept from the first version of this file (same bytes)
+    case('signature with one bit flipped', 'InvalidSignatureError', pb.encode('SignedTx', {'tx': tx, 'signature': bytes(bad)}))
+    case('unknown field 99 appended to Tx', 'InvalidMessageError', pb.encode('SignedTx', {'tx': tx + bytes([0x98, 0x06, 0x01]), 'signature': st['signature']}))
+    case('truncated bytes', 'InvalidMessageError', t1[:-5])
+    case('certificate with only 2 of 4 votes', 'InsufficientQuorumError', certificate=certify(t1, 2))
+    # §5.1 canonical form (each re-signed, so only the encoding is wrong)
+    withdraw_empty = tx_with('withdraw')
+    assert withdraw_empty.endswith(b'\x6a\x00')
+    case('Withdraw{} body left out (an empty embedded message is written as 0x6a 0x00; without it the Tx has no body)',
+         'InvalidMessageError', resign(withdraw_empty[:-2], a))
+    training = dict(round=7, model_hash=h32('base'), shard_ids=[5, 6], tokens=10, batches=1, loss_before_micro=5, loss_after_micro=4,
+                    pseudo_gradient_hash=h32('delta'), batch_loss_micro=[5])
+    tr = tx_with('training', **training)
+    body = pb.encode('TrainingProof', dict(pb.default('TrainingProof'), **training))
+    unpacked = bytes([0x18, 5, 0x18, 6])
+    assert unpacked in body
+    packed_body = body.replace(unpacked, bytes([0x1a, 2, 5, 6]))
+    packed_tx = tr.replace(bytes([0x72, len(body)]) + body, bytes([0x72, len(packed_body)]) + packed_body)
+    assert packed_tx != tr
+    case('training proof with shard_ids packed (repeated scalars MUST be unpacked)', 'InvalidMessageError', resign(packed_tx, a))
+    case('epoch 0 written explicitly (a default scalar MUST be omitted)', 'InvalidMessageError',
+         resign(tr.replace(bytes([0x1a, 33]) + a.public_key, bytes([0x1a, 33]) + a.public_key + bytes([0x28, 0]), 1), a))
+    seq5 = tx_with('stake', seq=5, amount=encode_amount(NEURO))
+    assert bytes([0x20, 5]) in seq5
+    case('sequence 5 as a non-minimal varint (0x85 0x00)', 'InvalidMessageError', resign(seq5.replace(bytes([0x20, 5]), bytes([0x20, 0x85, 0]), 1), a))
+    stake = tx_with('stake', amount=encode_amount(NEURO))
+    chain_field = bytes([0x12, 32]) + chain.chain_id
+    case('chain_id after sender (fields out of order)', 'InvalidMessageError',
+         resign(stake.replace(chain_field, b'', 1).replace(bytes([0x1a, 33]) + a.public_key, bytes([0x1a, 33]) + a.public_key + chain_field, 1), a))
+    case('two bodies (stake and unbond)', 'InvalidMessageError',
+         resign(stake + pb.encode('Tx', {'unbond': {'amount': encode_amount(NEURO)}}), a))
+    case('no body', 'InvalidMessageError', resign(tx_with(None), a))
+    case('version 2', 'InvalidMessageError', resign(tx_with('stake', version=2, amount=encode_amount(NEURO)), a))
+    other = bytes(32)
+    case('another chain id', 'WrongChainError', resign(tx_with('stake', chain_id=h32('other chain'), amount=encode_amount(NEURO)), a))
+    case('chain id of 32 zero bytes', 'WrongChainError', resign(tx_with('stake', chain_id=other, amount=encode_amount(NEURO)), a))
+    case('sender with prefix 0x04 (not a compressed key)', 'InvalidMessageError', resign(tx_with('stake', sender=b'\x04' + a.public_key[1:], amount=encode_amount(NEURO)), a))
+    case('sender of 32 bytes', 'InvalidMessageError', resign(tx_with('stake', sender=a.public_key[1:], amount=encode_amount(NEURO)), a))
+    # §5.2 body shapes
+    case('transfer to a 19-byte address', 'InvalidMessageError', resign(tx_with('transfer', to=bytes.fromhex(bob)[:19], amount=encode_amount(1)), a))
+    case('transfer of 0', 'InvalidAmountError', resign(tx_with('transfer', to=bytes.fromhex(bob)), a))
+    case('amount with a leading zero byte', 'InvalidAmountError', resign(tx_with('stake', amount=b'\x00\x01'), a))
+    case('amount of 17 bytes', 'InvalidAmountError', resign(tx_with('stake', amount=b'\x01' + bytes(16)), a))
+    case('memo of 65 bytes', 'InvalidMessageError', resign(tx_with('transfer', to=bytes.fromhex(bob), amount=encode_amount(1), memo=b'm' * 65), a))
+    case('training proof with batch_loss_micro shorter than batches', 'InvalidMessageError', resign(tx_with('training', **dict(training, batches=2)), a))
+    case('training proof with 65 shard ids', 'InvalidMessageError', resign(tx_with('training', **dict(training, shard_ids=list(range(65)))), a))
+    case('training proof with an all-zero pseudo_gradient_hash', 'InvalidMessageError', resign(tx_with('training', **dict(training, pseudo_gradient_hash=bytes(32))), a))
+    case('training proof with checkpoint_interval 2 over 3 batches and no checkpoint hash (needs ceil(3/2) - 1 = 1)', 'InvalidMessageError',
+         resign(tx_with('training', **dict(training, batches=3, batch_loss_micro=[5, 5, 5], checkpoint_interval=2)), a))
+    case('inference proof with ended_ms = started_ms', 'InvalidMessageError',
+         resign(tx_with('inference', session_id=b'\x01', tokens=1, output_hash=h32('o'), started_ms=5, ended_ms=5), a))
+    case('inference proof with a 33-byte session id', 'InvalidMessageError',
+         resign(tx_with('inference', session_id=bytes(33), tokens=1, output_hash=h32('o'), started_ms=5, ended_ms=6), a))
+    case('uptime proof with 0 heartbeats', 'InvalidMessageError', resign(tx_with('uptime', epoch=1), a))
+    case('data proof of 0 samples', 'InvalidMessageError', resign(tx_with('data', shard_id=1, data_hash=h32('d'), round=1), a))
+    case('payment with price 0', 'InvalidAmountError', resign(tx_with('payment', provider=bytes.fromhex(bob), tokens=1), a))
+    case('slash report of kind 3', 'InvalidMessageError', resign(tx_with('slash', kind=3), a))
+    # signatures
+    r, s = st['signature'][:32], int.from_bytes(st['signature'][32:], 'big')
+    high = r + (secp256k1.N - s).to_bytes(32, 'big')
+    assert secp256k1.verify(st['signature'], tx_id(chain.chain_id, tx), a.public_key)
+    case('the same signature with high S (n - s): valid ECDSA, but low S is required', 'InvalidSignatureError', pb.encode('SignedTx', {'tx': tx, 'signature': high}))
+    case('signature of 63 bytes', 'InvalidSignatureError', pb.encode('SignedTx', {'tx': tx, 'signature': st['signature'][:63]}))
+    case('signed by another key (bob signs alice\'s message)', 'InvalidSignatureError', resign(tx, W['bob']))
+    case('signature over sha256(digest) treated as the ECDSA hash input twice (ECDSA hash of sha256(sha256(d)))', 'InvalidSignatureError',
+         pb.encode('SignedTx', {'tx': tx, 'signature': a.sign_digest(__import__('hashlib').sha256(tx_id(chain.chain_id, tx)).digest())}))
+    # certificates
+    t = parse_signed_tx(chain, t1)
+    votes = [V[i].sign_vote(chain, i, t.id) for i in range(4)]
+    case('certificate with votes out of order (1, 0, 2)', 'InvalidMessageError',
+         certificate=pb.encode('Certificate', {'signed_tx': t1, 'votes': [votes[1], votes[0], votes[2]]}))
+    case('certificate with a vote of validator 0 twice', 'InvalidMessageError',
+         certificate=pb.encode('Certificate', {'signed_tx': t1, 'votes': [votes[0], votes[0], votes[1], votes[2]]}))
+    case('certificate with a vote of validator 4 (not in the genesis)', 'InvalidMessageError',
+         certificate=pb.encode('Certificate', {'signed_tx': t1, 'votes': votes[:3] + [dict(votes[3], validator=4)]}))
+    case('certificate whose vote of validator 2 is validator 3\'s signature', 'InvalidSignatureError',
+         certificate=pb.encode('Certificate', {'signed_tx': t1, 'votes': [votes[0], votes[1], dict(votes[3], validator=2)]}))
+    case('certificate whose message is invalid (signature bit flipped)', 'InvalidSignatureError',
+         certificate=pb.encode('Certificate', {'signed_tx': pb.encode('SignedTx', {'tx': tx, 'signature': bytes(bad)}), 'votes': votes[:3]}))
+    return {'description': 'each input MUST be rejected with the named error and change nothing; every case breaks one rule '
+                           '(re-signed where the bytes changed) except where noted, and §5.3 orders the checks',
+            'cases': cases}
+
+
+# ---- state.json ----
+
+def state_vectors():
+    a, b, c, d = W['alice'], W['bob'], W['carol'], W['dave']
+    msgs = []
+
+    def m(desc, signed):
+        msgs.append((desc, signed))
+        return parse_signed_tx(chain, signed)
+
+    m('alice#0 transfers 10 NEURO to bob', a.sign_tx(chain, 0, 0, 'transfer', to=b.address, amount=10 * NEURO))
+    m('alice#1 stakes 20 NEURO', a.sign_tx(chain, 1, 0, 'stake', amount=20 * NEURO))
+    m('alice#2 unbonds 5 NEURO at epoch 1: release epoch 1 + 7 + 2·1 = 10', a.sign_tx(chain, 2, 1, 'unbond', amount=5 * NEURO))
+    m('alice#3 withdraws every matured entry at epoch 10 (5 NEURO)', a.sign_tx(chain, 3, 10, 'withdraw'))
+    m('alice#4 unbonds 2 NEURO at epoch 2 (release 11)', a.sign_tx(chain, 4, 2, 'unbond', amount=2 * NEURO))
+    m('alice#5 unbonds 3 NEURO at epoch 3 (release 12)', a.sign_tx(chain, 5, 3, 'unbond', amount=3 * NEURO))
+    m('alice#6 withdraws at most 1 entry at epoch 12: the first matured one in unbond order (2 NEURO); 3 NEURO stay unbonding',
+      a.sign_tx(chain, 6, 12, 'withdraw', max_entries=1))
+    m('alice#7 withdraws at epoch 5: no entry matured, fails', a.sign_tx(chain, 7, 5, 'withdraw'))
+    m('alice#8 unbonds 100 NEURO: more than bonded, fails', a.sign_tx(chain, 8, 3, 'unbond', amount=100 * NEURO))
+    m('alice#10 stakes 1 NEURO: alice#9 is not final, so it stays queued (a gap)', a.sign_tx(chain, 10, 3, 'stake', amount=NEURO))
+    m('bob#0 uptime proof, epoch 3, 30 heartbeats, stake claim 1000 NEURO but nothing bonded yet: 3 NEURO',
+      b.sign_tx(chain, 0, 3, 'uptime', epoch=3, heartbeats=30, stake_claim=1000 * NEURO))
+    m('bob#1 uptime proof for epoch 3 again: key used, fails', b.sign_tx(chain, 1, 3, 'uptime', epoch=3, heartbeats=10))
+    m('bob#2 uptime proof of 61 heartbeats (61·60·1000 > epochMs): fails', b.sign_tx(chain, 2, 4, 'uptime', epoch=4, heartbeats=61))
+    m('bob#3 transfers 2 NEURO to dave (dave has nothing at genesis)', b.sign_tx(chain, 3, 4, 'transfer', to=d.address, amount=2 * NEURO))
+    m('bob#4 stakes 50 NEURO', b.sign_tx(chain, 4, 4, 'stake', amount=50 * NEURO))
+    shards = assign_shards(chain, b.address, 7)
+    m('bob#5 training proof, round 7, 4 batches, loss 2.5 -> 2.0 (quality bonus), stake claim 50 NEURO: floor(10^15·4·3/2·(1 + 50/10000)) = 6.03·10^15',
+      b.sign_tx(chain, 5, 5, 'training', round=7, model_hash=h32('base'), shard_ids=shards, tokens=4096, batches=4,
+                loss_before_micro=2500000, loss_after_micro=2000000, pseudo_gradient_hash=h32('delta'),
+                batch_loss_micro=[3000000, 2500000, 2000000, 2500000], stake_claim=50 * NEURO, checkpoint_interval=2,
+                checkpoint_hashes=[h32('after 2 steps')]))
+    m(f'bob#6 data proof, round 7, shard {shards[0]} (assigned), 100 samples, stake claim 50 NEURO: floor(10^14·100·1.005)',
+      b.sign_tx(chain, 6, 5, 'data', shard_id=shards[0], samples=100, data_hash=h32('shard'), round=7, stake_claim=50 * NEURO))
+    unassigned = next(i for i in range(1024) if i not in shards)
+    m(f'bob#7 data proof of shard {unassigned}, not assigned to bob for round 7: fails',
+      b.sign_tx(chain, 7, 5, 'data', shard_id=unassigned, samples=100, data_hash=h32('shard'), round=7))
+    m('dave#0 transfers 1 NEURO to carol: waits until bob#3 credits dave', d.sign_tx(chain, 0, 4, 'transfer', to=c.address, amount=NEURO))
+    pay = m('carol#0 pays dave for 1000 tokens at 10^15: fee 1 NEURO, 0.2 burned, 0.8 to dave',
+            c.sign_tx(chain, 0, 4, 'payment', provider=d.address, tokens=1000, price_per_token=10 ** 15, session_id=b'\x09'))
+    m('dave#1 inference proof naming carol#0 as its session, 500 tokens in 1 s: floor(0.9 NEURO·500/10^6) = 4.5·10^14 (below the 0.2 NEURO burned)',
+      d.sign_tx(chain, 1, 4, 'inference', session_id=pay.id, tokens=500, output_hash=h32('out'), started_ms=1000, ended_ms=2000))
+    m('dave#2 a second inference proof of the same session: key used, fails',
+      d.sign_tx(chain, 2, 4, 'inference', session_id=pay.id, tokens=100, output_hash=h32('out2'), started_ms=1000, ended_ms=2000))
+    m('carol#1 stakes 4 NEURO', c.sign_tx(chain, 1, 4, 'stake', amount=4 * NEURO))
+    ea = c.sign_tx(chain, 2, 4, 'transfer', to=a.address, amount=NEURO)
+    eb = c.sign_tx(chain, 2, 5, 'transfer', to=b.address, amount=NEURO)
+    ev = check_evidence(chain, {'kind': 1, 'signed_tx_a': ea, 'signed_tx_b': eb, 'validator': 0, 'vote_sig_a': b'', 'vote_sig_b': b''})
+    r1 = reporter_for(chain, ev, 5)
+    seqs = {}
+
+    def report(idx, epoch, **body):
+        s = seqs.get(idx, 0)
+        seqs[idx] = s + 1
+        return V[idx].sign_tx(chain, s, epoch, 'slash', **body)
+
+    m(f'validator-{r1} (designated for key account/<carol> at epoch 5) reports carol\'s two messages for sequence 2: '
+      f'penalty floor(4 NEURO·1/2) = 2 NEURO (bonded before sequence 2), 0.2 NEURO to the reporter, 1.8 burned; '
+      f'waits until carol#0 and carol#1 are applied', report(r1, 5, kind=1, signed_tx_a=ea, signed_tx_b=eb))
+    ta, tb = parse_signed_tx(chain, ea), parse_signed_tx(chain, eb)
+    va, vb = V[3].sign_vote(chain, 3, ta.id), V[3].sign_vote(chain, 3, tb.id)
+    evv = {'offender': chain.validator_addresses[3], 'key': 'validator/3', 'validator': 3}
+    r2 = reporter_for(chain, evv, 5)
+    m(f'validator-{r2} (designated for key validator/3 at epoch 5) reports validator-3 voting for both of carol\'s messages: '
+      f'penalty 500 NEURO (half its genesis stake), 50 NEURO to the reporter, 450 burned',
+      report(r2, 5, kind=2, signed_tx_a=ea, signed_tx_b=eb, validator=3, vote_sig_a=va['signature'], vote_sig_b=vb['signature']))
+    da = d.sign_tx(chain, 3, 4, 'transfer', to=a.address, amount=1)
+    db = d.sign_tx(chain, 3, 4, 'transfer', to=b.address, amount=1)
+    evd = check_evidence(chain, {'kind': 1, 'signed_tx_a': da, 'signed_tx_b': db, 'validator': 0, 'vote_sig_a': b'', 'vote_sig_b': b''})
+    r3 = reporter_for(chain, evd, 5)
+    m(f'validator-{r3} reports dave\'s two messages for sequence 3: dave has nothing bonded, penalty 0, fails WITHOUT using '
+      f'the key account/<dave>', report(r3, 5, kind=1, signed_tx_a=da, signed_tx_b=db))
+
+    certs = [(desc, certify(s)) for desc, s in msgs]
+    txs = [parse_certificate(chain, cert)[0] for _, cert in certs]
+    st = State(chain)
+    st.add_final(txs)
+    assert st.holdings() == st.totals['genesisSupply'] + st.totals['minted'] - st.totals['burned']
+    canon = st.canonical()
+    return {
+        'description': 'final messages (certificates of validators 0, 1, 2) covering every body kind, waiting, failing and '
+                       'queued messages; the state (§7) and the state hash (§7.2) they MUST produce in ANY order. '
+                       'expected.canonical is the exact string the state hash covers',
+        'chainId': chain.chain_id_hex,
+        'messages': [{'description': desc, 'txId': t.id_hex, 'certificate': cert.hex()} for (desc, cert), t in zip(certs, txs)],
+        'expected': {**json.loads(canon), 'canonical': canon, 'stateHash': st.state_hash()},
+    }
+
+
+# ---- evidence.json ----
+
+def evidence_vectors():
+    c = W['carol']
+    ea = c.sign_tx(chain, 1, 0, 'transfer', to=W['alice'].address, amount=NEURO)
+    eb = c.sign_tx(chain, 1, 0, 'transfer', to=W['bob'].address, amount=NEURO)
+    ta, tb = parse_signed_tx(chain, ea), parse_signed_tx(chain, eb)
+    far = c.sign_tx(chain, 1, 4, 'transfer', to=W['bob'].address, amount=NEURO)
+    va, vb = V[2].sign_vote(chain, 2, ta.id), V[2].sign_vote(chain, 2, tb.id)
+    keys = [('account/' + c.address, None), ('validator/2', 2), ('account/' + chain.validator_addresses[1], 1)]
+    reporters = []
+    for key, off in keys:
+        for epoch in range(6):
+            reporters.append({'key': key, 'epoch': epoch, 'offender': off, 'reporter': designated_reporter(chain, key, epoch, off)})
+    evidence = [
+        {'description': 'carol signed two transfers for sequence 1 (account equivocation)', 'kind': 1,
+         'signedTxA': ea.hex(), 'signedTxB': eb.hex(), 'key': 'account/' + c.address, 'offender': c.address},
+        {'description': 'validator-2 voted for both (validator equivocation)', 'kind': 2, 'validator': 2,
+         'signedTxA': ea.hex(), 'signedTxB': eb.hex(), 'voteSigA': va['signature'].hex(), 'voteSigB': vb['signature'].hex(),
+         'key': 'validator/2', 'offender': chain.validator_addresses[2]},
+        {'description': 'the same message twice: no conflict', 'kind': 1, 'signedTxA': ea.hex(), 'signedTxB': ea.hex(), 'key': None},
+        {'description': 'epochs 0 and 4 are more than 2·epochWindow + 1 = 3 apart: a replacement of an expired message, not evidence',
+         'kind': 1, 'signedTxA': ea.hex(), 'signedTxB': far.hex(), 'key': None},
+        {'description': 'validator equivocation whose second vote is validator-2\'s vote for the first message', 'kind': 2, 'validator': 2,
+         'signedTxA': ea.hex(), 'signedTxB': eb.hex(), 'voteSigA': va['signature'].hex(), 'voteSigB': va['signature'].hex(), 'key': None},
+    ]
+    shards = [{'address': W[n].address, 'round': r, 'shards': assign_shards(chain, W[n].address, r)}
+              for n in ('alice', 'bob') for r in (0, 7, 2 ** 64 - 1)]
+    return {'description': 'evidence keys (§6.2: key = account/<offender address, 40 hex> or validator/<index>), the designated '
+                           'reporter of a key at an epoch (offender excluded), and shard assignments (§8 assignShards)',
+            'chainId': chain.chain_id_hex, 'evidence': evidence, 'reporters': reporters, 'assignShards': shards}
+
+
+OWNED = {'encoding.json': encoding_vectors, 'invalid.json': invalid_vectors, 'state.json': state_vectors, 'evidence.json': evidence_vectors}
+
+
+# ---- checks of every file, from the files alone ----
+
+def err_name(fn):
+    try:
+        fn()
+    except LedgerError as e:
+        return e.name
+    return None
+
+
+def check():
+    n = 0
+    # keys.json
+    for name, w in load('keys.json')['wallets'].items():
+        x = Wallet.from_seed(w['seed'])
+        assert x.secret.hex() == w['secretKey'] and x.public_key.hex() == w['publicKey'] and x.address == w['address'], name
+        n += 1
+    # preimage.json
+    p = load('preimage.json')
+    assert chain.chain_id_hex == p['chainId']
+    d = tx_id(chain.chain_id, bytes.fromhex(p['txBytes']))
+    assert d.hex() == p['digest']
+    key = bytes.fromhex(W['alice'].secret.hex())
+    assert secp256k1.sign(key, d).hex() == p['signature'], 'RFC 6979 signature'
+    assert secp256k1.verify(bytes.fromhex(p['signature']), d, bytes.fromhex(p['publicKey']))
+    assert vote_digest(chain.chain_id, d).hex() == p['voteDigest']
+    assert address_of(bytes.fromhex(p['address']['publicKey'])) == p['address']['address']
+    for amt in p['amounts']:
+        assert encode_amount(int(amt['value'])).hex() == amt['bytes'] and decode_amount(bytes.fromhex(amt['bytes'])) == int(amt['value'])
+    n += 1
+    # encoding.json
+    e = load('encoding.json')
+    for msg in e['messages']:
+        t = parse_signed_tx(chain, bytes.fromhex(msg['signedTx']))
+        assert t.tx_bytes.hex() == msg['txBytes'] and t.id_hex == msg['txId'] and hexify(t.tx) == msg['decoded'], msg['description']
+        assert pb.encode('Tx', t.tx) == t.tx_bytes
+        n += 1
+    vote = pb.decode('Vote', bytes.fromhex(e['vote']['voteBytes']))
+    assert vote_digest(chain.chain_id, bytes.fromhex(e['vote']['txId'])).hex() == e['vote']['voteDigest']
+    assert secp256k1.verify(vote['vote']['signature'], bytes.fromhex(e['vote']['voteDigest']), chain.validator_keys[0])
+    tx, votes = parse_certificate(chain, bytes.fromhex(e['certificate']['bytes']))
+    assert [v['validator'] for v in votes] == [0, 1, 2]
+    n += 2
+    # invalid.json
+    for cse in load('invalid.json')['cases']:
+        if 'signedTx' in cse:
+            got = err_name(lambda: parse_signed_tx(chain, bytes.fromhex(cse['signedTx'])))
+        else:
+            got = err_name(lambda: parse_certificate(chain, bytes.fromhex(cse['certificate'])))
+        assert got == cse['error'], f'{cse["description"]}: {got} != {cse["error"]}'
+        n += 1
+    # ledger.json and state.json: every order
+    for f in ('ledger.json', 'state.json'):
+        v = load(f)
+        assert v['chainId'] == chain.chain_id_hex
+        txs = []
+        for msg in v['messages']:
+            t, _ = parse_certificate(chain, bytes.fromhex(msg['certificate']))
+            assert t.id_hex == msg['txId']
+            txs.append(t)
+        orders = [txs, txs[::-1]] + [random.Random(s).sample(txs, len(txs)) for s in range(6)]
+        for order in orders:
+            st = State(chain)
+            for t in order:
+                st.add_final([t])
+            exp = v['expected']
+            for addr, acc in exp['accounts'].items():
+                got = st.get(addr)
+                for k, x in acc.items():
+                    assert json.loads(__import__('neuroshard_ledger').canonical_json(got[k])) == x, f'{f} {addr}.{k}'
+            assert {k: str(x) for k, x in st.totals.items()} == exp['totals'], f
+            if 'canonical' in exp:
+                assert st.canonical() == exp['canonical'], f
+            assert st.state_hash() == exp['stateHash'], f
+        n += 1
+    # evidence.json
+    ev = load('evidence.json')
+    from neuroshard_ledger.ledger import _Fail
+    for cse in ev['evidence']:
+        body = {'kind': cse['kind'], 'signed_tx_a': bytes.fromhex(cse['signedTxA']), 'signed_tx_b': bytes.fromhex(cse['signedTxB']),
+                'validator': cse.get('validator', 0), 'vote_sig_a': bytes.fromhex(cse.get('voteSigA', '')), 'vote_sig_b': bytes.fromhex(cse.get('voteSigB', ''))}
+        try:
+            got = check_evidence(chain, body)
+            assert cse['key'] == got['key'] and cse['offender'] == got['offender'], cse['description']
+        except _Fail:
+            assert cse['key'] is None, cse['description']
+        n += 1
+    for r in ev['reporters']:
+        assert designated_reporter(chain, r['key'], r['epoch'], r['offender']) == r['reporter'], r
+        n += 1
+    for s in ev['assignShards']:
+        assert assign_shards(chain, s['address'], s['round']) == s['shards'], s
+        n += 1
+    return n
+
+
+if __name__ == '__main__':
+    if '--write' in sys.argv:
+        for name, fn in OWNED.items():
+            with open(os.path.join(VEC, name), 'w', encoding='utf-8') as f:
+                f.write(json.dumps(fn(), indent=2, ensure_ascii=False) + '\n')
+    else:
+        for name, fn in OWNED.items():
+            with open(os.path.join(VEC, name), encoding='utf-8') as f:
+                assert json.load(f) == fn(), f'{name} differs from what the Python client derives (run with --write?)'
+    print(f'ponw-ledger vectors: {check()} checks pass (Python client, written from the spec)')
