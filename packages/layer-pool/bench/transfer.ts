@@ -4,11 +4,13 @@
  * Two hosts in this process. The raw run pushes the same bytes (the span's canonical stream) through a
  * plain stream of a trivial protocol (the server `send`s 1 MiB pieces with drain backpressure, the client
  * counts and drops them); the transfer run is `fetchSpanWeights` from one replica (manifest, chunk
- * requests, sha256 of every chunk, copy into the result, contentHash at the end). A third run, raw +
- * store, is the raw stream whose client also copies the bytes into a fresh buffer of the total size:
- * what keeping the bytes costs by itself (first writes to new memory are slow on some VMs). Runs alternate so
- * both see the same load; the table reports the median of the warm runs (the cold first transfer also
- * hashes the content on the server and is reported apart).
+ * requests, sha256 of every chunk, copy into the result, contentHash at the end), once into a buffer
+ * the caller hands in and reuses (`into`: a node replacing weights it holds) and once into a new buffer
+ * (the default). Another run, raw + store, is the raw stream whose client also copies the bytes into
+ * a new buffer of the total size: what keeping the bytes in new memory costs by itself (first writes
+ * to new memory are slow on some VMs). Runs alternate so all see the same load; the table reports the
+ * median of the warm runs (the cold first transfer also hashes the content on the server and is
+ * reported apart).
  *
  * Run: `cd packages/layer-pool && npx tsc -b && ../../node_modules/.bin/node dist/bench/transfer.js [MB]`
  * (default ≈ 101 MB: two blocks of a d = 1024 model). Results: bench/results/transfer.json
@@ -115,9 +117,10 @@ async function main (): Promise<void> {
   await weights.start()
   await client.dial(server.getMultiaddrs())
 
-  const transferRun = async (): Promise<number> => {
+  const reused = new Uint8Array(totalBytes)
+  const transferRun = async (into?: Uint8Array): Promise<number> => {
     const t0 = performance.now()
-    const result = await fetchSpanWeights(client, [server.peerId], expected, { timeout: 60_000 })
+    const result = await fetchSpanWeights(client, [server.peerId], expected, { timeout: 60_000, into })
     const seconds = (performance.now() - t0) / 1000
     if (result.weightsHash !== expected.weightsHash) throw new Error('hash mismatch')
     return seconds
@@ -129,8 +132,11 @@ async function main (): Promise<void> {
   const raw: number[] = []
   const rawStore: number[] = []
   const transfer: number[] = []
+  const transferInto: number[] = []
+  reused.fill(0) // the reused buffer has been written before
   for (let i = 0; i < WARM_RUNS; i++) {
     raw.push(await rawRun(client, server, totalBytes))
+    transferInto.push(await transferRun(reused))
     transfer.push(await transferRun())
     rawStore.push(await rawRun(client, server, totalBytes, true))
   }
@@ -142,13 +148,15 @@ async function main (): Promise<void> {
   const rawMBs = totalBytes / MB / median(raw)
   const rawStoreMBs = totalBytes / MB / median(rawStore)
   const transferMBs = totalBytes / MB / median(transfer)
+  const transferIntoMBs = totalBytes / MB / median(transferInto)
   const coldMBs = totalBytes / MB / cold
   const load = execSync('uptime').toString().trim()
   const tunables = process.env.GLIBC_TUNABLES ?? '(unset)'
+  const pct = (a: number, b: number): string => `${(100 * a / b).toFixed(0)}%`
   const rows = [
-    `| bytes | chunks | transfer MB/s | raw stream MB/s | transfer / raw | raw + store MB/s | transfer / (raw + store) | cold transfer MB/s |`,
-    '|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${transferMBs.toFixed(1)} | ${rawMBs.toFixed(1)} | ${(100 * transferMBs / rawMBs).toFixed(0)}% | ${rawStoreMBs.toFixed(1)} | ${(100 * transferMBs / rawStoreMBs).toFixed(0)}% | ${coldMBs.toFixed(1)} |`
+    '| bytes | chunks | raw stream MB/s | transfer, reused buffer MB/s | reused / raw | transfer, new buffer MB/s | new / raw | raw + store (new buffer) MB/s | new / (raw + store) | cold transfer MB/s |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${rawMBs.toFixed(1)} | ${transferIntoMBs.toFixed(1)} | ${pct(transferIntoMBs, rawMBs)} | ${transferMBs.toFixed(1)} | ${pct(transferMBs, rawMBs)} | ${rawStoreMBs.toFixed(1)} | ${pct(transferMBs, rawStoreMBs)} | ${coldMBs.toFixed(1)} |`
   ]
   process.stdout.write(`\nWeight transfer vs raw libp2p stream, loopback TCP + Noise + Yamux, both hosts in one process (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}); medians of ${WARM_RUNS} alternating warm runs\n\n${rows.join('\n')}\n\nuptime: ${load}\nGLIBC_TUNABLES: ${tunables}\n`)
 
@@ -166,8 +174,9 @@ async function main (): Promise<void> {
     glibcTunables: tunables,
     totalBytes,
     chunks: digest.chunkHashes.length,
-    seconds: { raw, transfer, rawStore, coldTransfer: cold },
-    mbPerSecond: { raw: rawMBs, transfer: transferMBs, rawStore: rawStoreMBs, coldTransfer: coldMBs },
+    seconds: { raw, transferReusedBuffer: transferInto, transfer, rawStore, coldTransfer: cold },
+    mbPerSecond: { raw: rawMBs, transferReusedBuffer: transferIntoMBs, transfer: transferMBs, rawStore: rawStoreMBs, coldTransfer: coldMBs },
+    ratioReusedBuffer: transferIntoMBs / rawMBs,
     ratio: transferMBs / rawMBs,
     ratioToRawStore: transferMBs / rawStoreMBs
   }, null, 2) + '\n')

@@ -187,6 +187,31 @@ describe('weight transfer', () => {
     expect(span.weightsHash).toBe(SPAN.expected.weightsHash)
   })
 
+  it('writes the stream into a buffer the caller hands in (into), overwriting what it held', async () => {
+    const a = await replica({ provider: provider(SPAN) })
+    const b = await replica({ provider: provider(SPAN) })
+    const bytes = SPAN.content.tensors.reduce((n, t) => n + t.data.byteLength, 0)
+    const backing = new ArrayBuffer(bytes + 8)
+    const into = new Uint8Array(backing, 8, bytes).fill(0xab)
+
+    const result = await fetchFrom([a.host, b.host], SPAN, { into })
+
+    expect(result.weightsHash).toBe(SPAN.expected.weightsHash)
+    expect(result.faults).toEqual([])
+    for (const t of SPAN.content.tensors) {
+      const got = result.tensors.get(t.name)!
+      // a view of the caller's buffer (filled with 0xab before), now holding the served values
+      expect(got.buffer).toBe(backing)
+      expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))).toBe(true)
+    }
+
+    // a wrong size, an offset that is not a multiple of 4, or together with resume: refused
+    await expect(fetchFrom([a.host], SPAN, { into: new Uint8Array(bytes - 4) })).rejects.toMatchObject({ name: 'InvalidParametersError' })
+    await expect(fetchFrom([a.host], SPAN, { into: new Uint8Array(new ArrayBuffer(bytes + 2), 2, bytes) })).rejects.toMatchObject({ name: 'InvalidParametersError' })
+    const resume = { chunksRoot: SPAN.expected.chunksRoot, manifest: result.manifest, stream: new Uint8Array(bytes), verified: new Set<number>() }
+    await expect(fetchFrom([a.host], SPAN, { into, resume })).rejects.toMatchObject({ name: 'InvalidParametersError' })
+  })
+
   it('fetches optimizer state with its step, and drops a replica that reports another step than the record', async () => {
     const a = await replica({ provider: provider(OPTIMIZER) })
     const result = await fetchFrom([a.host], OPTIMIZER)

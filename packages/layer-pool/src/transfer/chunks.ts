@@ -131,9 +131,19 @@ export function computeChunksRoot (totalBytes: number, chunkHashes: readonly Uin
   return new Uint8Array(h.digest())
 }
 
-/** sha256 of one chunk */
-export function hashChunk (bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(createHash('sha256').update(bytes).digest())
+/** sha256 of one chunk, given whole or as the pieces it arrived in (e.g. a `Uint8ArrayList`) */
+export function hashChunk (bytes: Uint8Array | Iterable<Uint8Array>): Uint8Array<ArrayBuffer> {
+  const h = createHash('sha256')
+
+  if (bytes instanceof Uint8Array) {
+    h.update(bytes)
+  } else {
+    for (const piece of bytes) {
+      h.update(piece)
+    }
+  }
+
+  return new Uint8Array(h.digest())
 }
 
 /**

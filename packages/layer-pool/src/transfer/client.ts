@@ -2,7 +2,8 @@ import { isPeerId } from '@libp2p/interface'
 import { logger as createLogger } from '@libp2p/logger'
 import { InvalidParametersError, MalformedMessageError, MessageTooLargeError, TimeoutError } from '@neuroshard/interface'
 import { messageStream, openStream, releaseWhenRemoteCloses } from '@neuroshard/utils'
-import { Chunk, Part, Status, WeightsRequest, WeightsResponse } from '../pb/transfer.js'
+import { Part, Status, WeightsRequest, WeightsResponse } from '../pb/transfer.js'
+import { decodeChunkList } from './chunk-message.js'
 import { assembleTensors, chunkCount, chunkLength, computeChunksRoot, hashChunk, streamBytes, tensorsContentHash } from './chunks.js'
 import {
   CHUNK_SIZE, DEFAULT_BUSY_RETRIES, DEFAULT_BUSY_RETRY_DELAY_MS, DEFAULT_CHUNKS_PER_REQUEST, DEFAULT_MAX_RESPONSE_SIZE,
@@ -14,6 +15,7 @@ import {
 } from './errors.js'
 import { fromHex, toHex } from './hex.js'
 import { spanLayout } from './span.js'
+import type { ChunkFrame } from './chunk-message.js'
 import type { TensorLayout } from './chunks.js'
 import type { PartialSpanWeights, ReplicaFault, ReplicaFaultKind, SpanRequest, SpanWeights, WeightsManifest, WeightsTransferProgress } from './types.js'
 import type { AbortOptions, Logger, PeerId, Stream } from '@libp2p/interface'
@@ -54,6 +56,14 @@ export interface FetchSpanWeightsOptions extends AbortOptions {
   busyRetryDelay?: number
   /** What an earlier fetch of the same chunks root verified (from its error's `partial`); only the rest is fetched */
   resume?: PartialSpanWeights
+  /**
+   * Where the canonical stream is written: a buffer of exactly the span part's bytes whose byteOffset
+   * is a multiple of 4, e.g. the memory of weights this node is replacing (first writes to fresh
+   * memory cost as much as the transfer itself on some machines). Its old contents are overwritten
+   * chunk by chunk as chunks are verified; the returned tensors and a failure's `partial.stream` are
+   * views of it. Not with `resume` (whose stream is the buffer). @default a new buffer
+   */
+  into?: Uint8Array
   /** Called after the manifest, each verified chunk and each dropped replica; must not throw */
   onProgress?(progress: WeightsTransferProgress): void
   /** @default logger('neuroshard:layer-pool:transfer') */
@@ -178,6 +188,16 @@ class SpanFetch {
     this.layout = spanLayout(expected.config, expected.start, expected.end, expected.part)
     this.totalBytes = streamBytes(this.layout)
     this.count = chunkCount(this.totalBytes, this.chunkSize)
+
+    if (options.into != null) {
+      if (!(options.into instanceof Uint8Array) || options.into.byteLength !== this.totalBytes || options.into.byteOffset % 4 !== 0) {
+        throw new InvalidParametersError(`into must be a Uint8Array of ${this.totalBytes} bytes at a byteOffset that is a multiple of 4`)
+      }
+
+      if (options.resume != null) {
+        throw new InvalidParametersError('into and resume cannot be used together: the resume state\'s stream is the buffer')
+      }
+    }
 
     const seen = new Set<string>()
     this.replicas = []
@@ -335,7 +355,7 @@ class SpanFetch {
           }
 
           this.manifest = this.checkManifest(response.manifest)
-          this.stream = new Uint8Array(this.totalBytes)
+          this.stream = this.options.into ?? new Uint8Array(this.totalBytes)
           this.progress({ type: 'manifest', peer: replica.peer })
           return
         } catch (err) {
@@ -541,8 +561,8 @@ class SpanFetch {
     }
   }
 
-  /** Check and store one chunk a worker received */
-  private accept (worker: Worker, chunk: Chunk): void {
+  /** Check one chunk a worker received and copy it, piece by piece, to its place in the stream */
+  private accept (worker: Worker, chunk: ChunkFrame): void {
     const index = chunk.index
 
     if (!worker.outstanding.has(index)) {
@@ -562,7 +582,12 @@ class SpanFetch {
         throw new ChunkHashMismatchError(`chunk ${index} from ${worker.replica.key} hashes to ${toHex(hash)}, the manifest says ${toHex(this.manifest!.chunkHashes[index])}`)
       }
 
-      this.stream!.set(chunk.data, index * this.chunkSize)
+      let at = index * this.chunkSize
+
+      for (const piece of chunk.data) {
+        this.stream!.set(piece, at)
+        at += piece.byteLength
+      }
       this.verified.add(index)
       this.bytesDone += length
       this.fetched.set(worker.replica.key, (this.fetched.get(worker.replica.key) ?? 0) + 1)
@@ -610,7 +635,7 @@ class SpanFetch {
    * Send one request on a new stream and read the response; `body` reads what follows it. Throws
    * typed errors for non-OK statuses.
    */
-  private async request (replica: Replica, chunks: number[], wantManifest: boolean, body: (response: WeightsResponse, read: () => Promise<Chunk>) => Promise<void>, worker?: Worker): Promise<WeightsResponse> {
+  private async request (replica: Replica, chunks: number[], wantManifest: boolean, body: (response: WeightsResponse, read: () => Promise<ChunkFrame>) => Promise<void>, worker?: Worker): Promise<WeightsResponse> {
     const signal = replica.controller.signal
     let stream: Stream
 
@@ -658,15 +683,8 @@ class SpanFetch {
           throw new ProtocolViolationError(`${replica.key} answered status ${String(response.status)}`)
       }
 
-      await body(response, async () => {
-        const bytes = await messages.readBytes({ signal })
-
-        try {
-          return Chunk.decode(bytes)
-        } catch (err) {
-          throw new MalformedMessageError(`a chunk message does not decode: ${(err as Error).message}`)
-        }
-      })
+      // chunk bodies stay in the pieces they arrived in: hashed and copied to their place without a join
+      await body(response, async () => decodeChunkList(await messages.readList({ signal })))
 
       releaseWhenRemoteCloses(stream, this.timeout)
       return response
