@@ -54,3 +54,15 @@ export const POL_WEIGHTS_PROTOCOL = '/neuroshard/ledger/pol-weights/1.0.0'
 
 /** @default 256 MiB — cap on the weights of one checkpoint a validator fetches */
 export const DEFAULT_MAX_WEIGHTS_BYTES = 256 * 1024 * 1024
+
+/** Checkpoint protocol id — spec: specs/ponw-ledger/checkpoints.md#checkpoint-protocol */
+export const CHECKPOINT_PROTOCOL = '/neuroshard/ledger/checkpoint/1.0.0'
+
+/** @default 10_000 — final messages applied since the last certified checkpoint before the designated validator proposes the next */
+export const DEFAULT_CHECKPOINT_INTERVAL = 10_000
+
+/** @default 256 MiB — cap on a snapshot a joining node downloads */
+export const DEFAULT_MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
+
+/** 2,048 — accounts in one checkpoint vote's frontier (what fits a gossip message) */
+export const MAX_CHECKPOINT_FRONTIER = 2_048

@@ -171,3 +171,30 @@ export class RateLimitedError extends Error {
   static override name = 'RateLimitedError'
   override name = 'RateLimitedError'
 }
+
+/**
+ * A checkpoint or snapshot that is malformed, for another chain, or whose snapshot bytes do not hash to the
+ * certified snapshot hash (a forged checkpoint)
+ */
+export class InvalidCheckpointError extends Error {
+  static override name = 'InvalidCheckpointError'
+  override name = 'InvalidCheckpointError'
+}
+
+/** A checkpoint proposal this node's own final messages do not give (other base, other state) */
+export class CheckpointMismatchError extends Error {
+  static override name = 'CheckpointMismatchError'
+  override name = 'CheckpointMismatchError'
+}
+
+/** A checkpoint proposal names final messages this node does not hold yet (retry after syncing) */
+export class CheckpointNotReadyError extends Error {
+  static override name = 'CheckpointNotReadyError'
+  override name = 'CheckpointNotReadyError'
+}
+
+/** A checkpoint that cannot be installed over this node's state (the node is ahead of it somewhere, or already past it) */
+export class CheckpointConflictError extends Error {
+  static override name = 'CheckpointConflictError'
+  override name = 'CheckpointConflictError'
+}

@@ -2,7 +2,7 @@ import { logger } from '@libp2p/logger'
 import { InvalidParametersError, NotStartedError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
 import { decodeAmount } from './amount.js'
-import { EquivocationError, EvidenceConflictError, ImplausibleProofError, InsufficientFundsError, InsufficientQuorumError, InvalidEvidenceError, NotDesignatedReporterError, InvalidSignatureError, ReplayError, SequenceGapError, StateMismatchError } from './errors.js'
+import { CheckpointConflictError, CheckpointMismatchError, CheckpointNotReadyError, EquivocationError, EvidenceConflictError, ImplausibleProofError, InsufficientFundsError, InsufficientQuorumError, InvalidEvidenceError, NotDesignatedReporterError, InvalidSignatureError, ReplayError, SequenceGapError, StateMismatchError } from './errors.js'
 import { loadChain } from './genesis.js'
 import { toHex } from './keys.js'
 import { encodeCertificate, hasQuorum, parseCertificate, peekCertificateId, parseSignedTx, signTx, signVote, verifyVote, voteDigest } from './messages.js'
@@ -15,6 +15,9 @@ import type { Evidence, LedgerCertificate, LedgerTx, TxBody, VoteSigData } from 
 import type { AccountState, Outcome, StateDiff } from './state.js'
 import type { Meta, Op } from './store.js'
 import type { SignatureCheck, SignatureVerifierPool } from './verify-pool.js'
+import { MAX_CHECKPOINT_FRONTIER } from './constants.js'
+import { encodeCheckpointCertificate, frontierEntries, frontierOf, heightOf, signCheckpoint, snapshotOf, stateFromSnapshot, verifyCheckpoint, verifyCheckpointVote } from './checkpoint.js'
+import type { CheckpointCertificateData, CheckpointProposal, Snapshot } from './checkpoint.js'
 import type { AbortOptions } from '@libp2p/interface'
 
 const log = logger('neuroshard:ponw-ledger:ledger')
@@ -47,6 +50,25 @@ export interface LedgerInit {
   verifierPool?: SignatureVerifierPool
   /** cap on the signed-message bytes each vote map holds @default DEFAULT_MAX_VOTE_MEMORY_BYTES */
   maxVoteMemoryBytes?: number
+  /**
+   * forget the history behind each certified checkpoint this node adopts (certificates, outcomes, history
+   * index, votes of its slots) @default false
+   */
+  pruneOnCheckpoint?: boolean
+}
+
+/** The certified checkpoint a ledger adopted: its certificate, snapshot and frontier */
+export interface AdoptedCheckpoint {
+  height: bigint
+  snapshotHash: Uint8Array
+  /** canonical CheckpointCertificate bytes */
+  certificate: Uint8Array
+  /** canonical snapshot bytes */
+  snapshot: Uint8Array
+  /** next sequence of each account at the checkpoint */
+  frontier: Map<Address, bigint>
+  /** true when this node pruned the history behind it */
+  pruned: boolean
 }
 
 export interface LedgerEvents {
@@ -56,6 +78,8 @@ export interface LedgerEvents {
   'ponw-ledger:outcome': CustomEvent<Outcome>
   /** conflicting signatures were seen: a fraud proof is ready to be reported */
   'ponw-ledger:evidence': CustomEvent<Evidence>
+  /** a certified checkpoint was adopted (after a quorum of votes, or installed from a peer) */
+  'ponw-ledger:checkpoint': CustomEvent<{ height: bigint, snapshotHash: string, pruned: number, installed: boolean }>
 }
 
 function isChain (g: GenesisConfig | Chain): g is Chain {
@@ -94,6 +118,15 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
   readonly #maxVoteBytes: number
   #votesBytes = 0
   #slotVotesBytes = 0
+  readonly #prune: boolean
+  /** the adopted checkpoint (the base of the next one) */
+  #base?: AdoptedCheckpoint
+  /** final messages stored since the base (id → slot), built on first use */
+  #sinceBase?: Map<string, { sender: Address, seq: bigint }>
+  /** checkpoint votes collected per snapshot hash (at most MAX_CHECKPOINT_CANDIDATES, oldest dropped) */
+  readonly #ckVotes = new Map<string, { proposal: CheckpointProposal, votes: Map<number, Uint8Array> }>()
+  /** a certified checkpoint waiting for final messages this node does not hold yet */
+  #ckPending?: { proposal: CheckpointProposal, cert: CheckpointCertificateData }
 
   private constructor (init: LedgerInit) {
     super()
@@ -105,6 +138,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     this.now = init.now ?? Date.now
     this.#pool = init.verifierPool
     this.#maxVoteBytes = init.maxVoteMemoryBytes ?? DEFAULT_MAX_VOTE_MEMORY_BYTES
+    this.#prune = init.pruneOnCheckpoint === true
     if (init.wallet != null) {
       const i = this.chain.validatorKeys.findIndex(k => toHex(k) === toHex(init.wallet!.publicKey))
       this.validatorIndex = i >= 0 ? i : undefined
@@ -164,8 +198,22 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     if (meta == null) {
       return
     }
+    const certB64 = await this.store.get(KEYS.checkpoint)
+    const snap = await this.store.get(KEYS.snapshot)
+    let base: AdoptedCheckpoint | undefined
+    if (certB64 != null && snap != null) {
+      const bytes = new TextEncoder().encode(snap)
+      const { certificate, state } = verifyCheckpoint(this.chain, b64.dec(certB64), bytes)
+      base = { height: certificate.height, snapshotHash: certificate.snapshotHash, certificate: b64.dec(certB64), snapshot: bytes, frontier: frontierOf(state), pruned: (await this.store.get(KEYS.pruned)) != null }
+    }
     // accounts never touched since genesis are not stored: they keep their genesis values
     const s = new LedgerState(this.chain)
+    if (base?.pruned === true) {
+      for (const [a, n] of base.frontier) {
+        s.floor.set(a, n)
+      }
+    }
+    s.indexOffset = meta.indexOffset ?? 0
     for await (const [k, v] of this.store.range('a!')) {
       s.accounts.set(k.slice(2), fromJSON<AccountState>(v))
     }
@@ -194,16 +242,31 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     }
     this.state = s
     this.#logLength = meta.logLength
+    this.#base = base
+    this.#sinceBase = undefined
   }
 
   /** Verifies certificates (signature, votes, quorum), stores them and applies them, in one atomic batch */
   async addCertificates (certs: Array<Uint8Array | LedgerCertificate>, options: AbortOptions & { verified?: boolean, partial?: boolean } = {}): Promise<StateDiff> {
     this.#assertOpen()
     // skip known messages before paying for signature checks
-    const todo = certs.filter(c => {
+    let todo = certs.filter(c => {
       const id = c instanceof Uint8Array ? peekCertificateId(this.chain, c) : c.tx.idHex
       return id == null || !this.state.known.has(id)
     })
+    if (this.state.floor.size > 0) {
+      // messages behind the checkpoint this node pruned at are already in its state: skip them before
+      // paying for signature checks (undecodable bytes go on to get their typed error)
+      todo = todo.filter(c => {
+        let tx: LedgerTx
+        try {
+          tx = c instanceof Uint8Array ? parseCertificate(this.chain, c, { verifySignature: false, verifyVotes: false }).tx : c.tx
+        } catch {
+          return true
+        }
+        return tx.sequence >= (this.state.floor.get(tx.sender) ?? 0n)
+      })
+    }
     let parsed: LedgerCertificate[]
     const bulk = this.#pool != null && this.#pool.size > 0 && options.verified !== true && todo.length >= 32
     if (bulk) {
@@ -274,7 +337,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       for (const k of diff.proofKeys) {
         ops.push({ type: 'put', key: KEYS.proofKey(k), value: '1' })
       }
-      const meta: Meta = { logLength: n, totals: this.state.totals }
+      const meta: Meta = { logLength: n, totals: this.state.totals, indexOffset: this.state.indexOffset }
       ops.push({ type: 'put', key: KEYS.meta, value: toJSON(meta) })
       try {
         await this.store.batch(ops)
@@ -287,11 +350,16 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       }
       this.#logLength = n
       for (const c of fresh) {
+        this.#sinceBase?.set(c.tx.idHex, { sender: c.tx.sender, seq: c.tx.sequence })
         this.#dropVoting(c.tx.idHex)
         this.safeDispatchEvent('ponw-ledger:final', { detail: c })
       }
       for (const o of diff.outcomes) {
         this.safeDispatchEvent('ponw-ledger:outcome', { detail: o })
+      }
+      if (this.#ckPending != null && diff.outcomes.length > 0) {
+        const p = this.#ckPending
+        queueMicrotask(() => { this.#tryAdopt(p.proposal, p.cert).catch(err => { log('checkpoint not adopted - %s', err.message) }) })
       }
       return diff
     })
@@ -303,7 +371,8 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     const out: Uint8Array[] = []
     let next = from
     let bytes = 0
-    for await (const [, id] of this.store.range('l!', { gte: KEYS.log(from), limit })) {
+    // after pruning the log has gaps: `next` is one past the last index served
+    for await (const [k, id] of this.store.range('l!', { gte: KEYS.log(from), limit })) {
       const c = await this.store.get(KEYS.cert(id))
       if (c == null) {
         break
@@ -314,7 +383,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       }
       bytes += b.byteLength
       out.push(b)
-      next++
+      next = Number(k.slice(2)) + 1
     }
     return { certificates: out, next }
   }
@@ -444,6 +513,10 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     this.#assertOpen()
     const voted = await this.store.get(KEYS.withdrawVoted(offender))
     if (voted != null && BigInt(voted) > sequence) {
+      return true
+    }
+    const pruned = await this.store.get(KEYS.withdrawFinal(offender))
+    if (pruned != null && BigInt(pruned) > sequence) {
       return true
     }
     for (const o of this.state.outcomes.values()) {
@@ -683,7 +756,15 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
   /** Rebuilds the state from the stored certificates alone, in storage (id) order */
   async rebuild (): Promise<LedgerState> {
     this.#assertOpen()
-    const s = new LedgerState(this.chain)
+    let s = new LedgerState(this.chain)
+    if (this.#base?.pruned === true) {
+      // the history behind the checkpoint is gone: start from its (certified) snapshot
+      s = stateFromSnapshot(this.chain, this.#base.snapshot, this.#base.snapshotHash)
+      for (const [a, n] of this.#base.frontier) {
+        s.floor.set(a, n)
+      }
+      s.indexOffset = this.state.indexOffset
+    }
     const txs: LedgerTx[] = []
     for await (const [, v] of this.store.range('c!')) {
       txs.push(parseCertificate(this.chain, b64.dec(v), { verifySignature: false, verifyVotes: false }).tx)
@@ -698,6 +779,344 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     if (rebuilt.canonical() !== this.state.canonical()) {
       throw new StateMismatchError('stored state differs from the rebuild from stored messages')
     }
+  }
+
+  // ---- certified checkpoints (specs/ponw-ledger/checkpoints.md) ----
+
+  /** The certified checkpoint this ledger adopted or installed, if any */
+  get checkpoint (): AdoptedCheckpoint | undefined {
+    return this.#base
+  }
+
+  /** Final messages this node holds or has behind its checkpoint (its known set, pruned ones included) */
+  get finalCount (): number {
+    return this.state.known.size + (this.#base?.pruned === true ? Number(this.#base.height) : 0)
+  }
+
+  /** Final messages applied since the adopted checkpoint (since genesis without one) */
+  appliedSinceCheckpoint (): bigint {
+    return heightOf(this.state) - (this.#base?.height ?? 0n)
+  }
+
+  /** outside the lock */
+  async #ensureSinceBase (): Promise<Map<string, { sender: Address, seq: bigint }>> {
+    if (this.#sinceBase != null) {
+      return this.#sinceBase
+    }
+    return this.#exclusive(async () => this.#sinceBaseLocked())
+  }
+
+  /** under the lock (so no certificate is stored while the index is built) */
+  async #sinceBaseLocked (): Promise<Map<string, { sender: Address, seq: bigint }>> {
+    if (this.#sinceBase == null) {
+      const m = new Map<string, { sender: Address, seq: bigint }>()
+      const f = this.#base?.frontier
+      for await (const [, v] of this.store.range('c!')) {
+        const tx = parseCertificate(this.chain, b64.dec(v), { verifySignature: false, verifyVotes: false }).tx
+        if (tx.sequence >= (f?.get(tx.sender) ?? 0n)) {
+          m.set(tx.idHex, { sender: tx.sender, seq: tx.sequence })
+        }
+      }
+      this.#sinceBase ??= m
+    }
+    return this.#sinceBase
+  }
+
+  /**
+   * A checkpoint of this node's current state: every final message it applied (those below each account's
+   * next sequence). Undefined when nothing was applied since the adopted checkpoint, or when more than
+   * MAX_CHECKPOINT_FRONTIER accounts moved (the vote would not fit a gossip message: propose more often).
+   */
+  proposeCheckpoint (): (CheckpointProposal & { snapshot: Snapshot }) | undefined {
+    this.#assertOpen()
+    const snapshot = snapshotOf(this.state)
+    const baseHeight = this.#base?.height ?? 0n
+    if (snapshot.height <= baseHeight) {
+      return undefined
+    }
+    const bf = this.#base?.frontier
+    const moved = new Map<Address, bigint>()
+    for (const [a, n] of frontierOf(this.state)) {
+      if (n > (bf?.get(a) ?? 0n)) {
+        moved.set(a, n)
+      }
+    }
+    if (moved.size > MAX_CHECKPOINT_FRONTIER) {
+      return undefined
+    }
+    return { height: snapshot.height, snapshotHash: snapshot.hash, baseHeight, baseHash: this.#base?.snapshotHash ?? new Uint8Array(0), frontier: frontierEntries(moved), snapshot }
+  }
+
+  /**
+   * Re-derives a proposed checkpoint from this node's own final messages: the base must be this node's
+   * adopted checkpoint, and applying exactly the messages below the proposed frontier to the base's
+   * snapshot must reach that frontier and give the proposed snapshot hash and height.
+   * CheckpointMismatchError otherwise; CheckpointNotReadyError while messages below the frontier are missing.
+   */
+  async deriveCheckpoint (p: CheckpointProposal): Promise<{ state: LedgerState, snapshot: Snapshot }> {
+    this.#assertOpen()
+    const base = this.#base
+    if (p.baseHeight !== (base?.height ?? 0n) || toHex(p.baseHash) !== toHex(base?.snapshotHash ?? new Uint8Array(0))) {
+      throw new CheckpointMismatchError(`proposal extends checkpoint ${p.baseHeight}, this node is at ${base?.height ?? 0n}`)
+    }
+    if (p.frontier.length === 0 || p.frontier.length > MAX_CHECKPOINT_FRONTIER) {
+      throw new CheckpointMismatchError('proposal frontier is empty or too large')
+    }
+    const bf = base?.frontier
+    const target = new Map<Address, bigint>()
+    let last = ''
+    for (const e of p.frontier) {
+      if (e.address <= last || e.nextSeq <= (bf?.get(e.address) ?? 0n)) {
+        throw new CheckpointMismatchError('proposal frontier must be sorted, distinct and above its base')
+      }
+      last = e.address
+      target.set(e.address, e.nextSeq)
+    }
+    const since = await this.#ensureSinceBase()
+    const ids: string[] = []
+    const have = new Map<Address, Set<bigint>>()
+    for (const [id, { sender, seq }] of since) {
+      const t = target.get(sender)
+      if (t != null && seq < t) {
+        ids.push(id)
+        let h = have.get(sender)
+        if (h == null) {
+          h = new Set()
+          have.set(sender, h)
+        }
+        h.add(seq)
+      }
+    }
+    for (const [a, t] of target) {
+      if ((have.get(a)?.size ?? 0) < Number(t - (bf?.get(a) ?? 0n))) {
+        throw new CheckpointNotReadyError(`messages of ${a} below sequence ${t} are not all final here yet`)
+      }
+    }
+    const txs: LedgerTx[] = []
+    for (const id of ids) {
+      const v = await this.store.get(KEYS.cert(id))
+      if (v == null) {
+        throw new CheckpointNotReadyError(`certificate ${id} is gone`)
+      }
+      txs.push(parseCertificate(this.chain, b64.dec(v), { verifySignature: false, verifyVotes: false }).tx)
+    }
+    const s = base == null ? new LedgerState(this.chain) : stateFromSnapshot(this.chain, base.snapshot, base.snapshotHash)
+    s.addFinal(txs)
+    for (const [a, t] of target) {
+      if (s.get(a).nextSeq !== t) {
+        throw new CheckpointMismatchError(`the messages of ${a} below ${t} do not all apply on their own`)
+      }
+    }
+    const snapshot = snapshotOf(s)
+    if (snapshot.height !== p.height || toHex(snapshot.hash) !== toHex(p.snapshotHash)) {
+      throw new CheckpointMismatchError('this node\'s final messages give another snapshot at that frontier')
+    }
+    return { state: s, snapshot }
+  }
+
+  /** Validator: re-derives the proposal ({@link deriveCheckpoint}) and signs it */
+  async signCheckpoint (p: CheckpointProposal): Promise<VoteSigData> {
+    if (this.validatorIndex == null || this.wallet == null) {
+      throw new InvalidParametersError('this node is not a genesis validator')
+    }
+    await this.deriveCheckpoint(p)
+    return signCheckpoint(this.chain, this.wallet, this.validatorIndex, p.height, p.snapshotHash)
+  }
+
+  /**
+   * Adds a validator's checkpoint vote (InvalidSignatureError if it does not verify). When the votes for a
+   * snapshot hold more than 2/3 of the genesis stake and of the current voting power, the checkpoint is
+   * certified and this node adopts it as soon as it holds the messages behind it (pruning them with
+   * `pruneOnCheckpoint`). Returns the certificate once certified.
+   */
+  async addCheckpointVote (p: CheckpointProposal, vote: VoteSigData): Promise<CheckpointCertificateData | undefined> {
+    this.#assertOpen()
+    if (!verifyCheckpointVote(this.chain, p.height, p.snapshotHash, vote)) {
+      throw new InvalidSignatureError(`checkpoint vote of validator ${vote.validator} does not verify`)
+    }
+    if (p.height <= (this.#base?.height ?? 0n)) {
+      return undefined
+    }
+    const key = `${p.height}/${toHex(p.snapshotHash)}`
+    let e = this.#ckVotes.get(key)
+    if (e == null) {
+      while (this.#ckVotes.size >= 8) {
+        this.#ckVotes.delete(this.#ckVotes.keys().next().value!)
+      }
+      e = { proposal: p, votes: new Map() }
+      this.#ckVotes.set(key, e)
+    }
+    e.votes.set(vote.validator, vote.signature)
+    if (!hasQuorum(this.chain, e.votes.keys()) || !hasQuorum(this.chain, e.votes.keys(), votingPowers(this.state))) {
+      return undefined
+    }
+    const cert: CheckpointCertificateData = { height: p.height, snapshotHash: p.snapshotHash, votes: [...e.votes].map(([validator, signature]) => ({ validator, signature })).sort((a, b) => a.validator - b.validator) }
+    this.#ckVotes.delete(key)
+    await this.#tryAdopt(e.proposal, cert)
+    return cert
+  }
+
+  async #tryAdopt (p: CheckpointProposal, cert: CheckpointCertificateData): Promise<void> {
+    if (cert.height <= (this.#base?.height ?? 0n) || !this.#open) {
+      if (this.#ckPending?.cert === cert) this.#ckPending = undefined
+      return
+    }
+    let derived: { state: LedgerState, snapshot: Snapshot }
+    try {
+      derived = await this.deriveCheckpoint(p)
+    } catch (err: any) {
+      if (err.name === 'CheckpointNotReadyError') {
+        this.#ckPending = { proposal: p, cert }
+        return
+      }
+      if (this.#ckPending?.cert === cert) this.#ckPending = undefined
+      throw err
+    }
+    if (this.#ckPending?.cert === cert) this.#ckPending = undefined
+    await this.#exclusive(async () => this.#adopt(cert, derived.state, derived.snapshot, false))
+  }
+
+  /** under the lock: records the checkpoint as the new base and (with pruning) forgets the history behind it */
+  async #adopt (cert: CheckpointCertificateData, snapState: LedgerState, snapshot: Snapshot, installed: boolean): Promise<number> {
+    if (cert.height <= (this.#base?.height ?? 0n)) {
+      return 0
+    }
+    const frontier = frontierOf(snapState)
+    const since = await this.#sinceBaseLocked()
+    const behind: Array<[string, { sender: Address, seq: bigint }]> = []
+    for (const e of since) {
+      if (e[1].seq < (frontier.get(e[1].sender) ?? 0n)) {
+        behind.push(e)
+      }
+    }
+    const certBytes = encodeCheckpointCertificate(cert)
+    const ops: Op[] = [
+      { type: 'put', key: KEYS.checkpoint, value: b64.enc(certBytes) },
+      { type: 'put', key: KEYS.snapshot, value: new TextDecoder().decode(snapshot.bytes) }
+    ]
+    let pruned = 0
+    if (this.#prune) {
+      const gone = new Set(behind.map(([id]) => id))
+      const withdraws = new Map<Address, bigint>()
+      for (const [id, { sender, seq }] of behind) {
+        ops.push({ type: 'del', key: KEYS.cert(id) }, { type: 'del', key: KEYS.outcome(id) }, { type: 'del', key: KEYS.voted(sender, seq) })
+        const o = this.state.outcomes.get(id)
+        for (const a of new Set([sender, ...Object.keys(o?.deltas ?? {})])) {
+          ops.push({ type: 'del', key: KEYS.history(a, id) })
+        }
+        if (o?.kind === 'withdraw' && o.status === 'applied' && seq > (withdraws.get(sender) ?? -1n)) {
+          withdraws.set(sender, seq)
+        }
+        if (sender === this.wallet?.address) {
+          ops.push({ type: 'del', key: KEYS.own(seq) })
+        }
+      }
+      for (const [a, seq] of withdraws) {
+        const prev = await this.store.get(KEYS.withdrawFinal(a))
+        if (prev == null || BigInt(prev) < seq) {
+          ops.push({ type: 'put', key: KEYS.withdrawFinal(a), value: seq.toString() })
+        }
+      }
+      for await (const [k, id] of this.store.range('l!')) {
+        if (gone.has(id)) {
+          ops.push({ type: 'del', key: k })
+        }
+      }
+      for (const id of gone) {
+        if (this.state.outcomes.delete(id)) {
+          pruned++
+        }
+        this.state.known.delete(id)
+      }
+      this.state.indexOffset += pruned
+      this.state.floor.clear()
+      for (const [a, n] of frontier) {
+        this.state.floor.set(a, n)
+      }
+      ops.push({ type: 'put', key: KEYS.pruned, value: '1' })
+      ops.push({ type: 'put', key: KEYS.meta, value: toJSON({ logLength: this.#logLength, totals: this.state.totals, indexOffset: this.state.indexOffset } satisfies Meta) })
+    }
+    await this.store.batch(ops, true)
+    for (const [id] of behind) {
+      since.delete(id)
+    }
+    this.#base = { height: cert.height, snapshotHash: cert.snapshotHash, certificate: certBytes, snapshot: snapshot.bytes, frontier, pruned: this.#prune || installed || this.#base?.pruned === true }
+    log('adopted checkpoint %s at height %d, pruned %d messages', toHex(cert.snapshotHash), cert.height, behind.length)
+    this.safeDispatchEvent('ponw-ledger:checkpoint', { detail: { height: cert.height, snapshotHash: toHex(cert.snapshotHash), pruned: this.#prune ? behind.length : 0, installed } })
+    return behind.length
+  }
+
+  /**
+   * Starts this ledger from a certified checkpoint a peer offered instead of replaying history: verifies the
+   * certificate and the snapshot ({@link verifyCheckpoint}: InvalidCheckpointError, InvalidSignatureError,
+   * InsufficientQuorumError), refuses one that is not newer than this node's checkpoint or behind this
+   * node's own state for some account (CheckpointConflictError), then replaces the state with the snapshot
+   * plus this node's final messages above its frontier, in one atomic batch. History behind it is gone here.
+   */
+  async installCheckpoint (certificate: Uint8Array, snapshot: Uint8Array): Promise<void> {
+    this.#assertOpen()
+    const { certificate: cert, state: snap } = verifyCheckpoint(this.chain, certificate, snapshot)
+    await this.#exclusive(async () => {
+      if (cert.height <= (this.#base?.height ?? 0n)) {
+        throw new CheckpointConflictError(`checkpoint ${cert.height} is not newer than this node's (${this.#base?.height ?? 0n})`)
+      }
+      for (const [a, acc] of this.state.accounts) {
+        if (acc.nextSeq > snap.get(a).nextSeq) {
+          throw new CheckpointConflictError(`this node is ahead of the checkpoint for ${a}`)
+        }
+      }
+      const frontier = frontierOf(snap)
+      const since = await this.#sinceBaseLocked()
+      const keep: LedgerTx[] = []
+      for (const [id, { sender, seq }] of since) {
+        if (seq >= (frontier.get(sender) ?? 0n)) {
+          const v = await this.store.get(KEYS.cert(id))
+          if (v != null) {
+            keep.push(parseCertificate(this.chain, b64.dec(v), { verifySignature: false, verifyVotes: false }).tx)
+          }
+        }
+      }
+      const s = stateFromSnapshot(this.chain, snapshot, cert.snapshotHash)
+      for (const [a, n] of frontier) {
+        s.floor.set(a, n)
+      }
+      s.indexOffset = this.state.outcomes.size + this.state.indexOffset
+      s.addFinal(keep)
+      const kept = new Set(keep.map(t => t.idHex))
+      const ops: Op[] = []
+      for (const prefix of ['a!', 'k!', 'o!', 'h!']) {
+        for await (const [k] of this.store.range(prefix)) {
+          ops.push({ type: 'del', key: k })
+        }
+      }
+      for await (const [k, id] of this.store.range('l!')) {
+        if (!kept.has(id)) {
+          ops.push({ type: 'del', key: k }, { type: 'del', key: KEYS.cert(id) })
+        }
+      }
+      for (const [a, acc] of s.accounts) {
+        ops.push({ type: 'put', key: KEYS.account(a), value: toJSON(acc) })
+      }
+      for (const k of s.proofKeys) {
+        ops.push({ type: 'put', key: KEYS.proofKey(k), value: '1' })
+      }
+      for (const o of s.outcomes.values()) {
+        ops.push({ type: 'put', key: KEYS.outcome(o.id), value: toJSON(o) })
+        for (const a of new Set([o.sender, ...Object.keys(o.deltas)])) {
+          ops.push({ type: 'put', key: KEYS.history(a, o.id), value: '1' })
+        }
+      }
+      ops.push({ type: 'put', key: KEYS.pruned, value: '1' })
+      ops.push({ type: 'put', key: KEYS.meta, value: toJSON({ logLength: this.#logLength, totals: s.totals, indexOffset: s.indexOffset } satisfies Meta) })
+      const certBytes = encodeCheckpointCertificate(cert)
+      ops.push({ type: 'put', key: KEYS.checkpoint, value: b64.enc(certBytes) }, { type: 'put', key: KEYS.snapshot, value: new TextDecoder().decode(snapshot) })
+      await this.store.batch(ops, true)
+      this.state = s
+      this.#sinceBase = new Map(keep.map(t => [t.idHex, { sender: t.sender, seq: t.sequence }]))
+      this.#base = { height: cert.height, snapshotHash: cert.snapshotHash, certificate: certBytes, snapshot: Uint8Array.from(snapshot), frontier, pruned: true }
+      log('installed checkpoint %s at height %d', toHex(cert.snapshotHash), cert.height)
+      this.safeDispatchEvent('ponw-ledger:checkpoint', { detail: { height: cert.height, snapshotHash: toHex(cert.snapshotHash), pruned: 0, installed: true } })
+    })
   }
 }
 

@@ -1,16 +1,18 @@
 import { pbStream } from '@libp2p/utils'
 import { MalformedMessageError, MessageTooLargeError, NotStartedError, TimeoutError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
-import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_PER_SENDER, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, REPORT_EPOCHS, SYNC_PROTOCOL, DATA_CHALLENGE_PROTOCOL, DEFAULT_MAX_DATA_ANSWER_BYTES, DEFAULT_MAX_WEIGHTS_BYTES, POL_WEIGHTS_PROTOCOL } from './constants.js'
+import { DEFAULT_SYNC_IDLE_TIMEOUT_MS, DEFAULT_MAX_GOSSIP_BYTES, DEFAULT_MAX_INBOUND_SYNC_STREAMS, DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_PER_SENDER, DEFAULT_MAX_REPORTED, DEFAULT_MAX_SYNC_RESPONSE_BYTES, DEFAULT_PUBSUB_SERVICE, DEFAULT_REPORT_BACKOFF_MS, DEFAULT_SYNC_PAGE_SIZE, DEFAULT_SYNC_TIMEOUT_MS, LEDGER_TOPIC, REPORT_EPOCHS, SYNC_PROTOCOL, DATA_CHALLENGE_PROTOCOL, DEFAULT_MAX_DATA_ANSWER_BYTES, DEFAULT_MAX_WEIGHTS_BYTES, POL_WEIGHTS_PROTOCOL, CHECKPOINT_PROTOCOL, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_SNAPSHOT_BYTES, MAX_CHECKPOINT_FRONTIER } from './constants.js'
 import { Ledger } from './ledger.js'
 import { digest, fromHex, toHex } from './keys.js'
 import { buildTx, parseSignedTx } from './messages.js'
-import { checkSlashReport, penaltyOf, reporterFor } from './state.js'
+import { checkSlashReport, designatedReporter as designated, penaltyOf, reporterFor } from './state.js'
+import { parseCheckpointCertificate } from './checkpoint.js'
+import type { CheckpointProposal } from './checkpoint.js'
 
 export { designatedReporter } from './state.js'
-import { Certificate as CertificateCodec, DataChallengeRequest, DataChallengeResponse, GossipMessage, SyncRequest, SyncResponse, WeightsChunk, WeightsRequest } from './pb/ledger.js'
+import { Certificate as CertificateCodec, CheckpointOffer, CheckpointRequest, SnapshotChunk, DataChallengeRequest, DataChallengeResponse, GossipMessage, SyncRequest, SyncResponse, WeightsChunk, WeightsRequest } from './pb/ledger.js'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { DataChallengeError, ReExecutionMismatchError } from './errors.js'
+import { DataChallengeError, InvalidCheckpointError, ReExecutionMismatchError } from './errors.js'
 import type { Chain, GenesisConfig } from './genesis.js'
 import type { IdentityBinding, Wallet } from './keys.js'
 import type { HeartbeatTracker, PeerBindings } from './uptime.js'
@@ -84,6 +86,15 @@ export interface PonwLedgerInit {
    * `POL_WEIGHTS_PROTOCOL` streams.
    */
   trainingProver?: (proofId: string, checkpoint: number) => Uint8Array | undefined | Promise<Uint8Array | undefined>
+  /**
+   * Certified checkpoints (specs/ponw-ledger/checkpoints.md). `interval`: final messages applied since the
+   * last checkpoint before the validator designated for (base, epoch) proposes the next (0: never propose;
+   * votes for others' proposals are still given) @default DEFAULT_CHECKPOINT_INTERVAL. `prune`: forget the
+   * history behind each adopted checkpoint @default false. `sync`: a node with an empty ledger first asks a
+   * peer for its newest certified checkpoint over CHECKPOINT_PROTOCOL and starts from it @default true.
+   * `maxSnapshotBytes` @default DEFAULT_MAX_SNAPSHOT_BYTES.
+   */
+  checkpoint?: { interval?: number, prune?: boolean, sync?: boolean, maxSnapshotBytes?: number }
 }
 
 /** The parts of libp2p's registrar and connection manager this service uses */
@@ -132,6 +143,17 @@ export interface PonwLedger extends TypedEventTarget<PonwLedgerEvents>, Startabl
    * (@default DEFAULT_MAX_WEIGHTS_BYTES); decode them for a `TrainingWitness` (see `networkWitness`)
    */
   fetchWeights(sender: string, proofId: string, checkpoint: number, options: AbortOptions & { maxBytes?: number }): Promise<Uint8Array>
+  /**
+   * Asks `peer` for its newest certified checkpoint over CHECKPOINT_PROTOCOL: the certificate is verified
+   * before the snapshot is downloaded (at most `maxSnapshotBytes`). Undefined when the peer has none.
+   */
+  fetchCheckpoint(peer: PeerId, options?: AbortOptions & { minHeight?: bigint }): Promise<{ certificate: Uint8Array, snapshot: Uint8Array } | undefined>
+  /**
+   * Starts this ledger from `peer`'s newest certified checkpoint ({@link fetchCheckpoint} then
+   * `Ledger.installCheckpoint`); returns its height, or undefined when the peer had none newer. Typed errors
+   * for a forged or invalid checkpoint (InvalidCheckpointError, InvalidSignatureError, InsufficientQuorumError).
+   */
+  syncCheckpoint(peer: PeerId, options?: AbortOptions): Promise<bigint | undefined>
 }
 
 /** gossipsub's message event: `from` is set (and signed) for signed messages */
@@ -166,6 +188,13 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
   readonly #syncing = new Map<string, Promise<number>>()
   #retrying = false
   #heartbeatTimer?: ReturnType<typeof setInterval>
+  /** checkpoints this validator signed (height/hash), bounded */
+  readonly #ckSigned = new Set<string>()
+  /** (base height @ epoch) this validator proposed for */
+  #ckProposedFor?: string
+  /** a proposal this validator could not re-derive yet (messages missing): retried as messages arrive */
+  #ckToSign?: CheckpointProposal
+  #ckBusy = false
 
   constructor (components: PonwLedgerComponents, init: PonwLedgerInit) {
     super()
@@ -189,14 +218,15 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     if (this.#started) {
       return
     }
-    const ledger = await Ledger.open({ genesis: this.#init.genesis, path: this.#init.path, wallet: this.#init.wallet, verifier: this.#init.verifier, verifierPool: this.#init.verifierPool, now: this.#init.now, maxVoteMemoryBytes: this.#init.maxVoteMemoryBytes })
+    const ledger = await Ledger.open({ genesis: this.#init.genesis, path: this.#init.path, wallet: this.#init.wallet, verifier: this.#init.verifier, verifierPool: this.#init.verifierPool, now: this.#init.now, maxVoteMemoryBytes: this.#init.maxVoteMemoryBytes, pruneOnCheckpoint: this.#init.checkpoint?.prune === true })
     this.#ledger = ledger
-    for (const type of ['ponw-ledger:final', 'ponw-ledger:outcome', 'ponw-ledger:evidence'] as const) {
+    for (const type of ['ponw-ledger:final', 'ponw-ledger:outcome', 'ponw-ledger:evidence', 'ponw-ledger:checkpoint'] as const) {
       ledger.addEventListener(type, (evt: any) => this.safeDispatchEvent(type, { detail: evt.detail }))
     }
     ledger.addEventListener('ponw-ledger:evidence', this.#onEvidence)
     ledger.addEventListener('ponw-ledger:outcome', this.#onOutcome)
     await this.#c.registrar.handle(this.#protocol, this.#onSyncStream, { maxInboundStreams: DEFAULT_MAX_INBOUND_SYNC_STREAMS })
+    await this.#c.registrar.handle(CHECKPOINT_PROTOCOL, this.#onCheckpointStream, { maxInboundStreams: DEFAULT_MAX_INBOUND_SYNC_STREAMS })
     if (this.#init.dataProver != null) {
       await this.#c.registrar.handle(DATA_CHALLENGE_PROTOCOL, this.#onDataChallenge, { maxInboundStreams: DEFAULT_MAX_INBOUND_SYNC_STREAMS })
     }
@@ -235,6 +265,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       this.#pubsub?.unsubscribe(this.#topic)
     } catch {}
     await this.#c.registrar.unhandle(this.#protocol)
+    await this.#c.registrar.unhandle(CHECKPOINT_PROTOCOL)
     if (this.#init.dataProver != null) {
       await this.#c.registrar.unhandle(DATA_CHALLENGE_PROTOCOL)
     }
@@ -432,6 +463,107 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       await this.#handleTx(parseSignedTx(ledger.chain, m.signedTx))
     } else if (m.heartbeat != null) {
       await this.#handleHeartbeat(m.heartbeat, from)
+    } else if (m.checkpointVote != null) {
+      await this.#handleCheckpointVote(m.checkpointVote)
+    }
+  }
+
+  /** a checkpoint vote: counted; a validator that has not signed it re-derives it and adds its own vote */
+  async #handleCheckpointVote (cv: NonNullable<GossipMessage['checkpointVote']>): Promise<void> {
+    if (cv.vote == null || cv.snapshotHash.byteLength !== 32 || (cv.baseHash.byteLength !== 0 && cv.baseHash.byteLength !== 32) || cv.frontier.length > MAX_CHECKPOINT_FRONTIER) {
+      throw new InvalidCheckpointError('malformed checkpoint vote')
+    }
+    const p: CheckpointProposal = {
+      height: cv.height,
+      snapshotHash: cv.snapshotHash,
+      baseHeight: cv.baseHeight,
+      baseHash: cv.baseHash,
+      frontier: cv.frontier.map(e => {
+        if (e.address.byteLength !== 20) {
+          throw new InvalidCheckpointError('frontier address must be 20 bytes')
+        }
+        return { address: toHex(e.address), nextSeq: e.nextSequence }
+      })
+    }
+    await this.ledger.addCheckpointVote(p, { validator: cv.vote.validator, signature: cv.vote.signature })
+    await this.#signCheckpoint(p)
+  }
+
+  async #signCheckpoint (p: CheckpointProposal): Promise<void> {
+    const ledger = this.ledger
+    const key = `${p.height}/${toHex(p.snapshotHash)}`
+    if (ledger.validatorIndex == null || this.#ckSigned.has(key) || p.height <= (ledger.checkpoint?.height ?? 0n)) {
+      return
+    }
+    let vote: VoteSigData
+    try {
+      vote = await ledger.signCheckpoint(p)
+    } catch (err: any) {
+      if (err.name === 'CheckpointNotReadyError') {
+        this.#ckToSign = p
+      }
+      this.#log('not signing checkpoint %s - %s', key, err.message)
+      return
+    }
+    if (this.#ckToSign === p) {
+      this.#ckToSign = undefined
+    }
+    if (this.#ckSigned.size >= 64) {
+      this.#ckSigned.delete(this.#ckSigned.values().next().value!)
+    }
+    this.#ckSigned.add(key)
+    await this.#publishCheckpointVote(p, vote)
+    await ledger.addCheckpointVote(p, vote)
+  }
+
+  async #publishCheckpointVote (p: CheckpointProposal, vote: VoteSigData): Promise<void> {
+    await this.#publish(GossipMessage.encode({
+      checkpointVote: {
+        height: p.height,
+        snapshotHash: Uint8Array.from(p.snapshotHash),
+        baseHeight: p.baseHeight,
+        baseHash: Uint8Array.from(p.baseHash),
+        frontier: p.frontier.map(e => ({ address: fromHex(e.address), nextSequence: e.nextSeq })),
+        vote: { validator: vote.validator, signature: Uint8Array.from(vote.signature) }
+      }
+    }))
+  }
+
+  /**
+   * Checkpoint duties after final messages applied: retry a proposal that could not be re-derived yet, and
+   * propose when this validator is the one designated for (base height, epoch) and `interval` messages were
+   * applied since the base (once per base and epoch)
+   */
+  async #checkpointDuties (): Promise<void> {
+    const ledger = this.#ledger
+    if (ledger == null || !this.#started || ledger.validatorIndex == null || this.#ckBusy) {
+      return
+    }
+    this.#ckBusy = true
+    try {
+      if (this.#ckToSign != null) {
+        const p = this.#ckToSign
+        this.#ckToSign = undefined
+        await this.#signCheckpoint(p)
+      }
+      const interval = this.#init.checkpoint?.interval ?? DEFAULT_CHECKPOINT_INTERVAL
+      if (interval <= 0 || ledger.appliedSinceCheckpoint() < BigInt(interval)) {
+        return
+      }
+      const baseHeight = ledger.checkpoint?.height ?? 0n
+      const epoch = ledger.currentEpoch()
+      const key = `${baseHeight}@${epoch}`
+      if (this.#ckProposedFor === key || designated(ledger.chain, `checkpoint/${baseHeight}`, epoch) !== ledger.validatorIndex) {
+        return
+      }
+      const p = ledger.proposeCheckpoint()
+      if (p == null) {
+        return
+      }
+      this.#ckProposedFor = key
+      await this.#signCheckpoint(p)
+    } finally {
+      this.#ckBusy = false
     }
   }
 
@@ -456,6 +588,9 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
   }
 
   readonly #onOutcome = (): void => {
+    if (!this.#ckBusy && this.#ledger?.validatorIndex != null) {
+      queueMicrotask(() => { this.#checkpointDuties().catch(err => { this.#log('checkpoint duties failed - %s', err.message) }) })
+    }
     if (this.#pending.size === 0 || this.#retrying) {
       return
     }
@@ -586,6 +721,14 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
 
   async #syncOnce (peer: PeerId, options: AbortOptions): Promise<number> {
     let added = 0
+    if (this.#init.checkpoint?.sync !== false && this.ledger.checkpoint == null && this.ledger.logLength === 0) {
+      // an empty ledger starts from the peer's newest certified checkpoint (if it has one) instead of all history
+      try {
+        await this.syncCheckpoint(peer, options)
+      } catch (err: any) {
+        this.#log('no checkpoint from %p (%s: %s), syncing from genesis', peer, err.name, err.message)
+      }
+    }
     // a stream that breaks mid-sync is reopened, resuming from the per-peer cursor
     for (let attempt = 0; ; attempt++) {
       try {
@@ -626,7 +769,8 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
           }
           throw err
         }
-        if (res.certificates.length > limit || res.next !== BigInt(from + res.certificates.length)) {
+        // a pruned log has gaps: `next` may jump past them, never fall short of the certificates served
+        if (res.certificates.length > limit || res.next < BigInt(from + res.certificates.length) || (res.certificates.length === 0 && res.next !== BigInt(from))) {
           throw new MalformedMessageError('sync response does not match the request')
         }
         const more = !res.done && res.certificates.length > 0
@@ -634,9 +778,9 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
           await pb.write({ from: res.next, limit }, SyncRequest, { signal: timeoutSignal(timeoutMs, options.signal) })
         }
         if (res.certificates.length > 0) {
-          const before = this.ledger.state.known.size
+          const before = this.ledger.finalCount
           await this.ledger.addCertificates(res.certificates, { ...options, partial: true })
-          const fresh = this.ledger.state.known.size - before
+          const fresh = this.ledger.finalCount - before
           added += fresh
           knownServed += res.certificates.length - fresh
         }
@@ -644,7 +788,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
         this.#cursor.set(key, from)
         // a log holds each final message once, so an honest peer never serves more already-known certificates
         // than this node knows: a peer that does repeats itself to keep this node paging. End the session.
-        if (knownServed > this.ledger.state.known.size) {
+        if (knownServed > this.ledger.finalCount) {
           this.#log('sync with %p ended: the peer served %d known certificates, more than exist', peer, knownServed)
           break
         }
@@ -658,6 +802,84 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
       throw err
     }
     return added
+  }
+
+  async fetchCheckpoint (peer: PeerId, options: AbortOptions & { minHeight?: bigint } = {}): Promise<{ certificate: Uint8Array, snapshot: Uint8Array } | undefined> {
+    const timeoutMs = this.#init.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS
+    const max = this.#init.checkpoint?.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES
+    const stream = await this.#c.connectionManager.openStream(peer, CHECKPOINT_PROTOCOL, { signal: timeoutSignal(timeoutMs, options.signal) })
+    try {
+      const pb = pbStream(stream, { maxDataLength: 1024 * 1024 + 64 })
+      await pb.write({ minHeight: options.minHeight ?? 0n }, CheckpointRequest, { signal: timeoutSignal(timeoutMs, options.signal) })
+      const offer = await pb.read(CheckpointOffer, { signal: timeoutSignal(timeoutMs, options.signal) })
+      if (offer.certificate.byteLength === 0) {
+        await stream.close({ signal: timeoutSignal(timeoutMs, options.signal) }).catch(() => {})
+        return undefined
+      }
+      // the certificate first: a forged one is refused before any snapshot byte is downloaded
+      const cert = parseCheckpointCertificate(this.ledger.chain, offer.certificate)
+      if (cert.height < (options.minHeight ?? 0n)) {
+        throw new InvalidCheckpointError('the peer offered a lower checkpoint than asked for')
+      }
+      if (offer.snapshotBytes > BigInt(max)) {
+        throw new InvalidCheckpointError(`snapshot of ${offer.snapshotBytes} bytes exceeds ${max}`)
+      }
+      const total = Number(offer.snapshotBytes)
+      const out = new Uint8Array(total)
+      let got = 0
+      while (true) {
+        const c = await pb.read(SnapshotChunk, { signal: timeoutSignal(timeoutMs, options.signal) })
+        if (got + c.data.byteLength > total) {
+          throw new InvalidCheckpointError('snapshot longer than announced')
+        }
+        out.set(c.data, got)
+        got += c.data.byteLength
+        if (c.last) break
+      }
+      if (got !== total) {
+        throw new InvalidCheckpointError('snapshot shorter than announced')
+      }
+      await stream.close({ signal: timeoutSignal(timeoutMs, options.signal) }).catch(() => {})
+      return { certificate: offer.certificate, snapshot: out }
+    } catch (err: any) {
+      stream.abort(err)
+      throw err
+    }
+  }
+
+  async syncCheckpoint (peer: PeerId, options: AbortOptions = {}): Promise<bigint | undefined> {
+    const have = this.ledger.checkpoint?.height ?? 0n
+    const got = await this.fetchCheckpoint(peer, { ...options, minHeight: have + 1n })
+    if (got == null) {
+      return undefined
+    }
+    await this.ledger.installCheckpoint(got.certificate, got.snapshot)
+    return this.ledger.checkpoint?.height
+  }
+
+  /** serves this node's adopted checkpoint and its snapshot in chunks of at most 1 MiB */
+  readonly #onCheckpointStream = async (stream: Stream): Promise<void> => {
+    const timeoutMs = this.#init.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS
+    const pb = pbStream(stream, { maxDataLength: 64 })
+    try {
+      const req = await pb.read(CheckpointRequest, { signal: AbortSignal.timeout(timeoutMs) })
+      const ck = this.ledger.checkpoint
+      if (ck == null || ck.height < req.minHeight) {
+        await pb.write({ certificate: new Uint8Array(0), snapshotBytes: 0n }, CheckpointOffer, { signal: AbortSignal.timeout(timeoutMs) })
+      } else {
+        await pb.write({ certificate: Uint8Array.from(ck.certificate), snapshotBytes: BigInt(ck.snapshot.byteLength) }, CheckpointOffer, { signal: AbortSignal.timeout(timeoutMs) })
+        const CHUNK = 1024 * 1024
+        for (let o = 0; ; o += CHUNK) {
+          const last = o + CHUNK >= ck.snapshot.byteLength
+          await pb.write({ data: Uint8Array.from(ck.snapshot.subarray(o, o + CHUNK)), last }, SnapshotChunk, { signal: AbortSignal.timeout(timeoutMs) })
+          if (last) break
+        }
+      }
+      await stream.close().catch(() => {})
+    } catch (err: any) {
+      this.#log('checkpoint not served - %s', err.message)
+      stream.abort(err)
+    }
   }
 
   async challengeData (challenge: DataChallenge, options: AbortOptions): Promise<DataChallengeAnswer[]> {

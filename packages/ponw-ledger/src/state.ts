@@ -105,6 +105,13 @@ export class LedgerState {
   readonly outcomes = new Map<string, Outcome>()
   readonly totals: LedgerTotals
   /**
+   * The frontier of the checkpoint this state was pruned at or started from (empty: none): a final message
+   * below its sender's floor is behind the checkpoint, already applied there, and is ignored
+   */
+  readonly floor = new Map<Address, bigint>()
+  /** outcomes forgotten by pruning: local outcome indexes continue after them */
+  indexOffset = 0
+  /**
    * final messages that lost their slot to another final message (`sender/sequence` → losers; only beyond
    * the trust assumption): recorded as failed when the slot is passed, so a store holding both reopens
    */
@@ -150,7 +157,7 @@ export class LedgerState {
     const diff: StateDiff = { accounts: new Set(), outcomes: [], proofKeys: [] }
     const work: Address[] = []
     for (const tx of txs) {
-      if (this.known.has(tx.idHex)) {
+      if (this.known.has(tx.idHex) || tx.sequence < (this.floor.get(tx.sender) ?? 0n)) {
         continue
       }
       this.known.add(tx.idHex)
@@ -255,7 +262,7 @@ export class LedgerState {
   }
 
   #record (diff: StateDiff, o: Outcome): void {
-    o.index = this.outcomes.size
+    o.index = this.outcomes.size + this.indexOffset
     this.outcomes.set(o.id, o)
     diff.outcomes.push(o)
   }

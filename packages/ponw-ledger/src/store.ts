@@ -15,6 +15,8 @@ import type { AccountState, LedgerTotals, Outcome } from './state.js'
  *   v!<sender>!<sequence>    SignedTx this validator voted for (base64) — written, synced, BEFORE signing
  *   e!<evidenceKey>          txId of the slash report this validator voted for
  *   w!<sequence, 20 digits>  SignedTx this node's wallet signed (base64) — written, synced, BEFORE gossiping
+ *   p!cert, p!snap, p!pruned the adopted certified checkpoint, its snapshot, whether history behind it was pruned
+ *   y!<address>              highest pruned applied withdrawal sequence of the account
  */
 export const KEYS = {
   cert: (id: string) => `c!${id}`,
@@ -30,12 +32,22 @@ export const KEYS = {
   withdrawVoted: (a: string) => `x!${a}`,
   /** lowest equivocated sequence of this account that this validator has seen evidence of */
   suspect: (a: string) => `s!${a}`,
-  own: (seq: bigint) => `w!${seq.toString().padStart(20, '0')}`
+  own: (seq: bigint) => `w!${seq.toString().padStart(20, '0')}`,
+  /** the certified checkpoint this node adopted (CheckpointCertificate bytes, base64) */
+  checkpoint: 'p!cert',
+  /** its snapshot (canonical JSON) */
+  snapshot: 'p!snap',
+  /** "1": history behind the checkpoint was pruned (the checkpoint's frontier is the state's floor) */
+  pruned: 'p!pruned',
+  /** highest sequence of an applied withdrawal of this account that was pruned (slashConflicts) */
+  withdrawFinal: (a: string) => `y!${a}`
 }
 
 export interface Meta {
   logLength: number
   totals: LedgerTotals
+  /** outcomes forgotten by pruning (local outcome indexes continue after them) */
+  indexOffset?: number
 }
 
 export type Op = { type: 'put', key: string, value: string } | { type: 'del', key: string }

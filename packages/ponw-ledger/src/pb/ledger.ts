@@ -2772,6 +2772,7 @@ export interface GossipMessage {
   vote?: Vote
   certificate?: Certificate
   heartbeat?: Heartbeat
+  checkpointVote?: CheckpointVote
 }
 
 export namespace GossipMessage {
@@ -2802,6 +2803,11 @@ export namespace GossipMessage {
         if (obj.heartbeat != null) {
           w.uint32(34)
           Heartbeat.codec().encode(obj.heartbeat, w)
+        }
+
+        if (obj.checkpointVote != null) {
+          w.uint32(42)
+          CheckpointVote.codec().encode(obj.checkpointVote, w)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -2837,6 +2843,12 @@ export namespace GossipMessage {
             case 4: {
               obj.heartbeat = Heartbeat.codec().decode(reader, reader.uint32(), {
                 limits: opts.limits?.heartbeat
+              })
+              break
+            }
+            case 5: {
+              obj.checkpointVote = CheckpointVote.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.checkpointVote
               })
               break
             }
@@ -2879,6 +2891,13 @@ export namespace GossipMessage {
             case 4: {
               yield * Heartbeat.codec().stream(reader, reader.uint32(), `${prefix}.heartbeat`, {
                 limits: opts.limits?.heartbeat
+              })
+
+              break
+            }
+            case 5: {
+              yield * CheckpointVote.codec().stream(reader, reader.uint32(), `${prefix}.checkpointVote`, {
+                limits: opts.limits?.checkpointVote
               })
 
               break
@@ -2957,6 +2976,48 @@ export namespace GossipMessage {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface GossipMessageCheckpointVoteHeightFieldEvent {
+    field: '$.checkpointVote.height'
+    value: bigint
+  }
+
+  export interface GossipMessageCheckpointVoteSnapshotHashFieldEvent {
+    field: '$.checkpointVote.snapshotHash'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface GossipMessageCheckpointVoteBaseHeightFieldEvent {
+    field: '$.checkpointVote.baseHeight'
+    value: bigint
+  }
+
+  export interface GossipMessageCheckpointVoteBaseHashFieldEvent {
+    field: '$.checkpointVote.baseHash'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface GossipMessageCheckpointVoteFrontierAddressFieldEvent {
+    field: '$.checkpointVote.frontier[].address'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface GossipMessageCheckpointVoteFrontierNextSequenceFieldEvent {
+    field: '$.checkpointVote.frontier[].nextSequence'
+    value: bigint
+    index: number
+  }
+
+  export interface GossipMessageCheckpointVoteVoteValidatorFieldEvent {
+    field: '$.checkpointVote.vote.validator'
+    value: number
+  }
+
+  export interface GossipMessageCheckpointVoteVoteSignatureFieldEvent {
+    field: '$.checkpointVote.vote.signature'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<GossipMessage>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, GossipMessage.codec())
   }
@@ -2965,7 +3026,7 @@ export namespace GossipMessage {
     return decodeMessage(buf, GossipMessage.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GossipMessage>): Generator<GossipMessageSignedTxFieldEvent | GossipMessageVoteSignedTxFieldEvent | GossipMessageVoteVoteValidatorFieldEvent | GossipMessageVoteVoteSignatureFieldEvent | GossipMessageCertificateSignedTxFieldEvent | GossipMessageCertificateVotesValidatorFieldEvent | GossipMessageCertificateVotesSignatureFieldEvent | GossipMessageHeartbeatPeerIdFieldEvent | GossipMessageHeartbeatWalletPublicKeyFieldEvent | GossipMessageHeartbeatIssuedAtMsFieldEvent | GossipMessageHeartbeatWalletSignatureFieldEvent | GossipMessageHeartbeatPeerSignatureFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GossipMessage>): Generator<GossipMessageSignedTxFieldEvent | GossipMessageVoteSignedTxFieldEvent | GossipMessageVoteVoteValidatorFieldEvent | GossipMessageVoteVoteSignatureFieldEvent | GossipMessageCertificateSignedTxFieldEvent | GossipMessageCertificateVotesValidatorFieldEvent | GossipMessageCertificateVotesSignatureFieldEvent | GossipMessageHeartbeatPeerIdFieldEvent | GossipMessageHeartbeatWalletPublicKeyFieldEvent | GossipMessageHeartbeatIssuedAtMsFieldEvent | GossipMessageHeartbeatWalletSignatureFieldEvent | GossipMessageHeartbeatPeerSignatureFieldEvent | GossipMessageCheckpointVoteHeightFieldEvent | GossipMessageCheckpointVoteSnapshotHashFieldEvent | GossipMessageCheckpointVoteBaseHeightFieldEvent | GossipMessageCheckpointVoteBaseHashFieldEvent | GossipMessageCheckpointVoteFrontierAddressFieldEvent | GossipMessageCheckpointVoteFrontierNextSequenceFieldEvent | GossipMessageCheckpointVoteVoteValidatorFieldEvent | GossipMessageCheckpointVoteVoteSignatureFieldEvent> {
     return streamMessage(buf, GossipMessage.codec(), opts)
   }
 }
@@ -4065,5 +4126,835 @@ export namespace WeightsChunk {
 
   export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<WeightsChunk>): Generator<WeightsChunkDataFieldEvent | WeightsChunkLastFieldEvent> {
     return streamMessage(buf, WeightsChunk.codec(), opts)
+  }
+}
+
+export interface FrontierEntry {
+  address: Uint8Array<ArrayBuffer>
+  nextSequence: bigint
+}
+
+export namespace FrontierEntry {
+  let _codec: Codec<FrontierEntry>
+
+  export const codec = (): Codec<FrontierEntry> => {
+    if (_codec == null) {
+      _codec = message<FrontierEntry>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.address != null && obj.address.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.address)
+        }
+
+        if ((obj.nextSequence != null && obj.nextSequence !== 0n)) {
+          w.uint32(16)
+          w.uint64(obj.nextSequence)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          address: uint8ArrayAlloc(0),
+          nextSequence: 0n
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.address = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.nextSequence = reader.uint64()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.address`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.nextSequence`,
+                value: reader.uint64()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface FrontierEntryAddressFieldEvent {
+    field: '$.address'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface FrontierEntryNextSequenceFieldEvent {
+    field: '$.nextSequence'
+    value: bigint
+  }
+
+  export function encode (obj: Partial<FrontierEntry>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, FrontierEntry.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<FrontierEntry>): FrontierEntry {
+    return decodeMessage(buf, FrontierEntry.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<FrontierEntry>): Generator<FrontierEntryAddressFieldEvent | FrontierEntryNextSequenceFieldEvent> {
+    return streamMessage(buf, FrontierEntry.codec(), opts)
+  }
+}
+
+export interface CheckpointVote {
+  height: bigint
+  snapshotHash: Uint8Array<ArrayBuffer>
+  baseHeight: bigint
+  baseHash: Uint8Array<ArrayBuffer>
+  frontier: FrontierEntry[]
+  vote?: VoteSig
+}
+
+export namespace CheckpointVote {
+  let _codec: Codec<CheckpointVote>
+
+  export const codec = (): Codec<CheckpointVote> => {
+    if (_codec == null) {
+      _codec = message<CheckpointVote>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.height != null && obj.height !== 0n)) {
+          w.uint32(8)
+          w.uint64(obj.height)
+        }
+
+        if ((obj.snapshotHash != null && obj.snapshotHash.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.snapshotHash)
+        }
+
+        if ((obj.baseHeight != null && obj.baseHeight !== 0n)) {
+          w.uint32(24)
+          w.uint64(obj.baseHeight)
+        }
+
+        if ((obj.baseHash != null && obj.baseHash.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.baseHash)
+        }
+
+        if (obj.frontier != null && obj.frontier.length > 0) {
+          for (const value of obj.frontier) {
+            w.uint32(42)
+            FrontierEntry.codec().encode(value, w)
+          }
+        }
+
+        if (obj.vote != null) {
+          w.uint32(50)
+          VoteSig.codec().encode(obj.vote, w)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          height: 0n,
+          snapshotHash: uint8ArrayAlloc(0),
+          baseHeight: 0n,
+          baseHash: uint8ArrayAlloc(0),
+          frontier: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.height = reader.uint64()
+              break
+            }
+            case 2: {
+              obj.snapshotHash = reader.bytes()
+              break
+            }
+            case 3: {
+              obj.baseHeight = reader.uint64()
+              break
+            }
+            case 4: {
+              obj.baseHash = reader.bytes()
+              break
+            }
+            case 5: {
+              if (opts.limits?.frontier != null && obj.frontier.length === opts.limits.frontier) {
+                throw new MaxLengthError('Decode error - repeated field "frontier" had too many elements')
+              }
+
+              obj.frontier.push(FrontierEntry.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.frontier$
+              }))
+              break
+            }
+            case 6: {
+              obj.vote = VoteSig.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.vote
+              })
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          frontier: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.height`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.snapshotHash`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.baseHeight`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.baseHash`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              if (opts.limits?.frontier != null && obj.frontier === opts.limits.frontier) {
+                throw new MaxLengthError('Streaming decode error - repeated field "frontier" had too many elements')
+              }
+
+              for (const evt of FrontierEntry.codec().stream(reader, reader.uint32(), `${prefix}.frontier[]`, {
+                limits: opts.limits?.frontier$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.frontier
+                }
+              }
+
+              obj.frontier++
+
+              break
+            }
+            case 6: {
+              yield * VoteSig.codec().stream(reader, reader.uint32(), `${prefix}.vote`, {
+                limits: opts.limits?.vote
+              })
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface CheckpointVoteHeightFieldEvent {
+    field: '$.height'
+    value: bigint
+  }
+
+  export interface CheckpointVoteSnapshotHashFieldEvent {
+    field: '$.snapshotHash'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface CheckpointVoteBaseHeightFieldEvent {
+    field: '$.baseHeight'
+    value: bigint
+  }
+
+  export interface CheckpointVoteBaseHashFieldEvent {
+    field: '$.baseHash'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface CheckpointVoteFrontierAddressFieldEvent {
+    field: '$.frontier[].address'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface CheckpointVoteFrontierNextSequenceFieldEvent {
+    field: '$.frontier[].nextSequence'
+    value: bigint
+    index: number
+  }
+
+  export interface CheckpointVoteVoteValidatorFieldEvent {
+    field: '$.vote.validator'
+    value: number
+  }
+
+  export interface CheckpointVoteVoteSignatureFieldEvent {
+    field: '$.vote.signature'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<CheckpointVote>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, CheckpointVote.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckpointVote>): CheckpointVote {
+    return decodeMessage(buf, CheckpointVote.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckpointVote>): Generator<CheckpointVoteHeightFieldEvent | CheckpointVoteSnapshotHashFieldEvent | CheckpointVoteBaseHeightFieldEvent | CheckpointVoteBaseHashFieldEvent | CheckpointVoteFrontierAddressFieldEvent | CheckpointVoteFrontierNextSequenceFieldEvent | CheckpointVoteVoteValidatorFieldEvent | CheckpointVoteVoteSignatureFieldEvent> {
+    return streamMessage(buf, CheckpointVote.codec(), opts)
+  }
+}
+
+export interface CheckpointCertificate {
+  height: bigint
+  snapshotHash: Uint8Array<ArrayBuffer>
+  votes: VoteSig[]
+}
+
+export namespace CheckpointCertificate {
+  let _codec: Codec<CheckpointCertificate>
+
+  export const codec = (): Codec<CheckpointCertificate> => {
+    if (_codec == null) {
+      _codec = message<CheckpointCertificate>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.height != null && obj.height !== 0n)) {
+          w.uint32(8)
+          w.uint64(obj.height)
+        }
+
+        if ((obj.snapshotHash != null && obj.snapshotHash.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.snapshotHash)
+        }
+
+        if (obj.votes != null && obj.votes.length > 0) {
+          for (const value of obj.votes) {
+            w.uint32(26)
+            VoteSig.codec().encode(value, w)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          height: 0n,
+          snapshotHash: uint8ArrayAlloc(0),
+          votes: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.height = reader.uint64()
+              break
+            }
+            case 2: {
+              obj.snapshotHash = reader.bytes()
+              break
+            }
+            case 3: {
+              if (opts.limits?.votes != null && obj.votes.length === opts.limits.votes) {
+                throw new MaxLengthError('Decode error - repeated field "votes" had too many elements')
+              }
+
+              obj.votes.push(VoteSig.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.votes$
+              }))
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          votes: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.height`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.snapshotHash`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              if (opts.limits?.votes != null && obj.votes === opts.limits.votes) {
+                throw new MaxLengthError('Streaming decode error - repeated field "votes" had too many elements')
+              }
+
+              for (const evt of VoteSig.codec().stream(reader, reader.uint32(), `${prefix}.votes[]`, {
+                limits: opts.limits?.votes$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.votes
+                }
+              }
+
+              obj.votes++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface CheckpointCertificateHeightFieldEvent {
+    field: '$.height'
+    value: bigint
+  }
+
+  export interface CheckpointCertificateSnapshotHashFieldEvent {
+    field: '$.snapshotHash'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface CheckpointCertificateVotesValidatorFieldEvent {
+    field: '$.votes[].validator'
+    value: number
+    index: number
+  }
+
+  export interface CheckpointCertificateVotesSignatureFieldEvent {
+    field: '$.votes[].signature'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export function encode (obj: Partial<CheckpointCertificate>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, CheckpointCertificate.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckpointCertificate>): CheckpointCertificate {
+    return decodeMessage(buf, CheckpointCertificate.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckpointCertificate>): Generator<CheckpointCertificateHeightFieldEvent | CheckpointCertificateSnapshotHashFieldEvent | CheckpointCertificateVotesValidatorFieldEvent | CheckpointCertificateVotesSignatureFieldEvent> {
+    return streamMessage(buf, CheckpointCertificate.codec(), opts)
+  }
+}
+
+export interface CheckpointRequest {
+  minHeight: bigint
+}
+
+export namespace CheckpointRequest {
+  let _codec: Codec<CheckpointRequest>
+
+  export const codec = (): Codec<CheckpointRequest> => {
+    if (_codec == null) {
+      _codec = message<CheckpointRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.minHeight != null && obj.minHeight !== 0n)) {
+          w.uint32(8)
+          w.uint64(obj.minHeight)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          minHeight: 0n
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.minHeight = reader.uint64()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.minHeight`,
+                value: reader.uint64()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface CheckpointRequestMinHeightFieldEvent {
+    field: '$.minHeight'
+    value: bigint
+  }
+
+  export function encode (obj: Partial<CheckpointRequest>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, CheckpointRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckpointRequest>): CheckpointRequest {
+    return decodeMessage(buf, CheckpointRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckpointRequest>): Generator<CheckpointRequestMinHeightFieldEvent> {
+    return streamMessage(buf, CheckpointRequest.codec(), opts)
+  }
+}
+
+export interface CheckpointOffer {
+  certificate: Uint8Array<ArrayBuffer>
+  snapshotBytes: bigint
+}
+
+export namespace CheckpointOffer {
+  let _codec: Codec<CheckpointOffer>
+
+  export const codec = (): Codec<CheckpointOffer> => {
+    if (_codec == null) {
+      _codec = message<CheckpointOffer>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.certificate != null && obj.certificate.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.certificate)
+        }
+
+        if ((obj.snapshotBytes != null && obj.snapshotBytes !== 0n)) {
+          w.uint32(16)
+          w.uint64(obj.snapshotBytes)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          certificate: uint8ArrayAlloc(0),
+          snapshotBytes: 0n
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.certificate = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.snapshotBytes = reader.uint64()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.certificate`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.snapshotBytes`,
+                value: reader.uint64()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface CheckpointOfferCertificateFieldEvent {
+    field: '$.certificate'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface CheckpointOfferSnapshotBytesFieldEvent {
+    field: '$.snapshotBytes'
+    value: bigint
+  }
+
+  export function encode (obj: Partial<CheckpointOffer>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, CheckpointOffer.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckpointOffer>): CheckpointOffer {
+    return decodeMessage(buf, CheckpointOffer.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<CheckpointOffer>): Generator<CheckpointOfferCertificateFieldEvent | CheckpointOfferSnapshotBytesFieldEvent> {
+    return streamMessage(buf, CheckpointOffer.codec(), opts)
+  }
+}
+
+export interface SnapshotChunk {
+  data: Uint8Array<ArrayBuffer>
+  last: boolean
+}
+
+export namespace SnapshotChunk {
+  let _codec: Codec<SnapshotChunk>
+
+  export const codec = (): Codec<SnapshotChunk> => {
+    if (_codec == null) {
+      _codec = message<SnapshotChunk>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.data != null && obj.data.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.data)
+        }
+
+        if ((obj.last != null && obj.last !== false)) {
+          w.uint32(16)
+          w.bool(obj.last)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          data: uint8ArrayAlloc(0),
+          last: false
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.data = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.last = reader.bool()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.data`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.last`,
+                value: reader.bool()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface SnapshotChunkDataFieldEvent {
+    field: '$.data'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface SnapshotChunkLastFieldEvent {
+    field: '$.last'
+    value: boolean
+  }
+
+  export function encode (obj: Partial<SnapshotChunk>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, SnapshotChunk.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SnapshotChunk>): SnapshotChunk {
+    return decodeMessage(buf, SnapshotChunk.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SnapshotChunk>): Generator<SnapshotChunkDataFieldEvent | SnapshotChunkLastFieldEvent> {
+    return streamMessage(buf, SnapshotChunk.codec(), opts)
   }
 }
