@@ -14,7 +14,7 @@ export type AttrValue =
   /** A one-element tensor attribute (ConstantOfShape's `value`) */
   | { kind: 'tensor', dtype: DType, value: number }
 
-export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array
+export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array
 
 /** An SSA value: produced once (graph input, constant or node output), typed and shaped */
 export interface Value {
@@ -319,6 +319,43 @@ export class GraphBuilder {
     if (k1 !== k2 && typeof k1 === 'number' && typeof k2 === 'number') throw new ShapeError(`${label}: inner dims ${k1} vs ${k2} (${shapeToString(a.shape)} @ ${shapeToString(b.shape)})`)
     const batch = this.broadcastShapes('MatMul', options, a.shape.slice(0, -2), b.shape.slice(0, -2))
     return this.node1('MatMul', [a, b], dt, [...batch, a.shape[a.shape.length - 2], b.shape[b.shape.length - 1]], {}, options)
+  }
+
+  /**
+   * `com.microsoft` `MatMulNBits`: `a [..., K] @ dequant(b)` with `b` a blockwise-quantized `[K, N]` matrix stored
+   * transposed and packed: `b` uint8 `[N, ceil(K / blockSize), blockSize · bits / 8]` (4-bit: element 2i in the low
+   * nibble of byte i, 2i + 1 in the high nibble), `scales` `[N · ceil(K / blockSize)]` of a's float type,
+   * optional `zeroPoints` uint8 (packed like `b`; absent = the midpoint 2^(bits−1)). onnxruntime prepacks `b` only
+   * when it is an initializer (a `constant`), which is what makes it fast. `accuracyLevel` 4 lets the CPU kernel
+   * quantize `a` to int8 per block (fastest); 0 keeps float activations. Needs the export option
+   * `domains: { 'com.microsoft': 1 }`. No VJP rule: inference only.
+   */
+  matMulNBits (a: Value, b: Value, scales: Value, opts: OpOptions & { K: number, N: number, bits: 2 | 4 | 8, blockSize: number, accuracyLevel?: 0 | 1 | 2 | 3 | 4, zeroPoints?: Value }): Value {
+    const label = this.label('MatMulNBits', opts)
+    const { K, N, bits, blockSize } = opts
+    if (!isFloat(a.dtype)) throw new ShapeError(`${label}: A must be float, got ${a.dtype}`)
+    if (scales.dtype !== a.dtype) throw new ShapeError(`${label}: scales must be ${a.dtype} like A, got ${scales.dtype}`)
+    if (b.dtype !== 'uint8') throw new ShapeError(`${label}: B must be uint8, got ${b.dtype}`)
+    if (![2, 4, 8].includes(bits)) throw new ShapeError(`${label}: bits must be 2, 4 or 8, got ${bits}`)
+    if (!(Number.isInteger(blockSize) && blockSize >= 16 && (blockSize & (blockSize - 1)) === 0)) throw new ShapeError(`${label}: block_size must be a power of 2 ≥ 16, got ${blockSize}`)
+    const kBlocks = Math.ceil(K / blockSize)
+    const blob = blockSize * bits / 8
+    const want = [N, kBlocks, blob]
+    if (b.shape.length !== 3 || b.shape.some((d, i) => d !== want[i])) throw new ShapeError(`${label}: B must be ${shapeToString(want)}, got ${shapeToString(b.shape)}`)
+    const ns = staticSize(scales.shape)
+    if (ns !== N * kBlocks) throw new ShapeError(`${label}: scales must hold N · ceil(K / block_size) = ${N * kBlocks} values, got ${shapeToString(scales.shape)}`)
+    const k1 = a.shape[a.shape.length - 1]
+    if (typeof k1 === 'number' && k1 !== K) throw new ShapeError(`${label}: A's last dim ${k1} differs from K = ${K}`)
+    const attrs: Record<string, AttrValue> = {
+      K: { kind: 'int', value: K },
+      N: { kind: 'int', value: N },
+      bits: { kind: 'int', value: bits },
+      block_size: { kind: 'int', value: blockSize },
+      accuracy_level: { kind: 'int', value: opts.accuracyLevel ?? 0 }
+    }
+    const inputs: Array<Value | null> = [a, b, scales]
+    if (opts.zeroPoints != null) inputs.push(opts.zeroPoints)
+    return this.op('MatMulNBits', inputs, [{ dtype: a.dtype, shape: [...a.shape.slice(0, -1), N] }], attrs, { name: opts.name, domain: 'com.microsoft' })[0]
   }
 
   /** Gemm: alpha * op(A) @ op(B) + beta * C, 2-D operands */
@@ -637,6 +674,8 @@ export function floats (value: number[]): AttrValue { return { kind: 'floats', v
 export function onnxCode (dtype: DType): number {
   switch (dtype) {
     case 'float32': return 1
+    case 'uint8': return 2
+    case 'int8': return 3
     case 'int32': return 6
     case 'int64': return 7
     case 'bool': return 9
@@ -647,7 +686,8 @@ export function onnxCode (dtype: DType): number {
 export function toTyped (data: TensorData | number[], dtype: DType): TensorData {
   if (!Array.isArray(data)) {
     const ok = (dtype === 'float32' && data instanceof Float32Array) || (dtype === 'float64' && data instanceof Float64Array) ||
-      (dtype === 'int64' && data instanceof BigInt64Array) || (dtype === 'int32' && data instanceof Int32Array) || (dtype === 'bool' && data instanceof Uint8Array)
+      (dtype === 'int64' && data instanceof BigInt64Array) || (dtype === 'int32' && data instanceof Int32Array) || (dtype === 'bool' && data instanceof Uint8Array) ||
+      (dtype === 'uint8' && data instanceof Uint8Array) || (dtype === 'int8' && data instanceof Int8Array)
     if (!ok) throw new ShapeError(`constant data does not match dtype ${dtype}`)
     return data
   }
@@ -657,5 +697,7 @@ export function toTyped (data: TensorData | number[], dtype: DType): TensorData 
     case 'int64': return BigInt64Array.from(data.map(v => BigInt(Math.trunc(v))))
     case 'int32': return Int32Array.from(data)
     case 'bool': return Uint8Array.from(data.map(v => v !== 0 ? 1 : 0))
+    case 'uint8': return Uint8Array.from(data)
+    case 'int8': return Int8Array.from(data)
   }
 }

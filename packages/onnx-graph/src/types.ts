@@ -1,5 +1,8 @@
-/** Element types the builder knows. Float graphs are float32 or float64; int64/int32/bool appear as ids, shapes and masks. */
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool'
+/**
+ * Element types the builder knows. Float graphs are float32 or float64; int64/int32/bool appear as ids, shapes and
+ * masks; uint8/int8 hold packed quantized weights (e.g. `com.microsoft` `MatMulNBits`) and quantized activations.
+ */
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool' | 'uint8' | 'int8'
 
 /** A dimension: a known size, or a symbolic name such as `'batch'` (ONNX `dim_param`) */
 export type Dim = number | string
@@ -9,6 +12,8 @@ export type Shape = Dim[]
 /** ONNX TensorProto.DataType codes */
 export const ONNX_DTYPE: Record<DType, number> = {
   float32: 1,
+  uint8: 2,
+  int8: 3,
   int32: 6,
   int64: 7,
   bool: 9,
@@ -24,7 +29,7 @@ export function dtypeSize (dtype: DType): number {
   switch (dtype) {
     case 'float32': case 'int32': return 4
     case 'float64': case 'int64': return 8
-    case 'bool': return 1
+    case 'bool': case 'uint8': case 'int8': return 1
   }
 }
 
