@@ -1,0 +1,16 @@
+import { hostRecordsTarget } from './host-records.js'
+import { layerRecordsTarget } from './layer-records.js'
+import type { FuzzTarget } from '../engine.js'
+
+export interface TargetEntry {
+  name: string
+  /** the real target */
+  make(): FuzzTarget
+  /** the same inputs against a deliberately vulnerable handler (accepts everything): must be caught */
+  vulnerable(): FuzzTarget
+}
+
+export const TARGETS: TargetEntry[] = [
+  { name: 'host-records', make: () => hostRecordsTarget(), vulnerable: () => hostRecordsTarget({ vulnerable: true }) },
+  { name: 'layer-records', make: () => layerRecordsTarget(), vulnerable: () => layerRecordsTarget({ vulnerable: true }) }
+]
