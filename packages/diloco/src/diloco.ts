@@ -7,7 +7,7 @@
  */
 
 import { InvalidParametersError, NotStartedError } from '@neuroshard/interface'
-import { handleRequests, sendRequest } from '@neuroshard/utils'
+import { sendRequest } from '@neuroshard/utils'
 import { TypedEventEmitter } from 'main-event'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { aggregateRound } from './aggregate.js'
@@ -19,6 +19,7 @@ import {
   DEFAULT_RECORD_HISTORY, DEFAULT_REJECT_FACTOR, DILOCO_FETCH_PROTOCOL, DILOCO_TOPIC_PREFIX, MAX_BUFFERED_FUTURE, MAX_COMMIT_SENDERS, DEFAULT_MAX_CONTRIBUTIONS, DEFAULT_AGGREGATOR
 } from './constants.js'
 import { GaussianPrivatizer } from './dp.js'
+import { serveGroupFetch } from './fetch-mux.js'
 import {
   MalformedPseudoGradientError, OversizedPseudoGradientError, PayloadUnavailableError, ReplayedPseudoGradientError,
   StateSyncError, WrongRoundError, WrongSpanError
@@ -296,10 +297,8 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (this.started) return
     this.started = true
     this.controller = new AbortController()
-    this.unhandle = await handleRequests(this.components.registrar, this.opts.fetchProtocol, async (req, ctx) => await this.serve(req, ctx.connection), {
-      requestCodec: FetchRequest,
-      responseCodec: FetchResponse,
-      maxMessageSize: 4096,
+    // several groups on one node share the protocol's handler (requests name their group)
+    this.unhandle = await serveGroupFetch(this.components.registrar, this.opts.fetchProtocol, this.group, (req, connection) => this.serve(req, connection), {
       timeout: this.opts.fetchTimeoutMs
     })
   }
