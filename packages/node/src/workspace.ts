@@ -42,6 +42,10 @@ export interface PrepareDataOptions {
   source: CorpusSource
   /** Vocabulary of a new tokenizer */
   vocabSize: number
+  /** Tokens per shard of a new dataset @default genesis-data's */
+  shardTokens?: number
+  /** Share of documents in the validation split of a new dataset @default genesis-data's (2%) */
+  validationFraction?: number
   onStage?: (stage: 'tokenizer' | 'dataset' | 'verify', info: Record<string, unknown>) => void
   signal?: AbortSignal
 }
@@ -65,7 +69,14 @@ export async function prepareData (options: PrepareDataOptions): Promise<Prepare
     options.onStage?.('tokenizer', { documents: corpus.documents.length, vocabSize: options.vocabSize })
     const tokenizer = trainBpe(corpus.documents, { vocabSize: options.vocabSize })
     options.onStage?.('dataset', { vocabSize: tokenizer.vocabSize })
-    await buildGenesisDataset({ source: options.source, tokenizer, outDir: paths.genesis, ...(options.signal !== undefined ? { signal: options.signal } : {}) })
+    await buildGenesisDataset({
+      source: options.source,
+      tokenizer,
+      outDir: paths.genesis,
+      ...(options.shardTokens !== undefined ? { shardTokens: options.shardTokens } : {}),
+      ...(options.validationFraction !== undefined ? { validationFraction: options.validationFraction } : {}),
+      ...(options.signal !== undefined ? { signal: options.signal } : {})
+    })
     built = true
   }
   options.onStage?.('verify', { dir: paths.genesis })

@@ -1,0 +1,86 @@
+/**
+ * Which chains train. A pipeline stage steps in lockstep with one Driver (the pipeline refuses a training
+ * request whose step is not the stage's), so two Drivers must never train through the same node. Every
+ * node derives the same pairing from the same layer-pool records: Drivers in peer-id order each take the
+ * first free chain of serving spans from the end of their own span to the head, preferring long spans
+ * (fewer hops) and then peer-id order. A Worker accepts training only from the nodes of its own chain
+ * (`trainingPeers`); while views differ for a moment the refused Driver retries, so no stage ever mixes
+ * two Drivers' gradients.
+ */
+
+/** A span a peer serves, as the pairing sees it */
+export interface ServedSpan {
+  peer: string
+  start: number
+  end: number
+}
+
+/** One hop of a training chain */
+export interface ChainHop {
+  peer: string
+  start: number
+  end: number
+}
+
+/** A Driver and the hops of its training chain (slots [driverEnd, slots) in order) */
+export interface TrainingChain {
+  driver: string
+  /** End of the Driver's own span (its span is [0, driverEnd)) */
+  driverEnd: number
+  hops: ChainHop[]
+}
+
+const byPeer = (a: { peer: string }, b: { peer: string }): number => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0
+
+/**
+ * The training chains of a swarm: `spans` are the live (serving or training) spans of every peer, `slots`
+ * the model's slot count (L + 2). A Driver without a free chain is left out.
+ */
+export function trainingChains (spans: readonly ServedSpan[], slots: number): TrainingChain[] {
+  const live = spans.filter(s => Number.isSafeInteger(s.start) && Number.isSafeInteger(s.end) && s.start >= 0 && s.start < s.end && s.end <= slots)
+  const drivers = live.filter(s => s.start === 0).sort((a, b) => byPeer(a, b) || b.end - a.end)
+  const used = new Set<string>()
+  const chains: TrainingChain[] = []
+  for (const d of drivers) {
+    if (used.has(d.peer)) continue
+    if (d.end === slots) {
+      // a Driver holding the whole model trains alone
+      used.add(d.peer)
+      chains.push({ driver: d.peer, driverEnd: d.end, hops: [] })
+      continue
+    }
+    const taken = new Set<string>([d.peer])
+    const hops = extend(live, d.end, slots, used, taken)
+    if (hops == null) continue
+    for (const p of taken) used.add(p)
+    chains.push({ driver: d.peer, driverEnd: d.end, hops })
+  }
+  return chains
+}
+
+/** Depth-first: the first chain from `at` to `slots` over peers not used yet (long spans first) */
+function extend (live: readonly ServedSpan[], at: number, slots: number, used: Set<string>, taken: Set<string>): ChainHop[] | undefined {
+  if (at === slots) return []
+  const candidates = live
+    .filter(s => s.start === at && !used.has(s.peer) && !taken.has(s.peer))
+    .sort((a, b) => (b.end - a.end) || byPeer(a, b))
+  for (const c of candidates) {
+    taken.add(c.peer)
+    const rest = extend(live, c.end, slots, used, taken)
+    if (rest != null) return [{ peer: c.peer, start: c.start, end: c.end }, ...rest]
+    taken.delete(c.peer)
+  }
+  return undefined
+}
+
+/** The chain `peer` belongs to (as Driver or hop), if any */
+export function chainOf (chains: readonly TrainingChain[], peer: string): TrainingChain | undefined {
+  return chains.find(c => c.driver === peer || c.hops.some(h => h.peer === peer))
+}
+
+/** The peers `peer` may take training requests from: the other members of its chain */
+export function trainingPeers (chains: readonly TrainingChain[], peer: string): Set<string> {
+  const chain = chainOf(chains, peer)
+  if (chain == null) return new Set()
+  return new Set([chain.driver, ...chain.hops.map(h => h.peer)].filter(p => p !== peer))
+}

@@ -1,0 +1,112 @@
+/**
+ * A devnet that trains and serves: N `NetworkNode`s on 127.0.0.1 sharing one genesis dataset and
+ * tokenizer. Node 0 is every other node's bootstrap peer; the layer pool gives each node about half of
+ * the model (memory is sized for that), so the nodes form pipelines of Driver → Validator with two or
+ * more replicas of every slot, train with the pipeline and DiLoCo, and serve completions through the
+ * pipeline.
+ */
+import { join } from 'node:path'
+import { InvalidParametersError } from '@neuroshard/interface'
+import { DEFAULT_RESERVE_FRACTION, TRAINING_BYTES_PER_PARAMETER, slotCount, slotMemory } from '@neuroshard/layer-pool'
+import { TINY } from '@neuroshard/model'
+import { NetworkNode } from './node.js'
+import { pipelineTokenizer } from './tokenizer.js'
+import type { NetworkNodeInit, NodeData } from './node.js'
+import type { StreamingTokenizer } from './tokenizer.js'
+import type { ModelConfig } from '@neuroshard/model'
+import type { BpeTokenizer } from '@neuroshard/tokenizer'
+
+/** Nodes of a devnet unless told otherwise: two pipelines of two nodes and a spare for hot swap */
+export const DEFAULT_NETWORK_DEVNET_NODES = 5
+
+export interface NetworkDevnetInit {
+  /** @default 5 */
+  nodes?: number
+  /** The dataset's tokenizer (its vocabulary sizes the model) */
+  tokenizer: BpeTokenizer
+  data: NodeData
+  /** Architecture (vocabSize is taken from the tokenizer) @default TINY */
+  config?: ModelConfig
+  /** Memory per node, bytes @default enough for about half of the model while training, plus the reserve */
+  memoryBytes?: number
+  /** Keep identities in `<dataDir>/node-<i>` */
+  dataDir?: string
+  /** Settings every node shares (inner steps, batch, DiLoCo, layer pool, …) */
+  node?: Partial<Omit<NetworkNodeInit, 'config' | 'memoryBytes' | 'tokenizer' | 'data'>>
+  /** Called as each node starts */
+  onNode?(node: NetworkNode, index: number): void
+}
+
+export interface NetworkDevnet {
+  readonly nodes: NetworkNode[]
+  readonly config: ModelConfig
+  readonly tokenizer: StreamingTokenizer
+  /** Start one more node (bootstrapping from node 0, or from the first node still running) */
+  addNode(): Promise<NetworkNode>
+  /** Stop one node (graceful unless `kill`: then its host just closes, as a crash would) */
+  stopNode(index: number, options?: { kill?: boolean }): Promise<void>
+  stop(): Promise<void>
+}
+
+/** Memory that makes a node hold about half of the model while training, plus the hot-swap reserve */
+export function halfModelMemory (config: ModelConfig): number {
+  let total = 0
+  for (let slot = 0; slot < slotCount(config); slot++) total += slotMemory(config, slot, TRAINING_BYTES_PER_PARAMETER)
+  return Math.ceil(total * 0.55 / (1 - DEFAULT_RESERVE_FRACTION))
+}
+
+export async function startNetworkDevnet (init: NetworkDevnetInit): Promise<NetworkDevnet> {
+  const count = init.nodes ?? DEFAULT_NETWORK_DEVNET_NODES
+  if (!Number.isSafeInteger(count) || count < 1 || count > 64) throw new InvalidParametersError('nodes must be an integer from 1 to 64')
+  const config = { ...(init.config ?? TINY), vocabSize: init.tokenizer.vocabSize }
+  const tokenizer = pipelineTokenizer(init.tokenizer)
+  const memoryBytes = init.memoryBytes ?? halfModelMemory(config)
+  const nodes: NetworkNode[] = []
+  const stopped = new Set<NetworkNode>()
+
+  const addNode = async (): Promise<NetworkNode> => {
+    const index = nodes.length
+    const seed = nodes.find(n => !stopped.has(n))
+    const node = new NetworkNode({
+      ...init.node,
+      config,
+      memoryBytes,
+      tokenizer,
+      data: init.data,
+      host: {
+        ...init.node?.host,
+        ...(init.dataDir != null ? { dataDir: join(init.dataDir, `node-${index}`) } : {}),
+        bootstrap: seed != null ? seed.host.getMultiaddrs().map(String).filter(a => a.includes('/tcp/')) : []
+      }
+    })
+    nodes.push(node)
+    await node.start()
+    init.onNode?.(node, index)
+    return node
+  }
+
+  try {
+    await addNode()
+    await Promise.all(Array.from({ length: count - 1 }, async () => { await addNode() }))
+  } catch (err) {
+    await Promise.allSettled(nodes.map(async n => { await n.stop() }))
+    throw err
+  }
+
+  return {
+    nodes,
+    config,
+    tokenizer,
+    addNode,
+    async stopNode (index, options = {}) {
+      const node = nodes[index]
+      if (node == null || stopped.has(node)) return
+      stopped.add(node)
+      if (options.kill === true) await node.kill()
+      else await node.stop()
+    },
+    async stop () {
+      await Promise.allSettled(nodes.filter(n => !stopped.has(n)).map(async n => { stopped.add(n); await n.stop() }))
+    }
+  }
+}

@@ -1,0 +1,724 @@
+/**
+ * A NeuroShard node on the network: one libp2p host running the layer pool (which slots this node
+ * holds), the swarm router and the pipeline (inference and training across nodes) and one DiLoCo
+ * replica group per held slot (the outer step that keeps the replicas of a slot equal).
+ *
+ * How training runs:
+ * - every node holding slot 0 is a Driver; the Drivers pair up with Workers and Validators into disjoint
+ *   training chains (`trainingChains`, the same on every node from the same layer records);
+ * - a Driver runs H pipeline steps per round on its own data shards (genesis-data's assignment for its
+ *   peer id and round); every stage of its chain steps in lockstep (the pipeline checks step numbers);
+ * - when a stage has taken H steps in the round it contributes each of its slots' pseudo-gradient to the
+ *   slot's DiLoCo group and refuses training until the round is applied; the new base weights go into
+ *   its executors and its layer record (so a newcomer loads the trained weights);
+ * - a stage's optimizer step counter is `round × H` at the start of every round; a stage that missed a
+ *   round (its chain broke, a Worker was killed) is rebuilt at that count from the group's base weights.
+ */
+import { logger } from '@libp2p/logger'
+import { DefaultDiLoCo } from '@neuroshard/diloco'
+import { batches, assignShards } from '@neuroshard/genesis-data'
+import { createNeuroShardHost } from '@neuroshard/host'
+import { InvalidParametersError } from '@neuroshard/interface'
+import { describeSpan, fetchSpanWeights, layerPool, layerPoolRecordValidator, slotCount, slotParameters } from '@neuroshard/layer-pool'
+import { createPipelineStage, pipeline } from '@neuroshard/pipeline'
+import { swarmRouter } from '@neuroshard/swarm-router'
+import { TypedEventEmitter } from 'main-event'
+import { TrainingRecorder } from '../api/training-recorder.js'
+import { chainOf, trainingChains, trainingPeers } from './chains.js'
+import type { TrainingChain } from './chains.js'
+import type { PeerId } from '@libp2p/interface'
+import type { DiLoCo, DiLoCoInit, RoundOutcome } from '@neuroshard/diloco'
+import type { GenesisManifest, TokenArray } from '@neuroshard/genesis-data'
+import type { NeuroShardHost, NeuroShardHostOptions } from '@neuroshard/host'
+import type { LayerPool, LayerPoolInit } from '@neuroshard/layer-pool'
+import type { ModelConfig } from '@neuroshard/model'
+import type { Pipeline, PipelineInit, PipelineRouter, PipelineStage, PipelineTokenizer, RouteHop, TrainBatch } from '@neuroshard/pipeline'
+import type { AdamWOptions } from '@neuroshard/runtime'
+import type { SwarmRouter } from '@neuroshard/swarm-router'
+
+/** Inner steps per DiLoCo round @default 20 */
+export const DEFAULT_INNER_STEPS = 20
+/** Sequences per training micro-batch @default 8 */
+export const DEFAULT_NODE_BATCH_SIZE = 8
+/** Tokens per training sequence @default 64 */
+export const DEFAULT_NODE_SEQ_LEN = 64
+/** Data shards a Driver trains on per round @default 2 */
+export const DEFAULT_SHARDS_PER_ROUND = 2
+/** How often stages are checked for a finished inner loop, ms */
+const CONTRIBUTE_POLL_MS = 100
+
+const log = logger('neuroshard:node:network')
+
+/** The training data of a Driver: the genesis dataset */
+export interface NodeData {
+  manifest: Pick<GenesisManifest, 'shards'>
+  /** Train shards' tokens, in manifest order of the train split */
+  train: readonly TokenArray[]
+  /** Validation shards' tokens (for the validation loss) */
+  validation?: readonly TokenArray[]
+}
+
+export interface NetworkNodeInit {
+  /** The network's model: every node must pass the same */
+  config: ModelConfig
+  /** Network / model name (layer-pool topic, DiLoCo groups) @default 'devnet' */
+  modelId?: string
+  /** Genesis init seed @default 0 */
+  initSeed?: number
+  /** Memory this node offers for spans, bytes */
+  memoryBytes: number
+  /** Train (true) or only serve inference (false) @default true */
+  training?: boolean
+  /** Text ↔ ids on Drivers (the dataset's BPE tokenizer); must match `config.vocabSize` */
+  tokenizer?: PipelineTokenizer
+  /** The genesis data; a Driver without it serves inference but does not train */
+  data?: NodeData
+  /** Inner steps per round (H) @default 20 */
+  innerSteps?: number
+  /** @default 8 */
+  batchSize?: number
+  /** @default 64 (at most the model's maxSeqLen) */
+  seqLen?: number
+  /** AdamW of the inner steps (lr, schedule, …) */
+  optimizer?: AdamWOptions
+  /** DiLoCo settings of every slot group (span and group are set by the node) */
+  diloco?: Omit<DiLoCoInit, 'span' | 'group' | 'modelId'>
+  /** Extra layer-pool settings (modelId, config, memory and training are set by the node) */
+  layerPool?: Omit<LayerPoolInit, 'modelId' | 'config' | 'memoryBytes' | 'training' | 'initSeed'>
+  /** Host settings (listen addresses, bootstrap, identity, swarm key, …) */
+  host?: Omit<NeuroShardHostOptions, 'services' | 'recordValidators'>
+  /** onnxruntime intra-op threads per executor @default 1 */
+  threads?: number
+  /** Validation loss of the network's model after every `evalEvery` rounds (Drivers; 0: never) @default 1 */
+  evalEvery?: number
+  /** Validation batches per evaluation @default 4 */
+  evalBatches?: number
+  /** Where training progress is recorded (the API reads it) @default a new recorder */
+  recorder?: TrainingRecorder
+}
+
+export interface RoundDetail {
+  slot: number
+  round: number
+  /** Did this node's pseudo-gradient count */
+  included: boolean
+}
+
+export interface NetworkNodeEvents {
+  /** A span of this node serves through the pipeline */
+  'node:stage': CustomEvent<{ start: number, end: number }>
+  /** A Driver's pipeline step finished */
+  'node:step': CustomEvent<{ step: number, loss: number, round: number }>
+  /** A slot's DiLoCo round was applied on this node */
+  'node:round': CustomEvent<{ slot: number, round: number }>
+  /** This node's contribution to a slot's round was settled */
+  'node:contributed': CustomEvent<RoundDetail>
+  /** A validation loss of the network's model (Drivers) */
+  'node:validation': CustomEvent<{ round: number, loss: number }>
+}
+
+type Services = { layerPool: LayerPool, swarmRouter: SwarmRouter, pipeline: Pipeline, nodeComponents: { components: any } }
+export type NetworkHost = NeuroShardHost & { services: NeuroShardHost['services'] & Services }
+
+interface HeldStage {
+  start: number
+  end: number
+  stage: PipelineStage
+}
+
+/**
+ * The training router: for training micro-batches the Driver's own chain (from `trainingChains`), for
+ * inference the swarm router.
+ */
+class NodeRouter implements PipelineRouter {
+  pinned?: RouteHop[]
+  constructor (private readonly inner: () => PipelineRouter) {}
+
+  chain (options: Parameters<PipelineRouter['chain']>[0]): RouteHop[] | Promise<RouteHop[]> {
+    if (options.purpose === 'training') {
+      if (this.pinned == null) throw new InvalidParametersError('no training chain')
+      return this.pinned
+    }
+    return this.inner().chain(options)
+  }
+
+  reportFailure (peer: PeerId, error?: Error): void { this.inner().reportFailure(peer, error) }
+  reportSuccess (peer: PeerId, latencyMs?: number): void { this.inner().reportSuccess?.(peer, latencyMs) }
+  acquire (peer: PeerId): () => void { return this.inner().acquire?.(peer) ?? (() => {}) }
+}
+
+export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
+  readonly config: ModelConfig
+  readonly modelId: string
+  readonly recorder: TrainingRecorder
+  readonly innerSteps: number
+  host!: NetworkHost
+  private readonly init: NetworkNodeInit
+  private readonly slots: number
+  private readonly stages = new Map<string, HeldStage>()
+  private readonly groups = new Map<number, DiLoCo>()
+  private queue: Promise<void> = Promise.resolve()
+  private readonly controller = new AbortController()
+  private readonly router = new NodeRouter(() => this.host.services.swarmRouter)
+  private contributing = false
+  private running = false
+  private poll?: ReturnType<typeof setInterval>
+  private chainsCache?: { at: number, chains: TrainingChain[] }
+  private evalStage?: Promise<PipelineStage>
+  private lastEvalRound = -1
+  private trainingLoop?: Promise<void>
+  private readonly detach: Array<() => void> = []
+
+  constructor (init: NetworkNodeInit) {
+    super()
+    this.init = init
+    this.config = init.config
+    this.modelId = init.modelId ?? 'devnet'
+    this.innerSteps = init.innerSteps ?? DEFAULT_INNER_STEPS
+    if (!Number.isSafeInteger(this.innerSteps) || this.innerSteps < 1) throw new InvalidParametersError('innerSteps must be an integer >= 1')
+    this.slots = slotCount(this.config)
+    this.recorder = init.recorder ?? new TrainingRecorder({ innerSteps: this.innerSteps })
+    this.recorder.setInnerSteps(this.innerSteps)
+  }
+
+  get training (): boolean {
+    return this.init.training ?? true
+  }
+
+  get peerId (): PeerId {
+    return this.host.peerId
+  }
+
+  /** The pipeline stages this node serves */
+  heldStages (): Array<{ start: number, end: number, stage: PipelineStage }> {
+    return [...this.stages.values()]
+  }
+
+  /** The DiLoCo group of a held slot */
+  group (slot: number): DiLoCo | undefined {
+    return this.groups.get(slot)
+  }
+
+  /** The training chains as this node sees the layer records now */
+  chains (): TrainingChain[] {
+    const now = Date.now()
+    if (this.chainsCache != null && now - this.chainsCache.at < 250) return this.chainsCache.chains
+    const spans: Array<{ peer: string, start: number, end: number }> = []
+    for (const [peer, entry] of this.host.services.layerPool.records()) {
+      for (const s of entry.record.spans) {
+        if (s.state === 'serving' || s.state === 'training') spans.push({ peer, start: s.start, end: s.end })
+      }
+    }
+    const chains = trainingChains(spans, this.slots)
+    this.chainsCache = { at: now, chains }
+    return chains
+  }
+
+  async start (): Promise<void> {
+    const init = this.init
+    const training = this.training
+    this.host = await createNeuroShardHost<any>({
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      ...init.host,
+      recordValidators: { 'layer-pool': layerPoolRecordValidator() },
+      services: {
+        nodeComponents: (components: any) => ({ components }),
+        layerPool: layerPool({
+          ...init.layerPool,
+          modelId: this.modelId,
+          config: this.config,
+          initSeed: init.initSeed ?? 0,
+          memoryBytes: init.memoryBytes,
+          training
+        }),
+        swarmRouter: swarmRouter(),
+        pipeline: pipeline({
+          router: this.router,
+          ...(init.tokenizer != null ? { tokenizer: init.tokenizer } : {}),
+          allowTraining: (peer: PeerId) => this.allowTraining(peer)
+        } satisfies PipelineInit)
+      }
+    }) as NetworkHost
+    this.running = true
+    const pool = this.host.services.layerPool
+    const onLoaded = (evt: CustomEvent<{ start: number, end: number }>): void => {
+      const { start, end } = evt.detail
+      this.enqueue(`load ${start}-${end}`, async () => { await this.openStage(start, end) })
+    }
+    const onReleased = (evt: CustomEvent<{ start: number, end: number }>): void => {
+      const { start, end } = evt.detail
+      this.enqueue(`release ${start}-${end}`, async () => { await this.closeStage(start, end) })
+    }
+    pool.addEventListener('layer-pool:loaded', onLoaded)
+    pool.addEventListener('layer-pool:released', onReleased)
+    this.detach.push(() => {
+      pool.removeEventListener('layer-pool:loaded', onLoaded)
+      pool.removeEventListener('layer-pool:released', onReleased)
+    })
+    // spans that finished loading before the listeners were attached
+    for (const s of pool.ownSpans()) {
+      if (s.state === 'serving' || s.state === 'training') this.enqueue(`load ${s.start}-${s.end}`, async () => { await this.openStage(s.start, s.end) })
+    }
+    if (training) {
+      this.poll = setInterval(() => { this.checkInnerLoops() }, CONTRIBUTE_POLL_MS)
+      this.trainingLoop = this.driverLoop()
+    }
+  }
+
+  /** Graceful stop: the layer pool announces its spans as leaving, DiLoCo groups and stages close */
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.controller.abort()
+    if (this.poll != null) clearInterval(this.poll)
+    for (const fn of this.detach) fn()
+    await this.trainingLoop?.catch(() => {})
+    await this.queue.catch(() => {})
+    await Promise.allSettled([...this.groups.values()].map(async g => { await (g as DefaultDiLoCo).stop() }))
+    await Promise.resolve(this.host.stop()).catch(() => {})
+    await Promise.allSettled([...this.stages.values()].map(async h => { await h.stage.close() }))
+    this.stages.clear()
+    this.groups.clear()
+    const evalStage = await this.evalStage?.catch(() => undefined)
+    await evalStage?.close()
+  }
+
+  /**
+   * Stop as a crash would look to the peers: connections are cut first (no `leaving` record reaches
+   * anyone, the peers find out from failed requests and expired records), then everything is closed.
+   */
+  async kill (): Promise<void> {
+    if (!this.running) return
+    for (const conn of this.host.getConnections()) conn.abort(new Error('killed'))
+    await this.stop()
+  }
+
+  private enqueue (what: string, fn: () => Promise<void>): void {
+    this.queue = this.queue.then(async () => {
+      if (!this.running) return
+      await fn()
+    }).catch((err: Error) => { log.error('%s failed: %s', what, err.message) })
+  }
+
+  private allowTraining (peer: PeerId): boolean {
+    if (!this.training || this.contributing) return false
+    return trainingPeers(this.chains(), this.host.peerId.toString()).has(peer.toString())
+  }
+
+  // ---- stages and slot groups ------------------------------------------------------------------------
+
+  private executorOf (stage: PipelineStage, slot: number): PipelineStage['executors'][number] {
+    if (slot === 0) return stage.embed!
+    if (slot === this.slots - 1) return stage.head!
+    return stage.blocks!
+  }
+
+  private async slotGroup (slot: number): Promise<DiLoCo> {
+    let group = this.groups.get(slot)
+    if (group != null) return group
+    const components = this.host.services.nodeComponents.components
+    group = new DefaultDiLoCo(components, {
+      minDeadlineMs: 5_000,
+      ...this.init.diloco,
+      modelId: this.modelId,
+      group: `${this.modelId}/slot-${slot}`,
+      span: { id: `slot-${slot}`, parameters: slotParameters(this.config, slot) }
+    })
+    await (group as DefaultDiLoCo).start()
+    // created after the host started: subscribe now (a service would do it in afterStart)
+    ;(group as DefaultDiLoCo).afterStart()
+    this.groups.set(slot, group)
+    const g = group
+    const onRound = (): void => {
+      this.enqueue(`round of slot ${slot}`, async () => { await this.applyRound(slot, g) })
+    }
+    g.addEventListener('diloco:round', onRound)
+    g.addEventListener('diloco:resync', onRound)
+    if (slot === 0) this.detach.push(this.recorder.followDiLoCo(g))
+    // a group that has trained already is joined by downloading its state; at genesis every member
+    // starts from the genesis weights the layer pool loaded
+    const trained = this.trainedStep(slot) > 0
+    const own = this.host.services.layerPool.slotWeights(slot)
+    if (trained) {
+      await this.syncGroup(g)
+    } else if (own != null) {
+      g.initialize(own)
+    }
+    return g
+  }
+
+  /** The weights step most holders of a slot report (0 at genesis) */
+  private trainedStep (slot: number): number {
+    let step = 0
+    for (const entry of this.host.services.layerPool.records().values()) {
+      if (entry.record.peerId.equals(this.host.peerId)) continue
+      for (const s of entry.record.spans) {
+        if (s.start <= slot && slot < s.end && (s.state === 'serving' || s.state === 'training')) step = Math.max(step, s.weightsStep)
+      }
+    }
+    return step
+  }
+
+  private async syncGroup (g: DiLoCo): Promise<void> {
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      try {
+        await g.sync({ signal: this.controller.signal })
+        return
+      } catch (err: any) {
+        if (!this.running || Date.now() > deadline) throw err
+        // the group's other members show up as topic subscribers a gossip heartbeat after subscribing
+        await sleep(500, this.controller.signal)
+      }
+    }
+  }
+
+  /** Build the pipeline stage of a span this node now serves, with a DiLoCo group per slot when training */
+  private async openStage (start: number, end: number): Promise<void> {
+    const key = `${start}-${end}`
+    if (this.stages.has(key)) return
+    const pool = this.host.services.layerPool
+    const parameters = new Map<string, Float32Array>()
+    let round = 0
+    for (let slot = start; slot < end; slot++) {
+      let weights = pool.slotWeights(slot)
+      if (weights == null) return // released meanwhile
+      if (this.training) {
+        const g = await this.slotGroup(slot)
+        if (g.initialized) {
+          weights = g.parameters()
+          round = Math.max(round, g.round)
+        }
+      }
+      for (const [name, value] of weights) parameters.set(name, value)
+    }
+    const stage = await this.buildStage(start, end, parameters, round * this.innerSteps)
+    this.stages.set(key, { start, end, stage })
+    this.host.services.pipeline.addStage(stage)
+    log('%p serves %s from round %d', this.host.peerId, describeSpan(this.config, start, end), round)
+    this.safeDispatchEvent('node:stage', { detail: { start, end } })
+  }
+
+  private async buildStage (start: number, end: number, parameters: Map<string, Float32Array>, step: number): Promise<PipelineStage> {
+    return await createPipelineStage({
+      config: this.config,
+      start,
+      end,
+      parameters,
+      step,
+      training: this.training,
+      intraOpNumThreads: this.init.threads ?? 1,
+      ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {})
+    })
+  }
+
+  private async closeStage (start: number, end: number): Promise<void> {
+    const key = `${start}-${end}`
+    const held = this.stages.get(key)
+    if (held == null) return
+    this.stages.delete(key)
+    this.host.services.pipeline.removeStage(held.stage)
+    await held.stage.close()
+    for (let slot = start; slot < end; slot++) {
+      if ([...this.stages.values()].some(h => h.start <= slot && slot < h.end)) continue
+      const g = this.groups.get(slot)
+      this.groups.delete(slot)
+      await (g as DefaultDiLoCo | undefined)?.stop()
+    }
+  }
+
+  private heldFor (slot: number): HeldStage | undefined {
+    return [...this.stages.values()].find(h => h.start <= slot && slot < h.end)
+  }
+
+  /** A slot's round was applied (or its state downloaded): its new base weights go into the stage */
+  private async applyRound (slot: number, g: DiLoCo): Promise<void> {
+    if (this.groups.get(slot) !== g) return
+    const held = this.heldFor(slot)
+    if (held == null) return
+    const params = g.parameters()
+    const step = g.round * this.innerSteps
+    const stage = held.stage
+    if (stage.executors[0].stepCount !== step && this.stageRound(held) === g.round) {
+      // the stage missed rounds (its chain broke): rebuild it at the round's step count
+      const parameters = new Map<string, Float32Array>()
+      for (let s = held.start; s < held.end; s++) {
+        const gs = this.groups.get(s)
+        for (const [name, value] of (gs != null && gs.initialized ? gs.parameters() : await this.slotParams(stage, s))) parameters.set(name, value)
+      }
+      const rebuilt = await this.buildStage(held.start, held.end, parameters, step)
+      this.host.services.pipeline.addStage(rebuilt)
+      this.host.services.pipeline.removeStage(stage)
+      held.stage = rebuilt
+      await stage.close()
+      log('%p rebuilt %s at step %d', this.host.peerId, describeSpan(this.config, held.start, held.end), step)
+    } else {
+      await this.executorOf(stage, slot).setParameters(params, { partial: true })
+    }
+    await this.host.services.layerPool.updateSlotWeights(slot, params, step).catch((err: Error) => {
+      log('slot %d weights not re-announced: %s', slot, err.message)
+    })
+    this.safeDispatchEvent('node:round', { detail: { slot, round: g.round } })
+    if (slot === 0) void this.evaluate(g.round)
+  }
+
+  /** The round a stage's slots are in (the highest of its groups) */
+  private stageRound (held: HeldStage): number {
+    let round = 0
+    for (let s = held.start; s < held.end; s++) round = Math.max(round, this.groups.get(s)?.round ?? 0)
+    return round
+  }
+
+  private async slotParams (stage: PipelineStage, slot: number): Promise<Map<string, Float32Array>> {
+    const all = await this.executorOf(stage, slot).getParameters()
+    const out = new Map<string, Float32Array>()
+    for (const spec of slotParameters(this.config, slot)) out.set(spec.name, all.get(spec.name)!)
+    return out
+  }
+
+  // ---- DiLoCo: contribute when the inner loop is done -------------------------------------------------
+
+  private checkInnerLoops (): void {
+    if (this.contributing || !this.running) return
+    const due = [...this.stages.values()].filter(h => {
+      const g = this.groups.get(h.start)
+      return g?.initialized === true && h.stage.executors[0].stepCount >= (this.stageRound(h) + 1) * this.innerSteps
+    })
+    if (due.length === 0) return
+    this.contributing = true
+    void this.contribute(due).finally(() => { this.contributing = false })
+  }
+
+  private async contribute (due: HeldStage[]): Promise<void> {
+    const work: Array<Promise<void>> = []
+    for (const held of due) {
+      for (let slot = held.start; slot < held.end; slot++) {
+        const g = this.groups.get(slot)
+        if (g == null) continue
+        const local = await this.slotParams(held.stage, slot)
+        work.push(g.contribute(local, { innerSteps: this.innerSteps, ...(slot === 0 ? { dataShards: this.shardsFor(g.round) } : {}) }, { signal: this.controller.signal })
+          .then((outcome: RoundOutcome) => {
+            this.safeDispatchEvent('node:contributed', { detail: { slot, round: outcome.contributedRound, included: outcome.included } })
+          }))
+      }
+    }
+    const results = await Promise.allSettled(work)
+    for (const r of results) if (r.status === 'rejected' && this.running) log('contribution failed: %s', r.reason?.message)
+    // the queue applies the rounds' weights; training resumes once they are in
+    await this.queue
+  }
+
+  // ---- the Driver ------------------------------------------------------------------------------------
+
+  private shardsFor (round: number): string[] {
+    const data = this.init.data
+    if (data == null) return []
+    const k = Math.min(DEFAULT_SHARDS_PER_ROUND, data.manifest.shards.filter(s => s.split === 'train').length)
+    return assignShards(data.manifest, this.host.peerId.toString(), round, k)
+  }
+
+  private batchesFor (round: number): Generator<{ input: BigInt64Array, target: BigInt64Array, batchSize: number, seqLen: number }> {
+    const data = this.init.data!
+    const train = data.manifest.shards.filter(s => s.split === 'train')
+    const ids = new Set(this.shardsFor(round))
+    const tokens = train.map((s, i) => ids.has(s.hash) ? data.train[i] : undefined).filter((t): t is TokenArray => t != null)
+    const seqLen = Math.min(this.init.seqLen ?? DEFAULT_NODE_SEQ_LEN, this.config.maxSeqLen)
+    return batches(tokens.length > 0 ? tokens : data.train, {
+      seqLen,
+      batchSize: this.init.batchSize ?? DEFAULT_NODE_BATCH_SIZE,
+      seed: BigInt(round)
+    }) as Generator<any>
+  }
+
+  private async driverLoop (): Promise<void> {
+    const signal = this.controller.signal
+    let stream: Generator<{ input: BigInt64Array, target: BigInt64Array, batchSize: number, seqLen: number }> | undefined
+    let streamRound = -1
+    let failures = 0
+    while (this.running) {
+      const held = this.stages.get([...this.stages.keys()].find(k => k.startsWith('0-')) ?? '')
+      const g0 = this.groups.get(0)
+      if (held == null || g0 == null || !g0.initialized || this.init.data == null || this.contributing) {
+        await sleep(200, signal)
+        continue
+      }
+      const round = this.stageRound(held)
+      const step = held.stage.executors[0].stepCount
+      if (step >= (round + 1) * this.innerSteps || step < round * this.innerSteps) {
+        // the inner loop is done (the contribution is on its way) or the stage waits to be rebuilt
+        await sleep(100, signal)
+        continue
+      }
+      const me = this.host.peerId.toString()
+      const chain = this.chains().find(c => c.driver === me)
+      if (chain == null || chain.driverEnd !== held.end) {
+        await sleep(500, signal)
+        continue
+      }
+      this.router.pinned = chain.hops.map(h => ({ peer: peerOf(this.host, h.peer), start: h.start, end: h.end }))
+      if (streamRound !== round || stream == null) {
+        stream = this.batchesFor(round)
+        streamRound = round
+      }
+      let next = stream.next()
+      if (next.done === true) {
+        stream = this.batchesFor(round + 1000 * (step + 1))
+        next = stream.next()
+      }
+      const b = next.value
+      const batch: TrainBatch = { inputIds: b.input, targets: b.target, batch: b.batchSize, seq: b.seqLen }
+      try {
+        const res = await this.host.services.pipeline.trainStep(batch, { signal })
+        failures = 0
+        this.recorder.recordStep(res.loss, { innerStep: step - round * this.innerSteps + 1 })
+        this.safeDispatchEvent('node:step', { detail: { step: res.step, loss: res.loss, round } })
+      } catch (err: any) {
+        if (!this.running) return
+        failures++
+        log('training step %d failed (%s: %s)', step, err.name, err.message)
+        // a refused or broken chain: wait for the records (or the round) to settle, then re-plan
+        await sleep(Math.min(5_000, 250 * 2 ** Math.min(failures, 5)), signal)
+      }
+    }
+  }
+
+  // ---- validation of the network's model (Drivers) ----------------------------------------------------
+
+  /**
+   * The validation loss of the model after `round`: every slot's base weights of that round (this node's
+   * own, the others fetched over layer-pool's weight transfer from holders announcing that step, checked
+   * against their hashes), run through a local copy of the whole model.
+   */
+  private async evaluate (round: number): Promise<void> {
+    const every = this.init.evalEvery ?? 1
+    const validation = this.init.data?.validation
+    if (every <= 0 || validation == null || validation.length === 0 || round % every !== 0 || round <= this.lastEvalRound) return
+    this.lastEvalRound = round
+    try {
+      const loss = await this.validationLoss(round)
+      if (loss == null || !this.running) return
+      this.recorder.recordValidation(loss, { step: round * this.innerSteps })
+      this.safeDispatchEvent('node:validation', { detail: { round, loss } })
+    } catch (err: any) {
+      if (this.running) log('validation after round %d failed: %s', round, err.message)
+    }
+  }
+
+  /** Every slot's weights at `round` (own groups or fetched); undefined when some slot has no holder at that round */
+  async networkWeights (round: number, options: { timeoutMs?: number } = {}): Promise<Map<string, Float32Array> | undefined> {
+    const step = round * this.innerSteps
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000)
+    const out = new Map<string, Float32Array>()
+    for (let slot = 0; slot < this.slots; slot++) {
+      const g = this.groups.get(slot)
+      if (g?.initialized === true && g.round === round) {
+        for (const [k, v] of g.parameters()) out.set(k, v)
+        continue
+      }
+      let got: Map<string, Float32Array> | undefined
+      while (got == null) {
+        if (!this.running || Date.now() > deadline) return undefined
+        const holders = this.holdersAt(slot, step)
+        if (holders == null) { await sleep(250, this.controller.signal); continue }
+        try {
+          const res = await fetchSpanWeights(this.host as any, holders.peers, {
+            modelId: this.modelId,
+            version: this.host.services.layerPool.version,
+            start: slot,
+            end: slot + 1,
+            part: 'weights',
+            config: this.config,
+            chunksRoot: holders.chunksRoot,
+            weightsHash: holders.weightsHash
+          }, { signal: this.controller.signal })
+          got = res.tensors
+        } catch (err: any) {
+          log('fetching slot %d for validation failed: %s', slot, err.message)
+          await sleep(500, this.controller.signal)
+        }
+      }
+      for (const [k, v] of got) out.set(k, v)
+    }
+    return out
+  }
+
+  private holdersAt (slot: number, step: number): { peers: PeerId[], weightsHash: string, chunksRoot: string } | undefined {
+    const me = this.host.peerId
+    for (const entry of this.host.services.layerPool.records().values()) {
+      if (entry.record.peerId.equals(me)) continue
+      for (const s of entry.record.spans) {
+        if (s.start <= slot && slot < s.end && s.weightsStep === step && (s.state === 'serving' || s.state === 'training')) {
+          const info = s.slots[slot - s.start]
+          const peers = [...this.host.services.layerPool.records().values()]
+            .filter(e => !e.record.peerId.equals(me) && e.record.spans.some(x => x.start <= slot && slot < x.end && x.slots[slot - x.start]?.weightsHash === info.weightsHash))
+            .map(e => e.record.peerId)
+          return { peers, weightsHash: info.weightsHash, chunksRoot: info.chunksRoot }
+        }
+      }
+    }
+    return undefined
+  }
+
+  private async validationLoss (round: number): Promise<number | undefined> {
+    const weights = await this.networkWeights(round)
+    if (weights == null) return undefined
+    return await modelLoss(this.config, weights, this.validationBatches(), async () => {
+      this.evalStage ??= createPipelineStage({ config: this.config, start: 0, end: this.slots, parameters: weights, intraOpNumThreads: this.init.threads ?? 1 })
+      return await this.evalStage
+    })
+  }
+
+  /** Fixed validation batches (the same every round, so the curve compares like with like) */
+  validationBatches (): TrainBatch[] {
+    const validation = this.init.data?.validation ?? []
+    const seqLen = Math.min(this.init.seqLen ?? DEFAULT_NODE_SEQ_LEN, this.config.maxSeqLen)
+    const out: TrainBatch[] = []
+    for (const b of batches(validation, { seqLen, batchSize: this.init.batchSize ?? DEFAULT_NODE_BATCH_SIZE, shuffle: false })) {
+      out.push({ inputIds: b.input as BigInt64Array, targets: b.target as BigInt64Array, batch: b.batchSize, seq: b.seqLen })
+      if (out.length >= (this.init.evalBatches ?? 4)) break
+    }
+    return out
+  }
+}
+
+/**
+ * Mean next-token loss of a whole model on `batches`, run on one local stage (embed → blocks → head's
+ * loss); the stage's accumulated gradients are dropped afterwards.
+ */
+export async function modelLoss (config: ModelConfig, weights: Map<string, Float32Array>, list: TrainBatch[], stageOf: () => Promise<PipelineStage>): Promise<number> {
+  const stage = await stageOf()
+  for (const e of stage.executors) {
+    const names = new Map<string, Float32Array>()
+    const own = await e.getParameters()
+    for (const name of own.keys()) names.set(name, weights.get(name)!)
+    await e.setParameters(names)
+  }
+  let sum = 0
+  for (const b of list) {
+    const h0 = (await stage.embed!.forward({ input_ids: { type: 'int64', dims: [b.batch, b.seq], data: b.inputIds } })).hidden
+    const h = stage.blocks != null ? (await stage.blocks.forward({ hidden_in: h0 })).hidden_out : h0
+    const r = await stage.head!.backward({ hidden: h, targets: { type: 'int64', dims: [b.batch, b.seq], data: b.targets }, grad_loss: { type: 'float32', dims: [], data: Float32Array.of(1) } })
+    sum += (r.loss.data as Float32Array)[0]
+  }
+  for (const e of stage.executors) await e.zeroGradients()
+  void config
+  return sum / list.length
+}
+
+function peerOf (host: NetworkHost, peer: string): PeerId {
+  for (const entry of host.services.layerPool.records().values()) {
+    if (entry.record.peerId.toString() === peer) return entry.record.peerId
+  }
+  throw new InvalidParametersError(`unknown peer ${peer}`)
+}
+
+async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted === true) return
+  await new Promise<void>(resolve => {
+    const t = setTimeout(done, ms)
+    function done (): void { clearTimeout(t); signal?.removeEventListener('abort', done); resolve() }
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
+
+export { chainOf }
