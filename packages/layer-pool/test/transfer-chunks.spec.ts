@@ -85,11 +85,19 @@ describe('chunks: reader', () => {
       expect(reader.chunkCount).toBe(chunkCount(stream.byteLength, chunkSize))
 
       const hashes: Uint8Array[] = []
+      let spanning = 0
       for (let i = 0; i < reader.chunkCount; i++) {
         const chunk = reader.chunk(i)
         expect(Buffer.from(chunk).equals(Buffer.from(stream.subarray(i * chunkSize, (i + 1) * chunkSize)))).toBe(true)
         hashes.push(createHash('sha256').update(chunk).digest())
+        // the same bytes as views of the tensors' own memory, never empty
+        const pieces = reader.pieces(i)
+        expect(Buffer.concat(pieces).equals(Buffer.from(chunk))).toBe(true)
+        expect(pieces.every(p => p.byteLength > 0 && tensors.some(t => t.data.buffer === p.buffer))).toBe(true)
+        spanning += pieces.length > 1 ? 1 : 0
       }
+      // chunk sizes beyond the smallest tensor make chunks that span tensors
+      if (chunkSize >= 64) expect(spanning).toBeGreaterThan(0)
       expect(toHex(digestChunks(tensors, { chunkSize }).chunksRoot)).toBe(toHex(computeChunksRoot(stream.byteLength, hashes, chunkSize)))
     })
   }
@@ -110,6 +118,9 @@ describe('chunks: reader', () => {
       // the same bytes protons writes (it omits index 0, which decodes the same)
       if (index > 0 && length > 0) {
         expect(toHex(encodeChunk(index, data).subarray())).toBe(toHex(Chunk.encode({ index, data })))
+        // given in pieces: the same bytes
+        const cut = Math.floor(length / 3)
+        expect(toHex(encodeChunk(index, [data.subarray(0, cut), data.subarray(cut, 2 * cut), data.subarray(2 * cut)]).subarray())).toBe(toHex(Chunk.encode({ index, data })))
       }
     }
   })

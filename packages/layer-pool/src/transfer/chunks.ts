@@ -148,7 +148,8 @@ export function hashChunk (bytes: Uint8Array | Iterable<Uint8Array>): Uint8Array
 
 /**
  * Reads chunks of the canonical stream of tensors (already in canonical order) without building
- * the whole stream: a chunk inside one tensor is a view of its data, one spanning tensors a copy.
+ * the whole stream: a chunk inside one tensor is a view of its data; one spanning tensors is a copy
+ * from `chunk()`, or the list of views from `pieces()`.
  */
 export class ChunkReader {
   readonly totalBytes: number
@@ -174,29 +175,41 @@ export class ChunkReader {
 
   /** The bytes of chunk `index` (a view where possible: do not modify) */
   chunk (index: number): Uint8Array {
+    const pieces = this.pieces(index)
+
+    if (pieces.length === 1) {
+      return pieces[0]
+    }
+
+    const out = new Uint8Array(pieces.reduce((n, p) => n + p.byteLength, 0))
+    let at = 0
+
+    for (const piece of pieces) {
+      out.set(piece, at)
+      at += piece.byteLength
+    }
+
+    return out
+  }
+
+  /**
+   * The bytes of chunk `index` as views of the tensors' data, in stream order: one view, or several
+   * where the chunk spans tensors. Never a copy (do not modify).
+   */
+  pieces (index: number): Uint8Array[] {
     if (!Number.isSafeInteger(index) || index < 0 || index >= this.chunkCount) {
       throw new RangeError(`chunk ${index} out of range [0, ${this.chunkCount})`)
     }
 
     const begin = index * this.chunkSize
     const end = Math.min(begin + this.chunkSize, this.totalBytes)
-    let i = this.partAt(begin)
-    const first = this.parts[i]
-    const firstStart = begin - this.offsets[i]
+    const out: Uint8Array[] = []
 
-    if (end <= this.offsets[i + 1]) {
-      return first.subarray(firstStart, firstStart + (end - begin))
-    }
-
-    const out = new Uint8Array(end - begin)
-    let at = 0
-
-    for (let pos = begin; pos < end; i++) {
+    for (let i = this.partAt(begin), pos = begin; pos < end; i++) {
       const part = this.parts[i]
       const from = pos - this.offsets[i]
       const to = Math.min(part.byteLength, end - this.offsets[i])
-      out.set(part.subarray(from, to), at)
-      at += to - from
+      out.push(part.subarray(from, to))
       pos += to - from
     }
 
@@ -240,7 +253,7 @@ export function digestChunks (tensors: Iterable<SpanTensor>, options: DigestOpti
   const chunkHashes: Array<Uint8Array<ArrayBuffer>> = []
 
   for (let i = 0; i < reader.chunkCount; i++) {
-    chunkHashes.push(hashChunk(reader.chunk(i)))
+    chunkHashes.push(hashChunk(reader.pieces(i)))
   }
 
   return { totalBytes: reader.totalBytes, chunkSize: reader.chunkSize, chunkHashes, chunksRoot: computeChunksRoot(reader.totalBytes, chunkHashes, reader.chunkSize) }
@@ -258,7 +271,7 @@ export async function digestChunksAsync (tensors: Iterable<SpanTensor>, options:
     }
 
     options.signal?.throwIfAborted()
-    chunkHashes.push(hashChunk(reader.chunk(i)))
+    chunkHashes.push(hashChunk(reader.pieces(i)))
   }
 
   return { totalBytes: reader.totalBytes, chunkSize: reader.chunkSize, chunkHashes, chunksRoot: computeChunksRoot(reader.totalBytes, chunkHashes, reader.chunkSize) }

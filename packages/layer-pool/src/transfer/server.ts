@@ -287,8 +287,8 @@ class DefaultWeightsServer implements WeightsServer {
     const reader = new ChunkReader(tensors, this.chunkSize)
 
     for (const index of request.chunks) {
-      // written as Chunk { index = 1; data = 2 } without copying the chunk into a new buffer
-      await out.writeBytes(encodeChunk(index, reader.chunk(index)))
+      // written as Chunk { index = 1; data = 2 } without copying the chunk (or its pieces from several tensors) into a new buffer
+      await out.writeBytes(encodeChunk(index, reader.pieces(index)))
       this.stats.chunksServed++
     }
 
@@ -388,8 +388,10 @@ function varint (value: number): number[] {
   return out
 }
 
-/** The protobuf encoding of `Chunk { index, data }` as a list (header, then the data itself) */
-export function encodeChunk (index: number, data: Uint8Array): Uint8ArrayList {
-  const header = Uint8Array.from([0x08, ...varint(index), 0x12, ...varint(data.byteLength)])
-  return new Uint8ArrayList(header, data)
+/** The protobuf encoding of `Chunk { index, data }` as a list (header, then the data itself, whole or in pieces) */
+export function encodeChunk (index: number, data: Uint8Array | readonly Uint8Array[]): Uint8ArrayList {
+  const pieces = data instanceof Uint8Array ? [data] : data
+  const length = pieces.reduce((n, p) => n + p.byteLength, 0)
+  const header = Uint8Array.from([0x08, ...varint(index), 0x12, ...varint(length)])
+  return new Uint8ArrayList(header, ...pieces)
 }
