@@ -5,6 +5,7 @@ speaks JSON lines on stdin/stdout, README.md in this folder), and reports pass/f
     python3 specs/conformance/run.py -- node specs/conformance/adapters/typescript.mjs
     python3 specs/conformance/run.py -- python3 specs/conformance/adapters/python.py
     python3 specs/conformance/run.py --json out.json --require-all -- <adapter command...>
+    python3 specs/conformance/run.py --specs /tmp/specs -- <adapter command...>   # vectors from another specs/ tree
 
 Exit status 0 when every check passed (and, with --require-all, none was skipped as unsupported), 1 otherwise.
 The runner compares the adapter's answers with the vector files only: it computes nothing itself.
@@ -153,6 +154,9 @@ def main(argv):
     json_out = opts[opts.index('--json') + 1] if '--json' in opts else None
     require_all = '--require-all' in opts
     only = opts[opts.index('--only') + 1].split(',') if '--only' in opts else list(SUITES)
+    if '--specs' in opts:
+        global SPECS
+        SPECS = os.path.abspath(opts[opts.index('--specs') + 1])
     adapter = Adapter(cmd)
     results = []
     t0 = time.time()

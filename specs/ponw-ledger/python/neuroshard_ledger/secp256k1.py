@@ -129,10 +129,14 @@ def sign(secret: bytes, d: bytes) -> bytes:
     """64-byte compact low-S signature of the 32-byte digest d (ECDSA hash e = sha256(d))"""
     if len(d) != 32:
         raise ValueError('digest must be 32 bytes')
+    return sign_hash(secret, hashlib.sha256(d).digest())
+
+
+def sign_hash(secret: bytes, h1: bytes) -> bytes:
+    """ECDSA of an already computed 32-byte hash h1 (RFC 6979 nonce, low S)"""
     x = int.from_bytes(secret, 'big')
     if len(secret) != 32 or not 1 <= x < N:
         raise ValueError('invalid secp256k1 secret key')
-    h1 = hashlib.sha256(d).digest()
     e = int.from_bytes(h1, 'big')
     for k in _rfc6979_k(x, h1):
         r = _mul(k, G)[0] % N

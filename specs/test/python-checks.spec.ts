@@ -1,0 +1,21 @@
+// Every Python check of the spec vectors (specs/check_all.py: independent implementations written from the spec
+// texts, the ledger's Python client and its tests), one test each, so CI counts and names them.
+import { execFileSync } from 'node:child_process'
+import { describe, expect, it } from 'vitest'
+import { ROOT, run } from './run.ts'
+
+const checks = execFileSync('python3', ['specs/check_all.py', '--list'], { cwd: ROOT }).toString().trim().split('\n')
+
+describe('Python checks of the spec vectors (specs/check_all.py)', () => {
+  it('lists the checks of every spec with Python vectors', () => {
+    for (const spec of ['model', 'tokenizer', 'host', 'genesis-data', 'tensor-frame conversions', 'ponw-ledger vectors', 'diloco', 'pipeline', 'swarm-router']) {
+      expect(checks).toContain(spec)
+    }
+  })
+
+  it.each(checks)('%s', async (name) => {
+    const { code, out } = await run('python3', ['specs/check_all.py', '--only', name])
+    expect(code, out).toBe(0)
+    expect(out).toContain(`PASS ${name}`)
+  })
+})

@@ -1,0 +1,8 @@
+// Runs specs/test/**/*.spec.ts on its own (`vitest run` in this directory, or `--project @neuroshard/specs` at the
+// root): the Python checks of every spec's vectors and the conformance runner. Settings shared with the root run.
+import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vitest/config'
+import { testDefaults } from '../vitest.shared.ts'
+
+export default defineConfig({ test: { ...testDefaults, name: '@neuroshard/specs', root: dirname(fileURLToPath(import.meta.url)), passWithNoTests: true } })
