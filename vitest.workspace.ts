@@ -52,7 +52,9 @@ const projects: TestProjectInlineConfiguration[] = [
   ...packages.map((name) => project(`@neuroshard/${name}`, `packages/${name}`)),
   ...examples.map((name) => project(`@neuroshard/example-${name}`, `examples/${name}`)),
   // reliability testbed (fuzzing, network namespaces): testbed/README.md
-  project('@neuroshard/testbed', 'testbed')
+  project('@neuroshard/testbed', 'testbed'),
+  // specs/: the Python checks of every spec's vectors and the conformance runner (specs/test/*.spec.ts)
+  project('@neuroshard/specs', 'specs')
 ]
 
 export default projects
