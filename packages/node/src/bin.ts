@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-import { devnetCommand } from './commands/devnet.js'
+import { devnetCommand as hostsCommand } from './commands/devnet.js'
 import type { CliIO } from './progress.js'
 
-// loaded on use, so `devnet` does not pay for onnxruntime and the trainer
-const MODEL_COMMANDS: Record<'train' | 'generate' | 'chat' | 'serve', (argv: string[], io: CliIO) => Promise<number>> = {
+// loaded on use, so `hosts` does not pay for onnxruntime and the trainer
+const MODEL_COMMANDS: Record<'devnet' | 'start' | 'train' | 'generate' | 'chat' | 'serve', (argv: string[], io: CliIO) => Promise<number>> = {
+  devnet: async (argv, io) => (await import('./commands/network.js')).devnetCommand(argv, io),
+  start: async (argv, io) => (await import('./commands/network.js')).startCommand(argv, io),
   train: async (argv, io) => (await import('./commands/train.js')).trainCommand(argv, io),
   generate: async (argv, io) => (await import('./commands/generate.js')).generateCommand(argv, io),
   chat: async (argv, io) => (await import('./commands/chat.js')).chatCommand(argv, io),
@@ -13,7 +15,10 @@ const MODEL_COMMANDS: Record<'train' | 'generate' | 'chat' | 'serve', (argv: str
 const USAGE = `Usage: neuroshard <command> [options]
 
 Commands:
-  devnet    start a local devnet of NeuroShard hosts on 127.0.0.1 (neuroshard devnet --help)
+  devnet    N nodes on this machine that hold, train and serve NeuroLLM together, with the API and
+            dashboard (neuroshard devnet --help)
+  start     run one node: join a network, hold a span, train and serve (neuroshard start --help)
+  hosts     only libp2p hosts on 127.0.0.1 that find each other and gossip (neuroshard hosts --help)
   train     train NeuroLLM on this machine, from nothing (neuroshard train --help)
   generate  continue a prompt with the trained model, streaming tokens (neuroshard generate --help)
   chat      talk with the trained model; the KV cache stays across turns (neuroshard chat --help)
@@ -30,7 +35,7 @@ async function main (): Promise<number> {
   if (command === 'wallet') {
     return (await import('./commands/wallet.js')).walletCommand(rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin })
   }
-  if (command !== 'devnet' && !Object.hasOwn(MODEL_COMMANDS, command)) {
+  if (command !== 'hosts' && !Object.hasOwn(MODEL_COMMANDS, command)) {
     process.stderr.write(`unknown command: ${command}\n\n${USAGE}`)
     return 2
   }
@@ -47,10 +52,10 @@ async function main (): Promise<number> {
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
   })
-  if (command !== 'devnet') {
+  if (command !== 'hosts') {
     return MODEL_COMMANDS[command as keyof typeof MODEL_COMMANDS](rest, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, stopSignal })
   }
-  return devnetCommand(rest, { stdout: process.stdout, stderr: process.stderr, stopSignal })
+  return hostsCommand(rest, { stdout: process.stdout, stderr: process.stderr, stopSignal })
 }
 
 main().then((code) => {

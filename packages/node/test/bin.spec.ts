@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest'
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'src', 'bin.js')
 
-describe('neuroshard devnet (process)', () => {
+describe('neuroshard hosts (process)', () => {
   it('converges, prints JSON lines and exits 0 on SIGINT', async () => {
     expect(existsSync(BIN), `${BIN} is missing: build first (tsc -b)`).toBe(true)
-    const child = spawn(process.execPath, [BIN, 'devnet', '--nodes', '3', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, 'hosts', '--nodes', '3', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
     const lines: any[] = []
     let stderr = ''
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
@@ -49,7 +49,7 @@ describe('neuroshard devnet (process)', () => {
 
   it('rejects a bad --nodes value with exit code 2', async () => {
     expect(existsSync(BIN), `${BIN} is missing: build first (tsc -b)`).toBe(true)
-    const child = spawn(process.execPath, [BIN, 'devnet', '--nodes', 'zero'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, 'hosts', '--nodes', 'zero'], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => { resolve(c) }))

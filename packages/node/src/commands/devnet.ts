@@ -5,7 +5,7 @@ import { startDevnet, transportName } from '../devnet.js'
 import type { Devnet, DevnetSnapshot } from '../devnet.js'
 
 /** Usage text of `neuroshard devnet` */
-export const DEVNET_USAGE = `Usage: neuroshard devnet [options]
+export const DEVNET_USAGE = `Usage: neuroshard hosts [options]
 
 Starts N NeuroShard hosts on 127.0.0.1 that find each other through the Kad-DHT and gossip heartbeats,
 shows a live peer table and stops cleanly on Ctrl-C.

@@ -16,11 +16,11 @@ import type { StreamingTokenizer } from './tokenizer.js'
 import type { ModelConfig } from '@neuroshard/model'
 import type { BpeTokenizer } from '@neuroshard/tokenizer'
 
-/** Nodes of a devnet unless told otherwise: two pipelines of two nodes and a spare for hot swap */
-export const DEFAULT_NETWORK_DEVNET_NODES = 5
+/** Nodes of a devnet unless told otherwise: two pipelines of two nodes (two replicas of every slot) */
+export const DEFAULT_NETWORK_DEVNET_NODES = 4
 
 export interface NetworkDevnetInit {
-  /** @default 5 */
+  /** @default 4 */
   nodes?: number
   /** The dataset's tokenizer (its vocabulary sizes the model) */
   tokenizer: BpeTokenizer

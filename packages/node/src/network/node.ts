@@ -20,9 +20,11 @@ import { batches, assignShards } from '@neuroshard/genesis-data'
 import { createNeuroShardHost } from '@neuroshard/host'
 import { InvalidParametersError } from '@neuroshard/interface'
 import { describeSpan, fetchSpanWeights, layerPool, layerPoolRecordValidator, slotCount, slotParameters } from '@neuroshard/layer-pool'
-import { createPipelineStage, pipeline } from '@neuroshard/pipeline'
+import { createPipelineStage, generateRemote, pipeline } from '@neuroshard/pipeline'
 import { swarmRouter } from '@neuroshard/swarm-router'
 import { TypedEventEmitter } from 'main-event'
+import { createLocalBackend } from '../api/local-backend.js'
+import { networkCompletionSource } from '../api/network-source.js'
 import { TrainingRecorder } from '../api/training-recorder.js'
 import { chainOf, trainingChains, trainingPeers } from './chains.js'
 import type { TrainingChain } from './chains.js'
@@ -32,7 +34,9 @@ import type { GenesisManifest, TokenArray } from '@neuroshard/genesis-data'
 import type { NeuroShardHost, NeuroShardHostOptions } from '@neuroshard/host'
 import type { LayerPool, LayerPoolInit } from '@neuroshard/layer-pool'
 import type { ModelConfig } from '@neuroshard/model'
-import type { Pipeline, PipelineInit, PipelineRouter, PipelineStage, PipelineTokenizer, RouteHop, TrainBatch } from '@neuroshard/pipeline'
+import type { LedgerSource } from '../api/local-backend.js'
+import type { NodeBackend } from '../api/backend.js'
+import type { GeneratedToken, GenerateOptions, Pipeline, PipelineInit, PipelineRouter, PipelineStage, PipelineTokenizer, RouteHop, TrainBatch } from '@neuroshard/pipeline'
 import type { AdamWOptions } from '@neuroshard/runtime'
 import type { SwarmRouter } from '@neuroshard/swarm-router'
 
@@ -69,8 +73,8 @@ export interface NetworkNodeInit {
   memoryBytes: number
   /** Train (true) or only serve inference (false) @default true */
   training?: boolean
-  /** Text ↔ ids on Drivers (the dataset's BPE tokenizer); must match `config.vocabSize` */
-  tokenizer?: PipelineTokenizer
+  /** Text ↔ ids (the dataset's BPE tokenizer); must match `config.vocabSize` */
+  tokenizer?: PipelineTokenizer & { readonly eosId?: number }
   /** The genesis data; a Driver without it serves inference but does not train */
   data?: NodeData
   /** Inner steps per round (H) @default 20 */
@@ -89,6 +93,8 @@ export interface NetworkNodeInit {
   host?: Omit<NeuroShardHostOptions, 'services' | 'recordValidators'>
   /** onnxruntime intra-op threads per executor @default 1 */
   threads?: number
+  /** Execution provider of the stages (`cuda` falls back to CPU with a warning) @default 'cpu' */
+  device?: 'cpu' | 'cuda'
   /** Validation loss of the network's model after every `evalEvery` rounds (Drivers; 0: never) @default 1 */
   evalEvery?: number
   /** Validation batches per evaluation @default 4 */
@@ -305,6 +311,49 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     return trainingPeers(this.chains(), this.host.peerId.toString()).has(peer.toString())
   }
 
+  // ---- inference ---------------------------------------------------------------------------------------
+
+  /**
+   * Generate through the pipeline: on this node when it is a Driver (holds slot 0), else on a Driver found
+   * in the layer records (`/neuroshard/pipeline/generate/1.0.0`). Never a local copy of the model.
+   */
+  async * generate (prompt: number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
+    if ([...this.stages.values()].some(h => h.start === 0)) {
+      yield * this.host.services.pipeline.generate(prompt, options)
+      return
+    }
+    const drivers = [...this.host.services.layerPool.records().values()]
+      .filter(e => !e.record.peerId.equals(this.host.peerId) && e.record.spans.some(s => s.start === 0 && (s.state === 'serving' || s.state === 'training')))
+      .map(e => e.record.peerId)
+    if (drivers.length === 0) throw new InvalidParametersError('no Driver (holder of the embedding) is known yet')
+    const driver = drivers[Math.floor(Math.random() * drivers.length)]
+    const { compress, maxRetries, ...rest } = options
+    void compress
+    void maxRetries
+    yield * generateRemote(this.host, driver, prompt, rest)
+  }
+
+  /** What the HTTP API and dashboard show: this node's host, layer pool, training and completions through the pipeline */
+  backend (options: { ledger?: LedgerSource } = {}): NodeBackend {
+    const tokenizer = this.init.tokenizer
+    return createLocalBackend({
+      host: this.host,
+      layerPool: this.host.services.layerPool,
+      training: this.recorder,
+      ...(options.ledger != null ? { ledger: options.ledger } : {}),
+      ...(tokenizer != null
+        ? {
+            generator: networkCompletionSource({
+              modelId: this.modelId,
+              contextLength: this.config.maxSeqLen,
+              tokenizer: { encode: (t) => tokenizer.encode(t), eosId: tokenizer.eosId },
+              generate: (prompt, opts) => this.generate(prompt, opts)
+            })
+          }
+        : {})
+    })
+  }
+
   // ---- stages and slot groups ------------------------------------------------------------------------
 
   private executorOf (stage: PipelineStage, slot: number): PipelineStage['executors'][number] {
@@ -408,6 +457,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       step,
       training: this.training,
       intraOpNumThreads: this.init.threads ?? 1,
+      device: this.init.device ?? 'cpu',
       ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {})
     })
   }

@@ -1,0 +1,344 @@
+/**
+ * The commands that run NeuroShard on a network: `neuroshard devnet` (N nodes on this machine that
+ * train and serve together) and `neuroshard start` (one node joining a network). Both build or load
+ * the genesis dataset and tokenizer, take spans through the layer pool, train with the pipeline and
+ * DiLoCo, serve completions through the pipeline, and open the HTTP API and dashboard.
+ */
+import { readFile } from 'node:fs/promises'
+import { freemem } from 'node:os'
+import { parseArgs } from 'node:util'
+import { describeSpan } from '@neuroshard/layer-pool'
+import { TINY } from '@neuroshard/model'
+import { constantLr } from '@neuroshard/runtime'
+import { DEFAULT_API_HOST, DEFAULT_API_PORT, startApiServer } from '../api/server.js'
+import { DEFAULT_NETWORK_DEVNET_NODES, startNetworkDevnet } from '../network/devnet.js'
+import { DEFAULT_INNER_STEPS, NetworkNode } from '../network/node.js'
+import { pipelineTokenizer } from '../network/tokenizer.js'
+import { DEFAULT_DATA_DIR, parseDataSource, prepareData } from '../workspace.js'
+import { DEFAULT_TINY_VOCAB } from './train.js'
+import type { ApiServer } from '../api/server.js'
+import type { NetworkDevnet } from '../network/devnet.js'
+import type { CliIO } from '../progress.js'
+
+const COMMON_OPTIONS = `      --data <source>        nlp-corpus (default) or comma-separated .txt / .jsonl files for the genesis data
+      --vocab-size <n>       vocabulary of a new tokenizer (default ${DEFAULT_TINY_VOCAB})
+      --inner-steps <H>      DiLoCo inner steps per round (default ${DEFAULT_INNER_STEPS}; env NEUROSHARD_DILOCO_STEPS)
+      --batch-size <n>       sequences per micro-batch (default 8)
+      --seq-len <n>          tokens per sequence (default 64)
+      --lr <x>               inner AdamW learning rate (default 3e-3)
+      --training <on|off>    train, or only serve inference (default on)
+      --api-host <addr>      address the API binds to (default ${DEFAULT_API_HOST}; env NEUROSHARD_API_HOST)
+      --api-port <n>         API port, 0 = any free port (default ${DEFAULT_API_PORT}; env NEUROSHARD_API_PORT)
+      --api-token <token>    token that completions and wallet actions require (env NEUROSHARD_API_TOKEN;
+                             required when --api-host is not loopback)
+      --config <file>        JSON file with any of these options (keys as the long option names)
+      --json                 JSON lines (the default when stdout is not a terminal)
+  -h, --help                 show this help`
+
+export const DEVNET_USAGE = `Usage: neuroshard devnet [options]
+
+Starts N NeuroShard nodes on 127.0.0.1 that together hold, train and serve NeuroLLM (tiny): it builds
+(or loads) the genesis dataset and tokenizer, every node takes a span of the model through the layer
+pool, Drivers train over the pipeline with DiLoCo rounds between the replicas of each slot, and node 0
+serves the OpenAI-compatible API and the dashboard (completions run through the pipeline). Ctrl-C stops.
+
+Options:
+  -n, --nodes <n>            nodes (default ${DEFAULT_NETWORK_DEVNET_NODES}: two pipelines of two nodes, two replicas of every slot)
+  -d, --data-dir <dir>       data (genesis dataset, tokenizer) and node identities (default ${DEFAULT_DATA_DIR})
+${COMMON_OPTIONS}
+`
+
+export const START_USAGE = `Usage: neuroshard start [options]
+
+Runs one NeuroShard node: joins the network through the bootstrap peers, takes a span of the model
+through the layer pool, trains with its pipeline and DiLoCo group, serves completions through the
+pipeline, and opens the HTTP API and dashboard. Ctrl-C hands its spans over and stops.
+
+Options:
+      --bootstrap <addrs>    comma-separated multiaddrs of peers to join (env NEUROSHARD_BOOTSTRAP)
+      --port <n>             libp2p TCP port (default any free port)
+      --listen-host <addr>   address libp2p listens on (default 127.0.0.1)
+  -d, --data-dir <dir>       data, tokenizer and this node's identity (default ${DEFAULT_DATA_DIR})
+      --memory <GB>          memory offered for spans (default a quarter of the free memory)
+      --device <cpu|cuda>    execution provider (cuda falls back to cpu; default cpu)
+      --swarm-key <file>     private network key (libp2p pnet)
+      --model-id <name>      network / model name (default devnet)
+${COMMON_OPTIONS}
+`
+
+interface NetworkOptions {
+  dataDir: string
+  source: string
+  vocabSize: number
+  innerSteps: number
+  batchSize: number
+  seqLen: number
+  lr: number
+  training: boolean
+  apiHost: string
+  apiPort: number
+  apiToken?: string
+  json: boolean
+}
+
+const COMMON_ARGS = {
+  'data-dir': { type: 'string', short: 'd' },
+  data: { type: 'string' },
+  'vocab-size': { type: 'string' },
+  'inner-steps': { type: 'string' },
+  'batch-size': { type: 'string' },
+  'seq-len': { type: 'string' },
+  lr: { type: 'string' },
+  training: { type: 'string' },
+  'api-host': { type: 'string' },
+  'api-port': { type: 'string' },
+  'api-token': { type: 'string' },
+  config: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' }
+} as const
+
+class UsageError extends Error {}
+
+function int (name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(v)
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}`)
+  return n
+}
+
+/** Option values: command line, then the --config file, then NEUROSHARD_* variables */
+async function readOptions (values: Record<string, unknown>, env: NodeJS.ProcessEnv, stdoutIsTTY: boolean): Promise<{ get: (name: string) => unknown, common: NetworkOptions }> {
+  let file: Record<string, unknown> = {}
+  if (typeof values.config === 'string') {
+    try {
+      file = JSON.parse(await readFile(values.config, 'utf8'))
+    } catch (err: any) {
+      throw new UsageError(`--config ${values.config}: ${err.message}`)
+    }
+    if (file == null || typeof file !== 'object' || Array.isArray(file)) throw new UsageError('--config must hold a JSON object')
+  }
+  const ENV: Record<string, string> = {
+    'api-host': 'NEUROSHARD_API_HOST',
+    'api-port': 'NEUROSHARD_API_PORT',
+    'api-token': 'NEUROSHARD_API_TOKEN',
+    'inner-steps': 'NEUROSHARD_DILOCO_STEPS',
+    bootstrap: 'NEUROSHARD_BOOTSTRAP',
+    'data-dir': 'NEUROSHARD_DATA_DIR',
+    memory: 'NEUROSHARD_MEMORY_GB'
+  }
+  const get = (name: string): unknown => values[name] ?? file[name] ?? (ENV[name] != null ? env[ENV[name]] : undefined)
+  const training = String(get('training') ?? 'on')
+  if (training !== 'on' && training !== 'off') throw new UsageError('--training must be on or off')
+  const lr = Number(get('lr') ?? 3e-3)
+  if (!(Number.isFinite(lr) && lr > 0 && lr < 1)) throw new UsageError('--lr must be a number in (0, 1)')
+  const apiHost = String(get('api-host') ?? DEFAULT_API_HOST)
+  const apiToken = get('api-token') as string | undefined
+  const loopback = apiHost === '127.0.0.1' || apiHost === '::1' || apiHost === 'localhost'
+  if (!loopback && apiToken == null) throw new UsageError('--api-token is required when the API listens beyond this machine (--api-host)')
+  return {
+    get,
+    common: {
+      dataDir: String(get('data-dir') ?? DEFAULT_DATA_DIR),
+      source: String(get('data') ?? 'nlp-corpus'),
+      vocabSize: int('vocab-size', get('vocab-size') ?? DEFAULT_TINY_VOCAB, 259, 1 << 20),
+      innerSteps: int('inner-steps', get('inner-steps') ?? DEFAULT_INNER_STEPS, 1, 100_000),
+      batchSize: int('batch-size', get('batch-size') ?? 8, 1, 64),
+      seqLen: int('seq-len', get('seq-len') ?? 64, 2, TINY.maxSeqLen),
+      lr,
+      training: training === 'on',
+      apiHost,
+      apiPort: int('api-port', get('api-port') ?? DEFAULT_API_PORT, 0, 65535),
+      ...(apiToken != null ? { apiToken } : {}),
+      json: get('json') === true || !stdoutIsTTY
+    }
+  }
+}
+
+async function loadData (o: NetworkOptions, io: CliIO, emit: (obj: Record<string, unknown>) => void, say: (line: string) => void): Promise<Awaited<ReturnType<typeof prepareData>>> {
+  const t0 = Date.now()
+  const data = await prepareData({
+    dataDir: o.dataDir,
+    source: parseDataSource(o.source),
+    vocabSize: o.vocabSize,
+    onStage: (stage, info) => {
+      emit({ event: 'data', stage, ...info })
+      if (stage === 'tokenizer') say(`training a BPE tokenizer (${String(info.vocabSize)} tokens) on ${String(info.documents)} documents…`)
+      if (stage === 'dataset') say('building the genesis dataset…')
+      if (stage === 'verify') say(`verifying the genesis dataset in ${String(info.dir)}…`)
+    }
+  })
+  say(`genesis data: ${data.manifest.shards.length} shards, vocabulary ${data.tokenizer.vocabSize} (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
+  emit({ event: 'data', stage: 'ready', shards: data.manifest.shards.length, vocabSize: data.tokenizer.vocabSize, ms: Date.now() - t0 })
+  void io
+  return data
+}
+
+function follow (node: NetworkNode, index: number, emit: (obj: Record<string, unknown>) => void, say: (line: string) => void): void {
+  const short = (): string => node.peerId.toString().slice(-6)
+  node.addEventListener('node:stage', (e) => {
+    emit({ event: 'stage', node: index, peer: node.peerId.toString(), start: e.detail.start, end: e.detail.end })
+    say(`node ${index} (…${short()}) serves ${describeSpan(node.config, e.detail.start, e.detail.end)}`)
+  })
+  node.addEventListener('node:validation', (e) => {
+    emit({ event: 'validation', node: index, round: e.detail.round, loss: e.detail.loss })
+    say(`round ${e.detail.round}: validation loss ${e.detail.loss.toFixed(4)} (node ${index})`)
+  })
+  node.addEventListener('node:round', (e) => {
+    if (e.detail.slot === node.heldStages()[0]?.start) emit({ event: 'round', node: index, slot: e.detail.slot, round: e.detail.round })
+  })
+}
+
+async function openApi (o: NetworkOptions, node: NetworkNode, emit: (obj: Record<string, unknown>) => void, say: (line: string) => void): Promise<ApiServer> {
+  const server = await startApiServer({
+    backend: node.backend(),
+    host: o.apiHost,
+    port: o.apiPort,
+    ...(o.apiToken != null ? { token: o.apiToken } : {})
+  })
+  emit({ event: 'api', url: server.url })
+  say(`dashboard and API: ${server.url} (OpenAI-compatible: ${server.url}v1/chat/completions)`)
+  return server
+}
+
+/** `neuroshard devnet`: returns the exit code once `io.stopSignal` resolves */
+export async function devnetCommand (argv: string[], io: CliIO & { env?: NodeJS.ProcessEnv }): Promise<number> {
+  let values: Record<string, unknown>
+  try {
+    ({ values } = parseArgs({ args: argv, options: { ...COMMON_ARGS, nodes: { type: 'string', short: 'n' } }, strict: true, allowPositionals: false }))
+  } catch (err: any) {
+    io.stderr.write(`${err.message}\n\n${DEVNET_USAGE}`)
+    return 2
+  }
+  if (values.help === true) { io.stdout.write(DEVNET_USAGE); return 0 }
+  let o: NetworkOptions
+  let nodes: number
+  try {
+    const read = await readOptions(values, io.env ?? process.env, io.stdout.isTTY === true)
+    o = read.common
+    nodes = int('nodes', read.get('nodes') ?? DEFAULT_NETWORK_DEVNET_NODES, 1, 32)
+  } catch (err: any) {
+    io.stderr.write(`${err.message}\n`)
+    return 2
+  }
+  const emit = (obj: Record<string, unknown>): void => { if (o.json) io.stdout.write(JSON.stringify(obj) + '\n') }
+  const say = (line: string): void => { if (!o.json) io.stdout.write(line + '\n') }
+  const started = Date.now()
+  let devnet: NetworkDevnet | undefined
+  let server: ApiServer | undefined
+  try {
+    const data = await loadData(o, io, emit, say)
+    say(`starting ${nodes} nodes on 127.0.0.1…`)
+    devnet = await startNetworkDevnet({
+      nodes,
+      tokenizer: data.tokenizer,
+      data: { manifest: data.manifest, train: data.train, validation: data.validation },
+      dataDir: `${o.dataDir}/devnet`,
+      node: { innerSteps: o.innerSteps, batchSize: o.batchSize, seqLen: o.seqLen, optimizer: { schedule: constantLr(o.lr) }, training: o.training },
+      onNode: (node, index) => {
+        follow(node, index, emit, say)
+        emit({ event: 'node', node: index, peer: node.peerId.toString(), addresses: node.host.getMultiaddrs().map(String) })
+      }
+    })
+    emit({ event: 'started', nodes, peers: devnet.nodes.map(n => n.peerId.toString()), ms: Date.now() - started })
+    server = await openApi(o, devnet.nodes[0], emit, say)
+  } catch (err: any) {
+    io.stderr.write(`devnet failed to start: ${err.message}\n`)
+    await server?.close().catch(() => {})
+    await devnet?.stop()
+    return 1
+  }
+  const signal = await (io.stopSignal ?? new Promise<string>(() => {}))
+  say(`\n${signal}: stopping ${nodes} nodes…`)
+  await server.close().catch(() => {})
+  await devnet.stop()
+  emit({ event: 'stopped', signal })
+  say('stopped')
+  return 0
+}
+
+/** `neuroshard start`: one node joining a network */
+export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.ProcessEnv }): Promise<number> {
+  let values: Record<string, unknown>
+  const ARGS = {
+    ...COMMON_ARGS,
+    bootstrap: { type: 'string' },
+    port: { type: 'string' },
+    'listen-host': { type: 'string' },
+    memory: { type: 'string' },
+    device: { type: 'string' },
+    'swarm-key': { type: 'string' },
+    'model-id': { type: 'string' }
+  } as const
+  try {
+    ({ values } = parseArgs({ args: argv, options: ARGS, strict: true, allowPositionals: false }))
+  } catch (err: any) {
+    io.stderr.write(`${err.message}\n\n${START_USAGE}`)
+    return 2
+  }
+  if (values.help === true) { io.stdout.write(START_USAGE); return 0 }
+  let o: NetworkOptions
+  let get: (name: string) => unknown
+  let memoryBytes: number
+  let port: number
+  let swarmKey: string | undefined
+  try {
+    ({ common: o, get } = await readOptions(values, io.env ?? process.env, io.stdout.isTTY === true))
+    const gb = get('memory')
+    memoryBytes = gb != null ? Number(gb) * 1024 ** 3 : Math.floor(freemem() / 4)
+    if (!(Number.isFinite(memoryBytes) && memoryBytes > 0)) throw new UsageError('--memory must be a positive number of GB')
+    port = int('port', get('port') ?? 0, 0, 65535)
+    const device = String(get('device') ?? 'cpu')
+    if (device !== 'cpu' && device !== 'cuda') throw new UsageError('--device must be cpu or cuda')
+    const keyFile = get('swarm-key')
+    swarmKey = keyFile != null ? await readFile(String(keyFile), 'utf8').catch((err: Error) => { throw new UsageError(`--swarm-key: ${err.message}`) }) : undefined
+  } catch (err: any) {
+    io.stderr.write(`${err.message}\n`)
+    return 2
+  }
+  const emit = (obj: Record<string, unknown>): void => { if (o.json) io.stdout.write(JSON.stringify(obj) + '\n') }
+  const say = (line: string): void => { if (!o.json) io.stdout.write(line + '\n') }
+  const bootstrap = String(get('bootstrap') ?? '').split(',').map(a => a.trim()).filter(a => a !== '')
+  const listenHost = String(get('listen-host') ?? '127.0.0.1')
+  let node: NetworkNode | undefined
+  let server: ApiServer | undefined
+  try {
+    const data = await loadData(o, io, emit, say)
+    node = new NetworkNode({
+      config: { ...TINY, vocabSize: data.tokenizer.vocabSize },
+      modelId: String(get('model-id') ?? 'devnet'),
+      memoryBytes,
+      training: o.training,
+      tokenizer: pipelineTokenizer(data.tokenizer),
+      data: { manifest: data.manifest, train: data.train, validation: data.validation },
+      innerSteps: o.innerSteps,
+      batchSize: o.batchSize,
+      seqLen: o.seqLen,
+      optimizer: { schedule: constantLr(o.lr) },
+      ...(String(get('device') ?? 'cpu') === 'cuda' ? { device: 'cuda' } : {}),
+      host: {
+        dataDir: `${o.dataDir}/node`,
+        listen: [listenHost.includes(':') ? `/ip6/${listenHost}/tcp/${port}` : `/ip4/${listenHost}/tcp/${port}`],
+        bootstrap,
+        ...(swarmKey != null ? { swarmKey } : {})
+      }
+    })
+    follow(node, 0, emit, say)
+    await node.start()
+    const addrs = node.host.getMultiaddrs().map(String)
+    emit({ event: 'started', peer: node.peerId.toString(), addresses: addrs })
+    say(`node ${node.peerId.toString()} listening on ${addrs.join(' ')}`)
+    server = await openApi(o, node, emit, say)
+  } catch (err: any) {
+    io.stderr.write(`node failed to start: ${err.message}\n`)
+    await server?.close().catch(() => {})
+    await node?.stop()
+    return 1
+  }
+  const signal = await (io.stopSignal ?? new Promise<string>(() => {}))
+  say(`\n${signal}: handing spans over and stopping…`)
+  await server.close().catch(() => {})
+  await node.stop()
+  emit({ event: 'stopped', signal })
+  say('stopped')
+  return 0
+}
