@@ -1,5 +1,5 @@
 import { InvalidParametersError } from '@neuroshard/interface'
-import { SHARD_DIMS, SHARD_IO, encodeCheckpoint, initParameter, shardParameters, validateConfig, describeRole } from '@neuroshard/model'
+import { SHARD_DIMS, SHARD_IO, buildInferenceGraph, encodeCheckpoint, initParameter, shardParameters, validateConfig, describeRole } from '@neuroshard/model'
 import { DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_LR, DEFAULT_MAX_GRAD_NORM, DEFAULT_WEIGHT_DECAY } from './constants.js'
 import { InvalidTensorError, NonFiniteTensorError, SessionError, TiedGradientsPendingError } from './errors.js'
 import { constantLr } from './optim.js'
@@ -11,7 +11,7 @@ import type { AdamWResult } from './protocol.js'
 import type { Device, RunOptions, RuntimeInit, RuntimeSession } from './runtime.js'
 import type { TensorData } from './tensor.js'
 import type { AbortOptions } from './tensor.js'
-import type { ModelConfig, ShardRole, ParameterSpec } from '@neuroshard/model'
+import type { ModelConfig, ShardRole, ParameterSpec, WeightQuantization } from '@neuroshard/model'
 
 /** AdamW settings of a shard executor */
 export interface AdamWOptions {
@@ -56,6 +56,14 @@ export interface ShardExecutorInit extends RuntimeInit {
    * @default shardParameters(config, role)
    */
   parameterSpecs?: ParameterSpec[]
+  /**
+   * Serve inference with `'int8'` or `'int4'` weights (blockwise, 32-value groups; `@neuroshard/model`'s
+   * `buildInferenceGraph`): the executor builds its inference graph itself with the quantized weights baked
+   * in (`graphs.inference` is then ignored) and rebuilds that session whenever `setParameters` changes the
+   * weights. The float32 weights stay resident for training graphs, `getParameters` and checkpoints.
+   * Blocks and head shards only (the embed shard has no inference graph). @default 'fp32'
+   */
+  quantization?: WeightQuantization
 }
 
 /** What one optimizer step did */
@@ -93,6 +101,9 @@ export class ShardExecutor {
   private readonly sessions: { forward?: RuntimeSession, backward?: RuntimeSession, inference?: RuntimeSession }
   private readonly optimizer: Required<Omit<AdamWOptions, 'schedule'>> & { schedule: LrSchedule }
   private steps: number
+  private readonly quantization: WeightQuantization
+  /** Bumped by every rebuild of a quantized inference session */
+  private inferenceVersion = 0
   /** The backward left gradients of tied parameters that `takeTiedGradients()` has not taken yet */
   private tiedPending = false
 
@@ -106,6 +117,7 @@ export class ShardExecutor {
       ? ['embed.weight']
       : []
     this.steps = init.step ?? 0
+    this.quantization = init.quantization ?? 'fp32'
     const o = init.optimizer ?? {}
     this.optimizer = {
       beta1: o.beta1 ?? DEFAULT_BETA1,
@@ -123,11 +135,14 @@ export class ShardExecutor {
     if (init.role.kind === 'blocks' && !(init.role.start >= 0 && init.role.start < init.role.end && init.role.end <= init.config.nLayers)) {
       throw new InvalidParametersError(`block range [${init.role.start}, ${init.role.end}) is outside the model's ${init.config.nLayers} blocks`)
     }
+    const quantized = init.quantization !== undefined && init.quantization !== 'fp32'
+    if (quantized && init.role.kind === 'embed') throw new InvalidParametersError('the embed shard has no inference graph to quantize')
     const runtime = new Runtime(init)
     try {
       const sessions: ShardExecutor['sessions'] = {}
       for (const kind of ['forward', 'backward', 'inference'] as const) {
         const bytes = init.graphs[kind]
+        if (kind === 'inference' && quantized) continue
         if (bytes !== undefined) sessions[kind] = await runtime.createSession(bytes, options)
       }
       const ex = new ShardExecutor(init, runtime, sessions)
@@ -169,6 +184,28 @@ export class ShardExecutor {
       tensors[spec.name] = { type: 'float32', dims: spec.shape, data: p }
     }
     await this.runtime.setResident(tensors, options)
+    if (this.quantization !== 'fp32') await this.rebuildQuantized(options)
+  }
+
+  /** Build the quantized inference graph from the resident weights and swap it in for later runs */
+  private async rebuildQuantized (options: AbortOptions): Promise<void> {
+    const version = ++this.inferenceVersion
+    const parameters = await this.getParameters(options)
+    const graph = buildInferenceGraph(this.config, this.role, { parameters, quantization: this.quantization })
+    const session = await this.runtime.createSession(graph.bytes, options)
+    if (version !== this.inferenceVersion) {
+      // a later setParameters overtook this one; its session wins
+      await session.release()
+      return
+    }
+    const old = this.sessions.inference
+    this.sessions.inference = session
+    await old?.release()
+  }
+
+  /** Weight format of the inference session (`'fp32'` unless created with `quantization`) */
+  get weightFormat (): WeightQuantization {
+    return this.quantization
   }
 
   /** Copies of the current weights, by name in canonical order */
@@ -354,9 +391,10 @@ export class ShardExecutor {
 
   /** Open a KV-cache inference session over the inference graph (its cache lives in the worker) */
   async openInference (options: AbortOptions = {}): Promise<KvCacheSession> {
-    const session = this.need('inference')
+    this.need('inference')
     const kv = await this.runtime.worker.call<number>({ op: 'kvOpen' }, [], options)
-    return new KvCacheSession(this.runtime, session, kv, this.config.maxSeqLen, (o, limit) => this.checks(o, limit))
+    // the session is looked up per run: a quantized one is rebuilt when the weights change
+    return new KvCacheSession(this.runtime, () => this.need('inference'), kv, this.config.maxSeqLen, (o, limit) => this.checks(o, limit))
   }
 
   /** Terminate the worker and free everything (idempotent) */
@@ -374,7 +412,7 @@ export class ShardExecutor {
  */
 export class KvCacheSession {
   private readonly runtime: Runtime
-  private readonly session: RuntimeSession
+  private readonly sessionOf: () => RuntimeSession
   private readonly id: number
   private readonly maxSeqLen: number
   private readonly checks: (options: RunOptions, seq: DimLimit) => RunOptions
@@ -383,9 +421,9 @@ export class KvCacheSession {
   private closed = false
 
   /** @internal */
-  constructor (runtime: Runtime, session: RuntimeSession, id: number, maxSeqLen: number, checks: (options: RunOptions, seq: DimLimit) => RunOptions) {
+  constructor (runtime: Runtime, session: RuntimeSession | (() => RuntimeSession), id: number, maxSeqLen: number, checks: (options: RunOptions, seq: DimLimit) => RunOptions) {
     this.runtime = runtime
-    this.session = session
+    this.sessionOf = typeof session === 'function' ? session : () => session
     this.id = id
     this.maxSeqLen = maxSeqLen
     this.checks = checks
@@ -409,16 +447,17 @@ export class KvCacheSession {
     if (this.batch !== undefined) {
       opts.dimLimits = { ...opts.dimLimits, [SHARD_DIMS.batch]: { min: this.batch, max: this.batch, reason: `the KV cache holds batch ${this.batch}` } }
     }
-    const batchOf = this.batchOf(feeds)
-    const out = await this.runtime.runSession(this.session, feeds, { ...opts, kv: this.id })
+    const session = this.sessionOf()
+    const batchOf = this.batchOf(session, feeds)
+    const out = await this.runtime.runSession(session, feeds, { ...opts, kv: this.id })
     this.pos = await this.runtime.worker.call<number>({ op: 'kvPosition', kv: this.id }, [], options)
     if (this.pos > 0 && this.batch === undefined) this.batch = batchOf
     return out
   }
 
   /** The batch size the feeds bind (the first dim named `batch` of a fed input) */
-  private batchOf (feeds: Record<string, TensorData>): number | undefined {
-    for (const info of this.session.inputs) {
+  private batchOf (session: RuntimeSession, feeds: Record<string, TensorData>): number | undefined {
+    for (const info of session.inputs) {
       const i = info.shape.indexOf(SHARD_DIMS.batch)
       const f = feeds[info.name]
       if (i >= 0 && f !== undefined) return f.dims[i]

@@ -1,0 +1,238 @@
+import { GraphBuilder } from '@neuroshard/onnx-graph'
+import type { Value } from '@neuroshard/onnx-graph'
+import { headDim } from '../config.js'
+import type { ModelConfig } from '../config.js'
+import { InvalidConfigError } from '../errors.js'
+import { blockParameters, modelParameters, shardParameters } from '../params.js'
+import type { ParameterSpec, ShardRole } from '../params.js'
+import { QUANTIZATION_BITS, QUANT_BLOCK_SIZE, quantizeMatrix } from '../quantize.js'
+import type { QuantizedMatrix, WeightQuantization } from '../quantize.js'
+import { validateConfig } from '../validate.js'
+import { fusedTables } from './layers.js'
+import type { FusedTables, KvCache } from './layers.js'
+import { SHARD_DIMS, SHARD_IO } from './shards.js'
+import type { ShardGraph } from './shards.js'
+
+/** What an inference graph covers: one shard, or the whole model (embed → blocks → head) in one graph */
+export type InferenceSpan = ShardRole | { kind: 'model' }
+
+export interface InferenceGraphOptions {
+  /** Every parameter of the span (see {@link inferenceParameters}); they become initializers of the graph */
+  parameters?: Map<string, Float32Array>
+  /**
+   * Weight format of the matrices (projections, MLP, LM head and, for the embed lookup, the embedding table):
+   * `'fp32'` as given, `'int8'` / `'int4'` blockwise-quantized (see `quantizeMatrix`) and multiplied with
+   * `com.microsoft` `MatMulNBits`. Norm weights stay float32. @default 'fp32'
+   */
+  quantization?: WeightQuantization
+  /** Quantization block size along the input dim @default 32 */
+  blockSize?: number
+  /**
+   * `MatMulNBits` `accuracy_level`: 4 quantizes activations to int8 per block inside the kernel (the fast path
+   * on CPU), 0 keeps float32 activations (several times slower for int8). @default 4
+   */
+  accuracyLevel?: 0 | 1 | 2 | 3 | 4
+  /**
+   * fp32 only: `false` leaves the parameters as graph inputs under their own names (fed from a runtime's
+   * resident tensors, no rebuild when they change) instead of initializers; `parameters` may then be omitted.
+   * Quantized graphs always bake their weights. @default true
+   */
+  bakeWeights?: boolean
+}
+
+/** The parameters an inference span reads (each name once, canonical order) */
+export function inferenceParameters (config: ModelConfig, span: InferenceSpan): ParameterSpec[] {
+  return span.kind === 'model' ? modelParameters(config) : shardParameters(config, span)
+}
+
+const B = SHARD_DIMS.batch
+const S = SHARD_DIMS.seq
+
+/**
+ * A KV-cache inference graph with its weights baked in as initializers, fp32 or quantized. onnxruntime prepacks
+ * constant weights at session creation (for `MatMulNBits` that is what makes 4-bit faster than fp32; fed as
+ * graph inputs the same op runs ≈ 30× slower), so the session must be rebuilt when the weights change.
+ *
+ * Inputs and outputs follow the shard I/O contract (`SHARD_IO`) minus the parameters:
+ * - embed: `input_ids` → `hidden`
+ * - blocks [start, end): `hidden_in`, `past_key.<k>`, `past_value.<k>`, `position_offset` → `hidden_out`,
+ *   `present_key.<k>`, `present_value.<k>`
+ * - head: `hidden` → `logits`
+ * - model: `input_ids`, the caches of every block, `position_offset` → `logits` and `present_*` — one session
+ *   per token for a node that holds the whole model.
+ *
+ * Attention, RoPE and norms use the fused opset-23 ops (float32 only).
+ */
+export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, options: InferenceGraphOptions): ShardGraph {
+  validateConfig(config)
+  if (span.kind === 'blocks' && !(Number.isSafeInteger(span.start) && Number.isSafeInteger(span.end) && span.start >= 0 && span.start < span.end && span.end <= config.nLayers)) {
+    throw new InvalidConfigError(`block range [${span.start}, ${span.end}) is not a non-empty range within [0, ${config.nLayers})`)
+  }
+  const quant = options.quantization ?? 'fp32'
+  if (quant !== 'fp32' && quant !== 'int8' && quant !== 'int4') throw new InvalidConfigError(`unknown quantization '${String(quant)}'`)
+  const bits = quant === 'fp32' ? undefined : QUANTIZATION_BITS[quant]
+  const blockSize = options.blockSize ?? QUANT_BLOCK_SIZE
+  const accuracyLevel = options.accuracyLevel ?? 4
+  const specs = inferenceParameters(config, span)
+  const bake = options.bakeWeights ?? true
+  if (!bake && bits !== undefined) throw new InvalidConfigError('quantized inference graphs bake their weights (bakeWeights: false is for fp32 only)')
+  const params = options.parameters ?? new Map<string, Float32Array>()
+  if (bake) for (const s of specs) {
+    const p = params.get(s.name)
+    const n = s.shape.reduce((a, b) => a * b, 1)
+    if (!(p instanceof Float32Array) || p.length !== n) throw new InvalidConfigError(`parameter ${s.name} must be a Float32Array of ${n} elements`)
+  }
+  const shape = (name: string): number[] => (specs.find(s => s.name === name) as ParameterSpec).shape
+  const g = new GraphBuilder({ dtype: 'float32', name: span.kind === 'blocks' ? `infer_blocks_${span.start}_${span.end}` : `infer_${span.kind}` })
+
+  const constants = new Map<string, Value>()
+  const fp = (name: string): Value => {
+    let v = constants.get(name)
+    if (v == null) {
+      v = bake ? g.constant(params.get(name) as Float32Array, 'float32', shape(name), name) : g.input(name, 'float32', shape(name))
+      constants.set(name, v)
+    }
+    return v
+  }
+  // quantized matrices by parameter name, shared by the embed lookup and the tied LM head
+  const qCache = new Map<string, { q: QuantizedMatrix, packed: Value, scales: Value }>()
+  const quantized = (name: string, layout: 'KN' | 'NK'): { q: QuantizedMatrix, packed: Value, scales: Value } => {
+    let e = qCache.get(name)
+    if (e == null) {
+      const [r, c] = shape(name)
+      const [K, N] = layout === 'KN' ? [r, c] : [c, r]
+      const q = quantizeMatrix(params.get(name) as Float32Array, K, N, { bits: bits as 4 | 8, blockSize, layout })
+      const blob = blockSize * q.bits / 8
+      e = { q, packed: g.constant(q.packed, 'uint8', [N, q.kBlocks, blob], `${name}.q${q.bits}`), scales: g.constant(q.scales, 'float32', [N, q.kBlocks], `${name}.scales`) }
+      qCache.set(name, e)
+    }
+    return e
+  }
+  /** x @ W for a stored matrix; `layout` 'NK' reads an [N, K] table (the tied embedding) as Wᵀ */
+  const linear = (x: Value, name: string, opName: string, layout: 'KN' | 'NK' = 'KN'): Value => {
+    if (bits === undefined) {
+      const w = fp(name)
+      return g.matmul(x, layout === 'KN' ? w : g.transpose(w, [1, 0], { name: `${opName}.wT` }), { name: opName })
+    }
+    const { q, packed, scales } = quantized(name, layout)
+    return g.matMulNBits(x, packed, scales, { K: q.K, N: q.N, bits: q.bits, blockSize, accuracyLevel, name: opName })
+  }
+  const norm = (x: Value, name: string, opName: string): Value => g.op('RMSNormalization', [x, fp(name)], [{ dtype: 'float32', shape: x.shape }], {
+    axis: { kind: 'int', value: -1 }, epsilon: { kind: 'float', value: config.normEps }
+  }, { name: opName })[0]
+  const embed = (ids: Value): Value => {
+    if (bits === undefined) return g.gather(fp('embed.weight'), ids, 0, { name: 'embed' })
+    // gather the packed rows and their scales, unpack to float: [B, S, kBlocks, blockSize] → [B, S, d]
+    const { q, packed, scales } = quantized('embed.weight', 'NK')
+    const rows = g.gather(packed, ids, 0, { name: 'embed.rows' })
+    let codes = rows
+    if (q.bits === 4) {
+      const lo = g.op('BitwiseAnd', [rows, g.constant([15], 'uint8', [], 'nibble_mask')], [{ dtype: 'uint8', shape: rows.shape }], {}, { name: 'embed.lo' })[0]
+      const hi = g.op('BitShift', [rows, g.constant([4], 'uint8', [], 'nibble_shift')], [{ dtype: 'uint8', shape: rows.shape }], { direction: { kind: 'string', value: 'RIGHT' } }, { name: 'embed.hi' })[0]
+      codes = g.reshape(g.concat([g.unsqueeze(lo, [-1]), g.unsqueeze(hi, [-1])], -1, { name: 'embed.nibbles' }), [0, 0, q.kBlocks, blockSize], { name: 'embed.codes' })
+    }
+    const centered = g.sub(g.cast(codes, 'float32', { name: 'embed.float' }), q.bits === 4 ? 8 : 128, { name: 'embed.center' })
+    const s = g.unsqueeze(g.gather(scales, ids, 0, { name: 'embed.row_scales' }), [-1])
+    const full = g.reshape(g.mul(centered, s, { name: 'embed.dequant' }), [0, 0, q.kBlocks * blockSize], { name: 'embed.flat' })
+    return q.kBlocks * blockSize === config.dModel ? full : g.slice(full, [0], [config.dModel], [2], { name: 'embed.trim' })
+  }
+  const head = (x: Value): Value => {
+    const n = norm(x, 'final_norm.weight', 'final_norm')
+    return config.tieEmbeddings ? linear(n, 'embed.weight', 'lm_head', 'NK') : linear(n, 'lm_head.weight', 'lm_head')
+  }
+  const blocks = (x: Value, start: number, end: number): Value => {
+    const hd = headDim(config)
+    const caches: KvCache[] = []
+    for (let k = start; k < end; k++) {
+      caches.push({
+        pastKey: g.input(SHARD_IO.pastKey(k), 'float32', [B, config.nKvHeads, SHARD_DIMS.past, hd]),
+        pastValue: g.input(SHARD_IO.pastValue(k), 'float32', [B, config.nKvHeads, SHARD_DIMS.past, hd])
+      })
+    }
+    const offset = g.input(SHARD_IO.positionOffset, 'int64', [])
+    const tables = fusedTables(g, config, x, offset, caches[0].pastKey)
+    let h = x
+    for (let k = start; k < end; k++) {
+      const res = block(g, config, h, k, tables, caches[k - start], linear, norm)
+      h = res.out
+      g.output(res.presentKey, SHARD_IO.presentKey(k))
+      g.output(res.presentValue, SHARD_IO.presentValue(k))
+    }
+    return h
+  }
+
+  switch (span.kind) {
+    case 'embed': {
+      const ids = g.input(SHARD_IO.inputIds, 'int64', [B, S])
+      g.output(embed(ids), SHARD_IO.hidden)
+      break
+    }
+    case 'blocks': {
+      const x = g.input(SHARD_IO.hiddenIn, 'float32', [B, S, config.dModel])
+      const h = blocks(x, span.start, span.end)
+      g.output(h, SHARD_IO.hiddenOut)
+      g.outputs.unshift(g.outputs.pop() as typeof g.outputs[number])
+      break
+    }
+    case 'head': {
+      const x = g.input(SHARD_IO.hidden, 'float32', [B, S, config.dModel])
+      g.output(head(x), SHARD_IO.logits)
+      break
+    }
+    case 'model': {
+      const ids = g.input(SHARD_IO.inputIds, 'int64', [B, S])
+      const h = blocks(embed(ids), 0, config.nLayers)
+      g.output(head(h), SHARD_IO.logits)
+      g.outputs.unshift(g.outputs.pop() as typeof g.outputs[number])
+      break
+    }
+  }
+  const bytes = g.toModelProto({ pruneInputs: true, domains: bits === undefined ? {} : { 'com.microsoft': 1 } })
+  const used = g.usedInputs()
+  return {
+    bytes,
+    inputs: g.inputs.filter(v => used.has(v)).map(v => ({ name: v.name, dtype: v.dtype, shape: [...v.shape] })),
+    outputs: g.outputs.map(o => ({ name: o.name, dtype: o.value.dtype, shape: [...o.value.shape] })),
+    graph: g
+  }
+}
+
+type Linear = (x: Value, name: string, opName: string) => Value
+type Norm = (x: Value, name: string, opName: string) => Value
+
+/** One fused block (as `fusedBlock`) whose projections go through `linear` (fp32 MatMul or MatMulNBits) */
+function block (g: GraphBuilder, config: ModelConfig, x: Value, index: number, fused: FusedTables, cache: KvCache, linear: Linear, norm: Norm): { out: Value, presentKey: Value, presentValue: Value } {
+  const p = `blocks.${index}`
+  const [attnNorm, wq, wk, wv, wo, mlpNorm, wGate, wUp, wDown] = blockParameters(config, index).map(s => s.name)
+  const hd = headDim(config)
+  const nH = config.nHeads
+  const nKv = config.nKvHeads
+  const heads = (v: Value, n: number, name: string): Value =>
+    g.transpose(g.reshape(v, [0, 0, n, hd], { name: `${name}.split_heads` }), [0, 2, 1, 3], { name: `${name}.heads` })
+  const rotary = (v: Value, name: string): Value => g.op('RotaryEmbedding', [v, fused.cosCache, fused.sinCache, fused.positionIds], [{ dtype: v.dtype, shape: v.shape }], {
+    interleaved: { kind: 'int', value: 0 }
+  }, { name })[0]
+  const n = norm(x, attnNorm, `${p}.attn_norm`)
+  const q = rotary(heads(linear(n, wq, `${p}.attn.q_proj`), nH, `${p}.attn.q`), `${p}.attn.q_rope`)
+  const k = rotary(heads(linear(n, wk, `${p}.attn.k_proj`), nKv, `${p}.attn.k`), `${p}.attn.k_rope`)
+  const v = heads(linear(n, wv, `${p}.attn.v_proj`), nKv, `${p}.attn.v`)
+  const Bd = x.shape[0]
+  const Sd = x.shape[1]
+  const T = `${String(cache.pastKey.shape[2])}+${String(Sd)}`
+  const [y, presentKey, presentValue] = g.op('Attention', [q, k, v, fused.mask, cache.pastKey, cache.pastValue], [
+    { dtype: x.dtype, shape: [Bd, nH, Sd, hd] },
+    { dtype: x.dtype, shape: [Bd, nKv, T, hd] },
+    { dtype: x.dtype, shape: [Bd, nKv, T, hd] }
+  ], {
+    q_num_heads: { kind: 'int', value: nH },
+    kv_num_heads: { kind: 'int', value: nKv },
+    scale: { kind: 'float', value: 1 / Math.sqrt(hd) }
+  }, { name: `${p}.attn` })
+  const o = g.reshape(g.transpose(y, [0, 2, 1, 3], { name: `${p}.attn.o_t` }), [0, 0, nH * hd], { name: `${p}.attn.merge_heads` })
+  const h = g.add(x, linear(o, wo, `${p}.attn.o_proj`), { name: `${p}.attn_residual` })
+  const m = norm(h, mlpNorm, `${p}.mlp_norm`)
+  const gate = g.silu(linear(m, wGate, `${p}.mlp.gate_proj`), { name: `${p}.mlp.silu` })
+  const up = linear(m, wUp, `${p}.mlp.up_proj`)
+  const down = linear(g.mul(gate, up, { name: `${p}.mlp.glu` }), wDown, `${p}.mlp.down_proj`)
+  return { out: g.add(h, down, { name: `${p}.mlp_residual` }), presentKey, presentValue }
+}

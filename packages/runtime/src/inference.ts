@@ -1,0 +1,136 @@
+import { InvalidParametersError } from '@neuroshard/interface'
+import { SHARD_DIMS, SHARD_IO, buildInferenceGraph, inferenceParameters, validateConfig } from '@neuroshard/model'
+import type { InferenceSpan, ModelConfig, ParameterSpec, WeightQuantization } from '@neuroshard/model'
+import { SessionError } from './errors.js'
+import { KvCacheSession } from './executor.js'
+import { Runtime } from './runtime.js'
+import type { Device, RunOptions, RuntimeInit, RuntimeSession } from './runtime.js'
+import type { AbortOptions, TensorData } from './tensor.js'
+import { assertFinite } from './validate.js'
+import type { DimLimit } from './validate.js'
+
+export interface InferenceEngineInit extends RuntimeInit {
+  config: ModelConfig
+  /** What the engine serves: the whole model in one graph (one session per token), or one shard @default { kind: 'model' } */
+  span?: InferenceSpan
+  /** Every parameter of the span (`inferenceParameters(config, span)`), float32 */
+  parameters: Map<string, Float32Array>
+  /** Weight format: `'fp32'`, or blockwise `'int8'` / `'int4'` (32-value groups, `MatMulNBits`) @default 'fp32' */
+  quantization?: WeightQuantization
+  /**
+   * fp32 only: bake the weights into the graph as initializers (`true`) or keep them resident in the worker
+   * and feed them as inputs (`false`, no copy and no rebuild when they change). Quantized graphs always bake.
+   * @default false
+   */
+  bakeWeights?: boolean
+}
+
+/**
+ * Generation on one machine without training state: an inference graph (whole model or one shard) in one
+ * worker, its weights fp32 or quantized. The quantized graph has its packed weights baked in as initializers,
+ * so no float32 copy of the quantized matrices is kept, and `setParameters` rebuilds the session. Open a
+ * KV-cache session with `openInference()` (same checks as a shard executor's: token ids in [0, vocabSize),
+ * batch fixed per cache, position + seq ≤ maxSeqLen).
+ */
+export class InferenceEngine {
+  readonly config: ModelConfig
+  readonly span: InferenceSpan
+  readonly quantization: WeightQuantization
+  readonly runtime: Runtime
+  readonly parameterSpecs: readonly ParameterSpec[]
+  private readonly bake: boolean
+  private session: RuntimeSession | undefined
+  private version = 0
+
+  private constructor (init: InferenceEngineInit, runtime: Runtime) {
+    this.config = init.config
+    this.span = init.span ?? { kind: 'model' }
+    this.quantization = init.quantization ?? 'fp32'
+    this.runtime = runtime
+    this.parameterSpecs = inferenceParameters(init.config, this.span)
+    this.bake = this.quantization !== 'fp32' || init.bakeWeights === true
+  }
+
+  static async create (init: InferenceEngineInit, options: AbortOptions = {}): Promise<InferenceEngine> {
+    validateConfig(init.config)
+    const q = init.quantization ?? 'fp32'
+    if (q !== 'fp32' && q !== 'int8' && q !== 'int4') throw new InvalidParametersError(`unknown quantization '${String(q)}'`)
+    const span = init.span ?? { kind: 'model' }
+    if (span.kind === 'embed' && q !== 'fp32') throw new InvalidParametersError('quantize the embed lookup through the model span; an embed-only engine is fp32')
+    const runtime = new Runtime(init)
+    try {
+      const engine = new InferenceEngine(init, runtime)
+      await engine.setParameters(init.parameters, options)
+      return engine
+    } catch (err) {
+      await runtime.close()
+      throw err
+    }
+  }
+
+  /** Execution provider of the session */
+  get executionProvider (): Device {
+    return this.session?.executionProvider ?? 'cpu'
+  }
+
+  /** Replace every weight of the span (float32, finite); a baked or quantized graph is rebuilt */
+  async setParameters (parameters: Map<string, Float32Array>, options: AbortOptions = {}): Promise<void> {
+    for (const name of parameters.keys()) {
+      if (!this.parameterSpecs.some(s => s.name === name)) throw new InvalidParametersError(`${name} is not a parameter of this inference span`)
+    }
+    const tensors: Record<string, TensorData> = {}
+    for (const spec of this.parameterSpecs) {
+      const p = parameters.get(spec.name)
+      const n = spec.shape.reduce((a, b) => a * b, 1)
+      if (!(p instanceof Float32Array) || p.length !== n) {
+        throw new InvalidParametersError(`parameter ${spec.name} must be a Float32Array of ${n} elements (shape ${JSON.stringify(spec.shape)})`)
+      }
+      tensors[spec.name] = { type: 'float32', dims: spec.shape, data: p }
+    }
+    if (!this.bake) {
+      await this.runtime.setResident(tensors, options)
+      this.session ??= await this.runtime.createSession(buildInferenceGraph(this.config, this.span, { bakeWeights: false }).bytes, options)
+      return
+    }
+    // same finiteness checks as resident weights, without keeping them
+    for (const [name, t] of Object.entries(tensors)) assertFinite(name, t)
+    const version = ++this.version
+    const bytes = buildInferenceGraph(this.config, this.span, { parameters, quantization: this.quantization }).bytes
+    const session = await this.runtime.createSession(bytes, options)
+    if (version !== this.version) { await session.release(); return }
+    const old = this.session
+    this.session = session
+    await old?.release()
+  }
+
+  private need (): RuntimeSession {
+    if (this.session === undefined) throw new SessionError('the inference engine has no session')
+    return this.session
+  }
+
+  private checks (options: RunOptions, seqLimit: DimLimit): RunOptions {
+    const V = this.config.vocabSize
+    return {
+      ...options,
+      indexBounds: { ...options.indexBounds, [SHARD_IO.inputIds]: V },
+      dimLimits: { ...options.dimLimits, [SHARD_DIMS.batch]: { min: 1 }, [SHARD_DIMS.seq]: seqLimit }
+    }
+  }
+
+  /** A KV-cache generation session (its cache lives in the worker); uses the current session on every run */
+  async openInference (options: AbortOptions = {}): Promise<KvCacheSession> {
+    this.need()
+    const kv = await this.runtime.worker.call<number>({ op: 'kvOpen' }, [], options)
+    return new KvCacheSession(this.runtime, () => this.need(), kv, this.config.maxSeqLen, (o, limit) => this.checks(o, limit))
+  }
+
+  /** Terminate the worker (idempotent) */
+  async close (): Promise<void> {
+    await this.runtime.close()
+  }
+}
+
+/** Create an inference engine (see {@link InferenceEngine}) */
+export async function createInferenceEngine (init: InferenceEngineInit, options: AbortOptions = {}): Promise<InferenceEngine> {
+  return await InferenceEngine.create(init, options)
+}
