@@ -1,5 +1,6 @@
 import { hostRecordsTarget } from './host-records.js'
 import { layerRecordsTarget } from './layer-records.js'
+import { ledgerGossipTarget, ledgerSyncTarget } from './ledger.js'
 import { dilocoFetchTarget, dilocoGossipTarget, dilocoPayloadTarget } from './diloco.js'
 import type { FuzzTarget } from '../engine.js'
 
@@ -16,5 +17,7 @@ export const TARGETS: TargetEntry[] = [
   { name: 'layer-records', make: () => layerRecordsTarget(), vulnerable: () => layerRecordsTarget({ vulnerable: true }) },
   { name: 'diloco-gossip', make: () => dilocoGossipTarget(), vulnerable: () => dilocoGossipTarget({ vulnerable: true }) },
   { name: 'diloco-payload', make: () => dilocoPayloadTarget(), vulnerable: () => dilocoPayloadTarget({ vulnerable: true }) },
-  { name: 'diloco-fetch', make: () => dilocoFetchTarget(), vulnerable: () => dilocoFetchTarget({ vulnerable: true }) }
+  { name: 'diloco-fetch', make: () => dilocoFetchTarget(), vulnerable: () => dilocoFetchTarget({ vulnerable: true }) },
+  { name: 'ledger-gossip', make: () => ledgerGossipTarget(), vulnerable: () => ledgerGossipTarget({ vulnerable: true }) },
+  { name: 'ledger-sync', make: () => ledgerSyncTarget(), vulnerable: () => ledgerSyncTarget({ vulnerable: true }) }
 ]
