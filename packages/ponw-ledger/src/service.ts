@@ -427,7 +427,9 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
   }
 
   async #publishCert (cert: LedgerCertificate): Promise<void> {
-    await this.#publish(GossipMessage.encode({ certificate: { signedTx: Uint8Array.from(cert.tx.signed), votes: cert.votes.map(v => ({ validator: v.validator, signature: Uint8Array.from(v.signature) })) } }))
+    // canonical: votes sorted by validator (receivers refuse any other order)
+    const votes = [...cert.votes].sort((x, y) => x.validator - y.validator)
+    await this.#publish(GossipMessage.encode({ certificate: { signedTx: Uint8Array.from(cert.tx.signed), votes: votes.map(v => ({ validator: v.validator, signature: Uint8Array.from(v.signature) })) } }))
   }
 
   readonly #onGossip = (evt: CustomEvent<GossipDetail>): void => {
@@ -853,7 +855,15 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     if (got == null) {
       return undefined
     }
-    await this.ledger.installCheckpoint(got.certificate, got.snapshot)
+    try {
+      await this.ledger.installCheckpoint(got.certificate, got.snapshot)
+    } catch (err: any) {
+      // another sync (e.g. the one on connect) installed this checkpoint or a newer one meanwhile
+      if (err.name === 'CheckpointConflictError' && (this.ledger.checkpoint?.height ?? 0n) >= parseCheckpointCertificate(this.ledger.chain, got.certificate).height) {
+        return undefined
+      }
+      throw err
+    }
     return this.ledger.checkpoint?.height
   }
 
