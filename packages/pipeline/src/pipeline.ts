@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { AbortError, InvalidParametersError } from '@neuroshard/interface'
-import { float32, int64 } from '@neuroshard/runtime'
+import { adamwKernel, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64 } from '@neuroshard/runtime'
+import { decodeTensorFrame, encodeTensorFrame } from '@neuroshard/tensor'
 import { handleRequests, messageStream, sendRequest } from '@neuroshard/utils'
 import { TypedEventEmitter } from 'main-event'
 import { decodeActivation, decodeIds, decodeNamed, encodeActivation, encodeIds, encodeNamed } from './codec.js'
@@ -17,6 +18,7 @@ import {
 } from './errors.js'
 import { peerBytes, peerFromBytes } from './peer.js'
 import { GenerateEvent, GenerateRequest, Kind, Request, Response } from './pb/pipeline.js'
+import type { TiedAdamW } from './pb/pipeline.js'
 import { checkSampling, sampleToken } from './sampling.js'
 import { SessionTable } from './sessions.js'
 import { createPipelineStage } from './stage.js'
@@ -83,6 +85,14 @@ export interface PipelineInit {
   maxRemoteGenerations?: number
   /** Which peers may send training requests (TRAIN_FORWARD, TARGETS, GRAD_NORM, STEP, TAKE_TIED, SET_TIED) @default every peer */
   allowTraining?(peer: PeerId): boolean
+  /**
+   * Tied embeddings: the Validator keeps a replica of the tied matrix and its AdamW moments and steps it with
+   * the same summed gradient as the Driver (the Driver sends only its embedding's gradient rows of the step's
+   * tokens), instead of receiving the whole stepped matrix every step (spec §5.3). The replica costs the
+   * Validator three vocab × dModel float32 arrays of memory. As a Driver: offer it; as a Validator: accept it.
+   * @default true
+   */
+  tiedReplica?: boolean
 }
 
 export interface GenerateOptions extends AbortOptions, SamplingOptions {
@@ -196,18 +206,35 @@ function errorResponse (err: unknown, hop: number): Response {
 }
 
 function emptyResponse (fields: Partial<Response>): Response {
-  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, ...fields }
+  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, ...fields }
 }
 
 function emptyRequest (fields: Partial<Request>): Request {
   return {
     kind: Kind.KIND_UNSPECIFIED, session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
+    tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0),
     ...fields
   }
 }
 
 const TRAINING_KINDS = new Set([Kind.TRAIN_FORWARD, Kind.TARGETS, Kind.GRAD_NORM, Kind.STEP, Kind.TAKE_TIED, Kind.SET_TIED])
+
+/**
+ * The rows of the Driver's tied embedding gradient that the step's tokens touched (every other row is zero
+ * there), as frames: int64 ids [k] (increasing) and float32 rows [k, d] named after the parameter.
+ */
+function embeddingRows (grad: Float32Array, batches: TrainBatch[], d: number): { ids: Uint8Array<ArrayBuffer>, data: Uint8Array<ArrayBuffer> } {
+  const seen = new Set<number>()
+  for (const b of batches) for (const id of b.inputIds) seen.add(Number(id))
+  const ids = [...seen].sort((a, b) => a - b)
+  const data = new Float32Array(ids.length * d)
+  for (let k = 0; k < ids.length; k++) data.set(grad.subarray(ids[k] * d, ids[k] * d + d), k * d)
+  return {
+    ids: encodeTensorFrame({ dtype: 'int64', shape: [ids.length], data: BigInt64Array.from(ids, BigInt) }) as Uint8Array<ArrayBuffer>,
+    data: encodeNamed('embed.weight', data, [ids.length, d])
+  }
+}
 
 function hex (b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
@@ -215,6 +242,17 @@ function hex (b: Uint8Array): string {
 
 function spanKey (start: number, end: number): string {
   return `${start}-${end}`
+}
+
+/** A Validator's copy of the tied matrix with its AdamW moments, stepped like the Driver's (spec §5.3) */
+interface TiedReplica {
+  /** Optimizer steps applied: valid while it equals the head's step count */
+  step: number
+  p: Float32Array
+  m: Float32Array
+  v: Float32Array
+  /** The head's gradient of the step it was taken for (TAKE_TIED), waiting for the Driver's rows at STEP */
+  grad?: { step: number, g: Float32Array }
 }
 
 interface TrainState {
@@ -260,6 +298,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   /** Outbound session streams: `${session}/${hop}/${peer}` → link */
   private readonly links = new Map<string, { stream: Stream, messages: FramedStream, chain: Promise<unknown>, lastUsed: number }>()
   private readonly subStageThreads?: number
+  private readonly tiedReplica: boolean
+  private readonly replicas = new Map<PipelineStage, TiedReplica>()
 
   constructor (components: PipelineComponents, init: PipelineInit = {}) {
     super()
@@ -286,6 +326,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.maxSessionLinks = init.maxSessions ?? DEFAULT_MAX_SESSIONS
     this.maxRemoteGenerations = init.maxRemoteGenerations ?? DEFAULT_MAX_REMOTE_GENERATIONS
     this.subStageThreads = init.subStageThreads
+    this.tiedReplica = init.tiedReplica ?? true
     this.sessions = new SessionTable({
       maxSessions: init.maxSessions ?? DEFAULT_MAX_SESSIONS,
       maxKvBytes: init.maxKvBytes ?? DEFAULT_MAX_KV_BYTES,
@@ -345,6 +386,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     await this.sessions.closeAll()
     this.train.clear()
+    this.replicas.clear()
     const derived = [...this.derived.values()]
     this.derived.clear()
     await Promise.all(derived.map(async d => { await (await d.stage.catch(() => undefined))?.close() }))
@@ -365,6 +407,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const i = this.own.indexOf(stage)
     if (i >= 0) this.own.splice(i, 1)
     this.train.delete(stage)
+    this.replicas.delete(stage)
   }
 
   setRouter (router: PipelineRouter): void {
@@ -691,12 +734,68 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
 
   private async serveStep (req: Request, stage: PipelineStage): Promise<Response> {
     const at = stage.executors[0].stepCount
-    if (req.step < at) return emptyResponse({}) // already taken (a re-sent STEP): idempotent
+    // already taken (a re-sent STEP): idempotent
+    if (req.step < at) return emptyResponse({ replica: this.replicas.get(stage)?.step === at && req.tiedIds.length > 0 })
     this.checkStep(req, stage)
     if (!(Number.isFinite(req.gradNorm) && req.gradNorm >= 0)) throw new PipelineRequestError(`grad_norm ${req.gradNorm} is not a finite number >= 0`)
+    // the Driver's rows of the tied gradient are checked before anything steps
+    const rows = req.tiedIds.length > 0 ? this.tiedRows(req, stage) : undefined
     for (const e of stage.executors) await e.step({ gradNorm: req.gradNorm })
     this.train.delete(stage)
-    return emptyResponse({})
+    const replica = this.replicas.get(stage)
+    if (stage.head?.tiedParameters.length === 0 || stage.head == null || replica == null) return emptyResponse({})
+    if (rows == null || replica.step !== req.step || replica.grad?.step !== req.step) {
+      // the replica missed this step: the head's tied weight waits for SET_TIED (with moments to seed a new replica)
+      this.replicas.delete(stage)
+      return emptyResponse({})
+    }
+    // the summed gradient: the head's (taken at TAKE_TIED) plus the Driver's rows, as the Driver summed them
+    const g = replica.grad.g
+    const d = stage.config.dModel
+    for (let k = 0; k < rows.ids.length; k++) {
+      const at = rows.ids[k] * d
+      for (let j = 0; j < d; j++) g[at + j] += rows.data[k * d + j]
+    }
+    const o = rows.adamw
+    const finite = adamwKernel(replica.p, g, replica.m, replica.v, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, t: o.t, gradScale: o.clipScale })
+    replica.grad = undefined
+    if (!finite) {
+      // cannot happen when the Driver's own step was finite; SET_TIED repairs it
+      this.replicas.delete(stage)
+      return emptyResponse({})
+    }
+    await stage.head.setParameters(new Map([[stage.head.tiedParameters[0], replica.p]]), { partial: true })
+    replica.step = req.step + 1
+    return emptyResponse({ replica: true })
+  }
+
+  /** Decode and check a STEP's tied rows: strictly increasing ids in [0, V), [k, d] finite rows, sane AdamW numbers */
+  private tiedRows (req: Request, stage: PipelineStage): { ids: Int32Array, data: Float32Array, adamw: TiedAdamW } {
+    const c = stage.config
+    if (stage.head == null || stage.head.tiedParameters.length === 0) throw new InvalidRouteError('this hop holds no tied parameter')
+    let ids: BigInt64Array
+    try {
+      const t = decodeTensorFrame(req.tiedIds, { maxBytes: this.maxMessageSize, copy: true })
+      if (t.dtype !== 'int64' || t.shape.length !== 1) throw new Error(`${t.dtype} [${t.shape.join(', ')}], expected int64 [k]`)
+      ids = t.data as BigInt64Array
+    } catch (err: any) {
+      throw new InvalidActivationError(`tied_ids: ${String(err?.message ?? err)}`)
+    }
+    const k = ids.length
+    if (k < 1 || k > c.vocabSize) throw new InvalidActivationError(`tied_ids: ${k} rows, expected 1 to ${c.vocabSize}`)
+    const out = new Int32Array(k)
+    for (let i = 0; i < k; i++) {
+      const id = ids[i]
+      if (id < 0n || id >= BigInt(c.vocabSize) || (i > 0 && id <= ids[i - 1])) throw new InvalidActivationError(`tied_ids: row ${id} at ${i} is out of [0, ${c.vocabSize}) or not increasing`)
+      out[i] = Number(id)
+    }
+    const data = decodeNamed(req.tied, stage.head.tiedParameters[0], k * c.dModel, this.maxMessageSize)
+    const o = req.tiedAdamw
+    const ok = o != null && [o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.clipScale].every(Number.isFinite) &&
+      o.lr >= 0 && o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0 && o.weightDecay >= 0 &&
+      o.clipScale > 0 && o.clipScale <= 1 && o.t === req.step + 1
+    if (!ok) throw new PipelineRequestError(`tied_adamw missing or out of range for step ${req.step}`)
+    return { ids: out, data, adamw: o }
   }
 
   private async serveTakeTied (req: Request, stage: PipelineStage): Promise<Response> {
@@ -709,6 +808,13 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const c = stage.config
     const tied = encodeNamed('embed.weight', g, [c.vocabSize, c.dModel])
     this.log('step %d: tied gradient taken and encoded in %d ms', req.step, Math.round(performance.now() - t0))
+    // a replica in step keeps the head's gradient to add the Driver's rows to at STEP
+    const replica = this.replicas.get(stage)
+    if (replica != null && replica.step === stage.head.stepCount && req.tiedReplica && this.tiedReplica) {
+      replica.grad = { step: req.step, g }
+      return emptyResponse({ tied, replica: true })
+    }
+    this.replicas.delete(stage)
     return emptyResponse({ tied })
   }
 
@@ -716,9 +822,17 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (stage.head == null || stage.head.tiedParameters.length === 0) throw new InvalidRouteError('this hop holds no tied parameter')
     const c = stage.config
     if (stage.head.stepCount !== req.step + 1) throw new PipelineRequestError(`SET_TIED for step ${req.step}; this span is at step ${stage.head.stepCount}`)
-    const w = decodeNamed(req.tied, 'embed.weight', c.vocabSize * c.dModel, this.maxMessageSize)
+    const n = c.vocabSize * c.dModel
+    const w = decodeNamed(req.tied, 'embed.weight', n, this.maxMessageSize)
+    const seed = this.tiedReplica && req.tiedM.length > 0 && req.tiedV.length > 0
+    const m = seed ? decodeNamed(req.tiedM, 'embed.weight', n, this.maxMessageSize) : undefined
+    const v = seed ? decodeNamed(req.tiedV, 'embed.weight', n, this.maxMessageSize) : undefined
+    if (v != null) for (let i = 0; i < n; i++) if (v[i] < 0) throw new InvalidActivationError(`tied_v: negative second moment at ${i}`)
     await stage.head.setParameters(new Map([['embed.weight', w]]), { partial: true })
-    return emptyResponse({})
+    this.replicas.delete(stage)
+    if (m == null || v == null) return emptyResponse({})
+    this.replicas.set(stage, { step: stage.head.stepCount, p: w, m, v })
+    return emptyResponse({ replica: true })
   }
 
   /** A client's generation: read its request, stream one event per token, end with a `done` event */
@@ -942,23 +1056,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     const validators = hops.filter(p => p.hop === p.route.length - 1)
     const tied = config.tieEmbeddings && stage.head == null
-    if (tied) {
-      for (const v of validators) {
-        const t0 = performance.now()
-        const res = await control(Kind.TAKE_TIED, v)
-        this.log('step %d: TAKE_TIED answered in %d ms (%d bytes)', step, Math.round(performance.now() - t0), res.tied.length)
-        if (res.tied.length > 0) {
-          const g = decodeNamed(res.tied, 'embed.weight', config.vocabSize * config.dModel, this.maxMessageSize)
-          await stage.embed!.addGradients(new Map([['embed.weight', g]]))
-        }
-      }
-    }
-    this.log('step %d: tied gradients taken', step)
-    let sq = 0
-    for (const e of stage.executors) sq += await e.gradNormSquared()
+    // a Validator replica of the tied matrix needs the whole summed gradient: one Validator took part
+    const offer = tied && this.tiedReplica && validators.length === 1
+    const replicas = new Set<typeof hops[number]>()
+    let rows: ReturnType<typeof embeddingRows> | undefined
     // a participant that cannot be reached now took its gradients with it: report it and leave it out of the step
+    let sq = 0
     const alive = new Set<typeof hops[number]>()
-    await Promise.all(hops.map(async p => {
+    const gradNormOf = async (p: typeof hops[number]): Promise<void> => {
       const res = await this.send(p.route, p.hop, emptyRequest({ kind: Kind.GRAD_NORM, session, step, route: p.route, hop: p.hop }), signal)
       if (res.error === HopFailedError.name) {
         this.failover(router, p.route, { ...res, failedHop: p.hop })
@@ -967,18 +1072,71 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       if (res.error !== '') throw errorFromResponse(res)
       sq += res.normSq
       alive.add(p)
-    }))
+    }
+    // the other hops' norms while the tied gradient travels (a Validator's norm only after its tied gradient is taken)
+    const others = Promise.all(hops.filter(p => !tied || !validators.includes(p)).map(gradNormOf))
+    if (tied) {
+      // the rows of the Driver's own embedding gradient, before the head's is added (the replica adds them to the head's)
+      const own = offer ? stage.embed!.getGradients() : undefined
+      for (const v of validators) {
+        const t0 = performance.now()
+        const res = await control(Kind.TAKE_TIED, v, { tiedReplica: offer })
+        this.log('step %d: TAKE_TIED answered in %d ms (%d bytes, replica %s)', step, Math.round(performance.now() - t0), res.tied.length, res.replica)
+        if (offer && res.replica) {
+          replicas.add(v)
+          rows = embeddingRows((await own!).get('embed.weight')!, list, config.dModel)
+        }
+        if (res.tied.length > 0) {
+          const g = decodeNamed(res.tied, 'embed.weight', config.vocabSize * config.dModel, this.maxMessageSize)
+          await stage.embed!.addGradients(new Map([['embed.weight', g]]))
+        }
+      }
+      await own?.catch(() => {})
+    }
+    this.log('step %d: tied gradients taken', step)
+    for (const e of stage.executors) {
+      const own = await e.gradNormSquared() // (not `sq += await …`: that reads sq before the concurrent norms land)
+      sq += own
+    }
+    await others
+    if (tied) await Promise.all(validators.map(gradNormOf))
     hops = hops.filter(p => alive.has(p))
     const gradNorm = Math.sqrt(sq)
     this.log('step %d: global gradient norm %f', step, gradNorm)
     let result = { lr: 0, clipScale: 1 }
-    for (const e of stage.executors) result = await e.step({ gradNorm })
-    await Promise.all(hops.map(async p => await control(Kind.STEP, p, { gradNorm })))
-    this.log('step %d: stepped', step)
-    if (tied) {
+    let embedStep = result
+    for (const e of stage.executors) {
+      result = await e.step({ gradNorm })
+      if (e === stage.embed) embedStep = result
+    }
+    const o = stage.optimizer ?? {}
+    const adamw: TiedAdamW = {
+      lr: embedStep.lr,
+      beta1: o.beta1 ?? DEFAULT_BETA1,
+      beta2: o.beta2 ?? DEFAULT_BETA2,
+      eps: o.eps ?? DEFAULT_EPS,
+      weightDecay: o.weightDecay ?? DEFAULT_WEIGHT_DECAY,
+      clipScale: embedStep.clipScale,
+      t: step + 1
+    }
+    const stepped = new Set<typeof hops[number]>()
+    await Promise.all(hops.map(async p => {
+      const extra = replicas.has(p) && rows != null ? { tied: rows.data, tiedIds: rows.ids, tiedAdamw: adamw } : {}
+      if ((await control(Kind.STEP, p, { gradNorm, ...extra })).replica) stepped.add(p)
+    }))
+    this.log('step %d: stepped (%d tied replicas)', step, stepped.size)
+    const behind = validators.filter(v => alive.has(v) && !stepped.has(v))
+    if (tied && behind.length > 0) {
+      // the stepped matrix itself, and (one Validator) its moments to seed the replica for the next steps
       const w = (await stage.embed!.getParameters()).get('embed.weight')!
-      const frame = encodeNamed('embed.weight', w, [config.vocabSize, config.dModel])
-      await Promise.all(validators.map(async v => await control(Kind.SET_TIED, v, { tied: frame })))
+      const shape = [config.vocabSize, config.dModel]
+      const extra: Partial<Request> = { tied: encodeNamed('embed.weight', w, shape) }
+      if (offer) {
+        const state = await stage.embed!.getOptimizerState()
+        extra.tiedM = encodeNamed('embed.weight', state.m.get('embed.weight')!, shape)
+        extra.tiedV = encodeNamed('embed.weight', state.v.get('embed.weight')!, shape)
+      }
+      await Promise.all(behind.map(async v => await control(Kind.SET_TIED, v, extra)))
     }
     return {
       step,

@@ -23,6 +23,11 @@ export interface PipelineStage {
   readonly head?: ShardExecutor
   /** Every executor, in slot order */
   readonly executors: readonly ShardExecutor[]
+  /**
+   * The AdamW settings the executors were built with (runtime defaults where absent). A Validator's replica
+   * of a tied embedding is stepped with the Driver's settings, read from here.
+   */
+  readonly optimizer?: AdamWOptions
   /** @internal a long-lived runner of the head's inference graph (no cache) */
   headRunner?: KvCacheSession
   /** Terminate the executors' workers */
@@ -96,6 +101,7 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
     blocks: find('blocks'),
     head: find('head'),
     executors,
+    optimizer,
     async close () {
       await Promise.all(executors.map(async e => { await e.close() }))
     }

@@ -365,6 +365,11 @@ export interface Request {
   compress: boolean
   tied: Uint8Array<ArrayBuffer>
   lossScale: number
+  tiedReplica: boolean
+  tiedIds: Uint8Array<ArrayBuffer>
+  tiedAdamw?: TiedAdamW
+  tiedM: Uint8Array<ArrayBuffer>
+  tiedV: Uint8Array<ArrayBuffer>
 }
 
 export namespace Request {
@@ -449,6 +454,31 @@ export namespace Request {
           w.float(obj.lossScale)
         }
 
+        if ((obj.tiedReplica != null && obj.tiedReplica !== false)) {
+          w.uint32(120)
+          w.bool(obj.tiedReplica)
+        }
+
+        if ((obj.tiedIds != null && obj.tiedIds.byteLength > 0)) {
+          w.uint32(130)
+          w.bytes(obj.tiedIds)
+        }
+
+        if (obj.tiedAdamw != null) {
+          w.uint32(138)
+          TiedAdamW.codec().encode(obj.tiedAdamw, w)
+        }
+
+        if ((obj.tiedM != null && obj.tiedM.byteLength > 0)) {
+          w.uint32(146)
+          w.bytes(obj.tiedM)
+        }
+
+        if ((obj.tiedV != null && obj.tiedV.byteLength > 0)) {
+          w.uint32(154)
+          w.bytes(obj.tiedV)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -466,7 +496,11 @@ export namespace Request {
           gradNorm: 0,
           compress: false,
           tied: uint8ArrayAlloc(0),
-          lossScale: 0
+          lossScale: 0,
+          tiedReplica: false,
+          tiedIds: uint8ArrayAlloc(0),
+          tiedM: uint8ArrayAlloc(0),
+          tiedV: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -537,6 +571,28 @@ export namespace Request {
             }
             case 14: {
               obj.lossScale = reader.float()
+              break
+            }
+            case 15: {
+              obj.tiedReplica = reader.bool()
+              break
+            }
+            case 16: {
+              obj.tiedIds = reader.bytes()
+              break
+            }
+            case 17: {
+              obj.tiedAdamw = TiedAdamW.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.tiedAdamw
+              })
+              break
+            }
+            case 18: {
+              obj.tiedM = reader.bytes()
+              break
+            }
+            case 19: {
+              obj.tiedV = reader.bytes()
               break
             }
             default: {
@@ -667,6 +723,41 @@ export namespace Request {
               }
               break
             }
+            case 15: {
+              yield {
+                field: `${prefix}.tiedReplica`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 16: {
+              yield {
+                field: `${prefix}.tiedIds`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 17: {
+              yield * TiedAdamW.codec().stream(reader, reader.uint32(), `${prefix}.tiedAdamw`, {
+                limits: opts.limits?.tiedAdamw
+              })
+
+              break
+            }
+            case 18: {
+              yield {
+                field: `${prefix}.tiedM`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 19: {
+              yield {
+                field: `${prefix}.tiedV`,
+                value: reader.bytes()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -782,6 +873,61 @@ export namespace Request {
     value: number
   }
 
+  export interface RequestTiedReplicaFieldEvent {
+    field: '$.tiedReplica'
+    value: boolean
+  }
+
+  export interface RequestTiedIdsFieldEvent {
+    field: '$.tiedIds'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface RequestTiedAdamwLrFieldEvent {
+    field: '$.tiedAdamw.lr'
+    value: number
+  }
+
+  export interface RequestTiedAdamwBeta1FieldEvent {
+    field: '$.tiedAdamw.beta1'
+    value: number
+  }
+
+  export interface RequestTiedAdamwBeta2FieldEvent {
+    field: '$.tiedAdamw.beta2'
+    value: number
+  }
+
+  export interface RequestTiedAdamwEpsFieldEvent {
+    field: '$.tiedAdamw.eps'
+    value: number
+  }
+
+  export interface RequestTiedAdamwWeightDecayFieldEvent {
+    field: '$.tiedAdamw.weightDecay'
+    value: number
+  }
+
+  export interface RequestTiedAdamwClipScaleFieldEvent {
+    field: '$.tiedAdamw.clipScale'
+    value: number
+  }
+
+  export interface RequestTiedAdamwTFieldEvent {
+    field: '$.tiedAdamw.t'
+    value: number
+  }
+
+  export interface RequestTiedMFieldEvent {
+    field: '$.tiedM'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface RequestTiedVFieldEvent {
+    field: '$.tiedV'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<Request>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Request.codec())
   }
@@ -790,8 +936,235 @@ export namespace Request {
     return decodeMessage(buf, Request.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent> {
     return streamMessage(buf, Request.codec(), opts)
+  }
+}
+
+export interface TiedAdamW {
+  lr: number
+  beta1: number
+  beta2: number
+  eps: number
+  weightDecay: number
+  clipScale: number
+  t: number
+}
+
+export namespace TiedAdamW {
+  let _codec: Codec<TiedAdamW>
+
+  export const codec = (): Codec<TiedAdamW> => {
+    if (_codec == null) {
+      _codec = message<TiedAdamW>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.lr != null && obj.lr !== 0)) {
+          w.uint32(9)
+          w.double(obj.lr)
+        }
+
+        if ((obj.beta1 != null && obj.beta1 !== 0)) {
+          w.uint32(17)
+          w.double(obj.beta1)
+        }
+
+        if ((obj.beta2 != null && obj.beta2 !== 0)) {
+          w.uint32(25)
+          w.double(obj.beta2)
+        }
+
+        if ((obj.eps != null && obj.eps !== 0)) {
+          w.uint32(33)
+          w.double(obj.eps)
+        }
+
+        if ((obj.weightDecay != null && obj.weightDecay !== 0)) {
+          w.uint32(41)
+          w.double(obj.weightDecay)
+        }
+
+        if ((obj.clipScale != null && obj.clipScale !== 0)) {
+          w.uint32(49)
+          w.double(obj.clipScale)
+        }
+
+        if ((obj.t != null && obj.t !== 0)) {
+          w.uint32(56)
+          w.uint64Number(obj.t)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          lr: 0,
+          beta1: 0,
+          beta2: 0,
+          eps: 0,
+          weightDecay: 0,
+          clipScale: 0,
+          t: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.lr = reader.double()
+              break
+            }
+            case 2: {
+              obj.beta1 = reader.double()
+              break
+            }
+            case 3: {
+              obj.beta2 = reader.double()
+              break
+            }
+            case 4: {
+              obj.eps = reader.double()
+              break
+            }
+            case 5: {
+              obj.weightDecay = reader.double()
+              break
+            }
+            case 6: {
+              obj.clipScale = reader.double()
+              break
+            }
+            case 7: {
+              obj.t = reader.uint64Number()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.lr`,
+                value: reader.double()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.beta1`,
+                value: reader.double()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.beta2`,
+                value: reader.double()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.eps`,
+                value: reader.double()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.weightDecay`,
+                value: reader.double()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.clipScale`,
+                value: reader.double()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.t`,
+                value: reader.uint64Number()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface TiedAdamWLrFieldEvent {
+    field: '$.lr'
+    value: number
+  }
+
+  export interface TiedAdamWBeta1FieldEvent {
+    field: '$.beta1'
+    value: number
+  }
+
+  export interface TiedAdamWBeta2FieldEvent {
+    field: '$.beta2'
+    value: number
+  }
+
+  export interface TiedAdamWEpsFieldEvent {
+    field: '$.eps'
+    value: number
+  }
+
+  export interface TiedAdamWWeightDecayFieldEvent {
+    field: '$.weightDecay'
+    value: number
+  }
+
+  export interface TiedAdamWClipScaleFieldEvent {
+    field: '$.clipScale'
+    value: number
+  }
+
+  export interface TiedAdamWTFieldEvent {
+    field: '$.t'
+    value: number
+  }
+
+  export function encode (obj: Partial<TiedAdamW>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, TiedAdamW.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TiedAdamW>): TiedAdamW {
+    return decodeMessage(buf, TiedAdamW.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TiedAdamW>): Generator<TiedAdamWLrFieldEvent | TiedAdamWBeta1FieldEvent | TiedAdamWBeta2FieldEvent | TiedAdamWEpsFieldEvent | TiedAdamWWeightDecayFieldEvent | TiedAdamWClipScaleFieldEvent | TiedAdamWTFieldEvent> {
+    return streamMessage(buf, TiedAdamW.codec(), opts)
   }
 }
 
@@ -806,6 +1179,7 @@ export interface Response {
   normSq: number
   tied: Uint8Array<ArrayBuffer>
   position: number
+  replica: boolean
 }
 
 export namespace Response {
@@ -868,6 +1242,11 @@ export namespace Response {
           w.uint64Number(obj.position)
         }
 
+        if ((obj.replica != null && obj.replica !== false)) {
+          w.uint32(88)
+          w.bool(obj.replica)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -882,7 +1261,8 @@ export namespace Response {
           loss: 0,
           normSq: 0,
           tied: uint8ArrayAlloc(0),
-          position: 0
+          position: 0,
+          replica: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -929,6 +1309,10 @@ export namespace Response {
             }
             case 10: {
               obj.position = reader.uint64Number()
+              break
+            }
+            case 11: {
+              obj.replica = reader.bool()
               break
             }
             default: {
@@ -1016,6 +1400,13 @@ export namespace Response {
               }
               break
             }
+            case 11: {
+              yield {
+                field: `${prefix}.replica`,
+                value: reader.bool()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -1078,6 +1469,11 @@ export namespace Response {
     value: number
   }
 
+  export interface ResponseReplicaFieldEvent {
+    field: '$.replica'
+    value: boolean
+  }
+
   export function encode (obj: Partial<Response>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Response.codec())
   }
@@ -1086,7 +1482,7 @@ export namespace Response {
     return decodeMessage(buf, Response.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent> {
     return streamMessage(buf, Response.codec(), opts)
   }
 }

@@ -1,0 +1,316 @@
+/**
+ * Pipeline benchmarks with every node in its own OS process (issue 10's yardsticks): the Driver, the Worker
+ * and the Validator are separate `node` processes (bench/node.ts, forked), talking libp2p over TCP on
+ * 127.0.0.1; the single-process baselines run in a fourth process that holds the whole model.
+ *
+ * - decode: `small`, greedy decode tokens/s over 3 node processes vs one process, alternating rounds.
+ * - failover: `tiny`, the Worker process in use is SIGKILLed after the 5th token, ≥ 50 times: time from its
+ *   death (exit observed) to the next token.
+ * - train / train-untied: `small` tied / untied, batch 2 × 256: pipeline step vs the monolithic step.
+ * - compress: `tiny`, 200 steps with float32 and with int8 activations/gradients: bytes per step, val loss.
+ *
+ * Run: npx -y pnpm@10 exec tsc -b packages/pipeline && (cd packages/pipeline && ../../node_modules/.bin/node dist/bench/multiprocess.js [decode] [failover] [train] [train-untied] [compress])
+ * PROFILE=dir writes a V8 CPU profile of every process there (node --cpu-prof).
+ */
+import { fork } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import type { Command, NodeInit } from './node.js'
+import type { TrainBatch } from '../src/index.js'
+import type { ChildProcess } from 'node:child_process'
+
+const results: Record<string, unknown> = { date: new Date().toISOString(), loadavg: loadavg(), node: process.version, processes: true }
+const profileDir = process.env.PROFILE
+
+class Node {
+  readonly child: ChildProcess
+  private next = 1
+  private readonly pending = new Map<number, { resolve(v: any): void, reject(e: Error): void }>()
+  readonly exited: Promise<void>
+  info: { pid: number, peer?: string, addrs?: string[] } = { pid: 0 }
+  onAsk?: (msg: any) => Promise<unknown>
+
+  constructor (readonly name: string) {
+    const execArgv = profileDir != null ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : []
+    this.child = fork(fileURLToPath(new URL('./node.js', import.meta.url)), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.exited = new Promise(resolve => this.child.once('exit', () => {
+      for (const p of this.pending.values()) p.reject(new Error(`${name} exited`))
+      resolve()
+    }))
+    this.child.on('message', (msg: any) => {
+      if (msg.ask != null) {
+        void this.onAsk?.(msg).then(value => this.child.send({ answer: msg.ask, value }))
+        return
+      }
+      const p = this.pending.get(msg.id)
+      this.pending.delete(msg.id)
+      if (msg.ok === true) p?.resolve(msg.result)
+      else p?.reject(new Error(`${name}: ${String(msg.error)}`))
+    })
+  }
+
+  async call<T = any> (cmd: Command): Promise<T> {
+    const id = this.next++
+    return await new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject })
+      this.child.send({ id, cmd })
+    })
+  }
+
+  async init (init: NodeInit): Promise<this> {
+    this.info = await this.call({ op: 'init', init })
+    return this
+  }
+
+  async stop (): Promise<void> {
+    if (this.child.exitCode != null || this.child.signalCode != null) return
+    await this.call({ op: 'stop' }).catch(() => {})
+    await this.exited
+  }
+
+  kill (): void {
+    this.child.kill('SIGKILL')
+  }
+}
+
+function pct (xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))]
+}
+const median = (xs: number[]): number => pct(xs, 50)
+const f = (x: number, d = 2): string => x.toFixed(d)
+const load = (): string => loadavg().map(x => x.toFixed(2)).join(' ')
+
+function table (title: string, rows: Array<[string, string]>): void {
+  console.log(`\n### ${title}\n\n| measurement | result |\n|---|---|`)
+  for (const [k, v] of rows) console.log(`| ${k} | ${v} |`)
+}
+
+/** Driver [0, 1), Worker [1, L + 1), Validator [L + 1, L + 2), each its own process, connected */
+async function chain (init: Omit<NodeInit, 'start' | 'end'>, L: number): Promise<{ driver: Node, worker: Node, validator: Node, all: Node[] }> {
+  const [driver, worker, validator] = await Promise.all([
+    new Node('driver').init({ ...init, start: 0, end: 1 }),
+    new Node('worker').init({ ...init, start: 1, end: L + 1 }),
+    new Node('validator').init({ ...init, start: L + 1, end: L + 2 })
+  ])
+  await worker.call({ op: 'connect', hops: [], dial: [validator.info.addrs![0]] })
+  await driver.call({
+    op: 'connect',
+    hops: [{ peer: worker.info.peer!, start: 1, end: L + 1 }, { peer: validator.info.peer!, start: L + 1, end: L + 2 }],
+    dial: [worker.info.addrs![0], validator.info.addrs![0]]
+  })
+  return { driver, worker, validator, all: [driver, worker, validator] }
+}
+
+async function benchDecode (): Promise<void> {
+  const L = 12
+  const base = { preset: 'small' as const, seed: 1, training: false, threads: 2 }
+  const local = await new Node('local').init({ ...base, start: 0, end: L + 2, local: true })
+  const { driver, all } = await chain(base, L)
+  const prompt = Array.from({ length: 16 }, (_, i) => 100 + i * 7)
+  const n = 48
+  const rounds = 5
+  try {
+    await local.call({ op: 'localDecode', prompt, n: 4 }) // warm-up
+    await driver.call({ op: 'decode', prompt, n: 4 })
+    const localMs: number[] = []
+    const pipeMs: number[] = []
+    let same = true
+    for (let round = 0; round < rounds; round++) {
+      const a = await local.call<{ ids: number[], ms: number[] }>({ op: 'localDecode', prompt, n })
+      const b = await driver.call<{ ids: number[], ms: number[] }>({ op: 'decode', prompt, n })
+      same &&= a.ids.join() === b.ids.join()
+      localMs.push(...a.ms.slice(1)) // decode steps only (the first token includes the prefill)
+      pipeMs.push(...b.ms.slice(1))
+    }
+    if (process.env.TRACE != null) {
+      const ev: Array<[string, number]> = []
+      for (const n of all) ev.push(...await n.call<Array<[string, number]>>({ op: 'trace' }))
+      ev.sort((a, b) => a[1] - b[1])
+      const gaps = new Map<string, number[]>()
+      for (let i = 1; i < ev.length; i++) { const k = `${ev[i - 1][0]} -> ${ev[i][0]}`; if (!gaps.has(k)) gaps.set(k, []); gaps.get(k)!.push(ev[i][1] - ev[i - 1][1]) }
+      for (const [k, v] of gaps) if (v.length > 20) console.log(k.padEnd(40), 'n', v.length, 'p50', f(median(v)), 'mean', f(v.reduce((a, b) => a + b, 0) / v.length))
+    }
+    const tpsLocal = 1000 * localMs.length / localMs.reduce((s, x) => s + x, 0)
+    const tpsPipe = 1000 * pipeMs.length / pipeMs.reduce((s, x) => s + x, 0)
+    const r = {
+      decodeSteps: localMs.length,
+      sameTokens: same,
+      localTokensPerSecond: tpsLocal,
+      pipelineTokensPerSecond: tpsPipe,
+      slowdown: 1 - tpsPipe / tpsLocal,
+      localMs: { p50: median(localMs), p99: pct(localMs, 99) },
+      pipelineMs: { p50: median(pipeMs), p99: pct(pipeMs, 99) },
+      networkHops: 2,
+      addedPerHopMs: { p50: (median(pipeMs) - median(localMs)) / 2, p99: (pct(pipeMs, 99) - pct(localMs, 99)) / 2 },
+      loadAfter: loadavg()
+    }
+    results.decode = r
+    table(`decode \`small\` (greedy, 16-token prompt, ${rounds} × ${n - 1} decode steps, separate processes), load after: ${load()}`, [
+      ['one process (embed → 12 blocks with KV cache → head)', `${f(tpsLocal)} tokens/s (p50 ${f(r.localMs.p50)} ms, p99 ${f(r.localMs.p99)} ms per token)`],
+      ['3 processes on loopback (Driver → Worker → Validator)', `${f(tpsPipe)} tokens/s (p50 ${f(r.pipelineMs.p50)} ms, p99 ${f(r.pipelineMs.p99)} ms per token)`],
+      ['pipeline vs one process', `${f(100 * r.slowdown, 1)} % slower (goal ≤ 10 %); same tokens: ${same}`],
+      ['added latency per hop (2 network hops)', `p50 ${f(r.addedPerHopMs.p50)} ms, p99 ${f(r.addedPerHopMs.p99)} ms`]
+    ])
+  } finally {
+    await Promise.all([local, ...all].map(async n => { await n.stop() }))
+  }
+}
+
+async function benchFailover (kills: number): Promise<void> {
+  const L = 2
+  const base = { preset: 'tiny' as const, seed: 1, training: false, threads: 1 }
+  const [driver, validator] = await Promise.all([new Node('driver').init({ ...base, start: 0, end: 1 }), new Node('validator').init({ ...base, start: L + 1, end: L + 2 })])
+  const workers: Node[] = []
+  const connect = async (): Promise<void> => {
+    const live = workers.filter(w => w.child.exitCode == null && w.child.signalCode == null)
+    await driver.call({
+      op: 'connect',
+      hops: [...live.map(w => ({ peer: w.info.peer!, start: 1, end: L + 1 })), { peer: validator.info.peer!, start: L + 1, end: L + 2 }],
+      dial: [validator.info.addrs![0], ...live.map(w => w.info.addrs![0])]
+    })
+  }
+  const addWorker = async (): Promise<void> => {
+    const w = await new Node(`worker${workers.length}`).init({ ...base, start: 1, end: L + 1 })
+    await w.call({ op: 'connect', hops: [], dial: [validator.info.addrs![0]] })
+    workers.push(w)
+  }
+  await Promise.all([addWorker(), addWorker()])
+  await connect()
+  const prompt = [...new TextEncoder().encode('failover bench ')]
+  const want = (await driver.call<{ ids: number[] }>({ op: 'decode', prompt, n: 12 })).ids
+  const failoverMs: number[] = []
+  const tokenMs: number[] = []
+  let identical = 0
+  let observed = 0
+  try {
+    for (let k = 0; k < kills; k++) {
+      // the first live Worker in the candidate list is the one in use
+      const victim = workers.find(w => w.child.exitCode == null && w.child.signalCode == null)!
+      driver.onAsk = async () => {
+        victim.kill()
+        await victim.exited
+        return null
+      }
+      const got = await driver.call<{ ids: number[], ms: number[], failovers: number }>({ op: 'generate', prompt, n: 12, killAfter: 5 })
+      if (got.ids.join() === want.join()) identical++
+      observed += got.failovers > 0 ? 1 : 0
+      failoverMs.push(got.ms[5])
+      tokenMs.push(...got.ms.slice(1, 5), ...got.ms.slice(6))
+      await addWorker() // the next standby (not timed)
+      await connect()
+    }
+    const r = {
+      kills,
+      identicalOutputs: identical,
+      failoversObserved: observed,
+      failoverMs: { p50: median(failoverMs), p99: pct(failoverMs, 99), max: Math.max(...failoverMs) },
+      normalTokenMs: { p50: median(tokenMs), p99: pct(tokenMs, 99) },
+      loadAfter: loadavg()
+    }
+    results.failover = r
+    table(`failover \`tiny\` (${kills} SIGKILLs of the Worker process in use after the 5th token, separate processes), load after: ${load()}`, [
+      ['time from the Worker\'s death to the next token', `p50 ${f(r.failoverMs.p50)} ms, p99 ${f(r.failoverMs.p99)} ms, max ${f(r.failoverMs.max)} ms (goal p99 ≤ 200 ms)`],
+      ['normal token latency, same runs', `p50 ${f(r.normalTokenMs.p50)} ms, p99 ${f(r.normalTokenMs.p99)} ms`],
+      ['generations identical to the undisturbed one / failovers seen', `${identical} / ${kills}, ${observed} / ${kills}`]
+    ])
+  } finally {
+    await Promise.all([driver, validator, ...workers].map(async n => { await n.stop() }))
+  }
+}
+
+function randomBatches (vocab: number, n: number, rows: number, seq: number, seed: number): TrainBatch[] {
+  let s = seed
+  const next = (): bigint => { s = (s * 1103515245 + 12345) % 2147483648; return BigInt(s % vocab) }
+  return Array.from({ length: n }, () => ({ inputIds: BigInt64Array.from({ length: rows * seq }, next), targets: BigInt64Array.from({ length: rows * seq }, next), batch: rows, seq }))
+}
+
+async function benchTrain (tied: boolean, steps = 4): Promise<void> {
+  const L = 12
+  const base = { preset: 'small' as const, tied, seed: 1, training: true, lr: [3e-4, 10, 1000] as [number, number, number] }
+  const data = randomBatches(32000, steps + 1, 2, 256, 5)
+  const local = await new Node('mono').init({ ...base, start: 0, end: L + 2, local: true, monolithic: true, training: false })
+  const { driver, all } = await chain(base, L)
+  try {
+    await local.call({ op: 'monoTrain', batches: [data[0]] }) // warm-up
+    await driver.call({ op: 'train', batches: [data[0]] })
+    const m: number[] = []
+    const p: number[] = []
+    for (let i = 1; i <= steps; i++) {
+      m.push(...(await local.call<{ ms: number[] }>({ op: 'monoTrain', batches: [data[i]] })).ms)
+      p.push(...(await driver.call<{ ms: number[] }>({ op: 'train', batches: [data[i]] })).ms)
+    }
+    const r = { monolithicMs: m, pipelineMs: p, ratio: median(p) / median(m), loadAfter: loadavg() }
+    results[tied ? 'trainTied' : 'trainUntied'] = r
+    table(`training step \`small\` (${tied ? 'tied' : 'untied'}), batch 2 × 256, ${steps} steps each, alternating, separate processes, load after: ${load()}`, [
+      ['monolithic step (one executor, model backward graph)', `${f(median(m), 0)} ms (median; ${m.map(x => f(x, 0)).join(', ')})`],
+      [`pipeline step, 3 processes${tied ? ' (tied embedding exchange included)' : ''}`, `${f(median(p), 0)} ms (median; ${p.map(x => f(x, 0)).join(', ')})`],
+      ['pipeline / monolithic', `${f(r.ratio)}× (goal ≤ 1.5×)`]
+    ])
+  } finally {
+    await Promise.all([local, ...all].map(async n => { await n.stop() }))
+  }
+}
+
+/** Byte-level windows of the repository's own documentation, a deterministic English-ish corpus */
+function corpus (): Uint8Array {
+  const files = ['../../specs/pipeline/README.md', '../../specs/layer-pool/README.md', '../runtime/README.md', '../../specs/model/README.md']
+  return new Uint8Array(Buffer.concat(files.map(p => readFileSync(new URL(p, new URL('../../', import.meta.url))))))
+}
+
+function windows (text: Uint8Array, n: number, rows: number, seq: number, seed: number, lo: number, hi: number): TrainBatch[] {
+  let s = seed
+  const next = (): number => { s = (s * 1103515245 + 12345) % 2147483648; return lo + (s % (hi - lo - seq - 1)) }
+  return Array.from({ length: n }, () => {
+    const ids = new BigInt64Array(rows * seq)
+    const targets = new BigInt64Array(rows * seq)
+    for (let r = 0; r < rows; r++) {
+      const at = next()
+      for (let t = 0; t < seq; t++) { ids[r * seq + t] = BigInt(text[at + t]); targets[r * seq + t] = BigInt(text[at + t + 1]) }
+    }
+    return { inputIds: ids, targets, batch: rows, seq }
+  })
+}
+
+async function benchCompress (): Promise<void> {
+  const L = 2
+  const steps = 200
+  const text = corpus()
+  const split = Math.floor(text.length * 0.9)
+  const train = windows(text, steps, 8, 64, 3, 0, split)
+  const val = windows(text, 16, 8, 64, 4, split, text.length)
+  const out: Record<string, { bytesPerStep: number, valLoss: number, trainLoss: number }> = {}
+  for (const compress of [false, true]) {
+    const { driver, all } = await chain({ preset: 'tiny', seed: 9, training: true, threads: 1, compress, lr: [3e-3, 20, steps] }, L)
+    const losses = (await driver.call<{ losses: number[] }>({ op: 'train', batches: train })).losses
+    let bytes = 0
+    for (const n of all) { const t = await n.call<{ sent: number, received: number }>({ op: 'traffic' }); bytes += t.sent + t.received }
+    const trained = new Map<string, Float32Array>()
+    for (const n of all) for (const [k, v] of await n.call<Map<string, Float32Array>>({ op: 'parameters' })) trained.set(k, v)
+    const valLoss = await driver.call<number>({ op: 'evaluate', parameters: trained, batches: val })
+    out[compress ? 'int8' : 'float32'] = { bytesPerStep: bytes / steps, valLoss, trainLoss: losses[losses.length - 1] }
+    await Promise.all(all.map(async n => { await n.stop() }))
+  }
+  const gap = (out.int8.valLoss - out.float32.valLoss) / out.float32.valLoss
+  results.compress = { steps, batch: '8 × 64', ...out, reduction: out.float32.bytesPerStep / out.int8.bytesPerStep, valLossGap: gap, loadAfter: loadavg() }
+  table(`activation compression, \`tiny\`, ${steps} steps of 8 × 64 bytes of this repo's docs, 3 processes, load after: ${load()}`, [
+    ['float32 activations/gradients', `${f(out.float32.bytesPerStep / 1024, 1)} KiB per step; val loss ${f(out.float32.valLoss, 4)}`],
+    ['int8 on the wire (compress: true)', `${f(out.int8.bytesPerStep / 1024, 1)} KiB per step; val loss ${f(out.int8.valLoss, 4)}`],
+    ['bytes reduction / val-loss gap', `${f(out.float32.bytesPerStep / out.int8.bytesPerStep)}× fewer bytes / ${f(100 * gap, 2)} % (goal ≥ 4× at ≤ 1 %)`]
+  ])
+}
+
+const which = process.argv.slice(2)
+const all = which.length === 0
+if (profileDir != null) mkdirSync(profileDir, { recursive: true })
+console.log(`pipeline bench (separate processes) ${results.date as string}, node ${process.version}, load average ${load()}`)
+if (all || which.includes('decode')) await benchDecode()
+if (all || which.includes('failover')) await benchFailover(Number(process.env.KILLS ?? 60))
+if (all || which.includes('train')) await benchTrain(true)
+if (all || which.includes('train') || which.includes('train-untied')) await benchTrain(false)
+if (all || which.includes('compress')) await benchCompress()
+mkdirSync(new URL('../../bench-results/', import.meta.url), { recursive: true })
+const file = new URL(`../../bench-results/pipeline-processes-${(results.date as string).replace(/[:.]/g, '-')}.json`, import.meta.url)
+writeFileSync(file, JSON.stringify(results, null, 2))
+console.log(`\nresults: ${file.pathname}`)

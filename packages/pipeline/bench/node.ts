@@ -1,0 +1,238 @@
+/**
+ * One node of the multi-process pipeline benchmark (bench/multiprocess.ts forks one per role): a libp2p host
+ * on 127.0.0.1 with the pipeline service and one stage, or (`local`) the whole model in this one process for
+ * the single-process baselines. Commands arrive over the fork IPC channel; every reply echoes the command id.
+ */
+import { loadavg } from 'node:os'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createNeuroShardHost } from '@neuroshard/host'
+import { buildModelGraph, initParameter, modelParameters, preset, shardParameters } from '@neuroshard/model'
+import { createShardExecutor, float32, int64, warmupCosine } from '@neuroshard/runtime'
+import { createPipelineStage, pipeline, spanRoles, staticRouter } from '../src/index.js'
+import type { Pipeline, PipelineStage, RouteHop, TrainBatch } from '../src/index.js'
+import type { NeuroShardHost } from '@neuroshard/host'
+import type { ModelConfig, PresetName } from '@neuroshard/model'
+import type { AdamWOptions, ShardExecutor } from '@neuroshard/runtime'
+
+export interface NodeInit {
+  preset: PresetName
+  tied?: boolean
+  seed: number
+  /** Slot span; `local` holds the whole model */
+  start: number
+  end: number
+  local?: boolean
+  training: boolean
+  threads?: number
+  compress?: boolean
+  /** AdamW schedule: peak lr, warmup, total */
+  lr?: [number, number, number]
+  /** Also build the monolithic model executor (local, training baseline) */
+  monolithic?: boolean
+}
+
+export type Command =
+  | { op: 'init', init: NodeInit }
+  | { op: 'connect', hops: Array<{ peer: string, start: number, end: number }>, dial: string[] }
+  | { op: 'decode', prompt: number[], n: number }
+  | { op: 'localDecode', prompt: number[], n: number }
+  | { op: 'train', batches: TrainBatch[], compress?: boolean }
+  | { op: 'monoTrain', batches: TrainBatch[] }
+  | { op: 'traffic' }
+  | { op: 'parameters' }
+  | { op: 'evaluate', parameters: Map<string, Float32Array>, batches: TrainBatch[] }
+  | { op: 'generate', prompt: number[], n: number, killAfter?: number }
+  | { op: 'stop' }
+  | { op: 'trace' }
+
+type Host = NeuroShardHost & { services: { pipeline: Pipeline } }
+
+let config: ModelConfig
+let init: NodeInit
+let stage: PipelineStage | undefined
+let host: Host | undefined
+let mono: ShardExecutor | undefined
+let router: ReturnType<typeof staticRouter> | undefined
+const candidates: RouteHop[] = []
+
+function weights (names: Set<string> | undefined): Map<string, Float32Array> {
+  return new Map(modelParameters(config).filter(p => names == null || names.has(p.name)).map(p => [p.name, initParameter(config, p, init.seed)]))
+}
+
+function optimizer (): AdamWOptions | undefined {
+  if (init.lr == null) return undefined
+  return { schedule: warmupCosine({ peakLr: init.lr[0], warmupSteps: init.lr[1], totalSteps: init.lr[2] }) }
+}
+
+async function start (i: NodeInit): Promise<unknown> {
+  init = i
+  config = { ...preset(i.preset), ...(i.tied != null ? { tieEmbeddings: i.tied } : {}) }
+  const L = config.nLayers
+  const names = i.local === true ? undefined : new Set(spanRoles(config, i.start, i.end).flatMap(r => shardParameters(config, r).map(p => p.name)))
+  const params = weights(names)
+  if (i.monolithic === true) {
+    mono = await createShardExecutor({
+      config, role: { kind: 'blocks', start: 0, end: L }, parameterSpecs: modelParameters(config), parameters: params, optimizer: optimizer(),
+      intraOpNumThreads: i.threads, graphs: { backward: buildModelGraph(config, 'backward').bytes }
+    })
+  }
+  if (i.monolithic !== true) stage = await createPipelineStage({ config, start: i.start, end: i.end, parameters: params, training: i.training, optimizer: optimizer(), intraOpNumThreads: i.threads })
+  if (i.local === true) return { pid: process.pid }
+  router = staticRouter(candidates)
+  ;(globalThis as any).__nsTrace = []
+  host = await createNeuroShardHost<any>({
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    transports: { quic: false, webrtcDirect: false, circuitRelay: false },
+    services: { pipeline: pipeline({ stages: [stage!], router, compress: i.compress === true }) }
+  }) as Host
+  return { pid: process.pid, peer: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) }
+}
+
+async function localDecode (prompt: number[], n: number): Promise<{ ids: number[], ms: number[] }> {
+  const s = stage!
+  const V = config.vocabSize
+  const d = config.dModel
+  const kv = await s.blocks!.openInference()
+  const head = await s.head!.openInference()
+  const ids: number[] = []
+  const ms: number[] = []
+  let chunk = prompt
+  try {
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now()
+      const h0 = (await s.embed!.forward({ input_ids: int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]) })).hidden
+      const h = (await kv.run({ hidden_in: h0 })).hidden_out
+      const len = chunk.length
+      const last = float32((h.data as Float32Array).slice((len - 1) * d, len * d), [1, 1, d])
+      const logits = (await head.run({ hidden: last })).logits.data as Float32Array
+      let best = 0
+      for (let k = 1; k < V; k++) if (logits[k] > logits[best]) best = k
+      ids.push(best)
+      ms.push(performance.now() - t0)
+      chunk = [best]
+    }
+  } finally {
+    await kv.close()
+    await head.close()
+  }
+  return { ids, ms }
+}
+
+async function decode (prompt: number[], n: number, killAfter?: number): Promise<{ ids: number[], ms: number[], failovers: number }> {
+  const ids: number[] = []
+  const ms: number[] = []
+  let failovers = 0
+  const onFailover = (): void => { failovers++ }
+  host!.services.pipeline.addEventListener('pipeline:failover', onFailover)
+  try {
+    let t0 = performance.now()
+    for await (const t of host!.services.pipeline.generate(prompt, { maxNewTokens: n })) {
+      const t1 = performance.now()
+      ids.push(t.id)
+      ms.push(t1 - t0)
+      if (killAfter != null && ids.length === killAfter) {
+        // ask the parent to kill the Worker in use, and time from its death (the parent's reply) to the next token
+        await request({ op: 'kill' })
+      }
+      t0 = performance.now()
+    }
+  } finally {
+    host!.services.pipeline.removeEventListener('pipeline:failover', onFailover)
+  }
+  return { ids, ms, failovers }
+}
+
+/** Ask the parent something and wait for its answer (used by the failover benchmark to kill a Worker) */
+let nextAsk = 1
+const asks = new Map<number, (v: unknown) => void>()
+async function request (msg: Record<string, unknown>): Promise<unknown> {
+  const id = nextAsk++
+  const p = new Promise(resolve => asks.set(id, resolve))
+  process.send!({ ask: id, ...msg })
+  return await p
+}
+
+async function train (batches: TrainBatch[], compress?: boolean): Promise<{ ms: number[], losses: number[] }> {
+  const ms: number[] = []
+  const losses: number[] = []
+  for (const b of batches) {
+    const t0 = performance.now()
+    const r = await host!.services.pipeline.trainStep(b, { compress })
+    ms.push(performance.now() - t0)
+    losses.push(r.loss)
+  }
+  return { ms, losses }
+}
+
+async function monoTrain (batches: TrainBatch[]): Promise<{ ms: number[], losses: number[] }> {
+  const ms: number[] = []
+  const losses: number[] = []
+  for (const b of batches) {
+    const t0 = performance.now()
+    const out = await mono!.backward({ input_ids: int64(b.inputIds, [b.batch, b.seq]), targets: int64(b.targets, [b.batch, b.seq]) })
+    await mono!.step()
+    ms.push(performance.now() - t0)
+    losses.push((out.loss?.data as Float32Array | undefined)?.[0] ?? NaN)
+  }
+  return { ms, losses }
+}
+
+async function evaluate (parameters: Map<string, Float32Array>, batches: TrainBatch[]): Promise<number> {
+  const L = config.nLayers
+  const evaluator = await createShardExecutor({ config, role: { kind: 'blocks', start: 0, end: L }, parameterSpecs: modelParameters(config), parameters, graphs: { forward: buildModelGraph(config, 'forward').bytes } })
+  try {
+    let loss = 0
+    for (const b of batches) loss += ((await evaluator.forward({ input_ids: int64(b.inputIds, [b.batch, b.seq]), targets: int64(b.targets, [b.batch, b.seq]) })).loss.data as Float32Array)[0]
+    return loss / batches.length
+  } finally {
+    await evaluator.close()
+  }
+}
+
+async function handle (cmd: Command): Promise<unknown> {
+  switch (cmd.op) {
+    case 'init': return await start(cmd.init)
+    case 'connect':
+      candidates.splice(0, candidates.length, ...cmd.hops.map(h => ({ peer: peerIdFromString(h.peer), start: h.start, end: h.end })))
+      router?.reset()
+      for (const a of cmd.dial) await host!.dial(multiaddr(a))
+      return null
+    case 'decode': { (globalThis as any).__nsTrace = []; const r = await decode(cmd.prompt, cmd.n); return r }
+    case 'trace': { const t = (globalThis as any).__nsTrace ?? []; (globalThis as any).__nsTrace = []; return t }
+    case 'generate': return await decode(cmd.prompt, cmd.n, cmd.killAfter)
+    case 'localDecode': return await localDecode(cmd.prompt, cmd.n)
+    case 'train': return await train(cmd.batches, cmd.compress)
+    case 'monoTrain': return await monoTrain(cmd.batches)
+    case 'traffic': return host!.services.pipeline.trafficStats()
+    case 'parameters': {
+      const out = new Map<string, Float32Array>()
+      for (const e of stage!.executors) for (const [k, v] of await e.getParameters()) out.set(k, v)
+      return out
+    }
+    case 'evaluate': return await evaluate(cmd.parameters, cmd.batches)
+    case 'stop':
+      await host?.stop()
+      await stage?.close()
+      await mono?.close()
+      return { loadavg: loadavg() }
+  }
+}
+
+process.on('message', (msg: { id?: number, answer?: number, value?: unknown, cmd?: Command }) => {
+  if (msg.answer != null) {
+    asks.get(msg.answer)?.(msg.value)
+    asks.delete(msg.answer)
+    return
+  }
+  const id = msg.id!
+  handle(msg.cmd!).then(
+    result => { process.send!({ id, ok: true, result }) },
+    (err: any) => { process.send!({ id, ok: false, error: `${String(err?.name)}: ${String(err?.message)}\n${String(err?.stack)}` }) }
+  ).finally(() => {
+    if (msg.cmd!.op === 'stop') {
+      process.disconnect()
+      setTimeout(() => process.exit(0), 200).unref()
+    }
+  })
+})
