@@ -196,7 +196,7 @@ async function openApi (o: NetworkOptions, node: NetworkNode, emit: (obj: Record
     ...(o.apiToken != null ? { token: o.apiToken } : {})
   })
   emit({ event: 'api', url: server.url })
-  say(`dashboard and API: ${server.url} (OpenAI-compatible: ${server.url}v1/chat/completions)`)
+  say(`dashboard and API: ${server.url} (OpenAI-compatible: ${server.url}/v1/chat/completions)`)
   return server
 }
 
