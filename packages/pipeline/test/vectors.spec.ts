@@ -29,7 +29,9 @@ function request (f: any): PipelineRequest {
     kind: Kind[f.kind as keyof typeof Kind], session: hex(f.session ?? ''), position: f.position ?? 0, hop: f.hop ?? 0,
     route: (f.route ?? []).map((h: any) => ({ peer: hex(h.peer), start: h.start, end: h.end })),
     hidden: hex(f.hidden ?? ''), sampling: f.sampling, microBatch: f.microBatch ?? 0, targets: new Uint8Array(0), step: f.step ?? 0,
-    gradNorm: f.gradNorm ?? 0, compress: f.compress ?? false, tied: new Uint8Array(0), lossScale: f.lossScale ?? 0
+    gradNorm: f.gradNorm ?? 0, compress: f.compress ?? false, tied: hex(f.tied ?? ''), lossScale: f.lossScale ?? 0,
+    tiedReplica: f.tiedReplica ?? false, tiedIds: hex(f.tiedIds ?? ''), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0),
+    ...(f.tiedAdamw != null ? { tiedAdamw: f.tiedAdamw } : {})
   } as any
 }
 
@@ -44,13 +46,19 @@ describe('message vectors', () => {
       expect(back.route.map(h => [Buffer.from(h.peer).toString('hex'), h.start, h.end])).toEqual(v.fields.route.map((h: any) => [h.peer, h.start, h.end]))
       expect(back.step).toBe(req.step)
       expect(back.lossScale).toBe(req.lossScale)
+      expect(back.tiedReplica).toBe(req.tiedReplica)
+      expect(Buffer.from(back.tiedIds).toString('hex')).toBe(v.fields.tiedIds ?? '')
+      expect(back.tiedAdamw).toEqual(v.fields.tiedAdamw)
     }
   })
 
   it('responses', () => {
     for (const v of messages.responses) {
       const res = PipelineResponse.decode(hex(v.bytes))
-      for (const [k, want] of Object.entries(v.fields)) expect((res as any)[k], `${v.name}.${k}`).toBe(want)
+      for (const [k, want] of Object.entries(v.fields)) {
+        const got = (res as any)[k]
+        expect(got instanceof Uint8Array ? Buffer.from(got).toString('hex') : got, `${v.name}.${k}`).toBe(want)
+      }
       expect(Buffer.from(PipelineResponse.encode(res)).toString('hex')).toBe(v.bytes)
     }
   })
