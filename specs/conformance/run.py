@@ -142,7 +142,96 @@ def ledger_checks(call):
             yield '§7.2 state hash', f'{f} {oname}: state hash', r.get('stateHash') == exp['stateHash'], r.get('stateHash')
 
 
-SUITES = {'ponw-ledger': ledger_checks}
+def files(spec, prefix=''):
+    d = os.path.join(SPECS, spec, 'vectors')
+    return sorted(f for f in os.listdir(d) if f.endswith('.json') and f.startswith(prefix))
+
+
+def framing_checks(call):
+    # specs/README.md "Framing": a receiver reads `count` messages (the vector's, plus one when it names an error)
+    for f in files('framing'):
+        v = vec('framing', f)
+        count = len(v.get('messages', [])) + (1 if v.get('error') else 0)
+        r = call('framing.read', stream=v['stream'], eof=v['eof'], maxMessageSize=v['maxMessageSize'], count=count)
+        ok = r.get('messages') == v.get('messages', []) and r.get('error') == v.get('error')
+        yield 'framing rules 1-8 (order of checks)', f, ok, r
+
+
+def host_checks(call):
+    for f in files('host', 'swarm-key-'):
+        v = vec('host', f)
+        r = call('host.swarmKey', input=v['input'])
+        if 'error' in v:
+            yield 'host private swarms (swarm key)', f, *expect_error(r, v['error'])
+        else:
+            yield 'host private swarms (swarm key)', f, r.get('canonical') == v['canonical'], r
+
+
+def same_numbers(a, b):
+    """element-wise equal, NaN equal to NaN, -0 distinct from 0 (numbers or "NaN"/"Infinity"/"-Infinity"/"-0")"""
+    import math
+
+    def num(x):
+        return {'NaN': math.nan, 'Infinity': math.inf, '-Infinity': -math.inf, '-0': -0.0}.get(x, x) if isinstance(x, str) else float(x)
+    if a is None or b is None or len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        x, y = num(x), num(y)
+        if not ((math.isnan(x) and math.isnan(y)) or (x == y and math.copysign(1, x) == math.copysign(1, y))):
+            return False
+    return True
+
+
+def tensor_checks(call):
+    for f in files('tensor-frame'):
+        if f.startswith('convert-'):
+            continue
+        v = vec('tensor-frame', f)
+        args = {'frame': v['frame']}
+        if 'maxBytes' in v:
+            args['maxBytes'] = int(v['maxBytes'])
+        r = call('tensor.decode', **args)
+        if 'error' in v:
+            yield 'tensor-frame rejections', f, *expect_error(r, v['error'])
+            continue
+        ok = (r.get('dtype'), r.get('shape'), r.get('name'), r.get('hash')) == (v['dtype'], v['shape'], v.get('name'), v['hash'])
+        if v['dtype'] in ('float16', 'bfloat16'):
+            ok = ok and r.get('bits') == v['bits']
+        elif v['dtype'] == 'int64':
+            ok = ok and [str(x) for x in r.get('values', [])] == [str(x) for x in v['values']]
+        else:
+            ok = ok and same_numbers(r.get('values'), v.get('values', []))
+        if v['dtype'] == 'int8':
+            ok = ok and r.get('blockSize') == v['blockSize'] and same_numbers(r.get('scales'), v['scales'])
+        yield 'tensor-frame decoding and content hash', f, ok, r
+
+
+def tokenizer_checks(call):
+    with open(os.path.join(SPECS, 'tokenizer', 'vectors', 'tokenizer.json'), encoding='utf-8') as fh:
+        tj = fh.read()
+    for f in files('tokenizer', 'pretokenize-'):
+        v = vec('tokenizer', f)
+        r = call('tokenizer.pretokenize', text=v['text'])
+        yield 'tokenizer pre-tokenization', f, r.get('pieces') == v['pieces'], r
+    for f in files('tokenizer', 'encode-'):
+        v = vec('tokenizer', f)
+        r = call('tokenizer.encode', tokenizerJson=tj, text=v['text'], allowSpecial=v.get('allowSpecial', False), addBos=v.get('addBos', False), addEos=v.get('addEos', False))
+        yield 'tokenizer encoding (merges, special tokens)', f, r.get('ids') == v['ids'], r
+    for f in files('tokenizer', 'decode-'):
+        v = vec('tokenizer', f)
+        r = call('tokenizer.decode', tokenizerJson=tj, ids=v['ids'], skipSpecialTokens=v.get('skipSpecialTokens', False))
+        if 'error' in v:
+            yield 'tokenizer decoding', f, *expect_error(r, v['error'])
+        else:
+            yield 'tokenizer decoding', f, (r.get('bytesHex'), r.get('text')) == (v['bytesHex'], v['text']), r
+    for f in files('tokenizer', 'invalid-'):
+        v = vec('tokenizer', f)
+        r = call('tokenizer.load', tokenizerJson=json.dumps(v['tokenizerJson']))
+        yield 'tokenizer.json subset (refusals)', f, *expect_error(r, v['error'])
+
+
+SUITES = {'ponw-ledger': ledger_checks, 'framing': framing_checks, 'host': host_checks, 'tensor-frame': tensor_checks,
+          'tokenizer': tokenizer_checks}
 
 
 def main(argv):

@@ -129,7 +129,38 @@ def handle(req):
         return {'stateHash': digest('neuroshard/ledger/v1/state', canon.encode('utf-8')).hex(), 'canonical': canon,
                 'accounts': {a: json.loads(L.canonical_json(st.get(a))) for a in req.get('addresses', [])},
                 'totals': {k: str(v) for k, v in st.totals.items()}}
+    if op == 'framing.read':
+        return framing_read(unhex(req['stream']), req['eof'], req['maxMessageSize'], req['count'])
     return None
+
+
+def framing_read(stream, eof, cap, count):
+    """specs/README.md "Framing", receiver rules 3-7 in their normative order, over a stream that holds `stream`
+    and then ends (eof) or stays open and silent (the message timeout passes)"""
+    ended = 'StreamClosedError' if eof else 'TimeoutError'
+    cap_len = len(pb.varint(cap))
+    pos, out = 0, []
+    for _ in range(count):
+        prefix = []
+        while True:
+            if pos >= len(stream):
+                return {'messages': out, 'error': ended}
+            prefix.append(stream[pos])
+            pos += 1
+            if not prefix[-1] & 0x80:
+                break
+            if len(prefix) >= cap_len:   # rule 3, checked after every prefix byte
+                return {'messages': out, 'error': 'MessageTooLargeError'}
+        if len(prefix) > 1 and prefix[-1] == 0:   # rule 4
+            return {'messages': out, 'error': 'MalformedMessageError'}
+        n = sum((b & 0x7F) << (7 * i) for i, b in enumerate(prefix))
+        if n > cap:   # rule 3
+            return {'messages': out, 'error': 'MessageTooLargeError'}
+        if pos + n > len(stream):   # rule 5 (or 7 while the stream stays open)
+            return {'messages': out, 'error': ended}
+        out.append(stream[pos:pos + n].hex())
+        pos += n
+    return {'messages': out, 'error': None}
 
 
 for line in sys.stdin:

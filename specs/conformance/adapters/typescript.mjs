@@ -3,6 +3,9 @@
 import { createInterface } from 'node:readline'
 import * as L from '../../../packages/ponw-ledger/dist/src/index.js'
 import { Tx } from '../../../packages/ponw-ledger/dist/src/pb/ledger.js'
+import { parseSwarmKey } from '../../../packages/host/dist/src/index.js'
+import { decodeTensorFrame, tensorHashHex } from '../../../packages/tensor/dist/src/index.js'
+import { BpeTokenizer, pretokenize } from '../../../packages/tokenizer/dist/src/index.js'
 
 const chains = new Map()
 function chainOf (g) {
@@ -29,6 +32,14 @@ function toPb (d) {
   }
   return out
 }
+
+const tokenizers = new Map()
+function tokenizerOf (json) {
+  if (!tokenizers.has(json)) tokenizers.set(json, BpeTokenizer.fromTokenizerJson(json))
+  return tokenizers.get(json)
+}
+// a float as the vectors write it: a JSON number, or "NaN", "Infinity", "-Infinity", "-0"
+const floatOut = (x) => Number.isNaN(x) ? 'NaN' : x === Infinity ? 'Infinity' : x === -Infinity ? '-Infinity' : Object.is(x, -0) ? '-0' : x
 
 function handle (r) {
   switch (r.op) {
@@ -74,6 +85,25 @@ function handle (r) {
         totals: json(s.totals)
       }
     }
+    case 'host.swarmKey': return { canonical: new TextDecoder().decode(parseSwarmKey(r.input)) }
+    case 'tensor.decode': {
+      const frame = unhex(r.frame)
+      const t = decodeTensorFrame(frame, r.maxBytes != null ? { maxBytes: r.maxBytes } : {})
+      const out = { dtype: t.dtype, shape: t.shape, name: t.name, hash: tensorHashHex(frame) }
+      if (t.dtype === 'float16' || t.dtype === 'bfloat16') out.bits = Array.from(t.data)
+      else if (t.dtype === 'int64') out.values = Array.from(t.data, String)
+      else out.values = Array.from(t.data, floatOut)
+      if (t.dtype === 'int8') { out.blockSize = t.blockSize; out.scales = Array.from(t.scales, floatOut) }
+      return out
+    }
+    case 'tokenizer.pretokenize': return { pieces: pretokenize(r.text) }
+    case 'tokenizer.encode': return { ids: tokenizerOf(r.tokenizerJson).encode(r.text, { allowSpecial: r.allowSpecial, addBos: r.addBos, addEos: r.addEos }) }
+    case 'tokenizer.decode': {
+      const tok = tokenizerOf(r.tokenizerJson)
+      const opts = { skipSpecialTokens: r.skipSpecialTokens }
+      return { bytesHex: hex(tok.decodeBytes(r.ids, opts)), text: tok.decode(r.ids, opts) }
+    }
+    case 'tokenizer.load': tokenizerOf(r.tokenizerJson); return { ok: true }
     default: return undefined
   }
 }

@@ -170,5 +170,25 @@ class StateMachine(unittest.TestCase):
         self.assertEqual(json.loads(s.canonical())['outcomes'], [])
 
 
+class Readme(unittest.TestCase):
+    def test_example_runs_and_matches_the_vectors(self):
+        import contextlib
+        import io
+        import re
+        with open(os.path.join(HERE, 'README.md'), encoding='utf-8') as f:
+            code = re.search(r'```python\n(.*?)```', f.read(), re.S).group(1)
+        out = io.StringIO()
+        cwd = os.getcwd()
+        os.chdir(os.path.join(HERE, '..', '..', '..'))
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(code, {})
+        finally:
+            os.chdir(cwd)
+        with open(os.path.join(HERE, '..', 'vectors', 'preimage.json'), encoding='utf-8') as f:
+            digest = json.load(f)['digest']
+        self.assertEqual(out.getvalue().split()[:2], [digest, str(101500000000000000000)])
+
+
 if __name__ == '__main__':
     unittest.main()
