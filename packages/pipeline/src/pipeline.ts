@@ -300,6 +300,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly subStageThreads?: number
   private readonly tiedReplica: boolean
   private readonly replicas = new Map<PipelineStage, TiedReplica>()
+  /** Parts of a replica being seeded by SET_TIED messages of one step */
+  private readonly seeds = new Map<PipelineStage, { step: number, p?: Float32Array, m?: Float32Array, v?: Float32Array }>()
 
   constructor (components: PipelineComponents, init: PipelineInit = {}) {
     super()
@@ -387,6 +389,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     await this.sessions.closeAll()
     this.train.clear()
     this.replicas.clear()
+    this.seeds.clear()
     const derived = [...this.derived.values()]
     this.derived.clear()
     await Promise.all(derived.map(async d => { await (await d.stage.catch(() => undefined))?.close() }))
@@ -408,6 +411,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (i >= 0) this.own.splice(i, 1)
     this.train.delete(stage)
     this.replicas.delete(stage)
+    this.seeds.delete(stage)
   }
 
   setRouter (router: PipelineRouter): void {
@@ -823,16 +827,30 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const c = stage.config
     if (stage.head.stepCount !== req.step + 1) throw new PipelineRequestError(`SET_TIED for step ${req.step}; this span is at step ${stage.head.stepCount}`)
     const n = c.vocabSize * c.dModel
-    const w = decodeNamed(req.tied, 'embed.weight', n, this.maxMessageSize)
-    const seed = this.tiedReplica && req.tiedM.length > 0 && req.tiedV.length > 0
-    const m = seed ? decodeNamed(req.tiedM, 'embed.weight', n, this.maxMessageSize) : undefined
-    const v = seed ? decodeNamed(req.tiedV, 'embed.weight', n, this.maxMessageSize) : undefined
+    // the matrix and its two moments may come in separate SET_TIED messages (each is vocab × d floats)
+    const w = req.tied.length > 0 ? decodeNamed(req.tied, 'embed.weight', n, this.maxMessageSize) : undefined
+    const m = req.tiedM.length > 0 ? decodeNamed(req.tiedM, 'embed.weight', n, this.maxMessageSize) : undefined
+    const v = req.tiedV.length > 0 ? decodeNamed(req.tiedV, 'embed.weight', n, this.maxMessageSize) : undefined
+    if (w == null && m == null && v == null) throw new PipelineRequestError('SET_TIED without a tensor')
     if (v != null) for (let i = 0; i < n; i++) if (v[i] < 0) throw new InvalidActivationError(`tied_v: negative second moment at ${i}`)
-    await stage.head.setParameters(new Map([['embed.weight', w]]), { partial: true })
-    this.replicas.delete(stage)
-    if (m == null || v == null) return emptyResponse({})
-    this.replicas.set(stage, { step: stage.head.stepCount, p: w, m, v })
-    return emptyResponse({ replica: true })
+    if (w != null) {
+      await stage.head.setParameters(new Map([['embed.weight', w]]), { partial: true })
+      this.replicas.delete(stage)
+    }
+    if (!this.tiedReplica) return emptyResponse({})
+    const step = stage.head.stepCount
+    let seed = this.seeds.get(stage)
+    if (seed == null || seed.step !== step) seed = { step }
+    if (w != null) seed.p = w
+    if (m != null) seed.m = m
+    if (v != null) seed.v = v
+    if (seed.p != null && seed.m != null && seed.v != null) {
+      this.seeds.delete(stage)
+      this.replicas.set(stage, { step, p: seed.p, m: seed.m, v: seed.v })
+      return emptyResponse({ replica: true })
+    }
+    this.seeds.set(stage, seed)
+    return emptyResponse({})
   }
 
   /** A client's generation: read its request, stream one event per token, end with a `done` event */
@@ -1130,13 +1148,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       // the stepped matrix itself, and (one Validator) its moments to seed the replica for the next steps
       const w = (await stage.embed!.getParameters()).get('embed.weight')!
       const shape = [config.vocabSize, config.dModel]
-      const extra: Partial<Request> = { tied: encodeNamed('embed.weight', w, shape) }
+      const parts: Array<Partial<Request>> = [{ tied: encodeNamed('embed.weight', w, shape) }]
       if (offer) {
+        // one message each: a vocab × d matrix is near the message cap on its own
         const state = await stage.embed!.getOptimizerState()
-        extra.tiedM = encodeNamed('embed.weight', state.m.get('embed.weight')!, shape)
-        extra.tiedV = encodeNamed('embed.weight', state.v.get('embed.weight')!, shape)
+        parts.push({ tiedM: encodeNamed('embed.weight', state.m.get('embed.weight')!, shape) })
+        parts.push({ tiedV: encodeNamed('embed.weight', state.v.get('embed.weight')!, shape) })
       }
-      await Promise.all(behind.map(async v => await control(Kind.SET_TIED, v, extra)))
+      await Promise.all(behind.map(async v => { for (const part of parts) await control(Kind.SET_TIED, v, part) }))
     }
     return {
       step,
