@@ -161,6 +161,12 @@ export class LedgerState {
         continue
       }
       this.known.add(tx.idHex)
+      // its slot was passed already (another final message took it): failed now, as the spec says (§7), not
+      // left queued while the sender's next message waits
+      if (tx.sequence < this.get(tx.sender).nextSeq) {
+        this.#record(diff, this.#outcome(tx, 'failed', 'slot already taken by another final message'))
+        continue
+      }
       let q = this.queued.get(tx.sender)
       if (q == null) {
         q = new Map()
