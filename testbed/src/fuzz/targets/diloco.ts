@@ -169,7 +169,9 @@ export function dilocoFetchTarget (options: { vulnerable?: boolean } = {}): Fuzz
         const f = parseFields(msg)
         const g = [...f].reverse().find(x => x.no === 2)
         const groupBytes = g?.value instanceof Uint8Array ? g.value : new Uint8Array(0)
-        const length = BigInt.asUintN(32, varintField(f, 6)) // uint32: protobuf decoders keep the low 32 bits
+        const length = varintField(f, 6)
+        // protons-runtime reads at most 5 bytes of a uint32 varint (see layer-transfer.ts): no claim beyond 32 bits
+        if (length >= 1n << 32n) throw new Error('no claim')
         mustReject = framing === 'ok' && (!eq(groupBytes, new TextEncoder().encode(group)) || length > 1024n)
         if (g != null && !(g.value instanceof Uint8Array)) mustReject = false // a wire-type mismatch: decoding fails, not our concern here
       } catch {}

@@ -1,5 +1,6 @@
 import { hostRecordsTarget } from './host-records.js'
 import { layerRecordsTarget } from './layer-records.js'
+import { layerTransferTarget } from './layer-transfer.js'
 import { ledgerGossipTarget, ledgerSyncTarget } from './ledger.js'
 import { dilocoFetchTarget, dilocoGossipTarget, dilocoPayloadTarget } from './diloco.js'
 import type { FuzzTarget } from '../engine.js'
@@ -15,6 +16,7 @@ export interface TargetEntry {
 export const TARGETS: TargetEntry[] = [
   { name: 'host-records', make: () => hostRecordsTarget(), vulnerable: () => hostRecordsTarget({ vulnerable: true }) },
   { name: 'layer-records', make: () => layerRecordsTarget(), vulnerable: () => layerRecordsTarget({ vulnerable: true }) },
+  { name: 'layer-transfer', make: () => layerTransferTarget(), vulnerable: () => layerTransferTarget({ vulnerable: true }) },
   { name: 'diloco-gossip', make: () => dilocoGossipTarget(), vulnerable: () => dilocoGossipTarget({ vulnerable: true }) },
   { name: 'diloco-payload', make: () => dilocoPayloadTarget(), vulnerable: () => dilocoPayloadTarget({ vulnerable: true }) },
   { name: 'diloco-fetch', make: () => dilocoFetchTarget(), vulnerable: () => dilocoFetchTarget({ vulnerable: true }) },
