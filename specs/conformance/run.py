@@ -230,7 +230,20 @@ def tokenizer_checks(call):
         yield 'tokenizer.json subset (refusals)', f, *expect_error(r, v['error'])
 
 
-SUITES = {'ponw-ledger': ledger_checks, 'framing': framing_checks, 'host': host_checks, 'tensor-frame': tensor_checks,
+def ledger_conflict_checks(call):
+    genesis = vec('ponw-ledger', 'genesis.json')
+    v = vec('ponw-ledger', 'conflict.json')
+    for c in v['cases']:
+        r = call('ledger.state', genesis=genesis, certificates=[v['messages'][k]['certificate'] for k in c['order']], addresses=[])
+        yield '§7 two final messages for one slot', ' → '.join(c['order']), (r.get('canonical'), r.get('stateHash')) == (c['expected']['canonical'], c['expected']['stateHash']), r.get('canonical')
+
+
+def ledger_all(call):
+    yield from ledger_checks(call)
+    yield from ledger_conflict_checks(call)
+
+
+SUITES = {'ponw-ledger': ledger_all, 'framing': framing_checks, 'host': host_checks, 'tensor-frame': tensor_checks,
           'tokenizer': tokenizer_checks}
 
 

@@ -341,7 +341,45 @@ def evidence_vectors():
             'chainId': chain.chain_id_hex, 'evidence': evidence, 'reporters': reporters, 'assignShards': shards}
 
 
-OWNED = {'encoding.json': encoding_vectors, 'invalid.json': invalid_vectors, 'state.json': state_vectors, 'evidence.json': evidence_vectors}
+# ---- conflict.json: two final messages for one slot (beyond the trust assumption), in fixed orders ----
+
+def conflict_vectors():
+    a, d = W['alice'], W['dave']
+    # two conflicting votes of validators 0-2 make both final: only possible when > 1/3 of the stake is faulty
+    msgs = {
+        'credit': ('alice#0 transfers 10 base units to dave (dave has nothing at genesis)', a.sign_tx(chain, 0, 0, 'transfer', to=d.address, amount=10)),
+        'x': ('dave#0 transfers 1 to alice', d.sign_tx(chain, 0, 0, 'transfer', to=a.address, amount=1)),
+        'y': ('dave#0 transfers 2 to alice (conflicts with x)', d.sign_tx(chain, 0, 0, 'transfer', to=a.address, amount=2)),
+        'next': ('dave#1 transfers 100 to alice: waits for funds that never come', d.sign_tx(chain, 1, 0, 'transfer', to=a.address, amount=100)),
+    }
+    ids = {k: parse_signed_tx(chain, m[1]).id_hex for k, m in msgs.items()}
+    low, high = sorted(['x', 'y'], key=lambda k: ids[k])
+    orders = [
+        (f'both conflicting messages known before the slot\'s turn: the lower id ({low}) is applied, the other failed when the slot is passed',
+         [low, high, 'credit', 'next']),
+        (f'the same, the higher id first', [high, low, 'credit', 'next']),
+        (f'{high} applied before {low} arrives: {low} arrives after its slot was passed and is failed at once, even while '
+         f'dave#1 waits (the state differs from the orders above: beyond the trust assumption order independence is lost)',
+         ['credit', high, 'next', low]),
+    ]
+    certs = {k: certify(m[1]) for k, m in msgs.items()}
+    cases = []
+    for desc, order in orders:
+        st = State(chain)
+        for k in order:
+            st.add_final([parse_certificate(chain, certs[k])[0]])
+        canon = st.canonical()
+        cases.append({'description': desc, 'order': order, 'expected': {'outcomes': json.loads(canon)['outcomes'],
+                      'queued': json.loads(canon)['queued'], 'canonical': canon, 'stateHash': st.state_hash()}})
+    return {'description': 'two final messages for one slot (only possible with >= 1/3 faulty stake, §7): the state each '
+                           'arrival ORDER must produce (apply the certificates one by one in the order given)',
+            'chainId': chain.chain_id_hex,
+            'messages': {k: {'description': m[0], 'txId': ids[k], 'certificate': certs[k].hex()} for k, m in msgs.items()},
+            'cases': cases}
+
+
+OWNED = {'encoding.json': encoding_vectors, 'invalid.json': invalid_vectors, 'state.json': state_vectors, 'evidence.json': evidence_vectors,
+         'conflict.json': conflict_vectors}
 
 
 # ---- checks of every file, from the files alone ----
@@ -418,6 +456,14 @@ def check():
             if 'canonical' in exp:
                 assert st.canonical() == exp['canonical'], f
             assert st.state_hash() == exp['stateHash'], f
+        n += 1
+    # conflict.json: fixed orders
+    cf = load('conflict.json')
+    for cse in cf['cases']:
+        st = State(chain)
+        for k in cse['order']:
+            st.add_final([parse_certificate(chain, bytes.fromhex(cf['messages'][k]['certificate']))[0]])
+        assert st.canonical() == cse['expected']['canonical'] and st.state_hash() == cse['expected']['stateHash'], cse['description']
         n += 1
     # evidence.json
     ev = load('evidence.json')
