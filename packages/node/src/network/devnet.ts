@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path'
 import { InvalidParametersError } from '@neuroshard/interface'
-import { DEFAULT_RESERVE_FRACTION, TRAINING_BYTES_PER_PARAMETER, slotCount, slotMemory } from '@neuroshard/layer-pool'
+import { TRAINING_BYTES_PER_PARAMETER, slotCount, slotMemory } from '@neuroshard/layer-pool'
 import { TINY } from '@neuroshard/model'
 import { NetworkNode } from './node.js'
 import { pipelineTokenizer } from './tokenizer.js'
@@ -48,11 +48,23 @@ export interface NetworkDevnet {
   stop(): Promise<void>
 }
 
-/** Memory that makes a node hold about half of the model while training, plus the hot-swap reserve */
+/**
+ * Memory that holds the larger half of the model while training (the split into [0, k) and [k, L + 2)
+ * whose larger part is smallest), 1% more, and nothing beyond: so every node takes one of the two
+ * halves and the nodes pair into Driver → Validator pipelines. Devnet nodes keep no hot-swap reserve
+ * (`reserveFraction: 0`); a killed node's pipeline waits while the others train on.
+ */
 export function halfModelMemory (config: ModelConfig): number {
-  let total = 0
-  for (let slot = 0; slot < slotCount(config); slot++) total += slotMemory(config, slot, TRAINING_BYTES_PER_PARAMETER)
-  return Math.ceil(total * 0.55 / (1 - DEFAULT_RESERVE_FRACTION))
+  const slots = slotCount(config)
+  const mem = Array.from({ length: slots }, (_, slot) => slotMemory(config, slot, TRAINING_BYTES_PER_PARAMETER))
+  const total = mem.reduce((a, b) => a + b, 0)
+  let best = total
+  let prefix = 0
+  for (let k = 1; k < slots; k++) {
+    prefix += mem[k - 1]
+    best = Math.min(best, Math.max(prefix, total - prefix))
+  }
+  return Math.ceil(best * 1.01)
 }
 
 export async function startNetworkDevnet (init: NetworkDevnetInit): Promise<NetworkDevnet> {
@@ -69,6 +81,7 @@ export async function startNetworkDevnet (init: NetworkDevnetInit): Promise<Netw
     const seed = nodes.find(n => !stopped.has(n))
     const node = new NetworkNode({
       ...init.node,
+      layerPool: { reserveFraction: 0, ...init.node?.layerPool },
       config,
       memoryBytes,
       tokenizer,
