@@ -238,9 +238,38 @@ def ledger_conflict_checks(call):
         yield '§7 two final messages for one slot', ' → '.join(c['order']), (r.get('canonical'), r.get('stateHash')) == (c['expected']['canonical'], c['expected']['stateHash']), r.get('canonical')
 
 
+def ledger_proof_checks(call):
+    v = vec('ponw-ledger', 'proofs.json')
+    shards = []
+    for i, sh in enumerate(v['shards']):
+        samples = [x.encode('utf-8').hex() for x in sh['samples']]
+        r = call('ledger.merkleRoot', samples=samples)
+        yield '§8 data Merkle tree', f'shard {i} root ({len(samples)} samples)', r.get('root') == sh['root'], r
+        for p in sh['paths']:
+            r = call('ledger.merkleProof', samples=samples, index=p['index'])
+            yield '§8 data Merkle tree', f'shard {i} path of leaf {p["index"]}', r.get('path') == p['path'], r
+            r = call('ledger.verifyMerkleProof', root=sh['root'], count=len(samples), index=p['index'], sample=samples[p['index']], path=p['path'])
+            yield '§8 data Merkle tree', f'shard {i} opening of leaf {p["index"]} verifies', r.get('valid') is True, r
+            r = call('ledger.verifyMerkleProof', root=sh['root'], count=len(samples), index=p['index'], sample=samples[p['index']] + '00', path=p['path'])
+            yield '§8 data Merkle tree', f'shard {i} opening of leaf {p["index"]} with a changed sample fails', r.get('valid') is False, r
+        shards.append({'hash': sh['root'], 'samples': str(len(samples))})
+    r = call('ledger.manifestHash', shards=shards)
+    yield '§8 data manifest hash', 'proofs.json manifestHash', r.get('manifestHash') == v['manifestHash'], r
+    for c in v['challenges']:
+        r = call('ledger.challengeIndexes', proofId=c['proofId'], secret=c['secret'], count=c['count'], k=c['k'])
+        yield '§8 data challenge indexes', f'count {c["count"]}, k {c["k"]}', r.get('indexes') == c['indexes'], r
+    for c in v['batchSamples']:
+        r = call('ledger.sampleBatches', proofId=c['proofId'], salt=c['salt'], batches=c['batches'], samples=c['samples'])
+        yield '§8 re-execution sampling', f'batches {c["batches"]}, samples {c["samples"]}, salt {c["salt"][:8] or "(empty)"}', r.get('indexes') == c['indexes'], r
+    for c in v['segmentSamples']:
+        r = call('ledger.sampleSegments', proofId=c['proofId'], salt=c['salt'], segments=c['segments'], count=c['count'])
+        yield '§8 re-execution sampling', f'segments {c["segments"]}, count {c["count"]}', r.get('indexes') == c['indexes'], r
+
+
 def ledger_all(call):
     yield from ledger_checks(call)
     yield from ledger_conflict_checks(call)
+    yield from ledger_proof_checks(call)
 
 
 SUITES = {'ponw-ledger': ledger_all, 'framing': framing_checks, 'host': host_checks, 'tensor-frame': tensor_checks,

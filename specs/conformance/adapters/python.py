@@ -129,6 +129,20 @@ def handle(req):
         return {'stateHash': digest('neuroshard/ledger/v1/state', canon.encode('utf-8')).hex(), 'canonical': canon,
                 'accounts': {a: json.loads(L.canonical_json(st.get(a))) for a in req.get('addresses', [])},
                 'totals': {k: str(v) for k, v in st.totals.items()}}
+    if op == 'ledger.merkleRoot':
+        return {'root': L.merkle_root([unhex(x) for x in req['samples']]).hex()}
+    if op == 'ledger.merkleProof':
+        return {'path': [x.hex() for x in L.merkle_proof([unhex(x) for x in req['samples']], req['index'])]}
+    if op == 'ledger.verifyMerkleProof':
+        return {'valid': L.verify_merkle_proof(unhex(req['root']), req['count'], req['index'], unhex(req['sample']), [unhex(x) for x in req['path']])}
+    if op == 'ledger.manifestHash':
+        return {'manifestHash': L.shard_manifest_hash([(unhex(x['hash']), int(x['samples'])) for x in req['shards']]).hex()}
+    if op == 'ledger.challengeIndexes':
+        return {'indexes': L.challenge_indexes(req['proofId'], unhex(req['secret']), req['count'], req['k'])}
+    if op == 'ledger.sampleBatches':
+        return {'indexes': L.sample_batches(req['proofId'], req['batches'], req['samples'], unhex(req['salt']))}
+    if op == 'ledger.sampleSegments':
+        return {'indexes': L.sample_segments(req['proofId'], req['segments'], req['count'], unhex(req['salt']))}
     if op == 'framing.read':
         return framing_read(unhex(req['stream']), req['eof'], req['maxMessageSize'], req['count'])
     return None

@@ -85,6 +85,14 @@ function handle (r) {
         totals: json(s.totals)
       }
     }
+    case 'ledger.merkleRoot': return { root: hex(L.dataMerkleRoot(r.samples.map(unhex))) }
+    case 'ledger.merkleProof': return { path: L.dataMerkleProof(r.samples.map(unhex), r.index).map(hex) }
+    case 'ledger.verifyMerkleProof': return { valid: L.verifyDataMerkleProof(unhex(r.root), r.count, r.index, unhex(r.sample), r.path.map(unhex)) }
+    case 'ledger.manifestHash': return { manifestHash: hex(L.shardManifestHash(r.shards.map(s => ({ hash: unhex(s.hash), samples: BigInt(s.samples) })))) }
+    case 'ledger.challengeIndexes': return { indexes: L.challengeIndexes(r.proofId, unhex(r.secret), r.count, r.k) }
+    case 'ledger.sampleBatches': return { indexes: L.sampleBatches(r.proofId, r.batches, r.samples, unhex(r.salt)) }
+    // ProofOfLearningVerifier (pol.ts) picks segments inline: sampleBatches(`${proofId}/segments`, m, segments, salt) plus the last
+    case 'ledger.sampleSegments': return { indexes: [...new Set([...L.sampleBatches(`${r.proofId}/segments`, r.segments, r.count, unhex(r.salt)), r.segments - 1])].sort((a, b) => a - b) }
     case 'host.swarmKey': return { canonical: new TextDecoder().decode(parseSwarmKey(r.input)) }
     case 'tensor.decode': {
       const frame = unhex(r.frame)

@@ -18,6 +18,8 @@ from neuroshard_ledger import (Chain, LedgerError, State, Wallet, address_of, as
                                parse_signed_tx, tx_id, vote_digest)
 from neuroshard_ledger import pb, secp256k1  # noqa: E402
 from neuroshard_ledger.ledger import reporter_for  # noqa: E402
+from neuroshard_ledger import (challenge_indexes, merkle_proof, merkle_root, sample_batches, sample_segments,  # noqa: E402
+                               shard_manifest_hash, verify_merkle_proof)
 
 VEC = os.path.join(HERE, '..', 'vectors')
 NEURO = 10 ** 18
@@ -378,8 +380,33 @@ def conflict_vectors():
             'cases': cases}
 
 
+# ---- proofs.json: §8 data manifest, Merkle trees, challenge indexes, re-execution samples ----
+
+def proofs_vectors():
+    shards = [[f'shard {s} sample {i}'.encode() for i in range(n)] for s, n in enumerate([5, 1, 4, 7])]
+    roots = [merkle_root(x) for x in shards]
+    proof_id = load('ledger.json')['messages'][0]['txId']
+    secret = h32('validator secret')
+    return {
+        'description': '§8: shard Merkle roots (leaf and node hashes, an odd last node carried up), opening paths (sibling '
+                       'hashes leaf to root, levels without a sibling skipped), the manifest hash of the four shards, data '
+                       'challenge indexes (may repeat), re-execution batch samples (distinct, in the order drawn) and '
+                       'segment samples (ascending, the last always). Samples are the UTF-8 bytes of the strings',
+        'shards': [{'samples': [x.decode() for x in sh], 'root': r.hex(),
+                    'paths': [{'index': i, 'path': [p.hex() for p in merkle_proof(sh, i)]} for i in range(len(sh))]}
+                   for sh, r in zip(shards, roots)],
+        'manifestHash': shard_manifest_hash([(r, len(sh)) for r, sh in zip(roots, shards)]).hex(),
+        'challenges': [{'proofId': proof_id, 'secret': secret.hex(), 'count': c, 'k': k, 'indexes': challenge_indexes(proof_id, secret, c, k)}
+                       for c, k in [(5, 16), (1, 3), (1000, 16)]],
+        'batchSamples': [{'proofId': proof_id, 'salt': salt.hex(), 'batches': b, 'samples': n, 'indexes': sample_batches(proof_id, b, n, salt)}
+                         for salt, b, n in [(b'', 100, 8), (secret, 100, 8), (secret, 5, 8), (secret, 1, 1)]],
+        'segmentSamples': [{'proofId': proof_id, 'salt': secret.hex(), 'segments': m, 'count': c, 'indexes': sample_segments(proof_id, m, c, secret)}
+                           for m, c in [(10, 2), (3, 2), (1, 2)]],
+    }
+
+
 OWNED = {'encoding.json': encoding_vectors, 'invalid.json': invalid_vectors, 'state.json': state_vectors, 'evidence.json': evidence_vectors,
-         'conflict.json': conflict_vectors}
+         'conflict.json': conflict_vectors, 'proofs.json': proofs_vectors}
 
 
 # ---- checks of every file, from the files alone ----
@@ -465,6 +492,27 @@ def check():
             st.add_final([parse_certificate(chain, bytes.fromhex(cf['messages'][k]['certificate']))[0]])
         assert st.canonical() == cse['expected']['canonical'] and st.state_hash() == cse['expected']['stateHash'], cse['description']
         n += 1
+    # proofs.json
+    pv = load('proofs.json')
+    roots = []
+    for sh in pv['shards']:
+        samples = [x.encode() for x in sh['samples']]
+        assert merkle_root(samples).hex() == sh['root']
+        roots.append((bytes.fromhex(sh['root']), len(samples)))
+        for p in sh['paths']:
+            path = [bytes.fromhex(x) for x in p['path']]
+            assert [x.hex() for x in merkle_proof(samples, p['index'])] == p['path']
+            assert verify_merkle_proof(bytes.fromhex(sh['root']), len(samples), p['index'], samples[p['index']], path)
+            assert not verify_merkle_proof(bytes.fromhex(sh['root']), len(samples), p['index'], samples[p['index']] + b'x', path)
+        n += 1
+    assert shard_manifest_hash(roots).hex() == pv['manifestHash']
+    for c in pv['challenges']:
+        assert challenge_indexes(c['proofId'], bytes.fromhex(c['secret']), c['count'], c['k']) == c['indexes']
+    for c in pv['batchSamples']:
+        assert sample_batches(c['proofId'], c['batches'], c['samples'], bytes.fromhex(c['salt'])) == c['indexes']
+    for c in pv['segmentSamples']:
+        assert sample_segments(c['proofId'], c['segments'], c['count'], bytes.fromhex(c['salt'])) == c['indexes']
+    n += 1
     # evidence.json
     ev = load('evidence.json')
     from neuroshard_ledger.ledger import _Fail

@@ -15,7 +15,8 @@ __all__ = [
     'digest', 'address_of', 'encode_amount', 'decode_amount', 'canonical_json', 'Chain', 'Wallet', 'LedgerTx',
     'tx_id', 'vote_digest', 'parse_signed_tx', 'parse_certificate', 'encode_certificate', 'verify_vote',
     'assign_shards', 'designated_reporter', 'check_evidence', 'State', 'KINDS',
-    'MAX_SIGNED_TX_BYTES', 'MAX_CERTIFICATE_BYTES',
+    'MAX_SIGNED_TX_BYTES', 'MAX_CERTIFICATE_BYTES', 'shard_manifest_hash', 'data_leaf', 'merkle_root', 'merkle_proof',
+    'verify_merkle_proof', 'challenge_indexes', 'sample_batches', 'sample_segments',
 ]
 
 MAX_SIGNED_TX_BYTES = 16 * 1024
@@ -485,6 +486,82 @@ def reporter_for(chain: Chain, evidence: dict, epoch: int) -> int:
     if off is None and evidence['offender'] in chain.validator_addresses:
         off = chain.validator_addresses.index(evidence['offender'])
     return designated_reporter(chain, evidence['key'], epoch, off)
+
+
+# ---- §8 proof checks: data manifest, Merkle tree of a shard, challenges, re-execution sampling ----
+
+def shard_manifest_hash(shards) -> bytes:
+    """shards: [(32-byte root, samples)] for shard 0, 1, ..."""
+    return digest('neuroshard/ledger/v1/shard-manifest', *[h + n.to_bytes(8, 'big') for h, n in shards])
+
+
+def data_leaf(sample: bytes) -> bytes:
+    return digest('neuroshard/ledger/v1/data-leaf', sample)
+
+
+def _node(a, b):
+    return digest('neuroshard/ledger/v1/data-node', a, b)
+
+
+def _levels(samples):
+    level = [data_leaf(x) for x in samples]
+    out = [level]
+    while len(level) > 1:
+        level = [_node(level[i], level[i + 1]) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+        out.append(level)
+    return out
+
+
+def merkle_root(samples) -> bytes:
+    if not samples:
+        raise ValueError('a shard has at least one sample')
+    return _levels(samples)[-1][0]
+
+
+def merkle_proof(samples, index: int):
+    """sibling hashes from the leaf up, levels where the node has no sibling skipped"""
+    path = []
+    for level in _levels(samples)[:-1]:
+        if index ^ 1 < len(level):
+            path.append(level[index ^ 1])
+        index >>= 1
+    return path
+
+
+def verify_merkle_proof(root: bytes, count: int, index: int, sample: bytes, path) -> bool:
+    if not 0 <= index < count:
+        return False
+    h, used, width = data_leaf(sample), 0, count
+    while width > 1:
+        if index ^ 1 < width:
+            if used >= len(path) or len(path[used]) != 32:
+                return False
+            h = _node(h, path[used]) if index % 2 == 0 else _node(path[used], h)
+            used += 1
+        index >>= 1
+        width = (width + 1) // 2
+    return used == len(path) and h == root
+
+
+def challenge_indexes(proof_id: str, secret: bytes, count: int, k: int):
+    return [int.from_bytes(digest('neuroshard/ledger/v1/data-challenge', proof_id.encode(), secret, j.to_bytes(4, 'big'))[:4], 'big') % count
+            for j in range(k)]
+
+
+def sample_batches(proof_id: str, batches: int, samples: int, salt: bytes = b''):
+    picked = []
+    h = digest('neuroshard/ledger/v1/reexec-sample', proof_id.encode(), salt)
+    while len(picked) < min(batches, samples):
+        i = int.from_bytes(h[:4], 'big') % batches
+        if i not in picked:
+            picked.append(i)
+        h = digest('neuroshard/ledger/v1/reexec-sample', h)
+    return picked
+
+
+def sample_segments(proof_id: str, segments: int, count: int, salt: bytes = b''):
+    """the segments a training-proof verifier re-executes, ascending: `count` sampled, and always the last"""
+    return sorted(set(sample_batches(proof_id + '/segments', segments, count, salt)) | {segments - 1})
 
 
 # ---- §7 state transition ----
