@@ -45,19 +45,24 @@ async function main (): Promise<void> {
     for (const s of r.hangSamples) process.stderr.write(`  hang [${s.kind}] input ${s.input}\n`)
     for (const s of r.junkSamples) process.stderr.write(`  junk accepted [${s.kind}] input ${s.input}\n`)
     for (const s of r.untypedSamples) process.stderr.write(`  untyped [${s.kind}] ${s.error} input ${s.input}\n`)
+    write(rows, started, load0)
   }
+  write(rows, started, load0)
+  if (rows.some(x => x.verdict !== 'pass')) process.exitCode = 1
+}
+
+function write (rows: Array<{ r: FuzzResult, caught: string, verdict: string }>, started: Date, load0: string): void {
   const out = [
     `Command: \`cd testbed && npx -y pnpm@10 run fuzz -- --inputs ${inputs}${only != null ? ` --only ${only.join(',')}` : ''}\` (seed ${seed})`,
     `Date: ${started.toISOString()}; machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}; load before: ${load0}; load after: ${readFileSync('/proc/loadavg', 'utf8').trim()}`,
     '',
     table(rows)
   ].join('\n')
-  console.log(out)
+  process.stdout.write(out + '\n\n')
   const dir = join(root, 'testbed', 'results')
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'fuzz.md'), out + '\n')
   writeFileSync(join(dir, 'fuzz.json'), JSON.stringify(rows.map(x => ({ ...x.r, caught: x.caught, verdict: x.verdict })), null, 2) + '\n')
-  if (rows.some(x => x.verdict !== 'pass')) process.exitCode = 1
 }
 
 await main()

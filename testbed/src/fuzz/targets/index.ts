@@ -1,6 +1,7 @@
 import { hostRecordsTarget } from './host-records.js'
 import { layerRecordsTarget } from './layer-records.js'
 import { layerTransferTarget } from './layer-transfer.js'
+import { pipelineTarget } from './pipeline.js'
 import { ledgerGossipTarget, ledgerSyncTarget } from './ledger.js'
 import { dilocoFetchTarget, dilocoGossipTarget, dilocoPayloadTarget } from './diloco.js'
 import type { FuzzTarget } from '../engine.js'
@@ -21,5 +22,6 @@ export const TARGETS: TargetEntry[] = [
   { name: 'diloco-payload', make: () => dilocoPayloadTarget(), vulnerable: () => dilocoPayloadTarget({ vulnerable: true }) },
   { name: 'diloco-fetch', make: () => dilocoFetchTarget(), vulnerable: () => dilocoFetchTarget({ vulnerable: true }) },
   { name: 'ledger-gossip', make: () => ledgerGossipTarget(), vulnerable: () => ledgerGossipTarget({ vulnerable: true }) },
-  { name: 'ledger-sync', make: () => ledgerSyncTarget(), vulnerable: () => ledgerSyncTarget({ vulnerable: true }) }
+  { name: 'ledger-sync', make: () => ledgerSyncTarget(), vulnerable: () => ledgerSyncTarget({ vulnerable: true }) },
+  { name: 'pipeline', make: () => pipelineTarget(), vulnerable: () => pipelineTarget({ vulnerable: true }) }
 ]
