@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest'
+import { trainingChains, trainingPeers } from '../../src/network/chains.js'
+
+describe('trainingChains', () => {
+  it('pairs Drivers with disjoint chains in peer-id order, long spans first', () => {
+    const spans = [
+      { peer: 'd2', start: 0, end: 2 }, { peer: 'd1', start: 0, end: 2 },
+      { peer: 'v1', start: 2, end: 4 }, { peer: 'w1', start: 2, end: 3 }, { peer: 'h1', start: 3, end: 4 }
+    ]
+    expect(trainingChains(spans, 4)).toEqual([
+      { driver: 'd1', driverEnd: 2, hops: [{ peer: 'v1', start: 2, end: 4 }] },
+      { driver: 'd2', driverEnd: 2, hops: [{ peer: 'w1', start: 2, end: 3 }, { peer: 'h1', start: 3, end: 4 }] }
+    ])
+  })
+
+  it('leaves out a Driver without a free chain and never shares a hop', () => {
+    const spans = [{ peer: 'a', start: 0, end: 2 }, { peer: 'b', start: 0, end: 2 }, { peer: 'v', start: 2, end: 4 }]
+    const chains = trainingChains(spans, 4)
+    expect(chains).toEqual([{ driver: 'a', driverEnd: 2, hops: [{ peer: 'v', start: 2, end: 4 }] }])
+    expect([...trainingPeers(chains, 'v')]).toEqual(['a'])
+    expect(trainingPeers(chains, 'b').size).toBe(0)
+  })
+
+  it('backtracks past a dead end and lets a whole-model Driver train alone', () => {
+    const spans = [
+      { peer: 'a', start: 0, end: 1 }, { peer: 'x', start: 1, end: 3 }, { peer: 'y', start: 1, end: 2 }, { peer: 'z', start: 2, end: 4 },
+      { peer: 'full', start: 0, end: 4 }
+    ]
+    // x's long span ends at 3 where nobody starts: the chain goes a → y → z instead
+    expect(trainingChains(spans, 4)).toEqual([
+      { driver: 'a', driverEnd: 1, hops: [{ peer: 'y', start: 1, end: 2 }, { peer: 'z', start: 2, end: 4 }] },
+      { driver: 'full', driverEnd: 4, hops: [] }
+    ])
+  })
+
+  it('ignores spans outside the model', () => {
+    expect(trainingChains([{ peer: 'a', start: 0, end: 9 }, { peer: 'b', start: -1, end: 2 }], 4)).toEqual([])
+  })
+})
