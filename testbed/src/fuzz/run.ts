@@ -18,6 +18,7 @@ const inputs = Number(arg('inputs') ?? 100_000)
 const seed = Number(arg('seed') ?? 1)
 const only = arg('only')?.split(',')
 const vulnerableInputs = Number(arg('vulnerable-inputs') ?? 2000)
+// dist/src/fuzz/run.js → the testbed package directory
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 
 export function table (rows: Array<{ r: FuzzResult, caught: string, verdict: string }>): string {
@@ -59,7 +60,7 @@ function write (rows: Array<{ r: FuzzResult, caught: string, verdict: string }>,
     table(rows)
   ].join('\n')
   process.stdout.write(out + '\n\n')
-  const dir = join(root, 'testbed', 'results')
+  const dir = join(root, 'results')
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'fuzz.md'), out + '\n')
   writeFileSync(join(dir, 'fuzz.json'), JSON.stringify(rows.map(x => ({ ...x.r, caught: x.caught, verdict: x.verdict })), null, 2) + '\n')
