@@ -21,7 +21,8 @@ const packages = [
   'layer-pool',
   'diloco',
   'pipeline',
-  'swarm-router'
+  'swarm-router',
+  'gguf'
 ]
 
 // runnable programs under examples/; each test runs the example's main() and checks what it returns
