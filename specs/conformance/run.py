@@ -266,10 +266,27 @@ def ledger_proof_checks(call):
         yield '§8 re-execution sampling', f'segments {c["segments"]}, count {c["count"]}', r.get('indexes') == c['indexes'], r
 
 
+def ledger_identity_checks(call):
+    v = vec('ponw-ledger', 'identity.json')
+    for c in v['keystores']:
+        r = call('ledger.keystoreDecrypt', file=c['file'], passphrase=c['passphrase'])
+        if 'error' in c:
+            yield '§4 keystore', c['description'], *expect_error(r, c['error'])
+        else:
+            yield '§4 keystore', c['description'], r.get('address') == c['address'], r
+    for c in v['bindings']:
+        r = call('ledger.verifyBinding', binding=c['binding'])
+        if 'error' in c:
+            yield '§3 identity binding', c['description'], *expect_error(r, c['error'])
+        else:
+            yield '§3 identity binding', c['description'], r.get('address') == c['address'], r
+
+
 def ledger_all(call):
     yield from ledger_checks(call)
     yield from ledger_conflict_checks(call)
     yield from ledger_proof_checks(call)
+    yield from ledger_identity_checks(call)
 
 
 SUITES = {'ponw-ledger': ledger_all, 'framing': framing_checks, 'host': host_checks, 'tensor-frame': tensor_checks,

@@ -12,6 +12,8 @@ sys.path.insert(0, os.path.join(HERE, '..', '..', 'ponw-ledger', 'python'))
 import neuroshard_ledger as L  # noqa: E402
 from neuroshard_ledger import pb, secp256k1  # noqa: E402
 from neuroshard_ledger.ledger import _Fail, digest, reporter_for  # noqa: E402
+from neuroshard_ledger.keystore import decrypt_keystore  # noqa: E402
+from neuroshard_ledger.binding import verify_binding  # noqa: E402
 
 BREAK = next((a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--break=')), None)
 
@@ -143,6 +145,10 @@ def handle(req):
         return {'indexes': L.sample_batches(req['proofId'], req['batches'], req['samples'], unhex(req['salt']))}
     if op == 'ledger.sampleSegments':
         return {'indexes': L.sample_segments(req['proofId'], req['segments'], req['count'], unhex(req['salt']))}
+    if op == 'ledger.keystoreDecrypt':
+        return {'address': decrypt_keystore(req['file'], req['passphrase']).address}
+    if op == 'ledger.verifyBinding':
+        return {'address': verify_binding(req['binding'])}
     if op == 'framing.read':
         return framing_read(unhex(req['stream']), req['eof'], req['maxMessageSize'], req['count'])
     return None

@@ -41,7 +41,7 @@ function tokenizerOf (json) {
 // a float as the vectors write it: a JSON number, or "NaN", "Infinity", "-Infinity", "-0"
 const floatOut = (x) => Number.isNaN(x) ? 'NaN' : x === Infinity ? 'Infinity' : x === -Infinity ? '-Infinity' : Object.is(x, -0) ? '-0' : x
 
-function handle (r) {
+async function handle (r) {
   switch (r.op) {
     case 'ledger.chainId': return { chainId: chainOf(r.genesis).chainIdHex }
     case 'ledger.keys': { const w = new L.Wallet(unhex(r.secretKey)); return { publicKey: hex(w.publicKey), address: w.address } }
@@ -85,6 +85,8 @@ function handle (r) {
         totals: json(s.totals)
       }
     }
+    case 'ledger.keystoreDecrypt': return { address: (await L.decryptKeystore(r.file, r.passphrase)).address }
+    case 'ledger.verifyBinding': return { address: await L.verifyBinding(r.binding) }
     case 'ledger.merkleRoot': return { root: hex(L.dataMerkleRoot(r.samples.map(unhex))) }
     case 'ledger.merkleProof': return { path: L.dataMerkleProof(r.samples.map(unhex), r.index).map(hex) }
     case 'ledger.verifyMerkleProof': return { valid: L.verifyDataMerkleProof(unhex(r.root), r.count, r.index, unhex(r.sample), r.path.map(unhex)) }
@@ -121,7 +123,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   const req = JSON.parse(line)
   let out
   try {
-    out = handle(req) ?? { unsupported: true }
+    out = (await handle(req)) ?? { unsupported: true }
   } catch (err) {
     out = { error: err.name, message: err.message }
   }

@@ -170,6 +170,39 @@ class StateMachine(unittest.TestCase):
         self.assertEqual(json.loads(s.canonical())['outcomes'], [])
 
 
+class KeystoreAndBinding(unittest.TestCase):
+    def test_published_primitive_vectors(self):
+        from neuroshard_ledger.keystore import aead_chacha20_poly1305, hchacha20
+        from neuroshard_ledger.binding import ed25519_public_key, ed25519_sign, peer_id_of_ed25519
+        # draft-irtf-cfrg-xchacha-03 §2.2.1
+        self.assertEqual(hchacha20(bytes(range(32)), bytes.fromhex('000000090000004a0000000031415927')).hex(),
+                         '82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc')
+        # RFC 8439 §2.8.2 (tag)
+        pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it."
+        out = aead_chacha20_poly1305(bytes(range(0x80, 0xa0)), bytes.fromhex('070000004041424344454647'), pt, bytes.fromhex('50515253c0c1c2c3c4c5c6c7'))
+        self.assertEqual(out[-16:].hex(), '1ae10b594f09e26a7e902ecbd0600691')
+        # RFC 8032 §7.1 test 1; its libp2p peer id is specs/host/vectors/identity-valid.json's
+        sk = bytes.fromhex('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60')
+        self.assertEqual(ed25519_sign(sk, b'').hex(), 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b')
+        with open(os.path.join(HERE, '..', '..', 'host', 'vectors', 'identity-valid.json'), encoding='utf-8') as f:
+            self.assertEqual(peer_id_of_ed25519(ed25519_public_key(sk)), json.load(f)['peerId'])
+
+    def test_keystore_file_mode_and_round_trip(self):
+        import stat
+        import tempfile
+        from neuroshard_ledger.keystore import decrypt_keystore, save_keystore, KeystoreError
+        w = Wallet.from_seed('keystore')
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, 'wallet.json')
+            save_keystore(path, w, 'pass', n=1024)
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+            with open(path, encoding='utf-8') as f:
+                ks = json.load(f)
+        self.assertEqual(decrypt_keystore(ks, 'pass').address, w.address)
+        with self.assertRaises(KeystoreError):
+            decrypt_keystore(ks, 'Pass')
+
+
 class Readme(unittest.TestCase):
     def test_example_runs_and_matches_the_vectors(self):
         import contextlib

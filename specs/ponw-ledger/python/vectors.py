@@ -18,6 +18,8 @@ from neuroshard_ledger import (Chain, LedgerError, State, Wallet, address_of, as
                                parse_signed_tx, tx_id, vote_digest)
 from neuroshard_ledger import pb, secp256k1  # noqa: E402
 from neuroshard_ledger.ledger import reporter_for  # noqa: E402
+from neuroshard_ledger.keystore import decrypt_keystore, encrypt_keystore, KeystoreError  # noqa: E402
+from neuroshard_ledger.binding import binding_digest, create_binding, verify_binding  # noqa: E402
 from neuroshard_ledger import (challenge_indexes, merkle_proof, merkle_root, sample_batches, sample_segments,  # noqa: E402
                                shard_manifest_hash, verify_merkle_proof)
 
@@ -405,8 +407,48 @@ def proofs_vectors():
     }
 
 
+# ---- identity.json: §3 identity binding, §4 keystore ----
+
+PEER_SECRET = bytes.fromhex('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60')  # RFC 8032 §7.1 test 1
+
+
+def identity_vectors():
+    alice = W['alice']
+    passphrase = 'correct horse \ufb01 \uff21'   # NFKC: 'correct horse fi A'
+    ks = encrypt_keystore(alice, passphrase, n=1024, r=8, p=1, salt=h32('keystore salt'), nonce=h32('keystore nonce')[:24])
+    tampered = json.loads(json.dumps(ks))
+    ct = bytearray(bytes.fromhex(tampered['cipher']['ciphertext']))
+    ct[0] ^= 1
+    tampered['cipher']['ciphertext'] = ct.hex()
+    other = dict(ks, address=W['bob'].address)
+    big_n = dict(ks, kdf=dict(ks['kdf'], N=2 ** 23))
+    v2 = dict(ks, version=2)
+    keystores = [
+        {'description': 'valid (N = 1024 to keep the vector fast); the passphrase has a ligature and a full-width letter', 'file': ks, 'passphrase': passphrase, 'address': alice.address},
+        {'description': 'the same file opened with the NFKC form of the passphrase', 'file': ks, 'passphrase': 'correct horse fi A', 'address': alice.address},
+        {'description': 'wrong passphrase', 'file': ks, 'passphrase': 'correct horse fi a', 'error': 'KeystoreError'},
+        {'description': 'one ciphertext bit flipped (the Poly1305 tag fails)', 'file': tampered, 'passphrase': passphrase, 'error': 'KeystoreError'},
+        {'description': 'address of another wallet', 'file': other, 'passphrase': passphrase, 'error': 'KeystoreError'},
+        {'description': 'N = 2^23 (refused before running scrypt)', 'file': big_n, 'passphrase': passphrase, 'error': 'KeystoreError'},
+        {'description': 'version 2', 'file': v2, 'passphrase': passphrase, 'error': 'KeystoreError'},
+    ]
+    b = create_binding(alice, PEER_SECRET, 1767225600000)
+    flipped = bytearray(bytes.fromhex(b['peerSignature']))
+    flipped[5] ^= 1
+    bindings = [
+        {'description': 'alice bound to the Ed25519 peer of RFC 8032 test 1', 'binding': b,
+         'digest': binding_digest(b['peerId'], alice.public_key, b['issuedAtMs']).hex(), 'address': alice.address},
+        {'description': 'peer signature with one bit flipped', 'binding': dict(b, peerSignature=flipped.hex()), 'error': 'InvalidSignatureError'},
+        {'description': 'issuedAtMs changed after signing', 'binding': dict(b, issuedAtMs=b['issuedAtMs'] + 1), 'error': 'InvalidSignatureError'},
+        {'description': 'walletPublicKey of bob with alice\'s signatures', 'binding': dict(b, walletPublicKey=W['bob'].public_key.hex()), 'error': 'InvalidSignatureError'},
+    ]
+    return {'description': '§4 keystores (scrypt, XChaCha20-Poly1305: ciphertext = encrypted 32-byte secret || 16-byte tag) '
+                           'and §3 identity bindings (wallet ECDSA + libp2p Ed25519 signatures of the binding digest)',
+            'keystores': keystores, 'bindings': bindings}
+
+
 OWNED = {'encoding.json': encoding_vectors, 'invalid.json': invalid_vectors, 'state.json': state_vectors, 'evidence.json': evidence_vectors,
-         'conflict.json': conflict_vectors, 'proofs.json': proofs_vectors}
+         'conflict.json': conflict_vectors, 'proofs.json': proofs_vectors, 'identity.json': identity_vectors}
 
 
 # ---- checks of every file, from the files alone ----
@@ -513,6 +555,24 @@ def check():
     for c in pv['segmentSamples']:
         assert sample_segments(c['proofId'], c['segments'], c['count'], bytes.fromhex(c['salt'])) == c['indexes']
     n += 1
+    # identity.json
+    iv = load('identity.json')
+    for c in iv['keystores']:
+        try:
+            got = decrypt_keystore(c['file'], c['passphrase']).address
+        except KeystoreError as e:
+            got = e.name
+        assert got == c.get('address', c.get('error')), c['description']
+        n += 1
+    for c in iv['bindings']:
+        try:
+            got = verify_binding(c['binding'])
+        except LedgerError as e:
+            got = e.name
+        assert got == c.get('address', c.get('error')), c['description']
+        if 'digest' in c:
+            assert binding_digest(c['binding']['peerId'], bytes.fromhex(c['binding']['walletPublicKey']), c['binding']['issuedAtMs']).hex() == c['digest']
+        n += 1
     # evidence.json
     ev = load('evidence.json')
     from neuroshard_ledger.ledger import _Fail
