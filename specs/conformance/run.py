@@ -282,11 +282,19 @@ def ledger_identity_checks(call):
             yield '§3 identity binding', c['description'], r.get('address') == c['address'], r
 
 
+def ledger_wire_checks(call):
+    for m in vec('ponw-ledger', 'wire.json')['messages']:
+        r = call('ledger.decodeMessage', message=m['message'], bytes=m['bytes'])
+        ok = r.get('decoded') == m['decoded'] and r.get('reencoded') == m['bytes']
+        yield '§9-§10 gossip, sync, challenge and weights messages', f'{m["message"]}: {m["description"]}', ok, r
+
+
 def ledger_all(call):
     yield from ledger_checks(call)
     yield from ledger_conflict_checks(call)
     yield from ledger_proof_checks(call)
     yield from ledger_identity_checks(call)
+    yield from ledger_wire_checks(call)
 
 
 SUITES = {'ponw-ledger': ledger_all, 'framing': framing_checks, 'host': host_checks, 'tensor-frame': tensor_checks,

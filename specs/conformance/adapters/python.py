@@ -149,6 +149,10 @@ def handle(req):
         return {'address': decrypt_keystore(req['file'], req['passphrase']).address}
     if op == 'ledger.verifyBinding':
         return {'address': verify_binding(req['binding'])}
+    if op == 'ledger.decodeMessage':
+        from vectors import normalize
+        msg = pb.decode(req['message'], unhex(req['bytes']))
+        return {'decoded': normalize(req['message'], msg), 'reencoded': pb.encode(req['message'], msg).hex()}
     if op == 'framing.read':
         return framing_read(unhex(req['stream']), req['eof'], req['maxMessageSize'], req['count'])
     return None

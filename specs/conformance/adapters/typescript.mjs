@@ -2,7 +2,8 @@
 // JSON lines on stdin/stdout, protocol in ../README.md. Run by: python3 specs/conformance/run.py -- node <this file>
 import { createInterface } from 'node:readline'
 import * as L from '../../../packages/ponw-ledger/dist/src/index.js'
-import { Tx } from '../../../packages/ponw-ledger/dist/src/pb/ledger.js'
+import * as PB from '../../../packages/ponw-ledger/dist/src/pb/ledger.js'
+const { Tx } = PB
 import { parseSwarmKey } from '../../../packages/host/dist/src/index.js'
 import { decodeTensorFrame, tensorHashHex } from '../../../packages/tensor/dist/src/index.js'
 import { BpeTokenizer, pretokenize } from '../../../packages/tokenizer/dist/src/index.js'
@@ -40,6 +41,18 @@ function tokenizerOf (json) {
 }
 // a float as the vectors write it: a JSON number, or "NaN", "Infinity", "-Infinity", "-0"
 const floatOut = (x) => Number.isNaN(x) ? 'NaN' : x === Infinity ? 'Infinity' : x === -Infinity ? '-Infinity' : Object.is(x, -0) ? '-0' : x
+
+const snake = (s) => s.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())
+// a decoded protons message as the vectors write it: proto field names, bytes hex, bigint decimal, defaults left out
+function normalize (v) {
+  const out = {}
+  for (const [k, x] of Object.entries(v)) {
+    const conv = (y) => y instanceof Uint8Array ? hex(y) : typeof y === 'bigint' ? y.toString() : (y != null && typeof y === 'object') ? normalize(y) : y
+    if (x == null || x === 0 || x === 0n || x === '' || x === false || (x instanceof Uint8Array && x.byteLength === 0) || (Array.isArray(x) && x.length === 0)) continue
+    out[snake(k)] = Array.isArray(x) ? x.map(conv) : conv(x)
+  }
+  return out
+}
 
 async function handle (r) {
   switch (r.op) {
@@ -87,6 +100,12 @@ async function handle (r) {
     }
     case 'ledger.keystoreDecrypt': return { address: (await L.decryptKeystore(r.file, r.passphrase)).address }
     case 'ledger.verifyBinding': return { address: await L.verifyBinding(r.binding) }
+    case 'ledger.decodeMessage': {
+      const codec = PB[r.message]
+      if (codec == null) return undefined
+      const m = codec.decode(unhex(r.bytes))
+      return { decoded: normalize(m), reencoded: hex(codec.encode(m)) }
+    }
     case 'ledger.merkleRoot': return { root: hex(L.dataMerkleRoot(r.samples.map(unhex))) }
     case 'ledger.merkleProof': return { path: L.dataMerkleProof(r.samples.map(unhex), r.index).map(hex) }
     case 'ledger.verifyMerkleProof': return { valid: L.verifyDataMerkleProof(unhex(r.root), r.count, r.index, unhex(r.sample), r.path.map(unhex)) }

@@ -447,8 +447,63 @@ def identity_vectors():
             'keystores': keystores, 'bindings': bindings}
 
 
+# ---- wire.json: gossip, sync, data-challenge and weights messages ----
+
+def normalize(name, msg):
+    """a decoded message as JSON: proto field names, bytes hex, uint64 decimal strings, defaults left out"""
+    out = {}
+    for _, f, t, rep in pb.SCHEMA[name]:
+        v = msg.get(f)
+        conv = (lambda x: normalize(t, x)) if t in pb.SCHEMA else (lambda x: x.hex()) if t == 'bytes' else (lambda x: str(x)) if t == 'uint64' else (lambda x: bool(x)) if t == 'bool' else (lambda x: x)
+        if rep:
+            if v:
+                out[f] = [conv(x) for x in v]
+        elif t in pb.SCHEMA:
+            if v is not None:
+                out[f] = conv(v)
+        elif v not in (None, 0, b'', '', False):
+            out[f] = conv(v)
+    return out
+
+
+def wire_vectors():
+    led = load('ledger.json')['messages'][0]
+    st = pb.decode('Certificate', bytes.fromhex(led['certificate']))
+    signed = bytes.fromhex(led['signedTx'])
+    b = load('identity.json')['bindings'][0]['binding'] if os.path.exists(os.path.join(VEC, 'identity.json')) else identity_vectors()['bindings'][0]['binding']
+    hb = {'peer_id': b['peerId'], 'wallet_public_key': bytes.fromhex(b['walletPublicKey']), 'issued_at_ms': b['issuedAtMs'],
+          'wallet_signature': bytes.fromhex(b['walletSignature']), 'peer_signature': bytes.fromhex(b['peerSignature'])}
+    pv = proofs_vectors()
+    sh = pv['shards'][0]
+    msgs = [
+        ('GossipMessage', 'a new message', {'signed_tx': signed}),
+        ('GossipMessage', 'a vote (validator 0: its index is a default and is left out inside VoteSig)', {'vote': {'signed_tx': signed, 'vote': st['votes'][0]}}),
+        ('GossipMessage', 'a certificate (embedded, not bytes)', {'certificate': st}),
+        ('GossipMessage', 'a heartbeat: the identity binding of identity.json', {'heartbeat': hb}),
+        ('SyncRequest', 'from 0 (left out), limit 1024', {'from': 0, 'limit': 1024}),
+        ('SyncRequest', 'from 300, limit 64', {'from': 300, 'limit': 64}),
+        ('SyncResponse', 'one certificate, next 1, done', {'certificates': [bytes.fromhex(led['certificate'])], 'next': 1, 'done': True}),
+        ('SyncResponse', 'the last page of an empty log: next 0 (left out), done', {'next': 0, 'done': True}),
+        ('DataChallengeRequest', 'three leaf indexes of shard 0 (index 0 written: repeated, unpacked)',
+         {'proof_id': bytes.fromhex(led['txId']), 'shard_id': 0, 'indexes': [0, 3, 4], 'round': 7}),
+        ('DataChallengeResponse', 'openings of leaves 0 and 4 of proofs.json shard 0',
+         {'openings': [{'sample': sh['samples'][i].encode(), 'path': [bytes.fromhex(x) for x in sh['paths'][i]['path']]} for i in (0, 4)]}),
+        ('WeightsRequest', 'checkpoint 0 (the base weights)', {'proof_id': bytes.fromhex(led['txId']), 'checkpoint': 0}),
+        ('WeightsChunk', 'the last chunk', {'data': bytes(range(16)), 'last': True}),
+    ]
+    out = []
+    for name, desc, m in msgs:
+        full = dict(pb.default(name), **m)
+        data = pb.encode(name, full)
+        out.append({'message': name, 'description': desc, 'decoded': normalize(name, pb.decode(name, data)), 'bytes': data.hex()})
+    return {'description': 'encodings of the gossip (§9), sync (§10), data-challenge (§10.1) and weights (§10.2) messages by the '
+                           'rules of §5.1 (these are decoded leniently: unknown fields ignored, as for any framed message)',
+            'messages': out}
+
+
 OWNED = {'encoding.json': encoding_vectors, 'invalid.json': invalid_vectors, 'state.json': state_vectors, 'evidence.json': evidence_vectors,
-         'conflict.json': conflict_vectors, 'proofs.json': proofs_vectors, 'identity.json': identity_vectors}
+         'conflict.json': conflict_vectors, 'proofs.json': proofs_vectors, 'identity.json': identity_vectors,
+         'wire.json': wire_vectors}
 
 
 # ---- checks of every file, from the files alone ----
@@ -572,6 +627,11 @@ def check():
         assert got == c.get('address', c.get('error')), c['description']
         if 'digest' in c:
             assert binding_digest(c['binding']['peerId'], bytes.fromhex(c['binding']['walletPublicKey']), c['binding']['issuedAtMs']).hex() == c['digest']
+        n += 1
+    # wire.json
+    for m in load('wire.json')['messages']:
+        msg = pb.decode(m['message'], bytes.fromhex(m['bytes']))
+        assert normalize(m['message'], msg) == m['decoded'] and pb.encode(m['message'], msg).hex() == m['bytes'], m['description']
         n += 1
     # evidence.json
     ev = load('evidence.json')

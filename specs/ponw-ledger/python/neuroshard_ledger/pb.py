@@ -54,6 +54,18 @@ SCHEMA = {
     'VoteSig': [(1, 'validator', 'uint32', False), (2, 'signature', 'bytes', False)],
     'Certificate': [(1, 'signed_tx', 'bytes', False), (2, 'votes', 'VoteSig', True)],
     'Vote': [(1, 'signed_tx', 'bytes', False), (2, 'vote', 'VoteSig', False)],
+    'Heartbeat': [(1, 'peer_id', 'string', False), (2, 'wallet_public_key', 'bytes', False), (3, 'issued_at_ms', 'uint64', False),
+                  (4, 'wallet_signature', 'bytes', False), (5, 'peer_signature', 'bytes', False)],
+    'GossipMessage': [(1, 'signed_tx', 'bytes', False), (2, 'vote', 'Vote', False), (3, 'certificate', 'Certificate', False),
+                      (4, 'heartbeat', 'Heartbeat', False)],
+    'SyncRequest': [(1, 'from', 'uint64', False), (2, 'limit', 'uint32', False)],
+    'SyncResponse': [(1, 'certificates', 'bytes', True), (2, 'next', 'uint64', False), (3, 'done', 'bool', False)],
+    'DataChallengeRequest': [(1, 'proof_id', 'bytes', False), (2, 'shard_id', 'uint32', False), (3, 'indexes', 'uint32', True),
+                             (4, 'round', 'uint64', False)],
+    'DataOpening': [(1, 'sample', 'bytes', False), (2, 'path', 'bytes', True)],
+    'DataChallengeResponse': [(1, 'openings', 'DataOpening', True)],
+    'WeightsRequest': [(1, 'proof_id', 'bytes', False), (2, 'checkpoint', 'uint32', False)],
+    'WeightsChunk': [(1, 'data', 'bytes', False), (2, 'last', 'bool', False)],
 }
 
 MAX = {'uint32': (1 << 32) - 1, 'uint64': (1 << 64) - 1, 'enum': (1 << 31) - 1, 'bool': 1}
@@ -106,7 +118,7 @@ def encode(name: str, msg: dict) -> bytes:
                 body = encode(typ, x)
                 out += varint(num << 3 | 2) + varint(len(body)) + body
             elif typ in ('bytes', 'string'):
-                b = x.encode('utf-8') if typ == 'string' else bytes(x or b'')
+                b = (x or '').encode('utf-8') if typ == 'string' else bytes(x or b'')
                 if not rep and len(b) == 0:
                     continue
                 out += varint(num << 3 | 2) + varint(len(b)) + b
