@@ -37,7 +37,7 @@ export type Command =
   | { op: 'connect', hops: Array<{ peer: string, start: number, end: number }>, dial: string[] }
   | { op: 'decode', prompt: number[], n: number }
   | { op: 'localDecode', prompt: number[], n: number }
-  | { op: 'train', batches: TrainBatch[], compress?: boolean }
+  | { op: 'train', batches: TrainBatch[], compress?: boolean, deflate?: boolean }
   | { op: 'monoTrain', batches: TrainBatch[] }
   | { op: 'traffic' }
   | { op: 'parameters' }
@@ -153,12 +153,12 @@ async function request (msg: Record<string, unknown>): Promise<unknown> {
   return await p
 }
 
-async function train (batches: TrainBatch[], compress?: boolean): Promise<{ ms: number[], losses: number[] }> {
+async function train (batches: TrainBatch[], compress?: boolean, deflate?: boolean): Promise<{ ms: number[], losses: number[] }> {
   const ms: number[] = []
   const losses: number[] = []
   for (const b of batches) {
     const t0 = performance.now()
-    const r = await host!.services.pipeline.trainStep(b, { compress })
+    const r = await host!.services.pipeline.trainStep(b, { compress, deflate })
     ms.push(performance.now() - t0)
     losses.push(r.loss)
   }
@@ -202,7 +202,7 @@ async function handle (cmd: Command): Promise<unknown> {
     case 'trace': { const t = (globalThis as any).__nsTrace ?? []; (globalThis as any).__nsTrace = []; return t }
     case 'generate': return await decode(cmd.prompt, cmd.n, cmd.killAfter)
     case 'localDecode': return await localDecode(cmd.prompt, cmd.n)
-    case 'train': return await train(cmd.batches, cmd.compress)
+    case 'train': return await train(cmd.batches, cmd.compress, cmd.deflate)
     case 'monoTrain': return await monoTrain(cmd.batches)
     case 'traffic': return host!.services.pipeline.trafficStats()
     case 'parameters': {

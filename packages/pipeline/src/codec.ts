@@ -3,20 +3,40 @@
  * int8 (`compress`). Decoding checks dtype, rank and dims before anything is allocated for the runtime;
  * finiteness and token-id ranges are checked again by the runtime before onnxruntime sees the tensor.
  */
+import { deflateSync, inflateSync } from 'node:zlib'
 import { decodeTensorFrame, dequantizeInt8, encodeTensorFrame, quantizeInt8 } from '@neuroshard/tensor'
 import { float32, int64 } from '@neuroshard/runtime'
-import { INT8_BLOCK_SIZE } from './constants.js'
+import { DEFLATE_LEVEL, INT8_BLOCK_SIZE } from './constants.js'
 import { InvalidActivationError } from './errors.js'
 import type { TensorData } from '@neuroshard/runtime'
 
-/** Encode a float32 `[.., d]` activation or gradient; int8 blockwise when `compress` */
-export function encodeActivation (t: TensorData, compress: boolean): Uint8Array<ArrayBuffer> {
+/** A tensor frame as a zlib stream (RFC 1950: deflate with an Adler-32 check), for requests with `deflate` */
+export function deflateFrame (frame: Uint8Array): Uint8Array<ArrayBuffer> {
+  const z = deflateSync(frame, { level: DEFLATE_LEVEL })
+  return new Uint8Array(z.buffer, z.byteOffset, z.byteLength) as Uint8Array<ArrayBuffer>
+}
+
+/** Undo `deflateFrame`, never inflating past `maxBytes`; throws InvalidActivationError */
+export function inflateFrame (bytes: Uint8Array, maxBytes: number, what: string): Uint8Array {
+  try {
+    const out = inflateSync(bytes, { maxOutputLength: maxBytes })
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+  } catch (err: any) {
+    throw new InvalidActivationError(`${what}: not a zlib stream of at most ${maxBytes} bytes: ${String(err?.code ?? err?.name)}: ${String(err?.message ?? err)}`)
+  }
+}
+
+/** Encode a float32 `[.., d]` activation or gradient; int8 blockwise when `compress`; a zlib stream of the frame when `deflate` */
+export function encodeActivation (t: TensorData, compress: boolean, deflate = false): Uint8Array<ArrayBuffer> {
   const data = t.data as Float32Array
+  let frame: Uint8Array<ArrayBuffer>
   if (compress) {
     const q = quantizeInt8(data, { blockSize: INT8_BLOCK_SIZE })
-    return encodeTensorFrame({ dtype: 'int8', shape: [...t.dims], ...q }) as Uint8Array<ArrayBuffer>
+    frame = encodeTensorFrame({ dtype: 'int8', shape: [...t.dims], ...q }) as Uint8Array<ArrayBuffer>
+  } else {
+    frame = encodeTensorFrame({ dtype: 'float32', shape: [...t.dims], data }) as Uint8Array<ArrayBuffer>
   }
-  return encodeTensorFrame({ dtype: 'float32', shape: [...t.dims], data }) as Uint8Array<ArrayBuffer>
+  return deflate ? deflateFrame(frame) : frame
 }
 
 export interface ActivationLimits {
@@ -30,10 +50,13 @@ export interface ActivationLimits {
   compress: boolean
   /** Name for error messages */
   what: string
+  /** The frame is a zlib stream (the request's `deflate`) @default false */
+  deflate?: boolean
 }
 
 /** Decode and check a `[batch, seq, d]` activation frame; throws InvalidActivationError */
 export function decodeActivation (bytes: Uint8Array, limits: ActivationLimits): TensorData {
+  if (limits.deflate === true) bytes = inflateFrame(bytes, limits.maxBytes, limits.what)
   let t
   try {
     t = decodeTensorFrame(bytes, { maxBytes: limits.maxBytes, copy: true })
@@ -53,13 +76,15 @@ export function decodeActivation (bytes: Uint8Array, limits: ActivationLimits): 
   return float32(t.data as Float32Array, [b, s, d])
 }
 
-/** Encode int64 token ids / targets `[batch, seq]` */
-export function encodeIds (ids: BigInt64Array, dims: readonly number[]): Uint8Array<ArrayBuffer> {
-  return encodeTensorFrame({ dtype: 'int64', shape: [...dims], data: ids }) as Uint8Array<ArrayBuffer>
+/** Encode int64 token ids / targets `[batch, seq]` (a zlib stream of the frame when `deflate`) */
+export function encodeIds (ids: BigInt64Array, dims: readonly number[], deflate = false): Uint8Array<ArrayBuffer> {
+  const frame = encodeTensorFrame({ dtype: 'int64', shape: [...dims], data: ids }) as Uint8Array<ArrayBuffer>
+  return deflate ? deflateFrame(frame) : frame
 }
 
 /** Decode and check an int64 `[batch, seq]` frame (ids are range-checked by the runtime) */
 export function decodeIds (bytes: Uint8Array, limits: Omit<ActivationLimits, 'dModel' | 'compress'>): TensorData {
+  if (limits.deflate === true) bytes = inflateFrame(bytes, limits.maxBytes, limits.what)
   let t
   try {
     t = decodeTensorFrame(bytes, { maxBytes: limits.maxBytes, copy: true })

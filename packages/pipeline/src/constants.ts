@@ -33,6 +33,12 @@ export const MAX_ROUTE_HOPS = 64
 /** Elements per int8 block when activations are compressed (protocol) @default 64 */
 export const INT8_BLOCK_SIZE = 64
 
+/** zlib level of `deflate` frames (1: fastest; int8 activations gain little from higher levels) */
+export const DEFLATE_LEVEL = 1
+
+/** A Driver deflates a request's frames only when its first frame is at least this big (not single decode tokens) */
+export const DEFLATE_MIN_BYTES = 1024
+
 /**
  * Largest request or response body, bytes. A `[batch, seq, d]` float32 activation must fit, and for tied
  * embeddings the `vocab × d` gradient (TAKE_TIED / SET_TIED) too. @default 64 MiB

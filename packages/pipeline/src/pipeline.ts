@@ -4,13 +4,13 @@ import { adamwKernel, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_
 import { decodeTensorFrame, encodeTensorFrame } from '@neuroshard/tensor'
 import { handleRequests, messageStream, sendRequest } from '@neuroshard/utils'
 import { TypedEventEmitter } from 'main-event'
-import { decodeActivation, decodeIds, decodeNamed, encodeActivation, encodeIds, encodeNamed } from './codec.js'
+import { decodeActivation, decodeIds, decodeNamed, deflateFrame, encodeActivation, encodeIds, encodeNamed } from './codec.js'
 import {
   DEFAULT_HOP_TIMEOUT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_INBOUND_STREAMS, DEFAULT_MAX_KV_BYTES, DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MAX_MICRO_BATCHES_PER_STEP, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_OUTBOUND_STREAMS, DEFAULT_MAX_RETRIES,
   DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SUB_STAGES, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_SWEEP_INTERVAL_MS, MAX_ROUTE_HOPS,
   PIPELINE_PROTOCOL, SESSION_ID_BYTES, PIPELINE_GENERATE_PROTOCOL, PIPELINE_SESSION_PROTOCOL, MAX_GENERATE_REQUEST_SIZE, MAX_STOP_ENTRIES,
-  DEFAULT_MAX_REMOTE_GENERATIONS
+  DEFAULT_MAX_REMOTE_GENERATIONS, DEFLATE_MIN_BYTES
 } from './constants.js'
 import {
   HopFailedError, InvalidActivationError, InvalidRouteError, KvCacheFullError, NoRouteError, PipelineRequestError,
@@ -75,6 +75,11 @@ export interface PipelineInit {
   maxOutboundStreams?: number
   /** Blockwise int8 activations and gradients on the wire, for this Driver's requests @default false */
   compress?: boolean
+  /**
+   * With `compress`, also zlib the frames of requests whose activation is at least 1 KiB (prefill chunks and
+   * training micro-batches, not single decode tokens) and their gradients and targets (spec §3) @default true
+   */
+  deflate?: boolean
   /** Stages for parts of served spans (inference hops that use part of a span) kept at once @default 4 */
   maxSubStages?: number
   /** onnxruntime intra-op threads of sub-span stages @default onnxruntime's default */
@@ -106,6 +111,8 @@ export interface GenerateOptions extends AbortOptions, SamplingOptions {
   returnLogits?: boolean
   /** Overrides the init's `compress` for this generation */
   compress?: boolean
+  /** Overrides the init's `deflate` for this generation */
+  deflate?: boolean
   /** Re-routes allowed after hop failures @default 8 */
   maxRetries?: number
 }
@@ -133,6 +140,8 @@ export interface TrainBatch {
 export interface TrainStepOptions extends AbortOptions {
   /** Overrides the init's `compress` for this step */
   compress?: boolean
+  /** Overrides the init's `deflate` for this step */
+  deflate?: boolean
   /** Re-routes allowed per micro-batch after hop failures @default 8 */
   maxRetries?: number
 }
@@ -213,7 +222,7 @@ function emptyRequest (fields: Partial<Request>): Request {
   return {
     kind: Kind.KIND_UNSPECIFIED, session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
-    tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0),
+    tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false,
     ...fields
   }
 }
@@ -279,6 +288,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly maxOutboundStreams: number
   private readonly sweepIntervalMs: number
   private readonly compress: boolean
+  private readonly deflate: boolean
   private readonly allowTraining: (peer: PeerId) => boolean
   private readonly sessions: SessionTable
   private readonly train = new Map<PipelineStage, TrainState>()
@@ -321,6 +331,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.maxOutboundStreams = init.maxOutboundStreams ?? DEFAULT_MAX_OUTBOUND_STREAMS
     this.sweepIntervalMs = init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
     this.compress = init.compress ?? false
+    this.deflate = init.deflate ?? true
     this.allowTraining = init.allowTraining ?? (() => true)
     this.maxSubStages = init.maxSubStages ?? DEFAULT_MAX_SUB_STAGES
     this.serveGenerate = init.serveGenerate ?? true
@@ -503,8 +514,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return await stage
   }
 
-  private limits (stage: PipelineStage, compress: boolean, what: string): Parameters<typeof decodeActivation>[1] {
-    return { dModel: stage.config.dModel, maxBatch: this.maxBatch, maxSeq: stage.config.maxSeqLen, maxBytes: this.maxMessageSize, compress, what }
+  private limits (stage: PipelineStage, compress: boolean, what: string, deflate = false): Parameters<typeof decodeActivation>[1] {
+    return { dModel: stage.config.dModel, maxBatch: this.maxBatch, maxSeq: stage.config.maxSeqLen, maxBytes: this.maxMessageSize, compress, what, deflate }
   }
 
   private sessionKey (session: Uint8Array, stage: PipelineStage): string {
@@ -512,7 +523,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   }
 
   private async serveInfer (req: Request, stage: PipelineStage, signal: AbortSignal): Promise<Response> {
-    const hidden = decodeActivation(req.hidden, this.limits(stage, req.compress, 'hidden'))
+    const hidden = decodeActivation(req.hidden, this.limits(stage, req.compress, 'hidden', req.deflate))
     const [batch, seq] = hidden.dims
     if (batch !== 1) throw new InvalidActivationError(`inference sessions run batch 1, got ${batch}`)
     const out = await this.runStageInference(stage, req.session, req.position, hidden)
@@ -549,7 +560,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   /** Send `req` on to hop + 1 with `hidden`; a failure to reach it (or its silence) is HopFailedError for that hop */
   private async forwardHop (req: Request, hidden: TensorData, signal?: AbortSignal): Promise<Response> {
     const next = req.hop + 1
-    const out: Request = { ...req, hop: next, hidden: encodeActivation(hidden, req.compress) }
+    const out: Request = { ...req, hop: next, hidden: encodeActivation(hidden, req.compress, req.deflate) }
     return await this.send(req.route, next, out, signal)
   }
 
@@ -677,7 +688,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const cached = state.done.get(key)
     if (cached != null) return await cached
     if (state.done.size >= this.maxMicroBatches) throw new PipelineRequestError(`more than ${this.maxMicroBatches} micro-batches in one step`)
-    const hidden = decodeActivation(req.hidden, this.limits(stage, req.compress, 'hidden'))
+    const hidden = decodeActivation(req.hidden, this.limits(stage, req.compress, 'hidden', req.deflate))
     const work = this.trainForward(req, stage, hidden, state, key, signal)
     state.done.set(key, work)
     try {
@@ -709,14 +720,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     } else {
       const res = await this.forwardHop(req, out, signal)
       if (res.error !== '') return res
-      gradOut = decodeActivation(res.grad, this.limits(stage, req.compress, 'grad'))
+      gradOut = decodeActivation(res.grad, this.limits(stage, req.compress, 'grad', req.deflate))
       if (gradOut.dims[0] !== out.dims[0] || gradOut.dims[1] !== out.dims[1]) throw new InvalidActivationError('gradient shape does not match the activation')
       loss = res.loss
     }
     const grad = stage.blocks != null
       ? (await stage.blocks.backward({ hidden_in: hidden, grad_hidden_out: gradOut })).grad_hidden_in
       : gradOut
-    return emptyResponse({ grad: encodeActivation(grad, req.compress), loss })
+    return emptyResponse({ grad: encodeActivation(grad, req.compress, req.deflate), loss })
   }
 
   private serveTargets (req: Request, stage: PipelineStage): Response {
@@ -724,7 +735,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.checkStep(req, stage)
     const state = this.trainState(stage)
     if (state.targets.size >= this.maxMicroBatches) throw new PipelineRequestError(`more than ${this.maxMicroBatches} micro-batches waiting`)
-    const t = decodeIds(req.targets, { maxBatch: this.maxBatch, maxSeq: stage.config.maxSeqLen, maxBytes: this.maxMessageSize, what: 'targets' })
+    const t = decodeIds(req.targets, { maxBatch: this.maxBatch, maxSeq: stage.config.maxSeqLen, maxBytes: this.maxMessageSize, what: 'targets', deflate: req.deflate })
     state.targets.set(this.microKey(req), t)
     return emptyResponse({})
   }
@@ -947,6 +958,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const maxNew = Math.min(options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, config.maxSeqLen - ids.length)
     if (maxNew < 0) throw new InvalidParametersError(`the prompt (${ids.length} tokens) is longer than maxSeqLen ${config.maxSeqLen}`)
     const compress = options.compress ?? this.compress
+    const deflateOn = options.deflate ?? this.deflate
     const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES
     const signal = options.signal
     const session = new Uint8Array(randomBytes(SESSION_ID_BYTES))
@@ -971,7 +983,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const chunk = all.slice(position)
         const h0 = (await stage.embed!.forward({ input_ids: int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]) })).hidden
         const h = await this.runStageInference(stage, session, position, h0)
-        const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden: encodeActivation(h, compress), sampling, compress })
+        let hidden = encodeActivation(h, compress)
+        const deflate = compress && deflateOn && hidden.length >= DEFLATE_MIN_BYTES
+        if (deflate) hidden = deflateFrame(hidden)
+        const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate })
         const res = await this.send(route, 1, req, signal)
         if (res.error === HopFailedError.name) {
           const err = this.failover(router, route, res)
@@ -1028,6 +1043,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES
     const signal = options.signal
     const step = stage.embed!.stepCount
+    // a micro-batch's activation is batch × seq × d: deflate when it is not tiny (the same rule as inference)
+    const deflateOn = options.deflate ?? this.deflate
+    const deflateFor = (b: TrainBatch): boolean => compress && deflateOn && b.batch * b.seq * config.dModel >= DEFLATE_MIN_BYTES
     const session = this.runId
     const lossScale = 1 / list.length
     const participants = new Map<string, { route: Request['route'], hop: number }>()
@@ -1040,14 +1058,15 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (signal?.aborted === true) throw new AbortError('training step aborted')
         const route = await this.route(stage, router, 'training', signal)
         const last = route.length - 1
-        const base = { session, step, microBatch: mb, route, compress }
-        let res = await this.send(route, last, emptyRequest({ ...base, kind: Kind.TARGETS, hop: last, targets: encodeIds(b.targets, [b.batch, b.seq]) }), signal)
+        const deflate = deflateFor(b)
+        const base = { session, step, microBatch: mb, route, compress, deflate }
+        let res = await this.send(route, last, emptyRequest({ ...base, kind: Kind.TARGETS, hop: last, targets: encodeIds(b.targets, [b.batch, b.seq], deflate) }), signal)
         let h0: TensorData | undefined
         let h: TensorData | undefined
         if (res.error === '') {
           h0 = (await stage.embed!.forward({ input_ids: ids })).hidden
           h = stage.blocks != null ? (await stage.blocks.forward({ hidden_in: h0 })).hidden_out : h0
-          res = await this.send(route, 1, emptyRequest({ ...base, kind: Kind.TRAIN_FORWARD, hop: 1, hidden: encodeActivation(h, compress), lossScale }), signal)
+          res = await this.send(route, 1, emptyRequest({ ...base, kind: Kind.TRAIN_FORWARD, hop: 1, hidden: encodeActivation(h, compress, deflate), lossScale }), signal)
         }
         if (res.error === HopFailedError.name) {
           const err = this.failover(router, route, res)
@@ -1056,7 +1075,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           continue // re-send the same micro-batch id: hops that already accumulated it answer from their record
         }
         if (res.error !== '') throw errorFromResponse(res)
-        let g = decodeActivation(res.grad, this.limits(stage, compress, 'grad'))
+        let g = decodeActivation(res.grad, this.limits(stage, compress, 'grad', deflateFor(b)))
         if (stage.blocks != null) g = (await stage.blocks.backward({ hidden_in: h0!, grad_hidden_out: g })).grad_hidden_in
         await stage.embed!.backward({ input_ids: ids, grad_hidden: g })
         losses.push(res.loss)

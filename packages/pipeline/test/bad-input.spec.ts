@@ -3,6 +3,7 @@
  * of range, unknown sessions, oversized messages, bad routes, a full KV cache — gets a typed error, changes
  * nothing, and the node keeps serving a valid generation right after.
  */
+import { deflateSync } from 'node:zlib'
 import { describe, it, expect, afterAll, beforeAll } from 'vitest'
 import { preset } from '@neuroshard/model'
 import { float32 } from '@neuroshard/runtime'
@@ -56,7 +57,7 @@ function request (fields: Partial<PipelineRequest>): PipelineRequest {
     kind: Kind.INFER, session: new Uint8Array(16).fill(7), position: 0, hop: 1, route: route(),
     hidden: encodeActivation(float32(new Float32Array(3 * d).fill(0.1), [1, 3, d]), false),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
-    tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0),
+    tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false,
     ...fields
   }
 }
@@ -121,6 +122,23 @@ describe('bad input from peers', () => {
       expect(res.failedHop).toBe(1)
     }
     expect(worker.services.pipeline.sessionStats().sessions).toBe(0)
+    await stillServes()
+  })
+
+  it('deflated frames: garbage and a zlib bomb past the message cap are refused; a good one runs', async () => {
+    const bomb = deflateSync(new Uint8Array(64 * 1024 * 1024 + 1024)) // 64 MiB + 1 KiB of zeros in ~65 KB
+    for (const hidden of [Uint8Array.of(1, 2, 3, 4, 5), new Uint8Array(bomb.buffer, bomb.byteOffset, bomb.byteLength)]) {
+      const res = await ask(worker, request({ hidden: hidden as Uint8Array<ArrayBuffer>, deflate: true }))
+      expect(res.error).toBe('InvalidActivationError')
+      expect(res.failedHop).toBe(1)
+    }
+    expect(worker.services.pipeline.sessionStats().sessions).toBe(0)
+    const s = new Uint8Array(16).fill(23)
+    const h = float32(new Float32Array(3 * d).fill(0.1), [1, 3, d])
+    const ok = await ask(worker, request({ session: s, hidden: encodeActivation(h, true, true), compress: true, deflate: true }))
+    expect(ok.error).toBe('')
+    expect(ok.position).toBe(3)
+    await ask(worker, request({ kind: Kind.CLOSE, session: s }))
     await stillServes()
   })
 

@@ -99,6 +99,25 @@ async function compare (config: ModelConfig, tiedReplica?: boolean): Promise<voi
 }
 
 describe('pipeline training over three hosts', () => {
+  it('int8 + deflate on the wire: losses follow float32 training, under a third of the bytes', async () => {
+    const config = preset('tiny')
+    const params = weights(config, 5)
+    const data = batches(config, 6)
+    const run = async (compress: boolean): Promise<{ losses: number[], bytes: number }> => {
+      const { driver } = await threeNodes(config, params)
+      const losses: number[] = []
+      for (const b of data) losses.push((await driver.services.pipeline.trainStep(b, { compress })).loss)
+      const t = driver.services.pipeline.trafficStats()
+      await stopAll(hosts.splice(0))
+      return { losses, bytes: t.sent + t.received }
+    }
+    const plain = await run(false)
+    const packed = await run(true)
+    for (let i = 0; i < data.length; i++) expect(Math.abs(packed.losses[i] - plain.losses[i]) / plain.losses[i], `loss at step ${i}`).toBeLessThan(0.02)
+    expect(packed.losses).not.toEqual(plain.losses) // it did quantize
+    expect(packed.bytes).toBeLessThan(plain.bytes / 3)
+  })
+
   it('untied: matches the single-process model for 20 steps', async () => {
     await compare(preset('tiny'))
   })

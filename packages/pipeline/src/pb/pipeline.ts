@@ -370,6 +370,7 @@ export interface Request {
   tiedAdamw?: TiedAdamW
   tiedM: Uint8Array<ArrayBuffer>
   tiedV: Uint8Array<ArrayBuffer>
+  deflate: boolean
 }
 
 export namespace Request {
@@ -479,6 +480,11 @@ export namespace Request {
           w.bytes(obj.tiedV)
         }
 
+        if ((obj.deflate != null && obj.deflate !== false)) {
+          w.uint32(160)
+          w.bool(obj.deflate)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -500,7 +506,8 @@ export namespace Request {
           tiedReplica: false,
           tiedIds: uint8ArrayAlloc(0),
           tiedM: uint8ArrayAlloc(0),
-          tiedV: uint8ArrayAlloc(0)
+          tiedV: uint8ArrayAlloc(0),
+          deflate: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -593,6 +600,10 @@ export namespace Request {
             }
             case 19: {
               obj.tiedV = reader.bytes()
+              break
+            }
+            case 20: {
+              obj.deflate = reader.bool()
               break
             }
             default: {
@@ -755,6 +766,13 @@ export namespace Request {
               yield {
                 field: `${prefix}.tiedV`,
                 value: reader.bytes()
+              }
+              break
+            }
+            case 20: {
+              yield {
+                field: `${prefix}.deflate`,
+                value: reader.bool()
               }
               break
             }
@@ -928,6 +946,11 @@ export namespace Request {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface RequestDeflateFieldEvent {
+    field: '$.deflate'
+    value: boolean
+  }
+
   export function encode (obj: Partial<Request>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Request.codec())
   }
@@ -936,7 +959,7 @@ export namespace Request {
     return decodeMessage(buf, Request.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent> {
     return streamMessage(buf, Request.codec(), opts)
   }
 }
