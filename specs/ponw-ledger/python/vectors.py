@@ -9,6 +9,7 @@ evidence.json (§6.2, §8 assignShards). Signatures are deterministic (RFC 6979)
 import json
 import os
 import random
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -501,9 +502,81 @@ def wire_vectors():
             'messages': out}
 
 
+# ---- keys.json, preimage.json, ledger.json: first written by the TypeScript generator, now derived here too ----
+
+def keys_vectors():
+    names = ['alice', 'bob', 'carol'] + [f'validator-{i}' for i in range(4)]
+    return {'note': 'test keys: secret = sha256("neuroshard/ledger/v1/test-key" || 0x00 || utf8(seed)); NEVER use for real funds',
+            'wallets': {n: {'seed': n, 'secretKey': W[n].secret.hex(), 'publicKey': W[n].public_key.hex(), 'address': W[n].address} for n in names}}
+
+
+def _camel(name, msg):
+    """a decoded Tx as the first preimage.json wrote it: camelCase names, bytes hex, uint64 decimal strings"""
+    out = {}
+    for _, f, t, rep in pb.SCHEMA[name]:
+        v = msg.get(f)
+        if t in pb.SCHEMA:
+            if v is not None:
+                out[re.sub(r'_([a-z])', lambda m: m.group(1).upper(), f)] = _camel(t, v)
+            continue
+        out[re.sub(r'_([a-z])', lambda m: m.group(1).upper(), f)] = v.hex() if t == 'bytes' else str(v) if t == 'uint64' else v
+    return out
+
+
+def _first_messages():
+    a, b, c = W['alice'], W['bob'], W['carol']
+    t1 = a.sign_tx(chain, 0, 0, 'transfer', to=b.address, amount=15 * NEURO // 10, memo=b'hello')
+    t2 = b.sign_tx(chain, 0, 0, 'stake', amount=50 * NEURO)
+    t3 = b.sign_tx(chain, 1, 0, 'uptime', epoch=0, heartbeats=60, stake_claim=50 * NEURO)
+    t4 = a.sign_tx(chain, 1, 0, 'payment', provider=c.address, tokens=1000, price_per_token=10 ** 15, session_id=bytes([1, 2, 3]))
+    t5 = c.sign_tx(chain, 0, 0, 'stake', amount=5 * NEURO)
+    ea = c.sign_tx(chain, 1, 0, 'transfer', to=a.address, amount=NEURO)
+    eb = c.sign_tx(chain, 1, 0, 'transfer', to=b.address, amount=NEURO)
+    t6 = V[0].sign_tx(chain, 0, 0, 'slash', kind=1, signed_tx_a=ea, signed_tx_b=eb)
+    return [t1, t2, t3, t4, t5, t6], ea, eb
+
+
+def preimage_vectors():
+    t1 = parse_signed_tx(chain, _first_messages()[0][0])
+    a = W['alice']
+    return {
+        'description': 'signing preimage of the first message: digest = sha256(utf8("neuroshard/ledger/v1/tx") || 0x00 || chainId || txBytes); '
+                       'signature = 64-byte compact low-S ECDSA secp256k1 with SHA-256 of the digest (the ECDSA message is the digest, so '
+                       'the integer signed is sha256(digest); RFC 6979 nonce from sha256(digest))',
+        'domain': 'neuroshard/ledger/v1/tx', 'chainId': chain.chain_id_hex, 'txBytes': t1.tx_bytes.hex(), 'decoded': _camel('Tx', t1.tx),
+        'digest': t1.id_hex, 'signature': t1.signature.hex(), 'publicKey': a.public_key.hex(),
+        'voteDigest': vote_digest(chain.chain_id, t1.id).hex(),
+        'address': {'publicKey': a.public_key.hex(), 'address': a.address,
+                    'rule': 'first 20 bytes of sha256(utf8("neuroshard/ledger/v1/address") || 0x00 || compressedPublicKey)'},
+        'amounts': [{'value': str(v), 'bytes': encode_amount(v).hex()} for v in [0, 1, 255, 256, NEURO, 2 ** 128 - 1]],
+    }
+
+
+def ledger_vectors():
+    finals, ea, eb = _first_messages()
+    names = ['alice→bob transfer 1.5 NEURO', 'bob stakes 50 NEURO', 'bob uptime proof: 60 heartbeats × 60 s, stake claim 50',
+             'alice pays carol for 1000 tokens at 0.001 NEURO', 'carol stakes 5 NEURO', 'validator-0 reports carol signing two messages for sequence 1']
+    certs = [certify(t) for t in finals]
+    txs = [parse_certificate(chain, c)[0] for c in certs]
+    st = State(chain)
+    st.add_final(txs)
+    return {
+        'description': 'final messages (certificates signed by validators 0,1,2) and the state they must produce in ANY order',
+        'chainId': chain.chain_id_hex,
+        'messages': [{'description': n, 'txId': t.id_hex, 'signedTx': t.signed.hex(), 'certificate': c.hex()} for n, t, c in zip(names, txs, certs)],
+        'conflicting': {'note': 'carol\'s two messages for sequence 1: neither is final; together they are the evidence', 'a': ea.hex(), 'b': eb.hex()},
+        'expected': {
+            'accounts': {addr: {k: str(acc[k]) for k in ('balance', 'bonded', 'slashed', 'nextSeq')}
+                         for addr, acc in st.accounts.items() if acc['balance'] + acc['bonded'] + acc['slashed'] > 0},
+            'totals': {k: str(v) for k, v in st.totals.items()},
+            'stateHash': st.state_hash(),
+        },
+    }
+
+
 OWNED = {'encoding.json': encoding_vectors, 'invalid.json': invalid_vectors, 'state.json': state_vectors, 'evidence.json': evidence_vectors,
          'conflict.json': conflict_vectors, 'proofs.json': proofs_vectors, 'identity.json': identity_vectors,
-         'wire.json': wire_vectors}
+         'wire.json': wire_vectors, 'keys.json': keys_vectors, 'preimage.json': preimage_vectors, 'ledger.json': ledger_vectors}
 
 
 # ---- checks of every file, from the files alone ----
