@@ -157,3 +157,4 @@ export class NeuroLlmTrainingVerifier implements TrainingReExecutor {
     return { batchesChecked: picked.length, segmentsChecked: 0, pseudoGradientVerified: false, lossAfterVerified: false }
   }
 }
+export * from './pol.js'
