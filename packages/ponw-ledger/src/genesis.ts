@@ -267,30 +267,44 @@ export function genesisToJSON (g: GenesisConfig): string {
   return JSON.stringify(g, (_k, v) => typeof v === 'bigint' ? v.toString() : v, 2)
 }
 
-export function genesisFromJSON (s: string): GenesisConfig {
-  const raw = JSON.parse(s)
-  const d = defaultParams()
-  const params: any = {}
-  for (const [k, def] of Object.entries(d)) {
-    const v = raw.params?.[k]
-    if (v === undefined) {
-      throw new InvalidGenesisError(`params.${k} missing`)
-    }
-    if (typeof def === 'bigint') {
-      params[k] = BigInt(v)
-    } else if (typeof def === 'number') {
-      params[k] = Number(v)
-    } else {
-      params[k] = rational(BigInt(v.num), BigInt(v.den))
-    }
+/** An integer of a genesis file: a JSON number up to 2^53 − 1 or a decimal string (spec §2); anything else is refused */
+function genesisInt (v: unknown, what: string): bigint {
+  if ((typeof v === 'number' && Number.isSafeInteger(v)) || (typeof v === 'string' && /^-?[0-9]+$/.test(v))) {
+    return BigInt(v)
   }
-  const g: GenesisConfig = {
-    network: String(raw.network),
-    genesisTimeMs: Number(raw.genesisTimeMs),
-    validators: raw.validators.map((v: any) => ({ publicKey: String(v.publicKey), stake: BigInt(v.stake) })),
-    allocations: raw.allocations.map((a: any) => ({ address: String(a.address), balance: BigInt(a.balance) })),
-    params,
-    dataManifestHash: raw.dataManifestHash == null ? undefined : String(raw.dataManifestHash)
+  throw new InvalidGenesisError(`${what} must be an integer (a JSON number below 2^53 or a decimal string)`)
+}
+
+export function genesisFromJSON (s: string): GenesisConfig {
+  let g: GenesisConfig
+  try {
+    const raw = JSON.parse(s)
+    const d = defaultParams()
+    const params: any = {}
+    for (const [k, def] of Object.entries(d)) {
+      const v = raw.params?.[k]
+      if (v === undefined) {
+        throw new InvalidGenesisError(`params.${k} missing`)
+      }
+      if (typeof def === 'bigint') {
+        params[k] = genesisInt(v, `params.${k}`)
+      } else if (typeof def === 'number') {
+        params[k] = Number(genesisInt(v, `params.${k}`))
+      } else {
+        params[k] = rational(genesisInt(v.num, `params.${k}.num`), genesisInt(v.den, `params.${k}.den`))
+      }
+    }
+    g = {
+      network: String(raw.network),
+      genesisTimeMs: Number(genesisInt(raw.genesisTimeMs, 'genesisTimeMs')),
+      validators: raw.validators.map((v: any) => ({ publicKey: String(v.publicKey), stake: genesisInt(v.stake, 'validator stake') })),
+      allocations: raw.allocations.map((a: any) => ({ address: String(a.address), balance: genesisInt(a.balance, 'allocation balance') })),
+      params,
+      dataManifestHash: raw.dataManifestHash == null ? undefined : String(raw.dataManifestHash)
+    }
+  } catch (err: any) {
+    // a missing member, a non-integer, JSON that does not parse: all are an invalid genesis (spec §12)
+    throw err instanceof InvalidGenesisError ? err : new InvalidGenesisError(`malformed genesis: ${err.message}`)
   }
   validateGenesis(g)
   return g
