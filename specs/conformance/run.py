@@ -289,7 +289,17 @@ def ledger_wire_checks(call):
         yield '§9-§10 gossip, sync, challenge and weights messages', f'{m["message"]}: {m["description"]}', ok, r
 
 
+def ledger_genesis_checks(call):
+    for c in vec('ponw-ledger', 'genesis-cases.json')['cases']:
+        r = call('ledger.chainId', genesis=c['genesis'])
+        if 'error' in c:
+            yield '§12 genesis validation', c['description'], *expect_error(r, c['error'])
+        else:
+            yield '§2 chain id', c['description'], r.get('chainId') == c['chainId'], r
+
+
 def ledger_all(call):
+    yield from ledger_genesis_checks(call)
     yield from ledger_checks(call)
     yield from ledger_conflict_checks(call)
     yield from ledger_proof_checks(call)

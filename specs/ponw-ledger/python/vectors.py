@@ -574,9 +574,62 @@ def ledger_vectors():
     }
 
 
+# ---- genesis-cases.json: §2 chain id normalisation and §12 genesis validation ----
+
+def genesis_vectors():
+    base = load('genesis.json')
+
+    def variant(desc, edit, error=None):
+        g = json.loads(json.dumps(base))
+        edit(g)
+        try:
+            cid = Chain(g).chain_id_hex
+            got = {'chainId': cid}
+        except LedgerError as e:
+            got = {'error': e.name}
+        want = {'error': error} if error else got
+        assert got == want, (desc, got, want)
+        return {'description': desc, 'genesis': g, **got}
+
+    def setp(k, v):
+        return lambda g: g['params'].__setitem__(k, v)
+    cases = [
+        variant('the genesis of every vector', lambda g: None),
+        variant('integers written as JSON numbers and decimal strings interchangeably (same chain id)',
+                lambda g: (g.__setitem__('genesisTimeMs', '0'), g['params'].__setitem__('epochMs', '3600000'), g['validators'][0].__setitem__('stake', int(g['validators'][0]['stake'])))),
+        variant('an unknown member is ignored (same chain id)', lambda g: g.__setitem__('comment', 'not hashed')),
+        variant('with a dataManifestHash (hashed: another chain id)', lambda g: g.__setitem__('dataManifestHash', '00' * 32)),
+        variant('no validator', lambda g: g.__setitem__('validators', []), 'InvalidGenesisError'),
+        variant('the same validator key twice', lambda g: g['validators'].__setitem__(1, dict(g['validators'][0])), 'InvalidGenesisError'),
+        variant('a validator stake of 0', lambda g: g['validators'][0].__setitem__('stake', '0'), 'InvalidGenesisError'),
+        variant('a validator key that is not a curve point', lambda g: g['validators'][0].__setitem__('publicKey', '02' + '00' * 31 + '05'), 'InvalidGenesisError'),
+        variant('an allocation address in upper case', lambda g: g['allocations'][0].__setitem__('address', g['allocations'][0]['address'].upper()), 'InvalidGenesisError'),
+        variant('slashFraction 3/2', setp('slashFraction', {'num': '3', 'den': '2'}), 'InvalidGenesisError'),
+        variant('qualityBonus 1/2', setp('qualityBonus', {'num': '1', 'den': '2'}), 'InvalidGenesisError'),
+        variant('a rational with denominator 0', setp('stakingBeta', {'num': '1', 'den': '0'}), 'InvalidGenesisError'),
+        variant('heartbeatSeconds · 1000 > epochMs', setp('heartbeatSeconds', 3601), 'InvalidGenesisError'),
+        variant('epochWindow 1001', setp('epochWindow', 1001), 'InvalidGenesisError'),
+        variant('shardsPerAssignment > totalShards', setp('shardsPerAssignment', 1025), 'InvalidGenesisError'),
+        variant('maxBatchesPerProof 10^6 + 1', setp('maxBatchesPerProof', 1000001), 'InvalidGenesisError'),
+        variant('unbondingEpochs 0', setp('unbondingEpochs', '0'), 'InvalidGenesisError'),
+        variant('a network name of 257 characters', lambda g: g.__setitem__('network', 'n' * 257), 'InvalidGenesisError'),
+        variant('genesisTimeMs -1', lambda g: g.__setitem__('genesisTimeMs', -1), 'InvalidGenesisError'),
+        variant('dataManifestHash in upper case', lambda g: g.__setitem__('dataManifestHash', 'AB' * 32), 'InvalidGenesisError'),
+        variant('a parameter missing (roundMs)', lambda g: g['params'].__delitem__('roundMs'), 'InvalidGenesisError'),
+        variant('no validators member', lambda g: g.__delitem__('validators'), 'InvalidGenesisError'),
+        variant('a stake written as a hex string ("0x10")', lambda g: g['validators'][0].__setitem__('stake', '0x10'), 'InvalidGenesisError'),
+        variant('a stake of 1.5', lambda g: g['validators'][0].__setitem__('stake', 1.5), 'InvalidGenesisError'),
+        variant('a stake of 10^21 as a JSON number (not exact above 2^53: write it as a string)', lambda g: g['validators'][0].__setitem__('stake', 10 ** 21), 'InvalidGenesisError'),
+    ]
+    assert cases[1]['chainId'] == cases[0]['chainId'] == cases[2]['chainId'] != cases[3]['chainId']
+    return {'description': '§2 chain id (canonical JSON of exactly the genesis fields) and §12 genesis validation: each '
+                           'genesis gives its chain id or MUST be refused with the named error', 'cases': cases}
+
+
 OWNED = {'encoding.json': encoding_vectors, 'invalid.json': invalid_vectors, 'state.json': state_vectors, 'evidence.json': evidence_vectors,
          'conflict.json': conflict_vectors, 'proofs.json': proofs_vectors, 'identity.json': identity_vectors,
-         'wire.json': wire_vectors, 'keys.json': keys_vectors, 'preimage.json': preimage_vectors, 'ledger.json': ledger_vectors}
+         'wire.json': wire_vectors, 'keys.json': keys_vectors, 'preimage.json': preimage_vectors, 'ledger.json': ledger_vectors,
+         'genesis-cases.json': genesis_vectors}
 
 
 # ---- checks of every file, from the files alone ----
@@ -700,6 +753,14 @@ def check():
         assert got == c.get('address', c.get('error')), c['description']
         if 'digest' in c:
             assert binding_digest(c['binding']['peerId'], bytes.fromhex(c['binding']['walletPublicKey']), c['binding']['issuedAtMs']).hex() == c['digest']
+        n += 1
+    # genesis-cases.json
+    for c in load('genesis-cases.json')['cases']:
+        try:
+            got = {'chainId': Chain(c['genesis']).chain_id_hex}
+        except LedgerError as e:
+            got = {'error': e.name}
+        assert got == {k: c[k] for k in ('chainId', 'error') if k in c}, c['description']
         n += 1
     # wire.json
     for m in load('wire.json')['messages']:

@@ -121,7 +121,7 @@ INTEGERS = ['qualityLossThresholdMicro', 'stakingUnit', 'unbondingEpochs', 'epoc
 def _int(v, what):
     if isinstance(v, bool):
         raise InvalidGenesisError(f'{what} is not an integer')
-    if isinstance(v, int):
+    if isinstance(v, int) and abs(v) <= 2 ** 53 - 1:   # a JSON number: exact only below 2^53
         return v
     if isinstance(v, str) and re.fullmatch(r'-?[0-9]+', v):
         return int(v)
@@ -153,7 +153,7 @@ class Chain:
                 g['params'][k] = _int(raw['params'][k], k)
             if raw.get('dataManifestHash') is not None:
                 g['dataManifestHash'] = raw['dataManifestHash']
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise InvalidGenesisError(f'genesis field missing or mistyped: {e}')
         self.genesis = g
         self._validate()
