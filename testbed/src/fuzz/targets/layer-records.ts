@@ -44,13 +44,15 @@ function breakRule (rng: Rng, payload: Uint8Array, other: PeerId): { payload: Ui
   }
 }
 
-/** libp2p signed envelope fields: public_key 1, payload_type 2, payload 3, signature 5 (last value wins) */
+/** libp2p signed envelope fields: payload_type 2, payload 3, signature 5 (last value wins) */
 function tupleChanged (b: Uint8Array, honest: Uint8Array): boolean {
   let f: Field[]
   try { f = parseFields(b) } catch { return false }
   const h = parseFields(honest)
   const last = (fs: Field[], no: number): Uint8Array => { let v: Uint8Array = new Uint8Array(0); for (const x of fs) if (x.no === no && x.value instanceof Uint8Array) v = x.value; return v }
-  return [1, 2, 3, 5].some(no => !eq(last(f, no), last(h, no)))
+  // the public key (1) is left out: protons reads a known field whatever its wire type, so a key whose
+  // bytes differ can still decode to the same key; another key cannot verify the signature anyway
+  return [2, 3, 5].some(no => !eq(last(f, no), last(h, no)))
 }
 
 export function layerRecordsTarget (options: { vulnerable?: boolean } = {}): FuzzTarget {

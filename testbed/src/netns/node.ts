@@ -1,0 +1,72 @@
+/**
+ * One testbed node: a NeuroShard host with the layer pool (the tiny model), started with bootstrap
+ * addresses, printing one JSON line a second on stdout (what the runner measures). This is the default
+ * per-node command of a scenario; once the reference node has `neuroshard start --bootstrap ... --port ...
+ * --data-dir ...`, a scenario can run that instead (`node.command`).
+ *
+ *   node dist/src/netns/node.js --name n0 --port 4001 --data-dir /tmp/n0 [--bootstrap /ip4/.../p2p/...,...]
+ */
+import { parseArgs } from 'node:util'
+import { createNeuroShardHost } from '@neuroshard/host'
+import { layerPool, layerPoolRecordValidator } from '@neuroshard/layer-pool'
+import { TINY } from '@neuroshard/model'
+import type { LayerPool } from '@neuroshard/layer-pool'
+
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string', default: 'node' },
+    port: { type: 'string', default: '4001' },
+    'data-dir': { type: 'string' },
+    bootstrap: { type: 'string', default: '' },
+    'stats-interval-ms': { type: 'string', default: '1000' }
+  }
+})
+
+const SLOT_BYTES = 4 * 46_208 // one tiny block in fp32
+
+function emit (event: string, fields: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify({ event, t: Date.now(), name: values.name, ...fields }) + '\n')
+}
+
+const bootstrap = (values.bootstrap ?? '').split(',').filter(s => s.length > 0)
+const host = await createNeuroShardHost<{ layerPool: LayerPool }>({
+  listen: [`/ip4/0.0.0.0/tcp/${values.port}`],
+  transports: { quic: false, webrtcDirect: false, circuitRelay: false },
+  mdns: false,
+  dataDir: values['data-dir'],
+  bootstrap,
+  recordValidators: { 'layer-pool': layerPoolRecordValidator() },
+  services: {
+    layerPool: layerPool({
+      modelId: 'testbed',
+      config: TINY,
+      initSeed: 42,
+      memoryBytes: Math.round(2.9 * SLOT_BYTES),
+      heartbeatIntervalMs: 2_000,
+      recordTtlMs: 20_000
+    })
+  }
+} as any)
+
+emit('ready', { peerId: host.peerId.toString(), addrs: host.getMultiaddrs().map(String) })
+
+const pool = host.services.layerPool
+const timer = setInterval(() => {
+  const mem = process.memoryUsage()
+  let recordPeers: string[] = []
+  let covered = false
+  try {
+    const now = Date.now()
+    recordPeers = [...pool.records().entries()].filter(([, e]) => e.liveUntil > now).map(([k]) => k)
+    covered = pool.view().every(v => v.live >= 1)
+  } catch {}
+  emit('stats', { peerId: host.peerId.toString(), connections: host.getConnections().length, recordPeers, covered, rss: mem.rss, heapUsed: mem.heapUsed })
+}, Number(values['stats-interval-ms']))
+
+const stop = async (): Promise<void> => {
+  clearInterval(timer)
+  await Promise.resolve(host.stop()).catch(() => {})
+  process.exit(0)
+}
+process.on('SIGTERM', () => { void stop() })
+process.on('SIGINT', () => { void stop() })

@@ -1,0 +1,55 @@
+/**
+ * Runs scenarios and writes the results table:
+ *
+ *   cd testbed && npx -y pnpm@10 run scenario -- scenarios/home-links.json [more.json ...]
+ *   cd testbed && npx -y pnpm@10 run scenario -- --all          (every scenarios/*.json)
+ *   cd testbed && npx -y pnpm@10 run scenario -- --cleanup      (remove what an interrupted run left)
+ *
+ * Results: testbed/results/scenarios.md (table as printed) and scenarios.json
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { cleanupStale, probeEnvironment } from './env.js'
+import { runScenario } from './runner.js'
+import type { ScenarioResult } from './runner.js'
+import { loadScenario } from './scenario.js'
+
+const TESTBED = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+
+export function scenarioTable (results: ScenarioResult[]): string {
+  const head = '| scenario | links | nodes | converged after start (s) | events: reconverged after (s) | killed/cut-off nodes forgotten after (s) | max RSS per node (MB) | RSS slope after 30 s, median / max (MB/min) | frames in / lost / cut (emulator) | verdict |'
+  const sep = '|' + head.split('|').slice(1, -1).map(() => '---').join('|') + '|'
+  const f = (x: number | undefined): string => x == null ? 'no' : x.toFixed(1)
+  const rows = results.map(r => `| ${r.scenario} | ${r.backend} | ${r.nodes} | ${f(r.startConvergeS)} | ${r.events.map(e => `${e.action}@${e.atS}s ${e.action === 'partition' ? '(cut)' : f(e.reconvergeS)}`).join('; ') || '–'} | ${r.events.filter(e => e.forgottenS != null || e.action === 'kill' || e.action === 'partition').map(e => `${e.action}@${e.atS}s ${f(e.forgottenS)}`).join('; ') || '–'} | ${r.maxRssMB.toFixed(0)} | ${r.rssSlopeMedian.toFixed(2)} / ${r.rssSlopeMax.toFixed(2)} | ${r.link.framesIn ?? '–'} / ${r.link.lost ?? '–'} / ${r.link.cut ?? '–'} | ${r.passed ? 'pass' : `FAIL: ${r.failures.join('; ')}`} |`)
+  return [head, sep, ...rows].join('\n')
+}
+
+async function main (): Promise<void> {
+  const args = process.argv.slice(2)
+  if (args.includes('--cleanup')) { console.log(`removed: ${cleanupStale().join(' ') || 'nothing'}`); return }
+  const env = probeEnvironment()
+  process.stderr.write(`environment: ${JSON.stringify(env)}\n`)
+  if (env.missing != null) { console.error(`the testbed cannot run here: ${env.missing}`); process.exitCode = 2; return }
+  const files = args.includes('--all')
+    ? readdirSync(join(TESTBED, 'scenarios')).filter(f => f.endsWith('.json')).sort().map(f => join(TESTBED, 'scenarios', f))
+    : args.filter(a => !a.startsWith('--'))
+  const load0 = readFileSync('/proc/loadavg', 'utf8').trim()
+  const date = new Date().toISOString()
+  const results: ScenarioResult[] = []
+  for (const file of files) results.push(await runScenario(loadScenario(file)))
+  const out = [
+    `Command: \`cd testbed && npx -y pnpm@10 run scenario -- ${args.join(' ')}\``,
+    `Date: ${date}; machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}; load before: ${load0}; load after: ${readFileSync('/proc/loadavg', 'utf8').trim()}; links: ${env.netem ? 'kernel netem' : 'user-space emulator (linkem.py: delay, jitter, loss, partitions) + kernel tbf (rate); this kernel has no sch_netem'}`,
+    '',
+    scenarioTable(results)
+  ].join('\n')
+  console.log(out)
+  mkdirSync(join(TESTBED, 'results'), { recursive: true })
+  writeFileSync(join(TESTBED, 'results', 'scenarios.md'), out + '\n')
+  writeFileSync(join(TESTBED, 'results', 'scenarios.json'), JSON.stringify(results, null, 2) + '\n')
+  if (results.some(r => !r.passed)) process.exitCode = 1
+}
+
+await main()

@@ -1,0 +1,380 @@
+/**
+ * Runs a scenario: one network namespace per node, links emulated (kernel netem when the kernel has it,
+ * else the user-space emulator linkem.py; bandwidth caps with kernel tbf), node processes started with
+ * `ip netns exec`, a timeline of chaos events, per-node metrics from the nodes' JSON lines, and a
+ * teardown that also runs on Ctrl-C, SIGTERM and failure.
+ */
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import type { WriteStream } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { nodeNames, DEFAULT_COMMAND } from './scenario.js'
+import type { LinkProfile, Scenario, ScenarioEvent } from './scenario.js'
+import { probeEnvironment, sh } from './env.js'
+
+const TESTBED = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+
+export interface NodeState {
+  name: string
+  group: string
+  ip: string
+  ns: string
+  dataDir: string
+  proc?: ChildProcess
+  alive: boolean
+  peerId?: string
+  last?: { t: number, connections: number, recordPeers: string[], covered: boolean, rss: number, heapUsed: number }
+  /** RSS samples of the current process (a restart starts a new series) */
+  rss: Array<[number, number]>
+  maxRss: number
+  starts: number
+}
+
+export interface EventResult {
+  atS: number
+  action: string
+  detail: string
+  /** s from the event until the network converged again (undefined: it did not within the timeout) */
+  reconvergeS?: number
+  /** kill: s until no live node counted the killed nodes any more */
+  forgottenS?: number
+}
+
+export interface ScenarioResult {
+  scenario: string
+  backend: 'netem' | 'userspace'
+  nodes: number
+  startConvergeS?: number
+  events: EventResult[]
+  maxRssMB: number
+  /** per node, least-squares RSS slope after the first 30 s, MB/min */
+  rssSlopeMedian: number
+  rssSlopeMax: number
+  link: { framesIn?: number, lost?: number, cut?: number, bytesDelivered?: number }
+  passed: boolean
+  failures: string[]
+  logDir: string
+  seconds: number
+}
+
+export interface RunOptions {
+  log?(line: string): void
+  /** force a backend (default: netem when the kernel has it, else userspace) */
+  backend?: 'netem' | 'userspace'
+}
+
+function profileFor (links: Record<string, LinkProfile>, a: string, b: string): LinkProfile {
+  return links[`${a}>${b}`] ?? links[`${a}>*`] ?? links[`*>${b}`] ?? links['*'] ?? {}
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+export async function runScenario (s: Scenario, options: RunOptions = {}): Promise<ScenarioResult> {
+  const log = options.log ?? ((l: string) => { process.stderr.write(l + '\n') })
+  const env = probeEnvironment()
+  if (env.missing != null) throw new Error(`the testbed cannot run here: ${env.missing}`)
+  const backend = options.backend ?? (env.netem ? 'netem' : 'userspace')
+  if (backend === 'netem' && !env.netem) throw new Error('the netem backend needs sch_netem, which this kernel lacks')
+  const run = Math.random().toString(36).slice(2, 6).padEnd(4, '0')
+  const base = join('/tmp', 'neuroshard-testbed', `${s.name}-${run}`)
+  const logDir = join(base, 'logs')
+  mkdirSync(logDir, { recursive: true })
+  const groups = Object.keys(s.groups)
+  const names = nodeNames(s)
+  const nodes: NodeState[] = names.map((name, i) => {
+    const group = name.slice(0, name.lastIndexOf('-'))
+    const gi = groups.indexOf(group)
+    const idx = Number(name.slice(name.lastIndexOf('-') + 1))
+    return { name, group, ip: `10.77.${gi}.${idx + 1}`, ns: `nstb-${run}-${i}`, dataDir: join(base, 'data', name), alive: false, rss: [], maxRss: 0, starts: 0 }
+  })
+  const port = s.node?.port ?? 4001
+  const logs = new Map<string, WriteStream>()
+  let linkem: ChildProcess | undefined
+  let linkemOut: ReturnType<typeof createInterface> | undefined
+  const statsFile = join(base, 'link-stats.json')
+  const started = Date.now()
+  let tornDown = false
+
+  const teardown = async (): Promise<void> => {
+    if (tornDown) return
+    tornDown = true
+    for (const n of nodes) { if (n.proc?.pid != null && n.alive) { try { process.kill(n.proc.pid, 'SIGKILL') } catch {} } }
+    await sleep(300)
+    if (linkem != null) { linkem.stdin?.end('quit\n'); await new Promise(resolve => { linkem?.once('exit', resolve); setTimeout(resolve, 3000) }); try { linkem.kill('SIGKILL') } catch {} }
+    for (const n of nodes) { try { sh(['ip', 'netns', 'del', n.ns]) } catch {} }
+    if (backend === 'netem') { try { sh(['ip', 'link', 'del', `tb${run}b`]) } catch {} }
+    for (const l of logs.values()) l.end()
+    rmSync(join(base, 'data'), { recursive: true, force: true })
+  }
+  const onSignal = (sig: NodeJS.Signals): void => {
+    log(`${sig}: tearing the testbed down`)
+    void teardown().finally(() => process.exit(130))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+
+  const linkCmd = async (cmd: string): Promise<void> => {
+    if (linkem == null || linkemOut == null) return
+    const reply = new Promise<void>(resolve => { linkemOut?.once('line', () => { resolve() }) })
+    linkem.stdin?.write(cmd + '\n')
+    await Promise.race([reply, sleep(5000)])
+  }
+
+  const partitionNetem = (a: string, b: string, on: boolean): void => {
+    for (const n of nodes) {
+      const other = n.group === a ? b : n.group === b ? a : undefined
+      if (other == null) continue
+      const k = groups.indexOf(other)
+      const p = profileFor(s.links, n.group, other)
+      sh(['ip', 'netns', 'exec', n.ns, 'tc', 'qdisc', 'change', 'dev', 'eth0', 'parent', `1:${10 + k}`, 'handle', `${10 + k}:`, 'netem', ...netemArgs(on ? { ...p, lossPct: 100 } : p)])
+    }
+  }
+
+  const startNode = (n: NodeState): void => {
+    const bootstrap = s.bootstrap.map(b => nodes.find(x => x.name === b)).filter((b): b is NodeState => b != null && b !== n && b.peerId != null).map(b => `/ip4/${b.ip}/tcp/${port}/p2p/${b.peerId}`).join(',')
+    const vars: Record<string, string> = { node: process.execPath, testbed: TESTBED, name: n.name, port: String(port), dataDir: n.dataDir, bootstrap, ip: n.ip }
+    const cmd = (s.node?.command ?? DEFAULT_COMMAND).map(a => a.replace(/\{(\w+)\}/g, (_, k: string) => vars[k] ?? ''))
+    mkdirSync(n.dataDir, { recursive: true })
+    let out = logs.get(n.name)
+    if (out == null) { out = createWriteStream(join(logDir, `${n.name}.log`), { flags: 'a' }); logs.set(n.name, out) }
+    out.write(`# start ${new Date().toISOString()}: ${cmd.join(' ')}\n`)
+    const proc = spawn('ip', ['netns', 'exec', n.ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...s.node?.env } })
+    n.proc = proc
+    n.alive = true
+    n.starts++
+    n.last = undefined
+    n.rss = []
+    const rl = createInterface({ input: proc.stdout })
+    rl.on('line', (line) => {
+      out?.write(line + '\n')
+      if (!line.startsWith('{')) return
+      try {
+        const m = JSON.parse(line)
+        if (m.event === 'ready') n.peerId = m.peerId
+        if (m.event === 'stats') {
+          n.peerId = m.peerId
+          n.last = { t: Date.now(), connections: m.connections, recordPeers: m.recordPeers, covered: m.covered, rss: m.rss, heapUsed: m.heapUsed }
+          n.rss.push([Date.now(), m.rss])
+          n.maxRss = Math.max(n.maxRss, m.rss)
+        }
+      } catch {}
+    })
+    proc.stderr?.on('data', (d: Buffer) => { out?.write(d) })
+    proc.on('exit', (code, signal) => {
+      out?.write(`# exit code ${code} signal ${signal}\n`)
+      if (n.proc === proc) n.alive = false
+    })
+  }
+
+  const kill = (n: NodeState): void => {
+    if (n.proc?.pid != null && n.alive) { try { process.kill(n.proc.pid, 'SIGKILL') } catch {} }
+    n.alive = false
+    n.last = undefined
+  }
+
+  /** every live node reports, counts every other live node's record and sees every slot served */
+  const converged = (): boolean => {
+    const live = nodes.filter(n => n.alive)
+    if (live.length === 0) return false
+    const now = Date.now()
+    const ids = live.map(n => n.peerId)
+    return live.every(n => n.last != null && now - n.last.t < 5000 && n.last.covered && ids.every(id => id != null && n.last?.recordPeers.includes(id)))
+  }
+  const waitConverged = async (timeoutS: number, since: number): Promise<number | undefined> => {
+    const deadline = since + timeoutS * 1000
+    while (Date.now() < deadline) {
+      if (converged()) return (Date.now() - since) / 1000
+      await sleep(250)
+    }
+    return undefined
+  }
+
+  const failures: string[] = []
+  const events: EventResult[] = []
+  let startConvergeS: number | undefined
+  const timeoutS = s.convergeTimeoutS ?? 60
+  try {
+    // ---- network -------------------------------------------------------------------------------------
+    if (backend === 'userspace') {
+      const cfg = {
+        ports: nodes.map((n, i) => ({ tap: `tb${run}t${i}`, group: n.group })),
+        pairs: Object.fromEntries(Object.entries(s.links).map(([k, v]) => [k, v])),
+        seed: 1,
+        stats: statsFile
+      }
+      const cfgFile = join(base, 'linkem.json')
+      const { writeFileSync } = await import('node:fs')
+      writeFileSync(cfgFile, JSON.stringify(cfg))
+      linkem = spawn('python3', [join(TESTBED, 'linkem.py'), cfgFile], { stdio: ['pipe', 'pipe', 'inherit'] })
+      linkemOut = createInterface({ input: linkem.stdout as NodeJS.ReadableStream })
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => { reject(new Error('linkem did not start')) }, 30_000)
+        linkemOut?.once('line', (l) => { clearTimeout(t); l.trim() === 'ready' ? resolve() : reject(new Error(`linkem: ${l}`)) })
+        linkem?.once('exit', (code) => { clearTimeout(t); reject(new Error(`linkem exited with ${code}`)) })
+      })
+    } else {
+      sh(['ip', 'link', 'add', `tb${run}b`, 'type', 'bridge'])
+      sh(['ip', 'link', 'set', `tb${run}b`, 'up'])
+    }
+    for (const [i, n] of nodes.entries()) {
+      sh(['ip', 'netns', 'add', n.ns])
+      sh(['ip', '-n', n.ns, 'link', 'set', 'lo', 'up'])
+      if (backend === 'userspace') {
+        sh(['ip', 'link', 'set', `tb${run}t${i}`, 'netns', n.ns])
+        sh(['ip', '-n', n.ns, 'link', 'set', `tb${run}t${i}`, 'name', 'eth0'])
+      } else {
+        sh(['ip', 'link', 'add', `tb${run}v${i}`, 'type', 'veth', 'peer', 'name', `tb${run}p${i}`])
+        sh(['ip', 'link', 'set', `tb${run}v${i}`, 'master', `tb${run}b`])
+        sh(['ip', 'link', 'set', `tb${run}v${i}`, 'up'])
+        sh(['ip', 'link', 'set', `tb${run}p${i}`, 'netns', n.ns])
+        sh(['ip', '-n', n.ns, 'link', 'set', `tb${run}p${i}`, 'name', 'eth0'])
+      }
+      sh(['ip', '-n', n.ns, 'addr', 'add', `${n.ip}/16`, 'dev', 'eth0'])
+      sh(['ip', '-n', n.ns, 'link', 'set', 'eth0', 'up'])
+      const rate = s.groups[n.group].rateMbit
+      if (backend === 'userspace') {
+        if (rate != null) sh(['ip', 'netns', 'exec', n.ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', `${rate}mbit`, 'burst', '64kbit', 'latency', '400ms'])
+      } else {
+        // htb: one class per destination group (its netem child: delay, jitter, loss), all under the node's cap
+        const cap = `${rate ?? 10_000}mbit`
+        sh(['ip', 'netns', 'exec', n.ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'handle', '1:', 'htb', 'default', '99'])
+        sh(['ip', 'netns', 'exec', n.ns, 'tc', 'class', 'add', 'dev', 'eth0', 'parent', '1:', 'classid', '1:1', 'htb', 'rate', cap])
+        sh(['ip', 'netns', 'exec', n.ns, 'tc', 'class', 'add', 'dev', 'eth0', 'parent', '1:1', 'classid', '1:99', 'htb', 'rate', cap])
+        for (const [k, g] of groups.entries()) {
+          sh(['ip', 'netns', 'exec', n.ns, 'tc', 'class', 'add', 'dev', 'eth0', 'parent', '1:1', 'classid', `1:${10 + k}`, 'htb', 'rate', cap])
+          sh(['ip', 'netns', 'exec', n.ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'parent', `1:${10 + k}`, 'handle', `${10 + k}:`, 'netem', ...netemArgs(profileFor(s.links, n.group, g))])
+          sh(['ip', 'netns', 'exec', n.ns, 'tc', 'filter', 'add', 'dev', 'eth0', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'dst', `10.77.${k}.0/24`, 'flowid', `1:${10 + k}`])
+        }
+      }
+    }
+    log(`${s.name}: ${nodes.length} namespaces up (${backend} links), logs in ${logDir}`)
+
+    // ---- nodes ---------------------------------------------------------------------------------------
+    const boot = nodes.filter(n => s.bootstrap.includes(n.name))
+    for (const b of boot) startNode(b)
+    const bootDeadline = Date.now() + 60_000
+    while (boot.some(b => b.peerId == null)) {
+      if (Date.now() > bootDeadline) throw new Error(`bootstrap nodes did not start: ${boot.filter(b => b.peerId == null).map(b => b.name).join(', ')}`)
+      if (boot.some(b => !b.alive)) throw new Error(`a bootstrap node exited; see ${logDir}`)
+      await sleep(100)
+    }
+    for (const n of nodes) if (!s.bootstrap.includes(n.name)) startNode(n)
+    const t0 = Date.now()
+    startConvergeS = await waitConverged(timeoutS, t0)
+    log(`${s.name}: converged ${startConvergeS != null ? `after ${startConvergeS.toFixed(1)} s` : `NOT within ${timeoutS} s`}`)
+    if (startConvergeS == null) failures.push(`no convergence within ${timeoutS} s of the start`)
+
+    // ---- events --------------------------------------------------------------------------------------
+    const timeline = [...(s.events ?? [])].sort((a, b) => a.atS - b.atS)
+    const tEvents = Date.now()
+    for (const e of timeline) {
+      const at = tEvents + e.atS * 1000
+      if (Date.now() < at) await sleep(at - Date.now())
+      const r = await applyEvent(e)
+      events.push(r)
+      log(`${s.name}: t+${e.atS}s ${r.action} ${r.detail}: reconverged ${r.reconvergeS != null ? `after ${r.reconvergeS.toFixed(1)} s` : 'NOT'}${r.forgottenS != null ? `, killed nodes forgotten after ${r.forgottenS.toFixed(1)} s` : ''}`)
+    }
+    const end = tEvents + s.durationS * 1000
+    if (Date.now() < end) await sleep(end - Date.now())
+    for (const n of nodes) if (n.alive && n.last == null) failures.push(`${n.name} stopped reporting`)
+
+    async function applyEvent (e: ScenarioEvent): Promise<EventResult> {
+      const t = Date.now()
+      const res: EventResult = { atS: e.atS, action: e.action, detail: '' }
+      if (e.action === 'kill' || e.action === 'restart') {
+        const list = e.nodes.map(name => { const n = nodes.find(x => x.name === name); if (n == null) throw new Error(`unknown node ${name}`); return n })
+        res.detail = e.nodes.join(',')
+        if (e.action === 'kill') {
+          const killedIds = list.map(n => n.peerId)
+          list.forEach(kill)
+          // forgotten: no live node counts the killed ones any more (record expiry or liveness probe)
+          const deadline = t + timeoutS * 1000
+          while (Date.now() < deadline) {
+            const live = nodes.filter(n => n.alive)
+            if (live.every(n => n.last != null && n.last.t > t && !killedIds.some(id => id != null && n.last?.recordPeers.includes(id)))) { res.forgottenS = (Date.now() - t) / 1000; break }
+            await sleep(250)
+          }
+        } else {
+          list.forEach(startNode)
+        }
+      } else if (e.action === 'join-storm') {
+        const list = nodes.filter(n => !s.bootstrap.includes(n.name))
+        res.detail = `${list.length} nodes killed and restarted at once`
+        list.forEach(kill)
+        await sleep(200)
+        list.forEach(startNode)
+      } else if (e.action === 'partition') {
+        res.detail = e.groups.join(' | ')
+        if (backend === 'userspace') await linkCmd(`partition ${e.groups[0]} ${e.groups[1]}`)
+        else partitionNetem(e.groups[0], e.groups[1], true)
+        // while cut: each side forgets the other (their records stop arriving and expire)
+        const [a, b] = e.groups
+        const deadline = t + timeoutS * 1000
+        while (Date.now() < deadline) {
+          const side = (g: string): NodeState[] => nodes.filter(n => n.alive && n.group === g)
+          const forgot = (x: NodeState[], y: NodeState[]): boolean => x.every(n => n.last != null && n.last.t > t && !y.some(o => o.peerId != null && n.last?.recordPeers.includes(o.peerId)))
+          if (forgot(side(a), side(b)) && forgot(side(b), side(a))) { res.forgottenS = (Date.now() - t) / 1000; break }
+          await sleep(250)
+        }
+        return res
+      } else if (e.action === 'heal') {
+        res.detail = 'all links restored'
+        if (backend === 'userspace') await linkCmd('heal')
+        else for (const a of groups) for (const b of groups) if (a < b) partitionNetem(a, b, false)
+      }
+      res.reconvergeS = await waitConverged(timeoutS, t)
+      if (res.reconvergeS == null) failures.push(`no convergence within ${timeoutS} s of ${e.action} at t+${e.atS}s`)
+      return res
+    }
+  } catch (err: any) {
+    failures.push(`error: ${String(err?.message ?? err)}`)
+  } finally {
+    if (backend === 'userspace') await linkCmd('stats')
+    await teardown()
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+
+  // ---- metrics -------------------------------------------------------------------------------------
+  const slopes = nodes.map(n => rssSlope(n.rss, 30_000)).filter((x): x is number => x != null).sort((a, b) => a - b)
+  let link: ScenarioResult['link'] = {}
+  try { const st = JSON.parse(readFileSync(statsFile, 'utf8')); link = { framesIn: st.frames_in, lost: st.lost, cut: st.cut, bytesDelivered: st.bytes_delivered } } catch {}
+  return {
+    scenario: s.name,
+    backend,
+    nodes: nodes.length,
+    startConvergeS,
+    events,
+    maxRssMB: Math.max(0, ...nodes.map(n => n.maxRss)) / 2 ** 20,
+    rssSlopeMedian: slopes[Math.floor(slopes.length / 2)] ?? Number.NaN,
+    rssSlopeMax: slopes[slopes.length - 1] ?? Number.NaN,
+    link,
+    passed: failures.length === 0,
+    failures,
+    logDir,
+    seconds: (Date.now() - started) / 1000
+  }
+}
+
+function netemArgs (p: LinkProfile): string[] {
+  const args = ['delay', `${p.delayMs ?? 0}ms`]
+  if ((p.jitterMs ?? 0) > 0) args.push(`${p.jitterMs}ms`)
+  if ((p.lossPct ?? 0) > 0) args.push('loss', `${p.lossPct}%`)
+  return args
+}
+
+/** least-squares slope of RSS over time after `warmupMs`, MB/min (undefined with fewer than 10 samples) */
+export function rssSlope (samples: Array<[number, number]>, warmupMs: number): number | undefined {
+  if (samples.length === 0) return undefined
+  const s = samples.filter(([t]) => t - samples[0][0] >= warmupMs)
+  if (s.length < 10) return undefined
+  const n = s.length
+  const mx = s.reduce((a, [t]) => a + t, 0) / n
+  const my = s.reduce((a, [, r]) => a + r, 0) / n
+  let num = 0; let den = 0
+  for (const [t, r] of s) { num += (t - mx) * (r - my); den += (t - mx) ** 2 }
+  return den === 0 ? 0 : (num / den) * 60_000 / 2 ** 20
+}
