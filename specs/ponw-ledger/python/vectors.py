@@ -596,7 +596,7 @@ def genesis_vectors():
     cases = [
         variant('the genesis of every vector', lambda g: None),
         variant('integers written as JSON numbers and decimal strings interchangeably (same chain id)',
-                lambda g: (g.__setitem__('genesisTimeMs', '0'), g['params'].__setitem__('epochMs', '3600000'), g['validators'][0].__setitem__('stake', int(g['validators'][0]['stake'])))),
+                lambda g: (g.__setitem__('genesisTimeMs', '0'), g['params'].__setitem__('epochMs', '3600000'), g['params'].__setitem__('qualityLossThresholdMicro', 3000000))),
         variant('an unknown member is ignored (same chain id)', lambda g: g.__setitem__('comment', 'not hashed')),
         variant('with a dataManifestHash (hashed: another chain id)', lambda g: g.__setitem__('dataManifestHash', '00' * 32)),
         variant('no validator', lambda g: g.__setitem__('validators', []), 'InvalidGenesisError'),
