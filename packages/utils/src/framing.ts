@@ -20,6 +20,9 @@ export function assertMessageSize (size: number, name = 'maxMessageSize'): void 
   }
 }
 
+/** Thrown (and caught by lpStream) while a length prefix is still incomplete */
+const INCOMPLETE_VARINT = new RangeError('incomplete varint')
+
 /**
  * A strict length-prefix decoder for `lpStream` from `@libp2p/utils`.
  *
@@ -47,8 +50,10 @@ export function strictLengthDecoder (maxMessageSize: number): (prefix: Uint8Arra
         throw new MessageTooLargeError(`length prefix is longer than ${maxPrefixLength} bytes so the message would exceed ${maxMessageSize} bytes`)
       }
 
-      // incomplete - lpStream reads one more byte and calls again
-      throw new RangeError('incomplete varint')
+      // incomplete - lpStream reads one more byte and calls again. The one shared instance: lpStream
+      // only checks `instanceof RangeError`, and capturing a stack trace twice per large message
+      // showed up in transfer profiles
+      throw INCOMPLETE_VARINT
     }
 
     if (length > 1 && last === 0) {
