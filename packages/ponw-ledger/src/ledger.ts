@@ -1023,9 +1023,18 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
         }
       }
       for (const id of gone) {
-        if (this.state.outcomes.delete(id)) {
+        if (this.state.outcomes.has(id)) {
           pruned++
         }
+      }
+      ops.push({ type: 'put', key: KEYS.pruned, value: '1' })
+      ops.push({ type: 'put', key: KEYS.meta, value: toJSON({ logLength: this.#logLength, totals: this.state.totals, indexOffset: this.state.indexOffset + pruned } satisfies Meta) })
+    }
+    // one atomic batch; memory follows only once it is on disk
+    await this.store.batch(ops, true)
+    if (this.#prune) {
+      for (const [id] of behind) {
+        this.state.outcomes.delete(id)
         this.state.known.delete(id)
       }
       this.state.indexOffset += pruned
@@ -1033,10 +1042,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       for (const [a, n] of frontier) {
         this.state.floor.set(a, n)
       }
-      ops.push({ type: 'put', key: KEYS.pruned, value: '1' })
-      ops.push({ type: 'put', key: KEYS.meta, value: toJSON({ logLength: this.#logLength, totals: this.state.totals, indexOffset: this.state.indexOffset } satisfies Meta) })
     }
-    await this.store.batch(ops, true)
     for (const [id] of behind) {
       since.delete(id)
     }
