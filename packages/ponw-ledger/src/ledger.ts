@@ -956,6 +956,11 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     return cert
   }
 
+  /** Validators whose votes for checkpoint (height, snapshot hash) this node holds while it is not certified */
+  checkpointVoters (height: bigint, snapshotHash: Uint8Array): number[] {
+    return [...(this.#ckVotes.get(`${height}/${toHex(snapshotHash)}`)?.votes.keys() ?? [])]
+  }
+
   async #tryAdopt (p: CheckpointProposal, cert: CheckpointCertificateData): Promise<void> {
     if (cert.height <= (this.#base?.height ?? 0n) || !this.#open) {
       if (this.#ckPending?.cert === cert) this.#ckPending = undefined

@@ -195,6 +195,8 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
   /** a proposal this validator could not re-derive yet (messages missing): retried as messages arrive */
   #ckToSign?: CheckpointProposal
   #ckBusy = false
+  /** derivations run per (designated proposer @ epoch) */
+  readonly #ckDerivations = new Map<string, number>()
 
   constructor (components: PonwLedgerComponents, init: PonwLedgerInit) {
     super()
@@ -497,12 +499,35 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     if (ledger.validatorIndex == null || this.#ckSigned.has(key) || p.height <= (ledger.checkpoint?.height ?? 0n)) {
       return
     }
+    // deriving costs a replay of the messages since the base: only for a proposal the designated proposer of
+    // this epoch (or the last) voted for, and at most MAX_DERIVATIONS per proposer and epoch, so a faulty
+    // validator cannot make the others replay at will
+    const epoch = ledger.currentEpoch()
+    const voters = ledger.checkpointVoters(p.height, p.snapshotHash)
+    const proposer = [epoch, epoch - 1n].map(e => designated(ledger.chain, `checkpoint/${p.baseHeight}`, e)).find(i => voters.includes(i) || i === ledger.validatorIndex)
+    if (proposer == null) {
+      this.#log('not deriving checkpoint %s: no vote of its designated proposer', key)
+      return
+    }
+    const budget = `${proposer}@${epoch}`
+    const used = this.#ckDerivations.get(budget) ?? 0
+    if (used >= MAX_DERIVATIONS) {
+      return
+    }
+    const spend = (): void => {
+      if (this.#ckDerivations.size >= 64) this.#ckDerivations.delete(this.#ckDerivations.keys().next().value!)
+      this.#ckDerivations.set(budget, used + 1)
+    }
     let vote: VoteSigData
     try {
       vote = await ledger.signCheckpoint(p)
+      spend()
     } catch (err: any) {
+      // waiting for messages costs no replay (it stops at the missing slots): only a full derivation spends
       if (err.name === 'CheckpointNotReadyError') {
         this.#ckToSign = p
+      } else {
+        spend()
       }
       this.#log('not signing checkpoint %s - %s', key, err.message)
       return
@@ -1045,6 +1070,9 @@ export function reporterRank (validators: number, key: string, self: number, off
   }
   return rank
 }
+
+/** checkpoint proposals one designated proposer can make a validator derive per epoch */
+const MAX_DERIVATIONS = 4
 
 function timeoutSignal (ms: number, signal?: AbortSignal): AbortSignal {
   const t = AbortSignal.timeout(ms)
