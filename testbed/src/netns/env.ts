@@ -1,6 +1,8 @@
 /** What this machine offers for the testbed: root, network namespaces, TAP, Python, tbf, netem */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 export interface TestbedEnvironment {
   root: boolean
@@ -47,4 +49,15 @@ export function cleanupStale (): string[] {
 
 export function sh (args: string[]): void {
   execFileSync(args[0], args.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 })
+}
+
+/** This package's directory (from src/netns under vitest, or dist/src/netns when built) */
+export function testbedDir (): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 5; i++) {
+    const pkg = join(dir, 'package.json')
+    if (existsSync(pkg) && readFileSync(pkg, 'utf8').includes('"@neuroshard/testbed"')) return dir
+    dir = dirname(dir)
+  }
+  throw new Error('cannot find the testbed package directory')
 }

@@ -42,8 +42,9 @@ const host = await createNeuroShardHost<{ layerPool: LayerPool }>({
       config: TINY,
       initSeed: 42,
       memoryBytes: Math.round(2.9 * SLOT_BYTES),
-      heartbeatIntervalMs: 2_000,
-      recordTtlMs: 20_000
+      // scenarios may shorten these (node.env) to make a small run fast
+      heartbeatIntervalMs: Number(process.env.TESTBED_HEARTBEAT_MS ?? 2_000),
+      recordTtlMs: Number(process.env.TESTBED_RECORD_TTL_MS ?? 20_000)
     })
   }
 } as any)

@@ -9,14 +9,13 @@
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { cleanupStale, probeEnvironment } from './env.js'
+import { join } from 'node:path'
+import { cleanupStale, probeEnvironment, testbedDir } from './env.js'
 import { runScenario } from './runner.js'
 import type { ScenarioResult } from './runner.js'
 import { loadScenario } from './scenario.js'
 
-const TESTBED = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+const TESTBED = testbedDir()
 
 export function scenarioTable (results: ScenarioResult[]): string {
   const head = '| scenario | links | nodes | converged after start (s) | events: reconverged after (s) | killed/cut-off nodes forgotten after (s) | max RSS per node (MB) | RSS slope after 30 s, median / max (MB/min) | frames in / lost / cut (emulator) | verdict |'

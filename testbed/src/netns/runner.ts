@@ -6,16 +6,15 @@
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import type { WriteStream } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { nodeNames, DEFAULT_COMMAND } from './scenario.js'
 import type { LinkProfile, Scenario, ScenarioEvent } from './scenario.js'
-import { probeEnvironment, sh } from './env.js'
+import { probeEnvironment, sh, testbedDir } from './env.js'
 
-const TESTBED = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+const TESTBED = testbedDir()
 
 export interface NodeState {
   name: string
@@ -76,6 +75,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
   const log = options.log ?? ((l: string) => { process.stderr.write(l + '\n') })
   const env = probeEnvironment()
   if (env.missing != null) throw new Error(`the testbed cannot run here: ${env.missing}`)
+  if (s.node?.command == null && !existsSync(join(TESTBED, 'dist', 'src', 'netns', 'node.js'))) throw new Error('build the testbed first (tsc -b): the default node command runs dist/src/netns/node.js')
   const backend = options.backend ?? (env.netem ? 'netem' : 'userspace')
   if (backend === 'netem' && !env.netem) throw new Error('the netem backend needs sch_netem, which this kernel lacks')
   const run = Math.random().toString(36).slice(2, 6).padEnd(4, '0')
