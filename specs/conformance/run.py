@@ -307,8 +307,61 @@ def ledger_all(call):
     yield from ledger_wire_checks(call)
 
 
+def model_checks(call):
+    for f in files('model', 'scaling-'):
+        v = vec('model', f)
+        r = call('model.scaling', nodes=v['nodes'], totalMemoryBytes=v['totalMemoryBytes'])
+        if 'error' in v:
+            yield 'model scaling rule', f, *expect_error(r, v['error'])
+        else:
+            yield 'model scaling rule', f, (r.get('architecture'), r.get('parameters')) == (v['architecture'], v['parameters']), r
+    for f in files('model', 'config-'):
+        v = vec('model', f)
+        r = call('model.validateConfig', config=v['config'])
+        if 'error' in v:
+            yield 'model configuration', f, *expect_error(r, v['error'])
+        else:
+            yield 'model configuration', f, r.get('config') == v['config'], r
+    for f in files('model', 'checkpoint-'):
+        v = vec('model', f)
+        args = {k: v[k] for k in ('expectConfig', 'expectRole', 'expectContentHash') if k in v}
+        r = call('model.decodeCheckpoint', fileHex=v['fileHex'], **args)
+        if 'error' in v:
+            yield 'model checkpoints (rejections)', f, *expect_error(r, v['error'])
+        else:
+            want = {k: v[k] for k in ('config', 'role', 'step', 'metadata', 'contentHash')}
+            got = {k: r.get(k) for k in want}
+            yield 'model checkpoints (decode, re-encode byte for byte)', f, got == want and r.get('reencoded') == v['fileHex'], r
+
+
+def genesis_data_checks(call):
+    manifest = vec('genesis-data', 'vectors.json')['manifest']
+    for f in files('genesis-data', 'manifest-'):
+        v = vec('genesis-data', f)
+        r = call('genesisData.validateManifest', manifest=v['manifest'])
+        if 'error' in v:
+            yield 'genesis-data manifest', f, *expect_error(r, v['error'])
+        else:
+            yield 'genesis-data manifest', f, r.get('manifest') == v['manifest'], r
+    for f in files('genesis-data', 'shard-'):
+        v = vec('genesis-data', f)
+        m = vec('genesis-data', v['manifest'])['manifest'] if isinstance(v.get('manifest'), str) else v.get('manifest')
+        r = call('genesisData.loadShard', name=v['name'], shardHex=v['shardHex'], **({} if m is None else {'manifest': m}))
+        if 'error' in v:
+            yield 'genesis-data shard files', f, *expect_error(r, v['error'])
+        else:
+            yield 'genesis-data shard files', f, r.get('tokens') == v['tokens'], r
+    for f in files('genesis-data', 'assign-'):
+        v = vec('genesis-data', f)
+        r = call('genesisData.assignShards', manifest=manifest, peerId=v['peerId'], round=str(v['round']), k=v['k'], split=v.get('split'))
+        if 'error' in v:
+            yield 'genesis-data assignment', f, *expect_error(r, v['error'])
+        else:
+            yield 'genesis-data assignment', f, r.get('shards') == v['shards'], r
+
+
 SUITES = {'ponw-ledger': ledger_all, 'framing': framing_checks, 'host': host_checks, 'tensor-frame': tensor_checks,
-          'tokenizer': tokenizer_checks}
+          'tokenizer': tokenizer_checks, 'model': model_checks, 'genesis-data': genesis_data_checks}
 
 
 def main(argv):

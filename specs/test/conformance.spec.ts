@@ -23,11 +23,14 @@ describe('conformance runner', () => {
   const tmp: string[] = []
   afterAll(async () => { await Promise.all(tmp.map(async d => { await rm(d, { recursive: true, force: true }) })) })
 
-  it('the TypeScript implementation passes every ledger, host swarm-key, tensor-frame and tokenizer vector', async () => {
+  it('the TypeScript implementation passes the ledger, host swarm-key, tensor-frame, tokenizer, model and genesis-data vectors', async () => {
     // framing is replayed over real libp2p streams by packages/utils (test/framing-vectors.spec.ts), not through this adapter
-    const { code, out } = await run('python3', [RUNNER, '--require-all', '--only', 'ponw-ledger,host,tensor-frame,tokenizer', '--', ...TS_ADAPTER])
+    const { code, out } = await run('python3', [RUNNER, '--require-all', '--only', 'ponw-ledger,host,tensor-frame,tokenizer,model,genesis-data', '--', ...TS_ADAPTER])
     expect(code, out).toBe(0)
-    for (const p of [...points, 'host private swarms (swarm key)', 'tensor-frame decoding and content hash', 'tensor-frame rejections', 'tokenizer encoding (merges, special tokens)', 'tokenizer.json subset (refusals)']) {
+    for (const p of [...points, '§3 identity binding', '§4 keystore', '§12 genesis validation', '§8 data Merkle tree', '§7 two final messages for one slot',
+      '§9-§10 gossip, sync, challenge and weights messages', 'host private swarms (swarm key)', 'tensor-frame decoding and content hash',
+      'tensor-frame rejections', 'tokenizer encoding (merges, special tokens)', 'tokenizer.json subset (refusals)', 'model scaling rule',
+      'model checkpoints (rejections)', 'genesis-data manifest', 'genesis-data shard files']) {
       expect(status(out, p), `${p}\n${out}`).toBe('PASS')
     }
     expect(out).toMatch(/conformance: \d+ passed, 0 failed, 0 unsupported/)

@@ -4,9 +4,16 @@ import { createInterface } from 'node:readline'
 import * as L from '../../../packages/ponw-ledger/dist/src/index.js'
 import * as PB from '../../../packages/ponw-ledger/dist/src/pb/ledger.js'
 const { Tx } = PB
-import { parseSwarmKey } from '../../../packages/host/dist/src/index.js'
-import { decodeTensorFrame, tensorHashHex } from '../../../packages/tensor/dist/src/index.js'
-import { BpeTokenizer, pretokenize } from '../../../packages/tokenizer/dist/src/index.js'
+// the other packages load on first use (the model package brings onnxruntime): a ledger-only run starts fast
+const lazy = (path) => { let m; return async () => (m ??= await import(path)) }
+const hostPkg = lazy('../../../packages/host/dist/src/index.js')
+const tensorPkg = lazy('../../../packages/tensor/dist/src/index.js')
+const tokenizerPkg = lazy('../../../packages/tokenizer/dist/src/index.js')
+const modelPkg = lazy('../../../packages/model/dist/src/index.js')
+const genesisPkg = lazy('../../../packages/genesis-data/dist/src/index.js')
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const chains = new Map()
 function chainOf (g) {
@@ -35,7 +42,8 @@ function toPb (d) {
 }
 
 const tokenizers = new Map()
-function tokenizerOf (json) {
+async function tokenizerOf (json) {
+  const { BpeTokenizer } = await tokenizerPkg()
   if (!tokenizers.has(json)) tokenizers.set(json, BpeTokenizer.fromTokenizerJson(json))
   return tokenizers.get(json)
 }
@@ -114,8 +122,35 @@ async function handle (r) {
     case 'ledger.sampleBatches': return { indexes: L.sampleBatches(r.proofId, r.batches, r.samples, unhex(r.salt)) }
     // ProofOfLearningVerifier (pol.ts) picks segments inline: sampleBatches(`${proofId}/segments`, m, segments, salt) plus the last
     case 'ledger.sampleSegments': return { indexes: [...new Set([...L.sampleBatches(`${r.proofId}/segments`, r.segments, r.count, unhex(r.salt)), r.segments - 1])].sort((a, b) => a - b) }
-    case 'host.swarmKey': return { canonical: new TextDecoder().decode(parseSwarmKey(r.input)) }
+    case 'model.scaling': {
+      const M = await modelPkg()
+      const architecture = M.architectureForCapacity({ nodes: r.nodes, totalMemoryBytes: r.totalMemoryBytes })
+      return { architecture, parameters: M.countParameters(M.modelParameters(architecture)) }
+    }
+    case 'model.validateConfig': return { config: (await modelPkg()).validateConfig(r.config) }
+    case 'model.decodeCheckpoint': {
+      const M = await modelPkg()
+      const ck = M.decodeCheckpoint(unhex(r.fileHex), { config: r.expectConfig, role: r.expectRole, contentHash: r.expectContentHash })
+      const parameters = new Map([...ck.parameters].map(([k, x]) => [k, M.bytesAsFloat32(new Uint8Array(x.buffer, x.byteOffset, x.byteLength).slice())]))
+      const again = M.encodeCheckpoint({ config: ck.config, role: ck.role, parameters, step: ck.step, metadata: ck.metadata })
+      return { config: ck.config, role: ck.role, step: ck.step, metadata: ck.metadata, contentHash: ck.contentHash, reencoded: hex(again) }
+    }
+    case 'genesisData.validateManifest': return { manifest: (await genesisPkg()).validateManifest(r.manifest) }
+    case 'genesisData.loadShard': {
+      const G = await genesisPkg()
+      const dir = await mkdtemp(join(tmpdir(), 'conformance-shard-'))
+      try {
+        await mkdir(join(dir, 'shards'))
+        await writeFile(join(dir, 'shards', `${String(r.name)}.bin`), unhex(r.shardHex))
+        return { tokens: Array.from((await G.loadShard(dir, r.name, r.manifest)).tokens) }
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
+    }
+    case 'genesisData.assignShards': return { shards: (await genesisPkg()).assignShards(r.manifest, r.peerId, BigInt(r.round), r.k, r.split == null ? {} : { split: r.split }) }
+    case 'host.swarmKey': return { canonical: new TextDecoder().decode((await hostPkg()).parseSwarmKey(r.input)) }
     case 'tensor.decode': {
+      const { decodeTensorFrame, tensorHashHex } = await tensorPkg()
       const frame = unhex(r.frame)
       const t = decodeTensorFrame(frame, r.maxBytes != null ? { maxBytes: r.maxBytes } : {})
       const out = { dtype: t.dtype, shape: t.shape, name: t.name, hash: tensorHashHex(frame) }
@@ -125,14 +160,14 @@ async function handle (r) {
       if (t.dtype === 'int8') { out.blockSize = t.blockSize; out.scales = Array.from(t.scales, floatOut) }
       return out
     }
-    case 'tokenizer.pretokenize': return { pieces: pretokenize(r.text) }
-    case 'tokenizer.encode': return { ids: tokenizerOf(r.tokenizerJson).encode(r.text, { allowSpecial: r.allowSpecial, addBos: r.addBos, addEos: r.addEos }) }
+    case 'tokenizer.pretokenize': return { pieces: (await tokenizerPkg()).pretokenize(r.text) }
+    case 'tokenizer.encode': return { ids: (await tokenizerOf(r.tokenizerJson)).encode(r.text, { allowSpecial: r.allowSpecial, addBos: r.addBos, addEos: r.addEos }) }
     case 'tokenizer.decode': {
-      const tok = tokenizerOf(r.tokenizerJson)
+      const tok = await tokenizerOf(r.tokenizerJson)
       const opts = { skipSpecialTokens: r.skipSpecialTokens }
       return { bytesHex: hex(tok.decodeBytes(r.ids, opts)), text: tok.decode(r.ids, opts) }
     }
-    case 'tokenizer.load': tokenizerOf(r.tokenizerJson); return { ok: true }
+    case 'tokenizer.load': await tokenizerOf(r.tokenizerJson); return { ok: true }
     default: return undefined
   }
 }
