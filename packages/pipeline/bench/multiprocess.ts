@@ -6,7 +6,7 @@
  * - decode: `small`, greedy decode tokens/s over 3 node processes vs one process, alternating rounds.
  * - failover: `tiny`, the Worker process in use is SIGKILLed after the 5th token, ≥ 50 times: time from its
  *   death (exit observed) to the next token.
- * - train / train-untied: `small` tied / untied, batch 2 × 256: pipeline step vs the monolithic step.
+ * - train (both) / train-tied / train-untied (STEPS=n, default 4): `small` tied / untied, batch 2 × 256: pipeline step vs the monolithic step.
  * - compress: `tiny`, 200 steps with float32 and with int8 activations/gradients: bytes per step, val loss.
  *
  * Run: npx -y pnpm@10 exec tsc -b packages/pipeline && (cd packages/pipeline && ../../node_modules/.bin/node dist/bench/multiprocess.js [decode] [failover] [train] [train-untied] [compress])
@@ -310,8 +310,8 @@ if (profileDir != null) mkdirSync(profileDir, { recursive: true })
 console.log(`pipeline bench (separate processes) ${results.date as string}, node ${process.version}, load average ${load()}`)
 if (all || which.includes('decode')) await benchDecode()
 if (all || which.includes('failover')) await benchFailover(Number(process.env.KILLS ?? 60))
-if (all || which.includes('train')) await benchTrain(true)
-if (all || which.includes('train') || which.includes('train-untied')) await benchTrain(false)
+if (all || which.includes('train') || which.includes('train-tied')) await benchTrain(true, Number(process.env.STEPS ?? 4))
+if (all || which.includes('train') || which.includes('train-untied')) await benchTrain(false, Number(process.env.STEPS ?? 4))
 if (all || which.includes('compress')) await benchCompress()
 mkdirSync(new URL('../../bench-results/', import.meta.url), { recursive: true })
 const file = new URL(`../../bench-results/pipeline-processes-${(results.date as string).replace(/[:.]/g, '-')}.json`, import.meta.url)

@@ -104,11 +104,14 @@ export function encodeNamed (name: string, data: Float32Array, shape: readonly n
   return encodeTensorFrame({ dtype: 'float32', shape: [...shape], data, name }) as Uint8Array<ArrayBuffer>
 }
 
-/** Decode a named float32 tensor; checks name, element count and finiteness */
-export function decodeNamed (bytes: Uint8Array, expectName: string, expectLength: number, maxBytes: number): Float32Array {
+/**
+ * Decode a named float32 tensor; checks name, element count and (unless `checkFinite: false`, for tensors the
+ * runtime checks again anyway) finiteness. `copy: false` returns a view into `bytes` where it is aligned.
+ */
+export function decodeNamed (bytes: Uint8Array, expectName: string, expectLength: number, maxBytes: number, options: { copy?: boolean, checkFinite?: boolean } = {}): Float32Array {
   let t
   try {
-    t = decodeTensorFrame(bytes, { maxBytes, copy: true })
+    t = decodeTensorFrame(bytes, { maxBytes, copy: options.copy ?? true })
   } catch (err: any) {
     throw new InvalidActivationError(`${expectName}: ${String(err?.name ?? 'Error')}: ${String(err?.message ?? err)}`)
   }
@@ -116,8 +119,10 @@ export function decodeNamed (bytes: Uint8Array, expectName: string, expectLength
   if (t.name !== expectName) throw new InvalidActivationError(`tensor named ${JSON.stringify(t.name ?? '')}, expected ${expectName}`)
   if (t.data.length !== expectLength) throw new InvalidActivationError(`${expectName}: ${t.data.length} elements, expected ${expectLength}`)
   const data = t.data as Float32Array
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) throw new InvalidActivationError(`${expectName}: non-finite value at ${i}`)
+  if (options.checkFinite !== false) {
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) throw new InvalidActivationError(`${expectName}: non-finite value at ${i}`)
+    }
   }
   return data
 }

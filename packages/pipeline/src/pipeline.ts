@@ -818,18 +818,17 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.checkStep(req, stage)
     const t0 = performance.now()
     const taken = await stage.head.takeTiedGradients()
-    const g = taken.get('embed.weight')
-    if (g == null) return emptyResponse({})
     const c = stage.config
-    const tied = encodeNamed('embed.weight', g, [c.vocabSize, c.dModel])
+    const got = taken.get('embed.weight')
+    const tied = got != null ? encodeNamed('embed.weight', got, [c.vocabSize, c.dModel]) : new Uint8Array(0)
     this.log('step %d: tied gradient taken and encoded in %d ms', req.step, Math.round(performance.now() - t0))
-    // a replica in step keeps the head's gradient to add the Driver's rows to at STEP
+    // a replica in step keeps the head's gradient (zero when nothing accumulated) to add the Driver's rows to at STEP
     const replica = this.replicas.get(stage)
     if (replica != null && replica.step === stage.head.stepCount && req.tiedReplica && this.tiedReplica) {
-      replica.grad = { step: req.step, g }
+      replica.grad = { step: req.step, g: got ?? new Float32Array(c.vocabSize * c.dModel) }
       return emptyResponse({ tied, replica: true })
     }
-    this.replicas.delete(stage)
+    if (stage.head.tiedParameters.length > 0) this.replicas.delete(stage)
     return emptyResponse({ tied })
   }
 
@@ -839,9 +838,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (stage.head.stepCount !== req.step + 1) throw new PipelineRequestError(`SET_TIED for step ${req.step}; this span is at step ${stage.head.stepCount}`)
     const n = c.vocabSize * c.dModel
     // the matrix and its two moments may come in separate SET_TIED messages (each is vocab × d floats)
-    const w = req.tied.length > 0 ? decodeNamed(req.tied, 'embed.weight', n, this.maxMessageSize) : undefined
-    const m = req.tiedM.length > 0 ? decodeNamed(req.tiedM, 'embed.weight', n, this.maxMessageSize) : undefined
-    const v = req.tiedV.length > 0 ? decodeNamed(req.tiedV, 'embed.weight', n, this.maxMessageSize) : undefined
+    // (the matrix goes through setParameters, which refuses non-finite values itself)
+    const w = req.tied.length > 0 ? decodeNamed(req.tied, 'embed.weight', n, this.maxMessageSize, { copy: false, checkFinite: false }) : undefined
+    const m = req.tiedM.length > 0 ? decodeNamed(req.tiedM, 'embed.weight', n, this.maxMessageSize, { copy: false }) : undefined
+    const v = req.tiedV.length > 0 ? decodeNamed(req.tiedV, 'embed.weight', n, this.maxMessageSize, { copy: false }) : undefined
     if (w == null && m == null && v == null) throw new PipelineRequestError('SET_TIED without a tensor')
     if (v != null) for (let i = 0; i < n; i++) if (v[i] < 0) throw new InvalidActivationError(`tied_v: negative second moment at ${i}`)
     if (w != null) {
@@ -1124,7 +1124,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           rows = embeddingRows((await own!).get('embed.weight')!, list, config.dModel)
         }
         if (res.tied.length > 0) {
-          const g = decodeNamed(res.tied, 'embed.weight', config.vocabSize * config.dModel, this.maxMessageSize)
+          // a view (no copy), checked for NaN/Inf by addGradients
+          const g = decodeNamed(res.tied, 'embed.weight', config.vocabSize * config.dModel, this.maxMessageSize, { copy: false, checkFinite: false })
           await stage.embed!.addGradients(new Map([['embed.weight', g]]))
         }
       }
