@@ -204,6 +204,9 @@ def tensor_checks(call):
         if v['dtype'] == 'int8':
             ok = ok and r.get('blockSize') == v['blockSize'] and same_numbers(r.get('scales'), v['scales'])
         yield 'tensor-frame decoding and content hash', f, ok, r
+        if v['dtype'] == 'int8' and 'source' in v:
+            r = call('tensor.quantizeInt8', values=v['source'], blockSize=v['blockSize'])
+            yield 'tensor-frame int8 quantization', f, r.get('values') == v['values'] and same_numbers(r.get('scales'), v['scales']), r
 
 
 def tokenizer_checks(call):

@@ -15,6 +15,9 @@ from neuroshard_ledger.ledger import _Fail, digest, reporter_for  # noqa: E402
 from neuroshard_ledger.keystore import decrypt_keystore  # noqa: E402
 from neuroshard_ledger.binding import verify_binding  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'tensor-frame', 'python'))
+import tensor_frame as TF  # noqa: E402
+
 BREAK = next((a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--break=')), None)
 
 if BREAK == 'high-s':
@@ -153,9 +156,55 @@ def handle(req):
         from vectors import normalize
         msg = pb.decode(req['message'], unhex(req['bytes']))
         return {'decoded': normalize(req['message'], msg), 'reencoded': pb.encode(req['message'], msg).hex()}
+    if op == 'tensor.decode':
+        try:
+            t = TF.decode(unhex(req['frame']), req.get('maxBytes', TF.DEFAULT_MAX_BYTES))
+        except TF.FrameError as e:
+            return {'error': e.name, 'message': str(e)}
+        if t['dtype'] in ('float32', 'int8'):
+            t['values'] = [TF.json_float(x) if isinstance(x, float) else x for x in t['values']]
+        if 'scales' in t:
+            t['scales'] = [TF.json_float(x) for x in t['scales']]
+        return t
+    if op == 'tensor.quantizeInt8':
+        try:
+            values, scales = TF.quantize_int8([float(x) for x in req['values']], req['blockSize'])
+        except TF.FrameError as e:
+            return {'error': e.name, 'message': str(e)}
+        return {'values': values, 'scales': [TF.json_float(x) for x in scales]}
+    if op == 'host.swarmKey':
+        canonical = parse_swarm_key(req['input'].encode('utf-8', 'surrogatepass'))
+        return {'canonical': canonical} if canonical is not None else {'error': 'InvalidSwarmKeyError'}
     if op == 'framing.read':
         return framing_read(unhex(req['stream']), req['eof'], req['maxMessageSize'], req['count'])
     return None
+
+
+# specs/host/README.md "Private swarms (pnet)": trim (ECMAScript String.prototype.trim's set), CRLF -> LF, three
+# lines, the two headers, 64 hex digits; canonical form with lower-case hex (as specs/host/vectors/check.py)
+TRIM = set('\t\n\x0b\x0c\r \u00a0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff') | {chr(c) for c in range(0x2000, 0x200b)}
+
+
+def _strip(s):
+    i, j = 0, len(s)
+    while i < j and s[i] in TRIM:
+        i += 1
+    while j > i and s[j - 1] in TRIM:
+        j -= 1
+    return s[i:j]
+
+
+def parse_swarm_key(data: bytes):
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError:
+        return None
+    lines = [_strip(x) for x in _strip(text.replace('\r\n', '\n')).split('\n')]
+    if len(lines) != 3 or lines[0] != '/key/swarm/psk/1.0.0/' or lines[1] != '/base16/':
+        return None
+    if len(lines[2]) != 64 or any(c not in '0123456789abcdefABCDEF' for c in lines[2]):
+        return None
+    return '/key/swarm/psk/1.0.0/\n/base16/\n' + lines[2].lower()
 
 
 def framing_read(stream, eof, cap, count):

@@ -160,6 +160,10 @@ async function handle (r) {
       if (t.dtype === 'int8') { out.blockSize = t.blockSize; out.scales = Array.from(t.scales, floatOut) }
       return out
     }
+    case 'tensor.quantizeInt8': {
+      const q = (await tensorPkg()).quantizeInt8(new Float32Array(r.values.map(Number)), { blockSize: r.blockSize })
+      return { values: Array.from(q.data), scales: Array.from(q.scales, floatOut) }
+    }
     case 'tokenizer.pretokenize': return { pieces: (await tokenizerPkg()).pretokenize(r.text) }
     case 'tokenizer.encode': return { ids: (await tokenizerOf(r.tokenizerJson)).encode(r.text, { allowSpecial: r.allowSpecial, addBos: r.addBos, addEos: r.addEos }) }
     case 'tokenizer.decode': {
