@@ -32,7 +32,7 @@ CHECKS = {
     'tensor-frame conversions': ('check', 'tensor-frame/vectors/conversions.py'),
     'ponw-ledger vectors': ('check', 'ponw-ledger/python/vectors.py'),
     'ponw-ledger python client tests': ('cmd', [PY, '-m', 'unittest', 'discover', '-s', os.path.join(SPECS, 'ponw-ledger', 'python')]),
-    'conformance (python adapter: ponw-ledger client, framing, host swarm keys, tensor frames)': ('cmd', [PY, os.path.join(SPECS, 'conformance', 'run.py'), '--require-all', '--only', 'ponw-ledger,framing,host,tensor-frame', '--',
+    'conformance (python adapter: ponw-ledger client, framing, host swarm keys, tensor frames, tokenizer)': ('cmd', [PY, os.path.join(SPECS, 'conformance', 'run.py'), '--require-all', '--only', 'ponw-ledger,framing,host,tensor-frame,tokenizer', '--',
                                                          PY, os.path.join(SPECS, 'conformance', 'adapters', 'python.py')]),
     'diloco': ('regenerate', 'diloco/vectors/generate.py', ['vectors.json']),
     'pipeline': ('regenerate', 'pipeline/vectors/gen.py', ['sampling.json', 'messages.json']),

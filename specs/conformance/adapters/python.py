@@ -17,6 +17,8 @@ from neuroshard_ledger.binding import verify_binding  # noqa: E402
 
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tensor-frame', 'python'))
 import tensor_frame as TF  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'tokenizer', 'vectors'))
+import reference as TOK  # noqa: E402  (specs/tokenizer/vectors/reference.py: the tokenizer written from its spec)
 
 BREAK = next((a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--break=')), None)
 
@@ -172,11 +174,38 @@ def handle(req):
         except TF.FrameError as e:
             return {'error': e.name, 'message': str(e)}
         return {'values': values, 'scales': [TF.json_float(x) for x in scales]}
+    if op.startswith('tokenizer.'):
+        return tokenizer_op(op, req)
     if op == 'host.swarmKey':
         canonical = parse_swarm_key(req['input'].encode('utf-8', 'surrogatepass'))
         return {'canonical': canonical} if canonical is not None else {'error': 'InvalidSwarmKeyError'}
     if op == 'framing.read':
         return framing_read(unhex(req['stream']), req['eof'], req['maxMessageSize'], req['count'])
+    return None
+
+
+tokenizers = {}
+
+
+def tokenizer_op(op, req):
+    if op == 'tokenizer.pretokenize':
+        return {'pieces': TOK.pretokenize(req['text'])}
+    try:
+        if req['tokenizerJson'] not in tokenizers:
+            tokenizers[req['tokenizerJson']] = TOK.Tokenizer(json.loads(req['tokenizerJson']))
+        tok = tokenizers[req['tokenizerJson']]
+    except TOK.FormatError as e:
+        return {'error': 'TokenizerFormatError', 'message': str(e)}
+    if op == 'tokenizer.load':
+        return {'ok': True}
+    if op == 'tokenizer.encode':
+        return {'ids': tok.encode(req['text'], req['allowSpecial'], req['addBos'], req['addEos'])}
+    if op == 'tokenizer.decode':
+        try:
+            b = tok.decode_bytes(req['ids'], req['skipSpecialTokens'])
+        except KeyError as e:
+            return {'error': 'UnknownTokenIdError', 'message': str(e)}
+        return {'bytesHex': b.hex(), 'text': b.decode('utf-8', 'replace')}
     return None
 
 
