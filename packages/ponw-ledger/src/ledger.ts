@@ -125,6 +125,8 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
   #sinceBase?: Map<string, { sender: Address, seq: bigint }>
   /** checkpoint votes collected per snapshot hash (at most MAX_CHECKPOINT_CANDIDATES, oldest dropped) */
   readonly #ckVotes = new Map<string, { proposal: CheckpointProposal, votes: Map<number, Uint8Array> }>()
+  /** the last checkpoint this node derived (key: base hash / height / snapshot hash) */
+  #derived?: { key: string, state: LedgerState, snapshot: Snapshot }
   /** a certified checkpoint waiting for final messages this node does not hold yet */
   #ckPending?: { proposal: CheckpointProposal, cert: CheckpointCertificateData }
 
@@ -892,13 +894,9 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
         throw new CheckpointNotReadyError(`messages of ${a} below sequence ${t} are not all final here yet`)
       }
     }
-    const txs: LedgerTx[] = []
-    for (const id of ids) {
-      const v = await this.store.get(KEYS.cert(id))
-      if (v == null) {
-        throw new CheckpointNotReadyError(`certificate ${id} is gone`)
-      }
-      txs.push(parseCertificate(this.chain, b64.dec(v), { verifySignature: false, verifyVotes: false }).tx)
+    const txs = await this.#readStored(new Set(ids))
+    if (txs.length < ids.length) {
+      throw new CheckpointNotReadyError('certificates behind the frontier are gone')
     }
     const s = base == null ? new LedgerState(this.chain) : stateFromSnapshot(this.chain, base.snapshot, base.snapshotHash)
     s.addFinal(txs)
@@ -911,7 +909,22 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     if (snapshot.height !== p.height || toHex(snapshot.hash) !== toHex(p.snapshotHash)) {
       throw new CheckpointMismatchError('this node\'s final messages give another snapshot at that frontier')
     }
+    this.#derived = { key: `${toHex(p.baseHash)}/${p.height}/${toHex(p.snapshotHash)}`, state: s, snapshot }
     return { state: s, snapshot }
+  }
+
+  /** stored certificates' messages with these ids, in one pass over the certificates (not one read each) */
+  async #readStored (ids: Set<string>): Promise<LedgerTx[]> {
+    const out: LedgerTx[] = []
+    if (ids.size === 0) {
+      return out
+    }
+    for await (const [k, v] of this.store.range('c!')) {
+      if (ids.has(k.slice(2))) {
+        out.push(parseCertificate(this.chain, b64.dec(v), { verifySignature: false, verifyVotes: false }).tx)
+      }
+    }
+    return out
   }
 
   /** Validator: re-derives the proposal ({@link deriveCheckpoint}) and signs it */
@@ -968,7 +981,10 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     }
     let derived: { state: LedgerState, snapshot: Snapshot }
     try {
-      derived = await this.deriveCheckpoint(p)
+      // a validator usually derived it a moment ago to sign it: reuse that (same base, same proposal)
+      const key = `${toHex(p.baseHash)}/${p.height}/${toHex(p.snapshotHash)}`
+      const cached = this.#derived
+      derived = cached?.key === key && toHex(p.baseHash) === toHex(this.#base?.snapshotHash ?? new Uint8Array(0)) ? cached : await this.deriveCheckpoint(p)
     } catch (err: any) {
       if (err.name === 'CheckpointNotReadyError') {
         this.#ckPending = { proposal: p, cert }
@@ -1051,6 +1067,7 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     for (const [id] of behind) {
       since.delete(id)
     }
+    this.#derived = undefined
     this.#base = { height: cert.height, snapshotHash: cert.snapshotHash, certificate: certBytes, snapshot: snapshot.bytes, frontier, pruned: this.#prune || installed || this.#base?.pruned === true }
     log('adopted checkpoint %s at height %d, pruned %d messages', toHex(cert.snapshotHash), cert.height, behind.length)
     this.safeDispatchEvent('ponw-ledger:checkpoint', { detail: { height: cert.height, snapshotHash: toHex(cert.snapshotHash), pruned: this.#prune ? behind.length : 0, installed } })
@@ -1078,15 +1095,13 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       }
       const frontier = frontierOf(snap)
       const since = await this.#sinceBaseLocked()
-      const keep: LedgerTx[] = []
+      const want = new Set<string>()
       for (const [id, { sender, seq }] of since) {
         if (seq >= (frontier.get(sender) ?? 0n)) {
-          const v = await this.store.get(KEYS.cert(id))
-          if (v != null) {
-            keep.push(parseCertificate(this.chain, b64.dec(v), { verifySignature: false, verifyVotes: false }).tx)
-          }
+          want.add(id)
         }
       }
+      const keep = await this.#readStored(want)
       const s = stateFromSnapshot(this.chain, snapshot, cert.snapshotHash)
       for (const [a, n] of frontier) {
         s.floor.set(a, n)

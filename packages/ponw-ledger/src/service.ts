@@ -493,7 +493,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     await this.#signCheckpoint(p)
   }
 
-  async #signCheckpoint (p: CheckpointProposal): Promise<void> {
+  async #signCheckpoint (p: CheckpointProposal, own = false): Promise<void> {
     const ledger = this.ledger
     const key = `${p.height}/${toHex(p.snapshotHash)}`
     if (ledger.validatorIndex == null || this.#ckSigned.has(key) || p.height <= (ledger.checkpoint?.height ?? 0n)) {
@@ -504,7 +504,8 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
     // validator cannot make the others replay at will
     const epoch = ledger.currentEpoch()
     const voters = ledger.checkpointVoters(p.height, p.snapshotHash)
-    const proposer = [epoch, epoch - 1n].map(e => designated(ledger.chain, `checkpoint/${p.baseHeight}`, e)).find(i => voters.includes(i) || i === ledger.validatorIndex)
+    const epochs = epoch > 0n ? [epoch, epoch - 1n] : [epoch]
+    const proposer = own ? ledger.validatorIndex : epochs.map(e => designated(ledger.chain, `checkpoint/${p.baseHeight}`, e)).find(i => voters.includes(i))
     if (proposer == null) {
       this.#log('not deriving checkpoint %s: no vote of its designated proposer', key)
       return
@@ -588,7 +589,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
         return
       }
       this.#ckProposedFor = key
-      await this.#signCheckpoint(p)
+      await this.#signCheckpoint(p, true)
     } finally {
       this.#ckBusy = false
     }
