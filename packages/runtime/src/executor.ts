@@ -449,8 +449,8 @@ export class KvCacheSession {
     }
     const session = this.sessionOf()
     const batchOf = this.batchOf(session, feeds)
-    const out = await this.runtime.runSession(session, feeds, { ...opts, kv: this.id })
-    this.pos = await this.runtime.worker.call<number>({ op: 'kvPosition', kv: this.id }, [], options)
+    const { outputs: out, position } = await this.runtime.runKv(session, feeds, { ...opts, kv: this.id })
+    this.pos = position
     if (this.pos > 0 && this.batch === undefined) this.batch = batchOf
     return out
   }

@@ -36,6 +36,8 @@ export interface RunRequest {
   feeds: Record<string, TensorData>
   /** KV-cache state to read past_* inputs from and store present_* outputs into */
   kv?: number
+  /** With `kv`: reply `{ outputs, position }` (the cache length after the run) instead of the bare outputs */
+  reportPosition?: boolean
   /** Outputs named `grad.<resident>` are added into the resident gradient buffers instead of being returned */
   accumulateGrads?: boolean
 }

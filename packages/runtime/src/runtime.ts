@@ -294,6 +294,19 @@ export class Runtime {
     return await this.worker.call(req, options.transfer === true ? transferables(feeds) : [], options)
   }
 
+  /** @internal A KV-cache run that also returns the cache length after it (one round trip per step) */
+  async runKv (session: RuntimeSession, feeds: Record<string, TensorData>, options: RunOptions & { kv: number }): Promise<{ outputs: Record<string, TensorData>, position: number }> {
+    validateFeeds(session.inputs, feeds, {
+      resident: this.residentInfo,
+      implicit: (name) => name.startsWith('past_') || name === 'position_offset',
+      checkFinite: options.checkFinite,
+      indexBounds: options.indexBounds,
+      dimLimits: options.dimLimits
+    })
+    const req: WorkerRequest = { op: 'run', session: session.id, feeds, kv: options.kv, reportPosition: true }
+    return await this.worker.call(req, options.transfer === true ? transferables(feeds) : [], options)
+  }
+
   /** Terminate the worker (idempotent); pending calls reject with `RuntimeClosedError` */
   async close (): Promise<void> {
     await this.worker.close()

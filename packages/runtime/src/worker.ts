@@ -298,6 +298,8 @@ class RuntimeWorkerState {
       result[name] = { type: t.type as TensorData['type'], dims: [...t.dims], data }
       transfer.push(data.buffer as ArrayBuffer)
     }
+    // the cache length rides along, so a decode step is one round trip
+    if (kv !== undefined && req.reportPosition === true) return { result: { outputs: result, position: kv.position }, transfer }
     return { result, transfer }
   }
 
