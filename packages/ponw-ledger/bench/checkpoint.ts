@@ -9,6 +9,7 @@
  * recipient (101 accounts, no proof keys), one validator (1 vote per certificate). Prints a table and
  * writes bench-results/checkpoint.json.
  */
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
@@ -55,6 +56,8 @@ function makeCerts (from: number, to: number): Uint8Array[] {
 
 if (!isMainThread) {
   parentPort!.postMessage(makeCerts(workerData.from, workerData.to))
+} else if (process.env.CKB_MEMORY != null) {
+  await memoryRun(process.env.CKB_MEMORY === 'prune')
 } else {
   await main()
 }
@@ -112,6 +115,35 @@ async function checkpoint (l: Ledger): Promise<void> {
   if (l.checkpoint?.height !== p.height) throw new Error('checkpoint not adopted')
 }
 
+/** one memory/disk measurement (in its own process): prints one JSON line */
+async function memoryRun (prune: boolean): Promise<void> {
+  const chain = chainOf()
+  const certs = (await cachedCerts(N + TAIL)).slice(0, N)
+  const dir = await mkdtemp(join(tmpdir(), 'ponw-ckb-'))
+  const h0 = heap()
+  const l = await Ledger.open({ genesis: chain, path: dir, wallet: validator, pruneOnCheckpoint: prune })
+  const t = performance.now()
+  for (let i = 0; i < N; i += 5000) {
+    await l.addCertificates(certs.slice(i, Math.min(N, i + 5000)), { verified: true })
+    if (prune && (i + 5000) % INTERVAL === 0) await checkpoint(l)
+  }
+  const ms = performance.now() - t
+  if (l.finalCount !== N) throw new Error(`not all final: ${l.finalCount}`)
+  const mem = heap() - h0
+  const kept = l.state.known.size
+  const snapshot = snapshotOf(l.state).bytes.byteLength
+  // LevelDB drops deleted entries only as it compacts, so files lag behind what is stored: count the live
+  // keys and values too
+  let live = 0
+  for await (const [k, v] of l.store.db.iterator()) {
+    live += Buffer.byteLength(k) + Buffer.byteLength(v)
+  }
+  await l.close()
+  const files = await dirBytes(dir)
+  await rm(dir, { recursive: true, force: true })
+  process.stdout.write(JSON.stringify({ label: prune ? `pruned every ${INTERVAL}` : 'no pruning', n: N, seconds: +(ms / 1000).toFixed(2), heapBytes: mem, levelFilesBytes: files, liveKeyValueBytes: live, certificatesKept: kept, snapshotBytes: snapshot }) + '\n')
+}
+
 async function main (): Promise<void> {
   if ((globalThis as any).gc == null) throw new Error('run with node --expose-gc')
   await mkdir(resultsDir, { recursive: true })
@@ -124,34 +156,15 @@ async function main (): Promise<void> {
   out(`(generated/loaded ${N + TAIL} certificates in ${((performance.now() - t) / 1000).toFixed(1)} s)`)
   const rows: Array<Record<string, unknown>> = []
 
-  // 1. memory and disk per N final messages (applied + stored, signatures trusted), without and with pruning
+  // 1. memory and disk per N final messages (applied + stored, signatures trusted), without and with pruning,
+  //    each in a fresh process (so one run's garbage is not in the other's heap)
   for (const prune of [false, true]) {
-    const dir = await mkdtemp(join(tmpdir(), 'ponw-ckb-'))
-    const h0 = heap()
-    const l = await Ledger.open({ genesis: chain, path: dir, wallet: validator, pruneOnCheckpoint: prune })
-    t = performance.now()
-    for (let i = 0; i < N; i += 5000) {
-      await l.addCertificates(certs.slice(i, Math.min(N, i + 5000)), { verified: true })
-      if (prune && (i + 5000) % INTERVAL === 0) await checkpoint(l)
-    }
-    const ms = performance.now() - t
-    if (l.finalCount !== N) throw new Error(`not all final: ${l.finalCount}`)
-    const mem = heap() - h0
-    const kept = l.state.known.size
-    const snapshot = snapshotOf(l.state).bytes.byteLength
-    // LevelDB drops deleted entries only as it compacts, so files lag behind what is stored: count the live
-    // keys and values too
-    let disk = 0
-    for await (const [k, v] of l.store.db.iterator()) {
-      disk += Buffer.byteLength(k) + Buffer.byteLength(v)
-    }
-    await l.close()
-    const written = await dirBytes(dir)
-    const label = prune ? `pruned every ${INTERVAL}` : 'no pruning'
-    rows.push({ what: 'memory/disk', label, n: N, seconds: +(ms / 1000).toFixed(2), heapBytes: mem, levelFilesBytes: written, liveKeyValueBytes: disk, certificatesKept: kept, snapshotBytes: snapshot })
-    out(`${label.padEnd(20)} ${N} msgs in ${(ms / 1000).toFixed(2).padStart(6)} s  heap +${(mem / 2 ** 20).toFixed(1).padStart(6)} MiB (${Math.round(mem / N)} B/msg)  level files ${(written / 2 ** 20).toFixed(1).padStart(6)} MiB, live keys+values ${(disk / 2 ** 20).toFixed(2).padStart(6)} MiB (${Math.round(disk / N)} B/msg)  certificates kept ${kept}  snapshot ${snapshot} B`)
-    if (process.env.KEEP_DIR === '1') process.stdout.write(`(kept ${dir})\n`)
-    else await rm(dir, { recursive: true, force: true })
+    const child = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url)], { env: { ...process.env, CKB_MEMORY: prune ? 'prune' : 'none' }, encoding: 'utf8', maxBuffer: 1 << 24 })
+    const line = child.stdout.trim().split('\n').pop() ?? ''
+    if (child.status !== 0 || !line.startsWith('{')) throw new Error(`memory run failed: ${child.stderr}`)
+    const r = JSON.parse(line)
+    rows.push({ what: 'memory/disk', ...r })
+    out(`${String(r.label).padEnd(20)} ${N} msgs in ${r.seconds.toFixed(2).padStart(6)} s  heap +${(r.heapBytes / 2 ** 20).toFixed(1).padStart(6)} MiB (${Math.round(r.heapBytes / N)} B/msg)  level files ${(r.levelFilesBytes / 2 ** 20).toFixed(1).padStart(6)} MiB, live keys+values ${(r.liveKeyValueBytes / 2 ** 20).toFixed(2).padStart(6)} MiB (${Math.round(r.liveKeyValueBytes / N)} B/msg)  certificates kept ${r.certificatesKept}  snapshot ${r.snapshotBytes} B`)
   }
 
   // 2. a new node syncs N + TAIL messages from a peer over loopback TCP (all signatures verified in 2 workers):
