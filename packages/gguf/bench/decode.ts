@@ -1,0 +1,208 @@
+/**
+ * Decode speed and memory of `bootstrap` (128M parameters): NeuroShard's engines (fp32 / int8 / int4) side by side
+ * with node-llama-cpp (prebuilt llama.cpp) on the GGUF files `exportGguf` writes from the same weights (F32, Q4_0).
+ *
+ * Run: `node_modules/.bin/tsc -b packages/gguf && node_modules/.bin/node packages/gguf/dist/bench/decode.js [rounds]`
+ *
+ * Each engine runs in its own child process (so its memory is its own): load, prefill 32 tokens, then greedy-decode
+ * 64 tokens one at a time; tokens/s over those 64 steps, RSS of the process after decoding. The rounds interleave
+ * the engines so a shared machine's load hits all of them alike; the table gives each engine's best and median.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { buildShardGraph, modelParameters, preset, shardParameters } from '@neuroshard/model'
+import type { ShardRole } from '@neuroshard/model'
+import { createInferenceEngine, createShardExecutor, int64 } from '@neuroshard/runtime'
+import type { KvCacheSession } from '@neuroshard/runtime'
+import { trainBpe } from '@neuroshard/tokenizer'
+import { exportGguf } from '../src/index.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const config = preset('bootstrap')
+const work = join(tmpdir(), 'neuroshard-gguf-bench')
+const weightsFile = join(work, 'bootstrap.f32')
+const PROMPT = 32
+const STEPS = 64
+const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-baked', 'ours-int8', 'ours-int4', 'llama.cpp-F32', 'llama.cpp-Q4_0'] as const
+type Engine = typeof ENGINES[number]
+
+interface Result { engine: Engine, tokensPerS: number, rssMB: number, loadS: number }
+
+/** Deterministic weights (decode speed does not depend on their values; a trained scale keeps activations sane) */
+function makeWeights (): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>()
+  let s = 12345
+  for (const spec of modelParameters(config)) {
+    const n = spec.shape.reduce((a, b) => a * b, 1)
+    const a = new Float32Array(n)
+    if (spec.shape.length === 1) a.fill(1)
+    else {
+      const std = 0.02
+      for (let i = 0; i < n; i++) { s = (s * 1664525 + 1013904223) >>> 0; a[i] = ((s / 4294967296) - 0.5) * std * 3.46 }
+    }
+    out.set(spec.name, a)
+  }
+  return out
+}
+
+function loadWeights (): Map<string, Float32Array> {
+  const buf = readFileSync(weightsFile)
+  const all = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4)
+  const out = new Map<string, Float32Array>()
+  let o = 0
+  for (const spec of modelParameters(config)) {
+    const n = spec.shape.reduce((a, b) => a * b, 1)
+    out.set(spec.name, all.subarray(o, o + n))
+    o += n
+  }
+  return out
+}
+
+function argmax (a: Float32Array, from: number, n: number): number {
+  let b = 0
+  for (let i = 1; i < n; i++) if (a[from + i] > a[from + b]) b = i
+  return b
+}
+
+const prompt = (): number[] => Array.from({ length: PROMPT }, (_, i) => (i * 7919 + 13) % 400)
+
+async function decodeOurs (run: (ids: number[]) => Promise<Float32Array>): Promise<number> {
+  let logits = await run(prompt())
+  let next = argmax(logits, (PROMPT - 1) * config.vocabSize, config.vocabSize)
+  const t = performance.now()
+  for (let i = 0; i < STEPS; i++) {
+    logits = await run([next])
+    next = argmax(logits, 0, config.vocabSize)
+  }
+  return STEPS / ((performance.now() - t) / 1000)
+}
+
+async function child (engine: Engine): Promise<Result> {
+  const t0 = performance.now()
+  let tokensPerS: number
+  let loadS = 0
+  if (engine.startsWith('llama.cpp')) {
+    const { getLlama } = await import('node-llama-cpp')
+    const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as any })
+    const model = await llama.loadModel({ modelPath: join(work, engine === 'llama.cpp-F32' ? 'bootstrap-F32.gguf' : 'bootstrap-Q4_0.gguf') })
+    const context = await model.createContext({ contextSize: 256, batchSize: 64, threads: cpus().length })
+    const seq = context.getSequence()
+    loadS = (performance.now() - t0) / 1000
+    const tokens = prompt() as any[]
+    let n = 0
+    let t = 0
+    for await (const _ of seq.evaluate(tokens, { temperature: 0 })) {
+      // the first yield comes after the prompt has been evaluated and one token sampled: time from there
+      if (n === 0) t = performance.now()
+      if (++n > STEPS) break
+    }
+    tokensPerS = STEPS / ((performance.now() - t) / 1000)
+    const rssMB = process.memoryUsage().rss / 1e6
+    await context.dispose(); await model.dispose(); await llama.dispose()
+    return { engine, tokensPerS, rssMB, loadS }
+  }
+  let weights: Map<string, Float32Array> | undefined = loadWeights()
+  let close: () => Promise<void>
+  let run: (ids: number[]) => Promise<Float32Array>
+  if (engine === 'ours-fp32-3-executors') {
+    // today's path for a node that holds the whole model: embed → blocks → head executors (three workers)
+    const roles: ShardRole[] = [{ kind: 'embed' }, { kind: 'blocks', start: 0, end: config.nLayers }, { kind: 'head' }]
+    const ex = await Promise.all(roles.map(async role => await createShardExecutor({
+      config,
+      role,
+      parameters: new Map(shardParameters(config, role).map(s => [s.name, weights!.get(s.name)!])),
+      graphs: role.kind === 'embed' ? { forward: buildShardGraph(config, role, 'forward').bytes } : { inference: buildShardGraph(config, role, 'inference').bytes }
+    })))
+    const kvB: KvCacheSession = await ex[1].openInference()
+    const kvH: KvCacheSession = await ex[2].openInference()
+    run = async (ids) => {
+      const h = (await ex[0].forward({ input_ids: int64(ids, [1, ids.length]) })).hidden
+      const y = (await kvB.run({ hidden_in: h }, { transfer: true })).hidden_out
+      return (await kvH.run({ hidden: y }, { transfer: true })).logits.data as Float32Array
+    }
+    close = async () => { await Promise.all(ex.map(async e => { await e.close() })) }
+  } else {
+    const quantization = engine === 'ours-int8' ? 'int8' : engine === 'ours-int4' ? 'int4' : 'fp32'
+    const e = await createInferenceEngine({ config, parameters: weights, quantization, bakeWeights: engine === 'ours-fp32-baked' })
+    const kv = await e.openInference()
+    run = async (ids) => (await kv.run({ input_ids: int64(ids, [1, ids.length]) })).logits.data as Float32Array
+    close = async () => { await e.close() }
+  }
+  // the float32 weights were copied into the worker (or baked into the graph): drop the main thread's copy
+  weights = undefined
+  // (not --expose-gc on the command line: the runtime's worker threads inherit execArgv and refuse it)
+  setFlagsFromString('--expose-gc')
+  ;(runInNewContext('gc') as () => void)()
+  loadS = (performance.now() - t0) / 1000
+  tokensPerS = await decodeOurs(run)
+  const rssMB = process.memoryUsage().rss / 1e6
+  await close()
+  return { engine, tokensPerS, rssMB, loadS }
+}
+
+async function prepare (): Promise<void> {
+  mkdirSync(work, { recursive: true })
+  if (existsSync(join(work, 'bootstrap-Q4_0.gguf')) && existsSync(weightsFile)) return
+  const weights = makeWeights()
+  const parts = [...weights.values()]
+  const all = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0))
+  let o = 0
+  for (const p of parts) { all.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), o); o += p.byteLength }
+  writeFileSync(weightsFile, all)
+  const tokenizer = trainBpe(['the quick brown fox jumps over the lazy dog '.repeat(50)], { vocabSize: 300 })
+  for (const type of ['F32', 'Q4_0'] as const) {
+    await exportGguf(join(work, `bootstrap-${type}.gguf`), { config, parameters: weights, tokenizer, type, name: 'NeuroLLM bootstrap (bench weights)' })
+  }
+}
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+
+if (process.argv[2] === '--child') {
+  const r = await child(process.argv[3] as Engine)
+  process.stdout.write(JSON.stringify(r) + '\n')
+} else {
+  const rounds = Number(process.argv[2] ?? 2)
+  const load = loadavg()
+  const started = new Date().toISOString()
+  await prepare()
+  const node = process.execPath
+  const results: Result[] = []
+  for (let r = 0; r < rounds; r++) {
+    for (const engine of ENGINES) {
+      const p = spawnSync(node, [fileURLToPath(import.meta.url), '--child', engine], { encoding: 'utf8', maxBuffer: 1 << 20 })
+      const line = p.stdout.trim().split('\n').pop() ?? ''
+      if (p.status !== 0 || !line.startsWith('{')) { console.error(`${engine} failed:\n${p.stderr}`); continue }
+      const res = JSON.parse(line) as Result
+      results.push(res)
+      console.error(`round ${r + 1} ${engine}: ${res.tokensPerS.toFixed(1)} tok/s, ${res.rssMB.toFixed(0)} MB`)
+    }
+  }
+  const cpu = cpus()[0]?.model ?? '?'
+  const of = (e: Engine): Result[] => results.filter(r => r.engine === e)
+  const best = (e: Engine): number => Math.max(...of(e).map(r => r.tokensPerS))
+  console.log(`bootstrap decode, ${PROMPT}-token prompt then ${STEPS} greedy tokens, batch 1; ${rounds} rounds interleaved`)
+  console.log(`${started}, ${cpus().length} × ${cpu}, Node ${process.version}, loadavg at start ${load.map(x => x.toFixed(2)).join(' ')}, at end ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
+  console.log('')
+  console.log('| engine | tokens/s best | tokens/s median | RSS after decoding (MB) | load + build (s) |')
+  console.log('|---|---|---|---|---|')
+  for (const e of ENGINES) {
+    const rs = of(e)
+    if (rs.length === 0) { console.log(`| ${e} | failed | | | |`); continue }
+    console.log(`| ${e} | ${best(e).toFixed(1)} | ${median(rs.map(r => r.tokensPerS)).toFixed(1)} | ${median(rs.map(r => r.rssMB)).toFixed(0)} | ${median(rs.map(r => r.loadS)).toFixed(1)} |`)
+  }
+  console.log('')
+  const ratio = (a: Engine, b: Engine): string => of(a).length > 0 && of(b).length > 0 ? (best(a) / best(b)).toFixed(2) : 'n/a'
+  console.log('| goal (issue 16) | ratio of best tokens/s | |')
+  console.log('|---|---|---|')
+  console.log(`| fp32 ≥ 1.0× node-llama-cpp F32 | ours-fp32-1-session / llama.cpp-F32 = ${ratio('ours-fp32-1-session', 'llama.cpp-F32')} | ${Number(ratio('ours-fp32-1-session', 'llama.cpp-F32')) >= 1 ? 'met' : 'not met'} |`)
+  console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 | ours-int4 / llama.cpp-Q4_0 = ${ratio('ours-int4', 'llama.cpp-Q4_0')} | ${Number(ratio('ours-int4', 'llama.cpp-Q4_0')) >= 1 ? 'met' : 'not met'} |`)
+  console.log(`| one session vs three executors (fp32) | ${ratio('ours-fp32-1-session', 'ours-fp32-3-executors')} | |`)
+  const dir = join(here, '..', '..', 'bench-results')
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, `decode-${Date.now()}.json`), JSON.stringify({ started, loadavg: load, cpu, rounds, results }, null, 2))
+}
