@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path'
 import { InvalidParametersError } from '@neuroshard/interface'
-import { TRAINING_BYTES_PER_PARAMETER, slotCount, slotMemory } from '@neuroshard/layer-pool'
+import { SERVING_BYTES_PER_PARAMETER, TRAINING_BYTES_PER_PARAMETER, slotCount, slotMemory } from '@neuroshard/layer-pool'
 import { TINY } from '@neuroshard/model'
 import { NetworkNode } from './node.js'
 import { pipelineTokenizer } from './tokenizer.js'
@@ -54,9 +54,9 @@ export interface NetworkDevnet {
  * halves and the nodes pair into Driver → Validator pipelines. Devnet nodes keep no hot-swap reserve
  * (`reserveFraction: 0`); a killed node's pipeline waits while the others train on.
  */
-export function halfModelMemory (config: ModelConfig): number {
+export function halfModelMemory (config: ModelConfig, training = true): number {
   const slots = slotCount(config)
-  const mem = Array.from({ length: slots }, (_, slot) => slotMemory(config, slot, TRAINING_BYTES_PER_PARAMETER))
+  const mem = Array.from({ length: slots }, (_, slot) => slotMemory(config, slot, training ? TRAINING_BYTES_PER_PARAMETER : SERVING_BYTES_PER_PARAMETER))
   const total = mem.reduce((a, b) => a + b, 0)
   let best = total
   let prefix = 0
@@ -72,7 +72,7 @@ export async function startNetworkDevnet (init: NetworkDevnetInit): Promise<Netw
   if (!Number.isSafeInteger(count) || count < 1 || count > 64) throw new InvalidParametersError('nodes must be an integer from 1 to 64')
   const config = { ...(init.config ?? TINY), vocabSize: init.tokenizer.vocabSize }
   const tokenizer = pipelineTokenizer(init.tokenizer)
-  const memoryBytes = init.memoryBytes ?? halfModelMemory(config)
+  const memoryBytes = init.memoryBytes ?? halfModelMemory(config, init.node?.training ?? true)
   const nodes: NetworkNode[] = []
   const stopped = new Set<NetworkNode>()
 
