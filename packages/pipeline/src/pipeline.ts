@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { AbortError, InvalidParametersError } from '@neuroshard/interface'
 import { adamwKernel, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64 } from '@neuroshard/runtime'
 import { decodeTensorFrame, encodeTensorFrame } from '@neuroshard/tensor'
@@ -215,7 +215,7 @@ function errorResponse (err: unknown, hop: number): Response {
 }
 
 function emptyResponse (fields: Partial<Response>): Response {
-  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, ...fields }
+  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), ...fields }
 }
 
 function emptyRequest (fields: Partial<Request>): Request {
@@ -243,6 +243,11 @@ function embeddingRows (grad: Float32Array, batches: TrainBatch[], d: number): {
     ids: encodeTensorFrame({ dtype: 'int64', shape: [ids.length], data: BigInt64Array.from(ids, BigInt) }) as Uint8Array<ArrayBuffer>,
     data: encodeNamed('embed.weight', data, [ids.length, d])
   }
+}
+
+/** SHA-256 of a float32 array's bytes: the Driver and a tied replica compare their stepped matrices by it */
+function sha256 (a: Float32Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest())
 }
 
 function hex (b: Uint8Array): string {
@@ -781,7 +786,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     await stage.head.setParameters(new Map([[stage.head.tiedParameters[0], replica.p]]), { partial: true })
     replica.step = req.step + 1
-    return emptyResponse({ replica: true })
+    return emptyResponse({ replica: true, tiedHash: sha256(replica.p) })
   }
 
   /** Decode and check a STEP's tied rows: strictly increasing ids in [0, V), [k, d] finite rows, sane AdamW numbers */
@@ -1157,16 +1162,28 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       clipScale: embedStep.clipScale,
       t: step + 1
     }
-    const stepped = new Set<typeof hops[number]>()
+    const stepped = new Map<typeof hops[number], Uint8Array>()
+    // the Driver's stepped matrix: its hash checks a replica's, and it is what SET_TIED sends
+    const mine = tied ? stage.embed!.getParameters().then(p => p.get('embed.weight')!) : undefined
     await Promise.all(hops.map(async p => {
       const extra = replicas.has(p) && rows != null ? { tied: rows.data, tiedIds: rows.ids, tiedAdamw: adamw } : {}
-      if ((await control(Kind.STEP, p, { gradNorm, ...extra })).replica) stepped.add(p)
+      const res = await control(Kind.STEP, p, { gradNorm, ...extra })
+      if (res.replica) stepped.set(p, res.tiedHash)
     }))
-    this.log('step %d: stepped (%d tied replicas)', step, stepped.size)
+    let w: Float32Array | undefined
+    if (stepped.size > 0) {
+      // a replica whose matrix is not the Driver's (weights set on either side between steps, e.g. by an outer
+      // optimizer) is re-seeded below
+      w = await mine!
+      const want = Buffer.from(sha256(w))
+      for (const [p, hash] of stepped) if (!want.equals(hash)) stepped.delete(p)
+    }
+    this.log('step %d: stepped (%d tied replicas in step)', step, stepped.size)
     const behind = validators.filter(v => alive.has(v) && !stepped.has(v))
+    await mine?.catch(() => {})
     if (tied && behind.length > 0) {
       // the stepped matrix itself, and (one Validator) its moments to seed the replica for the next steps
-      const w = (await stage.embed!.getParameters()).get('embed.weight')!
+      w ??= await mine!
       const shape = [config.vocabSize, config.dModel]
       const parts: Array<Partial<Request>> = [{ tied: encodeNamed('embed.weight', w, shape) }]
       if (offer) {

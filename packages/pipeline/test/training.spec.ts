@@ -126,6 +126,24 @@ describe('pipeline training over three hosts', () => {
     await compare({ ...preset('tiny'), tieEmbeddings: true })
   })
 
+  it('tied: a matrix changed outside the pipeline (e.g. an outer optimizer round) is caught by the hash and re-sent', async () => {
+    const config = { ...preset('tiny'), tieEmbeddings: true }
+    const data = batches(config, 5)
+    const { driver, stages } = await threeNodes(config, weights(config, 5))
+    for (const b of data.slice(0, 3)) await driver.services.pipeline.trainStep(b)
+    // the Driver's matrix changes (a Validator-side change is overwritten by the replica's step anyway)
+    const head = stages[2].head!
+    const embed = stages[0].embed!
+    const w = (await embed.getParameters()).get('embed.weight')!
+    await embed.setParameters(new Map([['embed.weight', w.map(x => x + 1e-3)]]))
+    for (const b of data.slice(3)) {
+      await driver.services.pipeline.trainStep(b)
+      const driverW = (await stages[0].embed!.getParameters()).get('embed.weight')!
+      const validatorW = (await head.getParameters()).get('embed.weight')!
+      expect(Buffer.from(validatorW.buffer).equals(Buffer.from(driverW.buffer))).toBe(true)
+    }
+  })
+
   it('tied, Validator without a replica: matches for 20 steps (tied gradient to the Driver, the stepped matrix back)', async () => {
     await compare({ ...preset('tiny'), tieEmbeddings: true }, false)
   })

@@ -104,6 +104,8 @@ step_tied = (key(1, 0) + varint(5) + ld(2, session) + key(4, 0) + varint(2)
 take_tied = (key(1, 0) + varint(6) + ld(2, session) + key(4, 0) + varint(2)
              + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + key(10, 0) + varint(7) + key(15, 0) + varint(1))
 resp_replica = ld(9, rows) + key(11, 0) + varint(1)
+step_hash = bytes(range(32))  # a SHA-256 digest is opaque to the encoding
+resp_step_replica = key(11, 0) + varint(1) + ld(12, step_hash)
 resp = ld(1, b'KvCacheFullError') + ld(2, b'full') + key(3, 0) + varint(2)
 resp_tok = key(4, 0) + varint(200) + key(10, 0) + varint(6)
 route = [{'peer': peer_a.hex(), 'start': 0, 'end': 1}, {'peer': peer_b.hex(), 'start': 1, 'end': 3}, {'peer': peer_c.hex(), 'start': 3, 'end': 4}]
@@ -118,5 +120,6 @@ json.dump({'description': 'Request/Response encodings (proto3, fields in number 
     'responses': [
     {'name': 'error', 'fields': {'error': 'KvCacheFullError', 'message': 'full', 'failedHop': 2}, 'bytes': resp.hex()},
     {'name': 'token', 'fields': {'token': 200, 'position': 6}, 'bytes': resp_tok.hex()},
-    {'name': 'take-tied-replica', 'fields': {'tied': rows.hex(), 'replica': True}, 'bytes': resp_replica.hex()}]}, open('messages.json', 'w'), indent=2)
+    {'name': 'take-tied-replica', 'fields': {'tied': rows.hex(), 'replica': True}, 'bytes': resp_replica.hex()},
+    {'name': 'step-replica', 'fields': {'replica': True, 'tiedHash': step_hash.hex()}, 'bytes': resp_step_replica.hex()}]}, open('messages.json', 'w'), indent=2)
 print('ok')

@@ -1203,6 +1203,7 @@ export interface Response {
   tied: Uint8Array<ArrayBuffer>
   position: number
   replica: boolean
+  tiedHash: Uint8Array<ArrayBuffer>
 }
 
 export namespace Response {
@@ -1270,6 +1271,11 @@ export namespace Response {
           w.bool(obj.replica)
         }
 
+        if ((obj.tiedHash != null && obj.tiedHash.byteLength > 0)) {
+          w.uint32(98)
+          w.bytes(obj.tiedHash)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -1285,7 +1291,8 @@ export namespace Response {
           normSq: 0,
           tied: uint8ArrayAlloc(0),
           position: 0,
-          replica: false
+          replica: false,
+          tiedHash: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -1336,6 +1343,10 @@ export namespace Response {
             }
             case 11: {
               obj.replica = reader.bool()
+              break
+            }
+            case 12: {
+              obj.tiedHash = reader.bytes()
               break
             }
             default: {
@@ -1430,6 +1441,13 @@ export namespace Response {
               }
               break
             }
+            case 12: {
+              yield {
+                field: `${prefix}.tiedHash`,
+                value: reader.bytes()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -1497,6 +1515,11 @@ export namespace Response {
     value: boolean
   }
 
+  export interface ResponseTiedHashFieldEvent {
+    field: '$.tiedHash'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<Response>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Response.codec())
   }
@@ -1505,7 +1528,7 @@ export namespace Response {
     return decodeMessage(buf, Response.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent> {
     return streamMessage(buf, Response.codec(), opts)
   }
 }
