@@ -5,7 +5,8 @@
  * Run: `node_modules/.bin/tsc -b packages/gguf && node_modules/.bin/node packages/gguf/dist/bench/decode.js [rounds]`
  *
  * Each engine runs in its own child process (so its memory is its own): load, prefill 32 tokens, then greedy-decode
- * 64 tokens one at a time; tokens/s over those 64 steps, RSS of the process after decoding. The rounds interleave
+ * 64 tokens one at a time; tokens/s over those 64 steps, RSS of the process after decoding (and RSS less the main
+ * thread's ArrayBuffers: the float32 weights the benchmark itself read, which V8 did not always release). The rounds interleave
  * the engines so a shared machine's load hits all of them alike; the table gives each engine's best and median.
  */
 import { spawnSync } from 'node:child_process'
@@ -31,7 +32,7 @@ const STEPS = 64
 const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-baked', 'ours-int8', 'ours-int4', 'llama.cpp-F32', 'llama.cpp-Q4_0'] as const
 type Engine = typeof ENGINES[number]
 
-interface Result { engine: Engine, tokensPerS: number, rssMB: number, loadS: number }
+interface Result { engine: Engine, tokensPerS: number, rssMB: number, engineMB: number, loadS: number }
 
 /** Deterministic weights (decode speed does not depend on their values; a trained scale keeps activations sane) */
 function makeWeights (): Map<string, Float32Array> {
@@ -57,7 +58,9 @@ function loadWeights (): Map<string, Float32Array> {
   let o = 0
   for (const spec of modelParameters(config)) {
     const n = spec.shape.reduce((a, b) => a * b, 1)
-    out.set(spec.name, all.subarray(o, o + n))
+    // copies, not views of the file buffer: posting views of one big buffer to a worker kept that whole buffer
+    // alive in this thread (measured), which would count the file twice in the RSS
+    out.set(spec.name, all.slice(o, o + n))
     o += n
   }
   return out
@@ -102,9 +105,9 @@ async function child (engine: Engine): Promise<Result> {
       if (++n > STEPS) break
     }
     tokensPerS = STEPS / ((performance.now() - t) / 1000)
-    const rssMB = process.memoryUsage().rss / 1e6
+    const mem = process.memoryUsage()
     await context.dispose(); await model.dispose(); await llama.dispose()
-    return { engine, tokensPerS, rssMB, loadS }
+    return { engine, tokensPerS, rssMB: mem.rss / 1e6, engineMB: (mem.rss - mem.arrayBuffers) / 1e6, loadS }
   }
   let weights: Map<string, Float32Array> | undefined = loadWeights()
   let close: () => Promise<void>
@@ -140,9 +143,9 @@ async function child (engine: Engine): Promise<Result> {
   ;(runInNewContext('gc') as () => void)()
   loadS = (performance.now() - t0) / 1000
   tokensPerS = await decodeOurs(run)
-  const rssMB = process.memoryUsage().rss / 1e6
+  const mem = process.memoryUsage()
   await close()
-  return { engine, tokensPerS, rssMB, loadS }
+  return { engine, tokensPerS, rssMB: mem.rss / 1e6, engineMB: (mem.rss - mem.arrayBuffers) / 1e6, loadS }
 }
 
 async function prepare (): Promise<void> {
@@ -179,7 +182,7 @@ if (process.argv[2] === '--child') {
       if (p.status !== 0 || !line.startsWith('{')) { console.error(`${engine} failed:\n${p.stderr}`); continue }
       const res = JSON.parse(line) as Result
       results.push(res)
-      console.error(`round ${r + 1} ${engine}: ${res.tokensPerS.toFixed(1)} tok/s, ${res.rssMB.toFixed(0)} MB`)
+      console.error(`round ${r + 1} ${engine}: ${res.tokensPerS.toFixed(1)} tok/s, ${res.rssMB.toFixed(0)} MB (${res.engineMB.toFixed(0)} MB less main-thread buffers), load ${loadavg()[0].toFixed(1)}`)
     }
   }
   const cpu = cpus()[0]?.model ?? '?'
@@ -188,12 +191,12 @@ if (process.argv[2] === '--child') {
   console.log(`bootstrap decode, ${PROMPT}-token prompt then ${STEPS} greedy tokens, batch 1; ${rounds} rounds interleaved`)
   console.log(`${started}, ${cpus().length} × ${cpu}, Node ${process.version}, loadavg at start ${load.map(x => x.toFixed(2)).join(' ')}, at end ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
   console.log('')
-  console.log('| engine | tokens/s best | tokens/s median | RSS after decoding (MB) | load + build (s) |')
-  console.log('|---|---|---|---|---|')
+  console.log('| engine | tokens/s best | tokens/s median | RSS after decoding (MB) | RSS less the main thread\'s ArrayBuffers (MB) | load + build (s) |')
+  console.log('|---|---|---|---|---|---|')
   for (const e of ENGINES) {
     const rs = of(e)
-    if (rs.length === 0) { console.log(`| ${e} | failed | | | |`); continue }
-    console.log(`| ${e} | ${best(e).toFixed(1)} | ${median(rs.map(r => r.tokensPerS)).toFixed(1)} | ${median(rs.map(r => r.rssMB)).toFixed(0)} | ${median(rs.map(r => r.loadS)).toFixed(1)} |`)
+    if (rs.length === 0) { console.log(`| ${e} | failed | | | | |`); continue }
+    console.log(`| ${e} | ${best(e).toFixed(1)} | ${median(rs.map(r => r.tokensPerS)).toFixed(1)} | ${median(rs.map(r => r.rssMB)).toFixed(0)} | ${median(rs.map(r => r.engineMB)).toFixed(0)} | ${median(rs.map(r => r.loadS)).toFixed(1)} |`)
   }
   console.log('')
   const ratio = (a: Engine, b: Engine): string => of(a).length > 0 && of(b).length > 0 ? (best(a) / best(b)).toFixed(2) : 'n/a'

@@ -232,7 +232,15 @@ export class Runtime {
   private readonly residentInfo = new Map<string, { type: string, dims: readonly number[] }>()
 
   constructor (init: RuntimeInit = {}) {
-    this.init = init
+    // only the runtime's own settings: callers pass wider init objects (an executor's holds its weights), which
+    // must not stay reachable from here
+    this.init = {
+      ...(init.device !== undefined ? { device: init.device } : {}),
+      ...(init.onWarning !== undefined ? { onWarning: init.onWarning } : {}),
+      ...(init.cudaPrecheck !== undefined ? { cudaPrecheck: init.cudaPrecheck } : {}),
+      ...(init.intraOpNumThreads !== undefined ? { intraOpNumThreads: init.intraOpNumThreads } : {}),
+      ...(init.allowSpinning !== undefined ? { allowSpinning: init.allowSpinning } : {})
+    }
     this.device = init.device ?? 'cpu'
     this.worker = new RuntimeWorker()
   }
