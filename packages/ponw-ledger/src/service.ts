@@ -195,6 +195,8 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
   /** a proposal this validator could not re-derive yet (messages missing): retried as messages arrive */
   #ckToSign?: CheckpointProposal
   #ckBusy = false
+  /** outcomes since the checkpoint duties last looked */
+  #ckOutcomes = 0
   /** derivations run per (designated proposer @ epoch) */
   readonly #ckDerivations = new Map<string, number>()
 
@@ -616,8 +618,15 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
   }
 
   readonly #onOutcome = (): void => {
-    if (!this.#ckBusy && this.#ledger?.validatorIndex != null) {
-      queueMicrotask(() => { this.#checkpointDuties().catch(err => { this.#log('checkpoint duties failed - %s', err.message) }) })
+    if (this.#ledger?.validatorIndex != null) {
+      // the height is a sum over all accounts: look at it every interval/64 outcomes, not on each
+      const every = Math.max(1, Math.floor((this.#init.checkpoint?.interval ?? DEFAULT_CHECKPOINT_INTERVAL) / 64))
+      if (++this.#ckOutcomes >= every || this.#ckToSign != null) {
+        if (!this.#ckBusy) {
+          this.#ckOutcomes = 0
+          queueMicrotask(() => { this.#checkpointDuties().catch(err => { this.#log('checkpoint duties failed - %s', err.message) }) })
+        }
+      }
     }
     if (this.#pending.size === 0 || this.#retrying) {
       return
