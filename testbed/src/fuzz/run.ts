@@ -18,6 +18,8 @@ const inputs = Number(arg('inputs') ?? 100_000)
 const seed = Number(arg('seed') ?? 1)
 const only = arg('only')?.split(',')
 const vulnerableInputs = Number(arg('vulnerable-inputs') ?? 2000)
+/** results file name under testbed/results (several runs can go in parallel) */
+const outName = arg('out') ?? 'fuzz'
 // dist/src/fuzz/run.js → the testbed package directory
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 
@@ -62,8 +64,8 @@ function write (rows: Array<{ r: FuzzResult, caught: string, verdict: string }>,
   process.stdout.write(out + '\n\n')
   const dir = join(root, 'results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, 'fuzz.md'), out + '\n')
-  writeFileSync(join(dir, 'fuzz.json'), JSON.stringify(rows.map(x => ({ ...x.r, caught: x.caught, verdict: x.verdict })), null, 2) + '\n')
+  writeFileSync(join(dir, `${outName}.md`), out + '\n')
+  writeFileSync(join(dir, `${outName}.json`), JSON.stringify(rows.map(x => ({ ...x.r, caught: x.caught, verdict: x.verdict })), null, 2) + '\n')
 }
 
 await main()
