@@ -136,7 +136,7 @@ describe('certified checkpoints and pruning (real level DBs)', () => {
     expect(page.next).toBe(a.length + b.length)
 
     // restart: same state, same checkpoint, still pruned
-    const dir = dirs[1]
+    const dir = vals[1].store.db.location
     const hash = vals[1].stateHash()
     await vals[1].close()
     const again = await open(validators[1], true, dir)
