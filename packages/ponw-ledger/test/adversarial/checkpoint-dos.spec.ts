@@ -31,21 +31,32 @@ describe('adversarial (d): checkpoint proposals cannot make validators replay at
   const cleanup: Array<() => Promise<void>> = []
   afterEach(async () => { for (const c of cleanup.splice(0)) await c() })
 
-  async function honest (index: number): Promise<{ handle: (d: Uint8Array) => Promise<void>, derivations: () => number, published: () => number }> {
+  async function honest (index: number): Promise<{ handle: (d: Uint8Array) => Promise<void>, derivations: () => number, published: () => number, restartHash: () => Promise<string> }> {
     const { svc, pubsub, close } = await startService({ genesis: chain, wallet: validators[index], now: () => 0, checkpoint: { interval: 0 } })
     cleanup.push(close)
     await svc.ledger.addCertificates(certs)
     let n = 0
     const orig = svc.ledger.signCheckpoint.bind(svc.ledger)
     svc.ledger.signCheckpoint = async (p: CheckpointProposal) => { n++; return orig(p) }
-    return { handle: async d => svc.handleGossip(d).catch(() => {}), derivations: () => n, published: () => pubsub.published.length }
+    const restartHash = async (): Promise<string> => {
+      const location = svc.ledger.store.db.location
+      await svc.stop()
+      const l = await Ledger.open({ genesis: chain, path: location, now: () => 0 })
+      const h = l.stateHash()
+      await l.close()
+      await svc.start()
+      return h
+    }
+    return { handle: async d => svc.handleGossip(d).catch(() => {}), derivations: () => n, published: () => pubsub.published.length, restartHash }
   }
 
+  let neverAttacked = ''
   async function realProposal (): Promise<CheckpointProposal> {
     const dir = await mkdtemp(join(tmpdir(), 'ponw-adv-ck-'))
     const l = await Ledger.open({ genesis: chain, path: dir, now: () => 0 })
     cleanup.push(async () => { await l.close(); await rm(dir, { recursive: true, force: true }) })
     await l.addCertificates(certs)
+    neverAttacked = l.stateHash()
     return l.proposeCheckpoint()!
   }
 
@@ -66,6 +77,8 @@ describe('adversarial (d): checkpoint proposals cannot make validators replay at
     }
     expect(h.derivations()).toBeLessThanOrEqual(4)
     expect(h.published()).toBe(0) // it signed none of them
+    // restarted, it holds the state of a node that never saw the attack
+    expect(await h.restartHash()).toBe(neverAttacked)
     // positive control: the designated proposer's real proposal is derived and signed (the budget is per
     // proposer and epoch, so a fresh validator node shows it)
     const h2 = await honest((designated + 3) % 4)
