@@ -299,7 +299,8 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     this.controller = new AbortController()
     // several groups on one node share the protocol's handler (requests name their group)
     this.unhandle = await serveGroupFetch(this.components.registrar, this.opts.fetchProtocol, this.group, (req, connection) => this.serve(req, connection), {
-      timeout: this.opts.fetchTimeoutMs
+      timeout: this.opts.fetchTimeoutMs,
+      maxMessageSize: this.opts.fetchRangeBytes + 4096
     })
   }
 

@@ -21,7 +21,7 @@ const muxes = new WeakMap<HandlerRegistrar, Map<string, Mux>>()
 const notFound = (): FetchResponse => ({ status: FetchStatus.NOT_FOUND, data: new Uint8Array(0), total: 0, round: 0, baseHash: new Uint8Array(0), stateHash: new Uint8Array(0) })
 
 /** Serve `group`'s fetch requests on `protocol`; resolves to the function that stops serving it */
-export async function serveGroupFetch (registrar: HandlerRegistrar, protocol: string, group: string, serve: Serve, options: { timeout: number }): Promise<() => Promise<void>> {
+export async function serveGroupFetch (registrar: HandlerRegistrar, protocol: string, group: string, serve: Serve, options: { timeout: number, maxMessageSize: number }): Promise<() => Promise<void>> {
   let byProtocol = muxes.get(registrar)
   if (byProtocol == null) {
     byProtocol = new Map()
@@ -41,7 +41,8 @@ export async function serveGroupFetch (registrar: HandlerRegistrar, protocol: st
   }, {
     requestCodec: FetchRequest,
     responseCodec: FetchResponse,
-    maxMessageSize: 4096,
+    // responses carry ranges of payloads and state (up to fetchRangeBytes), not just the small requests
+    maxMessageSize: options.maxMessageSize,
     timeout: options.timeout
   })
   try {
