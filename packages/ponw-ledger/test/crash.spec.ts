@@ -43,16 +43,18 @@ describe('crash safety (SIGKILL during writes)', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it(`the stored state always equals a rebuild from the stored messages (${KILLS} kills at random points)`, async () => {
+  async function crashes (kills: number, prune: boolean): Promise<void> {
     const rnd = prng(11)
-    let db = join(dir, 'db-0')
-    let kills = 0
+    const prefix = prune ? 'pruned-db' : 'db'
+    let db = join(dir, `${prefix}-0`)
+    let nKilled = 0
     let completions = 0
     let maxStored = 0
-    for (let run = 0; kills < KILLS; run++) {
+    let prunedSeen = 0
+    for (let run = 0; nKilled < kills; run++) {
       const killAfter = Math.floor(rnd() * 25)
       const outcome = await new Promise<'killed' | 'done'>((resolve, reject) => {
-        const child = spawn(process.execPath, [join(pkg, 'dist', 'test', 'crash-child.js'), db, join(dir, 'certs.txt'), join(dir, 'genesis.json'), String(run + 1)], { stdio: ['ignore', 'pipe', 'pipe'] })
+        const child = spawn(process.execPath, [join(pkg, 'dist', 'test', 'crash-child.js'), db, join(dir, 'certs.txt'), join(dir, 'genesis.json'), String(run + 1), prune ? 'prune' : ''], { stdio: ['ignore', 'pipe', 'pipe'] })
         let seen = 0
         let err = ''
         let killed = false
@@ -80,21 +82,38 @@ describe('crash safety (SIGKILL during writes)', () => {
         await ledger.verifyStored()
         const s = ledger.state
         expect(s.holdings()).toBe(s.totals.genesisSupply + s.totals.minted - s.totals.burned)
-        expect(ledger.logLength).toBe(s.known.size)
-        maxStored = Math.max(maxStored, s.known.size)
+        if (ledger.checkpoint?.pruned === true) {
+          // pruned: the state is the certified snapshot plus the messages kept after it
+          prunedSeen++
+          expect(ledger.finalCount).toBe(s.known.size + Number(ledger.checkpoint.height))
+        } else {
+          expect(ledger.logLength).toBe(s.known.size)
+        }
+        maxStored = Math.max(maxStored, ledger.finalCount)
       } finally {
         await ledger.close()
       }
       if (outcome === 'killed') {
-        kills++
+        nKilled++
       } else {
         completions++
-        db = join(dir, `db-${run + 1}`)
+        db = join(dir, `${prefix}-${run + 1}`)
       }
     }
-    expect(kills).toBe(KILLS)
+    expect(nKilled).toBe(kills)
     // the kills landed while the database was being filled, not only before the first write
     expect(maxStored).toBeGreaterThan(100)
     void completions
+    if (prune) {
+      expect(prunedSeen).toBeGreaterThan(0)
+    }
+  }
+
+  it(`the stored state always equals a rebuild from the stored messages (${KILLS} kills at random points)`, async () => {
+    await crashes(KILLS, false)
+  })
+
+  it('with pruning behind certified checkpoints too (6 kills): the store reopens at the snapshot + kept messages', async () => {
+    await crashes(6, true)
   })
 })
