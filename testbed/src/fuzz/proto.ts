@@ -121,3 +121,12 @@ export function setField (msg: Uint8Array, no: number, value: Field['value'], wi
   const w = wire ?? (value instanceof Uint8Array ? 2 : 0)
   return encodeFields([...others, { no, wire: w, value }])
 }
+
+/**
+ * True when a field of a known number arrives with another wire type than its declared one. protons-runtime
+ * reads a known field by its declared type whatever the wire type says, so such a message can decode to
+ * something else than what this reader sees: the oracles make no claim about it.
+ */
+export function wireMismatch (fields: Field[], declared: Record<number, number>): boolean {
+  return fields.some(f => declared[f.no] != null && declared[f.no] !== f.wire)
+}

@@ -11,7 +11,7 @@ import type { NeuroShardHost } from '@neuroshard/host'
 import type { PrivateKey } from '@libp2p/interface'
 import { handleAcceptAll } from '../accept-all.js'
 import { mutateAny, mutateBytes, mutateProto, frame, concat } from '../mutate.js'
-import { eq, parseFields, encodeFields } from '../proto.js'
+import { eq, parseFields, encodeFields, wireMismatch } from '../proto.js'
 import type { Field } from '../proto.js'
 import { exchange, firstMessage, loopbackHost, varintField } from '../net.js'
 import type { FuzzInput, FuzzTarget, Outcome } from '../engine.js'
@@ -30,11 +30,13 @@ function params (seed: number): Map<string, Float32Array> {
 function signedUnits (b: Uint8Array): Array<{ body: Uint8Array, key: Uint8Array, sig: Uint8Array }> | undefined {
   let f: Field[]
   try { f = parseFields(b) } catch { return undefined }
+  if (wireMismatch(f, { 1: 2, 2: 2, 3: 2 })) return undefined
   const out = []
   for (const x of f) {
     if ((x.no === 1 || x.no === 3) && x.value instanceof Uint8Array) {
       let s: Field[]
       try { s = parseFields(x.value) } catch { return undefined }
+      if (wireMismatch(s, { 1: 2, 2: 2, 3: 2 })) return undefined
       const last = (no: number): Uint8Array => { let v: Uint8Array = new Uint8Array(0); for (const y of s) if (y.no === no && y.value instanceof Uint8Array) v = y.value; return v }
       out.push({ body: last(1), key: last(2), sig: last(3) })
     }

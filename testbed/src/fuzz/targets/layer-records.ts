@@ -15,7 +15,7 @@ import { EnvelopePayload, genesisArchitecture, openArchitecture, openLayerRecord
 import { preset } from '@neuroshard/model'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { concat, mutateAny, mutateBytes, mutateProto } from '../mutate.js'
-import { encodeFields, eq, parseFields } from '../proto.js'
+import { encodeFields, eq, parseFields, wireMismatch } from '../proto.js'
 import type { Field } from '../proto.js'
 import type { FuzzInput, FuzzTarget, Outcome } from '../engine.js'
 import type { Rng } from '../rng.js'
@@ -48,6 +48,7 @@ function breakRule (rng: Rng, payload: Uint8Array, other: PeerId): { payload: Ui
 function tupleChanged (b: Uint8Array, honest: Uint8Array): boolean {
   let f: Field[]
   try { f = parseFields(b) } catch { return false }
+  if (wireMismatch(f, { 1: 2, 2: 2, 3: 2, 5: 2 })) return false
   const h = parseFields(honest)
   const last = (fs: Field[], no: number): Uint8Array => { let v: Uint8Array = new Uint8Array(0); for (const x of fs) if (x.no === no && x.value instanceof Uint8Array) v = x.value; return v }
   // the public key (1) is left out: protons reads a known field whatever its wire type, so a key whose

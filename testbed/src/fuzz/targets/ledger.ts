@@ -11,7 +11,7 @@ import type { Chain, PonwLedger } from '@neuroshard/ponw-ledger'
 import type { NeuroShardHost } from '@neuroshard/host'
 import { handleAcceptAll } from '../accept-all.js'
 import { frame, mutateAny, mutateProto, concat } from '../mutate.js'
-import { encodeFields, eq, parseFields } from '../proto.js'
+import { encodeFields, eq, parseFields, wireMismatch } from '../proto.js'
 import type { Field } from '../proto.js'
 import { exchange, frames, loopbackHost, varintField } from '../net.js'
 import type { FuzzInput, FuzzTarget, Outcome } from '../engine.js'
@@ -58,10 +58,17 @@ const last = (fs: Field[], no: number): Field | undefined => { let v: Field | un
  * not one of the honest ones: its signature cannot verify. Undefined structure: false (no claim).
  */
 function forged (b: Uint8Array, h: Honest): boolean {
+  // declared wire types: GossipMessage 1-4, Vote 1-2, Certificate 1-2, SignedTx 1-2 are messages or bytes; VoteSig validator is a varint
+  const LEN = { 1: 2, 2: 2, 3: 2, 4: 2 }
+  const parse = (x: Uint8Array, declared: Record<number, number> = LEN): Field[] => {
+    const f = parseFields(x)
+    if (wireMismatch(f, declared)) throw new Error('no claim')
+    return f
+  }
   try {
-    const g = parseFields(b)
+    const g = parse(b)
     const checkSigned = (s: Uint8Array): boolean => {
-      const f = parseFields(s)
+      const f = parse(s)
       const tx = last(f, 1)?.value; const sig = last(f, 2)?.value
       const txb = tx instanceof Uint8Array ? tx : new Uint8Array(0); const sigb = sig instanceof Uint8Array ? sig : new Uint8Array(0)
       return !h.signed.some(x => eq(x.tx, txb) && eq(x.sig, sigb))
@@ -70,21 +77,21 @@ function forged (b: Uint8Array, h: Honest): boolean {
     const cert = last(g, 3); const vote = last(g, 2); const stx = last(g, 1)
     if (cert != null) {
       if (!(cert.value instanceof Uint8Array)) return false
-      const s = last(parseFields(cert.value), 1)
+      const s = last(parse(cert.value), 1)
       if (!(s?.value instanceof Uint8Array)) return false
       // a certificate of a message that is already final is dropped by its id (the digest of the tx bytes)
       // without a look at the rest: that is a no-op, not an acceptance (reported in the README)
-      const tx = last(parseFields(s.value), 1)?.value
+      const tx = last(parse(s.value), 1)?.value
       if (tx instanceof Uint8Array && h.signed.some(x => eq(x.tx, tx))) return false
       return checkSigned(s.value)
     }
     if (vote != null) {
       if (!(vote.value instanceof Uint8Array)) return false
-      const vf = parseFields(vote.value)
+      const vf = parse(vote.value)
       const s = last(vf, 1); const vs = last(vf, 2)
       if (vs == null || !(vs.value instanceof Uint8Array)) return false
       if (s?.value instanceof Uint8Array && checkSigned(s.value)) return true
-      const vsf = parseFields(vs.value)
+      const vsf = parse(vs.value, { 1: 0, 2: 2 })
       const idx = last(vsf, 1)?.value; const sig = last(vsf, 2)?.value
       return !h.votes.some(x => x.validator === (typeof idx === 'bigint' ? idx : 0n) && sig instanceof Uint8Array && eq(x.sig, sig))
     }
