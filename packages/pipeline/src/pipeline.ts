@@ -223,6 +223,7 @@ function emptyRequest (fields: Partial<Request>): Request {
     kind: Kind.KIND_UNSPECIFIED, session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
     tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false,
+    lastMicroBatch: false,
     ...fields
   }
 }
@@ -315,6 +316,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly subStageThreads?: number
   private readonly tiedReplica: boolean
   private readonly replicas = new Map<PipelineStage, TiedReplica>()
+  /** A tied head's gradient taken and encoded after the step's last micro-batch, waiting for TAKE_TIED */
+  private readonly preparedTied = new Map<PipelineStage, { step: number, ready: Promise<{ g?: Float32Array, tied: Uint8Array<ArrayBuffer> }> }>()
   /** Parts of a replica being seeded by SET_TIED messages of one step */
   private readonly seeds = new Map<PipelineStage, { step: number, p?: Float32Array, m?: Float32Array, v?: Float32Array }>()
 
@@ -406,6 +409,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.train.clear()
     this.replicas.clear()
     this.seeds.clear()
+    this.preparedTied.clear()
     const derived = [...this.derived.values()]
     this.derived.clear()
     await Promise.all(derived.map(async d => { await (await d.stage.catch(() => undefined))?.close() }))
@@ -428,6 +432,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.train.delete(stage)
     this.replicas.delete(stage)
     this.seeds.delete(stage)
+    this.preparedTied.delete(stage)
   }
 
   setRouter (router: PipelineRouter): void {
@@ -720,6 +725,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       if (!(Number.isFinite(req.lossScale) && req.lossScale > 0 && req.lossScale <= 1)) throw new PipelineRequestError(`loss_scale ${req.lossScale} outside (0, 1]`)
       const r = await stage.head.backward({ hidden: out, targets, grad_loss: float32([req.lossScale], []) })
       state.targets.delete(key)
+      if (req.lastMicroBatch && stage.head.tiedParameters.length > 0) this.prepareTied(stage, req.step)
       gradOut = r.grad_hidden
       loss = (r.loss.data as Float32Array)[0]
     } else {
@@ -818,14 +824,44 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return { ids: out, data, adamw: o }
   }
 
+  /**
+   * After the step's last micro-batch: take the head's tied gradient and encode it while the Workers run their
+   * backward, so TAKE_TIED answers at once. Starts after the current response is on its way.
+   */
+  private prepareTied (stage: PipelineStage, step: number): void {
+    const head = stage.head!
+    const c = stage.config
+    const ready = new Promise<void>(resolve => setImmediate(resolve)).then(async () => {
+      const g = (await head.takeTiedGradients()).get('embed.weight')
+      return { g, tied: g != null ? encodeNamed('embed.weight', g, [c.vocabSize, c.dModel]) : new Uint8Array(0) }
+    })
+    ready.catch(() => {})
+    this.preparedTied.set(stage, { step, ready })
+  }
+
   private async serveTakeTied (req: Request, stage: PipelineStage): Promise<Response> {
     if (stage.head == null) throw new InvalidRouteError('tied gradients are taken from the Validator')
     this.checkStep(req, stage)
     const t0 = performance.now()
-    const taken = await stage.head.takeTiedGradients()
     const c = stage.config
-    const got = taken.get('embed.weight')
-    const tied = got != null ? encodeNamed('embed.weight', got, [c.vocabSize, c.dModel]) : new Uint8Array(0)
+    const prepared = this.preparedTied.get(stage)
+    this.preparedTied.delete(stage)
+    let got: Float32Array | undefined
+    let tied: Uint8Array<ArrayBuffer> | undefined
+    if (prepared?.step === req.step) {
+      // (a failed preparation took nothing: the head still holds its gradient)
+      const p = await prepared.ready.catch(() => undefined)
+      got = p?.g
+      tied = p?.tied
+    }
+    // anything the head accumulated since (or everything, without a preparation)
+    const more = (await stage.head.takeTiedGradients()).get('embed.weight')
+    if (more != null) {
+      if (got == null) got = more
+      else for (let i = 0; i < got.length; i++) got[i] += more[i]
+      tied = undefined
+    }
+    tied ??= got != null ? encodeNamed('embed.weight', got, [c.vocabSize, c.dModel]) : new Uint8Array(0)
     this.log('step %d: tied gradient taken and encoded in %d ms', req.step, Math.round(performance.now() - t0))
     // a replica in step keeps the head's gradient (zero when nothing accumulated) to add the Driver's rows to at STEP
     const replica = this.replicas.get(stage)
@@ -1071,7 +1107,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (res.error === '') {
           h0 = (await stage.embed!.forward({ input_ids: ids })).hidden
           h = stage.blocks != null ? (await stage.blocks.forward({ hidden_in: h0 })).hidden_out : h0
-          res = await this.send(route, 1, emptyRequest({ ...base, kind: Kind.TRAIN_FORWARD, hop: 1, hidden: encodeActivation(h, compress, deflate), lossScale }), signal)
+          const lastMicroBatch = mb === list.length - 1 && config.tieEmbeddings && stage.head == null
+          res = await this.send(route, 1, emptyRequest({ ...base, kind: Kind.TRAIN_FORWARD, hop: 1, hidden: encodeActivation(h, compress, deflate), lossScale, lastMicroBatch }), signal)
         }
         if (res.error === HopFailedError.name) {
           const err = this.failover(router, route, res)

@@ -30,7 +30,7 @@ function request (f: any): PipelineRequest {
     route: (f.route ?? []).map((h: any) => ({ peer: hex(h.peer), start: h.start, end: h.end })),
     hidden: hex(f.hidden ?? ''), sampling: f.sampling, microBatch: f.microBatch ?? 0, targets: new Uint8Array(0), step: f.step ?? 0,
     gradNorm: f.gradNorm ?? 0, compress: f.compress ?? false, tied: hex(f.tied ?? ''), lossScale: f.lossScale ?? 0,
-    tiedReplica: f.tiedReplica ?? false, tiedIds: hex(f.tiedIds ?? ''), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: f.deflate ?? false,
+    tiedReplica: f.tiedReplica ?? false, tiedIds: hex(f.tiedIds ?? ''), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: f.deflate ?? false, lastMicroBatch: f.lastMicroBatch ?? false,
     ...(f.tiedAdamw != null ? { tiedAdamw: f.tiedAdamw } : {})
   } as any
 }

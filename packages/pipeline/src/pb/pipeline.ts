@@ -371,6 +371,7 @@ export interface Request {
   tiedM: Uint8Array<ArrayBuffer>
   tiedV: Uint8Array<ArrayBuffer>
   deflate: boolean
+  lastMicroBatch: boolean
 }
 
 export namespace Request {
@@ -485,6 +486,11 @@ export namespace Request {
           w.bool(obj.deflate)
         }
 
+        if ((obj.lastMicroBatch != null && obj.lastMicroBatch !== false)) {
+          w.uint32(168)
+          w.bool(obj.lastMicroBatch)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -507,7 +513,8 @@ export namespace Request {
           tiedIds: uint8ArrayAlloc(0),
           tiedM: uint8ArrayAlloc(0),
           tiedV: uint8ArrayAlloc(0),
-          deflate: false
+          deflate: false,
+          lastMicroBatch: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -604,6 +611,10 @@ export namespace Request {
             }
             case 20: {
               obj.deflate = reader.bool()
+              break
+            }
+            case 21: {
+              obj.lastMicroBatch = reader.bool()
               break
             }
             default: {
@@ -772,6 +783,13 @@ export namespace Request {
             case 20: {
               yield {
                 field: `${prefix}.deflate`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 21: {
+              yield {
+                field: `${prefix}.lastMicroBatch`,
                 value: reader.bool()
               }
               break
@@ -951,6 +969,11 @@ export namespace Request {
     value: boolean
   }
 
+  export interface RequestLastMicroBatchFieldEvent {
+    field: '$.lastMicroBatch'
+    value: boolean
+  }
+
   export function encode (obj: Partial<Request>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Request.codec())
   }
@@ -959,7 +982,7 @@ export namespace Request {
     return decodeMessage(buf, Request.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent> {
     return streamMessage(buf, Request.codec(), opts)
   }
 }
