@@ -48,6 +48,7 @@ describe('message vectors', () => {
       expect(back.lossScale).toBe(req.lossScale)
       expect(back.tiedReplica).toBe(req.tiedReplica)
       expect(back.deflate).toBe(req.deflate)
+      expect(back.lastMicroBatch).toBe(req.lastMicroBatch)
       expect(Buffer.from(back.tiedIds).toString('hex')).toBe(v.fields.tiedIds ?? '')
       expect(back.tiedAdamw).toEqual(v.fields.tiedAdamw)
     }

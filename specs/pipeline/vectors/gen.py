@@ -93,7 +93,7 @@ step = (key(1, 0) + varint(5) + ld(2, session) + key(4, 0) + varint(2)
         + key(10, 0) + varint(7) + key(11, 1) + struct.pack('<d', 0.5))
 train = (key(1, 0) + varint(2) + ld(2, session) + key(4, 0) + varint(1)
          + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden)
-         + key(8, 0) + varint(3) + key(10, 0) + varint(7) + key(12, 0) + varint(1) + key(14, 5) + struct.pack('<f', 0.25) + key(20, 0) + varint(1))
+         + key(8, 0) + varint(3) + key(10, 0) + varint(7) + key(12, 0) + varint(1) + key(14, 5) + struct.pack('<f', 0.25) + key(20, 0) + varint(1) + key(21, 0) + varint(1))
 # STEP with the Driver's tied rows for the Validator's replica (README §4.4): tied (rows), tied_ids, tied_adamw
 adamw = (key(1, 1) + struct.pack('<d', 3e-4) + key(2, 1) + struct.pack('<d', 0.9) + key(3, 1) + struct.pack('<d', 0.95)
          + key(4, 1) + struct.pack('<d', 1e-8) + key(5, 1) + struct.pack('<d', 0.1) + key(6, 1) + struct.pack('<d', 0.5) + key(7, 0) + varint(8))
@@ -113,7 +113,7 @@ json.dump({'description': 'Request/Response encodings (proto3, fields in number 
     {'name': 'infer', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
                                  'sampling': {'temperature': 0.75, 'topK': 40, 'topP': 0.875, 'seed': 1234, 'returnLogits': True}}, 'bytes': infer.hex()},
     {'name': 'step', 'fields': {'kind': 'STEP', 'session': session.hex(), 'hop': 2, 'route': route, 'step': 7, 'gradNorm': 0.5}, 'bytes': step.hex()},
-    {'name': 'train-forward', 'fields': {'kind': 'TRAIN_FORWARD', 'session': session.hex(), 'hop': 1, 'route': route, 'hidden': hidden.hex(), 'microBatch': 3, 'step': 7, 'compress': True, 'lossScale': 0.25, 'deflate': True}, 'bytes': train.hex()},
+    {'name': 'train-forward', 'fields': {'kind': 'TRAIN_FORWARD', 'session': session.hex(), 'hop': 1, 'route': route, 'hidden': hidden.hex(), 'microBatch': 3, 'step': 7, 'compress': True, 'lossScale': 0.25, 'deflate': True, 'lastMicroBatch': True}, 'bytes': train.hex()},
     {'name': 'take-tied-replica', 'fields': {'kind': 'TAKE_TIED', 'session': session.hex(), 'hop': 2, 'route': route, 'step': 7, 'tiedReplica': True}, 'bytes': take_tied.hex()},
     {'name': 'step-tied-rows', 'fields': {'kind': 'STEP', 'session': session.hex(), 'hop': 2, 'route': route, 'step': 7, 'gradNorm': 0.5, 'tied': rows.hex(), 'tiedIds': ids.hex(),
                                          'tiedAdamw': {'lr': 3e-4, 'beta1': 0.9, 'beta2': 0.95, 'eps': 1e-8, 'weightDecay': 0.1, 'clipScale': 0.5, 't': 8}}, 'bytes': step_tied.hex()}],
