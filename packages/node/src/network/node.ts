@@ -383,16 +383,18 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     }
     g.addEventListener('diloco:round', onRound)
     g.addEventListener('diloco:resync', onRound)
-    if (slot === 0) this.detach.push(this.recorder.followDiLoCo(g))
     // a group that has trained already is joined by downloading its state; at genesis every member
     // starts from the genesis weights the layer pool loaded
+    // (records can be stale for a moment, e.g. read from the DHT: at genesis a short try is enough, the
+    // members then hold the genesis weights the layer pool loaded anyway)
     const trained = this.trainedStep(slot) > 0
-    const own = this.host.services.layerPool.slotWeights(slot)
-    if (trained) {
-      await this.syncGroup(g)
-    } else if (own != null) {
-      g.initialize(own)
+    try {
+      await this.syncGroup(g, slot, trained ? 60_000 : 2_000)
+    } catch (err) {
+      if (trained) throw err
     }
+    const own = this.host.services.layerPool.slotWeights(slot)
+    if (!g.initialized && own != null) g.initialize(own)
     return g
   }
 
@@ -408,15 +410,32 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     return step
   }
 
-  private async syncGroup (g: DiLoCo): Promise<void> {
-    const deadline = Date.now() + 60_000
+  /**
+   * Download a slot group's state from a member. The members are the slot's holders in the layer records
+   * (a newcomer may not be connected to any of them yet, so they are dialled at their announced addresses);
+   * the group's topic subscribers are tried too.
+   */
+  private async syncGroup (g: DiLoCo, slot: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
     for (;;) {
+      const holders = [...this.host.services.layerPool.records().values()]
+        .filter(e => !e.record.peerId.equals(this.host.peerId) && e.record.spans.some(s => s.start <= slot && slot < s.end && (s.state === 'serving' || s.state === 'training')))
+      for (const entry of holders) {
+        try {
+          if (this.host.getConnections(entry.record.peerId).length === 0) {
+            await this.host.dial(entry.record.addresses.map(a => a.toString().includes('/p2p/') ? a : a.encapsulate(`/p2p/${entry.record.peerId.toString()}`)), { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(10_000)]) })
+          }
+          await g.sync({ peer: entry.record.peerId, signal: this.controller.signal })
+          return
+        } catch (err: any) {
+          log('state of slot %d not downloaded from %p: %s', slot, entry.record.peerId, err.message)
+        }
+      }
       try {
         await g.sync({ signal: this.controller.signal })
         return
       } catch (err: any) {
         if (!this.running || Date.now() > deadline) throw err
-        // the group's other members show up as topic subscribers a gossip heartbeat after subscribing
         await sleep(500, this.controller.signal)
       }
     }
@@ -445,6 +464,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     this.stages.set(key, { start, end, stage })
     this.host.services.pipeline.addStage(stage)
     log('%p serves %s from round %d', this.host.peerId, describeSpan(this.config, start, end), round)
+    if (this.training) this.recorder.setActive(true)
     this.safeDispatchEvent('node:stage', { detail: { start, end } })
   }
 
@@ -497,8 +517,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         for (const [name, value] of (gs != null && gs.initialized ? gs.parameters() : await this.slotParams(stage, s))) parameters.set(name, value)
       }
       const rebuilt = await this.buildStage(held.start, held.end, parameters, step)
-      this.host.services.pipeline.addStage(rebuilt)
       this.host.services.pipeline.removeStage(stage)
+      this.host.services.pipeline.addStage(rebuilt)
       held.stage = rebuilt
       await stage.close()
       log('%p rebuilt %s at step %d', this.host.peerId, describeSpan(this.config, held.start, held.end), step)
@@ -509,7 +529,20 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       log('slot %d weights not re-announced: %s', slot, err.message)
     })
     this.safeDispatchEvent('node:round', { detail: { slot, round: g.round } })
-    if (slot === 0) void this.evaluate(g.round)
+    // the node's progress follows its lowest slot's group; every node measures the network model's
+    // validation loss after its rounds, so the API of any node (Driver or not) shows the curve
+    if (slot === this.lowestSlot()) {
+      const record = g.record(g.round - 1)
+      const accepted = record?.contributions.filter(c => c.accepted).length
+      this.recorder.recordRound({ round: g.round, ...(record != null ? { accepted, rejected: record.contributions.length - accepted! } : {}) })
+      void this.evaluate(g.round)
+    }
+  }
+
+  private lowestSlot (): number | undefined {
+    let lowest: number | undefined
+    for (const h of this.stages.values()) lowest = Math.min(lowest ?? h.start, h.start)
+    return lowest
   }
 
   /** The round a stage's slots are in (the highest of its groups) */
@@ -618,7 +651,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       const b = next.value
       const batch: TrainBatch = { inputIds: b.input, targets: b.target, batch: b.batchSize, seq: b.seqLen }
       try {
-        const res = await this.host.services.pipeline.trainStep(batch, { signal })
+        // a Driver holding the whole model trains on its own executors (the pipeline needs a next hop)
+        const res = chain.hops.length === 0 ? await localTrainStep(held.stage, batch) : await this.host.services.pipeline.trainStep(batch, { signal })
         failures = 0
         this.recorder.recordStep(res.loss, { innerStep: step - round * this.innerSteps + 1 })
         this.safeDispatchEvent('node:step', { detail: { step: res.step, loss: res.loss, round } })
@@ -753,6 +787,30 @@ export async function modelLoss (config: ModelConfig, weights: Map<string, Float
   for (const e of stage.executors) await e.zeroGradients()
   void config
   return sum / list.length
+}
+
+/**
+ * One AdamW step of a whole-model stage on one batch: embed → blocks → head loss, gradients back, the global
+ * gradient norm over every executor (tied gradients moved to their owner first), a step everywhere.
+ */
+export async function localTrainStep (stage: PipelineStage, b: TrainBatch): Promise<{ step: number, loss: number }> {
+  const ids = { type: 'int64' as const, dims: [b.batch, b.seq], data: b.inputIds }
+  const h0 = (await stage.embed!.forward({ input_ids: ids })).hidden
+  const h = stage.blocks != null ? (await stage.blocks.forward({ hidden_in: h0 })).hidden_out : h0
+  const r = await stage.head!.backward({ hidden: h, targets: { type: 'int64', dims: [b.batch, b.seq], data: b.targets }, grad_loss: { type: 'float32', dims: [], data: Float32Array.of(1) } })
+  const g = stage.blocks != null ? (await stage.blocks.backward({ hidden_in: h0, grad_hidden_out: r.grad_hidden })).grad_hidden_in : r.grad_hidden
+  await stage.embed!.backward({ input_ids: ids, grad_hidden: g })
+  const tied = await stage.head!.takeTiedGradients()
+  if (tied.size > 0) await stage.embed!.addGradients(tied)
+  let sq = 0
+  for (const e of stage.executors) sq += await e.gradNormSquared()
+  const step = stage.embed!.stepCount
+  for (const e of stage.executors) await e.step({ gradNorm: Math.sqrt(sq) })
+  if (tied.size > 0) {
+    const w = (await stage.embed!.getParameters()).get('embed.weight')!
+    await stage.head!.setParameters(new Map([['embed.weight', w]]), { partial: true })
+  }
+  return { step, loss: (r.loss.data as Float32Array)[0] }
 }
 
 function peerOf (host: NetworkHost, peer: string): PeerId {
