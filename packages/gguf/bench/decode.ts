@@ -29,7 +29,7 @@ const work = join(tmpdir(), 'neuroshard-gguf-bench')
 const weightsFile = join(work, 'bootstrap.f32')
 const PROMPT = 32
 const STEPS = 64
-const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-baked', 'ours-int8', 'ours-int4', 'llama.cpp-F32', 'llama.cpp-Q4_0'] as const
+const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-baked', 'ours-int8', 'ours-int4', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread'] as const
 type Engine = typeof ENGINES[number]
 
 interface Result { engine: Engine, tokensPerS: number, rssMB: number, engineMB: number, loadS: number }
@@ -92,8 +92,10 @@ async function child (engine: Engine): Promise<Result> {
   if (engine.startsWith('llama.cpp')) {
     const { getLlama } = await import('node-llama-cpp')
     const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as any })
-    const model = await llama.loadModel({ modelPath: join(work, engine === 'llama.cpp-F32' ? 'bootstrap-F32.gguf' : 'bootstrap-Q4_0.gguf') })
-    const context = await model.createContext({ contextSize: 256, batchSize: 64, threads: cpus().length })
+    const model = await llama.loadModel({ modelPath: join(work, engine.startsWith('llama.cpp-F32') ? 'bootstrap-F32.gguf' : 'bootstrap-Q4_0.gguf') })
+    // llama.cpp's worker threads spin at barriers: on an oversubscribed machine its 2-thread runs collapse, so a
+    // 1-thread run is measured too
+    const context = await model.createContext({ contextSize: 256, batchSize: 64, threads: engine.endsWith('1-thread') ? 1 : cpus().length })
     const seq = context.getSequence()
     loadS = (performance.now() - t0) / 1000
     const tokens = prompt() as any[]
@@ -199,12 +201,16 @@ if (process.argv[2] === '--child') {
     console.log(`| ${e} | ${best(e).toFixed(1)} | ${median(rs.map(r => r.tokensPerS)).toFixed(1)} | ${median(rs.map(r => r.rssMB)).toFixed(0)} | ${median(rs.map(r => r.engineMB)).toFixed(0)} | ${median(rs.map(r => r.loadS)).toFixed(1)} |`)
   }
   console.log('')
-  const ratio = (a: Engine, b: Engine): string => of(a).length > 0 && of(b).length > 0 ? (best(a) / best(b)).toFixed(2) : 'n/a'
-  console.log('| goal (issue 16) | ratio of best tokens/s | |')
+  const bestOf = (...es: Engine[]): number => Math.max(...es.filter(e => of(e).length > 0).map(best))
+  const llamaF32 = bestOf('llama.cpp-F32', 'llama.cpp-F32-1-thread')
+  const llamaQ4 = bestOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread')
+  const oursF32 = bestOf('ours-fp32-1-session', 'ours-fp32-baked')
+  const verdict = (r: number): string => r >= 1 ? 'met in this run' : 'not met in this run'
+  console.log('| goal (issue 16), against the faster llama.cpp thread setting | ratio of best tokens/s | |')
   console.log('|---|---|---|')
-  console.log(`| fp32 ≥ 1.0× node-llama-cpp F32 | ours-fp32-1-session / llama.cpp-F32 = ${ratio('ours-fp32-1-session', 'llama.cpp-F32')} | ${Number(ratio('ours-fp32-1-session', 'llama.cpp-F32')) >= 1 ? 'met' : 'not met'} |`)
-  console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 | ours-int4 / llama.cpp-Q4_0 = ${ratio('ours-int4', 'llama.cpp-Q4_0')} | ${Number(ratio('ours-int4', 'llama.cpp-Q4_0')) >= 1 ? 'met' : 'not met'} |`)
-  console.log(`| one session vs three executors (fp32) | ${ratio('ours-fp32-1-session', 'ours-fp32-3-executors')} | |`)
+  console.log(`| fp32 ≥ 1.0× node-llama-cpp F32 | ${oursF32.toFixed(1)} / ${llamaF32.toFixed(1)} = ${(oursF32 / llamaF32).toFixed(2)} | ${verdict(oursF32 / llamaF32)} |`)
+  console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 | ${best('ours-int4').toFixed(1)} / ${llamaQ4.toFixed(1)} = ${(best('ours-int4') / llamaQ4).toFixed(2)} | ${verdict(best('ours-int4') / llamaQ4)} |`)
+  console.log(`| (one session vs three executors, fp32) | ${(best('ours-fp32-1-session') / best('ours-fp32-3-executors')).toFixed(2)} | |`)
   const dir = join(here, '..', '..', 'bench-results')
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, `decode-${Date.now()}.json`), JSON.stringify({ started, loadavg: load, cpu, rounds, results }, null, 2))
