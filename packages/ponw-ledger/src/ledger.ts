@@ -123,8 +123,10 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
   #base?: AdoptedCheckpoint
   /** final messages stored since the base (id → slot), built on first use */
   #sinceBase?: Map<string, { sender: Address, seq: bigint }>
-  /** checkpoint votes collected per snapshot hash (at most MAX_CHECKPOINT_CANDIDATES, oldest dropped) */
+  /** checkpoint votes collected per (height, snapshot hash); an entry lives while some validator's vote is in it */
   readonly #ckVotes = new Map<string, { proposal: CheckpointProposal, votes: Map<number, Uint8Array> }>()
+  /** per validator: the (at most 2) checkpoint keys its counted votes are for, oldest first */
+  readonly #ckBy = new Map<number, string[]>()
   /** the last checkpoint this node derived (key: base hash / height / snapshot hash) */
   #derived?: { key: string, state: LedgerState, snapshot: Snapshot }
   /** a certified checkpoint waiting for final messages this node does not hold yet */
@@ -951,11 +953,23 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
       return undefined
     }
     const key = `${p.height}/${toHex(p.snapshotHash)}`
+    // partitioned per validator: each validator's votes count for at most its 2 newest checkpoints, so a
+    // faulty validator voting for junk only ever drops its own older votes, never another validator's
+    const mine = this.#ckBy.get(vote.validator) ?? []
+    if (!mine.includes(key)) {
+      while (mine.length >= 2) {
+        const old = mine.shift()!
+        const oe = this.#ckVotes.get(old)
+        oe?.votes.delete(vote.validator)
+        if (oe != null && oe.votes.size === 0) {
+          this.#ckVotes.delete(old)
+        }
+      }
+      mine.push(key)
+      this.#ckBy.set(vote.validator, mine)
+    }
     let e = this.#ckVotes.get(key)
     if (e == null) {
-      while (this.#ckVotes.size >= 8) {
-        this.#ckVotes.delete(this.#ckVotes.keys().next().value!)
-      }
       e = { proposal: p, votes: new Map() }
       this.#ckVotes.set(key, e)
     }
@@ -965,6 +979,11 @@ export class Ledger extends TypedEventEmitter<LedgerEvents> {
     }
     const cert: CheckpointCertificateData = { height: p.height, snapshotHash: p.snapshotHash, votes: [...e.votes].map(([validator, signature]) => ({ validator, signature })).sort((a, b) => a.validator - b.validator) }
     this.#ckVotes.delete(key)
+    for (const [v, keys] of this.#ckBy) {
+      const i = keys.indexOf(key)
+      if (i >= 0) keys.splice(i, 1)
+      if (keys.length === 0) this.#ckBy.delete(v)
+    }
     await this.#tryAdopt(e.proposal, cert)
     return cert
   }

@@ -86,4 +86,24 @@ describe('adversarial (d): checkpoint proposals cannot make validators replay at
     expect(h2.derivations()).toBe(1)
     expect(h2.published()).toBe(1)
   })
+
+  it('a validator voting for many bogus checkpoints cannot evict the honest votes of a real one (vote storage partitioned per validator)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ponw-adv-ck-'))
+    const l = await Ledger.open({ genesis: chain, path: dir, now: () => 0 })
+    cleanup.push(async () => { await l.close(); await rm(dir, { recursive: true, force: true }) })
+    await l.addCertificates(certs)
+    const real = l.proposeCheckpoint()!
+    const [a, b, faulty, d] = [0, 1, 2, 3]
+    for (const i of [a, b]) {
+      await l.addCheckpointVote(real, signCheckpoint(chain, validators[i], i, real.height, real.snapshotHash))
+    }
+    for (let k = 0; k < 20; k++) {
+      const p = { ...real, snapshotHash: snapshotHash(new TextEncoder().encode(`junk-${k}`)) }
+      await l.addCheckpointVote(p, signCheckpoint(chain, validators[faulty], faulty, p.height, p.snapshotHash))
+    }
+    expect(l.checkpointVoters(real.height, real.snapshotHash).sort()).toEqual([a, b])
+    const cert = await l.addCheckpointVote(real, signCheckpoint(chain, validators[d], d, real.height, real.snapshotHash))
+    expect(cert?.votes.map(v => v.validator)).toEqual([a, b, d])
+    expect(l.checkpoint?.height).toBe(real.height)
+  })
 })
