@@ -169,6 +169,7 @@ export function dilocoFetchTarget (options: { vulnerable?: boolean } = {}): Fuzz
       let mustReject = false
       try {
         const f = parseFields(msg)
+        if (wireMismatch(f, { 1: 0, 2: 2, 3: 0, 4: 2, 5: 0, 6: 0 })) throw new Error('no claim')
         const g = [...f].reverse().find(x => x.no === 2)
         const groupBytes = g?.value instanceof Uint8Array ? g.value : new Uint8Array(0)
         const length = varintField(f, 6)

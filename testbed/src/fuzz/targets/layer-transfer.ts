@@ -9,7 +9,7 @@ import type { SpanTensor, WeightsServer } from '@neuroshard/layer-pool'
 import type { NeuroShardHost } from '@neuroshard/host'
 import { handleAcceptAll } from '../accept-all.js'
 import { frame, mutateAny, mutateProto, concat } from '../mutate.js'
-import { encodeFields, eq, parseFields } from '../proto.js'
+import { encodeFields, eq, parseFields, wireMismatch } from '../proto.js'
 import { exchange, firstMessage, loopbackHost, varintField } from '../net.js'
 import type { FuzzInput, FuzzTarget, Outcome } from '../engine.js'
 import type { Rng } from '../rng.js'
@@ -63,6 +63,7 @@ export function layerTransferTarget (options: { vulnerable?: boolean } = {}): Fu
       if (framing === 'ok' || framing === 'twice') {
         try {
           const f = parseFields(msg)
+          if (wireMismatch(f, { 1: 2, 2: 0, 3: 0, 4: 0, 5: 0, 6: 2, 7: 0 })) throw new Error('no claim')
           const r = [...f].reverse().find(x => x.no === 6)
           const chunks: bigint[] = []
           for (const x of f) {

@@ -165,7 +165,11 @@ export function ledgerSyncTarget (options: { vulnerable?: boolean } = {}): FuzzT
       // must not be answered: a first frame over the 64-byte cap, a huge length, a cursor beyond 2^53 - 1
       let mustReject = framing === 'huge-length' || framing === 'bad-varint' || (msg.length > 64 && (framing === 'ok' || framing === 'twice'))
       if (!mustReject && (framing === 'ok' || framing === 'twice')) {
-        try { mustReject = varintField(parseFields(msg), 1) > BigInt(Number.MAX_SAFE_INTEGER) } catch {}
+        try {
+          const f = parseFields(msg)
+          // SyncRequest: from (1) and limit (2) are varints; another wire type: no claim (see proto.ts)
+          mustReject = !wireMismatch(f, { 1: 0, 2: 0 }) && varintField(f, 1) > BigInt(Number.MAX_SAFE_INTEGER)
+        } catch {}
       }
       return { bytes, mustReject, kind: `framing-${framing}` }
     },
