@@ -56,7 +56,7 @@ async function main (): Promise<void> {
 
 function write (rows: Array<{ r: FuzzResult, caught: string, verdict: string }>, started: Date, load0: string): void {
   const out = [
-    `Command: \`cd testbed && npx -y pnpm@10 run fuzz -- --inputs ${inputs}${only != null ? ` --only ${only.join(',')}` : ''}\` (seed ${seed})`,
+    `Command: \`cd testbed && npx -y pnpm@10 run fuzz -- ${args.join(' ')}\` (seed ${seed})`,
     `Date: ${started.toISOString()}; machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}; load before: ${load0}; load after: ${readFileSync('/proc/loadavg', 'utf8').trim()}`,
     '',
     table(rows)
