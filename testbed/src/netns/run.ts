@@ -5,7 +5,7 @@
  *   cd testbed && npx -y pnpm@10 run scenario -- --all          (every scenarios/*.json)
  *   cd testbed && npx -y pnpm@10 run scenario -- --cleanup      (remove what an interrupted run left)
  *
- * Results: testbed/results/scenarios.md (table as printed) and scenarios.json
+ * Results: testbed/results/scenarios.md (table as printed) and scenarios.json; `--out <name>` for another name
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
@@ -31,9 +31,11 @@ async function main (): Promise<void> {
   const env = probeEnvironment()
   process.stderr.write(`environment: ${JSON.stringify(env)}\n`)
   if (env.missing != null) { console.error(`the testbed cannot run here: ${env.missing}`); process.exitCode = 2; return }
+  const outIdx = args.indexOf('--out')
+  const outName = outIdx >= 0 ? args[outIdx + 1] : 'scenarios'
   const files = args.includes('--all')
     ? readdirSync(join(TESTBED, 'scenarios')).filter(f => f.endsWith('.json')).sort().map(f => join(TESTBED, 'scenarios', f))
-    : args.filter(a => !a.startsWith('--'))
+    : args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--out')
   const load0 = readFileSync('/proc/loadavg', 'utf8').trim()
   const date = new Date().toISOString()
   const results: ScenarioResult[] = []
@@ -46,8 +48,8 @@ async function main (): Promise<void> {
   ].join('\n')
   console.log(out)
   mkdirSync(join(TESTBED, 'results'), { recursive: true })
-  writeFileSync(join(TESTBED, 'results', 'scenarios.md'), out + '\n')
-  writeFileSync(join(TESTBED, 'results', 'scenarios.json'), JSON.stringify(results, null, 2) + '\n')
+  writeFileSync(join(TESTBED, 'results', `${outName}.md`), out + '\n')
+  writeFileSync(join(TESTBED, 'results', `${outName}.json`), JSON.stringify(results, null, 2) + '\n')
   if (results.some(r => !r.passed)) process.exitCode = 1
 }
 
