@@ -12,8 +12,8 @@
  * median of the warm runs (the cold first transfer also hashes the content on the server and is
  * reported apart).
  *
- * Run: `cd packages/layer-pool && npx tsc -b && ../../node_modules/.bin/node dist/bench/transfer.js [MB]`
- * (default ≈ 101 MB: two blocks of a d = 1024 model). Results: bench/results/transfer.json
+ * Run: `cd packages/layer-pool && npx tsc -b && ../../node_modules/.bin/node dist/bench/transfer.js [MB] [rounds]`
+ * (default ≈ 101 MB: two blocks of a d = 1024 model, 7 rounds). Results: bench/results/transfer.json
  * (transfer-glibc-tunables.json when GLIBC_TUNABLES is set, e.g. `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`,
  * which backs large buffers with transparent huge pages and removes most first-touch page faults).
  */
@@ -29,7 +29,8 @@ import type { ModelConfig } from '@neuroshard/model'
 
 const RAW_PROTOCOL = '/neuroshard-bench/raw/1.0.0'
 const MB = 1e6
-const WARM_RUNS = 5
+/** Warm rounds (each: raw, transfer into the reused buffer, transfer into a new buffer, raw + store) @default 7 */
+const WARM_RUNS = Math.max(1, Number(process.argv[3] ?? 7))
 
 /** A model whose blocks are ≈ 50.6 MB each; `blocks` of them make the span */
 function benchConfig (): ModelConfig {
@@ -176,6 +177,8 @@ async function main (): Promise<void> {
     chunks: digest.chunkHashes.length,
     seconds: { raw, transferReusedBuffer: transferInto, transfer, rawStore, coldTransfer: cold },
     mbPerSecond: { raw: rawMBs, transferReusedBuffer: transferIntoMBs, transfer: transferMBs, rawStore: rawStoreMBs, coldTransfer: coldMBs },
+    // raw seconds / transfer seconds of each round (neighbours in time, so they saw about the same load)
+    roundRatios: { reusedBuffer: raw.map((r, i) => r / transferInto[i]), newBuffer: raw.map((r, i) => r / transfer[i]) },
     ratioReusedBuffer: transferIntoMBs / rawMBs,
     ratio: transferMBs / rawMBs,
     ratioToRawStore: transferMBs / rawStoreMBs
