@@ -316,6 +316,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly subStageThreads?: number
   private readonly tiedReplica: boolean
   private readonly replicas = new Map<PipelineStage, TiedReplica>()
+  /** Tied Validators (peer/span) that took the moments and still kept no replica: they decline, send them no more */
+  private readonly tiedDeclined = new Set<string>()
   /** A tied head's gradient taken and encoded after the step's last micro-batch, waiting for TAKE_TIED */
   private readonly preparedTied = new Map<PipelineStage, { step: number, ready: Promise<{ g?: Float32Array, tied: Uint8Array<ArrayBuffer> }> }>()
   /** Parts of a replica being seeded by SET_TIED messages of one step */
@@ -578,7 +580,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const peer = peerFromBytes(route[hop].peer)
     const t0 = performance.now()
     this.traffic.requests++
-    this.traffic.sent += req.hidden.length + req.targets.length + req.tied.length
+    this.traffic.sent += req.hidden.length + req.targets.length + req.tied.length + req.tiedIds.length + req.tiedM.length + req.tiedV.length
     try {
       const res = req.kind === Kind.INFER && (this.links.size < this.maxSessionLinks || this.links.has(this.linkKey(req.session, hop, route[hop].peer)))
         ? await this.sendOnLink(route, hop, peer, req, signal)
@@ -1136,7 +1138,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const validators = hops.filter(p => p.hop === p.route.length - 1)
     const tied = config.tieEmbeddings && stage.head == null
     // a Validator replica of the tied matrix needs the whole summed gradient: one Validator took part
-    const offer = tied && this.tiedReplica && validators.length === 1
+    const declinedKey = (p: typeof hops[number]): string => `${hex(p.route[p.hop].peer)}/${p.route[p.hop].start}-${p.route[p.hop].end}`
+    const offer = tied && this.tiedReplica && validators.length === 1 && !this.tiedDeclined.has(declinedKey(validators[0]))
     const replicas = new Set<typeof hops[number]>()
     let rows: ReturnType<typeof embeddingRows> | undefined
     // a participant that cannot be reached now took its gradients with it: report it and leave it out of the step
@@ -1229,7 +1232,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         parts.push({ tiedM: encodeNamed('embed.weight', state.m.get('embed.weight')!, shape) })
         parts.push({ tiedV: encodeNamed('embed.weight', state.v.get('embed.weight')!, shape) })
       }
-      await Promise.all(behind.map(async v => { for (const part of parts) await control(Kind.SET_TIED, v, part) }))
+      await Promise.all(behind.map(async v => {
+        let res: Response | undefined
+        for (const part of parts) res = await control(Kind.SET_TIED, v, part)
+        if (offer && res?.replica !== true) this.tiedDeclined.add(declinedKey(v))
+      }))
     }
     return {
       step,
