@@ -10,7 +10,7 @@ import type { QuantizedMatrix, WeightQuantization } from '../quantize.js'
 import { validateConfig } from '../validate.js'
 import { fusedTables } from './layers.js'
 import type { FusedTables, KvCache } from './layers.js'
-import { SHARD_DIMS, SHARD_IO } from './shards.js'
+import { SHARD_DIMS, SHARD_IO, finish } from './shards.js'
 import type { ShardGraph } from './shards.js'
 
 /** What an inference graph covers: one shard, or the whole model (embed → blocks → head) in one graph */
@@ -187,14 +187,7 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
       break
     }
   }
-  const bytes = g.toModelProto({ pruneInputs: true, domains: bits === undefined ? {} : { 'com.microsoft': 1 } })
-  const used = g.usedInputs()
-  return {
-    bytes,
-    inputs: g.inputs.filter(v => used.has(v)).map(v => ({ name: v.name, dtype: v.dtype, shape: [...v.shape] })),
-    outputs: g.outputs.map(o => ({ name: o.name, dtype: o.value.dtype, shape: [...o.value.shape] })),
-    graph: g
-  }
+  return finish(g, bits === undefined ? {} : { 'com.microsoft': 1 })
 }
 
 type Linear = (x: Value, name: string, opName: string) => Value

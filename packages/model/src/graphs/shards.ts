@@ -93,9 +93,9 @@ export interface ShardGraph {
 const B = SHARD_DIMS.batch
 const S = SHARD_DIMS.seq
 
-function finish (g: GraphBuilder): ShardGraph {
-  // keep only inputs the graph reads (e.g. embed backward needs no embedding values)
-  const bytes = g.toModelProto({ pruneInputs: true })
+/** The graph's bytes and I/O, keeping only the inputs it reads (e.g. embed backward needs no embedding values) */
+export function finish (g: GraphBuilder, domains: Record<string, number> = {}): ShardGraph {
+  const bytes = g.toModelProto({ pruneInputs: true, domains })
   const used = g.usedInputs()
   return {
     bytes,
