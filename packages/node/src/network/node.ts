@@ -172,6 +172,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private chainsCache?: { at: number, chains: TrainingChain[] }
   private evalStage?: Promise<PipelineStage>
   private lastEvalRound = -1
+  private evaluating = false
   private trainingLoop?: Promise<void>
   private readonly detach: Array<() => void> = []
 
@@ -677,6 +678,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     const every = this.init.evalEvery ?? 1
     const validation = this.init.data?.validation
     if (every <= 0 || validation == null || validation.length === 0 || round % every !== 0 || round <= this.lastEvalRound) return
+    // one evaluation at a time: they share the local evaluation stage (rounds can come faster than evaluations)
+    if (this.evaluating) return
+    this.evaluating = true
     this.lastEvalRound = round
     try {
       const loss = await this.validationLoss(round)
@@ -685,6 +689,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       this.safeDispatchEvent('node:validation', { detail: { round, loss } })
     } catch (err: any) {
       if (this.running) log('validation after round %d failed: %s', round, err.message)
+    } finally {
+      this.evaluating = false
     }
   }
 
