@@ -115,11 +115,15 @@ function transferables (tensors: Record<string, TensorData>): ArrayBuffer[] {
  * A worker thread holding onnxruntime sessions and resident tensors (internal RPC). The worker is only
  * ref'd while calls are in flight, so an idle runtime never keeps the process alive.
  */
+/** How long `close()` lets the worker finish its current native run before terminating it */
+const CLOSE_GRACE_MS = 30_000
+
 export class RuntimeWorker {
   private readonly worker: Worker
   private nextId = 1
   private readonly pending = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
   private closed = false
+  private closing = false
 
   constructor () {
     this.worker = new Worker(workerUrl(), {
@@ -128,6 +132,8 @@ export class RuntimeWorker {
       execArgv: process.execArgv.filter(a => !a.startsWith('--input-type'))
     })
     this.worker.on('message', (reply: WorkerReply) => {
+      // a run that finishes while the runtime closes is not handed out: it rejects when the worker has exited
+      if (this.closing) return
       const p = this.pending.get(reply.id)
       if (p === undefined) return
       this.pending.delete(reply.id)
@@ -136,7 +142,7 @@ export class RuntimeWorker {
       else p.reject(toTypedError(reply.error!))
     })
     this.worker.on('error', (err) => { this.fail(new RuntimeClosedError(`runtime worker failed: ${err.message}`)) })
-    this.worker.on('exit', (code) => { this.fail(new RuntimeClosedError(`runtime worker exited (code ${code})`)) })
+    this.worker.on('exit', (code) => { this.fail(new RuntimeClosedError(this.closing ? 'the runtime was closed' : `runtime worker exited (code ${code})`)) })
     // after the listeners: attaching a 'message' listener re-refs the worker
     this.worker.unref()
   }
@@ -168,10 +174,23 @@ export class RuntimeWorker {
     }
   }
 
+  /**
+   * Calls in flight reject with RuntimeClosedError; the worker exits after the native run it is in
+   * (terminating a thread inside onnxruntime's run can abort the process: seen as SIGABRT on a loaded machine),
+   * or is terminated after `CLOSE_GRACE_MS`.
+   */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await this.worker.terminate()
+    this.closing = true
+    const exited = new Promise<void>(resolve => { this.worker.once('exit', () => { resolve() }) })
+    this.worker.postMessage({ id: 0, shutdown: true })
+    const timer = setTimeout(() => { void this.worker.terminate() }, CLOSE_GRACE_MS)
+    try {
+      await exited
+    } finally {
+      clearTimeout(timer)
+    }
     for (const p of this.pending.values()) p.reject(new RuntimeClosedError('the runtime was closed'))
     this.pending.clear()
   }

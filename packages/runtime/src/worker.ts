@@ -335,7 +335,12 @@ if (!isMainThread && parentPort != null && (workerData as { neuroshardRuntime?: 
   const port = parentPort
   const state = new RuntimeWorkerState()
   let queue: Promise<void> = Promise.resolve()
-  port.on('message', (msg: { id: number, req: WorkerRequest }) => {
+  port.on('message', (msg: { id: number, req: WorkerRequest, shutdown?: boolean }) => {
+    if (msg.shutdown === true) {
+      // after the request in flight: ending the thread inside an onnxruntime run can abort the whole process
+      queue = queue.then(() => { process.exit(0) })
+      return
+    }
     // one request at a time, in order
     queue = queue.then(async () => {
       let reply: WorkerReply
