@@ -752,7 +752,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private async validationLoss (round: number): Promise<number | undefined> {
     const weights = await this.networkWeights(round)
     if (weights == null) return undefined
-    return await modelLoss(this.config, weights, this.validationBatches(), async () => {
+    return await modelLoss(weights, this.validationBatches(), async () => {
       this.evalStage ??= createPipelineStage({ config: this.config, start: 0, end: this.slots, parameters: weights, intraOpNumThreads: this.init.threads ?? 1 })
       return await this.evalStage
     })
@@ -775,7 +775,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
  * Mean next-token loss of a whole model on `batches`, run on one local stage (embed → blocks → head's
  * loss); the stage's accumulated gradients are dropped afterwards.
  */
-export async function modelLoss (config: ModelConfig, weights: Map<string, Float32Array>, list: TrainBatch[], stageOf: () => Promise<PipelineStage>): Promise<number> {
+export async function modelLoss (weights: Map<string, Float32Array>, list: TrainBatch[], stageOf: () => Promise<PipelineStage>): Promise<number> {
   const stage = await stageOf()
   for (const e of stage.executors) {
     const names = new Map<string, Float32Array>()
@@ -791,7 +791,6 @@ export async function modelLoss (config: ModelConfig, weights: Map<string, Float
     sum += (r.loss.data as Float32Array)[0]
   }
   for (const e of stage.executors) await e.zeroGradients()
-  void config
   return sum / list.length
 }
 
