@@ -1,7 +1,8 @@
 /**
  * @packageDocumentation
  *
- * The NeuroShard reference node: the `neuroshard` CLI and a library API for a local devnet.
+ * The NeuroShard reference node: the `neuroshard` CLI, the network node (`NetworkNode`: layer pool + pipeline +
+ * DiLoCo over one libp2p host), the devnet that trains and serves (`startNetworkDevnet`), the HTTP API and dashboard.
  */
 
 export * from './constants.js'
@@ -15,3 +16,12 @@ export type { DashboardAsset } from './dashboard/assets.js'
 export { walletCommand, WALLET_USAGE } from './commands/wallet.js'
 export type { WalletIO } from './commands/wallet.js'
 export { serveCommand, SERVE_USAGE } from './commands/serve.js'
+export { NetworkNode, localTrainStep, modelLoss, DEFAULT_INNER_STEPS, DEFAULT_NODE_BATCH_SIZE, DEFAULT_NODE_SEQ_LEN, DEFAULT_SHARDS_PER_ROUND } from './network/node.js'
+export type { NetworkNodeInit, NetworkNodeEvents, NetworkHost, NodeData, RoundDetail } from './network/node.js'
+export { startNetworkDevnet, halfModelMemory, DEFAULT_NETWORK_DEVNET_NODES } from './network/devnet.js'
+export type { NetworkDevnet, NetworkDevnetInit } from './network/devnet.js'
+export { trainingChains, trainingPeers, chainOf } from './network/chains.js'
+export type { TrainingChain, ChainHop, ServedSpan } from './network/chains.js'
+export { pipelineTokenizer } from './network/tokenizer.js'
+export type { StreamingTokenizer } from './network/tokenizer.js'
+export { devnetCommand as networkDevnetCommand, startCommand, DEVNET_USAGE as NETWORK_DEVNET_USAGE, START_USAGE } from './commands/network.js'

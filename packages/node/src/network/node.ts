@@ -26,7 +26,7 @@ import { TypedEventEmitter } from 'main-event'
 import { createLocalBackend } from '../api/local-backend.js'
 import { networkCompletionSource } from '../api/network-source.js'
 import { TrainingRecorder } from '../api/training-recorder.js'
-import { chainOf, trainingChains, trainingPeers } from './chains.js'
+import { trainingChains, trainingPeers } from './chains.js'
 import type { TrainingChain } from './chains.js'
 import type { PeerId } from '@libp2p/interface'
 import type { DiLoCo, DiLoCoInit, RoundOutcome } from '@neuroshard/diloco'
@@ -834,4 +834,3 @@ async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   })
 }
 
-export { chainOf }
