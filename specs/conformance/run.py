@@ -363,8 +363,183 @@ def genesis_data_checks(call):
             yield 'genesis-data assignment', f, r.get('shards') == v['shards'], r
 
 
+# ---- layer-pool, pipeline, swarm-router, diloco ----
+
+def holdings_of(c):
+    return [{'peer': p, 'start': s, 'end': e, 'state': st, 'throughput': t, 'claimedAt': ca} for p, s, e, st, t, ca in c['holdings']]
+
+
+def layer_pool_checks(call):
+    spec = 'layer-pool'
+    for c in vec(spec, 'assignment.json')['cases']:
+        args = dict(holdings=holdings_of(c), slots=c['slots'], nowMs=c['now_ms'], loadingGraceMs=c['loading_grace_ms'], minReplicas=c['min_replicas'])
+        if 'view' in c or 'under_replicated' in c:
+            r = call('layerPool.view', **args)
+            ok = ('view' not in c or r.get('view') == c['view']) and ('under_replicated' not in c or r.get('underReplicated') == c['under_replicated'])
+            yield '§5.1 view (live, pending, throughput)', c['name'], ok, r
+        if 'choose' in c:
+            r = call('layerPool.chooseSpan', **args, costs=c['costs'], budget=c['budget'])
+            yield '§5.3-§5.4 span choice (candidates, order)', c['name'], 'span' in r and r['span'] == c['choose'], r
+    ch = vec(spec, 'chunks.json')
+    for c in ch['cases']:
+        r = call('layerPool.chunks', tensors=c['tensors'], chunkSize=c['chunkSize'])
+        ok = (r.get('canonicalOrder'), r.get('stream'), r.get('totalBytes')) == (c['canonicalOrder'], c['stream'], c['totalBytes'])
+        yield 'transfer §1 canonical byte stream', c['name'], ok, r
+        yield 'transfer §1 chunk hashes and chunks root', c['name'], (r.get('chunkHashes'), r.get('chunksRoot')) == (c['chunkHashes'], c['chunksRoot']), r
+        yield 'transfer §1 weights hash', c['name'], r.get('weightsHash') == c['weightsHash'], r
+    v = vec(spec, 'records.json')
+    r = call('layerPool.peerId', ed25519Seed=v['key']['ed25519_seed'])
+    yield '§2.1 signed envelope (RFC 0002)', 'key: peer id of the seed', (r.get('peerId'), r.get('publicKeyProtobuf')) == (v['key']['peer_id'], v['key']['public_key_protobuf']), r
+    rec = v['record']
+    r = call('layerPool.signRecord', ed25519Seed=v['key']['ed25519_seed'], peerId=v['key']['peer_id'], fields=rec['fields'])
+    yield '§2.1 signed envelope (RFC 0002)', 'record signed from its fields (canonical payload, deterministic signature)', r.get('envelope') == rec['envelope_hex'], r
+    yield '§2.3 DHT key', 'record DHT key', r.get('dhtKey') == rec['dht_key'], r
+    r = call('layerPool.openRecord', envelope=rec['envelope_hex'], nowMs=v['now_ms'])
+    yield '§2.2 record rules (errors, in order)', 'the valid record opens to its fields', (r.get('peerId'), r.get('fields')) == (v['key']['peer_id'], rec['fields']), r
+    for c in v['invalid']:
+        r = call('layerPool.openRecord', envelope=c['envelope_hex'], nowMs=c.get('now_ms', v['now_ms']))
+        yield '§2.2 record rules (errors, in order)', c['name'], *expect_error(r, c['error'])
+    a = v['architecture']
+    r = call('layerPool.openArchitecture', envelope=a['envelope_hex'], authorities=[a['authority_peer_id']], parent=a['parent'])
+    yield '§7 architecture versions', 'a signed growth of the parent opens to its fields', r.get('fields') == a['fields'], r
+    for c in a.get('invalid', []):
+        r = call('layerPool.openArchitecture', envelope=c['envelope_hex'], authorities=c.get('authorities', [a['authority_peer_id']]), parent=c.get('parent', a['parent']))
+        yield '§7 architecture versions', c['name'], *expect_error(r, c['error'])
+
+
+def without_defaults(v):
+    """a decoded message with its proto3 default values (0, false, '', empty lists and messages) left out, so that
+    adapters may list them or not"""
+    if isinstance(v, dict):
+        out = {k: without_defaults(x) for k, x in v.items()}
+        return {k: x for k, x in out.items() if x not in (0, False, '', [], {}, None) or isinstance(x, float) and x != 0}
+    if isinstance(v, list):
+        return [without_defaults(x) for x in v]
+    return v
+
+
+def pipeline_checks(call):
+    s = vec('pipeline', 'sampling.json')
+    for d in s['draws']:
+        r = call('pipeline.draw', seed=str(d['seed']), position=d['position'])
+        yield '§6 splitmix64 draw', f'seed {d["seed"]} position {d["position"]}', (r.get('splitmix64'), r.get('u')) == (d['splitmix64'], d['u']), r
+    for c in s['cases']:
+        r = call('pipeline.sample', logits=s['logits'], temperature=c['temperature'], topK=c['topK'], topP=c['topP'], seed=str(c['seed']), position=c['position'])
+        yield '§6 sampling (greedy, temperature, top-k, top-p)', f'T {c["temperature"]} k {c["topK"]} p {c["topP"]} seed {c["seed"]} pos {c["position"]}', r.get('token') == c['token'], r
+    m = vec('pipeline', 'messages.json')
+    for c in m['requests']:
+        r = call('pipeline.encodeRequest', fields=c['fields'])
+        yield '§3 Request encoding (canonical proto3)', f'encode {c["name"]}', r.get('bytes') == c['bytes'], r
+        r = call('pipeline.decodeRequest', bytes=c['bytes'])
+        yield '§3 Request encoding (canonical proto3)', f'decode {c["name"]}', without_defaults(r.get('fields')) == without_defaults(c['fields']), r
+    for c in m['responses']:
+        r = call('pipeline.decodeResponse', bytes=c['bytes'])
+        yield '§3 Response encoding (canonical proto3)', f'decode {c["name"]}', without_defaults(r.get('fields')) == without_defaults(c['fields']) and r.get('reencoded') == c['bytes'], r
+
+
+def swarm_router_checks(call):
+    v = vec('swarm-router', 'routing.json')
+    for c in v['chains']:
+        r = call('router.chain', candidates=c['candidates'], **{'from': c['from']}, to=c['to'], cost=c['cost'], excluded=c['excluded'])
+        if c['chain'] is None:
+            yield '§3 least-cost chain', c['name'], 'chain' in r and r['chain'] is None, r
+            continue
+        cost_ok = isinstance(r.get('chainCost'), (int, float)) and abs(r['chainCost'] - c['chainCost']) <= 1e-9 * max(1, abs(c['chainCost']))
+        yield '§3 least-cost chain', c['name'], r.get('chain') == c['chain'] and cost_ok, r
+        yield '§4 standbys', c['name'], r.get('standbys') == c['standbys'], r
+    w = v['weightedPick']
+    for d in w['draws']:
+        r = call('router.weightedPick', weights=w['weights'], u=d['u'])
+        yield '§5 weighted pick', f'u {d["u"]}', r.get('index') == d['index'], r
+    b = v['bans']
+    r = call('router.bans', baseMs=b['baseMs'], maxMs=b['maxMs'], forgetMs=b['forgetMs'], events=[{'peer': e['peer'], 'failAt': e['failAt']} for e in b['events']])
+    got = r.get('events') or []
+    for i, e in enumerate(b['events']):
+        g = got[i] if i < len(got) else {}
+        yield '§6 bans (backoff, forget)', f'{e["peer"]} fails at {e["failAt"]}', (g.get('bannedUntil'), g.get('failures')) == (e['bannedUntil'], e['failures']), g
+
+
+def diloco_checks(call):
+    v = vec('diloco', 'vectors.json')
+    for i, c in enumerate(v['outer']):
+        r = call('diloco.outerStep', theta=c['theta'], momentum=c['momentum'], g=c['g'], lr=c['lr'], mu=c['mu'])
+        yield '§6 outer Nesterov step (float32, bit for bit)', f'step {i}', (r.get('theta'), r.get('momentum')) == (c['theta_out'], c['momentum_out']), r
+    for c in v['codecs']:
+        name = json.dumps(c['codec'], sort_keys=True)
+        r = call('diloco.encode', codec=c['codec'], input=c['input'])
+        yield '§5 payload codecs (encode)', name, r.get('payload') == c['payload'], r
+        r = call('diloco.decode', codec=c['codec'], payload=c['payload'], elements=len(c['input']))
+        yield '§5 payload codecs (decode)', name, r.get('decoded') == c['decoded'], r
+    ef = v['errorFeedback']
+    r = call('diloco.errorFeedback', codec=ef['codec'], decay=ef['decay'], elements=len(ef['rounds'][0]['delta']), deltas=[x['delta'] for x in ef['rounds']])
+    got = r.get('rounds') or []
+    for i, x in enumerate(ef['rounds']):
+        g = got[i] if i < len(got) else {}
+        yield '§5 error feedback', f'round {i}', (g.get('payload'), g.get('residual')) == (x['payload'], x['residual_after']), g
+    for c in v['malformed']:
+        r = call('diloco.decode', codec=c['codec'], payload=c['payload'], elements=c['elements'])
+        yield '§5 malformed payloads (refused)', c['why'], *expect_error(r, c['error'])
+    for c in v['leader']:
+        r = call('diloco.leaderKey', round=str(c['round']), peer=c['peer'])
+        yield '§1 leader order key', f'round {c["round"]}', r.get('key') == c['key'], r
+    for c in v['privacy']:
+        r = call('diloco.privacyEpsilon', rounds=c['rounds'], noiseMultiplier=c['noiseMultiplier'], delta=c['delta'])
+        e = r.get('epsilon')
+        yield '§5 privacy accountant (zCDP ε)', f'T {c["rounds"]} z {c["noiseMultiplier"]} δ {c["delta"]}', isinstance(e, (int, float)) and abs(e - c['epsilon']) <= 1e-12 * max(1, abs(c['epsilon'])), r
+
+
+# ---- model forward / backward / graph inputs and outputs (specs/model §2, §5, §9) ----
+
+def tiny_model():
+    t = vec('model', 'tiny-logits.json')
+    cks = []
+    for c in t['checkpoints']:
+        with open(os.path.join(SPECS, 'model', 'vectors', c['file']), 'rb') as f:
+            cks.append({'fileHex': f.read().hex(), 'role': c['role'], 'contentHash': c['contentHash']})
+    return t, cks
+
+
+def max_abs_diff(a, b):
+    if not isinstance(a, list) or len(a) != len(b) or not all(isinstance(x, (int, float)) for x in a):
+        return float('inf')
+    return max((abs(x - y) for x, y in zip(a, b)), default=0.0)
+
+
+def model_compute_checks(call):
+    t, cks = tiny_model()
+    V = t['config']['vocabSize']
+    r = call('model.forward', config=t['config'], checkpoints=cks, ids=[t['prompt']], targets=[t['targets']])
+    d = max_abs_diff(r.get('logits'), t['logits'])
+    yield '§2 forward pass (logits within 1e-4)', f'embed → blocks → head on "{t["promptText"]}": max |Δ| {d:.2g}', d < 1e-4 and r.get('logitsShape') == t['logitsShape'], {k: r.get(k) for k in ('logitsShape', 'loss', 'error', 'message')}
+    loss = r.get('loss')
+    yield '§2 forward pass (loss within 1e-4)', 'mean cross-entropy of the targets', isinstance(loss, (int, float)) and abs(loss - t['loss']) < 1e-4, {'loss': loss}
+    for name, steps in (('prefill the whole prompt from an empty cache', [[0, len(t['prompt'])]]),
+                        ('prefill 5 tokens, then decode one at a time', [[0, 5]] + [[i, i + 1] for i in range(5, len(t['prompt']))])):
+        r = call('model.decode', config=t['config'], checkpoints=cks, ids=t['prompt'], steps=steps)
+        d = max_abs_diff(r.get('logits'), t['logits'])
+        yield '§2, §5 KV-cache inference (logits within 1e-4)', f'{name}: max |Δ| {d:.2g}', d < 1e-4, {k: r.get(k) for k in ('error', 'message')}
+    g = vec('model', 'tiny-grads.json')
+    at = [{'name': e['name'], 'index': e['index']} for e in g['gradients']]
+    r = call('model.gradients', config=t['config'], checkpoints=cks, ids=[t['prompt']], targets=[t['targets']], gradLoss=1, at=at)
+    got = r.get('gradients') or []
+    for i, e in enumerate(g['gradients']):
+        x = got[i] if i < len(got) else None
+        ok = isinstance(x, (int, float)) and abs(x - e['grad']) <= 1e-4 + 2e-3 * abs(e['grad'])
+        yield '§5 backward pipeline (gradients)', f'{e["name"]}[{e["index"]}]', ok, {'got': x, 'want': e['grad'], 'error': r.get('error')}
+    gi = vec('model', 'graph-io.json')
+
+    def norm(xs):
+        return sorted(({'name': x['name'], 'dtype': x['dtype'], 'shape': [d if isinstance(d, int) else str(d) for d in x['shape']]} for x in xs), key=lambda x: x['name']) if isinstance(xs, list) else None
+    for c in gi['graphs']:
+        r = call('model.graphIO', config=dict(gi['config'], tieEmbeddings=c['tieEmbeddings']), role=c['role'], variant=c['variant'])
+        ok = norm(r.get('inputs')) == norm(c['inputs']) and norm(r.get('outputs')) == norm(c['outputs'])
+        yield '§5 graph inputs and outputs', f'{json.dumps(c["role"])} {c["variant"]} tied={c["tieEmbeddings"]}', ok, r
+
+
 SUITES = {'ponw-ledger': ledger_all, 'framing': framing_checks, 'host': host_checks, 'tensor-frame': tensor_checks,
-          'tokenizer': tokenizer_checks, 'model': model_checks, 'genesis-data': genesis_data_checks}
+          'tokenizer': tokenizer_checks, 'model': model_checks, 'genesis-data': genesis_data_checks,
+          'layer-pool': layer_pool_checks, 'pipeline': pipeline_checks, 'swarm-router': swarm_router_checks, 'diloco': diloco_checks,
+          'model-compute': model_compute_checks}
 
 
 def main(argv):

@@ -11,6 +11,15 @@ const tensorPkg = lazy('../../../packages/tensor/dist/src/index.js')
 const tokenizerPkg = lazy('../../../packages/tokenizer/dist/src/index.js')
 const modelPkg = lazy('../../../packages/model/dist/src/index.js')
 const genesisPkg = lazy('../../../packages/genesis-data/dist/src/index.js')
+const layerPoolPkg = lazy('../../../packages/layer-pool/dist/src/index.js')
+const pipelinePkg = lazy('../../../packages/pipeline/dist/src/index.js')
+const routerPkg = lazy('../../../packages/swarm-router/dist/src/index.js')
+const dilocoPkg = lazy('../../../packages/diloco/dist/src/index.js')
+const runtimePkg = lazy('../../../packages/runtime/dist/src/index.js')
+// libp2p keys and peer ids as the layer-pool package resolves them (the adapter has no node_modules of its own)
+const keysPkg = lazy('../../../packages/layer-pool/node_modules/@libp2p/crypto/dist/src/keys/index.js')
+const peerIdPkg = lazy('../../../packages/layer-pool/node_modules/@libp2p/peer-id/dist/src/index.js')
+const multiaddrPkg = lazy('../../../packages/layer-pool/node_modules/@multiformats/multiaddr/dist/src/index.js')
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -60,6 +69,53 @@ function normalize (v) {
     out[snake(k)] = Array.isArray(x) ? x.map(conv) : conv(x)
   }
   return out
+}
+
+const fromBits = (bits) => new Float32Array(Uint32Array.from(bits).buffer)
+const toBits = (x) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length))
+// a decoded protons message as the pipeline vectors write it: field names as generated, bytes hex, enums by name
+function pbFields (v) {
+  const out = {}
+  for (const [k, x] of Object.entries(v)) {
+    if (x === undefined) continue
+    out[k] = x instanceof Uint8Array ? hex(x) : Array.isArray(x) ? x.map(y => typeof y === 'object' ? pbFields(y) : y) : (x !== null && typeof x === 'object') ? pbFields(x) : x
+  }
+  return out
+}
+
+// ---- model: checkpoints decoded (hashes checked) once per content, one onnxruntime session per graph ----
+let runtime
+const sessions = new Map()
+const weightSets = new Map()
+const int64 = (rows) => ({ type: 'int64', data: BigInt64Array.from(rows.flat().map(BigInt)), dims: [rows.length, rows[0].length] })
+async function tinyWeights (r) {
+  const key = r.checkpoints.map(c => c.contentHash).join('/') + JSON.stringify(r.config)
+  if (!weightSets.has(key)) {
+    const M = await modelPkg()
+    const config = M.validateConfig(r.config)
+    const weights = {}
+    for (const c of r.checkpoints) {
+      const ck = M.decodeCheckpoint(unhex(c.fileHex), { config, role: c.role, contentHash: c.contentHash })
+      for (const s of M.modelParameters(config)) {
+        const v = ck.parameters.get(s.name)
+        if (v !== undefined) weights[s.name] = { type: 'float32', data: v, dims: s.shape }
+      }
+    }
+    weightSets.set(key, { weights, config })
+  }
+  return weightSets.get(key)
+}
+async function runGraph (config, role, variant, feeds, weights) {
+  const key = JSON.stringify([config, role, variant])
+  if (!sessions.has(key)) {
+    runtime ??= await (await runtimePkg()).createRuntime({ device: 'cpu' })
+    const g = (await modelPkg()).buildShardGraph(config, role, variant)
+    sessions.set(key, { graph: g, session: await runtime.createSession(g.bytes) })
+  }
+  const { graph, session } = sessions.get(key)
+  const all = { ...feeds }
+  for (const i of graph.inputs) if (all[i.name] === undefined && weights[i.name] !== undefined) all[i.name] = weights[i.name]
+  return await session.run(all)
 }
 
 async function handle (r) {
@@ -172,6 +228,177 @@ async function handle (r) {
       return { bytesHex: hex(tok.decodeBytes(r.ids, opts)), text: tok.decode(r.ids, opts) }
     }
     case 'tokenizer.load': await tokenizerOf(r.tokenizerJson); return { ok: true }
+    // ---- layer-pool ----
+    case 'layerPool.view': {
+      const P = await layerPoolPkg()
+      const view = P.buildView(r.holdings, r.slots, { now: r.nowMs, loadingGraceMs: r.loadingGraceMs })
+      return { view: view.map(v => [v.live, v.pending, v.throughput]), underReplicated: P.underReplicated(view, r.minReplicas) }
+    }
+    case 'layerPool.chooseSpan': {
+      const P = await layerPoolPkg()
+      const view = P.buildView(r.holdings, r.slots, { now: r.nowMs, loadingGraceMs: r.loadingGraceMs })
+      // the vectors fix random() = 0.5 for every candidate
+      return { span: P.chooseSpan(view, r.costs, r.budget, { minReplicas: r.minReplicas, random: () => 0.5 }) ?? null }
+    }
+    case 'layerPool.chunks': {
+      const P = await layerPoolPkg()
+      const tensors = r.tensors.map(t => ({ name: t.name, shape: t.shape, data: Float32Array.from(t.values) }))
+      const d = P.digestChunks(tensors, { chunkSize: r.chunkSize })
+      const stream = P.canonicalStream(tensors)
+      return {
+        canonicalOrder: [...P.assembleTensors(r.tensors, stream).keys()], stream: hex(stream), totalBytes: d.totalBytes,
+        chunkHashes: d.chunkHashes.map(hex), chunksRoot: hex(d.chunksRoot), weightsHash: P.tensorsContentHash(tensors)
+      }
+    }
+    case 'layerPool.peerId': {
+      const key = await (await keysPkg()).generateKeyPairFromSeed('Ed25519', unhex(r.ed25519Seed))
+      return { peerId: (await peerIdPkg()).peerIdFromPrivateKey(key).toString(), publicKeyProtobuf: hex((await keysPkg()).publicKeyToProtobuf(key.publicKey)) }
+    }
+    case 'layerPool.signRecord': {
+      const P = await layerPoolPkg()
+      const key = await (await keysPkg()).generateKeyPairFromSeed('Ed25519', unhex(r.ed25519Seed))
+      const { multiaddr } = await multiaddrPkg()
+      const f = r.fields
+      const peerId = (await peerIdPkg()).peerIdFromString(r.peerId)
+      const signed = await P.signLayerRecord({
+        modelId: f.model_id, version: f.version, peerId, sequence: BigInt(f.sequence), issuedAt: f.issued_at_ms, expiresAt: f.expires_at_ms,
+        memoryBytes: f.memory_bytes, addresses: f.addresses.map(a => multiaddr(a)), spans: f.spans
+      }, key)
+      return { envelope: hex(signed.bytes), dhtKey: new TextDecoder().decode(P.layerRecordDhtKey(f.model_id, f.version, peerId)) }
+    }
+    case 'layerPool.openRecord': {
+      const { record } = await (await layerPoolPkg()).openLayerRecord(unhex(r.envelope), { now: r.nowMs })
+      return {
+        peerId: record.peerId.toString(),
+        fields: {
+          model_id: record.modelId, version: record.version, sequence: String(record.sequence), issued_at_ms: record.issuedAt, expires_at_ms: record.expiresAt,
+          memory_bytes: record.memoryBytes, addresses: record.addresses.map(String), spans: record.spans
+        }
+      }
+    }
+    case 'layerPool.openArchitecture': {
+      const P = await layerPoolPkg()
+      const { peerIdFromString } = await peerIdPkg()
+      const p = r.parent
+      const a = await P.openArchitecture(unhex(r.envelope), {
+        authorities: r.authorities.map(x => peerIdFromString(x)),
+        parent: { modelId: p.model_id, version: p.version, config: p.config, initSeed: BigInt(p.init_seed), parentVersion: p.parent_version ?? 0, issuedAt: p.issued_at_ms ?? 0 }
+      })
+      return { fields: { model_id: a.modelId, version: a.version, config: a.config, init_seed: String(a.initSeed), parent_version: a.parentVersion, issued_at_ms: a.issuedAt } }
+    }
+    // ---- pipeline ----
+    case 'pipeline.draw': {
+      const P = await pipelinePkg()
+      return { splitmix64: P.splitmix64(BigInt(r.seed) + BigInt(r.position)).toString(), u: P.uniformDraw(Number(r.seed), r.position) }
+    }
+    case 'pipeline.sample': return { token: (await pipelinePkg()).sampleToken(Float32Array.from(r.logits), { temperature: r.temperature, topK: r.topK, topP: r.topP, seed: Number(r.seed) }, r.position) }
+    case 'pipeline.encodeRequest': {
+      const P = await pipelinePkg()
+      const f = r.fields
+      const req = {
+        kind: P.Kind[f.kind], session: unhex(f.session ?? ''), position: f.position ?? 0, hop: f.hop ?? 0,
+        route: (f.route ?? []).map(h => ({ peer: unhex(h.peer), start: h.start ?? 0, end: h.end ?? 0 })), hidden: unhex(f.hidden ?? ''),
+        microBatch: f.microBatch ?? 0, targets: unhex(f.targets ?? ''), step: f.step ?? 0, gradNorm: f.gradNorm ?? 0, compress: f.compress ?? false,
+        tied: unhex(f.tied ?? ''), lossScale: f.lossScale ?? 0, tiedReplica: f.tiedReplica ?? false, tiedIds: unhex(f.tiedIds ?? ''),
+        tiedM: unhex(f.tiedM ?? ''), tiedV: unhex(f.tiedV ?? ''), deflate: f.deflate ?? false, lastMicroBatch: f.lastMicroBatch ?? false,
+        ...(f.sampling != null ? { sampling: f.sampling } : {}), ...(f.tiedAdamw != null ? { tiedAdamw: f.tiedAdamw } : {})
+      }
+      return { bytes: hex(P.PipelineRequest.encode(req)) }
+    }
+    case 'pipeline.decodeRequest': return { fields: pbFields((await pipelinePkg()).PipelineRequest.decode(unhex(r.bytes))) }
+    case 'pipeline.decodeResponse': {
+      const P = await pipelinePkg()
+      const m = P.PipelineResponse.decode(unhex(r.bytes))
+      return { fields: pbFields(m), reencoded: hex(P.PipelineResponse.encode(m)) }
+    }
+    // ---- swarm-router ----
+    case 'router.chain': {
+      const R = await routerPkg()
+      const excluded = new Set(r.excluded)
+      const chain = R.shortestChain(r.candidates, r.from, r.to, r.cost, excluded)
+      if (chain == null) return { chain: null }
+      return { chain: chain.hops.map(h => [h.peer, h.start, h.end]), chainCost: chain.cost, standbys: R.standbys(chain, r.candidates, r.cost, excluded).map(s => s?.peer ?? null) }
+    }
+    case 'router.weightedPick': return { index: (await routerPkg()).weightedPick(r.weights.map((_, i) => i), (i) => r.weights[i], r.u) }
+    case 'router.bans': {
+      const bans = new (await routerPkg()).BanList({ baseMs: r.baseMs, maxMs: r.maxMs, forgetMs: r.forgetMs })
+      return { events: r.events.map(e => ({ bannedUntil: bans.fail(e.peer, e.failAt), failures: bans.failures(e.peer) })) }
+    }
+    // ---- diloco ----
+    case 'diloco.outerStep': {
+      const theta = fromBits(r.theta)
+      const mom = fromBits(r.momentum)
+      ;(await dilocoPkg()).outerStep(theta, mom, fromBits(r.g), { lr: r.lr, momentum: r.mu })
+      return { theta: toBits(theta), momentum: toBits(mom) }
+    }
+    case 'diloco.encode': {
+      const D = await dilocoPkg()
+      return { payload: hex(D.encodePayload(fromBits(r.input), D.resolveCodec(r.codec))) }
+    }
+    case 'diloco.decode': {
+      const D = await dilocoPkg()
+      return { decoded: toBits(D.decodePayload(unhex(r.payload), r.elements, D.resolveCodec(r.codec))) }
+    }
+    case 'diloco.errorFeedback': {
+      const D = await dilocoPkg()
+      const codec = D.resolveCodec(r.codec)
+      const ef = new D.ErrorFeedback(r.elements, r.decay)
+      return { rounds: r.deltas.map(d => ({ payload: hex(ef.compress(fromBits(d), codec).payload), residual: toBits(ef.residual) })) }
+    }
+    case 'diloco.leaderKey': return { key: (await dilocoPkg()).leaderKey(Number(r.round), unhex(r.peer)) }
+    case 'diloco.privacyEpsilon': return { epsilon: (await dilocoPkg()).privacyEpsilon(r.rounds, r.noiseMultiplier, r.delta) }
+    // ---- model: forward, KV-cache inference, backward, graph inputs and outputs (onnxruntime through @neuroshard/runtime) ----
+    case 'model.forward': {
+      const { weights, config } = await tinyWeights(r)
+      const ids = int64(r.ids)
+      const h = (await runGraph(config, { kind: 'embed' }, 'forward', { input_ids: ids }, weights)).hidden
+      const h2 = (await runGraph(config, { kind: 'blocks', start: 0, end: config.nLayers }, 'forward', { hidden_in: h }, weights)).hidden_out
+      const logits = (await runGraph(config, { kind: 'head' }, 'inference', { hidden: h2 }, weights)).logits
+      const loss = (await runGraph(config, { kind: 'head' }, 'forward', { hidden: h2, targets: int64(r.targets) }, weights)).loss
+      return { logits: Array.from(logits.data), logitsShape: [...logits.dims], loss: loss.data[0] }
+    }
+    case 'model.decode': {
+      const { weights, config } = await tinyWeights(r)
+      const hd = config.dModel / config.nHeads
+      let cache = {}
+      for (let k = 0; k < config.nLayers; k++) {
+        cache[`past_key.${k}`] = { type: 'float32', data: new Float32Array(0), dims: [1, config.nKvHeads, 0, hd] }
+        cache[`past_value.${k}`] = { type: 'float32', data: new Float32Array(0), dims: [1, config.nKvHeads, 0, hd] }
+      }
+      const logits = []
+      let pos = 0
+      for (const [from, to] of r.steps) {
+        const h = (await runGraph(config, { kind: 'embed' }, 'inference', { input_ids: int64([r.ids.slice(from, to)]) }, weights)).hidden
+        const o = await runGraph(config, { kind: 'blocks', start: 0, end: config.nLayers }, 'inference',
+          { hidden_in: h, ...cache, position_offset: { type: 'int64', data: BigInt64Array.of(BigInt(pos)), dims: [] } }, weights)
+        logits.push(...(await runGraph(config, { kind: 'head' }, 'inference', { hidden: o.hidden_out }, weights)).logits.data)
+        cache = {}
+        for (let k = 0; k < config.nLayers; k++) {
+          cache[`past_key.${k}`] = o[`present_key.${k}`]
+          cache[`past_value.${k}`] = o[`present_value.${k}`]
+        }
+        pos = to
+      }
+      return { logits }
+    }
+    case 'model.gradients': {
+      const { weights, config } = await tinyWeights(r)
+      const ids = int64(r.ids)
+      const blocks = { kind: 'blocks', start: 0, end: config.nLayers }
+      // embed forward → blocks forward → head backward → blocks backward → embed backward (model §5)
+      const h = (await runGraph(config, { kind: 'embed' }, 'forward', { input_ids: ids }, weights)).hidden
+      const h2 = (await runGraph(config, blocks, 'forward', { hidden_in: h }, weights)).hidden_out
+      const head = await runGraph(config, { kind: 'head' }, 'backward', { hidden: h2, targets: int64(r.targets), grad_loss: { type: 'float32', data: Float32Array.of(r.gradLoss), dims: [] } }, weights)
+      const blk = await runGraph(config, blocks, 'backward', { hidden_in: h, grad_hidden_out: head.grad_hidden }, weights)
+      const emb = await runGraph(config, { kind: 'embed' }, 'backward', { input_ids: ids, grad_hidden: blk.grad_hidden_in }, weights)
+      const grads = { ...head, ...blk, ...emb }
+      return { loss: head.loss.data[0], gradients: r.at.map(a => grads[`grad.${a.name}`]?.data[a.index] ?? null) }
+    }
+    case 'model.graphIO': {
+      const g = (await modelPkg()).buildShardGraph(r.config, r.role, r.variant)
+      const io = (l) => l.map(x => ({ name: x.name, dtype: x.dtype, shape: x.shape.map(d => typeof d === 'number' ? d : String(d)) }))
+      return { inputs: io(g.inputs), outputs: io(g.outputs) }
+    }
     default: return undefined
   }
 }
@@ -187,3 +414,4 @@ for await (const line of createInterface({ input: process.stdin })) {
   }
   process.stdout.write(JSON.stringify({ ...out, id: req.id }) + '\n')
 }
+await runtime?.close()
