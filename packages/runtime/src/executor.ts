@@ -465,6 +465,27 @@ export class KvCacheSession {
     return undefined
   }
 
+  /**
+   * Roll the cache back to its first `position` tokens (speculative decoding drops rejected draft tokens this
+   * way); what the cache holds for those tokens is kept as it was. `position` must be an integer in
+   * [0, this.position] (`InvalidParametersError`); 0 empties the cache (a later chunk may use another batch).
+   */
+  async truncate (position: number, options: AbortOptions = {}): Promise<number> {
+    if (this.closed) throw new SessionError('KV-cache session is closed')
+    if (!Number.isSafeInteger(position) || position < 0 || position > this.pos) {
+      throw new InvalidParametersError(`cannot truncate a KV cache of ${this.pos} tokens to ${position}`)
+    }
+    this.pos = await this.runtime.worker.call<number>({ op: 'kvTruncate', kv: this.id, position }, [], options)
+    if (this.pos === 0) this.batch = undefined
+    return this.pos
+  }
+
+  /** A copy of the cache: its length and every `past_*` tensor ([batch, kvHeads, position, headDim]) */
+  async state (options: AbortOptions = {}): Promise<{ position: number, past: Record<string, TensorData> }> {
+    if (this.closed) throw new SessionError('KV-cache session is closed')
+    return await this.runtime.worker.call({ op: 'kvState', kv: this.id }, [], options)
+  }
+
   /** Free the cache */
   async close (): Promise<void> {
     if (this.closed) return

@@ -87,6 +87,8 @@ export type WorkerRequest =
   | { op: 'kvOpen' }
   | { op: 'kvClose', kv: number }
   | { op: 'kvPosition', kv: number }
+  | { op: 'kvTruncate', kv: number, position: number }
+  | { op: 'kvState', kv: number }
 
 export interface WorkerReply {
   id: number

@@ -176,6 +176,38 @@ class RuntimeWorkerState {
         return { result: null, transfer: [] }
       case 'kvPosition':
         return { result: this.kv.get(req.kv)?.position ?? 0, transfer: [] }
+      case 'kvTruncate': {
+        const kv = this.kv.get(req.kv)
+        if (kv === undefined) throw Object.assign(new Error(`no KV-cache session ${req.kv}`), { name: 'SessionError' })
+        if (req.position < kv.position) {
+          // keep the first `position` entries of every cache tensor [batch, kvHeads, seq, headDim] (dim 2)
+          const past = new Map<string, Tensor>()
+          if (req.position > 0) {
+            for (const [name, t] of kv.past) {
+              const [b, h, s, hd] = t.dims
+              const src = t.data as Float32Array
+              const dst = new Float32Array(b * h * req.position * hd)
+              for (let r = 0; r < b * h; r++) dst.set(src.subarray(r * s * hd, r * s * hd + req.position * hd), r * req.position * hd)
+              past.set(name, new ort.Tensor('float32', dst, [b, h, req.position, hd]))
+            }
+          }
+          kv.past = past
+          kv.position = req.position
+        }
+        return { result: kv.position, transfer: [] }
+      }
+      case 'kvState': {
+        const kv = this.kv.get(req.kv)
+        if (kv === undefined) throw Object.assign(new Error(`no KV-cache session ${req.kv}`), { name: 'SessionError' })
+        const past: Record<string, TensorData> = {}
+        const transfer: ArrayBuffer[] = []
+        for (const [name, t] of kv.past) {
+          const data = (t.data as Float32Array).slice()
+          past[name] = { type: 'float32', dims: [...t.dims], data }
+          transfer.push(data.buffer)
+        }
+        return { result: { position: kv.position, past }, transfer }
+      }
     }
   }
 
