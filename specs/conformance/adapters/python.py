@@ -20,6 +20,13 @@ import tensor_frame as TF  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tokenizer', 'vectors'))
 import reference as TOK  # noqa: E402  (specs/tokenizer/vectors/reference.py: the tokenizer written from its spec)
 
+for sub in (('layer-pool', 'python'), ('pipeline', 'python'), ('swarm-router', 'python'), ('diloco', 'python')):
+    sys.path.insert(0, os.path.join(HERE, '..', '..', *sub))
+import layer_pool as LP  # noqa: E402  (specs/layer-pool/python: records, assignment, chunks)
+import pipeline as PL  # noqa: E402  (specs/pipeline/python: sampling, messages)
+import swarm_router as SR  # noqa: E402  (specs/swarm-router/python)
+import diloco as DL  # noqa: E402  (specs/diloco/python)
+
 BREAK = next((a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--break=')), None)
 
 if BREAK == 'high-s':
@@ -181,6 +188,93 @@ def handle(req):
         return {'canonical': canonical} if canonical is not None else {'error': 'InvalidSwarmKeyError'}
     if op == 'framing.read':
         return framing_read(unhex(req['stream']), req['eof'], req['maxMessageSize'], req['count'])
+    if op.startswith('layerPool.'):
+        return layer_pool_op(op, req)
+    if op.startswith('pipeline.'):
+        return pipeline_op(op, req)
+    if op.startswith('router.'):
+        return router_op(op, req)
+    if op.startswith('diloco.'):
+        return diloco_op(op, req)
+    return None
+
+
+def layer_pool_op(op, req):
+    try:
+        if op == 'layerPool.view':
+            v = LP.view(req['holdings'], req['slots'], req['nowMs'], req['loadingGraceMs'])
+            return {'view': v, 'underReplicated': LP.under_replicated(v, req['minReplicas'])}
+        if op == 'layerPool.chooseSpan':
+            v = LP.view(req['holdings'], req['slots'], req['nowMs'], req['loadingGraceMs'])
+            return {'span': LP.choose_span(v, req['costs'], req['budget'], req['minReplicas'])}
+        if op == 'layerPool.chunks':
+            return LP.chunks(req['tensors'], req['chunkSize'])
+        if op == 'layerPool.peerId':
+            pub = LP.public_key_protobuf(LP.ed25519.public_key(unhex(req['ed25519Seed'])))
+            return {'peerId': LP.peer_id_string(LP.peer_id_bytes(pub)), 'publicKeyProtobuf': pub.hex()}
+        if op == 'layerPool.signRecord':
+            env, key = LP.sign_record(unhex(req['ed25519Seed']), req['fields'])
+            return {'envelope': env.hex(), 'dhtKey': key}
+        if op == 'layerPool.openRecord':
+            peer, fields = LP.open_record(unhex(req['envelope']), req['nowMs'])
+            return {'peerId': peer, 'fields': fields}
+        if op == 'layerPool.openArchitecture':
+            return {'fields': LP.open_architecture(unhex(req['envelope']), req['authorities'], req['parent'])}
+    except LP.LayerPoolError as e:
+        return {'error': e.name, 'message': str(e)}
+    return None
+
+
+def pipeline_op(op, req):
+    if op == 'pipeline.draw':
+        x = (int(req['seed']) + req['position']) % 2 ** 64
+        return {'splitmix64': str(PL.splitmix64(x)), 'u': PL.draw(int(req['seed']), req['position'])}
+    if op == 'pipeline.sample':
+        logits = [TF.fround(x) for x in req['logits']]
+        return {'token': PL.sample(logits, req['temperature'], req['topK'], req['topP'], int(req['seed']), req['position'])}
+    if op == 'pipeline.encodeRequest':
+        return {'bytes': PL.encode('Request', req['fields']).hex()}
+    if op == 'pipeline.decodeRequest':
+        return {'fields': PL.decode('Request', unhex(req['bytes']))}
+    if op == 'pipeline.decodeResponse':
+        m = PL.decode('Response', unhex(req['bytes']))
+        return {'fields': m, 'reencoded': PL.encode('Response', m).hex()}
+    return None
+
+
+def router_op(op, req):
+    if op == 'router.chain':
+        best = SR.least_cost_chain(req['candidates'], req['from'], req['to'], req['cost'], req['excluded'])
+        if best is None:
+            return {'chain': None}
+        chain, cost = best
+        return {'chain': [list(h) for h in chain], 'chainCost': cost, 'standbys': SR.standbys(chain, req['candidates'], req['cost'], req['excluded'])}
+    if op == 'router.weightedPick':
+        return {'index': SR.weighted_pick(req['weights'], req['u'])}
+    if op == 'router.bans':
+        bans = SR.Bans(req['baseMs'], req['maxMs'], req['forgetMs'])
+        return {'events': [dict(zip(('bannedUntil', 'failures'), bans.fail(e['peer'], e['failAt']))) for e in req['events']]}
+    return None
+
+
+def diloco_op(op, req):
+    try:
+        if op == 'diloco.outerStep':
+            t, b = DL.outer_step(DL.from_bits(req['theta']), DL.from_bits(req['momentum']), DL.from_bits(req['g']), req['lr'], req['mu'])
+            return {'theta': DL.to_bits(t), 'momentum': DL.to_bits(b)}
+        if op == 'diloco.encode':
+            return {'payload': DL.encode(DL.from_bits(req['input']), req['codec']).hex()}
+        if op == 'diloco.decode':
+            return {'decoded': DL.to_bits(DL.decode(unhex(req['payload']), req['elements'], req['codec']))}
+        if op == 'diloco.errorFeedback':
+            rounds = DL.error_feedback([DL.from_bits(d) for d in req['deltas']], req['codec'], req['decay'])
+            return {'rounds': [{'payload': p.hex(), 'residual': DL.to_bits(e)} for p, e in rounds]}
+        if op == 'diloco.leaderKey':
+            return {'key': DL.leader_key(int(req['round']), unhex(req['peer']))}
+        if op == 'diloco.privacyEpsilon':
+            return {'epsilon': DL.privacy_epsilon(req['rounds'], req['noiseMultiplier'], req['delta'])}
+    except DL.MalformedPseudoGradientError as e:
+        return {'error': e.name, 'message': str(e)}
     return None
 
 

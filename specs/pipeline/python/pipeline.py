@@ -1,0 +1,177 @@
+"""The pipeline's byte-level rules (specs/pipeline/README.md §3 messages, §6 sampling), written from the spec text
+alone, standard library only: a schema-driven proto3 encoder/decoder for Request and Response, splitmix64 and the
+token choice."""
+import math
+import struct
+
+M64 = (1 << 64) - 1
+
+
+def splitmix64(x):
+    z = (x + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def draw(seed, position):
+    """u = (splitmix64((s + pos) mod 2^64) >> 11) / 2^53"""
+    return (splitmix64((seed + position) & M64) >> 11) / 2.0 ** 53
+
+
+def sample(logits, temperature, top_k, top_p, seed, position):
+    """§6: greedy at T = 0 (lowest id on ties); else top-k, weights exp((z − z_max)/T), nucleus cut, one draw"""
+    if temperature == 0:
+        return min(range(len(logits)), key=lambda i: (-logits[i], i))
+    order = sorted(range(len(logits)), key=lambda i: (-logits[i], i))
+    if top_k > 0:
+        order = order[:top_k]
+    zmax = logits[order[0]]
+    w = [math.exp((logits[i] - zmax) / temperature) for i in order]
+    if 0 < top_p < 1:
+        total, run = sum(w), 0.0
+        for n, x in enumerate(w):
+            run += x / total
+            if run >= top_p:
+                order, w = order[:n + 1], w[:n + 1]
+                break
+    target = draw(seed, position) * sum(w)
+    run = 0.0
+    for i, x in zip(order, w):
+        run += x
+        if run > target:
+            return i
+    return order[-1]
+
+
+# ---- §3 messages: (field number, name, type, repeated); names as the vectors write them (camelCase) ----
+KINDS = ['KIND_UNSPECIFIED', 'INFER', 'TRAIN_FORWARD', 'TARGETS', 'GRAD_NORM', 'STEP', 'TAKE_TIED', 'SET_TIED', 'CLOSE']
+SCHEMA = {
+    'Hop': [(1, 'peer', 'bytes', False), (2, 'start', 'uint32', False), (3, 'end', 'uint32', False)],
+    'Sampling': [(1, 'temperature', 'float', False), (2, 'topK', 'uint32', False), (3, 'topP', 'float', False),
+                 (4, 'seed', 'uint64', False), (5, 'returnLogits', 'bool', False)],
+    'TiedAdamW': [(1, 'lr', 'double', False), (2, 'beta1', 'double', False), (3, 'beta2', 'double', False), (4, 'eps', 'double', False),
+                  (5, 'weightDecay', 'double', False), (6, 'clipScale', 'double', False), (7, 't', 'uint64', False)],
+    'Request': [(1, 'kind', 'Kind', False), (2, 'session', 'bytes', False), (3, 'position', 'uint32', False), (4, 'hop', 'uint32', False),
+                (5, 'route', 'Hop', True), (6, 'hidden', 'bytes', False), (7, 'sampling', 'Sampling', False), (8, 'microBatch', 'uint64', False),
+                (9, 'targets', 'bytes', False), (10, 'step', 'uint64', False), (11, 'gradNorm', 'double', False), (12, 'compress', 'bool', False),
+                (13, 'tied', 'bytes', False), (14, 'lossScale', 'float', False), (15, 'tiedReplica', 'bool', False), (16, 'tiedIds', 'bytes', False),
+                (17, 'tiedAdamw', 'TiedAdamW', False), (18, 'tiedM', 'bytes', False), (19, 'tiedV', 'bytes', False), (20, 'deflate', 'bool', False),
+                (21, 'lastMicroBatch', 'bool', False)],
+    'Response': [(1, 'error', 'string', False), (2, 'message', 'string', False), (3, 'failedHop', 'uint32', False), (4, 'token', 'uint32', False),
+                 (5, 'logits', 'bytes', False), (6, 'grad', 'bytes', False), (7, 'loss', 'double', False), (8, 'normSq', 'double', False),
+                 (9, 'tied', 'bytes', False), (10, 'position', 'uint64', False), (11, 'replica', 'bool', False), (12, 'tiedHash', 'bytes', False)],
+}
+WIRE = {'uint32': 0, 'uint64': 0, 'bool': 0, 'Kind': 0, 'double': 1, 'float': 5, 'bytes': 2, 'string': 2}
+
+
+class DecodeError(Exception):
+    pass
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _default(t):
+    return {'bytes': '', 'string': '', 'bool': False, 'float': 0.0, 'double': 0.0, 'Kind': 'KIND_UNSPECIFIED'}.get(t, 0)
+
+
+def encode(name, msg):
+    """proto3 canonical: fields in number order, defaults (and absent messages) not written"""
+    out = b''
+    for num, field, t, rep in SCHEMA[name]:
+        if field not in msg:
+            continue
+        for v in (msg[field] if rep else [msg[field]]):
+            if t in SCHEMA:
+                b = encode(t, v)
+                out += varint(num << 3 | 2) + varint(len(b)) + b
+                continue
+            if not rep and v == _default(t):
+                continue
+            if t == 'Kind':
+                out += varint(num << 3) + varint(KINDS.index(v))
+            elif t in ('uint32', 'uint64'):
+                out += varint(num << 3) + varint(int(v))
+            elif t == 'bool':
+                out += varint(num << 3) + b'\x01'
+            elif t == 'double':
+                out += varint(num << 3 | 1) + struct.pack('<d', v)
+            elif t == 'float':
+                out += varint(num << 3 | 5) + struct.pack('<f', v)
+            else:
+                b = bytes.fromhex(v) if t == 'bytes' else v.encode('utf-8')
+                out += varint(num << 3 | 2) + varint(len(b)) + b
+    return out
+
+
+def decode(name, data):
+    """a dict with the fields present on the wire (bytes as hex); unknown fields skipped"""
+    fields = {num: (f, t, rep) for num, f, t, rep in SCHEMA[name]}
+    msg, i = {}, 0
+
+    def read_varint():
+        nonlocal i
+        n, shift = 0, 0
+        while True:
+            if i >= len(data) or shift > 63:
+                raise DecodeError('truncated varint')
+            b = data[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+    while i < len(data):
+        key = read_varint()
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            raw = read_varint()
+        elif wt == 1:
+            raw, i = data[i:i + 8], i + 8
+        elif wt == 5:
+            raw, i = data[i:i + 4], i + 4
+        elif wt == 2:
+            n = read_varint()
+            raw, i = data[i:i + n], i + n
+        else:
+            raise DecodeError(f'wire type {wt}')
+        if i > len(data):
+            raise DecodeError('truncated field')
+        if num not in fields:
+            continue
+        f, t, rep = fields[num]
+        if WIRE.get(t, 2) != wt:
+            raise DecodeError(f'{name}.{f}: wire type {wt}')
+        if t in SCHEMA:
+            v = decode(t, raw)
+        elif t == 'Kind':
+            v = KINDS[raw] if raw < len(KINDS) else raw
+        elif t == 'uint32':
+            v = raw & 0xFFFFFFFF
+        elif t == 'uint64':
+            v = raw
+        elif t == 'bool':
+            v = raw != 0
+        elif t == 'double':
+            v = struct.unpack('<d', raw)[0]
+        elif t == 'float':
+            v = struct.unpack('<f', raw)[0]
+        elif t == 'bytes':
+            v = raw.hex()
+        else:
+            v = raw.decode('utf-8')
+        if rep:
+            msg.setdefault(f, []).append(v)
+        else:
+            msg[f] = v
+    return msg

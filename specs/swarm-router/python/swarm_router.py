@@ -1,0 +1,78 @@
+"""The swarm router's rules (specs/swarm-router/README.md §1, §3-§6), written from the spec text alone, standard
+library only. The least-cost chain is a dynamic programme over slot boundaries (the vectors were made by brute
+force over every chain, vectors/gen.py), so the two meet only through the rules."""
+import math
+
+DEFAULTS = {'unknownRttMs': 50, 'unmeasuredThroughput': 100, 'tokens': 1, 'kvBytes': 0, 'loadPenaltyMs': 5}
+
+
+def hop_cost(c, o, s, e):
+    """§1 hop cost in ms of candidate c running [s, e) (∞ when its known KV headroom is below the need)"""
+    if c.get('kvHeadroom') is not None and c['kvHeadroom'] < o.get('kvBytes', 0):
+        return math.inf
+    tput = c['throughput'] if c['throughput'] > 0 else o['unmeasuredThroughput']
+    rtt = c.get('rttMs')
+    return (o['unknownRttMs'] if rtt is None else rtt) + 1000 * o['tokens'] / tput * (e - s) / (c['end'] - c['start']) + (c.get('load') or 0) * o['loadPenaltyMs']
+
+
+def least_cost_chain(candidates, frm, to, o, excluded=()):
+    """§3: [(peer, s, e), ...] and its cost, or None (NoRouteError). Ties: fewer hops, then the lower peer id of the
+    hop ending at the later boundary (compared from the last hop backwards)."""
+    usable = [c for c in candidates if c['peer'] not in set(excluded)]
+    # best[j] = (cost, hops, peers from the last hop backwards, chain) over chains tiling [frm, j)
+    best = {frm: (0.0, 0, (), [])}
+    for j in range(frm + 1, to + 1):
+        options = []
+        for i in range(frm, j):
+            if i not in best:
+                continue
+            for c in usable:
+                if c['start'] <= i and j <= c['end']:
+                    k = hop_cost(c, o, i, j)
+                    if math.isinf(k):
+                        continue
+                    cost, hops, back, chain = best[i]
+                    options.append((cost + k, hops + 1, (c['peer'].encode('utf-8'),) + back, chain + [(c['peer'], i, j)]))
+        if options:
+            best[j] = min(options, key=lambda x: (x[0], x[1], x[2]))
+    if to not in best:
+        return None
+    return best[to][3], best[to][0]
+
+
+def standbys(chain, candidates, o, excluded=()):
+    """§4: per hop the least-cost other candidate covering its range (ties to the lower peer id), or None"""
+    out = []
+    for peer, s, e in chain:
+        alts = [(hop_cost(c, o, s, e), c['peer'].encode('utf-8'), c['peer']) for c in candidates
+                if c['peer'] != peer and c['peer'] not in set(excluded) and c['start'] <= s and e <= c['end']]
+        alts = [a for a in alts if not math.isinf(a[0])]
+        out.append(min(alts)[2] if alts else None)
+    return out
+
+
+def weighted_pick(weights, u):
+    """§5: the first i with u·Σw − (w1 + … + wi) < 0 (the last one if rounding leaves none)"""
+    total = sum(weights)
+    acc = 0
+    for i, w in enumerate(weights):
+        acc += w
+        if u * total - acc < 0:
+            return i
+    return len(weights) - 1
+
+
+class Bans:
+    """§6: banned until now + min(maxBan, base·2^(f−1)); f = previous + 1 if the failure comes before the previous
+    ban's end + forget, else 1"""
+
+    def __init__(self, base_ms, max_ms, forget_ms):
+        self.base, self.max, self.forget = base_ms, max_ms, forget_ms
+        self.peers = {}
+
+    def fail(self, peer, now):
+        prev = self.peers.get(peer)
+        f = prev[0] + 1 if prev is not None and now < prev[1] + self.forget else 1
+        until = now + min(self.max, self.base * 2 ** (f - 1))
+        self.peers[peer] = (f, until)
+        return until, f
