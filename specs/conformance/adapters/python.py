@@ -5,6 +5,7 @@ With --break=<what> it answers wrongly on purpose (the runner's own test shows t
   state-hash  hash the state without 'queued'   reporter    rank reporters on the public key, not the address"""
 import json
 import os
+import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,6 +27,13 @@ import layer_pool as LP  # noqa: E402  (specs/layer-pool/python: records, assign
 import pipeline as PL  # noqa: E402  (specs/pipeline/python: sampling, messages)
 import swarm_router as SR  # noqa: E402  (specs/swarm-router/python)
 import diloco as DL  # noqa: E402  (specs/diloco/python)
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'model', 'python'))
+import neurollm as NL  # noqa: E402  (specs/model/python: checkpoints, forward, KV cache, backward, graph inputs/outputs)
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'model', 'vectors'))
+import importlib.util  # noqa: E402
+_spec = importlib.util.spec_from_file_location('model_reference', os.path.join(HERE, '..', '..', 'model', 'vectors', 'reference.py'))
+MREF = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(MREF)  # specs/model/vectors/reference.py: scaling rule and the canonical checkpoint writer
 
 BREAK = next((a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--break=')), None)
 
@@ -196,6 +204,48 @@ def handle(req):
         return router_op(op, req)
     if op.startswith('diloco.'):
         return diloco_op(op, req)
+    if op.startswith('model.'):
+        return model_op(op, req)
+    return None
+
+
+models = {}
+
+
+def model_of(req):
+    key = (json.dumps(req['config'], sort_keys=True), tuple(c['contentHash'] for c in req['checkpoints']))
+    if key not in models:
+        models[key] = NL.load(req['config'], [(unhex(c['fileHex']), c['role'], c['contentHash']) for c in req['checkpoints']])
+    return models[key]
+
+
+def model_op(op, req):
+    try:
+        if op == 'model.scaling':
+            c = MREF.scale(req['nodes'], req['totalMemoryBytes'])
+            if c is None:
+                return {'error': 'InvalidConfigError'}
+            return {'architecture': c, 'parameters': MREF.count(c)}
+        if op == 'model.validateConfig':
+            return {'config': NL.check_config(req['config'])}
+        if op == 'model.decodeCheckpoint':
+            ck = NL.read_checkpoint(unhex(req['fileHex']), req.get('expectConfig'), req.get('expectRole'), req.get('expectContentHash'))
+            raw = {n: struct.pack(f'<{len(v)}f', *v) for n, (v, _) in ck['parameters'].items()}
+            again = MREF.encode(ck['config'], ck['role'], raw, ck['step'], ck['metadata'])
+            return {k: ck[k] for k in ('config', 'role', 'step', 'metadata', 'contentHash')} | {'reencoded': again.hex()}
+        if op == 'model.forward':
+            logits, loss = NL.forward(model_of(req), req['ids'], req['targets'])
+            return {'logits': [x for seq in logits for row in seq for x in row], 'logitsShape': [len(logits), len(logits[0]), len(logits[0][0])], 'loss': loss}
+        if op == 'model.decode':
+            return {'logits': [x for row in NL.decode(model_of(req), req['ids'], req['steps']) for x in row]}
+        if op == 'model.gradients':
+            loss, grads = NL.gradients(model_of(req), req['ids'], req['targets'], req['gradLoss'])
+            return {'loss': loss, 'gradients': [grads[a['name']][a['index']] for a in req['at']]}
+        if op == 'model.graphIO':
+            inputs, outputs = NL.graph_io(req['config'], req['role'], req['variant'])
+            return {'inputs': inputs, 'outputs': outputs}
+    except NL.ModelError as e:
+        return {'error': e.name, 'message': str(e)}
     return None
 
 
