@@ -17,20 +17,33 @@ function status (out: string, point: string): string | undefined {
   return out.split('\n').find(l => l.includes(` ${point}:`))?.split(/\s+/)[0]
 }
 
+/** the spec points of the suites that the one-line breaks below exercise (specs/conformance/run.py) */
+const SUITE_POINTS: Record<string, string[]> = {
+  'layer-pool': ['§5.1 view (live, pending, throughput)', '§5.3-§5.4 span choice (candidates, order)', 'transfer §1 canonical byte stream',
+    'transfer §1 chunk hashes and chunks root', 'transfer §1 weights hash', '§2.1 signed envelope (RFC 0002)', '§2.3 DHT key',
+    '§2.2 record rules (errors, in order)', '§7 architecture versions'],
+  pipeline: ['§6 splitmix64 draw', '§6 sampling (greedy, temperature, top-k, top-p)', '§3 Request encoding (canonical proto3)', '§3 Response encoding (canonical proto3)'],
+  'swarm-router': ['§3 least-cost chain', '§4 standbys', '§5 weighted pick', '§6 bans (backoff, forget)'],
+  diloco: ['§6 outer Nesterov step (float32, bit for bit)', '§5 payload codecs (encode)', '§5 payload codecs (decode)', '§5 error feedback',
+    '§5 malformed payloads (refused)', '§1 leader order key', '§5 privacy accountant (zCDP ε)'],
+  'model-compute': ['§2 forward pass (logits within 1e-4)', '§2 forward pass (loss within 1e-4)', '§2, §5 KV-cache inference (logits within 1e-4)',
+    '§5 backward pipeline (gradients)', '§5 graph inputs and outputs']
+}
+
 const points = ['§2 chain id', '§2 address', '§2 amount', '§5.1 canonical encoding', '§5.2 message rules (errors, §5.3 order)', '§6.2 evidence key', '§6.2 designated reporter', '§8 assignShards', '§7 state transition', '§7.2 state hash']
 
 describe('conformance runner', () => {
   const tmp: string[] = []
   afterAll(async () => { await Promise.all(tmp.map(async d => { await rm(d, { recursive: true, force: true }) })) })
 
-  it('the TypeScript implementation passes the ledger, host swarm-key, tensor-frame, tokenizer, model and genesis-data vectors', async () => {
+  it('the TypeScript implementation passes the vectors of every suite but framing', async () => {
     // framing is replayed over real libp2p streams by packages/utils (test/framing-vectors.spec.ts), not through this adapter
-    const { code, out } = await run('python3', [RUNNER, '--require-all', '--only', 'ponw-ledger,host,tensor-frame,tokenizer,model,genesis-data', '--', ...TS_ADAPTER])
+    const { code, out } = await run('python3', [RUNNER, '--require-all', '--only', 'ponw-ledger,host,tensor-frame,tokenizer,model,genesis-data,layer-pool,pipeline,swarm-router,diloco,model-compute', '--', ...TS_ADAPTER])
     expect(code, out).toBe(0)
     for (const p of [...points, '§3 identity binding', '§4 keystore', '§12 genesis validation', '§8 data Merkle tree', '§7 two final messages for one slot',
       '§9-§10 gossip, sync, challenge and weights messages', 'host private swarms (swarm key)', 'tensor-frame decoding and content hash',
       'tensor-frame rejections', 'tokenizer encoding (merges, special tokens)', 'tokenizer.json subset (refusals)', 'model scaling rule',
-      'model checkpoints (rejections)', 'genesis-data manifest', 'genesis-data shard files']) {
+      'model checkpoints (rejections)', 'genesis-data manifest', 'genesis-data shard files', ...Object.values(SUITE_POINTS).flat()]) {
       expect(status(out, p), `${p}\n${out}`).toBe('PASS')
     }
     expect(out).toMatch(/conformance: \d+ passed, 0 failed, 0 unsupported/)
@@ -50,6 +63,55 @@ describe('conformance runner', () => {
     // the report is per spec point: exactly these fail, the others pass
     expect(points.filter(p => status(out, p) === 'FAIL')).toEqual(points.filter(p => failing.includes(p)))
     expect(points.filter(p => status(out, p) === 'PASS')).toEqual(points.filter(p => !failing.includes(p)))
+  })
+
+  // The Python implementations of specs/<spec>/python with one line changed (adapters/python.py ONE_LINE): each break
+  // fails exactly the spec points named and passes the other points of its suite. Breaks of different suites share a
+  // run (one adapter process each run, to keep the project's time down).
+  const BREAKS: Record<string, { suite: string, failing: string[], case: string }> = {
+    'record-skew': { suite: 'layer-pool', failing: ['§2.2 record rules (errors, in order)'], case: 'issued more than 30 s after now_ms' },
+    'greedy-ties': { suite: 'pipeline', failing: ['§6 sampling (greedy, temperature, top-k, top-p)'], case: 'T 0 k 0' },
+    'ban-forget': { suite: 'swarm-router', failing: ['§6 bans (backoff, forget)'], case: 'a fails at 1000' },
+    'sparse-padding': { suite: 'diloco', failing: ['§5 malformed payloads (refused)'], case: 'sparse padding bits set' },
+    'rope-positions': { suite: 'model-compute', failing: ['§2, §5 KV-cache inference (logits within 1e-4)'], case: 'prefill 5 tokens, then decode one at a time' },
+    'chunks-root': { suite: 'layer-pool', failing: ['transfer §1 chunk hashes and chunks root'], case: 'five tensors' },
+    'causal-mask': {
+      suite: 'model-compute',
+      failing: ['§2 forward pass (logits within 1e-4)', '§2 forward pass (loss within 1e-4)', '§2, §5 KV-cache inference (logits within 1e-4)', '§5 backward pipeline (gradients)'],
+      case: 'blocks.0.attn.wq'
+    }
+  }
+  it.each([
+    [['record-skew', 'greedy-ties', 'ban-forget', 'sparse-padding', 'rope-positions']],
+    [['chunks-root', 'causal-mask']]
+  ])('fails Python implementations with one line broken (%s)', async (modes) => {
+    const suites = modes.map(m => BREAKS[m].suite)
+    expect(new Set(suites).size).toBe(modes.length)
+    const { code, out } = await run('python3', [RUNNER, '--only', suites.join(','), '--', ...PY_ADAPTER, `--break=${modes.join(',')}`])
+    expect(code, out).toBe(1)
+    for (const m of modes) {
+      const { suite, failing, case: case_ } = BREAKS[m]
+      expect(out, m).toContain(`✗ ${case_}`)
+      const all = SUITE_POINTS[suite]
+      expect(all.filter(p => status(out, p) === 'FAIL'), `${m}\n${out}`).toEqual(all.filter(p => failing.includes(p)))
+      expect(all.filter(p => status(out, p) === 'PASS'), `${m}\n${out}`).toEqual(all.filter(p => !failing.includes(p)))
+    }
+  })
+
+  it('fails when a model vector is changed (one gradient of tiny-grads.json)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'neuroshard-specs-'))
+    tmp.push(dir)
+    await cp(join(ROOT, 'specs', 'model', 'vectors'), join(dir, 'model', 'vectors'), { recursive: true })
+    const file = join(dir, 'model', 'vectors', 'tiny-grads.json')
+    const v = JSON.parse(await readFile(file, 'utf8'))
+    v.gradients[5].grad += 0.01
+    await writeFile(file, JSON.stringify(v, null, 2))
+    // the Python adapter (no onnxruntime to start): the implementation did not change, the vector did
+    const { code, out } = await run('python3', [RUNNER, '--specs', dir, '--only', 'model-compute', '--', ...PY_ADAPTER])
+    expect(code, out).toBe(1)
+    expect(status(out, '§5 backward pipeline (gradients)'), out).toBe('FAIL')
+    expect(out).toContain(`✗ ${v.gradients[5].name as string}[${v.gradients[5].index as number}]`)
+    expect(status(out, '§2 forward pass (logits within 1e-4)'), out).toBe('PASS')
   })
 
   it('fails when a vector is changed (a spec change that breaks a vector fails CI)', async () => {

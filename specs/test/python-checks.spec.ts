@@ -8,7 +8,7 @@ const checks = execFileSync('python3', ['specs/check_all.py', '--list'], { cwd: 
 
 describe('Python checks of the spec vectors (specs/check_all.py)', () => {
   it('lists the checks of every spec with Python vectors', () => {
-    for (const spec of ['model', 'tokenizer', 'host', 'genesis-data', 'tensor-frame conversions', 'ponw-ledger vectors', 'diloco', 'pipeline', 'swarm-router']) {
+    for (const spec of ['model', 'model forward, KV cache and backward (specs/model/python/neurollm.py)', 'tokenizer', 'host', 'genesis-data', 'tensor-frame conversions', 'ponw-ledger vectors', 'diloco', 'pipeline', 'swarm-router']) {
       expect(checks).toContain(spec)
     }
   })

@@ -2,7 +2,12 @@
 """Conformance adapter of the Python client (specs/ponw-ledger/python), JSON lines on stdin/stdout.
 With --break=<what> it answers wrongly on purpose (the runner's own test shows that it then fails):
   high-s      accept high-S signatures          packed      re-encode repeated scalars packed
-  state-hash  hash the state without 'queued'   reporter    rank reporters on the public key, not the address"""
+  state-hash  hash the state without 'queued'   reporter    rank reporters on the public key, not the address
+  and, each one line of the implementation changed:
+  record-skew     layer-pool: no clock-skew rule for issued_at_ms       chunks-root  layer-pool: root without totalBytes
+  greedy-ties     pipeline: greedy picks the highest id on ties         ban-forget   swarm-router: the forget window is 0
+  sparse-padding  diloco: SPARSE padding bits not checked               rope-positions  model: RoPE at chunk positions, not absolute
+  causal-mask     model: a query does not attend to its own position"""
 import json
 import os
 import struct
@@ -73,6 +78,26 @@ if BREAK == 'reporter':
         return _designated(chain, key, epoch, offender)
     _designated = L.ledger.designated_reporter
     L.ledger.designated_reporter = designated
+
+# one line of an implementation changed: (module, the line as written, the broken line)
+ONE_LINE = {
+    'record-skew': (LP, "if r['issued_at_ms'] > now_ms + 30000:", "if False:"),
+    'chunks-root': (LP, "struct.pack('<IQ', chunk_size, len(stream))", "struct.pack('<I', chunk_size)"),
+    'greedy-ties': (PL, "return min(range(len(logits)), key=lambda i: (-logits[i], i))", "return min(range(len(logits)), key=lambda i: (-logits[i], -i))"),
+    'ban-forget': (SR, "now < prev[1] + self.forget", "now < prev[1]"),
+    'sparse-padding': (DL, "if value >> (kc * bits):", "if False:"),
+    'rope-positions': (NL, "pos0 + p)", "p)"),
+    'causal-mask': (NL, "if t <= past + p else -1e9", "if t < past + p else -1e9"),
+}
+# --break=a,b,… applies several of these at once (each in another module)
+_one_line = [m for m in (BREAK or '').split(',') if m in ONE_LINE]
+assert len({ONE_LINE[m][0].__name__ for m in _one_line}) == len(_one_line), 'one break per module'
+for mode in _one_line:
+    mod, old, new = ONE_LINE[mode]
+    with open(mod.__file__, encoding='utf-8') as f:
+        src = f.read()
+    assert old in src, f'{mode}: {old!r} not in {mod.__file__}'
+    exec(compile(src.replace(old, new), mod.__file__, 'exec'), mod.__dict__)
 
 chains = {}
 parsed = {}

@@ -294,14 +294,16 @@ async function handle (r) {
     case 'pipeline.sample': return { token: (await pipelinePkg()).sampleToken(Float32Array.from(r.logits), { temperature: r.temperature, topK: r.topK, topP: r.topP, seed: Number(r.seed) }, r.position) }
     case 'pipeline.encodeRequest': {
       const P = await pipelinePkg()
-      const f = r.fields
+      // every field of the vector (bytes hex → bytes, the kind by name, hops' peers), over the proto3 defaults of the
+      // scalar fields protons' encoder expects to find
+      const BYTES = new Set(['session', 'hidden', 'targets', 'tied', 'tiedIds', 'tiedM', 'tiedV'])
       const req = {
-        kind: P.Kind[f.kind], session: unhex(f.session ?? ''), position: f.position ?? 0, hop: f.hop ?? 0,
-        route: (f.route ?? []).map(h => ({ peer: unhex(h.peer), start: h.start ?? 0, end: h.end ?? 0 })), hidden: unhex(f.hidden ?? ''),
-        microBatch: f.microBatch ?? 0, targets: unhex(f.targets ?? ''), step: f.step ?? 0, gradNorm: f.gradNorm ?? 0, compress: f.compress ?? false,
-        tied: unhex(f.tied ?? ''), lossScale: f.lossScale ?? 0, tiedReplica: f.tiedReplica ?? false, tiedIds: unhex(f.tiedIds ?? ''),
-        tiedM: unhex(f.tiedM ?? ''), tiedV: unhex(f.tiedV ?? ''), deflate: f.deflate ?? false, lastMicroBatch: f.lastMicroBatch ?? false,
-        ...(f.sampling != null ? { sampling: f.sampling } : {}), ...(f.tiedAdamw != null ? { tiedAdamw: f.tiedAdamw } : {})
+        session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0), microBatch: 0, targets: new Uint8Array(0), step: 0,
+        gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0, tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0),
+        tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, rollback: false, draftCount: 0, draft: []
+      }
+      for (const [k, v] of Object.entries(r.fields)) {
+        req[k] = k === 'kind' ? P.Kind[v] : k === 'route' ? v.map(h => ({ peer: unhex(h.peer), start: h.start ?? 0, end: h.end ?? 0 })) : BYTES.has(k) ? unhex(v) : v
       }
       return { bytes: hex(P.PipelineRequest.encode(req)) }
     }

@@ -45,7 +45,9 @@ def sample(logits, temperature, top_k, top_p, seed, position):
 
 
 # ---- §3 messages: (field number, name, type, repeated); names as the vectors write them (camelCase) ----
-KINDS = ['KIND_UNSPECIFIED', 'INFER', 'TRAIN_FORWARD', 'TARGETS', 'GRAD_NORM', 'STEP', 'TAKE_TIED', 'SET_TIED', 'CLOSE']
+KINDS = {'KIND_UNSPECIFIED': 0, 'INFER': 1, 'TRAIN_FORWARD': 2, 'TARGETS': 3, 'GRAD_NORM': 4, 'STEP': 5, 'TAKE_TIED': 6, 'SET_TIED': 7, 'CLOSE': 8,
+         'TRUNCATE': 12, 'DRAFT': 13}
+KIND_NAMES = {v: k for k, v in KINDS.items()}
 SCHEMA = {
     'Hop': [(1, 'peer', 'bytes', False), (2, 'start', 'uint32', False), (3, 'end', 'uint32', False)],
     'Sampling': [(1, 'temperature', 'float', False), (2, 'topK', 'uint32', False), (3, 'topP', 'float', False),
@@ -57,10 +59,13 @@ SCHEMA = {
                 (9, 'targets', 'bytes', False), (10, 'step', 'uint64', False), (11, 'gradNorm', 'double', False), (12, 'compress', 'bool', False),
                 (13, 'tied', 'bytes', False), (14, 'lossScale', 'float', False), (15, 'tiedReplica', 'bool', False), (16, 'tiedIds', 'bytes', False),
                 (17, 'tiedAdamw', 'TiedAdamW', False), (18, 'tiedM', 'bytes', False), (19, 'tiedV', 'bytes', False), (20, 'deflate', 'bool', False),
-                (21, 'lastMicroBatch', 'bool', False)],
+                (21, 'lastMicroBatch', 'bool', False), (30, 'rollback', 'bool', False), (31, 'draftCount', 'uint32', False),
+                (32, 'draft', 'DraftToken', True)],
+    'DraftToken': [(1, 'token', 'uint32', False), (2, 'ids', 'uint32', True), (3, 'probs', 'float', True)],
     'Response': [(1, 'error', 'string', False), (2, 'message', 'string', False), (3, 'failedHop', 'uint32', False), (4, 'token', 'uint32', False),
                  (5, 'logits', 'bytes', False), (6, 'grad', 'bytes', False), (7, 'loss', 'double', False), (8, 'normSq', 'double', False),
-                 (9, 'tied', 'bytes', False), (10, 'position', 'uint64', False), (11, 'replica', 'bool', False), (12, 'tiedHash', 'bytes', False)],
+                 (9, 'tied', 'bytes', False), (10, 'position', 'uint64', False), (11, 'replica', 'bool', False), (12, 'tiedHash', 'bytes', False),
+                 (20, 'tokens', 'uint32', True)],
 }
 WIRE = {'uint32': 0, 'uint64': 0, 'bool': 0, 'Kind': 0, 'double': 1, 'float': 5, 'bytes': 2, 'string': 2}
 
@@ -86,7 +91,8 @@ def _default(t):
 
 
 def encode(name, msg):
-    """proto3 canonical: fields in number order, defaults (and absent messages) not written"""
+    """proto3 canonical as this spec's vectors write it: fields in number order, defaults (and absent messages) not
+    written, repeated scalars one field each (not packed)"""
     out = b''
     for num, field, t, rep in SCHEMA[name]:
         if field not in msg:
@@ -99,7 +105,7 @@ def encode(name, msg):
             if not rep and v == _default(t):
                 continue
             if t == 'Kind':
-                out += varint(num << 3) + varint(KINDS.index(v))
+                out += varint(num << 3) + varint(KINDS[v])
             elif t in ('uint32', 'uint64'):
                 out += varint(num << 3) + varint(int(v))
             elif t == 'bool':
@@ -150,12 +156,33 @@ def decode(name, data):
         if num not in fields:
             continue
         f, t, rep = fields[num]
+        if rep and wt == 2 and t not in SCHEMA and WIRE[t] != 2:
+            # a packed run of scalars (proto3 parsers accept both forms)
+            if t == 'float':
+                msg.setdefault(f, []).extend(struct.unpack(f'<{len(raw) // 4}f', raw[:len(raw) // 4 * 4]))
+                continue
+            i_ = 0
+            vals = []
+            while i_ < len(raw):
+                n, shift = 0, 0
+                while True:
+                    if i_ >= len(raw):
+                        raise DecodeError('truncated packed varint')
+                    b = raw[i_]
+                    i_ += 1
+                    n |= (b & 0x7F) << shift
+                    shift += 7
+                    if not b & 0x80:
+                        break
+                vals.append(n & 0xFFFFFFFF if t == 'uint32' else n)
+            msg.setdefault(f, []).extend(vals)
+            continue
         if WIRE.get(t, 2) != wt:
             raise DecodeError(f'{name}.{f}: wire type {wt}')
         if t in SCHEMA:
             v = decode(t, raw)
         elif t == 'Kind':
-            v = KINDS[raw] if raw < len(KINDS) else raw
+            v = KIND_NAMES.get(raw, raw)
         elif t == 'uint32':
             v = raw & 0xFFFFFFFF
         elif t == 'uint64':
