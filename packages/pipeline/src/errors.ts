@@ -67,3 +67,9 @@ export class RemotePipelineError extends Error {
     this.remoteName = remoteName
   }
 }
+
+/** A speculative draft is malformed, or an INFER names a draft this Validator does not hold (spec §4.5) */
+export class InvalidDraftError extends Error {
+  static override name = 'InvalidDraftError'
+  override name = 'InvalidDraftError'
+}

@@ -26,6 +26,7 @@ export * from './constants.js'
 export * from './errors.js'
 export * from './codec.js'
 export * from './sampling.js'
+export * from './speculative.js'
 export * from './tokenizer.js'
 export * from './stage.js'
 export * from './router.js'
@@ -35,8 +36,8 @@ export { peerBytes, peerFromBytes } from './peer.js'
 export { errorFromResponse } from './pipeline.js'
 export { generateRemote } from './client.js'
 export type { GenerateDialer, RemoteGenerateOptions } from './client.js'
-export type { GenerateOptions, GeneratedToken, Pipeline, PipelineComponents, PipelineEvents, PipelineInit, TrainBatch, TrainStepOptions, TrainStepResult } from './pipeline.js'
-export { Kind, Request as PipelineRequest, Response as PipelineResponse, Hop as PipelineHop, Sampling as PipelineSampling, GenerateRequest, GenerateEvent } from './pb/pipeline.js'
+export type { GenerateOptions, GeneratedToken, SpeculativeRound, Pipeline, PipelineComponents, PipelineEvents, PipelineInit, TrainBatch, TrainStepOptions, TrainStepResult } from './pipeline.js'
+export { Kind, Request as PipelineRequest, Response as PipelineResponse, Hop as PipelineHop, Sampling as PipelineSampling, GenerateRequest, GenerateEvent, DraftToken as PipelineDraftToken } from './pb/pipeline.js'
 
 /**
  * The pipeline as a libp2p service (name it `pipeline` in the host's services). Every node that holds a

@@ -14,12 +14,14 @@ import {
 } from './constants.js'
 import {
   HopFailedError, InvalidActivationError, InvalidRouteError, KvCacheFullError, NoRouteError, PipelineRequestError,
-  RemotePipelineError, SessionPositionError, UnknownSessionError
+  RemotePipelineError, SessionPositionError, UnknownSessionError, InvalidDraftError
 } from './errors.js'
 import { peerBytes, peerFromBytes } from './peer.js'
 import { GenerateEvent, GenerateRequest, Kind, Request, Response } from './pb/pipeline.js'
 import type { TiedAdamW } from './pb/pipeline.js'
 import { checkSampling, sampleToken } from './sampling.js'
+import { GammaController, MAX_DRAFT_SUPPORT, MAX_DRAFT_TOKENS, checkDraftToken, verifyDraft } from './speculative.js'
+import type { DraftToken, Drafter, GammaInit } from './speculative.js'
 import { SessionTable } from './sessions.js'
 import { createPipelineStage } from './stage.js'
 import { byteTokenizer } from './tokenizer.js'
@@ -115,6 +117,32 @@ export interface GenerateOptions extends AbortOptions, SamplingOptions {
   deflate?: boolean
   /** Re-routes allowed after hop failures @default 8 */
   maxRetries?: number
+  /**
+   * Speculative decoding (spec §4.5): this drafter proposes tokens, the chain verifies them in one pass per round.
+   * Greedy output is the same as without it; sampled output has the same distribution (point-mass drafts: the
+   * same tokens for the same seed).
+   */
+  draft?: Drafter
+  /** γ: draft tokens per round, adapted to the measured acceptance rate and round time unless `adaptive: false` @default { max: 8, initial: 4 } */
+  gamma?: GammaInit & { adaptive?: boolean }
+  /** How rejected draft tokens leave the Workers' caches: with the next INFER (`rollback`), or TRUNCATE messages first @default 'inline' */
+  rollback?: 'inline' | 'message'
+  /** Called after each speculative round */
+  onRound?(round: SpeculativeRound): void
+}
+
+/** One speculative round as the Driver saw it */
+export interface SpeculativeRound {
+  /** Draft tokens proposed and accepted */
+  proposed: number
+  accepted: number
+  /** Tokens the round produced (accepted + 1) */
+  tokens: number
+  /** ms spent drafting, ms of the whole round */
+  draftMs: number
+  roundMs: number
+  /** γ asked of the drafter */
+  gamma: number
 }
 
 export interface GeneratedToken {
@@ -194,7 +222,8 @@ const KNOWN_ERRORS: Record<string, new (message: string) => Error> = {
   SessionPositionError,
   KvCacheFullError,
   NoRouteError,
-  PipelineRequestError
+  PipelineRequestError,
+  InvalidDraftError
 }
 
 /** Turn an error response into the typed error it names (RemotePipelineError for names this node does not know) */
@@ -215,7 +244,7 @@ function errorResponse (err: unknown, hop: number): Response {
 }
 
 function emptyResponse (fields: Partial<Response>): Response {
-  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), ...fields }
+  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), tokens: [], ...fields }
 }
 
 function emptyRequest (fields: Partial<Request>): Request {
@@ -223,7 +252,7 @@ function emptyRequest (fields: Partial<Request>): Request {
     kind: Kind.KIND_UNSPECIFIED, session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
     tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false,
-    lastMicroBatch: false,
+    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [],
     ...fields
   }
 }
@@ -320,6 +349,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly tiedDeclined = new Set<string>()
   /** A tied head's gradient taken and encoded after the step's last micro-batch, waiting for TAKE_TIED */
   private readonly preparedTied = new Map<PipelineStage, { step: number, ready: Promise<{ g?: Float32Array, tied: Uint8Array<ArrayBuffer> }> }>()
+  /** Drafts a Validator holds for the INFER that verifies them (spec §4.5), by session hex */
+  private readonly drafts = new Map<string, { position: number, draft: DraftToken[], at: number }>()
+  /** INFERs waiting for their DRAFT, by session hex */
+  private readonly draftWaiters = new Map<string, () => void>()
   /** Parts of a replica being seeded by SET_TIED messages of one step */
   private readonly seeds = new Map<PipelineStage, { step: number, p?: Float32Array, m?: Float32Array, v?: Float32Array }>()
 
@@ -364,7 +397,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.started = true
     const maxRoute = MAX_ROUTE_HOPS
     this.unhandle = await handleRequests(this.components.registrar, this.protocol, async (req, ctx) => await this.serve(req, ctx.connection, ctx.signal), {
-      requestCodec: { decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: maxRoute } }) },
+      requestCodec: { decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: maxRoute, draft: MAX_DRAFT_TOKENS, draft$: { ids: MAX_DRAFT_SUPPORT, probs: MAX_DRAFT_SUPPORT } } }) },
       responseCodec: Response,
       maxMessageSize: this.maxMessageSize,
       timeout: this.timeout,
@@ -412,6 +445,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.replicas.clear()
     this.seeds.clear()
     this.preparedTied.clear()
+    this.drafts.clear()
     const derived = [...this.derived.values()]
     this.derived.clear()
     await Promise.all(derived.map(async d => { await (await d.stage.catch(() => undefined))?.close() }))
@@ -468,7 +502,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         case Kind.CLOSE:
           await this.sessions.close(this.sessionKey(req.session, stage))
           this.dropSessionLinks(req.session)
+          this.drafts.delete(hex(req.session))
           return emptyResponse({})
+        case Kind.TRUNCATE: return await this.serveTruncate(req, stage)
+        case Kind.DRAFT: return this.serveDraft(req, stage)
         default:
           throw new PipelineRequestError(`unknown request kind ${String(req.kind)}`)
       }
@@ -496,7 +533,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (at !== total) throw new InvalidRouteError(`the route ends at slot ${at}, the model at ${total}`)
     if (!peerFromBytes(me.peer).equals(this.components.peerId)) throw new InvalidRouteError(`hop ${req.hop} names another peer`)
     if (parent.start === me.start && parent.end === me.end) return parent
-    if (req.kind !== Kind.INFER && req.kind !== Kind.CLOSE) {
+    if (req.kind !== Kind.INFER && req.kind !== Kind.CLOSE && req.kind !== Kind.TRUNCATE && req.kind !== Kind.DRAFT) {
       throw new PipelineRequestError(`training runs whole spans; this node serves [${parent.start}, ${parent.end}), not [${me.start}, ${me.end})`)
     }
     return await this.subStage(parent, me.start, me.end)
@@ -538,17 +575,104 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const hidden = decodeActivation(req.hidden, this.limits(stage, req.compress, 'hidden', req.deflate))
     const [batch, seq] = hidden.dims
     if (batch !== 1) throw new InvalidActivationError(`inference sessions run batch 1, got ${batch}`)
-    const out = await this.runStageInference(stage, req.session, req.position, hidden)
-    if (stage.head != null) return await this.sample(req, stage, out, seq)
+    if (req.draftCount > 0 && !(req.draftCount < seq && req.draftCount <= MAX_DRAFT_TOKENS)) {
+      throw new InvalidDraftError(`draft_count ${req.draftCount} with a chunk of ${seq} tokens (at most ${MAX_DRAFT_TOKENS}, and at least one token before the draft)`)
+    }
+    // the Validator takes its draft first: an INFER whose draft never came changes nothing here
+    const draft = stage.head != null && req.draftCount > 0 ? await this.takeDraft(req.session, req.position + seq - req.draftCount, req.draftCount, signal) : undefined
+    const out = await this.runStageInference(stage, req.session, req.position, hidden, req.rollback)
+    if (stage.head != null) return await (draft != null ? this.verify(req, stage, out, seq, draft) : this.sample(req, stage, out, seq))
     return await this.forwardHop(req, out, signal)
   }
 
-  /** Run the blocks of a stage for an inference chunk (through the session's KV cache) */
-  private async runStageInference (stage: PipelineStage, session: Uint8Array, position: number, hidden: TensorData): Promise<TensorData> {
+  /** Run the blocks of a stage for an inference chunk (through the session's KV cache; `rollback`: spec §4.5) */
+  private async runStageInference (stage: PipelineStage, session: Uint8Array, position: number, hidden: TensorData, rollback = false): Promise<TensorData> {
     if (stage.blocks == null) return hidden
     const [batch, seq] = hidden.dims
-    const out = await this.sessions.run(this.sessionKey(session, stage), stage, position, batch, seq, async kv => await kv.run({ hidden_in: hidden }))
+    const out = await this.sessions.run(this.sessionKey(session, stage), stage, position, batch, seq, async kv => await kv.run({ hidden_in: hidden }), { rollback })
     return out.hidden_out
+  }
+
+  /** TRUNCATE: roll this hop's cache of the session back to `position` tokens (a hop without blocks holds none) */
+  private async serveTruncate (req: Request, stage: PipelineStage): Promise<Response> {
+    if (stage.blocks == null) return emptyResponse({ position: req.position })
+    const position = await this.sessions.truncate(this.sessionKey(req.session, stage), req.position)
+    return emptyResponse({ position })
+  }
+
+  /** DRAFT (Validator): keep the draft for the INFER that verifies it; one per session, the newest wins */
+  private serveDraft (req: Request, stage: PipelineStage): Response {
+    if (stage.head == null) throw new InvalidRouteError('drafts go to the Validator (the hop holding the head)')
+    const c = stage.config
+    if (req.draft.length < 1 || req.draft.length > MAX_DRAFT_TOKENS) throw new InvalidDraftError(`a draft of ${req.draft.length} tokens (1 to ${MAX_DRAFT_TOKENS})`)
+    if (req.position < 1 || req.position + req.draft.length > c.maxSeqLen) throw new InvalidDraftError(`a draft at position ${req.position} of ${req.draft.length} tokens does not fit in [1, ${c.maxSeqLen}]`)
+    let support = 0
+    for (const d of req.draft) {
+      support += d.ids.length
+      try {
+        checkDraftToken(d, c.vocabSize)
+      } catch (err: any) {
+        throw new InvalidDraftError(String(err.message))
+      }
+    }
+    if (support > MAX_DRAFT_SUPPORT * 4) throw new InvalidDraftError(`draft q supports of ${support} ids in all (at most ${MAX_DRAFT_SUPPORT * 4})`)
+    const key = hex(req.session)
+    if (!this.drafts.has(key) && this.drafts.size >= this.maxSessionLinks) {
+      // bounded: the oldest draft goes first
+      let oldest: string | undefined
+      let at = Infinity
+      for (const [k, v] of this.drafts) if (v.at < at) { at = v.at; oldest = k }
+      if (oldest != null) this.drafts.delete(oldest)
+    }
+    this.drafts.set(key, { position: req.position, draft: req.draft, at: Date.now() })
+    this.draftWaiters.get(key)?.()
+    return emptyResponse({ position: req.position })
+  }
+
+  /** The draft for (session, position), waiting up to the message timeout for its DRAFT (it travels beside the INFER) */
+  private async takeDraft (session: Uint8Array, position: number, count: number, signal: AbortSignal): Promise<DraftToken[]> {
+    const key = hex(session)
+    const deadline = Date.now() + this.timeout
+    for (;;) {
+      const d = this.drafts.get(key)
+      if (d != null && d.position === position && d.draft.length === count) {
+        this.drafts.delete(key)
+        return d.draft
+      }
+      const left = deadline - Date.now()
+      if (left <= 0 || signal.aborted || this.draftWaiters.has(key)) {
+        throw new InvalidDraftError(`no draft of ${count} tokens at position ${position} for this session${d != null ? ` (held: ${d.draft.length} at ${d.position})` : ''}`)
+      }
+      await new Promise<void>(resolve => {
+        const done = (): void => { clearTimeout(timer); signal.removeEventListener('abort', done); this.draftWaiters.delete(key); resolve() }
+        const timer = setTimeout(done, left)
+        signal.addEventListener('abort', done)
+        this.draftWaiters.set(key, done)
+      })
+    }
+  }
+
+  /** The Validator's half of a speculative round: logits of the last draft_count + 1 positions, the acceptance rule */
+  private async verify (req: Request, stage: PipelineStage, hidden: TensorData, seq: number, draft: DraftToken[]): Promise<Response> {
+    const n = req.draftCount
+    const first = req.position + seq - n // sequence position of the first draft token
+    const d = stage.config.dModel
+    const V = stage.config.vocabSize
+    const rowsIn = float32((hidden.data as Float32Array).slice((seq - n - 1) * d, seq * d), [1, n + 1, d])
+    stage.headRunner ??= await stage.head!.openInference()
+    const { logits } = await stage.headRunner.run({ hidden: rowsIn })
+    const all = logits.data as Float32Array
+    const rows = Array.from({ length: n + 1 }, (_, i) => all.subarray(i * V, (i + 1) * V))
+    const s = req.sampling ?? { temperature: 0, topK: 0, topP: 0, seed: 0, returnLogits: false }
+    const sampling = { temperature: s.temperature, topK: s.topK, topP: s.topP === 0 ? 1 : s.topP, seed: s.seed }
+    try {
+      checkSampling(sampling)
+    } catch (err: any) {
+      throw new PipelineRequestError(`sampling: ${String(err.message)}`)
+    }
+    const { tokens } = verifyDraft(rows, draft, sampling, first)
+    const last = rows[tokens.length - 1]
+    return emptyResponse({ token: tokens[tokens.length - 1], tokens, position: req.position + seq, logits: s.returnLogits ? encodeNamed('logits', last, [V]) : new Uint8Array(0) })
   }
 
   private async sample (req: Request, stage: PipelineStage, hidden: TensorData, seq: number): Promise<Response> {
@@ -582,7 +706,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.traffic.requests++
     this.traffic.sent += req.hidden.length + req.targets.length + req.tied.length + req.tiedIds.length + req.tiedM.length + req.tiedV.length
     try {
-      const res = req.kind === Kind.INFER && (this.links.size < this.maxSessionLinks || this.links.has(this.linkKey(req.session, hop, route[hop].peer)))
+      const res = (req.kind === Kind.INFER || req.kind === Kind.TRUNCATE) && (this.links.size < this.maxSessionLinks || this.links.has(this.linkKey(req.session, hop, route[hop].peer)))
         ? await this.sendOnLink(route, hop, peer, req, signal)
         : await sendRequest(this.components.connectionManager, peer, this.protocol, req, {
           requestCodec: Request,
@@ -656,13 +780,13 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       for (;;) {
         let req: Request
         try {
-          req = await messages.read({ decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: MAX_ROUTE_HOPS } }) })
+          req = await messages.read({ decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: MAX_ROUTE_HOPS, draft: MAX_DRAFT_TOKENS, draft$: { ids: MAX_DRAFT_SUPPORT, probs: MAX_DRAFT_SUPPORT } } }) })
         } catch (err: any) {
           // the end of the upstream's requests (EOF), an idle timeout, or bytes that do not decode: the stream ends
           this.log('session stream from %p ended: %s', connection.remotePeer, err?.name)
           return
         }
-        const res = req.kind === Kind.INFER || req.kind === Kind.CLOSE
+        const res = req.kind === Kind.INFER || req.kind === Kind.CLOSE || req.kind === Kind.TRUNCATE
           ? await this.serve(req, connection, controller.signal)
           : errorResponse(new PipelineRequestError(`${req.kind} requests go on ${this.protocol}, not on session streams`), req.hop)
         await messages.write(res, Response)
@@ -990,6 +1114,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   }
 
   async * generate (prompt: string | number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
+    if (options.draft != null) {
+      yield * this.generateSpeculative(prompt, options, options.draft)
+      return
+    }
     const { stage, router } = this.need()
     const config = stage.config
     checkSampling(options)
@@ -1070,6 +1198,142 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       })))).catch(() => {})
     }
   }
+
+  /**
+   * Speculative generation (spec §4.5). Each round the drafter proposes up to γ tokens; the Driver sends them to
+   * the Validator (DRAFT) and, beside it, the uncommitted tokens plus the draft down the chain in one INFER
+   * (`draft_count`); the Validator answers the accepted draft tokens and one token of its own. The draft tokens it
+   * rejected stay in every hop's cache until the next INFER rolls them back (`rollback`), or TRUNCATE messages do
+   * (`rollback: 'message'`). With `returnLogits`, only each round's last token carries logits.
+   */
+  private async * generateSpeculative (prompt: string | number[], options: GenerateOptions, drafter: Drafter): AsyncGenerator<GeneratedToken> {
+    const { stage, router } = this.need()
+    const config = stage.config
+    checkSampling(options)
+    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt]
+    if (ids.length === 0) throw new InvalidParametersError('the prompt is empty')
+    for (const id of ids) {
+      if (!Number.isSafeInteger(id) || id < 0 || id >= config.vocabSize) throw new InvalidParametersError(`token id ${id} outside [0, ${config.vocabSize})`)
+    }
+    const maxNew = Math.min(options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, config.maxSeqLen - ids.length)
+    if (maxNew < 0) throw new InvalidParametersError(`the prompt (${ids.length} tokens) is longer than maxSeqLen ${config.maxSeqLen}`)
+    const rollbackMode = options.rollback ?? 'inline'
+    if (rollbackMode !== 'inline' && rollbackMode !== 'message') throw new InvalidParametersError(`rollback must be 'inline' or 'message', got ${String(rollbackMode)}`)
+    const compress = options.compress ?? this.compress
+    const deflateOn = options.deflate ?? this.deflate
+    const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES
+    const signal = options.signal
+    const session = new Uint8Array(randomBytes(SESSION_ID_BYTES))
+    const sampling = { temperature: options.temperature ?? 0, topK: options.topK ?? 0, topP: options.topP ?? 1, seed: options.seed ?? 0, returnLogits: options.returnLogits === true }
+    const gamma = new GammaController(options.gamma)
+    const adaptive = options.gamma?.adaptive !== false
+    const decoder = this.tokenizer.decoder()
+    const all = [...ids]
+    let route = await this.route(stage, router, 'inference', signal)
+    const used = new Map<string, Request['route']>()
+    let releases: Array<() => void> = []
+    const remember = (r: Request['route']): void => {
+      used.set(r.map(h => hex(h.peer)).join(','), r)
+      for (const release of releases) release()
+      releases = router.acquire != null ? r.slice(1).map(h => router.acquire!(peerFromBytes(h.peer))) : []
+    }
+    remember(route)
+    let position = 0 // tokens of `all` every hop's cache holds
+    let extra = 0 // rejected draft tokens the caches still hold past `position`
+    let text = ''
+    let retries = 0
+    /** A hop failed or lost the session: re-route (or not) and replay from position 0 */
+    const restart = async (res: Response, reroute: boolean): Promise<void> => {
+      if (reroute) {
+        const err = this.failover(router, route, res)
+        if (++retries > maxRetries) throw err
+        route = await this.route(stage, router, 'inference', signal)
+        remember(route)
+      } else if (++retries > maxRetries) {
+        throw errorFromResponse(res)
+      }
+      position = 0
+      extra = 0
+    }
+    try {
+      for (let produced = 0; produced < maxNew;) {
+        if (signal?.aborted === true) throw new AbortError('generation aborted')
+        const t0 = performance.now()
+        // the caches end at all.length + γ ≤ maxSeqLen, and a round yields at most γ + 1 tokens
+        const room = Math.min(maxNew - produced - 1, config.maxSeqLen - all.length)
+        const want = Math.min(room, gamma.next())
+        const draft = want > 0 ? (await drafter.propose(all, want, { ...sampling, position: all.length, signal })).slice(0, want) : []
+        for (const d of draft) checkDraftToken(d, config.vocabSize)
+        const draftMs = performance.now() - t0
+        if (extra > 0 && rollbackMode === 'message') {
+          // TRUNCATE on every server hop (its session stream orders it before the next INFER), and our own cache
+          const answers = await Promise.all(route.slice(1).map(async (_, i) => await this.send(route, i + 1, emptyRequest({ kind: Kind.TRUNCATE, session, position, hop: i + 1, route }), signal)))
+          const bad = answers.find(r => r.error !== '')
+          if (bad != null) {
+            if (bad.error === HopFailedError.name) { await restart(bad, true); continue }
+            if (bad.error === UnknownSessionError.name || bad.error === SessionPositionError.name) { await restart(bad, false); continue }
+            throw errorFromResponse(bad)
+          }
+          if (stage.blocks != null) await this.sessions.truncate(this.sessionKey(session, stage), position)
+          extra = 0
+        }
+        const chunk = [...all.slice(position), ...draft.map(d => d.token)]
+        const h0 = (await stage.embed!.forward({ input_ids: int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]) })).hidden
+        const h = await this.runStageInference(stage, session, position, h0, extra > 0)
+        let hidden = encodeActivation(h, compress)
+        const deflate = compress && deflateOn && hidden.length >= DEFLATE_MIN_BYTES
+        if (deflate) hidden = deflateFrame(hidden)
+        const last = route.length - 1
+        const toValidator = draft.length > 0
+          ? this.send(route, last, emptyRequest({
+            kind: Kind.DRAFT, session, position: all.length, hop: last, route, sampling,
+            draft: draft.map(d => ({ token: d.token, ids: d.ids ?? [], probs: d.probs ?? [] }))
+          }), signal)
+          : undefined
+        const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate, rollback: extra > 0, draftCount: draft.length })
+        const [res, dres] = await Promise.all([this.send(route, 1, req, signal), toValidator])
+        const failed = [res, dres].find(r => r?.error === HopFailedError.name)
+        if (failed != null) { await restart(failed, true); continue }
+        if (dres != null && dres.error !== '') throw errorFromResponse(dres)
+        if ((res.error === UnknownSessionError.name || res.error === SessionPositionError.name) && position > 0) { await restart(res, false); continue }
+        if (res.error !== '') throw errorFromResponse(res)
+        const tokens = draft.length > 0 ? res.tokens : [res.token]
+        const accepted = tokens.length - 1
+        const ok = tokens.length >= 1 && accepted <= draft.length && tokens.every(id => id >= 0 && id < config.vocabSize) &&
+          tokens.slice(0, accepted).every((id, i) => id === draft[i].token)
+        if (!ok) throw new RemotePipelineError(`the Validator answered tokens [${tokens.join(', ')}] to a draft of ${draft.length}`, 'InvalidTokenError')
+        // every cache now holds all.length + draft.length tokens; the last answered token is not in any yet
+        const held = all.length + draft.length
+        all.push(...tokens)
+        position = all.length - 1
+        extra = held - position
+        if (adaptive && draft.length > 0) gamma.update(draft.length, accepted, draftMs, performance.now() - t0)
+        options.onRound?.({ proposed: draft.length, accepted, tokens: tokens.length, draftMs, roundMs: performance.now() - t0, gamma: want })
+        const logits = res.logits.length > 0 ? decodeNamed(res.logits, 'logits', config.vocabSize, this.maxMessageSize) : undefined
+        let stop = false
+        for (let i = 0; i < tokens.length && produced < maxNew; i++) {
+          const id = tokens[i]
+          produced++
+          const piece = decoder.decode([id])
+          text += piece
+          const out: GeneratedToken = { id, text: piece, position: all.length - tokens.length + i }
+          if (logits != null && i === tokens.length - 1) out.logits = logits
+          yield out
+          if (options.stopTokens?.includes(id) === true || options.stop?.some(s => s.length > 0 && text.endsWith(s)) === true) { stop = true; break }
+        }
+        if (stop) break
+      }
+    } finally {
+      this.dropSessionLinks(session)
+      for (const release of releases) release()
+      await this.sessions.close(this.sessionKey(session, stage))
+      void Promise.all([...used.values()].map(async r => await Promise.all(r.slice(1).map(async (_, i) => {
+        const req = emptyRequest({ kind: Kind.CLOSE, session, hop: i + 1, route: r })
+        await this.send(r, i + 1, req, AbortSignal.timeout(this.timeout)).catch(() => {})
+      })))).catch(() => {})
+    }
+  }
+
 
   async trainStep (batches: TrainBatch | TrainBatch[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
     const { stage, router } = this.need()

@@ -71,8 +71,10 @@ export class SessionTable {
    * before running; throws KvCacheFullError, UnknownSessionError or SessionPositionError without changing
    * anything.
    */
-  async run<T> (key: string, stage: PipelineStage, position: number, batch: number, seq: number, fn: (kv: KvCacheSession) => Promise<T>): Promise<T> {
+  async run<T> (key: string, stage: PipelineStage, position: number, batch: number, seq: number, fn: (kv: KvCacheSession) => Promise<T>, options: { rollback?: boolean } = {}): Promise<T> {
     let entry = this.entries.get(key)
+    // a rollback (speculative decoding) first drops what the cache holds past `position`
+    const rollback = options.rollback === true && entry != null && position > 0 && entry.stage === stage && entry.tokens > position
     if (entry == null && position !== 0) {
       throw new UnknownSessionError(`no session ${key.slice(0, 16)}… here (expired, evicted or never opened); replay from position 0`)
     }
@@ -84,22 +86,26 @@ export class SessionTable {
       entry = undefined
     }
     if (entry != null) {
-      if (entry.tokens !== position) throw new SessionPositionError(`session ${key.slice(0, 16)}… holds ${entry.tokens} tokens, the request says ${position}`)
+      if (entry.tokens !== position && !rollback) throw new SessionPositionError(`session ${key.slice(0, 16)}… holds ${entry.tokens} tokens, the request says ${position}`)
       if (entry.perToken !== perToken) throw new SessionPositionError(`session ${key.slice(0, 16)}… has batch ${entry.perToken / Math.max(1, kvBytesPerToken(stage))}, the request ${batch}`)
     }
+    const dropped = rollback ? entry!.tokens - position : 0
     const grow = perToken * seq
-    await this.makeRoom(grow, entry == null ? 1 : 0, key)
+    await this.makeRoom(grow - perToken * dropped, entry == null ? 1 : 0, key)
     if (entry == null) {
       const kv = await stage.blocks!.openInference()
       entry = { key, stage, kv, perToken, tokens: 0, lastUsed: this.now(), busy: Promise.resolve(), running: 0 }
       this.entries.set(key, entry)
     }
     const e = entry
-    e.tokens += seq
-    this.reserved += grow
+    e.tokens += seq - dropped
+    this.reserved += grow - perToken * dropped
     e.running++
     e.lastUsed = this.now()
-    const run = e.busy.then(async () => await fn(e.kv))
+    const run = e.busy.then(async () => {
+      if (dropped > 0) await e.kv.truncate(position)
+      return await fn(e.kv)
+    })
     e.busy = run.catch(() => {})
     try {
       return await run
@@ -115,6 +121,27 @@ export class SessionTable {
       e.running--
       e.lastUsed = this.now()
     }
+  }
+
+  /**
+   * Roll session `key` back to its first `position` tokens (TRUNCATE). Throws UnknownSessionError when it is not
+   * held and SessionPositionError when `position` is more than it holds; returns the tokens it holds after.
+   */
+  async truncate (key: string, position: number): Promise<number> {
+    const e = this.entries.get(key)
+    if (e == null) throw new UnknownSessionError(`no session ${key.slice(0, 16)}… here (expired, evicted or never opened)`)
+    if (!(Number.isSafeInteger(position) && position >= 0 && position <= e.tokens)) {
+      throw new SessionPositionError(`session ${key.slice(0, 16)}… holds ${e.tokens} tokens; cannot truncate it to ${position}`)
+    }
+    if (position === e.tokens) return position
+    const dropped = e.tokens - position
+    e.tokens = position
+    this.reserved -= e.perToken * dropped
+    e.lastUsed = this.now()
+    const run = e.busy.then(async () => await e.kv.truncate(position))
+    e.busy = run.catch(() => {})
+    await run
+    return position
   }
 
   private async makeRoom (bytes: number, sessions: number, except: string): Promise<void> {

@@ -1,11 +1,12 @@
 /** Replays specs/pipeline/vectors (made by an independent Python generator, gen.py there) */
 import { readFileSync } from 'node:fs'
 import { describe, it, expect } from 'vitest'
-import { Kind, PipelineRequest, PipelineResponse, sampleToken, splitmix64, uniformDraw } from '../src/index.js'
+import { Kind, PipelineRequest, PipelineResponse, acceptDraw, sampleToken, splitmix64, uniformDraw, verifyDraft } from '../src/index.js'
 
 const dir = new URL('../../../specs/pipeline/vectors/', import.meta.url)
 const sampling = JSON.parse(readFileSync(new URL('sampling.json', dir), 'utf8'))
 const messages = JSON.parse(readFileSync(new URL('messages.json', dir), 'utf8'))
+const speculative = JSON.parse(readFileSync(new URL('speculative.json', dir), 'utf8'))
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'))
 
 describe('sampling vectors', () => {
@@ -31,9 +32,24 @@ function request (f: any): PipelineRequest {
     hidden: hex(f.hidden ?? ''), sampling: f.sampling, microBatch: f.microBatch ?? 0, targets: new Uint8Array(0), step: f.step ?? 0,
     gradNorm: f.gradNorm ?? 0, compress: f.compress ?? false, tied: hex(f.tied ?? ''), lossScale: f.lossScale ?? 0,
     tiedReplica: f.tiedReplica ?? false, tiedIds: hex(f.tiedIds ?? ''), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: f.deflate ?? false, lastMicroBatch: f.lastMicroBatch ?? false,
+    rollback: f.rollback ?? false, draftCount: f.draftCount ?? 0, draft: f.draft ?? [],
     ...(f.tiedAdamw != null ? { tiedAdamw: f.tiedAdamw } : {})
   } as any
 }
+
+describe('speculative vectors (§6.1)', () => {
+  it('acceptance draws', () => {
+    for (const v of speculative.accept_draws) expect(acceptDraw(v.seed, v.position)).toBe(v.a)
+  })
+
+  it('verification of point-mass, greedy and sampled drafts', () => {
+    const rows = speculative.rows.map((r: number[]) => Float32Array.from(r))
+    for (const c of speculative.cases) {
+      const got = verifyDraft(rows.slice(0, c.draft.length + 1), c.draft, { temperature: c.temperature, topK: c.topK, topP: c.topP, seed: c.seed }, c.first)
+      expect(got.tokens, JSON.stringify(c)).toEqual(c.tokens)
+    }
+  })
+})
 
 describe('message vectors', () => {
   it('requests encode to the listed bytes and decode back', () => {
@@ -51,6 +67,7 @@ describe('message vectors', () => {
       expect(back.lastMicroBatch).toBe(req.lastMicroBatch)
       expect(Buffer.from(back.tiedIds).toString('hex')).toBe(v.fields.tiedIds ?? '')
       expect(back.tiedAdamw).toEqual(v.fields.tiedAdamw)
+      expect([back.rollback, back.draftCount, back.draft]).toEqual([req.rollback, req.draftCount, req.draft])
     }
   })
 
@@ -59,7 +76,7 @@ describe('message vectors', () => {
       const res = PipelineResponse.decode(hex(v.bytes))
       for (const [k, want] of Object.entries(v.fields)) {
         const got = (res as any)[k]
-        expect(got instanceof Uint8Array ? Buffer.from(got).toString('hex') : got, `${v.name}.${k}`).toBe(want)
+        expect(got instanceof Uint8Array ? Buffer.from(got).toString('hex') : got, `${v.name}.${k}`).toEqual(want)
       }
       expect(Buffer.from(PipelineResponse.encode(res)).toString('hex')).toBe(v.bytes)
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent generator of specs/pipeline/vectors/*.json (sampling draws and decisions, request bytes).
+"""Independent generator of specs/pipeline/vectors/*.json (sampling draws and decisions, draft verification, request bytes).
 Pure Python, no NeuroShard code: splitmix64, the sampling rule of README §6, and hand-rolled protobuf."""
 import json, math, struct
 
@@ -57,6 +57,89 @@ for t, k, p, seed, pos in [(0, 0, 1, 0, 0), (1.0, 0, 1, 0, 3), (1.0, 0, 1, 5, 3)
 json.dump({'description': 'splitmix64 draws and token choices of README §6; logits are float32 values',
            'draws': draws, 'logits': logits, 'cases': cases}, open('sampling.json', 'w'), indent=2)
 
+# --- speculative verification (README §6.1), independent of the reference code
+ACCEPT_SALT = 0x5BD1E9955BD1E995
+
+def accept_draw(seed, position):
+    return (splitmix64(((seed + position) & M) ^ ACCEPT_SALT) >> 11) / 2.0 ** 53
+
+def dist(logits, t, k, p):
+    if t == 0:
+        best = 0
+        for i, v in enumerate(logits):
+            if v > logits[best]:
+                best = i
+        return [best], [1.0]
+    order = sorted(range(len(logits)), key=lambda i: (-logits[i], i))
+    k = min(k, len(order)) if k > 0 else len(order)
+    mx = logits[order[0]]
+    w = [math.exp((logits[order[i]] - mx) / t) for i in range(k)]
+    s = sum(w)
+    n = k
+    if 0 < p < 1:
+        acc = 0.0
+        for i in range(k):
+            acc += w[i] / s
+            if acc >= p:
+                n = i + 1
+                break
+    total = sum(w[:n])
+    return order[:n], [x / total for x in w[:n]]
+
+def verify(rows, draft, t, k, p, seed, first):
+    tokens = []
+    for i, d in enumerate(draft):
+        pos = first + i
+        if t == 0 or not d['ids']:
+            x = sample(rows[i], t, k, p, seed, pos)
+            tokens.append(x)
+            if x != d['token']:
+                return tokens
+            continue
+        ids, probs = dist(rows[i], t, k, p)
+        qs = sum(d['probs'])
+        q = {a: b / qs for a, b in zip(d['ids'], d['probs'])}
+        pd = probs[ids.index(d['token'])] if d['token'] in ids else 0.0
+        if accept_draw(seed, pos) * q.get(d['token'], 0.0) < pd:
+            tokens.append(d['token'])
+            continue
+        r = [max(0.0, probs[j] - q.get(ids[j], 0.0)) for j in range(len(ids))]
+        tot = sum(r)
+        if not tot > 0:
+            tokens.append(sample(rows[i], t, k, p, seed, pos))
+            return tokens
+        u = draw(seed, pos) * tot
+        acc = 0.0
+        for j in range(len(ids)):
+            acc += r[j]
+            if r[j] > 0 and u < acc:
+                tokens.append(ids[j])
+                return tokens
+        tokens.append([ids[j] for j in range(len(ids)) if r[j] > 0][-1])
+        return tokens
+    tokens.append(sample(rows[len(draft)], t, k, p, seed, first + len(draft)))
+    return tokens
+
+rows = [[f32(math.sin(1.7 * r + 0.9 * v) * 2.5) for v in range(8)] for r in range(4)]
+q_a = {'ids': [0, 1, 2, 3], 'probs': [f32(x) for x in [0.5, 0.25, 0.125, 0.125]]}
+q_b = {'ids': [4, 5, 6], 'probs': [f32(x) for x in [0.625, 0.25, 0.125]]}
+spec_cases = []
+for (t, k, p, seed, first, draft) in [
+        (0, 0, 1, 0, 10, [{'token': t_, 'ids': [], 'probs': []} for t_ in [2, 5, 0]]),
+        (0, 0, 1, 0, 10, [{'token': sample(rows[0], 0, 0, 1, 0, 10), 'ids': [], 'probs': []}, {'token': sample(rows[1], 0, 0, 1, 0, 11), 'ids': [], 'probs': []}, {'token': 7, 'ids': [], 'probs': []}]),
+        (0.9, 0, 1, 3, 20, [{'token': t_, 'ids': [], 'probs': []} for t_ in [1, 4, 4]]),
+        (1.0, 5, 0.95, 11, 7, [{'token': sample(rows[0], 1.0, 5, 0.95, 11, 7), 'ids': [], 'probs': []}, {'token': 3, 'ids': [], 'probs': []}]),
+        (1.0, 0, 1, 5, 30, [dict(q_a, token=0), dict(q_b, token=4), dict(q_a, token=1)]),
+        (0.8, 6, 1, 77, 3, [dict(q_b, token=5), dict(q_a, token=2), dict(q_b, token=6)]),
+        (1.2, 0, 0.9, 2**40 + 3, 50, [dict(q_a, token=3), dict(q_a, token=0), dict(q_b, token=4)])]:
+    for s in range(6):
+        spec_cases.append({'temperature': t, 'topK': k, 'topP': p, 'seed': seed + s, 'first': first,
+                           'draft': draft, 'tokens': verify(rows[:len(draft) + 1], draft, t, k, p, seed + s, first)})
+json.dump({'description': 'Verification of drafts (README §6.1): rows[i] are the float32 logits that predict the token at first + i; '
+           'tokens = the accepted draft tokens then the Validator\'s own token',
+           'accept_draws': [{'seed': s, 'position': q, 'a': accept_draw(s, q)} for s, q in [(0, 0), (5, 30), (2**53 - 1, 7)]],
+           'rows': rows, 'cases': spec_cases}, open('speculative.json', 'w'), indent=2)
+
 # --- request bytes (proto3, fields in number order, defaults omitted)
 def varint(n):
     out = bytearray()
@@ -108,6 +191,19 @@ step_hash = bytes(range(32))  # a SHA-256 digest is opaque to the encoding
 resp_step_replica = key(11, 0) + varint(1) + ld(12, step_hash)
 resp = ld(1, b'KvCacheFullError') + ld(2, b'full') + key(3, 0) + varint(2)
 resp_tok = key(4, 0) + varint(200) + key(10, 0) + varint(6)
+# speculative decoding (README §4.5): TRUNCATE, DRAFT (repeated fields unpacked: one key per element), INFER with
+# rollback and draft_count, a response with tokens
+truncate = (key(1, 0) + varint(12) + ld(2, session) + key(3, 0) + varint(9) + key(4, 0) + varint(2)
+            + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)))
+draft_tok = lambda tok, ids, probs: ((key(1, 0) + varint(tok) if tok else b'') + b''.join(key(2, 0) + varint(i) for i in ids)
+                                     + b''.join(key(3, 5) + struct.pack('<f', x) for x in probs))
+draft_req = (key(1, 0) + varint(13) + ld(2, session) + key(3, 0) + varint(12) + key(4, 0) + varint(2)
+             + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(7, sampling)
+             + ld(32, draft_tok(65, [], [])) + ld(32, draft_tok(66, [66, 0, 300], [0.5, 0.25, 0.25])))
+infer_spec = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(9) + key(4, 0) + varint(1)
+              + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden)
+              + key(30, 0) + varint(1) + key(31, 0) + varint(2))
+resp_tokens = key(4, 0) + varint(300) + key(10, 0) + varint(12) + key(20, 0) + varint(65) + key(20, 0) + varint(300)
 route = [{'peer': peer_a.hex(), 'start': 0, 'end': 1}, {'peer': peer_b.hex(), 'start': 1, 'end': 3}, {'peer': peer_c.hex(), 'start': 3, 'end': 4}]
 json.dump({'description': 'Request/Response encodings (proto3, fields in number order, defaults omitted)', 'requests': [
     {'name': 'infer', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
@@ -116,10 +212,17 @@ json.dump({'description': 'Request/Response encodings (proto3, fields in number 
     {'name': 'train-forward', 'fields': {'kind': 'TRAIN_FORWARD', 'session': session.hex(), 'hop': 1, 'route': route, 'hidden': hidden.hex(), 'microBatch': 3, 'step': 7, 'compress': True, 'lossScale': 0.25, 'deflate': True, 'lastMicroBatch': True}, 'bytes': train.hex()},
     {'name': 'take-tied-replica', 'fields': {'kind': 'TAKE_TIED', 'session': session.hex(), 'hop': 2, 'route': route, 'step': 7, 'tiedReplica': True}, 'bytes': take_tied.hex()},
     {'name': 'step-tied-rows', 'fields': {'kind': 'STEP', 'session': session.hex(), 'hop': 2, 'route': route, 'step': 7, 'gradNorm': 0.5, 'tied': rows.hex(), 'tiedIds': ids.hex(),
-                                         'tiedAdamw': {'lr': 3e-4, 'beta1': 0.9, 'beta2': 0.95, 'eps': 1e-8, 'weightDecay': 0.1, 'clipScale': 0.5, 't': 8}}, 'bytes': step_tied.hex()}],
+                                         'tiedAdamw': {'lr': 3e-4, 'beta1': 0.9, 'beta2': 0.95, 'eps': 1e-8, 'weightDecay': 0.1, 'clipScale': 0.5, 't': 8}}, 'bytes': step_tied.hex()},
+    {'name': 'truncate', 'fields': {'kind': 'TRUNCATE', 'session': session.hex(), 'position': 9, 'hop': 2, 'route': route}, 'bytes': truncate.hex()},
+    {'name': 'draft', 'fields': {'kind': 'DRAFT', 'session': session.hex(), 'position': 12, 'hop': 2, 'route': route,
+                                 'sampling': {'temperature': 0.75, 'topK': 40, 'topP': 0.875, 'seed': 1234, 'returnLogits': True},
+                                 'draft': [{'token': 65, 'ids': [], 'probs': []}, {'token': 66, 'ids': [66, 0, 300], 'probs': [0.5, 0.25, 0.25]}]}, 'bytes': draft_req.hex()},
+    {'name': 'infer-speculative', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 9, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
+                                             'rollback': True, 'draftCount': 2}, 'bytes': infer_spec.hex()}],
     'responses': [
     {'name': 'error', 'fields': {'error': 'KvCacheFullError', 'message': 'full', 'failedHop': 2}, 'bytes': resp.hex()},
     {'name': 'token', 'fields': {'token': 200, 'position': 6}, 'bytes': resp_tok.hex()},
     {'name': 'take-tied-replica', 'fields': {'tied': rows.hex(), 'replica': True}, 'bytes': resp_replica.hex()},
-    {'name': 'step-replica', 'fields': {'replica': True, 'tiedHash': step_hash.hex()}, 'bytes': resp_step_replica.hex()}]}, open('messages.json', 'w'), indent=2)
+    {'name': 'step-replica', 'fields': {'replica': True, 'tiedHash': step_hash.hex()}, 'bytes': resp_step_replica.hex()},
+    {'name': 'tokens', 'fields': {'token': 300, 'position': 12, 'tokens': [65, 300]}, 'bytes': resp_tokens.hex()}]}, open('messages.json', 'w'), indent=2)
 print('ok')

@@ -13,7 +13,9 @@ export enum Kind {
   STEP = 'STEP',
   TAKE_TIED = 'TAKE_TIED',
   SET_TIED = 'SET_TIED',
-  CLOSE = 'CLOSE'
+  CLOSE = 'CLOSE',
+  TRUNCATE = 'TRUNCATE',
+  DRAFT = 'DRAFT'
 }
 
 enum __KindValues {
@@ -25,12 +27,184 @@ enum __KindValues {
   STEP = 5,
   TAKE_TIED = 6,
   SET_TIED = 7,
-  CLOSE = 8
+  CLOSE = 8,
+  TRUNCATE = 12,
+  DRAFT = 13
 }
 
 export namespace Kind {
   export const codec = (): Codec<Kind> => {
     return enumeration<Kind>(__KindValues)
+  }
+}
+
+export interface DraftToken {
+  token: number
+  ids: number[]
+  probs: number[]
+}
+
+export namespace DraftToken {
+  let _codec: Codec<DraftToken>
+
+  export const codec = (): Codec<DraftToken> => {
+    if (_codec == null) {
+      _codec = message<DraftToken>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.token != null && obj.token !== 0)) {
+          w.uint32(8)
+          w.uint32(obj.token)
+        }
+
+        if (obj.ids != null && obj.ids.length > 0) {
+          for (const value of obj.ids) {
+            w.uint32(16)
+            w.uint32(value)
+          }
+        }
+
+        if (obj.probs != null && obj.probs.length > 0) {
+          for (const value of obj.probs) {
+            w.uint32(29)
+            w.float(value)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          token: 0,
+          ids: [],
+          probs: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.token = reader.uint32()
+              break
+            }
+            case 2: {
+              if (opts.limits?.ids != null && obj.ids.length === opts.limits.ids) {
+                throw new MaxLengthError('Decode error - repeated field "ids" had too many elements')
+              }
+
+              obj.ids.push(reader.uint32())
+              break
+            }
+            case 3: {
+              if (opts.limits?.probs != null && obj.probs.length === opts.limits.probs) {
+                throw new MaxLengthError('Decode error - repeated field "probs" had too many elements')
+              }
+
+              obj.probs.push(reader.float())
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          ids: 0,
+          probs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.token`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 2: {
+              if (opts.limits?.ids != null && obj.ids === opts.limits.ids) {
+                throw new MaxLengthError('Streaming decode error - repeated field "ids" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.ids[]`,
+                index: obj.ids,
+                value: reader.uint32()
+              }
+
+              obj.ids++
+
+              break
+            }
+            case 3: {
+              if (opts.limits?.probs != null && obj.probs === opts.limits.probs) {
+                throw new MaxLengthError('Streaming decode error - repeated field "probs" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.probs[]`,
+                index: obj.probs,
+                value: reader.float()
+              }
+
+              obj.probs++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface DraftTokenTokenFieldEvent {
+    field: '$.token'
+    value: number
+  }
+
+  export interface DraftTokenIdsFieldEvent {
+    field: '$.ids[]'
+    index: number
+    value: number
+  }
+
+  export interface DraftTokenProbsFieldEvent {
+    field: '$.probs[]'
+    index: number
+    value: number
+  }
+
+  export function encode (obj: Partial<DraftToken>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, DraftToken.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DraftToken>): DraftToken {
+    return decodeMessage(buf, DraftToken.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<DraftToken>): Generator<DraftTokenTokenFieldEvent | DraftTokenIdsFieldEvent | DraftTokenProbsFieldEvent> {
+    return streamMessage(buf, DraftToken.codec(), opts)
   }
 }
 
@@ -372,6 +546,9 @@ export interface Request {
   tiedV: Uint8Array<ArrayBuffer>
   deflate: boolean
   lastMicroBatch: boolean
+  rollback: boolean
+  draftCount: number
+  draft: DraftToken[]
 }
 
 export namespace Request {
@@ -491,6 +668,23 @@ export namespace Request {
           w.bool(obj.lastMicroBatch)
         }
 
+        if ((obj.rollback != null && obj.rollback !== false)) {
+          w.uint32(240)
+          w.bool(obj.rollback)
+        }
+
+        if ((obj.draftCount != null && obj.draftCount !== 0)) {
+          w.uint32(248)
+          w.uint32(obj.draftCount)
+        }
+
+        if (obj.draft != null && obj.draft.length > 0) {
+          for (const value of obj.draft) {
+            w.uint32(258)
+            DraftToken.codec().encode(value, w)
+          }
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -514,7 +708,10 @@ export namespace Request {
           tiedM: uint8ArrayAlloc(0),
           tiedV: uint8ArrayAlloc(0),
           deflate: false,
-          lastMicroBatch: false
+          lastMicroBatch: false,
+          rollback: false,
+          draftCount: 0,
+          draft: []
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -617,6 +814,24 @@ export namespace Request {
               obj.lastMicroBatch = reader.bool()
               break
             }
+            case 30: {
+              obj.rollback = reader.bool()
+              break
+            }
+            case 31: {
+              obj.draftCount = reader.uint32()
+              break
+            }
+            case 32: {
+              if (opts.limits?.draft != null && obj.draft.length === opts.limits.draft) {
+                throw new MaxLengthError('Decode error - repeated field "draft" had too many elements')
+              }
+
+              obj.draft.push(DraftToken.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.draft$
+              }))
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -627,7 +842,8 @@ export namespace Request {
         return obj
       }, function * (reader, length, prefix, opts = {}) {
         const obj = {
-          route: 0
+          route: 0,
+          draft: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -792,6 +1008,38 @@ export namespace Request {
                 field: `${prefix}.lastMicroBatch`,
                 value: reader.bool()
               }
+              break
+            }
+            case 30: {
+              yield {
+                field: `${prefix}.rollback`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 31: {
+              yield {
+                field: `${prefix}.draftCount`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 32: {
+              if (opts.limits?.draft != null && obj.draft === opts.limits.draft) {
+                throw new MaxLengthError('Streaming decode error - repeated field "draft" had too many elements')
+              }
+
+              for (const evt of DraftToken.codec().stream(reader, reader.uint32(), `${prefix}.draft[]`, {
+                limits: opts.limits?.draft$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.draft
+                }
+              }
+
+              obj.draft++
+
               break
             }
             default: {
@@ -974,6 +1222,34 @@ export namespace Request {
     value: boolean
   }
 
+  export interface RequestRollbackFieldEvent {
+    field: '$.rollback'
+    value: boolean
+  }
+
+  export interface RequestDraftCountFieldEvent {
+    field: '$.draftCount'
+    value: number
+  }
+
+  export interface RequestDraftTokenFieldEvent {
+    field: '$.draft[].token'
+    value: number
+    index: number
+  }
+
+  export interface RequestDraftIdsFieldEvent {
+    field: '$.draft[].ids[]'
+    index: number
+    value: number
+  }
+
+  export interface RequestDraftProbsFieldEvent {
+    field: '$.draft[].probs[]'
+    index: number
+    value: number
+  }
+
   export function encode (obj: Partial<Request>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Request.codec())
   }
@@ -982,7 +1258,7 @@ export namespace Request {
     return decodeMessage(buf, Request.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
     return streamMessage(buf, Request.codec(), opts)
   }
 }
@@ -1227,6 +1503,7 @@ export interface Response {
   position: number
   replica: boolean
   tiedHash: Uint8Array<ArrayBuffer>
+  tokens: number[]
 }
 
 export namespace Response {
@@ -1299,6 +1576,13 @@ export namespace Response {
           w.bytes(obj.tiedHash)
         }
 
+        if (obj.tokens != null && obj.tokens.length > 0) {
+          for (const value of obj.tokens) {
+            w.uint32(160)
+            w.uint32(value)
+          }
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -1315,7 +1599,8 @@ export namespace Response {
           tied: uint8ArrayAlloc(0),
           position: 0,
           replica: false,
-          tiedHash: uint8ArrayAlloc(0)
+          tiedHash: uint8ArrayAlloc(0),
+          tokens: []
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -1372,6 +1657,14 @@ export namespace Response {
               obj.tiedHash = reader.bytes()
               break
             }
+            case 20: {
+              if (opts.limits?.tokens != null && obj.tokens.length === opts.limits.tokens) {
+                throw new MaxLengthError('Decode error - repeated field "tokens" had too many elements')
+              }
+
+              obj.tokens.push(reader.uint32())
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -1381,6 +1674,10 @@ export namespace Response {
 
         return obj
       }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          tokens: 0
+        }
+
         const end = length == null ? reader.len : reader.pos + length
 
         while (reader.pos < end) {
@@ -1471,6 +1768,21 @@ export namespace Response {
               }
               break
             }
+            case 20: {
+              if (opts.limits?.tokens != null && obj.tokens === opts.limits.tokens) {
+                throw new MaxLengthError('Streaming decode error - repeated field "tokens" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.tokens[]`,
+                index: obj.tokens,
+                value: reader.uint32()
+              }
+
+              obj.tokens++
+
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -1543,6 +1855,12 @@ export namespace Response {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface ResponseTokensFieldEvent {
+    field: '$.tokens[]'
+    index: number
+    value: number
+  }
+
   export function encode (obj: Partial<Response>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Response.codec())
   }
@@ -1551,7 +1869,7 @@ export namespace Response {
     return decodeMessage(buf, Response.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent | ResponseTokensFieldEvent> {
     return streamMessage(buf, Response.codec(), opts)
   }
 }
