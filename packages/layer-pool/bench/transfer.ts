@@ -4,13 +4,15 @@
  * Two hosts in this process. The raw run pushes the same bytes (the span's canonical stream) through a
  * plain stream of a trivial protocol (the server `send`s 1 MiB pieces with drain backpressure, the client
  * counts and drops them); the transfer run is `fetchSpanWeights` from one replica (manifest, chunk
- * requests, sha256 of every chunk, copy into the result, contentHash at the end), once into a buffer
- * the caller hands in and reuses (`into`: a node replacing weights it holds) and once into a new buffer
- * (the default). Another run, raw + store, is the raw stream whose client also copies the bytes into
- * a new buffer of the total size: what keeping the bytes in new memory costs by itself (first writes
- * to new memory are slow on some VMs). Runs alternate so all see the same load; the table reports the
- * median of the warm runs (the cold first transfer also hashes the content on the server and is
- * reported apart).
+ * requests, sha256 of every chunk, copy into the result, the whole-span contentHash), run as:
+ * into a buffer the caller hands in and reuses (`into`: a node replacing weights it holds), with the
+ * whole-span hash on the helper thread (the default) and inline (`hashOnThread: false`); into a buffer
+ * the helper thread prefaulted (`prefaultedBuffer`, what the layer pool passes; the prefault's time is
+ * counted); and into a new buffer (no `into`). Another run, raw + store, is the raw stream whose client
+ * also copies the bytes into a new buffer of the total size: what keeping the bytes in new memory costs
+ * by itself (first writes to new memory are slow on some VMs). Runs alternate so all see the same load;
+ * the table reports the median of the warm runs (the cold first transfer also hashes the content on the
+ * server and is reported apart).
  *
  * Run: `cd packages/layer-pool && npx tsc -b && ../../node_modules/.bin/node dist/bench/transfer.js [MB] [rounds]`
  * (default ≈ 101 MB: two blocks of a d = 1024 model, 7 rounds). Results: bench/results/transfer.json
@@ -22,14 +24,14 @@ import { execSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { createNeuroShardHost } from '@neuroshard/host'
-import { digestChunks, fetchSpanWeights, spanLayout, streamBytes, tensorsContentHash, toHex, weightsServer } from '../src/transfer/index.js'
+import { digestChunks, fetchSpanWeights, prefaultedBuffer, spanLayout, streamBytes, tensorsContentHash, toHex, weightsServer } from '../src/transfer/index.js'
 import type { SpanTensor } from '../src/transfer/index.js'
 import type { NeuroShardHost } from '@neuroshard/host'
 import type { ModelConfig } from '@neuroshard/model'
 
 const RAW_PROTOCOL = '/neuroshard-bench/raw/1.0.0'
 const MB = 1e6
-/** Warm rounds (each: raw, transfer into the reused buffer, transfer into a new buffer, raw + store) @default 7 */
+/** Warm rounds (each: raw, transfer into the reused buffer (hash on the thread, then inline), into a prefaulted buffer, into a new buffer, raw + store) @default 7 */
 const WARM_RUNS = Math.max(1, Number(process.argv[3] ?? 7))
 
 /** A model whose blocks are ≈ 50.6 MB each; `blocks` of them make the span */
@@ -119,9 +121,10 @@ async function main (): Promise<void> {
   await client.dial(server.getMultiaddrs())
 
   const reused = new Uint8Array(totalBytes)
-  const transferRun = async (into?: Uint8Array): Promise<number> => {
+  const transferRun = async (into?: Uint8Array | 'prefault', hashOnThread = true): Promise<number> => {
     const t0 = performance.now()
-    const result = await fetchSpanWeights(client, [server.peerId], expected, { timeout: 60_000, into })
+    const buffer = into === 'prefault' ? await prefaultedBuffer(totalBytes) : into
+    const result = await fetchSpanWeights(client, [server.peerId], expected, { timeout: 60_000, into: buffer, hashOnThread })
     const seconds = (performance.now() - t0) / 1000
     if (result.weightsHash !== expected.weightsHash) throw new Error('hash mismatch')
     return seconds
@@ -134,12 +137,30 @@ async function main (): Promise<void> {
   const rawStore: number[] = []
   const transfer: number[] = []
   const transferInto: number[] = []
+  const transferIntoInline: number[] = []
+  const transferPrefaulted: number[] = []
   reused.fill(0) // the reused buffer has been written before
+  // CPU time of each run, ms: the main thread (network, Noise, chunk hashes, copies) and the whole
+  // process (with the helper thread); under load these vary less than wall time
+  const cpu: Record<string, { main: number[], process: number[] }> = {}
+  const measured = async (kind: string, run: () => Promise<number>): Promise<number> => {
+    const t0 = process.threadCpuUsage()
+    const p0 = process.cpuUsage()
+    const seconds = await run()
+    const t1 = process.threadCpuUsage(t0)
+    const p1 = process.cpuUsage(p0)
+    cpu[kind] ??= { main: [], process: [] }
+    cpu[kind].main.push((t1.user + t1.system) / 1000)
+    cpu[kind].process.push((p1.user + p1.system) / 1000)
+    return seconds
+  }
   for (let i = 0; i < WARM_RUNS; i++) {
-    raw.push(await rawRun(client, server, totalBytes))
-    transferInto.push(await transferRun(reused))
-    transfer.push(await transferRun())
-    rawStore.push(await rawRun(client, server, totalBytes, true))
+    raw.push(await measured('raw stream', async () => rawRun(client, server, totalBytes)))
+    transferInto.push(await measured('transfer, reused buffer', async () => transferRun(reused)))
+    transferIntoInline.push(await measured('reused, hash inline', async () => transferRun(reused, false)))
+    transferPrefaulted.push(await measured('prefaulted buffer', async () => transferRun('prefault')))
+    transfer.push(await measured('transfer, new buffer', async () => transferRun()))
+    rawStore.push(await measured('raw + store', async () => rawRun(client, server, totalBytes, true)))
   }
 
   await weights.stop()
@@ -150,16 +171,23 @@ async function main (): Promise<void> {
   const rawStoreMBs = totalBytes / MB / median(rawStore)
   const transferMBs = totalBytes / MB / median(transfer)
   const transferIntoMBs = totalBytes / MB / median(transferInto)
+  const transferIntoInlineMBs = totalBytes / MB / median(transferIntoInline)
+  const transferPrefaultedMBs = totalBytes / MB / median(transferPrefaulted)
   const coldMBs = totalBytes / MB / cold
   const load = execSync('uptime').toString().trim()
   const tunables = process.env.GLIBC_TUNABLES ?? '(unset)'
   const pct = (a: number, b: number): string => `${(100 * a / b).toFixed(0)}%`
   const rows = [
-    '| bytes | chunks | raw stream MB/s | transfer, reused buffer MB/s | reused / raw | transfer, new buffer MB/s | new / raw | raw + store (new buffer) MB/s | new / (raw + store) | cold transfer MB/s |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${rawMBs.toFixed(1)} | ${transferIntoMBs.toFixed(1)} | ${pct(transferIntoMBs, rawMBs)} | ${transferMBs.toFixed(1)} | ${pct(transferMBs, rawMBs)} | ${rawStoreMBs.toFixed(1)} | ${pct(transferMBs, rawStoreMBs)} | ${coldMBs.toFixed(1)} |`
+    '| bytes | chunks | raw stream MB/s | transfer, reused buffer MB/s | reused / raw | reused, hash inline MB/s | inline / raw | prefaulted buffer (prefault counted) MB/s | prefaulted / raw | transfer, new buffer MB/s | new / raw | raw + store (new buffer) MB/s | new / (raw + store) | cold transfer MB/s |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${rawMBs.toFixed(1)} | ${transferIntoMBs.toFixed(1)} | ${pct(transferIntoMBs, rawMBs)} | ${transferIntoInlineMBs.toFixed(1)} | ${pct(transferIntoInlineMBs, rawMBs)} | ${transferPrefaultedMBs.toFixed(1)} | ${pct(transferPrefaultedMBs, rawMBs)} | ${transferMBs.toFixed(1)} | ${pct(transferMBs, rawMBs)} | ${rawStoreMBs.toFixed(1)} | ${pct(transferMBs, rawStoreMBs)} | ${coldMBs.toFixed(1)} |`
   ]
-  process.stdout.write(`\nWeight transfer vs raw libp2p stream, loopback TCP + Noise + Yamux, both hosts in one process (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}); medians of ${WARM_RUNS} alternating warm runs\n\n${rows.join('\n')}\n\nuptime: ${load}\nGLIBC_TUNABLES: ${tunables}\n`)
+  const cpuRows = [
+    '| run | main thread CPU ms (median) | whole process CPU ms (median) |',
+    '|---|---:|---:|',
+    ...Object.entries(cpu).map(([kind, c]) => `| ${kind} | ${median(c.main).toFixed(0)} | ${median(c.process).toFixed(0)} |`)
+  ]
+  process.stdout.write(`\nWeight transfer vs raw libp2p stream, loopback TCP + Noise + Yamux, both hosts in one process (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}); medians of ${WARM_RUNS} alternating warm runs\n\n${rows.join('\n')}\n\n${cpuRows.join('\n')}\n\nuptime: ${load}\nGLIBC_TUNABLES: ${tunables}\n`)
 
   const dir = new URL('../../bench/results/', import.meta.url)
   mkdirSync(dir, { recursive: true })
@@ -175,11 +203,19 @@ async function main (): Promise<void> {
     glibcTunables: tunables,
     totalBytes,
     chunks: digest.chunkHashes.length,
-    seconds: { raw, transferReusedBuffer: transferInto, transfer, rawStore, coldTransfer: cold },
-    mbPerSecond: { raw: rawMBs, transferReusedBuffer: transferIntoMBs, transfer: transferMBs, rawStore: rawStoreMBs, coldTransfer: coldMBs },
+    seconds: { raw, transferReusedBuffer: transferInto, transferReusedBufferHashInline: transferIntoInline, transferPrefaultedBuffer: transferPrefaulted, transfer, rawStore, coldTransfer: cold },
+    mbPerSecond: { raw: rawMBs, transferReusedBuffer: transferIntoMBs, transferReusedBufferHashInline: transferIntoInlineMBs, transferPrefaultedBuffer: transferPrefaultedMBs, transfer: transferMBs, rawStore: rawStoreMBs, coldTransfer: coldMBs },
     // raw seconds / transfer seconds of each round (neighbours in time, so they saw about the same load)
-    roundRatios: { reusedBuffer: raw.map((r, i) => r / transferInto[i]), newBuffer: raw.map((r, i) => r / transfer[i]) },
+    cpuMs: cpu,
+    roundRatios: {
+      reusedBuffer: raw.map((r, i) => r / transferInto[i]),
+      reusedBufferHashInline: raw.map((r, i) => r / transferIntoInline[i]),
+      prefaultedBuffer: raw.map((r, i) => r / transferPrefaulted[i]),
+      newBuffer: raw.map((r, i) => r / transfer[i])
+    },
     ratioReusedBuffer: transferIntoMBs / rawMBs,
+    ratioReusedBufferHashInline: transferIntoInlineMBs / rawMBs,
+    ratioPrefaultedBuffer: transferPrefaultedMBs / rawMBs,
     ratio: transferMBs / rawMBs,
     ratioToRawStore: transferMBs / rawStoreMBs
   }, null, 2) + '\n')

@@ -4,7 +4,7 @@ import { InvalidParametersError, MalformedMessageError, MessageTooLargeError, Ti
 import { messageStream, openStream, releaseWhenRemoteCloses } from '@neuroshard/utils'
 import { Part, Status, WeightsRequest, WeightsResponse } from '../pb/transfer.js'
 import { decodeChunkList } from './chunk-message.js'
-import { assembleTensors, chunkCount, chunkLength, computeChunksRoot, hashChunk, streamBytes, tensorsContentHash } from './chunks.js'
+import { assembleTensors, chunkCount, chunkLength, computeChunksRoot, hashChunk, streamBytes } from './chunks.js'
 import {
   CHUNK_SIZE, DEFAULT_BUSY_RETRIES, DEFAULT_BUSY_RETRY_DELAY_MS, DEFAULT_CHUNKS_PER_REQUEST, DEFAULT_MAX_RESPONSE_SIZE,
   DEFAULT_STREAMS_PER_PEER, DEFAULT_TRANSFER_MESSAGE_TIMEOUT_MS, HASH_BYTES, WEIGHTS_PROTOCOL
@@ -13,10 +13,12 @@ import {
   ChunkHashMismatchError, ManifestMismatchError, NoReplicaError, ProtocolViolationError, ReplicaNotFoundError, ReplicaUnreachableError, RequestRejectedError,
   WeightsHashMismatchError, WeightsNotFoundError, WeightsTransferAbortedError, WeightsTransferError
 } from './errors.js'
+import { streamContentHash } from './hash-thread.js'
 import { fromHex, toHex } from './hex.js'
 import { spanLayout } from './span.js'
 import type { ChunkFrame } from './chunk-message.js'
 import type { TensorLayout } from './chunks.js'
+import type { StreamContentHash } from './hash-thread.js'
 import type { PartialSpanWeights, ReplicaFault, ReplicaFaultKind, SpanRequest, SpanWeights, WeightsManifest, WeightsTransferProgress } from './types.js'
 import type { AbortOptions, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { ModelConfig } from '@neuroshard/model'
@@ -64,6 +66,12 @@ export interface FetchSpanWeightsOptions extends AbortOptions {
    * views of it. Not with `resume` (whose stream is the buffer). @default a new buffer
    */
   into?: Uint8Array
+  /**
+   * Compute the whole-span `contentHash` (R14) on a helper thread, fed the verified prefix of the
+   * stream as chunks arrive (spans of 4 MiB or more); `false` hashes that prefix inline, chunk by
+   * chunk. Either way it is the same hash of the same bytes. @default true
+   */
+  hashOnThread?: boolean
   /** Called after the manifest, each verified chunk and each dropped replica; must not throw */
   onProgress?(progress: WeightsTransferProgress): void
   /** @default logger('neuroshard:layer-pool:transfer') */
@@ -147,6 +155,10 @@ class SpanFetch {
   private readonly inflight = new Map<number, number>()
   private manifest?: WeightsManifest
   private stream?: Uint8Array
+  /** `contentHash` of the verified prefix of the stream, computed as chunks arrive */
+  private contentHash?: StreamContentHash
+  /** Chunks [0, frontier) are verified */
+  private frontier = 0
   private verified = new Set<number>()
   private queue: number[] = []
   private bytesDone = 0
@@ -271,9 +283,11 @@ class SpanFetch {
         throw this.noReplicaError()
       }
 
-      return this.finish()
+      return await this.finish()
     } finally {
       signal?.removeEventListener('abort', onAbort)
+      // stops the incremental hash of a failed fetch (a no-op once it has its digest)
+      this.contentHash?.abort()
 
       for (const r of this.replicas) {
         if (!r.controller.signal.aborted) {
@@ -332,6 +346,7 @@ class SpanFetch {
       }
     }
 
+    this.startContentHash()
     this.progress({ type: 'manifest' })
   }
 
@@ -356,6 +371,7 @@ class SpanFetch {
 
           this.manifest = this.checkManifest(response.manifest)
           this.stream = this.options.into ?? new Uint8Array(this.totalBytes)
+          this.startContentHash()
           this.progress({ type: 'manifest', peer: replica.peer })
           return
         } catch (err) {
@@ -492,7 +508,21 @@ class SpanFetch {
     let batch: number[]
 
     if (this.queue.length > 0) {
-      batch = this.queue.splice(0, this.chunksPerRequest)
+      // every `stride`-th chunk of the queue's front: the streams then deliver the front of the stream
+      // together and the verified prefix (what the whole-span hash can take) grows chunk by chunk
+      const stride = this.workers.filter(w => !w.exited && !w.replica.dropped).length
+      const rest: number[] = []
+      batch = []
+
+      for (const i of this.queue) {
+        if (batch.length < this.chunksPerRequest && (batch.length === 0 || i >= batch[batch.length - 1] + stride)) {
+          batch.push(i)
+        } else {
+          rest.push(i)
+        }
+      }
+
+      this.queue = rest
     } else {
       let victim: number[] = []
 
@@ -589,6 +619,7 @@ class SpanFetch {
         at += piece.byteLength
       }
       this.verified.add(index)
+      this.advanceFrontier()
       this.bytesDone += length
       this.fetched.set(worker.replica.key, (this.fetched.get(worker.replica.key) ?? 0) + 1)
       this.progress({ type: 'chunk', peer: worker.replica.peer })
@@ -733,6 +764,25 @@ class SpanFetch {
     this.notify()
   }
 
+  /** Start the incremental `contentHash` over the stream; chunks already verified (resumed) are fed at once */
+  private startContentHash (): void {
+    this.contentHash = streamContentHash(this.layout, this.stream!, { thread: this.options.hashOnThread !== false })
+    this.advanceFrontier()
+  }
+
+  /** Feed the hash the bytes of the verified chunks that now follow the verified prefix */
+  private advanceFrontier (): void {
+    const before = this.frontier
+
+    while (this.verified.has(this.frontier)) {
+      this.frontier++
+    }
+
+    if (this.frontier > before) {
+      this.contentHash!.advance(Math.min(this.frontier * this.chunkSize, this.totalBytes))
+    }
+  }
+
   private complete (): boolean {
     return this.manifest != null && this.verified.size === this.count
   }
@@ -782,10 +832,11 @@ class SpanFetch {
     return new NoReplicaError(`${this.verified.size} of ${this.count} chunks verified and no replica left${why === '' ? '' : ` - ${why}`}`, this.details())
   }
 
-  private finish (): SpanWeights {
+  private async finish (): Promise<SpanWeights> {
     const manifest = this.manifest!
     const tensors = assembleTensors(manifest.tensors, this.stream!)
-    const hash = tensorsContentHash(manifest.tensors.map(t => ({ name: t.name, shape: t.shape, data: tensors.get(t.name)! })))
+    // R14: the contentHash of the assembled tensors, computed while the chunks arrived (same bytes, same order)
+    const hash = await this.contentHash!.digest()
 
     if (hash !== this.weightsHash) {
       throw new WeightsHashMismatchError(`the verified chunks hash to weights hash ${hash}, the record says ${this.weightsHash}`, this.details())

@@ -19,3 +19,5 @@ export type { WeightsServer, WeightsServerComponents, WeightsServerInit, Weights
 export { fetchSpanWeights } from './client.js'
 export type { ExpectedSpanWeights, FetchSpanWeightsOptions } from './client.js'
 export { fromHex, toHex } from './hex.js'
+export { hashThreadStats, prefaultedBuffer, stopHashThread, streamContentHash, THREADED_HASH_MIN_BYTES } from './hash-thread.js'
+export type { StreamContentHash, StreamContentHashOptions } from './hash-thread.js'
