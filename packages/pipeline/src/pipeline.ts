@@ -706,8 +706,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.traffic.requests++
     this.traffic.sent += req.hidden.length + req.targets.length + req.tied.length + req.tiedIds.length + req.tiedM.length + req.tiedV.length
     try {
-      const res = (req.kind === Kind.INFER || req.kind === Kind.TRUNCATE) && (this.links.size < this.maxSessionLinks || this.links.has(this.linkKey(req.session, hop, route[hop].peer)))
-        ? await this.sendOnLink(route, hop, peer, req, signal)
+      // DRAFT gets a link of its own: it must not wait behind an INFER to the same hop (a 2-hop route)
+      const lane = req.kind === Kind.DRAFT ? '/draft' : ''
+      const res = (req.kind === Kind.INFER || req.kind === Kind.TRUNCATE || req.kind === Kind.DRAFT) && (this.links.size < this.maxSessionLinks || this.links.has(this.linkKey(req.session, hop, route[hop].peer, lane)))
+        ? await this.sendOnLink(route, hop, peer, req, signal, lane)
         : await sendRequest(this.components.connectionManager, peer, this.protocol, req, {
           requestCodec: Request,
           responseCodec: Response,
@@ -727,13 +729,13 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
   }
 
-  private linkKey (session: Uint8Array, hop: number, peer: Uint8Array): string {
-    return `${hex(session)}/${hop}/${hex(peer)}`
+  private linkKey (session: Uint8Array, hop: number, peer: Uint8Array, lane = ''): string {
+    return `${hex(session)}/${hop}/${hex(peer)}${lane}`
   }
 
   /** INFER on the session's long-lived stream to that hop (opened on first use); requests on one link run in order */
-  private async sendOnLink (route: Request['route'], hop: number, peer: PeerId, req: Request, signal?: AbortSignal): Promise<Response> {
-    const key = this.linkKey(req.session, hop, route[hop].peer)
+  private async sendOnLink (route: Request['route'], hop: number, peer: PeerId, req: Request, signal?: AbortSignal, lane = ''): Promise<Response> {
+    const key = this.linkKey(req.session, hop, route[hop].peer, lane)
     let link = this.links.get(key)
     if (link == null) {
       const open = AbortSignal.any([AbortSignal.timeout(this.timeout), ...(signal != null ? [signal] : [])])
@@ -786,7 +788,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           this.log('session stream from %p ended: %s', connection.remotePeer, err?.name)
           return
         }
-        const res = req.kind === Kind.INFER || req.kind === Kind.CLOSE || req.kind === Kind.TRUNCATE
+        const res = req.kind === Kind.INFER || req.kind === Kind.CLOSE || req.kind === Kind.TRUNCATE || req.kind === Kind.DRAFT
           ? await this.serve(req, connection, controller.signal)
           : errorResponse(new PipelineRequestError(`${req.kind} requests go on ${this.protocol}, not on session streams`), req.hop)
         await messages.write(res, Response)
