@@ -11,7 +11,9 @@
  * Resumable: each configuration's result is appended to bench-results/diloco-experiments.json as soon as it
  * finishes, and configurations already there are skipped. Environment:
  *   DILOCO_STEPS (inner steps per worker, default 1000), DILOCO_BYZ_STEPS (default 150),
- *   DILOCO_ONLY (comma-separated config names), DILOCO_LINK_MBIT (default 100), DILOCO_THREADS (default 1)
+ *   DILOCO_ONLY (comma-separated config-name prefixes; a trailing `$` asks for the exact name),
+ *   DILOCO_LINK_MBIT (default 100), DILOCO_THREADS (default 1), DILOCO_PRESET (`tiny` (default) or `small`),
+ *   DILOCO_RESULTS (the results file)
  */
 
 import { existsSync } from 'node:fs'
@@ -35,6 +37,7 @@ const BYZ_STEPS = Number(process.env.DILOCO_BYZ_STEPS ?? 150)
 const LINK = Number(process.env.DILOCO_LINK_MBIT ?? 100) * 1e6 / 8 // bytes/s
 const THREADS = Number(process.env.DILOCO_THREADS ?? 1)
 const ONLY = process.env.DILOCO_ONLY?.split(',')
+const PRESET = (process.env.DILOCO_PRESET ?? 'tiny') as 'tiny' | 'small'
 const WORKERS = 4
 const SEQ = 64
 const BATCH = 8
@@ -83,12 +86,12 @@ const workerShards = Array.from({ length: WORKERS }, (_, i) =>
   assignShards(manifest, `worker-${i}`, 0, perWorker).map(h => byHash.get(h) as ArrayLike<number>))
 const allShards = train.shards.map(s => s.tokens)
 const valShards = val.shards.map(s => s.tokens)
-const config = { ...preset('tiny'), vocabSize: manifest.tokenizer.vocabSize }
+const config = { ...preset(PRESET), vocabSize: manifest.tokenizer.vocabSize }
 const specs = modelParameters(config)
 const P = countParameters(specs)
 const layout = spanLayout({ id: 'full', parameters: specs })
 const init = (): Map<string, Float32Array> => new Map(specs.map(s => [s.name, initParameter(config, s, 0)]))
-console.log(`tiny: ${P} parameters; ${train.shards.length} train shards (${perWorker} per worker by assignShards), ${STEPS} inner steps per worker of ${BATCH}×${SEQ} tokens`)
+console.log(`${PRESET}: ${P} parameters; ${train.shards.length} train shards (${perWorker} per worker by assignShards), ${STEPS} inner steps per worker of ${BATCH}×${SEQ} tokens`)
 
 async function loop (shards: ArrayLike<number>[], steps: number, seed: number, parameters = init()): Promise<InnerLoop> {
   return await InnerLoop.create({ config, parameters, train: shards, validation: valShards, seqLen: SEQ, batchSize: BATCH, seed, peakLr: PEAK_LR, totalSteps: steps, warmupSteps: Math.min(50, Math.floor(steps / 10)), threads: THREADS, evalBatches: 16 })
@@ -252,11 +255,15 @@ averaged(50, 'int8')
 diloco(500, 'fp32')
 for (const attack of attacks) for (const agg of ['median', 'nnm-trimmed-mean'] as AggregatorChoice[]) byz(agg, attack)
 diloco(250, 'sparse')
+// longer runs (README, "Bytes goal"): sparse between the H = 100 and H = 250 candidates, and int8 at H = 50 for small
+averaged(150, 'sparse')
+diloco(25, 'int8')
+averaged(25, 'int8')
 // what each robust aggregator costs when nobody attacks
 for (const agg of ['trimmed-mean', 'geometric-median', 'nnm-trimmed-mean'] as AggregatorChoice[]) byz(agg)
 
 for (const c of configs) {
-  if (ONLY !== undefined && !ONLY.some(o => c.name.startsWith(o))) continue
+  if (ONLY !== undefined && !ONLY.some(o => o.endsWith('$') ? c.name === o.slice(0, -1) : c.name.startsWith(o))) continue
   if (results.some(r => r.name === c.name)) { console.log(`skip ${c.name} (in ${resultsFile})`); continue }
   console.log(`run ${c.name}…`)
   await c.run()

@@ -178,6 +178,13 @@ export interface ContributionMeta {
   dataShards?: string[]
   innerSteps?: number
   tokens?: number
+  /**
+   * The weights the inner steps started from, when the group applied rounds while they ran (a straggler):
+   * Δ = startedFrom − local, this replica's own progress, is folded into the current round. Without it Δ is
+   * taken against the current base, which also carries minus the rounds applied meanwhile and so pulls the
+   * group back toward the old base. @default the current base
+   */
+  startedFrom?: ReadonlyMap<string, Float32Array>
 }
 
 /** A pseudo-gradient known for the current round */
@@ -382,7 +389,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (this.base === undefined) throw new NotStartedError('diloco is not initialized: call initialize() or sync()')
     await this.syncing
     const round = this.currentRound
-    const base = this.base
+    const base = meta.startedFrom !== undefined ? flatten(this.layout, meta.startedFrom) : this.base
     const flat = flatten(this.layout, local)
     const delta = new Float32Array(flat.length)
     for (let i = 0; i < delta.length; i++) {
