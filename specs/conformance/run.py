@@ -405,6 +405,27 @@ def layer_pool_checks(call):
     for c in a.get('invalid', []):
         r = call('layerPool.openArchitecture', envelope=c['envelope_hex'], authorities=c.get('authorities', [a['authority_peer_id']]), parent=c.get('parent', a['parent']))
         yield '§7 architecture versions', c['name'], *expect_error(r, c['error'])
+    # rules.json: one case per MUST rule (gen-rules.mjs)
+    v = vec(spec, 'rules.json')
+    for c in v['records']:
+        r = call('layerPool.openRecord', envelope=c['envelope_hex'], nowMs=c['now_ms'], **({'slotCount': c['slot_count']} if 'slot_count' in c else {}))
+        if 'error' in c:
+            yield '§2.2 record rules (errors, in order)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§2.2 record rules (errors, in order)', c['name'], (r.get('peerId'), r.get('fields')) == (v['key']['peer_id'], c['fields']), r
+    for c in v['dht']:
+        r = call('layerPool.validateDhtRecord', key=c['key'], value=c['value_hex'], nowMs=c['now_ms'])
+        if 'error' in c:
+            yield '§2.3 DHT value and key', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§2.3 DHT value and key', c['name'], r.get('valid') is True, r
+    arch = v['architecture']
+    for c in arch['cases']:
+        r = call('layerPool.openArchitecture', envelope=c['envelope_hex'], authorities=c['authorities'], parent=arch['parent'], **({'limits': c['limits']} if 'limits' in c else {}))
+        if 'error' in c:
+            yield '§7 architecture versions', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§7 architecture versions', c['name'], r.get('fields') == c['fields'], r
 
 
 def without_defaults(v):

@@ -16,12 +16,15 @@ import {
   MAX_SPANS_PER_RECORD
 } from './constants.js'
 import { ExpiredLayerRecordError, ForgedLayerRecordError, InvalidLayerRecordError, OversizedLayerRecordError } from './errors.js'
-import { LayerRecord as LayerRecordPb, SpanState } from './pb/layer-pool.js'
+import { LayerRecord as LayerRecordPb, SpanState, WeightFormat } from './pb/layer-pool.js'
 import type { PeerId, PrivateKey, Record as Libp2pRecord } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 /** What a node does with a span */
 export type SpanStateName = 'loading' | 'serving' | 'training' | 'leaving'
+
+/** The weights a node's inference sessions of a span run with (spec §2.1, `weight_format`) */
+export type SpanQuantization = 'fp32' | 'int8' | 'int4'
 
 /** What a node holds in one slot of a span */
 export interface SlotInfo {
@@ -46,6 +49,11 @@ export interface LayerSpan {
   weightsStep: number
   /** When the holder first claimed the span, ms since the epoch: the earlier claim wins a race */
   claimedAt: number
+  /**
+   * The weights the holder serves inference with: blockwise int8 / 4-bit (32-value groups) quantized from the
+   * slots' float32 weights (whose hashes the record lists), or float32 when absent
+   */
+  quantization?: SpanQuantization
 }
 
 /** A decoded, checked layer record */
@@ -72,6 +80,8 @@ const HEX32_RE = /^[0-9a-f]{64}$/
 const STATE_TO_PB: Record<SpanStateName, SpanState> = {
   loading: SpanState.LOADING, serving: SpanState.SERVING, training: SpanState.TRAINING, leaving: SpanState.LEAVING
 }
+const QUANT_TO_PB: Record<SpanQuantization, WeightFormat> = { fp32: WeightFormat.FP32, int8: WeightFormat.INT8, int4: WeightFormat.INT4 }
+const PB_TO_QUANT = new Map<string, SpanQuantization>([[WeightFormat.FP32, 'fp32'], [WeightFormat.INT8, 'int8'], [WeightFormat.INT4, 'int4']])
 const PB_TO_STATE = new Map<string, SpanStateName>([
   [SpanState.LOADING, 'loading'], [SpanState.SERVING, 'serving'], [SpanState.TRAINING, 'training'], [SpanState.LEAVING, 'leaving']
 ])
@@ -120,7 +130,8 @@ function encodeUnchecked (record: LayerPoolRecord): Uint8Array {
         optimizerRoot: slot.optimizerRoot != null ? uint8ArrayFromString(slot.optimizerRoot, 'base16') : new Uint8Array(0)
       })),
       weightsStep: BigInt(s.weightsStep),
-      claimedAtMs: BigInt(s.claimedAt)
+      claimedAtMs: BigInt(s.claimedAt),
+      weightFormat: QUANT_TO_PB[s.quantization ?? 'fp32']
     }))
   })
 }
@@ -212,6 +223,8 @@ export function decodeLayerRecord (payload: Uint8Array): LayerPoolRecord {
   const spans = pb.spans.map((s): LayerSpan => {
     const state = PB_TO_STATE.get(s.state)
     if (state == null) throw new InvalidLayerRecordError(`unknown span state ${String(s.state)}`)
+    const quantization = PB_TO_QUANT.get(s.weightFormat)
+    if (quantization == null) throw new InvalidLayerRecordError(`unknown weight format ${String(s.weightFormat)}`)
     return {
       start: s.start,
       end: s.end,
@@ -231,7 +244,8 @@ export function decodeLayerRecord (payload: Uint8Array): LayerPoolRecord {
         }
       }),
       weightsStep: safeNumber(s.weightsStep, 'weights_step'),
-      claimedAt: safeNumber(s.claimedAtMs, 'claimed_at_ms')
+      claimedAt: safeNumber(s.claimedAtMs, 'claimed_at_ms'),
+      ...(quantization !== 'fp32' ? { quantization } : {})
     }
   })
   return {
@@ -272,9 +286,6 @@ export function checkLayerRecord (record: LayerPoolRecord, options: CheckRecordO
     throw new InvalidLayerRecordError(`a record may live at most ${MAX_RECORD_TTL_MS} ms`)
   }
   if (record.issuedAt > now + MAX_CLOCK_SKEW_MS) throw new InvalidLayerRecordError('record issued in the future')
-  if (options.allowExpired !== true && record.expiresAt <= now) {
-    throw new ExpiredLayerRecordError(`record of ${record.peerId.toString()} expired ${now - record.expiresAt} ms ago`)
-  }
   if (record.addresses.length > MAX_ADDRESSES_PER_RECORD) throw new InvalidLayerRecordError('too many addresses')
   if (record.spans.length > MAX_SPANS_PER_RECORD) throw new InvalidLayerRecordError('too many spans')
   let previousEnd = 0
@@ -288,6 +299,7 @@ export function checkLayerRecord (record: LayerPoolRecord, options: CheckRecordO
     if (span.slots.length !== span.end - span.start) throw new InvalidLayerRecordError('a span must list one slot entry per slot')
     if (!Number.isFinite(span.throughput) || span.throughput < 0) throw new InvalidLayerRecordError('throughput must be finite and >= 0')
     if (!Number.isSafeInteger(span.weightsStep) || span.weightsStep < 0) throw new InvalidLayerRecordError('weights_step must be a non-negative integer')
+    if (span.quantization != null && !Object.hasOwn(QUANT_TO_PB, span.quantization)) throw new InvalidLayerRecordError(`unknown weight format ${String(span.quantization)}`)
     if (!Number.isSafeInteger(span.claimedAt) || span.claimedAt < 0 || span.claimedAt > record.issuedAt) {
       throw new InvalidLayerRecordError('claimed_at_ms must be an integer no later than issued_at_ms')
     }
@@ -297,6 +309,10 @@ export function checkLayerRecord (record: LayerPoolRecord, options: CheckRecordO
       }
     }
     previousEnd = span.end
+  }
+  // last (spec §2.2 rule 7): a record that breaks a field rule is invalid whether or not it has expired
+  if (options.allowExpired !== true && record.expiresAt <= now) {
+    throw new ExpiredLayerRecordError(`record of ${record.peerId.toString()} expired ${now - record.expiresAt} ms ago`)
   }
 }
 

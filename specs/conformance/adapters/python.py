@@ -291,10 +291,14 @@ def layer_pool_op(op, req):
             env, key = LP.sign_record(unhex(req['ed25519Seed']), req['fields'])
             return {'envelope': env.hex(), 'dhtKey': key}
         if op == 'layerPool.openRecord':
-            peer, fields = LP.open_record(unhex(req['envelope']), req['nowMs'])
+            slots = req.get('slotCount')
+            peer, fields = LP.open_record(unhex(req['envelope']), req['nowMs'], None if slots is None else slots - 2)
             return {'peerId': peer, 'fields': fields}
         if op == 'layerPool.openArchitecture':
-            return {'fields': LP.open_architecture(unhex(req['envelope']), req['authorities'], req['parent'])}
+            return {'fields': LP.open_architecture(unhex(req['envelope']), req['authorities'], req['parent'], req.get('limits'), MREF.count)}
+        if op == 'layerPool.validateDhtRecord':
+            LP.validate_dht_record(req['key'].encode('utf-8'), unhex(req['value']), req['nowMs'])
+            return {'valid': True}
     except LP.LayerPoolError as e:
         return {'error': e.name, 'message': str(e)}
     return None

@@ -267,7 +267,7 @@ async function handle (r) {
       return { envelope: hex(signed.bytes), dhtKey: new TextDecoder().decode(P.layerRecordDhtKey(f.model_id, f.version, peerId)) }
     }
     case 'layerPool.openRecord': {
-      const { record } = await (await layerPoolPkg()).openLayerRecord(unhex(r.envelope), { now: r.nowMs })
+      const { record } = await (await layerPoolPkg()).openLayerRecord(unhex(r.envelope), { now: r.nowMs, slotCount: r.slotCount })
       return {
         peerId: record.peerId.toString(),
         fields: {
@@ -282,9 +282,16 @@ async function handle (r) {
       const p = r.parent
       const a = await P.openArchitecture(unhex(r.envelope), {
         authorities: r.authorities.map(x => peerIdFromString(x)),
-        parent: { modelId: p.model_id, version: p.version, config: p.config, initSeed: BigInt(p.init_seed), parentVersion: p.parent_version ?? 0, issuedAt: p.issued_at_ms ?? 0 }
+        parent: { modelId: p.model_id, version: p.version, config: p.config, initSeed: BigInt(p.init_seed), parentVersion: p.parent_version ?? 0, issuedAt: p.issued_at_ms ?? 0 },
+        limits: r.limits
       })
       return { fields: { model_id: a.modelId, version: a.version, config: a.config, init_seed: String(a.initSeed), parent_version: a.parentVersion, issued_at_ms: a.issuedAt } }
+    }
+    case 'layerPool.validateDhtRecord': {
+      // the host's validator for /neuroshard/ keys (key grammar, uint64le(sequence) ‖ payload) with the layer-pool namespace's
+      const validate = (await hostPkg()).createNeuroShardRecordValidator({ 'layer-pool': (await layerPoolPkg()).layerPoolRecordValidator({ now: () => r.nowMs }) })
+      await validate(new TextEncoder().encode(r.key), unhex(r.value))
+      return { valid: true }
     }
     // ---- pipeline ----
     case 'pipeline.draw': {

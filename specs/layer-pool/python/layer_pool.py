@@ -285,22 +285,52 @@ def sign_record(seed, fields):
     return env, f'/neuroshard/layer-pool/1/{fields["model_id"]}/{fields["version"]}/{peer_id_string(pid)}'
 
 
-def open_record(data, now_ms, n_layers=None):
-    """§2.2 rules 1-5 in order; returns (peer id string, fields as the vectors write them)"""
-    if len(data) > MAX_RECORD:
-        raise LayerPoolError('OversizedLayerRecordError', f'{len(data)} bytes')
-    env, signer = open_envelope(data, RECORD_DOMAIN, RECORD_TYPE, 'layer record')
+def is_peer_id(b):
+    """a libp2p peer id multihash: identity (0x00) of a protobuf public key, or sha2-256 (0x12) of 32 bytes"""
     try:
-        r = pb_decode('LayerRecord', env['payload'])
-    except (ValueError, UnicodeDecodeError) as e:
-        raise LayerPoolError('InvalidLayerRecordError', f'payload: {e}')
-    if pb_encode('LayerRecord', r) != env['payload']:
-        raise LayerPoolError('InvalidLayerRecordError', 'the payload is not canonically encoded')
-    if r['peer_id'] != signer:
-        raise LayerPoolError('ForgedLayerRecordError', 'signed by another peer than peer_id')
+        if b[:1] == b'\x12':
+            return b[1:2] == b'\x20' and len(b) == 34
+        if b[:1] == b'\x00' and len(b) >= 2 and b[1] < 0x80 and len(b) == 2 + b[1]:
+            k = pb_decode('PublicKey', b[2:])
+            return k['type'] in (0, 1, 2, 3) and len(k['data']) > 0
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return False
+
+
+def open_record(data, now_ms, n_layers=None):
+    """§2.2 rules 1-7 in order; returns (peer id string, fields as the vectors write them)"""
+    if len(data) > MAX_RECORD:   # rule 1
+        raise LayerPoolError('OversizedLayerRecordError', f'{len(data)} bytes')
+    env, signer = open_envelope(data, RECORD_DOMAIN, RECORD_TYPE, 'layer record')   # rules 2-3
 
     def invalid(why):
         raise LayerPoolError('InvalidLayerRecordError', why)
+    try:   # rule 4: the payload decodes to a LayerRecord and is its canonical encoding
+        r = pb_decode('LayerRecord', env['payload'])
+    except (ValueError, UnicodeDecodeError) as e:
+        invalid(f'payload: {e}')
+    if pb_encode('LayerRecord', r) != env['payload']:
+        invalid('the payload is not canonically encoded')
+    if not is_peer_id(r['peer_id']):
+        invalid('peer_id is not a peer id')
+    if len(r['addresses']) > 16 or len(r['spans']) > 8:
+        invalid('too many addresses or spans')
+    try:
+        addresses = [multiaddr_string(a) for a in r['addresses']]
+    except (ValueError, UnicodeDecodeError) as e:
+        invalid(f'address: {e}')
+    js_safe = 2 ** 53 - 1
+    if max([r['issued_at_ms'], r['expires_at_ms'], r['memory_bytes']] + [s[k] for s in r['spans'] for k in ('throughput_milli', 'weights_step', 'claimed_at_ms')]) > js_safe:
+        invalid('a uint64 field (other than sequence) over 2^53 - 1')
+    for s in r['spans']:
+        if s['state'] >= len(STATES):
+            invalid('unknown span state')
+        if any(len(x['weights_hash']) != 32 or len(x['chunks_root']) != 32 or len(x['optimizer_root']) not in (0, 32) for x in s['slots']):
+            invalid('slot hashes')
+    if r['peer_id'] != signer:   # rule 5
+        raise LayerPoolError('ForgedLayerRecordError', 'signed by another peer than peer_id')
+    # rule 6: field rules
     if not re.fullmatch(r'[a-z0-9][a-z0-9-]{0,63}', r['model_id']):
         invalid('model_id')
     if r['version'] < 1 or r['sequence'] < 1:
@@ -309,22 +339,14 @@ def open_record(data, now_ms, n_layers=None):
         invalid('lifetime')
     if r['issued_at_ms'] > now_ms + 30000:
         invalid('issued in the future')
-    if len(r['addresses']) > 16 or len(r['spans']) > 8:
-        invalid('too many addresses or spans')
-    try:
-        addresses = [multiaddr_string(a) for a in r['addresses']]
-    except (ValueError, UnicodeDecodeError) as e:
-        invalid(f'address: {e}')
     prev_end = 0
     for s in r['spans']:
-        if not s['start'] < s['end'] or s['start'] < prev_end or len(s['slots']) != s['end'] - s['start'] or s['state'] >= len(STATES):
+        if not s['start'] < s['end'] or s['start'] < prev_end or len(s['slots']) != s['end'] - s['start']:
             invalid('span')
-        if any(len(x['weights_hash']) != 32 or len(x['chunks_root']) != 32 or len(x['optimizer_root']) not in (0, 32) for x in s['slots']):
-            invalid('slot hashes')
         if s['claimed_at_ms'] > r['issued_at_ms'] or (n_layers is not None and s['end'] > n_layers + 2):
             invalid('span claim or range')
         prev_end = s['end']
-    if r['expires_at_ms'] <= now_ms:
+    if r['expires_at_ms'] <= now_ms:   # rule 7
         raise LayerPoolError('ExpiredLayerRecordError', 'expired')
 
     def slot(x):
@@ -337,6 +359,26 @@ def open_record(data, now_ms, n_layers=None):
         'expires_at_ms': r['expires_at_ms'], 'memory_bytes': r['memory_bytes'], 'addresses': addresses,
         'spans': [{'start': s['start'], 'end': s['end'], 'state': STATES[s['state']], 'throughput': s['throughput_milli'] / 1000,
                    'weightsStep': s['weights_step'], 'claimedAt': s['claimed_at_ms'], 'slots': [slot(x) for x in s['slots']]} for s in r['spans']]}
+
+
+def validate_dht_record(key, value, now_ms):
+    """§2.3: a DHT value under /neuroshard/layer-pool/<id> (host "DHT records": key grammar, uint64le(sequence) ‖ payload)"""
+    try:
+        text = key.decode('utf-8')
+    except UnicodeDecodeError:
+        raise LayerPoolError('InvalidRecordError', 'key not UTF-8')
+    m = re.fullmatch(r'/neuroshard/([a-z0-9][a-z0-9-]{0,63})/(.+)', text, re.S)
+    if len(key) > 512 or not m:
+        raise LayerPoolError('InvalidRecordError', 'not a /neuroshard/<namespace>/<id> key')
+    if len(value) < 8 or len(value) > 16384:
+        raise LayerPoolError('InvalidRecordError', 'value size')
+    if m.group(1) != 'layer-pool':
+        return
+    peer, fields = open_record(value[8:], now_ms)
+    if m.group(2) != f"1/{fields['model_id']}/{fields['version']}/{peer}":
+        raise LayerPoolError('InvalidLayerRecordError', 'stored under another key than the record names')
+    if int.from_bytes(value[:8], 'little') != int(fields['sequence']):
+        raise LayerPoolError('InvalidLayerRecordError', 'DHT sequence differs from the record sequence')
 
 
 # ---- §7 architecture versions ----
@@ -392,7 +434,7 @@ def sign_architecture(seed, fields):
     return seal(seed, ARCH_DOMAIN, ARCH_TYPE, payload)
 
 
-def open_architecture(data, authorities, parent):
+def open_architecture(data, authorities, parent, limits=None, count_parameters=None):
     """§7: size, envelope, signature, an authority's, a valid canonical config, and a growth of `parent`"""
     if len(data) > MAX_RECORD:
         raise LayerPoolError('OversizedLayerRecordError', f'{len(data)} bytes')
@@ -412,6 +454,11 @@ def open_architecture(data, authorities, parent):
              and all(config[k] == pc[k] for k in CONFIG_KEYS if k != 'nLayers'))
     if not grows:
         raise LayerPoolError('UnsupportedArchitectureError', 'not a growth of the parent version')
+    limits = limits or {}
+    if 'maxParameters' in limits and count_parameters(config) > limits['maxParameters']:
+        raise LayerPoolError('UnsupportedArchitectureError', 'more parameters than this node runs')
+    if 'maxSeqLen' in limits and config['maxSeqLen'] > limits['maxSeqLen']:
+        raise LayerPoolError('UnsupportedArchitectureError', 'a longer context than this node runs')
     return {'model_id': a['model_id'], 'version': a['version'], 'config': config, 'init_seed': str(a['init_seed']),
             'parent_version': a['parent_version'], 'issued_at_ms': a['issued_at_ms']}
 
