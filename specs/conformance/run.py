@@ -13,6 +13,7 @@ The runner compares the adapter's answers with the vector files only: it compute
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
 import time
@@ -507,6 +508,38 @@ def diloco_checks(call):
         r = call('diloco.privacyEpsilon', rounds=c['rounds'], noiseMultiplier=c['noiseMultiplier'], delta=c['delta'])
         e = r.get('epsilon')
         yield '§5 privacy accountant (zCDP ε)', f'T {c["rounds"]} z {c["noiseMultiplier"]} δ {c["delta"]}', isinstance(e, (int, float)) and abs(e - c['epsilon']) <= 1e-12 * max(1, abs(c['epsilon'])), r
+    # messages.json (gen-messages.mjs): signed announces and commits, round checks, aggregation, round records
+    m = vec('diloco', 'messages.json')
+    for c in m['announces']:
+        r = call('diloco.openAnnounce', signed=c['signed'])
+        if 'error' in c:
+            yield '§2-§3 signed announces (errors, in order)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§2-§3 signed announces (errors, in order)', c['name'], (r.get('sender'), r.get('payloadHash')) == (c['sender'], c['payloadHash']), r
+    for c in m['checks']:
+        r = call('diloco.checkAnnounce', signed=c['signed'], expect=c['expect'])
+        if 'error' in c:
+            yield '§6 step 3 round checks (errors, in order)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§6 step 3 round checks (errors, in order)', c['name'], r.get('valid') is True, r
+    for c in m['commits']:
+        r = call('diloco.openCommit', signed=c['signed'])
+        if 'error' in c:
+            yield '§2, §6 step 6 signed commits (errors, in order)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§2, §6 step 6 signed commits (errors, in order)', c['name'], (r.get('leader'), r.get('senders')) == (c['leader'], c['senders']), r
+    for c in m['aggregation']:
+        r = call('diloco.aggregate', aggregator=c['aggregator'], inputs=c['inputs'])
+        want = [struct.unpack('<f', struct.pack('<I', b))[0] for b in c['value']]
+        got = [struct.unpack('<f', struct.pack('<I', b))[0] for b in (r.get('value') or [])]
+        close = len(got) == len(want) and all(abs(x - y) <= 1e-6 * max(1, abs(y)) for x, y in zip(got, want))
+        yield '§7 aggregation (value, accept/reject)', c['name'], close and r.get('accepted') == c['accepted'], r
+    for c in m['records']:
+        r = call('diloco.verifyRoundRecord', record=c['record'], payloads=c['payloads'], elements=c['elements'], aggregator=c['aggregator'])
+        if 'error' in c:
+            yield '§7 round record (verifyRoundRecord)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§7 round record (verifyRoundRecord)', c['name'], r.get('valid') is True, r
 
 
 # ---- model forward / backward / graph inputs and outputs (specs/model §2, §5, §9) ----

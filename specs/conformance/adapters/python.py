@@ -32,6 +32,7 @@ import layer_pool as LP  # noqa: E402  (specs/layer-pool/python: records, assign
 import pipeline as PL  # noqa: E402  (specs/pipeline/python: sampling, messages)
 import swarm_router as SR  # noqa: E402  (specs/swarm-router/python)
 import diloco as DL  # noqa: E402  (specs/diloco/python)
+import messages as DM  # noqa: E402  (specs/diloco/python/messages.py: signed announces/commits, aggregation, round records)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'model', 'python'))
 import neurollm as NL  # noqa: E402  (specs/model/python: checkpoints, forward, KV cache, backward, graph inputs/outputs)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'model', 'vectors'))
@@ -350,9 +351,26 @@ def diloco_op(op, req):
             return {'rounds': [{'payload': p.hex(), 'residual': DL.to_bits(e)} for p, e in rounds]}
         if op == 'diloco.leaderKey':
             return {'key': DL.leader_key(int(req['round']), unhex(req['peer']))}
+        if op == 'diloco.openAnnounce':
+            _, sender, _ = DM.open_announce(DM.pb_decode('Signed', unhex(req['signed'])))
+            return {'sender': sender, 'payloadHash': DM.pb_decode('Announce', DM.pb_decode('Signed', unhex(req['signed']))['body'])['payload_hash'].hex()}
+        if op == 'diloco.checkAnnounce':
+            a, _, _ = DM.open_announce(DM.pb_decode('Signed', unhex(req['signed'])))
+            DM.check_announce(a, req['expect'])
+            return {'valid': True}
+        if op == 'diloco.openCommit':
+            _, leader, announces = DM.open_commit(DM.pb_decode('Signed', unhex(req['signed'])))
+            return {'leader': leader, 'senders': [s for _, s, _ in announces]}
+        if op == 'diloco.aggregate':
+            value, accepted, distances = DM.aggregate([DL.from_bits(x) for x in req['inputs']], req['aggregator'])
+            return {'value': DL.to_bits(value), 'accepted': accepted, 'distances': distances}
+        if op == 'diloco.verifyRoundRecord':
+            payloads = None if req['payloads'] is None else {h: unhex(p) for h, p in req['payloads'].items()}
+            DM.verify_round_record(req['record'], payloads, req['elements'], req['aggregator'])
+            return {'valid': True}
         if op == 'diloco.privacyEpsilon':
             return {'epsilon': DL.privacy_epsilon(req['rounds'], req['noiseMultiplier'], req['delta'])}
-    except DL.MalformedPseudoGradientError as e:
+    except (DL.MalformedPseudoGradientError, DM.DiLoCoError) as e:
         return {'error': e.name, 'message': str(e)}
     return None
 

@@ -354,6 +354,32 @@ async function handle (r) {
       const ef = new D.ErrorFeedback(r.elements, r.decay)
       return { rounds: r.deltas.map(d => ({ payload: hex(ef.compress(fromBits(d), codec).payload), residual: toBits(ef.residual) })) }
     }
+    case 'diloco.openAnnounce': {
+      const D = await dilocoPkg()
+      const o = await D.openAnnounce(D.Signed.decode(unhex(r.signed)))
+      return { sender: o.sender, payloadHash: o.payloadHashHex }
+    }
+    case 'diloco.checkAnnounce': {
+      const D = await dilocoPkg()
+      const o = await D.openAnnounce(D.Signed.decode(unhex(r.signed)))
+      D.checkAnnounce(o.announce, { ...r.expect, baseHash: unhex(r.expect.baseHash) })
+      return { valid: true }
+    }
+    case 'diloco.openCommit': {
+      const D = await dilocoPkg()
+      const o = await D.openCommit(D.Signed.decode(unhex(r.signed)))
+      return { leader: o.leader, senders: o.announces.map(a => a.sender) }
+    }
+    case 'diloco.aggregate': {
+      const a = (await dilocoPkg()).aggregateRound(r.inputs.map(fromBits), r.aggregator)
+      return { value: toBits(a.value), accepted: a.accepted, distances: a.distances }
+    }
+    case 'diloco.verifyRoundRecord': {
+      const D = await dilocoPkg()
+      const payloads = r.payloads == null ? undefined : new Map(Object.entries(r.payloads).map(([h, p]) => [h, unhex(p)]))
+      await D.verifyRoundRecord({ ...r.record, commit: unhex(r.record.commit) }, payloads == null ? {} : { payloads, elements: r.elements, aggregator: r.aggregator })
+      return { valid: true }
+    }
     case 'diloco.leaderKey': return { key: (await dilocoPkg()).leaderKey(Number(r.round), unhex(r.peer)) }
     case 'diloco.privacyEpsilon': return { epsilon: (await dilocoPkg()).privacyEpsilon(r.rounds, r.noiseMultiplier, r.delta) }
     // ---- model: forward, KV-cache inference, backward, graph inputs and outputs (onnxruntime through @neuroshard/runtime) ----
