@@ -24,6 +24,24 @@ export namespace SpanState {
   }
 }
 
+export enum WeightFormat {
+  FP32 = 'FP32',
+  INT8 = 'INT8',
+  INT4 = 'INT4'
+}
+
+enum __WeightFormatValues {
+  FP32 = 0,
+  INT8 = 1,
+  INT4 = 2
+}
+
+export namespace WeightFormat {
+  export const codec = (): Codec<WeightFormat> => {
+    return enumeration<WeightFormat>(__WeightFormatValues)
+  }
+}
+
 export interface SlotState {
   weightsHash: Uint8Array<ArrayBuffer>
   chunksRoot: Uint8Array<ArrayBuffer>
@@ -167,6 +185,7 @@ export interface SpanEntry {
   slots: SlotState[]
   weightsStep: bigint
   claimedAtMs: bigint
+  weightFormat: WeightFormat
 }
 
 export namespace SpanEntry {
@@ -216,6 +235,11 @@ export namespace SpanEntry {
           w.uint64(obj.claimedAtMs)
         }
 
+        if (obj.weightFormat != null && __WeightFormatValues[obj.weightFormat] !== 0) {
+          w.uint32(64)
+          WeightFormat.codec().encode(obj.weightFormat, w)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -227,7 +251,8 @@ export namespace SpanEntry {
           throughputMilli: 0n,
           slots: [],
           weightsStep: 0n,
-          claimedAtMs: 0n
+          claimedAtMs: 0n,
+          weightFormat: WeightFormat.FP32
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -268,6 +293,10 @@ export namespace SpanEntry {
             }
             case 7: {
               obj.claimedAtMs = reader.uint64()
+              break
+            }
+            case 8: {
+              obj.weightFormat = WeightFormat.codec().decode(reader)
               break
             }
             default: {
@@ -349,6 +378,13 @@ export namespace SpanEntry {
               }
               break
             }
+            case 8: {
+              yield {
+                field: `${prefix}.weightFormat`,
+                value: WeightFormat.codec().decode(reader)
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -409,6 +445,11 @@ export namespace SpanEntry {
     value: bigint
   }
 
+  export interface SpanEntryWeightFormatFieldEvent {
+    field: '$.weightFormat'
+    value: WeightFormat
+  }
+
   export function encode (obj: Partial<SpanEntry>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, SpanEntry.codec())
   }
@@ -417,7 +458,7 @@ export namespace SpanEntry {
     return decodeMessage(buf, SpanEntry.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SpanEntry>): Generator<SpanEntryStartFieldEvent | SpanEntryEndFieldEvent | SpanEntryStateFieldEvent | SpanEntryThroughputMilliFieldEvent | SpanEntrySlotsWeightsHashFieldEvent | SpanEntrySlotsChunksRootFieldEvent | SpanEntrySlotsOptimizerRootFieldEvent | SpanEntryWeightsStepFieldEvent | SpanEntryClaimedAtMsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SpanEntry>): Generator<SpanEntryStartFieldEvent | SpanEntryEndFieldEvent | SpanEntryStateFieldEvent | SpanEntryThroughputMilliFieldEvent | SpanEntrySlotsWeightsHashFieldEvent | SpanEntrySlotsChunksRootFieldEvent | SpanEntrySlotsOptimizerRootFieldEvent | SpanEntryWeightsStepFieldEvent | SpanEntryClaimedAtMsFieldEvent | SpanEntryWeightFormatFieldEvent> {
     return streamMessage(buf, SpanEntry.codec(), opts)
   }
 }
@@ -770,6 +811,12 @@ export namespace LayerRecord {
     index: number
   }
 
+  export interface LayerRecordSpansWeightFormatFieldEvent {
+    field: '$.spans[].weightFormat'
+    value: WeightFormat
+    index: number
+  }
+
   export function encode (obj: Partial<LayerRecord>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, LayerRecord.codec())
   }
@@ -778,7 +825,7 @@ export namespace LayerRecord {
     return decodeMessage(buf, LayerRecord.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LayerRecord>): Generator<LayerRecordModelIdFieldEvent | LayerRecordVersionFieldEvent | LayerRecordPeerIdFieldEvent | LayerRecordSequenceFieldEvent | LayerRecordIssuedAtMsFieldEvent | LayerRecordExpiresAtMsFieldEvent | LayerRecordMemoryBytesFieldEvent | LayerRecordAddressesFieldEvent | LayerRecordSpansStartFieldEvent | LayerRecordSpansEndFieldEvent | LayerRecordSpansStateFieldEvent | LayerRecordSpansThroughputMilliFieldEvent | LayerRecordSpansSlotsWeightsHashFieldEvent | LayerRecordSpansSlotsChunksRootFieldEvent | LayerRecordSpansSlotsOptimizerRootFieldEvent | LayerRecordSpansWeightsStepFieldEvent | LayerRecordSpansClaimedAtMsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LayerRecord>): Generator<LayerRecordModelIdFieldEvent | LayerRecordVersionFieldEvent | LayerRecordPeerIdFieldEvent | LayerRecordSequenceFieldEvent | LayerRecordIssuedAtMsFieldEvent | LayerRecordExpiresAtMsFieldEvent | LayerRecordMemoryBytesFieldEvent | LayerRecordAddressesFieldEvent | LayerRecordSpansStartFieldEvent | LayerRecordSpansEndFieldEvent | LayerRecordSpansStateFieldEvent | LayerRecordSpansThroughputMilliFieldEvent | LayerRecordSpansSlotsWeightsHashFieldEvent | LayerRecordSpansSlotsChunksRootFieldEvent | LayerRecordSpansSlotsOptimizerRootFieldEvent | LayerRecordSpansWeightsStepFieldEvent | LayerRecordSpansClaimedAtMsFieldEvent | LayerRecordSpansWeightFormatFieldEvent> {
     return streamMessage(buf, LayerRecord.codec(), opts)
   }
 }
