@@ -1,6 +1,6 @@
 import { freemem } from 'node:os'
 import { TINY, validateConfig } from '@neuroshard/model'
-import { NotStartedError } from '@neuroshard/interface'
+import { InvalidParametersError, NotStartedError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { CID } from 'multiformats/cid'
@@ -21,7 +21,7 @@ import { fetchSpanWeights } from './transfer/client.js'
 import { weightsServer } from './transfer/server.js'
 import { MemoryWeightStore } from './weight-store.js'
 import type { Holding, SlotView } from './assignment.js'
-import type { LayerPoolRecord, LayerSpan, SignedLayerRecord, SlotInfo, SpanStateName } from './records.js'
+import type { LayerPoolRecord, LayerSpan, SignedLayerRecord, SlotInfo, SpanQuantization, SpanStateName } from './records.js'
 import type { PartialSpanWeights, SpanContent, SpanRequest } from './transfer/types.js'
 import type { WeightsServer } from './transfer/server.js'
 import type { WeightStore } from './weight-store.js'
@@ -72,6 +72,11 @@ export interface LayerPoolInit {
   weightStore?: WeightStore
   /** Measured tokens/s of this node for a span (0: not measured) @default 0 */
   throughput?: number | (() => number)
+  /**
+   * The weights this node serves its spans' inference with, declared in its record so routers and clients know
+   * (the slots' float32 weights stay what the record's hashes name) @default 'fp32'
+   */
+  quantization?: SpanQuantization
   /** Take a span when the pool starts, and take over under-replicated slots later @default true */
   autoAssign?: boolean
   /** @default MIN_REPLICAS (2) */
@@ -216,6 +221,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private readonly random: () => number
   private readonly now: () => number
   private readonly throughputOf: () => number
+  private readonly quantization: SpanQuantization
   private training: boolean
   private readonly table = new Map<string, PoolEntry>()
   private readonly suspects = new Set<string>()
@@ -255,6 +261,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     this.now = init.now ?? Date.now
     const throughput = init.throughput ?? 0
     this.throughputOf = typeof throughput === 'function' ? throughput : () => throughput
+    this.quantization = init.quantization ?? 'fp32'
+    if (!['fp32', 'int8', 'int4'].includes(this.quantization)) throw new InvalidParametersError(`quantization must be 'fp32', 'int8' or 'int4', got ${String(this.quantization)}`)
     this.init = {
       minReplicas: init.minReplicas ?? MIN_REPLICAS,
       heartbeatIntervalMs: init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -562,7 +570,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
         last.end = i + 1
         last.claimedAt = Math.min(last.claimedAt, slot.claimedAt)
       } else {
-        out.push({ start: i, end: i + 1, state: slot.state, throughput: this.throughputOf(), claimedAt: slot.claimedAt, weightsStep: 0, slots: [] })
+        out.push({ start: i, end: i + 1, state: slot.state, throughput: this.throughputOf(), claimedAt: slot.claimedAt, weightsStep: 0, slots: [], ...(this.quantization !== 'fp32' ? { quantization: this.quantization } : {}) })
       }
     }
     for (const span of out) {
