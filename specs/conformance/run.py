@@ -457,6 +457,27 @@ def pipeline_checks(call):
     for c in m['responses']:
         r = call('pipeline.decodeResponse', bytes=c['bytes'])
         yield '§3 Response encoding (canonical proto3)', f'decode {c["name"]}', without_defaults(r.get('fields')) == without_defaults(c['fields']) and r.get('reencoded') == c['bytes'], r
+    # rules.json (gen-rules.mjs): §5 rule 1 routes, rule 2 activation and targets frames (§3 zlib streams)
+    v = vec('pipeline', 'rules.json')
+    for c in v['activations']:
+        r = call('pipeline.decodeActivation', bytes=c['bytes'], limits=c['limits'])
+        if 'error' in c:
+            yield '§5 rule 2 activation frames (§3 deflate)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§5 rule 2 activation frames (§3 deflate)', c['name'], (r.get('shape'), r.get('values')) == (c['shape'], c['values']), r
+    for c in v['targets']:
+        r = call('pipeline.decodeTargets', bytes=c['bytes'], limits=c['limits'])
+        if 'error' in c:
+            yield '§5 rule 2 targets frames', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§5 rule 2 targets frames', c['name'], (r.get('shape'), r.get('ids')) == (c['shape'], c['ids']), r
+    rt = v['routes']
+    for c in rt['cases']:
+        r = call('pipeline.checkRoute', session=c['session'], route=c['route'], hop=c['hop'], kind=c['kind'], node=rt['self'], serves=rt['serves'], nLayers=rt['nLayers'])
+        if 'error' in c:
+            yield '§5 rule 1 routes (errors, in order)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§5 rule 1 routes (errors, in order)', c['name'], r.get('valid') is True, r
 
 
 def swarm_router_checks(call):

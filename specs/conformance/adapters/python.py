@@ -312,6 +312,19 @@ def pipeline_op(op, req):
     if op == 'pipeline.sample':
         logits = [TF.fround(x) for x in req['logits']]
         return {'token': PL.sample(logits, req['temperature'], req['topK'], req['topP'], int(req['seed']), req['position'])}
+    try:
+        if op == 'pipeline.decodeActivation':
+            shape, values = PL.decode_activation(unhex(req['bytes']), req['limits'])
+            return {'shape': shape, 'values': DL.to_bits(values)}
+        if op == 'pipeline.decodeTargets':
+            shape, ids = PL.decode_ids(unhex(req['bytes']), req['limits'])
+            return {'shape': shape, 'ids': ids}
+        if op == 'pipeline.checkRoute':
+            route = [{'peer': unhex(h['peer']), 'start': h['start'], 'end': h['end']} for h in req['route']]
+            PL.check_route(unhex(req['session']), route, req['hop'], req['kind'], unhex(req['node']), req['serves'], req['nLayers'])
+            return {'valid': True}
+    except PL.PipelineError as e:
+        return {'error': e.name, 'message': str(e)}
     if op == 'pipeline.encodeRequest':
         return {'bytes': PL.encode('Request', req['fields']).hex()}
     if op == 'pipeline.decodeRequest':

@@ -320,6 +320,26 @@ async function handle (r) {
       const m = P.PipelineResponse.decode(unhex(r.bytes))
       return { fields: pbFields(m), reencoded: hex(P.PipelineResponse.encode(m)) }
     }
+    case 'pipeline.decodeActivation': {
+      const t = (await pipelinePkg()).decodeActivation(unhex(r.bytes), { ...r.limits, what: 'hidden' })
+      return { shape: [...t.dims], values: toBits(t.data) }
+    }
+    case 'pipeline.decodeTargets': {
+      const t = (await pipelinePkg()).decodeIds(unhex(r.bytes), { ...r.limits, what: 'targets' })
+      return { shape: [...t.dims], ids: Array.from(t.data, String) }
+    }
+    case 'pipeline.checkRoute': {
+      // the service's own check (private), on a stand-in holding only what it reads: this node's spans and peer id
+      const P = await pipelinePkg()
+      const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
+      const stand = {
+        own: r.serves.map(([start, end]) => ({ start, end, config: { nLayers: r.nLayers } })),
+        components: { peerId: P.peerFromBytes(unhex(r.node)) },
+        async subStage () { return {} }
+      }
+      await DefaultPipeline.prototype.checkRoute.call(stand, { session: unhex(r.session), route: r.route.map(h => ({ peer: unhex(h.peer), start: h.start, end: h.end })), hop: r.hop, kind: P.Kind[r.kind] })
+      return { valid: true }
+    }
     // ---- swarm-router ----
     case 'router.chain': {
       const R = await routerPkg()

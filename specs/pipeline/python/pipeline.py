@@ -202,3 +202,84 @@ def decode(name, data):
         else:
             msg[f] = v
     return msg
+
+
+# ---- §5 rules 1-2: routes, activation and targets frames (§3: zlib streams with `deflate`) ----
+class PipelineError(Exception):
+    def __init__(self, name, message=''):
+        super().__init__(message)
+        self.name = name
+
+
+def check_route(session, route, hop, kind, self_peer, serves, n_layers):
+    """§5 rule 1 in order: the session id (PipelineRequestError), then the route (InvalidRouteError), then a hop over
+    part of a served span only for INFER, CLOSE, TRUNCATE and DRAFT (PipelineRequestError); returns 'span' or 'sub-span'"""
+    if len(session) != 16:
+        raise PipelineError('PipelineRequestError', 'session id is not 16 bytes')
+    bad = lambda why: PipelineError('InvalidRouteError', why)  # noqa: E731
+    if not 2 <= len(route) <= 64 or not 1 <= hop < len(route):
+        raise bad('hop count or hop index')
+    me = route[hop]
+    at = 0
+    for h in route:
+        if h['start'] != at or h['end'] <= h['start']:
+            raise bad('the route does not tile [0, L + 2)')
+        at = h['end']
+    if at != n_layers + 2 or me['peer'] != self_peer:
+        raise bad('the route does not end at L + 2, or route[hop] is another peer')
+    if [me['start'], me['end']] in serves:
+        return 'span'
+    if not any(s <= me['start'] and me['end'] <= e for s, e in serves):
+        raise bad('a span this node does not serve')
+    if kind not in ('INFER', 'CLOSE', 'TRUNCATE', 'DRAFT'):
+        raise PipelineError('PipelineRequestError', 'training kinds run whole spans')
+    return 'sub-span'
+
+
+def inflate(data, max_bytes):
+    """§3: a complete zlib stream (RFC 1950, Adler-32 checked) of at most max_bytes, never inflating further"""
+    import zlib
+    d = zlib.decompressobj(wbits=15)
+    try:
+        out = d.decompress(data, max_bytes + 1)
+    except zlib.error as e:
+        raise PipelineError('InvalidActivationError', f'not a zlib stream: {e}')
+    if len(out) > max_bytes or not d.eof:
+        raise PipelineError('InvalidActivationError', 'inflates past the cap, or the stream is incomplete')
+    return out
+
+
+def _frame(data, limits):
+    import tensor_frame as TF
+    if limits.get('deflate'):
+        data = inflate(data, limits['maxBytes'])
+    try:
+        return TF.decode(data, limits['maxBytes'])
+    except TF.FrameError as e:
+        raise PipelineError('InvalidActivationError', f'{e.name}: {e}')
+
+
+def decode_activation(data, limits):
+    """§5 rule 2: dtype float32 (int8 exactly when compress), rank 3, last dim d, 1 ≤ batch ≤ max, 1 ≤ seq ≤ max;
+    int8 values dequantized x̂ = fround(q · scale) (tensor-frame). Returns (shape, float32 values)"""
+    t = _frame(data, limits)
+    if t['dtype'] != ('int8' if limits['compress'] else 'float32') or len(t['shape']) != 3:
+        raise PipelineError('InvalidActivationError', 'dtype or rank')
+    b, s, d = t['shape']
+    if d != limits['dModel'] or not 1 <= b <= limits['maxBatch'] or not 1 <= s <= limits['maxSeq']:
+        raise PipelineError('InvalidActivationError', 'dims')
+    if t['dtype'] == 'int8':
+        f32 = lambda x: struct.unpack('<f', struct.pack('<f', x))[0]  # noqa: E731
+        return t['shape'], [f32(q * t['scales'][i // t['blockSize']]) for i, q in enumerate(t['values'])]
+    return t['shape'], t['values']
+
+
+def decode_ids(data, limits):
+    """§5 rule 2 for TARGETS' `targets`: int64, rank 2, 1 ≤ batch ≤ max, 1 ≤ seq ≤ max"""
+    t = _frame(data, limits)
+    if t['dtype'] != 'int64' or len(t['shape']) != 2:
+        raise PipelineError('InvalidActivationError', 'dtype or rank')
+    b, s = t['shape']
+    if not 1 <= b <= limits['maxBatch'] or not 1 <= s <= limits['maxSeq']:
+        raise PipelineError('InvalidActivationError', 'dims')
+    return t['shape'], t['values']
