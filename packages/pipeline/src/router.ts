@@ -11,6 +11,8 @@ export interface RouteHop {
   peer: PeerId
   start: number
   end: number
+  /** The weights the hop serves inference with, as its layer record declares (absent: float32 or unknown) */
+  quantization?: 'fp32' | 'int8' | 'int4'
 }
 
 export interface ChainOptions extends AbortOptions {

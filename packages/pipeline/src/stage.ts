@@ -6,7 +6,7 @@
 import { buildShardGraph, shardParameters } from '@neuroshard/model'
 import { createShardExecutor } from '@neuroshard/runtime'
 import { InvalidParametersError } from '@neuroshard/interface'
-import type { ModelConfig, ShardRole } from '@neuroshard/model'
+import type { ModelConfig, ShardRole, WeightQuantization } from '@neuroshard/model'
 import type { AdamWOptions, KvCacheSession, RuntimeInit, ShardExecutor } from '@neuroshard/runtime'
 
 export interface PipelineStage {
@@ -15,6 +15,11 @@ export interface PipelineStage {
   readonly start: number
   /** One past the last slot */
   readonly end: number
+  /**
+   * The weights its inference runs with: `'int8'` / `'int4'` (blockwise, 32-value groups, baked into the blocks' and
+   * head's inference sessions) or `'fp32'`. Declare it in the layer-pool record (`layerPool({ quantization })`).
+   */
+  readonly quantization: WeightQuantization
   /** Slot 0's executor, when the span starts at 0 */
   readonly embed?: ShardExecutor
   /** The blocks of the span, when it holds any */
@@ -49,6 +54,12 @@ export interface CreateStageOptions extends RuntimeInit {
   step?: number
   /** Build the training graphs too @default true */
   training?: boolean
+  /**
+   * Serve inference with quantized weights (`'int8'`, `'int4'`): the blocks' and head's inference sessions are built
+   * with the weights baked in and quantized (the embedding lookup stays float32). Inference-only stages
+   * (`training: false`): a training step would leave the quantized session behind the weights. @default 'fp32'
+   */
+  quantization?: WeightQuantization
 }
 
 /** The shard roles of slot span [start, end), in slot order */
@@ -68,7 +79,9 @@ export function spanRoles (config: ModelConfig, start: number, end: number): Sha
 
 /** Build the executors of a span (forward, backward and inference graphs), weights from `parameters` */
 export async function createPipelineStage (options: CreateStageOptions): Promise<PipelineStage> {
-  const { config, start, end, parameters, optimizer, step, training = true, ...runtime } = options
+  const { config, start, end, parameters, optimizer, step, training = true, quantization = 'fp32', ...runtime } = options
+  if (quantization !== 'fp32' && quantization !== 'int8' && quantization !== 'int4') throw new InvalidParametersError(`quantization must be 'fp32', 'int8' or 'int4', got ${String(quantization)}`)
+  if (quantization !== 'fp32' && training) throw new InvalidParametersError('a quantized stage serves inference only: pass training: false')
   const roles = spanRoles(config, start, end)
   const executors = await Promise.all(roles.map(async role => {
     const params = new Map<string, Float32Array>()
@@ -84,6 +97,7 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
       parameters: params,
       step,
       optimizer,
+      ...(quantization !== 'fp32' && role.kind !== 'embed' ? { quantization } : {}),
       graphs: {
         // the embed forward serves inference too; the head's backward graph computes the loss itself
         forward: role.kind === 'embed' || (training && role.kind === 'blocks') ? buildShardGraph(config, role, 'forward').bytes : undefined,
@@ -97,6 +111,7 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
     config,
     start,
     end,
+    quantization,
     embed: find('embed'),
     blocks: find('blocks'),
     head: find('head'),

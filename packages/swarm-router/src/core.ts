@@ -23,6 +23,8 @@ export interface Candidate {
   kvHeadroom?: number
   /** Sessions / micro-batches this router currently has on the peer */
   load?: number
+  /** The weights the span serves inference with (its layer record's `quantization`) @default 'fp32' */
+  quantization?: 'fp32' | 'int8' | 'int4'
 }
 
 export interface CostOptions {

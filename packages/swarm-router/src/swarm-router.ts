@@ -11,7 +11,7 @@ import type { ChainOptions, PipelineRouter, RouteHop } from '@neuroshard/pipelin
 
 /** What the router reads from layer-pool (`LayerPool` satisfies it) */
 export interface RecordSource {
-  records(): Map<string, { record: { peerId: PeerId, spans: Array<{ start: number, end: number, state: string, throughput: number }> } }>
+  records(): Map<string, { record: { peerId: PeerId, spans: Array<{ start: number, end: number, state: string, throughput: number, quantization?: 'fp32' | 'int8' | 'int4' }> } }>
 }
 
 /** What the router pings with (`@libp2p/ping`'s service satisfies it) */
@@ -54,6 +54,13 @@ export interface SwarmRouterInit {
   rttAlpha?: number
   /** @default DEFAULT_MAX_CANDIDATES (4096) */
   maxCandidates?: number
+  /**
+   * Weight formats inference chains may use (a span's format is its record's `quantization`, float32 when absent),
+   * e.g. `['fp32']` for full precision only. Training chains take any (they train the float32 weights). A chain's
+   * hops carry `quantization` when it is not float32.
+   * @default ['fp32', 'int8', 'int4']
+   */
+  quantization?: Array<'fp32' | 'int8' | 'int4'>
   /** Uniform draws in [0, 1) for weighted dispatch @default Math.random */
   random?(): number
   /** Clock, ms @default Date.now */
@@ -150,7 +157,7 @@ export class DefaultSwarmRouter implements SwarmRouter {
       this.peers.set(id, entry.record.peerId)
       for (const s of entry.record.spans) {
         if (!LIVE.has(s.state) || out.length >= max) continue
-        out.push({ peer: id, start: s.start, end: s.end, throughput: s.throughput, rttMs: this.rtt.get(id), load: this.load.get(id) ?? 0 })
+        out.push({ peer: id, start: s.start, end: s.end, throughput: s.throughput, rttMs: this.rtt.get(id), load: this.load.get(id) ?? 0, ...(s.quantization != null && s.quantization !== 'fp32' ? { quantization: s.quantization } : {}) })
       }
     }
     return out
@@ -168,13 +175,14 @@ export class DefaultSwarmRouter implements SwarmRouter {
   chain (options: ChainOptions): RouteHop[] {
     const { from, to } = options
     this.lastPlan = { from, to }
-    const all = this.candidates()
+    const formats = this.init.quantization
+    const all = options.purpose === 'training' || formats == null ? this.candidates() : this.candidates().filter(c => formats.includes(c.quantization ?? 'fp32'))
     const o = { ...this.costOptions(), wholeSpans: options.purpose === 'training' }
     const chain = options.purpose === 'training'
       ? weightedChain(all, from, to, o, this.random)
       : shortestChain(all, from, to, o)
     if (chain == null) throw new NoRouteError(`no chain of live, unbanned spans covers slots [${from}, ${to}) (${all.length} candidates)`)
-    return chain.hops.map(c => ({ peer: this.peers.get(c.peer) as PeerId, start: c.start, end: c.end }))
+    return chain.hops.map(c => ({ peer: this.peers.get(c.peer) as PeerId, start: c.start, end: c.end, ...(c.quantization != null ? { quantization: c.quantization } : {}) }))
   }
 
   reportFailure (peer: PeerId, error?: Error): void {

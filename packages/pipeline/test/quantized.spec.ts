@@ -1,0 +1,67 @@
+/**
+ * Quantized spans through the pipeline: the Worker and the Validator serve with int8 / 4-bit weights (the Driver's
+ * embedding stays float32); the logits stay within the stated tolerance of the float32 model's.
+ */
+import { describe, it, expect, afterAll } from 'vitest'
+import { preset } from '@neuroshard/model'
+import { byteTokenizer, createPipelineStage, staticRouter } from '../src/index.js'
+import { mesh, monolith, referenceGreedy, stage, startHost, stopAll, weights } from './helpers.js'
+import type { PipelineHost } from './helpers.js'
+
+const config = preset('tiny')
+const L = config.nLayers
+const params = weights(config)
+/** Worst |Δlogit| relative to the spread of the float32 logits (the runtime's stated bounds for quantized shards) */
+const TOLERANCE = { int8: 0.02, int4: 0.10 }
+const open: Array<{ stop?: () => Promise<void> | void, close?: () => Promise<void> }> = []
+
+afterAll(async () => {
+  await stopAll(open.filter(o => o.stop != null) as PipelineHost[])
+  await Promise.all(open.filter(o => o.close != null).map(async o => { await o.close!() }))
+})
+
+describe('quantized spans', () => {
+  for (const quantization of ['int8', 'int4'] as const) {
+    it(`${quantization} Worker and Validator: logits within ${TOLERANCE[quantization] * 100} % of the float32 spread`, async () => {
+      const reference = await monolith(config, params)
+      open.push(reference)
+      const s0 = await stage(config, 0, 1, params)
+      const [s1, s2] = await Promise.all([[1, L + 1], [L + 1, L + 2]].map(async ([start, end]) =>
+        await createPipelineStage({ config, start, end, parameters: params, training: false, quantization, intraOpNumThreads: 1 })))
+      open.push(s0, s1, s2)
+      expect([s0.quantization, s1.quantization, s2.quantization]).toEqual(['fp32', quantization, quantization])
+      expect(s1.blocks!.weightFormat).toBe(quantization)
+      const worker = await startHost({ stages: [s1] })
+      const validator = await startHost({ stages: [s2] })
+      const driver = await startHost({ stages: [s0], router: staticRouter([{ peer: worker.peerId, start: 1, end: L + 1 }, { peer: validator.peerId, start: L + 1, end: L + 2 }]) })
+      open.push(driver, worker, validator)
+      await mesh([driver, worker, validator])
+      const prompt = byteTokenizer().encode('quantized spans on the wire')
+      const n = 12
+      // teacher-forced: the reference's own greedy tokens, so both score the same sequence
+      const want = await referenceGreedy(reference, prompt, n)
+      let worst = 0
+      let i = 0
+      for await (const t of driver.services.pipeline.generate(prompt, { maxNewTokens: n, returnLogits: true })) {
+        const ref = want.logits[i]
+        let lo = Infinity
+        let hi = -Infinity
+        for (const v of ref) { lo = Math.min(lo, v); hi = Math.max(hi, v) }
+        let d = 0
+        for (let k = 0; k < ref.length; k++) d = Math.max(d, Math.abs(t.logits![k] - ref[k]))
+        worst = Math.max(worst, d / (hi - lo))
+        if (t.id !== want.ids[i]) break // a different token: later positions score another sequence
+        i++
+      }
+      expect(i).toBeGreaterThan(0)
+      expect(worst).toBeLessThan(TOLERANCE[quantization])
+      // and it is not float32: the quantized sessions do change the logits
+      expect(worst).toBeGreaterThan(1e-6)
+    }, 180_000)
+  }
+
+  it('a quantized stage is inference-only; an unknown format is refused', async () => {
+    await expect(createPipelineStage({ config, start: 1, end: L + 1, parameters: params, quantization: 'int4' })).rejects.toThrow(/training: false/)
+    await expect(createPipelineStage({ config, start: 1, end: L + 1, parameters: params, training: false, quantization: 'int3' as any })).rejects.toMatchObject({ name: 'InvalidParametersError' })
+  })
+})
