@@ -21,11 +21,14 @@ function status (out: string, point: string): string | undefined {
 const SUITE_POINTS: Record<string, string[]> = {
   'layer-pool': ['§5.1 view (live, pending, throughput)', '§5.3-§5.4 span choice (candidates, order)', 'transfer §1 canonical byte stream',
     'transfer §1 chunk hashes and chunks root', 'transfer §1 weights hash', '§2.1 signed envelope (RFC 0002)', '§2.3 DHT key',
-    '§2.2 record rules (errors, in order)', '§7 architecture versions'],
-  pipeline: ['§6 splitmix64 draw', '§6 sampling (greedy, temperature, top-k, top-p)', '§3 Request encoding (canonical proto3)', '§3 Response encoding (canonical proto3)'],
+    '§2.2 record rules (errors, in order)', '§7 architecture versions', '§2.3 DHT value and key'],
+  pipeline: ['§6 splitmix64 draw', '§6 sampling (greedy, temperature, top-k, top-p)', '§3 Request encoding (canonical proto3)', '§3 Response encoding (canonical proto3)',
+    '§5 rule 2 activation frames (§3 deflate)', '§5 rule 2 targets frames', '§5 rule 1 routes (errors, in order)'],
   'swarm-router': ['§3 least-cost chain', '§4 standbys', '§5 weighted pick', '§6 bans (backoff, forget)'],
   diloco: ['§6 outer Nesterov step (float32, bit for bit)', '§5 payload codecs (encode)', '§5 payload codecs (decode)', '§5 error feedback',
-    '§5 malformed payloads (refused)', '§1 leader order key', '§5 privacy accountant (zCDP ε)'],
+    '§5 malformed payloads (refused)', '§1 leader order key', '§5 privacy accountant (zCDP ε)', '§2-§3 signed announces (errors, in order)',
+    '§6 step 3 round checks (errors, in order)', '§2, §6 step 6 signed commits (errors, in order)', '§7 aggregation (value, accept/reject)', '§7 round record (verifyRoundRecord)'],
+  'genesis-data': ['genesis-data manifest', 'genesis-data shard files', 'genesis-data assignment'],
   'model-compute': ['§2 forward pass (logits within 1e-4)', '§2 forward pass (loss within 1e-4)', '§2, §5 KV-cache inference (logits within 1e-4)',
     '§5 backward pipeline (gradients)', '§5 graph inputs and outputs']
 }
@@ -50,16 +53,16 @@ describe('conformance runner', () => {
   })
 
   it.each([
-    // mode, the spec points it must fail (and no other), a case named in the report
-    ['high-s', ['§5.2 message rules (errors, §5.3 order)'], 'the same signature with high S'],
+    // modes, the spec points they must fail (and no other), a case each names in the report. Breaks whose points are
+    // disjoint share a run (the unbroken client passes every point, so each failing point is the one break's doing)
+    [['high-s', 'reporter', 'state-hash'], ['§5.2 message rules (errors, §5.3 order)', '§6.2 designated reporter', '§7.2 state hash'],
+      ['the same signature with high S', 'account/', 'state.json given: state hash']],
     // packed repeated scalars: its own training messages are not canonical, so it also refuses the state vectors' training proof
-    ['packed', ['§5.1 canonical encoding', '§7 state transition', '§7.2 state hash'], 'encode: training proof'],
-    ['state-hash', ['§7.2 state hash'], 'state.json given: state hash'],
-    ['reporter', ['§6.2 designated reporter'], 'account/']
-  ])('fails a Python client broken on purpose (%s)', async (mode, failing, case_) => {
-    const { code, out } = await run('python3', [RUNNER, '--only', 'ponw-ledger', '--', ...PY_ADAPTER, `--break=${mode}`])
+    [['packed'], ['§5.1 canonical encoding', '§7 state transition', '§7.2 state hash'], ['encode: training proof']]
+  ])('fails a Python client broken on purpose (%s)', async (modes, failing, cases) => {
+    const { code, out } = await run('python3', [RUNNER, '--only', 'ponw-ledger', '--', ...PY_ADAPTER, `--break=${modes.join(',')}`])
     expect(code, out).toBe(1)
-    expect(out).toContain(`✗ ${case_}`)
+    for (const c of cases) expect(out).toContain(`✗ ${c}`)
     // the report is per spec point: exactly these fail, the others pass
     expect(points.filter(p => status(out, p) === 'FAIL')).toEqual(points.filter(p => failing.includes(p)))
     expect(points.filter(p => status(out, p) === 'PASS')).toEqual(points.filter(p => !failing.includes(p)))
@@ -75,6 +78,11 @@ describe('conformance runner', () => {
     'sparse-padding': { suite: 'diloco', failing: ['§5 malformed payloads (refused)'], case: 'sparse padding bits set' },
     'rope-positions': { suite: 'model-compute', failing: ['§2, §5 KV-cache inference (logits within 1e-4)'], case: 'prefill 5 tokens, then decode one at a time' },
     'chunks-root': { suite: 'layer-pool', failing: ['transfer §1 chunk hashes and chunks root'], case: 'five tensors' },
+    'dht-endian': { suite: 'layer-pool', failing: ['§2.3 DHT value and key'], case: 'valid: uint64le(sequence) ‖ envelope under the record\'s key' },
+    'commit-order': { suite: 'diloco', failing: ['§2, §6 step 6 signed commits (errors, in order)'], case: 'announces not in byte-wise sender order' },
+    'int8-dequant': { suite: 'pipeline', failing: ['§5 rule 2 activation frames (§3 deflate)'], case: 'int8 [1, 2, 4] with compress (dequantized)' },
+    'route-session': { suite: 'pipeline', failing: ['§5 rule 1 routes (errors, in order)'], case: 'session of 15 bytes' },
+    'shard-hash': { suite: 'genesis-data', failing: ['genesis-data shard files'], case: 'shard-tampered.json' },
     'causal-mask': {
       suite: 'model-compute',
       failing: ['§2 forward pass (logits within 1e-4)', '§2 forward pass (loss within 1e-4)', '§2, §5 KV-cache inference (logits within 1e-4)', '§5 backward pipeline (gradients)'],
@@ -83,7 +91,8 @@ describe('conformance runner', () => {
   }
   it.each([
     [['record-skew', 'greedy-ties', 'ban-forget', 'sparse-padding', 'rope-positions']],
-    [['chunks-root', 'causal-mask']]
+    [['chunks-root', 'causal-mask', 'commit-order', 'int8-dequant']],
+    [['dht-endian', 'route-session', 'shard-hash']]
   ])('fails Python implementations with one line broken (%s)', async (modes) => {
     const suites = modes.map(m => BREAKS[m].suite)
     expect(new Set(suites).size).toBe(modes.length)

@@ -7,7 +7,10 @@ With --break=<what> it answers wrongly on purpose (the runner's own test shows t
   record-skew     layer-pool: no clock-skew rule for issued_at_ms       chunks-root  layer-pool: root without totalBytes
   greedy-ties     pipeline: greedy picks the highest id on ties         ban-forget   swarm-router: the forget window is 0
   sparse-padding  diloco: SPARSE padding bits not checked               rope-positions  model: RoPE at chunk positions, not absolute
-  causal-mask     model: a query does not attend to its own position"""
+  causal-mask     model: a query does not attend to its own position
+  dht-endian      layer-pool: the DHT value's sequence read big-endian   commit-order  diloco: commit senders need not be sorted
+  int8-dequant    pipeline: int8 scales taken round-robin, not per block route-session  pipeline: no session-id length rule
+  shard-hash      genesis-data: a shard's sha256 is not checked against its name"""
 import json
 import os
 import struct
@@ -33,6 +36,8 @@ import pipeline as PL  # noqa: E402  (specs/pipeline/python: sampling, messages)
 import swarm_router as SR  # noqa: E402  (specs/swarm-router/python)
 import diloco as DL  # noqa: E402  (specs/diloco/python)
 import messages as DM  # noqa: E402  (specs/diloco/python/messages.py: signed announces/commits, aggregation, round records)
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'genesis-data', 'python'))
+import genesis_data as GD  # noqa: E402  (specs/genesis-data/python: manifest, shard and assignment rules)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'model', 'python'))
 import neurollm as NL  # noqa: E402  (specs/model/python: checkpoints, forward, KV cache, backward, graph inputs/outputs)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'model', 'vectors'))
@@ -42,8 +47,9 @@ MREF = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(MREF)  # specs/model/vectors/reference.py: scaling rule and the canonical checkpoint writer
 
 BREAK = next((a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--break=')), None)
+BREAKS = set((BREAK or '').split(','))  # several at once: --break=a,b
 
-if BREAK == 'high-s':
+if 'high-s' in BREAKS:
     _verify = secp256k1.verify
 
     def verify(signature, d, pub):
@@ -51,7 +57,7 @@ if BREAK == 'high-s':
             signature = signature[:32] + (secp256k1.N - int.from_bytes(signature[32:], 'big')).to_bytes(32, 'big')
         return _verify(signature, d, pub)
     secp256k1.verify = verify
-if BREAK == 'packed':
+if 'packed' in BREAKS:
     _encode = pb.encode
 
     def encode(name, msg):
@@ -62,7 +68,7 @@ if BREAK == 'packed':
             out = out.replace(unpacked, b'\x1a' + pb.varint(len(ids)) + ids)
         return out
     pb.encode = encode
-if BREAK == 'state-hash':
+if 'state-hash' in BREAKS:
     _canonical = L.State.canonical
 
     def canonical(self):
@@ -70,7 +76,7 @@ if BREAK == 'state-hash':
         del d['queued']
         return L.canonical_json(d)
     L.State.canonical = canonical
-if BREAK == 'reporter':
+if 'reporter' in BREAKS:
     def designated(chain, key, epoch, offender=None):
         if key.startswith('account/'):
             addr = key[len('account/'):]
@@ -89,6 +95,11 @@ ONE_LINE = {
     'sparse-padding': (DL, "if value >> (kc * bits):", "if False:"),
     'rope-positions': (NL, "pos0 + p)", "p)"),
     'causal-mask': (NL, "if t <= past + p else -1e9", "if t < past + p else -1e9"),
+    'dht-endian': (LP, "int.from_bytes(value[:8], 'little')", "int.from_bytes(value[:8], 'big')"),
+    'commit-order': (DM, "if out and out[-1][0]['sender'] >= a['sender']:", "if out and out[-1][0]['sender'] == a['sender']:"),
+    'int8-dequant': (PL, "f32(q * t['scales'][i // t['blockSize']])", "f32(q * t['scales'][i % len(t['scales'])])"),
+    'route-session': (PL, "if len(session) != 16:", "if False:"),
+    'shard-hash': (GD, "if hashlib.sha256(data).hexdigest() != name:", "if False:"),
 }
 # --break=a,b,… applies several of these at once (each in another module)
 _one_line = [m for m in (BREAK or '').split(',') if m in ONE_LINE]
@@ -232,6 +243,16 @@ def handle(req):
         return diloco_op(op, req)
     if op.startswith('model.'):
         return model_op(op, req)
+    if op.startswith('genesisData.'):
+        try:
+            if op == 'genesisData.validateManifest':
+                return {'manifest': GD.validate_manifest(req['manifest'])}
+            if op == 'genesisData.loadShard':
+                return {'tokens': GD.load_shard(req['name'], unhex(req['shardHex']), req.get('manifest'))}
+            if op == 'genesisData.assignShards':
+                return {'shards': GD.assign_shards(req['manifest'], req['peerId'], int(req['round']), req['k'], req.get('split') or 'train')}
+        except GD.GenesisDataError as e:
+            return {'error': e.name, 'message': str(e)}
     return None
 
 
