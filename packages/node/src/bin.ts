@@ -3,13 +3,14 @@ import { devnetCommand as hostsCommand } from './commands/devnet.js'
 import type { CliIO } from './progress.js'
 
 // loaded on use, so `hosts` does not pay for onnxruntime and the trainer
-const MODEL_COMMANDS: Record<'devnet' | 'start' | 'train' | 'generate' | 'chat' | 'serve', (argv: string[], io: CliIO) => Promise<number>> = {
+const MODEL_COMMANDS: Record<'devnet' | 'start' | 'train' | 'generate' | 'chat' | 'serve' | 'export', (argv: string[], io: CliIO) => Promise<number>> = {
   devnet: async (argv, io) => (await import('./commands/network.js')).devnetCommand(argv, io),
   start: async (argv, io) => (await import('./commands/network.js')).startCommand(argv, io),
   train: async (argv, io) => (await import('./commands/train.js')).trainCommand(argv, io),
   generate: async (argv, io) => (await import('./commands/generate.js')).generateCommand(argv, io),
   chat: async (argv, io) => (await import('./commands/chat.js')).chatCommand(argv, io),
-  serve: async (argv, io) => (await import('./commands/serve.js')).serveCommand(argv, io)
+  serve: async (argv, io) => (await import('./commands/serve.js')).serveCommand(argv, io),
+  export: async (argv, io) => (await import('./commands/export.js')).exportCommand(argv, io)
 }
 
 const USAGE = `Usage: neuroshard <command> [options]
@@ -23,6 +24,7 @@ Commands:
   generate  continue a prompt with the trained model, streaming tokens (neuroshard generate --help)
   chat      talk with the trained model; the KV cache stays across turns (neuroshard chat --help)
   serve     the HTTP API (OpenAI-compatible) and web dashboard over a trained checkpoint (neuroshard serve --help)
+  export    write the trained model as a GGUF file for llama.cpp / ollama (neuroshard export --help)
   wallet    create / show a wallet; transfer, stake, unstake through a node (neuroshard wallet --help)
 `
 
