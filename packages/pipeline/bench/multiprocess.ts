@@ -108,21 +108,27 @@ async function benchDecode (): Promise<void> {
   const base = { preset: 'small' as const, seed: 1, training: false, threads: 2 }
   const local = await new Node('local').init({ ...base, start: 0, end: L + 2, local: true })
   const { driver, all } = await chain(base, L)
+  // the same chain without tokens streams (every answer back through the Worker, as before revision 1.3.0)
+  const routed = await chain({ ...base, directTokens: false }, L)
   const prompt = Array.from({ length: 16 }, (_, i) => 100 + i * 7)
   const n = 48
   const rounds = 5
   try {
     await local.call({ op: 'localDecode', prompt, n: 4 }) // warm-up
     await driver.call({ op: 'decode', prompt, n: 4 })
+    await routed.driver.call({ op: 'decode', prompt, n: 4 })
     const localMs: number[] = []
     const pipeMs: number[] = []
+    const routedMs: number[] = []
     let same = true
     for (let round = 0; round < rounds; round++) {
       const a = await local.call<{ ids: number[], ms: number[] }>({ op: 'localDecode', prompt, n })
       const b = await driver.call<{ ids: number[], ms: number[] }>({ op: 'decode', prompt, n })
-      same &&= a.ids.join() === b.ids.join()
+      const c = await routed.driver.call<{ ids: number[], ms: number[] }>({ op: 'decode', prompt, n })
+      same &&= a.ids.join() === b.ids.join() && a.ids.join() === c.ids.join()
       localMs.push(...a.ms.slice(1)) // decode steps only (the first token includes the prefill)
       pipeMs.push(...b.ms.slice(1))
+      routedMs.push(...c.ms.slice(1))
     }
     if (process.env.TRACE != null) {
       const ev: Array<[string, number]> = []
@@ -134,6 +140,7 @@ async function benchDecode (): Promise<void> {
     }
     const tpsLocal = 1000 * localMs.length / localMs.reduce((s, x) => s + x, 0)
     const tpsPipe = 1000 * pipeMs.length / pipeMs.reduce((s, x) => s + x, 0)
+    const tpsRouted = 1000 * routedMs.length / routedMs.reduce((s, x) => s + x, 0)
     const r = {
       decodeSteps: localMs.length,
       sameTokens: same,
@@ -142,6 +149,8 @@ async function benchDecode (): Promise<void> {
       slowdown: 1 - tpsPipe / tpsLocal,
       localMs: { p50: median(localMs), p99: pct(localMs, 99) },
       pipelineMs: { p50: median(pipeMs), p99: pct(pipeMs, 99) },
+      routedTokensPerSecond: tpsRouted,
+      routedMs: { p50: median(routedMs), p99: pct(routedMs, 99) },
       networkHops: 2,
       addedPerHopMs: { p50: (median(pipeMs) - median(localMs)) / 2, p99: (pct(pipeMs, 99) - pct(localMs, 99)) / 2 },
       loadAfter: loadavg()
@@ -149,12 +158,13 @@ async function benchDecode (): Promise<void> {
     results.decode = r
     table(`decode \`small\` (greedy, 16-token prompt, ${rounds} × ${n - 1} decode steps, separate processes), load after: ${load()}`, [
       ['one process (embed → 12 blocks with KV cache → head)', `${f(tpsLocal)} tokens/s (p50 ${f(r.localMs.p50)} ms, p99 ${f(r.localMs.p99)} ms per token)`],
-      ['3 processes on loopback (Driver → Worker → Validator)', `${f(tpsPipe)} tokens/s (p50 ${f(r.pipelineMs.p50)} ms, p99 ${f(r.pipelineMs.p99)} ms per token)`],
+      ['3 processes on loopback (Driver → Worker → Validator → Driver: tokens stream)', `${f(tpsPipe)} tokens/s (p50 ${f(r.pipelineMs.p50)} ms, p99 ${f(r.pipelineMs.p99)} ms per token)`],
+      ['3 processes, `directTokens: false` (answers back through the Worker)', `${f(tpsRouted)} tokens/s (p50 ${f(r.routedMs.p50)} ms, p99 ${f(r.routedMs.p99)} ms per token)`],
       ['pipeline vs one process', `${f(100 * r.slowdown, 1)} % slower (goal ≤ 10 %); same tokens: ${same}`],
       ['added latency per hop (2 network hops)', `p50 ${f(r.addedPerHopMs.p50)} ms, p99 ${f(r.addedPerHopMs.p99)} ms`]
     ])
   } finally {
-    await Promise.all([local, ...all].map(async n => { await n.stop() }))
+    await Promise.all([local, ...all, ...routed.all].map(async n => { await n.stop() }))
   }
 }
 

@@ -30,6 +30,8 @@ export interface NodeInit {
   lr?: [number, number, number]
   /** Also build the monolithic model executor (local, training baseline) */
   monolithic?: boolean
+  /** The pipeline's `directTokens` (tokens straight from the Validator) @default true */
+  directTokens?: boolean
 }
 
 export type Command =
@@ -84,7 +86,7 @@ async function start (i: NodeInit): Promise<unknown> {
   host = await createNeuroShardHost<any>({
     listen: ['/ip4/127.0.0.1/tcp/0'],
     transports: { quic: false, webrtcDirect: false, circuitRelay: false },
-    services: { pipeline: pipeline({ stages: [stage!], router, compress: i.compress === true }) }
+    services: { pipeline: pipeline({ stages: [stage!], router, compress: i.compress === true, directTokens: i.directTokens }) }
   }) as Host
   return { pid: process.pid, peer: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) }
 }

@@ -12,6 +12,12 @@ export const PIPELINE_PROTOCOL = '/neuroshard/pipeline/1.0.0'
  */
 export const PIPELINE_SESSION_PROTOCOL = '/neuroshard/pipeline/session/1.0.0'
 
+/**
+ * Protocol id of tokens streams (protocol, specs/pipeline/README.md §2): the Driver opens one to the Validator per
+ * inference session; the Validator writes its answers to `direct` INFER requests there, straight to the Driver
+ */
+export const PIPELINE_TOKENS_PROTOCOL = '/neuroshard/pipeline/tokens/1.0.0'
+
 /** Protocol id of remote generation, client → Driver (protocol, specs/pipeline/README.md §8) */
 export const PIPELINE_GENERATE_PROTOCOL = '/neuroshard/pipeline/generate/1.0.0'
 
@@ -83,3 +89,6 @@ export const DEFAULT_MAX_RETRIES = 8
 
 /** Stages a node builds for parts of its spans (sub-span inference hops) @default 4 */
 export const DEFAULT_MAX_SUB_STAGES = 4
+
+/** Idle session streams kept open to standbys (warm standby links, spec §4.2) @default 16 */
+export const DEFAULT_MAX_SPARE_LINKS = 16

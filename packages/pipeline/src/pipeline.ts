@@ -10,7 +10,7 @@ import {
   DEFAULT_MAX_MICRO_BATCHES_PER_STEP, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_OUTBOUND_STREAMS, DEFAULT_MAX_RETRIES,
   DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SUB_STAGES, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_SESSION_TTL_MS, DEFAULT_SWEEP_INTERVAL_MS, MAX_ROUTE_HOPS,
   PIPELINE_PROTOCOL, SESSION_ID_BYTES, PIPELINE_GENERATE_PROTOCOL, PIPELINE_SESSION_PROTOCOL, MAX_GENERATE_REQUEST_SIZE, MAX_STOP_ENTRIES,
-  DEFAULT_MAX_REMOTE_GENERATIONS, DEFLATE_MIN_BYTES
+  DEFAULT_MAX_REMOTE_GENERATIONS, DEFLATE_MIN_BYTES, DEFAULT_MAX_SPARE_LINKS, PIPELINE_TOKENS_PROTOCOL
 } from './constants.js'
 import {
   HopFailedError, InvalidActivationError, InvalidRouteError, KvCacheFullError, NoRouteError, PipelineRequestError,
@@ -25,6 +25,7 @@ import type { DraftToken, Drafter, GammaInit } from './speculative.js'
 import { SessionTable } from './sessions.js'
 import { createPipelineStage } from './stage.js'
 import { byteTokenizer } from './tokenizer.js'
+import { TokenWatch } from './watch.js'
 import type { PipelineRouter, RouteHop } from './router.js'
 import type { SamplingOptions } from './sampling.js'
 import type { PipelineStage } from './stage.js'
@@ -100,6 +101,20 @@ export interface PipelineInit {
    * @default true
    */
   tiedReplica?: boolean
+  /**
+   * Tokens straight from the Validator (spec §2, tokens streams): as a Driver, open a tokens stream to each
+   * session's Validator and mark INFER requests `direct`; as a Validator, serve tokens streams. A token then takes
+   * Driver → Worker(s) → Validator → Driver instead of coming back through every Worker. @default true
+   */
+  directTokens?: boolean
+  /**
+   * Warm standbys (spec §4.2): run each stage once when the node starts (onnxruntime and the code paths are cold
+   * otherwise, and a standby switched in would pay for it), answer WARM, and as a Driver send WARM to the router's
+   * standbys and keep a session stream open to the first hop's standby. @default true
+   */
+  warmStandbys?: boolean
+  /** Idle session streams kept open to standbys and next hops of standbys @default 16 */
+  maxSpareLinks?: number
 }
 
 export interface GenerateOptions extends AbortOptions, SamplingOptions {
@@ -203,8 +218,11 @@ export interface Pipeline extends Startable {
   addStage(stage: PipelineStage): void
   removeStage(stage: PipelineStage): void
   setRouter(router: PipelineRouter): void
-  /** Inference sessions held, their KV bytes, the free KV bytes under the cap, open outbound session streams */
-  sessionStats(): { sessions: number, bytes: number, headroom: number, links: number }
+  /**
+   * Inference sessions held, their KV bytes, the free KV bytes under the cap, open outbound session streams, spare
+   * session streams kept open to standbys, tokens streams served as a Validator
+   */
+  sessionStats(): { sessions: number, bytes: number, headroom: number, links: number, spares: number, watchers: number }
   /** Tensor payload bytes (activations, gradients, targets, logits, tied tensors) this node sent and received as a requester */
   trafficStats(): { sent: number, received: number, requests: number }
   /** Generate from a prompt (text, or token ids); this node must hold slot 0 (the Driver) */
@@ -244,7 +262,7 @@ function errorResponse (err: unknown, hop: number): Response {
 }
 
 function emptyResponse (fields: Partial<Response>): Response {
-  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), tokens: [], ...fields }
+  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), tokens: [], direct: false, ...fields }
 }
 
 function emptyRequest (fields: Partial<Request>): Request {
@@ -252,7 +270,7 @@ function emptyRequest (fields: Partial<Request>): Request {
     kind: Kind.KIND_UNSPECIFIED, session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
     tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false,
-    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [],
+    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false,
     ...fields
   }
 }
@@ -341,7 +359,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly sessionTtlMs: number
   private readonly maxSessionLinks: number
   /** Outbound session streams: `${session}/${hop}/${peer}` → link */
-  private readonly links = new Map<string, { stream: Stream, messages: FramedStream, chain: Promise<unknown>, lastUsed: number }>()
+  private readonly links = new Map<string, { stream: Stream, messages: FramedStream, writes: Promise<unknown>, reads: Promise<unknown>, lastUsed: number }>()
   private readonly subStageThreads?: number
   private readonly tiedReplica: boolean
   private readonly replicas = new Map<PipelineStage, TiedReplica>()
@@ -355,6 +373,17 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly draftWaiters = new Map<string, () => void>()
   /** Parts of a replica being seeded by SET_TIED messages of one step */
   private readonly seeds = new Map<PipelineStage, { step: number, p?: Float32Array, m?: Float32Array, v?: Float32Array }>()
+  private readonly directTokens: boolean
+  private readonly warmStandbys: boolean
+  private readonly maxSpareLinks: number
+  private tokensHandled = false
+  /** Validator: tokens streams by `${session}/${driver}` (hex) */
+  private readonly watchers = new Map<string, { messages: FramedStream, stream: Stream, chain: Promise<unknown>, writing: number }>()
+  /** Idle session streams to peers (hex), opened ahead for a standby switch; adopted by the first link to that peer */
+  private readonly spares = new Map<string, { stream: Stream, messages: FramedStream, opened: number }>()
+  private readonly warmed = new WeakMap<PipelineStage, Promise<void>>()
+  /** Links (by link key) that failed under a direct request's acknowledgement: the next request on them fails at once */
+  private readonly brokenLinks = new Map<string, Error>()
 
   constructor (components: PipelineComponents, init: PipelineInit = {}) {
     super()
@@ -383,6 +412,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.maxRemoteGenerations = init.maxRemoteGenerations ?? DEFAULT_MAX_REMOTE_GENERATIONS
     this.subStageThreads = init.subStageThreads
     this.tiedReplica = init.tiedReplica ?? true
+    this.directTokens = init.directTokens ?? true
+    this.warmStandbys = init.warmStandbys ?? true
+    this.maxSpareLinks = init.maxSpareLinks ?? DEFAULT_MAX_SPARE_LINKS
     this.sessions = new SessionTable({
       maxSessions: init.maxSessions ?? DEFAULT_MAX_SESSIONS,
       maxKvBytes: init.maxKvBytes ?? DEFAULT_MAX_KV_BYTES,
@@ -410,6 +442,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       maxOutboundStreams: this.maxSessionLinks
     })
     this.sessionHandled = true
+    if (this.directTokens) {
+      await this.components.registrar.handle(PIPELINE_TOKENS_PROTOCOL, (stream, connection) => { void this.serveTokens(stream, connection) }, {
+        maxInboundStreams: this.maxSessionLinks,
+        maxOutboundStreams: this.maxSessionLinks
+      })
+      this.tokensHandled = true
+    }
+    if (this.warmStandbys) for (const stage of this.own) void this.warm(stage)
     if (this.serveGenerate) {
       await this.components.registrar.handle(PIPELINE_GENERATE_PROTOCOL, (stream, connection) => { void this.serveRemoteGenerate(stream, connection) }, {
         maxInboundStreams: this.maxRemoteGenerations,
@@ -421,6 +461,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       this.sessions.sweep().catch(() => {})
       const now = Date.now()
       for (const [key, link] of [...this.links]) if (now - link.lastUsed >= this.sessionTtlMs) this.dropLink(key, true)
+      // the server ends an idle session stream after its TTL: retire spares well before
+      for (const [key, spare] of [...this.spares]) if (now - spare.opened >= this.sessionTtlMs / 2) this.dropSpare(key)
     }, this.sweepIntervalMs)
     this.sweeper.unref?.()
   }
@@ -436,6 +478,13 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       this.sessionHandled = false
     }
     for (const key of [...this.links.keys()]) this.dropLink(key)
+    for (const key of [...this.spares.keys()]) this.dropSpare(key)
+    if (this.tokensHandled) {
+      await this.components.registrar.unhandle(PIPELINE_TOKENS_PROTOCOL)
+      this.tokensHandled = false
+    }
+    for (const w of this.watchers.values()) if (w.stream.status === 'open') w.stream.abort(new AbortError('the node stopped'))
+    this.watchers.clear()
     if (this.generateHandled) {
       await this.components.registrar.unhandle(PIPELINE_GENERATE_PROTOCOL)
       this.generateHandled = false
@@ -460,6 +509,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       throw new InvalidParametersError(`a stage for span [${stage.start}, ${stage.end}) is already served`)
     }
     this.own.push(stage)
+    if (this.started && this.warmStandbys) void this.warm(stage)
   }
 
   removeStage (stage: PipelineStage): void {
@@ -479,8 +529,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return { ...this.traffic }
   }
 
-  sessionStats (): { sessions: number, bytes: number, headroom: number, links: number } {
-    return { sessions: this.sessions.size, bytes: this.sessions.bytes, headroom: this.sessions.headroom, links: this.links.size }
+  sessionStats (): { sessions: number, bytes: number, headroom: number, links: number, spares: number, watchers: number } {
+    return { sessions: this.sessions.size, bytes: this.sessions.bytes, headroom: this.sessions.headroom, links: this.links.size, spares: this.spares.size, watchers: this.watchers.size }
   }
 
   // ---------------------------------------------------------------- server
@@ -503,9 +553,12 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           await this.sessions.close(this.sessionKey(req.session, stage))
           this.dropSessionLinks(req.session)
           this.drafts.delete(hex(req.session))
+          this.dropWatchers(req.session, req.route[0].peer)
           return emptyResponse({})
         case Kind.TRUNCATE: return await this.serveTruncate(req, stage)
         case Kind.DRAFT: return this.serveDraft(req, stage)
+        case Kind.WARM: return this.serveWarm(req, stage, connection)
+        case Kind.TOKENS: throw new PipelineRequestError(`TOKENS requests open a tokens stream (${PIPELINE_TOKENS_PROTOCOL})`)
         default:
           throw new PipelineRequestError(`unknown request kind ${String(req.kind)}`)
       }
@@ -533,7 +586,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (at !== total) throw new InvalidRouteError(`the route ends at slot ${at}, the model at ${total}`)
     if (!peerFromBytes(me.peer).equals(this.components.peerId)) throw new InvalidRouteError(`hop ${req.hop} names another peer`)
     if (parent.start === me.start && parent.end === me.end) return parent
-    if (req.kind !== Kind.INFER && req.kind !== Kind.CLOSE && req.kind !== Kind.TRUNCATE && req.kind !== Kind.DRAFT) {
+    if (req.kind !== Kind.INFER && req.kind !== Kind.CLOSE && req.kind !== Kind.TRUNCATE && req.kind !== Kind.DRAFT && req.kind !== Kind.WARM && req.kind !== Kind.TOKENS) {
       throw new PipelineRequestError(`training runs whole spans; this node serves [${parent.start}, ${parent.end}), not [${me.start}, ${me.end})`)
     }
     return await this.subStage(parent, me.start, me.end)
@@ -581,7 +634,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     // the Validator takes its draft first: an INFER whose draft never came changes nothing here
     const draft = stage.head != null && req.draftCount > 0 ? await this.takeDraft(req.session, req.position + seq - req.draftCount, req.draftCount, signal) : undefined
     const out = await this.runStageInference(stage, req.session, req.position, hidden, req.rollback)
-    if (stage.head != null) return await (draft != null ? this.verify(req, stage, out, seq, draft) : this.sample(req, stage, out, seq))
+    if (stage.head != null) return this.deliver(req, await (draft != null ? this.verify(req, stage, out, seq, draft) : this.sample(req, stage, out, seq)))
     return await this.forwardHop(req, out, signal)
   }
 
@@ -733,28 +786,47 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return `${hex(session)}/${hop}/${hex(peer)}${lane}`
   }
 
-  /** INFER on the session's long-lived stream to that hop (opened on first use); requests on one link run in order */
+  /**
+   * INFER on the session's long-lived stream to that hop (opened on first use, or a spare stream to that peer
+   * adopted). Requests are written in order and responses read in order, each independently: a request may be
+   * written before the previous response arrived (the Driver does so when the token came on its tokens stream).
+   */
   private async sendOnLink (route: Request['route'], hop: number, peer: PeerId, req: Request, signal?: AbortSignal, lane = ''): Promise<Response> {
     const key = this.linkKey(req.session, hop, route[hop].peer, lane)
+    const broken = this.brokenLinks.get(key)
+    if (broken != null) {
+      // this link failed under a request nobody awaited (the acknowledgement of a direct token): the peer is most
+      // likely gone, so fail this request now instead of dialing it again
+      this.brokenLinks.delete(key)
+      throw broken
+    }
     let link = this.links.get(key)
     if (link == null) {
-      const open = AbortSignal.any([AbortSignal.timeout(this.timeout), ...(signal != null ? [signal] : [])])
-      const stream = await this.components.connectionManager.openStream(peer, PIPELINE_SESSION_PROTOCOL, { signal: open })
-      link = { stream, messages: messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout }), chain: Promise.resolve(), lastUsed: Date.now() }
+      const spare = this.takeSpare(hex(route[hop].peer))
+      let stream = spare?.stream
+      let messages = spare?.messages
+      if (stream == null || messages == null) {
+        const open = AbortSignal.any([AbortSignal.timeout(this.timeout), ...(signal != null ? [signal] : [])])
+        stream = await this.components.connectionManager.openStream(peer, PIPELINE_SESSION_PROTOCOL, { signal: open })
+        messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout })
+      }
+      link = { stream, messages, writes: Promise.resolve(), reads: Promise.resolve(), lastUsed: Date.now() }
       this.links.set(key, link)
     }
     const l = link
     l.lastUsed = Date.now()
-    const run = l.chain.then(async () => {
-      await l.messages.write(req, Request, { signal })
-      return await l.messages.read(Response, { signal })
-    })
-    l.chain = run.catch(() => {})
+    const wrote = l.writes.then(async () => { await l.messages.write(req, Request, { signal }) })
+    l.writes = wrote.catch(() => {})
+    const run = Promise.all([wrote, l.reads]).then(async () => await l.messages.read(Response, { signal }))
+    l.reads = run.catch(() => {})
     try {
       return await run
     } catch (err) {
       // the framing of a failed link cannot be trusted again
-      if (this.links.get(key) === l) this.dropLink(key)
+      if (this.links.get(key) === l) {
+        this.dropLink(key)
+        if (req.direct && signal?.aborted !== true) this.brokenLinks.set(key, err instanceof Error ? err : new Error(String(err)))
+      }
       throw err
     }
   }
@@ -770,6 +842,147 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private dropSessionLinks (session: Uint8Array): void {
     const prefix = `${hex(session)}/`
     for (const key of [...this.links.keys()]) if (key.startsWith(prefix)) this.dropLink(key, true)
+    for (const key of [...this.brokenLinks.keys()]) if (key.startsWith(prefix)) this.brokenLinks.delete(key)
+  }
+
+  /** A spare session stream to `peer` (hex) that is still open both ways, removed from the spares */
+  private takeSpare (peer: string): { stream: Stream, messages: FramedStream } | undefined {
+    const spare = this.spares.get(peer)
+    if (spare == null) return undefined
+    this.spares.delete(peer)
+    const s = spare.stream
+    if (s.status === 'open' && s.remoteWriteStatus === 'writable' && s.remoteReadStatus === 'readable' && Date.now() - spare.opened < this.sessionTtlMs / 2) return spare
+    if (s.status === 'open') s.abort(new AbortError('stale spare link'))
+    return undefined
+  }
+
+  private dropSpare (key: string): void {
+    const spare = this.spares.get(key)
+    if (spare == null) return
+    this.spares.delete(key)
+    void spare.messages.close().catch(() => { spare.stream.abort(new Error('spare link closed')) })
+  }
+
+  /**
+   * Open an idle session stream to `peer` ahead of need (a standby, or a standby's next hop), so a switch to it
+   * does not wait for a stream to be negotiated. One per peer, at most `maxSpareLinks`, only over a connection
+   * that is already open (a WARM must not make this node dial peers).
+   */
+  private async openSpare (peer: PeerId): Promise<void> {
+    const key = hex(peerBytes(peer))
+    if (!this.started || this.spares.has(key) || this.spares.size >= this.maxSpareLinks || peer.equals(this.components.peerId)) return
+    const cm = this.components.connectionManager as StreamOpener & { getConnections?(peer: PeerId): unknown[] }
+    if (cm.getConnections != null && cm.getConnections(peer).length === 0) return
+    const stream = await cm.openStream(peer, PIPELINE_SESSION_PROTOCOL, { signal: AbortSignal.timeout(this.timeout) })
+    if (!this.started || this.spares.has(key)) {
+      stream.abort(new AbortError('spare link not needed'))
+      return
+    }
+    this.spares.set(key, { stream, messages: messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout }), opened: Date.now() })
+  }
+
+  /**
+   * Run a stage once so that onnxruntime (allocations, thread pools) and this code are warm before a session
+   * needs it: a standby switched in otherwise spends hundreds of ms on its first run (measured, README). Once per stage.
+   */
+  private async warm (stage: PipelineStage): Promise<void> {
+    let done = this.warmed.get(stage)
+    if (done == null) {
+      done = (async () => {
+        const d = stage.config.dModel
+        const n = Math.min(32, stage.config.maxSeqLen - 1)
+        if (stage.embed != null) await stage.embed.forward({ input_ids: int64(new BigInt64Array(n), [1, n]) })
+        for (const e of [stage.blocks, stage.head]) {
+          if (e == null) continue
+          const kv = await e.openInference()
+          try {
+            // a prefill and a decode step: the two shapes a replayed session runs
+            await kv.run(e === stage.head ? { hidden: float32(new Float32Array(d), [1, 1, d]) } : { hidden_in: float32(new Float32Array(n * d), [1, n, d]) })
+            if (e === stage.blocks) await kv.run({ hidden_in: float32(new Float32Array(d), [1, 1, d]) })
+          } finally {
+            await kv.close()
+          }
+        }
+      })()
+      done.catch(err => { this.log('warming span [%d, %d) failed: %e', stage.start, stage.end, err) })
+      this.warmed.set(stage, done)
+    }
+    await done
+  }
+
+  /** WARM: this node is the standby for hop `hop`: warm the stage, open a spare session stream to the next hop */
+  private serveWarm (req: Request, stage: PipelineStage, connection: Connection): Response {
+    if (!peerFromBytes(req.route[0].peer).equals(connection.remotePeer)) throw new PipelineRequestError('WARM comes from the Driver of the route')
+    if (this.warmStandbys) {
+      void this.warm(stage).catch(() => {})
+      const next = req.hop + 1
+      if (next < req.route.length) void this.openSpare(peerFromBytes(req.route[next].peer)).catch(err => { this.log('spare link to hop %d failed: %e', next, err) })
+    }
+    return emptyResponse({})
+  }
+
+  /** Validator: answer a `direct` INFER on the Driver's tokens stream when it has one; the route gets `direct` and the position */
+  private deliver (req: Request, res: Response): Response {
+    if (!req.direct || res.error !== '') return res
+    const w = this.watchers.get(`${hex(req.session)}/${hex(req.route[0].peer)}`)
+    if (w == null || w.stream.status !== 'open') return res
+    // written at once when the stream is idle (it is, between tokens): before the route's acknowledgement
+    const write = w.writing === 0 ? w.messages.write(res, Response) : w.chain.then(async () => { await w.messages.write(res, Response) })
+    w.writing++
+    void write.finally(() => { w.writing-- }).catch(() => {})
+    w.chain = write.catch(err => {
+      this.log('tokens stream write failed: %e', err)
+      if (w.stream.status === 'open') w.stream.abort(err)
+    })
+    return emptyResponse({ position: res.position, direct: true })
+  }
+
+  private dropWatchers (session: Uint8Array, driver: Uint8Array): void {
+    const key = `${hex(session)}/${hex(driver)}`
+    const w = this.watchers.get(key)
+    if (w == null) return
+    this.watchers.delete(key)
+    void w.chain.then(async () => { await w.messages.close() }).catch(() => { if (w.stream.status === 'open') w.stream.abort(new AbortError('session closed')) })
+  }
+
+  /**
+   * A Driver's tokens stream: one TOKENS request naming the session and its route (this node the last hop, the
+   * remote peer its Driver), acknowledged with an empty response; then this node writes its answer to each
+   * `direct` INFER of that session from that Driver here, until the Driver closes the stream or the session TTL.
+   */
+  private async serveTokens (stream: Stream, connection: Connection): Promise<void> {
+    const messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.timeout })
+    let key: string | undefined
+    let entry: { messages: FramedStream, stream: Stream, chain: Promise<unknown>, writing: number } | undefined
+    try {
+      const req = await messages.read({ decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: MAX_ROUTE_HOPS } }) })
+      try {
+        if (req.kind !== Kind.TOKENS) throw new PipelineRequestError(`a tokens stream starts with TOKENS, not ${req.kind}`)
+        const stage = await this.checkRoute(req)
+        if (stage.head == null || req.hop !== req.route.length - 1) throw new InvalidRouteError('tokens streams go to the Validator (the last hop)')
+        if (!peerFromBytes(req.route[0].peer).equals(connection.remotePeer)) throw new PipelineRequestError('only the Driver of the route may open its tokens stream')
+        key = `${hex(req.session)}/${hex(req.route[0].peer)}`
+        if (!this.watchers.has(key) && this.watchers.size >= this.maxSessionLinks) throw new KvCacheFullError(`${this.watchers.size} tokens streams open (the cap)`)
+      } catch (err) {
+        key = undefined
+        await messages.write(errorResponse(err, req.hop), Response)
+        await messages.close()
+        return
+      }
+      const old = this.watchers.get(key)
+      if (old != null && old.stream.status === 'open') old.stream.abort(new AbortError('replaced by a new tokens stream'))
+      entry = { messages, stream, chain: Promise.resolve(), writing: 0 }
+      this.watchers.set(key, entry)
+      await messages.write(emptyResponse({}), Response)
+      // nothing more comes from the Driver: this read ends at its EOF (or the TTL, or a reset)
+      await messages.readBytes({ timeout: this.sessionTtlMs })
+      throw new PipelineRequestError('unexpected message on a tokens stream')
+    } catch (err: any) {
+      this.log('tokens stream from %p ended: %s', connection.remotePeer, err?.name)
+      if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      if (key != null && entry != null && this.watchers.get(key) === entry) this.watchers.delete(key)
+    }
   }
 
   /** An upstream node's session stream: INFER / CLOSE requests in order until it closes (or idles past the TTL) */
@@ -1107,6 +1320,91 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return [{ peer: peerBytes(this.components.peerId), start: 0, end: stage.end }, ...hops.map(h => ({ peer: peerBytes(h.peer), start: h.start, end: h.end }))]
   }
 
+  /** The session's tokens stream to the route's Validator: kept while it is healthy, (re)opened otherwise */
+  private watchFor (watch: TokenWatch | undefined, route: Request['route'], session: Uint8Array<ArrayBuffer>): TokenWatch | undefined {
+    if (!this.directTokens) return undefined
+    const last = route.length - 1
+    const peer = hex(route[last].peer)
+    if (watch != null && !watch.closed && watch.peer === peer) return watch
+    watch?.close()
+    const req = emptyRequest({ kind: Kind.TOKENS, session, hop: last, route })
+    return new TokenWatch(this.components.connectionManager, peerFromBytes(route[last].peer), peer, req, {
+      protocol: PIPELINE_TOKENS_PROTOCOL,
+      maxMessageSize: this.maxMessageSize,
+      timeout: this.timeout,
+      idleTimeout: this.sessionTtlMs,
+      log: this.log,
+      encode: r => Request.encode(r)
+    })
+  }
+
+  /**
+   * INFER to hop 1. With a ready tokens stream (and not for a prefill from position 0) the request is `direct`: the
+   * answer comes from the Validator on that stream while the route's own answer (an acknowledgement) is read in the
+   * background; an error on the route comes first and is returned as before. Returns what `send` would.
+   */
+  private async sendInfer (route: Request['route'], req: Request, watch: TokenWatch | undefined, signal?: AbortSignal): Promise<Response> {
+    if (watch == null || !watch.ready || req.position === 0) return await this.send(route, 1, req, signal)
+    watch.clear()
+    const ack = this.send(route, 1, { ...req, direct: true }, signal)
+    const first = await Promise.race([
+      ack.then(res => ({ res, direct: false })),
+      watch.next(this.hopTimeout, signal).then(res => ({ res, direct: true }), (err: Error) => ({ err }))
+    ])
+    if ('res' in first && first.direct) {
+      // the token came straight from the Validator: the route's acknowledgement is only read (a failure there shows
+      // on the next request of this link)
+      ack.then(res => { if (res.error !== '') this.log('acknowledgement of a direct token: %s %s', res.error, res.message) }, () => {})
+      return first.res
+    }
+    if ('err' in first) {
+      if (signal?.aborted === true) throw first.err
+      const res = await ack
+      if (!res.direct) return res
+      // the Validator sent the answer on a stream that failed since: replay (the caller restarts the session)
+      watch.close()
+      return errorResponse(new UnknownSessionError(`the tokens stream failed (${first.err.name}) with the token on it; replaying`), route.length - 1)
+    }
+    const res = first.res
+    if (!res.direct) {
+      // an error, or a Validator (or a Worker on the way) that answered on the route: not a usable stream
+      watch.cancel()
+      if (res.error === '') watch.close()
+      return res
+    }
+    try {
+      return await watch.next(this.hopTimeout, signal)
+    } catch (err: any) {
+      if (signal?.aborted === true) throw err
+      watch.close()
+      return errorResponse(new UnknownSessionError(`the token did not come on the tokens stream (${String(err?.name)}); replaying`), route.length - 1)
+    }
+  }
+
+  /**
+   * Warm standbys: WARM to the router's standby for each server hop (it warms its stage and opens a session stream
+   * to its next hop), and a spare session stream to the first hop's standby. Best effort, in the background; a
+   * standby that cannot be reached is reported to the router.
+   */
+  private async prepareStandbys (router: PipelineRouter, route: Request['route'], session: Uint8Array<ArrayBuffer>): Promise<void> {
+    if (!this.warmStandbys || router.standbys == null) return
+    try {
+      const hops = route.slice(1).map(h => ({ peer: peerFromBytes(h.peer), start: h.start, end: h.end }))
+      const standbys = await router.standbys(hops)
+      await Promise.all(standbys.map(async (s, i) => {
+        if (s == null || s.start > hops[i].start || s.end < hops[i].end) return
+        const hop = i + 1
+        const r = route.map((h, j) => j === hop ? { peer: peerBytes(s.peer), start: h.start, end: h.end } : h)
+        const res = await this.send(r, hop, emptyRequest({ kind: Kind.WARM, session, hop, route: r }), AbortSignal.timeout(this.timeout))
+        if (res.error === HopFailedError.name) router.reportFailure(s.peer, errorFromResponse(res))
+        else if (res.error !== '') this.log('standby %p refused WARM: %s %s', s.peer, res.error, res.message)
+        else if (hop === 1) await this.openSpare(s.peer)
+      }))
+    } catch (err) {
+      this.log('preparing standbys failed: %e', err)
+    }
+  }
+
   private failover (router: PipelineRouter, route: Request['route'], res: Response): HopFailedError {
     const err = errorFromResponse(res) as HopFailedError
     const peer = peerFromBytes(route[err.hop].peer)
@@ -1147,6 +1445,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       releases = router.acquire != null ? r.slice(1).map(h => router.acquire!(peerFromBytes(h.peer))) : []
     }
     remember(route)
+    void this.prepareStandbys(router, route, session)
+    let watch: TokenWatch | undefined
     let position = 0 // tokens every hop's cache holds
     let text = ''
     let retries = 0
@@ -1160,12 +1460,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const deflate = compress && deflateOn && hidden.length >= DEFLATE_MIN_BYTES
         if (deflate) hidden = deflateFrame(hidden)
         const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate })
-        const res = await this.send(route, 1, req, signal)
+        watch = this.watchFor(watch, route, session)
+        const res = await this.sendInfer(route, req, watch, signal)
         if (res.error === HopFailedError.name) {
           const err = this.failover(router, route, res)
           if (++retries > maxRetries) throw err
           route = await this.route(stage, router, 'inference', signal)
           remember(route)
+          void this.prepareStandbys(router, route, session)
           position = 0 // replay the whole sequence on the new chain (every hop restarts its cache)
           continue
         }
@@ -1190,6 +1492,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (options.stop?.some(s => s.length > 0 && text.endsWith(s)) === true) break
       }
     } finally {
+      watch?.close()
       this.dropSessionLinks(session)
       for (const release of releases) release()
       await this.sessions.close(this.sessionKey(session, stage))

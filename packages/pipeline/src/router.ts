@@ -33,13 +33,18 @@ export interface PipelineRouter {
   reportSuccess?(peer: PeerId, latencyMs?: number): void
   /** A session now uses `peer` (load-aware routing); returns the release */
   acquire?(peer: PeerId): () => void
+  /**
+   * For each hop of `chain`, the peer that would replace it if it failed (covering at least the hop's slots), or
+   * undefined: the Driver warms them (spec §4.2, WARM)
+   */
+  standbys?(chain: RouteHop[]): Promise<Array<RouteHop | undefined>> | Array<RouteHop | undefined>
 }
 
 /**
  * A router over a fixed candidate list: for each position the first candidate (in list order) that starts
  * there and is not marked failed. Failed peers stay out until `reset()`.
  */
-export function staticRouter (candidates: RouteHop[]): PipelineRouter & { failed: Set<string>, reset(): void } {
+export function staticRouter (candidates: RouteHop[]): PipelineRouter & { failed: Set<string>, reset(): void, standbys(chain: RouteHop[]): Array<RouteHop | undefined> } {
   const failed = new Set<string>()
   return {
     failed,
@@ -55,6 +60,9 @@ export function staticRouter (candidates: RouteHop[]): PipelineRouter & { failed
       }
       return hops
     },
-    reportFailure (peer) { failed.add(peer.toString()) }
+    reportFailure (peer) { failed.add(peer.toString()) },
+    standbys (chain) {
+      return chain.map(h => candidates.find(c => c.start === h.start && c.end === h.end && !c.peer.equals(h.peer) && !failed.has(c.peer.toString())))
+    }
   }
 }

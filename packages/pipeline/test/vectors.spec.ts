@@ -32,7 +32,7 @@ function request (f: any): PipelineRequest {
     hidden: hex(f.hidden ?? ''), sampling: f.sampling, microBatch: f.microBatch ?? 0, targets: new Uint8Array(0), step: f.step ?? 0,
     gradNorm: f.gradNorm ?? 0, compress: f.compress ?? false, tied: hex(f.tied ?? ''), lossScale: f.lossScale ?? 0,
     tiedReplica: f.tiedReplica ?? false, tiedIds: hex(f.tiedIds ?? ''), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: f.deflate ?? false, lastMicroBatch: f.lastMicroBatch ?? false,
-    rollback: f.rollback ?? false, draftCount: f.draftCount ?? 0, draft: f.draft ?? [],
+    rollback: f.rollback ?? false, draftCount: f.draftCount ?? 0, draft: f.draft ?? [], direct: f.direct ?? false,
     ...(f.tiedAdamw != null ? { tiedAdamw: f.tiedAdamw } : {})
   } as any
 }
@@ -65,6 +65,7 @@ describe('message vectors', () => {
       expect(back.tiedReplica).toBe(req.tiedReplica)
       expect(back.deflate).toBe(req.deflate)
       expect(back.lastMicroBatch).toBe(req.lastMicroBatch)
+      expect(back.direct).toBe(req.direct)
       expect(Buffer.from(back.tiedIds).toString('hex')).toBe(v.fields.tiedIds ?? '')
       expect(back.tiedAdamw).toEqual(v.fields.tiedAdamw)
       expect([back.rollback, back.draftCount, back.draft]).toEqual([req.rollback, req.draftCount, req.draft])

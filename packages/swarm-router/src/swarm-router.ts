@@ -72,6 +72,8 @@ export interface SwarmRouter extends PipelineRouter, Startable {
   candidates(): Candidate[]
   /** The least-cost chain and a standby per hop (undefined where a span has no other replica) */
   plan(from: number, to: number): { chain: Chain, standbys: Array<Candidate | undefined> } | undefined
+  /** For each hop of a chain, the cheapest other live candidate covering its slots (what a Driver warms), or undefined */
+  standbys(chain: RouteHop[]): Array<RouteHop | undefined>
   /** Whether a peer is banned now */
   isBanned(peer: PeerId): boolean
   /** Record an RTT sample, ms */
@@ -183,6 +185,13 @@ export class DefaultSwarmRouter implements SwarmRouter {
       : shortestChain(all, from, to, o)
     if (chain == null) throw new NoRouteError(`no chain of live, unbanned spans covers slots [${from}, ${to}) (${all.length} candidates)`)
     return chain.hops.map(c => ({ peer: this.peers.get(c.peer) as PeerId, start: c.start, end: c.end, ...(c.quantization != null ? { quantization: c.quantization } : {}) }))
+  }
+
+  /** The standby of each hop of a chain (the cheapest other live candidate covering its slots), as the Driver warms them */
+  standbys (chain: RouteHop[]): Array<RouteHop | undefined> {
+    const all = this.candidates()
+    const c: Chain = { hops: chain.map(h => ({ peer: h.peer.toString(), start: h.start, end: h.end, throughput: 0, spanStart: h.start, spanEnd: h.end })), cost: 0 }
+    return standbys(c, all, this.costOptions()).map(s => s == null ? undefined : { peer: this.peers.get(s.peer) as PeerId, start: s.start, end: s.end })
   }
 
   reportFailure (peer: PeerId, error?: Error): void {

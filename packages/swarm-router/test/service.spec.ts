@@ -74,6 +74,10 @@ describe('swarm-router service', () => {
     const plan = router.plan(1, 4)!
     expect(plan.chain.hops.map(h => h.peer)).toEqual([a.peerId.toString(), v.peerId.toString()])
     expect(plan.standbys.map(s => s?.peer)).toEqual([b.peerId.toString(), undefined])
+    // what the Driver warms (pipeline WARM): the standby of each hop of its chain
+    expect(router.standbys([{ peer: a.peerId, start: 1, end: 3 }, { peer: v.peerId, start: 3, end: 4 }]).map(s => s?.peer.toString())).toEqual([b.peerId.toString(), undefined])
+    expect(router.standbys([{ peer: b.peerId, start: 1, end: 3 }])[0]).toMatchObject({ start: 1, end: 3 })
+    expect(router.standbys([{ peer: b.peerId, start: 1, end: 3 }])[0]?.peer.equals(a.peerId)).toBe(true)
     await router.probe() // real pings of the chain and the standby
     for (const h of [a, v, b]) expect(router.candidates().find(c => c.peer === h.peerId.toString())!.rttMs).toBeGreaterThan(0)
     router.observeRtt(a.peerId, 0) // keep A first whatever the pings said

@@ -46,7 +46,7 @@ def sample(logits, temperature, top_k, top_p, seed, position):
 
 # ---- §3 messages: (field number, name, type, repeated); names as the vectors write them (camelCase) ----
 KINDS = {'KIND_UNSPECIFIED': 0, 'INFER': 1, 'TRAIN_FORWARD': 2, 'TARGETS': 3, 'GRAD_NORM': 4, 'STEP': 5, 'TAKE_TIED': 6, 'SET_TIED': 7, 'CLOSE': 8,
-         'TRUNCATE': 12, 'DRAFT': 13}
+         'WARM': 9, 'TOKENS': 10, 'TRUNCATE': 12, 'DRAFT': 13}
 KIND_NAMES = {v: k for k, v in KINDS.items()}
 SCHEMA = {
     'Hop': [(1, 'peer', 'bytes', False), (2, 'start', 'uint32', False), (3, 'end', 'uint32', False)],
@@ -59,13 +59,13 @@ SCHEMA = {
                 (9, 'targets', 'bytes', False), (10, 'step', 'uint64', False), (11, 'gradNorm', 'double', False), (12, 'compress', 'bool', False),
                 (13, 'tied', 'bytes', False), (14, 'lossScale', 'float', False), (15, 'tiedReplica', 'bool', False), (16, 'tiedIds', 'bytes', False),
                 (17, 'tiedAdamw', 'TiedAdamW', False), (18, 'tiedM', 'bytes', False), (19, 'tiedV', 'bytes', False), (20, 'deflate', 'bool', False),
-                (21, 'lastMicroBatch', 'bool', False), (30, 'rollback', 'bool', False), (31, 'draftCount', 'uint32', False),
+                (21, 'lastMicroBatch', 'bool', False), (22, 'direct', 'bool', False), (30, 'rollback', 'bool', False), (31, 'draftCount', 'uint32', False),
                 (32, 'draft', 'DraftToken', True)],
     'DraftToken': [(1, 'token', 'uint32', False), (2, 'ids', 'uint32', True), (3, 'probs', 'float', True)],
     'Response': [(1, 'error', 'string', False), (2, 'message', 'string', False), (3, 'failedHop', 'uint32', False), (4, 'token', 'uint32', False),
                  (5, 'logits', 'bytes', False), (6, 'grad', 'bytes', False), (7, 'loss', 'double', False), (8, 'normSq', 'double', False),
                  (9, 'tied', 'bytes', False), (10, 'position', 'uint64', False), (11, 'replica', 'bool', False), (12, 'tiedHash', 'bytes', False),
-                 (20, 'tokens', 'uint32', True)],
+                 (13, 'direct', 'bool', False), (20, 'tokens', 'uint32', True)],
 }
 WIRE = {'uint32': 0, 'uint64': 0, 'bool': 0, 'Kind': 0, 'double': 1, 'float': 5, 'bytes': 2, 'string': 2}
 

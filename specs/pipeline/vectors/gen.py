@@ -204,6 +204,12 @@ infer_spec = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(9) + k
               + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden)
               + key(30, 0) + varint(1) + key(31, 0) + varint(2))
 resp_tokens = key(4, 0) + varint(300) + key(10, 0) + varint(12) + key(20, 0) + varint(65) + key(20, 0) + varint(300)
+# revision 1.2.0: a direct INFER (the token comes on the Driver's tokens stream), WARM for a standby, TOKENS, the acknowledgement
+infer_direct = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(5) + key(4, 0) + varint(1)
+                + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden) + key(22, 0) + varint(1))
+warm = key(1, 0) + varint(9) + ld(2, session) + key(4, 0) + varint(1) + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4))
+tokens = key(1, 0) + varint(10) + ld(2, session) + key(4, 0) + varint(2) + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4))
+resp_direct = key(10, 0) + varint(6) + key(13, 0) + varint(1)
 route = [{'peer': peer_a.hex(), 'start': 0, 'end': 1}, {'peer': peer_b.hex(), 'start': 1, 'end': 3}, {'peer': peer_c.hex(), 'start': 3, 'end': 4}]
 json.dump({'description': 'Request/Response encodings (proto3, fields in number order, defaults omitted)', 'requests': [
     {'name': 'infer', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
@@ -218,11 +224,15 @@ json.dump({'description': 'Request/Response encodings (proto3, fields in number 
                                  'sampling': {'temperature': 0.75, 'topK': 40, 'topP': 0.875, 'seed': 1234, 'returnLogits': True},
                                  'draft': [{'token': 65, 'ids': [], 'probs': []}, {'token': 66, 'ids': [66, 0, 300], 'probs': [0.5, 0.25, 0.25]}]}, 'bytes': draft_req.hex()},
     {'name': 'infer-speculative', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 9, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
-                                             'rollback': True, 'draftCount': 2}, 'bytes': infer_spec.hex()}],
+                                             'rollback': True, 'draftCount': 2}, 'bytes': infer_spec.hex()},
+    {'name': 'infer-direct', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(), 'direct': True}, 'bytes': infer_direct.hex()},
+    {'name': 'warm', 'fields': {'kind': 'WARM', 'session': session.hex(), 'hop': 1, 'route': route}, 'bytes': warm.hex()},
+    {'name': 'tokens', 'fields': {'kind': 'TOKENS', 'session': session.hex(), 'hop': 2, 'route': route}, 'bytes': tokens.hex()}],
     'responses': [
     {'name': 'error', 'fields': {'error': 'KvCacheFullError', 'message': 'full', 'failedHop': 2}, 'bytes': resp.hex()},
     {'name': 'token', 'fields': {'token': 200, 'position': 6}, 'bytes': resp_tok.hex()},
     {'name': 'take-tied-replica', 'fields': {'tied': rows.hex(), 'replica': True}, 'bytes': resp_replica.hex()},
     {'name': 'step-replica', 'fields': {'replica': True, 'tiedHash': step_hash.hex()}, 'bytes': resp_step_replica.hex()},
-    {'name': 'tokens', 'fields': {'token': 300, 'position': 12, 'tokens': [65, 300]}, 'bytes': resp_tokens.hex()}]}, open('messages.json', 'w'), indent=2)
+    {'name': 'tokens', 'fields': {'token': 300, 'position': 12, 'tokens': [65, 300]}, 'bytes': resp_tokens.hex()},
+    {'name': 'direct-ack', 'fields': {'position': 6, 'direct': True}, 'bytes': resp_direct.hex()}]}, open('messages.json', 'w'), indent=2)
 print('ok')

@@ -14,6 +14,8 @@ export enum Kind {
   TAKE_TIED = 'TAKE_TIED',
   SET_TIED = 'SET_TIED',
   CLOSE = 'CLOSE',
+  WARM = 'WARM',
+  TOKENS = 'TOKENS',
   TRUNCATE = 'TRUNCATE',
   DRAFT = 'DRAFT'
 }
@@ -28,6 +30,8 @@ enum __KindValues {
   TAKE_TIED = 6,
   SET_TIED = 7,
   CLOSE = 8,
+  WARM = 9,
+  TOKENS = 10,
   TRUNCATE = 12,
   DRAFT = 13
 }
@@ -546,6 +550,7 @@ export interface Request {
   tiedV: Uint8Array<ArrayBuffer>
   deflate: boolean
   lastMicroBatch: boolean
+  direct: boolean
   rollback: boolean
   draftCount: number
   draft: DraftToken[]
@@ -668,6 +673,11 @@ export namespace Request {
           w.bool(obj.lastMicroBatch)
         }
 
+        if ((obj.direct != null && obj.direct !== false)) {
+          w.uint32(176)
+          w.bool(obj.direct)
+        }
+
         if ((obj.rollback != null && obj.rollback !== false)) {
           w.uint32(240)
           w.bool(obj.rollback)
@@ -709,6 +719,7 @@ export namespace Request {
           tiedV: uint8ArrayAlloc(0),
           deflate: false,
           lastMicroBatch: false,
+          direct: false,
           rollback: false,
           draftCount: 0,
           draft: []
@@ -812,6 +823,10 @@ export namespace Request {
             }
             case 21: {
               obj.lastMicroBatch = reader.bool()
+              break
+            }
+            case 22: {
+              obj.direct = reader.bool()
               break
             }
             case 30: {
@@ -1006,6 +1021,13 @@ export namespace Request {
             case 21: {
               yield {
                 field: `${prefix}.lastMicroBatch`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 22: {
+              yield {
+                field: `${prefix}.direct`,
                 value: reader.bool()
               }
               break
@@ -1222,6 +1244,11 @@ export namespace Request {
     value: boolean
   }
 
+  export interface RequestDirectFieldEvent {
+    field: '$.direct'
+    value: boolean
+  }
+
   export interface RequestRollbackFieldEvent {
     field: '$.rollback'
     value: boolean
@@ -1258,7 +1285,7 @@ export namespace Request {
     return decodeMessage(buf, Request.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
     return streamMessage(buf, Request.codec(), opts)
   }
 }
@@ -1503,6 +1530,7 @@ export interface Response {
   position: number
   replica: boolean
   tiedHash: Uint8Array<ArrayBuffer>
+  direct: boolean
   tokens: number[]
 }
 
@@ -1576,6 +1604,11 @@ export namespace Response {
           w.bytes(obj.tiedHash)
         }
 
+        if ((obj.direct != null && obj.direct !== false)) {
+          w.uint32(104)
+          w.bool(obj.direct)
+        }
+
         if (obj.tokens != null && obj.tokens.length > 0) {
           for (const value of obj.tokens) {
             w.uint32(160)
@@ -1600,6 +1633,7 @@ export namespace Response {
           position: 0,
           replica: false,
           tiedHash: uint8ArrayAlloc(0),
+          direct: false,
           tokens: []
         }
 
@@ -1655,6 +1689,10 @@ export namespace Response {
             }
             case 12: {
               obj.tiedHash = reader.bytes()
+              break
+            }
+            case 13: {
+              obj.direct = reader.bool()
               break
             }
             case 20: {
@@ -1768,6 +1806,13 @@ export namespace Response {
               }
               break
             }
+            case 13: {
+              yield {
+                field: `${prefix}.direct`,
+                value: reader.bool()
+              }
+              break
+            }
             case 20: {
               if (opts.limits?.tokens != null && obj.tokens === opts.limits.tokens) {
                 throw new MaxLengthError('Streaming decode error - repeated field "tokens" had too many elements')
@@ -1855,6 +1900,11 @@ export namespace Response {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface ResponseDirectFieldEvent {
+    field: '$.direct'
+    value: boolean
+  }
+
   export interface ResponseTokensFieldEvent {
     field: '$.tokens[]'
     index: number
@@ -1869,7 +1919,7 @@ export namespace Response {
     return decodeMessage(buf, Response.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent | ResponseTokensFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent | ResponseDirectFieldEvent | ResponseTokensFieldEvent> {
     return streamMessage(buf, Response.codec(), opts)
   }
 }
