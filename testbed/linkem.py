@@ -44,7 +44,10 @@ def main():
     heap = []    # (due, seq, port, frame)
     last_due = {}
     seq = 0
-    stats = {'frames_in': 0, 'bytes_in': 0, 'delivered': 0, 'bytes_delivered': 0, 'lost': 0, 'cut': 0, 'overflow': 0}
+    stats = {'frames_in': 0, 'bytes_in': 0, 'delivered': 0, 'bytes_delivered': 0, 'lost': 0, 'cut': 0, 'overflow': 0,
+             # how late frames left the emulator after their due time: an emulator starved of CPU stalls
+             # every link at once, which the nodes see as a network outage (ms; counts above 10/100/1000 ms)
+             'late_max_ms': 0.0, 'late_10ms': 0, 'late_100ms': 0, 'late_1s': 0}
     sel = selectors.DefaultSelector()
     for i, fd in enumerate(fds):
         sel.register(fd, selectors.EVENT_READ, i)
@@ -60,7 +63,16 @@ def main():
     while running:
         now = time.monotonic()
         while heap and heap[0][0] <= now:
-            _, _, j, frame = heapq.heappop(heap)
+            due, _, j, frame = heapq.heappop(heap)
+            late = (now - due) * 1000
+            if late > stats['late_max_ms']:
+                stats['late_max_ms'] = round(late, 1)
+            if late > 10:
+                stats['late_10ms'] += 1
+                if late > 100:
+                    stats['late_100ms'] += 1
+                    if late > 1000:
+                        stats['late_1s'] += 1
             try:
                 os.write(fds[j], frame)
                 stats['delivered'] += 1

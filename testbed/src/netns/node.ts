@@ -6,6 +6,7 @@
  *
  *   node dist/src/netns/node.js --name n0 --port 4001 --data-dir /tmp/n0 [--bootstrap /ip4/.../p2p/...,...]
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { createNeuroShardHost } from '@neuroshard/host'
 import { layerPool, layerPoolRecordValidator } from '@neuroshard/layer-pool'
@@ -52,8 +53,28 @@ const host = await createNeuroShardHost<{ layerPool: LayerPool }>({
 emit('ready', { peerId: host.peerId.toString(), addrs: host.getMultiaddrs().map(String) })
 
 const pool = host.services.layerPool
+// diagnostics: how starved this process is (event-loop delay, CPU share) and what the gossip mesh and the
+// connections do, so a scenario that does not converge can tell load from a protocol problem
+const loop = monitorEventLoopDelay({ resolution: 20 })
+loop.enable()
+let cpu = process.cpuUsage()
+let cpuAt = performance.now()
+let opened = 0
+let closed = 0
+host.addEventListener('connection:open', () => { opened++ })
+host.addEventListener('connection:close', () => { closed++ })
+const pubsub = (host.services as any).pubsub
 const timer = setInterval(() => {
   const mem = process.memoryUsage()
+  const cpuNow = process.cpuUsage(cpu)
+  const cpuPct = (cpuNow.user + cpuNow.system) / 10 / (performance.now() - cpuAt)
+  cpu = process.cpuUsage()
+  cpuAt = performance.now()
+  const lag = { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 }
+  loop.reset()
+  let mesh = -1
+  let topicPeers = -1
+  try { mesh = pubsub.getMeshPeers(pool.topic).length; topicPeers = pubsub.getSubscribers(pool.topic).length } catch {}
   let recordPeers: string[] = []
   let covered = false
   try {
@@ -61,7 +82,7 @@ const timer = setInterval(() => {
     recordPeers = [...pool.records().entries()].filter(([, e]) => e.liveUntil > now).map(([k]) => k)
     covered = pool.view().every(v => v.live >= 1)
   } catch {}
-  emit('stats', { peerId: host.peerId.toString(), connections: host.getConnections().length, recordPeers, covered, rss: mem.rss, heapUsed: mem.heapUsed })
+  emit('stats', { peerId: host.peerId.toString(), connections: host.getConnections().length, peers: host.getPeers().length, opened, closed, mesh, topicPeers, recordPeers, covered, rss: mem.rss, heapUsed: mem.heapUsed, cpuPct: Math.round(cpuPct), lagMs: { p50: Math.round(lag.p50), p99: Math.round(lag.p99), max: Math.round(lag.max) } })
 }, Number(values['stats-interval-ms']))
 
 const stop = async (): Promise<void> => {

@@ -5,11 +5,12 @@
  *   cd testbed && npx -y pnpm@10 run scenario -- --all          (every scenarios/*.json)
  *   cd testbed && npx -y pnpm@10 run scenario -- --cleanup      (remove what an interrupted run left)
  *
- * Results: testbed/results/scenarios.md (table as printed) and scenarios.json; `--out <name>` for another name
+ * Results: testbed/results/scenarios.md (table as printed) and scenarios.json, or <scenario>.md/.json for a single
+ * scenario file; `--out <name>` for another name
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { cleanupStale, probeEnvironment, testbedDir } from './env.js'
 import { runScenario } from './runner.js'
 import type { ScenarioResult } from './runner.js'
@@ -18,10 +19,12 @@ import { loadScenario } from './scenario.js'
 const TESTBED = testbedDir()
 
 export function scenarioTable (results: ScenarioResult[]): string {
-  const head = '| scenario | links | nodes | converged after start (s) | events: reconverged after (s) | killed/cut-off nodes forgotten after (s) | max RSS per node (MB) | RSS slope after 30 s, median / max (MB/min) | frames in / lost / cut (emulator) | verdict |'
+  const head = '| scenario | links | nodes | converged after start (s) | events: reconverged after (s) | killed/cut-off nodes forgotten after (s) | inference ok / sent, p50 / p99 (s), tokens/s | DiLoCo rounds, last val loss | max RSS per node (MB) | RSS slope after warm-up, median / max (MB/min) | frames in / lost / cut, late > 100 ms (emulator) | verdict |'
   const sep = '|' + head.split('|').slice(1, -1).map(() => '---').join('|') + '|'
   const f = (x: number | undefined): string => x == null ? 'no' : x.toFixed(1)
-  const rows = results.map(r => `| ${r.scenario} | ${r.backend} | ${r.nodes} | ${f(r.startConvergeS)} | ${r.events.map(e => `${e.action}@${e.atS}s ${e.action === 'partition' ? '(cut)' : f(e.reconvergeS)}`).join('; ') || '–'} | ${r.events.filter(e => e.forgottenS != null || e.action === 'kill' || e.action === 'partition').map(e => `${e.action}@${e.atS}s ${f(e.forgottenS)}`).join('; ') || '–'} | ${r.maxRssMB.toFixed(0)} | ${r.rssSlopeMedian.toFixed(2)} / ${r.rssSlopeMax.toFixed(2)} | ${r.link.framesIn ?? '–'} / ${r.link.lost ?? '–'} / ${r.link.cut ?? '–'} | ${r.passed ? 'pass' : `FAIL: ${r.failures.join('; ')}`} |`)
+  const inf = (r: ScenarioResult): string => r.inference == null ? '–' : `${r.inference.ok} / ${r.inference.requests}, ${r.inference.p50S?.toFixed(2) ?? '–'} / ${r.inference.p99S?.toFixed(2) ?? '–'}, ${r.inference.tokensPerS?.toFixed(1) ?? '–'}`
+  const forgotten = (r: ScenarioResult): string => r.events.filter(e => e.forgottenS != null || ((e.action === 'kill' || e.action === 'partition') && r.measuredForgetting !== false)).map(e => `${e.action}@${e.atS}s ${f(e.forgottenS)}`).join('; ') || '–'
+  const rows = results.map(r => `| ${r.scenario} | ${r.backend} | ${r.nodes} | ${f(r.startConvergeS)} | ${r.events.map(e => `${e.action}@${e.atS}s ${e.action === 'partition' ? '(cut)' : f(e.reconvergeS)}`).join('; ') || '–'} | ${forgotten(r)} | ${inf(r)} | ${r.rounds ?? '–'}${r.valLoss != null ? `, ${r.valLoss.toFixed(3)}` : ''} | ${r.maxRssMB.toFixed(0)} | ${r.rssSlopeMedian.toFixed(2)} / ${r.rssSlopeMax.toFixed(2)} | ${r.link.framesIn ?? '–'} / ${r.link.lost ?? '–'} / ${r.link.cut ?? '–'}, ${r.link.late100ms ?? '–'} | ${r.passed ? 'pass' : `FAIL: ${r.failures.join('; ')}`} |`)
   return [head, sep, ...rows].join('\n')
 }
 
@@ -32,10 +35,11 @@ async function main (): Promise<void> {
   process.stderr.write(`environment: ${JSON.stringify(env)}\n`)
   if (env.missing != null) { console.error(`the testbed cannot run here: ${env.missing}`); process.exitCode = 2; return }
   const outIdx = args.indexOf('--out')
-  const outName = outIdx >= 0 ? args[outIdx + 1] : 'scenarios'
   const files = args.includes('--all')
     ? readdirSync(join(TESTBED, 'scenarios')).filter(f => f.endsWith('.json')).sort().map(f => join(TESTBED, 'scenarios', f))
     : args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--out')
+  // one scenario file writes results/<its name>.md, so a single run does not replace the --all table
+  const outName = outIdx >= 0 ? args[outIdx + 1] : files.length === 1 && !args.includes('--all') ? basename(files[0], '.json') : 'scenarios'
   const load0 = readFileSync('/proc/loadavg', 'utf8').trim()
   const date = new Date().toISOString()
   const results: ScenarioResult[] = []

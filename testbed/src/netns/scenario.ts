@@ -18,7 +18,45 @@ export interface GroupSpec {
   count: number
   /** egress cap of each node of the group, Mbit/s (kernel tbf on its interface) */
   rateMbit?: number
+  /** each node's data directory is a tmpfs of this size, MB (for `fill-disk`) */
+  diskMB?: number
 }
+
+/** Settings of one node (by name) on top of its group's */
+export interface NodeSpec {
+  /** extra environment of this node's process */
+  env?: Record<string, string>
+  /** extra arguments appended to its command */
+  args?: string[]
+  /** this node's wall clock runs this many ms ahead (negative: behind); see clock-skew.ts */
+  clockSkewMs?: number
+}
+
+/** Requests the runner sends during the run */
+export interface Probes {
+  /**
+   * an OpenAI-style chat completion every `everyS` to the API of each listed node (in the node's namespace,
+   * at the URL of its `{"event":"api","url":…}` line); success = HTTP 200 with a `chat.completion` body
+   */
+  inference?: { nodes: string[], everyS: number, maxTokens?: number, timeoutS?: number, prompt?: string }
+}
+
+/** Properties checked after the run (each failing one fails the scenario) */
+export type Check =
+  /** at least `minRequests` inference probes were sent and at least `minSuccessRate` of them succeeded */
+  | { check: 'inference', minRequests: number, minSuccessRate: number }
+  /** every listed node (default: all) reported at least `min` DiLoCo rounds (`{"event":"round"}` lines) */
+  | { check: 'rounds', min: number, nodes?: string[] }
+  /** every node's RSS slope after the warm-up (rssWarmupS) is below this, MB/min (a node with too few samples fails) */
+  | { check: 'rss-slope', maxMBPerMin: number }
+  /** the node exited on its own (not killed by the runner) with a non-zero code, and its stderr matches */
+  | { check: 'exited', node: string, stderr: string }
+  /**
+   * DiLoCo with Byzantine workers (diloco-node.ts): at least `minRounds` rounds; in every round after the
+   * first, every Byzantine contribution was rejected and every honest one accepted; the honest nodes' base
+   * ends within `maxDistance` (relative) of the target
+   */
+  | { check: 'diloco-byzantine', byzantine: string[], minRounds: number, maxDistance: number }
 
 export type ScenarioEvent =
   | { atS: number, action: 'kill', nodes: string[] }
@@ -27,6 +65,9 @@ export type ScenarioEvent =
   | { atS: number, action: 'join-storm' }
   | { atS: number, action: 'partition', groups: [string, string] }
   | { atS: number, action: 'heal' }
+  /** fill the nodes' tmpfs data directories (group `diskMB`) to the last byte / free them again */
+  | { atS: number, action: 'fill-disk', nodes: string[] }
+  | { atS: number, action: 'free-disk', nodes: string[] }
 
 export interface Scenario {
   name: string
@@ -43,10 +84,30 @@ export interface Scenario {
   links: Record<string, LinkProfile>
   /**
    * the per-node command; placeholders {node} (the Node.js binary), {testbed} (this package's directory),
-   * {name}, {port}, {dataDir}, {bootstrap} (comma-separated multiaddrs), {ip}
+   * {name}, {port}, {dataDir}, {bootstrap} (comma-separated multiaddrs), {ip}, {shared} (see setup)
    * @default node dist/src/netns/node.js --name {name} --port {port} --data-dir {dataDir} --bootstrap {bootstrap}
    */
   node?: { command?: string[], port?: number, env?: Record<string, string> }
+  /**
+   * commands run once on the host before the network starts (each an argv; placeholders {node}, {testbed},
+   * {shared}: a directory of this run that node commands can also name)
+   */
+  setup?: string[][]
+  /** per-node settings by node name */
+  nodes?: Record<string, NodeSpec>
+  /**
+   * when the network counts as converged: `layer-pool` (default: every live node's stats line counts every
+   * other live node's layer-pool record and every slot served), `ready` (every live node printed its ready
+   * line since its last start), `stage` (every live node printed a `stage` line since its last start: the
+   * `neuroshard start` node took a span)
+   */
+  converge?: 'layer-pool' | 'ready' | 'stage'
+  probes?: Probes
+  checks?: Check[]
+  /** RSS slope is fitted after this warm-up from each process's start, s @default 30 */
+  rssWarmupS?: number
+  /** after the timeline and `durationS`, wait (at most `timeoutS`) until every live node printed this event */
+  until?: { event: string, timeoutS: number }
   events?: ScenarioEvent[]
   /** a run fails when the network did not converge within this many seconds of the start or of an event @default 60 */
   convergeTimeoutS?: number
@@ -57,7 +118,15 @@ export function loadScenario (path: string): Scenario {
   if (typeof s.name !== 'string' || s.groups == null || !Array.isArray(s.bootstrap) || typeof s.durationS !== 'number') {
     throw new Error(`${path}: a scenario needs name, durationS, groups and bootstrap`)
   }
-  for (const b of s.bootstrap) if (!nodeNames(s).includes(b)) throw new Error(`${path}: bootstrap node ${b} is not in any group`)
+  const names = nodeNames(s)
+  for (const b of s.bootstrap) if (!names.includes(b)) throw new Error(`${path}: bootstrap node ${b} is not in any group`)
+  for (const n of Object.keys(s.nodes ?? {})) if (!names.includes(n)) throw new Error(`${path}: nodes.${n} is not in any group`)
+  for (const e of s.events ?? []) {
+    for (const n of ('nodes' in e ? e.nodes : [])) if (!names.includes(n)) throw new Error(`${path}: event ${e.action} names unknown node ${n}`)
+    if ((e.action === 'fill-disk' || e.action === 'free-disk') && e.nodes.some(n => s.groups[n.slice(0, n.lastIndexOf('-'))]?.diskMB == null)) {
+      throw new Error(`${path}: ${e.action} needs the node's group to have diskMB`)
+    }
+  }
   return s
 }
 
