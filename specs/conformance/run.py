@@ -166,6 +166,33 @@ def host_checks(call):
             yield 'host private swarms (swarm key)', f, *expect_error(r, v['error'])
         else:
             yield 'host private swarms (swarm key)', f, r.get('canonical') == v['canonical'], r
+    for f in files('host', 'identity-'):
+        v = vec('host', f)
+        r = call('host.identity', fileHex=v['fileHex'], mode=v['mode'])
+        if 'error' in v:
+            yield 'host R3 identity key file', f, *expect_error(r, v['error'])
+        else:
+            yield 'host R3 identity key file', f, r.get('peerId') == v['peerId'], r
+    for f in files('host', 'record-key-'):
+        v = vec('host', f)
+        r = call('host.recordKey', keyHex=v['keyHex'] if 'keyHex' in v else v['key'].encode('utf-8').hex())
+        if 'error' in v:
+            yield 'host DHT record keys', f, *expect_error(r, v['error'])
+        else:
+            yield 'host DHT record keys', f, (r.get('namespace'), r.get('recordId')) == (v['namespace'], v['id']), r
+    for f in files('host', 'record-value-'):
+        v = vec('host', f)
+        r = call('host.recordValue', valueHex=v['valueHex'])
+        if 'error' in v:
+            yield 'host DHT record values', f, *expect_error(r, v['error'])
+            continue
+        yield 'host DHT record values', f'{f} (decode)', (r.get('sequence'), r.get('payloadHex')) == (v['sequence'], v['payloadHex']), r
+        r = call('host.encodeRecordValue', sequence=v['sequence'], payloadHex=v['payloadHex'])
+        yield 'host DHT record values', f'{f} (encode)', r.get('valueHex') == v['valueHex'], r
+    for f in files('host', 'record-select-'):
+        v = vec('host', f)
+        r = call('host.recordSelect', key=v['key'], valuesHex=v['valuesHex'])
+        yield 'host DHT record selection', f, r.get('best') == int(v['best']), r
 
 
 def same_numbers(a, b):
@@ -184,6 +211,23 @@ def same_numbers(a, b):
 
 
 def tensor_checks(call):
+    for f in files('tensor-frame', 'convert-'):
+        v = vec('tensor-frame', f)
+        if v['format'] == 'int8':
+            r = call('tensor.quantizeInt8', values=v['source'], blockSize=v['blockSize'])
+            yield 'tensor-frame conversions (float16, bfloat16, int8 refusals)', f, *expect_error(r, v['error'])
+            continue
+        r = call('tensor.convert', format=v['format'], float32Bits=v['float32Bits'], overflow='error')
+        if 'error' in v:
+            yield 'tensor-frame conversions (float16, bfloat16, int8 refusals)', f, *expect_error(r, v['error'])
+            r = call('tensor.convert', format=v['format'], float32Bits=v['float32Bits'], overflow='infinity')
+            yield 'tensor-frame conversions (float16, bfloat16, int8 refusals)', f'{f} (overflow to infinity)', r.get('bits') == v['bitsWithInfinity'], r
+        elif v['bits'] == 'NaN':
+            b = r.get('bits')
+            # "any quiet NaN": exponent all ones, the mantissa's top bit set
+            yield 'tensor-frame conversions (float16, bfloat16, int8 refusals)', f, isinstance(b, int) and (b & 0x7e00) == 0x7e00, r
+        else:
+            yield 'tensor-frame conversions (float16, bfloat16, int8 refusals)', f, r.get('bits') == v['bits'], r
     for f in files('tensor-frame'):
         if f.startswith('convert-'):
             continue
@@ -582,6 +626,12 @@ def max_abs_diff(a, b):
 
 def model_compute_checks(call):
     t, cks = tiny_model()
+    for it in t['init']:
+        r = call('model.init', config=t['config'], name=it['name'], seed=it['seed'], count=len(it['first']))
+        yield '§4 parameter init (first values, bit for bit)', f'{it["name"]} seed {it["seed"]}', (r.get('shape'), r.get('first')) == (it['shape'], it['first']), r
+    for i, c in enumerate(t['contentHashes']):
+        r = call('model.contentHash', tensors=c['tensors'])
+        yield '§7 content hash', f'{len(c["tensors"])} tensors', r.get('contentHash') == c['contentHash'], r
     V = t['config']['vocabSize']
     r = call('model.forward', config=t['config'], checkpoints=cks, ids=[t['prompt']], targets=[t['targets']])
     d = max_abs_diff(r.get('logits'), t['logits'])

@@ -29,8 +29,10 @@ const SUITE_POINTS: Record<string, string[]> = {
     '§5 malformed payloads (refused)', '§1 leader order key', '§5 privacy accountant (zCDP ε)', '§2-§3 signed announces (errors, in order)',
     '§6 step 3 round checks (errors, in order)', '§2, §6 step 6 signed commits (errors, in order)', '§7 aggregation (value, accept/reject)', '§7 round record (verifyRoundRecord)'],
   'genesis-data': ['genesis-data manifest', 'genesis-data shard files', 'genesis-data assignment'],
+  host: ['host private swarms (swarm key)', 'host R3 identity key file', 'host DHT record keys', 'host DHT record values', 'host DHT record selection'],
+  'tensor-frame': ['tensor-frame conversions (float16, bfloat16, int8 refusals)', 'tensor-frame decoding and content hash', 'tensor-frame rejections', 'tensor-frame int8 quantization'],
   'model-compute': ['§2 forward pass (logits within 1e-4)', '§2 forward pass (loss within 1e-4)', '§2, §5 KV-cache inference (logits within 1e-4)',
-    '§5 backward pipeline (gradients)', '§5 graph inputs and outputs']
+    '§5 backward pipeline (gradients)', '§5 graph inputs and outputs', '§4 parameter init (first values, bit for bit)', '§7 content hash']
 }
 
 const points = ['§2 chain id', '§2 address', '§2 amount', '§5.1 canonical encoding', '§5.2 message rules (errors, §5.3 order)', '§6.2 evidence key', '§6.2 designated reporter', '§8 assignShards', '§7 state transition', '§7.2 state hash']
@@ -83,6 +85,8 @@ describe('conformance runner', () => {
     'int8-dequant': { suite: 'pipeline', failing: ['§5 rule 2 activation frames (§3 deflate)'], case: 'int8 [1, 2, 4] with compress (dequantized)' },
     'route-session': { suite: 'pipeline', failing: ['§5 rule 1 routes (errors, in order)'], case: 'session of 15 bytes' },
     'shard-hash': { suite: 'genesis-data', failing: ['genesis-data shard files'], case: 'shard-tampered.json' },
+    'select-ties': { suite: 'host', failing: ['host DHT record selection'], case: 'record-select-tie-greatest-bytes.json' },
+    'bf16-ties': { suite: 'tensor-frame', failing: ['tensor-frame conversions (float16, bfloat16, int8 refusals)'], case: 'convert-bfloat16-bf16-tie-down.json' },
     'causal-mask': {
       suite: 'model-compute',
       failing: ['§2 forward pass (logits within 1e-4)', '§2 forward pass (loss within 1e-4)', '§2, §5 KV-cache inference (logits within 1e-4)', '§5 backward pipeline (gradients)'],
@@ -92,7 +96,7 @@ describe('conformance runner', () => {
   it.each([
     [['record-skew', 'greedy-ties', 'ban-forget', 'sparse-padding', 'rope-positions']],
     [['chunks-root', 'causal-mask', 'commit-order', 'int8-dequant']],
-    [['dht-endian', 'route-session', 'shard-hash']]
+    [['dht-endian', 'route-session', 'shard-hash', 'select-ties', 'bf16-ties']]
   ])('fails Python implementations with one line broken (%s)', async (modes) => {
     const suites = modes.map(m => BREAKS[m].suite)
     expect(new Set(suites).size).toBe(modes.length)

@@ -10,7 +10,9 @@ With --break=<what> it answers wrongly on purpose (the runner's own test shows t
   causal-mask     model: a query does not attend to its own position
   dht-endian      layer-pool: the DHT value's sequence read big-endian   commit-order  diloco: commit senders need not be sorted
   int8-dequant    pipeline: int8 scales taken round-robin, not per block route-session  pipeline: no session-id length rule
-  shard-hash      genesis-data: a shard's sha256 is not checked against its name"""
+  shard-hash      genesis-data: a shard's sha256 is not checked against its name
+  select-ties     host: DHT record selection ignores the bytes on equal sequences
+  bf16-ties       tensor-frame: bfloat16 rounds ties away from zero"""
 import json
 import os
 import struct
@@ -36,6 +38,8 @@ import pipeline as PL  # noqa: E402  (specs/pipeline/python: sampling, messages)
 import swarm_router as SR  # noqa: E402  (specs/swarm-router/python)
 import diloco as DL  # noqa: E402  (specs/diloco/python)
 import messages as DM  # noqa: E402  (specs/diloco/python/messages.py: signed announces/commits, aggregation, round records)
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'host', 'python'))
+import host as HOST  # noqa: E402  (specs/host/python: DHT record keys, values, selection; identity key files)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'genesis-data', 'python'))
 import genesis_data as GD  # noqa: E402  (specs/genesis-data/python: manifest, shard and assignment rules)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'model', 'python'))
@@ -100,6 +104,8 @@ ONE_LINE = {
     'int8-dequant': (PL, "f32(q * t['scales'][i // t['blockSize']])", "f32(q * t['scales'][i % len(t['scales'])])"),
     'route-session': (PL, "if len(session) != 16:", "if False:"),
     'shard-hash': (GD, "if hashlib.sha256(data).hexdigest() != name:", "if False:"),
+    'select-ties': (HOST, "if best < 0 or (seq, v) > (record_value(values[best])[0], values[best]):", "if best < 0 or seq > record_value(values[best])[0]:"),
+    'bf16-ties': (TF, "rest > 0x8000 or (rest == 0x8000 and lo & 1)", "rest >= 0x8000"),
 }
 # --break=a,b,… applies several of these at once (each in another module)
 _one_line = [m for m in (BREAK or '').split(',') if m in ONE_LINE]
@@ -228,6 +234,29 @@ def handle(req):
         return {'values': values, 'scales': [TF.json_float(x) for x in scales]}
     if op.startswith('tokenizer.'):
         return tokenizer_op(op, req)
+    if op.startswith('host.') and op != 'host.swarmKey':
+        try:
+            if op == 'host.identity':
+                return {'peerId': HOST.identity(unhex(req['fileHex']), int(req['mode'], 8))}
+            if op == 'host.recordKey':
+                ns, rid = HOST.record_key(unhex(req['keyHex']))
+                return {'namespace': ns, 'recordId': rid}
+            if op == 'host.recordValue':
+                seq, payload = HOST.record_value(unhex(req['valueHex']))
+                return {'sequence': str(seq), 'payloadHex': payload.hex()}
+            if op == 'host.encodeRecordValue':
+                return {'valueHex': HOST.encode_record_value(int(req['sequence']), unhex(req['payloadHex'])).hex()}
+            if op == 'host.recordSelect':
+                return {'best': HOST.select([unhex(x) for x in req['valuesHex']])}
+        except HOST.HostError as e:
+            return {'error': e.name, 'message': str(e)}
+        return None
+    if op == 'tensor.convert':
+        try:
+            f = TF.to_float16 if req['format'] == 'float16' else TF.to_bfloat16
+            return {'bits': f(int(req['float32Bits'], 16), req['overflow'])}
+        except TF.FrameError as e:
+            return {'error': e.name, 'message': str(e)}
     if op == 'host.swarmKey':
         canonical = parse_swarm_key(req['input'].encode('utf-8', 'surrogatepass'))
         return {'canonical': canonical} if canonical is not None else {'error': 'InvalidSwarmKeyError'}
@@ -288,6 +317,11 @@ def model_op(op, req):
         if op == 'model.gradients':
             loss, grads = NL.gradients(model_of(req), req['ids'], req['targets'], req['gradLoss'])
             return {'loss': loss, 'gradients': [grads[a['name']][a['index']] for a in req['at']]}
+        if op == 'model.init':
+            spec = dict(MREF.shard_params(req['config'], {'kind': 'embed'}) + MREF.shard_params(req['config'], {'kind': 'blocks', 'start': 0, 'end': req['config']['nLayers']}) + MREF.shard_params(req['config'], {'kind': 'head'}))
+            return {'shape': list(spec[req['name']]), 'first': MREF.init(req['config'], req['name'], req['count'], req['seed'])}
+        if op == 'model.contentHash':
+            return {'contentHash': MREF.content_hash([(t['name'], t['dtype'], t['shape'], unhex(t['dataHex'])) for t in req['tensors']])}
         if op == 'model.graphIO':
             inputs, outputs = NL.graph_io(req['config'], req['role'], req['variant'])
             return {'inputs': inputs, 'outputs': outputs}

@@ -20,7 +20,7 @@ const runtimePkg = lazy('../../../packages/runtime/dist/src/index.js')
 const keysPkg = lazy('../../../packages/layer-pool/node_modules/@libp2p/crypto/dist/src/keys/index.js')
 const peerIdPkg = lazy('../../../packages/layer-pool/node_modules/@libp2p/peer-id/dist/src/index.js')
 const multiaddrPkg = lazy('../../../packages/layer-pool/node_modules/@multiformats/multiaddr/dist/src/index.js')
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -204,6 +204,39 @@ async function handle (r) {
       }
     }
     case 'genesisData.assignShards': return { shards: (await genesisPkg()).assignShards(r.manifest, r.peerId, BigInt(r.round), r.k, r.split == null ? {} : { split: r.split }) }
+    case 'host.identity': {
+      // the file as <dataDir>/identity.key with that mode, loaded by the host's own loader
+      const dir = await mkdtemp(join(tmpdir(), 'conformance-identity-'))
+      try {
+        const file = join(dir, 'identity.key')
+        await writeFile(file, unhex(r.fileHex))
+        await chmod(file, parseInt(r.mode, 8))
+        const { privateKey } = await (await hostPkg()).loadOrCreateIdentity(dir)
+        return { peerId: (await peerIdPkg()).peerIdFromPrivateKey(privateKey).toString() }
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
+    }
+    case 'host.recordKey': { const k = (await hostPkg()).parseNeuroShardRecordKey(unhex(r.keyHex)); return { namespace: k.namespace, recordId: k.id } }
+    case 'host.recordValue': {
+      const v = (await hostPkg()).decodeNeuroShardRecord(unhex(r.valueHex))
+      return { sequence: v.sequence.toString(), payloadHex: hex(v.payload) }
+    }
+    case 'host.encodeRecordValue': return { valueHex: hex((await hostPkg()).encodeNeuroShardRecord({ sequence: BigInt(r.sequence), payload: unhex(r.payloadHex) })) }
+    case 'host.recordSelect': return { best: (await hostPkg()).selectNeuroShardRecord(new TextEncoder().encode(r.key), r.valuesHex.map(unhex)) }
+    case 'tensor.convert': {
+      const T = await tensorPkg()
+      const x = new Float32Array(new Uint32Array([parseInt(r.float32Bits, 16)]).buffer)
+      return { bits: (r.format === 'float16' ? T.toFloat16 : T.toBFloat16)(x, { overflow: r.overflow })[0] }
+    }
+    case 'model.init': {
+      const M = await modelPkg()
+      const config = M.validateConfig(r.config)
+      const spec = M.modelParameters(config).find(p => p.name === r.name)
+      if (spec === undefined) return { error: 'UnknownParameterError' }
+      return { shape: [...spec.shape], first: Array.from(M.initParameter(config, spec, r.seed).subarray(0, r.count)) }
+    }
+    case 'model.contentHash': return { contentHash: (await modelPkg()).contentHash(r.tensors.map(t => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: unhex(t.dataHex) }))) }
     case 'host.swarmKey': return { canonical: new TextDecoder().decode((await hostPkg()).parseSwarmKey(r.input)) }
     case 'tensor.decode': {
       const { decodeTensorFrame, tensorHashHex } = await tensorPkg()

@@ -117,3 +117,33 @@ def json_float(x):
     if x == 0 and math.copysign(1, x) < 0:
         return '-0'
     return x
+
+
+# ---- float32 -> float16 / bfloat16 (round to nearest, ties to even) ----
+def to_float16(bits32, overflow='error'):
+    """float16 bits of a binary32 (given as bits); a finite value that rounds to ±Infinity is NonFiniteValueError
+    unless overflow='infinity'; NaN gives a quiet NaN"""
+    x = struct.unpack('<f', struct.pack('<I', bits32))[0]
+    if math.isnan(x):
+        return 0x7e00 | ((bits32 >> 16) & 0x8000)
+    try:
+        return struct.unpack('<H', struct.pack('<e', x))[0]
+    except OverflowError:
+        if overflow != 'infinity':
+            raise FrameError('NonFiniteValueError', 'float16 overflow')
+        return 0xfc00 if x < 0 else 0x7c00
+
+
+def to_bfloat16(bits32, overflow='error'):
+    """bfloat16 bits of a binary32: NaN keeps its top 16 bits with the quiet bit set; otherwise the upper half rounded
+    to nearest, ties to even, on the bit pattern (the carry goes into the exponent)"""
+    if (bits32 & 0x7fffffff) > 0x7f800000:
+        return (bits32 >> 16) | 0x0040
+    if (bits32 & 0x7fffffff) == 0x7f800000:
+        return bits32 >> 16
+    lo, rest = bits32 >> 16, bits32 & 0xffff
+    out = lo + 1 if rest > 0x8000 or (rest == 0x8000 and lo & 1) else lo
+    if (out & 0x7fff) == 0x7f80 and overflow != 'infinity':
+        raise FrameError('NonFiniteValueError', 'bfloat16 overflow')
+    return out
+
