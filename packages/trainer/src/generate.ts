@@ -25,6 +25,24 @@ export interface GenerateOptions extends SamplingOptions {
   /** Uniform random numbers in (0, 1) (see `samplingRng`) @default Math.random */
   random?: () => number
   signal?: AbortSignal
+  /**
+   * Speculative decoding: this drafter proposes up to `gamma` tokens after the history (e.g. `ngramDrafter()` or
+   * `modelDrafter()` of `@neuroshard/pipeline`), the model scores them in one run, and the tokens are sampled
+   * exactly as without it (one draw of `random` per emitted token, in order), keeping the draft while it agrees;
+   * rejected draft tokens are rolled back out of the KV cache. So the output is the same tokens as plain
+   * generation with the same `random`; only the number of model runs changes. Any `ids`/`probs` a drafter attaches
+   * are ignored (the draft acts as a point mass, which keeps the output exact whatever it proposes).
+   */
+  draft?: TokenDrafter
+  /** Draft tokens per round @default 4 */
+  gamma?: number
+  /** Called after each speculative round with the draft tokens proposed and accepted */
+  onRound?: (round: { proposed: number, accepted: number }) => void
+}
+
+/** Proposes tokens that may follow `context` (structurally the pipeline's `Drafter`) */
+export interface TokenDrafter {
+  propose(context: readonly number[], gamma: number, options: { position: number, signal?: AbortSignal, temperature?: number, topK?: number, topP?: number }): Promise<Array<{ token: number }>>
 }
 
 /**
@@ -91,6 +109,17 @@ export class TextGenerator {
     const logits = (await this.head.forward({ hidden: out as TensorData }, { ...opts, transfer: true })).logits
     const v = this.config.vocabSize
     return (logits.data as Float32Array).slice((ids.length - 1) * v, ids.length * v)
+  }
+
+  /** @internal one run over new tokens: the logits of every one of their positions */
+  async stepRows (kv: KvCacheSession, ids: readonly number[], signal?: AbortSignal): Promise<Float32Array[]> {
+    const opts = signal !== undefined ? { signal } : {}
+    const input = int64(BigInt64Array.from(ids, x => BigInt(x)), [1, ids.length])
+    const hidden = (await this.embed.forward({ input_ids: input }, opts)).hidden
+    const out = (await kv.run({ hidden_in: hidden }, { ...opts, transfer: true })).hidden_out
+    const logits = (await this.head.forward({ hidden: out as TensorData }, { ...opts, transfer: true })).logits.data as Float32Array
+    const v = this.config.vocabSize
+    return ids.map((_, i) => logits.slice(i * v, (i + 1) * v))
   }
 
   /** @internal */
@@ -175,6 +204,10 @@ export class GenerationSession {
     }
     const random = options.random ?? Math.random
     const stop = new Set(options.stopTokens ?? [])
+    if (options.draft !== undefined) {
+      yield * this.speculate(prompt, maxTokens, options, options.draft, random, stop)
+      return
+    }
     let logits = await this.feed(prompt, options.signal)
     for (let i = 0; i < maxTokens; i++) {
       const next = sampleToken(logits, options, random)
@@ -183,6 +216,74 @@ export class GenerationSession {
       if (stop.has(next) || i === maxTokens - 1) break
       logits = await this.feed([], options.signal)
     }
+  }
+
+  /** Speculative generation (see `GenerateOptions.draft`); the same pending-token contract as `generate` */
+  private async * speculate (prompt: readonly number[], maxTokens: number, options: GenerateOptions, drafter: TokenDrafter, random: () => number, stop: Set<number>): AsyncGenerator<number> {
+    const gamma = options.gamma ?? 4
+    if (!Number.isSafeInteger(gamma) || gamma < 1) throw new InvalidParametersError('gamma must be an integer >= 1')
+    const V = this.gen.config.vocabSize
+    const max = this.gen.config.maxSeqLen
+    const signal = options.signal
+    let logits = await this.feed(prompt, signal)
+    let produced = 0
+    for (;;) {
+      const x = sampleToken(logits, options, random)
+      produced++
+      this.pending = [x]
+      yield x
+      if (stop.has(x) || produced >= maxTokens) return
+      // the cache holds the history before x; a round runs x and the draft: it must fit in maxSeqLen
+      const room = Math.min(gamma, maxTokens - produced, max - this.kv.position - 1)
+      const draft = room > 0
+        ? (await drafter.propose([...this.cached, x], room, { position: this.cached.length + 1, signal, temperature: options.temperature, topK: options.topK, topP: options.topP })).slice(0, room).map(d => d.token)
+        : []
+      for (const d of draft) if (!(Number.isSafeInteger(d) && d >= 0 && d < V)) throw new InvalidParametersError(`the drafter proposed token ${d}, outside the vocabulary of ${V}`)
+      if (draft.length === 0) {
+        logits = await this.feed([], signal)
+        continue
+      }
+      const rows = await this.gen.stepRows(this.kv, [x, ...draft], signal)
+      this.cached.push(x, ...draft)
+      this.pending = []
+      let accepted = 0
+      let next: number | undefined
+      for (let i = 0; i < draft.length; i++) {
+        const y = sampleToken(rows[i], options, random)
+        produced++
+        if (y !== draft[i]) {
+          next = y
+          break
+        }
+        accepted++
+        yield y
+        if (stop.has(y) || produced >= maxTokens) {
+          // y is the last token: keep it pending (out of the cache) like plain generation does
+          await this.rollback(draft.length - i)
+          this.pending = [y]
+          options.onRound?.({ proposed: draft.length, accepted })
+          return
+        }
+      }
+      options.onRound?.({ proposed: draft.length, accepted })
+      if (next === undefined) {
+        logits = rows[draft.length]
+        continue
+      }
+      // the draft from `accepted` on is not the sequence: out of the cache
+      await this.rollback(draft.length - accepted)
+      this.pending = [next]
+      yield next
+      if (stop.has(next) || produced >= maxTokens) return
+      logits = await this.feed([], signal)
+    }
+  }
+
+  /** Drop the newest `n` tokens from the cache and the history */
+  private async rollback (n: number): Promise<void> {
+    if (n <= 0) return
+    await this.kv.truncate(this.kv.position - n)
+    this.cached.length -= n
   }
 
   async close (): Promise<void> {

@@ -1,9 +1,12 @@
 import { parseArgs } from 'node:util'
+import { modelDrafter, ngramDrafter } from '@neuroshard/pipeline'
+import { createInferenceEngine } from '@neuroshard/runtime'
 import { TextGenerator, samplingRng } from '@neuroshard/trainer'
 import { DEFAULT_DATA_DIR, loadTrainedModel } from '../workspace.js'
 import type { CliIO } from '../progress.js'
 import type { BpeTokenizer } from '@neuroshard/tokenizer'
-import type { GenerateOptions } from '@neuroshard/trainer'
+import type { GenerateOptions, TokenDrafter } from '@neuroshard/trainer'
+import type { ModelConfig } from '@neuroshard/model'
 
 /** Sampling defaults of `generate` and `chat` */
 export const DEFAULT_SAMPLING = Object.freeze({ temperature: 0.8, topK: 40, topP: 0.95, maxTokens: 100 })
@@ -26,6 +29,9 @@ Continues a prompt with the newest checkpoint of a training run, streaming token
 
 Options:
       --prompt <text>        the text to continue
+      --draft <ngram|self:N> speculative decoding: drafts from an n-gram lookup of the text so far, or from the
+                             model's own first N blocks (+ final norm and head); the same tokens as without it
+      --gamma <n>            draft tokens per round (default 4)
 ${SAMPLING_OPTIONS_USAGE}`
 
 export const SAMPLING_ARGS = {
@@ -80,7 +86,7 @@ export class StreamDecoder {
 }
 
 /** Load the tokenizer and newest checkpoint and start a generator */
-export async function openModel (values: Record<string, string | boolean | undefined>, io: CliIO): Promise<{ tokenizer: BpeTokenizer, generator: TextGenerator, path: string, step: number }> {
+export async function openModel (values: Record<string, string | boolean | undefined>, io: CliIO): Promise<{ tokenizer: BpeTokenizer, generator: TextGenerator, path: string, step: number, config: ModelConfig, parameters: Map<string, Float32Array> }> {
   const { tokenizer, state, path } = await loadTrainedModel((values['data-dir'] as string | undefined) ?? DEFAULT_DATA_DIR, values.checkpoint as string | undefined)
   const generator = await TextGenerator.create({
     config: state.settings.config,
@@ -90,7 +96,26 @@ export async function openModel (values: Record<string, string | boolean | undef
     ...(state.settings.config.dModel < 256 ? { threads: 1 } : {}),
     onWarning: (m) => { io.stderr.write(`warning: ${m}\n`) }
   })
-  return { tokenizer, generator, path, step: state.step }
+  return { tokenizer, generator, path, step: state.step, config: state.settings.config, parameters: state.parameters }
+}
+
+/** `--draft ngram` or `--draft self:N` (the model's first N blocks, final norm and head as a small model) */
+function draftKind (value: string | undefined, config?: ModelConfig): { kind: 'ngram' } | { kind: 'self', blocks: number } | undefined {
+  if (value === undefined) return undefined
+  if (value === 'ngram') return { kind: 'ngram' }
+  const m = /^self:(\d+)$/.exec(value)
+  const n = m != null ? Number(m[1]) : NaN
+  if (Number.isSafeInteger(n) && n >= 1 && (config == null || n < config.nLayers)) return { kind: 'self', blocks: n }
+  throw new Error(`--draft must be ngram or self:N with 1 <= N < the model's blocks, got ${value}`)
+}
+
+async function openDrafter (kind: NonNullable<ReturnType<typeof draftKind>>, config: ModelConfig, parameters: Map<string, Float32Array>): Promise<{ drafter: TokenDrafter, close(): Promise<void> }> {
+  if (kind.kind === 'ngram') return { drafter: ngramDrafter(), close: async () => {} }
+  const small: ModelConfig = { ...config, nLayers: kind.blocks }
+  const { modelParameters } = await import('@neuroshard/model')
+  const engine = await createInferenceEngine({ config: small, parameters: new Map(modelParameters(small).map(s => [s.name, parameters.get(s.name)!])), intraOpNumThreads: 1 })
+  const drafter = modelDrafter({ open: async () => await engine.openInference(), vocabSize: config.vocabSize })
+  return { drafter, close: async () => { await drafter.close?.(); await engine.close() } }
 }
 
 /** Runs `neuroshard generate`; returns the exit code */
@@ -98,13 +123,15 @@ export async function generateCommand (argv: string[], io: CliIO): Promise<numbe
   let values
   let sampling
   try {
-    ({ values } = parseArgs({ args: argv, options: { prompt: { type: 'string' }, ...SAMPLING_ARGS }, strict: true, allowPositionals: false }))
+    ({ values } = parseArgs({ args: argv, options: { prompt: { type: 'string' }, draft: { type: 'string' }, gamma: { type: 'string' }, ...SAMPLING_ARGS }, strict: true, allowPositionals: false }))
     if (values.help === true) {
       io.stdout.write(GENERATE_USAGE)
       return 0
     }
     if (values.prompt === undefined) throw new Error('--prompt is required')
     sampling = samplingFromFlags(values)
+    draftKind(values.draft)
+    if (values.gamma !== undefined && !(Number.isSafeInteger(Number(values.gamma)) && Number(values.gamma) >= 1 && Number(values.gamma) <= 32)) throw new Error('--gamma must be an integer in [1, 32]')
   } catch (err: any) {
     io.stderr.write(`${err.message}\n\n${GENERATE_USAGE}`)
     return 2
@@ -119,6 +146,16 @@ export async function generateCommand (argv: string[], io: CliIO): Promise<numbe
     return 1
   }
   const { tokenizer, generator } = model
+  let draft: Awaited<ReturnType<typeof openDrafter>> | undefined
+  try {
+    const kind = draftKind(values.draft, model.config)
+    if (kind !== undefined) draft = await openDrafter(kind, model.config, model.parameters)
+  } catch (err: any) {
+    await generator.close()
+    io.stderr.write(`generate: ${String(err?.message ?? err)}\n`)
+    return 2
+  }
+  const speculation = { proposed: 0, accepted: 0, rounds: 0 }
   try {
     const eos = tokenizer.eosId
     // documents in the genesis data follow an <|eos|>: start the prompt as a new document
@@ -132,7 +169,10 @@ export async function generateCommand (argv: string[], io: CliIO): Promise<numbe
     let text = ''
     let stopped = false
     void io.stopSignal?.then(() => { stopped = true })
-    for await (const id of session.generate(prompt, { ...sampling, ...(eos !== undefined ? { stopTokens: [eos] } : {}) })) {
+    const spec = draft !== undefined
+      ? { draft: draft.drafter, gamma: values.gamma !== undefined ? Number(values.gamma) : 4, onRound: (r: { proposed: number, accepted: number }) => { speculation.proposed += r.proposed; speculation.accepted += r.accepted; speculation.rounds++ } }
+      : {}
+    for await (const id of session.generate(prompt, { ...sampling, ...spec, ...(eos !== undefined ? { stopTokens: [eos] } : {}) })) {
       if (stopped) break
       firstMs ??= performance.now() - t0
       ids.push(id)
@@ -146,12 +186,13 @@ export async function generateCommand (argv: string[], io: CliIO): Promise<numbe
     const seconds = (performance.now() - t0) / 1000
     await session.close()
     if (json) {
-      emit({ event: 'done', tokens: ids.length, ids, text, stopped: stopped ? 'interrupted' : ids.at(-1) === eos ? 'eos' : 'max-tokens', seconds, tokensPerSecond: ids.length / seconds, firstTokenMs: firstMs })
+      emit({ event: 'done', tokens: ids.length, ids, text, stopped: stopped ? 'interrupted' : ids.at(-1) === eos ? 'eos' : 'max-tokens', seconds, tokensPerSecond: ids.length / seconds, firstTokenMs: firstMs, ...(draft !== undefined ? { speculation } : {}) })
     } else {
       io.stdout.write(rest + '\n')
     }
     return 0
   } finally {
+    await draft?.close()
     await generator.close()
   }
 }
