@@ -1383,8 +1383,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
 
   /**
    * Warm standbys: WARM to the router's standby for each server hop (it warms its stage and opens a session stream
-   * to its next hop), and a spare session stream to the first hop's standby. Best effort, in the background; a
-   * standby that cannot be reached is reported to the router.
+   * to its next hop), and a spare session stream to the first hop's standby. Best effort, in the background.
    */
   private async prepareStandbys (router: PipelineRouter, route: Request['route'], session: Uint8Array<ArrayBuffer>): Promise<void> {
     if (!this.warmStandbys || router.standbys == null) return
@@ -1396,8 +1395,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const hop = i + 1
         const r = route.map((h, j) => j === hop ? { peer: peerBytes(s.peer), start: h.start, end: h.end } : h)
         const res = await this.send(r, hop, emptyRequest({ kind: Kind.WARM, session, hop, route: r }), AbortSignal.timeout(this.timeout))
-        if (res.error === HopFailedError.name) router.reportFailure(s.peer, errorFromResponse(res))
-        else if (res.error !== '') this.log('standby %p refused WARM: %s %s', s.peer, res.error, res.message)
+        // best effort: a standby that does not answer WARM is not banned for it (the switch would find out)
+        if (res.error !== '') this.log('standby %p did not take WARM: %s %s', s.peer, res.error, res.message)
         else if (hop === 1) await this.openSpare(s.peer)
       }))
     } catch (err) {
