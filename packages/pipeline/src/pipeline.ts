@@ -1542,6 +1542,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       releases = router.acquire != null ? r.slice(1).map(h => router.acquire!(peerFromBytes(h.peer))) : []
     }
     remember(route)
+    void this.prepareStandbys(router, route, session)
+    let watch: TokenWatch | undefined
     let position = 0 // tokens of `all` every hop's cache holds
     let extra = 0 // rejected draft tokens the caches still hold past `position`
     let text = ''
@@ -1553,6 +1555,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (++retries > maxRetries) throw err
         route = await this.route(stage, router, 'inference', signal)
         remember(route)
+        void this.prepareStandbys(router, route, session)
       } else if (++retries > maxRetries) {
         throw errorFromResponse(res)
       }
@@ -1595,7 +1598,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           }), signal)
           : undefined
         const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate, rollback: extra > 0, draftCount: draft.length })
-        const [res, dres] = await Promise.all([this.send(route, 1, req, signal), toValidator])
+        // the answer comes straight from the Validator on the tokens stream when there is one (spec 1.3.0)
+        watch = this.watchFor(watch, route, session)
+        const [res, dres] = await Promise.all([this.sendInfer(route, req, watch, signal), toValidator])
         const failed = [res, dres].find(r => r?.error === HopFailedError.name)
         if (failed != null) { await restart(failed, true); continue }
         if (dres != null && dres.error !== '') throw errorFromResponse(dres)
@@ -1628,6 +1633,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (stop) break
       }
     } finally {
+      watch?.close()
       this.dropSessionLinks(session)
       for (const release of releases) release()
       await this.sessions.close(this.sessionKey(session, stage))
