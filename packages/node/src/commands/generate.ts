@@ -100,7 +100,7 @@ export async function openModel (values: Record<string, string | boolean | undef
 }
 
 /** `--draft ngram` or `--draft self:N` (the model's first N blocks, final norm and head as a small model) */
-function draftKind (value: string | undefined, config?: ModelConfig): { kind: 'ngram' } | { kind: 'self', blocks: number } | undefined {
+export function draftKind (value: string | undefined, config?: ModelConfig): { kind: 'ngram' } | { kind: 'self', blocks: number } | undefined {
   if (value === undefined) return undefined
   if (value === 'ngram') return { kind: 'ngram' }
   const m = /^self:(\d+)$/.exec(value)
@@ -109,13 +109,18 @@ function draftKind (value: string | undefined, config?: ModelConfig): { kind: 'n
   throw new Error(`--draft must be ngram or self:N with 1 <= N < the model's blocks, got ${value}`)
 }
 
-async function openDrafter (kind: NonNullable<ReturnType<typeof draftKind>>, config: ModelConfig, parameters: Map<string, Float32Array>): Promise<{ drafter: TokenDrafter, close(): Promise<void> }> {
-  if (kind.kind === 'ngram') return { drafter: ngramDrafter(), close: async () => {} }
+/** A source of drafters: `make()` gives one per generation (a draft model keeps a KV cache per sequence) */
+export interface DrafterSource {
+  make(): TokenDrafter & { close?(): Promise<void> }
+  close(): Promise<void>
+}
+
+export async function openDrafter (kind: NonNullable<ReturnType<typeof draftKind>>, config: ModelConfig, parameters: Map<string, Float32Array>): Promise<DrafterSource> {
+  if (kind.kind === 'ngram') return { make: () => ngramDrafter(), close: async () => {} }
   const small: ModelConfig = { ...config, nLayers: kind.blocks }
   const { modelParameters } = await import('@neuroshard/model')
   const engine = await createInferenceEngine({ config: small, parameters: new Map(modelParameters(small).map(s => [s.name, parameters.get(s.name)!])), intraOpNumThreads: 1 })
-  const drafter = modelDrafter({ open: async () => await engine.openInference(), vocabSize: config.vocabSize })
-  return { drafter, close: async () => { await drafter.close?.(); await engine.close() } }
+  return { make: () => modelDrafter({ open: async () => await engine.openInference(), vocabSize: config.vocabSize }), close: async () => { await engine.close() } }
 }
 
 /** Runs `neuroshard generate`; returns the exit code */
@@ -146,10 +151,14 @@ export async function generateCommand (argv: string[], io: CliIO): Promise<numbe
     return 1
   }
   const { tokenizer, generator } = model
-  let draft: Awaited<ReturnType<typeof openDrafter>> | undefined
+  let draft: { drafter: TokenDrafter & { close?(): Promise<void> }, close(): Promise<void> } | undefined
   try {
     const kind = draftKind(values.draft, model.config)
-    if (kind !== undefined) draft = await openDrafter(kind, model.config, model.parameters)
+    if (kind !== undefined) {
+      const source = await openDrafter(kind, model.config, model.parameters)
+      const drafter = source.make()
+      draft = { drafter, close: async () => { await drafter.close?.(); await source.close() } }
+    }
   } catch (err: any) {
     await generator.close()
     io.stderr.write(`generate: ${String(err?.message ?? err)}\n`)

@@ -7,8 +7,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readCorpus } from '@neuroshard/genesis-data'
-import { generateCommand } from '../../src/commands/generate.js'
+import { LocalGenerator } from '../../src/api/local-generator.js'
+import { draftKind, generateCommand, openDrafter } from '../../src/commands/generate.js'
+import { serveCommand } from '../../src/commands/serve.js'
 import { trainCommand } from '../../src/commands/train.js'
+import { loadTrainedModel } from '../../src/workspace.js'
 
 let root: string
 let dataDir: string
@@ -51,6 +54,30 @@ describe('neuroshard generate --draft', () => {
     }
   }, 240_000)
 
+  it('the API\'s local generator (serve --draft) answers with the same text, concurrent requests included', async () => {
+    const { tokenizer, state } = await loadTrainedModel(dataDir)
+    const config = state.settings.config
+    const plain = await LocalGenerator.create({ tokenizer, config, parameters: state.parameters, threads: 1 })
+    const source = await openDrafter(draftKind('self:1', config)!, config, state.parameters)
+    const spec = await LocalGenerator.create({ tokenizer, config, parameters: state.parameters, threads: 1, draft: { source, gamma: 3 } })
+    try {
+      const text = async (g: LocalGenerator, prompt: string, seed: number): Promise<string> => {
+        let out = ''
+        for await (const piece of g.generate(prompt, { model: g.modelId, maxTokens: 20, temperature: 0.8, topK: 40, topP: 0.95, seed }, new AbortController().signal)) out += piece
+        return out
+      }
+      const prompts = ['The river flows', 'A network of machines', 'Once upon a time']
+      const want = await Promise.all(prompts.map(async (p, i) => await text(plain, p, i + 1)))
+      // three requests at once: each has its own draft-model cache
+      const got = await Promise.all(prompts.map(async (p, i) => await text(spec, p, i + 1)))
+      expect(got).toEqual(want)
+      expect(spec.speculation.rounds).toBeGreaterThan(0)
+    } finally {
+      await plain.close()
+      await spec.close()
+    }
+  }, 240_000)
+
   it('refuses bad --draft and --gamma values', async () => {
     for (const bad of [['--draft', 'bogus'], ['--draft', 'self:0'], ['--gamma', '0'], ['--gamma', 'x']]) {
       const t = io()
@@ -60,5 +87,6 @@ describe('neuroshard generate --draft', () => {
     const t = io()
     expect(await generateCommand(['--prompt', 'x', '--data-dir', dataDir, '--draft', 'self:2'], t.io)).toBe(2)
     expect(t.err()).toMatch(/self:N/)
+    for (const bad of [['--draft', 'bogus'], ['--gamma', '99']]) expect(await serveCommand(bad, { ...io().io, env: {} }), bad.join(' ')).toBe(2)
   }, 120_000)
 })
