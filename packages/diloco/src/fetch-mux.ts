@@ -21,6 +21,9 @@ const muxes = new WeakMap<HandlerRegistrar, Map<string, Mux>>()
 const notFound = (): FetchResponse => ({ status: FetchStatus.NOT_FOUND, data: new Uint8Array(0), total: 0, round: 0, baseHash: new Uint8Array(0), stateHash: new Uint8Array(0) })
 
 /** Serve `group`'s fetch requests on `protocol`; resolves to the function that stops serving it */
+/** Largest fetch request read (group name, round, hash, range: well under this) */
+export const MAX_FETCH_REQUEST_BYTES = 4096
+
 export async function serveGroupFetch (registrar: HandlerRegistrar, protocol: string, group: string, serve: Serve, options: { timeout: number, maxMessageSize: number }): Promise<() => Promise<void>> {
   let byProtocol = muxes.get(registrar)
   if (byProtocol == null) {
@@ -41,8 +44,9 @@ export async function serveGroupFetch (registrar: HandlerRegistrar, protocol: st
   }, {
     requestCodec: FetchRequest,
     responseCodec: FetchResponse,
-    // responses carry ranges of payloads and state (up to fetchRangeBytes), not just the small requests
-    maxMessageSize: options.maxMessageSize,
+    // requests are a few dozen bytes; responses carry ranges of payloads and state (up to fetchRangeBytes)
+    maxMessageSize: MAX_FETCH_REQUEST_BYTES,
+    maxOutgoingMessageSize: options.maxMessageSize,
     timeout: options.timeout
   })
   try {

@@ -28,6 +28,14 @@ export interface MessageStreamOptions {
   maxMessageSize?: number
 
   /**
+   * Largest message body that may be written, when it differs from what may be read (a request handler
+   * reads small requests and writes large responses)
+   *
+   * @default maxMessageSize
+   */
+  maxOutgoingMessageSize?: number
+
+  /**
    * Milliseconds each read or write may take (Infinity: no limit)
    *
    * @default 10_000 (DEFAULT_MESSAGE_TIMEOUT_MS)
@@ -96,8 +104,10 @@ export interface FramedStream<S extends Stream = Stream> {
  */
 export function messageStream<S extends Stream> (stream: S, options: MessageStreamOptions = {}): FramedStream<S> {
   const maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
+  const maxOutgoing = options.maxOutgoingMessageSize ?? maxMessageSize
   const timeout = options.timeout ?? DEFAULT_MESSAGE_TIMEOUT_MS
   assertMessageSize(maxMessageSize)
+  assertMessageSize(maxOutgoing, 'maxOutgoingMessageSize')
   assertTimeout(timeout)
   const prefixLength = varintLength(maxMessageSize)
   assertMessageSize(options.readHighWaterMark ?? 1, 'readHighWaterMark')
@@ -167,8 +177,8 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
   }
 
   function checkOutgoing (bytes: Uint8Array | Uint8ArrayList): void {
-    if (bytes.byteLength > maxMessageSize) {
-      throw new MessageTooLargeError(`message of ${bytes.byteLength} bytes exceeds the ${maxMessageSize} byte limit`)
+    if (bytes.byteLength > maxOutgoing) {
+      throw new MessageTooLargeError(`message of ${bytes.byteLength} bytes exceeds the ${maxOutgoing} byte limit`)
     }
   }
 

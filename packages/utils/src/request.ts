@@ -181,8 +181,10 @@ const REMOTE_FAULTS = new Set([
  * ```
  */
 export async function handleRequests<Req, Res> (registrar: HandlerRegistrar, protocol: string, handler: RequestHandler<Req, Res>, options: HandleRequestsOptions<Req, Res>): Promise<() => Promise<void>> {
-  const { requestCodec, responseCodec, log = logger('neuroshard:utils:handle-requests'), onError, maxMessageSize, timeout, readHighWaterMark, ...handlerOptions } = options
-  const streamOptions: MessageStreamOptions = { maxMessageSize, timeout, readHighWaterMark }
+  const { requestCodec, responseCodec, log = logger('neuroshard:utils:handle-requests'), onError, maxMessageSize, maxOutgoingMessageSize, timeout, readHighWaterMark, ...handlerOptions } = options
+  // maxMessageSize caps the requests read, maxOutgoingMessageSize the responses written (a handler of small
+  // requests and large responses must not let a peer make it buffer a response-sized request)
+  const streamOptions: MessageStreamOptions = { maxMessageSize, maxOutgoingMessageSize, timeout, readHighWaterMark }
   // validate now rather than on the first inbound stream
   messageStreamOptionsCheck(streamOptions)
 

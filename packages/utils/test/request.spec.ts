@@ -196,6 +196,29 @@ describe('sendRequest + handleRequests', () => {
     expect(await aborted).toHaveProperty('name', 'StreamClosedError')
   })
 
+  it('caps requests and responses separately (maxOutgoingMessageSize): a request over the request cap is refused, a response over it is sent', async () => {
+    const protocol = nextProtocol()
+    const errors: string[] = []
+    const failed = pDefer<string>()
+    const unhandle = await handleRequests(server, protocol, async (req: EchoRequest) => ({ text: req.text, payload: new Uint8Array(4 * CAP), count: 0 }), {
+      requestCodec: EchoRequest,
+      responseCodec: EchoResponse,
+      maxMessageSize: 64,
+      maxOutgoingMessageSize: 8 * CAP,
+      onError: (err) => { errors.push(err.name); failed.resolve(err.name) }
+    })
+    try {
+      // a small request, a response 64× the request cap: fine
+      const res = await sendRequest(client, server.peerId, protocol, { text: 'hi', payload: new Uint8Array(0) }, { requestCodec: EchoRequest, responseCodec: EchoResponse, maxMessageSize: 8 * CAP })
+      expect(res.payload.byteLength).toBe(4 * CAP)
+      // a request over 64 bytes: the handler refuses to read it
+      await expect(sendRequest(client, server.peerId, protocol, { text: 'x', payload: new Uint8Array(200) }, { requestCodec: EchoRequest, responseCodec: EchoResponse, maxMessageSize: 8 * CAP })).rejects.toThrow()
+      expect(await failed.promise).toBe('MessageTooLargeError')
+    } finally {
+      await unhandle()
+    }
+  })
+
   it('unhandle removes the handler', async () => {
     const { protocol, unhandle } = await startEcho()
     await expect(request(protocol, 'a')).resolves.toHaveProperty('text', 'A')
