@@ -115,7 +115,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     const group = name.slice(0, name.lastIndexOf('-'))
     const gi = groups.indexOf(group)
     const idx = Number(name.slice(name.lastIndexOf('-') + 1))
-    return { name, group, ip: `10.77.${gi}.${idx + 1}`, ns: `nstb-${run}-${i}`, dataDir: join(base, 'data', name), alive: false, rss: [], maxRss: 0, starts: 0, events: [], exits: [], stderr: '', tmpfs: false }
+    return { name, group, ip: s.groups[group].nat === true ? `172.16.${gi}.${idx + 1}` : `10.77.${gi}.${idx + 1}`, ns: `nstb-${run}-${i}`, dataDir: join(base, 'data', name), alive: false, rss: [], maxRss: 0, starts: 0, events: [], exits: [], stderr: '', tmpfs: false }
   })
   const port = s.node?.port ?? 4001
   const logs = new Map<string, WriteStream>()
@@ -132,6 +132,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     await sleep(300)
     if (linkem != null) { linkem.stdin?.end('quit\n'); await new Promise(resolve => { linkem?.once('exit', resolve); setTimeout(resolve, 3000) }); try { linkem.kill('SIGKILL') } catch {} }
     for (const n of nodes) { try { sh(['ip', 'netns', 'del', n.ns]) } catch {} }
+    for (const g of natGroups) { try { sh(['ip', 'netns', 'del', routerNs(g)]) } catch {} }
     for (const n of nodes) { if (n.tmpfs) { try { sh(['umount', '-l', n.dataDir]) } catch {} } }
     if (backend === 'netem') { try { sh(['ip', 'link', 'del', `tb${run}b`]) } catch {} }
     for (const l of logs.values()) l.end()
@@ -239,6 +240,11 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
 
   const failures: string[] = []
   const events: EventResult[] = []
+  const natGroups = groups.filter(g => s.groups[g].nat === true)
+  const isNat = (n: NodeState): boolean => s.groups[n.group].nat === true
+  const routerNs = (g: string): string => `nstb-${run}-r${groups.indexOf(g)}`
+  if (natGroups.length > 0 && backend !== 'userspace') throw new Error('NAT groups need the user-space link backend')
+  if (natGroups.length > 0 && spawnSync('nft', ['--version'], { stdio: 'ignore' }).status !== 0) throw new Error('NAT groups need the nft binary (Debian: apt-get install nftables)')
   const inference: InferenceStats = { requests: 0, ok: 0, errors: [] }
   const latencies: number[] = []
   let completionTokens = 0
@@ -293,7 +299,8 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     // ---- network -------------------------------------------------------------------------------------
     if (backend === 'userspace') {
       const cfg = {
-        ports: nodes.map((n, i) => ({ tap: `tb${run}t${i}`, group: n.group })),
+        // one port per node on the emulated network, and one per NAT router (its group's nodes sit behind it)
+        ports: [...nodes.flatMap((n, i) => isNat(n) ? [] : [{ tap: `tb${run}t${i}`, group: n.group }]), ...natGroups.map(g => ({ tap: `tb${run}r${groups.indexOf(g)}`, group: g }))],
         pairs: Object.fromEntries(Object.entries(s.links).map(([k, v]) => [k, v])),
         seed: 1,
         stats: statsFile
@@ -317,10 +324,40 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
       sh(['ip', 'link', 'add', `tb${run}b`, 'type', 'bridge'])
       sh(['ip', 'link', 'set', `tb${run}b`, 'up'])
     }
+    for (const g of natGroups) {
+      // the home router: public side on the emulated link, a bridge for the LAN, masquerade, and a forward
+      // policy that lets only replies in (what a consumer NAT does without port forwarding)
+      const gi = groups.indexOf(g)
+      const r = routerNs(g)
+      sh(['ip', 'netns', 'add', r])
+      sh(['ip', '-n', r, 'link', 'set', 'lo', 'up'])
+      sh(['ip', 'link', 'set', `tb${run}r${gi}`, 'netns', r])
+      sh(['ip', '-n', r, 'link', 'set', `tb${run}r${gi}`, 'name', 'eth0'])
+      sh(['ip', '-n', r, 'addr', 'add', `10.77.${gi}.254/16`, 'dev', 'eth0'])
+      sh(['ip', '-n', r, 'link', 'set', 'eth0', 'up'])
+      sh(['ip', '-n', r, 'link', 'add', 'lan', 'type', 'bridge'])
+      sh(['ip', '-n', r, 'addr', 'add', `172.16.${gi}.254/24`, 'dev', 'lan'])
+      sh(['ip', '-n', r, 'link', 'set', 'lan', 'up'])
+      sh(['ip', 'netns', 'exec', r, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'])
+      const rules = [
+        'table ip nat {', '  chain post {', '    type nat hook postrouting priority srcnat;', '    oifname "eth0" masquerade', '  }', '}',
+        'table ip filter {', '  chain lanonly {', `    type filter hook forward priority filter; policy ${s.groups[g].natOpen === true ? 'accept' : 'drop'};`, '    ct state established,related accept', '    iifname "lan" accept', '  }', '}', ''
+      ].join('\n')
+      const nft = spawnSync('ip', ['netns', 'exec', r, 'nft', '-f', '-'], { input: rules, encoding: 'utf8' })
+      if (nft.status !== 0) throw new Error(`nft in ${r}: ${nft.stderr}`)
+    }
     for (const [i, n] of nodes.entries()) {
       sh(['ip', 'netns', 'add', n.ns])
       sh(['ip', '-n', n.ns, 'link', 'set', 'lo', 'up'])
-      if (backend === 'userspace') {
+      if (isNat(n)) {
+        const r = routerNs(n.group)
+        sh(['ip', 'link', 'add', `tb${run}v${i}`, 'type', 'veth', 'peer', 'name', `tb${run}p${i}`])
+        sh(['ip', 'link', 'set', `tb${run}v${i}`, 'netns', r])
+        sh(['ip', '-n', r, 'link', 'set', `tb${run}v${i}`, 'master', 'lan'])
+        sh(['ip', '-n', r, 'link', 'set', `tb${run}v${i}`, 'up'])
+        sh(['ip', 'link', 'set', `tb${run}p${i}`, 'netns', n.ns])
+        sh(['ip', '-n', n.ns, 'link', 'set', `tb${run}p${i}`, 'name', 'eth0'])
+      } else if (backend === 'userspace') {
         sh(['ip', 'link', 'set', `tb${run}t${i}`, 'netns', n.ns])
         sh(['ip', '-n', n.ns, 'link', 'set', `tb${run}t${i}`, 'name', 'eth0'])
       } else {
@@ -330,12 +367,13 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
         sh(['ip', 'link', 'set', `tb${run}p${i}`, 'netns', n.ns])
         sh(['ip', '-n', n.ns, 'link', 'set', `tb${run}p${i}`, 'name', 'eth0'])
       }
-      sh(['ip', '-n', n.ns, 'addr', 'add', `${n.ip}/16`, 'dev', 'eth0'])
+      sh(['ip', '-n', n.ns, 'addr', 'add', `${n.ip}/${isNat(n) ? 24 : 16}`, 'dev', 'eth0'])
       sh(['ip', '-n', n.ns, 'link', 'set', 'eth0', 'up'])
+      if (isNat(n)) sh(['ip', '-n', n.ns, 'route', 'add', 'default', 'via', `172.16.${groups.indexOf(n.group)}.254`])
       const diskMB = s.groups[n.group].diskMB
       if (diskMB != null) {
         mkdirSync(n.dataDir, { recursive: true })
-        sh(['mount', '-t', 'tmpfs', '-o', `size=${diskMB}m`, 'tmpfs', n.dataDir])
+        sh(['mount', '-t', 'tmpfs', '-o', `size=${Math.max(4, Math.round(diskMB * 1024))}k`, 'tmpfs', n.dataDir])
         n.tmpfs = true
       }
       const rate = s.groups[n.group].rateMbit
@@ -376,6 +414,22 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     startConvergeS = await waitConverged(timeoutS, t0)
     log(`${s.name}: converged ${startConvergeS != null ? `after ${startConvergeS.toFixed(1)} s` : `NOT within ${timeoutS} s`}`)
     if (startConvergeS == null) failures.push(`no convergence within ${timeoutS} s of the start`)
+    // the NAT is real: a public node cannot open a TCP connection to a NATed node (neither at its private
+    // address nor at its router's), while the NATed node reaches the public node
+    const pub = nodes.find(n => !isNat(n) && n.alive)
+    for (const n of nodes.filter(isNat)) {
+      if (pub == null) break
+      const tcp = (from: NodeState, ip: string): boolean => spawnSync('ip', ['netns', 'exec', from.ns, 'timeout', '5', 'bash', '-c', `exec 3<>/dev/tcp/${ip}/${port}`], { stdio: 'ignore' }).status === 0
+      const router = `10.77.${groups.indexOf(n.group)}.254`
+      // route the home's private range through its router, so only the router's forward policy can stop it
+      const lan = `172.16.${groups.indexOf(n.group)}.0/24`
+      sh(['ip', '-n', pub.ns, 'route', 'add', lan, 'via', router])
+      const inbound = tcp(pub, n.ip)
+      sh(['ip', '-n', pub.ns, 'route', 'del', lan, 'via', router])
+      if (inbound) failures.push(`NAT: ${pub.name} opened a TCP connection to ${n.name} at ${n.ip} (routed via its router)`)
+      if (tcp(pub, router)) failures.push(`NAT: ${pub.name} opened a TCP connection to ${n.name}'s router ${router}:${port}`)
+      if (!tcp(n, pub.ip)) failures.push(`NAT: ${n.name} could not open a TCP connection to ${pub.name} at ${pub.ip}`)
+    }
 
     // ---- events --------------------------------------------------------------------------------------
     if (s.probes?.inference != null) probeLoop = runInferenceProbes(s.probes.inference)

@@ -18,8 +18,16 @@ export interface GroupSpec {
   count: number
   /** egress cap of each node of the group, Mbit/s (kernel tbf on its interface) */
   rateMbit?: number
-  /** each node's data directory is a tmpfs of this size, MB (for `fill-disk`) */
+  /** each node's data directory is a tmpfs of this size, MB (fractions allowed: 0.1 = 102 KB), for `fill-disk` */
   diskMB?: number
+  /**
+   * the group sits behind one NAT router namespace (nftables masquerade, no port forwarding, forward policy:
+   * only replies come in): nodes get 172.16.<group>.<i+1>, the router 10.77.<group>.254 on the emulated
+   * link. Needs the `nft` binary (Debian: apt-get install nftables) and the user-space link backend.
+   */
+  nat?: boolean
+  /** the NAT router forwards inbound connections too (a control: the runner's NAT check must then fail) */
+  natOpen?: boolean
 }
 
 /** Settings of one node (by name) on top of its group's */
@@ -120,6 +128,7 @@ export function loadScenario (path: string): Scenario {
   }
   const names = nodeNames(s)
   for (const b of s.bootstrap) if (!names.includes(b)) throw new Error(`${path}: bootstrap node ${b} is not in any group`)
+  for (const b of s.bootstrap) if (s.groups[b.slice(0, b.lastIndexOf('-'))]?.nat === true) throw new Error(`${path}: bootstrap node ${b} is behind a NAT`)
   for (const n of Object.keys(s.nodes ?? {})) if (!names.includes(n)) throw new Error(`${path}: nodes.${n} is not in any group`)
   for (const e of s.events ?? []) {
     for (const n of ('nodes' in e ? e.nodes : [])) if (!names.includes(n)) throw new Error(`${path}: event ${e.action} names unknown node ${n}`)
