@@ -86,6 +86,29 @@ describe('speculative decoding over three hosts', () => {
     await expect.poll(() => hosts.map(h => h.services.pipeline.sessionStats().sessions), { timeout: 10_000 }).toEqual([0, 0, 0])
   }, 240_000)
 
+  it('the Worker relays acknowledgements only: the accepted tokens come to the Driver on its tokens stream (1.3.0)', async () => {
+    const pipe = hosts[1].services.pipeline as any
+    const send = pipe.send.bind(pipe)
+    const seen: number[][] = []
+    pipe.send = async (...args: any[]) => {
+      const res = await send(...args)
+      if (args[2]?.kind === Kind.INFER) seen.push([...res.tokens, res.direct === true ? -1 : res.token])
+      return res
+    }
+    try {
+      const want = await referenceGreedy(reference, prompt, 16)
+      const got = await generate(prompt, { maxNewTokens: 16, draft: ngramDrafter() })
+      expect(got.ids).toEqual(want.ids)
+      expect(got.rounds.length).toBeGreaterThan(1)
+      // every INFER after the prefill was direct: the Worker saw no token id of any round (the last acknowledgement
+      // may reach the Worker after the Driver already has the token)
+      await expect.poll(() => seen.length, { timeout: 10_000 }).toBe(got.rounds.length)
+      expect(seen.slice(1).every(t => t.length === 1 && t[0] === -1)).toBe(true)
+    } finally {
+      pipe.send = send
+    }
+  }, 120_000)
+
   it('sampled output with point-mass drafts is the plain sampler\'s token for token; a sampled draft (q sent) runs', async () => {
     const sampling = { temperature: 0.8, topK: 40, topP: 0.95 }
     for (const seed of [1, 2, 3]) {
