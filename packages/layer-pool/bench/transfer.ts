@@ -6,7 +6,7 @@
  * counts and drops them); the transfer run is `fetchSpanWeights` from one replica (manifest, chunk
  * requests, sha256 of every chunk, copy into the result, the whole-span contentHash), run as:
  * into a buffer the caller hands in and reuses (`into`: a node replacing weights it holds), with the
- * whole-span hash on the helper thread (the default) and inline (`hashOnThread: false`); into a buffer
+ * whole-span hash inline (the default) and on the helper thread (`hashOnThread: true`); into a buffer
  * the helper thread prefaulted (`prefaultedBuffer`, what the layer pool passes; the prefault's time is
  * counted); and into a new buffer (no `into`). Another run, raw + store, is the raw stream whose client
  * also copies the bytes into a new buffer of the total size: what keeping the bytes in new memory costs
@@ -31,7 +31,7 @@ import type { ModelConfig } from '@neuroshard/model'
 
 const RAW_PROTOCOL = '/neuroshard-bench/raw/1.0.0'
 const MB = 1e6
-/** Warm rounds (each: raw, transfer into the reused buffer (hash on the thread, then inline), into a prefaulted buffer, into a new buffer, raw + store) @default 7 */
+/** Warm rounds (each: raw, transfer into the reused buffer (hash inline, then on the thread), into a prefaulted buffer, into a new buffer, raw + store) @default 7 */
 const WARM_RUNS = Math.max(1, Number(process.argv[3] ?? 7))
 
 /** A model whose blocks are ≈ 50.6 MB each; `blocks` of them make the span */
@@ -121,7 +121,7 @@ async function main (): Promise<void> {
   await client.dial(server.getMultiaddrs())
 
   const reused = new Uint8Array(totalBytes)
-  const transferRun = async (into?: Uint8Array | 'prefault', hashOnThread = true): Promise<number> => {
+  const transferRun = async (into?: Uint8Array | 'prefault', hashOnThread = false): Promise<number> => {
     const t0 = performance.now()
     const buffer = into === 'prefault' ? await prefaultedBuffer(totalBytes) : into
     const result = await fetchSpanWeights(client, [server.peerId], expected, { timeout: 60_000, into: buffer, hashOnThread })
@@ -137,7 +137,7 @@ async function main (): Promise<void> {
   const rawStore: number[] = []
   const transfer: number[] = []
   const transferInto: number[] = []
-  const transferIntoInline: number[] = []
+  const transferIntoThread: number[] = []
   const transferPrefaulted: number[] = []
   reused.fill(0) // the reused buffer has been written before
   // CPU time of each run, ms: the main thread (network, Noise, chunk hashes, copies) and the whole
@@ -157,7 +157,7 @@ async function main (): Promise<void> {
   for (let i = 0; i < WARM_RUNS; i++) {
     raw.push(await measured('raw stream', async () => rawRun(client, server, totalBytes)))
     transferInto.push(await measured('transfer, reused buffer', async () => transferRun(reused)))
-    transferIntoInline.push(await measured('reused, hash inline', async () => transferRun(reused, false)))
+    transferIntoThread.push(await measured('reused, hash on thread', async () => transferRun(reused, true)))
     transferPrefaulted.push(await measured('prefaulted buffer', async () => transferRun('prefault')))
     transfer.push(await measured('transfer, new buffer', async () => transferRun()))
     rawStore.push(await measured('raw + store', async () => rawRun(client, server, totalBytes, true)))
@@ -171,16 +171,16 @@ async function main (): Promise<void> {
   const rawStoreMBs = totalBytes / MB / median(rawStore)
   const transferMBs = totalBytes / MB / median(transfer)
   const transferIntoMBs = totalBytes / MB / median(transferInto)
-  const transferIntoInlineMBs = totalBytes / MB / median(transferIntoInline)
+  const transferIntoThreadMBs = totalBytes / MB / median(transferIntoThread)
   const transferPrefaultedMBs = totalBytes / MB / median(transferPrefaulted)
   const coldMBs = totalBytes / MB / cold
   const load = execSync('uptime').toString().trim()
   const tunables = process.env.GLIBC_TUNABLES ?? '(unset)'
   const pct = (a: number, b: number): string => `${(100 * a / b).toFixed(0)}%`
   const rows = [
-    '| bytes | chunks | raw stream MB/s | transfer, reused buffer MB/s | reused / raw | reused, hash inline MB/s | inline / raw | prefaulted buffer (prefault counted) MB/s | prefaulted / raw | transfer, new buffer MB/s | new / raw | raw + store (new buffer) MB/s | new / (raw + store) | cold transfer MB/s |',
+    '| bytes | chunks | raw stream MB/s | transfer, reused buffer MB/s | reused / raw | reused, hash on thread MB/s | thread / raw | prefaulted buffer (prefault counted) MB/s | prefaulted / raw | transfer, new buffer MB/s | new / raw | raw + store (new buffer) MB/s | new / (raw + store) | cold transfer MB/s |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${rawMBs.toFixed(1)} | ${transferIntoMBs.toFixed(1)} | ${pct(transferIntoMBs, rawMBs)} | ${transferIntoInlineMBs.toFixed(1)} | ${pct(transferIntoInlineMBs, rawMBs)} | ${transferPrefaultedMBs.toFixed(1)} | ${pct(transferPrefaultedMBs, rawMBs)} | ${transferMBs.toFixed(1)} | ${pct(transferMBs, rawMBs)} | ${rawStoreMBs.toFixed(1)} | ${pct(transferMBs, rawStoreMBs)} | ${coldMBs.toFixed(1)} |`
+    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${rawMBs.toFixed(1)} | ${transferIntoMBs.toFixed(1)} | ${pct(transferIntoMBs, rawMBs)} | ${transferIntoThreadMBs.toFixed(1)} | ${pct(transferIntoThreadMBs, rawMBs)} | ${transferPrefaultedMBs.toFixed(1)} | ${pct(transferPrefaultedMBs, rawMBs)} | ${transferMBs.toFixed(1)} | ${pct(transferMBs, rawMBs)} | ${rawStoreMBs.toFixed(1)} | ${pct(transferMBs, rawStoreMBs)} | ${coldMBs.toFixed(1)} |`
   ]
   const cpuRows = [
     '| run | main thread CPU ms (median) | whole process CPU ms (median) |',
@@ -203,18 +203,18 @@ async function main (): Promise<void> {
     glibcTunables: tunables,
     totalBytes,
     chunks: digest.chunkHashes.length,
-    seconds: { raw, transferReusedBuffer: transferInto, transferReusedBufferHashInline: transferIntoInline, transferPrefaultedBuffer: transferPrefaulted, transfer, rawStore, coldTransfer: cold },
-    mbPerSecond: { raw: rawMBs, transferReusedBuffer: transferIntoMBs, transferReusedBufferHashInline: transferIntoInlineMBs, transferPrefaultedBuffer: transferPrefaultedMBs, transfer: transferMBs, rawStore: rawStoreMBs, coldTransfer: coldMBs },
+    seconds: { raw, transferReusedBuffer: transferInto, transferReusedBufferHashOnThread: transferIntoThread, transferPrefaultedBuffer: transferPrefaulted, transfer, rawStore, coldTransfer: cold },
+    mbPerSecond: { raw: rawMBs, transferReusedBuffer: transferIntoMBs, transferReusedBufferHashOnThread: transferIntoThreadMBs, transferPrefaultedBuffer: transferPrefaultedMBs, transfer: transferMBs, rawStore: rawStoreMBs, coldTransfer: coldMBs },
     // raw seconds / transfer seconds of each round (neighbours in time, so they saw about the same load)
     cpuMs: cpu,
     roundRatios: {
       reusedBuffer: raw.map((r, i) => r / transferInto[i]),
-      reusedBufferHashInline: raw.map((r, i) => r / transferIntoInline[i]),
+      reusedBufferHashOnThread: raw.map((r, i) => r / transferIntoThread[i]),
       prefaultedBuffer: raw.map((r, i) => r / transferPrefaulted[i]),
       newBuffer: raw.map((r, i) => r / transfer[i])
     },
     ratioReusedBuffer: transferIntoMBs / rawMBs,
-    ratioReusedBufferHashInline: transferIntoInlineMBs / rawMBs,
+    ratioReusedBufferHashOnThread: transferIntoThreadMBs / rawMBs,
     ratioPrefaultedBuffer: transferPrefaultedMBs / rawMBs,
     ratio: transferMBs / rawMBs,
     ratioToRawStore: transferMBs / rawStoreMBs

@@ -29,7 +29,7 @@ export * from './weight-store.js'
 export * from './architecture.js'
 export * from './transfer/index.js'
 export { membershipCid } from './layer-pool.js'
-export type { LayerPool, LayerPoolComponents, LayerPoolEvents, LayerPoolInit, LayerPoolPubSub, OwnSpan, PoolEntry, SlotFetcher } from './layer-pool.js'
+export type { LayerPool, LayerPoolComponents, LayerPoolEvents, LayerPoolInit, LayerPoolPubSub, OwnSpan, PoolEntry, SlotFetcher, SlotFetchRequest } from './layer-pool.js'
 
 /**
  * The layer pool as a libp2p service. Give it a name in the host's services (`layerPool`) and register

@@ -15,7 +15,9 @@ import {
 import { InsufficientMemoryError, SpanLoadError } from './errors.js'
 import { layerRecordDhtKey, openLayerRecord, signLayerRecord } from './records.js'
 import { describeSpan, genesisSlotParameters, slotCount, slotMemory, slotParameters, slotWeightsHash } from './slots.js'
-import { digestChunks } from './transfer/chunks.js'
+import { digestChunks, streamBytes } from './transfer/chunks.js'
+import { prefaultedBuffer } from './transfer/hash-thread.js'
+import { spanLayout } from './transfer/span.js'
 import { toHex } from './transfer/hex.js'
 import { fetchSpanWeights } from './transfer/client.js'
 import { weightsServer } from './transfer/server.js'
@@ -156,7 +158,21 @@ export interface LayerPoolEvents {
 
 /** Fetches one slot's weights from replicas (the weight transfer client, or a test double) */
 export interface SlotFetcher {
-  (request: { slot: number, replicas: PeerId[], weightsHash: string, chunksRoot: string }, options?: AbortOptions): Promise<Map<string, Float32Array>>
+  (request: SlotFetchRequest, options?: AbortOptions): Promise<Map<string, Float32Array>>
+}
+
+/** What the pool asks a {@link SlotFetcher} for */
+export interface SlotFetchRequest {
+  slot: number
+  replicas: PeerId[]
+  weightsHash: string
+  chunksRoot: string
+  /**
+   * A new buffer of exactly the slot's bytes whose pages a helper thread has already written once
+   * (first writes to fresh memory cost as much as the transfer on some VMs); the weights may be
+   * written into it (`fetchSpanWeights`' `into`). The fetcher may ignore it.
+   */
+  into?: Uint8Array
 }
 
 /** The layer pool of one node */
@@ -851,11 +867,21 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
 
   /** Load every slot of a claimed span (genesis init or transfer), then serve it; on failure it stays `loading` */
   private async load (span: OwnSpan, attempt = 0): Promise<void> {
+    // the destination of the next transfer, prefaulted on the helper thread while the current one runs
+    let next: { slot: number, buffer: Promise<Uint8Array> } | undefined
+    const prepare = (slot: number): void => {
+      if (next?.slot !== slot && slot < span.end && this.store.get(slot) == null && this.needsTransfer(slot)) {
+        next = { slot, buffer: prefaultedBuffer(streamBytes(spanLayout(this.config, slot, slot + 1, 'weights'))) }
+      }
+    }
     try {
       for (let slot = span.start; slot < span.end; slot++) {
         if (!this.started) return
         if (this.store.get(slot) != null && this.info.has(slot)) continue
-        const parameters = await this.resolveSlot(slot)
+        prepare(slot)
+        const into = next?.slot === slot ? await next.buffer : undefined
+        prepare(slot + 1)
+        const parameters = await this.resolveSlot(slot, into)
         await this.store.put(slot, parameters)
         this.info.set(slot, { ...this.hashSlot(slot, parameters), step: this.targetStep(slot) })
       }
@@ -937,14 +963,20 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     return this.target(slot)?.step ?? 0
   }
 
-  private async resolveSlot (slot: number): Promise<Map<string, Float32Array>> {
+  /** Whether a slot's weights would come from a transfer (not from genesis) on today's records */
+  private needsTransfer (slot: number): boolean {
+    const target = this.target(slot)
+    return target != null && !(target.step === 0 && target.weightsHash === this.genesisHash(slot))
+  }
+
+  private async resolveSlot (slot: number, into?: Uint8Array): Promise<Map<string, Float32Array>> {
     const target = this.target(slot)
     const genesis = (): Map<string, Float32Array> => genesisSlotParameters(this.config, slot, this.initSeed)
     if (target == null) return genesis()
     if (target.step === 0 && target.weightsHash === this.genesisHash(slot)) return genesis()
     const replicas = target.holders.filter(p => !this.misbehaved.has(p.toString()))
     if (replicas.length === 0) throw new SpanLoadError(`every holder of slot ${slot}'s weights served bad data before`)
-    const request = { slot, replicas, weightsHash: target.weightsHash, chunksRoot: target.chunksRoot }
+    const request: SlotFetchRequest = { slot, replicas, weightsHash: target.weightsHash, chunksRoot: target.chunksRoot, ...(into != null ? { into } : {}) }
     return await (this.fetcher ?? this.fetchSlot)(request, { signal: this.controller.signal })
   }
 
@@ -955,7 +987,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       const result = await fetchSpanWeights(this.components.connectionManager, request.replicas, {
         modelId: this.modelId, version: this.version, start: request.slot, end: request.slot + 1, part: 'weights',
         config: this.config, chunksRoot: request.chunksRoot, weightsHash: request.weightsHash
-      }, { ...options, ...(resume != null ? { resume } : {}) })
+      }, { ...options, ...(resume != null ? { resume } : request.into != null ? { into: request.into } : {}) })
       this.partials.delete(request.chunksRoot)
       this.noteFaults(result.faults)
       return result.tensors

@@ -3,9 +3,10 @@
  *
  * - the whole-span `contentHash` (rule R14 of specs/layer-pool/transfer.md). It is computed
  *   incrementally over the verified prefix of the stream while chunks arrive, not in a second pass at
- *   the end: {@link StreamContentHash}. On the helper thread it costs the main thread one copy of each
- *   byte into a small shared staging slot (a sha256 pass costs ~15 times as much); without the thread
- *   it is hashed inline, chunk by chunk.
+ *   the end: {@link StreamContentHash}. Inline, each verified chunk is hashed right after its chunk
+ *   hash, while its bytes are in cache. On the helper thread it costs the calling thread a copy of
+ *   each byte into a small shared staging slot instead of a sha256 pass, and costs more CPU in all
+ *   (the fetch client hashes inline unless asked: `hashOnThread`).
  * - the first-write page faults of a new destination buffer: {@link prefaultedBuffer}.
  *
  * The hash and the bytes hashed are those of `contentHash` of `@neuroshard/model`; only where and when
