@@ -1,0 +1,56 @@
+/**
+ * The scenario checks (runner.ts evaluateCheck) on hand-made node states: each must pass on what a healthy
+ * run prints and fail on the fault it exists for (so no scenario check is one that cannot fail).
+ */
+import { describe, it, expect } from 'vitest'
+import { evaluateCheck } from '../src/netns/runner.js'
+import type { InferenceStats, NodeState } from '../src/netns/runner.js'
+
+function node (name: string, peerId: string, events: any[] = [], extra: Partial<NodeState> = {}): NodeState {
+  return { name, group: 'g', ip: '', ns: '', dataDir: '', alive: true, peerId, rss: [], maxRss: 0, starts: 1, events: events.map(e => ({ t: 0, e })), exits: [], stderr: '', tmpfs: false, ...extra }
+}
+const noInference: InferenceStats = { requests: 0, ok: 0, errors: [] }
+
+describe('scenario checks', () => {
+  const ids = ['A', 'B', 'C', 'Z']
+  const round = (r: number, byzAccepted: boolean, distance: number, withByz = true): any => ({
+    event: 'diloco-round',
+    round: r,
+    distance,
+    contributions: [...ids.slice(0, 3).map(peer => ({ peer, accepted: true })), ...(withByz ? [{ peer: 'Z', accepted: byzAccepted }] : [])]
+  })
+  const byzantine = { check: 'diloco-byzantine' as const, byzantine: ['z'], minRounds: 2, maxDistance: 0.6 }
+
+  it('diloco-byzantine: holds when the attacker is rejected every round and the base is near the target', () => {
+    const nodes = [node('a', 'A', [round(0, false, 0.5), round(1, false, 0.3)]), node('z', 'Z')]
+    expect(evaluateCheck(byzantine, nodes, noInference)).toEqual([])
+  })
+
+  it('diloco-byzantine: fails on an accepted attacker, a far base, a round without the attacker, too few rounds', () => {
+    expect(evaluateCheck(byzantine, [node('a', 'A', [round(0, false, 0.5), round(1, true, 0.3)]), node('z', 'Z')], noInference).join()).toMatch(/round 1: Z accepted/)
+    expect(evaluateCheck(byzantine, [node('a', 'A', [round(0, false, 0.5), round(1, false, 3.1)]), node('z', 'Z')], noInference).join()).toMatch(/base ends 3.1/)
+    expect(evaluateCheck(byzantine, [node('a', 'A', [round(0, false, 0.5), round(1, false, 0.3, false)]), node('z', 'Z')], noInference).join()).toMatch(/no Byzantine contribution/)
+    expect(evaluateCheck(byzantine, [node('a', 'A', [round(0, false, 0.5)]), node('z', 'Z')], noInference).join()).toMatch(/1 DiLoCo rounds, expected at least 2/)
+  })
+
+  it('inference: success rate and request count', () => {
+    const c = { check: 'inference' as const, minRequests: 10, minSuccessRate: 1 }
+    expect(evaluateCheck(c, [], { requests: 10, ok: 10, errors: [] })).toEqual([])
+    expect(evaluateCheck(c, [], { requests: 12, ok: 11, errors: ['HTTP 500'] }).join()).toMatch(/11\/12 succeeded/)
+    expect(evaluateCheck(c, [], { requests: 3, ok: 3, errors: [] }).join()).toMatch(/3 requests sent/)
+  })
+
+  it('rounds: distinct rounds per node', () => {
+    const c = { check: 'rounds' as const, min: 2 }
+    expect(evaluateCheck(c, [node('a', 'A', [{ event: 'round', round: 1 }, { event: 'round', round: 2 }])], noInference)).toEqual([])
+    expect(evaluateCheck(c, [node('a', 'A', [{ event: 'round', round: 1 }, { event: 'round', round: 1 }])], noInference).join()).toMatch(/1 DiLoCo rounds/)
+  })
+
+  it('exited: own non-zero exit with a matching stderr; a kill by the runner or exit 0 does not count', () => {
+    const c = { check: 'exited' as const, node: 'f', stderr: 'ENOSPC' }
+    expect(evaluateCheck(c, [node('f', 'F', [], { exits: [{ t: 0, code: 1, signal: null, killed: false }], stderr: 'node failed to start: ENOSPC: no space left on device' })], noInference)).toEqual([])
+    expect(evaluateCheck(c, [node('f', 'F', [], { exits: [{ t: 0, code: null, signal: 'SIGKILL', killed: true }] })], noInference).join()).toMatch(/did not exit on its own/)
+    expect(evaluateCheck(c, [node('f', 'F', [], { exits: [{ t: 0, code: 0, signal: null, killed: false }] })], noInference).join()).toMatch(/code 0/)
+    expect(evaluateCheck(c, [node('f', 'F', [], { exits: [{ t: 0, code: 1, signal: null, killed: false }], stderr: 'TypeError: x' })], noInference).join()).toMatch(/does not match/)
+  })
+})
