@@ -38,7 +38,10 @@ const { values } = parseArgs({
 })
 const name = values.name ?? 'w-0'
 const index = Number(name.slice(name.lastIndexOf('-') + 1))
-const peers = (process.env.DILOCO_NET_PEERS ?? '').split(',').filter(p => p.length > 0 && p.split(':')[0] !== values.ip)
+const all = (process.env.DILOCO_NET_PEERS ?? '').split(',').filter(p => p.length > 0)
+const mine = all.findIndex(p => p.split(':')[0] === values.ip)
+const peers = all.filter((_, i) => i !== mine)
+const earlier = all.slice(0, Math.max(0, mine))
 const CODEC = (process.env.DILOCO_NET_CODEC ?? 'int8') as CodecName
 const H = Number(process.env.DILOCO_NET_H ?? 50)
 const ROUNDS = Number(process.env.DILOCO_NET_ROUNDS ?? 5)
@@ -89,9 +92,17 @@ const stats = setInterval(() => {
 // the others on the group topic: a replica that sees fewer commits rounds with fewer members
 const t0 = Date.now()
 while (subscribers().length < WORKERS - 1) {
-  if (Date.now() - t0 > 300_000) { emit('error', { message: `saw ${subscribers().length} of ${WORKERS - 1} peers on the topic after 300 s` }); process.exit(1) }
+  if (Date.now() - t0 > 300_000) {
+    const message = `saw ${subscribers().length} of ${WORKERS - 1} peers on the topic after 300 s`
+    emit('error', { message })
+    await mkdir(OUT, { recursive: true })
+    await writeFile(join(OUT, `${name}.error`), message)
+    process.exit(1)
+  }
   const connected = new Set(host.getConnections().map(c => c.remoteAddr.toString().split('/')[2]))
-  for (const p of peers) {
+  // each pair is dialled from one side only (the replica listed later dials the earlier ones): two
+  // simultaneous dials leave two connections, and a subscription was then seen to go missing
+  for (const p of earlier) {
     const [ip, port] = p.split(':')
     if (!connected.has(ip)) void host.dial(multiaddr(`/ip4/${ip}/tcp/${port}`)).catch(() => {})
   }

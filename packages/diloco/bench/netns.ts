@@ -44,7 +44,7 @@ const CONFIGS: Config[] = [
 interface NodeResult { name: string, codec: string, H: number, rounds: number, outer: string, payloadBytes: number, valLoss?: number, baseHash: string, roundLog: Array<Record<string, any>> }
 interface Result {
   name: string, link: Link, codec: string, outer: string, H: number, rounds: number, payloadBytes: number,
-  wireBytesPerRound: number, serviceBytesPerRound: number, computeS: number, commS: number, valLoss?: number,
+  wireBytesPerRound: number, wireBytesMedian: number, serviceBytesPerRound: number, computeS: number, commS: number, valLoss?: number,
   /** final bases identical on every replica; rounds whose applied base differed between replicas (a fork the next rounds resolved) */
   identical: boolean, forkedRounds: number, minContributions: number, meanContributions: number, loadBefore: string, loadAfter: string, date: string, error?: string
 }
@@ -87,7 +87,8 @@ async function runOne (c: Config): Promise<Result> {
   process.once('SIGINT', forward)
   const deadline = Date.now() + TIMEOUT_MS
   const names = Array.from({ length: WORKERS }, (_, i) => `w-${i}`)
-  while (!exited && Date.now() < deadline && !names.every(n => existsSync(join(out, `${n}.json`)))) await sleep(1000)
+  const failed = (): boolean => names.some(n => existsSync(join(out, `${n}.error`)))
+  while (!exited && Date.now() < deadline && !failed() && !names.every(n => existsSync(join(out, `${n}.json`)))) await sleep(1000)
   const done = names.every(n => existsSync(join(out, `${n}.json`)))
   if (done) await sleep(3000) // the slower replicas may still fetch the last round's payloads
   if (!exited) {
@@ -98,16 +99,23 @@ async function runOne (c: Config): Promise<Result> {
   process.off('SIGINT', forward)
   const loadAfter = load()
   const base = { name: c.name, link: c.link, codec: c.codec, outer: c.outer, H, rounds: ROUNDS, loadBefore, loadAfter, date }
-  if (!done) return { ...base, payloadBytes: 0, wireBytesPerRound: 0, serviceBytesPerRound: 0, computeS: NaN, commS: NaN, identical: false, forkedRounds: 0, minContributions: 0, meanContributions: 0, error: `not every replica finished (logs under /tmp/neuroshard-testbed/diloco-${c.name}-*)` }
+  if (!done) return { ...base, payloadBytes: 0, wireBytesPerRound: 0, wireBytesMedian: 0, serviceBytesPerRound: 0, computeS: NaN, commS: NaN, identical: false, forkedRounds: 0, minContributions: 0, meanContributions: 0, error: `not every replica finished (logs under /tmp/neuroshard-testbed/diloco-${c.name}-*)` }
+  return { ...base, ...await analyze(out) }
+}
+
+/** The measures of one run from its replicas' result files */
+async function analyze (out: string): Promise<Omit<Result, 'name' | 'link' | 'codec' | 'outer' | 'H' | 'rounds' | 'loadBefore' | 'loadAfter' | 'date'>> {
+  const names = Array.from({ length: WORKERS }, (_, i) => `w-${i}`)
   const nodes: NodeResult[] = await Promise.all(names.map(async n => JSON.parse(await readFile(join(out, `${n}.json`), 'utf8'))))
   // per round R, on the machine's one clock: compute = from the first start to the last end of the H inner steps
   // of the pseudo-gradients contributed to R; comm = from that last end until the last replica has applied R
   // (announce, payload over gossipsub or fetch, commit, aggregation, outer step). Round 0 is left out (the
   // replicas start it at different times after start-up).
+  const rounds = nodes[0].rounds
   const compute: number[] = []
   const comm: number[] = []
   const logs = nodes.flatMap(n => n.roundLog)
-  for (let R = 1; R < ROUNDS; R++) {
+  for (let R = 1; R < rounds; R++) {
     const contributed = logs.filter(l => l.contributedRound === R)
     const applied = logs.filter(l => l.round === R)
     if (contributed.length === 0 || applied.length === 0) continue
@@ -118,25 +126,37 @@ async function runOne (c: Config): Promise<Result> {
   }
   const all = nodes.flatMap(n => n.roundLog)
   const valLoss = nodes.find(n => n.valLoss !== undefined && n.valLoss !== null)?.valLoss
+  const median = (xs: number[]): number => { const v = [...xs].sort((a, b) => a - b); return v[Math.floor(v.length / 2)] }
   return {
-    ...base,
     payloadBytes: nodes[0].payloadBytes,
+    // a typical round of one replica (state downloads it served to resyncing peers show up as outliers)
+    wireBytesMedian: median(all.map(r => r.txBytes)),
     // everything each replica's interface sent while it trained and exchanged, divided by the group's rounds
-    wireBytesPerRound: all.reduce((a, r) => a + r.txBytes, 0) / WORKERS / ROUNDS,
-    serviceBytesPerRound: all.reduce((a, r) => a + r.serviceBytes, 0) / WORKERS / ROUNDS,
+    wireBytesPerRound: all.reduce((a, r) => a + r.txBytes, 0) / WORKERS / rounds,
+    serviceBytesPerRound: all.reduce((a, r) => a + r.serviceBytes, 0) / WORKERS / rounds,
     computeS: mean(compute),
     commS: mean(comm),
     ...(valLoss !== undefined ? { valLoss } : {}),
     identical: nodes.every(n => n.baseHash === nodes[0].baseHash),
-    forkedRounds: Array.from({ length: ROUNDS }, (_, R) => new Set(logs.filter(l => l.round === R).map(l => l.baseHash)).size).filter(k => k > 1).length,
+    forkedRounds: Array.from({ length: rounds }, (_, R) => new Set(logs.filter(l => l.round === R).map(l => l.baseHash)).size).filter(k => k > 1).length,
     minContributions: Math.min(...all.map(r => r.contributions)),
     meanContributions: mean(all.map(r => r.contributions))
   }
 }
 
-const only = process.argv.slice(2)
+const analyzeOnly = process.argv.includes('--analyze')
+const only = process.argv.slice(2).filter(a => !a.startsWith('--'))
 const results: Result[] = existsSync(resultsFile) ? JSON.parse(await readFile(resultsFile, 'utf8')) : []
+// --analyze: recompute the measures of the stored runs from their replicas' files (/tmp/diloco-netns/<name>/out)
+if (analyzeOnly) {
+  for (const [i, r] of results.entries()) {
+    if (r.error !== undefined || !existsSync(join('/tmp', 'diloco-netns', r.name, 'out', 'w-0.json'))) continue
+    results[i] = { ...r, ...await analyze(join('/tmp', 'diloco-netns', r.name, 'out')) }
+  }
+  await writeFile(resultsFile, JSON.stringify(results, null, 2))
+}
 for (const c of CONFIGS) {
+  if (analyzeOnly) break
   if (only.length > 0 && !only.includes(c.name)) continue
   if (only.length === 0 && results.some(r => r.name === c.name && r.error === undefined)) { console.log(`skip ${c.name} (in ${resultsFile})`); continue }
   const r = await runOne(c)
@@ -149,9 +169,9 @@ for (const c of CONFIGS) {
 
 const fmtB = (b: number): string => b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${Math.round(b)} B`
 const linkOf = (l: Link): string => `${l.rateMbit} Mbit/s up, ${l.delayMs} ms${(l.jitterMs ?? 0) > 0 ? ` ± ${l.jitterMs}` : ''}${(l.lossPct ?? 0) > 0 ? `, ${l.lossPct} % loss` : ''}`
-console.log('\n| config | link (each node) | codec | outer | H | rounds | payload/node/round | wire bytes sent/node/round (eth0) | service bytes/node/round | compute s/round | comm s/round | upload of 3 payloads at the cap (s) | comm share | val loss | contributions per round, mean (min) | final weights bit-identical | rounds with diverging bases | load before → after |')
+console.log('\n| config | link (each node) | codec | outer | H | rounds | payload/node/round | wire bytes sent/node/round (eth0): mean / median | service bytes/node/round | compute s/round | comm s/round | upload of 3 payloads at the cap (s) | comm share | val loss | contributions per round, mean (min) | final weights bit-identical | rounds with diverging bases | load before → after |')
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of results) {
   if (r.error !== undefined) { console.log(`| ${r.name} | ${linkOf(r.link)} | ${r.codec} | ${r.outer} | ${r.H} | ${r.rounds} | FAILED: ${r.error} |||||||||||| ${r.loadBefore.split(' ')[0]} → ${r.loadAfter.split(' ')[0]} |`); continue }
-  console.log(`| ${r.name} | ${linkOf(r.link)} | ${r.codec} | ${r.outer === 'avg' ? 'avg (lr 1, μ 0)' : 'Nesterov 0.7/0.9'} | ${r.H} | ${r.rounds} | ${fmtB(r.payloadBytes)} | ${fmtB(r.wireBytesPerRound)} | ${fmtB(r.serviceBytesPerRound)} | ${r.computeS.toFixed(2)} | ${r.commS.toFixed(2)} | ${(3 * r.payloadBytes * 8 / (r.link.rateMbit * 1e6)).toFixed(3)} | ${(100 * r.commS / (r.commS + r.computeS)).toFixed(1)} % | ${r.valLoss?.toFixed(4) ?? '—'} | ${r.meanContributions.toFixed(2)} (${r.minContributions}) | ${r.identical ? 'yes' : 'NO'} | ${r.forkedRounds} of ${r.rounds} | ${r.loadBefore.split(' ')[0]} → ${r.loadAfter.split(' ')[0]} |`)
+  console.log(`| ${r.name} | ${linkOf(r.link)} | ${r.codec} | ${r.outer === 'avg' ? 'avg (lr 1, μ 0)' : 'Nesterov 0.7/0.9'} | ${r.H} | ${r.rounds} | ${fmtB(r.payloadBytes)} | ${fmtB(r.wireBytesPerRound)} / ${r.wireBytesMedian !== undefined ? fmtB(r.wireBytesMedian) : '—'} | ${fmtB(r.serviceBytesPerRound)} | ${r.computeS.toFixed(2)} | ${r.commS.toFixed(2)} | ${(3 * r.payloadBytes * 8 / (r.link.rateMbit * 1e6)).toFixed(3)} | ${(100 * r.commS / (r.commS + r.computeS)).toFixed(1)} % | ${r.valLoss?.toFixed(4) ?? '—'} | ${r.meanContributions.toFixed(2)} (${r.minContributions}) | ${r.identical ? 'yes' : 'NO'} | ${r.forkedRounds} of ${r.rounds} | ${r.loadBefore.split(' ')[0]} → ${r.loadAfter.split(' ')[0]} |`)
 }
