@@ -2,11 +2,15 @@
  * Devnet benchmark (issue 12):
  *  1. time to first token and tokens/s of `/v1/chat/completions` (SSE) on a 4-node devnet, answered through
  *     the pipeline, against the same API over `neuroshard generate`'s engine (the whole model in this process,
- *     `LocalGenerator`) with the same weights — same prompts, greedy, same token budget;
+ *     `LocalGenerator`) with the same weights — same prompts, same sampling settings, same token budget, the
+ *     two alternating request by request (so that load changes hit both alike); with the CPU time the process
+ *     spent per generated token (all threads: a figure the machine's load disturbs less than wall time);
  *  2. devnet start to the first finished DiLoCo round, and the process memory as rounds go by (all nodes
  *     run in this process: the per-node figure is the total / nodes).
  *
  * Run: `npx -y pnpm@10 --filter @neuroshard/node bench` (after a build). Writes bench/results/devnet.json.
+ * Settings (env): REQUESTS, MAX_TOKENS, ROUNDS, BENCH_PART=inference|training, BENCH_DATA_DIR,
+ * REQUEST_TIMEOUT_MS, TRAIN_TIMEOUT_S. Progress (and every 30 s what each node holds and trains) goes to stderr.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { loadavg, cpus } from 'node:os'
@@ -17,19 +21,48 @@ import { LocalGenerator } from '../src/api/local-generator.js'
 import { createLocalBackend } from '../src/api/local-backend.js'
 import { startApiServer } from '../src/api/server.js'
 import { startNetworkDevnet } from '../src/network/devnet.js'
+import { DEFAULT_INNER_STEPS, DEFAULT_NODE_BATCH_SIZE, DEFAULT_NODE_SEQ_LEN } from '../src/network/node.js'
 import { prepareData } from '../src/workspace.js'
+import type { NetworkNode } from '../src/network/node.js'
 
 const DATA_DIR = process.env.BENCH_DATA_DIR ?? '/tmp/neuroshard-bench-data'
-const REQUESTS = Number(process.env.REQUESTS ?? 6)
+const REQUESTS = Number(process.env.REQUESTS ?? 12)
 const MAX_TOKENS = Number(process.env.MAX_TOKENS ?? 48)
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
+/** A request that takes longer is a failure (the run stops and says where), not a silent hang */
+const REQUEST_TIMEOUT_MS = Number(process.env.REQUEST_TIMEOUT_MS ?? 120_000)
+/** Longest wait for the training devnet's rounds */
+const TRAIN_TIMEOUT_S = Number(process.env.TRAIN_TIMEOUT_S ?? 1200)
+/** `inference`, `training` or both (default) */
+const PART = process.env.BENCH_PART ?? 'all'
 const PROMPTS = ['The history of', 'In the morning the', 'Scientists have found', 'A small town', 'The river', 'When the war']
 
-interface Sample { ttftMs: number, tokens: number, tokPerS: number }
+const T0 = performance.now()
+/** Progress on stderr (the table goes to stdout): which phase a slow or stuck run is in */
+function note (msg: string): void { process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1)} s, load ${loadavg()[0].toFixed(1)}] ${msg}\n`) }
+
+/** Every 30 s, what each node holds and where its training is (to tell a stuck run from a slow one) */
+function watch (what: string, nodes: () => NetworkNode[]): () => void {
+  const timer = setInterval(() => {
+    const parts = nodes().map((n, i) => {
+      const spans = n.heldStages().map(h => `[${h.start},${h.end})`).join('')
+      const rounds = n.heldStages().map(h => n.group(h.start)?.round ?? '-').join('/')
+      const t = n.recorder.progress()
+      return `n${i} ${spans || 'none'} round ${rounds} step ${t.totalSteps}`
+    })
+    note(`${what}: ${parts.join(' | ')}`)
+  }, 30_000)
+  timer.unref()
+  return () => { clearInterval(timer) }
+}
+
+interface Sample { ttftMs: number, tokens: number, tokPerS: number, cpuMsPerToken: number }
 
 async function measure (url: string, prompt: string): Promise<Sample> {
+  const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   const res = await fetch(`${url}/v1/chat/completions`, {
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: process.env.MODEL ?? 'x', messages: [{ role: 'user', content: prompt }], max_tokens: MAX_TOKENS, temperature: 1, seed: 7, stream: true, stream_options: { include_usage: true } })
@@ -60,8 +93,10 @@ async function measure (url: string, prompt: string): Promise<Sample> {
       }
     }
   }
+  const cpu = process.cpuUsage(cpu0)
+  if (tokens === 0) throw new Error(`no token for ${JSON.stringify(prompt)} from ${url}`)
   const ttftMs = first - t0
-  return { ttftMs, tokens, tokPerS: tokens > 1 ? (tokens - 1) / ((last - first) / 1000) : 0 }
+  return { ttftMs, tokens, tokPerS: tokens > 1 ? (tokens - 1) / ((last - first) / 1000) : 0, cpuMsPerToken: (cpu.user + cpu.system) / 1000 / tokens }
 }
 
 function median (xs: number[]): number {
@@ -69,78 +104,130 @@ function median (xs: number[]): number {
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
-async function run (): Promise<void> {
-  const started = new Date().toISOString()
-  const load0 = loadavg()[0]
-  const data = await prepareData({ dataDir: DATA_DIR, source: 'nlp-corpus', vocabSize: 4096 })
+type Data = Awaited<ReturnType<typeof prepareData>>
+
+/** 1. inference: devnet (pipeline) vs one process, same genesis weights */
+async function inference (data: Data): Promise<Record<'devnet' | 'local', Sample[]>> {
   const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
-
-  // ---- 1. inference: devnet (pipeline) vs one process, same genesis weights -------------------------------
   const devnet = await startNetworkDevnet({ nodes: 4, tokenizer: data.tokenizer, data: nodeData, node: { training: false } })
-
+  note('inference devnet started')
+  const unwatch = watch('inference devnet', () => devnet.nodes)
   const config = devnet.config
   const weights = new Map<string, Float32Array>()
   for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
   const local = await LocalGenerator.create({ tokenizer: data.tokenizer, config, parameters: weights, threads: 1 })
   while (!devnet.nodes.every(n => n.heldStages().length > 0)) await new Promise(resolve => setTimeout(resolve, 200))
+  note(`every node holds a span: ${devnet.nodes.map(n => n.heldStages().map(h => `[${h.start},${h.end})`).join('')).join(' ')}`)
   const driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
   const net = await startApiServer({ backend: driver.backend(), port: 0, defaultMetrics: false })
   const one = await startApiServer({ backend: createLocalBackend({ generator: local }), port: 0, defaultMetrics: false })
-  const rows: Record<string, Sample[]> = { devnet: [], local: [] }
-  // warm-up: sessions, thread pools, connections
-  process.env.MODEL = 'devnet'; await measure(net.url, 'Hello')
-  process.env.MODEL = local.modelId; await measure(one.url, 'Hello')
-  for (let i = 0; i < REQUESTS; i++) {
-    const prompt = PROMPTS[i % PROMPTS.length]
-    // alternate, so load drifts hit both alike
-    process.env.MODEL = 'devnet'; rows.devnet.push(await measure(net.url, prompt))
-    process.env.MODEL = local.modelId; rows.local.push(await measure(one.url, prompt))
+  const rows: Record<'devnet' | 'local', Sample[]> = { devnet: [], local: [] }
+  try {
+    // warm-up: sessions, thread pools, connections
+    process.env.MODEL = 'devnet'; await measure(net.url, 'Hello')
+    process.env.MODEL = local.modelId; await measure(one.url, 'Hello')
+    note('warmed up')
+    for (let i = 0; i < REQUESTS; i++) {
+      const prompt = PROMPTS[i % PROMPTS.length]
+      // alternate, so load drifts hit both alike
+      process.env.MODEL = 'devnet'; rows.devnet.push(await measure(net.url, prompt))
+      process.env.MODEL = local.modelId; rows.local.push(await measure(one.url, prompt))
+      const r = (x: Sample): string => `TTFT ${x.ttftMs.toFixed(0)} ms, ${x.tokens} pieces, ${x.tokPerS.toFixed(1)} tok/s, ${x.cpuMsPerToken.toFixed(1)} CPU ms/token`
+      note(`request ${i + 1}/${REQUESTS}: devnet ${r(rows.devnet.at(-1)!)}; one process ${r(rows.local.at(-1)!)}`)
+    }
+  } finally {
+    unwatch()
+    await net.close(); await one.close(); await devnet.stop(); await local.close?.()
+    note('inference devnet stopped')
   }
-  await net.close(); await one.close(); await devnet.stop(); await local.close?.()
+  return rows
+}
 
-  // ---- 2. training: start → first round, memory over rounds -----------------------------------------------
+interface RoundRow { round: number, s: number, rssMiB: number, heapMiB: number, validation?: number }
+
+/** 2. training: start → first finished round, memory and validation over rounds */
+async function training (data: Data): Promise<{ firstRoundS: number, spans: string, rounds: RoundRow[] }> {
+  const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
   const t0 = performance.now()
-  const rounds: Array<{ round: number, s: number, rssMiB: number, heapMiB: number, validation?: number }> = []
+  const rounds: RoundRow[] = []
   let firstRoundS = 0
-  const trainNet = await startNetworkDevnet({ nodes: 4, tokenizer: data.tokenizer, data: nodeData, node: { optimizer: { schedule: constantLr(3e-3) } } })
-  const trainDriver = await new Promise<typeof trainNet.nodes[number]>((resolve) => {
-    const check = setInterval(() => {
-      const d = trainNet.nodes.find(n => n.heldStages().some(h => h.start === 0))
-      if (d != null) { clearInterval(check); resolve(d) }
-    }, 100)
-  })
-  await new Promise<void>((resolve) => {
-    trainDriver.addEventListener('node:validation', (e) => {
-      const m = process.memoryUsage()
-      rounds.push({ round: e.detail.round, s: (performance.now() - t0) / 1000, rssMiB: m.rss / 2 ** 20, heapMiB: m.heapUsed / 2 ** 20, validation: e.detail.loss })
-      if (e.detail.round === 1) firstRoundS = (performance.now() - t0) / 1000
-      if (e.detail.round >= ROUNDS) resolve()
+  let spans = ''
+  // a round is finished when a slot group applies its outer step (node:round); the first one on any node
+  const onNode = (node: NetworkNode): void => {
+    node.addEventListener('node:round', (e) => {
+      if (e.detail.round < 1 || firstRoundS > 0) return
+      firstRoundS = (performance.now() - t0) / 1000
+      spans = trainNet.nodes.map(n => n.heldStages().map(h => `[${h.start},${h.end})`).join('') || 'none').join(' ')
+      note(`first finished round (slot ${e.detail.slot})`)
     })
-  })
-  await trainNet.stop()
+  }
+  const trainNet = await startNetworkDevnet({ nodes: 4, tokenizer: data.tokenizer, data: nodeData, node: { optimizer: { schedule: constantLr(3e-3) } }, onNode })
+  note('training devnet started')
+  const unwatch = watch('training devnet', () => trainNet.nodes)
+  try {
+    const trainDriver = await new Promise<NetworkNode>((resolve) => {
+      const check = setInterval(() => {
+        const d = trainNet.nodes.find(n => n.heldStages().some(h => h.start === 0))
+        if (d != null) { clearInterval(check); resolve(d) }
+      }, 100)
+    })
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`no validation of round ${ROUNDS} after ${TRAIN_TIMEOUT_S} s (rounds seen: ${rounds.map(r => r.round).join(', ') || 'none'})`)) }, TRAIN_TIMEOUT_S * 1000)
+      trainDriver.addEventListener('node:validation', (e) => {
+        const m = process.memoryUsage()
+        rounds.push({ round: e.detail.round, s: (performance.now() - t0) / 1000, rssMiB: m.rss / 2 ** 20, heapMiB: m.heapUsed / 2 ** 20, validation: e.detail.loss })
+        note(`validation after round ${e.detail.round}: ${e.detail.loss}`)
+        if (e.detail.round >= ROUNDS) { clearTimeout(timer); resolve() }
+      })
+    })
+  } finally {
+    unwatch()
+    await trainNet.stop()
+    note('training devnet stopped')
+  }
+  return { firstRoundS, spans, rounds }
+}
+
+async function run (): Promise<void> {
+  const started = new Date().toISOString()
+  const load0 = loadavg()[0]
+  const data = await prepareData({ dataDir: DATA_DIR, source: 'nlp-corpus', vocabSize: 4096 })
+  note('data ready')
+  const rows = PART === 'training' ? undefined : await inference(data)
+  const train = PART === 'inference' ? undefined : await training(data)
 
   const f = (x: number, d = 1): string => x.toFixed(d)
-  const dn = { ttft: median(rows.devnet.map(r => r.ttftMs)), tps: median(rows.devnet.map(r => r.tokPerS)) }
-  const lo = { ttft: median(rows.local.map(r => r.ttftMs)), tps: median(rows.local.map(r => r.tokPerS)) }
-  const lines = [
-    `devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; tiny, vocabulary ${data.tokenizer.vocabSize}, ${REQUESTS} requests (temperature 1, seed 7: an untrained model's greedy choice is often <|eos|>) of ${MAX_TOKENS} tokens (medians)`,
-    '',
-    '| path | time to first token (ms) | tokens/s | vs one process |',
-    '|---|---|---|---|',
-    `| /v1/chat/completions, devnet (4 nodes, through the pipeline) | ${f(dn.ttft)} | ${f(dn.tps)} | TTFT ${f(dn.ttft / lo.ttft, 2)}×, tokens/s ${f(dn.tps / lo.tps, 2)}× |`,
-    `| /v1/chat/completions, one process (neuroshard generate's engine) | ${f(lo.ttft)} | ${f(lo.tps)} | 1× |`,
-    '',
-    `goal: TTFT ≤ 1.2× → ${dn.ttft / lo.ttft <= 1.2 ? 'met' : 'NOT met'}; tokens/s ≥ 0.9× → ${dn.tps / lo.tps >= 0.9 ? 'met' : 'NOT met'}`,
-    '',
-    `training devnet (4 nodes, H = 20, batch 8 × 64): start → first finished DiLoCo round ${f(firstRoundS)} s`,
-    '',
-    '| round | s since start | validation loss | process RSS (MiB, 4 nodes) | heap (MiB) |',
-    '|---|---|---|---|---|',
-    ...rounds.map(r => `| ${r.round} | ${f(r.s)} | ${f(r.validation ?? NaN, 4)} | ${f(r.rssMiB, 0)} | ${f(r.heapMiB, 0)} |`)
-  ]
+  const range = (xs: number[], d = 1): string => `${f(Math.min(...xs), d)}–${f(Math.max(...xs), d)}`
+  const lines = [`devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; tiny, vocabulary ${data.tokenizer.vocabSize}`]
+  if (rows !== undefined) {
+    const stat = (xs: Sample[]): { ttft: number, tps: number, cpu: number } => ({ ttft: median(xs.map(r => r.ttftMs)), tps: median(xs.map(r => r.tokPerS)), cpu: median(xs.map(r => r.cpuMsPerToken)) })
+    const dn = stat(rows.devnet)
+    const lo = stat(rows.local)
+    lines.push(
+      '',
+      `${REQUESTS} requests per path (temperature 1, seed 7: an untrained model's greedy choice is often <|eos|>) of ${MAX_TOKENS} tokens, the paths alternating; medians, (min–max)`,
+      '',
+      '| path | time to first token (ms) | (range) | tokens/s | (range) | CPU ms per token (process) | vs one process |',
+      '|---|---|---|---|---|---|---|',
+      `| /v1/chat/completions, devnet (4 nodes, through the pipeline) | ${f(dn.ttft)} | ${range(rows.devnet.map(r => r.ttftMs))} | ${f(dn.tps)} | ${range(rows.devnet.map(r => r.tokPerS))} | ${f(dn.cpu)} | TTFT ${f(dn.ttft / lo.ttft, 2)}×, tokens/s ${f(dn.tps / lo.tps, 2)}×, CPU/token ${f(dn.cpu / lo.cpu, 1)}× |`,
+      `| /v1/chat/completions, one process (neuroshard generate's engine) | ${f(lo.ttft)} | ${range(rows.local.map(r => r.ttftMs))} | ${f(lo.tps)} | ${range(rows.local.map(r => r.tokPerS))} | ${f(lo.cpu)} | 1× |`,
+      '',
+      `goal: TTFT ≤ 1.2× → ${dn.ttft / lo.ttft <= 1.2 ? 'met' : 'NOT met'}; tokens/s ≥ 0.9× → ${dn.tps / lo.tps >= 0.9 ? 'met' : 'NOT met'}`
+    )
+  }
+  if (train !== undefined) {
+    lines.push(
+      '',
+      `training devnet (4 nodes, H = ${DEFAULT_INNER_STEPS}, batch ${DEFAULT_NODE_BATCH_SIZE} × ${DEFAULT_NODE_SEQ_LEN}): start → first finished DiLoCo round ${f(train.firstRoundS)} s (spans then, node by node: ${train.spans})`,
+      '',
+      '| validation after round | s since start | validation loss | process RSS (MiB, 4 nodes) | heap (MiB) |',
+      '|---|---|---|---|---|',
+      ...train.rounds.map(r => `| ${r.round} | ${f(r.s)} | ${f(r.validation ?? NaN, 4)} | ${f(r.rssMiB, 0)} | ${f(r.heapMiB, 0)} |`)
+    )
+  }
   console.log(lines.join('\n'))
   await mkdir(join('bench', 'results'), { recursive: true })
-  await writeFile(join('bench', 'results', 'devnet.json'), JSON.stringify({ started, rows, firstRoundS, rounds, load: [load0, loadavg()[0]] }, null, 2))
+  await writeFile(join('bench', 'results', 'devnet.json'), JSON.stringify({ started, part: PART, rows, training: train, load: [load0, loadavg()[0]] }, null, 2))
   process.exit(0)
 }
 
