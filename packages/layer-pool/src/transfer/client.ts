@@ -69,9 +69,9 @@ export interface FetchSpanWeightsOptions extends AbortOptions {
   /**
    * The whole-span `contentHash` (R14) is fed the verified prefix of the stream as chunks arrive
    * (no second pass at the end). `true` computes it on a helper thread (spans of 4 MiB or more):
-   * less work on this thread (≈ 35–90 ms less per 100 MB measured), more in all (≈ 100–150 ms more),
-   * so it pays only where a core is idle; on the loaded 2-core machines of the benchmark inline was
-   * as fast or faster. Either way the same hash of the same bytes. @default false
+   * 35–60 ms less CPU per 100 MB on this thread, up to 150 ms more in all (README, benchmark), so it
+   * pays only where a core is idle; on the loaded 2-core machines of the benchmark inline was as fast
+   * or faster. Either way the same hash of the same bytes. @default false
    */
   hashOnThread?: boolean
   /** Called after the manifest, each verified chunk and each dropped replica; must not throw */
