@@ -74,6 +74,8 @@ export interface ScenarioResult {
   inference?: InferenceStats
   /** false when the node command prints no layer-pool stats (kills and cuts are not followed) */
   measuredForgetting?: boolean
+  /** per node, RSS samples of its last process: [s since the run started, MB] (stats lines or /proc every 10 s) */
+  rssSeries?: Record<string, Array<[number, number]>>
   /** DiLoCo rounds: the most any node reported, and the last validation loss reported */
   rounds?: number
   valLoss?: number
@@ -574,6 +576,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     link,
     ...(inference.requests > 0 ? { inference } : {}),
     measuredForgetting: (s.converge ?? 'layer-pool') === 'layer-pool',
+    rssSeries: Object.fromEntries(nodes.map(n => [n.name, n.rss.filter((_, i) => i % 10 === 0 || (s.converge ?? 'layer-pool') !== 'layer-pool').map(([t, r]) => [Math.round((t - started) / 1000), Math.round(r / 2 ** 20)] as [number, number])])),
     ...(allRounds.some(r => r > 0) ? { rounds: Math.max(...allRounds) } : {}),
     ...(typeof lastVal === 'number' ? { valLoss: lastVal } : {}),
     passed: failures.length === 0,
