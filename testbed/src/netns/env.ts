@@ -1,6 +1,6 @@
 /** What this machine offers for the testbed: root, network namespaces, TAP, Python, tbf, netem */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -40,10 +40,21 @@ export function probeEnvironment (): TestbedEnvironment {
 /** Deletes what an interrupted run left behind (namespaces and links named nstb-* / tb*) */
 export function cleanupStale (): string[] {
   const removed: string[] = []
+  // runs whose runner process is alive (runner.pid in /tmp/neuroshard-testbed/<scenario>-<run>/) are kept
+  const live = new Set<string>()
+  try {
+    for (const d of readdirSync('/tmp/neuroshard-testbed')) {
+      try {
+        process.kill(Number(readFileSync(`/tmp/neuroshard-testbed/${d}/runner.pid`, 'utf8')), 0)
+        live.add(d.slice(d.lastIndexOf('-') + 1))
+      } catch {}
+    }
+  } catch {}
+  const runOf = (name: string): string | undefined => /^nstb-([a-z0-9]{4})-/.exec(name)?.[1] ?? /^tb([a-z0-9]{4})[bvtrp]/.exec(name)?.[1]
   const list = (spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '').split('\n').map(l => l.split(' ')[0]).filter(n => n.startsWith('nstb-'))
-  for (const ns of list) { if (ok('ip', ['netns', 'del', ns])) removed.push(ns) }
-  const links = (spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout ?? '').split('\n').map(l => l.split(':')[1]?.trim().split('@')[0]).filter((n): n is string => n != null && /^tb[a-z0-9]{4}[bvt]/.test(n))
-  for (const l of links) { if (ok('ip', ['link', 'del', l])) removed.push(l) }
+  for (const ns of list) { if (live.has(runOf(ns) ?? '')) continue; if (ok('ip', ['netns', 'del', ns])) removed.push(ns) }
+  const links = (spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout ?? '').split('\n').map(l => l.split(':')[1]?.trim().split('@')[0]).filter((n): n is string => n != null && /^tb[a-z0-9]{4}[bvtrp]/.test(n))
+  for (const l of links) { if (live.has(runOf(l) ?? '')) continue; if (ok('ip', ['link', 'del', l])) removed.push(l) }
   return removed
 }
 

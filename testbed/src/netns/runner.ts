@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { WriteStream } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -111,6 +111,8 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
   mkdirSync(logDir, { recursive: true })
   const shared = join(base, 'shared')
   mkdirSync(shared, { recursive: true })
+  // --cleanup leaves the namespaces of runs whose runner is still alive
+  writeFileSync(join(base, 'runner.pid'), String(process.pid))
   const groups = Object.keys(s.groups)
   const names = nodeNames(s)
   const nodes: NodeState[] = names.map((name, i) => {
@@ -308,7 +310,6 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
         stats: statsFile
       }
       const cfgFile = join(base, 'linkem.json')
-      const { writeFileSync } = await import('node:fs')
       writeFileSync(cfgFile, JSON.stringify(cfg))
       // the emulator is the network: one process carries every frame, so on a loaded machine it must not
       // wait for CPU behind the nodes (at load 30-45 it got ~5 % of a core, delivered frames seconds late
