@@ -54,6 +54,8 @@ export interface TrainingReExecutor {
 
 /** What a DiLoCo round record is asked: did the round's robust aggregation accept this pseudo-gradient? */
 export interface AggregationQuery {
+  /** the training proof's id (its message id, hex): lets a record source fetch the proof's committed evidence */
+  proofId?: string
   round: bigint
   sender: string
   /** the round's base weights (the proof's model hash) */
@@ -491,7 +493,7 @@ export class ProofVerifier {
         if (!attest) return
         this.#admit(effective)
         // the reward is conditioned on the round's aggregation having accepted this pseudo-gradient
-        const accepted = await this.#init.aggregation!.acceptedPseudoGradient({ round: tr.round, sender: tx.sender, baseWeightsHash: tr.modelHash, pseudoGradientHash: tr.pseudoGradientHash }, options)
+        const accepted = await this.#init.aggregation!.acceptedPseudoGradient({ proofId: tx.idHex, round: tr.round, sender: tx.sender, baseWeightsHash: tr.modelHash, pseudoGradientHash: tr.pseudoGradientHash }, options)
         if (!accepted) {
           throw new PseudoGradientNotAcceptedError(`round ${tr.round}: the aggregation did not accept this pseudo-gradient of ${tx.sender}`)
         }

@@ -176,6 +176,15 @@ export interface GenerationOptions {
   seed?: number
 }
 
+/** What a paid session delivered */
+export interface ServedSession {
+  payment: string
+  tokens: number
+  text: string
+  startedMs: number
+  endedMs: number
+}
+
 /** Mutating wallet actions of this node's wallet (the API requires the token for them) */
 export interface WalletActions {
   transfer(to: string, amount: bigint, signal?: AbortSignal): Promise<{ id: string, sequence: string }>
@@ -210,6 +219,13 @@ export interface NodeBackend {
   generate(prompt: GenerationPrompt, options: GenerationOptions, signal: AbortSignal): AsyncIterable<string>
   /** Tokens of a prompt, for the `usage` field (omitted when absent) */
   countTokens?(prompt: GenerationPrompt, model: string): number | undefined | Promise<number | undefined>
+  /**
+   * A paid session: the tokens the final ledger payment `paymentId` (hex) buys from this node; throws an
+   * `ApiError` (402) when it is unknown, not final, for another provider or already used
+   */
+  paidSession?(paymentId: string, signal: AbortSignal): Promise<{ tokens: number }>
+  /** A paid session was served (the node signs its inference proof) */
+  served?(session: ServedSession): void
   /** Inference sessions held by the backend */
   inference?(): BackendInferenceStats | Promise<BackendInferenceStats>
   /** This node's wallet actions; absent → the wallet endpoints answer 503 */

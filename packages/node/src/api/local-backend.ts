@@ -40,6 +40,8 @@ export interface LocalBackendInit {
   ledger?: LedgerSource
   /** History entries returned by `/api/ledger` @default 50 */
   historyLimit?: number
+  /** Paid sessions (ledger payments to this node's wallet) and their inference proofs */
+  payments?: Pick<NodeBackend, 'paidSession' | 'served'>
   now?(): number
 }
 
@@ -206,7 +208,9 @@ export function createLocalBackend (init: LocalBackendInit = {}): NodeBackend {
       return { sessions: init.generator?.sessions ?? 0 }
     },
 
-    ...(wallet !== undefined ? { wallet } : {})
+    ...(wallet !== undefined ? { wallet } : {}),
+    ...(init.payments?.paidSession != null ? { paidSession: init.payments.paidSession } : {}),
+    ...(init.payments?.served != null ? { served: init.payments.served } : {})
   } as NodeBackend
   return backend
 }

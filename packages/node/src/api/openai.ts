@@ -28,6 +28,8 @@ export interface CompletionRequest {
   topK: number
   seed?: number
   stop: string[]
+  /** `neuroshard_payment`: id (hex) of the client's final ledger payment that pays for this session */
+  payment?: string
 }
 
 type Json = Record<string, unknown>
@@ -106,7 +108,11 @@ export function parseCompletionRequest (body: unknown, chat: boolean, limits: { 
   const topK = optionalNumber(body, 'top_k', v => Number.isSafeInteger(v) && v >= 0, 'an integer >= 0') ?? 0
   const seed = optionalNumber(body, 'seed', v => Number.isSafeInteger(v) && v >= 0, 'an integer >= 0')
   const stop = parseStop(body.stop)
-  return { model, prompt, stream, maxTokens, temperature, topP, topK, ...(seed !== undefined ? { seed } : {}), stop }
+  const payment = body.neuroshard_payment
+  if (payment !== undefined && (typeof payment !== 'string' || !/^[0-9a-f]{64}$/.test(payment))) {
+    throw new InvalidRequestError("Invalid value for 'neuroshard_payment': the 64-hex-digit id of a ledger payment", 'neuroshard_payment', 'invalid_value')
+  }
+  return { model, prompt, stream, maxTokens, temperature, topP, topK, ...(seed !== undefined ? { seed } : {}), stop, ...(payment !== undefined ? { payment } : {}) }
 }
 
 /**

@@ -297,6 +297,11 @@ export async function startApiServer (options: ApiServerOptions): Promise<ApiSer
     }
     try {
       const promptTokens = await backend.countTokens?.(request.prompt, request.model)
+      if (request.payment !== undefined) {
+        if (backend.paidSession == null) throw new ApiError(400, 'this node takes no ledger payments', 'invalid_request_error', { param: 'neuroshard_payment', code: 'payments_unsupported' })
+        const paid = await backend.paidSession(request.payment, controller.signal)
+        request.maxTokens = Math.min(request.maxTokens, paid.tokens)
+      }
       const options = { model: request.model, maxTokens: request.maxTokens, temperature: request.temperature, topP: request.topP, topK: request.topK, ...(request.seed !== undefined ? { seed: request.seed } : {}) }
       // before the headers: a backend that refuses at once (unknown model, no model) gets a proper status
       const tokens = backend.generate(request.prompt, options, controller.signal)
@@ -331,6 +336,7 @@ export async function startApiServer (options: ApiServerOptions): Promise<ApiSer
         if (request.stream) await write(chunk({ content: rest }, null))
       }
       if (res.destroyed) { finish = 'aborted'; return }
+      if (request.payment !== undefined && count > 0) backend.served?.({ payment: request.payment, tokens: count, text, startedMs: session.startedAt, endedMs: Date.now() })
       const usage = promptTokens !== undefined ? { prompt_tokens: promptTokens, completion_tokens: count, total_tokens: promptTokens + count } : undefined
       if (request.stream) {
         await write(chunk({}, finish))

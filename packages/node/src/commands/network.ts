@@ -4,11 +4,12 @@
  * the genesis dataset and tokenizer, take spans through the layer pool, train with the pipeline and
  * DiLoCo, serve completions through the pipeline, and open the HTTP API and dashboard.
  */
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { freemem } from 'node:os'
 import { parseArgs } from 'node:util'
 import { describeSpan } from '@neuroshard/layer-pool'
 import { TINY } from '@neuroshard/model'
+import { chainIdOf, genesisFromJSON, genesisToJSON, loadKeystore, toHex } from '@neuroshard/ponw-ledger'
 import { constantLr } from '@neuroshard/runtime'
 import { DEFAULT_API_HOST, DEFAULT_API_PORT, startApiServer } from '../api/server.js'
 import { DEFAULT_NETWORK_DEVNET_NODES, startNetworkDevnet } from '../network/devnet.js'
@@ -16,8 +17,11 @@ import { DEFAULT_INNER_STEPS, NetworkNode } from '../network/node.js'
 import { pipelineTokenizer } from '../network/tokenizer.js'
 import { DEFAULT_DATA_DIR, parseDataSource, prepareData } from '../workspace.js'
 import { DEFAULT_TINY_VOCAB } from './train.js'
+import { readPassphrase } from './wallet.js'
+import { dataManifestHash, ledgerDataShards } from '../ponw/data-shards.js'
 import type { ApiServer } from '../api/server.js'
 import type { NetworkDevnet } from '../network/devnet.js'
+import type { NetworkNodeInit } from '../network/node.js'
 import type { CliIO } from '../progress.js'
 
 const COMMON_OPTIONS = `      --data <source>        nlp-corpus (default) or comma-separated .txt / .jsonl files for the genesis data
@@ -63,6 +67,10 @@ Options:
       --device <cpu|cuda>    execution provider (cuda falls back to cpu; default cpu)
       --swarm-key <file>     private network key (libp2p pnet)
       --model-id <name>      network / model name (default devnet)
+      --genesis <file>       the network's ledger genesis (JSON; \`neuroshard devnet\` writes <data-dir>/devnet/genesis.json):
+                             with it the node runs the ledger, signs proofs of its work and earns NEURO
+      --keystore <file>      this node's wallet (default <data-dir>/wallet.json; \`neuroshard wallet create\`)
+      --passphrase-file <f>  the keystore passphrase (else $NEUROSHARD_WALLET_PASSPHRASE)
 ${COMMON_OPTIONS}
 `
 
@@ -240,6 +248,14 @@ export async function devnetCommand (argv: string[], io: CliIO & { env?: NodeJS.
       }
     })
     emit({ event: 'started', nodes, peers: devnet.nodes.map(n => n.peerId.toString()), ms: Date.now() - started })
+    if (devnet.genesis != null) {
+      // other machines join this devnet's ledger with \`neuroshard start --genesis <file>\`
+      await mkdir(`${o.dataDir}/devnet`, { recursive: true })
+      const file = `${o.dataDir}/devnet/genesis.json`
+      await writeFile(file, genesisToJSON(devnet.genesis))
+      emit({ event: 'ledger', network: devnet.genesis.network, genesis: file, validators: devnet.genesis.validators.length })
+      say(`ledger ${devnet.genesis.network}: ${devnet.genesis.validators.length} validators, genesis in ${file}`)
+    }
     server = await openApi(o, devnet.nodes[0], emit, say)
   } catch (err: any) {
     io.stderr.write(`devnet failed to start: ${err.message}\n`)
@@ -267,7 +283,10 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
     memory: { type: 'string' },
     device: { type: 'string' },
     'swarm-key': { type: 'string' },
-    'model-id': { type: 'string' }
+    'model-id': { type: 'string' },
+    genesis: { type: 'string' },
+    keystore: { type: 'string' },
+    'passphrase-file': { type: 'string' }
   } as const
   try {
     ({ values } = parseArgs({ args: argv, options: ARGS, strict: true, allowPositionals: false }))
@@ -301,8 +320,29 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
   const listenHost = String(get('listen-host') ?? '127.0.0.1')
   let node: NetworkNode | undefined
   let server: ApiServer | undefined
+  let ponw: NetworkNodeInit['ponw']
+  try {
+    const genesisFile = get('genesis')
+    if (genesisFile != null) {
+      const genesis = genesisFromJSON(await readFile(String(genesisFile), 'utf8'))
+      const keystore = String(get('keystore') ?? `${o.dataDir}/wallet.json`)
+      const passphrase = await readPassphrase(get('passphrase-file') as string | undefined, io.env ?? process.env, { ...io, stdin: undefined } as any, false)
+      const wallet = await loadKeystore(keystore, passphrase)
+      ponw = { genesis, wallet, path: `${o.dataDir}/ledger/${toHex(chainIdOf(genesis)).slice(0, 16)}` }
+      say(`ledger ${genesis.network}: wallet ${wallet.address}`)
+    }
+  } catch (err: any) {
+    io.stderr.write(`ledger: ${err.message}\n`)
+    return 2
+  }
   try {
     const data = await loadData(o, io, emit, say)
+    if (ponw != null) {
+      // data proofs when this node's genesis data is the one the ledger's genesis names
+      const shards = ledgerDataShards(data.train)
+      if (ponw.genesis.dataManifestHash === dataManifestHash(shards)) ponw = { ...ponw, data: { shards } }
+      else say('ledger: this node\'s genesis data is not the manifest the ledger genesis names: no data proofs')
+    }
     node = new NetworkNode({
       config: { ...TINY, vocabSize: data.tokenizer.vocabSize },
       modelId: String(get('model-id') ?? 'devnet'),
@@ -315,6 +355,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
       seqLen: o.seqLen,
       optimizer: { schedule: constantLr(o.lr) },
       ...(String(get('device') ?? 'cpu') === 'cuda' ? { device: 'cuda' } : {}),
+      ...(ponw != null ? { ponw } : {}),
       host: {
         dataDir: `${o.dataDir}/node`,
         listen: [listenHost.includes(':') ? `/ip6/${listenHost}/tcp/${port}` : `/ip4/${listenHost}/tcp/${port}`],

@@ -178,7 +178,7 @@ async function callApi (api: string, method: 'GET' | 'POST', path: string, body?
 }
 
 /** The keystore passphrase: --passphrase-file, $NEUROSHARD_WALLET_PASSPHRASE, or asked for (twice when creating, not echoed on a terminal) */
-async function readPassphrase (file: string | undefined, env: Record<string, string | undefined>, io: WalletIO, confirm: boolean): Promise<string> {
+export async function readPassphrase (file: string | undefined, env: Record<string, string | undefined>, io: WalletIO, confirm: boolean): Promise<string> {
   let passphrase: string | undefined
   if (file !== undefined) passphrase = (await readFile(file, 'utf8')).replace(/\r?\n$/, '')
   else if (env.NEUROSHARD_WALLET_PASSPHRASE !== undefined) passphrase = env.NEUROSHARD_WALLET_PASSPHRASE

@@ -5,16 +5,29 @@
  * more replicas of every slot, train with the pipeline and DiLoCo, and serve completions through the
  * pipeline.
  */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { NEURO, Wallet, createGenesis, defaultParams, toHex } from '@neuroshard/ponw-ledger'
 import { InvalidParametersError } from '@neuroshard/interface'
 import { SERVING_BYTES_PER_PARAMETER, TRAINING_BYTES_PER_PARAMETER, slotCount, slotMemory } from '@neuroshard/layer-pool'
 import { TINY } from '@neuroshard/model'
 import { NetworkNode } from './node.js'
+import { dataManifestHash, ledgerDataShards } from '../ponw/data-shards.js'
+import type { LedgerDataShard } from '../ponw/data-shards.js'
 import { pipelineTokenizer } from './tokenizer.js'
 import type { NetworkNodeInit, NodeData } from './node.js'
 import type { StreamingTokenizer } from './tokenizer.js'
 import type { ModelConfig } from '@neuroshard/model'
 import type { BpeTokenizer } from '@neuroshard/tokenizer'
+import type { GenesisConfig, LedgerParams } from '@neuroshard/ponw-ledger'
+
+/**
+ * Ledger timing of a devnet: minute epochs, 5-second heartbeats, minute training rounds (validators vote on
+ * a training proof within two rounds of its own; on a busy machine re-executing a round's proofs takes tens
+ * of seconds)
+ */
+export const DEVNET_LEDGER_PARAMS: Readonly<Partial<LedgerParams>> = Object.freeze({ epochMs: 60_000, roundMs: 60_000, heartbeatSeconds: 5 })
 
 /** Nodes of a devnet unless told otherwise: two pipelines of two nodes (two replicas of every slot) */
 export const DEFAULT_NETWORK_DEVNET_NODES = 4
@@ -35,14 +48,24 @@ export interface NetworkDevnetInit {
   node?: Partial<Omit<NetworkNodeInit, 'config' | 'memoryBytes' | 'tokenizer' | 'data'>>
   /** Called as each node starts */
   onNode?(node: NetworkNode, index: number): void
+  /**
+   * The devnet's ledger (Proof of Neural Work): every node gets a fresh wallet, the first `validators`
+   * nodes (@default all initial nodes) are the genesis validators (1,000 NEURO staked each) and every
+   * wallet starts with `allocation` (@default 100 NEURO). `false`: no ledger.
+   */
+  ledger?: false | { validators?: number, allocation?: bigint, params?: Partial<LedgerParams> }
 }
 
 export interface NetworkDevnet {
   readonly nodes: NetworkNode[]
   readonly config: ModelConfig
   readonly tokenizer: StreamingTokenizer
+  /** The ledger's genesis (undefined without a ledger) */
+  readonly genesis?: GenesisConfig
+  /** Node i's wallet (with a ledger) */
+  readonly wallets: Wallet[]
   /** Start one more node (bootstrapping from node 0, or from the first node still running) */
-  addNode(): Promise<NetworkNode>
+  addNode(settings?: Partial<Omit<NetworkNodeInit, 'config' | 'tokenizer' | 'data' | 'ponw'>>): Promise<NetworkNode>
   /** Stop one node (graceful unless `kill`: then its host just closes, as a crash would) */
   stopNode(index: number, options?: { kill?: boolean }): Promise<void>
   stop(): Promise<void>
@@ -75,17 +98,40 @@ export async function startNetworkDevnet (init: NetworkDevnetInit): Promise<Netw
   const memoryBytes = init.memoryBytes ?? halfModelMemory(config, init.node?.training ?? true)
   const nodes: NetworkNode[] = []
   const stopped = new Set<NetworkNode>()
+  const wallets: Wallet[] = []
+  let genesis: GenesisConfig | undefined
+  let ledgerDir: string | undefined
+  let shards: LedgerDataShard[] = []
+  if (init.ledger !== false) {
+    shards = ledgerDataShards(init.data.train)
+    const validators = init.ledger?.validators ?? count
+    for (let i = 0; i < count; i++) wallets.push(Wallet.generate())
+    const train = init.data.manifest.shards.filter(s => s.split === 'train').length
+    genesis = createGenesis({
+      network: `neuroshard-devnet-${Date.now()}`,
+      genesisTimeMs: Date.now(),
+      validators: wallets.slice(0, validators).map(w => ({ publicKey: toHex(w.publicKey), stake: 1000n * NEURO })),
+      allocations: wallets.map(w => ({ address: w.address, balance: init.ledger !== false ? init.ledger?.allocation ?? 100n * NEURO : 0n })).filter(a => a.balance > 0n),
+      params: { ...defaultParams(), ...DEVNET_LEDGER_PARAMS, totalShards: Math.max(1, train), shardsPerAssignment: Math.min(2, Math.max(1, train)), ...init.ledger?.params },
+      // data proofs: the genesis names the train shards as the ledger's data manifest
+      ...(train > 0 ? { dataManifestHash: dataManifestHash(shards) } : {})
+    })
+    ledgerDir = await mkdtemp(join(tmpdir(), 'neuroshard-devnet-ledger-'))
+  }
 
-  const addNode = async (): Promise<NetworkNode> => {
+  const addNode = async (settings: Partial<Omit<NetworkNodeInit, 'config' | 'tokenizer' | 'data' | 'ponw'>> = {}): Promise<NetworkNode> => {
     const index = nodes.length
     const seed = nodes.find(n => !stopped.has(n))
+    if (genesis != null && wallets[index] == null) wallets[index] = Wallet.generate()
     const node = new NetworkNode({
       ...init.node,
-      layerPool: { reserveFraction: 0, ...init.node?.layerPool },
+      ...settings,
+      layerPool: { reserveFraction: 0, ...init.node?.layerPool, ...settings.layerPool },
       config,
-      memoryBytes,
+      memoryBytes: settings.memoryBytes ?? memoryBytes,
       tokenizer,
       data: init.data,
+      ...(genesis != null && ledgerDir != null ? { ponw: { genesis, wallet: wallets[index], path: join(ledgerDir, `node-${index}`), ...(shards.length > 0 ? { data: { shards } } : {}) } } : {}),
       host: {
         ...init.node?.host,
         ...(init.dataDir != null ? { dataDir: join(init.dataDir, `node-${index}`) } : {}),
@@ -103,6 +149,7 @@ export async function startNetworkDevnet (init: NetworkDevnetInit): Promise<Netw
     await Promise.all(Array.from({ length: count - 1 }, async () => { await addNode() }))
   } catch (err) {
     await Promise.allSettled(nodes.map(async n => { await n.stop() }))
+    if (ledgerDir != null) await rm(ledgerDir, { recursive: true, force: true })
     throw err
   }
 
@@ -110,6 +157,8 @@ export async function startNetworkDevnet (init: NetworkDevnetInit): Promise<Netw
     nodes,
     config,
     tokenizer,
+    ...(genesis != null ? { genesis } : {}),
+    wallets,
     addNode,
     async stopNode (index, options = {}) {
       const node = nodes[index]
@@ -120,6 +169,7 @@ export async function startNetworkDevnet (init: NetworkDevnetInit): Promise<Netw
     },
     async stop () {
       await Promise.allSettled(nodes.filter(n => !stopped.has(n)).map(async n => { stopped.add(n); await n.stop() }))
+      if (ledgerDir != null) await rm(ledgerDir, { recursive: true, force: true })
     }
   }
 }

@@ -27,12 +27,15 @@ import { createLocalBackend } from '../api/local-backend.js'
 import { networkCompletionSource } from '../api/network-source.js'
 import { TrainingRecorder } from '../api/training-recorder.js'
 import { trainingChains, trainingPeers } from './chains.js'
+import { NodePonw } from '../ponw/node-ponw.js'
+import { StageRecorder } from '../ponw/stage-work.js'
+import type { NodePonwInit, SlotContribution } from '../ponw/node-ponw.js'
 import type { TrainingChain } from './chains.js'
 import type { PeerId } from '@libp2p/interface'
 import type { DiLoCo, DiLoCoInit, RoundOutcome } from '@neuroshard/diloco'
 import type { GenesisManifest, TokenArray } from '@neuroshard/genesis-data'
 import type { NeuroShardHost, NeuroShardHostOptions } from '@neuroshard/host'
-import type { LayerPool, LayerPoolInit } from '@neuroshard/layer-pool'
+import type { LayerPool, LayerPoolInit, PoolEntry } from '@neuroshard/layer-pool'
 import type { ModelConfig } from '@neuroshard/model'
 import type { LedgerSource } from '../api/local-backend.js'
 import type { NodeBackend } from '../api/backend.js'
@@ -101,6 +104,11 @@ export interface NetworkNodeInit {
   evalBatches?: number
   /** Where training progress is recorded (the API reads it) @default a new recorder */
   recorder?: TrainingRecorder
+  /**
+   * Proof of Neural Work: the ledger (genesis, this node's wallet, its database directory), uptime proofs
+   * and training proofs for accepted rounds, re-execution of others' proofs when the wallet is a validator
+   */
+  ponw?: Pick<NodePonwInit, 'genesis' | 'wallet' | 'path' | 'uptime' | 'trainingProofs' | 'now' | 'data'>
 }
 
 export interface RoundDetail {
@@ -123,6 +131,7 @@ export interface NetworkNodeEvents {
   'node:validation': CustomEvent<{ round: number, loss: number }>
 }
 
+type LayerRecordOf = PoolEntry['record']
 type Services = { layerPool: LayerPool, swarmRouter: SwarmRouter, pipeline: Pipeline, nodeComponents: { components: any } }
 export type NetworkHost = NeuroShardHost & { services: NeuroShardHost['services'] & Services }
 
@@ -130,6 +139,8 @@ interface HeldStage {
   start: number
   end: number
   stage: PipelineStage
+  /** records the inner loops for training proofs (with PoNW) */
+  recorder?: StageRecorder
 }
 
 /**
@@ -175,6 +186,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private evaluating = false
   private trainingLoop?: Promise<void>
   private readonly detach: Array<() => void> = []
+  /** the ledger and proof duties (with `init.ponw`) */
+  ponw?: NodePonw
 
   constructor (init: NetworkNodeInit) {
     super()
@@ -247,6 +260,19 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       }
     }) as NetworkHost
     this.running = true
+    if (init.ponw != null) {
+      const components = this.host.services.nodeComponents.components
+      this.ponw = new NodePonw({
+        ...init.ponw,
+        config: this.config,
+        modelId: this.modelId,
+        innerSteps: this.innerSteps,
+        ...(init.optimizer != null ? { optimizer: init.optimizer } : {}),
+        ...(init.diloco?.aggregator != null ? { aggregator: init.diloco.aggregator } : {}),
+        ...(init.diloco?.rejectFactor != null ? { rejectFactor: init.diloco.rejectFactor } : {})
+      })
+      await this.ponw.start(components, this.host.peerId, components.privateKey)
+    }
     const pool = this.host.services.layerPool
     const onLoaded = (evt: CustomEvent<{ start: number, end: number }>): void => {
       const { start, end } = evt.detail
@@ -282,6 +308,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     await this.trainingLoop?.catch(() => {})
     await this.queue.catch(() => {})
     await Promise.allSettled([...this.groups.values()].map(async g => { await (g as DefaultDiLoCo).stop() }))
+    await this.ponw?.stop().catch(() => {})
     await Promise.resolve(this.host.stop()).catch(() => {})
     await Promise.allSettled([...this.stages.values()].map(async h => { await h.stage.close() }))
     this.stages.clear()
@@ -323,9 +350,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       yield * this.host.services.pipeline.generate(prompt, options)
       return
     }
-    const drivers = [...this.host.services.layerPool.records().values()]
-      .filter(e => !e.record.peerId.equals(this.host.peerId) && e.record.spans.some(s => s.start === 0 && (s.state === 'serving' || s.state === 'training')))
-      .map(e => e.record.peerId)
+    const drivers = this.otherHolders(0).map(h => h.peerId)
     if (drivers.length === 0) throw new InvalidParametersError('no Driver (holder of the embedding) is known yet')
     const driver = drivers[Math.floor(Math.random() * drivers.length)]
     const { compress, maxRetries, ...rest } = options
@@ -341,7 +366,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       host: this.host,
       layerPool: this.host.services.layerPool,
       training: this.recorder,
-      ...(options.ledger != null ? { ledger: options.ledger } : {}),
+      ...(options.ledger != null ? { ledger: options.ledger } : this.ponw != null ? { ledger: this.ponw.service } : {}),
+      ...(this.ponw != null ? { payments: this.ponw.payments() } : {}),
       ...(tokenizer != null
         ? {
             generator: networkCompletionSource({
@@ -399,16 +425,26 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     return g
   }
 
-  /** The weights step most holders of a slot report (0 at genesis) */
-  private trainedStep (slot: number): number {
-    let step = 0
-    for (const entry of this.host.services.layerPool.records().values()) {
-      if (entry.record.peerId.equals(this.host.peerId)) continue
-      for (const s of entry.record.spans) {
-        if (s.start <= slot && slot < s.end && (s.state === 'serving' || s.state === 'training')) step = Math.max(step, s.weightsStep)
-      }
+  /**
+   * The other peers holding `slot` now (layer-pool's live holders, suspects left out), each with its layer
+   * record and the live span of it that covers the slot
+   */
+  private otherHolders (slot: number): Array<{ peerId: PeerId, record: LayerRecordOf, span: LayerRecordOf['spans'][number] }> {
+    const pool = this.host.services.layerPool
+    const records = pool.records()
+    const out: Array<{ peerId: PeerId, record: LayerRecordOf, span: LayerRecordOf['spans'][number] }> = []
+    for (const peerId of pool.holders(slot)) {
+      if (peerId.equals(this.host.peerId)) continue
+      const record = records.get(peerId.toString())?.record
+      const span = record?.spans.find(s => s.start <= slot && slot < s.end && (s.state === 'serving' || s.state === 'training'))
+      if (record != null && span != null) out.push({ peerId, record, span })
     }
-    return step
+    return out
+  }
+
+  /** The highest weights step the other holders of a slot report (0 at genesis) */
+  private trainedStep (slot: number): number {
+    return this.otherHolders(slot).reduce((step, h) => Math.max(step, h.span.weightsStep), 0)
   }
 
   /**
@@ -419,17 +455,15 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private async syncGroup (g: DiLoCo, slot: number, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
-      const holders = [...this.host.services.layerPool.records().values()]
-        .filter(e => !e.record.peerId.equals(this.host.peerId) && e.record.spans.some(s => s.start <= slot && slot < s.end && (s.state === 'serving' || s.state === 'training')))
-      for (const entry of holders) {
+      for (const { peerId, record } of this.otherHolders(slot)) {
         try {
-          if (this.host.getConnections(entry.record.peerId).length === 0) {
-            await this.host.dial(entry.record.addresses.map(a => a.toString().includes('/p2p/') ? a : a.encapsulate(`/p2p/${entry.record.peerId.toString()}`)), { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(10_000)]) })
+          if (this.host.getConnections(peerId).length === 0) {
+            await this.host.dial(record.addresses.map(a => a.toString().includes('/p2p/') ? a : a.encapsulate(`/p2p/${peerId.toString()}`)), { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(10_000)]) })
           }
-          await g.sync({ peer: entry.record.peerId, signal: this.controller.signal })
+          await g.sync({ peer: peerId, signal: this.controller.signal })
           return
         } catch (err: any) {
-          log('state of slot %d not downloaded from %p: %s', slot, entry.record.peerId, err.message)
+          log('state of slot %d not downloaded from %p: %s', slot, peerId, err.message)
         }
       }
       try {
@@ -461,12 +495,19 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       }
       for (const [name, value] of weights) parameters.set(name, value)
     }
-    const stage = await this.buildStage(start, end, parameters, round * this.innerSteps)
-    this.stages.set(key, { start, end, stage })
-    this.host.services.pipeline.addStage(stage)
+    const held = this.hold(start, end, await this.buildStage(start, end, parameters, round * this.innerSteps))
+    this.stages.set(key, held)
+    this.host.services.pipeline.addStage(held.stage)
     log('%p serves %s from round %d', this.host.peerId, describeSpan(this.config, start, end), round)
     if (this.training) this.recorder.setActive(true)
     this.safeDispatchEvent('node:stage', { detail: { start, end } })
+  }
+
+  /** A stage as the node serves it: wrapped by a recorder of its inner loops when proofs are signed */
+  private hold (start: number, end: number, stage: PipelineStage): HeldStage {
+    if (this.ponw == null || !this.training) return { start, end, stage }
+    const recorder = new StageRecorder(stage, this.innerSteps)
+    return { start, end, stage: recorder.stage, recorder }
   }
 
   private async buildStage (start: number, end: number, parameters: Map<string, Float32Array>, step: number): Promise<PipelineStage> {
@@ -517,10 +558,11 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         const gs = this.groups.get(s)
         for (const [name, value] of (gs != null && gs.initialized ? gs.parameters() : await this.slotParams(stage, s))) parameters.set(name, value)
       }
-      const rebuilt = await this.buildStage(held.start, held.end, parameters, step)
+      const rebuilt = this.hold(held.start, held.end, await this.buildStage(held.start, held.end, parameters, step))
       this.host.services.pipeline.removeStage(stage)
-      this.host.services.pipeline.addStage(rebuilt)
-      held.stage = rebuilt
+      this.host.services.pipeline.addStage(rebuilt.stage)
+      held.stage = rebuilt.stage
+      held.recorder = rebuilt.recorder
       await stage.close()
       log('%p rebuilt %s at step %d', this.host.peerId, describeSpan(this.config, held.start, held.end), step)
     } else {
@@ -576,14 +618,26 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private async contribute (due: HeldStage[]): Promise<void> {
     const work: Array<Promise<void>> = []
     for (const held of due) {
+      // the inner loop as recorded (for a training proof), with the state it ends in
+      const recorded = await held.recorder?.finish()
+      if (held.recorder != null && recorded == null) log('round of %s not provable (no complete recorded inner loop)', describeSpan(this.config, held.start, held.end))
+      const settled: Array<Promise<SlotContribution>> = []
       for (let slot = held.start; slot < held.end; slot++) {
         const g = this.groups.get(slot)
         if (g == null) continue
         const local = await this.slotParams(held.stage, slot)
-        work.push(g.contribute(local, { innerSteps: this.innerSteps, ...(slot === 0 ? { dataShards: this.shardsFor(g.round) } : {}) }, { signal: this.controller.signal })
+        const p = g.contribute(local, { innerSteps: this.innerSteps, ...(slot === 0 ? { dataShards: this.shardsFor(g.round) } : {}) }, { signal: this.controller.signal })
           .then((outcome: RoundOutcome) => {
             this.safeDispatchEvent('node:contributed', { detail: { slot, round: outcome.contributedRound, included: outcome.included } })
-          }))
+            return { slot, group: g, round: outcome.contributedRound, included: outcome.included }
+          })
+        settled.push(p)
+        work.push(p.then(() => {}))
+      }
+      if (recorded != null && this.ponw != null) {
+        const ponw = this.ponw
+        void Promise.all(settled).then(async contributions => await ponw.roundDone(recorded, contributions))
+          .catch((err: Error) => { if (this.running) log('training proof not signed: %s', err.message) })
       }
     }
     const results = await Promise.allSettled(work)
@@ -733,20 +787,12 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   }
 
   private holdersAt (slot: number, step: number): { peers: PeerId[], weightsHash: string, chunksRoot: string } | undefined {
-    const me = this.host.peerId
-    for (const entry of this.host.services.layerPool.records().values()) {
-      if (entry.record.peerId.equals(me)) continue
-      for (const s of entry.record.spans) {
-        if (s.start <= slot && slot < s.end && s.weightsStep === step && (s.state === 'serving' || s.state === 'training')) {
-          const info = s.slots[slot - s.start]
-          const peers = [...this.host.services.layerPool.records().values()]
-            .filter(e => !e.record.peerId.equals(me) && e.record.spans.some(x => x.start <= slot && slot < x.end && x.slots[slot - x.start]?.weightsHash === info.weightsHash))
-            .map(e => e.record.peerId)
-          return { peers, weightsHash: info.weightsHash, chunksRoot: info.chunksRoot }
-        }
-      }
-    }
-    return undefined
+    const holders = this.otherHolders(slot)
+    const at = holders.find(h => h.span.weightsStep === step)
+    if (at == null) return undefined
+    const info = at.span.slots[slot - at.span.start]
+    const peers = holders.filter(h => h.span.slots[slot - h.span.start]?.weightsHash === info.weightsHash).map(h => h.peerId)
+    return { peers, weightsHash: info.weightsHash, chunksRoot: info.chunksRoot }
   }
 
   private async validationLoss (round: number): Promise<number | undefined> {
@@ -819,10 +865,9 @@ export async function localTrainStep (stage: PipelineStage, b: TrainBatch): Prom
 }
 
 function peerOf (host: NetworkHost, peer: string): PeerId {
-  for (const entry of host.services.layerPool.records().values()) {
-    if (entry.record.peerId.toString() === peer) return entry.record.peerId
-  }
-  throw new InvalidParametersError(`unknown peer ${peer}`)
+  const record = host.services.layerPool.records().get(peer)?.record
+  if (record == null) throw new InvalidParametersError(`unknown peer ${peer}`)
+  return record.peerId
 }
 
 async function sleep (ms: number, signal?: AbortSignal): Promise<void> {

@@ -50,6 +50,11 @@ describe('parseCompletionRequest', () => {
     expect(param({ model: 'm', prompt: 'x', stop: [''] })).toBe('stop')
     expect(param({ model: 'm', messages: [{ role: 'user' }] }, true)).toBe('messages[0].content')
     expect(param({ model: 'm', messages: Array.from({ length: 257 }, () => ({ role: 'user', content: 'x' })) }, true)).toBe('messages')
+    // a ledger payment is the 64-hex-digit id of a message
+    expect(param({ model: 'm', prompt: 'x', neuroshard_payment: 'ab'.repeat(31) })).toBe('neuroshard_payment')
+    expect(param({ model: 'm', prompt: 'x', neuroshard_payment: 'AB'.repeat(32) })).toBe('neuroshard_payment')
+    expect(param({ model: 'm', prompt: 'x', neuroshard_payment: 7 })).toBe('neuroshard_payment')
+    expect(parseCompletionRequest({ model: 'm', prompt: 'x', neuroshard_payment: 'ab'.repeat(32) }, false, { maxTokens: 100 }).payment).toBe('ab'.repeat(32))
   })
 })
 

@@ -1,0 +1,102 @@
+/**
+ * Stage training proofs without a network: a stage's inner loop is recorded, encoded, decoded and re-executed
+ * on fresh onnxruntime executors by the verifier's `StageTrainingModel`, which must land on the prover's own
+ * final state; tampered committed inputs, a tampered final state and junk witnesses are refused.
+ */
+import { TINY, initParameter, modelParameters } from '@neuroshard/model'
+import { createPipelineStage } from '@neuroshard/pipeline'
+import { ReExecutionMismatchError } from '@neuroshard/ponw-ledger'
+import { describe, expect, it } from 'vitest'
+import { localTrainStep } from '../../src/network/node.js'
+import { StageTrainingModel } from '../../src/ponw/stage-verifier.js'
+import { StageRecorder, decodeWitness, encodeWitness } from '../../src/ponw/stage-work.js'
+import type { StageWitness } from '../../src/ponw/stage-work.js'
+import type { TrainingClaim } from '@neuroshard/ponw-ledger'
+
+const config = { ...TINY, vocabSize: 64 }
+const H = 3
+
+function batch (seed: number): { inputIds: BigInt64Array, targets: BigInt64Array, batch: number, seq: number } {
+  const b = 2
+  const s = 8
+  const ids = BigInt64Array.from({ length: b * s }, (_, i) => BigInt((i * 7 + seed * 13) % config.vocabSize))
+  const t = BigInt64Array.from({ length: b * s }, (_, i) => BigInt((i * 5 + seed * 3 + 1) % config.vocabSize))
+  return { inputIds: ids, targets: t, batch: b, seq: s }
+}
+
+async function recordedRound (): Promise<{ w0: StageWitness, wf: StageWitness }> {
+  const stage = await createPipelineStage({ config, start: 0, end: config.nLayers + 2, parameters: await initParams() })
+  try {
+    const rec = new StageRecorder(stage, H)
+    for (let i = 0; i < H; i++) await localTrainStep(rec.stage, batch(i))
+    const work = await rec.finish()
+    expect(work).toBeDefined()
+    const w0 = decodeWitness(encodeWitness({ start: work!.start, end: work!.end, states: work!.before, opsFrom: work!.opsFrom, ops: work!.ops, evidence: [], payloads: [] }))!
+    const wf = decodeWitness(encodeWitness({ start: work!.start, end: work!.end, states: work!.after, opsFrom: work!.opsFrom, ops: [], evidence: [], payloads: [] }))!
+    return { w0, wf }
+  } finally {
+    await stage.close()
+  }
+}
+
+async function initParams (): Promise<Map<string, Float32Array>> {
+  return new Map(modelParameters(config).map(spec => [spec.name, initParameter(config, spec, 1)]))
+}
+
+async function replay (model: StageTrainingModel, w0: StageWitness): Promise<StageWitness> {
+  let w = w0
+  for (let i = 0; i < H; i++) w = await model.step(w, {} as TrainingClaim, i)
+  return w
+}
+
+describe('stage training proofs', () => {
+  it('a recorded inner loop re-executes to the prover\'s final state; changed inputs or states do not', async () => {
+    const { w0, wf } = await recordedRound()
+    expect(w0.ops).toHaveLength(3) // embed, blocks, head
+    expect(w0.ops[0]).toHaveLength(H)
+    expect(wf.states[0].step).toBe(H)
+    const model = new StageTrainingModel({ config })
+    try {
+      const again = await replay(model, w0)
+      const d = model.distance(again, wf)
+      expect(d).toBeLessThanOrEqual(1e-6)
+      // the replay moved the weights: the starting state is far from the final one
+      expect(model.distance(w0, { ...wf, states: wf.states.map(s => ({ ...s, step: w0.states[0].step })) })).toBeGreaterThan(1e-4)
+
+      // a committed activation changed by a little: the replay lands elsewhere
+      const tampered = decodeWitness(encodeWitness({ ...w0, bytes: undefined }))!
+      const op = tampered.ops[1][1].find(o => o.kind === 'backward')!
+      const feed = Object.values((op as any).feeds).find((t: any) => t.type === 'float32') as any
+      for (let i = 0; i < feed.data.length; i++) feed.data[i] += 0.05
+      const off = await replay(model, tampered)
+      expect(model.distance(off, wf)).toBeGreaterThan(1e-4)
+    } finally {
+      await model.close()
+    }
+  }, 180_000)
+
+  it('refuses witnesses that do not decode or do not fit the span', async () => {
+    expect(decodeWitness(new Uint8Array(0))).toBeUndefined()
+    expect(decodeWitness(new TextEncoder().encode('NSW1\0\0\0\x05{}}}}'))).toBeUndefined()
+    const { w0 } = await recordedRound()
+    const bytes = encodeWitness({ ...w0, bytes: undefined })
+    // every truncation and a flipped header byte: undefined, never a throw
+    for (const cut of [1, 9, 100, bytes.byteLength - 1]) expect(decodeWitness(bytes.subarray(0, cut))).toBeUndefined()
+    const flipped = bytes.slice()
+    flipped[12] ^= 0xff
+    expect(() => decodeWitness(flipped)).not.toThrow()
+    const model = new StageTrainingModel({ config })
+    try {
+      // a state lacking a parameter
+      const missing = { ...w0, states: w0.states.map((s, i) => i === 1 ? { ...s, parameters: new Map([...s.parameters].slice(1)) } : s) }
+      await expect(model.step(missing, {} as TrainingClaim, 0)).rejects.toThrow(ReExecutionMismatchError)
+      // a step asked out of order
+      await expect(model.step(w0, {} as TrainingClaim, 2)).rejects.toThrow(ReExecutionMismatchError)
+      // a committed step without its optimizer step
+      const noStep = { ...w0, ops: w0.ops.map(per => per.map(ops => ops.filter(o => o.kind !== 'step'))) }
+      await expect(model.step(noStep, {} as TrainingClaim, 0)).rejects.toThrow(ReExecutionMismatchError)
+    } finally {
+      await model.close()
+    }
+  }, 180_000)
+})
