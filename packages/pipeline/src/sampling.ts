@@ -59,14 +59,31 @@ export function argmax (logits: Float32Array): number {
 export function sampleToken (logits: Float32Array, options: SamplingOptions, position: number): number {
   const t = options.temperature ?? 0
   if (t === 0) return argmax(logits)
+  const { order, weights, n, total } = nucleus(logits, options)
+  const u = uniformDraw(options.seed ?? 0, position) * total
+  let acc = 0
+  for (let i = 0; i < n; i++) {
+    acc += weights[i]
+    if (u < acc) return order[i]
+  }
+  return order[n - 1]
+}
+
+/**
+ * The candidates of sampling at temperature T > 0: ids in descending logit order (ties by lower id), their
+ * unnormalised weights exp((logit − max) / T) cut to the top k, `n` of them kept by the nucleus p, and the
+ * weights' `total` over those n
+ */
+export function nucleus (logits: Float32Array, options: SamplingOptions): { order: number[], weights: number[], n: number, total: number } {
+  const t = options.temperature ?? 0
   const order = Array.from(logits.keys()).sort((a, b) => (logits[b] - logits[a]) || (a - b))
   const k = options.topK != null && options.topK > 0 ? Math.min(options.topK, order.length) : order.length
   const max = logits[order[0]]
-  const probs: number[] = []
+  const weights: number[] = []
   let sum = 0
   for (let i = 0; i < k; i++) {
     const p = Math.exp((logits[order[i]] - max) / t)
-    probs.push(p)
+    weights.push(p)
     sum += p
   }
   const topP = options.topP ?? 1
@@ -74,17 +91,11 @@ export function sampleToken (logits: Float32Array, options: SamplingOptions, pos
   if (topP > 0 && topP < 1) {
     let acc = 0
     for (let i = 0; i < k; i++) {
-      acc += probs[i] / sum
+      acc += weights[i] / sum
       if (acc >= topP) { n = i + 1; break }
     }
   }
   let total = 0
-  for (let i = 0; i < n; i++) total += probs[i]
-  const u = uniformDraw(options.seed ?? 0, position) * total
-  let acc = 0
-  for (let i = 0; i < n; i++) {
-    acc += probs[i]
-    if (u < acc) return order[i]
-  }
-  return order[n - 1]
+  for (let i = 0; i < n; i++) total += weights[i]
+  return { order, weights, n, total }
 }

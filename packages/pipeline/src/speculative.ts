@@ -10,7 +10,7 @@
  * for the same seed.
  */
 import { InvalidParametersError } from '@neuroshard/interface'
-import { argmax, sampleToken, splitmix64 } from './sampling.js'
+import { argmax, nucleus, sampleToken, splitmix64 } from './sampling.js'
 import type { SamplingOptions } from './sampling.js'
 import type { AbortOptions } from '@libp2p/interface'
 import type { TensorData } from '@neuroshard/runtime'
@@ -49,30 +49,9 @@ export function acceptDraw (seed: number, position: number): number {
  * ties by lower id) and their probabilities (normalised as `sampleToken` normalises them).
  */
 export function samplingDistribution (logits: Float32Array, options: SamplingOptions): { ids: number[], probs: number[] } {
-  const t = options.temperature ?? 0
-  if (t === 0) return { ids: [argmax(logits)], probs: [1] }
-  const order = Array.from(logits.keys()).sort((a, b) => (logits[b] - logits[a]) || (a - b))
-  const k = options.topK != null && options.topK > 0 ? Math.min(options.topK, order.length) : order.length
-  const max = logits[order[0]]
-  const w: number[] = []
-  let sum = 0
-  for (let i = 0; i < k; i++) {
-    const p = Math.exp((logits[order[i]] - max) / t)
-    w.push(p)
-    sum += p
-  }
-  const topP = options.topP ?? 1
-  let n = k
-  if (topP > 0 && topP < 1) {
-    let acc = 0
-    for (let i = 0; i < k; i++) {
-      acc += w[i] / sum
-      if (acc >= topP) { n = i + 1; break }
-    }
-  }
-  let total = 0
-  for (let i = 0; i < n; i++) total += w[i]
-  return { ids: order.slice(0, n), probs: w.slice(0, n).map(x => x / total) }
+  if ((options.temperature ?? 0) === 0) return { ids: [argmax(logits)], probs: [1] }
+  const { order, weights, n, total } = nucleus(logits, options)
+  return { ids: order.slice(0, n), probs: weights.slice(0, n).map(x => x / total) }
 }
 
 /** Checks a draft token's q; throws InvalidParametersError */
