@@ -33,6 +33,8 @@ const ROUNDS = Number(process.env.ROUNDS ?? 3)
 const REQUEST_TIMEOUT_MS = Number(process.env.REQUEST_TIMEOUT_MS ?? 120_000)
 /** Longest wait for the training devnet's rounds */
 const TRAIN_TIMEOUT_S = Number(process.env.TRAIN_TIMEOUT_S ?? 1200)
+/** Seconds the inference devnet's layout must stay unchanged before measuring */
+const STABLE_S = Number(process.env.STABLE_S ?? 15)
 /** `inference`, `training` or both (default) */
 const PART = process.env.BENCH_PART ?? 'all'
 const PROMPTS = ['The history of', 'In the morning the', 'Scientists have found', 'A small town', 'The river', 'When the war']
@@ -75,6 +77,7 @@ async function measure (url: string, prompt: string): Promise<Sample> {
   let last = 0
   let tokens = 0
   let pieces = 0
+  let finish: string | null = null
   for (;;) {
     const { value, done } = await reader.read()
     if (done) break
@@ -85,6 +88,8 @@ async function measure (url: string, prompt: string): Promise<Sample> {
       buf = buf.slice(nl + 2)
       if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue
       const chunk = JSON.parse(ev.slice(6))
+      if (chunk.error != null) throw new Error(`${url}: error in the stream: ${JSON.stringify(chunk.error)}`)
+      finish = chunk.choices?.[0]?.finish_reason ?? finish
       if (chunk.choices?.[0]?.delta?.content != null && chunk.choices[0].delta.role == null) {
         const now = performance.now()
         if (first === 0) first = now
@@ -94,7 +99,7 @@ async function measure (url: string, prompt: string): Promise<Sample> {
     }
   }
   const cpu = process.cpuUsage(cpu0)
-  if (tokens === 0) throw new Error(`no token for ${JSON.stringify(prompt)} from ${url}`)
+  if (tokens === 0) throw new Error(`no token for ${JSON.stringify(prompt)} from ${url} (finish_reason ${finish})`)
   const ttftMs = first - t0
   return { ttftMs, tokens, tokPerS: tokens > 1 ? (tokens - 1) / ((last - first) / 1000) : 0, cpuMsPerToken: (cpu.user + cpu.system) / 1000 / tokens }
 }
@@ -107,7 +112,9 @@ function median (xs: number[]): number {
 type Data = Awaited<ReturnType<typeof prepareData>>
 
 /** 1. inference: devnet (pipeline) vs one process, same genesis weights */
-async function inference (data: Data): Promise<Record<'devnet' | 'local', Sample[]>> {
+interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, failures: Record<'devnet' | 'local', string[]>, layout: string }
+
+async function inference (data: Data): Promise<InferenceResult> {
   const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
   const devnet = await startNetworkDevnet({ nodes: 4, tokenizer: data.tokenizer, data: nodeData, node: { training: false } })
   note('inference devnet started')
@@ -116,12 +123,24 @@ async function inference (data: Data): Promise<Record<'devnet' | 'local', Sample
   const weights = new Map<string, Float32Array>()
   for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
   const local = await LocalGenerator.create({ tokenizer: data.tokenizer, config, parameters: weights, threads: 1 })
-  while (!devnet.nodes.every(n => n.heldStages().length > 0)) await new Promise(resolve => setTimeout(resolve, 200))
-  note(`every node holds a span: ${devnet.nodes.map(n => n.heldStages().map(h => `[${h.start},${h.end})`).join('')).join(' ')}`)
+  // measure a settled network: every node holds a span, every slot has a holder, and the layout has not
+  // changed for STABLE_S seconds (the layer pool may still move spans in the first seconds)
+  const layout = (): string => devnet.nodes.map(n => n.heldStages().map(h => `[${h.start},${h.end})`).join('') || 'none').join(' ')
+  const covered = (): boolean => Array.from({ length: slotCount(config) }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
+  let last = ''
+  let since = performance.now()
+  for (;;) {
+    const now = layout()
+    if (now !== last) { note(`layout: ${now}`); last = now; since = performance.now() }
+    if (devnet.nodes.every(n => n.heldStages().length > 0) && covered() && performance.now() - since > STABLE_S * 1000) break
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+  note(`settled: ${last}`)
   const driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
   const net = await startApiServer({ backend: driver.backend(), port: 0, defaultMetrics: false })
   const one = await startApiServer({ backend: createLocalBackend({ generator: local }), port: 0, defaultMetrics: false })
   const rows: Record<'devnet' | 'local', Sample[]> = { devnet: [], local: [] }
+  const failures: Record<'devnet' | 'local', string[]> = { devnet: [], local: [] }
   try {
     // warm-up: sessions, thread pools, connections
     process.env.MODEL = 'devnet'; await measure(net.url, 'Hello')
@@ -130,17 +149,27 @@ async function inference (data: Data): Promise<Record<'devnet' | 'local', Sample
     for (let i = 0; i < REQUESTS; i++) {
       const prompt = PROMPTS[i % PROMPTS.length]
       // alternate, so load drifts hit both alike
-      process.env.MODEL = 'devnet'; rows.devnet.push(await measure(net.url, prompt))
-      process.env.MODEL = local.modelId; rows.local.push(await measure(one.url, prompt))
-      const r = (x: Sample): string => `TTFT ${x.ttftMs.toFixed(0)} ms, ${x.tokens} pieces, ${x.tokPerS.toFixed(1)} tok/s, ${x.cpuMsPerToken.toFixed(1)} CPU ms/token`
-      note(`request ${i + 1}/${REQUESTS}: devnet ${r(rows.devnet.at(-1)!)}; one process ${r(rows.local.at(-1)!)}`)
+      // a failed request is counted and reported (not measured), and the run goes on
+      const one1 = async (path: 'devnet' | 'local', url: string): Promise<string> => {
+        try {
+          const x = await measure(url, prompt)
+          rows[path].push(x)
+          return `TTFT ${x.ttftMs.toFixed(0)} ms, ${x.tokens} pieces, ${x.tokPerS.toFixed(1)} tok/s, ${x.cpuMsPerToken.toFixed(1)} CPU ms/token`
+        } catch (err: any) {
+          failures[path].push(String(err.message))
+          return `FAILED: ${String(err.message)}`
+        }
+      }
+      process.env.MODEL = 'devnet'; const d = await one1('devnet', net.url)
+      process.env.MODEL = local.modelId; const l = await one1('local', one.url)
+      note(`request ${i + 1}/${REQUESTS}: devnet ${d}; one process ${l}`)
     }
   } finally {
     unwatch()
     await net.close(); await one.close(); await devnet.stop(); await local.close?.()
     note('inference devnet stopped')
   }
-  return rows
+  return { rows, failures, layout: last }
 }
 
 interface RoundRow { round: number, s: number, rssMiB: number, heapMiB: number, validation?: number }
@@ -193,19 +222,21 @@ async function run (): Promise<void> {
   const load0 = loadavg()[0]
   const data = await prepareData({ dataDir: DATA_DIR, source: 'nlp-corpus', vocabSize: 4096 })
   note('data ready')
-  const rows = PART === 'training' ? undefined : await inference(data)
+  const inf = PART === 'training' ? undefined : await inference(data)
   const train = PART === 'inference' ? undefined : await training(data)
 
   const f = (x: number, d = 1): string => x.toFixed(d)
   const range = (xs: number[], d = 1): string => `${f(Math.min(...xs), d)}–${f(Math.max(...xs), d)}`
   const lines = [`devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; tiny, vocabulary ${data.tokenizer.vocabSize}`]
-  if (rows !== undefined) {
+  if (inf !== undefined) {
+    const rows = inf.rows
     const stat = (xs: Sample[]): { ttft: number, tps: number, cpu: number } => ({ ttft: median(xs.map(r => r.ttftMs)), tps: median(xs.map(r => r.tokPerS)), cpu: median(xs.map(r => r.cpuMsPerToken)) })
     const dn = stat(rows.devnet)
     const lo = stat(rows.local)
     lines.push(
       '',
-      `${REQUESTS} requests per path (temperature 1, seed 7: an untrained model's greedy choice is often <|eos|>) of ${MAX_TOKENS} tokens, the paths alternating; medians, (min–max)`,
+      `${REQUESTS} requests per path (temperature 1, seed 7: an untrained model's greedy choice is often <|eos|>) of ${MAX_TOKENS} tokens, the paths alternating; medians, (min–max); devnet spans, node by node: ${inf.layout}`,
+      `failed requests: devnet ${inf.failures.devnet.length}, one process ${inf.failures.local.length}${[...new Set([...inf.failures.devnet, ...inf.failures.local])].map(m => `; ${m}`).join('')}`,
       '',
       '| path | time to first token (ms) | (range) | tokens/s | (range) | CPU ms per token (process) | vs one process |',
       '|---|---|---|---|---|---|---|',
@@ -227,7 +258,7 @@ async function run (): Promise<void> {
   }
   console.log(lines.join('\n'))
   await mkdir(join('bench', 'results'), { recursive: true })
-  await writeFile(join('bench', 'results', 'devnet.json'), JSON.stringify({ started, part: PART, rows, training: train, load: [load0, loadavg()[0]] }, null, 2))
+  await writeFile(join('bench', 'results', 'devnet.json'), JSON.stringify({ started, part: PART, inference: inf, training: train, load: [load0, loadavg()[0]] }, null, 2))
   process.exit(0)
 }
 

@@ -64,9 +64,16 @@ describe.skipIf(!HAS_CHROMIUM)(`the dashboard of a 4-node devnet in headless Chr
       data: { manifest: data.manifest, train: data.train, validation: data.validation },
       node: { innerSteps: 5, batchSize: 4, seqLen: 32, optimizer: { schedule: constantLr(3e-3) }, evalBatches: 2 }
     })
-    const deadline = Date.now() + 120_000
-    while (!devnet.nodes.every(n => n.heldStages().length > 0)) {
-      if (Date.now() > deadline) throw new Error('the nodes did not all take a span in 120 s')
+    // the layer pool settles: every node serves a span and the layout stays the same for 5 s
+    const layout = (): string => devnet.nodes.map(n => n.heldStages().map(h => `${h.start}-${h.end}`).join('+')).join(' ')
+    const deadline = Date.now() + 180_000
+    let last = ''
+    let since = Date.now()
+    for (;;) {
+      const now = layout()
+      if (now !== last) { last = now; since = Date.now() }
+      if (devnet.nodes.every(n => n.heldStages().length > 0) && Date.now() - since > 5_000) break
+      if (Date.now() > deadline) throw new Error(`the layer pool did not settle in 180 s (${now})`)
       await new Promise(resolve => setTimeout(resolve, 200))
     }
     driverIndex = devnet.nodes.findIndex(n => n.heldStages().some(h => h.start === 0))
@@ -103,7 +110,13 @@ describe.skipIf(!HAS_CHROMIUM)(`the dashboard of a 4-node devnet in headless Chr
     // not the API's, which reads the layer pool's records)
     const expected = (n: NetworkNode): boolean[] => SLOT_NAMES.map((_, s) => n.heldStages().some(h => h.start <= s && s < h.end))
     for (const n of devnet.nodes) {
-      await expect.poll(async () => rowCells(n.peerId.toString()), { timeout: 30_000 }).toEqual(expected(n))
+      // '' when the row matches what the node serves now (both are read on every try)
+      const mismatch = async (): Promise<string> => {
+        const got = await rowCells(n.peerId.toString())
+        const want = expected(n)
+        return JSON.stringify(got) === JSON.stringify(want) ? '' : `row ${JSON.stringify(got)}, node serves ${JSON.stringify(want)}`
+      }
+      await expect.poll(mismatch, { timeout: 30_000 }).toBe('')
     }
     // the last row counts the live replicas of each slot: the nodes holding it (at least one each: the
     // network serves the whole model)
