@@ -67,6 +67,7 @@ Options:
       --device <cpu|cuda>    execution provider (cuda falls back to cpu; default cpu)
       --swarm-key <file>     private network key (libp2p pnet)
       --model-id <name>      network / model name (default devnet)
+      --quantization <q>     fp32 (default), int8 or int4: serve inference with quantized weights (needs --training off)
       --genesis <file>       the network's ledger genesis (JSON; \`neuroshard devnet\` writes <data-dir>/devnet/genesis.json):
                              with it the node runs the ledger, signs proofs of its work and earns NEURO
       --keystore <file>      this node's wallet (default <data-dir>/wallet.json; \`neuroshard wallet create\`)
@@ -284,6 +285,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
     device: { type: 'string' },
     'swarm-key': { type: 'string' },
     'model-id': { type: 'string' },
+    quantization: { type: 'string' },
     genesis: { type: 'string' },
     keystore: { type: 'string' },
     'passphrase-file': { type: 'string' }
@@ -300,6 +302,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
   let memoryBytes: number
   let port: number
   let swarmKey: string | undefined
+  let quantization: 'fp32' | 'int8' | 'int4' = 'fp32'
   try {
     ({ common: o, get } = await readOptions(values, io.env ?? process.env, io.stdout.isTTY === true))
     const gb = get('memory')
@@ -308,6 +311,10 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
     port = int('port', get('port') ?? 0, 0, 65535)
     const device = String(get('device') ?? 'cpu')
     if (device !== 'cpu' && device !== 'cuda') throw new UsageError('--device must be cpu or cuda')
+    const q = String(get('quantization') ?? 'fp32')
+    if (q !== 'fp32' && q !== 'int8' && q !== 'int4') throw new UsageError('--quantization must be fp32, int8 or int4')
+    if (q !== 'fp32' && o.training) throw new UsageError('--quantization int8|int4 serves inference only: add --training off')
+    quantization = q
     const keyFile = get('swarm-key')
     swarmKey = keyFile != null ? await readFile(String(keyFile), 'utf8').catch((err: Error) => { throw new UsageError(`--swarm-key: ${err.message}`) }) : undefined
   } catch (err: any) {
@@ -348,6 +355,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
       modelId: String(get('model-id') ?? 'devnet'),
       memoryBytes,
       training: o.training,
+      ...(quantization !== 'fp32' ? { quantization } : {}),
       tokenizer: pipelineTokenizer(data.tokenizer),
       data: { manifest: data.manifest, train: data.train, validation: data.validation },
       innerSteps: o.innerSteps,

@@ -84,3 +84,15 @@ export function trainingPeers (chains: readonly TrainingChain[], peer: string): 
   if (chain == null) return new Set()
   return new Set([chain.driver, ...chain.hops.map(h => h.peer)].filter(p => p !== peer))
 }
+
+/**
+ * The spans training chains are made of: the `training` spans of the layer records (a node that only serves
+ * announces `serving` spans and refuses training requests, so it must not be paired into a chain)
+ */
+export function trainingSpans (records: Iterable<[string, { record: { spans: ReadonlyArray<{ start: number, end: number, state: string }> } }]>): Array<{ peer: string, start: number, end: number }> {
+  const out: Array<{ peer: string, start: number, end: number }> = []
+  for (const [peer, entry] of records) {
+    for (const s of entry.record.spans) if (s.state === 'training') out.push({ peer, start: s.start, end: s.end })
+  }
+  return out
+}

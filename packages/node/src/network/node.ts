@@ -26,7 +26,7 @@ import { TypedEventEmitter } from 'main-event'
 import { createLocalBackend } from '../api/local-backend.js'
 import { networkCompletionSource } from '../api/network-source.js'
 import { TrainingRecorder } from '../api/training-recorder.js'
-import { trainingChains, trainingPeers } from './chains.js'
+import { trainingChains, trainingPeers, trainingSpans } from './chains.js'
 import { NodePonw } from '../ponw/node-ponw.js'
 import { StageRecorder } from '../ponw/stage-work.js'
 import type { NodePonwInit, SlotContribution } from '../ponw/node-ponw.js'
@@ -76,6 +76,11 @@ export interface NetworkNodeInit {
   memoryBytes: number
   /** Train (true) or only serve inference (false) @default true */
   training?: boolean
+  /**
+   * Serve inference with quantized weights (`training: false` only): the layer record says so and inference
+   * chains that accept the format route through it @default 'fp32'
+   */
+  quantization?: 'fp32' | 'int8' | 'int4'
   /** Text ↔ ids (the dataset's BPE tokenizer); must match `config.vocabSize` */
   tokenizer?: PipelineTokenizer & { readonly eosId?: number }
   /** The genesis data; a Driver without it serves inference but does not train */
@@ -196,6 +201,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     this.modelId = init.modelId ?? 'devnet'
     this.innerSteps = init.innerSteps ?? DEFAULT_INNER_STEPS
     if (!Number.isSafeInteger(this.innerSteps) || this.innerSteps < 1) throw new InvalidParametersError('innerSteps must be an integer >= 1')
+    if ((init.quantization ?? 'fp32') !== 'fp32' && (init.training ?? true)) throw new InvalidParametersError('a quantized node serves inference only: pass training: false')
     this.slots = slotCount(this.config)
     this.recorder = init.recorder ?? new TrainingRecorder({ innerSteps: this.innerSteps })
     this.recorder.setInnerSteps(this.innerSteps)
@@ -223,13 +229,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   chains (): TrainingChain[] {
     const now = Date.now()
     if (this.chainsCache != null && now - this.chainsCache.at < 250) return this.chainsCache.chains
-    const spans: Array<{ peer: string, start: number, end: number }> = []
-    for (const [peer, entry] of this.host.services.layerPool.records()) {
-      for (const s of entry.record.spans) {
-        if (s.state === 'serving' || s.state === 'training') spans.push({ peer, start: s.start, end: s.end })
-      }
-    }
-    const chains = trainingChains(spans, this.slots)
+    const chains = trainingChains(trainingSpans(this.host.services.layerPool.records()), this.slots)
     this.chainsCache = { at: now, chains }
     return chains
   }
@@ -249,7 +249,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
           config: this.config,
           initSeed: init.initSeed ?? 0,
           memoryBytes: init.memoryBytes,
-          training
+          training,
+          ...(init.quantization != null ? { quantization: init.quantization } : {})
         }),
         swarmRouter: swarmRouter(),
         pipeline: pipeline({
@@ -518,6 +519,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       parameters,
       step,
       training: this.training,
+      ...(!this.training && this.init.quantization != null ? { quantization: this.init.quantization } : {}),
       intraOpNumThreads: this.init.threads ?? 1,
       device: this.init.device ?? 'cpu',
       ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {})

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { trainingChains, trainingPeers } from '../../src/network/chains.js'
+import { trainingChains, trainingPeers, trainingSpans } from '../../src/network/chains.js'
 
 describe('trainingChains', () => {
   it('pairs Drivers with disjoint chains in peer-id order, long spans first', () => {
@@ -35,5 +35,23 @@ describe('trainingChains', () => {
 
   it('ignores spans outside the model', () => {
     expect(trainingChains([{ peer: 'a', start: 0, end: 9 }, { peer: 'b', start: -1, end: 2 }], 4)).toEqual([])
+  })
+})
+
+describe('trainingSpans', () => {
+  it('takes only training spans: a serving-only node (it refuses training requests) is never paired', () => {
+    const rec = (spans: Array<[number, number, string]>): { record: { spans: Array<{ start: number, end: number, state: string }> } } => ({ record: { spans: spans.map(([start, end, state]) => ({ start, end, state })) } })
+    const records = new Map([
+      ['a', rec([[0, 2, 'training']])],
+      ['b', rec([[2, 4, 'serving']])],
+      ['c', rec([[2, 4, 'training']])],
+      ['d', rec([[2, 4, 'loading'], [0, 1, 'leaving']])]
+    ])
+    expect(trainingSpans(records)).toEqual([{ peer: 'a', start: 0, end: 2 }, { peer: 'c', start: 2, end: 4 }])
+    // 'b' sorts before 'c': with its serving span counted, the Driver would be paired with it
+    const live = [...records].flatMap(([peer, e]) => e.record.spans.filter(x => x.state === 'serving' || x.state === 'training').map(x => ({ peer, start: x.start, end: x.end })))
+    expect(trainingChains(live, 4)[0].hops[0].peer).toBe('b')
+    const chains = trainingChains(trainingSpans(records), 4)
+    expect(chains).toEqual([{ driver: 'a', driverEnd: 2, hops: [{ peer: 'c', start: 2, end: 4 }] }])
   })
 })

@@ -1,0 +1,76 @@
+/**
+ * A serving-only node (training off, int8 weights) joins a training devnet: it takes a span, announces it
+ * as quantized and serving, is never paired into a training chain (it would refuse the requests), and the
+ * network's DiLoCo rounds go on.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { constantLr } from '@neuroshard/runtime'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { halfModelMemory, startNetworkDevnet } from '../../src/network/devnet.js'
+import { prepareData } from '../../src/workspace.js'
+import { testCorpus } from './corpus.js'
+import type { NetworkDevnet } from '../../src/network/devnet.js'
+import type { NetworkNode } from '../../src/network/node.js'
+
+describe('a serving-only quantized node in a training devnet', () => {
+  let dir: string
+  let devnet: NetworkDevnet
+  let server: NetworkNode
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'neuroshard-serving-'))
+    await writeFile(join(dir, 'corpus.txt'), testCorpus(800).join('\n\n'))
+    const data = await prepareData({ dataDir: dir, source: { files: [join(dir, 'corpus.txt')] }, vocabSize: 300, shardTokens: 4096, validationFraction: 0.05 })
+    devnet = await startNetworkDevnet({
+      nodes: 4,
+      tokenizer: data.tokenizer,
+      data: { manifest: data.manifest, train: data.train, validation: data.validation },
+      node: { innerSteps: 3, batchSize: 2, seqLen: 16, optimizer: { schedule: constantLr(3e-3) }, evalEvery: 0 },
+      ledger: false
+    })
+  }, 300_000)
+
+  afterAll(async () => {
+    await devnet?.stop()
+    await rm(dir, { recursive: true, force: true })
+  }, 120_000)
+
+  it('announces its span as int8 serving, stays out of training chains, and the rounds go on', async () => {
+    const rounds = (): number => Math.max(...devnet.nodes.slice(0, 4).map(n => n.group(0)?.round ?? n.group(n.heldStages()[0]?.start ?? 0)?.round ?? 0))
+    // the devnet trains before the server joins
+    const deadline = Date.now() + 300_000
+    while (rounds() < 1 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 500))
+    expect(rounds()).toBeGreaterThanOrEqual(1)
+    server = await devnet.addNode({ training: false, quantization: 'int8', memoryBytes: halfModelMemory(devnet.config, false) })
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => { reject(new Error('the serving node took no span')) }, 240_000)
+      if (server.heldStages().length > 0) { clearTimeout(t); resolve(); return }
+      server.addEventListener('node:stage', () => { clearTimeout(t); resolve() }, { once: true })
+    })
+    expect(server.heldStages()[0].stage.quantization).toBe('int8')
+    // its record, as a training node sees it: serving, int8
+    const me = server.peerId.toString()
+    const seen = await (async () => {
+      const until = Date.now() + 60_000
+      for (;;) {
+        const rec = devnet.nodes[0].host.services.layerPool.records().get(me)?.record
+        if (rec != null && rec.spans.length > 0 && rec.spans.every(s => s.state === 'serving' || s.state === 'loading')) return rec
+        if (Date.now() > until) return rec
+        await new Promise(resolve => setTimeout(resolve, 250))
+      }
+    })()
+    expect(seen?.spans.some(s => s.state === 'serving' && s.quantization === 'int8')).toBe(true)
+    // two more rounds, and the server is in no node's training chain meanwhile
+    const target = rounds() + 2
+    const until = Date.now() + 300_000
+    while (rounds() < target && Date.now() < until) {
+      for (const n of devnet.nodes.slice(0, 4)) {
+        for (const c of n.chains()) expect(c.hops.map(h => h.peer)).not.toContain(me)
+      }
+      await new Promise(resolve => setTimeout(resolve, 500))
+    }
+    expect(rounds()).toBeGreaterThanOrEqual(target)
+  }, 900_000)
+})
