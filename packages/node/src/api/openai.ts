@@ -30,6 +30,8 @@ export interface CompletionRequest {
   stop: string[]
   /** `neuroshard_payment`: id (hex) of the client's final ledger payment that pays for this session */
   payment?: string
+  /** `stream_options.include_usage`: a last chunk with the usage before `[DONE]` */
+  includeUsage?: boolean
 }
 
 type Json = Record<string, unknown>
@@ -108,11 +110,16 @@ export function parseCompletionRequest (body: unknown, chat: boolean, limits: { 
   const topK = optionalNumber(body, 'top_k', v => Number.isSafeInteger(v) && v >= 0, 'an integer >= 0') ?? 0
   const seed = optionalNumber(body, 'seed', v => Number.isSafeInteger(v) && v >= 0, 'an integer >= 0')
   const stop = parseStop(body.stop)
+  const so = body.stream_options
+  if (so !== undefined && so !== null && (!isObject(so) || (so.include_usage !== undefined && typeof so.include_usage !== 'boolean'))) {
+    throw new InvalidRequestError("Invalid value for 'stream_options': an object with a boolean 'include_usage'", 'stream_options', 'invalid_value')
+  }
+  const includeUsage = isObject(so) && so.include_usage === true
   const payment = body.neuroshard_payment
   if (payment !== undefined && (typeof payment !== 'string' || !/^[0-9a-f]{64}$/.test(payment))) {
     throw new InvalidRequestError("Invalid value for 'neuroshard_payment': the 64-hex-digit id of a ledger payment", 'neuroshard_payment', 'invalid_value')
   }
-  return { model, prompt, stream, maxTokens, temperature, topP, topK, ...(seed !== undefined ? { seed } : {}), stop, ...(payment !== undefined ? { payment } : {}) }
+  return { model, prompt, stream, maxTokens, temperature, topP, topK, ...(seed !== undefined ? { seed } : {}), stop, ...(payment !== undefined ? { payment } : {}), ...(includeUsage && stream === true ? { includeUsage } : {}) }
 }
 
 /**

@@ -340,6 +340,10 @@ export async function startApiServer (options: ApiServerOptions): Promise<ApiSer
       const usage = promptTokens !== undefined ? { prompt_tokens: promptTokens, completion_tokens: count, total_tokens: promptTokens + count } : undefined
       if (request.stream) {
         await write(chunk({}, finish))
+        // stream_options.include_usage: OpenAI's last chunk, no choices, the usage
+        if (request.includeUsage === true && usage !== undefined) {
+          await write(JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: request.model, choices: [], usage }))
+        }
         res.end('data: [DONE]\n\n')
       } else {
         sendJson(res, 200, chat

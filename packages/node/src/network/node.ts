@@ -717,8 +717,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         if (!this.running) return
         failures++
         log('training step %d failed (%s: %s)', step, err.name, err.message)
-        // a refused or broken chain: wait for the records (or the round) to settle, then re-plan
-        await sleep(Math.min(5_000, 250 * 2 ** Math.min(failures, 5)), signal)
+        // a refused or broken chain: wait for the records (or the round) to settle, then re-plan. A stage
+        // still applying the last round refuses for a moment only: the wait stays short (≤ 1 s)
+        await sleep(Math.min(1_000, 125 * 2 ** Math.min(failures, 3)), signal)
       }
     }
   }

@@ -271,6 +271,15 @@ describe('HTTP API: OpenAI-compatible', () => {
     expect(whole.choices[0].message).toEqual({ role: 'assistant', content: streamed })
     expect(whole.choices[0].finish_reason).toBe(chunks.at(-1).choices[0].finish_reason)
 
+    // stream_options.include_usage: one more chunk, no choices, the usage of the same answer
+    const withUsage = await readSse(await post('/v1/chat/completions', { ...request, stream: true, stream_options: { include_usage: true } }))
+    expect(withUsage.at(-1)!.data).toBe('[DONE]')
+    const last = JSON.parse(withUsage.at(-2)!.data)
+    expect(last.choices).toEqual([])
+    expect(last.usage.completion_tokens).toBe(whole.usage.completion_tokens)
+    expect(last.usage.total_tokens).toBe(last.usage.prompt_tokens + last.usage.completion_tokens)
+    expect((await post('/v1/chat/completions', { ...request, stream: true, stream_options: { include_usage: 'yes' } })).status).toBe(400)
+
     const stats = await (await fetch(url + '/api/inference')).json() as any
     expect(stats.recent[0].tokens).toBeGreaterThan(0)
     expect(stats.totalTokens).toBeGreaterThan(content.length)
