@@ -359,7 +359,17 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     for (const r of this.commits.keys()) if (r < round - this.opts.recordHistory) this.commits.delete(r)
     const buffered = this.future.get(round)
     for (const r of [...this.future.keys()]) if (r <= round) this.future.delete(r)
-    if (buffered !== undefined) for (const s of buffered) void this.receiveAnnounce(s, '')
+    // announces buffered for this round are checked now; one that is refused (e.g. another base) is reported
+    // like any refused message — never an unhandled rejection
+    if (buffered !== undefined) {
+      for (const s of buffered) {
+        this.receiveAnnounce(s, '').catch((err: any) => {
+          const error = err instanceof Error ? err : new Error(String(err))
+          this.log('refused buffered announce: %s', error.message)
+          this.safeDispatch('diloco:refused', { from: '', error })
+        })
+      }
+    }
   }
 
   parameters (): Map<string, Float32Array> {

@@ -482,6 +482,9 @@ function sendError (res: ServerResponse, err: any): void {
   if (err instanceof ApiError) apiErr = err
   else if (err?.name === 'InvalidParametersError') apiErr = new InvalidRequestError(String(err.message))
   else if (err?.name === 'InsufficientFundsError' || err?.name === 'InvalidAmountError') apiErr = new InvalidRequestError(String(err.message), 'amount', err.name)
-  else apiErr = new ApiError(500, 'Internal error (see the node log)', 'server_error')
+  else {
+    apiErr = new ApiError(500, 'Internal error (see the node log)', 'server_error')
+    log.error('request failed: %s', err?.stack ?? err)
+  }
   sendJson(res, apiErr.status, apiErr.toJSON())
 }
