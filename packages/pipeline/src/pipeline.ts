@@ -1731,6 +1731,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     // the other hops' norms while the tied gradient travels (a Validator's norm only after its tied gradient is taken)
     const others = Promise.all(hops.filter(p => !tied || !validators.includes(p)).map(gradNormOf))
+    // awaited below, after local work that can throw first (executors closed by a stop): never left unhandled
+    others.catch(() => {})
     if (tied) {
       // the rows of the Driver's own embedding gradient, before the head's is added (the replica adds them to the head's)
       const own = offer ? stage.embed!.getGradients() : undefined
