@@ -27,8 +27,9 @@ const log = logger('neuroshard:node:ponw')
 
 /** Largest committed witness a verifier downloads (a stage's weights, moments and one round's activations) */
 export const MAX_WITNESS_BYTES = 256 * 1024 * 1024
-/** How long a node keeps the witnesses of its proofs (validators fetch them while voting) */
-const KEEP_PROOFS = 16
+/** Proofs whose witnesses a node keeps (validators fetch them while voting; one is in flight at a time, and a
+ * witness holds a round of activations: megabytes) */
+const KEEP_PROOFS = 4
 
 export interface NodePonwInit {
   genesis: GenesisConfig
@@ -135,7 +136,7 @@ export class NodePonw {
           p = own != null ? Promise.resolve(decodeWitness(own)) : raw.fetchWeights(claim, checkpoint, options)
           this.#witnessCache.set(key, p)
           p.catch(() => { this.#witnessCache.delete(key) })
-          while (this.#witnessCache.size > 8) this.#witnessCache.delete(this.#witnessCache.keys().next().value!)
+          while (this.#witnessCache.size > 4) this.#witnessCache.delete(this.#witnessCache.keys().next().value!)
         }
         return await p
       }
@@ -353,6 +354,8 @@ export class NodePonw {
    */
   async roundDone (work: RecordedRound, contributions: SlotContribution[]): Promise<boolean | undefined> {
     if (!this.#running || !this.signTraining) return undefined
+    // this ledger round has its proof already: a later round's work is prepared when the next one begins
+    if (currentRound(this.service.ledger.chain, this.now) <= this.#lastTrainingRound) return undefined
     const me = this.#peerString()
     const skip = (why: string): undefined => { log('no training proof for slots %d-%d: %s', work.start, work.end - 1, why); return undefined }
     const evidence: SlotEvidence[] = []
