@@ -449,7 +449,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       })
       this.tokensHandled = true
     }
-    if (this.warmStandbys) for (const stage of this.own) void this.warm(stage)
+    // warm() logs its own failure (e.g. a stage closed under it): never an unhandled rejection
+    if (this.warmStandbys) for (const stage of this.own) void this.warm(stage).catch(() => {})
     if (this.serveGenerate) {
       await this.components.registrar.handle(PIPELINE_GENERATE_PROTOCOL, (stream, connection) => { void this.serveRemoteGenerate(stream, connection) }, {
         maxInboundStreams: this.maxRemoteGenerations,
@@ -509,7 +510,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       throw new InvalidParametersError(`a stage for span [${stage.start}, ${stage.end}) is already served`)
     }
     this.own.push(stage)
-    if (this.started && this.warmStandbys) void this.warm(stage)
+    if (this.started && this.warmStandbys) void this.warm(stage).catch(() => {})
   }
 
   removeStage (stage: PipelineStage): void {

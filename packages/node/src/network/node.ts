@@ -614,7 +614,10 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     })
     if (due.length === 0) return
     this.contributing = true
-    void this.contribute(due).finally(() => { this.contributing = false })
+    // a stop closes the executors under a contribution in progress: its failure is logged, never unhandled
+    void this.contribute(due)
+      .catch((err: Error) => { if (this.running) log('contribution failed: %s', err.message) })
+      .finally(() => { this.contributing = false })
   }
 
   private async contribute (due: HeldStage[]): Promise<void> {

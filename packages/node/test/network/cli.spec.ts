@@ -118,7 +118,7 @@ describe('neuroshard devnet and start (processes)', () => {
     expect(stage.end).toBeGreaterThan(stage.start)
     // the joiner downloaded the group's state and applies the network's rounds
     await joiner.until(e => e.event === 'round', 240_000, 'a DiLoCo round')
-    expect(await stop(joiner)).toBe(0)
+    expect(await stop(joiner), joiner.stderr()).toBe(0)
     expect(joiner.events.at(-1)).toMatchObject({ event: 'stopped' })
     expect(await stop(devnet)).toBe(0)
   }, 400_000)
