@@ -90,9 +90,16 @@ describe('devnet: Proof of Neural Work from real work', () => {
     const ledger = observer.ponw!.service.ledger
     for (let i = 0; i < 5; i++) {
       const a = devnet.wallets[i].address
-      const gained = (await outcomes(observer, a)).reduce((s, o) => s + (o.deltas[a] ?? 0n), 0n)
+      // rewards keep arriving: compare a balance and a history read with no outcome applied in between
+      let balance = -1n
+      let gained = 0n
+      for (let tries = 0; tries < 50; tries++) {
+        const before = ledger.balance(a)
+        gained = (await outcomes(observer, a)).reduce((s, o) => s + (o.deltas[a] ?? 0n), 0n)
+        if (ledger.balance(a) === before) { balance = before; break }
+      }
       // the four initial wallets start with 100 NEURO; the idle node joined after genesis with nothing
-      expect(ledger.balance(a)).toBe((i < 4 ? 100n * 10n ** 18n : 0n) + gained)
+      expect(balance).toBe((i < 4 ? 100n * 10n ** 18n : 0n) + gained)
     }
     // supply invariant: everything held = genesis supply + minted − burned
     const st = ledger.state
