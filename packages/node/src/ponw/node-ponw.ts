@@ -356,7 +356,7 @@ export class NodePonw {
     if (!this.#running || !this.signTraining) return undefined
     // this ledger round has its proof already: a later round's work is prepared when the next one begins
     if (currentRound(this.service.ledger.chain, this.now) <= this.#lastTrainingRound) return undefined
-    const me = this.#peerString()
+    const me = this.#peer
     const skip = (why: string): undefined => { log('no training proof for slots %d-%d: %s', work.start, work.end - 1, why); return undefined }
     const evidence: SlotEvidence[] = []
     const payloads: SlotPayload[] = []
@@ -424,10 +424,6 @@ export class NodePonw {
   /** The witnesses this node serves for one of its proofs */
   witnesses (proofId: string): Uint8Array[] | undefined {
     return this.#proofs.get(proofId)
-  }
-
-  #peerString (): string {
-    return this.#peer
   }
 
   #emit (e: NodePonwEvents['proof']): void {

@@ -15,7 +15,7 @@ import { PayloadCodec, decodePayload, flatten, openCommit, resolveCodec, spanLay
 import { slotParameters } from '@neuroshard/layer-pool'
 import { buildShardGraph, shardParameters } from '@neuroshard/model'
 import { spanRoles } from '@neuroshard/pipeline'
-import { ReExecutionMismatchError, digest, toHex } from '@neuroshard/ponw-ledger'
+import { ReExecutionMismatchError, digest, fromHex, toHex } from '@neuroshard/ponw-ledger'
 import { createShardExecutor } from '@neuroshard/runtime'
 import { sha256, snapshot, witnessHash } from './stage-work.js'
 import type { ExecutorState, SlotPayload, StageWitness } from './stage-work.js'
@@ -52,10 +52,6 @@ export function stagePseudoGradientHash (entries: Array<{ slot: number, payloadH
     parts.push(u32(e.slot), e.payloadHash, u32(e.codec.codec), u32(e.codec.blockSize), u32(e.codec.chunk), u32(e.codec.topK), u32(e.codec.bits))
   }
   return digest('neuroshard/node/v1/stage-pseudo-gradient', ...parts)
-}
-
-function fromHexBytes (hex: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(hex, 'hex'))
 }
 
 /** Every parameter of a witness state, merged over its executors */
@@ -294,7 +290,7 @@ export class StageAggregationRecords implements AggregationRecords {
       const opened = await openCommit(Signed.decode(record.commit))
       const announce = opened.announces.find(a => a.sender === peer)
       if (announce == null) return false
-      entries.push({ slot, payloadHash: fromHexBytes(mine.payloadHash), codec: codecTuple(announce.codec) })
+      entries.push({ slot, payloadHash: fromHex(mine.payloadHash), codec: codecTuple(announce.codec) })
     }
     return toHex(stagePseudoGradientHash(entries)) === toHex(q.pseudoGradientHash)
   }
