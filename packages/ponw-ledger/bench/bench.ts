@@ -7,13 +7,13 @@
  */
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { availableParallelism, cpus, tmpdir } from 'node:os'
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { NEURO } from '../src/amount.js'
 import { createGenesis, loadChain } from '../src/genesis.js'
-import { Wallet, digest, toHex, verifyDigest } from '../src/keys.js'
+import { Wallet, digest, toHex, verifyBackend, verifyDigest } from '../src/keys.js'
 import { Ledger } from '../src/ledger.js'
 import { encodeCertificate, parseSignedTx, signTx, signVote } from '../src/messages.js'
 import { SignatureVerifierPool } from '../src/verify-pool.js'
@@ -103,6 +103,7 @@ async function main (): Promise<void> {
     rows.push({ benchmark, n, seconds: +(ms / 1000).toFixed(2), perSecond: rate(n, ms) })
     process.stdout.write(`${benchmark.padEnd(64)} ${String(n).padStart(7)} ${(ms / 1000).toFixed(2).padStart(8)} s ${String(rate(n, ms)).padStart(8)} /s\n`)
   }
+  process.stdout.write(`ledger bench ${new Date().toISOString()} node ${process.version} ${cpus().length}x ${cpus()[0]?.model ?? '?'} loadavg ${loadavg().map(l => l.toFixed(2)).join(' ')} signature checks: ${verifyBackend}\n`)
   const pool = new SignatureVerifierPool({ workers: 2 })
 
   const onlySync = process.env.ONLY_SYNC === '1'
@@ -191,5 +192,6 @@ async function main (): Promise<void> {
   await pool.close()
   const result = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, rows }
   await writeFile(join(resultsDir, onlySync ? 'bench-sync.json' : 'bench.json'), JSON.stringify(result, null, 2) + '\n')
+  process.stdout.write(`loadavg after ${loadavg().map(l => l.toFixed(2)).join(' ')}\n`)
   process.stdout.write(`wrote ${join(resultsDir, onlySync ? 'bench-sync.json' : 'bench.json')}\n`)
 }

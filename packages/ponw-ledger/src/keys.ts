@@ -1,5 +1,6 @@
-import { createPublicKey, verify as cryptoVerify } from 'node:crypto'
+import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto'
 import { chmod, readFile, writeFile, rename } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { randomBytes } from '@noble/ciphers/utils.js'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
@@ -86,7 +87,7 @@ export function verifyDigestPortable (signature: Uint8Array, msgDigest: Uint8Arr
   }
 }
 
-function verifyNative (signature: Uint8Array, msgDigest: Uint8Array, publicKey: Uint8Array): boolean {
+function verifyOpenSsl (signature: Uint8Array, msgDigest: Uint8Array, publicKey: Uint8Array): boolean {
   if (signature.byteLength !== 64 || publicKey.byteLength !== 33 || msgDigest.byteLength !== 32) {
     return false
   }
@@ -101,29 +102,75 @@ function verifyNative (signature: Uint8Array, msgDigest: Uint8Array, publicKey: 
   }
 }
 
+/** The part of the `secp256k1` package's native binding (bitcoin-core's libsecp256k1) the ledger uses */
+interface Libsecp256k1 {
+  /** throws on a signature with r or s ≥ n and on a key that is not a curve point; false on high-S */
+  ecdsaVerify: (signature: Uint8Array, msg32: Uint8Array, publicKey: Uint8Array) => boolean
+}
+
 /**
- * Whether this Node's OpenSSL verifies secp256k1 (official Node builds do; some embedders' builds do not).
- * Checked once at load against a noble signature.
+ * libsecp256k1 through the `secp256k1` package's prebuilt N-API binding (linux-x64, darwin-arm64, win32-x64).
+ * Loaded from `secp256k1/bindings`, not the package root: the root silently falls back to a slow pure-JS
+ * implementation (elliptic) when the binding is missing, and we prefer OpenSSL then.
  */
-export const nativeSecp256k1: boolean = (() => {
+const libsecp256k1: Libsecp256k1 | undefined = (() => {
+  try {
+    return createRequire(import.meta.url)('secp256k1/bindings') as Libsecp256k1
+  } catch {
+    return undefined
+  }
+})()
+
+function verifyLibsecp256k1 (signature: Uint8Array, msgDigest: Uint8Array, publicKey: Uint8Array): boolean {
+  if (signature.byteLength !== 64 || publicKey.byteLength !== 33 || msgDigest.byteLength !== 32 || libsecp256k1 == null) {
+    return false
+  }
+  try {
+    // the ledger signs sha256(digest) (noble's prehash); libsecp256k1 takes the 32 bytes it checks against,
+    // and rejects high-S signatures itself (it verifies normalized signatures only)
+    return libsecp256k1.ecdsaVerify(signature, createHash('sha256').update(msgDigest).digest(), publicKey)
+  } catch {
+    return false
+  }
+}
+
+type Verify = (signature: Uint8Array, msgDigest: Uint8Array, publicKey: Uint8Array) => boolean
+
+/** Whether a fast path gives the reference answers on a known signature (checked once at load) */
+function selfTest (verify: Verify): boolean {
   try {
     const secret = digest('neuroshard/ledger/v1/self-test')
     const d = digest('neuroshard/ledger/v1/self-test', secret)
     const sig = secp256k1.sign(d, secret, { prehash: true, lowS: true })
     const pub = secp256k1.getPublicKey(secret, true)
-    return verifyNative(sig, d, pub) && !verifyNative(sig, secret, pub)
+    return verify(sig, d, pub) && !verify(sig, secret, pub)
   } catch {
     return false
   }
-})()
+}
 
 /**
- * Verifies a 64-byte compact low-S ECDSA signature (secp256k1, SHA-256) of a 32-byte digest. Uses
- * Node's OpenSSL when it supports the curve (≈ 5× faster than pure JavaScript here) and noble
- * otherwise; the tests check that both give the same answer.
+ * Which implementation {@link verifyDigest} uses: libsecp256k1 (native binding, ≈ 9× OpenSSL on secp256k1),
+ * else Node's OpenSSL (official Node builds carry the curve; ≈ 5× noble), else noble (portable).
  */
-export const verifyDigest: (signature: Uint8Array, msgDigest: Uint8Array, publicKey: Uint8Array) => boolean =
-  nativeSecp256k1 ? verifyNative : verifyDigestPortable
+export const verifyBackend: 'libsecp256k1' | 'openssl' | 'noble' =
+  selfTest(verifyLibsecp256k1) ? 'libsecp256k1' : selfTest(verifyOpenSsl) ? 'openssl' : 'noble'
+
+/** Whether a native implementation (libsecp256k1 or OpenSSL) verifies signatures here */
+export const nativeSecp256k1: boolean = verifyBackend !== 'noble'
+
+/** The fast implementations, for tests that check they agree with noble */
+export const verifyDigestWith: Record<'libsecp256k1' | 'openssl', Verify> = {
+  libsecp256k1: verifyLibsecp256k1,
+  openssl: verifyOpenSsl
+}
+
+/**
+ * Verifies a 64-byte compact low-S ECDSA signature (secp256k1, SHA-256) of a 32-byte digest with the fastest
+ * implementation available ({@link verifyBackend}); the tests check that all give the same answers.
+ */
+export const verifyDigest: Verify =
+  verifyBackend === 'libsecp256k1' ? verifyLibsecp256k1 : verifyBackend === 'openssl' ? verifyOpenSsl : verifyDigestPortable
 
 /**
  * A ledger wallet: one secp256k1 key, separate from the libp2p identity (bind the two with

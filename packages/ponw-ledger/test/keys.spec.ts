@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
-import { Wallet, addressOf, createBinding, decryptKeystore, digest, encryptKeystore, loadKeystore, saveKeystore, nativeSecp256k1, verifyBinding, verifyDigest, verifyDigestPortable } from '../src/keys.js'
+import { Wallet, addressOf, createBinding, decryptKeystore, digest, encryptKeystore, loadKeystore, saveKeystore, nativeSecp256k1, verifyBackend, verifyBinding, verifyDigest, verifyDigestPortable, verifyDigestWith } from '../src/keys.js'
 
 describe('wallet, keystore, identity binding', () => {
   it('derives a 20-byte address from the public key and signs domain-separated digests', () => {
@@ -59,10 +59,11 @@ describe('wallet, keystore, identity binding', () => {
   })
 })
 
-describe('native (OpenSSL) verification path', () => {
-  it('is in use on this Node, and agrees with noble on valid, tampered, high-S and malformed input', async () => {
+describe('native (libsecp256k1, OpenSSL) verification paths', () => {
+  it('are in use on this Node, and agree with noble on valid, tampered, high-S and malformed input', async () => {
     const { secp256k1 } = await import('@noble/curves/secp256k1.js')
-    // official Node builds carry secp256k1 in OpenSSL: the fast path must not silently fall back here
+    // linux-x64 has the secp256k1 package's prebuilt binding: the fast path must not silently fall back here
+    expect(verifyBackend).toBe('libsecp256k1')
     expect(nativeSecp256k1).toBe(true)
     const w = Wallet.fromSeed('fast-path')
     const n = secp256k1.Point.CURVE().n
@@ -86,12 +87,17 @@ describe('native (OpenSSL) verification path', () => {
       other[5] ^= 1 // usually not on the curve
       for (const v of variants) {
         for (const key of [w.publicKey, other, Wallet.fromSeed('other').publicKey]) {
-          expect(verifyDigest(v, d, key)).toBe(verifyDigestPortable(v, d, key))
-          expect(verifyDigest(v, d, key)).toBe(secp256k1.verify(v, d, key, { prehash: true, lowS: true }))
+          const reference = secp256k1.verify(v, d, key, { prehash: true, lowS: true })
+          expect(verifyDigestPortable(v, d, key)).toBe(reference)
+          expect(verifyDigestWith.libsecp256k1(v, d, key)).toBe(reference)
+          expect(verifyDigestWith.openssl(v, d, key)).toBe(reference)
+          expect(verifyDigest(v, d, key)).toBe(reference)
         }
       }
-      expect(verifyDigest(sig, d, w.publicKey)).toBe(true)
-      expect(verifyDigest(high, d, w.publicKey)).toBe(false)
+      for (const verify of [verifyDigest, verifyDigestWith.libsecp256k1, verifyDigestWith.openssl]) {
+        expect(verify(sig, d, w.publicKey)).toBe(true)
+        expect(verify(high, d, w.publicKey)).toBe(false)
+      }
     }
   })
 })
