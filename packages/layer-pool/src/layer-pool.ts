@@ -7,7 +7,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { buildView, chooseSpan, rebalanceTarget, spanDeficit, underReplicated } from './assignment.js'
 import {
-  DEFAULT_BALANCE_QUALITY, DEFAULT_CLAIM_JITTER_MS, DEFAULT_DHT_REFRESH_INTERVAL_MS, DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_BALANCE_QUALITY, DEFAULT_CLAIM_JITTER_MS, DEFAULT_DHT_REFRESH_INTERVAL_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, MAX_CLOCK_SKEW_MS,
   DEFAULT_LIVENESS_PROBE_TIMEOUT_MS, DEFAULT_LOADING_GRACE_MS, DEFAULT_MAX_RECORDS, DEFAULT_REBALANCE_INTERVAL_MS,
   DEFAULT_RECORD_TTL_MS, DEFAULT_RESERVE_FRACTION, DEFAULT_SETTLE_MS, LAYER_POOL_TOPIC_PREFIX, MAX_SPANS_PER_RECORD, MIN_REPLICAS,
   SERVING_BYTES_PER_PARAMETER, TRAINING_BYTES_PER_PARAMETER
@@ -79,6 +79,11 @@ export interface LayerPoolInit {
    * (the slots' float32 weights stay what the record's hashes name) @default 'fp32'
    */
   quantization?: SpanQuantization
+  /**
+   * Tokens of one more inference session this node can still keep in its KV cache on a span it announces (the
+   * pipeline's `kvTokensLeft(start, end)`), published with every record; undefined: not announced @default none
+   */
+  kvTokensLeft?(span: { start: number, end: number }): number | undefined
   /** Take a span when the pool starts, and take over under-replicated slots later @default true */
   autoAssign?: boolean
   /** @default MIN_REPLICAS (2) */
@@ -129,7 +134,7 @@ export interface PoolEntry {
   bytes: Uint8Array
   /** Local time the record arrived */
   receivedAt: number
-  /** Local time until which the record counts (its lifetime measured from arrival, capped by its expiry) */
+  /** Local time until which the record counts (its lifetime measured from arrival, capped by its expiry plus the clock-skew allowance) */
   liveUntil: number
 }
 
@@ -238,9 +243,16 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private readonly now: () => number
   private readonly throughputOf: () => number
   private readonly quantization: SpanQuantization
+  private readonly kvTokensLeftInit?: (span: { start: number, end: number }) => number | undefined
   private training: boolean
   private readonly table = new Map<string, PoolEntry>()
   private readonly suspects = new Set<string>()
+  /**
+   * Records that lapsed (expired or left the table) less than `loadingGraceMs` ago, by peer: they still say
+   * which weights a slot has (spec §6), so a record missed for a moment (a busy event loop, a late heartbeat)
+   * cannot make a trained slot look like a genesis one
+   */
+  private readonly lapsed = new Map<string, { record: LayerPoolRecord, until: number }>()
   private readonly spans: OwnSpan[] = []
   private readonly info = new Map<number, SlotInfo & { step: number }>()
   private readonly genesisHashes = new Map<number, string>()
@@ -278,6 +290,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     const throughput = init.throughput ?? 0
     this.throughputOf = typeof throughput === 'function' ? throughput : () => throughput
     this.quantization = init.quantization ?? 'fp32'
+    this.kvTokensLeftInit = init.kvTokensLeft
     if (!['fp32', 'int8', 'int4'].includes(this.quantization)) throw new InvalidParametersError(`quantization must be 'fp32', 'int8' or 'int4', got ${String(this.quantization)}`)
     this.init = {
       minReplicas: init.minReplicas ?? MIN_REPLICAS,
@@ -368,6 +381,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     this.info.clear()
     this.table.clear()
     this.suspects.clear()
+    this.lapsed.clear()
     this.own = undefined
   }
 
@@ -469,9 +483,13 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       return
     }
     const now = this.now()
+    // clocks may differ by up to MAX_CLOCK_SKEW_MS (spec §2.2): a record whose expiry is already past on this
+    // clock may be a fresh one from a peer whose clock runs behind, so its lifetime counts from arrival; the
+    // allowance past `expiresAt` bounds how long a replayed record can count
     const lifetime = record.expiresAt - record.issuedAt
-    this.table.set(key, { record, bytes, receivedAt: now, liveUntil: Math.min(record.expiresAt, now + lifetime) })
+    this.table.set(key, { record, bytes, receivedAt: now, liveUntil: Math.min(record.expiresAt + MAX_CLOCK_SKEW_MS, now + lifetime) })
     this.suspects.delete(key)
+    this.lapsed.delete(key)
     this.log.trace('record of %s from %s: %s', key, source, record.spans.map(s => `[${s.start},${s.end}) ${s.state}`).join(' '))
     this.changed()
   }
@@ -498,9 +516,13 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       if (entry.liveUntil <= now) {
         this.table.delete(key)
         this.suspects.delete(key)
+        this.lapsed.delete(key)
+        this.lapsed.set(key, { record: entry.record, until: now + this.init.loadingGraceMs })
+        if (this.lapsed.size > this.init.maxRecords) this.lapsed.delete(this.lapsed.keys().next().value!)
         changed = true
       }
     }
+    for (const [key, entry] of this.lapsed) if (entry.until <= now) this.lapsed.delete(key)
     if (changed) this.changed(false)
   }
 
@@ -528,6 +550,18 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   }
 
   // ---- records out ------------------------------------------------------------------------------
+
+  /** What `init.kvTokensLeft` says for a span, as a record may carry it (a bad answer is not announced) */
+  private kvTokensLeftOf (span: { start: number, end: number }): number | undefined {
+    let left: number | undefined
+    try {
+      left = this.kvTokensLeftInit?.({ start: span.start, end: span.end })
+    } catch (err: any) {
+      this.log('kvTokensLeft failed: %s', err?.message)
+      return undefined
+    }
+    return left != null && Number.isFinite(left) && left >= 0 ? Math.min(Math.floor(left), Number.MAX_SAFE_INTEGER) : undefined
+  }
 
   private tick (): void {
     this.prune()
@@ -590,6 +624,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       }
     }
     for (const span of out) {
+      const left = this.kvTokensLeftOf(span)
+      if (left != null) span.kvTokensLeft = left
       span.slots = range(span.start, span.end).map(i => this.info.get(i) ?? PLACEHOLDER_SLOT).map(({ weightsHash, chunksRoot }) => ({ weightsHash, chunksRoot }))
       span.weightsStep = Math.max(0, ...range(span.start, span.end).map(i => this.info.get(i)?.step ?? 0))
     }
@@ -936,25 +972,34 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     })
   }
 
-  /** The weights hash most live holders of a slot report (ties: the most trained), with who holds it */
-  private target (slot: number): { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[] } | undefined {
-    const votes = new Map<string, { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[] }>()
-    for (const [key, entry] of this.table) {
-      if (this.suspects.has(key)) continue
-      for (const s of entry.record.spans) {
+  /**
+   * The weights hash most holders of a slot report (ties: the most trained), with the live holders that can
+   * serve it. Holders whose record lapsed less than `loadingGraceMs` ago, or that stopped answering, vote too
+   * (spec §6) but serve nothing: when they named the winner, `holders` is empty and the caller waits for
+   * their records instead of taking the genesis
+   */
+  private target (slot: number): { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[], votes: number } | undefined {
+    this.prune()
+    const votes = new Map<string, { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[], votes: number }>()
+    const vote = (record: LayerPoolRecord, live: boolean): void => {
+      for (const s of record.spans) {
         if (!LIVE_STATES.has(s.state) || slot < s.start || slot >= s.end) continue
         const info = s.slots[slot - s.start]
         // an all-zero hash is a placeholder (a slot still loading), never weights anyone can serve
         if (info.weightsHash === PLACEHOLDER_SLOT.weightsHash) continue
         const id = `${info.weightsHash}/${info.chunksRoot}`
-        const vote = votes.get(id) ?? { weightsHash: info.weightsHash, chunksRoot: info.chunksRoot, step: s.weightsStep, holders: [] }
-        vote.holders.push(entry.record.peerId)
-        votes.set(id, vote)
+        const v = votes.get(id) ?? { weightsHash: info.weightsHash, chunksRoot: info.chunksRoot, step: s.weightsStep, holders: [], votes: 0 }
+        v.step = Math.max(v.step, s.weightsStep)
+        v.votes++
+        if (live) v.holders.push(record.peerId)
+        votes.set(id, v)
       }
     }
-    let best: { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[] } | undefined
+    for (const [key, entry] of this.table) vote(entry.record, !this.suspects.has(key))
+    for (const entry of this.lapsed.values()) vote(entry.record, false)
+    let best: { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[], votes: number } | undefined
     for (const v of votes.values()) {
-      if (best == null || v.holders.length > best.holders.length || (v.holders.length === best.holders.length && v.step > best.step)) best = v
+      if (best == null || v.votes > best.votes || (v.votes === best.votes && v.step > best.step)) best = v
     }
     return best
   }
@@ -974,6 +1019,10 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     const genesis = (): Map<string, Float32Array> => genesisSlotParameters(this.config, slot, this.initSeed)
     if (target == null) return genesis()
     if (target.step === 0 && target.weightsHash === this.genesisHash(slot)) return genesis()
+    if (target.holders.length === 0) {
+      // the slot's weights are not the genesis, but no holder is live right now: wait (load retries) for their records
+      throw new SpanLoadError(`no live holder of slot ${slot}'s weights ${target.weightsHash.slice(0, 12)}… (step ${target.step}) right now; ${target.votes} holder(s) listed them less than ${this.init.loadingGraceMs} ms ago`)
+    }
     const replicas = target.holders.filter(p => !this.misbehaved.has(p.toString()))
     if (replicas.length === 0) throw new SpanLoadError(`every holder of slot ${slot}'s weights served bad data before`)
     const request: SlotFetchRequest = { slot, replicas, weightsHash: target.weightsHash, chunksRoot: target.chunksRoot, ...(into != null ? { into } : {}) }

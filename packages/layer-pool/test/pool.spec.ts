@@ -200,6 +200,37 @@ describe('rebalancing', () => {
   }, 150_000)
 })
 
+describe('clock skew', () => {
+  let hosts: PoolHost[] = []
+  afterEach(async () => {
+    await stopAll(hosts)
+    hosts = []
+  })
+
+  it('peers whose clocks are 25 s apart (more than the 4 s record lifetime, less than the 30 s bound) count each other; a peer 40 s behind is not counted', async () => {
+    const init = { ...FAST, config: TINY, memoryBytes: 4 * MiB }
+    const ahead = await startPoolHost({ ...init, now: () => Date.now() + 25_000 })
+    hosts.push(ahead)
+    const honest = await startPoolHost(init, ahead)
+    hosts.push(honest)
+    const behind = await startPoolHost({ ...init, now: () => Date.now() - 40_000 }, ahead)
+    hosts.push(behind)
+    const counts = (h: PoolHost, other: PoolHost): boolean => h.services.layerPool.records().has(other.peerId.toString())
+    await until(() => counts(ahead, honest) && counts(honest, ahead), 90_000,
+      () => `ahead counts honest: ${counts(ahead, honest)}, honest counts ahead: ${counts(honest, ahead)}`)
+    // the records keep counting across heartbeats, not just the instant one arrives
+    for (let i = 0; i < 10; i++) {
+      await new Promise(resolve => setTimeout(resolve, 300))
+      expect(counts(ahead, honest) && counts(honest, ahead)).toBe(true)
+    }
+    // beyond the bound: the node 40 s behind sends records that expired 36 s ago on the others' clocks
+    await until(() => behind.services.pubsub.getSubscribers(behind.services.layerPool.topic).length > 0, 30_000, () => 'behind subscribed')
+    await new Promise(resolve => setTimeout(resolve, 3 * FAST.heartbeatIntervalMs))
+    expect(counts(honest, behind)).toBe(false)
+    expect(counts(ahead, behind)).toBe(false)
+  }, 180_000)
+})
+
 describe('restart', () => {
   it('a pool stopped and started again with its host joins again and serves', async () => {
     const a = await startPoolHost({ ...FAST, config: TINY, memoryBytes: 4 * MiB })
