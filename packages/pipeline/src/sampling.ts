@@ -76,7 +76,7 @@ export function sampleToken (logits: Float32Array, options: SamplingOptions, pos
  */
 export function nucleus (logits: Float32Array, options: SamplingOptions): { order: number[], weights: number[], n: number, total: number } {
   const t = options.temperature ?? 0
-  const order = Array.from(logits.keys()).sort((a, b) => (logits[b] - logits[a]) || (a - b))
+  const order = descendingOrder(logits)
   const k = options.topK != null && options.topK > 0 ? Math.min(options.topK, order.length) : order.length
   const max = logits[order[0]]
   const weights: number[] = []
@@ -98,4 +98,46 @@ export function nucleus (logits: Float32Array, options: SamplingOptions): { orde
   let total = 0
   for (let i = 0; i < n; i++) total += weights[i]
   return { order, weights, n, total }
+}
+
+const f32 = new Float32Array(1)
+const u32 = new Uint32Array(f32.buffer)
+
+/**
+ * Ids in descending logit order, ties by lower id: the order of `(a, b) => (logits[b] - logits[a]) || (a - b)`,
+ * found by a stable LSD radix sort of the logits' order-preserving bits (the comparator sort costs about 1.5 ms
+ * per token at a 4096-entry vocabulary, more than the tiny model's whole forward pass). Logits with NaN take the
+ * comparator (its order is what it is there).
+ */
+export function descendingOrder (logits: Float32Array): number[] {
+  const n = logits.length
+  let keys = new Uint32Array(n)
+  let ids = new Uint32Array(n)
+  for (let i = 0; i < n; i++) {
+    const x = logits[i]
+    if (x !== x) return Array.from(logits.keys()).sort((a, b) => (logits[b] - logits[a]) || (a - b)) // NaN
+    f32[0] = x + 0 // -0 → +0: the comparator ties them
+    const bits = u32[0]
+    // ascending float order as unsigned integers, flipped: ascending keys are descending logits
+    keys[i] = bits >= 0x80000000 ? bits : 0x7fffffff - bits
+    ids[i] = i
+  }
+  let keys2 = new Uint32Array(n)
+  let ids2 = new Uint32Array(n)
+  const count = new Uint32Array(256)
+  for (let shift = 0; shift < 32; shift += 8) {
+    count.fill(0)
+    for (let i = 0; i < n; i++) count[(keys[i] >>> shift) & 255]++
+    let sum = 0
+    for (let b = 0; b < 256; b++) { const c = count[b]; count[b] = sum; sum += c }
+    // stable: equal keys keep their (ascending id) order
+    for (let i = 0; i < n; i++) {
+      const at = count[(keys[i] >>> shift) & 255]++
+      keys2[at] = keys[i]
+      ids2[at] = ids[i]
+    }
+    ;[keys, keys2] = [keys2, keys]
+    ;[ids, ids2] = [ids2, ids]
+  }
+  return Array.from(ids)
 }
