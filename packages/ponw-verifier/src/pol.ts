@@ -236,25 +236,7 @@ export class NeuroLlmTrainingModel implements TrainingModel<NeuroLlmTrainingStat
   /** max |Δ| over weights and first moments, and √ max |Δ| over second moments (same scale as the gradients) */
   distance (a: NeuroLlmTrainingState, b: NeuroLlmTrainingState): number {
     if (a.step !== b.step) return Infinity
-    let d = 0
-    for (const s of specsOf(this.config)) {
-      for (const [x, y, sqrt] of [[a.parameters, b.parameters, false], [a.m, b.m, false], [a.v, b.v, true]] as const) {
-        const p = x.get(s.name)
-        const q = y.get(s.name)
-        if (p == null || q == null || p.length !== q.length) return Infinity
-        let e = 0
-        for (let i = 0; i < p.length; i++) {
-          const k = Math.abs(p[i] - q[i])
-          if (!(k <= e)) {
-            if (Number.isNaN(k)) return Infinity
-            e = k
-          }
-        }
-        const v = sqrt ? Math.sqrt(e) : e
-        if (!(v <= d)) d = v
-      }
-    }
-    return d
+    return adamStateDistance(a, b, specsOf(this.config).map(s => s.name))
   }
 
   pseudoGradientHash (base: NeuroLlmTrainingState, final: NeuroLlmTrainingState): Uint8Array {
@@ -270,4 +252,38 @@ export class NeuroLlmTrainingModel implements TrainingModel<NeuroLlmTrainingStat
     this.#runtime = undefined
     this.#forward = undefined
   }
+}
+
+/** Weights and AdamW moments by tensor name */
+export interface AdamState {
+  parameters: Map<string, Float32Array>
+  m: Map<string, Float32Array>
+  v: Map<string, Float32Array>
+}
+
+/**
+ * The Proof-of-Learning distance between two training states over tensors `names`: max |Δ| over weights and
+ * first moments, √ max |Δ| over second moments (the same scale as the gradients). Infinity when a tensor is
+ * missing, has another length, or differs by NaN.
+ */
+export function adamStateDistance (a: AdamState, b: AdamState, names: Iterable<string>): number {
+  let d = 0
+  for (const name of names) {
+    for (const [x, y, sqrt] of [[a.parameters, b.parameters, false], [a.m, b.m, false], [a.v, b.v, true]] as const) {
+      const p = x.get(name)
+      const q = y.get(name)
+      if (p == null || q == null || p.length !== q.length) return Infinity
+      let e = 0
+      for (let i = 0; i < p.length; i++) {
+        const k = Math.abs(p[i] - q[i])
+        if (!(k <= e)) {
+          if (Number.isNaN(k)) return Infinity
+          e = k
+        }
+      }
+      const v = sqrt ? Math.sqrt(e) : e
+      if (!(v <= d)) d = v
+    }
+  }
+  return d
 }

@@ -16,6 +16,7 @@ import { slotParameters } from '@neuroshard/layer-pool'
 import { buildShardGraph, shardParameters } from '@neuroshard/model'
 import { spanRoles } from '@neuroshard/pipeline'
 import { ReExecutionMismatchError, digest, fromHex, toHex } from '@neuroshard/ponw-ledger'
+import { adamStateDistance } from '@neuroshard/ponw-verifier'
 import { createShardExecutor } from '@neuroshard/runtime'
 import { sha256, snapshot, witnessHash } from './stage-work.js'
 import type { ExecutorState, SlotPayload, StageWitness } from './stage-work.js'
@@ -182,24 +183,15 @@ export class StageTrainingModel implements TrainingModel<StageWitness> {
     for (let i = 0; i < a.states.length; i++) {
       const x = a.states[i]
       const y = b.states[i]
-      if (x.step !== y.step) return Infinity
-      for (const [p, q, sqrt] of [[x.parameters, y.parameters, false], [x.m, y.m, false], [x.v, y.v, true]] as const) {
-        if (p.size !== q.size) return Infinity
-        for (const [name, u] of p) {
-          const w = q.get(name)
-          if (w == null || w.length !== u.length) return Infinity
-          let e = 0
-          for (let k = 0; k < u.length; k++) {
-            const g = Math.abs(u[k] - w[k])
-            if (!(g <= e)) { if (Number.isNaN(g)) return Infinity; e = g }
-          }
-          const v = sqrt ? Math.sqrt(e) : e
-          if (!(v <= d)) d = v
-        }
-      }
+      // same tensor sets in both states (each name of x must be in y, and no extra ones)
+      if (x.step !== y.step || x.parameters.size !== y.parameters.size || x.m.size !== x.parameters.size ||
+        x.v.size !== x.parameters.size || y.m.size !== y.parameters.size || y.v.size !== y.parameters.size) return Infinity
+      const e = adamStateDistance(x, y, x.parameters.keys())
+      if (!(e <= d)) d = e
     }
     return d
   }
+
 
   /**
    * The stage pseudo-gradient hash of the final payloads, after checking that each payload decodes to
