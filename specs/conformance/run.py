@@ -22,9 +22,23 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 SPECS = os.path.join(ROOT, 'specs')
 
 
+# every vector file a check read (spec folder/vectors/name): the runner fails a spec folder with a file no check read
+READ = set()
+
+
+def vec_path(spec, name):
+    READ.add(f'{spec}/vectors/{name}')
+    return os.path.join(SPECS, spec, 'vectors', name)
+
+
 def vec(spec, name):
-    with open(os.path.join(SPECS, spec, 'vectors', name), encoding='utf-8') as f:
+    with open(vec_path(spec, name), encoding='utf-8') as f:
         return json.load(f)
+
+
+def vec_text(spec, name):
+    with open(vec_path(spec, name), encoding='utf-8') as f:
+        return f.read()
 
 
 class Unsupported(Exception):
@@ -255,8 +269,7 @@ def tensor_checks(call):
 
 
 def tokenizer_checks(call):
-    with open(os.path.join(SPECS, 'tokenizer', 'vectors', 'tokenizer.json'), encoding='utf-8') as fh:
-        tj = fh.read()
+    tj = vec_text('tokenizer', 'tokenizer.json')
     for f in files('tokenizer', 'pretokenize-'):
         v = vec('tokenizer', f)
         r = call('tokenizer.pretokenize', text=v['text'])
@@ -346,6 +359,23 @@ def ledger_genesis_checks(call):
             yield '§2 chain id', c['description'], r.get('chainId') == c['chainId'], r
 
 
+def ledger_checkpoint_checks(call):
+    """checkpoints.md §2 (snapshot, snapshot hash, height, checkpoint digest; any order of the final messages) and C2"""
+    genesis = vec('ponw-ledger', 'genesis.json')
+    v = vec('ponw-ledger', 'checkpoints.json')
+    e = v['expected']
+    certs = v['certificates']
+    for oname, order in [('given', certs), ('reversed', certs[::-1]), ('shuffle 0', random.Random(0).sample(certs, len(certs)))]:
+        r = call('ledger.checkpoint', genesis=genesis, certificates=order)
+        ok = (r.get('snapshot'), r.get('snapshotHash'), r.get('height'), r.get('checkpointDigest')) == (e['snapshot'], e['snapshotHash'], e['height'], e['checkpointDigest'])
+        yield 'checkpoints §2 snapshot, hash, height, digest', f'checkpoints.json {oname}', ok, {k: str(x)[:200] for k, x in r.items()}
+    r = call('ledger.verifyCheckpoint', genesis=genesis, certificate=e['certificate'], snapshot=e['snapshot'])
+    yield 'checkpoints C2 certified checkpoint (errors, in order)', 'the certificate over the snapshot verifies', r.get('validators') == [0, 1, 2], r
+    for c in v['invalid']['cases']:
+        r = call('ledger.verifyCheckpoint', genesis=genesis, certificate=c['certificate'], snapshot=c['snapshot'])
+        yield 'checkpoints C2 certified checkpoint (errors, in order)', c['description'], *expect_error(r, c['error'])
+
+
 def ledger_all(call):
     yield from ledger_genesis_checks(call)
     yield from ledger_checks(call)
@@ -353,6 +383,7 @@ def ledger_all(call):
     yield from ledger_proof_checks(call)
     yield from ledger_identity_checks(call)
     yield from ledger_wire_checks(call)
+    yield from ledger_checkpoint_checks(call)
 
 
 def model_checks(call):
@@ -406,6 +437,34 @@ def genesis_data_checks(call):
             yield 'genesis-data assignment', f, *expect_error(r, v['error'])
         else:
             yield 'genesis-data assignment', f, r.get('shards') == v['shards'], r
+    yield from genesis_data_build_checks(call)
+
+
+def genesis_data_build_checks(call):
+    """vectors.json: corpus.jsonl + tokenizer.json built with its settings (Building 1-2), the assignments, the shuffle
+    stream and a window order (Batches); nlp-corpus.json: the nlp-corpus source (Definitions)"""
+    v = vec('genesis-data', 'vectors.json')
+    docs = [json.loads(line)['text'] for line in vec_text('genesis-data', 'corpus.jsonl').split('\n') if line.strip()]
+    tj = vec_text('genesis-data', 'tokenizer.json')
+    threshold = v['manifest']['settings']['validationThreshold']
+    for i, d in enumerate(docs):
+        r = call('genesisData.documentSplit', document=d, validationThreshold=threshold)
+        yield 'genesis-data build (split, tokens)', f'corpus.jsonl document {i}: split', r.get('split') == v['documentSplits'][i], r
+        r = call('tokenizer.encode', tokenizerJson=tj, text=d, allowSpecial=False, addBos=False, addEos=False)
+        yield 'genesis-data build (split, tokens)', f'corpus.jsonl document {i}: tokens (vectors/tokenizer.json)', r.get('ids') == v['documentTokens'][i], r
+    for a in v['assignments']:
+        r = call('genesisData.assignShards', manifest=v['manifest'], peerId=a['peerId'], round=str(a['round']), k=a['k'])
+        yield 'genesis-data assignment', f'vectors.json {a["peerId"]} round {a["round"]} k {a["k"]}', r.get('shards') == a['shards'], r
+    sh = v['shuffle']
+    r = call('genesisData.shuffleWords', seed=sh['seed'], count=len(sh['firstU32']))
+    yield 'genesis-data batches (shuffle)', f'first words of seed {sh["seed"]}', r.get('words') == sh['firstU32'], r
+    wo = sh['windowOrder']
+    r = call('genesisData.windowOrder', shardLengths=wo['shardLengths'], seqLen=wo['seqLen'], seed=sh['seed'])
+    yield 'genesis-data batches (shuffle)', f'window order of {wo["shardLengths"]}, L {wo["seqLen"]}', r.get('order') == wo['order'], r
+    n = vec('genesis-data', 'nlp-corpus.json')
+    r = call('genesisData.nlpCorpus')
+    want = {k: n[k] for k in ('documents', 'sha256', 'first', 'document1000', 'last')}
+    yield 'genesis-data nlp-corpus source', f'{n["package"]}@{n["version"]}', {k: r.get(k) for k in want} == want, {k: r.get(k) for k in want}
 
 
 # ---- layer-pool, pipeline, swarm-router, diloco ----
@@ -492,6 +551,15 @@ def pipeline_checks(call):
     for c in s['cases']:
         r = call('pipeline.sample', logits=s['logits'], temperature=c['temperature'], topK=c['topK'], topP=c['topP'], seed=str(c['seed']), position=c['position'])
         yield '§6 sampling (greedy, temperature, top-k, top-p)', f'T {c["temperature"]} k {c["topK"]} p {c["topP"]} seed {c["seed"]} pos {c["position"]}', r.get('token') == c['token'], r
+    sp = vec('pipeline', 'speculative.json')
+    for d in sp['accept_draws']:
+        r = call('pipeline.acceptDraw', seed=str(d['seed']), position=d['position'])
+        yield '§6.1 draft acceptance draw', f'seed {d["seed"]} position {d["position"]}', r.get('a') == d['a'], r
+    for c in sp['cases']:
+        r = call('pipeline.verifyDraft', rows=sp['rows'][:len(c['draft']) + 1], draft=c['draft'], temperature=c['temperature'], topK=c['topK'],
+                 topP=c['topP'], seed=str(c['seed']), first=c['first'])
+        name = f'T {c["temperature"]} k {c["topK"]} p {c["topP"]} seed {c["seed"]} first {c["first"]} draft {[d["token"] for d in c["draft"]]}{" sampled" if c["draft"][0]["ids"] else ""}'
+        yield '§6.1 draft verification (accepted prefix, own token)', name, r.get('tokens') == c['tokens'], r
     m = vec('pipeline', 'messages.json')
     for c in m['requests']:
         r = call('pipeline.encodeRequest', fields=c['fields'])
@@ -613,7 +681,7 @@ def tiny_model():
     t = vec('model', 'tiny-logits.json')
     cks = []
     for c in t['checkpoints']:
-        with open(os.path.join(SPECS, 'model', 'vectors', c['file']), 'rb') as f:
+        with open(vec_path('model', c['file']), 'rb') as f:
             cks.append({'fileHex': f.read().hex(), 'role': c['role'], 'contentHash': c['contentHash']})
     return t, cks
 
@@ -667,6 +735,26 @@ SUITES = {'ponw-ledger': ledger_all, 'framing': framing_checks, 'host': host_che
           'model-compute': model_compute_checks}
 
 
+# the spec folders whose vectors/ each suite replays; a folder is checked for unread files when all its suites ran
+SUITE_FOLDERS = {'ponw-ledger': ['ponw-ledger'], 'framing': ['framing'], 'host': ['host'], 'tensor-frame': ['tensor-frame'],
+                 'tokenizer': ['tokenizer'], 'model': ['model'], 'model-compute': ['model'], 'genesis-data': ['genesis-data'],
+                 'layer-pool': ['layer-pool'], 'pipeline': ['pipeline'], 'swarm-router': ['swarm-router'], 'diloco': ['diloco']}
+SCRIPTS = ('.py', '.mjs', '.ts', '.md')
+
+
+def unreplayed(ran):
+    """(folder, file) for every vector file (not a generator script) in a folder whose suites all ran that no check read"""
+    out = []
+    for folder in sorted({f for s in ran for f in SUITE_FOLDERS[s]}):
+        if not all(s in ran for s, fs in SUITE_FOLDERS.items() if folder in fs):
+            continue
+        d = os.path.join(SPECS, folder, 'vectors')
+        for name in sorted(os.listdir(d)):
+            if os.path.isfile(os.path.join(d, name)) and not name.endswith(SCRIPTS) and f'{folder}/vectors/{name}' not in READ:
+                out.append((folder, name))
+    return out
+
+
 def main(argv):
     if '--' not in argv:
         print(__doc__)
@@ -692,6 +780,13 @@ def main(argv):
                 results.append({'spec': suite, 'point': '(adapter)', 'case': str(u), 'status': 'unsupported', 'detail': None})
     finally:
         adapter.close()
+    ran = [s for s in only if not any(r['spec'] == s and r['status'] == 'unsupported' for r in results)]
+    for folder in sorted({f for s in ran for f in SUITE_FOLDERS[s]}):
+        if all(s in ran for s, fs in SUITE_FOLDERS.items() if folder in fs):
+            results.append({'spec': folder, 'point': 'every vector file replayed', 'case': f'specs/{folder}/vectors', 'status': 'pass', 'detail': None})
+    for folder, name in unreplayed(ran):
+        results.append({'spec': folder, 'point': 'every vector file replayed', 'case': name, 'status': 'fail',
+                        'detail': json.dumps(f'specs/{folder}/vectors/{name} is read by no check of the runner')})
     points = {}
     for r in results:
         points.setdefault((r['spec'], r['point']), []).append(r)

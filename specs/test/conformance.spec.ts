@@ -52,6 +52,22 @@ describe('conformance runner', () => {
       expect(status(out, p), `${p}\n${out}`).toBe('PASS')
     }
     expect(out).toMatch(/conformance: \d+ passed, 0 failed, 0 unsupported/)
+    // every vector file of every spec folder these suites cover was read by some check (framing: the Python run)
+    const replayed = out.split('\n').filter(l => l.includes(' every vector file replayed: '))
+    expect(replayed.map(l => l.split(/\s+/).slice(0, 2).join(' ')).sort(), out).toEqual(
+      ['diloco', 'genesis-data', 'host', 'layer-pool', 'model', 'pipeline', 'ponw-ledger', 'swarm-router', 'tensor-frame', 'tokenizer'].map(f => `PASS ${f}`))
+  })
+
+  it('fails a vector file that no check replays (a new vector needs a replay)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'neuroshard-specs-'))
+    tmp.push(dir)
+    await cp(join(ROOT, 'specs', 'host', 'vectors'), join(dir, 'host', 'vectors'), { recursive: true })
+    await writeFile(join(dir, 'host', 'vectors', 'record-new-rule.json'), JSON.stringify({ description: 'a new case no check reads' }))
+    const { code, out } = await run('python3', [RUNNER, '--specs', dir, '--only', 'host', '--', ...PY_ADAPTER])
+    expect(code, out).toBe(1)
+    expect(status(out, 'every vector file replayed'), out).toBe('FAIL')
+    expect(out).toContain('✗ record-new-rule.json')
+    for (const p of SUITE_POINTS.host) expect(status(out, p), out).toBe('PASS')
   })
 
   it.each([

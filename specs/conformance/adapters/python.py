@@ -25,6 +25,7 @@ from neuroshard_ledger import pb, secp256k1  # noqa: E402
 from neuroshard_ledger.ledger import _Fail, digest, reporter_for  # noqa: E402
 from neuroshard_ledger.keystore import decrypt_keystore  # noqa: E402
 from neuroshard_ledger.binding import verify_binding  # noqa: E402
+from neuroshard_ledger import checkpoint as CP  # noqa: E402
 
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tensor-frame', 'python'))
 import tensor_frame as TF  # noqa: E402
@@ -194,6 +195,19 @@ def handle(req):
         return {'stateHash': digest('neuroshard/ledger/v1/state', canon.encode('utf-8')).hex(), 'canonical': canon,
                 'accounts': {a: json.loads(L.canonical_json(st.get(a))) for a in req.get('addresses', [])},
                 'totals': {k: str(v) for k, v in st.totals.items()}}
+    if op == 'ledger.checkpoint':
+        chain = chain_of(req['genesis'])
+        st = L.State(chain)
+        for c in req['certificates']:
+            st.add_final([L.parse_certificate(chain, unhex(c))[0]])
+        snap = CP.snapshot(st)
+        h = CP.snapshot_hash(snap)
+        height = int(json.loads(snap)['height'])
+        return {'snapshot': snap.decode('utf-8'), 'snapshotHash': h.hex(), 'height': str(height), 'checkpointDigest': CP.checkpoint_digest(chain, height, h).hex()}
+    if op == 'ledger.verifyCheckpoint':
+        CP.verify_checkpoint(chain_of(req['genesis']), unhex(req['certificate']), req['snapshot'].encode('utf-8'))
+        votes = pb.decode('CheckpointCertificate', unhex(req['certificate']))['votes']
+        return {'validators': [v['validator'] for v in votes]}
     if op == 'ledger.merkleRoot':
         return {'root': L.merkle_root([unhex(x) for x in req['samples']]).hex()}
     if op == 'ledger.merkleProof':
@@ -280,6 +294,17 @@ def handle(req):
                 return {'tokens': GD.load_shard(req['name'], unhex(req['shardHex']), req.get('manifest'))}
             if op == 'genesisData.assignShards':
                 return {'shards': GD.assign_shards(req['manifest'], req['peerId'], int(req['round']), req['k'], req.get('split') or 'train')}
+            if op == 'genesisData.documentSplit':
+                return {'split': GD.document_split(req['document'], req['validationThreshold'])}
+            if op == 'genesisData.shuffleWords':
+                words = GD.shuffle_words(int(req['seed']))
+                return {'words': [next(words) for _ in range(req['count'])]}
+            if op == 'genesisData.windowOrder':
+                return {'order': GD.window_order(req['shardLengths'], req['seqLen'], int(req['seed']))}
+            if op == 'genesisData.nlpCorpus':
+                # the package as installed for packages/genesis-data (pnpm); the text is the spec's, the files the package's
+                pkg = os.path.join(HERE, '..', '..', '..', 'packages', 'genesis-data', 'node_modules', 'nlp-corpus')
+                return {'unsupported': True} if not os.path.isdir(pkg) else GD.nlp_corpus(pkg)
         except GD.GenesisDataError as e:
             return {'error': e.name, 'message': str(e)}
     return None
@@ -367,6 +392,11 @@ def pipeline_op(op, req):
     if op == 'pipeline.sample':
         logits = [TF.fround(x) for x in req['logits']]
         return {'token': PL.sample(logits, req['temperature'], req['topK'], req['topP'], int(req['seed']), req['position'])}
+    if op == 'pipeline.acceptDraw':
+        return {'a': PL.accept_draw(int(req['seed']), req['position'])}
+    if op == 'pipeline.verifyDraft':
+        rows = [[TF.fround(x) for x in row] for row in req['rows']]
+        return {'tokens': PL.verify_draft(rows, req['draft'], req['temperature'], req['topK'], req['topP'], int(req['seed']), req['first'])}
     try:
         if op == 'pipeline.decodeActivation':
             shape, values = PL.decode_activation(unhex(req['bytes']), req['limits'])

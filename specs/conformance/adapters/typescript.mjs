@@ -1,5 +1,6 @@
 // Conformance adapter of the TypeScript implementation (@neuroshard/ponw-ledger, built: `tsc -b` first).
 // JSON lines on stdin/stdout, protocol in ../README.md. Run by: python3 specs/conformance/run.py -- node <this file>
+import { createHash } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import * as L from '../../../packages/ponw-ledger/dist/src/index.js'
 import * as PB from '../../../packages/ponw-ledger/dist/src/pb/ledger.js'
@@ -162,6 +163,17 @@ async function handle (r) {
         totals: json(s.totals)
       }
     }
+    case 'ledger.checkpoint': {
+      const chain = chainOf(r.genesis)
+      const s = new L.LedgerState(chain)
+      s.addFinal(r.certificates.map(c => L.parseCertificate(chain, unhex(c)).tx))
+      const snap = L.snapshotOf(s)
+      return { snapshot: new TextDecoder().decode(snap.bytes), snapshotHash: hex(snap.hash), height: snap.height.toString(), checkpointDigest: hex(L.checkpointDigest(chain, snap.height, snap.hash)) }
+    }
+    case 'ledger.verifyCheckpoint': {
+      const { certificate } = L.verifyCheckpoint(chainOf(r.genesis), unhex(r.certificate), new TextEncoder().encode(r.snapshot))
+      return { validators: certificate.votes.map(v => v.validator) }
+    }
     case 'ledger.keystoreDecrypt': return { address: (await L.decryptKeystore(r.file, r.passphrase)).address }
     case 'ledger.verifyBinding': return { address: await L.verifyBinding(r.binding) }
     case 'ledger.decodeMessage': {
@@ -202,6 +214,23 @@ async function handle (r) {
       } finally {
         await rm(dir, { recursive: true, force: true })
       }
+    }
+    case 'genesisData.documentSplit': return { split: (await genesisPkg()).documentSplit(r.document, r.validationThreshold) }
+    case 'genesisData.shuffleWords': {
+      const rng = new (await genesisPkg()).ShuffleStream(BigInt(r.seed))
+      return { words: Array.from({ length: r.count }, () => rng.nextU32()) }
+    }
+    case 'genesisData.windowOrder': return { order: (await genesisPkg()).windowOrder(r.shardLengths, r.seqLen, BigInt(r.seed)) }
+    case 'genesisData.nlpCorpus': {
+      const { documents } = await (await genesisPkg()).readCorpus('nlp-corpus')
+      const h = createHash('sha256')
+      for (const d of documents) {
+        const b = Buffer.from(d, 'utf8')
+        const len = Buffer.alloc(4)
+        len.writeUInt32LE(b.length)
+        h.update(len).update(b)
+      }
+      return { documents: documents.length, sha256: h.digest('hex'), first: documents[0], document1000: documents[1000], last: documents.at(-1) }
     }
     case 'genesisData.assignShards': return { shards: (await genesisPkg()).assignShards(r.manifest, r.peerId, BigInt(r.round), r.k, r.split == null ? {} : { split: r.split }) }
     case 'host.identity': {
@@ -332,6 +361,11 @@ async function handle (r) {
       return { splitmix64: P.splitmix64(BigInt(r.seed) + BigInt(r.position)).toString(), u: P.uniformDraw(Number(r.seed), r.position) }
     }
     case 'pipeline.sample': return { token: (await pipelinePkg()).sampleToken(Float32Array.from(r.logits), { temperature: r.temperature, topK: r.topK, topP: r.topP, seed: Number(r.seed) }, r.position) }
+    case 'pipeline.acceptDraw': return { a: (await pipelinePkg()).acceptDraw(Number(r.seed), r.position) }
+    case 'pipeline.verifyDraft': {
+      const sampling = { temperature: r.temperature, topK: r.topK, topP: r.topP, seed: Number(r.seed) }
+      return { tokens: (await pipelinePkg()).verifyDraft(r.rows.map(x => Float32Array.from(x)), r.draft, sampling, r.first).tokens }
+    }
     case 'pipeline.encodeRequest': {
       const P = await pipelinePkg()
       // every field of the vector (bytes hex → bytes, the kind by name, hops' peers), over the proto3 defaults of the

@@ -1,7 +1,9 @@
-"""The genesis dataset's reader rules (specs/genesis-data/README.md: Manifest, Loading a shard, Assignment), written
-from the spec text alone, standard library only."""
+"""The genesis dataset's rules (specs/genesis-data/README.md: Definitions (nlp-corpus source), Building (split),
+Manifest, Loading a shard, Assignment, Batches), written from the spec text alone, standard library only."""
+import glob
 import hashlib
 import json
+import os
 import re
 import struct
 
@@ -102,3 +104,44 @@ def assign_shards(manifest, peer, rnd, k, split='train'):
     prefix = b'neuroshard-genesis-assign/v1\0' + struct.pack('>I', len(p)) + p + struct.pack('>Q', rnd)
     hs = [s['hash'] for s in manifest['shards'] if s['split'] == split]
     return sorted(hs, key=lambda h: (hashlib.sha256(prefix + bytes.fromhex(h)).digest(), h))[:int(k)]
+
+
+def document_split(doc, threshold):
+    """Building 1: validation iff u32BE(sha256("neuroshard-genesis-split/v1" ‖ 0x00 ‖ utf8(d))[:4]) < threshold"""
+    h = hashlib.sha256(b'neuroshard-genesis-split/v1\0' + doc.encode('utf-8')).digest()
+    return 'validation' if struct.unpack('>I', h[:4])[0] < threshold else 'train'
+
+
+def shuffle_words(seed):
+    """Batches: u32BE words of sha256("neuroshard-genesis-shuffle/v1" ‖ 0x00 ‖ u64BE(seed) ‖ u64BE(b)), b = 0, 1, …"""
+    b = 0
+    while True:
+        h = hashlib.sha256(b'neuroshard-genesis-shuffle/v1\0' + struct.pack('>QQ', seed, b)).digest()
+        b += 1
+        yield from struct.unpack('>8I', h)
+
+
+def window_order(shard_lengths, seq_len, seed):
+    """Batches: windows (i, j·L) listed by shard then offset, Fisher–Yates with uniform(m) on the word stream"""
+    order = [[i, j * seq_len] for i, n in enumerate(shard_lengths) for j in range((n - 1) // seq_len)]
+    words = shuffle_words(seed)
+    for n in range(len(order) - 1, 0, -1):
+        m = n + 1
+        x = next(words)
+        while x >= 2 ** 32 - 2 ** 32 % m:
+            x = next(words)
+        j = x % m
+        order[n], order[j] = order[j], order[n]
+    return order
+
+
+def nlp_corpus(package_dir):
+    """Definitions: the documents of the nlp-corpus package (builds/doc-<n>.json in numeric order, each array in order)
+    and their source hash sha256(‖ u32LE(len(utf8(d))) ‖ utf8(d))"""
+    files = sorted(glob.glob(os.path.join(package_dir, 'builds', 'doc-*.json')), key=lambda f: int(re.search(r'doc-(\d+)\.json$', f).group(1)))
+    docs = [d for f in files for d in json.load(open(f, encoding='utf-8'))]
+    h = hashlib.sha256()
+    for d in docs:
+        b = d.encode('utf-8')
+        h.update(struct.pack('<I', len(b)) + b)
+    return {'documents': len(docs), 'sha256': h.hexdigest(), 'first': docs[0], 'document1000': docs[1000], 'last': docs[-1]}

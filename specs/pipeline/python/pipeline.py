@@ -19,10 +19,8 @@ def draw(seed, position):
     return (splitmix64((seed + position) & M64) >> 11) / 2.0 ** 53
 
 
-def sample(logits, temperature, top_k, top_p, seed, position):
-    """§6: greedy at T = 0 (lowest id on ties); else top-k, weights exp((z − z_max)/T), nucleus cut, one draw"""
-    if temperature == 0:
-        return min(range(len(logits)), key=lambda i: (-logits[i], i))
+def kept(logits, temperature, top_k, top_p):
+    """§6's kept ids (descending z, ties by ascending id; top-k; nucleus cut) and their weights exp((z − z_max)/T)"""
     order = sorted(range(len(logits)), key=lambda i: (-logits[i], i))
     if top_k > 0:
         order = order[:top_k]
@@ -33,15 +31,58 @@ def sample(logits, temperature, top_k, top_p, seed, position):
         for n, x in enumerate(w):
             run += x / total
             if run >= top_p:
-                order, w = order[:n + 1], w[:n + 1]
-                break
-    target = draw(seed, position) * sum(w)
+                return order[:n + 1], w[:n + 1]
+    return order, w
+
+
+def pick(order, w, u):
+    """walk the ids accumulating w; the first whose running sum exceeds u · Σ w (the last when rounding leaves none)"""
+    target = u * sum(w)
     run = 0.0
     for i, x in zip(order, w):
         run += x
-        if run > target:
+        if x > 0 and run > target:
             return i
-    return order[-1]
+    return [i for i, x in zip(order, w) if x > 0][-1]
+
+
+def sample(logits, temperature, top_k, top_p, seed, position):
+    """§6: greedy at T = 0 (lowest id on ties); else top-k, weights exp((z − z_max)/T), nucleus cut, one draw"""
+    if temperature == 0:
+        return min(range(len(logits)), key=lambda i: (-logits[i], i))
+    order, w = kept(logits, temperature, top_k, top_p)
+    return pick(order, w, draw(seed, position))
+
+
+def accept_draw(seed, position):
+    """§6.1: a = (splitmix64(((s + t) mod 2^64) XOR 0x5bd1e9955bd1e995) >> 11) / 2^53"""
+    return (splitmix64(((seed + position) & M64) ^ 0x5BD1E9955BD1E995) >> 11) / 2.0 ** 53
+
+
+def verify_draft(rows, draft, temperature, top_k, top_p, seed, first):
+    """§6.1: the tokens a Validator answers for a draft (the kept draft tokens, then one of its own); rows[i] are the
+    logits that predict position first + i"""
+    out = []
+    for i, d in enumerate(draft):
+        t = first + i
+        if temperature == 0 or not d['ids']:
+            x = sample(rows[i], temperature, top_k, top_p, seed, t)
+            out.append(x)
+            if x != d['token']:
+                return out
+            continue
+        order, w = kept(rows[i], temperature, top_k, top_p)
+        p = {j: x / sum(w) for j, x in zip(order, w)}
+        qs = sum(d['probs'])
+        q = {j: x / qs for j, x in zip(d['ids'], d['probs'])}
+        if accept_draw(seed, t) * q.get(d['token'], 0.0) < p.get(d['token'], 0.0):
+            out.append(d['token'])
+            continue
+        r = [max(0.0, p[j] - q.get(j, 0.0)) for j in order]
+        out.append(pick(order, r, draw(seed, t)) if sum(r) > 0 else sample(rows[i], temperature, top_k, top_p, seed, t))
+        return out
+    out.append(sample(rows[len(draft)], temperature, top_k, top_p, seed, first + len(draft)))
+    return out
 
 
 # ---- §3 messages: (field number, name, type, repeated); names as the vectors write them (camelCase) ----
