@@ -54,6 +54,11 @@ export interface LayerSpan {
    * slots' float32 weights (whose hashes the record lists), or float32 when absent
    */
   quantization?: SpanQuantization
+  /**
+   * Tokens of one more inference session the holder can still keep in its KV cache on this span (spec 1.3.0,
+   * absent: unknown): routers skip the span for a longer session and add a cost as it runs out
+   */
+  kvTokensLeft?: number
 }
 
 /** A decoded, checked layer record */
@@ -131,7 +136,8 @@ function encodeUnchecked (record: LayerPoolRecord): Uint8Array {
       })),
       weightsStep: BigInt(s.weightsStep),
       claimedAtMs: BigInt(s.claimedAt),
-      weightFormat: QUANT_TO_PB[s.quantization ?? 'fp32']
+      weightFormat: QUANT_TO_PB[s.quantization ?? 'fp32'],
+      ...(s.kvTokensLeft != null ? { kvTokensLeft: BigInt(s.kvTokensLeft) } : {})
     }))
   })
 }
@@ -245,7 +251,8 @@ export function decodeLayerRecord (payload: Uint8Array): LayerPoolRecord {
       }),
       weightsStep: safeNumber(s.weightsStep, 'weights_step'),
       claimedAt: safeNumber(s.claimedAtMs, 'claimed_at_ms'),
-      ...(quantization !== 'fp32' ? { quantization } : {})
+      ...(quantization !== 'fp32' ? { quantization } : {}),
+      ...(s.kvTokensLeft != null ? { kvTokensLeft: safeNumber(s.kvTokensLeft, 'kv_tokens_left') } : {})
     }
   })
   return {
@@ -300,6 +307,7 @@ export function checkLayerRecord (record: LayerPoolRecord, options: CheckRecordO
     if (!Number.isFinite(span.throughput) || span.throughput < 0) throw new InvalidLayerRecordError('throughput must be finite and >= 0')
     if (!Number.isSafeInteger(span.weightsStep) || span.weightsStep < 0) throw new InvalidLayerRecordError('weights_step must be a non-negative integer')
     if (span.quantization != null && !Object.hasOwn(QUANT_TO_PB, span.quantization)) throw new InvalidLayerRecordError(`unknown weight format ${String(span.quantization)}`)
+    if (span.kvTokensLeft != null && (!Number.isSafeInteger(span.kvTokensLeft) || span.kvTokensLeft < 0)) throw new InvalidLayerRecordError('kv_tokens_left must be a non-negative integer')
     if (!Number.isSafeInteger(span.claimedAt) || span.claimedAt < 0 || span.claimedAt > record.issuedAt) {
       throw new InvalidLayerRecordError('claimed_at_ms must be an integer no later than issued_at_ms')
     }

@@ -186,6 +186,7 @@ export interface SpanEntry {
   weightsStep: bigint
   claimedAtMs: bigint
   weightFormat: WeightFormat
+  kvTokensLeft?: bigint
 }
 
 export namespace SpanEntry {
@@ -238,6 +239,11 @@ export namespace SpanEntry {
         if (obj.weightFormat != null && __WeightFormatValues[obj.weightFormat] !== 0) {
           w.uint32(64)
           WeightFormat.codec().encode(obj.weightFormat, w)
+        }
+
+        if (obj.kvTokensLeft != null) {
+          w.uint32(72)
+          w.uint64(obj.kvTokensLeft)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -297,6 +303,10 @@ export namespace SpanEntry {
             }
             case 8: {
               obj.weightFormat = WeightFormat.codec().decode(reader)
+              break
+            }
+            case 9: {
+              obj.kvTokensLeft = reader.uint64()
               break
             }
             default: {
@@ -385,6 +395,13 @@ export namespace SpanEntry {
               }
               break
             }
+            case 9: {
+              yield {
+                field: `${prefix}.kvTokensLeft`,
+                value: reader.uint64()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -450,6 +467,11 @@ export namespace SpanEntry {
     value: WeightFormat
   }
 
+  export interface SpanEntryKvTokensLeftFieldEvent {
+    field: '$.kvTokensLeft'
+    value: bigint
+  }
+
   export function encode (obj: Partial<SpanEntry>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, SpanEntry.codec())
   }
@@ -458,7 +480,7 @@ export namespace SpanEntry {
     return decodeMessage(buf, SpanEntry.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SpanEntry>): Generator<SpanEntryStartFieldEvent | SpanEntryEndFieldEvent | SpanEntryStateFieldEvent | SpanEntryThroughputMilliFieldEvent | SpanEntrySlotsWeightsHashFieldEvent | SpanEntrySlotsChunksRootFieldEvent | SpanEntrySlotsOptimizerRootFieldEvent | SpanEntryWeightsStepFieldEvent | SpanEntryClaimedAtMsFieldEvent | SpanEntryWeightFormatFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SpanEntry>): Generator<SpanEntryStartFieldEvent | SpanEntryEndFieldEvent | SpanEntryStateFieldEvent | SpanEntryThroughputMilliFieldEvent | SpanEntrySlotsWeightsHashFieldEvent | SpanEntrySlotsChunksRootFieldEvent | SpanEntrySlotsOptimizerRootFieldEvent | SpanEntryWeightsStepFieldEvent | SpanEntryClaimedAtMsFieldEvent | SpanEntryWeightFormatFieldEvent | SpanEntryKvTokensLeftFieldEvent> {
     return streamMessage(buf, SpanEntry.codec(), opts)
   }
 }
@@ -817,6 +839,12 @@ export namespace LayerRecord {
     index: number
   }
 
+  export interface LayerRecordSpansKvTokensLeftFieldEvent {
+    field: '$.spans[].kvTokensLeft'
+    value: bigint
+    index: number
+  }
+
   export function encode (obj: Partial<LayerRecord>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, LayerRecord.codec())
   }
@@ -825,7 +853,7 @@ export namespace LayerRecord {
     return decodeMessage(buf, LayerRecord.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LayerRecord>): Generator<LayerRecordModelIdFieldEvent | LayerRecordVersionFieldEvent | LayerRecordPeerIdFieldEvent | LayerRecordSequenceFieldEvent | LayerRecordIssuedAtMsFieldEvent | LayerRecordExpiresAtMsFieldEvent | LayerRecordMemoryBytesFieldEvent | LayerRecordAddressesFieldEvent | LayerRecordSpansStartFieldEvent | LayerRecordSpansEndFieldEvent | LayerRecordSpansStateFieldEvent | LayerRecordSpansThroughputMilliFieldEvent | LayerRecordSpansSlotsWeightsHashFieldEvent | LayerRecordSpansSlotsChunksRootFieldEvent | LayerRecordSpansSlotsOptimizerRootFieldEvent | LayerRecordSpansWeightsStepFieldEvent | LayerRecordSpansClaimedAtMsFieldEvent | LayerRecordSpansWeightFormatFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LayerRecord>): Generator<LayerRecordModelIdFieldEvent | LayerRecordVersionFieldEvent | LayerRecordPeerIdFieldEvent | LayerRecordSequenceFieldEvent | LayerRecordIssuedAtMsFieldEvent | LayerRecordExpiresAtMsFieldEvent | LayerRecordMemoryBytesFieldEvent | LayerRecordAddressesFieldEvent | LayerRecordSpansStartFieldEvent | LayerRecordSpansEndFieldEvent | LayerRecordSpansStateFieldEvent | LayerRecordSpansThroughputMilliFieldEvent | LayerRecordSpansSlotsWeightsHashFieldEvent | LayerRecordSpansSlotsChunksRootFieldEvent | LayerRecordSpansSlotsOptimizerRootFieldEvent | LayerRecordSpansWeightsStepFieldEvent | LayerRecordSpansClaimedAtMsFieldEvent | LayerRecordSpansWeightFormatFieldEvent | LayerRecordSpansKvTokensLeftFieldEvent> {
     return streamMessage(buf, LayerRecord.codec(), opts)
   }
 }
