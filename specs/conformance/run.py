@@ -560,6 +560,15 @@ def pipeline_checks(call):
                  topP=c['topP'], seed=str(c['seed']), first=c['first'])
         name = f'T {c["temperature"]} k {c["topK"]} p {c["topP"]} seed {c["seed"]} first {c["first"]} draft {[d["token"] for d in c["draft"]]}{" sampled" if c["draft"][0]["ids"] else ""}'
         yield '§6.1 draft verification (accepted prefix, own token)', name, r.get('tokens') == c['tokens'], r
+    se = vec('pipeline', 'sessions.json')
+    for q in se['sequences']:
+        r = call('pipeline.sessions', stage=se['stage'], limits=se['limits'], steps=[{k: x for k, x in s.items() if k != 'expect'} for s in q['steps']])
+        got = r.get('outcomes') or []
+        for i, s in enumerate(q['steps']):
+            g = got[i] if i < len(got) else {}
+            want = {'error': s['expect'].get('error'), 'holds': s['expect']['holds'], 'bytes': s['expect']['bytes']}
+            ok = {'error': g.get('error'), 'holds': g.get('holds'), 'bytes': g.get('bytes')} == want
+            yield '§5 rules 3-5, 13 sessions (sequences)', f'{q["name"][:60]}… step {i} ({s["op"]} {s["session"]} {s.get("position", "")})', ok, g
     m = vec('pipeline', 'messages.json')
     for c in m['requests']:
         r = call('pipeline.encodeRequest', fields=c['fields'])

@@ -392,6 +392,23 @@ def pipeline_op(op, req):
     if op == 'pipeline.sample':
         logits = [TF.fround(x) for x in req['logits']]
         return {'token': PL.sample(logits, req['temperature'], req['topK'], req['topP'], int(req['seed']), req['position'])}
+    if op == 'pipeline.sessions':
+        st, lim = req['stage'], req['limits']
+        t = PL.Sessions(st['blocks'], st['nKvHeads'], st['dModel'] // st['nHeads'], lim['maxSessions'], lim['maxKvBytes'])
+        out = []
+        for x in req['steps']:
+            o = {}
+            try:
+                if x['op'] == 'infer':
+                    t.infer(x['session'], x['position'], x['seq'], x.get('rollback', False), x.get('failRun'))
+                elif x['op'] == 'truncate':
+                    t.truncate(x['session'], x['position'])
+                else:
+                    t.close(x['session'])
+            except PL.PipelineError as e:
+                o['error'] = e.name
+            out.append(dict(o, holds=dict(t.held), bytes=t.bytes()))
+        return {'outcomes': out}
     if op == 'pipeline.acceptDraw':
         return {'a': PL.accept_draw(int(req['seed']), req['position'])}
     if op == 'pipeline.verifyDraft':

@@ -361,6 +361,30 @@ async function handle (r) {
       return { splitmix64: P.splitmix64(BigInt(r.seed) + BigInt(r.position)).toString(), u: P.uniformDraw(Number(r.seed), r.position) }
     }
     case 'pipeline.sample': return { token: (await pipelinePkg()).sampleToken(Float32Array.from(r.logits), { temperature: r.temperature, topK: r.topK, topP: r.topP, seed: Number(r.seed) }, r.position) }
+    case 'pipeline.sessions': {
+      // the package's session table over a stage of the vector's shape whose runs do nothing (or fail as told)
+      const P = await pipelinePkg()
+      const stage = {
+        config: { nKvHeads: r.stage.nKvHeads, nHeads: r.stage.nHeads, dModel: r.stage.dModel },
+        blocks: { role: { kind: 'blocks', start: 1, end: 1 + r.stage.blocks }, openInference: async () => ({ truncate: async () => {}, close: async () => {} }) }
+      }
+      const t = new P.SessionTable({ maxSessions: r.limits.maxSessions, maxKvBytes: r.limits.maxKvBytes, ttlMs: 3_600_000 })
+      const outcomes = []
+      for (const x of r.steps) {
+        const o = {}
+        try {
+          if (x.op === 'infer') {
+            await t.run(x.session, stage, x.position, 1, x.seq, async () => {
+              if (x.failRun != null) throw Object.assign(new Error('the run failed'), { name: x.failRun })
+            }, { rollback: x.rollback === true })
+          } else if (x.op === 'truncate') await t.truncate(x.session, x.position)
+          else await t.close(x.session)
+        } catch (err) { o.error = err.name }
+        // the tokens each held session's cache holds (the table keeps them in its entries)
+        outcomes.push({ ...o, holds: Object.fromEntries([...t.entries.values()].map(e => [e.key, e.tokens])), bytes: t.bytes })
+      }
+      return { outcomes }
+    }
     case 'pipeline.acceptDraw': return { a: (await pipelinePkg()).acceptDraw(Number(r.seed), r.position) }
     case 'pipeline.verifyDraft': {
       const sampling = { temperature: r.temperature, topK: r.topK, topP: r.topP, seed: Number(r.seed) }

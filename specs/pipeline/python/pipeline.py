@@ -324,3 +324,43 @@ def decode_ids(data, limits):
     if not 1 <= b <= limits['maxBatch'] or not 1 <= s <= limits['maxSeq']:
         raise PipelineError('InvalidActivationError', 'dims')
     return t['shape'], t['values']
+
+
+# ---- §5 rules 3, 4, 5, 13: the inference sessions of one server ----
+
+class Sessions:
+    """KV caches per session under a session cap and a byte cap; every refused step changes nothing"""
+
+    def __init__(self, blocks, n_kv_heads, head_dim, max_sessions, max_kv_bytes):
+        self.per_token = 2 * blocks * n_kv_heads * head_dim * 4   # rule 4, batch 1 (INFER carries batch 1)
+        self.max_sessions, self.max_kv_bytes = max_sessions, max_kv_bytes
+        self.held = {}   # session -> tokens its cache holds
+
+    def bytes(self):
+        return sum(self.held.values()) * self.per_token
+
+    def infer(self, session, position, seq, rollback=False, fail_run=None):
+        held = self.held.get(session)
+        if held is None and position != 0:
+            raise PipelineError('UnknownSessionError', 'position > 0 for a session not held')
+        if held is not None and position != 0 and (held < position if rollback else held != position):
+            raise PipelineError('SessionPositionError', f'the cache holds {held} tokens, not {position}')
+        after = dict(self.held)
+        after[session] = position + seq   # position 0 opens or restarts; a rollback keeps the first `position`
+        if len(after) > self.max_sessions or sum(after.values()) * self.per_token > self.max_kv_bytes:
+            raise PipelineError('KvCacheFullError', 'the chunk does not fit')
+        if fail_run:
+            if rollback and held is not None and position > 0:
+                self.held[session] = position   # rule 13: refused after the truncation, the cache stays at position
+            raise PipelineError(fail_run, 'the run failed')
+        self.held = after
+
+    def truncate(self, session, position):
+        if session not in self.held:
+            raise PipelineError('UnknownSessionError', 'TRUNCATE of a session not held')
+        if position > self.held[session]:
+            raise PipelineError('SessionPositionError', 'TRUNCATE past the cache')
+        self.held[session] = position
+
+    def close(self, session):
+        self.held.pop(session, None)

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Lists the MUST / MUST NOT statements of every spec, grouped by spec file, section and rule number, as the keys
+that COVERAGE.md maps to vectors and checks (specs/test/coverage.spec.ts fails on a group COVERAGE.md does not name).
+
+    python3 specs/conformance/must.py            # one line per group: key, then the number of MUST lines
+    python3 specs/conformance/must.py --lines    # every MUST line with its group key
+"""
+import glob
+import os
+import re
+import sys
+
+SPECS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+
+
+def groups():
+    """[(key, line number, text)] where key = '<file> › <section> › <rule>' (rule: R3, C2, 4, … or '' outside a rule)"""
+    files = ['README.md'] + sorted(os.path.relpath(f, SPECS) for f in glob.glob(os.path.join(SPECS, '*', '*.md')) if '/conformance/' not in f)
+    out = []
+    for f in files:
+        with open(os.path.join(SPECS, f), encoding='utf-8') as fh:
+            lines = fh.read().split('\n')
+        section, rule, fence = '', '', False
+        for i, line in enumerate(lines):
+            if line.startswith('```'):
+                fence = not fence
+            if fence:
+                continue
+            m = re.match(r'^#+\s+(.*)', line)
+            if m:
+                section, rule = re.sub(r'\s*\(.*?\)\s*$', '', m.group(1)).strip(), ''
+                continue
+            m = re.match(r'^\s*(?:[-*]\s+)?\**(R\d+|C\d+|\d{1,2})\.\**\s', line)
+            if m:
+                rule = m.group(1)
+            elif line.strip() == '' or re.match(r'^\s*[-*] ', line):
+                rule = ''
+            if re.search(r'\bMUST\b', line) and not re.search(r'key ?words', line):
+                out.append((f'{f} › {section}' + (f' › {rule}' if rule else ''), i + 1, line.strip()))
+    return out
+
+
+def main(argv):
+    g = groups()
+    if '--lines' in argv:
+        for key, n, text in g:
+            print(f'{key}\t{n}\t{text}')
+        return 0
+    counts = {}
+    for key, _, _ in g:
+        counts[key] = counts.get(key, 0) + 1
+    for key, n in counts.items():
+        print(f'{key}\t{n}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
