@@ -22,7 +22,7 @@ import type { TiedAdamW } from './pb/pipeline.js'
 import { checkSampling, sampleToken } from './sampling.js'
 import { GammaController, MAX_DRAFT_SUPPORT, MAX_DRAFT_TOKENS, checkDraftToken, verifyDraft } from './speculative.js'
 import type { DraftToken, Drafter, GammaInit } from './speculative.js'
-import { SessionTable } from './sessions.js'
+import { SessionTable, kvBytesPerToken } from './sessions.js'
 import { createPipelineStage } from './stage.js'
 import { byteTokenizer } from './tokenizer.js'
 import { TokenWatch } from './watch.js'
@@ -223,6 +223,11 @@ export interface Pipeline extends Startable {
    * session streams kept open to standbys, tokens streams served as a Validator
    */
   sessionStats(): { sessions: number, bytes: number, headroom: number, links: number, spares: number, watchers: number }
+  /**
+   * Tokens of one more inference session this node can keep in its KV caches for slots [start, end) now (what its
+   * layer record announces as `kvTokensLeft`, for routers); undefined when it serves no blocks there
+   */
+  kvTokensLeft(start: number, end: number): number | undefined
   /** Tensor payload bytes (activations, gradients, targets, logits, tied tensors) this node sent and received as a requester */
   trafficStats(): { sent: number, received: number, requests: number }
   /** Generate from a prompt (text, or token ids); this node must hold slot 0 (the Driver) */
@@ -528,6 +533,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
 
   trafficStats (): { sent: number, received: number, requests: number } {
     return { ...this.traffic }
+  }
+
+  kvTokensLeft (start: number, end: number): number | undefined {
+    // a hop over [start, end) may use several of this node's stages: count the cache of every one it overlaps
+    let perToken = 0
+    for (const s of this.own) if (s.start < end && start < s.end) perToken += kvBytesPerToken(s)
+    if (perToken === 0) return undefined
+    return this.sessions.tokensLeft(perToken)
   }
 
   sessionStats (): { sessions: number, bytes: number, headroom: number, links: number, spares: number, watchers: number } {
@@ -1316,8 +1329,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return { stage, router }
   }
 
-  private async route (stage: PipelineStage, router: PipelineRouter, purpose: 'inference' | 'training', signal?: AbortSignal): Promise<Request['route']> {
-    const hops = await router.chain({ from: stage.end, to: stage.config.nLayers + 2, purpose, signal })
+  /** `tokens`: what a session will keep in every hop's KV cache (the router weighs the hops' headroom) */
+  private async route (stage: PipelineStage, router: PipelineRouter, purpose: 'inference' | 'training', signal?: AbortSignal, tokens?: number): Promise<Request['route']> {
+    const hops = await router.chain({ from: stage.end, to: stage.config.nLayers + 2, purpose, signal, ...(tokens != null ? { tokens } : {}) })
     return [{ peer: peerBytes(this.components.peerId), start: 0, end: stage.end }, ...hops.map(h => ({ peer: peerBytes(h.peer), start: h.start, end: h.end }))]
   }
 
@@ -1436,7 +1450,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const sampling = { temperature: options.temperature ?? 0, topK: options.topK ?? 0, topP: options.topP ?? 1, seed: options.seed ?? 0, returnLogits: options.returnLogits === true }
     const decoder = this.tokenizer.decoder()
     const all = [...ids]
-    let route = await this.route(stage, router, 'inference', signal)
+    let route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
     const used = new Map<string, Request['route']>()
     let releases: Array<() => void> = []
     const remember = (r: Request['route']): void => {
@@ -1465,7 +1479,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (res.error === HopFailedError.name) {
           const err = this.failover(router, route, res)
           if (++retries > maxRetries) throw err
-          route = await this.route(stage, router, 'inference', signal)
+          route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
           remember(route)
           void this.prepareStandbys(router, route, session)
           position = 0 // replay the whole sequence on the new chain (every hop restarts its cache)
@@ -1534,7 +1548,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const adaptive = options.gamma?.adaptive !== false
     const decoder = this.tokenizer.decoder()
     const all = [...ids]
-    let route = await this.route(stage, router, 'inference', signal)
+    let route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
     const used = new Map<string, Request['route']>()
     let releases: Array<() => void> = []
     const remember = (r: Request['route']): void => {
@@ -1554,7 +1568,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       if (reroute) {
         const err = this.failover(router, route, res)
         if (++retries > maxRetries) throw err
-        route = await this.route(stage, router, 'inference', signal)
+        route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
         remember(route)
         void this.prepareStandbys(router, route, session)
       } else if (++retries > maxRetries) {

@@ -22,6 +22,11 @@ export interface ChainOptions extends AbortOptions {
   to: number
   /** What the chain is for: sessions pin a chain, training micro-batches are spread by capacity */
   purpose?: 'inference' | 'training'
+  /**
+   * Tokens a session will keep in every hop's KV cache (prompt + new tokens): routers skip hops without that
+   * much headroom and prefer roomier ones (absent: not considered)
+   */
+  tokens?: number
 }
 
 export interface PipelineRouter {

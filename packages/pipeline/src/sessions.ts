@@ -61,6 +61,15 @@ export class SessionTable {
     return Math.max(0, this.init.maxKvBytes - this.reserved)
   }
 
+  /**
+   * Tokens of one more session, at `perToken` bytes of cache per token, that fit now (0 at the session cap; idle
+   * sessions past their TTL count as held: they are only freed when room is needed)
+   */
+  tokensLeft (perToken: number): number {
+    if (this.entries.size >= this.init.maxSessions) return 0
+    return Math.floor(this.headroom / perToken)
+  }
+
   has (key: string): boolean {
     return this.entries.has(key)
   }

@@ -12,6 +12,12 @@ export const DEFAULT_TOKENS_PER_REQUEST = 1
 /** Cost added per session this router has routed to a peer and not released, ms @default 5 */
 export const DEFAULT_LOAD_PENALTY_MS = 5
 
+/**
+ * Cost added to a hop whose KV-cache headroom the session would fill, ms; `kvTokens / headroom` of it in general
+ * (a hop with 10× the room the session needs costs 2 ms more) @default 20
+ */
+export const DEFAULT_KV_PENALTY_MS = 20
+
 /** First ban of a failing peer, ms; each further failure doubles it @default 1_000 */
 export const DEFAULT_BAN_BASE_MS = 1_000
 

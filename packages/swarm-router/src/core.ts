@@ -2,7 +2,8 @@
  * The routing core: pure functions over candidate spans, no I/O (specs/swarm-router/README.md).
  *
  * - `shortestChain`: Petals' rule — the chain from slot `from` to slot `to` with the least total cost, where a
- *   hop's cost is its RTT + the span's compute time for the request's tokens + a load penalty, over a graph
+ *   hop's cost is its RTT + the span's compute time for the request's tokens + a load penalty + a KV-cache
+ *   penalty that grows as the hop's cache headroom runs out, over a graph
  *   whose vertices are slot boundaries and whose edges are candidate spans (used whole).
  * - `standbys`: for each hop, the cheapest other live candidate with the same span (switched in at once
  *   when the hop fails).
@@ -19,7 +20,10 @@ export interface Candidate {
   throughput: number
   /** RTT from this node, ms (undefined: not measured) */
   rttMs?: number
-  /** Free KV-cache bytes the peer reports (undefined: unknown, assumed enough) */
+  /**
+   * Tokens of one more session the peer can still keep in its KV cache on this span (its record's
+   * `kvTokensLeft`; undefined: unknown, assumed enough and not charged)
+   */
   kvHeadroom?: number
   /** Sessions / micro-batches this router currently has on the peer */
   load?: number
@@ -34,8 +38,14 @@ export interface CostOptions {
   unmeasuredThroughput: number
   /** Tokens the request carries @default 1 */
   tokens: number
-  /** KV bytes the session needs on a hop; candidates with less headroom are skipped @default 0 */
-  kvBytes: number
+  /**
+   * Tokens the session will keep in each hop's KV cache (prompt + new tokens; 0: no cache, e.g. training).
+   * A hop whose known headroom is below is skipped; otherwise `kvPenaltyMs · kvTokens / headroom` is added.
+   * @default 0
+   */
+  kvTokens: number
+  /** ms added for a hop whose KV headroom this session would use up (less as the headroom grows) @default DEFAULT_KV_PENALTY_MS */
+  kvPenaltyMs: number
   /** ms per unit of load @default DEFAULT_LOAD_PENALTY_MS */
   loadPenaltyMs: number
   /** Hops use whole spans only (training: servers refuse partial spans) @default false */
@@ -44,13 +54,19 @@ export interface CostOptions {
 
 /**
  * The cost of one hop, ms (Infinity: unusable). A hop may use part `[start, end)` of the candidate's span
- * (Petals): its compute is the span's time scaled by the share of slots used.
+ * (Petals): its compute is the span's time scaled by the share of slots used. A hop with known KV headroom
+ * costs `kvPenaltyMs · kvTokens / headroom` more (the whole penalty when the session would fill it), and is
+ * unusable when the session does not fit.
  */
 export function hopCost (c: Candidate, o: CostOptions, start = c.start, end = c.end): number {
-  if (c.kvHeadroom != null && c.kvHeadroom < o.kvBytes) return Infinity
+  let kv = 0
+  if (c.kvHeadroom != null && o.kvTokens > 0) {
+    if (c.kvHeadroom < o.kvTokens) return Infinity
+    kv = o.kvPenaltyMs * o.kvTokens / c.kvHeadroom
+  }
   const tput = c.throughput > 0 ? c.throughput : o.unmeasuredThroughput
   const share = (end - start) / (c.end - c.start)
-  return (c.rttMs ?? o.unknownRttMs) + 1000 * o.tokens / tput * share + (c.load ?? 0) * o.loadPenaltyMs
+  return (c.rttMs ?? o.unknownRttMs) + 1000 * o.tokens / tput * share + (c.load ?? 0) * o.loadPenaltyMs + kv
 }
 
 /** One hop of a chain: a candidate and the part of its span the hop runs */

@@ -1,6 +1,6 @@
 import { NoRouteError } from '@neuroshard/pipeline'
 import {
-  DEFAULT_BAN_BASE_MS, DEFAULT_BAN_FORGET_MS, DEFAULT_BAN_MAX_MS, DEFAULT_LOAD_PENALTY_MS, DEFAULT_MAX_CANDIDATES,
+  DEFAULT_BAN_BASE_MS, DEFAULT_BAN_FORGET_MS, DEFAULT_BAN_MAX_MS, DEFAULT_KV_PENALTY_MS, DEFAULT_LOAD_PENALTY_MS, DEFAULT_MAX_CANDIDATES,
   DEFAULT_MAX_PROBES_PER_ROUND, DEFAULT_PING_TIMEOUT_MS, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_RTT_ALPHA,
   DEFAULT_TOKENS_PER_REQUEST, DEFAULT_UNKNOWN_RTT_MS, DEFAULT_UNMEASURED_THROUGHPUT
 } from './constants.js'
@@ -11,7 +11,7 @@ import type { ChainOptions, PipelineRouter, RouteHop } from '@neuroshard/pipelin
 
 /** What the router reads from layer-pool (`LayerPool` satisfies it) */
 export interface RecordSource {
-  records(): Map<string, { record: { peerId: PeerId, spans: Array<{ start: number, end: number, state: string, throughput: number, quantization?: 'fp32' | 'int8' | 'int4' }> } }>
+  records(): Map<string, { record: { peerId: PeerId, spans: Array<{ start: number, end: number, state: string, throughput: number, quantization?: 'fp32' | 'int8' | 'int4', kvTokensLeft?: number }> } }>
 }
 
 /** What the router pings with (`@libp2p/ping`'s service satisfies it) */
@@ -38,6 +38,8 @@ export interface SwarmRouterInit {
   tokensPerRequest?: number
   /** @default DEFAULT_LOAD_PENALTY_MS (5) */
   loadPenaltyMs?: number
+  /** ms added to a hop whose KV headroom a session would fill (scaled by need / headroom) @default DEFAULT_KV_PENALTY_MS (20) */
+  kvPenaltyMs?: number
   /** @default DEFAULT_BAN_BASE_MS (1 s) */
   banBaseMs?: number
   /** @default DEFAULT_BAN_MAX_MS (5 min) */
@@ -70,8 +72,11 @@ export interface SwarmRouterInit {
 export interface SwarmRouter extends PipelineRouter, Startable {
   /** Live, unbanned candidates as the router sees them now */
   candidates(): Candidate[]
-  /** The least-cost chain and a standby per hop (undefined where a span has no other replica) */
-  plan(from: number, to: number): { chain: Chain, standbys: Array<Candidate | undefined> } | undefined
+  /**
+   * The least-cost chain and a standby per hop (undefined where a span has no other replica); `kvTokens`: the
+   * tokens a session will keep in each hop's cache (default 0: headroom not considered)
+   */
+  plan(from: number, to: number, kvTokens?: number): { chain: Chain, standbys: Array<Candidate | undefined> } | undefined
   /** For each hop of a chain, the cheapest other live candidate covering its slots (what a Driver warms), or undefined */
   standbys(chain: RouteHop[]): Array<RouteHop | undefined>
   /** Whether a peer is banned now */
@@ -136,12 +141,14 @@ export class DefaultSwarmRouter implements SwarmRouter {
     }
   }
 
-  private costOptions (): CostOptions {
+  /** `kvTokens`: what a session will keep in each hop's cache (0: none, headroom not considered) */
+  private costOptions (kvTokens = 0): CostOptions {
     return {
       unknownRttMs: this.init.unknownRttMs ?? DEFAULT_UNKNOWN_RTT_MS,
       unmeasuredThroughput: this.init.unmeasuredThroughput ?? DEFAULT_UNMEASURED_THROUGHPUT,
       tokens: this.init.tokensPerRequest ?? DEFAULT_TOKENS_PER_REQUEST,
-      kvBytes: 0,
+      kvTokens: Number.isFinite(kvTokens) && kvTokens > 0 ? kvTokens : 0,
+      kvPenaltyMs: this.init.kvPenaltyMs ?? DEFAULT_KV_PENALTY_MS,
       loadPenaltyMs: this.init.loadPenaltyMs ?? DEFAULT_LOAD_PENALTY_MS
     }
   }
@@ -159,16 +166,20 @@ export class DefaultSwarmRouter implements SwarmRouter {
       this.peers.set(id, entry.record.peerId)
       for (const s of entry.record.spans) {
         if (!LIVE.has(s.state) || out.length >= max) continue
-        out.push({ peer: id, start: s.start, end: s.end, throughput: s.throughput, rttMs: this.rtt.get(id), load: this.load.get(id) ?? 0, ...(s.quantization != null && s.quantization !== 'fp32' ? { quantization: s.quantization } : {}) })
+        out.push({
+          peer: id, start: s.start, end: s.end, throughput: s.throughput, rttMs: this.rtt.get(id), load: this.load.get(id) ?? 0,
+          ...(s.quantization != null && s.quantization !== 'fp32' ? { quantization: s.quantization } : {}),
+          ...(s.kvTokensLeft != null ? { kvHeadroom: s.kvTokensLeft } : {})
+        })
       }
     }
     return out
   }
 
-  plan (from: number, to: number): { chain: Chain, standbys: Array<Candidate | undefined> } | undefined {
+  plan (from: number, to: number, kvTokens = 0): { chain: Chain, standbys: Array<Candidate | undefined> } | undefined {
     this.lastPlan = { from, to }
     const all = this.candidates()
-    const o = this.costOptions()
+    const o = this.costOptions(kvTokens)
     const chain = shortestChain(all, from, to, o)
     if (chain == null) return undefined
     return { chain, standbys: standbys(chain, all, o) }
@@ -179,7 +190,8 @@ export class DefaultSwarmRouter implements SwarmRouter {
     this.lastPlan = { from, to }
     const formats = this.init.quantization
     const all = options.purpose === 'training' || formats == null ? this.candidates() : this.candidates().filter(c => formats.includes(c.quantization ?? 'fp32'))
-    const o = { ...this.costOptions(), wholeSpans: options.purpose === 'training' }
+    // sessions keep `tokens` in every hop's KV cache; training keeps none
+    const o = { ...this.costOptions(options.purpose === 'training' ? 0 : options.tokens), wholeSpans: options.purpose === 'training' }
     const chain = options.purpose === 'training'
       ? weightedChain(all, from, to, o, this.random)
       : shortestChain(all, from, to, o)

@@ -2,16 +2,21 @@ import { describe, it, expect } from 'vitest'
 import { BanList, capacity, hopCost, shortestChain, standbys, weightedChain, weightedPick } from '../src/index.js'
 import type { Candidate, CostOptions } from '../src/index.js'
 
-const o: CostOptions = { unknownRttMs: 50, unmeasuredThroughput: 100, tokens: 1, kvBytes: 0, loadPenaltyMs: 5 }
+const o: CostOptions = { unknownRttMs: 50, unmeasuredThroughput: 100, tokens: 1, kvTokens: 0, kvPenaltyMs: 20, loadPenaltyMs: 5 }
 const c = (peer: string, start: number, end: number, rttMs?: number, throughput = 1000, extra: Partial<Candidate> = {}): Candidate => ({ peer, start, end, rttMs, throughput, ...extra })
 
 describe('hopCost', () => {
-  it('is RTT + compute for the tokens + load penalty; unknown values use the defaults; no headroom is unusable', () => {
+  it('is RTT + compute for the tokens + load penalty + KV penalty; unknown values use the defaults; no headroom is unusable', () => {
     expect(hopCost(c('a', 1, 2, 10, 1000), o)).toBe(10 + 1)
     expect(hopCost(c('a', 1, 2, undefined, 0), o)).toBe(50 + 10)
     expect(hopCost(c('a', 1, 2, 10, 1000, { load: 2 }), o)).toBe(10 + 1 + 10)
-    expect(hopCost(c('a', 1, 2, 10, 1000, { kvHeadroom: 99 }), { ...o, kvBytes: 100 })).toBe(Infinity)
-    expect(hopCost(c('a', 1, 2, 10, 1000, { kvHeadroom: 100 }), { ...o, kvBytes: 100 })).toBe(11)
+    expect(hopCost(c('a', 1, 2, 10, 1000, { kvHeadroom: 99 }), { ...o, kvTokens: 100 })).toBe(Infinity)
+    // a session that fills the cache pays the whole penalty, one that takes a tenth of it a tenth
+    expect(hopCost(c('a', 1, 2, 10, 1000, { kvHeadroom: 100 }), { ...o, kvTokens: 100 })).toBe(11 + 20)
+    expect(hopCost(c('a', 1, 2, 10, 1000, { kvHeadroom: 1000 }), { ...o, kvTokens: 100 })).toBe(11 + 2)
+    // unknown headroom, or a request that keeps no cache (training): no penalty, never unusable
+    expect(hopCost(c('a', 1, 2, 10, 1000), { ...o, kvTokens: 100 })).toBe(11)
+    expect(hopCost(c('a', 1, 2, 10, 1000, { kvHeadroom: 0 }), o)).toBe(11)
   })
 })
 
@@ -49,7 +54,22 @@ describe('shortestChain (Petals: least total cost over slot boundaries)', () => 
 
   it('routes around a full KV cache', () => {
     const cands = [c('full', 1, 3, 1, 1000, { kvHeadroom: 10 }), c('roomy', 1, 3, 40)]
-    expect(shortestChain(cands, 1, 3, { ...o, kvBytes: 1000 })!.hops[0].peer).toBe('roomy')
+    expect(shortestChain(cands, 1, 3, { ...o, kvTokens: 1000 })!.hops[0].peer).toBe('roomy')
+  })
+
+  it('weighs KV headroom: a nearly full cache loses to a slower replica with room, not to a much slower one', () => {
+    // 'tight' would be filled by the session (penalty 20 ms), 'roomy' has 100x the need (0.2 ms)
+    const cands = [c('tight', 1, 3, 5, 1000, { kvHeadroom: 512 }), c('roomy', 1, 3, 15, 1000, { kvHeadroom: 51_200 }), c('v', 3, 4, 1)]
+    const need = { ...o, kvTokens: 512 }
+    expect(shortestChain(cands, 1, 4, need)!.hops.map(h => h.peer)).toEqual(['roomy', 'v']) // 16.2 + 2 < 26 + 2
+    expect(standbys(shortestChain(cands, 1, 4, need)!, cands, need).map(s => s?.peer)).toEqual(['tight', undefined])
+    // a short session barely uses either cache: the faster one wins
+    expect(shortestChain(cands, 1, 4, { ...o, kvTokens: 16 })!.hops[0].peer).toBe('tight') // 6.6 < 16.0
+    // headroom ignored without a need (o.kvTokens = 0), as for training
+    expect(shortestChain(cands, 1, 4, o)!.hops[0].peer).toBe('tight')
+    // the whole penalty decides between equal replicas by their room
+    const twins = [c('a', 1, 3, 5, 1000, { kvHeadroom: 1000 }), c('b', 1, 3, 5, 1000, { kvHeadroom: 4000 })]
+    expect(shortestChain(twins, 1, 3, { ...o, kvTokens: 100 })!.hops[0].peer).toBe('b')
   })
 })
 

@@ -3,16 +3,21 @@ library only. The least-cost chain is a dynamic programme over slot boundaries (
 force over every chain, vectors/gen.py), so the two meet only through the rules."""
 import math
 
-DEFAULTS = {'unknownRttMs': 50, 'unmeasuredThroughput': 100, 'tokens': 1, 'kvBytes': 0, 'loadPenaltyMs': 5}
+DEFAULTS = {'unknownRttMs': 50, 'unmeasuredThroughput': 100, 'tokens': 1, 'kvTokens': 0, 'kvPenaltyMs': 20, 'loadPenaltyMs': 5}
 
 
 def hop_cost(c, o, s, e):
-    """§1 hop cost in ms of candidate c running [s, e) (∞ when its known KV headroom is below the need)"""
-    if c.get('kvHeadroom') is not None and c['kvHeadroom'] < o.get('kvBytes', 0):
-        return math.inf
+    """§1 hop cost in ms of candidate c running [s, e): ∞ when its known KV headroom is below the session's tokens,
+    otherwise kvPenalty · kvTokens / headroom more (1.1.0)"""
+    need = o.get('kvTokens', 0)
+    kv = 0.0
+    if c.get('kvHeadroom') is not None and need > 0:
+        if c['kvHeadroom'] < need:
+            return math.inf
+        kv = o.get('kvPenaltyMs', DEFAULTS['kvPenaltyMs']) * need / c['kvHeadroom']
     tput = c['throughput'] if c['throughput'] > 0 else o['unmeasuredThroughput']
     rtt = c.get('rttMs')
-    return (o['unknownRttMs'] if rtt is None else rtt) + 1000 * o['tokens'] / tput * (e - s) / (c['end'] - c['start']) + (c.get('load') or 0) * o['loadPenaltyMs']
+    return (o['unknownRttMs'] if rtt is None else rtt) + 1000 * o['tokens'] / tput * (e - s) / (c['end'] - c['start']) + (c.get('load') or 0) * o['loadPenaltyMs'] + kv
 
 
 def least_cost_chain(candidates, frm, to, o, excluded=()):

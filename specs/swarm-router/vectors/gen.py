@@ -3,16 +3,19 @@
 brute force over every chain of whole or partial spans (not the DAG relaxation the reference implementation uses)."""
 import json, itertools
 
-COST = {'unknownRttMs': 50, 'unmeasuredThroughput': 100, 'tokens': 1, 'kvBytes': 0, 'loadPenaltyMs': 5}
+COST = {'unknownRttMs': 50, 'unmeasuredThroughput': 100, 'tokens': 1, 'kvTokens': 0, 'kvPenaltyMs': 20, 'loadPenaltyMs': 5}
 
 def hop_cost(c, o, s=None, e=None):
     s = c['start'] if s is None else s
     e = c['end'] if e is None else e
-    if c.get('kvHeadroom') is not None and c['kvHeadroom'] < o['kvBytes']:
-        return float('inf')
+    kv = 0.0
+    if c.get('kvHeadroom') is not None and o['kvTokens'] > 0:
+        if c['kvHeadroom'] < o['kvTokens']:
+            return float('inf')
+        kv = o['kvPenaltyMs'] * o['kvTokens'] / c['kvHeadroom']
     t = c['throughput'] if c['throughput'] > 0 else o['unmeasuredThroughput']
     rtt = c.get('rttMs')
-    return (o['unknownRttMs'] if rtt is None else rtt) + 1000 * o['tokens'] / t * (e - s) / (c['end'] - c['start']) + c.get('load', 0) * o['loadPenaltyMs']
+    return (o['unknownRttMs'] if rtt is None else rtt) + 1000 * o['tokens'] / t * (e - s) / (c['end'] - c['start']) + c.get('load', 0) * o['loadPenaltyMs'] + kv
 
 def chains(cands, frm, to, excluded):
     """every chain of hops (candidate, s, e) with c.start <= s < e <= c.end tiling [frm, to)"""
@@ -53,7 +56,10 @@ cases = [
     ('one fast long span beats two short ones', [c('long', 1, 5, 8), c('x', 1, 3, 5), c('y', 3, 5, 5)], 1, 5, {}, []),
     ('unknown RTT and unmeasured throughput use the defaults', [c('u', 1, 3, None, 0), c('m', 1, 3, 55, 1000), c('v', 3, 4, 1)], 1, 4, {}, []),
     ('load penalty moves a session to the idle replica', [c('a', 1, 3, 5, load=3), c('b', 1, 3, 12), c('v', 3, 4, 1)], 1, 4, {}, []),
-    ('KV headroom below the need excludes a hop', [c('full', 1, 3, 1, kvHeadroom=10), c('roomy', 1, 3, 40), c('v', 3, 4, 1)], 1, 4, {'kvBytes': 1000}, []),
+    ('KV headroom below the need excludes a hop', [c('full', 1, 3, 1, kvHeadroom=10), c('roomy', 1, 3, 40), c('v', 3, 4, 1)], 1, 4, {'kvTokens': 1000}, []),
+    ('a nearly full KV cache loses to a slower replica with room (1.1.0)', [c('tight', 1, 3, 5, kvHeadroom=512), c('roomy', 1, 3, 15, kvHeadroom=51200), c('v', 3, 4, 1)], 1, 4, {'kvTokens': 512}, []),
+    ('a short session barely uses the cache: the faster replica wins (1.1.0)', [c('tight', 1, 3, 5, kvHeadroom=512), c('roomy', 1, 3, 15, kvHeadroom=51200), c('v', 3, 4, 1)], 1, 4, {'kvTokens': 16}, []),
+    ('KV headroom decides between equal replicas (1.1.0)', [c('a', 1, 3, 5, kvHeadroom=1000), c('b', 1, 3, 5, kvHeadroom=4000), c('v', 3, 4, 1)], 1, 4, {'kvTokens': 100}, []),
     ('a banned peer is routed around', [c('a', 1, 3, 1), c('b', 1, 3, 9), c('v', 3, 4, 1)], 1, 4, {}, ['a']),
     ('no chain when a slot is uncovered', [c('x', 1, 3, 5), c('y', 4, 5, 5)], 1, 5, {}, []),
     ('spans reaching outside [from, to) serve their part inside', [c('z', 0, 3, 1), c('a', 1, 3, 5), c('w', 3, 6, 1), c('t', 3, 4, 1.5)], 1, 4, {}, []),
