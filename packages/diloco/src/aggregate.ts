@@ -8,7 +8,7 @@ import { compose, coordinateMedian, geometricMedian, mean, multiKrum, nnm, trimm
 import { DEFAULT_REJECT_FACTOR } from './constants.js'
 import type { Aggregator } from '@neuroshard/robust-agg'
 
-/** Named aggregators; each is built for the round's input count n with f = ⌊(n − 1)/3⌋ assumed Byzantine */
+/** Named aggregators; each is built for a round of n inputs from a group of m ≥ n members with f = ⌊(m − 1)/3⌋ assumed Byzantine */
 export type AggregatorName = 'mean' | 'median' | 'trimmed-mean' | 'geometric-median' | 'nnm-trimmed-mean' | 'multi-krum'
 
 /** A named aggregator or a factory `(n) => Aggregator` for a round with n inputs */
@@ -21,10 +21,24 @@ export function byzantineBound (n: number): number {
   return Math.max(0, Math.floor((n - 1) / 3))
 }
 
-/** The aggregator of a choice for n inputs */
-export function aggregatorFor (choice: AggregatorChoice, n: number): Aggregator {
+/**
+ * Fewest inputs a round may aggregate when the group must survive f Byzantine members (specs/diloco §7): 2f + 1,
+ * so that honest inputs are a majority and the aggregate stays robust; the plain mean claims no robustness: 1
+ */
+export function minRoundInputs (choice: AggregatorChoice, f: number): number {
+  return choice === 'mean' ? 1 : 2 * f + 1
+}
+
+/**
+ * The aggregator of a choice for n inputs of a group of `members` (default n): f = ⌊(members − 1)/3⌋, so a
+ * round that aggregates fewer inputs than the group has still trims as many as the group may hold Byzantine.
+ *
+ * @throws InvalidParametersError when n < minRoundInputs(choice, f)
+ */
+export function aggregatorFor (choice: AggregatorChoice, n: number, members = n): Aggregator {
   if (typeof choice === 'function') return choice(n)
-  const f = byzantineBound(n)
+  const f = byzantineBound(Math.max(n, members))
+  if (n < minRoundInputs(choice, f)) throw new InvalidParametersError(`${n} inputs cannot be aggregated robustly with f = ${f} (at least ${minRoundInputs(choice, f)})`)
   switch (choice) {
     case 'mean': return mean()
     case 'median': return coordinateMedian()
@@ -32,8 +46,9 @@ export function aggregatorFor (choice: AggregatorChoice, n: number): Aggregator 
     case 'geometric-median': return geometricMedian({ maxIterations: 50 })
     case 'nnm-trimmed-mean': return f === 0 ? mean() : compose(nnm({ f }), trimmedMean({ f }))
     case 'multi-krum': {
-      const fk = Math.min(f, Math.floor((n - 3) / 2))
-      return fk <= 0 ? mean() : multiKrum({ f: fk })
+      // Multi-Krum needs n ≥ 2f + 3; below that the trimmed mean with the same f (the mean when f = 0)
+      if (n < 2 * f + 3) return f === 0 ? mean() : trimmedMean({ f })
+      return multiKrum({ f })
     }
     default: throw new InvalidParametersError(`unknown aggregator ${String(choice)}`)
   }
@@ -53,9 +68,9 @@ export interface RoundAggregate {
  * the rest rejected; with the plain mean every input is accepted (it used them all); otherwise an input is
  * rejected when its distance to the aggregate is over `rejectFactor` × the median distance.
  */
-export function aggregateRound (inputs: Float32Array[], choice: AggregatorChoice, rejectFactor = DEFAULT_REJECT_FACTOR): RoundAggregate {
+export function aggregateRound (inputs: Float32Array[], choice: AggregatorChoice, rejectFactor = DEFAULT_REJECT_FACTOR, members = inputs.length): RoundAggregate {
   if (inputs.length === 0) throw new InvalidParametersError('no pseudo-gradients to aggregate')
-  const agg = aggregatorFor(choice, inputs.length)
+  const agg = aggregatorFor(choice, inputs.length, members)
   const result = agg.aggregate(inputs)
   const value = result.value
   const distances = inputs.map(x => {

@@ -10,7 +10,7 @@ import { InvalidParametersError, NotStartedError } from '@neuroshard/interface'
 import { sendRequest } from '@neuroshard/utils'
 import { TypedEventEmitter } from 'main-event'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
-import { aggregateRound } from './aggregate.js'
+import { aggregateRound, byzantineBound, minRoundInputs } from './aggregate.js'
 import { decodePayload, ErrorFeedback, resolveCodec } from './compress.js'
 import {
   COMMIT_DOMAIN, ANNOUNCE_DOMAIN, DEFAULT_COMMIT_STAGGER_MS, DEFAULT_DEADLINE_FACTOR, DEFAULT_DIRECT_THRESHOLD_BYTES,
@@ -21,7 +21,7 @@ import {
 import { GaussianPrivatizer } from './dp.js'
 import { serveGroupFetch } from './fetch-mux.js'
 import {
-  MalformedPseudoGradientError, OversizedPseudoGradientError, PayloadUnavailableError, ReplayedPseudoGradientError,
+  InvalidCommitError, MalformedPseudoGradientError, OversizedPseudoGradientError, PayloadUnavailableError, ReplayedPseudoGradientError,
   StateSyncError, WrongRoundError, WrongSpanError
 } from './errors.js'
 import {
@@ -732,6 +732,11 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       .map(p => p.id)
   }
 
+  /** The group's size as this node sees it in a round: members on the topic, or senders announcing, if more */
+  private groupSize (st: RoundState): number {
+    return Math.max(this.leaderOrder().length, st.contributions.size)
+  }
+
   private deadlineMs (): number {
     const d = this.opts.deadlineFactor * this.spreadEwma
     return Math.min(this.opts.maxDeadlineMs, Math.max(this.opts.minDeadlineMs, d))
@@ -745,11 +750,15 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     const rank = order.indexOf(this.components.peerId.toString())
     const ready = [...st.contributions.values()].filter(c => c.payload !== undefined)
     const members = order.length
-    const quorum = Math.max(1, Math.ceil(this.opts.quorum * members))
+    // never fewer than the aggregator needs to stay robust against the f members this group may hold
+    // (2f + 1): below that the round waits for more contributions instead of committing at its deadline
+    const quorum = Math.max(1, Math.ceil(this.opts.quorum * members), minRoundInputs(this.opts.aggregator, byzantineBound(this.groupSize(st))))
     const now = Date.now()
     const turn = st.firstSeen + this.deadlineMs() + rank * this.opts.commitStaggerMs
-    if (rank === 0 && ready.length >= members) { void this.commit(); return }
-    if (now >= turn && ready.length >= quorum) { void this.commit(); return }
+    if ((rank === 0 && ready.length >= Math.max(members, quorum)) || (now >= turn && ready.length >= quorum)) {
+      this.commit().catch((err: Error) => { this.log('commit of round %d refused: %s', st.round, err.message) })
+      return
+    }
     // one pending check per round: the newest replaces the previous one
     const wait = Math.max(250, turn - now)
     const round = st.round
@@ -774,7 +783,8 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
         leader: this.components.peerId.toMultihash().bytes,
         baseHash: this.currentHash,
         announces: ready.map(c => c.opened.signed),
-        timestampMs: Date.now()
+        timestampMs: Date.now(),
+        members: this.groupSize(st)
       }
       const signed = await signBody(COMMIT_DOMAIN, Commit.encode(body), this.components.privateKey)
       if (this.state !== st || st.committed !== undefined) return
@@ -810,6 +820,17 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       return
     }
     const st = this.state as RoundState
+    // a commit must be robust for the group as this node sees it: its declared size may not hide members
+    // (f of the group this node sees, or of the senders announcing in the round), and it must hold 2f + 1
+    const group = Math.max(c.members, c.announces.length)
+    const seen = this.groupSize(st)
+    if (byzantineBound(group) < byzantineBound(seen)) {
+      throw new InvalidCommitError(`commit of round ${c.round} declares a group of ${group}; this node sees ${seen} members`)
+    }
+    const needed = minRoundInputs(this.opts.aggregator, byzantineBound(group))
+    if (c.announces.length < needed) {
+      throw new InvalidCommitError(`commit of round ${c.round} holds ${c.announces.length} pseudo-gradients; a group of ${group} needs ${needed} for a robust aggregate`)
+    }
     if (st.committed !== undefined) {
       // first commit wins for now; a different one is weighed again (fork choice) once this round is applied
       if (!uint8ArrayEquals(st.committed.signed.body, signed.body)) void this.applying.then(async () => { await this.receiveCommit(signed, from) }).catch(() => {})
@@ -848,7 +869,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       inputs.push(decodePayload(c.payload as Bytes, this.layout.size, a.codec))
     }
     if (this.state !== st) return
-    const agg = aggregateRound(inputs, this.opts.aggregator, this.opts.rejectFactor)
+    const agg = aggregateRound(inputs, this.opts.aggregator, this.opts.rejectFactor, commit.commit.members)
     const base = (this.base as Float32Array).slice()
     const momentum = (this.momentum as Float32Array).slice()
     const baseHashHex = toHex(this.currentHash)

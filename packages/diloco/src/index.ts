@@ -16,7 +16,7 @@ export { resolveCodec, payloadSize, encodePayload, decodePayload, ErrorFeedback 
 export type { CodecName, CodecParams, ResolvedCodec } from './compress.js'
 export { outerStep } from './outer.js'
 export type { OuterOptions } from './outer.js'
-export { aggregateRound, aggregatorFor, byzantineBound, AGGREGATOR_NAMES } from './aggregate.js'
+export { aggregateRound, aggregatorFor, byzantineBound, minRoundInputs, AGGREGATOR_NAMES } from './aggregate.js'
 export type { AggregatorChoice, AggregatorName, RoundAggregate } from './aggregate.js'
 export { GaussianPrivatizer, privacyEpsilon } from './dp.js'
 export type { PrivacyOptions } from './dp.js'

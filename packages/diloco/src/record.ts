@@ -5,7 +5,7 @@
  * the aggregation's accept/reject per sender.
  */
 
-import { aggregateRound } from './aggregate.js'
+import { aggregateRound, byzantineBound, minRoundInputs } from './aggregate.js'
 import { decodePayload } from './compress.js'
 import { DEFAULT_AGGREGATOR, DEFAULT_REJECT_FACTOR } from './constants.js'
 import { InvalidCommitError } from './errors.js'
@@ -79,7 +79,10 @@ export async function verifyRoundRecord (record: RoundRecord, options: VerifyRou
       if (bytes === undefined || toHex(sha256(bytes)) !== a.payloadHashHex) throw new InvalidCommitError(`payload of ${a.sender} missing or not matching its hash`)
       return decodePayload(bytes, n, a.codec)
     })
-    const agg = aggregateRound(inputs, options.aggregator ?? DEFAULT_AGGREGATOR, options.rejectFactor ?? DEFAULT_REJECT_FACTOR)
+    const choice = options.aggregator ?? DEFAULT_AGGREGATOR
+    const needed = minRoundInputs(choice, byzantineBound(Math.max(c.members, inputs.length)))
+    if (inputs.length < needed) throw new InvalidCommitError(`commit of ${inputs.length} pseudo-gradients from a group of ${c.members}: a robust aggregate needs ${needed}`)
+    const agg = aggregateRound(inputs, choice, options.rejectFactor ?? DEFAULT_REJECT_FACTOR, c.members)
     agg.accepted.forEach((ok, i) => {
       if (ok !== record.contributions[i].accepted) throw new InvalidCommitError(`accept/reject of ${record.contributions[i].sender} does not follow from the payloads`)
     })

@@ -32,7 +32,8 @@ SCHEMA = {
                  (13, 'payload_hash', 'bytes', False), (14, 'gossip_chunk', 'uint32', False), (15, 'data_shards', 'string', True),
                  (16, 'inner_steps', 'uint32', False), (17, 'tokens', 'uint64', False), (18, 'timestamp_ms', 'uint64', False)],
     'Commit': [(1, 'group', 'string', False), (2, 'span', 'string', False), (3, 'round', 'uint64', False), (4, 'leader', 'bytes', False),
-               (5, 'base_hash', 'bytes', False), (6, 'announces', 'Signed', True), (7, 'timestamp_ms', 'uint64', False)],
+               (5, 'base_hash', 'bytes', False), (6, 'announces', 'Signed', True), (7, 'timestamp_ms', 'uint64', False),
+               (8, 'members', 'uint64', False)],
     'Signed': [(1, 'body', 'bytes', False), (2, 'public_key', 'bytes', False), (3, 'signature', 'bytes', False)],
     'PublicKey': [(1, 'type', 'enum', False), (2, 'data', 'bytes', False)],
 }
@@ -223,19 +224,26 @@ def _dist(x, g):
     return math.sqrt(sum((a - b) ** 2 for a, b in zip(x, g)))
 
 
-def aggregate(xs, name, reject_factor=2.5):
-    """returns (value, accepted, distances); f = ⌊(n − 1)/3⌋"""
+def min_inputs(name, f):
+    """§7: fewest inputs a robust aggregate of a group that may hold f Byzantine members needs (the mean: 1)"""
+    return 1 if name == 'mean' else 2 * f + 1
+
+
+def aggregate(xs, name, reject_factor=2.5, members=0):
+    """returns (value, accepted, distances); f = ⌊(g − 1)/3⌋, g = max(members, n) (1.1.0)"""
     n = len(xs)
-    f = (n - 1) // 3
+    f = (max(n, members) - 1) // 3
+    if n < min_inputs(name, f):
+        raise DiLoCoError('InvalidCommitError', f'{n} inputs cannot be aggregated robustly with f = {f}')
     if name == 'multi-krum':
-        fk = min(f, (n - 3) // 2)
+        fk = f if n >= 2 * f + 3 else 0
         if fk > 0:
             k = n - fk - 2
             scores = [sum(sorted(_dist(x, y) ** 2 for j, y in enumerate(xs) if j != i)[:k]) for i, x in enumerate(xs)]
             chosen = sorted(sorted(range(n), key=lambda i: (scores[i], i))[:n - fk])
             value = _mean([xs[i] for i in chosen])
             return value, [i in chosen for i in range(n)], [_dist(x, value) for x in xs]
-        name = 'mean'
+        name = 'trimmed-mean'  # below 2f + 3 inputs (the mean when f = 0)
     if name == 'trimmed-mean' and f == 0:
         name = 'mean'
     if name == 'mean':
@@ -273,6 +281,6 @@ def verify_round_record(record, payloads=None, elements=None, aggregator='nnm-tr
         if p is None or hashlib.sha256(p).digest() != a['payload_hash']:
             bad(f'payload of {sender} missing or not matching its hash')
         inputs.append(DL.decode(p, elements or a['elements'], codec))
-    _, accepted, _ = aggregate(inputs, aggregator)
+    _, accepted, _ = aggregate(inputs, aggregator, members=c['members'])
     if accepted != [r['accepted'] for r in record['contributions']]:
         bad('accept/reject does not follow from the payloads')

@@ -160,8 +160,9 @@ function byDistance (xs, g, factor = 2.5) {
 }
 function multiKrum (xs) {
   const n = xs.length
-  const f = Math.min(Math.floor((n - 1) / 3), Math.floor((n - 3) / 2))
-  if (f <= 0) return { value: mean(xs), accepted: xs.map(() => true) }
+  const f = Math.floor((n - 1) / 3)
+  if (f === 0) return { value: mean(xs), accepted: xs.map(() => true) }
+  if (n < 2 * f + 3) return byDistance(xs, trimmed(xs, f)) // 1.1.0: below 2f + 3 inputs, the trimmed mean
   const k = n - f - 2
   const scores = xs.map((x, i) => xs.map((y, j) => j === i ? Infinity : dist(x, y) ** 2).sort((a, b) => a - b).slice(0, k).reduce((s, v) => s + v, 0))
   const sel = scores.map((s, i) => i).sort((a, b) => scores[a] - scores[b] || a - b).slice(0, n - f)
@@ -181,7 +182,8 @@ const aggCases = [
   ['trimmed mean of three (f = 0: the mean, every input accepted)', 'trimmed-mean', inputs, { ...byDistance(inputs, mean(inputs)), accepted: [true, true, true] }],
   ['multi-krum of seven (f = 2: the five closest selected)', 'multi-krum', seven, multiKrum(seven)],
   ['multi-krum of five (f = 1)', 'multi-krum', five, multiKrum(five)],
-  ['multi-krum of four (f capped to 0: the mean)', 'multi-krum', five.slice(1), multiKrum(five.slice(1))]
+  ['multi-krum of four (n < 2f + 3: the trimmed mean with f = 1)', 'multi-krum', five.slice(1), multiKrum(five.slice(1))],
+  ['multi-krum of three (f = 0: the mean)', 'multi-krum', inputs, { ...byDistance(inputs, mean(inputs)), accepted: [true, true, true] }]
 ]
 const aggregation = []
 for (const [name, aggregator, xs, want] of aggCases) {
@@ -204,6 +206,7 @@ if (openedValid.announces.length !== 3) throw new Error('valid commit')
 const allPayloads = Object.fromEntries([0, 1, 2].map(i => [hex(D.sha256(payloads[i])), hex(payloads[i])]))
 const editRecord = (fn) => { const r = structuredClone(record); fn(r); return r }
 const far = order.indexOf(2)
+const groupOfSeven = hex(await signCommit({ members: 7 }))
 const recordCases = [
   ['the record of a median round, checked against its payloads', record, allPayloads, 'median', null],
   ['the record without payloads (signatures and contributions only)', record, null, 'median', null],
@@ -222,6 +225,7 @@ const recordCases = [
   ['a sender\'s payload hash changed', editRecord(r => { r.contributions[0].payloadHash = '00'.repeat(32) }), null, 'median', 'InvalidCommitError'],
   ['a payload missing', record, Object.fromEntries(Object.entries(allPayloads).slice(1)), 'median', 'InvalidCommitError'],
   ['a payload that does not match its hash', record, Object.fromEntries(Object.entries(allPayloads).map(([h, p], k) => [h, k === 0 ? p.slice(0, -2) + '00' : p])), 'median', 'InvalidCommitError'],
+  ['the three committed as a group of 7 (1.1.0: f = 2 needs 5 inputs for a robust aggregate)', editRecord(r => { r.commit = groupOfSeven }), allPayloads, 'median', 'InvalidCommitError'],
   ['a commit whose signature does not verify', editRecord(r => { const s = D.Signed.decode(validCommit); r.commit = hex(D.Signed.encode({ ...s, signature: flipLast(s.signature) })) }), null, 'median', 'InvalidSignatureError']
 ]
 const records = []

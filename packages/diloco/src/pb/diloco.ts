@@ -533,6 +533,7 @@ export interface Commit {
   baseHash: Uint8Array<ArrayBuffer>
   announces: Signed[]
   timestampMs: number
+  members: number
 }
 
 export namespace Commit {
@@ -582,6 +583,11 @@ export namespace Commit {
           w.uint64Number(obj.timestampMs)
         }
 
+        if ((obj.members != null && obj.members !== 0)) {
+          w.uint32(64)
+          w.uint32(obj.members)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -593,7 +599,8 @@ export namespace Commit {
           leader: uint8ArrayAlloc(0),
           baseHash: uint8ArrayAlloc(0),
           announces: [],
-          timestampMs: 0
+          timestampMs: 0,
+          members: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -634,6 +641,10 @@ export namespace Commit {
             }
             case 7: {
               obj.timestampMs = reader.uint64Number()
+              break
+            }
+            case 8: {
+              obj.members = reader.uint32()
               break
             }
             default: {
@@ -715,6 +726,13 @@ export namespace Commit {
               }
               break
             }
+            case 8: {
+              yield {
+                field: `${prefix}.members`,
+                value: reader.uint32()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -775,6 +793,11 @@ export namespace Commit {
     value: number
   }
 
+  export interface CommitMembersFieldEvent {
+    field: '$.members'
+    value: number
+  }
+
   export function encode (obj: Partial<Commit>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Commit.codec())
   }
@@ -783,7 +806,7 @@ export namespace Commit {
     return decodeMessage(buf, Commit.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Commit>): Generator<CommitGroupFieldEvent | CommitSpanFieldEvent | CommitRoundFieldEvent | CommitLeaderFieldEvent | CommitBaseHashFieldEvent | CommitAnnouncesBodyFieldEvent | CommitAnnouncesPublicKeyFieldEvent | CommitAnnouncesSignatureFieldEvent | CommitTimestampMsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Commit>): Generator<CommitGroupFieldEvent | CommitSpanFieldEvent | CommitRoundFieldEvent | CommitLeaderFieldEvent | CommitBaseHashFieldEvent | CommitAnnouncesBodyFieldEvent | CommitAnnouncesPublicKeyFieldEvent | CommitAnnouncesSignatureFieldEvent | CommitTimestampMsFieldEvent | CommitMembersFieldEvent> {
     return streamMessage(buf, Commit.codec(), opts)
   }
 }
