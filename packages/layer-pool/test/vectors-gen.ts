@@ -85,5 +85,7 @@ const vectors = {
     fields: { model_id: child.modelId, version: child.version, config: child.config, init_seed: String(child.initSeed), parent_version: child.parentVersion, issued_at_ms: child.issuedAt }
   }
 }
-writeFileSync(new URL('../../../../specs/layer-pool/vectors/records.json', import.meta.url), JSON.stringify(vectors, null, 2) + '\n')
+// NEUROSHARD_SPECS_DIR: another specs/ tree (specs/regenerate.py writes into a temporary copy and compares)
+const specs = process.env.NEUROSHARD_SPECS_DIR ?? new URL('../../../../specs/', import.meta.url).pathname
+writeFileSync(`${specs}/layer-pool/vectors/records.json`, JSON.stringify(vectors, null, 2) + '\n')
 console.log('wrote records.json')

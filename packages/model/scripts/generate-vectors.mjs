@@ -10,7 +10,8 @@ import {
   buildModelGraph, buildShardGraph, contentHash
 } from '../dist/src/index.js'
 
-const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'specs', 'model', 'vectors')
+// NEUROSHARD_SPECS_DIR: another specs/ tree (specs/regenerate.py writes into a temporary copy and compares)
+const out = join(process.env.NEUROSHARD_SPECS_DIR ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'specs'), 'model', 'vectors')
 mkdirSync(out, { recursive: true })
 const config = preset('tiny')
 const SEED = 2026

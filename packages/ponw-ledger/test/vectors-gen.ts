@@ -14,7 +14,8 @@ import { LedgerState } from '../src/state.js'
 import { parseCertificate } from '../src/messages.js'
 import { alice, bob, carol, certify, sign, testChain, testGenesis, validators } from './fixtures.js'
 
-const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'specs', 'ponw-ledger', 'vectors')
+// NEUROSHARD_SPECS_DIR: another specs/ tree (specs/regenerate.py writes into a temporary copy and compares)
+const out = join(process.env.NEUROSHARD_SPECS_DIR ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'specs'), 'ponw-ledger', 'vectors')
 const genesis = testGenesis()
 const chain = testChain()
 const hex = toHex

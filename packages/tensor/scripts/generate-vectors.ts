@@ -15,7 +15,8 @@ import type { Tensor } from '../src/index.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 // dist/scripts → package root → repo root
-const outDir = join(here, '..', '..', '..', '..', 'specs', 'tensor-frame', 'vectors')
+// NEUROSHARD_SPECS_DIR: another specs/ tree (specs/regenerate.py writes into a temporary copy and compares)
+const outDir = join(process.env.NEUROSHARD_SPECS_DIR ?? join(here, '..', '..', '..', '..', 'specs'), 'tensor-frame', 'vectors')
 
 /** JSON cannot hold NaN, ±Infinity or -0: write them as strings */
 function num (x: number): number | string {
