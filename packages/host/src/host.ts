@@ -2,7 +2,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { quic } from '@chainsafe/libp2p-quic'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { autoNAT } from '@libp2p/autonat'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { dcutr } from '@libp2p/dcutr'
 import { gossipsub, StrictSign } from '@libp2p/gossipsub'
@@ -48,6 +48,7 @@ import { createNeuroShardRecordValidator, selectNeuroShardRecord } from './recor
 import { parseSwarmKey } from './swarm-key.js'
 import type { Joiner, JoinOptions } from './join.js'
 import type { NeuroShardRecordValidator } from './records.js'
+import type { CircuitRelayServerInit, CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { PrivateKey, Libp2p, PeerDiscovery, PeerId, Transport } from '@libp2p/interface'
@@ -132,6 +133,15 @@ export interface NeuroShardHostOptions {
   mdns?: boolean
   /** Ask the gateway for port mappings with UPnP @default false */
   upnp?: boolean
+  /**
+   * Run a circuit relay v2 server (`services.relay`): hosts behind NAT may reserve a slot here (by listening on
+   * `/p2p-circuit`) and be dialled through this host; DCUtR then tries to upgrade those connections to direct
+   * ones. Only for hosts with a public address and bandwidth to spare. `true` for @libp2p/circuit-relay-v2's
+   * defaults (reservations 2 min, relayed connections 2 min and 128 KiB each way), or its server options.
+   *
+   * @default false
+   */
+  relayServer?: boolean | CircuitRelayServerInit
   /**
    * Pre-shared key of a private swarm (`/key/swarm/psk/1.0.0/` format, see `generateSwarmKey`). Only
    * hosts with the same key can connect. Forces TCP only: QUIC and WebRTC-direct bypass the pnet
@@ -221,6 +231,8 @@ export type NeuroShardServices = {
   dcutr: unknown
   /** Present only when `upnp: true` */
   upnp?: UPnPNAT
+  /** The circuit relay v2 server; present only with `relayServer` */
+  relay?: CircuitRelayService
   /** The joiner; present only when the host has bootstrap peers */
   join?: Joiner
 }
@@ -325,12 +337,16 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
   if (options.upnp === true) {
     services.upnp = uPnPNAT()
   }
+  if (options.relayServer != null && options.relayServer !== false) {
+    if (!want.circuitRelay) throw new InvalidParametersError('relayServer needs the circuitRelay transport')
+    services.relay = circuitRelayServer(options.relayServer === true ? {} : options.relayServer)
+  }
   if (bootstrapList.length > 0) {
     // replaces @libp2p/bootstrap, which dials each peer once and never retries (src/join.ts)
     services.join = joiner({ ...options.join, bootstrap: bootstrapList })
   }
   for (const [name, factory] of Object.entries(options.services ?? {})) {
-    if (name in services || name === 'upnp' || name === 'join') {
+    if (name in services || name === 'upnp' || name === 'join' || name === 'relay') {
       throw new InvalidParametersError(`Service name "${name}" is taken by the host profile`)
     }
     services[name] = factory
