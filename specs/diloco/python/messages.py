@@ -224,6 +224,26 @@ def _dist(x, g):
     return math.sqrt(sum((a - b) ** 2 for a, b in zip(x, g)))
 
 
+def _geometric_median(xs, nu=1e-6, iterations=50, tolerance=1e-6):
+    """§7 geometric-median: the smoothed Weiszfeld iteration in binary64 from the mean"""
+    n = len(xs)
+    dim = range(len(xs[0]))
+
+    def sq(z):
+        return [math.fsum((x[t] - z[t]) ** 2 for t in dim) for x in xs]
+    z = [math.fsum(x[t] for x in xs) / n for t in dim]
+    d2 = sq(z)
+    for _ in range(iterations):
+        beta = [(1 / n) / max(nu, math.sqrt(q)) for q in d2]
+        total = math.fsum(beta)
+        z2 = [math.fsum(b * x[t] for b, x in zip(beta, xs)) / total for t in dim]
+        step = math.sqrt(math.fsum((a - b) ** 2 for a, b in zip(z2, z)))
+        z, d2 = z2, sq(z2)
+        if step <= tolerance * max(nu, math.sqrt(_median(d2))):
+            break
+    return z
+
+
 def min_inputs(name, f):
     """§7: fewest inputs a robust aggregate of a group that may hold f Byzantine members needs (the mean: 1)"""
     return 1 if name == 'mean' else 2 * f + 1
@@ -244,7 +264,7 @@ def aggregate(xs, name, reject_factor=2.5, members=0):
             value = _mean([xs[i] for i in chosen])
             return value, [i in chosen for i in range(n)], [_dist(x, value) for x in xs]
         name = 'trimmed-mean'  # below 2f + 3 inputs (the mean when f = 0)
-    if name == 'trimmed-mean' and f == 0:
+    if name in ('trimmed-mean', 'nnm-trimmed-mean') and f == 0:
         name = 'mean'
     if name == 'mean':
         value = _mean(xs)
@@ -253,6 +273,17 @@ def aggregate(xs, name, reject_factor=2.5, members=0):
         value = [DL.fround(_median(col)) for col in zip(*xs)]
     elif name == 'trimmed-mean':
         value = [DL.fround(math.fsum(sorted(col)[f:n - f]) / (n - 2 * f)) for col in zip(*xs)]
+    elif name == 'nnm-trimmed-mean':
+        # each input replaced by the mean of its n − f nearest (itself first, then by squared distance, ties by index),
+        # kept in binary64, then the trimmed mean with f
+        d2 = [[math.fsum((a - b) ** 2 for a, b in zip(x, y)) for y in xs] for x in xs]
+        mixed = []
+        for i in range(n):
+            near = [i] + sorted((j for j in range(n) if j != i), key=lambda j: (d2[i][j], j))[:n - f - 1]
+            mixed.append([math.fsum(xs[j][t] for j in near) / (n - f) for t in range(len(xs[0]))])
+        value = [DL.fround(math.fsum(sorted(col)[f:n - f]) / (n - 2 * f)) for col in zip(*mixed)]
+    elif name == 'geometric-median':
+        value = [DL.fround(v) for v in _geometric_median(xs)]
     else:
         raise ValueError(f'aggregator {name} is not implemented here')
     d = [_dist(x, value) for x in xs]

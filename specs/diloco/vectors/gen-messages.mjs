@@ -185,6 +185,18 @@ const aggCases = [
   ['multi-krum of four (n < 2f + 3: the trimmed mean with f = 1)', 'multi-krum', five.slice(1), multiKrum(five.slice(1))],
   ['multi-krum of three (f = 0: the mean)', 'multi-krum', inputs, { ...byDistance(inputs, mean(inputs)), accepted: [true, true, true] }]
 ]
+// nnm-trimmed-mean and geometric-median (§7 gives their arithmetic): the values and accept/reject are what
+// @neuroshard/robust-agg computes (through aggregateRound); specs/diloco/python/messages.py re-derives them from §7
+const robustAgg = (xs, aggregator) => { const r = D.aggregateRound(xs.map(x => Float32Array.from(x)), aggregator); return { value: r.value, accepted: r.accepted } }
+aggCases.push(
+  ['nnm-trimmed-mean of seven (f = 2: each input mixed with its 5 nearest, then trimmed)', 'nnm-trimmed-mean', seven, robustAgg(seven, 'nnm-trimmed-mean')],
+  ['nnm-trimmed-mean of five (f = 1)', 'nnm-trimmed-mean', five, robustAgg(five, 'nnm-trimmed-mean')],
+  ['nnm-trimmed-mean of three (f = 0: the mean, every input accepted)', 'nnm-trimmed-mean', inputs, robustAgg(inputs, 'nnm-trimmed-mean')],
+  ['geometric-median of seven (smoothed Weiszfeld)', 'geometric-median', seven, robustAgg(seven, 'geometric-median')],
+  ['geometric-median of five', 'geometric-median', five, robustAgg(five, 'geometric-median')],
+  ['geometric-median of four (even n: the median of the squared distances is the mean of the middle two)', 'geometric-median', five.slice(1), robustAgg(five.slice(1), 'geometric-median')],
+  ['geometric-median of three', 'geometric-median', inputs, robustAgg(inputs, 'geometric-median')]
+)
 const aggregation = []
 for (const [name, aggregator, xs, want] of aggCases) {
   const r = D.aggregateRound(xs.map(x => Float32Array.from(x)), aggregator)
@@ -243,7 +255,7 @@ if (disagreements > 0) {
   process.exit(1)
 }
 writeFileSync(new URL('messages.json', import.meta.url), JSON.stringify({
-  description: 'DiLoCo signed announces and commits (§2, §3), the receiver\'s round checks in order (§6 step 3), the aggregation\'s accept/reject (§7) and round records (§7). Written by gen-messages.mjs from fixed Ed25519 keys; expected outcomes from the spec text. Float32 values as bit patterns; aggregate values are compared within 1e-6 relative.',
+  description: 'DiLoCo signed announces and commits (§2, §3), the receiver\'s round checks in order (§6 step 3), the aggregation\'s accept/reject (§7) and round records (§7). Written by gen-messages.mjs from fixed Ed25519 keys; expected outcomes from the spec text. Float32 values as bit patterns; aggregate values are compared within 1e-6 relative. nnm-trimmed-mean and geometric-median: values and accept/reject as @neuroshard/robust-agg computes them (§7 defines their arithmetic; the Python adapter re-derives them).',
   keys: seeds.map((s, i) => ({ ed25519_seed: hex(s), peer_id: ids[i].toString() })),
   announces,
   checks,
