@@ -79,6 +79,12 @@ export const DEFAULT_MAX_RECORDS = 4096
 export const DEFAULT_LIVENESS_PROBE_TIMEOUT_MS = 3_000
 
 /**
+ * How long a node loading a slot that no record it holds lists may ask the DHT for the holders' records
+ * before it takes the genesis, ms (spec §6)
+ */
+export const LOAD_DHT_SYNC_TIMEOUT_MS = 10_000
+
+/**
  * Share of its memory a joining node leaves free, so that nodes have room to take over the slots of holders
  * that leave without moving what they serve @default 0.25
  */

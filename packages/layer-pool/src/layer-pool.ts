@@ -9,7 +9,7 @@ import { buildView, chooseSpan, rebalanceTarget, spanDeficit, underReplicated } 
 import {
   DEFAULT_BALANCE_QUALITY, DEFAULT_CLAIM_JITTER_MS, DEFAULT_DHT_REFRESH_INTERVAL_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, MAX_CLOCK_SKEW_MS,
   DEFAULT_LIVENESS_PROBE_TIMEOUT_MS, DEFAULT_LOADING_GRACE_MS, DEFAULT_MAX_RECORDS, DEFAULT_REBALANCE_INTERVAL_MS,
-  DEFAULT_RECORD_TTL_MS, DEFAULT_RESERVE_FRACTION, DEFAULT_SETTLE_MS, LAYER_POOL_TOPIC_PREFIX, MAX_SPANS_PER_RECORD, MIN_REPLICAS,
+  DEFAULT_RECORD_TTL_MS, DEFAULT_RESERVE_FRACTION, DEFAULT_SETTLE_MS, LAYER_POOL_TOPIC_PREFIX, LOAD_DHT_SYNC_TIMEOUT_MS, MAX_SPANS_PER_RECORD, MIN_REPLICAS,
   SERVING_BYTES_PER_PARAMETER, TRAINING_BYTES_PER_PARAMETER
 } from './constants.js'
 import { InsufficientMemoryError, SpanLoadError } from './errors.js'
@@ -265,6 +265,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private evaluateTimer?: ReturnType<typeof setTimeout>
   private working?: Promise<void>
   private dhtPut?: Promise<void>
+  /** A newer record came while a DHT put was in flight: put it when that one ends (else the DHT keeps the old one until the refresh) */
+  private dhtPutAgain = false
   private controller = new AbortController()
   private server?: WeightsServer
   private fetcher?: SlotFetcher
@@ -634,7 +636,11 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
 
   /** Puts the current record in the DHT and provides the membership CID; one put at a time, never awaited by callers */
   private putInDht (): void {
-    if (this.dhtPut != null || this.own == null || !this.started) return
+    if (this.own == null || !this.started) return
+    if (this.dhtPut != null) {
+      this.dhtPutAgain = true
+      return
+    }
     const own = this.own
     this.lastDhtPut = this.now()
     this.dhtPut = (async () => {
@@ -642,7 +648,12 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       const key = layerRecordDhtKey(this.modelId, this.version, this.components.peerId)
       await this.components.contentRouting.put(key, dhtValue(own), { signal })
       if (this.spans.length > 0) await this.components.contentRouting.provide(await membershipCid(this.modelId, this.version), { signal })
-    })().catch(err => { this.log.trace('DHT put failed: %s', err.message) }).finally(() => { this.dhtPut = undefined })
+    })().catch(err => { this.log.trace('DHT put failed: %s', err.message) }).finally(() => {
+      this.dhtPut = undefined
+      const again = this.dhtPutAgain && this.own !== own
+      this.dhtPutAgain = false
+      if (again) this.putInDht()
+    })
   }
 
   async syncFromDht (options: AbortOptions = {}): Promise<number> {
@@ -910,16 +921,33 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
         next = { slot, buffer: prefaultedBuffer(streamBytes(spanLayout(this.config, slot, slot + 1, 'weights'))) }
       }
     }
+    // slots initialised from the genesis in this load: checked again against the records that came meanwhile
+    const fromGenesis: number[] = []
+    let synced = false
     try {
       for (let slot = span.start; slot < span.end; slot++) {
         if (!this.started) return
         if (this.store.get(slot) != null && this.info.has(slot)) continue
+        if (!synced && this.target(slot) == null && this.components.connectionManager.getConnections().length > 0) {
+          // no holder of this slot is known: before taking the genesis, ask the DHT (the source of truth for a
+          // node that just joined) for the records gossip has not brought yet, once per load (a node with no
+          // peer has nobody to ask: the first node of a network)
+          synced = true
+          await this.syncFromDht({ signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(LOAD_DHT_SYNC_TIMEOUT_MS)]) }).catch(() => 0)
+          if (!this.started) return
+        }
         prepare(slot)
         const into = next?.slot === slot ? await next.buffer : undefined
         prepare(slot + 1)
-        const parameters = await this.resolveSlot(slot, into)
+        const { parameters, genesis } = await this.resolveSlot(slot, into)
         await this.store.put(slot, parameters)
         this.info.set(slot, { ...this.hashSlot(slot, parameters), step: this.targetStep(slot) })
+        if (genesis) fromGenesis.push(slot)
+      }
+      const trained = fromGenesis.filter(slot => this.needsTransfer(slot))
+      if (trained.length > 0) {
+        for (const slot of trained) { this.store.delete(slot); this.info.delete(slot) }
+        throw new SpanLoadError(`records that arrived while the span loaded list trained weights for slot(s) ${trained.join(', ')}, taken from the genesis: fetching them`)
       }
     } catch (err: any) {
       this.log('span %s stays loading: %s', describeSpan(this.config, span.start, span.end), err.message)
@@ -1014,9 +1042,10 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     return target != null && !(target.step === 0 && target.weightsHash === this.genesisHash(slot))
   }
 
-  private async resolveSlot (slot: number, into?: Uint8Array): Promise<Map<string, Float32Array>> {
+  /** A slot's weights: the genesis when no holder lists other weights, else a transfer of the target */
+  private async resolveSlot (slot: number, into?: Uint8Array): Promise<{ parameters: Map<string, Float32Array>, genesis: boolean }> {
     const target = this.target(slot)
-    const genesis = (): Map<string, Float32Array> => genesisSlotParameters(this.config, slot, this.initSeed)
+    const genesis = (): { parameters: Map<string, Float32Array>, genesis: boolean } => ({ parameters: genesisSlotParameters(this.config, slot, this.initSeed), genesis: true })
     if (target == null) return genesis()
     if (target.step === 0 && target.weightsHash === this.genesisHash(slot)) return genesis()
     if (target.holders.length === 0) {
@@ -1026,7 +1055,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     const replicas = target.holders.filter(p => !this.misbehaved.has(p.toString()))
     if (replicas.length === 0) throw new SpanLoadError(`every holder of slot ${slot}'s weights served bad data before`)
     const request: SlotFetchRequest = { slot, replicas, weightsHash: target.weightsHash, chunksRoot: target.chunksRoot, ...(into != null ? { into } : {}) }
-    return await (this.fetcher ?? this.fetchSlot)(request, { signal: this.controller.signal })
+    return { parameters: await (this.fetcher ?? this.fetchSlot)(request, { signal: this.controller.signal }), genesis: false }
   }
 
   /** The weight transfer client: several replicas at once, resumed after a failure, bad replicas avoided */
