@@ -111,6 +111,16 @@ export const SWARM_KEY_HANDSHAKE_TIMEOUT_MS = 5_000
  */
 export const CONNECTION_PING_MIN_TIMEOUT_MS = 30_000
 
+/**
+ * Ping streams a host may have open per connection, each way. Several parts of a node ping the same peer: libp2p's
+ * connection monitor (its ping may take up to CONNECTION_PING_MIN_TIMEOUT_MS under load) and the swarm router's
+ * probes; with @libp2p/ping's default of one outbound stream, a probe during a monitor ping failed with
+ * TooManyOutboundProtocolStreamsError and the router banned a healthy peer.
+ *
+ * @default 4
+ */
+export const PING_MAX_STREAMS = 4
+
 /** Maximum number of open connections of a host @default 300 */
 export const DEFAULT_MAX_CONNECTIONS = 300
 

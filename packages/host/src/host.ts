@@ -22,6 +22,7 @@ import {
   DEFAULT_INBOUND_CONNECTION_THRESHOLD,
   DEFAULT_LISTEN_ADDRESSES,
   CONNECTION_PING_MIN_TIMEOUT_MS,
+  PING_MAX_STREAMS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS,
   DEFAULT_PRIVATE_SWARM_LISTEN_ADDRESSES,
@@ -307,7 +308,7 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
 
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
-    ping: ping(),
+    ping: ping({ maxOutboundStreams: PING_MAX_STREAMS, maxInboundStreams: PING_MAX_STREAMS }),
     dht: kadDHT({
       protocol: options.dhtProtocol ?? KAD_DHT_PROTOCOL,
       clientMode: options.dhtClientMode ?? false,
