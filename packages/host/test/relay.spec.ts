@@ -19,7 +19,7 @@ const circuitAddrs = (h: NeuroShardHost): string[] => h.getMultiaddrs().map(Stri
 describe('circuit relay server (relayServer option)', () => {
   let hosts: NeuroShardHost[] = []
   afterEach(async () => {
-    await Promise.all(hosts.map(async h => { await h.stop().catch(() => {}) }))
+    await Promise.all(hosts.map(async h => { await Promise.resolve(h.stop()).catch(() => {}) }))
     hosts = []
   })
 
