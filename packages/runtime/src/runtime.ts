@@ -6,6 +6,7 @@ import { logger } from '@libp2p/logger'
 import { InvalidTensorError, NonFiniteTensorError, RuntimeClosedError, SequenceTooLongError, SessionError, ShapeMismatchError, TokenIdOutOfRangeError } from './errors.js'
 import { assertFinite, assertWellFormed, validateFeeds } from './validate.js'
 import type { DimLimit } from './validate.js'
+import { RuntimeWorkerState } from './worker.js'
 import type { Device, CreateSessionResult, ValueInfo, WorkerReply, WorkerRequest } from './protocol.js'
 import type { TensorData } from './tensor.js'
 import type { AbortOptions } from './tensor.js'
@@ -45,6 +46,15 @@ export interface RuntimeInit {
    * @default false
    */
   allowSpinning?: boolean
+  /**
+   * Run the sessions on the calling thread instead of a worker thread: no message to and from a worker per
+   * call (two thread wake-ups, which on a loaded machine cost more than a small model's whole decode step),
+   * but every `run()` blocks the event loop while it computes. For small inference-only graphs (one token of a
+   * tiny model is well under a millisecond); keep large or training graphs in the worker.
+   *
+   * @default false
+   */
+  inThread?: boolean
 }
 
 export interface RunOptions extends AbortOptions {
@@ -200,6 +210,46 @@ export class RuntimeWorker {
   }
 }
 
+/**
+ * The same calls as `RuntimeWorker`, served on this thread (`RuntimeInit.inThread`): one request at a time in
+ * order, as the worker serves them, and requests that the state keeps (weights, gradients, moments) are copied
+ * as a message to the worker would be; run feeds are only read during the run, so they are not copied.
+ */
+export class InThreadRuntimeWorker {
+  private state?: RuntimeWorkerState = new RuntimeWorkerState()
+  private queue: Promise<unknown> = Promise.resolve()
+  private closed = false
+
+  async call<T> (req: WorkerRequest, _transfer: ArrayBuffer[] = [], options: AbortOptions = {}): Promise<T> {
+    if (this.closed) throw new RuntimeClosedError('the runtime is closed')
+    options.signal?.throwIfAborted()
+    const own = req.op === 'run' ? req : structuredClone(req)
+    const result = this.queue.then(async () => {
+      if (this.closed || this.state == null) throw new RuntimeClosedError('the runtime was closed')
+      try {
+        return (await this.state.handle(own)).result as T
+      } catch (err: any) {
+        throw toTypedError({ name: String(err?.name ?? 'Error'), message: String(err?.message ?? err), tensorName: err?.tensorName })
+      }
+    })
+    this.queue = result.catch(() => {})
+    return await result
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    // after the request in flight (later ones reject with RuntimeClosedError); the sessions and tensors go with
+    // the state (onnxruntime frees a session when it is collected)
+    await this.queue
+    this.state = undefined
+  }
+
+  get isClosed (): boolean {
+    return this.closed
+  }
+}
+
 /** One onnxruntime session living in a runtime's worker */
 export class RuntimeSession {
   /** Execution provider actually in use */
@@ -244,7 +294,7 @@ export class RuntimeSession {
  */
 export class Runtime {
   /** @internal */
-  readonly worker: RuntimeWorker
+  readonly worker: RuntimeWorker | InThreadRuntimeWorker
   readonly device: Device
   private readonly init: RuntimeInit
   /** Type and dims of each resident tensor (validated against graph inputs on the main thread) */
@@ -261,7 +311,7 @@ export class Runtime {
       ...(init.allowSpinning !== undefined ? { allowSpinning: init.allowSpinning } : {})
     }
     this.device = init.device ?? 'cpu'
-    this.worker = new RuntimeWorker()
+    this.worker = init.inThread === true ? new InThreadRuntimeWorker() : new RuntimeWorker()
   }
 
   /** Build a session from ONNX ModelProto bytes */

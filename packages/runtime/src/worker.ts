@@ -79,7 +79,8 @@ interface KvState {
   position: number
 }
 
-class RuntimeWorkerState {
+/** What the worker thread holds and does; `inThread` runtimes hold one on the main thread (internal) */
+export class RuntimeWorkerState {
   private nextId = 1
   private readonly sessions = new Map<number, SessionEntry>()
   /** Resident tensors: weights by parameter name (inputs of every session that names them) */
