@@ -13,6 +13,7 @@
  * REQUEST_TIMEOUT_MS, TRAIN_TIMEOUT_S. Progress (and every 30 s what each node holds and trains) goes to stderr.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
+import inspector from 'node:inspector/promises'
 import { loadavg, cpus } from 'node:os'
 import { join } from 'node:path'
 import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
@@ -111,6 +112,28 @@ function median (xs: number[]): number {
 
 type Data = Awaited<ReturnType<typeof prepareData>>
 
+function layoutOf (devnet: { nodes: NetworkNode[] }): string {
+  return devnet.nodes.map(n => n.heldStages().map(h => `[${h.start},${h.end})`).join('') || 'none').join(' ')
+}
+
+/**
+ * Wait for a settled network: every node holds a span, every slot has a holder, and the layout has not changed
+ * for STABLE_S seconds (the layer pool may still move spans in the first seconds). Returns the layout.
+ */
+async function settled (devnet: { nodes: NetworkNode[], config: Parameters<typeof slotCount>[0] }): Promise<string> {
+  const covered = (): boolean => Array.from({ length: slotCount(devnet.config) }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
+  let last = ''
+  let since = performance.now()
+  for (;;) {
+    const now = layoutOf(devnet)
+    if (now !== last) { note(`layout: ${now}`); last = now; since = performance.now() }
+    if (devnet.nodes.every(n => n.heldStages().length > 0) && covered() && performance.now() - since > STABLE_S * 1000) break
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+  note(`settled: ${last}`)
+  return last
+}
+
 /** 1. inference: devnet (pipeline) vs one process, same genesis weights */
 interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, failures: Record<'devnet' | 'local', string[]>, layout: string }
 
@@ -123,19 +146,7 @@ async function inference (data: Data): Promise<InferenceResult> {
   const weights = new Map<string, Float32Array>()
   for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
   const local = await LocalGenerator.create({ tokenizer: data.tokenizer, config, parameters: weights, threads: 1 })
-  // measure a settled network: every node holds a span, every slot has a holder, and the layout has not
-  // changed for STABLE_S seconds (the layer pool may still move spans in the first seconds)
-  const layout = (): string => devnet.nodes.map(n => n.heldStages().map(h => `[${h.start},${h.end})`).join('') || 'none').join(' ')
-  const covered = (): boolean => Array.from({ length: slotCount(config) }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
-  let last = ''
-  let since = performance.now()
-  for (;;) {
-    const now = layout()
-    if (now !== last) { note(`layout: ${now}`); last = now; since = performance.now() }
-    if (devnet.nodes.every(n => n.heldStages().length > 0) && covered() && performance.now() - since > STABLE_S * 1000) break
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-  note(`settled: ${last}`)
+  const last = await settled(devnet)
   const driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
   const net = await startApiServer({ backend: driver.backend(), port: 0, defaultMetrics: false })
   const one = await startApiServer({ backend: createLocalBackend({ generator: local }), port: 0, defaultMetrics: false })
@@ -173,6 +184,83 @@ async function inference (data: Data): Promise<InferenceResult> {
 }
 
 interface RoundRow { round: number, s: number, rssMiB: number, heapMiB: number, validation?: number }
+
+/**
+ * Per-token timeline of the devnet path (BENCH_PART=timeline): the pipeline's per-hop methods are timed on every
+ * node (all in this process), so the table says which step of a token costs what. Wall times, inclusive (a
+ * Validator's INFER includes its blocks, its head and the sampling).
+ */
+async function timeline (data: Data): Promise<string[]> {
+  const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
+  const devnet = await startNetworkDevnet({ nodes: 4, tokenizer: data.tokenizer, data: nodeData, node: { training: false }, ledger: false })
+  const unwatch = watch('timeline devnet', () => devnet.nodes)
+  try {
+    await settled(devnet)
+    const driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
+    const role = (self: any): string => {
+      const node = devnet.nodes.find(n => n.host.services.pipeline === self)
+      return node === driver ? 'Driver' : 'server'
+    }
+    const spent = new Map<string, { n: number, ms: number }>()
+    const add = (name: string, ms: number): void => {
+      const e = spent.get(name) ?? { n: 0, ms: 0 }
+      e.n++
+      e.ms += ms
+      spent.set(name, e)
+    }
+    const proto = Object.getPrototypeOf(driver.host.services.pipeline)
+    const originals = new Map<string, any>()
+    for (const name of ['runStageInference', 'sample', 'serveInfer', 'sendInfer', 'forwardHop', 'serve']) {
+      const fn = proto[name]
+      originals.set(name, fn)
+      proto[name] = async function (this: any, ...args: any[]) {
+        const t0 = performance.now()
+        try { return await fn.apply(this, args) } finally { add(`${role(this)} ${name}`, performance.now() - t0) }
+      }
+    }
+    const embed = driver.heldStages().find(h => h.start === 0)!.stage.embed!
+    const forward = embed.forward.bind(embed)
+    embed.forward = async (...args: Parameters<typeof forward>) => {
+      const t0 = performance.now()
+      try { return await forward(...args) } finally { add('Driver embed.forward', performance.now() - t0) }
+    }
+    const net = await startApiServer({ backend: driver.backend(), port: 0, defaultMetrics: false })
+    process.env.MODEL = 'devnet'
+    try {
+      await measure(net.url, 'Hello')
+      spent.clear()
+      // PROFILE=<file>: a CPU profile of the measured requests only (open it in Chrome DevTools)
+      const profiler = process.env.PROFILE != null ? new inspector.Session() : undefined
+      if (profiler != null) { profiler.connect(); await profiler.post('Profiler.enable'); await profiler.post('Profiler.start') }
+      let tokens = 0
+      const samples: Sample[] = []
+      for (let i = 0; i < REQUESTS; i++) {
+        const x = await measure(net.url, PROMPTS[i % PROMPTS.length])
+        samples.push(x)
+        tokens += x.tokens
+      }
+      if (profiler != null) {
+        const { profile } = await profiler.post('Profiler.stop')
+        await writeFile(process.env.PROFILE!, JSON.stringify(profile))
+        profiler.disconnect()
+      }
+      const perToken = (x: number): string => (x / tokens).toFixed(3)
+      return [
+        `per-token timeline of /v1/chat/completions through the devnet (${REQUESTS} requests, ${tokens} tokens, temperature 1; spans: ${layoutOf(devnet)}); median TTFT ${median(samples.map(s => s.ttftMs)).toFixed(1)} ms, tokens/s ${median(samples.map(s => s.tokPerS)).toFixed(1)}, CPU ms/token ${median(samples.map(s => s.cpuMsPerToken)).toFixed(2)}`,
+        '',
+        '| step (node: method, inclusive) | calls | ms per token |',
+        '|---|---|---|',
+        ...[...spent].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => `| ${k} | ${v.n} | ${perToken(v.ms)} |`)
+      ]
+    } finally {
+      for (const [name, fn] of originals) proto[name] = fn
+      await net.close()
+    }
+  } finally {
+    unwatch()
+    await devnet.stop()
+  }
+}
 
 /** 2. training: start → first finished round, memory and validation over rounds */
 async function training (data: Data): Promise<{ firstRoundS: number, spans: string, rounds: RoundRow[] }> {
@@ -222,6 +310,10 @@ async function run (): Promise<void> {
   const load0 = loadavg()[0]
   const data = await prepareData({ dataDir: DATA_DIR, source: 'nlp-corpus', vocabSize: 4096 })
   note('data ready')
+  if (PART === 'timeline') {
+    console.log((await timeline(data)).join('\n'))
+    process.exit(0)
+  }
   const inf = PART === 'training' ? undefined : await inference(data)
   const train = PART === 'inference' ? undefined : await training(data)
 

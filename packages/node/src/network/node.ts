@@ -20,7 +20,7 @@ import { batches, assignShards } from '@neuroshard/genesis-data'
 import { createNeuroShardHost } from '@neuroshard/host'
 import { InvalidParametersError } from '@neuroshard/interface'
 import { describeSpan, fetchSpanWeights, layerPool, layerPoolRecordValidator, slotCount, slotParameters } from '@neuroshard/layer-pool'
-import { createPipelineStage, generateRemote, pipeline } from '@neuroshard/pipeline'
+import { createPipelineStage, generateRemote, ngramDrafter, pipeline } from '@neuroshard/pipeline'
 import { swarmRouter } from '@neuroshard/swarm-router'
 import { TypedEventEmitter } from 'main-event'
 import { createLocalBackend } from '../api/local-backend.js'
@@ -51,6 +51,11 @@ export const DEFAULT_NODE_BATCH_SIZE = 8
 export const DEFAULT_NODE_SEQ_LEN = 64
 /** Data shards a Driver trains on per round @default 2 */
 export const DEFAULT_SHARDS_PER_ROUND = 2
+/**
+ * Widest model whose serving stages run on the node's thread by default: a decode step of dModel 256 is well under
+ * a millisecond, less than the two thread hand-offs a worker costs per call on a loaded machine
+ */
+const IN_THREAD_MAX_D_MODEL = 256
 /** How often stages are checked for a finished inner loop, ms */
 const CONTRIBUTE_POLL_MS = 100
 
@@ -103,6 +108,17 @@ export interface NetworkNodeInit {
   threads?: number
   /** Execution provider of the stages (`cuda` falls back to CPU with a warning) @default 'cpu' */
   device?: 'cpu' | 'cuda'
+  /**
+   * Run the stages' onnxruntime sessions on the node's own thread instead of a worker thread per executor (see
+   * runtime's `inThread`): a token then costs no thread hand-offs, but each run blocks the event loop while it
+   * computes. @default true for a serving-only node (`training: false`) of a model with dModel ≤ 256, else false
+   */
+  inThread?: boolean
+  /**
+   * Greedy completions (temperature 0) on this Driver use the pipeline's speculative decoding with an n-gram drafter
+   * (prompt lookup): the same tokens, several per pipeline round trip when the text repeats itself @default true
+   */
+  draftGreedy?: boolean
   /** Validation loss of the network's model after every `evalEvery` rounds (Drivers; 0: never) @default 1 */
   evalEvery?: number
   /** Validation batches per evaluation @default 4 */
@@ -193,6 +209,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private readonly detach: Array<() => void> = []
   /** the ledger and proof duties (with `init.ponw`) */
   ponw?: NodePonw
+  /** Speculative rounds of this Driver's generations: draft tokens proposed and accepted (`draftGreedy`) */
+  readonly speculation = { rounds: 0, proposed: 0, accepted: 0 }
 
   constructor (init: NetworkNodeInit) {
     super()
@@ -348,7 +366,22 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
    */
   async * generate (prompt: number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
     if ([...this.stages.values()].some(h => h.start === 0)) {
-      yield * this.host.services.pipeline.generate(prompt, options)
+      const draft = options.draft ?? ((this.init.draftGreedy ?? true) && (options.temperature ?? 0) === 0 ? ngramDrafter() : undefined)
+      if (draft == null) {
+        yield * this.host.services.pipeline.generate(prompt, options)
+        return
+      }
+      const onRound = options.onRound
+      yield * this.host.services.pipeline.generate(prompt, {
+        ...options,
+        draft,
+        onRound: (r) => {
+          this.speculation.rounds++
+          this.speculation.proposed += r.proposed
+          this.speculation.accepted += r.accepted
+          onRound?.(r)
+        }
+      })
       return
     }
     const drivers = this.otherHolders(0).map(h => h.peerId)
@@ -522,6 +555,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       ...(!this.training && this.init.quantization != null ? { quantization: this.init.quantization } : {}),
       intraOpNumThreads: this.init.threads ?? 1,
       device: this.init.device ?? 'cpu',
+      inThread: this.init.inThread ?? (!this.training && this.config.dModel <= IN_THREAD_MAX_D_MODEL),
       ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {})
     })
   }

@@ -1,0 +1,120 @@
+/**
+ * A serving-only devnet (every node `training: false`): inference routes come from the swarm router (no training
+ * chains pin them), so a healthy peer it bans for a local error is a NoRouteError for every completion until the
+ * ban ends. Checked: the router's probes while other pings of the same peers are in flight ban no one (libp2p's
+ * connection monitor pings every connection; with one ping stream per connection the probe failed with
+ * TooManyOutboundProtocolStreamsError and banned the peer), and greedy chat completions through the pipeline —
+ * with the n-gram speculative decoding the node uses for them — are `neuroshard generate`'s engine's tokens.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
+import { TextGenerator } from '@neuroshard/trainer'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LocalGenerator } from '../../src/api/local-generator.js'
+import { startNetworkDevnet } from '../../src/network/devnet.js'
+import { prepareData } from '../../src/workspace.js'
+import { testCorpus } from './corpus.js'
+import type { NetworkDevnet } from '../../src/network/devnet.js'
+import type { NetworkNode } from '../../src/network/node.js'
+
+describe('a serving-only devnet', () => {
+  let dir: string
+  let devnet: NetworkDevnet
+  let local: LocalGenerator
+  /** `neuroshard generate`'s engine, the same weights */
+  let engine: TextGenerator
+  let data: Awaited<ReturnType<typeof prepareData>>
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'neuroshard-serving-devnet-'))
+    await writeFile(join(dir, 'corpus.txt'), testCorpus(600).join('\n\n'))
+    data = await prepareData({ dataDir: dir, source: { files: [join(dir, 'corpus.txt')] }, vocabSize: 300, shardTokens: 4096, validationFraction: 0.05 })
+    devnet = await startNetworkDevnet({
+      nodes: 4,
+      tokenizer: data.tokenizer,
+      data: { manifest: data.manifest, train: data.train, validation: data.validation },
+      node: { training: false },
+      ledger: false
+    })
+    const weights = new Map<string, Float32Array>()
+    for (let slot = 0; slot < slotCount(devnet.config); slot++) for (const [k, v] of genesisSlotParameters(devnet.config, slot, 0)) weights.set(k, v)
+    local = await LocalGenerator.create({ tokenizer: data.tokenizer, config: devnet.config, parameters: weights, threads: 1 })
+    engine = await TextGenerator.create({ config: devnet.config, parameters: weights, threads: 1 })
+    // every node serves a span and every slot is held
+    const deadline = Date.now() + 240_000
+    const ready = (): boolean => devnet.nodes.every(n => n.heldStages().length > 0) &&
+      Array.from({ length: slotCount(devnet.config) }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
+    while (!ready()) {
+      if (Date.now() > deadline) throw new Error('the devnet did not cover the model')
+      await new Promise(resolve => setTimeout(resolve, 250))
+    }
+  }, 300_000)
+
+  afterAll(async () => {
+    await devnet?.stop()
+    await local?.close()
+    await engine?.close()
+    if (dir != null) await rm(dir, { recursive: true, force: true })
+  }, 120_000)
+
+  const drivers = (): NetworkNode[] => devnet.nodes.filter(n => n.heldStages().some(h => h.start === 0))
+
+  /** Generations that succeed once the Driver's layer records show a route (records spread by gossip) */
+  async function generateOnce (driver: NetworkNode): Promise<void> {
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      try {
+        for await (const _ of driver.generate([1, 2, 3], { maxNewTokens: 2, temperature: 0 })) { void _ }
+        return
+      } catch (err: any) {
+        if (err.name !== 'NoRouteError' || Date.now() > deadline) throw err
+        await new Promise(resolve => setTimeout(resolve, 250))
+      }
+    }
+  }
+
+  it('router probes while other pings of the same peers are in flight ban no healthy peer', async () => {
+    for (const driver of drivers()) {
+      await generateOnce(driver) // the router now has a plan to probe
+      const router = driver.host.services.swarmRouter
+      const peers = devnet.nodes.filter(n => n !== driver).map(n => n.peerId)
+      for (let round = 0; round < 3; round++) {
+        // what libp2p's connection monitor does on its own timer: a ping on every connection
+        const monitor = Promise.allSettled(peers.map(async p => await driver.host.services.ping.ping(p)))
+        await router.probe()
+        await monitor
+        for (const p of peers) expect(router.isBanned(p), `peer ${p.toString()} banned after round ${round}`).toBe(false)
+      }
+      // and completions route
+      await generateOnce(driver)
+    }
+  }, 300_000)
+
+  it('greedy completions through the pipeline (speculative, n-gram drafts) are the one-process engine\'s tokens', async () => {
+    const driver = drivers()[0]
+    const eos = data.tokenizer.eosId!
+    const before = { ...driver.speculation }
+    let produced = 0
+    for (const prompt of ['The driver sends', 'A worker holds the cache', 'Every node', 'the ledger signs a proof of work']) {
+      // laid out as a chat completion is (one document per message)
+      const ids = local.encode([{ role: 'user', content: prompt }])
+      const session = await engine.session()
+      const want: number[] = []
+      try {
+        for await (const id of session.generate(ids, { temperature: 0, maxTokens: 40, stopTokens: [eos] })) want.push(id)
+      } finally {
+        await session.close()
+      }
+      const got: number[] = []
+      for await (const t of driver.generate(ids, { temperature: 0, maxNewTokens: 40, stopTokens: [eos] })) got.push(t.id)
+      expect(got, prompt).toEqual(want)
+      produced += want.length
+    }
+    expect(produced).toBeGreaterThan(4)
+    // the speculative path ran and its drafts were taken
+    expect(driver.speculation.rounds).toBeGreaterThan(before.rounds)
+    expect(driver.speculation.accepted).toBeGreaterThan(before.accepted)
+  }, 300_000)
+})
