@@ -53,4 +53,13 @@ describe('scenario checks', () => {
     expect(evaluateCheck(c, [node('f', 'F', [], { exits: [{ t: 0, code: 0, signal: null, killed: false }] })], noInference).join()).toMatch(/code 0/)
     expect(evaluateCheck(c, [node('f', 'F', [], { exits: [{ t: 0, code: 1, signal: null, killed: false }], stderr: 'TypeError: x' })], noInference).join()).toMatch(/does not match/)
   })
+  it('relayed: every from node pinged every to node through a relay; failed tries alone or no relayed address fail', () => {
+    const c = { check: 'relayed' as const, from: ['a'], to: ['b', 'c'] }
+    const ok = (peer: string): any => ({ event: 'relayed-ping', peer, ok: true, rttMs: 200 })
+    const failed = (peer: string): any => ({ event: 'relayed-ping', peer, ok: false, error: 'EncryptionFailedError: timeout' })
+    expect(evaluateCheck(c, [node('a', 'A', [failed('B'), ok('B'), ok('C')]), node('b', 'B'), node('c', 'C')], noInference)).toEqual([])
+    const out = evaluateCheck(c, [node('a', 'A', [failed('B'), ok('C')]), node('b', 'B'), node('c', 'C')], noInference)
+    expect(out.join()).toMatch(/a never reached b through a relay \(1 tries, last: EncryptionFailedError/)
+    expect(evaluateCheck(c, [node('a', 'A', [ok('C')]), node('b', 'B'), node('c', 'C')], noInference).join()).toMatch(/no relayed address in its record/)
+  })
 })

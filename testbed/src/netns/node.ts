@@ -8,6 +8,8 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createNeuroShardHost } from '@neuroshard/host'
 import { layerPool, layerPoolRecordValidator } from '@neuroshard/layer-pool'
 import { TINY } from '@neuroshard/model'
@@ -30,9 +32,16 @@ function emit (event: string, fields: Record<string, unknown>): void {
 }
 
 const bootstrap = (values.bootstrap ?? '').split(',').filter(s => s.length > 0)
+// NAT / relay scenarios (environment): a public node that runs a circuit relay server, nodes behind NAT that
+// reserve a slot on it (listen on /p2p-circuit), and nodes that dial every peer whose layer record lists a
+// relayed address through that address and ping it (the runner's `relayed` check reads those lines)
+const relayServer = process.env.TESTBED_RELAY_SERVER === '1'
+const relayListen = process.env.TESTBED_RELAY_LISTEN === '1'
+const pingRelayed = process.env.TESTBED_PING_RELAYED === '1'
 const host = await createNeuroShardHost<{ layerPool: LayerPool }>({
-  listen: [`/ip4/0.0.0.0/tcp/${values.port}`],
-  transports: { quic: false, webrtcDirect: false, circuitRelay: false },
+  listen: [`/ip4/0.0.0.0/tcp/${values.port}`, ...(relayListen ? ['/p2p-circuit'] : [])],
+  transports: { quic: false, webrtcDirect: false, circuitRelay: relayServer || relayListen || pingRelayed },
+  relayServer,
   mdns: false,
   dataDir: values['data-dir'],
   bootstrap,
@@ -85,8 +94,37 @@ const timer = setInterval(() => {
   emit('stats', { peerId: host.peerId.toString(), connections: host.getConnections().length, peers: host.getPeers().length, opened, closed, mesh, topicPeers, recordPeers, covered, rss: mem.rss, heapUsed: mem.heapUsed, cpuPct: Math.round(cpuPct), lagMs: { p50: Math.round(lag.p50), p99: Math.round(lag.p99), max: Math.round(lag.max) } })
 }, Number(values['stats-interval-ms']))
 
+// relayed pings: each peer whose record lists a /p2p-circuit address, until one ping through it succeeds;
+// a direct connection that appears later to such a peer is DCUtR's hole punch (reported, not required)
+const relayedOk = new Set<string>()
+const relayedTimer = !pingRelayed
+  ? undefined
+  : setInterval(() => {
+    for (const [peer, entry] of pool.records()) {
+      if (relayedOk.has(peer) || peer === host.peerId.toString()) continue
+      const addr = entry.record.addresses.map(String).find(a => a.includes('/p2p-circuit'))
+      if (addr == null) continue
+      relayedOk.add(peer) // one attempt at a time per peer
+      const t0 = performance.now()
+      host.services.ping.ping(multiaddr(addr), { signal: AbortSignal.timeout(20_000) }).then(rtt => {
+        const conns = host.getConnections(peerIdFromString(peer)).map(c => c.remoteAddr.toString())
+        emit('relayed-ping', { peer, ok: true, rttMs: rtt, ms: Math.round(performance.now() - t0), addr, connections: conns })
+      }, (err: Error) => {
+        relayedOk.delete(peer)
+        emit('relayed-ping', { peer, ok: false, error: `${err.name}: ${err.message}`, addr })
+      })
+    }
+  }, 3_000)
+host.addEventListener('connection:open', (evt) => {
+  const c = evt.detail
+  if (relayedOk.has(c.remotePeer.toString()) && !c.remoteAddr.toString().includes('/p2p-circuit')) {
+    emit('direct-after-relay', { peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction })
+  }
+})
+
 const stop = async (): Promise<void> => {
   clearInterval(timer)
+  clearInterval(relayedTimer)
   await Promise.resolve(host.stop()).catch(() => {})
   process.exit(0)
 }

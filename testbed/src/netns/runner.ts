@@ -633,6 +633,18 @@ export function evaluateCheck (c: Check, nodes: NodeState[], inference: Inferenc
     }
     return out
   }
+  if (c.check === 'relayed') {
+    const out: string[] = []
+    for (const from of c.from.map(byName)) {
+      for (const to of c.to.map(byName)) {
+        const pings = from.events.filter(x => x.e.event === 'relayed-ping' && x.e.peer === to.peerId).map(x => x.e)
+        if (pings.some(p => p.ok === true)) continue
+        const last = pings.at(-1)
+        out.push(`relay: ${from.name} never reached ${to.name} through a relay (${pings.length} tries${last != null ? `, last: ${String(last.error)}` : ', no relayed address in its record'})`)
+      }
+    }
+    return out
+  }
   return [`unknown check ${JSON.stringify(c)}`]
 }
 

@@ -65,6 +65,11 @@ export type Check =
    * ends within `maxDistance` (relative) of the target
    */
   | { check: 'diloco-byzantine', byzantine: string[], minRounds: number, maxDistance: number }
+  /**
+   * circuit relay (node.ts with TESTBED_PING_RELAYED on the `from` nodes): each `from` node pinged each `to`
+   * node through a /p2p-circuit address taken from its layer record (a `relayed-ping` line with ok: true)
+   */
+  | { check: 'relayed', from: string[], to: string[] }
 
 export type ScenarioEvent =
   | { atS: number, action: 'kill', nodes: string[] }
