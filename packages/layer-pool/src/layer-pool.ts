@@ -928,7 +928,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       for (let slot = span.start; slot < span.end; slot++) {
         if (!this.started) return
         if (this.store.get(slot) != null && this.info.has(slot)) continue
-        if (!synced && this.target(slot) == null && this.components.connectionManager.getConnections().length > 0) {
+        if (!synced && this.target(slot) == null && this.components.connectionManager.getConnections().length > 0 && this.pastFormation()) {
           // no holder of this slot is known: before taking the genesis, ask the DHT (the source of truth for a
           // node that just joined) for the records gossip has not brought yet, once per load (a node with no
           // peer has nobody to ask: the first node of a network)
@@ -989,6 +989,16 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     await this.publish()
     this.log('serving %s', describeSpan(this.config, span.start, span.end))
     this.safeDispatchEvent('layer-pool:loaded', { detail: { start: span.start, end: span.end } })
+  }
+
+  /**
+   * Whether the swarm may hold weights this node has not heard of: it knows no holder at all (gossip has not
+   * reached it), or some holder already serves. While every known holder is still loading (a network
+   * forming), a slot nobody lists is at its genesis and the DHT has nothing more to tell
+   */
+  private pastFormation (): boolean {
+    const holders = [...this.table.values(), ...this.lapsed.values()].map(e => e.record).filter(r => r.spans.length > 0)
+    return holders.length === 0 || holders.some(r => r.spans.some(s => LIVE_STATES.has(s.state)))
   }
 
   /** Retry a failed load with exponential backoff while the span is still claimed */
