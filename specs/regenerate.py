@@ -57,6 +57,7 @@ GENERATORS = {
     'ponw-ledger genesis (packages/ponw-ledger vectors-gen)': ('.', ['node', 'packages/ponw-ledger/dist/test/vectors-gen.js'],
                                                               ['ponw-ledger/vectors/genesis.json', 'ponw-ledger/vectors/keys.json', 'ponw-ledger/vectors/ledger.json',
                                                                'ponw-ledger/vectors/preimage.json'], []),
+    'node witness.json (gen-witness.mjs)': ('.', ['node', 'specs/node/vectors/gen-witness.mjs'], ['node/vectors/witness.json'], []),
     'ponw-ledger checkpoints.json (packages/ponw-ledger checkpoint-vectors-gen)': ('.', ['node', 'packages/ponw-ledger/dist/test/checkpoint-vectors-gen.js'],
                                                                                   ['ponw-ledger/vectors/checkpoints.json'], []),
 }
@@ -100,7 +101,14 @@ def run(name, node='node'):
     argv = [node if a == 'node' else a for a in argv]
     with tempfile.TemporaryDirectory() as tmp:
         copy = os.path.join(tmp, 'specs')
-        shutil.copytree(SPECS, copy, ignore=shutil.ignore_patterns('__pycache__'))
+        # the spec folders it writes (and runs in) are copied; the others are linked, read-only for it
+        own = {p.split('/')[0] for p in outputs + remove + [cwd] if p != '.'}
+        os.mkdir(copy)
+        for entry in os.listdir(SPECS):
+            if entry in own:
+                shutil.copytree(os.path.join(SPECS, entry), os.path.join(copy, entry), ignore=shutil.ignore_patterns('__pycache__'))
+            elif entry != '__pycache__':
+                os.symlink(os.path.join(SPECS, entry), os.path.join(copy, entry))
         # the Node generators under specs/ import ../../../packages/*/dist relative to themselves
         os.symlink(os.path.join(ROOT, 'packages'), os.path.join(tmp, 'packages'))
         os.symlink(os.path.join(ROOT, 'node_modules'), os.path.join(tmp, 'node_modules'))

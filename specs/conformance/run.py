@@ -684,6 +684,26 @@ def diloco_checks(call):
             yield '§7 round record (verifyRoundRecord)', c['name'], r.get('valid') is True, r
 
 
+def node_ponw_checks(call):
+    """specs/node/ponw.md §2: witnesses written byte for byte, decoded, refused; codec tuples; stage pseudo-gradient hashes"""
+    v = vec('node', 'witness.json')
+    for c in v['witnesses']:
+        r = call('node.encodeWitness', witness=c['witness'])
+        yield 'node/ponw §2 witness encoding (written byte for byte)', c['name'], r.get('bytes') == c['bytes'], {k: str(x)[:200] for k, x in r.items()}
+        r = call('node.decodeWitness', bytes=c['bytes'])
+        yield 'node/ponw §2 witness decoding (limits, refusals)', f'{c["name"]} (decodes to itself)', r.get('witness') == c['witness'], {k: str(x)[:200] for k, x in r.items()}
+    for c in v['decoding']:
+        r = call('node.decodeWitness', bytes=c['bytes'])
+        ok = r.get('refused') is True if c['refused'] else r.get('witness') == c['witness']
+        yield 'node/ponw §2 witness decoding (limits, refusals)', c['name'], ok, {k: str(x)[:200] for k, x in r.items()}
+    for c in v['codecTuples']:
+        r = call('node.codecTuple', announced=c['announced'])
+        yield 'node/ponw §2 codec tuple', json.dumps(c['announced']), r.get('tuple') == c['tuple'], r
+    for c in v['stagePseudoGradientHashes']:
+        r = call('node.stagePseudoGradientHash', entries=c['entries'])
+        yield 'node/ponw §2 stage pseudo-gradient hash', c['name'], r.get('hash') == c['hash'], r
+
+
 # ---- model forward / backward / graph inputs and outputs (specs/model §2, §5, §9) ----
 
 def tiny_model():
@@ -741,13 +761,14 @@ def model_compute_checks(call):
 SUITES = {'ponw-ledger': ledger_all, 'framing': framing_checks, 'host': host_checks, 'tensor-frame': tensor_checks,
           'tokenizer': tokenizer_checks, 'model': model_checks, 'genesis-data': genesis_data_checks,
           'layer-pool': layer_pool_checks, 'pipeline': pipeline_checks, 'swarm-router': swarm_router_checks, 'diloco': diloco_checks,
-          'model-compute': model_compute_checks}
+          'model-compute': model_compute_checks, 'node-ponw': node_ponw_checks}
 
 
 # the spec folders whose vectors/ each suite replays; a folder is checked for unread files when all its suites ran
 SUITE_FOLDERS = {'ponw-ledger': ['ponw-ledger'], 'framing': ['framing'], 'host': ['host'], 'tensor-frame': ['tensor-frame'],
                  'tokenizer': ['tokenizer'], 'model': ['model'], 'model-compute': ['model'], 'genesis-data': ['genesis-data'],
-                 'layer-pool': ['layer-pool'], 'pipeline': ['pipeline'], 'swarm-router': ['swarm-router'], 'diloco': ['diloco']}
+                 'layer-pool': ['layer-pool'], 'pipeline': ['pipeline'], 'swarm-router': ['swarm-router'], 'diloco': ['diloco'],
+                 'node-ponw': ['node']}
 SCRIPTS = ('.py', '.mjs', '.ts', '.md')
 
 

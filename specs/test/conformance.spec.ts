@@ -43,7 +43,7 @@ describe('conformance runner', () => {
 
   it('the TypeScript implementation passes the vectors of every suite but framing', async () => {
     // framing is replayed over real libp2p streams by packages/utils (test/framing-vectors.spec.ts), not through this adapter
-    const { code, out } = await run('python3', [RUNNER, '--require-all', '--only', 'ponw-ledger,host,tensor-frame,tokenizer,model,genesis-data,layer-pool,pipeline,swarm-router,diloco,model-compute', '--', ...TS_ADAPTER])
+    const { code, out } = await run('python3', [RUNNER, '--require-all', '--only', 'ponw-ledger,host,tensor-frame,tokenizer,model,genesis-data,layer-pool,pipeline,swarm-router,diloco,model-compute,node-ponw', '--', ...TS_ADAPTER])
     expect(code, out).toBe(0)
     for (const p of [...points, '§3 identity binding', '§4 keystore', '§12 genesis validation', '§8 data Merkle tree', '§7 two final messages for one slot',
       '§9-§10 gossip, sync, challenge and weights messages', 'host private swarms (swarm key)', 'tensor-frame decoding and content hash',
@@ -55,7 +55,7 @@ describe('conformance runner', () => {
     // every vector file of every spec folder these suites cover was read by some check (framing: the Python run)
     const replayed = out.split('\n').filter(l => l.includes(' every vector file replayed: '))
     expect(replayed.map(l => l.split(/\s+/).slice(0, 2).join(' ')).sort(), out).toEqual(
-      ['diloco', 'genesis-data', 'host', 'layer-pool', 'model', 'pipeline', 'ponw-ledger', 'swarm-router', 'tensor-frame', 'tokenizer'].map(f => `PASS ${f}`))
+      ['diloco', 'genesis-data', 'host', 'layer-pool', 'model', 'node', 'pipeline', 'ponw-ledger', 'swarm-router', 'tensor-frame', 'tokenizer'].map(f => `PASS ${f}`))
   })
 
   it('fails a vector file that no check replays (a new vector needs a replay)', async () => {

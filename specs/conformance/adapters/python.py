@@ -43,6 +43,8 @@ sys.path.insert(0, os.path.join(HERE, '..', '..', 'host', 'python'))
 import host as HOST  # noqa: E402  (specs/host/python: DHT record keys, values, selection; identity key files)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'genesis-data', 'python'))
 import genesis_data as GD  # noqa: E402  (specs/genesis-data/python: manifest, shard and assignment rules)
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'node', 'python'))
+import ponw as NP  # noqa: E402  (specs/node/python: stage witnesses, codec tuples, stage pseudo-gradient hashes)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'model', 'python'))
 import neurollm as NL  # noqa: E402  (specs/model/python: checkpoints, forward, KV cache, backward, graph inputs/outputs)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'model', 'vectors'))
@@ -286,6 +288,17 @@ def handle(req):
         return diloco_op(op, req)
     if op.startswith('model.'):
         return model_op(op, req)
+    if op == 'node.encodeWitness':
+        return {'bytes': NP.encode_witness(req['witness']).hex()}
+    if op == 'node.decodeWitness':
+        try:
+            return {'witness': NP.decode_witness(bytes.fromhex(req['bytes']))}
+        except NP.Refused:
+            return {'refused': True}
+    if op == 'node.codecTuple':
+        return {'tuple': NP.codec_tuple(req['announced'])}
+    if op == 'node.stagePseudoGradientHash':
+        return {'hash': NP.stage_pseudo_gradient_hash(req['entries'])}
     if op.startswith('genesisData.'):
         try:
             if op == 'genesisData.validateManifest':

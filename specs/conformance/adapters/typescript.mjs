@@ -17,11 +17,14 @@ const pipelinePkg = lazy('../../../packages/pipeline/dist/src/index.js')
 const routerPkg = lazy('../../../packages/swarm-router/dist/src/index.js')
 const dilocoPkg = lazy('../../../packages/diloco/dist/src/index.js')
 const runtimePkg = lazy('../../../packages/runtime/dist/src/index.js')
+const nodePonwWork = lazy('../../../packages/node/dist/src/ponw/stage-work.js')
+const nodePonwVerifier = lazy('../../../packages/node/dist/src/ponw/stage-verifier.js')
 // libp2p keys and peer ids as the layer-pool package resolves them (the adapter has no node_modules of its own)
 const keysPkg = lazy('../../../packages/layer-pool/node_modules/@libp2p/crypto/dist/src/keys/index.js')
 const peerIdPkg = lazy('../../../packages/layer-pool/node_modules/@libp2p/peer-id/dist/src/index.js')
 const multiaddrPkg = lazy('../../../packages/layer-pool/node_modules/@multiformats/multiaddr/dist/src/index.js')
 import { chmod, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { describeWitness, witnessOf } from '../../node/vectors/witness-json.mjs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -215,6 +218,18 @@ async function handle (r) {
         await rm(dir, { recursive: true, force: true })
       }
     }
+    // ---- node PoNW (specs/node/ponw.md §2) ----
+    case 'node.encodeWitness': return { bytes: hex((await nodePonwWork()).encodeWitness(witnessOf(r.witness))) }
+    case 'node.decodeWitness': {
+      const w = (await nodePonwWork()).decodeWitness(unhex(r.bytes))
+      return w == null ? { refused: true } : { witness: describeWitness(w) }
+    }
+    case 'node.codecTuple': {
+      const { resolveCodec } = await dilocoPkg()
+      const a = r.announced
+      return { tuple: (await nodePonwVerifier()).codecTuple(resolveCodec({ ...a, codec: { 1: 'fp32', 2: 'fp16', 3: 'int8', 4: 'sparse' }[a.codec] })) }
+    }
+    case 'node.stagePseudoGradientHash': return { hash: hex((await nodePonwVerifier()).stagePseudoGradientHash(r.entries.map(e => ({ ...e, payloadHash: unhex(e.payloadHash) })))) }
     case 'genesisData.documentSplit': return { split: (await genesisPkg()).documentSplit(r.document, r.validationThreshold) }
     case 'genesisData.shuffleWords': {
       const rng = new (await genesisPkg()).ShuffleStream(BigInt(r.seed))

@@ -1,0 +1,282 @@
+"""A node's stage training proofs (specs/node/ponw.md §2), written from the spec text alone, standard library only:
+the witness encoding as the reference writes it, the decoder's refusals, the codec tuple and the stage
+pseudo-gradient hash.
+
+A witness is described as the vectors write it: float32 tensors as lists of bit patterns, int64 feeds as decimal
+strings, byte strings as hex; `evidence[].payloads` maps a sha256 hex to the payload's hex."""
+import hashlib
+import json
+import math
+import struct
+from decimal import Decimal
+
+MAGIC = b'NSW1'
+MAX_HEADER = 16 * 1024 * 1024
+SAFE = 2 ** 53 - 1
+
+
+class Refused(Exception):
+    """the bytes are not a witness within the §2 limits"""
+
+
+# ---- writing ----
+
+def _utf16(s):
+    return s.encode('utf-16-be', 'surrogatepass')
+
+
+def js_number(x):
+    """a number as ECMAScript's JSON.stringify writes it"""
+    if isinstance(x, bool):
+        raise TypeError('a boolean is not a number')
+    if isinstance(x, int):
+        return str(x)
+    if x != x or x in (math.inf, -math.inf):
+        return 'null'
+    if x == 0:
+        return '0'
+    sign, digits, exp = Decimal(repr(x)).as_tuple()   # repr: the shortest decimal that reads back the same
+    d = ''.join(map(str, digits)).rstrip('0')
+    exp += len(''.join(map(str, digits))) - len(d)
+    k = len(d)
+    n = exp + k          # value = 0.d × 10^n: the first digit's power of ten is n − 1
+    out = '-' if sign else ''
+    if k <= n <= 21:
+        return out + d + '0' * (n - k)
+    if 0 < n <= 21:
+        return out + d[:n] + '.' + d[n:]
+    if -6 < n <= 0:
+        return out + '0.' + '0' * -n + d
+    e = n - 1
+    return out + (d if k == 1 else d[0] + '.' + d[1:]) + ('e+' if e >= 0 else 'e-') + str(abs(e))
+
+
+def js_string(s):
+    out = ['"']
+    for ch in s:
+        c = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == '\\':
+            out.append('\\\\')
+        elif c < 0x20:
+            out.append({8: '\\b', 9: '\\t', 10: '\\n', 12: '\\f', 13: '\\r'}.get(c, f'\\u{c:04x}'))
+        else:
+            out.append(ch)
+    return ''.join(out) + '"'
+
+
+def js_json(v):
+    """JSON with no whitespace and the keys in the dict's own order"""
+    if v is None:
+        return 'null'
+    if isinstance(v, bool):
+        return 'true' if v else 'false'
+    if isinstance(v, (int, float)):
+        return js_number(v)
+    if isinstance(v, str):
+        return js_string(v)
+    if isinstance(v, list):
+        return '[' + ','.join(js_json(x) for x in v) + ']'
+    return '{' + ','.join(js_string(k) + ':' + js_json(x) for k, x in v.items()) + '}'
+
+
+def _f32_bytes(bit_patterns):
+    return struct.pack(f'<{len(bit_patterns)}I', *bit_patterns)
+
+
+def encode_witness(w):
+    """§2 Writing: the header's keys in the order shown, names sorted by UTF-16 code units, the blob in header order"""
+    blob = bytearray()
+
+    def add(b):
+        at = [len(blob), len(b)]
+        blob.extend(b)
+        return at
+
+    def tensors(m):
+        return [[k, add(_f32_bytes(m[k]))] for k in sorted(m, key=_utf16)]
+
+    states = [{'step': s['step'], 'parameters': tensors(s['parameters']), 'm': tensors(s['m']), 'v': tensors(s['v'])} for s in w['states']]
+
+    def op(o):
+        if o['kind'] == 'zero':
+            return {'kind': 'zero'}
+        if o['kind'] == 'step':
+            return {'kind': 'step', 'gradNorm': o.get('gradNorm')}
+        feeds = {}
+        for name in sorted(o['feeds'], key=_utf16):
+            t = o['feeds'][name]
+            data = _f32_bytes(t['data']) if t['type'] == 'float32' else struct.pack(f'<{len(t["data"])}q', *(int(x) for x in t['data']))
+            feeds[name] = {'type': t['type'], 'dims': t['dims'], 'at': add(data)}
+        return {'kind': 'backward', 'feeds': feeds}
+    ops = [[[op(o) for o in step] for step in e] for e in w['ops']]
+    evidence = []
+    for e in w['evidence']:
+        r = e['record']
+        record = {'group': r['group'], 'span': r['span'], 'round': r['round'], 'baseHash': r['baseHash'], 'leader': r['leader'],
+                  'commit': add(bytes.fromhex(r['commit'])), 'aggregator': r['aggregator'],
+                  'contributions': [{k: c[k] for k in ('sender', 'payloadHash', 'dataShards', 'innerSteps', 'tokens', 'accepted', 'distance')} for c in r['contributions']],
+                  'resultHash': r['resultHash']}
+        payloads = [[h, add(bytes.fromhex(e['payloads'][h]))] for h in sorted(e['payloads'], key=_utf16)]
+        evidence.append({'slot': e['slot'], 'record': record, 'payloads': payloads})
+    payloads = [{'slot': p['slot'], 'codec': {k: p['codec'][k] for k in ('codec', 'blockSize', 'chunk', 'topK', 'bits')}, 'at': add(bytes.fromhex(p['bytes']))}
+                for p in w['payloads']]
+    header = js_json({'start': w['start'], 'end': w['end'], 'opsFrom': w['opsFrom'], 'states': states, 'ops': ops,
+                      'evidence': evidence, 'payloads': payloads}).encode('utf-8')
+    return MAGIC + struct.pack('>I', len(header)) + header + bytes(blob)
+
+
+# ---- reading (untrusted bytes: every rule of §2 Reading) ----
+
+def _integer(v, lo=0, hi=SAFE):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v) or not lo <= int(v) <= hi or abs(v) > SAFE:
+        raise Refused('not an integer in range')
+    return int(v)
+
+
+def _array(v, most):
+    if not isinstance(v, list) or len(v) > most:
+        raise Refused('not an array within its bound')
+    return v
+
+
+def _string(v, most=256):
+    if not isinstance(v, str) or len(_utf16(v)) // 2 > most:
+        raise Refused('not a string within its bound')
+    return v
+
+
+def _object(v):
+    if not isinstance(v, dict):
+        raise Refused('not an object')
+    return v
+
+
+def _reject_constant(c):
+    raise ValueError(c)   # NaN / Infinity are not JSON
+
+
+def decode_witness(data):
+    """the witness description of bytes, or Refused"""
+    if len(data) < 8 or data[:4] != MAGIC:
+        raise Refused('magic')
+    n = struct.unpack('>I', data[4:8])[0]
+    if n > MAX_HEADER or 8 + n > len(data):
+        raise Refused('header length')
+    try:
+        text = data[8:8 + n].decode('utf-8')
+        h = json.loads(text[1:] if text.startswith('\ufeff') else text, parse_constant=_reject_constant)   # a BOM is skipped
+    except (UnicodeDecodeError, ValueError) as e:
+        raise Refused(f'header: {e}')
+    _object(h)
+    blob = data[8 + n:]
+
+    def ref(r):
+        if len(_array(r, 2)) != 2:
+            raise Refused('[off, len]')
+        off = _integer(r[0], 0, len(blob))
+        ln = _integer(r[1], 0, len(blob) - off)
+        return blob[off:off + ln]
+
+    def f32(r):
+        b = ref(r)
+        if len(b) % 4:
+            raise Refused('float32 length')
+        return list(struct.unpack(f'<{len(b) // 4}I', b))
+
+    def tensors(v):
+        out = {}
+        for e in _array(v, 4096):
+            if len(_array(e, 2)) != 2:
+                raise Refused('map entry')
+            name = _string(e[0])
+            if name in out:
+                raise Refused('duplicate tensor')
+            out[name] = f32(e[1])
+        return out
+
+    start = _integer(h.get('start'), 0, 2 ** 20)
+    end = _integer(h.get('end'), start + 1, 2 ** 20)
+    ops_from = _integer(h.get('opsFrom'))
+    states = []
+    for s in _array(h.get('states'), 3):
+        _object(s)
+        states.append({'step': _integer(s.get('step')), 'parameters': tensors(s.get('parameters')), 'm': tensors(s.get('m')), 'v': tensors(s.get('v'))})
+
+    def op(o):
+        _object(o)
+        if o.get('kind') == 'zero':
+            return {'kind': 'zero'}
+        if o.get('kind') == 'step':
+            g = o.get('gradNorm')
+            if g is None:
+                return {'kind': 'step', 'gradNorm': None}
+            if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+                raise Refused('gradNorm')
+            return {'kind': 'step', 'gradNorm': g}
+        if o.get('kind') != 'backward' or not isinstance(o.get('feeds'), dict) or len(o['feeds']) > 8:
+            raise Refused('op')
+        feeds = {}
+        for name, t in o['feeds'].items():
+            _object(t)
+            dims = [_integer(d, 0, 2 ** 24) for d in _array(t.get('dims'), 8)]
+            count = math.prod(dims)
+            b = ref(t.get('at'))
+            if t.get('type') == 'float32' and len(b) == 4 * count:
+                data = list(struct.unpack(f'<{count}I', b))
+            elif t.get('type') == 'int64' and len(b) == 8 * count:
+                data = [str(x) for x in struct.unpack(f'<{count}q', b)]
+            else:
+                raise Refused('feed type or size')
+            feeds[_string(name)] = {'type': t['type'], 'dims': dims, 'data': data}
+        return {'kind': 'backward', 'feeds': feeds}
+    ops = [[[op(o) for o in _array(step, 256)] for step in _array(e, 1000)] for e in _array(h.get('ops'), 3)]
+    evidence = []
+    for e in _array(h.get('evidence'), 64):
+        _object(e)
+        r = _object(e.get('record'))
+        contributions = []
+        for c in _array(r.get('contributions'), 1024):
+            _object(c)
+            if not isinstance(c.get('accepted'), bool) or isinstance(c.get('distance'), bool) or not isinstance(c.get('distance'), (int, float)):
+                raise Refused('contribution')
+            contributions.append({'sender': _string(c.get('sender')), 'payloadHash': _string(c.get('payloadHash'), 64),
+                                  'dataShards': [_string(x, 128) for x in _array(c.get('dataShards'), 64)],
+                                  'innerSteps': _integer(c.get('innerSteps')), 'tokens': _integer(c.get('tokens')),
+                                  'accepted': c['accepted'], 'distance': c['distance']})
+        record = {'group': _string(r.get('group')), 'span': _string(r.get('span')), 'round': _integer(r.get('round')),
+                  'baseHash': _string(r.get('baseHash'), 64), 'leader': _string(r.get('leader')), 'commit': ref(r.get('commit')).hex(),
+                  'aggregator': _string(r.get('aggregator')), 'contributions': contributions, 'resultHash': _string(r.get('resultHash'), 64)}
+        payloads = {}
+        for p in _array(e.get('payloads'), 1024):
+            if len(_array(p, 2)) != 2:
+                raise Refused('payload entry')
+            payloads[_string(p[0], 64)] = ref(p[1]).hex()
+        evidence.append({'slot': _integer(e.get('slot'), 0, 2 ** 20), 'record': record, 'payloads': payloads})
+    payloads = []
+    for p in _array(h.get('payloads'), 64):
+        _object(p)
+        c = _object(p.get('codec'))
+        codec = {'codec': _integer(c.get('codec'), 0, 16), 'blockSize': _integer(c.get('blockSize')), 'chunk': _integer(c.get('chunk')),
+                 'topK': _integer(c.get('topK')), 'bits': _integer(c.get('bits'), 0, 32)}
+        payloads.append({'slot': _integer(p.get('slot'), 0, 2 ** 20), 'codec': codec, 'bytes': ref(p.get('at')).hex()})
+    return {'start': start, 'end': end, 'opsFrom': ops_from, 'states': states, 'ops': ops, 'evidence': evidence, 'payloads': payloads}
+
+
+# ---- the claim ----
+
+def codec_tuple(announced):
+    """§2: the announced codec's number, block size (int8), chunk, top-k and bits (sparse); the ignored ones 0"""
+    c = announced['codec']
+    return {'codec': c, 'blockSize': announced['blockSize'] if c == 3 else 0, 'chunk': announced['chunk'] if c == 4 else 0,
+            'topK': announced['topK'] if c == 4 else 0, 'bits': announced['bits'] if c == 4 else 0}
+
+
+def stage_pseudo_gradient_hash(entries):
+    """§2: sha256("neuroshard/node/v1/stage-pseudo-gradient" ‖ 0x00 ‖ per slot, ascending: u32be(slot) ‖ sha256(payload) ‖ 5 × u32be)"""
+    h = hashlib.sha256(b'neuroshard/node/v1/stage-pseudo-gradient\x00')
+    for e in sorted(entries, key=lambda e: e['slot']):
+        c = e['codec']
+        h.update(struct.pack('>I', e['slot']) + bytes.fromhex(e['payloadHash']) + struct.pack('>5I', c['codec'], c['blockSize'], c['chunk'], c['topK'], c['bits']))
+    return h.hexdigest()
