@@ -72,6 +72,7 @@ HAND_WRITTEN = {
     'genesis-data/vectors/nlp-corpus.json': 'read off the nlp-corpus package files; replayed by both adapters (genesisData.nlpCorpus)',
     'model/vectors/tiny-grads.json': 'reference.py --grads (float64 finite differences, about a minute): not re-run in CI; replayed within tolerance by both adapters',
     'pipeline/vectors/sessions.json': 'by hand from §5 rules 3, 4, 5, 13; replayed by both adapters',
+    'pipeline/vectors/drafts.json': 'by hand from §5 rule 14; replayed by both adapters',
 }
 
 SCRIPTS = ('.py', '.mjs', '.ts', '.md')

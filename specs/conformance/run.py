@@ -569,6 +569,15 @@ def pipeline_checks(call):
             want = {'error': s['expect'].get('error'), 'holds': s['expect']['holds'], 'bytes': s['expect']['bytes']}
             ok = {'error': g.get('error'), 'holds': g.get('holds'), 'bytes': g.get('bytes')} == want
             yield '§5 rules 3-5, 13 sessions (sequences)', f'{q["name"][:60]}… step {i} ({s["op"]} {s["session"]} {s.get("position", "")})', ok, g
+    dr = vec('pipeline', 'drafts.json')
+    for c in dr['cases']:
+        # {"token": t, "uniformIds": n}: ids 0 … n − 1, each with probability 1/n
+        draft = [{'token': d['token'], 'ids': list(range(d['uniformIds'])), 'probs': [1 / d['uniformIds']] * d['uniformIds']} if 'uniformIds' in d else d for d in c['draft']]
+        r = call('pipeline.draft', position=c['position'], draft=draft, vocabSize=c['vocabSize'], maxSeqLen=dr['maxSeqLen'], head=c.get('head', True))
+        if 'error' in c:
+            yield '§5 rule 14 drafts (refusals)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§5 rule 14 drafts (refusals)', c['name'], r.get('valid') is True, r
     m = vec('pipeline', 'messages.json')
     for c in m['requests']:
         r = call('pipeline.encodeRequest', fields=c['fields'])

@@ -422,6 +422,12 @@ def pipeline_op(op, req):
                 o['error'] = e.name
             out.append(dict(o, holds=dict(t.held), bytes=t.bytes()))
         return {'outcomes': out}
+    if op == 'pipeline.draft':
+        try:
+            PL.check_draft(req['position'], req['draft'], req['vocabSize'], req['maxSeqLen'], req.get('head', True))
+        except PL.PipelineError as e:
+            return {'error': e.name, 'message': str(e)}
+        return {'valid': True}
     if op == 'pipeline.acceptDraw':
         return {'a': PL.accept_draw(int(req['seed']), req['position'])}
     if op == 'pipeline.verifyDraft':

@@ -400,6 +400,14 @@ async function handle (r) {
       }
       return { outcomes }
     }
+    case 'pipeline.draft': {
+      // the service's own DRAFT handler (private), on a stand-in holding only its draft table
+      const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
+      const stand = { drafts: new Map(), draftWaiters: new Map(), maxSessionLinks: 16 }
+      const stage = { head: r.head === false ? undefined : {}, config: { vocabSize: r.vocabSize, maxSeqLen: r.maxSeqLen } }
+      DefaultPipeline.prototype.serveDraft.call(stand, { session: new Uint8Array(16), position: r.position, draft: r.draft }, stage)
+      return { valid: true }
+    }
     case 'pipeline.acceptDraw': return { a: (await pipelinePkg()).acceptDraw(Number(r.seed), r.position) }
     case 'pipeline.verifyDraft': {
       const sampling = { temperature: r.temperature, topK: r.topK, topP: r.topP, seed: Number(r.seed) }

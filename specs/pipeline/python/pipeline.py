@@ -364,3 +364,33 @@ class Sessions:
 
     def close(self, session):
         self.held.pop(session, None)
+
+
+# ---- §5 rule 14: a DRAFT the Validator receives ----
+
+def check_draft(position, draft, vocab, max_seq_len, head=True):
+    """raises the rule's error for a DRAFT a Validator must refuse"""
+    if not head:
+        raise PipelineError('InvalidRouteError', 'a DRAFT to a hop without the head')
+    bad = None
+    if not 1 <= len(draft) <= 32:
+        bad = 'a draft of 0 or more than 32 tokens'
+    elif position < 1 or position + len(draft) > max_seq_len:
+        bad = 'the draft does not fit in [1, maxSeqLen]'
+    elif sum(len(d['ids']) for d in draft) > 16384:
+        bad = 'more than 16384 q ids in all'
+    for d in draft:
+        ids, probs = d['ids'], d['probs']
+        if bad:
+            break
+        if not 0 <= d['token'] < vocab:
+            bad = 'a token outside the vocabulary'
+        elif len(ids) != len(probs):
+            bad = 'ids and probs of different lengths'
+        elif ids and (len(ids) > 4096 or len(set(ids)) != len(ids) or any(not 0 <= i < vocab for i in ids)):
+            bad = 'q ids: too many, repeated or outside the vocabulary'
+        elif ids and (any(not (math.isfinite(p) and p >= 0) for p in probs) or abs(sum(probs) - 1) > 1e-3
+                      or not dict(zip(ids, probs)).get(d['token'], 0) > 0):
+            bad = 'q probabilities: not finite and >= 0, not summing to 1, or q(token) = 0'
+    if bad:
+        raise PipelineError('InvalidDraftError', bad)
