@@ -86,7 +86,8 @@ def js_number(x):
     """ECMAScript Number::toString (shortest round-trip digits), as JSON.stringify writes numbers"""
     if isinstance(x, bool):
         raise TypeError
-    if isinstance(x, int) or x == int(x) and abs(x) < 1e21:
+    # an integral value below 2^53 prints as itself; above, the shortest digits padded with zeros (2^60 → 1152921504606847000)
+    if isinstance(x, int) or x == int(x) and abs(x) < 2 ** 53:
         return str(int(x))
     sign, digits, exp = Decimal(repr(float(x))).normalize().as_tuple()
     s = ''.join(map(str, digits))
