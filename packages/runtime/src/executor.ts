@@ -5,7 +5,7 @@ import { InvalidTensorError, NonFiniteTensorError, SessionError, TiedGradientsPe
 import { constantLr } from './optim.js'
 import { assertFinite } from './validate.js'
 import type { DimLimit } from './validate.js'
-import { Runtime } from './runtime.js'
+import { Runtime, isKvCacheInput } from './runtime.js'
 import type { LrSchedule } from './optim.js'
 import type { AdamWResult } from './protocol.js'
 import type { Device, RunOptions, RuntimeInit, RuntimeSession } from './runtime.js'
@@ -438,7 +438,7 @@ export class KvCacheSession {
   async run (feeds: Record<string, TensorData>, options: RunOptions = {}): Promise<Record<string, TensorData>> {
     if (this.closed) throw new SessionError('KV-cache session is closed')
     for (const name of Object.keys(feeds)) {
-      if (name === SHARD_IO.positionOffset || name.startsWith('past_')) {
+      if (isKvCacheInput(name)) {
         throw new InvalidTensorError(name, `${name} is the KV cache's own state (position ${this.pos}); it cannot be fed`)
       }
     }

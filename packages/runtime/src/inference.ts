@@ -23,6 +23,12 @@ export interface InferenceEngineInit extends RuntimeInit {
    * @default false
    */
   bakeWeights?: boolean
+  /**
+   * Attention of the blocks (`buildInferenceGraph`'s `attention`): `'gqa'`, one `com.microsoft`
+   * `GroupQueryAttention` node per block with RoPE inside, or `'opset'`, the opset-23 `RotaryEmbedding` +
+   * `Attention` ops with their head reshapes. @default 'gqa'
+   */
+  attention?: 'opset' | 'gqa'
 }
 
 /**
@@ -38,6 +44,7 @@ export class InferenceEngine {
   readonly quantization: WeightQuantization
   readonly runtime: Runtime
   readonly parameterSpecs: readonly ParameterSpec[]
+  readonly attention: 'opset' | 'gqa'
   private readonly bake: boolean
   private session: RuntimeSession | undefined
   private version = 0
@@ -49,12 +56,14 @@ export class InferenceEngine {
     this.runtime = runtime
     this.parameterSpecs = inferenceParameters(init.config, this.span)
     this.bake = this.quantization !== 'fp32' || init.bakeWeights === true
+    this.attention = init.attention ?? 'gqa'
   }
 
   static async create (init: InferenceEngineInit, options: AbortOptions = {}): Promise<InferenceEngine> {
     validateConfig(init.config)
     const q = init.quantization ?? 'fp32'
     if (q !== 'fp32' && q !== 'int8' && q !== 'int4') throw new InvalidParametersError(`unknown quantization '${String(q)}'`)
+    if (init.attention !== undefined && init.attention !== 'gqa' && init.attention !== 'opset') throw new InvalidParametersError(`unknown attention '${String(init.attention)}'`)
     const span = init.span ?? { kind: 'model' }
     if (span.kind === 'embed' && q !== 'fp32') throw new InvalidParametersError('quantize the embed lookup through the model span; an embed-only engine is fp32')
     const runtime = new Runtime(init)
@@ -89,13 +98,13 @@ export class InferenceEngine {
     }
     if (!this.bake) {
       await this.runtime.setResident(tensors, options)
-      this.session ??= await this.runtime.createSession(buildInferenceGraph(this.config, this.span, { bakeWeights: false }).bytes, options)
+      this.session ??= await this.runtime.createSession(buildInferenceGraph(this.config, this.span, { bakeWeights: false, attention: this.attention }).bytes, options)
       return
     }
     // same finiteness checks as resident weights, without keeping them
     for (const [name, t] of Object.entries(tensors)) assertFinite(name, t)
     const version = ++this.version
-    const bytes = buildInferenceGraph(this.config, this.span, { parameters, quantization: this.quantization }).bytes
+    const bytes = buildInferenceGraph(this.config, this.span, { parameters, quantization: this.quantization, attention: this.attention }).bytes
     const session = await this.runtime.createSession(bytes, options)
     if (version !== this.version) { await session.release(); return }
     const old = this.session

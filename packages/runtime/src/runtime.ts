@@ -122,6 +122,14 @@ function transferables (tensors: Record<string, TensorData>): ArrayBuffer[] {
 }
 
 /**
+ * @internal Inputs a KV-cache session feeds itself: the cache (`past_*`) and where it stands (`position_offset`, or
+ * a `GroupQueryAttention` graph's `kv_seqlens` / `kv_total_length`)
+ */
+export function isKvCacheInput (name: string): boolean {
+  return name.startsWith('past_') || name === 'position_offset' || name === 'kv_seqlens' || name === 'kv_total_length'
+}
+
+/**
  * A worker thread holding onnxruntime sessions and resident tensors (internal RPC). The worker is only
  * ref'd while calls are in flight, so an idle runtime never keeps the process alive.
  */
@@ -360,7 +368,7 @@ export class Runtime {
     const kv = options.kv
     validateFeeds(session.inputs, feeds, {
       resident: this.residentInfo,
-      implicit: kv === undefined ? undefined : (name) => name.startsWith('past_') || name === 'position_offset',
+      implicit: kv === undefined ? undefined : isKvCacheInput,
       checkFinite: options.checkFinite,
       indexBounds: options.indexBounds,
       dimLimits: options.dimLimits
@@ -375,7 +383,7 @@ export class Runtime {
   async runKv (session: RuntimeSession, feeds: Record<string, TensorData>, options: RunOptions & { kv: number }): Promise<{ outputs: Record<string, TensorData>, position: number }> {
     validateFeeds(session.inputs, feeds, {
       resident: this.residentInfo,
-      implicit: (name) => name.startsWith('past_') || name === 'position_offset',
+      implicit: isKvCacheInput,
       checkFinite: options.checkFinite,
       indexBounds: options.indexBounds,
       dimLimits: options.dimLimits

@@ -79,7 +79,28 @@ interface KvState {
   position: number
 }
 
-/** What the worker thread holds and does; `inThread` runtimes hold one on the main thread (internal) */
+/** Inputs of a `GroupQueryAttention` graph's cache (instead of `position_offset`): cache length after the call (− 1) */
+const KV_SEQLENS = 'kv_seqlens'
+const KV_TOTAL_LENGTH = 'kv_total_length'
+
+/** Token i of a [batch, seq, …] tensor, as [batch, 1, …] */
+function tokenOf (t: TensorData, i: number): TensorData {
+  const [b, s, ...rest] = t.dims
+  const r = rest.reduce((a, d) => a * d, 1)
+  const data = new (t.data.constructor as Float32ArrayConstructor)(b * r)
+  for (let j = 0; j < b; j++) data.set(t.data.subarray((j * s + i) * r, (j * s + i + 1) * r) as Float32Array, j * r)
+  return { type: t.type, dims: [b, 1, ...rest], data } as TensorData
+}
+
+/** [batch, 1, …] tensors joined along dim 1 */
+function joinTokens (ts: TensorData[]): TensorData {
+  const [b, , ...rest] = ts[0].dims
+  const r = rest.reduce((a, d) => a * d, 1)
+  const data = new (ts[0].data.constructor as Float32ArrayConstructor)(b * ts.length * r)
+  ts.forEach((t, i) => { for (let j = 0; j < b; j++) data.set(t.data.subarray(j * r, (j + 1) * r) as Float32Array, (j * ts.length + i) * r) })
+  return { type: ts[0].type, dims: [b, ts.length, ...rest], data } as TensorData
+}
+
 export class RuntimeWorkerState {
   private nextId = 1
   private readonly sessions = new Map<number, SessionEntry>()
@@ -269,10 +290,31 @@ export class RuntimeWorkerState {
     if (entry === undefined) throw Object.assign(new Error(`no session ${req.session}`), { name: 'SessionError' })
     const kv = req.kv === undefined ? undefined : this.kv.get(req.kv)
     if (req.kv !== undefined && kv === undefined) throw Object.assign(new Error(`no KV-cache session ${req.kv}`), { name: 'SessionError' })
+    const gqa = entry.inputs.some(i => i.name === KV_TOTAL_LENGTH)
+    if (gqa && kv !== undefined && kv.position > 0) {
+      // onnxruntime's GroupQueryAttention takes several new tokens over a cache only for batch 1: one at a time
+      const split = entry.inputs.filter(i => i.shape[0] === 'batch' && i.shape[1] === 'seq' && req.feeds[i.name] !== undefined)
+      const [b, s] = split.length > 0 ? req.feeds[split[0].name].dims : [1, 1]
+      if (b > 1 && s > 1) {
+        const parts: Array<Record<string, TensorData>> = []
+        for (let i = 0; i < s; i++) {
+          const feeds = { ...req.feeds }
+          for (const info of split) feeds[info.name] = tokenOf(req.feeds[info.name], i)
+          parts.push(((await this.run({ ...req, feeds, reportPosition: false })).result as Record<string, TensorData>))
+        }
+        const result: Record<string, TensorData> = {}
+        for (const info of entry.outputs) {
+          if (parts[0][info.name] === undefined) continue
+          result[info.name] = info.shape[1] === 'seq' ? joinTokens(parts.map(p => p[info.name])) : parts[s - 1][info.name]
+        }
+        const transfer = Object.values(result).map(t => t.data.buffer as ArrayBuffer)
+        return { result: req.reportPosition === true ? { outputs: result, position: kv.position } : result, transfer }
+      }
+    }
     const feeds: Record<string, Tensor> = {}
     const bound = new Map<string, number>()
     for (const [name, t] of Object.entries(req.feeds)) {
-      if (kv !== undefined && (name.startsWith('past_') || name === 'position_offset')) continue
+      if (kv !== undefined && (name.startsWith('past_') || name === 'position_offset' || name === KV_SEQLENS || name === KV_TOTAL_LENGTH)) continue
       feeds[name] = new ort.Tensor(t.type as any, t.data as any, [...t.dims])
     }
     for (const info of entry.inputs) {
@@ -286,11 +328,17 @@ export class RuntimeWorkerState {
       info.shape.forEach((d, i) => { if (typeof d === 'string') bound.set(d, f.dims[i]) })
     }
     if (kv !== undefined) {
-      // the cache's own state, always (the main thread refuses caller-supplied past_*/position_offset)
+      // the cache's own state, always (the main thread refuses caller-supplied past_*/position_offset/kv_*)
       for (const info of entry.inputs) {
         if (info.name.startsWith('past_')) {
           // empty cache: unbound symbolic dims (the past length) are 0
           feeds[info.name] = kv.past.get(info.name) ?? new ort.Tensor('float32', new Float32Array(0), info.shape.map(d => typeof d === 'number' ? d : bound.get(d) ?? 0))
+        } else if (info.name === KV_SEQLENS || info.name === KV_TOTAL_LENGTH) {
+          const batch = bound.get('batch') ?? 1
+          const total = kv.position + (bound.get('seq') ?? 1)
+          feeds[info.name] = info.name === KV_TOTAL_LENGTH
+            ? new ort.Tensor('int32', Int32Array.of(total), [])
+            : new ort.Tensor('int32', new Int32Array(batch).fill(total - 1), [batch])
         } else if (info.name === 'position_offset') {
           const dims = info.shape.map(d => typeof d === 'number' ? d : 1)
           feeds[info.name] = info.type === 'int32'

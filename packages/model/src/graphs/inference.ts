@@ -8,7 +8,7 @@ import type { ParameterSpec, ShardRole } from '../params.js'
 import { QUANTIZATION_BITS, QUANT_BLOCK_SIZE, quantizeMatrix } from '../quantize.js'
 import type { QuantizedMatrix, WeightQuantization } from '../quantize.js'
 import { validateConfig } from '../validate.js'
-import { fusedTables } from './layers.js'
+import { fusedTables, ropeCaches } from './layers.js'
 import type { FusedTables, KvCache } from './layers.js'
 import { SHARD_DIMS, SHARD_IO, finish } from './shards.js'
 import type { ShardGraph } from './shards.js'
@@ -38,6 +38,15 @@ export interface InferenceGraphOptions {
    * Quantized graphs always bake their weights. @default true
    */
   bakeWeights?: boolean
+  /**
+   * Attention of the blocks. `'opset'`: opset-23 `RotaryEmbedding` + `Attention` (with the head split/merge
+   * reshapes and transposes around them), cache position from `position_offset`. `'gqa'`: one `com.microsoft`
+   * `GroupQueryAttention` node per block (RoPE inside, no head reshapes: 10 nodes fewer per block), fed `kv_seqlens` /
+   * `kv_total_length` instead of `position_offset`; onnxruntime's CPU kernel takes several new tokens over a
+   * non-empty cache only for batch 1 (`@neuroshard/runtime` then runs them one at a time). Same cache tensors
+   * ([batch, nKvHeads, past, headDim] in, one token longer out) either way. @default 'opset'
+   */
+  attention?: 'opset' | 'gqa'
 }
 
 /** The parameters an inference span reads (each name once, canonical order) */
@@ -140,6 +149,7 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     const n = norm(x, 'final_norm.weight', 'final_norm')
     return config.tieEmbeddings ? linear(n, 'embed.weight', 'lm_head', 'NK') : linear(n, 'lm_head.weight', 'lm_head')
   }
+  const gqa = options.attention === 'gqa'
   const blocks = (x: Value, start: number, end: number): Value => {
     const hd = headDim(config)
     const caches: KvCache[] = []
@@ -149,11 +159,30 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
         pastValue: g.input(SHARD_IO.pastValue(k), 'float32', [B, config.nKvHeads, SHARD_DIMS.past, hd])
       })
     }
-    const offset = g.input(SHARD_IO.positionOffset, 'int64', [])
-    const tables = fusedTables(g, config, x, offset, caches[0].pastKey)
+    let attention: Attend
+    if (gqa) {
+      const seqlens = g.input(SHARD_IO.kvSeqlens, 'int32', [B])
+      const total = g.input(SHARD_IO.kvTotalLength, 'int32', [])
+      const { cosCache, sinCache } = ropeCaches(g, config)
+      const T = `${SHARD_DIMS.past}+${S}`
+      attention = (q, k, v, cache, name) => g.op('GroupQueryAttention', [q, k, v, cache.pastKey, cache.pastValue, seqlens, total, cosCache, sinCache], [
+        { dtype: q.dtype, shape: q.shape },
+        { dtype: q.dtype, shape: [B, config.nKvHeads, T, hd] },
+        { dtype: q.dtype, shape: [B, config.nKvHeads, T, hd] }
+      ], {
+        num_heads: { kind: 'int', value: config.nHeads },
+        kv_num_heads: { kind: 'int', value: config.nKvHeads },
+        scale: { kind: 'float', value: 1 / Math.sqrt(hd) },
+        do_rotary: { kind: 'int', value: 1 },
+        rotary_interleaved: { kind: 'int', value: 0 }
+      }, { name, domain: 'com.microsoft' }) as [Value, Value, Value]
+    } else {
+      const offset = g.input(SHARD_IO.positionOffset, 'int64', [])
+      attention = opsetAttention(g, config, fusedTables(g, config, x, offset, caches[0].pastKey))
+    }
     let h = x
     for (let k = start; k < end; k++) {
-      const res = block(g, config, h, k, tables, caches[k - start], linear, norm)
+      const res = block(g, config, h, k, attention, caches[k - start], linear, norm)
       h = res.out
       g.output(res.presentKey, SHARD_IO.presentKey(k))
       g.output(res.presentValue, SHARD_IO.presentValue(k))
@@ -187,41 +216,49 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
       break
     }
   }
-  return finish(g, bits === undefined ? {} : { 'com.microsoft': 1 })
+  return finish(g, bits === undefined && !gqa ? {} : { 'com.microsoft': 1 })
 }
 
 type Linear = (x: Value, name: string, opName: string) => Value
 type Norm = (x: Value, name: string, opName: string) => Value
+/** Attention of one block: q [B, S, nH·hd], k and v [B, S, nKv·hd] before RoPE → [y [B, S, nH·hd], present key, present value] */
+type Attend = (q: Value, k: Value, v: Value, cache: KvCache, name: string) => [Value, Value, Value]
 
-/** One fused block (as `fusedBlock`) whose projections go through `linear` (fp32 MatMul or MatMulNBits) */
-function block (g: GraphBuilder, config: ModelConfig, x: Value, index: number, fused: FusedTables, cache: KvCache, linear: Linear, norm: Norm): { out: Value, presentKey: Value, presentValue: Value } {
-  const p = `blocks.${index}`
-  const [attnNorm, wq, wk, wv, wo, mlpNorm, wGate, wUp, wDown] = blockParameters(config, index).map(s => s.name)
+/** Attention with the opset-23 `RotaryEmbedding` and `Attention` ops over a growing cache */
+function opsetAttention (g: GraphBuilder, config: ModelConfig, fused: FusedTables): Attend {
   const hd = headDim(config)
-  const nH = config.nHeads
-  const nKv = config.nKvHeads
   const heads = (v: Value, n: number, name: string): Value =>
     g.transpose(g.reshape(v, [0, 0, n, hd], { name: `${name}.split_heads` }), [0, 2, 1, 3], { name: `${name}.heads` })
   const rotary = (v: Value, name: string): Value => g.op('RotaryEmbedding', [v, fused.cosCache, fused.sinCache, fused.positionIds], [{ dtype: v.dtype, shape: v.shape }], {
     interleaved: { kind: 'int', value: 0 }
   }, { name })[0]
+  return (q0, k0, v0, cache, p) => {
+    const q = rotary(heads(q0, config.nHeads, `${p}.q`), `${p}.q_rope`)
+    const k = rotary(heads(k0, config.nKvHeads, `${p}.k`), `${p}.k_rope`)
+    const v = heads(v0, config.nKvHeads, `${p}.v`)
+    const Bd = q0.shape[0]
+    const Sd = q0.shape[1]
+    const T = `${String(cache.pastKey.shape[2])}+${String(Sd)}`
+    const [y, presentKey, presentValue] = g.op('Attention', [q, k, v, fused.mask, cache.pastKey, cache.pastValue], [
+      { dtype: q0.dtype, shape: [Bd, config.nHeads, Sd, hd] },
+      { dtype: q0.dtype, shape: [Bd, config.nKvHeads, T, hd] },
+      { dtype: q0.dtype, shape: [Bd, config.nKvHeads, T, hd] }
+    ], {
+      q_num_heads: { kind: 'int', value: config.nHeads },
+      kv_num_heads: { kind: 'int', value: config.nKvHeads },
+      scale: { kind: 'float', value: 1 / Math.sqrt(hd) }
+    }, { name: p })
+    const o = g.reshape(g.transpose(y, [0, 2, 1, 3], { name: `${p}.o_t` }), [0, 0, config.nHeads * hd], { name: `${p}.merge_heads` })
+    return [o, presentKey, presentValue]
+  }
+}
+
+/** One fused block (as `fusedBlock`) whose projections go through `linear` (fp32 MatMul or MatMulNBits) */
+function block (g: GraphBuilder, config: ModelConfig, x: Value, index: number, attention: Attend, cache: KvCache, linear: Linear, norm: Norm): { out: Value, presentKey: Value, presentValue: Value } {
+  const p = `blocks.${index}`
+  const [attnNorm, wq, wk, wv, wo, mlpNorm, wGate, wUp, wDown] = blockParameters(config, index).map(s => s.name)
   const n = norm(x, attnNorm, `${p}.attn_norm`)
-  const q = rotary(heads(linear(n, wq, `${p}.attn.q_proj`), nH, `${p}.attn.q`), `${p}.attn.q_rope`)
-  const k = rotary(heads(linear(n, wk, `${p}.attn.k_proj`), nKv, `${p}.attn.k`), `${p}.attn.k_rope`)
-  const v = heads(linear(n, wv, `${p}.attn.v_proj`), nKv, `${p}.attn.v`)
-  const Bd = x.shape[0]
-  const Sd = x.shape[1]
-  const T = `${String(cache.pastKey.shape[2])}+${String(Sd)}`
-  const [y, presentKey, presentValue] = g.op('Attention', [q, k, v, fused.mask, cache.pastKey, cache.pastValue], [
-    { dtype: x.dtype, shape: [Bd, nH, Sd, hd] },
-    { dtype: x.dtype, shape: [Bd, nKv, T, hd] },
-    { dtype: x.dtype, shape: [Bd, nKv, T, hd] }
-  ], {
-    q_num_heads: { kind: 'int', value: nH },
-    kv_num_heads: { kind: 'int', value: nKv },
-    scale: { kind: 'float', value: 1 / Math.sqrt(hd) }
-  }, { name: `${p}.attn` })
-  const o = g.reshape(g.transpose(y, [0, 2, 1, 3], { name: `${p}.attn.o_t` }), [0, 0, nH * hd], { name: `${p}.attn.merge_heads` })
+  const [o, presentKey, presentValue] = attention(linear(n, wq, `${p}.attn.q_proj`), linear(n, wk, `${p}.attn.k_proj`), linear(n, wv, `${p}.attn.v_proj`), cache, `${p}.attn`)
   const h = g.add(x, linear(o, wo, `${p}.attn.o_proj`), { name: `${p}.attn_residual` })
   const m = norm(h, mlpNorm, `${p}.mlp_norm`)
   const gate = g.silu(linear(m, wGate, `${p}.mlp.gate_proj`), { name: `${p}.mlp.silu` })

@@ -185,8 +185,8 @@ export interface FusedTables {
   mask: Value
 }
 
-/** Builds the constant RoPE caches, position ids and causal mask for the fused blocks */
-export function fusedTables (g: GraphBuilder, config: ModelConfig, x: Value, offset: Value, pastKey: Value): FusedTables {
+/** The constant RoPE caches cos/sin(pos · inv_freq), pos in [0, maxSeqLen): [maxSeqLen, headDim / 2] each */
+export function ropeCaches (g: GraphBuilder, config: ModelConfig): { cosCache: Value, sinCache: Value } {
   const hd = headDim(config)
   const half = hd / 2
   const cos = new Array<number>(config.maxSeqLen * half)
@@ -198,6 +198,14 @@ export function fusedTables (g: GraphBuilder, config: ModelConfig, x: Value, off
       sin[pos * half + i] = Math.sin(f)
     }
   }
+  return {
+    cosCache: g.constant(cos, g.dtype, [config.maxSeqLen, half], 'rope.cos_cache'),
+    sinCache: g.constant(sin, g.dtype, [config.maxSeqLen, half], 'rope.sin_cache')
+  }
+}
+
+/** Builds the constant RoPE caches, position ids and causal mask for the fused blocks */
+export function fusedTables (g: GraphBuilder, config: ModelConfig, x: Value, offset: Value, pastKey: Value): FusedTables {
   const S = x.shape[1]
   const seq = g.dimOf(x, 1, { name: 'seq_len' })
   const positions = g.range(offset, g.add(offset, seq, { name: 'rope.end' }), g.scalar(1, 'int64'), S, { name: 'rope.positions' })
@@ -206,12 +214,7 @@ export function fusedTables (g: GraphBuilder, config: ModelConfig, x: Value, off
   const T = `${String(pastKey.shape[2])}+${String(S)}`
   const keyPos = g.range(g.scalar(0, 'int64'), g.add(offset, seq), g.scalar(1, 'int64'), T, { name: 'key_pos' })
   const mask = g.lessOrEqual(g.unsqueeze(keyPos, [0]), g.unsqueeze(positions, [1]), { name: 'causal' })
-  return {
-    cosCache: g.constant(cos, g.dtype, [config.maxSeqLen, half], 'rope.cos_cache'),
-    sinCache: g.constant(sin, g.dtype, [config.maxSeqLen, half], 'rope.sin_cache'),
-    positionIds,
-    mask
-  }
+  return { ...ropeCaches(g, config), positionIds, mask }
 }
 
 /** Final norm + LM head with the fused RMSNormalization op */

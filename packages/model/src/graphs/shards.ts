@@ -38,6 +38,10 @@ export const SHARD_IO = Object.freeze({
   logits: 'logits',
   /** int64 scalar: absolute position of the first token of this call (= cached length) */
   positionOffset: 'position_offset',
+  /** int32 [batch]: tokens in the cache after this call, minus one (`attention: 'gqa'` inference graphs) */
+  kvSeqlens: 'kv_seqlens',
+  /** int32 scalar: tokens in the cache after this call (`attention: 'gqa'` inference graphs) */
+  kvTotalLength: 'kv_total_length',
   /** [batch, nKvHeads, past, headDim], one per block k */
   pastKey: (k: number) => `past_key.${k}`,
   pastValue: (k: number) => `past_value.${k}`,
