@@ -2,6 +2,7 @@
 // JSON lines on stdin/stdout, protocol in ../README.md. Run by: python3 specs/conformance/run.py -- node <this file>
 import { createHash } from 'node:crypto'
 import { createInterface } from 'node:readline'
+import { describeWitness, witnessOf } from '../../node/vectors/witness-json.mjs'
 import * as L from '../../../packages/ponw-ledger/dist/src/index.js'
 import * as PB from '../../../packages/ponw-ledger/dist/src/pb/ledger.js'
 const { Tx } = PB
@@ -24,7 +25,6 @@ const keysPkg = lazy('../../../packages/layer-pool/node_modules/@libp2p/crypto/d
 const peerIdPkg = lazy('../../../packages/layer-pool/node_modules/@libp2p/peer-id/dist/src/index.js')
 const multiaddrPkg = lazy('../../../packages/layer-pool/node_modules/@multiformats/multiaddr/dist/src/index.js')
 import { chmod, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
-import { describeWitness, witnessOf } from '../../node/vectors/witness-json.mjs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -237,6 +237,8 @@ async function handle (r) {
     }
     case 'genesisData.windowOrder': return { order: (await genesisPkg()).windowOrder(r.shardLengths, r.seqLen, BigInt(r.seed)) }
     case 'genesisData.nlpCorpus': {
+      // the documents as the package reads them; their source hash as the spec defines it (the package computes it only
+      // inside a whole build)
       const { documents } = await (await genesisPkg()).readCorpus('nlp-corpus')
       const h = createHash('sha256')
       for (const d of documents) {
