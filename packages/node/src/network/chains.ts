@@ -86,13 +86,30 @@ export function trainingPeers (chains: readonly TrainingChain[], peer: string): 
 }
 
 /**
+ * Spans merged into their contiguous runs: [a, b) and [b, c) (or overlapping ones) become [a, c). A node
+ * serves one pipeline stage per run of its spans (`NetworkNode`), so a chain or a route crosses them in one hop.
+ */
+export function contiguousRuns (spans: ReadonlyArray<{ start: number, end: number }>): Array<{ start: number, end: number }> {
+  const sorted = [...spans].sort((a, b) => a.start - b.start || a.end - b.end)
+  const runs: Array<{ start: number, end: number }> = []
+  for (const s of sorted) {
+    const last = runs[runs.length - 1]
+    if (last != null && s.start <= last.end) last.end = Math.max(last.end, s.end)
+    else runs.push({ start: s.start, end: s.end })
+  }
+  return runs
+}
+
+/**
  * The spans training chains are made of: the `training` spans of the layer records (a node that only serves
- * announces `serving` spans and refuses training requests, so it must not be paired into a chain)
+ * announces `serving` spans and refuses training requests, so it must not be paired into a chain), each peer's
+ * adjacent spans merged into the one stage it serves them with (a layer-pool record may list [0, 1) and [1, 2)
+ * after a claim next to a span or a trim; as two spans of one peer no chain could use both)
  */
 export function trainingSpans (records: Iterable<[string, { record: { spans: ReadonlyArray<{ start: number, end: number, state: string }> } }]>): Array<{ peer: string, start: number, end: number }> {
   const out: Array<{ peer: string, start: number, end: number }> = []
   for (const [peer, entry] of records) {
-    for (const s of entry.record.spans) if (s.state === 'training') out.push({ peer, start: s.start, end: s.end })
+    for (const r of contiguousRuns(entry.record.spans.filter(s => s.state === 'training'))) out.push({ peer, ...r })
   }
   return out
 }

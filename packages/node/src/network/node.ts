@@ -26,7 +26,7 @@ import { TypedEventEmitter } from 'main-event'
 import { createLocalBackend } from '../api/local-backend.js'
 import { networkCompletionSource } from '../api/network-source.js'
 import { TrainingRecorder } from '../api/training-recorder.js'
-import { trainingChains, trainingPeers, trainingSpans } from './chains.js'
+import { contiguousRuns, trainingChains, trainingPeers, trainingSpans } from './chains.js'
 import { NodePonw } from '../ponw/node-ponw.js'
 import { StageRecorder } from '../ponw/stage-work.js'
 import type { NodePonwInit, SlotContribution } from '../ponw/node-ponw.js'
@@ -293,24 +293,19 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       await this.ponw.start(components, this.host.peerId, components.privateKey)
     }
     const pool = this.host.services.layerPool
-    const onLoaded = (evt: CustomEvent<{ start: number, end: number }>): void => {
+    // one stage per contiguous run of this node's live spans, whatever span changed (a claim that trims
+    // surplus slots changes other spans without an event of their own: a failed load is one too)
+    const onChange = (evt: CustomEvent<{ start: number, end: number }>): void => {
       const { start, end } = evt.detail
-      this.enqueue(`load ${start}-${end}`, async () => { await this.openStage(start, end) })
+      this.enqueue(`${evt.type} ${start}-${end}`, async () => { await this.syncStages() })
     }
-    const onReleased = (evt: CustomEvent<{ start: number, end: number }>): void => {
-      const { start, end } = evt.detail
-      this.enqueue(`release ${start}-${end}`, async () => { await this.closeStage(start, end) })
-    }
-    pool.addEventListener('layer-pool:loaded', onLoaded)
-    pool.addEventListener('layer-pool:released', onReleased)
+    const changes = ['layer-pool:loaded', 'layer-pool:released', 'layer-pool:load-failed'] as const
+    for (const type of changes) pool.addEventListener(type, onChange)
     this.detach.push(() => {
-      pool.removeEventListener('layer-pool:loaded', onLoaded)
-      pool.removeEventListener('layer-pool:released', onReleased)
+      for (const type of changes) pool.removeEventListener(type, onChange)
     })
     // spans that finished loading before the listeners were attached
-    for (const s of pool.ownSpans()) {
-      if (s.state === 'serving' || s.state === 'training') this.enqueue(`load ${s.start}-${s.end}`, async () => { await this.openStage(s.start, s.end) })
-    }
+    this.enqueue('stages', async () => { await this.syncStages() })
     if (training) {
       this.poll = setInterval(() => { this.checkInnerLoops() }, CONTRIBUTE_POLL_MS)
       this.trainingLoop = this.driverLoop()
@@ -511,6 +506,20 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   }
 
   /** Build the pipeline stage of a span this node now serves, with a DiLoCo group per slot when training */
+  /**
+   * Makes the stages match the contiguous runs of this node's live spans: a node that holds [2, 3) and then
+   * claims [3, 4) (or whose [1, 3) was trimmed to [2, 3) next to it) serves one stage [2, 4), so that a
+   * training chain or a route crosses its layers in one hop. New runs open before the stages they replace
+   * close, so the slots' DiLoCo groups carry over.
+   */
+  private async syncStages (): Promise<void> {
+    const live = this.host.services.layerPool.ownSpans().filter(s => s.state === 'serving' || s.state === 'training')
+    const runs = contiguousRuns(live)
+    const wanted = new Set(runs.map(r => `${r.start}-${r.end}`))
+    for (const r of runs) await this.openStage(r.start, r.end)
+    for (const [key, held] of [...this.stages]) if (!wanted.has(key)) await this.closeStage(held.start, held.end)
+  }
+
   private async openStage (start: number, end: number): Promise<void> {
     const key = `${start}-${end}`
     if (this.stages.has(key)) return
