@@ -192,7 +192,9 @@ function typedView<T> (
   const byteLength = length * Ctor.BYTES_PER_ELEMENT
   const absolute = bytes.byteOffset + offset
   if (!copy && absolute % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(bytes.buffer, absolute, length)
-  const copied = bytes.slice(offset, offset + byteLength)
+  // fresh memory at offset 0: a Node Buffer's slice() is a view into its (pooled) ArrayBuffer, not a copy
+  const copied = new Uint8Array(byteLength)
+  copied.set(bytes.subarray(offset, offset + byteLength))
   return new Ctor(copied.buffer, 0, length)
 }
 

@@ -93,6 +93,14 @@ describe('tensor frames', () => {
     expect(misaligned.data.buffer).not.toBe(shifted.buffer)
     expect(Array.from(misaligned.data as BigInt64Array)).toEqual([1n, -2n, 9n])
 
+    // a Node Buffer (pooled: it sits at an offset in a shared ArrayBuffer, and its slice() is a view, not a copy):
+    // copied or misaligned, the values are the frame's (found by the pipeline's tied-rows vectors: they were garbage)
+    const pooled = Buffer.from(Buffer.from(frame).toString('hex'), 'hex')
+    expect(pooled.byteOffset).toBeGreaterThan(0)
+    expect(Array.from(decodeTensorFrame(pooled, { copy: true }).data as BigInt64Array)).toEqual([1n, -2n, 9n])
+    const odd = Buffer.concat([Buffer.alloc(3), pooled]).subarray(3)
+    expect(Array.from(decodeTensorFrame(odd).data as BigInt64Array)).toEqual([1n, -2n, 9n])
+
     // int8 values need no alignment; their scales do
     const q = encodeTensorFrame({ dtype: 'int8', shape: [5], ...quantizeInt8(new Float32Array([1, 2, 3, 4, 5]), { blockSize: 2 }) })
     const qt = decodeTensorFrame(q)
