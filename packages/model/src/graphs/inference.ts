@@ -41,7 +41,8 @@ export interface InferenceGraphOptions {
   /**
    * Attention of the blocks. `'opset'`: opset-23 `RotaryEmbedding` + `Attention` (with the head split/merge
    * reshapes and transposes around them), cache position from `position_offset`. `'gqa'`: one `com.microsoft`
-   * `GroupQueryAttention` node per block (RoPE inside, no head reshapes: 10 nodes fewer per block), fed `kv_seqlens` /
+   * `GroupQueryAttention` node per block (RoPE inside, no head reshapes: 10 nodes fewer per block; quantized, q/k/v
+   * and gate/up are then one `MatMulNBits` each over the concatenated packed tables), fed `kv_seqlens` /
    * `kv_total_length` instead of `position_offset`; onnxruntime's CPU kernel takes several new tokens over a
    * non-empty cache only for batch 1 (`@neuroshard/runtime` then runs them one at a time). Same cache tensors
    * ([batch, nKvHeads, past, headDim] in, one token longer out) either way. @default 'opset'
@@ -126,6 +127,22 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     const { q, packed, scales } = quantized(name, layout)
     return g.matMulNBits(x, packed, scales, { K: q.K, N: q.N, bits: q.bits, blockSize, accuracyLevel, name: opName })
   }
+  /**
+   * x @ [W₁ | W₂ | …] for stored [K, Nᵢ] matrices as one quantized `MatMulNBits` (one kernel instead of several):
+   * columns quantize independently, so the packed tables and scales of the parts simply concatenate
+   */
+  const linearCat = (x: Value, names: string[], opName: string): Value => {
+    const qs = names.map(name => quantizeMatrix(params.get(name) as Float32Array, shape(name)[0], shape(name)[1], { bits: bits as 4 | 8, blockSize, layout: 'KN' }))
+    const N = qs.reduce((a, q) => a + q.N, 0)
+    const packed = new Uint8Array(qs.reduce((a, q) => a + q.packed.length, 0))
+    const scales = new Float32Array(qs.reduce((a, q) => a + q.scales.length, 0))
+    let [po, so] = [0, 0]
+    for (const q of qs) { packed.set(q.packed, po); scales.set(q.scales, so); po += q.packed.length; so += q.scales.length }
+    const { K, kBlocks } = qs[0]
+    return g.matMulNBits(x, g.constant(packed, 'uint8', [N, kBlocks, blockSize * qs[0].bits / 8], `${opName}.q${qs[0].bits}`), g.constant(scales, 'float32', [N, kBlocks], `${opName}.scales`), {
+      K, N, bits: qs[0].bits, blockSize, accuracyLevel, name: opName
+    })
+  }
   const norm = (x: Value, name: string, opName: string): Value => g.op('RMSNormalization', [x, fp(name)], [{ dtype: 'float32', shape: x.shape }], {
     axis: { kind: 'int', value: -1 }, epsilon: { kind: 'float', value: config.normEps }
   }, { name: opName })[0]
@@ -166,7 +183,7 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
       const { cosCache, sinCache } = ropeCaches(g, config)
       const T = `${SHARD_DIMS.past}+${S}`
       attention = (q, k, v, cache, name) => g.op('GroupQueryAttention', [q, k, v, cache.pastKey, cache.pastValue, seqlens, total, cosCache, sinCache], [
-        { dtype: q.dtype, shape: q.shape },
+        { dtype: q.dtype, shape: [q.shape[0], q.shape[1], config.nHeads * hd] },
         { dtype: q.dtype, shape: [B, config.nKvHeads, T, hd] },
         { dtype: q.dtype, shape: [B, config.nKvHeads, T, hd] }
       ], {
@@ -182,7 +199,7 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     }
     let h = x
     for (let k = start; k < end; k++) {
-      const res = block(g, config, h, k, attention, caches[k - start], linear, norm)
+      const res = block(g, config, h, k, attention, caches[k - start], linear, norm, gqa && bits !== undefined ? linearCat : undefined)
       h = res.out
       g.output(res.presentKey, SHARD_IO.presentKey(k))
       g.output(res.presentValue, SHARD_IO.presentValue(k))
@@ -222,7 +239,8 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
 type Linear = (x: Value, name: string, opName: string) => Value
 type Norm = (x: Value, name: string, opName: string) => Value
 /** Attention of one block: q [B, S, nH·hd], k and v [B, S, nKv·hd] before RoPE → [y [B, S, nH·hd], present key, present value] */
-type Attend = (q: Value, k: Value, v: Value, cache: KvCache, name: string) => [Value, Value, Value]
+type Attend = (q: Value, k: Value | null, v: Value | null, cache: KvCache, name: string) => [Value, Value, Value]
+type LinearCat = (x: Value, names: string[], opName: string) => Value
 
 /** Attention with the opset-23 `RotaryEmbedding` and `Attention` ops over a growing cache */
 function opsetAttention (g: GraphBuilder, config: ModelConfig, fused: FusedTables): Attend {
@@ -233,6 +251,7 @@ function opsetAttention (g: GraphBuilder, config: ModelConfig, fused: FusedTable
     interleaved: { kind: 'int', value: 0 }
   }, { name })[0]
   return (q0, k0, v0, cache, p) => {
+    if (k0 === null || v0 === null) throw new InvalidConfigError('the opset-23 attention takes q, k and v apart')
     const q = rotary(heads(q0, config.nHeads, `${p}.q`), `${p}.q_rope`)
     const k = rotary(heads(k0, config.nKvHeads, `${p}.k`), `${p}.k_rope`)
     const v = heads(v0, config.nKvHeads, `${p}.v`)
@@ -253,16 +272,23 @@ function opsetAttention (g: GraphBuilder, config: ModelConfig, fused: FusedTable
   }
 }
 
-/** One fused block (as `fusedBlock`) whose projections go through `linear` (fp32 MatMul or MatMulNBits) */
-function block (g: GraphBuilder, config: ModelConfig, x: Value, index: number, attention: Attend, cache: KvCache, linear: Linear, norm: Norm): { out: Value, presentKey: Value, presentValue: Value } {
+/**
+ * One fused block (as `fusedBlock`) whose projections go through `linear` (fp32 MatMul or MatMulNBits); with
+ * `linearCat` (quantized GroupQueryAttention graphs) q/k/v are one packed projection and gate/up another
+ */
+function block (g: GraphBuilder, config: ModelConfig, x: Value, index: number, attention: Attend, cache: KvCache, linear: Linear, norm: Norm, linearCat?: LinearCat): { out: Value, presentKey: Value, presentValue: Value } {
   const p = `blocks.${index}`
   const [attnNorm, wq, wk, wv, wo, mlpNorm, wGate, wUp, wDown] = blockParameters(config, index).map(s => s.name)
   const n = norm(x, attnNorm, `${p}.attn_norm`)
-  const [o, presentKey, presentValue] = attention(linear(n, wq, `${p}.attn.q_proj`), linear(n, wk, `${p}.attn.k_proj`), linear(n, wv, `${p}.attn.v_proj`), cache, `${p}.attn`)
+  const [o, presentKey, presentValue] = linearCat !== undefined
+    ? attention(linearCat(n, [wq, wk, wv], `${p}.attn.qkv_proj`), null, null, cache, `${p}.attn`)
+    : attention(linear(n, wq, `${p}.attn.q_proj`), linear(n, wk, `${p}.attn.k_proj`), linear(n, wv, `${p}.attn.v_proj`), cache, `${p}.attn`)
   const h = g.add(x, linear(o, wo, `${p}.attn.o_proj`), { name: `${p}.attn_residual` })
   const m = norm(h, mlpNorm, `${p}.mlp_norm`)
-  const gate = g.silu(linear(m, wGate, `${p}.mlp.gate_proj`), { name: `${p}.mlp.silu` })
-  const up = linear(m, wUp, `${p}.mlp.up_proj`)
+  const [gateLin, up] = linearCat !== undefined
+    ? g.split(linearCat(m, [wGate, wUp], `${p}.mlp.gate_up_proj`), [config.ffnHidden, config.ffnHidden], -1, { name: `${p}.mlp.gate_up` })
+    : [linear(m, wGate, `${p}.mlp.gate_proj`), linear(m, wUp, `${p}.mlp.up_proj`)]
+  const gate = g.silu(gateLin, { name: `${p}.mlp.silu` })
   const down = linear(g.mul(gate, up, { name: `${p}.mlp.glu` }), wDown, `${p}.mlp.down_proj`)
   return { out: g.add(h, down, { name: `${p}.mlp_residual` }), presentKey, presentValue }
 }
