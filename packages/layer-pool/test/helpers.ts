@@ -1,11 +1,33 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createNeuroShardHost } from '@neuroshard/host'
 import { multiaddr } from '@multiformats/multiaddr'
 import { layerPool, layerPoolRecordValidator } from '../src/index.js'
-import type { LayerPool, LayerPoolInit } from '../src/index.js'
+import type { LayerPool, LayerPoolInit, LayerPoolRecord, LayerSpan } from '../src/index.js'
 import type { NeuroShardHost } from '@neuroshard/host'
 import type { Libp2p } from '@libp2p/interface'
 
 export type PoolHost = NeuroShardHost & Libp2p<{ layerPool: LayerPool }>
+
+/** `issued_at_ms` of {@link sampleRecord}'s records */
+export const SAMPLE_NOW = 1_800_000_000_000
+
+/** A valid record of a fresh key with one two-slot span per entry of `spans` (fields overridden by the entry) */
+export async function sampleRecord (spans: Array<Partial<LayerSpan>>): Promise<{ record: LayerPoolRecord, key: Awaited<ReturnType<typeof generateKeyPair>> }> {
+  const key = await generateKeyPair('Ed25519')
+  const H = (c: string): string => c.repeat(64)
+  return {
+    key,
+    record: {
+      modelId: 'devnet', version: 1, peerId: peerIdFromPrivateKey(key), sequence: 5n, issuedAt: SAMPLE_NOW, expiresAt: SAMPLE_NOW + 10_000,
+      memoryBytes: 1 << 26, addresses: [multiaddr('/ip4/127.0.0.1/tcp/4001')],
+      spans: spans.map((s, i) => ({
+        start: 2 * i, end: 2 * i + 2, state: 'serving', throughput: 10, weightsStep: 0, claimedAt: SAMPLE_NOW - 1,
+        slots: [{ weightsHash: H('a'), chunksRoot: H('b') }, { weightsHash: H('c'), chunksRoot: H('d') }], ...s
+      }))
+    }
+  }
+}
 
 /** A real libp2p host (TCP on loopback) running the layer pool, connected to `bootstrap` if given */
 export async function startPoolHost (init: LayerPoolInit, bootstrap?: PoolHost): Promise<PoolHost> {

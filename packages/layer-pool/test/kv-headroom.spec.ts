@@ -2,43 +2,21 @@
  * KV-cache headroom in layer records (spec §2.5 `kv_tokens_left`, 1.3.0): a serving node announces how many tokens of
  * one more inference session its caches can still take on each span, refreshed with every heartbeat.
  */
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { TINY } from '@neuroshard/model'
 import { afterEach, describe, expect, it } from 'vitest'
 import { decodeLayerRecord, encodeLayerRecord, openLayerRecord, signLayerRecord } from '../src/index.js'
-import { startPoolHost, stopAll, until } from './helpers.js'
-import type { LayerPoolRecord, LayerSpan } from '../src/index.js'
+import { SAMPLE_NOW, sampleRecord, startPoolHost, stopAll, until } from './helpers.js'
 import type { PoolHost } from './helpers.js'
-
-const NOW = 1_800_000_000_000
-const H = (c: string): string => c.repeat(64)
-
-async function sample (spans: Array<Partial<LayerSpan>>): Promise<{ record: LayerPoolRecord, key: Awaited<ReturnType<typeof generateKeyPair>> }> {
-  const key = await generateKeyPair('Ed25519')
-  return {
-    key,
-    record: {
-      modelId: 'devnet', version: 1, peerId: peerIdFromPrivateKey(key), sequence: 5n, issuedAt: NOW, expiresAt: NOW + 10_000,
-      memoryBytes: 1 << 26, addresses: [multiaddr('/ip4/127.0.0.1/tcp/4001')],
-      spans: spans.map((s, i) => ({
-        start: 2 * i, end: 2 * i + 2, state: 'serving', throughput: 10, weightsStep: 0, claimedAt: NOW - 1,
-        slots: [{ weightsHash: H('a'), chunksRoot: H('b') }, { weightsHash: H('c'), chunksRoot: H('d') }], ...s
-      }))
-    }
-  }
-}
 
 describe('KV headroom in layer records', () => {
   let hosts: PoolHost[] = []
   afterEach(async () => { await stopAll(hosts); hosts = [] })
 
   it('round-trips through signed envelopes (0 included); a span without it encodes as before', async () => {
-    const { record, key } = await sample([{ kvTokensLeft: 4096 }, { kvTokensLeft: 0 }, {}])
-    const opened = await openLayerRecord((await signLayerRecord(record, key)).bytes, { now: NOW })
+    const { record, key } = await sampleRecord([{ kvTokensLeft: 4096 }, { kvTokensLeft: 0 }, {}])
+    const opened = await openLayerRecord((await signLayerRecord(record, key)).bytes, { now: SAMPLE_NOW })
     expect(opened.record.spans.map(s => s.kvTokensLeft)).toEqual([4096, 0, undefined])
-    const plain = await sample([{}])
+    const plain = await sampleRecord([{}])
     const bytes = encodeLayerRecord(plain.record)
     const withField = encodeLayerRecord({ ...plain.record, spans: [{ ...plain.record.spans[0], kvTokensLeft: 7 }] })
     // field 9, varint: tag 0x48, value 7, and nothing else changed
@@ -47,7 +25,7 @@ describe('KV headroom in layer records', () => {
   })
 
   it('refuses negative, fractional and unsafe values with InvalidLayerRecordError', async () => {
-    const { record } = await sample([{}])
+    const { record } = await sampleRecord([{}])
     for (const bad of [-1, 1.5, 2 ** 53, NaN]) {
       expect(() => encodeLayerRecord({ ...record, spans: [{ ...record.spans[0], kvTokensLeft: bad }] })).toThrow(expect.objectContaining({ name: 'InvalidLayerRecordError' }))
     }

@@ -2,51 +2,29 @@
  * Quantized spans in layer records (spec §2.1 `weight_format`): a node that serves its span's inference with int8
  * or 4-bit weights says so, and every other node reads it from the record it receives.
  */
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { TINY } from '@neuroshard/model'
 import { afterEach, describe, expect, it } from 'vitest'
 import { decodeLayerRecord, encodeLayerRecord, openLayerRecord, signLayerRecord } from '../src/index.js'
-import { startPoolHost, stopAll, until } from './helpers.js'
-import type { LayerPoolRecord, LayerSpan } from '../src/index.js'
+import { SAMPLE_NOW, sampleRecord, startPoolHost, stopAll, until } from './helpers.js'
 import type { PoolHost } from './helpers.js'
-
-const NOW = 1_800_000_000_000
-const H = (c: string): string => c.repeat(64)
-
-async function sample (spans: Array<Partial<LayerSpan>>): Promise<{ record: LayerPoolRecord, key: Awaited<ReturnType<typeof generateKeyPair>> }> {
-  const key = await generateKeyPair('Ed25519')
-  return {
-    key,
-    record: {
-      modelId: 'devnet', version: 1, peerId: peerIdFromPrivateKey(key), sequence: 5n, issuedAt: NOW, expiresAt: NOW + 10_000,
-      memoryBytes: 1 << 26, addresses: [multiaddr('/ip4/127.0.0.1/tcp/4001')],
-      spans: spans.map((s, i) => ({
-        start: 2 * i, end: 2 * i + 2, state: 'serving', throughput: 10, weightsStep: 0, claimedAt: NOW - 1,
-        slots: [{ weightsHash: H('a'), chunksRoot: H('b') }, { weightsHash: H('c'), chunksRoot: H('d') }], ...s
-      }))
-    }
-  }
-}
 
 describe('quantized spans in layer records', () => {
   let hosts: PoolHost[] = []
   afterEach(async () => { await stopAll(hosts); hosts = [] })
 
   it('round-trip int8 / int4 / fp32 through signed envelopes; an fp32 span encodes as before (no field)', async () => {
-    const { record, key } = await sample([{ quantization: 'int8' }, { quantization: 'int4' }, {}])
-    const opened = await openLayerRecord((await signLayerRecord(record, key)).bytes, { now: NOW })
+    const { record, key } = await sampleRecord([{ quantization: 'int8' }, { quantization: 'int4' }, {}])
+    const opened = await openLayerRecord((await signLayerRecord(record, key)).bytes, { now: SAMPLE_NOW })
     expect(opened.record.spans.map(s => s.quantization)).toEqual(['int8', 'int4', undefined])
     // fp32 written out or left out: the same canonical bytes (old records stay valid and byte-identical)
-    const plain = await sample([{}])
+    const plain = await sampleRecord([{}])
     const explicit = { ...plain.record, spans: plain.record.spans.map(s => ({ ...s, quantization: 'fp32' as const })) }
     expect(encodeLayerRecord(explicit)).toEqual(encodeLayerRecord(plain.record))
     expect(decodeLayerRecord(encodeLayerRecord(explicit)).spans[0].quantization).toBeUndefined()
   })
 
   it('an unknown weight format is InvalidLayerRecordError', async () => {
-    const { record } = await sample([{ quantization: 'int4' }])
+    const { record } = await sampleRecord([{ quantization: 'int4' }])
     const bytes = encodeLayerRecord(record)
     // field 8 (varint) = 2 inside the span: make it 7
     const at = bytes.findIndex((b, i) => b === 0x40 && bytes[i + 1] === 0x02)
