@@ -601,6 +601,14 @@ def pipeline_checks(call):
             yield '§5 rule 2 targets frames', c['name'], *expect_error(r, c['error'])
         else:
             yield '§5 rule 2 targets frames', c['name'], (r.get('shape'), r.get('ids')) == (c['shape'], c['ids']), r
+    ts = v['tiedSteps']
+    for c in ts['cases']:
+        r = call('pipeline.tiedStep', tiedIds=c['tiedIds'], tied=c['tied'], adamw=c['adamw'], step=ts['step'], vocabSize=ts['vocabSize'], dModel=ts['dModel'],
+                 hasTied=not c.get('noTiedParameter', False))
+        if 'error' in c:
+            yield '§5 rule 12 tied STEP rows (refusals)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§5 rule 12 tied STEP rows (refusals)', c['name'], r.get('ids') == c['ids'], r
     rt = v['routes']
     for c in rt['cases']:
         r = call('pipeline.checkRoute', session=c['session'], route=c['route'], hop=c['hop'], kind=c['kind'], node=rt['self'], serves=rt['serves'], nLayers=rt['nLayers'])

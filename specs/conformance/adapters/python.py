@@ -422,6 +422,12 @@ def pipeline_op(op, req):
                 o['error'] = e.name
             out.append(dict(o, holds=dict(t.held), bytes=t.bytes()))
         return {'outcomes': out}
+    if op == 'pipeline.tiedStep':
+        try:
+            ids = PL.check_tied_step(unhex(req['tiedIds']), unhex(req['tied']), req['adamw'], req['step'], req['vocabSize'], req['dModel'], req['hasTied'])
+        except PL.PipelineError as e:
+            return {'error': e.name, 'message': str(e)}
+        return {'ids': ids}
     if op == 'pipeline.draft':
         try:
             PL.check_draft(req['position'], req['draft'], req['vocabSize'], req['maxSeqLen'], req.get('head', True))

@@ -402,6 +402,13 @@ async function handle (r) {
       }
       return { outcomes }
     }
+    case 'pipeline.tiedStep': {
+      // the Validator's own check of a STEP's tied rows (private), on a stand-in holding only its message cap
+      const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
+      const stage = { config: { vocabSize: r.vocabSize, dModel: r.dModel }, head: r.hasTied ? { tiedParameters: ['embed.weight'] } : undefined }
+      const req = { step: r.step, tiedIds: unhex(r.tiedIds), tied: unhex(r.tied), tiedAdamw: r.adamw ?? undefined }
+      return { ids: Array.from(DefaultPipeline.prototype.tiedRows.call({ maxMessageSize: 1 << 20 }, req, stage).ids) }
+    }
     case 'pipeline.draft': {
       // the service's own DRAFT handler (private), on a stand-in holding only its draft table
       const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')

@@ -394,3 +394,30 @@ def check_draft(position, draft, vocab, max_seq_len, head=True):
             bad = 'q probabilities: not finite and >= 0, not summing to 1, or q(token) = 0'
     if bad:
         raise PipelineError('InvalidDraftError', bad)
+
+
+# ---- §5 rule 12: a STEP's tied rows for a Validator's replica ----
+
+def check_tied_step(tied_ids, tied, adamw, step, vocab, d_model, has_tied=True, max_bytes=1 << 20):
+    """raises the rule's error; returns the row ids"""
+    import tensor_frame as TF
+    if not has_tied:
+        raise PipelineError('InvalidRouteError', 'this hop holds no tied parameter')
+    try:
+        ids = TF.decode(tied_ids, max_bytes)
+        rows = TF.decode(tied, max_bytes)
+    except TF.FrameError as e:
+        raise PipelineError('InvalidActivationError', f'{e.name}: {e}')
+    k = len(ids['values']) if ids['dtype'] == 'int64' and len(ids['shape']) == 1 else -1
+    values = [int(x) for x in ids['values']] if k > 0 else []
+    if not 1 <= k <= vocab or any(not 0 <= x < vocab for x in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise PipelineError('InvalidActivationError', 'tied_ids: int64 [k], 1 ≤ k ≤ vocab, strictly increasing in [0, vocab)')
+    if rows['dtype'] != 'float32' or rows.get('name') != 'embed.weight' or len(rows['values']) != k * d_model \
+            or not all(math.isfinite(x) for x in rows['values']):
+        raise PipelineError('InvalidActivationError', 'tied: float32 named embed.weight, k·d finite values')
+    o = adamw
+    if o is None or not all(isinstance(o.get(n), (int, float)) and math.isfinite(o[n]) for n in ('lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'clipScale')) \
+            or not (o['lr'] >= 0 and 0 <= o['beta1'] < 1 and 0 <= o['beta2'] < 1 and o['eps'] > 0 and o['weightDecay'] >= 0
+                    and 0 < o['clipScale'] <= 1 and o.get('t') == step + 1):
+        raise PipelineError('PipelineRequestError', 'tied_adamw missing or out of range')
+    return values

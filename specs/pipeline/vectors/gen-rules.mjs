@@ -139,14 +139,57 @@ for (const [name, route, hopIndex, kind, session, error] of routeCases) {
   routes.push({ name, route, hop: hopIndex, kind, session, ...(error ? { error } : {}) })
 }
 
+// ---- rule 12: a STEP's tied rows for a Validator's replica (vocab 8, d 2, the span's step 5) ----
+// The Validator's own check (DefaultPipeline.tiedRows, on a stand-in holding only its message cap)
+const TIED = { vocabSize: 8, dModel: 2, step: 5 }
+const ids64 = (xs, shape = [xs.length]) => hex(encodeTensorFrame({ dtype: 'int64', shape, data: BigInt64Array.from(xs.map(BigInt)) }))
+const rows = (k, { name = 'embed.weight', values = Array.from({ length: k * TIED.dModel }, (_, i) => i / 4 - 1), dtype = 'float32' } = {}) =>
+  hex(encodeTensorFrame({ dtype, name, shape: [k, TIED.dModel], data: dtype === 'float32' ? Float32Array.from(values) : Int32Array.from(values) }))
+const adamw = { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, clipScale: 1, t: TIED.step + 1 }
+const tiedCases = [
+  ['three rows', ids64([1, 4, 7]), rows(3), adamw, null, [1, 4, 7]],
+  ['every row, lr 0, no decay, beta1 0, clip 0.5', ids64([0, 1, 2, 3, 4, 5, 6, 7]), rows(8), { ...adamw, lr: 0, weightDecay: 0, beta1: 0, clipScale: 0.5 }, null, [0, 1, 2, 3, 4, 5, 6, 7]],
+  ['ids not increasing', ids64([4, 1]), rows(2), adamw, 'InvalidActivationError'],
+  ['a repeated id', ids64([1, 1]), rows(2), adamw, 'InvalidActivationError'],
+  ['an id equal to the vocabulary size', ids64([1, 8]), rows(2), adamw, 'InvalidActivationError'],
+  ['a negative id', ids64([-1, 2]), rows(2), adamw, 'InvalidActivationError'],
+  ['no ids', ids64([]), rows(0), adamw, 'InvalidActivationError'],
+  ['ids as int32', hex(encodeTensorFrame({ dtype: 'int32', shape: [2], data: Int32Array.from([1, 2]) })), rows(2), adamw, 'InvalidActivationError'],
+  ['ids of rank 2', ids64([1, 2], [1, 2]), rows(2), adamw, 'InvalidActivationError'],
+  ['ids that are no tensor frame', 'deadbeef', rows(2), adamw, 'InvalidActivationError'],
+  ['rows named head.weight', ids64([1, 2]), rows(2, { name: 'head.weight' }), adamw, 'InvalidActivationError'],
+  ['two rows for three ids', ids64([1, 2, 3]), rows(2), adamw, 'InvalidActivationError'],
+  ['a NaN in the rows', ids64([1, 2]), rows(2, { values: [0, 1, NaN, 2] }), adamw, 'InvalidActivationError'],
+  ['rows as int32', ids64([1, 2]), rows(2, { dtype: 'int32', values: [0, 1, 2, 3] }), adamw, 'InvalidActivationError'],
+  ['no AdamW numbers', ids64([1, 2]), rows(2), null, 'PipelineRequestError'],
+  ['beta1 1', ids64([1, 2]), rows(2), { ...adamw, beta1: 1 }, 'PipelineRequestError'],
+  ['beta2 negative', ids64([1, 2]), rows(2), { ...adamw, beta2: -0.5 }, 'PipelineRequestError'],
+  ['eps 0', ids64([1, 2]), rows(2), { ...adamw, eps: 0 }, 'PipelineRequestError'],
+  ['lr negative', ids64([1, 2]), rows(2), { ...adamw, lr: -0.001 }, 'PipelineRequestError'],
+  ['weight decay negative', ids64([1, 2]), rows(2), { ...adamw, weightDecay: -0.01 }, 'PipelineRequestError'],
+  ['clip scale 0', ids64([1, 2]), rows(2), { ...adamw, clipScale: 0 }, 'PipelineRequestError'],
+  ['clip scale 1.5', ids64([1, 2]), rows(2), { ...adamw, clipScale: 1.5 }, 'PipelineRequestError'],
+  ['t equal to the step (not step + 1)', ids64([1, 2]), rows(2), { ...adamw, t: TIED.step }, 'PipelineRequestError']
+]
+const tiedStand = { maxMessageSize: 1 << 20 }
+const tiedStage = (head) => ({ config: { vocabSize: TIED.vocabSize, dModel: TIED.dModel }, head: head ? { tiedParameters: ['embed.weight'] } : undefined })
+const tiedSteps = []
+for (const [name, tiedIds, tied, adamwNumbers, error, ids] of [...tiedCases, ['a hop without a tied parameter', ids64([1, 2]), rows(2), adamw, 'InvalidRouteError']]) {
+  const req = { step: TIED.step, tiedIds: Buffer.from(tiedIds, 'hex'), tied: Buffer.from(tied, 'hex'), tiedAdamw: adamwNumbers ?? undefined }
+  const got = outcome(() => Array.from(DefaultPipeline.prototype.tiedRows.call(tiedStand, req, tiedStage(error !== 'InvalidRouteError')).ids))
+  agree(name, got, error ? { error } : { ok: ids })
+  tiedSteps.push({ name, tiedIds, tied, adamw: adamwNumbers, ...(error === 'InvalidRouteError' ? { noTiedParameter: true } : {}), ...(error ? { error } : { ids }) })
+}
+
 if (disagreements > 0) {
   console.error(`${disagreements} disagreement(s): rules.json not written`)
   process.exit(1)
 }
 writeFileSync(new URL('rules.json', import.meta.url), JSON.stringify({
-  description: 'Pipeline §5 rule 1 (routes: this node, self, serves the spans listed, of a model with nLayers blocks) and rule 2 (activation and targets frames, with §3 zlib streams when deflate); written by gen-rules.mjs, expected outcomes from the spec text. Values are float32 bit patterns.',
+  description: 'Pipeline §5 rule 1 (routes: this node, self, serves the spans listed, of a model with nLayers blocks), rule 2 (activation and targets frames, with §3 zlib streams when deflate) and rule 12 (a STEP\'s tied rows, ids and AdamW numbers for a Validator\'s replica; tiedSteps.step is the span\'s step); written by gen-rules.mjs, expected outcomes from the spec text. Values are float32 bit patterns.',
   activations,
   targets,
-  routes: { self: pb(me), serves, nLayers: 2, cases: routes }
+  routes: { self: pb(me), serves, nLayers: 2, cases: routes },
+  tiedSteps: { ...TIED, cases: tiedSteps }
 }, null, 1) + '\n')
-console.log(`wrote rules.json: ${activations.length} activations, ${targets.length} targets, ${routes.length} routes`)
+console.log(`wrote rules.json: ${activations.length} activations, ${targets.length} targets, ${routes.length} routes, ${tiedSteps.length} tied steps`)
