@@ -194,6 +194,10 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private readonly init: NetworkNodeInit
   private readonly slots: number
   private readonly stages = new Map<string, HeldStage>()
+  /** Generations through this node's own stages, each settling when it ends: a replaced stage outlives them */
+  private readonly generations = new Set<Promise<void>>()
+  /** Stages out of service (span released, or rebuilt) waiting for those generations before they are closed */
+  private readonly retiring = new Set<PipelineStage>()
   private readonly groups = new Map<number, DiLoCo>()
   private queue: Promise<void> = Promise.resolve()
   private readonly controller = new AbortController()
@@ -324,8 +328,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     await Promise.allSettled([...this.groups.values()].map(async g => { await (g as DefaultDiLoCo).stop() }))
     await this.ponw?.stop().catch(() => {})
     await Promise.resolve(this.host.stop()).catch(() => {})
-    await Promise.allSettled([...this.stages.values()].map(async h => { await h.stage.close() }))
+    await Promise.allSettled([...this.stages.values(), ...[...this.retiring].map(stage => ({ stage }))].map(async h => { await h.stage.close() }))
     this.stages.clear()
+    this.retiring.clear()
     this.groups.clear()
     const evalStage = await this.evalStage?.catch(() => undefined)
     await evalStage?.close()
@@ -361,22 +366,17 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
    */
   async * generate (prompt: number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
     if ([...this.stages.values()].some(h => h.start === 0)) {
-      const draft = options.draft ?? ((this.init.draftGreedy ?? true) && (options.temperature ?? 0) === 0 ? ngramDrafter() : undefined)
-      if (draft == null) {
-        yield * this.host.services.pipeline.generate(prompt, options)
-        return
+      // the pipeline runs the whole generation on the stage it starts with: a stage replaced meanwhile (a
+      // round's rebuild, a released span) stays open until this ends (retire)
+      let end = (): void => {}
+      const running = new Promise<void>(resolve => { end = resolve })
+      this.generations.add(running)
+      try {
+        yield * this.generateOnOwnStages(prompt, options)
+      } finally {
+        this.generations.delete(running)
+        end()
       }
-      const onRound = options.onRound
-      yield * this.host.services.pipeline.generate(prompt, {
-        ...options,
-        draft,
-        onRound: (r) => {
-          this.speculation.rounds++
-          this.speculation.proposed += r.proposed
-          this.speculation.accepted += r.accepted
-          onRound?.(r)
-        }
-      })
       return
     }
     const drivers = this.otherHolders(0).map(h => h.peerId)
@@ -386,6 +386,34 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     void compress
     void maxRetries
     yield * generateRemote(this.host, driver, prompt, rest)
+  }
+
+  private async * generateOnOwnStages (prompt: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken> {
+    const draft = options.draft ?? ((this.init.draftGreedy ?? true) && (options.temperature ?? 0) === 0 ? ngramDrafter() : undefined)
+    if (draft == null) {
+      yield * this.host.services.pipeline.generate(prompt, options)
+      return
+    }
+    const onRound = options.onRound
+    yield * this.host.services.pipeline.generate(prompt, {
+      ...options,
+      draft,
+      onRound: (r) => {
+        this.speculation.rounds++
+        this.speculation.proposed += r.proposed
+        this.speculation.accepted += r.accepted
+        onRound?.(r)
+      }
+    })
+  }
+
+  /** Takes a stage out of service: closed once the generations that may still run on it have ended */
+  private retire (stage: PipelineStage): void {
+    this.retiring.add(stage)
+    void Promise.allSettled([...this.generations]).then(async () => {
+      if (!this.retiring.delete(stage)) return // stop() closed it
+      await stage.close()
+    }).catch((err: Error) => { log('closing a replaced stage failed: %s', err.message) })
   }
 
   /** What the HTTP API and dashboard show: this node's host, layer pool, training and completions through the pipeline */
@@ -575,7 +603,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     if (held == null) return
     this.stages.delete(key)
     this.host.services.pipeline.removeStage(held.stage)
-    await held.stage.close()
+    this.retire(held.stage)
     for (let slot = start; slot < end; slot++) {
       if ([...this.stages.values()].some(h => h.start <= slot && slot < h.end)) continue
       const g = this.groups.get(slot)
@@ -608,7 +636,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       this.host.services.pipeline.addStage(rebuilt.stage)
       held.stage = rebuilt.stage
       held.recorder = rebuilt.recorder
-      await stage.close()
+      this.retire(stage)
       log('%p rebuilt %s at step %d', this.host.peerId, describeSpan(this.config, held.start, held.end), step)
     } else {
       await this.executorOf(stage, slot).setParameters(params, { partial: true })

@@ -1,0 +1,81 @@
+/**
+ * A Driver's completion runs on the stage it started with. When the node takes that stage out of service
+ * meanwhile (its span released, or rebuilt after missed rounds), the stage must stay open until the
+ * completion ends: the testbed's node-failover runs saw completions fail with RuntimeClosedError ("the
+ * runtime is closed") while pipelines changed.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { slotCount } from '@neuroshard/layer-pool'
+import { int64 } from '@neuroshard/runtime'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startNetworkDevnet } from '../../src/network/devnet.js'
+import { prepareData } from '../../src/workspace.js'
+import { testCorpus } from './corpus.js'
+import type { NetworkDevnet } from '../../src/network/devnet.js'
+
+describe('a stage taken out of service during a completion', () => {
+  let dir: string
+  let devnet: NetworkDevnet
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'neuroshard-retire-'))
+    await writeFile(join(dir, 'corpus.txt'), testCorpus(400).join('\n\n'))
+    const data = await prepareData({ dataDir: dir, source: { files: [join(dir, 'corpus.txt')] }, vocabSize: 300, shardTokens: 4096, validationFraction: 0.05 })
+    devnet = await startNetworkDevnet({
+      nodes: 2,
+      tokenizer: data.tokenizer,
+      data: { manifest: data.manifest, train: data.train, validation: data.validation },
+      // the executors in worker threads, as a training node runs them
+      node: { training: false, inThread: false },
+      ledger: false
+    })
+    const deadline = Date.now() + 240_000
+    const ready = (): boolean => Array.from({ length: slotCount(devnet.config) }, (_, s) => s)
+      .every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
+    while (!ready()) {
+      if (Date.now() > deadline) throw new Error('the devnet did not cover the model')
+      await new Promise(resolve => setTimeout(resolve, 250))
+    }
+  }, 300_000)
+
+  afterAll(async () => {
+    await devnet?.stop()
+    if (dir != null) await rm(dir, { recursive: true, force: true })
+  }, 120_000)
+
+  it('the completion finishes on the old stage, which is closed after it', async () => {
+    const driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))
+    if (driver == null) throw new Error('no Driver')
+    // a route exists once the Driver's layer records show the other half (gossip)
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      try {
+        for await (const _ of driver.generate([1, 2, 3], { maxNewTokens: 1 })) { void _ }
+        break
+      } catch (err: any) {
+        if (err.name !== 'NoRouteError' || Date.now() > deadline) throw err
+        await new Promise(resolve => setTimeout(resolve, 250))
+      }
+    }
+    const held = driver.heldStages().find(h => h.start === 0)
+    if (held == null) throw new Error('the Driver holds no stage at slot 0')
+    const ids: number[] = []
+    for await (const t of driver.generate([1, 2, 3, 4], { maxNewTokens: 12, temperature: 0.8, seed: 7 })) {
+      ids.push(t.id)
+      // after the first token the node releases the span the completion runs on (what a layer-pool move does)
+      if (ids.length === 1) await (driver as any).closeStage(held.start, held.end)
+    }
+    expect(ids.length).toBe(12)
+    expect(driver.heldStages().some(h => h.stage === held.stage)).toBe(false)
+    // once the completion is over the replaced stage is closed
+    const closedBy = Date.now() + 30_000
+    for (;;) {
+      const err = await held.stage.embed!.forward({ input_ids: int64(BigInt64Array.of(1n), [1, 1]) }).then(() => undefined, (e: Error) => e)
+      if (err?.name === 'RuntimeClosedError') break
+      if (Date.now() > closedBy) throw new Error(`the replaced stage is still open (${err?.name ?? 'forward ran'})`)
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+  }, 300_000)
+})
