@@ -9,7 +9,7 @@
  *     run in this process: the per-node figure is the total / nodes).
  *
  * Run: `npx -y pnpm@10 --filter @neuroshard/node bench` (after a build). Writes bench/results/devnet.json.
- * Settings (env): REQUESTS, MAX_TOKENS, ROUNDS, BENCH_PART=inference|training, BENCH_DATA_DIR,
+ * Settings (env): REQUESTS, MAX_TOKENS, TEMPERATURE (default 1), ROUNDS, BENCH_PART=inference|training|timeline, BENCH_DATA_DIR,
  * REQUEST_TIMEOUT_MS, TRAIN_TIMEOUT_S. Progress (and every 30 s what each node holds and trains) goes to stderr.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -30,6 +30,8 @@ const DATA_DIR = process.env.BENCH_DATA_DIR ?? '/tmp/neuroshard-bench-data'
 const REQUESTS = Number(process.env.REQUESTS ?? 12)
 const MAX_TOKENS = Number(process.env.MAX_TOKENS ?? 48)
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
+/** Sampling temperature of the requests (0: greedy; an untrained model's greedy choice is often <|eos|>) */
+const TEMPERATURE = Number(process.env.TEMPERATURE ?? 1)
 /** A request that takes longer is a failure (the run stops and says where), not a silent hang */
 const REQUEST_TIMEOUT_MS = Number(process.env.REQUEST_TIMEOUT_MS ?? 120_000)
 /** Longest wait for the training devnet's rounds */
@@ -68,7 +70,7 @@ async function measure (url: string, prompt: string): Promise<Sample> {
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: process.env.MODEL ?? 'x', messages: [{ role: 'user', content: prompt }], max_tokens: MAX_TOKENS, temperature: 1, seed: 7, stream: true, stream_options: { include_usage: true } })
+    body: JSON.stringify({ model: process.env.MODEL ?? 'x', messages: [{ role: 'user', content: prompt }], max_tokens: MAX_TOKENS, temperature: TEMPERATURE, seed: 7, stream: true, stream_options: { include_usage: true } })
   })
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`)
   const reader = res.body!.getReader()
@@ -134,8 +136,20 @@ async function settled (devnet: { nodes: NetworkNode[], config: Parameters<typeo
   return last
 }
 
+/**
+ * The Driver whose span from slot 0 reaches farthest: a serving-only devnet may leave one node with [0,1) beside
+ * another span, and its routes then take one more hop than a Driver of [0,2) (BENCH_DRIVER=first: the first
+ * Driver, as before)
+ */
+function bestDriver (nodes: NetworkNode[]): NetworkNode {
+  const drivers = nodes.filter(n => n.heldStages().some(h => h.start === 0))
+  if (process.env.BENCH_DRIVER === 'first') return drivers[0]
+  const reach = (n: NetworkNode): number => n.heldStages().find(h => h.start === 0)!.end
+  return drivers.reduce((a, b) => reach(b) > reach(a) ? b : a)
+}
+
 /** 1. inference: devnet (pipeline) vs one process, same genesis weights */
-interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, failures: Record<'devnet' | 'local', string[]>, layout: string }
+interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, failures: Record<'devnet' | 'local', string[]>, layout: string, idleCpuMsPerS: number }
 
 async function inference (data: Data): Promise<InferenceResult> {
   const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
@@ -147,16 +161,23 @@ async function inference (data: Data): Promise<InferenceResult> {
   for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
   const local = await LocalGenerator.create({ tokenizer: data.tokenizer, config, parameters: weights, threads: 1 })
   const last = await settled(devnet)
-  const driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
+  const driver = bestDriver(devnet.nodes)
   const net = await startApiServer({ backend: driver.backend(), port: 0, defaultMetrics: false })
   const one = await startApiServer({ backend: createLocalBackend({ generator: local }), port: 0, defaultMetrics: false })
   const rows: Record<'devnet' | 'local', Sample[]> = { devnet: [], local: [] }
   const failures: Record<'devnet' | 'local', string[]> = { devnet: [], local: [] }
+  let idleCpuMsPerS = 0
   try {
     // warm-up: sessions, thread pools, connections
     process.env.MODEL = 'devnet'; await measure(net.url, 'Hello')
     process.env.MODEL = local.modelId; await measure(one.url, 'Hello')
     note('warmed up')
+    // the devnet's own background work (ledger, gossip, DHT, heartbeats) while no request runs: it counts in both
+    // CPU columns, per second of a request, so a slower path is charged more of it
+    const idle0 = process.cpuUsage()
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    const idle = process.cpuUsage(idle0)
+    idleCpuMsPerS = (idle.user + idle.system) / 1000 / 3
     for (let i = 0; i < REQUESTS; i++) {
       const prompt = PROMPTS[i % PROMPTS.length]
       // alternate, so load drifts hit both alike
@@ -180,7 +201,7 @@ async function inference (data: Data): Promise<InferenceResult> {
     await net.close(); await one.close(); await devnet.stop(); await local.close?.()
     note('inference devnet stopped')
   }
-  return { rows, failures, layout: last }
+  return { rows, failures, layout: last, idleCpuMsPerS }
 }
 
 interface RoundRow { round: number, s: number, rssMiB: number, heapMiB: number, validation?: number }
@@ -196,7 +217,7 @@ async function timeline (data: Data): Promise<string[]> {
   const unwatch = watch('timeline devnet', () => devnet.nodes)
   try {
     await settled(devnet)
-    const driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
+    const driver = bestDriver(devnet.nodes)
     const role = (self: any): string => {
       const node = devnet.nodes.find(n => n.host.services.pipeline === self)
       return node === driver ? 'Driver' : 'server'
@@ -246,7 +267,7 @@ async function timeline (data: Data): Promise<string[]> {
       }
       const perToken = (x: number): string => (x / tokens).toFixed(3)
       return [
-        `per-token timeline of /v1/chat/completions through the devnet (${REQUESTS} requests, ${tokens} tokens, temperature 1; spans: ${layoutOf(devnet)}); median TTFT ${median(samples.map(s => s.ttftMs)).toFixed(1)} ms, tokens/s ${median(samples.map(s => s.tokPerS)).toFixed(1)}, CPU ms/token ${median(samples.map(s => s.cpuMsPerToken)).toFixed(2)}`,
+        `per-token timeline of /v1/chat/completions through the devnet (${REQUESTS} requests, ${tokens} tokens, temperature ${TEMPERATURE}; spans: ${layoutOf(devnet)}); median TTFT ${median(samples.map(s => s.ttftMs)).toFixed(1)} ms, tokens/s ${median(samples.map(s => s.tokPerS)).toFixed(1)}, CPU ms/token ${median(samples.map(s => s.cpuMsPerToken)).toFixed(2)}; speculative rounds ${driver.speculation.rounds}, draft tokens proposed ${driver.speculation.proposed}, accepted ${driver.speculation.accepted}`,
         '',
         '| step (node: method, inclusive) | calls | ms per token |',
         '|---|---|---|',
@@ -327,7 +348,8 @@ async function run (): Promise<void> {
     const lo = stat(rows.local)
     lines.push(
       '',
-      `${REQUESTS} requests per path (temperature 1, seed 7: an untrained model's greedy choice is often <|eos|>) of ${MAX_TOKENS} tokens, the paths alternating; medians, (min–max); devnet spans, node by node: ${inf.layout}`,
+      `${REQUESTS} requests per path (${TEMPERATURE === 0 ? 'greedy: the devnet Driver drafts with n-grams (speculative decoding), the one process does not' : `temperature ${TEMPERATURE}, seed 7`}) of ${MAX_TOKENS} tokens at most, the paths alternating; medians, (min–max); devnet spans, node by node: ${inf.layout}`,
+      `process CPU with no request running (the devnet's background work): ${f(inf.idleCpuMsPerS)} ms per second`,
       `failed requests: devnet ${inf.failures.devnet.length}, one process ${inf.failures.local.length}${[...new Set([...inf.failures.devnet, ...inf.failures.local])].map(m => `; ${m}`).join('')}`,
       '',
       '| path | time to first token (ms) | (range) | tokens/s | (range) | CPU ms per token (process) | vs one process |',
