@@ -81,14 +81,45 @@ async function start (i: NodeInit): Promise<unknown> {
   }
   if (i.monolithic !== true) stage = await createPipelineStage({ config, start: i.start, end: i.end, parameters: params, training: i.training, optimizer: optimizer(), intraOpNumThreads: i.threads })
   if (i.local === true) return { pid: process.pid }
+  if (stage != null) await warmUp(stage)
   router = staticRouter(candidates)
   ;(globalThis as any).__nsTrace = []
+  // the label of this process's events when trace points are added for TRACE=1 (README, run G2)
+  ;(globalThis as any).__nsRole = i.start === 0 ? 'D' : i.end === L + 2 ? 'V' : 'W'
   host = await createNeuroShardHost<any>({
     listen: ['/ip4/127.0.0.1/tcp/0'],
     transports: { quic: false, webrtcDirect: false, circuitRelay: false },
     services: { pipeline: pipeline({ stages: [stage!], router, compress: i.compress === true, directTokens: i.directTokens }) }
   }) as Host
   return { pid: process.pid, peer: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) }
+}
+
+/**
+ * Run the stage once (a prefill and a decode step) before answering init, as a node that has been up for a while
+ * has: the failover benchmark adds each next standby just before the generation it stands by for, and a first
+ * onnxruntime run still going on then would be timed as part of the switch.
+ */
+async function warmUp (s: PipelineStage): Promise<void> {
+  const d = config.dModel
+  const n = 16
+  if (s.embed != null) await s.embed.forward({ input_ids: int64(new BigInt64Array(n), [1, n]) })
+  if (s.blocks != null) {
+    const kv = await s.blocks.openInference()
+    try {
+      await kv.run({ hidden_in: float32(new Float32Array(n * d), [1, n, d]) })
+      await kv.run({ hidden_in: float32(new Float32Array(d), [1, 1, d]) })
+    } finally {
+      await kv.close()
+    }
+  }
+  if (s.head != null) {
+    const head = await s.head.openInference()
+    try {
+      await head.run({ hidden: float32(new Float32Array(d), [1, 1, d]) })
+    } finally {
+      await head.close()
+    }
+  }
 }
 
 async function localDecode (prompt: number[], n: number): Promise<{ ids: number[], ms: number[] }> {
@@ -121,11 +152,17 @@ async function localDecode (prompt: number[], n: number): Promise<{ ids: number[
   return { ids, ms }
 }
 
-async function decode (prompt: number[], n: number, killAfter?: number): Promise<{ ids: number[], ms: number[], failovers: number }> {
+async function decode (prompt: number[], n: number, killAfter?: number): Promise<{ ids: number[], ms: number[], failovers: number, detectedMs?: number }> {
   const ids: number[] = []
   const ms: number[] = []
   let failovers = 0
-  const onFailover = (): void => { failovers++ }
+  // failover bench: when the Driver saw the failure (its failover event), ms after the kill was confirmed
+  let killedAt: number | undefined
+  let detectedMs: number | undefined
+  const onFailover = (): void => {
+    failovers++
+    if (killedAt != null && detectedMs == null) detectedMs = performance.now() - killedAt
+  }
   host!.services.pipeline.addEventListener('pipeline:failover', onFailover)
   try {
     let t0 = performance.now()
@@ -136,13 +173,14 @@ async function decode (prompt: number[], n: number, killAfter?: number): Promise
       if (killAfter != null && ids.length === killAfter) {
         // ask the parent to kill the Worker in use, and time from its death (the parent's reply) to the next token
         await request({ op: 'kill' })
+        killedAt = performance.now()
       }
       t0 = performance.now()
     }
   } finally {
     host!.services.pipeline.removeEventListener('pipeline:failover', onFailover)
   }
-  return { ids, ms, failovers }
+  return { ids, ms, failovers, ...(detectedMs != null ? { detectedMs } : {}) }
 }
 
 /** Ask the parent something and wait for its answer (used by the failover benchmark to kill a Worker) */
