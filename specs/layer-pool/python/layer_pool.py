@@ -38,12 +38,13 @@ def varint(n):
             return bytes(out)
 
 
-# (number, name, type, repeated)
+# (number, name, type, repeated); 'optional uint64' is proto3 `optional`: None when absent, written when set (even 0)
 SCHEMA = {
     'Envelope': [(1, 'public_key', 'bytes', False), (2, 'payload_type', 'bytes', False), (3, 'payload', 'bytes', False), (5, 'signature', 'bytes', False)],
     'SlotState': [(1, 'weights_hash', 'bytes', False), (2, 'chunks_root', 'bytes', False), (3, 'optimizer_root', 'bytes', False)],
     'SpanEntry': [(1, 'start', 'uint32', False), (2, 'end', 'uint32', False), (3, 'state', 'enum', False), (4, 'throughput_milli', 'uint64', False),
-                  (5, 'slots', 'SlotState', True), (6, 'weights_step', 'uint64', False), (7, 'claimed_at_ms', 'uint64', False)],
+                  (5, 'slots', 'SlotState', True), (6, 'weights_step', 'uint64', False), (7, 'claimed_at_ms', 'uint64', False),
+                  (9, 'kv_tokens_left', 'optional uint64', False)],
     'LayerRecord': [(1, 'model_id', 'string', False), (2, 'version', 'uint32', False), (3, 'peer_id', 'bytes', False), (4, 'sequence', 'uint64', False),
                     (5, 'issued_at_ms', 'uint64', False), (6, 'expires_at_ms', 'uint64', False), (7, 'memory_bytes', 'uint64', False),
                     (8, 'addresses', 'bytes', True), (9, 'spans', 'SpanEntry', True)],
@@ -54,7 +55,7 @@ SCHEMA = {
 
 
 def pb_default(name):
-    return {f: ([] if rep else (b'' if t == 'bytes' else '' if t == 'string' else 0)) for _, f, t, rep in SCHEMA[name]}
+    return {f: ([] if rep else (b'' if t == 'bytes' else '' if t == 'string' else None if t.startswith('optional') else 0)) for _, f, t, rep in SCHEMA[name]}
 
 
 def pb_encode(name, msg):
@@ -68,7 +69,7 @@ def pb_encode(name, msg):
                 b = v.encode('utf-8') if t == 'string' else v
                 if b or rep:
                     out += varint(num << 3 | 2) + varint(len(b)) + b
-            elif v:
+            elif v or (t.startswith('optional') and v is not None):
                 out += varint(num << 3) + varint(v)
     return out
 
@@ -270,7 +271,8 @@ def encode_record(fields, peer_id):
         'spans': [{'start': s['start'], 'end': s['end'], 'state': STATES.index(s['state']), 'throughput_milli': round_half_up(s['throughput'] * 1000),
                    'slots': [{'weights_hash': bytes.fromhex(x['weightsHash']), 'chunks_root': bytes.fromhex(x['chunksRoot']),
                               'optimizer_root': bytes.fromhex(x.get('optimizerRoot', ''))} for x in s['slots']],
-                   'weights_step': s['weightsStep'], 'claimed_at_ms': s['claimedAt']} for s in fields['spans']]})
+                   'weights_step': s['weightsStep'], 'claimed_at_ms': s['claimedAt'],
+                   'kv_tokens_left': int(s['kvTokensLeft']) if 'kvTokensLeft' in s else None} for s in fields['spans']]})
 
 
 def round_half_up(x):
@@ -321,7 +323,7 @@ def open_record(data, now_ms, n_layers=None):
     except (ValueError, UnicodeDecodeError) as e:
         invalid(f'address: {e}')
     js_safe = 2 ** 53 - 1
-    if max([r['issued_at_ms'], r['expires_at_ms'], r['memory_bytes']] + [s[k] for s in r['spans'] for k in ('throughput_milli', 'weights_step', 'claimed_at_ms')]) > js_safe:
+    if max([r['issued_at_ms'], r['expires_at_ms'], r['memory_bytes']] + [s[k] or 0 for s in r['spans'] for k in ('throughput_milli', 'weights_step', 'claimed_at_ms', 'kv_tokens_left')]) > js_safe:
         invalid('a uint64 field (other than sequence) over 2^53 - 1')
     for s in r['spans']:
         if s['state'] >= len(STATES):
@@ -358,7 +360,8 @@ def open_record(data, now_ms, n_layers=None):
         'model_id': r['model_id'], 'version': r['version'], 'sequence': str(r['sequence']), 'issued_at_ms': r['issued_at_ms'],
         'expires_at_ms': r['expires_at_ms'], 'memory_bytes': r['memory_bytes'], 'addresses': addresses,
         'spans': [{'start': s['start'], 'end': s['end'], 'state': STATES[s['state']], 'throughput': s['throughput_milli'] / 1000,
-                   'weightsStep': s['weights_step'], 'claimedAt': s['claimed_at_ms'], 'slots': [slot(x) for x in s['slots']]} for s in r['spans']]}
+                   'weightsStep': s['weights_step'], 'claimedAt': s['claimed_at_ms'], 'slots': [slot(x) for x in s['slots']],
+                   **({'kvTokensLeft': s['kv_tokens_left']} if s['kv_tokens_left'] is not None else {})} for s in r['spans']]}
 
 
 def validate_dht_record(key, value, now_ms):

@@ -59,7 +59,8 @@ function toPb (f, peerBytes = peerId.toMultihash().bytes) {
       throughputMilli: BigInt(Math.round(s.throughput * 1000)),
       slots: s.slots.map(x => ({ weightsHash: Buffer.from(x.weightsHash, 'hex'), chunksRoot: Buffer.from(x.chunksRoot, 'hex'), optimizerRoot: Buffer.from(x.optimizerRoot ?? '', 'hex') })),
       weightsStep: BigInt(s.weightsStep),
-      claimedAtMs: BigInt(s.claimedAt)
+      claimedAtMs: BigInt(s.claimedAt),
+      ...(s.kvTokensLeft != null ? { kvTokensLeft: BigInt(s.kvTokensLeft) } : {})
     }))
   }
 }
@@ -89,6 +90,9 @@ const recordCases = [
   ['model id of 64 characters', edit(f => { f.model_id = 'a' + '-9'.repeat(31) + 'z' }), null],
   ['span ending at the model\'s last slot (known model: 4 slots)', base(), null, { slotCount: 4 }],
   ['sequence 2^64 - 1', edit(f => { f.sequence = '18446744073709551615' }), null],
+  // §2.5 (1.3.0): kv_tokens_left is optional (0 is a value, written), at most 2^53 - 1 like every uint64 but sequence
+  ['kv_tokens_left 0 on one span, absent on the other', edit(f => { f.spans[0].kvTokensLeft = 0 }), null],
+  ['kv_tokens_left 2^53 - 1', edit(f => { f.spans[0].kvTokensLeft = 9007199254740991 }), null],
   // rule 1
   ['oversized: 8 193 bytes of a real envelope padded', base(), 'OversizedLayerRecordError', { envelope: (e) => Buffer.concat([e, Buffer.alloc(8193 - e.length)]) }],
   // rule 2
@@ -110,6 +114,7 @@ const recordCases = [
   ['chunks_root of 33 bytes', edit(f => { f.spans[0].slots[1].chunksRoot = '44'.repeat(33) }), 'InvalidLayerRecordError'],
   ['optimizer_root of 16 bytes', edit(f => { f.spans[1].slots[0].optimizerRoot = '77'.repeat(16) }), 'InvalidLayerRecordError'],
   ['memory_bytes 2^53 (over 2^53 - 1)', edit(f => { f.memory_bytes = '9007199254740992' }), 'InvalidLayerRecordError'],
+  ['kv_tokens_left 2^53 (over 2^53 - 1, §2.5)', edit(f => { f.spans[1].kvTokensLeft = '9007199254740992' }), 'InvalidLayerRecordError'],
   ['order: signed by another key, peer_id not a multihash (rule 4 before 5)', base(), 'InvalidLayerRecordError', { pb: (m) => { m.peerId = Uint8Array.of(1, 2, 3) }, seal: { signer: otherKey } }],
   // rule 5
   ['signed by another key than peer_id\'s', base(), 'ForgedLayerRecordError', { seal: { signer: otherKey } }],
@@ -242,7 +247,7 @@ if (disagreements > 0) {
   process.exit(1)
 }
 const out = {
-  description: 'One case per MUST rule of layer-pool §2.2 (record rules 1-7 in order, "order:" cases break two rules at once), §2.3 (DHT value uint64le(sequence) ‖ envelope under /neuroshard/layer-pool/1/<model id>/<version>/<peer id>) and §7 (architecture versions). Written by gen-rules.mjs; expected outcomes from the spec text.',
+  description: 'One case per MUST rule of layer-pool §2.2 (record rules 1-7 in order, "order:" cases break two rules at once; §2.5 kv_tokens_left bounds), §2.3 (DHT value uint64le(sequence) ‖ envelope under /neuroshard/layer-pool/1/<model id>/<version>/<peer id>) and §7 (architecture versions). Written by gen-rules.mjs; expected outcomes from the spec text.',
   key: { ed25519_seed: hex(Uint8Array.from({ length: 32 }, (_, i) => i + 1)), peer_id: peerId.toString(), other_peer_id: otherPeer.toString() },
   records,
   dht,
