@@ -261,6 +261,14 @@ export function errorFromResponse (res: Response): Error {
   return Object.assign(err, { hop: res.failedHop })
 }
 
+/**
+ * An inference answer that means "re-route and replay": a hop failed, or a server hop no longer serves the span
+ * the route gave it, or closed the stage mid-request (its node moved or rebuilt the stage)
+ */
+function hopLost (res: Response): boolean {
+  return res.error === HopFailedError.name || (res.failedHop >= 1 && (res.error === InvalidRouteError.name || res.error === 'RuntimeClosedError'))
+}
+
 function errorResponse (err: unknown, hop: number): Response {
   const e = err instanceof Error ? err : new Error(String(err))
   return emptyResponse({ error: e.name === '' ? 'Error' : e.name, message: e.message, failedHop: err instanceof HopFailedError ? err.hop : hop })
@@ -1420,7 +1428,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   }
 
   private failover (router: PipelineRouter, route: Request['route'], res: Response): HopFailedError {
-    const err = errorFromResponse(res) as HopFailedError
+    const err = errorFromResponse(res) as HopFailedError // or the lost hop's own error (hopLost), with its hop
     const peer = peerFromBytes(route[err.hop].peer)
     router.reportFailure(peer, err)
     this.safeDispatchEvent('pipeline:failover', { detail: { peer, hop: err.hop, error: err } })
@@ -1476,7 +1484,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate })
         watch = this.watchFor(watch, route, session)
         const res = await this.sendInfer(route, req, watch, signal)
-        if (res.error === HopFailedError.name) {
+        if (hopLost(res)) {
           const err = this.failover(router, route, res)
           if (++retries > maxRetries) throw err
           route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
@@ -1592,7 +1600,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           const answers = await Promise.all(route.slice(1).map(async (_, i) => await this.send(route, i + 1, emptyRequest({ kind: Kind.TRUNCATE, session, position, hop: i + 1, route }), signal)))
           const bad = answers.find(r => r.error !== '')
           if (bad != null) {
-            if (bad.error === HopFailedError.name) { await restart(bad, true); continue }
+            if (hopLost(bad)) { await restart(bad, true); continue }
             if (bad.error === UnknownSessionError.name || bad.error === SessionPositionError.name) { await restart(bad, false); continue }
             throw errorFromResponse(bad)
           }
@@ -1616,7 +1624,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         // the answer comes straight from the Validator on the tokens stream when there is one (spec 1.3.0)
         watch = this.watchFor(watch, route, session)
         const [res, dres] = await Promise.all([this.sendInfer(route, req, watch, signal), toValidator])
-        const failed = [res, dres].find(r => r?.error === HopFailedError.name)
+        const failed = [res, dres].find(r => r != null && hopLost(r))
         if (failed != null) { await restart(failed, true); continue }
         if (dres != null && dres.error !== '') throw errorFromResponse(dres)
         if ((res.error === UnknownSessionError.name || res.error === SessionPositionError.name) && position > 0) { await restart(res, false); continue }
