@@ -1,18 +1,17 @@
 /**
  * Weight transfer throughput against a raw libp2p stream, over loopback TCP (Noise + Yamux).
  *
- * Two hosts in this process. The raw run pushes the same bytes (the span's canonical stream) through a
- * plain stream of a trivial protocol (the server `send`s 1 MiB pieces with drain backpressure, the client
- * counts and drops them); the transfer run is `fetchSpanWeights` from one replica (manifest, chunk
- * requests, sha256 of every chunk, copy into the result, the whole-span contentHash), run as:
- * into a buffer the caller hands in and reuses (`into`: a node replacing weights it holds), with the
- * whole-span hash inline (the default) and on the helper thread (`hashOnThread: true`); into a buffer
- * the helper thread prefaulted (`prefaultedBuffer`, what the layer pool passes; the prefault's time is
- * counted); and into a new buffer (no `into`). Another run, raw + store, is the raw stream whose client
- * also copies the bytes into a new buffer of the total size: what keeping the bytes in new memory costs
- * by itself (first writes to new memory are slow on some VMs). Runs alternate so all see the same load;
- * the table reports the median of the warm runs (the cold first transfer also hashes the content on the
- * server and is reported apart).
+ * Two hosts in this process. The raw runs push the same bytes (the span's canonical stream) through a
+ * plain stream of a trivial protocol (the server `send`s 1 MiB pieces with drain backpressure); the
+ * client either counts and drops them ("raw, drops") or keeps every piece it received, as received, with
+ * no copy ("raw, keeps": the least a receiver that keeps the bytes does). The transfer run is
+ * `fetchSpanWeights` from one replica (manifest, chunk requests, sha256 of every chunk, copy into the
+ * result, the whole-span contentHash), run as: into a buffer the caller hands in and reuses (`into`: a
+ * node replacing weights it holds); into a buffer the helper thread prefaulted (`prefaultedBuffer`, the
+ * prefault's time counted); and into new memory (no `into`: the client allocates one buffer per tensor
+ * when the manifest arrives, and the tensors are those buffers; what the layer pool does). Runs alternate
+ * so all see the same load; the table reports the median of the warm runs (the cold first transfer also
+ * hashes the content on the server and is reported apart).
  *
  * Run: `cd packages/layer-pool && npx tsc -b && ../../node_modules/.bin/node dist/bench/transfer.js [MB] [rounds]`
  * (default ≈ 101 MB: two blocks of a d = 1024 model, 7 rounds). Results: bench/results/transfer.json
@@ -31,7 +30,7 @@ import type { ModelConfig } from '@neuroshard/model'
 
 const RAW_PROTOCOL = '/neuroshard-bench/raw/1.0.0'
 const MB = 1e6
-/** Warm rounds (each: raw, transfer into the reused buffer (hash inline, then on the thread), into a prefaulted buffer, into a new buffer, raw + store) @default 7 */
+/** Warm rounds (each: raw (drops), transfer into the reused buffer, into a prefaulted buffer, into new memory, raw (keeps)) @default 7 */
 const WARM_RUNS = Math.max(1, Number(process.argv[3] ?? 7))
 
 /** A model whose blocks are ≈ 50.6 MB each; `blocks` of them make the span */
@@ -51,23 +50,21 @@ function makeTensors (config: ModelConfig, start: number, end: number): SpanTens
   })
 }
 
-/** One raw run; with `store` the client also copies what it receives into a fresh buffer of the total size */
-async function rawRun (client: NeuroShardHost, server: NeuroShardHost, expectBytes: number, store = false): Promise<number> {
+/** One raw run; with `keep` the client keeps every piece it receives (as received, no copy) until the end */
+async function rawRun (client: NeuroShardHost, server: NeuroShardHost, expectBytes: number, keep = false): Promise<number> {
   const started = performance.now()
   const stream = await client.dialProtocol(server.peerId, RAW_PROTOCOL)
   stream.send(Uint8Array.of(1))
   await stream.close()
-  const into = store ? new Uint8Array(expectBytes) : undefined
+  const kept: Uint8Array[] = []
   let received = 0
 
   for await (const chunk of stream) {
-    if (into != null && received + chunk.byteLength <= expectBytes) {
-      into.set(chunk.subarray(), received)
-    }
+    if (keep) kept.push(chunk instanceof Uint8Array ? chunk : chunk.subarray())
     received += chunk.byteLength
   }
 
-  if (received !== expectBytes) {
+  if (received !== expectBytes || (keep && kept.reduce((n, c) => n + c.byteLength, 0) !== expectBytes)) {
     throw new Error(`raw run received ${received} bytes, expected ${expectBytes}`)
   }
 
@@ -121,10 +118,10 @@ async function main (): Promise<void> {
   await client.dial(server.getMultiaddrs())
 
   const reused = new Uint8Array(totalBytes)
-  const transferRun = async (into?: Uint8Array | 'prefault', hashOnThread = false): Promise<number> => {
+  const transferRun = async (into?: Uint8Array | 'prefault'): Promise<number> => {
     const t0 = performance.now()
     const buffer = into === 'prefault' ? await prefaultedBuffer(totalBytes) : into
-    const result = await fetchSpanWeights(client, [server.peerId], expected, { timeout: 60_000, into: buffer, hashOnThread })
+    const result = await fetchSpanWeights(client, [server.peerId], expected, { timeout: 60_000, into: buffer })
     const seconds = (performance.now() - t0) / 1000
     if (result.weightsHash !== expected.weightsHash) throw new Error('hash mismatch')
     return seconds
@@ -134,10 +131,9 @@ async function main (): Promise<void> {
   await rawRun(client, server, totalBytes)
   const cold = await transferRun()
   const raw: number[] = []
-  const rawStore: number[] = []
+  const rawKeep: number[] = []
   const transfer: number[] = []
   const transferInto: number[] = []
-  const transferIntoThread: number[] = []
   const transferPrefaulted: number[] = []
   reused.fill(0) // the reused buffer has been written before
   // CPU time of each run, ms: the main thread (network, Noise, chunk hashes, copies) and the whole
@@ -155,12 +151,11 @@ async function main (): Promise<void> {
     return seconds
   }
   for (let i = 0; i < WARM_RUNS; i++) {
-    raw.push(await measured('raw stream', async () => rawRun(client, server, totalBytes)))
+    raw.push(await measured('raw, drops', async () => rawRun(client, server, totalBytes)))
     transferInto.push(await measured('transfer, reused buffer', async () => transferRun(reused)))
-    transferIntoThread.push(await measured('reused, hash on thread', async () => transferRun(reused, true)))
     transferPrefaulted.push(await measured('prefaulted buffer', async () => transferRun('prefault')))
-    transfer.push(await measured('transfer, new buffer', async () => transferRun()))
-    rawStore.push(await measured('raw + store', async () => rawRun(client, server, totalBytes, true)))
+    transfer.push(await measured('transfer, new memory', async () => transferRun()))
+    rawKeep.push(await measured('raw, keeps', async () => rawRun(client, server, totalBytes, true)))
   }
 
   await weights.stop()
@@ -168,19 +163,18 @@ async function main (): Promise<void> {
   await server.stop()
 
   const rawMBs = totalBytes / MB / median(raw)
-  const rawStoreMBs = totalBytes / MB / median(rawStore)
+  const rawKeepMBs = totalBytes / MB / median(rawKeep)
   const transferMBs = totalBytes / MB / median(transfer)
   const transferIntoMBs = totalBytes / MB / median(transferInto)
-  const transferIntoThreadMBs = totalBytes / MB / median(transferIntoThread)
   const transferPrefaultedMBs = totalBytes / MB / median(transferPrefaulted)
   const coldMBs = totalBytes / MB / cold
   const load = execSync('uptime').toString().trim()
   const tunables = process.env.GLIBC_TUNABLES ?? '(unset)'
   const pct = (a: number, b: number): string => `${(100 * a / b).toFixed(0)}%`
   const rows = [
-    '| bytes | chunks | raw stream MB/s | transfer, reused buffer MB/s | reused / raw | reused, hash on thread MB/s | thread / raw | prefaulted buffer (prefault counted) MB/s | prefaulted / raw | transfer, new buffer MB/s | new / raw | raw + store (new buffer) MB/s | new / (raw + store) | cold transfer MB/s |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${rawMBs.toFixed(1)} | ${transferIntoMBs.toFixed(1)} | ${pct(transferIntoMBs, rawMBs)} | ${transferIntoThreadMBs.toFixed(1)} | ${pct(transferIntoThreadMBs, rawMBs)} | ${transferPrefaultedMBs.toFixed(1)} | ${pct(transferPrefaultedMBs, rawMBs)} | ${transferMBs.toFixed(1)} | ${pct(transferMBs, rawMBs)} | ${rawStoreMBs.toFixed(1)} | ${pct(transferMBs, rawStoreMBs)} | ${coldMBs.toFixed(1)} |`
+    '| bytes | chunks | raw, drops MB/s | raw, keeps MB/s | transfer, new memory MB/s | new / raw keeps | new / raw drops | transfer, reused buffer MB/s | reused / raw keeps | reused / raw drops | prefaulted buffer (prefault counted) MB/s | prefaulted / raw keeps | cold transfer (new memory) MB/s |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${rawMBs.toFixed(1)} | ${rawKeepMBs.toFixed(1)} | ${transferMBs.toFixed(1)} | ${pct(transferMBs, rawKeepMBs)} | ${pct(transferMBs, rawMBs)} | ${transferIntoMBs.toFixed(1)} | ${pct(transferIntoMBs, rawKeepMBs)} | ${pct(transferIntoMBs, rawMBs)} | ${transferPrefaultedMBs.toFixed(1)} | ${pct(transferPrefaultedMBs, rawKeepMBs)} | ${coldMBs.toFixed(1)} |`
   ]
   const cpuRows = [
     '| run | main thread CPU ms (median) | whole process CPU ms (median) |',
@@ -203,21 +197,20 @@ async function main (): Promise<void> {
     glibcTunables: tunables,
     totalBytes,
     chunks: digest.chunkHashes.length,
-    seconds: { raw, transferReusedBuffer: transferInto, transferReusedBufferHashOnThread: transferIntoThread, transferPrefaultedBuffer: transferPrefaulted, transfer, rawStore, coldTransfer: cold },
-    mbPerSecond: { raw: rawMBs, transferReusedBuffer: transferIntoMBs, transferReusedBufferHashOnThread: transferIntoThreadMBs, transferPrefaultedBuffer: transferPrefaultedMBs, transfer: transferMBs, rawStore: rawStoreMBs, coldTransfer: coldMBs },
+    seconds: { raw, rawKeep, transferReusedBuffer: transferInto, transferPrefaultedBuffer: transferPrefaulted, transfer, coldTransfer: cold },
+    mbPerSecond: { raw: rawMBs, rawKeep: rawKeepMBs, transferReusedBuffer: transferIntoMBs, transferPrefaultedBuffer: transferPrefaultedMBs, transfer: transferMBs, coldTransfer: coldMBs },
     // raw seconds / transfer seconds of each round (neighbours in time, so they saw about the same load)
     cpuMs: cpu,
     roundRatios: {
       reusedBuffer: raw.map((r, i) => r / transferInto[i]),
-      reusedBufferHashOnThread: raw.map((r, i) => r / transferIntoThread[i]),
       prefaultedBuffer: raw.map((r, i) => r / transferPrefaulted[i]),
-      newBuffer: raw.map((r, i) => r / transfer[i])
+      newMemory: raw.map((r, i) => r / transfer[i]),
+      newMemoryToRawKeep: rawKeep.map((r, i) => r / transfer[i])
     },
     ratioReusedBuffer: transferIntoMBs / rawMBs,
-    ratioReusedBufferHashOnThread: transferIntoThreadMBs / rawMBs,
     ratioPrefaultedBuffer: transferPrefaultedMBs / rawMBs,
     ratio: transferMBs / rawMBs,
-    ratioToRawStore: transferMBs / rawStoreMBs
+    ratioToRawKeep: transferMBs / rawKeepMBs
   }, null, 2) + '\n')
 }
 

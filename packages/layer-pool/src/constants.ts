@@ -85,6 +85,12 @@ export const DEFAULT_LIVENESS_PROBE_TIMEOUT_MS = 3_000
 export const LOAD_DHT_SYNC_TIMEOUT_MS = 10_000
 
 /**
+ * How long a node about to fetch a slot may take to connect to a replica it is not connected to, at the
+ * addresses of the replica's record, ms (handshakes took up to 11 s on loaded test machines)
+ */
+export const ANNOUNCED_DIAL_TIMEOUT_MS = 30_000
+
+/**
  * Share of its memory a joining node leaves free, so that nodes have room to take over the slots of holders
  * that leave without moving what they serve @default 0.25
  */

@@ -9,15 +9,13 @@ import { buildView, chooseSpan, rebalanceTarget, spanDeficit, underReplicated } 
 import {
   DEFAULT_BALANCE_QUALITY, DEFAULT_CLAIM_JITTER_MS, DEFAULT_DHT_REFRESH_INTERVAL_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, MAX_CLOCK_SKEW_MS,
   DEFAULT_LIVENESS_PROBE_TIMEOUT_MS, DEFAULT_LOADING_GRACE_MS, DEFAULT_MAX_RECORDS, DEFAULT_REBALANCE_INTERVAL_MS,
-  DEFAULT_RECORD_TTL_MS, DEFAULT_RESERVE_FRACTION, DEFAULT_SETTLE_MS, LAYER_POOL_TOPIC_PREFIX, LOAD_DHT_SYNC_TIMEOUT_MS, MAX_SPANS_PER_RECORD, MIN_REPLICAS,
+  DEFAULT_RECORD_TTL_MS, DEFAULT_RESERVE_FRACTION, DEFAULT_SETTLE_MS, LAYER_POOL_TOPIC_PREFIX, LOAD_DHT_SYNC_TIMEOUT_MS, ANNOUNCED_DIAL_TIMEOUT_MS, MAX_SPANS_PER_RECORD, MIN_REPLICAS,
   SERVING_BYTES_PER_PARAMETER, TRAINING_BYTES_PER_PARAMETER
 } from './constants.js'
 import { InsufficientMemoryError, SpanLoadError } from './errors.js'
 import { layerRecordDhtKey, openLayerRecord, signLayerRecord } from './records.js'
 import { describeSpan, genesisSlotParameters, slotCount, slotMemory, slotParameters, slotWeightsHash } from './slots.js'
-import { digestChunks, streamBytes } from './transfer/chunks.js'
-import { prefaultedBuffer } from './transfer/hash-thread.js'
-import { spanLayout } from './transfer/span.js'
+import { digestChunks } from './transfer/chunks.js'
 import { toHex } from './transfer/hex.js'
 import { fetchSpanWeights } from './transfer/client.js'
 import { weightsServer } from './transfer/server.js'
@@ -49,7 +47,7 @@ export interface LayerPoolComponents {
   events: TypedEventTarget<Libp2pEvents>
   connectionManager: StreamOpener & {
     getConnections(peer?: PeerId): Connection[]
-    openConnection(peer: PeerId, options?: AbortOptions): Promise<Connection>
+    openConnection(peer: PeerId | Multiaddr[], options?: AbortOptions): Promise<Connection>
   }
   registrar: HandlerRegistrar
   contentRouting: ContentRouting
@@ -172,12 +170,6 @@ export interface SlotFetchRequest {
   replicas: PeerId[]
   weightsHash: string
   chunksRoot: string
-  /**
-   * A new buffer of exactly the slot's bytes whose pages a helper thread has already written once
-   * (first writes to fresh memory cost as much as the transfer on some VMs); the weights may be
-   * written into it (`fetchSpanWeights`' `into`). The fetcher may ignore it.
-   */
-  into?: Uint8Array
 }
 
 /** The layer pool of one node */
@@ -256,6 +248,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private readonly spans: OwnSpan[] = []
   private readonly info = new Map<number, SlotInfo & { step: number }>()
   private readonly genesisHashes = new Map<number, string>()
+  /** The genesis weights `genesisHash` computed last, kept for the load that asked (one slot: they are large) */
+  private lastGenesis?: { slot: number, parameters: Map<string, Float32Array> }
   private own?: SignedLayerRecord
   private sequence = 0n
   private started = false
@@ -914,13 +908,6 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
 
   /** Load every slot of a claimed span (genesis init or transfer), then serve it; on failure it stays `loading` */
   private async load (span: OwnSpan, attempt = 0): Promise<void> {
-    // the destination of the next transfer, prefaulted on the helper thread while the current one runs
-    let next: { slot: number, buffer: Promise<Uint8Array> } | undefined
-    const prepare = (slot: number): void => {
-      if (next?.slot !== slot && slot < span.end && this.store.get(slot) == null && this.needsTransfer(slot)) {
-        next = { slot, buffer: prefaultedBuffer(streamBytes(spanLayout(this.config, slot, slot + 1, 'weights'))) }
-      }
-    }
     // slots initialised from the genesis in this load: checked again against the records that came meanwhile
     const fromGenesis: number[] = []
     let synced = false
@@ -936,12 +923,9 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
           await this.syncFromDht({ signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(LOAD_DHT_SYNC_TIMEOUT_MS)]) }).catch(() => 0)
           if (!this.started) return
         }
-        prepare(slot)
-        const into = next?.slot === slot ? await next.buffer : undefined
-        prepare(slot + 1)
-        const { parameters, genesis } = await this.resolveSlot(slot, into)
+        const { parameters, genesis } = await this.resolveSlot(slot)
         await this.store.put(slot, parameters)
-        this.info.set(slot, { ...this.hashSlot(slot, parameters), step: this.targetStep(slot) })
+        this.info.set(slot, { ...this.hashSlot(slot, parameters, genesis ? this.genesisHashes.get(slot) : undefined), step: this.targetStep(slot) })
         if (genesis) fromGenesis.push(slot)
       }
       const trained = fromGenesis.filter(slot => this.needsTransfer(slot))
@@ -954,6 +938,8 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       this.safeDispatchEvent('layer-pool:load-failed', { detail: { start: span.start, end: span.end, error: err } })
       this.retryLoad(span, attempt)
       return
+    } finally {
+      this.lastGenesis = undefined
     }
     if (!this.started || !this.spans.includes(span)) return
     span.state = this.training ? 'training' : 'serving'
@@ -1049,22 +1035,37 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   /** Whether a slot's weights would come from a transfer (not from genesis) on today's records */
   private needsTransfer (slot: number): boolean {
     const target = this.target(slot)
-    return target != null && !(target.step === 0 && target.weightsHash === this.genesisHash(slot))
+    return target != null && target.weightsHash !== this.genesisHash(slot)
   }
 
   /** A slot's weights: the genesis when no holder lists other weights, else a transfer of the target */
-  private async resolveSlot (slot: number, into?: Uint8Array): Promise<{ parameters: Map<string, Float32Array>, genesis: boolean }> {
+  private async resolveSlot (slot: number): Promise<{ parameters: Map<string, Float32Array>, genesis: boolean }> {
     const target = this.target(slot)
-    const genesis = (): { parameters: Map<string, Float32Array>, genesis: boolean } => ({ parameters: genesisSlotParameters(this.config, slot, this.initSeed), genesis: true })
+    const genesis = (): { parameters: Map<string, Float32Array>, genesis: boolean } => {
+      const kept = this.lastGenesis?.slot === slot ? this.lastGenesis.parameters : undefined
+      this.lastGenesis = undefined
+      return { parameters: kept ?? genesisSlotParameters(this.config, slot, this.initSeed), genesis: true }
+    }
     if (target == null) return genesis()
-    if (target.step === 0 && target.weightsHash === this.genesisHash(slot)) return genesis()
+    // the genesis hash whatever the step: a span's weights_step is that of its most trained slot, and the same
+    // hash means the same bytes, which the genesis init gives without a transfer
+    if (target.weightsHash === this.genesisHash(slot)) return genesis()
     if (target.holders.length === 0) {
       // the slot's weights are not the genesis, but no holder is live right now: wait (load retries) for their records
       throw new SpanLoadError(`no live holder of slot ${slot}'s weights ${target.weightsHash.slice(0, 12)}… (step ${target.step}) right now; ${target.votes} holder(s) listed them less than ${this.init.loadingGraceMs} ms ago`)
     }
     const replicas = target.holders.filter(p => !this.misbehaved.has(p.toString()))
     if (replicas.length === 0) throw new SpanLoadError(`every holder of slot ${slot}'s weights served bad data before`)
-    const request: SlotFetchRequest = { slot, replicas, weightsHash: target.weightsHash, chunksRoot: target.chunksRoot, ...(into != null ? { into } : {}) }
+    // a joiner may know a replica only from its record: dial the addresses it announces (by peer id alone libp2p
+    // would first look the peer up in the DHT, which on a loaded machine timed the transfer's streams out); the
+    // fetch starts once one replica is connected (or every dial ended), the other dials go on meanwhile
+    await new Promise<void>(resolve => {
+      let left = replicas.length
+      for (const peer of replicas) {
+        void this.dialAnnounced(peer).then(connected => { if (connected || --left === 0) resolve() })
+      }
+    })
+    const request: SlotFetchRequest = { slot, replicas, weightsHash: target.weightsHash, chunksRoot: target.chunksRoot }
     return { parameters: await (this.fetcher ?? this.fetchSlot)(request, { signal: this.controller.signal }), genesis: false }
   }
 
@@ -1075,7 +1076,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       const result = await fetchSpanWeights(this.components.connectionManager, request.replicas, {
         modelId: this.modelId, version: this.version, start: request.slot, end: request.slot + 1, part: 'weights',
         config: this.config, chunksRoot: request.chunksRoot, weightsHash: request.weightsHash
-      }, { ...options, ...(resume != null ? { resume } : request.into != null ? { into: request.into } : {}) })
+      }, { ...options, ...(resume != null ? { resume } : {}) })
       this.partials.delete(request.chunksRoot)
       this.noteFaults(result.faults)
       return result.tensors
@@ -1087,6 +1088,21 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
         while (this.partials.size > 4) this.partials.delete(this.partials.keys().next().value!)
       }
       throw err
+    }
+  }
+
+  /** Connect to a peer at the addresses of its record unless connected; whether it is connected (a failure is left to the transfer to report) */
+  private async dialAnnounced (peer: PeerId): Promise<boolean> {
+    if (this.components.connectionManager.getConnections(peer).length > 0) return true
+    const addresses = this.table.get(peer.toString())?.record.addresses ?? []
+    if (addresses.length === 0) return false
+    const withPeer = addresses.map(a => a.getComponents().some(c => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peer.toString()}`))
+    try {
+      await this.components.connectionManager.openConnection(withPeer, { signal: AbortSignal.any([this.controller.signal, AbortSignal.timeout(ANNOUNCED_DIAL_TIMEOUT_MS)]) })
+      return true
+    } catch (err: any) {
+      this.log('could not dial %p at its announced addresses: %s', peer, err.message)
+      return false
     }
   }
 
@@ -1103,15 +1119,18 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private genesisHash (slot: number): string {
     let hash = this.genesisHashes.get(slot)
     if (hash == null) {
-      hash = slotWeightsHash(this.config, slot, genesisSlotParameters(this.config, slot, this.initSeed))
+      const parameters = genesisSlotParameters(this.config, slot, this.initSeed)
+      hash = slotWeightsHash(this.config, slot, parameters)
       this.genesisHashes.set(slot, hash)
+      this.lastGenesis = { slot, parameters }
     }
     return hash
   }
 
-  private hashSlot (slot: number, parameters: Map<string, Float32Array>): SlotInfo {
+  /** A slot's weights hash (`weightsHash` when the caller knows it: a genesis slot) and chunks root */
+  private hashSlot (slot: number, parameters: Map<string, Float32Array>, weightsHash?: string): SlotInfo {
     const tensors = slotParameters(this.config, slot).map(spec => ({ name: spec.name, shape: spec.shape, data: parameters.get(spec.name)! }))
-    return { weightsHash: slotWeightsHash(this.config, slot, parameters), chunksRoot: toHex(digestChunks(tensors).chunksRoot) }
+    return { weightsHash: weightsHash ?? slotWeightsHash(this.config, slot, parameters), chunksRoot: toHex(digestChunks(tensors).chunksRoot) }
   }
 
   private async sleep (ms: number): Promise<void> {

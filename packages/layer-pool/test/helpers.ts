@@ -2,7 +2,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createNeuroShardHost } from '@neuroshard/host'
 import { multiaddr } from '@multiformats/multiaddr'
-import { layerPool, layerPoolRecordValidator } from '../src/index.js'
+import { TINY } from '@neuroshard/model'
+import { genesisSlotParameters, layerPool, layerPoolRecordValidator, slotWeightsHash } from '../src/index.js'
 import type { LayerPool, LayerPoolInit, LayerPoolRecord, LayerSpan } from '../src/index.js'
 import type { NeuroShardHost } from '@neuroshard/host'
 import type { Libp2p } from '@libp2p/interface'
@@ -72,4 +73,23 @@ export function liveReplicas (pool: LayerPool): number[] {
 
 export async function stopAll (hosts: Array<PoolHost | undefined>): Promise<void> {
   await Promise.all(hosts.map(async h => { await Promise.resolve(h?.stop()).catch(() => {}) }))
+}
+
+/**
+ * A host holding all of TINY (`init` added) whose slot 1 it has trained: genesis weights plus `shift(i, name)`
+ * per element, announced at step 1 with their hash
+ */
+export async function startTrainedHolder (init: LayerPoolInit, shift: (i: number, name: string) => number): Promise<{ host: PoolHost, trainedHash: string }> {
+  const host = await startPoolHost({ config: TINY, memoryBytes: 16 * 1024 * 1024, ...init })
+  try {
+    await host.services.layerPool.whenServing({ signal: AbortSignal.timeout(60_000) })
+    if (!host.services.layerPool.ownSpans().some(s => s.start <= 1 && 1 < s.end)) throw new Error('the holder does not hold slot 1')
+    const trained = genesisSlotParameters(TINY, 1, 0)
+    for (const [name, w] of trained) for (let i = 0; i < w.length; i++) w[i] += shift(i, name)
+    await host.services.layerPool.updateSlotWeights(1, trained, 1)
+    return { host, trainedHash: slotWeightsHash(TINY, 1, trained) }
+  } catch (err) {
+    await host.stop()
+    throw err
+  }
 }

@@ -1,7 +1,7 @@
 import { TINY } from '@neuroshard/model'
 import { describe, expect, it } from 'vitest'
 import { MemoryWeightStore, genesisSlotParameters, slotWeightsHash } from '../src/index.js'
-import { startPoolHost, stopAll, until } from './helpers.js'
+import { startPoolHost, startTrainedHolder, stopAll, until } from './helpers.js'
 import type { PoolHost } from './helpers.js'
 
 const MiB = 1024 * 1024
@@ -11,15 +11,9 @@ describe('a joiner never takes the genesis of a trained slot', () => {
   it('when the records of the trained holders lapse just before it loads the slot, it waits for them and fetches the trained weights', async () => {
     const hosts: PoolHost[] = []
     try {
-      const a = await startPoolHost({ ...FAST, config: TINY, memoryBytes: 16 * MiB })
+      const { host: a, trainedHash } = await startTrainedHolder(FAST, (i, name) => 1e-2 * ((i + name.length) % 5))
       hosts.push(a)
-      await a.services.layerPool.whenServing({ signal: AbortSignal.timeout(60_000) })
-      expect(a.services.layerPool.ownSpans().some(s => s.start <= 1 && 1 < s.end)).toBe(true)
-      const trained = genesisSlotParameters(TINY, 1, 0)
-      for (const [name, w] of trained) for (let i = 0; i < w.length; i++) w[i] += 1e-2 * ((i + name.length) % 5)
-      const trainedHash = slotWeightsHash(TINY, 1, trained)
       const genesisHash = slotWeightsHash(TINY, 1, genesisSlotParameters(TINY, 1, 0))
-      await a.services.layerPool.updateSlotWeights(1, trained, 1)
 
       // j's clock is ours plus `skew`; its store jumps the clock past every record's lifetime while the first
       // slot of j's span is stored, as an event loop blocked longer than a record's lifetime does (heartbeats
@@ -64,13 +58,8 @@ describe('a joiner never takes the genesis of a trained slot', () => {
   it('a joiner that heard no record of a trained slot\'s holders asks the DHT before it takes the genesis', async () => {
     const hosts: PoolHost[] = []
     try {
-      const a = await startPoolHost({ ...FAST, config: TINY, memoryBytes: 16 * MiB })
+      const { host: a, trainedHash } = await startTrainedHolder(FAST, (i, name) => 1e-2 * ((i + name.length) % 3))
       hosts.push(a)
-      await a.services.layerPool.whenServing({ signal: AbortSignal.timeout(60_000) })
-      const trained = genesisSlotParameters(TINY, 1, 0)
-      for (const [name, w] of trained) for (let i = 0; i < w.length; i++) w[i] += 1e-2 * ((i + name.length) % 3)
-      const trainedHash = slotWeightsHash(TINY, 1, trained)
-      await a.services.layerPool.updateSlotWeights(1, trained, 1)
 
       // an observer that reads only the DHT tells when a's trained record is there
       const observer = await startPoolHost({ ...FAST, config: TINY, memoryBytes: 16 * MiB, autoAssign: false }, a)
@@ -98,13 +87,8 @@ describe('a joiner never takes the genesis of a trained slot', () => {
   it('a record that arrives while the span loads, listing trained weights for a slot just taken from the genesis, makes the joiner fetch that slot before it serves', async () => {
     const hosts: PoolHost[] = []
     try {
-      const a = await startPoolHost({ ...FAST, config: TINY, memoryBytes: 16 * MiB })
+      const { host: a, trainedHash } = await startTrainedHolder(FAST, (i, name) => -1e-2 * ((i + name.length) % 4))
       hosts.push(a)
-      await a.services.layerPool.whenServing({ signal: AbortSignal.timeout(60_000) })
-      const trained = genesisSlotParameters(TINY, 1, 0)
-      for (const [name, w] of trained) for (let i = 0; i < w.length; i++) w[i] -= 1e-2 * ((i + name.length) % 4)
-      const trainedHash = slotWeightsHash(TINY, 1, trained)
-      await a.services.layerPool.updateSlotWeights(1, trained, 1)
       const aKey = a.peerId.toString()
 
       // j starts alone (no peer, no gossip, nothing in its DHT), so it takes slot 1 from the genesis; right after

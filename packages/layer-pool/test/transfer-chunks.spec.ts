@@ -8,6 +8,7 @@ import {
   ChunkReader, assembleTensors, canonicalStream, chunkCount, computeChunksRoot, digestChunks, digestChunksAsync, spanLayout,
   spanParameters, tensorsContentHash, toHex
 } from '../src/transfer/index.js'
+import { SegmentedStream } from '../src/transfer/chunks.js'
 import { spanRoles } from '../src/transfer/span.js'
 import type { SpanTensor } from '../src/transfer/index.js'
 import type { ModelConfig } from '@neuroshard/model'
@@ -123,6 +124,46 @@ describe('chunks: reader', () => {
         expect(toHex(encodeChunk(index, [data.subarray(0, cut), data.subarray(cut, 2 * cut), data.subarray(2 * cut)]).subarray())).toBe(toHex(Chunk.encode({ index, data })))
       }
     }
+  })
+})
+
+describe('chunks: segmented stream (one new buffer per tensor)', () => {
+  // sizes that make writes start and end inside tensors, cross several, and meet an empty tensor
+  const tensors: SpanTensor[] = [7, 1, 0, 300, 33, 2048, 5].map((n, i) => ({
+    name: `t${String.fromCharCode(122 - i)}`,
+    shape: [n],
+    data: Float32Array.from({ length: n }, (_, j) => i * 1000 + j * 0.5 + 0.25)
+  }))
+  const stream = canonicalStream(tensors)
+
+  for (const piece of [1, 3, 64, 1000, stream.byteLength]) {
+    it(`pieces of ${piece} bytes written out of order land where a contiguous stream has them`, () => {
+      const seg = new SegmentedStream(tensors)
+      expect(seg.byteLength).toBe(stream.byteLength)
+      const starts: number[] = []
+      for (let at = 0; at < stream.byteLength; at += piece) starts.push(at)
+      // last piece first, then the rest from the front: the write cursor has to jump both ways
+      for (const at of [starts[starts.length - 1], ...starts.slice(0, -1)]) seg.set(stream.subarray(at, at + piece), at)
+      expect(Buffer.from(seg.join()).equals(Buffer.from(stream))).toBe(true)
+      const byName = assembleTensors(tensors, stream)
+      const mine = seg.tensors()
+      expect([...mine.keys()].sort()).toEqual([...byName.keys()].sort())
+      for (const [name, data] of byName) {
+        expect(Array.from(mine.get(name)!)).toEqual(Array.from(data))
+        // each tensor owns its buffer (nothing shares the span's memory)
+        expect(mine.get(name)!.byteLength).toBe(mine.get(name)!.buffer.byteLength)
+      }
+    })
+  }
+
+  it('reads back ranges within a tensor, refuses ranges across tensors and writes outside the stream', () => {
+    const seg = new SegmentedStream(tensors)
+    seg.set(stream, 0)
+    expect(Buffer.from(seg.subarray(28, 32)).equals(Buffer.from(stream.subarray(28, 32)))).toBe(true)
+    expect(Buffer.from(seg.subarray(40, 1240)).equals(Buffer.from(stream.subarray(40, 1240)))).toBe(true)
+    expect(() => seg.subarray(16, 24)).toThrow(RangeError) // the end of tt and the start of tu
+    expect(() => { seg.set(new Uint8Array(2), stream.byteLength - 1) }).toThrow(RangeError)
+    expect(() => { seg.set(new Uint8Array(1), -1) }).toThrow(RangeError)
   })
 })
 

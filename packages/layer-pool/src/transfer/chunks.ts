@@ -316,6 +316,133 @@ export function assembleTensors (layout: readonly TensorLayout[], stream: Uint8A
   return out
 }
 
+/** Bytes of a span's canonical stream that can be read back a range at a time (a `Uint8Array` is one) */
+export interface StreamBytes {
+  readonly byteLength: number
+  /** The bytes [begin, end); a `SegmentedStream` serves only ranges within one tensor */
+  subarray(begin: number, end: number): Uint8Array
+}
+
+/**
+ * A span's canonical stream held in one new buffer per tensor instead of one buffer for the whole span.
+ * Why: a buffer larger than the C allocator's mmap threshold (32 MiB at most with glibc) is fresh memory
+ * every time, and its first writes page-fault (on the benchmark VM that cost more than receiving the bytes);
+ * per-tensor buffers are mostly below it, so a process that frees and receives weights reuses heap memory
+ * it already touched. The tensors of the result are the segments themselves, nothing is copied again.
+ */
+export class SegmentedStream implements StreamBytes {
+  readonly byteLength: number
+  private readonly names: string[] = []
+  private readonly segments: Uint8Array<ArrayBuffer>[] = []
+  /** Stream offset of each segment, ascending */
+  private readonly starts: number[] = []
+  /** Segment of the last write: writes arrive mostly in stream order */
+  private last = 0
+
+  constructor (layout: readonly TensorLayout[]) {
+    let at = 0
+
+    for (const t of canonicalTensors(layout)) {
+      const bytes = elementCount(t.shape) * 4
+      this.names.push(t.name)
+      this.segments.push(new Uint8Array(bytes))
+      this.starts.push(at)
+      at += bytes
+    }
+
+    this.byteLength = at
+  }
+
+  /** Copy `bytes` to stream offset `at`, across tensor boundaries if it spans them */
+  set (bytes: Uint8Array, at: number): void {
+    if (at < 0 || at + bytes.byteLength > this.byteLength) {
+      throw new RangeError(`bytes [${at}, ${at + bytes.byteLength}) outside a stream of ${this.byteLength}`)
+    }
+
+    let i = this.find(at)
+    let done = 0
+
+    while (done < bytes.byteLength) {
+      const seg = this.segments[i]
+      const offset = at + done - this.starts[i]
+      const n = Math.min(seg.byteLength - offset, bytes.byteLength - done)
+
+      if (n > 0) {
+        seg.set(n === bytes.byteLength ? bytes : bytes.subarray(done, done + n), offset)
+        done += n
+      }
+
+      if (done < bytes.byteLength) {
+        i++
+      }
+    }
+
+    this.last = i
+  }
+
+  subarray (begin: number, end: number): Uint8Array {
+    const i = this.find(begin)
+    const start = begin - this.starts[i]
+
+    if (end - this.starts[i] > this.segments[i].byteLength) {
+      throw new RangeError(`bytes [${begin}, ${end}) span tensors of a segmented stream`)
+    }
+
+    return this.segments[i].subarray(start, end - this.starts[i])
+  }
+
+  /** The whole stream as one new buffer (a partial transfer's resume state) */
+  join (): Uint8Array {
+    const out = new Uint8Array(this.byteLength)
+
+    for (let i = 0; i < this.segments.length; i++) {
+      out.set(this.segments[i], this.starts[i])
+    }
+
+    return out
+  }
+
+  /** The tensors, by name: each is its segment's buffer */
+  tensors (): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>()
+
+    for (let i = 0; i < this.segments.length; i++) {
+      out.set(this.names[i], new Float32Array(this.segments[i].buffer, 0, this.segments[i].byteLength / 4))
+    }
+
+    return out
+  }
+
+  /** Index of the segment holding stream offset `at` (the last non-empty one that starts at or before it) */
+  private find (at: number): number {
+    const fits = (i: number): boolean => this.starts[i] <= at && at < this.starts[i] + this.segments[i].byteLength
+
+    if (this.last < this.segments.length && fits(this.last)) {
+      return this.last
+    }
+
+    let lo = 0
+    let hi = this.starts.length - 1
+
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+
+      if (this.starts[mid] <= at) {
+        lo = mid
+      } else {
+        hi = mid - 1
+      }
+    }
+
+    // empty tensors share their start with the next one: step back to the segment that holds `at`
+    while (lo > 0 && this.segments[lo].byteLength === 0) {
+      lo--
+    }
+
+    return lo
+  }
+}
+
 /** `contentHash` (lowercase hex, the weights hash) of F32 tensors */
 export function tensorsContentHash (tensors: Iterable<SpanTensor>): string {
   return contentHash([...tensors].map(t => ({ name: t.name, dtype: 'F32', shape: t.shape, data: float32AsBytes(t.data) })))

@@ -4,7 +4,7 @@ import { InvalidParametersError, MalformedMessageError, MessageTooLargeError, Ti
 import { messageStream, openStream, releaseWhenRemoteCloses } from '@neuroshard/utils'
 import { Part, Status, WeightsRequest, WeightsResponse } from '../pb/transfer.js'
 import { decodeChunkList } from './chunk-message.js'
-import { assembleTensors, chunkCount, chunkLength, computeChunksRoot, hashChunk, streamBytes } from './chunks.js'
+import { SegmentedStream, assembleTensors, chunkCount, chunkLength, computeChunksRoot, hashChunk, streamBytes } from './chunks.js'
 import {
   CHUNK_SIZE, DEFAULT_BUSY_RETRIES, DEFAULT_BUSY_RETRY_DELAY_MS, DEFAULT_CHUNKS_PER_REQUEST, DEFAULT_MAX_RESPONSE_SIZE,
   DEFAULT_STREAMS_PER_PEER, DEFAULT_TRANSFER_MESSAGE_TIMEOUT_MS, HASH_BYTES, WEIGHTS_PROTOCOL
@@ -63,7 +63,8 @@ export interface FetchSpanWeightsOptions extends AbortOptions {
    * is a multiple of 4, e.g. the memory of weights this node is replacing (first writes to fresh
    * memory cost as much as the transfer itself on some machines). Its old contents are overwritten
    * chunk by chunk as chunks are verified; the returned tensors and a failure's `partial.stream` are
-   * views of it. Not with `resume` (whose stream is the buffer). @default a new buffer
+   * views of it. Not with `resume` (whose stream is the buffer). @default a new buffer per tensor, allocated
+   * when the manifest arrives (the tensors are those buffers; a failure's `partial.stream` is a copy)
    */
   into?: Uint8Array
   /**
@@ -156,7 +157,7 @@ class SpanFetch {
   private readonly fetched = new Map<string, number>()
   private readonly inflight = new Map<number, number>()
   private manifest?: WeightsManifest
-  private stream?: Uint8Array
+  private stream?: Uint8Array | SegmentedStream
   /** `contentHash` of the verified prefix of the stream, computed as chunks arrive */
   private contentHash?: StreamContentHash
   /** Chunks [0, frontier) are verified */
@@ -372,7 +373,7 @@ class SpanFetch {
           }
 
           this.manifest = this.checkManifest(response.manifest)
-          this.stream = this.options.into ?? new Uint8Array(this.totalBytes)
+          this.stream = this.options.into ?? new SegmentedStream(this.layout)
           this.startContentHash()
           this.progress({ type: 'manifest', peer: replica.peer })
           return
@@ -818,7 +819,7 @@ class SpanFetch {
   private details (cause?: unknown): { partial?: PartialSpanWeights, faults: ReplicaFault[], cause?: unknown } {
     return {
       partial: this.manifest != null && this.stream != null
-        ? { chunksRoot: this.rootHex, manifest: this.manifest, stream: this.stream, verified: new Set(this.verified) }
+        ? { chunksRoot: this.rootHex, manifest: this.manifest, stream: this.stream instanceof SegmentedStream ? this.stream.join() : this.stream, verified: new Set(this.verified) }
         : undefined,
       faults: [...this.faults],
       cause
@@ -836,7 +837,7 @@ class SpanFetch {
 
   private async finish (): Promise<SpanWeights> {
     const manifest = this.manifest!
-    const tensors = assembleTensors(manifest.tensors, this.stream!)
+    const tensors = this.stream instanceof SegmentedStream ? this.stream.tensors() : assembleTensors(manifest.tensors, this.stream!)
     // R14: the contentHash of the assembled tensors, computed while the chunks arrived (same bytes, same order)
     const hash = await this.contentHash!.digest()
 

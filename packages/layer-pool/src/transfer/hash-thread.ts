@@ -20,7 +20,7 @@ import { Worker } from 'node:worker_threads'
 import { logger as createLogger } from '@libp2p/logger'
 import { CONTENT_HASH_DOMAIN } from '@neuroshard/model'
 import { elementCount } from './chunks.js'
-import type { TensorLayout } from './chunks.js'
+import type { StreamBytes, TensorLayout } from './chunks.js'
 import type { Hash } from 'node:crypto'
 
 const log = createLogger('neuroshard:layer-pool:hash-thread')
@@ -152,10 +152,10 @@ class SegmentCursor {
 class InlineContentHash implements StreamContentHash {
   private readonly hash: Hash
   private readonly cursor: SegmentCursor
-  private readonly stream: Uint8Array
+  private readonly stream: StreamBytes
   private aborted = false
 
-  constructor (layout: readonly TensorLayout[], stream: Uint8Array) {
+  constructor (layout: readonly TensorLayout[], stream: StreamBytes) {
     this.cursor = new SegmentCursor(layout)
     this.stream = stream
     this.hash = createHash('sha256').update(contentHashPrefix())
@@ -196,7 +196,7 @@ function deferred<T> (): Deferred<T> {
 interface Job {
   id: number
   cursor: SegmentCursor
-  stream: Uint8Array
+  stream: StreamBytes
   layout: readonly TensorLayout[]
   final: number
   /** Resolves the digest when the thread answers */
@@ -234,7 +234,7 @@ class HashThread {
     this.worker.unref()
   }
 
-  open (layout: readonly TensorLayout[], stream: Uint8Array): Job {
+  open (layout: readonly TensorLayout[], stream: StreamBytes): Job {
     const job: Job = { id: this.nextId++, cursor: new SegmentCursor(layout), stream, layout, final: 0, digestSent: false, aborted: false }
     this.jobs.set(job.id, job)
     this.worker.postMessage({ op: 'open', job: job.id, prefix: contentHashPrefix() })
@@ -436,7 +436,7 @@ class ThreadedContentHash implements StreamContentHash {
   private readonly thread: HashThread
   private readonly job: Job
 
-  constructor (thread: HashThread, layout: readonly TensorLayout[], stream: Uint8Array) {
+  constructor (thread: HashThread, layout: readonly TensorLayout[], stream: StreamBytes) {
     this.thread = thread
     this.job = thread.open(layout, stream)
   }
@@ -461,7 +461,7 @@ class ThreadedContentHash implements StreamContentHash {
  * An incremental `contentHash` of the canonical stream of `layout` (tensors in canonical order, F32)
  * held in `stream`: on the helper thread for streams of at least 4 MiB, inline otherwise.
  */
-export function streamContentHash (layout: readonly TensorLayout[], stream: Uint8Array, options: StreamContentHashOptions = {}): StreamContentHash {
+export function streamContentHash (layout: readonly TensorLayout[], stream: StreamBytes, options: StreamContentHashOptions = {}): StreamContentHash {
   const t = options.thread !== false && stream.byteLength >= (options.threadMinBytes ?? THREADED_HASH_MIN_BYTES) ? hashThread() : undefined
   return t != null ? new ThreadedContentHash(t, layout, stream) : new InlineContentHash(layout, stream)
 }

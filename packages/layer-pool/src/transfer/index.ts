@@ -12,7 +12,7 @@ export {
   assembleTensors, canonicalStream, canonicalTensors, chunkCount, chunkLength, computeChunksRoot, digestChunks, digestChunksAsync,
   elementCount, hashChunk, streamBytes, tensorsContentHash, ChunkReader
 } from './chunks.js'
-export type { ChunkDigest, DigestOptions, SpanTensor, TensorLayout } from './chunks.js'
+export type { ChunkDigest, DigestOptions, SpanTensor, StreamBytes, TensorLayout } from './chunks.js'
 export { adamMName, adamVName, spanLayout, spanParameters } from './span.js'
 export { weightsServer } from './server.js'
 export type { WeightsServer, WeightsServerComponents, WeightsServerInit, WeightsServerStats } from './server.js'
