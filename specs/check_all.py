@@ -20,11 +20,12 @@ PY = sys.executable
 
 # name -> ('check', script) | ('cmd', argv). The generators that write vectors (with their own checks in --write mode)
 # run in specs/regenerate.py, which compares what they write with the committed files byte for byte.
+# model/python/neurollm.py's own check (forward, KV cache, gradients against tiny-logits/tiny-grads.json) is not run
+# here: the conformance check's model-compute suite replays the same vectors through it (and more of them).
 CHECKS = {
     'host': ('check', 'host/vectors/check.py'),
     'genesis-data': ('check', 'genesis-data/vectors/verify.py'),
     'ponw-ledger python client tests': ('cmd', [PY, '-m', 'unittest', 'discover', '-s', os.path.join(SPECS, 'ponw-ledger', 'python')]),
-    'model forward, KV cache and backward (specs/model/python/neurollm.py)': ('check', 'model/python/neurollm.py'),
     'conformance (python adapter: every suite)':
         ('cmd', [PY, os.path.join(SPECS, 'conformance', 'run.py'), '--require-all', '--',
                  PY, os.path.join(SPECS, 'conformance', 'adapters', 'python.py')]),

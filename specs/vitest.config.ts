@@ -5,4 +5,5 @@ import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 import { testDefaults } from '../vitest.shared.ts'
 
-export default defineConfig({ test: { ...testDefaults, name: '@neuroshard/specs', root: dirname(fileURLToPath(import.meta.url)), passWithNoTests: true } })
+// maxConcurrency: the concurrent tests (generators, runner and adapter processes) wait on child processes, not on this one
+export default defineConfig({ test: { ...testDefaults, name: '@neuroshard/specs', root: dirname(fileURLToPath(import.meta.url)), passWithNoTests: true, maxConcurrency: 10 } })

@@ -10,12 +10,14 @@ describe('Python checks of the spec vectors (specs/check_all.py)', () => {
   it('lists the checks of every spec with Python vectors', () => {
     // the generators that write vectors with their own checks (model, tokenizer, tensor-frame conversions, ponw-ledger,
     // diloco, pipeline, swarm-router, genesis-data rejections) run in test/regenerate.spec.ts
-    for (const spec of ['model forward, KV cache and backward (specs/model/python/neurollm.py)', 'host', 'genesis-data', 'ponw-ledger python client tests', 'conformance (python adapter: every suite)']) {
+    // the model's forward, KV cache and backward: the conformance check's model-compute suite (specs/model/python/neurollm.py)
+    for (const spec of ['host', 'genesis-data', 'ponw-ledger python client tests', 'conformance (python adapter: every suite)']) {
       expect(checks).toContain(spec)
     }
   })
 
-  it.each(checks)('%s', async (name) => {
+  // independent programs: run side by side (the project's time on a loaded machine)
+  it.concurrent.each(checks)('%s', async (name) => {
     const { code, out } = await run('python3', ['specs/check_all.py', '--only', name])
     expect(code, out).toBe(0)
     expect(out).toContain(`PASS ${name}`)

@@ -797,4 +797,6 @@ if __name__ == '__main__':
         for name, fn in OWNED.items():
             with open(os.path.join(VEC, name), encoding='utf-8') as f:
                 assert json.load(f) == fn(), f'{name} differs from what the Python client derives (run with --write?)'
-    print(f'ponw-ledger vectors: {check()} checks pass (Python client, written from the spec)')
+    # --no-check: specs/regenerate.py only compares the files; the conformance runner replays them through this client
+    if '--no-check' not in sys.argv:
+        print(f'ponw-ledger vectors: {check()} checks pass (Python client, written from the spec)')
