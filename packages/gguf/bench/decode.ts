@@ -2,12 +2,14 @@
  * Decode speed and memory of `bootstrap` (128M parameters): NeuroShard's engines (fp32 / int8 / int4) side by side
  * with node-llama-cpp (prebuilt llama.cpp) on the GGUF files `exportGguf` writes from the same weights (F32, Q4_0).
  *
- * Run: `node_modules/.bin/tsc -b packages/gguf && node_modules/.bin/node packages/gguf/dist/bench/decode.js [rounds]`
+ * Run: `node_modules/.bin/tsc -b packages/gguf && node_modules/.bin/node packages/gguf/dist/bench/decode.js [rounds] [engine,engine,…]`
  *
  * Each engine runs in its own child process (so its memory is its own): load, prefill 32 tokens, then greedy-decode
  * 64 tokens one at a time; tokens/s over those 64 steps, RSS of the process after decoding (and RSS less the main
  * thread's ArrayBuffers: the float32 weights the benchmark itself read, which V8 did not always release). The rounds interleave
- * the engines so a shared machine's load hits all of them alike; the table gives each engine's best and median.
+ * the engines so a shared machine's load hits all of them alike; the table gives each engine's best and median, and
+ * the CPU time per token of the whole process (all threads: on an oversubscribed machine a thread waits for a core,
+ * which tokens/s counts and CPU time does not).
  */
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
@@ -29,10 +31,10 @@ const work = join(tmpdir(), 'neuroshard-gguf-bench')
 const weightsFile = join(work, 'bootstrap.f32')
 const PROMPT = 32
 const STEPS = 64
-const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-baked', 'ours-int8', 'ours-int4', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread'] as const
+const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-baked', 'ours-int8', 'ours-int4', 'ours-int4-opset', 'ours-int4-1-thread', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread'] as const
 type Engine = typeof ENGINES[number]
 
-interface Result { engine: Engine, tokensPerS: number, rssMB: number, engineMB: number, loadS: number }
+interface Result { engine: Engine, tokensPerS: number, cpuMsPerToken: number, rssMB: number, engineMB: number, loadS: number }
 
 /** Deterministic weights (decode speed does not depend on their values; a trained scale keeps activations sane) */
 function makeWeights (): Map<string, Float32Array> {
@@ -74,20 +76,23 @@ function argmax (a: Float32Array, from: number, n: number): number {
 
 const prompt = (): number[] => Array.from({ length: PROMPT }, (_, i) => (i * 7919 + 13) % 400)
 
-async function decodeOurs (run: (ids: number[]) => Promise<Float32Array>): Promise<number> {
+/** CPU time of the whole process (every thread) since `from`, in ms */
+const cpuMs = (from: NodeJS.CpuUsage): number => { const u = process.cpuUsage(from); return (u.user + u.system) / 1000 }
+
+async function decodeOurs (run: (ids: number[]) => Promise<Float32Array>): Promise<{ tokensPerS: number, cpuMsPerToken: number }> {
   let logits = await run(prompt())
   let next = argmax(logits, (PROMPT - 1) * config.vocabSize, config.vocabSize)
   const t = performance.now()
+  const cpu = process.cpuUsage()
   for (let i = 0; i < STEPS; i++) {
     logits = await run([next])
     next = argmax(logits, 0, config.vocabSize)
   }
-  return STEPS / ((performance.now() - t) / 1000)
+  return { tokensPerS: STEPS / ((performance.now() - t) / 1000), cpuMsPerToken: cpuMs(cpu) / STEPS }
 }
 
 async function child (engine: Engine): Promise<Result> {
   const t0 = performance.now()
-  let tokensPerS: number
   let loadS = 0
   if (engine.startsWith('llama.cpp')) {
     const { getLlama } = await import('node-llama-cpp')
@@ -101,15 +106,17 @@ async function child (engine: Engine): Promise<Result> {
     const tokens = prompt() as any[]
     let n = 0
     let t = 0
+    let cpu = process.cpuUsage()
     for await (const _ of seq.evaluate(tokens, { temperature: 0 })) {
       // the first yield comes after the prompt has been evaluated and one token sampled: time from there
-      if (n === 0) t = performance.now()
+      if (n === 0) { t = performance.now(); cpu = process.cpuUsage() }
       if (++n > STEPS) break
     }
-    tokensPerS = STEPS / ((performance.now() - t) / 1000)
+    const tokensPerS = STEPS / ((performance.now() - t) / 1000)
+    const cpuMsPerToken = cpuMs(cpu) / STEPS
     const mem = process.memoryUsage()
     await context.dispose(); await model.dispose(); await llama.dispose()
-    return { engine, tokensPerS, rssMB: mem.rss / 1e6, engineMB: (mem.rss - mem.arrayBuffers) / 1e6, loadS }
+    return { engine, tokensPerS, cpuMsPerToken, rssMB: mem.rss / 1e6, engineMB: (mem.rss - mem.arrayBuffers) / 1e6, loadS }
   }
   let weights: Map<string, Float32Array> | undefined = loadWeights()
   let close: () => Promise<void>
@@ -132,8 +139,12 @@ async function child (engine: Engine): Promise<Result> {
     }
     close = async () => { await Promise.all(ex.map(async e => { await e.close() })) }
   } else {
-    const quantization = engine === 'ours-int8' ? 'int8' : engine === 'ours-int4' ? 'int4' : 'fp32'
-    const e = await createInferenceEngine({ config, parameters: weights, quantization, bakeWeights: engine === 'ours-fp32-baked' })
+    const quantization = engine === 'ours-int8' ? 'int8' : engine.startsWith('ours-int4') ? 'int4' : 'fp32'
+    // '-opset': the opset-23 RotaryEmbedding + Attention graph instead of GroupQueryAttention (the default)
+    const attention = engine.endsWith('-opset') ? 'opset' : 'gqa'
+    // '-1-thread': one onnxruntime thread (no pool barriers to wait on when the cores are oversubscribed), as llama.cpp's
+    const intraOpNumThreads = engine.endsWith('-1-thread') ? 1 : undefined
+    const e = await createInferenceEngine({ config, parameters: weights, quantization, attention, intraOpNumThreads, bakeWeights: engine === 'ours-fp32-baked' })
     const kv = await e.openInference()
     run = async (ids) => (await kv.run({ input_ids: int64(ids, [1, ids.length]) })).logits.data as Float32Array
     close = async () => { await e.close() }
@@ -144,10 +155,10 @@ async function child (engine: Engine): Promise<Result> {
   setFlagsFromString('--expose-gc')
   ;(runInNewContext('gc') as () => void)()
   loadS = (performance.now() - t0) / 1000
-  tokensPerS = await decodeOurs(run)
+  const d = await decodeOurs(run)
   const mem = process.memoryUsage()
   await close()
-  return { engine, tokensPerS, rssMB: mem.rss / 1e6, engineMB: (mem.rss - mem.arrayBuffers) / 1e6, loadS }
+  return { engine, tokensPerS: d.tokensPerS, cpuMsPerToken: d.cpuMsPerToken, rssMB: mem.rss / 1e6, engineMB: (mem.rss - mem.arrayBuffers) / 1e6, loadS }
 }
 
 async function prepare (): Promise<void> {
@@ -172,19 +183,23 @@ if (process.argv[2] === '--child') {
   process.stdout.write(JSON.stringify(r) + '\n')
 } else {
   const rounds = Number(process.argv[2] ?? 2)
+  const only = process.argv[3]?.split(',')
+  const unknown = only?.filter(e => !(ENGINES as readonly string[]).includes(e)) ?? []
+  if (unknown.length > 0) throw new Error(`unknown engines ${unknown.join(', ')}; known: ${ENGINES.join(', ')}`)
+  const engines = ENGINES.filter(e => only === undefined || only.includes(e))
   const load = loadavg()
   const started = new Date().toISOString()
   await prepare()
   const node = process.execPath
   const results: Result[] = []
   for (let r = 0; r < rounds; r++) {
-    for (const engine of ENGINES) {
+    for (const engine of engines) {
       const p = spawnSync(node, [fileURLToPath(import.meta.url), '--child', engine], { encoding: 'utf8', maxBuffer: 1 << 20 })
       const line = p.stdout.trim().split('\n').pop() ?? ''
       if (p.status !== 0 || !line.startsWith('{')) { console.error(`${engine} failed:\n${p.stderr}`); continue }
       const res = JSON.parse(line) as Result
       results.push(res)
-      console.error(`round ${r + 1} ${engine}: ${res.tokensPerS.toFixed(1)} tok/s, ${res.rssMB.toFixed(0)} MB (${res.engineMB.toFixed(0)} MB less main-thread buffers), load ${loadavg()[0].toFixed(1)}`)
+      console.error(`round ${r + 1} ${engine}: ${res.tokensPerS.toFixed(1)} tok/s, ${res.cpuMsPerToken.toFixed(2)} CPU ms/token, ${res.rssMB.toFixed(0)} MB (${res.engineMB.toFixed(0)} MB less main-thread buffers), load ${loadavg()[0].toFixed(1)}`)
     }
   }
   const cpu = cpus()[0]?.model ?? '?'
@@ -193,25 +208,29 @@ if (process.argv[2] === '--child') {
   console.log(`bootstrap decode, ${PROMPT}-token prompt then ${STEPS} greedy tokens, batch 1; ${rounds} rounds interleaved`)
   console.log(`${started}, ${cpus().length} × ${cpu}, Node ${process.version}, loadavg at start ${load.map(x => x.toFixed(2)).join(' ')}, at end ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
   console.log('')
-  console.log('| engine | tokens/s best | tokens/s median | RSS after decoding (MB) | RSS less the main thread\'s ArrayBuffers (MB) | load + build (s) |')
-  console.log('|---|---|---|---|---|---|')
-  for (const e of ENGINES) {
+  console.log('| engine | tokens/s best | tokens/s median | CPU ms per token, median (all threads) | RSS after decoding (MB) | RSS less the main thread\'s ArrayBuffers (MB) | load + build (s) |')
+  console.log('|---|---|---|---|---|---|---|')
+  for (const e of engines) {
     const rs = of(e)
-    if (rs.length === 0) { console.log(`| ${e} | failed | | | | |`); continue }
-    console.log(`| ${e} | ${best(e).toFixed(1)} | ${median(rs.map(r => r.tokensPerS)).toFixed(1)} | ${median(rs.map(r => r.rssMB)).toFixed(0)} | ${median(rs.map(r => r.engineMB)).toFixed(0)} | ${median(rs.map(r => r.loadS)).toFixed(1)} |`)
+    if (rs.length === 0) { console.log(`| ${e} | failed | | | | | |`); continue }
+    console.log(`| ${e} | ${best(e).toFixed(1)} | ${median(rs.map(r => r.tokensPerS)).toFixed(1)} | ${median(rs.map(r => r.cpuMsPerToken)).toFixed(2)} | ${median(rs.map(r => r.rssMB)).toFixed(0)} | ${median(rs.map(r => r.engineMB)).toFixed(0)} | ${median(rs.map(r => r.loadS)).toFixed(1)} |`)
   }
   console.log('')
   const bestOf = (...es: Engine[]): number => Math.max(...es.filter(e => of(e).length > 0).map(best))
+  /** The lowest median CPU time per token among the engines (a measure of work done, less sensitive to load than tokens/s) */
+  const cpuOf = (...es: Engine[]): number => Math.min(...es.filter(e => of(e).length > 0).map(e => median(of(e).map(r => r.cpuMsPerToken))))
   const llamaF32 = bestOf('llama.cpp-F32', 'llama.cpp-F32-1-thread')
   const llamaQ4 = bestOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread')
   const oursF32 = bestOf('ours-fp32-1-session', 'ours-fp32-baked')
+  const oursQ4 = bestOf('ours-int4', 'ours-int4-opset', 'ours-int4-1-thread')
   const verdict = (r: number): string => r >= 1 ? 'met in this run' : 'not met in this run'
-  console.log('| goal (issue 16), against the faster llama.cpp thread setting | ratio of best tokens/s | |')
-  console.log('|---|---|---|')
-  console.log(`| fp32 ≥ 1.0× node-llama-cpp F32 | ${oursF32.toFixed(1)} / ${llamaF32.toFixed(1)} = ${(oursF32 / llamaF32).toFixed(2)} | ${verdict(oursF32 / llamaF32)} |`)
-  console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 | ${best('ours-int4').toFixed(1)} / ${llamaQ4.toFixed(1)} = ${(best('ours-int4') / llamaQ4).toFixed(2)} | ${verdict(best('ours-int4') / llamaQ4)} |`)
-  console.log(`| (one session vs three executors, fp32) | ${(best('ours-fp32-1-session') / best('ours-fp32-3-executors')).toFixed(2)} | |`)
+  console.log('| goal (issue 16), each side\'s faster setting | ratio of best tokens/s | | llama.cpp CPU ms per token ÷ ours (median) |')
+  console.log('|---|---|---|---|')
+  console.log(`| fp32 ≥ 1.0× node-llama-cpp F32 | ${oursF32.toFixed(1)} / ${llamaF32.toFixed(1)} = ${(oursF32 / llamaF32).toFixed(2)} | ${verdict(oursF32 / llamaF32)} | ${(cpuOf('llama.cpp-F32', 'llama.cpp-F32-1-thread') / cpuOf('ours-fp32-1-session', 'ours-fp32-baked')).toFixed(2)} |`)
+  console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 | ${oursQ4.toFixed(1)} / ${llamaQ4.toFixed(1)} = ${(oursQ4 / llamaQ4).toFixed(2)} | ${verdict(oursQ4 / llamaQ4)} | ${(cpuOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread') / cpuOf('ours-int4', 'ours-int4-opset', 'ours-int4-1-thread')).toFixed(2)} |`)
+  if (of('ours-fp32-3-executors').length > 0) console.log(`| (one session vs three executors, fp32) | ${(best('ours-fp32-1-session') / best('ours-fp32-3-executors')).toFixed(2)} | | |`)
+  if (of('ours-int4-opset').length > 0) console.log(`| (int4: GroupQueryAttention vs opset-23 Attention graph) | ${(best('ours-int4') / best('ours-int4-opset')).toFixed(2)} | | ${(cpuOf('ours-int4-opset') / cpuOf('ours-int4')).toFixed(2)} (opset ÷ gqa) |`)
   const dir = join(here, '..', '..', 'bench-results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, `decode-${Date.now()}.json`), JSON.stringify({ started, loadavg: load, cpu, rounds, results }, null, 2))
+  writeFileSync(join(dir, `decode-${Date.now()}.json`), JSON.stringify({ started, loadavg: load, cpu, rounds, engines, results }, null, 2))
 }

@@ -238,7 +238,10 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
 
 type Linear = (x: Value, name: string, opName: string) => Value
 type Norm = (x: Value, name: string, opName: string) => Value
-/** Attention of one block: q [B, S, nH·hd], k and v [B, S, nKv·hd] before RoPE → [y [B, S, nH·hd], present key, present value] */
+/**
+ * Attention of one block: q [B, S, nH·hd], k and v [B, S, nKv·hd] before RoPE (or q, k and v packed in one
+ * [B, S, (nH + 2·nKv)·hd] tensor with k and v null) → [y [B, S, nH·hd], present key, present value]
+ */
 type Attend = (q: Value, k: Value | null, v: Value | null, cache: KvCache, name: string) => [Value, Value, Value]
 type LinearCat = (x: Value, names: string[], opName: string) => Value
 
