@@ -272,7 +272,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
           initSeed: init.initSeed ?? 0,
           memoryBytes: init.memoryBytes,
           training,
-          ...(init.quantization != null ? { quantization: init.quantization } : {})
+          ...(init.quantization != null ? { quantization: init.quantization } : {}),
+          // each span's record announces what this node's KV caches can still take: Drivers' routers weigh it
+          kvTokensLeft: span => this.running ? this.host.services.pipeline.kvTokensLeft(span.start, span.end) : undefined
         }),
         swarmRouter: swarmRouter(),
         pipeline: pipeline({
