@@ -74,6 +74,7 @@ HAND_WRITTEN = {
     'model/vectors/tiny-grads.json': 'reference.py --grads (float64 finite differences, about a minute): not re-run in CI; replayed within tolerance by both adapters',
     'pipeline/vectors/sessions.json': 'by hand from §5 rules 3, 4, 5, 13; replayed by both adapters',
     'pipeline/vectors/drafts.json': 'by hand from §5 rule 14; replayed by both adapters',
+    'pipeline/vectors/training.json': 'by hand from §5 rule 7; replayed by both adapters',
 }
 
 SCRIPTS = ('.py', '.mjs', '.ts', '.md')

@@ -569,6 +569,15 @@ def pipeline_checks(call):
             want = {'error': s['expect'].get('error'), 'holds': s['expect']['holds'], 'bytes': s['expect']['bytes']}
             ok = {'error': g.get('error'), 'holds': g.get('holds'), 'bytes': g.get('bytes')} == want
             yield '§5 rules 3-5, 13 sessions (sequences)', f'{q["name"][:60]}… step {i} ({s["op"]} {s["session"]} {s.get("position", "")})', ok, g
+    tr = vec('pipeline', 'training.json')
+    for q in tr['sequences']:
+        r = call('pipeline.training', step=q['step'], maxMicroBatches=q['maxMicroBatches'], ops=[{k: x for k, x in o.items() if k != 'expect'} for o in q['ops']])
+        got = r.get('outcomes') or []
+        for i, o in enumerate(q['ops']):
+            g = got[i] if i < len(got) else {}
+            want = {k: o['expect'].get(k) for k in ('error', 'loss', 'accumulated', 'step')}
+            ok = {k: g.get(k) for k in want} == want
+            yield '§5 rule 7 training requests (sequences)', f'{q["name"][:60]}… op {i} ({o["op"]} step {o["step"]} {o.get("microBatch", "")})', ok, g
     dr = vec('pipeline', 'drafts.json')
     for c in dr['cases']:
         # {"token": t, "uniformIds": n}: ids 0 … n − 1, each with probability 1/n

@@ -422,6 +422,25 @@ def pipeline_op(op, req):
                 o['error'] = e.name
             out.append(dict(o, holds=dict(t.held), bytes=t.bytes()))
         return {'outcomes': out}
+    if op == 'pipeline.training':
+        reached = [0]
+
+        def downstream():   # the next hop's answer: its loss is how many TRAIN_FORWARDs reached it
+            reached[0] += 1
+            return reached[0]
+        t = PL.Training(req['step'], req['maxMicroBatches'], downstream)
+        out = []
+        for x in req['ops']:
+            o = {}
+            try:
+                if x['op'] == 'forward':
+                    o['loss'] = t.forward(x['session'], x['step'], x['microBatch'])
+                else:
+                    t.step_to(x['step'])
+            except PL.PipelineError as e:
+                o['error'] = e.name
+            out.append(dict(o, accumulated=t.accumulated, step=t.step))
+        return {'outcomes': out}
     if op == 'pipeline.tiedStep':
         try:
             ids = PL.check_tied_step(unhex(req['tiedIds']), unhex(req['tied']), req['adamw'], req['step'], req['vocabSize'], req['dModel'], req['hasTied'])

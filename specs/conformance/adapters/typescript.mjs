@@ -409,6 +409,35 @@ async function handle (r) {
       const req = { step: r.step, tiedIds: unhex(r.tiedIds), tied: unhex(r.tied), tiedAdamw: r.adamw ?? undefined }
       return { ids: Array.from(DefaultPipeline.prototype.tiedRows.call({ maxMessageSize: 1 << 20 }, req, stage).ids) }
     }
+    case 'pipeline.training': {
+      // the service's own TRAIN_FORWARD and STEP handlers (private) on a stand-in: a blocks stage whose forward and
+      // backward pass the activation through (backward calls count the accumulations), a downstream hop whose answer's
+      // loss is the number of times it was reached, and an executor that counts its steps
+      const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
+      const P = await pipelinePkg()
+      const svc = Object.assign(Object.create(DefaultPipeline.prototype), { train: new Map(), replicas: new Map(), maxMicroBatches: r.maxMicroBatches, maxBatch: 1, maxMessageSize: 1 << 20 })
+      const hidden = P.encodeActivation({ dtype: 'float32', dims: [1, 1, 4], data: Float32Array.of(1, 2, 3, 4) }, false)
+      let reached = 0
+      svc.forwardHop = async () => ({ error: '', grad: hidden, loss: ++reached })
+      const counts = { accumulated: 0, step: r.step }
+      const stage = {
+        config: { dModel: 4, maxSeqLen: 8 },
+        executors: [{ get stepCount () { return counts.step }, step: async () => { counts.step++ } }],
+        blocks: { forward: async (x) => ({ hidden_out: x.hidden_in }), backward: async (x) => { counts.accumulated++; return { grad_hidden_in: x.grad_hidden_out } } }
+      }
+      const outcomes = []
+      for (const x of r.ops) {
+        const o = {}
+        try {
+          if (x.op === 'forward') {
+            const res = await svc.serveTrainForward({ session: unhex(x.session), step: x.step, microBatch: x.microBatch, hidden, compress: false, deflate: false }, stage, AbortSignal.timeout(10_000))
+            o.loss = res.loss
+          } else await svc.serveStep({ step: x.step, gradNorm: 1, tiedIds: new Uint8Array(0) }, stage)
+        } catch (err) { o.error = err.name }
+        outcomes.push({ ...o, ...counts })
+      }
+      return { outcomes }
+    }
     case 'pipeline.draft': {
       // the service's own DRAFT handler (private), on a stand-in holding only its draft table
       const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')

@@ -366,6 +366,37 @@ class Sessions:
         self.held.pop(session, None)
 
 
+# ---- §5 rule 7: the training requests of one server's span ----
+
+class Training:
+    """TRAIN_FORWARD and STEP on one span that is not the last hop: `downstream()` is the next hop's answer (its loss)"""
+
+    def __init__(self, step, max_micro_batches, downstream):
+        self.step, self.max, self.downstream = step, max_micro_batches, downstream
+        self.done = {}          # (session, step, micro_batch) -> the response given (its loss), this step only
+        self.accumulated = 0    # micro-batch gradients added to the span's
+
+    def forward(self, session, step, micro_batch):
+        if step != self.step:
+            raise PipelineError('PipelineRequestError', f'step {step}, the span is at {self.step}')
+        key = (session, step, micro_batch)
+        if key in self.done:    # a repeat: the first response, nothing accumulated
+            return self.done[key]
+        if len(self.done) >= self.max:
+            raise PipelineError('PipelineRequestError', 'more micro-batches in this step than the server remembers')
+        self.done[key] = self.downstream()
+        self.accumulated += 1
+        return self.done[key]
+
+    def step_to(self, step):
+        if step < self.step:    # a re-sent STEP: success, nothing
+            return
+        if step != self.step:
+            raise PipelineError('PipelineRequestError', f'STEP {step}, the span is at {self.step}')
+        self.step += 1
+        self.done = {}
+
+
 # ---- §5 rule 14: a DRAFT the Validator receives ----
 
 def check_draft(position, draft, vocab, max_seq_len, head=True):
