@@ -543,6 +543,19 @@ def without_defaults(v):
     return v
 
 
+def without_expect(steps):
+    return [{k: x for k, x in s.items() if k != 'expect'} for s in steps]
+
+
+def sequence_checks(point, q, key, r, fields, label):
+    """one check per step of a sequence: the adapter's outcome after the step (`fields`, absent = None) equals `expect`"""
+    got = r.get('outcomes') or []
+    for i, s in enumerate(q[key]):
+        g = got[i] if i < len(got) else {}
+        ok = {k: g.get(k) for k in fields} == {k: s['expect'].get(k) for k in fields}
+        yield point, f'{q["name"][:60]}… {label(i, s)}', ok, g
+
+
 def pipeline_checks(call):
     s = vec('pipeline', 'sampling.json')
     for d in s['draws']:
@@ -562,22 +575,14 @@ def pipeline_checks(call):
         yield '§6.1 draft verification (accepted prefix, own token)', name, r.get('tokens') == c['tokens'], r
     se = vec('pipeline', 'sessions.json')
     for q in se['sequences']:
-        r = call('pipeline.sessions', stage=se['stage'], limits=se['limits'], steps=[{k: x for k, x in s.items() if k != 'expect'} for s in q['steps']])
-        got = r.get('outcomes') or []
-        for i, s in enumerate(q['steps']):
-            g = got[i] if i < len(got) else {}
-            want = {'error': s['expect'].get('error'), 'holds': s['expect']['holds'], 'bytes': s['expect']['bytes']}
-            ok = {'error': g.get('error'), 'holds': g.get('holds'), 'bytes': g.get('bytes')} == want
-            yield '§5 rules 3-5, 13 sessions (sequences)', f'{q["name"][:60]}… step {i} ({s["op"]} {s["session"]} {s.get("position", "")})', ok, g
+        r = call('pipeline.sessions', stage=se['stage'], limits=se['limits'], steps=without_expect(q['steps']))
+        yield from sequence_checks('§5 rules 3-5, 13 sessions (sequences)', q, 'steps', r, ('error', 'holds', 'bytes'),
+                                   lambda i, s: f'step {i} ({s["op"]} {s["session"]} {s.get("position", "")})')
     tr = vec('pipeline', 'training.json')
     for q in tr['sequences']:
-        r = call('pipeline.training', step=q['step'], maxMicroBatches=q['maxMicroBatches'], ops=[{k: x for k, x in o.items() if k != 'expect'} for o in q['ops']])
-        got = r.get('outcomes') or []
-        for i, o in enumerate(q['ops']):
-            g = got[i] if i < len(got) else {}
-            want = {k: o['expect'].get(k) for k in ('error', 'loss', 'accumulated', 'step')}
-            ok = {k: g.get(k) for k in want} == want
-            yield '§5 rule 7 training requests (sequences)', f'{q["name"][:60]}… op {i} ({o["op"]} step {o["step"]} {o.get("microBatch", "")})', ok, g
+        r = call('pipeline.training', step=q['step'], maxMicroBatches=q['maxMicroBatches'], ops=without_expect(q['ops']))
+        yield from sequence_checks('§5 rule 7 training requests (sequences)', q, 'ops', r, ('error', 'loss', 'accumulated', 'step'),
+                                   lambda i, o: f'op {i} ({o["op"]} step {o["step"]} {o.get("microBatch", "")})')
     dr = vec('pipeline', 'drafts.json')
     for c in dr['cases']:
         # {"token": t, "uniformIds": n}: ids 0 … n − 1, each with probability 1/n
