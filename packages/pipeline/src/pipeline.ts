@@ -1408,11 +1408,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
    * Warm standbys: WARM to the router's standby for each server hop (it warms its stage and opens a session stream
    * to its next hop), and a spare session stream to the first hop's standby. Best effort, in the background.
    */
-  private async prepareStandbys (router: PipelineRouter, route: Request['route'], session: Uint8Array<ArrayBuffer>): Promise<void> {
+  private async prepareStandbys (router: PipelineRouter, route: Request['route'], session: Uint8Array<ArrayBuffer>, tokens: number): Promise<void> {
     if (!this.warmStandbys || router.standbys == null) return
     try {
       const hops = route.slice(1).map(h => ({ peer: peerFromBytes(h.peer), start: h.start, end: h.end }))
-      const standbys = await router.standbys(hops)
+      const standbys = await router.standbys(hops, { tokens })
       await Promise.all(standbys.map(async (s, i) => {
         if (s == null || s.start > hops[i].start || s.end < hops[i].end) return
         const hop = i + 1
@@ -1467,7 +1467,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       releases = router.acquire != null ? r.slice(1).map(h => router.acquire!(peerFromBytes(h.peer))) : []
     }
     remember(route)
-    void this.prepareStandbys(router, route, session)
+    void this.prepareStandbys(router, route, session, ids.length + maxNew)
     let watch: TokenWatch | undefined
     let position = 0 // tokens every hop's cache holds
     let text = ''
@@ -1489,7 +1489,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           if (++retries > maxRetries) throw err
           route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
           remember(route)
-          void this.prepareStandbys(router, route, session)
+          void this.prepareStandbys(router, route, session, ids.length + maxNew)
           position = 0 // replay the whole sequence on the new chain (every hop restarts its cache)
           continue
         }
@@ -1565,7 +1565,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       releases = router.acquire != null ? r.slice(1).map(h => router.acquire!(peerFromBytes(h.peer))) : []
     }
     remember(route)
-    void this.prepareStandbys(router, route, session)
+    void this.prepareStandbys(router, route, session, ids.length + maxNew)
     let watch: TokenWatch | undefined
     let position = 0 // tokens of `all` every hop's cache holds
     let extra = 0 // rejected draft tokens the caches still hold past `position`
@@ -1578,7 +1578,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (++retries > maxRetries) throw err
         route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
         remember(route)
-        void this.prepareStandbys(router, route, session)
+        void this.prepareStandbys(router, route, session, ids.length + maxNew)
       } else if (++retries > maxRetries) {
         throw errorFromResponse(res)
       }

@@ -40,9 +40,9 @@ export interface PipelineRouter {
   acquire?(peer: PeerId): () => void
   /**
    * For each hop of `chain`, the peer that would replace it if it failed (covering at least the hop's slots), or
-   * undefined: the Driver warms them (spec §4.2, WARM)
+   * undefined: the Driver warms them (spec §4.2, WARM). `tokens`: as in `chain()`, so a standby has room for the session
    */
-  standbys?(chain: RouteHop[]): Promise<Array<RouteHop | undefined>> | Array<RouteHop | undefined>
+  standbys?(chain: RouteHop[], options?: { tokens?: number }): Promise<Array<RouteHop | undefined>> | Array<RouteHop | undefined>
 }
 
 /**

@@ -78,7 +78,7 @@ export interface SwarmRouter extends PipelineRouter, Startable {
    */
   plan(from: number, to: number, kvTokens?: number): { chain: Chain, standbys: Array<Candidate | undefined> } | undefined
   /** For each hop of a chain, the cheapest other live candidate covering its slots (what a Driver warms), or undefined */
-  standbys(chain: RouteHop[]): Array<RouteHop | undefined>
+  standbys(chain: RouteHop[], options?: { tokens?: number }): Array<RouteHop | undefined>
   /** Whether a peer is banned now */
   isBanned(peer: PeerId): boolean
   /** Record an RTT sample, ms */
@@ -200,10 +200,10 @@ export class DefaultSwarmRouter implements SwarmRouter {
   }
 
   /** The standby of each hop of a chain (the cheapest other live candidate covering its slots), as the Driver warms them */
-  standbys (chain: RouteHop[]): Array<RouteHop | undefined> {
+  standbys (chain: RouteHop[], options: { tokens?: number } = {}): Array<RouteHop | undefined> {
     const all = this.candidates()
     const c: Chain = { hops: chain.map(h => ({ peer: h.peer.toString(), start: h.start, end: h.end, throughput: 0, spanStart: h.start, spanEnd: h.end })), cost: 0 }
-    return standbys(c, all, this.costOptions()).map(s => s == null ? undefined : { peer: this.peers.get(s.peer) as PeerId, start: s.start, end: s.end })
+    return standbys(c, all, this.costOptions(options.tokens)).map(s => s == null ? undefined : { peer: this.peers.get(s.peer) as PeerId, start: s.start, end: s.end })
   }
 
   reportFailure (peer: PeerId, error?: Error): void {

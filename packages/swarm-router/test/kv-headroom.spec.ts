@@ -112,6 +112,10 @@ describe('KV headroom in the route cost (records → router → pipeline)', () =
     const over = router.plan(1, L + 2, TIGHT_TOKENS + 1)!
     expect(over.chain.hops[0].peer).toBe(roomy.peerId.toString())
     expect(over.standbys[0]).toBeUndefined()
+    // what the pipeline warms as the standby of a chain: the tight replica only for a session it can take
+    const hop = [{ peer: roomy.peerId, start: 1, end: L + 2 }]
+    expect(router.standbys(hop, { tokens: 40 })[0]?.peer.toString()).toBe(tight.peerId.toString())
+    expect(router.standbys(hop, { tokens: TIGHT_TOKENS + 1 })[0]).toBeUndefined()
 
     // the pipeline passes prompt + maxNewTokens: the session runs on the roomy replica
     const prompt = [...new TextEncoder().encode('headroom')]
