@@ -24,10 +24,11 @@ import type { GenesisConfig, LedgerParams } from '@neuroshard/ponw-ledger'
 
 /**
  * Ledger timing of a devnet: minute epochs, 5-second heartbeats, minute training rounds (validators vote on
- * a training proof within two rounds of its own; on a busy machine re-executing a round's proofs takes tens
- * of seconds)
+ * a training proof within two rounds of its own). A message is votable within two epochs of its own: on a busy
+ * machine a validator's queue of training proofs to re-execute took longer than the one-epoch default, the
+ * proofs expired half-voted and held up their senders' accounts
  */
-export const DEVNET_LEDGER_PARAMS: Readonly<Partial<LedgerParams>> = Object.freeze({ epochMs: 60_000, roundMs: 60_000, heartbeatSeconds: 5 })
+export const DEVNET_LEDGER_PARAMS: Readonly<Partial<LedgerParams>> = Object.freeze({ epochMs: 60_000, roundMs: 60_000, heartbeatSeconds: 5, epochWindow: 2 })
 
 /** Nodes of a devnet unless told otherwise: two pipelines of two nodes (two replicas of every slot) */
 export const DEFAULT_NETWORK_DEVNET_NODES = 4

@@ -535,7 +535,6 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     }
   }
 
-  /** Build the pipeline stage of a span this node now serves, with a DiLoCo group per slot when training */
   /**
    * Makes the stages match the contiguous runs of this node's live spans: a node that holds [2, 3) and then
    * claims [3, 4) (or whose [1, 3) was trimmed to [2, 3) next to it) serves one stage [2, 4), so that a
@@ -550,6 +549,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     for (const [key, held] of [...this.stages]) if (!wanted.has(key)) await this.closeStage(held.start, held.end)
   }
 
+  /** Build the pipeline stage of a run of spans this node now serves, with a DiLoCo group per slot when training */
   private async openStage (start: number, end: number): Promise<void> {
     const key = `${start}-${end}`
     if (this.stages.has(key)) return
@@ -710,7 +710,10 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
             return { slot, group: g, round: outcome.contributedRound, included: outcome.included }
           })
         settled.push(p)
-        work.push(p.then(() => {}))
+        // awaited (allSettled) only after every stage's slots were sent: a stop meanwhile rejects it unhandled
+        const done = p.then(() => {})
+        done.catch(() => {})
+        work.push(done)
       }
       if (recorded != null && this.ponw != null) {
         const ponw = this.ponw

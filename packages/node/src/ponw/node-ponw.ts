@@ -70,6 +70,20 @@ export interface SlotContribution {
 }
 
 /**
+ * What the outbox does about its own message that is not final (specs/node/ponw §1): `wait` while it is votable;
+ * once its epoch window passed, `regossip` it once (catch-up completes it if a third of the voting power voted
+ * for it); `replace` it at its slot only an epoch after that AND once the two messages can never have been
+ * votable together (epochs more than 2·epochWindow + 1 apart: closer, the pair would be equivocation evidence).
+ */
+export function expiredOwnAction (old: { epoch: bigint, id: string }, now: { epoch: bigint, nowMs: number, epochWindow: number, epochMs: number }, regossiped?: { id: string, at: number }): 'wait' | 'regossip' | 'replace' {
+  const w = BigInt(now.epochWindow)
+  if (now.epoch <= old.epoch + w) return 'wait'
+  if (regossiped?.id !== old.id) return 'regossip'
+  if (now.epoch <= old.epoch + 2n * w + 1n || now.nowMs < regossiped.at + now.epochMs) return 'wait'
+  return 'replace'
+}
+
+/**
  * The node's ledger and proof duties. `service` is created after the host started (its wallet ↔ peer
  * binding needs the host's key), like the DiLoCo groups.
  */
@@ -93,6 +107,8 @@ export class NodePonw {
   #training?: { body: Omit<Extract<TxBody, { kind: 'training' }>, 'round' | 'shardIds'>, witnesses: Uint8Array[] }
   readonly #served: ServedSession[] = []
   #ticking = false
+  /** the expired own message last gossiped again for catch-up, and when */
+  #regossiped?: { id: string, at: number }
   #tracker?: MemoryHeartbeatTracker
   #tickTimer?: ReturnType<typeof setInterval>
   #beatTimer?: ReturnType<typeof setInterval>
@@ -213,10 +229,12 @@ export class NodePonw {
 
   /**
    * Signs the next due proof when no own message is in flight. A message that is not final holds up the
-   * account's later ones; one that expired without a quorum (refused, or voted on too late) is replaced at its
-   * slot by a `withdraw` (which needs no funds and, with nothing matured, fails harmlessly: the slot is filled)
-   * — not equivocation once their epochs were never votable together (specs/ponw-ledger §5) — so a refused
-   * proof never strands the account.
+   * account's later ones. One that expired without a quorum (voted on too late: a training proof's re-execution
+   * can outlast the epoch window on a busy machine) is first gossiped again: if validators holding a third of
+   * the voting power voted for it, the others complete it by catch-up (specs/ponw-ledger §6.1). If it is still
+   * not final an epoch later, the next due proof is signed for the same slot: the validators that did not vote
+   * for the old message vote for it, and two messages never votable together are not equivocation (§5), so a
+   * late proof never strands the account.
    */
   async #tick (): Promise<void> {
     if (!this.#running || this.#ticking) return
@@ -224,23 +242,26 @@ export class NodePonw {
     try {
       const ledger = this.service.ledger
       const open = await ledger.unfinishedOwn()
+      let sequence: bigint | undefined
       if (open.length > 0) {
         const old = open[0]
         const p = ledger.chain.genesis.params
-        if (currentEpoch(ledger.chain, this.now) > old.epoch + 2n * BigInt(p.epochWindow) + 1n) {
-          const tx = ledger.createTx({ kind: 'withdraw' }, { sequence: old.sequence })
-          await ledger.recordOwn(tx)
-          await this.service.submit(tx)
-          log('own message %s at slot %d expired without a quorum: replaced by a withdraw', old.idHex.slice(0, 12), old.sequence)
+        const action = expiredOwnAction({ epoch: old.epoch, id: old.idHex }, { epoch: currentEpoch(ledger.chain, this.now), nowMs: this.now, epochWindow: p.epochWindow, epochMs: p.epochMs }, this.#regossiped)
+        if (action === 'wait') return
+        if (action === 'regossip') {
+          this.#regossiped = { id: old.idHex, at: this.now }
+          await this.service.submit(old)
+          log('own message %s at slot %d expired without a quorum: gossiped again for catch-up', old.idHex.slice(0, 12), old.sequence)
+          return
         }
-        return
+        sequence = old.sequence
       }
       // nothing before the validators can know this node: its wallet ↔ peer binding travels with its heartbeats
       const p0 = ledger.chain.genesis.params
       if (this.now < this.#startedAt + Math.max(15_000, 3_000 * p0.heartbeatSeconds)) return
       const next = await this.#nextProof()
       if (next == null) return
-      const tx = ledger.createTx(next.body)
+      const tx = ledger.createTx(next.body, sequence != null ? { sequence } : {})
       // witnesses are served before the proof leaves the node (validators fetch them while voting)
       if (next.witnesses != null) {
         this.serve(tx.idHex, next.witnesses)
@@ -249,7 +270,8 @@ export class NodePonw {
       }
       await ledger.recordOwn(tx)
       await this.service.submit(tx)
-      log('%s proof %s sent', next.body.kind, tx.idHex.slice(0, 12))
+      if (sequence != null) log('%s proof %s replaces the expired message at slot %d', next.body.kind, tx.idHex.slice(0, 12), sequence)
+      else log('%s proof %s sent', next.body.kind, tx.idHex.slice(0, 12))
       this.#emit({ kind: next.body.kind as NodePonwEvents['proof']['kind'], id: tx.idHex })
     } catch (err: any) {
       if (this.#running) log('proof not sent: %s', err.message)
