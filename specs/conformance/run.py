@@ -374,6 +374,17 @@ def ledger_checkpoint_checks(call):
     for c in v['invalid']['cases']:
         r = call('ledger.verifyCheckpoint', genesis=genesis, certificate=c['certificate'], snapshot=c['snapshot'])
         yield 'checkpoints C2 certified checkpoint (errors, in order)', c['description'], *expect_error(r, c['error'])
+    # C3: an install refused leaves the node's frontier as it was; an install gives the snapshot's frontier (the
+    # snapshot's accounts with nextSeq > 0, read off the vector's text)
+    pairs = {'expected': (e['certificate'], e['snapshot'])}
+    for c in v['install']['cases']:
+        r = call('ledger.installCheckpoint', genesis=genesis, applied=c['applied'], installs=[{'certificate': pairs[n][0], 'snapshot': pairs[n][1]} for n in c['installs']])
+        got, before = r.get('outcomes') or [], r.get('frontier')
+        for i, (n, err) in enumerate(zip(c['installs'], c['errors'])):
+            g = got[i] if i < len(got) else {}
+            after = before if err else {a: int(x['nextSeq']) for a, x in json.loads(pairs[n][1])['accounts'].items() if int(x['nextSeq'])}
+            yield 'checkpoints C3 installing a checkpoint (conflicts)', f'{c["description"]} (install {i})', (g.get('error'), g.get('frontier')) == (err, after) and before is not None, g
+            before = g.get('frontier')
 
 
 def ledger_all(call):

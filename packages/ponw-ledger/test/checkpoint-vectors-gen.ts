@@ -3,13 +3,15 @@
  * Signatures are deterministic (RFC 6979): running it again gives the same bytes.
  * Run: node dist/test/checkpoint-vectors-gen.js
  */
-import { writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { NEURO } from '../src/amount.js'
 import { checkpointDigest, encodeCheckpointCertificate, signCheckpoint, snapshotHash, snapshotOf } from '../src/checkpoint.js'
 import { canonicalJSON } from '../src/genesis.js'
 import { toHex } from '../src/keys.js'
+import { Ledger } from '../src/ledger.js'
 import { parseCertificate } from '../src/messages.js'
 import { LedgerState } from '../src/state.js'
 import { alice, bob, carol, certify, sign, testChain, validators } from './fixtures.js'
@@ -67,6 +69,39 @@ const vectors = {
     ]
   }
 }
+// C3: nodes that applied some final messages from genesis install the checkpoint; outcomes written by hand from the
+// rule (not higher than the base, or some account's nextSeq above the snapshot's: CheckpointConflictError); each is
+// checked against the Ledger's own installCheckpoint before anything is written
+const bobAhead = certify(chain, sign(chain, bob, 2n, { kind: 'transfer', to: carol.address, amount: NEURO }))
+const cp = { certificate: vectors.expected.certificate, snapshot: text }
+const install = [
+  { description: 'a node that applied nothing installs it', applied: [], installs: [cp], errors: [null] },
+  { description: 'the same checkpoint twice: the second is not higher than the base', applied: [], installs: [cp, cp], errors: [null, 'CheckpointConflictError'] },
+  { description: 'a node that applied exactly its messages is not ahead: it installs', applied: certs, installs: [cp], errors: [null] },
+  { description: 'a node that applied alice\'s first message only is behind: it installs', applied: [certs[0]], installs: [cp], errors: [null] },
+  { description: 'a node that applied bob\'s sequence 2 too (his waiting sequence 3 then applies) is ahead for bob: refused, nothing changes', applied: [...certs, bobAhead], installs: [cp], errors: ['CheckpointConflictError'] }
+]
+for (const c of install) {
+  const dir = await mkdtemp(join(tmpdir(), 'ponw-ckpt-gen-'))
+  const l = await Ledger.open({ genesis: chain, path: dir, now: () => 0, pruneOnCheckpoint: true })
+  try {
+    for (const a of c.applied) await l.addCertificates([a])
+    for (const [i, x] of c.installs.entries()) {
+      const before = l.stateHash()
+      const got = await l.installCheckpoint(Buffer.from(x.certificate, 'hex'), new TextEncoder().encode(x.snapshot)).then(() => null, (err: Error) => err.name)
+      if (got !== c.errors[i] || (got != null && l.stateHash() !== before)) throw new Error(`the Ledger disagrees on "${c.description}" (install ${i}): ${String(got)}`)
+    }
+  } finally {
+    await l.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+Object.assign(vectors, {
+  install: {
+    description: 'checkpoints.md C3: a node applies `applied` (final messages, from genesis, in this order), then installs each of `installs` in turn (`expected`: the certificate and snapshot of `expected` above); `errors` gives each outcome (null: installed). A refused install changes nothing (the node\'s state hash is what it was).',
+    cases: install.map(c => ({ description: c.description, applied: c.applied.map(hex), installs: c.installs.map(() => 'expected'), errors: c.errors }))
+  }
+})
 // encodeCheckpointCertificate sorts: build the unsorted case by hand
 {
   const { CheckpointCertificate } = await import('../src/pb/ledger.js')

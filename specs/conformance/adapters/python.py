@@ -210,6 +210,24 @@ def handle(req):
         CP.verify_checkpoint(chain_of(req['genesis']), unhex(req['certificate']), req['snapshot'].encode('utf-8'))
         votes = pb.decode('CheckpointCertificate', unhex(req['certificate']))['votes']
         return {'validators': [v['validator'] for v in votes]}
+    if op == 'ledger.installCheckpoint':
+        chain = chain_of(req['genesis'])
+        st = L.State(chain)
+        for c in req['applied']:
+            st.add_final([L.parse_certificate(chain, unhex(c))[0]])
+        # what C3 reads of a node: its base height and its frontier (after an install, the snapshot's: a node ahead for
+        # no account holds no applied message above the snapshot's frontier)
+        base, frontier, out = 0, {a: x['nextSeq'] for a, x in st.accounts.items() if x['nextSeq']}, []
+        first = dict(frontier)
+        for x in req['installs']:
+            o = {}
+            try:
+                s = CP.check_install(chain, base, frontier, unhex(x['certificate']), x['snapshot'].encode('utf-8'))
+                base, frontier = int(s['height']), {a: int(v['nextSeq']) for a, v in s['accounts'].items() if int(v['nextSeq'])}
+            except L.LedgerError as e:
+                o['error'] = e.name
+            out.append(dict(o, frontier=dict(frontier)))
+        return {'frontier': first, 'outcomes': out}
     if op == 'ledger.merkleRoot':
         return {'root': L.merkle_root([unhex(x) for x in req['samples']]).hex()}
     if op == 'ledger.merkleProof':

@@ -177,6 +177,26 @@ async function handle (r) {
       const { certificate } = L.verifyCheckpoint(chainOf(r.genesis), unhex(r.certificate), new TextEncoder().encode(r.snapshot))
       return { validators: certificate.votes.map(v => v.validator) }
     }
+    case 'ledger.installCheckpoint': {
+      // a Ledger (level store in a temporary folder) that applied `applied` from genesis, then installCheckpoint in turn
+      const dir = await mkdtemp(join(tmpdir(), 'conformance-checkpoint-'))
+      const l = await L.Ledger.open({ genesis: chainOf(r.genesis), path: dir, now: () => 0, pruneOnCheckpoint: true })
+      const frontier = () => Object.fromEntries([...l.state.accounts].filter(([, a]) => a.nextSeq > 0n).map(([k, a]) => [k, Number(a.nextSeq)]))
+      try {
+        for (const c of r.applied) await l.addCertificates([unhex(c)])
+        const first = frontier()
+        const outcomes = []
+        for (const x of r.installs) {
+          const o = {}
+          try { await l.installCheckpoint(unhex(x.certificate), new TextEncoder().encode(x.snapshot)) } catch (err) { o.error = err.name }
+          outcomes.push({ ...o, frontier: frontier() })
+        }
+        return { frontier: first, outcomes }
+      } finally {
+        await l.close()
+        await rm(dir, { recursive: true, force: true })
+      }
+    }
     case 'ledger.keystoreDecrypt': return { address: (await L.decryptKeystore(r.file, r.passphrase)).address }
     case 'ledger.verifyBinding': return { address: await L.verifyBinding(r.binding) }
     case 'ledger.decodeMessage': {

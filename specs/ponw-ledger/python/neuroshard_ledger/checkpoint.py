@@ -14,6 +14,10 @@ class InvalidCheckpointError(LedgerError):
     name = 'InvalidCheckpointError'
 
 
+class CheckpointConflictError(LedgerError):
+    name = 'CheckpointConflictError'
+
+
 def _empty(a):
     return not (a['balance'] or a['bonded'] or a['slashed'] or a['nextSeq'] or a['unbonding'])
 
@@ -82,4 +86,16 @@ def verify_checkpoint(chain, certificate: bytes, snapshot_bytes: bytes) -> dict:
     powers = [max(0, st - accounts.get(addr, {'slashed': 0})['slashed']) for st, addr in zip(chain.stakes, chain.validator_addresses)]
     if not has_quorum(chain, voters, powers):
         raise InsufficientQuorumError('votes hold no more than 2/3 of the voting power the snapshot gives')
+    return s
+
+
+def check_install(chain, base_height: int, next_seqs: dict, certificate: bytes, snapshot_bytes: bytes) -> dict:
+    """C3 after C2: a checkpoint higher than the node's base, over a state ahead of the node for no account
+    (`next_seqs`: address -> the node's nextSeq). Returns the parsed snapshot (the node's new base)."""
+    s = verify_checkpoint(chain, certificate, snapshot_bytes)
+    if int(s['height']) <= base_height:
+        raise CheckpointConflictError(f'checkpoint {s["height"]} is not higher than the base ({base_height})')
+    for addr, n in next_seqs.items():
+        if n > int(s['accounts'].get(addr, {'nextSeq': '0'})['nextSeq']):
+            raise CheckpointConflictError(f'the node is ahead of the checkpoint for {addr}')
     return s
