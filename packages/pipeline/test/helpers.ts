@@ -1,7 +1,7 @@
 import { createNeuroShardHost } from '@neuroshard/host'
 import { buildModelGraph, initParameter, modelParameters } from '@neuroshard/model'
 import { createShardExecutor, int64 } from '@neuroshard/runtime'
-import { createPipelineStage, pipeline } from '../src/index.js'
+import { createPipelineStage, pipeline, staticRouter } from '../src/index.js'
 import type { Pipeline, PipelineInit, PipelineStage } from '../src/index.js'
 import type { NeuroShardHost } from '@neuroshard/host'
 import type { Libp2p } from '@libp2p/interface'
@@ -24,6 +24,20 @@ export async function mesh (hosts: PipelineHost[]): Promise<void> {
   for (let i = 0; i < hosts.length; i++) {
     for (let j = i + 1; j < hosts.length; j++) await hosts[i].dial(hosts[j].getMultiaddrs()[0])
   }
+}
+
+/**
+ * A pipeline on real hosts: one stage per span (the first is the Driver's), each on its own host, the Driver
+ * routed by a static router over the others, every pair connected
+ */
+export async function startChain (config: ModelConfig, params: Map<string, Float32Array>, spans: Array<[number, number]>): Promise<{ hosts: PipelineHost[], stages: PipelineStage[], router: ReturnType<typeof staticRouter> }> {
+  const stages = await Promise.all(spans.map(async ([a, b]) => await stage(config, a, b, params)))
+  const servers = await Promise.all(stages.slice(1).map(async s => await startHost({ stages: [s] })))
+  const router = staticRouter(servers.map((h, i) => ({ peer: h.peerId, start: stages[i + 1].start, end: stages[i + 1].end })))
+  const driver = await startHost({ stages: [stages[0]], router })
+  const hosts = [driver, ...servers]
+  await mesh(hosts)
+  return { hosts, stages, router }
 }
 
 /** Deterministic initial weights of the whole model */

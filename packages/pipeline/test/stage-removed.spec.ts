@@ -5,8 +5,7 @@
  */
 import { describe, it, expect, afterAll, beforeAll } from 'vitest'
 import { preset } from '@neuroshard/model'
-import { staticRouter } from '../src/index.js'
-import { mesh, monolith, referenceGreedy, stage, startHost, stopAll, weights } from './helpers.js'
+import { monolith, referenceGreedy, startChain, stopAll, weights } from './helpers.js'
 import type { PipelineHost } from './helpers.js'
 import type { PipelineStage } from '../src/index.js'
 import type { ShardExecutor } from '@neuroshard/runtime'
@@ -16,18 +15,13 @@ const params = weights(config, 11)
 const hosts: PipelineHost[] = []
 const stages: PipelineStage[] = []
 let reference: ShardExecutor
-let router: ReturnType<typeof staticRouter>
 
 beforeAll(async () => {
   // Driver [0,1) · W1 [1,2) · W2a, W2b [2,3) · Validator [3,4)
-  const spans = [[0, 1], [1, 2], [2, 3], [2, 3], [3, 4]]
-  stages.push(...await Promise.all(spans.map(async ([a, b]) => await stage(config, a, b, params))))
+  const chain = await startChain(config, params, [[0, 1], [1, 2], [2, 3], [2, 3], [3, 4]])
+  hosts.push(...chain.hosts)
+  stages.push(...chain.stages)
   reference = await monolith(config, params)
-  const servers = await Promise.all(stages.slice(1).map(async s => await startHost({ stages: [s] })))
-  router = staticRouter(servers.map((h, i) => ({ peer: h.peerId, start: stages[i + 1].start, end: stages[i + 1].end })))
-  const driver = await startHost({ stages: [stages[0]], router })
-  hosts.push(driver, ...servers)
-  await mesh(hosts)
 }, 60_000)
 
 afterAll(async () => {
