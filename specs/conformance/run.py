@@ -378,13 +378,16 @@ def ledger_checkpoint_checks(call):
     # snapshot's accounts with nextSeq > 0, read off the vector's text)
     pairs = {'expected': (e['certificate'], e['snapshot'])}
     for c in v['install']['cases']:
-        r = call('ledger.installCheckpoint', genesis=genesis, applied=c['applied'], installs=[{'certificate': pairs[n][0], 'snapshot': pairs[n][1]} for n in c['installs']])
+        r = call('ledger.installCheckpoint', genesis=genesis, applied=c['applied'], installs=[{'certificate': pairs[n][0], 'snapshot': pairs[n][1]} for n in c['installs']],
+                 after=c.get('after', []))
         got, before = r.get('outcomes') or [], r.get('frontier')
         for i, (n, err) in enumerate(zip(c['installs'], c['errors'])):
             g = got[i] if i < len(got) else {}
             after = before if err else {a: int(x['nextSeq']) for a, x in json.loads(pairs[n][1])['accounts'].items() if int(x['nextSeq'])}
             yield 'checkpoints C3 installing a checkpoint (conflicts)', f'{c["description"]} (install {i})', (g.get('error'), g.get('frontier')) == (err, after) and before is not None, g
             before = g.get('frontier')
+        if 'after' in c:
+            yield 'checkpoints C5 final messages after an install', c['description'], r.get('snapshotHash') == c['afterSnapshotHash'], r
 
 
 def ledger_all(call):

@@ -53,7 +53,7 @@ describe.concurrent('conformance runner', () => {
       expect(r.code, r.out).toBe(0)
       expect(r.out).toMatch(/conformance: \d+ passed, 0 failed, 0 unsupported/)
     }
-    for (const p of [...points, '§3 identity binding', '§4 keystore', '§12 genesis validation', '§8 data Merkle tree', '§7 two final messages for one slot', 'checkpoints C3 installing a checkpoint (conflicts)',
+    for (const p of [...points, '§3 identity binding', '§4 keystore', '§12 genesis validation', '§8 data Merkle tree', '§7 two final messages for one slot', 'checkpoints C3 installing a checkpoint (conflicts)', 'checkpoints C5 final messages after an install',
       '§9-§10 gossip, sync, challenge and weights messages', 'host private swarms (swarm key)', 'tensor-frame decoding and content hash',
       'tensor-frame rejections', 'tokenizer encoding (merges, special tokens)', 'tokenizer.json subset (refusals)', 'model scaling rule',
       'model checkpoints (rejections)', 'genesis-data manifest', 'genesis-data shard files', ...Object.values(SUITE_POINTS).flat()]) {

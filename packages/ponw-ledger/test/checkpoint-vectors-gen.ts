@@ -79,8 +79,14 @@ const install = [
   { description: 'the same checkpoint twice: the second is not higher than the base', applied: [], installs: [cp, cp], errors: [null, 'CheckpointConflictError'] },
   { description: 'a node that applied exactly its messages is not ahead: it installs', applied: certs, installs: [cp], errors: [null] },
   { description: 'a node that applied alice\'s first message only is behind: it installs', applied: [certs[0]], installs: [cp], errors: [null] },
-  { description: 'a node that applied bob\'s sequence 2 too (his waiting sequence 3 then applies) is ahead for bob: refused, nothing changes', applied: [...certs, bobAhead], installs: [cp], errors: ['CheckpointConflictError'] }
+  { description: 'a node that applied bob\'s sequence 2 too (his waiting sequence 3 then applies) is ahead for bob: refused, nothing changes', applied: [...certs, bobAhead], installs: [cp], errors: ['CheckpointConflictError'] },
+  // C5 and §4 step 4: after the install, a message behind the floor (alice's sequence 0) is ignored, the ones above it
+  // apply; the state is then the one of every message applied from genesis (its snapshot hash)
+  { description: 'after installing, alice\'s sequence 0 (behind the floor) is ignored, bob\'s sequences 2 and 3 apply', applied: [], installs: [cp], errors: [null], after: [certs[0], bobAhead, certs[6]] }
 ]
+const full = new LedgerState(chain)
+full.addFinal([...certs, bobAhead].map(c => parseCertificate(chain, c).tx))
+const afterHash = hex(snapshotOf(full).hash)
 for (const c of install) {
   const dir = await mkdtemp(join(tmpdir(), 'ponw-ckpt-gen-'))
   const l = await Ledger.open({ genesis: chain, path: dir, now: () => 0, pruneOnCheckpoint: true })
@@ -91,6 +97,8 @@ for (const c of install) {
       const got = await l.installCheckpoint(Buffer.from(x.certificate, 'hex'), new TextEncoder().encode(x.snapshot)).then(() => null, (err: Error) => err.name)
       if (got !== c.errors[i] || (got != null && l.stateHash() !== before)) throw new Error(`the Ledger disagrees on "${c.description}" (install ${i}): ${String(got)}`)
     }
+    for (const a of c.after ?? []) await l.addCertificates([a])
+    if (c.after != null && hex(snapshotOf(l.state).hash) !== afterHash) throw new Error(`the Ledger disagrees on "${c.description}" (after)`)
   } finally {
     await l.close()
     await rm(dir, { recursive: true, force: true })
@@ -98,8 +106,14 @@ for (const c of install) {
 }
 Object.assign(vectors, {
   install: {
-    description: 'checkpoints.md C3: a node applies `applied` (final messages, from genesis, in this order), then installs each of `installs` in turn (`expected`: the certificate and snapshot of `expected` above); `errors` gives each outcome (null: installed). A refused install changes nothing (the node\'s state hash is what it was).',
-    cases: install.map(c => ({ description: c.description, applied: c.applied.map(hex), installs: c.installs.map(() => 'expected'), errors: c.errors }))
+    description: 'checkpoints.md C3: a node applies `applied` (final messages, from genesis, in this order), then installs each of `installs` in turn (`expected`: the certificate and snapshot of `expected` above); `errors` gives each outcome (null: installed). A refused install changes nothing (the node\'s state hash is what it was). `after`: final messages the node then receives (checkpoints.md C5: those behind its floor are ignored), after which its snapshot hash is `afterSnapshotHash`, the one of every message applied from genesis.',
+    cases: install.map(c => ({
+      description: c.description,
+      applied: c.applied.map(hex),
+      installs: c.installs.map(() => 'expected'),
+      errors: c.errors,
+      ...(c.after != null ? { after: c.after.map(hex), afterSnapshotHash: afterHash } : {})
+    }))
   }
 })
 // encodeCheckpointCertificate sorts: build the unsorted case by hand

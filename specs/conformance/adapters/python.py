@@ -212,22 +212,23 @@ def handle(req):
         return {'validators': [v['validator'] for v in votes]}
     if op == 'ledger.installCheckpoint':
         chain = chain_of(req['genesis'])
-        st = L.State(chain)
+        st, base, out = L.State(chain), 0, []
         for c in req['applied']:
             st.add_final([L.parse_certificate(chain, unhex(c))[0]])
-        # what C3 reads of a node: its base height and its frontier (after an install, the snapshot's: a node ahead for
-        # no account holds no applied message above the snapshot's frontier)
-        base, frontier, out = 0, {a: x['nextSeq'] for a, x in st.accounts.items() if x['nextSeq']}, []
-        first = dict(frontier)
+
+        def frontier():
+            return {a: x['nextSeq'] for a, x in st.accounts.items() if x['nextSeq']}
+        first = frontier()
         for x in req['installs']:
             o = {}
             try:
-                s = CP.check_install(chain, base, frontier, unhex(x['certificate']), x['snapshot'].encode('utf-8'))
-                base, frontier = int(s['height']), {a: int(v['nextSeq']) for a, v in s['accounts'].items() if int(v['nextSeq'])}
+                s = CP.check_install(chain, base, frontier(), unhex(x['certificate']), x['snapshot'].encode('utf-8'))
+                st, base = CP.state_from_snapshot(chain, s), int(s['height'])
             except L.LedgerError as e:
                 o['error'] = e.name
-            out.append(dict(o, frontier=dict(frontier)))
-        return {'frontier': first, 'outcomes': out}
+            out.append(dict(o, frontier=frontier()))
+        st.add_final([L.parse_certificate(chain, unhex(c))[0] for c in req.get('after', [])])
+        return {'frontier': first, 'outcomes': out, 'snapshotHash': CP.snapshot_hash(CP.snapshot(st)).hex()}
     if op == 'ledger.merkleRoot':
         return {'root': L.merkle_root([unhex(x) for x in req['samples']]).hex()}
     if op == 'ledger.merkleProof':

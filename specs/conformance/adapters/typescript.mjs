@@ -178,7 +178,8 @@ async function handle (r) {
       return { validators: certificate.votes.map(v => v.validator) }
     }
     case 'ledger.installCheckpoint': {
-      // a Ledger (level store in a temporary folder) that applied `applied` from genesis, then installCheckpoint in turn
+      // a Ledger (level store in a temporary folder) that applied `applied` from genesis, then installCheckpoint in turn,
+      // then `after`
       const dir = await mkdtemp(join(tmpdir(), 'conformance-checkpoint-'))
       const l = await L.Ledger.open({ genesis: chainOf(r.genesis), path: dir, now: () => 0, pruneOnCheckpoint: true })
       const frontier = () => Object.fromEntries([...l.state.accounts].filter(([, a]) => a.nextSeq > 0n).map(([k, a]) => [k, Number(a.nextSeq)]))
@@ -191,7 +192,8 @@ async function handle (r) {
           try { await l.installCheckpoint(unhex(x.certificate), new TextEncoder().encode(x.snapshot)) } catch (err) { o.error = err.name }
           outcomes.push({ ...o, frontier: frontier() })
         }
-        return { frontier: first, outcomes }
+        for (const c of r.after ?? []) await l.addCertificates([unhex(c)])
+        return { frontier: first, outcomes, snapshotHash: hex(L.snapshotOf(l.state).hash) }
       } finally {
         await l.close()
         await rm(dir, { recursive: true, force: true })

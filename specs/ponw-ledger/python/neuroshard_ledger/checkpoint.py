@@ -4,7 +4,7 @@ import json
 import struct
 
 from . import pb, secp256k1
-from .ledger import InsufficientQuorumError, InvalidSignatureError, LedgerError, canonical_json, digest, has_quorum
+from .ledger import InsufficientQuorumError, InvalidSignatureError, LedgerError, State, canonical_json, digest, has_quorum
 
 # checkpoints.md §3 (protobuf field numbers)
 pb.SCHEMA.setdefault('CheckpointCertificate', [(1, 'height', 'uint64', False), (2, 'snapshot_hash', 'bytes', False), (3, 'votes', 'VoteSig', True)])
@@ -99,3 +99,15 @@ def check_install(chain, base_height: int, next_seqs: dict, certificate: bytes, 
         if n > int(s['accounts'].get(addr, {'nextSeq': '0'})['nextSeq']):
             raise CheckpointConflictError(f'the node is ahead of the checkpoint for {addr}')
     return s
+
+
+def state_from_snapshot(chain, s: dict) -> State:
+    """the state a node holds after installing a checkpoint (§2: accounts, totals, proof keys); final messages behind
+    an account's nextSeq (the floor, C5) are then ignored by State.add_final like any passed slot"""
+    st = State(chain)
+    st.accounts = {k: {'balance': int(a['balance']), 'bonded': int(a['bonded']), 'slashed': int(a['slashed']), 'nextSeq': int(a['nextSeq']),
+                       'unbonding': [{'amount': int(e['amount']), 'releaseEpoch': int(e['releaseEpoch'])} for e in a['unbonding']],
+                       'bondHistory': [[int(x) for x in h] for h in a['bondHistory']]} for k, a in s['accounts'].items()}
+    st.totals = {k: int(v) for k, v in s['totals'].items()}
+    st.proof_keys = set(s['proofKeys'])
+    return st
