@@ -709,6 +709,12 @@ def diloco_checks(call):
             yield '§6 step 3 round checks (errors, in order)', c['name'], *expect_error(r, c['error'])
         else:
             yield '§6 step 3 round checks (errors, in order)', c['name'], r.get('valid') is True, r
+    for c in m['rounds']['cases']:
+        r = call('diloco.round', expect=m['rounds']['expect'], maxContributions=c['maxContributions'], ops=c['ops'])
+        got = r.get('outcomes') or []
+        for i, (o, err) in enumerate(zip(c['ops'], c['errors'])):
+            g = got[i] if i < len(got) else {}
+            yield '§6 step 3, §8 a round\'s replays, maximum and commit (sequences)', f'{c["name"][:60]}… op {i} ({o["op"]})', g.get('error') == err and len(got) == len(c['ops']), g
     for c in m['commits']:
         r = call('diloco.openCommit', signed=c['signed'])
         if 'error' in c:

@@ -536,6 +536,20 @@ def diloco_op(op, req):
             a, _, _ = DM.open_announce(DM.pb_decode('Signed', unhex(req['signed'])))
             DM.check_announce(a, req['expect'])
             return {'valid': True}
+        if op == 'diloco.round':
+            rnd, out = DM.Round(req['expect'], req['maxContributions']), []
+            for x in req['ops']:
+                if x['op'] == 'commit':
+                    rnd.committed = True
+                    out.append({})
+                    continue
+                try:
+                    a, sender, _ = DM.open_announce(DM.pb_decode('Signed', unhex(x['signed'])))
+                    rnd.announce(a, sender)
+                    out.append({})
+                except DM.DiLoCoError as e:
+                    out.append({'error': e.name})
+            return {'outcomes': out}
         if op == 'diloco.openCommit':
             _, leader, announces = DM.open_commit(DM.pb_decode('Signed', unhex(req['signed'])))
             return {'leader': leader, 'senders': [s for _, s, _ in announces]}

@@ -559,6 +559,34 @@ async function handle (r) {
       D.checkAnnounce(o.announce, { ...r.expect, baseHash: unhex(r.expect.baseHash) })
       return { valid: true }
     }
+    case 'diloco.round': {
+      // the service's own announce handler (private receiveAnnounce) on a stand-in collecting `expect.round`: a
+      // contribution is only recorded (no payload fetch, no commit timer), `commit` marks the round committed
+      const { DefaultDiLoCo } = await import('../../../packages/diloco/dist/src/diloco.js')
+      const D = await dilocoPkg()
+      const e = r.expect
+      const svc = Object.assign(Object.create(DefaultDiLoCo.prototype), {
+        base: new Float32Array(e.elements), state: { contributions: new Map(), timers: [], committed: undefined }, currentRound: e.round,
+        currentHash: unhex(e.baseHash), group: e.group, layout: { span: { id: e.span }, size: e.elements }, future: new Map(), seenPayloads: new Set(),
+        opts: { maxPayloadBytes: e.maxPayloadBytes, maxContributions: r.maxContributions, membersOnly: false },
+        addContribution (c) { this.state.contributions.set(c.opened.sender, c) },
+        safeDispatch () {},
+        ensurePayload: async () => {}
+      })
+      const outcomes = []
+      for (const x of r.ops) {
+        if (x.op === 'commit') {
+          svc.state.committed = { round: e.round }
+          outcomes.push({})
+          continue
+        }
+        try {
+          await svc.receiveAnnounce(D.Signed.decode(unhex(x.signed)), '')
+          outcomes.push({})
+        } catch (err) { outcomes.push({ error: err.name }) }
+      }
+      return { outcomes }
+    }
     case 'diloco.openCommit': {
       const D = await dilocoPkg()
       const o = await D.openCommit(D.Signed.decode(unhex(r.signed)))

@@ -186,6 +186,25 @@ def check_announce(a, e):
         raise DiLoCoError('BaseHashMismatchError', 'base hash')
 
 
+class Round:
+    """§6 step 3 after check_announce, against what a receiver holds for the round it collects (§8: bounded)"""
+
+    def __init__(self, expect, max_contributions):
+        self.expect, self.max = expect, max_contributions
+        self.senders, self.seen, self.committed = set(), set(), False
+
+    def announce(self, a, sender):
+        check_announce(a, self.expect)
+        if sender in self.senders or a['payload_hash'] in self.seen:
+            raise DiLoCoError('ReplayedPseudoGradientError', 'a second announce of this sender, or a payload hash seen before')
+        if len(self.senders) >= self.max:
+            raise DiLoCoError('OversizedPseudoGradientError', 'the round holds its maximum of contributions')
+        if self.committed:
+            raise DiLoCoError('WrongRoundError', 'the round is already committed')
+        self.senders.add(sender)
+        self.seen.add(a['payload_hash'])
+
+
 def open_commit(s):
     """§2 and §6 step 6; returns (commit dict, leader peer id string, [(announce, sender, codec)])"""
     if len(s['body']) > MAX_COMMIT:

@@ -250,17 +250,36 @@ for (const [name, rec, pl, aggregator, error] of recordCases) {
   records.push({ name, record: rec, payloads: pl, aggregator, elements: N, ...(error ? { error } : {}) })
 }
 
+// ---- §6 step 3 and §8: what a receiver holds for the round it collects (replays, its cap, its commit) ----
+// sequences of announces (and the round's commit) to one receiver at round 5; outcomes written by hand from the text.
+// The TypeScript implementation replays them through the conformance runner (its service's own receiveAnnounce)
+const REPLAYED = 'ReplayedPseudoGradientError'
+const ann = (signed) => ({ op: 'announce', signed: hex(signed) })
+const rounds = [
+  { name: 'replays: the same announce, a second announce of one sender (same payload, then a new one), another sender with a payload hash seen before', maxContributions: 3,
+    ops: [ann(valid[0]), ann(valid[0]), ann(await signAnnounce(0, { timestampMs: 1_800_000_000_100 })), ann(await signAnnounce(0, { payloadHash: D.sha256(Uint8Array.of(9)) })),
+      ann(await signAnnounce(1, { payloadHash: D.sha256(payloads[0]) })), ann(valid[1]), ann(valid[2])],
+    errors: [null, REPLAYED, REPLAYED, REPLAYED, REPLAYED, null, null] },
+  { name: 'the round\'s maximum of contributions (2); a replay at the maximum is a replay (replays are checked first)', maxContributions: 2,
+    ops: [ann(valid[0]), ann(valid[1]), ann(valid[2]), ann(valid[0])],
+    errors: [null, null, 'OversizedPseudoGradientError', REPLAYED] },
+  { name: 'after the round\'s commit: a new sender is too late; a replay is a replay', maxContributions: 3,
+    ops: [ann(valid[0]), { op: 'commit' }, ann(valid[1]), ann(valid[0])],
+    errors: [null, null, 'WrongRoundError', REPLAYED] }
+]
+
 if (disagreements > 0) {
   console.error(`${disagreements} disagreement(s): messages.json not written`)
   process.exit(1)
 }
 writeFileSync(new URL('messages.json', import.meta.url), JSON.stringify({
-  description: 'DiLoCo signed announces and commits (§2, §3), the receiver\'s round checks in order (§6 step 3), the aggregation\'s accept/reject (§7) and round records (§7). Written by gen-messages.mjs from fixed Ed25519 keys; expected outcomes from the spec text. Float32 values as bit patterns; aggregate values are compared within 1e-6 relative. nnm-trimmed-mean and geometric-median: values and accept/reject as @neuroshard/robust-agg computes them (§7 defines their arithmetic; the Python adapter re-derives them).',
+  description: 'DiLoCo signed announces and commits (§2, §3), the receiver\'s round checks in order (§6 step 3, and `rounds`: sequences against what it holds for the round), the aggregation\'s accept/reject (§7) and round records (§7). Written by gen-messages.mjs from fixed Ed25519 keys; expected outcomes from the spec text. Float32 values as bit patterns; aggregate values are compared within 1e-6 relative. nnm-trimmed-mean and geometric-median: values and accept/reject as @neuroshard/robust-agg computes them (§7 defines their arithmetic; the Python adapter re-derives them).',
   keys: seeds.map((s, i) => ({ ed25519_seed: hex(s), peer_id: ids[i].toString() })),
   announces,
   checks,
   commits,
   aggregation,
-  records
+  records,
+  rounds: { description: 'one receiver collecting round 5 (the round checks\' `expect` above, its maximum of contributions `maxContributions`) is given `ops` in order: a signed announce, or `commit` (the round is committed); `errors` gives each outcome (null: accepted). §6 step 3 and §8.', expect, cases: rounds }
 }, null, 1) + '\n')
 console.log(`wrote messages.json: ${announces.length} announces, ${checks.length} round checks, ${commits.length} commits, ${aggregation.length} aggregations, ${records.length} records`)
