@@ -69,7 +69,9 @@ describe('devnet: nodes that train and serve together', () => {
       nodes: 4,
       tokenizer: data.tokenizer,
       data: { manifest: data.manifest, train: data.train, validation: data.validation },
-      node: { innerSteps: 5, batchSize: 4, seqLen: 32, optimizer: { schedule: constantLr(3e-3) }, evalBatches: 2 },
+      // one token per pipeline pass: with n-gram drafts a repetitive greedy answer can be complete in a burst
+      // before the Worker-kill test kills its Worker (the fresh-clone CI saw 40 tokens and no failover)
+      node: { innerSteps: 5, batchSize: 4, seqLen: 32, optimizer: { schedule: constantLr(3e-3) }, evalBatches: 2, draftGreedy: false },
       onNode: (node) => {
         node.addEventListener('node:validation', (e) => { validation.set(e.detail.round, e.detail.loss) })
         node.addEventListener('node:round', (e) => {
