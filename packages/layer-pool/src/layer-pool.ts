@@ -1020,7 +1020,10 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       }
     }
     for (const [key, entry] of this.table) vote(entry.record, !this.suspects.has(key))
-    for (const entry of this.lapsed.values()) vote(entry.record, false)
+    // records that lapsed a moment ago vote only when no live record lists the slot (a busy event loop pruned
+    // them): never against live holders, whose weights moved on (the lapsed records of nodes that left before a
+    // round outvoted its trained holders, and a claimant loaded the genesis weights of a trained slot)
+    if (votes.size === 0) for (const entry of this.lapsed.values()) vote(entry.record, false)
     let best: { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[], votes: number } | undefined
     for (const v of votes.values()) {
       if (best == null || v.votes > best.votes || (v.votes === best.votes && v.step > best.step)) best = v
