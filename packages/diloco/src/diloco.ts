@@ -435,6 +435,8 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     const outcome = new Promise<RoundOutcome>((resolve, reject) => {
       this.waiters.push({ round, resolve, reject })
     })
+    // an abort can reject it while the announce is still being published (before it is awaited below)
+    outcome.catch(() => {})
     const onAbort = (): void => {
       const i = this.waiters.findIndex(w => w.round === round)
       if (i >= 0) this.waiters.splice(i, 1)[0].reject(options.signal?.reason ?? new Error('aborted'))
