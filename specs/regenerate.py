@@ -35,10 +35,10 @@ GENERATORS = {
     'tokenizer (reference.py --write)': ('tokenizer/vectors', [PY, 'reference.py', '--write'],
                                          ['tokenizer/vectors/tokenizer.json', 'tokenizer/vectors/pretokenize-*.json', 'tokenizer/vectors/encode-*.json',
                                           'tokenizer/vectors/decode-*.json', 'tokenizer/vectors/invalid-*.json'], []),
-    # tiny-grads.json is derived by `reference.py --grads` (about a minute of float64 finite differences): not re-run here
-    'model (reference.py --write)': ('model/vectors', [PY, 'reference.py', '--write'],
-                                     ['model/vectors/scaling-*.json', 'model/vectors/config-*.json', 'model/vectors/checkpoint-*.json', 'model/vectors/graph-io.json'],
-                                     ['model/vectors/tiny-grads.json']),
+    # --grads: tiny-grads.json by float64 finite differences of the §2 forward pass (about 10 s of CPU)
+    'model (reference.py --write --grads)': ('model/vectors', [PY, 'reference.py', '--write', '--grads'],
+                                             ['model/vectors/scaling-*.json', 'model/vectors/config-*.json', 'model/vectors/checkpoint-*.json', 'model/vectors/graph-io.json',
+                                              'model/vectors/tiny-grads.json'], []),
     'model tiny (packages/model generate-vectors)': ('.', ['node', 'packages/model/scripts/generate-vectors.mjs'],
                                                      ['model/vectors/tiny-logits.json', 'model/vectors/tiny.*.safetensors'], []),
     'tensor-frame conversions (conversions.py --write)': ('tensor-frame/vectors', [PY, 'conversions.py', '--write'], ['tensor-frame/vectors/convert-*.json'], []),
@@ -71,7 +71,6 @@ HAND_WRITTEN = {
     'layer-pool/vectors/chunks.json': 'by hand (transfer §1); replayed by both adapters and packages/layer-pool tests',
     'genesis-data/vectors/corpus.jsonl': 'an input (the corpus generate.mjs builds from)',
     'genesis-data/vectors/nlp-corpus.json': 'read off the nlp-corpus package files; replayed by both adapters (genesisData.nlpCorpus)',
-    'model/vectors/tiny-grads.json': 'reference.py --grads (float64 finite differences, about a minute): not re-run in CI; replayed within tolerance by both adapters',
     'pipeline/vectors/sessions.json': 'by hand from §5 rules 3, 4, 5, 13; replayed by both adapters',
     'pipeline/vectors/drafts.json': 'by hand from §5 rule 14; replayed by both adapters',
     'pipeline/vectors/training.json': 'by hand from §5 rule 7; replayed by both adapters',

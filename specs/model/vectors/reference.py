@@ -5,7 +5,7 @@ the init values, the test-vector weights of tiny.*.safetensors and their content
 
     python3 specs/model/vectors/reference.py            # check the files against this implementation
     python3 specs/model/vectors/reference.py --write    # (re)write them
-    python3 specs/model/vectors/reference.py --write --grads   # also recompute tiny-grads.json (about a minute)"""
+    python3 specs/model/vectors/reference.py --write --grads   # also recompute tiny-grads.json (about 10 s of CPU; CI re-runs it: specs/regenerate.py)"""
 import copy, hashlib, json, math, os, struct, sys
 from decimal import Decimal
 
