@@ -715,6 +715,17 @@ def diloco_checks(call):
         for i, (o, err) in enumerate(zip(c['ops'], c['errors'])):
             g = got[i] if i < len(got) else {}
             yield '§6 step 3, §8 a round\'s replays, maximum and commit (sequences)', f'{c["name"][:60]}… op {i} ({o["op"]})', g.get('error') == err and len(got) == len(c['ops']), g
+    # commits.json (gen-commits.py): which commits a receiver applies, once and in round order; catch-up; fork choice
+    cm = vec('diloco', 'commits.json')
+    for c in cm['cases']:
+        r = call('diloco.commits', group=cm['group'], span=cm['span'], elements=cm['elements'], bases=cm['bases'], round=c['round'],
+                 baseHash=c['baseHash'], members=c['members'], aggregator=c['aggregator'], ops=[{'signed': o['signed']} for o in c['ops']])
+        got = r.get('outcomes') or []
+        for i, o in enumerate(c['ops']):
+            g = got[i] if i < len(got) else {}
+            want = {k: v for k, v in o.items() if k in ('outcome', 'from', 'error')}
+            yield '§6 steps 6, 8, 9, §8 commits received (applied once, round order, catch-up, fork choice)', f'{c["name"]}: op {i}: {o["name"][:70]}', \
+                {k: v for k, v in g.items() if k in ('outcome', 'from', 'error')} == want and len(got) == len(c['ops']), g
     for c in m['commits']:
         r = call('diloco.openCommit', signed=c['signed'])
         if 'error' in c:

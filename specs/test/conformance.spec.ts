@@ -106,6 +106,7 @@ describe.concurrent('conformance runner', () => {
     'chunks-root': { suite: 'layer-pool', failing: ['transfer §1 chunk hashes and chunks root'], case: 'five tensors' },
     'dht-endian': { suite: 'layer-pool', failing: ['§2.3 DHT value and key'], case: 'valid: uint64le(sequence) ‖ envelope under the record\'s key' },
     'commit-order': { suite: 'diloco', failing: ['§2, §6 step 6 signed commits (errors, in order)'], case: 'announces not in byte-wise sender order' },
+    'fork-choice': { suite: 'diloco', failing: ['§6 steps 6, 8, 9, §8 commits received (applied once, round order, catch-up, fork choice)'], case: 'fork choice by the leader key (a group of 4): op 1' },
     'int8-dequant': { suite: 'pipeline', failing: ['§5 rule 2 activation frames (§3 deflate)'], case: 'int8 [1, 2, 4] with compress (dequantized)' },
     'route-session': { suite: 'pipeline', failing: ['§5 rule 1 routes (errors, in order)'], case: 'session of 15 bytes' },
     'shard-hash': { suite: 'genesis-data', failing: ['genesis-data shard files'], case: 'shard-tampered.json' },
@@ -120,7 +121,7 @@ describe.concurrent('conformance runner', () => {
   it.each([
     [['record-skew', 'greedy-ties', 'ban-forget', 'sparse-padding', 'rope-positions']],
     [['chunks-root', 'causal-mask', 'commit-order', 'int8-dequant']],
-    [['dht-endian', 'route-session', 'shard-hash', 'select-ties', 'bf16-ties']]
+    [['dht-endian', 'route-session', 'shard-hash', 'select-ties', 'bf16-ties', 'fork-choice']]
   ])('fails Python implementations with one line broken (%s)', async (modes) => {
     const suites = modes.map(m => BREAKS[m].suite)
     expect(new Set(suites).size).toBe(modes.length)

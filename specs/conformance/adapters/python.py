@@ -103,6 +103,7 @@ ONE_LINE = {
     'rope-positions': (NL, "pos0 + p)", "p)"),
     'causal-mask': (NL, "if t <= past + p else -1e9", "if t < past + p else -1e9"),
     'dht-endian': (LP, "int.from_bytes(value[:8], 'little')", "int.from_bytes(value[:8], 'big')"),
+    'fork-choice': (DM, "return k1 < k2", "return k1 > k2"),
     'commit-order': (DM, "if out and out[-1][0]['sender'] >= a['sender']:", "if out and out[-1][0]['sender'] == a['sender']:"),
     'int8-dequant': (PL, "f32(q * t['scales'][i // t['blockSize']])", "f32(q * t['scales'][i % len(t['scales'])])"),
     'route-session': (PL, "if len(session) != 16:", "if False:"),
@@ -547,6 +548,15 @@ def diloco_op(op, req):
                     a, sender, _ = DM.open_announce(DM.pb_decode('Signed', unhex(x['signed'])))
                     rnd.announce(a, sender)
                     out.append({})
+                except DM.DiLoCoError as e:
+                    out.append({'error': e.name})
+            return {'outcomes': out}
+        if op == 'diloco.commits':
+            rcv, out = DM.Receiver(req['group'], req['span'], req['round'], req['baseHash'], req['members'], req['aggregator'], req['bases']), []
+            for x in req['ops']:
+                try:
+                    got = rcv.receive(DM.pb_decode('Signed', unhex(x['signed'])))
+                    out.append({'outcome': got[0], **({'from': got[1]} if len(got) > 1 else {})})
                 except DM.DiLoCoError as e:
                     out.append({'error': e.name})
             return {'outcomes': out}

@@ -587,6 +587,37 @@ async function handle (r) {
       }
       return { outcomes }
     }
+    case 'diloco.commits': {
+      // the service's own commit handler (private receiveCommit) on a stand-in at `round`: catchUp is recorded,
+      // apply only moves it to the next round on the vector's base (the outer step has its own vectors)
+      const { DefaultDiLoCo } = await import('../../../packages/diloco/dist/src/diloco.js')
+      const D = await dilocoPkg()
+      const fresh = (round) => ({ round, contributions: new Map(), timers: [], committed: undefined })
+      let event
+      const svc = Object.assign(Object.create(DefaultDiLoCo.prototype), {
+        base: new Float32Array(r.elements), state: fresh(r.round), currentRound: r.round, currentHash: unhex(r.baseHash), group: r.group,
+        layout: { span: { id: r.span }, size: r.elements }, commits: new Map(), applying: Promise.resolve(), started: true,
+        opts: { aggregator: r.aggregator },
+        leaderOrder () { return Array.from({ length: r.members }, (_, i) => `member-${i}`) },
+        async catchUp (peer) { event ??= { outcome: 'catchUp', from: peer } },
+        async apply (st) {
+          event ??= { outcome: 'applied' }
+          this.currentRound = st.round + 1
+          this.currentHash = unhex(r.bases[String(st.round)])
+          this.state = fresh(st.round + 1)
+        }
+      })
+      const outcomes = []
+      for (const x of r.ops) {
+        event = undefined
+        try {
+          await svc.receiveCommit(D.Signed.decode(unhex(x.signed)), '')
+          await svc.applying
+          outcomes.push(event ?? { outcome: 'ignored' })
+        } catch (err) { outcomes.push({ error: err.name }) }
+      }
+      return { outcomes }
+    }
     case 'diloco.openCommit': {
       const D = await dilocoPkg()
       const o = await D.openCommit(D.Signed.decode(unhex(r.signed)))

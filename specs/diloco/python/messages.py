@@ -334,3 +334,52 @@ def verify_round_record(record, payloads=None, elements=None, aggregator='nnm-tr
     _, accepted, _ = aggregate(inputs, aggregator, members=c['members'])
     if accepted != [r['accepted'] for r in record['contributions']]:
         bad('accept/reject does not follow from the payloads')
+
+
+# ---- §6 steps 6, 8, 9 and §8: the commits a node receives (which it applies, once and in round order) ----
+def better_commit(theirs, ours):
+    """§6 step 9 fork choice between two opened commits of one round (open_commit's results with the signed body):
+    more announces wins, then the lower leader key, then the lower sha256 of the commit body"""
+    (c1, _, a1, body1), (c2, _, a2, body2) = theirs, ours
+    if len(a1) != len(a2):
+        return len(a1) > len(a2)
+    k1, k2 = DL.leader_key(c1['round'], c1['leader']), DL.leader_key(c2['round'], c2['leader'])
+    if k1 != k2:
+        return k1 < k2
+    return hashlib.sha256(body1).hexdigest() < hashlib.sha256(body2).hexdigest()
+
+
+class Receiver:
+    """A node at round `round` on base `base_hash` (hex) that sees a group of `members` (§6 step 4) and takes commits
+    in turn. receive() returns ('applied',), ('ignored',) or ('catchUp', leader) or raises the error. Applying round r
+    moves the node to round r + 1 on base `bases[r]` (the outer step's result: not computed here)."""
+
+    def __init__(self, group, span, rnd, base_hash, members, aggregator, bases):
+        self.group, self.span, self.round, self.base = group, span, rnd, base_hash
+        self.members, self.aggregator, self.bases = members, aggregator, bases
+        self.applied = {}  # round -> opened commit (with its body)
+
+    def receive(self, s):
+        c, leader, announces = open_commit(s)
+        opened = (c, leader, announces, s['body'])
+        if c['group'] != self.group or c['span'] != self.span:
+            raise DiLoCoError('WrongSpanError', 'a commit of another group or span')
+        if c['round'] < self.round:
+            mine = self.applied.get(c['round'])
+            if c['round'] == self.round - 1 and mine is not None and mine[3] != s['body'] and better_commit(opened, mine):
+                return ('catchUp', leader)
+            return ('ignored',)
+        if c['round'] > self.round:
+            return ('catchUp', leader)
+        if c['base_hash'].hex() != self.base:
+            return ('catchUp', leader)
+        g = max(c['members'], len(announces))
+        f = (g - 1) // 3
+        if f < (self.members - 1) // 3:
+            raise DiLoCoError('InvalidCommitError', f'a group of {g} hides members: this node sees {self.members}')
+        if len(announces) < min_inputs(self.aggregator, f):
+            raise DiLoCoError('InvalidCommitError', f'{len(announces)} announces; a group of {g} needs {min_inputs(self.aggregator, f)}')
+        self.applied[c['round']] = opened
+        self.base = self.bases[str(c['round'])]
+        self.round += 1
+        return ('applied',)
