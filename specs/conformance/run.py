@@ -505,6 +505,16 @@ def layer_pool_checks(call):
         yield 'transfer §1 canonical byte stream', c['name'], ok, r
         yield 'transfer §1 chunk hashes and chunks root', c['name'], (r.get('chunkHashes'), r.get('chunksRoot')) == (c['chunkHashes'], c['chunksRoot']), r
         yield 'transfer §1 weights hash', c['name'], r.get('weightsHash') == c['weightsHash'], r
+    # transfer.json (gen-transfer.py): a weight-transfer server's answers (R4 reset, R5 BAD_REQUEST, R6 NOT_FOUND, R8 OK)
+    tr = vec(spec, 'transfer.json')
+    for c in tr['cases']:
+        r = call('layerPool.serve', request=c['request'], holds=tr['holds'], chunkSize=tr['chunkSize'], maxChunksPerRequest=tr['maxChunksPerRequest'])
+        if c.get('reset'):
+            ok = r.get('reset') is True
+        else:
+            ok = (not r.get('reset') and (r.get('status'), r.get('manifest'), r.get('chunkCount'), r.get('chunks')) == (c['status'], c['manifest'], c['chunkCount'], c['chunks'])
+                  and (c['status'] == 'OK') != bool(r.get('message')))
+        yield 'transfer §3, R4-R8 server answers (reset, BAD_REQUEST, NOT_FOUND, OK: manifest and chunks)', c['name'], ok, r
     v = vec(spec, 'records.json')
     r = call('layerPool.peerId', ed25519Seed=v['key']['ed25519_seed'])
     yield '§2.1 signed envelope (RFC 0002)', 'key: peer id of the seed', (r.get('peerId'), r.get('publicKeyProtobuf')) == (v['key']['peer_id'], v['key']['public_key_protobuf']), r

@@ -35,6 +35,7 @@ import reference as TOK  # noqa: E402  (specs/tokenizer/vectors/reference.py: th
 for sub in (('layer-pool', 'python'), ('pipeline', 'python'), ('swarm-router', 'python'), ('diloco', 'python')):
     sys.path.insert(0, os.path.join(HERE, '..', '..', *sub))
 import layer_pool as LP  # noqa: E402  (specs/layer-pool/python: records, assignment, chunks)
+import transfer as LPT  # noqa: E402  (specs/layer-pool/python/transfer.py: the weight-transfer server, R4-R8)
 import pipeline as PL  # noqa: E402  (specs/pipeline/python: sampling, messages)
 import swarm_router as SR  # noqa: E402  (specs/swarm-router/python)
 import diloco as DL  # noqa: E402  (specs/diloco/python)
@@ -398,6 +399,14 @@ def layer_pool_op(op, req):
             return {'span': LP.choose_span(v, req['costs'], req['budget'], req['minReplicas'])}
         if op == 'layerPool.chunks':
             return LP.chunks(req['tensors'], req['chunkSize'])
+        if op == 'layerPool.serve':
+            got = LPT.serve(unhex(req['request']), req['holds'], req['chunkSize'], req['maxChunksPerRequest'])
+            if got.get('reset'):
+                return {'reset': True}
+            res, m = got['response'], got['response']['manifest']
+            return {'status': res['status'], 'message': res['message'], 'chunkCount': res['chunk_count'], 'chunks': [{'index': i, 'data': d.hex()} for i, d in got['chunks']],
+                    'manifest': None if m is None else {'tensors': m['tensors'], 'totalBytes': m['total_bytes'], 'chunkSize': m['chunk_size'],
+                                                        'chunkHashes': [h.hex() for h in m['chunk_hashes']], 'optimizerStep': m['optimizer_step']}}
         if op == 'layerPool.peerId':
             pub = LP.public_key_protobuf(LP.ed25519.public_key(unhex(req['ed25519Seed'])))
             return {'peerId': LP.peer_id_string(LP.peer_id_bytes(pub)), 'publicKeyProtobuf': pub.hex()}

@@ -351,6 +351,50 @@ async function handle (r) {
         chunkHashes: d.chunkHashes.map(hex), chunksRoot: hex(d.chunksRoot), weightsHash: P.tensorsContentHash(tensors)
       }
     }
+    case 'layerPool.serve': {
+      // the package's weightsServer on one end of an in-memory libp2p stream pair; this end writes the request
+      // (length-prefixed) and reads what comes back
+      const P = await layerPoolPkg()
+      const pb = await import('../../../packages/layer-pool/dist/src/pb/transfer.js')
+      const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
+      const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
+      const holds = r.holds.map(h => ({ ...h, tensors: h.tensors.map(t => ({ name: t.name, shape: t.shape, data: Float32Array.from(t.values) })) }))
+      const server = P.weightsServer({ registrar: { handle: async () => {}, unhandle: async () => {} } }, {
+        chunkSize: r.chunkSize,
+        maxChunksPerRequest: r.maxChunksPerRequest,
+        timeout: 5000,
+        provider: (span) => {
+          const h = holds.find(h => h.modelId === span.modelId && h.version === span.version && h.start === span.start && h.end === span.end && h.part === span.part)
+          return h == null ? undefined : { tensors: h.tensors, optimizerStep: h.optimizerStep }
+        }
+      })
+      const [a, b] = await streamPair()
+      const serving = server.onStream(b, { remotePeer: { toString: () => 'requester' } })
+      const m = messageStream(a, { maxMessageSize: 4 << 20, timeout: 5000 })
+      await m.writeBytes(unhex(r.request))
+      await m.close()
+      let res
+      try {
+        res = await m.read(pb.WeightsResponse)
+      } catch (err) {
+        await serving
+        return { reset: true, stats: { failedStreams: server.stats.failedStreams }, why: err.name }
+      }
+      const chunks = []
+      for (let k = 0; k < res.chunkCount; k++) {
+        const c = pb.Chunk.decode(await m.readList())
+        chunks.push({ index: c.index, data: hex(c.data) })
+      }
+      await serving
+      const mf = res.manifest
+      return {
+        status: pb.Status[res.status] ?? res.status,
+        message: res.message,
+        manifest: mf == null ? null : { tensors: mf.tensors.map(t => ({ name: t.name, shape: t.shape })), totalBytes: mf.totalBytes, chunkSize: mf.chunkSize, chunkHashes: mf.chunkHashes.map(hex), optimizerStep: mf.optimizerStep },
+        chunkCount: res.chunkCount,
+        chunks
+      }
+    }
     case 'layerPool.peerId': {
       const key = await (await keysPkg()).generateKeyPairFromSeed('Ed25519', unhex(r.ed25519Seed))
       return { peerId: (await peerIdPkg()).peerIdFromPrivateKey(key).toString(), publicKeyProtobuf: hex((await keysPkg()).publicKeyToProtobuf(key.publicKey)) }

@@ -1,0 +1,152 @@
+"""The weight-transfer server's answers (specs/layer-pool/transfer.md §3, R4-R8), written from the spec text alone,
+standard library only: a request's bytes and what the server holds -> the stream reset, or the WeightsResponse and the
+Chunk messages it writes."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import layer_pool as LP  # noqa: E402
+
+STATUS = {1: 'OK', 2: 'NOT_FOUND', 3: 'BAD_REQUEST', 4: 'BUSY', 5: 'INTERNAL_ERROR'}
+PARTS = {0: 'weights', 1: 'optimizer'}
+MAX_MODEL_ID = 256
+
+# (number, name, type, repeated); repeated scalars are written unpacked (§3); this decoder also reads them packed
+SCHEMA = {
+    'WeightsRequest': [(1, 'model_id', 'string', False), (2, 'version', 'uint64', False), (3, 'start', 'uint32', False), (4, 'end', 'uint32', False),
+                       (5, 'part', 'enum', False), (6, 'chunks_root', 'bytes', False), (7, 'want_manifest', 'bool', False), (8, 'chunks', 'uint32', True)],
+    'TensorInfo': [(1, 'name', 'string', False), (2, 'shape', 'uint64', True)],
+    'Manifest': [(1, 'tensors', 'TensorInfo', True), (2, 'total_bytes', 'uint64', False), (3, 'chunk_size', 'uint32', False),
+                 (4, 'chunk_hashes', 'bytes', True), (5, 'optimizer_step', 'uint64', False)],
+    'WeightsResponse': [(1, 'status', 'enum', False), (2, 'message', 'string', False), (3, 'manifest', 'Manifest', False), (4, 'chunk_count', 'uint32', False)],
+    'Chunk': [(1, 'index', 'uint32', False), (2, 'data', 'bytes', False)],
+}
+SCALAR = ('uint64', 'uint32', 'enum', 'bool')
+
+
+def encode(name, msg):
+    """fields in number order, defaults left out, repeated scalars unpacked (one key per element, §3 encoding notes)"""
+    out = b''
+    for num, f, t, rep in SCHEMA[name]:
+        v = msg.get(f)
+        if rep and t in SCALAR:
+            out += b''.join(LP.varint(num << 3) + LP.varint(x) for x in v or [])
+            continue
+        for x in (v or []) if rep else [v]:
+            if x is None or (not rep and x in (0, '', b'', False)):
+                continue
+            if t in SCHEMA:
+                b = encode(t, x)
+            elif t in ('bytes', 'string'):
+                b = x.encode('utf-8') if t == 'string' else x
+            else:
+                out += LP.varint(num << 3) + LP.varint(int(x))
+                continue
+            out += LP.varint(num << 3 | 2) + LP.varint(len(b)) + b
+    return out
+
+
+def decode(name, data):
+    """raises ValueError on bytes that are not the message (truncation, wire-type mismatch, a uint32 over 32 bits)"""
+    fields = {num: (f, t, rep) for num, f, t, rep in SCHEMA[name]}
+    msg = {f: ([] if rep else (b'' if t == 'bytes' else '' if t == 'string' else None if t in SCHEMA else 0)) for _, f, t, rep in SCHEMA[name]}
+    i = 0
+
+    def rv(buf, at):
+        n = shift = 0
+        while True:
+            if at >= len(buf) or shift > 63:
+                raise ValueError('truncated varint')
+            b = buf[at]
+            at += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n, at
+    while i < len(data):
+        key, i = rv(data, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = rv(data, i)
+        elif wt == 2:
+            n, i = rv(data, i)
+            if i + n > len(data):
+                raise ValueError('truncated field')
+            v, i = data[i:i + n], i + n
+        elif wt in (1, 5):
+            n = 8 if wt == 1 else 4
+            if i + n > len(data):
+                raise ValueError('truncated field')
+            v, i = data[i:i + n], i + n
+        else:
+            raise ValueError(f'wire type {wt}')
+        if num not in fields:
+            continue
+        f, t, rep = fields[num]
+        if t in SCALAR:
+            if wt == 2 and rep:
+                vals, j = [], 0
+                while j < len(v):
+                    x, j = rv(v, j)
+                    vals.append(x)
+            elif wt == 0:
+                vals = [v]
+            else:
+                raise ValueError(f'{name}.{f}: wire type {wt}')
+            if t == 'uint32' and any(x > 0xFFFFFFFF for x in vals):
+                raise ValueError(f'{name}.{f}: over 32 bits')
+            if rep:
+                msg[f].extend(vals)
+            else:
+                msg[f] = vals[0]
+            continue
+        if wt != 2:
+            raise ValueError(f'{name}.{f}: wire type {wt}')
+        if t in SCHEMA:
+            v = decode(t, v)
+        elif t == 'string':
+            v = v.decode('utf-8')
+        if rep:
+            msg[f].append(v)
+        else:
+            msg[f] = v
+    return msg
+
+
+def serve(request, holds, chunk_size, max_chunks):
+    """request: the WeightsRequest body bytes; holds: [{modelId, version, start, end, part, optimizerStep?, tensors: [{name, shape,
+    values}]}]. Returns {'reset': True} (R4: a malformed request) or {'response': WeightsResponse dict, 'chunks': [(index, bytes)]}"""
+    try:
+        r = decode('WeightsRequest', request)
+        if r['part'] not in PARTS or r['version'] >= 2 ** 53:
+            raise ValueError('§3: an enum value the enum does not name, or a uint64 of 2^53 or more')
+    except (ValueError, UnicodeDecodeError):
+        return {'reset': True}
+
+    def answer(status):
+        return {'response': {'status': status, 'message': f'{status.lower()}', 'manifest': None, 'chunk_count': 0}, 'chunks': []}
+    # R5, in order: the request's own fields
+    if len(r['model_id'].encode('utf-8')) > MAX_MODEL_ID or r['end'] <= r['start'] or len(r['chunks_root']) != 32 or len(r['chunks']) > max_chunks:
+        return answer('BAD_REQUEST')
+    # R6: content for (model id, version, span, part) whose chunks root is the requested one
+    part = PARTS[r['part']]
+    found = None
+    for h in holds:
+        if (h['modelId'], h['version'], h['start'], h['end'], h['part']) == (r['model_id'], r['version'], r['start'], r['end'], part):
+            c = LP.chunks(h['tensors'], chunk_size)
+            if c['chunksRoot'] == r['chunks_root'].hex():
+                found = (h, c)
+    if found is None:
+        return answer('NOT_FOUND')
+    h, c = found
+    # R5: the chunk indices, against the content's chunk count
+    count = len(c['chunkHashes'])
+    if any(i >= count for i in r['chunks']) or len(set(r['chunks'])) != len(r['chunks']):
+        return answer('BAD_REQUEST')
+    # R8
+    stream = bytes.fromhex(c['stream'])
+    order = sorted(h['tensors'], key=lambda t: t['name'].encode('utf-8'))
+    manifest = {'tensors': [{'name': t['name'], 'shape': list(t['shape'])} for t in order], 'total_bytes': c['totalBytes'], 'chunk_size': chunk_size,
+                'chunk_hashes': [bytes.fromhex(x) for x in c['chunkHashes']], 'optimizer_step': h.get('optimizerStep', 0) if part == 'optimizer' else 0}
+    return {'response': {'status': 'OK', 'message': '', 'manifest': manifest if r['want_manifest'] else None, 'chunk_count': len(r['chunks'])},
+            'chunks': [(i, stream[i * chunk_size:(i + 1) * chunk_size]) for i in r['chunks']]}
