@@ -100,6 +100,11 @@ export interface LayerPoolInit {
   loadingGraceMs?: number
   /** @default DEFAULT_REBALANCE_INTERVAL_MS (60 s) */
   rebalanceIntervalMs?: number
+  /**
+   * How long a slot this node serves must stay behind the slot's target before the node fetches the target
+   * (spec §6.1; replicas that train update one after another) @default the record TTL
+   */
+  catchUpGraceMs?: number
   /** @default DEFAULT_BALANCE_QUALITY (0.75) */
   balanceQuality?: number
   /** @default DEFAULT_MAX_RECORDS (4096) */
@@ -157,6 +162,8 @@ export interface LayerPoolEvents {
   'layer-pool:load-failed': CustomEvent<{ start: number, end: number, error: Error }>
   /** This node dropped a span */
   'layer-pool:released': CustomEvent<{ start: number, end: number }>
+  /** A slot this node serves got newer weights (catch-up, spec §6.1): whoever runs the slot reloads it */
+  'layer-pool:updated': CustomEvent<{ slot: number, weightsHash: string, step: number }>
 }
 
 /** Fetches one slot's weights from replicas (the weight transfer client, or a test double) */
@@ -227,7 +234,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   readonly topic: string
   private readonly components: LayerPoolComponents
   private readonly log: Logger
-  private readonly init: Required<Pick<LayerPoolInit, 'minReplicas' | 'heartbeatIntervalMs' | 'recordTtlMs' | 'dhtRefreshIntervalMs' | 'settleMs' | 'claimJitterMs' | 'loadingGraceMs' | 'rebalanceIntervalMs' | 'balanceQuality' | 'maxRecords' | 'maxSpans' | 'livenessProbeTimeoutMs' | 'pubsubService' | 'autoAssign' | 'announceLeave' | 'reserveFraction'>>
+  private readonly init: Required<Pick<LayerPoolInit, 'minReplicas' | 'heartbeatIntervalMs' | 'recordTtlMs' | 'dhtRefreshIntervalMs' | 'settleMs' | 'claimJitterMs' | 'loadingGraceMs' | 'catchUpGraceMs' | 'rebalanceIntervalMs' | 'balanceQuality' | 'maxRecords' | 'maxSpans' | 'livenessProbeTimeoutMs' | 'pubsubService' | 'autoAssign' | 'announceLeave' | 'reserveFraction'>>
   private readonly initSeed: number | bigint
   private readonly store: WeightStore
   private readonly costs: number[]
@@ -257,6 +264,9 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private dhtTimer?: ReturnType<typeof setInterval>
   private rebalanceTimer?: ReturnType<typeof setInterval>
   private evaluateTimer?: ReturnType<typeof setTimeout>
+  /** Since when each slot this node serves has been behind its target (spec §6.1) */
+  private readonly behindSince = new Map<number, number>()
+  private catchingUp?: Promise<void>
   private working?: Promise<void>
   private dhtPut?: Promise<void>
   /** A newer record came while a DHT put was in flight: put it when that one ends (else the DHT keeps the old one until the refresh) */
@@ -297,6 +307,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       claimJitterMs: init.claimJitterMs ?? DEFAULT_CLAIM_JITTER_MS,
       loadingGraceMs: init.loadingGraceMs ?? DEFAULT_LOADING_GRACE_MS,
       rebalanceIntervalMs: init.rebalanceIntervalMs ?? DEFAULT_REBALANCE_INTERVAL_MS,
+      catchUpGraceMs: init.catchUpGraceMs ?? init.recordTtlMs ?? DEFAULT_RECORD_TTL_MS,
       balanceQuality: init.balanceQuality ?? DEFAULT_BALANCE_QUALITY,
       maxRecords: init.maxRecords ?? DEFAULT_MAX_RECORDS,
       maxSpans: Math.min(init.maxSpans ?? 4, MAX_SPANS_PER_RECORD),
@@ -562,6 +573,72 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private tick (): void {
     this.prune()
     void this.publish().catch(err => { this.log('heartbeat publish failed: %s', err.message) })
+    this.checkBehind()
+  }
+
+  /**
+   * Spec §6.1: a slot this node serves (not trains: DiLoCo keeps training replicas in step) whose weights the
+   * slot's target outvotes — more replicas, this node counted, list newer weights at a larger step — for
+   * `catchUpGraceMs` is fetched again and swapped in while the span goes on serving. Without it a replica that
+   * took the genesis of a slot trained while it loaded (records that came after its last check) served those
+   * weights for good
+   */
+  private checkBehind (): void {
+    if (!this.started || this.catchingUp != null) return
+    const now = this.now()
+    let due: number | undefined
+    for (const span of this.spans) {
+      if (span.state !== 'serving' || this.quantization !== 'fp32') continue
+      for (let slot = span.start; slot < span.end; slot++) {
+        if (this.isBehind(slot)) {
+          const since = this.behindSince.get(slot) ?? now
+          this.behindSince.set(slot, since)
+          if (due == null && now - since >= this.init.catchUpGraceMs) due = slot
+        } else {
+          this.behindSince.delete(slot)
+        }
+      }
+    }
+    for (const slot of this.behindSince.keys()) {
+      if (!this.spans.some(s => s.state === 'serving' && s.start <= slot && slot < s.end)) this.behindSince.delete(slot)
+    }
+    if (due == null) return
+    const slot = due
+    this.catchingUp = this.catchUp(slot).catch(err => {
+      this.log('slot %d stays behind its target for now: %s', slot, err.message)
+    }).finally(() => { this.catchingUp = undefined })
+  }
+
+  /** Whether the target of a slot this node holds outvotes its weights (spec §6.1) */
+  private isBehind (slot: number): boolean {
+    const own = this.info.get(slot)
+    const target = this.target(slot)
+    if (own == null || target == null || target.holders.length === 0) return false
+    if (target.weightsHash === own.weightsHash || target.step <= own.step) return false
+    let agree = 1 // this node
+    for (const entry of this.table.values()) {
+      for (const s of entry.record.spans) {
+        if (!LIVE_STATES.has(s.state) || slot < s.start || slot >= s.end) continue
+        if (s.slots[slot - s.start].weightsHash === own.weightsHash) agree++
+      }
+    }
+    return target.votes > agree
+  }
+
+  private async catchUp (slot: number): Promise<void> {
+    const before = this.info.get(slot)
+    this.log('slot %d: weights %s… (step %d) are behind the target, fetching it', slot, before?.weightsHash.slice(0, 12), before?.step)
+    const step = this.targetStep(slot)
+    const { parameters, genesis } = await this.resolveSlot(slot)
+    this.lastGenesis = undefined
+    // the slot may have been dropped, or updated by its owner, while the transfer ran
+    if (!this.started || this.info.get(slot) !== before || !this.spans.some(s => s.state === 'serving' && s.start <= slot && slot < s.end)) return
+    await this.store.put(slot, parameters)
+    const info = { ...this.hashSlot(slot, parameters, genesis ? this.genesisHashes.get(slot) : undefined), step }
+    this.info.set(slot, info)
+    this.behindSince.delete(slot)
+    await this.publish()
+    this.safeDispatchEvent('layer-pool:updated', { detail: { slot, weightsHash: info.weightsHash, step } })
   }
 
   private async publish (ttlMs = this.init.recordTtlMs): Promise<void> {

@@ -61,15 +61,19 @@ describe('layer pool over real libp2p hosts', () => {
     await until(() => joiner.services.layerPool.ownSpans().some(s => s.state === 'serving' && s.start <= 1 && 1 < s.end), 120_000,
       () => JSON.stringify(joiner.services.layerPool.ownSpans()))
     expect(joiner.services.layerPool.slotInfo(1)?.weightsHash).toBe(trainedHash)
-    // every live holder of slot 1, as the joiner's records show them, announces the trained hash (holders may
-    // have dropped slot 1 as surplus meanwhile: it now has more replicas than it needs)
-    const records = joiner.services.layerPool.records()
-    const announced = joiner.services.layerPool.holders(1).map(peer => {
-      const span = records.get(peer.toString())?.record.spans.find(s => s.start <= 1 && 1 < s.end)
-      return span?.slots[1 - span.start].weightsHash
-    })
-    expect(announced.length).toBeGreaterThanOrEqual(2)
-    expect(new Set(announced)).toEqual(new Set([trainedHash]))
+    // every live holder of slot 1, as the joiner's records show them, comes to announce the trained hash (holders
+    // may have dropped slot 1 as surplus meanwhile: it now has more replicas than it needs). Two fresh-clone CI runs
+    // saw one holder still on another hash here, most likely a survivor that loaded slot 1 from the genesis while
+    // it was trained (records that came after its last check); such a holder catches up (spec §6.1)
+    const announced = (): Array<string | undefined> => {
+      const records = joiner.services.layerPool.records()
+      return joiner.services.layerPool.holders(1).map(peer => {
+        const span = records.get(peer.toString())?.record.spans.find(s => s.start <= 1 && 1 < s.end)
+        return span?.slots[1 - span.start].weightsHash
+      })
+    }
+    await until(() => announced().length >= 2 && announced().every(h => h === trainedHash), 90_000,
+      () => `slot 1 holders announce ${announced().map(h => h?.slice(0, 12)).join(', ')} (trained ${trainedHash.slice(0, 12)})`)
   }, 400_000)
 
   it('5 nodes joining at the same instant end with a valid, balanced assignment', async () => {

@@ -307,8 +307,15 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     }
     const changes = ['layer-pool:loaded', 'layer-pool:released', 'layer-pool:load-failed'] as const
     for (const type of changes) pool.addEventListener(type, onChange)
+    // a served slot caught up with newer weights (layer-pool spec §6.1): the stage serves them from now on
+    const onUpdated = (evt: CustomEvent<{ slot: number }>): void => {
+      const { slot } = evt.detail
+      this.enqueue(`slot ${slot} updated`, async () => { await this.reloadSlot(slot) })
+    }
+    pool.addEventListener('layer-pool:updated', onUpdated)
     this.detach.push(() => {
       for (const type of changes) pool.removeEventListener(type, onChange)
+      pool.removeEventListener('layer-pool:updated', onUpdated)
     })
     // spans that finished loading before the listeners were attached
     this.enqueue('stages', async () => { await this.syncStages() })
@@ -612,6 +619,35 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       this.groups.delete(slot)
       await (g as DefaultDiLoCo | undefined)?.stop()
     }
+  }
+
+  /**
+   * Rebuild the serving stage that runs `slot` from the layer pool's weights (they changed under it: §6.1 of the
+   * layer-pool spec). Training stages take their weights from the slot groups, which keep replicas in step
+   */
+  private async reloadSlot (slot: number): Promise<void> {
+    if (this.training) return
+    const held = this.heldFor(slot)
+    if (held == null) return
+    const parameters = new Map<string, Float32Array>()
+    for (let s = held.start; s < held.end; s++) {
+      const weights = this.host.services.layerPool.slotWeights(s)
+      if (weights == null) return // released meanwhile: syncStages closes the stage
+      for (const [name, value] of weights) parameters.set(name, value)
+    }
+    const old = held.stage
+    const rebuilt = this.hold(held.start, held.end, await this.buildStage(held.start, held.end, parameters, 0))
+    if (this.stages.get(`${held.start}-${held.end}`) !== held || held.stage !== old) {
+      this.retire(rebuilt.stage) // closed or replaced while it was built
+      return
+    }
+    this.host.services.pipeline.removeStage(old)
+    this.host.services.pipeline.addStage(rebuilt.stage)
+    held.stage = rebuilt.stage
+    held.recorder = rebuilt.recorder
+    this.retire(old)
+    log('%p serves new weights of slot %d in %s', this.host.peerId, slot, describeSpan(this.config, held.start, held.end))
+    this.safeDispatchEvent('node:stage', { detail: { start: held.start, end: held.end } })
   }
 
   private heldFor (slot: number): HeldStage | undefined {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { constantLr } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { slotWeightsHash } from '@neuroshard/layer-pool'
 import { halfModelMemory, startNetworkDevnet } from '../../src/network/devnet.js'
 import { prepareData } from '../../src/workspace.js'
 import { testCorpus } from './corpus.js'
@@ -73,5 +74,38 @@ describe('a serving-only quantized node in a training devnet', () => {
       await new Promise(resolve => setTimeout(resolve, 500))
     }
     expect(rounds()).toBeGreaterThanOrEqual(target)
+  }, 900_000)
+
+  it('a serving float32 node follows the training: a slot it serves catches up with its trained replicas (layer-pool §6.1) and its stage serves the new weights', async () => {
+    const follower = await devnet.addNode({ training: false, memoryBytes: halfModelMemory(devnet.config, false) })
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => { reject(new Error('the follower took no span')) }, 240_000)
+      if (follower.heldStages().length > 0) { clearTimeout(t); resolve(); return }
+      follower.addEventListener('node:stage', () => { clearTimeout(t); resolve() }, { once: true })
+    })
+    const pool = follower.host.services.layerPool
+    const { start, end } = follower.heldStages()[0]
+    const before = new Map(Array.from({ length: end - start }, (_, i) => [start + i, pool.slotInfo(start + i)!.weightsHash]))
+    // the replicas train on: within a few rounds one of the follower's slots is outvoted and fetched again
+    const updated = await new Promise<{ slot: number, weightsHash: string }>((resolve, reject) => {
+      const t = setTimeout(() => { reject(new Error('no slot of the follower caught up')) }, 400_000)
+      pool.addEventListener('layer-pool:updated', (evt) => { clearTimeout(t); resolve(evt.detail) }, { once: true })
+    })
+    expect(updated.weightsHash).not.toBe(before.get(updated.slot))
+    // the stage is rebuilt from the pool's weights: wait until what it runs is what the pool announces (it may catch up again meanwhile)
+    const served = async (): Promise<{ stage: string, pool: string }> => {
+      const held = follower.heldStages().find(h => h.start <= updated.slot && updated.slot < h.end)!
+      const params = new Map<string, Float32Array>()
+      for (const e of held.stage.executors) for (const [k, v] of await e.getParameters()) params.set(k, v)
+      return { stage: slotWeightsHash(devnet.config, updated.slot, params), pool: pool.slotInfo(updated.slot)!.weightsHash }
+    }
+    let now = await served()
+    const deadline = Date.now() + 120_000
+    while ((now.stage !== now.pool || now.stage === before.get(updated.slot)) && Date.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, 500))
+      now = await served()
+    }
+    expect(now.stage).toBe(now.pool)
+    expect(now.stage).not.toBe(before.get(updated.slot))
   }, 900_000)
 })
