@@ -389,6 +389,15 @@ def ledger_checkpoint_checks(call):
         if 'after' in c:
             yield 'checkpoints C5 final messages after an install', c['description'], r.get('snapshotHash') == c['afterSnapshotHash'], r
 
+    # derive.json (gen-derive.py): C1/C4, what a validator re-derives before it signs a proposed checkpoint
+    d = vec('ponw-ledger', 'derive.json')
+    for c in d['cases']:
+        r = call('ledger.deriveCheckpoint', genesis=genesis, applied=[certs[i] for i in c['applied']], base=({'certificate': e['certificate'], 'snapshot': e['snapshot']} if c.get('base') == 'expected' else None), proposal=c['proposal'])
+        if 'error' in c:
+            yield 'checkpoints C1, C4 deriving a proposal (errors, in order)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield 'checkpoints C1, C4 deriving a proposal (errors, in order)', c['name'], r.get('snapshotHash') == c['snapshotHash'], r
+
 
 def ledger_all(call):
     yield from ledger_genesis_checks(call)

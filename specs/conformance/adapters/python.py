@@ -231,6 +231,17 @@ def handle(req):
             out.append(dict(o, frontier=frontier()))
         st.add_final([L.parse_certificate(chain, unhex(c))[0] for c in req.get('after', [])])
         return {'frontier': first, 'outcomes': out, 'snapshotHash': CP.snapshot_hash(CP.snapshot(st)).hex()}
+    if op == 'ledger.deriveCheckpoint':
+        chain = chain_of(req['genesis'])
+        base = None
+        if req.get('base'):
+            s = CP.check_install(chain, 0, {}, unhex(req['base']['certificate']), req['base']['snapshot'].encode('utf-8'))
+            base = {'height': int(s['height']), 'hash': CP.snapshot_hash(req['base']['snapshot'].encode('utf-8')), 'snapshot': s}
+        p = req['proposal']
+        snap = CP.derive_checkpoint(chain, base, [L.parse_certificate(chain, unhex(c))[0] for c in req['applied']], {
+            'height': int(p['height']), 'snapshotHash': unhex(p['snapshotHash']), 'baseHeight': int(p['baseHeight']), 'baseHash': unhex(p['baseHash']),
+            'frontier': [(e['address'], int(e['nextSeq'])) for e in p['frontier']]})
+        return {'snapshotHash': CP.snapshot_hash(snap).hex()}
     if op == 'ledger.merkleRoot':
         return {'root': L.merkle_root([unhex(x) for x in req['samples']]).hex()}
     if op == 'ledger.merkleProof':

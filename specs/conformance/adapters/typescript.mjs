@@ -199,6 +199,24 @@ async function handle (r) {
         await rm(dir, { recursive: true, force: true })
       }
     }
+    case 'ledger.deriveCheckpoint': {
+      // a Ledger (level store in a temporary folder), with `base` installed first, that applied `applied`, re-derives the proposal
+      const dir = await mkdtemp(join(tmpdir(), 'conformance-derive-'))
+      const l = await L.Ledger.open({ genesis: chainOf(r.genesis), path: dir, now: () => 0, pruneOnCheckpoint: true })
+      try {
+        if (r.base != null) await l.installCheckpoint(unhex(r.base.certificate), new TextEncoder().encode(r.base.snapshot))
+        for (const c of r.applied) await l.addCertificates([unhex(c)])
+        const p = r.proposal
+        const { snapshot } = await l.deriveCheckpoint({
+          height: BigInt(p.height), snapshotHash: unhex(p.snapshotHash), baseHeight: BigInt(p.baseHeight), baseHash: unhex(p.baseHash),
+          frontier: p.frontier.map(e => ({ address: e.address, nextSeq: BigInt(e.nextSeq) }))
+        })
+        return { snapshotHash: hex(snapshot.hash) }
+      } finally {
+        await l.close()
+        await rm(dir, { recursive: true, force: true })
+      }
+    }
     case 'ledger.keystoreDecrypt': return { address: (await L.decryptKeystore(r.file, r.passphrase)).address }
     case 'ledger.verifyBinding': return { address: await L.verifyBinding(r.binding) }
     case 'ledger.decodeMessage': {

@@ -111,3 +111,49 @@ def state_from_snapshot(chain, s: dict) -> State:
     st.totals = {k: int(v) for k, v in s['totals'].items()}
     st.proof_keys = set(s['proofKeys'])
     return st
+
+
+class CheckpointMismatchError(LedgerError):
+    name = 'CheckpointMismatchError'
+
+
+class CheckpointNotReadyError(LedgerError):
+    name = 'CheckpointNotReadyError'
+
+
+MAX_FRONTIER = 2048
+
+
+def derive_checkpoint(chain, base, finals, proposal) -> bytes:
+    """C4 and §4.2 (what a validator checks before it signs, C1), in this order: the proposal's base is the node's base
+    (`base`: None for genesis, else {'height', 'hash', 'snapshot' (parsed)}); its frontier has 1..2048 entries, sorted by
+    address, distinct, each next sequence above the base's; the node holds every final message behind the frontier and
+    not behind the base (else CheckpointNotReadyError); applying exactly those to the base state reaches the frontier;
+    the snapshot's height and hash are the proposal's. `finals`: the node's final messages (LedgerTx). Returns the
+    snapshot bytes."""
+    base_height, base_hash = (base['height'], base['hash']) if base else (0, b'')
+    if proposal['baseHeight'] != base_height or proposal['baseHash'] != base_hash:
+        raise CheckpointMismatchError(f'the proposal extends checkpoint {proposal["baseHeight"]}, this node is at {base_height}')
+    frontier = proposal['frontier']
+    if not 1 <= len(frontier) <= MAX_FRONTIER:
+        raise CheckpointMismatchError('the frontier is empty or longer than 2048 entries')
+    floor = {a: int(x['nextSeq']) for a, x in base['snapshot']['accounts'].items()} if base else {}
+    target, last = {}, ''
+    for address, next_seq in frontier:
+        if address <= last or next_seq <= floor.get(address, 0):
+            raise CheckpointMismatchError('the frontier is not sorted, distinct and above the base')
+        last = address
+        target[address] = next_seq
+    behind = [tx for tx in finals if tx.sender in target and floor.get(tx.sender, 0) <= tx.sequence < target[tx.sender]]
+    for address, t in target.items():
+        if len({tx.sequence for tx in behind if tx.sender == address}) < t - floor.get(address, 0):
+            raise CheckpointNotReadyError(f'messages of {address} below {t} are not all final here')
+    st = state_from_snapshot(chain, base['snapshot']) if base else State(chain)
+    st.add_final(behind)
+    for address, t in target.items():
+        if st.get(address)['nextSeq'] != t:
+            raise CheckpointMismatchError(f'the messages of {address} below {t} do not all apply on their own')
+    snap = snapshot(st)
+    if sum(a['nextSeq'] for a in st.accounts.values()) != proposal['height'] or snapshot_hash(snap) != proposal['snapshotHash']:
+        raise CheckpointMismatchError('this node\'s final messages give another snapshot at that frontier')
+    return snap
