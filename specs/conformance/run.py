@@ -783,6 +783,14 @@ def node_ponw_checks(call):
     for c in v['stagePseudoGradientHashes']:
         r = call('node.stagePseudoGradientHash', entries=c['entries'])
         yield 'node/ponw §2 stage pseudo-gradient hash', c['name'], r.get('hash') == c['hash'], r
+    # pseudo.json (gen-pseudo.py): re-execution rule 4, the final payloads against base − final
+    ps = vec('node', 'pseudo.json')
+    for c in ps['cases']:
+        r = call('node.pseudoGradientHash', config=ps['config'], base=ps['base'], final={**ps['final'], 'payloads': c['payloads']})
+        if 'error' in c:
+            yield 'node/ponw §2 re-execution rule 4 (final payloads)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield 'node/ponw §2 re-execution rule 4 (final payloads)', c['name'], r.get('hash') == c['hash'], r
 
 
 # ---- model forward / backward / graph inputs and outputs (specs/model §2, §5, §9) ----

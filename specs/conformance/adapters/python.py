@@ -329,6 +329,11 @@ def handle(req):
             return {'refused': True}
     if op == 'node.codecTuple':
         return {'tuple': NP.codec_tuple(req['announced'])}
+    if op == 'node.pseudoGradientHash':
+        try:
+            return {'hash': NP.pseudo_gradient_hash(req['config'], req['base'], req['final'])}
+        except NP.ReExecutionMismatch as e:
+            return {'error': 'ReExecutionMismatchError', 'message': str(e)}
     if op == 'node.stagePseudoGradientHash':
         return {'hash': NP.stage_pseudo_gradient_hash(req['entries'])}
     if op.startswith('genesisData.'):

@@ -270,6 +270,11 @@ async function handle (r) {
       return { tuple: (await nodePonwVerifier()).codecTuple(resolveCodec({ ...a, codec: { 1: 'fp32', 2: 'fp16', 3: 'int8', 4: 'sparse' }[a.codec] })) }
     }
     case 'node.stagePseudoGradientHash': return { hash: hex((await nodePonwVerifier()).stagePseudoGradientHash(r.entries.map(e => ({ ...e, payloadHash: unhex(e.payloadHash) })))) }
+    case 'node.pseudoGradientHash': {
+      // the validator's StageTrainingModel.pseudoGradientHash (no executors: it reads the states' parameters and the payloads)
+      const { StageTrainingModel } = await nodePonwVerifier()
+      return { hash: hex(new StageTrainingModel({ config: r.config }).pseudoGradientHash(witnessOf(r.base), witnessOf(r.final))) }
+    }
     case 'genesisData.documentSplit': return { split: (await genesisPkg()).documentSplit(r.document, r.validationThreshold) }
     case 'genesisData.shuffleWords': {
       const rng = new (await genesisPkg()).ShuffleStream(BigInt(r.seed))

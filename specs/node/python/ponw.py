@@ -280,3 +280,65 @@ def stage_pseudo_gradient_hash(entries):
         c = e['codec']
         h.update(struct.pack('>I', e['slot']) + bytes.fromhex(e['payloadHash']) + struct.pack('>5I', c['codec'], c['blockSize'], c['chunk'], c['topK'], c['bits']))
     return h.hexdigest()
+
+
+# ---- §2 re-execution, rule 4: the final payloads against base − final ----
+
+class ReExecutionMismatch(Exception):
+    """ReExecutionMismatchError of the ledger's Proof-of-Learning check"""
+
+
+def _slot_parameters(config, slot):
+    """the slot's parameters (name, shape) in byte-wise name order: slot 0 embed, 1..L block slot − 1, L + 1 head
+    (specs/layer-pool §1, specs/model §3), the flat-vector order of specs/diloco §1"""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'model', 'vectors', 'reference.py')
+    spec = importlib.util.spec_from_file_location('neuroshard_model_reference', path)  # not `reference`: the tokenizer's has that name
+    M = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(M)
+    L = config['nLayers']
+    role = {'kind': 'embed'} if slot == 0 else {'kind': 'head'} if slot == L + 1 else {'kind': 'blocks', 'start': slot - 1, 'end': slot}
+    return sorted(M.shard_params(config, role), key=lambda p: p[0].encode('utf-8'))
+
+
+def pseudo_gradient_hash(config, base, final):
+    """§2 re-execution rule 4 on witnesses as the vectors describe them: one payload per slot of the span in order, a
+    dense codec, each decoding to Δ = fround(base − final) of its slot within the codec's bound; then the hash"""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'diloco', 'python'))
+    import diloco as DL
+    slots = [p['slot'] for p in final['payloads']]
+    if slots != list(range(final['start'], final['end'])):
+        raise ReExecutionMismatch(f'payloads for slots {slots}, the span is [{final["start"]}, {final["end"]})')
+
+    def params(w):
+        out = {}
+        for s in w['states']:
+            for k, v in s['parameters'].items():
+                out[k] = [struct.unpack('<f', struct.pack('<I', b))[0] for b in v]
+        return out
+    b, f = params(base), params(final)
+    names = {1: 'fp32', 2: 'fp16', 3: 'int8'}
+    for p in final['payloads']:
+        c = p['codec']
+        if c['codec'] not in names:
+            raise ReExecutionMismatch(f'slot {p["slot"]}: not a dense codec ({c["codec"]})')
+        codec = {'codec': names[c['codec']], **({'blockSize': c['blockSize']} if c['codec'] == 3 else {})}
+        layout = _slot_parameters(config, p['slot'])
+        try:
+            bf = [x for name, _ in layout for x in b[name]]
+            ff = [x for name, _ in layout for x in f[name]]
+            if c['codec'] == 3 and not 1 <= c['blockSize'] <= 65536:
+                raise ValueError('block size')
+            decoded = DL.decode(bytes.fromhex(p['bytes']), len(bf), codec)
+        except (KeyError, ValueError, DL.MalformedPseudoGradientError) as e:
+            raise ReExecutionMismatch(f'slot {p["slot"]}: payload or weights unusable: {e}')
+        top = max((abs(x) for x in decoded), default=0.0)
+        tol = {'int8': 8 * top / 127, 'fp16': 8 * top * 2 ** -10, 'fp32': 1e-6 * top}[codec['codec']] + 1e-9
+        for x, u, v in zip(decoded, bf, ff):
+            if not abs(x - DL.fround(u - v)) <= tol:
+                raise ReExecutionMismatch(f'slot {p["slot"]}: decoded {x}, base − final {DL.fround(u - v)}')
+    return stage_pseudo_gradient_hash([{'slot': p['slot'], 'payloadHash': hashlib.sha256(bytes.fromhex(p['bytes'])).hexdigest(), 'codec': p['codec']}
+                                       for p in final['payloads']])
