@@ -202,9 +202,14 @@ export class BanList {
     this.o = options
   }
 
-  /** Record a failure at `now`; returns the ban's end */
+  /**
+   * Record a failure at `now`; returns the ban's end. A failure reported while the peer is still banned (more reports
+   * of the same outage: every session and micro-batch that used it) changes nothing: only a failure after the ban has
+   * ended counts again (spec §6)
+   */
   fail (peer: string, now: number): number {
     const e = this.entries.get(peer)
+    if (e != null && now < e.until) return e.until
     const failures = e != null && now - e.last < this.o.forgetMs + (e.until - e.last) ? e.failures + 1 : 1
     const until = now + Math.min(this.o.maxMs, this.o.baseMs * 2 ** (failures - 1))
     this.entries.set(peer, { failures, until, last: now })

@@ -123,4 +123,19 @@ describe('BanList (exponential backoff)', () => {
     expect(bans.fail('p', 12000 + 60_001)).toBe(12000 + 60_001 + 1000)
     expect(bans.failures('p')).toBe(1)
   })
+
+  it('counts one outage once: failures reported while the peer is banned change nothing (spec §6)', () => {
+    // the testbed's node-failover run: a killed Worker was reported 9 times in 1.6 s (the Driver's training
+    // micro-batches and sessions that used it), which banned it for the 5-minute cap; restarted 30 s later it stayed
+    // unroutable, and when the other replica of its span was killed no chain formed for minutes
+    const bans = new BanList({ baseMs: 1000, maxMs: 300_000, forgetMs: 600_000 })
+    expect(bans.fail('p', 0)).toBe(1000)
+    for (const now of [100, 250, 400, 999]) expect(bans.fail('p', now)).toBe(1000)
+    expect(bans.failures('p')).toBe(1)
+    expect(bans.banned('p', 1000)).toBe(false)
+    // a failure after the ban ended escalates
+    expect(bans.fail('p', 1000)).toBe(3000)
+    expect(bans.fail('p', 2000)).toBe(3000)
+    expect(bans.failures('p')).toBe(2)
+  })
 })

@@ -69,7 +69,7 @@ def weighted_pick(weights, u):
 
 class Bans:
     """§6: banned until now + min(maxBan, base·2^(f−1)); f = previous + 1 if the failure comes before the previous
-    ban's end + forget, else 1"""
+    ban's end + forget, else 1; a failure while the peer is still banned changes nothing (1.2.0)"""
 
     def __init__(self, base_ms, max_ms, forget_ms):
         self.base, self.max, self.forget = base_ms, max_ms, forget_ms
@@ -77,6 +77,8 @@ class Bans:
 
     def fail(self, peer, now):
         prev = self.peers.get(peer)
+        if prev is not None and now < prev[1]:
+            return prev[1], prev[0]
         f = prev[0] + 1 if prev is not None and now < prev[1] + self.forget else 1
         until = now + min(self.max, self.base * 2 ** (f - 1))
         self.peers[peer] = (f, until)

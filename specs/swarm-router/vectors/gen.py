@@ -101,11 +101,13 @@ bans = []
 state = {}
 def fail(p, now):
     e = state.get(p)
+    if e and now < e['until']:
+        return e['until'], e['failures']  # still banned: the same outage, nothing changes (1.2.0)
     f = e['failures'] + 1 if e and now < e['until'] + 60000 else 1
     until = now + min(5000, 1000 * 2 ** (f - 1))
     state[p] = {'failures': f, 'until': until}
     return until, f
-for p, now in [('a', 0), ('a', 1000), ('a', 3000), ('a', 7000), ('a', 12000 + 60001), ('b', 500)]:
+for p, now in [('a', 0), ('a', 1000), ('a', 3000), ('a', 7000), ('a', 12000 + 60001), ('b', 500), ('b', 600), ('b', 1499), ('b', 1500), ('b', 2000)]:
     until, f = fail(p, now)
     bans.append({'peer': p, 'failAt': now, 'bannedUntil': until, 'failures': f})
 
