@@ -20,7 +20,7 @@ import { batches, assignShards } from '@neuroshard/genesis-data'
 import { createNeuroShardHost } from '@neuroshard/host'
 import { InvalidParametersError } from '@neuroshard/interface'
 import { describeSpan, fetchSpanWeights, layerPool, layerPoolRecordValidator, slotCount, slotParameters } from '@neuroshard/layer-pool'
-import { createPipelineStage, generateRemote, ngramDrafter, pipeline } from '@neuroshard/pipeline'
+import { createPipelineStage, generateRemote, ngramDrafter, NoRouteError, pipeline } from '@neuroshard/pipeline'
 import { swarmRouter } from '@neuroshard/swarm-router'
 import { TypedEventEmitter } from 'main-event'
 import { createLocalBackend } from '../api/local-backend.js'
@@ -58,6 +58,13 @@ export const DEFAULT_SHARDS_PER_ROUND = 2
 const IN_THREAD_MAX_D_MODEL = 256
 /** How often stages are checked for a finished inner loop, ms */
 const CONTRIBUTE_POLL_MS = 100
+/**
+ * How long a Driver's completion waits for a chain when none covers the model (a killed Worker's span being re-taken,
+ * its only replica briefly banned) before it fails with NoRouteError, ms @default 30 s
+ */
+export const DEFAULT_ROUTE_WAIT_MS = 30_000
+/** How often a completion waiting for a chain asks the router again, ms */
+const ROUTE_POLL_MS = 200
 
 const log = logger('neuroshard:node:network')
 
@@ -119,6 +126,11 @@ export interface NetworkNodeInit {
    * (prompt lookup): the same tokens, several per pipeline round trip when the text repeats itself @default true
    */
   draftGreedy?: boolean
+  /**
+   * How long a completion on this Driver waits for a chain when the router has none (NoRouteError), ms; 0 fails at
+   * once @default DEFAULT_ROUTE_WAIT_MS (30 s)
+   */
+  routeWaitMs?: number
   /** Validation loss of the network's model after every `evalEvery` rounds (Drivers; 0: never) @default 1 */
   evalEvery?: number
   /** Validation batches per evaluation @default 4 */
@@ -168,16 +180,42 @@ interface HeldStage {
  * The training router: for training micro-batches the Driver's own chain (from `trainingChains`), for
  * inference the swarm router.
  */
-class NodeRouter implements PipelineRouter {
+export class NodeRouter implements PipelineRouter {
   pinned?: RouteHop[]
-  constructor (private readonly inner: () => PipelineRouter) {}
+  constructor (private readonly inner: () => PipelineRouter, private readonly waitMs: number = DEFAULT_ROUTE_WAIT_MS) {}
 
   chain (options: Parameters<PipelineRouter['chain']>[0]): RouteHop[] | Promise<RouteHop[]> {
     if (options.purpose === 'training') {
       if (this.pinned == null) throw new InvalidParametersError('no training chain')
       return this.pinned
     }
-    return this.inner().chain(options)
+    try {
+      return this.inner().chain(options)
+    } catch (err: any) {
+      if (err?.name !== NoRouteError.name || !(this.waitMs > 0)) throw err
+      return this.waitForChain(options, err)
+    }
+  }
+
+  /**
+   * No chain now (a killed Worker's span not yet re-taken, its only replica banned for a moment after a failure):
+   * ask again every ROUTE_POLL_MS until one forms, the request is aborted, or `waitMs` has passed (then the last
+   * NoRouteError)
+   */
+  private async waitForChain (options: Parameters<PipelineRouter['chain']>[0], first: Error): Promise<RouteHop[]> {
+    const deadline = Date.now() + this.waitMs
+    let last = first
+    while (Date.now() < deadline) {
+      await sleep(Math.min(ROUTE_POLL_MS, Math.max(0, deadline - Date.now())), options.signal)
+      if (options.signal?.aborted === true) break // the request ended: its caller does not wait for this error
+      try {
+        return await this.inner().chain(options)
+      } catch (err: any) {
+        if (err?.name !== NoRouteError.name) throw err
+        last = err
+      }
+    }
+    throw last
   }
 
   reportFailure (peer: PeerId, error?: Error): void { this.inner().reportFailure(peer, error) }
@@ -201,7 +239,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private readonly groups = new Map<number, DiLoCo>()
   private queue: Promise<void> = Promise.resolve()
   private readonly controller = new AbortController()
-  private readonly router = new NodeRouter(() => this.host.services.swarmRouter)
+  private readonly router: NodeRouter
   private contributing = false
   private running = false
   private poll?: ReturnType<typeof setInterval>
@@ -219,6 +257,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   constructor (init: NetworkNodeInit) {
     super()
     this.init = init
+    this.router = new NodeRouter(() => this.host.services.swarmRouter, init.routeWaitMs ?? DEFAULT_ROUTE_WAIT_MS)
     this.config = init.config
     this.modelId = init.modelId ?? 'devnet'
     this.innerSteps = init.innerSteps ?? DEFAULT_INNER_STEPS
