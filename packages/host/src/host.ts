@@ -144,6 +144,13 @@ export interface NeuroShardHostOptions {
    */
   relayServer?: boolean | CircuitRelayServerInit
   /**
+   * Run DCUtR (`services.dcutr`): a relayed connection is upgraded to a direct one by hole punching (host spec R19,
+   * SHOULD). `false` only for tests and measurements that need a host without it (the testbed's DCUtR control).
+   *
+   * @default true
+   */
+  holePunching?: boolean
+  /**
    * Pre-shared key of a private swarm (`/key/swarm/psk/1.0.0/` format, see `generateSwarmKey`). Only
    * hosts with the same key can connect. Forces TCP only: QUIC and WebRTC-direct bypass the pnet
    * connection protector.
@@ -229,7 +236,8 @@ export type NeuroShardServices = {
   dht: NeuroShardDHT
   pubsub: NeuroShardPubSub
   autoNAT: unknown
-  dcutr: unknown
+  /** Present unless `holePunching: false` */
+  dcutr?: unknown
   /** Present only when `upnp: true` */
   upnp?: UPnPNAT
   /** The circuit relay v2 server; present only with `relayServer` */
@@ -332,8 +340,10 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
       ...options.gossipsub,
       scoreParams: { ...scoreParams, ...options.gossipsub?.scoreParams }
     }),
-    autoNAT: autoNAT(),
-    dcutr: dcutr()
+    autoNAT: autoNAT()
+  }
+  if (options.holePunching !== false) {
+    services.dcutr = dcutr()
   }
   if (options.upnp === true) {
     services.upnp = uPnPNAT()
