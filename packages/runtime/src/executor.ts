@@ -416,13 +416,15 @@ export class KvCacheSession {
   private readonly id: number
   private readonly maxSeqLen: number
   private readonly checks: (options: RunOptions, seq: DimLimit) => RunOptions
+  private readonly kvHeads: number | undefined
   private pos = 0
   private batch: number | undefined
   private closed = false
 
   /** @internal */
-  constructor (runtime: Runtime, session: RuntimeSession | (() => RuntimeSession), id: number, maxSeqLen: number, checks: (options: RunOptions, seq: DimLimit) => RunOptions) {
+  constructor (runtime: Runtime, session: RuntimeSession | (() => RuntimeSession), id: number, maxSeqLen: number, checks: (options: RunOptions, seq: DimLimit) => RunOptions, kvHeads?: number) {
     this.runtime = runtime
+    this.kvHeads = kvHeads
     this.sessionOf = typeof session === 'function' ? session : () => session
     this.id = id
     this.maxSeqLen = maxSeqLen
@@ -483,7 +485,7 @@ export class KvCacheSession {
   /** A copy of the cache: its length and every `past_*` tensor ([batch, kvHeads, position, headDim]) */
   async state (options: AbortOptions = {}): Promise<{ position: number, past: Record<string, TensorData> }> {
     if (this.closed) throw new SessionError('KV-cache session is closed')
-    return await this.runtime.worker.call({ op: 'kvState', kv: this.id }, [], options)
+    return await this.runtime.worker.call({ op: 'kvState', kv: this.id, ...(this.kvHeads !== undefined ? { kvHeads: this.kvHeads } : {}) }, [], options)
   }
 
   /** Free the cache */

@@ -24,11 +24,23 @@ export interface InferenceEngineInit extends RuntimeInit {
    */
   bakeWeights?: boolean
   /**
-   * Attention of the blocks (`buildInferenceGraph`'s `attention`): `'gqa'`, one `com.microsoft`
-   * `GroupQueryAttention` node per block with RoPE inside, or `'opset'`, the opset-23 `RotaryEmbedding` +
-   * `Attention` ops with their head reshapes. @default 'gqa'
+   * Attention of the blocks (`buildInferenceGraph`'s `attention`): `'opset'`, the opset-23 `RotaryEmbedding` +
+   * `Attention` ops (with `kvCache: 'append'` on 3D tensors, no head reshapes), or `'gqa'`, one `com.microsoft`
+   * `GroupQueryAttention` node per block with RoPE inside (its caches are `'present'` only).
+   * @default 'opset'
    */
   attention?: 'opset' | 'gqa'
+  /**
+   * How the cache crosses the graph boundary (`buildInferenceGraph`'s `kvCache`): `'append'` keeps token-major
+   * caches in the worker that grow in place and outputs only the new tokens' keys and values (no per-token copy
+   * of the whole cache); `'present'` outputs the whole grown cache every call. `'append'` needs
+   * `attention: 'opset'`. Measured on `bootstrap` int4 (packages/gguf README): ≈ 40 % less CPU per decoded
+   * token than the GroupQueryAttention graph with `present` caches. @default 'append' with `attention: 'opset'`,
+   * `'present'` with `'gqa'`
+   */
+  kvCache?: 'present' | 'append'
+  /** Quantized engines: values per quantization block along the input dim (a power of 2 ≥ 16) @default 32 */
+  blockSize?: number
 }
 
 /**
@@ -45,6 +57,8 @@ export class InferenceEngine {
   readonly runtime: Runtime
   readonly parameterSpecs: readonly ParameterSpec[]
   readonly attention: 'opset' | 'gqa'
+  readonly kvCache: 'present' | 'append'
+  readonly blockSize: number | undefined
   private readonly bake: boolean
   private session: RuntimeSession | undefined
   private version = 0
@@ -56,7 +70,9 @@ export class InferenceEngine {
     this.runtime = runtime
     this.parameterSpecs = inferenceParameters(init.config, this.span)
     this.bake = this.quantization !== 'fp32' || init.bakeWeights === true
-    this.attention = init.attention ?? 'gqa'
+    this.attention = init.attention ?? 'opset'
+    this.kvCache = init.kvCache ?? (this.attention === 'opset' ? 'append' : 'present')
+    this.blockSize = init.blockSize
   }
 
   static async create (init: InferenceEngineInit, options: AbortOptions = {}): Promise<InferenceEngine> {
@@ -64,6 +80,8 @@ export class InferenceEngine {
     const q = init.quantization ?? 'fp32'
     if (q !== 'fp32' && q !== 'int8' && q !== 'int4') throw new InvalidParametersError(`unknown quantization '${String(q)}'`)
     if (init.attention !== undefined && init.attention !== 'gqa' && init.attention !== 'opset') throw new InvalidParametersError(`unknown attention '${String(init.attention)}'`)
+    if (init.kvCache !== undefined && init.kvCache !== 'present' && init.kvCache !== 'append') throw new InvalidParametersError(`unknown kvCache '${String(init.kvCache)}'`)
+    if (init.kvCache === 'append' && init.attention === 'gqa') throw new InvalidParametersError("kvCache 'append' needs attention 'opset'")
     const span = init.span ?? { kind: 'model' }
     if (span.kind === 'embed' && q !== 'fp32') throw new InvalidParametersError('quantize the embed lookup through the model span; an embed-only engine is fp32')
     const runtime = new Runtime(init)
@@ -98,13 +116,13 @@ export class InferenceEngine {
     }
     if (!this.bake) {
       await this.runtime.setResident(tensors, options)
-      this.session ??= await this.runtime.createSession(buildInferenceGraph(this.config, this.span, { bakeWeights: false, attention: this.attention }).bytes, options)
+      this.session ??= await this.runtime.createSession(buildInferenceGraph(this.config, this.span, { bakeWeights: false, attention: this.attention, kvCache: this.kvCache }).bytes, options)
       return
     }
     // same finiteness checks as resident weights, without keeping them
     for (const [name, t] of Object.entries(tensors)) assertFinite(name, t)
     const version = ++this.version
-    const bytes = buildInferenceGraph(this.config, this.span, { parameters, quantization: this.quantization, attention: this.attention }).bytes
+    const bytes = buildInferenceGraph(this.config, this.span, { parameters, quantization: this.quantization, attention: this.attention, kvCache: this.kvCache, ...(this.blockSize !== undefined ? { blockSize: this.blockSize } : {}) }).bytes
     const session = await this.runtime.createSession(bytes, options)
     if (version !== this.version) { await session.release(); return }
     const old = this.session
@@ -130,7 +148,7 @@ export class InferenceEngine {
   async openInference (options: AbortOptions = {}): Promise<KvCacheSession> {
     this.need()
     const kv = await this.runtime.worker.call<number>({ op: 'kvOpen' }, [], options)
-    return new KvCacheSession(this.runtime, () => this.need(), kv, this.config.maxSeqLen, (o, limit) => this.checks(o, limit))
+    return new KvCacheSession(this.runtime, () => this.need(), kv, this.config.maxSeqLen, (o, limit) => this.checks(o, limit), this.config.nKvHeads)
   }
 
   /** Terminate the worker (idempotent) */

@@ -88,7 +88,7 @@ export type WorkerRequest =
   | { op: 'kvClose', kv: number }
   | { op: 'kvPosition', kv: number }
   | { op: 'kvTruncate', kv: number, position: number }
-  | { op: 'kvState', kv: number }
+  | { op: 'kvState', kv: number, kvHeads?: number }
 
 export interface WorkerReply {
   id: number

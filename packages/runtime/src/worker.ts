@@ -76,7 +76,41 @@ interface SessionEntry {
 
 interface KvState {
   past: Map<string, Tensor>
+  /**
+   * Token-major caches of `kvCache: 'append'` graphs (`append_*` outputs): [batch, capacity, width] per `past_*`
+   * input, of which the first `position` tokens of each row are valid; grown by doubling, so a token costs one
+   * write of its own keys and values, and a batch-1 cache is fed as a view (no copy)
+   */
+  append: Map<string, AppendCache>
   position: number
+}
+
+interface AppendCache { data: Float32Array, batch: number, capacity: number, width: number }
+
+/** The first `n` tokens of an append cache as a [batch, n, width] tensor (a view for batch 1, else a copy) */
+function appendView (c: AppendCache, n: number): Tensor {
+  const { batch, capacity, width } = c
+  if (batch === 1) return new ort.Tensor('float32', c.data.subarray(0, n * width), [1, n, width])
+  const out = new Float32Array(batch * n * width)
+  for (let b = 0; b < batch; b++) out.set(c.data.subarray(b * capacity * width, (b * capacity + n) * width), b * n * width)
+  return new ort.Tensor('float32', out, [batch, n, width])
+}
+
+/** Write the new tokens `t` ([batch, seq, width]) at token `at` of an append cache (grown if needed) */
+function appendTokens (prev: AppendCache | undefined, t: Tensor, at: number): AppendCache {
+  const [batch, seq, width] = t.dims
+  let c = prev
+  if (c === undefined || c.batch !== batch || c.width !== width || c.capacity < at + seq) {
+    const capacity = Math.max(64, at + seq, 2 * (c?.capacity ?? 0))
+    const data = new Float32Array(batch * capacity * width)
+    if (c !== undefined && c.batch === batch && c.width === width) {
+      for (let b = 0; b < batch; b++) data.set(c.data.subarray(b * c.capacity * width, (b * c.capacity + at) * width), b * capacity * width)
+    }
+    c = { data, batch, capacity, width }
+  }
+  const src = t.data as Float32Array
+  for (let b = 0; b < batch; b++) c.data.set(src.subarray(b * seq * width, (b + 1) * seq * width), (b * c.capacity + at) * width)
+  return c
 }
 
 /** Inputs of a `GroupQueryAttention` graph's cache (instead of `position_offset`): cache length after the call (− 1) */
@@ -190,7 +224,7 @@ export class RuntimeWorkerState {
       case 'adamw': return { result: this.adamw(req), transfer: [] }
       case 'kvOpen': {
         const id = this.nextId++
-        this.kv.set(id, { past: new Map(), position: 0 })
+        this.kv.set(id, { past: new Map(), append: new Map(), position: 0 })
         return { result: id, transfer: [] }
       }
       case 'kvClose':
@@ -214,6 +248,8 @@ export class RuntimeWorkerState {
             }
           }
           kv.past = past
+          // append caches: the tokens past `position` are simply no longer read (and overwritten next)
+          if (req.position === 0) kv.append.clear()
           kv.position = req.position
         }
         return { result: kv.position, transfer: [] }
@@ -226,6 +262,23 @@ export class RuntimeWorkerState {
         for (const [name, t] of kv.past) {
           const data = (t.data as Float32Array).slice()
           past[name] = { type: 'float32', dims: [...t.dims], data }
+          transfer.push(data.buffer)
+        }
+        for (const [name, c] of kv.append) {
+          // [batch, position, kvHeads · headDim] → the [batch, kvHeads, position, headDim] of `present` caches
+          const heads = req.kvHeads ?? 1
+          const hd = c.width / heads
+          const n = kv.position
+          const data = new Float32Array(c.batch * n * c.width)
+          for (let b = 0; b < c.batch; b++) {
+            for (let p = 0; p < n; p++) {
+              for (let h = 0; h < heads; h++) {
+                const from = (b * c.capacity + p) * c.width + h * hd
+                data.set(c.data.subarray(from, from + hd), ((b * heads + h) * n + p) * hd)
+              }
+            }
+          }
+          past[name] = { type: 'float32', dims: [c.batch, heads, n, hd], data }
           transfer.push(data.buffer)
         }
         return { result: { position: kv.position, past }, transfer }
@@ -330,7 +383,9 @@ export class RuntimeWorkerState {
     if (kv !== undefined) {
       // the cache's own state, always (the main thread refuses caller-supplied past_*/position_offset/kv_*)
       for (const info of entry.inputs) {
-        if (info.name.startsWith('past_')) {
+        if (info.name.startsWith('past_') && kv.append.has(info.name) && kv.position > 0) {
+          feeds[info.name] = appendView(kv.append.get(info.name) as AppendCache, kv.position)
+        } else if (info.name.startsWith('past_')) {
           // empty cache: unbound symbolic dims (the past length) are 0
           feeds[info.name] = kv.past.get(info.name) ?? new ort.Tensor('float32', new Float32Array(0), info.shape.map(d => typeof d === 'number' ? d : bound.get(d) ?? 0))
         } else if (info.name === KV_SEQLENS || info.name === KV_TOTAL_LENGTH) {
@@ -355,11 +410,18 @@ export class RuntimeWorkerState {
     }
     const result: Record<string, TensorData> = {}
     const transfer: ArrayBuffer[] = []
+    let appended = 0
     for (const [name, value] of Object.entries(outputs)) {
       const t = value as Tensor
       if (kv !== undefined && name.startsWith('present_')) {
         kv.past.set('past_' + name.slice('present_'.length), t)
         kv.position = t.dims[2]
+        continue
+      }
+      if (kv !== undefined && name.startsWith('append_')) {
+        const past = 'past_' + name.slice('append_'.length)
+        kv.append.set(past, appendTokens(kv.append.get(past), t, kv.position))
+        appended = t.dims[1]
         continue
       }
       if (req.accumulateGrads === true && name.startsWith('grad.') && this.resident.has(name.slice(5))) {
@@ -379,6 +441,7 @@ export class RuntimeWorkerState {
       result[name] = { type: t.type as TensorData['type'], dims: [...t.dims], data }
       transfer.push(data.buffer as ArrayBuffer)
     }
+    if (kv !== undefined) kv.position += appended
     // the cache length rides along, so a decode step is one round trip
     if (kv !== undefined && req.reportPosition === true) return { result: { outputs: result, position: kv.position }, transfer }
     return { result, transfer }

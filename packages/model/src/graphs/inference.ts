@@ -48,6 +48,17 @@ export interface InferenceGraphOptions {
    * ([batch, nKvHeads, past, headDim] in, one token longer out) either way. @default 'opset'
    */
   attention?: 'opset' | 'gqa'
+  /**
+   * How the KV cache crosses the graph boundary. `'present'`: `past_key.<k>` / `past_value.<k>` are
+   * [batch, nKvHeads, past, headDim] and the graph outputs the whole grown cache (`present_*`, one token longer).
+   * `'append'`: the caches are [batch, past, nKvHeads · headDim] (token-major, so a cache that grows at its end
+   * keeps every prefix contiguous and a runtime can feed a view of one buffer) and the graph outputs only the
+   * new tokens' (rotated) keys and values as `append_key.<k>` / `append_value.<k>` [batch, seq, nKvHeads · headDim]:
+   * no output grows with the context (onnxruntime-node copies every output into fresh memory). Attention is
+   * the opset-23 `RotaryEmbedding` + `Attention` ops on 3D tensors, fed `position_offset`. Only with
+   * `attention: 'opset'`. @default 'present'
+   */
+  kvCache?: 'present' | 'append'
 }
 
 /** The parameters an inference span reads (each name once, canonical order) */
@@ -167,17 +178,23 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     return config.tieEmbeddings ? linear(n, 'embed.weight', 'lm_head', 'NK') : linear(n, 'lm_head.weight', 'lm_head')
   }
   const gqa = options.attention === 'gqa'
+  const append = options.kvCache === 'append'
+  if (options.kvCache !== undefined && options.kvCache !== 'present' && options.kvCache !== 'append') throw new InvalidConfigError(`unknown kvCache '${String(options.kvCache)}'`)
+  if (append && gqa) throw new InvalidConfigError("kvCache 'append' needs attention 'opset' (GroupQueryAttention takes [batch, heads, past, headDim] caches only)")
   const blocks = (x: Value, start: number, end: number): Value => {
     const hd = headDim(config)
     const caches: KvCache[] = []
     for (let k = start; k < end; k++) {
+      const cacheShape = append ? [B, SHARD_DIMS.past, config.nKvHeads * hd] : [B, config.nKvHeads, SHARD_DIMS.past, hd]
       caches.push({
-        pastKey: g.input(SHARD_IO.pastKey(k), 'float32', [B, config.nKvHeads, SHARD_DIMS.past, hd]),
-        pastValue: g.input(SHARD_IO.pastValue(k), 'float32', [B, config.nKvHeads, SHARD_DIMS.past, hd])
+        pastKey: g.input(SHARD_IO.pastKey(k), 'float32', cacheShape),
+        pastValue: g.input(SHARD_IO.pastValue(k), 'float32', cacheShape)
       })
     }
     let attention: Attend
-    if (gqa) {
+    if (append) {
+      attention = appendAttention(g, config, x, g.input(SHARD_IO.positionOffset, 'int64', []))
+    } else if (gqa) {
       const seqlens = g.input(SHARD_IO.kvSeqlens, 'int32', [B])
       const total = g.input(SHARD_IO.kvTotalLength, 'int32', [])
       const { cosCache, sinCache } = ropeCaches(g, config)
@@ -199,10 +216,10 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     }
     let h = x
     for (let k = start; k < end; k++) {
-      const res = block(g, config, h, k, attention, caches[k - start], linear, norm, gqa && bits !== undefined ? linearCat : undefined)
+      const res = block(g, config, h, k, attention, caches[k - start], linear, norm, (gqa || append) && bits !== undefined ? linearCat : undefined)
       h = res.out
-      g.output(res.presentKey, SHARD_IO.presentKey(k))
-      g.output(res.presentValue, SHARD_IO.presentValue(k))
+      g.output(res.presentKey, append ? SHARD_IO.appendKey(k) : SHARD_IO.presentKey(k))
+      g.output(res.presentValue, append ? SHARD_IO.appendValue(k) : SHARD_IO.presentValue(k))
     }
     return h
   }
@@ -244,6 +261,40 @@ type Norm = (x: Value, name: string, opName: string) => Value
  */
 type Attend = (q: Value, k: Value | null, v: Value | null, cache: KvCache, name: string) => [Value, Value, Value]
 type LinearCat = (x: Value, names: string[], opName: string) => Value
+
+/**
+ * Attention over token-major caches ([B, past, nKv·hd], `kvCache: 'append'`): RoPE and attention on 3D tensors
+ * (no head reshapes), the cache concatenated with the new keys/values inside the graph; returns the new tokens'
+ * rotated keys and their values in place of the present caches
+ */
+function appendAttention (g: GraphBuilder, config: ModelConfig, x: Value, offset: Value): Attend {
+  const hd = headDim(config)
+  const S = x.shape[1]
+  const seq = g.dimOf(x, 1, { name: 'seq_len' })
+  const positions = g.range(offset, g.add(offset, seq, { name: 'rope.end' }), g.scalar(1, 'int64'), S, { name: 'rope.positions' })
+  const bs = g.concat([g.reshape(g.dimOf(x, 0), [1]), g.reshape(seq, [1])], 0, { name: 'batch_seq' })
+  const positionIds = g.expand(g.unsqueeze(positions, [0]), { tensor: bs, shape: [x.shape[0], S] }, { name: 'position_ids' })
+  const T = `${SHARD_DIMS.past}+${String(S)}`
+  const keyPos = g.range(g.scalar(0, 'int64'), g.add(offset, seq), g.scalar(1, 'int64'), T, { name: 'key_pos' })
+  const mask = g.lessOrEqual(g.unsqueeze(keyPos, [0]), g.unsqueeze(positions, [1]), { name: 'causal' })
+  const { cosCache, sinCache } = ropeCaches(g, config)
+  const rotary = (v: Value, heads: number, name: string): Value => g.op('RotaryEmbedding', [v, cosCache, sinCache, positionIds], [{ dtype: v.dtype, shape: v.shape }], {
+    interleaved: { kind: 'int', value: 0 }, num_heads: { kind: 'int', value: heads }
+  }, { name })[0]
+  return (q0, k0, v0, cache, p) => {
+    if (k0 === null || v0 === null) [q0, k0, v0] = g.split(q0, [config.nHeads * hd, config.nKvHeads * hd, config.nKvHeads * hd], -1, { name: `${p}.qkv` }) as [Value, Value, Value]
+    const q = rotary(q0, config.nHeads, `${p}.q_rope`)
+    const k = rotary(k0, config.nKvHeads, `${p}.k_rope`)
+    const kAll = g.concat([cache.pastKey, k], 1, { name: `${p}.keys` })
+    const vAll = g.concat([cache.pastValue, v0], 1, { name: `${p}.values` })
+    const [y] = g.op('Attention', [q, kAll, vAll, mask], [{ dtype: q0.dtype, shape: [q0.shape[0], S, config.nHeads * hd] }], {
+      q_num_heads: { kind: 'int', value: config.nHeads },
+      kv_num_heads: { kind: 'int', value: config.nKvHeads },
+      scale: { kind: 'float', value: 1 / Math.sqrt(hd) }
+    }, { name: p })
+    return [y, k, v0]
+  }
+}
 
 /** Attention with the opset-23 `RotaryEmbedding` and `Attention` ops over a growing cache */
 function opsetAttention (g: GraphBuilder, config: ModelConfig, fused: FusedTables): Attend {

@@ -42,6 +42,10 @@ export const SHARD_IO = Object.freeze({
   kvSeqlens: 'kv_seqlens',
   /** int32 scalar: tokens in the cache after this call (`attention: 'gqa'` inference graphs) */
   kvTotalLength: 'kv_total_length',
+  /** The new tokens' keys of block k, [batch, seq, nKvHeads · headDim] (`kvCache: 'append'` inference graphs) */
+  appendKey: (k: number) => `append_key.${k}`,
+  /** The new tokens' values of block k (`kvCache: 'append'` inference graphs) */
+  appendValue: (k: number) => `append_value.${k}`,
   /** [batch, nKvHeads, past, headDim], one per block k */
   pastKey: (k: number) => `past_key.${k}`,
   pastValue: (k: number) => `past_value.${k}`,
