@@ -37,7 +37,7 @@ GENERATORS = {
     'tokenizer (reference.py --write)': ('tokenizer/vectors', [PY, 'reference.py', '--write'],
                                          ['tokenizer/vectors/tokenizer.json', 'tokenizer/vectors/pretokenize-*.json', 'tokenizer/vectors/encode-*.json',
                                           'tokenizer/vectors/decode-*.json', 'tokenizer/vectors/invalid-*.json'], []),
-    # --grads: tiny-grads.json by float64 finite differences of the §2 forward pass (about 10 s of CPU)
+    # --grads: tiny-grads.json by float64 finite differences of the §2 forward pass (about 5 s of CPU)
     'model (reference.py --write --grads)': ('model/vectors', [PY, 'reference.py', '--write', '--grads'],
                                              ['model/vectors/scaling-*.json', 'model/vectors/config-*.json', 'model/vectors/checkpoint-*.json', 'model/vectors/graph-io.json',
                                               'model/vectors/tiny-grads.json'], []),

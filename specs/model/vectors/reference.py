@@ -5,8 +5,8 @@ the init values, the test-vector weights of tiny.*.safetensors and their content
 
     python3 specs/model/vectors/reference.py            # check the files against this implementation
     python3 specs/model/vectors/reference.py --write    # (re)write them
-    python3 specs/model/vectors/reference.py --write --grads   # also recompute tiny-grads.json (about 10 s of CPU; CI re-runs it: specs/regenerate.py)"""
-import copy, hashlib, json, math, os, struct, sys
+    python3 specs/model/vectors/reference.py --write --grads   # also recompute tiny-grads.json (about 5 s of CPU; CI re-runs it: specs/regenerate.py)"""
+import copy, hashlib, json, math, operator, os, struct, sys
 from decimal import Decimal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -361,15 +361,17 @@ def load_tiny():
                 W[name] = (list(struct.unpack(f'<{len(data) // 4}f', data)), e['shape'])
     return v, v['config'], W
 
-def forward(c, W, ids):
-    """§2 in float64: logits [seq][V] for one sequence"""
+def forward(c, W, ids, resume=None, trace=None):
+    """§2 in float64: logits [seq][V] for one sequence. `trace` (a list) receives the hidden state entering each block and
+    the head; `resume` = (l, that state at block l) starts there (the same arithmetic: blocks before l are not re-run)"""
     def mat(name):
         flat, shape = W[name]
         cc = shape[1]
         return [flat[i * cc:(i + 1) * cc] for i in range(shape[0])]
     def matmul(x, w):
         wt = list(zip(*w))
-        return [[sum(a * b for a, b in zip(row, col)) for col in wt] for row in x]
+        # sum(map(mul, …)): the same additions in the same order as sum(a * b for …), without a generator frame per term
+        return [[sum(map(operator.mul, row, col)) for col in wt] for row in x]
     def rms(x, w, eps):
         return [[xi * wi / math.sqrt(sum(t * t for t in row) / len(row) + eps) for xi, wi in zip(row, w)] for row in x]
     d, H, K, L = c['dModel'], c['nHeads'], c['nKvHeads'], c['nLayers']
@@ -382,9 +384,14 @@ def forward(c, W, ids):
             out[i] = x[i] * cs - x[i + half] * sn
             out[i + half] = x[i + half] * cs + x[i] * sn
         return out
-    emb = mat('embed.weight')
-    h = [emb[i][:] for i in ids]
-    for l in range(L):
+    if resume is None:
+        emb = mat('embed.weight')
+        h, first = [emb[i][:] for i in ids], 0
+    else:
+        first, h = resume
+    for l in range(first, L):
+        if trace is not None:
+            trace.append(h)
         pre = f'blocks.{l}.'
         a = rms(h, W[pre + 'attn_norm.weight'][0], eps)
         q, k, vv = matmul(a, mat(pre + 'attn.wq')), matmul(a, mat(pre + 'attn.wk')), matmul(a, mat(pre + 'attn.wv'))
@@ -408,6 +415,8 @@ def forward(c, W, ids):
         act = [[(x / (1 + math.exp(-x))) * y for x, y in zip(r1, r2)] for r1, r2 in zip(g, u)]
         dn = matmul(act, mat(pre + 'mlp.w_down'))
         h = [[x + y for x, y in zip(r1, r2)] for r1, r2 in zip(h, dn)]
+    if trace is not None:
+        trace.append(h)
     hn = rms(h, W['final_norm.weight'][0], eps)
     w_out = [list(col) for col in zip(*mat('embed.weight'))] if c['tieEmbeddings'] else mat('lm_head.weight')
     return matmul(hn, w_out)
@@ -434,7 +443,12 @@ def gradient_vectors():
     v, c, W = load_tiny()
     out = []
     hstep = 1e-3
+    # a parameter of block l changes nothing before it: each evaluation resumes from the unperturbed hidden state
+    # entering block l (the head's parameters: entering the head); embed.weight (used first, and by a tied head) re-runs all
+    trace = []
+    forward(c, W, v['prompt'], trace=trace)
     for name in sorted(W):
+        at = int(name.split('.')[1]) if name.startswith('blocks.') else c['nLayers'] if name in ('final_norm.weight', 'lm_head.weight') else None
         flat, shape = W[name]
         # embed.weight: row 0 (no prompt token: gradient 0) and an element of the first prompt token's row
         second = v['prompt'][0] * c['dModel'] + 1 if name == 'embed.weight' else len(flat) // 2 + 1
@@ -444,7 +458,7 @@ def gradient_vectors():
                 g = flat[:]
                 g[idx] += delta
                 w2[name] = (g, shape)
-                return mean_loss(forward(c, w2, v['prompt']), v['targets'])
+                return mean_loss(forward(c, w2, v['prompt'], resume=None if at is None else (at, trace[at])), v['targets'])
             grad = (8 * (f(hstep) - f(-hstep)) - (f(2 * hstep) - f(-2 * hstep))) / (12 * hstep)
             out.append({'name': name, 'index': idx, 'grad': float(f'{grad:.9g}')})
     return {'description': 'gradients of the tiny vector model\'s mean loss (prompt, targets of tiny-logits.json, grad_loss 1) at two elements of every parameter, by 4-point central differences of the §2 forward pass in float64 (step 1e-3); the pipeline of backward graphs (§5) must match within 1e-4 + 2e-3·|grad|', 'gradients': out}
