@@ -524,6 +524,11 @@ def layer_pool_checks(call):
             ok = (not r.get('reset') and (r.get('status'), r.get('manifest'), r.get('chunkCount'), r.get('chunks')) == (c['status'], c['manifest'], c['chunkCount'], c['chunks'])
                   and (c['status'] == 'OK') != bool(r.get('message')))
         yield 'transfer §3, R4-R8 server answers (reset, BAD_REQUEST, NOT_FOUND, OK: manifest and chunks)', c['name'], ok, r
+    f = tr['fetch']
+    for c in f['cases']:
+        r = call('layerPool.fetch', expected=c['expected'], config=f['config'], chunkSize=f['chunkSize'], replica=c['replica'])
+        want = {k: c[k] for k in ('weightsHash', 'error', 'fault') if k in c}
+        yield 'transfer R10-R14 requester (manifest, chunks, weights hash; the dropped replica\'s fault)', c['name'], {k: r[k] for k in ('weightsHash', 'error', 'fault') if k in r} == want, r
     v = vec(spec, 'records.json')
     r = call('layerPool.peerId', ed25519Seed=v['key']['ed25519_seed'])
     yield '§2.1 signed envelope (RFC 0002)', 'key: peer id of the seed', (r.get('peerId'), r.get('publicKeyProtobuf')) == (v['key']['peer_id'], v['key']['public_key_protobuf']), r

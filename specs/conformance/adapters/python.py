@@ -423,6 +423,8 @@ def layer_pool_op(op, req):
             return {'status': res['status'], 'message': res['message'], 'chunkCount': res['chunk_count'], 'chunks': [{'index': i, 'data': d.hex()} for i, d in got['chunks']],
                     'manifest': None if m is None else {'tensors': m['tensors'], 'totalBytes': m['total_bytes'], 'chunkSize': m['chunk_size'],
                                                         'chunkHashes': [h.hex() for h in m['chunk_hashes']], 'optimizerStep': m['optimizer_step']}}
+        if op == 'layerPool.fetch':
+            return LPT.fetch(req['expected'], req['config'], req['chunkSize'], req['replica'])
         if op == 'layerPool.peerId':
             pub = LP.public_key_protobuf(LP.ed25519.public_key(unhex(req['ed25519Seed'])))
             return {'peerId': LP.peer_id_string(LP.peer_id_bytes(pub)), 'publicKeyProtobuf': pub.hex()}

@@ -418,6 +418,37 @@ async function handle (r) {
         chunks
       }
     }
+    case 'layerPool.fetch': {
+      // the package's fetchSpanWeights from one replica played by this adapter over in-memory libp2p stream pairs: it
+      // answers the manifest request with the vector's bytes, a chunk request with the vector's chunks (or as `mode` says)
+      const P = await layerPoolPkg()
+      const pb = await import('../../../packages/layer-pool/dist/src/pb/transfer.js')
+      const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
+      const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
+      const rep = r.replica
+      const peer = (await peerIdPkg()).peerIdFromPrivateKey(await (await keysPkg()).generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(7)))
+      const serve = async (stream) => {
+        const m = messageStream(stream, { maxMessageSize: 4 << 20, timeout: 5000 })
+        try {
+          const req = await m.read(pb.WeightsRequest)
+          if (req.wantManifest) {
+            await m.writeBytes(unhex(rep.manifest))
+          } else {
+            const n = req.chunks.length
+            await m.write({ status: pb.Status.OK, message: '', chunkCount: rep.mode === 'count-plus-one' ? n + 1 : n }, pb.WeightsResponse)
+            for (const i of req.chunks) await m.write({ index: rep.mode === 'index-out-of-range' ? rep.chunks.length : i, data: unhex(rep.chunks[i]) }, pb.Chunk)
+          }
+          await m.close()
+        } catch {}
+      }
+      const dialer = { dialProtocol: async () => { const [a, b] = await streamPair(); void serve(b); return a } }
+      try {
+        const res = await P.fetchSpanWeights(dialer, [peer], { ...r.expected, config: r.config }, { chunkSize: r.chunkSize, busyRetries: 0, timeout: 5000 })
+        return { weightsHash: P.tensorsContentHash([...res.tensors].map(([name, data]) => ({ name, shape: res.manifest.tensors.find(t => t.name === name).shape, data }))) }
+      } catch (err) {
+        return { error: err.name, message: err.message, ...(err.faults?.length > 0 ? { fault: err.faults[0].kind } : {}) }
+      }
+    }
     case 'layerPool.peerId': {
       const key = await (await keysPkg()).generateKeyPairFromSeed('Ed25519', unhex(r.ed25519Seed))
       return { peerId: (await peerIdPkg()).peerIdFromPrivateKey(key).toString(), publicKeyProtobuf: hex((await keysPkg()).publicKeyToProtobuf(key.publicKey)) }

@@ -150,3 +150,98 @@ def serve(request, holds, chunk_size, max_chunks):
                 'chunk_hashes': [bytes.fromhex(x) for x in c['chunkHashes']], 'optimizer_step': h.get('optimizerStep', 0) if part == 'optimizer' else 0}
     return {'response': {'status': 'OK', 'message': '', 'manifest': manifest if r['want_manifest'] else None, 'chunk_count': len(r['chunks'])},
             'chunks': [(i, stream[i * chunk_size:(i + 1) * chunk_size]) for i in r['chunks']]}
+
+
+# ---- the requester (R10-R14) against one replica whose answers a vector describes ----
+
+def _model_reference():
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'model', 'vectors', 'reference.py')
+    spec = importlib.util.spec_from_file_location('neuroshard_model_reference', path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+def span_layout(config, start, end, part):
+    """§1: the span's tensors (name, shape) in canonical order; OPTIMIZER: adam.m.<p> and adam.v.<p> of each"""
+    M = _model_reference()
+    L = config['nLayers']
+    roles = ([{'kind': 'embed'}] if start == 0 else []) + \
+        ([{'kind': 'blocks', 'start': max(start, 1) - 1, 'end': min(end, L + 1) - 1}] if max(start, 1) < min(end, L + 1) else []) + \
+        ([{'kind': 'head'}] if end == L + 2 else [])
+    params = {}
+    for r in roles:
+        for name, shape in M.shard_params(config, r):
+            params.setdefault(name, shape)
+    if part == 'optimizer':
+        params = {f'adam.{k}.{n}': s for n, s in params.items() for k in ('m', 'v')}
+    return sorted(params.items(), key=lambda p: p[0].encode('utf-8'))
+
+
+def fetch(expected, config, chunk_size, replica):
+    """A requester fetching (start, end, part) with `expected` chunksRoot, weightsHash (and optimizerStep) from one replica:
+    `replica['manifest']` is its answer (WeightsResponse bytes) to the manifest request; to a chunk request it answers OK with
+    chunk_count = the chunks asked and, per asked index i in order, Chunk{i, replica['chunks'][i]}, except as `mode` says:
+    'index-out-of-range' (Chunk{count, chunks[i]}: an index no request names), 'count-plus-one' (chunk_count one more).
+    Returns {'weightsHash': hex} or {'error': name, 'fault': the §6 kind of the replica's drop}"""
+    import hashlib
+    import struct
+    layout = span_layout(config, expected['start'], expected['end'], expected['part'])
+    total = 4 * sum(_numel(s) for _, s in layout)
+    count = -(-total // chunk_size)
+
+    def dropped(kind):
+        return {'error': 'NoReplicaError', 'fault': kind}
+    try:
+        r = decode('WeightsResponse', bytes.fromhex(replica['manifest']))
+        if r['status'] not in STATUS:
+            raise ValueError('status')
+    except (ValueError, UnicodeDecodeError):
+        return dropped('protocol')
+    status = STATUS[r['status']]
+    if status == 'NOT_FOUND':
+        return {'error': 'WeightsNotFoundError', 'fault': 'not-found'}
+    if status != 'OK':
+        return dropped('rejected')
+    m = r['manifest']
+    if m is None:
+        return dropped('protocol')
+    # R10
+    if m['chunk_size'] != chunk_size or [(t['name'], list(t['shape'])) for t in m['tensors']] != [(n, list(s)) for n, s in layout] \
+            or m['total_bytes'] != total or len(m['chunk_hashes']) != count or any(len(h) != 32 for h in m['chunk_hashes']):
+        return dropped('manifest')
+    root = hashlib.sha256(b'neuroshard/layer-pool/chunks/v1\x00' + struct.pack('<IQ', chunk_size, total) + b''.join(m['chunk_hashes'])).hexdigest()
+    if root != expected['chunksRoot']:
+        return dropped('manifest')
+    if expected['part'] == 'optimizer' and expected.get('optimizerStep') is not None and m['optimizer_step'] != expected['optimizerStep']:
+        return dropped('manifest')
+    # R11, R12 (any split of the indexes into requests gives these outcomes for the replica behaviours above)
+    mode = replica.get('mode', 'honest')
+    stream = bytearray(total)
+    for i in range(count):
+        if mode in ('count-plus-one', 'index-out-of-range'):
+            return dropped('protocol')
+        data = bytes.fromhex(replica['chunks'][i])
+        if len(data) != min(chunk_size, total - i * chunk_size):
+            return dropped('protocol')
+        if hashlib.sha256(data).digest() != m['chunk_hashes'][i]:
+            return dropped('chunk-hash')
+        stream[i * chunk_size:i * chunk_size + len(data)] = data
+    # R14
+    tensors, at = [], 0
+    for name, shape in layout:
+        n = 4 * _numel(shape)
+        tensors.append((name, 'F32', shape, bytes(stream[at:at + n])))
+        at += n
+    got = LP.content_hash(tensors)
+    if got != expected['weightsHash']:
+        return {'error': 'WeightsHashMismatchError'}
+    return {'weightsHash': got}
+
+
+def _numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n

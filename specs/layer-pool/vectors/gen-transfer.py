@@ -73,12 +73,91 @@ cases = [
     ('malformed: chunks_root\'s length runs past the end of the request', req()[:-5], RESET),
 ]
 
+# ---- the requester (R10-R14): one replica answering as described, the transfer's outcome ----
+import struct  # noqa: E402
+CONFIG = {'vocabSize': 16, 'dModel': 4, 'nLayers': 2, 'nHeads': 2, 'nKvHeads': 1, 'ffnHidden': 8, 'maxSeqLen': 16, 'ropeTheta': 10000,
+          'normEps': 1e-5, 'tieEmbeddings': False}
+FCHUNK = 64
+
+
+def span_content(start, end, part, salt):
+    tensors, k = [], 0
+    for name, shape in T.span_layout(CONFIG, start, end, part):
+        n = T._numel(shape)
+        tensors.append({'name': name, 'shape': shape, 'values': [((k + i) * 37 % 101 - 50) / 64 + salt for i in range(n)]})
+        k += n
+    return tensors
+
+
+def replica_for(tensors, part='weights', step=0, **over):
+    c = LP.chunks(tensors, FCHUNK)
+    stream = bytes.fromhex(c['stream'])
+    order = sorted(tensors, key=lambda t: t['name'].encode('utf-8'))
+    manifest = {'tensors': [{'name': t['name'], 'shape': t['shape']} for t in order], 'total_bytes': c['totalBytes'], 'chunk_size': FCHUNK,
+                'chunk_hashes': [bytes.fromhex(h) for h in c['chunkHashes']], 'optimizer_step': step}
+    manifest.update(over.pop('manifest', {}))
+    response = {'status': 1, 'manifest': manifest, 'chunk_count': 0}
+    response.update(over.pop('response', {}))
+    rep = {'manifest': T.encode('WeightsResponse', response).hex(), 'chunks': [stream[i:i + FCHUNK].hex() for i in range(0, len(stream), FCHUNK)]}
+    rep.update(over)
+    return rep, c
+
+
+W1 = span_content(1, 2, 'weights', 0)
+R1, C1 = replica_for(W1)
+O1 = span_content(1, 2, 'optimizer', 0.5)
+EXP = {'modelId': 'tiny', 'version': 3, 'start': 1, 'end': 2, 'part': 'weights', 'chunksRoot': C1['chunksRoot'], 'weightsHash': C1['weightsHash']}
+OC = LP.chunks(O1, FCHUNK)
+EXPO = {**EXP, 'part': 'optimizer', 'chunksRoot': OC['chunksRoot'], 'weightsHash': OC['weightsHash']}
+NCH = len(R1['chunks'])
+assert NCH == 10, NCH  # 152 floats of one block: 608 bytes in chunks of 64 (the last 32)
+other_hashes = [bytes.fromhex(h) for h in LP.chunks(span_content(1, 2, 'weights', 1), FCHUNK)['chunkHashes']]
+flipped = list(R1['chunks'])
+flipped[3] = ('%02x' % (int(flipped[3][:2], 16) ^ 1)) + flipped[3][2:]
+layout = [{'name': t['name'], 'shape': t['shape']} for t in sorted(W1, key=lambda t: t['name'].encode('utf-8'))]
+DONE = {'weightsHash': C1['weightsHash']}
+
+
+def drop(kind):
+    return {'error': 'NoReplicaError', 'fault': kind}
+
+
+fetches = [
+    ('an honest replica: every chunk verified, the weights hash of the record', EXP, R1, DONE),
+    ('OPTIMIZER with the record\'s step count (7) in the manifest', {**EXPO, 'optimizerStep': 7}, replica_for(O1, 'optimizer', 7)[0], {'weightsHash': OC['weightsHash']}),
+    ('OPTIMIZER, the record states no step count: the manifest\'s is taken', EXPO, replica_for(O1, 'optimizer', 6)[0], {'weightsHash': OC['weightsHash']}),
+    ('R10: OPTIMIZER step 6 where the record states 7', {**EXPO, 'optimizerStep': 7}, replica_for(O1, 'optimizer', 6)[0], drop('manifest')),
+    ('R10: chunk_size 32 in the manifest', EXP, replica_for(W1, manifest={'chunk_size': 32})[0], drop('manifest')),
+    ('R10: a tensor\'s shape differs from the config\'s', EXP, replica_for(W1, manifest={'tensors': layout[:1] + [{**layout[1], 'shape': [layout[1]['shape'][0] * 2]}] + layout[2:]})[0], drop('manifest')),
+    ('R10: the tensors out of canonical order', EXP, replica_for(W1, manifest={'tensors': [layout[1], layout[0]] + layout[2:]})[0], drop('manifest')),
+    ('R10: a tensor missing', EXP, replica_for(W1, manifest={'tensors': layout[:-1]})[0], drop('manifest')),
+    ('R10: total_bytes 4 more', EXP, replica_for(W1, manifest={'total_bytes': C1['totalBytes'] + 4})[0], drop('manifest')),
+    ('R10: one chunk hash short of chunkCount', EXP, replica_for(W1, manifest={'chunk_hashes': [bytes.fromhex(h) for h in C1['chunkHashes']][:-1]})[0], drop('manifest')),
+    ('R10: a chunk hash of 31 bytes', EXP, replica_for(W1, manifest={'chunk_hashes': [bytes.fromhex(h) for h in C1['chunkHashes']][:-1] + [bytes.fromhex(C1['chunkHashes'][-1])[:31]]})[0], drop('manifest')),
+    ('R10: the chunk hashes of other content (they do not hash to the expected chunks root)', EXP, replica_for(W1, manifest={'chunk_hashes': other_hashes})[0], drop('manifest')),
+    ('R10: an OK answer without the manifest asked for', EXP, replica_for(W1, response={'manifest': None})[0], drop('protocol')),
+    ('R12: chunk 3 with one bit flipped: ChunkHashMismatchError drops the replica', EXP, {**R1, 'chunks': flipped}, drop('chunk-hash')),
+    ('R11: the last chunk padded to the full chunk size', EXP, {**R1, 'chunks': R1['chunks'][:-1] + [R1['chunks'][-1] + '00' * 32]}, drop('protocol')),
+    ('R11: chunk 0 one byte short', EXP, {**R1, 'chunks': [R1['chunks'][0][:-2]] + R1['chunks'][1:]}, drop('protocol')),
+    ('R11: a Chunk whose index no request named (chunkCount)', EXP, {**R1, 'mode': 'index-out-of-range'}, drop('protocol')),
+    ('R11: chunk_count one more than the chunks asked for', EXP, {**R1, 'mode': 'count-plus-one'}, drop('protocol')),
+    ('§6: NOT_FOUND (not misbehaviour): WeightsNotFoundError', EXP, replica_for(W1, response={'status': 2, 'manifest': None})[0], {'error': 'WeightsNotFoundError', 'fault': 'not-found'}),
+    ('§6: BAD_REQUEST: the replica is dropped as rejected', EXP, replica_for(W1, response={'status': 3, 'manifest': None})[0], drop('rejected')),
+    ('§6 / R14: the chunks match the root but the record\'s weights hash is another: WeightsHashMismatchError', {**EXP, 'weightsHash': OC['weightsHash']}, R1,
+     {'error': 'WeightsHashMismatchError'}),
+]
+
 out = {
     'description': 'requests (the WeightsRequest body, hex) to a weight-transfer server holding `holds` (tensors in any order; chunk size '
                    '`chunkSize`, at most `maxChunksPerRequest` chunks a request) and its answer: `reset` (R4: the stream is reset, nothing written) or '
                    'the WeightsResponse (`status`, `manifest` or null, `chunkCount`; `message` is free text, non-empty unless OK) and the Chunk '
                    'messages that follow (`index`, `data` hex), transfer.md §3, R4-R8.',
     'chunkSize': CHUNK, 'maxChunksPerRequest': CAP, 'holds': HOLDS, 'cases': [],
+    'fetch': {'description': 'a requester (R10-R14) fetching `expected` (a span of `config`, chunk size `chunkSize`) from one replica: `manifest` is '
+                             'its answer to the manifest request (WeightsResponse hex); to a chunk request it answers OK, chunk_count = the chunks asked '
+                             'and, per asked index i in order, Chunk{i, chunks[i]}, except as `mode` says (index-out-of-range: Chunk{chunkCount, chunks[i]}; '
+                             'count-plus-one: chunk_count one more). Outcome: `weightsHash`, or `error` with the dropped replica\'s `fault` (§6 kinds)',
+              'config': CONFIG, 'chunkSize': FCHUNK, 'cases': []},
 }
 bad = 0
 for name, body, status in cases:
@@ -99,9 +178,15 @@ for name, body, status in cases:
         c['chunkCount'] = got['response']['chunk_count']
         c['chunks'] = [{'index': i, 'data': d.hex()} for i, d in got['chunks']]
     out['cases'].append(c)
+for name, expected, replica, want in fetches:
+    got = T.fetch(expected, CONFIG, FCHUNK, replica)
+    if got != want:
+        bad += 1
+        print(f'"{name}": the Python requester says {got}, the spec {want}', file=sys.stderr)
+    out['fetch']['cases'].append({'name': name, 'expected': expected, 'replica': replica, **want})
 if bad:
     sys.exit(1)
 with open(os.path.join(HERE, 'transfer.json'), 'w', encoding='utf-8') as f:
     json.dump(out, f, indent=1)
     f.write('\n')
-print(f'transfer.json: {len(out["cases"])} requests')
+print(f'transfer.json: {len(out["cases"])} requests, {len(out["fetch"]["cases"])} fetches')
