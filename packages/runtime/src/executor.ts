@@ -59,8 +59,8 @@ export interface ShardExecutorInit extends RuntimeInit {
   /**
    * Serve inference with `'int8'` or `'int4'` weights (blockwise, 32-value groups; `@neuroshard/model`'s
    * `buildInferenceGraph`): the executor builds its inference graph itself with the quantized weights baked
-   * in (`graphs.inference` is then ignored) and rebuilds that session whenever `setParameters` changes the
-   * weights. The float32 weights stay resident for training graphs, `getParameters` and checkpoints.
+   * in (`graphs.inference` is then ignored; its KV caches are `append` caches, token-major in the worker) and
+   * rebuilds that session whenever `setParameters` changes the weights. The float32 weights stay resident for training graphs, `getParameters` and checkpoints.
    * Blocks and head shards only (the embed shard has no inference graph). @default 'fp32'
    */
   quantization?: WeightQuantization
@@ -191,7 +191,8 @@ export class ShardExecutor {
   private async rebuildQuantized (options: AbortOptions): Promise<void> {
     const version = ++this.inferenceVersion
     const parameters = await this.getParameters(options)
-    const graph = buildInferenceGraph(this.config, this.role, { parameters, quantization: this.quantization })
+    // append caches: the graph takes only the new tokens' keys and values out (see InferenceEngine's kvCache)
+    const graph = buildInferenceGraph(this.config, this.role, { parameters, quantization: this.quantization, kvCache: 'append' })
     const session = await this.runtime.createSession(graph.bytes, options)
     if (version !== this.inferenceVersion) {
       // a later setParameters overtook this one; its session wins
@@ -394,7 +395,7 @@ export class ShardExecutor {
     this.need('inference')
     const kv = await this.runtime.worker.call<number>({ op: 'kvOpen' }, [], options)
     // the session is looked up per run: a quantized one is rebuilt when the weights change
-    return new KvCacheSession(this.runtime, () => this.need('inference'), kv, this.config.maxSeqLen, (o, limit) => this.checks(o, limit))
+    return new KvCacheSession(this.runtime, () => this.need('inference'), kv, this.config.maxSeqLen, (o, limit) => this.checks(o, limit), this.config.nKvHeads)
   }
 
   /** Terminate the worker and free everything (idempotent) */
