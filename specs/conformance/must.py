@@ -4,6 +4,7 @@ that COVERAGE.md maps to vectors and checks (specs/test/coverage.spec.ts fails o
 
     python3 specs/conformance/must.py            # one line per group: key, then the number of MUST lines
     python3 specs/conformance/must.py --lines    # every MUST line with its group key
+    python3 specs/conformance/must.py --summary  # COVERAGE.md's rows counted per spec file: vectors, tests only, none
 """
 import glob
 import os
@@ -40,7 +41,38 @@ def groups():
     return out
 
 
+def coverage_class(cell):
+    """V: a vector file replayed by the conformance runner; T: package tests only; none; meta (rules about the specs)"""
+    if re.search(r'(^|[;(] ?)V[: ]', cell):
+        return 'V'
+    if cell.startswith('none'):
+        return 'none'
+    if re.search(r'\bT[: ]', cell):
+        return 'T'
+    return 'meta'
+
+
+def summary():
+    """a Markdown table of COVERAGE.md's rows: per spec file, the MUST groups with a vector, with package tests only, none"""
+    with open(os.path.join(SPECS, 'conformance', 'COVERAGE.md'), encoding='utf-8') as fh:
+        rows = [[c.strip() for c in line.strip().strip('|').split(' | ')] for line in fh.read().split('\n') if line.startswith('| ') and ' › ' in line]
+    files, totals = {}, {'V': 0, 'T': 0, 'none': 0, 'meta': 0}
+    for key, _kind, cell in rows:
+        f = key.split(' › ')[0]
+        c = coverage_class(cell)
+        files.setdefault(f, {'V': 0, 'T': 0, 'none': 0, 'meta': 0})[c] += 1
+        totals[c] += 1
+    out = ['| spec file | MUST groups | with vectors (V) | package tests only (T) | none | meta |', '|---|---|---|---|---|---|']
+    for f, n in files.items():
+        out.append(f'| {f} | {sum(n.values())} | {n["V"]} | {n["T"]} | {n["none"]} | {n["meta"]} |')
+    out.append(f'| all | {sum(totals.values())} | {totals["V"]} | {totals["T"]} | {totals["none"]} | {totals["meta"]} |')
+    return '\n'.join(out)
+
+
 def main(argv):
+    if '--summary' in argv:
+        print(summary())
+        return 0
     g = groups()
     if '--lines' in argv:
         for key, n, text in g:
