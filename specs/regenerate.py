@@ -61,6 +61,7 @@ GENERATORS = {
                                                               ['ponw-ledger/vectors/genesis.json', 'ponw-ledger/vectors/keys.json', 'ponw-ledger/vectors/ledger.json',
                                                                'ponw-ledger/vectors/preimage.json'], []),
     'ponw-ledger derive.json (gen-derive.py)': ('ponw-ledger/vectors', [PY, 'gen-derive.py'], ['ponw-ledger/vectors/derive.json'], []),
+    'node records.json (gen-records.py)': ('node/vectors', [PY, 'gen-records.py'], ['node/vectors/records.json'], []),
     'node pseudo.json (gen-pseudo.py)': ('node/vectors', [PY, 'gen-pseudo.py'], ['node/vectors/pseudo.json'], []),
     'node witness.json (gen-witness.mjs)': ('.', ['node', 'specs/node/vectors/gen-witness.mjs'], ['node/vectors/witness.json'], []),
     'ponw-ledger checkpoints.json (packages/ponw-ledger checkpoint-vectors-gen)': ('.', ['node', 'packages/ponw-ledger/dist/test/checkpoint-vectors-gen.js'],

@@ -788,6 +788,11 @@ def node_ponw_checks(call):
     for c in v['stagePseudoGradientHashes']:
         r = call('node.stagePseudoGradientHash', entries=c['entries'])
         yield 'node/ponw §2 stage pseudo-gradient hash', c['name'], r.get('hash') == c['hash'], r
+    # records.json (gen-records.py): §3, the round-record check of a stage's training proof
+    rc = vec('node', 'records.json')
+    for c in rc['cases']:
+        r = call('node.acceptedPseudoGradient', config=rc['config'], modelId=rc['modelId'], aggregator=c['aggregator'], witness=c['witness'], query=c['query'], peerOf=c['peerOf'])
+        yield 'node/ponw §3 round-record check (accepted or not)', c['name'], r.get('accepted') is c['accepted'], r
     # pseudo.json (gen-pseudo.py): re-execution rule 4, the final payloads against base − final
     ps = vec('node', 'pseudo.json')
     for c in ps['cases']:

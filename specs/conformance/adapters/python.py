@@ -334,6 +334,8 @@ def handle(req):
             return {'hash': NP.pseudo_gradient_hash(req['config'], req['base'], req['final'])}
         except NP.ReExecutionMismatch as e:
             return {'error': 'ReExecutionMismatchError', 'message': str(e)}
+    if op == 'node.acceptedPseudoGradient':
+        return {'accepted': NP.accepted_pseudo_gradient(req['config'], req['modelId'], req['aggregator'], req['witness'], req['query'], req['peerOf'])}
     if op == 'node.stagePseudoGradientHash':
         return {'hash': NP.stage_pseudo_gradient_hash(req['entries'])}
     if op.startswith('genesisData.'):

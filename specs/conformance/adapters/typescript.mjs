@@ -82,7 +82,7 @@ function pbFields (v) {
   const out = {}
   for (const [k, x] of Object.entries(v)) {
     if (x === undefined) continue
-    out[k] = x instanceof Uint8Array ? hex(x) : Array.isArray(x) ? x.map(y => typeof y === 'object' ? pbFields(y) : y) : (x !== null && typeof x === 'object') ? pbFields(x) : x
+    out[k] = x instanceof Uint8Array ? hex(x) : Array.isArray(x) ? x.map(y => y instanceof Uint8Array ? hex(y) : typeof y === 'object' ? pbFields(y) : y) : (x !== null && typeof x === 'object') ? pbFields(x) : x
   }
   return out
 }
@@ -274,6 +274,16 @@ async function handle (r) {
       // the validator's StageTrainingModel.pseudoGradientHash (no executors: it reads the states' parameters and the payloads)
       const { StageTrainingModel } = await nodePonwVerifier()
       return { hash: hex(new StageTrainingModel({ config: r.config }).pseudoGradientHash(witnessOf(r.base), witnessOf(r.final))) }
+    }
+    case 'node.acceptedPseudoGradient': {
+      // the validator's StageAggregationRecords.acceptedPseudoGradient with checkpoint 0 served from the vector
+      const { StageAggregationRecords } = await nodePonwVerifier()
+      const records = new StageAggregationRecords({
+        config: r.config, modelId: r.modelId, aggregator: r.aggregator, peerOf: (a) => r.peerOf[a],
+        witness: { fetchWeights: async () => witnessOf(r.witness) }
+      })
+      const q = r.query
+      return { accepted: await records.acceptedPseudoGradient({ proofId: 'conformance', sender: q.sender, baseWeightsHash: unhex(q.modelHash), pseudoGradientHash: unhex(q.pseudoGradientHash) }) }
     }
     case 'genesisData.documentSplit': return { split: (await genesisPkg()).documentSplit(r.document, r.validationThreshold) }
     case 'genesisData.shuffleWords': {
@@ -579,10 +589,10 @@ async function handle (r) {
       const req = {
         session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0), microBatch: 0, targets: new Uint8Array(0), step: 0,
         gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0, tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0),
-        tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, rollback: false, draftCount: 0, draft: []
+        tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], mirror: false, standbys: []
       }
       for (const [k, v] of Object.entries(r.fields)) {
-        req[k] = k === 'kind' ? P.Kind[v] : k === 'route' ? v.map(h => ({ peer: unhex(h.peer), start: h.start ?? 0, end: h.end ?? 0 })) : BYTES.has(k) ? unhex(v) : v
+        req[k] = k === 'kind' ? P.Kind[v] : k === 'standbys' ? v.map(unhex) : k === 'route' ? v.map(h => ({ peer: unhex(h.peer), start: h.start ?? 0, end: h.end ?? 0 })) : BYTES.has(k) ? unhex(v) : v
       }
       return { bytes: hex(P.PipelineRequest.encode(req)) }
     }

@@ -342,3 +342,48 @@ def pseudo_gradient_hash(config, base, final):
                 raise ReExecutionMismatch(f'slot {p["slot"]}: decoded {x}, base − final {DL.fround(u - v)}')
     return stage_pseudo_gradient_hash([{'slot': p['slot'], 'payloadHash': hashlib.sha256(bytes.fromhex(p['bytes'])).hexdigest(), 'codec': p['codec']}
                                        for p in final['payloads']])
+
+
+# ---- §3 the round-record check ----
+
+def accepted_pseudo_gradient(config, model_id, aggregator, witness, query, peer_of):
+    """§3 on checkpoint 0 (`witness`, as the vectors describe witnesses) for a proof `query` ({sender, modelHash,
+    pseudoGradientHash}); `peer_of`: wallet address -> the libp2p peer id string it is bound to. True when every rule
+    holds, False otherwise (a validator votes against the proof)."""
+    import os
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, '..', '..', 'diloco', 'python'))
+    sys.path.insert(0, os.path.join(here, '..', '..', 'layer-pool', 'python'))
+    import layer_pool as LP
+    import messages as DM
+    peer = peer_of.get(query['sender'])
+    if peer is None or hashlib.sha256(encode_witness(witness)).hexdigest() != query['modelHash']:
+        return False
+    params = {}
+    for s in witness['states']:
+        params.update(s['parameters'])
+    entries = []
+    for slot in range(witness['start'], witness['end']):
+        ev = [e for e in witness['evidence'] if e['slot'] == slot]
+        if len(ev) != 1:
+            return False
+        record, payloads = ev[0]['record'], ev[0]['payloads']
+        if record['group'] != f'{model_id}/slot-{slot}' or record['span'] != f'slot-{slot}':
+            return False
+        layout = _slot_parameters(config, slot)
+        try:
+            tensors = [(n, 'F32', shape, _f32_bytes(params[n])) for n, shape in layout]
+            DM.verify_round_record(record, {h: bytes.fromhex(p) for h, p in payloads.items()}, sum(len(t[3]) // 4 for t in tensors), aggregator)
+        except (KeyError, DM.DiLoCoError, DM.DL.MalformedPseudoGradientError):
+            return False
+        if record['baseHash'] != LP.content_hash(tensors):
+            return False
+        mine = [c for c in record['contributions'] if c['sender'] == peer]
+        if not mine or not mine[0]['accepted']:
+            return False
+        _, _, announces = DM.open_commit(DM.pb_decode('Signed', bytes.fromhex(record['commit'])))
+        a = [x for x, sender, _ in announces if sender == peer][0]
+        entries.append({'slot': slot, 'payloadHash': mine[0]['payloadHash'],
+                        'codec': codec_tuple({'codec': a['codec'], 'blockSize': a['block_size'], 'chunk': a['chunk'], 'topK': a['top_k'], 'bits': a['bits']})})
+    return stage_pseudo_gradient_hash(entries) == query['pseudoGradientHash']
