@@ -18,6 +18,7 @@ import { webRTCDirect } from '@libp2p/webrtc'
 import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidParametersError } from '@neuroshard/interface'
 import { createLibp2p } from 'libp2p'
+import { coalescingEncrypter, halfWindowUpdates } from './transport-tuning.js'
 import {
   DEFAULT_INBOUND_CONNECTION_THRESHOLD,
   DEFAULT_LISTEN_ADDRESSES,
@@ -363,6 +364,7 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
     services[name] = factory
   }
 
+  halfWindowUpdates()
   const node = await createLibp2p({
     privateKey,
     start: false,
@@ -371,7 +373,7 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
       ...(options.announce != null ? { announce: options.announce } : {})
     },
     transports,
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [coalescingEncrypter(noise())],
     streamMuxers: [yamux()],
     ...(psk != null ? { connectionProtector: preSharedKey({ psk, timeout: SWARM_KEY_HANDSHAKE_TIMEOUT_MS }) } : {}),
     connectionManager: {
