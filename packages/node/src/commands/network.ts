@@ -192,6 +192,9 @@ function follow (node: NetworkNode, index: number, emit: (obj: Record<string, un
     emit({ event: 'validation', node: index, round: e.detail.round, loss: e.detail.loss })
     say(`round ${e.detail.round}: validation loss ${e.detail.loss.toFixed(4)} (node ${index})`)
   })
+  node.addEventListener('node:failover', (e) => {
+    emit({ event: 'failover', node: index, ms: Math.round(e.detail.ms * 10) / 10 })
+  })
   node.addEventListener('node:round', (e) => {
     if (e.detail.slot === node.heldStages()[0]?.start) emit({ event: 'round', node: index, slot: e.detail.slot, round: e.detail.round })
   })

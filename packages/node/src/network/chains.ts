@@ -113,3 +113,30 @@ export function trainingSpans (records: Iterable<[string, { record: { spans: Rea
   }
   return out
 }
+
+/**
+ * Another Driver for an inference request this Driver cannot route. A Driver never routes through itself (a
+ * route names it once, as hop 0, and its router's candidates are other peers' spans), so a Driver holding
+ * [0, 1) and [2, 4) has no chain once the only other holder of slot 2 is gone, while a Driver holding [0, 2)
+ * can go on through this node's [2, 4) (testbed node-failover run 6: a completion waited 30 s for
+ * `[1, 4) (3 candidates)` and failed). `others`: the live, unbanned spans of other peers as this node's
+ * router sees them; `own`: this node's spans; `slots`: L + 2. Inference hops may run part of a span. The
+ * Driver (a span starting at 0) whose chain from the end of that span exists without itself, this node's
+ * spans included; the lowest peer id when several can; undefined when none.
+ */
+export function relayDriver (self: string, others: readonly ServedSpan[], own: ReadonlyArray<{ start: number, end: number }>, slots: number): string | undefined {
+  const valid = (s: { start: number, end: number }): boolean => Number.isSafeInteger(s.start) && Number.isSafeInteger(s.end) && s.start >= 0 && s.start < s.end && s.end <= slots
+  const all = [...others.filter(s => s.peer !== self), ...own.map(s => ({ peer: self, start: s.start, end: s.end }))].filter(valid)
+  const drivers = [...new Set(others.filter(s => s.peer !== self && s.start === 0 && valid(s)).map(s => s.peer))].sort()
+  for (const d of drivers) {
+    const from = Math.max(...others.filter(s => s.peer === d && s.start === 0 && valid(s)).map(s => s.end))
+    // boundaries reachable from `from` with hops of peers other than d (each hop: part of a span, from a slot it covers)
+    const reached = new Set<number>([from])
+    for (let at = from; at < slots; at++) {
+      if (!reached.has(at)) continue
+      for (const s of all) if (s.peer !== d && s.start <= at && at < s.end) for (let e = at + 1; e <= s.end; e++) reached.add(e)
+    }
+    if (reached.has(slots)) return d
+  }
+  return undefined
+}

@@ -14,6 +14,7 @@
  * - a stage's optimizer step counter is `round × H` at the start of every round; a stage that missed a
  *   round (its chain broke, a Worker was killed) is rebuilt at that count from the group's base weights.
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { logger } from '@libp2p/logger'
 import { DefaultDiLoCo } from '@neuroshard/diloco'
 import { batches, assignShards } from '@neuroshard/genesis-data'
@@ -26,7 +27,7 @@ import { TypedEventEmitter } from 'main-event'
 import { createLocalBackend } from '../api/local-backend.js'
 import { networkCompletionSource } from '../api/network-source.js'
 import { TrainingRecorder } from '../api/training-recorder.js'
-import { contiguousRuns, trainingChains, trainingPeers, trainingSpans } from './chains.js'
+import { contiguousRuns, relayDriver, trainingChains, trainingPeers, trainingSpans } from './chains.js'
 import { NodePonw } from '../ponw/node-ponw.js'
 import { StageRecorder } from '../ponw/stage-work.js'
 import type { NodePonwInit, SlotContribution } from '../ponw/node-ponw.js'
@@ -67,6 +68,8 @@ export const DEFAULT_ROUTE_WAIT_MS = 30_000
 const ROUTE_POLL_MS = 200
 
 const log = logger('neuroshard:node:network')
+/** The generation whose code runs (timedFailovers tells its failovers from training's) */
+const generationContext = new AsyncLocalStorage<object>()
 
 /** The training data of a Driver: the genesis dataset */
 export interface NodeData {
@@ -162,6 +165,8 @@ export interface NetworkNodeEvents {
   'node:contributed': CustomEvent<RoundDetail>
   /** A validation loss of the network's model (Drivers) */
   'node:validation': CustomEvent<{ round: number, loss: number }>
+  /** A generation on this Driver went on after a failover: ms from the failure's detection to its next token */
+  'node:failover': CustomEvent<{ ms: number }>
 }
 
 type LayerRecordOf = PoolEntry['record']
@@ -413,6 +418,14 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
    * in the layer records (`/neuroshard/pipeline/generate/1.0.0`). Never a local copy of the model.
    */
   async * generate (prompt: number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
+    const relay = [...this.stages.values()].some(h => h.start === 0) ? await this.relayFor(options.signal) : undefined
+    if (relay != null) {
+      const { compress, maxRetries, ...rest } = options
+      void compress
+      void maxRetries
+      yield * generateRemote(this.host, relay, prompt, rest)
+      return
+    }
     if ([...this.stages.values()].some(h => h.start === 0)) {
       // the pipeline runs the whole generation on the stage it starts with: a stage replaced meanwhile (a
       // round's rebuild, a released span) stays open until this ends (retire)
@@ -436,14 +449,43 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     yield * generateRemote(this.host, driver, prompt, rest)
   }
 
+  /**
+   * undefined: this Driver runs the completion (its router has a chain from the end of its first stage); else
+   * the Driver it hands the completion to because it has none and that one can (`relayDriver`). Asks every
+   * ROUTE_POLL_MS while neither can, up to `routeWaitMs`; then the router's NoRouteError.
+   */
+  private async relayFor (signal?: AbortSignal): Promise<PeerId | undefined> {
+    const router = this.host.services.swarmRouter
+    const self = this.host.peerId.toString()
+    const deadline = Date.now() + (this.init.routeWaitMs ?? DEFAULT_ROUTE_WAIT_MS)
+    for (;;) {
+      const first = [...this.stages.values()].find(h => h.start === 0)
+      if (first == null) return undefined
+      try {
+        router.chain({ from: first.end, to: this.slots, purpose: 'inference', ...(signal != null ? { signal } : {}) })
+        return undefined
+      } catch (err: any) {
+        if (err?.name !== NoRouteError.name) throw err
+        const candidates = router.candidates()
+        const driver = relayDriver(self, candidates, [...this.stages.values()], this.slots)
+        if (driver != null) {
+          log('no chain from [0, %d): the completion goes to Driver %s', first.end, driver)
+          return this.host.services.layerPool.records().get(driver)?.record.peerId
+        }
+        if (Date.now() >= deadline || signal?.aborted === true) throw err
+      }
+      await sleep(Math.min(ROUTE_POLL_MS, Math.max(0, deadline - Date.now())), signal)
+    }
+  }
+
   private async * generateOnOwnStages (prompt: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken> {
     const draft = options.draft ?? ((this.init.draftGreedy ?? true) && (options.temperature ?? 0) === 0 ? ngramDrafter() : undefined)
     if (draft == null) {
-      yield * this.host.services.pipeline.generate(prompt, options)
+      yield * this.timedFailovers(this.host.services.pipeline.generate(prompt, options))
       return
     }
     const onRound = options.onRound
-    yield * this.host.services.pipeline.generate(prompt, {
+    yield * this.timedFailovers(this.host.services.pipeline.generate(prompt, {
       ...options,
       draft,
       onRound: (r) => {
@@ -452,7 +494,35 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         this.speculation.accepted += r.accepted
         onRound?.(r)
       }
-    })
+    }))
+  }
+
+  /**
+   * A generation's tokens, timing its failovers: from the first `pipeline:failover` it dispatched itself (one
+   * of its hops failed; a training micro-batch's failover runs in another async context and does not count)
+   * to its next token, as `node:failover`
+   */
+  private async * timedFailovers (tokens: AsyncIterable<GeneratedToken>): AsyncGenerator<GeneratedToken> {
+    const gen = tokens[Symbol.asyncIterator]()
+    const pipeline = this.host.services.pipeline
+    const mine = {}
+    let detectedAt: number | undefined
+    const onFailover = (): void => { if (generationContext.getStore() === mine) detectedAt ??= performance.now() }
+    pipeline.addEventListener('pipeline:failover', onFailover)
+    try {
+      for (;;) {
+        const r = await generationContext.run(mine, async () => await gen.next())
+        if (r.done === true) return
+        if (detectedAt != null) {
+          this.safeDispatchEvent('node:failover', { detail: { ms: performance.now() - detectedAt } })
+          detectedAt = undefined
+        }
+        yield r.value
+      }
+    } finally {
+      pipeline.removeEventListener('pipeline:failover', onFailover)
+      await gen.return?.(undefined)
+    }
   }
 
   /** Takes a stage out of service: closed once the generations that may still run on it have ended */
