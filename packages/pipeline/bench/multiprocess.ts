@@ -4,8 +4,9 @@
  * 127.0.0.1; the single-process baselines run in a fourth process that holds the whole model.
  *
  * - decode: `small`, greedy decode tokens/s over 3 node processes vs one process, alternating rounds (ROUNDS=n, default 5).
- * - failover: `tiny`, the Worker process in use is SIGKILLed after the 5th token, ≥ 50 times: time from its
- *   death (exit observed) to the next token.
+ * - failover: `tiny`, the Worker process in use is SIGKILLed after the 5th token, ≥ 50 times per mode (KILLS=n,
+ *   MODES=mirror,replay: mirrored standbys and the replay, kill by kill in turn): time from its death (exit observed)
+ *   to the next token.
  * - train (both) / train-tied / train-untied (STEPS=n, default 4): `small` tied / untied, batch 2 × 256: pipeline step vs the monolithic step.
  * - compress: `tiny`, 200 steps with float32 and with int8 activations/gradients: bytes per step, val loss.
  *
@@ -190,49 +191,56 @@ async function benchFailover (kills: number): Promise<void> {
   await connect()
   const prompt = [...new TextEncoder().encode('failover bench ')]
   const want = (await driver.call<{ ids: number[] }>({ op: 'decode', prompt, n: 12 })).ids
-  const failoverMs: number[] = []
-  const detectedMs: number[] = []
-  const tokenMs: number[] = []
-  let identical = 0
-  let observed = 0
+  // mirrored standbys (spec 1.4.0) and the replay they replace, kill by kill in turn, in the same run
+  const modes = (process.env.MODES ?? 'mirror,replay').split(',') as Array<'mirror' | 'replay'>
+  const per = new Map(modes.map(m => [m, { failoverMs: [] as number[], detectedMs: [] as number[], tokenMs: [] as number[], identical: 0, observed: 0, switched: 0 }]))
   try {
-    for (let k = 0; k < kills; k++) {
-      // the first live Worker in the candidate list is the one in use
+    for (let k = 0; k < kills * modes.length; k++) {
+      const mode = modes[k % modes.length]
+      const m = per.get(mode)!
+      // the first live Worker in the candidate list is the one in use, the second its standby
       const victim = workers.find(w => w.child.exitCode == null && w.child.signalCode == null)!
       driver.onAsk = async () => {
         victim.kill()
         await victim.exited
         return null
       }
-      const got = await driver.call<{ ids: number[], ms: number[], failovers: number, detectedMs?: number }>({ op: 'generate', prompt, n: 12, killAfter: 5 })
-      if (got.detectedMs != null) detectedMs.push(got.detectedMs)
-      if (got.ids.join() === want.join()) identical++
-      observed += got.failovers > 0 ? 1 : 0
-      failoverMs.push(got.ms[5])
-      tokenMs.push(...got.ms.slice(1, 5), ...got.ms.slice(6))
+      const got = await driver.call<{ ids: number[], ms: number[], failovers: number, switches: number, detectedMs?: number }>({ op: 'generate', prompt, n: 12, killAfter: 5, mirror: mode === 'mirror' })
+      if (got.detectedMs != null) m.detectedMs.push(got.detectedMs)
+      if (got.ids.join() === want.join()) m.identical++
+      m.observed += got.failovers > 0 ? 1 : 0
+      m.switched += got.switches > 0 ? 1 : 0
+      m.failoverMs.push(got.ms[5])
+      m.tokenMs.push(...got.ms.slice(1, 5), ...got.ms.slice(6))
       await addWorker() // the next standby (not timed)
       await connect()
     }
-    const r = {
-      kills,
-      identicalOutputs: identical,
-      failoversObserved: observed,
-      failoverMs: { p50: median(failoverMs), p99: pct(failoverMs, 99), max: Math.max(...failoverMs) },
-      // when the Driver's failover event fired (the dead Worker's stream/connection closing seen), ms after the death
-      detectedMs: { p50: median(detectedMs), p99: pct(detectedMs, 99), max: Math.max(...detectedMs) },
-      everyFailoverMs: failoverMs,
-      everyDetectedMs: detectedMs,
-      normalTokenMs: { p50: median(tokenMs), p99: pct(tokenMs, 99) },
-      loadAfter: loadavg()
+    const r: Record<string, unknown> = { kills, modes, loadAfter: loadavg() }
+    const rows: Array<[string, string]> = []
+    for (const [mode, m] of per) {
+      const x = {
+        identicalOutputs: m.identical,
+        failoversObserved: m.observed,
+        standbySwitches: m.switched,
+        failoverMs: { p50: median(m.failoverMs), p99: pct(m.failoverMs, 99), max: Math.max(...m.failoverMs) },
+        // when the Driver's failover event fired (the dead Worker's stream/connection closing seen), ms after the death
+        detectedMs: { p50: median(m.detectedMs), p99: pct(m.detectedMs, 99), max: Math.max(...m.detectedMs) },
+        everyFailoverMs: m.failoverMs,
+        everyDetectedMs: m.detectedMs,
+        normalTokenMs: { p50: median(m.tokenMs), p99: pct(m.tokenMs, 99) }
+      }
+      r[mode] = x
+      const label = mode === 'mirror' ? 'mirrored standby (switch, no replay)' : 'replay on the standby (`mirror: false`)'
+      rows.push(
+        [`${label}: time from the Worker's death to the next token`, `p50 ${f(x.failoverMs.p50)} ms, p99 ${f(x.failoverMs.p99)} ms, max ${f(x.failoverMs.max)} ms (goal p99 ≤ 200 ms)`],
+        [`${label}: death to the Driver's failover event`, `p50 ${f(x.detectedMs.p50)} ms, p99 ${f(x.detectedMs.p99)} ms, max ${f(x.detectedMs.max)} ms (${m.detectedMs.length} kills)`],
+        [`${label}: the five slowest failovers`, [...m.failoverMs].sort((a, b) => b - a).slice(0, 5).map(v => `${f(v, 1)} ms`).join(', ')],
+        [`${label}: normal token latency, same runs`, `p50 ${f(x.normalTokenMs.p50)} ms, p99 ${f(x.normalTokenMs.p99)} ms`],
+        [`${label}: identical generations / failovers seen / standby switches`, `${m.identical} / ${kills}, ${m.observed} / ${kills}, ${m.switched} / ${kills}`]
+      )
     }
     results.failover = r
-    table(`failover \`tiny\` (${kills} SIGKILLs of the Worker process in use after the 5th token, separate processes), load after: ${load()}`, [
-      ['time from the Worker\'s death to the next token', `p50 ${f(r.failoverMs.p50)} ms, p99 ${f(r.failoverMs.p99)} ms, max ${f(r.failoverMs.max)} ms (goal p99 ≤ 200 ms)`],
-      ['of which: death to the Driver\'s failover event (stream/connection closed)', `p50 ${f(r.detectedMs.p50)} ms, p99 ${f(r.detectedMs.p99)} ms, max ${f(r.detectedMs.max)} ms (${detectedMs.length} kills)`],
-      ['the five slowest failovers', [...failoverMs].sort((a, b) => b - a).slice(0, 5).map(x => `${f(x, 1)} ms`).join(', ')],
-      ['normal token latency, same runs', `p50 ${f(r.normalTokenMs.p50)} ms, p99 ${f(r.normalTokenMs.p99)} ms`],
-      ['generations identical to the undisturbed one / failovers seen', `${identical} / ${kills}, ${observed} / ${kills}`]
-    ])
+    table(`failover \`tiny\` (${kills} SIGKILLs of the Worker process in use after the 5th token per mode, modes in turn: ${modes.join(', ')}; separate processes), load after: ${load()}`, rows)
   } finally {
     await Promise.all([driver, validator, ...workers].map(async n => { await n.stop() }))
   }

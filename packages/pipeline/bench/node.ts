@@ -44,7 +44,7 @@ export type Command =
   | { op: 'traffic' }
   | { op: 'parameters' }
   | { op: 'evaluate', parameters: Map<string, Float32Array>, batches: TrainBatch[] }
-  | { op: 'generate', prompt: number[], n: number, killAfter?: number }
+  | { op: 'generate', prompt: number[], n: number, killAfter?: number, mirror?: boolean }
   | { op: 'stop' }
   | { op: 'trace' }
 
@@ -152,10 +152,12 @@ async function localDecode (prompt: number[], n: number): Promise<{ ids: number[
   return { ids, ms }
 }
 
-async function decode (prompt: number[], n: number, killAfter?: number): Promise<{ ids: number[], ms: number[], failovers: number, detectedMs?: number }> {
+async function decode (prompt: number[], n: number, killAfter?: number, mirror?: boolean): Promise<{ ids: number[], ms: number[], failovers: number, switches: number, detectedMs?: number }> {
   const ids: number[] = []
   const ms: number[] = []
   let failovers = 0
+  let switches = 0
+  const onSwitch = (): void => { switches++ }
   // failover bench: when the Driver saw the failure (its failover event), ms after the kill was confirmed
   let killedAt: number | undefined
   let detectedMs: number | undefined
@@ -164,9 +166,10 @@ async function decode (prompt: number[], n: number, killAfter?: number): Promise
     if (killedAt != null && detectedMs == null) detectedMs = performance.now() - killedAt
   }
   host!.services.pipeline.addEventListener('pipeline:failover', onFailover)
+  host!.services.pipeline.addEventListener('pipeline:switched', onSwitch)
   try {
     let t0 = performance.now()
-    for await (const t of host!.services.pipeline.generate(prompt, { maxNewTokens: n })) {
+    for await (const t of host!.services.pipeline.generate(prompt, { maxNewTokens: n, ...(mirror != null ? { mirror } : {}) })) {
       const t1 = performance.now()
       ids.push(t.id)
       ms.push(t1 - t0)
@@ -179,8 +182,9 @@ async function decode (prompt: number[], n: number, killAfter?: number): Promise
     }
   } finally {
     host!.services.pipeline.removeEventListener('pipeline:failover', onFailover)
+    host!.services.pipeline.removeEventListener('pipeline:switched', onSwitch)
   }
-  return { ids, ms, failovers, ...(detectedMs != null ? { detectedMs } : {}) }
+  return { ids, ms, failovers, switches, ...(detectedMs != null ? { detectedMs } : {}) }
 }
 
 /** Ask the parent something and wait for its answer (used by the failover benchmark to kill a Worker) */
@@ -240,7 +244,7 @@ async function handle (cmd: Command): Promise<unknown> {
       return null
     case 'decode': { (globalThis as any).__nsTrace = []; const r = await decode(cmd.prompt, cmd.n); return r }
     case 'trace': { const t = (globalThis as any).__nsTrace ?? []; (globalThis as any).__nsTrace = []; return t }
-    case 'generate': return await decode(cmd.prompt, cmd.n, cmd.killAfter)
+    case 'generate': return await decode(cmd.prompt, cmd.n, cmd.killAfter, cmd.mirror)
     case 'localDecode': return await localDecode(cmd.prompt, cmd.n)
     case 'train': return await train(cmd.batches, cmd.compress, cmd.deflate)
     case 'monoTrain': return await monoTrain(cmd.batches)

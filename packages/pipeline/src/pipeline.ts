@@ -115,6 +115,14 @@ export interface PipelineInit {
   warmStandbys?: boolean
   /** Idle session streams kept open to standbys and next hops of standbys @default 16 */
   maxSpareLinks?: number
+  /**
+   * Mirrored standbys (spec §4.2, revision 1.4.0): as a Driver, name each hop's standby in the session's INFER requests
+   * (`standbys`) and send hop 1's standby a mirror of every INFER; as a server hop, send the next hop's standby a
+   * mirror of what it forwards. A standby's KV cache then keeps in step with the hop it stands by for, and a failed
+   * hop is replaced by its standby without replaying the sequence. Costs each standby the hop's compute and KV cache
+   * for the session. @default true
+   */
+  mirrorStandbys?: boolean
 }
 
 export interface GenerateOptions extends AbortOptions, SamplingOptions {
@@ -132,6 +140,8 @@ export interface GenerateOptions extends AbortOptions, SamplingOptions {
   deflate?: boolean
   /** Re-routes allowed after hop failures @default 8 */
   maxRetries?: number
+  /** Overrides the init's `mirrorStandbys` for this generation (plain decoding; speculative rounds do not mirror) */
+  mirror?: boolean
   /**
    * Speculative decoding (spec §4.5): this drafter proposes tokens, the chain verifies them in one pass per round.
    * Greedy output is the same as without it; sampled output has the same distribution (point-mass drafts: the
@@ -209,6 +219,8 @@ export interface TrainStepResult {
 export interface PipelineEvents {
   /** A hop failed and the Driver switched to another chain */
   'pipeline:failover': CustomEvent<{ peer: PeerId, hop: number, error: Error }>
+  /** A generation replaced hop `hop` (`peer`, failed or out of KV room) with its mirrored standby at `position`: nothing replayed */
+  'pipeline:switched': CustomEvent<{ peer: PeerId, standby: PeerId, hop: number, position: number }>
 }
 
 export interface Pipeline extends Startable {
@@ -229,7 +241,7 @@ export interface Pipeline extends Startable {
    */
   kvTokensLeft(start: number, end: number): number | undefined
   /** Tensor payload bytes (activations, gradients, targets, logits, tied tensors) this node sent and received as a requester */
-  trafficStats(): { sent: number, received: number, requests: number }
+  trafficStats(): { sent: number, received: number, requests: number, mirrored: number }
   /** Generate from a prompt (text, or token ids); this node must hold slot 0 (the Driver) */
   generate(prompt: string | number[], options?: GenerateOptions): AsyncIterable<GeneratedToken>
   /** One optimizer step over the pipeline from micro-batches; this node must hold slot 0 */
@@ -283,7 +295,7 @@ function emptyRequest (fields: Partial<Request>): Request {
     kind: Kind.KIND_UNSPECIFIED, session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
     tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false,
-    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false,
+    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [],
     ...fields
   }
 }
@@ -362,7 +374,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private unhandle?: () => Promise<void>
   private sweeper?: ReturnType<typeof setInterval>
   private started = false
-  private readonly traffic = { sent: 0, received: 0, requests: 0 }
+  private readonly traffic = { sent: 0, received: 0, requests: 0, mirrored: 0 }
   private readonly derived = new Map<string, { parent: PipelineStage, step: number, stage: Promise<PipelineStage> }>()
   private readonly maxSubStages: number
   private readonly serveGenerate: boolean
@@ -397,6 +409,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly warmed = new WeakMap<PipelineStage, Promise<void>>()
   /** Links (by link key) that failed under a direct request's acknowledgement: the next request on them fails at once */
   private readonly brokenLinks = new Map<string, Error>()
+  /** Session links whose stream is being opened, by link key */
+  private readonly openingLinks = new Map<string, Promise<{ stream: Stream, messages: FramedStream, writes: Promise<void>, reads: Promise<unknown>, lastUsed: number }>>()
+  private readonly mirrorStandbys: boolean
+  /** Mirror links (by link key) whose standby fell out of step (a refused or failed mirror): no more mirrors there, by when */
+  private readonly deadMirrors = new Map<string, number>()
 
   constructor (components: PipelineComponents, init: PipelineInit = {}) {
     super()
@@ -428,6 +445,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.directTokens = init.directTokens ?? true
     this.warmStandbys = init.warmStandbys ?? true
     this.maxSpareLinks = init.maxSpareLinks ?? DEFAULT_MAX_SPARE_LINKS
+    this.mirrorStandbys = init.mirrorStandbys ?? true
     this.sessions = new SessionTable({
       maxSessions: init.maxSessions ?? DEFAULT_MAX_SESSIONS,
       maxKvBytes: init.maxKvBytes ?? DEFAULT_MAX_KV_BYTES,
@@ -442,7 +460,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.started = true
     const maxRoute = MAX_ROUTE_HOPS
     this.unhandle = await handleRequests(this.components.registrar, this.protocol, async (req, ctx) => await this.serve(req, ctx.connection, ctx.signal), {
-      requestCodec: { decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: maxRoute, draft: MAX_DRAFT_TOKENS, draft$: { ids: MAX_DRAFT_SUPPORT, probs: MAX_DRAFT_SUPPORT } } }) },
+      requestCodec: { decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: maxRoute, standbys: maxRoute, draft: MAX_DRAFT_TOKENS, draft$: { ids: MAX_DRAFT_SUPPORT, probs: MAX_DRAFT_SUPPORT } } }) },
       responseCodec: Response,
       maxMessageSize: this.maxMessageSize,
       timeout: this.timeout,
@@ -477,6 +495,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       for (const [key, link] of [...this.links]) if (now - link.lastUsed >= this.sessionTtlMs) this.dropLink(key, true)
       // the server ends an idle session stream after its TTL: retire spares well before
       for (const [key, spare] of [...this.spares]) if (now - spare.opened >= this.sessionTtlMs / 2) this.dropSpare(key)
+      for (const [key, at] of [...this.deadMirrors]) if (now - at >= this.sessionTtlMs) this.deadMirrors.delete(key)
     }, this.sweepIntervalMs)
     this.sweeper.unref?.()
   }
@@ -539,7 +558,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.router = router
   }
 
-  trafficStats (): { sent: number, received: number, requests: number } {
+  trafficStats (): { sent: number, received: number, requests: number, mirrored: number } {
     return { ...this.traffic }
   }
 
@@ -607,6 +626,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     if (at !== total) throw new InvalidRouteError(`the route ends at slot ${at}, the model at ${total}`)
     if (!peerFromBytes(me.peer).equals(this.components.peerId)) throw new InvalidRouteError(`hop ${req.hop} names another peer`)
+    const standbys = req.standbys?.length ?? 0 // (absent in requests built by hand, e.g. the spec's vector generators)
+    if (standbys !== 0 && standbys !== route.length) throw new InvalidRouteError(`${standbys} standbys for a ${route.length}-hop route (0 or one per hop)`)
     if (parent.start === me.start && parent.end === me.end) return parent
     if (req.kind !== Kind.INFER && req.kind !== Kind.CLOSE && req.kind !== Kind.TRUNCATE && req.kind !== Kind.DRAFT && req.kind !== Kind.WARM && req.kind !== Kind.TOKENS) {
       throw new PipelineRequestError(`training runs whole spans; this node serves [${parent.start}, ${parent.end}), not [${me.start}, ${me.end})`)
@@ -650,6 +671,12 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const hidden = decodeActivation(req.hidden, this.limits(stage, req.compress, 'hidden', req.deflate))
     const [batch, seq] = hidden.dims
     if (batch !== 1) throw new InvalidActivationError(`inference sessions run batch 1, got ${batch}`)
+    if (req.mirror) {
+      // a standby's copy (spec §4.2): keep the cache in step, nothing else
+      if (req.direct || req.draftCount > 0 || req.standbys.length > 0) throw new PipelineRequestError('a mirror INFER has no direct, draft_count or standbys')
+      await this.runStageInference(stage, req.session, req.position, hidden, req.rollback)
+      return emptyResponse({ position: req.position + seq })
+    }
     if (req.draftCount > 0 && !(req.draftCount < seq && req.draftCount <= MAX_DRAFT_TOKENS)) {
       throw new InvalidDraftError(`draft_count ${req.draftCount} with a chunk of ${seq} tokens (at most ${MAX_DRAFT_TOKENS}, and at least one token before the draft)`)
     }
@@ -772,7 +799,48 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private async forwardHop (req: Request, hidden: TensorData, signal?: AbortSignal): Promise<Response> {
     const next = req.hop + 1
     const out: Request = { ...req, hop: next, hidden: encodeActivation(hidden, req.compress, req.deflate) }
+    if (this.mirrorStandbys && req.standbys.length > next && req.standbys[next].length > 0) this.mirrorTo(out, req.standbys[next], true)
     return await this.send(req.route, next, out, signal)
+  }
+
+  /**
+   * Send a mirror of `req` (an INFER for hop `req.hop`) to that hop's standby `standby` (spec §4.2), in the background,
+   * on the session stream a switch to the standby will use. Not for a hop without blocks (no cache to keep), a standby
+   * that fell out of step, or (`connected`) a peer this node has no connection to (a request must not make it dial).
+   */
+  private mirrorTo (req: Request, standby: Uint8Array<ArrayBuffer>, connected: boolean): void {
+    const route = req.route
+    const hop = req.hop
+    const heads = route[route.length - 1].end - 1 // the head slot, L + 1
+    if (Math.max(route[hop].start, 1) >= Math.min(route[hop].end, heads)) return
+    let peer: PeerId
+    try {
+      peer = peerFromBytes(standby)
+    } catch {
+      return
+    }
+    if (peer.equals(this.components.peerId) || peer.equals(peerFromBytes(route[hop].peer))) return
+    const key = this.linkKey(req.session, hop, standby)
+    if (this.deadMirrors.has(key)) return
+    if (!this.links.has(key)) {
+      if (this.links.size >= this.maxSessionLinks) return
+      const cm = this.components.connectionManager as StreamOpener & { getConnections?(peer: PeerId): unknown[] }
+      if (connected && cm.getConnections != null && cm.getConnections(peer).length === 0) return
+    }
+    const r = route.map((h, j) => j === hop ? { peer: standby, start: h.start, end: h.end } : h)
+    const m: Request = { ...req, route: r, mirror: true, direct: false, standbys: [], draftCount: 0, draft: [] }
+    this.traffic.mirrored += m.hidden.length
+    const dead = (why: string): void => {
+      this.log('mirror to the standby %p of hop %d out of step: %s', peer, hop, why)
+      if (this.deadMirrors.size >= this.maxSessionLinks * 4) this.deadMirrors.delete(this.deadMirrors.keys().next().value as string)
+      this.deadMirrors.set(key, Date.now())
+    }
+    this.sendOnLink(r, hop, peer, m).then(res => { if (res.error !== '') dead(`${res.error}: ${res.message}`) }, (err: any) => { dead(String(err?.name)) })
+  }
+
+  /** Whether the standby `standby` of hop `hop` has been sent every mirror of this session so far (none refused or failed) */
+  private mirrorInStep (session: Uint8Array, hop: number, standby: Uint8Array): boolean {
+    return !this.deadMirrors.has(this.linkKey(session, hop, standby))
   }
 
   private async send (route: Request['route'], hop: number, req: Request, signal?: AbortSignal): Promise<Response> {
@@ -824,16 +892,29 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     let link = this.links.get(key)
     if (link == null) {
-      const spare = this.takeSpare(hex(route[hop].peer))
-      let stream = spare?.stream
-      let messages = spare?.messages
-      if (stream == null || messages == null) {
-        const open = AbortSignal.any([AbortSignal.timeout(this.timeout), ...(signal != null ? [signal] : [])])
-        stream = await this.components.connectionManager.openStream(peer, PIPELINE_SESSION_PROTOCOL, { signal: open })
-        messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout })
+      // one stream per link: a request sent while the link's stream is still being opened (a mirror one token after
+      // the first, the switch right after a mirror) waits for that stream instead of opening a second one, which the
+      // server would run concurrently with the first, out of order
+      let opening = this.openingLinks.get(key)
+      if (opening == null) {
+        opening = (async () => {
+          const spare = this.takeSpare(hex(route[hop].peer))
+          let stream = spare?.stream
+          let messages = spare?.messages
+          if (stream == null || messages == null) {
+            const open = AbortSignal.any([AbortSignal.timeout(this.timeout), ...(signal != null ? [signal] : [])])
+            stream = await this.components.connectionManager.openStream(peer, PIPELINE_SESSION_PROTOCOL, { signal: open })
+            messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout })
+          }
+          const l = { stream, messages, writes: Promise.resolve(), reads: Promise.resolve(), lastUsed: Date.now() }
+          this.links.set(key, l)
+          return l
+        })()
+        const o = opening
+        this.openingLinks.set(key, o)
+        void o.finally(() => { if (this.openingLinks.get(key) === o) this.openingLinks.delete(key) }).catch(() => {})
       }
-      link = { stream, messages, writes: Promise.resolve(), reads: Promise.resolve(), lastUsed: Date.now() }
-      this.links.set(key, link)
+      link = await opening
     }
     const l = link
     l.lastUsed = Date.now()
@@ -861,10 +942,16 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     else if (link.stream.status === 'open') link.stream.abort(new Error('session link dropped'))
   }
 
+  /** Close the session's link to hop `hop` (`peer`'s bytes), if any */
+  private dropSessionLink (session: Uint8Array, hop: number, peer: Uint8Array): void {
+    this.dropLink(this.linkKey(session, hop, peer), true)
+  }
+
   private dropSessionLinks (session: Uint8Array): void {
     const prefix = `${hex(session)}/`
     for (const key of [...this.links.keys()]) if (key.startsWith(prefix)) this.dropLink(key, true)
     for (const key of [...this.brokenLinks.keys()]) if (key.startsWith(prefix)) this.brokenLinks.delete(key)
+    for (const key of [...this.deadMirrors.keys()]) if (key.startsWith(prefix)) this.deadMirrors.delete(key)
   }
 
   /** A spare session stream to `peer` (hex) that is still open both ways, removed from the spares */
@@ -977,7 +1064,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     let key: string | undefined
     let entry: { messages: FramedStream, stream: Stream, chain: Promise<unknown>, writing: number } | undefined
     try {
-      const req = await messages.read({ decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: MAX_ROUTE_HOPS } }) })
+      const req = await messages.read({ decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: MAX_ROUTE_HOPS, standbys: MAX_ROUTE_HOPS } }) })
       try {
         if (req.kind !== Kind.TOKENS) throw new PipelineRequestError(`a tokens stream starts with TOKENS, not ${req.kind}`)
         const stage = await this.checkRoute(req)
@@ -1017,7 +1104,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       for (;;) {
         let req: Request
         try {
-          req = await messages.read({ decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: MAX_ROUTE_HOPS, draft: MAX_DRAFT_TOKENS, draft$: { ids: MAX_DRAFT_SUPPORT, probs: MAX_DRAFT_SUPPORT } } }) })
+          req = await messages.read({ decode: (bytes: Uint8Array) => Request.decode(bytes, { limits: { route: MAX_ROUTE_HOPS, standbys: MAX_ROUTE_HOPS, draft: MAX_DRAFT_TOKENS, draft$: { ids: MAX_DRAFT_SUPPORT, probs: MAX_DRAFT_SUPPORT } } }) })
         } catch (err: any) {
           // the end of the upstream's requests (EOF), an idle timeout, or bytes that do not decode: the stream ends
           this.log('session stream from %p ended: %s', connection.remotePeer, err?.name)
@@ -1338,8 +1425,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   }
 
   /** `tokens`: what a session will keep in every hop's KV cache (the router weighs the hops' headroom) */
-  private async route (stage: PipelineStage, router: PipelineRouter, purpose: 'inference' | 'training', signal?: AbortSignal, tokens?: number): Promise<Request['route']> {
-    const hops = await router.chain({ from: stage.end, to: stage.config.nLayers + 2, purpose, signal, ...(tokens != null ? { tokens } : {}) })
+  private async route (stage: PipelineStage, router: PipelineRouter, purpose: 'inference' | 'training', signal?: AbortSignal, tokens?: number, exclude?: PeerId[]): Promise<Request['route']> {
+    const hops = await router.chain({ from: stage.end, to: stage.config.nLayers + 2, purpose, signal, ...(tokens != null ? { tokens } : {}), ...(exclude != null && exclude.length > 0 ? { exclude } : {}) })
     return [{ peer: peerBytes(this.components.peerId), start: 0, end: stage.end }, ...hops.map(h => ({ peer: peerBytes(h.peer), start: h.start, end: h.end }))]
   }
 
@@ -1405,22 +1492,39 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   }
 
   /**
-   * Warm standbys: WARM to the router's standby for each server hop (it warms its stage and opens a session stream
-   * to its next hop), and a spare session stream to the first hop's standby. Best effort, in the background.
+   * The router's standby for each hop of `route` (index 0, the Driver, and hops without one: undefined; an empty list
+   * when the router names none). A standby must cover the hop's slots, differ from the hop's peer and not be in `exclude`.
    */
-  private async prepareStandbys (router: PipelineRouter, route: Request['route'], session: Uint8Array<ArrayBuffer>, tokens: number): Promise<void> {
-    if (!this.warmStandbys || router.standbys == null) return
+  private async standbysOf (router: PipelineRouter, route: Request['route'], tokens: number, exclude: PeerId[] = []): Promise<Array<RouteHop | undefined>> {
+    if (router.standbys == null) return []
     try {
       const hops = route.slice(1).map(h => ({ peer: peerFromBytes(h.peer), start: h.start, end: h.end }))
       const standbys = await router.standbys(hops, { tokens })
-      await Promise.all(standbys.map(async (s, i) => {
-        if (s == null || s.start > hops[i].start || s.end < hops[i].end) return
-        const hop = i + 1
+      const out: Array<RouteHop | undefined> = [undefined, ...hops.map((h, i) => {
+        const s = standbys[i]
+        return s != null && s.start <= h.start && s.end >= h.end && !s.peer.equals(h.peer) && !exclude.some(p => p.equals(s.peer)) ? s : undefined
+      })]
+      return out.some(s => s != null) ? out : []
+    } catch (err) {
+      this.log('no standbys: %e', err)
+      return []
+    }
+  }
+
+  /**
+   * Warm standbys: WARM to each hop's standby (it warms its stage and opens a session stream to its next hop), and a
+   * spare session stream to the first hop's standby (unless mirrors opened one already). Best effort, in the background.
+   */
+  private async prepareStandbys (route: Request['route'], session: Uint8Array<ArrayBuffer>, standbys: Array<RouteHop | undefined>): Promise<void> {
+    if (!this.warmStandbys) return
+    try {
+      await Promise.all(standbys.map(async (s, hop) => {
+        if (s == null || hop < 1) return
         const r = route.map((h, j) => j === hop ? { peer: peerBytes(s.peer), start: h.start, end: h.end } : h)
         const res = await this.send(r, hop, emptyRequest({ kind: Kind.WARM, session, hop, route: r }), AbortSignal.timeout(this.timeout))
         // best effort: a standby that does not answer WARM is not banned for it (the switch would find out)
         if (res.error !== '') this.log('standby %p did not take WARM: %s %s', s.peer, res.error, res.message)
-        else if (hop === 1) await this.openSpare(s.peer)
+        else if (hop === 1 && !this.links.has(this.linkKey(session, 1, peerBytes(s.peer)))) await this.openSpare(s.peer)
       }))
     } catch (err) {
       this.log('preparing standbys failed: %e', err)
@@ -1458,7 +1562,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const sampling = { temperature: options.temperature ?? 0, topK: options.topK ?? 0, topP: options.topP ?? 1, seed: options.seed ?? 0, returnLogits: options.returnLogits === true }
     const decoder = this.tokenizer.decoder()
     const all = [...ids]
-    let route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
+    const need = ids.length + maxNew
+    const mirror = options.mirror ?? this.mirrorStandbys
+    /** Peers that refused the session for a full KV cache: left out of its routes (spec §4.2) */
+    const full: PeerId[] = []
+    let route = await this.route(stage, router, 'inference', signal, need)
     const used = new Map<string, Request['route']>()
     let releases: Array<() => void> = []
     const remember = (r: Request['route']): void => {
@@ -1466,10 +1574,44 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       for (const release of releases) release()
       releases = router.acquire != null ? r.slice(1).map(h => router.acquire!(peerFromBytes(h.peer))) : []
     }
+    /** Each hop's standby for the current route; mirrored standbys hold the session too (CLOSE them at the end) */
+    let standbys: Array<RouteHop | undefined> = []
+    const newStandbys = async (): Promise<void> => {
+      standbys = this.warmStandbys || mirror ? await this.standbysOf(router, route, need, full) : []
+      if (mirror) for (const [i, s] of standbys.entries()) if (s != null) { const r = route.map((h, j) => j === i ? { peer: peerBytes(s.peer), start: h.start, end: h.end } : h); used.set(r.map(h => hex(h.peer)).join(','), r) }
+      void this.prepareStandbys(route, session, standbys)
+    }
     remember(route)
-    void this.prepareStandbys(router, route, session, ids.length + maxNew)
+    await newStandbys()
+    /**
+     * A hop is lost (`failed`) or its cache is full: switch its mirrored standby in (its cache holds the session:
+     * nothing is replayed; the next INFER carries `rollback` for the hops that ran the lost chunk), or re-route and
+     * replay from position 0
+     */
+    const replace = async (k: number): Promise<void> => {
+      const s = standbys[k]
+      if (mirror && position > 0 && s != null && this.mirrorInStep(session, k, peerBytes(s.peer)) && !full.some(p => p.equals(s.peer))) {
+        this.log('hop %d: switching to its mirrored standby %p at position %d', k, s.peer, position)
+        this.safeDispatchEvent('pipeline:switched', { detail: { peer: peerFromBytes(route[k].peer), standby: s.peer, hop: k, position } })
+        route = route.map((h, j) => j === k ? { peer: peerBytes(s.peer), start: h.start, end: h.end } : h)
+        standbys = standbys.map((x, j) => j === k ? undefined : x)
+        remember(route)
+        switched = true
+        return
+      }
+      try {
+        route = await this.route(stage, router, 'inference', signal, need, full)
+      } catch (err: any) {
+        if (err?.name === NoRouteError.name && full.length > 0) throw new KvCacheFullError(`no replica with room for the session (${full.length} full left out): ${String(err.message)}`)
+        throw err
+      }
+      remember(route)
+      await newStandbys()
+      position = 0 // replay the whole sequence on the new chain (every hop restarts its cache)
+    }
     let watch: TokenWatch | undefined
     let position = 0 // tokens every hop's cache holds
+    let switched = false // a standby was switched in: hops may hold the chunk that was lost (`rollback`)
     let text = ''
     let retries = 0
     try {
@@ -1477,29 +1619,46 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (signal?.aborted === true) throw new AbortError('generation aborted')
         const chunk = all.slice(position)
         const h0 = (await stage.embed!.forward({ input_ids: int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]) })).hidden
-        const h = await this.runStageInference(stage, session, position, h0)
+        // `rollback`: after a switch this node's own cache may hold the lost chunk too
+        const h = await this.runStageInference(stage, session, position, h0, true)
         let hidden = encodeActivation(h, compress)
         const deflate = compress && deflateOn && hidden.length >= DEFLATE_MIN_BYTES
         if (deflate) hidden = deflateFrame(hidden)
-        const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate })
+        const mirrors = mirror && standbys.some(s => s != null) ? route.map((_, i) => standbys[i] != null ? peerBytes(standbys[i]!.peer) : new Uint8Array(0)) : []
+        const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate, rollback: switched, standbys: mirrors })
+        if (mirrors.length > 1 && mirrors[1].length > 0) this.mirrorTo(req, mirrors[1], false)
         watch = this.watchFor(watch, route, session)
         const res = await this.sendInfer(route, req, watch, signal)
         if (hopLost(res)) {
           const err = this.failover(router, route, res)
           if (++retries > maxRetries) throw err
-          route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
-          remember(route)
-          void this.prepareStandbys(router, route, session, ids.length + maxNew)
-          position = 0 // replay the whole sequence on the new chain (every hop restarts its cache)
+          await replace(err.hop)
+          continue
+        }
+        if (res.error === KvCacheFullError.name && res.failedHop >= 1 && res.failedHop < route.length) {
+          // that hop has no room for the session (its record overstated its headroom, or it filled up since):
+          // another replica with room takes it; the full hop changed nothing for the refused chunk
+          if (++retries > maxRetries) throw errorFromResponse(res)
+          const k = res.failedHop
+          const peer = peerFromBytes(route[k].peer)
+          this.log('hop %d (%p) has no KV room for the session: %s', k, peer, res.message)
+          full.push(peer)
+          const r = route
+          void this.send(r, k, emptyRequest({ kind: Kind.CLOSE, session, hop: k, route: r }), AbortSignal.timeout(this.timeout)).catch(() => {})
+          this.dropSessionLink(session, k, r[k].peer)
+          await replace(k)
           continue
         }
         if ((res.error === UnknownSessionError.name || res.error === SessionPositionError.name) && position > 0) {
-          // a hop lost the session (expired, evicted, restarted): replay the sequence on the same chain
+          // a hop lost the session (expired, evicted, restarted), or a switched-in standby was not in step: replay the
+          // sequence on the same chain
           if (++retries > maxRetries) throw errorFromResponse(res)
           position = 0
+          switched = false
           continue
         }
         if (res.error !== '') throw errorFromResponse(res)
+        switched = false
         const id = res.token
         if (!(id >= 0 && id < config.vocabSize)) throw new RemotePipelineError(`the Validator sampled token ${id}`, 'InvalidTokenError')
         position = all.length
@@ -1565,7 +1724,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       releases = router.acquire != null ? r.slice(1).map(h => router.acquire!(peerFromBytes(h.peer))) : []
     }
     remember(route)
-    void this.prepareStandbys(router, route, session, ids.length + maxNew)
+    void this.standbysOf(router, route, ids.length + maxNew).then(async s => { await this.prepareStandbys(route, session, s) })
     let watch: TokenWatch | undefined
     let position = 0 // tokens of `all` every hop's cache holds
     let extra = 0 // rejected draft tokens the caches still hold past `position`
@@ -1578,7 +1737,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (++retries > maxRetries) throw err
         route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
         remember(route)
-        void this.prepareStandbys(router, route, session, ids.length + maxNew)
+        const r = route
+        void this.standbysOf(router, r, ids.length + maxNew).then(async s => { await this.prepareStandbys(r, session, s) })
       } else if (++retries > maxRetries) {
         throw errorFromResponse(res)
       }

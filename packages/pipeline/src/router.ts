@@ -27,6 +27,10 @@ export interface ChainOptions extends AbortOptions {
    * much headroom and prefer roomier ones (absent: not considered)
    */
   tokens?: number
+  /**
+   * Peers the chain must not use (the Driver's session found their KV cache full, spec §4.2); not a failure: no ban
+   */
+  exclude?: PeerId[]
 }
 
 export interface PipelineRouter {
@@ -47,18 +51,18 @@ export interface PipelineRouter {
 
 /**
  * A router over a fixed candidate list: for each position the first candidate (in list order) that starts
- * there and is not marked failed. Failed peers stay out until `reset()`.
+ * there and is neither marked failed nor excluded by the caller. Failed peers stay out until `reset()`.
  */
 export function staticRouter (candidates: RouteHop[]): PipelineRouter & { failed: Set<string>, reset(): void, standbys(chain: RouteHop[]): Array<RouteHop | undefined> } {
   const failed = new Set<string>()
   return {
     failed,
     reset () { failed.clear() },
-    chain ({ from, to }) {
+    chain ({ from, to, exclude = [] }) {
       const hops: RouteHop[] = []
       let at = from
       while (at < to) {
-        const next = candidates.find(c => c.start === at && c.end <= to && !failed.has(c.peer.toString()))
+        const next = candidates.find(c => c.start === at && c.end <= to && !failed.has(c.peer.toString()) && !exclude.some(p => p.equals(c.peer)))
         if (next == null) throw new NoRouteError(`no live candidate starts at slot ${at}`)
         hops.push(next)
         at = next.end

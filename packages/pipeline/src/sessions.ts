@@ -93,6 +93,8 @@ export class SessionTable {
       if (entry.running > 0) throw new SessionPositionError(`session ${key.slice(0, 16)}… is busy; cannot restart it`)
       await this.close(key)
       entry = undefined
+      // a cache of a stage this node no longer runs (rebuilt since) is gone: only a replay from 0 may reopen it
+      if (position !== 0) throw new UnknownSessionError(`session ${key.slice(0, 16)}… was held by a stage rebuilt since; replay from position 0`)
     }
     if (entry != null) {
       if (entry.tokens !== position && !rollback) throw new SessionPositionError(`session ${key.slice(0, 16)}… holds ${entry.tokens} tokens, the request says ${position}`)

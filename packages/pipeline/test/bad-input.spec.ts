@@ -57,7 +57,7 @@ function request (fields: Partial<PipelineRequest>): PipelineRequest {
     kind: Kind.INFER, session: new Uint8Array(16).fill(7), position: 0, hop: 1, route: route(),
     hidden: encodeActivation(float32(new Float32Array(3 * d).fill(0.1), [1, 3, d]), false),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
-    tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false,
+    tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [],
     ...fields
   }
 }
@@ -187,6 +187,30 @@ describe('bad input from peers', () => {
     for (const [fields, name] of cases) {
       expect((await ask(worker, request(fields))).error, JSON.stringify(fields.hop ?? fields.kind ?? 'route')).toBe(name)
     }
+    await stillServes()
+  })
+
+  it('mirrors (1.4.0): malformed standbys and mirror fields refused; a mirror runs only this hop\'s blocks', async () => {
+    const s = new Uint8Array(16).fill(23)
+    const three = [new Uint8Array(0), new Uint8Array(0), new Uint8Array(0)]
+    const cases: Array<[Partial<PipelineRequest>, string]> = [
+      [{ session: s, standbys: [new Uint8Array(0)] }, 'InvalidRouteError'], // neither empty nor one per hop
+      [{ session: s, mirror: true, direct: true }, 'PipelineRequestError'],
+      [{ session: s, mirror: true, standbys: three }, 'PipelineRequestError'],
+      [{ session: s, mirror: true, draftCount: 1 }, 'PipelineRequestError']
+    ]
+    for (const [fields, name] of cases) {
+      expect((await ask(worker, request(fields))).error, JSON.stringify(Object.keys(fields))).toBe(name)
+    }
+    expect(worker.services.pipeline.sessionStats().sessions).toBe(0) // refused: nothing opened
+    const res = await ask(worker, request({ session: s, mirror: true }))
+    // answered by the Worker itself with the position only: not forwarded to the Validator, nothing sampled
+    expect(res.error).toBe('')
+    expect(res.position).toBe(3)
+    expect(res.token).toBe(0)
+    expect(worker.services.pipeline.sessionStats().sessions).toBe(1)
+    await ask(worker, request({ kind: Kind.CLOSE, session: s }))
+    expect(worker.services.pipeline.sessionStats().sessions).toBe(0)
     await stillServes()
   })
 

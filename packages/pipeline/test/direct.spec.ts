@@ -28,7 +28,7 @@ function request (fields: Partial<Request>): Request {
   return {
     kind: Kind.INFER, session: new Uint8Array(16).fill(7), position: 0, hop: 0, route: [], hidden: new Uint8Array(0), microBatch: 0,
     targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0, tiedReplica: false,
-    tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, direct: false, rollback: false, draftCount: 0, draft: [],
+    tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, direct: false, rollback: false, draftCount: 0, draft: [], mirror: false, standbys: [],
     ...fields
   }
 }
@@ -165,7 +165,8 @@ describe('warm standbys', () => {
     const prompt = [...new TextEncoder().encode('direct tokens')]
     const want = await referenceGreedy(reference, prompt, 10)
     const got: number[] = []
-    for await (const t of driver.services.pipeline.generate(prompt, { maxNewTokens: 10 })) {
+    // without mirrors (with them, the mirrors' session stream to the standby is the one a switch uses: mirror.spec)
+    for await (const t of driver.services.pipeline.generate(prompt, { maxNewTokens: 10, mirror: false })) {
       got.push(t.id)
       if (got.length === 3) {
         await expect.poll(() => driver.services.pipeline.sessionStats().spares, { timeout: 10_000 }).toBe(1)

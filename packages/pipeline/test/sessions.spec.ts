@@ -34,3 +34,21 @@ describe('SessionTable.tokensLeft', () => {
     expect(table.tokensLeft(perToken)).toBe(95)
   })
 })
+
+describe('SessionTable.run with a rebuilt stage', () => {
+  it('a session whose stage was rebuilt is unknown past position 0 (its cache is gone; running on a fresh one would compute at the wrong positions)', async () => {
+    const old = fakeStage(2)
+    const rebuilt = fakeStage(2)
+    const table = new SessionTable({ maxSessions: 4, maxKvBytes: 1 << 30, ttlMs: 60_000 })
+    await table.run('s', old, 0, 1, 10, async () => null)
+    let ran = 0
+    await expect(table.run('s', rebuilt, 10, 1, 1, async () => { ran++ })).rejects.toThrow(expect.objectContaining({ name: 'UnknownSessionError' }))
+    expect(ran).toBe(0)
+    expect(table.has('s')).toBe(false)
+    expect(table.bytes).toBe(0)
+    // a replay from 0 reopens it on the new stage
+    await table.run('s', rebuilt, 0, 1, 11, async () => { ran++ })
+    expect(ran).toBe(1)
+    expect(table.bytes).toBe(11 * kvBytesPerToken(rebuilt))
+  })
+})

@@ -192,9 +192,11 @@ export class DefaultSwarmRouter implements SwarmRouter {
     const all = options.purpose === 'training' || formats == null ? this.candidates() : this.candidates().filter(c => formats.includes(c.quantization ?? 'fp32'))
     // sessions keep `tokens` in every hop's KV cache; training keeps none
     const o = { ...this.costOptions(options.purpose === 'training' ? 0 : options.tokens), wholeSpans: options.purpose === 'training' }
+    // peers the caller's session found full (KvCacheFullError) are left out, not banned
+    const excluded = new Set((options.exclude ?? []).map(p => p.toString()))
     const chain = options.purpose === 'training'
-      ? weightedChain(all, from, to, o, this.random)
-      : shortestChain(all, from, to, o)
+      ? weightedChain(all, from, to, o, this.random, excluded)
+      : shortestChain(all, from, to, o, excluded)
     if (chain == null) throw new NoRouteError(`no chain of live, unbanned spans covers slots [${from}, ${to}) (${all.length} candidates)`)
     return chain.hops.map(c => ({ peer: this.peers.get(c.peer) as PeerId, start: c.start, end: c.end, ...(c.quantization != null ? { quantization: c.quantization } : {}) }))
   }

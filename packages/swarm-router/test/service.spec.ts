@@ -65,6 +65,21 @@ async function greedy (prompt: number[], n: number): Promise<number[]> {
 }
 
 describe('swarm-router service', () => {
+  it('leaves out the peers a chain request excludes (the Driver\'s session found their KV cache full), without banning them', async () => {
+    const [driver, a, b, v] = hosts
+    const router = driver.services.swarmRouter
+    router.observeRtt(a.peerId, 1)
+    router.observeRtt(b.peerId, 5)
+    expect((await router.chain({ from: 1, to: 4, tokens: 8 })).map(h => h.peer.toString())).toEqual([a.peerId.toString(), v.peerId.toString()])
+    expect((await router.chain({ from: 1, to: 4, tokens: 8, exclude: [a.peerId] })).map(h => h.peer.toString())).toEqual([b.peerId.toString(), v.peerId.toString()])
+    for (let i = 0; i < 8; i++) {
+      expect((await router.chain({ from: 1, to: 4, purpose: 'training', exclude: [a.peerId] }))[0].peer.equals(b.peerId)).toBe(true)
+    }
+    expect(() => router.chain({ from: 1, to: 4, exclude: [a.peerId, b.peerId] })).toThrow(expect.objectContaining({ name: 'NoRouteError' }))
+    expect(router.isBanned(a.peerId)).toBe(false)
+    expect((await router.chain({ from: 1, to: 4 }))[0].peer.equals(a.peerId)).toBe(true)
+  })
+
   it('plans a chain with a standby, measures RTT by ping, fails over to the standby on a kill', async () => {
     const [driver, a, b, v] = hosts
     const router = driver.services.swarmRouter

@@ -210,6 +210,14 @@ infer_direct = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(5) +
 warm = key(1, 0) + varint(9) + ld(2, session) + key(4, 0) + varint(1) + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4))
 tokens = key(1, 0) + varint(10) + ld(2, session) + key(4, 0) + varint(2) + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4))
 resp_direct = key(10, 0) + varint(6) + key(13, 0) + varint(1)
+# revision 1.4.0: an INFER naming the standbys (one entry per hop, empty bytes for none; repeated bytes, one key each)
+# and the mirror hop 1 sends to hop 2's standby (route[2] replaced, `mirror`, no standbys)
+peer_d = bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]) + bytes(range(96, 128))
+infer_standbys = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(5) + key(4, 0) + varint(1)
+                  + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden)
+                  + ld(24, b'') + ld(24, peer_d) + ld(24, b''))
+mirror = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(5) + key(4, 0) + varint(1)
+          + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_d, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden) + key(23, 0) + varint(1))
 route = [{'peer': peer_a.hex(), 'start': 0, 'end': 1}, {'peer': peer_b.hex(), 'start': 1, 'end': 3}, {'peer': peer_c.hex(), 'start': 3, 'end': 4}]
 json.dump({'description': 'Request/Response encodings (proto3, fields in number order, defaults omitted)', 'requests': [
     {'name': 'infer', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
@@ -227,7 +235,11 @@ json.dump({'description': 'Request/Response encodings (proto3, fields in number 
                                              'rollback': True, 'draftCount': 2}, 'bytes': infer_spec.hex()},
     {'name': 'infer-direct', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(), 'direct': True}, 'bytes': infer_direct.hex()},
     {'name': 'warm', 'fields': {'kind': 'WARM', 'session': session.hex(), 'hop': 1, 'route': route}, 'bytes': warm.hex()},
-    {'name': 'tokens', 'fields': {'kind': 'TOKENS', 'session': session.hex(), 'hop': 2, 'route': route}, 'bytes': tokens.hex()}],
+    {'name': 'tokens', 'fields': {'kind': 'TOKENS', 'session': session.hex(), 'hop': 2, 'route': route}, 'bytes': tokens.hex()},
+    {'name': 'infer-standbys', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
+                                          'standbys': ['', peer_d.hex(), '']}, 'bytes': infer_standbys.hex()},
+    {'name': 'mirror', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1,
+                                  'route': [route[0], {'peer': peer_d.hex(), 'start': 1, 'end': 3}, route[2]], 'hidden': hidden.hex(), 'mirror': True}, 'bytes': mirror.hex()}],
     'responses': [
     {'name': 'error', 'fields': {'error': 'KvCacheFullError', 'message': 'full', 'failedHop': 2}, 'bytes': resp.hex()},
     {'name': 'token', 'fields': {'token': 200, 'position': 6}, 'bytes': resp_tok.hex()},

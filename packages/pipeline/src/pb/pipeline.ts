@@ -551,6 +551,8 @@ export interface Request {
   deflate: boolean
   lastMicroBatch: boolean
   direct: boolean
+  mirror: boolean
+  standbys: Uint8Array<ArrayBuffer>[]
   rollback: boolean
   draftCount: number
   draft: DraftToken[]
@@ -678,6 +680,18 @@ export namespace Request {
           w.bool(obj.direct)
         }
 
+        if ((obj.mirror != null && obj.mirror !== false)) {
+          w.uint32(184)
+          w.bool(obj.mirror)
+        }
+
+        if (obj.standbys != null && obj.standbys.length > 0) {
+          for (const value of obj.standbys) {
+            w.uint32(194)
+            w.bytes(value)
+          }
+        }
+
         if ((obj.rollback != null && obj.rollback !== false)) {
           w.uint32(240)
           w.bool(obj.rollback)
@@ -720,6 +734,8 @@ export namespace Request {
           deflate: false,
           lastMicroBatch: false,
           direct: false,
+          mirror: false,
+          standbys: [],
           rollback: false,
           draftCount: 0,
           draft: []
@@ -829,6 +845,18 @@ export namespace Request {
               obj.direct = reader.bool()
               break
             }
+            case 23: {
+              obj.mirror = reader.bool()
+              break
+            }
+            case 24: {
+              if (opts.limits?.standbys != null && obj.standbys.length === opts.limits.standbys) {
+                throw new MaxLengthError('Decode error - repeated field "standbys" had too many elements')
+              }
+
+              obj.standbys.push(reader.bytes())
+              break
+            }
             case 30: {
               obj.rollback = reader.bool()
               break
@@ -858,6 +886,7 @@ export namespace Request {
       }, function * (reader, length, prefix, opts = {}) {
         const obj = {
           route: 0,
+          standbys: 0,
           draft: 0
         }
 
@@ -1030,6 +1059,28 @@ export namespace Request {
                 field: `${prefix}.direct`,
                 value: reader.bool()
               }
+              break
+            }
+            case 23: {
+              yield {
+                field: `${prefix}.mirror`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 24: {
+              if (opts.limits?.standbys != null && obj.standbys === opts.limits.standbys) {
+                throw new MaxLengthError('Streaming decode error - repeated field "standbys" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.standbys[]`,
+                index: obj.standbys,
+                value: reader.bytes()
+              }
+
+              obj.standbys++
+
               break
             }
             case 30: {
@@ -1249,6 +1300,17 @@ export namespace Request {
     value: boolean
   }
 
+  export interface RequestMirrorFieldEvent {
+    field: '$.mirror'
+    value: boolean
+  }
+
+  export interface RequestStandbysFieldEvent {
+    field: '$.standbys[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export interface RequestRollbackFieldEvent {
     field: '$.rollback'
     value: boolean
@@ -1285,7 +1347,7 @@ export namespace Request {
     return decodeMessage(buf, Request.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestMirrorFieldEvent | RequestStandbysFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
     return streamMessage(buf, Request.codec(), opts)
   }
 }
