@@ -13,7 +13,7 @@ import {
   SERVING_BYTES_PER_PARAMETER, TRAINING_BYTES_PER_PARAMETER
 } from './constants.js'
 import { InsufficientMemoryError, SpanLoadError } from './errors.js'
-import { layerRecordDhtKey, openLayerRecord, signLayerRecord } from './records.js'
+import { layerRecordDhtKey, openLayerRecord, signLayerRecord, slotWeightsStep } from './records.js'
 import { describeSpan, genesisSlotParameters, slotCount, slotMemory, slotParameters, slotWeightsHash } from './slots.js'
 import { digestChunks } from './transfer/chunks.js'
 import { toHex } from './transfer/hex.js'
@@ -699,8 +699,13 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     for (const span of out) {
       const left = this.kvTokensLeftOf(span)
       if (left != null) span.kvTokensLeft = left
-      span.slots = range(span.start, span.end).map(i => this.info.get(i) ?? PLACEHOLDER_SLOT).map(({ weightsHash, chunksRoot }) => ({ weightsHash, chunksRoot }))
       span.weightsStep = Math.max(0, ...range(span.start, span.end).map(i => this.info.get(i)?.step ?? 0))
+      // a slot behind the span's most trained one lists its own step (spec 1.6.0)
+      span.slots = range(span.start, span.end).map(i => {
+        const { weightsHash, chunksRoot } = this.info.get(i) ?? PLACEHOLDER_SLOT
+        const step = this.info.get(i)?.step ?? 0
+        return { weightsHash, chunksRoot, ...(step < span.weightsStep ? { weightsStep: step } : {}) }
+      })
     }
     return out.slice(0, MAX_SPANS_PER_RECORD)
   }
@@ -1089,8 +1094,9 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
         // an all-zero hash is a placeholder (a slot still loading), never weights anyone can serve
         if (info.weightsHash === PLACEHOLDER_SLOT.weightsHash) continue
         const id = `${info.weightsHash}/${info.chunksRoot}`
-        const v = votes.get(id) ?? { weightsHash: info.weightsHash, chunksRoot: info.chunksRoot, step: s.weightsStep, holders: [], votes: 0 }
-        v.step = Math.max(v.step, s.weightsStep)
+        const step = slotWeightsStep(s, slot)
+        const v = votes.get(id) ?? { weightsHash: info.weightsHash, chunksRoot: info.chunksRoot, step, holders: [], votes: 0 }
+        v.step = Math.max(v.step, step)
         v.votes++
         if (live) v.holders.push(record.peerId)
         votes.set(id, v)

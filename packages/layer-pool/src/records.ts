@@ -34,6 +34,11 @@ export interface SlotInfo {
   chunksRoot: string
   /** chunks root of the slot's AdamW state, when the node trains the span */
   optimizerRoot?: string
+  /**
+   * Optimizer steps behind this slot's weights when fewer than its span's `weightsStep` (spec 1.6.0; absent: the
+   * span's). A span's step is that of its most trained slot: slots trained in separate groups update one at a time
+   */
+  weightsStep?: number
 }
 
 /** One contiguous slot range a node holds */
@@ -109,6 +114,11 @@ export interface CheckRecordOptions {
 }
 
 /** Encodes the protobuf payload of a record (deterministic protons encoding) */
+/** The optimizer steps behind the weights of slot `slot` of `span` (spec §2.1: the slot's own when listed, else the span's) */
+export function slotWeightsStep (span: LayerSpan, slot: number): number {
+  return span.slots[slot - span.start]?.weightsStep ?? span.weightsStep
+}
+
 export function encodeLayerRecord (record: LayerPoolRecord): Uint8Array {
   checkLayerRecord(record, { allowExpired: true, now: record.issuedAt })
   return encodeUnchecked(record)
@@ -132,7 +142,8 @@ function encodeUnchecked (record: LayerPoolRecord): Uint8Array {
       slots: s.slots.map(slot => ({
         weightsHash: uint8ArrayFromString(slot.weightsHash, 'base16'),
         chunksRoot: uint8ArrayFromString(slot.chunksRoot, 'base16'),
-        optimizerRoot: slot.optimizerRoot != null ? uint8ArrayFromString(slot.optimizerRoot, 'base16') : new Uint8Array(0)
+        optimizerRoot: slot.optimizerRoot != null ? uint8ArrayFromString(slot.optimizerRoot, 'base16') : new Uint8Array(0),
+        ...(slot.weightsStep != null ? { weightsStep: BigInt(slot.weightsStep) } : {})
       })),
       weightsStep: BigInt(s.weightsStep),
       claimedAtMs: BigInt(s.claimedAt),
@@ -246,7 +257,8 @@ export function decodeLayerRecord (payload: Uint8Array): LayerPoolRecord {
         return {
           weightsHash: uint8ArrayToString(slot.weightsHash, 'base16'),
           chunksRoot: uint8ArrayToString(slot.chunksRoot, 'base16'),
-          ...(slot.optimizerRoot.byteLength === 32 ? { optimizerRoot: uint8ArrayToString(slot.optimizerRoot, 'base16') } : {})
+          ...(slot.optimizerRoot.byteLength === 32 ? { optimizerRoot: uint8ArrayToString(slot.optimizerRoot, 'base16') } : {}),
+          ...(slot.weightsStep != null ? { weightsStep: safeNumber(slot.weightsStep, 'weights_step') } : {})
         }
       }),
       weightsStep: safeNumber(s.weightsStep, 'weights_step'),
@@ -314,6 +326,9 @@ export function checkLayerRecord (record: LayerPoolRecord, options: CheckRecordO
     for (const slot of span.slots) {
       if (!HEX32_RE.test(slot.weightsHash) || !HEX32_RE.test(slot.chunksRoot) || (slot.optimizerRoot != null && !HEX32_RE.test(slot.optimizerRoot))) {
         throw new InvalidLayerRecordError('slot hashes must be 64 lowercase hex characters')
+      }
+      if (slot.weightsStep != null && (!Number.isSafeInteger(slot.weightsStep) || slot.weightsStep < 0 || slot.weightsStep >= span.weightsStep)) {
+        throw new InvalidLayerRecordError('a slot\'s weights_step must be an integer below its span\'s weights_step (absent when equal)')
       }
     }
     previousEnd = span.end

@@ -1,6 +1,6 @@
 import { TINY } from '@neuroshard/model'
 import { describe, expect, it } from 'vitest'
-import { genesisSlotParameters, slotCount, slotWeightsHash } from '../src/index.js'
+import { genesisSlotParameters, slotCount, slotWeightsHash, slotWeightsStep } from '../src/index.js'
 import { startPoolHost, stopAll, until } from './helpers.js'
 import type { PoolHost } from './helpers.js'
 
@@ -41,6 +41,12 @@ describe('a replica behind its slot\'s target catches up (spec §6.1)', () => {
       // one replica of three announces other weights at a larger step: a minority, nobody follows it
       await a.services.layerPool.updateSlotWeights(1, new Map([...trained].map(([k, v]) => [k, v.slice()])), 1)
       await until(() => sees(b, a, trainedHash) && sees(c, a, trainedHash), 30_000, () => 'b and c to hear of a\'s weights')
+      // a's span is at step 1 (its most trained slot); every other slot of it lists its own step 0 (spec 1.6.0)
+      const aSpan = b.services.layerPool.records().get(a.peerId.toString())!.record.spans.find(s => s.start <= 1 && 1 < s.end)!
+      expect(aSpan.weightsStep).toBe(1)
+      expect(aSpan.slots.map((x, i) => [aSpan.start + i, x.weightsStep])).toEqual(aSpan.slots.map((_, i) => [aSpan.start + i, aSpan.start + i === 1 ? undefined : 0]))
+      expect(slotWeightsStep(aSpan, 1)).toBe(1)
+      if (aSpan.end > 2) expect(slotWeightsStep(aSpan, 2)).toBe(0)
       // well past the grace (1 s) and several heartbeats
       await new Promise(resolve => setTimeout(resolve, 4_000))
       expect(b.services.layerPool.slotInfo(1)?.weightsHash).toBe(genesisHash)

@@ -41,7 +41,8 @@ def varint(n):
 # (number, name, type, repeated); 'optional uint64' is proto3 `optional`: None when absent, written when set (even 0)
 SCHEMA = {
     'Envelope': [(1, 'public_key', 'bytes', False), (2, 'payload_type', 'bytes', False), (3, 'payload', 'bytes', False), (5, 'signature', 'bytes', False)],
-    'SlotState': [(1, 'weights_hash', 'bytes', False), (2, 'chunks_root', 'bytes', False), (3, 'optimizer_root', 'bytes', False)],
+    'SlotState': [(1, 'weights_hash', 'bytes', False), (2, 'chunks_root', 'bytes', False), (3, 'optimizer_root', 'bytes', False),
+                  (4, 'weights_step', 'optional uint64', False)],
     'SpanEntry': [(1, 'start', 'uint32', False), (2, 'end', 'uint32', False), (3, 'state', 'enum', False), (4, 'throughput_milli', 'uint64', False),
                   (5, 'slots', 'SlotState', True), (6, 'weights_step', 'uint64', False), (7, 'claimed_at_ms', 'uint64', False),
                   (9, 'kv_tokens_left', 'optional uint64', False)],
@@ -270,7 +271,8 @@ def encode_record(fields, peer_id):
         'addresses': [multiaddr_bytes(a) for a in fields['addresses']],
         'spans': [{'start': s['start'], 'end': s['end'], 'state': STATES.index(s['state']), 'throughput_milli': round_half_up(s['throughput'] * 1000),
                    'slots': [{'weights_hash': bytes.fromhex(x['weightsHash']), 'chunks_root': bytes.fromhex(x['chunksRoot']),
-                              'optimizer_root': bytes.fromhex(x.get('optimizerRoot', ''))} for x in s['slots']],
+                              'optimizer_root': bytes.fromhex(x.get('optimizerRoot', '')),
+                              'weights_step': int(x['weightsStep']) if 'weightsStep' in x else None} for x in s['slots']],
                    'weights_step': s['weightsStep'], 'claimed_at_ms': s['claimedAt'],
                    'kv_tokens_left': int(s['kvTokensLeft']) if 'kvTokensLeft' in s else None} for s in fields['spans']]})
 
@@ -323,7 +325,8 @@ def open_record(data, now_ms, n_layers=None):
     except (ValueError, UnicodeDecodeError) as e:
         invalid(f'address: {e}')
     js_safe = 2 ** 53 - 1
-    if max([r['issued_at_ms'], r['expires_at_ms'], r['memory_bytes']] + [s[k] or 0 for s in r['spans'] for k in ('throughput_milli', 'weights_step', 'claimed_at_ms', 'kv_tokens_left')]) > js_safe:
+    if max([r['issued_at_ms'], r['expires_at_ms'], r['memory_bytes']] + [s[k] or 0 for s in r['spans'] for k in ('throughput_milli', 'weights_step', 'claimed_at_ms', 'kv_tokens_left')]
+           + [x['weights_step'] or 0 for s in r['spans'] for x in s['slots']]) > js_safe:
         invalid('a uint64 field (other than sequence) over 2^53 - 1')
     for s in r['spans']:
         if s['state'] >= len(STATES):
@@ -347,6 +350,8 @@ def open_record(data, now_ms, n_layers=None):
             invalid('span')
         if s['claimed_at_ms'] > r['issued_at_ms'] or (n_layers is not None and s['end'] > n_layers + 2):
             invalid('span claim or range')
+        if any(x['weights_step'] is not None and x['weights_step'] >= s['weights_step'] for x in s['slots']):
+            invalid('a slot weights_step not below its span\'s (1.6.0)')
         prev_end = s['end']
     if r['expires_at_ms'] <= now_ms:   # rule 7
         raise LayerPoolError('ExpiredLayerRecordError', 'expired')
@@ -355,6 +360,8 @@ def open_record(data, now_ms, n_layers=None):
         out = {'weightsHash': x['weights_hash'].hex(), 'chunksRoot': x['chunks_root'].hex()}
         if x['optimizer_root']:
             out['optimizerRoot'] = x['optimizer_root'].hex()
+        if x['weights_step'] is not None:
+            out['weightsStep'] = x['weights_step']
         return out
     return peer_id_string(r['peer_id']), {
         'model_id': r['model_id'], 'version': r['version'], 'sequence': str(r['sequence']), 'issued_at_ms': r['issued_at_ms'],

@@ -57,7 +57,7 @@ function toPb (f, peerBytes = peerId.toMultihash().bytes) {
       end: s.end,
       state: STATE[s.state],
       throughputMilli: BigInt(Math.round(s.throughput * 1000)),
-      slots: s.slots.map(x => ({ weightsHash: Buffer.from(x.weightsHash, 'hex'), chunksRoot: Buffer.from(x.chunksRoot, 'hex'), optimizerRoot: Buffer.from(x.optimizerRoot ?? '', 'hex') })),
+      slots: s.slots.map(x => ({ weightsHash: Buffer.from(x.weightsHash, 'hex'), chunksRoot: Buffer.from(x.chunksRoot, 'hex'), optimizerRoot: Buffer.from(x.optimizerRoot ?? '', 'hex'), ...(x.weightsStep != null ? { weightsStep: BigInt(x.weightsStep) } : {}) })),
       weightsStep: BigInt(s.weightsStep),
       claimedAtMs: BigInt(s.claimedAt),
       ...(s.kvTokensLeft != null ? { kvTokensLeft: BigInt(s.kvTokensLeft) } : {})
@@ -93,6 +93,9 @@ const recordCases = [
   // §2.5 (1.3.0): kv_tokens_left is optional (0 is a value, written), at most 2^53 - 1 like every uint64 but sequence
   ['kv_tokens_left 0 on one span, absent on the other', edit(f => { f.spans[0].kvTokensLeft = 0 }), null],
   ['kv_tokens_left 2^53 - 1', edit(f => { f.spans[0].kvTokensLeft = 9007199254740991 }), null],
+  // (1.6.0) a slot's own weights_step, below its span's, is returned; absent on the other slots
+  ['slot weights_step 3 in a span at step 5', edit(f => { f.spans[0].weightsStep = 5; f.spans[0].slots[1].weightsStep = 3 }), null],
+  ['slot weights_step 0 in a span at step 1', edit(f => { f.spans[1].weightsStep = 1; f.spans[1].slots[0].weightsStep = 0 }), null],
   // rule 1
   ['oversized: 8 193 bytes of a real envelope padded', base(), 'OversizedLayerRecordError', { envelope: (e) => Buffer.concat([e, Buffer.alloc(8193 - e.length)]) }],
   // rule 2
@@ -115,6 +118,7 @@ const recordCases = [
   ['optimizer_root of 16 bytes', edit(f => { f.spans[1].slots[0].optimizerRoot = '77'.repeat(16) }), 'InvalidLayerRecordError'],
   ['memory_bytes 2^53 (over 2^53 - 1)', edit(f => { f.memory_bytes = '9007199254740992' }), 'InvalidLayerRecordError'],
   ['kv_tokens_left 2^53 (over 2^53 - 1, §2.5)', edit(f => { f.spans[1].kvTokensLeft = '9007199254740992' }), 'InvalidLayerRecordError'],
+  ['slot weights_step 2^53 (over 2^53 - 1; 1.6.0)', edit(f => { f.spans[0].weightsStep = 5; f.spans[0].slots[0].weightsStep = '9007199254740992' }), 'InvalidLayerRecordError'],
   ['order: signed by another key, peer_id not a multihash (rule 4 before 5)', base(), 'InvalidLayerRecordError', { pb: (m) => { m.peerId = Uint8Array.of(1, 2, 3) }, seal: { signer: otherKey } }],
   // rule 5
   ['signed by another key than peer_id\'s', base(), 'ForgedLayerRecordError', { seal: { signer: otherKey } }],
@@ -132,6 +136,8 @@ const recordCases = [
   ['issued 30 001 ms after now', edit(f => { f.issued_at_ms = NOW + 30_001; f.expires_at_ms = NOW + 40_000 }), 'InvalidLayerRecordError'],
   ['an empty span', edit(f => { f.spans[1] = { ...span1(3, 4), end: 3, slots: [] } }), 'InvalidLayerRecordError'],
   ['spans not sorted by start', edit(f => { f.spans.reverse() }), 'InvalidLayerRecordError'],
+  ['slot weights_step equal to its span\'s (1.6.0: written only when below)', edit(f => { f.spans[0].weightsStep = 5; f.spans[0].slots[0].weightsStep = 5 }), 'InvalidLayerRecordError'],
+  ['slot weights_step above its span\'s (1.6.0)', edit(f => { f.spans[1].weightsStep = 2; f.spans[1].slots[0].weightsStep = 7 }), 'InvalidLayerRecordError'],
   ['overlapping spans', edit(f => { f.spans[1] = span1(1, 3) }), 'InvalidLayerRecordError'],
   ['a span with one slot entry too few', edit(f => { f.spans[0].slots.pop() }), 'InvalidLayerRecordError'],
   ['a span with one slot entry too many', edit(f => { f.spans[1].slots.push(slot('11')) }), 'InvalidLayerRecordError'],

@@ -46,6 +46,7 @@ export interface SlotState {
   weightsHash: Uint8Array<ArrayBuffer>
   chunksRoot: Uint8Array<ArrayBuffer>
   optimizerRoot: Uint8Array<ArrayBuffer>
+  weightsStep?: bigint
 }
 
 export namespace SlotState {
@@ -71,6 +72,11 @@ export namespace SlotState {
         if ((obj.optimizerRoot != null && obj.optimizerRoot.byteLength > 0)) {
           w.uint32(26)
           w.bytes(obj.optimizerRoot)
+        }
+
+        if (obj.weightsStep != null) {
+          w.uint32(32)
+          w.uint64(obj.weightsStep)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -99,6 +105,10 @@ export namespace SlotState {
             }
             case 3: {
               obj.optimizerRoot = reader.bytes()
+              break
+            }
+            case 4: {
+              obj.weightsStep = reader.uint64()
               break
             }
             default: {
@@ -137,6 +147,13 @@ export namespace SlotState {
               }
               break
             }
+            case 4: {
+              yield {
+                field: `${prefix}.weightsStep`,
+                value: reader.uint64()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -164,6 +181,11 @@ export namespace SlotState {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface SlotStateWeightsStepFieldEvent {
+    field: '$.weightsStep'
+    value: bigint
+  }
+
   export function encode (obj: Partial<SlotState>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, SlotState.codec())
   }
@@ -172,7 +194,7 @@ export namespace SlotState {
     return decodeMessage(buf, SlotState.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SlotState>): Generator<SlotStateWeightsHashFieldEvent | SlotStateChunksRootFieldEvent | SlotStateOptimizerRootFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SlotState>): Generator<SlotStateWeightsHashFieldEvent | SlotStateChunksRootFieldEvent | SlotStateOptimizerRootFieldEvent | SlotStateWeightsStepFieldEvent> {
     return streamMessage(buf, SlotState.codec(), opts)
   }
 }
@@ -452,6 +474,12 @@ export namespace SpanEntry {
     index: number
   }
 
+  export interface SpanEntrySlotsWeightsStepFieldEvent {
+    field: '$.slots[].weightsStep'
+    value: bigint
+    index: number
+  }
+
   export interface SpanEntryWeightsStepFieldEvent {
     field: '$.weightsStep'
     value: bigint
@@ -480,7 +508,7 @@ export namespace SpanEntry {
     return decodeMessage(buf, SpanEntry.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SpanEntry>): Generator<SpanEntryStartFieldEvent | SpanEntryEndFieldEvent | SpanEntryStateFieldEvent | SpanEntryThroughputMilliFieldEvent | SpanEntrySlotsWeightsHashFieldEvent | SpanEntrySlotsChunksRootFieldEvent | SpanEntrySlotsOptimizerRootFieldEvent | SpanEntryWeightsStepFieldEvent | SpanEntryClaimedAtMsFieldEvent | SpanEntryWeightFormatFieldEvent | SpanEntryKvTokensLeftFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SpanEntry>): Generator<SpanEntryStartFieldEvent | SpanEntryEndFieldEvent | SpanEntryStateFieldEvent | SpanEntryThroughputMilliFieldEvent | SpanEntrySlotsWeightsHashFieldEvent | SpanEntrySlotsChunksRootFieldEvent | SpanEntrySlotsOptimizerRootFieldEvent | SpanEntrySlotsWeightsStepFieldEvent | SpanEntryWeightsStepFieldEvent | SpanEntryClaimedAtMsFieldEvent | SpanEntryWeightFormatFieldEvent | SpanEntryKvTokensLeftFieldEvent> {
     return streamMessage(buf, SpanEntry.codec(), opts)
   }
 }
@@ -821,6 +849,12 @@ export namespace LayerRecord {
     index: number
   }
 
+  export interface LayerRecordSpansSlotsWeightsStepFieldEvent {
+    field: '$.spans[].slots[].weightsStep'
+    value: bigint
+    index: number
+  }
+
   export interface LayerRecordSpansWeightsStepFieldEvent {
     field: '$.spans[].weightsStep'
     value: bigint
@@ -853,7 +887,7 @@ export namespace LayerRecord {
     return decodeMessage(buf, LayerRecord.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LayerRecord>): Generator<LayerRecordModelIdFieldEvent | LayerRecordVersionFieldEvent | LayerRecordPeerIdFieldEvent | LayerRecordSequenceFieldEvent | LayerRecordIssuedAtMsFieldEvent | LayerRecordExpiresAtMsFieldEvent | LayerRecordMemoryBytesFieldEvent | LayerRecordAddressesFieldEvent | LayerRecordSpansStartFieldEvent | LayerRecordSpansEndFieldEvent | LayerRecordSpansStateFieldEvent | LayerRecordSpansThroughputMilliFieldEvent | LayerRecordSpansSlotsWeightsHashFieldEvent | LayerRecordSpansSlotsChunksRootFieldEvent | LayerRecordSpansSlotsOptimizerRootFieldEvent | LayerRecordSpansWeightsStepFieldEvent | LayerRecordSpansClaimedAtMsFieldEvent | LayerRecordSpansWeightFormatFieldEvent | LayerRecordSpansKvTokensLeftFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LayerRecord>): Generator<LayerRecordModelIdFieldEvent | LayerRecordVersionFieldEvent | LayerRecordPeerIdFieldEvent | LayerRecordSequenceFieldEvent | LayerRecordIssuedAtMsFieldEvent | LayerRecordExpiresAtMsFieldEvent | LayerRecordMemoryBytesFieldEvent | LayerRecordAddressesFieldEvent | LayerRecordSpansStartFieldEvent | LayerRecordSpansEndFieldEvent | LayerRecordSpansStateFieldEvent | LayerRecordSpansThroughputMilliFieldEvent | LayerRecordSpansSlotsWeightsHashFieldEvent | LayerRecordSpansSlotsChunksRootFieldEvent | LayerRecordSpansSlotsOptimizerRootFieldEvent | LayerRecordSpansSlotsWeightsStepFieldEvent | LayerRecordSpansWeightsStepFieldEvent | LayerRecordSpansClaimedAtMsFieldEvent | LayerRecordSpansWeightFormatFieldEvent | LayerRecordSpansKvTokensLeftFieldEvent> {
     return streamMessage(buf, LayerRecord.codec(), opts)
   }
 }

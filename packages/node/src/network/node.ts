@@ -20,7 +20,7 @@ import { DefaultDiLoCo } from '@neuroshard/diloco'
 import { batches, assignShards } from '@neuroshard/genesis-data'
 import { createNeuroShardHost } from '@neuroshard/host'
 import { InvalidParametersError } from '@neuroshard/interface'
-import { describeSpan, fetchSpanWeights, layerPool, layerPoolRecordValidator, slotCount, slotParameters } from '@neuroshard/layer-pool'
+import { describeSpan, fetchSpanWeights, layerPool, layerPoolRecordValidator, slotCount, slotParameters, slotWeightsStep } from '@neuroshard/layer-pool'
 import { createPipelineStage, generateRemote, ngramDrafter, NoRouteError, pipeline } from '@neuroshard/pipeline'
 import { swarmRouter } from '@neuroshard/swarm-router'
 import { TypedEventEmitter } from 'main-event'
@@ -619,7 +619,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
 
   /** The highest weights step the other holders of a slot report (0 at genesis) */
   private trainedStep (slot: number): number {
-    return this.otherHolders(slot).reduce((step, h) => Math.max(step, h.span.weightsStep), 0)
+    return this.otherHolders(slot).reduce((step, h) => Math.max(step, slotWeightsStep(h.span, slot)), 0)
   }
 
   /**
@@ -1015,7 +1015,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
 
   private holdersAt (slot: number, step: number): { peers: PeerId[], weightsHash: string, chunksRoot: string } | undefined {
     const holders = this.otherHolders(slot)
-    const at = holders.find(h => h.span.weightsStep === step)
+    // the slot's own step (layer-pool 1.6.0): a span's step is its most trained slot's, and the slots of a span
+    // move to a round one group at a time (the span's step took a slot still at the previous round for this one)
+    const at = holders.find(h => slotWeightsStep(h.span, slot) === step)
     if (at == null) return undefined
     const info = at.span.slots[slot - at.span.start]
     const peers = holders.filter(h => h.span.slots[slot - h.span.start]?.weightsHash === info.weightsHash).map(h => h.peerId)
