@@ -154,9 +154,9 @@ describe('sendRequest + handleRequests', () => {
     ])('%s → %s', async (_, errorName, behaviour) => {
       const protocol = await startBadServer(behaviour)
       const start = Date.now()
-      await expect(request(protocol, 'q', { timeout: 5_000 })).rejects.toHaveProperty('name', errorName)
-      // typed errors arrive from the bytes, not from the timeout
-      expect(Date.now() - start).toBeLessThan(2_000)
+      await expect(request(protocol, 'q', { timeout: 60_000 })).rejects.toHaveProperty('name', errorName)
+      // typed errors arrive from the bytes, not from the (60 s) timeout
+      expect(Date.now() - start).toBeLessThan(30_000)
     })
 
     it('rejects with AbortError when the caller aborts, and with AbortError at once when already aborted', async () => {

@@ -89,7 +89,7 @@ describe('adversarial (a): no data reward without possession proven by unpredict
     }))
     provers.set(silent.address, async () => { throw new Error('unreachable') })
     const verifier = new ProofVerifier({
-      data: new ShardManifestVerifier({ chain, shards, challenges: 12, timeoutMs: 200, challenge: async (c, o) => provers.get(c.sender)!(c, o) })
+      data: new ShardManifestVerifier({ chain, shards, challenges: 12, timeoutMs: 1_000, challenge: async (c, o) => provers.get(c.sender)!(c, o) })
     })
     net = await Net.open(chain, verifier, now)
     await net.finalise(signTx(chain, honest, 0n, 0n, claim(chain, honest, shards)))
