@@ -15,9 +15,10 @@ describe('vector generators (specs/regenerate.py)', () => {
   })
 
   // Node generators import packages/*/dist (tsc -b first); this process's Node runs them
+  // (the slowest, the model's tiny-grads.json, took 100 s of wall time at loadavg 22 among the others)
   it.concurrent.each(generators)('%s writes the committed files byte for byte', async (name) => {
     const { code, out } = await run('python3', ['specs/regenerate.py', '--only', name, '--node', process.execPath])
     expect(code, out).toBe(0)
     expect(out).toContain(`PASS ${name}`)
-  })
+  }, 300_000)
 })
