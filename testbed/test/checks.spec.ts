@@ -2,8 +2,12 @@
  * The scenario checks (runner.ts evaluateCheck) on hand-made node states: each must pass on what a healthy
  * run prints and fail on the fault it exists for (so no scenario check is one that cannot fail).
  */
+import { writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
-import { evaluateCheck } from '../src/netns/runner.js'
+import { compareLoopback, evaluateCheck, percentiles } from '../src/netns/runner.js'
 import type { InferenceStats, NodeState } from '../src/netns/runner.js'
 
 function node (name: string, peerId: string, events: any[] = [], extra: Partial<NodeState> = {}): NodeState {
@@ -61,5 +65,28 @@ describe('scenario checks', () => {
     const out = evaluateCheck(c, [node('a', 'A', [failed('B'), ok('C')]), node('b', 'B'), node('c', 'C')], noInference)
     expect(out.join()).toMatch(/a never reached b through a relay \(1 tries, last: EncryptionFailedError/)
     expect(evaluateCheck(c, [node('a', 'A', [ok('C')]), node('b', 'B'), node('c', 'C')], noInference).join()).toMatch(/no relayed address in its record/)
+  })
+})
+
+describe('results columns', () => {
+  it('percentiles: nearest rank over the samples', () => {
+    const ms = Array.from({ length: 100 }, (_, i) => i + 1).reverse()
+    expect(percentiles(ms)).toEqual({ n: 100, p50Ms: 50, p99Ms: 99, maxMs: 100 })
+    expect(percentiles([7])).toEqual({ n: 1, p50Ms: 7, p99Ms: 7, maxMs: 7 })
+  })
+
+  it('compareLoopback: the last round both runs reached, or why there is none', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'testbed-loopback-'))
+    try {
+      writeFileSync(join(dir, 'lo.json'), JSON.stringify([{ scenario: 'lo', valLossByRound: { 0: 5.0, 1: 4.0, 2: 3.0, 3: 2.5 } }]))
+      const run = new Map([['0', 5.0], ['1', 4.2], ['2', 3.3]])
+      const c = compareLoopback('lo', run, dir)
+      expect(c).toMatchObject({ scenario: 'lo', round: 2, loss: 3.3, loopbackLoss: 3.0 })
+      expect(c.diffPct).toBeCloseTo(10, 10)
+      expect(compareLoopback('lo', new Map([['9', 1]]), dir).missing).toMatch(/no round/)
+      expect(compareLoopback('absent', run, dir).missing).toMatch(/absent\.json/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -79,6 +79,14 @@ export interface ScenarioResult {
   /** DiLoCo rounds: the most any node reported, and the last validation loss reported */
   rounds?: number
   valLoss?: number
+  /** the first validation loss any node printed for each round (Drivers print the network model's) */
+  valLossByRound?: Record<string, number>
+  /** with `loopback`: this run's and the loopback run's validation loss at the last round both reached */
+  loopback?: { scenario: string, round?: number, loss?: number, loopbackLoss?: number, diffPct?: number, missing?: string }
+  /** `{"event":"failover","ms":…}` lines of every node: a generation's failure detected to its next token */
+  failover?: { n: number, p50Ms: number, p99Ms: number, maxMs: number }
+  /** bytes each node's interface sent over the whole run (eth0 tx: every protocol, with TCP/IP headers) */
+  bytesSent?: { totalMB: number, maxNodeMB: number, perNodeMB: Record<string, number> }
   link: { framesIn?: number, lost?: number, cut?: number, bytesDelivered?: number, overflow?: number, lateMaxMs?: number, late100ms?: number, late1s?: number }
   passed: boolean
   failures: string[]
@@ -127,6 +135,9 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
   let linkemOut: ReturnType<typeof createInterface> | undefined
   const statsFile = join(base, 'link-stats.json')
   const started = Date.now()
+  const failoverMs: number[] = []
+  const valByRound = new Map<string, number>()
+  let bytesSent: ScenarioResult['bytesSent']
   let tornDown = false
 
   const teardown = async (): Promise<void> => {
@@ -199,6 +210,9 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
         // `neuroshard start` says {"event":"started","peer":…}
         if (m.event === 'started' && typeof m.peer === 'string') n.peerId = m.peer
         if (m.event !== 'stats' && n.events.length < 10_000) n.events.push({ t: Date.now(), e: m })
+        // kept across restarts (events are the current process's)
+        if (m.event === 'failover' && typeof m.ms === 'number' && failoverMs.length < 100_000) failoverMs.push(m.ms)
+        if (m.event === 'validation' && typeof m.loss === 'number' && !valByRound.has(String(m.round))) valByRound.set(String(m.round), m.loss)
         if (m.event === 'stats') {
           n.peerId = m.peerId
           n.last = { t: Date.now(), connections: m.connections, recordPeers: m.recordPeers, covered: m.covered, rss: m.rss, heapUsed: m.heapUsed }
@@ -538,6 +552,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     failures.push(`error: ${String(err?.message ?? err)}`)
   } finally {
     if (backend === 'userspace') await linkCmd('stats')
+    bytesSent = interfaceTxBytes(nodes)
     await teardown()
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
@@ -580,11 +595,57 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     rssSeries: Object.fromEntries(nodes.map(n => [n.name, n.rss.filter((_, i) => i % 10 === 0 || (s.converge ?? 'layer-pool') !== 'layer-pool').map(([t, r]) => [Math.round((t - started) / 1000), Math.round(r / 2 ** 20)] as [number, number])])),
     ...(allRounds.some(r => r > 0) ? { rounds: Math.max(...allRounds) } : {}),
     ...(typeof lastVal === 'number' ? { valLoss: lastVal } : {}),
+    ...(valByRound.size > 0 ? { valLossByRound: Object.fromEntries(valByRound) } : {}),
+    ...(s.loopback != null ? { loopback: compareLoopback(s.loopback, valByRound) } : {}),
+    ...(failoverMs.length > 0 ? { failover: percentiles(failoverMs) } : {}),
+    ...(bytesSent != null ? { bytesSent } : {}),
     passed: failures.length === 0,
     failures,
     logDir,
     seconds: (Date.now() - started) / 1000
   }
+}
+
+/** n, p50, p99 (nearest rank) and max of durations in ms */
+export function percentiles (ms: readonly number[]): { n: number, p50Ms: number, p99Ms: number, maxMs: number } {
+  const sorted = [...ms].sort((a, b) => a - b)
+  const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]
+  return { n: sorted.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: sorted[sorted.length - 1] }
+}
+
+/** Each node's eth0 tx byte counter (its namespace outlives restarts, so the whole run), read before teardown */
+function interfaceTxBytes (nodes: readonly NodeState[]): ScenarioResult['bytesSent'] {
+  const perNodeMB: Record<string, number> = {}
+  for (const n of nodes) {
+    try {
+      const r = spawnSync('ip', ['netns', 'exec', n.ns, 'cat', '/sys/class/net/eth0/statistics/tx_bytes'], { encoding: 'utf8', timeout: 5000 })
+      const bytes = r.status === 0 ? Number(r.stdout.trim()) : Number.NaN
+      if (Number.isFinite(bytes)) perNodeMB[n.name] = bytes / 2 ** 20
+    } catch {}
+  }
+  const v = Object.values(perNodeMB)
+  if (v.length === 0) return undefined
+  return { totalMB: v.reduce((a, b) => a + b, 0), maxNodeMB: Math.max(...v), perNodeMB }
+}
+
+/**
+ * This run's validation loss against the loopback run's (`results/<loopback>.json`, the same devnet on links
+ * without delay, loss or rate cap) at the last round both printed one: equal rounds are equal inner steps per
+ * replica, so about equal tokens
+ */
+export function compareLoopback (loopback: string, valByRound: ReadonlyMap<string, number>, resultsDir = join(TESTBED, 'results')): NonNullable<ScenarioResult['loopback']> {
+  let ref: Record<string, number> | undefined
+  try {
+    const r = JSON.parse(readFileSync(join(resultsDir, `${loopback}.json`), 'utf8'))
+    ref = (Array.isArray(r) ? r : [r]).find((x: any) => x?.valLossByRound != null)?.valLossByRound
+  } catch {}
+  if (ref == null) return { scenario: loopback, missing: `results/${loopback}.json with validation losses per round` }
+  const common = [...valByRound.keys()].filter(k => ref[k] != null).map(Number).sort((a, b) => a - b)
+  const round = common.at(-1)
+  if (round == null) return { scenario: loopback, missing: 'no round with a validation loss in both runs' }
+  const loss = valByRound.get(String(round)) as number
+  const loopbackLoss = ref[String(round)]
+  return { scenario: loopback, round, loss, loopbackLoss, diffPct: 100 * (loss - loopbackLoss) / loopbackLoss }
 }
 
 /** A scenario's check against what the nodes printed; returns the failures (empty: it holds) */

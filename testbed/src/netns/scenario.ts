@@ -122,6 +122,11 @@ export interface Scenario {
   /** after the timeline and `durationS`, wait (at most `timeoutS`) until every live node printed this event */
   until?: { event: string, timeoutS: number }
   events?: ScenarioEvent[]
+  /**
+   * the name of the loopback run's results (`results/<name>.json`: the same devnet on links without delay, loss
+   * or rate cap): the results table compares the validation loss at the last round both runs reached
+   */
+  loopback?: string
   /** a run fails when the network did not converge within this many seconds of the start or of an event @default 60 */
   convergeTimeoutS?: number
 }
