@@ -8,6 +8,7 @@
 
 import { InvalidParametersError, NotStartedError } from '@neuroshard/interface'
 import { sendRequest } from '@neuroshard/utils'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { aggregateRound, byzantineBound, minRoundInputs } from './aggregate.js'
@@ -47,6 +48,16 @@ export interface DiLoCoPubSub extends EventTarget {
   unsubscribe(topic: string): void
   publish(topic: string, data: Bytes): Promise<unknown>
   getSubscribers(topic: string): PeerId[]
+}
+
+/**
+ * The replica set of a group as the caller's assignment has it (e.g. the layer pool's live holders of the slot):
+ * when given, it is the group (specs/diloco §1 "Member"), the same on every replica once the assignment has
+ * settled, instead of the topic view each node has of its own neighbours. Read on every use; this node counts
+ * as a member whether or not it is listed.
+ */
+export interface ReplicaSet {
+  members(): Iterable<PeerId | string>
 }
 
 /** libp2p components the service uses (the host's `pubsub` service is looked up by name) */
@@ -107,8 +118,13 @@ export interface DiLoCoInit {
   maxPayloadBytes?: number
   /** Most pseudo-gradients collected in one round (bounds the memory peers can make this node use) @default 64 */
   maxContributions?: number
-  /** Accept announces only from peers subscribed to the group topic @default true */
+  /**
+   * Accept announces only from members (specs/diloco §6 step 3): with `replicas`, peers of the replica set; without
+   * it, peers subscribed to the group topic, or relayed to this node through the mesh (not connected to it) @default true
+   */
   membersOnly?: boolean
+  /** The group's replica set from the assignment (specs/diloco 1.2.0): the group is this set, not the topic view */
+  replicas?: ReplicaSet
   /** Round records kept @default 256 */
   recordHistory?: number
   /** @default 'pubsub' */
@@ -225,7 +241,8 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
 
   private readonly components: DiLoCoComponents
   private readonly log: Logger
-  private readonly opts: Required<Omit<DiLoCoInit, 'span' | 'group' | 'modelId' | 'codec' | 'privacy' | 'aggregator'>> & { aggregator: AggregatorChoice }
+  private readonly opts: Required<Omit<DiLoCoInit, 'span' | 'group' | 'modelId' | 'codec' | 'privacy' | 'aggregator' | 'replicas'>> & { aggregator: AggregatorChoice }
+  private readonly replicas?: ReplicaSet
   private readonly ef: ErrorFeedback
   private readonly dp?: GaussianPrivatizer
   private started = false
@@ -287,6 +304,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (!(this.opts.gossipChunkBytes >= 1024 && this.opts.gossipChunkBytes <= 2 * 1024 * 1024)) throw new InvalidParametersError('gossipChunkBytes must be in [1 KiB, 2 MiB]')
     if (!(this.opts.fetchRangeBytes >= 1024 && this.opts.fetchRangeBytes <= 2 * 1024 * 1024)) throw new InvalidParametersError('fetchRangeBytes must be in [1 KiB, 2 MiB]')
     this.ef = new ErrorFeedback(this.layout.size, this.opts.errorFeedbackDecay)
+    if (init.replicas !== undefined) this.replicas = init.replicas
     if (init.privacy !== undefined) this.dp = new GaussianPrivatizer(init.privacy)
   }
 
@@ -560,9 +578,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (st.contributions.has(opened.sender)) throw new ReplayedPseudoGradientError(`${opened.sender} already sent a pseudo-gradient in round ${a.round}`)
     if (this.seenPayloads.has(opened.payloadHashHex)) throw new ReplayedPseudoGradientError(`payload ${opened.payloadHashHex.slice(0, 16)}… was already sent`)
     if (st.contributions.size >= this.opts.maxContributions) throw new OversizedPseudoGradientError(`round ${a.round} already holds ${this.opts.maxContributions} pseudo-gradients`)
-    if (this.opts.membersOnly && from !== '' && !this.pubsub.getSubscribers(this.topic).some(p => p.toString() === opened.sender)) {
-      throw new WrongSpanError(`${opened.sender} is not subscribed to the group topic`)
-    }
+    if (this.opts.membersOnly && from !== '') this.checkMember(opened.sender)
     if (st.committed !== undefined) {
       // too late for this round: the sender folds it into the next one
       throw new WrongRoundError(`round ${a.round} is already committed`)
@@ -575,10 +591,10 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     }
     this.addContribution(c)
     this.safeDispatch('diloco:announce', { round: a.round, sender: opened.sender })
-    if (a.gossipChunk === 0) void this.ensurePayload(c, [opened.sender]).catch(() => {})
+    if (a.gossipChunk === 0) void this.ensurePayload(c, [opened.sender], true).catch(() => {})
     else {
       // chunks that do not arrive in time are fetched from the sender
-      const t = setTimeout(() => { if (c.payload === undefined) void this.ensurePayload(c, [opened.sender]).catch(() => {}) }, Math.max(2000, this.opts.minDeadlineMs))
+      const t = setTimeout(() => { if (c.payload === undefined) void this.ensurePayload(c, [opened.sender], true).catch(() => {}) }, Math.max(2000, this.opts.minDeadlineMs))
       st.timers.push(t)
     }
     void from
@@ -640,12 +656,16 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     this.scheduleCommit()
   }
 
-  /** Fetches a contribution's payload over direct streams from the given peers, in order */
-  private async ensurePayload (c: Contribution, peers: string[]): Promise<void> {
+  /**
+   * Fetches a contribution's payload over direct streams from the given peers, in order; with `neighbours`, then
+   * from a few topic neighbours (a sender this node reaches only through the mesh may not be dialable from here)
+   */
+  private async ensurePayload (c: Contribution, peers: string[], neighbours = false): Promise<void> {
     if (c.payload !== undefined) return
     const a = c.opened.announce
     let lastErr: Error | undefined
-    for (const p of [...new Set(peers)]) {
+    const order = neighbours ? [...peers, ...this.pubsub.getSubscribers(this.topic).slice(0, 3).map(p => p.toString())] : peers
+    for (const p of [...new Set(order)]) {
       if (c.payload !== undefined) return
       if (p === this.components.peerId.toString()) continue
       try {
@@ -670,7 +690,6 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
   }
 
   private async request (peer: string, req: FetchRequest): Promise<FetchResponse> {
-    const { peerIdFromString } = await import('@libp2p/peer-id')
     return await sendRequest(this.components.connectionManager, peerIdFromString(peer), this.opts.fetchProtocol, req, {
       requestCodec: FetchRequest,
       responseCodec: FetchResponse,
@@ -724,17 +743,50 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
 
   // ---- committing --------------------------------------------------------------------------------
 
-  /** Peers of the group as this node sees them, self included, in leader order for the current round */
+  /**
+   * The group's members as this node sees them in a round (specs/diloco §1, 1.2.0), itself included: the
+   * assignment's replica set when the caller gives one; else the peers subscribed to the topic and the senders of
+   * the previous round's record (a member it reaches only through the mesh, counted again in the next round); and
+   * in both cases the senders whose announces of the round it accepted
+   */
+  private memberIds (st: RoundState | undefined = this.state): Set<string> {
+    const ids = new Set<string>([this.components.peerId.toString()])
+    if (this.replicas !== undefined) {
+      for (const p of this.replicas.members()) ids.add(p.toString())
+    } else {
+      for (const p of this.pubsub.getSubscribers(this.topic)) ids.add(p.toString())
+      for (const c of this.history.get(this.currentRound - 1)?.contributions ?? []) ids.add(c.sender)
+    }
+    if (st !== undefined) for (const sender of st.contributions.keys()) ids.add(sender)
+    return ids
+  }
+
+  /** Refuses an announce of a non-member (WrongSpanError): §6 step 3 */
+  private checkMember (sender: string): void {
+    if (this.replicas !== undefined) {
+      for (const p of this.replicas.members()) if (p.toString() === sender) return
+      throw new WrongSpanError(`${sender} is not a replica of the group`)
+    }
+    if (this.pubsub.getSubscribers(this.topic).some(p => p.toString() === sender)) return
+    // not subscribed as this node sees it: a peer it is not connected to reached it through the mesh (a member
+    // relayed the announce); a peer connected to it that publishes without subscribing is no member
+    let connected = true
+    try { connected = this.components.connectionManager.getConnections(peerIdFromString(sender)).length > 0 } catch {}
+    if (connected) throw new WrongSpanError(`${sender} is not subscribed to the group topic`)
+  }
+
+  /** The group's members as this node sees them, in leader order for the current round */
   private leaderOrder (): string[] {
-    const me = this.components.peerId
-    const peers = [me, ...this.pubsub.getSubscribers(this.topic).filter(p => !p.equals(me))]
-    return peers
-      .map(p => ({ id: p.toString(), key: leaderKey(this.currentRound, p.toMultihash().bytes) }))
+    const keyed: Array<{ id: string, key: string }> = []
+    for (const id of this.memberIds()) {
+      try { keyed.push({ id, key: leaderKey(this.currentRound, peerIdFromString(id).toMultihash().bytes) }) } catch {} // not a peer id: no member
+    }
+    return keyed
       .sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
       .map(p => p.id)
   }
 
-  /** The group's size as this node sees it in a round: members on the topic, or senders announcing, if more */
+  /** The group's size as this node sees it in a round */
   private groupSize (st: RoundState): number {
     return Math.max(this.leaderOrder().length, st.contributions.size)
   }
@@ -822,6 +874,13 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       return
     }
     const st = this.state as RoundState
+    if (this.replicas !== undefined) {
+      // with an assigned replica set, a commit may hold only replicas' pseudo-gradients (else a leader could pad a
+      // commit of the set's 2f + 1 with outsiders' inputs)
+      const members = this.memberIds(st)
+      const outsider = opened.announces.find(a => !members.has(a.sender))
+      if (outsider !== undefined) throw new InvalidCommitError(`commit of round ${c.round} holds ${outsider.sender}, not a replica of the group`)
+    }
     // a commit must be robust for the group as this node sees it: its declared size may not hide members
     // (f of the group this node sees, or of the senders announcing in the round), and it must hold 2f + 1
     const group = Math.max(c.members, c.announces.length)
@@ -992,9 +1051,14 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (this.syncing !== undefined || !this.started) return
     this.syncing = (async () => {
       try {
-        const { peerIdFromString } = await import('@libp2p/peer-id')
         this.log('catching up from %s: %s', peer, reason)
-        await this.sync({ peer: peerIdFromString(peer), reason })
+        try {
+          await this.sync({ peer: peerIdFromString(peer), reason })
+        } catch (err: any) {
+          // a member this node reaches only through the mesh may not be dialable from here: ask the neighbours
+          this.log('catch-up from %s failed (%s); asking the topic\'s peers', peer, err.message)
+          await this.sync({ reason })
+        }
       } catch (err: any) {
         this.log('catch-up from %s failed: %s', peer, err.message)
       } finally {

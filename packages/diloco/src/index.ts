@@ -9,7 +9,7 @@
  */
 
 export { diloco, DefaultDiLoCo } from './diloco.js'
-export type { DiLoCo, DiLoCoInit, DiLoCoComponents, DiLoCoEvents, DiLoCoPubSub, RoundOutcome, ContributionMeta, RefusedDetail } from './diloco.js'
+export type { DiLoCo, DiLoCoInit, DiLoCoComponents, DiLoCoEvents, DiLoCoPubSub, RoundOutcome, ContributionMeta, RefusedDetail, ReplicaSet } from './diloco.js'
 export { spanLayout, flatten, unflatten, weightsHash } from './span.js'
 export type { Span, SpanLayout } from './span.js'
 export { resolveCodec, payloadSize, encodePayload, decodePayload, ErrorFeedback } from './compress.js'

@@ -53,6 +53,10 @@ describe('elastic membership (real hosts)', () => {
       Array.from({ length: h.services.diloco.round }, (_, r) => h.services.diloco.record(r)).some(r => r?.contributions.some(c => c.sender === joinerId) === true)
     const roundTimes: number[] = []
     hosts[0].services.diloco.addEventListener('diloco:round', () => roundTimes.push(Date.now()))
+    // in the topic view a member that has not yet heard the joiner's announce of a round can commit that round for
+    // the smaller group it sees; the fork choice then makes the side with fewer announces download the state
+    const resyncs: number[] = []
+    hosts[0].services.diloco.addEventListener('diloco:resync', (e) => resyncs.push(e.detail.round))
     // every node stops on the same decision (the first host's records): a joiner that took a round's state by
     // download instead of applying its commit lacks that record and would go on alone into a round nobody else
     // contributes to; its contribution in flight is then aborted
@@ -77,10 +81,14 @@ describe('elastic membership (real hosts)', () => {
     const joiner = await startHost({ span: TOY_SPAN, ...FAST })
     joinerId = joiner.peerId.toString()
     hosts.push(joiner)
-    // connected to every member: a member that cannot hear the joiner refuses its announces (members only), and
-    // with 2 of 4 members lagging a group of 4 (f = 1) cannot reach the 2f + 1 inputs a robust round needs
-    for (const h of hosts.slice(0, 3)) await connect(joiner, h)
-    await until(() => joiner.services.pubsub.getSubscribers(joiner.services.diloco.topic).length >= 3, 20_000, () => 'joiner subscribed')
+    // connected to two of the three members only (a partial mesh): the third hears the joiner through the mesh and
+    // counts it from its announces on (spec 1.2.0; 1.1.x refused them and such a group could stall). The two
+    // hang up on each other so that the DHT's own dials do not complete the mesh
+    const third = hosts[2]
+    joiner.addEventListener('connection:open', (e) => { if (e.detail.remotePeer.equals(third.peerId)) void e.detail.close().catch(() => {}) })
+    third.addEventListener('connection:open', (e) => { if (e.detail.remotePeer.equals(joiner.peerId)) void e.detail.close().catch(() => {}) })
+    for (const h of hosts.slice(0, 2)) await connect(joiner, h)
+    await until(() => joiner.services.pubsub.getSubscribers(joiner.services.diloco.topic).length >= 2, 20_000, () => 'joiner subscribed')
     const resynced = new Promise(resolve => { joiner.services.diloco.addEventListener('diloco:resync', (e) => { resolve(e.detail) }, { once: true }) })
     await joiner.services.diloco.sync()
     expect(await resynced).toHaveProperty('round')
@@ -89,7 +97,12 @@ describe('elastic membership (real hosts)', () => {
     await Promise.all([...original, run(joiner, 3)])
     // a node left a round behind when the others stopped (its last contribution aborted) catches up as a lagging
     // replica does, by downloading the state
-    for (const h of hosts) if (h.services.diloco.round !== hosts[0].services.diloco.round) await h.services.diloco.sync()
+    // (or on the losing side of a fork not yet resolved when the nodes stopped)
+    for (const h of hosts) {
+      if (h.services.diloco.round !== hosts[0].services.diloco.round || hex(h.services.diloco.baseHash) !== hex(hosts[0].services.diloco.baseHash)) {
+        await h.services.diloco.sync({ peer: hosts[0].peerId })
+      }
+    }
     // every replica, the joiner included, ends on the same weights
     const hashes = new Set(hosts.map(h => hex(h.services.diloco.baseHash)))
     expect(hashes.size).toBe(1)
@@ -100,7 +113,8 @@ describe('elastic membership (real hosts)', () => {
     const withJoiner = Array.from({ length: rounds }, (_, r) => hosts[0].services.diloco.record(r))
       .filter(r => r?.contributions.some(c => c.sender === joiner.peerId.toString()))
     expect(withJoiner.length).toBeGreaterThan(0)
-    // no round stalled: every round committed
-    expect(roundTimes.length).toBe(rounds)
+    // no round stalled: every round was committed, and the first host applied it or took it by the fork choice
+    expect(roundTimes.length + resyncs.length).toBeGreaterThanOrEqual(rounds)
+    expect(roundTimes.length).toBeGreaterThanOrEqual(rounds - 2 * resyncs.length)
   })
 })

@@ -20,16 +20,20 @@ function poisonedStep (svc: DiLoCo): Map<string, Float32Array> {
   return p
 }
 
-describe('a deadline never commits a non-robust aggregate (real hosts)', () => {
+// the group as the topic view has it, and (spec 1.2.0) as the assignment's replica set passed in by the caller
+describe.each(['topic view', 'replica set'])('a deadline never commits a non-robust aggregate (real hosts, %s)', (mode) => {
   let hosts: DiLoCoHost[] = []
   afterEach(async () => { await stopAll(hosts); hosts = [] })
 
   it('a group of 4 (f = 1) with 2 contributions waits past every leader\'s deadline; with a third it commits and rejects the attacker', async () => {
     // hosts[3] is the attacker, and a hostile leader: it aggregates with the plain mean and commits at its deadline
     // with a quarter of the group (its own pseudo-gradient and one honest one)
+    let ids: string[] = []
     hosts = await Promise.all([0, 1, 2, 3].map(async (i) => await startHost({
-      span: TOY_SPAN, codec: 'fp32', ...FAST, ...(i === 3 ? { aggregator: 'mean' as const, quorum: 0.25 } : {})
+      span: TOY_SPAN, codec: 'fp32', ...FAST, ...(i === 3 ? { aggregator: 'mean' as const, quorum: 0.25 } : {}),
+      ...(mode === 'replica set' ? { replicas: { members: () => ids } } : {})
     })))
+    ids = hosts.map(h => h.peerId.toString())
     await connectAll(hosts)
     await until(() => hosts.every(h => (h.services.pubsub as any).getMeshPeers(h.services.diloco.topic).length >= 1), 20_000, () => 'gossipsub mesh')
     for (const h of hosts) h.services.diloco.initialize(toyParams([1, 1, 1], [1, 1, 1, 1]))
