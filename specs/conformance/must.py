@@ -5,6 +5,7 @@ that COVERAGE.md maps to vectors and checks (specs/test/coverage.spec.ts fails o
     python3 specs/conformance/must.py            # one line per group: key, then the number of MUST lines
     python3 specs/conformance/must.py --lines    # every MUST line with its group key
     python3 specs/conformance/must.py --summary  # COVERAGE.md's rows counted per spec file: vectors, tests only, none
+    python3 specs/conformance/must.py --summary --write   # and write that table into COVERAGE.md's Summary section
 """
 import glob
 import os
@@ -71,7 +72,16 @@ def summary():
 
 def main(argv):
     if '--summary' in argv:
-        print(summary())
+        table = summary()
+        if '--write' in argv:
+            path = os.path.join(SPECS, 'conformance', 'COVERAGE.md')
+            with open(path, encoding='utf-8') as fh:
+                text = fh.read()
+            a = text.index('| spec file | MUST groups')
+            b = text.index('\n\n', a)
+            with open(path, 'w', encoding='utf-8') as fh:
+                fh.write(text[:a] + table + text[b:])
+        print(table)
         return 0
     g = groups()
     if '--lines' in argv:

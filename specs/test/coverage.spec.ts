@@ -15,4 +15,10 @@ describe('MUST coverage map (specs/conformance/COVERAGE.md)', () => {
     expect(groups.filter(g => !rows.includes(g)), 'MUST groups with no line in COVERAGE.md').toEqual([])
     expect(rows.filter(r => !groups.includes(r)), 'lines of COVERAGE.md that name no MUST group').toEqual([])
   })
+
+  it('shows the current count of groups with vectors per spec file (its Summary table)', () => {
+    const table = execFileSync('python3', ['specs/conformance/must.py', '--summary'], { cwd: ROOT }).toString().trim()
+    const text = readFileSync(join(ROOT, 'specs', 'conformance', 'COVERAGE.md'), 'utf8')
+    expect(text.includes(table), 'the Summary table of COVERAGE.md is stale: run python3 specs/conformance/must.py --summary --write').toBe(true)
+  })
 })
