@@ -13,8 +13,6 @@ import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
-import { uPnPNAT } from '@libp2p/upnp-nat'
-import { webRTCDirect } from '@libp2p/webrtc'
 import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidParametersError } from '@neuroshard/interface'
 import { createLibp2p } from 'libp2p'
@@ -296,7 +294,10 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
   const transports: Array<(components: any) => Transport> = []
   if (want.tcp) transports.push(tcp())
   if (want.quic) transports.push(quic() as (components: any) => Transport)
-  if (want.webrtcDirect) transports.push(webRTCDirect())
+  // WebRTC-direct and UPnP load only when used: importing @libp2p/webrtc costs ~0.5 s of CPU and @libp2p/upnp-nat
+  // ~0.1 s (measured here, marginal over the rest of the host's imports; a node's start was ~2.3 s), which every
+  // node of a join storm paid with them turned off
+  if (want.webrtcDirect) transports.push((await import('@libp2p/webrtc')).webRTCDirect())
   if (want.circuitRelay) transports.push(circuitRelayTransport())
   if (transports.length === 0) {
     throw new InvalidParametersError('At least one transport must be enabled')
@@ -347,7 +348,7 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
     services.dcutr = dcutr()
   }
   if (options.upnp === true) {
-    services.upnp = uPnPNAT()
+    services.upnp = (await import('@libp2p/upnp-nat')).uPnPNAT()
   }
   if (options.relayServer != null && options.relayServer !== false) {
     if (!want.circuitRelay) throw new InvalidParametersError('relayServer needs the circuitRelay transport')
