@@ -695,7 +695,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   /** A stage as the node serves it: wrapped by a recorder of its inner loops when proofs are signed */
   private hold (start: number, end: number, stage: PipelineStage): HeldStage {
     if (this.ponw == null || !this.training) return { start, end, stage }
-    const recorder = new StageRecorder(stage, this.innerSteps)
+    const ponw = this.ponw
+    // a loop is recorded only while its round could still be proved (one training proof per ledger round)
+    const recorder = new StageRecorder(stage, this.innerSteps, () => ponw.trainingProofWanted())
     return { start, end, stage: recorder.stage, recorder }
   }
 

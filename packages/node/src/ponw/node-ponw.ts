@@ -374,6 +374,15 @@ export class NodePonw {
    * A stage finished a round: when every slot's pseudo-gradient was accepted by its group, prepare a training
    * proof of it (signed by the outbox, at most one per ledger round) with its witnesses for the validators.
    */
+  /**
+   * Whether a training proof of a round that ends from now on could still be signed (the node signs at most one per
+   * ledger round): stages record their inner loops only when it can (`StageRecorder`'s `wanted`). Asked when a
+   * loop starts; a ledger round that begins during the loop is proved with the next loop.
+   */
+  trainingProofWanted (): boolean {
+    return this.#running && this.signTraining && currentRound(this.service.ledger.chain, this.now) > this.#lastTrainingRound
+  }
+
   async roundDone (work: RecordedRound, contributions: SlotContribution[]): Promise<boolean | undefined> {
     if (!this.#running || !this.signTraining) return undefined
     // this ledger round has its proof already: a later round's work is prepared when the next one begins

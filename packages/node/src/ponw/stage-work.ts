@@ -290,18 +290,22 @@ export async function snapshot (e: ShardExecutor): Promise<ExecutorState> {
  * Wraps a stage so that every state-changing call on its executors is recorded from the first call of an
  * inner loop (the executors' step count a multiple of `innerSteps`): the state is snapshotted before that
  * call. Calls a replay could not reproduce (tied gradients moved between executors, weights set during the
- * loop) mark the round unprovable.
+ * loop) mark the round unprovable. `wanted`, asked when a loop starts, says whether a proof of that loop could be
+ * signed (the node proves at most one round per ledger round): when it says no, the loop is not recorded (no
+ * snapshot, no copies of the backward feeds).
  */
 export class StageRecorder {
   readonly stage: PipelineStage
   readonly #inner: PipelineStage
   readonly #innerSteps: number
+  readonly #wanted: () => boolean
   #current?: { opsFrom: number, before: ExecutorState[], ops: StageOp[][][], broken: boolean }
   #beginning?: Promise<void>
 
-  constructor (stage: PipelineStage, innerSteps: number) {
+  constructor (stage: PipelineStage, innerSteps: number, wanted: () => boolean = () => true) {
     this.#inner = stage
     this.#innerSteps = innerSteps
+    this.#wanted = wanted
     const wrapped = stage.executors.map((e, i) => this.#wrap(e, i))
     const at = (e?: ShardExecutor): ShardExecutor | undefined => e == null ? undefined : wrapped[stage.executors.indexOf(e)]
     this.stage = {
@@ -330,6 +334,11 @@ export class StageRecorder {
       this.#current = undefined
       return
     }
+    if (this.#beginning == null && !this.#wanted()) {
+      // a loop whose proof could not be signed: marked as unprovable for its steps, nothing kept
+      this.#current = { opsFrom: step, before: [], ops: [], broken: true }
+      return
+    }
     this.#beginning ??= (async () => {
       const before = await Promise.all(this.#inner.executors.map(snapshot))
       this.#current = { opsFrom: step, before, ops: this.#inner.executors.map(() => [[]]), broken: false }
@@ -337,9 +346,14 @@ export class StageRecorder {
     await this.#beginning
   }
 
+  /** Whether calls are being recorded now (a loop began that may be proved and nothing broke it) */
+  #recording (): boolean {
+    return this.#current != null && !this.#current.broken
+  }
+
   #push (i: number, op: StageOp): void {
     const c = this.#current
-    if (c == null) return
+    if (c == null || c.broken) return
     const steps = c.ops[i]
     steps[steps.length - 1].push(op)
     if (op.kind === 'step') steps.push([])
@@ -353,9 +367,11 @@ export class StageRecorder {
           case 'backward':
             return async (feeds: Record<string, TensorData>, options?: any) => {
               await this.#begin()
-              const copy: Record<string, TensorData> = {}
-              for (const [k, t] of Object.entries(feeds)) copy[k] = copyTensor(t)
-              this.#push(i, { kind: 'backward', feeds: copy })
+              if (this.#recording()) {
+                const copy: Record<string, TensorData> = {}
+                for (const [k, t] of Object.entries(feeds)) copy[k] = copyTensor(t)
+                this.#push(i, { kind: 'backward', feeds: copy })
+              }
               return await target.backward(feeds, options)
             }
           case 'zeroGradients':

@@ -75,6 +75,32 @@ describe('stage training proofs', () => {
     }
   }, 180_000)
 
+  it('records nothing of a loop whose proof could not be signed, and the next wanted loop in full', async () => {
+    const stage = await createPipelineStage({ config, start: 0, end: config.nLayers + 2, parameters: await initParams() })
+    try {
+      let wanted = false
+      const rec = new StageRecorder(stage, H, () => wanted)
+      let snapshots = 0
+      const get = stage.executors[0].getParameters.bind(stage.executors[0])
+      ;(stage.executors[0] as any).getParameters = async (...args: any[]) => { snapshots++; return await get(...args) }
+      for (let i = 0; i < H; i++) await localTrainStep(rec.stage, batch(i))
+      expect(snapshots).toBe(0) // no state taken at the loop's start
+      expect(await rec.finish()).toBeUndefined()
+      expect(snapshots).toBe(0)
+      // asked only when a loop starts: the next loop is wanted and recorded like any other
+      wanted = true
+      for (let i = 0; i < H; i++) await localTrainStep(rec.stage, batch(i))
+      const work = await rec.finish()
+      expect(work).toBeDefined()
+      expect(work!.opsFrom).toBe(H)
+      expect(work!.ops[0]).toHaveLength(H)
+      expect(work!.ops[1].flat().filter(o => o.kind === 'backward').length).toBeGreaterThanOrEqual(H)
+      expect(snapshots).toBe(2) // before and after
+    } finally {
+      await stage.close()
+    }
+  }, 180_000)
+
   it('refuses witnesses that do not decode or do not fit the span', async () => {
     expect(decodeWitness(new Uint8Array(0))).toBeUndefined()
     expect(decodeWitness(new TextEncoder().encode('NSW1\0\0\0\x05{}}}}'))).toBeUndefined()
