@@ -121,11 +121,27 @@ async function benchDecode (): Promise<void> {
     const localMs: number[] = []
     const pipeMs: number[] = []
     const routedMs: number[] = []
+    // CPU time (all threads, and main threads only) of the processes that serve each path, per generated token
+    // (prefill included): the figure the machine's load disturbs least
+    const cpu = { local: 0, pipe: 0, routed: 0, tokens: 0, localMain: 0, pipeMain: 0, routedMain: 0 }
+    const perNode = new Map<string, number>()
+    const timed = async <T>(nodes: Node[], key: 'local' | 'pipe' | 'routed', run: () => Promise<T>): Promise<T> => {
+      const each0 = await Promise.all(nodes.map(async x => await x.call<[number, number]>({ op: 'cpu' })))
+      const out = await run()
+      const each1 = await Promise.all(nodes.map(async x => await x.call<[number, number]>({ op: 'cpu' })))
+      nodes.forEach((x, i) => {
+        for (const [j, what] of [[0, 'all'], [1, 'main']] as const) perNode.set(`${key}/${x.name}/${what}`, (perNode.get(`${key}/${x.name}/${what}`) ?? 0) + each1[i][j] - each0[i][j])
+        cpu[key] += each1[i][0] - each0[i][0]
+        cpu[`${key}Main`] += each1[i][1] - each0[i][1]
+      })
+      return out
+    }
     let same = true
     for (let round = 0; round < rounds; round++) {
-      const a = await local.call<{ ids: number[], ms: number[] }>({ op: 'localDecode', prompt, n })
-      const b = await driver.call<{ ids: number[], ms: number[] }>({ op: 'decode', prompt, n })
-      const c = await routed.driver.call<{ ids: number[], ms: number[] }>({ op: 'decode', prompt, n })
+      const a = await timed([local], 'local', async () => await local.call<{ ids: number[], ms: number[] }>({ op: 'localDecode', prompt, n }))
+      const b = await timed(all, 'pipe', async () => await driver.call<{ ids: number[], ms: number[] }>({ op: 'decode', prompt, n }))
+      const c = await timed(routed.all, 'routed', async () => await routed.driver.call<{ ids: number[], ms: number[] }>({ op: 'decode', prompt, n }))
+      cpu.tokens += n
       same &&= a.ids.join() === b.ids.join() && a.ids.join() === c.ids.join()
       localMs.push(...a.ms.slice(1)) // decode steps only (the first token includes the prefill)
       pipeMs.push(...b.ms.slice(1))
@@ -152,6 +168,9 @@ async function benchDecode (): Promise<void> {
       pipelineMs: { p50: median(pipeMs), p99: pct(pipeMs, 99) },
       routedTokensPerSecond: tpsRouted,
       routedMs: { p50: median(routedMs), p99: pct(routedMs, 99) },
+      cpuMsPerTokenByProcess: Object.fromEntries([...perNode].map(([k, v]) => [k, v / 1000 / cpu.tokens])),
+      cpuMsPerToken: { local: cpu.local / 1000 / cpu.tokens, pipeline: cpu.pipe / 1000 / cpu.tokens, routed: cpu.routed / 1000 / cpu.tokens },
+      mainThreadCpuMsPerToken: { local: cpu.localMain / 1000 / cpu.tokens, pipeline: cpu.pipeMain / 1000 / cpu.tokens, routed: cpu.routedMain / 1000 / cpu.tokens },
       networkHops: 2,
       addedPerHopMs: { p50: (median(pipeMs) - median(localMs)) / 2, p99: (pct(pipeMs, 99) - pct(localMs, 99)) / 2 },
       loadAfter: loadavg()
@@ -161,6 +180,7 @@ async function benchDecode (): Promise<void> {
       ['one process (embed → 12 blocks with KV cache → head)', `${f(tpsLocal)} tokens/s (p50 ${f(r.localMs.p50)} ms, p99 ${f(r.localMs.p99)} ms per token)`],
       ['3 processes on loopback (Driver → Worker → Validator → Driver: tokens stream)', `${f(tpsPipe)} tokens/s (p50 ${f(r.pipelineMs.p50)} ms, p99 ${f(r.pipelineMs.p99)} ms per token)`],
       ['3 processes, `directTokens: false` (answers back through the Worker)', `${f(tpsRouted)} tokens/s (p50 ${f(r.routedMs.p50)} ms, p99 ${f(r.routedMs.p99)} ms per token)`],
+      ['CPU ms per token, all threads of the processes serving it (one process / 3 processes / routed)', `${f(r.cpuMsPerToken.local)} / ${f(r.cpuMsPerToken.pipeline)} / ${f(r.cpuMsPerToken.routed)} (${f(r.cpuMsPerToken.pipeline / r.cpuMsPerToken.local)}× / ${f(r.cpuMsPerToken.routed / r.cpuMsPerToken.local)}×); of it on the main threads ${f(r.mainThreadCpuMsPerToken.local)} / ${f(r.mainThreadCpuMsPerToken.pipeline)} / ${f(r.mainThreadCpuMsPerToken.routed)}`],
       ['pipeline vs one process', `${f(100 * r.slowdown, 1)} % slower (goal ≤ 10 %); same tokens: ${same}`],
       ['added latency per hop (2 network hops)', `p50 ${f(r.addedPerHopMs.p50)} ms, p99 ${f(r.addedPerHopMs.p99)} ms`]
     ])

@@ -47,6 +47,7 @@ export type Command =
   | { op: 'generate', prompt: number[], n: number, killAfter?: number, mirror?: boolean }
   | { op: 'stop' }
   | { op: 'trace' }
+  | { op: 'cpu' }
 
 type Host = NeuroShardHost & { services: { pipeline: Pipeline } }
 
@@ -243,6 +244,8 @@ async function handle (cmd: Command): Promise<unknown> {
       for (const a of cmd.dial) await host!.dial(multiaddr(a))
       return null
     case 'decode': { (globalThis as any).__nsTrace = []; const r = await decode(cmd.prompt, cmd.n); return r }
+    // CPU time so far of this process (all threads) and of its main thread, µs: the decode benchmark's CPU per token
+    case 'cpu': { const u = process.cpuUsage(); const m = process.threadCpuUsage(); return [u.user + u.system, m.user + m.system] }
     case 'trace': { const t = (globalThis as any).__nsTrace ?? []; (globalThis as any).__nsTrace = []; return t }
     case 'generate': return await decode(cmd.prompt, cmd.n, cmd.killAfter, cmd.mirror)
     case 'localDecode': return await localDecode(cmd.prompt, cmd.n)
