@@ -1109,7 +1109,9 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     if (votes.size === 0) for (const entry of this.lapsed.values()) vote(entry.record, false)
     let best: { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[], votes: number } | undefined
     for (const v of votes.values()) {
-      if (best == null || v.votes > best.votes || (v.votes === best.votes && v.step > best.step)) best = v
+      // ties in votes and step: the smaller (weights hash, chunks root), so every node picks the same target
+      if (best == null || v.votes > best.votes || (v.votes === best.votes && (v.step > best.step ||
+        (v.step === best.step && (v.weightsHash < best.weightsHash || (v.weightsHash === best.weightsHash && v.chunksRoot < best.chunksRoot)))))) best = v
     }
     return best
   }
