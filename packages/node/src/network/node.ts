@@ -21,7 +21,7 @@ import { batches, assignShards } from '@neuroshard/genesis-data'
 import { createNeuroShardHost } from '@neuroshard/host'
 import { InvalidParametersError } from '@neuroshard/interface'
 import { describeSpan, fetchSpanWeights, layerPool, layerPoolRecordValidator, slotCount, slotParameters, slotWeightsStep } from '@neuroshard/layer-pool'
-import { createPipelineStage, generateRemote, ngramDrafter, NoRouteError, pipeline } from '@neuroshard/pipeline'
+import { createPipelineStage, DEFAULT_MAX_NEW_TOKENS, generateRemote, ngramDrafter, NoRouteError, pipeline } from '@neuroshard/pipeline'
 import { swarmRouter } from '@neuroshard/swarm-router'
 import { TypedEventEmitter } from 'main-event'
 import { createLocalBackend } from '../api/local-backend.js'
@@ -66,6 +66,9 @@ const CONTRIBUTE_POLL_MS = 100
 export const DEFAULT_ROUTE_WAIT_MS = 30_000
 /** How often a completion waiting for a chain asks the router again, ms */
 const ROUTE_POLL_MS = 200
+/** Errors after which a completion goes on through another chain or Driver (NetworkNode.generate) */
+const RETRY_ELSEWHERE = new Set(['NoRouteError', 'RuntimeClosedError', 'InvalidRouteError', 'HopFailedError'])
+const MAX_GENERATE_ATTEMPTS = 3
 
 const log = logger('neuroshard:node:network')
 /** The generation whose code runs (timedFailovers tells its failovers from training's) */
@@ -187,6 +190,8 @@ interface HeldStage {
  */
 export class NodeRouter implements PipelineRouter {
   pinned?: RouteHop[]
+  /** Ends an inference wait early (its NoRouteError thrown at once): another Driver can take the request over */
+  giveUp?: () => boolean
   constructor (private readonly inner: () => PipelineRouter, private readonly waitMs: number = DEFAULT_ROUTE_WAIT_MS) {}
 
   chain (options: Parameters<PipelineRouter['chain']>[0]): RouteHop[] | Promise<RouteHop[]> {
@@ -213,6 +218,7 @@ export class NodeRouter implements PipelineRouter {
     while (Date.now() < deadline) {
       await sleep(Math.min(ROUTE_POLL_MS, Math.max(0, deadline - Date.now())), options.signal)
       if (options.signal?.aborted === true) break // the request ended: its caller does not wait for this error
+      if (this.giveUp?.() === true) break
       try {
         return await this.inner().chain(options)
       } catch (err: any) {
@@ -263,6 +269,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     super()
     this.init = init
     this.router = new NodeRouter(() => this.host.services.swarmRouter, init.routeWaitMs ?? DEFAULT_ROUTE_WAIT_MS)
+    this.router.giveUp = () => this.relayPeer() != null
     this.config = init.config
     this.modelId = init.modelId ?? 'devnet'
     this.innerSteps = init.innerSteps ?? DEFAULT_INNER_STEPS
@@ -418,7 +425,31 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
    * in the layer records (`/neuroshard/pipeline/generate/1.0.0`). Never a local copy of the model.
    */
   async * generate (prompt: number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
-    const relay = [...this.stages.values()].some(h => h.start === 0) ? await this.relayFor(options.signal) : undefined
+    const produced: number[] = []
+    const wait = this.init.routeWaitMs ?? DEFAULT_ROUTE_WAIT_MS
+    let deadline = Date.now() + wait
+    for (let attempt = 0; ; attempt++) {
+      // a retry goes on from the tokens generated so far (same positions; greedy decoding gives the same text)
+      const max = (options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS) - produced.length
+      if (max <= 0) return
+      try {
+        for await (const t of this.generateOnce([...prompt, ...produced], { ...options, maxNewTokens: max }, deadline)) {
+          produced.push(t.id)
+          deadline = Date.now() + wait
+          yield t
+        }
+        return
+      } catch (err: any) {
+        // a chain lost mid-generation that only another Driver can replace (this Driver's router stops waiting
+        // for one as soon as such a Driver exists: NodeRouter.giveUp), a remote Driver's stage closed under it
+        if (!RETRY_ELSEWHERE.has(err?.name) || attempt >= MAX_GENERATE_ATTEMPTS - 1 || Date.now() > deadline || options.signal?.aborted === true) throw err
+        log('generation failed after %d tokens (%s): going on elsewhere', produced.length, err.message)
+      }
+    }
+  }
+
+  private async * generateOnce (prompt: number[], options: GenerateOptions, deadline: number): AsyncGenerator<GeneratedToken> {
+    const relay = [...this.stages.values()].some(h => h.start === 0) ? await this.relayFor(options.signal, deadline) : undefined
     if (relay != null) {
       const { compress, maxRetries, ...rest } = options
       void compress
@@ -454,10 +485,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
    * the Driver it hands the completion to because it has none and that one can (`relayDriver`). Asks every
    * ROUTE_POLL_MS while neither can, up to `routeWaitMs`; then the router's NoRouteError.
    */
-  private async relayFor (signal?: AbortSignal): Promise<PeerId | undefined> {
+  private async relayFor (signal?: AbortSignal, deadline = Date.now() + (this.init.routeWaitMs ?? DEFAULT_ROUTE_WAIT_MS)): Promise<PeerId | undefined> {
     const router = this.host.services.swarmRouter
     const self = this.host.peerId.toString()
-    const deadline = Date.now() + (this.init.routeWaitMs ?? DEFAULT_ROUTE_WAIT_MS)
     for (;;) {
       const first = [...this.stages.values()].find(h => h.start === 0)
       if (first == null) return undefined
@@ -466,16 +496,21 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         return undefined
       } catch (err: any) {
         if (err?.name !== NoRouteError.name) throw err
-        const candidates = router.candidates()
-        const driver = relayDriver(self, candidates, [...this.stages.values()], this.slots)
+        const driver = this.relayPeer()
         if (driver != null) {
           log('no chain from [0, %d): the completion goes to Driver %s', first.end, driver)
-          return this.host.services.layerPool.records().get(driver)?.record.peerId
+          return driver
         }
         if (Date.now() >= deadline || signal?.aborted === true) throw err
       }
       await sleep(Math.min(ROUTE_POLL_MS, Math.max(0, deadline - Date.now())), signal)
     }
+  }
+
+  /** Another Driver that can run a completion this Driver has no chain for now (`relayDriver`) */
+  private relayPeer (): PeerId | undefined {
+    const driver = relayDriver(this.host.peerId.toString(), this.host.services.swarmRouter.candidates(), [...this.stages.values()], this.slots)
+    return driver == null ? undefined : this.host.services.layerPool.records().get(driver)?.record.peerId
   }
 
   private async * generateOnOwnStages (prompt: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken> {

@@ -13,7 +13,7 @@ import { preset } from '@neuroshard/model'
 import { NoRouteError } from '@neuroshard/pipeline'
 import { describe, expect, it } from 'vitest'
 import { relayDriver } from '../../src/network/chains.js'
-import { NetworkNode } from '../../src/network/node.js'
+import { NetworkNode, NodeRouter } from '../../src/network/node.js'
 
 const [H0, H1, H2, H3] = ['12D3KooW-home-0', '12D3KooW-home-1', '12D3KooW-home-2', '12D3KooW-home-3']
 const peerId = (id: string): any => ({ toString: () => id, equals: (o: any) => o?.toString() === id })
@@ -74,12 +74,12 @@ function standInNode (routeWaitMs: number): { node: NetworkNode, dialled: string
     services: {
       swarmRouter: router,
       layerPool: { records: () => records },
-      pipeline: {
+      pipeline: Object.assign(new EventTarget(), {
         async * generate () {
           router.chain({ from: 1, to: 4 }) // the real pipeline routes from the end of its first stage
           yield { id: 1, text: 'x', position: 1 }
         }
-      }
+      })
     }
   } as any
   for (const s of own) (node as any).stages.set(`${s.start}-${s.end}`, { start: s.start, end: s.end, stage: {} })
@@ -134,5 +134,38 @@ describe('NetworkNode: failover timing of a generation', () => {
     expect(ids).toEqual([1, 2, 3])
     expect(timed).toHaveLength(1)
     expect(timed[0]).toBeGreaterThanOrEqual(250)
+  })
+})
+
+describe('a generation whose chain is lost mid-way', () => {
+  it('goes on through a Driver that can, from the tokens it has (was: NoRouteError to the client)', async () => {
+    const { node, dialled } = standInNode(1_000)
+    const router = node.host.services.swarmRouter as any
+    let lost = false
+    ;(node.host.services.pipeline as any).generate = async function * () {
+      yield { id: 7, text: 'a', position: 3 }
+      yield { id: 8, text: 'b', position: 4 }
+      lost = true // the Worker after slot 1 died: the re-route from slot 1 finds nothing (run 7's second failure)
+      router.chain({ from: 1, to: 4 })
+    }
+    // before the loss this Driver had a chain from slot 1
+    const chain = router.chain.bind(router)
+    router.chain = (o: { from: number, to: number }) => lost ? chain(o) : []
+    const ids: number[] = []
+    const run = async (): Promise<void> => { for await (const t of node.generate([1, 2, 3], { maxNewTokens: 4 })) ids.push(t.id) }
+    await expect(run()).rejects.toThrow(`stand-in: dialled ${H2}`)
+    expect(ids).toEqual([7, 8])
+    expect(dialled).toEqual([H2])
+  })
+
+  it('NodeRouter stops waiting for a chain as soon as another Driver can take the request (giveUp)', async () => {
+    const inner = { chain () { throw new NoRouteError('no chain of live, unbanned spans covers slots [1, 4) (3 candidates)') }, reportFailure () {} }
+    const router = new NodeRouter(() => inner as any, 60_000)
+    let relay = false
+    router.giveUp = () => relay
+    setTimeout(() => { relay = true }, 300)
+    const t0 = Date.now()
+    await expect(Promise.resolve().then(() => router.chain({ from: 1, to: 4, purpose: 'inference' }))).rejects.toThrow(NoRouteError)
+    expect(Date.now() - t0).toBeLessThan(30_000) // not the 60 s wait
   })
 })
