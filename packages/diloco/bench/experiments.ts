@@ -139,7 +139,61 @@ async function syncDp (): Promise<void> {
 }
 
 // ---- DiLoCo --------------------------------------------------------------------------------------
-interface DilocoConfig { name: string, H: number, codec: CodecName, aggregator: AggregatorChoice, attack?: { name: string, craft: Attack }, steps: number, outer?: { lr: number, momentum: number } }
+interface DilocoConfig { name: string, H: number, codec: CodecName, aggregator: AggregatorChoice, attack?: { name: string, craft: Attack }, steps: number, outer?: { lr: number, momentum: number }, sim?: SimCodec }
+
+/**
+ * A codec simulated in this script only (not on the wire, not in specs/diloco): its exact payload size and what a
+ * receiver would decode, with error feedback as the service applies it (e ← e + Δ; send enc(e); e ← e − dec(enc(e)))
+ */
+interface SimCodec { label: string, bytes: (round: number) => number, roundTrip: (e: Float32Array, round: number) => Float32Array }
+
+/** Lloyd–Max levels and thresholds of a unit Gaussian (b = 1, 2, 3 bits), positive half */
+const LLOYD_MAX: Record<number, { levels: number[], thresholds: number[] }> = {
+  1: { levels: [0.7979], thresholds: [] },
+  2: { levels: [0.4528, 1.5104], thresholds: [0.9816] },
+  3: { levels: [0.2451, 0.7560, 1.3439, 2.1519], thresholds: [0.5006, 1.0500, 1.7480] }
+}
+
+/** 32-bit mix of (round, index): the shared random mask every worker derives without sending indices */
+function mix (round: number, i: number): number {
+  let h = Math.imul(i ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(round + 0x632be5ab, 0xc2b2ae35)
+  h ^= h >>> 16; h = Math.imul(h, 0x7feb352d); h ^= h >>> 15; h = Math.imul(h, 0x846ca68b); h ^= h >>> 16
+  return h >>> 0
+}
+
+/**
+ * Shared-mask random-k (the same coordinates for every worker in a round, drawn from the round number, so no
+ * indices travel) with b-bit Lloyd–Max values scaled by each chunk's RMS over the kept values (one float32 scale
+ * per chunk of C): Σ_chunks 4 + ⌈k_c·b/8⌉ bytes. Aggregation is then exact per coordinate on the mask.
+ */
+function randK (n: number, density: number, bits: number, chunk = 4096): SimCodec {
+  const thr = Math.floor(density * 2 ** 32)
+  const q = LLOYD_MAX[bits]
+  const maskCount = (round: number, start: number, end: number): number => { let k = 0; for (let i = start; i < end; i++) if (mix(round, i) < thr) k++; return k }
+  return {
+    label: `randk(${(100 * density).toFixed(1)} %, ${bits}-bit)`,
+    bytes: (round) => { let b = 0; for (let s = 0; s < n; s += chunk) b += 4 + Math.ceil(maskCount(round, s, Math.min(n, s + chunk)) * bits / 8); return b },
+    roundTrip: (e, round) => {
+      const out = new Float32Array(n)
+      for (let s = 0; s < n; s += chunk) {
+        const end = Math.min(n, s + chunk)
+        let ss = 0; let k = 0
+        for (let i = s; i < end; i++) if (mix(round, i) < thr) { ss += e[i] * e[i]; k++ }
+        if (k === 0) continue
+        const sigma = Math.fround(Math.sqrt(ss / k))
+        if (sigma === 0) continue
+        for (let i = s; i < end; i++) {
+          if (mix(round, i) >= thr) continue
+          const a = Math.abs(e[i]) / sigma
+          let j = 0
+          while (j < q.thresholds.length && a > q.thresholds[j]) j++
+          out[i] = Math.fround(Math.sign(e[i]) * q.levels[j] * sigma)
+        }
+      }
+      return out
+    }
+  }
+}
 
 async function dilocoRun (c: DilocoConfig): Promise<void> {
   const t0 = performance.now()
@@ -165,13 +219,19 @@ async function dilocoRun (c: DilocoConfig): Promise<void> {
       const local = flatten(layout, await l.getParameters())
       const delta = new Float32Array(layout.size)
       for (let k = 0; k < delta.length; k++) delta[k] = Math.fround(base[k] - local[k])
-      inputs.push(ef[i].compress(delta, codec).decoded)
+      if (c.sim !== undefined) {
+        const e = ef[i].residual
+        for (let k = 0; k < e.length; k++) e[k] = Math.fround(e[k] + delta[k])
+        const dec = c.sim.roundTrip(e, r)
+        for (let k = 0; k < e.length; k++) e[k] = Math.fround(e[k] - dec[k])
+        inputs.push(dec)
+      } else inputs.push(ef[i].compress(delta, codec).decoded)
     }
     if (c.attack !== undefined) {
       // worker 3 is Byzantine and omniscient: it sends a vector crafted from the honest ones
       inputs[WORKERS - 1] = c.attack.craft.craft(inputs.slice(0, WORKERS - 1), 1)[0]
     }
-    bytes += payloadSize(layout.size, codec) + ANNOUNCE_BYTES
+    bytes += (c.sim !== undefined ? c.sim.bytes(r) : payloadSize(layout.size, codec)) + ANNOUNCE_BYTES
     const agg = aggregateRound(inputs, c.aggregator)
     outerStep(base, momentum, agg.value, c.outer ?? {})
     if (!base.every(Number.isFinite)) { diverged = true; break }
@@ -184,9 +244,9 @@ async function dilocoRun (c: DilocoConfig): Promise<void> {
   }
   for (const l of loops) await l.close()
   base = new Float32Array(0)
-  const payload = payloadSize(layout.size, codec) + ANNOUNCE_BYTES
+  const payload = (c.sim !== undefined ? bytes / rounds - ANNOUNCE_BYTES : payloadSize(layout.size, codec)) + ANNOUNCE_BYTES
   await save({
-    name: c.name, kind: 'diloco', H: c.H, codec: c.codec, aggregator: typeof c.aggregator === 'string' ? c.aggregator : 'custom', ...(c.attack !== undefined ? { attack: c.attack.name } : {}),
+    name: c.name, kind: 'diloco', H: c.H, codec: c.sim?.label ?? c.codec, aggregator: typeof c.aggregator === 'string' ? c.aggregator : 'custom', ...(c.attack !== undefined ? { attack: c.attack.name } : {}),
     steps: c.steps, tokens: c.steps * WORKERS * BATCH * SEQ, valLoss, bytesPerNode: bytes, rounds,
     computeSecondsPerRound: computeMs / 1000 / rounds,
     // each node uploads its payload to the n − 1 others (direct streams; gossipsub's D-fanout is no cheaper)
@@ -262,6 +322,38 @@ averaged(25, 'int8')
 // what each robust aggregator costs when nobody attacks
 for (const agg of ['trimmed-mean', 'geometric-median', 'nnm-trimmed-mean'] as AggregatorChoice[]) byz(agg)
 
+// bytes goal (#11): shared-mask random-k with Lloyd–Max 1–3-bit values and error feedback, plain averaging, the
+// density set so that the run sends about sync DP ÷ 10,500 bytes (P floats × 6 bytes per step × steps / 10,500)
+const randkAvg = (H: number, bits: number, ratio = 10_500): void => {
+  const perRound = 6 * P * H / ratio - ANNOUNCE_BYTES - 4 * Math.ceil(P / 4096)
+  const density = Math.min(1, 8 * perRound / bits / P)
+  const name = `diloco-H${H}-randk${bits}b-avg`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H, codec: 'sparse', aggregator: 'mean', steps: STEPS, outer: { lr: 1, momentum: 0 }, sim: randK(P, density, bits) }) } })
+}
+// outer learning rate above 1 without momentum (extrapolating the averaged pseudo-gradient)
+const extrapolated = (H: number, codec: CodecName, lr: number): void => {
+  const name = `diloco-H${H}-${codec}-olr${lr}`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H, codec, aggregator: 'mean', steps: STEPS, outer: { lr, momentum: 0 } }) } })
+}
+// outer Nesterov with a lower momentum than DiLoCo's 0.9 (which overshoots with error feedback)
+const nesterov = (H: number, codec: CodecName, lr: number, momentum: number): void => {
+  const name = `diloco-H${H}-${codec}-nlr${lr}-mu${momentum}`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H, codec, aggregator: 'mean', steps: STEPS, outer: { lr, momentum } }) } })
+}
+nesterov(100, 'sparse', 1, 0.5)
+// where DiLoCo itself (int8, plain averaging) gets close to sync DP at this run length
+averaged(10, 'int8')
+extrapolated(100, 'sparse', 3)
+extrapolated(50, 'int8', 2)
+extrapolated(100, 'sparse', 2)
+extrapolated(100, 'sparse', 1.5)
+randkAvg(25, 2)
+randkAvg(50, 2)
+randkAvg(50, 1)
+randkAvg(100, 1)
+randkAvg(100, 2)
+randkAvg(25, 1)
+
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => o.endsWith('$') ? c.name === o.slice(0, -1) : c.name.startsWith(o))) continue
   if (results.some(r => r.name === c.name)) { console.log(`skip ${c.name} (in ${resultsFile})`); continue }
@@ -273,7 +365,7 @@ for (const c of configs) {
 const sync = results.find(r => r.name === 'sync-dp')
 const fmtB = (b: number): string => b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${b} B`
 const loss = (r: Result): string => Number.isFinite(r.valLoss) ? r.valLoss.toFixed(4) : 'diverged'
-const outerOf = (r: Result): string => r.kind !== 'diloco' ? '—' : r.name.endsWith('-avg') ? 'avg (lr 1, μ 0)' : 'Nesterov 0.7/0.9'
+const outerOf = (r: Result): string => r.kind !== 'diloco' ? '—' : r.name.endsWith('-avg') ? 'avg (lr 1, μ 0)' : /-olr[0-9.]+$/.test(r.name) ? `lr ${r.name.split('-olr')[1]}, μ 0` : /-nlr/.test(r.name) ? `Nesterov ${r.name.split('-nlr')[1].replace('-mu', '/')}` : 'Nesterov 0.7/0.9'
 console.log('\n| config | H | codec | outer | inner steps/worker | val loss | vs sync DP | bytes sent/node | sync DP bytes ÷ this | compute s/round | comm s/round @100 Mbit/s | comm share |')
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of results.filter(r => !r.name.startsWith('byz-'))) {
