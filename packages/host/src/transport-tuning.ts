@@ -44,8 +44,9 @@ let windowUpdatesPatched = false
  * data frame it receives with a window update, so each small message (a token's activation, its acknowledgement) costs
  * a second frame in the other direction: one more encryption, socket write and wake-up of the sender's event loop.
  * Here an established stream sends its update once less than half of its receive window is left (the sender still
- * holds at least half a window of credit while the update travels); updates carrying flags (SYN/ACK) and the window
- * growth are unchanged. Patches `YamuxStream.prototype` once per process (every host of the process shares it).
+ * holds at least half a window of credit while the update travels); updates carrying flags (SYN/ACK) are unchanged, and
+ * yamux's window growth (doubling when a window is used within 4 RTTs) is decided when an update is due, as before but
+ * less often. Patches `YamuxStream.prototype` once per process (every host of the process shares it).
  */
 export function halfWindowUpdates (): void {
   if (windowUpdatesPatched) return
