@@ -578,7 +578,8 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (st.contributions.has(opened.sender)) throw new ReplayedPseudoGradientError(`${opened.sender} already sent a pseudo-gradient in round ${a.round}`)
     if (this.seenPayloads.has(opened.payloadHashHex)) throw new ReplayedPseudoGradientError(`payload ${opened.payloadHashHex.slice(0, 16)}… was already sent`)
     if (st.contributions.size >= this.opts.maxContributions) throw new OversizedPseudoGradientError(`round ${a.round} already holds ${this.opts.maxContributions} pseudo-gradients`)
-    if (this.opts.membersOnly && from !== '') this.checkMember(opened.sender)
+    // announces buffered for a later round come back with no sender hop (from = ''): a replica set still applies
+    if (this.opts.membersOnly && (from !== '' || this.replicas !== undefined)) this.checkMember(opened.sender)
     if (st.committed !== undefined) {
       // too late for this round: the sender folds it into the next one
       throw new WrongRoundError(`round ${a.round} is already committed`)
@@ -746,17 +747,17 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
   /**
    * The group's members as this node sees them in a round (specs/diloco §1, 1.2.0), itself included: the
    * assignment's replica set when the caller gives one; else the peers subscribed to the topic and the senders of
-   * the previous round's record (a member it reaches only through the mesh, counted again in the next round); and
-   * in both cases the senders whose announces of the round it accepted
+   * the previous round's record (a member it reaches only through the mesh, counted again in the next round) and
+   * the senders whose announces of the round it accepted (with a replica set those are replicas already)
    */
   private memberIds (st: RoundState | undefined = this.state): Set<string> {
     const ids = new Set<string>([this.components.peerId.toString()])
     if (this.replicas !== undefined) {
       for (const p of this.replicas.members()) ids.add(p.toString())
-    } else {
-      for (const p of this.pubsub.getSubscribers(this.topic)) ids.add(p.toString())
-      for (const c of this.history.get(this.currentRound - 1)?.contributions ?? []) ids.add(c.sender)
+      return ids
     }
+    for (const p of this.pubsub.getSubscribers(this.topic)) ids.add(p.toString())
+    for (const c of this.history.get(this.currentRound - 1)?.contributions ?? []) ids.add(c.sender)
     if (st !== undefined) for (const sender of st.contributions.keys()) ids.add(sender)
     return ids
   }
