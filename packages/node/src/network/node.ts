@@ -428,12 +428,13 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     const produced: number[] = []
     const wait = this.init.routeWaitMs ?? DEFAULT_ROUTE_WAIT_MS
     let deadline = Date.now() + wait
+    let preferRelay = false
     for (let attempt = 0; ; attempt++) {
       // a retry goes on from the tokens generated so far (same positions; greedy decoding gives the same text)
       const max = (options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS) - produced.length
       if (max <= 0) return
       try {
-        for await (const t of this.generateOnce([...prompt, ...produced], { ...options, maxNewTokens: max }, deadline)) {
+        for await (const t of this.generateOnce([...prompt, ...produced], { ...options, maxNewTokens: max }, deadline, preferRelay)) {
           produced.push(t.id)
           deadline = Date.now() + wait
           yield t
@@ -444,12 +445,15 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         // for one as soon as such a Driver exists: NodeRouter.giveUp), a remote Driver's stage closed under it
         if (!RETRY_ELSEWHERE.has(err?.name) || attempt >= MAX_GENERATE_ATTEMPTS - 1 || Date.now() > deadline || options.signal?.aborted === true) throw err
         log('generation failed after %d tokens (%s): going on elsewhere', produced.length, err.message)
+        // this Driver's own chain just failed to form: its quick check (relayFor) may see one its pipeline cannot use
+        preferRelay = err.name === NoRouteError.name
       }
     }
   }
 
-  private async * generateOnce (prompt: number[], options: GenerateOptions, deadline: number): AsyncGenerator<GeneratedToken> {
-    const relay = [...this.stages.values()].some(h => h.start === 0) ? await this.relayFor(options.signal, deadline) : undefined
+  private async * generateOnce (prompt: number[], options: GenerateOptions, deadline: number, preferRelay = false): AsyncGenerator<GeneratedToken> {
+    const tokens = prompt.length + (options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS)
+    const relay = [...this.stages.values()].some(h => h.start === 0) ? await this.relayFor(options.signal, deadline, tokens, preferRelay) : undefined
     if (relay != null) {
       const { compress, maxRetries, ...rest } = options
       void compress
@@ -485,14 +489,18 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
    * the Driver it hands the completion to because it has none and that one can (`relayDriver`). Asks every
    * ROUTE_POLL_MS while neither can, up to `routeWaitMs`; then the router's NoRouteError.
    */
-  private async relayFor (signal?: AbortSignal, deadline = Date.now() + (this.init.routeWaitMs ?? DEFAULT_ROUTE_WAIT_MS)): Promise<PeerId | undefined> {
+  private async relayFor (signal?: AbortSignal, deadline = Date.now() + (this.init.routeWaitMs ?? DEFAULT_ROUTE_WAIT_MS), tokens?: number, preferRelay = false): Promise<PeerId | undefined> {
     const router = this.host.services.swarmRouter
-    const self = this.host.peerId.toString()
+    if (preferRelay) {
+      const driver = this.relayPeer()
+      if (driver != null) return driver
+    }
     for (;;) {
       const first = [...this.stages.values()].find(h => h.start === 0)
       if (first == null) return undefined
       try {
-        router.chain({ from: first.end, to: this.slots, purpose: 'inference', ...(signal != null ? { signal } : {}) })
+        // as the pipeline asks (KV headroom for `tokens`)
+        router.chain({ from: first.end, to: this.slots, purpose: 'inference', ...(signal != null ? { signal } : {}), ...(tokens != null ? { tokens } : {}) })
         return undefined
       } catch (err: any) {
         if (err?.name !== NoRouteError.name) throw err

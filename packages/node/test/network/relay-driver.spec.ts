@@ -169,3 +169,21 @@ describe('a generation whose chain is lost mid-way', () => {
     expect(Date.now() - t0).toBeLessThan(30_000) // not the 60 s wait
   })
 })
+
+describe('a Driver whose pipeline finds no chain where its quick check saw one', () => {
+  it('goes to the relay Driver on the next attempt (run 8: three own attempts all failed)', async () => {
+    const { node, dialled } = standInNode(1_000)
+    const router = node.host.services.swarmRouter as any
+    router.chain = () => [] // the check sees a chain (e.g. through a hop the pipeline then cannot use)
+    let own = 0
+    ;(node.host.services.pipeline as any).generate = async function * () {
+      own++
+      yield * [] // eslint-disable-line
+      throw new NoRouteError('no chain of live, unbanned spans covers slots [1, 4) (2 candidates)')
+    }
+    const run = async (): Promise<void> => { for await (const t of node.generate([1, 2, 3], { maxNewTokens: 4 })) void t }
+    await expect(run()).rejects.toThrow(`stand-in: dialled ${H2}`)
+    expect(own).toBe(1)
+    expect(dialled).toEqual([H2])
+  })
+})
