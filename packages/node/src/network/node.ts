@@ -137,6 +137,11 @@ export interface NetworkNodeInit {
    * once @default DEFAULT_ROUTE_WAIT_MS (30 s)
    */
   routeWaitMs?: number
+  /**
+   * Mirror each session's tokens to its hops' standbys (pipeline spec §4.2), so a failed hop is replaced without a
+   * replay; costs every standby the hop's compute @default false
+   */
+  mirrorStandbys?: boolean
   /** Validation loss of the network's model after every `evalEvery` rounds (Drivers; 0: never) @default 1 */
   evalEvery?: number
   /** Validation batches per evaluation @default 4 */
@@ -331,7 +336,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         pipeline: pipeline({
           router: this.router,
           ...(init.tokenizer != null ? { tokenizer: init.tokenizer } : {}),
-          allowTraining: (peer: PeerId) => this.allowTraining(peer)
+          allowTraining: (peer: PeerId) => this.allowTraining(peer),
+          // mirrored standbys run every token twice; their failover gain is not shown yet (pipeline README, runs H/H2)
+          mirrorStandbys: init.mirrorStandbys ?? false
         } satisfies PipelineInit)
       }
     }) as NetworkHost
