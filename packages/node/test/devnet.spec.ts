@@ -29,7 +29,7 @@ describe('startDevnet', () => {
     expect(c.getConnections(b.peerId).length).toBeGreaterThan(0)
     // every host's DHT routing table holds both others; it fills in after identify, asynchronously to
     // the convergence signal (connections + heartbeats), so give it a few seconds rather than a race
-    const deadline = Date.now() + 10_000
+    const deadline = Date.now() + 60_000
     while (devnet.hosts.some(h => h.services.dht.routingTable.size !== 2) && Date.now() < deadline) {
       await new Promise(resolve => setTimeout(resolve, 100))
     }

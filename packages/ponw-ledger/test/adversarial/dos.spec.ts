@@ -54,7 +54,7 @@ describe('adversarial (d): every identity that costs validators pays or is rate-
     const second = sign(chain, alice, 1n, { kind: 'transfer', to: bob.address, amount: NEURO })
     await svc.submit(second)
     await svc.submit(sign(chain, alice, 0n, { kind: 'transfer', to: bob.address, amount: NEURO }))
-    await waitFor(() => svc.ledger.account(alice.address).nextSeq === 2n, [svc], ['ponw-ledger:outcome'], 5_000, 'alice\'s waiting message to be voted and final')
+    await waitFor(() => svc.ledger.account(alice.address).nextSeq === 2n, [svc], ['ponw-ledger:outcome'], 30_000, 'alice\'s waiting message to be voted and final')
   })
 
   it('proof re-execution runs outside the ledger lock: a slow junk proof does not delay certificates', async () => {
