@@ -459,7 +459,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   }
 
   private async * generateOnce (prompt: number[], options: GenerateOptions, deadline: number, preferRelay = false): AsyncGenerator<GeneratedToken> {
-    const tokens = prompt.length + (options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS)
+    const tokens = Math.min(prompt.length + (options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS), this.config.maxSeqLen) // the pipeline's session size
     const relay = [...this.stages.values()].some(h => h.start === 0) ? await this.relayFor(options.signal, deadline, tokens, preferRelay) : undefined
     if (relay != null) {
       const { compress, maxRetries, ...rest } = options
