@@ -1032,17 +1032,28 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     const step = round * this.innerSteps
     const deadline = Date.now() + (options.timeoutMs ?? 60_000)
     const out = new Map<string, Float32Array>()
+    // this node's own slots first, before its groups move on to the next round while remote slots are fetched
+    const remote: number[] = []
     for (let slot = 0; slot < this.slots; slot++) {
       const g = this.groups.get(slot)
       if (g?.initialized === true && g.round === round) {
         for (const [k, v] of g.parameters()) out.set(k, v)
-        continue
+      } else {
+        remote.push(slot)
       }
+    }
+    for (const slot of remote) {
       let got: Map<string, Float32Array> | undefined
       while (got == null) {
         if (!this.running || Date.now() > deadline) return undefined
         const holders = this.holdersAt(slot, step)
-        if (holders == null) { await sleep(250, this.controller.signal); continue }
+        if (holders == null) {
+          // every holder of the slot is past this round: its weights at the round are gone, do not wait for them
+          const others = this.otherHolders(slot)
+          if (others.length > 0 && others.every(h => slotWeightsStep(h.span, slot) > step)) return undefined
+          await sleep(250, this.controller.signal)
+          continue
+        }
         try {
           const res = await fetchSpanWeights(this.host as any, holders.peers, {
             modelId: this.modelId,
