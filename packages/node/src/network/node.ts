@@ -802,13 +802,19 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       this.retire(rebuilt.stage) // closed or replaced while it was built
       return
     }
+    this.swapStage(held, rebuilt)
+    log('%p serves new weights of slot %d in %s', this.host.peerId, slot, describeSpan(this.config, held.start, held.end))
+    this.safeDispatchEvent('node:stage', { detail: { start: held.start, end: held.end } })
+  }
+
+  /** Serve `rebuilt` in place of `held`'s stage; the old one closes once the generations on it end */
+  private swapStage (held: HeldStage, rebuilt: Omit<HeldStage, 'start' | 'end'>): void {
+    const old = held.stage
     this.host.services.pipeline.removeStage(old)
     this.host.services.pipeline.addStage(rebuilt.stage)
     held.stage = rebuilt.stage
     held.recorder = rebuilt.recorder
     this.retire(old)
-    log('%p serves new weights of slot %d in %s', this.host.peerId, slot, describeSpan(this.config, held.start, held.end))
-    this.safeDispatchEvent('node:stage', { detail: { start: held.start, end: held.end } })
   }
 
   private heldFor (slot: number): HeldStage | undefined {
@@ -831,11 +837,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         for (const [name, value] of (gs != null && gs.initialized ? gs.parameters() : await this.slotParams(stage, s))) parameters.set(name, value)
       }
       const rebuilt = this.hold(held.start, held.end, await this.buildStage(held.start, held.end, parameters, step))
-      this.host.services.pipeline.removeStage(stage)
-      this.host.services.pipeline.addStage(rebuilt.stage)
-      held.stage = rebuilt.stage
-      held.recorder = rebuilt.recorder
-      this.retire(stage)
+      this.swapStage(held, rebuilt)
       log('%p rebuilt %s at step %d', this.host.peerId, describeSpan(this.config, held.start, held.end), step)
     } else {
       await this.executorOf(stage, slot).setParameters(params, { partial: true })
