@@ -612,16 +612,13 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   /** Whether the target of a slot this node holds outvotes its weights (spec §6.1) */
   private isBehind (slot: number): boolean {
     const own = this.info.get(slot)
-    const target = this.target(slot)
-    if (own == null || target == null || target.holders.length === 0) return false
+    if (own == null) return false
+    const votes = this.slotVotes(slot)
+    const target = bestVote(votes)
+    if (target == null || target.holders.length === 0) return false
     if (target.weightsHash === own.weightsHash || target.step <= own.step) return false
-    let agree = 1 // this node
-    for (const entry of this.table.values()) {
-      for (const s of entry.record.spans) {
-        if (!LIVE_STATES.has(s.state) || slot < s.start || slot >= s.end) continue
-        if (s.slots[slot - s.start].weightsHash === own.weightsHash) agree++
-      }
-    }
+    // the replicas that list this node's weights, this node counted
+    const agree = 1 + (votes.get(`${own.weightsHash}/${own.chunksRoot}`)?.votes ?? 0)
     return target.votes > agree
   }
 
@@ -1084,9 +1081,14 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
    * (spec §6) but serve nothing: when they named the winner, `holders` is empty and the caller waits for
    * their records instead of taking the genesis
    */
-  private target (slot: number): { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[], votes: number } | undefined {
+  private target (slot: number): SlotVote | undefined {
+    return bestVote(this.slotVotes(slot))
+  }
+
+  /** The votes on a slot's weights by `weights hash/chunks root` (see {@link target}) */
+  private slotVotes (slot: number): Map<string, SlotVote> {
     this.prune()
-    const votes = new Map<string, { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[], votes: number }>()
+    const votes = new Map<string, SlotVote>()
     const vote = (record: LayerPoolRecord, live: boolean): void => {
       for (const s of record.spans) {
         if (!LIVE_STATES.has(s.state) || slot < s.start || slot >= s.end) continue
@@ -1107,13 +1109,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     // them): never against live holders, whose weights moved on (the lapsed records of nodes that left before a
     // round outvoted its trained holders, and a claimant loaded the genesis weights of a trained slot)
     if (votes.size === 0) for (const entry of this.lapsed.values()) vote(entry.record, false)
-    let best: { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[], votes: number } | undefined
-    for (const v of votes.values()) {
-      // ties in votes and step: the smaller (weights hash, chunks root), so every node picks the same target
-      if (best == null || v.votes > best.votes || (v.votes === best.votes && (v.step > best.step ||
-        (v.step === best.step && (v.weightsHash < best.weightsHash || (v.weightsHash === best.weightsHash && v.chunksRoot < best.chunksRoot)))))) best = v
-    }
-    return best
+    return votes
   }
 
   private targetStep (slot: number): number {
@@ -1229,6 +1225,19 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       this.controller.signal.addEventListener('abort', done, { once: true })
     })
   }
+}
+
+/** The replicas that list one (weights hash, chunks root) for a slot (spec §6) */
+interface SlotVote { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[], votes: number }
+
+/** The target among a slot's votes: most votes, then the larger step, then the smaller (weights hash, chunks root), so every node picks the same one */
+function bestVote (votes: Map<string, SlotVote>): SlotVote | undefined {
+  let best: SlotVote | undefined
+  for (const v of votes.values()) {
+    if (best == null || v.votes > best.votes || (v.votes === best.votes && (v.step > best.step ||
+      (v.step === best.step && (v.weightsHash < best.weightsHash || (v.weightsHash === best.weightsHash && v.chunksRoot < best.chunksRoot)))))) best = v
+  }
+  return best
 }
 
 const PLACEHOLDER_SLOT: SlotInfo = { weightsHash: '0'.repeat(64), chunksRoot: '0'.repeat(64) }
