@@ -95,7 +95,10 @@ describe('tensor frames', () => {
 
     // a Node Buffer (pooled: it sits at an offset in a shared ArrayBuffer, and its slice() is a view, not a copy):
     // copied or misaligned, the values are the frame's (found by the pipeline's tied-rows vectors: they were garbage)
-    const pooled = Buffer.from(Buffer.from(frame).toString('hex'), 'hex')
+    // (built at offset 8 of a larger ArrayBuffer, as Node's pool would place it: the pool itself can hand out offset 0
+    // right after it refills, which failed this check once in a fresh-clone CI run)
+    const pooled = Buffer.from(new ArrayBuffer(frame.length + 16), 8, frame.length)
+    pooled.set(frame)
     expect(pooled.byteOffset).toBeGreaterThan(0)
     expect(Array.from(decodeTensorFrame(pooled, { copy: true }).data as BigInt64Array)).toEqual([1n, -2n, 9n])
     const odd = Buffer.concat([Buffer.alloc(3), pooled]).subarray(3)
