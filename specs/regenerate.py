@@ -44,9 +44,11 @@ GENERATORS = {
     'model tiny (packages/model generate-vectors)': ('.', ['node', 'packages/model/scripts/generate-vectors.mjs'],
                                                      ['model/vectors/tiny-logits.json', 'model/vectors/tiny.*.safetensors'], []),
     'tensor-frame conversions (conversions.py --write)': ('tensor-frame/vectors', [PY, 'conversions.py', '--write'], ['tensor-frame/vectors/convert-*.json'], []),
-    # it first removes every .json of its folder, convert-*.json included (conversions.py's): compare only its own
+    # it reads the frames of the generator below (the tensors it re-encodes), which are left in its copy
+    'tensor-frame encoding.json (encoding.py)': ('tensor-frame/vectors', [PY, 'encoding.py'], ['tensor-frame/vectors/encoding.json'], []),
+    # it first removes every .json of its folder but convert-*.json and encoding.json: compare only its own
     'tensor-frame frames (packages/tensor generate-vectors)': ('.', ['node', 'packages/tensor/dist/scripts/generate-vectors.js'],
-                                                              ['tensor-frame/vectors/[!c]*.json'], []),
+                                                              ['tensor-frame/vectors/[!ce]*.json', 'tensor-frame/vectors/empty.json'], []),
     'genesis-data rejections (rejections.py --write)': ('genesis-data/vectors', [PY, 'rejections.py', '--write'],
                                                         ['genesis-data/vectors/manifest-*.json', 'genesis-data/vectors/shard-*.json', 'genesis-data/vectors/assign-*.json'], []),
     'genesis-data build (generate.mjs)': ('.', ['node', 'specs/genesis-data/vectors/generate.mjs'], ['genesis-data/vectors/tokenizer.json', 'genesis-data/vectors/vectors.json'], []),

@@ -243,7 +243,7 @@ def tensor_checks(call):
         else:
             yield 'tensor-frame conversions (float16, bfloat16, int8 refusals)', f, r.get('bits') == v['bits'], r
     for f in files('tensor-frame'):
-        if f.startswith('convert-'):
+        if f.startswith('convert-') or f == 'encoding.json':
             continue
         v = vec('tensor-frame', f)
         args = {'frame': v['frame']}
@@ -266,6 +266,13 @@ def tensor_checks(call):
         if v['dtype'] == 'int8' and 'source' in v:
             r = call('tensor.quantizeInt8', values=v['source'], blockSize=v['blockSize'])
             yield 'tensor-frame int8 quantization', f, r.get('values') == v['values'] and same_numbers(r.get('scales'), v['scales']), r
+    # encoding.json (encoding.py): "Encoding rules", the one frame of a tensor, or the encoder's refusal
+    for c in vec('tensor-frame', 'encoding.json')['cases']:
+        r = call('tensor.encode', tensor=c['tensor'])
+        if 'error' in c:
+            yield 'tensor-frame encoding (one frame per tensor, refusals)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield 'tensor-frame encoding (one frame per tensor, refusals)', c['name'], r.get('frame') == c['frame'], r
 
 
 def tokenizer_checks(call):

@@ -33,7 +33,8 @@ const SUITE_POINTS: Record<string, string[]> = {
     '§6 step 3, §8 a round\'s replays, maximum and commit (sequences)', '§6 steps 6, 8, 9, §8 commits received (applied once, round order, catch-up, fork choice)'],
   'genesis-data': ['genesis-data manifest', 'genesis-data shard files', 'genesis-data assignment'],
   host: ['host private swarms (swarm key)', 'host R3 identity key file', 'host DHT record keys', 'host DHT record values', 'host DHT record selection'],
-  'tensor-frame': ['tensor-frame conversions (float16, bfloat16, int8 refusals)', 'tensor-frame decoding and content hash', 'tensor-frame rejections', 'tensor-frame int8 quantization'],
+  'tensor-frame': ['tensor-frame conversions (float16, bfloat16, int8 refusals)', 'tensor-frame decoding and content hash', 'tensor-frame rejections', 'tensor-frame int8 quantization',
+    'tensor-frame encoding (one frame per tensor, refusals)'],
   'model-compute': ['§2 forward pass (logits within 1e-4)', '§2 forward pass (loss within 1e-4)', '§2, §5 KV-cache inference (logits within 1e-4)',
     '§5 backward pipeline (gradients)', '§5 graph inputs and outputs', '§4 parameter init (first values, bit for bit)', '§7 content hash']
 }

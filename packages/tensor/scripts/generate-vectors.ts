@@ -70,7 +70,8 @@ function patch (frame: Uint8Array, edit: (view: DataView, bytes: Uint8Array) => 
 }
 
 mkdirSync(outDir, { recursive: true })
-for (const f of readdirSync(outDir)) if (f.endsWith('.json')) rmSync(join(outDir, f))
+// conversions.py writes convert-*.json and encoding.py encoding.json: those stay
+for (const f of readdirSync(outDir)) if (f.endsWith('.json') && !f.startsWith('convert-') && f !== 'encoding.json') rmSync(join(outDir, f))
 
 const f32 = (xs: number[]): Float32Array => new Float32Array(xs)
 

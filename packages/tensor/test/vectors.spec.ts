@@ -30,8 +30,9 @@ interface Vector {
 }
 
 const allFiles = readdirSync(vectorsDir).filter((f) => f.endsWith('.json')).sort()
-// convert-*.json are conversion vectors (written by conversions.py), the rest are frames
-const files = allFiles.filter((f) => !f.startsWith('convert-'))
+// convert-*.json are conversion vectors (written by conversions.py), encoding.json the encoder's cases (encoding.py),
+// the rest are frames
+const files = allFiles.filter((f) => !f.startsWith('convert-') && f !== 'encoding.json')
 const vectors = files.map((f) => ({ file: f, v: JSON.parse(readFileSync(join(vectorsDir, f), 'utf8')) as Vector }))
 const validVectors = vectors.filter(({ v }) => v.error === undefined)
 const invalidVectors = vectors.filter(({ v }) => v.error !== undefined)
@@ -171,6 +172,30 @@ describe('specs/tensor-frame/vectors conversions (convert-*.json)', () => {
       expect(got & 0x0200).toBe(0x0200)
     } else {
       expect(got).toBe(v.bits)
+    }
+  })
+})
+
+describe('specs/tensor-frame/vectors/encoding.json (Encoding rules: one frame per tensor, refusals)', () => {
+  interface EncodeCase { name: string, tensor: { dtype: string, shape: number[], name?: string, dataHex: string, blockSize?: number, scalesHex?: string }, frame?: string, error?: string }
+  const cases = (JSON.parse(readFileSync(join(vectorsDir, 'encoding.json'), 'utf8')) as { cases: EncodeCase[] }).cases
+  const ARRAYS: Record<string, { new (b: ArrayBuffer, o: number, n: number): ArrayLike<unknown>, BYTES_PER_ELEMENT: number }> = {
+    float32: Float32Array, float16: Uint16Array, bfloat16: Uint16Array, int8: Int8Array, int32: Int32Array, int64: BigInt64Array
+  }
+  it.each(cases)('$name', ({ tensor: t, frame, error }) => {
+    const bytes = unhex(t.dataHex)
+    const A = ARRAYS[t.dtype] ?? Uint8Array
+    const tensor: any = { dtype: t.dtype, shape: t.shape, data: new A(bytes.buffer as ArrayBuffer, 0, bytes.byteLength / A.BYTES_PER_ELEMENT) }
+    if (t.name !== undefined) tensor.name = t.name
+    if (t.dtype === 'int8') {
+      const s = unhex(t.scalesHex ?? '')
+      tensor.blockSize = t.blockSize
+      tensor.scales = new Float32Array(s.buffer as ArrayBuffer, 0, s.byteLength / 4)
+    }
+    if (error !== undefined) {
+      expect(() => encodeTensorFrame(tensor as Tensor)).toThrow(expect.objectContaining({ name: error }))
+    } else {
+      expect(Buffer.from(encodeTensorFrame(tensor as Tensor)).toString('hex')).toBe(frame)
     }
   })
 })

@@ -274,6 +274,12 @@ def handle(req):
         if 'scales' in t:
             t['scales'] = [TF.json_float(x) for x in t['scales']]
         return t
+    if op == 'tensor.encode':
+        t = req['tensor']
+        try:
+            return {'frame': TF.encode(t['dtype'], t['shape'], t.get('name'), unhex(t['dataHex']), t.get('blockSize', 0), unhex(t.get('scalesHex', ''))).hex()}
+        except TF.FrameError as e:
+            return {'error': e.name, 'message': str(e)}
     if op == 'tensor.quantizeInt8':
         try:
             values, scales = TF.quantize_int8([float(x) for x in req['values']], req['blockSize'])

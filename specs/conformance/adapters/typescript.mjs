@@ -350,6 +350,20 @@ async function handle (r) {
       if (t.dtype === 'int8') { out.blockSize = t.blockSize; out.scales = Array.from(t.scales, floatOut) }
       return out
     }
+    case 'tensor.encode': {
+      // the tensor's element bytes as the typed array of its dtype (an unknown dtype gets bytes: the encoder refuses it first)
+      const t = r.tensor
+      const bytes = unhex(t.dataHex)
+      const ARRAYS = { float32: Float32Array, float16: Uint16Array, bfloat16: Uint16Array, int8: Int8Array, int32: Int32Array, int64: BigInt64Array }
+      const A = ARRAYS[t.dtype] ?? Uint8Array
+      const tensor = { dtype: t.dtype, shape: t.shape, data: new A(bytes.buffer, 0, bytes.byteLength / A.BYTES_PER_ELEMENT) }
+      if (t.name !== undefined) tensor.name = t.name
+      if (t.dtype === 'int8') {
+        const s = unhex(t.scalesHex)
+        Object.assign(tensor, { blockSize: t.blockSize, scales: new Float32Array(s.buffer, 0, s.byteLength / 4) })
+      }
+      return { frame: hex((await tensorPkg()).encodeTensorFrame(tensor)) }
+    }
     case 'tensor.quantizeInt8': {
       const q = (await tensorPkg()).quantizeInt8(new Float32Array(r.values.map(Number)), { blockSize: r.blockSize })
       return { values: Array.from(q.data), scales: Array.from(q.scales, floatOut) }

@@ -89,6 +89,51 @@ def decode(b: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
     return out
 
 
+CODES = {name: code for code, (name, _) in DTYPES.items()}
+
+
+def encode(dtype, shape, name, data: bytes, block_size=0, scales: bytes = b''):
+    """§ Encoding rules: the one frame of a tensor given by dtype name, dims, name (str or None), the element
+    bytes (little-endian, row-major) and for int8 blockSize and the scales' bytes; or the table's refusal"""
+    if dtype not in CODES:
+        raise FrameError('UnknownDtypeError', f'dtype {dtype!r}')
+    if len(shape) > 8:
+        raise FrameError('InvalidShapeError', f'rank {len(shape)}')
+    numel = 1
+    for d in shape:
+        if not isinstance(d, int) or d < 0 or d > MAX_SAFE:
+            raise FrameError('InvalidShapeError', f'dim {d}')
+        numel *= d
+    if numel > MAX_SAFE:
+        raise FrameError('InvalidShapeError', 'more than 2^53 - 1 elements')
+    size = DTYPES[CODES[dtype]][1] or 1
+    if len(data) != size * numel:
+        raise FrameError('InvalidShapeError', f'{len(data)} bytes of elements for {numel} elements')
+    if dtype == 'int8':
+        if not 1 <= block_size <= 2 ** 24:
+            raise FrameError('InvalidParametersError', f'block size {block_size}')
+        n_blocks = -(-numel // block_size)
+        if len(scales) != 4 * n_blocks:
+            raise FrameError('InvalidShapeError', f'{len(scales) // 4} scales for {n_blocks} blocks')
+        for bits in struct.unpack(f'<{n_blocks}I', scales):
+            s = struct.unpack('<f', struct.pack('<I', bits))[0]
+            if bits >> 31 or math.isnan(s) or math.isinf(s) or s > MAX_INT8_SCALE:
+                raise FrameError('MalformedFrameError', 'invalid int8 scale')
+        if 0x80 in data:
+            raise FrameError('MalformedFrameError', 'int8 value -128')
+    else:
+        block_size, scales = 0, b''
+    try:
+        name_bytes = (name or '').encode('utf-8')
+    except UnicodeEncodeError:
+        raise FrameError('InvalidNameError', 'name has no UTF-8 encoding')
+    if len(name_bytes) > 1024:
+        raise FrameError('InvalidNameError', 'name longer than 1024 bytes')
+    head = struct.pack('<4sBBBBHHI', b'NSTF', 1, CODES[dtype], len(shape), 0, len(name_bytes), 0, block_size)
+    head += b''.join(struct.pack('<Q', d) for d in shape) + name_bytes
+    return head + bytes(align8(len(head)) - len(head)) + scales + data
+
+
 def quantize_int8(xs, block_size: int):
     """§ int8 quantization: (values, scales)"""
     xs = [fround(x) for x in xs]
