@@ -18,7 +18,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { Command, NodeInit } from './node.js'
-import type { TrainBatch } from '../src/index.js'
+import type { RecoveryTiming, TrainBatch } from '../src/index.js'
 import type { ChildProcess } from 'node:child_process'
 
 const results: Record<string, unknown> = { date: new Date().toISOString(), loadavg: loadavg(), node: process.version, processes: true }
@@ -213,7 +213,8 @@ async function benchFailover (kills: number): Promise<void> {
   const want = (await driver.call<{ ids: number[] }>({ op: 'decode', prompt, n: 12 })).ids
   // mirrored standbys (spec 1.4.0) and the replay they replace, kill by kill in turn, in the same run
   const modes = (process.env.MODES ?? 'mirror,replay').split(',') as Array<'mirror' | 'replay'>
-  const per = new Map(modes.map(m => [m, { failoverMs: [] as number[], detectedMs: [] as number[], tokenMs: [] as number[], identical: 0, observed: 0, switched: 0 }]))
+  const phases = ['detect', 'reroute', 'embed', 'link', 'chain', 'total'] as const
+  const per = new Map(modes.map(m => [m, { failoverMs: [] as number[], detectedMs: [] as number[], tokenMs: [] as number[], identical: 0, observed: 0, switched: 0, recoveries: [] as RecoveryTiming[], outside: [] as number[] }]))
   try {
     for (let k = 0; k < kills * modes.length; k++) {
       const mode = modes[k % modes.length]
@@ -225,7 +226,12 @@ async function benchFailover (kills: number): Promise<void> {
         await victim.exited
         return null
       }
-      const got = await driver.call<{ ids: number[], ms: number[], failovers: number, switches: number, detectedMs?: number }>({ op: 'generate', prompt, n: 12, killAfter: 5, mirror: mode === 'mirror' })
+      const got = await driver.call<{ ids: number[], ms: number[], failovers: number, switches: number, detectedMs?: number, recoveries: RecoveryTiming[] }>({ op: 'generate', prompt, n: 12, killAfter: 5, mirror: mode === 'mirror' })
+      if (got.recoveries.length === 1) {
+        m.recoveries.push(got.recoveries[0])
+        // the rest of the death-to-token time: the generator resuming before it writes the failed request, and the token's way to the caller
+        m.outside.push(got.ms[5] - got.recoveries[0].ms.total)
+      }
       if (got.detectedMs != null) m.detectedMs.push(got.detectedMs)
       if (got.ids.join() === want.join()) m.identical++
       m.observed += got.failovers > 0 ? 1 : 0
@@ -247,6 +253,8 @@ async function benchFailover (kills: number): Promise<void> {
         detectedMs: { p50: median(m.detectedMs), p99: pct(m.detectedMs, 99), max: Math.max(...m.detectedMs) },
         everyFailoverMs: m.failoverMs,
         everyDetectedMs: m.detectedMs,
+        // the Driver's phase times of each recovery (pipeline:recovered), in kill order
+        recoveries: m.recoveries,
         normalTokenMs: { p50: median(m.tokenMs), p99: pct(m.tokenMs, 99) }
       }
       r[mode] = x
@@ -255,6 +263,10 @@ async function benchFailover (kills: number): Promise<void> {
         [`${label}: time from the Worker's death to the next token`, `p50 ${f(x.failoverMs.p50)} ms, p99 ${f(x.failoverMs.p99)} ms, max ${f(x.failoverMs.max)} ms (goal p99 ≤ 200 ms)`],
         [`${label}: death to the Driver's failover event`, `p50 ${f(x.detectedMs.p50)} ms, p99 ${f(x.detectedMs.p99)} ms, max ${f(x.detectedMs.max)} ms (${m.detectedMs.length} kills)`],
         [`${label}: the five slowest failovers`, [...m.failoverMs].sort((a, b) => b - a).slice(0, 5).map(v => `${f(v, 1)} ms`).join(', ')],
+        [`${label}: phases on the Driver, p50 / p99 ms (${m.recoveries.length} recoveries): detect (failed request written → failure seen), reroute (ban, route, standbys), embed, chain (INFER on the new chain → answer; of it link: stream opening), total; outside (resume before the write, token to the caller)`,
+          [...phases.map(k => `${k} ${f(median(m.recoveries.map(r => r.ms[k])), 1)} / ${f(pct(m.recoveries.map(r => r.ms[k]), 99), 1)}`), `outside ${f(median(m.outside), 1)} / ${f(pct(m.outside, 99), 1)}`].join(', ')],
+        [`${label}: phases of the five slowest recoveries (total: detect + reroute + embed + chain [link], ms)`,
+          [...m.recoveries].sort((a, b) => b.ms.total - a.ms.total).slice(0, 5).map(r => `${f(r.ms.total, 0)}: ${f(r.ms.detect, 0)} + ${f(r.ms.reroute, 0)} + ${f(r.ms.embed, 0)} + ${f(r.ms.chain, 0)} [${f(r.ms.link, 0)}]${r.attempts > 1 ? ` (${r.attempts} attempts)` : ''}`).join('; ')],
         [`${label}: normal token latency, same runs`, `p50 ${f(x.normalTokenMs.p50)} ms, p99 ${f(x.normalTokenMs.p99)} ms`],
         [`${label}: identical generations / failovers seen / standby switches`, `${m.identical} / ${kills}, ${m.observed} / ${kills}, ${m.switched} / ${kills}`]
       )

@@ -10,7 +10,7 @@ import { createNeuroShardHost } from '@neuroshard/host'
 import { buildModelGraph, initParameter, modelParameters, preset, shardParameters } from '@neuroshard/model'
 import { createShardExecutor, float32, int64, warmupCosine } from '@neuroshard/runtime'
 import { createPipelineStage, pipeline, spanRoles, staticRouter } from '../src/index.js'
-import type { Pipeline, PipelineStage, RouteHop, TrainBatch } from '../src/index.js'
+import type { Pipeline, PipelineStage, RecoveryTiming, RouteHop, TrainBatch } from '../src/index.js'
 import type { NeuroShardHost } from '@neuroshard/host'
 import type { ModelConfig, PresetName } from '@neuroshard/model'
 import type { AdamWOptions, ShardExecutor } from '@neuroshard/runtime'
@@ -153,12 +153,15 @@ async function localDecode (prompt: number[], n: number): Promise<{ ids: number[
   return { ids, ms }
 }
 
-async function decode (prompt: number[], n: number, killAfter?: number, mirror?: boolean): Promise<{ ids: number[], ms: number[], failovers: number, switches: number, detectedMs?: number }> {
+async function decode (prompt: number[], n: number, killAfter?: number, mirror?: boolean): Promise<{ ids: number[], ms: number[], failovers: number, switches: number, detectedMs?: number, recoveries: RecoveryTiming[] }> {
   const ids: number[] = []
   const ms: number[] = []
   let failovers = 0
   let switches = 0
   const onSwitch = (): void => { switches++ }
+  // the Driver's phase times of each recovery (`pipeline:recovered`)
+  const recoveries: RecoveryTiming[] = []
+  const onRecovered = (e: CustomEvent<RecoveryTiming>): void => { recoveries.push(e.detail) }
   // failover bench: when the Driver saw the failure (its failover event), ms after the kill was confirmed
   let killedAt: number | undefined
   let detectedMs: number | undefined
@@ -168,6 +171,7 @@ async function decode (prompt: number[], n: number, killAfter?: number, mirror?:
   }
   host!.services.pipeline.addEventListener('pipeline:failover', onFailover)
   host!.services.pipeline.addEventListener('pipeline:switched', onSwitch)
+  host!.services.pipeline.addEventListener('pipeline:recovered', onRecovered)
   try {
     let t0 = performance.now()
     for await (const t of host!.services.pipeline.generate(prompt, { maxNewTokens: n, ...(mirror != null ? { mirror } : {}) })) {
@@ -184,8 +188,9 @@ async function decode (prompt: number[], n: number, killAfter?: number, mirror?:
   } finally {
     host!.services.pipeline.removeEventListener('pipeline:failover', onFailover)
     host!.services.pipeline.removeEventListener('pipeline:switched', onSwitch)
+    host!.services.pipeline.removeEventListener('pipeline:recovered', onRecovered)
   }
-  return { ids, ms, failovers, switches, ...(detectedMs != null ? { detectedMs } : {}) }
+  return { ids, ms, failovers, switches, recoveries, ...(detectedMs != null ? { detectedMs } : {}) }
 }
 
 /** Ask the parent something and wait for its answer (used by the failover benchmark to kill a Worker) */

@@ -36,7 +36,7 @@ export { peerBytes, peerFromBytes } from './peer.js'
 export { errorFromResponse } from './pipeline.js'
 export { generateRemote } from './client.js'
 export type { GenerateDialer, RemoteGenerateOptions } from './client.js'
-export type { GenerateOptions, GeneratedToken, SpeculativeRound, Pipeline, PipelineComponents, PipelineEvents, PipelineInit, TrainBatch, TrainStepOptions, TrainStepResult } from './pipeline.js'
+export type { GenerateOptions, GeneratedToken, SpeculativeRound, Pipeline, PipelineComponents, PipelineEvents, PipelineInit, RecoveryTiming, TrainBatch, TrainStepOptions, TrainStepResult } from './pipeline.js'
 export { Kind, Request as PipelineRequest, Response as PipelineResponse, Hop as PipelineHop, Sampling as PipelineSampling, GenerateRequest, GenerateEvent, DraftToken as PipelineDraftToken } from './pb/pipeline.js'
 
 /**

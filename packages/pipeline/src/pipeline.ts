@@ -221,6 +221,38 @@ export interface PipelineEvents {
   'pipeline:failover': CustomEvent<{ peer: PeerId, hop: number, error: Error }>
   /** A generation replaced hop `hop` (`peer`, failed or out of KV room) with its mirrored standby at `position`: nothing replayed */
   'pipeline:switched': CustomEvent<{ peer: PeerId, standby: PeerId, hop: number, position: number }>
+  /** A generation produced its first token after a failover (or a move off a full hop): where the time went */
+  'pipeline:recovered': CustomEvent<RecoveryTiming>
+}
+
+/**
+ * Phases of one recovery, ms (`performance.now()` differences on the Driver). A recovery is every failed attempt from
+ * the first failure to the next token; the phases are summed over them (`attempts`).
+ */
+export interface RecoveryTiming {
+  /** The hop that failed first */
+  hop: number
+  /** A mirrored standby was switched in (no replay) */
+  switched: boolean
+  /** Tokens the Driver sent down the chain in the attempt that produced the token (1 for a switch, the whole sequence for a replay) */
+  tokens: number
+  /** Attempts that failed before the token came (≥ 1) */
+  attempts: number
+  /** `detect` and `reroute` are summed over the failed attempts; `embed`, `link` and `chain` are the attempt that produced the token */
+  ms: {
+    /** From writing the failed request to its failure (the dead peer's stream reset or connection close seen) */
+    detect: number
+    /** Reporting the failure (ban), choosing the next route or standby, and the new route's standbys */
+    reroute: number
+    /** The Driver's own stage on the chunk sent next (embedding) */
+    embed: number
+    /** Of `chain`: opening the session stream to the new first hop (0 when a spare stream or an open one was used) */
+    link: number
+    /** The INFER sent on the new chain until its answer (the hops' compute, their messages, any replay) */
+    chain: number
+    /** From writing the first failed request to the token's answer (`detect` + `reroute` + `embed` + `chain` + the rest) */
+    total: number
+  }
 }
 
 export interface Pipeline extends Startable {
@@ -384,7 +416,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly sessionTtlMs: number
   private readonly maxSessionLinks: number
   /** Outbound session streams: `${session}/${hop}/${peer}` → link */
-  private readonly links = new Map<string, { stream: Stream, messages: FramedStream, writes: Promise<unknown>, reads: Promise<unknown>, lastUsed: number }>()
+  private readonly links = new Map<string, { stream: Stream, messages: FramedStream, writes: Promise<unknown>, reads: Promise<unknown>, lastUsed: number, openMs: number }>()
   private readonly subStageThreads?: number
   private readonly tiedReplica: boolean
   private readonly replicas = new Map<PipelineStage, TiedReplica>()
@@ -410,7 +442,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   /** Links (by link key) that failed under a direct request's acknowledgement: the next request on them fails at once */
   private readonly brokenLinks = new Map<string, Error>()
   /** Session links whose stream is being opened, by link key */
-  private readonly openingLinks = new Map<string, Promise<{ stream: Stream, messages: FramedStream, writes: Promise<void>, reads: Promise<unknown>, lastUsed: number }>>()
+  private readonly openingLinks = new Map<string, Promise<{ stream: Stream, messages: FramedStream, writes: Promise<void>, reads: Promise<unknown>, lastUsed: number, openMs: number }>>()
   private readonly mirrorStandbys: boolean
   /** Mirror links (by link key) whose standby fell out of step (a refused or failed mirror): no more mirrors there, by when */
   private readonly deadMirrors = new Map<string, number>()
@@ -901,12 +933,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           const spare = this.takeSpare(hex(route[hop].peer))
           let stream = spare?.stream
           let messages = spare?.messages
+          const t0 = performance.now()
           if (stream == null || messages == null) {
             const open = AbortSignal.any([AbortSignal.timeout(this.timeout), ...(signal != null ? [signal] : [])])
             stream = await this.components.connectionManager.openStream(peer, PIPELINE_SESSION_PROTOCOL, { signal: open })
             messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout })
           }
-          const l = { stream, messages, writes: Promise.resolve(), reads: Promise.resolve(), lastUsed: Date.now() }
+          // how long opening it took (0: a spare adopted), for the recovery timing
+          const l = { stream, messages, writes: Promise.resolve(), reads: Promise.resolve(), lastUsed: Date.now(), openMs: performance.now() - t0 }
           this.links.set(key, l)
           return l
         })()
@@ -1614,10 +1648,18 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     let switched = false // a standby was switched in: hops may hold the chunk that was lost (`rollback`)
     let text = ''
     let retries = 0
+    /** Phase times of a recovery in progress (from the first failed attempt to the next token: `pipeline:recovered`) */
+    let recovery: { hop: number, since: number, attempts: number, detect: number, reroute: number } | undefined
+    const failedAttempt = (hop: number, sent: number, failed: number): void => {
+      recovery ??= { hop, since: sent, attempts: 0, detect: 0, reroute: 0 }
+      recovery.attempts++
+      recovery.detect += failed - sent
+    }
     try {
       for (let produced = 0; produced < maxNew;) {
         if (signal?.aborted === true) throw new AbortError('generation aborted')
         const chunk = all.slice(position)
+        const tEmbed = performance.now()
         const h0 = (await stage.embed!.forward({ input_ids: int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]) })).hidden
         // `rollback`: after a switch this node's own cache may hold the lost chunk too
         const h = await this.runStageInference(stage, session, position, h0, true)
@@ -1628,11 +1670,17 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate, rollback: switched, standbys: mirrors })
         if (mirrors.length > 1 && mirrors[1].length > 0) this.mirrorTo(req, mirrors[1], false)
         watch = this.watchFor(watch, route, session)
+        const firstLink = this.linkKey(session, 1, route[1].peer)
+        const hadLink = this.links.has(firstLink)
+        const tSend = performance.now()
         const res = await this.sendInfer(route, req, watch, signal)
+        const tAnswer = performance.now()
         if (hopLost(res)) {
+          failedAttempt(res.failedHop, tSend, tAnswer)
           const err = this.failover(router, route, res)
           if (++retries > maxRetries) throw err
           await replace(err.hop)
+          recovery!.reroute += performance.now() - tAnswer
           continue
         }
         if (res.error === KvCacheFullError.name && res.failedHop >= 1 && res.failedHop < route.length) {
@@ -1643,21 +1691,30 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           const peer = peerFromBytes(route[k].peer)
           this.log('hop %d (%p) has no KV room for the session: %s', k, peer, res.message)
           full.push(peer)
+          failedAttempt(k, tSend, tAnswer)
           const r = route
           void this.send(r, k, emptyRequest({ kind: Kind.CLOSE, session, hop: k, route: r }), AbortSignal.timeout(this.timeout)).catch(() => {})
           this.dropSessionLink(session, k, r[k].peer)
           await replace(k)
+          recovery!.reroute += performance.now() - tAnswer
           continue
         }
         if ((res.error === UnknownSessionError.name || res.error === SessionPositionError.name) && position > 0) {
           // a hop lost the session (expired, evicted, restarted), or a switched-in standby was not in step: replay the
           // sequence on the same chain
           if (++retries > maxRetries) throw errorFromResponse(res)
+          failedAttempt(res.failedHop, tSend, tAnswer)
           position = 0
           switched = false
           continue
         }
         if (res.error !== '') throw errorFromResponse(res)
+        if (recovery != null) {
+          const l = this.links.get(firstLink)
+          const ms = { detect: recovery.detect, reroute: recovery.reroute, embed: tSend - tEmbed, link: !hadLink && l != null ? l.openMs : 0, chain: tAnswer - tSend, total: tAnswer - recovery.since }
+          this.safeDispatchEvent('pipeline:recovered', { detail: { hop: recovery.hop, switched, tokens: chunk.length, attempts: recovery.attempts, ms } })
+          recovery = undefined
+        }
         switched = false
         const id = res.token
         if (!(id >= 0 && id < config.vocabSize)) throw new RemotePipelineError(`the Validator sampled token ${id}`, 'InvalidTokenError')

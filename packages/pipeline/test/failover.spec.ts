@@ -8,7 +8,7 @@ import { preset } from '@neuroshard/model'
 import { staticRouter } from '../src/index.js'
 import { monolith, referenceGreedy, startChain, stopAll, weights } from './helpers.js'
 import type { PipelineHost } from './helpers.js'
-import type { PipelineStage } from '../src/index.js'
+import type { PipelineStage, RecoveryTiming } from '../src/index.js'
 import type { ShardExecutor } from '@neuroshard/runtime'
 
 const config = preset('tiny')
@@ -40,7 +40,10 @@ describe('failover', () => {
     const [driver, w1a, , w2a] = hosts
     const failovers: Array<{ peer: string, hop: number }> = []
     driver.services.pipeline.addEventListener('pipeline:failover', (e) => { failovers.push({ peer: e.detail.peer.toString(), hop: e.detail.hop }) })
+    // the phase times of each recovery, with the number of tokens produced before it
+    const recoveries: Array<RecoveryTiming & { at: number }> = []
     const got: number[] = []
+    driver.services.pipeline.addEventListener('pipeline:recovered', (e) => { recoveries.push({ ...e.detail, at: got.length }) })
     for await (const t of driver.services.pipeline.generate(prompt, { maxNewTokens: n })) {
       got.push(t.id)
       if (got.length === 5) await w2a.stop() // the failure is seen by W1a, which reports hop 2
@@ -48,6 +51,15 @@ describe('failover', () => {
     }
     expect(got).toEqual(want.ids)
     expect(failovers).toEqual([{ peer: w2a.peerId.toString(), hop: 2 }, { peer: w1a.peerId.toString(), hop: 1 }])
+    // one recovery per failure, reported with the token that ended it: a switch sends the one token, a replay the sequence
+    expect(recoveries.map(r => [r.hop, r.at, r.attempts])).toEqual([[2, 5, 1], [1, 12, 1]])
+    for (const r of recoveries) {
+      expect(r.tokens).toBe(r.switched ? 1 : prompt.length + r.at)
+      const { detect, reroute, embed, link, chain, total } = r.ms
+      for (const v of [detect, reroute, embed, link, chain]) expect(v).toBeGreaterThanOrEqual(0)
+      expect(link).toBeLessThanOrEqual(chain)
+      expect(detect + reroute + embed + chain).toBeLessThanOrEqual(total + 1e-6)
+    }
     expect([...router.failed].sort()).toEqual([w1a.peerId.toString(), w2a.peerId.toString()].sort())
   })
 })
