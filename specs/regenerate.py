@@ -73,7 +73,7 @@ GENERATORS = {
 # vector files no generator writes: written by hand from the spec text (or inputs), each checked as said
 HAND_WRITTEN = {
     'framing/vectors/*.json': 'by hand from the framing rules; replayed by the Python adapter and packages/utils over libp2p streams',
-    'host/vectors/*.json': 'by hand; re-derived by host/vectors/check.py (Python, from the spec) and replayed by both adapters',
+    'host/vectors/*.json': 'by hand; swarm keys and identities re-derived by host/vectors/check.py, the rest by host/python/host.py (Python, from the spec, through the conformance adapter); replayed by both adapters',
     'layer-pool/vectors/assignment.json': 'by hand (§5 cases); replayed by both adapters',
     'layer-pool/vectors/chunks.json': 'by hand (transfer §1); replayed by both adapters and packages/layer-pool tests',
     'genesis-data/vectors/corpus.jsonl': 'an input (the corpus generate.mjs builds from)',

@@ -207,6 +207,22 @@ def host_checks(call):
         v = vec('host', f)
         r = call('host.recordSelect', key=v['key'], valuesHex=v['valuesHex'])
         yield 'host DHT record selection', f, r.get('best') == int(v['best']), r
+    # decision rules (host 1.4.0): P6, R9 address filter, R22 delays, R21 join state
+    for c in vec('host', 'p6-colocation.json')['cases']:
+        r = call('host.p6', ip=c['ip'], peers=c['peers'], privateSwarm=c['privateSwarm'])
+        yield 'host R20 P6 co-location penalty', c['description'], r.get('penalty') == c['penalty'], r
+    for c in vec('host', 'dht-addresses.json')['cases']:
+        r = call('host.dhtAddresses', filter=c['filter'], addrs=c['addrs'])
+        yield 'host R9 DHT peer addresses kept', c['description'], r.get('kept') == c['kept'], r
+    for c in vec('host', 'join-delay.json')['cases']:
+        r = call('host.joinDelay', attempt=c['attempt'], u=c['u'])
+        yield 'host R22 join retry delay', c['description'], r.get('delayMs') == c['delayMs'], r
+    for c in vec('host', 'join-rounds.json')['cases']:
+        r = call('host.joinRounds', target=c['target'], events=[e['input'] for e in c['events']])
+        got = r.get('states') or []
+        for i, e in enumerate(c['events']):
+            g = got[i] if i < len(got) else r
+            yield 'host R21 join state (sequences)', f'{c["description"]}: event {i} ({e["input"]["event"]})', g == e['expect'] and len(got) == len(c['events']), g
 
 
 def same_numbers(a, b):

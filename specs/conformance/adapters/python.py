@@ -302,6 +302,14 @@ def handle(req):
                 return {'valueHex': HOST.encode_record_value(int(req['sequence']), unhex(req['payloadHex'])).hex()}
             if op == 'host.recordSelect':
                 return {'best': HOST.select([unhex(x) for x in req['valuesHex']])}
+            if op == 'host.p6':
+                return {'penalty': HOST.p6(req['ip'], req['peers'], req['privateSwarm'])}
+            if op == 'host.dhtAddresses':
+                return {'kept': HOST.dht_addresses(req['filter'], req['addrs'])}
+            if op == 'host.joinDelay':
+                return {'delayMs': HOST.join_delay(req['attempt'], req['u'])}
+            if op == 'host.joinRounds':
+                return {'states': HOST.join_rounds(req['target'], req['events'])}
         except HOST.HostError as e:
             return {'error': e.name, 'message': str(e)}
         return None

@@ -324,6 +324,26 @@ async function handle (r) {
       return { sequence: v.sequence.toString(), payloadHex: hex(v.payload) }
     }
     case 'host.encodeRecordValue': return { valueHex: hex((await hostPkg()).encodeNeuroShardRecord({ sequence: BigInt(r.sequence), payload: unhex(r.payloadHex) })) }
+    case 'host.p6': {
+      // gossipsub's own score function with the score parameters of a host built by createNeuroShardHost (not started)
+      const node = await profileHost({ swarmKey: r.privateSwarm })
+      const { computeScore } = await import('../../../packages/host/node_modules/@libp2p/gossipsub/dist/src/score/compute-score.js')
+      const peers = new Set(Array.from({ length: r.peers }, (_, i) => `peer-${i}`))
+      const score = computeScore('peer-0', { topics: {}, knownIPs: new Set([r.ip]), behaviourPenalty: 0 }, node.services.pubsub.score.params, new Map([[r.ip, peers]]))
+      return { penalty: score === 0 ? 0 : score }
+    }
+    case 'host.dhtAddresses': {
+      // the peer-info mapper of the host's Kad-DHT, for a host built with that address filter
+      const node = await profileHost({ dhtAddressFilter: r.filter })
+      const { multiaddr } = await import('../../../packages/host/node_modules/@multiformats/multiaddr/dist/src/index.js')
+      const info = node.services.dht.peerInfoMapper({ id: node.peerId, multiaddrs: r.addrs.map(a => multiaddr(a)) })
+      return { kept: info.multiaddrs.map(String) }
+    }
+    case 'host.joinDelay': {
+      const H = await hostPkg()
+      return { delayMs: H.joinRetryDelay(r.attempt, H.JOIN_RETRY_INITIAL_DELAY_MS, H.JOIN_RETRY_MAX_DELAY_MS, H.JOIN_RETRY_BACKOFF_FACTOR, () => r.u) }
+    }
+    case 'host.joinRounds': return { states: await joinRounds(r.target, r.events) }
     case 'host.recordSelect': return { best: (await hostPkg()).selectNeuroShardRecord(new TextEncoder().encode(r.key), r.valuesHex.map(unhex)) }
     case 'tensor.convert': {
       const T = await tensorPkg()
@@ -811,6 +831,79 @@ async function handle (r) {
     }
     default: return undefined
   }
+}
+
+// hosts of the host profile built by createNeuroShardHost and never started (nothing listens), one per options
+const profileHosts = new Map()
+async function profileHost (opts) {
+  const k = JSON.stringify(opts)
+  if (!profileHosts.has(k)) {
+    const H = await hostPkg()
+    const { swarmKey, ...rest } = opts
+    profileHosts.set(k, await H.createNeuroShardHost({ start: false, listen: [], transports: { quic: false, webrtcDirect: false }, ...rest, ...(swarmKey === true ? { swarmKey: H.generateSwarmKey() } : {}) }))
+  }
+  return profileHosts.get(k)
+}
+
+// host R21: the package's joiner service with stand-in components (connections counted as the events say, dials that
+// change nothing), its timers captured instead of run, Math.random giving each event's draw u
+async function joinRounds (target, events) {
+  const H = await hostPkg()
+  const { peerIdFromPrivateKey } = await peerIdPkg()
+  const { generateKeyPairFromSeed } = await keysPkg()
+  const id = async (n) => peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(n)))
+  const self = await id(1)
+  const boot = await id(2)
+  let peers = 0
+  const events_ = new EventTarget()
+  const log = Object.assign(() => {}, { error: () => {}, trace: () => {} })
+  const components = {
+    peerId: self,
+    peerStore: { merge: async () => {}, all: async () => [] },
+    peerRouting: { getClosestPeers: async function * () {} },
+    connectionManager: {
+      openConnection: async () => ({ remotePeer: boot }),
+      getConnections: () => Array.from({ length: peers }, (_, i) => ({ remotePeer: { toString: () => `peer-${i}` } }))
+    },
+    events: events_,
+    logger: { forComponent: () => log }
+  }
+  const j = H.joiner({ bootstrap: [`/ip4/127.0.0.1/tcp/1/p2p/${boot.toString()}`], minPeers: target })(components)
+  let joined = 0
+  j.addEventListener('join:joined', () => { joined++ })
+  const { setTimeout: st, clearTimeout: ct } = globalThis
+  const random = Math.random
+  let pending = null
+  globalThis.setTimeout = (fn, ms) => { pending = { fn, ms }; return pending }
+  globalThis.clearTimeout = (t) => { if (t != null && t === pending) pending = null }
+  const out = []
+  try {
+    for (const e of events) {
+      Math.random = () => e.u ?? 0
+      const before = joined
+      if (e.event === 'start') {
+        await j.start()
+        await j.afterStart()
+      } else if (e.event === 'round') {
+        const p = pending
+        if (p == null) throw new Error('no round pending')
+        pending = null
+        peers = e.peers
+        p.fn()
+        await j.running
+      } else {
+        peers = e.peers
+        events_.dispatchEvent(new CustomEvent(e.event === 'connect' ? 'peer:connect' : 'peer:disconnect'))
+      }
+      out.push({ pendingMs: pending?.ms ?? null, attempt: j.attempt, joined: joined > before })
+    }
+  } finally {
+    globalThis.setTimeout = st
+    globalThis.clearTimeout = ct
+    Math.random = random
+    await j.stop()
+  }
+  return out
 }
 
 for await (const line of createInterface({ input: process.stdin })) {

@@ -83,3 +83,71 @@ def identity(data, mode):
         raise HostError('MalformedIdentityKeyError', 'not an Ed25519 private key')
     pub = bytes([0x08, 1, 0x12, 32]) + fields[2][32:]
     return _b58(bytes([0x00, len(pub)]) + pub)
+
+
+# ---- decision rules (README "Co-located peers (P6)", R9, R21, R22) ----
+import ipaddress  # noqa: E402
+import math  # noqa: E402
+
+# "Gossipsub" table: P6 exempt ranges; Definitions: loopback and private addresses
+EXEMPT = [ipaddress.ip_network(n) for n in ('127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16',
+                                            '169.254.0.0/16', 'fc00::/7', 'fe80::/10')]
+
+
+def _in(ranges, ip):
+    a = ipaddress.ip_address(ip)
+    return any(a.version == n.version and a in n for n in ranges)
+
+
+def p6(ip, peers, private_swarm):
+    """the P6 term of a peer on address `ip` that carries `peers` peers"""
+    if private_swarm or _in(EXEMPT, ip):
+        return 0
+    return -5 * (peers - 10) ** 2 if peers > 10 else 0
+
+
+def dht_addresses(filter_, addrs):
+    """R9: the addresses of a peer record kept ('all': every one; 'public': loopback and private IP addresses dropped)"""
+    if filter_ == 'all':
+        return list(addrs)
+    kept = []
+    for a in addrs:
+        parts = a.split('/')
+        if len(parts) > 2 and parts[1] in ('ip4', 'ip6') and _in(EXEMPT, parts[2]):
+            continue
+        kept.append(a)
+    return kept
+
+
+def join_delay(attempt, u):
+    """R22: roundHalfUp(d/2 + u*d/2) ms, d = min(30000, 500 * 2^(attempt-1))"""
+    d = min(30000.0, 500.0 * 2.0 ** (attempt - 1))
+    return math.floor(d / 2 + u * d / 2 + 0.5)
+
+
+def join_rounds(target, events):
+    """R21 join state: events [{event: start|round|connect|disconnect, peers, u}] -> per event
+    {pendingMs (the pending round's delay, or None), attempt, joined (the event made the host join)}"""
+    attempt, pending, out = 0, None, []
+    for e in events:
+        joined = False
+        kind, peers = e['event'], e.get('peers', 0)
+        if kind == 'start':
+            attempt, pending = 0, 0
+        elif kind == 'round':
+            if pending is None:
+                raise HostError('InvalidParametersError', 'no round pending')
+            pending = None
+            if peers >= target:
+                attempt, joined = 0, True
+            else:
+                attempt += 1
+                pending = join_delay(attempt, e['u'])
+        elif kind == 'connect':
+            if pending is not None and peers >= target:
+                pending, attempt, joined = None, 0, True
+        elif kind == 'disconnect':
+            if pending is None and peers < target:
+                attempt, pending = 0, join_delay(1, e['u'])
+        out.append({'pendingMs': pending, 'attempt': attempt, 'joined': joined})
+    return out
