@@ -214,6 +214,13 @@ def host_checks(call):
     for c in vec('host', 'dht-addresses.json')['cases']:
         r = call('host.dhtAddresses', filter=c['filter'], addrs=c['addrs'])
         yield 'host R9 DHT peer addresses kept', c['description'], r.get('kept') == c['kept'], r
+    for c in vec('host', 'profile.json')['cases']:
+        r = call('host.profile', options=c['options'])
+        if 'error' in c:
+            yield 'host profile (Protocol ids, R1, R2, R4, R6, R7, R13-R16, R18, R19)', c['description'], *expect_error(r, c['error'])
+        else:
+            p = r.get('profile') or {}
+            yield 'host profile (Protocol ids, R1, R2, R4, R6, R7, R13-R16, R18, R19)', c['description'], {k: p.get(k) for k in c['expect']} == c['expect'], r
     for c in vec('host', 'join-delay.json')['cases']:
         r = call('host.joinDelay', attempt=c['attempt'], u=c['u'])
         yield 'host R22 join retry delay', c['description'], r.get('delayMs') == c['delayMs'], r

@@ -306,6 +306,8 @@ def handle(req):
                 return {'penalty': HOST.p6(req['ip'], req['peers'], req['privateSwarm'])}
             if op == 'host.dhtAddresses':
                 return {'kept': HOST.dht_addresses(req['filter'], req['addrs'])}
+            if op == 'host.profile':
+                return {'profile': HOST.profile(req['options'])}
             if op == 'host.joinDelay':
                 return {'delayMs': HOST.join_delay(req['attempt'], req['u'])}
             if op == 'host.joinRounds':

@@ -339,6 +339,39 @@ async function handle (r) {
       const info = node.services.dht.peerInfoMapper({ id: node.peerId, multiaddrs: r.addrs.map(a => multiaddr(a)) })
       return { kept: info.multiaddrs.map(String) }
     }
+    case 'host.profile': {
+      // a host built by createNeuroShardHost with these options (not started: nothing listens), read back from libp2p
+      const H = await hostPkg()
+      const { swarmKey, ...rest } = r.options
+      const node = await H.createNeuroShardHost({ start: false, ...rest, ...(swarmKey === true ? { swarmKey: H.generateSwarmKey() } : {}) })
+      const c = node.components.components ?? node.components
+      const listen = c.addressManager.getListenAddrs().map(String)
+      const transports = c.transportManager.getTransports().map(t => t[Symbol.toStringTag])
+      const o = node.services.pubsub.opts
+      return {
+        profile: {
+          listenHosts: [...new Set(listen.map(a => a.split('/')[2]))].sort(),
+          tcpListen: listen.some(a => a.includes('/tcp/')),
+          quic: transports.includes('quic'),
+          webrtcDirect: transports.includes('@libp2p/webrtc-direct'),
+          noise: c.upgrader.connectionEncrypters.has('/noise'),
+          yamux: c.upgrader.streamMuxers.has('/yamux/1.0.0'),
+          protector: c.connectionProtector?.tag ?? null,
+          pnetNonceTimeoutMs: c.connectionProtector?.timeout ?? null,
+          identify: node.services.identify.protocol,
+          ping: node.services.ping.protocol,
+          kadProtocol: node.services.dht.protocol,
+          kadK: node.services.dht.k,
+          gossipsub: {
+            protocols: node.services.pubsub.protocols, D: o.D, Dlo: o.Dlo, Dhi: o.Dhi, heartbeatMs: o.heartbeatInterval, floodsub: o.fallbackToFloodsub,
+            signaturePolicy: node.services.pubsub.globalSignaturePolicy, maxRpcBytes: o.maxInboundDataLength, maxOutboundBufferBytes: o.maxOutboundBufferSize
+          },
+          mdns: Object.keys(c).some(k => k.startsWith('peer-discovery-')),
+          upnp: node.services.upnp != null,
+          relayHop: node.services.relay != null
+        }
+      }
+    }
     case 'host.joinDelay': {
       const H = await hostPkg()
       return { delayMs: H.joinRetryDelay(r.attempt, H.JOIN_RETRY_INITIAL_DELAY_MS, H.JOIN_RETRY_MAX_DELAY_MS, H.JOIN_RETRY_BACKOFF_FACTOR, () => r.u) }

@@ -151,3 +151,30 @@ def join_rounds(target, events):
                 attempt, pending = 0, join_delay(1, e['u'])
         out.append({'pendingMs': pending, 'attempt': attempt, 'joined': joined})
     return out
+
+
+def profile(options):
+    """What a host configured with `options` runs (Protocol ids, the Kad-DHT and Gossipsub tables, R1, R2, R4, R6, R7,
+    R13-R16, R18, R19), as the runner's `host.profile` reports it; InvalidParametersError for a configuration R4 refuses"""
+    private = bool(options.get('swarmKey'))
+    tr = options.get('transports', {})
+    if private and (tr.get('quic') is True or tr.get('webrtcDirect') is True):
+        raise HostError('InvalidParametersError', 'QUIC and WebRTC-direct bypass the pnet protector')
+    quic = not private and tr.get('quic', True)
+    webrtc = not private and tr.get('webrtcDirect', True)
+    listen = options.get('listen')
+    if listen is None:   # R2: loopback only; one address per transport (walk-through step 1)
+        listen = ['/ip4/127.0.0.1/tcp/0'] + (['/ip4/127.0.0.1/udp/0/quic-v1'] if quic else []) + (['/ip4/127.0.0.1/udp/0/webrtc-direct'] if webrtc else [])
+    for a in listen:
+        if private and ('/tcp/' not in a or '/quic' in a or '/webrtc' in a or '/ws' in a):
+            raise HostError('InvalidParametersError', f'{a} is not TCP: a private swarm runs over TCP only')
+    return {
+        'listenHosts': sorted({a.split('/')[2] for a in listen}),
+        'tcpListen': any('/tcp/' in a for a in listen),
+        'quic': quic, 'webrtcDirect': webrtc, 'noise': True, 'yamux': True,
+        'protector': '/key/swarm/psk/1.0.0/' if private else None, 'pnetNonceTimeoutMs': 5000 if private else None,
+        'identify': '/ipfs/id/1.0.0', 'ping': '/ipfs/ping/1.0.0', 'kadProtocol': '/neuroshard/kad/1.0.0', 'kadK': 20,
+        'gossipsub': {'protocols': ['/meshsub/1.2.0', '/meshsub/1.1.0', '/meshsub/1.0.0'], 'D': 6, 'Dlo': 4, 'Dhi': 12, 'heartbeatMs': 1000,
+                      'floodsub': False, 'signaturePolicy': 'StrictSign', 'maxRpcBytes': 4194304, 'maxOutboundBufferBytes': 64 * 1024 * 1024},
+        'mdns': options.get('mdns') is True, 'upnp': options.get('upnp') is True, 'relayHop': options.get('relayServer') is True,
+    }
