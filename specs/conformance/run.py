@@ -429,6 +429,16 @@ def ledger_checkpoint_checks(call):
             yield 'checkpoints C1, C4 deriving a proposal (errors, in order)', c['name'], r.get('snapshotHash') == c['snapshotHash'], r
 
 
+def ledger_validator_checks(call):
+    # validator.json (gen-validator.py): README §6.1 as sequences (signed, or the refusal in the order of 1.1.0)
+    v = vec('ponw-ledger', 'validator.json')
+    genesis = vec('ponw-ledger', 'genesis.json')
+    for q in v['sequences']:
+        r = call('ledger.validator', genesis=genesis, secretKey=v['secretKey'], steps=without_expect(q['steps']))
+        yield from sequence_checks('§6.1 validator rule (signed or refused, in order)', q, 'steps', r, ('signed', 'error'),
+                                   lambda i, s: f'step {i} ({s["op"]})')
+
+
 def ledger_all(call):
     yield from ledger_genesis_checks(call)
     yield from ledger_checks(call)
@@ -437,6 +447,7 @@ def ledger_all(call):
     yield from ledger_identity_checks(call)
     yield from ledger_wire_checks(call)
     yield from ledger_checkpoint_checks(call)
+    yield from ledger_validator_checks(call)
 
 
 def model_checks(call):

@@ -26,6 +26,7 @@ from neuroshard_ledger.ledger import _Fail, digest, reporter_for  # noqa: E402
 from neuroshard_ledger.keystore import decrypt_keystore  # noqa: E402
 from neuroshard_ledger.binding import verify_binding  # noqa: E402
 from neuroshard_ledger import checkpoint as CP  # noqa: E402
+from neuroshard_ledger.validator import Validator as LedgerValidator  # noqa: E402  (README §6.1)
 
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tensor-frame', 'python'))
 import tensor_frame as TF  # noqa: E402
@@ -231,6 +232,21 @@ def handle(req):
             out.append(dict(o, frontier=frontier()))
         st.add_final([L.parse_certificate(chain, unhex(c))[0] for c in req.get('after', [])])
         return {'frontier': first, 'outcomes': out, 'snapshotHash': CP.snapshot_hash(CP.snapshot(st)).hex()}
+    if op == 'ledger.validator':
+        chain = chain_of(req['genesis'])
+        val, out = LedgerValidator(chain, 0, L.Wallet(unhex(req['secretKey']))), []
+        val.index = chain.validator_keys.index(val.wallet.public_key)
+        for s in req['steps']:
+            if s['op'] == 'final':
+                val.final(unhex(s['certificate']))
+                out.append({})
+                continue
+            try:
+                val.vote(unhex(s['signedTx']), s['nowMs'], [{'validator': e['validator'], 'signature': unhex(e['signature'])} for e in s.get('endorsements', [])])
+                out.append({'signed': True})
+            except L.LedgerError as e:
+                out.append({'error': e.name})
+        return {'outcomes': out}
     if op == 'ledger.deriveCheckpoint':
         chain = chain_of(req['genesis'])
         base = None

@@ -199,6 +199,29 @@ async function handle (r) {
         await rm(dir, { recursive: true, force: true })
       }
     }
+    case 'ledger.validator': {
+      // a validator's Ledger (level store in a temporary folder, its wallet the vector's key) fed final certificates and
+      // offered messages at the vector's clock: Ledger.vote signs or refuses (README §6.1)
+      const dir = await mkdtemp(join(tmpdir(), 'conformance-validator-'))
+      let now = 0
+      const l = await L.Ledger.open({ genesis: chainOf(r.genesis), path: dir, now: () => now, wallet: new L.Wallet(unhex(r.secretKey)) })
+      try {
+        const outcomes = []
+        for (const s of r.steps) {
+          if (s.op === 'final') { await l.addCertificates([unhex(s.certificate)]); outcomes.push({}); continue }
+          now = s.nowMs
+          try {
+            const endorsements = s.endorsements?.map(v => ({ validator: v.validator, signature: unhex(v.signature) }))
+            await l.vote(unhex(s.signedTx), endorsements != null ? { endorsements } : {})
+            outcomes.push({ signed: true })
+          } catch (err) { outcomes.push({ error: err.name }) }
+        }
+        return { outcomes }
+      } finally {
+        await l.close()
+        await rm(dir, { recursive: true, force: true })
+      }
+    }
     case 'ledger.deriveCheckpoint': {
       // a Ledger (level store in a temporary folder), with `base` installed first, that applied `applied`, re-derives the proposal
       const dir = await mkdtemp(join(tmpdir(), 'conformance-derive-'))

@@ -65,6 +65,9 @@ cases = [
     ('spans reaching outside [from, to) serve their part inside', [c('z', 0, 3, 1), c('a', 1, 3, 5), c('w', 3, 6, 1), c('t', 3, 4, 1.5)], 1, 4, {}, []),
     ('part of a full-model span serves the blocks after the Driver', [c('full', 0, 4, 3), c('v', 3, 4, 9)], 1, 4, {}, []),
     ('one hop over part of a long span beats two hops', [c('big', 1, 9, 4, 500), c('p', 1, 3, 3), c('q', 3, 5, 3)], 1, 5, {}, []),
+    ('§4: a peer excluded for this session (its KV cache full) is left out; the standby is another replica, never the excluded one',
+     [c('a', 1, 3, 1), c('b', 1, 3, 9), c('c', 1, 3, 20), c('v', 3, 4, 1)], 1, 4, {}, ['a']),
+    ('§4: when the excluded peers are the only ones covering a hop there is no chain', [c('a', 1, 3, 1), c('b', 1, 3, 9), c('v', 3, 4, 1)], 1, 4, {}, ['a', 'b']),
     ('a longer mixed chain', [c('p', 1, 2, 3), c('q', 2, 4, 4), c('r', 1, 4, 12), c('s', 4, 5, 2), c('t', 2, 5, 9), c('v', 5, 6, 1)], 1, 6, {}, []),
 ]
 out = []
