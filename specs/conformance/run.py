@@ -163,13 +163,22 @@ def files(spec, prefix=''):
 
 
 def framing_checks(call):
-    # specs/README.md "Framing": a receiver reads `count` messages (the vector's, plus one when it names an error)
+    # specs/README.md "Framing": a receiver reads `count` messages (the vector's, plus one when it names an error); rule 8:
+    # whether it reset the stream
     for f in files('framing'):
+        if f.startswith('write-'):
+            continue
         v = vec('framing', f)
         count = len(v.get('messages', [])) + (1 if v.get('error') else 0)
-        r = call('framing.read', stream=v['stream'], eof=v['eof'], maxMessageSize=v['maxMessageSize'], count=count)
+        r = call('framing.read', stream=v['stream'], eof=v['eof'], maxMessageSize=v['maxMessageSize'], count=count, timeoutMs=v.get('timeoutMs', 5000))
         ok = r.get('messages') == v.get('messages', []) and r.get('error') == v.get('error')
         yield 'framing rules 1-8 (order of checks)', f, ok, r
+        yield 'framing rule 8 (reset after a framing error)', f, r.get('reset') == v['reset'], r
+    # rules 1-2: a sender writes the bodies in order, each after its minimal prefix, and stops at the first over the cap
+    for f in files('framing', 'write-'):
+        v = vec('framing', f)
+        r = call('framing.write', messages=v['write'], maxMessageSize=v['maxMessageSize'])
+        yield 'framing rules 1-2 (senders)', f, (r.get('written'), r.get('error')) == (v['written'], v['error']), r
 
 
 def host_checks(call):

@@ -32,6 +32,7 @@ const SUITE_POINTS: Record<string, string[]> = {
     '§6 step 3 round checks (errors, in order)', '§2, §6 step 6 signed commits (errors, in order)', '§7 aggregation (value, accept/reject)', '§7 round record (verifyRoundRecord)',
     '§6 step 3, §8 a round\'s replays, maximum and commit (sequences)', '§6 steps 6, 8, 9, §8 commits received (applied once, round order, catch-up, fork choice)'],
   'genesis-data': ['genesis-data manifest', 'genesis-data shard files', 'genesis-data assignment'],
+  framing: ['framing rules 1-8 (order of checks)', 'framing rule 8 (reset after a framing error)', 'framing rules 1-2 (senders)'],
   host: ['host private swarms (swarm key)', 'host R3 identity key file', 'host DHT record keys', 'host DHT record values', 'host DHT record selection',
     'host R20 P6 co-location penalty', 'host R9 DHT peer addresses kept', 'host R22 join retry delay', 'host R21 join state (sequences)',
     'host profile (Protocol ids, R1, R2, R4, R6, R7, R13-R16, R18, R19)'],
@@ -48,10 +49,9 @@ describe.concurrent('conformance runner', () => {
   const tmp: string[] = []
   afterAll(async () => { await Promise.all(tmp.map(async d => { await rm(d, { recursive: true, force: true }) })) })
 
-  it('the TypeScript implementation passes the vectors of every suite but framing', async () => {
-    // framing is replayed over real libp2p streams by packages/utils (test/framing-vectors.spec.ts), not through this adapter
+  it('the TypeScript implementation passes the vectors of every suite', async () => {
     // two runs side by side (each spec folder's suites in one of them, so each checks its folders' files were all read)
-    const runs = await Promise.all(['model,model-compute,tokenizer,tensor-frame,genesis-data', 'ponw-ledger,host,layer-pool,pipeline,swarm-router,diloco,node-ponw']
+    const runs = await Promise.all(['model,model-compute,tokenizer,tensor-frame,genesis-data,framing', 'ponw-ledger,host,layer-pool,pipeline,swarm-router,diloco,node-ponw']
       .map(async only => await run('python3', [RUNNER, '--require-all', '--only', only, '--', ...TS_ADAPTER])))
     const out = runs.map(r => r.out).join('\n')
     for (const r of runs) {
@@ -65,10 +65,10 @@ describe.concurrent('conformance runner', () => {
       'node/ponw §2 re-execution rule 4 (final payloads)', 'node/ponw §3 round-record check (accepted or not)', ...Object.values(SUITE_POINTS).flat()]) {
       expect(status(out, p), `${p}\n${out}`).toBe('PASS')
     }
-    // every vector file of every spec folder these suites cover was read by some check (framing: the Python run)
+    // every vector file of every spec folder these suites cover was read by some check
     const replayed = out.split('\n').filter(l => l.includes(' every vector file replayed: '))
     expect(replayed.map(l => l.split(/\s+/).slice(0, 2).join(' ')).sort(), out).toEqual(
-      ['diloco', 'genesis-data', 'host', 'layer-pool', 'model', 'node', 'pipeline', 'ponw-ledger', 'swarm-router', 'tensor-frame', 'tokenizer'].map(f => `PASS ${f}`))
+      ['diloco', 'framing', 'genesis-data', 'host', 'layer-pool', 'model', 'node', 'pipeline', 'ponw-ledger', 'swarm-router', 'tensor-frame', 'tokenizer'].map(f => `PASS ${f}`))
   }, 300_000) // measured: 50 s run alone and 118 s in a full specs-project run, both at loadavg 20-25
 
   it('fails a vector file that no check replays (a new vector needs a replay)', async () => {

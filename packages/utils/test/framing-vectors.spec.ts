@@ -17,8 +17,11 @@ interface FramingVector {
 }
 
 const dir = join(import.meta.dirname, '../../../specs/framing/vectors')
-const vectors = readdirSync(dir).filter((file) => file.endsWith('.json')).sort()
+// write-*.json are the senders' vectors (rules 1-2), the rest the receivers'
+const vectors = readdirSync(dir).filter((file) => file.endsWith('.json') && !file.startsWith('write-')).sort()
   .map((file): [string, FramingVector] => [file, JSON.parse(readFileSync(join(dir, file), 'utf8'))])
+const writeVectors = readdirSync(dir).filter((file) => file.startsWith('write-') && file.endsWith('.json')).sort()
+  .map((file): [string, { maxMessageSize: number, write: string[], written: string, error: string | null }] => [file, JSON.parse(readFileSync(join(dir, file), 'utf8'))])
 
 let client: Libp2p
 let server: Libp2p
@@ -83,5 +86,34 @@ describe('specs/framing/vectors replayed over a libp2p stream', () => {
     } else if (!vector.eof) {
       await stream.close()
     }
+  })
+})
+
+describe('specs/framing/vectors/write-*.json replayed over a libp2p stream (senders, rules 1-2)', () => {
+  it('has vectors', () => {
+    expect(writeVectors.length).toBeGreaterThan(3)
+  })
+
+  it.each(writeVectors)('%s', async (_, vector) => {
+    const protocol = `/neuroshard-test/framing-write-vector-${++count}/1.0.0`
+    const received = pDefer<string>()
+
+    await server.handle(protocol, async (stream) => {
+      const chunks: Uint8Array[] = []
+      for await (const chunk of stream) chunks.push(chunk.subarray())
+      received.resolve(Buffer.concat(chunks).toString('hex'))
+    })
+
+    const stream = await client.dialProtocol(server.peerId, protocol)
+    const writer = messageStream(stream, { maxMessageSize: vector.maxMessageSize, timeout: 5_000 })
+    let error: string | null = null
+    try {
+      for (const m of vector.write) await writer.writeBytes(Buffer.from(m, 'hex'))
+    } catch (err: any) {
+      error = err.name
+    }
+    await writer.close()
+    expect(await received.promise).toBe(vector.written)
+    expect(error).toBe(vector.error)
   })
 })

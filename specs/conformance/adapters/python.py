@@ -342,6 +342,8 @@ def handle(req):
         return {'canonical': canonical} if canonical is not None else {'error': 'InvalidSwarmKeyError'}
     if op == 'framing.read':
         return framing_read(unhex(req['stream']), req['eof'], req['maxMessageSize'], req['count'])
+    if op == 'framing.write':
+        return framing_write([unhex(m) for m in req['messages']], req['maxMessageSize'])
     if op.startswith('layerPool.'):
         return layer_pool_op(op, req)
     if op.startswith('pipeline.'):
@@ -692,31 +694,45 @@ def parse_swarm_key(data: bytes):
 
 def framing_read(stream, eof, cap, count):
     """specs/README.md "Framing", receiver rules 3-7 in their normative order, over a stream that holds `stream`
-    and then ends (eof) or stays open and silent (the message timeout passes)"""
+    and then ends (eof) or stays open and silent (the message timeout passes); rule 8: any of them resets the stream"""
     ended = 'StreamClosedError' if eof else 'TimeoutError'
     cap_len = len(pb.varint(cap))
     pos, out = 0, []
+
+    def fail(name):
+        return {'messages': out, 'error': name, 'reset': True}
     for _ in range(count):
         prefix = []
         while True:
             if pos >= len(stream):
-                return {'messages': out, 'error': ended}
+                return fail(ended)
             prefix.append(stream[pos])
             pos += 1
             if not prefix[-1] & 0x80:
                 break
             if len(prefix) >= cap_len:   # rule 3, checked after every prefix byte
-                return {'messages': out, 'error': 'MessageTooLargeError'}
+                return fail('MessageTooLargeError')
         if len(prefix) > 1 and prefix[-1] == 0:   # rule 4
-            return {'messages': out, 'error': 'MalformedMessageError'}
+            return fail('MalformedMessageError')
         n = sum((b & 0x7F) << (7 * i) for i, b in enumerate(prefix))
         if n > cap:   # rule 3
-            return {'messages': out, 'error': 'MessageTooLargeError'}
+            return fail('MessageTooLargeError')
         if pos + n > len(stream):   # rule 5 (or 7 while the stream stays open)
-            return {'messages': out, 'error': ended}
+            return fail(ended)
         out.append(stream[pos:pos + n].hex())
         pos += n
-    return {'messages': out, 'error': None}
+    return {'messages': out, 'error': None, 'reset': False}
+
+
+def framing_write(messages, cap):
+    """rules 1-2: each body after its minimal unsigned-varint length; a body over the cap is refused before any byte
+    of it is written, and the writer stops there"""
+    out = b''
+    for m in messages:
+        if len(m) > cap:
+            return {'written': out.hex(), 'error': 'MessageTooLargeError'}
+        out += pb.varint(len(m)) + m
+    return {'written': out.hex(), 'error': None}
 
 
 for line in sys.stdin:

@@ -347,6 +347,46 @@ async function handle (r) {
       return { sequence: v.sequence.toString(), payloadHex: hex(v.payload) }
     }
     case 'host.encodeRecordValue': return { valueHex: hex((await hostPkg()).encodeNeuroShardRecord({ sequence: BigInt(r.sequence), payload: unhex(r.payloadHex) })) }
+    case 'framing.read': {
+      // @neuroshard/utils messageStream reading one end of an in-memory libp2p stream pair; the other end sends the
+      // vector's bytes and closes (eof) or stays open. Rule 8: whether the sender's end then sees a reset
+      const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
+      const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
+      const [a, b] = await streamPair()
+      const ended = new Promise(resolve => { a.addEventListener('close', resolve, { once: true }) })
+      const reader = messageStream(b, { maxMessageSize: r.maxMessageSize, timeout: r.timeoutMs })
+      if (r.stream.length > 0) a.send(unhex(r.stream))
+      if (r.eof) void a.close().catch(() => {})
+      const messages = []
+      let error = null
+      try {
+        for (let i = 0; i < r.count; i++) messages.push(hex(await reader.readBytes()))
+      } catch (err) {
+        error = err.name
+        await Promise.race([ended, new Promise(resolve => setTimeout(resolve, 2000))])
+      }
+      const reset = a.status === 'reset'
+      if (!reset) { a.abort(new Error('done')); b.abort(new Error('done')) }
+      return { messages, error, reset }
+    }
+    case 'framing.write': {
+      // @neuroshard/utils messageStream writing one end of an in-memory stream pair; what the other end receives
+      const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
+      const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
+      const [a, b] = await streamPair()
+      const chunks = []
+      const received = (async () => { for await (const c of b) chunks.push(c.subarray()) })()
+      const writer = messageStream(a, { maxMessageSize: r.maxMessageSize, timeout: 5000 })
+      let error = null
+      try {
+        for (const m of r.messages) await writer.writeBytes(unhex(m))
+      } catch (err) {
+        error = err.name
+      }
+      await a.close()
+      await received
+      return { written: hex(Buffer.concat(chunks)), error }
+    }
     case 'host.p6': {
       // gossipsub's own score function with the score parameters of a host built by createNeuroShardHost (not started)
       const node = await profileHost({ swarmKey: r.privateSwarm })
