@@ -166,7 +166,7 @@ def framing_checks(call):
     # specs/README.md "Framing": a receiver reads `count` messages (the vector's, plus one when it names an error); rule 8:
     # whether it reset the stream
     for f in files('framing'):
-        if f.startswith('write-'):
+        if f.startswith(('write-', 'body-')):
             continue
         v = vec('framing', f)
         count = len(v.get('messages', [])) + (1 if v.get('error') else 0)
@@ -179,6 +179,12 @@ def framing_checks(call):
         v = vec('framing', f)
         r = call('framing.write', messages=v['write'], maxMessageSize=v['maxMessageSize'])
         yield 'framing rules 1-2 (senders)', f, (r.get('written'), r.get('error')) == (v['written'], v['error']), r
+    # rule 6: a complete message whose body is decoded as the vector's message (framing/README.md: EchoRequest)
+    for f in files('framing', 'body-'):
+        v = vec('framing', f)
+        r = call('framing.readMessage', message=v['message'], body=v['body'])
+        ok = r.get('error') == v['error'] if 'error' in v else r.get('decoded') == v['decoded']
+        yield 'framing rule 6 (bodies: unknown fields, defaults, malformed)', f, ok and r.get('reset') == v['reset'], r
 
 
 def host_checks(call):

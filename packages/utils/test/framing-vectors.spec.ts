@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import pDefer from 'p-defer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { messageStream } from '../src/index.js'
+import { EchoRequest } from './fixtures/echo.js'
 import { createConnectedHosts } from './fixtures/hosts.js'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -17,9 +18,11 @@ interface FramingVector {
 }
 
 const dir = join(import.meta.dirname, '../../../specs/framing/vectors')
-// write-*.json are the senders' vectors (rules 1-2), the rest the receivers'
-const vectors = readdirSync(dir).filter((file) => file.endsWith('.json') && !file.startsWith('write-')).sort()
+// write-*.json are the senders' vectors (rules 1-2), body-*.json bodies decoded as EchoRequest (rule 6), the rest the receivers'
+const vectors = readdirSync(dir).filter((file) => file.endsWith('.json') && !file.startsWith('write-') && !file.startsWith('body-')).sort()
   .map((file): [string, FramingVector] => [file, JSON.parse(readFileSync(join(dir, file), 'utf8'))])
+const bodyVectors = readdirSync(dir).filter((file) => file.startsWith('body-') && file.endsWith('.json')).sort()
+  .map((file): [string, { body: string, decoded?: { text: string, payload: string }, error?: string }] => [file, JSON.parse(readFileSync(join(dir, file), 'utf8'))])
 const writeVectors = readdirSync(dir).filter((file) => file.startsWith('write-') && file.endsWith('.json')).sort()
   .map((file): [string, { maxMessageSize: number, write: string[], written: string, error: string | null }] => [file, JSON.parse(readFileSync(join(dir, file), 'utf8'))])
 
@@ -115,5 +118,36 @@ describe('specs/framing/vectors/write-*.json replayed over a libp2p stream (send
     await writer.close()
     expect(await received.promise).toBe(vector.written)
     expect(error).toBe(vector.error)
+  })
+})
+
+describe('specs/framing/vectors/body-*.json replayed over a libp2p stream (rule 6, bodies decoded as EchoRequest)', () => {
+  it('has vectors', () => {
+    expect(bodyVectors.length).toBeGreaterThan(5)
+  })
+
+  it.each(bodyVectors)('%s', async (_, vector) => {
+    const protocol = `/neuroshard-test/framing-body-vector-${++count}/1.0.0`
+    const result = pDefer<{ decoded?: { text: string, payload: string }, error?: string }>()
+
+    await server.handle(protocol, async (stream) => {
+      try {
+        const m = await messageStream(stream, { timeout: 5_000 }).read(EchoRequest)
+        result.resolve({ decoded: { text: m.text, payload: Buffer.from(m.payload).toString('hex') } })
+        await stream.close()
+      } catch (err: any) {
+        result.resolve({ error: err.name })
+      }
+    })
+
+    const stream = await client.dialProtocol(server.peerId, protocol)
+    await messageStream(stream, { timeout: 5_000 }).writeBytes(Buffer.from(vector.body, 'hex'))
+    const got = await result.promise
+    if (vector.error != null) {
+      expect(got.error).toBe(vector.error)
+    } else {
+      expect(got.decoded).toEqual(vector.decoded)
+    }
+    stream.abort(new Error('done'))
   })
 })

@@ -342,6 +342,8 @@ def handle(req):
         return {'canonical': canonical} if canonical is not None else {'error': 'InvalidSwarmKeyError'}
     if op == 'framing.read':
         return framing_read(unhex(req['stream']), req['eof'], req['maxMessageSize'], req['count'])
+    if op == 'framing.readMessage':
+        return framing_read_message(req['message'], unhex(req['body']))
     if op == 'framing.write':
         return framing_write([unhex(m) for m in req['messages']], req['maxMessageSize'])
     if op.startswith('layerPool.'):
@@ -722,6 +724,51 @@ def framing_read(stream, eof, cap, count):
         out.append(stream[pos:pos + n].hex())
         pos += n
     return {'messages': out, 'error': None, 'reset': False}
+
+
+def framing_read_message(message, body):
+    """rule 6: the body of a complete message decoded as `message` (EchoRequest {string text = 1; bytes payload = 2;},
+    framing/README.md): unknown fields skipped, absent fields at their defaults, the last of a repeated non-repeated
+    field kept; a varint, length or fixed-width value cut short, or wire type 6 or 7: MalformedMessageError (and rule 8)"""
+    assert message == 'EchoRequest'
+
+    class Cut(Exception):
+        pass
+
+    def varint(pos):
+        n, shift = 0, 0
+        while True:
+            if pos >= len(body):
+                raise Cut()
+            b = body[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n, pos
+    fields, pos = {1: b'', 2: b''}, 0
+    try:
+        while pos < len(body):
+            tag, pos = varint(pos)
+            number, wire = tag >> 3, tag & 7
+            if wire == 0:
+                _, pos = varint(pos)
+            elif wire == 2:
+                n, pos = varint(pos)
+                if pos + n > len(body):
+                    raise Cut()
+                if number in fields:
+                    fields[number] = body[pos:pos + n]
+                pos += n
+            elif wire in (1, 5):
+                pos += 8 if wire == 1 else 4
+                if pos > len(body):
+                    raise Cut()
+            else:
+                raise Cut()
+    except Cut:
+        return {'error': 'MalformedMessageError', 'reset': True}
+    return {'decoded': {'text': fields[1].decode('utf-8'), 'payload': fields[2].hex()}, 'reset': False}
 
 
 def framing_write(messages, cap):

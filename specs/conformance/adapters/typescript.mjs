@@ -369,6 +369,27 @@ async function handle (r) {
       if (!reset) { a.abort(new Error('done')); b.abort(new Error('done')) }
       return { messages, error, reset }
     }
+    case 'framing.readMessage': {
+      // rule 6: messageStream.read(codec) on one end of an in-memory stream pair, the codec the protons-generated
+      // EchoRequest of packages/utils' tests (framing/README.md); the other end writes the body as one message
+      if (r.message !== 'EchoRequest') return undefined
+      const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
+      const { EchoRequest } = await import('../../../packages/utils/dist/test/fixtures/echo.js')
+      const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
+      const [a, b] = await streamPair()
+      const ended = new Promise(resolve => { a.addEventListener('close', resolve, { once: true }) })
+      await messageStream(a, { timeout: 5000 }).writeBytes(unhex(r.body))
+      const reader = messageStream(b, { timeout: 5000 })
+      try {
+        const m = await reader.read(EchoRequest)
+        a.abort(new Error('done'))
+        b.abort(new Error('done'))
+        return { decoded: { text: m.text, payload: hex(m.payload) }, reset: false }
+      } catch (err) {
+        await Promise.race([ended, new Promise(resolve => setTimeout(resolve, 2000))])
+        return { error: err.name, reset: a.status === 'reset' }
+      }
+    }
     case 'framing.write': {
       // @neuroshard/utils messageStream writing one end of an in-memory stream pair; what the other end receives
       const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
