@@ -452,6 +452,13 @@ def ledger_validator_checks(call):
         r = call('ledger.validator', genesis=genesis, secretKey=v['secretKey'], steps=without_expect(q['steps']))
         yield from sequence_checks('§6.1 validator rule (signed or refused, in order)', q, 'steps', r, ('signed', 'error'),
                                    lambda i, s: f'step {i} ({s["op"]})')
+    t = v['training']
+    for c in t['cases']:
+        r = call('ledger.trainingCheck', genesis=genesis, final=c['final'], proof=c['proof'], nowMs=t['nowMs'], accepted=c['accepted'], verdict=c['verdict'])
+        if 'error' in c:
+            yield '§8 training checks (rules 1, 3, 4; errors, in order)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield '§8 training checks (rules 1, 3, 4; errors, in order)', c['name'], r.get('valid') is True, r
 
 
 def ledger_all(call):

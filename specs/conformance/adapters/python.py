@@ -26,7 +26,7 @@ from neuroshard_ledger.ledger import _Fail, digest, reporter_for  # noqa: E402
 from neuroshard_ledger.keystore import decrypt_keystore  # noqa: E402
 from neuroshard_ledger.binding import verify_binding  # noqa: E402
 from neuroshard_ledger import checkpoint as CP  # noqa: E402
-from neuroshard_ledger.validator import Validator as LedgerValidator  # noqa: E402  (README §6.1)
+from neuroshard_ledger.validator import Validator as LedgerValidator, check_training  # noqa: E402  (README §6.1, §8)
 
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tensor-frame', 'python'))
 import tensor_frame as TF  # noqa: E402
@@ -247,6 +247,13 @@ def handle(req):
             except L.LedgerError as e:
                 out.append({'error': e.name})
         return {'outcomes': out}
+    if op == 'ledger.trainingCheck':
+        chain = chain_of(req['genesis'])
+        st = L.State(chain)
+        for c in req['final']:
+            st.add_final([L.parse_certificate(chain, unhex(c))[0]])
+        check_training(st, L.parse_signed_tx(chain, unhex(req['proof'])), req['nowMs'], req['accepted'], req['verdict'])
+        return {'valid': True}
     if op == 'ledger.deriveCheckpoint':
         chain = chain_of(req['genesis'])
         base = None

@@ -222,6 +222,18 @@ async function handle (r) {
         await rm(dir, { recursive: true, force: true })
       }
     }
+    case 'ledger.trainingCheck': {
+      // the package's ProofVerifier with plug-ins that answer as the vector says (README §8 training checks)
+      const chain = chainOf(r.genesis)
+      const s = new L.LedgerState(chain)
+      for (const c of r.final) s.addFinal([L.parseCertificate(chain, unhex(c)).tx])
+      const verifier = new L.ProofVerifier({
+        ...(r.accepted != null ? { aggregation: { acceptedPseudoGradient: async () => r.accepted } } : {}),
+        ...(r.verdict != null ? { training: { verifyTraining: async () => ({ batchesChecked: 1, ...r.verdict }) } } : {})
+      })
+      await verifier.check(chain, s, L.parseSignedTx(chain, unhex(r.proof)), r.nowMs)
+      return { valid: true }
+    }
     case 'ledger.deriveCheckpoint': {
       // a Ledger (level store in a temporary folder), with `base` installed first, that applied `applied`, re-derives the proposal
       const dir = await mkdtemp(join(tmpdir(), 'conformance-derive-'))

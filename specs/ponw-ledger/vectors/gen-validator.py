@@ -15,8 +15,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'python'))
-from neuroshard_ledger import Chain, Wallet, encode_certificate, parse_signed_tx  # noqa: E402
-from neuroshard_ledger.validator import Validator  # noqa: E402
+import hashlib  # noqa: E402
+from neuroshard_ledger import Chain, State, Wallet, assign_shards, encode_certificate, parse_certificate, parse_signed_tx  # noqa: E402
+from neuroshard_ledger.validator import Validator, check_training  # noqa: E402
 
 with open(os.path.join(HERE, 'genesis.json'), encoding='utf-8') as f:
     GENESIS = json.load(f)
@@ -117,6 +118,53 @@ SEQUENCES = [
       final(msg('alice', 1, 10, 'transfer', to=BOB, amount=NEURO)), offer(msg('alice', 2, 10, 'withdraw'), 'InsufficientFundsError')]),
 ]
 
+# ---- §8 training checks in order: alice's training proof at clock NOW (round 60; roundWindow 2) ----
+ROUND_MS = chain.params['roundMs']
+R = NOW // ROUND_MS
+
+
+def training(round_=R, shards=None, tokens=4096, batch_loss=(2000000, 2000000, 2000001), before=None, after=2500000, claim=0, seq=0):
+    shards = assign_shards(chain, W['alice'].address, round_) if shards is None else shards
+    before = sum(batch_loss) // len(batch_loss) if before is None else before
+    h = lambda x: hashlib.sha256(x.encode()).digest()  # noqa: E731
+    return msg('alice', seq, 10, 'training', round=round_, model_hash=h('base'), shard_ids=shards, tokens=tokens, batches=len(batch_loss),
+               loss_before_micro=before, loss_after_micro=after, pseudo_gradient_hash=h('delta'), batch_loss_micro=list(batch_loss),
+               stake_claim=claim, checkpoint_interval=2, checkpoint_hashes=[h('after 2 steps')])
+
+
+FULL = {'segmentsChecked': 1, 'pseudoGradientVerified': True, 'lossAfterVerified': True}
+NO_LOSS = {**FULL, 'lossAfterVerified': False}
+OK = None
+ASSIGNED = assign_shards(chain, W['alice'].address, R)
+# (name, final messages first, the proof, accepted (rule 1; None: no round records), verdict (None: no re-executor), expected error or OK)
+TRAINING = [
+    ('no bonus claimed (loss_after 2.5M above loss_before 2M): signed without loss_after verified', [], training(), True, NO_LOSS, OK),
+    ('the bonus claimed (1.5M < 2M, <= the 3M threshold) and loss_after verified: signed', [], training(after=1500000), True, FULL, OK),
+    ('rule 4: the bonus claimed, loss_after not verified: ReExecutionMismatchError', [], training(after=1500000), True, NO_LOSS, 'ReExecutionMismatchError'),
+    ('rule 4 boundary: loss_after = the threshold (3M) below loss_before (4M) earns the bonus: not verified, refused',
+     [], training(batch_loss=(4000000, 4000000, 4000000), after=3000000), True, NO_LOSS, 'ReExecutionMismatchError'),
+    ('rule 4 boundary: loss_after one above the threshold earns no bonus: signed without it',
+     [], training(batch_loss=(4000000, 4000000, 4000000), after=3000001), True, NO_LOSS, OK),
+    ('rule 4 boundary: loss_after equal to loss_before earns no bonus: signed without it', [], training(after=2000000), True, NO_LOSS, OK),
+    ('rule 1: the round record did not accept the pseudo-gradient: PseudoGradientNotAcceptedError', [], training(), False, FULL, 'PseudoGradientNotAcceptedError'),
+    ('rule 1 before rule 4', [], training(after=1500000), False, NO_LOSS, 'PseudoGradientNotAcceptedError'),
+    ('rule 3: no segment re-executed: ReExecutionMismatchError', [], training(), True, {**FULL, 'segmentsChecked': 0}, 'ReExecutionMismatchError'),
+    ('rule 3: the pseudo-gradient not verified: ReExecutionMismatchError', [], training(), True, {**FULL, 'pseudoGradientVerified': False}, 'ReExecutionMismatchError'),
+    ('fail closed: no re-executor: NoVerifierError', [], training(), True, None, 'NoVerifierError'),
+    ('fail closed: no round records: NoVerifierError', [], training(), None, FULL, 'NoVerifierError'),
+    ('fail closed first: no re-executor and shards not the assignment: NoVerifierError', [], training(shards=[0, 1, 2, 3]), True, None, 'NoVerifierError'),
+    ('the round window: round r - 2 is signed', [], training(round_=R - 2), True, FULL, OK),
+    ('the round window: round r - 3 is too old: ImplausibleProofError', [], training(round_=R - 3), True, FULL, 'ImplausibleProofError'),
+    ('the round window: round r + 1 is in the future: ImplausibleProofError', [], training(round_=R + 1), True, FULL, 'ImplausibleProofError'),
+    ('tokens above maxTrainingTokensPerProof (10M): ImplausibleProofError', [], training(tokens=10000001), True, FULL, 'ImplausibleProofError'),
+    ('shard_ids other than the assignment: ShardAssignmentError', [], training(shards=list(reversed(ASSIGNED))), True, FULL, 'ShardAssignmentError'),
+    ('the shard assignment before rule 1', [], training(shards=list(reversed(ASSIGNED))), False, FULL, 'ShardAssignmentError'),
+    ('loss_before not the floor of the mean (2000001 for 2000000.33): ImplausibleProofError', [], training(before=2000001), True, FULL, 'ImplausibleProofError'),
+    ('a stake claim without stake: ImplausibleProofError', [], training(claim=NEURO), True, FULL, 'ImplausibleProofError'),
+    ('a stake claim within the bonded stake: signed', [stake], training(claim=100 * NEURO, seq=1), True, FULL, OK),
+    ('a stake claim above the bonded stake: ImplausibleProofError', [stake], training(claim=100 * NEURO + 1, seq=1), True, FULL, 'ImplausibleProofError'),
+]
+
 
 def vote_json(v):
     return {'validator': v['validator'], 'signature': v['signature'].hex()}
@@ -150,13 +198,31 @@ def main():
             step['expect'] = {'signed': True} if expect == SIGNED else {'error': expect}
             js.append(step)
         out['sequences'].append({'name': name, 'steps': js})
+    out['training'] = {'description': 'README §8 training checks in order: `final` certificates made final first, then `proof` (a SignedTx) '
+                                      'checked at clock `nowMs` with a round record that answers `accepted` (null: no round records) and a re-executor '
+                                      'that reports `verdict` (null: none); expect `valid` or the error', 'nowMs': NOW, 'cases': []}
+    for name, finals, proof, accepted, verdict, expect in TRAINING:
+        st = State(chain)
+        certs = [cert(f) for f in finals]
+        for c in certs:
+            st.add_final([parse_certificate(chain, c)[0]])
+        try:
+            check_training(st, parse_signed_tx(chain, proof), NOW, accepted, verdict)
+            got = OK
+        except Exception as e:  # noqa: BLE001
+            got = getattr(e, 'name', type(e).__name__)
+        if got != expect:
+            bad.append(f'training: {name}: the Python checks say {got}, the spec {expect}')
+        c = {'name': name, 'final': [x.hex() for x in certs], 'proof': proof.hex(), 'accepted': accepted, 'verdict': verdict}
+        c.update({'valid': True} if expect is OK else {'error': expect})
+        out['training']['cases'].append(c)
     if bad:
         print('\n'.join(bad), file=sys.stderr)
         return 1
     with open(os.path.join(HERE, 'validator.json'), 'w', encoding='utf-8') as f:
         json.dump(out, f, indent=1)
         f.write('\n')
-    print(f'validator.json: {len(SEQUENCES)} sequences')
+    print(f'validator.json: {len(SEQUENCES)} sequences, {len(TRAINING)} training checks')
     return 0
 
 

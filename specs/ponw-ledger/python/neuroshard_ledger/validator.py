@@ -84,3 +84,36 @@ class Validator:
             if i not in seen and i != self.index and 0 <= i < len(powers) and verify_vote(self.chain, tx.id, i, v['signature']):
                 seen.add(i)
         return 3 * sum(powers[i] for i in seen) >= sum(powers)
+
+
+def check_training(state: State, tx, now_ms, accepted, verdict):
+    """§8 training checks in the order of 1.1.0. `accepted`: the round record's answer (rule 1), None = no round
+    records; `verdict`: the re-executor's report {segmentsChecked, pseudoGradientVerified, lossAfterVerified}, None = no
+    re-executor. Returns None when the validator may sign, else raises ValidatorRefusal"""
+    from .ledger import assign_shards
+    ch = state.chain
+    p, g = ch.params, ch.genesis
+    b = tx.body
+    if verdict is None or accepted is None:
+        raise ValidatorRefusal('NoVerifierError', 'training')
+    r = max(0, (now_ms - g['genesisTimeMs']) // p['roundMs'])
+    if b['round'] > r or r - b['round'] > p['roundWindow']:
+        raise ValidatorRefusal('ImplausibleProofError', 'round outside the window')
+    if b['tokens'] > p['maxTrainingTokensPerProof'] or b['batches'] > p['maxBatchesPerProof']:
+        raise ValidatorRefusal('ImplausibleProofError', 'implausible amount of work')
+    if list(b['shard_ids']) != assign_shards(ch, tx.sender, b['round']):
+        raise ValidatorRefusal('ShardAssignmentError', 'not the assignment')
+    if sum(b['batch_loss_micro']) // b['batches'] != b['loss_before_micro']:
+        raise ValidatorRefusal('ImplausibleProofError', 'loss_before is not the mean')
+    acc = state.get(tx.sender)
+    if decode_amount(b['stake_claim']) > max(0, acc['bonded'] - acc['slashed']):
+        raise ValidatorRefusal('ImplausibleProofError', 'stake claim')
+    if f'training/{tx.sender}/{b["round"]}' in state.proof_keys:
+        raise ValidatorRefusal('ReplayError', 'proof key used')
+    if not accepted:
+        raise ValidatorRefusal('PseudoGradientNotAcceptedError', 'rule 1')
+    if verdict['segmentsChecked'] < 1 or not verdict['pseudoGradientVerified']:
+        raise ValidatorRefusal('ReExecutionMismatchError', 'rule 3')
+    bonus = b['loss_after_micro'] < b['loss_before_micro'] and b['loss_after_micro'] <= p['qualityLossThresholdMicro']
+    if bonus and not verdict['lossAfterVerified']:
+        raise ValidatorRefusal('ReExecutionMismatchError', 'rule 4')
