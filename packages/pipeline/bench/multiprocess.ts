@@ -290,24 +290,59 @@ async function benchTrain (tied: boolean, steps = 4): Promise<void> {
   const data = randomBatches(32000, steps + 1, 2, 256, 5)
   const local = await new Node('mono').init({ ...base, start: 0, end: L + 2, local: true, monolithic: true, training: false })
   const { driver, all } = await chain(base, L)
+  // tied: the same chain with the head's gradient on the wire (`tiedRecompute: false`), steps alternating with the others
+  const control = tied ? await chain({ ...base, tiedRecompute: false }, L) : undefined
+  // CPU time of every process (all threads) over the measured steps, ms
+  const cpu = async (nodes: Node[]): Promise<number> => (await Promise.all(nodes.map(async n => (await n.call<number[]>({ op: 'cpu' }))[0]))).reduce((a, b) => a + b, 0) / 1000
+  type Phases = { microBatches: number, tied: number, norm: number, step: number, sync: number }
   try {
     await local.call({ op: 'monoTrain', batches: [data[0]] }) // warm-up
     await driver.call({ op: 'train', batches: [data[0]] })
+    await control?.driver.call({ op: 'train', batches: [data[0]] })
     const m: number[] = []
     const p: number[] = []
+    const c: number[] = []
+    const phases: Phases[] = []
+    const cphases: Phases[] = []
+    let mCpu = 0
+    let pCpu = 0
+    let cCpu = 0
     for (let i = 1; i <= steps; i++) {
+      let before = await cpu([local])
       m.push(...(await local.call<{ ms: number[] }>({ op: 'monoTrain', batches: [data[i]] })).ms)
-      p.push(...(await driver.call<{ ms: number[] }>({ op: 'train', batches: [data[i]] })).ms)
+      mCpu += await cpu([local]) - before
+      before = await cpu(all)
+      const r = await driver.call<{ ms: number[], phases: Phases[] }>({ op: 'train', batches: [data[i]] })
+      pCpu += await cpu(all) - before
+      p.push(...r.ms)
+      phases.push(...r.phases)
+      if (control != null) {
+        before = await cpu(control.all)
+        const rc = await control.driver.call<{ ms: number[], phases: Phases[] }>({ op: 'train', batches: [data[i]] })
+        cCpu += await cpu(control.all) - before
+        c.push(...rc.ms)
+        cphases.push(...rc.phases)
+      }
     }
-    const r = { monolithicMs: m, pipelineMs: p, ratio: median(p) / median(m), loadAfter: loadavg() }
+    const r = { monolithicMs: m, pipelineMs: p, ratio: median(p) / median(m), phases, cpuMs: { monolithic: mCpu / steps, pipeline: pCpu / steps, control: cCpu / steps }, controlMs: c, controlPhases: cphases, loadAfter: loadavg() }
     results[tied ? 'trainTied' : 'trainUntied'] = r
-    table(`training step \`small\` (${tied ? 'tied' : 'untied'}), batch 2 × 256, ${steps} steps each, alternating, separate processes, load after: ${load()}`, [
-      ['monolithic step (one executor, model backward graph)', `${f(median(m), 0)} ms (median; ${m.map(x => f(x, 0)).join(', ')})`],
-      [`pipeline step, 3 processes${tied ? ' (tied embedding exchange included)' : ''}`, `${f(median(p), 0)} ms (median; ${p.map(x => f(x, 0)).join(', ')})`],
-      ['pipeline / monolithic', `${f(r.ratio)}× (goal ≤ 1.5×)`]
-    ])
+    const show = (ph: Phases[]): string => (['microBatches', 'tied', 'norm', 'step', 'sync'] as const).map(k => `${k} ${f(median(ph.map(x => x[k])), 0)}`).join(', ')
+    const rows: Array<[string, string]> = [
+      ['monolithic step (one executor, model backward graph)', `${f(median(m), 0)} ms (median; ${m.map(x => f(x, 0)).join(', ')}); CPU ${f(mCpu / steps, 0)} ms per step`],
+      [`pipeline step, 3 processes${tied ? ' (tied: the Driver recomputes the head\'s tied gradient, `tiedRecompute`)' : ''}`, `${f(median(p), 0)} ms (median; ${p.map(x => f(x, 0)).join(', ')}); CPU ${f(pCpu / steps, 0)} ms per step, all three processes`],
+      ['of it on the Driver, ms (median per phase)', show(phases)]
+    ]
+    if (control != null) {
+      rows.push(
+        ['pipeline step, 3 processes, head\'s tied gradient on the wire (`tiedRecompute: false`)', `${f(median(c), 0)} ms (median; ${c.map(x => f(x, 0)).join(', ')}); CPU ${f(cCpu / steps, 0)} ms per step`],
+        ['of it on the Driver, ms (median per phase)', show(cphases)],
+        ['`tiedRecompute: false` / monolithic', `${f(median(c) / median(m))}×`]
+      )
+    }
+    rows.push(['pipeline / monolithic', `${f(r.ratio)}× (goal ≤ 1.5×)`])
+    table(`training step \`small\` (${tied ? 'tied' : 'untied'}), batch 2 × 256, ${steps} steps each, alternating, separate processes, load after: ${load()}`, rows)
   } finally {
-    await Promise.all([local, ...all].map(async n => { await n.stop() }))
+    await Promise.all([local, ...all, ...(control?.all ?? [])].map(async n => { await n.stop() }))
   }
 }
 

@@ -10,7 +10,7 @@ import { createNeuroShardHost } from '@neuroshard/host'
 import { buildModelGraph, initParameter, modelParameters, preset, shardParameters } from '@neuroshard/model'
 import { createShardExecutor, float32, int64, warmupCosine } from '@neuroshard/runtime'
 import { createPipelineStage, pipeline, spanRoles, staticRouter } from '../src/index.js'
-import type { Pipeline, PipelineStage, RecoveryTiming, RouteHop, TrainBatch } from '../src/index.js'
+import type { Pipeline, PipelineStage, RecoveryTiming, RouteHop, TrainBatch, TrainStepResult } from '../src/index.js'
 import type { NeuroShardHost } from '@neuroshard/host'
 import type { ModelConfig, PresetName } from '@neuroshard/model'
 import type { AdamWOptions, ShardExecutor } from '@neuroshard/runtime'
@@ -32,6 +32,8 @@ export interface NodeInit {
   monolithic?: boolean
   /** The pipeline's `directTokens` (tokens straight from the Validator) @default true */
   directTokens?: boolean
+  /** The pipeline's `tiedRecompute` (the Driver recomputes the head's tied gradient) @default true */
+  tiedRecompute?: boolean
 }
 
 export type Command =
@@ -90,7 +92,7 @@ async function start (i: NodeInit): Promise<unknown> {
   host = await createNeuroShardHost<any>({
     listen: ['/ip4/127.0.0.1/tcp/0'],
     transports: { quic: false, webrtcDirect: false, circuitRelay: false },
-    services: { pipeline: pipeline({ stages: [stage!], router, compress: i.compress === true, directTokens: i.directTokens }) }
+    services: { pipeline: pipeline({ stages: [stage!], router, compress: i.compress === true, directTokens: i.directTokens, tiedRecompute: i.tiedRecompute }) }
   }) as Host
   return { pid: process.pid, peer: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) }
 }
@@ -203,16 +205,18 @@ async function request (msg: Record<string, unknown>): Promise<unknown> {
   return await p
 }
 
-async function train (batches: TrainBatch[], compress?: boolean, deflate?: boolean): Promise<{ ms: number[], losses: number[] }> {
+async function train (batches: TrainBatch[], compress?: boolean, deflate?: boolean): Promise<{ ms: number[], losses: number[], phases: Array<TrainStepResult['ms']> }> {
   const ms: number[] = []
   const losses: number[] = []
+  const phases: Array<TrainStepResult['ms']> = []
   for (const b of batches) {
     const t0 = performance.now()
     const r = await host!.services.pipeline.trainStep(b, { compress, deflate })
     ms.push(performance.now() - t0)
     losses.push(r.loss)
+    phases.push(r.ms)
   }
-  return { ms, losses }
+  return { ms, losses, phases }
 }
 
 async function monoTrain (batches: TrainBatch[]): Promise<{ ms: number[], losses: number[] }> {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { AbortError, InvalidParametersError } from '@neuroshard/interface'
-import { adamwKernel, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64 } from '@neuroshard/runtime'
+import { buildShardGraph } from '@neuroshard/model'
+import { adamwKernel, createShardExecutor, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64 } from '@neuroshard/runtime'
 import { decodeTensorFrame, encodeTensorFrame } from '@neuroshard/tensor'
 import { handleRequests, messageStream, sendRequest } from '@neuroshard/utils'
 import { TypedEventEmitter } from 'main-event'
@@ -31,7 +32,7 @@ import type { SamplingOptions } from './sampling.js'
 import type { PipelineStage } from './stage.js'
 import type { PipelineTokenizer } from './tokenizer.js'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
-import type { TensorData } from '@neuroshard/runtime'
+import type { ShardExecutor, TensorData } from '@neuroshard/runtime'
 import type { FramedStream, HandlerRegistrar, StreamOpener } from '@neuroshard/utils'
 
 export interface PipelineComponents {
@@ -101,6 +102,14 @@ export interface PipelineInit {
    * @default true
    */
   tiedReplica?: boolean
+  /**
+   * Tied embeddings with a replica (spec §4.4, 1.6.0): as a Driver, ask the Validator at TAKE_TIED for the inputs its head
+   * ran on this step (`batch × seq × d` floats per micro-batch) instead of the head's `vocab × d` gradient, and recompute
+   * that gradient here with the head's own backward graph (the same bits: the replica stays in step). Costs the Driver a
+   * head executor (another `vocab × d` matrix and its gradient) and the head's backward per micro-batch; saves moving the
+   * gradient (49 MB per step for `small`). As a Validator: keep the head's inputs of the step to answer it. @default true
+   */
+  tiedRecompute?: boolean
   /**
    * Tokens straight from the Validator (spec §2, tokens streams): as a Driver, open a tokens stream to each
    * session's Validator and mark INFER requests `direct`; as a Validator, serve tokens streams. A token then takes
@@ -214,6 +223,12 @@ export interface TrainStepResult {
   retries: number
   /** The hops that accumulated gradients and stepped */
   participants: RouteHop[]
+  /**
+   * Where the step's time went on the Driver, ms: `microBatches` (forward and backward of every micro-batch through the
+   * chain), `tied` (the tied gradient taken or recomputed and added; 0 untied), `norm` (the global norm), `step` (every
+   * hop's AdamW step and, tied, the replica's hash check), `sync` (matrix and moments re-sent to a Validator not in step)
+   */
+  ms: { microBatches: number, tied: number, norm: number, step: number, sync: number }
 }
 
 export interface PipelineEvents {
@@ -319,7 +334,7 @@ function errorResponse (err: unknown, hop: number): Response {
 }
 
 function emptyResponse (fields: Partial<Response>): Response {
-  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), tokens: [], direct: false, ...fields }
+  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), tokens: [], direct: false, headInputs: [], headMicroBatches: [], headNorm: new Uint8Array(0), ...fields }
 }
 
 function emptyRequest (fields: Partial<Request>): Request {
@@ -327,7 +342,7 @@ function emptyRequest (fields: Partial<Request>): Request {
     kind: Kind.KIND_UNSPECIFIED, session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
     tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false,
-    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [],
+    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], tiedRecompute: false,
     ...fields
   }
 }
@@ -379,6 +394,8 @@ interface TrainState {
   done: Map<string, Promise<Response>>
   /** Targets waiting for their micro-batch (Validator) */
   targets: Map<string, TensorData>
+  /** A tied Validator: the inputs of the head's backward of this step, in the order it ran them (for `tied_recompute`) */
+  headInputs: Array<{ microBatch: number, hidden: TensorData }>
 }
 
 export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implements Pipeline, Startable {
@@ -419,6 +436,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly links = new Map<string, { stream: Stream, messages: FramedStream, writes: Promise<unknown>, reads: Promise<unknown>, lastUsed: number, openMs: number }>()
   private readonly subStageThreads?: number
   private readonly tiedReplica: boolean
+  private readonly tiedRecompute: boolean
+  /** The Driver's copy of the head (its backward graph only) that recomputes the tied gradient (`tiedRecompute`) */
+  private shadowHeads = new Map<PipelineStage, Promise<ShardExecutor>>()
   private readonly replicas = new Map<PipelineStage, TiedReplica>()
   /** Tied Validators (peer/span) that took the moments and still kept no replica: they decline, send them no more */
   private readonly tiedDeclined = new Set<string>()
@@ -474,6 +494,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.maxRemoteGenerations = init.maxRemoteGenerations ?? DEFAULT_MAX_REMOTE_GENERATIONS
     this.subStageThreads = init.subStageThreads
     this.tiedReplica = init.tiedReplica ?? true
+    this.tiedRecompute = init.tiedRecompute ?? true
     this.directTokens = init.directTokens ?? true
     this.warmStandbys = init.warmStandbys ?? true
     this.maxSpareLinks = init.maxSpareLinks ?? DEFAULT_MAX_SPARE_LINKS
@@ -557,6 +578,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     await this.sessions.closeAll()
     this.train.clear()
     this.replicas.clear()
+    const shadows = [...this.shadowHeads.values()]
+    this.shadowHeads.clear()
+    await Promise.all(shadows.map(async s => { await (await s.catch(() => undefined))?.close() }))
     this.seeds.clear()
     this.preparedTied.clear()
     this.drafts.clear()
@@ -892,7 +916,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           timeout: this.hopTimeout,
           signal
         })
-      this.traffic.received += res.grad.length + res.logits.length + res.tied.length
+      this.traffic.received += res.grad.length + res.logits.length + res.tied.length + res.headNorm.length + res.headInputs.reduce((a, b) => a + b.length, 0)
       try {
         this.routerOrUndefined()?.reportSuccess?.(peer, performance.now() - t0)
       } catch {}
@@ -1160,7 +1184,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private trainState (stage: PipelineStage): TrainState {
     let s = this.train.get(stage)
     if (s == null) {
-      s = { done: new Map(), targets: new Map() }
+      s = { done: new Map(), targets: new Map(), headInputs: [] }
       this.train.set(stage, s)
     }
     return s
@@ -1207,7 +1231,16 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         throw new InvalidActivationError(`targets [${targets.dims.join(', ')}] do not match hidden [${out.dims.join(', ')}]`)
       }
       if (!(Number.isFinite(req.lossScale) && req.lossScale > 0 && req.lossScale <= 1)) throw new PipelineRequestError(`loss_scale ${req.lossScale} outside (0, 1]`)
-      const r = await stage.head.backward({ hidden: out, targets, grad_loss: float32([req.lossScale], []) })
+      // a tied head keeps what its backward ran on, in the order it ran (for a TAKE_TIED with tied_recompute)
+      const input = stage.head.tiedParameters.length > 0 && this.tiedReplica ? { microBatch: req.microBatch, hidden: out } : undefined
+      if (input != null) state.headInputs.push(input)
+      let r: Record<string, TensorData>
+      try {
+        r = await stage.head.backward({ hidden: out, targets, grad_loss: float32([req.lossScale], []) })
+      } catch (err) {
+        if (input != null) state.headInputs.splice(state.headInputs.indexOf(input), 1)
+        throw err
+      }
       state.targets.delete(key)
       if (req.lastMicroBatch && stage.head.tiedParameters.length > 0) this.prepareTied(stage, req.step)
       gradOut = r.grad_hidden
@@ -1345,16 +1378,65 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       else for (let i = 0; i < got.length; i++) got[i] += more[i]
       tied = undefined
     }
-    tied ??= got != null ? encodeNamed('embed.weight', got, [c.vocabSize, c.dModel]) : new Uint8Array(0)
-    this.log('step %d: tied gradient taken and encoded in %d ms', req.step, Math.round(performance.now() - t0))
+    this.log('step %d: tied gradient taken in %d ms', req.step, Math.round(performance.now() - t0))
     // a replica in step keeps the head's gradient (zero when nothing accumulated) to add the Driver's rows to at STEP
     const replica = this.replicas.get(stage)
     if (replica != null && replica.step === stage.head.stepCount && req.tiedReplica && this.tiedReplica) {
       replica.grad = { step: req.step, g: got ?? new Float32Array(c.vocabSize * c.dModel) }
+      const inputs = this.train.get(stage)?.headInputs ?? []
+      if (req.tiedRecompute && got != null && inputs.length > 0) {
+        // the Driver recomputes the gradient from what the head ran on (§4.4, 1.6.0): its inputs and its final norm
+        const headInputs = inputs.map(i => encodeActivation(i.hidden, false))
+        const size = headInputs.reduce((a, b) => a + b.length + 8, 0)
+        if (size + c.dModel * 4 + 4096 < this.maxMessageSize) {
+          const norm = (await stage.head.getParameters()).get('final_norm.weight')!
+          return emptyResponse({ replica: true, headInputs, headMicroBatches: inputs.map(i => i.microBatch), headNorm: encodeNamed('final_norm.weight', norm, [c.dModel]) })
+        }
+      }
+      tied ??= got != null ? encodeNamed('embed.weight', got, [c.vocabSize, c.dModel]) : new Uint8Array(0)
       return emptyResponse({ tied, replica: true })
     }
+    tied ??= got != null ? encodeNamed('embed.weight', got, [c.vocabSize, c.dModel]) : new Uint8Array(0)
     if (stage.head.tiedParameters.length > 0) this.replicas.delete(stage)
     return emptyResponse({ tied })
+  }
+
+  /**
+   * The head's tied gradient of this step, recomputed on the Driver (§4.4, 1.6.0): the head's backward graph run on the
+   * Validator's inputs (`head_inputs`, in its order), with the Driver's matrix (the replica's, bit for bit), the head's
+   * final norm and the micro-batches' own targets and loss scale, accumulated as the head accumulated them.
+   */
+  private async recomputeTied (stage: PipelineStage, res: Response, list: TrainBatch[], lossScale: number): Promise<Float32Array> {
+    const c = stage.config
+    const ids = res.headMicroBatches
+    if (ids.length !== res.headInputs.length || new Set(ids).size !== ids.length || ids.some(i => i >= list.length)) {
+      throw new PipelineRequestError(`head_micro_batches [${ids.join(', ')}] do not name ${res.headInputs.length} distinct micro-batches of the step`)
+    }
+    const norm = decodeNamed(res.headNorm, 'final_norm.weight', c.dModel, this.maxMessageSize)
+    let shadow = this.shadowHeads.get(stage)
+    const w = (await stage.embed!.getParameters()).get('embed.weight')!
+    if (shadow == null) {
+      const role = { kind: 'head' as const }
+      shadow = createShardExecutor({ config: c, role, parameters: new Map([['final_norm.weight', norm], ['embed.weight', w]]), graphs: { backward: buildShardGraph(c, role, 'backward').bytes } })
+      this.shadowHeads.set(stage, shadow)
+      shadow.catch(() => { if (this.shadowHeads.get(stage) === shadow) this.shadowHeads.delete(stage) })
+    }
+    const head = await shadow
+    await head.setParameters(new Map([['final_norm.weight', norm], ['embed.weight', w]]))
+    await head.zeroGradients()
+    try {
+      for (let k = 0; k < ids.length; k++) {
+        const b = list[ids[k]]
+        const hidden = decodeActivation(res.headInputs[k], { ...this.limits(stage, false, 'head_inputs'), maxBatch: b.batch, maxSeq: b.seq })
+        if (hidden.dims[0] !== b.batch || hidden.dims[1] !== b.seq) throw new InvalidActivationError(`head_inputs[${k}] is [${hidden.dims.join(', ')}], micro-batch ${ids[k]} is [${b.batch}, ${b.seq}]`)
+        await head.backward({ hidden, targets: int64(b.targets, [b.batch, b.seq]), grad_loss: float32([lossScale], []) })
+      }
+      const g = (await head.takeTiedGradients()).get('embed.weight')
+      if (g == null) throw new PipelineRequestError('the recomputed head took no tied gradient')
+      return g
+    } finally {
+      await head.zeroGradients()
+    }
   }
 
   private async serveSetTied (req: Request, stage: PipelineStage): Promise<Response> {
@@ -1900,6 +1982,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES
     const signal = options.signal
     const step = stage.embed!.stepCount
+    const t0 = performance.now()
     // a micro-batch's activation is batch × seq × d: deflate when it is not tiny (the same rule as inference)
     const deflateOn = options.deflate ?? this.deflate
     const deflateFor = (b: TrainBatch): boolean => compress && deflateOn && b.batch * b.seq * config.dModel >= DEFLATE_MIN_BYTES
@@ -1923,7 +2006,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (res.error === '') {
           h0 = (await stage.embed!.forward({ input_ids: ids })).hidden
           h = stage.blocks != null ? (await stage.blocks.forward({ hidden_in: h0 })).hidden_out : h0
-          const lastMicroBatch = mb === list.length - 1 && config.tieEmbeddings && stage.head == null
+          // (not when the Driver will recompute the tied gradient: the Validator need not encode it)
+          const lastMicroBatch = mb === list.length - 1 && config.tieEmbeddings && stage.head == null && !(this.tiedReplica && this.tiedRecompute)
           res = await this.send(route, 1, emptyRequest({ ...base, kind: Kind.TRAIN_FORWARD, hop: 1, hidden: encodeActivation(h, compress, deflate), lossScale, lastMicroBatch }), signal)
         }
         if (res.error === HopFailedError.name) {
@@ -1942,6 +2026,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         break
       }
     }
+    const tMicro = performance.now()
     // the step: tied gradients to their owner, global norm over every participant (each parameter once), AdamW everywhere
     let hops = [...participants.values()]
     const control = async (kind: Kind, p: { route: Request['route'], hop: number }, extra: Partial<Request> = {}): Promise<Response> => {
@@ -1978,13 +2063,19 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       const own = offer ? stage.embed!.getGradients() : undefined
       for (const v of validators) {
         const t0 = performance.now()
-        const res = await control(Kind.TAKE_TIED, v, { tiedReplica: offer })
-        this.log('step %d: TAKE_TIED answered in %d ms (%d bytes, replica %s)', step, Math.round(performance.now() - t0), res.tied.length, res.replica)
+        const res = await control(Kind.TAKE_TIED, v, { tiedReplica: offer, tiedRecompute: offer && this.tiedRecompute })
+        this.log('step %d: TAKE_TIED answered in %d ms (%d bytes, replica %s)', step, Math.round(performance.now() - t0), res.tied.length + res.headInputs.reduce((a, b) => a + b.length, 0), res.replica)
         if (offer && res.replica) {
           replicas.add(v)
           rows = embeddingRows((await own!).get('embed.weight')!, list, config.dModel)
         }
-        if (res.tied.length > 0) {
+        if (res.headInputs.length > 0) {
+          if (!(offer && this.tiedRecompute && res.replica && res.tied.length === 0)) throw new PipelineRequestError('head_inputs answered without tied_recompute and a replica in step')
+          const t1 = performance.now()
+          const g = await this.recomputeTied(stage, res, list, lossScale)
+          this.log('step %d: tied gradient recomputed from %d micro-batches in %d ms', step, res.headInputs.length, Math.round(performance.now() - t1))
+          await stage.embed!.addGradients(new Map([['embed.weight', g]]))
+        } else if (res.tied.length > 0) {
           // a view (no copy), checked for NaN/Inf by addGradients
           const g = decodeNamed(res.tied, 'embed.weight', config.vocabSize * config.dModel, this.maxMessageSize, { copy: false, checkFinite: false })
           await stage.embed!.addGradients(new Map([['embed.weight', g]]))
@@ -1993,6 +2084,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       await own?.catch(() => {})
     }
     this.log('step %d: tied gradients taken', step)
+    const tTied = performance.now()
     for (const e of stage.executors) {
       const own = await e.gradNormSquared() // (not `sq += await …`: that reads sq before the concurrent norms land)
       sq += own
@@ -2002,6 +2094,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     hops = hops.filter(p => alive.has(p))
     const gradNorm = Math.sqrt(sq)
     this.log('step %d: global gradient norm %f', step, gradNorm)
+    const tNorm = performance.now()
     let result = { lr: 0, clipScale: 1 }
     let embedStep = result
     for (const e of stage.executors) {
@@ -2035,6 +2128,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       for (const [p, hash] of stepped) if (!want.equals(hash)) stepped.delete(p)
     }
     this.log('step %d: stepped (%d tied replicas in step)', step, stepped.size)
+    const tStep = performance.now()
     const behind = validators.filter(v => alive.has(v) && !stepped.has(v))
     await mine?.catch(() => {})
     if (tied && behind.length > 0) {
@@ -2062,7 +2156,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       lr: result.lr,
       clipScale: result.clipScale,
       retries,
-      participants: hops.map(p => ({ peer: peerFromBytes(p.route[p.hop].peer), start: p.route[p.hop].start, end: p.route[p.hop].end }))
+      participants: hops.map(p => ({ peer: peerFromBytes(p.route[p.hop].peer), start: p.route[p.hop].start, end: p.route[p.hop].end })),
+      ms: { microBatches: tMicro - t0, tied: tTied - tMicro, norm: tNorm - tTied, step: tStep - tNorm, sync: performance.now() - tStep }
     }
   }
 }

@@ -43,19 +43,19 @@ function batches (config: ModelConfig, n: number): TrainBatch[] {
   })
 }
 
-async function threeNodes (config: ModelConfig, params: Map<string, Float32Array>, tiedReplica?: boolean): Promise<{ driver: PipelineHost, stages: PipelineStage[] }> {
+async function threeNodes (config: ModelConfig, params: Map<string, Float32Array>, tiedReplica?: boolean, tiedRecompute?: boolean): Promise<{ driver: PipelineHost, stages: PipelineStage[] }> {
   const L = config.nLayers
   const stages: PipelineStage[] = await Promise.all([[0, 1], [1, L + 1], [L + 1, L + 2]].map(async ([a, b]) => await stage(config, a, b, params, optimizer)))
   closers.push(...stages)
   const worker = await startHost({ stages: [stages[1]] })
   const validator = await startHost({ stages: [stages[2]], tiedReplica })
-  const driver = await startHost({ stages: [stages[0]], router: staticRouter([{ peer: worker.peerId, start: 1, end: L + 1 }, { peer: validator.peerId, start: L + 1, end: L + 2 }]) })
+  const driver = await startHost({ stages: [stages[0]], tiedRecompute, router: staticRouter([{ peer: worker.peerId, start: 1, end: L + 1 }, { peer: validator.peerId, start: L + 1, end: L + 2 }]) })
   hosts.push(driver, worker, validator)
   await mesh(hosts)
   return { driver, stages }
 }
 
-async function compare (config: ModelConfig, tiedReplica?: boolean): Promise<void> {
+async function compare (config: ModelConfig, tiedReplica?: boolean, tiedRecompute?: boolean): Promise<void> {
   const params = weights(config, 5)
   const data = batches(config, STEPS)
   const mono: ShardExecutor = await monolith(config, params, optimizer)
@@ -66,10 +66,11 @@ async function compare (config: ModelConfig, tiedReplica?: boolean): Promise<voi
     const r = await mono.step()
     want.push({ loss: (out.loss.data as Float32Array)[0], gradNorm: r.gradNorm })
   }
-  const { driver, stages } = await threeNodes(config, params, tiedReplica)
+  const { driver, stages } = await threeNodes(config, params, tiedReplica, tiedRecompute)
   let sentAfterFirst = 0
+  let receivedAfterFirst = 0
   for (let i = 0; i < STEPS; i++) {
-    if (i === 1) sentAfterFirst = driver.services.pipeline.trafficStats().sent
+    if (i === 1) ({ sent: sentAfterFirst, received: receivedAfterFirst } = driver.services.pipeline.trafficStats())
     const r = await driver.services.pipeline.trainStep(data[i])
     expect(r.step).toBe(i)
     expect(r.retries).toBe(0)
@@ -78,6 +79,7 @@ async function compare (config: ModelConfig, tiedReplica?: boolean): Promise<voi
   }
   const matrix = config.vocabSize * config.dModel * 4
   const sentPerStep = (driver.services.pipeline.trafficStats().sent - sentAfterFirst) / (STEPS - 1)
+  const receivedPerStep = (driver.services.pipeline.trafficStats().received - receivedAfterFirst) / (STEPS - 1)
   if (config.tieEmbeddings) {
     // the Validator's copy of the tied matrix is the Driver's, bit for bit, and the monolith's within float error
     const driverW = (await stages[0].embed!.getParameters()).get('embed.weight')!
@@ -92,6 +94,10 @@ async function compare (config: ModelConfig, tiedReplica?: boolean): Promise<voi
     else expect(sentPerStep).toBeGreaterThan(matrix) // the matrix each step
     // a Validator that declines gets the moments once, not every step
     if (tiedReplica === false) expect(sentPerStep).toBeLessThan(2 * matrix)
+    // the head's tied gradient comes to the Driver as a matrix, unless the Driver recomputes it from the head's inputs
+    // (batch × seq × d floats per micro-batch, 8 KiB here as is the gradient of its activation, against a 64 KiB matrix)
+    if (tiedReplica !== false && tiedRecompute !== false) expect(receivedPerStep).toBeLessThan(matrix / 2)
+    else expect(receivedPerStep).toBeGreaterThan(matrix)
   } else {
     expect(sentPerStep).toBeLessThan(matrix / 2)
   }
@@ -124,8 +130,12 @@ describe('pipeline training over three hosts', () => {
     await compare(preset('tiny'))
   })
 
-  it('tied: matches the single-process model for 20 steps (the Validator steps a replica of the tied matrix with the Driver\'s rows)', async () => {
+  it('tied: matches the single-process model for 20 steps (the Validator steps a replica of the tied matrix with the Driver\'s rows; the Driver recomputes the head\'s tied gradient from its inputs)', async () => {
     await compare({ ...preset('tiny'), tieEmbeddings: true })
+  })
+
+  it('tied, the tied gradient not recomputed by the Driver (`tiedRecompute: false`): matches for 20 steps, the head\'s gradient on the wire', async () => {
+    await compare({ ...preset('tiny'), tieEmbeddings: true }, undefined, false)
   })
 
   it('tied: a matrix changed outside the pipeline (e.g. an outer optimizer round) is caught by the hash and re-sent', async () => {

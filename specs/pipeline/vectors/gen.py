@@ -218,6 +218,11 @@ infer_standbys = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(5)
                   + ld(24, b'') + ld(24, peer_d) + ld(24, b''))
 mirror = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(5) + key(4, 0) + varint(1)
           + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_d, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden) + key(23, 0) + varint(1))
+# revision 1.6.0: TAKE_TIED asking for the head's inputs (tied_recompute), and the answer: two micro-batches' inputs in the
+# order the head ran them (repeated bytes and unpacked uint32: one key per element) and the final norm
+take_tied_recompute = take_tied + key(26, 0) + varint(1)
+head_a, head_b, head_norm = b'\x08\x09', b'\x0a', b'\x0b\x0c'
+resp_recompute = key(11, 0) + varint(1) + ld(15, head_a) + ld(15, head_b) + key(16, 0) + varint(2) + key(16, 0) + varint(0) + ld(17, head_norm)
 route = [{'peer': peer_a.hex(), 'start': 0, 'end': 1}, {'peer': peer_b.hex(), 'start': 1, 'end': 3}, {'peer': peer_c.hex(), 'start': 3, 'end': 4}]
 json.dump({'description': 'Request/Response encodings (proto3, fields in number order, defaults omitted)', 'requests': [
     {'name': 'infer', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
@@ -225,6 +230,7 @@ json.dump({'description': 'Request/Response encodings (proto3, fields in number 
     {'name': 'step', 'fields': {'kind': 'STEP', 'session': session.hex(), 'hop': 2, 'route': route, 'step': 7, 'gradNorm': 0.5}, 'bytes': step.hex()},
     {'name': 'train-forward', 'fields': {'kind': 'TRAIN_FORWARD', 'session': session.hex(), 'hop': 1, 'route': route, 'hidden': hidden.hex(), 'microBatch': 3, 'step': 7, 'compress': True, 'lossScale': 0.25, 'deflate': True, 'lastMicroBatch': True}, 'bytes': train.hex()},
     {'name': 'take-tied-replica', 'fields': {'kind': 'TAKE_TIED', 'session': session.hex(), 'hop': 2, 'route': route, 'step': 7, 'tiedReplica': True}, 'bytes': take_tied.hex()},
+    {'name': 'take-tied-recompute', 'fields': {'kind': 'TAKE_TIED', 'session': session.hex(), 'hop': 2, 'route': route, 'step': 7, 'tiedReplica': True, 'tiedRecompute': True}, 'bytes': take_tied_recompute.hex()},
     {'name': 'step-tied-rows', 'fields': {'kind': 'STEP', 'session': session.hex(), 'hop': 2, 'route': route, 'step': 7, 'gradNorm': 0.5, 'tied': rows.hex(), 'tiedIds': ids.hex(),
                                          'tiedAdamw': {'lr': 3e-4, 'beta1': 0.9, 'beta2': 0.95, 'eps': 1e-8, 'weightDecay': 0.1, 'clipScale': 0.5, 't': 8}}, 'bytes': step_tied.hex()},
     {'name': 'truncate', 'fields': {'kind': 'TRUNCATE', 'session': session.hex(), 'position': 9, 'hop': 2, 'route': route}, 'bytes': truncate.hex()},
@@ -244,6 +250,7 @@ json.dump({'description': 'Request/Response encodings (proto3, fields in number 
     {'name': 'error', 'fields': {'error': 'KvCacheFullError', 'message': 'full', 'failedHop': 2}, 'bytes': resp.hex()},
     {'name': 'token', 'fields': {'token': 200, 'position': 6}, 'bytes': resp_tok.hex()},
     {'name': 'take-tied-replica', 'fields': {'tied': rows.hex(), 'replica': True}, 'bytes': resp_replica.hex()},
+    {'name': 'take-tied-recompute', 'fields': {'replica': True, 'headInputs': [head_a.hex(), head_b.hex()], 'headMicroBatches': [2, 0], 'headNorm': head_norm.hex()}, 'bytes': resp_recompute.hex()},
     {'name': 'step-replica', 'fields': {'replica': True, 'tiedHash': step_hash.hex()}, 'bytes': resp_step_replica.hex()},
     {'name': 'tokens', 'fields': {'token': 300, 'position': 12, 'tokens': [65, 300]}, 'bytes': resp_tokens.hex()},
     {'name': 'direct-ack', 'fields': {'position': 6, 'direct': True}, 'bytes': resp_direct.hex()}]}, open('messages.json', 'w'), indent=2)

@@ -553,6 +553,7 @@ export interface Request {
   direct: boolean
   mirror: boolean
   standbys: Uint8Array<ArrayBuffer>[]
+  tiedRecompute: boolean
   rollback: boolean
   draftCount: number
   draft: DraftToken[]
@@ -692,6 +693,11 @@ export namespace Request {
           }
         }
 
+        if ((obj.tiedRecompute != null && obj.tiedRecompute !== false)) {
+          w.uint32(208)
+          w.bool(obj.tiedRecompute)
+        }
+
         if ((obj.rollback != null && obj.rollback !== false)) {
           w.uint32(240)
           w.bool(obj.rollback)
@@ -736,6 +742,7 @@ export namespace Request {
           direct: false,
           mirror: false,
           standbys: [],
+          tiedRecompute: false,
           rollback: false,
           draftCount: 0,
           draft: []
@@ -855,6 +862,10 @@ export namespace Request {
               }
 
               obj.standbys.push(reader.bytes())
+              break
+            }
+            case 26: {
+              obj.tiedRecompute = reader.bool()
               break
             }
             case 30: {
@@ -1081,6 +1092,13 @@ export namespace Request {
 
               obj.standbys++
 
+              break
+            }
+            case 26: {
+              yield {
+                field: `${prefix}.tiedRecompute`,
+                value: reader.bool()
+              }
               break
             }
             case 30: {
@@ -1311,6 +1329,11 @@ export namespace Request {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface RequestTiedRecomputeFieldEvent {
+    field: '$.tiedRecompute'
+    value: boolean
+  }
+
   export interface RequestRollbackFieldEvent {
     field: '$.rollback'
     value: boolean
@@ -1347,7 +1370,7 @@ export namespace Request {
     return decodeMessage(buf, Request.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestMirrorFieldEvent | RequestStandbysFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestMirrorFieldEvent | RequestStandbysFieldEvent | RequestTiedRecomputeFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
     return streamMessage(buf, Request.codec(), opts)
   }
 }
@@ -1593,6 +1616,9 @@ export interface Response {
   replica: boolean
   tiedHash: Uint8Array<ArrayBuffer>
   direct: boolean
+  headInputs: Uint8Array<ArrayBuffer>[]
+  headMicroBatches: number[]
+  headNorm: Uint8Array<ArrayBuffer>
   tokens: number[]
 }
 
@@ -1671,6 +1697,25 @@ export namespace Response {
           w.bool(obj.direct)
         }
 
+        if (obj.headInputs != null && obj.headInputs.length > 0) {
+          for (const value of obj.headInputs) {
+            w.uint32(122)
+            w.bytes(value)
+          }
+        }
+
+        if (obj.headMicroBatches != null && obj.headMicroBatches.length > 0) {
+          for (const value of obj.headMicroBatches) {
+            w.uint32(128)
+            w.uint32(value)
+          }
+        }
+
+        if ((obj.headNorm != null && obj.headNorm.byteLength > 0)) {
+          w.uint32(138)
+          w.bytes(obj.headNorm)
+        }
+
         if (obj.tokens != null && obj.tokens.length > 0) {
           for (const value of obj.tokens) {
             w.uint32(160)
@@ -1696,6 +1741,9 @@ export namespace Response {
           replica: false,
           tiedHash: uint8ArrayAlloc(0),
           direct: false,
+          headInputs: [],
+          headMicroBatches: [],
+          headNorm: uint8ArrayAlloc(0),
           tokens: []
         }
 
@@ -1757,6 +1805,26 @@ export namespace Response {
               obj.direct = reader.bool()
               break
             }
+            case 15: {
+              if (opts.limits?.headInputs != null && obj.headInputs.length === opts.limits.headInputs) {
+                throw new MaxLengthError('Decode error - repeated field "headInputs" had too many elements')
+              }
+
+              obj.headInputs.push(reader.bytes())
+              break
+            }
+            case 16: {
+              if (opts.limits?.headMicroBatches != null && obj.headMicroBatches.length === opts.limits.headMicroBatches) {
+                throw new MaxLengthError('Decode error - repeated field "headMicroBatches" had too many elements')
+              }
+
+              obj.headMicroBatches.push(reader.uint32())
+              break
+            }
+            case 17: {
+              obj.headNorm = reader.bytes()
+              break
+            }
             case 20: {
               if (opts.limits?.tokens != null && obj.tokens.length === opts.limits.tokens) {
                 throw new MaxLengthError('Decode error - repeated field "tokens" had too many elements')
@@ -1775,6 +1843,8 @@ export namespace Response {
         return obj
       }, function * (reader, length, prefix, opts = {}) {
         const obj = {
+          headInputs: 0,
+          headMicroBatches: 0,
           tokens: 0
         }
 
@@ -1875,6 +1945,43 @@ export namespace Response {
               }
               break
             }
+            case 15: {
+              if (opts.limits?.headInputs != null && obj.headInputs === opts.limits.headInputs) {
+                throw new MaxLengthError('Streaming decode error - repeated field "headInputs" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.headInputs[]`,
+                index: obj.headInputs,
+                value: reader.bytes()
+              }
+
+              obj.headInputs++
+
+              break
+            }
+            case 16: {
+              if (opts.limits?.headMicroBatches != null && obj.headMicroBatches === opts.limits.headMicroBatches) {
+                throw new MaxLengthError('Streaming decode error - repeated field "headMicroBatches" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.headMicroBatches[]`,
+                index: obj.headMicroBatches,
+                value: reader.uint32()
+              }
+
+              obj.headMicroBatches++
+
+              break
+            }
+            case 17: {
+              yield {
+                field: `${prefix}.headNorm`,
+                value: reader.bytes()
+              }
+              break
+            }
             case 20: {
               if (opts.limits?.tokens != null && obj.tokens === opts.limits.tokens) {
                 throw new MaxLengthError('Streaming decode error - repeated field "tokens" had too many elements')
@@ -1967,6 +2074,23 @@ export namespace Response {
     value: boolean
   }
 
+  export interface ResponseHeadInputsFieldEvent {
+    field: '$.headInputs[]'
+    index: number
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ResponseHeadMicroBatchesFieldEvent {
+    field: '$.headMicroBatches[]'
+    index: number
+    value: number
+  }
+
+  export interface ResponseHeadNormFieldEvent {
+    field: '$.headNorm'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export interface ResponseTokensFieldEvent {
     field: '$.tokens[]'
     index: number
@@ -1981,7 +2105,7 @@ export namespace Response {
     return decodeMessage(buf, Response.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent | ResponseDirectFieldEvent | ResponseTokensFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent | ResponseDirectFieldEvent | ResponseHeadInputsFieldEvent | ResponseHeadMicroBatchesFieldEvent | ResponseHeadNormFieldEvent | ResponseTokensFieldEvent> {
     return streamMessage(buf, Response.codec(), opts)
   }
 }
