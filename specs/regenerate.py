@@ -44,6 +44,7 @@ GENERATORS = {
                                               'model/vectors/tiny-grads.json'], []),
     'model tiny (packages/model generate-vectors)': ('.', ['node', 'packages/model/scripts/generate-vectors.mjs'],
                                                      ['model/vectors/tiny-logits.json', 'model/vectors/tiny.*.safetensors'], []),
+    'host gossip-messages.json (gossip.py)': ('host/vectors', [PY, 'gossip.py'], ['host/vectors/gossip-messages.json'], []),
     'tensor-frame conversions (conversions.py --write)': ('tensor-frame/vectors', [PY, 'conversions.py', '--write'], ['tensor-frame/vectors/convert-*.json'], []),
     # it reads the frames of the generator below (the tensors it re-encodes), which are left in its copy
     'tensor-frame encoding.json (encoding.py)': ('tensor-frame/vectors', [PY, 'encoding.py'], ['tensor-frame/vectors/encoding.json'], []),

@@ -223,6 +223,10 @@ def host_checks(call):
         r = call('host.recordSelect', key=v['key'], valuesHex=v['valuesHex'])
         yield 'host DHT record selection', f, r.get('best') == int(v['best']), r
     # decision rules (host 1.4.0): P6, R9 address filter, R22 delays, R21 join state
+    for c in vec('host', 'gossip-messages.json')['cases']:
+        r = call('host.gossipMessage', message=c['message'])
+        want = {k: v for k, v in c.items() if k not in ('description', 'message')}
+        yield 'host R13 StrictSign messages (checks in order, message id)', c['description'], {k: r.get(k) for k in want} == want, r
     for c in vec('host', 'p6-colocation.json')['cases']:
         r = call('host.p6', ip=c['ip'], peers=c['peers'], privateSwarm=c['privateSwarm'])
         yield 'host R20 P6 co-location penalty', c['description'], r.get('penalty') == c['penalty'], r

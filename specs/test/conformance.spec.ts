@@ -36,7 +36,7 @@ const SUITE_POINTS: Record<string, string[]> = {
     'framing rule 6 (bodies: unknown fields, defaults, malformed)'],
   host: ['host private swarms (swarm key)', 'host R3 identity key file', 'host DHT record keys', 'host DHT record values', 'host DHT record selection',
     'host R20 P6 co-location penalty', 'host R9 DHT peer addresses kept', 'host R22 join retry delay', 'host R21 join state (sequences)',
-    'host profile (Protocol ids, R1, R2, R4, R6, R7, R13-R16, R18, R19)'],
+    'host profile (Protocol ids, R1, R2, R4, R6, R7, R13-R16, R18, R19)', 'host R13 StrictSign messages (checks in order, message id)'],
   'tensor-frame': ['tensor-frame conversions (float16, bfloat16, int8 refusals)', 'tensor-frame decoding and content hash', 'tensor-frame rejections', 'tensor-frame int8 quantization',
     'tensor-frame encoding (one frame per tensor, refusals)'],
   'model-compute': ['§2 forward pass (logits within 1e-4)', '§2 forward pass (loss within 1e-4)', '§2, §5 KV-cache inference (logits within 1e-4)',

@@ -329,6 +329,8 @@ def handle(req):
                 return {'penalty': HOST.p6(req['ip'], req['peers'], req['privateSwarm'])}
             if op == 'host.dhtAddresses':
                 return {'kept': HOST.dht_addresses(req['filter'], req['addrs'])}
+            if op == 'host.gossipMessage':
+                return HOST.gossip_message(unhex(req['message']))
             if op == 'host.profile':
                 return {'profile': HOST.profile(req['options'])}
             if op == 'host.joinDelay':

@@ -420,6 +420,19 @@ async function handle (r) {
       await received
       return { written: hex(Buffer.concat(chunks)), error }
     }
+    case 'host.gossipMessage': {
+      // a received message as @libp2p/gossipsub checks it (validateToRawMessage under the host's signature policy) and
+      // names it (the host's msgIdFn), for a host createNeuroShardHost built
+      const node = await profileHost({})
+      const G = '../../../packages/host/node_modules/@libp2p/gossipsub/dist/src'
+      const { RPC } = await import(`${G}/message/rpc.js`)
+      const { validateToRawMessage } = await import(`${G}/utils/buildRawMessage.js`)
+      const raw = RPC.Message.decode(unhex(r.message))
+      const v = await validateToRawMessage(node.services.pubsub.globalSignaturePolicy, raw)
+      if (!v.valid) return { valid: false, reason: v.error }
+      const id = await node.services.pubsub.msgIdFn(v.message)
+      return { valid: true, from: v.message.from.toString(), seqno: hex(raw.seqno), topic: v.message.topic, data: hex(v.message.data), messageId: hex(id) }
+    }
     case 'host.p6': {
       // gossipsub's own score function with the score parameters of a host built by createNeuroShardHost (not started)
       const node = await profileHost({ swarmKey: r.privateSwarm })

@@ -149,6 +149,8 @@ def join_rounds(target, events):
         elif kind == 'disconnect':
             if pending is None and peers < target:
                 attempt, pending = 0, join_delay(1, e['u'])
+            elif pending is not None and peers == 0 and pending > join_delay(1, e['u']):
+                pending = join_delay(1, e['u'])  # rule 6: alone, no long wait; attempt unchanged
         out.append({'pendingMs': pending, 'attempt': attempt, 'joined': joined})
     return out
 
@@ -178,3 +180,116 @@ def profile(options):
                       'floodsub': False, 'signaturePolicy': 'StrictSign', 'maxRpcBytes': 4194304, 'maxOutboundBufferBytes': 64 * 1024 * 1024},
         'mdns': options.get('mdns') is True, 'upnp': options.get('upnp') is True, 'relayHop': options.get('relayServer') is True,
     }
+
+
+# ---- README "Gossipsub", Signed messages (StrictSign) ----
+import os as _os  # noqa: E402
+import sys as _sys  # noqa: E402
+_sys.path.insert(0, _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), '..', '..', 'layer-pool', 'python'))
+import ed25519  # noqa: E402  (RFC 8032 in pure Python, specs/layer-pool/python/ed25519.py)
+
+SIGN_PREFIX = b'libp2p-pubsub:'
+MESSAGE_FIELDS = {1: 'from', 2: 'data', 3: 'seqno', 4: 'topic', 5: 'signature', 6: 'key'}
+
+
+def _varint(n):
+    out = b''
+    while n >= 0x80:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def _read_varint(b, i):
+    n, shift = 0, 0
+    while True:
+        if i >= len(b):
+            raise ValueError('varint cut short')
+        n |= (b[i] & 0x7F) << shift
+        shift += 7
+        i += 1
+        if not b[i - 1] & 0x80:
+            return n, i
+
+
+def _fields(b):
+    """a protobuf message of length-delimited fields -> {field number: bytes} (last wins; other wire types skipped)"""
+    out, i = {}, 0
+    while i < len(b):
+        tag, i = _read_varint(b, i)
+        wire = tag & 7
+        if wire == 2:
+            n, i = _read_varint(b, i)
+            if i + n > len(b):
+                raise ValueError('length past the end')
+            out[tag >> 3] = b[i:i + n]
+            i += n
+        elif wire == 0:
+            v, i = _read_varint(b, i)
+            out[tag >> 3] = v
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        else:
+            raise ValueError('wire type')
+    return out
+
+
+def encode_gossip_message(m):
+    """the protobuf encoding of a Message {from, data, seqno, topic, signature, key} (fields present, topic if not empty)"""
+    out = b''
+    for number, name in MESSAGE_FIELDS.items():
+        v = m.get(name)
+        if v is None or (name == 'topic' and v == ''):
+            continue
+        v = v.encode('utf-8') if name == 'topic' else v
+        out += bytes([number << 3 | 2]) + _varint(len(v)) + v
+    return out
+
+
+def signed_bytes(m):
+    return SIGN_PREFIX + encode_gossip_message({k: m.get(k) for k in ('from', 'data', 'seqno', 'topic')})
+
+
+def _ed25519_public(key_protobuf):
+    """a libp2p PublicKey protobuf (Type = 1 Ed25519, Data = 32 bytes) -> the 32 key bytes; ValueError otherwise"""
+    f = _fields(key_protobuf)
+    if f.get(1) != 1 or not isinstance(f.get(2), bytes) or len(f[2]) != 32:
+        raise ValueError('not an Ed25519 PublicKey protobuf')
+    return f[2]
+
+
+def gossip_message(raw):
+    """Signed messages: a received Message protobuf -> {valid, from, seqno, topic, data, messageId} or {valid: False, reason}"""
+    f = _fields(raw)
+    m = {name: f.get(number) for number, name in MESSAGE_FIELDS.items()}
+    m['topic'] = (m['topic'] or b'').decode('utf-8')
+    if m['seqno'] is None or len(m['seqno']) != 8:
+        return {'valid': False, 'reason': 'invalid_seqno'}
+    if m['signature'] is None:
+        return {'valid': False, 'reason': 'invalid_signature'}
+    frm, inline = m['from'], None
+    try:
+        if frm is None:
+            raise ValueError('no from')
+        code, i = _read_varint(frm, 0)
+        n, i = _read_varint(frm, i)
+        if len(frm) != i + n or code not in (0x00, 0x12) or (code == 0x12 and n != 32):
+            raise ValueError('not a peer id multihash')
+        if code == 0x00:
+            inline = frm[i:]
+            _ed25519_public(inline)
+    except ValueError:
+        return {'valid': False, 'reason': 'invalid_peerid'}
+    key = m['key'] if m['key'] is not None else inline
+    try:
+        if key is None:
+            raise ValueError('no key')
+        pub = _ed25519_public(key)
+        if m['key'] is not None and frm != b'\x00' + _varint(len(key)) + key:
+            raise ValueError('key is not from\'s')
+    except ValueError:
+        return {'valid': False, 'reason': 'invalid_peerid'}
+    if not ed25519.verify(pub, signed_bytes(m), m['signature']):
+        return {'valid': False, 'reason': 'invalid_signature'}
+    return {'valid': True, 'from': _b58(frm), 'seqno': m['seqno'].hex(), 'topic': m['topic'], 'data': (m['data'] or b'').hex(),
+            'messageId': (key + m['seqno']).hex()}
