@@ -82,7 +82,9 @@ const S = SHARD_DIMS.seq
  * - model: `input_ids`, the caches of every block, `position_offset` → `logits` and `present_*` — one session
  *   per token for a node that holds the whole model.
  *
- * Attention, RoPE and norms use the fused opset-23 ops (float32 only).
+ * Attention, RoPE and norms use the fused opset-23 ops (float32 only). Each residual add is done by the norm that
+ * reads its sum (`com.microsoft` `SkipSimplifiedLayerNormalization`, which outputs the sum too): 2 · nLayers nodes
+ * fewer per token over the whole model; a block span ends on its last residual add.
  */
 export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, options: InferenceGraphOptions): ShardGraph {
   validateConfig(config)
@@ -157,6 +159,17 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
   const norm = (x: Value, name: string, opName: string): Value => g.op('RMSNormalization', [x, fp(name)], [{ dtype: 'float32', shape: x.shape }], {
     axis: { kind: 'int', value: -1 }, epsilon: { kind: 'float', value: config.normEps }
   }, { name: opName })[0]
+  /**
+   * RMSNorm(x + skip) and x + skip in one `com.microsoft` `SkipSimplifiedLayerNormalization` node (the residual
+   * add fused into the next norm: one node instead of two per norm, 2 · nLayers fewer per token)
+   */
+  const skipNorm: SkipNorm = (x, skip, name, opName) => {
+    const stat = { dtype: 'float32' as const, shape: [...x.shape.slice(0, -1), 1] }
+    const [y, , , sum] = g.op('SkipSimplifiedLayerNormalization', [x, skip, fp(name)], [{ dtype: 'float32', shape: x.shape }, stat, stat, { dtype: 'float32', shape: x.shape }], {
+      epsilon: { kind: 'float', value: config.normEps }
+    }, { name: opName, domain: 'com.microsoft' })
+    return [y, sum]
+  }
   const embed = (ids: Value): Value => {
     if (bits === undefined) return g.gather(fp('embed.weight'), ids, 0, { name: 'embed' })
     // gather the packed rows and their scales, unpack to float: [B, S, kBlocks, blockSize] → [B, S, d]
@@ -173,15 +186,16 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     const full = g.reshape(g.mul(centered, s, { name: 'embed.dequant' }), [0, 0, q.kBlocks * blockSize], { name: 'embed.flat' })
     return q.kBlocks * blockSize === config.dModel ? full : g.slice(full, [0], [config.dModel], [2], { name: 'embed.trim' })
   }
-  const head = (x: Value): Value => {
-    const n = norm(x, 'final_norm.weight', 'final_norm')
+  const head = (x: Residual): Value => {
+    const n = x.delta === undefined ? norm(x.base, 'final_norm.weight', 'final_norm') : skipNorm(x.base, x.delta, 'final_norm.weight', 'final_norm')[0]
     return config.tieEmbeddings ? linear(n, 'embed.weight', 'lm_head', 'NK') : linear(n, 'lm_head.weight', 'lm_head')
   }
   const gqa = options.attention === 'gqa'
   const append = options.kvCache === 'append'
   if (options.kvCache !== undefined && options.kvCache !== 'present' && options.kvCache !== 'append') throw new InvalidConfigError(`unknown kvCache '${String(options.kvCache)}'`)
   if (append && gqa) throw new InvalidConfigError("kvCache 'append' needs attention 'opset' (GroupQueryAttention takes [batch, heads, past, headDim] caches only)")
-  const blocks = (x: Value, start: number, end: number): Value => {
+  /** Blocks [start, end) over x; the last block's residual add is left pending (see {@link Residual}) */
+  const blocks = (x: Value, start: number, end: number): Residual => {
     const hd = headDim(config)
     const caches: KvCache[] = []
     for (let k = start; k < end; k++) {
@@ -214,9 +228,9 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
       const offset = g.input(SHARD_IO.positionOffset, 'int64', [])
       attention = opsetAttention(g, config, fusedTables(g, config, x, offset, caches[0].pastKey))
     }
-    let h = x
+    let h: Residual = { base: x }
     for (let k = start; k < end; k++) {
-      const res = block(g, config, h, k, attention, caches[k - start], linear, norm, (gqa || append) && bits !== undefined ? linearCat : undefined)
+      const res = block(g, config, h, k, attention, caches[k - start], linear, norm, skipNorm, (gqa || append) && bits !== undefined ? linearCat : undefined)
       h = res.out
       g.output(res.presentKey, append ? SHARD_IO.appendKey(k) : SHARD_IO.presentKey(k))
       g.output(res.presentValue, append ? SHARD_IO.appendValue(k) : SHARD_IO.presentValue(k))
@@ -233,13 +247,13 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     case 'blocks': {
       const x = g.input(SHARD_IO.hiddenIn, 'float32', [B, S, config.dModel])
       const h = blocks(x, span.start, span.end)
-      g.output(h, SHARD_IO.hiddenOut)
+      g.output(h.delta === undefined ? h.base : g.add(h.base, h.delta, { name: `blocks.${span.end - 1}.mlp_residual` }), SHARD_IO.hiddenOut)
       g.outputs.unshift(g.outputs.pop() as typeof g.outputs[number])
       break
     }
     case 'head': {
       const x = g.input(SHARD_IO.hidden, 'float32', [B, S, config.dModel])
-      g.output(head(x), SHARD_IO.logits)
+      g.output(head({ base: x }), SHARD_IO.logits)
       break
     }
     case 'model': {
@@ -250,11 +264,15 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
       break
     }
   }
-  return finish(g, bits === undefined && !gqa ? {} : { 'com.microsoft': 1 })
+  return finish(g, span.kind === 'blocks' || span.kind === 'model' || bits !== undefined || gqa ? { 'com.microsoft': 1 } : {})
 }
 
 type Linear = (x: Value, name: string, opName: string) => Value
 type Norm = (x: Value, name: string, opName: string) => Value
+/** [RMSNorm(x + skip), x + skip] */
+type SkipNorm = (x: Value, skip: Value, name: string, opName: string) => [Value, Value]
+/** A hidden state `base + delta` whose residual add is still to be done (fused into the norm that reads it) */
+interface Residual { base: Value, delta?: Value }
 /**
  * Attention of one block: q [B, S, nH·hd], k and v [B, S, nKv·hd] before RoPE (or q, k and v packed in one
  * [B, S, (nH + 2·nKv)·hd] tensor with k and v null) → [y [B, S, nH·hd], present key, present value]
@@ -330,19 +348,19 @@ function opsetAttention (g: GraphBuilder, config: ModelConfig, fused: FusedTable
  * One fused block (as `fusedBlock`) whose projections go through `linear` (fp32 MatMul or MatMulNBits); with
  * `linearCat` (quantized GroupQueryAttention graphs) q/k/v are one packed projection and gate/up another
  */
-function block (g: GraphBuilder, config: ModelConfig, x: Value, index: number, attention: Attend, cache: KvCache, linear: Linear, norm: Norm, linearCat?: LinearCat): { out: Value, presentKey: Value, presentValue: Value } {
+function block (g: GraphBuilder, config: ModelConfig, input: Residual, index: number, attention: Attend, cache: KvCache, linear: Linear, norm: Norm, skipNorm: SkipNorm, linearCat?: LinearCat): { out: Residual, presentKey: Value, presentValue: Value } {
   const p = `blocks.${index}`
   const [attnNorm, wq, wk, wv, wo, mlpNorm, wGate, wUp, wDown] = blockParameters(config, index).map(s => s.name)
-  const n = norm(x, attnNorm, `${p}.attn_norm`)
+  // the previous block's residual add happens inside this block's first norm
+  const [n, x] = input.delta === undefined ? [norm(input.base, attnNorm, `${p}.attn_norm`), input.base] : skipNorm(input.base, input.delta, attnNorm, `${p}.attn_norm`)
   const [o, presentKey, presentValue] = linearCat !== undefined
     ? attention(linearCat(n, [wq, wk, wv], `${p}.attn.qkv_proj`), null, null, cache, `${p}.attn`)
     : attention(linear(n, wq, `${p}.attn.q_proj`), linear(n, wk, `${p}.attn.k_proj`), linear(n, wv, `${p}.attn.v_proj`), cache, `${p}.attn`)
-  const h = g.add(x, linear(o, wo, `${p}.attn.o_proj`), { name: `${p}.attn_residual` })
-  const m = norm(h, mlpNorm, `${p}.mlp_norm`)
+  const [m, h] = skipNorm(x, linear(o, wo, `${p}.attn.o_proj`), mlpNorm, `${p}.mlp_norm`)
   const [gateLin, up] = linearCat !== undefined
     ? g.split(linearCat(m, [wGate, wUp], `${p}.mlp.gate_up_proj`), [config.ffnHidden, config.ffnHidden], -1, { name: `${p}.mlp.gate_up` })
     : [linear(m, wGate, `${p}.mlp.gate_proj`), linear(m, wUp, `${p}.mlp.up_proj`)]
   const gate = g.silu(gateLin, { name: `${p}.mlp.silu` })
   const down = linear(g.mul(gate, up, { name: `${p}.mlp.glu` }), wDown, `${p}.mlp.down_proj`)
-  return { out: g.add(h, down, { name: `${p}.mlp_residual` }), presentKey, presentValue }
+  return { out: { base: h, delta: down }, presentKey, presentValue }
 }

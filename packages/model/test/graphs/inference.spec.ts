@@ -73,6 +73,46 @@ describe('inference graphs with baked weights', () => {
     await mono.release()
   })
 
+  it('residual adds are fused into the norm that reads them (SkipSimplifiedLayerNormalization); embed → blocks → head spans give the monolithic logits', async () => {
+    const config: ModelConfig = { ...TINY_TEST, nLayers: 3, tieEmbeddings: true }
+    const L = config.nLayers
+    const params = allParams(config, 7, 'float32')
+    const parameters = new Map(Object.entries(params).map(([k, v]) => [k, v.data as Float32Array]))
+    const count = (g: ReturnType<typeof buildInferenceGraph>, op: string): number => g.graph.nodes.filter(n => n.op === op).length
+    const residualAdds = (g: ReturnType<typeof buildInferenceGraph>): number => g.graph.nodes.filter(n => n.op === 'Add' && n.name.includes('residual')).length
+    // whole model: block 0's attn_norm is plain; every other norm (mlp_norm ×L, attn_norm ×(L − 1), final_norm) adds
+    // the residual itself, so no Add is left
+    const model = buildInferenceGraph(config, { kind: 'model' }, { parameters })
+    expect(count(model, 'SkipSimplifiedLayerNormalization')).toBe(2 * L)
+    expect(count(model, 'RMSNormalization')).toBe(1)
+    expect(residualAdds(model)).toBe(0)
+    // a block span ends on its last residual add (hidden_out is the sum, not a norm)
+    const blocks = buildInferenceGraph(config, { kind: 'blocks', start: 0, end: L }, { parameters })
+    expect(count(blocks, 'SkipSimplifiedLayerNormalization')).toBe(2 * L - 1)
+    expect(residualAdds(blocks)).toBe(1)
+    const x = ids(rng(4), 1, 5, config.vocabSize)
+    const mono = await Runner.create(buildModelGraph(config, 'inference').bytes)
+    const ref = (await mono.run({ [SHARD_IO.inputIds]: x, ...params }))[SHARD_IO.logits].data
+    await mono.release()
+    const run = async (bytes: Uint8Array, feeds: Record<string, T>): Promise<Record<string, T>> => {
+      const s = await Runner.create(bytes)
+      const out = await s.run(feeds)
+      await s.release()
+      return out
+    }
+    const hd = headDim(config)
+    const past: Record<string, T> = { [SHARD_IO.positionOffset]: { data: BigInt64Array.of(0n), dims: [] } }
+    for (let k = 0; k < L; k++) {
+      past[SHARD_IO.pastKey(k)] = { data: new Float32Array(0), dims: [1, config.nKvHeads, 0, hd] }
+      past[SHARD_IO.pastValue(k)] = { data: new Float32Array(0), dims: [1, config.nKvHeads, 0, hd] }
+    }
+    const h = (await run(buildInferenceGraph(config, { kind: 'embed' }, { parameters }).bytes, { [SHARD_IO.inputIds]: x }))[SHARD_IO.hidden]
+    const y = (await run(blocks.bytes, { [SHARD_IO.hiddenIn]: h, ...past }))[SHARD_IO.hiddenOut]
+    const logits = (await run(buildInferenceGraph(config, { kind: 'head' }, { parameters }).bytes, { [SHARD_IO.hidden]: y }))[SHARD_IO.logits].data
+    expect(maxAbsDiff(logits, ref) / maxAbs(ref)).toBeLessThan(1e-5)
+    expect(maxAbsDiff((await run(model.bytes, { [SHARD_IO.inputIds]: x, ...past }))[SHARD_IO.logits].data, ref) / maxAbs(ref)).toBeLessThan(1e-5)
+  })
+
   for (const quantization of ['int8', 'int4'] as const) {
     it(`${quantization}: the graph computes with exactly the dequantized weights (embedding rows and tied head included)`, async () => {
       const config: ModelConfig = { ...TINY_TEST, dModel: 64, nHeads: 4, nKvHeads: 2, ffnHidden: 96, tieEmbeddings: true }
