@@ -23,6 +23,7 @@ import type { TiedAdamW } from './pb/pipeline.js'
 import { checkSampling, sampleToken } from './sampling.js'
 import { GammaController, MAX_DRAFT_SUPPORT, MAX_DRAFT_TOKENS, checkDraftToken, verifyDraft } from './speculative.js'
 import type { DraftToken, Drafter, GammaInit } from './speculative.js'
+import { SessionLink } from './link.js'
 import { SessionTable, kvBytesPerToken } from './sessions.js'
 import { createPipelineStage } from './stage.js'
 import { byteTokenizer } from './tokenizer.js'
@@ -334,7 +335,7 @@ function errorResponse (err: unknown, hop: number): Response {
 }
 
 function emptyResponse (fields: Partial<Response>): Response {
-  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), tokens: [], direct: false, headInputs: [], headMicroBatches: [], headNorm: new Uint8Array(0), ...fields }
+  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), tokens: [], direct: false, headInputs: [], headMicroBatches: [], headNorm: new Uint8Array(0), quiet: false, ...fields }
 }
 
 function emptyRequest (fields: Partial<Request>): Request {
@@ -342,7 +343,7 @@ function emptyRequest (fields: Partial<Request>): Request {
     kind: Kind.KIND_UNSPECIFIED, session: new Uint8Array(0), position: 0, hop: 0, route: [], hidden: new Uint8Array(0),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
     tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false,
-    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], tiedRecompute: false,
+    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false,
     ...fields
   }
 }
@@ -368,6 +369,18 @@ function embeddingRows (grad: Float32Array, batches: TrainBatch[], d: number): {
 /** SHA-256 of a float32 array's bytes: the Driver and a tied replica compare their stepped matrices by it */
 function sha256 (a: Float32Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest())
+}
+
+/** How long a Driver whose tokens stream failed still waits for a quiet route's answer before it replays, ms */
+const QUIET_GRACE_MS = 2_000
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+}
+
+/** The error answer to a `quiet` INFER (spec §2, 1.5.0): marked `quiet`, with the request's position */
+function quietError (err: unknown, req: Request): Response {
+  return { ...errorResponse(err, req.hop), quiet: true, position: req.position }
 }
 
 function hex (b: Uint8Array): string {
@@ -433,7 +446,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly sessionTtlMs: number
   private readonly maxSessionLinks: number
   /** Outbound session streams: `${session}/${hop}/${peer}` → link */
-  private readonly links = new Map<string, { stream: Stream, messages: FramedStream, writes: Promise<unknown>, reads: Promise<unknown>, lastUsed: number, openMs: number }>()
+  private readonly links = new Map<string, SessionLink>()
   private readonly subStageThreads?: number
   private readonly tiedReplica: boolean
   private readonly tiedRecompute: boolean
@@ -451,6 +464,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   /** Parts of a replica being seeded by SET_TIED messages of one step */
   private readonly seeds = new Map<PipelineStage, { step: number, p?: Float32Array, m?: Float32Array, v?: Float32Array }>()
   private readonly directTokens: boolean
+  /** This node's peer id as route entries carry it */
+  private readonly selfBytes: Uint8Array
   private readonly warmStandbys: boolean
   private readonly maxSpareLinks: number
   private tokensHandled = false
@@ -461,8 +476,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly warmed = new WeakMap<PipelineStage, Promise<void>>()
   /** Links (by link key) that failed under a direct request's acknowledgement: the next request on them fails at once */
   private readonly brokenLinks = new Map<string, Error>()
+  /** Peer ids of route entries, by their bytes in hex (bounded) */
+  private readonly peerIds = new Map<string, PeerId>()
   /** Session links whose stream is being opened, by link key */
-  private readonly openingLinks = new Map<string, Promise<{ stream: Stream, messages: FramedStream, writes: Promise<void>, reads: Promise<unknown>, lastUsed: number, openMs: number }>>()
+  private readonly openingLinks = new Map<string, Promise<SessionLink>>()
   private readonly mirrorStandbys: boolean
   /** Mirror links (by link key) whose standby fell out of step (a refused or failed mirror): no more mirrors there, by when */
   private readonly deadMirrors = new Map<string, number>()
@@ -496,6 +513,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.tiedReplica = init.tiedReplica ?? true
     this.tiedRecompute = init.tiedRecompute ?? true
     this.directTokens = init.directTokens ?? true
+    this.selfBytes = peerBytes(components.peerId)
     this.warmStandbys = init.warmStandbys ?? true
     this.maxSpareLinks = init.maxSpareLinks ?? DEFAULT_MAX_SPARE_LINKS
     this.mirrorStandbys = init.mirrorStandbys ?? true
@@ -632,14 +650,18 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
 
   // ---------------------------------------------------------------- server
 
-  private async serve (req: Request, connection: Connection, signal: AbortSignal): Promise<Response> {
+  /**
+   * `relay`: the request came on a session stream, which takes late answers (spec §2, `quiet`): a quiet INFER that this
+   * node forwards answers nothing when the chunk goes through (`undefined`), and the next hop's error later, through `relay`
+   */
+  private async serve (req: Request, connection: Connection, signal: AbortSignal, relay?: (res: Response) => void): Promise<Response | undefined> {
     try {
       if (TRAINING_KINDS.has(req.kind) && !this.allowTraining(connection.remotePeer)) {
         throw new PipelineRequestError(`peer ${connection.remotePeer.toString()} may not send training requests here`)
       }
       const stage = await this.checkRoute(req)
       switch (req.kind) {
-        case Kind.INFER: return await this.serveInfer(req, stage, signal)
+        case Kind.INFER: return await this.serveInfer(req, stage, signal, relay)
         case Kind.TRAIN_FORWARD: return await this.serveTrainForward(req, stage, signal)
         case Kind.TARGETS: return this.serveTargets(req, stage)
         case Kind.GRAD_NORM: return await this.serveGradNorm(req, stage)
@@ -681,7 +703,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       at = h.end
     }
     if (at !== total) throw new InvalidRouteError(`the route ends at slot ${at}, the model at ${total}`)
-    if (!peerFromBytes(me.peer).equals(this.components.peerId)) throw new InvalidRouteError(`hop ${req.hop} names another peer`)
+    if (!equalBytes(me.peer, this.selfBytes)) throw new InvalidRouteError(`hop ${req.hop} names another peer`)
     const standbys = req.standbys?.length ?? 0 // (absent in requests built by hand, e.g. the spec's vector generators)
     if (standbys !== 0 && standbys !== route.length) throw new InvalidRouteError(`${standbys} standbys for a ${route.length}-hop route (0 or one per hop)`)
     if (parent.start === me.start && parent.end === me.end) return parent
@@ -723,7 +745,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return `${hex(session)}/${spanKey(stage.start, stage.end)}`
   }
 
-  private async serveInfer (req: Request, stage: PipelineStage, signal: AbortSignal): Promise<Response> {
+  private async serveInfer (req: Request, stage: PipelineStage, signal: AbortSignal, relay?: (res: Response) => void): Promise<Response | undefined> {
     const hidden = decodeActivation(req.hidden, this.limits(stage, req.compress, 'hidden', req.deflate))
     const [batch, seq] = hidden.dims
     if (batch !== 1) throw new InvalidActivationError(`inference sessions run batch 1, got ${batch}`)
@@ -740,7 +762,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const draft = stage.head != null && req.draftCount > 0 ? await this.takeDraft(req.session, req.position + seq - req.draftCount, req.draftCount, signal) : undefined
     const out = await this.runStageInference(stage, req.session, req.position, hidden, req.rollback)
     if (stage.head != null) return this.deliver(req, await (draft != null ? this.verify(req, stage, out, seq, draft) : this.sample(req, stage, out, seq)))
-    return await this.forwardHop(req, out, signal)
+    return await this.forwardHop(req, out, signal, relay)
   }
 
   /** Run the blocks of a stage for an inference chunk (through the session's KV cache; `rollback`: spec §4.5) */
@@ -851,12 +873,20 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return emptyResponse({ token, position, logits: s.returnLogits ? encodeNamed('logits', row, [row.length]) : new Uint8Array(0) })
   }
 
-  /** Send `req` on to hop + 1 with `hidden`; a failure to reach it (or its silence) is HopFailedError for that hop */
-  private async forwardHop (req: Request, hidden: TensorData, signal?: AbortSignal): Promise<Response> {
+  /**
+   * Send `req` on to hop + 1 with `hidden`; a failure to reach it (or its silence) is HopFailedError for that hop.
+   * A `quiet` INFER with a `relay` (it came on a session stream) does not wait: it resolves with `undefined` once
+   * written, and an answer that comes later (an error) goes to `relay`.
+   */
+  private async forwardHop (req: Request, hidden: TensorData, signal?: AbortSignal, relay?: (res: Response) => void): Promise<Response | undefined> {
     const next = req.hop + 1
     const out: Request = { ...req, hop: next, hidden: encodeActivation(hidden, req.compress, req.deflate) }
     if (this.mirrorStandbys && req.standbys.length > next && req.standbys[next].length > 0) this.mirrorTo(out, req.standbys[next], true)
-    return await this.send(req.route, next, out, signal)
+    if (!req.quiet || relay == null) return await this.send(req.route, next, { ...out, quiet: false }, signal)
+    void this.sendQuiet(req.route, next, out).then(res => { if (res != null) relay(res) }, (err: any) => {
+      relay(quietError(new HopFailedError(`hop ${next} failed: ${String(err?.name)}: ${String(err?.message)}`, next), req))
+    })
+    return undefined
   }
 
   /**
@@ -884,14 +914,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       if (connected && cm.getConnections != null && cm.getConnections(peer).length === 0) return
     }
     const r = route.map((h, j) => j === hop ? { peer: standby, start: h.start, end: h.end } : h)
-    const m: Request = { ...req, route: r, mirror: true, direct: false, standbys: [], draftCount: 0, draft: [] }
+    const m: Request = { ...req, route: r, mirror: true, direct: false, quiet: false, standbys: [], draftCount: 0, draft: [] }
     this.traffic.mirrored += m.hidden.length
     const dead = (why: string): void => {
       this.log('mirror to the standby %p of hop %d out of step: %s', peer, hop, why)
       if (this.deadMirrors.size >= this.maxSessionLinks * 4) this.deadMirrors.delete(this.deadMirrors.keys().next().value as string)
       this.deadMirrors.set(key, Date.now())
     }
-    this.sendOnLink(r, hop, peer, m).then(res => { if (res.error !== '') dead(`${res.error}: ${res.message}`) }, (err: any) => { dead(String(err?.name)) })
+    this.sendOnLink(r, hop, peer, m).then(res => { if (res != null && res.error !== '') dead(`${res.error}: ${res.message}`) }, (err: any) => { dead(String(err?.name)) })
   }
 
   /** Whether the standby `standby` of hop `hop` has been sent every mirror of this session so far (none refused or failed) */
@@ -900,22 +930,50 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   }
 
   private async send (route: Request['route'], hop: number, req: Request, signal?: AbortSignal): Promise<Response> {
-    const peer = peerFromBytes(route[hop].peer)
+    return (await this.sendMaybeQuiet(route, hop, req, false, signal))!
+  }
+
+  /**
+   * A `quiet` INFER (spec §2, 1.5.0) on the session link to hop `hop`: resolves with `undefined` once the link has moved on
+   * to the next request without an answer (the chunk went through), or with the answer that came (an error, marked `quiet`
+   * with the request's position, or from an older node an unmarked answer). Without a session link (over the cap) the
+   * request goes unquiet on a stream of its own.
+   */
+  private async sendQuiet (route: Request['route'], hop: number, req: Request, signal?: AbortSignal): Promise<Response | undefined> {
+    return await this.sendMaybeQuiet(route, hop, req, true, signal)
+  }
+
+  /** A peer id from the bytes of a route entry (parsed once per distinct id: every INFER names the same route) */
+  private peerOf (bytes: Uint8Array): PeerId {
+    const key = hex(bytes)
+    let peer = this.peerIds.get(key)
+    if (peer == null) {
+      peer = peerFromBytes(bytes)
+      if (this.peerIds.size >= 1024) this.peerIds.delete(this.peerIds.keys().next().value as string)
+      this.peerIds.set(key, peer)
+    }
+    return peer
+  }
+
+  private async sendMaybeQuiet (route: Request['route'], hop: number, req: Request, quiet: boolean, signal?: AbortSignal): Promise<Response | undefined> {
+    const peer = this.peerOf(route[hop].peer)
     const t0 = performance.now()
     this.traffic.requests++
     this.traffic.sent += req.hidden.length + req.targets.length + req.tied.length + req.tiedIds.length + req.tiedM.length + req.tiedV.length
     try {
       // DRAFT gets a link of its own: it must not wait behind an INFER to the same hop (a 2-hop route)
       const lane = req.kind === Kind.DRAFT ? '/draft' : ''
-      const res = (req.kind === Kind.INFER || req.kind === Kind.TRUNCATE || req.kind === Kind.DRAFT) && (this.links.size < this.maxSessionLinks || this.links.has(this.linkKey(req.session, hop, route[hop].peer, lane)))
-        ? await this.sendOnLink(route, hop, peer, req, signal, lane)
-        : await sendRequest(this.components.connectionManager, peer, this.protocol, req, {
+      const onLink = (req.kind === Kind.INFER || req.kind === Kind.TRUNCATE || req.kind === Kind.DRAFT) && (this.links.size < this.maxSessionLinks || this.links.has(this.linkKey(req.session, hop, route[hop].peer, lane)))
+      const res = onLink
+        ? await this.sendOnLink(route, hop, peer, quiet ? { ...req, quiet: true } : { ...req, quiet: false }, signal, lane)
+        : await sendRequest(this.components.connectionManager, peer, this.protocol, { ...req, quiet: false }, {
           requestCodec: Request,
           responseCodec: Response,
           maxMessageSize: this.maxMessageSize,
           timeout: this.hopTimeout,
           signal
         })
+      if (res == null) return undefined
       this.traffic.received += res.grad.length + res.logits.length + res.tied.length + res.headNorm.length + res.headInputs.reduce((a, b) => a + b.length, 0)
       try {
         this.routerOrUndefined()?.reportSuccess?.(peer, performance.now() - t0)
@@ -924,7 +982,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     } catch (err: any) {
       if (signal?.aborted === true) throw err
       this.log('hop %d (%p) failed: %e', hop, peer, err)
-      return errorResponse(new HopFailedError(`hop ${hop} (${peer.toString()}) failed: ${String(err?.name)}: ${String(err?.message)}`, hop), hop)
+      const res = errorResponse(new HopFailedError(`hop ${hop} (${peer.toString()}) failed: ${String(err?.name)}: ${String(err?.message)}`, hop), hop)
+      return quiet ? { ...res, quiet: true, position: req.position } : res
     }
   }
 
@@ -937,12 +996,12 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
    * adopted). Requests are written in order and responses read in order, each independently: a request may be
    * written before the previous response arrived (the Driver does so when the token came on its tokens stream).
    */
-  private async sendOnLink (route: Request['route'], hop: number, peer: PeerId, req: Request, signal?: AbortSignal, lane = ''): Promise<Response> {
+  private async sendOnLink (route: Request['route'], hop: number, peer: PeerId, req: Request, signal?: AbortSignal, lane = ''): Promise<Response | undefined> {
     const key = this.linkKey(req.session, hop, route[hop].peer, lane)
     const broken = this.brokenLinks.get(key)
     if (broken != null) {
-      // this link failed under a request nobody awaited (the acknowledgement of a direct token): the peer is most
-      // likely gone, so fail this request now instead of dialing it again
+      // this link failed under a request nobody awaited (a quiet INFER, or the acknowledgement of a direct token): the
+      // peer is most likely gone, so fail this request now instead of dialing it again
       this.brokenLinks.delete(key)
       throw broken
     }
@@ -964,7 +1023,17 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
             messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout })
           }
           // how long opening it took (0: a spare adopted), for the recovery timing
-          const l = { stream, messages, writes: Promise.resolve(), reads: Promise.resolve(), lastUsed: Date.now(), openMs: performance.now() - t0 }
+          const l: SessionLink = new SessionLink(stream, messages, {
+            openMs: performance.now() - t0,
+            timeout: this.hopTimeout,
+            log: this.log,
+            onFailure: (err, unanswered) => {
+              // the framing of a failed link cannot be trusted again; a failure nobody awaited fails the next request at once
+              if (this.links.get(key) !== l) return
+              this.links.delete(key)
+              if (unanswered) this.brokenLinks.set(key, err)
+            }
+          })
           this.links.set(key, l)
           return l
         })()
@@ -974,28 +1043,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       }
       link = await opening
     }
-    const l = link
-    l.lastUsed = Date.now()
-    const wrote = l.writes.then(async () => { await l.messages.write(req, Request, { signal }) })
-    l.writes = wrote.catch(() => {})
-    const run = Promise.all([wrote, l.reads]).then(async () => await l.messages.read(Response, { signal }))
-    l.reads = run.catch(() => {})
-    try {
-      return await run
-    } catch (err) {
-      // the framing of a failed link cannot be trusted again
-      if (this.links.get(key) === l) {
-        this.dropLink(key)
-        if (req.direct && signal?.aborted !== true) this.brokenLinks.set(key, err instanceof Error ? err : new Error(String(err)))
-      }
-      throw err
-    }
+    return await link.request(req, Request, { quiet: req.quiet, signal })
   }
 
   private dropLink (key: string, graceful = false): void {
     const link = this.links.get(key)
     if (link == null) return
     this.links.delete(key)
+    link.close()
     if (graceful) void link.messages.close().catch(() => { link.stream.abort(new Error('session link closed')) })
     else if (link.stream.status === 'open') link.stream.abort(new Error('session link dropped'))
   }
@@ -1158,6 +1213,16 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const controller = new AbortController()
     const onClose = (): void => { controller.abort(new AbortError('the session stream closed')) }
     stream.addEventListener('close', onClose)
+    // answers in order: this loop's, and late ones of quiet INFERs forwarded (the next hop's errors)
+    let writes: Promise<void> = Promise.resolve()
+    const write = async (res: Response): Promise<void> => {
+      const w = writes.then(async () => { await messages.write(res, Response) })
+      writes = w.catch(() => {})
+      await w
+    }
+    const relay = (res: Response): void => {
+      write(res).catch(err => { if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err))) })
+    }
     try {
       for (;;) {
         let req: Request
@@ -1168,10 +1233,17 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           this.log('session stream from %p ended: %s', connection.remotePeer, err?.name)
           return
         }
-        const res = req.kind === Kind.INFER || req.kind === Kind.CLOSE || req.kind === Kind.TRUNCATE || req.kind === Kind.DRAFT
-          ? await this.serve(req, connection, controller.signal)
+        const quiet = req.kind === Kind.INFER && req.quiet && req.direct && !req.mirror
+        let res = req.kind === Kind.INFER || req.kind === Kind.CLOSE || req.kind === Kind.TRUNCATE || req.kind === Kind.DRAFT
+          ? await this.serve(req, connection, controller.signal, quiet ? relay : undefined)
           : errorResponse(new PipelineRequestError(`${req.kind} requests go on ${this.protocol}, not on session streams`), req.hop)
-        await messages.write(res, Response)
+        if (quiet && res != null) {
+          // a quiet INFER (spec §2, 1.5.0): nothing when the chunk went through (forwarded, or its token on the tokens
+          // stream); an error is marked, with the request's position
+          if (res.direct && res.error === '') res = undefined
+          else if (res.error !== '') res = { ...res, quiet: true, position: req.position }
+        }
+        if (res != null) await write(res)
       }
     } catch (err: any) {
       if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
@@ -1246,7 +1318,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       gradOut = r.grad_hidden
       loss = (r.loss.data as Float32Array)[0]
     } else {
-      const res = await this.forwardHop(req, out, signal)
+      const res = (await this.forwardHop(req, out, signal))! // (no relay: always an answer)
       if (res.error !== '') return res
       gradOut = decodeActivation(res.grad, this.limits(stage, req.compress, 'grad', req.deflate))
       if (gradOut.dims[0] !== out.dims[0] || gradOut.dims[1] !== out.dims[1]) throw new InvalidActivationError('gradient shape does not match the activation')
@@ -1565,27 +1637,36 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   }
 
   /**
-   * INFER to hop 1. With a ready tokens stream (and not for a prefill from position 0) the request is `direct`: the
-   * answer comes from the Validator on that stream while the route's own answer (an acknowledgement) is read in the
-   * background; an error on the route comes first and is returned as before. Returns what `send` would.
+   * INFER to hop 1. With a ready tokens stream (and not for a prefill from position 0) the request is `direct` and
+   * `quiet` (spec §2, 1.5.0): the answer comes from the Validator on that stream and the route answers only an error,
+   * which comes first and is returned as before. Returns what `send` would.
    */
   private async sendInfer (route: Request['route'], req: Request, watch: TokenWatch | undefined, signal?: AbortSignal): Promise<Response> {
     if (watch == null || !watch.ready || req.position === 0) return await this.send(route, 1, req, signal)
     watch.clear()
-    const ack = this.send(route, 1, { ...req, direct: true }, signal)
+    // `undefined`: the link moved on without an answer (only after the token came: this node writes nothing before)
+    const ack = this.sendQuiet(route, 1, { ...req, direct: true }, signal)
     const first = await Promise.race([
-      ack.then(res => ({ res, direct: false })),
+      ack.then(res => res != null ? { res, direct: false } : new Promise<never>(() => {})),
       watch.next(this.hopTimeout, signal).then(res => ({ res, direct: true }), (err: Error) => ({ err }))
     ])
     if ('res' in first && first.direct) {
-      // the token came straight from the Validator: the route's acknowledgement is only read (a failure there shows
-      // on the next request of this link)
-      ack.then(res => { if (res.error !== '') this.log('acknowledgement of a direct token: %s %s', res.error, res.message) }, () => {})
+      // the token came straight from the Validator: an answer on the route still coming (an acknowledgement from a
+      // node before 1.5.0) is only logged (a failure there shows on the next request of this link)
+      ack.then(res => { if (res != null && res.error !== '') this.log('answer on the route to a direct token: %s %s', res.error, res.message) }, () => {})
       return first.res
     }
     if ('err' in first) {
       if (signal?.aborted === true) throw first.err
-      const res = await ack
+      // the token did not come. A hop that failed answers on the route soon (its stream reset shows at once); a quiet
+      // route that went through answers nothing, so wait only a little (the token may have been lost with the stream)
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const res = await Promise.race([ack, new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, Math.min(this.hopTimeout, QUIET_GRACE_MS)) })])
+      clearTimeout(timer)
+      if (res == null) {
+        watch.close()
+        return errorResponse(new UnknownSessionError(`the token did not come on the tokens stream (${first.err.name}) and the route answered nothing; replaying`), route.length - 1)
+      }
       if (!res.direct) return res
       // the Validator sent the answer on a stream that failed since: replay (the caller restarts the session)
       watch.close()

@@ -9,6 +9,8 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest'
 import { preset } from '@neuroshard/model'
 import { messageStream, sendRequest } from '@neuroshard/utils'
 import { PIPELINE_PROTOCOL, PIPELINE_TOKENS_PROTOCOL, staticRouter } from '../src/index.js'
+import { PIPELINE_SESSION_PROTOCOL } from '../src/constants.js'
+import { UnknownSessionError } from '../src/errors.js'
 import { Kind, Request, Response } from '../src/pb/pipeline.js'
 import { peerBytes } from '../src/peer.js'
 import { mesh, monolith, referenceGreedy, stage, startHost, stopAll, weights } from './helpers.js'
@@ -28,19 +30,25 @@ function request (fields: Partial<Request>): Request {
   return {
     kind: Kind.INFER, session: new Uint8Array(16).fill(7), position: 0, hop: 0, route: [], hidden: new Uint8Array(0), microBatch: 0,
     targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0, tiedReplica: false,
-    tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, direct: false, rollback: false, draftCount: 0, draft: [], mirror: false, standbys: [], tiedRecompute: false,
+    tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, direct: false, rollback: false, draftCount: 0, draft: [], mirror: false, standbys: [], quiet: false, tiedRecompute: false,
     ...fields
   }
 }
 
-/** What the Worker got back from the Validator for each INFER it forwarded */
-function recordRelays (host: PipelineHost, dropDirect = false): Response[] {
+/**
+ * What the Worker got back from the Validator for each INFER it forwarded (`undefined`: nothing, a quiet INFER that
+ * went through) and what came later for quiet ones (`late`)
+ */
+function recordRelays (host: PipelineHost, dropDirect = false): Array<Response | undefined> & { late: Response[] } {
   const p = host.services.pipeline as any
   const forward = p.forwardHop.bind(p)
-  const seen: Response[] = []
-  p.forwardHop = async (req: Request, hidden: unknown, signal?: AbortSignal) => {
-    // dropDirect: an older Worker decodes the request without field 22 and forwards it without it
-    const res: Response = await forward(dropDirect ? { ...req, direct: false } : req, hidden, signal)
+  const seen = Object.assign([] as Array<Response | undefined>, { late: [] as Response[] })
+  p.forwardHop = async (req: Request, hidden: unknown, signal?: AbortSignal, relay?: (res: Response) => void) => {
+    // dropDirect: an older Worker (before 1.3.0) decodes the request without fields 22 and 25, forwards it without
+    // them and answers what it got back
+    const res: Response | undefined = dropDirect
+      ? await forward({ ...req, direct: false, quiet: false }, hidden, signal)
+      : await forward(req, hidden, signal, relay == null ? undefined : (r: Response) => { seen.late.push(r); relay(r) })
     seen.push(res)
     return res
   }
@@ -75,17 +83,19 @@ async function generate (v: PipelineHost, n: number): Promise<number[]> {
 }
 
 describe('tokens straight from the Validator', () => {
-  it('greedy output equals the single-process model; the Worker relays acknowledgements without token ids', async () => {
+  it('greedy output equals the single-process model; the Worker gets no answer for direct tokens (quiet, 1.5.0)', async () => {
     const n = 16
     const want = await referenceGreedy(reference, [...new TextEncoder().encode('direct tokens')], n)
     const relays = recordRelays(worker)
     expect(await generate(validator, n)).toEqual(want.ids)
-    // the prefill (and any token before the stream was acknowledged) comes back on the route; after that every
-    // answer went to the Driver directly and the Worker saw only the position
-    const direct = relays.filter(r => r.direct)
-    expect(direct.length).toBeGreaterThanOrEqual(n - 3)
-    for (const r of direct) expect(r.token).toBe(0)
-    expect(relays[relays.length - 1].direct).toBe(true)
+    // the prefill (and any token before the stream was acknowledged) comes back on the route with its token; after
+    // that every answer went to the Driver directly and the route answered nothing (no token id reached the Worker)
+    expect(relays.length).toBe(n)
+    expect(relays[0]?.token).toBe(want.ids[0])
+    const quiet = relays.filter(r => r == null)
+    expect(quiet.length).toBeGreaterThanOrEqual(n - 3)
+    expect(relays[relays.length - 1]).toBeUndefined()
+    expect(relays.late).toEqual([])
     // the Validator dropped the session's tokens stream at CLOSE
     await expect.poll(() => validator.services.pipeline.sessionStats().watchers, { timeout: 10_000 }).toBe(0)
     delete (worker.services.pipeline as any).forwardHop
@@ -97,8 +107,9 @@ describe('tokens straight from the Validator', () => {
     const relays = recordRelays(worker)
     expect(await generate(oldValidator, n)).toEqual(want.ids)
     expect(relays.length).toBe(n)
-    expect(relays.every(r => !r.direct)).toBe(true)
-    expect(relays.map(r => r.token)).toEqual(want.ids)
+    // no tokens stream, so nothing is direct or quiet: every token comes back through the Worker
+    expect(relays.every(r => r != null && !r.direct)).toBe(true)
+    expect(relays.map(r => r?.token)).toEqual(want.ids)
     delete (worker.services.pipeline as any).forwardHop
   })
 
@@ -107,7 +118,67 @@ describe('tokens straight from the Validator', () => {
     const want = await referenceGreedy(reference, [...new TextEncoder().encode('direct tokens')], n)
     const relays = recordRelays(worker, true)
     expect(await generate(validator, n)).toEqual(want.ids)
-    expect(relays.every(r => !r.direct)).toBe(true)
+    expect(relays.every(r => r != null && !r.direct)).toBe(true)
+    expect(relays.map(r => r?.token)).toEqual(want.ids)
+    delete (worker.services.pipeline as any).forwardHop
+  })
+
+  it('a decode token costs 3 messages on the session and tokens streams (quiet, 1.5.0; 5 with acknowledgements)', async () => {
+    // count every message written on a pipeline session or tokens stream of any host of this process: one `send` on
+    // the libp2p stream per length-prefixed message (the streams' shared prototype, found from a real stream)
+    const probe = await driver.dialProtocol(worker.peerId, PIPELINE_SESSION_PROTOCOL)
+    let proto = Object.getPrototypeOf(probe)
+    while (proto != null && !Object.prototype.hasOwnProperty.call(proto, 'send')) proto = Object.getPrototypeOf(proto)
+    await probe.close()
+    expect(proto).not.toBeNull()
+    const original = proto.send
+    const counted = new Set([PIPELINE_SESSION_PROTOCOL, PIPELINE_TOKENS_PROTOCOL])
+    let messages = 0
+    proto.send = function (this: { protocol?: string }, ...args: unknown[]) {
+      if (this.protocol != null && counted.has(this.protocol)) messages++
+      return original.apply(this, args)
+    }
+    const n = 24
+    const at: number[] = []
+    try {
+      const want = await referenceGreedy(reference, [...new TextEncoder().encode('direct tokens')], n)
+      driver.services.pipeline.setRouter(staticRouter([{ peer: worker.peerId, start: 1, end: L + 1 }, { peer: validator.peerId, start: L + 1, end: L + 2 }]))
+      const got: number[] = []
+      for await (const t of driver.services.pipeline.generate([...new TextEncoder().encode('direct tokens')], { maxNewTokens: n })) {
+        got.push(t.id)
+        at.push(messages)
+      }
+      expect(got).toEqual(want.ids)
+    } finally {
+      proto.send = original
+    }
+    // from the 5th token on the tokens stream is long open: Driver → Worker, Worker → Validator, Validator → Driver
+    const from = 4
+    expect((at[n - 1] - at[from]) / (n - 1 - from)).toBe(3)
+  })
+
+  it('a quiet INFER that the Validator refuses: its error comes back through the Worker and the Driver replays; the same output', async () => {
+    const n = 12
+    const want = await referenceGreedy(reference, [...new TextEncoder().encode('direct tokens')], n)
+    const relays = recordRelays(worker)
+    driver.services.pipeline.setRouter(staticRouter([{ peer: worker.peerId, start: 1, end: L + 1 }, { peer: validator.peerId, start: L + 1, end: L + 2 }]))
+    const got: number[] = []
+    for await (const t of driver.services.pipeline.generate([...new TextEncoder().encode('direct tokens')], { maxNewTokens: n })) {
+      got.push(t.id)
+      // once the tokens are direct, the Validator refuses the next INFER as a node that lost the session would
+      if (got.length === 6) {
+        const v = validator.services.pipeline as any
+        v.serveInfer = async () => {
+          delete v.serveInfer
+          throw new UnknownSessionError('no session here (the test dropped it)')
+        }
+      }
+    }
+    expect(got).toEqual(want.ids)
+    // the prefill, 5 quiet tokens, the refused one, the replay from position 0 and the rest
+    expect(relays.length).toBe(n + 1)
+    // the refusal came to the Worker after it had forwarded the request (nothing answered at once), marked quiet
+    expect(relays.late.map(r => [r.error, r.quiet])).toEqual([['UnknownSessionError', true]])
     delete (worker.services.pipeline as any).forwardHop
   })
 

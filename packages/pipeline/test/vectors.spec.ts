@@ -33,7 +33,7 @@ function request (f: any): PipelineRequest {
     gradNorm: f.gradNorm ?? 0, compress: f.compress ?? false, tied: hex(f.tied ?? ''), lossScale: f.lossScale ?? 0,
     tiedReplica: f.tiedReplica ?? false, tiedIds: hex(f.tiedIds ?? ''), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: f.deflate ?? false, lastMicroBatch: f.lastMicroBatch ?? false,
     rollback: f.rollback ?? false, draftCount: f.draftCount ?? 0, draft: f.draft ?? [], direct: f.direct ?? false,
-    mirror: f.mirror ?? false, standbys: (f.standbys ?? []).map((p: string) => hex(p)), tiedRecompute: f.tiedRecompute ?? false,
+    mirror: f.mirror ?? false, standbys: (f.standbys ?? []).map((p: string) => hex(p)), quiet: f.quiet ?? false, tiedRecompute: f.tiedRecompute ?? false,
     ...(f.tiedAdamw != null ? { tiedAdamw: f.tiedAdamw } : {})
   } as any
 }
@@ -68,6 +68,7 @@ describe('message vectors', () => {
       expect(back.lastMicroBatch).toBe(req.lastMicroBatch)
       expect(back.direct).toBe(req.direct)
       expect(back.mirror).toBe(req.mirror)
+      expect(back.quiet).toBe(req.quiet)
       expect(back.tiedRecompute).toBe(req.tiedRecompute)
       expect(back.standbys.map(p => Buffer.from(p).toString('hex'))).toEqual(v.fields.standbys ?? [])
       expect(Buffer.from(back.tiedIds).toString('hex')).toBe(v.fields.tiedIds ?? '')

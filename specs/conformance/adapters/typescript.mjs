@@ -793,6 +793,7 @@ async function handle (r) {
       const stand = {
         own: r.serves.map(([start, end]) => ({ start, end, config: { nLayers: r.nLayers } })),
         components: { peerId: P.peerFromBytes(unhex(r.node)) },
+        selfBytes: unhex(r.node),
         async subStage () { return {} }
       }
       await DefaultPipeline.prototype.checkRoute.call(stand, { session: unhex(r.session), route: r.route.map(h => ({ peer: unhex(h.peer), start: h.start, end: h.end })), hop: r.hop, kind: P.Kind[r.kind] })

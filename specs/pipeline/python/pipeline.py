@@ -101,13 +101,13 @@ SCHEMA = {
                 (13, 'tied', 'bytes', False), (14, 'lossScale', 'float', False), (15, 'tiedReplica', 'bool', False), (16, 'tiedIds', 'bytes', False),
                 (17, 'tiedAdamw', 'TiedAdamW', False), (18, 'tiedM', 'bytes', False), (19, 'tiedV', 'bytes', False), (20, 'deflate', 'bool', False),
                 (21, 'lastMicroBatch', 'bool', False), (22, 'direct', 'bool', False), (23, 'mirror', 'bool', False),
-                (24, 'standbys', 'bytes', True), (26, 'tiedRecompute', 'bool', False), (30, 'rollback', 'bool', False), (31, 'draftCount', 'uint32', False),
+                (24, 'standbys', 'bytes', True), (25, 'quiet', 'bool', False), (26, 'tiedRecompute', 'bool', False), (30, 'rollback', 'bool', False), (31, 'draftCount', 'uint32', False),
                 (32, 'draft', 'DraftToken', True)],
     'DraftToken': [(1, 'token', 'uint32', False), (2, 'ids', 'uint32', True), (3, 'probs', 'float', True)],
     'Response': [(1, 'error', 'string', False), (2, 'message', 'string', False), (3, 'failedHop', 'uint32', False), (4, 'token', 'uint32', False),
                  (5, 'logits', 'bytes', False), (6, 'grad', 'bytes', False), (7, 'loss', 'double', False), (8, 'normSq', 'double', False),
                  (9, 'tied', 'bytes', False), (10, 'position', 'uint64', False), (11, 'replica', 'bool', False), (12, 'tiedHash', 'bytes', False),
-                 (13, 'direct', 'bool', False), (15, 'headInputs', 'bytes', True), (16, 'headMicroBatches', 'uint32', True),
+                 (13, 'direct', 'bool', False), (14, 'quiet', 'bool', False), (15, 'headInputs', 'bytes', True), (16, 'headMicroBatches', 'uint32', True),
                  (17, 'headNorm', 'bytes', False), (20, 'tokens', 'uint32', True)],
 }
 WIRE = {'uint32': 0, 'uint64': 0, 'bool': 0, 'Kind': 0, 'double': 1, 'float': 5, 'bytes': 2, 'string': 2}

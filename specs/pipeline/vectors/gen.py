@@ -218,6 +218,12 @@ infer_standbys = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(5)
                   + ld(24, b'') + ld(24, peer_d) + ld(24, b''))
 mirror = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(5) + key(4, 0) + varint(1)
           + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_d, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden) + key(23, 0) + varint(1))
+# revision 1.5.0: a quiet direct INFER (answered only when it fails) and the failure's answer (marked, with the request's position)
+infer_quiet = (key(1, 0) + varint(1) + ld(2, session) + key(3, 0) + varint(5) + key(4, 0) + varint(1)
+               + ld(5, hop(peer_a, 0, 1)) + ld(5, hop(peer_b, 1, 3)) + ld(5, hop(peer_c, 3, 4)) + ld(6, hidden)
+               + key(22, 0) + varint(1) + key(25, 0) + varint(1))
+resp_quiet = (ld(1, b'HopFailedError') + ld(2, b'unreachable') + key(3, 0) + varint(2) + key(10, 0) + varint(5)
+              + key(14, 0) + varint(1))
 # revision 1.6.0: TAKE_TIED asking for the head's inputs (tied_recompute), and the answer: two micro-batches' inputs in the
 # order the head ran them (repeated bytes and unpacked uint32: one key per element) and the final norm
 take_tied_recompute = take_tied + key(26, 0) + varint(1)
@@ -245,7 +251,9 @@ json.dump({'description': 'Request/Response encodings (proto3, fields in number 
     {'name': 'infer-standbys', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
                                           'standbys': ['', peer_d.hex(), '']}, 'bytes': infer_standbys.hex()},
     {'name': 'mirror', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1,
-                                  'route': [route[0], {'peer': peer_d.hex(), 'start': 1, 'end': 3}, route[2]], 'hidden': hidden.hex(), 'mirror': True}, 'bytes': mirror.hex()}],
+                                  'route': [route[0], {'peer': peer_d.hex(), 'start': 1, 'end': 3}, route[2]], 'hidden': hidden.hex(), 'mirror': True}, 'bytes': mirror.hex()},
+    {'name': 'infer-quiet', 'fields': {'kind': 'INFER', 'session': session.hex(), 'position': 5, 'hop': 1, 'route': route, 'hidden': hidden.hex(),
+                                       'direct': True, 'quiet': True}, 'bytes': infer_quiet.hex()}],
     'responses': [
     {'name': 'error', 'fields': {'error': 'KvCacheFullError', 'message': 'full', 'failedHop': 2}, 'bytes': resp.hex()},
     {'name': 'token', 'fields': {'token': 200, 'position': 6}, 'bytes': resp_tok.hex()},
@@ -253,5 +261,6 @@ json.dump({'description': 'Request/Response encodings (proto3, fields in number 
     {'name': 'take-tied-recompute', 'fields': {'replica': True, 'headInputs': [head_a.hex(), head_b.hex()], 'headMicroBatches': [2, 0], 'headNorm': head_norm.hex()}, 'bytes': resp_recompute.hex()},
     {'name': 'step-replica', 'fields': {'replica': True, 'tiedHash': step_hash.hex()}, 'bytes': resp_step_replica.hex()},
     {'name': 'tokens', 'fields': {'token': 300, 'position': 12, 'tokens': [65, 300]}, 'bytes': resp_tokens.hex()},
-    {'name': 'direct-ack', 'fields': {'position': 6, 'direct': True}, 'bytes': resp_direct.hex()}]}, open('messages.json', 'w'), indent=2)
+    {'name': 'direct-ack', 'fields': {'position': 6, 'direct': True}, 'bytes': resp_direct.hex()},
+    {'name': 'quiet-error', 'fields': {'error': 'HopFailedError', 'message': 'unreachable', 'failedHop': 2, 'position': 5, 'quiet': True}, 'bytes': resp_quiet.hex()}]}, open('messages.json', 'w'), indent=2)
 print('ok')

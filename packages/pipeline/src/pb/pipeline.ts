@@ -553,6 +553,7 @@ export interface Request {
   direct: boolean
   mirror: boolean
   standbys: Uint8Array<ArrayBuffer>[]
+  quiet: boolean
   tiedRecompute: boolean
   rollback: boolean
   draftCount: number
@@ -693,6 +694,11 @@ export namespace Request {
           }
         }
 
+        if ((obj.quiet != null && obj.quiet !== false)) {
+          w.uint32(200)
+          w.bool(obj.quiet)
+        }
+
         if ((obj.tiedRecompute != null && obj.tiedRecompute !== false)) {
           w.uint32(208)
           w.bool(obj.tiedRecompute)
@@ -742,6 +748,7 @@ export namespace Request {
           direct: false,
           mirror: false,
           standbys: [],
+          quiet: false,
           tiedRecompute: false,
           rollback: false,
           draftCount: 0,
@@ -862,6 +869,10 @@ export namespace Request {
               }
 
               obj.standbys.push(reader.bytes())
+              break
+            }
+            case 25: {
+              obj.quiet = reader.bool()
               break
             }
             case 26: {
@@ -1092,6 +1103,13 @@ export namespace Request {
 
               obj.standbys++
 
+              break
+            }
+            case 25: {
+              yield {
+                field: `${prefix}.quiet`,
+                value: reader.bool()
+              }
               break
             }
             case 26: {
@@ -1329,6 +1347,11 @@ export namespace Request {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface RequestQuietFieldEvent {
+    field: '$.quiet'
+    value: boolean
+  }
+
   export interface RequestTiedRecomputeFieldEvent {
     field: '$.tiedRecompute'
     value: boolean
@@ -1370,7 +1393,7 @@ export namespace Request {
     return decodeMessage(buf, Request.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestMirrorFieldEvent | RequestStandbysFieldEvent | RequestTiedRecomputeFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestMirrorFieldEvent | RequestStandbysFieldEvent | RequestQuietFieldEvent | RequestTiedRecomputeFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
     return streamMessage(buf, Request.codec(), opts)
   }
 }
@@ -1616,6 +1639,7 @@ export interface Response {
   replica: boolean
   tiedHash: Uint8Array<ArrayBuffer>
   direct: boolean
+  quiet: boolean
   headInputs: Uint8Array<ArrayBuffer>[]
   headMicroBatches: number[]
   headNorm: Uint8Array<ArrayBuffer>
@@ -1697,6 +1721,11 @@ export namespace Response {
           w.bool(obj.direct)
         }
 
+        if ((obj.quiet != null && obj.quiet !== false)) {
+          w.uint32(112)
+          w.bool(obj.quiet)
+        }
+
         if (obj.headInputs != null && obj.headInputs.length > 0) {
           for (const value of obj.headInputs) {
             w.uint32(122)
@@ -1741,6 +1770,7 @@ export namespace Response {
           replica: false,
           tiedHash: uint8ArrayAlloc(0),
           direct: false,
+          quiet: false,
           headInputs: [],
           headMicroBatches: [],
           headNorm: uint8ArrayAlloc(0),
@@ -1803,6 +1833,10 @@ export namespace Response {
             }
             case 13: {
               obj.direct = reader.bool()
+              break
+            }
+            case 14: {
+              obj.quiet = reader.bool()
               break
             }
             case 15: {
@@ -1945,6 +1979,13 @@ export namespace Response {
               }
               break
             }
+            case 14: {
+              yield {
+                field: `${prefix}.quiet`,
+                value: reader.bool()
+              }
+              break
+            }
             case 15: {
               if (opts.limits?.headInputs != null && obj.headInputs === opts.limits.headInputs) {
                 throw new MaxLengthError('Streaming decode error - repeated field "headInputs" had too many elements')
@@ -2074,6 +2115,11 @@ export namespace Response {
     value: boolean
   }
 
+  export interface ResponseQuietFieldEvent {
+    field: '$.quiet'
+    value: boolean
+  }
+
   export interface ResponseHeadInputsFieldEvent {
     field: '$.headInputs[]'
     index: number
@@ -2105,7 +2151,7 @@ export namespace Response {
     return decodeMessage(buf, Response.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent | ResponseDirectFieldEvent | ResponseHeadInputsFieldEvent | ResponseHeadMicroBatchesFieldEvent | ResponseHeadNormFieldEvent | ResponseTokensFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent | ResponseDirectFieldEvent | ResponseQuietFieldEvent | ResponseHeadInputsFieldEvent | ResponseHeadMicroBatchesFieldEvent | ResponseHeadNormFieldEvent | ResponseTokensFieldEvent> {
     return streamMessage(buf, Response.codec(), opts)
   }
 }
