@@ -119,6 +119,8 @@ describe.concurrent('conformance runner', () => {
     'shard-hash': { suite: 'genesis-data', failing: ['genesis-data shard files'], case: 'shard-tampered.json' },
     'select-ties': { suite: 'host', failing: ['host DHT record selection'], case: 'record-select-tie-greatest-bytes.json' },
     'bf16-ties': { suite: 'tensor-frame', failing: ['tensor-frame conversions (float16, bfloat16, int8 refusals)'], case: 'convert-bfloat16-bf16-tie-down.json' },
+    'join-half-up': { suite: 'host', failing: ['host R22 join retry delay', 'host R21 join state (sequences)'], case: 'round 1, u 0.25' },
+    'encode-name-chars': { suite: 'tensor-frame', failing: ['tensor-frame encoding (one frame per tensor, refusals)'], case: 'a name of 513 characters but 1026 UTF-8 bytes' },
     'causal-mask': {
       suite: 'model-compute',
       failing: ['§2 forward pass (logits within 1e-4)', '§2 forward pass (loss within 1e-4)', '§2, §5 KV-cache inference (logits within 1e-4)', '§5 backward pipeline (gradients)'],
@@ -128,7 +130,8 @@ describe.concurrent('conformance runner', () => {
   it.each([
     [['record-skew', 'greedy-ties', 'ban-forget', 'sparse-padding', 'rope-positions']],
     [['chunks-root', 'causal-mask', 'commit-order', 'int8-dequant']],
-    [['dht-endian', 'route-session', 'shard-hash', 'select-ties', 'bf16-ties', 'fork-choice']]
+    [['dht-endian', 'route-session', 'shard-hash', 'select-ties', 'bf16-ties', 'fork-choice']],
+    [['join-half-up', 'encode-name-chars']]
   ])('fails Python implementations with one line broken (%s)', async (modes) => {
     const suites = modes.map(m => BREAKS[m].suite)
     expect(new Set(suites).size).toBe(modes.length)

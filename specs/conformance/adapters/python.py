@@ -12,7 +12,9 @@ With --break=<what> it answers wrongly on purpose (the runner's own test shows t
   int8-dequant    pipeline: int8 scales taken round-robin, not per block route-session  pipeline: no session-id length rule
   shard-hash      genesis-data: a shard's sha256 is not checked against its name
   select-ties     host: DHT record selection ignores the bytes on equal sequences
-  bf16-ties       tensor-frame: bfloat16 rounds ties away from zero"""
+  bf16-ties       tensor-frame: bfloat16 rounds ties away from zero
+  join-half-up    host: join delays rounded ties-to-even, not half up
+  encode-name-chars  tensor-frame: the encoder counts a name's characters, not its UTF-8 bytes"""
 import json
 import os
 import struct
@@ -112,6 +114,8 @@ ONE_LINE = {
     'shard-hash': (GD, "if hashlib.sha256(data).hexdigest() != name:", "if False:"),
     'select-ties': (HOST, "if best < 0 or (seq, v) > (record_value(values[best])[0], values[best]):", "if best < 0 or seq > record_value(values[best])[0]:"),
     'bf16-ties': (TF, "rest > 0x8000 or (rest == 0x8000 and lo & 1)", "rest >= 0x8000"),
+    'join-half-up': (HOST, "return math.floor(d / 2 + u * d / 2 + 0.5)", "return round(d / 2 + u * d / 2)"),
+    'encode-name-chars': (TF, "if len(name_bytes) > 1024:", "if len(name or '') > 1024:"),
 }
 # --break=a,b,… applies several of these at once (each in another module)
 _one_line = [m for m in (BREAK or '').split(',') if m in ONE_LINE]
