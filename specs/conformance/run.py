@@ -594,8 +594,26 @@ def layer_pool_checks(call):
     f = tr['fetch']
     for c in f['cases']:
         r = call('layerPool.fetch', expected=c['expected'], config=f['config'], chunkSize=f['chunkSize'], replica=c['replica'])
-        want = {k: c[k] for k in ('weightsHash', 'error', 'fault') if k in c}
-        yield 'transfer R10-R14 requester (manifest, chunks, weights hash; the dropped replica\'s fault)', c['name'], {k: r[k] for k in ('weightsHash', 'error', 'fault') if k in r} == want, r
+        keys = ('weightsHash', 'error', 'fault', 'misbehaved')
+        want = {k: c[k] for k in keys if k in c}
+        point = 'transfer R10-R14 requester (manifest, chunks, weights hash; the dropped replica\'s fault)'
+        if 'resume' in c['replica']:
+            point = 'transfer R15 resuming (chunks taken over re-verified, same chunks root only)'
+        elif c.get('fault') == 'rejected':
+            point = 'transfer R3, R13 BUSY and other refusals are not misbehaviour'
+        yield point, c['name'], {k: r[k] for k in keys if k in r} == want, r
+    # targets.json (gen-targets.py): §6 votes, target and the source of a slot's weights; the re-check after loading; §6.1 catching up
+    tg = vec(spec, 'targets.json')
+    for c in tg['sources']:
+        r = call('layerPool.slotSource', records=c['records'], slot=1, genesisHash=tg['genesisHash'], avoid=c['avoid'])
+        ok = (r.get('source'), r.get('target'), sorted(r.get('replicas') or [])) == (c['source'], c['target'], sorted(c['replicas']))
+        yield '§6 loading a slot (votes, target, genesis / transfer / wait)', c['name'], ok, r
+    for c in tg['loads']['cases']:
+        r = call('layerPool.loadSpan', slots=[1, 2, 3], genesis=tg['loads']['genesis'], resolve=c['resolve'], recheck=c['recheck'], avoid=[])
+        yield '§6 loading a span (the re-check of genesis slots)', c['name'], (r.get('sources'), r.get('fetchAgain', 'absent')) == (c['sources'], c['fetchAgain']), r
+    for q in tg['catchUp']['cases']:
+        r = call('layerPool.catchUp', graceMs=tg['catchUp']['graceMs'], heartbeats=without_expect(q['heartbeats']))
+        yield from sequence_checks('§6.1 catching up (sequences)', q, 'heartbeats', r, ('behind', 'fetch'), lambda i, b: f'heartbeat {i} (t {b["nowMs"]})')
     v = vec(spec, 'records.json')
     r = call('layerPool.peerId', ed25519Seed=v['key']['ed25519_seed'])
     yield '§2.1 signed envelope (RFC 0002)', 'key: peer id of the seed', (r.get('peerId'), r.get('publicKeyProtobuf')) == (v['key']['peer_id'], v['key']['public_key_protobuf']), r

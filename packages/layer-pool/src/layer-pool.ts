@@ -13,7 +13,9 @@ import {
   SERVING_BYTES_PER_PARAMETER, TRAINING_BYTES_PER_PARAMETER
 } from './constants.js'
 import { InsufficientMemoryError, SpanLoadError } from './errors.js'
-import { layerRecordDhtKey, openLayerRecord, signLayerRecord, slotWeightsStep } from './records.js'
+import { layerRecordDhtKey, openLayerRecord, signLayerRecord } from './records.js'
+import { bestVote, catchUpDue, genesisSlotsToFetch, isBehind, slotSource, slotVotes } from './target.js'
+import type { SlotVote } from './target.js'
 import { describeSpan, genesisSlotParameters, slotCount, slotMemory, slotParameters, slotWeightsHash } from './slots.js'
 import { digestChunks } from './transfer/chunks.js'
 import { toHex } from './transfer/hex.js'
@@ -585,23 +587,12 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
    */
   private checkBehind (): void {
     if (!this.started || this.catchingUp != null) return
-    const now = this.now()
-    let due: number | undefined
+    const checked: Array<{ slot: number, behind: boolean }> = []
     for (const span of this.spans) {
       if (span.state !== 'serving' || this.quantization !== 'fp32') continue
-      for (let slot = span.start; slot < span.end; slot++) {
-        if (this.isBehind(slot)) {
-          const since = this.behindSince.get(slot) ?? now
-          this.behindSince.set(slot, since)
-          if (due == null && now - since >= this.init.catchUpGraceMs) due = slot
-        } else {
-          this.behindSince.delete(slot)
-        }
-      }
+      for (let slot = span.start; slot < span.end; slot++) checked.push({ slot, behind: this.isBehind(slot) })
     }
-    for (const slot of this.behindSince.keys()) {
-      if (!this.spans.some(s => s.state === 'serving' && s.start <= slot && slot < s.end)) this.behindSince.delete(slot)
-    }
+    const due = catchUpDue(checked, this.behindSince, this.now(), this.init.catchUpGraceMs)
     if (due == null) return
     const slot = due
     this.catchingUp = this.catchUp(slot).catch(err => {
@@ -613,13 +604,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private isBehind (slot: number): boolean {
     const own = this.info.get(slot)
     if (own == null) return false
-    const votes = this.slotVotes(slot)
-    const target = bestVote(votes)
-    if (target == null || target.holders.length === 0) return false
-    if (target.weightsHash === own.weightsHash || target.step <= own.step) return false
-    // the replicas that list this node's weights, this node counted
-    const agree = 1 + (votes.get(`${own.weightsHash}/${own.chunksRoot}`)?.votes ?? 0)
-    return target.votes > agree
+    return isBehind(this.slotVotes(slot), own)
   }
 
   private async catchUp (slot: number): Promise<void> {
@@ -1007,7 +992,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
         this.info.set(slot, { ...this.hashSlot(slot, parameters, genesis ? this.genesisHashes.get(slot) : undefined), step: this.targetStep(slot) })
         if (genesis) fromGenesis.push(slot)
       }
-      const trained = fromGenesis.filter(slot => this.needsTransfer(slot))
+      const trained = genesisSlotsToFetch(fromGenesis, slot => this.target(slot), slot => this.genesisHash(slot))
       if (trained.length > 0) {
         for (const slot of trained) { this.store.delete(slot); this.info.delete(slot) }
         throw new SpanLoadError(`records that arrived while the span loaded list trained weights for slot(s) ${trained.join(', ')}, taken from the genesis: fetching them`)
@@ -1081,45 +1066,19 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
    * (spec §6) but serve nothing: when they named the winner, `holders` is empty and the caller waits for
    * their records instead of taking the genesis
    */
-  private target (slot: number): SlotVote | undefined {
+  private target (slot: number): SlotVote<PeerId> | undefined {
     return bestVote(this.slotVotes(slot))
   }
 
   /** The votes on a slot's weights by `weights hash/chunks root` (see {@link target}) */
-  private slotVotes (slot: number): Map<string, SlotVote> {
+  private slotVotes (slot: number): Map<string, SlotVote<PeerId>> {
     this.prune()
-    const votes = new Map<string, SlotVote>()
-    const vote = (record: LayerPoolRecord, live: boolean): void => {
-      for (const s of record.spans) {
-        if (!LIVE_STATES.has(s.state) || slot < s.start || slot >= s.end) continue
-        const info = s.slots[slot - s.start]
-        // an all-zero hash is a placeholder (a slot still loading), never weights anyone can serve
-        if (info.weightsHash === PLACEHOLDER_SLOT.weightsHash) continue
-        const id = `${info.weightsHash}/${info.chunksRoot}`
-        const step = slotWeightsStep(s, slot)
-        const v = votes.get(id) ?? { weightsHash: info.weightsHash, chunksRoot: info.chunksRoot, step, holders: [], votes: 0 }
-        v.step = Math.max(v.step, step)
-        v.votes++
-        if (live) v.holders.push(record.peerId)
-        votes.set(id, v)
-      }
-    }
-    for (const [key, entry] of this.table) vote(entry.record, !this.suspects.has(key))
-    // records that lapsed a moment ago vote only when no live record lists the slot (a busy event loop pruned
-    // them): never against live holders, whose weights moved on (the lapsed records of nodes that left before a
-    // round outvoted its trained holders, and a claimant loaded the genesis weights of a trained slot)
-    if (votes.size === 0) for (const entry of this.lapsed.values()) vote(entry.record, false)
-    return votes
+    const counted = [...this.table].map(([key, entry]) => ({ record: entry.record, serves: !this.suspects.has(key) }))
+    return slotVotes(counted, [...this.lapsed.values()].map(e => e.record), slot)
   }
 
   private targetStep (slot: number): number {
     return this.target(slot)?.step ?? 0
-  }
-
-  /** Whether a slot's weights would come from a transfer (not from genesis) on today's records */
-  private needsTransfer (slot: number): boolean {
-    const target = this.target(slot)
-    return target != null && target.weightsHash !== this.genesisHash(slot)
   }
 
   /** A slot's weights: the genesis when no holder lists other weights, else a transfer of the target */
@@ -1130,16 +1089,17 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       this.lastGenesis = undefined
       return { parameters: kept ?? genesisSlotParameters(this.config, slot, this.initSeed), genesis: true }
     }
-    if (target == null) return genesis()
     // the genesis hash whatever the step: a span's weights_step is that of its most trained slot, and the same
     // hash means the same bytes, which the genesis init gives without a transfer
-    if (target.weightsHash === this.genesisHash(slot)) return genesis()
-    if (target.holders.length === 0) {
+    const source = slotSource(target, target == null ? '' : this.genesisHash(slot), p => this.misbehaved.has(p.toString()))
+    if (source.source === 'genesis') return genesis()
+    if (source.source === 'wait') {
+      const t = source.target
       // the slot's weights are not the genesis, but no holder is live right now: wait (load retries) for their records
-      throw new SpanLoadError(`no live holder of slot ${slot}'s weights ${target.weightsHash.slice(0, 12)}… (step ${target.step}) right now; ${target.votes} holder(s) listed them less than ${this.init.loadingGraceMs} ms ago`)
+      if (source.reason === 'no-live-holder') throw new SpanLoadError(`no live holder of slot ${slot}'s weights ${t.weightsHash.slice(0, 12)}… (step ${t.step}) right now; ${t.votes} holder(s) listed them less than ${this.init.loadingGraceMs} ms ago`)
+      throw new SpanLoadError(`every holder of slot ${slot}'s weights served bad data before`)
     }
-    const replicas = target.holders.filter(p => !this.misbehaved.has(p.toString()))
-    if (replicas.length === 0) throw new SpanLoadError(`every holder of slot ${slot}'s weights served bad data before`)
+    const replicas = source.replicas
     // a joiner may know a replica only from its record: dial the addresses it announces (by peer id alone libp2p
     // would first look the peer up in the DHT, which on a loaded machine timed the transfer's streams out); the
     // fetch starts once one replica is connected (or every dial ended), the other dials go on meanwhile
@@ -1149,7 +1109,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
         void this.dialAnnounced(peer).then(connected => { if (connected || --left === 0) resolve() })
       }
     })
-    const request: SlotFetchRequest = { slot, replicas, weightsHash: target.weightsHash, chunksRoot: target.chunksRoot }
+    const request: SlotFetchRequest = { slot, replicas, weightsHash: source.target.weightsHash, chunksRoot: source.target.chunksRoot }
     return { parameters: await (this.fetcher ?? this.fetchSlot)(request, { signal: this.controller.signal }), genesis: false }
   }
 
@@ -1225,19 +1185,6 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       this.controller.signal.addEventListener('abort', done, { once: true })
     })
   }
-}
-
-/** The replicas that list one (weights hash, chunks root) for a slot (spec §6) */
-interface SlotVote { weightsHash: string, chunksRoot: string, step: number, holders: PeerId[], votes: number }
-
-/** The target among a slot's votes: most votes, then the larger step, then the smaller (weights hash, chunks root), so every node picks the same one */
-function bestVote (votes: Map<string, SlotVote>): SlotVote | undefined {
-  let best: SlotVote | undefined
-  for (const v of votes.values()) {
-    if (best == null || v.votes > best.votes || (v.votes === best.votes && (v.step > best.step ||
-      (v.step === best.step && (v.weightsHash < best.weightsHash || (v.weightsHash === best.weightsHash && v.chunksRoot < best.chunksRoot)))))) best = v
-  }
-  return best
 }
 
 const PLACEHOLDER_SLOT: SlotInfo = { weightsHash: '0'.repeat(64), chunksRoot: '0'.repeat(64) }

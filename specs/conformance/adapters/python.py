@@ -39,6 +39,7 @@ for sub in (('layer-pool', 'python'), ('pipeline', 'python'), ('swarm-router', '
     sys.path.insert(0, os.path.join(HERE, '..', '..', *sub))
 import layer_pool as LP  # noqa: E402  (specs/layer-pool/python: records, assignment, chunks)
 import transfer as LPT  # noqa: E402  (specs/layer-pool/python/transfer.py: the weight-transfer server, R4-R8)
+import targets as LPG  # noqa: E402  (specs/layer-pool/python/targets.py: §6 targets, §6.1 catching up)
 import pipeline as PL  # noqa: E402  (specs/pipeline/python: sampling, messages)
 import swarm_router as SR  # noqa: E402  (specs/swarm-router/python)
 import diloco as DL  # noqa: E402  (specs/diloco/python)
@@ -475,7 +476,16 @@ def layer_pool_op(op, req):
                     'manifest': None if m is None else {'tensors': m['tensors'], 'totalBytes': m['total_bytes'], 'chunkSize': m['chunk_size'],
                                                         'chunkHashes': [h.hex() for h in m['chunk_hashes']], 'optimizerStep': m['optimizer_step']}}
         if op == 'layerPool.fetch':
-            return LPT.fetch(req['expected'], req['config'], req['chunkSize'], req['replica'])
+            return LPT.fetch(req['expected'], req['config'], req['chunkSize'], {k: x for k, x in req['replica'].items() if k != 'resume'}, req['replica'].get('resume'))
+        if op == 'layerPool.slotSource':
+            kind, t, replicas = LPG.source(req['records'], req['slot'], req['genesisHash'], req['avoid'])
+            return {'source': kind, 'replicas': replicas,
+                    'target': None if t is None else {'weightsHash': t['weightsHash'], 'chunksRoot': t['chunksRoot'], 'step': t['step'], 'votes': t['votes']}}
+        if op == 'layerPool.loadSpan':
+            sources, again = LPG.load_span(req['slots'], req['genesis'], req['resolve'], req['recheck'], req['avoid'])
+            return {'sources': sources, 'fetchAgain': again}
+        if op == 'layerPool.catchUp':
+            return {'outcomes': LPG.catch_up(req['graceMs'], req['heartbeats'])}
         if op == 'layerPool.peerId':
             pub = LP.public_key_protobuf(LP.ed25519.public_key(unhex(req['ed25519Seed'])))
             return {'peerId': LP.peer_id_string(LP.peer_id_bytes(pub)), 'publicKeyProtobuf': pub.hex()}

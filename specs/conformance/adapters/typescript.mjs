@@ -89,6 +89,12 @@ function pbFields (v) {
 
 // ---- model: checkpoints decoded (hashes checked) once per content, one onnxruntime session per graph ----
 let runtime
+// layer-pool §6 votes from records as targets.json writes them (status live | unreachable | lapsed)
+const votesOf = (lp, records, slot) => {
+  const asRecord = (rec) => ({ peerId: rec.peer, spans: rec.spans.map(sp => ({ ...sp, throughput: 0, claimedAt: 0 })) })
+  const counted = records.filter(x => x.status !== 'lapsed').map(x => ({ record: asRecord(x), serves: x.status === 'live' }))
+  return lp.slotVotes(counted, records.filter(x => x.status === 'lapsed').map(asRecord), slot)
+}
 const sessions = new Map()
 const weightSets = new Map()
 const int64 = (rows) => ({ type: 'int64', data: BigInt64Array.from(rows.flat().map(BigInt)), dims: [rows.length, rows[0].length] })
@@ -629,11 +635,51 @@ async function handle (r) {
       }
       const dialer = { dialProtocol: async () => { const [a, b] = await streamPair(); void serve(b); return a } }
       try {
-        const res = await P.fetchSpanWeights(dialer, [peer], { ...r.expected, config: r.config }, { chunkSize: r.chunkSize, busyRetries: 0, timeout: 5000 })
+        // R15: a resume state as the vector writes it (manifest fields, the stream and the indices it says were verified)
+        const rs = rep.resume
+        const resume = rs == null ? undefined : {
+          chunksRoot: rs.chunksRoot,
+          manifest: { ...rs.manifest, chunkHashes: rs.manifest.chunkHashes.map(unhex) },
+          stream: unhex(rs.stream),
+          verified: new Set(rs.verified)
+        }
+        const res = await P.fetchSpanWeights(dialer, [peer], { ...r.expected, config: r.config }, { chunkSize: r.chunkSize, busyRetries: 0, timeout: 5000, ...(resume != null ? { resume } : {}) })
         return { weightsHash: P.tensorsContentHash([...res.tensors].map(([name, data]) => ({ name, shape: res.manifest.tensors.find(t => t.name === name).shape, data }))) }
       } catch (err) {
-        return { error: err.name, message: err.message, ...(err.faults?.length > 0 ? { fault: err.faults[0].kind } : {}) }
+        return { error: err.name, message: err.message, ...(err.faults?.length > 0 ? { fault: err.faults[0].kind, misbehaved: err.faults[0].misbehaved } : {}) }
       }
+    }
+    // §6 / §6.1: the package's pure decisions (target.ts), which the layer pool's load and catch-up call
+    case 'layerPool.slotSource': {
+      const lp = await layerPoolPkg()
+      const t = lp.bestVote(votesOf(lp, r.records, r.slot))
+      const avoid = new Set(r.avoid)
+      const s = lp.slotSource(t, r.genesisHash, (p) => avoid.has(p))
+      return { source: s.source, replicas: s.source === 'transfer' ? s.replicas : [], target: t == null ? null : { weightsHash: t.weightsHash, chunksRoot: t.chunksRoot, step: t.step, votes: t.votes } }
+    }
+    case 'layerPool.loadSpan': {
+      const lp = await layerPoolPkg()
+      const avoid = new Set(r.avoid)
+      const sources = []
+      const fromGenesis = []
+      for (const slot of r.slots) {
+        const s = lp.slotSource(lp.bestVote(votesOf(lp, r.resolve[slot], slot)), r.genesis[slot], (p) => avoid.has(p))
+        sources.push(s.source)
+        if (s.source === 'wait') return { sources, fetchAgain: null }
+        if (s.source === 'genesis') fromGenesis.push(slot)
+      }
+      return { sources, fetchAgain: lp.genesisSlotsToFetch(fromGenesis, (slot) => lp.bestVote(votesOf(lp, r.recheck, slot)), (slot) => r.genesis[slot]) }
+    }
+    case 'layerPool.catchUp': {
+      const lp = await layerPoolPkg()
+      const since = new Map()
+      const outcomes = []
+      for (const h of r.heartbeats) {
+        const checked = h.serving.map((slot) => ({ slot, behind: lp.isBehind(votesOf(lp, h.records, slot), h.own[slot]) }))
+        const fetch = lp.catchUpDue(checked, since, h.nowMs, r.graceMs)
+        outcomes.push({ behind: checked.filter(c => c.behind).map(c => c.slot).sort((a, b) => a - b), fetch: fetch ?? null })
+      }
+      return { outcomes }
     }
     case 'layerPool.peerId': {
       const key = await (await keysPkg()).generateKeyPairFromSeed('Ed25519', unhex(r.ed25519Seed))

@@ -55,8 +55,10 @@ SCHEMA = {
 }
 
 
-def pb_default(name):
-    return {f: ([] if rep else (b'' if t == 'bytes' else '' if t == 'string' else None if t.startswith('optional') else 0)) for _, f, t, rep in SCHEMA[name]}
+def pb_default(name, schema=None):
+    schema = schema or SCHEMA
+    return {f: ([] if rep else (b'' if t == 'bytes' else '' if t == 'string' else None if t.startswith('optional') or t in schema else 0))
+            for _, f, t, rep in schema[name]}
 
 
 def pb_encode(name, msg):
@@ -75,29 +77,33 @@ def pb_encode(name, msg):
     return out
 
 
-def pb_decode(name, data):
-    fields = {num: (f, t, rep) for num, f, t, rep in SCHEMA[name]}
-    msg, i = pb_default(name), 0
+def _varint_at(buf, at):
+    n = shift = 0
+    while True:
+        if at >= len(buf) or shift > 63:
+            raise ValueError('truncated varint')
+        b = buf[at]
+        at += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, at
 
-    def rv():
-        nonlocal i
-        n = shift = 0
-        while True:
-            if i >= len(data) or shift > 63:
-                raise ValueError('truncated varint')
-            b = data[i]
-            i += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
+
+def pb_decode(name, data, schema=None, packed=False):
+    """proto3 bytes -> fields (defaults for absent ones; unknown fields skipped). Raises ValueError on bytes that are not
+    the message: truncation, a wire type other than the field's, a uint32 over 32 bits. `packed`: repeated scalars may
+    also come packed (one length-delimited field of varints; transfer.md §3 readers accept both), else only unpacked"""
+    schema = schema or SCHEMA
+    fields = {num: (f, t, rep) for num, f, t, rep in schema[name]}
+    msg, i = pb_default(name, schema), 0
     while i < len(data):
-        key = rv()
+        key, i = _varint_at(data, i)
         num, wt = key >> 3, key & 7
         if wt == 0:
-            v = rv()
+            v, i = _varint_at(data, i)
         elif wt == 2:
-            n = rv()
+            n, i = _varint_at(data, i)
             if i + n > len(data):
                 raise ValueError('truncated field')
             v, i = data[i:i + n], i + n
@@ -111,14 +117,29 @@ def pb_decode(name, data):
         if num not in fields:
             continue
         f, t, rep = fields[num]
-        if (wt == 2) != (t in SCHEMA or t in ('bytes', 'string')) or wt in (1, 5):
+        if t not in schema and t not in ('bytes', 'string'):   # a varint scalar: uint32, uint64, enum, bool, optional uint64
+            if wt == 0:
+                vals = [v]
+            elif wt == 2 and rep and packed:
+                vals, j = [], 0
+                while j < len(v):
+                    x, j = _varint_at(v, j)
+                    vals.append(x)
+            else:
+                raise ValueError(f'{name}.{f}: wire type {wt}')
+            if t == 'uint32' and any(x > 0xFFFFFFFF for x in vals):
+                raise ValueError(f'{name}.{f}: over 32 bits')
+            if rep:
+                msg[f].extend(vals)
+            else:
+                msg[f] = vals[0]
+            continue
+        if wt != 2:
             raise ValueError(f'{name}.{f}: wire type {wt}')
-        if t in SCHEMA:
-            v = pb_decode(t, v)
+        if t in schema:
+            v = pb_decode(t, v, schema, packed)
         elif t == 'string':
             v = v.decode('utf-8')
-        elif t == 'uint32' and v > 0xFFFFFFFF:
-            raise ValueError(f'{name}.{f}: over 32 bits')
         if rep:
             msg[f].append(v)
         else:

@@ -11,7 +11,7 @@ STATUS = {1: 'OK', 2: 'NOT_FOUND', 3: 'BAD_REQUEST', 4: 'BUSY', 5: 'INTERNAL_ERR
 PARTS = {0: 'weights', 1: 'optimizer'}
 MAX_MODEL_ID = 256
 
-# (number, name, type, repeated); repeated scalars are written unpacked (§3); this decoder also reads them packed
+# (number, name, type, repeated); repeated scalars are written unpacked (§3); decode() also reads them packed
 SCHEMA = {
     'WeightsRequest': [(1, 'model_id', 'string', False), (2, 'version', 'uint64', False), (3, 'start', 'uint32', False), (4, 'end', 'uint32', False),
                        (5, 'part', 'enum', False), (6, 'chunks_root', 'bytes', False), (7, 'want_manifest', 'bool', False), (8, 'chunks', 'uint32', True)],
@@ -47,70 +47,9 @@ def encode(name, msg):
 
 
 def decode(name, data):
-    """raises ValueError on bytes that are not the message (truncation, wire-type mismatch, a uint32 over 32 bits)"""
-    fields = {num: (f, t, rep) for num, f, t, rep in SCHEMA[name]}
-    msg = {f: ([] if rep else (b'' if t == 'bytes' else '' if t == 'string' else None if t in SCHEMA else 0)) for _, f, t, rep in SCHEMA[name]}
-    i = 0
-
-    def rv(buf, at):
-        n = shift = 0
-        while True:
-            if at >= len(buf) or shift > 63:
-                raise ValueError('truncated varint')
-            b = buf[at]
-            at += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n, at
-    while i < len(data):
-        key, i = rv(data, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = rv(data, i)
-        elif wt == 2:
-            n, i = rv(data, i)
-            if i + n > len(data):
-                raise ValueError('truncated field')
-            v, i = data[i:i + n], i + n
-        elif wt in (1, 5):
-            n = 8 if wt == 1 else 4
-            if i + n > len(data):
-                raise ValueError('truncated field')
-            v, i = data[i:i + n], i + n
-        else:
-            raise ValueError(f'wire type {wt}')
-        if num not in fields:
-            continue
-        f, t, rep = fields[num]
-        if t in SCALAR:
-            if wt == 2 and rep:
-                vals, j = [], 0
-                while j < len(v):
-                    x, j = rv(v, j)
-                    vals.append(x)
-            elif wt == 0:
-                vals = [v]
-            else:
-                raise ValueError(f'{name}.{f}: wire type {wt}')
-            if t == 'uint32' and any(x > 0xFFFFFFFF for x in vals):
-                raise ValueError(f'{name}.{f}: over 32 bits')
-            if rep:
-                msg[f].extend(vals)
-            else:
-                msg[f] = vals[0]
-            continue
-        if wt != 2:
-            raise ValueError(f'{name}.{f}: wire type {wt}')
-        if t in SCHEMA:
-            v = decode(t, v)
-        elif t == 'string':
-            v = v.decode('utf-8')
-        if rep:
-            msg[f].append(v)
-        else:
-            msg[f] = v
-    return msg
+    """raises ValueError on bytes that are not the message (truncation, wire-type mismatch, a uint32 over 32 bits); repeated
+    scalars are read unpacked or packed (§3 encoding notes): layer_pool.pb_decode with this schema"""
+    return LP.pb_decode(name, data, SCHEMA, packed=True)
 
 
 def serve(request, holds, chunk_size, max_chunks):
@@ -179,7 +118,19 @@ def span_layout(config, start, end, part):
     return sorted(params.items(), key=lambda p: p[0].encode('utf-8'))
 
 
-def fetch(expected, config, chunk_size, replica):
+MISBEHAVED = {'chunk-hash': True, 'manifest': True, 'protocol': True, 'timeout': True, 'not-found': False, 'rejected': False, 'unreachable': False}
+
+
+def fetch(expected, config, chunk_size, replica, resume=None):
+    """fetch_one (below), with `misbehaved` for a dropped replica: R13, §6 — NOT_FOUND, BUSY (R3) and unreachable
+    replicas are not misbehaviour; wrong manifests or chunks, protocol breaks and timeouts are"""
+    out = fetch_one(expected, config, chunk_size, replica, resume)
+    if 'fault' in out:
+        out['misbehaved'] = MISBEHAVED[out['fault']]
+    return out
+
+
+def fetch_one(expected, config, chunk_size, replica, resume=None):
     """A requester fetching (start, end, part) with `expected` chunksRoot, weightsHash (and optimizerStep) from one replica:
     `replica['manifest']` is its answer (WeightsResponse bytes) to the manifest request; to a chunk request it answers OK with
     chunk_count = the chunks asked and, per asked index i in order, Chunk{i, replica['chunks'][i]}, except as `mode` says:
@@ -193,6 +144,24 @@ def fetch(expected, config, chunk_size, replica):
 
     def dropped(kind):
         return {'error': 'NoReplicaError', 'fault': kind}
+
+    def root_of(hashes):
+        return hashlib.sha256(b'neuroshard/layer-pool/chunks/v1\x00' + struct.pack('<IQ', chunk_size, total) + b''.join(hashes)).hexdigest()
+    # R15: a resume state is taken over only for the same chunks root, with a manifest that passes R10, and each chunk
+    # it holds only if its sha256 is the manifest's hash for it (the others are fetched again)
+    kept = {}
+    if resume is not None and resume['chunksRoot'] == expected['chunksRoot']:
+        rm = resume['manifest']
+        hashes = [bytes.fromhex(x) for x in rm['chunkHashes']]
+        if rm['chunkSize'] == chunk_size and [(t['name'], list(t['shape'])) for t in rm['tensors']] == [(n, list(sh)) for n, sh in layout] \
+                and rm['totalBytes'] == total and len(hashes) == count and all(len(h) == 32 for h in hashes) and root_of(hashes) == expected['chunksRoot']:
+            rstream = bytes.fromhex(resume['stream'])
+            for i in resume['verified']:
+                data = rstream[i * chunk_size:min((i + 1) * chunk_size, total)]
+                if 0 <= i < count and hashlib.sha256(data).digest() == hashes[i]:
+                    kept[i] = data
+            replica = dict(replica, manifest=encode('WeightsResponse', {'status': 1, 'message': '', 'chunk_count': 0, 'manifest': {
+                'tensors': rm['tensors'], 'total_bytes': total, 'chunk_size': chunk_size, 'chunk_hashes': hashes, 'optimizer_step': rm.get('optimizerStep', 0)}}).hex())
     try:
         r = decode('WeightsResponse', bytes.fromhex(replica['manifest']))
         if r['status'] not in STATUS:
@@ -220,6 +189,9 @@ def fetch(expected, config, chunk_size, replica):
     mode = replica.get('mode', 'honest')
     stream = bytearray(total)
     for i in range(count):
+        if i in kept:
+            stream[i * chunk_size:i * chunk_size + len(kept[i])] = kept[i]
+            continue
         if mode in ('count-plus-one', 'index-out-of-range'):
             return dropped('protocol')
         data = bytes.fromhex(replica['chunks'][i])

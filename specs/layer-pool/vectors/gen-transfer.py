@@ -119,11 +119,35 @@ DONE = {'weightsHash': C1['weightsHash']}
 
 
 def drop(kind):
-    return {'error': 'NoReplicaError', 'fault': kind}
+    # §6 / R13: wrong manifests and chunks and protocol breaks are misbehaviour; NOT_FOUND, BUSY (R3), BAD_REQUEST are not
+    return {'error': 'NoReplicaError', 'fault': kind, 'misbehaved': kind in ('manifest', 'chunk-hash', 'protocol')}
+
+
+def resume_of(chunks, verified, root=None, rc=C1):
+    """a resume state (R15): the stream with `chunks` (index -> hex) written in, the indices it says were verified"""
+    stream = bytearray(rc['totalBytes'])
+    for i, x in chunks.items():
+        stream[i * FCHUNK:i * FCHUNK + len(x) // 2] = bytes.fromhex(x)
+    return {'chunksRoot': root or rc['chunksRoot'], 'manifest': {'tensors': layout, 'totalBytes': rc['totalBytes'], 'chunkSize': FCHUNK,
+                                                                 'chunkHashes': rc['chunkHashes'], 'optimizerStep': 0},
+            'stream': stream.hex(), 'verified': verified}
+
+
+W2 = span_content(1, 2, 'weights', 1)
+C2 = LP.chunks(W2, FCHUNK)
+R2C = replica_for(W2)[0]['chunks']
 
 
 fetches = [
     ('an honest replica: every chunk verified, the weights hash of the record', EXP, R1, DONE),
+    ('R15: resumed with chunks 0-4 verified before: the rest from the replica, the weights hash of the record', EXP,
+     {**R1, 'resume': resume_of({i: R1['chunks'][i] for i in range(5)}, [0, 1, 2, 3, 4])}, DONE),
+    ('R15: a resume state listing chunk 2 as verified with other bytes: re-verified, fetched again, the record\'s weights', EXP,
+     {**R1, 'resume': resume_of({**{i: R1['chunks'][i] for i in range(5)}, 2: flipped[3]}, [0, 1, 2, 3, 4])}, DONE),
+    ('R15: a resume state listing every chunk, one of them wrong: that one fetched again', EXP,
+     {**R1, 'resume': resume_of({**{i: R1['chunks'][i] for i in range(NCH)}, 7: R2C[7]}, list(range(NCH)))}, DONE),
+    ('R15: the resume state of another chunks root (other content) is not taken over: every chunk from the replica', EXP,
+     {**R1, 'resume': resume_of({i: R2C[i] for i in range(NCH)}, list(range(NCH)), rc=C2)}, DONE),
     ('OPTIMIZER with the record\'s step count (7) in the manifest', {**EXPO, 'optimizerStep': 7}, replica_for(O1, 'optimizer', 7)[0], {'weightsHash': OC['weightsHash']}),
     ('OPTIMIZER, the record states no step count: the manifest\'s is taken', EXPO, replica_for(O1, 'optimizer', 6)[0], {'weightsHash': OC['weightsHash']}),
     ('R10: OPTIMIZER step 6 where the record states 7', {**EXPO, 'optimizerStep': 7}, replica_for(O1, 'optimizer', 6)[0], drop('manifest')),
@@ -141,7 +165,11 @@ fetches = [
     ('R11: chunk 0 one byte short', EXP, {**R1, 'chunks': [R1['chunks'][0][:-2]] + R1['chunks'][1:]}, drop('protocol')),
     ('R11: a Chunk whose index no request named (chunkCount)', EXP, {**R1, 'mode': 'index-out-of-range'}, drop('protocol')),
     ('R11: chunk_count one more than the chunks asked for', EXP, {**R1, 'mode': 'count-plus-one'}, drop('protocol')),
-    ('§6: NOT_FOUND (not misbehaviour): WeightsNotFoundError', EXP, replica_for(W1, response={'status': 2, 'manifest': None})[0], {'error': 'WeightsNotFoundError', 'fault': 'not-found'}),
+    ('§6: NOT_FOUND (not misbehaviour): WeightsNotFoundError', EXP, replica_for(W1, response={'status': 2, 'manifest': None})[0],
+     {'error': 'WeightsNotFoundError', 'fault': 'not-found', 'misbehaved': False}),
+    ('R3: BUSY is "not now", never misbehaviour: the replica (no retries left) is dropped as rejected, not misbehaved', EXP,
+     replica_for(W1, response={'status': 4, 'manifest': None})[0], drop('rejected')),
+    ('§6: INTERNAL_ERROR: dropped as rejected, not misbehaved', EXP, replica_for(W1, response={'status': 5, 'manifest': None})[0], drop('rejected')),
     ('§6: BAD_REQUEST: the replica is dropped as rejected', EXP, replica_for(W1, response={'status': 3, 'manifest': None})[0], drop('rejected')),
     ('§6 / R14: the chunks match the root but the record\'s weights hash is another: WeightsHashMismatchError', {**EXP, 'weightsHash': OC['weightsHash']}, R1,
      {'error': 'WeightsHashMismatchError'}),
@@ -156,7 +184,9 @@ out = {
     'fetch': {'description': 'a requester (R10-R14) fetching `expected` (a span of `config`, chunk size `chunkSize`) from one replica: `manifest` is '
                              'its answer to the manifest request (WeightsResponse hex); to a chunk request it answers OK, chunk_count = the chunks asked '
                              'and, per asked index i in order, Chunk{i, chunks[i]}, except as `mode` says (index-out-of-range: Chunk{chunkCount, chunks[i]}; '
-                             'count-plus-one: chunk_count one more). Outcome: `weightsHash`, or `error` with the dropped replica\'s `fault` (§6 kinds)',
+                             'count-plus-one: chunk_count one more); with `resume` (R15: `chunksRoot`, `manifest`, `stream` hex, `verified` indices) the requester '
+                             'starts from that state. Outcome: `weightsHash`, or `error` with the dropped replica\'s `fault` (§6 kinds) and whether '
+                             'it counts as `misbehaved` (R3, R13)',
               'config': CONFIG, 'chunkSize': FCHUNK, 'cases': []},
 }
 bad = 0
@@ -179,7 +209,7 @@ for name, body, status in cases:
         c['chunks'] = [{'index': i, 'data': d.hex()} for i, d in got['chunks']]
     out['cases'].append(c)
 for name, expected, replica, want in fetches:
-    got = T.fetch(expected, CONFIG, FCHUNK, replica)
+    got = T.fetch(expected, CONFIG, FCHUNK, {k: x for k, x in replica.items() if k != 'resume'}, replica.get('resume'))
     if got != want:
         bad += 1
         print(f'"{name}": the Python requester says {got}, the spec {want}', file=sys.stderr)
