@@ -381,7 +381,8 @@ async function handle (r) {
         for (let i = 0; i < r.count; i++) messages.push(hex(await reader.readBytes()))
       } catch (err) {
         error = err.name
-        await Promise.race([ended, new Promise(resolve => setTimeout(resolve, 2000))])
+        // the reset reaches the other end at once in memory; the bound only keeps a broken receiver from hanging the run
+        await Promise.race([ended, new Promise(resolve => { setTimeout(resolve, 10_000).unref() })])
       }
       const reset = a.status === 'reset'
       if (!reset) { a.abort(new Error('done')); b.abort(new Error('done')) }
@@ -404,7 +405,7 @@ async function handle (r) {
         b.abort(new Error('done'))
         return { decoded: { text: m.text, payload: hex(m.payload) }, reset: false }
       } catch (err) {
-        await Promise.race([ended, new Promise(resolve => setTimeout(resolve, 2000))])
+        await Promise.race([ended, new Promise(resolve => { setTimeout(resolve, 10_000).unref() })])
         return { error: err.name, reset: a.status === 'reset' }
       }
     }
