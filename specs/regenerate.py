@@ -27,6 +27,7 @@ PY = sys.executable
 GENERATORS = {
     'diloco vectors.json (generate.py)': ('diloco/vectors', [PY, 'generate.py'], ['diloco/vectors/vectors.json'], []),
     'diloco messages.json (gen-messages.mjs)': ('.', ['node', 'specs/diloco/vectors/gen-messages.mjs'], ['diloco/vectors/messages.json'], []),
+    'diloco state.json (gen-state.py)': ('diloco/vectors', [PY, 'gen-state.py'], ['diloco/vectors/state.json'], []),
     'diloco commits.json (gen-commits.py)': ('diloco/vectors', [PY, 'gen-commits.py'], ['diloco/vectors/commits.json'], []),
     'pipeline (gen.py)': ('pipeline/vectors', [PY, 'gen.py'], ['pipeline/vectors/sampling.json', 'pipeline/vectors/speculative.json', 'pipeline/vectors/messages.json'], []),
     'pipeline rules.json (gen-rules.mjs)': ('.', ['node', 'specs/pipeline/vectors/gen-rules.mjs'], ['pipeline/vectors/rules.json'], []),
