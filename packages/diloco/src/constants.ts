@@ -61,6 +61,11 @@ export const DEFAULT_MAX_DEADLINE_MS = 120_000
 export const DEFAULT_DEADLINE_FACTOR = 3
 /** Quorum: fraction of the group that must have contributed before a deadline commit */
 export const DEFAULT_QUORUM = 0.5
+/**
+ * A round that has waited this long since its first pseudo-gradient (or a commit it refused) without a commit is
+ * stalled (specs/diloco 1.3.0 §6 step 5a): the members that did not announce it are silent for the round (ms)
+ */
+export const DEFAULT_STALL_MS = 180_000
 /** Delay between the commit turns of successive leader candidates (ms) */
 export const DEFAULT_COMMIT_STAGGER_MS = 1_500
 

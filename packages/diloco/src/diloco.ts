@@ -11,26 +11,25 @@ import { sendRequest } from '@neuroshard/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
-import { StateDownload } from './state-download.js'
 import { aggregateRound, byzantineBound, minRoundInputs } from './aggregate.js'
 import { decodePayload, ErrorFeedback, resolveCodec } from './compress.js'
 import {
   COMMIT_DOMAIN, ANNOUNCE_DOMAIN, DEFAULT_COMMIT_STAGGER_MS, DEFAULT_DEADLINE_FACTOR, DEFAULT_DIRECT_THRESHOLD_BYTES,
   DEFAULT_FETCH_CONCURRENCY, DEFAULT_FETCH_RANGE_BYTES, DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_GOSSIP_BYTES_PER_SECOND,
   DEFAULT_GOSSIP_CHUNK_BYTES, DEFAULT_MAX_DEADLINE_MS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MIN_DEADLINE_MS, DEFAULT_QUORUM,
-  DEFAULT_RECORD_HISTORY, DEFAULT_REJECT_FACTOR, DILOCO_FETCH_PROTOCOL, DILOCO_TOPIC_PREFIX, MAX_BUFFERED_FUTURE, MAX_COMMIT_SENDERS, DEFAULT_MAX_CONTRIBUTIONS, DEFAULT_AGGREGATOR
+  DEFAULT_RECORD_HISTORY, DEFAULT_REJECT_FACTOR, DEFAULT_STALL_MS, DILOCO_FETCH_PROTOCOL, DILOCO_TOPIC_PREFIX, MAX_BUFFERED_FUTURE, MAX_COMMIT_SENDERS, DEFAULT_MAX_CONTRIBUTIONS, DEFAULT_AGGREGATOR
 } from './constants.js'
 import { GaussianPrivatizer } from './dp.js'
 import { serveGroupFetch } from './fetch-mux.js'
 import {
   InvalidCommitError, MalformedPseudoGradientError, OversizedPseudoGradientError, PayloadUnavailableError, ReplayedPseudoGradientError,
-  StateSyncError, WrongRoundError, WrongSpanError
+  RoundStalledError, StateSyncError, WrongRoundError, WrongSpanError
 } from './errors.js'
 import {
   Announce, checkAnnounce, codecToWire, Commit, FetchKind, FetchRequest, FetchResponse, FetchStatus, GossipMessage, leaderKey,
   openAnnounce, openCommit, sha256, signBody, toHex, Signed, ab
 } from './messages.js'
-import { encodeState } from './state.js'
+import { decodeState, encodeState } from './state.js'
 import { flatten, spanLayout, unflatten, weightsHash } from './span.js'
 import { outerStep } from './outer.js'
 import type { AggregatorChoice } from './aggregate.js'
@@ -103,6 +102,13 @@ export interface DiLoCoInit {
   deadlineFactor?: number
   /** Delay between successive leader candidates' commit turns @default 1500 */
   commitStaggerMs?: number
+  /**
+   * A round without a commit this long after its first pseudo-gradient (or a commit this node refused) is stalled
+   * (specs/diloco 1.3.0 §6 step 5a): members that did not announce it are silent for the round, the group is the
+   * members that did, and it commits if they are at least half of the group (else `contribute()` rejects with
+   * `RoundStalledError` and the round stays open) @default 180000
+   */
+  stallMs?: number
   /** Gossip chunk size @default 256 KiB */
   gossipChunkBytes?: number
   /** Payloads over this many bytes are fetched over a direct stream @default 1 MiB */
@@ -160,6 +166,22 @@ export interface DiLoCoEvents {
   'diloco:round': CustomEvent<RoundRecord>
   /** This node downloaded the group's state (join, catch-up or divergence) */
   'diloco:resync': CustomEvent<{ round: number, from: string, reason: string }>
+  /** A round stalled (§6 step 5a): its silent members, and whether the members that announced it can commit */
+  'diloco:stalled': CustomEvent<StalledDetail>
+}
+
+export interface StalledDetail {
+  round: number
+  /** The group's size as this node saw it when the round stalled */
+  members: number
+  /** Members that announced the round (the group from now on in this round) */
+  announced: number
+  /** Announces a stalled round needs: at least half of the group (and the `quorum` fraction) */
+  needed: number
+  /** Members that did not announce the round */
+  silent: string[]
+  /** `announced` ≥ `needed`: the round commits without the silent members */
+  committable: boolean
 }
 
 export interface DiLoCo extends TypedEventEmitter<DiLoCoEvents> {
@@ -221,6 +243,13 @@ interface RoundState {
   timers: Array<ReturnType<typeof setTimeout>>
   commitTimer?: ReturnType<typeof setTimeout>
   committed?: OpenedCommit
+  /** When the stall clock started: the first pseudo-gradient of the round, or the first commit refused in it */
+  clockStart?: number
+  stallTimer?: ReturnType<typeof setTimeout>
+  /** Set once the round stalled (§6 step 5a): from then on the group is the members that announced it */
+  stalled?: { at: number, silent: Set<string> }
+  /** The last commit refused only because its declared group was below this node's: checked again at the stall */
+  refusedCommit?: { signed: Signed, from: string }
 }
 
 interface Waiter { round: number, resolve: (o: RoundOutcome) => void, reject: (e: Error) => void }
@@ -288,6 +317,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       maxDeadlineMs: init.maxDeadlineMs ?? DEFAULT_MAX_DEADLINE_MS,
       deadlineFactor: init.deadlineFactor ?? DEFAULT_DEADLINE_FACTOR,
       commitStaggerMs: init.commitStaggerMs ?? DEFAULT_COMMIT_STAGGER_MS,
+      stallMs: init.stallMs ?? DEFAULT_STALL_MS,
       gossipChunkBytes: init.gossipChunkBytes ?? DEFAULT_GOSSIP_CHUNK_BYTES,
       directThresholdBytes: init.directThresholdBytes ?? DEFAULT_DIRECT_THRESHOLD_BYTES,
       gossipBytesPerSecond: init.gossipBytesPerSecond ?? DEFAULT_GOSSIP_BYTES_PER_SECOND,
@@ -302,6 +332,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       fetchProtocol: init.fetchProtocol ?? DILOCO_FETCH_PROTOCOL
     }
     if (!(this.opts.quorum > 0 && this.opts.quorum <= 1)) throw new InvalidParametersError('quorum must be in (0, 1]')
+    if (!(this.opts.stallMs > 0 && Number.isFinite(this.opts.stallMs))) throw new InvalidParametersError('stallMs must be a positive number of ms')
     if (!(this.opts.gossipChunkBytes >= 1024 && this.opts.gossipChunkBytes <= 2 * 1024 * 1024)) throw new InvalidParametersError('gossipChunkBytes must be in [1 KiB, 2 MiB]')
     if (!(this.opts.fetchRangeBytes >= 1024 && this.opts.fetchRangeBytes <= 2 * 1024 * 1024)) throw new InvalidParametersError('fetchRangeBytes must be in [1 KiB, 2 MiB]')
     this.ef = new ErrorFeedback(this.layout.size, this.opts.errorFeedbackDecay)
@@ -418,6 +449,12 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (this.base === undefined) throw new NotStartedError('diloco is not initialized: call initialize() or sync()')
     await this.syncing
     const round = this.currentRound
+    const st0 = this.state
+    if (st0?.stalled !== undefined && st0.contributions.has(this.components.peerId.toString())) {
+      // one pseudo-gradient per round: this node's is in the stalled round already (peers would refuse another)
+      if (!this.stallCommittable(st0)) throw this.stalledError(st0)
+      return await new Promise<RoundOutcome>((resolve, reject) => { this.waiters.push({ round, resolve, reject }) })
+    }
     const base = meta.startedFrom !== undefined ? flatten(this.layout, meta.startedFrom) : this.base
     const flat = flatten(this.layout, local)
     const delta = new Float32Array(flat.length)
@@ -612,7 +649,69 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     const now = Date.now()
     st.firstSeen ??= now
     st.lastSeen = now
+    this.armStall(st)
     if (c.payload !== undefined) this.payloadReady(c)
+    this.scheduleCommit()
+  }
+
+  // ---- stalled rounds (§6 step 5a) ------------------------------------------------------------------
+
+  /** Starts the round's stall clock (once per round) */
+  private armStall (st: RoundState): void {
+    if (st.stallTimer !== undefined || st.committed !== undefined) return
+    st.clockStart ??= Date.now()
+    st.stallTimer = setTimeout(() => { this.onStall(st) }, Math.max(0, st.clockStart + this.opts.stallMs - Date.now()))
+    st.timers.push(st.stallTimer)
+  }
+
+  /** The group as it was before the stall: its members and every sender of the round */
+  private fullIds (st: RoundState): Set<string> {
+    const ids = this.memberIds(st)
+    for (const sender of st.contributions.keys()) ids.add(sender)
+    return ids
+  }
+
+  /** Announces a stalled round needs: half of the group, rounded up (§6 step 5a), and this node's quorum fraction */
+  private stallQuorum (st: RoundState): number {
+    const m = this.fullIds(st).size
+    return Math.max(1, Math.ceil(m / 2), Math.ceil(this.opts.quorum * m))
+  }
+
+  private stallCommittable (st: RoundState): boolean {
+    return st.contributions.size >= this.stallQuorum(st)
+  }
+
+  private stalledError (st: RoundState): RoundStalledError {
+    const silent = [...(st.stalled?.silent ?? [])].filter(id => !st.contributions.has(id))
+    return new RoundStalledError(`round ${st.round} stalled: ${st.contributions.size} of ${this.fullIds(st).size} members announced it, ` +
+      `${this.stallQuorum(st)} needed; silent: ${silent.join(', ')}`)
+  }
+
+  private onStall (st: RoundState): void {
+    if (this.state !== st || st.committed !== undefined || !this.started || st.stalled !== undefined) return
+    const full = this.fullIds(st)
+    const silent = [...full].filter(id => !st.contributions.has(id))
+    // every member announced: the round waits for payloads, not for members (fetches have their own timeouts)
+    if (silent.length === 0) return
+    st.stalled = { at: Date.now(), silent: new Set(silent) }
+    const needed = this.stallQuorum(st)
+    const committable = this.stallCommittable(st)
+    this.log('round %d stalled: %d of %d members announced (%d needed), silent %s', st.round, st.contributions.size, full.size, needed, silent.join(', '))
+    this.safeDispatch('diloco:stalled', { round: st.round, members: full.size, announced: st.contributions.size, needed, silent, committable })
+    if (!committable) {
+      const error = this.stalledError(st)
+      for (let i = this.waiters.length - 1; i >= 0; i--) {
+        if (this.waiters[i].round === st.round) this.waiters.splice(i, 1)[0].reject(error)
+      }
+    }
+    const refused = st.refusedCommit
+    st.refusedCommit = undefined
+    if (refused !== undefined) {
+      this.receiveCommit(refused.signed, refused.from).catch((error: Error) => {
+        this.log('refused commit of stalled round %d: %s', st.round, error.message)
+        this.safeDispatch('diloco:refused', { from: refused.from, error })
+      })
+    }
     this.scheduleCommit()
   }
 
@@ -777,10 +876,12 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (connected) throw new WrongSpanError(`${sender} is not subscribed to the group topic`)
   }
 
-  /** The group's members as this node sees them, in leader order for the current round */
+  /** The group's members as this node sees them, in leader order for the current round (a stalled round: its announcers) */
   private leaderOrder (): string[] {
     const keyed: Array<{ id: string, key: string }> = []
-    for (const id of this.memberIds()) {
+    const st = this.state
+    const ids = st?.stalled !== undefined ? new Set(st.contributions.keys()) : this.memberIds()
+    for (const id of ids) {
       try { keyed.push({ id, key: leaderKey(this.currentRound, peerIdFromString(id).toMultihash().bytes) }) } catch {} // not a peer id: no member
     }
     return keyed
@@ -808,10 +909,13 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     const members = order.length
     // never fewer than the aggregator needs to stay robust against the f members this group may hold
     // (2f + 1): below that the round waits for more contributions instead of committing at its deadline
-    const quorum = Math.max(1, Math.ceil(this.opts.quorum * members), minRoundInputs(this.opts.aggregator, byzantineBound(this.groupSize(st))))
+    let quorum = Math.max(1, Math.ceil(this.opts.quorum * members), minRoundInputs(this.opts.aggregator, byzantineBound(this.groupSize(st))))
+    // a stalled round (§6 step 5a): its announcers are the group, at least half of the group as it was before
+    if (st.stalled !== undefined) quorum = Math.max(quorum, this.stallQuorum(st))
     const now = Date.now()
-    const turn = st.firstSeen + this.deadlineMs() + rank * this.opts.commitStaggerMs
-    if ((rank === 0 && ready.length >= Math.max(members, quorum)) || (now >= turn && ready.length >= quorum)) {
+    const turn = (st.stalled?.at ?? st.firstSeen + this.deadlineMs()) + rank * this.opts.commitStaggerMs
+    // a member that did not announce a stalled round is no leader candidate of it
+    if (rank >= 0 && ((rank === 0 && ready.length >= Math.max(members, quorum)) || (now >= turn && ready.length >= quorum))) {
       this.commit().catch((err: Error) => { this.log('commit of round %d refused: %s', st.round, err.message) })
       return
     }
@@ -886,9 +990,23 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     // a commit must be robust for the group as this node sees it: its declared size may not hide members
     // (f of the group this node sees, or of the senders announcing in the round), and it must hold 2f + 1
     const group = Math.max(c.members, c.announces.length)
-    const seen = this.groupSize(st)
+    const seen = st.stalled === undefined ? this.groupSize(st) : this.fullIds(st).size
     if (byzantineBound(group) < byzantineBound(seen)) {
-      throw new InvalidCommitError(`commit of round ${c.round} declares a group of ${group}; this node sees ${seen} members`)
+      if (st.stalled === undefined) {
+        // maybe a stalled round's commit (§6 step 5a) that this node's own stall clock has not reached: kept, and
+        // weighed again when it does
+        st.refusedCommit = { signed, from }
+        this.armStall(st)
+        throw new InvalidCommitError(`commit of round ${c.round} declares a group of ${group}; this node sees ${seen} members`)
+      }
+      // a stalled round: the group is the members that announced it, and they must be half of the group at least
+      const announced = st.contributions.size
+      if (byzantineBound(group) < byzantineBound(announced)) {
+        throw new InvalidCommitError(`commit of stalled round ${c.round} declares a group of ${group}; ${announced} members announced it to this node`)
+      }
+      if (c.announces.length < Math.ceil(seen / 2)) {
+        throw new InvalidCommitError(`commit of stalled round ${c.round} holds ${c.announces.length} pseudo-gradients, fewer than half of the group of ${seen}`)
+      }
     }
     const needed = minRoundInputs(this.opts.aggregator, byzantineBound(group))
     if (c.announces.length < needed) {
@@ -1095,21 +1213,25 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
 
   private async downloadState (peer: string): Promise<{ round: number, base: Float32Array, momentum: Float32Array, baseHash: Bytes }> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const download = new StateDownload(this.layout.size, this.opts.fetchRangeBytes, base => weightsHash(this.layout, base))
-      const ask = async (offset: number, length: number): Promise<FetchResponse> =>
-        await this.request(peer, { kind: FetchKind.STATE, group: this.group, round: 0, payloadHash: new Uint8Array(0), offset, length })
-      try {
-        download.header(await ask(0, 0))
-        let changed = false
-        for (let want = download.next(); want != null; want = download.next()) {
-          // another state hash: a round was applied meanwhile, start again
-          if (!download.range(await ask(want.offset, want.length))) { changed = true; break }
-        }
-        if (changed) continue
-        return download.finish()
-      } catch (err: any) {
-        throw err instanceof StateSyncError ? new StateSyncError(`${peer}: ${err.message}`) : err
+      const first = await this.request(peer, { kind: FetchKind.STATE, group: this.group, round: 0, payloadHash: new Uint8Array(0), offset: 0, length: 0 })
+      if (first.status !== FetchStatus.OK) throw new StateSyncError(`${peer} has no state (${first.status})`)
+      const expected = 8 + 8 * this.layout.size
+      if (first.total !== expected) throw new StateSyncError(`${peer}'s state is ${first.total} bytes, the span needs ${expected}`)
+      const blob = new Uint8Array(first.total)
+      let changed = false
+      for (let off = 0; off < blob.byteLength; off += this.opts.fetchRangeBytes) {
+        const length = Math.min(this.opts.fetchRangeBytes, blob.byteLength - off)
+        const res = await this.request(peer, { kind: FetchKind.STATE, group: this.group, round: 0, payloadHash: new Uint8Array(0), offset: off, length })
+        if (res.status !== FetchStatus.OK || res.data.byteLength !== length) throw new StateSyncError(`${peer} sent a bad state range`)
+        if (!uint8ArrayEquals(res.stateHash, first.stateHash)) { changed = true; break } // a round was applied meanwhile
+        blob.set(res.data, off)
       }
+      if (changed) continue
+      if (!uint8ArrayEquals(sha256(blob), first.stateHash)) throw new StateSyncError(`${peer}'s state does not match its hash`)
+      const s = decodeState(blob, this.layout.size)
+      if (s.round !== first.round) throw new StateSyncError('state round does not match the response')
+      if (!uint8ArrayEquals(weightsHash(this.layout, s.base), first.baseHash)) throw new StateSyncError(`${peer}'s weights do not match the base hash it gave`)
+      return { ...s, baseHash: first.baseHash }
     }
     throw new StateSyncError(`${peer}'s state kept changing during the download`)
   }

@@ -62,3 +62,13 @@ export class PayloadUnavailableError extends Error {
   static override name = 'PayloadUnavailableError'
   override name = 'PayloadUnavailableError'
 }
+
+/**
+ * A round that stalled (specs/diloco §6 step 5a) and cannot commit even without its silent members: fewer than
+ * half of the group announced it. `contribute()` of that round rejects with it; the round stays open (it commits
+ * once enough members announce, or once the replica set drops the silent ones)
+ */
+export class RoundStalledError extends Error {
+  static override name = 'RoundStalledError'
+  override name = 'RoundStalledError'
+}

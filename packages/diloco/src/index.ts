@@ -9,7 +9,7 @@
  */
 
 export { diloco, DefaultDiLoCo } from './diloco.js'
-export type { DiLoCo, DiLoCoInit, DiLoCoComponents, DiLoCoEvents, DiLoCoPubSub, RoundOutcome, ContributionMeta, RefusedDetail, ReplicaSet } from './diloco.js'
+export type { DiLoCo, DiLoCoInit, DiLoCoComponents, DiLoCoEvents, DiLoCoPubSub, RoundOutcome, ContributionMeta, RefusedDetail, ReplicaSet, StalledDetail } from './diloco.js'
 export { spanLayout, flatten, unflatten, weightsHash } from './span.js'
 export type { Span, SpanLayout } from './span.js'
 export { resolveCodec, payloadSize, encodePayload, decodePayload, ErrorFeedback } from './compress.js'
@@ -25,8 +25,6 @@ export type { InnerLoopInit, InnerRunResult } from './inner.js'
 export { verifyRoundRecord } from './record.js'
 export type { RoundRecord, ContributionRecord, VerifyRoundRecordOptions } from './record.js'
 export { encodeState, decodeState } from './state.js'
-export { StateDownload } from './state-download.js'
-export type { StateAnswer, DownloadedState } from './state-download.js'
 export {
   openAnnounce, openCommit, checkAnnounce, signBody, leaderKey, codecToWire, sha256, toHex, ab,
   Announce, Commit, Signed, Chunk, GossipMessage, FetchRequest, FetchResponse, FetchKind, FetchStatus, PayloadCodec

@@ -885,20 +885,6 @@ async function handle (r) {
       const o = await D.openAnnounce(D.Signed.decode(unhex(r.signed)))
       return { sender: o.sender, payloadHash: o.payloadHashHex }
     }
-    case 'diloco.stateDownload': {
-      // the package's StateDownload (which DiLoCo's sync drives) fed the vector's answers in order (README §4)
-      const D = await dilocoPkg()
-      const layout = D.spanLayout({ id: 'vector', parameters: r.layout })
-      const d = new D.StateDownload(layout.size, r.rangeBytes, (base) => D.weightsHash(layout, base))
-      const answers = r.answers.map(a => ({ ...a, data: unhex(a.data), baseHash: unhex(a.baseHash), stateHash: unhex(a.stateHash) }))
-      let i = 0
-      d.header(answers[i++])
-      for (let want = d.next(); want != null; want = d.next()) {
-        if (!d.range(answers[i++])) return { restart: true }
-      }
-      const s = d.finish()
-      return { state: { round: s.round, theta: toBits(s.base), momentum: toBits(s.momentum) } }
-    }
     case 'diloco.checkAnnounce': {
       const D = await dilocoPkg()
       const o = await D.openAnnounce(D.Signed.decode(unhex(r.signed)))
@@ -938,13 +924,19 @@ async function handle (r) {
       // apply only moves it to the next round on the vector's base (the outer step has its own vectors)
       const { DefaultDiLoCo } = await import('../../../packages/diloco/dist/src/diloco.js')
       const D = await dilocoPkg()
-      const fresh = (round) => ({ round, contributions: new Map(), timers: [], committed: undefined })
+      // `stalled` (§6 step 5a): the round stalled with that many announcers (stand-ins: only their number is read)
+      const fresh = (round, stalled) => ({
+        round, contributions: new Map(Array.from({ length: stalled ?? 0 }, (_, i) => [`announcer-${i}`, {}])), timers: [], committed: undefined,
+        ...(stalled != null ? { stalled: { at: 0, silent: new Set() } } : {})
+      })
       let event
       const svc = Object.assign(Object.create(DefaultDiLoCo.prototype), {
-        base: new Float32Array(r.elements), state: fresh(r.round), currentRound: r.round, currentHash: unhex(r.baseHash), group: r.group,
+        base: new Float32Array(r.elements), state: fresh(r.round, r.stalled), currentRound: r.round, currentHash: unhex(r.baseHash), group: r.group,
         layout: { span: { id: r.span }, size: r.elements }, commits: new Map(), applying: Promise.resolve(), started: true,
         opts: { aggregator: r.aggregator },
         leaderOrder () { return Array.from({ length: r.members }, (_, i) => `member-${i}`) },
+        fullIds () { return new Set(Array.from({ length: r.members }, (_, i) => `member-${i}`)) },
+        armStall () {},
         async catchUp (peer) { event ??= { outcome: 'catchUp', from: peer } },
         async apply (st) {
           event ??= { outcome: 'applied' }

@@ -354,9 +354,11 @@ class Receiver:
     in turn. receive() returns ('applied',), ('ignored',) or ('catchUp', leader) or raises the error. Applying round r
     moves the node to round r + 1 on base `bases[r]` (the outer step's result: not computed here)."""
 
-    def __init__(self, group, span, rnd, base_hash, members, aggregator, bases):
+    def __init__(self, group, span, rnd, base_hash, members, aggregator, bases, stalled=None):
         self.group, self.span, self.round, self.base = group, span, rnd, base_hash
         self.members, self.aggregator, self.bases = members, aggregator, bases
+        # 1.3.0 §6 step 5a: None, or the number of members that announced the round to this node when it stalled
+        self.stalled = stalled
         self.applied = {}  # round -> opened commit (with its body)
 
     def receive(self, s):
@@ -376,10 +378,17 @@ class Receiver:
         g = max(c['members'], len(announces))
         f = (g - 1) // 3
         if f < (self.members - 1) // 3:
-            raise DiLoCoError('InvalidCommitError', f'a group of {g} hides members: this node sees {self.members}')
+            if self.stalled is None:
+                raise DiLoCoError('InvalidCommitError', f'a group of {g} hides members: this node sees {self.members}')
+            # a stalled round (§6 step 5a): the group is the members that announced it, at least half of the group
+            if f < (self.stalled - 1) // 3:
+                raise DiLoCoError('InvalidCommitError', f'a group of {g} hides members: {self.stalled} announced the stalled round')
+            if len(announces) < (self.members + 1) // 2:
+                raise DiLoCoError('InvalidCommitError', f'{len(announces)} announces: fewer than half of the group of {self.members}')
         if len(announces) < min_inputs(self.aggregator, f):
             raise DiLoCoError('InvalidCommitError', f'{len(announces)} announces; a group of {g} needs {min_inputs(self.aggregator, f)}')
         self.applied[c['round']] = opened
         self.base = self.bases[str(c['round'])]
         self.round += 1
+        self.stalled = None  # silence is per round
         return ('applied',)

@@ -154,11 +154,30 @@ ops = [
 ]
 cases.append({'name': 'the mean takes one input (a group of 4)', 'round': 5, 'baseHash': B[5].hex(), 'members': 4, 'aggregator': 'mean', 'ops': ops})
 
+# ---- 5. a receiver whose round stalled (§6 step 5a, 1.3.0): `stalled` = the members that announced the round to it ----
+ops = [
+    ('stalled, 2 of a group of 4 announced: a commit of 1 announce (a group of 1) is fewer than half of the group: InvalidCommitError',
+     commit(0, 5, [0], members=1), {'error': 'InvalidCommitError'}),
+    ('the 2 announcers as a group of 2 (f = 0, half of 4): applied', commit(1, 5, [0, 1], members=2), APPLIED),
+    ('round 6 has not stalled (silence is per round): a group of 2 hides members of the 4: InvalidCommitError',
+     commit(1, 6, [0, 1], members=2), {'error': 'InvalidCommitError'}),
+]
+cases.append({'name': 'a stalled round (a group of 4, 2 announced)', 'round': 5, 'baseHash': B[5].hex(), 'members': 4, 'stalled': 2,
+              'aggregator': 'nnm-trimmed-mean', 'ops': ops})
+ops = [
+    ('stalled, 4 of a group of 7 announced: a group of 3 (f = 0) hides announcers (f = 1 for 4): InvalidCommitError',
+     commit(0, 5, [0, 1, 2], members=3), {'error': 'InvalidCommitError'}),
+    ('4 announces as a group of 4 (f = 1, 2f + 1 = 3, half of 7 = 4): applied', commit(0, 5, [0, 1, 2, 3], members=4), APPLIED),
+]
+cases.append({'name': 'a stalled round (a group of 7, 4 announced)', 'round': 5, 'baseHash': B[5].hex(), 'members': 7, 'stalled': 4,
+              'aggregator': 'nnm-trimmed-mean', 'ops': ops})
+
 out = {
     'description': 'sequences of signed commits given to one receiver at `round` on base `baseHash` that sees a group of `members` (§6 step 4) and '
                    'aggregates with `aggregator`; `bases`: the base a node holds after applying round r (the outer step\'s result, an input here). '
                    'Each op\'s outcome: `applied` (the node moves to the next round), `ignored`, `catchUp` from a peer (`from`: the commit\'s leader; '
-                   'nothing applied), or the error. §6 steps 6, 8, 9 and §8 (applied once and in round order).',
+                   'nothing applied), or the error. §6 steps 6, 8, 9 and §8 (applied once and in round order). `stalled` (1.3.0, §6 step 5a): the '
+                   'receiver\'s round has stalled and that many members announced it to the receiver (absent: not stalled; the next round is not).',
     'group': GROUP, 'span': SPAN, 'elements': N,
     'bases': {str(r): B[r + 1].hex() for r in range(3, 9)},
     'keys': [{'ed25519_seed': s.hex(), 'peer_id': DM.peer_id_string(i)} for s, i in zip(SEEDS, IDS)],
@@ -168,7 +187,7 @@ out = {
 # the spec's expectations against the Python client
 bad = 0
 for c in out['cases']:
-    r = DM.Receiver(GROUP, SPAN, c['round'], c['baseHash'], c['members'], c['aggregator'], out['bases'])
+    r = DM.Receiver(GROUP, SPAN, c['round'], c['baseHash'], c['members'], c['aggregator'], out['bases'], c.get('stalled'))
     for o in c['ops']:
         try:
             got = r.receive(DM.pb_decode('Signed', bytes.fromhex(o['signed'])))
