@@ -778,6 +778,16 @@ def swarm_router_checks(call):
 
 
 def diloco_checks(call):
+    # state.json (gen-state.py): §4 a client's state downloads (the state, a restart, or StateSyncError)
+    st = vec('diloco', 'state.json')
+    for c in st['cases']:
+        r = call('diloco.stateDownload', layout=st['layout'], elements=st['elements'], rangeBytes=st['rangeBytes'], answers=c['answers'])
+        if 'error' in c:
+            yield '§4 state downloads (checks in order, restart)', c['name'], *expect_error(r, c['error'])
+        elif c.get('restart'):
+            yield '§4 state downloads (checks in order, restart)', c['name'], r.get('restart') is True and 'state' not in r, r
+        else:
+            yield '§4 state downloads (checks in order, restart)', c['name'], r.get('state') == c['state'], r
     v = vec('diloco', 'vectors.json')
     for i, c in enumerate(v['outer']):
         r = call('diloco.outerStep', theta=c['theta'], momentum=c['momentum'], g=c['g'], lr=c['lr'], mu=c['mu'])

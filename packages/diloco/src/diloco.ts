@@ -11,6 +11,7 @@ import { sendRequest } from '@neuroshard/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { StateDownload } from './state-download.js'
 import { aggregateRound, byzantineBound, minRoundInputs } from './aggregate.js'
 import { decodePayload, ErrorFeedback, resolveCodec } from './compress.js'
 import {
@@ -29,7 +30,7 @@ import {
   Announce, checkAnnounce, codecToWire, Commit, FetchKind, FetchRequest, FetchResponse, FetchStatus, GossipMessage, leaderKey,
   openAnnounce, openCommit, sha256, signBody, toHex, Signed, ab
 } from './messages.js'
-import { decodeState, encodeState } from './state.js'
+import { encodeState } from './state.js'
 import { flatten, spanLayout, unflatten, weightsHash } from './span.js'
 import { outerStep } from './outer.js'
 import type { AggregatorChoice } from './aggregate.js'
@@ -1213,25 +1214,21 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
 
   private async downloadState (peer: string): Promise<{ round: number, base: Float32Array, momentum: Float32Array, baseHash: Bytes }> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const first = await this.request(peer, { kind: FetchKind.STATE, group: this.group, round: 0, payloadHash: new Uint8Array(0), offset: 0, length: 0 })
-      if (first.status !== FetchStatus.OK) throw new StateSyncError(`${peer} has no state (${first.status})`)
-      const expected = 8 + 8 * this.layout.size
-      if (first.total !== expected) throw new StateSyncError(`${peer}'s state is ${first.total} bytes, the span needs ${expected}`)
-      const blob = new Uint8Array(first.total)
-      let changed = false
-      for (let off = 0; off < blob.byteLength; off += this.opts.fetchRangeBytes) {
-        const length = Math.min(this.opts.fetchRangeBytes, blob.byteLength - off)
-        const res = await this.request(peer, { kind: FetchKind.STATE, group: this.group, round: 0, payloadHash: new Uint8Array(0), offset: off, length })
-        if (res.status !== FetchStatus.OK || res.data.byteLength !== length) throw new StateSyncError(`${peer} sent a bad state range`)
-        if (!uint8ArrayEquals(res.stateHash, first.stateHash)) { changed = true; break } // a round was applied meanwhile
-        blob.set(res.data, off)
+      const download = new StateDownload(this.layout.size, this.opts.fetchRangeBytes, base => weightsHash(this.layout, base))
+      const ask = async (offset: number, length: number): Promise<FetchResponse> =>
+        await this.request(peer, { kind: FetchKind.STATE, group: this.group, round: 0, payloadHash: new Uint8Array(0), offset, length })
+      try {
+        download.header(await ask(0, 0))
+        let changed = false
+        for (let want = download.next(); want != null; want = download.next()) {
+          // another state hash: a round was applied meanwhile, start again
+          if (!download.range(await ask(want.offset, want.length))) { changed = true; break }
+        }
+        if (changed) continue
+        return download.finish()
+      } catch (err: any) {
+        throw err instanceof StateSyncError ? new StateSyncError(`${peer}: ${err.message}`) : err
       }
-      if (changed) continue
-      if (!uint8ArrayEquals(sha256(blob), first.stateHash)) throw new StateSyncError(`${peer}'s state does not match its hash`)
-      const s = decodeState(blob, this.layout.size)
-      if (s.round !== first.round) throw new StateSyncError('state round does not match the response')
-      if (!uint8ArrayEquals(weightsHash(this.layout, s.base), first.baseHash)) throw new StateSyncError(`${peer}'s weights do not match the base hash it gave`)
-      return { ...s, baseHash: first.baseHash }
     }
     throw new StateSyncError(`${peer}'s state kept changing during the download`)
   }

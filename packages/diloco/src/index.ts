@@ -25,6 +25,8 @@ export type { InnerLoopInit, InnerRunResult } from './inner.js'
 export { verifyRoundRecord } from './record.js'
 export type { RoundRecord, ContributionRecord, VerifyRoundRecordOptions } from './record.js'
 export { encodeState, decodeState } from './state.js'
+export { StateDownload } from './state-download.js'
+export type { StateAnswer, DownloadedState } from './state-download.js'
 export {
   openAnnounce, openCommit, checkAnnounce, signBody, leaderKey, codecToWire, sha256, toHex, ab,
   Announce, Commit, Signed, Chunk, GossipMessage, FetchRequest, FetchResponse, FetchKind, FetchStatus, PayloadCodec

@@ -44,6 +44,7 @@ import pipeline as PL  # noqa: E402  (specs/pipeline/python: sampling, messages)
 import swarm_router as SR  # noqa: E402  (specs/swarm-router/python)
 import diloco as DL  # noqa: E402  (specs/diloco/python)
 import messages as DM  # noqa: E402  (specs/diloco/python/messages.py: signed announces/commits, aggregation, round records)
+import state_sync as DS  # noqa: E402  (specs/diloco/python/state_sync.py: §4 state downloads)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'host', 'python'))
 import host as HOST  # noqa: E402  (specs/host/python: DHT record keys, values, selection; identity key files)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'genesis-data', 'python'))
@@ -606,6 +607,16 @@ def router_op(op, req):
 
 def diloco_op(op, req):
     try:
+        if op == 'diloco.stateDownload':
+            answers = [{**a, 'data': unhex(a['data']), 'baseHash': unhex(a['baseHash']), 'stateHash': unhex(a['stateHash'])} for a in req['answers']]
+            try:
+                got = DS.download(req['elements'], req['layout'], req['rangeBytes'], answers)
+            except DS.StateSyncError as e:
+                return {'error': e.name, 'message': str(e)}
+            if got.get('restart'):
+                return {'restart': True}
+            n = req['elements']
+            return {'state': {'round': got['round'], 'theta': list(struct.unpack(f'<{n}I', got['theta'])), 'momentum': list(struct.unpack(f'<{n}I', got['momentum']))}}
         if op == 'diloco.outerStep':
             t, b = DL.outer_step(DL.from_bits(req['theta']), DL.from_bits(req['momentum']), DL.from_bits(req['g']), req['lr'], req['mu'])
             return {'theta': DL.to_bits(t), 'momentum': DL.to_bits(b)}

@@ -885,6 +885,20 @@ async function handle (r) {
       const o = await D.openAnnounce(D.Signed.decode(unhex(r.signed)))
       return { sender: o.sender, payloadHash: o.payloadHashHex }
     }
+    case 'diloco.stateDownload': {
+      // the package's StateDownload (which DiLoCo's sync drives) fed the vector's answers in order (README §4)
+      const D = await dilocoPkg()
+      const layout = D.spanLayout({ id: 'vector', parameters: r.layout })
+      const d = new D.StateDownload(layout.size, r.rangeBytes, (base) => D.weightsHash(layout, base))
+      const answers = r.answers.map(a => ({ ...a, data: unhex(a.data), baseHash: unhex(a.baseHash), stateHash: unhex(a.stateHash) }))
+      let i = 0
+      d.header(answers[i++])
+      for (let want = d.next(); want != null; want = d.next()) {
+        if (!d.range(answers[i++])) return { restart: true }
+      }
+      const s = d.finish()
+      return { state: { round: s.round, theta: toBits(s.base), momentum: toBits(s.momentum) } }
+    }
     case 'diloco.checkAnnounce': {
       const D = await dilocoPkg()
       const o = await D.openAnnounce(D.Signed.decode(unhex(r.signed)))
