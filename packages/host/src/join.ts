@@ -152,6 +152,8 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
   private readonly dialTimeout: number
   private started = false
   private timer?: ReturnType<typeof setTimeout>
+  /** When the pending retry (`timer`) fires, ms since the epoch */
+  private timerDue = 0
   private running?: Promise<void>
   private controller?: AbortController
   private roundController?: AbortController
@@ -246,11 +248,24 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
       this._attempt = 0
       // a short jittered pause: peers that leave together (a restart) are not re-dialed by everyone at once
       this.schedule(joinRetryDelay(1, this.initialDelay, this.maxDelay, this.factor))
+      return
+    }
+    if (this.timer != null && this.peerCount === 0) {
+      // alone while a retry waits out a backoff chosen when the host still had peers (rounds that found some,
+      // but fewer than minPeers, back off up to retryMaxDelayMs): without a peer the host hears no gossip and
+      // serves no one, so the next round comes after the first retry's pause instead (spec R21 rule 6). The
+      // attempt count stays, so rounds that keep failing still back off
+      const delayMs = joinRetryDelay(1, this.initialDelay, this.maxDelay, this.factor)
+      if (this.timerDue - Date.now() > delayMs) {
+        this.log('lost every peer while waiting to retry: joining again in %d ms', delayMs)
+        this.schedule(delayMs)
+      }
     }
   }
 
   private schedule (delayMs: number): void {
     clearTimeout(this.timer)
+    this.timerDue = Date.now() + delayMs
     this.timer = setTimeout(() => {
       this.timer = undefined
       this.running = this.round()

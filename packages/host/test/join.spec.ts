@@ -82,6 +82,24 @@ describe('joining the swarm', () => {
     await waitUntil(node.services.join!, 'join:joined', () => node.services.join!.attempt === 0, 30_000)
   })
 
+  it('a node that loses its last peer while a long retry backoff is pending joins again at once', async () => {
+    const boot = await host()
+    const bootAddr = boot.getMultiaddrs()[0].toString()
+    // minPeers 2 with one peer in the swarm: every round ends one short, and the backoff grows by 10^4 a retry
+    // to the cap, so the second retry waits 150-300 s
+    const node = await host({ bootstrap: [bootAddr], join: { minPeers: 2, retryInitialDelayMs: 100, retryMaxDelayMs: 300_000, retryBackoffFactor: 10_000 } })
+    const retries: Array<{ attempt: number, delayMs: number, peers: number }> = []
+    node.services.join?.addEventListener('join:retry', (evt) => { retries.push(evt.detail) })
+    await waitUntil(node.services.join!, 'join:retry', () => retries.some(r => r.delayMs >= 150_000), 60_000)
+    expect(retries.at(-1)?.peers).toBe(1)
+
+    // the one peer drops the connection: the node is alone, its pending retry 150 s or more away
+    await boot.hangUp(node.peerId)
+    await waitUntil(node, 'connection:close', () => peerCount(node) === 0, 30_000)
+    // it dials its bootstrap peer again after the first retry's pause (100 ms), not after the pending backoff
+    await waitUntil(node, 'connection:open', () => node.getConnections(boot.peerId).length > 0, 60_000)
+  }, 120_000)
+
   it('refuses impossible join options with InvalidParametersError', async () => {
     const bootstrap = ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGRUVh2upnNaRMqd3JQRUWBcVURMpf7W5bj2dQoKKNwh4']
     for (const join of [{ minPeers: 0 }, { minPeers: 1.5 }, { retryInitialDelayMs: 0 }, { retryMaxDelayMs: 10, retryInitialDelayMs: 100 }, { retryBackoffFactor: 0.5 }, { dialTimeoutMs: -1 }]) {
