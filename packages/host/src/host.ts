@@ -55,6 +55,7 @@ import type { PrivateKey, Libp2p, PeerDiscovery, PeerId, Transport } from '@libp
 import type { KadDHT, PeerInfoMapper } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
 import type { UPnPNAT } from '@libp2p/upnp-nat'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { TypedEventTarget } from 'main-event'
 
 const log = logger('neuroshard:host')
@@ -366,6 +367,8 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
   }
 
   halfWindowUpdates()
+  // set once libp2p exists: the gater below compares dial addresses with this host's own
+  let self: Libp2p | undefined
   const node = await createLibp2p({
     privateKey,
     start: false,
@@ -386,9 +389,15 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
     // busy nodes (training, a crowd of hosts in one process) answer pings late; libp2p's 5 s floor would
     // abort healthy connections and empty gossip meshes, so a ping may take CONNECTION_PING_MIN_TIMEOUT_MS
     connectionMonitor: { pingTimeout: { minTimeout: CONNECTION_PING_MIN_TIMEOUT_MS } },
+    // never dial an address this host listens on: it reaches the host itself. Peers announce their loopback
+    // address (R9 keeps it), so with a common port every dial of such a peer also tried its 127.0.0.1 address,
+    // and the host spent a Noise handshake on both ends of a connection to itself that could only fail (in the
+    // 24-node testbed start: 438 of 1280 inbound connections, #15)
+    connectionGater: { denyDialMultiaddr: (ma) => self != null && ownsAddress(self, ma) },
     peerDiscovery,
     services
   }) as unknown as NeuroShardHost & Libp2p<NeuroShardServices & Extra>
+  self = node
 
   if (options.start !== false) {
     try {
@@ -401,6 +410,21 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
     log('started %p listening on %a', node.peerId, node.getMultiaddrs())
   }
   return node
+}
+
+/** The IP, transport and port of an address (`ip4/1.2.3.4/tcp/4001`), or undefined for one without them */
+function socketOf (ma: Multiaddr): string | undefined {
+  const c = ma.getComponents()
+  if (c.length < 2 || (c[0].name !== 'ip4' && c[0].name !== 'ip6') || (c[1].name !== 'tcp' && c[1].name !== 'udp')) return undefined
+  if (c.some(x => x.name === 'p2p-circuit')) return undefined // a relayed address: the socket is the relay's
+  return `${c[0].name}/${String(c[0].value)}/${c[1].name}/${String(c[1].value)}`
+}
+
+/** Whether `ma` names a socket `node` listens on (a dial there reaches `node` itself) */
+function ownsAddress (node: Libp2p, ma: Multiaddr): boolean {
+  const target = socketOf(ma)
+  if (target == null) return false
+  return node.getMultiaddrs().some(own => socketOf(own) === target)
 }
 
 function positiveInteger (name: string, value: number): number {

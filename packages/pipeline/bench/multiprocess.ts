@@ -293,7 +293,11 @@ async function benchTrain (tied: boolean, steps = 4): Promise<void> {
   // tied: the same chain with the head's gradient on the wire (`tiedRecompute: false`), steps alternating with the others
   const control = tied ? await chain({ ...base, tiedRecompute: false }, L) : undefined
   // CPU time of every process (all threads) over the measured steps, ms
-  const cpu = async (nodes: Node[]): Promise<number> => (await Promise.all(nodes.map(async n => (await n.call<number[]>({ op: 'cpu' }))[0]))).reduce((a, b) => a + b, 0) / 1000
+  const cpuEach = async (nodes: Node[]): Promise<number[]> => await Promise.all(nodes.map(async n => (await n.call<number[]>({ op: 'cpu' }))[0] / 1000))
+  const cpu = async (nodes: Node[]): Promise<number> => (await cpuEach(nodes)).reduce((a, b) => a + b, 0)
+  // per process of the chain (Driver, Worker, Validator), ms over the measured steps
+  const each = [0, 0, 0]
+  const eachControl = [0, 0, 0]
   type Phases = { microBatches: number, tied: number, norm: number, step: number, sync: number }
   try {
     await local.call({ op: 'monoTrain', batches: [data[0]] }) // warm-up
@@ -308,33 +312,35 @@ async function benchTrain (tied: boolean, steps = 4): Promise<void> {
     let pCpu = 0
     let cCpu = 0
     for (let i = 1; i <= steps; i++) {
-      let before = await cpu([local])
+      const before = await cpu([local])
       m.push(...(await local.call<{ ms: number[] }>({ op: 'monoTrain', batches: [data[i]] })).ms)
       mCpu += await cpu([local]) - before
-      before = await cpu(all)
+      let b3 = await cpuEach(all)
       const r = await driver.call<{ ms: number[], phases: Phases[] }>({ op: 'train', batches: [data[i]] })
-      pCpu += await cpu(all) - before
+      let a3 = await cpuEach(all)
+      for (let k = 0; k < 3; k++) { each[k] += a3[k] - b3[k]; pCpu += a3[k] - b3[k] }
       p.push(...r.ms)
       phases.push(...r.phases)
       if (control != null) {
-        before = await cpu(control.all)
+        b3 = await cpuEach(control.all)
         const rc = await control.driver.call<{ ms: number[], phases: Phases[] }>({ op: 'train', batches: [data[i]] })
-        cCpu += await cpu(control.all) - before
+        a3 = await cpuEach(control.all)
+        for (let k = 0; k < 3; k++) { eachControl[k] += a3[k] - b3[k]; cCpu += a3[k] - b3[k] }
         c.push(...rc.ms)
         cphases.push(...rc.phases)
       }
     }
-    const r = { monolithicMs: m, pipelineMs: p, ratio: median(p) / median(m), phases, cpuMs: { monolithic: mCpu / steps, pipeline: pCpu / steps, control: cCpu / steps }, controlMs: c, controlPhases: cphases, loadAfter: loadavg() }
+    const r = { monolithicMs: m, pipelineMs: p, ratio: median(p) / median(m), phases, cpuMs: { monolithic: mCpu / steps, pipeline: pCpu / steps, control: cCpu / steps, pipelineEach: each.map(x => x / steps), controlEach: eachControl.map(x => x / steps) }, controlMs: c, controlPhases: cphases, loadAfter: loadavg() }
     results[tied ? 'trainTied' : 'trainUntied'] = r
     const show = (ph: Phases[]): string => (['microBatches', 'tied', 'norm', 'step', 'sync'] as const).map(k => `${k} ${f(median(ph.map(x => x[k])), 0)}`).join(', ')
     const rows: Array<[string, string]> = [
       ['monolithic step (one executor, model backward graph)', `${f(median(m), 0)} ms (median; ${m.map(x => f(x, 0)).join(', ')}); CPU ${f(mCpu / steps, 0)} ms per step`],
-      [`pipeline step, 3 processes${tied ? ' (tied: the Driver recomputes the head\'s tied gradient, `tiedRecompute`)' : ''}`, `${f(median(p), 0)} ms (median; ${p.map(x => f(x, 0)).join(', ')}); CPU ${f(pCpu / steps, 0)} ms per step, all three processes`],
+      [`pipeline step, 3 processes${tied ? ' (tied: the Driver recomputes the head\'s tied gradient, `tiedRecompute`)' : ''}`, `${f(median(p), 0)} ms (median; ${p.map(x => f(x, 0)).join(', ')}); CPU ${f(pCpu / steps, 0)} ms per step (Driver ${f(each[0] / steps, 0)}, Worker ${f(each[1] / steps, 0)}, Validator ${f(each[2] / steps, 0)})`],
       ['of it on the Driver, ms (median per phase)', show(phases)]
     ]
     if (control != null) {
       rows.push(
-        ['pipeline step, 3 processes, head\'s tied gradient on the wire (`tiedRecompute: false`)', `${f(median(c), 0)} ms (median; ${c.map(x => f(x, 0)).join(', ')}); CPU ${f(cCpu / steps, 0)} ms per step`],
+        ['pipeline step, 3 processes, head\'s tied gradient on the wire (`tiedRecompute: false`)', `${f(median(c), 0)} ms (median; ${c.map(x => f(x, 0)).join(', ')}); CPU ${f(cCpu / steps, 0)} ms per step (Driver ${f(eachControl[0] / steps, 0)}, Worker ${f(eachControl[1] / steps, 0)}, Validator ${f(eachControl[2] / steps, 0)})`],
         ['of it on the Driver, ms (median per phase)', show(cphases)],
         ['`tiedRecompute: false` / monolithic', `${f(median(c) / median(m))}×`]
       )

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { AbortError, InvalidParametersError, TimeoutError } from '@neuroshard/interface'
+import { AbortError, InvalidParametersError } from '@neuroshard/interface'
 import { buildShardGraph } from '@neuroshard/model'
 import { adamwKernel, createShardExecutor, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64 } from '@neuroshard/runtime'
 import { decodeTensorFrame, encodeTensorFrame } from '@neuroshard/tensor'
@@ -452,6 +452,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly tiedRecompute: boolean
   /** The Driver's copy of the head (its backward graph only) that recomputes the tied gradient (`tiedRecompute`) */
   private shadowHeads = new Map<PipelineStage, Promise<ShardExecutor>>()
+  /**
+   * The Driver's copy of the head getting the matrix a step ended with (the replica's, in step or re-seeded), in the
+   * background after that step; `set` is whether it took it
+   */
+  private readonly shadowMatrix = new Map<PipelineStage, { step: number, set: Promise<boolean> }>()
   private readonly replicas = new Map<PipelineStage, TiedReplica>()
   /** Tied Validators (peer/span) that took the moments and still kept no replica: they decline, send them no more */
   private readonly tiedDeclined = new Set<string>()
@@ -598,6 +603,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.replicas.clear()
     const shadows = [...this.shadowHeads.values()]
     this.shadowHeads.clear()
+    this.shadowMatrix.clear()
     await Promise.all(shadows.map(async s => { await (await s.catch(() => undefined))?.close() }))
     this.seeds.clear()
     this.preparedTied.clear()
@@ -1209,10 +1215,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
 
   /** An upstream node's session stream: INFER / CLOSE requests in order until it closes (or idles past the TTL) */
   private async serveSessionStream (stream: Stream, connection: Connection): Promise<void> {
-    // one deadline for the stream instead of a timer per read and write: it ends after the session TTL without a
-    // request (a request refreshes it); a read or a write stuck that long ends with it
-    const messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: Infinity })
-    const idle = setTimeout(() => { stream.abort(new TimeoutError(`no request on the session stream for ${this.sessionTtlMs} ms`)) }, this.sessionTtlMs)
+    const messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.sessionTtlMs })
     const controller = new AbortController()
     const onClose = (): void => { controller.abort(new AbortError('the session stream closed')) }
     stream.addEventListener('close', onClose)
@@ -1236,7 +1239,6 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           this.log('session stream from %p ended: %s', connection.remotePeer, err?.name)
           return
         }
-        idle.refresh()
         const quiet = req.kind === Kind.INFER && req.quiet && req.direct && !req.mirror
         let res = req.kind === Kind.INFER || req.kind === Kind.CLOSE || req.kind === Kind.TRUNCATE || req.kind === Kind.DRAFT
           ? await this.serve(req, connection, controller.signal, quiet ? relay : undefined)
@@ -1252,7 +1254,6 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     } catch (err: any) {
       if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
-      clearTimeout(idle)
       stream.removeEventListener('close', onClose)
       if (stream.status === 'open') await stream.close().catch(() => {})
     }
@@ -1466,7 +1467,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const headInputs = inputs.map(i => encodeActivation(i.hidden, false))
         const size = headInputs.reduce((a, b) => a + b.length + 8, 0)
         if (size + c.dModel * 4 + 4096 < this.maxMessageSize) {
-          const norm = (await stage.head.getParameters()).get('final_norm.weight')!
+          // (the norm alone: the head's parameters include the vocab × d matrix)
+          const norm = (await stage.head.runtime.getResident(['final_norm.weight']))['final_norm.weight'].data as Float32Array
           return emptyResponse({ replica: true, headInputs, headMicroBatches: inputs.map(i => i.microBatch), headNorm: encodeNamed('final_norm.weight', norm, [c.dModel]) })
         }
       }
@@ -1483,7 +1485,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
    * Validator's inputs (`head_inputs`, in its order), with the Driver's matrix (the replica's, bit for bit), the head's
    * final norm and the micro-batches' own targets and loss scale, accumulated as the head accumulated them.
    */
-  private async recomputeTied (stage: PipelineStage, res: Response, list: TrainBatch[], lossScale: number): Promise<Float32Array> {
+  private async recomputeTied (stage: PipelineStage, res: Response, list: TrainBatch[], lossScale: number, step: number): Promise<Float32Array> {
     const c = stage.config
     const ids = res.headMicroBatches
     if (ids.length !== res.headInputs.length || new Set(ids).size !== ids.length || ids.some(i => i >= list.length)) {
@@ -1491,15 +1493,23 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     const norm = decodeNamed(res.headNorm, 'final_norm.weight', c.dModel, this.maxMessageSize)
     let shadow = this.shadowHeads.get(stage)
-    const w = (await stage.embed!.getParameters()).get('embed.weight')!
-    if (shadow == null) {
-      const role = { kind: 'head' as const }
-      shadow = createShardExecutor({ config: c, role, parameters: new Map([['final_norm.weight', norm], ['embed.weight', w]]), graphs: { backward: buildShardGraph(c, role, 'backward').bytes } })
-      this.shadowHeads.set(stage, shadow)
-      shadow.catch(() => { if (this.shadowHeads.get(stage) === shadow) this.shadowHeads.delete(stage) })
+    // the matrix the replica holds: the one the last step ended with (set in the background since), else this node's
+    const pending = this.shadowMatrix.get(stage)
+    this.shadowMatrix.delete(stage)
+    if (shadow != null && pending?.step === step && await pending.set) {
+      await (await shadow).setParameters(new Map([['final_norm.weight', norm]]), { partial: true })
+    } else {
+      const w = (await stage.embed!.getParameters()).get('embed.weight')!
+      if (shadow == null) {
+        const role = { kind: 'head' as const }
+        shadow = createShardExecutor({ config: c, role, parameters: new Map([['final_norm.weight', norm], ['embed.weight', w]]), graphs: { backward: buildShardGraph(c, role, 'backward').bytes } })
+        this.shadowHeads.set(stage, shadow)
+        const s = shadow
+        s.catch(() => { if (this.shadowHeads.get(stage) === s) this.shadowHeads.delete(stage) })
+      }
+      await (await shadow).setParameters(new Map([['final_norm.weight', norm], ['embed.weight', w]]))
     }
     const head = await shadow
-    await head.setParameters(new Map([['final_norm.weight', norm], ['embed.weight', w]]))
     await head.zeroGradients()
     try {
       for (let k = 0; k < ids.length; k++) {
@@ -2158,7 +2168,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (res.headInputs.length > 0) {
           if (!(offer && this.tiedRecompute && res.replica && res.tied.length === 0)) throw new PipelineRequestError('head_inputs answered without tied_recompute and a replica in step')
           const t1 = performance.now()
-          const g = await this.recomputeTied(stage, res, list, lossScale)
+          const g = await this.recomputeTied(stage, res, list, lossScale, step)
           this.log('step %d: tied gradient recomputed from %d micro-batches in %d ms', step, res.headInputs.length, Math.round(performance.now() - t1))
           await stage.embed!.addGradients(new Map([['embed.weight', g]]))
         } else if (res.tied.length > 0) {
@@ -2233,6 +2243,13 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         for (const part of parts) res = await control(Kind.SET_TIED, v, part)
         if (offer && res?.replica !== true) this.tiedDeclined.add(declinedKey(v))
       }))
+    }
+    // the Driver's copy of the head takes the matrix the replica now holds, off the next step's critical path
+    const shadow = this.shadowHeads.get(stage)
+    if (shadow != null && w != null) {
+      const matrix = w
+      const set = shadow.then(async h => { await h.setParameters(new Map([['embed.weight', matrix]]), { partial: true }) }).then(() => true, () => false)
+      this.shadowMatrix.set(stage, { step: step + 1, set })
     }
     return {
       step,
