@@ -8,12 +8,14 @@ import { readdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ort from 'onnxruntime-node'
-import { buildInferenceGraph, modelParameters, preset } from '@neuroshard/model'
+import { TIED_HEAD_WEIGHT, buildInferenceGraph, modelParameters, preset, transposeEmbedding } from '@neuroshard/model'
 
 const config = preset('bootstrap')
 const specs = modelParameters(config)
 const dir = mkdtempSync(join(tmpdir(), 'ns-prof-'))
-const session = await ort.InferenceSession.create(buildInferenceGraph(config, { kind: 'model' }, { bakeWeights: false }).bytes, {
+const graph = buildInferenceGraph(config, { kind: 'model' }, { bakeWeights: false })
+const takes = new Set(graph.inputs.map(i => i.name))
+const session = await ort.InferenceSession.create(graph.bytes, {
   graphOptimizationLevel: 'all', enableProfiling: true, profileFilePrefix: join(dir, 'prof'), extra: { session: { intra_op: { allow_spinning: '0' } } }
 })
 const weights: Record<string, ort.Tensor> = {}
@@ -21,7 +23,9 @@ for (const s of specs) {
   const n = s.shape.reduce((a, b) => a * b, 1)
   const a = new Float32Array(n)
   for (let i = 0; i < n; i++) a[i] = ((i * 2654435761) % 1000 - 500) * 4e-5
-  weights[s.name] = new ort.Tensor('float32', a, s.shape)
+  if (takes.has(s.name)) weights[s.name] = new ort.Tensor('float32', a, s.shape)
+  // the tied head reads the table transposed
+  if (s.name === 'embed.weight' && takes.has(TIED_HEAD_WEIGHT)) weights[TIED_HEAD_WEIGHT] = new ort.Tensor('float32', transposeEmbedding(config, a), [config.dModel, config.vocabSize])
 }
 const hd = config.dModel / config.nHeads
 let past: Record<string, ort.Tensor> = {}

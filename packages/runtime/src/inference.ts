@@ -1,6 +1,6 @@
 import { InvalidParametersError } from '@neuroshard/interface'
-import { SHARD_DIMS, SHARD_IO, buildInferenceGraph, inferenceParameters, validateConfig } from '@neuroshard/model'
-import type { InferenceSpan, ModelConfig, ParameterSpec, WeightQuantization } from '@neuroshard/model'
+import { SHARD_DIMS, SHARD_IO, TIED_HEAD_WEIGHT, buildInferenceGraph, inferenceParameters, transposeEmbedding, validateConfig } from '@neuroshard/model'
+import type { InferenceSpan, ModelConfig, ParameterSpec, ShardGraph, WeightQuantization } from '@neuroshard/model'
 import { SessionError } from './errors.js'
 import { KvCacheSession } from './executor.js'
 import { Runtime } from './runtime.js'
@@ -62,6 +62,8 @@ export class InferenceEngine {
   readonly blockSize: number | undefined
   private readonly bake: boolean
   private session: RuntimeSession | undefined
+  /** The graph of an engine whose weights stay resident (built once) */
+  private residentGraph: ShardGraph | undefined
   private version = 0
 
   private constructor (init: InferenceEngineInit, runtime: Runtime) {
@@ -116,8 +118,21 @@ export class InferenceEngine {
       tensors[spec.name] = { type: 'float32', dims: spec.shape, data: p }
     }
     if (!this.bake) {
-      await this.runtime.setResident(tensors, options)
-      this.session ??= await this.runtime.createSession(buildInferenceGraph(this.config, this.span, { bakeWeights: false, attention: this.attention, kvCache: this.kvCache }).bytes, options)
+      this.residentGraph ??= buildInferenceGraph(this.config, this.span, { bakeWeights: false, attention: this.attention, kvCache: this.kvCache })
+      // only what the graph reads stays resident: a tied head reads the embedding transposed (TIED_HEAD_WEIGHT),
+      // and then the model span's lookup too, so embed.weight itself is not kept
+      const takes = new Set(this.residentGraph.inputs.map(i => i.name))
+      const kept: Record<string, TensorData> = {}
+      for (const [name, t] of Object.entries(tensors)) {
+        if (takes.has(name)) kept[name] = t
+        else assertFinite(name, t)
+      }
+      await this.runtime.setResident(kept, options)
+      if (takes.has(TIED_HEAD_WEIGHT)) {
+        const data = transposeEmbedding(this.config, tensors['embed.weight'].data as Float32Array)
+        await this.runtime.setResident({ [TIED_HEAD_WEIGHT]: { type: 'float32', dims: [this.config.dModel, this.config.vocabSize], data } }, { ...options, transfer: true })
+      }
+      this.session ??= await this.runtime.createSession(this.residentGraph.bytes, options)
       return
     }
     // same finiteness checks as resident weights, without keeping them

@@ -2,5 +2,5 @@ export { buildShardGraph, buildModelGraph, SHARD_IO, SHARD_DIMS } from './shards
 export type { IOSpec, ModelVariant, ShardGraph, ShardGraphOptions, ShardVariant } from './shards.js'
 export { MASK_VALUE, applyRope, attention, block, crossEntropy, fusedBlock, fusedLmHead, fusedTables, lmHead, mlp, rmsNorm, ropeTables } from './layers.js'
 export type { BlockWeights, FusedTables, KvCache, RopeTables } from './layers.js'
-export { buildInferenceGraph, inferenceParameters } from './inference.js'
+export { TIED_HEAD_WEIGHT, buildInferenceGraph, inferenceParameters, transposeEmbedding } from './inference.js'
 export type { InferenceGraphOptions, InferenceSpan } from './inference.js'

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { buildInferenceGraph, buildModelGraph, dequantizeMatrix, headDim, quantizeMatrix, SHARD_IO } from '../../src/index.js'
+import { TIED_HEAD_WEIGHT, buildInferenceGraph, buildModelGraph, dequantizeMatrix, headDim, quantizeMatrix, SHARD_IO, transposeEmbedding } from '../../src/index.js'
 import type { ModelConfig } from '../../src/index.js'
 import { Runner, TINY_TEST, allParams, ids, maxAbs, maxAbsDiff, rng } from './helpers.js'
 import type { T } from './helpers.js'
@@ -111,6 +111,45 @@ describe('inference graphs with baked weights', () => {
     const logits = (await run(buildInferenceGraph(config, { kind: 'head' }, { parameters }).bytes, { [SHARD_IO.hidden]: y }))[SHARD_IO.logits].data
     expect(maxAbsDiff(logits, ref) / maxAbs(ref)).toBeLessThan(1e-5)
     expect(maxAbsDiff((await run(model.bytes, { [SHARD_IO.inputIds]: x, ...past }))[SHARD_IO.logits].data, ref) / maxAbs(ref)).toBeLessThan(1e-5)
+  })
+
+  it('fp32 tied head: a plain MatMul over the transposed table (an input when not baked), no Transpose of a weight; same logits', async () => {
+    const config: ModelConfig = { ...TINY_TEST, vocabSize: 100, dModel: 68, nHeads: 2, nKvHeads: 1, tieEmbeddings: true }
+    const params = allParams(config, 8, 'float32')
+    const parameters = new Map(Object.entries(params).map(([k, v]) => [k, v.data as Float32Array]))
+    // the transposed table against a plain loop (shapes not multiples of its 64-wide tiles)
+    const emb = parameters.get('embed.weight') as Float32Array
+    const t = transposeEmbedding(config, emb)
+    for (let v = 0; v < 100; v++) for (let k = 0; k < 68; k++) expect(t[k * 100 + v]).toBe(emb[v * 68 + k])
+    const x = ids(rng(5), 1, 6, config.vocabSize)
+    const mono = await Runner.create(buildModelGraph(config, 'inference').bytes)
+    const ref = (await mono.run({ [SHARD_IO.inputIds]: x, ...params }))[SHARD_IO.logits].data
+    await mono.release()
+    const hd = headDim(config)
+    const past: Record<string, T> = { [SHARD_IO.positionOffset]: { data: BigInt64Array.of(0n), dims: [] } }
+    for (let k = 0; k < config.nLayers; k++) {
+      past[SHARD_IO.pastKey(k)] = { data: new Float32Array(0), dims: [1, config.nKvHeads, 0, hd] }
+      past[SHARD_IO.pastValue(k)] = { data: new Float32Array(0), dims: [1, config.nKvHeads, 0, hd] }
+    }
+    for (const bakeWeights of [true, false]) {
+      const graph = buildInferenceGraph(config, { kind: 'model' }, { parameters, bakeWeights })
+      const head = graph.graph.nodes.find(n => n.name === 'lm_head')
+      expect(head?.op).toBe('MatMul')
+      expect(head?.inputs[1]?.name).toBe(TIED_HEAD_WEIGHT)
+      expect(graph.graph.nodes.filter(n => n.op === 'Transpose' && n.inputs.some(i => i !== null && (i.name === 'embed.weight' || i.name === TIED_HEAD_WEIGHT)))).toEqual([])
+      const feeds: Record<string, T> = { [SHARD_IO.inputIds]: x, ...past }
+      if (!bakeWeights) {
+        const names = graph.inputs.map(i => i.name)
+        expect(names).toContain(TIED_HEAD_WEIGHT)
+        expect(names).not.toContain('embed.weight')
+        for (const name of names) if (params[name] !== undefined) feeds[name] = params[name]
+        feeds[TIED_HEAD_WEIGHT] = { data: t, dims: [config.dModel, config.vocabSize] }
+      }
+      const s = await Runner.create(graph.bytes)
+      const logits = (await s.run(feeds))[SHARD_IO.logits].data
+      await s.release()
+      expect(maxAbsDiff(logits, ref) / maxAbs(ref), `bakeWeights ${String(bakeWeights)}`).toBeLessThan(1e-5)
+    }
   })
 
   for (const quantization of ['int8', 'int4'] as const) {
