@@ -33,6 +33,7 @@ GENERATORS = {
     'pipeline rules.json (gen-rules.mjs)': ('.', ['node', 'specs/pipeline/vectors/gen-rules.mjs'], ['pipeline/vectors/rules.json'], []),
     'swarm-router (gen.py)': ('swarm-router/vectors', [PY, 'gen.py'], ['swarm-router/vectors/routing.json'], []),
     'layer-pool rules.json (gen-rules.mjs)': ('.', ['node', 'specs/layer-pool/vectors/gen-rules.mjs'], ['layer-pool/vectors/rules.json'], []),
+    'ponw-ledger sync.json (gen-sync.py)': ('ponw-ledger/vectors', [PY, 'gen-sync.py'], ['ponw-ledger/vectors/sync.json'], []),
     'ponw-ledger validator.json (gen-validator.py)': ('ponw-ledger/vectors', [PY, 'gen-validator.py'], ['ponw-ledger/vectors/validator.json'], []),
     'layer-pool targets.json (gen-targets.py)': ('layer-pool/vectors', [PY, 'gen-targets.py'], ['layer-pool/vectors/targets.json'], []),
     'layer-pool transfer.json (gen-transfer.py)': ('layer-pool/vectors', [PY, 'gen-transfer.py'], ['layer-pool/vectors/transfer.json'], []),

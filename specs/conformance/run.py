@@ -456,6 +456,11 @@ def ledger_validator_checks(call):
         r = call('ledger.validator', genesis=genesis, secretKey=v['secretKey'], steps=without_expect(q['steps']))
         yield from sequence_checks('§6.1 validator rule (signed or refused, in order)', q, 'steps', r, ('signed', 'error'),
                                    lambda i, s: f'step {i} ({s["op"]})')
+    s = vec('ponw-ledger', 'sync.json')
+    for q in s['cases']:
+        r = call('ledger.sync', genesis=genesis, known=q['known'], limit=s['limit'], pages=q['pages'])
+        got = r.get('outcomes')
+        yield '§10 sync sessions (page checks, §6.3 bound)', q['name'], got == q['expect'], r
     t = v['training']
     for c in t['cases']:
         r = call('ledger.trainingCheck', genesis=genesis, final=c['final'], proof=c['proof'], nowMs=t['nowMs'], accepted=c['accepted'], verdict=c['verdict'])

@@ -7,6 +7,7 @@ import { digest, fromHex, toHex } from './keys.js'
 import { buildTx, parseSignedTx } from './messages.js'
 import { checkSlashReport, designatedReporter as designated, penaltyOf, reporterFor } from './state.js'
 import { parseCheckpointCertificate } from './checkpoint.js'
+import { checkSyncPage, syncServedTooMuch } from './sync.js'
 import type { CheckpointProposal } from './checkpoint.js'
 
 export { designatedReporter } from './state.js'
@@ -807,9 +808,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
           throw err
         }
         // a pruned log has gaps: `next` may jump past them, never fall short of the certificates served
-        if (res.certificates.length > limit || res.next < BigInt(from + res.certificates.length) || (res.certificates.length === 0 && res.next !== BigInt(from))) {
-          throw new MalformedMessageError('sync response does not match the request')
-        }
+        checkSyncPage(from, limit, res)
         const more = !res.done && res.certificates.length > 0
         if (more) {
           await pb.write({ from: res.next, limit }, SyncRequest, { signal: timeoutSignal(timeoutMs, options.signal) })
@@ -825,7 +824,7 @@ class PonwLedgerService extends TypedEventEmitter<PonwLedgerEvents> implements P
         this.#cursor.set(key, from)
         // a log holds each final message once, so an honest peer never serves more already-known certificates
         // than this node knows: a peer that does repeats itself to keep this node paging. End the session.
-        if (knownServed > this.ledger.finalCount) {
+        if (syncServedTooMuch(knownServed, this.ledger.finalCount)) {
           this.#log('sync with %p ended: the peer served %d known certificates, more than exist', peer, knownServed)
           break
         }

@@ -29,6 +29,7 @@ from neuroshard_ledger.keystore import decrypt_keystore  # noqa: E402
 from neuroshard_ledger.binding import verify_binding  # noqa: E402
 from neuroshard_ledger import checkpoint as CP  # noqa: E402
 from neuroshard_ledger.validator import Validator as LedgerValidator, check_training  # noqa: E402  (README §6.1, §8)
+from neuroshard_ledger import sync as LedgerSync  # noqa: E402  (README §10)
 
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tensor-frame', 'python'))
 import tensor_frame as TF  # noqa: E402
@@ -260,6 +261,13 @@ def handle(req):
             st.add_final([L.parse_certificate(chain, unhex(c))[0]])
         check_training(st, L.parse_signed_tx(chain, unhex(req['proof'])), req['nowMs'], req['accepted'], req['verdict'])
         return {'valid': True}
+    if op == 'ledger.sync':
+        chain = chain_of(req['genesis'])
+        st = L.State(chain)
+        for c in req['known']:
+            st.add_final([L.parse_certificate(chain, unhex(c))[0]])
+        pages = [{**p, 'certificates': [unhex(c) for c in p['certificates']]} for p in req['pages']]
+        return {'outcomes': LedgerSync.session(st, 0, req['limit'], pages)}
     if op == 'ledger.deriveCheckpoint':
         chain = chain_of(req['genesis'])
         base = None

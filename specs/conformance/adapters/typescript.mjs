@@ -240,6 +240,36 @@ async function handle (r) {
       await verifier.check(chain, s, L.parseSignedTx(chain, unhex(r.proof)), r.nowMs)
       return { valid: true }
     }
+    case 'ledger.sync': {
+      // a requester's Ledger (level store in a temporary folder) holding `known`, reading the vector's pages as the service's
+      // sync stream does: checkSyncPage, addCertificates (partial), the §6.3 bound syncServedTooMuch (README §10)
+      const dir = await mkdtemp(join(tmpdir(), 'conformance-sync-'))
+      const l = await L.Ledger.open({ genesis: chainOf(r.genesis), path: dir, now: () => 0 })
+      try {
+        if (r.known.length > 0) await l.addCertificates(r.known.map(unhex))
+        const outcomes = []
+        let from = 0
+        let knownServed = 0
+        for (const p of r.pages) {
+          const certificates = p.certificates.map(unhex)
+          try {
+            L.checkSyncPage(from, r.limit, { certificates, next: BigInt(p.next) })
+            const before = l.finalCount
+            if (certificates.length > 0) await l.addCertificates(certificates, { partial: true })
+            const fresh = l.finalCount - before
+            knownServed += certificates.length - fresh
+            from = p.next
+            const end = p.done || certificates.length === 0 || L.syncServedTooMuch(knownServed, l.finalCount)
+            outcomes.push({ added: fresh, end })
+            if (end) break
+          } catch (err) { outcomes.push({ error: err.name }); break }
+        }
+        return { outcomes }
+      } finally {
+        await l.close()
+        await rm(dir, { recursive: true, force: true })
+      }
+    }
     case 'ledger.deriveCheckpoint': {
       // a Ledger (level store in a temporary folder), with `base` installed first, that applied `applied`, re-derives the proposal
       const dir = await mkdtemp(join(tmpdir(), 'conformance-derive-'))
