@@ -156,10 +156,10 @@ describe('devnet: nodes that train and serve together', () => {
     // two, and a plan weighs no KV headroom; 1 run in 9 killed the other replica and saw no failover)
     const router = api.host.services.swarmRouter
     const chainOf = router.chain.bind(router)
-    let inference: ReturnType<typeof chainOf> | undefined
+    let inference: Exclude<ReturnType<typeof chainOf>, Promise<unknown>> | undefined
     router.chain = (options) => {
       const hops = chainOf(options)
-      if (options.purpose === 'inference') inference = hops
+      if (options.purpose === 'inference' && Array.isArray(hops)) inference = hops
       return hops
     }
     let failovers = 0
