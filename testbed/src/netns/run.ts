@@ -50,7 +50,8 @@ async function main (): Promise<void> {
     `Command: \`cd testbed && npx -y pnpm@10 run scenario -- ${args.join(' ')}\``,
     `Date: ${date}; machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}; load before: ${load0}; load after: ${readFileSync('/proc/loadavg', 'utf8').trim()}; links: ${env.netem ? 'kernel netem' : 'user-space emulator (linkem.py: delay, jitter, loss, partitions) + kernel tbf (rate); this kernel has no sch_netem'}`,
     '',
-    scenarioTable(results)
+    scenarioTable(results),
+    ...results.flatMap(r => (r.notConverged ?? []).map(x => `\n${r.scenario}, ${x.phase}: not converged; the views agreed with stats lines up to 30 s old ${x.agreedWithStaleLinesS != null ? `after ${x.agreedWithStaleLinesS.toFixed(1)} s` : 'at no point'}; lacking at the deadline: ${Object.entries(x.lacking).map(([k, v]) => `${k}: ${v}`).join(' | ') || 'nothing (converged just after)'}`))
   ].join('\n')
   console.log(out)
   mkdirSync(join(TESTBED, 'results'), { recursive: true })

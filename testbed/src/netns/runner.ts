@@ -66,6 +66,11 @@ export interface ScenarioResult {
   backend: 'netem' | 'userspace'
   nodes: number
   startConvergeS?: number
+  /**
+   * Layer-pool convergence that did not come within the timeout (start or an event): when the nodes' views first
+   * agreed if stats lines up to 30 s old count (undefined: never), and what each live node lacked at the deadline
+   */
+  notConverged?: Array<{ phase: string, agreedWithStaleLinesS?: number, lacking: Record<string, string> }>
   events: EventResult[]
   maxRssMB: number
   /** per node, least-squares RSS slope after the first 30 s, MB/min */
@@ -247,11 +252,41 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     if (s.converge === 'stage') return live.every(n => n.events.some(x => x.e.event === 'stage'))
     return live.every(n => n.last != null && now - n.last.t < 5000 && n.last.covered && ids.every(id => id != null && n.last?.recordPeers.includes(id)))
   }
-  const waitConverged = async (timeoutS: number, since: number): Promise<number | undefined> => {
+  /**
+   * What each live node lacks for layer-pool convergence (diagnostics of a run that did not converge): no stats line
+   * within `maxAgeMs`, a slot nobody serves in its view, the other nodes whose records it does not count
+   */
+  const lacking = (maxAgeMs: number): Record<string, string> => {
+    const live = nodes.filter(n => n.alive)
+    const now = Date.now()
+    const out: Record<string, string> = {}
+    for (const n of live) {
+      if (n.last == null) { out[n.name] = 'no stats line yet'; continue }
+      const why: string[] = []
+      if (now - n.last.t >= maxAgeMs) why.push(`last stats line ${((now - n.last.t) / 1000).toFixed(1)} s ago`)
+      if (!n.last.covered) why.push('a slot unserved')
+      const missing = live.filter(m => m.peerId == null || !n.last!.recordPeers.includes(m.peerId)).map(m => m.name)
+      if (missing.length > 0) why.push(`no record of ${missing.length === live.length - 1 && live.length > 2 ? 'any other node' : missing.join(' ')}`)
+      if (why.length > 0) out[n.name] = why.join('; ')
+    }
+    return out
+  }
+  const layerPoolConverge = (s.converge ?? 'layer-pool') === 'layer-pool'
+  const notConverged: NonNullable<ScenarioResult['notConverged']> = []
+  const waitConverged = async (timeoutS: number, since: number, phase: string): Promise<number | undefined> => {
     const deadline = since + timeoutS * 1000
+    // diagnostics: when the nodes' views first agreed with stats lines up to 30 s old (a starved process prints its
+    // once-a-second line late; the records' TTL is 20 s, so an older view says nothing), and what was lacking at the end
+    let agreedStaleS: number | undefined
     while (Date.now() < deadline) {
       if (converged()) return (Date.now() - since) / 1000
+      if (layerPoolConverge && agreedStaleS == null && Object.keys(lacking(30_000)).length === 0) agreedStaleS = (Date.now() - since) / 1000
       await sleep(250)
+    }
+    if (layerPoolConverge) {
+      const at = lacking(5000)
+      notConverged.push({ phase, agreedWithStaleLinesS: agreedStaleS, lacking: at })
+      log(`${s.name}: ${phase}: not converged; views agreed with stats lines up to 30 s old ${agreedStaleS != null ? `after ${agreedStaleS.toFixed(1)} s` : 'never'}; lacking at the deadline: ${Object.entries(at).map(([k, v]) => `${k}: ${v}`).join(' | ')}`)
     }
     return undefined
   }
@@ -428,7 +463,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     }
     for (const n of nodes) if (!s.bootstrap.includes(n.name)) startNode(n)
     const t0 = Date.now()
-    startConvergeS = await waitConverged(timeoutS, t0)
+    startConvergeS = await waitConverged(timeoutS, t0, 'start')
     log(`${s.name}: converged ${startConvergeS != null ? `after ${startConvergeS.toFixed(1)} s` : `NOT within ${timeoutS} s`}`)
     if (startConvergeS == null) failures.push(`no convergence within ${timeoutS} s of the start`)
     // the NAT is real: a public node cannot open a TCP connection to a NATed node (neither at its private
@@ -544,7 +579,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
         if (backend === 'userspace') await linkCmd('heal')
         else for (const a of groups) for (const b of groups) if (a < b) partitionNetem(a, b, false)
       }
-      res.reconvergeS = await waitConverged(timeoutS, t)
+      res.reconvergeS = await waitConverged(timeoutS, t, `${e.action} at t+${e.atS}s`)
       if (res.reconvergeS == null) failures.push(`no convergence within ${timeoutS} s of ${e.action} at t+${e.atS}s`)
       return res
     }
@@ -585,6 +620,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     backend,
     nodes: nodes.length,
     startConvergeS,
+    ...(notConverged.length > 0 ? { notConverged } : {}),
     events,
     maxRssMB: Math.max(0, ...nodes.map(n => n.maxRss)) / 2 ** 20,
     rssSlopeMedian: slopes[Math.floor(slopes.length / 2)] ?? Number.NaN,
