@@ -111,8 +111,11 @@ export interface NetworkNodeInit {
   seqLen?: number
   /** AdamW of the inner steps (lr, schedule, …) */
   optimizer?: AdamWOptions
-  /** DiLoCo settings of every slot group (span and group are set by the node) */
-  diloco?: Omit<DiLoCoInit, 'span' | 'group' | 'modelId'>
+  /**
+   * DiLoCo settings of every slot group (span, group and the replica set are set by the node: a slot's group is
+   * the layer pool's training holders of the slot, `slotReplicas`)
+   */
+  diloco?: Omit<DiLoCoInit, 'span' | 'group' | 'modelId' | 'replicas'>
   /** Extra layer-pool settings (modelId, config, memory and training are set by the node) */
   layerPool?: Omit<LayerPoolInit, 'modelId' | 'config' | 'memoryBytes' | 'training' | 'initSeed'>
   /** Host settings (listen addresses, bootstrap, identity, swarm key, …) */
@@ -171,6 +174,12 @@ export interface NetworkNodeEvents {
   'node:round': CustomEvent<{ slot: number, round: number }>
   /** This node's contribution to a slot's round was settled */
   'node:contributed': CustomEvent<RoundDetail>
+  /**
+   * A slot's round stalled below half of its group (specs/diloco §6 step 5a, `RoundStalledError`): this node's
+   * pseudo-gradient stays in the round, and the stage waits until the round commits (members come back, or the
+   * layer pool drops the silent holders) instead of contributing again
+   */
+  'node:stalled': CustomEvent<{ slot: number, round: number, reason: string }>
   /** A validation loss of the network's model (Drivers) */
   'node:validation': CustomEvent<{ round: number, loss: number }>
   /** A generation on this Driver went on after a failover: ms from the failure's detection to its next token */
@@ -257,6 +266,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private readonly controller = new AbortController()
   private readonly router: NodeRouter
   private contributing = false
+  /** slot → the round of its group that stalled with this node's pseudo-gradient in it (not contributed again) */
+  private readonly stalledRounds = new Map<number, number>()
   private running = false
   private poll?: ReturnType<typeof setInterval>
   private chainsCache?: { at: number, chains: TrainingChain[] }
@@ -623,7 +634,11 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       ...this.init.diloco,
       modelId: this.modelId,
       group: `${this.modelId}/slot-${slot}`,
-      span: { id: `slot-${slot}`, parameters: slotParameters(this.config, slot) }
+      span: { id: `slot-${slot}`, parameters: slotParameters(this.config, slot) },
+      // the group is the slot's replica set as the layer pool has it (specs/diloco 1.2.0 §1), not the topic view:
+      // its size, f and leader order are then the same on every replica once the records have spread, and a
+      // member this node has not heard on the topic yet (connected through others only) still counts
+      replicas: { members: () => this.slotReplicas(slot) }
     })
     await (group as DefaultDiLoCo).start()
     // created after the host started: subscribe now (a service would do it in afterStart)
@@ -663,6 +678,24 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       const record = records.get(peerId.toString())?.record
       const span = record?.spans.find(s => s.start <= slot && slot < s.end && (s.state === 'serving' || s.state === 'training'))
       if (record != null && span != null) out.push({ peerId, record, span })
+    }
+    return out
+  }
+
+  /**
+   * The replica set of a slot's DiLoCo group: the layer pool's live holders of the slot (same model and architecture
+   * version: the pool keeps no other records; suspects left out) whose span covering it is in the `training` state,
+   * this node included. Serving-only holders (`training: false`, quantized replicas) run no DiLoCo group and never
+   * announce, so they are no members: counted, they would raise f and the 2f + 1 a round needs.
+   */
+  slotReplicas (slot: number): PeerId[] {
+    const pool = this.host.services.layerPool
+    const records = pool.records()
+    const out: PeerId[] = []
+    for (const peerId of pool.holders(slot)) {
+      if (peerId.equals(this.host.peerId)) { out.push(peerId); continue }
+      const record = records.get(peerId.toString())?.record
+      if (record?.spans.some(s => s.start <= slot && slot < s.end && s.state === 'training') === true) out.push(peerId)
     }
     return out
   }
@@ -845,6 +878,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     await this.host.services.layerPool.updateSlotWeights(slot, params, step).catch((err: Error) => {
       log('slot %d weights not re-announced: %s', slot, err.message)
     })
+    this.stalledRounds.delete(slot)
     this.safeDispatchEvent('node:round', { detail: { slot, round: g.round } })
     // the node's progress follows its lowest slot's group; every node measures the network model's
     // validation loss after its rounds, so the API of any node (Driver or not) shows the curve
@@ -882,7 +916,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     if (this.contributing || !this.running) return
     const due = [...this.stages.values()].filter(h => {
       const g = this.groups.get(h.start)
-      return g?.initialized === true && h.stage.executors[0].stepCount >= (this.stageRound(h) + 1) * this.innerSteps
+      return g?.initialized === true && h.stage.executors[0].stepCount >= (this.stageRound(h) + 1) * this.innerSteps && !this.stalledStage(h)
     })
     if (due.length === 0) return
     this.contributing = true
@@ -890,6 +924,15 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     void this.contribute(due)
       .catch((err: Error) => { if (this.running) log('contribution failed: %s', err.message) })
       .finally(() => { this.contributing = false })
+  }
+
+  /** A stage one of whose slots stalled at its group's current round (its pseudo-gradient is in that round already) */
+  private stalledStage (held: HeldStage): boolean {
+    for (let slot = held.start; slot < held.end; slot++) {
+      const stalled = this.stalledRounds.get(slot)
+      if (stalled != null && stalled === this.groups.get(slot)?.round) return true
+    }
+    return false
   }
 
   private async contribute (due: HeldStage[]): Promise<void> {
@@ -903,10 +946,19 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         const g = this.groups.get(slot)
         if (g == null) continue
         const local = await this.slotParams(held.stage, slot)
+        const round = g.round
         const p = g.contribute(local, { innerSteps: this.innerSteps, ...(slot === 0 ? { dataShards: this.shardsFor(g.round) } : {}) }, { signal: this.controller.signal })
           .then((outcome: RoundOutcome) => {
             this.safeDispatchEvent('node:contributed', { detail: { slot, round: outcome.contributedRound, included: outcome.included } })
             return { slot, group: g, round: outcome.contributedRound, included: outcome.included }
+          }, (err: Error) => {
+            if (err?.name === 'RoundStalledError' && g.round === round) {
+              // reported once; the stage waits for the round instead of announcing again (peers would refuse it)
+              this.stalledRounds.set(slot, round)
+              log('slot %d: %s', slot, err.message)
+              this.safeDispatchEvent('node:stalled', { detail: { slot, round, reason: err.message } })
+            }
+            throw err
           })
         settled.push(p)
         // awaited (allSettled) only after every stage's slots were sent: a stop meanwhile rejects it unhandled
