@@ -3,7 +3,8 @@
  * and the Validator are separate `node` processes (bench/node.ts, forked), talking libp2p over TCP on
  * 127.0.0.1; the single-process baselines run in a fourth process that holds the whole model.
  *
- * - decode: `small`, greedy decode tokens/s over 3 node processes vs one process, alternating rounds (ROUNDS=n, default 5).
+ * - decode: `small`, greedy decode tokens/s over 3 node processes vs one process, alternating rounds (ROUNDS=n, default 5);
+ *   the third chain is `directTokens: false`, or with ROUTED=acks `quietInfer: false` (acknowledged direct INFERs).
  * - failover: `tiny`, the Worker process in use is SIGKILLed after the 5th token, ≥ 50 times per mode (KILLS=n,
  *   MODES=mirror,replay: mirrored standbys and the replay, kill by kill in turn): time from its death (exit observed)
  *   to the next token.
@@ -109,8 +110,10 @@ async function benchDecode (): Promise<void> {
   const base = { preset: 'small' as const, seed: 1, training: false, threads: 2 }
   const local = await new Node('local').init({ ...base, start: 0, end: L + 2, local: true })
   const { driver, all } = await chain(base, L)
-  // the same chain without tokens streams (every answer back through the Worker, as before revision 1.3.0)
-  const routed = await chain({ ...base, directTokens: false }, L)
+  // the same chain without tokens streams (every answer back through the Worker, as before revision 1.3.0), or with
+  // ROUTED=acks with tokens streams but every direct INFER acknowledged (as before revision 1.5.0: 5 messages per token)
+  const acks = process.env.ROUTED === 'acks'
+  const routed = await chain(acks ? { ...base, quietInfer: false } : { ...base, directTokens: false }, L)
   const prompt = Array.from({ length: 16 }, (_, i) => 100 + i * 7)
   const n = 48
   const rounds = Number(process.env.ROUNDS ?? 5)
@@ -179,7 +182,7 @@ async function benchDecode (): Promise<void> {
     table(`decode \`small\` (greedy, 16-token prompt, ${rounds} × ${n - 1} decode steps, separate processes), load after: ${load()}`, [
       ['one process (embed → 12 blocks with KV cache → head)', `${f(tpsLocal)} tokens/s (p50 ${f(r.localMs.p50)} ms, p99 ${f(r.localMs.p99)} ms per token)`],
       ['3 processes on loopback (Driver → Worker → Validator → Driver: tokens stream)', `${f(tpsPipe)} tokens/s (p50 ${f(r.pipelineMs.p50)} ms, p99 ${f(r.pipelineMs.p99)} ms per token)`],
-      ['3 processes, `directTokens: false` (answers back through the Worker)', `${f(tpsRouted)} tokens/s (p50 ${f(r.routedMs.p50)} ms, p99 ${f(r.routedMs.p99)} ms per token)`],
+      [acks ? '3 processes, `quietInfer: false` (tokens stream, every direct INFER acknowledged: 5 messages per token)' : '3 processes, `directTokens: false` (answers back through the Worker)', `${f(tpsRouted)} tokens/s (p50 ${f(r.routedMs.p50)} ms, p99 ${f(r.routedMs.p99)} ms per token)`],
       ['CPU ms per token, all threads of the processes serving it (one process / 3 processes / routed)', `${f(r.cpuMsPerToken.local)} / ${f(r.cpuMsPerToken.pipeline)} / ${f(r.cpuMsPerToken.routed)} (${f(r.cpuMsPerToken.pipeline / r.cpuMsPerToken.local)}× / ${f(r.cpuMsPerToken.routed / r.cpuMsPerToken.local)}×); of it on the main threads ${f(r.mainThreadCpuMsPerToken.local)} / ${f(r.mainThreadCpuMsPerToken.pipeline)} / ${f(r.mainThreadCpuMsPerToken.routed)}`],
       ['pipeline vs one process', `${f(100 * r.slowdown, 1)} % slower (goal ≤ 10 %); same tokens: ${same}`],
       ['added latency per hop (2 network hops)', `p50 ${f(r.addedPerHopMs.p50)} ms, p99 ${f(r.addedPerHopMs.p99)} ms`]

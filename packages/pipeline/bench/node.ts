@@ -34,6 +34,8 @@ export interface NodeInit {
   directTokens?: boolean
   /** The pipeline's `tiedRecompute` (the Driver recomputes the head's tied gradient) @default true */
   tiedRecompute?: boolean
+  /** The pipeline's `quietInfer` (direct INFERs answered only on failure, spec 1.5.0) @default true */
+  quietInfer?: boolean
 }
 
 export type Command =
@@ -92,7 +94,7 @@ async function start (i: NodeInit): Promise<unknown> {
   host = await createNeuroShardHost<any>({
     listen: ['/ip4/127.0.0.1/tcp/0'],
     transports: { quic: false, webrtcDirect: false, circuitRelay: false },
-    services: { pipeline: pipeline({ stages: [stage!], router, compress: i.compress === true, directTokens: i.directTokens, tiedRecompute: i.tiedRecompute }) }
+    services: { pipeline: pipeline({ stages: [stage!], router, compress: i.compress === true, directTokens: i.directTokens, tiedRecompute: i.tiedRecompute, ...(i.quietInfer != null ? { quietInfer: i.quietInfer } : {}) }) }
   }) as Host
   return { pid: process.pid, peer: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) }
 }

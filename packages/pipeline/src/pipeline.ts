@@ -118,6 +118,12 @@ export interface PipelineInit {
    */
   directTokens?: boolean
   /**
+   * As a Driver, mark the `direct` INFERs `quiet` (spec §2, revision 1.5.0): the route answers them only when they fail,
+   * so a decode token is 3 messages instead of 5. `false`: every direct INFER is acknowledged along the route, as before
+   * 1.5.0 (for comparison, or a chain that must see the acknowledgements). @default true
+   */
+  quietInfer?: boolean
+  /**
    * Warm standbys (spec §4.2): run each stage once when the node starts (onnxruntime and the code paths are cold
    * otherwise, and a standby switched in would pay for it), answer WARM, and as a Driver send WARM to the router's
    * standbys and keep a session stream open to the first hop's standby. @default true
@@ -469,6 +475,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   /** Parts of a replica being seeded by SET_TIED messages of one step */
   private readonly seeds = new Map<PipelineStage, { step: number, p?: Float32Array, m?: Float32Array, v?: Float32Array }>()
   private readonly directTokens: boolean
+  private readonly quietInfer: boolean
   /** This node's peer id as route entries carry it */
   private readonly selfBytes: Uint8Array
   private readonly warmStandbys: boolean
@@ -518,6 +525,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.tiedReplica = init.tiedReplica ?? true
     this.tiedRecompute = init.tiedRecompute ?? true
     this.directTokens = init.directTokens ?? true
+    this.quietInfer = init.quietInfer ?? true
     this.selfBytes = peerBytes(components.peerId)
     this.warmStandbys = init.warmStandbys ?? true
     this.maxSpareLinks = init.maxSpareLinks ?? DEFAULT_MAX_SPARE_LINKS
@@ -1660,7 +1668,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (watch == null || !watch.ready || req.position === 0) return await this.send(route, 1, req, signal)
     watch.clear()
     // `undefined`: the link moved on without an answer (only after the token came: this node writes nothing before)
-    const ack = this.sendQuiet(route, 1, { ...req, direct: true }, signal)
+    const ack = this.quietInfer ? this.sendQuiet(route, 1, { ...req, direct: true }, signal) : this.send(route, 1, { ...req, direct: true }, signal)
     const first = await Promise.race([
       ack.then(res => res != null ? { res, direct: false } : new Promise<never>(() => {})),
       watch.next(this.hopTimeout, signal).then(res => ({ res, direct: true }), (err: Error) => ({ err }))
