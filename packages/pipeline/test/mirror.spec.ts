@@ -10,7 +10,7 @@ import { preset } from '@neuroshard/model'
 import { kvBytesPerToken } from '../src/index.js'
 import { maxAbsDiff, monolith, referenceGreedy, stage, startChain, stopAll, weights } from './helpers.js'
 import type { PipelineHost } from './helpers.js'
-import type { PipelineStage } from '../src/index.js'
+import type { PipelineStage, RecoveryTiming } from '../src/index.js'
 import type { ShardExecutor } from '@neuroshard/runtime'
 
 const config = preset('tiny')
@@ -134,5 +134,34 @@ describe('mirrored standbys', () => {
     expect(got).toEqual(want.ids)
     expect(seen.failovers).toEqual([{ peer: w1a.peerId.toString(), hop: 1 }])
     expect(seen.switches).toEqual([]) // the router's new chain (w1b) got the whole sequence again
+  })
+
+  it('a deeper hop\'s standby out of step (its mirrors come from hop 1, the Driver cannot know): the blind switch is refused and the Driver replays', async () => {
+    const { driver, w2a, w2b } = await setup()
+    const prompt = [...new TextEncoder().encode('Mirror, mirror')]
+    const n = 14
+    const want = await referenceGreedy(reference!, prompt, n)
+    const seen = watch(driver)
+    const recovered: RecoveryTiming[] = []
+    driver.services.pipeline.addEventListener('pipeline:recovered', e => { recovered.push(e.detail) })
+    const got: number[] = []
+    for await (const t of driver.services.pipeline.generate(prompt, { maxNewTokens: n })) {
+      got.push(t.id)
+      if (got.length === 4) {
+        await holds(w2b, stages[4], prompt.length + 3)
+        // hop 2's standby rebuilds its stage: the next mirror from hop 1 is refused, which only hop 1 sees
+        const fresh = await stage(config, 2, 3, params)
+        stages.push(fresh)
+        w2b.services.pipeline.removeStage(w2b.services.pipeline.stages()[0])
+        w2b.services.pipeline.addStage(fresh)
+      }
+      if (got.length === 8) await w2a.stop()
+    }
+    expect(got).toEqual(want.ids)
+    expect(seen.failovers).toEqual([{ peer: w2a.peerId.toString(), hop: 2 }])
+    // the Driver switched to the standby it had no reason to doubt, which refused the session (it holds none): the
+    // sequence was replayed on that chain, in one recovery of two attempts
+    expect(seen.switches.map(s => [s.peer, s.standby, s.hop])).toEqual([[w2a.peerId.toString(), w2b.peerId.toString(), 2]])
+    expect(recovered.map(r => [r.hop, r.attempts, r.switched, r.tokens])).toEqual([[2, 2, false, prompt.length + 8]])
   })
 })
