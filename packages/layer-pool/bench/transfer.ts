@@ -7,11 +7,12 @@
  * no copy ("raw, keeps": the least a receiver that keeps the bytes does). The transfer run is
  * `fetchSpanWeights` from one replica (manifest, chunk requests, sha256 of every chunk, copy into the
  * result, the whole-span contentHash), run as: into a buffer the caller hands in and reuses (`into`: a
- * node replacing weights it holds); into a buffer the helper thread prefaulted (`prefaultedBuffer`, the
- * prefault's time counted); and into new memory (no `into`: the client allocates one buffer per tensor
- * when the manifest arrives, and the tensors are those buffers; what the layer pool does). Runs alternate
- * so all see the same load; the table reports the median of the warm runs (the cold first transfer also
- * hashes the content on the server and is reported apart).
+ * node replacing weights it holds); into new memory (no `into`: the client allocates one buffer per tensor
+ * when the manifest arrives, and the tensors are those buffers; what the layer pool does), with both
+ * hashes on the helper thread (the default) and, as the yardstick of that choice, hashed on the thread
+ * that runs the network (`hashOnThread: false`). Runs alternate so all see the same load; the table
+ * reports the median of the warm runs (the cold first transfer also hashes the content on the server
+ * and is reported apart).
  *
  * Run: `cd packages/layer-pool && npx tsc -b && ../../node_modules/.bin/node dist/bench/transfer.js [MB] [rounds]`
  * (default ≈ 101 MB: two blocks of a d = 1024 model, 7 rounds). Results: bench/results/transfer.json
@@ -23,14 +24,14 @@ import { execSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { createNeuroShardHost } from '@neuroshard/host'
-import { digestChunks, fetchSpanWeights, prefaultedBuffer, spanLayout, streamBytes, tensorsContentHash, toHex, weightsServer } from '../src/transfer/index.js'
+import { digestChunks, fetchSpanWeights, spanLayout, streamBytes, tensorsContentHash, toHex, weightsServer } from '../src/transfer/index.js'
 import type { SpanTensor } from '../src/transfer/index.js'
 import type { NeuroShardHost } from '@neuroshard/host'
 import type { ModelConfig } from '@neuroshard/model'
 
 const RAW_PROTOCOL = '/neuroshard-bench/raw/1.0.0'
 const MB = 1e6
-/** Warm rounds (each: raw (drops), transfer into the reused buffer, into a prefaulted buffer, into new memory, raw (keeps)) @default 7 */
+/** Warm rounds (each: raw (drops), transfer into the reused buffer, into new memory hashed inline, into new memory, raw (keeps)) @default 7 */
 const WARM_RUNS = Math.max(1, Number(process.argv[3] ?? 7))
 
 /** A model whose blocks are ≈ 50.6 MB each; `blocks` of them make the span */
@@ -118,10 +119,9 @@ async function main (): Promise<void> {
   await client.dial(server.getMultiaddrs())
 
   const reused = new Uint8Array(totalBytes)
-  const transferRun = async (into?: Uint8Array | 'prefault'): Promise<number> => {
+  const transferRun = async (into?: Uint8Array, hashOnThread = true): Promise<number> => {
     const t0 = performance.now()
-    const buffer = into === 'prefault' ? await prefaultedBuffer(totalBytes) : into
-    const result = await fetchSpanWeights(client, [server.peerId], expected, { timeout: 60_000, into: buffer })
+    const result = await fetchSpanWeights(client, [server.peerId], expected, { timeout: 60_000, into, hashOnThread })
     const seconds = (performance.now() - t0) / 1000
     if (result.weightsHash !== expected.weightsHash) throw new Error('hash mismatch')
     return seconds
@@ -134,7 +134,7 @@ async function main (): Promise<void> {
   const rawKeep: number[] = []
   const transfer: number[] = []
   const transferInto: number[] = []
-  const transferPrefaulted: number[] = []
+  const transferInline: number[] = []
   reused.fill(0) // the reused buffer has been written before
   // CPU time of each run, ms: the main thread (network, Noise, chunk hashes, copies) and the whole
   // process (with the helper thread); under load these vary less than wall time
@@ -153,7 +153,7 @@ async function main (): Promise<void> {
   for (let i = 0; i < WARM_RUNS; i++) {
     raw.push(await measured('raw, drops', async () => rawRun(client, server, totalBytes)))
     transferInto.push(await measured('transfer, reused buffer', async () => transferRun(reused)))
-    transferPrefaulted.push(await measured('prefaulted buffer', async () => transferRun('prefault')))
+    transferInline.push(await measured('transfer, new memory, hashed inline', async () => transferRun(undefined, false)))
     transfer.push(await measured('transfer, new memory', async () => transferRun()))
     rawKeep.push(await measured('raw, keeps', async () => rawRun(client, server, totalBytes, true)))
   }
@@ -166,15 +166,15 @@ async function main (): Promise<void> {
   const rawKeepMBs = totalBytes / MB / median(rawKeep)
   const transferMBs = totalBytes / MB / median(transfer)
   const transferIntoMBs = totalBytes / MB / median(transferInto)
-  const transferPrefaultedMBs = totalBytes / MB / median(transferPrefaulted)
+  const transferInlineMBs = totalBytes / MB / median(transferInline)
   const coldMBs = totalBytes / MB / cold
   const load = execSync('uptime').toString().trim()
   const tunables = process.env.GLIBC_TUNABLES ?? '(unset)'
   const pct = (a: number, b: number): string => `${(100 * a / b).toFixed(0)}%`
   const rows = [
-    '| bytes | chunks | raw, drops MB/s | raw, keeps MB/s | transfer, new memory MB/s | new / raw keeps | new / raw drops | transfer, reused buffer MB/s | reused / raw keeps | reused / raw drops | prefaulted buffer (prefault counted) MB/s | prefaulted / raw keeps | cold transfer (new memory) MB/s |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${rawMBs.toFixed(1)} | ${rawKeepMBs.toFixed(1)} | ${transferMBs.toFixed(1)} | ${pct(transferMBs, rawKeepMBs)} | ${pct(transferMBs, rawMBs)} | ${transferIntoMBs.toFixed(1)} | ${pct(transferIntoMBs, rawKeepMBs)} | ${pct(transferIntoMBs, rawMBs)} | ${transferPrefaultedMBs.toFixed(1)} | ${pct(transferPrefaultedMBs, rawKeepMBs)} | ${coldMBs.toFixed(1)} |`
+    '| bytes | chunks | raw, drops MB/s | raw, keeps MB/s | transfer, new memory MB/s | new / raw keeps | new / raw drops | new memory, hashed inline MB/s | inline / raw keeps | inline / raw drops | transfer, reused buffer MB/s | reused / raw keeps | reused / raw drops | cold transfer (new memory) MB/s |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${(totalBytes / MB).toFixed(1)} MB | ${digest.chunkHashes.length} | ${rawMBs.toFixed(1)} | ${rawKeepMBs.toFixed(1)} | ${transferMBs.toFixed(1)} | ${pct(transferMBs, rawKeepMBs)} | ${pct(transferMBs, rawMBs)} | ${transferInlineMBs.toFixed(1)} | ${pct(transferInlineMBs, rawKeepMBs)} | ${pct(transferInlineMBs, rawMBs)} | ${transferIntoMBs.toFixed(1)} | ${pct(transferIntoMBs, rawKeepMBs)} | ${pct(transferIntoMBs, rawMBs)} | ${coldMBs.toFixed(1)} |`
   ]
   const cpuRows = [
     '| run | main thread CPU ms (median) | whole process CPU ms (median) |',
@@ -197,18 +197,19 @@ async function main (): Promise<void> {
     glibcTunables: tunables,
     totalBytes,
     chunks: digest.chunkHashes.length,
-    seconds: { raw, rawKeep, transferReusedBuffer: transferInto, transferPrefaultedBuffer: transferPrefaulted, transfer, coldTransfer: cold },
-    mbPerSecond: { raw: rawMBs, rawKeep: rawKeepMBs, transferReusedBuffer: transferIntoMBs, transferPrefaultedBuffer: transferPrefaultedMBs, transfer: transferMBs, coldTransfer: coldMBs },
+    seconds: { raw, rawKeep, transferReusedBuffer: transferInto, transferHashedInline: transferInline, transfer, coldTransfer: cold },
+    mbPerSecond: { raw: rawMBs, rawKeep: rawKeepMBs, transferReusedBuffer: transferIntoMBs, transferHashedInline: transferInlineMBs, transfer: transferMBs, coldTransfer: coldMBs },
     // raw seconds / transfer seconds of each round (neighbours in time, so they saw about the same load)
     cpuMs: cpu,
     roundRatios: {
       reusedBuffer: raw.map((r, i) => r / transferInto[i]),
-      prefaultedBuffer: raw.map((r, i) => r / transferPrefaulted[i]),
+      hashedInline: raw.map((r, i) => r / transferInline[i]),
       newMemory: raw.map((r, i) => r / transfer[i]),
       newMemoryToRawKeep: rawKeep.map((r, i) => r / transfer[i])
     },
     ratioReusedBuffer: transferIntoMBs / rawMBs,
-    ratioPrefaultedBuffer: transferPrefaultedMBs / rawMBs,
+    ratioHashedInline: transferInlineMBs / rawMBs,
+    ratioHashedInlineToRawKeep: transferInlineMBs / rawKeepMBs,
     ratio: transferMBs / rawMBs,
     ratioToRawKeep: transferMBs / rawKeepMBs
   }, null, 2) + '\n')

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { hashThreadStats, prefaultedBuffer, stopHashThread, streamContentHash } from '../src/transfer/hash-thread.js'
-import { canonicalStream, canonicalTensors, tensorsContentHash } from '../src/transfer/index.js'
+import { hashThreadStats, ownedDestination, prefaultedBuffer, stopHashThread, streamContentHash } from '../src/transfer/hash-thread.js'
+import { canonicalStream, canonicalTensors, digestChunks, tensorsContentHash } from '../src/transfer/index.js'
 import type { SpanTensor } from '../src/transfer/index.js'
 
 interface VectorCase {
@@ -100,6 +100,52 @@ describe('incremental contentHash (hash-thread)', () => {
     expect(hashThreadStats().threadDigests).toBe(before)
     expect(await hashInSteps(tensors, 1 << 20, {})).toBe(tensorsContentHash(tensors))
     expect(hashThreadStats().threadDigests).toBe(before + 1)
+  })
+
+  it('an owned destination places only matching chunks, in any order, and hashes them as contentHash', async () => {
+    const tensors = makeTensors(BIG, 5)
+    const layout = canonicalTensors(tensors)
+    const stream = canonicalStream(tensors)
+    const chunkSize = 1 << 20
+    const { chunkHashes } = digestChunks(tensors, { chunkSize })
+    const dest = ownedDestination(layout, chunkSize)!
+    expect(dest).toBeDefined()
+    const chunk = (i: number): Uint8Array => stream.subarray(i * chunkSize, Math.min((i + 1) * chunkSize, stream.byteLength))
+    // a wrong chunk is refused, with the hash it has
+    const bad = chunk(0).slice()
+    bad[17] ^= 1
+    const refused = await dest.put(0, [bad], bad.byteLength, chunkHashes[0])
+    expect(refused.ok).toBe(false)
+    expect(Buffer.from(refused.hash).equals(Buffer.from(chunkHashes[0]))).toBe(false)
+    // then every chunk, last first, each given in two pieces
+    for (let i = chunkHashes.length - 1; i >= 0; i--) {
+      const c = chunk(i)
+      const cut = c.byteLength >> 1
+      await dest.ready()
+      expect((await dest.put(i, [c.subarray(0, cut), c.subarray(cut)], c.byteLength, chunkHashes[i])).ok).toBe(true)
+    }
+    const { hex, buffers } = await dest.finish(true)
+    expect(hex).toBe(tensorsContentHash(tensors))
+    // the buffers are the tensors, in canonical order, with the right bytes (the refused chunk left no trace)
+    expect(buffers.map(b => b.byteLength)).toEqual(layout.map(t => t.data!.byteLength))
+    for (const [i, t] of layout.entries()) {
+      expect(Buffer.from(buffers[i]).equals(Buffer.from(t.data!.buffer, t.data!.byteOffset, t.data!.byteLength))).toBe(true)
+    }
+  })
+
+  it('an owned destination that is not complete gives its buffers back without a hash', async () => {
+    const tensors = makeTensors(BIG, 6)
+    const layout = canonicalTensors(tensors)
+    const stream = canonicalStream(tensors)
+    const { chunkHashes } = digestChunks(tensors, { chunkSize: 1 << 20 })
+    const dest = ownedDestination(layout, 1 << 20)!
+    expect((await dest.put(1, [stream.subarray(1 << 20, 2 << 20)], 1 << 20, chunkHashes[1])).ok).toBe(true)
+    const { hex, buffers } = await dest.finish(true)
+    expect(hex).toBeUndefined()
+    // chunk 1 is in place: bytes [1 MiB, 2 MiB) of the stream the buffers make up
+    const joined = Buffer.concat(buffers.map(b => new Uint8Array(b)))
+    expect(joined.byteLength).toBe(stream.byteLength)
+    expect(joined.subarray(1 << 20, 2 << 20).equals(Buffer.from(stream.subarray(1 << 20, 2 << 20)))).toBe(true)
   })
 
   it('hands out zeroed, writable buffers of the size asked for', async () => {

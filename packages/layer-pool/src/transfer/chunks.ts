@@ -339,21 +339,42 @@ export class SegmentedStream implements StreamBytes {
   /** Segment of the last write: writes arrive mostly in stream order */
   private last = 0
 
-  constructor (layout: readonly TensorLayout[]) {
+  /** `buffers`: one per tensor in canonical order, of its size (e.g. filled elsewhere); by default new ones */
+  constructor (layout: readonly TensorLayout[], buffers?: readonly ArrayBuffer[]) {
     let at = 0
+    const tensors = canonicalTensors(layout)
 
-    for (const t of canonicalTensors(layout)) {
+    if (buffers != null && buffers.length !== tensors.length) {
+      throw new RangeError(`${buffers.length} buffers for ${tensors.length} tensors`)
+    }
+
+    for (const [i, t] of tensors.entries()) {
       const bytes = elementCount(t.shape) * 4
       this.names.push(t.name)
-      // not zero-filled: every byte is written by a verified chunk before a tensor is handed out, and zeroing
-      // memory the allocator reuses is one more pass over the span (calloc)
-      const segment = Buffer.allocUnsafeSlow(bytes)
-      this.segments.push(new Uint8Array(segment.buffer, segment.byteOffset, bytes))
+
+      if (buffers != null) {
+        if (buffers[i].byteLength !== bytes) {
+          throw new RangeError(`buffer ${i} has ${buffers[i].byteLength} bytes, tensor ${t.name} needs ${bytes}`)
+        }
+
+        this.segments.push(new Uint8Array(buffers[i]))
+      } else {
+        // not zero-filled: every byte is written by a verified chunk before a tensor is handed out, and zeroing
+        // memory the allocator reuses is one more pass over the span (calloc)
+        const segment = Buffer.allocUnsafeSlow(bytes)
+        this.segments.push(new Uint8Array(segment.buffer, segment.byteOffset, bytes))
+      }
+
       this.starts.push(at)
       at += bytes
     }
 
     this.byteLength = at
+  }
+
+  /** A stream over buffers filled elsewhere (one per tensor in canonical order) */
+  static fromBuffers (layout: readonly TensorLayout[], buffers: readonly ArrayBuffer[]): SegmentedStream {
+    return new SegmentedStream(layout, buffers)
   }
 
   /** Copy `bytes` to stream offset `at`, across tensor boundaries if it spans them */

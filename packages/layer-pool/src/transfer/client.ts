@@ -13,12 +13,12 @@ import {
   ChunkHashMismatchError, ManifestMismatchError, NoReplicaError, ProtocolViolationError, ReplicaNotFoundError, ReplicaUnreachableError, RequestRejectedError,
   WeightsHashMismatchError, WeightsNotFoundError, WeightsTransferAbortedError, WeightsTransferError
 } from './errors.js'
-import { streamContentHash } from './hash-thread.js'
+import { THREADED_HASH_MIN_BYTES, chunkHashOnThread, ownedDestination, streamContentHash } from './hash-thread.js'
 import { fromHex, toHex } from './hex.js'
 import { spanLayout } from './span.js'
 import type { ChunkFrame } from './chunk-message.js'
 import type { TensorLayout } from './chunks.js'
-import type { StreamContentHash } from './hash-thread.js'
+import type { OwnedDestination, StreamContentHash } from './hash-thread.js'
 import type { PartialSpanWeights, ReplicaFault, ReplicaFaultKind, SpanRequest, SpanWeights, WeightsManifest, WeightsTransferProgress } from './types.js'
 import type { AbortOptions, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { ModelConfig } from '@neuroshard/model'
@@ -68,13 +68,20 @@ export interface FetchSpanWeightsOptions extends AbortOptions {
    */
   into?: Uint8Array
   /**
-   * The whole-span `contentHash` (R14) is fed the verified prefix of the stream as chunks arrive
-   * (no second pass at the end). `true` computes it on a helper thread (spans of 4 MiB or more):
-   * 35–60 ms less CPU per 100 MB on this thread, up to 150 ms more in all (README, benchmark), so it
-   * pays only where a core is idle; on the loaded 2-core machines of the benchmark inline was as fast
-   * or faster. Either way the same hash of the same bytes. @default false
+   * Hand the sha256 of each chunk (R12) and the whole-span `contentHash` (R14, fed the verified prefix
+   * of the stream as chunks arrive) to a helper thread, for spans of `hashThreadMinBytes` or more. Into
+   * new memory (no `into`, no `resume`) the thread also owns the destination while chunks arrive: it
+   * writes each chunk to its place (the first touch of new memory costs as much as a hash pass on some
+   * machines) and the buffers move to this thread at the end; this thread copies each byte once, into a
+   * staging slot. Into the caller's buffer this thread copies each byte into a staging slot for each
+   * hash, and writes the chunk itself. Two hash passes and the page faults were most of the difference
+   * to a raw stream (README, benchmark); the thread costs some more CPU in all. A chunk is written to
+   * its place only once its hash matched, either way. `false` does everything on this thread (e.g.
+   * where no core is free for the helper). @default true
    */
   hashOnThread?: boolean
+  /** Smallest span part hashed on the helper thread @default 4 MiB */
+  hashThreadMinBytes?: number
   /** Called after the manifest, each verified chunk and each dropped replica; must not throw */
   onProgress?(progress: WeightsTransferProgress): void
   /** @default logger('neuroshard:layer-pool:transfer') */
@@ -163,6 +170,14 @@ class SpanFetch {
   /** Chunks [0, frontier) are verified */
   private frontier = 0
   private verified = new Set<number>()
+  /** Chunks received whose hash the helper thread is computing (not written to the stream yet) */
+  private readonly hashing = new Map<number, Promise<void>>()
+  /** Chunk hashes go to the helper thread */
+  private hashOnThread: boolean
+  /** The destination, while the helper thread owns it (fetches into new memory); `stream` is then unset */
+  private owned?: OwnedDestination
+  /** Set when `run()` returned or threw: late chunk hashes are ignored */
+  private finished = false
   private queue: number[] = []
   private bytesDone = 0
   private resumed = 0
@@ -203,6 +218,7 @@ class SpanFetch {
     this.layout = spanLayout(expected.config, expected.start, expected.end, expected.part)
     this.totalBytes = streamBytes(this.layout)
     this.count = chunkCount(this.totalBytes, this.chunkSize)
+    this.hashOnThread = options.hashOnThread !== false && this.totalBytes >= (options.hashThreadMinBytes ?? THREADED_HASH_MIN_BYTES)
 
     if (options.into != null) {
       if (!(options.into instanceof Uint8Array) || options.into.byteLength !== this.totalBytes || options.into.byteOffset % 4 !== 0) {
@@ -276,6 +292,13 @@ class SpanFetch {
         }
 
         await Promise.all(running)
+        // every replica may have been dropped while chunks they sent were still being hashed
+        await Promise.allSettled([...this.hashing.values()])
+      }
+
+      if (this.aborted || this.manifest == null || this.verified.size < this.count) {
+        // a failure's partial state holds the verified chunks: take the destination back from the thread
+        await this.reclaim()
       }
 
       if (this.aborted) {
@@ -288,9 +311,11 @@ class SpanFetch {
 
       return await this.finish()
     } finally {
+      this.finished = true
       signal?.removeEventListener('abort', onAbort)
       // stops the incremental hash of a failed fetch (a no-op once it has its digest)
       this.contentHash?.abort()
+      this.owned?.close()
 
       for (const r of this.replicas) {
         if (!r.controller.signal.aborted) {
@@ -373,8 +398,13 @@ class SpanFetch {
           }
 
           this.manifest = this.checkManifest(response.manifest)
-          this.stream = this.options.into ?? new SegmentedStream(this.layout)
-          this.startContentHash()
+          this.owned = this.hashOnThread && this.options.into == null ? ownedDestination(this.layout, this.chunkSize) : undefined
+
+          if (this.owned == null) {
+            this.stream = this.options.into ?? new SegmentedStream(this.layout)
+            this.startContentHash()
+          }
+
           this.progress({ type: 'manifest', peer: replica.peer })
           return
         } catch (err) {
@@ -469,7 +499,7 @@ class SpanFetch {
           }
 
           for (let k = 0; k < batch.length; k++) {
-            this.accept(worker, await read())
+            await this.accept(worker, await read())
 
             if (k < batch.length - 1 && this.complete()) {
               // the rest of this stream can only be duplicates
@@ -594,8 +624,24 @@ class SpanFetch {
     }
   }
 
-  /** Check one chunk a worker received and copy it, piece by piece, to its place in the stream */
-  private accept (worker: Worker, chunk: ChunkFrame): void {
+  /**
+   * Check one chunk a worker received and copy it, piece by piece, to its place in the stream. On the
+   * helper thread the hash is computed there and the chunk is counted when it answers (written there
+   * when the thread owns the destination, here by `settle` otherwise); meanwhile a second copy of the
+   * chunk is ignored, and if the first turns out wrong the chunk is queued again.
+   */
+  private accept (worker: Worker, chunk: ChunkFrame): Promise<void> | void {
+    // the destination is the thread's: wait for a staging slot before taking the chunk (backpressure:
+    // the next chunk is read only then), and take it as if it had just arrived
+    const slot = this.owned?.ready()
+
+    if (slot != null) {
+      return slot.then(
+        async () => { await this.accept(worker, chunk) },
+        async () => { this.ownedFailed(); await this.accept(worker, chunk) }
+      )
+    }
+
     const index = chunk.index
 
     if (!worker.outstanding.has(index)) {
@@ -608,25 +654,40 @@ class SpanFetch {
       throw new ProtocolViolationError(`chunk ${index} has ${chunk.data.byteLength} bytes, expected ${length}`)
     }
 
-    if (!this.verified.has(index)) {
-      const hash = hashChunk(chunk.data)
+    if (!this.verified.has(index) && !this.hashing.has(index)) {
+      const owned = this.owned
+      const hash = this.hashOnThread && owned == null ? chunkHashOnThread(chunk.data, length) : undefined
 
-      if (!equalBytes(hash, this.manifest!.chunkHashes[index])) {
-        throw new ChunkHashMismatchError(`chunk ${index} from ${worker.replica.key} hashes to ${toHex(hash)}, the manifest says ${toHex(this.manifest!.chunkHashes[index])}`)
+      if (owned != null) {
+        this.hashing.set(index, owned.put(index, chunk.data, length, this.manifest!.chunkHashes[index]).then(
+          ({ ok, hash }) => {
+            this.hashing.delete(index)
+            if (this.finished || this.owned !== owned) return
+            if (ok) this.verifiedChunk(worker, index, length)
+            else this.rejectChunk(worker, index, hash)
+          },
+          () => {
+            this.hashing.delete(index)
+            if (!this.finished) this.ownedFailed()
+          }
+        ))
+      } else if (hash == null) {
+        // throws on a wrong chunk: the request fails and the replica is dropped
+        this.store(worker, index, chunk.data, hashChunk(chunk.data))
+      } else {
+        this.hashing.set(index, hash.then(
+          // the bytes written are the copy that was hashed
+          (staged) => {
+            try {
+              this.settle(worker, index, [staged.bytes], staged.hash)
+            } finally {
+              staged.release()
+            }
+          },
+          // the thread failed: hash inline
+          () => { this.settle(worker, index, chunk.data, hashChunk(chunk.data)) }
+        ))
       }
-
-      let at = index * this.chunkSize
-
-      for (const piece of chunk.data) {
-        this.stream!.set(piece, at)
-        at += piece.byteLength
-      }
-      this.verified.add(index)
-      this.advanceFrontier()
-      this.bytesDone += length
-      this.fetched.set(worker.replica.key, (this.fetched.get(worker.replica.key) ?? 0) + 1)
-      this.progress({ type: 'chunk', peer: worker.replica.peer })
-      this.supersede(index, worker)
     }
 
     worker.outstanding.delete(index)
@@ -637,6 +698,109 @@ class SpanFetch {
     } else {
       this.inflight.set(index, n)
     }
+  }
+
+  /** A chunk hash from the helper thread: store the chunk, or drop the replica that sent it and queue it again */
+  private settle (worker: Worker, index: number, data: Iterable<Uint8Array>, hash: Uint8Array): void {
+    this.hashing.delete(index)
+
+    if (this.finished || this.verified.has(index) || this.owned != null) {
+      return
+    }
+
+    if (equalBytes(hash, this.manifest!.chunkHashes[index])) {
+      this.store(worker, index, data, hash)
+    } else {
+      this.rejectChunk(worker, index, hash)
+    }
+
+    this.notify()
+  }
+
+  /** A wrong chunk that was not written (hashed on the thread): drop the replica that sent it, queue the chunk again */
+  private rejectChunk (worker: Worker, index: number, hash: Uint8Array): void {
+    this.drop(worker.replica, new ChunkHashMismatchError(`chunk ${index} from ${worker.replica.key} hashes to ${toHex(hash)}, the manifest says ${toHex(this.manifest!.chunkHashes[index])}`))
+
+    if (!this.inflight.has(index)) {
+      this.requeue(index)
+    }
+
+    this.notify()
+  }
+
+  /**
+   * The helper thread failed while it owned the destination: what it held is lost. Start over on this
+   * thread: every chunk not in flight goes back to the queue (progress starts again from 0).
+   */
+  private ownedFailed (): void {
+    if (this.owned == null) {
+      return
+    }
+
+    this.log('the hash thread failed, fetching %s again on this thread', this.rootHex)
+    this.owned = undefined
+    this.hashOnThread = false
+    this.verified.clear()
+    this.frontier = 0
+    this.bytesDone = 0
+    this.fetched.clear()
+    this.stream = new SegmentedStream(this.layout)
+    this.startContentHash()
+
+    for (let i = 0; i < this.count; i++) {
+      if (!this.inflight.has(i)) {
+        this.requeue(i)
+      }
+    }
+
+    this.notify()
+  }
+
+  /** Take the destination back from the thread (a failed fetch's partial state) */
+  private async reclaim (): Promise<void> {
+    const owned = this.owned
+
+    if (owned == null || this.manifest == null) {
+      return
+    }
+
+    try {
+      const { buffers } = await owned.finish(false)
+      this.stream = SegmentedStream.fromBuffers(this.layout, buffers)
+    } catch {
+      // lost with the thread: nothing verified is left
+      this.verified.clear()
+    }
+
+    this.owned = undefined
+  }
+
+  /** Check a chunk's hash against the manifest (R12), then copy it to its place and count it */
+  private store (worker: Worker, index: number, data: Iterable<Uint8Array>, hash: Uint8Array): void {
+    if (!equalBytes(hash, this.manifest!.chunkHashes[index])) {
+      throw new ChunkHashMismatchError(`chunk ${index} from ${worker.replica.key} hashes to ${toHex(hash)}, the manifest says ${toHex(this.manifest!.chunkHashes[index])}`)
+    }
+
+    let at = index * this.chunkSize
+    let length = 0
+
+    for (const piece of data) {
+      this.stream!.set(piece, at)
+      at += piece.byteLength
+      length += piece.byteLength
+    }
+
+    this.verifiedChunk(worker, index, length)
+  }
+
+  /** Count a chunk that is verified and in its place */
+  private verifiedChunk (worker: Worker, index: number, length: number): void {
+    this.verified.add(index)
+    this.advanceFrontier()
+    this.bytesDone += length
+    this.fetched.set(worker.replica.key, (this.fetched.get(worker.replica.key) ?? 0) + 1)
+    this.progress({ type: 'chunk', peer: worker.replica.peer })
+    this.supersede(index, worker)
 
     if (this.complete()) {
       // streams still delivering duplicates (stolen chunks) are no longer needed
@@ -769,7 +933,7 @@ class SpanFetch {
 
   /** Start the incremental `contentHash` over the stream; chunks already verified (resumed) are fed at once */
   private startContentHash (): void {
-    this.contentHash = streamContentHash(this.layout, this.stream!, { thread: this.options.hashOnThread === true })
+    this.contentHash = streamContentHash(this.layout, this.stream!, { thread: this.hashOnThread, threadMinBytes: 0 })
     this.advanceFrontier()
   }
 
@@ -782,7 +946,8 @@ class SpanFetch {
     }
 
     if (this.frontier > before) {
-      this.contentHash!.advance(Math.min(this.frontier * this.chunkSize, this.totalBytes))
+      // with an owned destination the thread feeds its own hash
+      this.contentHash?.advance(Math.min(this.frontier * this.chunkSize, this.totalBytes))
     }
   }
 
@@ -837,9 +1002,34 @@ class SpanFetch {
 
   private async finish (): Promise<SpanWeights> {
     const manifest = this.manifest!
+    let hash: string
+
+    if (this.owned != null) {
+      // the buffers come back from the thread with the hash it fed as chunks arrived
+      let finished: { hex?: string, buffers: ArrayBuffer[] }
+
+      try {
+        finished = await this.owned.finish(true)
+      } catch (err) {
+        throw new WeightsTransferError('the helper thread that held the weights failed at the end of the fetch', { faults: [...this.faults], cause: err })
+      } finally {
+        this.owned = undefined
+      }
+
+      const { hex, buffers } = finished
+      this.stream = SegmentedStream.fromBuffers(this.layout, buffers)
+
+      if (hex == null) {
+        throw new WeightsTransferError('the hash thread did not compute the weights hash of a complete stream')
+      }
+
+      hash = hex
+    } else {
+      // R14: the contentHash of the assembled tensors, computed while the chunks arrived (same bytes, same order)
+      hash = await this.contentHash!.digest()
+    }
+
     const tensors = this.stream instanceof SegmentedStream ? this.stream.tensors() : assembleTensors(manifest.tensors, this.stream!)
-    // R14: the contentHash of the assembled tensors, computed while the chunks arrived (same bytes, same order)
-    const hash = await this.contentHash!.digest()
 
     if (hash !== this.weightsHash) {
       throw new WeightsHashMismatchError(`the verified chunks hash to weights hash ${hash}, the record says ${this.weightsHash}`, this.details())

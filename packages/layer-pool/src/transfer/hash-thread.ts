@@ -1,13 +1,19 @@
 /**
- * Work a weight transfer hands to a helper thread, so that the thread that runs the network does less:
+ * Work a weight transfer hands to a helper thread, so that the thread that runs the network does less
+ * (two sha256 passes over every byte were most of the gap between a transfer and a raw stream):
  *
- * - the whole-span `contentHash` (rule R14 of specs/layer-pool/transfer.md). It is computed
- *   incrementally over the verified prefix of the stream while chunks arrive, not in a second pass at
- *   the end: {@link StreamContentHash}. Inline, each verified chunk is hashed right after its chunk
- *   hash, while its bytes are in cache. On the helper thread it costs the calling thread a copy of
- *   each byte into a small shared staging slot instead of a sha256 pass, and costs more CPU in all
- *   (the fetch client hashes inline unless asked: `hashOnThread`).
+ * - the sha256 of each received chunk (rule R12): {@link chunkHashOnThread}. The chunk's pieces are
+ *   copied into a shared staging slot (a copy costs a fraction of a hash pass) and the thread answers
+ *   with the digest; the fetch client compares it with the manifest and only then writes the chunk to
+ *   its place.
+ * - the whole-span `contentHash` (rule R14). It is computed incrementally over the verified prefix of
+ *   the stream while chunks arrive, not in a second pass at the end: {@link StreamContentHash}. Inline,
+ *   each verified chunk is hashed right after its chunk hash, while its bytes are in cache; on the
+ *   thread, the verified bytes are copied into staging slots the same way.
  * - the first-write page faults of a new destination buffer: {@link prefaultedBuffer}.
+ *
+ * Both cost more CPU in all (copies, messages) and pay where a core is free for the thread; the fetch
+ * client uses the thread for spans of 4 MiB or more unless told not to (`hashOnThread: false`).
  *
  * The hash and the bytes hashed are those of `contentHash` of `@neuroshard/model`; only where and when
  * the work is done differs.
@@ -27,8 +33,10 @@ const log = createLogger('neuroshard:layer-pool:hash-thread')
 
 /** Bytes of a staging slot: at most this much is copied per message to the helper thread */
 const STAGING_SLOT_BYTES = 1024 * 1024
-/** Staging slots shared by all fetches of the process (8 MiB of shared memory, allocated once) */
-const STAGING_SLOTS = 8
+/** Staging slots shared by all fetches of the process (16 MiB of shared memory, allocated once) */
+const STAGING_SLOTS = 16
+/** Of which the whole-span hashes use at most this many at a time (the rest stay free for chunk hashes) */
+const CONTENT_HASH_SLOTS = 8
 /** Streams shorter than this are hashed inline: a thread would not pay for its messages */
 export const THREADED_HASH_MIN_BYTES = 4 * 1024 * 1024
 
@@ -214,6 +222,13 @@ class HashThread {
   private readonly free: number[]
   private readonly jobs = new Map<number, Job>()
   private readonly prefaults = new Map<number, Deferred<ArrayBuffer>>()
+  private readonly chunks = new Map<number, { slot: number, result: Deferred<StagedHash> }>()
+  private readonly placed = new Map<number, Deferred<{ ok: boolean, hash: Uint8Array }>>()
+  private readonly finishing = new Map<number, Deferred<{ hex?: string, buffers: ArrayBuffer[] }>>()
+  /** Callers waiting for a free staging slot */
+  private slotWaiters: Array<() => void> = []
+  /** Slots the whole-span hashes hold now */
+  private contentSlots = 0
   private nextId = 1
   failed = false
   /** Set by `stop()`: the exit is not a failure and a later fetch may start a new thread */
@@ -227,7 +242,7 @@ class HashThread {
     this.slots = Array.from({ length: STAGING_SLOTS }, () => new SharedArrayBuffer(STAGING_SLOT_BYTES))
     this.free = this.slots.map((_, i) => i)
     this.worker.postMessage({ op: 'slots', slots: this.slots })
-    this.worker.on('message', (msg: { op: string, slot?: number, job?: number, hex?: string, id?: number, buffer?: ArrayBuffer }) => { this.onMessage(msg) })
+    this.worker.on('message', (msg: ThreadReply) => { this.onMessage(msg) })
     this.worker.on('error', (err) => { this.fail(err) })
     this.worker.on('exit', (code) => { this.fail(new Error(`the hash thread exited with code ${code}`)) })
     this.worker.on('messageerror', (err) => { this.fail(err) })
@@ -276,17 +291,115 @@ class HashThread {
     return p.promise
   }
 
+  /**
+   * sha256 of `length` bytes given as pieces, on the thread: the pieces are copied into a staging slot
+   * (a copy costs this thread a fraction of a hash pass). `undefined` when no slot is free, the bytes do
+   * not fit one or the thread failed: the caller hashes inline.
+   */
+  hashBytes (pieces: Iterable<Uint8Array>, length: number): Promise<StagedHash> | undefined {
+    if (this.failed || length > STAGING_SLOT_BYTES || this.free.length === 0) return undefined
+
+    const slot = this.free.pop()!
+    const staging = new Uint8Array(this.slots[slot])
+    let at = 0
+
+    for (const piece of pieces) {
+      if (at + piece.byteLength > length) break
+      staging.set(piece, at)
+      at += piece.byteLength
+    }
+
+    if (at !== length) {
+      this.free.push(slot)
+      return undefined
+    }
+
+    const id = this.nextId++
+    const result = deferred<StagedHash>()
+    this.chunks.set(id, { slot, result })
+    this.worker.postMessage({ op: 'chunk', id, slot, length })
+    this.updateRef()
+    return result.promise
+  }
+
+  /** A destination owned by the thread (see `hash-worker.ts`) for a stream of `layout`, in `chunkSize` chunks */
+  ownOpen (layout: readonly TensorLayout[], chunkSize: number): number {
+    const id = this.nextId++
+    const segs = segments(layout)
+    this.worker.postMessage({ op: 'own-open', job: id, prefix: contentHashPrefix(), sizes: segs.map(g => g.end - g.start), headers: segs.map(g => g.header), chunkSize })
+    return id
+  }
+
+  /** Resolves when a staging slot is free; `undefined` when one is free now */
+  slotFree (): Promise<void> | undefined {
+    if (this.failed) return Promise.reject(new Error('the hash thread failed'))
+    if (this.free.length > 0) return undefined
+    const p = new Promise<void>(resolve => { this.slotWaiters.push(resolve) })
+    this.updateRef()
+    return p
+  }
+
+  /** Copy a chunk into a staging slot (waiting for one) and have the thread check it against `expected` and place it */
+  async ownPut (job: number, index: number, pieces: Iterable<Uint8Array>, length: number, expected: Uint8Array): Promise<{ ok: boolean, hash: Uint8Array }> {
+    while (this.free.length === 0) {
+      await this.slotFree()
+    }
+
+    if (this.failed) throw new Error('the hash thread failed')
+    if (length > STAGING_SLOT_BYTES) throw new RangeError(`a chunk of ${length} bytes does not fit a staging slot`)
+
+    const slot = this.free.pop()!
+    const staging = new Uint8Array(this.slots[slot])
+    let at = 0
+
+    for (const piece of pieces) {
+      staging.set(piece.byteLength > length - at ? piece.subarray(0, length - at) : piece, at)
+      at += Math.min(piece.byteLength, length - at)
+    }
+
+    const id = this.nextId++
+    const result = deferred<{ ok: boolean, hash: Uint8Array }>()
+    this.placed.set(id, result)
+    this.worker.postMessage({ op: 'own-chunk', id, job, index, slot, length: at, expected })
+    this.updateRef()
+    return result.promise
+  }
+
+  /** The destination's buffers (moved here) and, with `digest` and every chunk placed, its contentHash; the job ends */
+  async ownFinish (job: number, digest: boolean): Promise<{ hex?: string, buffers: ArrayBuffer[] }> {
+    if (this.failed) throw new Error('the hash thread failed')
+    const id = this.nextId++
+    const result = deferred<{ hex?: string, buffers: ArrayBuffer[] }>()
+    this.finishing.set(id, result)
+    this.worker.postMessage({ op: 'own-finish', id, job, digest })
+    this.updateRef()
+    return result.promise
+  }
+
+  /** The thread may forget the job (its buffers are dropped there) */
+  ownClose (job: number): void {
+    if (!this.failed) this.worker.postMessage({ op: 'close', job })
+  }
+
+  private releaseSlot (slot: number): void {
+    this.free.push(slot)
+    const waiter = this.slotWaiters.shift()
+    if (waiter != null) waiter()
+    this.pump()
+  }
+
   /** Copy final bytes of the jobs into free staging slots and send them, while slots are free */
   private pump (): void {
     if (this.failed) return
 
     for (const job of this.jobs.values()) {
-      while (this.free.length > 0) {
+      while (this.free.length > 0 && this.contentSlots < CONTENT_HASH_SLOTS) {
         const piece = job.cursor.next(job.final, STAGING_SLOT_BYTES)
 
         if (piece == null) break
 
         const slot = this.free.pop()!
+        this.contentSlots++
         const length = piece.end - piece.start
         new Uint8Array(this.slots[slot]).set(job.stream.subarray(piece.start, piece.end))
         this.worker.postMessage({ op: 'update', job: job.id, header: piece.header, slot, length })
@@ -300,12 +413,52 @@ class HashThread {
     }
   }
 
-  private onMessage (msg: { op: string, slot?: number, job?: number, hex?: string, id?: number, buffer?: ArrayBuffer }): void {
+  private onMessage (msg: ThreadReply): void {
     switch (msg.op) {
       case 'free':
-        this.free.push(msg.slot!)
-        this.pump()
+        this.contentSlots--
+        this.releaseSlot(msg.slot!)
         break
+      case 'own-chunk': {
+        const p = this.placed.get(msg.id!)
+        this.placed.delete(msg.id!)
+        this.updateRef()
+        stats.chunkHashes++
+        if (msg.ok === true) stats.placedChunks++
+        p?.resolve({ ok: msg.ok === true, hash: new Uint8Array(msg.hash!) })
+        this.releaseSlot(msg.slot!)
+        break
+      }
+      case 'own-finish': {
+        const p = this.finishing.get(msg.id!)
+        this.finishing.delete(msg.id!)
+        this.updateRef()
+        if (msg.buffers == null) p?.reject(new Error('the hash thread lost the destination'))
+        else p?.resolve({ hex: msg.hex, buffers: msg.buffers })
+        break
+      }
+      case 'chunk': {
+        const pending = this.chunks.get(msg.id!)
+        this.chunks.delete(msg.id!)
+        this.updateRef()
+
+        if (pending == null) break
+
+        stats.chunkHashes++
+        const slot = pending.slot
+        let released = false
+        // the slot stays the caller's until it copied the bytes out (or gave up on them)
+        pending.result.resolve({
+          hash: new Uint8Array(msg.hash!),
+          bytes: new Uint8Array(this.slots[slot], 0, msg.length),
+          release: () => {
+            if (released) return
+            released = true
+            this.releaseSlot(slot)
+          }
+        })
+        break
+      }
       case 'digest': {
         const job = this.jobs.get(msg.job!)
         this.jobs.delete(msg.job!)
@@ -333,7 +486,7 @@ class HashThread {
 
   /** The thread holds the process open only while a fetch waits on it */
   private updateRef (): void {
-    if (this.jobs.size > 0 || this.prefaults.size > 0) this.worker.ref()
+    if (this.jobs.size > 0 || this.prefaults.size > 0 || this.chunks.size > 0 || this.placed.size > 0 || this.finishing.size > 0 || this.slotWaiters.length > 0) this.worker.ref()
     else this.worker.unref()
   }
 
@@ -372,19 +525,72 @@ class HashThread {
     }
 
     this.prefaults.clear()
+
+    // chunk hashes in flight: their callers hash inline
+    for (const p of this.chunks.values()) {
+      p.result.reject(err)
+    }
+
+    this.chunks.clear()
+
+    // destinations owned by the thread are lost: their fetches start again without it
+    for (const p of [...this.placed.values(), ...this.finishing.values()]) {
+      p.reject(err)
+    }
+
+    this.placed.clear()
+    this.finishing.clear()
+
+    for (const w of this.slotWaiters) {
+      w()
+    }
+
+    this.slotWaiters = []
   }
+}
+
+/** What the thread sends back */
+interface ThreadReply {
+  op: string
+  slot?: number
+  job?: number
+  hex?: string
+  id?: number
+  buffer?: ArrayBuffer
+  hash?: Uint8Array
+  length?: number
+  ok?: boolean
+  buffers?: ArrayBuffer[]
+}
+
+/** A chunk hash from the thread, with the bytes it hashed (a staging slot: `release()` it once read) */
+export interface StagedHash {
+  hash: Uint8Array
+  bytes: Uint8Array
+  release(): void
 }
 
 let thread: HashThread | undefined
 let threadUnavailable = false
-const stats = { threadDigests: 0, prefaults: 0 }
+const stats = { threadDigests: 0, prefaults: 0, chunkHashes: 0, placedChunks: 0 }
 
 /**
  * What the helper thread did in this process (tests use it to see which path ran): whole-span hashes
- * it computed, buffers it prefaulted
+ * it computed, buffers it prefaulted, chunk hashes it computed, chunks it placed in destinations it owned
  */
-export function hashThreadStats (): { threadDigests: number, prefaults: number } {
+export function hashThreadStats (): { threadDigests: number, prefaults: number, chunkHashes: number, placedChunks: number } {
   return { ...stats }
+}
+
+/**
+ * sha256 of a chunk given as the pieces it arrived in, computed on the helper thread (started on first
+ * use), with the bytes hashed: a copy in a staging slot, which stays the caller's until it calls
+ * `release()` (it must, whatever happens). `undefined` when the thread cannot take it now (no free
+ * staging slot, more than 1 MiB, no thread): hash inline then. The promise rejects if the thread fails
+ * before answering.
+ */
+export function chunkHashOnThread (pieces: Iterable<Uint8Array>, length: number): Promise<StagedHash> | undefined {
+  return hashThread()?.hashBytes(pieces, length)
 }
 
 /**
@@ -481,4 +687,50 @@ export async function prefaultedBuffer (bytes: number): Promise<Uint8Array> {
   }
 
   return new Uint8Array(bytes)
+}
+
+/**
+ * The destination of a fetch into new memory, owned by the helper thread while chunks arrive: each
+ * chunk is copied once into a staging slot here, and the thread checks its sha256, writes it to its
+ * place and feeds the whole-span `contentHash` (see `hash-worker.ts`). The calling thread neither hashes
+ * nor first-touches the destination. If the thread fails, every promise rejects and the destination is
+ * lost: the caller starts over without it.
+ */
+export interface OwnedDestination {
+  /** Resolves when a staging slot is free (`undefined`: one is free now); rejects if the thread failed */
+  ready(): Promise<void> | undefined
+  /** Hand a chunk to the thread: `ok` when its sha256 is `expected` (it was then placed), and the sha256 */
+  put(index: number, pieces: Iterable<Uint8Array>, length: number, expected: Uint8Array): Promise<{ ok: boolean, hash: Uint8Array }>
+  /**
+   * The buffers, one per tensor in canonical order (moved to this thread, the destination is then closed),
+   * with the `contentHash` when `digest` is set and every chunk was placed
+   */
+  finish(digest: boolean): Promise<{ hex?: string, buffers: ArrayBuffer[] }>
+  /** Drop the destination on the thread */
+  close(): void
+}
+
+/** A destination owned by the helper thread, or `undefined` when the thread cannot run */
+export function ownedDestination (layout: readonly TensorLayout[], chunkSize: number): OwnedDestination | undefined {
+  const t = hashThread()
+
+  if (t == null || chunkSize > STAGING_SLOT_BYTES) return undefined
+
+  const job = t.ownOpen(layout, chunkSize)
+  let closed = false
+
+  return {
+    ready: () => t.slotFree(),
+    put: async (index, pieces, length, expected) => t.ownPut(job, index, pieces, length, expected),
+    finish: async (digest) => {
+      closed = true
+      return t.ownFinish(job, digest)
+    },
+    close: () => {
+      if (!closed) {
+        closed = true
+        t.ownClose(job)
+      }
+    }
+  }
 }
