@@ -121,6 +121,18 @@ export const CONNECTION_PING_MIN_TIMEOUT_MS = 30_000
  */
 export const PING_MAX_STREAMS = 4
 
+/** Largest receive window of a Yamux stream (yamux's default; the window grows to it while the reader keeps up) @default 16 MiB */
+export const YAMUX_MAX_STREAM_WINDOW = 16 * 1024 * 1024
+
+/**
+ * Unread bytes a stream may hold before libp2p aborts it (`StreamBufferError`). A paused stream (a reader applying
+ * backpressure) stops granting window, but the sender may still send what the window it had allows, so the limit
+ * is the largest window plus a margin: yamux's default (4 MiB) aborted paused streams whose window had grown.
+ *
+ * @default 17 MiB
+ */
+export const STREAM_MAX_READ_BUFFER = YAMUX_MAX_STREAM_WINDOW + 1024 * 1024
+
 /** Maximum number of open connections of a host @default 300 */
 export const DEFAULT_MAX_CONNECTIONS = 300
 

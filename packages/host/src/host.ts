@@ -22,6 +22,8 @@ import {
   DEFAULT_LISTEN_ADDRESSES,
   CONNECTION_PING_MIN_TIMEOUT_MS,
   PING_MAX_STREAMS,
+  STREAM_MAX_READ_BUFFER,
+  YAMUX_MAX_STREAM_WINDOW,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS,
   DEFAULT_PRIVATE_SWARM_LISTEN_ADDRESSES,
@@ -378,7 +380,16 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
     },
     transports,
     connectionEncrypters: [coalescingEncrypter(noise())],
-    streamMuxers: [yamux()],
+    // yamux's stream defaults, except the unread-buffer limit: see STREAM_MAX_READ_BUFFER
+    streamMuxers: [yamux({
+      streamOptions: {
+        initialStreamWindowSize: 256 * 1024,
+        maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW,
+        inactivityTimeout: 120_000,
+        maxReadBufferLength: STREAM_MAX_READ_BUFFER,
+        maxWriteBufferLength: Infinity
+      }
+    })],
     ...(psk != null ? { connectionProtector: preSharedKey({ psk, timeout: SWARM_KEY_HANDSHAKE_TIMEOUT_MS }) } : {}),
     connectionManager: {
       maxConnections,
