@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { AbortError, InvalidParametersError } from '@neuroshard/interface'
+import { AbortError, InvalidParametersError, TimeoutError } from '@neuroshard/interface'
 import { buildShardGraph } from '@neuroshard/model'
 import { adamwKernel, createShardExecutor, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64 } from '@neuroshard/runtime'
 import { decodeTensorFrame, encodeTensorFrame } from '@neuroshard/tensor'
@@ -1223,7 +1223,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
 
   /** An upstream node's session stream: INFER / CLOSE requests in order until it closes (or idles past the TTL) */
   private async serveSessionStream (stream: Stream, connection: Connection): Promise<void> {
-    const messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.sessionTtlMs })
+    // one deadline for the stream instead of a timer per read and write: it ends after the session TTL without a
+    // request (a request refreshes it); a read or a write stuck that long ends with it
+    const messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: Infinity })
+    const idle = setTimeout(() => { stream.abort(new TimeoutError(`no request on the session stream for ${this.sessionTtlMs} ms`)) }, this.sessionTtlMs)
     const controller = new AbortController()
     const onClose = (): void => { controller.abort(new AbortError('the session stream closed')) }
     stream.addEventListener('close', onClose)
@@ -1247,6 +1250,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           this.log('session stream from %p ended: %s', connection.remotePeer, err?.name)
           return
         }
+        idle.refresh()
         const quiet = req.kind === Kind.INFER && req.quiet && req.direct && !req.mirror
         let res = req.kind === Kind.INFER || req.kind === Kind.CLOSE || req.kind === Kind.TRUNCATE || req.kind === Kind.DRAFT
           ? await this.serve(req, connection, controller.signal, quiet ? relay : undefined)
@@ -1262,6 +1266,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     } catch (err: any) {
       if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
+      clearTimeout(idle)
       stream.removeEventListener('close', onClose)
       if (stream.status === 'open') await stream.close().catch(() => {})
     }
