@@ -607,6 +607,10 @@ def layer_pool_checks(call):
         elif c.get('fault') == 'rejected':
             point = 'transfer R3, R13 BUSY and other refusals are not misbehaviour'
         yield point, c['name'], {k: r[k] for k in keys if k in r} == want, r
+    for c in tr['fetchMany']['cases']:
+        r = call('layerPool.fetchMany', expected=c['expected'], config=f['config'], chunkSize=f['chunkSize'], replicas=c['replicas'])
+        want = {k: c[k] for k in ('weightsHash', 'error') if k in c}
+        yield 'transfer R13 several replicas (a dropped replica\'s chunks fetched from the others)', c['name'], {k: r[k] for k in ('weightsHash', 'error') if k in r} == want, r
     # targets.json (gen-targets.py): §6 votes, target and the source of a slot's weights; the re-check after loading; §6.1 catching up
     tg = vec(spec, 'targets.json')
     for c in tg['sources']:

@@ -495,6 +495,8 @@ def layer_pool_op(op, req):
             return {'sources': sources, 'fetchAgain': again}
         if op == 'layerPool.catchUp':
             return {'outcomes': LPG.catch_up(req['graceMs'], req['heartbeats'])}
+        if op == 'layerPool.fetchMany':
+            return LPT.fetch_many(req['expected'], req['config'], req['chunkSize'], req['replicas'])
         if op == 'layerPool.peerId':
             pub = LP.public_key_protobuf(LP.ed25519.public_key(unhex(req['ed25519Seed'])))
             return {'peerId': LP.peer_id_string(LP.peer_id_bytes(pub)), 'publicKeyProtobuf': pub.hex()}

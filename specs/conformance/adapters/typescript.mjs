@@ -680,6 +680,36 @@ async function handle (r) {
         return { error: err.name, message: err.message, ...(err.faults?.length > 0 ? { fault: err.faults[0].kind, misbehaved: err.faults[0].misbehaved } : {}) }
       }
     }
+    case 'layerPool.fetchMany': {
+      // transfer R13: fetchSpanWeights from several replicas this adapter plays at once (as layerPool.fetch plays one)
+      const P = await layerPoolPkg()
+      const pb = await import('../../../packages/layer-pool/dist/src/pb/transfer.js')
+      const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
+      const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
+      const peers = []
+      for (let i = 0; i < r.replicas.length; i++) peers.push((await peerIdPkg()).peerIdFromPrivateKey(await (await keysPkg()).generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(7 + i))))
+      const serve = async (rep, stream) => {
+        const m = messageStream(stream, { maxMessageSize: 4 << 20, timeout: 5000 })
+        try {
+          const req = await m.read(pb.WeightsRequest)
+          if (req.wantManifest) {
+            await m.writeBytes(unhex(rep.manifest))
+          } else {
+            await m.write({ status: pb.Status.OK, message: '', chunkCount: req.chunks.length }, pb.WeightsResponse)
+            for (const i of req.chunks) await m.write({ index: i, data: unhex(rep.chunks[i]) }, pb.Chunk)
+          }
+          await m.close()
+        } catch {}
+      }
+      const dialer = { dialProtocol: async (peer) => { const rep = r.replicas[peers.findIndex(p => p.equals(peer))]; const [a, b] = await streamPair(); void serve(rep, b); return a } }
+      try {
+        // a bound on the whole fetch, so that a requester that never finishes fails its case instead of stalling the runner
+        const res = await P.fetchSpanWeights(dialer, peers, { ...r.expected, config: r.config }, { chunkSize: r.chunkSize, busyRetries: 0, timeout: 5000, signal: AbortSignal.timeout(30_000) })
+        return { weightsHash: P.tensorsContentHash([...res.tensors].map(([name, data]) => ({ name, shape: res.manifest.tensors.find(t => t.name === name).shape, data }))) }
+      } catch (err) {
+        return { error: err.name, message: err.message }
+      }
+    }
     // §6 / §6.1: the package's pure decisions (target.ts), which the layer pool's load and catch-up call
     case 'layerPool.slotSource': {
       const lp = await layerPoolPkg()

@@ -1,7 +1,9 @@
 """The weight-transfer server's answers (specs/layer-pool/transfer.md §3, R4-R8), written from the spec text alone,
 standard library only: a request's bytes and what the server holds -> the stream reset, or the WeightsResponse and the
 Chunk messages it writes."""
+import hashlib
 import os
+import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -162,29 +164,9 @@ def fetch_one(expected, config, chunk_size, replica, resume=None):
                     kept[i] = data
             replica = dict(replica, manifest=encode('WeightsResponse', {'status': 1, 'message': '', 'chunk_count': 0, 'manifest': {
                 'tensors': rm['tensors'], 'total_bytes': total, 'chunk_size': chunk_size, 'chunk_hashes': hashes, 'optimizer_step': rm.get('optimizerStep', 0)}}).hex())
-    try:
-        r = decode('WeightsResponse', bytes.fromhex(replica['manifest']))
-        if r['status'] not in STATUS:
-            raise ValueError('status')
-    except (ValueError, UnicodeDecodeError):
-        return dropped('protocol')
-    status = STATUS[r['status']]
-    if status == 'NOT_FOUND':
-        return {'error': 'WeightsNotFoundError', 'fault': 'not-found'}
-    if status != 'OK':
-        return dropped('rejected')
-    m = r['manifest']
-    if m is None:
-        return dropped('protocol')
-    # R10
-    if m['chunk_size'] != chunk_size or [(t['name'], list(t['shape'])) for t in m['tensors']] != [(n, list(s)) for n, s in layout] \
-            or m['total_bytes'] != total or len(m['chunk_hashes']) != count or any(len(h) != 32 for h in m['chunk_hashes']):
-        return dropped('manifest')
-    root = hashlib.sha256(b'neuroshard/layer-pool/chunks/v1\x00' + struct.pack('<IQ', chunk_size, total) + b''.join(m['chunk_hashes'])).hexdigest()
-    if root != expected['chunksRoot']:
-        return dropped('manifest')
-    if expected['part'] == 'optimizer' and expected.get('optimizerStep') is not None and m['optimizer_step'] != expected['optimizerStep']:
-        return dropped('manifest')
+    m, outcome = _manifest(expected, chunk_size, replica, layout, total, count, root_of, dropped)
+    if outcome is not None:
+        return outcome
     # R11, R12 (any split of the indexes into requests gives these outcomes for the replica behaviours above)
     mode = replica.get('mode', 'honest')
     stream = bytearray(total)
@@ -217,3 +199,68 @@ def _numel(shape):
     for d in shape:
         n *= d
     return n
+
+
+
+def _manifest(expected, chunk_size, replica, layout, total, count, root_of, dropped):
+    """R10: the replica's answer to the manifest request -> (manifest, None), or (None, the outcome of its drop)"""
+    try:
+        r = decode('WeightsResponse', bytes.fromhex(replica['manifest']))
+        if r['status'] not in STATUS:
+            raise ValueError('status')
+    except (ValueError, UnicodeDecodeError):
+        return None, dropped('protocol')
+    status = STATUS[r['status']]
+    if status == 'NOT_FOUND':
+        return None, {'error': 'WeightsNotFoundError', 'fault': 'not-found'}
+    if status != 'OK':
+        return None, dropped('rejected')
+    m = r['manifest']
+    if m is None:
+        return None, dropped('protocol')
+    # R10
+    if m['chunk_size'] != chunk_size or [(t['name'], list(t['shape'])) for t in m['tensors']] != [(n, list(s)) for n, s in layout] \
+            or m['total_bytes'] != total or len(m['chunk_hashes']) != count or any(len(h) != 32 for h in m['chunk_hashes']):
+        return None, dropped('manifest')
+    root = hashlib.sha256(b'neuroshard/layer-pool/chunks/v1\x00' + struct.pack('<IQ', chunk_size, total) + b''.join(m['chunk_hashes'])).hexdigest()
+    if root != expected['chunksRoot']:
+        return None, dropped('manifest')
+    if expected['part'] == 'optimizer' and expected.get('optimizerStep') is not None and m['optimizer_step'] != expected['optimizerStep']:
+        return None, dropped('manifest')
+    return m, None
+
+
+def fetch_many(expected, config, chunk_size, replicas):
+    """R13 with several replicas at once (each answering as `fetch` describes one): whatever the schedule, a replica that
+    answers wrongly is dropped and the chunks it did not deliver are fetched from the others, so the fetch ends with
+    the record's weights hash when some replica serves a right manifest and every chunk is served right by some
+    replica, else NoReplicaError. Returns {'weightsHash'} or {'error'} (which replicas are dropped depends on the
+    schedule, so no fault is stated)"""
+    layout = span_layout(config, expected['start'], expected['end'], expected['part'])
+    total = 4 * sum(_numel(s) for _, s in layout)
+    count = -(-total // chunk_size)
+
+    def root_of(hashes):
+        return hashlib.sha256(b'neuroshard/layer-pool/chunks/v1\x00' + struct.pack('<IQ', chunk_size, total) + b''.join(hashes)).hexdigest()
+
+    def dropped(kind):
+        return {'error': 'NoReplicaError', 'fault': kind}
+    manifests = [m for m, _ in (_manifest(expected, chunk_size, r, layout, total, count, root_of, dropped) for r in replicas) if m is not None]
+    if not manifests:
+        return {'error': 'NoReplicaError'}
+    hashes = manifests[0]['chunk_hashes']   # every passing manifest has these hashes: they hash to the expected root
+    stream = bytearray()
+    for i in range(count):
+        want = min(chunk_size, total - i * chunk_size)
+        right = [r for r in replicas if r.get('mode', 'honest') == 'honest' and _manifest(expected, chunk_size, r, layout, total, count, root_of, dropped)[1] is None
+                 and len(bytes.fromhex(r['chunks'][i])) == want and hashlib.sha256(bytes.fromhex(r['chunks'][i])).digest() == hashes[i]]
+        if not right:
+            return {'error': 'NoReplicaError'}
+        stream += bytes.fromhex(right[0]['chunks'][i])
+    tensors, at = [], 0
+    for name, shape in layout:
+        n = 4 * _numel(shape)
+        tensors.append((name, 'F32', shape, bytes(stream[at:at + n])))
+        at += n
+    got = LP.content_hash(tensors)
+    return {'weightsHash': got} if got == expected['weightsHash'] else {'error': 'WeightsHashMismatchError'}

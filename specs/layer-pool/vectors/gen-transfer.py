@@ -175,6 +175,24 @@ fetches = [
      {'error': 'WeightsHashMismatchError'}),
 ]
 
+# ---- R13: several replicas at once: a dropped replica's undelivered chunks are fetched from the others ----
+flipped7 = list(R1['chunks'])
+flipped7[7] = ('%02x' % (int(flipped7[7][:2], 16) ^ 1)) + flipped7[7][2:]
+many = [
+    ('R13: the first replica corrupts chunk 3, the second is honest: the record\'s weights (its undelivered chunks re-queued)', EXP,
+     [{**R1, 'chunks': flipped}, R1], DONE),
+    ('R13: the second replica corrupts chunk 3, the first is honest: the record\'s weights', EXP, [R1, {**R1, 'chunks': flipped}], DONE),
+    ('R13: both replicas corrupt chunk 3: no replica left (NoReplicaError)', EXP, [{**R1, 'chunks': flipped}, {**R1, 'chunks': flipped}],
+     {'error': 'NoReplicaError'}),
+    ('R13: two replicas corrupt chunk 3, a third is honest: the record\'s weights', EXP, [{**R1, 'chunks': flipped}, {**R1, 'chunks': flipped}, R1], DONE),
+    ('R13: the first replica sends a short chunk 0 (protocol), the second is honest: the record\'s weights', EXP,
+     [{**R1, 'chunks': [R1['chunks'][0][:-2]] + R1['chunks'][1:]}, R1], DONE),
+    ('R13: the first replica answers NOT_FOUND, the second serves: the record\'s weights', EXP,
+     [replica_for(W1, response={'status': 2, 'manifest': None})[0], R1], DONE),
+    ('R13: the first replica\'s manifest has another chunk size, the second serves: the record\'s weights', EXP,
+     [replica_for(W1, manifest={'chunk_size': 32})[0], R1], DONE),
+]
+
 out = {
     'description': 'requests (the WeightsRequest body, hex) to a weight-transfer server holding `holds` (tensors in any order; chunk size '
                    '`chunkSize`, at most `maxChunksPerRequest` chunks a request) and its answer: `reset` (R4: the stream is reset, nothing written) or '
@@ -214,6 +232,14 @@ for name, expected, replica, want in fetches:
         bad += 1
         print(f'"{name}": the Python requester says {got}, the spec {want}', file=sys.stderr)
     out['fetch']['cases'].append({'name': name, 'expected': expected, 'replica': replica, **want})
+out['fetchMany'] = {'description': 'R13: a requester fetching `expected` from several replicas at once, each answering as in `fetch`; outcome '
+                                    '`weightsHash` or `error` (which replicas get dropped depends on the schedule, so no fault is stated)', 'cases': []}
+for name, expected, replicas, want in many:
+    got = T.fetch_many(expected, CONFIG, FCHUNK, replicas)
+    if got != want:
+        bad += 1
+        print(f'"{name}": the Python requester says {got}, the spec {want}', file=sys.stderr)
+    out['fetchMany']['cases'].append({'name': name, 'expected': expected, 'replicas': replicas, **want})
 if bad:
     sys.exit(1)
 with open(os.path.join(HERE, 'transfer.json'), 'w', encoding='utf-8') as f:
