@@ -128,6 +128,8 @@ const routeCases = [
 const stand = {
   own: serves.map(([s, e]) => ({ start: s, end: e, config: { nLayers: 2 } })),
   components: { peerId: me },
+  // (1.5.0: checkRoute compares the route's peer bytes with this node's own)
+  selfBytes: P.peerBytes(me),
   async subStage () { return { sub: true } }
 }
 const routes = []
