@@ -811,6 +811,14 @@ class SpanFetch {
         }
       }
 
+      // nor streams still being opened (a slow replica's), or a BUSY retry's pause: the fetch
+      // returns once every stream's loop has ended
+      for (const r of this.replicas) {
+        if (!r.controller.signal.aborted) {
+          r.controller.abort(new Error('the transfer is complete'))
+        }
+      }
+
       this.notify()
     }
   }
