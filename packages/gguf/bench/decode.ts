@@ -31,7 +31,7 @@ const work = join(tmpdir(), 'neuroshard-gguf-bench')
 const weightsFile = join(work, 'bootstrap.f32')
 const PROMPT = 32
 const STEPS = 64
-const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-int8', 'ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-bs128', 'ours-int4-1-thread', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread'] as const
+const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread', 'ours-int8', 'ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-bs128', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread'] as const
 type Engine = typeof ENGINES[number]
 
 interface Result { engine: Engine, tokensPerS: number, cpuMsPerToken: number, rssMB: number, engineMB: number, loadS: number }
@@ -144,12 +144,14 @@ async function child (engine: Engine): Promise<Result> {
     // worker ('append'); '-gqa': GroupQueryAttention with whole caches in and out ('present', the default until
     // 2026-12-07); '-opset': opset-23 ops with 'present' caches
     const attention = engine.endsWith('-gqa') ? 'gqa' : 'opset'
+    // '-in-thread': the session runs on this thread (RuntimeInit.inThread): no worker message each way per token
+    const inThread = engine.includes('-in-thread')
     const kvCache = engine.endsWith('-gqa') || engine.endsWith('-opset') ? 'present' : 'append'
     // '-bs128': 128-value quantization blocks instead of 32
     const blockSize = engine.endsWith('-bs128') ? 128 : undefined
     // '-1-thread': one onnxruntime thread (no pool barriers to wait on when the cores are oversubscribed), as llama.cpp's
     const intraOpNumThreads = engine.endsWith('-1-thread') ? 1 : undefined
-    const e = await createInferenceEngine({ config, parameters: weights, quantization, attention, kvCache, blockSize, intraOpNumThreads, bakeWeights: engine === 'ours-fp32-baked' })
+    const e = await createInferenceEngine({ config, parameters: weights, quantization, attention, kvCache, blockSize, intraOpNumThreads, inThread, bakeWeights: engine === 'ours-fp32-baked' })
     const kv = await e.openInference()
     run = async (ids) => (await kv.run({ input_ids: int64(ids, [1, ids.length]) })).logits.data as Float32Array
     close = async () => { await e.close() }
@@ -226,17 +228,19 @@ if (process.argv[2] === '--child') {
   const cpuOf = (...es: Engine[]): number => Math.min(...es.filter(e => of(e).length > 0).map(e => median(of(e).map(r => r.cpuMsPerToken))))
   const llamaF32 = bestOf('llama.cpp-F32', 'llama.cpp-F32-1-thread')
   const llamaQ4 = bestOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread')
-  const oursF32 = bestOf('ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked')
-  const oursQ4 = bestOf('ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-1-thread')
+  const oursF32 = bestOf('ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread')
+  const oursQ4 = bestOf('ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread')
   const verdict = (r: number): string => r >= 1 ? 'met in this run' : 'not met in this run'
   console.log('| goal (issue 16), each side\'s faster setting | ratio of best tokens/s | | llama.cpp CPU ms per token ÷ ours (median) |')
   console.log('|---|---|---|---|')
   // (a goal row only when both sides of it ran)
-  if (llamaF32 > 0 && oursF32 > 0) console.log(`| fp32 ≥ 1.0× node-llama-cpp F32 | ${oursF32.toFixed(1)} / ${llamaF32.toFixed(1)} = ${(oursF32 / llamaF32).toFixed(2)} | ${verdict(oursF32 / llamaF32)} | ${(cpuOf('llama.cpp-F32', 'llama.cpp-F32-1-thread') / cpuOf('ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked')).toFixed(2)} |`)
-  if (llamaQ4 > 0 && oursQ4 > 0) console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 | ${oursQ4.toFixed(1)} / ${llamaQ4.toFixed(1)} = ${(oursQ4 / llamaQ4).toFixed(2)} | ${verdict(oursQ4 / llamaQ4)} | ${(cpuOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread') / cpuOf('ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-1-thread')).toFixed(2)} |`)
+  if (llamaF32 > 0 && oursF32 > 0) console.log(`| fp32 ≥ 1.0× node-llama-cpp F32 | ${oursF32.toFixed(1)} / ${llamaF32.toFixed(1)} = ${(oursF32 / llamaF32).toFixed(2)} | ${verdict(oursF32 / llamaF32)} | ${(cpuOf('llama.cpp-F32', 'llama.cpp-F32-1-thread') / cpuOf('ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread')).toFixed(2)} |`)
+  if (llamaQ4 > 0 && oursQ4 > 0) console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 | ${oursQ4.toFixed(1)} / ${llamaQ4.toFixed(1)} = ${(oursQ4 / llamaQ4).toFixed(2)} | ${verdict(oursQ4 / llamaQ4)} | ${(cpuOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread') / cpuOf('ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread')).toFixed(2)} |`)
   if (of('ours-fp32-3-executors').length > 0) console.log(`| (one session vs three executors, fp32) | ${(best('ours-fp32-1-session') / best('ours-fp32-3-executors')).toFixed(2)} | | |`)
   if (of('ours-int4-gqa').length > 0) console.log(`| (int4: append caches vs GroupQueryAttention with present caches) | ${(best('ours-int4') / best('ours-int4-gqa')).toFixed(2)} | | ${(cpuOf('ours-int4-gqa') / cpuOf('ours-int4')).toFixed(2)} (gqa ÷ append) |`)
   if (of('ours-fp32-gqa').length > 0) console.log(`| (fp32: append caches vs GroupQueryAttention with present caches) | ${(best('ours-fp32-1-session') / best('ours-fp32-gqa')).toFixed(2)} | | ${(cpuOf('ours-fp32-gqa') / cpuOf('ours-fp32-1-session')).toFixed(2)} (gqa ÷ append) |`)
+  if (of('ours-int4-in-thread-1-thread').length > 0 && of('ours-int4-1-thread').length > 0) console.log(`| (int4, 1 thread: session on the calling thread vs in the worker) | ${(best('ours-int4-in-thread-1-thread') / best('ours-int4-1-thread')).toFixed(2)} | | ${(cpuOf('ours-int4-1-thread') / cpuOf('ours-int4-in-thread-1-thread')).toFixed(2)} (worker ÷ in-thread) |`)
+  if (of('ours-fp32-in-thread').length > 0 && of('ours-fp32-1-session').length > 0) console.log(`| (fp32: session on the calling thread vs in the worker) | ${(best('ours-fp32-in-thread') / best('ours-fp32-1-session')).toFixed(2)} | | ${(cpuOf('ours-fp32-1-session') / cpuOf('ours-fp32-in-thread')).toFixed(2)} (worker ÷ in-thread) |`)
   if (of('ours-int4-bs128').length > 0) console.log(`| (int4: 128-value vs 32-value blocks) | ${(best('ours-int4-bs128') / best('ours-int4')).toFixed(2)} | | ${(cpuOf('ours-int4') / cpuOf('ours-int4-bs128')).toFixed(2)} (bs32 ÷ bs128) |`)
   const dir = join(here, '..', '..', 'bench-results')
   mkdirSync(dir, { recursive: true })
