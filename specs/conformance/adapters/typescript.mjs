@@ -89,6 +89,18 @@ function pbFields (v) {
 
 // ---- model: checkpoints decoded (hashes checked) once per content, one onnxruntime session per graph ----
 let runtime
+// transfer R1: what a played replica checks of each request before it answers (it answers BAD_REQUEST otherwise, so a
+// requester whose requests break R1 loses the replica): a 32-byte chunks_root, start < end, a model id of at most 256
+// UTF-8 bytes, at most 64 distinct chunk indices below the content's chunk count
+const r1Problem = (req, count) => {
+  if (req.chunksRoot.byteLength !== 32) return 'chunks_root is not 32 bytes'
+  if (!(req.start < req.end)) return 'start >= end'
+  if (Buffer.byteLength(req.modelId) > 256) return 'model id over 256 bytes'
+  if (req.chunks.length > 64) return 'more than 64 chunks'
+  if (new Set(req.chunks).size !== req.chunks.length) return 'a chunk named twice'
+  if (req.chunks.some(i => i >= count)) return 'a chunk index beyond the chunk count'
+  return undefined
+}
 // layer-pool §6 votes from records as targets.json writes them (status live | unreachable | lapsed)
 const votesOf = (lp, records, slot) => {
   const asRecord = (rec) => ({ peerId: rec.peer, spans: rec.spans.map(sp => ({ ...sp, throughput: 0, claimedAt: 0 })) })
@@ -654,7 +666,10 @@ async function handle (r) {
         const m = messageStream(stream, { maxMessageSize: 4 << 20, timeout: 5000 })
         try {
           const req = await m.read(pb.WeightsRequest)
-          if (req.wantManifest) {
+          const problem = r1Problem(req, rep.chunks.length)
+          if (problem != null) {
+            await m.write({ status: pb.Status.BAD_REQUEST, message: problem, chunkCount: 0 }, pb.WeightsResponse)
+          } else if (req.wantManifest) {
             await m.writeBytes(unhex(rep.manifest))
           } else {
             const n = req.chunks.length
@@ -692,7 +707,10 @@ async function handle (r) {
         const m = messageStream(stream, { maxMessageSize: 4 << 20, timeout: 5000 })
         try {
           const req = await m.read(pb.WeightsRequest)
-          if (req.wantManifest) {
+          const problem = r1Problem(req, rep.chunks.length)
+          if (problem != null) {
+            await m.write({ status: pb.Status.BAD_REQUEST, message: problem, chunkCount: 0 }, pb.WeightsResponse)
+          } else if (req.wantManifest) {
             await m.writeBytes(unhex(rep.manifest))
           } else {
             await m.write({ status: pb.Status.OK, message: '', chunkCount: req.chunks.length }, pb.WeightsResponse)

@@ -120,6 +120,30 @@ def span_layout(config, start, end, part):
     return sorted(params.items(), key=lambda p: p[0].encode('utf-8'))
 
 
+def r1_problem(request, count):
+    """R1, as the replicas the vectors describe check each request (BAD_REQUEST otherwise): a 32-byte chunks_root,
+    start < end, a model id of at most 256 UTF-8 bytes, at most 64 distinct chunk indices below the chunk count"""
+    if len(request['chunks_root']) != 32:
+        return 'chunks_root is not 32 bytes'
+    if not request['start'] < request['end']:
+        return 'start >= end'
+    if len(request['model_id'].encode('utf-8')) > MAX_MODEL_ID:
+        return 'model id over 256 bytes'
+    if len(request['chunks']) > 64 or len(set(request['chunks'])) != len(request['chunks']) or any(i >= count for i in request['chunks']):
+        return 'chunk indices'
+    return None
+
+
+def requests_of(expected, count, kept=(), per_request=16, manifest=True):
+    """the requests this requester sends one replica (R1): the manifest request, then the chunks it lacks in order,
+    `per_request` at a time"""
+    base = {'model_id': expected['modelId'], 'version': expected['version'], 'start': expected['start'], 'end': expected['end'],
+            'part': 1 if expected['part'] == 'optimizer' else 0, 'chunks_root': bytes.fromhex(expected['chunksRoot'])}
+    lacking = [i for i in range(count) if i not in kept]
+    out = [dict(base, want_manifest=True, chunks=[])] if manifest else []
+    return out + [dict(base, want_manifest=False, chunks=lacking[i:i + per_request]) for i in range(0, len(lacking), per_request)]
+
+
 MISBEHAVED = {'chunk-hash': True, 'manifest': True, 'protocol': True, 'timeout': True, 'not-found': False, 'rejected': False, 'unreachable': False}
 
 
@@ -164,6 +188,8 @@ def fetch_one(expected, config, chunk_size, replica, resume=None):
                     kept[i] = data
             replica = dict(replica, manifest=encode('WeightsResponse', {'status': 1, 'message': '', 'chunk_count': 0, 'manifest': {
                 'tensors': rm['tensors'], 'total_bytes': total, 'chunk_size': chunk_size, 'chunk_hashes': hashes, 'optimizer_step': rm.get('optimizerStep', 0)}}).hex())
+    if any(r1_problem(q, len(replica['chunks'])) for q in requests_of(expected, count, kept)):
+        return dropped('rejected')
     m, outcome = _manifest(expected, chunk_size, replica, layout, total, count, root_of, dropped)
     if outcome is not None:
         return outcome

@@ -203,7 +203,9 @@ out = {
                              'its answer to the manifest request (WeightsResponse hex); to a chunk request it answers OK, chunk_count = the chunks asked '
                              'and, per asked index i in order, Chunk{i, chunks[i]}, except as `mode` says (index-out-of-range: Chunk{chunkCount, chunks[i]}; '
                              'count-plus-one: chunk_count one more); with `resume` (R15: `chunksRoot`, `manifest`, `stream` hex, `verified` indices) the requester '
-                             'starts from that state. Outcome: `weightsHash`, or `error` with the dropped replica\'s `fault` (§6 kinds) and whether '
+                             'starts from that state. Every replica first checks each request against R1 (a 32-byte chunks_root, start < end, a model id of '
+                             'at most 256 bytes, at most 64 distinct chunk indices below its number of chunks) and answers BAD_REQUEST to one that '
+                             'breaks it, so a requester whose requests break R1 loses the replica. Outcome: `weightsHash`, or `error` with the dropped replica\'s `fault` (§6 kinds) and whether '
                              'it counts as `misbehaved` (R3, R13)',
               'config': CONFIG, 'chunkSize': FCHUNK, 'cases': []},
 }
