@@ -662,24 +662,7 @@ async function handle (r) {
       const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
       const rep = r.replica
       const peer = (await peerIdPkg()).peerIdFromPrivateKey(await (await keysPkg()).generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(7)))
-      const serve = async (stream) => {
-        const m = messageStream(stream, { maxMessageSize: 4 << 20, timeout: 5000 })
-        try {
-          const req = await m.read(pb.WeightsRequest)
-          const problem = r1Problem(req, rep.chunks.length)
-          if (problem != null) {
-            await m.write({ status: pb.Status.BAD_REQUEST, message: problem, chunkCount: 0 }, pb.WeightsResponse)
-          } else if (req.wantManifest) {
-            await m.writeBytes(unhex(rep.manifest))
-          } else {
-            const n = req.chunks.length
-            await m.write({ status: pb.Status.OK, message: '', chunkCount: rep.mode === 'count-plus-one' ? n + 1 : n }, pb.WeightsResponse)
-            for (const i of req.chunks) await m.write({ index: rep.mode === 'index-out-of-range' ? rep.chunks.length : i, data: unhex(rep.chunks[i]) }, pb.Chunk)
-          }
-          await m.close()
-        } catch {}
-      }
-      const dialer = { dialProtocol: async () => { const [a, b] = await streamPair(); void serve(b); return a } }
+      const dialer = { dialProtocol: async () => { const [a, b] = await streamPair(); void playReplica(rep, b, pb, messageStream); return a } }
       try {
         // R15: a resume state as the vector writes it (manifest fields, the stream and the indices it says were verified)
         const rs = rep.resume
@@ -703,23 +686,7 @@ async function handle (r) {
       const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
       const peers = []
       for (let i = 0; i < r.replicas.length; i++) peers.push((await peerIdPkg()).peerIdFromPrivateKey(await (await keysPkg()).generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(7 + i))))
-      const serve = async (rep, stream) => {
-        const m = messageStream(stream, { maxMessageSize: 4 << 20, timeout: 5000 })
-        try {
-          const req = await m.read(pb.WeightsRequest)
-          const problem = r1Problem(req, rep.chunks.length)
-          if (problem != null) {
-            await m.write({ status: pb.Status.BAD_REQUEST, message: problem, chunkCount: 0 }, pb.WeightsResponse)
-          } else if (req.wantManifest) {
-            await m.writeBytes(unhex(rep.manifest))
-          } else {
-            await m.write({ status: pb.Status.OK, message: '', chunkCount: req.chunks.length }, pb.WeightsResponse)
-            for (const i of req.chunks) await m.write({ index: i, data: unhex(rep.chunks[i]) }, pb.Chunk)
-          }
-          await m.close()
-        } catch {}
-      }
-      const dialer = { dialProtocol: async (peer) => { const rep = r.replicas[peers.findIndex(p => p.equals(peer))]; const [a, b] = await streamPair(); void serve(rep, b); return a } }
+      const dialer = { dialProtocol: async (peer) => { const rep = r.replicas[peers.findIndex(p => p.equals(peer))]; const [a, b] = await streamPair(); void playReplica(rep, b, pb, messageStream); return a } }
       try {
         // a bound on the whole fetch, so that a requester that never finishes fails its case instead of stalling the runner
         const res = await P.fetchSpanWeights(dialer, peers, { ...r.expected, config: r.config }, { chunkSize: r.chunkSize, busyRetries: 0, timeout: 5000, signal: AbortSignal.timeout(30_000) })
@@ -1123,6 +1090,28 @@ async function handle (r) {
 
 // hosts of the host profile built by createNeuroShardHost and never started (nothing listens), one per options
 const profileHosts = new Map()
+/**
+ * Answers one weight-transfer request on `stream` as a replica a vector describes (transfer.json's fetch and
+ * fetchMany cases): its manifest, its chunks (as they are, right or wrong), and the misbehaviour its `mode` names
+ */
+async function playReplica (rep, stream, pb, messageStream) {
+  const m = messageStream(stream, { maxMessageSize: 4 << 20, timeout: 5000 })
+  try {
+    const req = await m.read(pb.WeightsRequest)
+    const problem = r1Problem(req, rep.chunks.length)
+    if (problem != null) {
+      await m.write({ status: pb.Status.BAD_REQUEST, message: problem, chunkCount: 0 }, pb.WeightsResponse)
+    } else if (req.wantManifest) {
+      await m.writeBytes(unhex(rep.manifest))
+    } else {
+      const n = req.chunks.length
+      await m.write({ status: pb.Status.OK, message: '', chunkCount: rep.mode === 'count-plus-one' ? n + 1 : n }, pb.WeightsResponse)
+      for (const i of req.chunks) await m.write({ index: rep.mode === 'index-out-of-range' ? rep.chunks.length : i, data: unhex(rep.chunks[i]) }, pb.Chunk)
+    }
+    await m.close()
+  } catch {}
+}
+
 async function profileHost (opts) {
   const k = JSON.stringify(opts)
   if (!profileHosts.has(k)) {
