@@ -664,7 +664,7 @@ class SpanFetch {
             this.hashing.delete(index)
             if (this.finished || this.owned !== owned) return
             if (ok) this.verifiedChunk(worker, index, length)
-            else this.rejectChunk(worker, index, hash)
+            else this.rejectChunk(worker, index, this.mismatch(worker, index, hash)!)
           },
           () => {
             this.hashing.delete(index)
@@ -672,8 +672,10 @@ class SpanFetch {
           }
         ))
       } else if (hash == null) {
-        // throws on a wrong chunk: the request fails and the replica is dropped
-        this.store(worker, index, chunk.data, hashChunk(chunk.data))
+        // a wrong chunk fails the request and the replica is dropped
+        const wrong = this.mismatch(worker, index, hashChunk(chunk.data))
+        if (wrong != null) throw wrong
+        this.store(worker, index, chunk.data)
       } else {
         this.hashing.set(index, hash.then(
           // the bytes written are the copy that was hashed
@@ -708,18 +710,26 @@ class SpanFetch {
       return
     }
 
-    if (equalBytes(hash, this.manifest!.chunkHashes[index])) {
-      this.store(worker, index, data, hash)
+    const wrong = this.mismatch(worker, index, hash)
+
+    if (wrong == null) {
+      this.store(worker, index, data)
     } else {
-      this.rejectChunk(worker, index, hash)
+      this.rejectChunk(worker, index, wrong)
     }
 
     this.notify()
   }
 
+  /** R12: the error for a chunk whose sha256 is not the manifest's, or undefined when it is */
+  private mismatch (worker: Worker, index: number, hash: Uint8Array): ChunkHashMismatchError | undefined {
+    const want = this.manifest!.chunkHashes[index]
+    return equalBytes(hash, want) ? undefined : new ChunkHashMismatchError(`chunk ${index} from ${worker.replica.key} hashes to ${toHex(hash)}, the manifest says ${toHex(want)}`)
+  }
+
   /** A wrong chunk that was not written (hashed on the thread): drop the replica that sent it, queue the chunk again */
-  private rejectChunk (worker: Worker, index: number, hash: Uint8Array): void {
-    this.drop(worker.replica, new ChunkHashMismatchError(`chunk ${index} from ${worker.replica.key} hashes to ${toHex(hash)}, the manifest says ${toHex(this.manifest!.chunkHashes[index])}`))
+  private rejectChunk (worker: Worker, index: number, err: ChunkHashMismatchError): void {
+    this.drop(worker.replica, err)
 
     if (!this.inflight.has(index)) {
       this.requeue(index)
@@ -775,12 +785,8 @@ class SpanFetch {
     this.owned = undefined
   }
 
-  /** Check a chunk's hash against the manifest (R12), then copy it to its place and count it */
-  private store (worker: Worker, index: number, data: Iterable<Uint8Array>, hash: Uint8Array): void {
-    if (!equalBytes(hash, this.manifest!.chunkHashes[index])) {
-      throw new ChunkHashMismatchError(`chunk ${index} from ${worker.replica.key} hashes to ${toHex(hash)}, the manifest says ${toHex(this.manifest!.chunkHashes[index])}`)
-    }
-
+  /** Copy a verified chunk to its place and count it */
+  private store (worker: Worker, index: number, data: Iterable<Uint8Array>): void {
     let at = index * this.chunkSize
     let length = 0
 

@@ -297,22 +297,9 @@ class HashThread {
    * not fit one or the thread failed: the caller hashes inline.
    */
   hashBytes (pieces: Iterable<Uint8Array>, length: number): Promise<StagedHash> | undefined {
-    if (this.failed || length > STAGING_SLOT_BYTES || this.free.length === 0) return undefined
+    const slot = this.failed ? undefined : this.stage(pieces, length)
 
-    const slot = this.free.pop()!
-    const staging = new Uint8Array(this.slots[slot])
-    let at = 0
-
-    for (const piece of pieces) {
-      if (at + piece.byteLength > length) break
-      staging.set(piece, at)
-      at += piece.byteLength
-    }
-
-    if (at !== length) {
-      this.free.push(slot)
-      return undefined
-    }
+    if (slot == null) return undefined
 
     const id = this.nextId++
     const result = deferred<StagedHash>()
@@ -346,21 +333,14 @@ class HashThread {
     }
 
     if (this.failed) throw new Error('the hash thread failed')
-    if (length > STAGING_SLOT_BYTES) throw new RangeError(`a chunk of ${length} bytes does not fit a staging slot`)
 
-    const slot = this.free.pop()!
-    const staging = new Uint8Array(this.slots[slot])
-    let at = 0
-
-    for (const piece of pieces) {
-      staging.set(piece.byteLength > length - at ? piece.subarray(0, length - at) : piece, at)
-      at += Math.min(piece.byteLength, length - at)
-    }
+    const slot = this.stage(pieces, length)
+    if (slot == null) throw new RangeError(`a chunk of ${length} bytes does not fit a staging slot, or its pieces are not ${length} bytes`)
 
     const id = this.nextId++
     const result = deferred<{ ok: boolean, hash: Uint8Array }>()
     this.placed.set(id, result)
-    this.worker.postMessage({ op: 'own-chunk', id, job, index, slot, length: at, expected })
+    this.worker.postMessage({ op: 'own-chunk', id, job, index, slot, length, expected })
     this.updateRef()
     return result.promise
   }
@@ -379,6 +359,28 @@ class HashThread {
   /** The thread may forget the job (its buffers are dropped there) */
   ownClose (job: number): void {
     if (!this.failed) this.worker.postMessage({ op: 'close', job })
+  }
+
+  /** Copy `length` bytes given as pieces into a free staging slot; undefined when none is free or they are not `length` bytes */
+  private stage (pieces: Iterable<Uint8Array>, length: number): number | undefined {
+    if (length > STAGING_SLOT_BYTES || this.free.length === 0) return undefined
+
+    const slot = this.free.pop()!
+    const staging = new Uint8Array(this.slots[slot])
+    let at = 0
+
+    for (const piece of pieces) {
+      if (at + piece.byteLength > length) break
+      staging.set(piece, at)
+      at += piece.byteLength
+    }
+
+    if (at !== length) {
+      this.free.push(slot)
+      return undefined
+    }
+
+    return slot
   }
 
   private releaseSlot (slot: number): void {
