@@ -757,11 +757,14 @@ def pipeline_checks(call):
             yield '§5 rule 12 tied STEP rows (refusals)', c['name'], r.get('ids') == c['ids'], r
     rt = v['routes']
     for c in rt['cases']:
-        r = call('pipeline.checkRoute', session=c['session'], route=c['route'], hop=c['hop'], kind=c['kind'], node=rt['self'], serves=rt['serves'], nLayers=rt['nLayers'])
+        # a case with `standbys` is an INFER carrying them (rule 15, checked after rule 1's checks)
+        point = '§5 rule 15 standbys (none or one per hop)' if 'standbys' in c else '§5 rule 1 routes (errors, in order)'
+        r = call('pipeline.checkRoute', session=c['session'], route=c['route'], hop=c['hop'], kind=c['kind'], node=rt['self'], serves=rt['serves'], nLayers=rt['nLayers'],
+                 **({'standbys': c['standbys']} if 'standbys' in c else {}))
         if 'error' in c:
-            yield '§5 rule 1 routes (errors, in order)', c['name'], *expect_error(r, c['error'])
+            yield point, c['name'], *expect_error(r, c['error'])
         else:
-            yield '§5 rule 1 routes (errors, in order)', c['name'], r.get('valid') is True, r
+            yield point, c['name'], r.get('valid') is True, r
 
 
 def swarm_router_checks(call):

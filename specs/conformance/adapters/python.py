@@ -586,7 +586,7 @@ def pipeline_op(op, req):
             return {'shape': shape, 'ids': ids}
         if op == 'pipeline.checkRoute':
             route = [{'peer': unhex(h['peer']), 'start': h['start'], 'end': h['end']} for h in req['route']]
-            PL.check_route(unhex(req['session']), route, req['hop'], req['kind'], unhex(req['node']), req['serves'], req['nLayers'])
+            PL.check_route(unhex(req['session']), route, req['hop'], req['kind'], unhex(req['node']), req['serves'], req['nLayers'], [unhex(x) for x in req.get('standbys', [])])
             return {'valid': True}
     except PL.PipelineError as e:
         return {'error': e.name, 'message': str(e)}

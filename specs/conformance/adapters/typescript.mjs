@@ -888,7 +888,7 @@ async function handle (r) {
         selfBytes: unhex(r.node),
         async subStage () { return {} }
       }
-      await DefaultPipeline.prototype.checkRoute.call(stand, { session: unhex(r.session), route: r.route.map(h => ({ peer: unhex(h.peer), start: h.start, end: h.end })), hop: r.hop, kind: P.Kind[r.kind] })
+      await DefaultPipeline.prototype.checkRoute.call(stand, { session: unhex(r.session), route: r.route.map(h => ({ peer: unhex(h.peer), start: h.start, end: h.end })), hop: r.hop, kind: P.Kind[r.kind], standbys: (r.standbys ?? []).map(unhex) })
       return { valid: true }
     }
     // ---- swarm-router ----

@@ -254,9 +254,10 @@ class PipelineError(Exception):
         self.name = name
 
 
-def check_route(session, route, hop, kind, self_peer, serves, n_layers):
-    """§5 rule 1 in order: the session id (PipelineRequestError), then the route (InvalidRouteError), then a hop over
-    part of a served span only for INFER, CLOSE, TRUNCATE and DRAFT (PipelineRequestError); returns 'span' or 'sub-span'"""
+def check_route(session, route, hop, kind, self_peer, serves, n_layers, standbys=()):
+    """§5 rule 1 in order: the session id (PipelineRequestError), then the route (InvalidRouteError); then rule 15: an
+    INFER's standbys none or one per hop (InvalidRouteError); then a hop over part of a served span only for INFER,
+    CLOSE, TRUNCATE, DRAFT, WARM and TOKENS (PipelineRequestError); returns 'span' or 'sub-span'"""
     if len(session) != 16:
         raise PipelineError('PipelineRequestError', 'session id is not 16 bytes')
     bad = lambda why: PipelineError('InvalidRouteError', why)  # noqa: E731
@@ -270,11 +271,13 @@ def check_route(session, route, hop, kind, self_peer, serves, n_layers):
         at = h['end']
     if at != n_layers + 2 or me['peer'] != self_peer:
         raise bad('the route does not end at L + 2, or route[hop] is another peer')
-    if [me['start'], me['end']] in serves:
-        return 'span'
     if not any(s <= me['start'] and me['end'] <= e for s, e in serves):
         raise bad('a span this node does not serve')
-    if kind not in ('INFER', 'CLOSE', 'TRUNCATE', 'DRAFT'):
+    if kind == 'INFER' and len(standbys) not in (0, len(route)):
+        raise bad(f'{len(standbys)} standbys for a {len(route)}-hop route (none or one per hop)')
+    if [me['start'], me['end']] in serves:
+        return 'span'
+    if kind not in ('INFER', 'CLOSE', 'TRUNCATE', 'DRAFT', 'WARM', 'TOKENS'):
         raise PipelineError('PipelineRequestError', 'training kinds run whole spans')
     return 'sub-span'
 

@@ -125,6 +125,21 @@ const routeCases = [
   ['a route ending before slot L + 2', [hop(a, 0, 1), hop(me, 1, 3)], 1, 'INFER', SESSION, 'InvalidRouteError'],
   ['a route going past slot L + 2', [hop(a, 0, 1), hop(me, 1, 3), hop(b, 3, 5)], 1, 'INFER', SESSION, 'InvalidRouteError']
 ]
+// ---- rule 15 (1.4.0; order 1.6.1): an INFER's `standbys` is empty or one entry per route hop (an empty entry: no
+// standby for that hop), else InvalidRouteError, checked after rule 1's checks ----
+const r3 = [hop(a, 0, 1), hop(me, 1, 3), hop(b, 3, 4)]
+const standbyCases = [
+  ['standbys: one per hop (3 of a 3-hop route)', r3, 1, 'INFER', SESSION, [pb(c), pb(c), pb(a)], null],
+  ['standbys: one per hop, some empty (no standby for those hops)', r3, 1, 'INFER', SESSION, ['', pb(c), ''], null],
+  ['standbys: one per hop on a sub-span route', [hop(a, 0, 1), hop(me, 1, 2), hop(c, 2, 4)], 1, 'INFER', SESSION, ['', '', pb(b)], null],
+  ['standbys: 2 for a 3-hop route', r3, 1, 'INFER', SESSION, [pb(c), pb(c)], 'InvalidRouteError'],
+  ['standbys: 4 for a 3-hop route', r3, 1, 'INFER', SESSION, [pb(c), pb(c), pb(a), pb(b)], 'InvalidRouteError'],
+  ['standbys: 1 for a 3-hop route, all empty', r3, 1, 'INFER', SESSION, [''], 'InvalidRouteError'],
+  ['standbys: 1 for a 2-hop route over a sub-span', [hop(a, 0, 1), hop(me, 1, 2), hop(c, 2, 4)], 1, 'INFER', SESSION, [pb(b)], 'InvalidRouteError'],
+  ['standbys: 64 for a 3-hop route', r3, 1, 'INFER', SESSION, Array.from({ length: 64 }, () => pb(c)), 'InvalidRouteError'],
+  ['order: 2 standbys and a session of 15 bytes (session first)', r3, 1, 'INFER', SESSION.slice(2), [pb(c), pb(c)], 'PipelineRequestError']
+]
+for (const [name, route, h, kind, session, standbys, error] of standbyCases) routeCases.push([name, route, h, kind, session, error, standbys])
 const stand = {
   own: serves.map(([s, e]) => ({ start: s, end: e, config: { nLayers: 2 } })),
   components: { peerId: me },
@@ -133,12 +148,12 @@ const stand = {
   async subStage () { return { sub: true } }
 }
 const routes = []
-for (const [name, route, hopIndex, kind, session, error] of routeCases) {
-  const req = { session: Buffer.from(session, 'hex'), route: route.map(h => ({ peer: Buffer.from(h.peer, 'hex'), start: h.start, end: h.end })), hop: hopIndex, kind: P.Kind[kind] }
+for (const [name, route, hopIndex, kind, session, error, standbys] of routeCases) {
+  const req = { session: Buffer.from(session, 'hex'), route: route.map(h => ({ peer: Buffer.from(h.peer, 'hex'), start: h.start, end: h.end })), hop: hopIndex, kind: P.Kind[kind], standbys: (standbys ?? []).map(s => Buffer.from(s, 'hex')) }
   let got
   try { await DefaultPipeline.prototype.checkRoute.call(stand, req); got = { ok: true } } catch (err) { got = { error: err.name } }
   agree(name, got, error ? { error } : { ok: true })
-  routes.push({ name, route, hop: hopIndex, kind, session, ...(error ? { error } : {}) })
+  routes.push({ name, route, hop: hopIndex, kind, session, ...(standbys != null ? { standbys } : {}), ...(error ? { error } : {}) })
 }
 
 // ---- rule 12: a STEP's tied rows for a Validator's replica (vocab 8, d 2, the span's step 5) ----
@@ -188,7 +203,7 @@ if (disagreements > 0) {
   process.exit(1)
 }
 writeFileSync(new URL('rules.json', import.meta.url), JSON.stringify({
-  description: 'Pipeline §5 rule 1 (routes: this node, self, serves the spans listed, of a model with nLayers blocks), rule 2 (activation and targets frames, with §3 zlib streams when deflate) and rule 12 (a STEP\'s tied rows, ids and AdamW numbers for a Validator\'s replica; tiedSteps.step is the span\'s step); written by gen-rules.mjs, expected outcomes from the spec text. Values are float32 bit patterns.',
+  description: 'Pipeline §5 rule 1 (routes: this node, self, serves the spans listed, of a model with nLayers blocks; a case with `standbys` carries them, peer id bytes hex, \'\' for a hop without one: rule 15), rule 2 (activation and targets frames, with §3 zlib streams when deflate) and rule 12 (a STEP\'s tied rows, ids and AdamW numbers for a Validator\'s replica; tiedSteps.step is the span\'s step); written by gen-rules.mjs, expected outcomes from the spec text. Values are float32 bit patterns.',
   activations,
   targets,
   routes: { self: pb(me), serves, nLayers: 2, cases: routes },
