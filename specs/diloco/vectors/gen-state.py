@@ -61,6 +61,8 @@ CASES = [
     ('an honest server: the round, θ and momentum of the blob', answers(), STATE),
     ('the header answer NOT_FOUND', answers(head={'status': 'NOT_FOUND'}), ERR),
     ('the header\'s total is 48, not 8 + 8n = 56', answers(head={'total': 48}), ERR),
+    ('order (1.3.1): a header of total 48 is refused before any range is asked (its range 1 would carry another state_hash: restart)',
+     answers(head={'total': 48}, ranges={1: {'stateHash': OTHER}}), ERR),
     ('a range of 15 bytes where 16 were asked', answers(ranges={1: {'data': blob()[16:31]}}), ERR),
     ('the last range of 16 bytes where 8 were asked (padded)', answers(ranges={3: {'data': blob()[48:56] + bytes(8)}}), ERR),
     ('a range answered BAD_REQUEST', answers(ranges={2: {'status': 'BAD_REQUEST', 'data': b''}}), ERR),
