@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { AbortError, InvalidParametersError, TimeoutError } from '@neuroshard/interface'
 import { buildShardGraph } from '@neuroshard/model'
-import { adamwKernel, createShardExecutor, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64 } from '@neuroshard/runtime'
+import { adamwKernel, createShardExecutor, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64, TokenIdOutOfRangeError } from '@neuroshard/runtime'
 import { decodeTensorFrame, encodeTensorFrame } from '@neuroshard/tensor'
 import { handleRequests, messageStream, sendRequest } from '@neuroshard/utils'
 import { TypedEventEmitter } from 'main-event'
@@ -2085,7 +2085,18 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       if (!(Number.isSafeInteger(b.batch) && Number.isSafeInteger(b.seq) && b.batch >= 1 && b.seq >= 1 && b.seq <= config.maxSeqLen && b.batch <= this.maxBatch)) {
         throw new InvalidParametersError(`batch ${b.batch} × seq ${b.seq} outside [1, ${this.maxBatch}] × [1, ${config.maxSeqLen}]`)
       }
+      if (!(b.inputIds instanceof BigInt64Array) || !(b.targets instanceof BigInt64Array)) throw new InvalidParametersError('inputIds and targets must be BigInt64Arrays')
       if (b.inputIds.length !== b.batch * b.seq || b.targets.length !== b.batch * b.seq) throw new InvalidParametersError('inputIds and targets must hold batch × seq ids')
+    }
+    // ids the Validator or the Driver's own embedding would refuse, refused here before anything is sent (the targets
+    // go out first, to the Validator)
+    const vocab = BigInt(config.vocabSize)
+    for (const [mb, b] of list.entries()) {
+      for (const [name, ids] of [['inputIds', b.inputIds], ['targets', b.targets]] as const) {
+        for (let i = 0; i < ids.length; i++) {
+          if (ids[i] < 0n || ids[i] >= vocab) throw new TokenIdOutOfRangeError(name, `micro-batch ${mb}: ${name}[${i}] = ${ids[i]} outside [0, ${config.vocabSize})`)
+        }
+      }
     }
     const compress = options.compress ?? this.compress
     const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES
