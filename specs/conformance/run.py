@@ -596,6 +596,15 @@ def layer_pool_checks(call):
             ok = (not r.get('reset') and (r.get('status'), r.get('manifest'), r.get('chunkCount'), r.get('chunks')) == (c['status'], c['manifest'], c['chunkCount'], c['chunks'])
                   and (c['status'] == 'OK') != bool(r.get('message')))
         yield 'transfer §3, R4-R8 server answers (reset, BAD_REQUEST, NOT_FOUND, OK: manifest and chunks)', c['name'], ok, r
+    for q in tr['serveSequences']['cases']:
+        r = call('layerPool.serveSequence', steps=[{'holds': st['holds'], 'request': st['request']} for st in q['steps']], chunkSize=tr['chunkSize'],
+                 maxChunksPerRequest=tr['maxChunksPerRequest'])
+        got = r.get('answers') if isinstance(r.get('answers'), list) and len(r['answers']) == len(q['steps']) else None
+        for i, st in enumerate(q['steps']):
+            a = got[i] if got is not None else r
+            ok = got is not None and (not a.get('reset') and (a.get('status'), a.get('manifest'), a.get('chunkCount'), a.get('chunks')) == (st['status'], st['manifest'], st['chunkCount'], st['chunks'])
+                                      and (st['status'] == 'OK') != bool(a.get('message')))
+            yield 'transfer R9 a server across content changes (sequences)', f'{q["name"]}: step {i}', ok, a
     f = tr['fetch']
     for c in f['cases']:
         r = call('layerPool.fetch', expected=c['expected'], config=f['config'], chunkSize=f['chunkSize'], replica=c['replica'])

@@ -466,6 +466,16 @@ def model_op(op, req):
     return None
 
 
+def serve_answer(got):
+    """layerPool.serve's result from transfer.serve's answer"""
+    if got.get('reset'):
+        return {'reset': True}
+    res, m = got['response'], got['response']['manifest']
+    return {'status': res['status'], 'message': res['message'], 'chunkCount': res['chunk_count'], 'chunks': [{'index': i, 'data': d.hex()} for i, d in got['chunks']],
+            'manifest': None if m is None else {'tensors': m['tensors'], 'totalBytes': m['total_bytes'], 'chunkSize': m['chunk_size'],
+                                                'chunkHashes': [h.hex() for h in m['chunk_hashes']], 'optimizerStep': m['optimizer_step']}}
+
+
 def layer_pool_op(op, req):
     try:
         if op == 'layerPool.view':
@@ -477,13 +487,10 @@ def layer_pool_op(op, req):
         if op == 'layerPool.chunks':
             return LP.chunks(req['tensors'], req['chunkSize'])
         if op == 'layerPool.serve':
-            got = LPT.serve(unhex(req['request']), req['holds'], req['chunkSize'], req['maxChunksPerRequest'])
-            if got.get('reset'):
-                return {'reset': True}
-            res, m = got['response'], got['response']['manifest']
-            return {'status': res['status'], 'message': res['message'], 'chunkCount': res['chunk_count'], 'chunks': [{'index': i, 'data': d.hex()} for i, d in got['chunks']],
-                    'manifest': None if m is None else {'tensors': m['tensors'], 'totalBytes': m['total_bytes'], 'chunkSize': m['chunk_size'],
-                                                        'chunkHashes': [h.hex() for h in m['chunk_hashes']], 'optimizerStep': m['optimizer_step']}}
+            return serve_answer(LPT.serve(unhex(req['request']), req['holds'], req['chunkSize'], req['maxChunksPerRequest']))
+        if op == 'layerPool.serveSequence':
+            # transfer R9: this server keeps no chunk hashes, so each answer is computed from the content it then holds
+            return {'answers': [serve_answer(LPT.serve(unhex(s['request']), s['holds'], req['chunkSize'], req['maxChunksPerRequest'])) for s in req['steps']]}
         if op == 'layerPool.fetch':
             return LPT.fetch(req['expected'], req['config'], req['chunkSize'], {k: x for k, x in req['replica'].items() if k != 'resume'}, req['replica'].get('resume'))
         if op == 'layerPool.slotSource':

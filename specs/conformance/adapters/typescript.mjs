@@ -612,46 +612,28 @@ async function handle (r) {
     case 'layerPool.serve': {
       // the package's weightsServer on one end of an in-memory libp2p stream pair; this end writes the request
       // (length-prefixed) and reads what comes back
-      const P = await layerPoolPkg()
-      const pb = await import('../../../packages/layer-pool/dist/src/pb/transfer.js')
-      const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
-      const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
       const holds = r.holds.map(h => ({ ...h, tensors: h.tensors.map(t => ({ name: t.name, shape: t.shape, data: Float32Array.from(t.values) })) }))
-      const server = P.weightsServer({ registrar: { handle: async () => {}, unhandle: async () => {} } }, {
-        chunkSize: r.chunkSize,
-        maxChunksPerRequest: r.maxChunksPerRequest,
-        timeout: 5000,
-        provider: (span) => {
-          const h = holds.find(h => h.modelId === span.modelId && h.version === span.version && h.start === span.start && h.end === span.end && h.part === span.part)
-          return h == null ? undefined : { tensors: h.tensors, optimizerStep: h.optimizerStep }
-        }
-      })
-      const [a, b] = await streamPair()
-      const serving = server.onStream(b, { remotePeer: { toString: () => 'requester' } })
-      const m = messageStream(a, { maxMessageSize: 4 << 20, timeout: 5000 })
-      await m.writeBytes(unhex(r.request))
-      await m.close()
-      let res
-      try {
-        res = await m.read(pb.WeightsResponse)
-      } catch (err) {
-        await serving
-        return { reset: true, stats: { failedStreams: server.stats.failedStreams }, why: err.name }
+      const server = await weightServer(r, () => holds)
+      return await serveOnce(server, r.request)
+    }
+    case 'layerPool.serveSequence': {
+      // transfer R9: one weightsServer answering each step's request while its provider holds that step's content; a
+      // tensor whose content is the same as at an earlier step of the sequence is the same array (a provider returns
+      // the same arrays while its content does not change: the server may keep its chunk hashes), a changed one a new array
+      const arrays = new Map()
+      const arrayOf = (h, t) => {
+        const key = JSON.stringify([h.modelId, h.version, h.start, h.end, h.part, t.name, t.shape, t.values])
+        if (!arrays.has(key)) arrays.set(key, Float32Array.from(t.values))
+        return arrays.get(key)
       }
-      const chunks = []
-      for (let k = 0; k < res.chunkCount; k++) {
-        const c = pb.Chunk.decode(await m.readList())
-        chunks.push({ index: c.index, data: hex(c.data) })
+      let holds = []
+      const server = await weightServer(r, () => holds)
+      const answers = []
+      for (const step of r.steps) {
+        holds = step.holds.map(h => ({ ...h, tensors: h.tensors.map(t => ({ name: t.name, shape: t.shape, data: arrayOf(h, t) })) }))
+        answers.push(await serveOnce(server, step.request))
       }
-      await serving
-      const mf = res.manifest
-      return {
-        status: pb.Status[res.status] ?? res.status,
-        message: res.message,
-        manifest: mf == null ? null : { tensors: mf.tensors.map(t => ({ name: t.name, shape: t.shape })), totalBytes: mf.totalBytes, chunkSize: mf.chunkSize, chunkHashes: mf.chunkHashes.map(hex), optimizerStep: mf.optimizerStep },
-        chunkCount: res.chunkCount,
-        chunks
-      }
+      return { answers }
     }
     case 'layerPool.fetch': {
       // the package's fetchSpanWeights from one replica played by this adapter over in-memory libp2p stream pairs: it
@@ -1094,6 +1076,54 @@ const profileHosts = new Map()
  * Answers one weight-transfer request on `stream` as a replica a vector describes (transfer.json's fetch and
  * fetchMany cases): its manifest, its chunks (as they are, right or wrong), and the misbehaviour its `mode` names
  */
+// layerPool.serve / serveSequence: the package's weightsServer, its provider answering from holds() at each request
+async function weightServer (r, holds) {
+  const P = await layerPoolPkg()
+  return P.weightsServer({ registrar: { handle: async () => {}, unhandle: async () => {} } }, {
+    chunkSize: r.chunkSize,
+    maxChunksPerRequest: r.maxChunksPerRequest,
+    timeout: 5000,
+    provider: (span) => {
+      const h = holds().find(h => h.modelId === span.modelId && h.version === span.version && h.start === span.start && h.end === span.end && h.part === span.part)
+      return h == null ? undefined : { tensors: h.tensors, optimizerStep: h.optimizerStep }
+    }
+  })
+}
+
+// one request to `server` on one end of an in-memory libp2p stream pair: this end writes the request (length-prefixed)
+// and reads what comes back
+async function serveOnce (server, request) {
+  const pb = await import('../../../packages/layer-pool/dist/src/pb/transfer.js')
+  const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
+  const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
+  const [a, b] = await streamPair()
+  const serving = server.onStream(b, { remotePeer: { toString: () => 'requester' } })
+  const m = messageStream(a, { maxMessageSize: 4 << 20, timeout: 5000 })
+  await m.writeBytes(unhex(request))
+  await m.close()
+  let res
+  try {
+    res = await m.read(pb.WeightsResponse)
+  } catch (err) {
+    await serving
+    return { reset: true, stats: { failedStreams: server.stats.failedStreams }, why: err.name }
+  }
+  const chunks = []
+  for (let k = 0; k < res.chunkCount; k++) {
+    const c = pb.Chunk.decode(await m.readList())
+    chunks.push({ index: c.index, data: hex(c.data) })
+  }
+  await serving
+  const mf = res.manifest
+  return {
+    status: pb.Status[res.status] ?? res.status,
+    message: res.message,
+    manifest: mf == null ? null : { tensors: mf.tensors.map(t => ({ name: t.name, shape: t.shape })), totalBytes: mf.totalBytes, chunkSize: mf.chunkSize, chunkHashes: mf.chunkHashes.map(hex), optimizerStep: mf.optimizerStep },
+    chunkCount: res.chunkCount,
+    chunks
+  }
+}
+
 async function playReplica (rep, stream, pb, messageStream) {
   const m = messageStream(stream, { maxMessageSize: 4 << 20, timeout: 5000 })
   try {

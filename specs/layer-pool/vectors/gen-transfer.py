@@ -73,6 +73,43 @@ cases = [
     ('malformed: chunks_root\'s length runs past the end of the request', req()[:-5], RESET),
 ]
 
+# ---- R9: one server answering across content changes (what it holds at each step; statuses by hand) ----
+WS = [dict(t) for t in W]
+WS[0] = {**W[0], 'values': W[0]['values'][:5] + [-0.75]}  # the last value of the last tensor in canonical order: only chunk 3 differs
+OS = [{**t, 'values': [v + 0.125 for v in t['values']]} for t in O]
+ROOT2 = bytes.fromhex(LP.chunks(WS, CHUNK)['chunksRoot'])
+OROOT2 = bytes.fromhex(LP.chunks(OS, CHUNK)['chunksRoot'])
+H_W, H_O = HOLDS
+H_WS = {**H_W, 'tensors': WS}
+H_OS = {**H_O, 'optimizerStep': 8, 'tensors': OS}
+sequences = [
+    ('new weights under the same version (a training step): the old chunks root is NOT_FOUND, the new one served, and back', [
+        ([H_W, H_O], req(want_manifest=True, chunks=[3]), OK),
+        ([H_WS, H_O], req(want_manifest=True, chunks=[3]), NF),
+        ([H_WS, H_O], req(chunks_root=ROOT2, want_manifest=True, chunks=[3]), OK),
+        ([H_WS, H_O], req(chunks_root=ROOT2, chunks=[0, 3]), OK),
+        ([H_W, H_O], req(chunks_root=ROOT2, want_manifest=True), NF),
+        ([H_W, H_O], req(want_manifest=True, chunks=[3, 2]), OK)]),
+    ('chunks asked for without the manifest right after a change: the new content\'s bytes under its root', [
+        ([H_W, H_O], req(want_manifest=True), OK),
+        ([H_WS, H_O], req(chunks_root=ROOT2, chunks=[3, 1]), OK),
+        ([H_WS, H_O], req(chunks=[3]), NF)]),
+    ('content unchanged between requests: the same answers', [
+        ([H_W, H_O], req(want_manifest=True, chunks=[0]), OK),
+        ([H_W, H_O], req(want_manifest=True, chunks=[0]), OK),
+        ([H_W, H_O], req(chunks=[3, 0]), OK)]),
+    ('the optimizer state stepped (new moments, step 8): its manifest carries step 8, the old root is NOT_FOUND', [
+        ([H_W, H_O], req(part=1, chunks_root=OROOT, want_manifest=True, chunks=[0]), OK),
+        ([H_W, H_OS], req(part=1, chunks_root=OROOT, want_manifest=True), NF),
+        ([H_W, H_OS], req(part=1, chunks_root=OROOT2, want_manifest=True, chunks=[0]), OK),
+        ([H_W, H_OS], req(want_manifest=True), OK)]),
+    ('a new version replaces the old one: the old version NOT_FOUND, the new version under its own root only', [
+        ([H_W], req(want_manifest=True), OK),
+        ([{**H_WS, 'version': 4}], req(want_manifest=True), NF),
+        ([{**H_WS, 'version': 4}], req(version=4, want_manifest=True), NF),
+        ([{**H_WS, 'version': 4}], req(version=4, chunks_root=ROOT2, want_manifest=True, chunks=[3]), OK)]),
+]
+
 # ---- the requester (R10-R14): one replica answering as described, the transfer's outcome ----
 import struct  # noqa: E402
 CONFIG = {'vocabSize': 16, 'dModel': 4, 'nLayers': 2, 'nHeads': 2, 'nKvHeads': 1, 'ffnHidden': 8, 'maxSeqLen': 16, 'ropeTheta': 10000,
@@ -210,6 +247,19 @@ out = {
               'config': CONFIG, 'chunkSize': FCHUNK, 'cases': []},
 }
 bad = 0
+
+
+def answer(got, status):
+    """a case's expected answer: `reset`, or the status (by hand) and the Python server's manifest and chunks"""
+    if status == RESET:
+        return {'reset': True}
+    m = got['response']['manifest']
+    return {'status': status,
+            'manifest': None if m is None else {'tensors': m['tensors'], 'totalBytes': m['total_bytes'], 'chunkSize': m['chunk_size'],
+                                                'chunkHashes': [h.hex() for h in m['chunk_hashes']], 'optimizerStep': m['optimizer_step']},
+            'chunkCount': got['response']['chunk_count'], 'chunks': [{'index': i, 'data': d.hex()} for i, d in got['chunks']]}
+
+
 for name, body, status in cases:
     got = T.serve(body, HOLDS, CHUNK, CAP)
     got_status = RESET if got.get('reset') else got['response']['status']
@@ -217,17 +267,20 @@ for name, body, status in cases:
         bad += 1
         print(f'"{name}": the Python server says {got_status}, the spec {status}', file=sys.stderr)
         continue
-    c = {'name': name, 'request': body.hex()}
-    if status == RESET:
-        c['reset'] = True
-    else:
-        m = got['response']['manifest']
-        c['status'] = status
-        c['manifest'] = None if m is None else {'tensors': m['tensors'], 'totalBytes': m['total_bytes'], 'chunkSize': m['chunk_size'],
-                                                'chunkHashes': [h.hex() for h in m['chunk_hashes']], 'optimizerStep': m['optimizer_step']}
-        c['chunkCount'] = got['response']['chunk_count']
-        c['chunks'] = [{'index': i, 'data': d.hex()} for i, d in got['chunks']]
-    out['cases'].append(c)
+    out['cases'].append({'name': name, 'request': body.hex(), **answer(got, status)})
+out['serveSequences'] = {'description': 'R9: one server (chunk size `chunkSize`, at most `maxChunksPerRequest` chunks a request, as for `cases`) '
+                                        'answering `steps` in order, each request while it holds that step\'s `holds` (its content may change between '
+                                        'requests; a content equal to an earlier step\'s is the same content); each step\'s answer as in `cases`', 'cases': []}
+for name, steps in sequences:
+    seq = []
+    for i, (holds, body, status) in enumerate(steps):
+        got = T.serve(body, holds, CHUNK, CAP)
+        got_status = RESET if got.get('reset') else got['response']['status']
+        if got_status != status:
+            bad += 1
+            print(f'"{name}" step {i}: the Python server says {got_status}, the spec {status}', file=sys.stderr)
+        seq.append({'holds': holds, 'request': body.hex(), **answer(got, status)})
+    out['serveSequences']['cases'].append({'name': name, 'steps': seq})
 for name, expected, replica, want in fetches:
     got = T.fetch(expected, CONFIG, FCHUNK, {k: x for k, x in replica.items() if k != 'resume'}, replica.get('resume'))
     if got != want:
@@ -247,4 +300,4 @@ if bad:
 with open(os.path.join(HERE, 'transfer.json'), 'w', encoding='utf-8') as f:
     json.dump(out, f, indent=1)
     f.write('\n')
-print(f'transfer.json: {len(out["cases"])} requests, {len(out["fetch"]["cases"])} fetches')
+print(f'transfer.json: {len(out["cases"])} requests, {len(out["serveSequences"]["cases"])} serve sequences, {len(out["fetch"]["cases"])} fetches')
