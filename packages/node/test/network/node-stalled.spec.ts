@@ -1,0 +1,138 @@
+/**
+ * `node:stalled` (specs/diloco 1.3.0 §6 step 5a, as the node wires it): four NetworkNodes (real libp2p hosts on
+ * loopback, layer pool, onnxruntime stages) each hold the whole model, so every slot's DiLoCo group is the four of
+ * them. Only A's stage trains (the test runs A's inner steps with `localTrainStep`, what a Driver holding the whole
+ * model runs; no node has data, so no Driver loop trains by itself): A's own poll sees its inner loop done and
+ * announces every slot's pseudo-gradient. B, C and D stay silent, so each slot's round 0 stalls with one of four
+ * members, below half of the group: the node reports it once per slot (`node:stalled`) and its stage waits for the
+ * round instead of contributing again. B then announces the round too: two of four commit it, A applies it and its
+ * stage, trained again, announces round 1.
+ */
+import { slotCount, slotMemory, TRAINING_BYTES_PER_PARAMETER } from '@neuroshard/layer-pool'
+import { TINY } from '@neuroshard/model'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { localTrainStep, NetworkNode } from '../../src/network/node.js'
+import type { DiLoCo } from '@neuroshard/diloco'
+import type { ModelConfig } from '@neuroshard/model'
+import type { TrainBatch } from '@neuroshard/pipeline'
+
+const CONFIG: ModelConfig = { ...TINY, vocabSize: 64, dModel: 32, nLayers: 1, nHeads: 2, nKvHeads: 1, ffnHidden: 64, maxSeqLen: 32 }
+const SLOTS = slotCount(CONFIG)
+/** The whole model while training, with room to spare: every node holds every slot */
+const FULL_MEMORY = Math.ceil(1.2 * Array.from({ length: SLOTS }, (_, s) => slotMemory(CONFIG, s, TRAINING_BYTES_PER_PARAMETER)).reduce((a, b) => a + b, 0))
+/** A round stalls 8 s after its first announce (well past the 1.5 s deadline and the leader candidates' turns) */
+const STALL_MS = 8_000
+const H = 2
+const DILOCO = { minDeadlineMs: 1500, commitStaggerMs: 1000, codec: 'fp32' as const, stallMs: STALL_MS }
+
+async function until (condition: () => boolean, ms: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what()}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+function batch (step: number): TrainBatch {
+  const seq = 16
+  const inputIds = BigInt64Array.from({ length: 2 * seq }, (_, t) => BigInt((t * 7 + step * 3) % CONFIG.vocabSize))
+  const targets = BigInt64Array.from({ length: 2 * seq }, (_, t) => BigInt((t * 7 + step * 3 + 1) % CONFIG.vocabSize))
+  return { inputIds, targets, batch: 2, seq }
+}
+
+function localStep (g: DiLoCo, worker: number): Map<string, Float32Array> {
+  const p = g.parameters()
+  for (const v of p.values()) for (let k = 0; k < v.length; k++) v[k] -= 0.001 * (worker + 1) + 0.0001 * (k % 7)
+  return p
+}
+
+describe('node:stalled: a slot round stalled below half of the group (real hosts)', () => {
+  const nodes: NetworkNode[] = []
+  let A: NetworkNode, B: NetworkNode, C: NetworkNode, D: NetworkNode
+  const stalled: Array<{ slot: number, round: number, reason: string }> = []
+  const contributed: Array<{ slot: number, round: number }> = []
+  const applied: Array<{ slot: number, round: number }> = []
+  /** slot → the rounds in which B accepted an announce of A */
+  const announcesOfA = new Map<number, number[]>()
+
+  beforeAll(async () => {
+    const start = async (bootstrap?: NetworkNode): Promise<NetworkNode> => {
+      const node = new NetworkNode({
+        config: CONFIG,
+        memoryBytes: FULL_MEMORY,
+        innerSteps: H,
+        diloco: DILOCO,
+        layerPool: { reserveFraction: 0 },
+        host: { bootstrap: bootstrap != null ? bootstrap.host.getMultiaddrs().map(String).filter(a => a.includes('/tcp/')) : [] }
+      })
+      nodes.push(node)
+      await node.start()
+      return node
+    }
+    A = await start()
+    B = await start(A)
+    C = await start(A)
+    D = await start(A)
+    const all = [A, B, C, D]
+    const slots = Array.from({ length: SLOTS }, (_, s) => s)
+    // every node holds every slot with its group, and sees the three others as training holders of each
+    await until(() => all.every(n => n.heldStages().length === 1 && slots.every(s => n.group(s)?.initialized === true && n.slotReplicas(s).length === 4)), 240_000,
+      () => all.map(n => `${n.heldStages().length} stages, ${slots.map(s => `${n.group(s)?.initialized === true ? 'group' : 'no group'} ${n.slotReplicas(s).length} replicas`).join('; ')}`).join(' | '))
+    // and on the topic of each slot: A's announces reach B directly
+    await until(() => slots.every(s => all.every(n => n.host.services.pubsub.getSubscribers(n.group(s)!.topic).length === 3)), 60_000,
+      () => slots.map(s => all.map(n => n.host.services.pubsub.getSubscribers(n.group(s)!.topic).length).join(',')).join(' | '))
+    A.addEventListener('node:stalled', (e) => stalled.push(e.detail))
+    A.addEventListener('node:contributed', (e) => contributed.push(e.detail))
+    A.addEventListener('node:round', (e) => applied.push(e.detail))
+    for (const s of slots) {
+      announcesOfA.set(s, [])
+      B.group(s)!.addEventListener('diloco:announce', (e) => { if (e.detail.sender === A.peerId.toString()) announcesOfA.get(s)!.push(e.detail.round) })
+    }
+  }, 300_000)
+
+  afterAll(async () => {
+    await Promise.allSettled(nodes.map(async n => { await n.stop() }))
+  }, 120_000)
+
+  it('A alone announces round 0: every slot reports node:stalled once, and the stage does not contribute again', async () => {
+    const stage = A.heldStages()[0].stage
+    expect(stage.executors[0].stepCount).toBe(0)
+    const started = Date.now()
+    for (let i = 0; i < H; i++) await localTrainStep(stage, batch(i))
+    // A's poll contributes every slot; the rounds stall STALL_MS after A's announces (one of four < half)
+    await until(() => stalled.length >= SLOTS, 120_000, () => `node:stalled ${JSON.stringify(stalled)}; announces of A at B ${JSON.stringify([...announcesOfA])}`)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(STALL_MS - 500)
+    expect(stalled.map(e => e.slot).sort((a, b) => a - b)).toEqual(Array.from({ length: SLOTS }, (_, s) => s))
+    for (const e of stalled) {
+      expect(e.round).toBe(0)
+      expect(e.reason).toMatch(/^round 0 stalled: 1 of 4 members announced it, 2 needed/)
+    }
+    // the stage waits for the round: 40 more polls of the inner loops (100 ms each) report and announce nothing more
+    await new Promise(resolve => setTimeout(resolve, 4_000))
+    expect(stalled).toHaveLength(SLOTS)
+    expect(contributed).toEqual([])
+    for (let s = 0; s < SLOTS; s++) {
+      expect(announcesOfA.get(s), `announces of A at B, slot ${s}`).toEqual([0])
+      expect(A.group(s)!.round).toBe(0)
+    }
+    expect(applied).toEqual([])
+    expect(stage.executors[0].stepCount).toBe(H)
+  }, 180_000)
+
+  it('B announces the stalled round too: two of four commit it, A applies it and its stage contributes round 1', async () => {
+    const outs = await Promise.all(Array.from({ length: SLOTS }, async (_, s) => await B.group(s)!.contribute(localStep(B.group(s)!, 1))))
+    expect(outs.every(o => o.round === 0 && o.included)).toBe(true)
+    await until(() => applied.filter(a => a.round === 1).length === SLOTS, 60_000, () => `node:round ${JSON.stringify(applied)}`)
+    for (let s = 0; s < SLOTS; s++) {
+      const record = A.group(s)!.record(0)!
+      expect(record.contributions.map(c => c.sender).sort()).toEqual([A, B].map(x => x.peerId.toString()).sort())
+    }
+    // A's announces of round 0 were in the commit, though its contribute() of round 0 was rejected as stalled
+    expect(contributed).toEqual([])
+    const stage = A.heldStages()[0].stage
+    await until(() => stage.executors[0].stepCount === H, 30_000, () => `step count ${stage.executors[0].stepCount}`)
+    for (let i = 0; i < H; i++) await localTrainStep(stage, batch(H + i))
+    await until(() => [...announcesOfA.values()].every(r => r.includes(1)), 60_000, () => `announces of A at B ${JSON.stringify([...announcesOfA])}`)
+    for (let s = 0; s < SLOTS; s++) expect(announcesOfA.get(s)).toEqual([0, 1])
+  }, 180_000)
+})
