@@ -13,10 +13,13 @@
  *   DILOCO_STEPS (inner steps per worker, default 1000), DILOCO_BYZ_STEPS (default 150),
  *   DILOCO_ONLY (comma-separated config-name prefixes; a trailing `$` asks for the exact name),
  *   DILOCO_LINK_MBIT (default 100), DILOCO_THREADS (default 1), DILOCO_PRESET (`tiny` (default) or `small`),
- *   DILOCO_RESULTS (the results file)
+ *   DILOCO_RESULTS (the results file), DILOCO_PEAK_LR (inner peak lr, default 3e-3; the schedule decays to a tenth),
+ *   DILOCO_SAVE_CHECKPOINT (file: sync DP writes its final weights there, raw float32 in the span layout's order),
+ *   DILOCO_CHECKPOINT (file written that way: every run starts from those weights instead of the random init,
+ *   with fresh AdamW state and the same schedule; the "from a pretrained checkpoint" protocol of the README)
  */
 
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -41,7 +44,9 @@ const PRESET = (process.env.DILOCO_PRESET ?? 'tiny') as 'tiny' | 'small'
 const WORKERS = 4
 const SEQ = 64
 const BATCH = 8
-const PEAK_LR = 3e-3
+const PEAK_LR = Number(process.env.DILOCO_PEAK_LR ?? 3e-3)
+const SAVE_CHECKPOINT = process.env.DILOCO_SAVE_CHECKPOINT
+const CHECKPOINT = process.env.DILOCO_CHECKPOINT
 const ANNOUNCE_BYTES = 300 // a signed announce with a few data-shard ids, measured on the wire format
 
 interface Result {
@@ -90,7 +95,18 @@ const config = { ...preset(PRESET), vocabSize: manifest.tokenizer.vocabSize }
 const specs = modelParameters(config)
 const P = countParameters(specs)
 const layout = spanLayout({ id: 'full', parameters: specs })
-const init = (): Map<string, Float32Array> => new Map(specs.map(s => [s.name, initParameter(config, s, 0)]))
+const fromCheckpoint = ((): Float32Array | undefined => {
+  if (CHECKPOINT === undefined) return undefined
+  const b = readFileSync(CHECKPOINT)
+  if (b.byteLength !== layout.size * 4) throw new Error(`${CHECKPOINT}: ${b.byteLength} bytes, expected ${layout.size * 4} (${layout.size} float32)`)
+  const flat = new Float32Array(layout.size)
+  new Uint8Array(flat.buffer).set(b)
+  return flat
+})()
+const init = (): Map<string, Float32Array> => fromCheckpoint !== undefined
+  ? unflatten(layout, fromCheckpoint.slice())
+  : new Map(specs.map(s => [s.name, initParameter(config, s, 0)]))
+if (CHECKPOINT !== undefined) console.log(`starting every run from ${CHECKPOINT}; inner peak lr ${PEAK_LR}`)
 console.log(`${PRESET}: ${P} parameters; ${train.shards.length} train shards (${perWorker} per worker by assignShards), ${STEPS} inner steps per worker of ${BATCH}×${SEQ} tokens`)
 
 async function loop (shards: ArrayLike<number>[], steps: number, seed: number, parameters = init()): Promise<InnerLoop> {
@@ -128,6 +144,11 @@ async function syncDp (): Promise<void> {
     computeMs += (performance.now() - c0) / WORKERS
   }
   const valLoss = await l.evaluate()
+  if (SAVE_CHECKPOINT !== undefined) {
+    const flat = flatten(layout, await l.getParameters())
+    await writeFile(SAVE_CHECKPOINT, new Uint8Array(flat.buffer, flat.byteOffset, flat.byteLength))
+    console.log(`wrote ${SAVE_CHECKPOINT} (val loss ${valLoss.toFixed(4)})`)
+  }
   await l.close()
   // ring all-reduce: each node sends 2(n−1)/n of the fp32 gradient per step
   const perStep = Math.round(2 * (WORKERS - 1) / WORKERS * P * 4)
@@ -353,6 +374,13 @@ randkAvg(50, 1)
 randkAvg(100, 1)
 randkAvg(100, 2)
 randkAvg(25, 1)
+// from a pretrained checkpoint (README, "Bytes goal from a pretrained checkpoint"): DiLoCo itself with its default
+// outer Nesterov at H = 100 (int8), and outer settings for the sparse codec
+diloco(100, 'int8')
+averaged(100, 'int8')
+nesterov(100, 'sparse', 0.5, 0.9)
+nesterov(100, 'sparse', 0.3, 0.9)
+nesterov(100, 'sparse', 0.7, 0.5)
 
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => o.endsWith('$') ? c.name === o.slice(0, -1) : c.name.startsWith(o))) continue
