@@ -70,6 +70,7 @@ GENERATORS = {
     'ponw-ledger derive.json (gen-derive.py)': ('ponw-ledger/vectors', [PY, 'gen-derive.py'], ['ponw-ledger/vectors/derive.json'], []),
     'node records.json (gen-records.py)': ('node/vectors', [PY, 'gen-records.py'], ['node/vectors/records.json'], []),
     'node pseudo.json (gen-pseudo.py)': ('node/vectors', [PY, 'gen-pseudo.py'], ['node/vectors/pseudo.json'], []),
+    'node reexec.json (gen-reexec.py)': ('node/vectors', [PY, 'gen-reexec.py'], ['node/vectors/reexec.json'], []),
     'node witness.json (gen-witness.mjs)': ('.', ['node', 'specs/node/vectors/gen-witness.mjs'], ['node/vectors/witness.json'], []),
     'ponw-ledger checkpoints.json (packages/ponw-ledger checkpoint-vectors-gen)': ('.', ['node', 'packages/ponw-ledger/dist/test/checkpoint-vectors-gen.js'],
                                                                                   ['ponw-ledger/vectors/checkpoints.json'], []),

@@ -909,6 +909,20 @@ def node_ponw_checks(call):
     for c in rc['cases']:
         r = call('node.acceptedPseudoGradient', config=rc['config'], modelId=rc['modelId'], aggregator=c['aggregator'], witness=c['witness'], query=c['query'], peerOf=c['peerOf'])
         yield 'node/ponw §3 round-record check (accepted or not)', c['name'], r.get('accepted') is c['accepted'], r
+    # reexec.json (gen-reexec.py): re-execution rule 2 (the witness checks before a step is replayed), rules 4-5 (the final checkpoint)
+    rx = vec('node', 'reexec.json')
+    for c in rx['steps']:
+        r = call('node.checkStageStep', config=rx['config'], witness=c['witness'], index=c['index'])
+        if 'error' in c:
+            yield 'node/ponw §2 re-execution rule 2 (witness checks before a step)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield 'node/ponw §2 re-execution rule 2 (witness checks before a step)', c['name'], r.get('valid') is True, r
+    for c in rx['final']:
+        r = call('node.finalWeights', config=rx['config'], base=c['base'], final=c['final'], modelHash=c['modelHash'], pseudoGradientHash=c['pseudoGradientHash'])
+        if 'error' in c:
+            yield 'node/ponw §2 re-execution rules 4-5 (the final checkpoint, final ≠ base)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield 'node/ponw §2 re-execution rules 4-5 (the final checkpoint, final ≠ base)', c['name'], r.get('valid') is True, r
     # pseudo.json (gen-pseudo.py): re-execution rule 4, the final payloads against base − final
     ps = vec('node', 'pseudo.json')
     for c in ps['cases']:

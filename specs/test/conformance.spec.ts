@@ -64,7 +64,8 @@ describe.concurrent('conformance runner', () => {
       '§9-§10 gossip, sync, challenge and weights messages', 'host private swarms (swarm key)', 'tensor-frame decoding and content hash',
       'tensor-frame rejections', 'tokenizer encoding (merges, special tokens)', 'tokenizer.json subset (refusals)', 'model scaling rule',
       'model checkpoints (rejections)', 'genesis-data manifest', 'genesis-data shard files', 'checkpoints C1, C4 deriving a proposal (errors, in order)',
-      'node/ponw §2 re-execution rule 4 (final payloads)', 'node/ponw §3 round-record check (accepted or not)', ...Object.values(SUITE_POINTS).flat()]) {
+      'node/ponw §2 re-execution rule 4 (final payloads)', 'node/ponw §3 round-record check (accepted or not)',
+      'node/ponw §2 re-execution rule 2 (witness checks before a step)', 'node/ponw §2 re-execution rules 4-5 (the final checkpoint, final ≠ base)', ...Object.values(SUITE_POINTS).flat()]) {
       expect(status(out, p), `${p}\n${out}`).toBe('PASS')
     }
     // every vector file of every spec folder these suites cover was read by some check

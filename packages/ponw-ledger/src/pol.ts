@@ -52,6 +52,20 @@ export interface ProofOfLearningVerifierInit<W> {
   salt?: Uint8Array
 }
 
+/**
+ * The checks of the final weights (specs/ponw-ledger §8 rule 3), in order: `hash(base − final)` is the claim's
+ * `pseudo_gradient_hash`, and the final weights are not the base (`model.hash(final)` ≠ `model_hash`). Throws
+ * `ReExecutionMismatchError`. `base` is checkpoint 0, already checked against `model_hash`.
+ */
+export function checkFinalWeights<W> (model: TrainingModel<W>, claim: Pick<TrainingClaim, 'modelHash' | 'pseudoGradientHash'>, base: W, final: W): void {
+  if (toHex(model.pseudoGradientHash(base, final)) !== toHex(claim.pseudoGradientHash)) {
+    throw new ReExecutionMismatchError('the final weights do not give the claimed pseudo-gradient hash')
+  }
+  if (toHex(model.hash(final)) === toHex(claim.modelHash)) {
+    throw new ReExecutionMismatchError('the final weights are the base weights: no training happened')
+  }
+}
+
 /** Model-independent Proof-of-Learning re-executor (see the module comment) */
 export class ProofOfLearningVerifier<W> implements TrainingReExecutor {
   readonly #init: ProofOfLearningVerifierInit<W>
@@ -84,13 +98,7 @@ export class ProofOfLearningVerifier<W> implements TrainingReExecutor {
           throw new ReExecutionMismatchError(`weights of checkpoint ${j} do not match the committed hash`)
         }
       } else {
-        const b = await fetch(0)
-        if (toHex(model.pseudoGradientHash(b, w)) !== toHex(claim.pseudoGradientHash)) {
-          throw new ReExecutionMismatchError('the final weights do not give the claimed pseudo-gradient hash')
-        }
-        if (toHex(model.hash(w)) === toHex(claim.modelHash)) {
-          throw new ReExecutionMismatchError('the final weights are the base weights: no training happened')
-        }
+        checkFinalWeights(model, claim, await fetch(0), w)
       }
       cache.set(j, w)
       return w

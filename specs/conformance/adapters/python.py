@@ -393,6 +393,15 @@ def handle(req):
             return {'hash': NP.pseudo_gradient_hash(req['config'], req['base'], req['final'])}
         except NP.ReExecutionMismatch as e:
             return {'error': 'ReExecutionMismatchError', 'message': str(e)}
+    if op in ('node.checkStageStep', 'node.finalWeights'):
+        try:
+            if op == 'node.checkStageStep':
+                NP.check_stage_step(req['config'], req['witness'], req['index'])
+            else:
+                NP.check_final_weights(req['config'], req['base'], req['final'], req['modelHash'], req['pseudoGradientHash'])
+            return {'valid': True}
+        except NP.ReExecutionMismatch as e:
+            return {'error': 'ReExecutionMismatchError', 'message': str(e)}
     if op == 'node.acceptedPseudoGradient':
         return {'accepted': NP.accepted_pseudo_gradient(req['config'], req['modelId'], req['aggregator'], req['witness'], req['query'], req['peerOf'])}
     if op == 'node.stagePseudoGradientHash':

@@ -358,6 +358,17 @@ async function handle (r) {
       const { StageTrainingModel } = await nodePonwVerifier()
       return { hash: hex(new StageTrainingModel({ config: r.config }).pseudoGradientHash(witnessOf(r.base), witnessOf(r.final))) }
     }
+    case 'node.checkStageStep': {
+      // the validator's witness checks of re-execution rule 2 (checkStageStep, which StageTrainingModel.step runs first)
+      ;(await nodePonwVerifier()).checkStageStep(r.config, witnessOf(r.witness), r.index)
+      return { valid: true }
+    }
+    case 'node.finalWeights': {
+      // the ledger's checks of the final weights (ProofOfLearningVerifier's checkFinalWeights) with the validator's StageTrainingModel
+      const { StageTrainingModel } = await nodePonwVerifier()
+      L.checkFinalWeights(new StageTrainingModel({ config: r.config }), { modelHash: unhex(r.modelHash), pseudoGradientHash: unhex(r.pseudoGradientHash) }, witnessOf(r.base), witnessOf(r.final))
+      return { valid: true }
+    }
     case 'node.acceptedPseudoGradient': {
       // the validator's StageAggregationRecords.acceptedPseudoGradient with checkpoint 0 served from the vector
       const { StageAggregationRecords } = await nodePonwVerifier()

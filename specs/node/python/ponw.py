@@ -288,18 +288,70 @@ class ReExecutionMismatch(Exception):
     """ReExecutionMismatchError of the ledger's Proof-of-Learning check"""
 
 
-def _slot_parameters(config, slot):
-    """the slot's parameters (name, shape) in byte-wise name order: slot 0 embed, 1..L block slot − 1, L + 1 head
-    (specs/layer-pool §1, specs/model §3), the flat-vector order of specs/diloco §1"""
+def _model_reference():
+    """specs/model's reference (parameter names and shapes of a role, specs/model §3)"""
     import importlib.util
     import os
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'model', 'vectors', 'reference.py')
     spec = importlib.util.spec_from_file_location('neuroshard_model_reference', path)  # not `reference`: the tokenizer's has that name
     M = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(M)
+    return M
+
+
+def _slot_parameters(config, slot):
+    """the slot's parameters (name, shape) in byte-wise name order: slot 0 embed, 1..L block slot − 1, L + 1 head
+    (specs/layer-pool §1, specs/model §3), the flat-vector order of specs/diloco §1"""
     L = config['nLayers']
     role = {'kind': 'embed'} if slot == 0 else {'kind': 'head'} if slot == L + 1 else {'kind': 'blocks', 'start': slot - 1, 'end': slot}
-    return sorted(M.shard_params(config, role), key=lambda p: p[0].encode('utf-8'))
+    return sorted(_model_reference().shard_params(config, role), key=lambda p: p[0].encode('utf-8'))
+
+
+def span_roles(config, start, end):
+    """the executors of a slot span in slot order (§2): embed (slot 0), the blocks of slots 1..L, head (slot L + 1);
+    None unless 0 ≤ start < end ≤ L + 2"""
+    L = config['nLayers']
+    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= L + 2):
+        return None
+    roles = [{'kind': 'embed'}] if start == 0 else []
+    b0, b1 = max(start, 1) - 1, min(end, L + 1) - 1
+    if b1 > b0:
+        roles.append({'kind': 'blocks', 'start': b0, 'end': b1})
+    if end == L + 2:
+        roles.append({'kind': 'head'})
+    return roles
+
+
+def check_stage_step(config, w, index):
+    """§2 re-execution rule 2, the witness checks before inner step `index` is replayed from `w` (a witness as the
+    vectors describe it); raises ReExecutionMismatch"""
+    roles = span_roles(config, w['start'], w['end'])
+    if roles is None:
+        raise ReExecutionMismatch(f'[{w["start"]}, {w["end"]}) is not a slot span of the model')
+    if not len(roles) == len(w['states']) == len(w['ops']):
+        raise ReExecutionMismatch(f'{len(roles)} executors, {len(w["states"])} states, {len(w["ops"])} ops lists')
+    steps = {st['step'] for st in w['states']}
+    if len(steps) != 1 or steps.pop() - w['opsFrom'] != index:
+        raise ReExecutionMismatch(f'the states are not all at step opsFrom + {index}')
+    M = _model_reference()
+    for e, role in enumerate(roles):
+        ops = w['ops'][e][index] if 0 <= index < len(w['ops'][e]) else []
+        if not ops or ops[-1]['kind'] != 'step' or sum(op['kind'] == 'step' for op in ops) != 1:
+            raise ReExecutionMismatch(f'executor {e}: inner step {index} does not end with its only optimizer step')
+        want = {name: M.numel(shape) for name, shape in M.shard_params(config, role)}
+        for part in ('parameters', 'm', 'v'):
+            got = {name: len(v) for name, v in w['states'][e][part].items()}
+            if got != want:
+                raise ReExecutionMismatch(f'executor {e}: `{part}` is not every parameter of its role with its size, nothing else')
+
+
+def check_final_weights(config, base, final, model_hash, pseudo_gradient_hash_hex):
+    """the ledger's checks of the final checkpoint (specs/ponw-ledger §8 rule 3) with this model, in order: rule 4's
+    hash equals the claim's, then rule 5: sha256(final's bytes) ≠ model_hash; raises ReExecutionMismatch"""
+    if pseudo_gradient_hash(config, base, final) != pseudo_gradient_hash_hex:
+        raise ReExecutionMismatch('the final checkpoint does not give the claimed pseudo-gradient hash')
+    if hashlib.sha256(encode_witness(final)).hexdigest() == model_hash:
+        raise ReExecutionMismatch('the final checkpoint is checkpoint 0: no training happened')
 
 
 def pseudo_gradient_hash(config, base, final):

@@ -75,6 +75,41 @@ function deltaTolerance (codec: CodecName, decoded: Float32Array, slack: number)
   return 1e-6 * max + 1e-9
 }
 
+/**
+ * The witness checks of re-execution rule 2 (specs/node/ponw.md §2) before inner step `index` is replayed from
+ * `w`, none of which needs the model run: one state and one ops list per executor of the span's roles (the span
+ * a non-empty slot range of the model); every state at one step with `step − opsFrom = index`; each executor's
+ * ops of that step ending with its only optimizer step; each state holding every parameter of its role with its
+ * size in `parameters`, `m` and `v`, and nothing else. Throws `ReExecutionMismatchError`.
+ */
+export function checkStageStep (config: ModelConfig, w: StageWitness, index: number): ShardRole[] {
+  let roles: ShardRole[]
+  try {
+    roles = spanRoles(config, w.start, w.end)
+  } catch (err: any) {
+    throw new ReExecutionMismatchError(`the witness's span is not one of the model: ${err?.message ?? err}`)
+  }
+  if (roles.length !== w.states.length || w.ops.length !== w.states.length) throw new ReExecutionMismatchError(`span [${w.start}, ${w.end}) has ${roles.length} executors; the witness has ${w.states.length}`)
+  const at = w.states[0].step - w.opsFrom
+  if (at !== index || w.states.some(s => s.step !== w.states[0].step)) throw new ReExecutionMismatchError(`inner step ${index} asked of a state at step ${at}`)
+  for (let e = 0; e < roles.length; e++) {
+    const ops = w.ops[e][at]
+    if (ops == null || ops.length === 0 || ops[ops.length - 1].kind !== 'step' || ops.filter(o => o.kind === 'step').length !== 1) {
+      throw new ReExecutionMismatchError(`inner step ${index} of executor ${e}: the committed calls do not end with one optimizer step`)
+    }
+    const s = w.states[e]
+    const specs = shardParameters(config, roles[e])
+    for (const spec of specs) {
+      const n = spec.shape.reduce((a, b) => a * b, 1)
+      for (const t of [s.parameters, s.m, s.v]) {
+        if (t.get(spec.name)?.length !== n) throw new ReExecutionMismatchError(`the committed state lacks ${spec.name} (or has another size)`)
+      }
+    }
+    if (s.parameters.size !== specs.length || s.m.size !== specs.length || s.v.size !== specs.length) throw new ReExecutionMismatchError('the committed state has parameters the span does not')
+  }
+  return roles
+}
+
 export interface StageTrainingModelInit {
   config: ModelConfig
   /** The network's inner AdamW settings (the prover's executors used the same) */
@@ -110,17 +145,10 @@ export class StageTrainingModel implements TrainingModel<StageWitness> {
     await this.close()
     const executors: ShardExecutor[] = []
     try {
+      // (the committed state's parameters were checked by checkStageStep)
       for (let i = 0; i < roles.length; i++) {
         const role = roles[i]
         const s = w.states[i]
-        const specs = shardParameters(this.config, role)
-        for (const spec of specs) {
-          const n = spec.shape.reduce((a, b) => a * b, 1)
-          for (const t of [s.parameters, s.m, s.v]) {
-            if (t.get(spec.name)?.length !== n) throw new ReExecutionMismatchError(`the committed state lacks ${spec.name} (or has another size)`)
-          }
-        }
-        if (s.parameters.size !== specs.length || s.m.size !== specs.length || s.v.size !== specs.length) throw new ReExecutionMismatchError('the committed state has parameters the span does not')
         const ex = await createShardExecutor({
           config: this.config,
           role,
@@ -143,18 +171,11 @@ export class StageTrainingModel implements TrainingModel<StageWitness> {
   }
 
   async step (w: StageWitness, _claim: TrainingClaim, index: number, options?: AbortOptions): Promise<StageWitness> {
-    const roles = spanRoles(this.config, w.start, w.end)
-    if (roles.length !== w.states.length || w.ops.length !== w.states.length) throw new ReExecutionMismatchError(`span [${w.start}, ${w.end}) has ${roles.length} executors; the witness has ${w.states.length}`)
-    const at = w.states[0].step - w.opsFrom
-    if (at !== index || w.states.some(s => s.step !== w.states[0].step)) throw new ReExecutionMismatchError(`inner step ${index} asked of a state at step ${at}`)
+    const roles = checkStageStep(this.config, w, index)
     const executors = await this.#executors(w, roles, options)
     try {
       for (let e = 0; e < executors.length; e++) {
-        const ops = w.ops[e][at]
-        if (ops == null || ops.length === 0 || ops[ops.length - 1].kind !== 'step' || ops.filter(o => o.kind === 'step').length !== 1) {
-          throw new ReExecutionMismatchError(`inner step ${index} of executor ${e}: the committed calls do not end with one optimizer step`)
-        }
-        for (const op of ops) {
+        for (const op of w.ops[e][index]) {
           options?.signal?.throwIfAborted()
           if (op.kind === 'backward') await executors[e].backward(op.feeds, { signal: options?.signal })
           else if (op.kind === 'zero') await executors[e].zeroGradients(options)
