@@ -3,7 +3,7 @@
  * embedding (Driver), slot i in 1..L is block i − 1 (Workers), slot L + 1 is the final norm and LM head
  * (Validator). A span is the half-open slot range [start, end).
  */
-import { buildShardGraph, shardParameters } from '@neuroshard/model'
+import { buildInferenceGraph, buildShardGraph, shardParameters } from '@neuroshard/model'
 import { createShardExecutor } from '@neuroshard/runtime'
 import { InvalidParametersError } from '@neuroshard/interface'
 import type { ModelConfig, ShardRole, WeightQuantization } from '@neuroshard/model'
@@ -60,6 +60,14 @@ export interface CreateStageOptions extends RuntimeInit {
    * (`training: false`): a training step would leave the quantized session behind the weights. @default 'fp32'
    */
   quantization?: WeightQuantization
+  /**
+   * How a float32 stage's blocks keep a session's KV cache. `'append'`: token-major caches in the executor's worker,
+   * written in place, the graph giving out only the new tokens' keys and values (`buildInferenceGraph`'s
+   * `kvCache: 'append'`, weights fed from the resident parameters as before); `'present'`: the shard graph that
+   * outputs the whole grown cache every call (onnxruntime copies it out each token). Quantized stages always append.
+   * @default 'append'
+   */
+  kvCache?: 'append' | 'present'
 }
 
 /** The shard roles of slot span [start, end), in slot order */
@@ -79,7 +87,8 @@ export function spanRoles (config: ModelConfig, start: number, end: number): Sha
 
 /** Build the executors of a span (forward, backward and inference graphs), weights from `parameters` */
 export async function createPipelineStage (options: CreateStageOptions): Promise<PipelineStage> {
-  const { config, start, end, parameters, optimizer, step, training = true, quantization = 'fp32', ...runtime } = options
+  const { config, start, end, parameters, optimizer, step, training = true, quantization = 'fp32', kvCache = 'append', ...runtime } = options
+  if (kvCache !== 'append' && kvCache !== 'present') throw new InvalidParametersError(`kvCache must be 'append' or 'present', got ${String(kvCache)}`)
   if (quantization !== 'fp32' && quantization !== 'int8' && quantization !== 'int4') throw new InvalidParametersError(`quantization must be 'fp32', 'int8' or 'int4', got ${String(quantization)}`)
   if (quantization !== 'fp32' && training) throw new InvalidParametersError('a quantized stage serves inference only: pass training: false')
   const roles = spanRoles(config, start, end)
@@ -102,7 +111,12 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
         // the embed forward serves inference too; the head's backward graph computes the loss itself
         forward: role.kind === 'embed' || (training && role.kind === 'blocks') ? buildShardGraph(config, role, 'forward').bytes : undefined,
         backward: training ? buildShardGraph(config, role, 'backward').bytes : undefined,
-        inference: role.kind !== 'embed' ? buildShardGraph(config, role, 'inference').bytes : undefined
+        inference: role.kind === 'embed'
+          ? undefined
+          : role.kind === 'blocks' && kvCache === 'append'
+            // weights stay graph inputs under their parameter names (fed from the resident tensors, no rebuild after a step)
+            ? buildInferenceGraph(config, role, { bakeWeights: false, kvCache: 'append' }).bytes
+            : buildShardGraph(config, role, 'inference').bytes
       }
     })
   }))

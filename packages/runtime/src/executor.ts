@@ -209,6 +209,18 @@ export class ShardExecutor {
     return this.quantization
   }
 
+  /**
+   * How the inference session's KV caches leave the graph, read from its outputs: `'append'` (only the new tokens'
+   * keys and values, `append_*`; the worker keeps token-major caches written in place), `'present'` (the whole
+   * grown cache, `present_*`), or undefined when the shard has no cached inference graph (embed, head).
+   */
+  get kvCache (): 'append' | 'present' | undefined {
+    const outputs = this.sessions.inference?.outputs ?? []
+    if (outputs.some(o => o.name.startsWith('append_'))) return 'append'
+    if (outputs.some(o => o.name.startsWith('present_'))) return 'present'
+    return undefined
+  }
+
   /** Copies of the current weights, by name in canonical order */
   async getParameters (options: AbortOptions = {}): Promise<Map<string, Float32Array>> {
     const got = await this.runtime.getResident(this.parameterSpecs.map(s => s.name), options)
