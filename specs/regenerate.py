@@ -31,6 +31,7 @@ GENERATORS = {
     'diloco commits.json (gen-commits.py)': ('diloco/vectors', [PY, 'gen-commits.py'], ['diloco/vectors/commits.json'], []),
     'pipeline (gen.py)': ('pipeline/vectors', [PY, 'gen.py'], ['pipeline/vectors/sampling.json', 'pipeline/vectors/speculative.json', 'pipeline/vectors/messages.json'], []),
     'pipeline rules.json (gen-rules.mjs)': ('.', ['node', 'specs/pipeline/vectors/gen-rules.mjs'], ['pipeline/vectors/rules.json'], []),
+    'pipeline tied.json (gen-tied.py)': ('pipeline/vectors', [PY, 'gen-tied.py'], ['pipeline/vectors/tied.json'], []),
     'swarm-router (gen.py)': ('swarm-router/vectors', [PY, 'gen.py'], ['swarm-router/vectors/routing.json'], []),
     'layer-pool rules.json (gen-rules.mjs)': ('.', ['node', 'specs/layer-pool/vectors/gen-rules.mjs'], ['layer-pool/vectors/rules.json'], []),
     'ponw-ledger sync.json (gen-sync.py)': ('ponw-ledger/vectors', [PY, 'gen-sync.py'], ['ponw-ledger/vectors/sync.json'], []),

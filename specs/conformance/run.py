@@ -764,6 +764,12 @@ def pipeline_checks(call):
             yield '§5 rule 12 tied STEP rows (refusals)', c['name'], *expect_error(r, c['error'])
         else:
             yield '§5 rule 12 tied STEP rows (refusals)', c['name'], r.get('ids') == c['ids'], r
+    # tied.json (gen-tied.py): a tied Validator's H and replica across a step (§4.3 rule 4, §4.4 rules 1-3; layer-pool §8)
+    td = vec('pipeline', 'tied.json')
+    for q in td['cases']:
+        r = call('pipeline.tiedSequence', vocabSize=td['vocabSize'], dModel=td['dModel'], headStep=td['headStep'], replica=q['replica'], ops=without_expect(q['ops']))
+        yield from sequence_checks('§4.3 rule 4, §4.4 tied Validator (H taken whole, replica stepped; sequences)', q, 'ops', r,
+                                   ('tied', 'replica', 'tiedHash', 'error'), lambda i, o: f'op {i} ({o["op"]})')
     rt = v['routes']
     for c in rt['cases']:
         # a case with `standbys` is an INFER carrying them (rule 15, checked after rule 1's checks)

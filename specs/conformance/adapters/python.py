@@ -600,6 +600,14 @@ def pipeline_op(op, req):
         if op == 'pipeline.decodeTargets':
             shape, ids = PL.decode_ids(unhex(req['bytes']), req['limits'])
             return {'shape': shape, 'ids': ids}
+        if op == 'pipeline.tiedSequence':
+            f = lambda bs: [struct.unpack('<f', struct.pack('<I', b))[0] for b in bs]  # noqa: E731
+            b = lambda xs: [struct.unpack('<I', struct.pack('<f', x))[0] for x in xs]  # noqa: E731
+            rep = req['replica']
+            rep = None if rep is None else {'step': rep['step'], 'p': f(rep['p']), 'm': f(rep['m']), 'v': f(rep['v'])}
+            ops = [{**o, **({'g': f(o['g'])} if 'g' in o else {}), **({'rows': f(o['rows'])} if 'rows' in o else {})} for o in req['ops']]
+            out = PL.tied_sequence(req['vocabSize'], req['dModel'], req['headStep'], rep, ops)
+            return {'outcomes': [{**o, **({'tied': b(o['tied'])} if o.get('tied') is not None else {})} for o in out]}
         if op == 'pipeline.checkRoute':
             route = [{'peer': unhex(h['peer']), 'start': h['start'], 'end': h['end']} for h in req['route']]
             PL.check_route(unhex(req['session']), route, req['hop'], req['kind'], unhex(req['node']), req['serves'], req['nLayers'], [unhex(x) for x in req.get('standbys', [])])

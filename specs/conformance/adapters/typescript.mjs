@@ -800,6 +800,49 @@ async function handle (r) {
       const req = { step: r.step, tiedIds: unhex(r.tiedIds), tied: unhex(r.tied), tiedAdamw: r.adamw ?? undefined }
       return { ids: Array.from(DefaultPipeline.prototype.tiedRows.call({ maxMessageSize: 1 << 20 }, req, stage).ids) }
     }
+    case 'pipeline.tiedSequence': {
+      // the service's own TAKE_TIED, early take at the last micro-batch and STEP handlers (private serveTakeTied,
+      // prepareTied, serveStep) on a stand-in tied Validator: a head whose tied-gradient accumulation this adapter plays
+      // (accumulate: the runtime's float32 sum; takeTiedGradients takes it), and a replica set as the vector's
+      const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
+      const T = await tensorPkg()
+      const floats = (b) => new Float32Array(Uint32Array.from(b).buffer)
+      let pending
+      const head = {
+        stepCount: r.headStep,
+        tiedParameters: ['embed.weight'],
+        async takeTiedGradients () { const g = pending; pending = undefined; return g == null ? new Map() : new Map([['embed.weight', g]]) },
+        async step () { head.stepCount++ },
+        async setParameters () {}
+      }
+      const stage = { head, executors: [head], config: { vocabSize: r.vocabSize, dModel: r.dModel } }
+      const svc = Object.assign(Object.create(DefaultPipeline.prototype), { train: new Map(), replicas: new Map(), preparedTied: new Map(), tiedReplica: true, tiedRecompute: false, maxMessageSize: 1 << 20, log: () => {} })
+      if (r.replica != null) svc.replicas.set(stage, { step: r.replica.step, p: floats(r.replica.p), m: floats(r.replica.m), v: floats(r.replica.v) })
+      const outcomes = []
+      for (const x of r.ops) {
+        try {
+          if (x.op === 'accumulate') {
+            const g = floats(x.g)
+            if (pending == null) pending = g
+            else for (let i = 0; i < g.length; i++) pending[i] += g[i]
+            outcomes.push({})
+          } else if (x.op === 'lastMicroBatch') {
+            DefaultPipeline.prototype.prepareTied.call(svc, stage, head.stepCount)
+            await svc.preparedTied.get(stage).ready
+            outcomes.push({})
+          } else if (x.op === 'takeTied') {
+            const res = await DefaultPipeline.prototype.serveTakeTied.call(svc, { step: x.step, tiedReplica: x.tiedReplica, tiedRecompute: false }, stage)
+            outcomes.push({ tied: res.tied.length === 0 ? null : Array.from(new Uint32Array(Float32Array.from(T.decodeTensorFrame(res.tied).data).buffer)), replica: res.replica })
+          } else {
+            const ids = T.encodeTensorFrame({ dtype: 'int64', shape: [x.ids.length], data: BigInt64Array.from(x.ids.map(BigInt)) })
+            const tied = T.encodeTensorFrame({ dtype: 'float32', name: 'embed.weight', shape: [x.ids.length, r.dModel], data: floats(x.rows) })
+            const res = await DefaultPipeline.prototype.serveStep.call(svc, { step: x.step, gradNorm: 1, tiedIds: ids, tied, tiedAdamw: x.adamw }, stage)
+            outcomes.push({ replica: res.replica, ...(res.replica ? { tiedHash: hex(res.tiedHash) } : {}) })
+          }
+        } catch (err) { outcomes.push({ error: err.name }) }
+      }
+      return { outcomes }
+    }
     case 'pipeline.training': {
       // the service's own TRAIN_FORWARD and STEP handlers (private) on a stand-in: a blocks stage whose forward and
       // backward pass the activation through (backward calls count the accumulations), a downstream hop whose answer's

@@ -1,6 +1,7 @@
 """The pipeline's byte-level rules (specs/pipeline/README.md §3 messages, §6 sampling), written from the spec text
 alone, standard library only: a schema-driven proto3 encoder/decoder for Request and Response, splitmix64 and the
 token choice."""
+import hashlib
 import math
 import struct
 
@@ -457,3 +458,97 @@ def check_tied_step(tied_ids, tied, adamw, step, vocab, d_model, has_tied=True, 
                     and 0 < o['clipScale'] <= 1 and o.get('t') == step + 1):
         raise PipelineError('PipelineRequestError', 'tied_adamw missing or out of range')
     return values
+
+
+# ---- §4.3 rule 4, §4.4: a tied Validator's head gradient H and its replica across a step (vectors tied.json) ----
+
+def _f32(x):
+    return struct.unpack('<f', struct.pack('<f', x))[0]
+
+
+def adamw(p, g, m, v, lr, beta1, beta2, eps, weight_decay, t, clip_scale):
+    """model §3.1: one AdamW step of float32 arrays (lists of Python floats holding float32 values), in place: binary64
+    arithmetic on each element, m, v and p stored as float32 (the update uses m and v before that rounding)"""
+    c1 = 1 / (1 - beta1 ** t)
+    c2 = 1 / (1 - beta2 ** t)
+    decay = 1 - lr * weight_decay
+    for i in range(len(p)):
+        gi = g[i] * clip_scale
+        mi = beta1 * m[i] + (1 - beta1) * gi
+        vi = beta2 * v[i] + (1 - beta2) * gi * gi
+        m[i], v[i] = _f32(mi), _f32(vi)
+        p[i] = _f32(p[i] * decay - lr * (mi * c1) / (math.sqrt(vi * c2) + eps))
+
+
+class TiedValidator:
+    """The Validator of a tied model between its head's backward and its STEP (§4.3 rule 4, §4.4 rules 1-3): the head's
+    share H of the `embed.weight` gradient accumulates per micro-batch (float32, in order) until TAKE_TIED takes it —
+    all of it, also what the head accumulated after it took it early at the step's last micro-batch —; a replica in
+    step (its step = the head's) keeps H when TAKE_TIED sets `tied_replica`, and STEP adds the Driver's rows to it and
+    steps the replica's matrix with the STEP's AdamW numbers (model §3.1); a replica that missed the step is dropped."""
+
+    def __init__(self, vocab, d_model, head_step, replica):
+        self.n, self.d, self.step = vocab * d_model, d_model, head_step
+        self.pending = None   # what the head accumulated and nobody took
+        self.prepared = None  # (step, H) taken at the step's last micro-batch
+        self.replica = None if replica is None else {'step': replica['step'], 'p': list(replica['p']), 'm': list(replica['m']),
+                                                     'v': list(replica['v']), 'grad': None}
+
+    def accumulate(self, g):
+        self.pending = list(g) if self.pending is None else [_f32(a + b) for a, b in zip(self.pending, g)]
+
+    def last_micro_batch(self):
+        self.prepared, self.pending = (self.step, self.pending), None
+
+    def take_tied(self, step, tied_replica):
+        if step != self.step:
+            raise PipelineError('PipelineRequestError', f'step {step}; the span is at step {self.step}')
+        h = self.prepared[1] if self.prepared is not None and self.prepared[0] == step else None
+        self.prepared = None
+        if self.pending is not None:
+            h = self.pending if h is None else [_f32(a + b) for a, b in zip(h, self.pending)]
+            self.pending = None
+        r = self.replica
+        if r is not None and tied_replica and r['step'] == self.step:
+            r['grad'] = (step, list(h) if h is not None else [0.0] * self.n)
+            return {'tied': h, 'replica': True}
+        self.replica = None
+        return {'tied': h, 'replica': False}
+
+    def step_(self, step, ids, rows, o):
+        if step != self.step:
+            raise PipelineError('PipelineRequestError', f'step {step}; the span is at step {self.step}')
+        self.step += 1  # the Validator's own spans step
+        r = self.replica
+        if r is None or r['step'] != step or r['grad'] is None or r['grad'][0] != step:
+            self.replica = None
+            return {'replica': False}
+        g = r['grad'][1]
+        for k, i in enumerate(ids):
+            for j in range(self.d):
+                g[i * self.d + j] = _f32(g[i * self.d + j] + rows[k * self.d + j])
+        adamw(r['p'], g, r['m'], r['v'], o['lr'], o['beta1'], o['beta2'], o['eps'], o['weightDecay'], o['t'], o['clipScale'])
+        r['grad'], r['step'] = None, step + 1
+        return {'replica': True, 'tiedHash': hashlib.sha256(struct.pack(f'<{len(r["p"])}f', *r['p'])).hexdigest()}
+
+
+def tied_sequence(vocab, d_model, head_step, replica, ops):
+    """tied.json: the outcome of each op (`accumulate` {g}, `lastMicroBatch`, `takeTied` {step, tiedReplica}, `step`
+    {step, ids, rows, adamw}); float32 values as Python floats"""
+    t = TiedValidator(vocab, d_model, head_step, replica)
+    out = []
+    for op in ops:
+        try:
+            if op['op'] == 'accumulate':
+                t.accumulate(op['g'])
+                out.append({})
+            elif op['op'] == 'lastMicroBatch':
+                t.last_micro_batch()
+                out.append({})
+            elif op['op'] == 'takeTied':
+                out.append(t.take_tied(op['step'], op['tiedReplica']))
+            else:
+                out.append(t.step_(op['step'], op['ids'], op['rows'], op['adamw']))
+        except PipelineError as e:
+            out.append({'error': e.name})
+    return out

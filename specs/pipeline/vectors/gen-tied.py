@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Writes specs/pipeline/vectors/tied.json: a tied Validator across a training step (pipeline §4.3 rule 4, §4.4 rules
+1-3; layer-pool §8): the head's share H of the `embed.weight` gradient accumulated per micro-batch, taken early at the
+step's last micro-batch or not, more accumulated after that, TAKE_TIED (which must answer all of it), and the STEP
+that adds the Driver's rows to H and steps the replica (model §3.1 AdamW), answering the stepped matrix's hash.
+
+Every gradient value is a small multiple of 1/16, so each float32 sum is exact and H does not depend on the order of
+additions. The `replica` flags and which gradients make H are written by hand from the text; `tied` is their sum and
+`tiedHash` comes from specs/pipeline/python/pipeline.py (`adamw`, model §3.1), which also replays every sequence; the
+script writes nothing if a hand-written outcome disagrees with it.
+
+    python3 specs/pipeline/vectors/gen-tied.py
+"""
+import json
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'python'))
+import pipeline as PL  # noqa: E402
+
+V, D, STEP = 4, 2, 5
+N = V * D
+
+
+def bits(xs):
+    return [struct.unpack('<I', struct.pack('<f', x))[0] for x in xs]
+
+
+def floats(bs):
+    return [struct.unpack('<f', struct.pack('<I', b))[0] for b in bs]
+
+
+def grad(k):
+    return [((i * 3 + k * 5) % 11 - 5) / 16 for i in range(N)]
+
+
+def add(*gs):
+    return [sum(x) for x in zip(*gs)]  # exact: multiples of 1/16 far below 2^20
+
+
+G1, G2, G3, G4 = grad(1), grad(2), grad(3), grad(4)
+P = [(i % 5 - 2) / 8 for i in range(N)]
+REPLICA = {'step': STEP, 'p': P, 'm': [(i % 3) / 64 for i in range(N)], 'v': [(i % 4) / 256 for i in range(N)]}
+ADAMW = {'lr': 0.0625, 'beta1': 0.5, 'beta2': 0.75, 'eps': 2 ** -10, 'weightDecay': 0.125, 'clipScale': 1, 't': STEP + 1}
+ROWS = {'ids': [0, 2], 'rows': [0.25, -0.5, 0.125, 1.0]}
+
+
+def acc(g):
+    return {'op': 'accumulate', 'g': g}
+
+
+LAST = {'op': 'lastMicroBatch'}
+
+
+def take(step=STEP, replica=True, want_h=None, want_replica=True):
+    return {'op': 'takeTied', 'step': step, 'tiedReplica': replica}, {'tied': want_h, 'replica': want_replica}
+
+
+def step(s=STEP, adamw=ADAMW, rows=ROWS, want_replica=True):
+    return {'op': 'step', 'step': s, **rows, 'adamw': {**adamw, 't': s + 1}}, {'replica': want_replica}
+
+
+def plain(op):
+    return op, {}
+
+
+sequences = [
+    ('two micro-batches, TAKE_TIED (nothing taken early): H = their sum, the replica keeps it; STEP adds the rows and steps it', REPLICA,
+     [plain(acc(G1)), plain(acc(G2)), take(want_h=add(G1, G2)), step()]),
+    ('taken early at the last micro-batch, then one more micro-batch accumulated (a re-sent one): TAKE_TIED answers all three', REPLICA,
+     [plain(acc(G1)), plain(acc(G2)), plain(LAST), plain(acc(G3)), take(want_h=add(G1, G2, G3)), step()]),
+    ('taken early, two more accumulated after it: all four', REPLICA,
+     [plain(acc(G1)), plain(LAST), plain(acc(G2)), plain(acc(G3)), plain(acc(G4)), take(want_h=add(G1, G2, G3, G4)), step()]),
+    ('taken early, nothing after it: H = what was taken', REPLICA,
+     [plain(acc(G1)), plain(acc(G2)), plain(LAST), take(want_h=add(G1, G2)), step()]),
+    ('two steps: the second step\'s H holds only its own micro-batches, its STEP steps the matrix the first left', REPLICA,
+     [plain(acc(G1)), plain(LAST), take(want_h=G1), step(), plain(acc(G2)), plain(acc(G3)), plain(LAST), plain(acc(G4)),
+      take(step=STEP + 1, want_h=add(G2, G3, G4)), step(s=STEP + 1, rows={'ids': [1, 3], 'rows': [-0.25, 0.5, 0.75, -1.0]})]),
+    ('clip scale 0.5 and no weight decay', REPLICA,
+     [plain(acc(G1)), plain(acc(G3)), take(want_h=add(G1, G3)), step(adamw={**ADAMW, 'clipScale': 0.5, 'weightDecay': 0})]),
+    ('every row from the Driver', REPLICA,
+     [plain(acc(G2)), take(want_h=G2), step(rows={'ids': [0, 1, 2, 3], 'rows': [0.5, -0.25, 0.125, -0.125, 1.0, 0.0, -1.0, 0.25]})]),
+    ('no replica: TAKE_TIED answers H without replica, STEP without replica', None,
+     [plain(acc(G1)), plain(LAST), plain(acc(G2)), take(want_h=add(G1, G2), want_replica=False), step(want_replica=False)]),
+    ('a replica one step behind the head: not used (dropped), STEP without replica', {**REPLICA, 'step': STEP - 1},
+     [plain(acc(G1)), take(want_h=G1, want_replica=False), step(want_replica=False)]),
+    ('TAKE_TIED without tied_replica: H without replica, the replica dropped; the next step has none either', REPLICA,
+     [plain(acc(G1)), take(replica=False, want_h=G1, want_replica=False), step(want_replica=False),
+      plain(acc(G2)), take(step=STEP + 1, want_h=G2, want_replica=False), step(s=STEP + 1, want_replica=False)]),
+    ('STEP with rows when no TAKE_TIED took H this step: without replica, and the replica is gone at the next step', REPLICA,
+     [step(want_replica=False), plain(acc(G1)), take(step=STEP + 1, want_h=G1, want_replica=False), step(s=STEP + 1, want_replica=False)]),
+    ('TAKE_TIED for another step than the span\'s: PipelineRequestError, H stays for the right one', REPLICA,
+     [plain(acc(G1)), ({'op': 'takeTied', 'step': STEP + 1, 'tiedReplica': True}, {'error': 'PipelineRequestError'}),
+      plain(acc(G2)), take(want_h=add(G1, G2)), step()]),
+]
+
+out = {'description': 'pipeline §4.3 rule 4, §4.4 rules 1-3: a tied Validator (vocab `vocabSize`, d `dModel`, its spans at step `headStep`, '
+                      'its replica `replica` ({step, p, m, v}, float32 bit patterns) or null) given `ops` in order: `accumulate` (its head\'s '
+                      'backward of a micro-batch left `g` as its share of the embed.weight gradient), `lastMicroBatch` (the step\'s last '
+                      'micro-batch: the Validator takes and encodes H now, §4.3 rule 4 MAY), `takeTied` (TAKE_TIED {step, tied_replica}: '
+                      '`tied` = H, every value accumulated since the last TAKE_TIED, or null when none was; `replica`), `step` (STEP '
+                      '{step} with the Driver\'s rows `rows` at `ids` and `adamw` (tied_adamw); `replica`, and `tiedHash` when replica: the '
+                      'sha256 of the stepped matrix, float32 little-endian) or `error`. Values are float32 bit patterns.',
+       'vocabSize': V, 'dModel': D, 'headStep': STEP, 'cases': []}
+bad = 0
+for name, replica, seq in sequences:
+    ops = [op for op, _ in seq]
+    got = PL.tied_sequence(V, D, STEP, replica, ops)
+    written = []
+    for i, ((op, want), g) in enumerate(zip(seq, got)):
+        if op['op'] == 'step' and want.get('replica'):
+            want = {**want, 'tiedHash': g.get('tiedHash')}
+        w = dict(want)
+        if 'tied' in w and w['tied'] is not None:
+            w['tied'] = bits(w['tied'])
+        gg = dict(g)
+        if gg.get('tied') is not None:
+            gg['tied'] = bits(gg['tied'])
+        if gg != w:
+            bad += 1
+            print(f'"{name}" op {i}: the Python Validator says {gg}, the text {w}', file=sys.stderr)
+        o = dict(op)
+        for k in ('g', 'rows'):
+            if k in o:
+                o[k] = bits(o[k])
+        written.append({**o, 'expect': w})
+    out['cases'].append({'name': name, 'replica': None if replica is None else {k: (bits(x) if k != 'step' else x) for k, x in replica.items()},
+                         'ops': written})
+if bad:
+    sys.exit(1)
+with open(os.path.join(HERE, 'tied.json'), 'w', encoding='utf-8') as f:
+    json.dump(out, f, indent=1)
+    f.write('\n')
+print(f'tied.json: {len(out["cases"])} sequences')
