@@ -360,12 +360,11 @@ const TRAINING_KINDS = new Set([Kind.TRAIN_FORWARD, Kind.TARGETS, Kind.GRAD_NORM
  * The rows of the Driver's tied embedding gradient that the step's tokens touched (every other row is zero
  * there), as frames: int64 ids [k] (increasing) and float32 rows [k, d] named after the parameter.
  */
-function embeddingRows (grad: Float32Array, batches: TrainBatch[], d: number): { ids: Uint8Array<ArrayBuffer>, data: Uint8Array<ArrayBuffer> } {
+async function embeddingRows (embed: ShardExecutor, batches: TrainBatch[], d: number): Promise<{ ids: Uint8Array<ArrayBuffer>, data: Uint8Array<ArrayBuffer> }> {
   const seen = new Set<number>()
   for (const b of batches) for (const id of b.inputIds) seen.add(Number(id))
   const ids = [...seen].sort((a, b) => a - b)
-  const data = new Float32Array(ids.length * d)
-  for (let k = 0; k < ids.length; k++) data.set(grad.subarray(ids[k] * d, ids[k] * d + d), k * d)
+  const data = await embed.getGradientRows('embed.weight', ids)
   return {
     ids: encodeTensorFrame({ dtype: 'int64', shape: [ids.length], data: BigInt64Array.from(ids, BigInt) }) as Uint8Array<ArrayBuffer>,
     data: encodeNamed('embed.weight', data, [ids.length, d])
@@ -1398,7 +1397,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       this.replicas.delete(stage)
       return emptyResponse({})
     }
-    await stage.head.setParameters(new Map([[stage.head.tiedParameters[0], replica.p]]), { partial: true })
+    // a copy moved to the head's worker (the replica keeps its own): one copy, where posting the array would serialize
+    // and deserialize it (two, each into fresh memory)
+    await stage.head.setParameters(new Map([[stage.head.tiedParameters[0], replica.p.slice()]]), { partial: true, transfer: true })
     replica.step = req.step + 1
     return emptyResponse({ replica: true, tiedHash: sha256(replica.p) })
   }
@@ -1520,7 +1521,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const s = shadow
         s.catch(() => { if (this.shadowHeads.get(stage) === s) this.shadowHeads.delete(stage) })
       }
-      await (await shadow).setParameters(new Map([['final_norm.weight', norm], ['embed.weight', w]]))
+      await (await shadow).setParameters(new Map([['final_norm.weight', norm], ['embed.weight', w]]), { transfer: true })
     }
     const head = await shadow
     await head.zeroGradients()
@@ -2160,7 +2161,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const declinedKey = (p: typeof hops[number]): string => `${hex(p.route[p.hop].peer)}/${p.route[p.hop].start}-${p.route[p.hop].end}`
     const offer = tied && this.tiedReplica && validators.length === 1 && !this.tiedDeclined.has(declinedKey(validators[0]))
     const replicas = new Set<typeof hops[number]>()
-    let rows: ReturnType<typeof embeddingRows> | undefined
+    let rows: Awaited<ReturnType<typeof embeddingRows>> | undefined
     // a participant that cannot be reached now took its gradients with it: report it and leave it out of the step
     let sq = 0
     const alive = new Set<typeof hops[number]>()
@@ -2179,29 +2180,29 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     // awaited below, after local work that can throw first (executors closed by a stop): never left unhandled
     others.catch(() => {})
     if (tied) {
-      // the rows of the Driver's own embedding gradient, before the head's is added (the replica adds them to the head's)
-      const own = offer ? stage.embed!.getGradients() : undefined
       for (const v of validators) {
         const t0 = performance.now()
         const res = await control(Kind.TAKE_TIED, v, { tiedReplica: offer, tiedRecompute: offer && this.tiedRecompute })
         this.log('step %d: TAKE_TIED answered in %d ms (%d bytes, replica %s)', step, Math.round(performance.now() - t0), res.tied.length + res.headInputs.reduce((a, b) => a + b.length, 0), res.replica)
         if (offer && res.replica) {
           replicas.add(v)
-          rows = embeddingRows((await own!).get('embed.weight')!, list, config.dModel)
+          // the rows of the Driver's own embedding gradient, before the head's is added (the replica adds them to the
+          // head's); one Validator when offered. Only those rows leave the worker
+          rows = await embeddingRows(stage.embed!, list, config.dModel)
         }
         if (res.headInputs.length > 0) {
           if (!(offer && this.tiedRecompute && res.replica && res.tied.length === 0)) throw new PipelineRequestError('head_inputs answered without tied_recompute and a replica in step')
           const t1 = performance.now()
           const g = await this.recomputeTied(stage, res, list, lossScale, step)
           this.log('step %d: tied gradient recomputed from %d micro-batches in %d ms', step, res.headInputs.length, Math.round(performance.now() - t1))
-          await stage.embed!.addGradients(new Map([['embed.weight', g]]))
+          // moved to the embedding's worker, not copied (the recomputed head's accumulator, used for nothing else)
+          await stage.embed!.addGradients(new Map([['embed.weight', g]]), { transfer: true })
         } else if (res.tied.length > 0) {
           // a view (no copy), checked for NaN/Inf by addGradients
           const g = decodeNamed(res.tied, 'embed.weight', config.vocabSize * config.dModel, this.maxMessageSize, { copy: false, checkFinite: false })
           await stage.embed!.addGradients(new Map([['embed.weight', g]]))
         }
       }
-      await own?.catch(() => {})
     }
     this.log('step %d: tied gradients taken', step)
     const tTied = performance.now()
@@ -2272,7 +2273,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const shadow = this.shadowHeads.get(stage)
     if (shadow != null && w != null) {
       const matrix = w
-      const set = shadow.then(async h => { await h.setParameters(new Map([['embed.weight', matrix]]), { partial: true }) }).then(() => true, () => false)
+      // (moved, not copied: `w` is this step's own copy of the matrix, not used after this)
+      const set = shadow.then(async h => { await h.setParameters(new Map([['embed.weight', matrix]]), { partial: true, transfer: true }) }).then(() => true, () => false)
       this.shadowMatrix.set(stage, { step: step + 1, set })
     }
     return {

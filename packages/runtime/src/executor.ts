@@ -167,9 +167,10 @@ export class ShardExecutor {
 
   /**
    * Replace the weights (copied into the worker; float32, finite). Every parameter must be present unless
-   * `partial` is set.
+   * `partial` is set. With `transfer` the arrays that span a whole ArrayBuffer move to the worker instead of being
+   * copied (detached here afterwards; views into larger buffers are still copied).
    */
-  async setParameters (parameters: Map<string, Float32Array>, options: AbortOptions & { partial?: boolean } = {}): Promise<void> {
+  async setParameters (parameters: Map<string, Float32Array>, options: AbortOptions & { partial?: boolean, transfer?: boolean } = {}): Promise<void> {
     const tensors: Record<string, TensorData> = {}
     for (const name of parameters.keys()) {
       if (!this.parameterSpecs.some(s => s.name === name)) throw new InvalidParametersError(`${name} is not a parameter of shard ${describeRole(this.role)}`)
@@ -313,11 +314,28 @@ export class ShardExecutor {
   }
 
   /**
+   * Copies of some rows of a 2-D parameter's accumulated gradient, `[rows.length, width]` row-major in the order given
+   * (zeros while nothing is accumulated): e.g. the embedding rows of a step's input ids, without copying the whole
+   * `vocab × d` gradient out of the worker.
+   */
+  async getGradientRows (name: string, rows: readonly number[], options: AbortOptions = {}): Promise<Float32Array> {
+    const spec = this.parameterSpecs.find(s => s.name === name)
+    if (spec === undefined || spec.shape.length !== 2) throw new InvalidParametersError(`${name} is not a 2-D parameter of shard ${describeRole(this.role)}`)
+    const [height, width] = spec.shape
+    const r = Int32Array.from(rows)
+    for (let i = 0; i < r.length; i++) {
+      if (!(r[i] === rows[i] && r[i] >= 0 && r[i] < height)) throw new InvalidParametersError(`row ${rows[i]} of ${name} is outside [0, ${height})`)
+    }
+    return await this.runtime.worker.call<Float32Array>({ op: 'gradRows', name, rows: r, width }, [], options)
+  }
+
+  /**
    * Add gradients computed elsewhere into this shard's accumulators (checked for shape and NaN/Inf):
    * with tied embeddings, the head's `takeTiedGradients()` into the embed shard. A tied parameter this
-   * shard does not own is refused.
+   * shard does not own is refused. With `transfer` the arrays that span a whole ArrayBuffer move to the worker instead
+   * of being copied (detached here afterwards; views are copied); one that finds no accumulator there becomes it.
    */
-  async addGradients (gradients: Map<string, Float32Array>, options: AbortOptions = {}): Promise<void> {
+  async addGradients (gradients: Map<string, Float32Array>, options: AbortOptions & { transfer?: boolean } = {}): Promise<void> {
     const grads: Record<string, Float32Array> = {}
     for (const [name, g] of gradients) {
       const spec = this.parameterSpecs.find(s => s.name === name)
@@ -331,7 +349,10 @@ export class ShardExecutor {
       assertFinite(`grad.${name}`, { type: 'float32', dims: spec.shape, data: g })
       grads[name] = g
     }
-    await this.runtime.worker.call({ op: 'addGrads', grads }, [], options)
+    const transfer = options.transfer === true
+      ? [...new Set(Object.values(grads).filter(g => g.buffer instanceof ArrayBuffer && g.byteOffset === 0 && g.byteLength === g.buffer.byteLength).map(g => g.buffer as ArrayBuffer))]
+      : []
+    await this.runtime.worker.call({ op: 'addGrads', grads }, transfer, options)
   }
 
   /** Drop the accumulated gradients (tied ones included) */

@@ -84,6 +84,7 @@ export type WorkerRequest =
   | { op: 'zeroGrads' }
   | { op: 'takeGrads', names: string[] }
   | { op: 'addGrads', grads: Record<string, Float32Array> }
+  | { op: 'gradRows', name: string, rows: Int32Array, width: number }
   | { op: 'kvOpen' }
   | { op: 'kvClose', kv: number }
   | { op: 'kvPosition', kv: number }

@@ -204,6 +204,12 @@ export class RuntimeWorkerState {
           else for (let i = 0; i < g.length; i++) g[i] += src[i]
         }
         return { result: null, transfer: [] }
+      case 'gradRows': {
+        const g = this.grads.get(req.name)
+        const out = new Float32Array(req.rows.length * req.width)
+        if (g !== undefined) for (let k = 0; k < req.rows.length; k++) out.set(g.subarray(req.rows[k] * req.width, (req.rows[k] + 1) * req.width), k * req.width)
+        return { result: out, transfer: [out.buffer] }
+      }
       case 'takeGrads': {
         // hand the accumulators over (the next backward starts new ones): no copy, no double count
         const out: Record<string, Float32Array> = {}
