@@ -88,6 +88,7 @@ HAND_WRITTEN = {
     'pipeline/vectors/sessions.json': 'by hand from §5 rules 3, 4, 5, 13; replayed by both adapters',
     'pipeline/vectors/drafts.json': 'by hand from §5 rule 14; replayed by both adapters',
     'pipeline/vectors/training.json': 'by hand from §5 rule 7; replayed by both adapters',
+    'pipeline/vectors/relay.json': 'by hand from §5 rule 6; replayed by both adapters',
 }
 
 SCRIPTS = ('.py', '.mjs', '.ts', '.md')

@@ -764,6 +764,12 @@ def pipeline_checks(call):
             yield '§5 rule 12 tied STEP rows (refusals)', c['name'], *expect_error(r, c['error'])
         else:
             yield '§5 rule 12 tied STEP rows (refusals)', c['name'], r.get('ids') == c['ids'], r
+    # relay.json (by hand): §5 rule 6, a server hop whose hop + 1 cannot be reached or answers an error
+    rl = vec('pipeline', 'relay.json')
+    for c in rl['cases']:
+        r = call('pipeline.relay', hops=c['hops'], hop=c['hop'], next=c['next'])
+        keys = ('error', 'message', 'failedHop') if c['answer']['error'] != '' and 'message' in c['answer'] else ('error', 'failedHop') if c['answer']['error'] != '' else ('error', 'loss')
+        yield '§5 rule 6 hop failures and downstream errors (passed back unchanged)', c['name'], {k: r.get(k) for k in keys} == {k: c['answer'][k] for k in keys}, r
     # tied.json (gen-tied.py): a tied Validator's H and replica across a step (§4.3 rule 4, §4.4 rules 1-3; layer-pool §8)
     td = vec('pipeline', 'tied.json')
     for q in td['cases']:

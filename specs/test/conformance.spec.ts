@@ -27,7 +27,7 @@ const SUITE_POINTS: Record<string, string[]> = {
   pipeline: ['§6 splitmix64 draw', '§6 sampling (greedy, temperature, top-k, top-p)', '§3 Request encoding (canonical proto3)', '§3 Response encoding (canonical proto3)',
     '§5 rule 2 activation frames (§3 deflate)', '§5 rule 2 targets frames', '§5 rule 1 routes (errors, in order)', '§5 rules 3-5, 13 sessions (sequences)',
     '§5 rule 14 drafts (refusals)', '§5 rule 12 tied STEP rows (refusals)', '§5 rule 7 training requests (sequences)', '§5 rule 15 standbys (none or one per hop)',
-    '§4.3 rule 4, §4.4 tied Validator (H taken whole, replica stepped; sequences)'],
+    '§4.3 rule 4, §4.4 tied Validator (H taken whole, replica stepped; sequences)', '§5 rule 6 hop failures and downstream errors (passed back unchanged)'],
   'swarm-router': ['§3 least-cost chain', '§4 standbys', '§5 weighted pick', '§6 bans (backoff, forget)'],
   diloco: ['§6 outer Nesterov step (float32, bit for bit)', '§5 payload codecs (encode)', '§5 payload codecs (decode)', '§5 error feedback',
     '§5 malformed payloads (refused)', '§1 leader order key', '§5 privacy accountant (zCDP ε)', '§2-§3 signed announces (errors, in order)',

@@ -600,6 +600,8 @@ def pipeline_op(op, req):
         if op == 'pipeline.decodeTargets':
             shape, ids = PL.decode_ids(unhex(req['bytes']), req['limits'])
             return {'shape': shape, 'ids': ids}
+        if op == 'pipeline.relay':
+            return PL.relay(req['hop'], req['next'])
         if op == 'pipeline.tiedSequence':
             f = lambda bs: [struct.unpack('<f', struct.pack('<I', b))[0] for b in bs]  # noqa: E731
             b = lambda xs: [struct.unpack('<I', struct.pack('<f', x))[0] for x in xs]  # noqa: E731

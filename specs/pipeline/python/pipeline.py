@@ -552,3 +552,16 @@ def tied_sequence(vocab, d_model, head_step, replica, ops):
         except PipelineError as e:
             out.append({'error': e.name})
     return out
+
+
+# ---- §5 rule 6: what a server hop answers when it forwards to hop + 1 (vectors relay.json) ----
+
+def relay(hop, next_hop):
+    """the answer of server hop `hop` after forwarding: HopFailedError with failed_hop = hop + 1 when hop + 1 cannot be
+    reached; an error response of hop + 1 passed back unchanged; otherwise its own answer (here: the downstream loss)"""
+    if next_hop.get('unreachable'):
+        return {'error': 'HopFailedError', 'failedHop': hop + 1}
+    a = next_hop['answer']
+    if a['error'] != '':
+        return {'error': a['error'], 'message': a['message'], 'failedHop': a['failedHop']}
+    return {'error': '', 'loss': a['loss']}
