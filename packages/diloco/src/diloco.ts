@@ -290,6 +290,12 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
   private readonly payloads = new Map<string, { round: number, bytes: Bytes }>()
   private readonly seenPayloads = new Set<string>()
   private readonly history = new Map<number, RoundRecord>()
+  /**
+   * Without a replica set: the group size g = max(members, announces) of the commit this node applied for the
+   * previous round, a floor under the group it sees in the current one (specs/diloco 1.4.0 §6 step 4); 0 after a
+   * state download, at genesis and with a replica set
+   */
+  private floor = 0
   private readonly waiters: Waiter[] = []
   private snapshot?: { blob: Bytes, hash: Bytes, round: number, baseHash: Bytes }
   private spreadEwma = 0
@@ -399,6 +405,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     this.momentum = momentum
     this.currentRound = round
     this.currentHash = weightsHash(this.layout, base)
+    this.floor = 0
     const blob = encodeState(round, base, momentum)
     this.snapshot = { blob, hash: sha256(blob), round, baseHash: this.currentHash }
     if (this.state !== undefined) for (const t of this.state.timers) clearTimeout(t)
@@ -692,7 +699,9 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     if (this.state !== st || st.committed !== undefined || !this.started || st.stalled !== undefined) return
     const full = this.fullIds(st)
     const silent = [...full].filter(id => !st.contributions.has(id))
-    // every member announced: the round waits for payloads, not for members (fetches have their own timeouts)
+    // every member announced: the round waits for payloads, not for members (fetches have their own timeouts). The
+    // floor (1.4.0) cannot hold a round here: the previous commit's senders, at least minInputs(f) of its group,
+    // are members of this round (§1), so with all of them announced the round has its quorum
     if (silent.length === 0) return
     st.stalled = { at: Date.now(), silent: new Set(silent) }
     const needed = this.stallQuorum(st)
@@ -890,9 +899,12 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       .map(p => p.id)
   }
 
-  /** The group's size as this node sees it in a round */
+  /**
+   * The group's size as this node sees it in a round: its members, the round's senders and, without a replica set
+   * and until the round stalls, the group of the commit it applied for the previous round (§6 step 4, 1.4.0)
+   */
   private groupSize (st: RoundState): number {
-    return Math.max(this.leaderOrder().length, st.contributions.size)
+    return Math.max(this.leaderOrder().length, st.contributions.size, st.stalled === undefined ? this.floor : 0)
   }
 
   private deadlineMs (): number {
@@ -1029,6 +1041,14 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     await this.applying
   }
 
+  /**
+   * §6 step 4 (1.4.0): without a replica set, the group g = max(members, announces) of the commit just applied is a
+   * floor under the group this node sees in the next round (until that round stalls); with one, no floor
+   */
+  private carryFloor (commit: OpenedCommit): void {
+    this.floor = this.replicas === undefined ? Math.max(commit.commit.members, commit.announces.length) : 0
+  }
+
   /** Gathers the committed payloads, aggregates, applies the outer step, records the round */
   private async apply (st: RoundState, commit: OpenedCommit): Promise<void> {
     if (this.state !== st) return
@@ -1070,6 +1090,7 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
       this.spreadEwma = this.spreadEwma === 0 ? spread : 0.7 * this.spreadEwma + 0.3 * spread
     }
     this.setState(st.round + 1, base, momentum)
+    this.carryFloor(commit)
     const record: RoundRecord = {
       group: this.group,
       span: this.layout.span.id,

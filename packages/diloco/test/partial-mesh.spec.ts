@@ -100,6 +100,47 @@ describe('robust rounds in a partial mesh (real hosts)', () => {
     expect(C.getConnections(J.peerId)).toHaveLength(0)
   })
 
+  it('the previous round\'s group is a floor (1.4.0): C, no longer hearing J, does not commit 2 of the group of 4 as a group of 3', async () => {
+    const m = await partialMesh()
+    hosts = m.hosts
+    const { A, B, C, J } = m
+    const refused: Array<RefusedDetail & { at: string }> = []
+    for (const [name, h] of Object.entries({ A, B, C, J })) h.services.diloco.addEventListener('diloco:refused', (e) => refused.push({ ...e.detail, at: name }))
+    const agreed = async (round: number): Promise<void> => {
+      await until(() => [A, B, C, J].every(h => h.services.diloco.round === round) && new Set([A, B, C, J].map(h => hex(h.services.diloco.baseHash))).size === 1,
+        30_000, () => `round ${round - 1} applied everywhere: ${[A, B, C, J].map(h => `${h.services.diloco.round} ${hex(h.services.diloco.baseHash).slice(0, 8)}`).join(', ')}`)
+    }
+    // round 0: J, A and C (C has handled J's announce: it counts J), B lags: committed as a group of 4
+    const seen = Promise.all([handled(C, J), handled(C, A)])
+    const outs = [J.services.diloco.contribute(localStep(J.services.diloco, 3)), A.services.diloco.contribute(localStep(A.services.diloco, 0))]
+    await seen
+    outs.push(C.services.diloco.contribute(localStep(C.services.diloco, 2)))
+    await Promise.all(outs)
+    await agreed(1)
+    // round 1: A, B and C; J is silent. C still counts J (a sender of round 0's commit): 3 of 4, a group of 4
+    await Promise.all([A, B, C].map(async (h, i) => await h.services.diloco.contribute(localStep(h.services.diloco, i))))
+    await agreed(2)
+    for (const h of [A, B, C, J]) expect(h.services.diloco.record(1)?.contributions.map(c => c.sender).sort()).toEqual([A, B, C].map(x => x.peerId.toString()).sort())
+    // round 2: C hears J neither directly nor in round 1's senders: its topic view is A, B and itself. A and C
+    // contribute. 2 of a group of 4 is below 2f + 1 = 3; as a group of 3 (f = 0) it would be a quorum
+    const seenA = handled(C, A)
+    const pending = [A.services.diloco.contribute(localStep(A.services.diloco, 0))]
+    await seenA
+    pending.push(C.services.diloco.contribute(localStep(C.services.diloco, 2)))
+    for (const p of pending) p.catch(() => {}) // awaited below; a failed assertion before that stops the hosts under them
+    // past the deadline (≥ 1.5 s) and the turns of every leader candidate C sees (3 × 1 s), with room for a loaded machine
+    await new Promise(resolve => setTimeout(resolve, 15_000))
+    expect([A, B, C, J].map(h => h.services.diloco.round)).toEqual([2, 2, 2, 2])
+    expect(refused.filter(r => r.error.name === 'InvalidCommitError')).toEqual([])
+    // B contributes: 3 of 4, committed as a group of 4, the same everywhere
+    pending.push(B.services.diloco.contribute(localStep(B.services.diloco, 1)))
+    const done = await Promise.all(pending)
+    expect(done.every(o => o.round === 2 && o.included)).toBe(true)
+    await agreed(3)
+    expect(refused.filter(r => r.error.name === 'InvalidCommitError')).toEqual([])
+    expect(C.getConnections(J.peerId)).toHaveLength(0)
+  })
+
   it('with the assignment\'s replica set as the group, an outsider on the topic is refused and does not count', async () => {
     const m = await partialMesh((ids) => ({ replicas: { members: () => ids() } }))
     hosts = m.hosts

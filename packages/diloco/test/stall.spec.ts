@@ -84,4 +84,44 @@ describe('a round that cannot reach 2f + 1 (real hosts)', () => {
     expect(A.services.diloco.round).toBe(3)
     expect(A.services.diloco.record(2)!.contributions.map(c => c.sender)).toEqual([A.peerId.toString()])
   }, 120_000)
+
+  it('topic view (no replica set), 1.4.0: after a round of 4, two members leave; the floor of 4 makes the next round stall once, then it commits as a group of 2 and the floor follows', async () => {
+    const all = await Promise.all([0, 1, 2, 3].map(async () => await startHost({ span: TOY_SPAN, ...FAST })))
+    hosts = all
+    await connectAll(all)
+    for (const h of all) h.services.diloco.initialize(toyParams([1, 1, 1], [1, 1, 1, 1]))
+    const [A, B, C, D] = all
+    const stalls = new Map<DiLoCoHost, StalledDetail[]>(all.map(h => [h, []]))
+    for (const h of all) h.services.diloco.addEventListener('diloco:stalled', (e) => stalls.get(h)!.push(e.detail))
+    // round 0: A, B and C (3 of the group of 4 on the topic); D is silent
+    const r0 = await Promise.all([A, B, C].map(async (h, i) => await h.services.diloco.contribute(localStep(h.services.diloco, i))))
+    expect(r0.every(o => o.round === 0 && o.included)).toBe(true)
+    await until(() => all.every(h => h.services.diloco.round === 1), 30_000, () => 'round 0 applied everywhere')
+    expect((await openCommit(Signed.decode(A.services.diloco.record(0)!.commit))).commit.members).toBe(4)
+    // C and D leave: A and B see only each other on the topic and C as a sender of round 0 (D sent nothing). Without
+    // the floor A and B would commit round 1 at once as a group of 3 (f = 0, 2 of 3 a quorum); with it they need 3
+    // of 4, so the round stalls (C silent) and commits with the two, half of the group of 3 they see
+    await stopAll([C, D])
+    await until(() => [A, B].every(h => h.services.pubsub.getSubscribers(h.services.diloco.topic).length === 1), 20_000, () => 'C and D off the topic')
+    const t1 = Date.now()
+    const r1 = await Promise.race([
+      Promise.all([A, B].map(async (h, i) => await h.services.diloco.contribute(localStep(h.services.diloco, i)))),
+      new Promise<never>((_resolve, reject) => setTimeout(() => { reject(new Error('round 1 did not commit within 60 s of the contributions')) }, 60_000))
+    ])
+    expect(Date.now() - t1).toBeGreaterThanOrEqual(STALL_MS - 200)
+    expect(r1.every(o => o.round === 1 && o.included)).toBe(true)
+    for (const h of [A, B]) {
+      expect(stalls.get(h)).toHaveLength(1)
+      expect(stalls.get(h)![0]).toMatchObject({ round: 1, announced: 2, committable: true })
+      expect((await openCommit(Signed.decode(h.services.diloco.record(1)!.commit))).commit.members).toBe(2)
+    }
+    expect(hex(A.services.diloco.baseHash)).toBe(hex(B.services.diloco.baseHash))
+    // round 2: the floor is now 2, the group A and B see: it commits without a stall
+    const t2 = Date.now()
+    const r2 = await Promise.all([A, B].map(async (h, i) => await h.services.diloco.contribute(localStep(h.services.diloco, i))))
+    expect(r2.every(o => o.round === 2 && o.included)).toBe(true)
+    expect(Date.now() - t2).toBeLessThan(STALL_MS)
+    expect(stalls.get(A)).toHaveLength(1)
+    expect(hex(A.services.diloco.baseHash)).toBe(hex(B.services.diloco.baseHash))
+  }, 120_000)
 })

@@ -350,15 +350,18 @@ def better_commit(theirs, ours):
 
 
 class Receiver:
-    """A node at round `round` on base `base_hash` (hex) that sees a group of `members` (§6 step 4) and takes commits
-    in turn. receive() returns ('applied',), ('ignored',) or ('catchUp', leader) or raises the error. Applying round r
-    moves the node to round r + 1 on base `bases[r]` (the outer step's result: not computed here)."""
+    """A node at round `round` on base `base_hash` (hex) that sees a group of `members` (§6 step 4; no replica set: the
+    topic view) and takes commits in turn. receive() returns ('applied',), ('ignored',) or ('catchUp', leader) or raises
+    the error. Applying round r moves the node to round r + 1 on base `bases[r]` (the outer step's result: not computed
+    here), with the applied commit's group g as the floor under the group it sees in round r + 1 (1.4.0)."""
 
     def __init__(self, group, span, rnd, base_hash, members, aggregator, bases, stalled=None):
         self.group, self.span, self.round, self.base = group, span, rnd, base_hash
         self.members, self.aggregator, self.bases = members, aggregator, bases
         # 1.3.0 §6 step 5a: None, or the number of members that announced the round to this node when it stalled
         self.stalled = stalled
+        # 1.4.0 §6 step 4: the group g of the commit applied for the previous round (0: none applied yet)
+        self.floor = 0
         self.applied = {}  # round -> opened commit (with its body)
 
     def receive(self, s):
@@ -377,9 +380,11 @@ class Receiver:
             return ('catchUp', leader)
         g = max(c['members'], len(announces))
         f = (g - 1) // 3
-        if f < (self.members - 1) // 3:
+        # the group this node sees: its members and, until the round stalls, the previous round's group (1.4.0)
+        seen = self.members if self.stalled is not None else max(self.members, self.floor)
+        if f < (seen - 1) // 3:
             if self.stalled is None:
-                raise DiLoCoError('InvalidCommitError', f'a group of {g} hides members: this node sees {self.members}')
+                raise DiLoCoError('InvalidCommitError', f'a group of {g} hides members: this node sees {seen}')
             # a stalled round (§6 step 5a): the group is the members that announced it, at least half of the group
             if f < (self.stalled - 1) // 3:
                 raise DiLoCoError('InvalidCommitError', f'a group of {g} hides members: {self.stalled} announced the stalled round')
@@ -391,4 +396,5 @@ class Receiver:
         self.base = self.bases[str(c['round'])]
         self.round += 1
         self.stalled = None  # silence is per round
+        self.floor = g
         return ('applied',)

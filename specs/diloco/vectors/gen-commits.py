@@ -172,12 +172,27 @@ ops = [
 cases.append({'name': 'a stalled round (a group of 7, 4 announced)', 'round': 5, 'baseHash': B[5].hex(), 'members': 7, 'stalled': 4,
               'aggregator': 'nnm-trimmed-mean', 'ops': ops})
 
+# ---- 6. the previous round's group is a floor (§6 step 4, 1.4.0; no replica set: `members` is the topic view) ----
+ops = [
+    ('a commit of round 5 declaring a group of 7 with 5 announces while this node sees 4: applied (f = 2 is not below the 1 of 4)',
+     commit(0, 5, [0, 1, 2, 3, 4], members=7), APPLIED),
+    ('round 6, a group of 4 with 3 announces (f = 1): this node still sees 4 members, but the group of 7 it applied for round 5 is a '
+     'floor (f = 2): InvalidCommitError', commit(1, 6, [0, 1, 2], members=4), {'error': 'InvalidCommitError'}),
+    ('round 6, members absent (0) and 5 announces: g = 5, f = 1 below the floor\'s 2: InvalidCommitError',
+     commit(1, 6, [0, 1, 2, 3, 4], members=0), {'error': 'InvalidCommitError'}),
+    ('round 6, 5 announces as a group of 7: applied', commit(1, 6, [0, 1, 2, 3, 4], members=7), APPLIED),
+]
+cases.append({'name': 'the previous round\'s group is a floor (a topic view of 4 after a commit of 7)', 'round': 5, 'baseHash': B[5].hex(), 'members': 4,
+              'aggregator': 'nnm-trimmed-mean', 'ops': ops})
+
 out = {
     'description': 'sequences of signed commits given to one receiver at `round` on base `baseHash` that sees a group of `members` (§6 step 4) and '
                    'aggregates with `aggregator`; `bases`: the base a node holds after applying round r (the outer step\'s result, an input here). '
                    'Each op\'s outcome: `applied` (the node moves to the next round), `ignored`, `catchUp` from a peer (`from`: the commit\'s leader; '
                    'nothing applied), or the error. §6 steps 6, 8, 9 and §8 (applied once and in round order). `stalled` (1.3.0, §6 step 5a): the '
-                   'receiver\'s round has stalled and that many members announced it to the receiver (absent: not stalled; the next round is not).',
+                   'receiver\'s round has stalled and that many members announced it to the receiver (absent: not stalled; the next round is not). '
+                   'The receiver has no replica set (1.4.0, §6 step 4): after applying a commit of group g = max(members, announces) it sees a '
+                   'group of at least g in the next round until that round stalls.',
     'group': GROUP, 'span': SPAN, 'elements': N,
     'bases': {str(r): B[r + 1].hex() for r in range(3, 9)},
     'keys': [{'ed25519_seed': s.hex(), 'peer_id': DM.peer_id_string(i)} for s, i in zip(SEEDS, IDS)],
