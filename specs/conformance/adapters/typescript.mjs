@@ -872,6 +872,49 @@ async function handle (r) {
       }
       return { outcomes }
     }
+    case 'pipeline.relay': {
+      // §5 rule 6: the service's own TRAIN_FORWARD handler and its forwarding to hop + 1 (private serveTrainForward,
+      // forwardHop, send) on a stand-in Worker (a blocks stage passing the activation through); hop + 1 is a dialer whose
+      // dial fails, or one end of an in-memory stream pair on which this adapter answers as the vector's `next` says
+      const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
+      const P = await pipelinePkg()
+      const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
+      const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
+      const peer = P.peerBytes((await peerIdPkg()).peerIdFromPrivateKey(await (await keysPkg()).generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(9))))
+      const hidden = P.encodeActivation({ type: 'float32', dims: [1, 1, 4], data: Float32Array.of(1, 2, 3, 4) }, false)
+      const blank = (codec) => codec.decode(new Uint8Array(0))
+      const next = r.next
+      const connectionManager = {
+        async dialProtocol () {
+          if (next.unreachable) throw new Error('the dial failed')
+          const [a, b] = await streamPair()
+          void (async () => {
+            const m = messageStream(b, { maxMessageSize: 1 << 20, timeout: 5000 })
+            try {
+              await m.read(P.PipelineRequest)
+              const res = next.answer.error !== '' ? next.answer : { error: '', grad: hidden, loss: next.answer.loss }
+              await m.write({ ...blank(P.PipelineResponse), ...res }, P.PipelineResponse)
+              await m.close()
+            } catch {}
+          })()
+          return a
+        }
+      }
+      const svc = Object.assign(Object.create(DefaultPipeline.prototype), {
+        train: new Map(), replicas: new Map(), maxMicroBatches: 8, maxBatch: 1, maxMessageSize: 1 << 20, mirrorStandbys: false,
+        traffic: { requests: 0, sent: 0, received: 0 }, links: new Map(), brokenLinks: new Map(), peerIds: new Map(), maxSessionLinks: 16,
+        protocol: '/neuroshard/pipeline/1.0.0', hopTimeout: 5000, log: () => {}, routerOrUndefined: () => undefined, components: { connectionManager }
+      })
+      const stage = {
+        config: { dModel: 4, maxSeqLen: 8 },
+        executors: [{ stepCount: 0 }],
+        blocks: { forward: async (x) => ({ hidden_out: x.hidden_in }), backward: async (x) => ({ grad_hidden_in: x.grad_hidden_out }) }
+      }
+      const route = Array.from({ length: r.hops }, (_, i) => ({ peer, start: i, end: i + 1 }))
+      const req = { ...blank(P.PipelineRequest), kind: P.Kind.TRAIN_FORWARD, session: new Uint8Array(16), step: 0, microBatch: 0, hidden, route, hop: r.hop, standbys: [] }
+      const res = await svc.serveTrainForward(req, stage, AbortSignal.timeout(10_000))
+      return { error: res.error, message: res.message, failedHop: res.failedHop, ...(res.error === '' ? { loss: res.loss } : {}) }
+    }
     case 'pipeline.draft': {
       // the service's own DRAFT handler (private), on a stand-in holding only its draft table
       const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
