@@ -84,8 +84,10 @@ export interface ScenarioResult {
   /** DiLoCo rounds: the most any node reported, and the last validation loss reported */
   rounds?: number
   valLoss?: number
-  /** the first validation loss any node printed for each round (Drivers print the network model's) */
+  /** the first validation loss any node printed for each round (Drivers print the network model's), every slot at that round */
   valLossByRound?: Record<string, number>
+  /** validation losses of the model as served (the round's weights of some slot were gone): each slot's round */
+  valLossServed?: Array<{ round: number, loss: number, slotRounds: number[] }>
   /** with `loopback`: this run's and the loopback run's validation loss at the last round both reached */
   loopback?: { scenario: string, round?: number, loss?: number, loopbackLoss?: number, diffPct?: number, missing?: string }
   /** `{"event":"failover","ms":…}` lines of every node: a generation's failure detected to its next token */
@@ -142,6 +144,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
   const started = Date.now()
   const failoverMs: number[] = []
   const valByRound = new Map<string, number>()
+  const valServed: Array<{ round: number, loss: number, slotRounds: number[] }> = []
   let bytesSent: ScenarioResult['bytesSent']
   let tornDown = false
 
@@ -217,7 +220,10 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
         if (m.event !== 'stats' && n.events.length < 10_000) n.events.push({ t: Date.now(), e: m })
         // kept across restarts (events are the current process's)
         if (m.event === 'failover' && typeof m.ms === 'number' && failoverMs.length < 100_000) failoverMs.push(m.ms)
-        if (m.event === 'validation' && typeof m.loss === 'number' && !valByRound.has(String(m.round))) valByRound.set(String(m.round), m.loss)
+        // a point measured on the model as served (slots at different rounds, `exact: false`) is not the round's model:
+        // kept apart, never compared with the loopback run's
+        if (m.event === 'validation' && typeof m.loss === 'number' && m.exact !== false && !valByRound.has(String(m.round))) valByRound.set(String(m.round), m.loss)
+        if (m.event === 'validation' && typeof m.loss === 'number' && m.exact === false && Array.isArray(m.slotRounds) && valServed.length < 10_000) valServed.push({ round: m.round, loss: m.loss, slotRounds: m.slotRounds })
         if (m.event === 'stats') {
           n.peerId = m.peerId
           n.last = { t: Date.now(), connections: m.connections, recordPeers: m.recordPeers, covered: m.covered, rss: m.rss, heapUsed: m.heapUsed }
@@ -632,6 +638,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     ...(allRounds.some(r => r > 0) ? { rounds: Math.max(...allRounds) } : {}),
     ...(typeof lastVal === 'number' ? { valLoss: lastVal } : {}),
     ...(valByRound.size > 0 ? { valLossByRound: Object.fromEntries(valByRound) } : {}),
+    ...(valServed.length > 0 ? { valLossServed: valServed } : {}),
     ...(s.loopback != null ? { loopback: compareLoopback(s.loopback, valByRound) } : {}),
     ...(failoverMs.length > 0 ? { failover: percentiles(failoverMs) } : {}),
     ...(bytesSent != null ? { bytesSent } : {}),

@@ -91,6 +91,11 @@ export interface LossPoint {
   round: number
   /** ms since the epoch */
   time: number
+  /**
+   * Validation of the network's model: the DiLoCo round of each slot's weights it ran on (index: slot). They differ
+   * when the round measured was gone and the model was measured as the network serves it (each slot's newest)
+   */
+  slotRounds?: number[]
 }
 
 /** `GET /api/training`: DiLoCo progress */

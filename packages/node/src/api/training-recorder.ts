@@ -67,10 +67,15 @@ export class TrainingRecorder extends TypedEventEmitter<TrainingRecorderEvents> 
     this.changed()
   }
 
-  /** A validation loss (typically after an outer step) */
-  recordValidation (loss: number, options: { step?: number } = {}): void {
+  /**
+   * A validation loss (typically after an outer step); `slotRounds`: the DiLoCo round of each slot's weights it was
+   * measured on, for a model assembled from slots (they differ when it was measured as the network serves it)
+   */
+  recordValidation (loss: number, options: { step?: number, slotRounds?: readonly number[] } = {}): void {
     if (!Number.isFinite(loss)) throw new InvalidParametersError('loss must be a finite number')
-    push(this.validation, { step: options.step ?? this.totalSteps, loss, round: this.round, time: this.now() }, this.maxPoints)
+    const slotRounds = options.slotRounds
+    if (slotRounds != null && !slotRounds.every(r => Number.isSafeInteger(r) && r >= 0)) throw new InvalidParametersError('slotRounds must be integers >= 0')
+    push(this.validation, { step: options.step ?? this.totalSteps, loss, round: this.round, time: this.now(), ...(slotRounds != null ? { slotRounds: [...slotRounds] } : {}) }, this.maxPoints)
     this.changed()
   }
 

@@ -189,8 +189,9 @@ function follow (node: NetworkNode, index: number, emit: (obj: Record<string, un
     say(`node ${index} (…${short()}) serves ${describeSpan(node.config, e.detail.start, e.detail.end)}`)
   })
   node.addEventListener('node:validation', (e) => {
-    emit({ event: 'validation', node: index, round: e.detail.round, loss: e.detail.loss })
-    say(`round ${e.detail.round}: validation loss ${e.detail.loss.toFixed(4)} (node ${index})`)
+    const { round, loss, slotRounds, exact } = e.detail
+    emit({ event: 'validation', node: index, round, loss, slotRounds, exact })
+    say(`round ${round}: validation loss ${loss.toFixed(4)} (node ${index}${exact ? '' : `; as served, slot rounds ${slotRounds.join('/')}`})`)
   })
   node.addEventListener('node:failover', (e) => {
     emit({ event: 'failover', node: index, ms: Math.round(e.detail.ms * 10) / 10 })

@@ -53,6 +53,11 @@ export const DEFAULT_NODE_SEQ_LEN = 64
 /** Data shards a Driver trains on per round @default 2 */
 export const DEFAULT_SHARDS_PER_ROUND = 2
 /**
+ * How long a validation waits for every slot's weights at the round it measures (a slot's holders still behind it),
+ * and then for the served model's weights, ms @default 60 s
+ */
+export const DEFAULT_VALIDATION_WAIT_MS = 60_000
+/**
  * Widest model whose serving stages run on the node's thread by default: a decode step of dModel 256 is well under
  * a millisecond, less than the two thread hand-offs a worker costs per call on a loaded machine
  */
@@ -180,10 +185,33 @@ export interface NetworkNodeEvents {
    * layer pool drops the silent holders) instead of contributing again
    */
   'node:stalled': CustomEvent<{ slot: number, round: number, reason: string }>
-  /** A validation loss of the network's model (Drivers) */
-  'node:validation': CustomEvent<{ round: number, loss: number }>
+  /** A validation loss of the network's model (`slotRounds`: the round of each slot's weights it ran on) */
+  'node:validation': CustomEvent<NetworkValidation>
   /** A generation on this Driver went on after a failover: ms from the failure's detection to its next token */
   'node:failover': CustomEvent<{ ms: number }>
+}
+
+/** The weights of the network's model a validation runs on */
+export interface NetworkWeights {
+  weights: Map<string, Float32Array>
+  /** The DiLoCo round of each slot's weights (index: slot) */
+  slotRounds: number[]
+  /**
+   * true: every slot at the round asked for. false: that round was gone (every holder of some slot past it) or not
+   * reached in time, and these are the model as the network serves it: each slot's newest weights
+   */
+  exact: boolean
+}
+
+/** A validation loss of the network's model */
+export interface NetworkValidation {
+  /** The round measured after (this node's lowest slot's round) */
+  round: number
+  loss: number
+  /** The DiLoCo round of each slot's weights the loss was measured on (index: slot) */
+  slotRounds: number[]
+  /** Every slot at `round` (else the model as served, `slotRounds` says which) */
+  exact: boolean
 }
 
 type LayerRecordOf = PoolEntry['record']
@@ -274,6 +302,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private evalStage?: Promise<PipelineStage>
   private lastEvalRound = -1
   private evaluating = false
+  /** validations one at a time: they share the local evaluation stage */
+  private evalLock: Promise<unknown> = Promise.resolve()
   private trainingLoop?: Promise<void>
   private readonly detach: Array<() => void> = []
   /** the ledger and proof duties (with `init.ponw`) */
@@ -796,6 +826,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       intraOpNumThreads: this.init.threads ?? 1,
       device: this.init.device ?? 'cpu',
       inThread: this.init.inThread ?? (!this.training && this.config.dModel <= IN_THREAD_MAX_D_MODEL),
+      // a serving span's embed + blocks (or blocks + head) as one onnxruntime run per token; its blocks' runtime keeps a
+      // copy of the embedding / head weights, so only for the small models that run in-thread
+      fuseInference: !this.training && this.config.dModel <= IN_THREAD_MAX_D_MODEL,
       ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {})
     })
   }
@@ -1057,23 +1090,18 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   // ---- validation of the network's model (Drivers) ----------------------------------------------------
 
   /**
-   * The validation loss of the model after `round`: every slot's base weights of that round (this node's
-   * own, the others fetched over layer-pool's weight transfer from holders announcing that step, checked
-   * against their hashes), run through a local copy of the whole model.
+   * The validation loss of the model after `round` (see `validate`), when the node's lowest slot applied it; one
+   * evaluation at a time (rounds can come faster than evaluations: those are skipped)
    */
   private async evaluate (round: number): Promise<void> {
     const every = this.init.evalEvery ?? 1
     const validation = this.init.data?.validation
     if (every <= 0 || validation == null || validation.length === 0 || round % every !== 0 || round <= this.lastEvalRound) return
-    // one evaluation at a time: they share the local evaluation stage (rounds can come faster than evaluations)
     if (this.evaluating) return
     this.evaluating = true
     this.lastEvalRound = round
     try {
-      const loss = await this.validationLoss(round)
-      if (loss == null || !this.running) return
-      this.recorder.recordValidation(loss, { step: round * this.innerSteps })
-      this.safeDispatchEvent('node:validation', { detail: { round, loss } })
+      await this.validate(round)
     } catch (err: any) {
       if (this.running) log('validation after round %d failed: %s', round, err.message)
     } finally {
@@ -1081,20 +1109,68 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     }
   }
 
-  /** Every slot's weights at `round` (own groups or fetched); undefined when some slot has no holder at that round */
-  async networkWeights (round: number, options: { timeoutMs?: number } = {}): Promise<Map<string, Float32Array> | undefined> {
-    const step = round * this.innerSteps
-    const deadline = Date.now() + (options.timeoutMs ?? 60_000)
+  /**
+   * Measures the validation loss of the network's model after `round`, records it (API, dashboard) and dispatches
+   * `node:validation`: every slot's base weights of that round (this node's own, the others fetched over
+   * layer-pool's weight transfer from holders announcing that step, checked against their hashes), run through a
+   * local copy of the whole model. When that round is gone (every holder of a slot moved past it: slot groups drift
+   * apart after kills) or not reached within `timeoutMs`, the model as the network serves it: each slot's newest
+   * weights, labelled with the round of each (`slotRounds`, `exact: false`). undefined when the node stopped or no
+   * weights of some slot could be had in time.
+   */
+  async validate (round: number, options: { timeoutMs?: number } = {}): Promise<NetworkValidation | undefined> {
+    if (!Number.isSafeInteger(round) || round < 0) throw new InvalidParametersError('round must be an integer >= 0')
+    const batches = this.validationBatches()
+    if (batches.length === 0) throw new InvalidParametersError('no validation data (init.data.validation)')
+    const weights = await this.networkWeights(round, options)
+    if (weights == null || !this.running) return undefined
+    const run = this.evalLock.then(async () => await modelLoss(weights.weights, batches, async () => {
+      this.evalStage ??= createPipelineStage({ config: this.config, start: 0, end: this.slots, parameters: weights.weights, intraOpNumThreads: this.init.threads ?? 1 })
+      return await this.evalStage
+    }))
+    this.evalLock = run.catch(() => {})
+    const loss = await run
+    if (!this.running) return undefined
+    const point: NetworkValidation = { round, loss, slotRounds: weights.slotRounds, exact: weights.exact }
+    this.recorder.recordValidation(loss, { step: round * this.innerSteps, slotRounds: weights.slotRounds })
+    this.safeDispatchEvent('node:validation', { detail: point })
+    return point
+  }
+
+  /**
+   * Every slot's weights at `round` (own or fetched); when that round is gone for some slot or not reached within
+   * `timeoutMs`, each slot's newest weights (`exact: false`); undefined when the node stopped or some slot's weights
+   * could not be had in time
+   */
+  async networkWeights (round: number, options: { timeoutMs?: number } = {}): Promise<NetworkWeights | undefined> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_VALIDATION_WAIT_MS
+    const at = await this.weightsAt(round * this.innerSteps, Date.now() + timeoutMs)
+    if (at instanceof Map) return { weights: at, slotRounds: Array.from({ length: this.slots }, () => round), exact: true }
+    if (!this.running) return undefined
+    log('validation after round %d: %s, measuring the model as served', round, at === 'gone' ? 'the round is gone' : 'the round was not reached in time')
+    return await this.servedWeights(Date.now() + timeoutMs)
+  }
+
+  /** A held slot's weights and their step: its group's (training) or the layer pool's (serving only) */
+  private ownSlot (slot: number): { weights: Map<string, Float32Array>, step: number } | undefined {
+    const g = this.groups.get(slot)
+    if (g?.initialized === true) return { weights: g.parameters(), step: g.round * this.innerSteps }
+    if (this.training) return undefined
+    const weights = this.host.services.layerPool.slotWeights(slot)
+    const span = this.host.services.layerPool.records().get(this.host.peerId.toString())?.record.spans
+      .find(s => s.start <= slot && slot < s.end && (s.state === 'serving' || s.state === 'training'))
+    return weights == null || span == null ? undefined : { weights, step: slotWeightsStep(span, slot) }
+  }
+
+  /** Every slot's weights at `step`; 'gone' when every holder of some slot is past it; undefined after `deadline` */
+  private async weightsAt (step: number, deadline: number): Promise<Map<string, Float32Array> | 'gone' | undefined> {
     const out = new Map<string, Float32Array>()
     // this node's own slots first, before its groups move on to the next round while remote slots are fetched
     const remote: number[] = []
     for (let slot = 0; slot < this.slots; slot++) {
-      const g = this.groups.get(slot)
-      if (g?.initialized === true && g.round === round) {
-        for (const [k, v] of g.parameters()) out.set(k, v)
-      } else {
-        remote.push(slot)
-      }
+      const own = this.ownSlot(slot)
+      if (own?.step === step) for (const [k, v] of own.weights) out.set(k, v)
+      else remote.push(slot)
     }
     for (const slot of remote) {
       let got: Map<string, Float32Array> | undefined
@@ -1102,32 +1178,67 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         if (!this.running || Date.now() > deadline) return undefined
         const holders = this.holdersAt(slot, step)
         if (holders == null) {
-          // every holder of the slot is past this round: its weights at the round are gone, do not wait for them
-          const others = this.otherHolders(slot)
-          if (others.length > 0 && others.every(h => slotWeightsStep(h.span, slot) > step)) return undefined
+          // every holder of the slot (this node included) is past this step: its weights at the step are gone
+          const steps = this.otherHolders(slot).map(h => slotWeightsStep(h.span, slot))
+          const own = this.ownSlot(slot)
+          if (own != null) steps.push(own.step)
+          if (steps.length > 0 && steps.every(s => s > step)) return 'gone'
           await sleep(250, this.controller.signal)
           continue
         }
-        try {
-          const res = await fetchSpanWeights(this.host as any, holders.peers, {
-            modelId: this.modelId,
-            version: this.host.services.layerPool.version,
-            start: slot,
-            end: slot + 1,
-            part: 'weights',
-            config: this.config,
-            chunksRoot: holders.chunksRoot,
-            weightsHash: holders.weightsHash
-          }, { signal: this.controller.signal })
-          got = res.tensors
-        } catch (err: any) {
-          log('fetching slot %d for validation failed: %s', slot, err.message)
-          await sleep(500, this.controller.signal)
-        }
+        got = await this.fetchSlot(slot, holders)
+        if (got == null) await sleep(500, this.controller.signal)
       }
       for (const [k, v] of got) out.set(k, v)
     }
     return out
+  }
+
+  /** The model as the network serves it: each slot's newest weights (this node's own when none is newer) */
+  private async servedWeights (deadline: number): Promise<NetworkWeights | undefined> {
+    const weights = new Map<string, Float32Array>()
+    const slotRounds: number[] = []
+    for (let slot = 0; slot < this.slots; slot++) {
+      let got: { weights: Map<string, Float32Array>, step: number } | undefined
+      while (got == null) {
+        if (!this.running || Date.now() > deadline) return undefined
+        const own = this.ownSlot(slot)
+        const newest = this.otherHolders(slot).reduce((step, h) => Math.max(step, slotWeightsStep(h.span, slot)), -1)
+        if (own != null && own.step >= newest) {
+          got = own
+          break
+        }
+        const holders = newest >= 0 ? this.holdersAt(slot, newest) : undefined
+        if (holders != null) {
+          const tensors = await this.fetchSlot(slot, holders)
+          if (tensors != null) got = { weights: tensors, step: newest }
+        }
+        if (got == null) await sleep(holders == null ? 250 : 500, this.controller.signal)
+      }
+      for (const [k, v] of got.weights) weights.set(k, v)
+      slotRounds.push(Math.floor(got.step / this.innerSteps))
+    }
+    return { weights, slotRounds, exact: false }
+  }
+
+  /** A slot's weights from holders announcing the same hashes, checked against them; undefined when that failed */
+  private async fetchSlot (slot: number, holders: { peers: PeerId[], weightsHash: string, chunksRoot: string }): Promise<Map<string, Float32Array> | undefined> {
+    try {
+      const res = await fetchSpanWeights(this.host as any, holders.peers, {
+        modelId: this.modelId,
+        version: this.host.services.layerPool.version,
+        start: slot,
+        end: slot + 1,
+        part: 'weights',
+        config: this.config,
+        chunksRoot: holders.chunksRoot,
+        weightsHash: holders.weightsHash
+      }, { signal: this.controller.signal })
+      return res.tensors
+    } catch (err: any) {
+      log('fetching slot %d for validation failed: %s', slot, err.message)
+      return undefined
+    }
   }
 
   private holdersAt (slot: number, step: number): { peers: PeerId[], weightsHash: string, chunksRoot: string } | undefined {
@@ -1139,15 +1250,6 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     const info = at.span.slots[slot - at.span.start]
     const peers = holders.filter(h => h.span.slots[slot - h.span.start]?.weightsHash === info.weightsHash).map(h => h.peerId)
     return { peers, weightsHash: info.weightsHash, chunksRoot: info.chunksRoot }
-  }
-
-  private async validationLoss (round: number): Promise<number | undefined> {
-    const weights = await this.networkWeights(round)
-    if (weights == null) return undefined
-    return await modelLoss(weights, this.validationBatches(), async () => {
-      this.evalStage ??= createPipelineStage({ config: this.config, start: 0, end: this.slots, parameters: weights, intraOpNumThreads: this.init.threads ?? 1 })
-      return await this.evalStage
-    })
   }
 
   /** Fixed validation batches (the same every round, so the curve compares like with like) */

@@ -118,7 +118,13 @@ function drawChart (train, val) {
   $('loss-val').setAttribute('points', pts(val))
   $('loss-val-dots').replaceChildren(...val.map(p => {
     const c = document.createElementNS(SVG_NS, 'circle')
-    c.setAttribute('cx', x(p.step).toFixed(1)); c.setAttribute('cy', y(p.loss).toFixed(1)); c.setAttribute('r', '3'); c.setAttribute('class', 'dot-val')
+    c.setAttribute('cx', x(p.step).toFixed(1)); c.setAttribute('cy', y(p.loss).toFixed(1)); c.setAttribute('r', '3')
+    // a network model measured as served (its slots at different rounds) says so: hollow dot, slot rounds in its title
+    const mixed = Array.isArray(p.slotRounds) && p.slotRounds.some(r => r !== p.slotRounds[0])
+    c.setAttribute('class', mixed ? 'dot-val served' : 'dot-val')
+    const title = document.createElementNS(SVG_NS, 'title')
+    title.textContent = `validation ${p.loss.toFixed(3)} after round ${p.round}` + (mixed ? ` (as served: slot rounds ${p.slotRounds.join('/')})` : '')
+    c.append(title)
     return c
   }))
   const parts = []
