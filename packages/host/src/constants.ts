@@ -178,6 +178,18 @@ export const JOIN_RETRY_BACKOFF_FACTOR = 2
 /** Time limit of one join dial, ms @default 10000 */
 export const JOIN_DIAL_TIMEOUT_MS = 10_000
 
+/**
+ * Time limit of one address of a bootstrap peer, TCP connect and upgrade (pnet, Noise, Yamux) together, ms. libp2p's
+ * dial queue allows every address 6 s (`addressDialTimeout`) whatever the caller's signal: in the testbed's 24-node
+ * join storm, processes starved to 3–8 % of a core took longer than that for the handshake, every bootstrap dial of a
+ * node failed, and it stayed alone for 45 + 29 s of backed-off retries (#15). The joiner dials bootstrap addresses on
+ * the transport itself, one at a time, with this limit; every other dial keeps libp2p's. (The bootstrap host drops an
+ * inbound upgrade after libp2p's 10 s, so a longer limit here helps handshakes that take 6–10 s.)
+ *
+ * @default 20000
+ */
+export const JOIN_BOOTSTRAP_DIAL_TIMEOUT_MS = 20_000
+
 /** Time limit of the joiner's DHT lookup for more peers, ms @default 10000 */
 export const JOIN_LOOKUP_TIMEOUT_MS = 10_000
 

@@ -10,6 +10,7 @@ import { InvalidParametersError } from '@neuroshard/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 import {
+  JOIN_BOOTSTRAP_DIAL_TIMEOUT_MS,
   JOIN_BOOTSTRAP_TAG,
   JOIN_BOOTSTRAP_TAG_VALUE,
   JOIN_DIAL_TIMEOUT_MS,
@@ -38,8 +39,14 @@ export interface JoinOptions {
   retryMaxDelayMs?: number
   /** Each retry waits this many times longer than the one before (before jitter) @default JOIN_RETRY_BACKOFF_FACTOR (2) */
   retryBackoffFactor?: number
-  /** Time limit of one dial, ms @default JOIN_DIAL_TIMEOUT_MS (10 000) */
+  /** Time limit of one dial of a peer learned of (not a bootstrap peer), ms @default JOIN_DIAL_TIMEOUT_MS (10 000) */
   dialTimeoutMs?: number
+  /**
+   * Time limit of one address of a bootstrap peer (TCP connect and upgrade), ms; libp2p's own per-address limit is 6 s
+   *
+   * @default JOIN_BOOTSTRAP_DIAL_TIMEOUT_MS (20 000)
+   */
+  bootstrapDialTimeoutMs?: number
 }
 
 /** Init of the joiner service */
@@ -54,12 +61,25 @@ interface JoinConnectionManager {
   getConnections(peerId?: PeerId): Connection[]
 }
 
+/** The part of libp2p's transport manager the joiner uses: a dial of one address on its transport, upgrade included */
+interface JoinTransportManager {
+  dial(ma: Multiaddr, options?: AbortOptions): Promise<Connection>
+}
+
+/** The part of libp2p's connection gater the joiner asks before dialing a bootstrap address on the transport */
+interface JoinConnectionGater {
+  denyDialMultiaddr?(multiaddr: Multiaddr): Promise<boolean> | boolean
+}
+
 /** Components the joiner takes from libp2p */
 export interface JoinComponents {
   peerId: PeerId
   peerStore: PeerStore
   peerRouting: PeerRouting
   connectionManager: JoinConnectionManager
+  /** Bootstrap addresses are dialed on it (with `bootstrapDialTimeoutMs`); without it, through the connection manager */
+  transportManager?: JoinTransportManager
+  connectionGater?: JoinConnectionGater
   events: TypedEventTarget<Libp2pEvents>
   logger: ComponentLogger
 }
@@ -98,6 +118,7 @@ export function validateJoinOptions (init: JoinInit): void {
   positive('retryInitialDelayMs', init.retryInitialDelayMs)
   positive('retryMaxDelayMs', init.retryMaxDelayMs)
   positive('dialTimeoutMs', init.dialTimeoutMs)
+  positive('bootstrapDialTimeoutMs', init.bootstrapDialTimeoutMs)
   if (init.retryBackoffFactor !== undefined && !(Number.isFinite(init.retryBackoffFactor) && init.retryBackoffFactor >= 1)) {
     throw new InvalidParametersError(`join.retryBackoffFactor must be at least 1, got ${String(init.retryBackoffFactor)}`)
   }
@@ -150,6 +171,7 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
   private readonly maxDelay: number
   private readonly factor: number
   private readonly dialTimeout: number
+  private readonly bootstrapDialTimeout: number
   private started = false
   private timer?: ReturnType<typeof setTimeout>
   /** When the pending retry (`timer`) fires, ms since the epoch */
@@ -170,6 +192,7 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
     this.maxDelay = init.retryMaxDelayMs ?? JOIN_RETRY_MAX_DELAY_MS
     this.factor = init.retryBackoffFactor ?? JOIN_RETRY_BACKOFF_FACTOR
     this.dialTimeout = init.dialTimeoutMs ?? JOIN_DIAL_TIMEOUT_MS
+    this.bootstrapDialTimeout = init.bootstrapDialTimeoutMs ?? JOIN_BOOTSTRAP_DIAL_TIMEOUT_MS
     this.onDisconnect = this.onDisconnect.bind(this)
     this.onConnect = this.onConnect.bind(this)
   }
@@ -310,12 +333,12 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
     this.schedule(delayMs)
   }
 
-  /** Dials every bootstrap peer the host is not connected to, all of its addresses, in parallel */
+  /** Dials every bootstrap peer the host is not connected to, in parallel (each peer's addresses in turn) */
   private async dialBootstrapPeers (signal: AbortSignal): Promise<void> {
     const connected = this.connectedPeers()
     await Promise.all(this.bootstrap.filter(p => !connected.has(p.id)).map(async (peer) => {
       try {
-        const conn = await this.components.connectionManager.openConnection(peer.addrs, { signal: this.dialSignal(signal) })
+        const conn = await this.dialBootstrapPeer(peer, signal)
         // like @libp2p/bootstrap: a tag keeps the connection from being the first pruned
         await this.components.peerStore.merge(conn.remotePeer, { tags: { [JOIN_BOOTSTRAP_TAG]: { value: JOIN_BOOTSTRAP_TAG_VALUE } } })
           .catch(err => { this.log.error('could not tag bootstrap peer %s - %e', peer.id, err) })
@@ -323,6 +346,42 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
         this.log('could not dial bootstrap peer %s - %e', peer.id, err)
       }
     }))
+  }
+
+  /**
+   * A bootstrap peer's addresses one at a time on their transport, each with `bootstrapDialTimeoutMs` for the TCP
+   * connect and the upgrade: libp2p's dial queue gives an address 6 s whatever the caller's signal, which the
+   * handshakes of starved hosts exceeded (JOIN_BOOTSTRAP_DIAL_TIMEOUT_MS). Addresses no transport dials directly
+   * (`/dnsaddr`), and hosts without a transport manager, go through the connection manager.
+   */
+  private async dialBootstrapPeer (peer: BootstrapPeer, signal: AbortSignal): Promise<Connection> {
+    const transports = this.components.transportManager
+    if (transports == null) {
+      return await this.components.connectionManager.openConnection(peer.addrs, { signal: this.dialSignal(signal) })
+    }
+    const gater = this.components.connectionGater
+    let last: unknown
+    for (const addr of peer.addrs) {
+      signal.throwIfAborted()
+      // a connection opened meanwhile (the peer dialled us, or another part of the host dialled it)
+      const open = this.components.connectionManager.getConnections().find(c => c.remotePeer.toString() === peer.id && c.status === 'open')
+      if (open != null) return open
+      try {
+        if (await gater?.denyDialMultiaddr?.(addr) === true) throw new Error(`the connection gater denies dialing ${addr.toString()}`)
+        return await transports.dial(addr, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.bootstrapDialTimeout)]) })
+      } catch (err: any) {
+        if (err?.name === 'TransportUnavailableError') {
+          try {
+            return await this.components.connectionManager.openConnection(addr, { signal: this.dialSignal(signal) })
+          } catch (e) {
+            err = e
+          }
+        }
+        this.log('could not dial bootstrap address %a - %e', addr, err)
+        last = err
+      }
+    }
+    throw last ?? new Error(`no address of bootstrap peer ${peer.id}`)
   }
 
   /** Dials peers from the peer store (learned through identify and the DHT) to make up the deficit */

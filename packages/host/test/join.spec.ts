@@ -1,3 +1,4 @@
+import { createServer, connect } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -7,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createNeuroShardHost } from '../src/index.js'
 import { peerCount, peersAtLeast, waitUntil } from './fixtures.js'
 import type { NeuroShardHost, NeuroShardHostOptions } from '../src/index.js'
+import type { Server, Socket } from 'node:net'
 
 // TCP only keeps the hosts light; the join logic does not depend on the transport
 // (the tests with crowds of full hosts are in crowd.spec.ts)
@@ -100,9 +102,43 @@ describe('joining the swarm', () => {
     await waitUntil(node, 'connection:open', () => node.getConnections(boot.peerId).length > 0, 60_000)
   }, 120_000)
 
+  it('a bootstrap handshake slower than libp2p\'s 6 s per address still connects (a starved bootstrap host)', async () => {
+    const boot = await host()
+    const [, targetHost, targetPort] = /^\/ip4\/([^/]+)\/tcp\/(\d+)/.exec(boot.getMultiaddrs()[0].toString())!
+    // a TCP relay that accepts at once and forwards nothing for 7 s: to the joiner the bootstrap host answers
+    // the upgrade (multistream-select, Noise, Yamux) 7 s late, as a process starved of CPU does. The bootstrap
+    // host's own upgrade timer starts when the relay connects to it, after the pause
+    const STALL_MS = 7_000
+    const sockets = new Set<Socket>()
+    const relay: Server = createServer({ pauseOnConnect: true }, (client) => {
+      sockets.add(client)
+      client.on('error', () => {})
+      setTimeout(() => {
+        if (client.destroyed) return
+        const upstream = connect(Number(targetPort), targetHost, () => { client.pipe(upstream); upstream.pipe(client); client.resume() })
+        sockets.add(upstream)
+        upstream.on('error', () => { client.destroy() })
+        client.on('close', () => upstream.destroy())
+        upstream.on('close', () => client.destroy())
+      }, STALL_MS)
+    })
+    await new Promise<void>(resolve => relay.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (relay.address() as { port: number }).port
+      const started = Date.now()
+      const node = await host({ bootstrap: [`/ip4/127.0.0.1/tcp/${port}/p2p/${boot.peerId.toString()}`], join: { minPeers: 1 } })
+      // with libp2p's per-address limit every round's dial failed after 6 s, however often it was retried
+      await waitUntil(node, 'connection:open', () => node.getConnections(boot.peerId).length > 0, 40_000)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(STALL_MS)
+    } finally {
+      for (const s of sockets) s.destroy()
+      await new Promise(resolve => relay.close(resolve))
+    }
+  }, 60_000)
+
   it('refuses impossible join options with InvalidParametersError', async () => {
     const bootstrap = ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGRUVh2upnNaRMqd3JQRUWBcVURMpf7W5bj2dQoKKNwh4']
-    for (const join of [{ minPeers: 0 }, { minPeers: 1.5 }, { retryInitialDelayMs: 0 }, { retryMaxDelayMs: 10, retryInitialDelayMs: 100 }, { retryBackoffFactor: 0.5 }, { dialTimeoutMs: -1 }]) {
+    for (const join of [{ minPeers: 0 }, { minPeers: 1.5 }, { retryInitialDelayMs: 0 }, { retryMaxDelayMs: 10, retryInitialDelayMs: 100 }, { retryBackoffFactor: 0.5 }, { dialTimeoutMs: -1 }, { bootstrapDialTimeoutMs: 0 }]) {
       await expect(createNeuroShardHost({ start: false, transports: TCP_ONLY, bootstrap, join })).rejects.toHaveProperty('name', 'InvalidParametersError')
     }
     await expect(createNeuroShardHost({ start: false, transports: TCP_ONLY, bootstrap: ['/ip4/127.0.0.1/tcp/4001'] })).rejects.toHaveProperty('name', 'InvalidParametersError')
