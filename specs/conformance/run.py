@@ -770,6 +770,11 @@ def pipeline_checks(call):
         r = call('pipeline.relay', hops=c['hops'], hop=c['hop'], next=c['next'])
         keys = ('error', 'message', 'failedHop') if c['answer']['error'] != '' and 'message' in c['answer'] else ('error', 'failedHop') if c['answer']['error'] != '' else ('error', 'loss')
         yield '§5 rule 6 hop failures and downstream errors (passed back unchanged)', c['name'], {k: r.get(k) for k in keys} == {k: c['answer'][k] for k in keys}, r
+    # quiet.json (by hand): §5 rule 17, what a node writes back on a session stream
+    qt = vec('pipeline', 'quiet.json')
+    for c in qt['cases']:
+        r = call('pipeline.sessionStream', requests=c['requests'])
+        yield '§5 rule 17 quiet INFERs (no answer when through, failures marked)', c['name'], r.get('answers') == c['answers'], r
     # tied.json (gen-tied.py): a tied Validator's H and replica across a step (§4.3 rule 4, §4.4 rules 1-3; layer-pool §8)
     td = vec('pipeline', 'tied.json')
     for q in td['cases']:

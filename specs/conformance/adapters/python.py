@@ -600,6 +600,8 @@ def pipeline_op(op, req):
         if op == 'pipeline.decodeTargets':
             shape, ids = PL.decode_ids(unhex(req['bytes']), req['limits'])
             return {'shape': shape, 'ids': ids}
+        if op == 'pipeline.sessionStream':
+            return {'answers': PL.session_answers(req['requests'])}
         if op == 'pipeline.relay':
             return PL.relay(req['hop'], req['next'])
         if op == 'pipeline.tiedSequence':

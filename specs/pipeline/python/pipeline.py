@@ -565,3 +565,23 @@ def relay(hop, next_hop):
     if a['error'] != '':
         return {'error': a['error'], 'message': a['message'], 'failedHop': a['failedHop']}
     return {'error': '', 'loss': a['loss']}
+
+
+# ---- §5 rule 17: what a node writes back on a session stream (vectors quiet.json) ----
+
+def session_answers(requests):
+    """the answers a node writes on an upstream's session stream, in order, for requests whose outcome at this hop is
+    given: a quiet, direct INFER gets none when it goes through (forwarded by a Worker, or its token written on the
+    Driver's tokens stream) and, when it fails, the error marked `quiet` with the request's position; every other
+    request its ordinary answer"""
+    out = []
+    for q in requests:
+        quiet = q['kind'] == 'INFER' and q['quiet'] and q['direct']
+        o = q['outcome']
+        if 'error' in o:
+            out.append({'error': o['error'], 'quiet': quiet, **({'position': q['position']} if quiet else {})})
+        elif quiet and (o.get('forwarded') or o.get('token')):
+            continue
+        else:
+            out.append({'error': '', 'quiet': False})
+    return out
