@@ -915,6 +915,44 @@ async function handle (r) {
       const res = await svc.serveTrainForward(req, stage, AbortSignal.timeout(10_000))
       return { error: res.error, message: res.message, failedHop: res.failedHop, ...(res.error === '' ? { loss: res.loss } : {}) }
     }
+    case 'pipeline.sessionStream': {
+      // §5 rule 17: the service's own session-stream loop (private serveSessionStream) on one end of an in-memory stream
+      // pair, its request handling (serve) a stand-in giving each request the vector's outcome at this hop: `forwarded`
+      // (a Worker sent it on: for a quiet request nothing comes back yet), `token` (a Validator wrote the token on the
+      // Driver's tokens stream), `answered` (a plain answer) or `error` (this hop's refusal). This end writes every
+      // request, closes, and reads every answer until the stream ends
+      const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
+      const P = await pipelinePkg()
+      const { messageStream } = await import('../../../packages/utils/dist/src/index.js')
+      const { streamPair } = await import('../../../packages/utils/node_modules/@libp2p/utils/dist/src/index.js')
+      const blank = (codec) => codec.decode(new Uint8Array(0))
+      const outcomeOf = new Map(r.requests.map((q, i) => [i, q.outcome]))
+      const svc = Object.assign(Object.create(DefaultPipeline.prototype), {
+        maxMessageSize: 1 << 20, sessionTtlMs: 30_000, protocol: '/neuroshard/pipeline/1.0.0', log: () => {},
+        async serve (req) {
+          const o = outcomeOf.get(req.microBatch) // (the request's index rides in micro_batch, which INFER does not use)
+          if (o.error != null) return { ...blank(P.PipelineResponse), error: o.error, message: 'refused', failedHop: req.hop }
+          if (o.forwarded === true) return req.quiet && req.direct ? undefined : { ...blank(P.PipelineResponse), position: req.position + 1 }
+          if (o.token === true) return { ...blank(P.PipelineResponse), direct: true, position: req.position + 1 }
+          return { ...blank(P.PipelineResponse), position: req.position + 1 }
+        }
+      })
+      const [a, b] = await streamPair()
+      const serving = svc.serveSessionStream(b, { remotePeer: { toString: () => 'upstream' } })
+      const m = messageStream(a, { maxMessageSize: 1 << 20, timeout: 5000 })
+      for (const [i, q] of r.requests.entries()) {
+        await m.write({ ...blank(P.PipelineRequest), kind: P.Kind[q.kind], session: new Uint8Array(16), hop: q.hop, position: q.position, quiet: q.quiet, direct: q.direct, microBatch: i }, P.PipelineRequest)
+      }
+      await m.close()
+      const answers = []
+      for (;;) {
+        let res
+        try { res = await m.read(P.PipelineResponse) } catch { break }
+        answers.push({ error: res.error, quiet: res.quiet, ...(res.quiet ? { position: res.position } : {}) })
+      }
+      await serving
+      return { answers }
+    }
     case 'pipeline.draft': {
       // the service's own DRAFT handler (private), on a stand-in holding only its draft table
       const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
