@@ -826,9 +826,6 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       intraOpNumThreads: this.init.threads ?? 1,
       device: this.init.device ?? 'cpu',
       inThread: this.init.inThread ?? (!this.training && this.config.dModel <= IN_THREAD_MAX_D_MODEL),
-      // a serving span's embed + blocks (or blocks + head) as one onnxruntime run per token; its blocks' runtime keeps a
-      // copy of the embedding / head weights, so only for the small models that run in-thread
-      fuseInference: !this.training && this.config.dModel <= IN_THREAD_MAX_D_MODEL,
       ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {})
     })
   }
