@@ -1516,7 +1516,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       const w = (await stage.embed!.getParameters()).get('embed.weight')!
       if (shadow == null) {
         const role = { kind: 'head' as const }
-        shadow = createShardExecutor({ config: c, role, parameters: new Map([['final_norm.weight', norm], ['embed.weight', w]]), graphs: { backward: buildShardGraph(c, role, 'backward').bytes } })
+        // the head's backward with respect to the tied matrix only: the gradient of its input and of final_norm.weight,
+        // which the Driver does not use, are left out of the graph (one of its three vocab × d matmuls); the same bits of H
+        shadow = createShardExecutor({ config: c, role, parameters: new Map([['final_norm.weight', norm], ['embed.weight', w]]), graphs: { backward: buildShardGraph(c, role, 'backward', { gradientsOf: ['embed.weight'] }).bytes } })
         this.shadowHeads.set(stage, shadow)
         const s = shadow
         s.catch(() => { if (this.shadowHeads.get(stage) === s) this.shadowHeads.delete(stage) })

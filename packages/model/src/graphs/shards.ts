@@ -80,6 +80,13 @@ export interface ShardGraphOptions {
    * memory between the two calls and one output copy each (see the benchmark). @default false
    */
   savedActivations?: boolean
+  /**
+   * Head backward graphs only: take gradients with respect to these parameters alone (e.g. `['embed.weight']`, the
+   * tied matrix: what a pipeline's Driver recomputes, spec pipeline §4.4 point 5), without `grad_hidden` and the other
+   * parameters' gradients — the work they alone need is left out of the graph. The loss is still an output.
+   * @default every parameter and `grad_hidden`
+   */
+  gradientsOf?: string[]
 }
 
 /** One input or output of a shard graph */
@@ -256,6 +263,15 @@ export function buildShardGraph (config: ModelConfig, role: ShardRole, variant: 
         wrt: [x, ...ps],
         names: [SHARD_IO.gradHidden, ...ps.map(p => SHARD_IO.grad(p.name))],
         alsoOutput: [{ value: loss as Value, name: SHARD_IO.loss }]
+      }
+      if (variant === 'backward' && options.gradientsOf != null) {
+        const only = options.gradientsOf.map(name => {
+          const p = params.get(name)
+          if (p == null) throw new GraphError(`gradientsOf: ${name} is not a parameter of the head`)
+          return p
+        })
+        if (only.length === 0) throw new GraphError('gradientsOf: name at least one parameter')
+        return finish(gradients(g, withSaved(g, { ...grad, wrt: only, names: only.map(p => SHARD_IO.grad(p.name)) }, options)))
       }
       if (variant === 'backward') return finish(gradients(g, withSaved(g, grad, options)))
       g.output(loss as Value, SHARD_IO.loss)
