@@ -1,5 +1,5 @@
 import { freemem } from 'node:os'
-import { TINY, validateConfig } from '@neuroshard/model'
+import { QUANT_BLOCK_SIZE, TINY, validateConfig } from '@neuroshard/model'
 import { InvalidParametersError, NotStartedError } from '@neuroshard/interface'
 import { TypedEventEmitter } from 'main-event'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -13,7 +13,7 @@ import {
   SERVING_BYTES_PER_PARAMETER, TRAINING_BYTES_PER_PARAMETER
 } from './constants.js'
 import { InsufficientMemoryError, SpanLoadError } from './errors.js'
-import { layerRecordDhtKey, openLayerRecord, signLayerRecord } from './records.js'
+import { SPAN_QUANT_BLOCK_SIZES, layerRecordDhtKey, openLayerRecord, signLayerRecord } from './records.js'
 import { bestVote, catchUpDue, genesisSlotsToFetch, isBehind, slotSource, slotVotes } from './target.js'
 import type { SlotVote } from './target.js'
 import { describeSpan, genesisSlotParameters, slotCount, slotMemory, slotParameters, slotWeightsHash } from './slots.js'
@@ -79,6 +79,11 @@ export interface LayerPoolInit {
    * (the slots' float32 weights stay what the record's hashes name) @default 'fp32'
    */
   quantization?: SpanQuantization
+  /**
+   * Values per quantization group of a quantized node's spans when not 32 (64 or 128, declared as
+   * `quant_block_size`; the executor's `quantBlockSize`) @default 32
+   */
+  quantBlockSize?: number
   /**
    * Tokens of one more inference session this node can still keep in its KV cache on a span it announces (the
    * pipeline's `kvTokensLeft(start, end)`), published with every record; undefined: not announced @default none
@@ -244,6 +249,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
   private readonly now: () => number
   private readonly throughputOf: () => number
   private readonly quantization: SpanQuantization
+  private readonly quantBlockSize: number | undefined
   private readonly kvTokensLeftInit?: (span: { start: number, end: number }) => number | undefined
   private training: boolean
   private readonly table = new Map<string, PoolEntry>()
@@ -300,6 +306,11 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
     this.quantization = init.quantization ?? 'fp32'
     this.kvTokensLeftInit = init.kvTokensLeft
     if (!['fp32', 'int8', 'int4'].includes(this.quantization)) throw new InvalidParametersError(`quantization must be 'fp32', 'int8' or 'int4', got ${String(this.quantization)}`)
+    if (init.quantBlockSize != null && init.quantBlockSize !== QUANT_BLOCK_SIZE) {
+      if (!SPAN_QUANT_BLOCK_SIZES.includes(init.quantBlockSize)) throw new InvalidParametersError(`quantBlockSize must be ${QUANT_BLOCK_SIZE}, ${SPAN_QUANT_BLOCK_SIZES.join(' or ')}, got ${String(init.quantBlockSize)}`)
+      if (this.quantization === 'fp32') throw new InvalidParametersError('quantBlockSize needs quantization int8 or int4')
+    }
+    this.quantBlockSize = init.quantBlockSize != null && init.quantBlockSize !== QUANT_BLOCK_SIZE ? init.quantBlockSize : undefined
     this.init = {
       minReplicas: init.minReplicas ?? MIN_REPLICAS,
       heartbeatIntervalMs: init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -675,7 +686,7 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
         last.end = i + 1
         last.claimedAt = Math.min(last.claimedAt, slot.claimedAt)
       } else {
-        out.push({ start: i, end: i + 1, state: slot.state, throughput: this.throughputOf(), claimedAt: slot.claimedAt, weightsStep: 0, slots: [], ...(this.quantization !== 'fp32' ? { quantization: this.quantization } : {}) })
+        out.push({ start: i, end: i + 1, state: slot.state, throughput: this.throughputOf(), claimedAt: slot.claimedAt, weightsStep: 0, slots: [], ...(this.quantization !== 'fp32' ? { quantization: this.quantization } : {}), ...(this.quantBlockSize != null ? { quantBlockSize: this.quantBlockSize } : {}) })
       }
     }
     for (const span of out) {

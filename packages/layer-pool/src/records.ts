@@ -26,6 +26,12 @@ export type SpanStateName = 'loading' | 'serving' | 'training' | 'leaving'
 /** The weights a node's inference sessions of a span run with (spec §2.1, `weight_format`) */
 export type SpanQuantization = 'fp32' | 'int8' | 'int4'
 
+/**
+ * Quantization group sizes a quantized span may declare besides the default 32 (spec 1.7.0,
+ * `quant_block_size`): 32 is written by leaving the field out, so that it has one encoding
+ */
+export const SPAN_QUANT_BLOCK_SIZES: readonly number[] = Object.freeze([64, 128])
+
 /** What a node holds in one slot of a span */
 export interface SlotInfo {
   /** contentHash of the slot's weights (64 lowercase hex chars) */
@@ -55,10 +61,16 @@ export interface LayerSpan {
   /** When the holder first claimed the span, ms since the epoch: the earlier claim wins a race */
   claimedAt: number
   /**
-   * The weights the holder serves inference with: blockwise int8 / 4-bit (32-value groups) quantized from the
-   * slots' float32 weights (whose hashes the record lists), or float32 when absent
+   * The weights the holder serves inference with: blockwise int8 / 4-bit (32-value groups unless
+   * `quantBlockSize` says otherwise) quantized from the slots' float32 weights (whose hashes the record lists), or
+   * float32 when absent
    */
   quantization?: SpanQuantization
+  /**
+   * Values per quantization group of an int8 / int4 span when not 32: 64 or 128 (spec 1.7.0; absent: 32, the
+   * only size before 1.7.0). Larger groups read fewer scale bytes per weight (faster decode) at some accuracy cost
+   */
+  quantBlockSize?: number
   /**
    * Tokens of one more inference session the holder can still keep in its KV cache on this span (spec 1.3.0,
    * absent: unknown): routers skip the span for a longer session and add a cost as it runs out
@@ -148,7 +160,8 @@ function encodeUnchecked (record: LayerPoolRecord): Uint8Array {
       weightsStep: BigInt(s.weightsStep),
       claimedAtMs: BigInt(s.claimedAt),
       weightFormat: QUANT_TO_PB[s.quantization ?? 'fp32'],
-      ...(s.kvTokensLeft != null ? { kvTokensLeft: BigInt(s.kvTokensLeft) } : {})
+      ...(s.kvTokensLeft != null ? { kvTokensLeft: BigInt(s.kvTokensLeft) } : {}),
+      ...(s.quantBlockSize != null ? { quantBlockSize: s.quantBlockSize } : {})
     }))
   })
 }
@@ -264,7 +277,8 @@ export function decodeLayerRecord (payload: Uint8Array): LayerPoolRecord {
       weightsStep: safeNumber(s.weightsStep, 'weights_step'),
       claimedAt: safeNumber(s.claimedAtMs, 'claimed_at_ms'),
       ...(quantization !== 'fp32' ? { quantization } : {}),
-      ...(s.kvTokensLeft != null ? { kvTokensLeft: safeNumber(s.kvTokensLeft, 'kv_tokens_left') } : {})
+      ...(s.kvTokensLeft != null ? { kvTokensLeft: safeNumber(s.kvTokensLeft, 'kv_tokens_left') } : {}),
+      ...(s.quantBlockSize != null ? { quantBlockSize: s.quantBlockSize } : {})
     }
   })
   return {
@@ -319,6 +333,10 @@ export function checkLayerRecord (record: LayerPoolRecord, options: CheckRecordO
     if (!Number.isFinite(span.throughput) || span.throughput < 0) throw new InvalidLayerRecordError('throughput must be finite and >= 0')
     if (!Number.isSafeInteger(span.weightsStep) || span.weightsStep < 0) throw new InvalidLayerRecordError('weights_step must be a non-negative integer')
     if (span.quantization != null && !Object.hasOwn(QUANT_TO_PB, span.quantization)) throw new InvalidLayerRecordError(`unknown weight format ${String(span.quantization)}`)
+    if (span.quantBlockSize != null) {
+      if (!SPAN_QUANT_BLOCK_SIZES.includes(span.quantBlockSize)) throw new InvalidLayerRecordError(`quant_block_size must be absent (32) or one of ${SPAN_QUANT_BLOCK_SIZES.join(', ')}, got ${String(span.quantBlockSize)}`)
+      if ((span.quantization ?? 'fp32') === 'fp32') throw new InvalidLayerRecordError('quant_block_size on a float32 span')
+    }
     if (span.kvTokensLeft != null && (!Number.isSafeInteger(span.kvTokensLeft) || span.kvTokensLeft < 0)) throw new InvalidLayerRecordError('kv_tokens_left must be a non-negative integer')
     if (!Number.isSafeInteger(span.claimedAt) || span.claimedAt < 0 || span.claimedAt > record.issuedAt) {
       throw new InvalidLayerRecordError('claimed_at_ms must be an integer no later than issued_at_ms')

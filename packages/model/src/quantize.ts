@@ -10,6 +10,15 @@ export const QUANTIZATION_BITS = Object.freeze({ int8: 8, int4: 4 } as const)
 export const QUANT_BLOCK_SIZE = 32
 
 /**
+ * The block sizes a quantized span may declare (layer-pool 1.7.0 `SpanEntry.quant_block_size`; 32 when absent).
+ * `quantizeMatrix` takes any power of 2 ≥ 16.
+ */
+export const QUANT_BLOCK_SIZES: readonly QuantBlockSize[] = Object.freeze([32, 64, 128] as const)
+
+/** A declarable quantization block size (see {@link QUANT_BLOCK_SIZES}) */
+export type QuantBlockSize = 32 | 64 | 128
+
+/**
  * A `[K, N]` matrix (`y = x @ W`, x of width K) quantized blockwise along K, symmetric, in the layout of
  * onnxruntime's `com.microsoft` `MatMulNBits`: column n's block b covers rows b·blockSize … (b+1)·blockSize − 1
  * (zero-padded past K) and is stored as `packed[n][b]` (`blockSize · bits / 8` bytes) with one float scale

@@ -1,5 +1,5 @@
 import { InvalidParametersError } from '@neuroshard/interface'
-import { SHARD_DIMS, SHARD_IO, buildInferenceGraph, encodeCheckpoint, initParameter, shardParameters, validateConfig, describeRole } from '@neuroshard/model'
+import { QUANT_BLOCK_SIZE, QUANT_BLOCK_SIZES, SHARD_DIMS, SHARD_IO, buildInferenceGraph, encodeCheckpoint, initParameter, shardParameters, validateConfig, describeRole } from '@neuroshard/model'
 import { DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_LR, DEFAULT_MAX_GRAD_NORM, DEFAULT_WEIGHT_DECAY } from './constants.js'
 import { InvalidTensorError, NonFiniteTensorError, SessionError, TiedGradientsPendingError } from './errors.js'
 import { constantLr } from './optim.js'
@@ -11,7 +11,7 @@ import type { AdamWResult } from './protocol.js'
 import type { Device, RunOptions, RuntimeInit, RuntimeSession } from './runtime.js'
 import type { TensorData } from './tensor.js'
 import type { AbortOptions } from './tensor.js'
-import type { ModelConfig, ShardRole, ParameterSpec, WeightQuantization } from '@neuroshard/model'
+import type { ModelConfig, ShardRole, ParameterSpec, QuantBlockSize, WeightQuantization } from '@neuroshard/model'
 
 /** AdamW settings of a shard executor */
 export interface AdamWOptions {
@@ -64,6 +64,12 @@ export interface ShardExecutorInit extends RuntimeInit {
    * Blocks and head shards only (the embed shard has no inference graph). @default 'fp32'
    */
   quantization?: WeightQuantization
+  /**
+   * Quantized executors: values per quantization group along each matrix's input dim, 32, 64 or 128
+   * (`MatMulNBits` `block_size`; declare it with the span's format in the layer-pool record,
+   * `LayerSpan.quantBlockSize`). Larger groups read fewer scale bytes per weight. @default 32
+   */
+  quantBlockSize?: QuantBlockSize
 }
 
 /** What one optimizer step did */
@@ -102,6 +108,7 @@ export class ShardExecutor {
   private readonly optimizer: Required<Omit<AdamWOptions, 'schedule'>> & { schedule: LrSchedule }
   private steps: number
   private readonly quantization: WeightQuantization
+  private readonly blockSize: QuantBlockSize
   /** Bumped by every rebuild of a quantized inference session */
   private inferenceVersion = 0
   /** The backward left gradients of tied parameters that `takeTiedGradients()` has not taken yet */
@@ -118,6 +125,7 @@ export class ShardExecutor {
       : []
     this.steps = init.step ?? 0
     this.quantization = init.quantization ?? 'fp32'
+    this.blockSize = init.quantBlockSize ?? QUANT_BLOCK_SIZE
     const o = init.optimizer ?? {}
     this.optimizer = {
       beta1: o.beta1 ?? DEFAULT_BETA1,
@@ -137,6 +145,10 @@ export class ShardExecutor {
     }
     const quantized = init.quantization !== undefined && init.quantization !== 'fp32'
     if (quantized && init.role.kind === 'embed') throw new InvalidParametersError('the embed shard has no inference graph to quantize')
+    if (init.quantBlockSize !== undefined) {
+      if (!QUANT_BLOCK_SIZES.includes(init.quantBlockSize)) throw new InvalidParametersError(`quantBlockSize must be one of ${QUANT_BLOCK_SIZES.join(', ')}, got ${String(init.quantBlockSize)}`)
+      if (!quantized) throw new InvalidParametersError('quantBlockSize needs a quantized executor (quantization int8 or int4)')
+    }
     const runtime = new Runtime(init)
     try {
       const sessions: ShardExecutor['sessions'] = {}
@@ -193,7 +205,7 @@ export class ShardExecutor {
     const version = ++this.inferenceVersion
     const parameters = await this.getParameters(options)
     // append caches: the graph takes only the new tokens' keys and values out (see InferenceEngine's kvCache)
-    const graph = buildInferenceGraph(this.config, this.role, { parameters, quantization: this.quantization, kvCache: 'append' })
+    const graph = buildInferenceGraph(this.config, this.role, { parameters, quantization: this.quantization, blockSize: this.blockSize, kvCache: 'append' })
     const session = await this.runtime.createSession(graph.bytes, options)
     if (version !== this.inferenceVersion) {
       // a later setParameters overtook this one; its session wins
@@ -208,6 +220,11 @@ export class ShardExecutor {
   /** Weight format of the inference session (`'fp32'` unless created with `quantization`) */
   get weightFormat (): WeightQuantization {
     return this.quantization
+  }
+
+  /** Values per quantization group of a quantized inference session (32 unless created with `quantBlockSize`) */
+  get quantBlockSize (): QuantBlockSize {
+    return this.blockSize
   }
 
   /**

@@ -16,6 +16,8 @@ MAX_RECORD = 8192
 RECORD_DOMAIN, RECORD_TYPE = b'neuroshard-layer-pool', b'\x03\x50'
 ARCH_DOMAIN, ARCH_TYPE = b'neuroshard-layer-pool-arch', b'\x03\x51'
 STATES = ['loading', 'serving', 'training', 'leaving']
+WEIGHT_FORMATS = ['fp32', 'int8', 'int4']   # §2.4 enum WeightFormat
+QUANT_BLOCK_SIZES = (64, 128)   # §2.4 (1.7.0) quant_block_size when present (absent: 32)
 CONFIG_KEYS = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'nKvHeads', 'ffnHidden', 'maxSeqLen', 'ropeTheta', 'normEps', 'tieEmbeddings']
 
 
@@ -38,14 +40,16 @@ def varint(n):
             return bytes(out)
 
 
-# (number, name, type, repeated); 'optional uint64' is proto3 `optional`: None when absent, written when set (even 0)
+# (number, name, type, repeated); 'optional uint64' / 'optional uint32' are proto3 `optional`: None when absent, written
+# when set (even 0)
 SCHEMA = {
     'Envelope': [(1, 'public_key', 'bytes', False), (2, 'payload_type', 'bytes', False), (3, 'payload', 'bytes', False), (5, 'signature', 'bytes', False)],
     'SlotState': [(1, 'weights_hash', 'bytes', False), (2, 'chunks_root', 'bytes', False), (3, 'optimizer_root', 'bytes', False),
                   (4, 'weights_step', 'optional uint64', False)],
     'SpanEntry': [(1, 'start', 'uint32', False), (2, 'end', 'uint32', False), (3, 'state', 'enum', False), (4, 'throughput_milli', 'uint64', False),
                   (5, 'slots', 'SlotState', True), (6, 'weights_step', 'uint64', False), (7, 'claimed_at_ms', 'uint64', False),
-                  (9, 'kv_tokens_left', 'optional uint64', False)],
+                  (8, 'weight_format', 'enum', False), (9, 'kv_tokens_left', 'optional uint64', False),
+                  (10, 'quant_block_size', 'optional uint32', False)],
     'LayerRecord': [(1, 'model_id', 'string', False), (2, 'version', 'uint32', False), (3, 'peer_id', 'bytes', False), (4, 'sequence', 'uint64', False),
                     (5, 'issued_at_ms', 'uint64', False), (6, 'expires_at_ms', 'uint64', False), (7, 'memory_bytes', 'uint64', False),
                     (8, 'addresses', 'bytes', True), (9, 'spans', 'SpanEntry', True)],
@@ -127,7 +131,7 @@ def pb_decode(name, data, schema=None, packed=False):
                     vals.append(x)
             else:
                 raise ValueError(f'{name}.{f}: wire type {wt}')
-            if t == 'uint32' and any(x > 0xFFFFFFFF for x in vals):
+            if t in ('uint32', 'optional uint32') and any(x > 0xFFFFFFFF for x in vals):
                 raise ValueError(f'{name}.{f}: over 32 bits')
             if rep:
                 msg[f].extend(vals)
@@ -295,7 +299,9 @@ def encode_record(fields, peer_id):
                               'optimizer_root': bytes.fromhex(x.get('optimizerRoot', '')),
                               'weights_step': int(x['weightsStep']) if 'weightsStep' in x else None} for x in s['slots']],
                    'weights_step': s['weightsStep'], 'claimed_at_ms': s['claimedAt'],
-                   'kv_tokens_left': int(s['kvTokensLeft']) if 'kvTokensLeft' in s else None} for s in fields['spans']]})
+                   'weight_format': WEIGHT_FORMATS.index(s.get('quantization', 'fp32')),
+                   'kv_tokens_left': int(s['kvTokensLeft']) if 'kvTokensLeft' in s else None,
+                   'quant_block_size': s.get('quantBlockSize')} for s in fields['spans']]})
 
 
 def round_half_up(x):
@@ -352,6 +358,8 @@ def open_record(data, now_ms, n_layers=None):
     for s in r['spans']:
         if s['state'] >= len(STATES):
             invalid('unknown span state')
+        if s['weight_format'] >= len(WEIGHT_FORMATS):
+            invalid('unknown weight format (§2.4)')
         if any(len(x['weights_hash']) != 32 or len(x['chunks_root']) != 32 or len(x['optimizer_root']) not in (0, 32) for x in s['slots']):
             invalid('slot hashes')
     if r['peer_id'] != signer:   # rule 5
@@ -373,6 +381,8 @@ def open_record(data, now_ms, n_layers=None):
             invalid('span claim or range')
         if any(x['weights_step'] is not None and x['weights_step'] >= s['weights_step'] for x in s['slots']):
             invalid('a slot weights_step not below its span\'s (1.6.0)')
+        if s['quant_block_size'] is not None and (s['quant_block_size'] not in QUANT_BLOCK_SIZES or s['weight_format'] == 0):
+            invalid('quant_block_size other than 64 or 128, or on a float32 span (§2.4, 1.7.0)')
         prev_end = s['end']
     if r['expires_at_ms'] <= now_ms:   # rule 7
         raise LayerPoolError('ExpiredLayerRecordError', 'expired')
@@ -389,6 +399,8 @@ def open_record(data, now_ms, n_layers=None):
         'expires_at_ms': r['expires_at_ms'], 'memory_bytes': r['memory_bytes'], 'addresses': addresses,
         'spans': [{'start': s['start'], 'end': s['end'], 'state': STATES[s['state']], 'throughput': s['throughput_milli'] / 1000,
                    'weightsStep': s['weights_step'], 'claimedAt': s['claimed_at_ms'], 'slots': [slot(x) for x in s['slots']],
+                   **({'quantization': WEIGHT_FORMATS[s['weight_format']]} if s['weight_format'] else {}),
+                   **({'quantBlockSize': s['quant_block_size']} if s['quant_block_size'] is not None else {}),
                    **({'kvTokensLeft': s['kv_tokens_left']} if s['kv_tokens_left'] is not None else {})} for s in r['spans']]}
 
 

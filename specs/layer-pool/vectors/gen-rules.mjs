@@ -7,7 +7,7 @@
 //   npx -y pnpm@10 exec tsc -b packages/layer-pool && node specs/layer-pool/vectors/gen-rules.mjs
 import { writeFileSync } from 'node:fs'
 import * as P from '../../../packages/layer-pool/dist/src/index.js'
-import { LayerRecord, ArchitectureRecord, SpanState } from '../../../packages/layer-pool/dist/src/pb/layer-pool.js'
+import { LayerRecord, ArchitectureRecord, SpanState, WeightFormat } from '../../../packages/layer-pool/dist/src/pb/layer-pool.js'
 import { createNeuroShardRecordValidator } from '../../../packages/host/dist/src/index.js'
 import { TINY, countParameters, modelParameters, canonicalConfigJson } from '../../../packages/model/dist/src/index.js'
 import { generateKeyPairFromSeed } from '../../../packages/layer-pool/node_modules/@libp2p/crypto/dist/src/keys/index.js'
@@ -41,6 +41,7 @@ function base () {
   }
 }
 const STATE = { loading: SpanState.LOADING, serving: SpanState.SERVING, training: SpanState.TRAINING, leaving: SpanState.LEAVING }
+const FORMAT = { fp32: WeightFormat.FP32, int8: WeightFormat.INT8, int4: WeightFormat.INT4 }
 /** the vector form of a record (as records.json writes it) to the protons message; no checks, so rule-breaking records encode */
 function toPb (f, peerBytes = peerId.toMultihash().bytes) {
   return {
@@ -60,7 +61,9 @@ function toPb (f, peerBytes = peerId.toMultihash().bytes) {
       slots: s.slots.map(x => ({ weightsHash: Buffer.from(x.weightsHash, 'hex'), chunksRoot: Buffer.from(x.chunksRoot, 'hex'), optimizerRoot: Buffer.from(x.optimizerRoot ?? '', 'hex'), ...(x.weightsStep != null ? { weightsStep: BigInt(x.weightsStep) } : {}) })),
       weightsStep: BigInt(s.weightsStep),
       claimedAtMs: BigInt(s.claimedAt),
-      ...(s.kvTokensLeft != null ? { kvTokensLeft: BigInt(s.kvTokensLeft) } : {})
+      weightFormat: FORMAT[s.quantization ?? 'fp32'],
+      ...(s.kvTokensLeft != null ? { kvTokensLeft: BigInt(s.kvTokensLeft) } : {}),
+      ...(s.quantBlockSize != null ? { quantBlockSize: s.quantBlockSize } : {})
     }))
   }
 }
@@ -96,6 +99,10 @@ const recordCases = [
   // (1.6.0) a slot's own weights_step, below its span's, is returned; absent on the other slots
   ['slot weights_step 3 in a span at step 5', edit(f => { f.spans[0].weightsStep = 5; f.spans[0].slots[1].weightsStep = 3 }), null],
   ['slot weights_step 0 in a span at step 1', edit(f => { f.spans[1].weightsStep = 1; f.spans[1].slots[0].weightsStep = 0 }), null],
+  // §2.4: weight_format (1.1.0) returned as `quantization` when not FP32; (1.7.0) quant_block_size 64 or 128 on a
+  // quantized span, returned as `quantBlockSize` (absent: 32-value groups)
+  ['weight_format INT4 and INT8 (32-value groups)', edit(f => { f.spans[0].quantization = 'int4'; f.spans[1].quantization = 'int8' }), null],
+  ['quant_block_size 128 on an INT4 span, 64 on an INT8 span (1.7.0)', edit(f => { f.spans[0].quantization = 'int4'; f.spans[0].quantBlockSize = 128; f.spans[1].quantization = 'int8'; f.spans[1].quantBlockSize = 64 }), null],
   // rule 1
   ['oversized: 8 193 bytes of a real envelope padded', base(), 'OversizedLayerRecordError', { envelope: (e) => Buffer.concat([e, Buffer.alloc(8193 - e.length)]) }],
   // rule 2
@@ -113,6 +120,7 @@ const recordCases = [
   ['an address that is not a multiaddr (protocol code 65535)', base(), 'InvalidLayerRecordError', { pb: (m) => { m.addresses = [Uint8Array.of(0xff, 0xff, 0x03, 1, 2)] } }],
   ['9 spans', edit(f => { f.spans = Array.from({ length: 9 }, (_, i) => span1(i, i + 1)) }), 'InvalidLayerRecordError'],
   ['unknown span state 4', edit(f => { f.spans[1].state = 'leaving' }), 'InvalidLayerRecordError', { payload: (p) => replace(p, Uint8Array.of(0x18, 0x03), Uint8Array.of(0x18, 0x04)) }],
+  ['unknown weight format 3 (§2.4)', edit(f => { f.spans[0].quantization = 'int4' }), 'InvalidLayerRecordError', { payload: (p) => replace(p, Uint8Array.of(0x40, 0x02), Uint8Array.of(0x40, 0x03)) }],
   ['weights_hash of 31 bytes', edit(f => { f.spans[0].slots[0].weightsHash = '11'.repeat(31) }), 'InvalidLayerRecordError'],
   ['chunks_root of 33 bytes', edit(f => { f.spans[0].slots[1].chunksRoot = '44'.repeat(33) }), 'InvalidLayerRecordError'],
   ['optimizer_root of 16 bytes', edit(f => { f.spans[1].slots[0].optimizerRoot = '77'.repeat(16) }), 'InvalidLayerRecordError'],
@@ -138,6 +146,10 @@ const recordCases = [
   ['spans not sorted by start', edit(f => { f.spans.reverse() }), 'InvalidLayerRecordError'],
   ['slot weights_step equal to its span\'s (1.6.0: written only when below)', edit(f => { f.spans[0].weightsStep = 5; f.spans[0].slots[0].weightsStep = 5 }), 'InvalidLayerRecordError'],
   ['slot weights_step above its span\'s (1.6.0)', edit(f => { f.spans[1].weightsStep = 2; f.spans[1].slots[0].weightsStep = 7 }), 'InvalidLayerRecordError'],
+  ['quant_block_size 32 written (1.7.0: 32 is the field left out)', edit(f => { f.spans[0].quantization = 'int4'; f.spans[0].quantBlockSize = 32 }), 'InvalidLayerRecordError'],
+  ['quant_block_size 256 (1.7.0: 64 or 128)', edit(f => { f.spans[0].quantization = 'int4'; f.spans[0].quantBlockSize = 256 }), 'InvalidLayerRecordError'],
+  ['quant_block_size 16 (1.7.0: 64 or 128)', edit(f => { f.spans[0].quantization = 'int8'; f.spans[0].quantBlockSize = 16 }), 'InvalidLayerRecordError'],
+  ['quant_block_size 128 on a float32 span (1.7.0)', edit(f => { f.spans[1].quantBlockSize = 128 }), 'InvalidLayerRecordError'],
   ['overlapping spans', edit(f => { f.spans[1] = span1(1, 3) }), 'InvalidLayerRecordError'],
   ['a span with one slot entry too few', edit(f => { f.spans[0].slots.pop() }), 'InvalidLayerRecordError'],
   ['a span with one slot entry too many', edit(f => { f.spans[1].slots.push(slot('11')) }), 'InvalidLayerRecordError'],

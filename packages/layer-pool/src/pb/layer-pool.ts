@@ -209,6 +209,7 @@ export interface SpanEntry {
   claimedAtMs: bigint
   weightFormat: WeightFormat
   kvTokensLeft?: bigint
+  quantBlockSize?: number
 }
 
 export namespace SpanEntry {
@@ -266,6 +267,11 @@ export namespace SpanEntry {
         if (obj.kvTokensLeft != null) {
           w.uint32(72)
           w.uint64(obj.kvTokensLeft)
+        }
+
+        if (obj.quantBlockSize != null) {
+          w.uint32(80)
+          w.uint32(obj.quantBlockSize)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -329,6 +335,10 @@ export namespace SpanEntry {
             }
             case 9: {
               obj.kvTokensLeft = reader.uint64()
+              break
+            }
+            case 10: {
+              obj.quantBlockSize = reader.uint32()
               break
             }
             default: {
@@ -424,6 +434,13 @@ export namespace SpanEntry {
               }
               break
             }
+            case 10: {
+              yield {
+                field: `${prefix}.quantBlockSize`,
+                value: reader.uint32()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -500,6 +517,11 @@ export namespace SpanEntry {
     value: bigint
   }
 
+  export interface SpanEntryQuantBlockSizeFieldEvent {
+    field: '$.quantBlockSize'
+    value: number
+  }
+
   export function encode (obj: Partial<SpanEntry>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, SpanEntry.codec())
   }
@@ -508,7 +530,7 @@ export namespace SpanEntry {
     return decodeMessage(buf, SpanEntry.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SpanEntry>): Generator<SpanEntryStartFieldEvent | SpanEntryEndFieldEvent | SpanEntryStateFieldEvent | SpanEntryThroughputMilliFieldEvent | SpanEntrySlotsWeightsHashFieldEvent | SpanEntrySlotsChunksRootFieldEvent | SpanEntrySlotsOptimizerRootFieldEvent | SpanEntrySlotsWeightsStepFieldEvent | SpanEntryWeightsStepFieldEvent | SpanEntryClaimedAtMsFieldEvent | SpanEntryWeightFormatFieldEvent | SpanEntryKvTokensLeftFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SpanEntry>): Generator<SpanEntryStartFieldEvent | SpanEntryEndFieldEvent | SpanEntryStateFieldEvent | SpanEntryThroughputMilliFieldEvent | SpanEntrySlotsWeightsHashFieldEvent | SpanEntrySlotsChunksRootFieldEvent | SpanEntrySlotsOptimizerRootFieldEvent | SpanEntrySlotsWeightsStepFieldEvent | SpanEntryWeightsStepFieldEvent | SpanEntryClaimedAtMsFieldEvent | SpanEntryWeightFormatFieldEvent | SpanEntryKvTokensLeftFieldEvent | SpanEntryQuantBlockSizeFieldEvent> {
     return streamMessage(buf, SpanEntry.codec(), opts)
   }
 }
@@ -879,6 +901,12 @@ export namespace LayerRecord {
     index: number
   }
 
+  export interface LayerRecordSpansQuantBlockSizeFieldEvent {
+    field: '$.spans[].quantBlockSize'
+    value: number
+    index: number
+  }
+
   export function encode (obj: Partial<LayerRecord>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, LayerRecord.codec())
   }
@@ -887,7 +915,7 @@ export namespace LayerRecord {
     return decodeMessage(buf, LayerRecord.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LayerRecord>): Generator<LayerRecordModelIdFieldEvent | LayerRecordVersionFieldEvent | LayerRecordPeerIdFieldEvent | LayerRecordSequenceFieldEvent | LayerRecordIssuedAtMsFieldEvent | LayerRecordExpiresAtMsFieldEvent | LayerRecordMemoryBytesFieldEvent | LayerRecordAddressesFieldEvent | LayerRecordSpansStartFieldEvent | LayerRecordSpansEndFieldEvent | LayerRecordSpansStateFieldEvent | LayerRecordSpansThroughputMilliFieldEvent | LayerRecordSpansSlotsWeightsHashFieldEvent | LayerRecordSpansSlotsChunksRootFieldEvent | LayerRecordSpansSlotsOptimizerRootFieldEvent | LayerRecordSpansSlotsWeightsStepFieldEvent | LayerRecordSpansWeightsStepFieldEvent | LayerRecordSpansClaimedAtMsFieldEvent | LayerRecordSpansWeightFormatFieldEvent | LayerRecordSpansKvTokensLeftFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LayerRecord>): Generator<LayerRecordModelIdFieldEvent | LayerRecordVersionFieldEvent | LayerRecordPeerIdFieldEvent | LayerRecordSequenceFieldEvent | LayerRecordIssuedAtMsFieldEvent | LayerRecordExpiresAtMsFieldEvent | LayerRecordMemoryBytesFieldEvent | LayerRecordAddressesFieldEvent | LayerRecordSpansStartFieldEvent | LayerRecordSpansEndFieldEvent | LayerRecordSpansStateFieldEvent | LayerRecordSpansThroughputMilliFieldEvent | LayerRecordSpansSlotsWeightsHashFieldEvent | LayerRecordSpansSlotsChunksRootFieldEvent | LayerRecordSpansSlotsOptimizerRootFieldEvent | LayerRecordSpansSlotsWeightsStepFieldEvent | LayerRecordSpansWeightsStepFieldEvent | LayerRecordSpansClaimedAtMsFieldEvent | LayerRecordSpansWeightFormatFieldEvent | LayerRecordSpansKvTokensLeftFieldEvent | LayerRecordSpansQuantBlockSizeFieldEvent> {
     return streamMessage(buf, LayerRecord.codec(), opts)
   }
 }
