@@ -3,7 +3,7 @@ import { buildInferenceGraph, buildShardGraph, shardParameters } from '@neurosha
 import type { ShardRole } from '@neuroshard/model'
 import { Runtime, createInferenceEngine, createShardExecutor, int64, float32 } from '../src/index.js'
 import type { InferenceEngine, TensorData } from '../src/index.js'
-import { trainedTiny } from './fixtures/trained-tiny.js'
+import { trainedTiny, validationWindows, windowPerplexity } from './fixtures/trained-tiny.js'
 import type { TrainedTiny } from './fixtures/trained-tiny.js'
 
 /**
@@ -23,30 +23,12 @@ beforeAll(async () => {
 }, 240_000)
 
 function windows (): BigInt64Array[] {
-  const out: BigInt64Array[] = []
-  for (let w = 0; w < WINDOWS && (w + 1) * (SEQ + 1) <= model.validation.length; w++) {
-    out.push(BigInt64Array.from(Array.from(model.validation).slice(w * (SEQ + 1), (w + 1) * (SEQ + 1)), BigInt))
-  }
-  return out
+  return validationWindows(model.validation, SEQ, WINDOWS)
 }
 
 /** Mean next-token NLL over the windows, in float64, from the logits a runner returns for `SEQ` tokens */
 async function perplexity (logitsOf: (ids: BigInt64Array) => Promise<Float32Array>): Promise<number> {
-  const V = model.config.vocabSize
-  let nll = 0
-  let count = 0
-  for (const w of windows()) {
-    const logits = await logitsOf(w.slice(0, SEQ))
-    for (let t = 0; t < SEQ; t++) {
-      let max = -Infinity
-      for (let v = 0; v < V; v++) max = Math.max(max, logits[t * V + v])
-      let sum = 0
-      for (let v = 0; v < V; v++) sum += Math.exp(logits[t * V + v] - max)
-      nll += Math.log(sum) + max - logits[t * V + Number(w[t + 1])]
-      count++
-    }
-  }
-  return Math.exp(nll / count)
+  return await windowPerplexity(model.config.vocabSize, windows(), logitsOf)
 }
 
 async function engineLogits (engine: InferenceEngine, ids: BigInt64Array): Promise<Float32Array> {
@@ -105,8 +87,8 @@ describe('quantized spans (int8 / int4, MatMulNBits with baked weights)', () => 
 
   it('int4 with 64- and 128-value blocks: perplexity within 5 % too (tiny\'s matrices are only 64 to 176 wide)', async () => {
     // on `tiny` (dModel 64, FFN 176) a 128-value block covers a whole input column of most matrices (zero-padded),
-    // so this bounds the coarsest case only for these narrow matrices; `bootstrap` (K = 768 / 3072) has no trained
-    // checkpoint to measure on
+    // so this bounds the coarsest case only for these narrow matrices; `bench/quant-ppl.ts` measures `bootstrap`
+    // (K = 768 / 3072) trained the same way (README, "Perplexity cost of 4-bit group sizes")
     const fp32 = await createInferenceEngine({ config: model.config, parameters: model.parameters })
     try {
       const pplRef = await perplexity(async ids => await engineLogits(fp32, ids))
