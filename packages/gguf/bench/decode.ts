@@ -31,7 +31,7 @@ const work = join(tmpdir(), 'neuroshard-gguf-bench')
 const weightsFile = join(work, 'bootstrap.f32')
 const PROMPT = 32
 const STEPS = 64
-const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread', 'ours-int8', 'ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-bs128', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread'] as const
+const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread', 'ours-int8', 'ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-bs128', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread', 'ours-fp32-2-threads', 'ours-fp32-2-threads-spin', 'ours-fp32-in-thread-2-threads', 'ours-int4-bs64', 'ours-int4-bs64-1-thread', 'ours-int4-bs128-1-thread', 'ours-int4-in-thread-1-thread-bs64', 'ours-int4-in-thread-1-thread-bs128', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread'] as const
 type Engine = typeof ENGINES[number]
 
 interface Result { engine: Engine, tokensPerS: number, cpuMsPerToken: number, rssMB: number, engineMB: number, loadS: number }
@@ -147,11 +147,16 @@ async function child (engine: Engine): Promise<Result> {
     // '-in-thread': the session runs on this thread (RuntimeInit.inThread): no worker message each way per token
     const inThread = engine.includes('-in-thread')
     const kvCache = engine.endsWith('-gqa') || engine.endsWith('-opset') ? 'present' : 'append'
-    // '-bs128': 128-value quantization blocks instead of 32
-    const blockSize = engine.endsWith('-bs128') ? 128 : undefined
-    // '-1-thread': one onnxruntime thread (no pool barriers to wait on when the cores are oversubscribed), as llama.cpp's
-    const intraOpNumThreads = engine.endsWith('-1-thread') ? 1 : undefined
-    const e = await createInferenceEngine({ config, parameters: weights, quantization, attention, kvCache, blockSize, intraOpNumThreads, inThread, bakeWeights: engine === 'ours-fp32-baked' })
+    // '-bs64' / '-bs128': 64- / 128-value quantization blocks instead of 32 (layer-pool 1.7.0 quant_block_size)
+    const bs = /-bs(\d+)/.exec(engine)
+    const blockSize = bs != null ? Number(bs[1]) : undefined
+    // '-1-thread': one onnxruntime thread (no pool barriers to wait on when the cores are oversubscribed), as llama.cpp's;
+    // '-2-threads': two, stated (the default is onnxruntime's own choice)
+    const th = /-(\d+)-threads?/.exec(engine)
+    const intraOpNumThreads = th != null ? Number(th[1]) : undefined
+    // '-spin': onnxruntime's pool threads spin between ops (allowSpinning), as llama.cpp's do
+    const allowSpinning = engine.endsWith('-spin') ? true : undefined
+    const e = await createInferenceEngine({ config, parameters: weights, quantization, attention, kvCache, blockSize, intraOpNumThreads, allowSpinning, inThread, bakeWeights: engine === 'ours-fp32-baked' })
     const kv = await e.openInference()
     run = async (ids) => (await kv.run({ input_ids: int64(ids, [1, ids.length]) })).logits.data as Float32Array
     close = async () => { await e.close() }
@@ -228,14 +233,21 @@ if (process.argv[2] === '--child') {
   const cpuOf = (...es: Engine[]): number => Math.min(...es.filter(e => of(e).length > 0).map(e => median(of(e).map(r => r.cpuMsPerToken))))
   const llamaF32 = bestOf('llama.cpp-F32', 'llama.cpp-F32-1-thread')
   const llamaQ4 = bestOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread')
-  const oursF32 = bestOf('ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread')
-  const oursQ4 = bestOf('ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread')
+  const F32_ENGINES: Engine[] = ['ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread', 'ours-fp32-2-threads', 'ours-fp32-2-threads-spin', 'ours-fp32-in-thread-2-threads']
+  const oursF32 = bestOf(...F32_ENGINES)
+  /** the int4 engines of the given quantization block sizes (32 unless the name says -bs64 / -bs128) */
+  const int4 = (...sizes: number[]): Engine[] => ENGINES.filter(e => e.startsWith('ours-int4') && sizes.includes(Number(/-bs(\d+)/.exec(e)?.[1] ?? 32)))
+  const oursQ4 = bestOf(...int4(32))
   const verdict = (r: number): string => r >= 1 ? 'met in this run' : 'not met in this run'
   console.log('| goal (issue 16), each side\'s faster setting | ratio of best tokens/s | | llama.cpp CPU ms per token ÷ ours (median) |')
   console.log('|---|---|---|---|')
   // (a goal row only when both sides of it ran)
-  if (llamaF32 > 0 && oursF32 > 0) console.log(`| fp32 ≥ 1.0× node-llama-cpp F32 | ${oursF32.toFixed(1)} / ${llamaF32.toFixed(1)} = ${(oursF32 / llamaF32).toFixed(2)} | ${verdict(oursF32 / llamaF32)} | ${(cpuOf('llama.cpp-F32', 'llama.cpp-F32-1-thread') / cpuOf('ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread')).toFixed(2)} |`)
-  if (llamaQ4 > 0 && oursQ4 > 0) console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 | ${oursQ4.toFixed(1)} / ${llamaQ4.toFixed(1)} = ${(oursQ4 / llamaQ4).toFixed(2)} | ${verdict(oursQ4 / llamaQ4)} | ${(cpuOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread') / cpuOf('ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread')).toFixed(2)} |`)
+  if (llamaF32 > 0 && oursF32 > 0) console.log(`| fp32 ≥ 1.0× node-llama-cpp F32 | ${oursF32.toFixed(1)} / ${llamaF32.toFixed(1)} = ${(oursF32 / llamaF32).toFixed(2)} | ${verdict(oursF32 / llamaF32)} | ${(cpuOf('llama.cpp-F32', 'llama.cpp-F32-1-thread') / cpuOf(...F32_ENGINES)).toFixed(2)} |`)
+  if (llamaQ4 > 0 && oursQ4 > 0) console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 (32-value blocks) | ${oursQ4.toFixed(1)} / ${llamaQ4.toFixed(1)} = ${(oursQ4 / llamaQ4).toFixed(2)} | ${verdict(oursQ4 / llamaQ4)} | ${(cpuOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread') / cpuOf(...int4(32))).toFixed(2)} |`)
+  for (const bs of [64, 128]) {
+    const q = bestOf(...int4(bs))
+    if (llamaQ4 > 0 && q > 0) console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 (${bs}-value blocks) | ${q.toFixed(1)} / ${llamaQ4.toFixed(1)} = ${(q / llamaQ4).toFixed(2)} | ${verdict(q / llamaQ4)} | ${(cpuOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread') / cpuOf(...int4(bs))).toFixed(2)} |`)
+  }
   if (of('ours-fp32-3-executors').length > 0) console.log(`| (one session vs three executors, fp32) | ${(best('ours-fp32-1-session') / best('ours-fp32-3-executors')).toFixed(2)} | | |`)
   if (of('ours-int4-gqa').length > 0) console.log(`| (int4: append caches vs GroupQueryAttention with present caches) | ${(best('ours-int4') / best('ours-int4-gqa')).toFixed(2)} | | ${(cpuOf('ours-int4-gqa') / cpuOf('ours-int4')).toFixed(2)} (gqa ÷ append) |`)
   if (of('ours-fp32-gqa').length > 0) console.log(`| (fp32: append caches vs GroupQueryAttention with present caches) | ${(best('ours-fp32-1-session') / best('ours-fp32-gqa')).toFixed(2)} | | ${(cpuOf('ours-fp32-gqa') / cpuOf('ours-fp32-1-session')).toFixed(2)} (gqa ÷ append) |`)
