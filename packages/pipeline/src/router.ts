@@ -13,6 +13,11 @@ export interface RouteHop {
   end: number
   /** The weights the hop serves inference with, as its layer record declares (absent: float32 or unknown) */
   quantization?: 'fp32' | 'int8' | 'int4'
+  /**
+   * A quantized hop's group size, as its layer record declares it (`quant_block_size`, 64 or 128; absent: 32 or
+   * unknown)
+   */
+  quantBlockSize?: number
 }
 
 export interface ChainOptions extends AbortOptions {

@@ -29,6 +29,11 @@ export interface Candidate {
   load?: number
   /** The weights the span serves inference with (its layer record's `quantization`) @default 'fp32' */
   quantization?: 'fp32' | 'int8' | 'int4'
+  /**
+   * A quantized span's group size when not 32 (its layer record's `quant_block_size`, layer-pool 1.7.0: 64 or 128)
+   * @default 32
+   */
+  quantBlockSize?: number
 }
 
 export interface CostOptions {

@@ -11,7 +11,7 @@ import type { ChainOptions, PipelineRouter, RouteHop } from '@neuroshard/pipelin
 
 /** What the router reads from layer-pool (`LayerPool` satisfies it) */
 export interface RecordSource {
-  records(): Map<string, { record: { peerId: PeerId, spans: Array<{ start: number, end: number, state: string, throughput: number, quantization?: 'fp32' | 'int8' | 'int4', kvTokensLeft?: number }> } }>
+  records(): Map<string, { record: { peerId: PeerId, spans: Array<{ start: number, end: number, state: string, throughput: number, quantization?: 'fp32' | 'int8' | 'int4', quantBlockSize?: number, kvTokensLeft?: number }> } }>
 }
 
 /** What the router pings with (`@libp2p/ping`'s service satisfies it) */
@@ -59,7 +59,8 @@ export interface SwarmRouterInit {
   /**
    * Weight formats inference chains may use (a span's format is its record's `quantization`, float32 when absent),
    * e.g. `['fp32']` for full precision only. Training chains take any (they train the float32 weights). A chain's
-   * hops carry `quantization` when it is not float32.
+   * hops carry `quantization` when it is not float32, and `quantBlockSize` when the record declares a group size
+   * other than 32.
    * @default ['fp32', 'int8', 'int4']
    */
   quantization?: Array<'fp32' | 'int8' | 'int4'>
@@ -169,6 +170,7 @@ export class DefaultSwarmRouter implements SwarmRouter {
         out.push({
           peer: id, start: s.start, end: s.end, throughput: s.throughput, rttMs: this.rtt.get(id), load: this.load.get(id) ?? 0,
           ...(s.quantization != null && s.quantization !== 'fp32' ? { quantization: s.quantization } : {}),
+          ...(s.quantization != null && s.quantization !== 'fp32' && s.quantBlockSize != null ? { quantBlockSize: s.quantBlockSize } : {}),
           ...(s.kvTokensLeft != null ? { kvHeadroom: s.kvTokensLeft } : {})
         })
       }
@@ -198,7 +200,7 @@ export class DefaultSwarmRouter implements SwarmRouter {
       ? weightedChain(all, from, to, o, this.random, excluded)
       : shortestChain(all, from, to, o, excluded)
     if (chain == null) throw new NoRouteError(`no chain of live, unbanned spans covers slots [${from}, ${to}) (${all.length} candidates)`)
-    return chain.hops.map(c => ({ peer: this.peers.get(c.peer) as PeerId, start: c.start, end: c.end, ...(c.quantization != null ? { quantization: c.quantization } : {}) }))
+    return chain.hops.map(c => ({ peer: this.peers.get(c.peer) as PeerId, start: c.start, end: c.end, ...(c.quantization != null ? { quantization: c.quantization } : {}), ...(c.quantBlockSize != null ? { quantBlockSize: c.quantBlockSize } : {}) }))
   }
 
   /** The standby of each hop of a chain (the cheapest other live candidate covering its slots), as the Driver warms them */

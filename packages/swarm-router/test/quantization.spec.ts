@@ -37,4 +37,15 @@ describe('quantized spans in routing', () => {
     const train = await fp32Only.chain({ from: 1, to: 4, purpose: 'training' })
     expect(train.map(h => h.end)).toEqual([3, 4])
   })
+
+  it('a hop carries its record\'s quant_block_size (layer-pool 1.7.0); 32 (absent) and float32 spans carry none', async () => {
+    const [me, w128, head32] = await Promise.all([peer(), peer(), peer()])
+    const records = new Map<string, { record: { peerId: PeerId, spans: Array<{ start: number, end: number, state: string, throughput: number, quantization?: 'fp32' | 'int8' | 'int4', quantBlockSize?: number }> } }>([
+      [w128.toString(), { record: { peerId: w128, spans: [{ start: 1, end: 3, state: 'serving', throughput: 100, quantization: 'int4', quantBlockSize: 128 }] } }],
+      [head32.toString(), { record: { peerId: head32, spans: [{ start: 3, end: 4, state: 'serving', throughput: 100, quantization: 'int4' }] } }]
+    ])
+    const router = swarmRouter({ records: { records: () => records }, probeIntervalMs: 0 })({ peerId: me, logger: defaultLogger() })
+    const chain = await router.chain({ from: 1, to: 4, purpose: 'inference' })
+    expect(chain.map(h => [h.peer.toString(), h.quantization, h.quantBlockSize])).toEqual([[w128.toString(), 'int4', 128], [head32.toString(), 'int4', undefined]])
+  })
 })
