@@ -10,6 +10,7 @@
  *
  * Run: `npx -y pnpm@10 --filter @neuroshard/node bench` (after a build). Writes bench/results/devnet.json.
  * Settings (env): REQUESTS, MAX_TOKENS, TEMPERATURE (default 1), ROUNDS, BENCH_PART=inference|training|timeline, BENCH_DATA_DIR,
+ * FUSE=0 (serving stages not fused: two onnxruntime runs per token and node, as before pipeline's fuseInference),
  * REQUEST_TIMEOUT_MS, TRAIN_TIMEOUT_S. Progress (and every 30 s what each node holds and trains) goes to stderr.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -153,7 +154,7 @@ interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, failures
 
 async function inference (data: Data): Promise<InferenceResult> {
   const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
-  const devnet = await startNetworkDevnet({ nodes: 4, tokenizer: data.tokenizer, data: nodeData, node: { training: false } })
+  const devnet = await startNetworkDevnet({ nodes: 4, tokenizer: data.tokenizer, data: nodeData, node: { training: false, ...(process.env.FUSE === '0' ? { fuseInference: false } : {}) } })
   note('inference devnet started')
   const unwatch = watch('inference devnet', () => devnet.nodes)
   const config = devnet.config

@@ -773,17 +773,30 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     // the Validator takes its draft first: an INFER whose draft never came changes nothing here
     const draft = stage.head != null && req.draftCount > 0 ? await this.takeDraft(req.session, req.position + seq - req.draftCount, req.draftCount, signal) : undefined
-    const out = await this.runStageInference(stage, req.session, req.position, hidden, req.rollback)
-    if (stage.head != null) return this.deliver(req, await (draft != null ? this.verify(req, stage, out, seq, draft) : this.sample(req, stage, out, seq)))
+    const { hidden: out, logits } = await this.runStageOutputs(stage, req.session, req.position, hidden, req.rollback)
+    if (stage.head != null) return this.deliver(req, await (draft != null ? this.verify(req, stage, out, seq, draft) : this.sample(req, stage, out, seq, logits)))
     return await this.forwardHop(req, out, signal, relay)
   }
 
   /** Run the blocks of a stage for an inference chunk (through the session's KV cache; `rollback`: spec §4.5) */
   private async runStageInference (stage: PipelineStage, session: Uint8Array, position: number, hidden: TensorData, rollback = false): Promise<TensorData> {
-    if (stage.blocks == null) return hidden
-    const [batch, seq] = hidden.dims
-    const out = await this.sessions.run(this.sessionKey(session, stage), stage, position, batch, seq, async kv => await kv.run({ hidden_in: hidden }), { rollback })
-    return out.hidden_out
+    return (await this.runStageOutputs(stage, session, position, hidden, rollback)).hidden
+  }
+
+  /**
+   * `runStageInference`, and the last position's logits when the stage's blocks session runs the head too
+   * (`stage.fused.head`). `input`: hidden states, or a Driver's token ids [1, n] (int64) for a stage whose blocks
+   * session looks the embedding up itself (`stage.fused.embed`; otherwise ids go through the embed executor first).
+   */
+  private async runStageOutputs (stage: PipelineStage, session: Uint8Array, position: number, input: TensorData, rollback = false): Promise<{ hidden: TensorData, logits?: Float32Array }> {
+    const ids = input.type === 'int64'
+    if (ids && stage.fused?.embed !== true) input = (await stage.embed!.forward({ input_ids: input })).hidden
+    if (stage.blocks == null) return { hidden: input }
+    if (!ids && stage.fused?.embed === true) throw new InvalidActivationError('this stage\'s blocks take token ids (it holds the embedding)')
+    const [batch, seq] = input.dims
+    const feed: Record<string, TensorData> = ids && stage.fused?.embed === true ? { input_ids: input } : { hidden_in: input }
+    const out = await this.sessions.run(this.sessionKey(session, stage), stage, position, batch, seq, async kv => await kv.run(feed), { rollback })
+    return { hidden: out.hidden_out, ...(out.logits != null ? { logits: out.logits.data as Float32Array } : {}) }
   }
 
   /** TRUNCATE: roll this hop's cache of the session back to `position` tokens (a hop without blocks holds none) */
@@ -868,12 +881,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return emptyResponse({ token: tokens[tokens.length - 1], tokens, position: req.position + seq, logits: s.returnLogits ? encodeNamed('logits', last, [V]) : new Uint8Array(0) })
   }
 
-  private async sample (req: Request, stage: PipelineStage, hidden: TensorData, seq: number): Promise<Response> {
+  private async sample (req: Request, stage: PipelineStage, hidden: TensorData, seq: number, fusedLogits?: Float32Array): Promise<Response> {
     const d = stage.config.dModel
-    const last = float32((hidden.data as Float32Array).slice((seq - 1) * d, seq * d), [1, 1, d])
-    stage.headRunner ??= await stage.head!.openInference()
-    const { logits } = await stage.headRunner.run({ hidden: last })
-    const row = logits.data as Float32Array
+    let row = fusedLogits
+    if (row == null) {
+      const last = float32((hidden.data as Float32Array).slice((seq - 1) * d, seq * d), [1, 1, d])
+      stage.headRunner ??= await stage.head!.openInference()
+      row = (await stage.headRunner.run({ hidden: last })).logits.data as Float32Array
+    }
     const s = req.sampling ?? { temperature: 0, topK: 0, topP: 0, seed: 0, returnLogits: false }
     const sampling = { temperature: s.temperature, topK: s.topK, topP: s.topP === 0 ? 1 : s.topP, seed: s.seed }
     try {
@@ -1132,8 +1147,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           const kv = await e.openInference()
           try {
             // a prefill and a decode step: the two shapes a replayed session runs
-            await kv.run(e === stage.head ? { hidden: float32(new Float32Array(d), [1, 1, d]) } : { hidden_in: float32(new Float32Array(n * d), [1, n, d]) })
-            if (e === stage.blocks) await kv.run({ hidden_in: float32(new Float32Array(d), [1, 1, d]) })
+            // (blocks that look the embedding up themselves take token ids)
+            const feed = (m: number): Record<string, TensorData> => stage.fused?.embed === true ? { input_ids: int64(new BigInt64Array(m), [1, m]) } : { hidden_in: float32(new Float32Array(m * d), [1, m, d]) }
+            await kv.run(e === stage.head ? { hidden: float32(new Float32Array(d), [1, 1, d]) } : feed(n))
+            if (e === stage.blocks) await kv.run(feed(1))
           } finally {
             await kv.close()
           }
@@ -1854,9 +1871,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (signal?.aborted === true) throw new AbortError('generation aborted')
         const chunk = all.slice(position)
         const tEmbed = performance.now()
-        const h0 = (await stage.embed!.forward({ input_ids: int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]) })).hidden
         // `rollback`: after a switch this node's own cache may hold the lost chunk too
-        const h = await this.runStageInference(stage, session, position, h0, true)
+        const h = await this.runStageInference(stage, session, position, int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]), true)
         let hidden = encodeActivation(h, compress)
         const deflate = compress && deflateOn && hidden.length >= DEFLATE_MIN_BYTES
         if (deflate) hidden = deflateFrame(hidden)
@@ -2019,8 +2035,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           extra = 0
         }
         const chunk = [...all.slice(position), ...draft.map(d => d.token)]
-        const h0 = (await stage.embed!.forward({ input_ids: int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]) })).hidden
-        const h = await this.runStageInference(stage, session, position, h0, extra > 0)
+        const h = await this.runStageInference(stage, session, position, int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]), extra > 0)
         let hidden = encodeActivation(h, compress)
         const deflate = compress && deflateOn && hidden.length >= DEFLATE_MIN_BYTES
         if (deflate) hidden = deflateFrame(hidden)

@@ -26,6 +26,11 @@ export interface PipelineStage {
   readonly blocks?: ShardExecutor
   /** Slot L + 1's executor, when the span ends at L + 2 */
   readonly head?: ShardExecutor
+  /**
+   * What the blocks' inference session also runs (`fuseInference`): the embedding lookup first (it then takes
+   * `input_ids`, not `hidden_in`) and the head over the last position (it also outputs that position's `logits`)
+   */
+  readonly fused?: { readonly embed: boolean, readonly head: boolean }
   /** Every executor, in slot order */
   readonly executors: readonly ShardExecutor[]
   /**
@@ -68,6 +73,14 @@ export interface CreateStageOptions extends RuntimeInit {
    * @default 'append'
    */
   kvCache?: 'append' | 'present'
+  /**
+   * Inference-only float32 stages (`training: false`, `kvCache: 'append'`) whose span holds blocks and the embedding
+   * or the head: the blocks' inference session takes the embedding lookup and/or the head over the last position in
+   * too (see {@link PipelineStage.fused}), so a decoded token is one onnxruntime run on this node instead of two (each
+   * run a call to the executor's worker, or an event-loop turn in-thread). The blocks' runtime then holds its own
+   * copy of the embedding and head weights. Ignored where it does not apply. @default false
+   */
+  fuseInference?: boolean
 }
 
 /** The shard roles of slot span [start, end), in slot order */
@@ -87,11 +100,13 @@ export function spanRoles (config: ModelConfig, start: number, end: number): Sha
 
 /** Build the executors of a span (forward, backward and inference graphs), weights from `parameters` */
 export async function createPipelineStage (options: CreateStageOptions): Promise<PipelineStage> {
-  const { config, start, end, parameters, optimizer, step, training = true, quantization = 'fp32', kvCache = 'append', ...runtime } = options
+  const { config, start, end, parameters, optimizer, step, training = true, quantization = 'fp32', kvCache = 'append', fuseInference = false, ...runtime } = options
   if (kvCache !== 'append' && kvCache !== 'present') throw new InvalidParametersError(`kvCache must be 'append' or 'present', got ${String(kvCache)}`)
   if (quantization !== 'fp32' && quantization !== 'int8' && quantization !== 'int4') throw new InvalidParametersError(`quantization must be 'fp32', 'int8' or 'int4', got ${String(quantization)}`)
   if (quantization !== 'fp32' && training) throw new InvalidParametersError('a quantized stage serves inference only: pass training: false')
   const roles = spanRoles(config, start, end)
+  const fuse = fuseInference && !training && quantization === 'fp32' && kvCache === 'append' && roles.some(r => r.kind === 'blocks')
+  const fused = fuse ? { embed: roles[0].kind === 'embed', head: roles[roles.length - 1].kind === 'head' } : undefined
   const executors = await Promise.all(roles.map(async role => {
     const params = new Map<string, Float32Array>()
     for (const p of shardParameters(config, role)) {
@@ -115,12 +130,27 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
           ? undefined
           : role.kind === 'blocks' && kvCache === 'append'
             // weights stay graph inputs under their parameter names (fed from the resident tensors, no rebuild after a step)
-            ? buildInferenceGraph(config, role, { bakeWeights: false, kvCache: 'append' }).bytes
+            ? buildInferenceGraph(config, role, { bakeWeights: false, kvCache: 'append', withEmbed: fused?.embed === true, withHead: fused?.head === true }).bytes
             : buildShardGraph(config, role, 'inference').bytes
       }
     })
   }))
   const find = (kind: ShardRole['kind']): ShardExecutor | undefined => executors.find(e => e.role.kind === kind)
+  if (fused != null && (fused.embed || fused.head)) {
+    // the weights the fused session reads beyond the blocks' own (a copy, next to the blocks')
+    const extra: Record<string, { type: 'float32', dims: number[], data: Float32Array }> = {}
+    const take = (role: ShardRole): void => {
+      for (const p of shardParameters(config, role)) extra[p.name] = { type: 'float32', dims: p.shape, data: parameters.get(p.name) as Float32Array }
+    }
+    if (fused.embed) take({ kind: 'embed' })
+    if (fused.head) take({ kind: 'head' })
+    try {
+      await find('blocks')!.runtime.setResident(extra)
+    } catch (err) {
+      await Promise.all(executors.map(async e => { await e.close() }))
+      throw err
+    }
+  }
   const stage: PipelineStage = {
     config,
     start,
@@ -129,6 +159,7 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
     embed: find('embed'),
     blocks: find('blocks'),
     head: find('head'),
+    ...(fused != null && (fused.embed || fused.head) ? { fused } : {}),
     executors,
     optimizer,
     async close () {

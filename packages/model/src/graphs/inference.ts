@@ -61,6 +61,17 @@ export interface InferenceGraphOptions {
    * `attention: 'opset'`. @default 'present'
    */
   kvCache?: 'present' | 'append'
+  /**
+   * fp32 blocks spans only: the graph reads `input_ids` instead of `hidden_in` and looks the embedding up first (it
+   * takes `embed.weight`): a node holding the embedding and the first blocks runs one session per token. @default false
+   */
+  withEmbed?: boolean
+  /**
+   * fp32 blocks spans only: besides `hidden_out`, the graph outputs `logits` [batch, 1, vocab] of the last position
+   * (final norm and LM head over it: it takes `final_norm.weight` and `lm_head.weight`, or `embed.weight` when tied): a
+   * node holding the last blocks and the head runs one session per decoded token. @default false
+   */
+  withHead?: boolean
 }
 
 /**
@@ -127,6 +138,11 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
   const blockSize = options.blockSize ?? QUANT_BLOCK_SIZE
   const accuracyLevel = options.accuracyLevel ?? 4
   const specs = inferenceParameters(config, span)
+  if (span.kind === 'blocks') {
+    // the embedding / head a fused blocks span reads too (each name once)
+    const more = [...(options.withEmbed === true ? shardParameters(config, { kind: 'embed' }) : []), ...(options.withHead === true ? shardParameters(config, { kind: 'head' }) : [])]
+    for (const p of more) if (!specs.some(q => q.name === p.name)) specs.push(p)
+  }
   const bake = options.bakeWeights ?? true
   if (!bake && bits !== undefined) throw new InvalidConfigError('quantized inference graphs bake their weights (bakeWeights: false is for fp32 only)')
   const params = options.parameters ?? new Map<string, Float32Array>()
@@ -233,6 +249,9 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     return config.tieEmbeddings ? linear(n, 'embed.weight', 'lm_head', 'NK') : linear(n, 'lm_head.weight', 'lm_head')
   }
   const gqa = options.attention === 'gqa'
+  if ((options.withEmbed === true || options.withHead === true) && (span.kind !== 'blocks' || bits !== undefined)) {
+    throw new InvalidConfigError('withEmbed / withHead extend fp32 blocks spans only')
+  }
   const append = options.kvCache === 'append'
   if (options.kvCache !== undefined && options.kvCache !== 'present' && options.kvCache !== 'append') throw new InvalidConfigError(`unknown kvCache '${String(options.kvCache)}'`)
   if (append && gqa) throw new InvalidConfigError("kvCache 'append' needs attention 'opset' (GroupQueryAttention takes [batch, heads, past, headDim] caches only)")
@@ -287,10 +306,15 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
       break
     }
     case 'blocks': {
-      const x = g.input(SHARD_IO.hiddenIn, 'float32', [B, S, config.dModel])
+      const x = options.withEmbed === true ? embed(g.input(SHARD_IO.inputIds, 'int64', [B, S])) : g.input(SHARD_IO.hiddenIn, 'float32', [B, S, config.dModel])
       const h = blocks(x, span.start, span.end)
       g.output(h.delta === undefined ? h.base : g.add(h.base, h.delta, { name: `blocks.${span.end - 1}.mlp_residual` }), SHARD_IO.hiddenOut)
       g.outputs.unshift(g.outputs.pop() as typeof g.outputs[number])
+      if (options.withHead === true) {
+        // the last position only (the residual add still pending, fused into the final norm as in the model span)
+        const last = (v: Value, name: string): Value => g.slice(v, [-1], [Infinity], [1], { name, shape: [B, 1, config.dModel] })
+        g.output(head({ base: last(h.base, 'last.base'), ...(h.delta !== undefined ? { delta: last(h.delta, 'last.delta') } : {}) }), SHARD_IO.logits)
+      }
       break
     }
     case 'head': {

@@ -136,6 +136,12 @@ export interface NetworkNodeInit {
    */
   inThread?: boolean
   /**
+   * Build a serving span's embedding + blocks, or blocks + head, as one onnxruntime session (pipeline's
+   * `fuseInference`): one run per token on this node instead of two; the blocks' runtime keeps a copy of the embedding
+   * / head weights. Serving-only nodes (`training: false`), float32. @default true for a model with dModel ≤ 256
+   */
+  fuseInference?: boolean
+  /**
    * Greedy completions (temperature 0) on this Driver use the pipeline's speculative decoding with an n-gram drafter
    * (prompt lookup): the same tokens, several per pipeline round trip when the text repeats itself @default true
    */
@@ -826,6 +832,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       intraOpNumThreads: this.init.threads ?? 1,
       device: this.init.device ?? 'cpu',
       inThread: this.init.inThread ?? (!this.training && this.config.dModel <= IN_THREAD_MAX_D_MODEL),
+      // a serving span's embed + blocks (or blocks + head) as one onnxruntime run per token; its blocks' runtime keeps a
+      // copy of the embedding / head weights, so by default only for the small models that run in-thread
+      fuseInference: !this.training && (this.init.fuseInference ?? this.config.dModel <= IN_THREAD_MAX_D_MODEL),
       ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {})
     })
   }

@@ -4,7 +4,8 @@
  * ban ends. Checked: the router's probes while other pings of the same peers are in flight ban no one (libp2p's
  * connection monitor pings every connection; with one ping stream per connection the probe failed with
  * TooManyOutboundProtocolStreamsError and banned the peer), and greedy chat completions through the pipeline —
- * with the n-gram speculative decoding the node uses for them — are `neuroshard generate`'s engine's tokens.
+ * with the n-gram speculative decoding the node uses for them — are `neuroshard generate`'s engine's tokens, with the
+ * serving stages fused (embed + blocks, blocks + head: one onnxruntime run per token on a node).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -113,6 +114,12 @@ describe('a serving-only devnet', () => {
       produced += want.length
     }
     expect(produced).toBeGreaterThan(4)
+    // serving stages of this small model run embed + blocks and blocks + head as one session (fuseInference)
+    for (const n of devnet.nodes) {
+      for (const { stage } of n.heldStages()) {
+        if (stage.blocks != null && (stage.embed != null || stage.head != null)) expect(stage.fused).toEqual({ embed: stage.embed != null, head: stage.head != null })
+      }
+    }
     // the speculative path ran and its drafts were taken
     expect(driver.speculation.rounds).toBeGreaterThan(before.rounds)
     expect(driver.speculation.accepted).toBeGreaterThan(before.accepted)
