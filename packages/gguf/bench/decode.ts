@@ -10,6 +10,13 @@
  * the engines so a shared machine's load hits all of them alike; the table gives each engine's best and median, and
  * the CPU time per token of the whole process (all threads: on an oversubscribed machine a thread waits for a core,
  * which tokens/s counts and CPU time does not).
+ *
+ * `native-llama.cpp-*`: llama.cpp built natively on this machine (`bench/build-llama-cpp.sh`, `-DGGML_NATIVE=ON`, from
+ * the source node-llama-cpp ships), its own `llama-bench -p 0 -d 32 -n 64 -r 1` on the same GGUF files: the 64 tokens
+ * decoded one at a time after a 32-token context, as ours (llama-bench decodes fixed tokens without sampling, after its
+ * default warm-up run). Binary: $LLAMA_BENCH, else /tmp/neuroshard-llama-cpp/build/bin/llama-bench. Its CPU time per
+ * token and load time are not measured (the process's CPU time includes the warm-up and the context); its memory is
+ * the process's peak RSS (`/usr/bin/time`).
  */
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
@@ -31,7 +38,7 @@ const work = join(tmpdir(), 'neuroshard-gguf-bench')
 const weightsFile = join(work, 'bootstrap.f32')
 const PROMPT = 32
 const STEPS = 64
-const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread', 'ours-int8', 'ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-bs128', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread', 'ours-fp32-2-threads', 'ours-fp32-2-threads-spin', 'ours-fp32-in-thread-2-threads', 'ours-int4-bs64', 'ours-int4-bs64-1-thread', 'ours-int4-bs128-1-thread', 'ours-int4-in-thread-1-thread-bs64', 'ours-int4-in-thread-1-thread-bs128', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread'] as const
+const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread', 'ours-int8', 'ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-bs128', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread', 'ours-fp32-2-threads', 'ours-fp32-2-threads-spin', 'ours-fp32-in-thread-2-threads', 'ours-int4-bs64', 'ours-int4-bs64-1-thread', 'ours-int4-bs128-1-thread', 'ours-int4-in-thread-1-thread-bs64', 'ours-int4-in-thread-1-thread-bs128', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread', 'native-llama.cpp-F32', 'native-llama.cpp-Q4_0', 'native-llama.cpp-F32-1-thread', 'native-llama.cpp-Q4_0-1-thread'] as const
 type Engine = typeof ENGINES[number]
 
 interface Result { engine: Engine, tokensPerS: number, cpuMsPerToken: number, rssMB: number, engineMB: number, loadS: number }
@@ -91,9 +98,31 @@ async function decodeOurs (run: (ids: number[]) => Promise<Float32Array>): Promi
   return { tokensPerS: STEPS / ((performance.now() - t) / 1000), cpuMsPerToken: cpuMs(cpu) / STEPS }
 }
 
+/** The natively built llama-bench (bench/build-llama-cpp.sh) */
+const llamaBench = (): string => process.env.LLAMA_BENCH ?? '/tmp/neuroshard-llama-cpp/build/bin/llama-bench'
+
+/** llama.cpp built natively: its own llama-bench, one repetition, the same GGUF, context and tokens as the others */
+function nativeLlamaCpp (engine: Engine): Result {
+  const bin = llamaBench()
+  if (!existsSync(bin)) throw new Error(`no ${bin}: build it with packages/gguf/bench/build-llama-cpp.sh (or set LLAMA_BENCH)`)
+  const model = join(work, engine.includes('-F32') ? 'bootstrap-F32.gguf' : 'bootstrap-Q4_0.gguf')
+  const threads = engine.endsWith('1-thread') ? 1 : cpus().length
+  const args = [bin, '-m', model, '-p', '0', '-d', String(PROMPT), '-n', String(STEPS), '-t', String(threads), '-r', '1', '-o', 'json']
+  const timed = existsSync('/usr/bin/time')
+  const p = spawnSync(timed ? '/usr/bin/time' : bin, timed ? ['-f', 'peak-rss-kb %M', ...args] : args.slice(1), { encoding: 'utf8', maxBuffer: 1 << 24 })
+  if (p.status !== 0) throw new Error(`llama-bench failed (${String(p.status)}):\n${p.stderr}`)
+  const out = JSON.parse(p.stdout) as Array<{ n_gen: number, n_depth: number, n_threads: number, avg_ts: number }>
+  const r = out[0]
+  if (out.length !== 1 || r.n_gen !== STEPS || r.n_depth !== PROMPT || r.n_threads !== threads) throw new Error(`unexpected llama-bench output ${p.stdout}`)
+  const kb = /peak-rss-kb (\d+)/.exec(p.stderr)
+  const rssMB = kb != null ? Number(kb[1]) * 1024 / 1e6 : NaN
+  return { engine, tokensPerS: r.avg_ts, cpuMsPerToken: NaN, rssMB, engineMB: rssMB, loadS: NaN }
+}
+
 async function child (engine: Engine): Promise<Result> {
   const t0 = performance.now()
   let loadS = 0
+  if (engine.startsWith('native-llama.cpp')) return nativeLlamaCpp(engine)
   if (engine.startsWith('llama.cpp')) {
     const { getLlama } = await import('node-llama-cpp')
     const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as any })
@@ -209,23 +238,30 @@ if (process.argv[2] === '--child') {
       const p = spawnSync(node, [fileURLToPath(import.meta.url), '--child', engine], { encoding: 'utf8', maxBuffer: 1 << 20 })
       const line = p.stdout.trim().split('\n').pop() ?? ''
       if (p.status !== 0 || !line.startsWith('{')) { console.error(`${engine} failed:\n${p.stderr}`); continue }
-      const res = JSON.parse(line) as Result
+      // (a value not measured is NaN, which JSON writes as null)
+      const res = JSON.parse(line, (_k, v) => v === null ? NaN : v) as Result
       results.push(res)
-      console.error(`round ${r + 1} ${engine}: ${res.tokensPerS.toFixed(1)} tok/s, ${res.cpuMsPerToken.toFixed(2)} CPU ms/token, ${res.rssMB.toFixed(0)} MB (${res.engineMB.toFixed(0)} MB less main-thread buffers), load ${loadavg()[0].toFixed(1)}`)
+      console.error(`round ${r + 1} ${engine}: ${res.tokensPerS.toFixed(1)} tok/s, ${Number.isFinite(res.cpuMsPerToken) ? res.cpuMsPerToken.toFixed(2) : 'n/a'} CPU ms/token, ${res.rssMB.toFixed(0)} MB (${res.engineMB.toFixed(0)} MB less main-thread buffers), load ${loadavg()[0].toFixed(1)}`)
     }
   }
   const cpu = cpus()[0]?.model ?? '?'
+  const native = engines.some(e => e.startsWith('native-'))
+    ? (() => { const v = spawnSync(llamaBench(), ['--version'], { encoding: 'utf8' }); return `${v.stdout ?? ''}${v.stderr ?? ''}${v.error?.message ?? ''}`.trim().split('\n').join('; ') })()
+    : undefined
   const of = (e: Engine): Result[] => results.filter(r => r.engine === e)
   const best = (e: Engine): number => Math.max(...of(e).map(r => r.tokensPerS))
   console.log(`bootstrap decode, ${PROMPT}-token prompt then ${STEPS} greedy tokens, batch 1; ${rounds} rounds interleaved`)
   console.log(`${started}, ${cpus().length} × ${cpu}, Node ${process.version}, loadavg at start ${load.map(x => x.toFixed(2)).join(' ')}, at end ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
+  if (native != null) console.log(`native llama.cpp: ${llamaBench()} (${native})`)
   console.log('')
   console.log('| engine | tokens/s best | tokens/s median | CPU ms per token, median (all threads) | RSS after decoding (MB) | RSS less the main thread\'s ArrayBuffers (MB) | load + build (s) |')
   console.log('|---|---|---|---|---|---|---|')
   for (const e of engines) {
     const rs = of(e)
     if (rs.length === 0) { console.log(`| ${e} | failed | | | | | |`); continue }
-    console.log(`| ${e} | ${best(e).toFixed(1)} | ${median(rs.map(r => r.tokensPerS)).toFixed(1)} | ${median(rs.map(r => r.cpuMsPerToken)).toFixed(2)} | ${median(rs.map(r => r.rssMB)).toFixed(0)} | ${median(rs.map(r => r.engineMB)).toFixed(0)} | ${median(rs.map(r => r.loadS)).toFixed(1)} |`)
+    // n/a: not measured for this engine (native llama.cpp: CPU time and load; its RSS is the process's peak)
+    const f = (x: number, d: number): string => Number.isFinite(x) ? x.toFixed(d) : 'n/a'
+    console.log(`| ${e} | ${best(e).toFixed(1)} | ${median(rs.map(r => r.tokensPerS)).toFixed(1)} | ${f(median(rs.map(r => r.cpuMsPerToken)), 2)} | ${f(median(rs.map(r => r.rssMB)), 0)} | ${f(median(rs.map(r => r.engineMB)), 0)} | ${f(median(rs.map(r => r.loadS)), 1)} |`)
   }
   console.log('')
   const bestOf = (...es: Engine[]): number => Math.max(...es.filter(e => of(e).length > 0).map(best))
@@ -248,6 +284,16 @@ if (process.argv[2] === '--child') {
     const q = bestOf(...int4(bs))
     if (llamaQ4 > 0 && q > 0) console.log(`| 4-bit ≥ 1.0× node-llama-cpp Q4_0 (${bs}-value blocks) | ${q.toFixed(1)} / ${llamaQ4.toFixed(1)} = ${(q / llamaQ4).toFixed(2)} | ${verdict(q / llamaQ4)} | ${(cpuOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread') / cpuOf(...int4(bs))).toFixed(2)} |`)
   }
+  const nativeF32 = bestOf('native-llama.cpp-F32', 'native-llama.cpp-F32-1-thread')
+  const nativeQ4 = bestOf('native-llama.cpp-Q4_0', 'native-llama.cpp-Q4_0-1-thread')
+  if (nativeF32 > 0 && oursF32 > 0) console.log(`| fp32 ≥ 0.9× native llama.cpp F32 | ${oursF32.toFixed(1)} / ${nativeF32.toFixed(1)} = ${(oursF32 / nativeF32).toFixed(2)} | ${oursF32 / nativeF32 >= 0.9 ? 'met in this run' : 'not met in this run'} | n/a |`)
+  if (nativeQ4 > 0) {
+    for (const bs of [32, 128]) {
+      const q = bestOf(...int4(bs))
+      if (q > 0) console.log(`| (4-bit, ${bs}-value blocks, vs native llama.cpp Q4_0: no goal) | ${q.toFixed(1)} / ${nativeQ4.toFixed(1)} = ${(q / nativeQ4).toFixed(2)} | | n/a |`)
+    }
+  }
+  if (nativeF32 > 0 && llamaF32 > 0) console.log(`| (node-llama-cpp vs native llama.cpp, F32 / Q4_0) | ${(llamaF32 / nativeF32).toFixed(2)} / ${llamaQ4 > 0 && nativeQ4 > 0 ? (llamaQ4 / nativeQ4).toFixed(2) : 'n/a'} | | |`)
   if (of('ours-fp32-3-executors').length > 0) console.log(`| (one session vs three executors, fp32) | ${(best('ours-fp32-1-session') / best('ours-fp32-3-executors')).toFixed(2)} | | |`)
   if (of('ours-int4-gqa').length > 0) console.log(`| (int4: append caches vs GroupQueryAttention with present caches) | ${(best('ours-int4') / best('ours-int4-gqa')).toFixed(2)} | | ${(cpuOf('ours-int4-gqa') / cpuOf('ours-int4')).toFixed(2)} (gqa ÷ append) |`)
   if (of('ours-fp32-gqa').length > 0) console.log(`| (fp32: append caches vs GroupQueryAttention with present caches) | ${(best('ours-fp32-1-session') / best('ours-fp32-gqa')).toFixed(2)} | | ${(cpuOf('ours-fp32-gqa') / cpuOf('ours-fp32-1-session')).toFixed(2)} (gqa ÷ append) |`)
