@@ -72,6 +72,7 @@ GENERATORS = {
     'node records.json (gen-records.py)': ('node/vectors', [PY, 'gen-records.py'], ['node/vectors/records.json'], []),
     'node pseudo.json (gen-pseudo.py)': ('node/vectors', [PY, 'gen-pseudo.py'], ['node/vectors/pseudo.json'], []),
     'node reexec.json (gen-reexec.py)': ('node/vectors', [PY, 'gen-reexec.py'], ['node/vectors/reexec.json'], []),
+    'node replay.json (gen-replay.py)': ('node/vectors', [PY, 'gen-replay.py'], ['node/vectors/replay.json'], []),
     'node witness.json (gen-witness.mjs)': ('.', ['node', 'specs/node/vectors/gen-witness.mjs'], ['node/vectors/witness.json'], []),
     'ponw-ledger checkpoints.json (packages/ponw-ledger checkpoint-vectors-gen)': ('.', ['node', 'packages/ponw-ledger/dist/test/checkpoint-vectors-gen.js'],
                                                                                   ['ponw-ledger/vectors/checkpoints.json'], []),

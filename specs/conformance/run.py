@@ -940,6 +940,14 @@ def node_ponw_checks(call):
             yield 'node/ponw §2 re-execution rules 4-5 (the final checkpoint, final ≠ base)', c['name'], *expect_error(r, c['error'])
         else:
             yield 'node/ponw §2 re-execution rules 4-5 (the final checkpoint, final ≠ base)', c['name'], r.get('valid') is True, r
+    # replay.json (gen-replay.py): re-execution rule 3, a witness's inner steps replayed and compared with the final checkpoint
+    rp = vec('node', 'replay.json')
+    for c in rp['cases']:
+        r = call('node.replayStage', config=rp['config'], optimizer=rp['optimizer'], base=c['base'], final=c['final'], batches=c['batches'])
+        if 'error' in c:
+            yield 'node/ponw §2 re-execution rule 3 (replayed steps within 1e-4)', c['name'], *expect_error(r, c['error'])
+        else:
+            yield 'node/ponw §2 re-execution rule 3 (replayed steps within 1e-4)', c['name'], r.get('valid') is True, r
     # pseudo.json (gen-pseudo.py): re-execution rule 4, the final payloads against base − final
     ps = vec('node', 'pseudo.json')
     for c in ps['cases']:

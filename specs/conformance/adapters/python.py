@@ -402,6 +402,11 @@ def handle(req):
             return {'valid': True}
         except NP.ReExecutionMismatch as e:
             return {'error': 'ReExecutionMismatchError', 'message': str(e)}
+    if op == 'node.replayStage':
+        try:
+            return {'valid': True, 'distance': NP.check_replay(req['config'], req['optimizer'], req['base'], req['final'], req['batches'])}
+        except NP.ReExecutionMismatch as e:
+            return {'error': 'ReExecutionMismatchError', 'message': str(e)}
     if op == 'node.acceptedPseudoGradient':
         return {'accepted': NP.accepted_pseudo_gradient(req['config'], req['modelId'], req['aggregator'], req['witness'], req['query'], req['peerOf'])}
     if op == 'node.stagePseudoGradientHash':

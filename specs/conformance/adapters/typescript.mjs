@@ -363,6 +363,23 @@ async function handle (r) {
       ;(await nodePonwVerifier()).checkStageStep(r.config, witnessOf(r.witness), r.index)
       return { valid: true }
     }
+    case 'node.replayStage': {
+      // re-execution rule 3: the validator's StageTrainingModel replays inner steps 0 .. batches − 1 from checkpoint 0 (its
+      // step runs checkStageStep first) and its distance to the final checkpoint is compared with 1e-4, as the ledger's
+      // ProofOfLearningVerifier does for its one segment (distanceTolerance's default)
+      const { StageTrainingModel } = await nodePonwVerifier()
+      const o = r.optimizer
+      const model = new StageTrainingModel({ config: r.config, optimizer: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm, schedule: () => o.lr }, threads: 1 })
+      try {
+        let w = witnessOf(r.base)
+        for (let i = 0; i < r.batches; i++) w = await model.step(w, undefined, i)
+        const d = model.distance(w, witnessOf(r.final))
+        if (!(d <= 1e-4)) throw new L.ReExecutionMismatchError(`re-executed state is ${d} from the committed one (tolerance 1e-4)`)
+        return { valid: true, distance: d }
+      } finally {
+        await model.close()
+      }
+    }
     case 'node.finalWeights': {
       // the ledger's checks of the final weights (ProofOfLearningVerifier's checkFinalWeights) with the validator's StageTrainingModel
       const { StageTrainingModel } = await nodePonwVerifier()

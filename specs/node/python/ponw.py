@@ -439,3 +439,142 @@ def accepted_pseudo_gradient(config, model_id, aggregator, witness, query, peer_
         entries.append({'slot': slot, 'payloadHash': mine[0]['payloadHash'],
                         'codec': codec_tuple({'codec': a['codec'], 'blockSize': a['block_size'], 'chunk': a['chunk'], 'topK': a['top_k'], 'bits': a['bits']})})
     return stage_pseudo_gradient_hash(entries) == query['pseudoGradientHash']
+
+
+# ---- §2 re-execution rule 3: replaying a witness's inner steps (specs/model §5 backward graphs, §3.1 AdamW) ----
+
+def _neurollm():
+    """specs/model/python/neurollm.py: the §2 forward pass and the hand-written §5 backward (float64)"""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'model', 'python', 'neurollm.py')
+    spec = importlib.util.spec_from_file_location('neuroshard_neurollm', path)
+    N = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(N)
+    return N
+
+
+def _f32(x):
+    return struct.unpack('<f', struct.pack('<f', x))[0]
+
+
+def _floats(bit_patterns):
+    return list(struct.unpack(f'<{len(bit_patterns)}f', _f32_bytes(bit_patterns)))
+
+
+def _bits(values):
+    return list(struct.unpack(f'<{len(values)}I', struct.pack(f'<{len(values)}f', *values)))
+
+
+def _backward(N, config, role, params, feeds):
+    """one call of the role's backward graph (specs/model §5) on `feeds` (name -> {type, dims, data}): the parameter
+    gradients (name -> float64 list); the graph's loss is the mean over all batch·seq positions of the call"""
+    shapes = dict(_model_reference().shard_params(config, role))
+    model = N.Model(config, {n: (params[n], shapes[n]) for n in params})
+    d = config['dModel']
+
+    def seqs(name):   # [batch][seq][d] float rows of a float32 feed, [batch][seq] ids of an int64 one
+        t = feeds[name]
+        B, S = t['dims'][0], t['dims'][1]
+        if t['type'] == 'int64':
+            ids = [int(x) for x in t['data']]
+            return [ids[b * S:(b + 1) * S] for b in range(B)]
+        x = _floats(t['data'])
+        return [[x[(b * S + s) * d:(b * S + s + 1) * d] for s in range(S)] for b in range(B)]
+    grads = {}
+    kind = role['kind']
+    if kind == 'embed':
+        for ids, dh in zip(seqs('input_ids'), seqs('grad_hidden')):
+            model.embed_back(ids, dh, grads)
+    elif kind == 'head':
+        hidden, targets = seqs('hidden'), seqs('targets')
+        n = sum(len(t) for t in targets)
+        grad_loss = _floats(feeds['grad_loss']['data'])[0]
+        for h, t in zip(hidden, targets):
+            model.head_back(h, t, n, grad_loss, grads)
+    else:
+        for h, dout in zip(seqs('hidden_in'), seqs('grad_hidden_out')):
+            hs = [h]
+            for i in range(role['start'], role['end'] - 1):
+                hs.append(model.block(i, hs[-1]))
+            dh = dout
+            for i in reversed(range(role['start'], role['end'])):
+                model.block(i, hs[i - role['start']], keep=True)   # the backward graph recomputes its forward
+                dh = model.block_back(i, dh, grads)
+    return grads
+
+
+def replay_stage(config, optimizer, w, batches):
+    """§2 rule 2-3: the state after replaying inner steps 0 .. batches − 1 from checkpoint 0 `w` (a witness as the vectors
+    describe it), each step's checks of rule 2 first. Per executor: gradients accumulate in float32 over the backward
+    calls (`zero` resets them), the optimizer step is specs/model §3.1 with the step's `gradNorm` as ‖g‖ (null: the
+    norm of the executor's own accumulated gradients), the network's numbers `optimizer` (lr, beta1, beta2, eps,
+    weightDecay — not applied to rank-1 parameters, the norm weights —, maxGradNorm), t = the state's step + 1; the
+    step leaves the gradients zero. Returns the states (as the vectors describe them); raises ReExecutionMismatch."""
+    N = _neurollm()
+    o = optimizer
+    states = [{'step': s['step'], 'parameters': {k: _floats(v) for k, v in s['parameters'].items()},
+               'm': {k: _floats(v) for k, v in s['m'].items()}, 'v': {k: _floats(v) for k, v in s['v'].items()}} for s in w['states']]
+    M = _model_reference()
+    for i in range(batches):
+        check_stage_step(config, {**w, 'states': [{**s, 'parameters': {k: [0] * len(v) for k, v in s['parameters'].items()},
+                                                  'm': {k: [0] * len(v) for k, v in s['m'].items()},
+                                                  'v': {k: [0] * len(v) for k, v in s['v'].items()}} for s in states]}, i)
+        roles = span_roles(config, w['start'], w['end'])
+        for e, role in enumerate(roles):
+            s = states[e]
+            shapes = dict(M.shard_params(config, role))
+            g = {}
+            for op in w['ops'][e][i]:
+                if op['kind'] == 'zero':
+                    g = {}
+                elif op['kind'] == 'backward':
+                    for name, part in _backward(N, config, role, s['parameters'], op['feeds']).items():
+                        acc = g.setdefault(name, [0.0] * len(part))
+                        for j, x in enumerate(part):
+                            acc[j] = _f32(acc[j] + _f32(x))
+                else:
+                    norm = op.get('gradNorm')
+                    if norm is None:
+                        norm = math.sqrt(sum(x * x for part in g.values() for x in part))
+                    scale = o['maxGradNorm'] / (norm + 1e-6) if o['maxGradNorm'] > 0 and norm > o['maxGradNorm'] else 1
+                    t = s['step'] + 1
+                    c1, c2 = 1 / (1 - o['beta1'] ** t), 1 / (1 - o['beta2'] ** t)
+                    lr = o['lr']
+                    for name in g:   # (every parameter had a backward: the vectors' steps all have one)
+                        decay = 1 - lr * (0 if len(shapes[name]) == 1 else o['weightDecay'])
+                        p, m, v, gr = s['parameters'][name], s['m'][name], s['v'][name], g[name]
+                        for j in range(len(p)):
+                            gi = gr[j] * scale
+                            mi = o['beta1'] * m[j] + (1 - o['beta1']) * gi
+                            vi = o['beta2'] * v[j] + (1 - o['beta2']) * gi * gi
+                            p[j] = _f32(p[j] * decay - lr * (mi * c1) / (math.sqrt(vi * c2) + o['eps']))
+                            m[j], v[j] = _f32(mi), _f32(vi)
+                    s['step'] += 1
+                    g = {}
+    return [{'step': s['step'], **{part: {k: _bits(v) for k, v in s[part].items()} for part in ('parameters', 'm', 'v')}} for s in states]
+
+
+def state_distance(a, b):
+    """§2 rule 3: max |Δ| over weights and first moments, √ of the max |Δ| over second moments (states as the vectors
+    describe them); infinite when the states differ in count, step or tensor sets"""
+    if len(a) != len(b):
+        return math.inf
+    d = 0.0
+    for x, y in zip(a, b):
+        if x['step'] != y['step'] or any(set(x[p]) != set(y[p]) or any(len(x[p][k]) != len(y[p][k]) for k in x[p]) for p in ('parameters', 'm', 'v')):
+            return math.inf
+        for part in ('parameters', 'm', 'v'):
+            for k in x[part]:
+                diff = max((abs(u - w) for u, w in zip(_floats(x[part][k]), _floats(y[part][k]))), default=0.0)
+                d = max(d, math.sqrt(diff) if part == 'v' else diff)
+    return d
+
+
+def check_replay(config, optimizer, base, final, batches, tolerance=1e-4):
+    """§2 rule 3 as the ledger's segment check runs it (one segment, checkpoint_interval 0): replay `batches` inner
+    steps from checkpoint 0 `base` and compare with the final checkpoint's states; raises ReExecutionMismatch"""
+    d = state_distance(replay_stage(config, optimizer, base, batches), final['states'])
+    if not d <= tolerance:
+        raise ReExecutionMismatch(f're-executed state is {d} from the committed one (tolerance {tolerance})')
+    return d

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Writes specs/node/vectors/replay.json: node/ponw.md §2 re-execution rule 3, a stage witness's inner steps replayed.
+
+A whole-model stage [0, 4) of a tiny config (embed, blocks [0, 2), head: three executors), checkpoint 0 at step 2
+(round 1 of H = 2, moments already non-zero) with the ops of two inner steps per executor — step 0: two backward calls
+then an optimizer step with no norm (the executor's own), step 1: a backward, a reset, another backward, then an
+optimizer step with the chain's norm 3 (above the network's maxGradNorm 1: the update is scaled). The feeds are
+arbitrary (a replay runs each executor on its own feeds). The final checkpoint of the honest case is the replay of
+specs/node/python/ponw.py (specs/model/python's float64 backward, specs/model §3.1's AdamW); every other case changes
+the final state, the claim's step count or the data, with its outcome written by hand from rule 3 (max |Δ| over weights
+and first moments, √ of the max |Δ| over second moments, within 1e-4). The script replays every case with ponw.py and
+writes nothing if an outcome disagrees.
+
+    python3 specs/node/vectors/gen-replay.py
+"""
+import copy
+import json
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'python'))
+import ponw as NP  # noqa: E402
+
+CONFIG = {'vocabSize': 16, 'dModel': 4, 'nLayers': 2, 'nHeads': 2, 'nKvHeads': 1, 'ffnHidden': 8, 'maxSeqLen': 16, 'ropeTheta': 10000,
+          'normEps': 1e-5, 'tieEmbeddings': False}
+OPTIMIZER = {'lr': 0.001, 'beta1': 0.9, 'beta2': 0.95, 'eps': 1e-8, 'weightDecay': 0.1, 'maxGradNorm': 1.0}
+M = NP._model_reference()
+EMBED, BLOCKS, HEAD = {'kind': 'embed'}, {'kind': 'blocks', 'start': 0, 'end': 2}, {'kind': 'head'}
+OPS_FROM = 2
+
+
+def f32(x):
+    return struct.unpack('<f', struct.pack('<f', x))[0]
+
+
+def bits(xs):
+    return [struct.unpack('<I', struct.pack('<f', x))[0] for x in xs]
+
+
+def floats(b):
+    return [struct.unpack('<f', struct.pack('<I', x))[0] for x in b]
+
+
+def values(n, k, scale):
+    return [scale * (((i * 7 + k * 5) % 23) - 11) / 11 for i in range(n)]
+
+
+def state(role, k):
+    out = {'step': OPS_FROM, 'parameters': {}, 'm': {}, 'v': {}}
+    for j, (name, shape) in enumerate(M.shard_params(CONFIG, role)):
+        n = M.numel(shape)
+        w = values(n, k + j, 0.4)
+        out['parameters'][name] = bits([1 + x / 4 for x in w] if len(shape) == 1 else w)   # norm weights near 1
+        out['m'][name] = bits(values(n, k + j + 1, 1e-3))
+        out['v'][name] = bits([abs(x) + 1e-6 for x in values(n, k + j + 2, 1e-5)])
+    return out
+
+
+def f(dims, k, scale=0.5):
+    n = 1
+    for x in dims:
+        n *= x
+    return {'type': 'float32', 'dims': dims, 'data': bits(values(n, k, scale) if dims else [scale])}
+
+
+def ids(dims, k):
+    return {'type': 'int64', 'dims': dims, 'data': [str((i * 5 + k * 3) % CONFIG['vocabSize']) for i in range(dims[0] * dims[1])]}
+
+
+def back(**feeds):
+    return {'kind': 'backward', 'feeds': feeds}
+
+
+ZERO = {'kind': 'zero'}
+NOSTEP, CLIPPED = {'kind': 'step', 'gradNorm': None}, {'kind': 'step', 'gradNorm': 3}
+
+
+def ops_of(feeds):   # feeds(k) -> one backward call's feeds; the two inner steps' ops
+    return [[back(**feeds(1)), back(**feeds(2)), NOSTEP], [back(**feeds(3)), ZERO, back(**feeds(4)), CLIPPED]]
+
+
+EMBED_FEEDS = lambda k: {'input_ids': ids([2, 3], k), 'grad_hidden': f([2, 3, 4], k)}  # noqa: E731
+BLOCK_FEEDS = lambda k: {'hidden_in': f([1, 3, 4], k, 1.0), 'grad_hidden_out': f([1, 3, 4], k + 10, 0.3)}  # noqa: E731
+HEAD_FEEDS = lambda k: {'hidden': f([2, 3, 4], k, 1.0), 'targets': ids([2, 3], k + 1), 'grad_loss': f([], k, 0.5)}  # noqa: E731
+
+BASE = {'start': 0, 'end': 4, 'opsFrom': OPS_FROM, 'states': [state(EMBED, 0), state(BLOCKS, 3), state(HEAD, 7)],
+        'ops': [ops_of(EMBED_FEEDS), ops_of(BLOCK_FEEDS), ops_of(HEAD_FEEDS)], 'evidence': [], 'payloads': []}
+HONEST = NP.replay_stage(CONFIG, OPTIMIZER, BASE, 2)
+
+
+def final_of(states):
+    return {'start': 0, 'end': 4, 'opsFrom': OPS_FROM, 'states': states, 'ops': [[], [], []], 'evidence': [], 'payloads': []}
+
+
+def perturbed(e, part, name, index, delta):
+    s = copy.deepcopy(HONEST)
+    x = floats(s[e][part][name])
+    x[index] = f32(x[index] + delta)
+    s[e][part][name] = bits(x)
+    return final_of(s)
+
+
+def base_with(e, step, op, feed, index, value):
+    w = copy.deepcopy(BASE)
+    t = w['ops'][e][step][op]['feeds'][feed]
+    if t['type'] == 'int64':
+        t['data'][index] = str(value)
+    else:
+        t['data'][index] = bits([value])[0]
+    return w
+
+
+def base_norm(norm):
+    w = copy.deepcopy(BASE)
+    for e in range(3):
+        w['ops'][e][1][-1] = {'kind': 'step', 'gradNorm': norm}
+    return w
+
+
+OK, BAD = 'valid', 'ReExecutionMismatchError'
+FINAL = final_of(HONEST)
+cases = [
+    ('honest: the final checkpoint is the replay of both inner steps', BASE, FINAL, 2, OK),
+    ('a weight (blocks.1.mlp.w_up[5]) off by 5e-5: within 1e-4', BASE, perturbed(1, 'parameters', 'blocks.1.mlp.w_up', 5, 5e-5), 2, OK),
+    ('a weight (blocks.1.mlp.w_up[5]) off by 2e-4: beyond 1e-4', BASE, perturbed(1, 'parameters', 'blocks.1.mlp.w_up', 5, 2e-4), 2, BAD),
+    ('a head weight (lm_head.weight[17]) off by -2e-4', BASE, perturbed(2, 'parameters', 'lm_head.weight', 17, -2e-4), 2, BAD),
+    ('an embed row of a token that was never fed (embed.weight[4·1 + 2]) off by 2e-4', BASE, perturbed(0, 'parameters', 'embed.weight', 6, 2e-4), 2, BAD),
+    ('a first moment (blocks.0.attn.wq m[3]) off by 2e-4', BASE, perturbed(1, 'm', 'blocks.0.attn.wq', 3, 2e-4), 2, BAD),
+    ('a second moment (final_norm.weight v[1]) off by 1e-6: √ 1e-3 beyond 1e-4', BASE, perturbed(2, 'v', 'final_norm.weight', 1, 1e-6), 2, BAD),
+    ('a second moment (final_norm.weight v[1]) off by 1e-9: √ 3.2e-5 within 1e-4', BASE, perturbed(2, 'v', 'final_norm.weight', 1, 1e-9), 2, OK),
+    ('the claim counts 1 inner step (the final checkpoint is 2 steps on)', BASE, FINAL, 1, BAD),
+    ('the claim counts 3 inner steps (the witness has the ops of 2)', BASE, FINAL, 3, BAD),
+    ('the final checkpoint is checkpoint 0 (no step replayed lands there)', BASE, final_of(BASE['states']), 2, BAD),
+    ('other data: a token id of the embed executor\'s step 0 (3 -> 9)', base_with(0, 0, 0, 'input_ids', 0 if BASE['ops'][0][0][0]['feeds']['input_ids']['data'][0] == '3' else 1, 9), FINAL, 2, BAD),
+    ('other data: a target of the head\'s step 1 (its last backward)', base_with(2, 1, 2, 'targets', 2, 15), FINAL, 2, BAD),
+    ('other data: a gradient from the next stage (blocks\' grad_hidden_out[4] of step 0) = 0.9', base_with(1, 0, 1, 'grad_hidden_out', 4, 0.9), FINAL, 2, BAD),
+    ('other data in the backward that the reset discards (blocks\' step 1, first call): still the same training', base_with(1, 1, 0, 'hidden_in', 0, 0.9), FINAL, 2, OK),
+    ('the chain\'s norm of step 1 left out (the executors\' own norms, not clipped by 3)', base_norm(None), FINAL, 2, BAD),
+]
+
+out = {'description': 'node/ponw.md §2 re-execution rule 3 (witnesses as witness.json describes them; `config` the model, `optimizer` the '
+                      'network\'s AdamW numbers of specs/model §3.1 with a constant lr; weight decay not on rank-1 parameters). Each case: replay '
+                      'inner steps 0 .. `batches` − 1 from checkpoint 0 `base` (rule 2\'s checks before each), as the ledger\'s one segment '
+                      '(checkpoint_interval 0), and compare with the states of the final checkpoint `final`: `valid` when max |Δ| over weights '
+                      'and first moments and √ of the max |Δ| over second moments is within 1e-4, else `error`.',
+       'config': CONFIG, 'optimizer': OPTIMIZER, 'cases': []}
+bad = 0
+for name, base, final, batches, outcome in cases:
+    try:
+        d = NP.check_replay(CONFIG, OPTIMIZER, base, final, batches)
+        got = OK
+    except NP.ReExecutionMismatch as e:
+        d, got = str(e), BAD
+    if got != outcome:
+        print(f'MISMATCH {name}: by hand {outcome}, ponw.py {got} ({d})', file=sys.stderr)
+        bad += 1
+    else:
+        print(f'ok {name}: {outcome} ({d})')
+    c = {'name': name, 'base': base, 'final': final, 'batches': batches}
+    if outcome == OK:
+        c['valid'] = True
+    else:
+        c['error'] = outcome
+    out['cases'].append(c)
+if bad:
+    sys.exit(f'{bad} case(s) disagree: nothing written')
+with open(os.path.join(HERE, 'replay.json'), 'w') as fh:
+    json.dump(out, fh, indent=1)
+    fh.write('\n')
+print(f'wrote replay.json: {len(cases)} cases')
