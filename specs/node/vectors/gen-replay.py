@@ -144,8 +144,9 @@ out = {'description': 'node/ponw.md §2 re-execution rule 3 (witnesses as witnes
                       'network\'s AdamW numbers of specs/model §3.1 with a constant lr; weight decay not on rank-1 parameters). Each case: replay '
                       'inner steps 0 .. `batches` − 1 from checkpoint 0 `base` (rule 2\'s checks before each), as the ledger\'s one segment '
                       '(checkpoint_interval 0), and compare with the states of the final checkpoint `final`: `valid` when max |Δ| over weights '
-                      'and first moments and √ of the max |Δ| over second moments is within 1e-4, else `error`.',
-       'config': CONFIG, 'optimizer': OPTIMIZER, 'cases': []}
+                      'and first moments and √ of the max |Δ| over second moments is within 1e-4, else `error`. A case without `base` '
+                      'or `final` uses the top-level one (`final`: the honest final checkpoint).',
+       'config': CONFIG, 'optimizer': OPTIMIZER, 'base': BASE, 'final': FINAL, 'cases': []}
 bad = 0
 for name, base, final, batches, outcome in cases:
     try:
@@ -158,7 +159,7 @@ for name, base, final, batches, outcome in cases:
         bad += 1
     else:
         print(f'ok {name}: {outcome} ({d})')
-    c = {'name': name, 'base': base, 'final': final, 'batches': batches}
+    c = {'name': name, **({'base': base} if base is not BASE else {}), **({'final': final} if final is not FINAL else {}), 'batches': batches}
     if outcome == OK:
         c['valid'] = True
     else:
@@ -167,6 +168,6 @@ for name, base, final, batches, outcome in cases:
 if bad:
     sys.exit(f'{bad} case(s) disagree: nothing written')
 with open(os.path.join(HERE, 'replay.json'), 'w') as fh:
-    json.dump(out, fh, indent=1)
-    fh.write('\n')
+    fh.write('{\n' + ',\n'.join(f' {json.dumps(k)}: {json.dumps(out[k])}' for k in ('description', 'config', 'optimizer', 'base', 'final')) +
+             ',\n "cases": [\n  ' + ',\n  '.join(json.dumps(c) for c in out['cases']) + '\n ]\n}\n')
 print(f'wrote replay.json: {len(cases)} cases')
