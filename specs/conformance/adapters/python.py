@@ -614,7 +614,7 @@ def pipeline_op(op, req):
             b = lambda xs: [struct.unpack('<I', struct.pack('<f', x))[0] for x in xs]  # noqa: E731
             rep = req['replica']
             rep = None if rep is None else {'step': rep['step'], 'p': f(rep['p']), 'm': f(rep['m']), 'v': f(rep['v'])}
-            ops = [{**o, **({'g': f(o['g'])} if 'g' in o else {}), **({'rows': f(o['rows'])} if 'rows' in o else {})} for o in req['ops']]
+            ops = [{**o, **{k: f(o[k]) for k in ('g', 'rows', 'tied', 'm', 'v') if k in o}} for o in req['ops']]
             out = PL.tied_sequence(req['vocabSize'], req['dModel'], req['headStep'], rep, ops)
             return {'outcomes': [{**o, **({'tied': b(o['tied'])} if o.get('tied') is not None else {})} for o in out]}
         if op == 'pipeline.checkRoute':

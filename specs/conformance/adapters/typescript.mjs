@@ -833,7 +833,7 @@ async function handle (r) {
         async setParameters () {}
       }
       const stage = { head, executors: [head], config: { vocabSize: r.vocabSize, dModel: r.dModel } }
-      const svc = Object.assign(Object.create(DefaultPipeline.prototype), { train: new Map(), replicas: new Map(), preparedTied: new Map(), tiedReplica: true, tiedRecompute: false, maxMessageSize: 1 << 20, log: () => {} })
+      const svc = Object.assign(Object.create(DefaultPipeline.prototype), { train: new Map(), replicas: new Map(), seeds: new Map(), preparedTied: new Map(), tiedReplica: true, tiedRecompute: false, maxMessageSize: 1 << 20, log: () => {} })
       if (r.replica != null) svc.replicas.set(stage, { step: r.replica.step, p: floats(r.replica.p), m: floats(r.replica.m), v: floats(r.replica.v) })
       const outcomes = []
       for (const x of r.ops) {
@@ -847,6 +847,11 @@ async function handle (r) {
             DefaultPipeline.prototype.prepareTied.call(svc, stage, head.stepCount)
             await svc.preparedTied.get(stage).ready
             outcomes.push({})
+          } else if (x.op === 'setTied') {
+            // SET_TIED {tied} / {tied_m} / {tied_v}: the service's own serveSetTied (§4.4 rule 4, a replica re-seeded)
+            const frame = (b) => b == null ? new Uint8Array(0) : T.encodeTensorFrame({ dtype: 'float32', name: 'embed.weight', shape: [r.vocabSize, r.dModel], data: floats(b) })
+            const res = await DefaultPipeline.prototype.serveSetTied.call(svc, { step: x.step, tied: frame(x.tied), tiedM: frame(x.m), tiedV: frame(x.v) }, stage)
+            outcomes.push({ replica: res.replica })
           } else if (x.op === 'takeTied') {
             const res = await DefaultPipeline.prototype.serveTakeTied.call(svc, { step: x.step, tiedReplica: x.tiedReplica, tiedRecompute: false }, stage)
             outcomes.push({ tied: res.tied.length === 0 ? null : Array.from(new Uint32Array(Float32Array.from(T.decodeTensorFrame(res.tied).data).buffer)), replica: res.replica })

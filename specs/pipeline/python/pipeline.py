@@ -493,6 +493,7 @@ class TiedValidator:
         self.prepared = None  # (step, H) taken at the step's last micro-batch
         self.replica = None if replica is None else {'step': replica['step'], 'p': list(replica['p']), 'm': list(replica['m']),
                                                      'v': list(replica['v']), 'grad': None}
+        self.seed = None      # SET_TIED parts of a replica being seeded: {step, p, m, v}
 
     def accumulate(self, g):
         self.pending = list(g) if self.pending is None else [_f32(a + b) for a, b in zip(self.pending, g)]
@@ -532,6 +533,28 @@ class TiedValidator:
         return {'replica': True, 'tiedHash': hashlib.sha256(struct.pack(f'<{len(r["p"])}f', *r['p'])).hexdigest()}
 
 
+    def set_tied(self, step, p, m, v):
+        """§4.4 rule 4: SET_TIED for STEP `step` (the head is at step + 1) with the stepped matrix `p` and/or its moments `m`,
+        `v` (None when absent): a matrix replaces the head's copy and drops the replica; the three parts of one step count,
+        in any order and messages, become the replica (the message completing them answers replica: true)"""
+        if step + 1 != self.step:
+            raise PipelineError('PipelineRequestError', f'SET_TIED for step {step}; the span is at step {self.step}')
+        if p is None and m is None and v is None:
+            raise PipelineError('PipelineRequestError', 'SET_TIED without a tensor')
+        if p is not None:
+            self.replica = None
+        seed = self.seed if self.seed is not None and self.seed['step'] == self.step else {'step': self.step}
+        for k, x in (('p', p), ('m', m), ('v', v)):
+            if x is not None:
+                seed[k] = list(x)
+        if all(k in seed for k in ('p', 'm', 'v')):
+            self.seed = None
+            self.replica = {'step': self.step, 'p': seed['p'], 'm': seed['m'], 'v': seed['v'], 'grad': None}
+            return {'replica': True}
+        self.seed = seed
+        return {'replica': False}
+
+
 def tied_sequence(vocab, d_model, head_step, replica, ops):
     """tied.json: the outcome of each op (`accumulate` {g}, `lastMicroBatch`, `takeTied` {step, tiedReplica}, `step`
     {step, ids, rows, adamw}); float32 values as Python floats"""
@@ -547,6 +570,8 @@ def tied_sequence(vocab, d_model, head_step, replica, ops):
                 out.append({})
             elif op['op'] == 'takeTied':
                 out.append(t.take_tied(op['step'], op['tiedReplica']))
+            elif op['op'] == 'setTied':
+                out.append(t.set_tied(op['step'], op.get('tied'), op.get('m'), op.get('v')))
             else:
                 out.append(t.step_(op['step'], op['ids'], op['rows'], op['adamw']))
         except PipelineError as e:

@@ -62,6 +62,15 @@ def step(s=STEP, adamw=ADAMW, rows=ROWS, want_replica=True):
     return {'op': 'step', 'step': s, **rows, 'adamw': {**adamw, 't': s + 1}}, {'replica': want_replica}
 
 
+P2 = [(i % 7 - 3) / 16 for i in range(N)]
+M2 = [((i * 5) % 7 - 3) / 128 for i in range(N)]
+V2 = [(i % 5 + 1) / 512 for i in range(N)]
+
+
+def set_tied(s=STEP, tied=None, m=None, v=None, want_replica=False):
+    return {'op': 'setTied', 'step': s, **{k: x for k, x in (('tied', tied), ('m', m), ('v', v)) if x is not None}}, {'replica': want_replica}
+
+
 def plain(op):
     return op, {}
 
@@ -94,15 +103,40 @@ sequences = [
     ('TAKE_TIED for another step than the span\'s: PipelineRequestError, H stays for the right one', REPLICA,
      [plain(acc(G1)), ({'op': 'takeTied', 'step': STEP + 1, 'tiedReplica': True}, {'error': 'PipelineRequestError'}),
       plain(acc(G2)), take(want_h=add(G1, G2)), step()]),
+    # §4.4 rule 4: SET_TIED re-seeds a replica (three parts of one step count, in any order)
+    ('no replica: STEP without replica, then SET_TIED {tied}, {tied_m}, {tied_v}: the third seeds the replica; the next step keeps H and steps it', None,
+     [plain(acc(G1)), take(want_h=G1, want_replica=False), step(want_replica=False),
+      set_tied(tied=P2), set_tied(m=M2), set_tied(v=V2, want_replica=True),
+      plain(acc(G2)), take(step=STEP + 1, want_h=G2), step(s=STEP + 1)]),
+    ('the parts in another order (v, m, then the matrix): the matrix completes the seed', None,
+     [plain(acc(G1)), take(want_h=G1, want_replica=False), step(want_replica=False),
+      set_tied(v=V2), set_tied(m=M2), set_tied(tied=P2, want_replica=True),
+      plain(acc(G2)), take(step=STEP + 1, want_h=G2), step(s=STEP + 1)]),
+    ('SET_TIED {tied} alone: the head\'s copy replaced, no replica; the next step has none', None,
+     [plain(acc(G1)), take(want_h=G1, want_replica=False), step(want_replica=False), set_tied(tied=P2),
+      plain(acc(G2)), take(step=STEP + 1, want_h=G2, want_replica=False), step(s=STEP + 1, want_replica=False)]),
+    ('a replica stepped (its hash not the Driver\'s, say), then SET_TIED {tied}: the matrix replaces it, the replica is dropped', REPLICA,
+     [plain(acc(G1)), take(want_h=G1), step(), set_tied(tied=P2),
+      plain(acc(G2)), take(step=STEP + 1, want_h=G2, want_replica=False), step(s=STEP + 1, want_replica=False)]),
+    ('parts of two step counts (the matrix and m after step 5, v after step 6): not a replica', None,
+     [plain(acc(G1)), take(want_h=G1, want_replica=False), step(want_replica=False), set_tied(tied=P2), set_tied(m=M2),
+      plain(acc(G2)), take(step=STEP + 1, want_h=G2, want_replica=False), step(s=STEP + 1, want_replica=False), set_tied(s=STEP + 1, v=V2),
+      plain(acc(G3)), take(step=STEP + 2, want_h=G3, want_replica=False)]),
+    ('SET_TIED for the step before the last one, and one without a tensor: PipelineRequestError', None,
+     [plain(acc(G1)), take(want_h=G1, want_replica=False), step(want_replica=False),
+      ({'op': 'setTied', 'step': STEP - 1, 'tied': P2}, {'error': 'PipelineRequestError'}),
+      ({'op': 'setTied', 'step': STEP}, {'error': 'PipelineRequestError'})]),
 ]
 
-out = {'description': 'pipeline §4.3 rule 4, §4.4 rules 1-3: a tied Validator (vocab `vocabSize`, d `dModel`, its spans at step `headStep`, '
+out = {'description': 'pipeline §4.3 rule 4, §4.4 rules 1-4: a tied Validator (vocab `vocabSize`, d `dModel`, its spans at step `headStep`, '
                       'its replica `replica` ({step, p, m, v}, float32 bit patterns) or null) given `ops` in order: `accumulate` (its head\'s '
                       'backward of a micro-batch left `g` as its share of the embed.weight gradient), `lastMicroBatch` (the step\'s last '
                       'micro-batch: the Validator takes and encodes H now, §4.3 rule 4 MAY), `takeTied` (TAKE_TIED {step, tied_replica}: '
                       '`tied` = H, every value accumulated since the last TAKE_TIED, or null when none was; `replica`), `step` (STEP '
                       '{step} with the Driver\'s rows `rows` at `ids` and `adamw` (tied_adamw); `replica`, and `tiedHash` when replica: the '
-                      'sha256 of the stepped matrix, float32 little-endian) or `error`. Values are float32 bit patterns.',
+                      'sha256 of the stepped matrix, float32 little-endian), `setTied` (SET_TIED {step} with the stepped matrix `tied` and/or '
+                      'its moments `m`, `v`, §4.4 rule 4: `replica` true on the message completing the three parts of one step count) or '
+                      '`error`. Values are float32 bit patterns.',
        'vocabSize': V, 'dModel': D, 'headStep': STEP, 'cases': []}
 bad = 0
 for name, replica, seq in sequences:
@@ -122,7 +156,7 @@ for name, replica, seq in sequences:
             bad += 1
             print(f'"{name}" op {i}: the Python Validator says {gg}, the text {w}', file=sys.stderr)
         o = dict(op)
-        for k in ('g', 'rows'):
+        for k in ('g', 'rows', 'tied', 'm', 'v'):
             if k in o:
                 o[k] = bits(o[k])
         written.append({**o, 'expect': w})
