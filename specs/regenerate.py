@@ -90,6 +90,7 @@ HAND_WRITTEN = {
     'pipeline/vectors/drafts.json': 'by hand from §5 rule 14; replayed by both adapters',
     'pipeline/vectors/training.json': 'by hand from §5 rule 7; replayed by both adapters',
     'pipeline/vectors/relay.json': 'by hand from §5 rule 6; replayed by both adapters',
+    'pipeline/vectors/mirror.json': 'by hand from §5 rule 15 (mirrors); replayed by both adapters',
     'pipeline/vectors/quiet.json': 'by hand from §5 rule 17; replayed by both adapters',
 }
 

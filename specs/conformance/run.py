@@ -770,6 +770,11 @@ def pipeline_checks(call):
         r = call('pipeline.relay', hops=c['hops'], hop=c['hop'], next=c['next'])
         keys = ('error', 'message', 'failedHop') if c['answer']['error'] != '' and 'message' in c['answer'] else ('error', 'failedHop') if c['answer']['error'] != '' else ('error', 'loss')
         yield '§5 rule 6 hop failures and downstream errors (passed back unchanged)', c['name'], {k: r.get(k) for k in keys} == {k: c['answer'][k] for k in keys}, r
+    # mirror.json (by hand): §5 rule 15, a mirror INFER at a standby (refused with direct, draft_count or standbys; blocks only)
+    mr = vec('pipeline', 'mirror.json')
+    for c in mr['cases']:
+        r = call('pipeline.mirror', stage=c['stage'], request=c['request'])
+        yield '§5 rule 15 mirror INFERs (refusals, blocks only)', c['name'], {k: r.get(k) for k in c['answer']} == c['answer'], r
     # quiet.json (by hand): §5 rule 17, what a node writes back on a session stream
     qt = vec('pipeline', 'quiet.json')
     for c in qt['cases']:

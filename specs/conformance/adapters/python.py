@@ -607,6 +607,8 @@ def pipeline_op(op, req):
             return {'shape': shape, 'ids': ids}
         if op == 'pipeline.sessionStream':
             return {'answers': PL.session_answers(req['requests'])}
+        if op == 'pipeline.mirror':
+            return PL.serve_mirror(req['stage'], req['request'])
         if op == 'pipeline.relay':
             return PL.relay(req['hop'], req['next'])
         if op == 'pipeline.tiedSequence':

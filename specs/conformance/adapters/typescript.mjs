@@ -894,6 +894,30 @@ async function handle (r) {
       }
       return { outcomes }
     }
+    case 'pipeline.mirror': {
+      // §5 rule 15: the service's own INFER handler (private serveInfer) on a stand-in stage — blocks (a Worker, the next hop
+      // a stand-in forwardHop) or blocks and head (a Validator, a stand-in deliver/sample) — whose session runs are recorded
+      const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
+      const P = await pipelinePkg()
+      const q = r.request
+      const ran = []
+      const svc = Object.assign(Object.create(DefaultPipeline.prototype), {
+        maxBatch: 1, maxMessageSize: 1 << 20, log: () => {},
+        async runStageOutputs (_s, _session, _position, hidden) { ran.push('blocks'); return { hidden } },
+        async forwardHop () { ran.push('forwarded'); return { ...P.PipelineResponse.decode(new Uint8Array(0)), position: q.position + q.seq } },
+        async sample () { ran.push('sampled'); return {} },
+        deliver () { return { ...P.PipelineResponse.decode(new Uint8Array(0)), position: q.position + q.seq } },
+        async takeDraft () { return undefined }
+      })
+      const stage = { config: { dModel: 4, maxSeqLen: 16 }, blocks: {}, ...(r.stage === 'validator' ? { head: {} } : {}) }
+      const hidden = P.encodeActivation({ type: 'float32', dims: [1, q.seq, 4], data: new Float32Array(q.seq * 4).fill(0.5) }, false)
+      const req = { ...P.PipelineRequest.decode(new Uint8Array(0)), kind: P.Kind.INFER, session: new Uint8Array(16), hidden, position: q.position, mirror: q.mirror, direct: q.direct, draftCount: q.draftCount, standbys: Array.from({ length: q.standbys }, () => new Uint8Array(0)) }
+      try {
+        const res = await DefaultPipeline.prototype.serveInfer.call(svc, req, stage, new AbortController().signal)
+        // what ran last: a mirror only its blocks; others their blocks, then forwarded or sampled
+        return { error: res.error, position: res.position, ran: ran[ran.length - 1] }
+      } catch (err) { return { error: err.name } }
+    }
     case 'pipeline.relay': {
       // §5 rule 6: the service's own TRAIN_FORWARD handler and its forwarding to hop + 1 (private serveTrainForward,
       // forwardHop, send) on a stand-in Worker (a blocks stage passing the activation through); hop + 1 is a dialer whose

@@ -579,6 +579,20 @@ def tied_sequence(vocab, d_model, head_step, replica, ops):
     return out
 
 
+# ---- §5 rule 15: a mirror INFER at a standby (vectors mirror.json) ----
+
+def serve_mirror(stage, req):
+    """what a server does with an INFER (`mirror`, `direct`, `draftCount`, `standbys` count, `position`, `seq`) on a Worker's
+    (`worker`) or Validator's (`validator`) stage after rule 1: a mirror with direct, draft_count or standbys is
+    PipelineRequestError; a mirror runs only its blocks and is answered with position + seq; others are forwarded (a
+    Worker) or sampled (a Validator)"""
+    if req['mirror']:
+        if req['direct'] or req['draftCount'] > 0 or req['standbys'] > 0:
+            raise PipelineError('PipelineRequestError', 'a mirror INFER has no direct, draft_count or standbys')
+        return {'error': '', 'position': req['position'] + req['seq'], 'ran': 'blocks'}
+    return {'error': '', 'position': req['position'] + req['seq'], 'ran': 'forwarded' if stage == 'worker' else 'sampled'}
+
+
 # ---- §5 rule 6: what a server hop answers when it forwards to hop + 1 (vectors relay.json) ----
 
 def relay(hop, next_hop):
