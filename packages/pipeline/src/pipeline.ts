@@ -742,7 +742,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const stage = (async () => {
       const parameters = new Map<string, Float32Array>()
       for (const e of parent.executors) for (const [k, v] of await e.getParameters()) parameters.set(k, v)
-      return await createPipelineStage({ config: parent.config, start, end, parameters, training: false, intraOpNumThreads: this.subStageThreads, quantization: parent.quantization })
+      return await createPipelineStage({ config: parent.config, start, end, parameters, training: false, intraOpNumThreads: this.subStageThreads, quantization: parent.quantization, ...(parent.quantization !== 'fp32' ? { quantBlockSize: parent.quantBlockSize } : {}) })
     })()
     this.derived.set(key, { parent, step, stage })
     stage.catch(() => { if (this.derived.get(key)?.stage === stage) this.derived.delete(key) })

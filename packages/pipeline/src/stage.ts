@@ -3,10 +3,10 @@
  * embedding (Driver), slot i in 1..L is block i − 1 (Workers), slot L + 1 is the final norm and LM head
  * (Validator). A span is the half-open slot range [start, end).
  */
-import { buildInferenceGraph, buildShardGraph, shardParameters } from '@neuroshard/model'
+import { QUANT_BLOCK_SIZE, QUANT_BLOCK_SIZES, buildInferenceGraph, buildShardGraph, shardParameters } from '@neuroshard/model'
 import { createShardExecutor } from '@neuroshard/runtime'
 import { InvalidParametersError } from '@neuroshard/interface'
-import type { ModelConfig, ShardRole, WeightQuantization } from '@neuroshard/model'
+import type { ModelConfig, QuantBlockSize, ShardRole, WeightQuantization } from '@neuroshard/model'
 import type { AdamWOptions, KvCacheSession, RuntimeInit, ShardExecutor } from '@neuroshard/runtime'
 
 export interface PipelineStage {
@@ -20,6 +20,11 @@ export interface PipelineStage {
    * head's inference sessions) or `'fp32'`. Declare it in the layer-pool record (`layerPool({ quantization })`).
    */
   readonly quantization: WeightQuantization
+  /**
+   * A quantized stage's values per quantization group (32, 64 or 128; 32 for float32 stages). Declare it with the
+   * format in the layer-pool record (`layerPool({ quantization, quantBlockSize })`).
+   */
+  readonly quantBlockSize: QuantBlockSize
   /** Slot 0's executor, when the span starts at 0 */
   readonly embed?: ShardExecutor
   /** The blocks of the span, when it holds any */
@@ -66,6 +71,11 @@ export interface CreateStageOptions extends RuntimeInit {
    */
   quantization?: WeightQuantization
   /**
+   * Quantized stages: values per quantization group of the blocks' and head's weights, 32, 64 or 128 (runtime
+   * `quantBlockSize`); a float32 stage takes none. @default 32
+   */
+  quantBlockSize?: QuantBlockSize
+  /**
    * How a float32 stage's blocks keep a session's KV cache. `'append'`: token-major caches in the executor's worker,
    * written in place, the graph giving out only the new tokens' keys and values (`buildInferenceGraph`'s
    * `kvCache: 'append'`, weights fed from the resident parameters as before); `'present'`: the shard graph that
@@ -100,10 +110,14 @@ export function spanRoles (config: ModelConfig, start: number, end: number): Sha
 
 /** Build the executors of a span (forward, backward and inference graphs), weights from `parameters` */
 export async function createPipelineStage (options: CreateStageOptions): Promise<PipelineStage> {
-  const { config, start, end, parameters, optimizer, step, training = true, quantization = 'fp32', kvCache = 'append', fuseInference = false, ...runtime } = options
+  const { config, start, end, parameters, optimizer, step, training = true, quantization = 'fp32', quantBlockSize, kvCache = 'append', fuseInference = false, ...runtime } = options
   if (kvCache !== 'append' && kvCache !== 'present') throw new InvalidParametersError(`kvCache must be 'append' or 'present', got ${String(kvCache)}`)
   if (quantization !== 'fp32' && quantization !== 'int8' && quantization !== 'int4') throw new InvalidParametersError(`quantization must be 'fp32', 'int8' or 'int4', got ${String(quantization)}`)
   if (quantization !== 'fp32' && training) throw new InvalidParametersError('a quantized stage serves inference only: pass training: false')
+  if (quantBlockSize !== undefined) {
+    if (!QUANT_BLOCK_SIZES.includes(quantBlockSize)) throw new InvalidParametersError(`quantBlockSize must be one of ${QUANT_BLOCK_SIZES.join(', ')}, got ${String(quantBlockSize)}`)
+    if (quantization === 'fp32' && quantBlockSize !== QUANT_BLOCK_SIZE) throw new InvalidParametersError('quantBlockSize needs quantization int8 or int4')
+  }
   const roles = spanRoles(config, start, end)
   const fuse = fuseInference && !training && quantization === 'fp32' && kvCache === 'append' && roles.some(r => r.kind === 'blocks')
   const fused = fuse ? { embed: roles[0].kind === 'embed', head: roles[roles.length - 1].kind === 'head' } : undefined
@@ -121,7 +135,7 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
       parameters: params,
       step,
       optimizer,
-      ...(quantization !== 'fp32' && role.kind !== 'embed' ? { quantization } : {}),
+      ...(quantization !== 'fp32' && role.kind !== 'embed' ? { quantization, ...(quantBlockSize !== undefined ? { quantBlockSize } : {}) } : {}),
       graphs: {
         // the embed forward serves inference too; the head's backward graph computes the loss itself
         forward: role.kind === 'embed' || (training && role.kind === 'blocks') ? buildShardGraph(config, role, 'forward').bytes : undefined,
@@ -156,6 +170,7 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
     start,
     end,
     quantization,
+    quantBlockSize: quantization !== 'fp32' ? quantBlockSize ?? QUANT_BLOCK_SIZE : QUANT_BLOCK_SIZE,
     embed: find('embed'),
     blocks: find('blocks'),
     head: find('head'),

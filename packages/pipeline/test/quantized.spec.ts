@@ -64,4 +64,13 @@ describe('quantized spans', () => {
     await expect(createPipelineStage({ config, start: 1, end: L + 1, parameters: params, quantization: 'int4' })).rejects.toThrow(/training: false/)
     await expect(createPipelineStage({ config, start: 1, end: L + 1, parameters: params, training: false, quantization: 'int3' as any })).rejects.toMatchObject({ name: 'InvalidParametersError' })
   })
+
+  it('quantBlockSize: the blocks\' and head\'s executors are built with it; other sizes and float32 stages refuse it', async () => {
+    const s = await createPipelineStage({ config, start: L, end: L + 2, parameters: params, training: false, quantization: 'int4', quantBlockSize: 128, intraOpNumThreads: 1 })
+    open.push(s)
+    expect(s.quantBlockSize).toBe(128)
+    expect(s.executors.map(e => [e.role.kind, e.weightFormat, e.quantBlockSize])).toEqual([['blocks', 'int4', 128], ['head', 'int4', 128]])
+    await expect(createPipelineStage({ config, start: L, end: L + 1, parameters: params, training: false, quantization: 'int4', quantBlockSize: 96 as any })).rejects.toMatchObject({ name: 'InvalidParametersError' })
+    await expect(createPipelineStage({ config, start: L, end: L + 1, parameters: params, training: false, quantBlockSize: 128 })).rejects.toMatchObject({ name: 'InvalidParametersError', message: /needs quantization/ })
+  })
 })
