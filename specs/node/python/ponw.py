@@ -516,6 +516,9 @@ def replay_stage(config, optimizer, w, batches):
     states = [{'step': s['step'], 'parameters': {k: _floats(v) for k, v in s['parameters'].items()},
                'm': {k: _floats(v) for k, v in s['m'].items()}, 'v': {k: _floats(v) for k, v in s['v'].items()}} for s in w['states']]
     M = _model_reference()
+    # each executor's gradients live across the replayed steps (built once, at checkpoint 0): a parameter is stepped
+    # once a backward has reached it, at gradient 0 where none did since (§2 rule 2, 1.0.6)
+    grads = [{} for _ in w['states']]
     for i in range(batches):
         check_stage_step(config, {**w, 'states': [{**s, 'parameters': {k: [0] * len(v) for k, v in s['parameters'].items()},
                                                   'm': {k: [0] * len(v) for k, v in s['m'].items()},
@@ -524,10 +527,11 @@ def replay_stage(config, optimizer, w, batches):
         for e, role in enumerate(roles):
             s = states[e]
             shapes = dict(M.shard_params(config, role))
-            g = {}
+            g = grads[e]
             for op in w['ops'][e][i]:
                 if op['kind'] == 'zero':
-                    g = {}
+                    for part in g.values():
+                        part[:] = [0.0] * len(part)
                 elif op['kind'] == 'backward':
                     for name, part in _backward(N, config, role, s['parameters'], op['feeds']).items():
                         acc = g.setdefault(name, [0.0] * len(part))
@@ -541,7 +545,7 @@ def replay_stage(config, optimizer, w, batches):
                     t = s['step'] + 1
                     c1, c2 = 1 / (1 - o['beta1'] ** t), 1 / (1 - o['beta2'] ** t)
                     lr = o['lr']
-                    for name in g:   # (every parameter had a backward: the vectors' steps all have one)
+                    for name in g:   # only parameters a backward of the replay has reached (§2 rule 2, 1.0.6)
                         decay = 1 - lr * (0 if len(shapes[name]) == 1 else o['weightDecay'])
                         p, m, v, gr = s['parameters'][name], s['m'][name], s['v'][name], g[name]
                         for j in range(len(p)):
@@ -551,7 +555,8 @@ def replay_stage(config, optimizer, w, batches):
                             p[j] = _f32(p[j] * decay - lr * (mi * c1) / (math.sqrt(vi * c2) + o['eps']))
                             m[j], v[j] = _f32(mi), _f32(vi)
                     s['step'] += 1
-                    g = {}
+                    for part in g.values():
+                        part[:] = [0.0] * len(part)
     return [{'step': s['step'], **{part: {k: _bits(v) for k, v in s[part].items()} for part in ('parameters', 'm', 'v')}} for s in states]
 
 

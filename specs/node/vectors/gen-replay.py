@@ -119,6 +119,24 @@ def base_norm(norm):
     return w
 
 
+def base_step(i, ops):   # every executor's step i replaced by `ops(feeds)` (§2 rule 2, 1.0.6: which parameters a step moves)
+    w = copy.deepcopy(BASE)
+    for e, feeds in enumerate((EMBED_FEEDS, BLOCK_FEEDS, HEAD_FEEDS)):
+        w['ops'][e][i] = ops(feeds)
+    return w
+
+
+# the replay's executors are built once, at checkpoint 0: step 0 without a backward moves nothing (no gradient yet);
+# step 1 without one steps every parameter at gradient 0 (step 0's backward reached them), as a reset before it does
+NO_BACKWARD_0 = base_step(0, lambda feeds: [NOSTEP])
+NO_BACKWARD_1 = base_step(1, lambda feeds: [NOSTEP])
+ZERO_AFTER_1 = base_step(1, lambda feeds: [back(**feeds(3)), ZERO, NOSTEP])
+NO_BACKWARD_0_FINAL = final_of(NP.replay_stage(CONFIG, OPTIMIZER, NO_BACKWARD_0, 2))
+NO_BACKWARD_1_FINAL = final_of(NP.replay_stage(CONFIG, OPTIMIZER, NO_BACKWARD_1, 2))
+AFTER_STEP_0 = NP.replay_stage(CONFIG, OPTIMIZER, BASE, 1)   # step 1 moving nothing: as after step 0, one step on
+UNMOVED_1_FINAL = final_of([{**x, 'step': x['step'] + 1} for x in AFTER_STEP_0])
+
+
 OK, BAD = 'valid', 'ReExecutionMismatchError'
 FINAL = final_of(HONEST)
 cases = [
@@ -138,6 +156,10 @@ cases = [
     ('other data: a gradient from the next stage (blocks\' grad_hidden_out[4] of step 0) = 0.9', base_with(1, 0, 1, 'grad_hidden_out', 4, 0.9), FINAL, 2, BAD),
     ('other data in the backward that the reset discards (blocks\' step 1, first call): still the same training', base_with(1, 1, 0, 'hidden_in', 0, 0.9), FINAL, 2, OK),
     ('the chain\'s norm of step 1 left out (the executors\' own norms, not clipped by 3)', base_norm(None), FINAL, 2, BAD),
+    ('step 0 without a backward: nothing moves at it (no gradient yet), step 1 as usual', NO_BACKWARD_0, NO_BACKWARD_0_FINAL, 2, OK),
+    ('step 1 without a backward: every parameter stepped at gradient 0 (step 0\'s backward reached it)', NO_BACKWARD_1, NO_BACKWARD_1_FINAL, 2, OK),
+    ('step 1 without a backward, the final left as after step 0: not the replay', NO_BACKWARD_1, UNMOVED_1_FINAL, 2, BAD),
+    ('step 1 a backward then a reset: the same as no backward (gradient 0)', ZERO_AFTER_1, NO_BACKWARD_1_FINAL, 2, OK),
 ]
 
 out = {'description': 'node/ponw.md §2 re-execution rule 3 (witnesses as witness.json describes them; `config` the model, `optimizer` the '
