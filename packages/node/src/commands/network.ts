@@ -68,6 +68,8 @@ Options:
       --swarm-key <file>     private network key (libp2p pnet)
       --model-id <name>      network / model name (default devnet)
       --quantization <q>     fp32 (default), int8 or int4: serve inference with quantized weights (needs --training off)
+      --quant-block-size <n> values per quantization group of a quantized node, 32 (default), 64 or 128; its layer
+                             record declares it (env NEUROSHARD_QUANT_BLOCK_SIZE)
       --genesis <file>       the network's ledger genesis (JSON; \`neuroshard devnet\` writes <data-dir>/devnet/genesis.json):
                              with it the node runs the ledger, signs proofs of its work and earns NEURO
       --keystore <file>      this node's wallet (default <data-dir>/wallet.json; \`neuroshard wallet create\`)
@@ -133,7 +135,8 @@ async function readOptions (values: Record<string, unknown>, env: NodeJS.Process
     'inner-steps': 'NEUROSHARD_DILOCO_STEPS',
     bootstrap: 'NEUROSHARD_BOOTSTRAP',
     'data-dir': 'NEUROSHARD_DATA_DIR',
-    memory: 'NEUROSHARD_MEMORY_GB'
+    memory: 'NEUROSHARD_MEMORY_GB',
+    'quant-block-size': 'NEUROSHARD_QUANT_BLOCK_SIZE'
   }
   const get = (name: string): unknown => values[name] ?? file[name] ?? (ENV[name] != null ? env[ENV[name]] : undefined)
   const training = String(get('training') ?? 'on')
@@ -290,6 +293,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
     'swarm-key': { type: 'string' },
     'model-id': { type: 'string' },
     quantization: { type: 'string' },
+    'quant-block-size': { type: 'string' },
     genesis: { type: 'string' },
     keystore: { type: 'string' },
     'passphrase-file': { type: 'string' }
@@ -307,6 +311,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
   let port: number
   let swarmKey: string | undefined
   let quantization: 'fp32' | 'int8' | 'int4' = 'fp32'
+  let quantBlockSize: 32 | 64 | 128 | undefined
   try {
     ({ common: o, get } = await readOptions(values, io.env ?? process.env, io.stdout.isTTY === true))
     const gb = get('memory')
@@ -319,6 +324,13 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
     if (q !== 'fp32' && q !== 'int8' && q !== 'int4') throw new UsageError('--quantization must be fp32, int8 or int4')
     if (q !== 'fp32' && o.training) throw new UsageError('--quantization int8|int4 serves inference only: add --training off')
     quantization = q
+    const bs = get('quant-block-size')
+    if (bs != null) {
+      const n = Number(bs)
+      if (n !== 32 && n !== 64 && n !== 128) throw new UsageError('--quant-block-size must be 32, 64 or 128')
+      if (q === 'fp32' && n !== 32) throw new UsageError('--quant-block-size needs --quantization int8 or int4')
+      quantBlockSize = n
+    }
     const keyFile = get('swarm-key')
     swarmKey = keyFile != null ? await readFile(String(keyFile), 'utf8').catch((err: Error) => { throw new UsageError(`--swarm-key: ${err.message}`) }) : undefined
   } catch (err: any) {
@@ -360,6 +372,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
       memoryBytes,
       training: o.training,
       ...(quantization !== 'fp32' ? { quantization } : {}),
+      ...(quantization !== 'fp32' && quantBlockSize != null ? { quantBlockSize } : {}),
       tokenizer: pipelineTokenizer(data.tokenizer),
       data: { manifest: data.manifest, train: data.train, validation: data.validation },
       innerSteps: o.innerSteps,

@@ -104,6 +104,11 @@ export interface NetworkNodeInit {
    * chains that accept the format route through it @default 'fp32'
    */
   quantization?: 'fp32' | 'int8' | 'int4'
+  /**
+   * A quantized node's values per quantization group, 32, 64 or 128: its stages are built with it and its layer
+   * record declares it (`quant_block_size`, layer-pool 1.7.0) @default 32
+   */
+  quantBlockSize?: 32 | 64 | 128
   /** Text ↔ ids (the dataset's BPE tokenizer); must match `config.vocabSize` */
   tokenizer?: PipelineTokenizer & { readonly eosId?: number }
   /** The genesis data; a Driver without it serves inference but does not train */
@@ -327,6 +332,10 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     this.innerSteps = init.innerSteps ?? DEFAULT_INNER_STEPS
     if (!Number.isSafeInteger(this.innerSteps) || this.innerSteps < 1) throw new InvalidParametersError('innerSteps must be an integer >= 1')
     if ((init.quantization ?? 'fp32') !== 'fp32' && (init.training ?? true)) throw new InvalidParametersError('a quantized node serves inference only: pass training: false')
+    if (init.quantBlockSize != null) {
+      if (![32, 64, 128].includes(init.quantBlockSize)) throw new InvalidParametersError(`quantBlockSize must be 32, 64 or 128, got ${String(init.quantBlockSize)}`)
+      if ((init.quantization ?? 'fp32') === 'fp32' && init.quantBlockSize !== 32) throw new InvalidParametersError('quantBlockSize needs quantization int8 or int4')
+    }
     this.slots = slotCount(this.config)
     this.recorder = init.recorder ?? new TrainingRecorder({ innerSteps: this.innerSteps })
     this.recorder.setInnerSteps(this.innerSteps)
@@ -376,6 +385,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
           memoryBytes: init.memoryBytes,
           training,
           ...(init.quantization != null ? { quantization: init.quantization } : {}),
+          ...(init.quantization != null && init.quantization !== 'fp32' && init.quantBlockSize != null ? { quantBlockSize: init.quantBlockSize } : {}),
           // each span's record announces what this node's KV caches can still take: Drivers' routers weigh it
           kvTokensLeft: span => this.running ? this.host.services.pipeline.kvTokensLeft(span.start, span.end) : undefined
         }),
@@ -829,6 +839,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       step,
       training: this.training,
       ...(!this.training && this.init.quantization != null ? { quantization: this.init.quantization } : {}),
+      ...(!this.training && this.init.quantization != null && this.init.quantization !== 'fp32' && this.init.quantBlockSize != null ? { quantBlockSize: this.init.quantBlockSize } : {}),
       intraOpNumThreads: this.init.threads ?? 1,
       device: this.init.device ?? 'cpu',
       inThread: this.init.inThread ?? (!this.training && this.config.dModel <= IN_THREAD_MAX_D_MODEL),

@@ -1,0 +1,39 @@
+/**
+ * `neuroshard start` option checks that answer before anything starts (exit 2 with the reason): the quantization
+ * group size from the command line, the --config file and NEUROSHARD_QUANT_BLOCK_SIZE.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startCommand } from '../../src/commands/network.js'
+
+async function start (argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number, stderr: string }> {
+  const stdout = new PassThrough()
+  const stderr = new PassThrough()
+  let err = ''
+  stderr.on('data', (d: Buffer) => { err += d.toString() })
+  stdout.resume()
+  const code = await startCommand(argv, { stdout, stderr, env })
+  return { code, stderr: err }
+}
+
+describe('neuroshard start --quant-block-size', () => {
+  let dir: string
+  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'neuroshard-start-options-')) })
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('refuses sizes other than 32, 64, 128, from the command line, the config file or the environment', async () => {
+    const q = ['--quantization', 'int4', '--training', 'off', '-d', dir]
+    expect(await start([...q, '--quant-block-size', '96'])).toEqual({ code: 2, stderr: '--quant-block-size must be 32, 64 or 128\n' })
+    const file = join(dir, 'config.json')
+    await writeFile(file, JSON.stringify({ 'quant-block-size': 16 }))
+    expect(await start([...q, '--config', file])).toEqual({ code: 2, stderr: '--quant-block-size must be 32, 64 or 128\n' })
+    expect(await start(q, { NEUROSHARD_QUANT_BLOCK_SIZE: '256' })).toEqual({ code: 2, stderr: '--quant-block-size must be 32, 64 or 128\n' })
+  })
+
+  it('refuses 64 / 128 on a float32 node', async () => {
+    expect(await start(['--training', 'off', '-d', dir, '--quant-block-size', '128'])).toEqual({ code: 2, stderr: '--quant-block-size needs --quantization int8 or int4\n' })
+  })
+})
