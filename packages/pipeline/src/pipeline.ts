@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { AbortError, InvalidParametersError, TimeoutError } from '@neuroshard/interface'
 import { buildShardGraph } from '@neuroshard/model'
-import { adamwKernel, createShardExecutor, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64, TokenIdOutOfRangeError } from '@neuroshard/runtime'
+import { createShardExecutor, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64, TokenIdOutOfRangeError } from '@neuroshard/runtime'
 import { decodeTensorFrame, encodeTensorFrame } from '@neuroshard/tensor'
 import { handleRequests, messageStream, sendRequest } from '@neuroshard/utils'
 import { TypedEventEmitter } from 'main-event'
@@ -371,11 +371,6 @@ async function embeddingRows (embed: ShardExecutor, batches: TrainBatch[], d: nu
   }
 }
 
-/** SHA-256 of a float32 array's bytes: the Driver and a tied replica compare their stepped matrices by it */
-function sha256 (a: Float32Array): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest())
-}
-
 /** How long a Driver whose tokens stream failed still waits for a quiet route's answer before it replays, ms */
 const QUIET_GRACE_MS = 2_000
 
@@ -400,9 +395,8 @@ function spanKey (start: number, end: number): string {
 interface TiedReplica {
   /** Optimizer steps applied: valid while it equals the head's step count */
   step: number
-  p: Float32Array
-  m: Float32Array
-  v: Float32Array
+  // the matrix is the head's resident `embed.weight` and the moments sit next to it in the head's worker
+  // (`seedTiedReplica`, `stepTiedReplica`): the replica steps there, the matrix never crosses threads
   /** The head's gradient of the step it was taken for (TAKE_TIED), waiting for the Driver's rows at STEP */
   grad?: { step: number, g: Float32Array }
 }
@@ -1399,26 +1393,19 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       this.replicas.delete(stage)
       return emptyResponse({})
     }
-    // the summed gradient: the head's (taken at TAKE_TIED) plus the Driver's rows, as the Driver summed them
+    // in the head's worker, on its resident matrix: the summed gradient, the head's (taken at TAKE_TIED, moved back)
+    // plus the Driver's rows as the Driver summed them, then AdamW with the Driver's numbers and the hash
     const g = replica.grad.g
-    const d = stage.config.dModel
-    for (let k = 0; k < rows.ids.length; k++) {
-      const at = rows.ids[k] * d
-      for (let j = 0; j < d; j++) g[at + j] += rows.data[k * d + j]
-    }
-    const o = rows.adamw
-    const finite = adamwKernel(replica.p, g, replica.m, replica.v, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, t: o.t, gradScale: o.clipScale })
     replica.grad = undefined
+    const o = rows.adamw
+    const { finite, hash } = await stage.head.stepTiedReplica(stage.head.tiedParameters[0], g, rows, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, t: o.t, gradScale: o.clipScale })
     if (!finite) {
-      // cannot happen when the Driver's own step was finite; SET_TIED repairs it
+      // cannot happen when the Driver's own step was finite; SET_TIED repairs it (the matrix and the moments)
       this.replicas.delete(stage)
       return emptyResponse({})
     }
-    // a copy moved to the head's worker (the replica keeps its own): one copy, where posting the array would serialize
-    // and deserialize it (two, each into fresh memory)
-    await stage.head.setParameters(new Map([[stage.head.tiedParameters[0], replica.p.slice()]]), { partial: true, transfer: true })
     replica.step = req.step + 1
-    return emptyResponse({ replica: true, tiedHash: sha256(replica.p) })
+    return emptyResponse({ replica: true, tiedHash: new Uint8Array(hash) })
   }
 
   /** Decode and check a STEP's tied rows: strictly increasing ids in [0, V), [k, d] finite rows, sane AdamW numbers */
@@ -1584,7 +1571,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (v != null) seed.v = v
     if (seed.p != null && seed.m != null && seed.v != null) {
       this.seeds.delete(stage)
-      this.replicas.set(stage, { step, p: seed.p, m: seed.m, v: seed.v })
+      // the matrix is the head's (set above by the part that carried it); the moments go next to it
+      await stage.head.seedTiedReplica('embed.weight', { m: seed.m, v: seed.v })
+      this.replicas.set(stage, { step })
       return emptyResponse({ replica: true })
     }
     this.seeds.set(stage, seed)
@@ -2233,37 +2222,47 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const gradNorm = Math.sqrt(sq)
     this.log('step %d: global gradient norm %f', step, gradNorm)
     const tNorm = performance.now()
-    let result = { lr: 0, clipScale: 1 }
-    let embedStep = result
-    for (const e of stage.executors) {
-      result = await e.step({ gradNorm })
-      if (e === stage.embed) embedStep = result
-    }
+    // the lr and clip scale the embedding's step will use, known before it runs: every hop's STEP (a replica's with
+    // them) goes out now and the hops step while this node steps its own
+    const planned = stage.embed!.nextStep(gradNorm)
     const o = stage.optimizer ?? {}
     const adamw: TiedAdamW = {
-      lr: embedStep.lr,
+      lr: planned.lr,
       beta1: o.beta1 ?? DEFAULT_BETA1,
       beta2: o.beta2 ?? DEFAULT_BETA2,
       eps: o.eps ?? DEFAULT_EPS,
       weightDecay: o.weightDecay ?? DEFAULT_WEIGHT_DECAY,
-      clipScale: embedStep.clipScale,
+      clipScale: planned.clipScale,
       t: step + 1
     }
     const stepped = new Map<typeof hops[number], Uint8Array>()
-    // the Driver's stepped matrix: its hash checks a replica's, and it is what SET_TIED sends
-    const mine = tied ? stage.embed!.getParameters().then(p => p.get('embed.weight')!) : undefined
-    await Promise.all(hops.map(async p => {
+    const remote = Promise.all(hops.map(async p => {
       const extra = replicas.has(p) && rows != null ? { tied: rows.data, tiedIds: rows.ids, tiedAdamw: adamw } : {}
       const res = await control(Kind.STEP, p, { gradNorm, ...extra })
       if (res.replica) stepped.set(p, res.tiedHash)
     }))
+    // awaited below, after the local steps (which can throw first): never left unhandled
+    remote.catch(() => {})
+    let result = { lr: 0, clipScale: 1 }
+    for (const e of stage.executors) {
+      result = await e.step({ gradNorm })
+      // (the same numbers by construction; were they not, the replica's hash would differ and it would be re-seeded)
+      if (e === stage.embed && (result.lr !== planned.lr || result.clipScale !== planned.clipScale)) this.log.error('step %d: the embedding stepped with lr %f, clip %f; the replicas were sent %f, %f', step, result.lr, result.clipScale, planned.lr, planned.clipScale)
+    }
+    // the Driver's stepped matrix: its hash (computed in the embedding's worker) checks a replica's, and the matrix is
+    // what SET_TIED sends and the Driver's copy of the head takes
+    const mineHash = tied ? stage.embed!.parameterHash('embed.weight') : undefined
+    const mine = tied ? stage.embed!.getParameters().then(p => p.get('embed.weight')!) : undefined
+    mineHash?.catch(() => {})
+    mine?.catch(() => {})
+    await remote
     let w: Float32Array | undefined
     if (stepped.size > 0) {
       // a replica whose matrix is not the Driver's (weights set on either side between steps, e.g. by an outer
       // optimizer) is re-seeded below
-      w = await mine!
-      const want = Buffer.from(sha256(w))
+      const want = Buffer.from(await mineHash!)
       for (const [p, hash] of stepped) if (!want.equals(hash)) stepped.delete(p)
+      w = await mine!
     }
     this.log('step %d: stepped (%d tied replicas in step)', step, stepped.size)
     const tStep = performance.now()

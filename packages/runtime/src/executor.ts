@@ -7,7 +7,8 @@ import { assertFinite } from './validate.js'
 import type { DimLimit } from './validate.js'
 import { Runtime, isKvCacheInput } from './runtime.js'
 import type { LrSchedule } from './optim.js'
-import type { AdamWResult } from './protocol.js'
+import type { AdamWHyperParameters, AdamWResult, TiedReplicaStepResult } from './protocol.js'
+import { clipScaleOf } from './worker.js'
 import type { Device, RunOptions, RuntimeInit, RuntimeSession } from './runtime.js'
 import type { TensorData } from './tensor.js'
 import type { AbortOptions } from './tensor.js'
@@ -409,6 +410,87 @@ export class ShardExecutor {
       throw new NonFiniteTensorError(r.nonFinite, `parameter ${r.nonFinite} became non-finite in optimizer step ${step}`)
     }
     return { step, lr, gradNorm: r.gradNorm, clipScale: r.clipScale }
+  }
+
+  /**
+   * The learning rate and clip scale that the next `step({ gradNorm })` will use (the schedule at this step count,
+   * clipping by `gradNorm` against `maxGradNorm`), known before it runs: e.g. for a replica that steps in parallel.
+   */
+  nextStep (gradNorm: number): { lr: number, clipScale: number } {
+    if (!(Number.isFinite(gradNorm) && gradNorm >= 0)) throw new InvalidParametersError(`gradNorm must be a finite number ≥ 0, got ${gradNorm}`)
+    return { lr: this.optimizer.schedule(this.steps), clipScale: clipScaleOf(gradNorm, this.optimizer.maxGradNorm) }
+  }
+
+  /** SHA-256 of one parameter's float32 bytes, computed in the worker (the parameter does not leave it) */
+  async parameterHash (name: string, options: AbortOptions = {}): Promise<Uint8Array> {
+    if (!this.parameterSpecs.some(s => s.name === name)) throw new InvalidParametersError(`${name} is not a parameter of shard ${describeRole(this.role)}`)
+    return await this.runtime.worker.call<Uint8Array>({ op: 'hashResident', name }, [], options)
+  }
+
+  /**
+   * Seed a replica of a tied parameter (`tiedParameters`: a pipeline Validator's copy of the tied matrix, stepped
+   * like its owner's) with its AdamW moments, kept in the worker apart from this shard's own optimizer state (copied;
+   * finite, `v` ≥ 0). The replica's matrix is this shard's resident weight (`setParameters`).
+   */
+  async seedTiedReplica (name: string, state: { m: Float32Array, v: Float32Array }, options: AbortOptions = {}): Promise<void> {
+    const n = this.tiedSize(name)
+    const { m, v } = state
+    if (!(m instanceof Float32Array) || !(v instanceof Float32Array) || m.length !== n || v.length !== n) {
+      throw new InvalidParametersError(`the replica's moments of ${name} must be Float32Arrays of ${n} elements`)
+    }
+    assertFinite(`m.${name}`, { type: 'float32', dims: [n], data: m })
+    assertFinite(`v.${name}`, { type: 'float32', dims: [n], data: v })
+    for (let i = 0; i < n; i++) {
+      if (v[i] < 0) throw new InvalidParametersError(`the replica's v of ${name} is negative (${v[i]}) at index ${i}`)
+    }
+    await this.runtime.worker.call({ op: 'replicaSeed', name, m, v }, [], options)
+  }
+
+  /**
+   * One AdamW step of a tied replica (`seedTiedReplica`) in the worker, in place on the resident weight: `grad` (the
+   * whole `vocab × d` gradient, e.g. this shard's `takeTiedGradients()`, moved there: detached here afterwards) plus
+   * `rows` (`[ids.length, width]`, added at those rows), with those AdamW numbers; answers whether every stepped value
+   * is finite and the SHA-256 of the stepped weight's bytes. The same arithmetic as `adamwKernel` on a copy, without
+   * the weight crossing threads. Not finite: the replica's moments are dropped and the weight keeps the non-finite
+   * values until it is set again (`setParameters`).
+   */
+  async stepTiedReplica (name: string, grad: Float32Array, rows: { ids: Int32Array, data: Float32Array }, adamw: AdamWHyperParameters & { gradScale: number }, options: AbortOptions = {}): Promise<TiedReplicaStepResult> {
+    const n = this.tiedSize(name)
+    const spec = this.parameterSpecs.find(s => s.name === name)!
+    const [height, width] = spec.shape
+    if (!(grad instanceof Float32Array) || grad.length !== n) throw new InvalidParametersError(`the replica's gradient of ${name} must be a Float32Array of ${n} elements`)
+    const { ids, data } = rows
+    if (!(ids instanceof Int32Array) || !(data instanceof Float32Array) || data.length !== ids.length * width) {
+      throw new InvalidParametersError(`rows of ${name}: Int32Array ids and ${width} floats per id`)
+    }
+    for (let i = 0; i < ids.length; i++) if (!(ids[i] >= 0 && ids[i] < height)) throw new InvalidParametersError(`row ${ids[i]} of ${name} is outside [0, ${height})`)
+    const whole = grad.buffer instanceof ArrayBuffer && grad.byteOffset === 0 && grad.byteLength === grad.buffer.byteLength
+    const r = await this.runtime.worker.call<TiedReplicaStepResult>({
+      op: 'replicaStep',
+      name,
+      grad,
+      ids,
+      rows: data,
+      width,
+      lr: adamw.lr,
+      beta1: adamw.beta1,
+      beta2: adamw.beta2,
+      eps: adamw.eps,
+      weightDecay: adamw.weightDecay,
+      t: adamw.t,
+      gradScale: adamw.gradScale
+    }, whole ? [grad.buffer as ArrayBuffer] : [], options)
+    if (this.quantization !== 'fp32') await this.rebuildQuantized(options)
+    return r
+  }
+
+  /** Elements of a tied parameter of this shard (refused for any other name) */
+  private tiedSize (name: string): number {
+    const spec = this.parameterSpecs.find(s => s.name === name)
+    if (spec === undefined || !this.tiedParameters.includes(name) || spec.shape.length !== 2) {
+      throw new InvalidParametersError(`${name} is not a tied parameter of shard ${describeRole(this.role)}`)
+    }
+    return spec.shape[0] * spec.shape[1]
   }
 
   /** AdamW moments (copies) for checkpointing the optimizer */

@@ -71,6 +71,27 @@ export interface AdamWResult {
   nonFinite?: string
 }
 
+/**
+ * A tied replica's AdamW step on a resident parameter (a pipeline Validator's copy of the tied matrix): `grad` plus
+ * `rows` (`[ids.length, width]`, added at those rows), with the replica's own moments (`replicaSeed`)
+ */
+export interface TiedReplicaStepRequest extends AdamWHyperParameters {
+  op: 'replicaStep'
+  name: string
+  grad: Float32Array
+  ids: Int32Array
+  rows: Float32Array
+  width: number
+  /** Gradient scale from clipping (1 = none) */
+  gradScale: number
+}
+
+/** What a tied replica's step answers: whether every stepped value is finite, and the SHA-256 of the matrix's bytes */
+export interface TiedReplicaStepResult {
+  finite: boolean
+  hash: Uint8Array
+}
+
 export type WorkerRequest =
   | CreateSessionRequest
   | RunRequest
@@ -85,6 +106,9 @@ export type WorkerRequest =
   | { op: 'takeGrads', names: string[] }
   | { op: 'addGrads', grads: Record<string, Float32Array> }
   | { op: 'gradRows', name: string, rows: Int32Array, width: number }
+  | { op: 'hashResident', name: string }
+  | { op: 'replicaSeed', name: string, m: Float32Array, v: Float32Array }
+  | TiedReplicaStepRequest
   | { op: 'kvOpen' }
   | { op: 'kvClose', kv: number }
   | { op: 'kvPosition', kv: number }

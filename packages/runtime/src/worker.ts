@@ -7,13 +7,14 @@
  * package runs from TypeScript sources (tests), Node loads it directly with type stripping, which does not
  * map `./x.js` imports to `./x.ts`.
  */
+import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { isMainThread, parentPort, workerData } from 'node:worker_threads'
 import ort from 'onnxruntime-node'
 import type { InferenceSession, Tensor } from 'onnxruntime-node'
-import type { AdamWHyperParameters, AdamWRequest, AdamWResult, CreateSessionRequest, CreateSessionResult, RunRequest, ValueInfo, WorkerReply, WorkerRequest } from './protocol.js'
+import type { AdamWHyperParameters, AdamWRequest, AdamWResult, CreateSessionRequest, CreateSessionResult, RunRequest, TiedReplicaStepRequest, TiedReplicaStepResult, ValueInfo, WorkerReply, WorkerRequest } from './protocol.js'
 import type { TensorData } from './tensor.js'
 
 /** Hyper-parameters of one fused AdamW update */
@@ -46,6 +47,16 @@ export function adamwKernel (p: Float32Array, g: Float32Array, m: Float32Array, 
     if (pi - pi !== 0) finite = false
   }
   return finite
+}
+
+/** The clip scale of a step: `maxGradNorm / (gradNorm + 1e-6)` when clipping is on and the norm is above it, else 1 */
+export function clipScaleOf (gradNorm: number, maxGradNorm: number): number {
+  return maxGradNorm > 0 && gradNorm > maxGradNorm ? maxGradNorm / (gradNorm + 1e-6) : 1
+}
+
+/** SHA-256 of a float32 array's bytes (little-endian, as stored) */
+export function sha256Of (a: Float32Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest())
 }
 
 /** Σ x² in float64 */
@@ -144,6 +155,9 @@ export class RuntimeWorkerState {
   private readonly m = new Map<string, Float32Array>()
   private readonly v = new Map<string, Float32Array>()
   private readonly kv = new Map<number, KvState>()
+  /** Tied replicas' AdamW moments, by resident parameter (apart from the shard's own optimizer state) */
+  private readonly replicaM = new Map<string, Float32Array>()
+  private readonly replicaV = new Map<string, Float32Array>()
 
   async handle (req: WorkerRequest): Promise<{ result: unknown, transfer: ArrayBuffer[] }> {
     switch (req.op) {
@@ -210,6 +224,17 @@ export class RuntimeWorkerState {
         if (g !== undefined) for (let k = 0; k < req.rows.length; k++) out.set(g.subarray(req.rows[k] * req.width, (req.rows[k] + 1) * req.width), k * req.width)
         return { result: out, transfer: [out.buffer] }
       }
+      case 'hashResident': {
+        const t = this.resident.get(req.name)
+        if (t === undefined) throw Object.assign(new Error(`no resident tensor ${req.name}`), { name: 'InvalidTensorError', tensorName: req.name })
+        const hash = sha256Of(t.data as Float32Array)
+        return { result: hash, transfer: [hash.buffer as ArrayBuffer] }
+      }
+      case 'replicaSeed':
+        this.replicaM.set(req.name, req.m)
+        this.replicaV.set(req.name, req.v)
+        return { result: null, transfer: [] }
+      case 'replicaStep': return this.replicaStep(req)
       case 'takeGrads': {
         // hand the accumulators over (the next backward starts new ones): no copy, no double count
         const out: Record<string, Float32Array> = {}
@@ -453,11 +478,39 @@ export class RuntimeWorkerState {
     return { result, transfer }
   }
 
+  /**
+   * A tied replica's step in place on the resident parameter: `grad` plus the rows, AdamW with the replica's moments,
+   * then the hash of the stepped matrix. The matrix never leaves this thread. A non-finite result drops the moments
+   * (the caller re-seeds the replica and sets the parameter again).
+   */
+  private replicaStep (req: TiedReplicaStepRequest): { result: TiedReplicaStepResult, transfer: ArrayBuffer[] } {
+    const t = this.resident.get(req.name)
+    const m = this.replicaM.get(req.name)
+    const v = this.replicaV.get(req.name)
+    const p = t?.data as Float32Array | undefined
+    if (p === undefined || m === undefined || v === undefined || m.length !== p.length || v.length !== p.length || req.grad.length !== p.length) {
+      throw Object.assign(new Error(`no tied replica of ${req.name} to step`), { name: 'InvalidTensorError', tensorName: req.name })
+    }
+    const g = req.grad
+    const d = req.width
+    for (let k = 0; k < req.ids.length; k++) {
+      const at = req.ids[k] * d
+      for (let j = 0; j < d; j++) g[at + j] += req.rows[k * d + j]
+    }
+    const finite = adamwKernel(p, g, m, v, { lr: req.lr, beta1: req.beta1, beta2: req.beta2, eps: req.eps, weightDecay: req.weightDecay, t: req.t, gradScale: req.gradScale })
+    if (!finite) {
+      this.replicaM.delete(req.name)
+      this.replicaV.delete(req.name)
+    }
+    const hash = sha256Of(p)
+    return { result: { finite, hash }, transfer: [hash.buffer as ArrayBuffer] }
+  }
+
   private adamw (req: AdamWRequest): AdamWResult {
     let norm2 = 0
     for (const name of req.names) { const g = this.grads.get(name); if (g !== undefined) norm2 += sumOfSquares(g) }
     const gradNorm = req.gradNorm ?? Math.sqrt(norm2)
-    const clipScale = req.maxGradNorm > 0 && gradNorm > req.maxGradNorm ? req.maxGradNorm / (gradNorm + 1e-6) : 1
+    const clipScale = clipScaleOf(gradNorm, req.maxGradNorm)
     const noDecay = new Set(req.noDecay)
     let nonFinite: string | undefined
     for (const name of req.names) {
