@@ -5,15 +5,12 @@
  * each round, chat completions stream through the pipeline, and training and a streamed completion both
  * go on when a Worker is killed.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
 import { constantLr } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startApiServer } from '../../src/api/server.js'
 import { startNetworkDevnet } from '../../src/network/devnet.js'
-import { prepareData } from '../../src/workspace.js'
-import { testCorpus } from './corpus.js'
+import { prepareTestData } from './test-data.js'
 import type { ApiServer } from '../../src/api/server.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode } from '../../src/network/node.js'
@@ -61,9 +58,9 @@ describe('devnet: nodes that train and serve together', () => {
   const hashes = new Map<string, Set<string>>()
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'neuroshard-devnet-'))
-    await writeFile(join(dir, 'corpus.txt'), testCorpus(1500).join('\n\n'))
-    const data = await prepareData({ dataDir: dir, source: { files: [join(dir, 'corpus.txt')] }, vocabSize: 320, shardTokens: 4096, validationFraction: 0.05 })
+    const prepared = await prepareTestData('devnet', 1500, 320)
+    dir = prepared.dir
+    const data = prepared.data
     expect(data.validation.length).toBeGreaterThan(0)
     devnet = await startNetworkDevnet({
       nodes: 4,

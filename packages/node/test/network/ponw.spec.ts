@@ -6,17 +6,14 @@
  * invariant holds; a proof whose final weights were not obtained by the committed training is refused
  * although its round record accepted the pseudo-gradient.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
 import { assignShards, currentEpoch, currentRound, signTx } from '@neuroshard/ponw-ledger'
 import { constantLr } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startApiServer } from '../../src/api/server.js'
 import { startNetworkDevnet } from '../../src/network/devnet.js'
 import { decodeWitness, encodeWitness, sha256 } from '../../src/ponw/stage-work.js'
-import { prepareData } from '../../src/workspace.js'
-import { testCorpus } from './corpus.js'
+import { prepareTestData } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode } from '../../src/network/node.js'
 import type { Outcome } from '@neuroshard/ponw-ledger'
@@ -39,9 +36,9 @@ describe('devnet: Proof of Neural Work from real work', () => {
   const proofs = new Map<number, string[]>()
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'neuroshard-ponw-'))
-    await writeFile(join(dir, 'corpus.txt'), testCorpus(1200).join('\n\n'))
-    const data = await prepareData({ dataDir: dir, source: { files: [join(dir, 'corpus.txt')] }, vocabSize: 300, shardTokens: 4096, validationFraction: 0.05 })
+    const prepared = await prepareTestData('ponw', 1200)
+    dir = prepared.dir
+    const data = prepared.data
     devnet = await startNetworkDevnet({
       nodes: 4,
       tokenizer: data.tokenizer,

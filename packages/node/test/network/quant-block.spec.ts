@@ -5,16 +5,13 @@
  * of the float32 model's, and are the 128-value model's (closer to a local 4-bit stage with 128-value groups than to
  * one with 32-value groups, both local stages of the whole model built from the same genesis weights).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
 import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
 import { createPipelineStage } from '@neuroshard/pipeline'
 import { int64 } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetworkDevnet } from '../../src/network/devnet.js'
-import { prepareData } from '../../src/workspace.js'
-import { testCorpus } from './corpus.js'
+import { prepareTestData } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 
 /** Worst |Δlogit| relative to the spread of the float32 logits, 4-bit (the runtime's and pipeline's stated bound) */
@@ -25,9 +22,9 @@ describe('a 4-bit node with 128-value quantization groups', () => {
   let devnet: NetworkDevnet
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'neuroshard-quant-block-'))
-    await writeFile(join(dir, 'corpus.txt'), testCorpus(400).join('\n\n'))
-    const data = await prepareData({ dataDir: dir, source: { files: [join(dir, 'corpus.txt')] }, vocabSize: 300, shardTokens: 4096, validationFraction: 0.05 })
+    const prepared = await prepareTestData('quant-block', 400)
+    dir = prepared.dir
+    const data = prepared.data
     devnet = await startNetworkDevnet({
       nodes: 2,
       tokenizer: data.tokenizer,

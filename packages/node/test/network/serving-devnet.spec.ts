@@ -7,17 +7,15 @@
  * with the n-gram speculative decoding the node uses for them — are `neuroshard generate`'s engine's tokens, with the
  * serving stages fused (embed + blocks, blocks + head: one onnxruntime run per token on a node).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
 import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
 import { TextGenerator } from '@neuroshard/trainer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LocalGenerator } from '../../src/api/local-generator.js'
 import { startNetworkDevnet } from '../../src/network/devnet.js'
-import { prepareData } from '../../src/workspace.js'
-import { testCorpus } from './corpus.js'
+import { prepareTestData } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
+import type { PreparedData } from '../../src/workspace.js'
 import type { NetworkNode } from '../../src/network/node.js'
 
 describe('a serving-only devnet', () => {
@@ -26,12 +24,10 @@ describe('a serving-only devnet', () => {
   let local: LocalGenerator
   /** `neuroshard generate`'s engine, the same weights */
   let engine: TextGenerator
-  let data: Awaited<ReturnType<typeof prepareData>>
+  let data: PreparedData
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'neuroshard-serving-devnet-'))
-    await writeFile(join(dir, 'corpus.txt'), testCorpus(600).join('\n\n'))
-    data = await prepareData({ dataDir: dir, source: { files: [join(dir, 'corpus.txt')] }, vocabSize: 300, shardTokens: 4096, validationFraction: 0.05 })
+    ({ dir, data } = await prepareTestData('serving-devnet', 600))
     devnet = await startNetworkDevnet({
       nodes: 4,
       tokenizer: data.tokenizer,

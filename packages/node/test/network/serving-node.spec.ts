@@ -3,15 +3,12 @@
  * as quantized and serving, is never paired into a training chain (it would refuse the requests), and the
  * network's DiLoCo rounds go on.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
 import { constantLr } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { slotWeightsHash } from '@neuroshard/layer-pool'
 import { halfModelMemory, startNetworkDevnet } from '../../src/network/devnet.js'
-import { prepareData } from '../../src/workspace.js'
-import { testCorpus } from './corpus.js'
+import { prepareTestData } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode } from '../../src/network/node.js'
 
@@ -21,9 +18,9 @@ describe('a serving-only quantized node in a training devnet', () => {
   let server: NetworkNode
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'neuroshard-serving-'))
-    await writeFile(join(dir, 'corpus.txt'), testCorpus(800).join('\n\n'))
-    const data = await prepareData({ dataDir: dir, source: { files: [join(dir, 'corpus.txt')] }, vocabSize: 300, shardTokens: 4096, validationFraction: 0.05 })
+    const prepared = await prepareTestData('serving', 800)
+    dir = prepared.dir
+    const data = prepared.data
     devnet = await startNetworkDevnet({
       nodes: 4,
       tokenizer: data.tokenizer,

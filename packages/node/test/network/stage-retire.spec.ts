@@ -4,15 +4,12 @@
  * completion ends: the testbed's node-failover runs saw completions fail with RuntimeClosedError ("the
  * runtime is closed") while pipelines changed.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
 import { slotCount } from '@neuroshard/layer-pool'
 import { int64 } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetworkDevnet } from '../../src/network/devnet.js'
-import { prepareData } from '../../src/workspace.js'
-import { testCorpus } from './corpus.js'
+import { prepareTestData } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 
 describe('a stage taken out of service during a completion', () => {
@@ -20,9 +17,9 @@ describe('a stage taken out of service during a completion', () => {
   let devnet: NetworkDevnet
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'neuroshard-retire-'))
-    await writeFile(join(dir, 'corpus.txt'), testCorpus(400).join('\n\n'))
-    const data = await prepareData({ dataDir: dir, source: { files: [join(dir, 'corpus.txt')] }, vocabSize: 300, shardTokens: 4096, validationFraction: 0.05 })
+    const prepared = await prepareTestData('retire', 400)
+    dir = prepared.dir
+    const data = prepared.data
     devnet = await startNetworkDevnet({
       nodes: 2,
       tokenizer: data.tokenizer,

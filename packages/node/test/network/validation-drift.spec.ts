@@ -10,16 +10,13 @@
  * weights at later rounds (real layer records over gossip, real weight transfer), as a holder whose groups
  * moved on does.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
 import { slotCount, slotWeightsStep } from '@neuroshard/layer-pool'
 import { createPipelineStage } from '@neuroshard/pipeline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetworkDevnet } from '../../src/network/devnet.js'
 import { modelLoss } from '../../src/network/node.js'
-import { prepareData } from '../../src/workspace.js'
-import { testCorpus } from './corpus.js'
+import { prepareTestData } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode, NetworkValidation } from '../../src/network/node.js'
 
@@ -43,9 +40,9 @@ describe('validation of a network whose slot groups are at different rounds', ()
   const events: NetworkValidation[] = []
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'neuroshard-val-drift-'))
-    await writeFile(join(dir, 'corpus.txt'), testCorpus(400).join('\n\n'))
-    const data = await prepareData({ dataDir: dir, source: { files: [join(dir, 'corpus.txt')] }, vocabSize: 300, shardTokens: 4096, validationFraction: 0.05 })
+    const prepared = await prepareTestData('val-drift', 400)
+    dir = prepared.dir
+    const data = prepared.data
     devnet = await startNetworkDevnet({
       nodes: 2,
       tokenizer: data.tokenizer,
