@@ -784,7 +784,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
    */
   private async runStageOutputs (stage: PipelineStage, session: Uint8Array, position: number, input: TensorData, rollback = false): Promise<{ hidden: TensorData, logits?: Float32Array }> {
     const ids = input.type === 'int64'
-    if (ids && stage.fused?.embed !== true) input = (await stage.embed!.forward({ input_ids: input })).hidden
+    // the lookup of a quantized stage reads the quantized table (the stage's inference model), a float32 one its forward graph
+    if (ids && stage.fused?.embed !== true) input = (await stage.embed!.infer({ input_ids: input })).hidden
     if (stage.blocks == null) return { hidden: input }
     if (!ids && stage.fused?.embed === true) throw new InvalidActivationError('this stage\'s blocks take token ids (it holds the embedding)')
     const [batch, seq] = input.dims
@@ -1135,7 +1136,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       done = (async () => {
         const d = stage.config.dModel
         const n = Math.min(32, stage.config.maxSeqLen - 1)
-        if (stage.embed != null) await stage.embed.forward({ input_ids: int64(new BigInt64Array(n), [1, n]) })
+        if (stage.embed != null) await stage.embed.infer({ input_ids: int64(new BigInt64Array(n), [1, n]) })
         for (const e of [stage.blocks, stage.head]) {
           if (e == null) continue
           const kv = await e.openInference()

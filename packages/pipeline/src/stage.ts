@@ -16,8 +16,8 @@ export interface PipelineStage {
   /** One past the last slot */
   readonly end: number
   /**
-   * The weights its inference runs with: `'int8'` / `'int4'` (blockwise, 32-value groups, baked into the blocks' and
-   * head's inference sessions) or `'fp32'`. Declare it in the layer-pool record (`layerPool({ quantization })`).
+   * The weights its inference runs with: `'int8'` / `'int4'` (blockwise, `quantBlockSize`-value groups, baked into the
+   * embed's, blocks' and head's inference sessions) or `'fp32'`. Declare it in the layer-pool record (`layerPool({ quantization })`).
    */
   readonly quantization: WeightQuantization
   /**
@@ -65,13 +65,15 @@ export interface CreateStageOptions extends RuntimeInit {
   /** Build the training graphs too @default true */
   training?: boolean
   /**
-   * Serve inference with quantized weights (`'int8'`, `'int4'`): the blocks' and head's inference sessions are built
-   * with the weights baked in and quantized (the embedding lookup stays float32). Inference-only stages
-   * (`training: false`): a training step would leave the quantized session behind the weights. @default 'fp32'
+   * Serve inference with quantized weights (`'int8'`, `'int4'`): the embed's, blocks' and head's inference sessions
+   * are built with the weights baked in and quantized — every matrix, the embedding table of the lookup included, as
+   * in a whole-model `InferenceEngine` of the same format and group size (layer-pool §2.4): the same quantized model
+   * whichever way it is split. Inference-only stages (`training: false`): a training step would leave the quantized
+   * session behind the weights. @default 'fp32'
    */
   quantization?: WeightQuantization
   /**
-   * Quantized stages: values per quantization group of the blocks' and head's weights, 32, 64 or 128 (runtime
+   * Quantized stages: values per quantization group of the stage's matrices, 32, 64 or 128 (runtime
    * `quantBlockSize`); a float32 stage takes none. @default 32
    */
   quantBlockSize?: QuantBlockSize
@@ -135,9 +137,10 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
       parameters: params,
       step,
       optimizer,
-      ...(quantization !== 'fp32' && role.kind !== 'embed' ? { quantization, ...(quantBlockSize !== undefined ? { quantBlockSize } : {}) } : {}),
+      ...(quantization !== 'fp32' ? { quantization, ...(quantBlockSize !== undefined ? { quantBlockSize } : {}) } : {}),
       graphs: {
-        // the embed forward serves inference too; the head's backward graph computes the loss itself
+        // the embed forward serves a float32 stage's inference too (a quantized embed looks ids up in its quantized
+        // table, `infer`); the head's backward graph computes the loss itself
         forward: role.kind === 'embed' || (training && role.kind === 'blocks') ? buildShardGraph(config, role, 'forward').bytes : undefined,
         backward: training ? buildShardGraph(config, role, 'backward').bytes : undefined,
         inference: role.kind === 'embed'

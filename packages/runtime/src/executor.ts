@@ -62,7 +62,9 @@ export interface ShardExecutorInit extends RuntimeInit {
    * `buildInferenceGraph`): the executor builds its inference graph itself with the quantized weights baked
    * in (`graphs.inference` is then ignored; its KV caches are `append` caches, token-major in the worker) and
    * rebuilds that session whenever `setParameters` changes the weights. The float32 weights stay resident for training graphs, `getParameters` and checkpoints.
-   * Blocks and head shards only (the embed shard has no inference graph). @default 'fp32'
+   * An embed shard's inference graph is the lookup in the quantized table (rows dequantized in the graph, `infer()`), so
+   * embed → blocks → head executors compute the same quantized model as a whole-model `InferenceEngine` (every matrix
+   * quantized, the embedding table included; layer-pool §2.4). @default 'fp32'
    */
   quantization?: WeightQuantization
   /**
@@ -145,7 +147,6 @@ export class ShardExecutor {
       throw new InvalidParametersError(`block range [${init.role.start}, ${init.role.end}) is outside the model's ${init.config.nLayers} blocks`)
     }
     const quantized = init.quantization !== undefined && init.quantization !== 'fp32'
-    if (quantized && init.role.kind === 'embed') throw new InvalidParametersError('the embed shard has no inference graph to quantize')
     if (init.quantBlockSize !== undefined) {
       if (!QUANT_BLOCK_SIZES.includes(init.quantBlockSize)) throw new InvalidParametersError(`quantBlockSize must be one of ${QUANT_BLOCK_SIZES.join(', ')}, got ${String(init.quantBlockSize)}`)
       if (!quantized) throw new InvalidParametersError('quantBlockSize needs a quantized executor (quantization int8 or int4)')
@@ -520,6 +521,18 @@ export class ShardExecutor {
       }
     }
     await this.runtime.worker.call({ op: 'setOptimizerState', m: Object.fromEntries(state.m), v: Object.fromEntries(state.v) }, [], options)
+  }
+
+  /**
+   * One inference run of a shard that keeps no KV cache: the embed shard's lookup (`input_ids` → `hidden`; a quantized
+   * embed shard reads its quantized table, a float32 one runs its forward graph, the same lookup) or the head's
+   * (`hidden` → `logits`). Same checks as `forward` (token ids in [0, vocabSize), 1 ≤ seq ≤ maxSeqLen). Blocks keep
+   * a cache: `openInference()`.
+   */
+  async infer (feeds: Record<string, TensorData>, options: RunOptions = {}): Promise<Record<string, TensorData>> {
+    if (this.role.kind === 'blocks') throw new SessionError(`shard ${describeRole(this.role)} keeps a KV cache: run it through openInference()`)
+    const session = this.role.kind === 'embed' ? this.sessions.inference ?? this.need('forward') : this.need('inference')
+    return await session.run(feeds, this.checks(options))
   }
 
   /** Open a KV-cache inference session over the inference graph (its cache lives in the worker) */

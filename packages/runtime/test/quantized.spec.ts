@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest'
-import { buildInferenceGraph, buildShardGraph, shardParameters } from '@neuroshard/model'
+import { buildInferenceGraph, buildShardGraph, dequantizeMatrix, quantizeMatrix, shardParameters } from '@neuroshard/model'
 import type { ShardRole } from '@neuroshard/model'
 import { Runtime, createInferenceEngine, createShardExecutor, int64, float32 } from '../src/index.js'
 import type { InferenceEngine, TensorData } from '../src/index.js'
@@ -186,8 +186,70 @@ describe('quantized spans (int8 / int4, MatMulNBits with baked weights)', () => 
     }
   }, 120_000)
 
-  it('refuses unknown formats and a quantized embed-only span', async () => {
+  it('embed, blocks and head executors of one format and group size compute the whole-model engine\'s quantized model (logits within 1e-4; the embed lookup reads the quantized table)', async () => {
+    const { config, parameters } = model
+    const V = config.vocabSize
+    const d = config.dModel
+    const pick = (role: ShardRole): Map<string, Float32Array> => new Map(shardParameters(config, role).map(s => [s.name, parameters.get(s.name)!]))
+    const embedRole: ShardRole = { kind: 'embed' }
+    const blocksRole: ShardRole = { kind: 'blocks', start: 0, end: config.nLayers }
+    const headRole: ShardRole = { kind: 'head' }
+    const ids = windows()[2].slice(0, 24)
+    const fp32 = await createInferenceEngine({ config, parameters })
+    try {
+      const ref32 = await engineLogits(fp32, ids)
+      for (const [quantization, blockSize] of [['int8', 32], ['int4', 32], ['int4', 128]] as const) {
+        const engine = await createInferenceEngine({ config, parameters, quantization, blockSize })
+        const opts = { quantization, quantBlockSize: blockSize, intraOpNumThreads: 1 }
+        const embed = await createShardExecutor({ config, role: embedRole, parameters: pick(embedRole), graphs: { forward: buildShardGraph(config, embedRole, 'forward').bytes }, ...opts })
+        const blocks = await createShardExecutor({ config, role: blocksRole, parameters: pick(blocksRole), graphs: {}, ...opts })
+        const head = await createShardExecutor({ config, role: headRole, parameters: pick(headRole), graphs: {}, ...opts })
+        try {
+          expect([embed.weightFormat, embed.quantBlockSize]).toEqual([quantization, blockSize])
+          // the lookup gives the rows of the quantized table (quantizeMatrix's rule, rows of the [V, d] table as groups)
+          const q = quantizeMatrix(parameters.get('embed.weight')!, d, V, { bits: quantization === 'int8' ? 8 : 4, blockSize, layout: 'NK' })
+          const table = dequantizeMatrix(q) // [d, V]
+          const hidden = (await embed.infer({ input_ids: int64(ids, [1, ids.length]) })).hidden
+          const want = new Float32Array(ids.length * d)
+          for (let t = 0; t < ids.length; t++) for (let k = 0; k < d; k++) want[t * d + k] = table[k * V + Number(ids[t])]
+          expect(hidden.data).toEqual(want)
+          // the training forward stays float32
+          const rows = (await embed.forward({ input_ids: int64(ids, [1, ids.length]) })).hidden.data as Float32Array
+          expect(rows.subarray(0, d)).toEqual(parameters.get('embed.weight')!.subarray(Number(ids[0]) * d, (Number(ids[0]) + 1) * d))
+          const kv = await blocks.openInference()
+          const y = (await kv.run({ hidden_in: hidden })).hidden_out
+          await kv.close()
+          const split = (await head.infer({ hidden: y })).logits.data as Float32Array
+          const whole = await engineLogits(engine, ids)
+          let worst = 0
+          for (let i = 0; i < whole.length; i++) worst = Math.max(worst, Math.abs(split[i] - whole[i]))
+          console.log(`${quantization}/${blockSize}: split executors vs whole-model engine max |Δlogit| ${worst.toExponential(2)}; vs fp32 ${(100 * relError(whole, ref32)).toFixed(2)} % of the spread`)
+          expect(worst, `${quantization}/${blockSize} split vs whole`).toBeLessThan(1e-4)
+          expect(relError(whole, ref32), `${quantization} is not float32`).toBeGreaterThan(1e-4)
+        } finally {
+          await Promise.all([engine.close(), embed.close(), blocks.close(), head.close()])
+        }
+      }
+    } finally {
+      await fp32.close()
+    }
+  }, 180_000)
+
+  it('refuses unknown formats; infer() is for shards without a KV cache', async () => {
     await expect(createInferenceEngine({ config: model.config, parameters: model.parameters, quantization: 'int3' as any })).rejects.toMatchObject({ name: 'InvalidParametersError' })
-    await expect(createShardExecutor({ config: model.config, role: { kind: 'embed' }, graphs: {}, quantization: 'int8' })).rejects.toMatchObject({ name: 'InvalidParametersError' })
+    const role: ShardRole = { kind: 'blocks', start: 0, end: 1 }
+    const blocks = await createShardExecutor({ config: model.config, role, graphs: {}, quantization: 'int4', intraOpNumThreads: 1 })
+    try {
+      await expect(blocks.infer({ hidden_in: float32(new Float32Array(model.config.dModel), [1, 1, model.config.dModel]) })).rejects.toMatchObject({ name: 'SessionError' })
+    } finally {
+      await blocks.close()
+    }
+    // a quantized embed executor checks token ids like the float32 one
+    const embed = await createShardExecutor({ config: model.config, role: { kind: 'embed' }, graphs: {}, quantization: 'int4', intraOpNumThreads: 1 })
+    try {
+      await expect(embed.infer({ input_ids: int64([BigInt(model.config.vocabSize)], [1, 1]) })).rejects.toMatchObject({ name: 'TokenIdOutOfRangeError' })
+    } finally {
+      await embed.close()
+    }
   })
 })
