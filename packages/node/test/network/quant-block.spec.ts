@@ -100,14 +100,17 @@ describe('a 4-bit node with 128-value quantization groups', () => {
     const weights = new Map<string, Float32Array>()
     for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
     const V = config.vocabSize
-    /** the sequence through one local stage of the whole model (embed → blocks → head executors, no wire) */
+    /**
+     * the sequence through one local stage of the whole model (embed → blocks → head executors, no wire); the lookup
+     * through `infer`, as the pipeline serves it (a quantized stage's reads the quantized table, layer-pool 1.7.1 §2.4)
+     */
     const score = async (opts: { quantization?: 'int4', quantBlockSize?: 32 | 128 }): Promise<Float32Array[]> => {
       const stage = await createPipelineStage({ config, start: 0, end: L + 2, parameters: weights, training: false, intraOpNumThreads: 1, ...opts })
       try {
         const blocks = await stage.blocks!.openInference()
         const head = await stage.head!.openInference()
         const run = async (ids: number[]): Promise<Float32Array> => {
-          const h = (await stage.embed!.forward({ input_ids: int64(ids, [1, ids.length]) })).hidden
+          const h = (await stage.embed!.infer({ input_ids: int64(ids, [1, ids.length]) })).hidden
           const y = (await blocks.run({ hidden_in: h })).hidden_out
           const logits = (await head.run({ hidden: y })).logits.data as Float32Array
           return logits.slice((ids.length - 1) * V, ids.length * V)
