@@ -7,7 +7,8 @@
  * sync DP's val loss after the same number of steps (same 4 data streams as experiments.ts's sync DP).
  * Environment: DILOCO_CHECKPOINT (as in experiments.ts; without it only the random init is probed),
  * DILOCO_PEAK_LR (default 3e-3), DILOCO_PROBE_ROUNDS (default 3), DILOCO_PROBE_H (default 100),
- * DILOCO_STEPS (the schedule's length, default 1000), DILOCO_PROBE_STARTS (`init,checkpoint` by default).
+ * DILOCO_STEPS (the schedule's length, default 1000), DILOCO_PROBE_STARTS (`init,checkpoint` by default),
+ * DILOCO_PROBE_ALL_DATA=1 (each worker draws from all 40 train shards, data-order seed i, instead of its 10 shards).
  */
 
 import { readFileSync } from 'node:fs'
@@ -31,6 +32,7 @@ const WORKERS = 4
 const SEQ = 64
 const BATCH = 8
 const WARMUP = Math.min(50, Math.floor(STEPS / 10))
+const ALL_DATA = process.env.DILOCO_PROBE_ALL_DATA === '1'
 
 const manifest = await readManifest(genesis)
 const train = await loadDataset(genesis, { split: 'train' })
@@ -60,7 +62,7 @@ const loop = async (shards: ArrayLike<number>[], seed: number, flat: Float32Arra
 const schedule = { peakLr: PEAK_LR, minLr: PEAK_LR / 10, warmupSteps: WARMUP, totalSteps: STEPS }
 const f4 = (x: number): string => x.toFixed(4)
 
-console.log(`round probe: tiny, ${WORKERS} workers, H = ${H}, ${ROUNDS} rounds, schedule warmup ${WARMUP} + cosine over ${STEPS} steps, peak lr ${PEAK_LR}; plain averaging of exact (fp32) pseudo-gradients`)
+console.log(`round probe: tiny, ${WORKERS} workers, H = ${H}, ${ROUNDS} rounds, schedule warmup ${WARMUP} + cosine over ${STEPS} steps, peak lr ${PEAK_LR}; plain averaging of exact (fp32) pseudo-gradients; workers draw from ${ALL_DATA ? 'all 40 train shards (seed i)' : 'their own 10 shards'}`)
 for (const start of STARTS) {
   const base = startWeights(start)
   const evaluator = await loop(allShards, 0, base)
@@ -69,7 +71,7 @@ for (const start of STARTS) {
   const sync = await loop(allShards, 0, base)
   const streams = workerShards.map((s, i) => new TrainBatchStream(s, { seqLen: SEQ, batchSize: BATCH, seed: i }))
   const workers: InnerLoop[] = []
-  for (let i = 0; i < WORKERS; i++) workers.push(await loop(workerShards[i], i, base))
+  for (let i = 0; i < WORKERS; i++) workers.push(await loop(ALL_DATA ? allShards : workerShards[i], i, base))
   console.log(`\nstart ${start}${start === 'checkpoint' ? ` (${CHECKPOINT})` : ''}: val loss ${f4(valStart)}`)
   console.log('\n| round | steps/worker | worker val losses (own weights after the round) | mean of workers | averaged model | averaged − best worker | sync DP after the same steps | worker train loss (mean over the round) | executor steps | lr of the last step |')
   console.log('|---|---|---|---|---|---|---|---|---|---|')
