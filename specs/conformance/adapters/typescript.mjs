@@ -824,17 +824,33 @@ async function handle (r) {
       const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
       const T = await tensorPkg()
       const floats = (b) => new Float32Array(Uint32Array.from(b).buffer)
+      const { adamwKernel } = await import('../../../packages/runtime/dist/src/optim.js')
       let pending
+      // the head's tied matrix and the replica's moments live with the head (the runtime's worker): SET_TIED's matrix
+      // goes through setParameters, the moments through seedTiedReplica, and the replica steps in stepTiedReplica —
+      // played here with the runtime's own AdamW kernel: the Driver's rows added to the head's gradient, in place
+      let tied = { p: undefined, m: undefined, v: undefined }
       const head = {
         stepCount: r.headStep,
         tiedParameters: ['embed.weight'],
         async takeTiedGradients () { const g = pending; pending = undefined; return g == null ? new Map() : new Map([['embed.weight', g]]) },
         async step () { head.stepCount++ },
-        async setParameters () {}
+        async setParameters (params) { if (params.has('embed.weight')) tied.p = Float32Array.from(params.get('embed.weight')) },
+        async seedTiedReplica (name, { m, v }) { tied.m = Float32Array.from(m); tied.v = Float32Array.from(v) },
+        async stepTiedReplica (name, g, rows, o) {
+          if (tied.p == null || tied.m == null || tied.v == null) throw Object.assign(new Error(`no tied replica of ${name} to step`), { name: 'InvalidTensorError' })
+          for (let k = 0; k < rows.ids.length; k++) for (let j = 0; j < r.dModel; j++) g[rows.ids[k] * r.dModel + j] += rows.data[k * r.dModel + j]
+          const finite = adamwKernel(tied.p, g, tied.m, tied.v, o)
+          if (!finite) tied = { p: tied.p, m: undefined, v: undefined }
+          return { finite, hash: createHash('sha256').update(new Uint8Array(tied.p.buffer, tied.p.byteOffset, tied.p.byteLength)).digest() }
+        }
       }
       const stage = { head, executors: [head], config: { vocabSize: r.vocabSize, dModel: r.dModel } }
       const svc = Object.assign(Object.create(DefaultPipeline.prototype), { train: new Map(), replicas: new Map(), seeds: new Map(), preparedTied: new Map(), tiedReplica: true, tiedRecompute: false, maxMessageSize: 1 << 20, log: () => {} })
-      if (r.replica != null) svc.replicas.set(stage, { step: r.replica.step, p: floats(r.replica.p), m: floats(r.replica.m), v: floats(r.replica.v) })
+      if (r.replica != null) {
+        tied = { p: floats(r.replica.p), m: floats(r.replica.m), v: floats(r.replica.v) }
+        svc.replicas.set(stage, { step: r.replica.step })
+      }
       const outcomes = []
       for (const x of r.ops) {
         try {
