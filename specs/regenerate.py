@@ -38,6 +38,7 @@ GENERATORS = {
     'ponw-ledger validator.json (gen-validator.py)': ('ponw-ledger/vectors', [PY, 'gen-validator.py'], ['ponw-ledger/vectors/validator.json'], []),
     'layer-pool targets.json (gen-targets.py)': ('layer-pool/vectors', [PY, 'gen-targets.py'], ['layer-pool/vectors/targets.json'], []),
     'layer-pool transfer.json (gen-transfer.py)': ('layer-pool/vectors', [PY, 'gen-transfer.py'], ['layer-pool/vectors/transfer.json'], []),
+    'layer-pool quant.json (gen-quant.py)': ('layer-pool/vectors', [PY, 'gen-quant.py'], ['layer-pool/vectors/quant.json'], []),
     'layer-pool records.json (packages/layer-pool vectors-gen)': ('.', ['node', 'packages/layer-pool/dist/test/vectors-gen.js'], ['layer-pool/vectors/records.json'], []),
     'tokenizer (reference.py --write)': ('tokenizer/vectors', [PY, 'reference.py', '--write'],
                                          ['tokenizer/vectors/tokenizer.json', 'tokenizer/vectors/pretokenize-*.json', 'tokenizer/vectors/encode-*.json',

@@ -586,6 +586,10 @@ def layer_pool_checks(call):
         yield 'transfer §1 canonical byte stream', c['name'], ok, r
         yield 'transfer §1 chunk hashes and chunks root', c['name'], (r.get('chunkHashes'), r.get('chunksRoot')) == (c['chunkHashes'], c['chunksRoot']), r
         yield 'transfer §1 weights hash', c['name'], r.get('weightsHash') == c['weightsHash'], r
+    # quant.json (gen-quant.py): the weights a quantized span multiplies (§2.4 rules 2-3)
+    for c in vec(spec, 'quant.json')['cases']:
+        r = call('layerPool.dequantized', **{k: c[k] for k in ('format', 'blockSize', 'rows', 'cols', 'groupsAlong', 'values')})
+        yield '§2.4 quantized weights (groups, int4 Q4_0 and int8 rules)', c['name'], r.get('dequantized') == c['dequantized'], {k: v for k, v in r.items() if k != 'dequantized'}
     # transfer.json (gen-transfer.py): a weight-transfer server's answers (R4 reset, R5 BAD_REQUEST, R6 NOT_FOUND, R8 OK)
     tr = vec(spec, 'transfer.json')
     for c in tr['cases']:

@@ -23,7 +23,7 @@ const SUITE_POINTS: Record<string, string[]> = {
     'transfer §1 chunk hashes and chunks root', 'transfer §1 weights hash', '§2.1 signed envelope (RFC 0002)', '§2.3 DHT key',
     '§2.2 record rules (errors, in order)', '§7 architecture versions', '§2.3 DHT value and key',
     'transfer §3, R4-R8 server answers (reset, BAD_REQUEST, NOT_FOUND, OK: manifest and chunks)', 'transfer R10-R14 requester (manifest, chunks, weights hash; the dropped replica\'s fault)',
-    'transfer R9 a server across content changes (sequences)'],
+    'transfer R9 a server across content changes (sequences)', '§2.4 quantized weights (groups, int4 Q4_0 and int8 rules)'],
   pipeline: ['§6 splitmix64 draw', '§6 sampling (greedy, temperature, top-k, top-p)', '§3 Request encoding (canonical proto3)', '§3 Response encoding (canonical proto3)',
     '§5 rule 2 activation frames (§3 deflate)', '§5 rule 2 targets frames', '§5 rule 1 routes (errors, in order)', '§5 rules 3-5, 13 sessions (sequences)',
     '§5 rule 14 drafts (refusals)', '§5 rule 12 tied STEP rows (refusals)', '§5 rule 7 training requests (sequences)', '§5 rule 15 standbys (none or one per hop)',

@@ -41,6 +41,7 @@ for sub in (('layer-pool', 'python'), ('pipeline', 'python'), ('swarm-router', '
 import layer_pool as LP  # noqa: E402  (specs/layer-pool/python: records, assignment, chunks)
 import transfer as LPT  # noqa: E402  (specs/layer-pool/python/transfer.py: the weight-transfer server, R4-R8)
 import targets as LPG  # noqa: E402  (specs/layer-pool/python/targets.py: §6 targets, §6.1 catching up)
+import quant as LPQ  # noqa: E402  (specs/layer-pool/python/quant.py: §2.4 the weights a quantized span multiplies)
 import pipeline as PL  # noqa: E402  (specs/pipeline/python: sampling, messages)
 import swarm_router as SR  # noqa: E402  (specs/swarm-router/python)
 import diloco as DL  # noqa: E402  (specs/diloco/python)
@@ -502,6 +503,10 @@ def layer_pool_op(op, req):
             return LP.chunks(req['tensors'], req['chunkSize'])
         if op == 'layerPool.serve':
             return serve_answer(LPT.serve(unhex(req['request']), req['holds'], req['chunkSize'], req['maxChunksPerRequest']))
+        if op == 'layerPool.dequantized':
+            v = [struct.unpack('<f', struct.pack('<I', b))[0] for b in req['values']]
+            d = LPQ.dequantized(v, req['rows'], req['cols'], req['format'], req['blockSize'], req['groupsAlong'])
+            return {'dequantized': [struct.unpack('<I', struct.pack('<f', x))[0] for x in d]}
         if op == 'layerPool.serveSequence':
             # transfer R9: this server keeps no chunk hashes, so each answer is computed from the content it then holds
             return {'answers': [serve_answer(LPT.serve(unhex(s['request']), s['holds'], req['chunkSize'], req['maxChunksPerRequest'])) for s in req['steps']]}

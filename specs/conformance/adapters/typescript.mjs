@@ -644,6 +644,19 @@ async function handle (r) {
       const server = await weightServer(r, () => holds)
       return await serveOnce(server, r.request)
     }
+    case 'layerPool.dequantized': {
+      // §2.4 rules 2-3: the model package's quantizeMatrix (what executors build their MatMulNBits / lookup from), read
+      // back with dequantizeMatrix; an [in, out] projection is `KN`, the embedding table [vocab, d] `NK` (K = d)
+      const M = await modelPkg()
+      const w = new Float32Array(Uint32Array.from(r.values).buffer)
+      const kn = r.groupsAlong === 'rows'
+      const [K, N] = kn ? [r.rows, r.cols] : [r.cols, r.rows]
+      const q = M.quantizeMatrix(w, K, N, { bits: r.format === 'int4' ? 4 : 8, blockSize: r.blockSize, layout: kn ? 'KN' : 'NK' })
+      const d = M.dequantizeMatrix(q)   // [K, N] row-major
+      const out = new Float32Array(r.rows * r.cols)
+      for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) out[kn ? k * N + n : n * K + k] = d[k * N + n]
+      return { dequantized: Array.from(new Uint32Array(out.buffer)) }
+    }
     case 'layerPool.serveSequence': {
       // transfer R9: one weightsServer answering each step's request while its provider holds that step's content; a
       // tensor whose content is the same as at an earlier step of the sequence is the same array (a provider returns
