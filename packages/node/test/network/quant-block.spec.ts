@@ -11,6 +11,7 @@ import { createPipelineStage } from '@neuroshard/pipeline'
 import { int64 } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetworkDevnet } from '../../src/network/devnet.js'
+import { retryUntilRouted, waitForCoverage } from './devnet-wait.js'
 import { prepareTestData } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 
@@ -32,13 +33,7 @@ describe('a 4-bit node with 128-value quantization groups', () => {
       node: { training: false, quantization: 'int4', quantBlockSize: 128 },
       ledger: false
     })
-    const deadline = Date.now() + 240_000
-    const ready = (): boolean => devnet.nodes.every(n => n.heldStages().length > 0) &&
-      Array.from({ length: slotCount(devnet.config) }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
-    while (!ready()) {
-      if (Date.now() > deadline) throw new Error('the devnet did not cover the model')
-      await new Promise(resolve => setTimeout(resolve, 250))
-    }
+    await waitForCoverage(devnet, { everyNodeServes: true })
   }, 300_000)
 
   afterAll(async () => {
@@ -83,17 +78,10 @@ describe('a 4-bit node with 128-value quantization groups', () => {
     const prompt = [5, 17, 42, 99, 7, 3, 250, 11]
     const n = 10
     const served: Array<{ id: number, logits: Float32Array }> = []
-    const deadline = Date.now() + 60_000
-    for (;;) {
-      try {
-        served.length = 0
-        for await (const t of driver.host.services.pipeline.generate(prompt, { maxNewTokens: n, temperature: 0, returnLogits: true })) served.push({ id: t.id, logits: t.logits! })
-        break
-      } catch (err: any) {
-        if (err.name !== 'NoRouteError' || Date.now() > deadline) throw err
-        await new Promise(resolve => setTimeout(resolve, 250))
-      }
-    }
+    await retryUntilRouted(async () => {
+      served.length = 0
+      for await (const t of driver.host.services.pipeline.generate(prompt, { maxNewTokens: n, temperature: 0, returnLogits: true })) served.push({ id: t.id, logits: t.logits! })
+    })
     expect(served.length).toBe(n)
 
     // the same sequence scored here: float32, 4-bit with 128-value groups, 4-bit with 32-value groups

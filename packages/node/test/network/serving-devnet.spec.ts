@@ -13,6 +13,7 @@ import { TextGenerator } from '@neuroshard/trainer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LocalGenerator } from '../../src/api/local-generator.js'
 import { startNetworkDevnet } from '../../src/network/devnet.js'
+import { retryUntilRouted, waitForCoverage } from './devnet-wait.js'
 import { prepareTestData } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { PreparedData } from '../../src/workspace.js'
@@ -40,13 +41,7 @@ describe('a serving-only devnet', () => {
     local = await LocalGenerator.create({ tokenizer: data.tokenizer, config: devnet.config, parameters: weights, threads: 1 })
     engine = await TextGenerator.create({ config: devnet.config, parameters: weights, threads: 1 })
     // every node serves a span and every slot is held
-    const deadline = Date.now() + 240_000
-    const ready = (): boolean => devnet.nodes.every(n => n.heldStages().length > 0) &&
-      Array.from({ length: slotCount(devnet.config) }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
-    while (!ready()) {
-      if (Date.now() > deadline) throw new Error('the devnet did not cover the model')
-      await new Promise(resolve => setTimeout(resolve, 250))
-    }
+    await waitForCoverage(devnet, { everyNodeServes: true })
   }, 300_000)
 
   afterAll(async () => {
@@ -60,16 +55,9 @@ describe('a serving-only devnet', () => {
 
   /** Generations that succeed once the Driver's layer records show a route (records spread by gossip) */
   async function generateOnce (driver: NetworkNode): Promise<void> {
-    const deadline = Date.now() + 60_000
-    for (;;) {
-      try {
-        for await (const _ of driver.generate([1, 2, 3], { maxNewTokens: 2, temperature: 0 })) { void _ }
-        return
-      } catch (err: any) {
-        if (err.name !== 'NoRouteError' || Date.now() > deadline) throw err
-        await new Promise(resolve => setTimeout(resolve, 250))
-      }
-    }
+    await retryUntilRouted(async () => {
+      for await (const _ of driver.generate([1, 2, 3], { maxNewTokens: 2, temperature: 0 })) { void _ }
+    })
   }
 
   it('router probes while other pings of the same peers are in flight ban no healthy peer', async () => {

@@ -5,10 +5,10 @@
  * runtime is closed") while pipelines changed.
  */
 import { rm } from 'node:fs/promises'
-import { slotCount } from '@neuroshard/layer-pool'
 import { int64 } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNetworkDevnet } from '../../src/network/devnet.js'
+import { retryUntilRouted, waitForCoverage } from './devnet-wait.js'
 import { prepareTestData } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 
@@ -28,13 +28,7 @@ describe('a stage taken out of service during a completion', () => {
       node: { training: false, inThread: false },
       ledger: false
     })
-    const deadline = Date.now() + 240_000
-    const ready = (): boolean => Array.from({ length: slotCount(devnet.config) }, (_, s) => s)
-      .every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
-    while (!ready()) {
-      if (Date.now() > deadline) throw new Error('the devnet did not cover the model')
-      await new Promise(resolve => setTimeout(resolve, 250))
-    }
+    await waitForCoverage(devnet)
   }, 300_000)
 
   afterAll(async () => {
@@ -46,16 +40,9 @@ describe('a stage taken out of service during a completion', () => {
     const driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))
     if (driver == null) throw new Error('no Driver')
     // a route exists once the Driver's layer records show the other half (gossip)
-    const deadline = Date.now() + 60_000
-    for (;;) {
-      try {
-        for await (const _ of driver.generate([1, 2, 3], { maxNewTokens: 1 })) { void _ }
-        break
-      } catch (err: any) {
-        if (err.name !== 'NoRouteError' || Date.now() > deadline) throw err
-        await new Promise(resolve => setTimeout(resolve, 250))
-      }
-    }
+    await retryUntilRouted(async () => {
+      for await (const _ of driver.generate([1, 2, 3], { maxNewTokens: 1 })) { void _ }
+    })
     const held = driver.heldStages().find(h => h.start === 0)
     if (held == null) throw new Error('the Driver holds no stage at slot 0')
     const ids: number[] = []
