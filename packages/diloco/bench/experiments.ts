@@ -16,7 +16,15 @@
  *   DILOCO_RESULTS (the results file), DILOCO_PEAK_LR (inner peak lr, default 3e-3; the schedule decays to a tenth),
  *   DILOCO_SAVE_CHECKPOINT (file: sync DP writes its final weights there, raw float32 in the span layout's order),
  *   DILOCO_CHECKPOINT (file written that way: every run starts from those weights instead of the random init,
- *   with fresh AdamW state and the same schedule; the "from a pretrained checkpoint" protocol of the README)
+ *   with fresh AdamW state and the same schedule; the "from a pretrained checkpoint" protocol of the README),
+ *   DILOCO_SCHEDULE_STEPS (the inner schedule's length, warmup min(50, a tenth) + cosine to a tenth of the peak;
+ *   default DILOCO_STEPS, or the resumed step + DILOCO_STEPS with DILOCO_RESUME),
+ *   DILOCO_SAVE_STATE (file prefix) with DILOCO_SAVE_STATE_AT (comma-separated step counts): sync DP writes its full
+ *   training state (weights, AdamW moments, step count, its 4 data streams' positions; bench/train-state.ts) to
+ *   `<prefix>-<step>.state` after those steps,
+ *   DILOCO_RESUME (such a file): every run continues it as one run — weights, AdamW moments and step count into sync
+ *   DP's and every worker's inner optimizer, data stream i (sync DP's i-th, worker i's) from its saved position, the
+ *   schedule going on from the saved step (no re-warmup); the README's "continued run" protocol)
  */
 
 import { existsSync, readFileSync } from 'node:fs'
@@ -28,6 +36,9 @@ import { countParameters, initParameter, modelParameters, preset } from '@neuros
 import { aLittleIsEnough, innerProductManipulation, signFlipping } from '@neuroshard/robust-agg'
 import { trainBpe } from '@neuroshard/tokenizer'
 import { aggregateRound, ErrorFeedback, flatten, InnerLoop, outerStep, payloadSize, resolveCodec, spanLayout, unflatten } from '../src/index.js'
+import { decodeTrainState, encodeTrainState } from './train-state.js'
+import type { TrainState } from './train-state.js'
+import type { DataPosition } from '@neuroshard/trainer'
 import type { AggregatorChoice, CodecName } from '../src/index.js'
 import type { Attack } from '@neuroshard/robust-agg'
 
@@ -47,6 +58,9 @@ const BATCH = 8
 const PEAK_LR = Number(process.env.DILOCO_PEAK_LR ?? 3e-3)
 const SAVE_CHECKPOINT = process.env.DILOCO_SAVE_CHECKPOINT
 const CHECKPOINT = process.env.DILOCO_CHECKPOINT
+const RESUME = process.env.DILOCO_RESUME
+const SAVE_STATE = process.env.DILOCO_SAVE_STATE
+const SAVE_STATE_AT = new Set((process.env.DILOCO_SAVE_STATE_AT ?? '').split(',').filter(x => x !== '').map(Number))
 const ANNOUNCE_BYTES = 300 // a signed announce with a few data-shard ids, measured on the wire format
 
 interface Result {
@@ -65,6 +79,8 @@ interface Result {
   commSecondsPerRound?: number
   wallSeconds: number
   finishedAt: string
+  /** DILOCO_RESUME: the training-state file and the step it continued from */
+  resumedFrom?: { file: string, step: number }
 }
 
 await mkdir(resultsDir, { recursive: true })
@@ -95,7 +111,14 @@ const config = { ...preset(PRESET), vocabSize: manifest.tokenizer.vocabSize }
 const specs = modelParameters(config)
 const P = countParameters(specs)
 const layout = spanLayout({ id: 'full', parameters: specs })
+if (CHECKPOINT !== undefined && RESUME !== undefined) throw new Error('DILOCO_CHECKPOINT and DILOCO_RESUME exclude each other')
+const resumed: TrainState | undefined = RESUME !== undefined ? decodeTrainState(readFileSync(RESUME), layout.size) : undefined
+if (resumed !== undefined && resumed.positions.length !== WORKERS) throw new Error(`${RESUME}: ${resumed.positions.length} data streams, expected ${WORKERS}`)
+const START_STEP = resumed?.step ?? 0
+const SCHEDULE_STEPS = Number(process.env.DILOCO_SCHEDULE_STEPS ?? START_STEP + STEPS)
+const WARMUP = Math.min(50, Math.floor(SCHEDULE_STEPS / 10))
 const fromCheckpoint = ((): Float32Array | undefined => {
+  if (resumed !== undefined) return resumed.weights
   if (CHECKPOINT === undefined) return undefined
   const b = readFileSync(CHECKPOINT)
   if (b.byteLength !== layout.size * 4) throw new Error(`${CHECKPOINT}: ${b.byteLength} bytes, expected ${layout.size * 4} (${layout.size} float32)`)
@@ -107,14 +130,21 @@ const init = (): Map<string, Float32Array> => fromCheckpoint !== undefined
   ? unflatten(layout, fromCheckpoint.slice())
   : new Map(specs.map(s => [s.name, initParameter(config, s, 0)]))
 if (CHECKPOINT !== undefined) console.log(`starting every run from ${CHECKPOINT}; inner peak lr ${PEAK_LR}`)
+if (resumed !== undefined) console.log(`continuing every run from ${RESUME} (step ${START_STEP}, AdamW moments, data positions ${JSON.stringify(resumed.positions)}); schedule warmup ${WARMUP} + cosine over ${SCHEDULE_STEPS} steps, peak lr ${PEAK_LR}`)
 console.log(`${PRESET}: ${P} parameters; ${train.shards.length} train shards (${perWorker} per worker by assignShards), ${STEPS} inner steps per worker of ${BATCH}×${SEQ} tokens`)
 
-async function loop (shards: ArrayLike<number>[], steps: number, seed: number, parameters = init()): Promise<InnerLoop> {
-  return await InnerLoop.create({ config, parameters, train: shards, validation: valShards, seqLen: SEQ, batchSize: BATCH, seed, peakLr: PEAK_LR, totalSteps: steps, warmupSteps: Math.min(50, Math.floor(steps / 10)), threads: THREADS, evalBatches: 16 })
+async function loop (shards: ArrayLike<number>[], steps: number, seed: number, parameters = init(), position?: DataPosition): Promise<InnerLoop> {
+  // the `single` baseline keeps its own schedule over its steps; every other run follows the run's schedule
+  const schedule = steps === STEPS ? { totalSteps: SCHEDULE_STEPS, warmupSteps: WARMUP } : { totalSteps: steps, warmupSteps: Math.min(50, Math.floor(steps / 10)) }
+  const l = await InnerLoop.create({ config, parameters, train: shards, validation: valShards, seqLen: SEQ, batchSize: BATCH, seed, peakLr: PEAK_LR, ...schedule, threads: THREADS, evalBatches: 16, ...(resumed !== undefined ? { step: resumed.step, ...(position !== undefined ? { position } : {}) } : {}) })
+  if (resumed !== undefined) await l.executor.setOptimizerState({ m: unflatten(layout, resumed.m.slice()), v: unflatten(layout, resumed.v.slice()) })
+  return l
 }
+const resumedInfo = resumed !== undefined ? { resumedFrom: { file: RESUME as string, step: resumed.step } } : {}
 
 // ---- baselines -----------------------------------------------------------------------------------
 async function single (): Promise<void> {
+  if (resumed !== undefined) throw new Error('the single-worker baseline does not continue a training state')
   const t0 = performance.now()
   const steps = STEPS * WORKERS
   const l = await loop(allShards, steps, 0)
@@ -130,7 +160,7 @@ async function syncDp (): Promise<void> {
   // a worker per shard set, but one set of weights: gradients of the 4 micro-batches are summed, then one step
   const { TrainBatchStream } = await import('@neuroshard/trainer')
   const { int64 } = await import('@neuroshard/runtime')
-  const streams = workerShards.map((s, i) => new TrainBatchStream(s, { seqLen: SEQ, batchSize: BATCH, seed: i }))
+  const streams = workerShards.map((s, i) => new TrainBatchStream(s, { seqLen: SEQ, batchSize: BATCH, seed: i, ...(resumed !== undefined ? { position: resumed.positions[i] } : {}) }))
   const l = await loop(allShards, STEPS, 0)
   const ex = l.executor
   let computeMs = 0
@@ -142,6 +172,14 @@ async function syncDp (): Promise<void> {
     }
     await ex.step({ gradNorm: Math.sqrt(await ex.gradNormSquared()) / WORKERS })
     computeMs += (performance.now() - c0) / WORKERS
+    if (SAVE_STATE !== undefined && SAVE_STATE_AT.has(ex.stepCount)) {
+      const opt = await ex.getOptimizerState()
+      const file = `${SAVE_STATE}-${ex.stepCount}.state`
+      await writeFile(file, encodeTrainState({
+        step: ex.stepCount, weights: flatten(layout, await l.getParameters()), m: flatten(layout, opt.m), v: flatten(layout, opt.v), positions: streams.map(st => st.position)
+      }))
+      console.log(`wrote ${file} (step ${ex.stepCount}, val loss ${(await l.evaluate()).toFixed(4)})`)
+    }
   }
   const valLoss = await l.evaluate()
   if (SAVE_CHECKPOINT !== undefined) {
@@ -155,7 +193,7 @@ async function syncDp (): Promise<void> {
   await save({
     name: 'sync-dp', kind: 'sync-dp', steps: STEPS, tokens: STEPS * WORKERS * BATCH * SEQ, valLoss, bytesPerNode: perStep * STEPS,
     rounds: STEPS, computeSecondsPerRound: computeMs / 1000 / STEPS, commSecondsPerRound: perStep / LINK,
-    wallSeconds: (performance.now() - t0) / 1000, finishedAt: new Date().toISOString()
+    wallSeconds: (performance.now() - t0) / 1000, finishedAt: new Date().toISOString(), ...resumedInfo
   })
 }
 
@@ -220,7 +258,7 @@ async function dilocoRun (c: DilocoConfig): Promise<void> {
   const t0 = performance.now()
   const codec = resolveCodec(c.codec)
   const loops: InnerLoop[] = []
-  for (let i = 0; i < WORKERS; i++) loops.push(await loop(workerShards[i], c.steps, i))
+  for (let i = 0; i < WORKERS; i++) loops.push(await loop(workerShards[i], c.steps, i, init(), resumed?.positions[i]))
   const ef = loops.map(() => new ErrorFeedback(layout.size))
   let base = flatten(layout, init())
   const momentum = new Float32Array(layout.size)
@@ -272,7 +310,7 @@ async function dilocoRun (c: DilocoConfig): Promise<void> {
     computeSecondsPerRound: computeMs / 1000 / rounds,
     // each node uploads its payload to the n − 1 others (direct streams; gossipsub's D-fanout is no cheaper)
     commSecondsPerRound: (WORKERS - 1) * payload / LINK,
-    wallSeconds: (performance.now() - t0) / 1000, finishedAt: new Date().toISOString()
+    wallSeconds: (performance.now() - t0) / 1000, finishedAt: new Date().toISOString(), ...resumedInfo
   })
 }
 

@@ -11,7 +11,7 @@ import { createShardExecutor, int64 } from '@neuroshard/runtime'
 import { learningRate, TrainBatchStream, validationBatches } from '@neuroshard/trainer'
 import type { ModelConfig } from '@neuroshard/model'
 import type { Device, ShardExecutor } from '@neuroshard/runtime'
-import type { TokenBatch, Tokens } from '@neuroshard/trainer'
+import type { DataPosition, TokenBatch, Tokens } from '@neuroshard/trainer'
 
 export interface InnerLoopInit {
   config: ModelConfig
@@ -32,6 +32,13 @@ export interface InnerLoopInit {
   minLr?: number
   warmupSteps?: number
   totalSteps: number
+  /**
+   * Optimizer steps already taken (a resumed run): the schedule and AdamW's bias correction go on from this step
+   * count instead of restarting at step 0. The moments go in with `executor.setOptimizerState`. @default 0
+   */
+  step?: number
+  /** Where this node's data stream starts (a resumed run: the `position` the stream had) @default the start */
+  position?: DataPosition
   weightDecay?: number
   maxGradNorm?: number
   /** @default 1 */
@@ -56,10 +63,12 @@ export class InnerLoop {
   private readonly stream: TrainBatchStream
   private readonly valBatches?: TokenBatch[]
   private readonly tokensPerStep: number
-  step = 0
+  /** Inner steps taken, counting the `step` it was created at */
+  step: number
 
-  private constructor (executor: ShardExecutor, stream: TrainBatchStream, tokensPerStep: number, valBatches?: TokenBatch[]) {
+  private constructor (executor: ShardExecutor, stream: TrainBatchStream, tokensPerStep: number, step: number, valBatches?: TokenBatch[]) {
     this.executor = executor
+    this.step = step
     this.stream = stream
     this.tokensPerStep = tokensPerStep
     if (valBatches !== undefined) this.valBatches = valBatches
@@ -70,9 +79,11 @@ export class InnerLoop {
     const seqLen = init.seqLen ?? Math.min(128, config.maxSeqLen)
     const batchSize = init.batchSize ?? 8
     if (!Number.isSafeInteger(init.totalSteps) || init.totalSteps < 1) throw new InvalidParametersError('totalSteps must be a positive integer')
+    const step = init.step ?? 0
+    if (!Number.isSafeInteger(step) || step < 0) throw new InvalidParametersError(`step must be a non-negative integer, got ${String(init.step)}`)
     const peakLr = init.peakLr ?? 3e-3
     const schedule = { peakLr, minLr: init.minLr ?? peakLr / 10, warmupSteps: init.warmupSteps ?? Math.min(100, Math.floor(init.totalSteps / 10)), totalSteps: init.totalSteps }
-    const stream = new TrainBatchStream(init.train, { seqLen, batchSize, seed: init.seed ?? 0 })
+    const stream = new TrainBatchStream(init.train, { seqLen, batchSize, seed: init.seed ?? 0, ...(init.position !== undefined ? { position: init.position } : {}) })
     const val = init.validation !== undefined ? validationBatches(init.validation, { seqLen, batchSize, maxBatches: init.evalBatches ?? 8 }) : undefined
     const executor = await createShardExecutor({
       config,
@@ -92,9 +103,10 @@ export class InnerLoop {
         schedule: (s: number) => learningRate(schedule, s)
       },
       device: init.device ?? 'cpu',
-      intraOpNumThreads: init.threads ?? 1
+      intraOpNumThreads: init.threads ?? 1,
+      step
     })
-    return new InnerLoop(executor, stream, seqLen * batchSize, val)
+    return new InnerLoop(executor, stream, seqLen * batchSize, step, val)
   }
 
   /** `steps` AdamW steps on this replica's data; the optimizer state stays in the executor */
@@ -109,6 +121,9 @@ export class InnerLoop {
     }
     return { steps, tokens: steps * this.tokensPerStep, meanLoss: steps > 0 ? loss / steps : NaN }
   }
+
+  /** Position of this node's next batch (with `step`, the executor's moments and the weights: what resumes the run) */
+  get position (): DataPosition { return this.stream.position }
 
   async getParameters (): Promise<Map<string, Float32Array>> { return await this.executor.getParameters() }
   async setParameters (p: Map<string, Float32Array>): Promise<void> { await this.executor.setParameters(p) }
