@@ -350,11 +350,11 @@ function emptyRequest (fields: Partial<Request>): Request {
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
     tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false,
     lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false,
-    ...fields
+    recomputed: [], ...fields
   }
 }
 
-const TRAINING_KINDS = new Set([Kind.TRAIN_FORWARD, Kind.TARGETS, Kind.GRAD_NORM, Kind.STEP, Kind.TAKE_TIED, Kind.SET_TIED])
+const TRAINING_KINDS = new Set([Kind.TRAIN_FORWARD, Kind.TARGETS, Kind.GRAD_NORM, Kind.STEP, Kind.TAKE_TIED, Kind.SET_TIED, Kind.HEAD_INPUT])
 
 /**
  * The rows of the Driver's tied embedding gradient that the step's tokens touched (every other row is zero
@@ -401,13 +401,38 @@ interface TiedReplica {
   grad?: { step: number, g: Float32Array }
 }
 
+/**
+ * A Driver's recompute of the head's tied gradient from HEAD_INPUT answers during the step's micro-batches (§4.4 rule 6,
+ * 1.7.0), on its copy of the head, while the Workers run their backward
+ */
+interface EarlyTied {
+  /** The Validator asked (peer/span) */
+  peer: string
+  /** The micro-batches recomputed, in the order accumulated */
+  ids: number[]
+  /** The head's final norm of the step (frame), from the first answer */
+  norm?: Uint8Array
+  head?: Promise<ShardExecutor>
+  /** false once anything went another way: the result is not used (TAKE_TIED then asks as 1.6.0 does) */
+  ok: boolean
+  /** Each micro-batch's answer then its recompute, in order */
+  chain: Promise<void>
+  /** The recompute running on the copy of the head (what a step that drops this waits for); never rejects */
+  work: Promise<void>
+}
+
 interface TrainState {
   /** Cached successful responses per micro-batch key (exactly-once accumulation) */
   done: Map<string, Promise<Response>>
   /** Targets waiting for their micro-batch (Validator) */
   targets: Map<string, TensorData>
-  /** A tied Validator: the inputs of the head's backward of this step, in the order it ran them (for `tied_recompute`) */
-  headInputs: Array<{ microBatch: number, hidden: TensorData }>
+  /**
+   * A tied Validator: the inputs of the head's backward of this step, in the order it ran them (for `tied_recompute`);
+   * `done` once that backward accumulated (what HEAD_INPUT answers, 1.7.0), `key` the micro-batch's
+   */
+  headInputs: Array<{ microBatch: number, key: string, hidden: TensorData, done: boolean }>
+  /** HEAD_INPUT requests waiting for their micro-batch's head backward, by micro-batch key */
+  headWaiters: Map<string, Array<() => void>>
 }
 
 export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implements Pipeline, Startable {
@@ -456,6 +481,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
    * background after that step; `set` is whether it took it
    */
   private readonly shadowMatrix = new Map<PipelineStage, { step: number, set: Promise<boolean> }>()
+  /** The current step's early recompute (1.7.0) per Driver stage, so a step that failed leaves no work running into the next */
+  private readonly earlyTied = new Map<PipelineStage, EarlyTied>()
+  /** Tied Validators (peer/span) that refused HEAD_INPUT (older than 1.7.0): not asked again */
+  private readonly headInputDeclined = new Set<string>()
   private readonly replicas = new Map<PipelineStage, TiedReplica>()
   /** Tied Validators (peer/span) that took the moments and still kept no replica: they decline, send them no more */
   private readonly tiedDeclined = new Set<string>()
@@ -629,7 +658,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   removeStage (stage: PipelineStage): void {
     const i = this.own.indexOf(stage)
     if (i >= 0) this.own.splice(i, 1)
-    this.train.delete(stage)
+    this.dropTrainState(stage)
     this.replicas.delete(stage)
     this.seeds.delete(stage)
     this.preparedTied.delete(stage)
@@ -675,6 +704,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         case Kind.STEP: return await this.serveStep(req, stage)
         case Kind.TAKE_TIED: return await this.serveTakeTied(req, stage)
         case Kind.SET_TIED: return await this.serveSetTied(req, stage)
+        case Kind.HEAD_INPUT: return await this.serveHeadInput(req, stage, signal)
         case Kind.CLOSE:
           await this.sessions.close(this.sessionKey(req.session, stage))
           this.dropSessionLinks(req.session)
@@ -1286,10 +1316,17 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private trainState (stage: PipelineStage): TrainState {
     let s = this.train.get(stage)
     if (s == null) {
-      s = { done: new Map(), targets: new Map(), headInputs: [] }
+      s = { done: new Map(), targets: new Map(), headInputs: [], headWaiters: new Map() }
       this.train.set(stage, s)
     }
     return s
+  }
+
+  /** The step's training state is over (stepped, stage removed): HEAD_INPUT requests still waiting answer without an input */
+  private dropTrainState (stage: PipelineStage): void {
+    const s = this.train.get(stage)
+    this.train.delete(stage)
+    if (s != null) for (const fns of s.headWaiters.values()) for (const fn of fns) fn()
   }
 
   private checkStep (req: Request, stage: PipelineStage): void {
@@ -1334,7 +1371,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       }
       if (!(Number.isFinite(req.lossScale) && req.lossScale > 0 && req.lossScale <= 1)) throw new PipelineRequestError(`loss_scale ${req.lossScale} outside (0, 1]`)
       // a tied head keeps what its backward ran on, in the order it ran (for a TAKE_TIED with tied_recompute)
-      const input = stage.head.tiedParameters.length > 0 && this.tiedReplica ? { microBatch: req.microBatch, hidden: out } : undefined
+      const input = stage.head.tiedParameters.length > 0 && this.tiedReplica ? { microBatch: req.microBatch, key, hidden: out, done: false } : undefined
       if (input != null) state.headInputs.push(input)
       let r: Record<string, TensorData>
       try {
@@ -1344,6 +1381,13 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         throw err
       }
       state.targets.delete(key)
+      if (input != null) {
+        // accumulated: a HEAD_INPUT waiting for it answers now (1.7.0), while this answer goes back up the chain
+        input.done = true
+        const waiting = state.headWaiters.get(key)
+        state.headWaiters.delete(key)
+        for (const fn of waiting ?? []) fn()
+      }
       if (req.lastMicroBatch && stage.head.tiedParameters.length > 0) this.prepareTied(stage, req.step)
       gradOut = r.grad_hidden
       loss = (r.loss.data as Float32Array)[0]
@@ -1386,7 +1430,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     // the Driver's rows of the tied gradient are checked before anything steps
     const rows = req.tiedIds.length > 0 ? this.tiedRows(req, stage) : undefined
     for (const e of stage.executors) await e.step({ gradNorm: req.gradNorm })
-    this.train.delete(stage)
+    this.dropTrainState(stage)
     const replica = this.replicas.get(stage)
     if (stage.head?.tiedParameters.length === 0 || stage.head == null || replica == null) return emptyResponse({})
     if (rows == null || replica.step !== req.step || replica.grad?.step !== req.step) {
@@ -1453,6 +1497,51 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.preparedTied.set(stage, { step, ready })
   }
 
+  /**
+   * HEAD_INPUT (§4.4 rule 6, 1.7.0): the input the head's backward of (session, step, micro_batch) ran on, answered once
+   * that backward has accumulated (waiting up to the message timeout), with the head's final norm; without an input
+   * (`replica` false) when this node keeps no replica in step or the micro-batch did not accumulate in time.
+   */
+  private async serveHeadInput (req: Request, stage: PipelineStage, signal: AbortSignal): Promise<Response> {
+    if (stage.head == null || stage.head.tiedParameters.length === 0) throw new InvalidRouteError('head inputs come from a tied Validator (the hop holding the head)')
+    this.checkStep(req, stage)
+    const inStep = (): boolean => {
+      const replica = this.replicas.get(stage)
+      return this.tiedReplica && replica != null && replica.step === stage.head!.stepCount && replica.step === req.step
+    }
+    if (!inStep()) return emptyResponse({})
+    const state = this.trainState(stage)
+    const key = this.microKey(req)
+    const find = (): TrainState['headInputs'][number] | undefined => this.train.get(stage)?.headInputs.find(i => i.key === key && i.done)
+    let input = find()
+    if (input == null) {
+      let waiting = 0
+      for (const fns of state.headWaiters.values()) waiting += fns.length
+      if (waiting >= this.maxMicroBatches) throw new PipelineRequestError(`more than ${this.maxMicroBatches} HEAD_INPUT requests waiting`)
+      await new Promise<void>(resolve => {
+        const done = (): void => {
+          clearTimeout(timer)
+          signal.removeEventListener('abort', done)
+          const fns = state.headWaiters.get(key)
+          if (fns != null) {
+            const i = fns.indexOf(done)
+            if (i >= 0) fns.splice(i, 1)
+            if (fns.length === 0) state.headWaiters.delete(key)
+          }
+          resolve()
+        }
+        const timer = setTimeout(done, this.timeout)
+        signal.addEventListener('abort', done)
+        state.headWaiters.set(key, [...(state.headWaiters.get(key) ?? []), done])
+      })
+      input = find()
+    }
+    if (input == null || !inStep()) return emptyResponse({})
+    const c = stage.config
+    const norm = (await stage.head.runtime.getResident(['final_norm.weight']))['final_norm.weight'].data as Float32Array
+    return emptyResponse({ replica: true, headInputs: [encodeActivation(input.hidden, false)], headMicroBatches: [input.microBatch], headNorm: encodeNamed('final_norm.weight', norm, [c.dModel]) })
+  }
+
   private async serveTakeTied (req: Request, stage: PipelineStage): Promise<Response> {
     if (stage.head == null) throw new InvalidRouteError('tied gradients are taken from the Validator')
     this.checkStep(req, stage)
@@ -1481,6 +1570,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (replica != null && replica.step === stage.head.stepCount && req.tiedReplica && this.tiedReplica) {
       replica.grad = { step: req.step, g: got ?? new Float32Array(c.vocabSize * c.dModel) }
       const inputs = this.train.get(stage)?.headInputs ?? []
+      // (1.7.0) the Driver recomputed the head's inputs it got by HEAD_INPUT: exactly the micro-batches the head
+      // accumulated, in its order, so its H is complete: the order is the answer
+      if (req.tiedRecompute && got != null && inputs.length > 0 && inputs.length === req.recomputed.length && inputs.every((x, i) => x.microBatch === req.recomputed[i])) {
+        return emptyResponse({ replica: true, headMicroBatches: inputs.map(i => i.microBatch) })
+      }
       if (req.tiedRecompute && got != null && inputs.length > 0) {
         // the Driver recomputes the gradient from what the head ran on (§4.4, 1.6.0): its inputs and its final norm
         const headInputs = inputs.map(i => encodeActivation(i.hidden, false))
@@ -1511,8 +1605,24 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       throw new PipelineRequestError(`head_micro_batches [${ids.join(', ')}] do not name ${res.headInputs.length} distinct micro-batches of the step`)
     }
     const norm = decodeNamed(res.headNorm, 'final_norm.weight', c.dModel, this.maxMessageSize)
+    const head = await this.shadowHead(stage, step, norm)
+    try {
+      for (let k = 0; k < ids.length; k++) await this.recomputeOne(stage, head, res.headInputs[k], k, ids[k], list[ids[k]], lossScale)
+      const g = (await head.takeTiedGradients()).get('embed.weight')
+      if (g == null) throw new PipelineRequestError('the recomputed head took no tied gradient')
+      return g
+    } finally {
+      await head.zeroGradients()
+    }
+  }
+
+  /**
+   * The Driver's copy of the head for step `step`, gradients zeroed, with the head's final norm and the matrix the replica
+   * holds: the one the last step ended with (set in the background since), else this node's
+   */
+  private async shadowHead (stage: PipelineStage, step: number, norm: Float32Array): Promise<ShardExecutor> {
+    const c = stage.config
     let shadow = this.shadowHeads.get(stage)
-    // the matrix the replica holds: the one the last step ended with (set in the background since), else this node's
     const pending = this.shadowMatrix.get(stage)
     this.shadowMatrix.delete(stage)
     if (shadow != null && pending?.step === step && await pending.set) {
@@ -1532,19 +1642,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     const head = await shadow
     await head.zeroGradients()
-    try {
-      for (let k = 0; k < ids.length; k++) {
-        const b = list[ids[k]]
-        const hidden = decodeActivation(res.headInputs[k], { ...this.limits(stage, false, 'head_inputs'), maxBatch: b.batch, maxSeq: b.seq })
-        if (hidden.dims[0] !== b.batch || hidden.dims[1] !== b.seq) throw new InvalidActivationError(`head_inputs[${k}] is [${hidden.dims.join(', ')}], micro-batch ${ids[k]} is [${b.batch}, ${b.seq}]`)
-        await head.backward({ hidden, targets: int64(b.targets, [b.batch, b.seq]), grad_loss: float32([lossScale], []) })
-      }
-      const g = (await head.takeTiedGradients()).get('embed.weight')
-      if (g == null) throw new PipelineRequestError('the recomputed head took no tied gradient')
-      return g
-    } finally {
-      await head.zeroGradients()
-    }
+    return head
+  }
+
+  /** One micro-batch of the head's backward on the Driver's copy of the head: its input as the Validator sent it (index `k`) */
+  private async recomputeOne (stage: PipelineStage, head: ShardExecutor, frame: Uint8Array, k: number, id: number, b: TrainBatch, lossScale: number): Promise<void> {
+    const hidden = decodeActivation(frame, { ...this.limits(stage, false, 'head_inputs'), maxBatch: b.batch, maxSeq: b.seq })
+    if (hidden.dims[0] !== b.batch || hidden.dims[1] !== b.seq) throw new InvalidActivationError(`head_inputs[${k}] is [${hidden.dims.join(', ')}], micro-batch ${id} is [${b.batch}, ${b.seq}]`)
+    await head.backward({ hidden, targets: int64(b.targets, [b.batch, b.seq]), grad_loss: float32([lossScale], []) })
   }
 
   private async serveSetTied (req: Request, stage: PipelineStage): Promise<Response> {
@@ -2084,6 +2189,59 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   }
 
 
+  private newEarlyTied (stage: PipelineStage, route: Request['route']): EarlyTied {
+    const v = route[route.length - 1]
+    const e: EarlyTied = { peer: `${hex(v.peer)}/${v.start}-${v.end}`, ids: [], ok: true, chain: Promise.resolve(), work: Promise.resolve() }
+    this.earlyTied.set(stage, e)
+    return e
+  }
+
+  /**
+   * (1.7.0, §4.4 rule 6) Ask the micro-batch's Validator for the input its head's backward runs on, beside the
+   * TRAIN_FORWARD, and recompute the head's tied gradient of it on this node's copy of the head when it comes (in the
+   * micro-batches' order), while the Workers run their backward. Whatever does not fit (another Validator, an answer
+   * without an input, an error) drops the early work: TAKE_TIED then asks as 1.6.0 does.
+   */
+  private askHeadInput (stage: PipelineStage, route: Request['route'], base: Partial<Request>, list: TrainBatch[], lossScale: number, e: EarlyTied, signal?: AbortSignal): void {
+    const last = route.length - 1
+    const v = route[last]
+    const peer = `${hex(v.peer)}/${v.start}-${v.end}`
+    if (peer !== e.peer) e.ok = false
+    if (!e.ok) return
+    if (this.headInputDeclined.has(peer)) {
+      e.ok = false
+      return
+    }
+    const mb = base.microBatch!
+    const step = base.step!
+    const answer = this.send(route, last, emptyRequest({ ...base, kind: Kind.HEAD_INPUT, hop: last, hidden: new Uint8Array(0) }), signal).catch(() => undefined)
+    e.chain = e.chain.then(async () => {
+      const r = await answer
+      if (!e.ok) return
+      if (r?.error === PipelineRequestError.name) this.headInputDeclined.add(peer)
+      if (r == null || r.error !== '' || !r.replica || r.headInputs.length !== 1 || r.headMicroBatches.length !== 1 || r.headMicroBatches[0] !== mb || e.ids.includes(mb)) {
+        e.ok = false
+        return
+      }
+      if (e.norm == null) {
+        e.norm = r.headNorm
+        const norm = decodeNamed(r.headNorm, 'final_norm.weight', stage.config.dModel, this.maxMessageSize)
+        e.head = this.shadowHead(stage, step, norm)
+      } else if (!equalBytes(e.norm, r.headNorm)) {
+        e.ok = false
+        return
+      }
+      e.work = (async () => {
+        await this.recomputeOne(stage, await e.head!, r.headInputs[0], 0, mb, list[mb], lossScale)
+        e.ids.push(mb)
+      })().catch(err => {
+        this.log('step %d: early recompute of micro-batch %d dropped: %e', step, mb, err)
+        e.ok = false
+      })
+      await e.work
+    }).catch(() => { e.ok = false })
+  }
+
   async trainStep (batches: TrainBatch | TrainBatch[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
     const { stage, router } = this.need()
     const list = Array.isArray(batches) ? batches : [batches]
@@ -2116,6 +2274,16 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const deflateFor = (b: TrainBatch): boolean => compress && deflateOn && b.batch * b.seq * config.dModel >= DEFLATE_MIN_BYTES
     const session = this.runId
     const lossScale = 1 / list.length
+    // (1.7.0) the head's tied gradient recomputed from HEAD_INPUT answers while the Workers run their backward; a
+    // previous step's that did not finish is dropped first
+    const previous = this.earlyTied.get(stage)
+    this.earlyTied.delete(stage)
+    if (previous != null) {
+      previous.ok = false
+      await previous.work
+    }
+    const earlyOn = config.tieEmbeddings && stage.head == null && this.tiedReplica && this.tiedRecompute
+    let early: EarlyTied | undefined
     const participants = new Map<string, { route: Request['route'], hop: number }>()
     const losses: number[] = []
     let retries = 0
@@ -2136,7 +2304,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           h = stage.blocks != null ? (await stage.blocks.forward({ hidden_in: h0 })).hidden_out : h0
           // (not when the Driver will recompute the tied gradient: the Validator need not encode it)
           const lastMicroBatch = mb === list.length - 1 && config.tieEmbeddings && stage.head == null && !(this.tiedReplica && this.tiedRecompute)
-          res = await this.send(route, 1, emptyRequest({ ...base, kind: Kind.TRAIN_FORWARD, hop: 1, hidden: encodeActivation(h, compress, deflate), lossScale, lastMicroBatch }), signal)
+          const forward = this.send(route, 1, emptyRequest({ ...base, kind: Kind.TRAIN_FORWARD, hop: 1, hidden: encodeActivation(h, compress, deflate), lossScale, lastMicroBatch }), signal)
+          if (earlyOn && attempt === 0) this.askHeadInput(stage, route, base, list, lossScale, early ??= this.newEarlyTied(stage, route), signal)
+          res = await forward
         }
         if (res.error === HopFailedError.name) {
           const err = this.failover(router, route, res)
@@ -2189,7 +2359,17 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (tied) {
       for (const v of validators) {
         const t0 = performance.now()
-        const res = await control(Kind.TAKE_TIED, v, { tiedReplica: offer, tiedRecompute: offer && this.tiedRecompute })
+        // (1.7.0) the micro-batches already recomputed from HEAD_INPUT answers; anything else drops that work
+        let recomputed: number[] = []
+        if (early != null) {
+          if (early.ok && offer && early.peer === declinedKey(v)) await early.chain
+          if (early.ok && offer && early.peer === declinedKey(v)) recomputed = early.ids
+          else {
+            early.ok = false
+            await early.work
+          }
+        }
+        const res = await control(Kind.TAKE_TIED, v, { tiedReplica: offer, tiedRecompute: offer && this.tiedRecompute, recomputed })
         this.log('step %d: TAKE_TIED answered in %d ms (%d bytes, replica %s)', step, Math.round(performance.now() - t0), res.tied.length + res.headInputs.reduce((a, b) => a + b.length, 0), res.replica)
         if (offer && res.replica) {
           replicas.add(v)
@@ -2197,7 +2377,29 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           // head's); one Validator when offered. Only those rows leave the worker
           rows = await embeddingRows(stage.embed!, list, config.dModel)
         }
-        if (res.headInputs.length > 0) {
+        const complete = res.headInputs.length === 0 && res.headMicroBatches.length > 0
+        if (complete) {
+          // (1.7.0) H is what this node recomputed: the Validator's head accumulated exactly those micro-batches, in order
+          if (!(recomputed.length > 0 && res.replica && res.tied.length === 0 && res.headMicroBatches.length === recomputed.length && res.headMicroBatches.every((x, i) => x === recomputed[i]))) {
+            throw new PipelineRequestError(`head_micro_batches [${res.headMicroBatches.join(', ')}] answered without head_inputs, not the ${recomputed.length} recomputed micro-batches with a replica in step`)
+          }
+          const head = await early!.head!
+          try {
+            const g = (await head.takeTiedGradients()).get('embed.weight')
+            if (g == null) throw new PipelineRequestError('the recomputed head took no tied gradient')
+            this.log('step %d: tied gradient recomputed during the micro-batches (%d)', step, recomputed.length)
+            await stage.embed!.addGradients(new Map([['embed.weight', g]]), { transfer: true })
+          } finally {
+            await head.zeroGradients()
+          }
+        } else if (early != null && recomputed.length > 0) {
+          // the Validator answered another way: the early work is not used
+          early.ok = false
+          await early.work
+        }
+        if (complete) {
+          // done above
+        } else if (res.headInputs.length > 0) {
           if (!(offer && this.tiedRecompute && res.replica && res.tied.length === 0)) throw new PipelineRequestError('head_inputs answered without tied_recompute and a replica in step')
           const t1 = performance.now()
           const g = await this.recomputeTied(stage, res, list, lossScale, step)
@@ -2211,6 +2413,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         }
       }
     }
+    if (early != null) this.earlyTied.delete(stage)
     this.log('step %d: tied gradients taken', step)
     const tTied = performance.now()
     for (const e of stage.executors) {

@@ -16,6 +16,7 @@ export enum Kind {
   CLOSE = 'CLOSE',
   WARM = 'WARM',
   TOKENS = 'TOKENS',
+  HEAD_INPUT = 'HEAD_INPUT',
   TRUNCATE = 'TRUNCATE',
   DRAFT = 'DRAFT'
 }
@@ -32,6 +33,7 @@ enum __KindValues {
   CLOSE = 8,
   WARM = 9,
   TOKENS = 10,
+  HEAD_INPUT = 11,
   TRUNCATE = 12,
   DRAFT = 13
 }
@@ -555,6 +557,7 @@ export interface Request {
   standbys: Uint8Array<ArrayBuffer>[]
   quiet: boolean
   tiedRecompute: boolean
+  recomputed: number[]
   rollback: boolean
   draftCount: number
   draft: DraftToken[]
@@ -704,6 +707,13 @@ export namespace Request {
           w.bool(obj.tiedRecompute)
         }
 
+        if (obj.recomputed != null && obj.recomputed.length > 0) {
+          for (const value of obj.recomputed) {
+            w.uint32(216)
+            w.uint32(value)
+          }
+        }
+
         if ((obj.rollback != null && obj.rollback !== false)) {
           w.uint32(240)
           w.bool(obj.rollback)
@@ -750,6 +760,7 @@ export namespace Request {
           standbys: [],
           quiet: false,
           tiedRecompute: false,
+          recomputed: [],
           rollback: false,
           draftCount: 0,
           draft: []
@@ -879,6 +890,14 @@ export namespace Request {
               obj.tiedRecompute = reader.bool()
               break
             }
+            case 27: {
+              if (opts.limits?.recomputed != null && obj.recomputed.length === opts.limits.recomputed) {
+                throw new MaxLengthError('Decode error - repeated field "recomputed" had too many elements')
+              }
+
+              obj.recomputed.push(reader.uint32())
+              break
+            }
             case 30: {
               obj.rollback = reader.bool()
               break
@@ -909,6 +928,7 @@ export namespace Request {
         const obj = {
           route: 0,
           standbys: 0,
+          recomputed: 0,
           draft: 0
         }
 
@@ -1117,6 +1137,21 @@ export namespace Request {
                 field: `${prefix}.tiedRecompute`,
                 value: reader.bool()
               }
+              break
+            }
+            case 27: {
+              if (opts.limits?.recomputed != null && obj.recomputed === opts.limits.recomputed) {
+                throw new MaxLengthError('Streaming decode error - repeated field "recomputed" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.recomputed[]`,
+                index: obj.recomputed,
+                value: reader.uint32()
+              }
+
+              obj.recomputed++
+
               break
             }
             case 30: {
@@ -1357,6 +1392,12 @@ export namespace Request {
     value: boolean
   }
 
+  export interface RequestRecomputedFieldEvent {
+    field: '$.recomputed[]'
+    index: number
+    value: number
+  }
+
   export interface RequestRollbackFieldEvent {
     field: '$.rollback'
     value: boolean
@@ -1393,7 +1434,7 @@ export namespace Request {
     return decodeMessage(buf, Request.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestMirrorFieldEvent | RequestStandbysFieldEvent | RequestQuietFieldEvent | RequestTiedRecomputeFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestMirrorFieldEvent | RequestStandbysFieldEvent | RequestQuietFieldEvent | RequestTiedRecomputeFieldEvent | RequestRecomputedFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
     return streamMessage(buf, Request.codec(), opts)
   }
 }
