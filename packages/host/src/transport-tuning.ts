@@ -21,17 +21,45 @@ function coalesceSends<S extends MessageStream> (stream: S): S {
   return stream
 }
 
-/** `factory`'s encrypter, whose encrypted frames reach the transport as one buffer each (see `coalesceSends`) */
+/** Thrown by `noiseFrameLength` when fewer than 2 bytes are buffered: allocated once (no stack trace per frame) */
+const NEED_MORE = new RangeError('Could not decode int16BE')
+
+/**
+ * The 2-byte big-endian length of a Noise transport frame, as @chainsafe/libp2p-noise's `uint16BEDecode` reads it,
+ * for its frame decoder (@libp2p/utils' LengthPrefixedDecoder), which calls it once more after every frame it takes
+ * and stops at the RangeError. Noise's own throws a new RangeError each time (a stack trace per received frame,
+ * under async stack traces) and reads a buffer list through a new DataView; this one throws one preallocated error
+ * and reads the two bytes. Same values, same errors.
+ */
+export function noiseFrameLength (data: Uint8Array | { byteLength: number, get(i: number): number }): number {
+  if (data.byteLength < 2) throw NEED_MORE
+  return data instanceof Uint8Array ? (data[0] << 8) | data[1] : (data.get(0) << 8) | data.get(1)
+}
+
+/** The frame decoder of a Noise-encrypted stream (a field of @chainsafe/libp2p-noise 17's EncryptedMessageStream) */
+interface NoiseDecoderHolder { decoder?: { lengthDecoder?: unknown } }
+
+/** Gives a secured connection's Noise frame decoder `noiseFrameLength` (left as it is if the shape is not Noise 17's) */
+function fastFrameLength (secured: SecuredConnection): SecuredConnection {
+  const decoder = (secured.connection as unknown as NoiseDecoderHolder).decoder
+  if (decoder != null && typeof decoder.lengthDecoder === 'function') decoder.lengthDecoder = noiseFrameLength
+  return secured
+}
+
+/**
+ * `factory`'s encrypter, whose encrypted frames reach the transport as one buffer each (see `coalesceSends`) and whose
+ * received frames' lengths are read without a new error per frame (see `noiseFrameLength`)
+ */
 export function coalescingEncrypter<Components> (factory: (components: Components) => ConnectionEncrypter): (components: Components) => ConnectionEncrypter {
   return (components) => {
     const encrypter = factory(components)
     return Object.assign(Object.create(encrypter) as ConnectionEncrypter, {
       protocol: encrypter.protocol,
       async secureInbound (connection: MessageStream, options?: SecureConnectionOptions): Promise<SecuredConnection> {
-        return await encrypter.secureInbound(coalesceSends(connection), options)
+        return fastFrameLength(await encrypter.secureInbound(coalesceSends(connection), options))
       },
       async secureOutbound (connection: MessageStream, options?: SecureConnectionOptions): Promise<SecuredConnection> {
-        return await encrypter.secureOutbound(coalesceSends(connection), options)
+        return fastFrameLength(await encrypter.secureOutbound(coalesceSends(connection), options))
       }
     })
   }

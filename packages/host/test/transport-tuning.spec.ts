@@ -6,6 +6,7 @@
 import net from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createNeuroShardHost } from '../src/index.js'
+import { noiseFrameLength } from '../src/transport-tuning.js'
 import type { NeuroShardHost } from '../src/index.js'
 import type { Stream } from '@libp2p/interface'
 
@@ -89,4 +90,42 @@ describe('transport tuning (TCP + Noise + Yamux)', () => {
     expect(back.byteLength).toBe(size)
     expect(Buffer.compare(Buffer.from(back), Buffer.from(data))).toBe(0)
   }, 120_000)
+
+  it('received Noise frames construct no RangeError (the frame decoder\'s end-of-buffer signal is preallocated)', async () => {
+    const stream = await pair()
+    const read = reader(stream)
+    const message = new Uint8Array(1024).fill(3)
+    stream.send(message)
+    await read(message.byteLength)
+    // count RangeError constructions (with and without `new`) while messages flow; instanceof still works
+    const Original = globalThis.RangeError
+    let made = 0
+    const Counting = function (...args: [string?]) { made++; return new Original(...args) }
+    Counting.prototype = Original.prototype
+    globalThis.RangeError = Counting as unknown as RangeErrorConstructor
+    const rounds = 50
+    try {
+      for (let i = 0; i < rounds; i++) {
+        message[0] = i
+        stream.send(message)
+        const back = await read(message.byteLength)
+        expect(back[0]).toBe(i)
+      }
+    } finally {
+      globalThis.RangeError = Original
+    }
+    // Noise 17's uint16BEDecode threw a new RangeError after every frame each end decoded: >= 2 per round trip
+    expect(made).toBe(0)
+  }, 60_000)
+
+  it('noiseFrameLength reads a 2-byte big-endian length from bytes and buffer lists, and signals too few bytes', () => {
+    const list = (bytes: number[]): { byteLength: number, get(i: number): number } => ({ byteLength: bytes.length, get: (i: number) => bytes[i] })
+    expect(noiseFrameLength(Uint8Array.of(0x12, 0x34, 9))).toBe(0x1234)
+    expect(noiseFrameLength(Uint8Array.of(0xff, 0xff))).toBe(65535)
+    expect(noiseFrameLength(list([0x00, 0x10, 1, 2]))).toBe(16)
+    expect(noiseFrameLength(list([0x80, 0x01]))).toBe(0x8001)
+    for (const short of [new Uint8Array(0), Uint8Array.of(1), list([]), list([7])]) {
+      expect(() => noiseFrameLength(short)).toThrow(RangeError)
+    }
+  })
 })
