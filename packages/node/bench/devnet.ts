@@ -28,7 +28,8 @@ import { prepareData } from '../src/workspace.js'
 import type { NetworkNode } from '../src/network/node.js'
 
 const DATA_DIR = process.env.BENCH_DATA_DIR ?? '/tmp/neuroshard-bench-data'
-const REQUESTS = Number(process.env.REQUESTS ?? 12)
+/** Requests per path (devnet and one process, interleaved): enough that the medians' 95 % intervals resolve ~10 % */
+const REQUESTS = Number(process.env.REQUESTS ?? 40)
 const MAX_TOKENS = Number(process.env.MAX_TOKENS ?? 48)
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
 /** Sampling temperature of the requests (0: greedy; an untrained model's greedy choice is often <|eos|>) */
@@ -113,6 +114,34 @@ function median (xs: number[]): number {
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
+/** The q-quantile (0..1) by linear interpolation between order statistics */
+function quantile (xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const at = q * (s.length - 1)
+  const lo = Math.floor(at)
+  return lo + 1 < s.length ? s[lo] + (at - lo) * (s[lo + 1] - s[lo]) : s[lo]
+}
+
+/**
+ * A distribution-free 95 % confidence interval of the median of `xs`: the order statistics x(j) and x(n+1-j)
+ * with the largest j such that P(Binomial(n, 1/2) < j) ≤ 2.5 % (so the interval covers the median with ≥ 95 %).
+ * Undefined for fewer than 6 values (no such j).
+ */
+function medianInterval (xs: number[]): [number, number] | undefined {
+  const s = [...xs].sort((a, b) => a - b)
+  const n = s.length
+  let cdf = 0 // P(B ≤ i - 1)
+  let pmf = 2 ** -n // P(B = 0)
+  let j = 0
+  for (let i = 1; i <= n; i++) {
+    cdf += pmf // now P(B ≤ i - 1) = P(B < i)
+    if (cdf > 0.025) break
+    j = i
+    pmf = pmf * (n - (i - 1)) / i
+  }
+  return j >= 1 ? [s[j - 1], s[n - j]] : undefined
+}
+
 type Data = Awaited<ReturnType<typeof prepareData>>
 
 function layoutOf (devnet: { nodes: NetworkNode[] }): string {
@@ -150,7 +179,7 @@ function bestDriver (nodes: NetworkNode[]): NetworkNode {
 }
 
 /** 1. inference: devnet (pipeline) vs one process, same genesis weights */
-interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, failures: Record<'devnet' | 'local', string[]>, layout: string, idleCpuMsPerS: number }
+interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, pairs: Array<{ devnet: Sample, local: Sample }>, failures: Record<'devnet' | 'local', string[]>, layout: string, idleCpuMsPerS: number }
 
 async function inference (data: Data): Promise<InferenceResult> {
   const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
@@ -166,6 +195,7 @@ async function inference (data: Data): Promise<InferenceResult> {
   const net = await startApiServer({ backend: driver.backend(), port: 0, defaultMetrics: false })
   const one = await startApiServer({ backend: createLocalBackend({ generator: local }), port: 0, defaultMetrics: false })
   const rows: Record<'devnet' | 'local', Sample[]> = { devnet: [], local: [] }
+  const pairs: Array<{ devnet: Sample, local: Sample }> = []
   const failures: Record<'devnet' | 'local', string[]> = { devnet: [], local: [] }
   let idleCpuMsPerS = 0
   try {
@@ -181,20 +211,26 @@ async function inference (data: Data): Promise<InferenceResult> {
     idleCpuMsPerS = (idle.user + idle.system) / 1000 / 3
     for (let i = 0; i < REQUESTS; i++) {
       const prompt = PROMPTS[i % PROMPTS.length]
-      // alternate, so load drifts hit both alike
+      // alternate, so load drifts hit both alike, and in ABBA order (devnet first in even pairs, the one process
+      // first in odd ones), so that neither path always runs right after the other
       // a failed request is counted and reported (not measured), and the run goes on
+      const got: { devnet?: Sample, local?: Sample } = {}
       const one1 = async (path: 'devnet' | 'local', url: string): Promise<string> => {
         try {
           const x = await measure(url, prompt)
           rows[path].push(x)
+          got[path] = x
           return `TTFT ${x.ttftMs.toFixed(0)} ms, ${x.tokens} pieces, ${x.tokPerS.toFixed(1)} tok/s, ${x.cpuMsPerToken.toFixed(1)} CPU ms/token`
         } catch (err: any) {
           failures[path].push(String(err.message))
           return `FAILED: ${String(err.message)}`
         }
       }
-      process.env.MODEL = 'devnet'; const d = await one1('devnet', net.url)
-      process.env.MODEL = local.modelId; const l = await one1('local', one.url)
+      const runDevnet = async (): Promise<string> => { process.env.MODEL = 'devnet'; return await one1('devnet', net.url) }
+      const runLocal = async (): Promise<string> => { process.env.MODEL = local.modelId; return await one1('local', one.url) }
+      let d: string, l: string
+      if (i % 2 === 0) { d = await runDevnet(); l = await runLocal() } else { l = await runLocal(); d = await runDevnet() }
+      if (got.devnet != null && got.local != null) pairs.push({ devnet: got.devnet, local: got.local })
       note(`request ${i + 1}/${REQUESTS}: devnet ${d}; one process ${l}`)
     }
   } finally {
@@ -202,7 +238,7 @@ async function inference (data: Data): Promise<InferenceResult> {
     await net.close(); await one.close(); await devnet.stop(); await local.close?.()
     note('inference devnet stopped')
   }
-  return { rows, failures, layout: last, idleCpuMsPerS }
+  return { rows, pairs, failures, layout: last, idleCpuMsPerS }
 }
 
 interface RoundRow { round: number, s: number, rssMiB: number, heapMiB: number, validation?: number }
@@ -347,18 +383,29 @@ async function run (): Promise<void> {
     const stat = (xs: Sample[]): { ttft: number, tps: number, cpu: number } => ({ ttft: median(xs.map(r => r.ttftMs)), tps: median(xs.map(r => r.tokPerS)), cpu: median(xs.map(r => r.cpuMsPerToken)) })
     const dn = stat(rows.devnet)
     const lo = stat(rows.local)
+    const q = (xs: number[], d = 1): string => `${f(quantile(xs, 0.25), d)}–${f(quantile(xs, 0.75), d)}`
+    // paired ratios: each devnet request against the one-process request of the same prompt next to it
+    const ratio = (pick: (x: Sample) => number): { med: number, ci: string } => {
+      const rs = inf.pairs.map(p => pick(p.devnet) / pick(p.local))
+      const ci = medianInterval(rs)
+      return { med: median(rs), ci: ci == null ? 'n/a' : `${f(ci[0], 2)}–${f(ci[1], 2)}` }
+    }
+    const rTtft = ratio(x => x.ttftMs)
+    const rTps = ratio(x => x.tokPerS)
+    const rCpu = ratio(x => x.cpuMsPerToken)
     lines.push(
       '',
-      `${REQUESTS} requests per path (${TEMPERATURE === 0 ? 'greedy: the devnet Driver drafts with n-grams (speculative decoding), the one process does not' : `temperature ${TEMPERATURE}, seed 7`}) of ${MAX_TOKENS} tokens at most, the paths alternating; medians, (min–max); devnet spans, node by node: ${inf.layout}`,
+      `${REQUESTS} requests per path (${TEMPERATURE === 0 ? 'greedy: the devnet Driver drafts with n-grams (speculative decoding), the one process does not' : `temperature ${TEMPERATURE}, seed 7`}) of ${MAX_TOKENS} tokens at most, the paths interleaved (ABBA); medians, (p25–p75), [min–max]; devnet spans, node by node: ${inf.layout}`,
       `process CPU with no request running (the devnet's background work): ${f(inf.idleCpuMsPerS)} ms per second`,
       `failed requests: devnet ${inf.failures.devnet.length}, one process ${inf.failures.local.length}${[...new Set([...inf.failures.devnet, ...inf.failures.local])].map(m => `; ${m}`).join('')}`,
       '',
-      '| path | time to first token (ms) | (range) | tokens/s | (range) | CPU ms per token (process) | vs one process |',
+      '| path | time to first token (ms) | (p25–p75) [min–max] | tokens/s | (p25–p75) [min–max] | CPU ms per token (process) | vs one process (ratio of the medians) |',
       '|---|---|---|---|---|---|---|',
-      `| /v1/chat/completions, devnet (4 nodes, through the pipeline) | ${f(dn.ttft)} | ${range(rows.devnet.map(r => r.ttftMs))} | ${f(dn.tps)} | ${range(rows.devnet.map(r => r.tokPerS))} | ${f(dn.cpu)} | TTFT ${f(dn.ttft / lo.ttft, 2)}×, tokens/s ${f(dn.tps / lo.tps, 2)}×, CPU/token ${f(dn.cpu / lo.cpu, 1)}× |`,
-      `| /v1/chat/completions, one process (neuroshard generate's engine) | ${f(lo.ttft)} | ${range(rows.local.map(r => r.ttftMs))} | ${f(lo.tps)} | ${range(rows.local.map(r => r.tokPerS))} | ${f(lo.cpu)} | 1× |`,
+      `| /v1/chat/completions, devnet (4 nodes, through the pipeline) | ${f(dn.ttft)} | (${q(rows.devnet.map(r => r.ttftMs))}) [${range(rows.devnet.map(r => r.ttftMs))}] | ${f(dn.tps)} | (${q(rows.devnet.map(r => r.tokPerS))}) [${range(rows.devnet.map(r => r.tokPerS))}] | ${f(dn.cpu, 2)} | TTFT ${f(dn.ttft / lo.ttft, 2)}×, tokens/s ${f(dn.tps / lo.tps, 2)}×, CPU/token ${f(dn.cpu / lo.cpu, 2)}× |`,
+      `| /v1/chat/completions, one process (neuroshard generate's engine) | ${f(lo.ttft)} | (${q(rows.local.map(r => r.ttftMs))}) [${range(rows.local.map(r => r.ttftMs))}] | ${f(lo.tps)} | (${q(rows.local.map(r => r.tokPerS))}) [${range(rows.local.map(r => r.tokPerS))}] | ${f(lo.cpu, 2)} | 1× |`,
       '',
-      `goal: TTFT ≤ 1.2× → ${dn.ttft / lo.ttft <= 1.2 ? 'met' : 'NOT met'}; tokens/s ≥ 0.9× → ${dn.tps / lo.tps >= 0.9 ? 'met' : 'NOT met'}`
+      `paired ratios devnet / one process (${inf.pairs.length} adjacent pairs, same prompt): median, (95 % interval of the median): TTFT ${f(rTtft.med, 2)}× (${rTtft.ci}), tokens/s ${f(rTps.med, 2)}× (${rTps.ci}), CPU/token ${f(rCpu.med, 2)}× (${rCpu.ci})`,
+      `goal (ratio of the medians above): TTFT ≤ 1.2× → ${dn.ttft / lo.ttft <= 1.2 ? 'met' : 'NOT met'}; tokens/s ≥ 0.9× → ${dn.tps / lo.tps >= 0.9 ? 'met' : 'NOT met'}`
     )
   }
   if (train !== undefined) {

@@ -3,7 +3,7 @@
  * and the Validator are separate `node` processes (bench/node.ts, forked), talking libp2p over TCP on
  * 127.0.0.1; the single-process baselines run in a fourth process that holds the whole model.
  *
- * - decode: `small`, greedy decode tokens/s over 3 node processes vs one process, alternating rounds (ROUNDS=n, default 5);
+ * - decode: `small`, greedy decode tokens/s over 3 node processes vs one process, rounds with the paths' order rotating (ROUNDS=n, default 15): per-round medians and paired ratios with a 95 % interval;
  *   the third chain is `directTokens: false`, or with ROUTED=acks `quietInfer: false` (acknowledged direct INFERs).
  * - failover: `tiny`, the Worker process in use is SIGKILLed after the 5th token, ≥ 50 times per mode (KILLS=n,
  *   MODES=mirror,replay: mirrored standbys and the replay, kill by kill in turn): time from its death (exit observed)
@@ -81,6 +81,27 @@ function pct (xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))]
 }
 const median = (xs: number[]): number => pct(xs, 50)
+
+/**
+ * A distribution-free 95 % confidence interval of the median of `xs`: the order statistics x(j) and x(n+1-j)
+ * with the largest j such that P(Binomial(n, 1/2) < j) ≤ 2.5 %. Undefined for fewer than 6 values.
+ */
+function medianInterval (xs: number[]): [number, number] | undefined {
+  const s = [...xs].sort((a, b) => a - b)
+  const n = s.length
+  let cdf = 0
+  let pmf = 2 ** -n
+  let j = 0
+  for (let i = 1; i <= n; i++) {
+    cdf += pmf // P(B < i)
+    if (cdf > 0.025) break
+    j = i
+    pmf = pmf * (n - (i - 1)) / i
+  }
+  return j >= 1 ? [s[j - 1], s[n - j]] : undefined
+}
+/** p25–p75 of `xs` (nearest rank) */
+const iqr = (xs: number[]): string => `${f(pct(xs, 25))}–${f(pct(xs, 75))}`
 const f = (x: number, d = 2): string => x.toFixed(d)
 const load = (): string => loadavg().map(x => x.toFixed(2)).join(' ')
 
@@ -116,7 +137,7 @@ async function benchDecode (): Promise<void> {
   const routed = await chain(acks ? { ...base, quietInfer: false } : { ...base, directTokens: false }, L)
   const prompt = Array.from({ length: 16 }, (_, i) => 100 + i * 7)
   const n = 48
-  const rounds = Number(process.env.ROUNDS ?? 5)
+  const rounds = Number(process.env.ROUNDS ?? 15)
   try {
     await local.call({ op: 'localDecode', prompt, n: 4 }) // warm-up
     await driver.call({ op: 'decode', prompt, n: 4 })
@@ -140,10 +161,22 @@ async function benchDecode (): Promise<void> {
       return out
     }
     let same = true
+    // decode tokens/s of each path in each round (decode steps only), for per-round medians and paired ratios
+    const perRound = { local: [] as number[], pipe: [] as number[], routed: [] as number[] }
+    const tps = (ms: number[]): number => 1000 * (ms.length - 1) / ms.slice(1).reduce((x, y) => x + y, 0)
     for (let round = 0; round < rounds; round++) {
-      const a = await timed([local], 'local', async () => await local.call<{ ids: number[], ms: number[] }>({ op: 'localDecode', prompt, n }))
-      const b = await timed(all, 'pipe', async () => await driver.call<{ ids: number[], ms: number[] }>({ op: 'decode', prompt, n }))
-      const c = await timed(routed.all, 'routed', async () => await routed.driver.call<{ ids: number[], ms: number[] }>({ op: 'decode', prompt, n }))
+      type Out = { ids: number[], ms: number[] }
+      const runs = {
+        a: async () => await timed([local], 'local', async () => await local.call<Out>({ op: 'localDecode', prompt, n })),
+        b: async () => await timed(all, 'pipe', async () => await driver.call<Out>({ op: 'decode', prompt, n })),
+        c: async () => await timed(routed.all, 'routed', async () => await routed.driver.call<Out>({ op: 'decode', prompt, n }))
+      }
+      // the paths' order rotates from round to round (abc, bca, cab), so no path always follows the same one
+      const order = (['a', 'b', 'c'] as const).map((_, i, xs) => xs[(i + round) % 3])
+      const out: Partial<Record<'a' | 'b' | 'c', Out>> = {}
+      for (const k of order) out[k] = await runs[k]()
+      const { a, b, c } = out as Record<'a' | 'b' | 'c', Out>
+      perRound.local.push(tps(a.ms)); perRound.pipe.push(tps(b.ms)); perRound.routed.push(tps(c.ms))
       cpu.tokens += n
       same &&= a.ids.join() === b.ids.join() && a.ids.join() === c.ids.join()
       localMs.push(...a.ms.slice(1)) // decode steps only (the first token includes the prefill)
@@ -161,12 +194,22 @@ async function benchDecode (): Promise<void> {
     const tpsLocal = 1000 * localMs.length / localMs.reduce((s, x) => s + x, 0)
     const tpsPipe = 1000 * pipeMs.length / pipeMs.reduce((s, x) => s + x, 0)
     const tpsRouted = 1000 * routedMs.length / routedMs.reduce((s, x) => s + x, 0)
+    const med = { local: median(perRound.local), pipe: median(perRound.pipe), routed: median(perRound.routed) }
+    const ratios = perRound.pipe.map((x, i) => x / perRound.local[i])
+    const routedRatios = perRound.routed.map((x, i) => x / perRound.local[i])
+    const ci = medianInterval(ratios)
+    const routedCi = medianInterval(routedRatios)
     const r = {
+      perRoundTokensPerSecond: perRound,
+      medianTokensPerSecond: med,
+      pairedRatio: { median: median(ratios), interval95: ci },
+      routedPairedRatio: { median: median(routedRatios), interval95: routedCi },
       decodeSteps: localMs.length,
       sameTokens: same,
       localTokensPerSecond: tpsLocal,
       pipelineTokensPerSecond: tpsPipe,
-      slowdown: 1 - tpsPipe / tpsLocal,
+      slowdown: 1 - med.pipe / med.local,
+      pooledSlowdown: 1 - tpsPipe / tpsLocal,
       localMs: { p50: median(localMs), p99: pct(localMs, 99) },
       pipelineMs: { p50: median(pipeMs), p99: pct(pipeMs, 99) },
       routedTokensPerSecond: tpsRouted,
@@ -179,12 +222,14 @@ async function benchDecode (): Promise<void> {
       loadAfter: loadavg()
     }
     results.decode = r
-    table(`decode \`small\` (greedy, 16-token prompt, ${rounds} × ${n - 1} decode steps, separate processes), load after: ${load()}`, [
-      ['one process (embed → 12 blocks with KV cache → head)', `${f(tpsLocal)} tokens/s (p50 ${f(r.localMs.p50)} ms, p99 ${f(r.localMs.p99)} ms per token)`],
-      ['3 processes on loopback (Driver → Worker → Validator → Driver: tokens stream)', `${f(tpsPipe)} tokens/s (p50 ${f(r.pipelineMs.p50)} ms, p99 ${f(r.pipelineMs.p99)} ms per token)`],
-      [acks ? '3 processes, `quietInfer: false` (tokens stream, every direct INFER acknowledged: 5 messages per token)' : '3 processes, `directTokens: false` (answers back through the Worker)', `${f(tpsRouted)} tokens/s (p50 ${f(r.routedMs.p50)} ms, p99 ${f(r.routedMs.p99)} ms per token)`],
+    const ciText = (x: [number, number] | undefined): string => x == null ? 'n/a' : `${f(x[0], 3)}–${f(x[1], 3)}`
+    table(`decode \`small\` (greedy, 16-token prompt, ${rounds} rounds × ${n - 1} decode steps, the paths' order rotating each round, separate processes), load after: ${load()}`, [
+      ['one process (embed → 12 blocks with KV cache → head)', `median ${f(med.local)} tokens/s over the rounds (p25–p75 ${iqr(perRound.local)}); all steps pooled ${f(tpsLocal)} tokens/s (p50 ${f(r.localMs.p50)} ms, p99 ${f(r.localMs.p99)} ms per token)`],
+      ['3 processes on loopback (Driver → Worker → Validator → Driver: tokens stream)', `median ${f(med.pipe)} tokens/s over the rounds (p25–p75 ${iqr(perRound.pipe)}); all steps pooled ${f(tpsPipe)} tokens/s (p50 ${f(r.pipelineMs.p50)} ms, p99 ${f(r.pipelineMs.p99)} ms per token)`],
+      [acks ? '3 processes, `quietInfer: false` (tokens stream, every direct INFER acknowledged: 5 messages per token)' : '3 processes, `directTokens: false` (answers back through the Worker)', `median ${f(med.routed)} tokens/s over the rounds (p25–p75 ${iqr(perRound.routed)}); all steps pooled ${f(tpsRouted)} tokens/s (p50 ${f(r.routedMs.p50)} ms, p99 ${f(r.routedMs.p99)} ms per token)`],
+      ['tokens/s ratio to the one process in the same round (3 processes / third chain)', `median ${f(r.pairedRatio.median, 3)} (95 % interval of the median ${ciText(ci)}) / ${f(r.routedPairedRatio.median, 3)} (${ciText(routedCi)}), ${rounds} rounds`],
       ['CPU ms per token, all threads of the processes serving it (one process / 3 processes / routed)', `${f(r.cpuMsPerToken.local)} / ${f(r.cpuMsPerToken.pipeline)} / ${f(r.cpuMsPerToken.routed)} (${f(r.cpuMsPerToken.pipeline / r.cpuMsPerToken.local)}× / ${f(r.cpuMsPerToken.routed / r.cpuMsPerToken.local)}×); of it on the main threads ${f(r.mainThreadCpuMsPerToken.local)} / ${f(r.mainThreadCpuMsPerToken.pipeline)} / ${f(r.mainThreadCpuMsPerToken.routed)}`],
-      ['pipeline vs one process', `${f(100 * r.slowdown, 1)} % slower (goal ≤ 10 %); same tokens: ${same}`],
+      ['pipeline vs one process (ratio of the median tokens/s above)', `${f(100 * r.slowdown, 1)} % slower (goal ≤ 10 %: ${r.slowdown <= 0.1 ? 'met' : 'NOT met'}); same tokens: ${same}`],
       ['added latency per hop (2 network hops)', `p50 ${f(r.addedPerHopMs.p50)} ms, p99 ${f(r.addedPerHopMs.p99)} ms`]
     ])
   } finally {
