@@ -38,7 +38,7 @@ const work = join(tmpdir(), 'neuroshard-gguf-bench')
 const weightsFile = join(work, 'bootstrap.f32')
 const PROMPT = 32
 const STEPS = 64
-const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread', 'ours-int8', 'ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-bs128', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread', 'ours-fp32-2-threads', 'ours-fp32-2-threads-spin', 'ours-fp32-in-thread-2-threads', 'ours-int4-bs64', 'ours-int4-bs64-1-thread', 'ours-int4-bs128-1-thread', 'ours-int4-in-thread-1-thread-bs64', 'ours-int4-in-thread-1-thread-bs128', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread', 'native-llama.cpp-F32', 'native-llama.cpp-Q4_0', 'native-llama.cpp-F32-1-thread', 'native-llama.cpp-Q4_0-1-thread'] as const
+const ENGINES = ['ours-fp32-3-executors', 'ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread', 'ours-int8', 'ours-int4', 'ours-int4-gqa', 'ours-int4-opset', 'ours-int4-bs128', 'ours-int4-1-thread', 'ours-int4-in-thread-1-thread', 'ours-fp32-2-threads', 'ours-fp32-2-threads-spin', 'ours-fp32-in-thread-2-threads', 'ours-fp32-baked-2-threads', 'ours-fp32-baked-2-threads-spin', 'ours-int4-bs64', 'ours-int4-bs64-1-thread', 'ours-int4-bs128-1-thread', 'ours-int4-in-thread-1-thread-bs64', 'ours-int4-in-thread-1-thread-bs128', 'llama.cpp-F32', 'llama.cpp-Q4_0', 'llama.cpp-F32-1-thread', 'llama.cpp-Q4_0-1-thread', 'native-llama.cpp-F32', 'native-llama.cpp-Q4_0', 'native-llama.cpp-F32-1-thread', 'native-llama.cpp-Q4_0-1-thread'] as const
 type Engine = typeof ENGINES[number]
 
 interface Result { engine: Engine, tokensPerS: number, cpuMsPerToken: number, rssMB: number, engineMB: number, loadS: number }
@@ -185,7 +185,7 @@ async function child (engine: Engine): Promise<Result> {
     const intraOpNumThreads = th != null ? Number(th[1]) : undefined
     // '-spin': onnxruntime's pool threads spin between ops (allowSpinning), as llama.cpp's do
     const allowSpinning = engine.endsWith('-spin') ? true : undefined
-    const e = await createInferenceEngine({ config, parameters: weights, quantization, attention, kvCache, blockSize, intraOpNumThreads, allowSpinning, inThread, bakeWeights: engine === 'ours-fp32-baked' })
+    const e = await createInferenceEngine({ config, parameters: weights, quantization, attention, kvCache, blockSize, intraOpNumThreads, allowSpinning, inThread, bakeWeights: engine.startsWith('ours-fp32-baked') })
     const kv = await e.openInference()
     run = async (ids) => (await kv.run({ input_ids: int64(ids, [1, ids.length]) })).logits.data as Float32Array
     close = async () => { await e.close() }
@@ -269,7 +269,7 @@ if (process.argv[2] === '--child') {
   const cpuOf = (...es: Engine[]): number => Math.min(...es.filter(e => of(e).length > 0).map(e => median(of(e).map(r => r.cpuMsPerToken))))
   const llamaF32 = bestOf('llama.cpp-F32', 'llama.cpp-F32-1-thread')
   const llamaQ4 = bestOf('llama.cpp-Q4_0', 'llama.cpp-Q4_0-1-thread')
-  const F32_ENGINES: Engine[] = ['ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread', 'ours-fp32-2-threads', 'ours-fp32-2-threads-spin', 'ours-fp32-in-thread-2-threads']
+  const F32_ENGINES: Engine[] = ['ours-fp32-1-session', 'ours-fp32-gqa', 'ours-fp32-baked', 'ours-fp32-in-thread', 'ours-fp32-2-threads', 'ours-fp32-2-threads-spin', 'ours-fp32-in-thread-2-threads', 'ours-fp32-baked-2-threads', 'ours-fp32-baked-2-threads-spin']
   const oursF32 = bestOf(...F32_ENGINES)
   /** the int4 engines of the given quantization block sizes (32 unless the name says -bs64 / -bs128) */
   const int4 = (...sizes: number[]): Engine[] => ENGINES.filter(e => e.startsWith('ours-int4') && sizes.includes(Number(/-bs(\d+)/.exec(e)?.[1] ?? 32)))

@@ -72,6 +72,13 @@ export interface InferenceGraphOptions {
    * node holding the last blocks and the head runs one session per decoded token. @default false
    */
   withHead?: boolean
+  /**
+   * q/k/v as one projection and gate/up as another (one `MatMulNBits` or, fp32, one `MatMul` over the
+   * column-concatenated matrix, each instead of three / two): fewer, bigger kernels per token. Needs attention
+   * `'gqa'` or `kvCache: 'append'` (packed q/k/v in), and for fp32 baked weights (the concatenated matrices are
+   * initializers). @default true where those hold, else false
+   */
+  fuseProjections?: boolean
 }
 
 /**
@@ -98,6 +105,18 @@ export function transposeEmbedding (config: ModelConfig, embedding: Float32Array
       const k1 = Math.min(d, k0 + T)
       for (let v = v0; v < v1; v++) for (let k = k0; k < k1; k++) out[k * V + v] = embedding[v * d + k]
     }
+  }
+  return out
+}
+
+/** Row-major [K, ΣNᵢ] from row-major [K, Nᵢ] matrices: the columns of the parts side by side */
+function concatColumns (parts: Array<{ data: Float32Array, K: number, N: number }>): Float32Array {
+  const K = parts[0].K
+  const N = parts.reduce((a, p) => a + p.N, 0)
+  const out = new Float32Array(K * N)
+  for (let k = 0; k < K; k++) {
+    let o = k * N
+    for (const p of parts) { out.set(p.data.subarray(k * p.N, (k + 1) * p.N), o); o += p.N }
   }
   return out
 }
@@ -187,10 +206,12 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     return g.matMulNBits(x, packed, scales, { K: q.K, N: q.N, bits: q.bits, blockSize, accuracyLevel, name: opName })
   }
   /**
-   * x @ [W₁ | W₂ | …] for stored [K, Nᵢ] matrices as one quantized `MatMulNBits` (one kernel instead of several):
-   * columns quantize independently, so the packed tables and scales of the parts simply concatenate
+   * x @ [W₁ | W₂ | …] for stored [K, Nᵢ] matrices as one kernel instead of several: one quantized `MatMulNBits`
+   * (columns quantize independently, so the packed tables and scales of the parts simply concatenate), or, for
+   * baked fp32, one `MatMul` over the column-concatenated matrix
    */
   const linearCat = (x: Value, names: string[], opName: string): Value => {
+    if (bits === undefined) return g.matmul(x, g.constant(concatColumns(names.map(name => ({ data: params.get(name) as Float32Array, K: shape(name)[0], N: shape(name)[1] }))), 'float32', [shape(names[0])[0], names.reduce((a, name) => a + shape(name)[1], 0)], `${opName}.weight`), { name: opName })
     const qs = names.map(name => quantizeMatrix(params.get(name) as Float32Array, shape(name)[0], shape(name)[1], { bits: bits as 4 | 8, blockSize, layout: 'KN' }))
     const N = qs.reduce((a, q) => a + q.N, 0)
     const packed = new Uint8Array(qs.reduce((a, q) => a + q.packed.length, 0))
@@ -253,6 +274,9 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     throw new InvalidConfigError('withEmbed / withHead extend fp32 blocks spans only')
   }
   const append = options.kvCache === 'append'
+  // q/k/v and gate/up as one projection each: the attention must take packed q/k/v, and fp32 must bake the weights
+  const fuse = (gqa || append) && (bits !== undefined || bake) && options.fuseProjections !== false
+  if (options.fuseProjections === true && !fuse) throw new InvalidConfigError("fuseProjections needs attention 'gqa' or kvCache 'append', and baked weights for fp32")
   if (options.kvCache !== undefined && options.kvCache !== 'present' && options.kvCache !== 'append') throw new InvalidConfigError(`unknown kvCache '${String(options.kvCache)}'`)
   if (append && gqa) throw new InvalidConfigError("kvCache 'append' needs attention 'opset' (GroupQueryAttention takes [batch, heads, past, headDim] caches only)")
   /** Blocks [start, end) over x; the last block's residual add is left pending (see {@link Residual}) */
@@ -291,7 +315,7 @@ export function buildInferenceGraph (config: ModelConfig, span: InferenceSpan, o
     }
     let h: Residual = { base: x }
     for (let k = start; k < end; k++) {
-      const res = block(g, config, h, k, attention, caches[k - start], linear, norm, skipNorm, (gqa || append) && bits !== undefined ? linearCat : undefined)
+      const res = block(g, config, h, k, attention, caches[k - start], linear, norm, skipNorm, fuse ? linearCat : undefined)
       h = res.out
       g.output(res.presentKey, append ? SHARD_IO.appendKey(k) : SHARD_IO.presentKey(k))
       g.output(res.presentValue, append ? SHARD_IO.appendValue(k) : SHARD_IO.presentValue(k))
@@ -412,7 +436,7 @@ function opsetAttention (g: GraphBuilder, config: ModelConfig, fused: FusedTable
 
 /**
  * One fused block (as `fusedBlock`) whose projections go through `linear` (fp32 MatMul or MatMulNBits); with
- * `linearCat` (quantized GroupQueryAttention graphs) q/k/v are one packed projection and gate/up another
+ * `linearCat` (`fuseProjections`) q/k/v are one packed projection and gate/up another
  */
 function block (g: GraphBuilder, config: ModelConfig, input: Residual, index: number, attention: Attend, cache: KvCache, linear: Linear, norm: Norm, skipNorm: SkipNorm, linearCat?: LinearCat): { out: Residual, presentKey: Value, presentValue: Value } {
   const p = `blocks.${index}`

@@ -1,0 +1,81 @@
+import { describe, it, expect, afterAll } from 'vitest'
+import { buildInferenceGraph, buildModelGraph, initParameter, modelParameters, preset } from '@neuroshard/model'
+import { Runtime, createInferenceEngine, int64 } from '../src/index.js'
+import type { InferenceEngine, TensorData } from '../src/index.js'
+
+/**
+ * Baked fp32 engines (append caches or GroupQueryAttention) run q/k/v as one MatMul and gate/up as one MatMul over
+ * column-concatenated matrices (`fuseProjections`, fewer and bigger kernels per token). Their logits must equal
+ * the monolithic model graph's (decomposed ops, no cache: an independent reference) and the resident engine's,
+ * whose graph keeps the separate projections, through a prompt and single-token steps.
+ */
+const config = { ...preset('tiny'), maxSeqLen: 64 }
+const params = new Map(modelParameters(config).map(p => [p.name, initParameter(config, p, 17)]))
+const V = config.vocabSize
+const TOL = 1e-4
+const open: Array<InferenceEngine | Runtime> = []
+afterAll(async () => { await Promise.all(open.map(async e => { await e.close() })) })
+const tokens = Array.from({ length: 16 }, (_, i) => (i * 53 + 7) % V)
+
+async function reference (): Promise<Float32Array> {
+  const rt = new Runtime()
+  open.push(rt)
+  const session = await rt.createSession(buildModelGraph(config, 'inference').bytes)
+  const feeds: Record<string, TensorData> = { input_ids: int64(tokens, [1, tokens.length]) }
+  for (const s of modelParameters(config)) feeds[s.name] = { type: 'float32', dims: s.shape, data: params.get(s.name) as Float32Array }
+  return (await session.run(feeds)).logits.data as Float32Array
+}
+
+async function decode (e: InferenceEngine): Promise<Float32Array> {
+  const kv = await e.openInference()
+  const out = new Float32Array(tokens.length * V)
+  out.set((await kv.run({ input_ids: int64(tokens.slice(0, 6), [1, 6]) })).logits.data as Float32Array)
+  for (let i = 6; i < tokens.length; i++) out.set((await kv.run({ input_ids: int64([tokens[i]], [1, 1]) })).logits.data as Float32Array, i * V)
+  await kv.close()
+  return out
+}
+
+function maxDiff (a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length)
+  let worst = 0
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]))
+  return worst
+}
+
+/** The MatMul nodes of a graph by name */
+const matmuls = (bytes: ReturnType<typeof buildInferenceGraph>): string[] => bytes.graph.nodes.filter(n => n.op === 'MatMul').map(n => n.name)
+
+describe('fp32 fused projections (baked weights)', () => {
+  it('the baked graph has one q/k/v and one gate/up MatMul per block; fuseProjections: false and resident weights keep them apart', () => {
+    const L = config.nLayers
+    for (const attention of ['opset', 'gqa'] as const) {
+      const kvCache = attention === 'opset' ? 'append' : 'present'
+      const fused = matmuls(buildInferenceGraph(config, { kind: 'model' }, { parameters: params, attention, kvCache }))
+      expect(fused.length, attention).toBe(4 * L + 1)
+      expect(fused).toContain('blocks.0.attn.qkv_proj')
+      expect(fused).toContain(`blocks.${L - 1}.mlp.gate_up_proj`)
+      expect(fused).not.toContain('blocks.0.attn.q_proj')
+      expect(matmuls(buildInferenceGraph(config, { kind: 'model' }, { parameters: params, attention, kvCache, fuseProjections: false })).length).toBe(7 * L + 1)
+      expect(matmuls(buildInferenceGraph(config, { kind: 'model' }, { bakeWeights: false, attention, kvCache })).length).toBe(7 * L + 1)
+    }
+    // the opset-23 Attention over whole caches takes q, k and v apart; resident fp32 weights have no concatenated matrix
+    expect(matmuls(buildInferenceGraph(config, { kind: 'model' }, { parameters: params })).length).toBe(7 * L + 1)
+    expect(() => buildInferenceGraph(config, { kind: 'model' }, { parameters: params, fuseProjections: true })).toThrow(/fuseProjections/)
+    expect(() => buildInferenceGraph(config, { kind: 'model' }, { bakeWeights: false, kvCache: 'append', fuseProjections: true })).toThrow(/fuseProjections/)
+  })
+
+  it('baked (fused) and resident (separate) engines give the model graph\'s logits, with append caches and with GroupQueryAttention', async () => {
+    const ref = await reference()
+    for (const attention of ['opset', 'gqa'] as const) {
+      const got: Float32Array[] = []
+      for (const bakeWeights of [true, false]) {
+        const e = await createInferenceEngine({ config, parameters: params, bakeWeights, attention, intraOpNumThreads: 1 })
+        open.push(e)
+        const out = await decode(e)
+        expect(maxDiff(out, ref), `${attention} bakeWeights ${String(bakeWeights)}`).toBeLessThan(TOL)
+        got.push(out)
+      }
+      expect(maxDiff(got[0], got[1]), `${attention}: fused vs separate`).toBeLessThan(TOL)
+    }
+  }, 120_000)
+})
