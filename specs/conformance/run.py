@@ -784,12 +784,12 @@ def pipeline_checks(call):
     for c in qt['cases']:
         r = call('pipeline.sessionStream', requests=c['requests'])
         yield '§5 rule 17 quiet INFERs (no answer when through, failures marked)', c['name'], r.get('answers') == c['answers'], r
-    # tied.json (gen-tied.py): a tied Validator's H and replica across a step (§4.3 rule 4, §4.4 rules 1-3; layer-pool §8)
+    # tied.json (gen-tied.py): a tied Validator's H and replica across a step (§4.3 rule 4, §4.4 rules 1-3 and 6; layer-pool §8)
     td = vec('pipeline', 'tied.json')
     for q in td['cases']:
         r = call('pipeline.tiedSequence', vocabSize=td['vocabSize'], dModel=td['dModel'], headStep=td['headStep'], replica=q['replica'], ops=without_expect(q['ops']))
         yield from sequence_checks('§4.3 rule 4, §4.4 tied Validator (H taken whole, replica stepped; sequences)', q, 'ops', r,
-                                   ('tied', 'replica', 'tiedHash', 'error'), lambda i, o: f'op {i} ({o["op"]})')
+                                   ('tied', 'replica', 'tiedHash', 'error', 'headMicroBatches', 'headInputs'), lambda i, o: f'op {i} ({o["op"]})')
     rt = v['routes']
     for c in rt['cases']:
         # a case with `standbys` is an INFER carrying them (rule 15, checked after rule 1's checks)

@@ -846,6 +846,8 @@ async function handle (r) {
       const head = {
         stepCount: r.headStep,
         tiedParameters: ['embed.weight'],
+        // the final norm HEAD_INPUT and a 1.6.0 TAKE_TIED answer with the inputs (§4.4 rules 5-6)
+        runtime: { async getResident () { return { 'final_norm.weight': { data: new Float32Array(r.dModel).fill(1) } } } },
         async takeTiedGradients () { const g = pending; pending = undefined; return g == null ? new Map() : new Map([['embed.weight', g]]) },
         async step () { head.stepCount++ },
         async setParameters (params) { if (params.has('embed.weight')) tied.p = Float32Array.from(params.get('embed.weight')) },
@@ -859,7 +861,8 @@ async function handle (r) {
         }
       }
       const stage = { head, executors: [head], config: { vocabSize: r.vocabSize, dModel: r.dModel } }
-      const svc = Object.assign(Object.create(DefaultPipeline.prototype), { train: new Map(), replicas: new Map(), seeds: new Map(), preparedTied: new Map(), tiedReplica: true, tiedRecompute: false, maxMessageSize: 1 << 20, log: () => {} })
+      const svc = Object.assign(Object.create(DefaultPipeline.prototype), { train: new Map(), replicas: new Map(), seeds: new Map(), preparedTied: new Map(), tiedReplica: true, tiedRecompute: false, maxMessageSize: 1 << 20, timeout: 1000, maxMicroBatches: 64, log: () => {} })
+      const session = new Uint8Array(16)
       if (r.replica != null) {
         tied = { p: floats(r.replica.p), m: floats(r.replica.m), v: floats(r.replica.v) }
         svc.replicas.set(stage, { step: r.replica.step })
@@ -871,7 +874,16 @@ async function handle (r) {
             const g = floats(x.g)
             if (pending == null) pending = g
             else for (let i = 0; i < g.length; i++) pending[i] += g[i]
+            if (x.microBatch != null) {
+              // what the service's trainForward records after the head's backward of that micro-batch (1.7.0): its input, in order
+              const key = DefaultPipeline.prototype.microKey.call(svc, { session, step: head.stepCount, microBatch: x.microBatch })
+              DefaultPipeline.prototype.trainState.call(svc, stage).headInputs.push({ microBatch: x.microBatch, key, hidden: { type: 'float32', dims: [1, 1, r.dModel], data: new Float32Array(r.dModel) }, done: true })
+            }
             outcomes.push({})
+          } else if (x.op === 'headInput') {
+            // HEAD_INPUT (§4.4 rule 6): the service's own serveHeadInput
+            const res = await DefaultPipeline.prototype.serveHeadInput.call(svc, { session, step: x.step, microBatch: x.microBatch }, stage, AbortSignal.timeout(5000))
+            outcomes.push({ replica: res.replica, ...(res.replica ? { headMicroBatches: res.headMicroBatches, headInputs: res.headInputs.length } : {}) })
           } else if (x.op === 'lastMicroBatch') {
             DefaultPipeline.prototype.prepareTied.call(svc, stage, head.stepCount)
             await svc.preparedTied.get(stage).ready
@@ -882,8 +894,12 @@ async function handle (r) {
             const res = await DefaultPipeline.prototype.serveSetTied.call(svc, { step: x.step, tied: frame(x.tied), tiedM: frame(x.m), tiedV: frame(x.v) }, stage)
             outcomes.push({ replica: res.replica })
           } else if (x.op === 'takeTied') {
-            const res = await DefaultPipeline.prototype.serveTakeTied.call(svc, { step: x.step, tiedReplica: x.tiedReplica, tiedRecompute: false }, stage)
-            outcomes.push({ tied: res.tied.length === 0 ? null : Array.from(new Uint32Array(Float32Array.from(T.decodeTensorFrame(res.tied).data).buffer)), replica: res.replica })
+            const res = await DefaultPipeline.prototype.serveTakeTied.call(svc, { step: x.step, tiedReplica: x.tiedReplica, tiedRecompute: x.tiedRecompute ?? false, recomputed: x.recomputed ?? [] }, stage)
+            outcomes.push({
+              tied: res.tied.length === 0 ? null : Array.from(new Uint32Array(Float32Array.from(T.decodeTensorFrame(res.tied).data).buffer)),
+              replica: res.replica,
+              ...(x.tiedRecompute != null ? { headMicroBatches: res.headMicroBatches, headInputs: res.headInputs.length } : {})
+            })
           } else {
             const ids = T.encodeTensorFrame({ dtype: 'int64', shape: [x.ids.length], data: BigInt64Array.from(x.ids.map(BigInt)) })
             const tied = T.encodeTensorFrame({ dtype: 'float32', name: 'embed.weight', shape: [x.ids.length, r.dModel], data: floats(x.rows) })

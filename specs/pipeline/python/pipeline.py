@@ -88,7 +88,7 @@ def verify_draft(rows, draft, temperature, top_k, top_p, seed, first):
 
 # ---- §3 messages: (field number, name, type, repeated); names as the vectors write them (camelCase) ----
 KINDS = {'KIND_UNSPECIFIED': 0, 'INFER': 1, 'TRAIN_FORWARD': 2, 'TARGETS': 3, 'GRAD_NORM': 4, 'STEP': 5, 'TAKE_TIED': 6, 'SET_TIED': 7, 'CLOSE': 8,
-         'WARM': 9, 'TOKENS': 10, 'TRUNCATE': 12, 'DRAFT': 13}
+         'WARM': 9, 'TOKENS': 10, 'HEAD_INPUT': 11, 'TRUNCATE': 12, 'DRAFT': 13}
 KIND_NAMES = {v: k for k, v in KINDS.items()}
 SCHEMA = {
     'Hop': [(1, 'peer', 'bytes', False), (2, 'start', 'uint32', False), (3, 'end', 'uint32', False)],
@@ -102,7 +102,7 @@ SCHEMA = {
                 (13, 'tied', 'bytes', False), (14, 'lossScale', 'float', False), (15, 'tiedReplica', 'bool', False), (16, 'tiedIds', 'bytes', False),
                 (17, 'tiedAdamw', 'TiedAdamW', False), (18, 'tiedM', 'bytes', False), (19, 'tiedV', 'bytes', False), (20, 'deflate', 'bool', False),
                 (21, 'lastMicroBatch', 'bool', False), (22, 'direct', 'bool', False), (23, 'mirror', 'bool', False),
-                (24, 'standbys', 'bytes', True), (25, 'quiet', 'bool', False), (26, 'tiedRecompute', 'bool', False), (30, 'rollback', 'bool', False), (31, 'draftCount', 'uint32', False),
+                (24, 'standbys', 'bytes', True), (25, 'quiet', 'bool', False), (26, 'tiedRecompute', 'bool', False), (27, 'recomputed', 'uint32', True), (30, 'rollback', 'bool', False), (31, 'draftCount', 'uint32', False),
                 (32, 'draft', 'DraftToken', True)],
     'DraftToken': [(1, 'token', 'uint32', False), (2, 'ids', 'uint32', True), (3, 'probs', 'float', True)],
     'Response': [(1, 'error', 'string', False), (2, 'message', 'string', False), (3, 'failedHop', 'uint32', False), (4, 'token', 'uint32', False),
@@ -485,7 +485,10 @@ class TiedValidator:
     share H of the `embed.weight` gradient accumulates per micro-batch (float32, in order) until TAKE_TIED takes it —
     all of it, also what the head accumulated after it took it early at the step's last micro-batch —; a replica in
     step (its step = the head's) keeps H when TAKE_TIED sets `tied_replica`, and STEP adds the Driver's rows to it and
-    steps the replica's matrix with the STEP's AdamW numbers (model §3.1); a replica that missed the step is dropped."""
+    steps the replica's matrix with the STEP's AdamW numbers (model §3.1); a replica that missed the step is dropped.
+    (1.7.0, §4.4 rule 6) The micro-batches whose head backward accumulated this step are kept in order (`order`, when the
+    accumulation names its micro-batch): HEAD_INPUT answers one of them with a replica in step, and TAKE_TIED with
+    `tied_recompute` answers the list alone when the Driver's `recomputed` is exactly it, else (1.6.0) every input."""
 
     def __init__(self, vocab, d_model, head_step, replica):
         self.n, self.d, self.step = vocab * d_model, d_model, head_step
@@ -494,14 +497,29 @@ class TiedValidator:
         self.replica = None if replica is None else {'step': replica['step'], 'p': list(replica['p']), 'm': list(replica['m']),
                                                      'v': list(replica['v']), 'grad': None}
         self.seed = None      # SET_TIED parts of a replica being seeded: {step, p, m, v}
+        self.order = []       # micro-batches whose head backward accumulated this step, in order (1.7.0)
 
-    def accumulate(self, g):
+    def accumulate(self, g, micro_batch=None):
         self.pending = list(g) if self.pending is None else [_f32(a + b) for a, b in zip(self.pending, g)]
+        if micro_batch is not None:
+            self.order.append(micro_batch)
+
+    def head_input(self, step, micro_batch):
+        """HEAD_INPUT (§4.4 rule 6): answered with the micro-batch's input when a replica is in step and its head backward
+        accumulated; without an input when no replica is in step. (One not accumulated yet waits: not a sequence outcome.)"""
+        if step != self.step:
+            raise PipelineError('PipelineRequestError', f'step {step}; the span is at step {self.step}')
+        r = self.replica
+        if r is None or r['step'] != self.step:
+            return {'replica': False}
+        if micro_batch not in self.order:
+            raise ValueError('HEAD_INPUT before its micro-batch accumulated waits for it (no outcome in a sequence)')
+        return {'replica': True, 'headMicroBatches': [micro_batch], 'headInputs': 1}
 
     def last_micro_batch(self):
         self.prepared, self.pending = (self.step, self.pending), None
 
-    def take_tied(self, step, tied_replica):
+    def take_tied(self, step, tied_replica, tied_recompute=None, recomputed=()):
         if step != self.step:
             raise PipelineError('PipelineRequestError', f'step {step}; the span is at step {self.step}')
         h = self.prepared[1] if self.prepared is not None and self.prepared[0] == step else None
@@ -510,16 +528,24 @@ class TiedValidator:
             h = self.pending if h is None else [_f32(a + b) for a, b in zip(h, self.pending)]
             self.pending = None
         r = self.replica
+        extra = {} if tied_recompute is None else {'headMicroBatches': [], 'headInputs': 0}
         if r is not None and tied_replica and r['step'] == self.step:
             r['grad'] = (step, list(h) if h is not None else [0.0] * self.n)
-            return {'tied': h, 'replica': True}
+            if tied_recompute and h is not None and self.order:
+                # 1.7.0: the Driver recomputed exactly what the head accumulated, in its order: the list alone
+                if list(recomputed) == self.order:
+                    return {'tied': None, 'replica': True, 'headMicroBatches': list(self.order), 'headInputs': 0}
+                # 1.6.0: every input the head ran on, in its order
+                return {'tied': None, 'replica': True, 'headMicroBatches': list(self.order), 'headInputs': len(self.order)}
+            return {'tied': h, 'replica': True, **extra}
         self.replica = None
-        return {'tied': h, 'replica': False}
+        return {'tied': h, 'replica': False, **extra}
 
     def step_(self, step, ids, rows, o):
         if step != self.step:
             raise PipelineError('PipelineRequestError', f'step {step}; the span is at step {self.step}')
         self.step += 1  # the Validator's own spans step
+        self.order = []
         r = self.replica
         if r is None or r['step'] != step or r['grad'] is None or r['grad'][0] != step:
             self.replica = None
@@ -556,20 +582,22 @@ class TiedValidator:
 
 
 def tied_sequence(vocab, d_model, head_step, replica, ops):
-    """tied.json: the outcome of each op (`accumulate` {g}, `lastMicroBatch`, `takeTied` {step, tiedReplica}, `step`
+    """tied.json: the outcome of each op (`accumulate` {g, microBatch?}, `lastMicroBatch`, `headInput` {step, microBatch}, `takeTied` {step, tiedReplica, tiedRecompute?, recomputed?}, `step`
     {step, ids, rows, adamw}); float32 values as Python floats"""
     t = TiedValidator(vocab, d_model, head_step, replica)
     out = []
     for op in ops:
         try:
             if op['op'] == 'accumulate':
-                t.accumulate(op['g'])
+                t.accumulate(op['g'], op.get('microBatch'))
                 out.append({})
+            elif op['op'] == 'headInput':
+                out.append(t.head_input(op['step'], op['microBatch']))
             elif op['op'] == 'lastMicroBatch':
                 t.last_micro_batch()
                 out.append({})
             elif op['op'] == 'takeTied':
-                out.append(t.take_tied(op['step'], op['tiedReplica']))
+                out.append(t.take_tied(op['step'], op['tiedReplica'], op.get('tiedRecompute'), op.get('recomputed', ())))
             elif op['op'] == 'setTied':
                 out.append(t.set_tied(op['step'], op.get('tied'), op.get('m'), op.get('v')))
             else:

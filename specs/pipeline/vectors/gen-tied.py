@@ -47,8 +47,20 @@ ADAMW = {'lr': 0.0625, 'beta1': 0.5, 'beta2': 0.75, 'eps': 2 ** -10, 'weightDeca
 ROWS = {'ids': [0, 2], 'rows': [0.25, -0.5, 0.125, 1.0]}
 
 
-def acc(g):
-    return {'op': 'accumulate', 'g': g}
+def acc(g, mb=None):
+    return {'op': 'accumulate', 'g': g, **({'microBatch': mb} if mb is not None else {})}
+
+
+def head_input(mb, s=STEP, want_replica=True):
+    """HEAD_INPUT (§4.4 rule 6, 1.7.0) for an accumulated micro-batch"""
+    want = {'replica': True, 'headMicroBatches': [mb], 'headInputs': 1} if want_replica else {'replica': False}
+    return {'op': 'headInput', 'step': s, 'microBatch': mb}, want
+
+
+def take_r(recomputed, want_list, want_inputs, step=STEP, want_h=None, want_replica=True):
+    """TAKE_TIED {tied_replica, tied_recompute, recomputed} (§4.4 rules 5-6)"""
+    return ({'op': 'takeTied', 'step': step, 'tiedReplica': True, 'tiedRecompute': True, 'recomputed': recomputed},
+            {'tied': want_h, 'replica': want_replica, 'headMicroBatches': want_list, 'headInputs': want_inputs})
 
 
 LAST = {'op': 'lastMicroBatch'}
@@ -122,13 +134,30 @@ sequences = [
      [plain(acc(G1)), take(want_h=G1, want_replica=False), step(want_replica=False), set_tied(tied=P2), set_tied(m=M2),
       plain(acc(G2)), take(step=STEP + 1, want_h=G2, want_replica=False), step(s=STEP + 1, want_replica=False), set_tied(s=STEP + 1, v=V2),
       plain(acc(G3)), take(step=STEP + 2, want_h=G3, want_replica=False)]),
+    # §4.4 rule 6 (1.7.0): HEAD_INPUT and TAKE_TIED with `recomputed`
+    ('1.7.0: HEAD_INPUT answers each accumulated micro-batch; TAKE_TIED with recomputed = the head\'s order answers the list alone; STEP steps the replica with H = G1 + G2 (the first sequence\'s hash)', REPLICA,
+     [plain(acc(G1, 0)), head_input(0), plain(acc(G2, 1)), head_input(1), take_r([0, 1], [0, 1], 0), step()]),
+    ('1.7.0: recomputed in another order than the head accumulated: every input (1.6.0), the replica still steps', REPLICA,
+     [plain(acc(G1, 0)), plain(acc(G2, 1)), take_r([1, 0], [0, 1], 2), step()]),
+    ('1.7.0: recomputed missing a micro-batch (taken early, a re-sent one after it): every input', REPLICA,
+     [plain(acc(G1, 0)), plain(LAST), plain(acc(G2, 1)), take_r([0], [0, 1], 2), step()]),
+    ('1.7.0: no replica: HEAD_INPUT without an input, TAKE_TIED answers H without replica', None,
+     [plain(acc(G1, 0)), head_input(0, want_replica=False), take_r([0], [], 0, want_h=G1, want_replica=False), step(want_replica=False)]),
+    ('1.7.0: a replica one step behind: HEAD_INPUT without an input', {**REPLICA, 'step': STEP - 1},
+     [plain(acc(G1, 0)), head_input(0, want_replica=False)]),
+    ('1.7.0: HEAD_INPUT for another step: PipelineRequestError', REPLICA,
+     [plain(acc(G1, 0)), ({'op': 'headInput', 'step': STEP + 1, 'microBatch': 0}, {'error': 'PipelineRequestError'}), take_r([0], [0], 0), step()]),
+    ('1.7.0: two steps: the second step\'s order is its own (one micro-batch), recomputed [0] is the list, [0, 1] is not', REPLICA,
+     [plain(acc(G1, 0)), plain(acc(G2, 1)), take_r([0, 1], [0, 1], 0), step(),
+      plain(acc(G3, 0)), head_input(0, s=STEP + 1), take_r([0, 1], [0], 1, step=STEP + 1), step(s=STEP + 1, rows={'ids': [1, 3], 'rows': [-0.25, 0.5, 0.75, -1.0]}),
+      plain(acc(G4, 0)), take_r([0], [0], 0, step=STEP + 2), step(s=STEP + 2)]),
     ('SET_TIED for the step before the last one, and one without a tensor: PipelineRequestError', None,
      [plain(acc(G1)), take(want_h=G1, want_replica=False), step(want_replica=False),
       ({'op': 'setTied', 'step': STEP - 1, 'tied': P2}, {'error': 'PipelineRequestError'}),
       ({'op': 'setTied', 'step': STEP}, {'error': 'PipelineRequestError'})]),
 ]
 
-out = {'description': 'pipeline §4.3 rule 4, §4.4 rules 1-4: a tied Validator (vocab `vocabSize`, d `dModel`, its spans at step `headStep`, '
+out = {'description': 'pipeline §4.3 rule 4, §4.4 rules 1-4 and 6: a tied Validator (vocab `vocabSize`, d `dModel`, its spans at step `headStep`, '
                       'its replica `replica` ({step, p, m, v}, float32 bit patterns) or null) given `ops` in order: `accumulate` (its head\'s '
                       'backward of a micro-batch left `g` as its share of the embed.weight gradient), `lastMicroBatch` (the step\'s last '
                       'micro-batch: the Validator takes and encodes H now, §4.3 rule 4 MAY), `takeTied` (TAKE_TIED {step, tied_replica}: '
@@ -136,7 +165,12 @@ out = {'description': 'pipeline §4.3 rule 4, §4.4 rules 1-4: a tied Validator 
                       '{step} with the Driver\'s rows `rows` at `ids` and `adamw` (tied_adamw); `replica`, and `tiedHash` when replica: the '
                       'sha256 of the stepped matrix, float32 little-endian), `setTied` (SET_TIED {step} with the stepped matrix `tied` and/or '
                       'its moments `m`, `v`, §4.4 rule 4: `replica` true on the message completing the three parts of one step count) or '
-                      '`error`. Values are float32 bit patterns.',
+                      '`error`. Values are float32 bit patterns. 1.7.0 (§4.4 rule 6): `accumulate` may name its `microBatch` (the head '
+                      'keeps the order of the micro-batches it accumulated this step); `headInput` (HEAD_INPUT {step, micro_batch} for an '
+                      'accumulated micro-batch: `replica`, `headMicroBatches` [that one], `headInputs` 1 (the count of inputs answered), '
+                      'or `replica` false without an input); `takeTied` with `tiedRecompute` and `recomputed` also answers '
+                      '`headMicroBatches` and `headInputs` (the count of head inputs: 0 with the bare list when `recomputed` is exactly '
+                      'the head\'s order).',
        'vocabSize': V, 'dModel': D, 'headStep': STEP, 'cases': []}
 bad = 0
 for name, replica, seq in sequences:
