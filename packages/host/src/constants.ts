@@ -74,6 +74,19 @@ export const GOSSIPSUB_MAX_RPC_SIZE = 4 * 1024 * 1024
 export const GOSSIPSUB_MAX_MESSAGE_DATA_SIZE = GOSSIPSUB_MAX_RPC_SIZE - 64 * 1024
 
 /**
+ * Smallest gossipsub message data, bytes, for which a host tells its other mesh peers IDONTWANT (gossipsub v1.2;
+ * `@libp2p/gossipsub`'s `idontwantMinDataSize`, default 512). A host sends that control message at once, as its own RPC
+ * (a Noise frame and a socket write) to each mesh peer but the sender, for every message it receives. For small
+ * messages it costs about what the duplicate it might spare costs, and it rarely spares one: the peer has usually
+ * forwarded its own copy by then. The layer pool's records (below 16 KiB, each node's every heartbeat) made it
+ * about half the socket writes of a node's gossip (CPU profiles of the testbed's 24-node join storm, #15); large
+ * payloads (pseudo-gradient chunks) still get it. A local choice: it changes nothing on the wire a peer must accept.
+ *
+ * @default 16384
+ */
+export const GOSSIPSUB_IDONTWANT_MIN_DATA_SIZE = 16 * 1024
+
+/**
  * Largest amount of unsent gossipsub data buffered per outbound stream before the stream is reset.
  *
  * @default 64 MiB
@@ -152,11 +165,24 @@ export const DEFAULT_INBOUND_CONNECTION_THRESHOLD = 64
  * Inbound connections that may be in their upgrade (pnet, Noise, Yamux) at the same time
  * (libp2p's `connectionManager.maxIncomingPendingConnections`; libp2p's own default is 10). A join burst
  * arrives together; each pending connection costs one socket and one Noise handshake and is dropped after
- * the 10 s upgrade timeout, so 64 of them are cheap.
+ * the upgrade timeout (DEFAULT_INBOUND_UPGRADE_TIMEOUT_MS), so 64 of them are cheap.
  *
  * @default 64
  */
 export const DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS = 64
+
+/**
+ * Time an inbound connection may take for its upgrade (pnet, Noise, Yamux), from the accept, ms (libp2p's
+ * `connectionManager.inboundUpgradeTimeout`; libp2p's own default is 10 s). It must not be shorter than what a joiner
+ * allows a bootstrap address (JOIN_BOOTSTRAP_DIAL_TIMEOUT_MS, 20 s): in the testbed's 24-node join storm the bootstrap
+ * hosts, starved of CPU, accepted connections up to 15 s after the joiner's TCP connect and took 4–16 s more for the
+ * handshake; with libp2p's 10 s the bootstrap host dropped handshakes its joiner was still waiting for, sometimes just
+ * as the joiner's side had finished (its new connection closed at once). A slow or stalling dialer holds one of the
+ * DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS slots that much longer.
+ *
+ * @default 30000
+ */
+export const DEFAULT_INBOUND_UPGRADE_TIMEOUT_MS = 30_000
 
 /**
  * Peers a host works towards when joining (`join.minPeers`): gossipsub's Dlo, the fewest peers with which
@@ -183,8 +209,8 @@ export const JOIN_DIAL_TIMEOUT_MS = 10_000
  * dial queue allows every address 6 s (`addressDialTimeout`) whatever the caller's signal: in the testbed's 24-node
  * join storm, processes starved to 3–8 % of a core took longer than that for the handshake, every bootstrap dial of a
  * node failed, and it stayed alone for 45 + 29 s of backed-off retries (#15). The joiner dials bootstrap addresses on
- * the transport itself, one at a time, with this limit; every other dial keeps libp2p's. (The bootstrap host drops an
- * inbound upgrade after libp2p's 10 s, so a longer limit here helps handshakes that take 6–10 s.)
+ * the transport itself, one at a time, with this limit; every other dial keeps libp2p's. The bootstrap host's own
+ * limit for an inbound upgrade is DEFAULT_INBOUND_UPGRADE_TIMEOUT_MS (30 s; libp2p's 10 s dropped handshakes of 10–20 s).
  *
  * @default 20000
  */

@@ -26,6 +26,7 @@ import {
   YAMUX_MAX_STREAM_WINDOW,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS,
+  DEFAULT_INBOUND_UPGRADE_TIMEOUT_MS,
   DEFAULT_PRIVATE_SWARM_LISTEN_ADDRESSES,
   DHT_RECORD_NAMESPACE,
   GOSSIPSUB_D,
@@ -34,6 +35,7 @@ import {
   GOSSIPSUB_DLO,
   GOSSIPSUB_DOUT,
   GOSSIPSUB_HEARTBEAT_INTERVAL_MS,
+  GOSSIPSUB_IDONTWANT_MIN_DATA_SIZE,
   GOSSIPSUB_IP_COLOCATION_EXEMPT,
   GOSSIPSUB_IP_COLOCATION_THRESHOLD,
   GOSSIPSUB_IP_COLOCATION_WEIGHT,
@@ -197,6 +199,12 @@ export interface NeuroShardHostOptions {
    * @default DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS (64; libp2p's own default is 10)
    */
   maxIncomingPendingConnections?: number
+  /**
+   * Time an inbound connection may take for its upgrade (pnet, Noise, Yamux) from the accept, ms.
+   *
+   * @default DEFAULT_INBOUND_UPGRADE_TIMEOUT_MS (30 000; libp2p's own default is 10 000)
+   */
+  inboundUpgradeTimeout?: number
   /** Start the node before returning @default true */
   start?: boolean
   /**
@@ -311,6 +319,7 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
   validateJoinOptions({ ...options.join, bootstrap: bootstrapList })
   const inboundConnectionThreshold = positiveInteger('inboundConnectionThreshold', options.inboundConnectionThreshold ?? DEFAULT_INBOUND_CONNECTION_THRESHOLD)
   const maxIncomingPendingConnections = positiveInteger('maxIncomingPendingConnections', options.maxIncomingPendingConnections ?? DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS)
+  const inboundUpgradeTimeout = positiveInteger('inboundUpgradeTimeout', options.inboundUpgradeTimeout ?? DEFAULT_INBOUND_UPGRADE_TIMEOUT_MS)
   const maxConnections = positiveInteger('maxConnections', options.maxConnections ?? DEFAULT_MAX_CONNECTIONS)
   const scoreParams = gossipsubScoreParams(options.gossipsubScoring, privateSwarm)
 
@@ -342,6 +351,7 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
       fallbackToFloodsub: false,
       maxInboundDataLength: GOSSIPSUB_MAX_RPC_SIZE,
       maxOutboundBufferSize: GOSSIPSUB_MAX_OUTBOUND_BUFFER_SIZE,
+      idontwantMinDataSize: GOSSIPSUB_IDONTWANT_MIN_DATA_SIZE,
       ...options.gossipsub,
       scoreParams: { ...scoreParams, ...options.gossipsub?.scoreParams }
     }),
@@ -395,7 +405,9 @@ export async function createNeuroShardHost<Extra extends Record<string, unknown>
       maxConnections,
       // joining crowds: see DEFAULT_INBOUND_CONNECTION_THRESHOLD and DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS
       inboundConnectionThreshold,
-      maxIncomingPendingConnections
+      maxIncomingPendingConnections,
+      // starved bootstrap hosts: see DEFAULT_INBOUND_UPGRADE_TIMEOUT_MS
+      inboundUpgradeTimeout
     },
     // busy nodes (training, a crowd of hosts in one process) answer pings late; libp2p's 5 s floor would
     // abort healthy connections and empty gossip meshes, so a ping may take CONNECTION_PING_MIN_TIMEOUT_MS

@@ -262,7 +262,7 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
     }
     if (this.running != null && this.peerCount === 0) {
       // a round that counted on the peers now gone (its DHT lookup) cannot succeed: end it, the next
-      // round starts with the bootstrap peers again
+      // round starts with the bootstrap peers again. Bootstrap dials in flight go on (round())
       this.roundController?.abort()
       return
     }
@@ -301,12 +301,17 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
     if (!this.started || this.controller == null || this.controller.signal.aborted) {
       return
     }
-    this.roundController = new AbortController()
-    const signal = AbortSignal.any([this.controller.signal, this.roundController.signal])
     try {
       if (this.peerCount < this.minPeers) {
-        await this.dialBootstrapPeers(signal)
+        // not cut short when the host loses its other peers meanwhile (onDisconnect): a bootstrap dial does not
+        // depend on them, and one given up half-way through a starved bootstrap host's handshake costs both ends
+        // that handshake again (#15: in the 24-node join storm a joiner's only connection closing aborted its
+        // other bootstrap dial after 20 s of waiting, and the next round started that handshake from scratch)
+        await this.dialBootstrapPeers(this.controller.signal)
       }
+      // what follows goes through the peers the host has now; losing them all ends it (onDisconnect)
+      this.roundController = new AbortController()
+      const signal = AbortSignal.any([this.controller.signal, this.roundController.signal])
       if (this.peerCount < this.minPeers) {
         await this.dialKnownPeers(signal)
       }

@@ -136,6 +136,84 @@ describe('joining the swarm', () => {
     }
   }, 60_000)
 
+  /**
+   * A TCP relay in front of `target`: it accepts at once; `connectAfterMs` later it connects to the target, and
+   * `forwardAfterMs` after the accept it passes the dialer's bytes on (the target's bytes go back as they come). To
+   * the dialer the target answers the upgrade late, as a process starved of CPU does. `accepted` counts the dialer's
+   * connections.
+   */
+  async function stallingRelay (target: string, { connectAfterMs, forwardAfterMs }: { connectAfterMs: number, forwardAfterMs: number }): Promise<{ port: number, accepted: () => number, close: () => Promise<void> }> {
+    const [, targetHost, targetPort] = /^\/ip4\/([^/]+)\/tcp\/(\d+)/.exec(target)!
+    const sockets = new Set<Socket>()
+    let accepted = 0
+    const relay: Server = createServer({ pauseOnConnect: true }, (client) => {
+      accepted++
+      sockets.add(client)
+      client.on('error', () => {})
+      setTimeout(() => {
+        if (client.destroyed) return
+        const upstream = connect(Number(targetPort), targetHost, () => {
+          upstream.pipe(client)
+          setTimeout(() => { if (!client.destroyed) { client.pipe(upstream); client.resume() } }, Math.max(0, forwardAfterMs - connectAfterMs))
+        })
+        sockets.add(upstream)
+        upstream.on('error', () => { client.destroy() })
+        client.on('close', () => upstream.destroy())
+        upstream.on('close', () => client.destroy())
+      }, connectAfterMs)
+    })
+    await new Promise<void>(resolve => relay.listen(0, '127.0.0.1', resolve))
+    return {
+      port: (relay.address() as { port: number }).port,
+      accepted: () => accepted,
+      close: async () => {
+        for (const s of sockets) s.destroy()
+        await new Promise(resolve => relay.close(resolve))
+      }
+    }
+  }
+
+  it('a bootstrap host waits for an inbound handshake longer than libp2p\'s 10 s (a starved joiner or a late accept)', async () => {
+    const boot = await host()
+    // the relay connects to the bootstrap host at once and passes the joiner's bytes on 13 s later: the bootstrap
+    // host's upgrade timer runs for the whole pause. libp2p's inbound limit (10 s) dropped every such connection,
+    // so every retry failed the same way; the joiner itself waits up to join.bootstrapDialTimeoutMs (20 s)
+    const STALL_MS = 13_000
+    const relay = await stallingRelay(boot.getMultiaddrs()[0].toString(), { connectAfterMs: 0, forwardAfterMs: STALL_MS })
+    try {
+      const started = Date.now()
+      const node = await host({ bootstrap: [`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${boot.peerId.toString()}`], join: { minPeers: 1 } })
+      await waitUntil(node, 'connection:open', () => node.getConnections(boot.peerId).length > 0, 45_000)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(STALL_MS)
+      // the first dial got through: no retry was needed
+      expect(relay.accepted()).toBe(1)
+    } finally {
+      await relay.close()
+    }
+  }, 70_000)
+
+  it('a bootstrap dial in flight is not given up when the node loses its other peers meanwhile', async () => {
+    const boot = await host()
+    // the bootstrap host answers 8 s late (through the relay); meanwhile another host dials the node and hangs up
+    const relay = await stallingRelay(boot.getMultiaddrs()[0].toString(), { connectAfterMs: 8_000, forwardAfterMs: 8_000 })
+    try {
+      const node = await host({ bootstrap: [`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${boot.peerId.toString()}`], join: { minPeers: 1 } })
+      const other = await host()
+      await other.dial(node.getMultiaddrs()[0])
+      await waitUntil(node, 'connection:open', () => node.getConnections(other.peerId).length > 0, 10_000)
+      await other.hangUp(node.peerId)
+      await waitUntil(node, 'connection:close', () => peerCount(node) === 0, 10_000)
+      // all of that inside the relay's pause: the joiner's first bootstrap dial was still in flight
+      expect(relay.accepted()).toBe(1)
+      await waitUntil(node, 'connection:open', () => node.getConnections(boot.peerId).length > 0, 40_000)
+      // the node lost its only peer, but the dial that was half-way through the bootstrap host's handshake went on:
+      // before, the joiner aborted it with the rest of the round and started a new one from the beginning
+      expect(relay.accepted()).toBe(1)
+    } finally {
+      await relay.close()
+    }
+  }, 70_000)
+
   it('refuses impossible join options with InvalidParametersError', async () => {
     const bootstrap = ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGRUVh2upnNaRMqd3JQRUWBcVURMpf7W5bj2dQoKKNwh4']
     for (const join of [{ minPeers: 0 }, { minPeers: 1.5 }, { retryInitialDelayMs: 0 }, { retryMaxDelayMs: 10, retryInitialDelayMs: 100 }, { retryBackoffFactor: 0.5 }, { dialTimeoutMs: -1 }, { bootstrapDialTimeoutMs: 0 }]) {

@@ -83,6 +83,7 @@ describe('join backoff and IP ranges', () => {
     await expect(createNeuroShardHost({ start: false, gossipsubScoring: { ipColocationThreshold: 0 } })).rejects.toHaveProperty('name', 'InvalidParametersError')
     await expect(createNeuroShardHost({ start: false, gossipsubScoring: { ipColocationExempt: ['10.0.0.0/40'] } })).rejects.toHaveProperty('name', 'InvalidParametersError')
     await expect(createNeuroShardHost({ start: false, maxIncomingPendingConnections: 0.5 })).rejects.toHaveProperty('name', 'InvalidParametersError')
+    await expect(createNeuroShardHost({ start: false, inboundUpgradeTimeout: 0 })).rejects.toHaveProperty('name', 'InvalidParametersError')
   })
 
   it('adds the joiner only when there are bootstrap peers, and refuses "join" as an extra service name', async () => {
