@@ -59,6 +59,9 @@ export function argmax (logits: Float32Array): number {
 export function sampleToken (logits: Float32Array, options: SamplingOptions, position: number): number {
   const t = options.temperature ?? 0
   if (t === 0) return argmax(logits)
+  const fast = sampleSorted(logits, options, position)
+  if (fast >= 0) return fast
+  // NaN logits: the comparator's order (see descendingOrder)
   const { order, weights, n, total } = nucleus(logits, options)
   const u = uniformDraw(options.seed ?? 0, position) * total
   let acc = 0
@@ -67,6 +70,98 @@ export function sampleToken (logits: Float32Array, options: SamplingOptions, pos
     if (u < acc) return order[i]
   }
   return order[n - 1]
+}
+
+/** Scratch of `sampleSorted` (sampling is synchronous: one user at a time) */
+let sorted = { n: 0, keys: new Uint32Array(0), keys2: new Uint32Array(0), weights: new Float64Array(0) }
+const bitsOf = new Uint32Array(1)
+const floatOf = new Float32Array(bitsOf.buffer)
+
+/** The order key of a logit's float32 bits: ascending keys are descending logits (−0 as +0); see descendingOrder */
+function orderKey (b: number): number {
+  if (b === 0x80000000) b = 0
+  return b >= 0x80000000 ? b : (0x7fffffff - b) >>> 0
+}
+
+/** The logit (as a double) whose order key is `k` */
+function logitOf (k: number): number {
+  bitsOf[0] = k >= 0x80000000 ? k : (0x7fffffff - k) >>> 0
+  return floatOf[0]
+}
+
+/**
+ * `sampleToken` at temperature > 0 with the same arithmetic as `nucleus` + the draw loop, in the same order, so the
+ * same token bit for bit, but sorting only the logits' 32-bit order keys (no id array, no candidate or weight arrays
+ * allocated per call): the weights depend on the logit alone, and the sum runs over the sorted values. The drawn
+ * sorted position's key is then mapped to an id: ids of equal logits are in ascending id order (spec §6), so it is
+ * the r-th id, in id order, whose logit has that key, r being the position's rank among the equal keys. Returns −1
+ * for logits with NaN (the caller takes the comparator's order).
+ */
+function sampleSorted (logits: Float32Array, options: SamplingOptions, position: number): number {
+  const t = options.temperature ?? 0
+  const n = logits.length
+  if (sorted.n < n) sorted = { n, keys: new Uint32Array(n), keys2: new Uint32Array(n), weights: new Float64Array(n) }
+  let { keys, keys2 } = sorted
+  const weights = sorted.weights
+  const bits = new Uint32Array(logits.buffer, logits.byteOffset, n)
+  counts.fill(0)
+  for (let i = 0; i < n; i++) {
+    const x = logits[i]
+    if (x !== x) return -1 // NaN
+    const k = orderKey(bits[i])
+    keys[i] = k
+    counts[k & 255]++
+    counts[256 + ((k >>> 8) & 255)]++
+    counts[512 + ((k >>> 16) & 255)]++
+    counts[768 + (k >>> 24)]++
+  }
+  for (let pass = 0; pass < 4; pass++) {
+    const base = pass * 256
+    let sum = 0
+    for (let b = 0; b < 256; b++) { const c = counts[base + b]; counts[base + b] = sum; sum += c }
+    const shift = pass * 8
+    for (let i = 0; i < n; i++) {
+      const k = keys[i]
+      keys2[counts[base + ((k >>> shift) & 255)]++] = k
+    }
+    const x = keys; keys = keys2; keys2 = x
+  }
+  // keys is now ascending: the candidates' logits in descending order; as nucleus():
+  const k = options.topK != null && options.topK > 0 ? Math.min(options.topK, n) : n
+  const max = logitOf(keys[0])
+  let sum = 0
+  for (let i = 0; i < k; i++) {
+    const p = Math.exp((logitOf(keys[i]) - max) / t)
+    weights[i] = p
+    sum += p
+  }
+  const topP = options.topP ?? 1
+  let kept = k
+  if (topP > 0 && topP < 1) {
+    let acc = 0
+    for (let i = 0; i < k; i++) {
+      acc += weights[i] / sum
+      if (acc >= topP) { kept = i + 1; break }
+    }
+  }
+  let total = 0
+  for (let i = 0; i < kept; i++) total += weights[i]
+  // the draw, as sampleToken's loop
+  const u = uniformDraw(options.seed ?? 0, position) * total
+  let acc = 0
+  let at = kept - 1
+  for (let i = 0; i < kept; i++) {
+    acc += weights[i]
+    if (u < acc) { at = i; break }
+  }
+  // the sorted position → the id: its rank among equal keys, then that many equal logits in id order
+  const key = keys[at]
+  let rank = 0
+  while (at - rank > 0 && keys[at - rank - 1] === key) rank++
+  for (let i = 0; i < n; i++) {
+    if (orderKey(bits[i]) === key && rank-- === 0) return i
+  }
+  throw new Error('unreachable: the drawn key is among the logits')
 }
 
 /**

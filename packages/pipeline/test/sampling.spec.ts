@@ -1,6 +1,7 @@
 /** The fast order of sampling candidates is the comparator order of spec §6 (descending logit, ties by lower id) */
 import { describe, it, expect } from 'vitest'
-import { descendingOrder, sampleToken } from '../src/index.js'
+import { descendingOrder, nucleus, sampleToken, uniformDraw } from '../src/index.js'
+import type { SamplingOptions } from '../src/index.js'
 
 /** The reference: the comparator sort (what sampling used before) */
 function reference (logits: Float32Array): number[] {
@@ -52,6 +53,49 @@ describe('descendingOrder', () => {
       for (let i = 0; i < n; i++) { acc += w[i]; if (u < acc) { want = order[i]; break } }
       expect(sampleToken(logits, options, pos)).toBe(want)
     }
+  })
+
+  it('sampleToken (sorting order keys only) draws what the candidate-order sampler drew, on every kind of logits', () => {
+    // the sampler before: nucleus() (ids in descending order, their weights) and the draw loop over them
+    const before = (logits: Float32Array, options: SamplingOptions, position: number): number => {
+      const { order, weights, n, total } = nucleus(logits, options)
+      const u = uniformDraw(options.seed ?? 0, position) * total
+      let acc = 0
+      for (let i = 0; i < n; i++) {
+        acc += weights[i]
+        if (u < acc) return order[i]
+      }
+      return order[n - 1]
+    }
+    const r = rng(3)
+    let draws = 0
+    let tied = 0
+    for (let trial = 0; trial < 300; trial++) {
+      const n = trial < 20 ? 4096 : 1 + Math.floor(r() * 700)
+      const logits = new Float32Array(n)
+      const kind = trial % 4
+      for (let i = 0; i < n; i++) {
+        const k = r()
+        logits[i] = kind === 0
+          ? (r() - 0.5) * 8 // an untrained model's spread
+          : kind === 1
+            ? Math.round(r() * 4) - 2 // few values: many ties
+            : kind === 2
+              ? (k < 0.1 ? [0, -0, 1e-40, -1e-40, 3.4e38, -3.4e38][Math.floor(r() * 6)] : (r() - 0.5) * 10 ** Math.floor(r() * 6 - 2))
+              : (k < 0.02 ? [Infinity, -Infinity][Math.floor(r() * 2)] : (r() - 0.5) * 30) // ±Infinity among them
+      }
+      for (let pos = 0; pos < 8; pos++) {
+        const options = { temperature: [1, 0.7, 1.3, 0.05][pos % 4], topK: [0, 0, 1, 5, 40, n + 3][(trial + pos) % 6], topP: [1, 0.9, 0.5, 0][(trial + 2 * pos) % 4], seed: trial * 31 + pos }
+        const want = before(logits, options, 1000 + pos)
+        const got = sampleToken(logits, options, 1000 + pos)
+        expect(got).toBe(want)
+        draws++
+        if (logits.filter(x => x === logits[want]).length > 1) tied++
+      }
+    }
+    expect(draws).toBe(2400)
+    // the id mapping for tied logits was exercised (kind 1 draws tied values nearly always)
+    expect(tied).toBeGreaterThan(300)
   })
 
   it('keeps the comparator for NaN logits', () => {
