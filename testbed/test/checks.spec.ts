@@ -7,11 +7,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
-import { compareLoopback, evaluateCheck, percentiles } from '../src/netns/runner.js'
+import { compareLoopback, evaluateCheck, memoryAfterWarmup, memoryTable, percentiles } from '../src/netns/runner.js'
 import type { InferenceStats, NodeState } from '../src/netns/runner.js'
 
 function node (name: string, peerId: string, events: any[] = [], extra: Partial<NodeState> = {}): NodeState {
-  return { name, group: 'g', ip: '', ns: '', dataDir: '', alive: true, peerId, rss: [], maxRss: 0, starts: 1, events: events.map(e => ({ t: 0, e })), exits: [], stderr: '', tmpfs: false, ...extra }
+  return { name, group: 'g', ip: '', ns: '', dataDir: '', alive: true, peerId, rss: [], heap: [], maxRss: 0, starts: 1, events: events.map(e => ({ t: 0, e })), exits: [], stderr: '', tmpfs: false, ...extra }
 }
 const noInference: InferenceStats = { requests: 0, ok: 0, errors: [] }
 
@@ -73,6 +73,31 @@ describe('results columns', () => {
     const ms = Array.from({ length: 100 }, (_, i) => i + 1).reverse()
     expect(percentiles(ms)).toEqual({ n: 100, p50Ms: 50, p99Ms: 99, maxMs: 100 })
     expect(percentiles([7])).toEqual({ n: 1, p50Ms: 7, p99Ms: 7, maxMs: 7 })
+  })
+
+  it('memoryAfterWarmup: RSS and heap slopes and first/last-minute means after the warm-up, counted from the first RSS sample', () => {
+    const MB = 2 ** 20
+    const t0 = 1_000_000
+    // every 10 s for 30 minutes; RSS grows 200 MB in the first 5 minutes, then stays flat
+    const rss: Array<[number, number]> = Array.from({ length: 181 }, (_, i) => [t0 + i * 10_000, (100 + Math.min(i * 10, 300) / 300 * 200) * MB])
+    // heap lines start 30 s later (API opened) and grow 2 MB/min throughout
+    const heap: Array<[number, number]> = Array.from({ length: 178 }, (_, i) => [t0 + 30_000 + i * 10_000, (50 + 2 * (30 + i * 10) / 60) * MB])
+    const m = memoryAfterWarmup('a', rss, heap, 300_000)
+    expect(m.node).toBe('a')
+    expect(m.rssSlope).toBeCloseTo(0, 10)
+    expect(m.rssWarmMB).toBeCloseTo(300, 10)
+    expect(m.rssEndMB).toBeCloseTo(300, 10)
+    expect(m.heapSlope).toBeCloseTo(2, 10)
+    // samples at 300..350 s and 1750..1800 s after the first RSS sample: 50 + 2 * 325 / 60 and 50 + 2 * 1775 / 60
+    expect(m.heapWarmMB).toBeCloseTo(50 + 2 * 325 / 60, 10)
+    expect(m.heapEndMB).toBeCloseTo(50 + 2 * 1775 / 60, 10)
+    // with no warm-up the RSS ramp counts
+    expect(memoryAfterWarmup('a', rss, heap, 0).rssSlope).toBeGreaterThan(1)
+    // too few samples after the warm-up: no numbers
+    expect(memoryAfterWarmup('b', rss.slice(0, 35), [], 300_000)).toEqual({ node: 'b', rssSlope: undefined, rssWarmMB: undefined, rssEndMB: undefined, heapSlope: undefined, heapWarmMB: undefined, heapEndMB: undefined })
+    const table = memoryTable([{ scenario: 's', memory: [m] } as any])
+    expect(table.split('\n')[2]).toBe('| s | a | 300.0 → 300.0 | 0.00 | 60.8 → 109.2 | 2.00 |')
+    expect(memoryTable([{ scenario: 's' } as any])).toBe('')
   })
 
   it('compareLoopback: the last round both runs reached, or why there is none', async () => {

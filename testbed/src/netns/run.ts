@@ -12,7 +12,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { basename, join } from 'node:path'
 import { cleanupStale, probeEnvironment, testbedDir } from './env.js'
-import { runScenario } from './runner.js'
+import { memoryTable, runScenario } from './runner.js'
 import type { ScenarioResult } from './runner.js'
 import { loadScenario } from './scenario.js'
 
@@ -51,6 +51,7 @@ async function main (): Promise<void> {
     `Date: ${date}; machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}; load before: ${load0}; load after: ${readFileSync('/proc/loadavg', 'utf8').trim()}; links: ${env.netem ? 'kernel netem' : 'user-space emulator (linkem.py: delay, jitter, loss, partitions) + kernel tbf (rate); this kernel has no sch_netem'}`,
     '',
     scenarioTable(results),
+    ...(memoryTable(results) !== '' ? ['', memoryTable(results)] : []),
     ...results.flatMap(r => (r.notConverged ?? []).map(x => `\n${r.scenario}, ${x.phase}: not converged; the views agreed with stats lines up to 30 s old ${x.agreedWithStaleLinesS != null ? `after ${x.agreedWithStaleLinesS.toFixed(1)} s` : 'at no point'}; lacking at the deadline: ${Object.entries(x.lacking).map(([k, v]) => `${k}: ${v}`).join(' | ') || 'nothing (converged just after)'}`))
   ].join('\n')
   console.log(out)

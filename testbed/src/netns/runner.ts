@@ -28,6 +28,8 @@ export interface NodeState {
   last?: { t: number, connections: number, recordPeers: string[], covered: boolean, rss: number, heapUsed: number }
   /** RSS samples of the current process (a restart starts a new series) */
   rss: Array<[number, number]>
+  /** V8 heap used of the current process's main thread, bytes (`neuroshard start --json` memory lines every 10 s) */
+  heap: Array<[number, number]>
   maxRss: number
   starts: number
   /** JSON lines of the current process other than stats (ready, started, api, stage, round, validation, …) */
@@ -81,6 +83,10 @@ export interface ScenarioResult {
   measuredForgetting?: boolean
   /** per node, RSS samples of its last process: [s since the run started, MB] (stats lines or /proc every 10 s) */
   rssSeries?: Record<string, Array<[number, number]>>
+  /** per node (its last process), RSS and V8 heap used (main thread) after the warm-up: slopes and the means of the first and last minute */
+  memory?: Array<{ node: string, rssSlope?: number, rssWarmMB?: number, rssEndMB?: number, heapSlope?: number, heapWarmMB?: number, heapEndMB?: number }>
+  /** per node, heap used samples of its last process (memory lines): [s since the run started, MB] */
+  heapSeries?: Record<string, Array<[number, number]>>
   /** DiLoCo rounds: the most any node reported, and the last validation loss reported */
   rounds?: number
   valLoss?: number
@@ -134,7 +140,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     const group = name.slice(0, name.lastIndexOf('-'))
     const gi = groups.indexOf(group)
     const idx = Number(name.slice(name.lastIndexOf('-') + 1))
-    return { name, group, ip: s.groups[group].nat === true ? `172.16.${gi}.${idx + 1}` : `10.77.${gi}.${idx + 1}`, ns: `nstb-${run}-${i}`, dataDir: join(base, 'data', name), alive: false, rss: [], maxRss: 0, starts: 0, events: [], exits: [], stderr: '', tmpfs: false }
+    return { name, group, ip: s.groups[group].nat === true ? `172.16.${gi}.${idx + 1}` : `10.77.${gi}.${idx + 1}`, ns: `nstb-${run}-${i}`, dataDir: join(base, 'data', name), alive: false, rss: [], heap: [], maxRss: 0, starts: 0, events: [], exits: [], stderr: '', tmpfs: false }
   })
   const port = s.node?.port ?? 4001
   const logs = new Map<string, WriteStream>()
@@ -205,6 +211,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     n.starts++
     n.last = undefined
     n.rss = []
+    n.heap = []
     n.events = []
     n.stderr = ''
     n.peerId = undefined
@@ -217,7 +224,8 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
         if (m.event === 'ready') n.peerId = m.peerId
         // `neuroshard start` says {"event":"started","peer":…}
         if (m.event === 'started' && typeof m.peer === 'string') n.peerId = m.peer
-        if (m.event !== 'stats' && n.events.length < 10_000) n.events.push({ t: Date.now(), e: m })
+        if (m.event !== 'stats' && m.event !== 'memory' && n.events.length < 10_000) n.events.push({ t: Date.now(), e: m })
+        if (m.event === 'memory' && typeof m.heapUsed === 'number') n.heap.push([Date.now(), m.heapUsed])
         // kept across restarts (events are the current process's)
         if (m.event === 'failover' && typeof m.ms === 'number' && failoverMs.length < 100_000) failoverMs.push(m.ms)
         // a point measured on the model as served (slots at different rounds, `exact: false`) is not the round's model:
@@ -635,6 +643,12 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     ...(inference.requests > 0 ? { inference } : {}),
     measuredForgetting: (s.converge ?? 'layer-pool') === 'layer-pool',
     rssSeries: Object.fromEntries(nodes.map(n => [n.name, n.rss.filter((_, i) => i % 10 === 0 || (s.converge ?? 'layer-pool') !== 'layer-pool').map(([t, r]) => [Math.round((t - started) / 1000), Math.round(r / 2 ** 20)] as [number, number])])),
+    ...(nodes.some(n => n.heap.length > 0)
+      ? {
+          memory: nodes.map(n => memoryAfterWarmup(n.name, n.rss, n.heap, (s.rssWarmupS ?? 30) * 1000)),
+          heapSeries: Object.fromEntries(nodes.map(n => [n.name, n.heap.map(([t, h]) => [Math.round((t - started) / 1000), Math.round(h / 2 ** 20 * 10) / 10] as [number, number])]))
+        }
+      : {}),
     ...(allRounds.some(r => r > 0) ? { rounds: Math.max(...allRounds) } : {}),
     ...(typeof lastVal === 'number' ? { valLoss: lastVal } : {}),
     ...(valByRound.size > 0 ? { valLossByRound: Object.fromEntries(valByRound) } : {}),
@@ -757,6 +771,40 @@ function netemArgs (p: LinkProfile): string[] {
   if ((p.jitterMs ?? 0) > 0) args.push(`${p.jitterMs}ms`)
   if ((p.lossPct ?? 0) > 0) args.push('loss', `${p.lossPct}%`)
   return args
+}
+
+/**
+ * One node's memory after the warm-up: least-squares slopes (MB/min) of RSS and of the V8 heap used, and the means of
+ * each over the first and the last minute after the warm-up (MB). Both warm-ups count from the RSS series' first
+ * sample, as the rss-slope check does (the memory lines may start earlier or later).
+ */
+export function memoryAfterWarmup (node: string, rss: Array<[number, number]>, heap: Array<[number, number]>, warmupMs: number): NonNullable<ScenarioResult['memory']>[number] {
+  // the warm-up counts from the first RSS sample, as the rss-slope check counts it
+  const t0 = rss[0]?.[0] ?? heap[0]?.[0] ?? 0
+  const after = (xs: Array<[number, number]>): Array<[number, number]> => xs.filter(([t]) => t - t0 >= warmupMs)
+  const mean = (xs: Array<[number, number]>): number | undefined => xs.length === 0 ? undefined : xs.reduce((a, [, v]) => a + v, 0) / xs.length / 2 ** 20
+  const ends = (xs: Array<[number, number]>): { warm?: number, end?: number } => {
+    const a = after(xs)
+    if (a.length < 10) return {}
+    return { warm: mean(a.filter(([t]) => t - a[0][0] < 60_000)), end: mean(a.filter(([t]) => a[a.length - 1][0] - t < 60_000)) }
+  }
+  const r = ends(rss)
+  const h = ends(heap)
+  const rs = rssSlope(rss, warmupMs)
+  const hs = heap.length > 0 ? rssSlope(heap, warmupMs - (heap[0][0] - t0)) : undefined
+  return { node, rssSlope: rs, rssWarmMB: r.warm, rssEndMB: r.end, heapSlope: hs, heapWarmMB: h.warm, heapEndMB: h.end }
+}
+
+/** Per node, memory after the warm-up (scenarios whose nodes print memory lines; empty otherwise) */
+export function memoryTable (results: ScenarioResult[]): string {
+  const rows = results.flatMap(r => (r.memory ?? []).map(m => {
+    const mb = (x: number | undefined): string => x == null ? '–' : x.toFixed(1)
+    const slope = (x: number | undefined): string => x == null ? '–' : x.toFixed(2)
+    return `| ${r.scenario} | ${m.node} | ${mb(m.rssWarmMB)} → ${mb(m.rssEndMB)} | ${slope(m.rssSlope)} | ${mb(m.heapWarmMB)} → ${mb(m.heapEndMB)} | ${slope(m.heapSlope)} |`
+  }))
+  if (rows.length === 0) return ''
+  return ['| scenario | node | RSS, first → last minute after warm-up (MB) | RSS slope after warm-up (MB/min) | V8 heap used (main thread), first → last minute (MB) | heap slope after warm-up (MB/min) |',
+    '|---|---|---|---|---|---|', ...rows].join('\n')
 }
 
 /** least-squares slope of RSS over time after `warmupMs`, MB/min (undefined with fewer than 10 samples) */
