@@ -274,7 +274,11 @@ export interface RecoveryTiming {
     chain: number
     /** From writing the first failed request to the token's answer (`detect` + `reroute` + `embed` + `chain` + the rest) */
     total: number
+    /** Speculative generation: drafting the round that produced the token */
+    draft?: number
   }
+  /** The token of the attempt that produced it came on the tokens stream (`direct`), not back along the route */
+  direct?: boolean
 }
 
 export interface Pipeline extends Startable {
@@ -1077,7 +1081,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           }
           // how long opening it took (0: a spare adopted), for the recovery timing
           const l: SessionLink = new SessionLink(stream, messages, {
-            openMs: performance.now() - t0,
+            openMs: spare != null ? 0 : performance.now() - t0,
             timeout: this.hopTimeout,
             log: this.log,
             onFailure: (err, unanswered) => {
@@ -1088,6 +1092,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
             }
           })
           this.links.set(key, l)
+          // keep a spare stream to this peer for its next session (a replay after a failover, the next generation):
+          // that session then writes its first request at once instead of negotiating a stream first (one round trip)
+          if (this.warmStandbys) void this.openSpare(peer).catch(err => { this.log('spare link to %p failed: %e', peer, err) })
           return l
         })()
         const o = opening
@@ -1780,12 +1787,16 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   }
 
   /**
-   * INFER to hop 1. With a ready tokens stream (and not for a prefill from position 0) the request is `direct` and
+   * INFER to hop 1. With a ready tokens stream (the first prefill has none yet; a replay after a failover may) the request is `direct` and
    * `quiet` (spec §2, 1.5.0): the answer comes from the Validator on that stream and the route answers only an error,
    * which comes first and is returned as before. Returns what `send` would.
    */
-  private async sendInfer (route: Request['route'], req: Request, watch: TokenWatch | undefined, signal?: AbortSignal): Promise<Response> {
-    if (watch == null || !watch.ready || req.position === 0) return await this.send(route, 1, req, signal)
+  private async sendInfer (route: Request['route'], req: Request, watch: TokenWatch | undefined, signal?: AbortSignal, how?: { direct: boolean }): Promise<Response> {
+    // a replay from position 0 goes direct too when the session's tokens stream to this route's Validator is open
+    // (after a failover of a Worker): its token then skips the way back through the new chain. `written`: the TOKENS
+    // request is on its way (not acknowledged yet): it reaches the Validator before an INFER through a Worker does, and
+    // if it does not, the Validator answers on the route (handled below)
+    if (watch == null || !(watch.ready || watch.written)) return await this.send(route, 1, req, signal)
     watch.clear()
     // `undefined`: the link moved on without an answer (only after the token came: this node writes nothing before)
     const ack = this.quietInfer ? this.sendQuiet(route, 1, { ...req, direct: true }, signal) : this.send(route, 1, { ...req, direct: true }, signal)
@@ -1797,6 +1808,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       // the token came straight from the Validator: an answer on the route still coming (an acknowledgement from a
       // node before 1.5.0) is only logged (a failure there shows on the next request of this link)
       ack.then(res => { if (res != null && res.error !== '') this.log('answer on the route to a direct token: %s %s', res.error, res.message) }, () => {})
+      if (how != null) how.direct = true
       return first.res
     }
     if ('err' in first) {
@@ -1823,7 +1835,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       return res
     }
     try {
-      return await watch.next(this.hopTimeout, signal)
+      const token = await watch.next(this.hopTimeout, signal)
+      if (how != null) how.direct = true
+      return token
     } catch (err: any) {
       if (signal?.aborted === true) throw err
       watch.close()
@@ -1977,8 +1991,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         watch = this.watchFor(watch, route, session)
         const firstLink = this.linkKey(session, 1, route[1].peer)
         const hadLink = this.links.has(firstLink)
+        const how = { direct: false }
         const tSend = performance.now()
-        const res = await this.sendInfer(route, req, watch, signal)
+        const res = await this.sendInfer(route, req, watch, signal, how)
         const tAnswer = performance.now()
         if (hopLost(res)) {
           failedAttempt(res.failedHop, tSend, tAnswer)
@@ -2017,7 +2032,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (recovery != null) {
           const l = this.links.get(firstLink)
           const ms = { detect: recovery.detect, reroute: recovery.reroute, embed: tSend - tEmbed, link: !hadLink && l != null ? l.openMs : 0, chain: tAnswer - tSend, total: tAnswer - recovery.since }
-          this.safeDispatchEvent('pipeline:recovered', { detail: { hop: recovery.hop, switched, tokens: chunk.length, attempts: recovery.attempts, ms } })
+          this.safeDispatchEvent('pipeline:recovered', { detail: { hop: recovery.hop, switched, tokens: chunk.length, attempts: recovery.attempts, ms, direct: how.direct } })
           recovery = undefined
         }
         switched = false
@@ -2092,8 +2107,21 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     let extra = 0 // rejected draft tokens the caches still hold past `position`
     let text = ''
     let retries = 0
-    /** A hop failed or lost the session: re-route (or not) and replay from position 0 */
-    const restart = async (res: Response, reroute: boolean): Promise<void> => {
+    /** Phase times of a recovery in progress (as in `generate`: `pipeline:recovered`) */
+    let recovery: { hop: number, since: number, attempts: number, detect: number, reroute: number } | undefined
+    /** A hop failed or lost the session: re-route (or not) and replay from position 0 (`sent`, `failed`: when the failed request was written and its failure seen) */
+    const restart = async (res: Response, reroute: boolean, sent = performance.now(), failed = sent): Promise<void> => {
+      recovery ??= { hop: res.failedHop, since: sent, attempts: 0, detect: 0, reroute: 0 }
+      recovery.attempts++
+      recovery.detect += failed - sent
+      const r0 = performance.now()
+      try {
+        await newRoute(res, reroute)
+      } finally {
+        recovery.reroute += performance.now() - r0
+      }
+    }
+    const newRoute = async (res: Response, reroute: boolean): Promise<void> => {
       if (reroute) {
         const err = this.failover(router, route, res)
         if (++retries > maxRetries) throw err
@@ -2130,6 +2158,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           extra = 0
         }
         const chunk = [...all.slice(position), ...draft.map(d => d.token)]
+        const tEmbed = performance.now()
         const h = await this.runStageInference(stage, session, position, int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]), extra > 0)
         let hidden = encodeActivation(h, compress)
         const deflate = compress && deflateOn && hidden.length >= DEFLATE_MIN_BYTES
@@ -2144,12 +2173,23 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate, rollback: extra > 0, draftCount: draft.length })
         // the answer comes straight from the Validator on the tokens stream when there is one (spec 1.3.0)
         watch = this.watchFor(watch, route, session)
-        const [res, dres] = await Promise.all([this.sendInfer(route, req, watch, signal), toValidator])
+        const firstLink = this.linkKey(session, 1, route[1].peer)
+        const hadLink = this.links.has(firstLink)
+        const how = { direct: false }
+        const tSend = performance.now()
+        const [res, dres] = await Promise.all([this.sendInfer(route, req, watch, signal, how), toValidator])
+        const tAnswer = performance.now()
         const failed = [res, dres].find(r => r != null && hopLost(r))
-        if (failed != null) { await restart(failed, true); continue }
+        if (failed != null) { await restart(failed, true, tSend, tAnswer); continue }
         if (dres != null && dres.error !== '') throw errorFromResponse(dres)
-        if ((res.error === UnknownSessionError.name || res.error === SessionPositionError.name) && position > 0) { await restart(res, false); continue }
+        if ((res.error === UnknownSessionError.name || res.error === SessionPositionError.name) && position > 0) { await restart(res, false, tSend, tAnswer); continue }
         if (res.error !== '') throw errorFromResponse(res)
+        if (recovery != null) {
+          const l = this.links.get(firstLink)
+          const ms = { detect: recovery.detect, reroute: recovery.reroute, embed: tSend - tEmbed, link: !hadLink && l != null ? l.openMs : 0, chain: tAnswer - tSend, total: tAnswer - recovery.since, draft: draftMs }
+          this.safeDispatchEvent('pipeline:recovered', { detail: { hop: recovery.hop, switched: false, tokens: chunk.length, attempts: recovery.attempts, ms, direct: how.direct } })
+          recovery = undefined
+        }
         const tokens = draft.length > 0 ? res.tokens : [res.token]
         const accepted = tokens.length - 1
         const ok = tokens.length >= 1 && accepted <= draft.length && tokens.every(id => id >= 0 && id < config.vocabSize) &&

@@ -29,6 +29,13 @@ export class TokenWatch {
   /** Hex of the Validator's peer bytes (the route's last hop this watch is for) */
   readonly peer: string
   ready = false
+  /**
+   * The TOKENS request is written (the stream is negotiated), the acknowledgement may still be on its way. The
+   * Validator gets TOKENS one message after it left here; an INFER sent now reaches it through at least one Worker
+   * (two messages), so it normally finds the stream registered. When it does not, the Validator answers on the route,
+   * as for a session without a tokens stream.
+   */
+  written = false
   closed = false
   private stream?: Stream
   private messages?: FramedStream
@@ -51,6 +58,7 @@ export class TokenWatch {
       const messages = messageStream(stream, { maxMessageSize: o.maxMessageSize, timeout: o.timeout })
       this.messages = messages
       await messages.writeBytes(o.encode(req))
+      this.written = !this.closed
       const ack = await messages.read(Response)
       if (ack.error !== '') throw new PipelineRequestError(`the Validator refused the tokens stream: ${ack.error}: ${ack.message}`)
       this.ready = true
@@ -73,6 +81,7 @@ export class TokenWatch {
     if (this.failure != null) return
     this.failure = err
     this.ready = false
+    this.written = false
     this.closed = true
     if (!(err instanceof AbortError)) this.log('tokens stream to %s ended: %s', this.peer.slice(0, 16), err.name)
     this.waiter?.reject(err)
@@ -125,6 +134,7 @@ export class TokenWatch {
     if (this.closed) return
     this.closed = true
     this.ready = false
+    this.written = false
     this.cancel()
     const m = this.messages
     const s = this.stream

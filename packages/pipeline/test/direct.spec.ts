@@ -15,7 +15,7 @@ import { Kind, Request, Response } from '../src/pb/pipeline.js'
 import { peerBytes } from '../src/peer.js'
 import { mesh, monolith, referenceGreedy, stage, startHost, stopAll, weights } from './helpers.js'
 import type { PipelineHost } from './helpers.js'
-import type { PipelineStage } from '../src/index.js'
+import type { PipelineStage, RecoveryTiming } from '../src/index.js'
 import type { ShardExecutor } from '@neuroshard/runtime'
 
 const config = preset('tiny')
@@ -74,6 +74,11 @@ afterAll(async () => {
   await stopAll(hosts)
   await Promise.all([...stages.map(async s => { await s.close() }), reference?.close()])
 })
+
+/** Whether `host` holds a spare session stream to `peer` (§4.2) */
+function spareTo (host: PipelineHost, peer: PipelineHost): boolean {
+  return (host.services.pipeline as any).spares.has(Buffer.from(peerBytes(peer.peerId)).toString('hex'))
+}
 
 async function generate (v: PipelineHost, n: number): Promise<number[]> {
   driver.services.pipeline.setRouter(staticRouter([{ peer: worker.peerId, start: 1, end: L + 1 }, { peer: v.peerId, start: L + 1, end: L + 2 }]))
@@ -264,17 +269,28 @@ describe('warm standbys', () => {
     const prompt = [...new TextEncoder().encode('direct tokens')]
     const want = await referenceGreedy(reference, prompt, 10)
     const got: number[] = []
+    const links: number[] = []
+    const direct: Array<boolean | undefined> = []
+    const onRecovered = (e: CustomEvent<RecoveryTiming>): void => { links.push(e.detail.ms.link); direct.push(e.detail.direct) }
+    driver.services.pipeline.addEventListener('pipeline:recovered', onRecovered)
     // without mirrors (with them, the mirrors' session stream to the standby is the one a switch uses: mirror.spec)
     for await (const t of driver.services.pipeline.generate(prompt, { maxNewTokens: 10, mirror: false })) {
       got.push(t.id)
       if (got.length === 3) {
-        await expect.poll(() => driver.services.pipeline.sessionStats().spares, { timeout: 10_000 }).toBe(1)
+        // a spare to the standby (WARM), and one to the Worker in use (kept for its next session once its link opened)
+        await expect.poll(() => [spareTo(driver, standby), spareTo(driver, worker)], { timeout: 10_000 }).toEqual([true, true])
         // the Worker in use fails: the switch to the standby uses the stream opened ahead
         router.reportFailure(worker.peerId)
         await worker.hangUp(driver.peerId)
       }
     }
+    driver.services.pipeline.removeEventListener('pipeline:recovered', onRecovered)
     expect(got).toEqual(want.ids)
-    expect(driver.services.pipeline.sessionStats().spares).toBe(0)
+    // the replay's link to the standby was the spare (no stream opened on the way), and its place is taken by a new spare
+    expect(links).toEqual([0])
+    // the replay from position 0 went direct: its token came on the tokens stream to the Validator (the same one),
+    // not back through the standby
+    expect(direct).toEqual([true])
+    await expect.poll(() => spareTo(driver, standby), { timeout: 10_000 }).toBe(true)
   })
 })

@@ -197,7 +197,11 @@ function follow (node: NetworkNode, index: number, emit: (obj: Record<string, un
     say(`round ${round}: validation loss ${loss.toFixed(4)} (node ${index}${exact ? '' : `; as served, slot rounds ${slotRounds.join('/')}`})`)
   })
   node.addEventListener('node:failover', (e) => {
-    emit({ event: 'failover', node: index, ms: Math.round(e.detail.ms * 10) / 10 })
+    const r = e.detail.recovery
+    const round = (x: number): number => Math.round(x * 10) / 10
+    // the Driver's phase times of the recovery (pipeline:recovered): where the time after the detection went
+    const phases = r != null ? { phases: Object.fromEntries(Object.entries(r.ms).map(([k, v]) => [k, round(v ?? 0)])), attempts: r.attempts, tokens: r.tokens, hop: r.hop, direct: r.direct === true, switched: r.switched } : {}
+    emit({ event: 'failover', node: index, ms: round(e.detail.ms), ...phases })
   })
   node.addEventListener('node:round', (e) => {
     if (e.detail.slot === node.heldStages()[0]?.start) emit({ event: 'round', node: index, slot: e.detail.slot, round: e.detail.round })

@@ -40,7 +40,7 @@ import type { LayerPool, LayerPoolInit, PoolEntry } from '@neuroshard/layer-pool
 import type { ModelConfig } from '@neuroshard/model'
 import type { LedgerSource } from '../api/local-backend.js'
 import type { NodeBackend } from '../api/backend.js'
-import type { GeneratedToken, GenerateOptions, Pipeline, PipelineInit, PipelineRouter, PipelineStage, PipelineTokenizer, RouteHop, TrainBatch } from '@neuroshard/pipeline'
+import type { GeneratedToken, GenerateOptions, Pipeline, PipelineInit, PipelineRouter, PipelineStage, PipelineTokenizer, RecoveryTiming, RouteHop, TrainBatch } from '@neuroshard/pipeline'
 import type { AdamWOptions } from '@neuroshard/runtime'
 import type { SwarmRouter } from '@neuroshard/swarm-router'
 
@@ -198,8 +198,11 @@ export interface NetworkNodeEvents {
   'node:stalled': CustomEvent<{ slot: number, round: number, reason: string }>
   /** A validation loss of the network's model (`slotRounds`: the round of each slot's weights it ran on) */
   'node:validation': CustomEvent<NetworkValidation>
-  /** A generation on this Driver went on after a failover: ms from the failure's detection to its next token */
-  'node:failover': CustomEvent<{ ms: number }>
+  /**
+   * A generation on this Driver went on after a failover: ms from the failure's detection to its next token;
+   * `recovery`: the pipeline's phase times of that recovery (`pipeline:recovered`), when it reported them
+   */
+  'node:failover': CustomEvent<{ ms: number, recovery?: RecoveryTiming }>
 }
 
 /** The weights of the network's model a validation runs on */
@@ -280,6 +283,16 @@ export class NodeRouter implements PipelineRouter {
       }
     }
     throw last
+  }
+
+  /**
+   * The swarm router's standby for each hop of an inference chain: the pipeline warms them (WARM: the standby builds
+   * and runs its stage and opens a session stream to its next hop) and keeps a session stream open to hop 1's, so a
+   * failover does not open streams or build a sub-span stage on its way. Without this method the pipeline has no
+   * standbys (it asks the router for them only when the router has the method).
+   */
+  standbys (chain: RouteHop[], options?: { tokens?: number }): Array<RouteHop | undefined> | Promise<Array<RouteHop | undefined>> {
+    return this.inner().standbys?.(chain, options) ?? []
   }
 
   reportFailure (peer: PeerId, error?: Error): void { this.inner().reportFailure(peer, error) }
@@ -614,20 +627,25 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     const pipeline = this.host.services.pipeline
     const mine = {}
     let detectedAt: number | undefined
+    let recovery: RecoveryTiming | undefined
     const onFailover = (): void => { if (generationContext.getStore() === mine) detectedAt ??= performance.now() }
+    const onRecovered = (e: CustomEvent<RecoveryTiming>): void => { if (generationContext.getStore() === mine && detectedAt != null) recovery = e.detail }
     pipeline.addEventListener('pipeline:failover', onFailover)
+    pipeline.addEventListener('pipeline:recovered', onRecovered)
     try {
       for (;;) {
         const r = await generationContext.run(mine, async () => await gen.next())
         if (r.done === true) return
         if (detectedAt != null) {
-          this.safeDispatchEvent('node:failover', { detail: { ms: performance.now() - detectedAt } })
+          this.safeDispatchEvent('node:failover', { detail: { ms: performance.now() - detectedAt, ...(recovery != null ? { recovery } : {}) } })
           detectedAt = undefined
+          recovery = undefined
         }
         yield r.value
       }
     } finally {
       pipeline.removeEventListener('pipeline:failover', onFailover)
+      pipeline.removeEventListener('pipeline:recovered', onRecovered)
       await gen.return?.(undefined)
     }
   }

@@ -62,3 +62,22 @@ describe('NodeRouter: waiting for a chain', () => {
     expect(() => new NodeRouter(() => broken, 60_000).chain({ from: 2, to: 4, purpose: 'inference' })).toThrow(TypeError)
   })
 })
+
+describe('NodeRouter: standbys', () => {
+  it('passes the swarm router\'s standbys through (the pipeline warms and pre-connects them only when its router has them)', async () => {
+    const chain = [hop()]
+    const spare = { ...hop(), peer: { toString: () => '12D3KooW-standby' } as unknown as RouteHop['peer'] }
+    const asked: Array<[RouteHop[], { tokens?: number } | undefined]> = []
+    const inner: PipelineRouter = {
+      chain: () => chain,
+      standbys: (c, o) => { asked.push([c, o]); return [spare] },
+      reportFailure () {}
+    }
+    const router: PipelineRouter = new NodeRouter(() => inner, 10_000)
+    expect(typeof router.standbys).toBe('function')
+    expect(await router.standbys!(chain, { tokens: 40 })).toEqual([spare])
+    expect(asked).toEqual([[chain, { tokens: 40 }]])
+    // a router without standbys: none
+    expect(await new NodeRouter(() => laterRouter(0, chain), 10_000).standbys(chain)).toEqual([])
+  })
+})
