@@ -392,8 +392,12 @@ class DefaultJoiner extends TypedEventEmitter<JoinEvents> implements Joiner, Sta
   /** Dials peers from the peer store (learned through identify and the DHT) to make up the deficit */
   private async dialKnownPeers (signal: AbortSignal): Promise<void> {
     const connected = this.connectedPeers()
+    // bootstrap peers not: every round has just dialled those it is not connected to, with the longer limit, and
+    // another dial now (libp2p's 6 s per address) would only start one more handshake on the peer a join storm
+    // loads most (#15: the testbed's starved joiners re-dialled a bootstrap peer right after its 20 s dial failed)
+    const bootstrap = new Set(this.bootstrap.map(p => p.id))
     const candidates = await this.components.peerStore.all({
-      filters: [peer => peer.addresses.length > 0 && !connected.has(peer.id.toString()) && !peer.id.equals(this.components.peerId)],
+      filters: [peer => peer.addresses.length > 0 && !connected.has(peer.id.toString()) && !bootstrap.has(peer.id.toString()) && !peer.id.equals(this.components.peerId)],
       signal
     })
     shuffle(candidates)

@@ -4,9 +4,10 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
+import { CODE_P2P, multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createNeuroShardHost } from '../src/index.js'
-import { peerCount, peersAtLeast, waitUntil } from './fixtures.js'
+import { peerCount, peersAtLeast, waitFor, waitUntil } from './fixtures.js'
 import type { NeuroShardHost, NeuroShardHostOptions } from '../src/index.js'
 import type { Server, Socket } from 'node:net'
 
@@ -213,6 +214,27 @@ describe('joining the swarm', () => {
       await relay.close()
     }
   }, 70_000)
+
+  it('a round whose bootstrap dial failed does not dial that bootstrap peer again among the peers it knows of', async () => {
+    const boot = await host()
+    // the relay never passes anything on within the test: every dial of the bootstrap peer through it fails
+    const relay = await stallingRelay(boot.getMultiaddrs()[0].toString(), { connectAfterMs: 120_000, forwardAfterMs: 120_000 })
+    try {
+      const bootAddr = `/ip4/127.0.0.1/tcp/${relay.port}/p2p/${boot.peerId.toString()}`
+      // a short bootstrap limit, and the next round far away: the test looks at the first round only
+      const node = await host({ bootstrap: [bootAddr], join: { minPeers: 1, bootstrapDialTimeoutMs: 1_500, retryInitialDelayMs: 60_000, retryMaxDelayMs: 60_000 }, start: false })
+      // the node knows the bootstrap peer's address, as a node in a swarm learns it from identify and the DHT
+      await node.peerStore.merge(boot.peerId, { multiaddrs: [multiaddr(bootAddr).decapsulateCode(CODE_P2P)] })
+      const retry = waitFor(node.services.join!, 'join:retry', () => true, 40_000)
+      await node.start()
+      await retry
+      // the round dialled the bootstrap peer once (its bootstrap phase); before, its known-peers phase dialled the
+      // peer again through libp2p's dial queue
+      expect(relay.accepted()).toBe(1)
+    } finally {
+      await relay.close()
+    }
+  }, 60_000)
 
   it('refuses impossible join options with InvalidParametersError', async () => {
     const bootstrap = ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGRUVh2upnNaRMqd3JQRUWBcVURMpf7W5bj2dQoKKNwh4']
