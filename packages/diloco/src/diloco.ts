@@ -935,7 +935,12 @@ export class DefaultDiLoCo extends TypedEventEmitter<DiLoCoEvents> implements Di
     // one pending check per round: the newest replaces the previous one
     const wait = Math.max(250, turn - now)
     const round = st.round
-    if (st.commitTimer !== undefined) clearTimeout(st.commitTimer)
+    if (st.commitTimer !== undefined) {
+      // the replaced check leaves the round's timers too: a round that waits long re-checks every 250 ms or more
+      clearTimeout(st.commitTimer)
+      const i = st.timers.indexOf(st.commitTimer)
+      if (i >= 0) st.timers.splice(i, 1)
+    }
     st.commitTimer = setTimeout(() => { if (this.state?.round === round) this.scheduleCommit() }, Math.min(wait, 60_000))
     st.timers.push(st.commitTimer)
   }
