@@ -2272,8 +2272,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         return
       }
       e.work = (async () => {
+        const t0 = performance.now()
         await this.recomputeOne(stage, await e.head!, r.headInputs[0], 0, mb, list[mb], lossScale)
         e.ids.push(mb)
+        this.log('step %d micro-batch %d: head input recomputed in %d ms', step, mb, Math.round(performance.now() - t0))
       })().catch(err => {
         this.log('step %d: early recompute of micro-batch %d dropped: %e', step, mb, err)
         e.ok = false
@@ -2355,6 +2357,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           continue // re-send the same micro-batch id: hops that already accumulated it answer from their record
         }
         if (res.error !== '') throw errorFromResponse(res)
+        this.log('step %d micro-batch %d: gradient back after %d ms of the step', step, mb, Math.round(performance.now() - t0))
         let g = decodeActivation(res.grad, this.limits(stage, compress, 'grad', deflateFor(b)))
         if (stage.blocks != null) g = (await stage.blocks.backward({ hidden_in: h0!, grad_hidden_out: g })).grad_hidden_in
         await stage.embed!.backward({ input_ids: ids, grad_hidden: g })
