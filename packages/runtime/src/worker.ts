@@ -146,6 +146,13 @@ function joinTokens (ts: TensorData[]): TensorData {
   return { type: ts[0].type, dims: [b, ts.length, ...rest], data } as TensorData
 }
 
+/** Detach (and so free) the buffer behind `bytes` now; the view reads as empty afterwards */
+export function releaseBytes (bytes: Uint8Array): void {
+  // (ES2024's ArrayBuffer.prototype.transfer: Node 21+; the lib here is ES2023)
+  const buffer = bytes.buffer as ArrayBuffer & { detached?: boolean, transfer?: (length: number) => ArrayBuffer }
+  if (buffer instanceof ArrayBuffer && buffer.detached !== true && typeof buffer.transfer === 'function') buffer.transfer(0)
+}
+
 export class RuntimeWorkerState {
   private nextId = 1
   private readonly sessions = new Map<number, SessionEntry>()
@@ -158,6 +165,24 @@ export class RuntimeWorkerState {
   /** Tied replicas' AdamW moments, by resident parameter (apart from the shard's own optimizer state) */
   private readonly replicaM = new Map<string, Float32Array>()
   private readonly replicaV = new Map<string, Float32Array>()
+
+  /**
+   * Releases every onnxruntime session (their native memory: graphs, weights baked in, arenas) and drops the
+   * tensors, gradients, moments and KV caches. The runtime's close calls it before its thread ends: a session is
+   * otherwise freed only when collected, which a thread's exit does not wait for.
+   */
+  async dispose (): Promise<void> {
+    const sessions = [...this.sessions.values()]
+    this.sessions.clear()
+    for (const s of sessions) await s.session.release().catch(() => {})
+    this.resident.clear()
+    this.grads.clear()
+    this.m.clear()
+    this.v.clear()
+    this.kv.clear()
+    this.replicaM.clear()
+    this.replicaV.clear()
+  }
 
   async handle (req: WorkerRequest): Promise<{ result: unknown, transfer: ArrayBuffer[] }> {
     switch (req.op) {
@@ -356,6 +381,10 @@ export class RuntimeWorkerState {
         throw Object.assign(new Error(`onnxruntime rejected the graph: ${String(err?.message ?? err)}`), { name: 'SessionError' })
       }
     }
+    // onnxruntime parsed the bytes into its own memory: free this thread's copy now (a baked graph is as large as
+    // its weights) instead of whenever this thread's heap is next collected. The bytes are the state's own: a
+    // message's copy, a transferred buffer, or the in-thread runtime's clone.
+    releaseBytes(req.bytes)
     const meta = (list: readonly InferenceSession.ValueMetadata[]): ValueInfo[] => list.map(m => ({
       name: m.name,
       type: m.isTensor ? m.type : 'non-tensor',
@@ -541,7 +570,7 @@ if (!isMainThread && parentPort != null && (workerData as { neuroshardRuntime?: 
   port.on('message', (msg: { id: number, req: WorkerRequest, shutdown?: boolean }) => {
     if (msg.shutdown === true) {
       // after the request in flight: ending the thread inside an onnxruntime run can abort the whole process
-      queue = queue.then(() => { process.exit(0) })
+      queue = queue.then(async () => { await state.dispose().catch(() => {}); process.exit(0) })
       return
     }
     // one request at a time, in order

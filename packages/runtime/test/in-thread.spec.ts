@@ -1,5 +1,6 @@
 /** `inThread: true` runs the same graphs on the calling thread: same outputs, same errors, same caller-owned data */
-import { describe, it, expect, afterAll } from 'vitest'
+import { describe, it, expect, afterAll, vi } from 'vitest'
+import * as ort from 'onnxruntime-node'
 import { initParameter, modelParameters, preset, shardParameters } from '@neuroshard/model'
 import { buildShardGraph } from '@neuroshard/model'
 import { InThreadRuntimeWorker, createInferenceEngine, createShardExecutor, int64 } from '../src/index.js'
@@ -43,6 +44,22 @@ describe('in-thread runtime', () => {
     const before = (await e.getParameters()).get(name)!.slice()
     own.get(name)!.fill(123)
     expect(Array.from((await e.getParameters()).get(name)!)).toEqual(Array.from(before))
+  })
+
+  it('close releases every onnxruntime session of the runtime (native memory now, not when collected)', async () => {
+    const role = { kind: 'blocks' as const, start: 0, end: 1 }
+    const own = new Map([...shardParameters(config, role)].map(p => [p.name, params.get(p.name)!.slice()]))
+    const graphs = { forward: buildShardGraph(config, role, 'forward').bytes, backward: buildShardGraph(config, role, 'backward').bytes, inference: buildShardGraph(config, role, 'inference').bytes }
+    const e = await createShardExecutor({ config, role, parameters: own, graphs, inThread: true })
+    // (the class behind onnxruntime's InferenceSession factory: every session's release goes through it)
+    const release = vi.spyOn((ort.InferenceSession as unknown as { prototype: { release: () => Promise<void> } }).prototype, 'release')
+    try {
+      await e.close()
+      // forward, backward and inference: one release each
+      expect(release).toHaveBeenCalledTimes(3)
+    } finally {
+      release.mockRestore()
+    }
   })
 
   it('refuses bad input with the same typed errors, and calls after close with RuntimeClosedError', async () => {
