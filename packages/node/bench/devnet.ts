@@ -11,14 +11,16 @@
  * Run: `npx -y pnpm@10 --filter @neuroshard/node bench` (after a build). Writes bench/results/devnet.json.
  * Settings (env): REQUESTS, MAX_TOKENS, TEMPERATURE (default 1), ROUNDS, BENCH_PART=inference|training|timeline, BENCH_DATA_DIR,
  * FUSE=0 (serving stages not fused: two onnxruntime runs per token and node, as before pipeline's fuseInference),
- * REQUEST_TIMEOUT_MS, TRAIN_TIMEOUT_S. Progress (and every 30 s what each node holds and trains) goes to stderr.
+ * REQUEST_TIMEOUT_MS, TRAIN_TIMEOUT_S, PRESET=tiny|small (inference part's model), IN_THREAD=1 (serving stages in-thread and fused at any width). Progress (and every 30 s what each node holds and trains) goes to stderr.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import inspector from 'node:inspector/promises'
 import { loadavg, cpus } from 'node:os'
 import { join } from 'node:path'
 import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
+import { preset } from '@neuroshard/model'
 import { constantLr } from '@neuroshard/runtime'
+import type { PresetName } from '@neuroshard/model'
 import { LocalGenerator } from '../src/api/local-generator.js'
 import { createLocalBackend } from '../src/api/local-backend.js'
 import { startApiServer } from '../src/api/server.js'
@@ -42,6 +44,10 @@ const TRAIN_TIMEOUT_S = Number(process.env.TRAIN_TIMEOUT_S ?? 1200)
 const STABLE_S = Number(process.env.STABLE_S ?? 15)
 /** `inference`, `training` or both (default) */
 const PART = process.env.BENCH_PART ?? 'all'
+/** Model of the inference part (PRESET=small: a larger per-token compute beside tiny's; vocabulary from the tokenizer) */
+const PRESET = (process.env.PRESET ?? 'tiny') as PresetName
+/** IN_THREAD=1: every serving node runs its stages in-thread and fused, whatever the model's width (default: the node's rule, dModel ≤ 256) */
+const IN_THREAD = process.env.IN_THREAD === '1'
 const PROMPTS = ['The history of', 'In the morning the', 'Scientists have found', 'A small town', 'The river', 'When the war']
 
 const T0 = performance.now()
@@ -183,7 +189,7 @@ interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, pairs: A
 
 async function inference (data: Data): Promise<InferenceResult> {
   const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
-  const devnet = await startNetworkDevnet({ nodes: 4, tokenizer: data.tokenizer, data: nodeData, node: { training: false, ...(process.env.FUSE === '0' ? { fuseInference: false } : {}) } })
+  const devnet = await startNetworkDevnet({ nodes: 4, tokenizer: data.tokenizer, data: nodeData, config: preset(PRESET), node: { training: false, ...(IN_THREAD ? { inThread: true, fuseInference: true } : {}), ...(process.env.FUSE === '0' ? { fuseInference: false } : {}) } })
   note('inference devnet started')
   const unwatch = watch('inference devnet', () => devnet.nodes)
   const config = devnet.config
@@ -377,7 +383,7 @@ async function run (): Promise<void> {
 
   const f = (x: number, d = 1): string => x.toFixed(d)
   const range = (xs: number[], d = 1): string => `${f(Math.min(...xs), d)}–${f(Math.max(...xs), d)}`
-  const lines = [`devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; tiny, vocabulary ${data.tokenizer.vocabSize}`]
+  const lines = [`devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; ${PART === 'training' ? 'tiny' : `${PRESET}${IN_THREAD ? ' (serving stages in-thread and fused: IN_THREAD=1)' : ''}`}, vocabulary ${data.tokenizer.vocabSize}`]
   if (inf !== undefined) {
     const rows = inf.rows
     const stat = (xs: Sample[]): { ttft: number, tps: number, cpu: number } => ({ ttft: median(xs.map(r => r.ttftMs)), tps: median(xs.map(r => r.tokPerS)), cpu: median(xs.map(r => r.cpuMsPerToken)) })
