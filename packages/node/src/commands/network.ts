@@ -404,11 +404,24 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
     await node?.stop()
     return 1
   }
+  // with --json, the process's memory every MEMORY_LINE_INTERVAL_MS (the testbed's soak samples heap and RSS from them)
+  const memoryTimer = o.json ? setInterval(() => { emit(memoryLine()) }, MEMORY_LINE_INTERVAL_MS) : undefined
+  memoryTimer?.unref()
   const signal = await (io.stopSignal ?? new Promise<string>(() => {}))
+  clearInterval(memoryTimer)
   say(`\n${signal}: handing spans over and stopping…`)
   await server.close().catch(() => {})
   await node.stop()
   emit({ event: 'stopped', signal })
   say('stopped')
   return 0
+}
+
+/** How often `neuroshard start --json` prints a `memory` line, ms */
+export const MEMORY_LINE_INTERVAL_MS = 10_000
+
+/** `{"event":"memory"}`: the process's resident set and V8 heap (bytes, `process.memoryUsage()`) */
+export function memoryLine (): Record<string, unknown> {
+  const m = process.memoryUsage()
+  return { event: 'memory', rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }
 }

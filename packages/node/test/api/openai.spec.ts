@@ -70,6 +70,10 @@ describe('TrainingRecorder', () => {
     expect(p).toMatchObject({ round: 250, innerStep: 0, innerSteps: 4, totalSteps: 1000, active: true })
     expect(p.loss.length).toBeLessThanOrEqual(100)
     expect(p.validation.length).toBeLessThanOrEqual(100)
+    // the round list keeps the newest 200 of the 250 rounds
+    expect(p.rounds).toHaveLength(200)
+    expect(p.rounds[0].round).toBe(51)
+    expect(p.rounds.at(-1)!.round).toBe(250)
     // thinned, still ordered, first and newest points kept
     expect(p.loss[0].step).toBe(1)
     expect(p.loss.at(-1)!.step).toBe(1000)

@@ -118,6 +118,11 @@ describe('neuroshard devnet and start (processes)', () => {
     expect(stage.end).toBeGreaterThan(stage.start)
     // the joiner downloaded the group's state and applies the network's rounds
     await joiner.until(e => e.event === 'round', 240_000, 'a DiLoCo round')
+    // its memory every 10 s (the testbed's soak reads heap and RSS from these lines)
+    const memory = await joiner.until(e => e.event === 'memory', 60_000, 'a memory line')
+    expect(memory.heapUsed).toBeGreaterThan(2 ** 20)
+    expect(memory.heapTotal).toBeGreaterThanOrEqual(memory.heapUsed)
+    expect(memory.rss).toBeGreaterThan(memory.heapTotal)
     expect(await stop(joiner), joiner.stderr()).toBe(0)
     expect(joiner.events.at(-1)).toMatchObject({ event: 'stopped' })
     expect(await stop(devnet)).toBe(0)
