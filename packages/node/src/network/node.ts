@@ -21,7 +21,7 @@ import { batches, assignShards } from '@neuroshard/genesis-data'
 import { createNeuroShardHost } from '@neuroshard/host'
 import { InvalidParametersError } from '@neuroshard/interface'
 import { describeSpan, fetchSpanWeights, layerPool, layerPoolRecordValidator, slotCount, slotParameters, slotWeightsStep } from '@neuroshard/layer-pool'
-import { createPipelineStage, DEFAULT_MAX_NEW_TOKENS, generateRemote, ngramDrafter, NoRouteError, pipeline } from '@neuroshard/pipeline'
+import { createPipelineStage, DEFAULT_MAX_NEW_TOKENS, generateRemote, HopFailedError, ngramDrafter, NoRouteError, pipeline } from '@neuroshard/pipeline'
 import { swarmRouter } from '@neuroshard/swarm-router'
 import { TypedEventEmitter } from 'main-event'
 import { createLocalBackend } from '../api/local-backend.js'
@@ -73,6 +73,18 @@ export const DEFAULT_ROUTE_WAIT_MS = 30_000
 const ROUTE_POLL_MS = 200
 /** Errors after which a completion goes on through another chain or Driver (NetworkNode.generate) */
 const RETRY_ELSEWHERE = new Set(['NoRouteError', 'RuntimeClosedError', 'InvalidRouteError', 'HopFailedError'])
+
+/** Socket errors of a dial to a peer that is gone (its process killed, its address dead) */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE'])
+
+/** Whether `err` (or one it wraps: libp2p's dial errors aggregate the addresses' errors) says the peer cannot be reached */
+function unreachable (err: any, depth = 0): boolean {
+  if (err == null || depth > 3) return false
+  if (UNREACHABLE_CODES.has(err.code)) return true
+  if (err.name === 'DialError' || err.name === 'NoValidAddressesError') return true
+  if (Array.isArray(err.errors)) return err.errors.some((e: unknown) => unreachable(e, depth + 1))
+  return unreachable(err.cause, depth + 1)
+}
 const MAX_GENERATE_ATTEMPTS = 3
 
 const log = logger('neuroshard:node:network')
@@ -535,7 +547,19 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       const { compress, maxRetries, ...rest } = options
       void compress
       void maxRetries
-      yield * generateRemote(this.host, relay, prompt, rest)
+      let answered = false
+      try {
+        for await (const t of generateRemote(this.host, relay, prompt, rest)) {
+          answered = true
+          yield t
+        }
+      } catch (err: any) {
+        // the Driver it relays to could not be reached (one killed a moment ago still has its layer record): ban it in
+        // the router, whose candidates the relay choice reads, and go on elsewhere (testbed node-failover run 17)
+        if (answered || options.signal?.aborted === true || !unreachable(err)) throw err
+        this.host.services.swarmRouter.reportFailure(relay, err)
+        throw new HopFailedError(`the relay Driver ${relay.toString()} is unreachable: ${String(err?.message)}`, 0)
+      }
       return
     }
     if ([...this.stages.values()].some(h => h.start === 0)) {

@@ -107,6 +107,35 @@ describe('NetworkNode.generate on a Driver with no chain', () => {
   })
 })
 
+describe('NetworkNode.generate relaying to a Driver that is gone', () => {
+  it('bans the unreachable relay and goes on through another Driver (testbed node-failover run 17: HTTP 500 with ECONNREFUSED)', async () => {
+    const { node, dialled } = standInNode(1_000)
+    const router = node.host.services.swarmRouter as any
+    // a router that honours its bans, as the swarm router's candidates do
+    const banned = new Set<string>()
+    router.reportFailure = (peer: any) => { banned.add(peer.toString()) }
+    router.candidates = () => others.filter(s => !banned.has(s.peer)).map(s => ({ ...s, throughput: 0 }))
+    // home-2 was just killed: its dial is refused (a socket error, as from libp2p's TCP transport); home-3 answers
+    ;(node.host as any).dialProtocol = async (peer: any) => {
+      dialled.push(peer.toString())
+      if (peer.toString() === H2) throw Object.assign(new Error('connect ECONNREFUSED 10.77.0.3:4001'), { code: 'ECONNREFUSED' })
+      throw new Error(`stand-in: dialled ${peer.toString()}`)
+    }
+    const run = async (): Promise<void> => { for await (const t of node.generate([1, 2, 3], { maxNewTokens: 4 })) void t }
+    // the stand-in's home-3 refuses too, with an error that is not about reaching it: what matters is that it was tried
+    await expect(run()).rejects.toThrow(`stand-in: dialled ${H3}`)
+    expect(dialled).toEqual([H2, H3])
+    expect([...banned]).toEqual([H2])
+  })
+
+  it('an error that is not about reaching the relay is not retried elsewhere', async () => {
+    const { node, dialled } = standInNode(1_000)
+    const run = async (): Promise<void> => { for await (const t of node.generate([1, 2, 3], { maxNewTokens: 4 })) void t }
+    await expect(run()).rejects.toThrow(`stand-in: dialled ${H2}`)
+    expect(dialled).toEqual([H2])
+  })
+})
+
 describe('NetworkNode: failover timing of a generation', () => {
   it('times its own failovers to the next token, not a training micro-batch\'s', async () => {
     const node = new NetworkNode({ config: preset('tiny'), draftGreedy: false } as any)
