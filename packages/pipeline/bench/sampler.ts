@@ -8,23 +8,15 @@
  * Env: VOCAB (default 4096), CALLS per block (default 2000), BLOCKS (default 10).
  */
 import { loadavg } from 'node:os'
-import { nucleus, sampleToken, uniformDraw } from '../src/index.js'
+import { sampleInCandidateOrder, sampleToken } from '../src/index.js'
 import type { SamplingOptions } from '../src/index.js'
 
 const VOCAB = Number(process.env.VOCAB ?? 4096)
 const CALLS = Number(process.env.CALLS ?? 2000)
 const BLOCKS = Number(process.env.BLOCKS ?? 10)
 
-function before (logits: Float32Array, options: SamplingOptions, position: number): number {
-  const { order, weights, n, total } = nucleus(logits, options)
-  const u = uniformDraw(options.seed ?? 0, position) * total
-  let acc = 0
-  for (let i = 0; i < n; i++) {
-    acc += weights[i]
-    if (u < acc) return order[i]
-  }
-  return order[n - 1]
-}
+/** The sampler before: `nucleus` (ids sorted, number arrays) and the draw over them */
+const before: (logits: Float32Array, options: SamplingOptions, position: number) => number = sampleInCandidateOrder
 
 let s = 12345
 const rnd = (): number => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 2 ** 32 }

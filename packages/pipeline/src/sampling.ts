@@ -62,14 +62,45 @@ export function sampleToken (logits: Float32Array, options: SamplingOptions, pos
   const fast = sampleSorted(logits, options, position)
   if (fast >= 0) return fast
   // NaN logits: the comparator's order (see descendingOrder)
+  return sampleInCandidateOrder(logits, options, position)
+}
+
+/**
+ * `sampleToken` at temperature > 0 written straight from the spec: the candidates in descending order (`nucleus`),
+ * then the draw over their weights. Slower than `sampleToken`'s own path (an id array and number arrays per call);
+ * it is that path's reference in tests and benchmarks, and its fallback for logits with NaN.
+ */
+export function sampleInCandidateOrder (logits: Float32Array, options: SamplingOptions, position: number): number {
   const { order, weights, n, total } = nucleus(logits, options)
-  const u = uniformDraw(options.seed ?? 0, position) * total
+  return order[drawIndex(weights, n, uniformDraw(options.seed ?? 0, position) * total)]
+}
+
+/** The first of the `n` weights at which their running sum passes `u` (the last one if none: rounding) */
+function drawIndex (weights: ArrayLike<number>, n: number, u: number): number {
   let acc = 0
   for (let i = 0; i < n; i++) {
     acc += weights[i]
-    if (u < acc) return order[i]
+    if (u < acc) return i
   }
-  return order[n - 1]
+  return n - 1
+}
+
+/**
+ * The nucleus cut of `k` weights in descending order: how many are kept for `topP` (the fewest whose share reaches
+ * it; all for 0 or 1) and the sum of the kept ones
+ */
+function nucleusCut (weights: ArrayLike<number>, k: number, sum: number, topP: number): { kept: number, total: number } {
+  let kept = k
+  if (topP > 0 && topP < 1) {
+    let acc = 0
+    for (let i = 0; i < k; i++) {
+      acc += weights[i] / sum
+      if (acc >= topP) { kept = i + 1; break }
+    }
+  }
+  let total = 0
+  for (let i = 0; i < kept; i++) total += weights[i]
+  return { kept, total }
 }
 
 /** Scratch of `sampleSorted` (sampling is synchronous: one user at a time) */
@@ -135,25 +166,8 @@ function sampleSorted (logits: Float32Array, options: SamplingOptions, position:
     weights[i] = p
     sum += p
   }
-  const topP = options.topP ?? 1
-  let kept = k
-  if (topP > 0 && topP < 1) {
-    let acc = 0
-    for (let i = 0; i < k; i++) {
-      acc += weights[i] / sum
-      if (acc >= topP) { kept = i + 1; break }
-    }
-  }
-  let total = 0
-  for (let i = 0; i < kept; i++) total += weights[i]
-  // the draw, as sampleToken's loop
-  const u = uniformDraw(options.seed ?? 0, position) * total
-  let acc = 0
-  let at = kept - 1
-  for (let i = 0; i < kept; i++) {
-    acc += weights[i]
-    if (u < acc) { at = i; break }
-  }
+  const { kept, total } = nucleusCut(weights, k, sum, options.topP ?? 1)
+  const at = drawIndex(weights, kept, uniformDraw(options.seed ?? 0, position) * total)
   // the sorted position → the id: its rank among equal keys, then that many equal logits in id order
   const key = keys[at]
   let rank = 0
@@ -181,17 +195,7 @@ export function nucleus (logits: Float32Array, options: SamplingOptions): { orde
     weights[i] = p
     sum += p
   }
-  const topP = options.topP ?? 1
-  let n = k
-  if (topP > 0 && topP < 1) {
-    let acc = 0
-    for (let i = 0; i < k; i++) {
-      acc += weights[i] / sum
-      if (acc >= topP) { n = i + 1; break }
-    }
-  }
-  let total = 0
-  for (let i = 0; i < n; i++) total += weights[i]
+  const { kept: n, total } = nucleusCut(weights, k, sum, options.topP ?? 1)
   return { order, weights, n, total }
 }
 
