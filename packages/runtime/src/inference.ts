@@ -142,7 +142,8 @@ export class InferenceEngine {
     for (const [name, t] of Object.entries(tensors)) assertFinite(name, t)
     const version = ++this.version
     const bytes = buildInferenceGraph(this.config, this.span, { parameters, quantization: this.quantization, attention: this.attention, kvCache: this.kvCache, ...(this.blockSize !== undefined ? { blockSize: this.blockSize } : {}) }).bytes
-    const session = await this.runtime.createSession(bytes, options)
+    // the graph moves to the runtime, which frees it once onnxruntime has it: nothing here keeps the baked weights
+    const session = await this.runtime.createSession(bytes, { ...options, transfer: true })
     if (version !== this.version) { await session.release(); return }
     const old = this.session
     this.session = session

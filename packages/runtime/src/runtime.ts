@@ -231,7 +231,8 @@ export class InThreadRuntimeWorker {
   async call<T> (req: WorkerRequest, _transfer: ArrayBuffer[] = [], options: AbortOptions = {}): Promise<T> {
     if (this.closed) throw new RuntimeClosedError('the runtime is closed')
     options.signal?.throwIfAborted()
-    const own = req.op === 'run' ? req : structuredClone(req)
+    // run feeds are only read; a graph the caller handed over (createSession with `transfer`) is the state's own
+    const own = req.op === 'run' || (req.op === 'createSession' && _transfer.length > 0) ? req : structuredClone(req)
     const result = this.queue.then(async () => {
       if (this.closed || this.state == null) throw new RuntimeClosedError('the runtime was closed')
       try {
@@ -324,8 +325,14 @@ export class Runtime {
     this.worker = init.inThread === true ? new InThreadRuntimeWorker() : new RuntimeWorker()
   }
 
-  /** Build a session from ONNX ModelProto bytes */
-  async createSession (bytes: Uint8Array, options: AbortOptions = {}): Promise<RuntimeSession> {
+  /**
+   * Build a session from ONNX ModelProto bytes. The runtime frees its copy of the bytes once onnxruntime has the
+   * session. With `transfer` the bytes move to the runtime instead of being copied (detached here, freed there as
+   * soon as the session exists: a graph with baked weights is not kept twice); a view into a larger buffer is
+   * copied.
+   */
+  async createSession (bytes: Uint8Array, options: AbortOptions & { transfer?: boolean } = {}): Promise<RuntimeSession> {
+    const whole = options.transfer === true && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer
     const created = await this.worker.call<CreateSessionResult>({
       op: 'createSession',
       bytes,
@@ -333,7 +340,7 @@ export class Runtime {
       cudaPrecheck: this.init.cudaPrecheck ?? true,
       allowSpinning: this.init.allowSpinning ?? false,
       ...(this.init.intraOpNumThreads !== undefined ? { intraOpNumThreads: this.init.intraOpNumThreads } : {})
-    }, [], options)
+    }, whole ? [bytes.buffer as ArrayBuffer] : [], options)
     if (created.fallbackReason !== undefined) {
       log('cuda unavailable, running on cpu: %s', created.fallbackReason)
       if (!cudaWarned) {

@@ -146,6 +146,13 @@ function joinTokens (ts: TensorData[]): TensorData {
   return { type: ts[0].type, dims: [b, ts.length, ...rest], data } as TensorData
 }
 
+/** Detach (and so free) the buffer behind `bytes` now; the view reads as empty afterwards */
+export function releaseBytes (bytes: Uint8Array): void {
+  // (ES2024's ArrayBuffer.prototype.transfer: Node 21+; the lib here is ES2023)
+  const buffer = bytes.buffer as ArrayBuffer & { detached?: boolean, transfer?: (length: number) => ArrayBuffer }
+  if (buffer instanceof ArrayBuffer && buffer.detached !== true && typeof buffer.transfer === 'function') buffer.transfer(0)
+}
+
 export class RuntimeWorkerState {
   private nextId = 1
   private readonly sessions = new Map<number, SessionEntry>()
@@ -374,6 +381,10 @@ export class RuntimeWorkerState {
         throw Object.assign(new Error(`onnxruntime rejected the graph: ${String(err?.message ?? err)}`), { name: 'SessionError' })
       }
     }
+    // onnxruntime parsed the bytes into its own memory: free this thread's copy now (a baked graph is as large as
+    // its weights) instead of whenever this thread's heap is next collected. The bytes are the state's own: a
+    // message's copy, a transferred buffer, or the in-thread runtime's clone.
+    releaseBytes(req.bytes)
     const meta = (list: readonly InferenceSession.ValueMetadata[]): ValueInfo[] => list.map(m => ({
       name: m.name,
       type: m.isTensor ? m.type : 'non-tensor',
