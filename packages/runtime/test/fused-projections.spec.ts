@@ -1,7 +1,8 @@
 import { describe, it, expect, afterAll } from 'vitest'
-import { buildInferenceGraph, buildModelGraph, initParameter, modelParameters, preset } from '@neuroshard/model'
-import { Runtime, createInferenceEngine, int64 } from '../src/index.js'
-import type { InferenceEngine, TensorData } from '../src/index.js'
+import { buildInferenceGraph, initParameter, modelParameters, preset } from '@neuroshard/model'
+import { createInferenceEngine } from '../src/index.js'
+import { decodeLogits, maxDiff, modelGraphLogits } from './decode-check.js'
+import type { InferenceEngine, Runtime } from '../src/index.js'
 
 /**
  * Baked fp32 engines (append caches or GroupQueryAttention) run q/k/v as one MatMul and gate/up as one MatMul over
@@ -17,30 +18,8 @@ const open: Array<InferenceEngine | Runtime> = []
 afterAll(async () => { await Promise.all(open.map(async e => { await e.close() })) })
 const tokens = Array.from({ length: 16 }, (_, i) => (i * 53 + 7) % V)
 
-async function reference (): Promise<Float32Array> {
-  const rt = new Runtime()
-  open.push(rt)
-  const session = await rt.createSession(buildModelGraph(config, 'inference').bytes)
-  const feeds: Record<string, TensorData> = { input_ids: int64(tokens, [1, tokens.length]) }
-  for (const s of modelParameters(config)) feeds[s.name] = { type: 'float32', dims: s.shape, data: params.get(s.name) as Float32Array }
-  return (await session.run(feeds)).logits.data as Float32Array
-}
-
-async function decode (e: InferenceEngine): Promise<Float32Array> {
-  const kv = await e.openInference()
-  const out = new Float32Array(tokens.length * V)
-  out.set((await kv.run({ input_ids: int64(tokens.slice(0, 6), [1, 6]) })).logits.data as Float32Array)
-  for (let i = 6; i < tokens.length; i++) out.set((await kv.run({ input_ids: int64([tokens[i]], [1, 1]) })).logits.data as Float32Array, i * V)
-  await kv.close()
-  return out
-}
-
-function maxDiff (a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length)
-  let worst = 0
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]))
-  return worst
-}
+const reference = async (): Promise<Float32Array> => await modelGraphLogits(config, params, tokens, open)
+const decode = async (e: InferenceEngine): Promise<Float32Array> => await decodeLogits(e, tokens, 6, V)
 
 /** The MatMul nodes of a graph by name */
 const matmuls = (bytes: ReturnType<typeof buildInferenceGraph>): string[] => bytes.graph.nodes.filter(n => n.op === 'MatMul').map(n => n.name)

@@ -1,7 +1,8 @@
 import { describe, it, expect, afterAll } from 'vitest'
-import { TIED_HEAD_WEIGHT, buildModelGraph, initParameter, modelParameters, preset } from '@neuroshard/model'
-import { Runtime, createInferenceEngine, int64 } from '../src/index.js'
-import type { InferenceEngine, TensorData } from '../src/index.js'
+import { TIED_HEAD_WEIGHT, initParameter, modelParameters, preset } from '@neuroshard/model'
+import { createInferenceEngine } from '../src/index.js'
+import { decodeLogits, maxDiff, modelGraphLogits } from './decode-check.js'
+import type { InferenceEngine, Runtime } from '../src/index.js'
 
 /**
  * fp32 engines of a tied model read the embedding table transposed (the LM head as a plain MatMul): their logits
@@ -16,30 +17,8 @@ afterAll(async () => { await Promise.all(open.map(async e => { await e.close() }
 const paramsOf = (seed: number): Map<string, Float32Array> => new Map(modelParameters(config).map(p => [p.name, initParameter(config, p, seed)]))
 const tokens = Array.from({ length: 20 }, (_, i) => (i * 37 + 11) % V)
 
-async function reference (params: Map<string, Float32Array>): Promise<Float32Array> {
-  const rt = new Runtime()
-  open.push(rt)
-  const session = await rt.createSession(buildModelGraph(config, 'inference').bytes)
-  const feeds: Record<string, TensorData> = { input_ids: int64(tokens, [1, tokens.length]) }
-  for (const s of modelParameters(config)) feeds[s.name] = { type: 'float32', dims: s.shape, data: params.get(s.name) as Float32Array }
-  return (await session.run(feeds)).logits.data as Float32Array
-}
-
-async function decode (e: InferenceEngine): Promise<Float32Array> {
-  const kv = await e.openInference()
-  const out = new Float32Array(tokens.length * V)
-  out.set((await kv.run({ input_ids: int64(tokens.slice(0, 8), [1, 8]) })).logits.data as Float32Array)
-  for (let i = 8; i < tokens.length; i++) out.set((await kv.run({ input_ids: int64([tokens[i]], [1, 1]) })).logits.data as Float32Array, i * V)
-  await kv.close()
-  return out
-}
-
-function maxDiff (a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length)
-  let worst = 0
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]))
-  return worst
-}
+const reference = async (params: Map<string, Float32Array>): Promise<Float32Array> => await modelGraphLogits(config, params, tokens, open)
+const decode = async (e: InferenceEngine): Promise<Float32Array> => await decodeLogits(e, tokens, 8, V)
 
 describe('fp32 tied head over the transposed table', () => {
   it('resident and baked engines give the model graph\'s logits; the resident one reads only the transposed table', async () => {
