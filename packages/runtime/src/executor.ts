@@ -68,6 +68,16 @@ export interface ShardExecutorInit extends RuntimeInit {
    */
   quantization?: WeightQuantization
   /**
+   * Float32 blocks / head executors: build the inference session with the weights baked in as initializers
+   * (`buildInferenceGraph`, q/k/v and gate/up fused, `append` caches; `graphs.inference` is then ignored), rebuilt
+   * whenever `setParameters` or a step changes the weights, as a quantized executor's. onnxruntime prepacks baked
+   * weights, which use a second intra-op thread well (packages/gguf README: `bootstrap` 0.94–1.01× a native llama.cpp
+   * F32 on 2 threads, resident ≈ 0.7×). Price: the float32 weights stay resident too (training graphs,
+   * `getParameters`), so about twice the weights' memory, and a rebuild per weight change. Ignored by embed
+   * executors. @default false
+   */
+  bakeWeights?: boolean
+  /**
    * Quantized executors: values per quantization group along each matrix's input dim, 32, 64 or 128
    * (`MatMulNBits` `block_size`; declare it with the span's format in the layer-pool record,
    * `LayerSpan.quantBlockSize`). Larger groups read fewer scale bytes per weight. @default 32
@@ -112,7 +122,9 @@ export class ShardExecutor {
   private steps: number
   private readonly quantization: WeightQuantization
   private readonly blockSize: QuantBlockSize
-  /** Bumped by every rebuild of a quantized inference session */
+  /** Quantized, or float32 with `bakeWeights`: the inference session is built here with the weights baked in */
+  private readonly bakeInference: boolean
+  /** Bumped by every rebuild of a baked (quantized or float32) inference session */
   private inferenceVersion = 0
   /** The backward left gradients of tied parameters that `takeTiedGradients()` has not taken yet */
   private tiedPending = false
@@ -129,6 +141,7 @@ export class ShardExecutor {
     this.steps = init.step ?? 0
     this.quantization = init.quantization ?? 'fp32'
     this.blockSize = init.quantBlockSize ?? QUANT_BLOCK_SIZE
+    this.bakeInference = this.quantization !== 'fp32' || (init.bakeWeights === true && init.role.kind !== 'embed')
     const o = init.optimizer ?? {}
     this.optimizer = {
       beta1: o.beta1 ?? DEFAULT_BETA1,
@@ -156,7 +169,7 @@ export class ShardExecutor {
       const sessions: ShardExecutor['sessions'] = {}
       for (const kind of ['forward', 'backward', 'inference'] as const) {
         const bytes = init.graphs[kind]
-        if (kind === 'inference' && quantized) continue
+        if (kind === 'inference' && (quantized || (init.bakeWeights === true && init.role.kind !== 'embed'))) continue
         if (bytes !== undefined) sessions[kind] = await runtime.createSession(bytes, options)
       }
       const ex = new ShardExecutor(init, runtime, sessions)
@@ -199,16 +212,17 @@ export class ShardExecutor {
       tensors[spec.name] = { type: 'float32', dims: spec.shape, data: p }
     }
     await this.runtime.setResident(tensors, options)
-    if (this.quantization !== 'fp32') await this.rebuildQuantized(options)
+    if (this.bakeInference) await this.rebuildQuantized(options)
   }
 
-  /** Build the quantized inference graph from the resident weights and swap it in for later runs */
+  /** Build the inference graph with the resident weights baked in (quantized or float32) and swap it in for later runs */
   private async rebuildQuantized (options: AbortOptions): Promise<void> {
     const version = ++this.inferenceVersion
     const parameters = await this.getParameters(options)
     // append caches: the graph takes only the new tokens' keys and values out (see InferenceEngine's kvCache)
-    const graph = buildInferenceGraph(this.config, this.role, { parameters, quantization: this.quantization, blockSize: this.blockSize, kvCache: 'append' })
-    const session = await this.runtime.createSession(graph.bytes, options)
+    const graph = buildInferenceGraph(this.config, this.role, { parameters, quantization: this.quantization, ...(this.quantization !== 'fp32' ? { blockSize: this.blockSize } : {}), kvCache: 'append' })
+    // moved to the runtime, which frees it once onnxruntime has the session
+    const session = await this.runtime.createSession(graph.bytes, { ...options, transfer: true })
     if (version !== this.inferenceVersion) {
       // a later setParameters overtook this one; its session wins
       await session.release()
@@ -481,7 +495,7 @@ export class ShardExecutor {
       t: adamw.t,
       gradScale: adamw.gradScale
     }, whole ? [grad.buffer as ArrayBuffer] : [], options)
-    if (this.quantization !== 'fp32') await this.rebuildQuantized(options)
+    if (this.bakeInference) await this.rebuildQuantized(options)
     return r
   }
 
