@@ -93,6 +93,14 @@ export interface CreateStageOptions extends RuntimeInit {
    * copy of the embedding and head weights. Ignored where it does not apply. @default false
    */
   fuseInference?: boolean
+  /**
+   * Inference-only float32 stages (`training: false`, not fused): the blocks' and head's inference sessions with
+   * the weights baked in (runtime `ShardExecutor` `bakeWeights`: prepacked by onnxruntime, which uses a second
+   * intra-op thread well — pass `intraOpNumThreads: 2`), rebuilt whenever `setParameters` changes the weights. Costs
+   * about twice the weights' memory (the float32 weights stay resident too). Ignored where it does not apply.
+   * @default false
+   */
+  bakeWeights?: boolean
 }
 
 /** The shard roles of slot span [start, end), in slot order */
@@ -112,7 +120,7 @@ export function spanRoles (config: ModelConfig, start: number, end: number): Sha
 
 /** Build the executors of a span (forward, backward and inference graphs), weights from `parameters` */
 export async function createPipelineStage (options: CreateStageOptions): Promise<PipelineStage> {
-  const { config, start, end, parameters, optimizer, step, training = true, quantization = 'fp32', quantBlockSize, kvCache = 'append', fuseInference = false, ...runtime } = options
+  const { config, start, end, parameters, optimizer, step, training = true, quantization = 'fp32', quantBlockSize, kvCache = 'append', fuseInference = false, bakeWeights = false, ...runtime } = options
   if (kvCache !== 'append' && kvCache !== 'present') throw new InvalidParametersError(`kvCache must be 'append' or 'present', got ${String(kvCache)}`)
   if (quantization !== 'fp32' && quantization !== 'int8' && quantization !== 'int4') throw new InvalidParametersError(`quantization must be 'fp32', 'int8' or 'int4', got ${String(quantization)}`)
   if (quantization !== 'fp32' && training) throw new InvalidParametersError('a quantized stage serves inference only: pass training: false')
@@ -122,6 +130,7 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
   }
   const roles = spanRoles(config, start, end)
   const fuse = fuseInference && !training && quantization === 'fp32' && kvCache === 'append' && roles.some(r => r.kind === 'blocks')
+  const bake = bakeWeights && !training && quantization === 'fp32' && !fuse
   const fused = fuse ? { embed: roles[0].kind === 'embed', head: roles[roles.length - 1].kind === 'head' } : undefined
   const executors = await Promise.all(roles.map(async role => {
     const params = new Map<string, Float32Array>()
@@ -138,6 +147,7 @@ export async function createPipelineStage (options: CreateStageOptions): Promise
       step,
       optimizer,
       ...(quantization !== 'fp32' ? { quantization, ...(quantBlockSize !== undefined ? { quantBlockSize } : {}) } : {}),
+      ...(bake && role.kind !== 'embed' ? { bakeWeights: true } : {}),
       graphs: {
         // the embed forward serves a float32 stage's inference too (a quantized embed looks ids up in its quantized
         // table, `infer`); the head's backward graph computes the loss itself
