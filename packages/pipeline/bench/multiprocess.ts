@@ -8,7 +8,9 @@
  * - failover: `tiny`, the Worker process in use is SIGKILLed after the 5th token, ≥ 50 times per mode (KILLS=n,
  *   MODES=mirror,replay: mirrored standbys and the replay, kill by kill in turn): time from its death (exit observed)
  *   to the next token.
- * - train (both) / train-tied / train-untied (STEPS=n, default 4): `small` tied / untied, batch 2 × 256: pipeline step vs the monolithic step.
+ * - train (both) / train-tied / train-untied (STEPS=n blocks, default 20): `small` tied / untied, batch 2 × 256: pipeline step vs the
+ *   monolithic step, one step of each per block on the same batch, the order mirrored each block (ABBA): medians, quartiles, the
+ *   paired per-block ratio's median with a distribution-free 95 % interval; the goal (≤ 1.5×) decided by that interval.
  * - compress: `tiny`, 200 steps with float32 and with int8 activations/gradients: bytes per step, val loss.
  *
  * Run: npx -y pnpm@10 exec tsc -b packages/pipeline && (cd packages/pipeline && ../../node_modules/.bin/node dist/bench/multiprocess.js [decode] [failover] [train] [train-untied] [compress])
@@ -340,17 +342,24 @@ function randomBatches (vocab: number, n: number, rows: number, seq: number, see
   return Array.from({ length: n }, () => ({ inputIds: BigInt64Array.from({ length: rows * seq }, next), targets: BigInt64Array.from({ length: rows * seq }, next), batch: rows, seq }))
 }
 
-async function benchTrain (tied: boolean, steps = 4): Promise<void> {
+/**
+ * Training step, pipeline vs monolithic: `steps` blocks, each one step of every path on the same batch, the paths'
+ * order mirrored from block to block (ABBA: mono, pipe[, control] then [control, ]pipe, mono), so that neither path
+ * always runs first or in the same load. Each block gives a paired ratio pipe / mono; the goal (≤ 1.5×) is decided
+ * by the rule fixed before the numbers: met if the upper end of the distribution-free 95 % interval of the median
+ * paired ratio is ≤ 1.5, NOT met if its lower end is > 1.5, undecided otherwise.
+ */
+async function benchTrain (tied: boolean, steps = 20): Promise<void> {
   const L = 12
+  const goal = 1.5
   const base = { preset: 'small' as const, tied, seed: 1, training: true, lr: [3e-4, 10, 1000] as [number, number, number] }
   const data = randomBatches(32000, steps + 1, 2, 256, 5)
   const local = await new Node('mono').init({ ...base, start: 0, end: L + 2, local: true, monolithic: true, training: false })
   const { driver, all } = await chain(base, L)
-  // tied: the same chain with the head's gradient on the wire (`tiedRecompute: false`), steps alternating with the others
+  // tied: the same chain with the head's gradient on the wire (`tiedRecompute: false`), a third path in each block
   const control = tied ? await chain({ ...base, tiedRecompute: false }, L) : undefined
   // CPU time of every process (all threads) over the measured steps, ms
   const cpuEach = async (nodes: Node[]): Promise<number[]> => await Promise.all(nodes.map(async n => (await n.call<number[]>({ op: 'cpu' }))[0] / 1000))
-  const cpu = async (nodes: Node[]): Promise<number> => (await cpuEach(nodes)).reduce((a, b) => a + b, 0)
   // per process of the chain (Driver, Worker, Validator), ms over the measured steps
   const each = [0, 0, 0]
   const eachControl = [0, 0, 0]
@@ -367,42 +376,78 @@ async function benchTrain (tied: boolean, steps = 4): Promise<void> {
     let mCpu = 0
     let pCpu = 0
     let cCpu = 0
-    for (let i = 1; i <= steps; i++) {
-      const before = await cpu([local])
-      m.push(...(await local.call<{ ms: number[] }>({ op: 'monoTrain', batches: [data[i]] })).ms)
-      mCpu += await cpu([local]) - before
-      let b3 = await cpuEach(all)
-      const r = await driver.call<{ ms: number[], phases: Phases[] }>({ op: 'train', batches: [data[i]] })
-      let a3 = await cpuEach(all)
-      for (let k = 0; k < 3; k++) { each[k] += a3[k] - b3[k]; pCpu += a3[k] - b3[k] }
-      p.push(...r.ms)
-      phases.push(...r.phases)
-      if (control != null) {
-        b3 = await cpuEach(control.all)
+    const runs = {
+      mono: async (i: number) => {
+        const [before] = await cpuEach([local])
+        m.push(...(await local.call<{ ms: number[] }>({ op: 'monoTrain', batches: [data[i]] })).ms)
+        mCpu += (await cpuEach([local]))[0] - before
+      },
+      pipe: async (i: number) => {
+        const b3 = await cpuEach(all)
+        const r = await driver.call<{ ms: number[], phases: Phases[] }>({ op: 'train', batches: [data[i]] })
+        const a3 = await cpuEach(all)
+        for (let k = 0; k < 3; k++) { each[k] += a3[k] - b3[k]; pCpu += a3[k] - b3[k] }
+        p.push(...r.ms)
+        phases.push(...r.phases)
+      },
+      control: async (i: number) => {
+        if (control == null) return
+        const b3 = await cpuEach(control.all)
         const rc = await control.driver.call<{ ms: number[], phases: Phases[] }>({ op: 'train', batches: [data[i]] })
-        a3 = await cpuEach(control.all)
+        const a3 = await cpuEach(control.all)
         for (let k = 0; k < 3; k++) { eachControl[k] += a3[k] - b3[k]; cCpu += a3[k] - b3[k] }
         c.push(...rc.ms)
         cphases.push(...rc.phases)
       }
     }
-    const r = { monolithicMs: m, pipelineMs: p, ratio: median(p) / median(m), phases, cpuMs: { monolithic: mCpu / steps, pipeline: pCpu / steps, control: cCpu / steps, pipelineEach: each.map(x => x / steps), controlEach: eachControl.map(x => x / steps) }, controlMs: c, controlPhases: cphases, loadAfter: loadavg() }
+    const forward: Array<keyof typeof runs> = control != null ? ['mono', 'pipe', 'control'] : ['mono', 'pipe']
+    for (let i = 1; i <= steps; i++) {
+      const order = i % 2 === 1 ? forward : [...forward].reverse()
+      for (const k of order) await runs[k](i)
+    }
+    // one ms per step and path (one micro-batch per step): block i's paired ratios
+    const ratios = p.map((x, i) => x / m[i])
+    const controlRatios = c.map((x, i) => x / m[i])
+    const ci = medianInterval(ratios)
+    const controlCi = medianInterval(controlRatios)
+    const verdict = ci == null ? 'undecided (too few blocks for an interval)' : ci[1] <= goal ? 'met' : ci[0] > goal ? 'NOT met' : 'undecided (the interval contains 1.5)'
+    const r = {
+      blocks: steps,
+      order: 'ABBA (mirrored each block)',
+      monolithicMs: m,
+      pipelineMs: p,
+      ratioOfMedians: median(p) / median(m),
+      pairedRatio: { values: ratios, median: median(ratios), interval95: ci },
+      goal: { max: goal, rule: 'met if the paired ratio interval\'s upper end <= 1.5, NOT met if its lower end > 1.5', verdict },
+      phases,
+      cpuMs: { monolithic: mCpu / steps, pipeline: pCpu / steps, control: cCpu / steps, pipelineEach: each.map(x => x / steps), controlEach: eachControl.map(x => x / steps) },
+      controlMs: c,
+      controlPairedRatio: control != null ? { values: controlRatios, median: median(controlRatios), interval95: controlCi } : undefined,
+      controlPhases: cphases,
+      loadAfter: loadavg()
+    }
     results[tied ? 'trainTied' : 'trainUntied'] = r
+    const ciText = (x: [number, number] | undefined): string => x == null ? 'n/a' : `${f(x[0], 3)}–${f(x[1], 3)}`
+    const dist = (xs: number[]): string => `median ${f(median(xs), 0)} ms (p25–p75 ${f(pct(xs, 25), 0)}–${f(pct(xs, 75), 0)}, min–max ${f(Math.min(...xs), 0)}–${f(Math.max(...xs), 0)})`
     const show = (ph: Phases[]): string => (['microBatches', 'tied', 'norm', 'step', 'sync'] as const).map(k => `${k} ${f(median(ph.map(x => x[k])), 0)}`).join(', ')
     const rows: Array<[string, string]> = [
-      ['monolithic step (one executor, model backward graph)', `${f(median(m), 0)} ms (median; ${m.map(x => f(x, 0)).join(', ')}); CPU ${f(mCpu / steps, 0)} ms per step`],
-      [`pipeline step, 3 processes${tied ? ' (tied: the Driver recomputes the head\'s tied gradient, `tiedRecompute`)' : ''}`, `${f(median(p), 0)} ms (median; ${p.map(x => f(x, 0)).join(', ')}); CPU ${f(pCpu / steps, 0)} ms per step (Driver ${f(each[0] / steps, 0)}, Worker ${f(each[1] / steps, 0)}, Validator ${f(each[2] / steps, 0)})`],
+      ['monolithic step (one executor, model backward graph)', `${dist(m)}; CPU ${f(mCpu / steps, 0)} ms per step`],
+      [`pipeline step, 3 processes${tied ? ' (tied: the Driver recomputes the head\'s tied gradient, `tiedRecompute`)' : ''}`, `${dist(p)}; CPU ${f(pCpu / steps, 0)} ms per step (Driver ${f(each[0] / steps, 0)}, Worker ${f(each[1] / steps, 0)}, Validator ${f(each[2] / steps, 0)})`],
       ['of it on the Driver, ms (median per phase)', show(phases)]
     ]
     if (control != null) {
       rows.push(
-        ['pipeline step, 3 processes, head\'s tied gradient on the wire (`tiedRecompute: false`)', `${f(median(c), 0)} ms (median; ${c.map(x => f(x, 0)).join(', ')}); CPU ${f(cCpu / steps, 0)} ms per step (Driver ${f(eachControl[0] / steps, 0)}, Worker ${f(eachControl[1] / steps, 0)}, Validator ${f(eachControl[2] / steps, 0)})`],
+        ['pipeline step, 3 processes, head\'s tied gradient on the wire (`tiedRecompute: false`)', `${dist(c)}; CPU ${f(cCpu / steps, 0)} ms per step (Driver ${f(eachControl[0] / steps, 0)}, Worker ${f(eachControl[1] / steps, 0)}, Validator ${f(eachControl[2] / steps, 0)})`],
         ['of it on the Driver, ms (median per phase)', show(cphases)],
-        ['`tiedRecompute: false` / monolithic', `${f(median(c) / median(m))}×`]
+        ['`tiedRecompute: false` / monolithic, paired per block', `median ${f(median(controlRatios), 3)}× (95 % interval of the median ${ciText(controlCi)}); ratio of the medians ${f(median(c) / median(m))}×`]
       )
     }
-    rows.push(['pipeline / monolithic', `${f(r.ratio)}× (goal ≤ 1.5×)`])
-    table(`training step \`small\` (${tied ? 'tied' : 'untied'}), batch 2 × 256, ${steps} steps each, alternating, separate processes, load after: ${load()}`, rows)
+    rows.push(
+      ['pipeline / monolithic, paired per block', `median ${f(median(ratios), 3)}× (95 % interval of the median ${ciText(ci)}, p25–p75 ${f(pct(ratios, 25), 3)}–${f(pct(ratios, 75), 3)}), ${steps} blocks`],
+      ['pipeline / monolithic, ratio of the medians', `${f(r.ratioOfMedians)}×`],
+      [`goal ≤ ${goal}× (met if the interval's upper end ≤ ${goal}, NOT met if its lower end > ${goal})`, verdict]
+    )
+    table(`training step \`small\` (${tied ? 'tied' : 'untied'}), batch 2 × 256, ${steps} blocks of one step per path on the same batch, order mirrored each block (ABBA), separate processes, load after: ${load()}`, rows)
   } finally {
     await Promise.all([local, ...all, ...(control?.all ?? [])].map(async n => { await n.stop() }))
   }
@@ -465,8 +510,8 @@ if (profileDir != null) mkdirSync(profileDir, { recursive: true })
 console.log(`pipeline bench (separate processes) ${results.date as string}, node ${process.version}, load average ${load()}`)
 if (all || which.includes('decode')) await benchDecode()
 if (all || which.includes('failover')) await benchFailover(Number(process.env.KILLS ?? 60))
-if (all || which.includes('train') || which.includes('train-tied')) await benchTrain(true, Number(process.env.STEPS ?? 4))
-if (all || which.includes('train') || which.includes('train-untied')) await benchTrain(false, Number(process.env.STEPS ?? 4))
+if (all || which.includes('train') || which.includes('train-tied')) await benchTrain(true, Number(process.env.STEPS ?? 20))
+if (all || which.includes('train') || which.includes('train-untied')) await benchTrain(false, Number(process.env.STEPS ?? 20))
 if (all || which.includes('compress')) await benchCompress()
 mkdirSync(new URL('../../bench-results/', import.meta.url), { recursive: true })
 const file = new URL(`../../bench-results/pipeline-processes-${(results.date as string).replace(/[:.]/g, '-')}.json`, import.meta.url)
