@@ -954,7 +954,15 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     const params = g.parameters()
     const step = g.round * this.innerSteps
     const stage = held.stage
-    if (stage.executors[0].stepCount !== step && this.stageRound(held) === g.round) {
+    const at = stage.executors[0].stepCount
+    // A stage of several slots is in a round's inner loop from the time its first slot group applies the round (its
+    // round is its highest group's, `stageRound`): the Driver trains on, so the other slots' groups can apply the
+    // round with the stage at step round·H + k, 0 < k < H. That stage is where the round wants it (specs/node/ponw
+    // §2: a round's loop runs from step round·H; the lr schedule follows the step): only the slot's base weights
+    // change. Rebuilt, it would restart the loop at round·H (new executors, worker threads and onnxruntime sessions,
+    // AdamW moments lost) under a Driver already past that step.
+    const inLoop = at >= step && at < step + this.innerSteps
+    if (!inLoop && this.stageRound(held) === g.round) {
       // the stage missed rounds (its chain broke): rebuild it at the round's step count
       const parameters = new Map<string, Float32Array>()
       for (let s = held.start; s < held.end; s++) {
