@@ -8,43 +8,15 @@
  * round instead of contributing again. B then announces the round too: two of four commit it, A applies it and its
  * stage, trained again, announces round 1.
  */
-import { slotCount, slotMemory, TRAINING_BYTES_PER_PARAMETER } from '@neuroshard/layer-pool'
-import { TINY } from '@neuroshard/model'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { localTrainStep, NetworkNode } from '../../src/network/node.js'
-import type { DiLoCo } from '@neuroshard/diloco'
-import type { ModelConfig } from '@neuroshard/model'
-import type { TrainBatch } from '@neuroshard/pipeline'
+import { localTrainStep } from '../../src/network/node.js'
+import { MICRO_SLOTS as SLOTS, localStep, microBatch as batch, startFourReplicas, until, waitForWholeModelGroups } from './four-replicas.js'
+import type { NetworkNode } from '../../src/network/node.js'
 
-const CONFIG: ModelConfig = { ...TINY, vocabSize: 64, dModel: 32, nLayers: 1, nHeads: 2, nKvHeads: 1, ffnHidden: 64, maxSeqLen: 32 }
-const SLOTS = slotCount(CONFIG)
-/** The whole model while training, with room to spare: every node holds every slot */
-const FULL_MEMORY = Math.ceil(1.2 * Array.from({ length: SLOTS }, (_, s) => slotMemory(CONFIG, s, TRAINING_BYTES_PER_PARAMETER)).reduce((a, b) => a + b, 0))
 /** A round stalls 8 s after its first announce (well past the 1.5 s deadline and the leader candidates' turns) */
 const STALL_MS = 8_000
 const H = 2
 const DILOCO = { minDeadlineMs: 1500, commitStaggerMs: 1000, codec: 'fp32' as const, stallMs: STALL_MS }
-
-async function until (condition: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what()}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
-function batch (step: number): TrainBatch {
-  const seq = 16
-  const inputIds = BigInt64Array.from({ length: 2 * seq }, (_, t) => BigInt((t * 7 + step * 3) % CONFIG.vocabSize))
-  const targets = BigInt64Array.from({ length: 2 * seq }, (_, t) => BigInt((t * 7 + step * 3 + 1) % CONFIG.vocabSize))
-  return { inputIds, targets, batch: 2, seq }
-}
-
-function localStep (g: DiLoCo, worker: number): Map<string, Float32Array> {
-  const p = g.parameters()
-  for (const v of p.values()) for (let k = 0; k < v.length; k++) v[k] -= 0.001 * (worker + 1) + 0.0001 * (k % 7)
-  return p
-}
 
 describe('node:stalled: a slot round stalled below half of the group (real hosts)', () => {
   const nodes: NetworkNode[] = []
@@ -56,31 +28,10 @@ describe('node:stalled: a slot round stalled below half of the group (real hosts
   const announcesOfA = new Map<number, number[]>()
 
   beforeAll(async () => {
-    const start = async (bootstrap?: NetworkNode): Promise<NetworkNode> => {
-      const node = new NetworkNode({
-        config: CONFIG,
-        memoryBytes: FULL_MEMORY,
-        innerSteps: H,
-        diloco: DILOCO,
-        layerPool: { reserveFraction: 0 },
-        host: { bootstrap: bootstrap != null ? bootstrap.host.getMultiaddrs().map(String).filter(a => a.includes('/tcp/')) : [] }
-      })
-      nodes.push(node)
-      await node.start()
-      return node
-    }
-    A = await start()
-    B = await start(A)
-    C = await start(A)
-    D = await start(A)
+    [A, B, C, D] = await startFourReplicas(nodes, { innerSteps: H, diloco: DILOCO })
     const all = [A, B, C, D]
     const slots = Array.from({ length: SLOTS }, (_, s) => s)
-    // every node holds every slot with its group, and sees the three others as training holders of each
-    await until(() => all.every(n => n.heldStages().length === 1 && slots.every(s => n.group(s)?.initialized === true && n.slotReplicas(s).length === 4)), 240_000,
-      () => all.map(n => `${n.heldStages().length} stages, ${slots.map(s => `${n.group(s)?.initialized === true ? 'group' : 'no group'} ${n.slotReplicas(s).length} replicas`).join('; ')}`).join(' | '))
-    // and on the topic of each slot: A's announces reach B directly
-    await until(() => slots.every(s => all.every(n => n.host.services.pubsub.getSubscribers(n.group(s)!.topic).length === 3)), 60_000,
-      () => slots.map(s => all.map(n => n.host.services.pubsub.getSubscribers(n.group(s)!.topic).length).join(',')).join(' | '))
+    await waitForWholeModelGroups(all)
     A.addEventListener('node:stalled', (e) => stalled.push(e.detail))
     A.addEventListener('node:contributed', (e) => contributed.push(e.detail))
     A.addEventListener('node:round', (e) => applied.push(e.detail))

@@ -15,55 +15,21 @@
  * The nodes have no training data: no Driver trains, the test contributes each slot-0 pseudo-gradient itself.
  */
 import { openCommit, Signed } from '@neuroshard/diloco'
-import { slotCount, slotMemory, TRAINING_BYTES_PER_PARAMETER } from '@neuroshard/layer-pool'
-import { TINY } from '@neuroshard/model'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NetworkNode } from '../../src/network/node.js'
-import type { DiLoCo, RefusedDetail, StalledDetail } from '@neuroshard/diloco'
-import type { ModelConfig } from '@neuroshard/model'
+import { localStep, startFourReplicas, until } from './four-replicas.js'
+import type { NetworkNode } from '../../src/network/node.js'
+import type { RefusedDetail, StalledDetail } from '@neuroshard/diloco'
 
-const CONFIG: ModelConfig = { ...TINY, vocabSize: 64, dModel: 32, nLayers: 1, nHeads: 2, nKvHeads: 1, ffnHidden: 64, maxSeqLen: 32 }
-/** The whole model while training, with room to spare: every node holds every slot */
-const FULL_MEMORY = Math.ceil(1.2 * Array.from({ length: slotCount(CONFIG) }, (_, s) => slotMemory(CONFIG, s, TRAINING_BYTES_PER_PARAMETER)).reduce((a, b) => a + b, 0))
 /** A round stalls (specs/diloco §6 step 5a) 20 s after its first announce: after the first test's 12 s wait */
 const STALL_MS = 20_000
 const DILOCO = { minDeadlineMs: 1500, commitStaggerMs: 1000, codec: 'fp32' as const, stallMs: STALL_MS }
-
-async function until (condition: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what()}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
-function localStep (g: DiLoCo, worker: number): Map<string, Float32Array> {
-  const p = g.parameters()
-  for (const v of p.values()) for (let k = 0; k < v.length; k++) v[k] -= 0.001 * (worker + 1) + 0.0001 * (k % 7)
-  return p
-}
 
 describe('a slot\'s DiLoCo group is the layer pool\'s replica set (real hosts)', () => {
   const nodes: NetworkNode[] = []
   let A: NetworkNode, B: NetworkNode, C: NetworkNode, D: NetworkNode
 
   beforeAll(async () => {
-    const start = async (bootstrap?: NetworkNode): Promise<NetworkNode> => {
-      const node = new NetworkNode({
-        config: CONFIG,
-        memoryBytes: FULL_MEMORY,
-        diloco: DILOCO,
-        layerPool: { reserveFraction: 0 },
-        host: { bootstrap: bootstrap != null ? bootstrap.host.getMultiaddrs().map(String).filter(a => a.includes('/tcp/')) : [] }
-      })
-      nodes.push(node)
-      await node.start()
-      return node
-    }
-    A = await start()
-    B = await start(A)
-    C = await start(A)
-    D = await start(A)
+    [A, B, C, D] = await startFourReplicas(nodes, { diloco: DILOCO })
     const all = [A, B, C, D]
     // every node holds slot 0 with its group, and sees the three others as training holders of it
     await until(() => all.every(n => n.group(0)?.initialized === true && n.slotReplicas(0).length === 4), 240_000,
