@@ -73,3 +73,17 @@ export async function waitForWholeModelGroups (all: NetworkNode[]): Promise<void
   await until(() => slots.every(s => all.every(n => n.host.services.pubsub.getSubscribers(n.group(s)!.topic).length === 3)), 60_000,
     () => slots.map(s => all.map(n => n.host.services.pubsub.getSubscribers(n.group(s)!.topic).length).join(',')).join(' | '))
 }
+
+/**
+ * Records, per slot, the rounds of `sender`'s announces that `observer`'s slot groups accept (filled as they come;
+ * the map is returned at once)
+ */
+export function announcesSeen (observer: NetworkNode, sender: NetworkNode): Map<number, number[]> {
+  const seen = new Map<number, number[]>()
+  for (let s = 0; s < MICRO_SLOTS; s++) {
+    const rounds: number[] = []
+    seen.set(s, rounds)
+    observer.group(s)!.addEventListener('diloco:announce', (e) => { if (e.detail.sender === sender.peerId.toString()) rounds.push(e.detail.round) })
+  }
+  return seen
+}

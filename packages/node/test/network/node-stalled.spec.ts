@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { localTrainStep } from '../../src/network/node.js'
-import { MICRO_SLOTS as SLOTS, localStep, microBatch as batch, startFourReplicas, until, waitForWholeModelGroups } from './four-replicas.js'
+import { MICRO_SLOTS as SLOTS, announcesSeen, localStep, microBatch as batch, startFourReplicas, until, waitForWholeModelGroups } from './four-replicas.js'
 import type { NetworkNode } from '../../src/network/node.js'
 
 /** A round stalls 8 s after its first announce (well past the 1.5 s deadline and the leader candidates' turns) */
@@ -25,20 +25,16 @@ describe('node:stalled: a slot round stalled below half of the group (real hosts
   const contributed: Array<{ slot: number, round: number }> = []
   const applied: Array<{ slot: number, round: number }> = []
   /** slot → the rounds in which B accepted an announce of A */
-  const announcesOfA = new Map<number, number[]>()
+  let announcesOfA: Map<number, number[]>
 
   beforeAll(async () => {
     [A, B, C, D] = await startFourReplicas(nodes, { innerSteps: H, diloco: DILOCO })
     const all = [A, B, C, D]
-    const slots = Array.from({ length: SLOTS }, (_, s) => s)
     await waitForWholeModelGroups(all)
     A.addEventListener('node:stalled', (e) => stalled.push(e.detail))
     A.addEventListener('node:contributed', (e) => contributed.push(e.detail))
     A.addEventListener('node:round', (e) => applied.push(e.detail))
-    for (const s of slots) {
-      announcesOfA.set(s, [])
-      B.group(s)!.addEventListener('diloco:announce', (e) => { if (e.detail.sender === A.peerId.toString()) announcesOfA.get(s)!.push(e.detail.round) })
-    }
+    announcesOfA = announcesSeen(B, A)
   }, 300_000)
 
   afterAll(async () => {

@@ -12,7 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { localTrainStep } from '../../src/network/node.js'
-import { MICRO_SLOTS as SLOTS, localStep, microBatch as batch, startFourReplicas, until, waitForWholeModelGroups } from './four-replicas.js'
+import { MICRO_SLOTS as SLOTS, announcesSeen, localStep, microBatch as batch, startFourReplicas, until, waitForWholeModelGroups } from './four-replicas.js'
 import type { NetworkNode } from '../../src/network/node.js'
 
 const H = 3
@@ -23,18 +23,14 @@ describe('a round that reaches a stage\'s slots one after the other does not reb
   let A: NetworkNode, B: NetworkNode, C: NetworkNode, D: NetworkNode
   const applied: Array<{ slot: number, round: number }> = []
   /** slot → the rounds in which B accepted an announce of A */
-  const announcesOfA = new Map<number, number[]>()
+  let announcesOfA: Map<number, number[]>
 
   beforeAll(async () => {
     [A, B, C, D] = await startFourReplicas(nodes, { innerSteps: H, diloco: DILOCO })
     const all = [A, B, C, D]
-    const slots = Array.from({ length: SLOTS }, (_, s) => s)
     await waitForWholeModelGroups(all)
     A.addEventListener('node:round', (e) => applied.push(e.detail))
-    for (const s of slots) {
-      announcesOfA.set(s, [])
-      B.group(s)!.addEventListener('diloco:announce', (e) => { if (e.detail.sender === A.peerId.toString()) announcesOfA.get(s)!.push(e.detail.round) })
-    }
+    announcesOfA = announcesSeen(B, A)
   }, 300_000)
 
   afterAll(async () => {
