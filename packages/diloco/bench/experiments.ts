@@ -31,12 +31,13 @@ import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { assignShards, buildGenesisDataset, loadDataset, readCorpus, readManifest } from '@neuroshard/genesis-data'
+import { buildGenesisDataset, readCorpus } from '@neuroshard/genesis-data'
 import { countParameters, initParameter, modelParameters, preset } from '@neuroshard/model'
 import { aLittleIsEnough, innerProductManipulation, signFlipping } from '@neuroshard/robust-agg'
 import { trainBpe } from '@neuroshard/tokenizer'
 import { aggregateRound, ErrorFeedback, flatten, InnerLoop, outerStep, payloadSize, resolveCodec, spanLayout, unflatten } from '../src/index.js'
 import { decodeTrainState, encodeTrainState } from './train-state.js'
+import { loadWorkerData } from './worker-data.js'
 import type { TrainState } from './train-state.js'
 import type { DataPosition } from '@neuroshard/trainer'
 import type { AggregatorChoice, CodecName } from '../src/index.js'
@@ -98,15 +99,7 @@ if (!existsSync(join(genesis, 'manifest.json'))) {
   const tokenizer = trainBpe(corpus.documents, { vocabSize: 4096 })
   await buildGenesisDataset({ source: 'nlp-corpus', tokenizer, outDir: genesis })
 }
-const manifest = await readManifest(genesis)
-const train = await loadDataset(genesis, { split: 'train' })
-const val = await loadDataset(genesis, { split: 'validation' })
-const byHash = new Map(train.shards.map(s => [s.hash, s.tokens]))
-const perWorker = Math.floor(train.shards.length / WORKERS)
-const workerShards = Array.from({ length: WORKERS }, (_, i) =>
-  assignShards(manifest, `worker-${i}`, 0, perWorker).map(h => byHash.get(h) as ArrayLike<number>))
-const allShards = train.shards.map(s => s.tokens)
-const valShards = val.shards.map(s => s.tokens)
+const { manifest, perWorker, workerShards, allShards, valShards } = await loadWorkerData(genesis, WORKERS)
 const config = { ...preset(PRESET), vocabSize: manifest.tokenizer.vocabSize }
 const specs = modelParameters(config)
 const P = countParameters(specs)
@@ -131,7 +124,7 @@ const init = (): Map<string, Float32Array> => fromCheckpoint !== undefined
   : new Map(specs.map(s => [s.name, initParameter(config, s, 0)]))
 if (CHECKPOINT !== undefined) console.log(`starting every run from ${CHECKPOINT}; inner peak lr ${PEAK_LR}`)
 if (resumed !== undefined) console.log(`continuing every run from ${RESUME} (step ${START_STEP}, AdamW moments, data positions ${JSON.stringify(resumed.positions)}); schedule warmup ${WARMUP} + cosine over ${SCHEDULE_STEPS} steps, peak lr ${PEAK_LR}`)
-console.log(`${PRESET}: ${P} parameters; ${train.shards.length} train shards (${perWorker} per worker by assignShards), ${STEPS} inner steps per worker of ${BATCH}×${SEQ} tokens`)
+console.log(`${PRESET}: ${P} parameters; ${allShards.length} train shards (${perWorker} per worker by assignShards), ${STEPS} inner steps per worker of ${BATCH}×${SEQ} tokens`)
 
 async function loop (shards: ArrayLike<number>[], steps: number, seed: number, parameters = init(), position?: DataPosition): Promise<InnerLoop> {
   // the `single` baseline keeps its own schedule over its steps; every other run follows the run's schedule

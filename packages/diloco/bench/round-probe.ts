@@ -14,11 +14,11 @@
 import { readFileSync } from 'node:fs'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { assignShards, loadDataset, readManifest } from '@neuroshard/genesis-data'
 import { initParameter, modelParameters, preset } from '@neuroshard/model'
 import { int64 } from '@neuroshard/runtime'
 import { learningRate, TrainBatchStream } from '@neuroshard/trainer'
 import { flatten, InnerLoop, spanLayout, unflatten } from '../src/index.js'
+import { loadWorkerData } from './worker-data.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const genesis = join(here, '..', '..', 'bench-results', 'diloco-genesis')
@@ -34,15 +34,7 @@ const BATCH = 8
 const WARMUP = Math.min(50, Math.floor(STEPS / 10))
 const ALL_DATA = process.env.DILOCO_PROBE_ALL_DATA === '1'
 
-const manifest = await readManifest(genesis)
-const train = await loadDataset(genesis, { split: 'train' })
-const val = await loadDataset(genesis, { split: 'validation' })
-const byHash = new Map(train.shards.map(s => [s.hash, s.tokens]))
-const perWorker = Math.floor(train.shards.length / WORKERS)
-const workerShards = Array.from({ length: WORKERS }, (_, i) =>
-  assignShards(manifest, `worker-${i}`, 0, perWorker).map(h => byHash.get(h) as ArrayLike<number>))
-const allShards = train.shards.map(s => s.tokens)
-const valShards = val.shards.map(s => s.tokens)
+const { manifest, workerShards, allShards, valShards } = await loadWorkerData(genesis, WORKERS)
 const config = { ...preset('tiny'), vocabSize: manifest.tokenizer.vocabSize }
 const specs = modelParameters(config)
 const layout = spanLayout({ id: 'full', parameters: specs })
