@@ -5,8 +5,8 @@
  */
 import { describe, it, expect, afterAll } from 'vitest'
 import { preset, shardParameters } from '@neuroshard/model'
-import { createPipelineStage, staticRouter } from '../src/index.js'
-import { mesh, startHost, stopAll, weights } from './helpers.js'
+import { createPipelineStage } from '../src/index.js'
+import { hostChain, stopAll, weights } from './helpers.js'
 import type { PipelineHost } from './helpers.js'
 import type { PipelineStage } from '../src/index.js'
 
@@ -27,12 +27,9 @@ const maxDiff = (a: Float32Array, b: Float32Array): number => {
 }
 
 async function generate (spans: PipelineStage[]): Promise<{ ids: number[], logits: Float32Array[] }> {
-  const [s0, s1, s2] = spans
-  const worker = await startHost({ stages: [s1] })
-  const validator = await startHost({ stages: [s2] })
-  const driver = await startHost({ stages: [s0], router: staticRouter([{ peer: worker.peerId, start: 2, end: L + 1 }, { peer: validator.peerId, start: L + 1, end: L + 2 }]) })
-  hosts.push(driver, worker, validator)
-  await mesh([driver, worker, validator])
+  const chain = (await hostChain(spans)).hosts
+  hosts.push(...chain)
+  const driver = chain[0]
   const got = { ids: [] as number[], logits: [] as Float32Array[] }
   for await (const t of driver.services.pipeline.generate([3, 17, 200, 45, 9], { maxNewTokens: 12, returnLogits: true })) {
     got.ids.push(t.id)

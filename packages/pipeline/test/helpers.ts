@@ -32,12 +32,20 @@ export async function mesh (hosts: PipelineHost[]): Promise<void> {
  */
 export async function startChain (config: ModelConfig, params: Map<string, Float32Array>, spans: Array<[number, number]>): Promise<{ hosts: PipelineHost[], stages: PipelineStage[], router: ReturnType<typeof staticRouter> }> {
   const stages = await Promise.all(spans.map(async ([a, b]) => await stage(config, a, b, params)))
+  return { ...await hostChain(stages), stages }
+}
+
+/**
+ * Built stages on real hosts: the first is the Driver's, each other on its own host, the Driver routed by a static
+ * router over them, every pair connected; `hosts[0]` is the Driver
+ */
+export async function hostChain (stages: PipelineStage[]): Promise<{ hosts: PipelineHost[], router: ReturnType<typeof staticRouter> }> {
   const servers = await Promise.all(stages.slice(1).map(async s => await startHost({ stages: [s] })))
   const router = staticRouter(servers.map((h, i) => ({ peer: h.peerId, start: stages[i + 1].start, end: stages[i + 1].end })))
   const driver = await startHost({ stages: [stages[0]], router })
   const hosts = [driver, ...servers]
   await mesh(hosts)
-  return { hosts, stages, router }
+  return { hosts, router }
 }
 
 /** Deterministic initial weights of the whole model */

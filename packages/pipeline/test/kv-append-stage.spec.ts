@@ -8,8 +8,8 @@
 import { describe, it, expect, afterAll } from 'vitest'
 import { preset } from '@neuroshard/model'
 import { float32, int64 } from '@neuroshard/runtime'
-import { createPipelineStage, staticRouter } from '../src/index.js'
-import { mesh, startHost, stopAll, weights } from './helpers.js'
+import { createPipelineStage } from '../src/index.js'
+import { hostChain, stopAll, weights } from './helpers.js'
 import type { PipelineHost } from './helpers.js'
 import type { PipelineStage } from '../src/index.js'
 import type { KvCacheSession, TensorData } from '@neuroshard/runtime'
@@ -114,11 +114,9 @@ describe('fp32 pipeline stages: append KV caches', () => {
     for (const kvCache of ['append', 'present'] as const) {
       const [s0, s1, s2] = [await make(0, 2, kvCache), await make(2, L + 1, kvCache), await make(L + 1, L + 2, kvCache)]
       expect([s0.blocks!.kvCache, s1.blocks!.kvCache]).toEqual([kvCache, kvCache])
-      const worker = await startHost({ stages: [s1] })
-      const validator = await startHost({ stages: [s2] })
-      const driver = await startHost({ stages: [s0], router: staticRouter([{ peer: worker.peerId, start: 2, end: L + 1 }, { peer: validator.peerId, start: L + 1, end: L + 2 }]) })
-      hosts.push(driver, worker, validator)
-      await mesh([driver, worker, validator])
+      const chain = (await hostChain([s0, s1, s2])).hosts
+      hosts.push(...chain)
+      const driver = chain[0]
       const got = { ids: [] as number[], logits: [] as Float32Array[] }
       for await (const t of driver.services.pipeline.generate(prompt, { maxNewTokens: n, returnLogits: true })) {
         got.ids.push(t.id)
