@@ -38,9 +38,11 @@ import { trainBpe } from '@neuroshard/tokenizer'
 import { aggregateRound, ErrorFeedback, flatten, InnerLoop, outerStep, payloadSize, resolveCodec, spanLayout, unflatten } from '../src/index.js'
 import { decodeTrainState, encodeTrainState } from './train-state.js'
 import { loadWorkerData } from './worker-data.js'
+import { lowRank, packedSparse, simCompress } from './sim-codec.js'
+import type { SimCodec } from './sim-codec.js'
 import type { TrainState } from './train-state.js'
 import type { DataPosition } from '@neuroshard/trainer'
-import type { AggregatorChoice, CodecName } from '../src/index.js'
+import type { AggregatorChoice, CodecName, CodecParams } from '../src/index.js'
 import type { Attack } from '@neuroshard/robust-agg'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -191,13 +193,9 @@ async function syncDp (): Promise<void> {
 }
 
 // ---- DiLoCo --------------------------------------------------------------------------------------
-interface DilocoConfig { name: string, H: number, codec: CodecName, aggregator: AggregatorChoice, attack?: { name: string, craft: Attack }, steps: number, outer?: { lr: number, momentum: number }, sim?: SimCodec }
+/** `efDecay`: the error-feedback decay β (e ← β·e + Δ; SparseLoCo's β), default 1 */
+interface DilocoConfig { name: string, H: number, codec: CodecName | CodecParams, aggregator: AggregatorChoice, attack?: { name: string, craft: Attack }, steps: number, outer?: { lr: number, momentum: number }, sim?: SimCodec, efDecay?: number }
 
-/**
- * A codec simulated in this script only (not on the wire, not in specs/diloco): its exact payload size and what a
- * receiver would decode, with error feedback as the service applies it (e ← e + Δ; send enc(e); e ← e − dec(enc(e)))
- */
-interface SimCodec { label: string, bytes: (round: number) => number, roundTrip: (e: Float32Array, round: number) => Float32Array }
 
 /** Lloyd–Max levels and thresholds of a unit Gaussian (b = 1, 2, 3 bits), positive half */
 const LLOYD_MAX: Record<number, { levels: number[], thresholds: number[] }> = {
@@ -252,7 +250,7 @@ async function dilocoRun (c: DilocoConfig): Promise<void> {
   const codec = resolveCodec(c.codec)
   const loops: InnerLoop[] = []
   for (let i = 0; i < WORKERS; i++) loops.push(await loop(workerShards[i], c.steps, i, init(), resumed?.positions[i]))
-  const ef = loops.map(() => new ErrorFeedback(layout.size))
+  const ef = loops.map(() => new ErrorFeedback(layout.size, c.efDecay ?? 1))
   let base = flatten(layout, init())
   const momentum = new Float32Array(layout.size)
   const rounds = Math.ceil(c.steps / c.H)
@@ -271,13 +269,8 @@ async function dilocoRun (c: DilocoConfig): Promise<void> {
       const local = flatten(layout, await l.getParameters())
       const delta = new Float32Array(layout.size)
       for (let k = 0; k < delta.length; k++) delta[k] = Math.fround(base[k] - local[k])
-      if (c.sim !== undefined) {
-        const e = ef[i].residual
-        for (let k = 0; k < e.length; k++) e[k] = Math.fround(e[k] + delta[k])
-        const dec = c.sim.roundTrip(e, r)
-        for (let k = 0; k < e.length; k++) e[k] = Math.fround(e[k] - dec[k])
-        inputs.push(dec)
-      } else inputs.push(ef[i].compress(delta, codec).decoded)
+      if (c.sim !== undefined) inputs.push(simCompress(ef[i].residual, delta, c.sim, r, i, ef[i].decay))
+      else inputs.push(ef[i].compress(delta, codec).decoded)
     }
     if (c.attack !== undefined) {
       // worker 3 is Byzantine and omniscient: it sends a vector crafted from the honest ones
@@ -298,7 +291,7 @@ async function dilocoRun (c: DilocoConfig): Promise<void> {
   base = new Float32Array(0)
   const payload = (c.sim !== undefined ? bytes / rounds - ANNOUNCE_BYTES : payloadSize(layout.size, codec)) + ANNOUNCE_BYTES
   await save({
-    name: c.name, kind: 'diloco', H: c.H, codec: c.sim?.label ?? c.codec, aggregator: typeof c.aggregator === 'string' ? c.aggregator : 'custom', ...(c.attack !== undefined ? { attack: c.attack.name } : {}),
+    name: c.name, kind: 'diloco', H: c.H, codec: c.sim?.label ?? (typeof c.codec === 'string' ? c.codec : `${c.codec.codec}(k ${codec.topK}/${codec.chunk}, ${codec.bits}-bit)`), aggregator: typeof c.aggregator === 'string' ? c.aggregator : 'custom', ...(c.attack !== undefined ? { attack: c.attack.name } : {}),
     steps: c.steps, tokens: c.steps * WORKERS * BATCH * SEQ, valLoss, bytesPerNode: bytes, rounds,
     computeSecondsPerRound: computeMs / 1000 / rounds,
     // each node uploads its payload to the n − 1 others (direct streams; gossipsub's D-fanout is no cheaper)
@@ -412,6 +405,34 @@ averaged(100, 'int8')
 nesterov(100, 'sparse', 0.5, 0.9)
 nesterov(100, 'sparse', 0.3, 0.9)
 nesterov(100, 'sparse', 0.7, 0.5)
+
+// bytes goal (#11, 2026-12-07 evening): spend the whole ≥ 10,000× budget (per round at most sync DP's 6·P bytes per
+// step × H / 10,500, announce included) instead of the 16,340× of k = 64, with the wire's sparse codec (16-bit
+// indices), the same top-k with packed 12-bit indices (bench only), PowerSGD-style low rank (bench only), and
+// SparseLoCo's error-feedback decay β = 0.95; plain averaging throughout
+const budget = (H: number): number => 6 * P * H / 10_500 - ANNOUNCE_BYTES
+const chunks = Math.ceil(P / 4096)
+const sparseK = (H: number, idxBits: number): number => Math.floor((budget(H) / chunks - 4) / ((idxBits + 2) / 8))
+const sparseFull = (H: number, decay = 1): void => {
+  const k = sparseK(H, 16)
+  const name = `diloco-H${H}-sparse-k${k}${decay !== 1 ? `-ef${decay}` : ''}-avg`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H, codec: { codec: 'sparse', topK: k }, aggregator: 'mean', steps: STEPS, outer: { lr: 1, momentum: 0 }, efDecay: decay }) } })
+}
+const sparsePacked = (H: number, decay = 1): void => {
+  const k = sparseK(H, 12)
+  const name = `diloco-H${H}-sparse12-k${k}${decay !== 1 ? `-ef${decay}` : ''}-avg`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H, codec: 'sparse', aggregator: 'mean', steps: STEPS, outer: { lr: 1, momentum: 0 }, sim: packedSparse(layout.size, resolveCodec({ codec: 'sparse', topK: k })), efDecay: decay }) } })
+}
+const lowRankAvg = (H: number, rank: number, decay = 1): void => {
+  const name = `diloco-H${H}-lowrank${rank}${decay !== 1 ? `-ef${decay}` : ''}-avg`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H, codec: 'fp32', aggregator: 'mean', steps: STEPS, outer: { lr: 1, momentum: 0 }, sim: lowRank(layout, rank, WORKERS), efDecay: decay }) } })
+}
+sparseFull(100)
+sparsePacked(100)
+lowRankAvg(100, 3)
+lowRankAvg(35, 1)
+sparseFull(100, 0.95)
+lowRankAvg(100, 3, 0.95)
 
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => o.endsWith('$') ? c.name === o.slice(0, -1) : c.name.startsWith(o))) continue
