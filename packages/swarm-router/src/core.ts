@@ -240,4 +240,12 @@ export class BanList {
   failures (peer: string): number {
     return this.entries.get(peer)?.failures ?? 0
   }
+
+  /**
+   * Drop `peer`'s ban and failure count: the process that failed is gone (its layer record shows it restarted, spec
+   * §6, 1.3.0), so its outage's failures say nothing about the process now serving under its id
+   */
+  forgive (peer: string): void {
+    this.entries.delete(peer)
+  }
 }

@@ -11,7 +11,7 @@ import type { ChainOptions, PipelineRouter, RouteHop } from '@neuroshard/pipelin
 
 /** What the router reads from layer-pool (`LayerPool` satisfies it) */
 export interface RecordSource {
-  records(): Map<string, { record: { peerId: PeerId, spans: Array<{ start: number, end: number, state: string, throughput: number, quantization?: 'fp32' | 'int8' | 'int4', quantBlockSize?: number, kvTokensLeft?: number }> } }>
+  records(): Map<string, { record: { peerId: PeerId, spans: Array<{ start: number, end: number, state: string, throughput: number, quantization?: 'fp32' | 'int8' | 'int4', quantBlockSize?: number, kvTokensLeft?: number }>, issuedAt?: number, expiresAt?: number } }>
 }
 
 /** What the router pings with (`@libp2p/ping`'s service satisfies it) */
@@ -105,6 +105,12 @@ export class DefaultSwarmRouter implements SwarmRouter {
   private timer?: ReturnType<typeof setInterval>
   private started = false
   private lastPlan?: { from: number, to: number }
+  /**
+   * For each peer with a failure count: the `expiresAt` of its layer record when it last failed (the peer's own
+   * clock). A record of it issued at or after that time was published after a whole TTL of silence: the peer
+   * restarted (or was cut off for longer than a record lives), and its count and ban are dropped (spec §6, 1.3.0)
+   */
+  private readonly failedRecordExpiry = new Map<string, number>()
 
   constructor (components: SwarmRouterComponents, init: SwarmRouterInit = {}) {
     this.components = components
@@ -159,6 +165,7 @@ export class DefaultSwarmRouter implements SwarmRouter {
     if (source == null) return []
     const self = this.components.peerId.toString()
     this.peers.clear()
+    this.forgiveRestarted(source)
     const banned = this.bans.bannedSet(this.now())
     const out: Candidate[] = []
     const max = this.init.maxCandidates ?? DEFAULT_MAX_CANDIDATES
@@ -211,9 +218,39 @@ export class DefaultSwarmRouter implements SwarmRouter {
   }
 
   reportFailure (peer: PeerId, error?: Error): void {
-    const until = this.bans.fail(peer.toString(), this.now())
-    this.rtt.delete(peer.toString())
-    this.log('banned %p until %d after %s', peer, until, error?.name ?? 'a failure')
+    const id = peer.toString()
+    const until = this.bans.fail(id, this.now())
+    this.rtt.delete(id)
+    // the record the peer failed under (kept from an earlier failure when its record has lapsed since)
+    let expiresAt: number | undefined
+    try {
+      expiresAt = this.service<RecordSource>(this.init.records, 'layerPool')?.records().get(id)?.record.expiresAt
+    } catch {}
+    if (expiresAt != null && Number.isFinite(expiresAt)) this.failedRecordExpiry.set(id, Math.max(expiresAt, this.failedRecordExpiry.get(id) ?? -Infinity))
+    this.log('banned %p until %d after %s (failures %d)', peer, until, error?.name ?? 'a failure', this.bans.failures(id))
+  }
+
+  /**
+   * Spec §6 (1.3.0): a peer whose record now was issued at or after the expiry of the record it last failed under
+   * (both times on its own clock: no skew) published nothing for a whole record lifetime since: it restarted. Its
+   * ban and failure count are dropped, so a restarted Worker is routable as soon as its new record arrives and a
+   * later failure of it starts again from the base ban (testbed node-failover: a Worker killed and restarted kept
+   * the count of its outage, and a later failure banned it for 2^count s while another replica was down)
+   */
+  private forgiveRestarted (source: RecordSource): void {
+    if (this.failedRecordExpiry.size === 0) return
+    const records = source.records()
+    for (const [id, expiry] of this.failedRecordExpiry) {
+      if (this.bans.failures(id) === 0) {
+        this.failedRecordExpiry.delete(id) // forgotten after the forget time
+        continue
+      }
+      const issuedAt = records.get(id)?.record.issuedAt
+      if (issuedAt == null || !(issuedAt >= expiry)) continue
+      this.bans.forgive(id)
+      this.failedRecordExpiry.delete(id)
+      this.log('%s restarted (record issued %d, the failed one expired %d): ban and failures dropped', id, issuedAt, expiry)
+    }
   }
 
   reportSuccess (_peer: PeerId, _latencyMs?: number): void {
@@ -221,6 +258,8 @@ export class DefaultSwarmRouter implements SwarmRouter {
   }
 
   isBanned (peer: PeerId): boolean {
+    const source = this.service<RecordSource>(this.init.records, 'layerPool')
+    if (source != null) this.forgiveRestarted(source)
     return this.bans.banned(peer.toString(), this.now())
   }
 

@@ -83,3 +83,13 @@ class Bans:
         until = now + min(self.max, self.base * 2 ** (f - 1))
         self.peers[peer] = (f, until)
         return until, f
+
+    def forgive(self, peer):
+        """§6 (1.3.0): the peer restarted (see restarted): its ban and count are dropped"""
+        self.peers.pop(peer, None)
+
+
+def restarted(issued_at, failed_expires_at):
+    """§6 (1.3.0): a peer's record issued at or after the expiry of the record it last failed under (both on the
+    peer's clock) follows a whole record lifetime of silence: it restarted"""
+    return failed_expires_at is not None and issued_at is not None and issued_at >= failed_expires_at
