@@ -355,9 +355,10 @@ async function benchTrain (tied: boolean, steps = 20): Promise<void> {
   const base = { preset: 'small' as const, tied, seed: 1, training: true, lr: [3e-4, 10, 1000] as [number, number, number] }
   const data = randomBatches(32000, steps + 1, 2, 256, 5)
   const local = await new Node('mono').init({ ...base, start: 0, end: L + 2, local: true, monolithic: true, training: false })
-  const { driver, all } = await chain(base, L)
-  // tied: the same chain with the head's gradient on the wire (`tiedRecompute: false`), a third path in each block
-  const control = tied ? await chain({ ...base, tiedRecompute: false }, L) : undefined
+  // tied: the Validator owns the tied matrix (spec 1.8.0, `tiedOwner`); the control, a third path in each block, is the
+  // same chain the 1.7.0 way (the Driver recomputes the head's tied gradient and steps its own copy, `tiedOwner: false`)
+  const { driver, all } = await chain(tied ? { ...base, tiedOwner: true } : base, L)
+  const control = tied ? await chain({ ...base, tiedOwner: false }, L) : undefined
   // CPU time of every process (all threads) over the measured steps, ms
   const cpuEach = async (nodes: Node[]): Promise<number[]> => await Promise.all(nodes.map(async n => (await n.call<number[]>({ op: 'cpu' }))[0] / 1000))
   // per process of the chain (Driver, Worker, Validator), ms over the measured steps
@@ -366,13 +367,17 @@ async function benchTrain (tied: boolean, steps = 20): Promise<void> {
   type Phases = { microBatches: number, tied: number, norm: number, step: number, sync: number }
   try {
     await local.call({ op: 'monoTrain', batches: [data[0]] }) // warm-up
-    await driver.call({ op: 'train', batches: [data[0]] })
-    await control?.driver.call({ op: 'train', batches: [data[0]] })
+    // warm-up; tied: step 0 seeds the replica, step 1 hands the matrix to its owner (both chains take both steps)
+    for (let k = 0; k < (tied ? 2 : 1); k++) {
+      await driver.call({ op: 'train', batches: [data[0]] })
+      await control?.driver.call({ op: 'train', batches: [data[0]] })
+    }
     const m: number[] = []
     const p: number[] = []
     const c: number[] = []
     const phases: Phases[] = []
     const cphases: Phases[] = []
+    let owned = 0
     let mCpu = 0
     let pCpu = 0
     let cCpu = 0
@@ -384,7 +389,8 @@ async function benchTrain (tied: boolean, steps = 20): Promise<void> {
       },
       pipe: async (i: number) => {
         const b3 = await cpuEach(all)
-        const r = await driver.call<{ ms: number[], phases: Phases[] }>({ op: 'train', batches: [data[i]] })
+        const r = await driver.call<{ ms: number[], phases: Phases[], owned: number }>({ op: 'train', batches: [data[i]] })
+        owned += r.owned
         const a3 = await cpuEach(all)
         for (let k = 0; k < 3; k++) { each[k] += a3[k] - b3[k]; pCpu += a3[k] - b3[k] }
         p.push(...r.ms)
@@ -420,6 +426,7 @@ async function benchTrain (tied: boolean, steps = 20): Promise<void> {
       pairedRatio: { values: ratios, median: median(ratios), interval95: ci },
       goal: { max: goal, rule: 'met if the paired ratio interval\'s upper end <= 1.5, NOT met if its lower end > 1.5', verdict },
       phases,
+      owned,
       cpuMs: { monolithic: mCpu / steps, pipeline: pCpu / steps, control: cCpu / steps, pipelineEach: each.map(x => x / steps), controlEach: eachControl.map(x => x / steps) },
       controlMs: c,
       controlPairedRatio: control != null ? { values: controlRatios, median: median(controlRatios), interval95: controlCi } : undefined,
@@ -432,14 +439,15 @@ async function benchTrain (tied: boolean, steps = 20): Promise<void> {
     const show = (ph: Phases[]): string => (['microBatches', 'tied', 'norm', 'step', 'sync'] as const).map(k => `${k} ${f(median(ph.map(x => x[k])), 0)}`).join(', ')
     const rows: Array<[string, string]> = [
       ['monolithic step (one executor, model backward graph)', `${dist(m)}; CPU ${f(mCpu / steps, 0)} ms per step`],
-      [`pipeline step, 3 processes${tied ? ' (tied: the Driver recomputes the head\'s tied gradient, `tiedRecompute`)' : ''}`, `${dist(p)}; CPU ${f(pCpu / steps, 0)} ms per step (Driver ${f(each[0] / steps, 0)}, Worker ${f(each[1] / steps, 0)}, Validator ${f(each[2] / steps, 0)})`],
+      [`pipeline step, 3 processes${tied ? ' (tied: the Validator owns the tied matrix, `tiedOwner`, spec 1.8.0)' : ''}`, `${dist(p)}; CPU ${f(pCpu / steps, 0)} ms per step (Driver ${f(each[0] / steps, 0)}, Worker ${f(each[1] / steps, 0)}, Validator ${f(each[2] / steps, 0)})`],
       ['of it on the Driver, ms (median per phase)', show(phases)]
     ]
+    if (tied) rows.push(['of its steps, begun with the tied matrix owned by the Validator', `${owned} of ${steps}`])
     if (control != null) {
       rows.push(
-        ['pipeline step, 3 processes, head\'s tied gradient on the wire (`tiedRecompute: false`)', `${dist(c)}; CPU ${f(cCpu / steps, 0)} ms per step (Driver ${f(eachControl[0] / steps, 0)}, Worker ${f(eachControl[1] / steps, 0)}, Validator ${f(eachControl[2] / steps, 0)})`],
+        ['pipeline step, 3 processes, the 1.7.0 way (`tiedOwner: false`: the Driver recomputes the head\'s tied gradient)', `${dist(c)}; CPU ${f(cCpu / steps, 0)} ms per step (Driver ${f(eachControl[0] / steps, 0)}, Worker ${f(eachControl[1] / steps, 0)}, Validator ${f(eachControl[2] / steps, 0)})`],
         ['of it on the Driver, ms (median per phase)', show(cphases)],
-        ['`tiedRecompute: false` / monolithic, paired per block', `median ${f(median(controlRatios), 3)}× (95 % interval of the median ${ciText(controlCi)}); ratio of the medians ${f(median(c) / median(m))}×`]
+        ['`tiedOwner: false` / monolithic, paired per block', `median ${f(median(controlRatios), 3)}× (95 % interval of the median ${ciText(controlCi)}); ratio of the medians ${f(median(c) / median(m))}×`]
       )
     }
     rows.push(

@@ -34,6 +34,8 @@ export interface NodeInit {
   directTokens?: boolean
   /** The pipeline's `tiedRecompute` (the Driver recomputes the head's tied gradient) @default true */
   tiedRecompute?: boolean
+  /** The pipeline's `tiedOwner` (the Validator owns the tied matrix, spec 1.8.0) @default false */
+  tiedOwner?: boolean
   /** The pipeline's `quietInfer` (direct INFERs answered only on failure, spec 1.5.0) @default true */
   quietInfer?: boolean
 }
@@ -94,7 +96,7 @@ async function start (i: NodeInit): Promise<unknown> {
   host = await createNeuroShardHost<any>({
     listen: ['/ip4/127.0.0.1/tcp/0'],
     transports: { quic: false, webrtcDirect: false, circuitRelay: false },
-    services: { pipeline: pipeline({ stages: [stage!], router, compress: i.compress === true, directTokens: i.directTokens, tiedRecompute: i.tiedRecompute, ...(i.quietInfer != null ? { quietInfer: i.quietInfer } : {}) }) }
+    services: { pipeline: pipeline({ stages: [stage!], router, compress: i.compress === true, directTokens: i.directTokens, tiedRecompute: i.tiedRecompute, tiedOwner: i.tiedOwner === true, ...(i.quietInfer != null ? { quietInfer: i.quietInfer } : {}) }) }
   }) as Host
   return { pid: process.pid, peer: host.peerId.toString(), addrs: host.getMultiaddrs().map(a => a.toString()) }
 }
@@ -207,18 +209,21 @@ async function request (msg: Record<string, unknown>): Promise<unknown> {
   return await p
 }
 
-async function train (batches: TrainBatch[], compress?: boolean, deflate?: boolean): Promise<{ ms: number[], losses: number[], phases: Array<TrainStepResult['ms']> }> {
+async function train (batches: TrainBatch[], compress?: boolean, deflate?: boolean): Promise<{ ms: number[], losses: number[], phases: Array<TrainStepResult['ms']>, owned: number }> {
   const ms: number[] = []
   const losses: number[] = []
   const phases: Array<TrainStepResult['ms']> = []
+  // steps that began with the tied matrix owned by the Validator (spec 1.8.0)
+  let owned = 0
   for (const b of batches) {
+    if (((host!.services.pipeline as any).owners?.size ?? 0) > 0) owned++
     const t0 = performance.now()
     const r = await host!.services.pipeline.trainStep(b, { compress, deflate })
     ms.push(performance.now() - t0)
     losses.push(r.loss)
     phases.push(r.ms)
   }
-  return { ms, losses, phases }
+  return { ms, losses, phases, owned }
 }
 
 async function monoTrain (batches: TrainBatch[]): Promise<{ ms: number[], losses: number[] }> {

@@ -73,3 +73,12 @@ export class InvalidDraftError extends Error {
   static override name = 'InvalidDraftError'
   override name = 'InvalidDraftError'
 }
+
+/**
+ * (spec §4.4 rule 7, 1.8.0) The Validator that owned the tied matrix is no longer on the route or no longer owns it: the
+ * matrix's steps since the Driver's last `syncTied()` are lost with it
+ */
+export class TiedOwnerLostError extends Error {
+  static override name = 'TiedOwnerLostError'
+  override name = 'TiedOwnerLostError'
+}

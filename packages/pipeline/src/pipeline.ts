@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { AbortError, InvalidParametersError, TimeoutError } from '@neuroshard/interface'
 import { buildShardGraph } from '@neuroshard/model'
-import { createShardExecutor, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64, TokenIdOutOfRangeError } from '@neuroshard/runtime'
+import { createShardExecutor, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, float32, int64, sumOfSquares, TokenIdOutOfRangeError } from '@neuroshard/runtime'
 import { decodeTensorFrame, encodeTensorFrame } from '@neuroshard/tensor'
 import { handleRequests, messageStream, sendRequest } from '@neuroshard/utils'
 import { TypedEventEmitter } from 'main-event'
@@ -15,7 +15,7 @@ import {
 } from './constants.js'
 import {
   HopFailedError, InvalidActivationError, InvalidRouteError, KvCacheFullError, NoRouteError, PipelineRequestError,
-  RemotePipelineError, SessionPositionError, UnknownSessionError, InvalidDraftError
+  RemotePipelineError, SessionPositionError, UnknownSessionError, InvalidDraftError, TiedOwnerLostError
 } from './errors.js'
 import { peerBytes, peerFromBytes } from './peer.js'
 import { GenerateEvent, GenerateRequest, Kind, Request, Response } from './pb/pipeline.js'
@@ -111,6 +111,17 @@ export interface PipelineInit {
    * gradient (49 MB per step for `small`). As a Validator: keep the head's inputs of the step to answer it. @default true
    */
   tiedRecompute?: boolean
+  /**
+   * Tied embeddings (spec §4.4 rule 7, 1.8.0): the Validator **owns** the tied matrix. As a Driver, offer it at STEP to a
+   * Validator whose replica is in step; once accepted, the Driver no longer computes the head's tied gradient nor steps
+   * the matrix: it sends its embedding's gradient rows at TAKE_TIED (the Validator adds them to the head's and answers the
+   * summed gradient's squared norm), the AdamW numbers at STEP, and fetches the rows its embedding looks up with each
+   * TARGETS. Its own copy of the matrix is then current only at those rows: `syncTied()` fetches the whole matrix and
+   * moments (e.g. before inference or a checkpoint on this node). Losing the owner (another Validator on the route, one
+   * that no longer owns) fails the step with `TiedOwnerLostError`: the matrix's steps since the last sync are lost. As a
+   * Validator: accept it. Results are bit-identical to the 1.7.0 path. @default false
+   */
+  tiedOwner?: boolean
   /**
    * Tokens straight from the Validator (spec §2, tokens streams): as a Driver, open a tokens stream to each
    * session's Validator and mark INFER requests `direct`; as a Validator, serve tokens streams. A token then takes
@@ -304,6 +315,12 @@ export interface Pipeline extends Startable {
   generate(prompt: string | number[], options?: GenerateOptions): AsyncIterable<GeneratedToken>
   /** One optimizer step over the pipeline from micro-batches; this node must hold slot 0 */
   trainStep(batches: TrainBatch | TrainBatch[], options?: TrainStepOptions): Promise<TrainStepResult>
+  /**
+   * Tied embeddings owned by the Validator (`tiedOwner`, spec §4.4 rule 7): fetch the whole tied matrix and its AdamW
+   * moments from the owner into this Driver's embedding (checked against the hash of the owner's last step), so this
+   * node's copy is current everywhere again. Nothing to do without an owner.
+   */
+  syncTied(options?: AbortOptions): Promise<void>
   addEventListener: TypedEventEmitter<PipelineEvents>['addEventListener']
   removeEventListener: TypedEventEmitter<PipelineEvents>['removeEventListener']
 }
@@ -345,7 +362,7 @@ function errorResponse (err: unknown, hop: number): Response {
 }
 
 function emptyResponse (fields: Partial<Response>): Response {
-  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), tokens: [], direct: false, headInputs: [], headMicroBatches: [], headNorm: new Uint8Array(0), quiet: false, ...fields }
+  return { error: '', message: '', failedHop: 0, token: 0, logits: new Uint8Array(0), grad: new Uint8Array(0), loss: 0, normSq: 0, tied: new Uint8Array(0), position: 0, replica: false, tiedHash: new Uint8Array(0), tokens: [], direct: false, headInputs: [], headMicroBatches: [], headNorm: new Uint8Array(0), quiet: false, tiedNormSq: 0, tiedOwner: false, ...fields }
 }
 
 function emptyRequest (fields: Partial<Request>): Request {
@@ -354,25 +371,31 @@ function emptyRequest (fields: Partial<Request>): Request {
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
     tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false,
     lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false,
-    recomputed: [], ...fields
+    recomputed: [], tiedOwner: false, tiedPart: 0, ...fields
   }
 }
 
-const TRAINING_KINDS = new Set([Kind.TRAIN_FORWARD, Kind.TARGETS, Kind.GRAD_NORM, Kind.STEP, Kind.TAKE_TIED, Kind.SET_TIED, Kind.HEAD_INPUT])
+const TRAINING_KINDS = new Set([Kind.TRAIN_FORWARD, Kind.TARGETS, Kind.GRAD_NORM, Kind.STEP, Kind.TAKE_TIED, Kind.SET_TIED, Kind.HEAD_INPUT, Kind.GET_TIED])
+
+/** Distinct ids of these batches' inputs, increasing, leaving out `except` */
+function distinctIds (batches: TrainBatch[], except?: ReadonlySet<number>): number[] {
+  const seen = new Set<number>()
+  for (const b of batches) for (const id of b.inputIds) if (except?.has(Number(id)) !== true) seen.add(Number(id))
+  return [...seen].sort((a, b) => a - b)
+}
+
+function idsFrame (ids: readonly number[]): Uint8Array<ArrayBuffer> {
+  return encodeTensorFrame({ dtype: 'int64', shape: [ids.length], data: BigInt64Array.from(ids, BigInt) }) as Uint8Array<ArrayBuffer>
+}
 
 /**
  * The rows of the Driver's tied embedding gradient that the step's tokens touched (every other row is zero
  * there), as frames: int64 ids [k] (increasing) and float32 rows [k, d] named after the parameter.
  */
 async function embeddingRows (embed: ShardExecutor, batches: TrainBatch[], d: number): Promise<{ ids: Uint8Array<ArrayBuffer>, data: Uint8Array<ArrayBuffer> }> {
-  const seen = new Set<number>()
-  for (const b of batches) for (const id of b.inputIds) seen.add(Number(id))
-  const ids = [...seen].sort((a, b) => a - b)
+  const ids = distinctIds(batches)
   const data = await embed.getGradientRows('embed.weight', ids)
-  return {
-    ids: encodeTensorFrame({ dtype: 'int64', shape: [ids.length], data: BigInt64Array.from(ids, BigInt) }) as Uint8Array<ArrayBuffer>,
-    data: encodeNamed('embed.weight', data, [ids.length, d])
-  }
+  return { ids: idsFrame(ids), data: encodeNamed('embed.weight', data, [ids.length, d]) }
 }
 
 /** How long a Driver whose tokens stream failed still waits for a quiet route's answer before it replays, ms */
@@ -401,8 +424,21 @@ interface TiedReplica {
   step: number
   // the matrix is the head's resident `embed.weight` and the moments sit next to it in the head's worker
   // (`seedTiedReplica`, `stepTiedReplica`): the replica steps there, the matrix never crosses threads
-  /** The head's gradient of the step it was taken for (TAKE_TIED), waiting for the Driver's rows at STEP */
-  grad?: { step: number, g: Float32Array }
+  /** The head's gradient of the step it was taken for (TAKE_TIED), waiting for the Driver's rows at STEP (`summed`: added at TAKE_TIED, 1.8.0) */
+  grad?: { step: number, g: Float32Array, summed?: boolean }
+  /** (1.8.0) This Validator owns the matrix: the Driver no longer steps its copy (§4.4 rule 7) */
+  owner?: boolean
+}
+
+/** A Driver's tied matrix owned by its Validator (§4.4 rule 7, 1.8.0) */
+interface TiedOwner {
+  /** The Validator (peer/span) */
+  peer: string
+  /** Where to reach it (the route and hop of its last step) */
+  at: { route: Request['route'], hop: number }
+  /** SHA-256 of the matrix its last STEP answered, and the step count it is at */
+  hash: Uint8Array
+  step: number
 }
 
 /**
@@ -478,6 +514,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly subStageThreads?: number
   private readonly tiedReplica: boolean
   private readonly tiedRecompute: boolean
+  private readonly tiedOwner: boolean
+  /** (1.8.0) Driver stages whose tied matrix their Validator owns */
+  private readonly owners = new Map<PipelineStage, TiedOwner>()
   /** The Driver's copy of the head (its backward graph only) that recomputes the tied gradient (`tiedRecompute`) */
   private shadowHeads = new Map<PipelineStage, Promise<ShardExecutor>>()
   /**
@@ -550,6 +589,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.subStageThreads = init.subStageThreads
     this.tiedReplica = init.tiedReplica ?? true
     this.tiedRecompute = init.tiedRecompute ?? true
+    this.tiedOwner = init.tiedOwner ?? false
     this.directTokens = init.directTokens ?? true
     this.quietInfer = init.quietInfer ?? true
     this.selfBytes = peerBytes(components.peerId)
@@ -703,7 +743,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       switch (req.kind) {
         case Kind.INFER: return await this.serveInfer(req, stage, signal, relay)
         case Kind.TRAIN_FORWARD: return await this.serveTrainForward(req, stage, signal)
-        case Kind.TARGETS: return this.serveTargets(req, stage)
+        case Kind.TARGETS: return await this.serveTargets(req, stage)
+        case Kind.GET_TIED: return await this.serveGetTied(req, stage)
         case Kind.GRAD_NORM: return await this.serveGradNorm(req, stage)
         case Kind.STEP: return await this.serveStep(req, stage)
         case Kind.TAKE_TIED: return await this.serveTakeTied(req, stage)
@@ -1411,14 +1452,50 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return emptyResponse({ grad: encodeActivation(grad, req.compress, req.deflate), loss })
   }
 
-  private serveTargets (req: Request, stage: PipelineStage): Response {
+  private async serveTargets (req: Request, stage: PipelineStage): Promise<Response> {
     if (stage.head == null) throw new InvalidRouteError('targets go to the Validator (the hop holding the head)')
     this.checkStep(req, stage)
     const state = this.trainState(stage)
     if (state.targets.size >= this.maxMicroBatches) throw new PipelineRequestError(`more than ${this.maxMicroBatches} micro-batches waiting`)
     const t = decodeIds(req.targets, { maxBatch: this.maxBatch, maxSeq: stage.config.maxSeqLen, maxBytes: this.maxMessageSize, what: 'targets', deflate: req.deflate })
+    let answer: Partial<Response> = {}
+    if (req.tiedOwner) {
+      // (1.8.0) the owner answers the rows of its matrix the Driver's embedding will look up (none asked: the flag alone)
+      if (stage.head.tiedParameters.length === 0) throw new InvalidRouteError('this hop holds no tied parameter')
+      const ids = req.tiedIds.length > 0 ? this.tiedIdsOf(req, stage) : new Int32Array(0)
+      if (this.owns(stage)) {
+        const rows = ids.length > 0 ? await stage.head.getParameterRows('embed.weight', [...ids]) : undefined
+        answer = { tiedOwner: true, tied: rows != null ? encodeNamed('embed.weight', rows, [ids.length, stage.config.dModel]) : new Uint8Array(0) }
+      }
+    }
     state.targets.set(this.microKey(req), t)
-    return emptyResponse({})
+    return emptyResponse(answer)
+  }
+
+  /** (1.8.0) This Validator owns its tied matrix, in step (§4.4 rule 7) */
+  private owns (stage: PipelineStage): boolean {
+    const replica = this.replicas.get(stage)
+    return this.tiedOwner && this.tiedReplica && stage.head != null && stage.head.tiedParameters.length > 0 && replica?.owner === true && replica.step === stage.head.stepCount
+  }
+
+  /**
+   * GET_TIED (§4.4 rule 7, 1.8.0): one part of the owned matrix's state at the head's step count — the matrix (`tied_part`
+   * 0) or its first (1) or second (2) AdamW moment, each a float32 frame named `embed.weight`
+   */
+  private async serveGetTied (req: Request, stage: PipelineStage): Promise<Response> {
+    if (stage.head == null || stage.head.tiedParameters.length === 0) throw new InvalidRouteError('this hop holds no tied parameter')
+    this.checkStep(req, stage)
+    if (req.tiedPart > 2) throw new PipelineRequestError(`tied_part ${req.tiedPart}: 0, 1 or 2`)
+    if (!this.owns(stage)) throw new PipelineRequestError(`no owned tied matrix at step ${req.step}`)
+    const c = stage.config
+    let x: Float32Array | undefined
+    if (req.tiedPart === 0) x = (await stage.head.runtime.getResident(['embed.weight']))['embed.weight'].data as Float32Array
+    else {
+      const state = await stage.head.getTiedReplicaState('embed.weight')
+      x = req.tiedPart === 1 ? state?.m : state?.v
+    }
+    if (x == null) throw new PipelineRequestError(`no owned tied matrix at step ${req.step}`)
+    return emptyResponse({ tiedOwner: true, tied: encodeNamed('embed.weight', x, [c.vocabSize, c.dModel]) })
   }
 
   private async serveGradNorm (req: Request, stage: PipelineStage): Promise<Response> {
@@ -1431,16 +1508,24 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private async serveStep (req: Request, stage: PipelineStage): Promise<Response> {
     const at = stage.executors[0].stepCount
     // already taken (a re-sent STEP): idempotent
-    if (req.step < at) return emptyResponse({ replica: this.replicas.get(stage)?.step === at && req.tiedIds.length > 0 })
+    if (req.step < at) {
+      const r = this.replicas.get(stage)
+      return emptyResponse({ replica: r?.step === at && (req.tiedIds.length > 0 || req.tiedOwner), tiedOwner: r?.step === at && req.tiedOwner && r.owner === true })
+    }
     this.checkStep(req, stage)
     if (!(Number.isFinite(req.gradNorm) && req.gradNorm >= 0)) throw new PipelineRequestError(`grad_norm ${req.gradNorm} is not a finite number >= 0`)
-    // the Driver's rows of the tied gradient are checked before anything steps
-    const rows = req.tiedIds.length > 0 ? this.tiedRows(req, stage) : undefined
+    // the Driver's rows of the tied gradient are checked before anything steps; (1.8.0) an owner's STEP carries only the
+    // AdamW numbers (the rows came at TAKE_TIED)
+    const owned = req.tiedOwner && req.tiedIds.length === 0
+    if (owned && (stage.head == null || stage.head.tiedParameters.length === 0)) throw new InvalidRouteError('this hop holds no tied parameter')
+    const rows = req.tiedIds.length > 0 ? this.tiedRows(req, stage) : owned ? { ids: new Int32Array(0), data: new Float32Array(0), adamw: this.tiedAdamwOf(req) } : undefined
+    const wasOwner = this.owns(stage)
     for (const e of stage.executors) await e.step({ gradNorm: req.gradNorm })
     this.dropTrainState(stage)
     const replica = this.replicas.get(stage)
     if (stage.head?.tiedParameters.length === 0 || stage.head == null || replica == null) return emptyResponse({})
-    if (rows == null || replica.step !== req.step || replica.grad?.step !== req.step) {
+    // an owner's step needs the gradient summed at TAKE_TIED; a Driver that sends rows no longer counts on an owner
+    if (rows == null || replica.step !== req.step || replica.grad?.step !== req.step || owned !== (replica.grad.summed === true) || owned !== wasOwner) {
       // the replica missed this step: the head's tied weight waits for SET_TIED (with moments to seed a new replica)
       this.replicas.delete(stage)
       return emptyResponse({})
@@ -1457,11 +1542,34 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       return emptyResponse({})
     }
     replica.step = req.step + 1
-    return emptyResponse({ replica: true, tiedHash: new Uint8Array(hash) })
+    // (1.8.0) owned from now on when the Driver offered it (`tied_owner` with its rows) or keeps it so
+    replica.owner = req.tiedOwner && this.tiedOwner
+    return emptyResponse({ replica: true, tiedHash: new Uint8Array(hash), tiedOwner: replica.owner })
   }
 
   /** Decode and check a STEP's tied rows: strictly increasing ids in [0, V), [k, d] finite rows, sane AdamW numbers */
   private tiedRows (req: Request, stage: PipelineStage): { ids: Int32Array, data: Float32Array, adamw: TiedAdamW } {
+    const { ids, data } = this.tiedRowsOf(req, stage)
+    return { ids, data, adamw: this.tiedAdamwOf(req) }
+  }
+
+  /** A request's `tied_ids` and `tied` rows (§5 rule 12's checks) */
+  private tiedRowsOf (req: Request, stage: PipelineStage): { ids: Int32Array, data: Float32Array } {
+    const ids = this.tiedIdsOf(req, stage)
+    return { ids, data: decodeNamed(req.tied, stage.head!.tiedParameters[0], ids.length * stage.config.dModel, this.maxMessageSize) }
+  }
+
+  private tiedAdamwOf (req: Request): TiedAdamW {
+    const o = req.tiedAdamw
+    const ok = o != null && [o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.clipScale].every(Number.isFinite) &&
+      o.lr >= 0 && o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0 && o.weightDecay >= 0 &&
+      o.clipScale > 0 && o.clipScale <= 1 && o.t === req.step + 1
+    if (!ok) throw new PipelineRequestError(`tied_adamw missing or out of range for step ${req.step}`)
+    return o
+  }
+
+  /** A request's `tied_ids`: an int64 frame of 1 to vocab ids, strictly increasing in [0, vocab) */
+  private tiedIdsOf (req: Request, stage: PipelineStage): Int32Array {
     const c = stage.config
     if (stage.head == null || stage.head.tiedParameters.length === 0) throw new InvalidRouteError('this hop holds no tied parameter')
     let ids: BigInt64Array
@@ -1480,13 +1588,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       if (id < 0n || id >= BigInt(c.vocabSize) || (i > 0 && id <= ids[i - 1])) throw new InvalidActivationError(`tied_ids: row ${id} at ${i} is out of [0, ${c.vocabSize}) or not increasing`)
       out[i] = Number(id)
     }
-    const data = decodeNamed(req.tied, stage.head.tiedParameters[0], k * c.dModel, this.maxMessageSize)
-    const o = req.tiedAdamw
-    const ok = o != null && [o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.clipScale].every(Number.isFinite) &&
-      o.lr >= 0 && o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0 && o.weightDecay >= 0 &&
-      o.clipScale > 0 && o.clipScale <= 1 && o.t === req.step + 1
-    if (!ok) throw new PipelineRequestError(`tied_adamw missing or out of range for step ${req.step}`)
-    return { ids: out, data, adamw: o }
+    return out
   }
 
   /**
@@ -1554,6 +1656,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.checkStep(req, stage)
     const t0 = performance.now()
     const c = stage.config
+    // (1.8.0) the owner: the Driver's rows (checked before anything is taken) are added to the head's gradient here
+    const ownerRows = req.tiedOwner && this.owns(stage) ? this.tiedRowsOf(req, stage) : undefined
     const prepared = this.preparedTied.get(stage)
     this.preparedTied.delete(stage)
     let got: Float32Array | undefined
@@ -1572,6 +1676,17 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       tied = undefined
     }
     this.log('step %d: tied gradient taken in %d ms', req.step, Math.round(performance.now() - t0))
+    if (ownerRows != null) {
+      // H[id] + E[id], float32, as the Driver's accumulator summed them before 1.8.0; then Σ g² as its gradNormSquared
+      const g = got ?? new Float32Array(c.vocabSize * c.dModel)
+      const d = c.dModel
+      for (let k = 0; k < ownerRows.ids.length; k++) {
+        const at = ownerRows.ids[k] * d
+        for (let j = 0; j < d; j++) g[at + j] += ownerRows.data[k * d + j]
+      }
+      this.replicas.get(stage)!.grad = { step: req.step, g, summed: true }
+      return emptyResponse({ replica: true, tiedOwner: true, tiedNormSq: sumOfSquares(g) })
+    }
     // a replica in step keeps the head's gradient (zero when nothing accumulated) to add the Driver's rows to at STEP
     const replica = this.replicas.get(stage)
     if (replica != null && replica.step === stage.head.stepCount && req.tiedReplica && this.tiedReplica) {
@@ -2284,6 +2399,28 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }).catch(() => { e.ok = false })
   }
 
+  async syncTied (options: AbortOptions = {}): Promise<void> {
+    for (const stage of this.own) {
+      const owner = this.owners.get(stage)
+      if (owner == null || stage.embed == null) continue
+      const c = stage.config
+      const n = c.vocabSize * c.dModel
+      const parts: Float32Array[] = []
+      for (const tiedPart of [0, 1, 2]) {
+        const res = await this.send(owner.at.route, owner.at.hop, emptyRequest({ kind: Kind.GET_TIED, session: this.runId, step: owner.step, route: owner.at.route, hop: owner.at.hop, tiedPart }), options.signal)
+        if (res.error !== '') throw errorFromResponse(res)
+        if (!res.tiedOwner) throw new TiedOwnerLostError('GET_TIED answered without tied_owner')
+        parts.push(decodeNamed(res.tied, 'embed.weight', n, this.maxMessageSize, { copy: true }))
+      }
+      const [w, m, v] = parts
+      const hash = createHash('sha256').update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength)).digest()
+      if (!Buffer.from(owner.hash).equals(hash)) throw new PipelineRequestError('GET_TIED: the matrix is not the one the owner\'s last STEP hashed')
+      for (let i = 0; i < n; i++) if (v[i] < 0) throw new InvalidActivationError(`GET_TIED: negative second moment at ${i}`)
+      await stage.embed.setParameters(new Map([['embed.weight', w]]), { partial: true })
+      await stage.embed.setOptimizerState({ m: new Map([['embed.weight', m]]), v: new Map([['embed.weight', v]]) })
+    }
+  }
+
   async trainStep (batches: TrainBatch | TrainBatch[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
     const { stage, router } = this.need()
     const list = Array.isArray(batches) ? batches : [batches]
@@ -2324,7 +2461,15 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       previous.ok = false
       await previous.work
     }
-    const earlyOn = config.tieEmbeddings && stage.head == null && this.tiedReplica && this.tiedRecompute
+    // (1.8.0) the Validator owns the tied matrix: no recompute, rows fetched with TARGETS, ours sent at TAKE_TIED
+    const owner = config.tieEmbeddings && stage.head == null ? this.owners.get(stage) : undefined
+    const lost: (why: string) => never = (why) => {
+      this.owners.delete(stage)
+      throw new TiedOwnerLostError(`step ${step}: ${why}; the tied matrix's steps since the last syncTied() are lost`)
+    }
+    /** Rows of the owner's matrix this step's embedding already took */
+    const fetched = new Set<number>()
+    const earlyOn = config.tieEmbeddings && stage.head == null && this.tiedReplica && this.tiedRecompute && owner == null
     let early: EarlyTied | undefined
     const participants = new Map<string, { route: Request['route'], hop: number }>()
     const losses: number[] = []
@@ -2338,14 +2483,30 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const last = route.length - 1
         const deflate = deflateFor(b)
         const base = { session, step, microBatch: mb, route, compress, deflate }
-        let res = await this.send(route, last, emptyRequest({ ...base, kind: Kind.TARGETS, hop: last, targets: encodeIds(b.targets, [b.batch, b.seq], deflate) }), signal)
+        let need: number[] = []
+        if (owner != null) {
+          const v = route[last]
+          if (`${hex(v.peer)}/${v.start}-${v.end}` !== owner.peer) lost(`the route's Validator is not the one that owns the tied matrix`)
+          need = distinctIds([b], fetched)
+        }
+        const fetch = owner != null ? { tiedOwner: true, tiedIds: need.length > 0 ? idsFrame(need) : new Uint8Array(0) } : {}
+        let res = await this.send(route, last, emptyRequest({ ...base, kind: Kind.TARGETS, hop: last, targets: encodeIds(b.targets, [b.batch, b.seq], deflate), ...fetch }), signal)
         let h0: TensorData | undefined
         let h: TensorData | undefined
+        if (res.error === '' && owner != null) {
+          if (!res.tiedOwner) lost('the Validator no longer owns the tied matrix (TARGETS answered without tied_owner)')
+          if (need.length > 0) {
+            // the owner's current rows of this micro-batch's ids, into this node's embedding before its lookup
+            const rows = decodeNamed(res.tied, 'embed.weight', need.length * config.dModel, this.maxMessageSize)
+            await stage.embed!.setParameterRows('embed.weight', need, rows)
+            for (const id of need) fetched.add(id)
+          }
+        }
         if (res.error === '') {
           h0 = (await stage.embed!.forward({ input_ids: ids })).hidden
           h = stage.blocks != null ? (await stage.blocks.forward({ hidden_in: h0 })).hidden_out : h0
           // (not when the Driver will recompute the tied gradient: the Validator need not encode it)
-          const lastMicroBatch = mb === list.length - 1 && config.tieEmbeddings && stage.head == null && !(this.tiedReplica && this.tiedRecompute)
+          const lastMicroBatch = mb === list.length - 1 && config.tieEmbeddings && stage.head == null && !(this.tiedReplica && this.tiedRecompute) && owner == null
           const forward = this.send(route, 1, emptyRequest({ ...base, kind: Kind.TRAIN_FORWARD, hop: 1, hidden: encodeActivation(h, compress, deflate), lossScale, lastMicroBatch }), signal)
           if (earlyOn && attempt === 0) this.askHeadInput(stage, route, base, list, lossScale, early ??= this.newEarlyTied(stage, route), signal)
           res = await forward
@@ -2399,7 +2560,20 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const others = Promise.all(hops.filter(p => !tied || !validators.includes(p)).map(gradNormOf))
     // awaited below, after local work that can throw first (executors closed by a stop): never left unhandled
     others.catch(() => {})
-    if (tied) {
+    /** (1.8.0) Σ g² of the tied matrix's summed gradient, from its owner */
+    let tiedNormSq: number | undefined
+    if (tied && owner != null) {
+      const v = validators[0]
+      if (validators.length !== 1 || declinedKey(v) !== owner.peer) lost('another Validator took part in the step')
+      // our rows of E go to the owner, which adds them to the head's H (as this node's accumulator did before 1.8.0)
+      rows = await embeddingRows(stage.embed!, list, config.dModel)
+      const res = await control(Kind.TAKE_TIED, v, { tiedReplica: true, tiedOwner: true, tied: rows.data, tiedIds: rows.ids })
+      if (!(res.tiedOwner && res.replica && res.tied.length === 0 && res.headInputs.length === 0)) lost('the Validator no longer owns the tied matrix (TAKE_TIED)')
+      if (!(Number.isFinite(res.tiedNormSq) && res.tiedNormSq >= 0)) throw new PipelineRequestError(`tied_norm_sq ${res.tiedNormSq} is not a finite number >= 0`)
+      tiedNormSq = res.tiedNormSq
+      replicas.add(v)
+      this.log('step %d: tied rows to the owner, norm² %f', step, tiedNormSq)
+    } else if (tied) {
       for (const v of validators) {
         const t0 = performance.now()
         // (1.7.0) the micro-batches already recomputed from HEAD_INPUT answers; anything else drops that work
@@ -2460,7 +2634,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.log('step %d: tied gradients taken', step)
     const tTied = performance.now()
     for (const e of stage.executors) {
-      const own = await e.gradNormSquared() // (not `sq += await …`: that reads sq before the concurrent norms land)
+      // (not `sq += await …`: that reads sq before the concurrent norms land); (1.8.0) the embedding's one parameter is
+      // the tied matrix, whose summed gradient the owner holds
+      const own = tiedNormSq != null && e === stage.embed ? tiedNormSq : await e.gradNormSquared()
       sq += own
     }
     await others
@@ -2483,26 +2659,52 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       t: step + 1
     }
     const stepped = new Map<typeof hops[number], Uint8Array>()
+    // (1.8.0) offer the matrix to a replica in step (an embedding holding the tied matrix alone), or keep it owned
+    const offerOwner = this.tiedOwner && offer && stage.embed!.parameterSpecs.length === 1
+    const owning = new Set<typeof hops[number]>()
     const remote = Promise.all(hops.map(async p => {
-      const extra = replicas.has(p) && rows != null ? { tied: rows.data, tiedIds: rows.ids, tiedAdamw: adamw } : {}
+      const extra = !replicas.has(p) ? {} : owner != null ? { tiedOwner: true, tiedAdamw: adamw } : rows != null ? { tied: rows.data, tiedIds: rows.ids, tiedAdamw: adamw, tiedOwner: offerOwner } : {}
       const res = await control(Kind.STEP, p, { gradNorm, ...extra })
       if (res.replica) stepped.set(p, res.tiedHash)
+      if (res.replica && res.tiedOwner) owning.add(p)
     }))
     // awaited below, after the local steps (which can throw first): never left unhandled
     remote.catch(() => {})
     let result = { lr: 0, clipScale: 1 }
     for (const e of stage.executors) {
-      result = await e.step({ gradNorm })
+      // (1.8.0) the owner steps the tied matrix; this node's copy stays as it is (its rows are fetched when looked up)
+      result = await e.step({ gradNorm, ...(owner != null && e === stage.embed ? { skip: ['embed.weight'] } : {}) })
       // (the same numbers by construction; were they not, the replica's hash would differ and it would be re-seeded)
       if (e === stage.embed && (result.lr !== planned.lr || result.clipScale !== planned.clipScale)) this.log.error('step %d: the embedding stepped with lr %f, clip %f; the replicas were sent %f, %f', step, result.lr, result.clipScale, planned.lr, planned.clipScale)
     }
     // the Driver's stepped matrix: its hash (computed in the embedding's worker) checks a replica's, and the matrix is
     // what SET_TIED sends and the Driver's copy of the head takes
-    const mineHash = tied ? stage.embed!.parameterHash('embed.weight') : undefined
-    const mine = tied ? stage.embed!.getParameters().then(p => p.get('embed.weight')!) : undefined
+    const mineHash = tied && owner == null ? stage.embed!.parameterHash('embed.weight') : undefined
+    const mine = tied && owner == null ? stage.embed!.getParameters().then(p => p.get('embed.weight')!) : undefined
     mineHash?.catch(() => {})
     mine?.catch(() => {})
     await remote
+    if (owner != null) {
+      const v = [...replicas][0]
+      const hash = stepped.get(v)
+      if (hash == null || !owning.has(v)) lost('the Validator did not step the tied matrix it owned (STEP)')
+      owner.hash = hash
+      owner.step = step + 1
+      owner.at = v
+      this.log('step %d: stepped (the tied matrix by its owner)', step)
+      const tStep = performance.now()
+      return {
+        step,
+        loss: losses.reduce((a, b) => a + b, 0) / losses.length,
+        losses,
+        gradNorm,
+        lr: result.lr,
+        clipScale: result.clipScale,
+        retries,
+        participants: hops.map(p => ({ peer: peerFromBytes(p.route[p.hop].peer), start: p.route[p.hop].start, end: p.route[p.hop].end })),
+        ms: { microBatches: tMicro - t0, tied: tTied - tMicro, norm: tNorm - tTied, step: tStep - tNorm, sync: 0 }
+      }
+    }
     let w: Float32Array | undefined
     if (stepped.size > 0) {
       // a replica whose matrix is not the Driver's (weights set on either side between steps, e.g. by an outer
@@ -2510,6 +2712,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       const want = Buffer.from(await mineHash!)
       for (const [p, hash] of stepped) if (!want.equals(hash)) stepped.delete(p)
       w = await mine!
+      // (1.8.0) a replica in step that took the matrix owns it from the next step
+      for (const p of stepped.keys()) {
+        if (offerOwner && owning.has(p)) this.owners.set(stage, { peer: declinedKey(p), at: p, hash: stepped.get(p)!, step: step + 1 })
+      }
     }
     this.log('step %d: stepped (%d tied replicas in step)', step, stepped.size)
     const tStep = performance.now()

@@ -57,7 +57,7 @@ function request (fields: Partial<PipelineRequest>): PipelineRequest {
     kind: Kind.INFER, session: new Uint8Array(16).fill(7), position: 0, hop: 1, route: route(),
     hidden: encodeActivation(float32(new Float32Array(3 * d).fill(0.1), [1, 3, d]), false),
     microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
-    tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: [],
+    tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: [], tiedOwner: false, tiedPart: 0,
     ...fields
   }
 }

@@ -30,7 +30,7 @@ function request (fields: Partial<Request>): Request {
   return {
     kind: Kind.INFER, session: new Uint8Array(16).fill(7), position: 0, hop: 0, route: [], hidden: new Uint8Array(0), microBatch: 0,
     targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0, tiedReplica: false,
-    tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, direct: false, rollback: false, draftCount: 0, draft: [], mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: [],
+    tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, direct: false, rollback: false, draftCount: 0, draft: [], mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: [], tiedOwner: false, tiedPart: 0,
     ...fields
   }
 }

@@ -27,7 +27,7 @@ function refused (): PipelineRequest {
     kind: Kind.CLOSE, session: new Uint8Array(3), position: 0, hop: 1, route: [], hidden: new Uint8Array(0), microBatch: 0,
     targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0, tiedReplica: false,
     tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, direct: false,
-    rollback: false, draftCount: 0, draft: [], mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: []
+    rollback: false, draftCount: 0, draft: [], mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: [], tiedOwner: false, tiedPart: 0
   }
 }
 

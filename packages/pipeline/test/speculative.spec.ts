@@ -203,7 +203,7 @@ describe('speculative decoding over three hosts', () => {
       kind: Kind.INFER, session, position: 0, hop: 1, route, hidden: encodeActivation(float32(new Float32Array(5 * config.dModel).fill(0.1), [1, 5, config.dModel]), false),
       microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 0,
       tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false,
-      rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: []
+      rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: [], tiedOwner: false, tiedPart: 0
     }
     const send = async (hop: number, fields: Partial<PipelineRequest>): Promise<PipelineResponse> => await sendRequest(driver, [driver, worker, validator][hop].peerId, '/neuroshard/pipeline/1.0.0',
       { ...base, hop, ...fields }, { requestCodec: PipelineRequest, responseCodec: PipelineResponse, maxMessageSize: 1 << 26, timeout: 30_000 })

@@ -49,7 +49,7 @@ describe('sub-span hops', () => {
       route: [{ peer: peerBytes(driver.peerId), start: 0, end: 2 }, { peer: peerBytes(server.peerId), start: 2, end: 4 }],
       hidden: encodeActivation(float32(new Float32Array(2 * config.dModel), [1, 2, config.dModel]), false),
       microBatch: 0, targets: new Uint8Array(0), step: 0, gradNorm: 0, compress: false, tied: new Uint8Array(0), lossScale: 1,
-      tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: []
+      tiedReplica: false, tiedIds: new Uint8Array(0), tiedM: new Uint8Array(0), tiedV: new Uint8Array(0), deflate: false, lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: [], tiedOwner: false, tiedPart: 0
     }
     const res = await sendRequest(driver, server.peerId, PIPELINE_PROTOCOL, req, { requestCodec: PipelineRequest, responseCodec: PipelineResponse })
     expect(res.error).toBe('PipelineRequestError')

@@ -58,7 +58,7 @@ function request (fields: Partial<PipelineRequest>): PipelineRequest {
     tiedM: new Uint8Array(0),
     tiedV: new Uint8Array(0),
     deflate: false,
-    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: [],
+    lastMicroBatch: false, rollback: false, draftCount: 0, draft: [], direct: false, mirror: false, standbys: [], quiet: false, tiedRecompute: false, recomputed: [], tiedOwner: false, tiedPart: 0,
     ...fields
   }
 }

@@ -99,6 +99,11 @@ export interface StepResult {
 export interface StepOptions extends AbortOptions {
   /** Clip against this norm instead of the shard's own (e.g. the pipeline-global norm) */
   gradNorm?: number
+  /**
+   * Parameters this step leaves as they are (weights and moments; their gradients are zeroed with the others'), e.g. a
+   * pipeline Driver's tied `embed.weight` that the Validator steps (pipeline spec §4.4 rule 7). The step count advances.
+   */
+  skip?: readonly string[]
 }
 
 /**
@@ -233,6 +238,11 @@ export class ShardExecutor {
     await old?.release()
   }
 
+  /** Whether the inference session has the weights baked in (quantized, or float32 with `bakeWeights`) */
+  get bakedWeights (): boolean {
+    return this.bakeInference
+  }
+
   /** Weight format of the inference session (`'fp32'` unless created with `quantization`) */
   get weightFormat (): WeightQuantization {
     return this.quantization
@@ -363,6 +373,40 @@ export class ShardExecutor {
   }
 
   /**
+   * Copies of some rows of a 2-D parameter's current weight, `[rows.length, width]` row-major in the order given (e.g. a
+   * tied matrix's rows a pipeline Driver's embedding will look up), without copying the whole matrix out of the worker.
+   */
+  async getParameterRows (name: string, rows: readonly number[], options: AbortOptions = {}): Promise<Float32Array> {
+    const [, width] = this.rowShape(name, rows)
+    return await this.runtime.worker.call<Float32Array>({ op: 'residentRows', name, rows: Int32Array.from(rows), width }, [], options)
+  }
+
+  /**
+   * Overwrite some rows of a 2-D parameter's weight in place (`data`: `[rows.length, width]` row-major, finite), the
+   * rest unchanged; the optimizer state is not touched.
+   */
+  async setParameterRows (name: string, rows: readonly number[], data: Float32Array, options: AbortOptions = {}): Promise<void> {
+    const [, width] = this.rowShape(name, rows)
+    if (!(data instanceof Float32Array) || data.length !== rows.length * width) throw new InvalidParametersError(`rows of ${name}: ${width} floats per row`)
+    assertFinite(name, { type: 'float32', dims: [rows.length, width], data })
+    await this.runtime.worker.call({ op: 'setResidentRows', name, rows: Int32Array.from(rows), width, data }, [], options)
+    if (this.bakeInference) await this.rebuildQuantized(options)
+  }
+
+  private rowShape (name: string, rows: readonly number[]): readonly number[] {
+    const spec = this.parameterSpecs.find(s => s.name === name)
+    if (spec === undefined || spec.shape.length !== 2) throw new InvalidParametersError(`${name} is not a 2-D parameter of shard ${describeRole(this.role)}`)
+    for (const r of rows) if (!(Number.isInteger(r) && r >= 0 && r < spec.shape[0])) throw new InvalidParametersError(`row ${r} of ${name} is outside [0, ${spec.shape[0]})`)
+    return spec.shape
+  }
+
+  /** Copies of a tied replica's AdamW moments (`seedTiedReplica`, `stepTiedReplica`), undefined when none is seeded */
+  async getTiedReplicaState (name: string, options: AbortOptions = {}): Promise<{ m: Float32Array, v: Float32Array } | undefined> {
+    this.tiedSize(name)
+    return (await this.runtime.worker.call<{ m: Float32Array, v: Float32Array } | null>({ op: 'replicaState', name }, [], options)) ?? undefined
+  }
+
+  /**
    * Add gradients computed elsewhere into this shard's accumulators (checked for shape and NaN/Inf):
    * with tied embeddings, the head's `takeTiedGradients()` into the embed shard. A tied parameter this
    * shard does not own is refused. With `transfer` the arrays that span a whole ArrayBuffer move to the worker instead
@@ -409,7 +453,7 @@ export class ShardExecutor {
     const o = this.optimizer
     const r = await this.runtime.worker.call<AdamWResult>({
       op: 'adamw',
-      names: this.ownedNames(),
+      names: this.ownedNames().filter(n => options.skip?.includes(n) !== true),
       noDecay: this.parameterSpecs.filter(s => s.shape.length === 1).map(s => s.name),
       lr,
       beta1: o.beta1,

@@ -108,6 +108,9 @@ export type WorkerRequest =
   | { op: 'gradRows', name: string, rows: Int32Array, width: number }
   | { op: 'hashResident', name: string }
   | { op: 'replicaSeed', name: string, m: Float32Array, v: Float32Array }
+  | { op: 'residentRows', name: string, rows: Int32Array, width: number }
+  | { op: 'setResidentRows', name: string, rows: Int32Array, width: number, data: Float32Array }
+  | { op: 'replicaState', name: string }
   | TiedReplicaStepRequest
   | { op: 'kvOpen' }
   | { op: 'kvClose', kv: number }

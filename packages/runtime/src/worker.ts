@@ -249,6 +249,27 @@ export class RuntimeWorkerState {
         if (g !== undefined) for (let k = 0; k < req.rows.length; k++) out.set(g.subarray(req.rows[k] * req.width, (req.rows[k] + 1) * req.width), k * req.width)
         return { result: out, transfer: [out.buffer] }
       }
+      case 'residentRows': {
+        const t = this.resident.get(req.name)
+        if (t === undefined) throw Object.assign(new Error(`no resident tensor ${req.name}`), { name: 'InvalidTensorError', tensorName: req.name })
+        const p = t.data as Float32Array
+        const out = new Float32Array(req.rows.length * req.width)
+        for (let k = 0; k < req.rows.length; k++) out.set(p.subarray(req.rows[k] * req.width, (req.rows[k] + 1) * req.width), k * req.width)
+        return { result: out, transfer: [out.buffer] }
+      }
+      case 'setResidentRows': {
+        const t = this.resident.get(req.name)
+        if (t === undefined) throw Object.assign(new Error(`no resident tensor ${req.name}`), { name: 'InvalidTensorError', tensorName: req.name })
+        const p = t.data as Float32Array
+        for (let k = 0; k < req.rows.length; k++) p.set(req.data.subarray(k * req.width, (k + 1) * req.width), req.rows[k] * req.width)
+        return { result: null, transfer: [] }
+      }
+      case 'replicaState': {
+        const m = this.replicaM.get(req.name)?.slice()
+        const v = this.replicaV.get(req.name)?.slice()
+        if (m === undefined || v === undefined) return { result: null, transfer: [] }
+        return { result: { m, v }, transfer: [m.buffer, v.buffer] }
+      }
       case 'hashResident': {
         const t = this.resident.get(req.name)
         if (t === undefined) throw Object.assign(new Error(`no resident tensor ${req.name}`), { name: 'InvalidTensorError', tensorName: req.name })

@@ -18,7 +18,8 @@ export enum Kind {
   TOKENS = 'TOKENS',
   HEAD_INPUT = 'HEAD_INPUT',
   TRUNCATE = 'TRUNCATE',
-  DRAFT = 'DRAFT'
+  DRAFT = 'DRAFT',
+  GET_TIED = 'GET_TIED'
 }
 
 enum __KindValues {
@@ -35,7 +36,8 @@ enum __KindValues {
   TOKENS = 10,
   HEAD_INPUT = 11,
   TRUNCATE = 12,
-  DRAFT = 13
+  DRAFT = 13,
+  GET_TIED = 14
 }
 
 export namespace Kind {
@@ -558,6 +560,8 @@ export interface Request {
   quiet: boolean
   tiedRecompute: boolean
   recomputed: number[]
+  tiedOwner: boolean
+  tiedPart: number
   rollback: boolean
   draftCount: number
   draft: DraftToken[]
@@ -714,6 +718,16 @@ export namespace Request {
           }
         }
 
+        if ((obj.tiedOwner != null && obj.tiedOwner !== false)) {
+          w.uint32(224)
+          w.bool(obj.tiedOwner)
+        }
+
+        if ((obj.tiedPart != null && obj.tiedPart !== 0)) {
+          w.uint32(232)
+          w.uint32(obj.tiedPart)
+        }
+
         if ((obj.rollback != null && obj.rollback !== false)) {
           w.uint32(240)
           w.bool(obj.rollback)
@@ -761,6 +775,8 @@ export namespace Request {
           quiet: false,
           tiedRecompute: false,
           recomputed: [],
+          tiedOwner: false,
+          tiedPart: 0,
           rollback: false,
           draftCount: 0,
           draft: []
@@ -896,6 +912,14 @@ export namespace Request {
               }
 
               obj.recomputed.push(reader.uint32())
+              break
+            }
+            case 28: {
+              obj.tiedOwner = reader.bool()
+              break
+            }
+            case 29: {
+              obj.tiedPart = reader.uint32()
               break
             }
             case 30: {
@@ -1154,6 +1178,20 @@ export namespace Request {
 
               break
             }
+            case 28: {
+              yield {
+                field: `${prefix}.tiedOwner`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 29: {
+              yield {
+                field: `${prefix}.tiedPart`,
+                value: reader.uint32()
+              }
+              break
+            }
             case 30: {
               yield {
                 field: `${prefix}.rollback`,
@@ -1398,6 +1436,16 @@ export namespace Request {
     value: number
   }
 
+  export interface RequestTiedOwnerFieldEvent {
+    field: '$.tiedOwner'
+    value: boolean
+  }
+
+  export interface RequestTiedPartFieldEvent {
+    field: '$.tiedPart'
+    value: number
+  }
+
   export interface RequestRollbackFieldEvent {
     field: '$.rollback'
     value: boolean
@@ -1434,7 +1482,7 @@ export namespace Request {
     return decodeMessage(buf, Request.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestMirrorFieldEvent | RequestStandbysFieldEvent | RequestQuietFieldEvent | RequestTiedRecomputeFieldEvent | RequestRecomputedFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Request>): Generator<RequestKindFieldEvent | RequestSessionFieldEvent | RequestPositionFieldEvent | RequestHopFieldEvent | RequestRoutePeerFieldEvent | RequestRouteStartFieldEvent | RequestRouteEndFieldEvent | RequestHiddenFieldEvent | RequestSamplingTemperatureFieldEvent | RequestSamplingTopKFieldEvent | RequestSamplingTopPFieldEvent | RequestSamplingSeedFieldEvent | RequestSamplingReturnLogitsFieldEvent | RequestMicroBatchFieldEvent | RequestTargetsFieldEvent | RequestStepFieldEvent | RequestGradNormFieldEvent | RequestCompressFieldEvent | RequestTiedFieldEvent | RequestLossScaleFieldEvent | RequestTiedReplicaFieldEvent | RequestTiedIdsFieldEvent | RequestTiedAdamwLrFieldEvent | RequestTiedAdamwBeta1FieldEvent | RequestTiedAdamwBeta2FieldEvent | RequestTiedAdamwEpsFieldEvent | RequestTiedAdamwWeightDecayFieldEvent | RequestTiedAdamwClipScaleFieldEvent | RequestTiedAdamwTFieldEvent | RequestTiedMFieldEvent | RequestTiedVFieldEvent | RequestDeflateFieldEvent | RequestLastMicroBatchFieldEvent | RequestDirectFieldEvent | RequestMirrorFieldEvent | RequestStandbysFieldEvent | RequestQuietFieldEvent | RequestTiedRecomputeFieldEvent | RequestRecomputedFieldEvent | RequestTiedOwnerFieldEvent | RequestTiedPartFieldEvent | RequestRollbackFieldEvent | RequestDraftCountFieldEvent | RequestDraftTokenFieldEvent | RequestDraftIdsFieldEvent | RequestDraftProbsFieldEvent> {
     return streamMessage(buf, Request.codec(), opts)
   }
 }
@@ -1685,6 +1733,8 @@ export interface Response {
   headMicroBatches: number[]
   headNorm: Uint8Array<ArrayBuffer>
   tokens: number[]
+  tiedNormSq: number
+  tiedOwner: boolean
 }
 
 export namespace Response {
@@ -1793,6 +1843,16 @@ export namespace Response {
           }
         }
 
+        if ((obj.tiedNormSq != null && obj.tiedNormSq !== 0)) {
+          w.uint32(145)
+          w.double(obj.tiedNormSq)
+        }
+
+        if ((obj.tiedOwner != null && obj.tiedOwner !== false)) {
+          w.uint32(152)
+          w.bool(obj.tiedOwner)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -1815,7 +1875,9 @@ export namespace Response {
           headInputs: [],
           headMicroBatches: [],
           headNorm: uint8ArrayAlloc(0),
-          tokens: []
+          tokens: [],
+          tiedNormSq: 0,
+          tiedOwner: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -1906,6 +1968,14 @@ export namespace Response {
               }
 
               obj.tokens.push(reader.uint32())
+              break
+            }
+            case 18: {
+              obj.tiedNormSq = reader.double()
+              break
+            }
+            case 19: {
+              obj.tiedOwner = reader.bool()
               break
             }
             default: {
@@ -2079,6 +2149,20 @@ export namespace Response {
 
               break
             }
+            case 18: {
+              yield {
+                field: `${prefix}.tiedNormSq`,
+                value: reader.double()
+              }
+              break
+            }
+            case 19: {
+              yield {
+                field: `${prefix}.tiedOwner`,
+                value: reader.bool()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -2184,6 +2268,16 @@ export namespace Response {
     value: number
   }
 
+  export interface ResponseTiedNormSqFieldEvent {
+    field: '$.tiedNormSq'
+    value: number
+  }
+
+  export interface ResponseTiedOwnerFieldEvent {
+    field: '$.tiedOwner'
+    value: boolean
+  }
+
   export function encode (obj: Partial<Response>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Response.codec())
   }
@@ -2192,7 +2286,7 @@ export namespace Response {
     return decodeMessage(buf, Response.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent | ResponseDirectFieldEvent | ResponseQuietFieldEvent | ResponseHeadInputsFieldEvent | ResponseHeadMicroBatchesFieldEvent | ResponseHeadNormFieldEvent | ResponseTokensFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Response>): Generator<ResponseErrorFieldEvent | ResponseMessageFieldEvent | ResponseFailedHopFieldEvent | ResponseTokenFieldEvent | ResponseLogitsFieldEvent | ResponseGradFieldEvent | ResponseLossFieldEvent | ResponseNormSqFieldEvent | ResponseTiedFieldEvent | ResponsePositionFieldEvent | ResponseReplicaFieldEvent | ResponseTiedHashFieldEvent | ResponseDirectFieldEvent | ResponseQuietFieldEvent | ResponseHeadInputsFieldEvent | ResponseHeadMicroBatchesFieldEvent | ResponseHeadNormFieldEvent | ResponseTokensFieldEvent | ResponseTiedNormSqFieldEvent | ResponseTiedOwnerFieldEvent> {
     return streamMessage(buf, Response.codec(), opts)
   }
 }
