@@ -828,7 +828,7 @@ async function handle (r) {
       const { DefaultPipeline } = await import('../../../packages/pipeline/dist/src/pipeline.js')
       const stage = { config: { vocabSize: r.vocabSize, dModel: r.dModel }, head: r.hasTied ? { tiedParameters: ['embed.weight'] } : undefined }
       const req = { step: r.step, tiedIds: unhex(r.tiedIds), tied: unhex(r.tied), tiedAdamw: r.adamw ?? undefined }
-      return { ids: Array.from(DefaultPipeline.prototype.tiedRows.call({ maxMessageSize: 1 << 20 }, req, stage).ids) }
+      return { ids: Array.from(DefaultPipeline.prototype.tiedRows.call(Object.assign(Object.create(DefaultPipeline.prototype), { maxMessageSize: 1 << 20 }), req, stage).ids) }
     }
     case 'pipeline.tiedSequence': {
       // the service's own TAKE_TIED, early take at the last micro-batch and STEP handlers (private serveTakeTied,
