@@ -1459,7 +1459,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (state.targets.size >= this.maxMicroBatches) throw new PipelineRequestError(`more than ${this.maxMicroBatches} micro-batches waiting`)
     const t = decodeIds(req.targets, { maxBatch: this.maxBatch, maxSeq: stage.config.maxSeqLen, maxBytes: this.maxMessageSize, what: 'targets', deflate: req.deflate })
     let answer: Partial<Response> = {}
-    if (req.tiedOwner) {
+    if (req.tiedOwner === true) {
       // (1.8.0) the owner answers the rows of its matrix the Driver's embedding will look up (none asked: the flag alone)
       if (stage.head.tiedParameters.length === 0) throw new InvalidRouteError('this hop holds no tied parameter')
       const ids = req.tiedIds.length > 0 ? this.tiedIdsOf(req, stage) : new Int32Array(0)
@@ -1475,7 +1475,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   /** (1.8.0) This Validator owns its tied matrix, in step (§4.4 rule 7) */
   private owns (stage: PipelineStage): boolean {
     const replica = this.replicas.get(stage)
-    return this.tiedOwner && this.tiedReplica && stage.head != null && stage.head.tiedParameters.length > 0 && replica?.owner === true && replica.step === stage.head.stepCount
+    return this.tiedOwner === true && this.tiedReplica && stage.head != null && stage.head.tiedParameters.length > 0 && replica?.owner === true && replica.step === stage.head.stepCount
   }
 
   /**
@@ -1510,13 +1510,13 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     // already taken (a re-sent STEP): idempotent
     if (req.step < at) {
       const r = this.replicas.get(stage)
-      return emptyResponse({ replica: r?.step === at && (req.tiedIds.length > 0 || req.tiedOwner), tiedOwner: r?.step === at && req.tiedOwner && r.owner === true })
+      return emptyResponse({ replica: r?.step === at && (req.tiedIds.length > 0 || req.tiedOwner === true), tiedOwner: r?.step === at && req.tiedOwner === true && r.owner === true })
     }
     this.checkStep(req, stage)
     if (!(Number.isFinite(req.gradNorm) && req.gradNorm >= 0)) throw new PipelineRequestError(`grad_norm ${req.gradNorm} is not a finite number >= 0`)
     // the Driver's rows of the tied gradient are checked before anything steps; (1.8.0) an owner's STEP carries only the
     // AdamW numbers (the rows came at TAKE_TIED)
-    const owned = req.tiedOwner && req.tiedIds.length === 0
+    const owned = req.tiedOwner === true && req.tiedIds.length === 0
     if (owned && (stage.head == null || stage.head.tiedParameters.length === 0)) throw new InvalidRouteError('this hop holds no tied parameter')
     const rows = req.tiedIds.length > 0 ? this.tiedRows(req, stage) : owned ? { ids: new Int32Array(0), data: new Float32Array(0), adamw: this.tiedAdamwOf(req) } : undefined
     const wasOwner = this.owns(stage)
@@ -1543,7 +1543,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     replica.step = req.step + 1
     // (1.8.0) owned from now on when the Driver offered it (`tied_owner` with its rows) or keeps it so
-    replica.owner = req.tiedOwner && this.tiedOwner
+    replica.owner = req.tiedOwner === true && this.tiedOwner === true
     return emptyResponse({ replica: true, tiedHash: new Uint8Array(hash), tiedOwner: replica.owner })
   }
 
@@ -1657,7 +1657,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const t0 = performance.now()
     const c = stage.config
     // (1.8.0) the owner: the Driver's rows (checked before anything is taken) are added to the head's gradient here
-    const ownerRows = req.tiedOwner && this.owns(stage) ? this.tiedRowsOf(req, stage) : undefined
+    const ownerRows = req.tiedOwner === true && this.owns(stage) ? this.tiedRowsOf(req, stage) : undefined
     const prepared = this.preparedTied.get(stage)
     this.preparedTied.delete(stage)
     let got: Float32Array | undefined
@@ -1906,12 +1906,16 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
    * `quiet` (spec §2, 1.5.0): the answer comes from the Validator on that stream and the route answers only an error,
    * which comes first and is returned as before. Returns what `send` would.
    */
-  private async sendInfer (route: Request['route'], req: Request, watch: TokenWatch | undefined, signal?: AbortSignal, how?: { direct: boolean }): Promise<Response> {
+  private async sendInfer (route: Request['route'], req: Request, watch: TokenWatch | undefined, signal?: AbortSignal, how?: { direct: boolean }, replay = false): Promise<Response> {
     // a replay from position 0 goes direct too when the session's tokens stream to this route's Validator is open
     // (after a failover of a Worker): its token then skips the way back through the new chain. `written`: the TOKENS
     // request is on its way (not acknowledged yet): it reaches the Validator before an INFER through a Worker does, and
-    // if it does not, the Validator answers on the route (handled below)
-    if (watch == null || !(watch.ready || watch.written)) return await this.send(route, 1, req, signal)
+    // if it does not, the Validator answers on the route (handled below). `opening` (1.7.2): a replay after a failure
+    // while the stream is still being negotiated (a Worker lost at the generation's first request: its failure is seen
+    // about when the negotiation ends) goes direct too; TOKENS is written within moments and still overtakes an INFER
+    // through a Worker, and when it does not, the route's answer is taken and the stream kept (it was late, not refused)
+    const opening = replay && watch != null && !watch.closed && !(watch.ready || watch.written)
+    if (watch == null || !(watch.ready || watch.written || opening)) return await this.send(route, 1, req, signal)
     watch.clear()
     // `undefined`: the link moved on without an answer (only after the token came: this node writes nothing before)
     const ack = this.quietInfer ? this.sendQuiet(route, 1, { ...req, direct: true }, signal) : this.send(route, 1, { ...req, direct: true }, signal)
@@ -1946,7 +1950,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (!res.direct) {
       // an error, or a Validator (or a Worker on the way) that answered on the route: not a usable stream
       watch.cancel()
-      if (res.error === '') watch.close()
+      if (res.error === '' && !opening) watch.close()
       return res
     }
     try {
@@ -2108,7 +2112,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const hadLink = this.links.has(firstLink)
         const how = { direct: false }
         const tSend = performance.now()
-        const res = await this.sendInfer(route, req, watch, signal, how)
+        const res = await this.sendInfer(route, req, watch, signal, how, recovery != null)
         const tAnswer = performance.now()
         if (hopLost(res)) {
           failedAttempt(res.failedHop, tSend, tAnswer)
@@ -2292,7 +2296,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const hadLink = this.links.has(firstLink)
         const how = { direct: false }
         const tSend = performance.now()
-        const [res, dres] = await Promise.all([this.sendInfer(route, req, watch, signal, how), toValidator])
+        const [res, dres] = await Promise.all([this.sendInfer(route, req, watch, signal, how, recovery != null), toValidator])
         const tAnswer = performance.now()
         const failed = [res, dres].find(r => r != null && hopLost(r))
         if (failed != null) { await restart(failed, true, tSend, tAnswer); continue }
