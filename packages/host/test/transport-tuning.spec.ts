@@ -118,14 +118,47 @@ describe('transport tuning (TCP + Noise + Yamux)', () => {
     expect(made).toBe(0)
   }, 60_000)
 
-  it('noiseFrameLength reads a 2-byte big-endian length from bytes and buffer lists, and signals too few bytes', () => {
+  it('noiseFrameLength reads a 2-byte big-endian length from bytes and buffer lists, and 0 (no throw) for too few bytes', () => {
     const list = (bytes: number[]): { byteLength: number, get(i: number): number } => ({ byteLength: bytes.length, get: (i: number) => bytes[i] })
     expect(noiseFrameLength(Uint8Array.of(0x12, 0x34, 9))).toBe(0x1234)
     expect(noiseFrameLength(Uint8Array.of(0xff, 0xff))).toBe(65535)
     expect(noiseFrameLength(list([0x00, 0x10, 1, 2]))).toBe(16)
     expect(noiseFrameLength(list([0x80, 0x01]))).toBe(0x8001)
     for (const short of [new Uint8Array(0), Uint8Array.of(1), list([]), list([7])]) {
-      expect(() => noiseFrameLength(short)).toThrow(RangeError)
+      expect(noiseFrameLength(short)).toBe(0)
+    }
+  })
+
+  it('Noise\'s frame decoder with noiseFrameLength yields the frames it yields with Noise\'s own length reader, however the bytes are split', async () => {
+    // the decoder class Noise 17 builds (from the @libp2p/utils beside it: not a dependency of this package)
+    const { LengthPrefixedDecoder } = await import(new URL('../../../../@libp2p/utils/dist/src/index.js', import.meta.resolve('@chainsafe/libp2p-noise')).href) as { LengthPrefixedDecoder: new (init: { lengthDecoder(data: any): number, encodingLength(n: number): number }) => { decode(buf: Uint8Array): Iterable<{ subarray(): Uint8Array }> } }
+    // frames of 0, 1, 300 and 2 bytes, each after its 2-byte big-endian length, as Noise writes them
+    const bodies = [0, 1, 300, 2].map((n, k) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + k) & 0xff))
+    const wire = new Uint8Array(bodies.reduce((s, b) => s + 2 + b.byteLength, 0))
+    let at = 0
+    for (const b of bodies) { wire[at] = b.byteLength >> 8; wire[at + 1] = b.byteLength & 0xff; wire.set(b, at + 2); at += 2 + b.byteLength }
+    // Noise 17's uint16BEDecode: a RangeError while fewer than 2 bytes are buffered
+    const noises = (data: { byteLength: number, get(i: number): number }): number => {
+      if (data.byteLength < 2) throw new RangeError('Could not decode int16BE')
+      return (data.get(0) << 8) | data.get(1)
+    }
+    const frames = (length: typeof noises, cuts: number[]): string[] => {
+      const decoder = new LengthPrefixedDecoder({ lengthDecoder: length, encodingLength: () => 2 })
+      const out: string[] = []
+      let from = 0
+      for (const to of [...cuts, wire.byteLength]) {
+        for (const f of decoder.decode(wire.subarray(from, to))) out.push(Buffer.from(f.subarray()).toString('hex'))
+        from = to
+      }
+      return out
+    }
+    const want = bodies.filter(b => b.byteLength > 0).map(b => Buffer.from(b).toString('hex'))
+    for (let a = 0; a <= wire.byteLength; a++) {
+      for (const b of [a, a + 1, a + 2, wire.byteLength]) {
+        if (b > wire.byteLength) continue
+        expect(frames(noises, [a, b])).toEqual(want)
+        expect(frames(noiseFrameLength, [a, b])).toEqual(want)
+      }
     }
   })
 })

@@ -1,4 +1,4 @@
-import { MessageTooLargeError, MalformedMessageError, StreamClosedError } from '@neuroshard/interface'
+import { AbortError, MessageTooLargeError, MalformedMessageError, StreamClosedError, TimeoutError } from '@neuroshard/interface'
 import { lpStream } from '@libp2p/utils'
 import { assertTimeout, timeoutSignal } from './abort.js'
 import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_READ_HIGH_WATER_MARK } from './constants.js'
@@ -152,27 +152,82 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
 
   let failure: Error | undefined
 
-  /** Run one read/write under its own deadline; on failure reset the stream and remember why */
-  async function run<R> (what: string, opts: MessageOptions | undefined, fn: (signal: AbortSignal) => Promise<R>): Promise<R> {
+  // Deadlines of reads and writes: one timer per stream, re-armed lazily, instead of a timer and an AbortController
+  // (and a listener on it in every buffered read) per read and write. An operation records its deadline; the timer
+  // fires at the earliest deadline it was armed for, and then either times out the operations past theirs or re-arms
+  // for the next one. Ending an operation does not touch the timer (unref'd while none is in flight; cleared when
+  // the stream closes). A timed-out or aborted operation resets the stream, which ends what waits on it.
+  interface Deadline { at: number, what: string, ms: number, error?: Error }
+  const inFlight = new Set<Deadline>()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let timerAt = Infinity
+
+  function arm (at: number): void {
+    if (timer != null) clearTimeout(timer)
+    timerAt = at
+    timer = setTimeout(onDeadline, Math.max(1, Math.ceil(at - performance.now())))
+  }
+
+  function onDeadline (): void {
+    timer = undefined
+    timerAt = Infinity
+    const now = performance.now()
+    let next = Infinity
+    for (const op of inFlight) {
+      if (op.at <= now) {
+        expire(op, new TimeoutError(`${op.what} timed out after ${op.ms}ms`))
+        return
+      }
+      next = Math.min(next, op.at)
+    }
+    if (next < Infinity) arm(next)
+  }
+
+  /** `op` fails with `error`: the stream is reset, which rejects the read or write in flight */
+  function expire (op: Deadline, error: Error): void {
+    if (op.error != null) return
+    op.error = error
+    if (stream.status === 'open' || stream.status === 'closing') stream.abort(error)
+  }
+
+  const onClose = (): void => {
+    if (timer != null) clearTimeout(timer)
+    timer = undefined
+    timerAt = Infinity
+  }
+  stream.addEventListener('close', onClose)
+
+  /** Run one read/write under its deadline; on failure reset the stream and remember why */
+  async function run<R> (what: string, opts: MessageOptions | undefined, fn: () => Promise<R>): Promise<R> {
     if (failure != null) {
       throw new StreamClosedError(`cannot ${what}: the stream was reset after an earlier ${failure.name}`, { cause: failure })
     }
 
     const ms = opts?.timeout ?? timeout
     assertTimeout(ms)
-    const deadline = timeoutSignal(ms, { signal: opts?.signal, name: what })
+    const caller = opts?.signal
+    const op: Deadline = { at: performance.now() + ms, what, ms }
+    const onAbort = (): void => { expire(op, new AbortError(`${what} was aborted`, { cause: caller?.reason })) }
 
     try {
-      deadline.signal.throwIfAborted()
-      return await fn(deadline.signal)
+      if (caller?.aborted === true) throw new AbortError(`${what} was aborted`, { cause: caller.reason })
+      caller?.addEventListener('abort', onAbort, { once: true })
+      if (Number.isFinite(ms)) {
+        inFlight.add(op)
+        if (op.at < timerAt) arm(op.at)
+        else timer?.ref()
+      }
+      return await fn()
     } catch (err) {
-      const error = toStreamError(err, deadline.signal, what)
+      const error = op.error ?? toStreamError(err, undefined, what)
       failure = error
       stream.log('%s failed, resetting stream - %s: %s', what, error.name, error.message)
       stream.abort(error)
       throw error
     } finally {
-      deadline.clear()
+      caller?.removeEventListener('abort', onAbort)
+      inFlight.delete(op)
+      if (inFlight.size === 0) timer?.unref()
     }
   }
 
@@ -183,16 +238,16 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
   }
 
   async function readList (opts?: MessageOptions): Promise<Uint8ArrayList> {
-    return run('read message', opts, async (signal) => {
-      const body = await lp.read({ signal })
+    return run('read message', opts, async () => {
+      const body = await lp.read()
       consumed(varintLength(body.byteLength) + body.byteLength)
       return body
     })
   }
 
   async function readBytes (opts?: MessageOptions): Promise<Uint8Array> {
-    return run('read message', opts, async (signal) => {
-      const body = await lp.read({ signal })
+    return run('read message', opts, async () => {
+      const body = await lp.read()
       consumed(varintLength(body.byteLength) + body.byteLength)
       // one copy at most: only when the body arrived in several chunks
       const bytes = body.subarray()
@@ -203,8 +258,8 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
 
   async function writeBytes (bytes: Uint8Array | Uint8ArrayList, opts?: MessageOptions): Promise<void> {
     checkOutgoing(bytes)
-    await run('write message', opts, async (signal) => {
-      await lp.write(bytes, { signal })
+    await run('write message', opts, async () => {
+      await lp.write(bytes)
     })
   }
 
@@ -231,13 +286,31 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
     writeBytes,
 
     async close (opts?: MessageOptions): Promise<void> {
-      await run('close stream', opts, async (signal) => {
-        await stream.close({ signal })
-      })
+      if (failure != null) {
+        throw new StreamClosedError(`cannot close stream: the stream was reset after an earlier ${failure.name}`, { cause: failure })
+      }
+      const ms = opts?.timeout ?? timeout
+      assertTimeout(ms)
+      // once per stream: a timer and a signal of its own, which stream.close takes
+      const deadline = timeoutSignal(ms, { signal: opts?.signal, name: 'close stream' })
+      try {
+        deadline.signal.throwIfAborted()
+        await stream.close({ signal: deadline.signal })
+      } catch (err) {
+        const error = toStreamError(err, deadline.signal, 'close stream')
+        failure = error
+        stream.log('%s failed, resetting stream - %s: %s', 'close stream', error.name, error.message)
+        stream.abort(error)
+        throw error
+      } finally {
+        deadline.clear()
+      }
     },
 
     unwrap (): S {
       stream.removeEventListener('message', onMessage)
+      stream.removeEventListener('close', onClose)
+      onClose()
 
       if (paused && stream.readStatus === 'paused') {
         stream.resume()

@@ -220,6 +220,49 @@ describe('messageStream', () => {
     expect((await closed(stream))?.name).toBe('StreamResetError')
   })
 
+  it('reads and writes share one lazily re-armed deadline timer per stream, and each still times out on its own deadline', async () => {
+    const timeout = 300
+    const { protocol, outcome } = await serveOnce(async (messages) => {
+      for (;;) {
+        const body = await messages.readBytes()
+        if (body.byteLength === 0) return await messages.readBytes() // the client's last message: then silence
+        await messages.writeBytes(body)
+      }
+    }, { timeout })
+    const messages = messageStream(await client.dialProtocol(server.peerId, protocol), { maxMessageSize: CAP, timeout })
+    // count the timers messageStream creates (by the caller's stack) while round trips go on for longer than the timeout
+    const real = globalThis.setTimeout
+    let made = 0
+    globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+      if (new Error().stack?.includes('message-stream') === true) made++
+      return real(...args)
+    }) as typeof setTimeout
+    let trips = 0
+    const started = Date.now()
+    try {
+      while (trips < 50 || Date.now() - started < 2 * timeout) {
+        const body = Uint8Array.of(trips & 0xff, 1, 2)
+        await messages.writeBytes(body)
+        expect(await messages.readBytes()).toEqual(body)
+        trips++
+      }
+    } finally {
+      globalThis.setTimeout = real
+    }
+    // before: a timer for every read and write at both ends, 4 per round trip (here >= 200). Now a few per timeout
+    // period at each end: a timer fires at the deadline it was armed for and is re-armed for the read or write then
+    // in flight (twice when libuv's cached clock lets it fire a little before that deadline)
+    expect(trips).toBeGreaterThanOrEqual(50)
+    expect(made).toBeLessThanOrEqual(2 * 2 * (2 + Math.ceil((Date.now() - started) / timeout)))
+    // the server now reads once more and gets nothing: its own deadline, not an earlier one armed for a past read
+    const quietFrom = Date.now()
+    await messages.writeBytes(new Uint8Array(0))
+    const { error } = await outcome
+    expect(error?.name).toBe('TimeoutError')
+    expect(Date.now() - quietFrom).toBeGreaterThanOrEqual(timeout - 10)
+    expect(Date.now() - quietFrom).toBeLessThan(8_000)
+  })
+
   it('lets a per-call timeout override the stream default', async () => {
     const { protocol, outcome } = await serveOnce(async (messages) => messages.read(EchoRequest, { timeout: 100 }), { timeout: 60_000 })
     const stream = await sendRaw(protocol, Uint8Array.of(0x81))
