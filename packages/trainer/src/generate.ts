@@ -1,10 +1,10 @@
 import { InvalidParametersError } from '@neuroshard/interface'
-import { buildShardGraph, shardParameters, validateConfig } from '@neuroshard/model'
-import { createShardExecutor, int64 } from '@neuroshard/runtime'
+import { buildShardGraph, inferenceParameters, shardParameters, validateConfig } from '@neuroshard/model'
+import { createInferenceEngine, createShardExecutor, int64 } from '@neuroshard/runtime'
 import { sampleToken } from './sampling.js'
 import type { SamplingOptions } from './sampling.js'
 import type { ModelConfig, ShardRole } from '@neuroshard/model'
-import type { Device, KvCacheSession, ShardExecutor, TensorData } from '@neuroshard/runtime'
+import type { Device, InferenceEngine, KvCacheSession, ShardExecutor, TensorData } from '@neuroshard/runtime'
 
 export interface TextGeneratorInit {
   config: ModelConfig
@@ -12,8 +12,18 @@ export interface TextGeneratorInit {
   parameters: Map<string, Float32Array>
   /** @default 'cpu' */
   device?: Device
-  /** onnxruntime intra-op threads per shard */
+  /** onnxruntime intra-op threads per shard (per engine with `bakeWeights`) */
   threads?: number
+  /**
+   * Run the whole model as one onnxruntime session with its weights baked in as initializers (runtime's
+   * `InferenceEngine` with `bakeWeights`): onnxruntime prepacks them and a second intra-op thread then helps
+   * (`bootstrap` decoded at 0.94–1.01× a native llama.cpp F32 on 2 threads, packages/gguf README), and a token is
+   * one run instead of three. Costs a second copy of the weights while the session is built (the caller's
+   * `parameters` stay theirs), and the logits differ from the shard path's by float rounding only (q/k/v and
+   * gate/up run as one fused MatMul each). Without it the model runs as three shard executors whose weights are fed
+   * as graph inputs. @default false
+   */
+  bakeWeights?: boolean
   onWarning?: (message: string) => void
 }
 
@@ -52,15 +62,14 @@ export interface TokenDrafter {
  */
 export class TextGenerator {
   readonly config: ModelConfig
-  private readonly embed: ShardExecutor
-  private readonly blocks: ShardExecutor
-  private readonly head: ShardExecutor
+  /** Whether the model runs as one session with its weights baked in (`TextGeneratorInit.bakeWeights`) */
+  readonly bakedWeights: boolean
+  private readonly model: ShardModel | InferenceEngine
 
-  private constructor (config: ModelConfig, embed: ShardExecutor, blocks: ShardExecutor, head: ShardExecutor) {
+  private constructor (config: ModelConfig, model: ShardModel | InferenceEngine) {
     this.config = config
-    this.embed = embed
-    this.blocks = blocks
-    this.head = head
+    this.model = model
+    this.bakedWeights = !('embed' in model)
   }
 
   static async create (init: TextGeneratorInit): Promise<TextGenerator> {
@@ -70,6 +79,15 @@ export class TextGenerator {
       device: init.device ?? 'cpu',
       ...(init.threads !== undefined ? { intraOpNumThreads: init.threads } : {}),
       ...(init.onWarning !== undefined ? { onWarning: init.onWarning } : {})
+    }
+    if (init.bakeWeights === true) {
+      const parameters = new Map<string, Float32Array>()
+      for (const spec of inferenceParameters(config, { kind: 'model' })) {
+        const p = init.parameters.get(spec.name)
+        if (p === undefined) throw new InvalidParametersError(`parameter ${spec.name} is missing`)
+        parameters.set(spec.name, p)
+      }
+      return new TextGenerator(config, await createInferenceEngine({ ...common, parameters, bakeWeights: true }))
     }
     const made: ShardExecutor[] = []
     try {
@@ -87,50 +105,56 @@ export class TextGenerator {
       await Promise.all(made.map(async e => { await e.close() }))
       throw err
     }
-    return new TextGenerator(config, made[0], made[1], made[2])
+    return new TextGenerator(config, { embed: made[0], blocks: made[1], head: made[2] })
   }
 
-  /** Execution provider the shards run on */
+  /** Execution provider the model runs on */
   get executionProvider (): Device {
-    return this.blocks.executionProvider
+    return 'embed' in this.model ? this.model.blocks.executionProvider : this.model.executionProvider
   }
 
   /** A new conversation with its own (empty) KV cache */
   async session (): Promise<GenerationSession> {
-    return new GenerationSession(this, await this.blocks.openInference())
+    return new GenerationSession(this, await this.reopen())
+  }
+
+  /** The logits of every position of `ids` after the cache, [ids.length × vocab] */
+  private async logits (kv: KvCacheSession, ids: readonly number[], signal?: AbortSignal): Promise<Float32Array> {
+    const opts = signal !== undefined ? { signal } : {}
+    const input = int64(BigInt64Array.from(ids, x => BigInt(x)), [1, ids.length])
+    if (!('embed' in this.model)) return (await kv.run({ input_ids: input }, opts)).logits.data as Float32Array
+    const hidden = (await this.model.embed.forward({ input_ids: input }, opts)).hidden
+    const out = (await kv.run({ hidden_in: hidden }, { ...opts, transfer: true })).hidden_out
+    return (await this.model.head.forward({ hidden: out as TensorData }, { ...opts, transfer: true })).logits.data as Float32Array
   }
 
   /** @internal one run over new tokens: logits of the last position */
   async step (kv: KvCacheSession, ids: readonly number[], signal?: AbortSignal): Promise<Float32Array> {
-    const opts = signal !== undefined ? { signal } : {}
-    const input = int64(BigInt64Array.from(ids, x => BigInt(x)), [1, ids.length])
-    const hidden = (await this.embed.forward({ input_ids: input }, opts)).hidden
-    const out = (await kv.run({ hidden_in: hidden }, { ...opts, transfer: true })).hidden_out
-    const logits = (await this.head.forward({ hidden: out as TensorData }, { ...opts, transfer: true })).logits
     const v = this.config.vocabSize
-    return (logits.data as Float32Array).slice((ids.length - 1) * v, ids.length * v)
+    return (await this.logits(kv, ids, signal)).slice((ids.length - 1) * v, ids.length * v)
   }
 
   /** @internal one run over new tokens: the logits of every one of their positions */
   async stepRows (kv: KvCacheSession, ids: readonly number[], signal?: AbortSignal): Promise<Float32Array[]> {
-    const opts = signal !== undefined ? { signal } : {}
-    const input = int64(BigInt64Array.from(ids, x => BigInt(x)), [1, ids.length])
-    const hidden = (await this.embed.forward({ input_ids: input }, opts)).hidden
-    const out = (await kv.run({ hidden_in: hidden }, { ...opts, transfer: true })).hidden_out
-    const logits = (await this.head.forward({ hidden: out as TensorData }, { ...opts, transfer: true })).logits.data as Float32Array
+    const logits = await this.logits(kv, ids, signal)
     const v = this.config.vocabSize
     return ids.map((_, i) => logits.slice(i * v, (i + 1) * v))
   }
 
   /** @internal */
   async reopen (): Promise<KvCacheSession> {
-    return await this.blocks.openInference()
+    return 'embed' in this.model ? await this.model.blocks.openInference() : await this.model.openInference()
   }
 
   async close (): Promise<void> {
-    await Promise.all([this.embed.close(), this.blocks.close(), this.head.close()])
+    const m = this.model
+    if ('embed' in m) await Promise.all([m.embed.close(), m.blocks.close(), m.head.close()])
+    else await m.close()
   }
 }
+
+/** The model as three shard executors (embedding, every block with its KV cache, final norm + head) */
+interface ShardModel { embed: ShardExecutor, blocks: ShardExecutor, head: ShardExecutor }
 
 /**
  * One conversation: the token history and its KV cache, which stays in the blocks' worker across

@@ -6,19 +6,17 @@ import type { Runtime, RuntimeSession } from '@neuroshard/runtime'
 
 const config = { ...preset('tiny'), maxSeqLen: 32 }
 const parameters = new Map(modelParameters(config).map(s => [s.name, initParameter(config, s, 3)]))
-let gen: TextGenerator
 let rt: Runtime
 let full: RuntimeSession
 
 beforeAll(async () => {
-  gen = await TextGenerator.create({ config, parameters, threads: 1 })
   rt = await createRuntime({ intraOpNumThreads: 1 })
   full = await rt.createSession(buildModelGraph(config, 'inference').bytes)
   const resident: Record<string, { type: 'float32', dims: number[], data: Float32Array }> = {}
   for (const s of modelParameters(config)) resident[s.name] = { type: 'float32', dims: s.shape, data: parameters.get(s.name)! }
   await rt.setResident(resident)
 })
-afterAll(async () => { await gen?.close(); await rt?.close() })
+afterAll(async () => { await rt?.close() })
 
 /** Next-token logits from the monolithic graph, recomputing the whole sequence (no cache) */
 async function reference (ids: number[]): Promise<Float32Array> {
@@ -33,7 +31,19 @@ function near (a: Float32Array, b: Float32Array): void {
   expect(d).toBeLessThan(1e-4)
 }
 
-describe('TextGenerator (KV cache)', () => {
+// both ways the generator runs the model: three shard executors with resident weights, and one session with the
+// weights baked in (prepacked, q/k/v and gate/up fused): each must match the monolithic graph within 1e-4
+describe.each([
+  { name: 'shard executors', bakeWeights: false },
+  { name: 'baked whole-model engine', bakeWeights: true }
+])('TextGenerator (KV cache), $name', ({ bakeWeights }) => {
+  let gen: TextGenerator
+  beforeAll(async () => {
+    gen = await TextGenerator.create({ config, parameters, threads: 1, bakeWeights })
+    expect(gen.bakedWeights).toBe(bakeWeights)
+  })
+  afterAll(async () => { await gen?.close() })
+
   it('prefill, token-by-token decode and later turns match recomputing the whole sequence', async () => {
     const s = await gen.session()
     const prompt = [5, 17, 200, 3, 99]
@@ -99,5 +109,11 @@ describe('TextGenerator (KV cache)', () => {
     const bad = s.generate([config.vocabSize], { maxTokens: 1 })
     await expect(bad.next()).rejects.toMatchObject({ name: 'InvalidParametersError' })
     await s.close()
+  })
+
+  it('refuses a parameter set with a missing weight (typed)', async () => {
+    const partial = new Map(parameters)
+    partial.delete('blocks.0.attn.wq')
+    await expect(TextGenerator.create({ config, parameters: partial, threads: 1, bakeWeights })).rejects.toMatchObject({ name: 'InvalidParametersError' })
   })
 })

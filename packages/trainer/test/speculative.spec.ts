@@ -10,12 +10,7 @@ import type { GenerateOptions, TokenDrafter } from '../src/index.js'
 
 const config = { ...preset('tiny'), maxSeqLen: 64 }
 const parameters = new Map(modelParameters(config).map(s => [s.name, initParameter(config, s, 5)]))
-let gen: TextGenerator
-
-beforeAll(async () => { gen = await TextGenerator.create({ config, parameters, threads: 1 }) })
-afterAll(async () => { await gen?.close() })
-
-async function run (prompt: number[], options: GenerateOptions, turns = 1): Promise<{ ids: number[][], history: number[], position: number }> {
+async function run (gen: TextGenerator, prompt: number[], options: GenerateOptions, turns = 1): Promise<{ ids: number[][], history: number[], position: number }> {
   const s = await gen.session()
   const ids: number[][] = []
   for (let t = 0; t < turns; t++) {
@@ -45,16 +40,23 @@ function scripted (oracle: number[], wrongEvery: number): TokenDrafter {
   }
 }
 
-describe('speculative decoding on one machine', () => {
+// with the shard executors and with the baked whole-model engine (whose append caches are truncated by a rollback)
+describe.each([
+  { name: 'shard executors', bakeWeights: false },
+  { name: 'baked whole-model engine', bakeWeights: true }
+])('speculative decoding on one machine, $name', ({ bakeWeights }) => {
+  let gen: TextGenerator
+  beforeAll(async () => { gen = await TextGenerator.create({ config, parameters, threads: 1, bakeWeights }) })
+  afterAll(async () => { await gen?.close() })
   const prompt = [3, 14, 15, 92, 65, 35]
 
   for (const [name, sampling] of [['greedy', { temperature: 0 }], ['sampled', { temperature: 0.9, topK: 50, topP: 0.95 }]] as const) {
     it(`${name}: the same tokens, history and cache as plain generation, over two turns`, async () => {
-      const plain = await run(prompt, { ...sampling, maxTokens: 20, random: samplingRng(7) }, 2)
+      const plain = await run(gen, prompt, { ...sampling, maxTokens: 20, random: samplingRng(7) }, 2)
       const oracle = [...prompt, ...plain.ids[0]]
       const rounds: Array<{ proposed: number, accepted: number }> = []
       for (const wrongEvery of [0, 2, 1]) {
-        const got = await run(prompt, { ...sampling, maxTokens: 20, random: samplingRng(7), draft: scripted(oracle, wrongEvery), gamma: 4, onRound: r => rounds.push(r) }, 2)
+        const got = await run(gen, prompt, { ...sampling, maxTokens: 20, random: samplingRng(7), draft: scripted(oracle, wrongEvery), gamma: 4, onRound: r => rounds.push(r) }, 2)
         expect(got.ids, `wrongEvery ${wrongEvery}`).toEqual(plain.ids)
         expect(got.history).toEqual(plain.history)
         expect(got.position).toBe(plain.position)
@@ -66,17 +68,17 @@ describe('speculative decoding on one machine', () => {
   }
 
   it('stops at a stop token and at maxTokens inside an accepted draft, leaving the last token pending', async () => {
-    const plain = await run(prompt, { temperature: 0, maxTokens: 10 })
+    const plain = await run(gen, prompt, { temperature: 0, maxTokens: 10 })
     const oracle = [...prompt, ...plain.ids[0]]
     for (const maxTokens of [1, 2, 3, 7]) {
-      const a = await run(prompt, { temperature: 0, maxTokens })
-      const b = await run(prompt, { temperature: 0, maxTokens, draft: scripted(oracle, 0), gamma: 8 })
+      const a = await run(gen, prompt, { temperature: 0, maxTokens })
+      const b = await run(gen, prompt, { temperature: 0, maxTokens, draft: scripted(oracle, 0), gamma: 8 })
       expect(b).toEqual(a)
     }
     const stopAt = plain.ids[0][4]
-    const a = await run(prompt, { temperature: 0, maxTokens: 10, stopTokens: [stopAt] })
-    const b = await run(prompt, { temperature: 0, maxTokens: 10, stopTokens: [stopAt], draft: scripted(oracle, 0) })
+    const a = await run(gen, prompt, { temperature: 0, maxTokens: 10, stopTokens: [stopAt] })
+    const b = await run(gen, prompt, { temperature: 0, maxTokens: 10, stopTokens: [stopAt], draft: scripted(oracle, 0) })
     expect(b).toEqual(a)
-    await expect(run(prompt, { temperature: 0, maxTokens: 5, draft: { propose: async () => [{ token: config.vocabSize }] } })).rejects.toMatchObject({ name: 'InvalidParametersError' })
+    await expect(run(gen, prompt, { temperature: 0, maxTokens: 5, draft: { propose: async () => [{ token: config.vocabSize }] } })).rejects.toMatchObject({ name: 'InvalidParametersError' })
   }, 120_000)
 })

@@ -27,6 +27,12 @@ export interface LocalGeneratorInit {
   modelId?: string
   device?: 'cpu' | 'cuda'
   threads?: number
+  /**
+   * The model as one onnxruntime session with its weights baked in (trainer's `TextGeneratorInit.bakeWeights`:
+   * faster decoding, a second copy of the weights), as `neuroshard generate` and `serve` run it by default
+   * @default true
+   */
+  bakeWeights?: boolean
   onWarning?(message: string): void
   /**
    * Speculative decoding for every request (`neuroshard serve --draft`): a drafter per request from this source,
@@ -71,13 +77,14 @@ export class LocalGenerator implements CompletionSource {
       device: init.device ?? 'cpu',
       // one thread decodes small models fastest (a single position per call), as in `neuroshard generate`
       ...(init.threads !== undefined ? { threads: init.threads } : init.config.dModel < 256 ? { threads: 1 } : {}),
+      bakeWeights: init.bakeWeights ?? true,
       ...(init.onWarning !== undefined ? { onWarning: init.onWarning } : {})
     })
     return new LocalGenerator(init.tokenizer, generator, init.modelId ?? LOCAL_MODEL_ID, init.draft)
   }
 
   /** The tokenizer and newest checkpoint of a `neuroshard train` data directory */
-  static async fromDataDir (dataDir: string, options: { checkpoint?: string, modelId?: string, device?: 'cpu' | 'cuda', onWarning?(message: string): void } = {}): Promise<LocalGenerator> {
+  static async fromDataDir (dataDir: string, options: { checkpoint?: string, modelId?: string, device?: 'cpu' | 'cuda', bakeWeights?: boolean, onWarning?(message: string): void } = {}): Promise<LocalGenerator> {
     const { tokenizer, state } = await loadTrainedModel(dataDir, options.checkpoint)
     return LocalGenerator.create({ tokenizer, config: state.settings.config, parameters: state.parameters, ...options })
   }

@@ -19,6 +19,9 @@ export const SAMPLING_OPTIONS_USAGE = `  -d, --data-dir <dir>       data directo
       --max-tokens <n>       tokens to generate at most (default ${DEFAULT_SAMPLING.maxTokens})
       --seed <n>             sampling seed (default: random)
       --device <cpu|cuda>    execution provider (default cpu)
+      --bake-weights <on|off> on: the model runs as one onnxruntime session with its weights baked in (prepacked,
+                             faster decoding, a second copy of the weights in memory); off: three sessions with
+                             the weights fed as inputs (default on)
       --json                 JSON lines instead of text
   -h, --help                 show this help
 `
@@ -43,9 +46,17 @@ export const SAMPLING_ARGS = {
   'max-tokens': { type: 'string' },
   seed: { type: 'string' },
   device: { type: 'string' },
+  'bake-weights': { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false }
 } as const
+
+/** `--bake-weights on|off` (default on: see `TextGeneratorInit.bakeWeights`) */
+export function bakeWeightsFlag (value: string | boolean | undefined): boolean {
+  if (value === undefined || value === 'on') return true
+  if (value === 'off') return false
+  throw new Error(`--bake-weights must be on or off, got ${String(value)}`)
+}
 
 /** Sampling settings from parsed flags (throws a readable Error on bad values) */
 export function samplingFromFlags (values: Record<string, string | boolean | undefined>): GenerateOptions & { maxTokens: number, seed: number } {
@@ -67,6 +78,7 @@ export function samplingFromFlags (values: Record<string, string | boolean | und
   if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) throw new Error('--max-tokens must be an integer >= 1')
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error('--seed must be an integer >= 0')
   if (values.device !== undefined && values.device !== 'cpu' && values.device !== 'cuda') throw new Error('--device must be cpu or cuda')
+  bakeWeightsFlag(values['bake-weights'])
   return { temperature, topK, topP, maxTokens, seed, random: samplingRng(seed) }
 }
 
@@ -94,6 +106,7 @@ export async function openModel (values: Record<string, string | boolean | undef
     device: (values.device ?? 'cpu') as 'cpu' | 'cuda',
     // one thread decodes small models fastest (a single position per call); larger ones use onnxruntime's default
     ...(state.settings.config.dModel < 256 ? { threads: 1 } : {}),
+    bakeWeights: bakeWeightsFlag(values['bake-weights']),
     onWarning: (m) => { io.stderr.write(`warning: ${m}\n`) }
   })
   return { tokenizer, generator, path, step: state.step, config: state.settings.config, parameters: state.parameters }
@@ -169,7 +182,7 @@ export async function generateCommand (argv: string[], io: CliIO): Promise<numbe
     const eos = tokenizer.eosId
     // documents in the genesis data follow an <|eos|>: start the prompt as a new document
     const prompt = [...(eos !== undefined ? [eos] : []), ...tokenizer.encode(values.prompt)]
-    if (json) emit({ event: 'start', checkpoint: model.path, step: model.step, promptTokens: prompt.length, seed: sampling.seed, executionProvider: generator.executionProvider })
+    if (json) emit({ event: 'start', checkpoint: model.path, step: model.step, promptTokens: prompt.length, seed: sampling.seed, executionProvider: generator.executionProvider, bakedWeights: generator.bakedWeights })
     const session = await generator.session()
     const decoder = new StreamDecoder(tokenizer)
     const ids: number[] = []

@@ -5,7 +5,7 @@
  * DiLoCo, serve completions through the pipeline, and open the HTTP API and dashboard.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { freemem } from 'node:os'
+import { availableParallelism, freemem } from 'node:os'
 import { parseArgs } from 'node:util'
 import { describeSpan } from '@neuroshard/layer-pool'
 import { TINY } from '@neuroshard/model'
@@ -70,6 +70,11 @@ Options:
       --quantization <q>     fp32 (default), int8 or int4: serve inference with quantized weights (needs --training off)
       --quant-block-size <n> values per quantization group of a quantized node, 32 (default), 64 or 128; its layer
                              record declares it (env NEUROSHARD_QUANT_BLOCK_SIZE)
+      --bake-weights <on|off> a float32 serving node (--training off): its spans' inference sessions with the weights
+                             baked in, on 2 onnxruntime threads where there are 2 cores (faster decoding of wide
+                             spans; each span is held twice, so the layer pool is offered half of --memory; instead
+                             of the fused single session small spans get by default) (default off; env
+                             NEUROSHARD_BAKE_WEIGHTS)
       --genesis <file>       the network's ledger genesis (JSON; \`neuroshard devnet\` writes <data-dir>/devnet/genesis.json):
                              with it the node runs the ledger, signs proofs of its work and earns NEURO
       --keystore <file>      this node's wallet (default <data-dir>/wallet.json; \`neuroshard wallet create\`)
@@ -136,7 +141,8 @@ async function readOptions (values: Record<string, unknown>, env: NodeJS.Process
     bootstrap: 'NEUROSHARD_BOOTSTRAP',
     'data-dir': 'NEUROSHARD_DATA_DIR',
     memory: 'NEUROSHARD_MEMORY_GB',
-    'quant-block-size': 'NEUROSHARD_QUANT_BLOCK_SIZE'
+    'quant-block-size': 'NEUROSHARD_QUANT_BLOCK_SIZE',
+    'bake-weights': 'NEUROSHARD_BAKE_WEIGHTS'
   }
   const get = (name: string): unknown => values[name] ?? file[name] ?? (ENV[name] != null ? env[ENV[name]] : undefined)
   const training = String(get('training') ?? 'on')
@@ -298,6 +304,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
     'model-id': { type: 'string' },
     quantization: { type: 'string' },
     'quant-block-size': { type: 'string' },
+    'bake-weights': { type: 'string' },
     genesis: { type: 'string' },
     keystore: { type: 'string' },
     'passphrase-file': { type: 'string' }
@@ -316,6 +323,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
   let swarmKey: string | undefined
   let quantization: 'fp32' | 'int8' | 'int4' = 'fp32'
   let quantBlockSize: 32 | 64 | 128 | undefined
+  let bakeWeights = false
   try {
     ({ common: o, get } = await readOptions(values, io.env ?? process.env, io.stdout.isTTY === true))
     const gb = get('memory')
@@ -335,6 +343,11 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
       if (q === 'fp32' && n !== 32) throw new UsageError('--quant-block-size needs --quantization int8 or int4')
       quantBlockSize = n
     }
+    const bake = String(get('bake-weights') ?? 'off')
+    if (bake !== 'on' && bake !== 'off') throw new UsageError('--bake-weights must be on or off')
+    bakeWeights = bake === 'on'
+    if (bakeWeights && o.training) throw new UsageError('--bake-weights on serves inference only: add --training off')
+    if (bakeWeights && q !== 'fp32') throw new UsageError('--bake-weights is for float32 nodes (quantized weights are always baked)')
     const keyFile = get('swarm-key')
     swarmKey = keyFile != null ? await readFile(String(keyFile), 'utf8').catch((err: Error) => { throw new UsageError(`--swarm-key: ${err.message}`) }) : undefined
   } catch (err: any) {
@@ -377,6 +390,8 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
       training: o.training,
       ...(quantization !== 'fp32' ? { quantization } : {}),
       ...(quantization !== 'fp32' && quantBlockSize != null ? { quantBlockSize } : {}),
+      // baked weights are prepacked, and a second intra-op thread then speeds decoding (packages/gguf README)
+      ...(bakeWeights ? { bakeWeights, threads: Math.min(2, availableParallelism()) } : {}),
       tokenizer: pipelineTokenizer(data.tokenizer),
       data: { manifest: data.manifest, train: data.train, validation: data.validation },
       innerSteps: o.innerSteps,

@@ -6,7 +6,7 @@ import { createLocalBackend } from '../api/local-backend.js'
 import { DEFAULT_API_HOST, DEFAULT_API_PORT, startApiServer } from '../api/server.js'
 import { TrainingRecorder } from '../api/training-recorder.js'
 import { DEFAULT_DATA_DIR, loadTrainedModel } from '../workspace.js'
-import { draftKind, openDrafter } from './generate.js'
+import { bakeWeightsFlag, draftKind, openDrafter } from './generate.js'
 import type { WalletIO } from './wallet.js'
 import type { LayerPool } from '@neuroshard/layer-pool'
 
@@ -27,6 +27,8 @@ Options:
                              required when --api-host is not loopback)
       --bootstrap <addrs>    comma-separated multiaddrs of peers to join
       --device <cpu|cuda>    execution provider (default cpu)
+      --bake-weights <on|off> the model as one session with its weights baked in (faster decoding, a second copy
+                             of the weights in memory) or three with the weights fed as inputs (default on)
       --draft <ngram|self:N> speculative decoding for every completion (same tokens, fewer model runs; see generate)
       --gamma <n>            draft tokens per round (default 4)
       --json                 JSON lines
@@ -41,6 +43,7 @@ const ARGS = {
   'api-token': { type: 'string' },
   bootstrap: { type: 'string' },
   device: { type: 'string' },
+  'bake-weights': { type: 'string' },
   draft: { type: 'string' },
   gamma: { type: 'string' },
   json: { type: 'boolean', default: false },
@@ -62,6 +65,7 @@ export async function serveCommand (argv: string[], io: WalletIO): Promise<numbe
     if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new Error('--api-port must be 0-65535')
     if (values.device !== undefined && values.device !== 'cpu' && values.device !== 'cuda') throw new Error('--device must be cpu or cuda')
     draftKind(values.draft)
+    bakeWeightsFlag(values['bake-weights'])
     if (values.gamma !== undefined && !(Number.isSafeInteger(Number(values.gamma)) && Number(values.gamma) >= 1 && Number(values.gamma) <= 32)) throw new Error('--gamma must be an integer in [1, 32]')
   } catch (err: any) {
     io.stderr.write(`${err.message}\n\n${SERVE_USAGE}`)
@@ -90,6 +94,7 @@ export async function serveCommand (argv: string[], io: WalletIO): Promise<numbe
       config: state.settings.config,
       parameters: state.parameters,
       device: (values.device ?? 'cpu') as 'cpu' | 'cuda',
+      bakeWeights: bakeWeightsFlag(values['bake-weights']),
       onWarning: (m) => { io.stderr.write(`warning: ${m}\n`) }
     })
     stops.push(async () => { await generator.close() })

@@ -96,7 +96,9 @@ export async function startNetworkDevnet (init: NetworkDevnetInit): Promise<Netw
   if (!Number.isSafeInteger(count) || count < 1 || count > 64) throw new InvalidParametersError('nodes must be an integer from 1 to 64')
   const config = { ...(init.config ?? TINY), vocabSize: init.tokenizer.vocabSize }
   const tokenizer = pipelineTokenizer(init.tokenizer)
-  const memoryBytes = init.memoryBytes ?? halfModelMemory(config, init.node?.training ?? true)
+  // a node that bakes its weights offers its layer pool half its memory (NetworkNodeInit.bakeWeights)
+  const bakes = init.node?.bakeWeights === true && init.node?.training === false && (init.node?.quantization ?? 'fp32') === 'fp32' && init.node?.fuseInference !== true
+  const memoryBytes = init.memoryBytes ?? halfModelMemory(config, init.node?.training ?? true) * (bakes ? 2 : 1)
   const nodes: NetworkNode[] = []
   const stopped = new Set<NetworkNode>()
   const wallets: Wallet[] = []

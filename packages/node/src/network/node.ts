@@ -159,6 +159,15 @@ export interface NetworkNodeInit {
    */
   fuseInference?: boolean
   /**
+   * Serving-only float32 nodes (`training: false`): the blocks' and head's inference sessions with the weights baked
+   * in (pipeline's `bakeWeights`: prepacked by onnxruntime, which then uses a second intra-op thread well — give
+   * `threads: 2`; `bootstrap` decoded at 0.94–1.01× a native llama.cpp F32 that way, packages/gguf README). The
+   * float32 weights stay resident too, so every span costs twice its weights: the layer pool is offered half of
+   * `memoryBytes`. Takes the place of `fuseInference` unless that is set to true (a fused session is not baked).
+   * @default false
+   */
+  bakeWeights?: boolean
+  /**
    * Greedy completions (temperature 0) on this Driver use the pipeline's speculative decoding with an n-gram drafter
    * (prompt lookup): the same tokens, several per pipeline round trip when the text repeats itself @default true
    */
@@ -357,6 +366,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     this.innerSteps = init.innerSteps ?? DEFAULT_INNER_STEPS
     if (!Number.isSafeInteger(this.innerSteps) || this.innerSteps < 1) throw new InvalidParametersError('innerSteps must be an integer >= 1')
     if ((init.quantization ?? 'fp32') !== 'fp32' && (init.training ?? true)) throw new InvalidParametersError('a quantized node serves inference only: pass training: false')
+    if (init.bakeWeights === true && (init.training ?? true)) throw new InvalidParametersError('bakeWeights serves inference only: pass training: false')
     if (init.quantBlockSize != null) {
       if (![32, 64, 128].includes(init.quantBlockSize)) throw new InvalidParametersError(`quantBlockSize must be 32, 64 or 128, got ${String(init.quantBlockSize)}`)
       if ((init.quantization ?? 'fp32') === 'fp32' && init.quantBlockSize !== 32) throw new InvalidParametersError('quantBlockSize needs quantization int8 or int4')
@@ -368,6 +378,11 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
 
   get training (): boolean {
     return this.init.training ?? true
+  }
+
+  /** Whether this node's float32 spans serve with their weights baked in (`bakeWeights`, not fused) */
+  private get bakes (): boolean {
+    return !this.training && (this.init.quantization ?? 'fp32') === 'fp32' && this.init.bakeWeights === true && this.init.fuseInference !== true
   }
 
   get peerId (): PeerId {
@@ -407,7 +422,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
           modelId: this.modelId,
           config: this.config,
           initSeed: init.initSeed ?? 0,
-          memoryBytes: init.memoryBytes,
+          // a baked span holds its weights twice (resident float32 + the session's prepacked copy)
+          memoryBytes: this.bakes ? Math.floor(init.memoryBytes / 2) : init.memoryBytes,
           training,
           ...(init.quantization != null ? { quantization: init.quantization } : {}),
           ...(init.quantization != null && init.quantization !== 'fp32' && init.quantBlockSize != null ? { quantBlockSize: init.quantBlockSize } : {}),
@@ -886,8 +902,10 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       device: this.init.device ?? 'cpu',
       inThread: this.init.inThread ?? (!this.training && this.config.dModel <= IN_THREAD_MAX_D_MODEL),
       // a serving span's embed + blocks (or blocks + head) as one onnxruntime run per token; its blocks' runtime keeps a
-      // copy of the embedding / head weights, so by default only for the small models that run in-thread
-      fuseInference: !this.training && (this.init.fuseInference ?? this.config.dModel <= IN_THREAD_MAX_D_MODEL),
+      // copy of the embedding / head weights, so by default only for the small models that run in-thread (and not
+      // where the node bakes its weights instead)
+      fuseInference: !this.training && (this.init.fuseInference ?? (!this.bakes && this.config.dModel <= IN_THREAD_MAX_D_MODEL)),
+      ...(this.bakes ? { bakeWeights: true } : {}),
       ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {})
     })
   }

@@ -78,8 +78,26 @@ describe('neuroshard generate --draft', () => {
     }
   }, 240_000)
 
-  it('refuses bad --draft and --gamma values', async () => {
-    for (const bad of [['--draft', 'bogus'], ['--draft', 'self:0'], ['--gamma', '0'], ['--gamma', 'x']]) {
+  it('--bake-weights: on by default (one session, weights baked in), off runs the shard executors; greedy tokens agree', async () => {
+    const start = async (extra: string[]): Promise<{ start: any, done: any }> => {
+      const t = io()
+      const code = await generateCommand(['--prompt', 'The river flows', '--data-dir', dataDir, '--temperature', '0', '--max-tokens', '24', '--json', ...extra], t.io)
+      expect(code, t.err()).toBe(0)
+      const lines = t.out().split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l))
+      return { start: lines.find(l => l.event === 'start'), done: lines.find(l => l.event === 'done') }
+    }
+    const baked = await start([])
+    const off = await start(['--bake-weights', 'off'])
+    const on = await start(['--bake-weights', 'on'])
+    expect(baked.start.bakedWeights).toBe(true)
+    expect(on.start.bakedWeights).toBe(true)
+    expect(off.start.bakedWeights).toBe(false)
+    expect(baked.done.ids.length).toBe(24)
+    expect(off.done.ids).toEqual(baked.done.ids)
+  }, 240_000)
+
+  it('refuses bad --draft, --gamma and --bake-weights values', async () => {
+    for (const bad of [['--draft', 'bogus'], ['--draft', 'self:0'], ['--gamma', '0'], ['--gamma', 'x'], ['--bake-weights', 'yes']]) {
       const t = io()
       expect(await generateCommand(['--prompt', 'x', '--data-dir', dataDir, ...bad], t.io), bad.join(' ')).toBe(2)
     }
@@ -87,6 +105,6 @@ describe('neuroshard generate --draft', () => {
     const t = io()
     expect(await generateCommand(['--prompt', 'x', '--data-dir', dataDir, '--draft', 'self:2'], t.io)).toBe(2)
     expect(t.err()).toMatch(/self:N/)
-    for (const bad of [['--draft', 'bogus'], ['--gamma', '99']]) expect(await serveCommand(bad, { ...io().io, env: {} }), bad.join(' ')).toBe(2)
+    for (const bad of [['--draft', 'bogus'], ['--gamma', '99'], ['--bake-weights', '1']]) expect(await serveCommand(bad, { ...io().io, env: {} }), bad.join(' ')).toBe(2)
   }, 120_000)
 })

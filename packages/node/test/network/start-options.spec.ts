@@ -1,6 +1,6 @@
 /**
  * `neuroshard start` option checks that answer before anything starts (exit 2 with the reason): the quantization
- * group size from the command line, the --config file and NEUROSHARD_QUANT_BLOCK_SIZE.
+ * group size from the command line, the --config file and NEUROSHARD_QUANT_BLOCK_SIZE; --bake-weights.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -35,5 +35,21 @@ describe('neuroshard start --quant-block-size', () => {
 
   it('refuses 64 / 128 on a float32 node', async () => {
     expect(await start(['--training', 'off', '-d', dir, '--quant-block-size', '128'])).toEqual({ code: 2, stderr: '--quant-block-size needs --quantization int8 or int4\n' })
+  })
+})
+
+describe('neuroshard start --bake-weights', () => {
+  let dir: string
+  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'neuroshard-start-options-')) })
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('takes on or off (command line, config file, NEUROSHARD_BAKE_WEIGHTS), only on a float32 serving node', async () => {
+    expect(await start(['--training', 'off', '-d', dir, '--bake-weights', 'yes'])).toEqual({ code: 2, stderr: '--bake-weights must be on or off\n' })
+    const file = join(dir, 'config.json')
+    await writeFile(file, JSON.stringify({ 'bake-weights': true }))
+    expect(await start(['--training', 'off', '-d', dir, '--config', file])).toEqual({ code: 2, stderr: '--bake-weights must be on or off\n' })
+    expect(await start(['--training', 'off', '-d', dir], { NEUROSHARD_BAKE_WEIGHTS: '1' })).toEqual({ code: 2, stderr: '--bake-weights must be on or off\n' })
+    expect(await start(['-d', dir, '--bake-weights', 'on'])).toEqual({ code: 2, stderr: '--bake-weights on serves inference only: add --training off\n' })
+    expect(await start(['--training', 'off', '--quantization', 'int4', '-d', dir], { NEUROSHARD_BAKE_WEIGHTS: 'on' })).toEqual({ code: 2, stderr: '--bake-weights is for float32 nodes (quantized weights are always baked)\n' })
   })
 })
