@@ -38,7 +38,7 @@ import { trainBpe } from '@neuroshard/tokenizer'
 import { aggregateRound, ErrorFeedback, flatten, InnerLoop, outerStep, payloadSize, resolveCodec, spanLayout, unflatten } from '../src/index.js'
 import { decodeTrainState, encodeTrainState } from './train-state.js'
 import { loadWorkerData } from './worker-data.js'
-import { lowRank, packedSparse, simCompress } from './sim-codec.js'
+import { lowRank, packedSparse, riceSparse, simCompress } from './sim-codec.js'
 import type { SimCodec } from './sim-codec.js'
 import type { TrainState } from './train-state.js'
 import type { DataPosition } from '@neuroshard/trainer'
@@ -429,6 +429,14 @@ const lowRankAvg = (H: number, rank: number, decay = 1): void => {
 }
 sparseFull(100)
 sparsePacked(100)
+// the same top-k with Rice-coded index gaps (size measured per payload), 2-bit values or sign + mean scale; k set
+// for the budget at the gaps' typical cost (about 6 bits at k ≈ 200 of 4096), the ratio is what the run measures
+const riceAvg = (H: number, k: number, values: '2bit' | 'sign', decay = 1): void => {
+  const name = `diloco-H${H}-sparse-rice-${values}-k${k}${decay !== 1 ? `-ef${decay}` : ''}-avg`
+  configs.push({ name, run: async () => { await dilocoRun({ name, H, codec: 'sparse', aggregator: 'mean', steps: STEPS, outer: { lr: 1, momentum: 0 }, sim: riceSparse(layout.size, 4096, k, values), efDecay: decay }) } })
+}
+riceAvg(100, 200, '2bit')
+riceAvg(100, 230, 'sign')
 lowRankAvg(100, 3)
 lowRankAvg(35, 1)
 sparseFull(100, 0.95)

@@ -156,3 +156,67 @@ export function packedSparse (n: number, codec: ResolvedCodec): SimCodec {
     roundTrip: (e) => decodePayload(encodePayload(e, codec), n, codec)
   }
 }
+
+/**
+ * Bits of a chunk's sorted indices as Rice-coded gaps (g₁ = i₁, gⱼ = iⱼ − iⱼ₋₁ − 1), with the chunk's best Rice
+ * parameter p ∈ [0, 15] sent in 4 bits: 4 + Σ (⌊g / 2^p⌋ + 1 + p)
+ */
+export function riceIndexBits (sorted: ArrayLike<number>): number {
+  let best = Infinity
+  for (let p = 0; p < 16; p++) {
+    let bits = 4
+    let prev = -1
+    for (let j = 0; j < sorted.length; j++) {
+      const g = sorted[j] - prev - 1
+      prev = sorted[j]
+      bits += Math.floor(g / 2 ** p) + 1 + p
+    }
+    best = Math.min(best, bits)
+  }
+  return best
+}
+
+/**
+ * Chunk-wise top-k (the wire codec's choice: largest |x|, ties to the lower index) with Rice-coded index gaps, the
+ * size measured on each payload (its largest over the workers of a round is what `bytes(round)` counts). Values:
+ * `'2bit'` = the wire sparse codec's (its absmax scale and 2-bit levels, decoded by it); `'sign'` = the sign of each
+ * kept value times the chunk's mean |x| over the kept values (one float32 per chunk, 1 bit per value).
+ * Per chunk: 4 + ⌈(index bits + k·value bits) / 8⌉ bytes.
+ */
+export function riceSparse (n: number, chunk: number, topK: number, values: '2bit' | 'sign'): SimCodec {
+  const wire = values === '2bit' ? { codec: 'sparse' as const, blockSize: 0, chunk, topK, bits: 2 } : undefined
+  const sizes = new Map<number, number>()
+  const order = new Uint32Array(chunk)
+  return {
+    label: `sparse(k ${topK}/${chunk}, Rice idx, ${values === '2bit' ? '2-bit' : 'sign + mean'})`,
+    bytes: (round) => {
+      const s = sizes.get(round)
+      if (s === undefined) throw new InvalidParametersError(`no payload encoded in round ${round}`)
+      return s
+    },
+    roundTrip: (e, round) => {
+      const out = wire !== undefined ? decodePayload(encodePayload(e, wire), n, wire) : new Float32Array(n)
+      let size = 0
+      for (let start = 0; start < n; start += chunk) {
+        const len = Math.min(chunk, n - start)
+        const k = Math.min(topK, len)
+        const idx = order.subarray(0, len)
+        for (let i = 0; i < len; i++) idx[i] = i
+        idx.sort((a, b) => {
+          const d = Math.abs(e[start + b]) - Math.abs(e[start + a])
+          return d !== 0 ? d : a - b
+        })
+        const chosen = idx.slice(0, k).sort()
+        size += 4 + Math.ceil((riceIndexBits(chosen) + k * (values === '2bit' ? 2 : 1)) / 8)
+        if (values === 'sign') {
+          let mean = 0
+          for (let j = 0; j < k; j++) mean += Math.abs(e[start + chosen[j]])
+          const scale = Math.fround(mean / k)
+          for (let j = 0; j < k; j++) out[start + chosen[j]] = e[start + chosen[j]] < 0 ? -scale : scale
+        }
+      }
+      sizes.set(round, Math.max(sizes.get(round) ?? 0, size))
+      return out
+    }
+  }
+}

@@ -3,7 +3,7 @@
  * and the error feedback the bench applies to them.
  */
 import { describe, expect, it } from 'vitest'
-import { lowRank, packedSparse, simCompress } from '../bench/sim-codec.js'
+import { lowRank, packedSparse, riceIndexBits, riceSparse, simCompress } from '../bench/sim-codec.js'
 import { decodePayload, encodePayload, ErrorFeedback, payloadSize, resolveCodec, spanLayout } from '../src/index.js'
 
 const layout = spanLayout({ id: 's', parameters: [{ name: 'a', shape: [40, 12] }, { name: 'b', shape: [12] }, { name: 'c', shape: [8, 30] }] })
@@ -95,5 +95,36 @@ describe('packedSparse', () => {
     expect(payloadSize(n, c)).toBe(3 * (4 + 128 + 16))
     const x = Float32Array.from({ length: n }, rng(5))
     expect(sim.roundTrip(x, 0, 0)).toEqual(decodePayload(encodePayload(x, c), n, c))
+  })
+})
+
+describe('riceSparse', () => {
+  it('counts Rice-coded index gaps with the best parameter (4 bits for it)', () => {
+    expect(riceIndexBits([0, 1, 2])).toBe(4 + 3) // p = 0: three gaps of 0, one bit each
+    expect(riceIndexBits([100])).toBe(4 + 8) // p = 7: 0 + 1 + 7 (p = 6: 1 + 1 + 6 as well)
+    expect(riceIndexBits([3, 7])).toBe(4 + 6) // gaps 3, 3: p = 1 or 2 give 3 bits each (p = 0: 4 each)
+  })
+
+  it('2-bit values are the wire codec\'s; sign values are ± the mean |x| of the kept ones; bytes are the largest payload of the round', () => {
+    const x = new Float32Array(4096 + 10)
+    x[5] = 0.5; x[9] = -2; x[100] = 1; x[4096 + 3] = -0.25; x[4096 + 7] = 0.75
+    const two = riceSparse(x.length, 4096, 2, '2bit')
+    const wire = resolveCodec({ codec: 'sparse', topK: 2 })
+    expect(two.roundTrip(x, 0, 0)).toEqual(decodePayload(encodePayload(x, wire), x.length, wire))
+    // chunk 0 keeps 9 and 100 (gaps 9, 90), chunk 1 keeps 3 and 7 (gaps 3, 3)
+    const size = 4 + Math.ceil((riceIndexBits([9, 100]) + 4) / 8) + 4 + Math.ceil((riceIndexBits([3, 7]) + 4) / 8)
+    expect(two.bytes(0)).toBe(size)
+    const sign = riceSparse(x.length, 4096, 2, 'sign')
+    const dec = sign.roundTrip(x, 0, 0)
+    const nonzero = [...dec.keys()].filter(i => dec[i] !== 0)
+    expect(nonzero).toEqual([9, 100, 4096 + 3, 4096 + 7])
+    expect([dec[9], dec[100], dec[4099], dec[4103]]).toEqual([-1.5, 1.5, -0.5, 0.5])
+    expect(sign.bytes(0)).toBe(4 + Math.ceil((riceIndexBits([9, 100]) + 2) / 8) + 4 + Math.ceil((riceIndexBits([3, 7]) + 2) / 8))
+    // a second worker's larger payload in the same round is what counts
+    const y = new Float32Array(x.length)
+    y[0] = 1; y[4095] = 1; y[4096] = 1; y[4096 + 9] = 1
+    sign.roundTrip(y, 0, 1)
+    expect(sign.bytes(0)).toBe(Math.max(4 + Math.ceil((riceIndexBits([0, 4095]) + 2) / 8) + 4 + Math.ceil((riceIndexBits([0, 9]) + 2) / 8), 4 + Math.ceil((riceIndexBits([9, 100]) + 2) / 8) + 4 + Math.ceil((riceIndexBits([3, 7]) + 2) / 8)))
+    expect(() => sign.bytes(1)).toThrow()
   })
 })
