@@ -1906,12 +1906,16 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
    * `quiet` (spec §2, 1.5.0): the answer comes from the Validator on that stream and the route answers only an error,
    * which comes first and is returned as before. Returns what `send` would.
    */
-  private async sendInfer (route: Request['route'], req: Request, watch: TokenWatch | undefined, signal?: AbortSignal, how?: { direct: boolean }): Promise<Response> {
+  private async sendInfer (route: Request['route'], req: Request, watch: TokenWatch | undefined, signal?: AbortSignal, how?: { direct: boolean }, replay = false): Promise<Response> {
     // a replay from position 0 goes direct too when the session's tokens stream to this route's Validator is open
     // (after a failover of a Worker): its token then skips the way back through the new chain. `written`: the TOKENS
     // request is on its way (not acknowledged yet): it reaches the Validator before an INFER through a Worker does, and
-    // if it does not, the Validator answers on the route (handled below)
-    if (watch == null || !(watch.ready || watch.written)) return await this.send(route, 1, req, signal)
+    // if it does not, the Validator answers on the route (handled below). `opening` (1.7.2): a replay after a failure
+    // while the stream is still being negotiated (a Worker lost at the generation's first request: its failure is seen
+    // about when the negotiation ends) goes direct too; TOKENS is written within moments and still overtakes an INFER
+    // through a Worker, and when it does not, the route's answer is taken and the stream kept (it was late, not refused)
+    const opening = replay && watch != null && !watch.closed && !(watch.ready || watch.written)
+    if (watch == null || !(watch.ready || watch.written || opening)) return await this.send(route, 1, req, signal)
     watch.clear()
     // `undefined`: the link moved on without an answer (only after the token came: this node writes nothing before)
     const ack = this.quietInfer ? this.sendQuiet(route, 1, { ...req, direct: true }, signal) : this.send(route, 1, { ...req, direct: true }, signal)
@@ -1946,7 +1950,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (!res.direct) {
       // an error, or a Validator (or a Worker on the way) that answered on the route: not a usable stream
       watch.cancel()
-      if (res.error === '') watch.close()
+      if (res.error === '' && !opening) watch.close()
       return res
     }
     try {
@@ -2108,7 +2112,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const hadLink = this.links.has(firstLink)
         const how = { direct: false }
         const tSend = performance.now()
-        const res = await this.sendInfer(route, req, watch, signal, how)
+        const res = await this.sendInfer(route, req, watch, signal, how, recovery != null)
         const tAnswer = performance.now()
         if (hopLost(res)) {
           failedAttempt(res.failedHop, tSend, tAnswer)
@@ -2292,7 +2296,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         const hadLink = this.links.has(firstLink)
         const how = { direct: false }
         const tSend = performance.now()
-        const [res, dres] = await Promise.all([this.sendInfer(route, req, watch, signal, how), toValidator])
+        const [res, dres] = await Promise.all([this.sendInfer(route, req, watch, signal, how, recovery != null), toValidator])
         const tAnswer = performance.now()
         const failed = [res, dres].find(r => r != null && hopLost(r))
         if (failed != null) { await restart(failed, true, tSend, tAnswer); continue }
