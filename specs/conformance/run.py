@@ -787,9 +787,11 @@ def pipeline_checks(call):
     # tied.json (gen-tied.py): a tied Validator's H and replica across a step (§4.3 rule 4, §4.4 rules 1-3 and 6; layer-pool §8)
     td = vec('pipeline', 'tied.json')
     for q in td['cases']:
-        r = call('pipeline.tiedSequence', vocabSize=td['vocabSize'], dModel=td['dModel'], headStep=td['headStep'], replica=q['replica'], ops=without_expect(q['ops']))
+        # (1.8.0) `acceptOwner` false: a Validator that does not take the matrix (§4.4 rule 7)
+        r = call('pipeline.tiedSequence', vocabSize=td['vocabSize'], dModel=td['dModel'], headStep=td['headStep'], replica=q['replica'], ops=without_expect(q['ops']),
+                 **({'acceptOwner': False} if q.get('acceptOwner') is False else {}))
         yield from sequence_checks('§4.3 rule 4, §4.4 tied Validator (H taken whole, replica stepped; sequences)', q, 'ops', r,
-                                   ('tied', 'replica', 'tiedHash', 'error', 'headMicroBatches', 'headInputs'), lambda i, o: f'op {i} ({o["op"]})')
+                                   ('tied', 'replica', 'tiedHash', 'error', 'headMicroBatches', 'headInputs', 'tiedOwner', 'tiedNormSq'), lambda i, o: f'op {i} ({o["op"]})')
     rt = v['routes']
     for c in rt['cases']:
         # a case with `standbys` is an INFER carrying them (rule 15, checked after rule 1's checks)

@@ -622,7 +622,7 @@ def pipeline_op(op, req):
             rep = req['replica']
             rep = None if rep is None else {'step': rep['step'], 'p': f(rep['p']), 'm': f(rep['m']), 'v': f(rep['v'])}
             ops = [{**o, **{k: f(o[k]) for k in ('g', 'rows', 'tied', 'm', 'v') if k in o}} for o in req['ops']]
-            out = PL.tied_sequence(req['vocabSize'], req['dModel'], req['headStep'], rep, ops)
+            out = PL.tied_sequence(req['vocabSize'], req['dModel'], req['headStep'], rep, ops, req.get('acceptOwner', True))
             return {'outcomes': [{**o, **({'tied': b(o['tied'])} if o.get('tied') is not None else {})} for o in out]}
         if op == 'pipeline.checkRoute':
             route = [{'peer': unhex(h['peer']), 'start': h['start'], 'end': h['end']} for h in req['route']]

@@ -847,7 +847,11 @@ async function handle (r) {
         stepCount: r.headStep,
         tiedParameters: ['embed.weight'],
         // the final norm HEAD_INPUT and a 1.6.0 TAKE_TIED answer with the inputs (§4.4 rules 5-6)
-        runtime: { async getResident () { return { 'final_norm.weight': { data: new Float32Array(r.dModel).fill(1) } } } },
+        // (1.8.0) GET_TIED's matrix: the head's resident embed.weight (the replica's matrix)
+        runtime: { async getResident (names) { return names.includes('embed.weight') ? { 'embed.weight': { data: Float32Array.from(tied.p) } } : { 'final_norm.weight': { data: new Float32Array(r.dModel).fill(1) } } } },
+        // (1.8.0) the owner's rows (TARGETS) and moments (GET_TIED), as the runtime's worker answers them
+        async getParameterRows (name, ids) { const out = new Float32Array(ids.length * r.dModel); ids.forEach((id, k) => out.set(tied.p.subarray(id * r.dModel, (id + 1) * r.dModel), k * r.dModel)); return out },
+        async getTiedReplicaState () { return tied.m == null ? undefined : { m: Float32Array.from(tied.m), v: Float32Array.from(tied.v) } },
         async takeTiedGradients () { const g = pending; pending = undefined; return g == null ? new Map() : new Map([['embed.weight', g]]) },
         async step () { head.stepCount++ },
         async setParameters (params) { if (params.has('embed.weight')) tied.p = Float32Array.from(params.get('embed.weight')) },
@@ -861,7 +865,11 @@ async function handle (r) {
         }
       }
       const stage = { head, executors: [head], config: { vocabSize: r.vocabSize, dModel: r.dModel } }
-      const svc = Object.assign(Object.create(DefaultPipeline.prototype), { train: new Map(), replicas: new Map(), seeds: new Map(), preparedTied: new Map(), tiedReplica: true, tiedRecompute: false, maxMessageSize: 1 << 20, timeout: 1000, maxMicroBatches: 64, log: () => {} })
+      const svc = Object.assign(Object.create(DefaultPipeline.prototype), { train: new Map(), replicas: new Map(), seeds: new Map(), preparedTied: new Map(), tiedReplica: true, tiedRecompute: false, tiedOwner: r.acceptOwner !== false, maxMessageSize: 1 << 20, maxBatch: 4, timeout: 1000, maxMicroBatches: 64, log: () => {} })
+      const bitsOf = (frame) => frame.length === 0 ? null : Array.from(new Uint32Array(Float32Array.from(T.decodeTensorFrame(frame).data).buffer))
+      const idsFrame = (ids) => T.encodeTensorFrame({ dtype: 'int64', shape: [ids.length], data: BigInt64Array.from(ids.map(BigInt)) })
+      // (rows that do not fill [k, d], as a bad vector sends them: a flat frame, refused by the service)
+      const rowsFrame = (ids, rows) => T.encodeTensorFrame({ dtype: 'float32', name: 'embed.weight', shape: rows.length === ids.length * r.dModel ? [ids.length, r.dModel] : [rows.length], data: floats(rows) })
       const session = new Uint8Array(16)
       if (r.replica != null) {
         tied = { p: floats(r.replica.p), m: floats(r.replica.m), v: floats(r.replica.v) }
@@ -894,17 +902,29 @@ async function handle (r) {
             const res = await DefaultPipeline.prototype.serveSetTied.call(svc, { step: x.step, tied: frame(x.tied), tiedM: frame(x.m), tiedV: frame(x.v) }, stage)
             outcomes.push({ replica: res.replica })
           } else if (x.op === 'takeTied') {
-            const res = await DefaultPipeline.prototype.serveTakeTied.call(svc, { step: x.step, tiedReplica: x.tiedReplica, tiedRecompute: x.tiedRecompute ?? false, recomputed: x.recomputed ?? [] }, stage)
-            outcomes.push({
-              tied: res.tied.length === 0 ? null : Array.from(new Uint32Array(Float32Array.from(T.decodeTensorFrame(res.tied).data).buffer)),
-              replica: res.replica,
-              ...(x.tiedRecompute != null ? { headMicroBatches: res.headMicroBatches, headInputs: res.headInputs.length } : {})
-            })
+            const owner = x.tiedOwner != null ? { tiedOwner: x.tiedOwner, tiedIds: x.ids.length > 0 ? idsFrame(x.ids) : new Uint8Array(0), tied: x.ids.length > 0 ? rowsFrame(x.ids, x.rows) : new Uint8Array(0) } : {}
+            const res = await DefaultPipeline.prototype.serveTakeTied.call(svc, { step: x.step, tiedReplica: x.tiedReplica, tiedRecompute: x.tiedRecompute ?? false, recomputed: x.recomputed ?? [], ...owner }, stage)
+            outcomes.push(res.tiedOwner
+              ? { replica: res.replica, tiedOwner: true, tiedNormSq: res.tiedNormSq }
+              : {
+                  tied: bitsOf(res.tied),
+                  replica: res.replica,
+                  ...(x.tiedRecompute != null ? { headMicroBatches: res.headMicroBatches, headInputs: res.headInputs.length } : {}),
+                  ...(x.tiedOwner != null ? { tiedOwner: false } : {})
+                })
+          } else if (x.op === 'targets') {
+            // (1.8.0) TARGETS {tied_owner, tied_ids}: the service's own serveTargets
+            const targets = T.encodeTensorFrame({ dtype: 'int64', shape: [1, 1], data: BigInt64Array.of(0n) })
+            const res = await DefaultPipeline.prototype.serveTargets.call(svc, { session, step: x.step, microBatch: outcomes.length, targets, deflate: false, tiedOwner: true, tiedIds: x.ids.length > 0 ? idsFrame(x.ids) : new Uint8Array(0) }, stage)
+            outcomes.push({ tiedOwner: res.tiedOwner, tied: bitsOf(res.tied) })
+          } else if (x.op === 'getTied') {
+            const res = await DefaultPipeline.prototype.serveGetTied.call(svc, { step: x.step, tiedPart: x.part }, stage)
+            outcomes.push({ tiedOwner: res.tiedOwner, tied: bitsOf(res.tied) })
           } else {
-            const ids = T.encodeTensorFrame({ dtype: 'int64', shape: [x.ids.length], data: BigInt64Array.from(x.ids.map(BigInt)) })
-            const tied = T.encodeTensorFrame({ dtype: 'float32', name: 'embed.weight', shape: [x.ids.length, r.dModel], data: floats(x.rows) })
-            const res = await DefaultPipeline.prototype.serveStep.call(svc, { step: x.step, gradNorm: 1, tiedIds: ids, tied, tiedAdamw: x.adamw }, stage)
-            outcomes.push({ replica: res.replica, ...(res.replica ? { tiedHash: hex(res.tiedHash) } : {}) })
+            const ids = x.ids.length > 0 ? idsFrame(x.ids) : new Uint8Array(0)
+            const tied = x.ids.length > 0 ? rowsFrame(x.ids, x.rows) : new Uint8Array(0)
+            const res = await DefaultPipeline.prototype.serveStep.call(svc, { step: x.step, gradNorm: 1, tiedIds: ids, tied, tiedAdamw: x.adamw, ...(x.tiedOwner != null ? { tiedOwner: x.tiedOwner } : {}) }, stage)
+            outcomes.push({ replica: res.replica, ...(res.replica ? { tiedHash: hex(res.tiedHash) } : {}), ...(x.tiedOwner != null ? { tiedOwner: res.tiedOwner } : {}) })
           }
         } catch (err) { outcomes.push({ error: err.name }) }
       }

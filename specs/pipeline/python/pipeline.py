@@ -488,14 +488,18 @@ class TiedValidator:
     steps the replica's matrix with the STEP's AdamW numbers (model §3.1); a replica that missed the step is dropped.
     (1.7.0, §4.4 rule 6) The micro-batches whose head backward accumulated this step are kept in order (`order`, when the
     accumulation names its micro-batch): HEAD_INPUT answers one of them with a replica in step, and TAKE_TIED with
-    `tied_recompute` answers the list alone when the Driver's `recomputed` is exactly it, else (1.6.0) every input."""
+    `tied_recompute` answers the list alone when the Driver's `recomputed` is exactly it, else (1.6.0) every input.
+    (1.8.0, §4.4 rule 7) With `accept_owner` a STEP with rows and `tied_owner` makes the replica owned: the owner answers
+    TARGETS with rows of its matrix, adds the Driver's rows at TAKE_TIED {tied_owner} and answers Σ g², steps at a STEP
+    {tied_owner} without rows, and answers GET_TIED."""
 
-    def __init__(self, vocab, d_model, head_step, replica):
+    def __init__(self, vocab, d_model, head_step, replica, accept_owner=True):
+        self.vocab, self.accept_owner = vocab, accept_owner
         self.n, self.d, self.step = vocab * d_model, d_model, head_step
         self.pending = None   # what the head accumulated and nobody took
         self.prepared = None  # (step, H) taken at the step's last micro-batch
         self.replica = None if replica is None else {'step': replica['step'], 'p': list(replica['p']), 'm': list(replica['m']),
-                                                     'v': list(replica['v']), 'grad': None}
+                                                     'v': list(replica['v']), 'grad': None, 'owner': False}
         self.seed = None      # SET_TIED parts of a replica being seeded: {step, p, m, v}
         self.order = []       # micro-batches whose head backward accumulated this step, in order (1.7.0)
 
@@ -519,16 +523,66 @@ class TiedValidator:
     def last_micro_batch(self):
         self.prepared, self.pending = (self.step, self.pending), None
 
-    def take_tied(self, step, tied_replica, tied_recompute=None, recomputed=()):
+    def owns(self):
+        r = self.replica
+        return self.accept_owner and r is not None and r['owner'] and r['step'] == self.step
+
+    def check_ids(self, ids):
+        """§5 rule 12's `tied_ids`: 1 to vocab ids, strictly increasing in [0, vocab)"""
+        if not 1 <= len(ids) <= self.vocab or any(not 0 <= i < self.vocab for i in ids) or any(b <= a for a, b in zip(ids, ids[1:])):
+            raise PipelineError('InvalidActivationError', 'tied_ids')
+
+    def check_rows(self, ids, rows):
+        self.check_ids(ids)
+        if len(rows) != len(ids) * self.d or any(not math.isfinite(x) for x in rows):
+            raise PipelineError('InvalidActivationError', 'tied rows')
+
+    def targets(self, step, ids):
+        """(1.8.0) TARGETS {tied_owner, tied_ids?}: an owner answers those rows of its matrix; a hop that does not own one
+        answers without tied_owner"""
         if step != self.step:
             raise PipelineError('PipelineRequestError', f'step {step}; the span is at step {self.step}')
+        if ids:
+            self.check_ids(ids)
+        if not self.owns():
+            return {'tiedOwner': False, 'tied': None}
+        p = self.replica['p']
+        return {'tiedOwner': True, 'tied': [p[i * self.d + j] for i in ids for j in range(self.d)] if ids else None}
+
+    def get_tied(self, step, part):
+        """(1.8.0) GET_TIED {step, tied_part}"""
+        if step != self.step:
+            raise PipelineError('PipelineRequestError', f'step {step}; the span is at step {self.step}')
+        if part > 2 or not self.owns():
+            raise PipelineError('PipelineRequestError', f'no owned tied matrix part {part} at step {step}')
+        return {'tiedOwner': True, 'tied': list(self.replica['pmv'[part]])}
+
+    def take_tied(self, step, tied_replica, tied_recompute=None, recomputed=(), tied_owner=None, ids=(), rows=()):
+        if step != self.step:
+            raise PipelineError('PipelineRequestError', f'step {step}; the span is at step {self.step}')
+        owned = bool(tied_owner) and self.owns()
+        if owned:
+            self.check_rows(ids, rows)  # before anything is taken
         h = self.prepared[1] if self.prepared is not None and self.prepared[0] == step else None
         self.prepared = None
         if self.pending is not None:
             h = self.pending if h is None else [_f32(a + b) for a, b in zip(h, self.pending)]
             self.pending = None
         r = self.replica
+        if owned:
+            # (1.8.0) H[id] + E[id] in float32, then Σ g² in binary64, element order
+            g = list(h) if h is not None else [0.0] * self.n
+            for k, i in enumerate(ids):
+                for j in range(self.d):
+                    g[i * self.d + j] = _f32(g[i * self.d + j] + rows[k * self.d + j])
+            r['grad'] = (step, g, True)
+            norm = 0.0
+            for x in g:
+                norm += x * x
+            return {'replica': True, 'tiedOwner': True, 'tiedNormSq': norm}
         extra = {} if tied_recompute is None else {'headMicroBatches': [], 'headInputs': 0}
+        if tied_owner is not None:
+            extra['tiedOwner'] = False
         if r is not None and tied_replica and r['step'] == self.step:
             r['grad'] = (step, list(h) if h is not None else [0.0] * self.n)
             if tied_recompute and h is not None and self.order:
@@ -541,22 +595,28 @@ class TiedValidator:
         self.replica = None
         return {'tied': h, 'replica': False, **extra}
 
-    def step_(self, step, ids, rows, o):
+    def step_(self, step, ids, rows, o, tied_owner=None):
         if step != self.step:
             raise PipelineError('PipelineRequestError', f'step {step}; the span is at step {self.step}')
+        owned = bool(tied_owner) and not ids  # (1.8.0) an owner's STEP: AdamW numbers alone
+        was_owner = self.owns()
         self.step += 1  # the Validator's own spans step
         self.order = []
         r = self.replica
-        if r is None or r['step'] != step or r['grad'] is None or r['grad'][0] != step:
+        extra = {} if tied_owner is None else {'tiedOwner': False}
+        if r is None or r['step'] != step or r['grad'] is None or r['grad'][0] != step or owned != (len(r['grad']) > 2) or owned != was_owner:
             self.replica = None
-            return {'replica': False}
+            return {'replica': False, **extra}
         g = r['grad'][1]
         for k, i in enumerate(ids):
             for j in range(self.d):
                 g[i * self.d + j] = _f32(g[i * self.d + j] + rows[k * self.d + j])
         adamw(r['p'], g, r['m'], r['v'], o['lr'], o['beta1'], o['beta2'], o['eps'], o['weightDecay'], o['t'], o['clipScale'])
         r['grad'], r['step'] = None, step + 1
-        return {'replica': True, 'tiedHash': hashlib.sha256(struct.pack(f'<{len(r["p"])}f', *r['p'])).hexdigest()}
+        if tied_owner is not None:
+            r['owner'] = bool(tied_owner) and self.accept_owner
+            extra['tiedOwner'] = r['owner']
+        return {'replica': True, 'tiedHash': hashlib.sha256(struct.pack(f'<{len(r["p"])}f', *r['p'])).hexdigest(), **extra}
 
 
     def set_tied(self, step, p, m, v):
@@ -575,16 +635,16 @@ class TiedValidator:
                 seed[k] = list(x)
         if all(k in seed for k in ('p', 'm', 'v')):
             self.seed = None
-            self.replica = {'step': self.step, 'p': seed['p'], 'm': seed['m'], 'v': seed['v'], 'grad': None}
+            self.replica = {'step': self.step, 'p': seed['p'], 'm': seed['m'], 'v': seed['v'], 'grad': None, 'owner': False}
             return {'replica': True}
         self.seed = seed
         return {'replica': False}
 
 
-def tied_sequence(vocab, d_model, head_step, replica, ops):
+def tied_sequence(vocab, d_model, head_step, replica, ops, accept_owner=True):
     """tied.json: the outcome of each op (`accumulate` {g, microBatch?}, `lastMicroBatch`, `headInput` {step, microBatch}, `takeTied` {step, tiedReplica, tiedRecompute?, recomputed?}, `step`
     {step, ids, rows, adamw}); float32 values as Python floats"""
-    t = TiedValidator(vocab, d_model, head_step, replica)
+    t = TiedValidator(vocab, d_model, head_step, replica, accept_owner)
     out = []
     for op in ops:
         try:
@@ -597,11 +657,16 @@ def tied_sequence(vocab, d_model, head_step, replica, ops):
                 t.last_micro_batch()
                 out.append({})
             elif op['op'] == 'takeTied':
-                out.append(t.take_tied(op['step'], op['tiedReplica'], op.get('tiedRecompute'), op.get('recomputed', ())))
+                out.append(t.take_tied(op['step'], op['tiedReplica'], op.get('tiedRecompute'), op.get('recomputed', ()),
+                                       op.get('tiedOwner'), op.get('ids', ()), op.get('rows', ())))
+            elif op['op'] == 'targets':
+                out.append(t.targets(op['step'], op.get('ids', [])))
+            elif op['op'] == 'getTied':
+                out.append(t.get_tied(op['step'], op['part']))
             elif op['op'] == 'setTied':
                 out.append(t.set_tied(op['step'], op.get('tied'), op.get('m'), op.get('v')))
             else:
-                out.append(t.step_(op['step'], op['ids'], op['rows'], op['adamw']))
+                out.append(t.step_(op['step'], op['ids'], op['rows'], op['adamw'], op.get('tiedOwner')))
         except PipelineError as e:
             out.append({'error': e.name})
     return out

@@ -87,6 +87,51 @@ def plain(op):
     return op, {}
 
 
+# (1.8.0, §4.4 rule 7) the Validator owns the matrix
+def offer(s=STEP, rows=ROWS, want_owner=True):
+    """STEP with the Driver's rows and `tied_owner`: the offer"""
+    return {'op': 'step', 'step': s, **rows, 'adamw': {**ADAMW, 't': s + 1}, 'tiedOwner': True}, {'replica': True, 'tiedOwner': want_owner}
+
+
+def owned_step(s=STEP + 1, want_replica=True):
+    """STEP {tied_owner, tied_adamw} without rows"""
+    return {'op': 'step', 'step': s, 'ids': [], 'rows': [], 'adamw': {**ADAMW, 't': s + 1}, 'tiedOwner': True}, {'replica': want_replica, 'tiedOwner': want_replica}
+
+
+def sumsq(g):
+    t = 0.0
+    for x in g:
+        t += x * x  # exact: multiples of 1/256
+    return t
+
+
+def with_rows(h, rows):
+    g = list(h)
+    for k, i in enumerate(rows['ids']):
+        for j in range(D):
+            g[i * D + j] += rows['rows'][k * D + j]
+    return g
+
+
+def take_owned(h, s=STEP + 1, rows=ROWS):
+    """TAKE_TIED {tied_replica, tied_owner} with the Driver's rows: Σ g² of H + E"""
+    return ({'op': 'takeTied', 'step': s, 'tiedReplica': True, 'tiedOwner': True, **rows},
+            {'replica': True, 'tiedOwner': True, 'tiedNormSq': sumsq(with_rows(h, rows))})
+
+
+def take_owned_bad(rows, error='InvalidActivationError', s=STEP + 1):
+    return {'op': 'takeTied', 'step': s, 'tiedReplica': True, 'tiedOwner': True, **rows}, {'error': error}
+
+
+def targets(ids, s=STEP + 1, want_owner=True):
+    """TARGETS {tied_owner, tied_ids}: `tied` (the owner's rows) is filled from the reference below"""
+    return {'op': 'targets', 'step': s, 'ids': ids}, {'tiedOwner': want_owner, 'tied': None}
+
+
+def get_tied(part, s=STEP + 1, error=None):
+    return {'op': 'getTied', 'step': s, 'part': part}, ({'error': error} if error else {'tiedOwner': True, 'tied': None})
+
+
 sequences = [
     ('two micro-batches, TAKE_TIED (nothing taken early): H = their sum, the replica keeps it; STEP adds the rows and steps it', REPLICA,
      [plain(acc(G1)), plain(acc(G2)), take(want_h=add(G1, G2)), step()]),
@@ -151,6 +196,28 @@ sequences = [
      [plain(acc(G1, 0)), plain(acc(G2, 1)), take_r([0, 1], [0, 1], 0), step(),
       plain(acc(G3, 0)), head_input(0, s=STEP + 1), take_r([0, 1], [0], 1, step=STEP + 1), step(s=STEP + 1, rows={'ids': [1, 3], 'rows': [-0.25, 0.5, 0.75, -1.0]}),
       plain(acc(G4, 0)), take_r([0], [0], 0, step=STEP + 2), step(s=STEP + 2)]),
+    # §4.4 rule 7 (1.8.0): the Validator owns the matrix
+    ('1.8.0: the offer (STEP with rows and tied_owner) taken; the next step is the owner\'s: TARGETS answers its rows, TAKE_TIED {tied_owner} adds the Driver\'s rows to H and answers their sum of squares, STEP without rows steps it; GET_TIED answers the matrix and both moments', REPLICA,
+     [plain(acc(G1)), take(want_h=G1), offer(), targets([1, 3]), targets([]), plain(acc(G2)), plain(acc(G3)), take_owned(add(G2, G3)), owned_step(),
+      get_tied(0, s=STEP + 2), get_tied(1, s=STEP + 2), get_tied(2, s=STEP + 2), targets([0, 2], s=STEP + 2)]),
+    ('1.8.0: a Validator that does not take the matrix (before 1.8.0): the offer answered without tied_owner; TARGETS and TAKE_TIED {tied_owner} answered as 1.7.0', REPLICA,
+     [plain(acc(G1)), take(want_h=G1), offer(want_owner=False), targets([0], want_owner=False), plain(acc(G2)),
+      ({'op': 'takeTied', 'step': STEP + 1, 'tiedReplica': True, 'tiedOwner': True, **ROWS}, {'tied': G2, 'replica': True, 'tiedOwner': False}),
+      step(s=STEP + 1, rows={'ids': [1, 3], 'rows': [-0.25, 0.5, 0.75, -1.0]})]),
+    ('1.8.0: an owner\'s STEP without a TAKE_TIED that summed the rows: the replica is dropped; the next TARGETS is not the owner\'s', REPLICA,
+     [plain(acc(G1)), take(want_h=G1), offer(), owned_step(want_replica=False), targets([], s=STEP + 2, want_owner=False)]),
+    ('1.8.0: bad rows at TAKE_TIED {tied_owner} (not increasing, out of range, too few values, none): InvalidActivationError, H kept for the good one', REPLICA,
+     [plain(acc(G1)), take(want_h=G1), offer(), plain(acc(G2)),
+      take_owned_bad({'ids': [2, 1], 'rows': [0.25, -0.5, 0.125, 1.0]}), take_owned_bad({'ids': [0, 4], 'rows': [0.25, -0.5, 0.125, 1.0]}),
+      take_owned_bad({'ids': [0, 2], 'rows': [0.25, -0.5, 0.125]}), take_owned_bad({'ids': [], 'rows': []}),
+      take_owned(G2), owned_step()]),
+    ('1.8.0: TARGETS with ids not increasing: InvalidActivationError; GET_TIED from a Validator that does not own, of part 3, or of another step: PipelineRequestError', REPLICA,
+     [plain(acc(G1)), take(want_h=G1), get_tied(0, s=STEP, error='PipelineRequestError'), offer(),
+      ({'op': 'targets', 'step': STEP + 1, 'ids': [3, 3]}, {'error': 'InvalidActivationError'}),
+      get_tied(3, error='PipelineRequestError'), get_tied(0, s=STEP, error='PipelineRequestError'), get_tied(2)]),
+    ('1.8.0: an owner given a STEP with rows (a Driver no longer in owner mode): not stepped, the replica dropped', REPLICA,
+     [plain(acc(G1)), take(want_h=G1), offer(), plain(acc(G2)), take(step=STEP + 1, want_h=G2),
+      step(s=STEP + 1, want_replica=False)]),
     ('SET_TIED for the step before the last one, and one without a tensor: PipelineRequestError', None,
      [plain(acc(G1)), take(want_h=G1, want_replica=False), step(want_replica=False),
       ({'op': 'setTied', 'step': STEP - 1, 'tied': P2}, {'error': 'PipelineRequestError'}),
@@ -170,16 +237,25 @@ out = {'description': 'pipeline §4.3 rule 4, §4.4 rules 1-4 and 6: a tied Vali
                       'accumulated micro-batch: `replica`, `headMicroBatches` [that one], `headInputs` 1 (the count of inputs answered), '
                       'or `replica` false without an input); `takeTied` with `tiedRecompute` and `recomputed` also answers '
                       '`headMicroBatches` and `headInputs` (the count of head inputs: 0 with the bare list when `recomputed` is exactly '
-                      'the head\'s order).',
+                      'the head\'s order). 1.8.0 (§4.4 rule 7, the Validator owns the matrix): `step` with `tiedOwner` (the Driver\'s offer with its rows, or '
+                      'an owner\'s STEP without rows) also answers `tiedOwner`; `targets` (TARGETS {step, tied_owner, tied_ids `ids`}: `tiedOwner` and '
+                      '`tied`, the owner\'s rows of those ids, null for none or without tied_owner); `takeTied` with `tiedOwner`, `ids` and `rows` (the '
+                      'Driver\'s rows of E): `replica`, `tiedOwner` and `tiedNormSq` (Σ g² of H + E, binary64 in element order) when the Validator owns '
+                      'the matrix, else answered as before with `tiedOwner` false; `getTied` (GET_TIED {step, tied_part `part`}): `tiedOwner` and `tied` '
+                      '(the matrix, m or v). A Validator that does not take the matrix is a case with `acceptOwner` false.',
        'vocabSize': V, 'dModel': D, 'headStep': STEP, 'cases': []}
 bad = 0
 for name, replica, seq in sequences:
     ops = [op for op, _ in seq]
-    got = PL.tied_sequence(V, D, STEP, replica, ops)
+    accept = 'does not take the matrix' not in name
+    got = PL.tied_sequence(V, D, STEP, replica, ops, accept)
     written = []
     for i, ((op, want), g) in enumerate(zip(seq, got)):
         if op['op'] == 'step' and want.get('replica'):
             want = {**want, 'tiedHash': g.get('tiedHash')}
+        # (1.8.0) the owner's rows and GET_TIED's parts after AdamW steps: from the reference, as the hashes
+        if op['op'] in ('targets', 'getTied') and want.get('tiedOwner') and (op['op'] == 'getTied' or op['ids']):
+            want = {**want, 'tied': g.get('tied')}
         w = dict(want)
         if 'tied' in w and w['tied'] is not None:
             w['tied'] = bits(w['tied'])
@@ -194,7 +270,7 @@ for name, replica, seq in sequences:
             if k in o:
                 o[k] = bits(o[k])
         written.append({**o, 'expect': w})
-    out['cases'].append({'name': name, 'replica': None if replica is None else {k: (bits(x) if k != 'step' else x) for k, x in replica.items()},
+    out['cases'].append({**({} if accept else {'acceptOwner': False}), 'name': name, 'replica': None if replica is None else {k: (bits(x) if k != 'step' else x) for k, x in replica.items()},
                          'ops': written})
 if bad:
     sys.exit(1)
