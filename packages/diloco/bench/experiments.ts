@@ -441,6 +441,13 @@ lowRankAvg(100, 3)
 lowRankAvg(35, 1)
 sparseFull(100, 0.95)
 lowRankAvg(100, 3, 0.95)
+sparsePacked(100, 0.95)
+sparseFull(100, 0.9)
+riceAvg(100, 200, '2bit', 0.95)
+riceAvg(100, 230, 'sign', 0.95)
+// the budget with the payload and announce sent to each of the 3 peers (a third of the above per round)
+riceAvg(100, 66, 'sign', 0.95)
+riceAvg(100, 58, '2bit', 0.95)
 
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => o.endsWith('$') ? c.name === o.slice(0, -1) : c.name.startsWith(o))) continue
@@ -454,15 +461,18 @@ const sync = results.find(r => r.name === 'sync-dp')
 const fmtB = (b: number): string => b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${b} B`
 const loss = (r: Result): string => Number.isFinite(r.valLoss) ? r.valLoss.toFixed(4) : 'diverged'
 const outerOf = (r: Result): string => r.kind !== 'diloco' ? '—' : r.name.endsWith('-avg') ? 'avg (lr 1, μ 0)' : /-olr[0-9.]+$/.test(r.name) ? `lr ${r.name.split('-olr')[1]}, μ 0` : /-nlr/.test(r.name) ? `Nesterov ${r.name.split('-nlr')[1].replace('-mu', '/')}` : 'Nesterov 0.7/0.9'
-console.log('\n| config | H | codec | outer | inner steps/worker | val loss | vs sync DP | bytes sent/node | sync DP bytes ÷ this | compute s/round | comm s/round @100 Mbit/s | comm share |')
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
+console.log(`\n| config | H | codec | outer | inner steps/worker | val loss | vs sync DP | bytes sent/node | sync DP bytes ÷ this | ÷ this to each of ${WORKERS - 1} peers | compute s/round | comm s/round @100 Mbit/s | comm share |`)
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of results.filter(r => !r.name.startsWith('byz-'))) {
   const vs = sync !== undefined ? `${((r.valLoss / sync.valLoss - 1) * 100).toFixed(1)} %` : ''
   const ratio = sync !== undefined && r.bytesPerNode > 0 ? `${Math.round(sync.bytesPerNode / r.bytesPerNode)}×` : '—'
+  // DiLoCo: the node's payload and announce go to each of the other replicas (direct streams: every byte it sends,
+  // framing left out); sync DP's ring figure already is what each node sends
+  const ratioPeers = sync !== undefined && r.bytesPerNode > 0 ? `${Math.round(sync.bytesPerNode / (r.kind === 'diloco' ? (WORKERS - 1) * r.bytesPerNode : r.bytesPerNode))}×` : '—'
   const comm = r.commSecondsPerRound
   const comp = r.computeSecondsPerRound
   const share = comm !== undefined && comp !== undefined ? `${(100 * comm / (comm + comp)).toFixed(1)} %` : '—'
-  console.log(`| ${r.name} | ${r.H ?? (r.kind === 'sync-dp' ? 1 : '—')} | ${r.codec ?? (r.kind === 'sync-dp' ? 'fp32' : '—')} | ${outerOf(r)} | ${r.steps} | ${loss(r)} | ${vs} | ${fmtB(r.bytesPerNode)} | ${ratio} | ${comp?.toFixed(3) ?? '—'} | ${comm?.toFixed(3) ?? '—'} | ${share} |`)
+  console.log(`| ${r.name} | ${r.H ?? (r.kind === 'sync-dp' ? 1 : '—')} | ${r.codec ?? (r.kind === 'sync-dp' ? 'fp32' : '—')} | ${outerOf(r)} | ${r.steps} | ${loss(r)} | ${vs} | ${fmtB(r.bytesPerNode)} | ${ratio} | ${ratioPeers} | ${comp?.toFixed(3) ?? '—'} | ${comm?.toFixed(3) ?? '—'} | ${share} |`)
 }
 const clean = results.find(r => r.name === 'byz-clean-mean')
 const byzAggNames = ['mean', 'trimmed-mean', 'median', 'geometric-median', 'nnm-trimmed-mean']
