@@ -1,5 +1,6 @@
 import { AbortError, MessageTooLargeError, MalformedMessageError, StreamClosedError, TimeoutError } from '@neuroshard/interface'
-import { lpStream } from '@libp2p/utils'
+import { byteStream, InvalidDataLengthError, UnexpectedEOFError } from '@libp2p/utils'
+import { Uint8ArrayList as PieceList } from 'uint8arraylist'
 import { assertTimeout, timeoutSignal } from './abort.js'
 import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_READ_HIGH_WATER_MARK } from './constants.js'
 import { assertMessageSize, strictLengthDecoder, toStreamError, varintLength } from './framing.js'
@@ -114,14 +115,74 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
   // at least one whole message: then a paused stream always holds a complete message to read
   const highWaterMark = Math.max(options.readHighWaterMark ?? DEFAULT_READ_HIGH_WATER_MARK, maxMessageSize + prefixLength)
 
-  const lp = lpStream(stream, {
-    maxDataLength: maxMessageSize,
-    maxLengthLength: prefixLength,
-    lengthDecoder: strictLengthDecoder(maxMessageSize),
+  const bytes = byteStream(stream, {
     // a safety net only: pausing at the high-water mark keeps the buffer far below this. After a
     // pause the stream may still hand over what it buffered (up to its own maxReadBufferLength).
     maxBufferSize: highWaterMark + stream.maxReadBufferLength + maxMessageSize + prefixLength
   })
+  const decodePrefix = strictLengthDecoder(maxMessageSize)
+
+  /**
+   * One length-prefixed body, as @libp2p/utils' lpStream reads it (same checks, same errors), but a prefix that has
+   * arrived whole (it usually comes with its body) is parsed where it lies in the read buffer: one read of the body
+   * instead of a read per prefix byte and the body, and no RangeError per multi-byte prefix
+   */
+  async function readFrame (): Promise<Uint8ArrayList> {
+    // what the byte stream has buffered (a field of @libp2p/utils 7's byteStream, not in its type)
+    const buffered = (bytes as unknown as { readBuffer: Uint8ArrayList }).readBuffer
+    const scan = Math.min(buffered.byteLength, prefixLength)
+    let end = 0
+    for (let i = 0; i < scan; i++) {
+      if ((buffered.get(i) & 0x80) === 0) { end = i + 1; break }
+    }
+    let length: number
+    if (end > 0) {
+      length = decodePrefix(buffered.sublist(0, end))
+      buffered.consume(end)
+    } else {
+      // the prefix is not all here: a byte at a time, as lpStream
+      const prefix = new PieceList()
+      for (;;) {
+        prefix.append(await bytes.read({ bytes: 1 }))
+        try {
+          length = decodePrefix(prefix)
+          break
+        } catch (err) {
+          if (err instanceof RangeError) continue
+          throw err
+        }
+      }
+    }
+    if (length > maxMessageSize) throw new InvalidDataLengthError(`Message length too long - ${length} > ${maxMessageSize}`)
+    const body = await bytes.read({ bytes: length })
+    if (body.byteLength !== length) throw new UnexpectedEOFError(`Unexpected EOF - read ${body.byteLength}/${length} bytes before the stream closed`)
+    return body
+  }
+
+  /** Bodies up to this size are written with their prefix as one buffer (one copy); larger ones as a list of the two */
+  const JOIN_LIMIT = 64 * 1024
+
+  async function writeFrame (body: Uint8Array | Uint8ArrayList): Promise<void> {
+    const n = body.byteLength
+    const k = varintLength(n)
+    let frame: Uint8Array | Uint8ArrayList
+    if (n <= JOIN_LIMIT) {
+      const out = new Uint8Array(k + n)
+      let v = n
+      for (let i = 0; i < k - 1; i++) { out[i] = (v & 0x7f) | 0x80; v = Math.floor(v / 0x80) }
+      out[k - 1] = v
+      if (body instanceof Uint8Array) out.set(body, k)
+      else { let at = k; for (const piece of body) { out.set(piece, at); at += piece.byteLength } }
+      frame = out
+    } else {
+      const prefix = new Uint8Array(k)
+      let v = n
+      for (let i = 0; i < k - 1; i++) { prefix[i] = (v & 0x7f) | 0x80; v = Math.floor(v / 0x80) }
+      prefix[k - 1] = v
+      frame = new PieceList(prefix, body)
+    }
+    await bytes.write(frame)
+  }
 
   // Backpressure. byteStream buffers everything the stream emits and Yamux grants window as soon as
   // data is emitted, so without this a fast writer could fill memory ahead of a slow reader.
@@ -239,7 +300,7 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
 
   async function readList (opts?: MessageOptions): Promise<Uint8ArrayList> {
     return run('read message', opts, async () => {
-      const body = await lp.read()
+      const body = await readFrame()
       consumed(varintLength(body.byteLength) + body.byteLength)
       return body
     })
@@ -247,7 +308,7 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
 
   async function readBytes (opts?: MessageOptions): Promise<Uint8Array> {
     return run('read message', opts, async () => {
-      const body = await lp.read()
+      const body = await readFrame()
       consumed(varintLength(body.byteLength) + body.byteLength)
       // one copy at most: only when the body arrived in several chunks
       const bytes = body.subarray()
@@ -259,7 +320,7 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
   async function writeBytes (bytes: Uint8Array | Uint8ArrayList, opts?: MessageOptions): Promise<void> {
     checkOutgoing(bytes)
     await run('write message', opts, async () => {
-      await lp.write(bytes)
+      await writeFrame(bytes)
     })
   }
 
@@ -316,7 +377,7 @@ export function messageStream<S extends Stream> (stream: S, options: MessageStre
         stream.resume()
       }
 
-      return lp.unwrap()
+      return bytes.unwrap()
     }
   }
 }
