@@ -4,14 +4,13 @@
  * offered half the node's memory (each span held twice), and greedy completions through the two nodes give the
  * tokens of a one-process generator on the same genesis weights, with logits within 1e-4 of it.
  */
-import { rm } from 'node:fs/promises'
 import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
 import { TextGenerator } from '@neuroshard/trainer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { halfModelMemory, startNetworkDevnet } from '../../src/network/devnet.js'
+import { halfModelMemory } from '../../src/network/devnet.js'
 import { NetworkNode } from '../../src/network/node.js'
 import { retryUntilRouted, waitForCoverage } from './devnet-wait.js'
-import { prepareTestData } from './test-data.js'
+import { startTestDevnet, stopTestDevnet } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 
 describe('serving nodes that bake their weights', () => {
@@ -19,22 +18,15 @@ describe('serving nodes that bake their weights', () => {
   let devnet: NetworkDevnet
 
   beforeAll(async () => {
-    const prepared = await prepareTestData('bake-weights', 400)
-    dir = prepared.dir
-    const data = prepared.data
-    devnet = await startNetworkDevnet({
+    ({ dir, devnet } = await startTestDevnet('bake-weights', 400, {
       nodes: 2,
-      tokenizer: data.tokenizer,
-      data: { manifest: data.manifest, train: data.train, validation: data.validation },
-      node: { training: false, bakeWeights: true },
-      ledger: false
-    })
+      node: { training: false, bakeWeights: true }
+    }))
     await waitForCoverage(devnet, { everyNodeServes: true })
   }, 300_000)
 
   afterAll(async () => {
-    await devnet?.stop()
-    if (dir != null) await rm(dir, { recursive: true, force: true })
+    await stopTestDevnet(devnet, dir)
   }, 120_000)
 
   it('bakes every blocks / head executor, fuses none, offers the layer pool half its memory, and serves the one-process tokens and logits', async () => {

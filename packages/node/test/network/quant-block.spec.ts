@@ -5,14 +5,12 @@
  * of the float32 model's, and are the 128-value model's (closer to a local 4-bit stage with 128-value groups than to
  * one with 32-value groups, both local stages of the whole model built from the same genesis weights).
  */
-import { rm } from 'node:fs/promises'
 import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
 import { createPipelineStage } from '@neuroshard/pipeline'
 import { int64 } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startNetworkDevnet } from '../../src/network/devnet.js'
 import { retryUntilRouted, waitForCoverage } from './devnet-wait.js'
-import { prepareTestData } from './test-data.js'
+import { startTestDevnet, stopTestDevnet } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 
 /** Worst |Δlogit| relative to the spread of the float32 logits, 4-bit (the runtime's and pipeline's stated bound) */
@@ -23,22 +21,15 @@ describe('a 4-bit node with 128-value quantization groups', () => {
   let devnet: NetworkDevnet
 
   beforeAll(async () => {
-    const prepared = await prepareTestData('quant-block', 400)
-    dir = prepared.dir
-    const data = prepared.data
-    devnet = await startNetworkDevnet({
+    ({ dir, devnet } = await startTestDevnet('quant-block', 400, {
       nodes: 2,
-      tokenizer: data.tokenizer,
-      data: { manifest: data.manifest, train: data.train, validation: data.validation },
-      node: { training: false, quantization: 'int4', quantBlockSize: 128 },
-      ledger: false
-    })
+      node: { training: false, quantization: 'int4', quantBlockSize: 128 }
+    }))
     await waitForCoverage(devnet, { everyNodeServes: true })
   }, 300_000)
 
   afterAll(async () => {
-    await devnet?.stop()
-    if (dir != null) await rm(dir, { recursive: true, force: true })
+    await stopTestDevnet(devnet, dir)
   }, 120_000)
 
   it('builds its stages with 128-value groups, declares 128 in its record and on the route, and its logits are the 128-value model\'s, within the 4-bit tolerance of float32', async () => {

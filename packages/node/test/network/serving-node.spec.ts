@@ -3,12 +3,11 @@
  * as quantized and serving, is never paired into a training chain (it would refuse the requests), and the
  * network's DiLoCo rounds go on.
  */
-import { rm } from 'node:fs/promises'
 import { constantLr } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { slotWeightsHash } from '@neuroshard/layer-pool'
-import { halfModelMemory, startNetworkDevnet } from '../../src/network/devnet.js'
-import { prepareTestData } from './test-data.js'
+import { halfModelMemory } from '../../src/network/devnet.js'
+import { startTestDevnet, stopTestDevnet } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode } from '../../src/network/node.js'
 
@@ -18,21 +17,14 @@ describe('a serving-only quantized node in a training devnet', () => {
   let server: NetworkNode
 
   beforeAll(async () => {
-    const prepared = await prepareTestData('serving', 800)
-    dir = prepared.dir
-    const data = prepared.data
-    devnet = await startNetworkDevnet({
+    ({ dir, devnet } = await startTestDevnet('serving', 800, {
       nodes: 4,
-      tokenizer: data.tokenizer,
-      data: { manifest: data.manifest, train: data.train, validation: data.validation },
-      node: { innerSteps: 3, batchSize: 2, seqLen: 16, optimizer: { schedule: constantLr(3e-3) }, evalEvery: 0 },
-      ledger: false
-    })
+      node: { innerSteps: 3, batchSize: 2, seqLen: 16, optimizer: { schedule: constantLr(3e-3) }, evalEvery: 0 }
+    }))
   }, 300_000)
 
   afterAll(async () => {
-    await devnet?.stop()
-    await rm(dir, { recursive: true, force: true })
+    await stopTestDevnet(devnet, dir)
   }, 120_000)
 
   it('announces its span as int8 serving, stays out of training chains, and the rounds go on', async () => {

@@ -4,12 +4,10 @@
  * completion ends: the testbed's node-failover runs saw completions fail with RuntimeClosedError ("the
  * runtime is closed") while pipelines changed.
  */
-import { rm } from 'node:fs/promises'
 import { int64 } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startNetworkDevnet } from '../../src/network/devnet.js'
 import { retryUntilRouted, waitForCoverage } from './devnet-wait.js'
-import { prepareTestData } from './test-data.js'
+import { startTestDevnet, stopTestDevnet } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 
 describe('a stage taken out of service during a completion', () => {
@@ -17,23 +15,16 @@ describe('a stage taken out of service during a completion', () => {
   let devnet: NetworkDevnet
 
   beforeAll(async () => {
-    const prepared = await prepareTestData('retire', 400)
-    dir = prepared.dir
-    const data = prepared.data
-    devnet = await startNetworkDevnet({
+    ({ dir, devnet } = await startTestDevnet('retire', 400, {
       nodes: 2,
-      tokenizer: data.tokenizer,
-      data: { manifest: data.manifest, train: data.train, validation: data.validation },
       // the executors in worker threads, as a training node runs them
-      node: { training: false, inThread: false },
-      ledger: false
-    })
+      node: { training: false, inThread: false }
+    }))
     await waitForCoverage(devnet)
   }, 300_000)
 
   afterAll(async () => {
-    await devnet?.stop()
-    if (dir != null) await rm(dir, { recursive: true, force: true })
+    await stopTestDevnet(devnet, dir)
   }, 120_000)
 
   it('the completion finishes on the old stage, which is closed after it', async () => {

@@ -10,13 +10,11 @@
  * weights at later rounds (real layer records over gossip, real weight transfer), as a holder whose groups
  * moved on does.
  */
-import { rm } from 'node:fs/promises'
 import { slotCount, slotWeightsStep } from '@neuroshard/layer-pool'
 import { createPipelineStage } from '@neuroshard/pipeline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startNetworkDevnet } from '../../src/network/devnet.js'
 import { modelLoss } from '../../src/network/node.js'
-import { prepareTestData } from './test-data.js'
+import { startTestDevnet, stopTestDevnet } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode, NetworkValidation } from '../../src/network/node.js'
 
@@ -40,17 +38,11 @@ describe('validation of a network whose slot groups are at different rounds', ()
   const events: NetworkValidation[] = []
 
   beforeAll(async () => {
-    const prepared = await prepareTestData('val-drift', 400)
-    dir = prepared.dir
-    const data = prepared.data
-    devnet = await startNetworkDevnet({
+    ({ dir, devnet } = await startTestDevnet('val-drift', 400, {
       nodes: 2,
-      tokenizer: data.tokenizer,
-      data: { manifest: data.manifest, train: data.train, validation: data.validation },
       // no round completes during the test: every group stays at round 0 until the test moves the second node's
-      node: { innerSteps: 1_000_000, batchSize: 1, seqLen: 8, evalBatches: 2 },
-      ledger: false
-    })
+      node: { innerSteps: 1_000_000, batchSize: 1, seqLen: 8, evalBatches: 2 }
+    }))
     slots = slotCount(devnet.config)
     const covered = (): boolean => Array.from({ length: slots }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
     await until(covered, 240_000, 'the two nodes to cover the model')
@@ -64,8 +56,7 @@ describe('validation of a network whose slot groups are at different rounds', ()
   }, 400_000)
 
   afterAll(async () => {
-    await devnet?.stop()
-    if (dir != null) await rm(dir, { recursive: true, force: true })
+    await stopTestDevnet(devnet, dir)
   }, 120_000)
 
   it('every slot at the round: the exact model; slots past it: the model as served, labelled with each slot\'s round', async () => {
