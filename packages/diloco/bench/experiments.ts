@@ -448,6 +448,11 @@ riceAvg(100, 230, 'sign', 0.95)
 // the budget with the payload and announce sent to each of the 3 peers (a third of the above per round)
 riceAvg(100, 66, 'sign', 0.95)
 riceAvg(100, 58, '2bit', 0.95)
+// lower error-feedback decays (β = 0.9 beat 0.95 and 1 at k = 101)
+riceAvg(100, 230, 'sign', 0.8)
+riceAvg(100, 230, 'sign', 0.5)
+riceAvg(100, 66, 'sign', 0.8)
+riceAvg(100, 66, 'sign', 0.5)
 
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => o.endsWith('$') ? c.name === o.slice(0, -1) : c.name.startsWith(o))) continue
