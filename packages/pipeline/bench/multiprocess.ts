@@ -407,7 +407,17 @@ async function benchTrain (tied: boolean, steps = 20): Promise<void> {
       }
     }
     const forward: Array<keyof typeof runs> = control != null ? ['mono', 'pipe', 'control'] : ['mono', 'pipe']
-    for (let i = 1; i <= steps; i++) {
+    // BUDGET_S: no block starts once that many seconds have passed since the process started (the table then says how
+    // many blocks ran), so a run under a time limit still prints
+    const budget = Number(process.env.BUDGET_S ?? Infinity) * 1000 - performance.now()
+    const until = performance.now() + budget
+    const planned = steps
+    for (let i = 1; i <= planned; i++) {
+      if (i > 2 && performance.now() > until) {
+        console.error(`BUDGET_S reached: ${i - 1} of ${planned} blocks ran`)
+        steps = i - 1
+        break
+      }
       const order = i % 2 === 1 ? forward : [...forward].reverse()
       for (const k of order) await runs[k](i)
     }
@@ -455,7 +465,7 @@ async function benchTrain (tied: boolean, steps = 20): Promise<void> {
       ['pipeline / monolithic, ratio of the medians', `${f(r.ratioOfMedians)}×`],
       [`goal ≤ ${goal}× (met if the interval's upper end ≤ ${goal}, NOT met if its lower end > ${goal})`, verdict]
     )
-    table(`training step \`small\` (${tied ? 'tied' : 'untied'}), batch 2 × 256, ${steps} blocks of one step per path on the same batch, order mirrored each block (ABBA), separate processes, load after: ${load()}`, rows)
+    table(`training step \`small\` (${tied ? 'tied' : 'untied'}), batch 2 × 256, ${steps} blocks${steps < planned ? ` (of ${planned} planned: BUDGET_S reached)` : ''} of one step per path on the same batch, order mirrored each block (ABBA), separate processes, load after: ${load()}`, rows)
   } finally {
     await Promise.all([local, ...all, ...(control?.all ?? [])].map(async n => { await n.stop() }))
   }
