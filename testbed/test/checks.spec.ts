@@ -11,7 +11,7 @@ import { compareLoopback, evaluateCheck, memoryAfterWarmup, memoryTable, percent
 import type { InferenceStats, NodeState } from '../src/netns/runner.js'
 
 function node (name: string, peerId: string, events: any[] = [], extra: Partial<NodeState> = {}): NodeState {
-  return { name, group: 'g', ip: '', ns: '', dataDir: '', alive: true, peerId, rss: [], heap: [], maxRss: 0, starts: 1, events: events.map(e => ({ t: 0, e })), exits: [], stderr: '', tmpfs: false, ...extra }
+  return { name, group: 'g', ip: '', ns: '', dataDir: '', alive: true, peerId, rss: [], heap: [], heapTotal: [], maxRss: 0, starts: 1, events: events.map(e => ({ t: 0, e })), exits: [], stderr: '', tmpfs: false, ...extra }
 }
 const noInference: InferenceStats = { requests: 0, ok: 0, errors: [] }
 

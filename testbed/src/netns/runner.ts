@@ -30,6 +30,8 @@ export interface NodeState {
   rss: Array<[number, number]>
   /** V8 heap used of the current process's main thread, bytes (`neuroshard start --json` memory lines every 10 s) */
   heap: Array<[number, number]>
+  /** V8 heap total (committed, new space included) of the same lines, bytes */
+  heapTotal: Array<[number, number]>
   maxRss: number
   starts: number
   /** JSON lines of the current process other than stats (ready, started, api, stage, round, validation, …) */
@@ -87,6 +89,8 @@ export interface ScenarioResult {
   memory?: Array<{ node: string, rssSlope?: number, rssWarmMB?: number, rssEndMB?: number, heapSlope?: number, heapWarmMB?: number, heapEndMB?: number }>
   /** per node, heap used samples of its last process (memory lines): [s since the run started, MB] */
   heapSeries?: Record<string, Array<[number, number]>>
+  /** per node, V8 heap total (committed by the main thread, its new space included) of the same lines: [s, MB] */
+  heapTotalSeries?: Record<string, Array<[number, number]>>
   /** DiLoCo rounds: the most any node reported, and the last validation loss reported */
   rounds?: number
   valLoss?: number
@@ -140,7 +144,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     const group = name.slice(0, name.lastIndexOf('-'))
     const gi = groups.indexOf(group)
     const idx = Number(name.slice(name.lastIndexOf('-') + 1))
-    return { name, group, ip: s.groups[group].nat === true ? `172.16.${gi}.${idx + 1}` : `10.77.${gi}.${idx + 1}`, ns: `nstb-${run}-${i}`, dataDir: join(base, 'data', name), alive: false, rss: [], heap: [], maxRss: 0, starts: 0, events: [], exits: [], stderr: '', tmpfs: false }
+    return { name, group, ip: s.groups[group].nat === true ? `172.16.${gi}.${idx + 1}` : `10.77.${gi}.${idx + 1}`, ns: `nstb-${run}-${i}`, dataDir: join(base, 'data', name), alive: false, rss: [], heap: [], heapTotal: [], maxRss: 0, starts: 0, events: [], exits: [], stderr: '', tmpfs: false }
   })
   const port = s.node?.port ?? 4001
   const logs = new Map<string, WriteStream>()
@@ -212,6 +216,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     n.last = undefined
     n.rss = []
     n.heap = []
+    n.heapTotal = []
     n.events = []
     n.stderr = ''
     n.peerId = undefined
@@ -226,6 +231,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
         if (m.event === 'started' && typeof m.peer === 'string') n.peerId = m.peer
         if (m.event !== 'stats' && m.event !== 'memory' && n.events.length < 10_000) n.events.push({ t: Date.now(), e: m })
         if (m.event === 'memory' && typeof m.heapUsed === 'number') n.heap.push([Date.now(), m.heapUsed])
+        if (m.event === 'memory' && typeof m.heapTotal === 'number') n.heapTotal.push([Date.now(), m.heapTotal])
         // kept across restarts (events are the current process's)
         if (m.event === 'failover' && typeof m.ms === 'number' && failoverMs.length < 100_000) failoverMs.push(m.ms)
         // a point measured on the model as served (slots at different rounds, `exact: false`) is not the round's model:
@@ -646,7 +652,8 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     ...(nodes.some(n => n.heap.length > 0)
       ? {
           memory: nodes.map(n => memoryAfterWarmup(n.name, n.rss, n.heap, (s.rssWarmupS ?? 30) * 1000)),
-          heapSeries: Object.fromEntries(nodes.map(n => [n.name, n.heap.map(([t, h]) => [Math.round((t - started) / 1000), Math.round(h / 2 ** 20 * 10) / 10] as [number, number])]))
+          heapSeries: Object.fromEntries(nodes.map(n => [n.name, n.heap.map(([t, h]) => [Math.round((t - started) / 1000), Math.round(h / 2 ** 20 * 10) / 10] as [number, number])])),
+          heapTotalSeries: Object.fromEntries(nodes.map(n => [n.name, n.heapTotal.map(([t, h]) => [Math.round((t - started) / 1000), Math.round(h / 2 ** 20 * 10) / 10] as [number, number])]))
         }
       : {}),
     ...(allRounds.some(r => r > 0) ? { rounds: Math.max(...allRounds) } : {}),
