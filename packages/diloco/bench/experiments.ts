@@ -453,6 +453,10 @@ riceAvg(100, 230, 'sign', 0.8)
 riceAvg(100, 230, 'sign', 0.5)
 riceAvg(100, 66, 'sign', 0.8)
 riceAvg(100, 66, 'sign', 0.5)
+// other H at β = 0.8: H = 50 at the once-counted budget (k = 110), H = 50 and 200 at the to-each-peer budget
+riceAvg(50, 110, 'sign', 0.8)
+riceAvg(50, 25, 'sign', 0.8)
+riceAvg(200, 150, 'sign', 0.8)
 
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => o.endsWith('$') ? c.name === o.slice(0, -1) : c.name.startsWith(o))) continue
