@@ -457,6 +457,10 @@ riceAvg(100, 66, 'sign', 0.5)
 riceAvg(50, 110, 'sign', 0.8)
 riceAvg(50, 25, 'sign', 0.8)
 riceAvg(200, 150, 'sign', 0.8)
+// the whole once-counted budget at β = 0.8 (k = 265), and β = 0.65
+riceAvg(100, 265, 'sign', 0.8)
+riceAvg(100, 230, 'sign', 0.65)
+riceAvg(100, 66, 'sign', 0.65)
 
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => o.endsWith('$') ? c.name === o.slice(0, -1) : c.name.startsWith(o))) continue
