@@ -439,6 +439,13 @@ interface TiedOwner {
   /** SHA-256 of the matrix its last STEP answered, and the step count it is at */
   hash: Uint8Array
   step: number
+  /**
+   * This Driver's rows of the matrix as they were at the offer (or the last syncTied), before fetched rows overwrote them:
+   * on losing the owner they are put back, so its copy is again one whole matrix (the one of that step) with its moments
+   */
+  saved: Map<number, Float32Array>
+  /** The step count of that matrix */
+  synced: number
 }
 
 /**
@@ -2422,6 +2429,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       for (let i = 0; i < n; i++) if (v[i] < 0) throw new InvalidActivationError(`GET_TIED: negative second moment at ${i}`)
       await stage.embed.setParameters(new Map([['embed.weight', w]]), { partial: true })
       await stage.embed.setOptimizerState({ m: new Map([['embed.weight', m]]), v: new Map([['embed.weight', v]]) })
+      owner.saved.clear()
+      owner.synced = owner.step
     }
   }
 
@@ -2467,9 +2476,17 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     // (1.8.0) the Validator owns the tied matrix: no recompute, rows fetched with TARGETS, ours sent at TAKE_TIED
     const owner = config.tieEmbeddings && stage.head == null ? this.owners.get(stage) : undefined
-    const lost: (why: string) => never = (why) => {
+    const lost = async (why: string): Promise<never> => {
       this.owners.delete(stage)
-      throw new TiedOwnerLostError(`step ${step}: ${why}; the tied matrix's steps since the last syncTied() are lost`)
+      // back to the matrix of the offer (or the last sync) with its moments: one consistent copy, which the next step
+      // (the 1.7.0 way) re-seeds a Validator with (SET_TIED)
+      const saved = [...owner!.saved.entries()].sort((a, b) => a[0] - b[0])
+      if (saved.length > 0) {
+        const data = new Float32Array(saved.length * config.dModel)
+        saved.forEach(([, row], k) => data.set(row, k * config.dModel))
+        await stage.embed!.setParameterRows('embed.weight', saved.map(([id]) => id), data).catch(() => {})
+      }
+      throw new TiedOwnerLostError(`step ${step}: ${why}; the tied matrix's steps since the last syncTied() are lost (this node's copy is back at the matrix of step count ${owner!.synced})`)
     }
     /** Rows of the owner's matrix this step's embedding already took */
     const fetched = new Set<number>()
@@ -2490,7 +2507,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         let need: number[] = []
         if (owner != null) {
           const v = route[last]
-          if (`${hex(v.peer)}/${v.start}-${v.end}` !== owner.peer) lost(`the route's Validator is not the one that owns the tied matrix`)
+          if (`${hex(v.peer)}/${v.start}-${v.end}` !== owner.peer) return await lost(`the route's Validator is not the one that owns the tied matrix`)
           need = distinctIds([b], fetched)
         }
         const fetch = owner != null ? { tiedOwner: true, tiedIds: need.length > 0 ? idsFrame(need) : new Uint8Array(0) } : {}
@@ -2498,10 +2515,16 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         let h0: TensorData | undefined
         let h: TensorData | undefined
         if (res.error === '' && owner != null) {
-          if (!res.tiedOwner) lost('the Validator no longer owns the tied matrix (TARGETS answered without tied_owner)')
+          if (!res.tiedOwner) return await lost('the Validator no longer owns the tied matrix (TARGETS answered without tied_owner)')
           if (need.length > 0) {
             // the owner's current rows of this micro-batch's ids, into this node's embedding before its lookup
             const rows = decodeNamed(res.tied, 'embed.weight', need.length * config.dModel, this.maxMessageSize)
+            // the rows of the synced matrix these overwrite, first time only (put back if the owner is lost)
+            const first = need.filter(id => !owner.saved.has(id))
+            if (first.length > 0) {
+              const old = await stage.embed!.getParameterRows('embed.weight', first)
+              first.forEach((id, k) => owner.saved.set(id, old.slice(k * config.dModel, (k + 1) * config.dModel)))
+            }
             await stage.embed!.setParameterRows('embed.weight', need, rows)
             for (const id of need) fetched.add(id)
           }
@@ -2568,11 +2591,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     let tiedNormSq: number | undefined
     if (tied && owner != null) {
       const v = validators[0]
-      if (validators.length !== 1 || declinedKey(v) !== owner.peer) lost('another Validator took part in the step')
+      if (validators.length !== 1 || declinedKey(v) !== owner.peer) return await lost('another Validator took part in the step')
       // our rows of E go to the owner, which adds them to the head's H (as this node's accumulator did before 1.8.0)
       rows = await embeddingRows(stage.embed!, list, config.dModel)
       const res = await control(Kind.TAKE_TIED, v, { tiedReplica: true, tiedOwner: true, tied: rows.data, tiedIds: rows.ids })
-      if (!(res.tiedOwner && res.replica && res.tied.length === 0 && res.headInputs.length === 0)) lost('the Validator no longer owns the tied matrix (TAKE_TIED)')
+      if (!(res.tiedOwner && res.replica && res.tied.length === 0 && res.headInputs.length === 0)) return await lost('the Validator no longer owns the tied matrix (TAKE_TIED)')
       if (!(Number.isFinite(res.tiedNormSq) && res.tiedNormSq >= 0)) throw new PipelineRequestError(`tied_norm_sq ${res.tiedNormSq} is not a finite number >= 0`)
       tiedNormSq = res.tiedNormSq
       replicas.add(v)
@@ -2691,7 +2714,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     if (owner != null) {
       const v = [...replicas][0]
       const hash = stepped.get(v)
-      if (hash == null || !owning.has(v)) lost('the Validator did not step the tied matrix it owned (STEP)')
+      if (hash == null || !owning.has(v)) return await lost('the Validator did not step the tied matrix it owned (STEP)')
       owner.hash = hash
       owner.step = step + 1
       owner.at = v
@@ -2718,7 +2741,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       w = await mine!
       // (1.8.0) a replica in step that took the matrix owns it from the next step
       for (const p of stepped.keys()) {
-        if (offerOwner && owning.has(p)) this.owners.set(stage, { peer: declinedKey(p), at: p, hash: stepped.get(p)!, step: step + 1 })
+        if (offerOwner && owning.has(p)) this.owners.set(stage, { peer: declinedKey(p), at: p, hash: stepped.get(p)!, step: step + 1, saved: new Map(), synced: step + 1 })
       }
     }
     this.log('step %d: stepped (%d tied replicas in step)', step, stepped.size)

@@ -153,7 +153,7 @@ describe('tied matrix owned by the Validator (spec §4.4 rule 7, 1.8.0)', () => 
     }
   })
 
-  it('refuses bad rows at TAKE_TIED before taking the head\'s gradient; a Validator that lost the matrix is TiedOwnerLostError', async () => {
+  it('refuses bad rows at TAKE_TIED before taking the head\'s gradient; a Validator that lost the matrix is TiedOwnerLostError, the Driver back at the offer\'s matrix, re-seeding the next try', async () => {
     const { driver, validator, stages } = await threeNodes(true, true)
     await driver.services.pipeline.trainStep(list(0))
     await driver.services.pipeline.trainStep(list(1))
@@ -187,9 +187,21 @@ describe('tied matrix owned by the Validator (spec §4.4 rule 7, 1.8.0)', () => 
     expect((await get({ tiedPart: 3 })).error).toBe('PipelineRequestError')
     expect((await get({ step: 1 })).error).toBe('PipelineRequestError')
     expect((await get({ tiedPart: 1 })).error).toBe('')
-    // the Validator drops its replica (e.g. restarted): the Driver's next step fails with a typed error, and drops the owner
+    // two owned steps: the second fetches rows the first stepped (the Driver's copy no longer the offer's matrix there)
+    const offered = Buffer.from(p.owners.get(stages[0]).hash).toString('hex')
+    await driver.services.pipeline.trainStep(list(2))
+    await driver.services.pipeline.trainStep(list(3))
+    const embedW = async (): Promise<string> => sha((await stages[0].embed!.getParameters()).get('embed.weight')!)
+    expect(await embedW()).not.toBe(offered)
+    // the Validator drops its replica (e.g. restarted): the Driver's next step fails with a typed error, drops the owner,
+    // and its copy is the offer's matrix again (the rows it fetched put back)
     ;(validator.services.pipeline as any).replicas.clear()
-    await expect(driver.services.pipeline.trainStep(list(2))).rejects.toThrow(TiedOwnerLostError)
+    await expect(driver.services.pipeline.trainStep(list(4))).rejects.toThrow(TiedOwnerLostError)
     expect(p.owners.size).toBe(0)
+    expect(await embedW()).toBe(offered)
+    // the next try goes the 1.7.0 way and re-seeds the Validator with that copy (SET_TIED): both hold the same matrix
+    const r = await driver.services.pipeline.trainStep(list(4))
+    expect(Number.isFinite(r.loss)).toBe(true)
+    expect(sha((await stages[2].head!.getParameters()).get('embed.weight')!)).toBe(await embedW())
   })
 })
