@@ -188,7 +188,7 @@ const tiedCases = [
   ['clip scale 1.5', ids64([1, 2]), rows(2), { ...adamw, clipScale: 1.5 }, 'PipelineRequestError'],
   ['t equal to the step (not step + 1)', ids64([1, 2]), rows(2), { ...adamw, t: TIED.step }, 'PipelineRequestError']
 ]
-const tiedStand = { maxMessageSize: 1 << 20 }
+const tiedStand = Object.assign(Object.create(DefaultPipeline.prototype), { maxMessageSize: 1 << 20 })
 const tiedStage = (head) => ({ config: { vocabSize: TIED.vocabSize, dModel: TIED.dModel }, head: head ? { tiedParameters: ['embed.weight'] } : undefined })
 const tiedSteps = []
 for (const [name, tiedIds, tied, adamwNumbers, error, ids] of [...tiedCases, ['a hop without a tied parameter', ids64([1, 2]), rows(2), adamw, 'InvalidRouteError']]) {
