@@ -2711,6 +2711,18 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     mineHash?.catch(() => {})
     mine?.catch(() => {})
     await remote
+    /** The step's result, its step phase ending at `tStep` and `sync` ms after it */
+    const outcome = (tStep: number, sync: number): TrainStepResult => ({
+      step,
+      loss: losses.reduce((a, b) => a + b, 0) / losses.length,
+      losses,
+      gradNorm,
+      lr: result.lr,
+      clipScale: result.clipScale,
+      retries,
+      participants: hops.map(p => ({ peer: peerFromBytes(p.route[p.hop].peer), start: p.route[p.hop].start, end: p.route[p.hop].end })),
+      ms: { microBatches: tMicro - t0, tied: tTied - tMicro, norm: tNorm - tTied, step: tStep - tNorm, sync }
+    })
     if (owner != null) {
       const v = [...replicas][0]
       const hash = stepped.get(v)
@@ -2719,18 +2731,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       owner.step = step + 1
       owner.at = v
       this.log('step %d: stepped (the tied matrix by its owner)', step)
-      const tStep = performance.now()
-      return {
-        step,
-        loss: losses.reduce((a, b) => a + b, 0) / losses.length,
-        losses,
-        gradNorm,
-        lr: result.lr,
-        clipScale: result.clipScale,
-        retries,
-        participants: hops.map(p => ({ peer: peerFromBytes(p.route[p.hop].peer), start: p.route[p.hop].start, end: p.route[p.hop].end })),
-        ms: { microBatches: tMicro - t0, tied: tTied - tMicro, norm: tNorm - tTied, step: tStep - tNorm, sync: 0 }
-      }
+      return outcome(performance.now(), 0)
     }
     let w: Float32Array | undefined
     if (stepped.size > 0) {
@@ -2773,16 +2774,6 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       const set = shadow.then(async h => { await h.setParameters(new Map([['embed.weight', matrix]]), { partial: true, transfer: true }) }).then(() => true, () => false)
       this.shadowMatrix.set(stage, { step: step + 1, set })
     }
-    return {
-      step,
-      loss: losses.reduce((a, b) => a + b, 0) / losses.length,
-      losses,
-      gradNorm,
-      lr: result.lr,
-      clipScale: result.clipScale,
-      retries,
-      participants: hops.map(p => ({ peer: peerFromBytes(p.route[p.hop].peer), start: p.route[p.hop].start, end: p.route[p.hop].end })),
-      ms: { microBatches: tMicro - t0, tied: tTied - tMicro, norm: tNorm - tTied, step: tStep - tNorm, sync: performance.now() - tStep }
-    }
+    return outcome(tStep, performance.now() - tStep)
   }
 }

@@ -2,7 +2,7 @@ import { createNeuroShardHost } from '@neuroshard/host'
 import { buildModelGraph, initParameter, modelParameters } from '@neuroshard/model'
 import { createShardExecutor, int64 } from '@neuroshard/runtime'
 import { createPipelineStage, pipeline, staticRouter } from '../src/index.js'
-import type { Pipeline, PipelineInit, PipelineStage } from '../src/index.js'
+import type { Pipeline, PipelineInit, PipelineStage, TrainBatch } from '../src/index.js'
 import type { NeuroShardHost } from '@neuroshard/host'
 import type { Libp2p } from '@libp2p/interface'
 import type { ModelConfig } from '@neuroshard/model'
@@ -95,4 +95,14 @@ export function maxAbsDiff (a: Float32Array, b: Float32Array): number {
 
 export async function stopAll (hosts: Array<{ stop(): Promise<void> | void } | undefined>): Promise<void> {
   await Promise.all(hosts.map(async h => { await Promise.resolve(h?.stop()).catch(() => {}) }))
+}
+
+/** Training micro-batch k of the tied tests: 2 rows of `seq` tokens, ids and targets spread over the vocabulary `v` */
+export function tiedBatch (k: number, v: number, seq: number): TrainBatch {
+  return {
+    inputIds: BigInt64Array.from({ length: 2 * seq }, (_, i) => BigInt((i * 7 + k * 13) % v)),
+    targets: BigInt64Array.from({ length: 2 * seq }, (_, i) => BigInt((i * 5 + k * 3 + 1) % v)),
+    batch: 2,
+    seq
+  }
 }

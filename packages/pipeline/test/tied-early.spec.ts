@@ -14,7 +14,7 @@ import { encodeTensorFrame, decodeTensorFrame } from '@neuroshard/tensor'
 import { sendRequest } from '@neuroshard/utils'
 import { warmupCosine } from '@neuroshard/runtime'
 import { Kind, PipelineRequest, PipelineResponse, encodeActivation, encodeNamed, peerBytes, staticRouter, PIPELINE_PROTOCOL } from '../src/index.js'
-import { mesh, stage, startHost, stopAll, weights } from './helpers.js'
+import { mesh, stage, startHost, stopAll, tiedBatch, weights } from './helpers.js'
 import type { PipelineHost } from './helpers.js'
 import type { PipelineStage, TrainBatch } from '../src/index.js'
 
@@ -33,14 +33,7 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map(async c => { await c.close() }))
 })
 
-function batch (k: number): TrainBatch {
-  return {
-    inputIds: BigInt64Array.from({ length: 2 * SEQ }, (_, i) => BigInt((i * 7 + k * 13) % V)),
-    targets: BigInt64Array.from({ length: 2 * SEQ }, (_, i) => BigInt((i * 5 + k * 3 + 1) % V)),
-    batch: 2,
-    seq: SEQ
-  }
-}
+const batch = (k: number): TrainBatch => tiedBatch(k, V, SEQ)
 
 async function threeNodes (): Promise<{ driver: PipelineHost, validator: PipelineHost, stages: PipelineStage[] }> {
   const params = weights(config, 11)

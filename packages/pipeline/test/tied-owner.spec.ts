@@ -16,7 +16,7 @@ import { int64, warmupCosine } from '@neuroshard/runtime'
 import { sendRequest } from '@neuroshard/utils'
 import { Kind, PipelineRequest, PipelineResponse, PIPELINE_PROTOCOL, TiedOwnerLostError, encodeNamed, peerBytes, staticRouter } from '../src/index.js'
 import { encodeTensorFrame } from '@neuroshard/tensor'
-import { mesh, monolith, stage, startHost, stopAll, weights } from './helpers.js'
+import { mesh, monolith, stage, startHost, stopAll, tiedBatch, weights } from './helpers.js'
 import type { PipelineHost } from './helpers.js'
 import type { PipelineStage, TrainBatch } from '../src/index.js'
 import type { ShardExecutor } from '@neuroshard/runtime'
@@ -37,14 +37,7 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map(async c => { await c.close() }))
 })
 
-function batch (k: number): TrainBatch {
-  return {
-    inputIds: BigInt64Array.from({ length: 2 * SEQ }, (_, i) => BigInt((i * 7 + k * 13) % V)),
-    targets: BigInt64Array.from({ length: 2 * SEQ }, (_, i) => BigInt((i * 5 + k * 3 + 1) % V)),
-    batch: 2,
-    seq: SEQ
-  }
-}
+const batch = (k: number): TrainBatch => tiedBatch(k, V, SEQ)
 const list = (s: number): TrainBatch[] => [batch(2 * s), batch(2 * s + 1)]
 
 async function threeNodes (driverOwner: boolean, validatorOwner: boolean): Promise<{ driver: PipelineHost, validator: PipelineHost, stages: PipelineStage[] }> {
