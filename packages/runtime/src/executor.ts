@@ -559,6 +559,19 @@ export class ShardExecutor {
   }
 
   /**
+   * Put the optimizer where a freshly created executor at step `step` has it, keeping the weights, sessions and KV
+   * caches: the AdamW moments of every parameter (tied replicas' included) and the pending gradients are dropped, and
+   * the step count (the lr schedule's position, AdamW's bias correction) is set to `step`. E.g. a stage that missed
+   * DiLoCo rounds brought to a round in place (its base weights with `setParameters`) instead of rebuilt.
+   */
+  async resetOptimizer (step: number, options: AbortOptions = {}): Promise<void> {
+    if (!(Number.isSafeInteger(step) && step >= 0)) throw new InvalidParametersError(`step must be a non-negative integer, got ${step}`)
+    await this.runtime.worker.call({ op: 'resetOptimizer', names: this.parameterSpecs.map(s => s.name) }, [], options)
+    this.steps = step
+    this.tiedPending = false
+  }
+
+  /**
    * Restore AdamW moments (copied). Each name must be a parameter of the shard with both `m` and `v`, of
    * its size, finite, and `v` ≥ 0.
    */

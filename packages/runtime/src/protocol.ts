@@ -101,6 +101,7 @@ export type WorkerRequest =
   | { op: 'getResident', names: string[] }
   | { op: 'setOptimizerState', m: Record<string, Float32Array>, v: Record<string, Float32Array> }
   | { op: 'getOptimizerState', names: string[] }
+  | { op: 'resetOptimizer', names: string[] }
   | { op: 'gradNormSquared', names: string[] }
   | { op: 'zeroGrads' }
   | { op: 'takeGrads', names: string[] }

@@ -227,6 +227,16 @@ export class RuntimeWorkerState {
         }
         return { result: { m, v }, transfer }
       }
+      case 'resetOptimizer':
+        // what a fresh executor has: no moments, no gradients (a zeroed gradient would still step: weight decay)
+        for (const name of req.names) {
+          this.m.delete(name)
+          this.v.delete(name)
+          this.grads.delete(name)
+          this.replicaM.delete(name)
+          this.replicaV.delete(name)
+        }
+        return { result: null, transfer: [] }
       case 'gradNormSquared': {
         let s = 0
         for (const name of req.names) { const g = this.grads.get(name); if (g !== undefined) s += sumOfSquares(g) }
