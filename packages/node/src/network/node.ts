@@ -981,15 +981,24 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     // AdamW moments lost) under a Driver already past that step.
     const inLoop = at >= step && at < step + this.innerSteps
     if (!inLoop && this.stageRound(held) === g.round) {
-      // the stage missed rounds (its chain broke): rebuild it at the round's step count
+      // the stage missed rounds (its chain broke, or it is outside the training chain): brought to the round in place,
+      // what a stage built at the round's step count from its groups' weights has (every slot's base weights, the
+      // step count round·H, no AdamW moments, no pending gradients), keeping its executors, worker threads and
+      // onnxruntime sessions (a rebuild each round churned native memory: soak run 6, 149 rebuilds of a head stage)
+      // (the weights as a stage built from them would get them: with tied embeddings the head's copy too)
       const parameters = new Map<string, Float32Array>()
       for (let s = held.start; s < held.end; s++) {
         const gs = this.groups.get(s)
-        for (const [name, value] of (gs != null && gs.initialized ? gs.parameters() : await this.slotParams(stage, s))) parameters.set(name, value)
+        if (gs != null && gs.initialized) for (const [name, value] of gs.parameters()) parameters.set(name, value)
       }
-      const rebuilt = this.hold(held.start, held.end, await this.buildStage(held.start, held.end, parameters, step))
-      this.swapStage(held, rebuilt)
-      log('%p rebuilt %s at step %d', this.host.peerId, describeSpan(this.config, held.start, held.end), step)
+      for (const e of stage.executors) {
+        const own = new Map(e.parameterSpecs.filter(p => parameters.has(p.name)).map(p => [p.name, parameters.get(p.name)!]))
+        if (own.size > 0) await e.setParameters(own, { partial: true })
+        await e.resetOptimizer(step)
+      }
+      // the loop recorded so far (if any) is not the round's: the next one is recorded from round·H with this state
+      held.recorder?.reset()
+      log('%p brought %s to step %d in place', this.host.peerId, describeSpan(this.config, held.start, held.end), step)
     } else {
       await this.executorOf(stage, slot).setParameters(params, { partial: true })
     }

@@ -388,6 +388,7 @@ export class StageRecorder {
           case 'addGradients':
           case 'setParameters':
           case 'setOptimizerState':
+          case 'resetOptimizer':
             return async (...args: any[]) => {
               if (this.#current != null) this.#current.broken = true
               return await (target as any)[prop](...args)
