@@ -101,6 +101,39 @@ describe('stage training proofs', () => {
     }
   }, 180_000)
 
+  it('a stage brought to a round in place (resetOptimizer, as the node does for missed rounds) records and proves its next loop', async () => {
+    const stage = await createPipelineStage({ config, start: 0, end: config.nLayers + 2, parameters: await initParams() })
+    const model = new StageTrainingModel({ config })
+    try {
+      const rec = new StageRecorder(stage, H)
+      // a loop begun at step 0, then the round moves on without the stage: new base weights, step 2H, no moments
+      await localTrainStep(rec.stage, batch(0))
+      const base = new Map(modelParameters(config).map(spec => [spec.name, initParameter(config, spec, 2)]))
+      for (const e of rec.stage.executors) {
+        await e.setParameters(new Map(e.parameterSpecs.map(p => [p.name, base.get(p.name)!])), { partial: true })
+        await e.resetOptimizer(2 * H)
+      }
+      rec.reset()
+      for (let i = 0; i < H; i++) await localTrainStep(rec.stage, batch(10 + i))
+      const work = await rec.finish()
+      expect(work).toBeDefined()
+      expect(work!.opsFrom).toBe(2 * H)
+      // the state the loop starts from: the base weights at step 2H, AdamW moments zero (a snapshot fills absent ones)
+      for (const s of work!.before) {
+        expect(s.step).toBe(2 * H)
+        for (const [name, p] of s.parameters) expect(p).toEqual(base.get(name))
+        for (const m of [...s.m.values(), ...s.v.values()]) expect(m.every(x => x === 0)).toBe(true)
+      }
+      const w0 = decodeWitness(encodeWitness({ start: work!.start, end: work!.end, states: work!.before, opsFrom: work!.opsFrom, ops: work!.ops, evidence: [], payloads: [] }))!
+      const wf = decodeWitness(encodeWitness({ start: work!.start, end: work!.end, states: work!.after, opsFrom: work!.opsFrom, ops: [], evidence: [], payloads: [] }))!
+      expect(wf.states[0].step).toBe(3 * H)
+      expect(model.distance(await replay(model, w0), wf)).toBeLessThanOrEqual(1e-6)
+    } finally {
+      await model.close()
+      await stage.close()
+    }
+  }, 180_000)
+
   it('refuses witnesses that do not decode or do not fit the span', async () => {
     expect(decodeWitness(new Uint8Array(0))).toBeUndefined()
     expect(decodeWitness(new TextEncoder().encode('NSW1\0\0\0\x05{}}}}'))).toBeUndefined()
