@@ -20,7 +20,7 @@ export { NetworkNode, localTrainStep, modelLoss, DEFAULT_INNER_STEPS, DEFAULT_VA
 export type { NetworkNodeInit, NetworkNodeEvents, NetworkHost, NetworkValidation, NetworkWeights, NodeData, RoundDetail } from './network/node.js'
 export { startNetworkDevnet, halfModelMemory, DEFAULT_NETWORK_DEVNET_NODES } from './network/devnet.js'
 export type { NetworkDevnet, NetworkDevnetInit } from './network/devnet.js'
-export { trainingChains, trainingPeers, chainOf } from './network/chains.js'
+export { trainingChains, trainingPeers, chainOf, slotTrainers } from './network/chains.js'
 export type { TrainingChain, ChainHop, ServedSpan } from './network/chains.js'
 export { pipelineTokenizer } from './network/tokenizer.js'
 export type { StreamingTokenizer } from './network/tokenizer.js'

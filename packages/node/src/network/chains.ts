@@ -86,6 +86,20 @@ export function trainingPeers (chains: readonly TrainingChain[], peer: string): 
 }
 
 /**
+ * The peers that train `slot` in `chains`: each chain's Driver when the slot is in its span [0, driverEnd), and the
+ * hop covering it. A holder of the slot not named here never trains it (a node trains in one chain only: the
+ * Workers of that chain take its training requests, `trainingPeers`)
+ */
+export function slotTrainers (chains: readonly TrainingChain[], slot: number): Set<string> {
+  const out = new Set<string>()
+  for (const c of chains) {
+    if (slot < c.driverEnd) out.add(c.driver)
+    for (const h of c.hops) if (h.start <= slot && slot < h.end) out.add(h.peer)
+  }
+  return out
+}
+
+/**
  * Spans merged into their contiguous runs: [a, b) and [b, c) (or overlapping ones) become [a, c). A node
  * serves one pipeline stage per run of its spans (`NetworkNode`), so a chain or a route crosses them in one hop.
  */

@@ -27,7 +27,7 @@ import { TypedEventEmitter } from 'main-event'
 import { createLocalBackend } from '../api/local-backend.js'
 import { networkCompletionSource } from '../api/network-source.js'
 import { TrainingRecorder } from '../api/training-recorder.js'
-import { contiguousRuns, relayDriver, trainingChains, trainingPeers, trainingSpans } from './chains.js'
+import { contiguousRuns, relayDriver, slotTrainers, trainingChains, trainingPeers, trainingSpans } from './chains.js'
 import { NodePonw } from '../ponw/node-ponw.js'
 import { StageRecorder } from '../ponw/stage-work.js'
 import type { NodePonwInit, SlotContribution } from '../ponw/node-ponw.js'
@@ -796,10 +796,18 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     const pool = this.host.services.layerPool
     const records = pool.records()
     const out: PeerId[] = []
+    // only the holders that can train the slot announce its rounds: a training chain's Driver (its span) or hop
+    // covering it. A holder left out of every chain, or in a chain through another of its spans (a node holding [0, 2)
+    // and a separate [3, 4): testbed soak-home-links run 5), never trains the slot; counted, it raised a group of 2
+    // trainers to 4 (2f + 1 = 3) and every round of the slot waited for the stall (3 minutes) while its Validators
+    // refused training. With no chain through the slot (records still spreading), every training holder counts.
+    const trainers = slotTrainers(this.chains(), slot)
     for (const peerId of pool.holders(slot)) {
       if (peerId.equals(this.host.peerId)) { out.push(peerId); continue }
       const record = records.get(peerId.toString())?.record
-      if (record?.spans.some(s => s.start <= slot && slot < s.end && s.state === 'training') === true) out.push(peerId)
+      if (record?.spans.some(s => s.start <= slot && slot < s.end && s.state === 'training') !== true) continue
+      if (trainers.size > 0 && !trainers.has(peerId.toString())) continue
+      out.push(peerId)
     }
     return out
   }

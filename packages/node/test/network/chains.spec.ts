@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { contiguousRuns, trainingChains, trainingPeers, trainingSpans } from '../../src/network/chains.js'
+import { contiguousRuns, slotTrainers, trainingChains, trainingPeers, trainingSpans } from '../../src/network/chains.js'
 
 describe('trainingChains', () => {
   it('pairs Drivers with disjoint chains in peer-id order, long spans first', () => {
@@ -80,5 +80,28 @@ describe('adjacent spans of one peer', () => {
       { driver: 'a', driverEnd: 2, hops: [{ peer: 'c', start: 2, end: 4 }] },
       { driver: 'b', driverEnd: 2, hops: [{ peer: 'd', start: 2, end: 4 }] }
     ])
+  })
+})
+
+describe('slotTrainers', () => {
+  it('names the holders that train a slot: a Driver over its span, a hop over its own; not a chain member\'s other span (testbed soak run 5)', () => {
+    // run 5: two Drivers hold [0, 2) and, as a separate stage, [3, 4); two Validators hold [2, 4)
+    const spans = [
+      { peer: 'home-0', start: 0, end: 2 }, { peer: 'home-0', start: 3, end: 4 }, { peer: 'home-3', start: 0, end: 2 }, { peer: 'home-3', start: 3, end: 4 },
+      { peer: 'home-1', start: 2, end: 4 }, { peer: 'home-2', start: 2, end: 4 }
+    ]
+    const chains = trainingChains(spans, 4)
+    expect(chains).toEqual([
+      { driver: 'home-0', driverEnd: 2, hops: [{ peer: 'home-1', start: 2, end: 4 }] },
+      { driver: 'home-3', driverEnd: 2, hops: [{ peer: 'home-2', start: 2, end: 4 }] }
+    ])
+    // slot 3 has four holders, two of which train it
+    expect([...slotTrainers(chains, 3)].sort()).toEqual(['home-1', 'home-2'])
+    expect([...slotTrainers(chains, 1)].sort()).toEqual(['home-0', 'home-3'])
+    // a holder in no chain (a third Driver without a free chain) trains nothing
+    expect([...slotTrainers(trainingChains([...spans, { peer: 'late', start: 0, end: 2 }], 4), 0)].sort()).toEqual(['home-0', 'home-3'])
+    // a whole-model Driver trains every slot alone
+    expect([...slotTrainers(trainingChains([{ peer: 'full', start: 0, end: 4 }], 4), 3)]).toEqual(['full'])
+    expect(slotTrainers([], 0).size).toBe(0)
   })
 })
