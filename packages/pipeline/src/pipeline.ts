@@ -321,6 +321,14 @@ export interface Pipeline extends Startable {
    * node's copy is current everywhere again. Nothing to do without an owner.
    */
   syncTied(options?: AbortOptions): Promise<void>
+  /**
+   * Tied embeddings owned by the Validator (`tiedOwner`): stop counting on the owner. This Driver's copy of the matrix goes
+   * back to the matrix of the last `syncTied()` (or the offer): the rows fetched since are put back, so the matrix's steps
+   * since then are lost unless `syncTied()` ran just before. The next step trains the 1.7.0 way, re-seeding the Validator
+   * (which may take the offer again). For a node about to set the matrix from outside (an outer-optimizer round) or
+   * to use it while the owner may move on (its own round). Nothing to do without an owner.
+   */
+  releaseTied(): Promise<void>
   addEventListener: TypedEventEmitter<PipelineEvents>['addEventListener']
   removeEventListener: TypedEventEmitter<PipelineEvents>['removeEventListener']
 }
@@ -713,6 +721,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.replicas.delete(stage)
     this.seeds.delete(stage)
     this.preparedTied.delete(stage)
+    this.owners.delete(stage)
   }
 
   setRouter (router: PipelineRouter): void {
@@ -2434,6 +2443,26 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
   }
 
+  async releaseTied (): Promise<void> {
+    for (const stage of this.own) {
+      const owner = this.owners.get(stage)
+      if (owner == null) continue
+      this.owners.delete(stage)
+      await this.putBack(stage, owner)
+    }
+  }
+
+  /** (1.8.0) The rows a Driver's copy took from the owner since the offer or the last sync, put back: the matrix of then */
+  private async putBack (stage: PipelineStage, owner: TiedOwner): Promise<void> {
+    const d = stage.config.dModel
+    const saved = [...owner.saved.entries()].sort((a, b) => a[0] - b[0])
+    owner.saved.clear()
+    if (saved.length === 0) return
+    const data = new Float32Array(saved.length * d)
+    saved.forEach(([, row], k) => data.set(row, k * d))
+    await stage.embed!.setParameterRows('embed.weight', saved.map(([id]) => id), data)
+  }
+
   async trainStep (batches: TrainBatch | TrainBatch[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
     const { stage, router } = this.need()
     const list = Array.isArray(batches) ? batches : [batches]
@@ -2480,13 +2509,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       this.owners.delete(stage)
       // back to the matrix of the offer (or the last sync) with its moments: one consistent copy, which the next step
       // (the 1.7.0 way) re-seeds a Validator with (SET_TIED)
-      const saved = [...owner!.saved.entries()].sort((a, b) => a[0] - b[0])
-      if (saved.length > 0) {
-        const data = new Float32Array(saved.length * config.dModel)
-        saved.forEach(([, row], k) => data.set(row, k * config.dModel))
-        await stage.embed!.setParameterRows('embed.weight', saved.map(([id]) => id), data).catch(() => {})
-      }
-      throw new TiedOwnerLostError(`step ${step}: ${why}; the tied matrix's steps since the last syncTied() are lost (this node's copy is back at the matrix of step count ${owner!.synced})`)
+      const synced = owner!.synced
+      await this.putBack(stage, owner!).catch(() => {})
+      throw new TiedOwnerLostError(`step ${step}: ${why}; the tied matrix's steps since the last syncTied() are lost (this node's copy is back at the matrix of step count ${synced})`)
     }
     /** Rows of the owner's matrix this step's embedding already took */
     const fetched = new Set<number>()
