@@ -182,6 +182,18 @@ export interface NetworkNodeInit {
    * replay; costs every standby the hop's compute @default false
    */
   mirrorStandbys?: boolean
+  /**
+   * Tied embeddings (a model with `tieEmbeddings`): the pipeline's owned tied matrix (pipeline `tiedOwner`, spec 1.8.0
+   * §4.4 rule 7). As a Driver, offer the tied matrix to the Validator of its chain, which then steps it alone (the
+   * Driver's tied part of a step 1.32× monolithic instead of 1.53×, pipeline README run Q; the same bits); as a
+   * Validator, take the offer. The Driver's copy is then current only at the rows it fetched: the node fetches the
+   * whole matrix (`syncTied`) before a generation on its stages and before its round's last inner step, which runs
+   * the 1.7.0 way (the contribution, the validation and the announced weights are then the trained matrix), and it
+   * releases the owner before a round's weights are set. A lost owner (another Validator in the chain, one that
+   * dropped its replica) costs the matrix's steps since the last sync; the step is retried the 1.7.0 way.
+   * No effect on an untied model. @default true
+   */
+  tiedOwner?: boolean
   /** Validation loss of the network's model after every `evalEvery` rounds (Drivers; 0: never) @default 1 */
   evalEvery?: number
   /** Validation batches per evaluation @default 4 */
@@ -353,6 +365,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private readonly detach: Array<() => void> = []
   /** the ledger and proof duties (with `init.ponw`) */
   ponw?: NodePonw
+  /** (tiedOwner) the pipeline's training steps, syncs and releases of the owned tied matrix, one at a time */
+  private tiedWork: Promise<unknown> = Promise.resolve()
   /** Speculative rounds of this Driver's generations: draft tokens proposed and accepted (`draftGreedy`) */
   readonly speculation = { rounds: 0, proposed: 0, accepted: 0 }
 
@@ -378,6 +392,39 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
 
   get training (): boolean {
     return this.init.training ?? true
+  }
+
+  /** Whether this node's pipeline offers / takes the tied matrix's ownership (`tiedOwner`: a training node, tied model) */
+  get tiedOwner (): boolean {
+    return this.training && this.config.tieEmbeddings && (this.init.tiedOwner ?? true)
+  }
+
+  /** (tiedOwner) runs `fn` after the tied-matrix work before it (training steps, syncs, releases) */
+  private async tiedSerial<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.tiedWork.then(fn)
+    this.tiedWork = run.catch(() => {})
+    return await run
+  }
+
+  /**
+   * (tiedOwner) This Driver's copy of the tied matrix made current before it is used for anything but the owned training:
+   * the owner's matrix and moments fetched (`syncTied`), and with `release` the owner released (the next step trains the
+   * 1.7.0 way and re-seeds the Validator). A sync that fails releases the owner: the copy goes back to the last sync's
+   * matrix, the steps since are lost. Nothing to do without an owner.
+   */
+  private async settleTied (what: string, release: boolean, signal?: AbortSignal): Promise<void> {
+    if (!this.tiedOwner) return
+    const pipeline = this.host.services.pipeline
+    await this.tiedSerial(async () => {
+      try {
+        await pipeline.syncTied(signal != null ? { signal } : {})
+      } catch (err: any) {
+        log('tied matrix not synced before %s (%s: %s): the steps since the last sync are lost', what, err.name, err.message)
+        await pipeline.releaseTied()
+        return
+      }
+      if (release) await pipeline.releaseTied()
+    })
   }
 
   /** Whether this node's float32 spans serve with their weights baked in (`bakeWeights`, not fused) */
@@ -436,7 +483,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
           ...(init.tokenizer != null ? { tokenizer: init.tokenizer } : {}),
           allowTraining: (peer: PeerId) => this.allowTraining(peer),
           // mirrored standbys run every token twice; their failover gain is not shown yet (pipeline README, runs H/H2)
-          mirrorStandbys: init.mirrorStandbys ?? false
+          mirrorStandbys: init.mirrorStandbys ?? false,
+          tiedOwner: this.tiedOwner
         } satisfies PipelineInit)
       }
     }) as NetworkHost
@@ -639,6 +687,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   }
 
   private async * generateOnOwnStages (prompt: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken> {
+    // (tiedOwner) the embedding this generation looks tokens up in: the owner's matrix, not the rows fetched so far
+    await this.settleTied('a generation', false, options.signal)
     const draft = options.draft ?? ((this.init.draftGreedy ?? true) && (options.temperature ?? 0) === 0 ? ngramDrafter() : undefined)
     if (draft == null) {
       yield * this.timedFailovers(this.host.services.pipeline.generate(prompt, options))
@@ -981,6 +1031,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     const step = g.round * this.innerSteps
     const stage = held.stage
     const at = stage.executors[0].stepCount
+    // (tiedOwner) the Driver's tied matrix is set below: the owner (whose matrix does not take this round) released first
+    if (slot === 0) await this.settleTied('a round\'s weights', true)
     // A stage of several slots is in a round's inner loop from the time its first slot group applies the round (its
     // round is its highest group's, `stageRound`): the Driver trains on, so the other slots' groups can apply the
     // round with the stage at step round·H + k, 0 < k < H. That stage is where the round wants it (specs/node/ponw
@@ -1074,6 +1126,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     const work: Array<Promise<void>> = []
     for (const held of due) {
       // the inner loop as recorded (for a training proof), with the state it ends in
+      // (tiedOwner) the matrix the pseudo-gradient is taken of: synced before the round's last step, which ran the 1.7.0 way
+      // (settled again here in case that failed and a later owned step followed)
+      if (held.start === 0) await this.settleTied('a contribution', true)
       const recorded = await held.recorder?.finish()
       if (held.recorder != null && recorded == null) log('round of %s not provable (no complete recorded inner loop)', describeSpan(this.config, held.start, held.end))
       const settled: Array<Promise<SlotContribution>> = []
@@ -1140,6 +1195,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     let stream: Generator<{ input: BigInt64Array, target: BigInt64Array, batchSize: number, seqLen: number }> | undefined
     let streamRound = -1
     let failures = 0
+    /** (tiedOwner) a step that failed with TiedOwnerLostError before it stepped: retried with its batch */
+    let retry: { step: number, batch: TrainBatch } | undefined
     while (this.running) {
       const held = this.stages.get([...this.stages.keys()].find(k => k.startsWith('0-')) ?? '')
       const g0 = this.groups.get(0)
@@ -1165,21 +1222,38 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         stream = this.batchesFor(round)
         streamRound = round
       }
-      let next = stream.next()
-      if (next.done === true) {
-        stream = this.batchesFor(round + 1000 * (step + 1))
-        next = stream.next()
+      let batch: TrainBatch
+      if (retry?.step === step) batch = retry.batch
+      else {
+        let next = stream.next()
+        if (next.done === true) {
+          stream = this.batchesFor(round + 1000 * (step + 1))
+          next = stream.next()
+        }
+        const b = next.value
+        batch = { inputIds: b.input, targets: b.target, batch: b.batchSize, seq: b.seqLen }
       }
-      const b = next.value
-      const batch: TrainBatch = { inputIds: b.input, targets: b.target, batch: b.batchSize, seq: b.seqLen }
+      retry = undefined
       try {
+        // (tiedOwner) the round's last step runs the 1.7.0 way on a synced matrix: the stage ends the loop with the trained
+        // matrix (contribution, training proof), and the owner, whose matrix would not take the round, is released. (Not
+        // synced after the last step: the Validator then contributes, refusing training requests, and takes its round.)
+        if (chain.hops.length > 0 && step === (round + 1) * this.innerSteps - 1) await this.settleTied('the round\'s last inner step', true, signal)
         // a Driver holding the whole model trains on its own executors (the pipeline needs a next hop)
-        const res = chain.hops.length === 0 ? await localTrainStep(held.stage, batch) : await this.host.services.pipeline.trainStep(batch, { signal })
+        const res = chain.hops.length === 0 ? await localTrainStep(held.stage, batch) : await this.tiedSerial(async () => await this.host.services.pipeline.trainStep(batch, { signal }))
         failures = 0
         this.recorder.recordStep(res.loss, { innerStep: step - round * this.innerSteps + 1 })
         this.safeDispatchEvent('node:step', { detail: { step: res.step, loss: res.loss, round } })
       } catch (err: any) {
         if (!this.running) return
+        if (err?.name === 'TiedOwnerLostError' && held.stage.executors[0].stepCount === step) {
+          // the pipeline dropped the owner (the copy back at the last sync's matrix): the same step again, the 1.7.0 way,
+          // its gradients so far on this stage dropped (the other hops answer its micro-batches from their records)
+          log('training step %d: %s; retried the 1.7.0 way', step, err.message)
+          for (const e of held.stage.executors) await e.zeroGradients().catch(() => {})
+          retry = { step, batch }
+          continue
+        }
         failures++
         log('training step %d failed (%s: %s)', step, err.name, err.message)
         // a refused or broken chain: wait for the records (or the round) to settle, then re-plan. A stage

@@ -380,12 +380,15 @@ export class StageRecorder {
               return await target.zeroGradients(options)
             }
           case 'step':
-            return async (options: { gradNorm?: number } = {}) => {
+            return async (options: { gradNorm?: number, skip?: string[] } = {}) => {
               await this.#begin()
               this.#push(i, { kind: 'step', ...(options.gradNorm !== undefined ? { gradNorm: options.gradNorm } : {}) })
+              // (a tied matrix stepped by its owner, pipeline tiedOwner) a step a replay would not reproduce
+              if (options.skip != null && options.skip.length > 0 && this.#current != null) this.#current.broken = true
               return await target.step(options)
             }
           case 'addGradients':
+          case 'setParameterRows':
           case 'setParameters':
           case 'setOptimizerState':
           case 'resetOptimizer':
