@@ -18,8 +18,8 @@ export interface TextGeneratorInit {
    * Run the whole model as one onnxruntime session with its weights baked in as initializers (runtime's
    * `InferenceEngine` with `bakeWeights`): onnxruntime prepacks them and a second intra-op thread then helps
    * (`bootstrap` decoded at 0.94–1.01× a native llama.cpp F32 on 2 threads, packages/gguf README), and a token is
-   * one run instead of three. Costs a second copy of the weights while the session is built (the caller's
-   * `parameters` stay theirs), and the logits differ from the shard path's by float rounding only (q/k/v and
+   * one run instead of three. onnxruntime holds its own (prepacked) copy of the weights beside the caller's
+   * `parameters` (not kept by the generator), and the logits differ from the shard path's by float rounding only (q/k/v and
    * gate/up run as one fused MatMul each). Without it the model runs as three shard executors whose weights are fed
    * as graph inputs. @default false
    */
