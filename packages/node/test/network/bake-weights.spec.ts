@@ -4,12 +4,11 @@
  * offered half the node's memory (each span held twice), and greedy completions through the two nodes give the
  * tokens of a one-process generator on the same genesis weights, with logits within 1e-4 of it.
  */
-import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
 import { TextGenerator } from '@neuroshard/trainer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { halfModelMemory } from '../../src/network/devnet.js'
 import { NetworkNode } from '../../src/network/node.js'
-import { retryUntilRouted, waitForCoverage } from './devnet-wait.js'
+import { genesisWeights, greedyWithLogits, waitForCoverage } from './devnet-wait.js'
 import { startTestDevnet, stopTestDevnet } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 
@@ -49,15 +48,10 @@ describe('serving nodes that bake their weights', () => {
     expect(devnet.nodes.some(n => n !== driver && n.heldStages().some(h => h.end === L + 2 && h.start > 0))).toBe(true)
     const prompt = [5, 17, 42, 99, 7, 3, 250, 11]
     const n = 12
-    const served: Array<{ id: number, logits: Float32Array }> = []
-    await retryUntilRouted(async () => {
-      served.length = 0
-      for await (const t of driver.host.services.pipeline.generate(prompt, { maxNewTokens: n, temperature: 0, returnLogits: true })) served.push({ id: t.id, logits: t.logits! })
-    })
+    const served = await greedyWithLogits(driver, prompt, n)
     expect(served.length).toBe(n)
 
-    const weights = new Map<string, Float32Array>()
-    for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
+    const weights = genesisWeights(config)
     const local = await TextGenerator.create({ config, parameters: weights, threads: 1 })
     try {
       const s = await local.session()

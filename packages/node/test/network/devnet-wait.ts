@@ -1,5 +1,7 @@
-import { slotCount } from '@neuroshard/layer-pool'
+import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
+import type { ModelConfig } from '@neuroshard/model'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
+import type { NetworkNode } from '../../src/network/node.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
@@ -32,4 +34,21 @@ export async function retryUntilRouted<T> (attempt: () => Promise<T>, timeoutMs 
       await sleep(250)
     }
   }
+}
+
+/** The whole model's genesis weights (init seed 0), slot by slot, as the devnet's nodes start from them */
+export function genesisWeights (config: ModelConfig): Map<string, Float32Array> {
+  const weights = new Map<string, Float32Array>()
+  for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
+  return weights
+}
+
+/** `n` greedy tokens of `prompt` through `driver`'s pipeline with their logits (retried until the records route) */
+export async function greedyWithLogits (driver: NetworkNode, prompt: number[], n: number): Promise<Array<{ id: number, logits: Float32Array }>> {
+  const served: Array<{ id: number, logits: Float32Array }> = []
+  await retryUntilRouted(async () => {
+    served.length = 0
+    for await (const t of driver.host.services.pipeline.generate(prompt, { maxNewTokens: n, temperature: 0, returnLogits: true })) served.push({ id: t.id, logits: t.logits! })
+  })
+  return served
 }

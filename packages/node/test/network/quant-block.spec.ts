@@ -5,11 +5,10 @@
  * of the float32 model's, and are the 128-value model's (closer to a local 4-bit stage with 128-value groups than to
  * one with 32-value groups, both local stages of the whole model built from the same genesis weights).
  */
-import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
 import { createPipelineStage } from '@neuroshard/pipeline'
 import { int64 } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { retryUntilRouted, waitForCoverage } from './devnet-wait.js'
+import { genesisWeights, greedyWithLogits, waitForCoverage } from './devnet-wait.js'
 import { startTestDevnet, stopTestDevnet } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 
@@ -68,16 +67,11 @@ describe('a 4-bit node with 128-value quantization groups', () => {
     // greedy tokens with their logits, through both nodes
     const prompt = [5, 17, 42, 99, 7, 3, 250, 11]
     const n = 10
-    const served: Array<{ id: number, logits: Float32Array }> = []
-    await retryUntilRouted(async () => {
-      served.length = 0
-      for await (const t of driver.host.services.pipeline.generate(prompt, { maxNewTokens: n, temperature: 0, returnLogits: true })) served.push({ id: t.id, logits: t.logits! })
-    })
+    const served = await greedyWithLogits(driver, prompt, n)
     expect(served.length).toBe(n)
 
     // the same sequence scored here: float32, 4-bit with 128-value groups, 4-bit with 32-value groups
-    const weights = new Map<string, Float32Array>()
-    for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
+    const weights = genesisWeights(config)
     const V = config.vocabSize
     /**
      * the sequence through one local stage of the whole model (embed → blocks → head executors, no wire); the lookup

@@ -8,12 +8,11 @@
  * serving stages fused (embed + blocks, blocks + head: one onnxruntime run per token on a node).
  */
 import { rm } from 'node:fs/promises'
-import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
 import { TextGenerator } from '@neuroshard/trainer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LocalGenerator } from '../../src/api/local-generator.js'
 import { startNetworkDevnet } from '../../src/network/devnet.js'
-import { retryUntilRouted, waitForCoverage } from './devnet-wait.js'
+import { genesisWeights, retryUntilRouted, waitForCoverage } from './devnet-wait.js'
 import { prepareTestData } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { PreparedData } from '../../src/workspace.js'
@@ -36,8 +35,7 @@ describe('a serving-only devnet', () => {
       node: { training: false },
       ledger: false
     })
-    const weights = new Map<string, Float32Array>()
-    for (let slot = 0; slot < slotCount(devnet.config); slot++) for (const [k, v] of genesisSlotParameters(devnet.config, slot, 0)) weights.set(k, v)
+    const weights = genesisWeights(devnet.config)
     local = await LocalGenerator.create({ tokenizer: data.tokenizer, config: devnet.config, parameters: weights, threads: 1 })
     engine = await TextGenerator.create({ config: devnet.config, parameters: weights, threads: 1 })
     // every node serves a span and every slot is held
