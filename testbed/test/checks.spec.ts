@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
-import { compareLoopback, evaluateCheck, memoryAfterWarmup, memoryTable, percentiles } from '../src/netns/runner.js'
+import { compareLoopback, evaluateCheck, loopbackCheck, lossByTokens, memoryAfterWarmup, memoryTable, newTraining, percentiles, trainingLine } from '../src/netns/runner.js'
 import type { InferenceStats, NodeState } from '../src/netns/runner.js'
 
 function node (name: string, peerId: string, events: any[] = [], extra: Partial<NodeState> = {}): NodeState {
@@ -100,16 +100,70 @@ describe('results columns', () => {
     expect(memoryTable([{ scenario: 's' } as any])).toBe('')
   })
 
-  it('compareLoopback: the last round both runs reached, or why there is none', async () => {
+  // node lines as `neuroshard start --json` prints them: round lines with the round's record (slot 0: Drivers), validations
+  const roundLine = (round: number, accepted: number, slot = 0): any => ({ event: 'round', node: 0, slot, round, contributions: 2, accepted, innerSteps: accepted * 5, tokens: accepted * 5 * 128 })
+  const val = (round: number, loss: number, exact = true): any => ({ event: 'validation', node: 0, round, loss, slotRounds: [round, round, round, round], exact })
+  const linesOf = (lines: any[]): ReturnType<typeof newTraining> => { const t = newTraining(); for (const l of lines) trainingLine(l, t); return t }
+  // the loopback run: both replicas in every round (1280 tokens a round), loss 5, 4, 3, 2.5, 2.2 after rounds 0-4
+  const loopbackLines = [val(0, 5), ...[1, 2, 3, 4].flatMap((r, i) => [roundLine(r, 2), roundLine(r, 2), val(r, [4, 3, 2.5, 2.2][i])])]
+  const writeLoopback = (dir: string, lines: any[]): void => {
+    const t = linesOf(lines)
+    writeFileSync(join(dir, 'lo.json'), JSON.stringify([{ scenario: 'lo', valLossByRound: Object.fromEntries(t.valByRound), tokensByRound: Object.fromEntries(t.tokensByRound) }]))
+  }
+
+  it('trainingLine / lossByTokens: slot 0 round lines give the tokens, exact validations the losses; cumulative tokens per point', () => {
+    const t = linesOf([val(0, 5), roundLine(1, 2), roundLine(1, 2, 2), roundLine(1, 1), val(1, 4.1), val(1, 9), roundLine(2, 1), val(2, 3.9, false), roundLine(4, 2), val(4, 2)])
+    // the first slot-0 line of a round counts (another Driver's, a Worker's slot 2 line do not); served points apart
+    expect(Object.fromEntries(t.tokensByRound)).toEqual({ 1: 1280, 2: 640, 4: 1280 })
+    expect(Object.fromEntries(t.valByRound)).toEqual({ 0: 5, 1: 4.1, 4: 2 })
+    expect(t.valServed).toEqual([{ round: 2, loss: 3.9, slotRounds: [2, 2, 2, 2] }])
+    // round 3's tokens unknown: the points after it are left out
+    expect(lossByTokens(t.valByRound, t.tokensByRound)).toEqual([{ round: 0, tokens: 0, loss: 5 }, { round: 1, tokens: 1280, loss: 4.1 }])
+  })
+
+  it('compareLoopback: at equal tokens (a loopback round with those tokens, else linear between two), not at equal rounds', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'testbed-loopback-'))
     try {
-      writeFileSync(join(dir, 'lo.json'), JSON.stringify([{ scenario: 'lo', valLossByRound: { 0: 5.0, 1: 4.0, 2: 3.0, 3: 2.5 } }]))
-      const run = new Map([['0', 5.0], ['1', 4.2], ['2', 3.3]])
-      const c = compareLoopback('lo', run, dir)
-      expect(c).toMatchObject({ scenario: 'lo', round: 2, loss: 3.3, loopbackLoss: 3.0 })
-      expect(c.diffPct).toBeCloseTo(10, 10)
-      expect(compareLoopback('lo', new Map([['9', 1]]), dir).missing).toMatch(/no round/)
-      expect(compareLoopback('absent', run, dir).missing).toMatch(/absent\.json/)
+      writeLoopback(dir, loopbackLines)
+      // a kill took one replica out of rounds 2 and 3: round 3 is at 1280 + 640 + 640 = 2560 tokens = the loopback's round 2
+      const killed = linesOf([val(0, 5), roundLine(1, 2), val(1, 4.05), roundLine(2, 1), val(2, 3.5), roundLine(3, 1), val(3, 3.06)])
+      const c = compareLoopback('lo', killed.valByRound, killed.tokensByRound, dir)
+      expect(c).toMatchObject({ scenario: 'lo', round: 3, tokens: 2560, loss: 3.06, loopbackLoss: 3, loopbackRounds: [2, 2], how: 'equal' })
+      expect(c.diffPct).toBeCloseTo(2, 10)
+      // one replica out of round 2 only: round 3 at 3200 tokens, between the loopback's rounds 2 (2560, 3.0) and 3 (3840, 2.5)
+      const once = linesOf([val(0, 5), roundLine(1, 2), roundLine(2, 1), roundLine(3, 2), val(3, 2.8)])
+      const d = compareLoopback('lo', once.valByRound, once.tokensByRound, dir)
+      expect(d).toMatchObject({ round: 3, tokens: 3200, loopbackRounds: [2, 3], how: 'interpolated' })
+      expect(d.loopbackLoss).toBeCloseTo(2.75, 10)
+      // a run past the loopback's tokens: its last point within them
+      const longer = linesOf([...loopbackLines.slice(0, 7), roundLine(3, 2), val(3, 2.5), roundLine(4, 2), roundLine(5, 2), val(5, 1.9)])
+      expect(compareLoopback('lo', longer.valByRound, longer.tokensByRound, dir)).toMatchObject({ round: 3, tokens: 3840, loopbackLoss: 2.5, diffPct: 0 })
+      expect(compareLoopback('lo', new Map(), new Map(), dir).missing).toMatch(/no validation loss/)
+      expect(compareLoopback('absent', killed.valByRound, killed.tokensByRound, dir).missing).toMatch(/absent\.json/)
+      // a loopback result from before the tokens lines: no comparison (not a fall-back to equal rounds)
+      writeFileSync(join(dir, 'old.json'), JSON.stringify({ scenario: 'old', valLossByRound: { 0: 5, 1: 4 } }))
+      expect(compareLoopback('old', killed.valByRound, killed.tokensByRound, dir).missing).toMatch(/old\.json with tokens per round/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('val-loss-vs-loopback check: passes within ±3 % at equal tokens, fails on a larger gap or without a comparison', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'testbed-loopback-'))
+    const c = { check: 'val-loss-vs-loopback' as const, maxPct: 3 }
+    const check = (lines: any[]): string[] => { const t = linesOf(lines); return loopbackCheck(c, compareLoopback('lo', t.valByRound, t.tokensByRound, dir)) }
+    try {
+      writeLoopback(dir, loopbackLines)
+      // healthy: every round both replicas, losses within 2 % of the loopback's
+      expect(check([val(0, 5), roundLine(1, 2), val(1, 4.04), roundLine(2, 2), val(2, 3.05), roundLine(3, 2), val(3, 2.45)])).toEqual([])
+      // at equal rounds this run (round 3: 3.06 vs 2.5, +22 %) would fail; at equal tokens (2560 = loopback round 2) it holds
+      expect(check([val(0, 5), roundLine(1, 2), roundLine(2, 1), roundLine(3, 1), val(3, 3.06)])).toEqual([])
+      // a 5 % gap at equal tokens fails, either way
+      expect(check([val(0, 5), roundLine(1, 2), roundLine(2, 2), val(2, 3.15)]).join()).toMatch(/3\.150 vs 3\.000 at 2560 tokens \(round 2\), 5\.0 %/)
+      expect(check([val(0, 5), roundLine(1, 2), roundLine(2, 2), val(2, 2.85)]).join()).toMatch(/-5\.0 %/)
+      // no tokens lines (an old node): no comparison, fails
+      expect(check([val(0, 5), { event: 'round', node: 0, slot: 0, round: 1 }, val(1, 4)]).join()).toMatch(/no comparison/)
+      expect(loopbackCheck(c, undefined).join()).toMatch(/no loopback run/)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -98,8 +98,18 @@ export interface ScenarioResult {
   valLossByRound?: Record<string, number>
   /** validation losses of the model as served (the round's weights of some slot were gone): each slot's round */
   valLossServed?: Array<{ round: number, loss: number, slotRounds: number[] }>
-  /** with `loopback`: this run's and the loopback run's validation loss at the last round both reached */
-  loopback?: { scenario: string, round?: number, loss?: number, loopbackLoss?: number, diffPct?: number, missing?: string }
+  /**
+   * the tokens each round trained into slot 0's group (the Drivers' `round` lines: the round's record, accepted
+   * contributions × their inner steps × batch × sequence length, summed over the replicas), by round
+   */
+  tokensByRound?: Record<string, number>
+  /**
+   * with `loopback`: this run's and the loopback run's validation loss at equal tokens (`compareLoopback`): this
+   * run's last exact point (`round`, `tokens` trained up to it) whose tokens the loopback run's curve covers, and the
+   * loopback run's loss at those tokens (`how`: a loopback round with exactly those tokens, or linear in tokens
+   * between its rounds `loopbackRounds`)
+   */
+  loopback?: { scenario: string, round?: number, tokens?: number, loss?: number, loopbackLoss?: number, loopbackRounds?: [number, number], how?: 'equal' | 'interpolated', diffPct?: number, missing?: string }
   /** `{"event":"failover","ms":…}` lines of every node: a generation's failure detected to its next token */
   failover?: { n: number, p50Ms: number, p99Ms: number, maxMs: number }
   /** bytes each node's interface sent over the whole run (eth0 tx: every protocol, with TCP/IP headers) */
@@ -153,8 +163,8 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
   const statsFile = join(base, 'link-stats.json')
   const started = Date.now()
   const failoverMs: number[] = []
-  const valByRound = new Map<string, number>()
-  const valServed: Array<{ round: number, loss: number, slotRounds: number[] }> = []
+  const training = newTraining()
+  const { valByRound, valServed, tokensByRound } = training
   let bytesSent: ScenarioResult['bytesSent']
   let tornDown = false
 
@@ -234,10 +244,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
         if (m.event === 'memory' && typeof m.heapTotal === 'number') n.heapTotal.push([Date.now(), m.heapTotal])
         // kept across restarts (events are the current process's)
         if (m.event === 'failover' && typeof m.ms === 'number' && failoverMs.length < 100_000) failoverMs.push(m.ms)
-        // a point measured on the model as served (slots at different rounds, `exact: false`) is not the round's model:
-        // kept apart, never compared with the loopback run's
-        if (m.event === 'validation' && typeof m.loss === 'number' && m.exact !== false && !valByRound.has(String(m.round))) valByRound.set(String(m.round), m.loss)
-        if (m.event === 'validation' && typeof m.loss === 'number' && m.exact === false && Array.isArray(m.slotRounds) && valServed.length < 10_000) valServed.push({ round: m.round, loss: m.loss, slotRounds: m.slotRounds })
+        trainingLine(m, training)
         if (m.event === 'stats') {
           n.peerId = m.peerId
           n.last = { t: Date.now(), connections: m.connections, recordPeers: m.recordPeers, covered: m.covered, rss: m.rss, heapUsed: m.heapUsed }
@@ -624,6 +631,8 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
   const allRounds = nodes.map(roundsOf)
   const lastVal = nodes.flatMap(n => n.events.filter(x => x.e.event === 'validation')).sort((a, b) => a.t - b.t).at(-1)?.e.loss
   for (const c of s.checks ?? []) failures.push(...evaluateCheck(c, nodes, inference))
+  const loopback = s.loopback != null ? compareLoopback(s.loopback, valByRound, tokensByRound) : undefined
+  for (const c of s.checks ?? []) if (c.check === 'val-loss-vs-loopback') failures.push(...loopbackCheck(c, loopback))
   const slopes = nodes.map(n => rssSlope(n.rss, (s.rssWarmupS ?? 30) * 1000)).filter((x): x is number => x != null).sort((a, b) => a - b)
   for (const c of s.checks ?? []) {
     if (c.check !== 'rss-slope') continue
@@ -660,7 +669,8 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     ...(typeof lastVal === 'number' ? { valLoss: lastVal } : {}),
     ...(valByRound.size > 0 ? { valLossByRound: Object.fromEntries(valByRound) } : {}),
     ...(valServed.length > 0 ? { valLossServed: valServed } : {}),
-    ...(s.loopback != null ? { loopback: compareLoopback(s.loopback, valByRound) } : {}),
+    ...(tokensByRound.size > 0 ? { tokensByRound: Object.fromEntries(tokensByRound) } : {}),
+    ...(loopback != null ? { loopback } : {}),
     ...(failoverMs.length > 0 ? { failover: percentiles(failoverMs) } : {}),
     ...(bytesSent != null ? { bytesSent } : {}),
     passed: failures.length === 0,
@@ -692,24 +702,104 @@ function interfaceTxBytes (nodes: readonly NodeState[]): ScenarioResult['bytesSe
   return { totalMB: v.reduce((a, b) => a + b, 0), maxNodeMB: Math.max(...v), perNodeMB }
 }
 
+/** What the nodes' `validation` and `round` lines say about training, over the whole run (restarts included) */
+export interface TrainingLines {
+  /** round → the first exact validation loss any node printed (every slot at the round) */
+  valByRound: Map<string, number>
+  /** validation losses of the model as served (slots at different rounds): never compared with the loopback run's */
+  valServed: Array<{ round: number, loss: number, slotRounds: number[] }>
+  /** round → tokens trained into it (slot 0's group: every replica's Driver prints the same record; the first counts) */
+  tokensByRound: Map<string, number>
+}
+
+export function newTraining (): TrainingLines {
+  return { valByRound: new Map(), valServed: [], tokensByRound: new Map() }
+}
+
+/** Takes one JSON line of a node into `t` (bounded) */
+export function trainingLine (m: any, t: TrainingLines): void {
+  // a point measured on the model as served (slots at different rounds, `exact: false`) is not the round's model:
+  // kept apart, never compared with the loopback run's
+  if (m?.event === 'validation' && typeof m.loss === 'number' && m.exact !== false && !t.valByRound.has(String(m.round)) && t.valByRound.size < 100_000) t.valByRound.set(String(m.round), m.loss)
+  if (m?.event === 'validation' && typeof m.loss === 'number' && m.exact === false && Array.isArray(m.slotRounds) && t.valServed.length < 10_000) t.valServed.push({ round: m.round, loss: m.loss, slotRounds: m.slotRounds })
+  if (m?.event === 'round' && m.slot === 0 && typeof m.tokens === 'number' && !t.tokensByRound.has(String(m.round)) && t.tokensByRound.size < 100_000) t.tokensByRound.set(String(m.round), m.tokens)
+}
+
 /**
- * This run's validation loss against the loopback run's (`results/<loopback>.json`, the same devnet on links
- * without delay, loss or rate cap) at the last round both printed one: equal rounds are equal inner steps per
- * replica, so about equal tokens
+ * Cumulative tokens at each round with an exact validation loss: round r's model was trained on the tokens of rounds
+ * 1..r (`tokensByRound[k]`: the update that made round k); points after a round with no tokens line are left out
  */
-export function compareLoopback (loopback: string, valByRound: ReadonlyMap<string, number>, resultsDir = join(TESTBED, 'results')): NonNullable<ScenarioResult['loopback']> {
-  let ref: Record<string, number> | undefined
+export function lossByTokens (valByRound: ReadonlyMap<string, number> | Record<string, number>, tokensByRound: ReadonlyMap<string, number> | Record<string, number>): Array<{ round: number, tokens: number, loss: number }> {
+  const val = valByRound instanceof Map ? valByRound : new Map(Object.entries(valByRound))
+  const tok = tokensByRound instanceof Map ? tokensByRound : new Map(Object.entries(tokensByRound))
+  const out: Array<{ round: number, tokens: number, loss: number }> = []
+  const rounds = [...val.keys()].map(Number).filter(r => Number.isSafeInteger(r) && r >= 0).sort((a, b) => a - b)
+  let cum = 0
+  let upTo = 0
+  for (const r of rounds) {
+    for (; upTo < r; upTo++) {
+      const t = tok.get(String(upTo + 1))
+      if (typeof t !== 'number') return out
+      cum += t
+    }
+    out.push({ round: r, tokens: cum, loss: val.get(String(r)) as number })
+  }
+  return out
+}
+
+/**
+ * This run's validation loss against the loopback run's (`results/<loopback>.json`, the same devnet on links without
+ * delay, loss or rate cap) at equal tokens: both runs' exact points (every slot at the round) with the tokens trained
+ * up to them (`lossByTokens`); this run's last point after training (tokens > 0) within the loopback run's tokens; the loopback run's loss there
+ * from its round with exactly those tokens, else linear in tokens between the two rounds around them. Equal rounds
+ * are not equal tokens: a round a replica missed (a kill) trains fewer.
+ */
+export function compareLoopback (loopback: string, valByRound: ReadonlyMap<string, number>, tokensByRound: ReadonlyMap<string, number>, resultsDir = join(TESTBED, 'results')): NonNullable<ScenarioResult['loopback']> {
+  let ref: { valLossByRound: Record<string, number>, tokensByRound?: Record<string, number> } | undefined
   try {
     const r = JSON.parse(readFileSync(join(resultsDir, `${loopback}.json`), 'utf8'))
-    ref = (Array.isArray(r) ? r : [r]).find((x: any) => x?.valLossByRound != null)?.valLossByRound
+    ref = (Array.isArray(r) ? r : [r]).find((x: any) => x?.valLossByRound != null)
   } catch {}
   if (ref == null) return { scenario: loopback, missing: `results/${loopback}.json with validation losses per round` }
-  const common = [...valByRound.keys()].filter(k => ref[k] != null).map(Number).sort((a, b) => a - b)
-  const round = common.at(-1)
-  if (round == null) return { scenario: loopback, missing: 'no round with a validation loss in both runs' }
-  const loss = valByRound.get(String(round)) as number
-  const loopbackLoss = ref[String(round)]
-  return { scenario: loopback, round, loss, loopbackLoss, diffPct: 100 * (loss - loopbackLoss) / loopbackLoss }
+  if (ref.tokensByRound == null) return { scenario: loopback, missing: `results/${loopback}.json with tokens per round` }
+  const theirs = lossByTokens(ref.valLossByRound, ref.tokensByRound)
+  const ours = lossByTokens(valByRound, tokensByRound)
+  if (ours.length === 0) return { scenario: loopback, missing: 'no validation loss with the tokens trained up to it in this run' }
+  const maxTokens = theirs.at(-1)?.tokens ?? -1
+  // (a point at 0 tokens is the genesis model, the same in both runs: no comparison)
+  const point = ours.filter(p => p.tokens > 0 && p.tokens <= maxTokens && p.tokens >= (theirs[0]?.tokens ?? Infinity)).at(-1)
+  if (point == null) return { scenario: loopback, missing: 'no point of this run after training within the loopback run\'s tokens' }
+  const same = theirs.find(p => p.tokens === point.tokens)
+  let loopbackLoss: number
+  let loopbackRounds: [number, number]
+  if (same != null) {
+    loopbackLoss = same.loss
+    loopbackRounds = [same.round, same.round]
+  } else {
+    const hi = theirs.findIndex(p => p.tokens > point.tokens)
+    const a = theirs[hi - 1]
+    const b = theirs[hi]
+    loopbackLoss = a.loss + (b.loss - a.loss) * (point.tokens - a.tokens) / (b.tokens - a.tokens)
+    loopbackRounds = [a.round, b.round]
+  }
+  return {
+    scenario: loopback,
+    round: point.round,
+    tokens: point.tokens,
+    loss: point.loss,
+    loopbackLoss,
+    loopbackRounds,
+    how: same != null ? 'equal' : 'interpolated',
+    diffPct: 100 * (point.loss - loopbackLoss) / loopbackLoss
+  }
+}
+
+/** The `val-loss-vs-loopback` check on `compareLoopback`'s answer: fails with no comparison or |Δ| over `maxPct` */
+export function loopbackCheck (c: { maxPct: number }, cmp: ScenarioResult['loopback']): string[] {
+  if (cmp == null) return ['val-loss-vs-loopback: the scenario names no loopback run']
+  if (cmp.missing != null || cmp.diffPct == null) return [`val-loss-vs-loopback: no comparison (${cmp.missing ?? 'no difference'})`]
+  if (Math.abs(cmp.diffPct) > c.maxPct) return [`val-loss-vs-loopback: ${cmp.loss?.toFixed(3)} vs ${cmp.loopbackLoss?.toFixed(3)} at ${cmp.tokens} tokens (round ${cmp.round}), ${cmp.diffPct.toFixed(1)} % (limit ±${c.maxPct} %)`]
+  return []
 }
 
 /** A scenario's check against what the nodes printed; returns the failures (empty: it holds) */
@@ -730,6 +820,7 @@ export function evaluateCheck (c: Check, nodes: NodeState[], inference: Inferenc
     })
   }
   if (c.check === 'rss-slope') return [] // evaluated with the RSS series in runScenario
+  if (c.check === 'val-loss-vs-loopback') return [] // evaluated with the loopback comparison in runScenario (loopbackCheck)
   if (c.check === 'exited') {
     const n = byName(c.node)
     const own = n.exits.filter(x => !x.killed)

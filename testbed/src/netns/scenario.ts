@@ -70,6 +70,11 @@ export type Check =
    * node through a /p2p-circuit address taken from its layer record (a `relayed-ping` line with ok: true)
    */
   | { check: 'relayed', from: string[], to: string[] }
+  /**
+   * with `loopback`: this run's validation loss within ±`maxPct` % of the loopback run's at equal tokens
+   * (`compareLoopback`); no comparison (no tokens or losses in either run) fails too
+   */
+  | { check: 'val-loss-vs-loopback', maxPct: number }
 
 export type ScenarioEvent =
   | { atS: number, action: 'kill', nodes: string[] }

@@ -210,7 +210,8 @@ function follow (node: NetworkNode, index: number, emit: (obj: Record<string, un
     emit({ event: 'failover', node: index, ms: round(e.detail.ms), ...phases })
   })
   node.addEventListener('node:round', (e) => {
-    if (e.detail.slot === node.heldStages()[0]?.start) emit({ event: 'round', node: index, slot: e.detail.slot, round: e.detail.round })
+    // with what the round trained (its record: accepted contributions × their inner steps × batch × sequence length)
+    if (e.detail.slot === node.heldStages()[0]?.start) emit({ event: 'round', node: index, slot: e.detail.slot, round: e.detail.round, ...node.roundWork(e.detail.slot, e.detail.round) })
   })
 }
 

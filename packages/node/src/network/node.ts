@@ -1439,6 +1439,25 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     }
     return out
   }
+
+  /** Tokens one inner step of a training chain trains on: the Driver's batch (batch size × sequence length) */
+  get tokensPerStep (): number {
+    return (this.init.batchSize ?? DEFAULT_NODE_BATCH_SIZE) * Math.min(this.init.seqLen ?? DEFAULT_NODE_SEQ_LEN, this.config.maxSeqLen)
+  }
+
+  /**
+   * What went into a held slot's `round` (the update that made it: the record of round − 1): contributions, those the
+   * aggregation accepted, their inner steps (as each sender announced them) and tokens = those inner steps × this
+   * node's `tokensPerStep` (every node of a network trains the same batch shape). undefined when this node has no
+   * record of it (round 0, or it joined after).
+   */
+  roundWork (slot: number, round: number): { contributions: number, accepted: number, innerSteps: number, tokens: number } | undefined {
+    const record = round > 0 ? this.groups.get(slot)?.record(round - 1) : undefined
+    if (record == null) return undefined
+    const accepted = record.contributions.filter(c => c.accepted)
+    const innerSteps = accepted.reduce((n, c) => n + c.innerSteps, 0)
+    return { contributions: record.contributions.length, accepted: accepted.length, innerSteps, tokens: innerSteps * this.tokensPerStep }
+  }
 }
 
 /**
