@@ -532,6 +532,12 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly tiedOwner: boolean
   /** (1.8.0) Driver stages whose tied matrix their Validator owns */
   private readonly owners = new Map<PipelineStage, TiedOwner>()
+  /**
+   * (1.8.0) The head's tied gradient `H` a Validator gave up at a TAKE_TIED that found the owner lost (answered as rules
+   * 1-6 do, `tied` without `tied_owner`): the head no longer holds it, so the retry of that step (the 1.7.0 way, the
+   * micro-batches answered from the hops' records) adds it to the Driver's embedding; dropped by any other step
+   */
+  private readonly lostTied = new Map<PipelineStage, { step: number, peer: string, g: Float32Array }>()
   /** The Driver's copy of the head (its backward graph only) that recomputes the tied gradient (`tiedRecompute`) */
   private shadowHeads = new Map<PipelineStage, Promise<ShardExecutor>>()
   /**
@@ -565,6 +571,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   private readonly watchers = new Map<string, { messages: FramedStream, stream: Stream, chain: Promise<unknown>, writing: number }>()
   /** Idle session streams to peers (hex), opened ahead for a standby switch; adopted by the first link to that peer */
   private readonly spares = new Map<string, { stream: Stream, messages: FramedStream, opened: number }>()
+  /**
+   * Peers (hex) a spare was asked for (a session's hop or standby) and when: while asked for within the session TTL,
+   * a spare that reached its age limit or died with its connection is opened again (sweeper), between sessions
+   */
+  private readonly wantedSpares = new Map<string, { peer: PeerId, at: number }>()
   private readonly warmed = new WeakMap<PipelineStage, Promise<void>>()
   /** Links (by link key) that failed under a direct request's acknowledgement: the next request on them fails at once */
   private readonly brokenLinks = new Map<string, Error>()
@@ -660,6 +671,12 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       for (const [key, link] of [...this.links]) if (now - link.lastUsed >= this.sessionTtlMs) this.dropLink(key, true)
       // the server ends an idle session stream after its TTL: retire spares well before
       for (const [key, spare] of [...this.spares]) if (now - spare.opened >= this.sessionTtlMs / 2) this.dropSpare(key)
+      // and keep one open to each peer a session asked a spare for within the TTL (a standby between sessions; a
+      // peer back on a new connection): a failover to it then negotiates no stream. Never dials (openSpare)
+      for (const [key, w] of [...this.wantedSpares]) {
+        if (now - w.at >= this.sessionTtlMs) this.wantedSpares.delete(key)
+        else if (!this.spares.has(key)) void this.openSpare(w.peer, false).catch(err => { this.log('spare link to %p failed: %e', w.peer, err) })
+      }
       for (const [key, at] of [...this.deadMirrors]) if (now - at >= this.sessionTtlMs) this.deadMirrors.delete(key)
     }, this.sweepIntervalMs)
     this.sweeper.unref?.()
@@ -677,6 +694,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     for (const key of [...this.links.keys()]) this.dropLink(key)
     for (const key of [...this.spares.keys()]) this.dropSpare(key)
+    this.wantedSpares.clear()
     if (this.tokensHandled) {
       await this.components.registrar.unhandle(PIPELINE_TOKENS_PROTOCOL)
       this.tokensHandled = false
@@ -722,6 +740,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     this.seeds.delete(stage)
     this.preparedTied.delete(stage)
     this.owners.delete(stage)
+    this.lostTied.delete(stage)
   }
 
   setRouter (router: PipelineRouter): void {
@@ -1189,10 +1208,15 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const spare = this.spares.get(peer)
     if (spare == null) return undefined
     this.spares.delete(peer)
-    const s = spare.stream
-    if (s.status === 'open' && s.remoteWriteStatus === 'writable' && s.remoteReadStatus === 'readable' && Date.now() - spare.opened < this.sessionTtlMs / 2) return spare
-    if (s.status === 'open') s.abort(new AbortError('stale spare link'))
+    if (this.spareUsable(spare)) return spare
+    if (spare.stream.status === 'open') spare.stream.abort(new AbortError('stale spare link'))
     return undefined
+  }
+
+  /** Open both ways and younger than its age limit */
+  private spareUsable (spare: { stream: Stream, opened: number }): boolean {
+    const s = spare.stream
+    return s.status === 'open' && s.remoteWriteStatus === 'writable' && s.remoteReadStatus === 'readable' && Date.now() - spare.opened < this.sessionTtlMs / 2
   }
 
   private dropSpare (key: string): void {
@@ -1205,11 +1229,24 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
   /**
    * Open an idle session stream to `peer` ahead of need (a standby, or a standby's next hop), so a switch to it
    * does not wait for a stream to be negotiated. One per peer, at most `maxSpareLinks`, only over a connection
-   * that is already open (a WARM must not make this node dial peers).
+   * that is already open (a WARM must not make this node dial peers). A spare that died (its connection closed: the
+   * peer restarted) leaves the spares at once, so it does not stand in for a live one. `want`: a session asks for it
+   * (the sweeper keeps it open for the session TTL after)
    */
-  private async openSpare (peer: PeerId): Promise<void> {
+  private async openSpare (peer: PeerId, want = true): Promise<void> {
     const key = hex(peerBytes(peer))
-    if (!this.started || this.spares.has(key) || this.spares.size >= this.maxSpareLinks || peer.equals(this.components.peerId)) return
+    if (!this.started || peer.equals(this.components.peerId)) return
+    if (want) {
+      this.wantedSpares.delete(key) // most recent last: the oldest goes first over the bound
+      this.wantedSpares.set(key, { peer, at: Date.now() })
+      while (this.wantedSpares.size > this.maxSpareLinks) this.wantedSpares.delete(this.wantedSpares.keys().next().value as string)
+    }
+    const have = this.spares.get(key)
+    if (have != null) {
+      if (this.spareUsable(have)) return
+      this.dropSpare(key)
+    }
+    if (this.spares.size >= this.maxSpareLinks) return
     const cm = this.components.connectionManager as StreamOpener & { getConnections?(peer: PeerId): unknown[] }
     if (cm.getConnections != null && cm.getConnections(peer).length === 0) return
     const stream = await cm.openStream(peer, PIPELINE_SESSION_PROTOCOL, { signal: AbortSignal.timeout(this.timeout) })
@@ -1217,7 +1254,9 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       stream.abort(new AbortError('spare link not needed'))
       return
     }
-    this.spares.set(key, { stream, messages: messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout }), opened: Date.now() })
+    const spare = { stream, messages: messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout }), opened: Date.now() }
+    this.spares.set(key, spare)
+    stream.addEventListener('close', () => { if (this.spares.get(key) === spare) this.spares.delete(key) }, { once: true })
   }
 
   /**
@@ -2515,7 +2554,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     /** Rows of the owner's matrix this step's embedding already took */
     const fetched = new Set<number>()
-    const earlyOn = config.tieEmbeddings && stage.head == null && this.tiedReplica && this.tiedRecompute && owner == null
+    // (1.8.0) the retry of a step whose TAKE_TIED lost the owner: the H it answered (not recomputed again, not taken twice)
+    let carried: { step: number, peer: string, g: Float32Array } | undefined = this.lostTied.get(stage)
+    this.lostTied.delete(stage)
+    if (carried?.step !== step || owner != null) carried = undefined
+    const earlyOn = config.tieEmbeddings && stage.head == null && this.tiedReplica && this.tiedRecompute && owner == null && carried == null
     let early: EarlyTied | undefined
     const participants = new Map<string, { route: Request['route'], hop: number }>()
     const losses: number[] = []
@@ -2620,7 +2663,14 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       // our rows of E go to the owner, which adds them to the head's H (as this node's accumulator did before 1.8.0)
       rows = await embeddingRows(stage.embed!, list, config.dModel)
       const res = await control(Kind.TAKE_TIED, v, { tiedReplica: true, tiedOwner: true, tied: rows.data, tiedIds: rows.ids })
-      if (!(res.tiedOwner && res.replica && res.tied.length === 0 && res.headInputs.length === 0)) return await lost('the Validator no longer owns the tied matrix (TAKE_TIED)')
+      if (!(res.tiedOwner && res.replica && res.tied.length === 0 && res.headInputs.length === 0)) {
+        // answered as rules 1-6 (`tied`: the head's H, taken from it): kept for the retry of this step, which the hops
+        // answer from their records (the head accumulates nothing again)
+        if (!res.tiedOwner && res.tied.length > 0) {
+          this.lostTied.set(stage, { step, peer: owner.peer, g: decodeNamed(res.tied, 'embed.weight', config.vocabSize * config.dModel, this.maxMessageSize, { copy: true }) })
+        }
+        return await lost('the Validator no longer owns the tied matrix (TAKE_TIED)')
+      }
       if (!(Number.isFinite(res.tiedNormSq) && res.tiedNormSq >= 0)) throw new PipelineRequestError(`tied_norm_sq ${res.tiedNormSq} is not a finite number >= 0`)
       tiedNormSq = res.tiedNormSq
       replicas.add(v)
@@ -2638,7 +2688,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
             await early.work
           }
         }
-        const res = await control(Kind.TAKE_TIED, v, { tiedReplica: offer, tiedRecompute: offer && this.tiedRecompute, recomputed })
+        const res = await control(Kind.TAKE_TIED, v, { tiedReplica: offer, tiedRecompute: offer && this.tiedRecompute && carried == null, recomputed })
         this.log('step %d: TAKE_TIED answered in %d ms (%d bytes, replica %s)', step, Math.round(performance.now() - t0), res.tied.length + res.headInputs.reduce((a, b) => a + b.length, 0), res.replica)
         if (offer && res.replica) {
           replicas.add(v)
@@ -2681,6 +2731,12 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
           await stage.embed!.addGradients(new Map([['embed.weight', g]]))
         }
       }
+    }
+    if (carried != null && validators.length === 1 && declinedKey(validators[0]) === carried.peer) {
+      // (1.8.0) the retry of a step whose TAKE_TIED lost the owner: the H that TAKE_TIED answered, with anything the head
+      // accumulated since (answered above): the head's whole H once (after the rows of E were read)
+      this.log('step %d: the tied gradient taken before the owner was lost added', step)
+      await stage.embed!.addGradients(new Map([['embed.weight', carried.g]]), { transfer: true })
     }
     if (early != null) this.earlyTied.delete(stage)
     this.log('step %d: tied gradients taken', step)
