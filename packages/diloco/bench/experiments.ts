@@ -82,13 +82,22 @@ interface Result {
   commSecondsPerRound?: number
   wallSeconds: number
   finishedAt: string
+  /** the inner peak lr (DILOCO_PEAK_LR) of the run; absent in results written before it was recorded (3e-3 then, unless the README says otherwise) */
+  peakLr?: number
+  /** DiLoCo with an H schedule: each round's inner steps */
+  hSchedule?: string
+  /** DiLoCo: the outer optimizer when the config set it (Nesterov; μ 0 is plain SGD) */
+  outer?: { lr: number, momentum: number }
   /** DILOCO_RESUME: the training-state file and the step it continued from */
   resumedFrom?: { file: string, step: number }
 }
 
 await mkdir(resultsDir, { recursive: true })
 const results: Result[] = existsSync(resultsFile) ? JSON.parse(await readFile(resultsFile, 'utf8')) : []
-const save = async (r: Result): Promise<void> => {
+/** a run at another inner peak lr than the default is saved as `<name>@lr<lr>` (so one table can hold several lrs) */
+const lrName = (name: string): string => PEAK_LR === 3e-3 ? name : `${name}@lr${PEAK_LR}`
+const save = async (r0: Result): Promise<void> => {
+  const r = { ...r0, name: lrName(r0.name), peakLr: PEAK_LR }
   results.push(r)
   await writeFile(resultsFile, JSON.stringify(results, null, 2))
   console.log(`done ${r.name}: val ${r.valLoss.toFixed(4)}, ${r.bytesPerNode} B/node, ${r.wallSeconds.toFixed(0)} s`)
@@ -194,7 +203,8 @@ async function syncDp (): Promise<void> {
 
 // ---- DiLoCo --------------------------------------------------------------------------------------
 /** `efDecay`: the error-feedback decay β (e ← β·e + Δ; SparseLoCo's β), default 1 */
-interface DilocoConfig { name: string, H: number, codec: CodecName | CodecParams, aggregator: AggregatorChoice, attack?: { name: string, craft: Attack }, steps: number, outer?: { lr: number, momentum: number }, sim?: SimCodec, efDecay?: number }
+/** `rounds`: the inner steps of each round (an H schedule; `H` is then their mean), instead of ⌈steps / H⌉ rounds of H */
+interface DilocoConfig { name: string, H: number, codec: CodecName | CodecParams, aggregator: AggregatorChoice, attack?: { name: string, craft: Attack }, steps: number, outer?: { lr: number, momentum: number }, sim?: SimCodec, efDecay?: number, rounds?: number[] }
 
 
 /** Lloyd–Max levels and thresholds of a unit Gaussian (b = 1, 2, 3 bits), positive half */
@@ -253,12 +263,14 @@ async function dilocoRun (c: DilocoConfig): Promise<void> {
   const ef = loops.map(() => new ErrorFeedback(layout.size, c.efDecay ?? 1))
   let base = flatten(layout, init())
   const momentum = new Float32Array(layout.size)
-  const rounds = Math.ceil(c.steps / c.H)
+  const schedule = c.rounds ?? Array.from({ length: Math.ceil(c.steps / c.H) }, (_, r) => Math.min(c.H, c.steps - r * c.H))
+  if (schedule.reduce((a, b) => a + b, 0) !== c.steps) throw new Error(`${c.name}: the rounds' steps do not add up to ${c.steps}`)
+  const rounds = schedule.length
   let bytes = 0
   let computeMs = 0
   let diverged = false
   for (let r = 0; r < rounds; r++) {
-    const h = Math.min(c.H, c.steps - r * c.H)
+    const h = schedule[r]
     const inputs: Float32Array[] = []
     for (let i = 0; i < WORKERS; i++) {
       const l = loops[i]
@@ -291,7 +303,7 @@ async function dilocoRun (c: DilocoConfig): Promise<void> {
   base = new Float32Array(0)
   const payload = (c.sim !== undefined ? bytes / rounds - ANNOUNCE_BYTES : payloadSize(layout.size, codec)) + ANNOUNCE_BYTES
   await save({
-    name: c.name, kind: 'diloco', H: c.H, codec: c.sim?.label ?? (typeof c.codec === 'string' ? c.codec : `${c.codec.codec}(k ${codec.topK}/${codec.chunk}, ${codec.bits}-bit)`), aggregator: typeof c.aggregator === 'string' ? c.aggregator : 'custom', ...(c.attack !== undefined ? { attack: c.attack.name } : {}),
+    name: c.name, kind: 'diloco', H: c.H, ...(c.rounds !== undefined ? { hSchedule: c.rounds.join(',') } : {}), ...(c.outer !== undefined ? { outer: c.outer } : {}), codec: c.sim?.label ?? (typeof c.codec === 'string' ? c.codec : `${c.codec.codec}(k ${codec.topK}/${codec.chunk}, ${codec.bits}-bit)`), aggregator: typeof c.aggregator === 'string' ? c.aggregator : 'custom', ...(c.attack !== undefined ? { attack: c.attack.name } : {}),
     steps: c.steps, tokens: c.steps * WORKERS * BATCH * SEQ, valLoss, bytesPerNode: bytes, rounds,
     computeSecondsPerRound: computeMs / 1000 / rounds,
     // each node uploads its payload to the n − 1 others (direct streams; gossipsub's D-fanout is no cheaper)
@@ -462,20 +474,54 @@ riceAvg(100, 265, 'sign', 0.8)
 riceAvg(100, 230, 'sign', 0.65)
 riceAvg(100, 66, 'sign', 0.65)
 
+// issue #11, closing DiLoCo's own gap (README, "Closing DiLoCo's own gap"): configurations named in DILOCO_ONLY as
+//   diloco-<H>-<codec>-o<outer lr>m<outer momentum>
+// are built from the name: <H> is `H<n>` (rounds of n steps) or `Hr<a>to<b>x<R>` (an H schedule: R rounds whose
+// lengths ramp linearly from about a to about b, rounded, the last one taking what makes them add up to the run's
+// steps); <codec> is `int8`, `fp32`, or `rs<k>ef<β>` (the bench's Rice-coded sign top-k, k per chunk of 4096,
+// error-feedback decay β); the outer step is Nesterov SGD (plain SGD where the momentum is 0)
+const ramp = (a: number, b: number, R: number, steps: number): number[] => {
+  const hs = Array.from({ length: R }, (_, r) => Math.max(1, Math.round(R === 1 ? a : a + (b - a) * r / (R - 1))))
+  hs[R - 1] = steps - hs.slice(0, R - 1).reduce((x, y) => x + y, 0)
+  if (hs[R - 1] < 1) throw new Error(`ramp ${a}→${b} over ${R} rounds does not fit ${steps} steps`)
+  return hs
+}
+for (const o of ONLY ?? []) {
+  const m = /^diloco-(?:H(\d+)|Hr(\d+)to(\d+)x(\d+))-(int8|fp32|rs(\d+)ef([0-9.]+))-o([0-9.]+)m([0-9.]+)\$?$/.exec(o)
+  if (m === null) continue
+  const name = o.replace(/\$$/, '')
+  if (configs.some(c => c.name === name)) continue
+  const rounds = m[1] === undefined ? ramp(Number(m[2]), Number(m[3]), Number(m[4]), STEPS) : undefined
+  const H = rounds !== undefined ? Math.round(STEPS / rounds.length) : Number(m[1])
+  const rice = m[6] !== undefined
+  const codec: CodecName = rice ? 'sparse' : m[5] as CodecName
+  configs.push({
+    name,
+    run: async () => {
+      await dilocoRun({
+        name, H, codec, aggregator: 'mean', steps: STEPS, outer: { lr: Number(m[8]), momentum: Number(m[9]) },
+        ...(rounds !== undefined ? { rounds } : {}), ...(rice ? { sim: riceSparse(layout.size, 4096, Number(m[6]), 'sign'), efDecay: Number(m[7]) } : {})
+      })
+    }
+  })
+}
+
 for (const c of configs) {
   if (ONLY !== undefined && !ONLY.some(o => o.endsWith('$') ? c.name === o.slice(0, -1) : c.name.startsWith(o))) continue
-  if (results.some(r => r.name === c.name)) { console.log(`skip ${c.name} (in ${resultsFile})`); continue }
+  if (results.some(r => r.name === lrName(c.name))) { console.log(`skip ${c.name} (in ${resultsFile})`); continue }
   console.log(`run ${c.name}…`)
   await c.run()
 }
 
 // ---- tables ---------------------------------------------------------------------------------------
-const sync = results.find(r => r.name === 'sync-dp')
+// the yardstick: the best sync DP in the file (several inner peak lrs may be there: a tuned baseline, not a weakened one)
+const sync = results.filter(r => r.kind === 'sync-dp').sort((a, b) => a.valLoss - b.valLoss)[0]
 const fmtB = (b: number): string => b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${b} B`
 const loss = (r: Result): string => Number.isFinite(r.valLoss) ? r.valLoss.toFixed(4) : 'diverged'
-const outerOf = (r: Result): string => r.kind !== 'diloco' ? '—' : r.name.endsWith('-avg') ? 'avg (lr 1, μ 0)' : /-olr[0-9.]+$/.test(r.name) ? `lr ${r.name.split('-olr')[1]}, μ 0` : /-nlr/.test(r.name) ? `Nesterov ${r.name.split('-nlr')[1].replace('-mu', '/')}` : 'Nesterov 0.7/0.9'
-console.log(`\n| config | H | codec | outer | inner steps/worker | val loss | vs sync DP | bytes sent/node | sync DP bytes ÷ this | ÷ this to each of ${WORKERS - 1} peers | compute s/round | comm s/round @100 Mbit/s | comm share |`)
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+const outerOf = (r: Result): string => r.kind !== 'diloco' ? '—' : r.outer !== undefined ? (r.outer.momentum === 0 ? (r.outer.lr === 1 ? 'avg (lr 1, μ 0)' : `lr ${r.outer.lr}, μ 0`) : `Nesterov ${r.outer.lr}/${r.outer.momentum}`) : r.name.endsWith('-avg') ? 'avg (lr 1, μ 0)' : /-olr[0-9.]+$/.test(r.name) ? `lr ${r.name.split('-olr')[1]}, μ 0` : /-nlr/.test(r.name) ? `Nesterov ${r.name.split('-nlr')[1].replace('-mu', '/')}` : 'Nesterov 0.7/0.9'
+console.log(`\nvs sync DP: against ${sync?.name ?? '(none)'}\n`)
+console.log(`| config | H | codec | outer | inner peak lr | inner steps/worker | val loss | vs sync DP | bytes sent/node | sync DP bytes ÷ this | ÷ this to each of ${WORKERS - 1} peers | compute s/round | comm s/round @100 Mbit/s | comm share |`)
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of results.filter(r => !r.name.startsWith('byz-'))) {
   const vs = sync !== undefined ? `${((r.valLoss / sync.valLoss - 1) * 100).toFixed(1)} %` : ''
   const ratio = sync !== undefined && r.bytesPerNode > 0 ? `${Math.round(sync.bytesPerNode / r.bytesPerNode)}×` : '—'
@@ -485,7 +531,7 @@ for (const r of results.filter(r => !r.name.startsWith('byz-'))) {
   const comm = r.commSecondsPerRound
   const comp = r.computeSecondsPerRound
   const share = comm !== undefined && comp !== undefined ? `${(100 * comm / (comm + comp)).toFixed(1)} %` : '—'
-  console.log(`| ${r.name} | ${r.H ?? (r.kind === 'sync-dp' ? 1 : '—')} | ${r.codec ?? (r.kind === 'sync-dp' ? 'fp32' : '—')} | ${outerOf(r)} | ${r.steps} | ${loss(r)} | ${vs} | ${fmtB(r.bytesPerNode)} | ${ratio} | ${ratioPeers} | ${comp?.toFixed(3) ?? '—'} | ${comm?.toFixed(3) ?? '—'} | ${share} |`)
+  console.log(`| ${r.name} | ${r.hSchedule !== undefined ? `${r.H} (${r.hSchedule})` : r.H ?? (r.kind === 'sync-dp' ? 1 : '—')} | ${r.codec ?? (r.kind === 'sync-dp' ? 'fp32' : '—')} | ${outerOf(r)} | ${r.peakLr ?? '—'} | ${r.steps} | ${loss(r)} | ${vs} | ${fmtB(r.bytesPerNode)} | ${ratio} | ${ratioPeers} | ${comp?.toFixed(3) ?? '—'} | ${comm?.toFixed(3) ?? '—'} | ${share} |`)
 }
 const clean = results.find(r => r.name === 'byz-clean-mean')
 const byzAggNames = ['mean', 'trimmed-mean', 'median', 'geometric-median', 'nnm-trimmed-mean']
