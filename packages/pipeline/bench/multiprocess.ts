@@ -5,6 +5,9 @@
  *
  * - decode: `small`, greedy decode tokens/s over 3 node processes vs one process, rounds with the paths' order rotating (ROUNDS=n, default 15): per-round medians and paired ratios with a 95 % interval;
  *   the third chain is `directTokens: false`, or with ROUTED=acks `quietInfer: false` (acknowledged direct INFERs).
+ *   Every path runs the same kind of executor: weights fed from resident tensors (not baked), or with BAKE=1 baked into
+ *   the blocks' and head's inference sessions (`bakeWeights`, what generation defaults to since issue 16) in the one
+ *   process and in the stages alike.
  * - failover: `tiny`, the Worker process in use is SIGKILLed after the 5th token, ≥ 50 times per mode (KILLS=n,
  *   MODES=mirror,replay: mirrored standbys and the replay, kill by kill in turn): time from its death (exit observed)
  *   to the next token.
@@ -130,7 +133,9 @@ async function chain (init: Omit<NodeInit, 'start' | 'end'>, L: number): Promise
 
 async function benchDecode (): Promise<void> {
   const L = 12
-  const base = { preset: 'small' as const, seed: 1, training: false, threads: 2 }
+  const bake = process.env.BAKE === '1'
+  // the one process and the stages run the same kind of executor (compare like with like)
+  const base = { preset: 'small' as const, seed: 1, training: false, threads: 2, ...(bake ? { bakeWeights: true } : {}) }
   const local = await new Node('local').init({ ...base, start: 0, end: L + 2, local: true })
   const { driver, all } = await chain(base, L)
   // the same chain without tokens streams (every answer back through the Worker, as before revision 1.3.0), or with
@@ -202,6 +207,7 @@ async function benchDecode (): Promise<void> {
     const ci = medianInterval(ratios)
     const routedCi = medianInterval(routedRatios)
     const r = {
+      bakeWeights: bake,
       perRoundTokensPerSecond: perRound,
       medianTokensPerSecond: med,
       pairedRatio: { median: median(ratios), interval95: ci },
@@ -225,7 +231,7 @@ async function benchDecode (): Promise<void> {
     }
     results.decode = r
     const ciText = (x: [number, number] | undefined): string => x == null ? 'n/a' : `${f(x[0], 3)}–${f(x[1], 3)}`
-    table(`decode \`small\` (greedy, 16-token prompt, ${rounds} rounds × ${n - 1} decode steps, the paths' order rotating each round, separate processes), load after: ${load()}`, [
+    table(`decode \`small\` (greedy, 16-token prompt, ${rounds} rounds × ${n - 1} decode steps, the paths' order rotating each round, separate processes; weights ${bake ? 'baked into the sessions (bakeWeights)' : 'not baked (fed from resident tensors)'} in every path), load after: ${load()}`, [
       ['one process (embed → 12 blocks with KV cache → head)', `median ${f(med.local)} tokens/s over the rounds (p25–p75 ${iqr(perRound.local)}); all steps pooled ${f(tpsLocal)} tokens/s (p50 ${f(r.localMs.p50)} ms, p99 ${f(r.localMs.p99)} ms per token)`],
       ['3 processes on loopback (Driver → Worker → Validator → Driver: tokens stream)', `median ${f(med.pipe)} tokens/s over the rounds (p25–p75 ${iqr(perRound.pipe)}); all steps pooled ${f(tpsPipe)} tokens/s (p50 ${f(r.pipelineMs.p50)} ms, p99 ${f(r.pipelineMs.p99)} ms per token)`],
       [acks ? '3 processes, `quietInfer: false` (tokens stream, every direct INFER acknowledged: 5 messages per token)' : '3 processes, `directTokens: false` (answers back through the Worker)', `median ${f(med.routed)} tokens/s over the rounds (p25–p75 ${iqr(perRound.routed)}); all steps pooled ${f(tpsRouted)} tokens/s (p50 ${f(r.routedMs.p50)} ms, p99 ${f(r.routedMs.p99)} ms per token)`],

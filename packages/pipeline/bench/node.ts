@@ -38,6 +38,11 @@ export interface NodeInit {
   tiedOwner?: boolean
   /** The pipeline's `quietInfer` (direct INFERs answered only on failure, spec 1.5.0) @default true */
   quietInfer?: boolean
+  /**
+   * The stage's `bakeWeights` (inference-only float32 stages: the blocks' and head's sessions with the weights baked
+   * in, as generation defaults to since issue 16) @default false
+   */
+  bakeWeights?: boolean
 }
 
 export type Command =
@@ -86,7 +91,7 @@ async function start (i: NodeInit): Promise<unknown> {
       intraOpNumThreads: i.threads, graphs: { backward: buildModelGraph(config, 'backward').bytes }
     })
   }
-  if (i.monolithic !== true) stage = await createPipelineStage({ config, start: i.start, end: i.end, parameters: params, training: i.training, optimizer: optimizer(), intraOpNumThreads: i.threads })
+  if (i.monolithic !== true) stage = await createPipelineStage({ config, start: i.start, end: i.end, parameters: params, training: i.training, optimizer: optimizer(), intraOpNumThreads: i.threads, ...(i.bakeWeights === true ? { bakeWeights: true } : {}) })
   if (i.local === true) return { pid: process.pid }
   if (stage != null) await warmUp(stage)
   router = staticRouter(candidates)

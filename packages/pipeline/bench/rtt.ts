@@ -15,7 +15,9 @@
  * streams, event dispatch, GC, the framing, the rest.
  *
  * Run: npx -y pnpm@10 exec tsc -b packages/pipeline && (cd packages/pipeline && ../../node_modules/.bin/node dist/bench/rtt.js)
- * Env: SIZE (bytes, default 1024), ROUND_TRIPS (per block, default 500), BLOCKS (default 8), PROFILE=1.
+ * Env: SIZE (bytes, default 1024), ROUND_TRIPS (per block, default 500), BLOCKS (default 8), PROFILE=1, IDLE_MS (default 0):
+ * wait that long (a timer) before each timed round trip, so that both ends sit idle between messages as a pipeline hop does
+ * between tokens (wall times and block means cover the round trips only; the CPU column also holds each wait's timer).
  */
 import { createHook } from 'node:async_hooks'
 import { fork } from 'node:child_process'
@@ -31,6 +33,8 @@ import type { AddressInfo, Server } from 'node:net'
 const SIZE = Number(process.env.SIZE ?? 1024)
 const ROUND_TRIPS = Number(process.env.ROUND_TRIPS ?? 500)
 const BLOCKS = Number(process.env.BLOCKS ?? 8)
+const IDLE_MS = Number(process.env.IDLE_MS ?? 0)
+const idle = async (): Promise<void> => { if (IDLE_MS > 0) await new Promise(resolve => setTimeout(resolve, IDLE_MS)) }
 const PROTOCOL = '/neuroshard/bench/rtt/1.0.0'
 const transports = { quic: false, webrtcDirect: false, circuitRelay: false }
 const hostInit = { listen: ['/ip4/127.0.0.1/tcp/0'], transports, mdns: false }
@@ -146,13 +150,16 @@ if (process.argv[2] === 'server') {
       const name = names[(k + b) % names.length]
       const two = name.endsWith('two processes')
       const c0 = cpuNow(); const r0 = two ? await childCpu() : 0
-      const t0 = performance.now()
+      let busy = 0
       for (let i = 0; i < ROUND_TRIPS; i++) {
+        await idle()
         const t = performance.now()
         await cases[name].roundTrip(frame)
-        wall.get(name)!.push((performance.now() - t) * 1000)
+        const us = (performance.now() - t) * 1000
+        busy += us
+        wall.get(name)!.push(us)
       }
-      blockUs.get(name)!.push((performance.now() - t0) * 1000 / ROUND_TRIPS)
+      blockUs.get(name)!.push(busy / ROUND_TRIPS)
       const r1 = two ? await childCpu() : 0
       cpu.set(name, cpu.get(name)! + (cpuNow() - c0) + (r1 - r0))
     }
@@ -178,7 +185,7 @@ if (process.argv[2] === 'server') {
   }
   const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))] }
   const per = (name: Name, type: string): string => ((counted.get(name)!.get(type) ?? 0) / COUNT).toFixed(2)
-  console.log(`one ${SIZE}-byte frame echoed, ${started}, node ${process.version}, load ${loadBefore} -> ${loadavg().map(x => x.toFixed(2)).join(' ')}; ${BLOCKS} blocks × ${ROUND_TRIPS} round trips per case, the cases taking turns`)
+  console.log(`one ${SIZE}-byte frame echoed, ${started}, node ${process.version}, load ${loadBefore} -> ${loadavg().map(x => x.toFixed(2)).join(' ')}; ${BLOCKS} blocks × ${ROUND_TRIPS} round trips per case, the cases taking turns${IDLE_MS > 0 ? `, each round trip after ${IDLE_MS} ms idle` : ''}`)
   console.log('\n| case | µs per round trip (median of all) | (p99) | block means (min–max) | CPU µs per round trip (both ends) | socket writes | socket reads | setImmediate | nextTick | timers (this process) |')
   console.log('|---|---|---|---|---|---|---|---|---|---|')
   for (const name of names) {
