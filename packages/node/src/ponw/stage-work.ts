@@ -387,6 +387,16 @@ export class StageRecorder {
               if (options.skip != null && options.skip.length > 0 && this.#current != null) this.#current.broken = true
               return await target.step(options)
             }
+          case 'takeTiedGradients':
+            // (tied embeddings) the head's tied gradient handed to another shard: not in the replay (nothing taken: a no-op)
+            return async (...args: any[]) => {
+              const taken: Map<string, Float32Array> = await target.takeTiedGradients(...args)
+              if (taken.size > 0 && this.#current != null) this.#current.broken = true
+              return taken
+            }
+          // (tied embeddings) a Validator's replica of the tied matrix seeded or stepped in its worker: not in the replay
+          case 'seedTiedReplica':
+          case 'stepTiedReplica':
           case 'addGradients':
           case 'setParameterRows':
           case 'setParameters':

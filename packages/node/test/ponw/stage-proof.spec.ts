@@ -134,6 +134,43 @@ describe('stage training proofs', () => {
     }
   }, 180_000)
 
+  it('a tied Validator\'s head loop (its tied gradient taken, its replica of the tied matrix stepped in its worker) is not provable', async () => {
+    // what a pipeline Validator with a replica (spec §4.4; 1.8.0 owner alike) does to its head each step: backward,
+    // takeTiedGradients, its own step, then the replica's AdamW step of the tied matrix with the (moved) gradient. A replay
+    // of the recorded backward and step cannot reproduce that: the recorder must not offer such a loop as provable
+    const tied = { ...config, tieEmbeddings: true }
+    const L = tied.nLayers
+    const params = new Map(modelParameters(tied).map(spec => [spec.name, initParameter(tied, spec, 1)]))
+    const stage = await createPipelineStage({ config: tied, start: L + 1, end: L + 2, parameters: params })
+    const model = new StageTrainingModel({ config: tied })
+    try {
+      const V = tied.vocabSize
+      const d = tied.dModel
+      await stage.head!.seedTiedReplica('embed.weight', { m: new Float32Array(V * d), v: new Float32Array(V * d) })
+      const rec = new StageRecorder(stage, H)
+      const head = rec.stage.head!
+      for (let i = 0; i < H; i++) {
+        const b = batch(i)
+        const hidden = { type: 'float32' as const, dims: [b.batch, b.seq, d], data: Float32Array.from({ length: b.batch * b.seq * d }, (_, k) => Math.sin(k * 0.37 + i)) }
+        await head.backward({ hidden, targets: { type: 'int64', dims: [b.batch, b.seq], data: b.targets }, grad_loss: { type: 'float32', dims: [], data: Float32Array.of(1) } })
+        const g = (await head.takeTiedGradients()).get('embed.weight')!
+        await head.step({ gradNorm: 1 })
+        await head.stepTiedReplica('embed.weight', g, { ids: Int32Array.of(b.inputIds.length > 0 ? Number(b.inputIds[0]) : 0), data: new Float32Array(d).fill(0.01) }, { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, t: i + 1, gradScale: 1 })
+      }
+      const work = await rec.finish()
+      if (work != null) {
+        // (before the recorder broke such a loop) the proof the node would sign: its replay is refused
+        const w0 = decodeWitness(encodeWitness({ start: work.start, end: work.end, states: work.before, opsFrom: work.opsFrom, ops: work.ops, evidence: [], payloads: [] }))!
+        const wf = decodeWitness(encodeWitness({ start: work.start, end: work.end, states: work.after, opsFrom: work.opsFrom, ops: [], evidence: [], payloads: [] }))!
+        const outcome = await replay(model, w0).then(w => `distance ${model.distance(w, wf)}`, (err: Error) => `${err.name}: ${err.message}`)
+        expect.fail(`a loop the replay cannot reproduce was offered as provable (its replay: ${outcome})`)
+      }
+    } finally {
+      await model.close()
+      await stage.close()
+    }
+  }, 180_000)
+
   it('refuses witnesses that do not decode or do not fit the span', async () => {
     expect(decodeWitness(new Uint8Array(0))).toBeUndefined()
     expect(decodeWitness(new TextEncoder().encode('NSW1\0\0\0\x05{}}}}'))).toBeUndefined()
