@@ -78,6 +78,10 @@ Options:
                              spans; each span is held twice, so the layer pool is offered half of --memory; instead
                              of the fused single session small spans get by default) (default off; env
                              NEUROSHARD_BAKE_WEIGHTS)
+      --serve-round-weights <on|off> a training node: serve completions from its spans' last finished DiLoCo round
+                             (the weights every replica agrees on), baked into inference sessions rebuilt after each
+                             round, instead of from the training weights that change every inner step; one more copy
+                             of the spans' weights (default on; env NEUROSHARD_SERVE_ROUND_WEIGHTS)
       --genesis <file>       the network's ledger genesis (JSON; \`neuroshard devnet\` writes <data-dir>/devnet/genesis.json):
                              with it the node runs the ledger, signs proofs of its work and earns NEURO
       --keystore <file>      this node's wallet (default <data-dir>/wallet.json; \`neuroshard wallet create\`)
@@ -145,7 +149,8 @@ async function readOptions (values: Record<string, unknown>, env: NodeJS.Process
     'data-dir': 'NEUROSHARD_DATA_DIR',
     memory: 'NEUROSHARD_MEMORY_GB',
     'quant-block-size': 'NEUROSHARD_QUANT_BLOCK_SIZE',
-    'bake-weights': 'NEUROSHARD_BAKE_WEIGHTS'
+    'bake-weights': 'NEUROSHARD_BAKE_WEIGHTS',
+    'serve-round-weights': 'NEUROSHARD_SERVE_ROUND_WEIGHTS'
   }
   const get = (name: string): unknown => values[name] ?? file[name] ?? (ENV[name] != null ? env[ENV[name]] : undefined)
   const training = String(get('training') ?? 'on')
@@ -309,6 +314,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
     quantization: { type: 'string' },
     'quant-block-size': { type: 'string' },
     'bake-weights': { type: 'string' },
+    'serve-round-weights': { type: 'string' },
     genesis: { type: 'string' },
     keystore: { type: 'string' },
     'passphrase-file': { type: 'string' }
@@ -328,6 +334,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
   let quantization: 'fp32' | 'int8' | 'int4' = 'fp32'
   let quantBlockSize: 32 | 64 | 128 | undefined
   let bakeWeights = false
+  let serveRoundWeights = true
   try {
     ({ common: o, get } = await readOptions(values, io.env ?? process.env, io.stdout.isTTY === true))
     const gb = get('memory')
@@ -352,6 +359,10 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
     bakeWeights = bake === 'on'
     if (bakeWeights && o.training) throw new UsageError('--bake-weights on serves inference only: add --training off')
     if (bakeWeights && q !== 'fp32') throw new UsageError('--bake-weights is for float32 nodes (quantized weights are always baked)')
+    const round = get('serve-round-weights')
+    if (round != null && round !== 'on' && round !== 'off') throw new UsageError('--serve-round-weights must be on or off')
+    if (round === 'on' && !o.training) throw new UsageError('--serve-round-weights is for a training node (a serving node serves the layer pool\'s weights)')
+    serveRoundWeights = round !== 'off'
     const keyFile = get('swarm-key')
     swarmKey = keyFile != null ? await readFile(String(keyFile), 'utf8').catch((err: Error) => { throw new UsageError(`--swarm-key: ${err.message}`) }) : undefined
   } catch (err: any) {
@@ -396,6 +407,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
       ...(quantization !== 'fp32' && quantBlockSize != null ? { quantBlockSize } : {}),
       // baked weights are prepacked, and a second intra-op thread then speeds decoding (packages/gguf README)
       ...(bakeWeights ? { bakeWeights, threads: Math.min(2, availableParallelism()) } : {}),
+      ...(o.training ? { serveRoundWeights } : {}),
       tokenizer: pipelineTokenizer(data.tokenizer),
       data: { manifest: data.manifest, train: data.train, validation: data.validation },
       innerSteps: o.innerSteps,

@@ -29,6 +29,7 @@ import { networkCompletionSource } from '../api/network-source.js'
 import { TrainingRecorder } from '../api/training-recorder.js'
 import { contiguousRuns, relayDriver, slotTrainers, trainingChains, trainingPeers, trainingSpans } from './chains.js'
 import { NodePonw } from '../ponw/node-ponw.js'
+import { RoundServing, ServingSnapshot } from './round-snapshot.js'
 import { StageRecorder } from '../ponw/stage-work.js'
 import type { NodePonwInit, SlotContribution } from '../ponw/node-ponw.js'
 import type { TrainingChain } from './chains.js'
@@ -168,6 +169,18 @@ export interface NetworkNodeInit {
    */
   bakeWeights?: boolean
   /**
+   * A training node serves inference from the base weights of its spans' last finished DiLoCo round, not from its
+   * training executors (whose weights change every inner step and differ between the replicas of a span until the round
+   * ends): inference-only executors with those weights baked in (prepacked by onnxruntime; a span's embedding + blocks,
+   * or blocks + head, one session, as a serving node's fused stage), rebuilt in the background after each round the
+   * span's slots all finished, swapped in atomically; a generation's KV session on this node stays on the weights it
+   * began with (its old snapshot closed when the last such session ends). Costs one more copy of the span's weights
+   * (onnxruntime's prepacked one) per node, two for a few seconds after a round while a generation is still running on
+   * the old one; the layer pool is not offered less memory for it. (`round-snapshot.ts`.) No effect on a serving-only
+   * node. @default true
+   */
+  serveRoundWeights?: boolean
+  /**
    * Greedy completions (temperature 0) on this Driver use the pipeline's speculative decoding with an n-gram drafter
    * (prompt lookup): the same tokens, several per pipeline round trip when the text repeats itself @default true
    */
@@ -217,6 +230,8 @@ export interface RoundDetail {
 export interface NetworkNodeEvents {
   /** A span of this node serves through the pipeline */
   'node:stage': CustomEvent<{ start: number, end: number }>
+  /** (serveRoundWeights) A training stage serves inference from a new round's weights */
+  'node:serving': CustomEvent<{ start: number, end: number, round: number }>
   /** A Driver's pipeline step finished */
   'node:step': CustomEvent<{ step: number, loss: number, round: number }>
   /** A slot's DiLoCo round was applied on this node */
@@ -271,6 +286,8 @@ interface HeldStage {
   stage: PipelineStage
   /** records the inner loops for training proofs (with PoNW) */
   recorder?: StageRecorder
+  /** (serveRoundWeights) serves inference from the last finished round's weights; `stage` is its stage */
+  serving?: RoundServing
 }
 
 /**
@@ -439,6 +456,19 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   /** The pipeline stages this node serves */
   heldStages (): Array<{ start: number, end: number, stage: PipelineStage }> {
     return [...this.stages.values()]
+  }
+
+  /**
+   * (serveRoundWeights) The round each training stage of this node serves inference from (undefined: not yet, its
+   * training executors serve), and how many older snapshots still run generations that began before a swap
+   */
+  servingRounds (): Array<{ start: number, end: number, round: number | undefined, draining: number }> {
+    return [...this.stages.values()].filter(h => h.serving != null).map(h => ({ start: h.start, end: h.end, round: h.serving!.round, draining: h.serving!.draining }))
+  }
+
+  /** Whether this node's training stages serve inference from round snapshots (`serveRoundWeights`) */
+  get servesRoundWeights (): boolean {
+    return this.training && (this.init.serveRoundWeights ?? true)
   }
 
   /** The DiLoCo group of a held slot */
@@ -687,8 +717,10 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   }
 
   private async * generateOnOwnStages (prompt: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken> {
-    // (tiedOwner) the embedding this generation looks tokens up in: the owner's matrix, not the rows fetched so far
-    await this.settleTied('a generation', false, options.signal)
+    // (tiedOwner) the embedding this generation looks tokens up in: the owner's matrix, not the rows fetched so far (not
+    // needed where the Driver's stage serves a round's snapshot: its matrix is the round's, whole)
+    const first = [...this.stages.values()].find(h => h.start === 0)
+    if (first?.serving?.round == null) await this.settleTied('a generation', false, options.signal)
     const draft = options.draft ?? ((this.init.draftGreedy ?? true) && (options.temperature ?? 0) === 0 ? ngramDrafter() : undefined)
     if (draft == null) {
       yield * this.timedFailovers(this.host.services.pipeline.generate(prompt, options))
@@ -930,6 +962,10 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       for (const [name, value] of weights) parameters.set(name, value)
     }
     const held = this.hold(start, end, await this.buildStage(start, end, parameters, round * this.innerSteps))
+    // (serveRoundWeights) served from the weights it was built with (the groups' base weights) from the start: the
+    // snapshot's fusion then holds for every generation on the stage
+    if (held.serving != null) await held.serving.update(round, async () => parameters)
+    if (!this.running) { await held.stage.close(); return }
     this.stages.set(key, held)
     this.host.services.pipeline.addStage(held.stage)
     log('%p serves %s from round %d', this.host.peerId, describeSpan(this.config, start, end), round)
@@ -939,11 +975,75 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
 
   /** A stage as the node serves it: wrapped by a recorder of its inner loops when proofs are signed */
   private hold (start: number, end: number, stage: PipelineStage): HeldStage {
-    if (this.ponw == null || !this.training) return { start, end, stage }
-    const ponw = this.ponw
-    // a loop is recorded only while its round could still be proved (one training proof per ledger round)
-    const recorder = new StageRecorder(stage, this.innerSteps, () => ponw.trainingProofWanted())
-    return { start, end, stage: recorder.stage, recorder }
+    const held: HeldStage = { start, end, stage }
+    if (this.ponw != null && this.training) {
+      const ponw = this.ponw
+      // a loop is recorded only while its round could still be proved (one training proof per ledger round)
+      held.recorder = new StageRecorder(stage, this.innerSteps, () => ponw.trainingProofWanted())
+      held.stage = held.recorder.stage
+    }
+    if (this.servesRoundWeights) {
+      const runtime = {
+        intraOpNumThreads: this.init.threads ?? 1,
+        device: this.init.device ?? 'cpu',
+        // as a serving node's stages: a small model's decode step costs less than a worker's thread hand-offs
+        inThread: this.config.dModel <= IN_THREAD_MAX_D_MODEL
+      } as const
+      held.serving = new RoundServing(held.stage,
+        async (round, parameters) => await ServingSnapshot.build(this.config, start, end, parameters, round, runtime),
+        round => {
+          log('%p serves %s from round %d', this.host.peerId, describeSpan(this.config, start, end), round)
+          this.safeDispatchEvent('node:serving', { detail: { start, end, round } })
+        })
+      held.stage = held.serving.stage
+    }
+    return held
+  }
+
+  /**
+   * (serveRoundWeights) A new snapshot of a training stage's weights once every slot of it has applied the same round
+   * (built in the background; a stage whose slots are between rounds keeps serving the last one)
+   */
+  private refreshServing (held: HeldStage): void {
+    const serving = held.serving
+    if (serving == null) return
+    const round = this.commonRound(held)
+    if (round == null || (serving.round != null && serving.round >= round)) return
+    void serving.update(round, async () => await this.roundParameters(held, round)).catch((err: Error) => {
+      log('serving snapshot of round %d not built: %s', round, err.message)
+    })
+  }
+
+  /** The round every slot group of a stage is at, or undefined (between rounds, or a group not initialized) */
+  private commonRound (held: HeldStage): number | undefined {
+    let round: number | undefined
+    for (let s = held.start; s < held.end; s++) {
+      const g = this.groups.get(s)
+      if (g?.initialized !== true) return undefined
+      if (round != null && g.round !== round) return undefined
+      round = g.round
+    }
+    return round
+  }
+
+  /**
+   * The base weights of `round` of a stage's slots (their groups'); a parameter no group of the stage holds (a
+   * Validator's copy of a tied embedding) from the stage's executors. Throws when a group moved past the round
+   * meanwhile (the next round's snapshot follows)
+   */
+  private async roundParameters (held: HeldStage, round: number): Promise<Map<string, Float32Array>> {
+    const parameters = new Map<string, Float32Array>()
+    for (let s = held.start; s < held.end; s++) {
+      const g = this.groups.get(s)
+      if (g?.initialized !== true || g.round !== round) throw new InvalidParametersError(`slot ${s} is no longer at round ${round}`)
+      for (const [name, value] of g.parameters()) parameters.set(name, value)
+    }
+    for (const e of held.stage.executors) {
+      if (e.parameterSpecs.every(p => parameters.has(p.name))) continue
+      const own = await e.getParameters()
+      for (const p of e.parameterSpecs) if (!parameters.has(p.name)) parameters.set(p.name, own.get(p.name)!)
+    }
+    return parameters
   }
 
   private async buildStage (start: number, end: number, parameters: Map<string, Float32Array>, step: number): Promise<PipelineStage> {
@@ -1066,6 +1166,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       log('slot %d weights not re-announced: %s', slot, err.message)
     })
     this.stalledRounds.delete(slot)
+    this.refreshServing(held)
     this.safeDispatchEvent('node:round', { detail: { slot, round: g.round } })
     // the node's progress follows its lowest slot's group; every node measures the network model's
     // validation loss after its rounds, so the API of any node (Driver or not) shows the curve

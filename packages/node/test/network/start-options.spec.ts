@@ -53,3 +53,18 @@ describe('neuroshard start --bake-weights', () => {
     expect(await start(['--training', 'off', '--quantization', 'int4', '-d', dir], { NEUROSHARD_BAKE_WEIGHTS: 'on' })).toEqual({ code: 2, stderr: '--bake-weights is for float32 nodes (quantized weights are always baked)\n' })
   })
 })
+
+describe('neuroshard start --serve-round-weights', () => {
+  let dir: string
+  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'neuroshard-start-options-')) })
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('takes on or off (command line, config file, NEUROSHARD_SERVE_ROUND_WEIGHTS), on only on a training node', async () => {
+    expect(await start(['-d', dir, '--serve-round-weights', 'yes'])).toEqual({ code: 2, stderr: '--serve-round-weights must be on or off\n' })
+    const file = join(dir, 'config.json')
+    await writeFile(file, JSON.stringify({ 'serve-round-weights': false }))
+    expect(await start(['-d', dir, '--config', file])).toEqual({ code: 2, stderr: '--serve-round-weights must be on or off\n' })
+    expect(await start(['-d', dir], { NEUROSHARD_SERVE_ROUND_WEIGHTS: '0' })).toEqual({ code: 2, stderr: '--serve-round-weights must be on or off\n' })
+    expect(await start(['--training', 'off', '-d', dir, '--serve-round-weights', 'on'])).toEqual({ code: 2, stderr: '--serve-round-weights is for a training node (a serving node serves the layer pool\'s weights)\n' })
+  })
+})
