@@ -6,11 +6,14 @@
  * threads) and V8's `--max-semi-space-size=16` (a young generation of at most 2 × 16 MB instead of 2 × 64 MB).
  * glibc reads `MALLOC_ARENA_MAX` only when the process starts and V8 sizes its heaps when an isolate is
  * created, so the process replaces itself (`process.execve`, same PID) with one that has them, before anything
- * heavy is loaded. Where `process.execve` is missing (Node < 23.11) it runs the same command as a child process
- * instead (stdio inherited, signals forwarded, exit code propagated).
+ * heavy is loaded. The V8 flag is added to `NODE_OPTIONS` (after whatever options are there), never to the
+ * command line: a Worker started with `execArgv: process.execArgv` would refuse it. Where `process.execve` is
+ * missing (Node < 23.11) it runs the same command as a child process instead (stdio inherited, signals
+ * forwarded, exit code propagated).
  *
  * Only on Linux with glibc; a value the user set (either setting) is kept; `NEUROSHARD_ALLOCATOR_TUNING=off`
- * turns it off. The environment is passed on unchanged apart from `MALLOC_ARENA_MAX` and is never printed.
+ * turns it off. The environment is passed on unchanged apart from `MALLOC_ARENA_MAX` and `NODE_OPTIONS`, and is
+ * never printed.
  *
  * This module imports only node builtins so that it runs before the CLI's dependency graph is loaded.
  */
@@ -71,7 +74,14 @@ export function applyAllocatorSettings (): boolean {
   if (plan.reason !== 'applied') return true
   const env: NodeJS.ProcessEnv = { ...process.env }
   if (plan.arenaMax !== undefined) env.MALLOC_ARENA_MAX = plan.arenaMax
-  const args = [...process.execArgv, ...(plan.semiSpaceFlag !== undefined ? [plan.semiSpaceFlag] : []), ...process.argv.slice(1)]
+  // the V8 flag goes into NODE_OPTIONS, not on the command line: the runtime and hash threads start their
+  // Workers with `execArgv: process.execArgv`, and a Worker given a V8 flag in its execArgv throws
+  // ERR_WORKER_INVALID_EXEC_ARGV (soak run 7's first try: no stage was ever built)
+  if (plan.semiSpaceFlag !== undefined) {
+    const current = env.NODE_OPTIONS?.trim() ?? ''
+    env.NODE_OPTIONS = current === '' ? plan.semiSpaceFlag : `${current} ${plan.semiSpaceFlag}`
+  }
+  const args = [...process.execArgv, ...process.argv.slice(1)]
   const execve = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve
   if (typeof execve === 'function') {
     try {
