@@ -130,6 +130,10 @@ describe('results columns', () => {
       const c = compareLoopback('lo', killed.valByRound, killed.tokensByRound, dir)
       expect(c).toMatchObject({ scenario: 'lo', round: 3, tokens: 2560, loss: 3.06, loopbackLoss: 3, loopbackRounds: [2, 2], how: 'equal' })
       expect(c.diffPct).toBeCloseTo(2, 10)
+      // the means over the second half of its tokens (1280-2560): rounds 1-3 against the loopback at 1280, 1920, 2560 tokens
+      expect(c.window).toMatchObject({ fromTokens: 1280, toTokens: 2560, points: 3 })
+      expect(c.window?.loss).toBeCloseTo((4.05 + 3.5 + 3.06) / 3, 10)
+      expect(c.window?.loopbackLoss).toBeCloseTo((4 + 3.5 + 3) / 3, 10)
       // one replica out of round 2 only: round 3 at 3200 tokens, between the loopback's rounds 2 (2560, 3.0) and 3 (3840, 2.5)
       const once = linesOf([val(0, 5), roundLine(1, 2), roundLine(2, 1), roundLine(3, 2), val(3, 2.8)])
       const d = compareLoopback('lo', once.valByRound, once.tokensByRound, dir)
@@ -159,8 +163,11 @@ describe('results columns', () => {
       // at equal rounds this run (round 3: 3.06 vs 2.5, +22 %) would fail; at equal tokens (2560 = loopback round 2) it holds
       expect(check([val(0, 5), roundLine(1, 2), roundLine(2, 1), roundLine(3, 1), val(3, 3.06)])).toEqual([])
       // a 5 % gap at equal tokens fails, either way
-      expect(check([val(0, 5), roundLine(1, 2), roundLine(2, 2), val(2, 3.15)]).join()).toMatch(/3\.150 vs 3\.000 at 2560 tokens \(round 2\), 5\.0 %/)
+      expect(check([val(0, 5), roundLine(1, 2), roundLine(2, 2), val(2, 3.15)]).join()).toMatch(/mean over 1 points at 2560-2560 tokens 3\.150 vs 3\.000, 5\.0 %/)
       expect(check([val(0, 5), roundLine(1, 2), roundLine(2, 2), val(2, 2.85)]).join()).toMatch(/-5\.0 %/)
+      // the last point alone within 3 % (0 %), the second half (rounds 2-4) 10 % above: fails (a point is as noisy as the curve)
+      const noisy = [val(0, 5), ...[1, 2, 3, 4].flatMap(r => [roundLine(r, 2), val(r, [4.4, 3.3, 2.75, 2.2][r - 1])])]
+      expect(check(noisy).join()).toMatch(/mean over 3 points at 2560-5120 tokens 2\.750 vs 2\.567, 7\.1 %/)
       // no tokens lines (an old node): no comparison, fails
       expect(check([val(0, 5), { event: 'round', node: 0, slot: 0, round: 1 }, val(1, 4)]).join()).toMatch(/no comparison/)
       expect(loopbackCheck(c, undefined).join()).toMatch(/no loopback run/)

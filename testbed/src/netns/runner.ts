@@ -107,9 +107,21 @@ export interface ScenarioResult {
    * with `loopback`: this run's and the loopback run's validation loss at equal tokens (`compareLoopback`): this
    * run's last exact point (`round`, `tokens` trained up to it) whose tokens the loopback run's curve covers, and the
    * loopback run's loss at those tokens (`how`: a loopback round with exactly those tokens, or linear in tokens
-   * between its rounds `loopbackRounds`)
+   * between its rounds `loopbackRounds`); `window`: the same over the second half of the compared tokens, averaged
    */
-  loopback?: { scenario: string, round?: number, tokens?: number, loss?: number, loopbackLoss?: number, loopbackRounds?: [number, number], how?: 'equal' | 'interpolated', diffPct?: number, missing?: string }
+  loopback?: {
+    scenario: string
+    round?: number
+    tokens?: number
+    loss?: number
+    loopbackLoss?: number
+    loopbackRounds?: [number, number]
+    how?: 'equal' | 'interpolated'
+    diffPct?: number
+    /** the means over this run's points in the second half of the compared tokens (`val-loss-vs-loopback` checks this) */
+    window?: { fromTokens: number, toTokens: number, points: number, loss: number, loopbackLoss: number, diffPct: number }
+    missing?: string
+  }
   /** `{"event":"failover","ms":…}` lines of every node: a generation's failure detected to its next token */
   failover?: { n: number, p50Ms: number, p99Ms: number, maxMs: number }
   /** bytes each node's interface sent over the whole run (eth0 tx: every protocol, with TCP/IP headers) */
@@ -750,9 +762,10 @@ export function lossByTokens (valByRound: ReadonlyMap<string, number> | Record<s
 /**
  * This run's validation loss against the loopback run's (`results/<loopback>.json`, the same devnet on links without
  * delay, loss or rate cap) at equal tokens: both runs' exact points (every slot at the round) with the tokens trained
- * up to them (`lossByTokens`); this run's last point after training (tokens > 0) within the loopback run's tokens; the loopback run's loss there
- * from its round with exactly those tokens, else linear in tokens between the two rounds around them. Equal rounds
- * are not equal tokens: a round a replica missed (a kill) trains fewer.
+ * up to them (`lossByTokens`); this run's last point after training (tokens > 0) within the loopback run's tokens, and
+ * the loopback run's loss there (`lossAtTokens`: its round with exactly those tokens, else linear in tokens between the
+ * two rounds around them); and the means of both over this run's points in the second half of those tokens (`window`).
+ * Equal rounds are not equal tokens: a round a replica missed (a kill) trains fewer.
  */
 export function compareLoopback (loopback: string, valByRound: ReadonlyMap<string, number>, tokensByRound: ReadonlyMap<string, number>, resultsDir = join(TESTBED, 'results')): NonNullable<ScenarioResult['loopback']> {
   let ref: { valLossByRound: Record<string, number>, tokensByRound?: Record<string, number> } | undefined
@@ -765,40 +778,56 @@ export function compareLoopback (loopback: string, valByRound: ReadonlyMap<strin
   const theirs = lossByTokens(ref.valLossByRound, ref.tokensByRound)
   const ours = lossByTokens(valByRound, tokensByRound)
   if (ours.length === 0) return { scenario: loopback, missing: 'no validation loss with the tokens trained up to it in this run' }
-  const maxTokens = theirs.at(-1)?.tokens ?? -1
   // (a point at 0 tokens is the genesis model, the same in both runs: no comparison)
-  const point = ours.filter(p => p.tokens > 0 && p.tokens <= maxTokens && p.tokens >= (theirs[0]?.tokens ?? Infinity)).at(-1)
-  if (point == null) return { scenario: loopback, missing: 'no point of this run after training within the loopback run\'s tokens' }
-  const same = theirs.find(p => p.tokens === point.tokens)
-  let loopbackLoss: number
-  let loopbackRounds: [number, number]
-  if (same != null) {
-    loopbackLoss = same.loss
-    loopbackRounds = [same.round, same.round]
-  } else {
-    const hi = theirs.findIndex(p => p.tokens > point.tokens)
-    const a = theirs[hi - 1]
-    const b = theirs[hi]
-    loopbackLoss = a.loss + (b.loss - a.loss) * (point.tokens - a.tokens) / (b.tokens - a.tokens)
-    loopbackRounds = [a.round, b.round]
-  }
+  const rows = ours.flatMap(p => {
+    if (p.tokens <= 0) return []
+    const at = lossAtTokens(theirs, p.tokens)
+    return at == null ? [] : [{ p, at }]
+  })
+  const last = rows.at(-1)
+  if (last == null) return { scenario: loopback, missing: 'no point of this run after training within the loopback run\'s tokens' }
+  // a single point is as noisy as the curve (two loopback runs differ by up to ±20 % at one point): also the means over
+  // this run's points in the second half of the compared tokens, each loopback loss taken at that point's tokens
+  const half = rows.filter(r => r.p.tokens >= last.p.tokens / 2)
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+  const wLoss = mean(half.map(r => r.p.loss))
+  const wLoop = mean(half.map(r => r.at.loss))
   return {
     scenario: loopback,
-    round: point.round,
-    tokens: point.tokens,
-    loss: point.loss,
-    loopbackLoss,
-    loopbackRounds,
-    how: same != null ? 'equal' : 'interpolated',
-    diffPct: 100 * (point.loss - loopbackLoss) / loopbackLoss
+    round: last.p.round,
+    tokens: last.p.tokens,
+    loss: last.p.loss,
+    loopbackLoss: last.at.loss,
+    loopbackRounds: last.at.rounds,
+    how: last.at.how,
+    diffPct: 100 * (last.p.loss - last.at.loss) / last.at.loss,
+    window: { fromTokens: half[0].p.tokens, toTokens: last.p.tokens, points: half.length, loss: wLoss, loopbackLoss: wLoop, diffPct: 100 * (wLoss - wLoop) / wLoop }
   }
 }
 
-/** The `val-loss-vs-loopback` check on `compareLoopback`'s answer: fails with no comparison or |Δ| over `maxPct` */
+/**
+ * A curve's loss at `tokens` (`lossByTokens` points): its point with exactly those tokens, else linear in tokens
+ * between its two points around them; undefined outside the curve
+ */
+export function lossAtTokens (curve: ReadonlyArray<{ round: number, tokens: number, loss: number }>, tokens: number): { loss: number, rounds: [number, number], how: 'equal' | 'interpolated' } | undefined {
+  if (curve.length === 0 || tokens < curve[0].tokens || tokens > curve[curve.length - 1].tokens) return undefined
+  const same = curve.find(p => p.tokens === tokens)
+  if (same != null) return { loss: same.loss, rounds: [same.round, same.round], how: 'equal' }
+  const hi = curve.findIndex(p => p.tokens > tokens)
+  const a = curve[hi - 1]
+  const b = curve[hi]
+  return { loss: a.loss + (b.loss - a.loss) * (tokens - a.tokens) / (b.tokens - a.tokens), rounds: [a.round, b.round], how: 'interpolated' }
+}
+
+/**
+ * The `val-loss-vs-loopback` check on `compareLoopback`'s answer: the mean over the second half of the compared tokens
+ * (not the last point alone: as noisy as the curve); fails with no comparison or |Δ| over `maxPct`
+ */
 export function loopbackCheck (c: { maxPct: number }, cmp: ScenarioResult['loopback']): string[] {
   if (cmp == null) return ['val-loss-vs-loopback: the scenario names no loopback run']
-  if (cmp.missing != null || cmp.diffPct == null) return [`val-loss-vs-loopback: no comparison (${cmp.missing ?? 'no difference'})`]
-  if (Math.abs(cmp.diffPct) > c.maxPct) return [`val-loss-vs-loopback: ${cmp.loss?.toFixed(3)} vs ${cmp.loopbackLoss?.toFixed(3)} at ${cmp.tokens} tokens (round ${cmp.round}), ${cmp.diffPct.toFixed(1)} % (limit ±${c.maxPct} %)`]
+  const w = cmp.window
+  if (cmp.missing != null || w == null) return [`val-loss-vs-loopback: no comparison (${cmp.missing ?? 'no points'})`]
+  if (Math.abs(w.diffPct) > c.maxPct) return [`val-loss-vs-loopback: mean over ${w.points} points at ${w.fromTokens}-${w.toTokens} tokens ${w.loss.toFixed(3)} vs ${w.loopbackLoss.toFixed(3)}, ${w.diffPct.toFixed(1)} % (limit ±${c.maxPct} %)`]
   return []
 }
 
