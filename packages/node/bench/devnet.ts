@@ -48,6 +48,15 @@ const PART = process.env.BENCH_PART ?? 'all'
 const PRESET = (process.env.PRESET ?? 'tiny') as PresetName
 /** IN_THREAD=1: every serving node runs its stages in-thread and fused, whatever the model's width (default: the node's rule, dModel ≤ 256) */
 const IN_THREAD = process.env.IN_THREAD === '1'
+/**
+ * TRAINING=1: the inference part's devnet trains while it serves (as `neuroshard devnet` does; its nodes' defaults, H = 20),
+ * its completions served from the last finished round's snapshot (NetworkNode `serveRoundWeights`; SERVE_ROUND=0: from
+ * the training executors, as before)
+ */
+const TRAINING = process.env.TRAINING === '1'
+const SERVE_ROUND = process.env.SERVE_ROUND !== '0'
+/** YIELD=1 (with TRAINING=1): NetworkNode `yieldTraining`, a Driver holds its training while its node serves inference */
+const YIELD = process.env.YIELD === '1'
 const PROMPTS = ['The history of', 'In the morning the', 'Scientists have found', 'A small town', 'The river', 'When the war']
 
 const T0 = performance.now()
@@ -189,7 +198,15 @@ interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, pairs: A
 
 async function inference (data: Data): Promise<InferenceResult> {
   const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
-  const devnet = await startNetworkDevnet({ nodes: 4, tokenizer: data.tokenizer, data: nodeData, config: preset(PRESET), node: { training: false, ...(IN_THREAD ? { inThread: true, fuseInference: true } : {}), ...(process.env.FUSE === '0' ? { fuseInference: false } : {}) } })
+  const devnet = await startNetworkDevnet({
+    nodes: 4,
+    tokenizer: data.tokenizer,
+    data: nodeData,
+    config: preset(PRESET),
+    node: TRAINING
+      ? { training: true, serveRoundWeights: SERVE_ROUND, ...(YIELD ? { yieldTraining: true } : {}) }
+      : { training: false, ...(IN_THREAD ? { inThread: true, fuseInference: true } : {}), ...(process.env.FUSE === '0' ? { fuseInference: false } : {}) }
+  })
   note('inference devnet started')
   const unwatch = watch('inference devnet', () => devnet.nodes)
   const config = devnet.config
@@ -197,6 +214,16 @@ async function inference (data: Data): Promise<InferenceResult> {
   for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
   const local = await LocalGenerator.create({ tokenizer: data.tokenizer, config, parameters: weights, threads: 1 })
   const last = await settled(devnet)
+  // a training devnet: measured once its first round is served (every training stage at round ≥ 1), or once it trained a round
+  if (TRAINING) {
+    const deadline = Date.now() + TRAIN_TIMEOUT_S * 1000
+    const ready = (): boolean => devnet.nodes.every(n => n.heldStages().length > 0 && (SERVE_ROUND ? n.servingRounds().every(s => (s.round ?? 0) >= 1) : (n.group(n.heldStages()[0].start)?.round ?? 0) >= 1))
+    while (!ready()) {
+      if (Date.now() > deadline) throw new Error('the training devnet did not finish a round')
+      await new Promise(resolve => setTimeout(resolve, 500))
+    }
+    note(`first round served: ${devnet.nodes.map(n => JSON.stringify(n.servingRounds())).join(' ')}`)
+  }
   const driver = bestDriver(devnet.nodes)
   const net = await startApiServer({ backend: driver.backend(), port: 0, defaultMetrics: false })
   const one = await startApiServer({ backend: createLocalBackend({ generator: local }), port: 0, defaultMetrics: false })
@@ -383,7 +410,7 @@ async function run (): Promise<void> {
 
   const f = (x: number, d = 1): string => x.toFixed(d)
   const range = (xs: number[], d = 1): string => `${f(Math.min(...xs), d)}–${f(Math.max(...xs), d)}`
-  const lines = [`devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; ${PART === 'training' ? 'tiny' : `${PRESET}${IN_THREAD ? ' (serving stages in-thread and fused: IN_THREAD=1)' : ''}`}, vocabulary ${data.tokenizer.vocabSize}`]
+  const lines = [`devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; ${PART === 'training' ? 'tiny' : `${PRESET}${IN_THREAD ? ' (serving stages in-thread and fused: IN_THREAD=1)' : ''}${TRAINING ? `, the devnet training while it serves (TRAINING=1), ${SERVE_ROUND ? 'completions from the last round\'s baked snapshot (serveRoundWeights)' : 'completions from the training executors (SERVE_ROUND=0)'}${YIELD ? ', Drivers yield training to inference (YIELD=1)' : ''}` : ''}`}, vocabulary ${data.tokenizer.vocabSize}`]
   if (inf !== undefined) {
     const rows = inf.rows
     const stat = (xs: Sample[]): { ttft: number, tps: number, cpu: number } => ({ ttft: median(xs.map(r => r.ttftMs)), tps: median(xs.map(r => r.tokPerS)), cpu: median(xs.map(r => r.cpuMsPerToken)) })

@@ -63,6 +63,10 @@ export const DEFAULT_VALIDATION_WAIT_MS = 60_000
  * a millisecond, less than the two thread hand-offs a worker costs per call on a loaded machine
  */
 const IN_THREAD_MAX_D_MODEL = 256
+/** (yieldTraining) Longest a Driver holds its training for inference at a time, ms */
+export const YIELD_TRAINING_MAX_MS = 2_000
+/** (yieldTraining) How often a held Driver looks whether the inference ended, ms */
+const YIELD_POLL_MS = 10
 /** How often stages are checked for a finished inner loop, ms */
 const CONTRIBUTE_POLL_MS = 100
 /**
@@ -180,6 +184,13 @@ export interface NetworkNodeInit {
    * node. @default true
    */
   serveRoundWeights?: boolean
+  /**
+   * A Driver holds its training while this node serves inference (a generation on its stages, or a pipeline KV session of
+   * one as a hop), for at most `YIELD_TRAINING_MAX_MS` at a time (then one step runs, so steady traffic slows its chain's
+   * training instead of stopping it and stalling the round for the other replicas). Only this node's own chain yields:
+   * other chains, and the hops of this chain serving other Drivers' generations, train on. @default false
+   */
+  yieldTraining?: boolean
   /**
    * Greedy completions (temperature 0) on this Driver use the pipeline's speculative decoding with an n-gram drafter
    * (prompt lookup): the same tokens, several per pipeline round trip when the text repeats itself @default true
@@ -384,6 +395,10 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   ponw?: NodePonw
   /** (tiedOwner) the pipeline's training steps, syncs and releases of the owned tied matrix, one at a time */
   private tiedWork: Promise<unknown> = Promise.resolve()
+  /** (yieldTraining) Times the Driver loop held a step for inference (one per YIELD_POLL_MS) */
+  trainingYields = 0
+  /** Whether the Driver holds its training while this node serves inference (`NetworkNodeInit.yieldTraining`; may be changed) */
+  yieldTraining: boolean
   /** Speculative rounds of this Driver's generations: draft tokens proposed and accepted (`draftGreedy`) */
   readonly speculation = { rounds: 0, proposed: 0, accepted: 0 }
 
@@ -403,6 +418,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       if ((init.quantization ?? 'fp32') === 'fp32' && init.quantBlockSize !== 32) throw new InvalidParametersError('quantBlockSize needs quantization int8 or int4')
     }
     this.slots = slotCount(this.config)
+    this.yieldTraining = init.yieldTraining ?? false
     this.recorder = init.recorder ?? new TrainingRecorder({ innerSteps: this.innerSteps })
     this.recorder.setInnerSteps(this.innerSteps)
   }
@@ -464,6 +480,11 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
    */
   servingRounds (): Array<{ start: number, end: number, round: number | undefined, draining: number }> {
     return [...this.stages.values()].filter(h => h.serving != null).map(h => ({ start: h.start, end: h.end, round: h.serving!.round, draining: h.serving!.draining }))
+  }
+
+  /** Whether this node serves inference now: a generation on its own stages, or a pipeline KV session as a hop */
+  servingInference (): boolean {
+    return this.generations.size > 0 || this.host.services.pipeline.sessionStats().sessions > 0
   }
 
   /** Whether this node's training stages serve inference from round snapshots (`serveRoundWeights`) */
@@ -1298,7 +1319,19 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     let failures = 0
     /** (tiedOwner) a step that failed with TiedOwnerLostError before it stepped: retried with its batch */
     let retry: { step: number, batch: TrainBatch } | undefined
+    /** (yieldTraining) when the current hold began */
+    let yieldingSince: number | undefined
     while (this.running) {
+      if (this.yieldTraining && this.servingInference()) {
+        const now = Date.now()
+        yieldingSince ??= now
+        if (now - yieldingSince < YIELD_TRAINING_MAX_MS) {
+          this.trainingYields++
+          await sleep(YIELD_POLL_MS, signal)
+          continue
+        }
+      }
+      yieldingSince = undefined
       const held = this.stages.get([...this.stages.keys()].find(k => k.startsWith('0-')) ?? '')
       const g0 = this.groups.get(0)
       if (held == null || g0 == null || !g0.initialized || this.init.data == null || this.contributing) {

@@ -8,7 +8,9 @@
  *   base weights: the same tokens, logits within 1e-4, while the training executors are two inner steps past them (the
  *   engine of those weights is checked to differ, so the comparison tells the two apart);
  * - a generation running while the next round's snapshot is swapped in stays on the weights it began with on every hop
- *   (its old snapshot kept until the generation closes it), and the snapshot served after the round is that round's.
+ *   (its old snapshot kept until the generation closes it), and the snapshot served after the round is that round's;
+ * - `yieldTraining`: while a generation is open the Driver takes no training step for up to YIELD_TRAINING_MAX_MS, then
+ *   one; after it, training goes on.
  */
 import { slotCount } from '@neuroshard/layer-pool'
 import { constantLr } from '@neuroshard/runtime'
@@ -17,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MICRO_CONFIG, until } from './four-replicas.js'
 import { startTestDevnet, stopTestDevnet } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
+import { YIELD_TRAINING_MAX_MS } from '../../src/network/node.js'
 import type { NetworkNode } from '../../src/network/node.js'
 import type { GeneratedToken } from '@neuroshard/pipeline'
 
@@ -160,5 +163,33 @@ describe('a training node serves the last finished round\'s weights (real hosts,
     for await (const t of driver.host.services.pipeline.generate(prompt, { maxNewTokens: N, temperature: 0, returnLogits: true })) after.push({ id: t.id, logits: t.logits! })
     expect(after.map(t => t.id)).toEqual(round2.map(t => t.id))
     expect(maxDiff(after, round2)).toBeLessThanOrEqual(TOLERANCE)
+  }, 300_000)
+
+  it('yieldTraining: the Driver takes no training step while a generation is open, at most YIELD_TRAINING_MAX_MS at a time', async () => {
+    const step = (): number => driver.heldStages().find(h => h.start === 0)!.stage.executors[0].stepCount
+    holdAt = -1
+    const before = step()
+    await until(() => step() >= before + 2, 60_000, describeState)
+    driver.yieldTraining = true
+    try {
+      const gen = driver.host.services.pipeline.generate(prompt, { maxNewTokens: N, temperature: 0 })[Symbol.asyncIterator]()
+      await gen.next()
+      expect(driver.servingInference()).toBe(true)
+      // a step in flight when the generation began may still end
+      await new Promise(resolve => setTimeout(resolve, 300))
+      const open = step()
+      const yields = driver.trainingYields
+      await new Promise(resolve => setTimeout(resolve, YIELD_TRAINING_MAX_MS / 2))
+      expect(step(), 'no step while the generation is open').toBe(open)
+      expect(driver.trainingYields).toBeGreaterThan(yields)
+      // past the longest hold one step runs, then the Driver holds again
+      await until(() => step() > open, 4 * YIELD_TRAINING_MAX_MS, describeState)
+      await gen.return?.(undefined)
+      await until(() => !driver.servingInference(), 10_000, describeState)
+      const after = step()
+      await until(() => step() >= after + 2, 60_000, describeState)
+    } finally {
+      driver.yieldTraining = false
+    }
   }, 300_000)
 })
