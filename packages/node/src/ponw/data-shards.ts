@@ -4,7 +4,7 @@
  * (the last one shorter), each token a u32 little-endian; the shard's hash is the ledger's Merkle root of
  * those samples. A node proves it holds its assigned shards by opening leaves a validator picks.
  */
-import { dataMerkleProof, dataMerkleRoot, shardManifestHash, toHex } from '@neuroshard/ponw-ledger'
+import { dataLeafHash, digest, shardManifestHash, toHex } from '@neuroshard/ponw-ledger'
 import type { TokenArray } from '@neuroshard/genesis-data'
 import type { DataChallengeAnswer, DataShard } from '@neuroshard/ponw-ledger'
 
@@ -13,6 +13,37 @@ export const DATA_SAMPLE_TOKENS = 256
 export interface LedgerDataShard {
   root: Uint8Array
   samples: Uint8Array[]
+  /**
+   * The Merkle tree's levels, leaves first (the ledger's `dataMerkleRoot` tree), kept for the leaves' proofs: the
+   * ledger's `dataMerkleProof` hashes the whole shard again for every opened leaf (a validator's challenge opens
+   * several), which was 4.6 % of a training devnet's main thread (README, issue 12 profile); 64 bytes per sample
+   */
+  levels?: Uint8Array[][]
+}
+
+/** Every level of the data Merkle tree of `samples`, leaves first, root last (pairs hashed, an odd last node carried up) */
+export function dataMerkleLevels (samples: Uint8Array[]): Uint8Array[][] {
+  if (samples.length === 0) throw new RangeError('a shard has at least one sample')
+  const levels = [samples.map(dataLeafHash)]
+  while (levels[levels.length - 1].length > 1) {
+    const level = levels[levels.length - 1]
+    const next: Uint8Array[] = []
+    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? digest('neuroshard/ledger/v1/data-node', level[i], level[i + 1]) : level[i])
+    levels.push(next)
+  }
+  return levels
+}
+
+/** The sibling hashes from leaf `index` up to the root, as the ledger's `dataMerkleProof` gives them, from the levels */
+function proofFromLevels (levels: Uint8Array[][], index: number): Uint8Array[] {
+  const path: Uint8Array[] = []
+  let i = index
+  for (let l = 0; l < levels.length - 1; l++) {
+    const sib = i ^ 1
+    if (sib < levels[l].length) path.push(levels[l][sib])
+    i >>= 1
+  }
+  return path
 }
 
 export function dataSamples (tokens: TokenArray): Uint8Array[] {
@@ -31,7 +62,8 @@ export function dataSamples (tokens: TokenArray): Uint8Array[] {
 export function ledgerDataShards (train: readonly TokenArray[]): LedgerDataShard[] {
   return train.map(tokens => {
     const samples = dataSamples(tokens)
-    return { root: dataMerkleRoot(samples), samples }
+    const levels = dataMerkleLevels(samples)
+    return { root: levels[levels.length - 1][0], samples, levels }
   })
 }
 
@@ -49,5 +81,6 @@ export function dataManifestHash (shards: readonly LedgerDataShard[]): string {
 export function openDataLeaf (shards: readonly LedgerDataShard[], shardId: number, index: number): DataChallengeAnswer | undefined {
   const s = shards[shardId]
   if (s == null || !Number.isSafeInteger(index) || index < 0 || index >= s.samples.length) return undefined
-  return { sample: s.samples[index], path: dataMerkleProof(s.samples, index) }
+  s.levels ??= dataMerkleLevels(s.samples)
+  return { sample: s.samples[index], path: proofFromLevels(s.levels, index) }
 }
