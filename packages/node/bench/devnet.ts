@@ -11,7 +11,8 @@
  * Run: `npx -y pnpm@10 --filter @neuroshard/node bench` (after a build). Writes bench/results/devnet.json.
  * Settings (env): REQUESTS, MAX_TOKENS, TEMPERATURE (default 1), ROUNDS, BENCH_PART=inference|training|timeline, BENCH_DATA_DIR,
  * FUSE=0 (serving stages not fused: two onnxruntime runs per token and node, as before pipeline's fuseInference),
- * REQUEST_TIMEOUT_MS, TRAIN_TIMEOUT_S, PRESET=tiny|small (inference part's model), IN_THREAD=1 (serving stages in-thread and fused at any width). Progress (and every 30 s what each node holds and trains) goes to stderr.
+ * REQUEST_TIMEOUT_MS, TRAIN_TIMEOUT_S, PRESET=tiny|small (inference part's model), IN_THREAD=1 (serving stages in-thread and fused at any width),
+ * TRAINING=1 [SERVE_ROUND=0] [YIELD=1] (the inference part's devnet trains while it serves, see below), PROFILE=<file> (CPU profile of the measured requests). Progress (and every 30 s what each node holds and trains) goes to stderr.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import inspector from 'node:inspector/promises'
@@ -242,6 +243,9 @@ async function inference (data: Data): Promise<InferenceResult> {
     await new Promise(resolve => setTimeout(resolve, 3000))
     const idle = process.cpuUsage(idle0)
     idleCpuMsPerS = (idle.user + idle.system) / 1000 / 3
+    // PROFILE=<file>: a CPU profile of the measured requests (both paths; open it in Chrome DevTools)
+    const profiler = process.env.PROFILE != null ? new inspector.Session() : undefined
+    if (profiler != null) { profiler.connect(); await profiler.post('Profiler.enable'); await profiler.post('Profiler.start') }
     for (let i = 0; i < REQUESTS; i++) {
       const prompt = PROMPTS[i % PROMPTS.length]
       // alternate, so load drifts hit both alike, and in ABBA order (devnet first in even pairs, the one process
@@ -265,6 +269,11 @@ async function inference (data: Data): Promise<InferenceResult> {
       if (i % 2 === 0) { d = await runDevnet(); l = await runLocal() } else { l = await runLocal(); d = await runDevnet() }
       if (got.devnet != null && got.local != null) pairs.push({ devnet: got.devnet, local: got.local })
       note(`request ${i + 1}/${REQUESTS}: devnet ${d}; one process ${l}`)
+    }
+    if (profiler != null) {
+      const { profile } = await profiler.post('Profiler.stop')
+      await writeFile(process.env.PROFILE!, JSON.stringify(profile))
+      profiler.disconnect()
     }
   } finally {
     unwatch()
