@@ -188,7 +188,8 @@ export interface NetworkNodeInit {
    * A Driver holds its training while this node serves inference (a generation on its stages, or a pipeline KV session of
    * one as a hop), for at most `YIELD_TRAINING_MAX_MS` at a time (then one step runs, so steady traffic slows its chain's
    * training instead of stopping it and stalling the round for the other replicas). Only this node's own chain yields:
-   * other chains, and the hops of this chain serving other Drivers' generations, train on. @default false
+   * other chains, and the hops of this chain serving other Drivers' generations, train on. With PoNW, each re-executed
+   * step of another node's training proof this node verifies waits the same way (`yieldToInference`). @default false
    */
   yieldTraining?: boolean
   /**
@@ -228,7 +229,7 @@ export interface NetworkNodeInit {
    * Proof of Neural Work: the ledger (genesis, this node's wallet, its database directory), uptime proofs
    * and training proofs for accepted rounds, re-execution of others' proofs when the wallet is a validator
    */
-  ponw?: Pick<NodePonwInit, 'genesis' | 'wallet' | 'path' | 'uptime' | 'trainingProofs' | 'now' | 'data'>
+  ponw?: Pick<NodePonwInit, 'genesis' | 'wallet' | 'path' | 'uptime' | 'trainingProofs' | 'now' | 'data' | 'yieldTo'>
 }
 
 export interface RoundDetail {
@@ -482,6 +483,18 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     return [...this.stages.values()].filter(h => h.serving != null).map(h => ({ start: h.start, end: h.end, round: h.serving!.round, draining: h.serving!.draining }))
   }
 
+  /**
+   * (yieldTraining) Waits while this node serves inference, at most YIELD_TRAINING_MAX_MS; at once when the option is off.
+   * Awaited by each re-executed step of another node's training proof this node verifies (PoNW validators).
+   */
+  async yieldToInference (signal?: AbortSignal): Promise<void> {
+    const since = Date.now()
+    while (this.yieldTraining && this.running && this.servingInference() && Date.now() - since < YIELD_TRAINING_MAX_MS && signal?.aborted !== true) {
+      this.trainingYields++
+      await sleep(YIELD_POLL_MS, signal)
+    }
+  }
+
   /** Whether this node serves inference now: a generation on its own stages, or a pipeline KV session as a hop */
   servingInference (): boolean {
     return this.generations.size > 0 || this.host.services.pipeline.sessionStats().sessions > 0
@@ -549,7 +562,9 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         innerSteps: this.innerSteps,
         ...(init.optimizer != null ? { optimizer: init.optimizer } : {}),
         ...(init.diloco?.aggregator != null ? { aggregator: init.diloco.aggregator } : {}),
-        ...(init.diloco?.rejectFactor != null ? { rejectFactor: init.diloco.rejectFactor } : {})
+        ...(init.diloco?.rejectFactor != null ? { rejectFactor: init.diloco.rejectFactor } : {}),
+        // (yieldTraining) re-executions of others' training proofs wait for this node's inference too
+        yieldTo: init.ponw.yieldTo ?? (async () => { await this.yieldToInference(this.controller.signal) })
       })
       await this.ponw.start(components, this.host.peerId, components.privateKey)
     }

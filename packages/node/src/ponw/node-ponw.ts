@@ -54,6 +54,22 @@ export interface NodePonwInit {
    */
   data?: { shards: LedgerDataShard[] }
   now?: () => number
+  /**
+   * Awaited before each re-executed step of another node's training proof (a validator's duty): the node lets its
+   * inference go first (NetworkNode `yieldTraining`)
+   */
+  yieldTo?: () => Promise<void>
+}
+
+/** `model` with `yieldTo()` awaited before each of its re-executed steps */
+export function yieldingModel<M extends { step: (...args: any[]) => Promise<any> }> (model: M, yieldTo: () => Promise<void>): M {
+  return new Proxy(model, {
+    get (target, prop) {
+      if (prop === 'step') return async (...args: any[]) => { await yieldTo(); return await target.step(...args) }
+      const value = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
 }
 
 export interface NodePonwEvents {
@@ -158,7 +174,8 @@ export class NodePonw {
       }
     }
     this.#model = new StageTrainingModel({ config, ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {}) })
-    const pol = new ProofOfLearningVerifier({ model: this.#model, witness, segments: 1, lossSamples: 1 })
+    const yieldTo = this.init.yieldTo
+    const pol = new ProofOfLearningVerifier({ model: yieldTo != null ? yieldingModel(this.#model, yieldTo) : this.#model, witness, segments: 1, lossSamples: 1 })
     const model = this.#model
     // one re-execution at a time (they share the model's executors), which are closed afterwards
     let queue: Promise<unknown> = Promise.resolve()

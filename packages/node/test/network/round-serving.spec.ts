@@ -184,8 +184,15 @@ describe('a training node serves the last finished round\'s weights (real hosts,
       expect(driver.trainingYields).toBeGreaterThan(yields)
       // past the longest hold one step runs, then the Driver holds again
       await until(() => step() > open, 4 * YIELD_TRAINING_MAX_MS, describeState)
+      // a proof re-execution's step (PoNW validators) waits the same way, at most YIELD_TRAINING_MAX_MS
+      let t0 = Date.now()
+      await driver.yieldToInference()
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(YIELD_TRAINING_MAX_MS - 20)
       await gen.return?.(undefined)
       await until(() => !driver.servingInference(), 10_000, describeState)
+      t0 = Date.now()
+      await driver.yieldToInference()
+      expect(Date.now() - t0, 'no wait without inference').toBeLessThan(100)
       const after = step()
       await until(() => step() >= after + 2, 60_000, describeState)
     } finally {
