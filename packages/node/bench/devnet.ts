@@ -195,7 +195,7 @@ function bestDriver (nodes: NetworkNode[]): NetworkNode {
 }
 
 /** 1. inference: devnet (pipeline) vs one process, same genesis weights */
-interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, pairs: Array<{ devnet: Sample, local: Sample }>, failures: Record<'devnet' | 'local', string[]>, layout: string, idleCpuMsPerS: number }
+interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, pairs: Array<{ devnet: Sample, local: Sample }>, failures: Record<'devnet' | 'local', string[]>, layout: string, idleCpuMsPerS: number, builds: number[] }
 
 async function inference (data: Data): Promise<InferenceResult> {
   const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
@@ -209,6 +209,9 @@ async function inference (data: Data): Promise<InferenceResult> {
       : { training: false, ...(IN_THREAD ? { inThread: true, fuseInference: true } : {}), ...(process.env.FUSE === '0' ? { fuseInference: false } : {}) }
   })
   note('inference devnet started')
+  // (TRAINING=1) how long the nodes' round snapshots took to build (wall ms, from the round's parameters to the swap)
+  const builds: number[] = []
+  for (const n of devnet.nodes) n.addEventListener('node:serving', (e) => { builds.push(e.detail.buildMs) })
   const unwatch = watch('inference devnet', () => devnet.nodes)
   const config = devnet.config
   const weights = new Map<string, Float32Array>()
@@ -280,7 +283,7 @@ async function inference (data: Data): Promise<InferenceResult> {
     await net.close(); await one.close(); await devnet.stop(); await local.close?.()
     note('inference devnet stopped')
   }
-  return { rows, pairs, failures, layout: last, idleCpuMsPerS }
+  return { rows, pairs, failures, layout: last, idleCpuMsPerS, builds }
 }
 
 interface RoundRow { round: number, s: number, rssMiB: number, heapMiB: number, validation?: number }
@@ -439,6 +442,7 @@ async function run (): Promise<void> {
       '',
       `${REQUESTS} requests per path (${TEMPERATURE === 0 ? 'greedy: the devnet Driver drafts with n-grams (speculative decoding), the one process does not' : `temperature ${TEMPERATURE}, seed 7`}) of ${MAX_TOKENS} tokens at most, the paths interleaved (ABBA); medians, (p25–p75), [min–max]; devnet spans, node by node: ${inf.layout}`,
       `process CPU with no request running (the devnet's background work): ${f(inf.idleCpuMsPerS)} ms per second`,
+      ...(inf.builds.length > 0 ? [`round snapshots built during the run (every node, every stage): ${inf.builds.length}, median ${f(median(inf.builds))} ms, max ${f(Math.max(...inf.builds))} ms (wall, round's weights to swap)`] : []),
       `failed requests: devnet ${inf.failures.devnet.length}, one process ${inf.failures.local.length}${[...new Set([...inf.failures.devnet, ...inf.failures.local])].map(m => `; ${m}`).join('')}`,
       '',
       '| path | time to first token (ms) | (p25–p75) [min–max] | tokens/s | (p25–p75) [min–max] | CPU ms per token (process) | vs one process (ratio of the medians) |',

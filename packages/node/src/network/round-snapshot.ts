@@ -148,7 +148,7 @@ export class RoundServing {
   /** head runners by the snapshot they were opened on */
   private readonly runners = new WeakMap<KvCacheSession, ServingSnapshot>()
 
-  constructor (readonly live: PipelineStage, private readonly build: (round: number, parameters: Map<string, Float32Array>) => Promise<ServingSnapshot>, private readonly onSwap?: (round: number) => void) {
+  constructor (readonly live: PipelineStage, private readonly build: (round: number, parameters: Map<string, Float32Array>) => Promise<ServingSnapshot>, private readonly onSwap?: (round: number, buildMs: number) => void) {
     const self = this
     const wrapped = new Map<ShardExecutor, ShardExecutor>()
     for (const e of live.executors) wrapped.set(e, this.wrap(e))
@@ -198,6 +198,7 @@ export class RoundServing {
       this.wanted = undefined
       if (this.current != null && this.current.round >= round) continue
       let snap: ServingSnapshot
+      const t0 = performance.now()
       try {
         snap = await this.build(round, await parameters())
       } catch (err: any) {
@@ -212,7 +213,7 @@ export class RoundServing {
         if (old.openUses > 0) this.retired.add(old)
         old.retire()
       }
-      this.onSwap?.(round)
+      this.onSwap?.(round, performance.now() - t0)
     }
   }
 
