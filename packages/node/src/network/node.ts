@@ -1168,7 +1168,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     const stage = held.stage
     const at = stage.executors[0].stepCount
     // (tiedOwner) the Driver's tied matrix is set below: the owner (whose matrix does not take this round) released first
-    // TEMP-BROKEN if (slot === 0) await this.settleTied('a round\'s weights', true)
+    if (slot === 0) await this.settleTied('a round\'s weights', true)
     // A stage of several slots is in a round's inner loop from the time its first slot group applies the round (its
     // round is its highest group's, `stageRound`): the Driver trains on, so the other slots' groups can apply the
     // round with the stage at step round·H + k, 0 < k < H. That stage is where the round wants it (specs/node/ponw
