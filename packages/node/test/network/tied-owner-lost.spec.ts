@@ -66,7 +66,7 @@ describe('tiedOwner lost at TAKE_TIED in a training network (real hosts, tied mi
     }))
     slots = slotCount(devnet.config)
     const covered = (): boolean => Array.from({ length: slots }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
-    await until(covered, 240_000, () => 'the two nodes to cover the model')
+    await until(covered, 240_000, () => `the two nodes to cover the model (${devnet.nodes.map(n => n.heldStages().map(h => `${h.start}-${h.end}`).join(',')).join(' | ')})`)
     driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
     validator = devnet.nodes.find(n => n !== driver)!
     expect(validator.heldStages().some(h => h.end === slots)).toBe(true)

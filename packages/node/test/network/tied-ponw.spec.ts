@@ -57,7 +57,7 @@ describe('PoNW with a tied model (real hosts, tied micro model, owned tied matri
     }))
     slots = slotCount(devnet.config)
     const covered = (): boolean => Array.from({ length: slots }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
-    await until(covered, 240_000, () => 'the two nodes to cover the model')
+    await until(covered, 240_000, () => `the two nodes to cover the model (${devnet.nodes.map(n => n.heldStages().map(h => `${h.start}-${h.end}`).join(',')).join(' | ')})`)
     driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
     validator = devnet.nodes.find(n => n !== driver)!
     expect(driver.tiedOwner && validator.tiedOwner).toBe(true)
