@@ -173,12 +173,14 @@ export interface RebalanceOptions extends ChooseSpanOptions {
 /**
  * Petals' rebalancing rule with a replica guard: leave the current span only if no slot of it would drop
  * below `minReplicas` without this node, and the swarm's bottleneck throughput today is below
- * `balanceQuality` times the bottleneck after moving to the best span. `viewWithoutMe` must leave out the
- * deciding node's own holdings. Returns the span to move to, or `undefined` to stay.
+ * `balanceQuality` times the bottleneck after moving to the best span. When the guard holds the node and
+ * some slot has no live holder, a move that closes such a gap is taken instead (`closeGapTarget`).
+ * `viewWithoutMe` must leave out the deciding node's own holdings. Returns the span to move to, or
+ * `undefined` to stay.
  */
 export function rebalanceTarget (viewWithoutMe: readonly SlotView[], current: { start: number, end: number }, costs: readonly number[], budget: number, options: RebalanceOptions): SpanChoice | undefined {
   for (let s = current.start; s < current.end; s++) {
-    if (viewWithoutMe[s].live < options.minReplicas) return undefined
+    if (viewWithoutMe[s].live < options.minReplicas) return closeGapTarget(viewWithoutMe, current, costs, budget, options)
   }
   const target = chooseSpan(viewWithoutMe, costs, budget, options)
   if (target == null || (target.start === current.start && target.end === current.end)) return undefined
@@ -188,4 +190,44 @@ export function rebalanceTarget (viewWithoutMe: readonly SlotView[], current: { 
   const now = bottleneckThroughput(withSpan(current))
   const after = bottleneckThroughput(withSpan(target))
   return now < options.balanceQuality * after ? target : undefined
+}
+
+/**
+ * A move that closes a gap (spec layer-pool 1.7.2, §5 rule 7): with fewer holders than slots × `minReplicas`
+ * the replica guard can hold every node while a slot has no live holder at all (two nodes on four slots at
+ * [0, 2) and [1, 3): each holds a slot only it serves, so neither may leave, and slot 3 stays unserved). Among
+ * the longest spans from each start that fit `budget`, those that leave no slot of `current` without a live
+ * holder are compared by the slots that would then have none (fewest first), then by the slots they share with
+ * `current` (most first: less to load), then at random; the best is returned if it has fewer unserved slots
+ * than staying, else `undefined`.
+ */
+export function closeGapTarget (viewWithoutMe: readonly SlotView[], current: { start: number, end: number }, costs: readonly number[], budget: number, options: Pick<ChooseSpanOptions, 'minReplicas' | 'random'>): SpanChoice | undefined {
+  const unserved = (span: { start: number, end: number }): number => {
+    let n = 0
+    viewWithoutMe.forEach((v, s) => { if (v.live === 0 && (s < span.start || s >= span.end)) n++ })
+    return n
+  }
+  const now = unserved(current)
+  if (now === 0) return undefined
+  let best: { choice: SpanChoice, unserved: number, shared: number, tie: number } | undefined
+  for (let start = 0; start < viewWithoutMe.length; start++) {
+    let end = start
+    let used = 0
+    while (end < viewWithoutMe.length && used + costs[end] <= budget) used += costs[end++]
+    if (end === start) continue
+    let leavesGap = false
+    for (let s = current.start; s < current.end; s++) {
+      if ((s < start || s >= end) && viewWithoutMe[s].live === 0) leavesGap = true
+    }
+    if (leavesGap) continue
+    const candidate = {
+      choice: { start, end, deficit: spanDeficit(viewWithoutMe, { start, end }, options.minReplicas) },
+      unserved: unserved({ start, end }),
+      shared: Math.max(0, Math.min(end, current.end) - Math.max(start, current.start)),
+      tie: options.random()
+    }
+    if (best == null || candidate.unserved < best.unserved || (candidate.unserved === best.unserved &&
+      (candidate.shared > best.shared || (candidate.shared === best.shared && candidate.tie < best.tie)))) best = candidate
+  }
+  return best != null && best.unserved < now ? best.choice : undefined
 }

@@ -62,4 +62,22 @@ describe('assignment rule', () => {
     const thin = buildView([h('a', 0, 3, 'serving', 10), h('c', 3, 6, 'serving', 1), h('d', 3, 6, 'serving', 1)], 6, opts)
     expect(rebalanceTarget(thin, { start: 0, end: 3 }, costs, 3, { minReplicas: 2, random: rnd, balanceQuality: 0.75, throughput: 10 })).toBeUndefined()
   })
+
+  it('closes a gap the replica guard would keep open (two nodes on four slots)', () => {
+    const four = [1, 1, 1, 1]
+    const options = { minReplicas: 2, random: rnd, balanceQuality: 0.75, throughput: 10 }
+    // a holds [0, 2), me [1, 3): slot 3 has no holder; slot 2 is mine alone, slot 1 is also a's
+    const withoutMe = buildView([h('a', 0, 2)], 4, opts)
+    expect(rebalanceTarget(withoutMe, { start: 1, end: 3 }, four, 2, options)).toMatchObject({ start: 2, end: 4 })
+    // a's side: every move from [0, 2) to slot 3 leaves slot 0 unserved, so a stays
+    expect(rebalanceTarget(buildView([h('me', 1, 3)], 4, opts), { start: 0, end: 2 }, four, 2, options)).toBeUndefined()
+    // no gap: the guard holds as before
+    expect(rebalanceTarget(buildView([h('a', 0, 2), h('b', 2, 4)], 4, opts), { start: 1, end: 3 }, four, 2, options)).toBeUndefined()
+    // a gap it cannot close without opening another (its span is the only holder of both its slots): stay
+    expect(rebalanceTarget(buildView([h('a', 0, 1)], 4, opts), { start: 1, end: 3 }, four, 2, options)).toBeUndefined()
+    // six slots, a on [0, 3), me on [2, 5): the move to [3, 6) serves slot 5 and leaves slot 2 to a
+    expect(rebalanceTarget(buildView([h('a', 0, 3)], 6, opts), { start: 2, end: 5 }, costs, 3, options)).toMatchObject({ start: 3, end: 6 })
+    // more gaps than holders can close: the move that closes one (not both) is still taken
+    expect(rebalanceTarget(buildView([h('a', 0, 2)], 6, opts), { start: 1, end: 4 }, costs, 3, options)).toMatchObject({ start: 2, end: 5 })
+  })
 })
