@@ -1026,9 +1026,15 @@ export class DefaultLayerPool extends TypedEventEmitter<LayerPoolEvents> impleme
       const below = (i: number): boolean => withoutMe[i].live < this.init.minReplicas
       // the same test as when the move was decided, on today's view: slots only the old span covers that
       // would go below MIN_REPLICAS against slots only the new one covers that are below it
-      const opens = old == null ? 0 : range(old.start, old.end).filter(i => (i < span.start || i >= span.end) && below(i)).length
-      const fills = range(span.start, span.end).filter(i => (old == null || i < old.start || i >= old.end) && below(i)).length
-      if (old != null && opens > 0 && opens >= fills) {
+      const leaving = old == null ? [] : range(old.start, old.end).filter(i => i < span.start || i >= span.end)
+      const arriving = range(span.start, span.end).filter(i => old == null || i < old.start || i >= old.end)
+      const opens = leaving.filter(below).length
+      const fills = arriving.filter(below).length
+      // (spec 1.7.2) first the slots nobody else serves: a move that serves more of them than it leaves stands
+      // (a gap-closing move leaves thin slots by design), one that leaves more is given back
+      const unserved = (i: number): boolean => withoutMe[i].live === 0
+      const gaps = arriving.filter(unserved).length - leaving.filter(unserved).length
+      if (old != null && (gaps < 0 || (gaps === 0 && opens > 0 && opens >= fills))) {
         // holders left meanwhile and the old span is needed as much: give the new one back
         this.log('keeping %s: it lost a replica while %s loaded', describeSpan(this.config, old.start, old.end), describeSpan(this.config, span.start, span.end))
         this.removeSpan(span)
