@@ -12,13 +12,10 @@
  * - the Validator is re-seeded: after the step its head's copy of the matrix is the Driver's, bit for bit, and the
  *   round ends with slot 0's weights the head slot's copy.
  */
-import { createHash } from 'node:crypto'
-import { slotCount } from '@neuroshard/layer-pool'
 import { createPipelineStage } from '@neuroshard/pipeline'
-import { constantLr } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { MICRO_CONFIG } from './four-replicas.js'
-import { startTestDevnet, stopTestDevnet } from './test-data.js'
+import { stopTestDevnet } from './test-data.js'
+import { sha, startTiedPair, until } from './tied-pair.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode } from '../../src/network/node.js'
 import type { TensorData } from '@neuroshard/runtime'
@@ -27,15 +24,6 @@ const H = 6
 /** The owned step of round 1 at which the Validator drops its replica (round 1's steps H + 1 .. 2H - 2 are owned) */
 const LOSE_AT = H + 3
 
-async function until (ready: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what()}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
-const sha = (a: Float32Array): string => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex')
 const copyTensor = (t: TensorData): TensorData => ({ ...t, data: t.data.slice() } as TensorData)
 
 describe('tiedOwner lost at TAKE_TIED in a training network (real hosts, tied micro model)', () => {
@@ -59,18 +47,7 @@ describe('tiedOwner lost at TAKE_TIED in a training network (real hosts, tied mi
   let afterStep: { driver: string, validator: string } | undefined
 
   beforeAll(async () => {
-    ({ dir, devnet } = await startTestDevnet('tied-owner-lost', 300, {
-      nodes: 2,
-      config: { ...MICRO_CONFIG, nLayers: 2, tieEmbeddings: true },
-      node: { innerSteps: H, batchSize: 2, seqLen: 16, evalEvery: 0, optimizer: { schedule: constantLr(2e-2) }, diloco: { minDeadlineMs: 1500, codec: 'fp32' } }
-    }))
-    slots = slotCount(devnet.config)
-    const covered = (): boolean => Array.from({ length: slots }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
-    await until(covered, 240_000, () => `the two nodes to cover the model (${devnet.nodes.map(n => n.heldStages().map(h => `${h.start}-${h.end}`).join(',')).join(' | ')})`)
-    driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
-    validator = devnet.nodes.find(n => n !== driver)!
-    expect(validator.heldStages().some(h => h.end === slots)).toBe(true)
-    expect(driver.tiedOwner && validator.tiedOwner).toBe(true)
+    ({ dir, devnet, slots, driver, validator } = await startTiedPair('tied-owner-lost', H))
     driver.addEventListener('node:step', e => { stepEvents.set(e.detail.step, (stepEvents.get(e.detail.step) ?? 0) + 1) })
     // the Driver: its steps at LOSE_AT watched, its embedding's backward feeds and gradient at its optimizer step kept
     const pipeline = driver.host.services.pipeline as any

@@ -9,26 +9,14 @@
  * - at a lost owner at the first owned step after that (the Validator drops its replica at TARGETS) the Driver's copy
  *   goes back to the matrix it offered last, bit for bit, and that offer came after the round's weights were set.
  */
-import { createHash } from 'node:crypto'
-import { slotCount } from '@neuroshard/layer-pool'
-import { constantLr } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { MICRO_CONFIG } from './four-replicas.js'
-import { startTestDevnet, stopTestDevnet } from './test-data.js'
+import { stopTestDevnet } from './test-data.js'
+import { sha, startTiedPair, until } from './tied-pair.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode } from '../../src/network/node.js'
 
 const H = 8
 
-async function until (ready: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what()}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
-const sha = (a: Float32Array): string => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex')
 
 describe('tiedOwner and a round\'s weights set on slot 0 mid-loop (real hosts, tied micro model)', () => {
   let dir: string
@@ -47,18 +35,8 @@ describe('tiedOwner and a round\'s weights set on slot 0 mid-loop (real hosts, t
   let retried: { step: number, matrix: string, owned: boolean } | undefined
 
   beforeAll(async () => {
-    ({ dir, devnet } = await startTestDevnet('tied-owner-round', 300, {
-      nodes: 2,
-      config: { ...MICRO_CONFIG, nLayers: 2, tieEmbeddings: true },
-      node: { innerSteps: H, batchSize: 2, seqLen: 16, evalEvery: 0, optimizer: { schedule: constantLr(2e-2) }, diloco: { minDeadlineMs: 1500, codec: 'fp32' } }
-    }))
-    slots = slotCount(devnet.config)
-    const covered = (): boolean => Array.from({ length: slots }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
-    await until(covered, 240_000, () => `the two nodes to cover the model (${devnet.nodes.map(n => n.heldStages().map(h => `${h.start}-${h.end}`).join(',')).join(' | ')})`)
-    driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
-    validator = devnet.nodes.find(n => n !== driver)!
+    ({ dir, devnet, slots, driver, validator } = await startTiedPair('tied-owner-round', H))
     expect(driver.heldStages().find(h => h.start === 0)!.end, 'the Driver\'s stage holds slot 0 and another').toBeGreaterThanOrEqual(2)
-    expect(driver.tiedOwner && validator.tiedOwner).toBe(true)
     const pipeline = driver.host.services.pipeline as any
     const embed = (): any => pipeline.stages().find((s: any) => s.start === 0).embed
     const matrix = async (): Promise<string> => sha((await embed().getParameters()).get('embed.weight')!)

@@ -13,13 +13,12 @@
  * worker: `takeTiedGradients`, `stepTiedReplica`), and the Validator is re-seeded (`setParameters`, SET_TIED): calls a
  * replay cannot reproduce, which break the loop. Proofs of tied stages need a witness with those inputs (not done).
  */
-import { slotCount } from '@neuroshard/layer-pool'
 import { constantLr } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { StageTrainingModel } from '../../src/ponw/stage-verifier.js'
 import { decodeWitness, encodeWitness } from '../../src/ponw/stage-work.js'
-import { MICRO_CONFIG } from './four-replicas.js'
-import { startTestDevnet, stopTestDevnet } from './test-data.js'
+import { stopTestDevnet } from './test-data.js'
+import { startTiedPair, until } from './tied-pair.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode } from '../../src/network/node.js'
 import type { RecordedRound, StageWitness } from '../../src/ponw/stage-work.js'
@@ -28,20 +27,11 @@ import type { TrainingClaim } from '@neuroshard/ponw-ledger'
 const H = 4
 const optimizer = { schedule: constantLr(2e-2) }
 
-async function until (ready: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what()}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
 interface Finished { node: 'driver' | 'validator', start: number, end: number, recorded?: RecordedRound }
 
 describe('PoNW with a tied model (real hosts, tied micro model, owned tied matrix)', () => {
   let dir: string
   let devnet: NetworkDevnet
-  let slots: number
   let driver: NetworkNode
   let validator: NetworkNode
   const finished: Finished[] = []
@@ -49,18 +39,7 @@ describe('PoNW with a tied model (real hosts, tied micro model, owned tied matri
   const proofs: string[] = []
 
   beforeAll(async () => {
-    ({ dir, devnet } = await startTestDevnet('tied-ponw', 300, {
-      nodes: 2,
-      config: { ...MICRO_CONFIG, nLayers: 2, tieEmbeddings: true },
-      node: { innerSteps: H, batchSize: 2, seqLen: 16, evalEvery: 0, optimizer, diloco: { minDeadlineMs: 1500, codec: 'fp32' } },
-      ledger: { params: { epochMs: 60_000, roundMs: 30_000, heartbeatSeconds: 2 } }
-    }))
-    slots = slotCount(devnet.config)
-    const covered = (): boolean => Array.from({ length: slots }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
-    await until(covered, 240_000, () => `the two nodes to cover the model (${devnet.nodes.map(n => n.heldStages().map(h => `${h.start}-${h.end}`).join(',')).join(' | ')})`)
-    driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
-    validator = devnet.nodes.find(n => n !== driver)!
-    expect(driver.tiedOwner && validator.tiedOwner).toBe(true)
+    ({ dir, devnet, driver, validator } = await startTiedPair('tied-ponw', H, { node: { optimizer }, ledger: { params: { epochMs: 60_000, roundMs: 30_000, heartbeatSeconds: 2 } } }))
     for (const node of [driver, validator]) node.ponw!.onProof(p => { if (p.kind === 'training') proofs.push(p.id) })
     // every inner loop a stage's recorder finishes, as the node gets it (undefined: not provable)
     for (const [name, node] of [['driver', driver], ['validator', validator]] as const) {
