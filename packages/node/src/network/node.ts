@@ -1387,7 +1387,12 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         // (tiedOwner) the round's last step runs the 1.7.0 way on a synced matrix: the stage ends the loop with the trained
         // matrix (contribution, training proof), and the owner, whose matrix would not take the round, is released. (Not
         // synced after the last step: the Validator then contributes, refusing training requests, and takes its round.)
-        if (chain.hops.length > 0 && step === (round + 1) * this.innerSteps - 1) await this.settleTied('the round\'s last inner step', true, signal)
+        // Released one step before it: the released owner drops its replica at the next STEP (it carries rows) and is
+        // re-seeded by SET_TIED after that STEP. After the last STEP that re-seed raced the Validator's contribution (its
+        // stage at H steps, it took the head's matrix before SET_TIED landed, then refused it): slot 0's round and the
+        // head slot's round differed. So the re-seed happens at the step before, and at the last step the replica is in
+        // step, its matrix stepped within STEP as the Driver's is.
+        if (chain.hops.length > 0 && step >= (round + 1) * this.innerSteps - 2) await this.settleTied('the round\'s last inner steps', true, signal)
         // a Driver holding the whole model trains on its own executors (the pipeline needs a next hop)
         const res = chain.hops.length === 0 ? await localTrainStep(held.stage, batch) : await this.tiedSerial(async () => await this.host.services.pipeline.trainStep(batch, { signal }))
         failures = 0

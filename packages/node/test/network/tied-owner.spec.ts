@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto'
 import { slotCount } from '@neuroshard/layer-pool'
+import { DefaultDiLoCo } from '@neuroshard/diloco'
 import { constantLr } from '@neuroshard/runtime'
 import { TextGenerator } from '@neuroshard/trainer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -20,9 +21,13 @@ import { startTestDevnet, stopTestDevnet } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode } from '../../src/network/node.js'
 
-const H = 6
-/** The Driver is held before this step (round 1's fifth: its second to fourth were owned) */
-const PAUSE_AT = 2 * H - 2
+const H = 7
+/**
+ * The Driver is held before this step (round 1's fifth: its third and fourth were owned; its first re-seeds the
+ * Validator after the owner's release before the round, the second is the offer; the round's last two steps are not
+ * owned, the owner released before the sixth)
+ */
+const PAUSE_AT = 2 * H - 3
 
 async function until (ready: () => boolean, ms: number, what: () => string): Promise<void> {
   const deadline = Date.now() + ms
@@ -46,8 +51,16 @@ describe('tiedOwner in a training network (real hosts, tied micro model)', () =>
   let paused = false
   let released = false
   const open = (): void => { released = true }
+  /** (diagnostics) each slot group's contributions: the group, its round, the tied matrix's hash in the local weights */
+  const contributions: string[] = []
+  const contribute = DefaultDiLoCo.prototype.contribute
 
   beforeAll(async () => {
+    DefaultDiLoCo.prototype.contribute = async function (this: any, local: ReadonlyMap<string, Float32Array>, ...rest: any[]) {
+      const m = local.get('embed.weight')
+      if (m != null) contributions.push(`${String(this.group).replace(/^.*\//, '')} r${String(this.round)} ${sha(m).slice(0, 12)}`)
+      return await contribute.call(this, local, ...rest)
+    } as any
     ({ dir, devnet } = await startTestDevnet('tied-owner', 300, {
       nodes: 2,
       config: { ...MICRO_CONFIG, nLayers: 2, tieEmbeddings: true },
@@ -62,6 +75,14 @@ describe('tiedOwner in a training network (real hosts, tied micro model)', () =>
     validator = devnet.nodes.find(n => n !== driver)!
     expect(validator.heldStages().some(h => h.end === slots)).toBe(true)
     expect(driver.tiedOwner && validator.tiedOwner).toBe(true)
+    // the Validator answers SET_TIED (a re-seed of its replica) late, as a loaded machine may: a re-seed after the round's
+    // last STEP would land after the Validator, at H steps, took its contribution (refusing training requests meanwhile)
+    const validatorPipeline = validator.host.services.pipeline as any
+    const serveSetTied = validatorPipeline.serveSetTied.bind(validatorPipeline)
+    validatorPipeline.serveSetTied = async (...args: any[]) => {
+      await new Promise(resolve => setTimeout(resolve, 250))
+      return await serveSetTied(...args)
+    }
     // the Driver's steps, watched (and held at PAUSE_AT)
     const pipeline = driver.host.services.pipeline as any
     const trainStep = pipeline.trainStep.bind(pipeline)
@@ -78,6 +99,7 @@ describe('tiedOwner in a training network (real hosts, tied micro model)', () =>
   }, 400_000)
 
   afterAll(async () => {
+    DefaultDiLoCo.prototype.contribute = contribute
     open()
     await stopTestDevnet(devnet, dir)
   }, 120_000)
@@ -90,7 +112,10 @@ describe('tiedOwner in a training network (real hosts, tied micro model)', () =>
     expect(owned.get(H - 1)).toBe(false)
     const embed = driver.group(0)!.parameters().get('embed.weight')!
     const headCopy = validator.group(slots - 1)!.parameters().get('embed.weight')!
-    expect(sha(embed)).toBe(sha(headCopy))
+    const state = (): string => `Driver slot 0 at round ${driver.group(0)?.round} step ${driver.heldStages().find(h => h.start === 0)?.stage.embed?.stepCount}, ` +
+      `Validator's head at round ${validator.group(slots - 1)?.round} step ${validator.heldStages().find(h => h.end === slots)?.stage.executors[0].stepCount}; ` +
+      `steps ${JSON.stringify([...owned])}; contributions ${JSON.stringify(contributions)}; stages ${devnet.nodes.map(n => n.heldStages().map(h => `${h.start}-${h.end}`).join(',')).join(' | ')}`
+    expect(sha(embed), state()).toBe(sha(headCopy))
   }, 300_000)
 
   it('a generation on the Driver after owned steps: the tokens of the network\'s weights, the owner\'s matrix', async () => {
