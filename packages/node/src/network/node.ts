@@ -1240,7 +1240,10 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     if (this.contributing || !this.running) return
     const due = [...this.stages.values()].filter(h => {
       const g = this.groups.get(h.start)
-      return g?.initialized === true && h.stage.executors[0].stepCount >= (this.stageRound(h) + 1) * this.innerSteps && !this.stalledStage(h)
+      // every executor at H steps: the stage's executors step one after the other (a hop's STEP, the Driver's trainStep),
+      // and a Validator's head steps the tied replica after its own step; a stage taken when only its first executor had
+      // stepped contributed the later executors' weights of the step before (the head's tied matrix too)
+      return g?.initialized === true && Math.min(...h.stage.executors.map(e => e.stepCount)) >= (this.stageRound(h) + 1) * this.innerSteps && !this.stalledStage(h)
     })
     if (due.length === 0) return
     this.contributing = true
