@@ -21,7 +21,7 @@ import type { NetworkNode } from '../../src/network/node.js'
 import type { TensorData } from '@neuroshard/runtime'
 
 const H = 6
-/** The owned step of round 1 at which the Validator drops its replica (round 1's steps H + 1 .. 2H - 2 are owned) */
+/** The owned step of round 1 at which the Validator drops its replica (round 1's steps H + 2 .. 2H - 3 are owned) */
 const LOSE_AT = H + 3
 
 const copyTensor = (t: TensorData): TensorData => ({ ...t, data: t.data.slice() } as TensorData)
