@@ -10,14 +10,11 @@
  * - a generation on the Driver after owned steps: the tokens of a local model with the network's weights (the matrix
  *   as its owner has it), though the Driver's copy was stale before it.
  */
-import { createHash } from 'node:crypto'
-import { slotCount } from '@neuroshard/layer-pool'
 import { DefaultDiLoCo } from '@neuroshard/diloco'
-import { constantLr } from '@neuroshard/runtime'
 import { TextGenerator } from '@neuroshard/trainer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { MICRO_CONFIG } from './four-replicas.js'
-import { startTestDevnet, stopTestDevnet } from './test-data.js'
+import { stopTestDevnet } from './test-data.js'
+import { sha, startTiedPair, until } from './tied-pair.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
 import type { NetworkNode } from '../../src/network/node.js'
 
@@ -28,16 +25,6 @@ const H = 7
  * owned, the owner released before the sixth)
  */
 const PAUSE_AT = 2 * H - 3
-
-async function until (ready: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what()}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
-const sha = (a: Float32Array): string => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex')
 
 describe('tiedOwner in a training network (real hosts, tied micro model)', () => {
   let dir: string
@@ -61,20 +48,9 @@ describe('tiedOwner in a training network (real hosts, tied micro model)', () =>
       if (m != null) contributions.push(`${String(this.group).replace(/^.*\//, '')} r${String(this.round)} ${sha(m).slice(0, 12)}`)
       return await contribute.call(this, local, ...rest)
     } as any
-    ({ dir, devnet } = await startTestDevnet('tied-owner', 300, {
-      nodes: 2,
-      config: { ...MICRO_CONFIG, nLayers: 2, tieEmbeddings: true },
-      // generations from the training executors (the Driver's copy of the matrix), not from a round's snapshot: the sync
-      // before a generation is what the second test checks (round-serving.spec tests the snapshots)
-      node: { innerSteps: H, batchSize: 2, seqLen: 16, evalEvery: 0, serveRoundWeights: false, optimizer: { schedule: constantLr(2e-2) }, diloco: { minDeadlineMs: 1500, codec: 'fp32' } }
-    }))
-    slots = slotCount(devnet.config)
-    const covered = (): boolean => Array.from({ length: slots }, (_, s) => s).every(s => devnet.nodes.some(n => n.heldStages().some(h => h.start <= s && s < h.end)))
-    await until(covered, 240_000, () => 'the two nodes to cover the model')
-    driver = devnet.nodes.find(n => n.heldStages().some(h => h.start === 0))!
-    validator = devnet.nodes.find(n => n !== driver)!
-    expect(validator.heldStages().some(h => h.end === slots)).toBe(true)
-    expect(driver.tiedOwner && validator.tiedOwner).toBe(true)
+    // generations from the training executors (the Driver's copy of the matrix), not from a round's snapshot: the sync
+    // before a generation is what the second test checks (round-serving.spec tests the snapshots)
+    ;({ dir, devnet, slots, driver, validator } = await startTiedPair('tied-owner', H, { node: { serveRoundWeights: false } }))
     // the Validator answers SET_TIED (a re-seed of its replica) late, as a loaded machine may: a re-seed after the round's
     // last STEP would land after the Validator, at H steps, took its contribution (refusing training requests meanwhile)
     const validatorPipeline = validator.host.services.pipeline as any
