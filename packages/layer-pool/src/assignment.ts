@@ -91,12 +91,7 @@ export function chooseSpan (view: readonly SlotView[], costs: readonly number[],
   let best: { choice: SpanChoice, coverage: number[], throughput: number[], tie: number } | undefined
   for (let start = 0; start < view.length; start++) {
     if (options.blocked?.has(start) === true) continue
-    let end = start
-    let used = 0
-    while (end < view.length && options.blocked?.has(end) !== true && used + costs[end] <= budget) {
-      used += costs[end]
-      end++
-    }
+    const end = longestSpanEnd(start, view.length, costs, budget, options.blocked)
     if (end === start) continue
     let deficit = 0
     const coverage: number[] = []
@@ -114,6 +109,14 @@ export function chooseSpan (view: readonly SlotView[], costs: readonly number[],
     if (best == null || better(candidate, best)) best = candidate
   }
   return best?.choice
+}
+
+/** The end (≤ `slots`) of the longest span from `start` whose slots fit `budget` and avoid `blocked` (`start`: none fits) */
+function longestSpanEnd (start: number, slots: number, costs: readonly number[], budget: number, blocked?: ReadonlySet<number>): number {
+  let end = start
+  let used = 0
+  while (end < slots && blocked?.has(end) !== true && used + costs[end] <= budget) used += costs[end++]
+  return end
 }
 
 function better (a: { choice: SpanChoice, coverage: number[], throughput: number[], tie: number }, b: typeof a): boolean {
@@ -211,9 +214,7 @@ export function closeGapTarget (viewWithoutMe: readonly SlotView[], current: { s
   if (now === 0) return undefined
   let best: { choice: SpanChoice, unserved: number, shared: number, tie: number } | undefined
   for (let start = 0; start < viewWithoutMe.length; start++) {
-    let end = start
-    let used = 0
-    while (end < viewWithoutMe.length && used + costs[end] <= budget) used += costs[end++]
+    const end = longestSpanEnd(start, viewWithoutMe.length, costs, budget)
     if (end === start) continue
     let leavesGap = false
     for (let s = current.start; s < current.end; s++) {
