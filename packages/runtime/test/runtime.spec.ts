@@ -157,28 +157,45 @@ describe('runtime sessions', () => {
 })
 
 describe('process lifetime', () => {
-  it('an idle runtime that was never closed does not keep the process alive', async () => {
+  /** Runs `code` (a module using the compiled package: tests run after `tsc -b`) in a fresh process with the repo's Node */
+  async function runChild (code: string, nodeArgs: (file: string) => string[]): Promise<{ exit: number | null, output: string }> {
     const { spawn } = await import('node:child_process')
     const { fileURLToPath } = await import('node:url')
-    // the compiled package (tests run after `tsc -b`), in a fresh process with the repo's Node
-    const dist = new URL('../dist/src/index.js', import.meta.url).href
-    const code = `
-      import { createRuntime, float32 } from ${JSON.stringify(dist)}
-      const rt = await createRuntime()
-      const s = await rt.createSession(new Uint8Array(${JSON.stringify(Array.from(matmulModel()))}))
-      const out = await s.run({ x: float32([1, 1, 1, 1], [1, 4]), w: float32(new Array(12).fill(2), [4, 3]) })
-      console.log('ran', out.y.data[0])
-    `
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], cwd: fileURLToPath(new URL('..', import.meta.url)) })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (b: Buffer) => { stdout += b.toString() })
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+    const { mkdtempSync, writeFileSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const file = join(mkdtempSync(join(tmpdir(), 'runtime-child-')), 'child.mjs')
+    writeFileSync(file, code)
+    const child = spawn(process.execPath, nodeArgs(file), { stdio: ['ignore', 'pipe', 'pipe'], cwd: fileURLToPath(new URL('..', import.meta.url)) })
+    let output = ''
+    child.stdout.on('data', (b: Buffer) => { output += b.toString() })
+    child.stderr.on('data', (b: Buffer) => { output += b.toString() })
     const exit = await new Promise<number | null>((resolve) => {
       const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(null) }, 20_000)
       child.on('exit', (c) => { clearTimeout(timer); resolve(c) })
     })
-    expect(stdout + stderr).toContain("ran 8")
+    return { exit, output }
+  }
+
+  const runMatmul = `
+    import { createRuntime, float32 } from ${JSON.stringify(new URL('../dist/src/index.js', import.meta.url).href)}
+    const rt = await createRuntime()
+    const s = await rt.createSession(new Uint8Array(${JSON.stringify(Array.from(matmulModel()))}))
+    const out = await s.run({ x: float32([1, 1, 1, 1], [1, 4]), w: float32(new Array(12).fill(2), [4, 3]) })
+    console.log('ran', out.y.data[0])
+  `
+
+  it('an idle runtime that was never closed does not keep the process alive', async () => {
+    // `--input-type=module -e`: the worker (a module file) must not inherit --input-type
+    const { exit, output } = await runChild(runMatmul, () => ['--input-type=module', '-e', runMatmul])
+    expect(output).toContain('ran 8')
+    expect(exit).toBe(0)
+  })
+
+  it('starts its worker under a V8 flag on the command line (an explicit execArgv made the Worker throw ERR_WORKER_INVALID_EXEC_ARGV)', async () => {
+    const { exit, output } = await runChild(runMatmul, file => ['--max-semi-space-size=16', file])
+    expect(output).not.toContain('ERR_WORKER_INVALID_EXEC_ARGV')
+    expect(output).toContain('ran 8')
     expect(exit).toBe(0)
   })
 })

@@ -236,8 +236,9 @@ class HashThread {
 
   constructor (file: URL) {
     this.worker = new Worker(file, {
-      // the worker is a module file: flags meant for the main script (`node --input-type=module -e …`) break it
-      execArgv: process.execArgv.filter(a => !a.startsWith('--input-type'))
+      // the worker is a module file: `node --input-type=module -e …`'s flag breaks it. Otherwise no explicit list:
+      // the Worker then inherits the main thread's flags, where an explicit list refuses V8 ones (--max-semi-space-size)
+      execArgv: process.execArgv.some(a => a.startsWith('--input-type')) ? process.execArgv.filter(a => !a.startsWith('--input-type')) : undefined
     })
     this.slots = Array.from({ length: STAGING_SLOTS }, () => new SharedArrayBuffer(STAGING_SLOT_BYTES))
     this.free = this.slots.map((_, i) => i)
