@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { AbortError } from '@neuroshard/interface'
+import { AbortError, InvalidParametersError } from '@neuroshard/interface'
 import { logger } from '@libp2p/logger'
 import { InvalidTensorError, NonFiniteTensorError, RuntimeClosedError, SequenceTooLongError, SessionError, ShapeMismatchError, TokenIdOutOfRangeError } from './errors.js'
 import { assertFinite, assertWellFormed, validateFeeds } from './validate.js'
@@ -55,6 +55,19 @@ export interface RuntimeInit {
    * @default false
    */
   inThread?: boolean
+  /**
+   * Lower the worker thread's scheduling priority to this nice value (1–19; Linux only: nice is per thread
+   * there). The worker sets it on itself (`os.setPriority(0, n)`) before it creates any onnxruntime session, so the
+   * intra-op pool threads onnxruntime starts for its sessions inherit it; the process's other threads (the event
+   * loop, other runtimes' workers) keep theirs. For background work (a node's training) beside latency-bound work
+   * (its serving): the kernel then runs the latter first and gives the former whatever is left, so an idle machine
+   * still trains at full speed. A thread cannot raise its priority back without privileges, which is why it is
+   * the worker's own. Ignored with `inThread` (it would lower the caller's thread), off Linux (elsewhere
+   * `setpriority(0)` means the whole process) and for 0.
+   *
+   * @default 0 (the process's)
+   */
+  niceness?: number
 }
 
 export interface RunOptions extends AbortOptions {
@@ -90,24 +103,6 @@ export function cudaFallbackMessage (reason: string): string {
   return `NeuroShard asked for device 'cuda' but runs on CPU: ${reason}. ` +
     'To use an NVIDIA GPU install CUDA 12 and cuDNN 9, then reinstall onnxruntime-node with ' +
     'ONNXRUNTIME_NODE_INSTALL=cuda12 (see the @neuroshard/runtime README).'
-}
-
-/**
- * The `execArgv` for a Worker running a module file. Left undefined (the Worker inherits the main thread's flags,
- * V8 ones such as `--max-semi-space-size` included) unless the main script was started with `--input-type`, which
- * a module file refuses: only then is an explicit list passed without it. An explicit list is what Node checks, and
- * it refuses V8 flags (`ERR_WORKER_INVALID_EXEC_ARGV`), so `node --max-semi-space-size=16 app.js` must not get one;
- * `node --input-type=module --max-semi-space-size=16 -e …` still does (put V8 flags in NODE_OPTIONS there).
- */
-export function workerExecArgv (execArgv: readonly string[] = process.execArgv): string[] | undefined {
-  const inputType = (a: string): boolean => a === '--input-type' || a.startsWith('--input-type=')
-  if (!execArgv.some(inputType)) return undefined
-  const out: string[] = []
-  for (let i = 0; i < execArgv.length; i++) {
-    if (execArgv[i] === '--input-type') i++ // `--input-type module`: its value goes too
-    else if (!inputType(execArgv[i])) out.push(execArgv[i])
-  }
-  return out
 }
 
 function workerUrl (): URL {
@@ -161,10 +156,12 @@ export class RuntimeWorker {
   private closed = false
   private closing = false
 
-  constructor () {
+  constructor (niceness = 0) {
+    if (!(Number.isSafeInteger(niceness) && niceness >= 0 && niceness <= 19)) throw new InvalidParametersError(`niceness must be an integer in [0, 19], got ${String(niceness)}`)
     this.worker = new Worker(workerUrl(), {
-      workerData: { neuroshardRuntime: 1 },
-      execArgv: workerExecArgv()
+      workerData: { neuroshardRuntime: 1, ...(niceness > 0 && process.platform === 'linux' ? { niceness } : {}) },
+      // the worker is a module file: flags meant for the main script (`node --input-type=module -e …`) break it
+      execArgv: process.execArgv.filter(a => !a.startsWith('--input-type'))
     })
     this.worker.on('message', (reply: WorkerReply) => {
       // a run that finishes while the runtime closes is not handed out: it rejects when the worker has exited
@@ -339,7 +336,7 @@ export class Runtime {
       ...(init.allowSpinning !== undefined ? { allowSpinning: init.allowSpinning } : {})
     }
     this.device = init.device ?? 'cpu'
-    this.worker = init.inThread === true ? new InThreadRuntimeWorker() : new RuntimeWorker()
+    this.worker = init.inThread === true ? new InThreadRuntimeWorker() : new RuntimeWorker(init.niceness)
   }
 
   /**

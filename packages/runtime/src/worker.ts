@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+import { setPriority } from 'node:os'
 import { isMainThread, parentPort, workerData } from 'node:worker_threads'
 import ort from 'onnxruntime-node'
 import type { InferenceSession, Tensor } from 'onnxruntime-node'
@@ -596,6 +597,16 @@ export class RuntimeWorkerState {
 
 if (!isMainThread && parentPort != null && (workerData as { neuroshardRuntime?: number } | undefined)?.neuroshardRuntime === 1) {
   const port = parentPort
+  // (RuntimeInit.niceness, Linux: per thread) this thread lowers its own priority before any onnxruntime session
+  // exists, so the intra-op threads onnxruntime starts from here inherit it
+  const niceness = (workerData as { niceness?: number }).niceness
+  if (niceness !== undefined) {
+    try {
+      setPriority(0, niceness)
+    } catch {
+      // not permitted (a container's seccomp, a raised floor): the worker runs at the process's priority
+    }
+  }
   const state = new RuntimeWorkerState()
   let queue: Promise<void> = Promise.resolve()
   port.on('message', (msg: { id: number, req: WorkerRequest, shutdown?: boolean }) => {
