@@ -105,6 +105,24 @@ export function cudaFallbackMessage (reason: string): string {
     'ONNXRUNTIME_NODE_INSTALL=cuda12 (see the @neuroshard/runtime README).'
 }
 
+/**
+ * The `execArgv` for a Worker running a module file. Left undefined (the Worker inherits the main thread's flags,
+ * V8 ones such as `--max-semi-space-size` included) unless the main script was started with `--input-type`, which
+ * a module file refuses: only then is an explicit list passed without it. An explicit list is what Node checks, and
+ * it refuses V8 flags (`ERR_WORKER_INVALID_EXEC_ARGV`), so `node --max-semi-space-size=16 app.js` must not get one;
+ * `node --input-type=module --max-semi-space-size=16 -e …` still does (put V8 flags in NODE_OPTIONS there).
+ */
+export function workerExecArgv (execArgv: readonly string[] = process.execArgv): string[] | undefined {
+  const inputType = (a: string): boolean => a === '--input-type' || a.startsWith('--input-type=')
+  if (!execArgv.some(inputType)) return undefined
+  const out: string[] = []
+  for (let i = 0; i < execArgv.length; i++) {
+    if (execArgv[i] === '--input-type') i++ // `--input-type module`: its value goes too
+    else if (!inputType(execArgv[i])) out.push(execArgv[i])
+  }
+  return out
+}
+
 function workerUrl (): URL {
   // from TypeScript sources (tests) Node loads worker.ts with type stripping; from dist, worker.js
   const js = new URL('./worker.js', import.meta.url)
@@ -160,8 +178,7 @@ export class RuntimeWorker {
     if (!(Number.isSafeInteger(niceness) && niceness >= 0 && niceness <= 19)) throw new InvalidParametersError(`niceness must be an integer in [0, 19], got ${String(niceness)}`)
     this.worker = new Worker(workerUrl(), {
       workerData: { neuroshardRuntime: 1, ...(niceness > 0 && process.platform === 'linux' ? { niceness } : {}) },
-      // the worker is a module file: flags meant for the main script (`node --input-type=module -e …`) break it
-      execArgv: process.execArgv.filter(a => !a.startsWith('--input-type'))
+      execArgv: workerExecArgv()
     })
     this.worker.on('message', (reply: WorkerReply) => {
       // a run that finishes while the runtime closes is not handed out: it rejects when the worker has exited
