@@ -30,6 +30,8 @@ const COMMON_OPTIONS = `      --data <source>        nlp-corpus (default) or com
       --batch-size <n>       sequences per micro-batch (default 8)
       --seq-len <n>          tokens per sequence (default 64)
       --lr <x>               inner AdamW learning rate (default 3e-3)
+      --eval-batches <n>     validation batches (batch size × sequence length each) the network model's validation
+                             loss is measured on after each round, 0 = the whole validation split (default 4)
       --training <on|off>    train, or only serve inference (default on)
       --api-host <addr>      address the API binds to (default ${DEFAULT_API_HOST}; env NEUROSHARD_API_HOST)
       --api-port <n>         API port, 0 = any free port (default ${DEFAULT_API_PORT}; env NEUROSHARD_API_PORT)
@@ -97,6 +99,7 @@ interface NetworkOptions {
   batchSize: number
   seqLen: number
   lr: number
+  evalBatches: number
   training: boolean
   apiHost: string
   apiPort: number
@@ -112,6 +115,7 @@ const COMMON_ARGS = {
   'batch-size': { type: 'string' },
   'seq-len': { type: 'string' },
   lr: { type: 'string' },
+  'eval-batches': { type: 'string' },
   training: { type: 'string' },
   'api-host': { type: 'string' },
   'api-port': { type: 'string' },
@@ -171,6 +175,7 @@ async function readOptions (values: Record<string, unknown>, env: NodeJS.Process
       batchSize: int('batch-size', get('batch-size') ?? 8, 1, 64),
       seqLen: int('seq-len', get('seq-len') ?? 64, 2, TINY.maxSeqLen),
       lr,
+      evalBatches: int('eval-batches', get('eval-batches') ?? 4, 0, 1_000_000),
       training: training === 'on',
       apiHost,
       apiPort: int('api-port', get('api-port') ?? DEFAULT_API_PORT, 0, 65535),
@@ -199,15 +204,16 @@ async function loadData (o: NetworkOptions, io: CliIO, emit: (obj: Record<string
   return data
 }
 
-function follow (node: NetworkNode, index: number, emit: (obj: Record<string, unknown>) => void, say: (line: string) => void): void {
+/** The node's events as `--json` lines (`emit`) and terminal lines (`say`); exported for tests */
+export function follow (node: NetworkNode, index: number, emit: (obj: Record<string, unknown>) => void, say: (line: string) => void): void {
   const short = (): string => node.peerId.toString().slice(-6)
   node.addEventListener('node:stage', (e) => {
     emit({ event: 'stage', node: index, peer: node.peerId.toString(), start: e.detail.start, end: e.detail.end })
     say(`node ${index} (…${short()}) serves ${describeSpan(node.config, e.detail.start, e.detail.end)}`)
   })
   node.addEventListener('node:validation', (e) => {
-    const { round, loss, slotRounds, exact } = e.detail
-    emit({ event: 'validation', node: index, round, loss, slotRounds, exact })
+    const { round, loss, slotRounds, exact, tokens, batchLosses } = e.detail
+    emit({ event: 'validation', node: index, round, loss, slotRounds, exact, tokens, batchLosses })
     say(`round ${round}: validation loss ${loss.toFixed(4)} (node ${index}${exact ? '' : `; as served, slot rounds ${slotRounds.join('/')}`})`)
   })
   node.addEventListener('node:failover', (e) => {
@@ -268,9 +274,10 @@ export async function devnetCommand (argv: string[], io: CliIO & { env?: NodeJS.
       tokenizer: data.tokenizer,
       data: { manifest: data.manifest, train: data.train, validation: data.validation },
       dataDir: `${o.dataDir}/devnet`,
-      node: { innerSteps: o.innerSteps, batchSize: o.batchSize, seqLen: o.seqLen, optimizer: { schedule: constantLr(o.lr) }, training: o.training },
+      node: { innerSteps: o.innerSteps, batchSize: o.batchSize, seqLen: o.seqLen, evalBatches: o.evalBatches, optimizer: { schedule: constantLr(o.lr) }, training: o.training },
+      // before each node starts, so that no stage, error or round of its start is missed
+      onCreated: (node, index) => { follow(node, index, emit, say) },
       onNode: (node, index) => {
-        follow(node, index, emit, say)
         emit({ event: 'node', node: index, peer: node.peerId.toString(), addresses: node.host.getMultiaddrs().map(String) })
       }
     })
@@ -413,6 +420,7 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
       innerSteps: o.innerSteps,
       batchSize: o.batchSize,
       seqLen: o.seqLen,
+      evalBatches: o.evalBatches,
       optimizer: { schedule: constantLr(o.lr) },
       ...(String(get('device') ?? 'cpu') === 'cuda' ? { device: 'cuda' } : {}),
       ...(ponw != null ? { ponw } : {}),

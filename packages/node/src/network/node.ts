@@ -221,7 +221,10 @@ export interface NetworkNodeInit {
   tiedOwner?: boolean
   /** Validation loss of the network's model after every `evalEvery` rounds (Drivers; 0: never) @default 1 */
   evalEvery?: number
-  /** Validation batches per evaluation @default 4 */
+  /**
+   * Validation batches per evaluation (the first of the validation split, batch size × sequence length each; 0: every
+   * batch of the split) @default 4
+   */
   evalBatches?: number
   /** Where training progress is recorded (the API reads it) @default a new recorder */
   recorder?: TrainingRecorder
@@ -281,7 +284,12 @@ export interface NetworkWeights {
 export interface NetworkValidation {
   /** The round measured after (this node's lowest slot's round) */
   round: number
+  /** the mean of `batchLosses` */
   loss: number
+  /** Each validation batch's mean next-token loss, in the order of `validationBatches()` */
+  batchLosses: number[]
+  /** Tokens the loss was measured on (predicted positions over every batch) */
+  tokens: number
   /** The DiLoCo round of each slot's weights the loss was measured on (index: slot) */
   slotRounds: number[]
   /** Every slot at `round` (else the model as served, `slotRounds` says which) */
@@ -1457,14 +1465,16 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     if (batches.length === 0) throw new InvalidParametersError('no validation data (init.data.validation)')
     const weights = await this.networkWeights(round, options)
     if (weights == null || !this.running) return undefined
-    const run = this.evalLock.then(async () => await modelLoss(weights.weights, batches, async () => {
+    const run = this.evalLock.then(async () => await modelBatchLosses(weights.weights, batches, async () => {
       this.evalStage ??= createPipelineStage({ config: this.config, start: 0, end: this.slots, parameters: weights.weights, intraOpNumThreads: this.init.threads ?? 1 })
       return await this.evalStage
     }))
     this.evalLock = run.catch(() => {})
-    const loss = await run
+    const batchLosses = await run
     if (!this.running) return undefined
-    const point: NetworkValidation = { round, loss, slotRounds: weights.slotRounds, exact: weights.exact }
+    const loss = batchLosses.reduce((a, b) => a + b, 0) / batchLosses.length
+    const tokens = batches.reduce((n, b) => n + b.batch * b.seq, 0)
+    const point: NetworkValidation = { round, loss, batchLosses, tokens, slotRounds: weights.slotRounds, exact: weights.exact }
     this.recorder.recordValidation(loss, { step: round * this.innerSteps, slotRounds: weights.slotRounds })
     this.safeDispatchEvent('node:validation', { detail: point })
     return point
@@ -1585,14 +1595,19 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     return { peers, weightsHash: info.weightsHash, chunksRoot: info.chunksRoot }
   }
 
-  /** Fixed validation batches (the same every round, so the curve compares like with like) */
+  /**
+   * Fixed validation batches (the same every round, so the curve compares like with like): the first `evalBatches`
+   * of the validation split, every one with `evalBatches` 0
+   */
   validationBatches (): TrainBatch[] {
     const validation = this.init.data?.validation ?? []
     const seqLen = Math.min(this.init.seqLen ?? DEFAULT_NODE_SEQ_LEN, this.config.maxSeqLen)
+    const max = this.init.evalBatches ?? 4
+    if (!Number.isSafeInteger(max) || max < 0) throw new InvalidParametersError('evalBatches must be an integer >= 0')
     const out: TrainBatch[] = []
     for (const b of batches(validation, { seqLen, batchSize: this.init.batchSize ?? DEFAULT_NODE_BATCH_SIZE, shuffle: false })) {
       out.push({ inputIds: b.input as BigInt64Array, targets: b.target as BigInt64Array, batch: b.batchSize, seq: b.seqLen })
-      if (out.length >= (this.init.evalBatches ?? 4)) break
+      if (max > 0 && out.length >= max) break
     }
     return out
   }
@@ -1622,6 +1637,12 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
  * loss); the stage's accumulated gradients are dropped afterwards.
  */
 export async function modelLoss (weights: Map<string, Float32Array>, list: TrainBatch[], stageOf: () => Promise<PipelineStage>): Promise<number> {
+  const losses = await modelBatchLosses(weights, list, stageOf)
+  return losses.reduce((a, b) => a + b, 0) / losses.length
+}
+
+/** `modelLoss` per batch: each batch's mean next-token loss, in the order of `list` */
+export async function modelBatchLosses (weights: Map<string, Float32Array>, list: TrainBatch[], stageOf: () => Promise<PipelineStage>): Promise<number[]> {
   const stage = await stageOf()
   for (const e of stage.executors) {
     const names = new Map<string, Float32Array>()
@@ -1629,15 +1650,15 @@ export async function modelLoss (weights: Map<string, Float32Array>, list: Train
     for (const name of own.keys()) names.set(name, weights.get(name)!)
     await e.setParameters(names)
   }
-  let sum = 0
+  const out: number[] = []
   for (const b of list) {
     const h0 = (await stage.embed!.forward({ input_ids: { type: 'int64', dims: [b.batch, b.seq], data: b.inputIds } })).hidden
     const h = stage.blocks != null ? (await stage.blocks.forward({ hidden_in: h0 })).hidden_out : h0
     const r = await stage.head!.backward({ hidden: h, targets: { type: 'int64', dims: [b.batch, b.seq], data: b.targets }, grad_loss: { type: 'float32', dims: [], data: Float32Array.of(1) } })
-    sum += (r.loss.data as Float32Array)[0]
+    out.push((r.loss.data as Float32Array)[0])
   }
   for (const e of stage.executors) await e.zeroGradients()
-  return sum / list.length
+  return out
 }
 
 /**
