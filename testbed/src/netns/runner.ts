@@ -96,6 +96,10 @@ export interface ScenarioResult {
   valLoss?: number
   /** the first validation loss any node printed for each round (Drivers print the network model's), every slot at that round */
   valLossByRound?: Record<string, number>
+  /** the same points' per-batch losses (node `batchLosses`, since node 5db8a0f), by round */
+  valBatchLossesByRound?: Record<string, number[]>
+  /** tokens each validation measured (node `tokens`): runs on different validation sets are not compared */
+  valTokens?: number
   /** validation losses of the model as served (the round's weights of some slot were gone): each slot's round */
   valLossServed?: Array<{ round: number, loss: number, slotRounds: number[] }>
   /**
@@ -121,6 +125,11 @@ export interface ScenarioResult {
     /** the means over this run's points in the second half of the compared tokens (`val-loss-vs-loopback` checks this) */
     window?: { fromTokens: number, toTokens: number, points: number, loss: number, loopbackLoss: number, diffPct: number }
     missing?: string
+    /**
+     * with `loopbackRuns`: `window`'s Δ against each of those runs (the one above is the first), their mean and range,
+     * and the spread of the loopback runs themselves (each one's Δ against the others' over the same tokens)
+     */
+    runs?: { scenarios: string[], diffPct: number[], meanPct: number, minPct: number, maxPct: number, loopbackSpreadPct?: [number, number] }
   }
   /** `{"event":"failover","ms":…}` lines of every node: a generation's failure detected to its next token */
   failover?: { n: number, p50Ms: number, p99Ms: number, maxMs: number }
@@ -176,7 +185,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
   const started = Date.now()
   const failoverMs: number[] = []
   const training = newTraining()
-  const { valByRound, valServed, tokensByRound } = training
+  const { valByRound, valServed, tokensByRound, valBatches } = training
   let bytesSent: ScenarioResult['bytesSent']
   let tornDown = false
 
@@ -643,7 +652,9 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
   const allRounds = nodes.map(roundsOf)
   const lastVal = nodes.flatMap(n => n.events.filter(x => x.e.event === 'validation')).sort((a, b) => a.t - b.t).at(-1)?.e.loss
   for (const c of s.checks ?? []) failures.push(...evaluateCheck(c, nodes, inference))
-  const loopback = s.loopback != null ? compareLoopback(s.loopback, valByRound, tokensByRound) : undefined
+  const loopback = s.loopbackRuns != null && s.loopbackRuns.length > 0
+    ? compareLoopbackRuns(s.loopbackRuns, valByRound, tokensByRound, training.valTokens)
+    : s.loopback != null ? compareLoopback(s.loopback, valByRound, tokensByRound) : undefined
   for (const c of s.checks ?? []) if (c.check === 'val-loss-vs-loopback') failures.push(...loopbackCheck(c, loopback))
   const slopes = nodes.map(n => rssSlope(n.rss, (s.rssWarmupS ?? 30) * 1000)).filter((x): x is number => x != null).sort((a, b) => a - b)
   for (const c of s.checks ?? []) {
@@ -680,6 +691,8 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     ...(allRounds.some(r => r > 0) ? { rounds: Math.max(...allRounds) } : {}),
     ...(typeof lastVal === 'number' ? { valLoss: lastVal } : {}),
     ...(valByRound.size > 0 ? { valLossByRound: Object.fromEntries(valByRound) } : {}),
+    ...(valBatches.size > 0 ? { valBatchLossesByRound: Object.fromEntries(valBatches) } : {}),
+    ...(training.valTokens != null ? { valTokens: training.valTokens } : {}),
     ...(valServed.length > 0 ? { valLossServed: valServed } : {}),
     ...(tokensByRound.size > 0 ? { tokensByRound: Object.fromEntries(tokensByRound) } : {}),
     ...(loopback != null ? { loopback } : {}),
@@ -722,17 +735,25 @@ export interface TrainingLines {
   valServed: Array<{ round: number, loss: number, slotRounds: number[] }>
   /** round → tokens trained into it (slot 0's group: every replica's Driver prints the same record; the first counts) */
   tokensByRound: Map<string, number>
+  /** round → the per-batch losses of that same first exact line (when it had them) */
+  valBatches: Map<string, number[]>
+  /** the tokens of the first validation line that said so */
+  valTokens?: number
 }
 
 export function newTraining (): TrainingLines {
-  return { valByRound: new Map(), valServed: [], tokensByRound: new Map() }
+  return { valByRound: new Map(), valServed: [], tokensByRound: new Map(), valBatches: new Map() }
 }
 
 /** Takes one JSON line of a node into `t` (bounded) */
 export function trainingLine (m: any, t: TrainingLines): void {
   // a point measured on the model as served (slots at different rounds, `exact: false`) is not the round's model:
   // kept apart, never compared with the loopback run's
-  if (m?.event === 'validation' && typeof m.loss === 'number' && m.exact !== false && !t.valByRound.has(String(m.round)) && t.valByRound.size < 100_000) t.valByRound.set(String(m.round), m.loss)
+  if (m?.event === 'validation' && typeof m.loss === 'number' && m.exact !== false && !t.valByRound.has(String(m.round)) && t.valByRound.size < 100_000) {
+    t.valByRound.set(String(m.round), m.loss)
+    if (Array.isArray(m.batchLosses) && m.batchLosses.length <= 4096 && m.batchLosses.every((x: unknown) => typeof x === 'number')) t.valBatches.set(String(m.round), m.batchLosses)
+  }
+  if (m?.event === 'validation' && typeof m.tokens === 'number' && t.valTokens == null) t.valTokens = m.tokens
   if (m?.event === 'validation' && typeof m.loss === 'number' && m.exact === false && Array.isArray(m.slotRounds) && t.valServed.length < 10_000) t.valServed.push({ round: m.round, loss: m.loss, slotRounds: m.slotRounds })
   if (m?.event === 'round' && m.slot === 0 && typeof m.tokens === 'number' && !t.tokensByRound.has(String(m.round)) && t.tokensByRound.size < 100_000) t.tokensByRound.set(String(m.round), m.tokens)
 }
@@ -806,6 +827,50 @@ export function compareLoopback (loopback: string, valByRound: ReadonlyMap<strin
 }
 
 /**
+ * `compareLoopback` against several loopback runs (`results/<name>.json` each, the scenario's `loopbackRuns`) measured
+ * on the same validation set as this run (`valTokens`; a run on another set, or one that does not say, is missing):
+ * the first run's comparison, with `runs`: the second-half Δ against each, their mean, min and max, and the range of
+ * the loopback runs' own Δ against each other over this run's window (how far apart identical runs land)
+ */
+export function compareLoopbackRuns (names: readonly string[], valByRound: ReadonlyMap<string, number>, tokensByRound: ReadonlyMap<string, number>, valTokens: number | undefined, resultsDir = join(TESTBED, 'results')): NonNullable<ScenarioResult['loopback']> {
+  const scenario = names.join(', ')
+  if (valTokens == null) return { scenario, missing: 'this run\'s validation lines say no tokens (a node before 5db8a0f)' }
+  const refs: Array<{ name: string, r: any }> = []
+  for (const name of names) {
+    let r: any
+    try { r = JSON.parse(readFileSync(join(resultsDir, `${name}.json`), 'utf8')); r = (Array.isArray(r) ? r : [r]).find((x: any) => x?.valLossByRound != null) } catch {}
+    if (r == null) return { scenario, missing: `results/${name}.json with validation losses per round` }
+    if (r.valTokens !== valTokens) return { scenario, missing: `results/${name}.json measured on ${String(r.valTokens ?? 'unknown')} validation tokens, this run on ${valTokens}` }
+    refs.push({ name, r })
+  }
+  const each = refs.map(({ name }) => compareLoopback(name, valByRound, tokensByRound, resultsDir))
+  const bad = each.find(c => c.missing != null || c.window == null)
+  if (bad != null) return { ...bad, scenario }
+  const d = each.map(c => c.window!.diffPct)
+  // the loopback runs against each other over this run's window, as this run is compared with them
+  const w = each[0].window!
+  const spread: number[] = []
+  for (const a of refs) {
+    for (const b of refs) {
+      if (a === b) continue
+      const ca = lossByTokens(a.r.valLossByRound, a.r.tokensByRound ?? {})
+      const cb = lossByTokens(b.r.valLossByRound, b.r.tokensByRound ?? {})
+      const pts = ca.filter(p => p.tokens >= w.fromTokens && p.tokens <= w.toTokens).flatMap(p => { const at = lossAtTokens(cb, p.tokens); return at == null ? [] : [[p.loss, at.loss]] })
+      if (pts.length === 0) continue
+      const la = pts.reduce((s, p) => s + p[0], 0) / pts.length
+      const lb = pts.reduce((s, p) => s + p[1], 0) / pts.length
+      spread.push(100 * (la - lb) / lb)
+    }
+  }
+  const mean = d.reduce((a, b) => a + b, 0) / d.length
+  return {
+    ...each[0],
+    scenario,
+    runs: { scenarios: [...names], diffPct: d, meanPct: mean, minPct: Math.min(...d), maxPct: Math.max(...d), ...(spread.length > 0 ? { loopbackSpreadPct: [Math.min(...spread), Math.max(...spread)] as [number, number] } : {}) }
+  }
+}
+
+/**
  * A curve's loss at `tokens` (`lossByTokens` points): its point with exactly those tokens, else linear in tokens
  * between its two points around them; undefined outside the curve
  */
@@ -827,6 +892,12 @@ export function loopbackCheck (c: { maxPct: number }, cmp: ScenarioResult['loopb
   if (cmp == null) return ['val-loss-vs-loopback: the scenario names no loopback run']
   const w = cmp.window
   if (cmp.missing != null || w == null) return [`val-loss-vs-loopback: no comparison (${cmp.missing ?? 'no points'})`]
+  // several loopback runs: their mean Δ (one loopback run alone moves by more than the limit from run to run)
+  const r = cmp.runs
+  if (r != null) {
+    if (Math.abs(r.meanPct) > c.maxPct) return [`val-loss-vs-loopback: mean over ${w.points} points at ${w.fromTokens}-${w.toTokens} tokens, Δ against ${r.diffPct.length} loopback runs mean ${r.meanPct.toFixed(1)} % (${r.minPct.toFixed(1)} to ${r.maxPct.toFixed(1)} %; limit ±${c.maxPct} %)`]
+    return []
+  }
   if (Math.abs(w.diffPct) > c.maxPct) return [`val-loss-vs-loopback: mean over ${w.points} points at ${w.fromTokens}-${w.toTokens} tokens ${w.loss.toFixed(3)} vs ${w.loopbackLoss.toFixed(3)}, ${w.diffPct.toFixed(1)} % (limit ±${c.maxPct} %)`]
   return []
 }
@@ -945,4 +1016,106 @@ export function rssSlope (samples: Array<[number, number]>, warmupMs: number): n
   let num = 0; let den = 0
   for (const [t, r] of s) { num += (t - mx) * (r - my); den += (t - mx) ** 2 }
   return den === 0 ? 0 : (num / den) * 60_000 / 2 ** 20
+}
+
+/** A run's validation curve as its results file holds it (`valLossByRound`, `tokensByRound`, per-batch losses) */
+export interface RunCurve {
+  name: string
+  valLossByRound: Record<string, number>
+  tokensByRound: Record<string, number>
+  valBatchLossesByRound?: Record<string, number[]>
+  valTokens?: number
+}
+
+/** Two-sided 95 % quantile of Student's t with `df` degrees of freedom (df rounded down; ≥ 30: 2.042 up to 1.96) */
+export function t975 (df: number): number {
+  const T = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+  const k = Math.floor(df)
+  if (!(k >= 1)) return Number.POSITIVE_INFINITY
+  return k <= 30 ? T[k - 1] : k <= 60 ? 2.000 : 1.96
+}
+
+/**
+ * Several runs of a scenario against several loopback runs at equal tokens (issue 15: one run a side cannot settle
+ * 3 % when identical loopback runs land up to 13 % apart). Every run's curve (`lossByTokens`; with `batches`, the
+ * mean of its first `batches` per-batch losses instead of the whole validation) is averaged over one common window
+ * of tokens for all runs: [`fromTokens`, `toTokens`], by default the second half of the shortest run's tokens, on a
+ * grid of `stepTokens` (each run's loss there linear in tokens between its points). A run that reached under half the
+ * median run's tokens (a stalled run) would shrink the window for all: it is left out and listed (`short`).
+ * Then the gap of the two sets' means (% of the loopback mean), its 95 % interval (Welch: each set's run-to-run
+ * standard deviation), and the verdict against ±`maxPct`: 'met' when the whole interval is inside, 'not met' when
+ * it is wholly outside, else 'undecided' (more runs, or less spread, needed).
+ */
+export function compareRunSets (runs: readonly RunCurve[], loopbacks: readonly RunCurve[], options: { maxPct?: number, fromTokens?: number, toTokens?: number, stepTokens?: number, batches?: number } = {}): {
+  fromTokens: number
+  toTokens: number
+  points: number
+  runs: Array<{ name: string, mean: number }>
+  loopbacks: Array<{ name: string, mean: number }>
+  short: Array<{ name: string, tokens: number }>
+  mean: number
+  sd: number
+  loopbackMean: number
+  loopbackSd: number
+  gapPct: number
+  ciPct: [number, number]
+  verdict: 'met' | 'not met' | 'undecided'
+} {
+  const maxPct = options.maxPct ?? 3
+  const step = options.stepTokens ?? 640
+  const curveOf = (r: RunCurve): Array<{ round: number, tokens: number, loss: number }> => {
+    let val: Record<string, number> = r.valLossByRound
+    if (options.batches != null) {
+      const k = options.batches
+      val = {}
+      for (const [round, b] of Object.entries(r.valBatchLossesByRound ?? {})) if (b.length >= k) val[round] = b.slice(0, k).reduce((a, x) => a + x, 0) / k
+    }
+    return lossByTokens(val, r.tokensByRound)
+  }
+  const all = [...runs.map(r => ({ r, home: true })), ...loopbacks.map(r => ({ r, home: false }))].map(x => ({ ...x, c: curveOf(x.r) }))
+  const ends = all.map(x => x.c.at(-1)?.tokens ?? 0).sort((a, b) => a - b)
+  const median = ends[Math.floor(ends.length / 2)] ?? 0
+  const short = all.filter(x => (x.c.at(-1)?.tokens ?? 0) < median / 2)
+  const kept = all.filter(x => !short.includes(x))
+  const end = options.toTokens ?? Math.min(...kept.map(x => x.c.at(-1)?.tokens ?? 0))
+  const from = options.fromTokens ?? Math.ceil(end / 2 / step) * step
+  const grid: number[] = []
+  for (let t = from; t <= end; t += step) grid.push(t)
+  if (grid.length === 0) throw new RangeError(`no tokens to compare (${from}-${end})`)
+  const meanAt = (c: ReturnType<typeof curveOf>): number => {
+    const ls = grid.map(t => lossAtTokens(c, t)?.loss)
+    if (ls.some(l => l == null)) return Number.NaN
+    return (ls as number[]).reduce((a, b) => a + b, 0) / ls.length
+  }
+  const h = kept.filter(x => x.home).map(x => ({ name: x.r.name, mean: meanAt(x.c) })).filter(x => Number.isFinite(x.mean))
+  const l = kept.filter(x => !x.home).map(x => ({ name: x.r.name, mean: meanAt(x.c) })).filter(x => Number.isFinite(x.mean))
+  const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+  const sdOf = (xs: number[]): number => xs.length < 2 ? Number.NaN : Math.sqrt(xs.reduce((a, x) => a + (x - avg(xs)) ** 2, 0) / (xs.length - 1))
+  const m = avg(h.map(x => x.mean))
+  const s = sdOf(h.map(x => x.mean))
+  const ml = avg(l.map(x => x.mean))
+  const sl = sdOf(l.map(x => x.mean))
+  const vh = s ** 2 / h.length
+  const vl = sl ** 2 / l.length
+  const se = Math.sqrt(vh + vl)
+  const df = (vh + vl) ** 2 / (vh ** 2 / (h.length - 1) + vl ** 2 / (l.length - 1))
+  const gap = 100 * (m - ml) / ml
+  const half = 100 * t975(df) * se / ml
+  const ci: [number, number] = Number.isFinite(half) ? [gap - half, gap + half] : [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY]
+  const verdict = ci[0] >= -maxPct && ci[1] <= maxPct ? 'met' : (ci[0] > maxPct || ci[1] < -maxPct) ? 'not met' : 'undecided'
+  return {
+    fromTokens: from,
+    toTokens: end,
+    points: grid.length,
+    runs: h,
+    loopbacks: l,
+    short: short.map(x => ({ name: x.r.name, tokens: x.c.at(-1)?.tokens ?? 0 })),
+    mean: m,
+    sd: s,
+    loopbackMean: ml,
+    loopbackSd: sl,
+    gapPct: gap,
+    ciPct: ci,
+    verdict
+  }
 }

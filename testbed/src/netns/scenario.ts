@@ -132,6 +132,11 @@ export interface Scenario {
    * or rate cap): the results table compares the validation loss at the last round both runs reached
    */
   loopback?: string
+  /**
+   * several loopback runs' results (`results/<name>.json` each, measured on this scenario's validation set): the
+   * comparison and `val-loss-vs-loopback` take the mean Δ over them and state its range (replaces `loopback`)
+   */
+  loopbackRuns?: string[]
   /** a run fails when the network did not converge within this many seconds of the start or of an event @default 60 */
   convergeTimeoutS?: number
 }
