@@ -63,6 +63,12 @@ export const DEFAULT_VALIDATION_WAIT_MS = 60_000
  * a millisecond, less than the two thread hand-offs a worker costs per call on a loaded machine
  */
 const IN_THREAD_MAX_D_MODEL = 256
+/**
+ * Nice value of a training node's training executors' worker threads (and of its re-executions of other nodes'
+ * training proofs) by default (`NetworkNodeInit.trainingNiceness`): weight 110 against 1024 for a nice-0 thread, so
+ * the node's serving and networking (and any other node's, in the same process or session) run first
+ */
+export const DEFAULT_TRAINING_NICENESS = 10
 /** (yieldTraining) Longest a Driver holds its training for inference at a time, ms */
 export const YIELD_TRAINING_MAX_MS = 2_000
 /** (yieldTraining) How often a held Driver looks whether the inference ended, ms */
@@ -192,6 +198,15 @@ export interface NetworkNodeInit {
    * step of another node's training proof this node verifies waits the same way (`yieldToInference`). @default false
    */
   yieldTraining?: boolean
+  /**
+   * Linux: the nice value (0–19) of the worker threads of this node's training executors and of its re-executions of
+   * other nodes' training proofs (PoNW), and of the onnxruntime threads they start (runtime's `niceness`; nice is per
+   * thread there). The node's own thread (its event loop: routing, its serving snapshots in-thread, the ledger) and
+   * its serving executors keep the process's priority, so serving preempts training instead of sharing the cores
+   * with it, while a machine that serves nothing still trains at full speed. 0: the process's priority. Elsewhere
+   * ignored. @default DEFAULT_TRAINING_NICENESS (10)
+   */
+  trainingNiceness?: number
   /**
    * Greedy completions (temperature 0) on this Driver use the pipeline's speculative decoding with an n-gram drafter
    * (prompt lookup): the same tokens, several per pipeline round trip when the text repeats itself @default true
@@ -408,6 +423,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   trainingYields = 0
   /** Whether the Driver holds its training while this node serves inference (`NetworkNodeInit.yieldTraining`; may be changed) */
   yieldTraining: boolean
+  /** (trainingNiceness) The nice value of this node's training workers (set when a stage is built) */
+  readonly trainingNiceness: number
   /** Speculative rounds of this Driver's generations: draft tokens proposed and accepted (`draftGreedy`) */
   readonly speculation = { rounds: 0, proposed: 0, accepted: 0 }
 
@@ -428,6 +445,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     }
     this.slots = slotCount(this.config)
     this.yieldTraining = init.yieldTraining ?? false
+    this.trainingNiceness = init.trainingNiceness ?? DEFAULT_TRAINING_NICENESS
+    if (!(Number.isSafeInteger(this.trainingNiceness) && this.trainingNiceness >= 0 && this.trainingNiceness <= 19)) throw new InvalidParametersError(`trainingNiceness must be an integer in [0, 19], got ${String(init.trainingNiceness)}`)
     this.recorder = init.recorder ?? new TrainingRecorder({ innerSteps: this.innerSteps })
     this.recorder.setInnerSteps(this.innerSteps)
   }
@@ -571,6 +590,7 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         ...(init.optimizer != null ? { optimizer: init.optimizer } : {}),
         ...(init.diloco?.aggregator != null ? { aggregator: init.diloco.aggregator } : {}),
         ...(init.diloco?.rejectFactor != null ? { rejectFactor: init.diloco.rejectFactor } : {}),
+        ...(this.trainingNiceness > 0 ? { niceness: this.trainingNiceness } : {}),
         // (yieldTraining) re-executions of others' training proofs wait for this node's inference too
         yieldTo: init.ponw.yieldTo ?? (async () => { await this.yieldToInference(this.controller.signal) })
       })
@@ -1108,6 +1128,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
       // where the node bakes its weights instead)
       fuseInference: !this.training && (this.init.fuseInference ?? (!this.bakes && this.config.dModel <= IN_THREAD_MAX_D_MODEL)),
       ...(this.bakes ? { bakeWeights: true } : {}),
+      // (trainingNiceness) a training stage's workers yield the cores to serving
+      ...(this.training && this.trainingNiceness > 0 ? { niceness: this.trainingNiceness } : {}),
       ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {})
     })
   }

@@ -59,6 +59,8 @@ export interface NodePonwInit {
    * inference go first (NetworkNode `yieldTraining`)
    */
   yieldTo?: () => Promise<void>
+  /** Linux nice value of the re-executions' worker threads (runtime `niceness`; NetworkNode `trainingNiceness`) @default 0 */
+  niceness?: number
 }
 
 /** `model` with `yieldTo()` awaited before each of its re-executed steps */
@@ -173,7 +175,7 @@ export class NodePonw {
         return await p
       }
     }
-    this.#model = new StageTrainingModel({ config, ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {}) })
+    this.#model = new StageTrainingModel({ config, ...(this.init.optimizer != null ? { optimizer: this.init.optimizer } : {}), ...(this.init.niceness != null ? { niceness: this.init.niceness } : {}) })
     const yieldTo = this.init.yieldTo
     const pol = new ProofOfLearningVerifier({ model: yieldTo != null ? yieldingModel(this.#model, yieldTo) : this.#model, witness, segments: 1, lossSamples: 1 })
     const model = this.#model

@@ -117,6 +117,8 @@ export interface StageTrainingModelInit {
   device?: 'cpu' | 'cuda'
   /** onnxruntime intra-op threads (1 keeps the arithmetic order the prover's) @default 1 */
   threads?: number
+  /** Linux nice value of the re-execution executors' worker threads (runtime `niceness`) @default 0 */
+  niceness?: number
   /** how many of this round's quantization steps the previous round's residual may reach @default 8 */
   residualSlack?: number
 }
@@ -157,7 +159,8 @@ export class StageTrainingModel implements TrainingModel<StageWitness> {
           graphs: { backward: buildShardGraph(this.config, role, 'backward').bytes },
           ...(this.#init.optimizer != null ? { optimizer: this.#init.optimizer } : {}),
           device: this.#init.device ?? 'cpu',
-          intraOpNumThreads: this.#init.threads ?? 1
+          intraOpNumThreads: this.#init.threads ?? 1,
+          ...(this.#init.niceness != null ? { niceness: this.#init.niceness } : {})
         })
         executors.push(ex)
         await ex.setOptimizerState({ m: s.m, v: s.v }, options)

@@ -11,7 +11,11 @@
  *   (its old snapshot kept until the generation closes it), and the snapshot served after the round is that round's;
  * - `yieldTraining`: while a generation is open the Driver takes no training step for up to YIELD_TRAINING_MAX_MS, then
  *   one; after it, training goes on.
+ * - `trainingNiceness` (Linux): the training executors' worker threads, and the onnxruntime threads they start, run at
+ *   nice DEFAULT_TRAINING_NICENESS and do the training's compute; the node's own thread (its in-thread serving
+ *   snapshots) keeps the process's nice value.
  */
+import { readdirSync, readFileSync } from 'node:fs'
 import { slotCount } from '@neuroshard/layer-pool'
 import { constantLr } from '@neuroshard/runtime'
 import { TextGenerator } from '@neuroshard/trainer'
@@ -19,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MICRO_CONFIG, until } from './four-replicas.js'
 import { startTestDevnet, stopTestDevnet } from './test-data.js'
 import type { NetworkDevnet } from '../../src/network/devnet.js'
-import { YIELD_TRAINING_MAX_MS } from '../../src/network/node.js'
+import { DEFAULT_TRAINING_NICENESS, YIELD_TRAINING_MAX_MS } from '../../src/network/node.js'
 import type { NetworkNode } from '../../src/network/node.js'
 import type { GeneratedToken } from '@neuroshard/pipeline'
 
@@ -198,5 +202,37 @@ describe('a training node serves the last finished round\'s weights (real hosts,
     } finally {
       driver.yieldTraining = false
     }
+  }, 300_000)
+
+  it.runIf(process.platform === 'linux')('trainingNiceness: the training executors\' threads run at nice DEFAULT_TRAINING_NICENESS and do the training; the node\'s thread keeps its nice', async () => {
+    /** every thread of this process: nice value and CPU ticks so far (/proc/self/task/<tid>/stat fields 19, 14 + 15) */
+    const tasks = (): Array<{ tid: number, nice: number, ticks: number }> => readdirSync('/proc/self/task').flatMap(tid => {
+      let stat: string
+      try { stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8') } catch { return [] }
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return [{ tid: Number(tid), nice: Number(f[16]), ticks: Number(f[11]) + Number(f[12]) }]
+    })
+    const N = DEFAULT_TRAINING_NICENESS
+    expect(N).toBeGreaterThan(0)
+    for (const n of nodes()) expect(n.trainingNiceness).toBe(N)
+    holdAt = -1
+    const step = (): number => driver.heldStages().find(h => h.start === 0)!.stage.executors[0].stepCount
+    const before = step()
+    await until(() => step() >= before + 1, 60_000, describeState)
+    const t0 = tasks()
+    const s0 = step()
+    await until(() => step() >= s0 + 3, 60_000, describeState)
+    const t1 = tasks()
+    const niced = t1.filter(t => t.nice === N)
+    // one worker per training executor (every role of every held stage, both nodes)
+    const executors = nodes().reduce((a, n) => a + n.heldStages().reduce((b, h) => b + h.stage.executors.length, 0), 0)
+    expect(niced.length, `threads at nice ${N}: ${niced.length}, training executors ${executors}`).toBeGreaterThanOrEqual(executors)
+    // they computed the steps
+    const ticks = (ts: Array<{ tid: number, ticks: number }>, ids: Set<number>): number => ts.filter(t => ids.has(t.tid)).reduce((a, t) => a + t.ticks, 0)
+    const ids = new Set(niced.map(t => t.tid))
+    expect(ticks(t1, ids) - ticks(t0, ids), 'CPU ticks of the niced threads over three training steps').toBeGreaterThan(0)
+    // the process's main thread (the nodes' event loop, where the micro model's serving snapshots run) is not niced
+    expect(t1.find(t => t.tid === process.pid)!.nice).toBe(t0.find(t => t.tid === process.pid)!.nice)
+    expect(t1.find(t => t.tid === process.pid)!.nice).not.toBe(N)
   }, 300_000)
 })
