@@ -204,8 +204,7 @@ async function loadData (o: NetworkOptions, io: CliIO, emit: (obj: Record<string
   return data
 }
 
-/** The node's events as `--json` lines (`emit`) and terminal lines (`say`); exported for tests */
-export function follow (node: NetworkNode, index: number, emit: (obj: Record<string, unknown>) => void, say: (line: string) => void): void {
+function follow (node: NetworkNode, index: number, emit: (obj: Record<string, unknown>) => void, say: (line: string) => void): void {
   const short = (): string => node.peerId.toString().slice(-6)
   node.addEventListener('node:stage', (e) => {
     emit({ event: 'stage', node: index, peer: node.peerId.toString(), start: e.detail.start, end: e.detail.end })
@@ -275,9 +274,8 @@ export async function devnetCommand (argv: string[], io: CliIO & { env?: NodeJS.
       data: { manifest: data.manifest, train: data.train, validation: data.validation },
       dataDir: `${o.dataDir}/devnet`,
       node: { innerSteps: o.innerSteps, batchSize: o.batchSize, seqLen: o.seqLen, evalBatches: o.evalBatches, optimizer: { schedule: constantLr(o.lr) }, training: o.training },
-      // before each node starts, so that no stage, error or round of its start is missed
-      onCreated: (node, index) => { follow(node, index, emit, say) },
       onNode: (node, index) => {
+        follow(node, index, emit, say)
         emit({ event: 'node', node: index, peer: node.peerId.toString(), addresses: node.host.getMultiaddrs().map(String) })
       }
     })
