@@ -12,21 +12,26 @@
  * Settings (env): REQUESTS, MAX_TOKENS, TEMPERATURE (default 1), ROUNDS, BENCH_PART=inference|training|timeline, BENCH_DATA_DIR,
  * FUSE=0 (serving stages not fused: two onnxruntime runs per token and node, as before pipeline's fuseInference),
  * REQUEST_TIMEOUT_MS, TRAIN_TIMEOUT_S, PRESET=tiny|small (inference part's model), IN_THREAD=1 (serving stages in-thread and fused at any width),
- * TRAINING=1 [SERVE_ROUND=0] [YIELD=1] (the inference part's devnet trains while it serves, see below), PROFILE=<file> (CPU profile of the measured requests). Progress (and every 30 s what each node holds and trains) goes to stderr.
+ * TRAINING=1 [SERVE_ROUND=0] [YIELD=1] [TRAINING_NICE=n] (the inference part's devnet trains while it serves, see below), PROFILE=<file> (CPU profile of the measured
+ * requests, in the devnet's process), STOP_DEVNET=0 (the one-process yardstick measured with the devnet running beside it), IDLE_S (seconds of no request over which a
+ * training devnet's steps per second are counted), BAKE=1 (serving-only devnet with baked stages). Progress (and every 30 s what each node holds and trains) goes to stderr.
  */
+import { fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import inspector from 'node:inspector/promises'
 import { loadavg, cpus } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { genesisSlotParameters, slotCount } from '@neuroshard/layer-pool'
 import { preset } from '@neuroshard/model'
 import { constantLr } from '@neuroshard/runtime'
-import type { PresetName } from '@neuroshard/model'
+import type { ModelConfig, PresetName } from '@neuroshard/model'
 import { LocalGenerator } from '../src/api/local-generator.js'
 import { createLocalBackend } from '../src/api/local-backend.js'
 import { startApiServer } from '../src/api/server.js'
 import { startNetworkDevnet } from '../src/network/devnet.js'
-import { DEFAULT_INNER_STEPS, DEFAULT_NODE_BATCH_SIZE, DEFAULT_NODE_SEQ_LEN } from '../src/network/node.js'
+import { DEFAULT_INNER_STEPS, DEFAULT_NODE_BATCH_SIZE, DEFAULT_NODE_SEQ_LEN, DEFAULT_TRAINING_NICENESS } from '../src/network/node.js'
 import { prepareData } from '../src/workspace.js'
 import type { NetworkNode } from '../src/network/node.js'
 
@@ -194,10 +199,44 @@ function bestDriver (nodes: NetworkNode[]): NetworkNode {
   return drivers.reduce((a, b) => reach(b) > reach(a) ? b : a)
 }
 
-/** 1. inference: devnet (pipeline) vs one process, same genesis weights */
-interface InferenceResult { rows: Record<'devnet' | 'local', Sample[]>, pairs: Array<{ devnet: Sample, local: Sample }>, failures: Record<'devnet' | 'local', string[]>, layout: string, idleCpuMsPerS: number, builds: number[] }
+/**
+ * 1. inference: devnet (pipeline) vs one process, same genesis weights.
+ *
+ * The devnet runs in a child process of its own (its own process group and session), the one-process yardstick
+ * (`neuroshard generate`'s engine behind the same API) in this one. The yardstick is the engine alone on the machine:
+ * around each of its requests the devnet's process group is stopped (SIGSTOP, SIGCONT after; STOP_DEVNET=0: left
+ * running, as before), so a training devnet does not slow it; during a devnet request this process only waits on the
+ * socket. CPU per token: this process's CPU plus the devnet process's (from /proc), per generated token.
+ */
+interface InferenceResult {
+  rows: Record<'devnet' | 'local', Sample[]>
+  pairs: Array<{ devnet: Sample, local: Sample }>
+  failures: Record<'devnet' | 'local', string[]>
+  layout: string
+  idleCpuMsPerS: number
+  builds: number[]
+  /** (TRAINING=1) the devnet's inner steps (all nodes) per second: with no request running, and during its own requests */
+  trainSteps?: { idle: number, idleS: number, serving: number, servingS: number }
+  /** what the yardstick's requests ran beside: the devnet stopped or running */
+  stopped: boolean
+  niceness?: number
+}
 
-async function inference (data: Data): Promise<InferenceResult> {
+/** Messages between the bench and its devnet child */
+type ChildRequest = { type: 'steps', id: number } | { type: 'profile', id: number } | { type: 'stop', id: number }
+type ChildReply = { type: 'ready', url: string, layout: string, config: ModelConfig } | { type: 'steps', id: number, steps: number } | { type: 'profile', id: number } | { type: 'stop', id: number, builds: number[] }
+
+/** The training niceness the devnet's nodes get (TRAINING_NICE; default the node's) */
+const NICENESS = TRAINING ? Number(process.env.TRAINING_NICE ?? DEFAULT_TRAINING_NICENESS) : undefined
+const STOP_DEVNET = process.env.STOP_DEVNET !== '0'
+/** BAKE=1 (serving-only devnet): the nodes' stages baked (NetworkNode `bakeWeights`, as the one-process engine), not fused */
+const BAKE = !TRAINING && process.env.BAKE === '1'
+/** Seconds of no request over which the training devnet's steps per second are counted */
+const IDLE_S = Number(process.env.IDLE_S ?? 10)
+
+/** (in the child, BENCH_DEVNET_CHILD=1) the inference devnet and its API server, driven by the bench over IPC */
+async function devnetChild (data: Data): Promise<void> {
+  const send = (m: ChildReply): void => { process.send!(m) }
   const nodeData = { manifest: data.manifest, train: data.train, validation: data.validation }
   const devnet = await startNetworkDevnet({
     nodes: 4,
@@ -205,18 +244,14 @@ async function inference (data: Data): Promise<InferenceResult> {
     data: nodeData,
     config: preset(PRESET),
     node: TRAINING
-      ? { training: true, serveRoundWeights: SERVE_ROUND, ...(YIELD ? { yieldTraining: true } : {}) }
-      : { training: false, ...(IN_THREAD ? { inThread: true, fuseInference: true } : {}), ...(process.env.FUSE === '0' ? { fuseInference: false } : {}) }
+      ? { training: true, serveRoundWeights: SERVE_ROUND, ...(YIELD ? { yieldTraining: true } : {}), trainingNiceness: NICENESS }
+      : { training: false, ...(IN_THREAD ? { inThread: true, fuseInference: true } : {}), ...(process.env.FUSE === '0' ? { fuseInference: false } : {}), ...(BAKE ? { bakeWeights: true } : {}) }
   })
-  note('inference devnet started')
+  note('inference devnet started (child process)')
   // (TRAINING=1) how long the nodes' round snapshots took to build (wall ms, from the round's parameters to the swap)
   const builds: number[] = []
   for (const n of devnet.nodes) n.addEventListener('node:serving', (e) => { builds.push(e.detail.buildMs) })
   const unwatch = watch('inference devnet', () => devnet.nodes)
-  const config = devnet.config
-  const weights = new Map<string, Float32Array>()
-  for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
-  const local = await LocalGenerator.create({ tokenizer: data.tokenizer, config, parameters: weights, threads: 1 })
   const last = await settled(devnet)
   // a training devnet: measured once its first round is served (every training stage at round ≥ 1), or once it trained a round
   if (TRAINING) {
@@ -230,34 +265,118 @@ async function inference (data: Data): Promise<InferenceResult> {
   }
   const driver = bestDriver(devnet.nodes)
   const net = await startApiServer({ backend: driver.backend(), port: 0, defaultMetrics: false })
+  const recorders = [...new Set(devnet.nodes.map(n => n.recorder))]
+  const steps = (): number => recorders.reduce((a, r) => a + r.progress().totalSteps, 0)
+  let profiler: inspector.Session | undefined
+  process.on('message', (m: ChildRequest) => {
+    void (async () => {
+      if (m.type === 'steps') send({ type: 'steps', id: m.id, steps: steps() })
+      else if (m.type === 'profile') {
+        profiler = new inspector.Session()
+        profiler.connect(); await profiler.post('Profiler.enable'); await profiler.post('Profiler.start')
+        send({ type: 'profile', id: m.id })
+      } else if (m.type === 'stop') {
+        if (profiler != null) {
+          const { profile } = await profiler.post('Profiler.stop')
+          await writeFile(process.env.PROFILE!, JSON.stringify(profile))
+          profiler.disconnect()
+        }
+        unwatch()
+        await net.close(); await devnet.stop()
+        note('inference devnet stopped')
+        send({ type: 'stop', id: m.id, builds })
+        process.disconnect()
+        process.exit(0)
+      }
+    })()
+  })
+  send({ type: 'ready', url: net.url, layout: last, config: devnet.config })
+}
+
+/** A process's state letter (/proc/<pid>/stat field 3: R, S, T stopped, …) */
+function procState (pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+}
+
+/** user + system CPU ms of a process so far, all its threads (/proc/<pid>/stat fields 14 + 15, in 1/100 s) */
+function procCpuMs (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12])) * 10
+}
+
+async function inference (data: Data): Promise<InferenceResult> {
+  const child = fork(fileURLToPath(import.meta.url), [], { detached: true, env: { ...process.env, BENCH_DEVNET_CHILD: '1' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const pid = child.pid!
+  // the child leads its own process group: stop, resume and (at exit) kill the whole group
+  const group = (signal: NodeJS.Signals): void => { try { process.kill(-pid, signal) } catch {} }
+  process.on('exit', () => { group('SIGCONT'); group('SIGKILL') })
+  let nextId = 1
+  const waiting = new Map<number, (m: ChildReply) => void>()
+  let onReady!: (m: ChildReply & { type: 'ready' }) => void
+  let onExit!: (err: Error) => void
+  const ready = new Promise<ChildReply & { type: 'ready' }>((resolve, reject) => { onReady = resolve; onExit = reject })
+  child.on('message', (m: ChildReply) => {
+    if (m.type === 'ready') onReady(m)
+    else waiting.get(m.id)?.(m)
+  })
+  child.on('exit', (code, signal) => { const err = new Error(`the devnet process exited (code ${code}, signal ${signal})`); onExit(err); for (const w of waiting.values()) w({ type: 'stop', id: -1, builds: [] }) })
+  const ask = async <T extends ChildReply>(type: ChildRequest['type']): Promise<T> => {
+    const id = nextId++
+    return await new Promise<T>(resolve => { waiting.set(id, m => { waiting.delete(id); resolve(m as T) }); child.send({ type, id }) })
+  }
+  const stepsNow = async (): Promise<number> => (await ask<ChildReply & { type: 'steps' }>('steps')).steps
+  // the devnet's model (its vocabulary is the tokenizer's), for the same genesis weights here
+  const { url, layout, config } = await ready
+  note(`devnet ready in process ${pid}: ${url}`)
+  const weights = new Map<string, Float32Array>()
+  for (let slot = 0; slot < slotCount(config); slot++) for (const [k, v] of genesisSlotParameters(config, slot, 0)) weights.set(k, v)
+  const local = await LocalGenerator.create({ tokenizer: data.tokenizer, config, parameters: weights, threads: 1 })
   const one = await startApiServer({ backend: createLocalBackend({ generator: local }), port: 0, defaultMetrics: false })
   const rows: Record<'devnet' | 'local', Sample[]> = { devnet: [], local: [] }
   const pairs: Array<{ devnet: Sample, local: Sample }> = []
   const failures: Record<'devnet' | 'local', string[]> = { devnet: [], local: [] }
   let idleCpuMsPerS = 0
+  let trainSteps: InferenceResult['trainSteps']
+  let builds: number[] = []
+  /** the yardstick alone: the devnet's process group stopped (every thread of it in state T) around `fn` */
+  const alone = async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (!STOP_DEVNET) return await fn()
+    group('SIGSTOP')
+    // SIGSTOP is delivered asynchronously: wait until the process shows as stopped (state T)
+    for (let i = 0; i < 200 && procState(pid) !== 'T'; i++) await new Promise(resolve => setTimeout(resolve, 1))
+    try { return await fn() } finally { group('SIGCONT') }
+  }
   try {
     // warm-up: sessions, thread pools, connections
-    process.env.MODEL = 'devnet'; await measure(net.url, 'Hello')
-    process.env.MODEL = local.modelId; await measure(one.url, 'Hello')
+    process.env.MODEL = 'devnet'; await measure(url, 'Hello')
+    process.env.MODEL = local.modelId; await alone(async () => await measure(one.url, 'Hello'))
     note('warmed up')
-    // the devnet's own background work (ledger, gossip, DHT, heartbeats) while no request runs: it counts in both
-    // CPU columns, per second of a request, so a slower path is charged more of it
-    const idle0 = process.cpuUsage()
-    await new Promise(resolve => setTimeout(resolve, 3000))
-    const idle = process.cpuUsage(idle0)
-    idleCpuMsPerS = (idle.user + idle.system) / 1000 / 3
-    // PROFILE=<file>: a CPU profile of the measured requests (both paths; open it in Chrome DevTools)
-    const profiler = process.env.PROFILE != null ? new inspector.Session() : undefined
-    if (profiler != null) { profiler.connect(); await profiler.post('Profiler.enable'); await profiler.post('Profiler.start') }
+    // the devnet's own background work (training, ledger, gossip, DHT, heartbeats) while no request runs: it counts in
+    // both CPU columns, per second of a request, so a slower path is charged more of it
+    const idle0 = procCpuMs(pid)
+    const steps0 = TRAINING ? await stepsNow() : 0
+    const t0 = performance.now()
+    await new Promise(resolve => setTimeout(resolve, (TRAINING ? IDLE_S : 3) * 1000))
+    const idleS = (performance.now() - t0) / 1000
+    idleCpuMsPerS = (procCpuMs(pid) - idle0) / idleS
+    const idleSteps = TRAINING ? (await stepsNow()) - steps0 : 0
+    let servingSteps = 0
+    let servingS = 0
+    if (process.env.PROFILE != null) await ask('profile')
     for (let i = 0; i < REQUESTS; i++) {
       const prompt = PROMPTS[i % PROMPTS.length]
       // alternate, so load drifts hit both alike, and in ABBA order (devnet first in even pairs, the one process
       // first in odd ones), so that neither path always runs right after the other
       // a failed request is counted and reported (not measured), and the run goes on
       const got: { devnet?: Sample, local?: Sample } = {}
-      const one1 = async (path: 'devnet' | 'local', url: string): Promise<string> => {
+      const one1 = async (path: 'devnet' | 'local', at: string): Promise<string> => {
         try {
-          const x = await measure(url, prompt)
+          const c0 = procCpuMs(pid)
+          const x = await measure(at, prompt)
+          // the devnet process's CPU over the request too (the one process's path: ≈ 0, the devnet stopped)
+          x.cpuMsPerToken += (procCpuMs(pid) - c0) / x.tokens
           rows[path].push(x)
           got[path] = x
           return `TTFT ${x.ttftMs.toFixed(0)} ms, ${x.tokens} pieces, ${x.tokPerS.toFixed(1)} tok/s, ${x.cpuMsPerToken.toFixed(1)} CPU ms/token`
@@ -266,24 +385,28 @@ async function inference (data: Data): Promise<InferenceResult> {
           return `FAILED: ${String(err.message)}`
         }
       }
-      const runDevnet = async (): Promise<string> => { process.env.MODEL = 'devnet'; return await one1('devnet', net.url) }
-      const runLocal = async (): Promise<string> => { process.env.MODEL = local.modelId; return await one1('local', one.url) }
+      const runDevnet = async (): Promise<string> => {
+        process.env.MODEL = 'devnet'
+        const s0 = TRAINING ? await stepsNow() : 0
+        const r0 = performance.now()
+        const out = await one1('devnet', url)
+        servingS += (performance.now() - r0) / 1000
+        if (TRAINING) servingSteps += (await stepsNow()) - s0
+        return out
+      }
+      const runLocal = async (): Promise<string> => { process.env.MODEL = local.modelId; return await alone(async () => await one1('local', one.url)) }
       let d: string, l: string
       if (i % 2 === 0) { d = await runDevnet(); l = await runLocal() } else { l = await runLocal(); d = await runDevnet() }
       if (got.devnet != null && got.local != null) pairs.push({ devnet: got.devnet, local: got.local })
       note(`request ${i + 1}/${REQUESTS}: devnet ${d}; one process ${l}`)
     }
-    if (profiler != null) {
-      const { profile } = await profiler.post('Profiler.stop')
-      await writeFile(process.env.PROFILE!, JSON.stringify(profile))
-      profiler.disconnect()
-    }
+    if (TRAINING) trainSteps = { idle: idleSteps / idleS, idleS, serving: servingSteps / servingS, servingS }
   } finally {
-    unwatch()
-    await net.close(); await one.close(); await devnet.stop(); await local.close?.()
-    note('inference devnet stopped')
+    group('SIGCONT')
+    await one.close(); await local.close?.()
+    builds = (await ask<ChildReply & { type: 'stop' }>('stop')).builds
   }
-  return { rows, pairs, failures, layout: last, idleCpuMsPerS, builds }
+  return { rows, pairs, failures, layout, idleCpuMsPerS, builds, ...(trainSteps !== undefined ? { trainSteps } : {}), stopped: STOP_DEVNET, ...(NICENESS !== undefined ? { niceness: NICENESS } : {}) }
 }
 
 interface RoundRow { round: number, s: number, rssMiB: number, heapMiB: number, validation?: number }
@@ -413,6 +536,7 @@ async function run (): Promise<void> {
   const load0 = loadavg()[0]
   const data = await prepareData({ dataDir: DATA_DIR, source: 'nlp-corpus', vocabSize: 4096 })
   note('data ready')
+  if (process.env.BENCH_DEVNET_CHILD === '1') { await devnetChild(data); return }
   if (PART === 'timeline') {
     console.log((await timeline(data)).join('\n'))
     process.exit(0)
@@ -422,7 +546,7 @@ async function run (): Promise<void> {
 
   const f = (x: number, d = 1): string => x.toFixed(d)
   const range = (xs: number[], d = 1): string => `${f(Math.min(...xs), d)}–${f(Math.max(...xs), d)}`
-  const lines = [`devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; ${PART === 'training' ? 'tiny' : `${PRESET}${IN_THREAD ? ' (serving stages in-thread and fused: IN_THREAD=1)' : ''}${TRAINING ? `, the devnet training while it serves (TRAINING=1), ${SERVE_ROUND ? 'completions from the last round\'s baked snapshot (serveRoundWeights)' : 'completions from the training executors (SERVE_ROUND=0)'}${YIELD ? ', Drivers yield training to inference (YIELD=1)' : ''}` : ''}`}, vocabulary ${data.tokenizer.vocabSize}`]
+  const lines = [`devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; ${PART === 'training' ? 'tiny' : `${PRESET}${IN_THREAD ? ' (serving stages in-thread and fused: IN_THREAD=1)' : ''}${BAKE ? ' (serving stages baked: BAKE=1)' : ''}${TRAINING ? `, the devnet training while it serves (TRAINING=1), ${SERVE_ROUND ? 'completions from the last round\'s baked snapshot (serveRoundWeights)' : 'completions from the training executors (SERVE_ROUND=0)'}${YIELD ? ', Drivers yield training to inference (YIELD=1)' : ''}, training workers at nice ${NICENESS ?? 0} (TRAINING_NICE)` : ''}`}, vocabulary ${data.tokenizer.vocabSize}${inf !== undefined ? `; the devnet in its own process, the one-process yardstick in the bench's, ${inf.stopped ? 'with the devnet process stopped (SIGSTOP) during each of its requests' : 'with the devnet running beside it (STOP_DEVNET=0)'}` : ''}`]
   if (inf !== undefined) {
     const rows = inf.rows
     const stat = (xs: Sample[]): { ttft: number, tps: number, cpu: number } => ({ ttft: median(xs.map(r => r.ttftMs)), tps: median(xs.map(r => r.tokPerS)), cpu: median(xs.map(r => r.cpuMsPerToken)) })
@@ -441,11 +565,12 @@ async function run (): Promise<void> {
     lines.push(
       '',
       `${REQUESTS} requests per path (${TEMPERATURE === 0 ? 'greedy: the devnet Driver drafts with n-grams (speculative decoding), the one process does not' : `temperature ${TEMPERATURE}, seed 7`}) of ${MAX_TOKENS} tokens at most, the paths interleaved (ABBA); medians, (p25–p75), [min–max]; devnet spans, node by node: ${inf.layout}`,
-      `process CPU with no request running (the devnet's background work): ${f(inf.idleCpuMsPerS)} ms per second`,
+      `devnet process CPU with no request running (its background work): ${f(inf.idleCpuMsPerS)} ms per second`,
+      ...(inf.trainSteps !== undefined ? [`training steps per second (inner steps, all nodes): no request running ${f(inf.trainSteps.idle, 2)} (over ${f(inf.trainSteps.idleS)} s), during the devnet's requests ${f(inf.trainSteps.serving, 2)} (over ${f(inf.trainSteps.servingS)} s)`] : []),
       ...(inf.builds.length > 0 ? [`round snapshots built during the run (every node, every stage): ${inf.builds.length}, median ${f(median(inf.builds))} ms, max ${f(Math.max(...inf.builds))} ms (wall, round's weights to swap)`] : []),
       `failed requests: devnet ${inf.failures.devnet.length}, one process ${inf.failures.local.length}${[...new Set([...inf.failures.devnet, ...inf.failures.local])].map(m => `; ${m}`).join('')}`,
       '',
-      '| path | time to first token (ms) | (p25–p75) [min–max] | tokens/s | (p25–p75) [min–max] | CPU ms per token (process) | vs one process (ratio of the medians) |',
+      '| path | time to first token (ms) | (p25–p75) [min–max] | tokens/s | (p25–p75) [min–max] | CPU ms per token (both processes) | vs one process (ratio of the medians) |',
       '|---|---|---|---|---|---|---|',
       `| /v1/chat/completions, devnet (4 nodes, through the pipeline) | ${f(dn.ttft)} | (${q(rows.devnet.map(r => r.ttftMs))}) [${range(rows.devnet.map(r => r.ttftMs))}] | ${f(dn.tps)} | (${q(rows.devnet.map(r => r.tokPerS))}) [${range(rows.devnet.map(r => r.tokPerS))}] | ${f(dn.cpu, 2)} | TTFT ${f(dn.ttft / lo.ttft, 2)}×, tokens/s ${f(dn.tps / lo.tps, 2)}×, CPU/token ${f(dn.cpu / lo.cpu, 2)}× |`,
       `| /v1/chat/completions, one process (neuroshard generate's engine) | ${f(lo.ttft)} | (${q(rows.local.map(r => r.ttftMs))}) [${range(rows.local.map(r => r.ttftMs))}] | ${f(lo.tps)} | (${q(rows.local.map(r => r.tokPerS))}) [${range(rows.local.map(r => r.tokPerS))}] | ${f(lo.cpu, 2)} | 1× |`,
