@@ -17,14 +17,14 @@ import { buildShardGraph, shardParameters } from '@neuroshard/model'
 import { spanRoles } from '@neuroshard/pipeline'
 import { ReExecutionMismatchError, digest, fromHex, toHex } from '@neuroshard/ponw-ledger'
 import { adamStateDistance } from '@neuroshard/ponw-verifier'
-import { createShardExecutor } from '@neuroshard/runtime'
+import { DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, createShardExecutor } from '@neuroshard/runtime'
 import { sha256, snapshot, witnessHash } from './stage-work.js'
-import type { ExecutorState, SlotPayload, StageWitness } from './stage-work.js'
+import type { ExecutorState, SlotPayload, StageOp, StageWitness } from './stage-work.js'
 import type { AbortOptions } from '@libp2p/interface'
 import type { AggregatorChoice, CodecName, ResolvedCodec } from '@neuroshard/diloco'
 import type { ModelConfig, ShardRole } from '@neuroshard/model'
 import type { AggregationQuery, AggregationRecords, TrainingClaim, TrainingModel, TrainingWitness } from '@neuroshard/ponw-ledger'
-import type { AdamWOptions, ShardExecutor } from '@neuroshard/runtime'
+import type { AdamWOptions, ShardExecutor, StepResult } from '@neuroshard/runtime'
 
 /** The protobuf numbers of `PayloadCodec` (specs/diloco) and the codec names */
 const CODEC_NAME: Record<number, CodecName> = { 1: 'fp32', 2: 'fp16', 3: 'int8', 4: 'sparse' }
@@ -94,7 +94,9 @@ export function checkStageStep (config: ModelConfig, w: StageWitness, index: num
   if (at !== index || w.states.some(s => s.step !== w.states[0].step)) throw new ReExecutionMismatchError(`inner step ${index} asked of a state at step ${at}`)
   for (let e = 0; e < roles.length; e++) {
     const ops = w.ops[e][at]
-    if (ops == null || ops.length === 0 || ops[ops.length - 1].kind !== 'step' || ops.filter(o => o.kind === 'step').length !== 1) {
+    // (1.1.0) a tied head's replica step may follow its optimizer step
+    const last = ops?.[ops.length - 1]?.kind === 'tiedStep' ? ops.length - 2 : (ops?.length ?? 0) - 1
+    if (ops == null || ops.length === 0 || ops[last]?.kind !== 'step' || ops.filter(o => o.kind === 'step').length !== 1) {
       throw new ReExecutionMismatchError(`inner step ${index} of executor ${e}: the committed calls do not end with one optimizer step`)
     }
     const s = w.states[e]
@@ -106,8 +108,85 @@ export function checkStageStep (config: ModelConfig, w: StageWitness, index: num
       }
     }
     if (s.parameters.size !== specs.length || s.m.size !== specs.length || s.v.size !== specs.length) throw new ReExecutionMismatchError('the committed state has parameters the span does not')
+    checkTiedCalls(config, roles[e], s, ops, `inner step ${index} of executor ${e}`)
   }
   return roles
+}
+
+const fail = (what: string): never => { throw new ReExecutionMismatchError(what) }
+
+/** Strictly increasing row ids in [0, V), `data` one row of `d` per id */
+function checkRows (ids: Int32Array, data: Float32Array, V: number, d: number, what: string): void {
+  for (let k = 0; k < ids.length; k++) if (!(ids[k] >= 0 && ids[k] < V && (k === 0 || ids[k] > ids[k - 1]))) fail(`${what}: row ${ids[k]} at ${k} is outside [0, ${V}) or not increasing`)
+  if (data.length !== ids.length * d) fail(`${what}: ${data.length} floats for ${ids.length} rows of ${d}`)
+}
+
+/** Every tensor of `m` is the tied matrix (`vocab × d` floats) */
+function checkTiedMap (m: Map<string, Float32Array>, tied: string, n: number, what: string): void {
+  if (m.size === 0) fail(`${what}: no tensor`)
+  for (const [k, t] of m) if (k !== tied || t.length !== n) fail(`${what}: ${k} (${t.length} floats) is not the tied matrix ${tied} (${n})`)
+}
+
+/**
+ * (1.1.0, re-execution rule 2) The tied calls of one executor's inner step: allowed only with tied embeddings, on the tied
+ * matrix only, each on the executor that makes that call in a pipeline (the embedding owns the matrix: `add`, `rows`,
+ * `moments`, a step's `skip`; the head reads it: `take`, `seed`, `tiedStep`; `set` on either), with the model's shapes;
+ * the optimizer step followed by nothing but at most one `tiedStep`. A replica's moments only on a tied head.
+ */
+export function checkTiedCalls (config: ModelConfig, role: ShardRole, s: ExecutorState, ops: StageOp[], what: string): void {
+  const tied = config.tieEmbeddings ? 'embed.weight' : undefined
+  const V = config.vocabSize
+  const d = config.dModel
+  const n = V * d
+  const head = role.kind === 'head' && tied != null
+  const embed = role.kind === 'embed' && tied != null
+  if (s.replica != null) {
+    if (!head) fail(`${what}: a tied replica's moments on an executor without a tied parameter`)
+    checkTiedMap(s.replica.m, tied!, n, `${what}: the replica's m`)
+    checkTiedMap(s.replica.v, tied!, n, `${what}: the replica's v`)
+  }
+  const stepAt = ops.findIndex(o => o.kind === 'step')
+  ops.forEach((op, k) => {
+    if (k > stepAt && op.kind !== 'tiedStep') fail(`${what}: a ${op.kind} after the optimizer step`)
+    switch (op.kind) {
+      case 'backward': case 'zero': return
+      case 'step':
+        if (op.skip != null && op.skip.length > 0 && !(embed && op.skip.every(x => x === tied))) fail(`${what}: a step that skips ${op.skip.join(', ')}`)
+        return
+      case 'take':
+        if (!head) fail(`${what}: a take on an executor without a tied parameter`)
+        return
+      case 'seed':
+        if (!head || op.name !== tied || op.m.length !== n || op.v.length !== n) fail(`${what}: a seed that is not of the head's tied matrix`)
+        return
+      case 'tiedStep':
+        if (!head || op.name !== tied) fail(`${what}: a tiedStep that is not of the head's tied matrix`)
+        if (k < stepAt || ops.slice(stepAt + 1).length > 1) fail(`${what}: a tiedStep must follow the optimizer step, once`)
+        checkRows(op.gradIds, op.gradRows, V, d, `${what}: the tiedStep's gradient rows`)
+        checkRows(op.ids, op.rows, V, d, `${what}: the tiedStep's rows`)
+        return
+      case 'add':
+        if (!embed) fail(`${what}: an add on an executor that does not own the tied matrix`)
+        checkTiedMap(op.gradients, tied!, n, `${what}: the added gradient`)
+        return
+      case 'rows':
+        if (!embed || op.name !== tied) fail(`${what}: rows that are not of the embedding's tied matrix`)
+        for (let r = 0; r < op.ids.length; r++) if (!(op.ids[r] >= 0 && op.ids[r] < V)) fail(`${what}: row ${op.ids[r]} is outside [0, ${V})`)
+        if (op.data.length !== op.ids.length * d) fail(`${what}: ${op.data.length} floats for ${op.ids.length} rows of ${d}`)
+        return
+      case 'set':
+        if (!(head || embed)) fail(`${what}: a set on an executor without the tied matrix`)
+        checkTiedMap(op.parameters, tied!, n, `${what}: the set parameters`)
+        return
+      case 'moments':
+        if (!embed) fail(`${what}: moments on an executor that does not own the tied matrix`)
+        checkTiedMap(op.m, tied!, n, `${what}: the set m`)
+        checkTiedMap(op.v, tied!, n, `${what}: the set v`)
+        return
+      default:
+        fail(`${what}: an op of kind ${(op as any).kind}`)
+    }
+  })
 }
 
 export interface StageTrainingModelInit {
@@ -123,6 +202,9 @@ export interface StageTrainingModelInit {
   residualSlack?: number
 }
 
+/** A replay's executors and, per executor, the tied gradient its `take`s took since its last step and before it */
+interface Held { w: StageWitness, executors: ShardExecutor[], taken: Array<Float32Array | undefined>, pending: Array<Float32Array | undefined> }
+
 /**
  * A pipeline stage as a Proof-of-Learning `TrainingModel` (see the module comment). Stage proofs make no
  * loss claim (a stage without the head has no loss of its own): `lossMicro` is 0 and their claims carry zero
@@ -131,7 +213,7 @@ export interface StageTrainingModelInit {
 export class StageTrainingModel implements TrainingModel<StageWitness> {
   readonly config: ModelConfig
   readonly #init: StageTrainingModelInit
-  #held?: { w: StageWitness, executors: ShardExecutor[] }
+  #held?: Held
 
   constructor (init: StageTrainingModelInit) {
     this.config = init.config
@@ -142,8 +224,8 @@ export class StageTrainingModel implements TrainingModel<StageWitness> {
     return witnessHash(w)
   }
 
-  async #executors (w: StageWitness, roles: ShardRole[], options?: AbortOptions): Promise<ShardExecutor[]> {
-    if (this.#held?.w === w) return this.#held.executors
+  async #executors (w: StageWitness, roles: ShardRole[], options?: AbortOptions): Promise<Held> {
+    if (this.#held?.w === w) return this.#held
     await this.close()
     const executors: ShardExecutor[] = []
     try {
@@ -164,25 +246,30 @@ export class StageTrainingModel implements TrainingModel<StageWitness> {
         })
         executors.push(ex)
         await ex.setOptimizerState({ m: s.m, v: s.v }, options)
+        // (1.1.0) a tied head's replica: its moments next to the committed matrix
+        if (s.replica != null) for (const [name, m] of s.replica.m) await ex.seedTiedReplica(name, { m, v: s.replica.v.get(name)! }, options)
       }
     } catch (err) {
       await Promise.allSettled(executors.map(async e => { await e.close() }))
       throw err
     }
-    this.#held = { w, executors }
-    return executors
+    this.#held = { w, executors, taken: executors.map(() => undefined), pending: executors.map(() => undefined) }
+    return this.#held
   }
 
   async step (w: StageWitness, _claim: TrainingClaim, index: number, options?: AbortOptions): Promise<StageWitness> {
     const roles = checkStageStep(this.config, w, index)
-    const executors = await this.#executors(w, roles, options)
+    for (let e = 0; e < roles.length; e++) {
+      if (roles[e].kind !== 'head' && w.states[e].replica != null) throw new ReExecutionMismatchError(`executor ${e}: a replica without a tied parameter`)
+    }
+    const held = await this.#executors(w, roles, options)
+    const { executors } = held
     try {
       for (let e = 0; e < executors.length; e++) {
+        let stepped: StepResult | undefined
         for (const op of w.ops[e][index]) {
           options?.signal?.throwIfAborted()
-          if (op.kind === 'backward') await executors[e].backward(op.feeds, { signal: options?.signal })
-          else if (op.kind === 'zero') await executors[e].zeroGradients(options)
-          else await executors[e].step({ ...(op.gradNorm !== undefined ? { gradNorm: op.gradNorm } : {}), signal: options?.signal })
+          stepped = await this.#replay(held, e, op, stepped, options) ?? stepped
         }
       }
     } catch (err: any) {
@@ -192,8 +279,55 @@ export class StageTrainingModel implements TrainingModel<StageWitness> {
     }
     const states = await Promise.all(executors.map(snapshot))
     const next: StageWitness = { start: w.start, end: w.end, states, opsFrom: w.opsFrom, ops: w.ops, evidence: [], payloads: [] }
-    this.#held = { w: next, executors }
+    this.#held = { ...held, w: next }
     return next
+  }
+
+  /** One committed call on executor `e` of the replay (re-execution rule 2); a step answers what it did */
+  async #replay (held: Held, e: number, op: StageOp, stepped: StepResult | undefined, options?: AbortOptions): Promise<StepResult | undefined> {
+    const ex = held.executors[e]
+    const signal = options?.signal
+    switch (op.kind) {
+      case 'backward': await ex.backward(op.feeds, { signal }); return
+      case 'zero': await ex.zeroGradients(options); return
+      case 'step': {
+        const r = await ex.step({ ...(op.gradNorm !== undefined ? { gradNorm: op.gradNorm } : {}), ...(op.skip != null ? { skip: op.skip } : {}), signal })
+        held.pending[e] = held.taken[e]
+        held.taken[e] = undefined
+        return r
+      }
+      case 'take': {
+        for (const [name, g] of await ex.takeTiedGradients(options)) {
+          if (name !== 'embed.weight') continue
+          const sum = held.taken[e]
+          if (sum == null) held.taken[e] = g
+          else for (let k = 0; k < sum.length; k++) sum[k] += g[k]
+        }
+        return
+      }
+      case 'add': await ex.addGradients(op.gradients, options); return
+      case 'rows': await ex.setParameterRows(op.name, [...op.ids], op.data, options); return
+      case 'set': await ex.setParameters(op.parameters, { partial: true, signal }); return
+      case 'moments': await ex.setOptimizerState({ m: op.m, v: op.v }, options); return
+      case 'seed': await ex.seedTiedReplica(op.name, { m: op.m, v: op.v }, options); return
+      case 'tiedStep': {
+        // the Driver's numbers must be the network's AdamW of this very step: the same lr, clip scale and t as the
+        // executor's own step just replayed, the network's betas, eps and decay
+        const a = op.adamw
+        const o = this.#init.optimizer ?? {}
+        const want = { beta1: o.beta1 ?? DEFAULT_BETA1, beta2: o.beta2 ?? DEFAULT_BETA2, eps: o.eps ?? DEFAULT_EPS, weightDecay: o.weightDecay ?? DEFAULT_WEIGHT_DECAY }
+        if (stepped == null || a.lr !== stepped.lr || a.gradScale !== stepped.clipScale || a.t !== ex.stepCount || a.t !== stepped.step + 1 ||
+          a.beta1 !== want.beta1 || a.beta2 !== want.beta2 || a.eps !== want.eps || a.weightDecay !== want.weightDecay) {
+          throw new ReExecutionMismatchError(`executor ${e}: the tied replica's AdamW numbers ${JSON.stringify(a)} are not the network's at step ${stepped?.step} (lr ${stepped?.lr}, clip scale ${stepped?.clipScale})`)
+        }
+        const d = this.config.dModel
+        const grad = held.pending[e] ?? new Float32Array(this.config.vocabSize * d)
+        held.pending[e] = undefined
+        op.gradIds.forEach((r, k) => grad.set(op.gradRows.subarray(k * d, (k + 1) * d), r * d))
+        const { finite } = await ex.stepTiedReplica(op.name, grad, { ids: op.ids, data: op.rows }, a, options)
+        if (!finite) throw new ReExecutionMismatchError(`executor ${e}: the tied replica's step is not finite`)
+      }
+    }
   }
 
   lossMicro (): bigint {
@@ -212,6 +346,13 @@ export class StageTrainingModel implements TrainingModel<StageWitness> {
         x.v.size !== x.parameters.size || y.m.size !== y.parameters.size || y.v.size !== y.parameters.size) return Infinity
       const e = adamStateDistance(x, y, x.parameters.keys())
       if (!(e <= d)) d = e
+      // (1.1.0) a tied replica's moments, as the executor's own
+      if ((x.replica == null) !== (y.replica == null)) return Infinity
+      if (x.replica != null && y.replica != null) {
+        if (x.replica.m.size !== y.replica.m.size || x.replica.v.size !== x.replica.m.size || y.replica.v.size !== y.replica.m.size) return Infinity
+        const r = adamStateDistance({ parameters: x.parameters, ...x.replica }, { parameters: y.parameters, ...y.replica }, x.replica.m.keys())
+        if (!(r <= d)) d = r
+      }
     }
     return d
   }

@@ -24,13 +24,44 @@ export interface ExecutorState {
   v: Map<string, Float32Array>
   /** optimizer steps taken */
   step: number
+  /**
+   * (1.1.0, tied embeddings) the AdamW moments of the tied replicas this executor keeps (a pipeline Validator's head:
+   * `seedTiedReplica`, `stepTiedReplica`), by parameter name; absent when it keeps none
+   */
+  replica?: { m: Map<string, Float32Array>, v: Map<string, Float32Array> }
 }
 
-/** A state-changing call on an executor */
+/** The AdamW numbers a tied replica's step used (the pipeline's `TiedAdamW`: the Driver's step of the tied matrix) */
+export interface TiedAdamWNumbers { lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, t: number, gradScale: number }
+
+/**
+ * A state-changing call on an executor. 1.0: backward, zero, step. (1.1.0) The calls that move the tied matrix of a tied
+ * model between a pipeline's Driver (its embedding owns `embed.weight`) and Validator (its head reads it): their inputs
+ * come from the other node and are committed like a backward's feeds (specs/node/ponw.md §2.1).
+ */
 export type StageOp =
   | { kind: 'backward', feeds: Record<string, TensorData> }
   | { kind: 'zero' }
-  | { kind: 'step', gradNorm?: number }
+  /** `skip`: tied parameters the step leaves (a Driver whose Validator owns the tied matrix) */
+  | { kind: 'step', gradNorm?: number, skip?: string[] }
+  /** `takeTiedGradients()`: the head's tied gradient taken out of its accumulators (kept for the next `tiedStep`) */
+  | { kind: 'take' }
+  /** `addGradients()`: a tied gradient from the other node added to the owner's accumulators */
+  | { kind: 'add', gradients: Map<string, Float32Array> }
+  /** `setParameterRows()`: rows of the tied matrix fetched from its owner (or put back) */
+  | { kind: 'rows', name: string, ids: Int32Array, data: Float32Array }
+  /** `setParameters(…, { partial })` of the tied matrix (SET_TIED, GET_TIED, a round's weights of slot 0) */
+  | { kind: 'set', parameters: Map<string, Float32Array> }
+  /** `setOptimizerState()` of the tied matrix's moments (GET_TIED) */
+  | { kind: 'moments', m: Map<string, Float32Array>, v: Map<string, Float32Array> }
+  /** `seedTiedReplica()`: the replica's moments (SET_TIED) */
+  | { kind: 'seed', name: string, m: Float32Array, v: Float32Array }
+  /**
+   * `stepTiedReplica()` right after the executor's optimizer step: the gradient is what the `take`s before that step
+   * took, with rows `gradIds` replaced by `gradRows` (the Driver's rows an owner summed in); `ids` / `rows` the rows
+   * added by the call, `adamw` its numbers
+   */
+  | { kind: 'tiedStep', name: string, gradIds: Int32Array, gradRows: Float32Array, ids: Int32Array, rows: Float32Array, adamw: TiedAdamWNumbers }
 
 /** A slot group's round: the signed record and every payload it aggregated (by sha256 hex) */
 export interface SlotEvidence {
@@ -66,6 +97,8 @@ export interface StageWitness {
 export const MAX_WITNESS_EXECUTORS = 3
 export const MAX_WITNESS_STEPS = 1000
 export const MAX_WITNESS_OPS_PER_STEP = 256
+/** (1.1.0) the largest row id a tied op may name (a decoder bound; the verifier checks the model's vocabulary) */
+const MAX_ROW = 1 << 24
 const MAGIC = new TextEncoder().encode('NSW1')
 const MAX_HEADER_BYTES = 16 * 1024 * 1024
 
@@ -95,12 +128,46 @@ class Blob {
   }
 }
 
-function viewOf (a: Float32Array | BigInt64Array | Uint8Array): Uint8Array {
+function viewOf (a: Float32Array | BigInt64Array | Int32Array | Uint8Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
 }
 
 function encodeMap (blob: Blob, m: Map<string, Float32Array>): Array<[string, Ref]> {
   return [...m.entries()].sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0).map(([k, v]) => [k, blob.add(viewOf(v))])
+}
+
+function encodeOp (blob: Blob, op: StageOp): object {
+  switch (op.kind) {
+    case 'zero': return { kind: 'zero' }
+    case 'take': return { kind: 'take' }
+    case 'step': return op.skip != null && op.skip.length > 0 ? { kind: 'step', gradNorm: op.gradNorm ?? null, skip: [...op.skip] } : { kind: 'step', gradNorm: op.gradNorm ?? null }
+    case 'add': return { kind: 'add', gradients: encodeMap(blob, op.gradients) }
+    case 'rows': return { kind: 'rows', name: op.name, ids: blob.add(viewOf(op.ids)), data: blob.add(viewOf(op.data)) }
+    case 'set': return { kind: 'set', parameters: encodeMap(blob, op.parameters) }
+    case 'moments': return { kind: 'moments', m: encodeMap(blob, op.m), v: encodeMap(blob, op.v) }
+    case 'seed': return { kind: 'seed', name: op.name, m: blob.add(viewOf(op.m)), v: blob.add(viewOf(op.v)) }
+    case 'tiedStep': {
+      const a = op.adamw
+      return {
+        kind: 'tiedStep',
+        name: op.name,
+        gradIds: blob.add(viewOf(op.gradIds)),
+        gradRows: blob.add(viewOf(op.gradRows)),
+        ids: blob.add(viewOf(op.ids)),
+        rows: blob.add(viewOf(op.rows)),
+        adamw: { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weightDecay, t: a.t, gradScale: a.gradScale }
+      }
+    }
+    case 'backward': {
+      const feeds: Record<string, TensorRef> = {}
+      for (const name of Object.keys(op.feeds).sort()) {
+        const t = op.feeds[name]
+        if (t.type !== 'float32' && t.type !== 'int64') throw new TypeError(`feed ${name} has type ${t.type}`)
+        feeds[name] = { type: t.type, dims: [...t.dims], at: blob.add(viewOf(t.data as Float32Array | BigInt64Array)) }
+      }
+      return { kind: 'backward', feeds }
+    }
+  }
 }
 
 export function encodeWitness (w: StageWitness): Uint8Array {
@@ -109,17 +176,12 @@ export function encodeWitness (w: StageWitness): Uint8Array {
     start: w.start,
     end: w.end,
     opsFrom: w.opsFrom,
-    states: w.states.map(s => ({ step: s.step, parameters: encodeMap(blob, s.parameters), m: encodeMap(blob, s.m), v: encodeMap(blob, s.v) })),
-    ops: w.ops.map(perExecutor => perExecutor.map(step => step.map(op => {
-      if (op.kind !== 'backward') return op.kind === 'step' ? { kind: 'step', gradNorm: op.gradNorm ?? null } : { kind: 'zero' }
-      const feeds: Record<string, TensorRef> = {}
-      for (const name of Object.keys(op.feeds).sort()) {
-        const t = op.feeds[name]
-        if (t.type !== 'float32' && t.type !== 'int64') throw new TypeError(`feed ${name} has type ${t.type}`)
-        feeds[name] = { type: t.type, dims: [...t.dims], at: blob.add(viewOf(t.data as Float32Array | BigInt64Array)) }
-      }
-      return { kind: 'backward', feeds }
-    }))),
+    states: w.states.map(s => {
+      const state = { step: s.step, parameters: encodeMap(blob, s.parameters), m: encodeMap(blob, s.m), v: encodeMap(blob, s.v) }
+      // (1.1.0) written only when the executor keeps a tied replica: a 1.0 witness is unchanged
+      return s.replica != null ? { ...state, replica: { m: encodeMap(blob, s.replica.m), v: encodeMap(blob, s.replica.v) } } : state
+    }),
+    ops: w.ops.map(perExecutor => perExecutor.map(step => step.map(op => encodeOp(blob, op)))),
     evidence: w.evidence.map(e => ({
       slot: e.slot,
       record: { ...e.record, commit: blob.add(e.record.commit) },
@@ -198,17 +260,69 @@ function decode (bytes: Uint8Array): StageWitness {
   const start = int(h.start, 0, 1 << 20)
   const end = int(h.end, start + 1, 1 << 20)
   const opsFrom = int(h.opsFrom)
-  const states = arr(h.states, MAX_WITNESS_EXECUTORS).map((s: any) => {
+  const i32 = (r: unknown): Int32Array => {
+    const b = slice(r)
+    if (b.byteLength % 4 !== 0) throw new Malformed('int32 length')
+    const out = new Int32Array(b.byteLength / 4)
+    const view = new DataView(b.buffer, b.byteOffset, b.byteLength)
+    for (let i = 0; i < out.length; i++) {
+      out[i] = view.getInt32(4 * i, true)
+      if (out[i] < 0 || out[i] > MAX_ROW) throw new Malformed('row id')
+    }
+    return out
+  }
+  const rowsOf = (ids: Int32Array, data: Float32Array): void => {
+    if (ids.length === 0 ? data.length !== 0 : data.length % ids.length !== 0) throw new Malformed('rows')
+  }
+  const num = (v: unknown, min = -Infinity): number => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new Malformed('number')
+    return v
+  }
+  const states = arr(h.states, MAX_WITNESS_EXECUTORS).map((s: any): ExecutorState => {
     if (s == null || typeof s !== 'object') throw new Malformed('state')
-    return { step: int(s.step), parameters: map(s.parameters), m: map(s.m), v: map(s.v) }
+    const state: ExecutorState = { step: int(s.step), parameters: map(s.parameters), m: map(s.m), v: map(s.v) }
+    if (s.replica !== undefined) {
+      if (s.replica == null || typeof s.replica !== 'object' || Array.isArray(s.replica)) throw new Malformed('replica')
+      state.replica = { m: map(s.replica.m), v: map(s.replica.v) }
+    }
+    return state
   })
   const ops = arr(h.ops, MAX_WITNESS_EXECUTORS).map(perExecutor => arr(perExecutor, MAX_WITNESS_STEPS).map(step => arr(step, MAX_WITNESS_OPS_PER_STEP).map((op: any): StageOp => {
     if (op == null || typeof op !== 'object') throw new Malformed('op')
     if (op.kind === 'zero') return { kind: 'zero' }
     if (op.kind === 'step') {
-      if (op.gradNorm === null || op.gradNorm === undefined) return { kind: 'step' }
+      let skip: string[] | undefined
+      if (op.skip !== undefined) {
+        skip = arr(op.skip, 8).map(n => str(n))
+        if (skip.length === 0) skip = undefined
+      }
+      if (op.gradNorm === null || op.gradNorm === undefined) return skip != null ? { kind: 'step', skip } : { kind: 'step' }
       if (typeof op.gradNorm !== 'number' || !Number.isFinite(op.gradNorm) || op.gradNorm < 0) throw new Malformed('gradNorm')
-      return { kind: 'step', gradNorm: op.gradNorm }
+      return skip != null ? { kind: 'step', gradNorm: op.gradNorm, skip } : { kind: 'step', gradNorm: op.gradNorm }
+    }
+    // (1.1.0) the tied calls
+    if (op.kind === 'take') return { kind: 'take' }
+    if (op.kind === 'add') return { kind: 'add', gradients: map(op.gradients) }
+    if (op.kind === 'set') return { kind: 'set', parameters: map(op.parameters) }
+    if (op.kind === 'moments') return { kind: 'moments', m: map(op.m), v: map(op.v) }
+    if (op.kind === 'seed') return { kind: 'seed', name: str(op.name), m: f32(op.m), v: f32(op.v) }
+    if (op.kind === 'rows') {
+      const ids = i32(op.ids)
+      const data = f32(op.data)
+      rowsOf(ids, data)
+      return { kind: 'rows', name: str(op.name), ids, data }
+    }
+    if (op.kind === 'tiedStep') {
+      const gradIds = i32(op.gradIds)
+      const gradRows = f32(op.gradRows)
+      const ids = i32(op.ids)
+      const rows = f32(op.rows)
+      rowsOf(gradIds, gradRows)
+      rowsOf(ids, rows)
+      const a = op.adamw
+      if (a == null || typeof a !== 'object' || Array.isArray(a)) throw new Malformed('adamw')
+      const adamw = { lr: num(a.lr), beta1: num(a.beta1), beta2: num(a.beta2), eps: num(a.eps), weightDecay: num(a.weightDecay), t: int(a.t, 1), gradScale: num(a.gradScale, 0) }
+      return { kind: 'tiedStep', name: str(op.name), gradIds, gradRows, ids, rows, adamw }
     }
     if (op.kind !== 'backward' || op.feeds == null || typeof op.feeds !== 'object' || Array.isArray(op.feeds)) throw new Malformed('op kind')
     const feeds: Record<string, TensorData> = {}
@@ -276,36 +390,62 @@ export interface RecordedRound {
   ops: StageOp[][][]
 }
 
-/** An executor's training state; AdamW moments not allocated yet (before the first step) are zeros */
+/** An executor's training state; AdamW moments not allocated yet (before the first step) are zeros; a tied replica's moments */
 export async function snapshot (e: ShardExecutor): Promise<ExecutorState> {
   const [parameters, { m, v }] = await Promise.all([e.getParameters(), e.getOptimizerState()])
   for (const [name, p] of parameters) {
     if (m.get(name)?.length !== p.length) m.set(name, new Float32Array(p.length))
     if (v.get(name)?.length !== p.length) v.set(name, new Float32Array(p.length))
   }
-  return { parameters, m, v, step: e.stepCount }
+  const state: ExecutorState = { parameters, m, v, step: e.stepCount }
+  const rm = new Map<string, Float32Array>()
+  const rv = new Map<string, Float32Array>()
+  for (const name of e.tiedParameters ?? []) {
+    const r = await e.getTiedReplicaState(name)
+    if (r != null) { rm.set(name, r.m); rv.set(name, r.v) }
+  }
+  if (rm.size > 0) state.replica = { m: rm, v: rv }
+  return state
 }
+
+/** The parameters a stage's tied calls may touch: `embed.weight` of a model with tied embeddings */
+function tiedNames (stage: PipelineStage): string[] {
+  return stage.config.tieEmbeddings === true ? ['embed.weight'] : []
+}
+
+const copyMap = (m: Map<string, Float32Array>): Map<string, Float32Array> => new Map([...m].map(([k, v]) => [k, v.slice()]))
 
 /**
  * Wraps a stage so that every state-changing call on its executors is recorded from the first call of an
  * inner loop (the executors' step count a multiple of `innerSteps`): the state is snapshotted before that
- * call. Calls a replay could not reproduce (tied gradients moved between executors, weights set during the
- * loop) mark the round unprovable. `wanted`, asked when a loop starts, says whether a proof of that loop could be
- * signed (the node proves at most one round per ledger round): when it says no, the loop is not recorded (no
- * snapshot, no copies of the backward feeds).
+ * call. (1.1.0) With tied embeddings the calls that move the tied matrix between the Driver and the Validator are
+ * recorded too (`take`, `add`, `rows`, `set`, `moments`, `seed`, `tiedStep`, a step's `skip`). Calls a replay could
+ * not reproduce (weights other than the tied matrix set during the loop, the optimizer reset, a replica step that does
+ * not follow the executor's own step) mark the round unprovable. `wanted`, asked when a loop starts, says whether a
+ * proof of that loop could be signed (the node proves at most one round per ledger round): when it says no, the loop is
+ * not recorded (no snapshot, no copies of the backward feeds).
  */
 export class StageRecorder {
   readonly stage: PipelineStage
   readonly #inner: PipelineStage
   readonly #innerSteps: number
   readonly #wanted: () => boolean
+  readonly #tied: string[]
   #current?: { opsFrom: number, before: ExecutorState[], ops: StageOp[][][], broken: boolean }
   #beginning?: Promise<void>
+  /** per executor: what its `take`s took since its last step, and what they took before it (for a `tiedStep`) */
+  readonly #taken: Array<Float32Array | undefined>
+  readonly #pending: Array<Float32Array | undefined>
+  /** recorded calls still running (a snapshot waits for them) */
+  readonly #inflight = new Set<Promise<unknown>>()
 
   constructor (stage: PipelineStage, innerSteps: number, wanted: () => boolean = () => true) {
     this.#inner = stage
     this.#innerSteps = innerSteps
     this.#wanted = wanted
+    this.#tied = tiedNames(stage)
+    this.#taken = stage.executors.map(() => undefined)
+    this.#pending = stage.executors.map(() => undefined)
     const wrapped = stage.executors.map((e, i) => this.#wrap(e, i))
     const at = (e?: ShardExecutor): ShardExecutor | undefined => e == null ? undefined : wrapped[stage.executors.indexOf(e)]
     this.stage = {
@@ -340,6 +480,7 @@ export class StageRecorder {
       return
     }
     this.#beginning ??= (async () => {
+      await this.#settled()
       const before = await Promise.all(this.#inner.executors.map(snapshot))
       this.#current = { opsFrom: step, before, ops: this.#inner.executors.map(() => [[]]), broken: false }
     })().finally(() => { this.#beginning = undefined })
@@ -351,6 +492,10 @@ export class StageRecorder {
     return this.#current != null && !this.#current.broken
   }
 
+  #break (): void {
+    if (this.#current != null) this.#current.broken = true
+  }
+
   #push (i: number, op: StageOp): void {
     const c = this.#current
     if (c == null || c.broken) return
@@ -358,6 +503,36 @@ export class StageRecorder {
     steps[steps.length - 1].push(op)
     if (op.kind === 'step') steps.push([])
     if (steps.length > this.#innerSteps + 1 || steps[steps.length - 1].length > MAX_WITNESS_OPS_PER_STEP) c.broken = true
+  }
+
+  /** A tied replica's step belongs to the inner step whose optimizer step came right before it */
+  #pushAfterStep (i: number, op: StageOp): void {
+    const c = this.#current
+    if (c == null || c.broken) return
+    const steps = c.ops[i]
+    const last = steps[steps.length - 2]
+    if (steps[steps.length - 1].length !== 0 || last == null || last[last.length - 1]?.kind !== 'step') c.broken = true
+    else last.push(op)
+  }
+
+  async #settled (): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+  }
+
+  /** Run a recorded call, known to a snapshot until it settles */
+  async #run<T> (call: () => Promise<T>): Promise<T> {
+    const p = call()
+    this.#inflight.add(p)
+    try {
+      return await p
+    } finally {
+      this.#inflight.delete(p)
+    }
+  }
+
+  #onlyTied (names: Iterable<string>): boolean {
+    for (const n of names) if (!this.#tied.includes(n)) return false
+    return true
   }
 
   #wrap (e: ShardExecutor, i: number): ShardExecutor {
@@ -372,38 +547,108 @@ export class StageRecorder {
                 for (const [k, t] of Object.entries(feeds)) copy[k] = copyTensor(t)
                 this.#push(i, { kind: 'backward', feeds: copy })
               }
-              return await target.backward(feeds, options)
+              return await this.#run(async () => await target.backward(feeds, options))
             }
           case 'zeroGradients':
             return async (options?: any) => {
               this.#push(i, { kind: 'zero' })
-              return await target.zeroGradients(options)
+              return await this.#run(async () => await target.zeroGradients(options))
             }
           case 'step':
             return async (options: { gradNorm?: number, skip?: string[] } = {}) => {
               await this.#begin()
-              this.#push(i, { kind: 'step', ...(options.gradNorm !== undefined ? { gradNorm: options.gradNorm } : {}) })
-              // (a tied matrix stepped by its owner, pipeline tiedOwner) a step a replay would not reproduce
-              if (options.skip != null && options.skip.length > 0 && this.#current != null) this.#current.broken = true
-              return await target.step(options)
+              const skip = options.skip ?? []
+              // (a tied matrix stepped by its owner, pipeline tiedOwner) only the tied matrix may be left out
+              if (!this.#onlyTied(skip)) this.#break()
+              this.#push(i, { kind: 'step', ...(options.gradNorm !== undefined ? { gradNorm: options.gradNorm } : {}), ...(skip.length > 0 ? { skip: [...skip] } : {}) })
+              this.#pending[i] = this.#taken[i]
+              this.#taken[i] = undefined
+              return await this.#run(async () => await target.step(options))
             }
           case 'takeTiedGradients':
-            // (tied embeddings) the head's tied gradient handed to another shard: not in the replay (nothing taken: a no-op)
+            // (tied embeddings) the head's tied gradient taken: a replay takes the same (a no-op when nothing is tied)
             return async (...args: any[]) => {
-              const taken: Map<string, Float32Array> = await target.takeTiedGradients(...args)
-              if (taken.size > 0 && this.#current != null) this.#current.broken = true
+              if (target.tiedParameters.length === 0) return await target.takeTiedGradients(...args)
+              await this.#begin()
+              this.#push(i, { kind: 'take' })
+              const taken: Map<string, Float32Array> = await this.#run(async () => await target.takeTiedGradients(...args))
+              if (!this.#recording()) { this.#taken[i] = undefined; return taken }
+              // what a replay's taken gradient will be (the caller may change the arrays it got: copied now)
+              for (const [name, g] of taken) {
+                if (name !== this.#tied[0]) { this.#break(); continue }
+                const sum = this.#taken[i]
+                if (sum == null) this.#taken[i] = g.slice()
+                else for (let k = 0; k < sum.length; k++) sum[k] += g[k]
+              }
               return taken
             }
-          // (tied embeddings) a Validator's replica of the tied matrix seeded or stepped in its worker: not in the replay
-          case 'seedTiedReplica':
           case 'stepTiedReplica':
+            // (tied embeddings) a Validator's replica of the tied matrix stepped in its worker, after the head's own step
+            return async (name: string, grad: Float32Array, rows: { ids: Int32Array, data: Float32Array }, adamw: TiedAdamWNumbers, options?: any) => {
+              if (this.#recording()) {
+                // (before the call: the gradient moves to the worker) the rows where it is not what the takes took
+                const d = this.#inner.config.dModel
+                const base = this.#pending[i]
+                const ids: number[] = []
+                if (grad.length % d !== 0 || (base != null && base.length !== grad.length)) this.#break()
+                else {
+                  for (let r = 0; r < grad.length / d; r++) {
+                    for (let j = r * d; j < (r + 1) * d; j++) {
+                      if (!Object.is(grad[j], base != null ? base[j] : 0)) { ids.push(r); break }
+                    }
+                  }
+                }
+                const gradRows = new Float32Array(ids.length * d)
+                ids.forEach((r, k) => gradRows.set(grad.subarray(r * d, (r + 1) * d), k * d))
+                const a = { lr: adamw.lr, beta1: adamw.beta1, beta2: adamw.beta2, eps: adamw.eps, weightDecay: adamw.weightDecay, t: adamw.t, gradScale: adamw.gradScale }
+                if (!this.#tied.includes(name)) this.#break()
+                this.#pushAfterStep(i, { kind: 'tiedStep', name, gradIds: Int32Array.from(ids), gradRows, ids: rows.ids.slice(), rows: rows.data.slice(), adamw: a })
+              }
+              this.#pending[i] = undefined
+              return await this.#run(async () => await target.stepTiedReplica(name, grad, rows, adamw, options))
+            }
+          case 'seedTiedReplica':
+            return async (name: string, state: { m: Float32Array, v: Float32Array }, options?: any) => {
+              await this.#begin()
+              if (!this.#tied.includes(name)) this.#break()
+              if (this.#recording()) this.#push(i, { kind: 'seed', name, m: state.m.slice(), v: state.v.slice() })
+              return await this.#run(async () => await target.seedTiedReplica(name, state, options))
+            }
           case 'addGradients':
+            return async (gradients: Map<string, Float32Array>, options?: any) => {
+              await this.#begin()
+              if (!this.#onlyTied(gradients.keys())) this.#break()
+              // (copied before the call: `transfer` detaches them)
+              if (this.#recording()) this.#push(i, { kind: 'add', gradients: copyMap(gradients) })
+              return await this.#run(async () => await target.addGradients(gradients, options))
+            }
           case 'setParameterRows':
+            return async (name: string, rows: readonly number[], data: Float32Array, options?: any) => {
+              await this.#begin()
+              if (!this.#tied.includes(name)) this.#break()
+              if (this.#recording()) this.#push(i, { kind: 'rows', name, ids: Int32Array.from(rows), data: data.slice() })
+              return await this.#run(async () => await target.setParameterRows(name, rows, data, options))
+            }
           case 'setParameters':
+            return async (parameters: Map<string, Float32Array>, options?: any) => {
+              await this.#begin()
+              // the tied matrix alone (SET_TIED, GET_TIED, slot 0's round weights), never a whole shard's weights
+              if (options?.partial !== true || !this.#onlyTied(parameters.keys())) this.#break()
+              if (this.#recording()) this.#push(i, { kind: 'set', parameters: copyMap(parameters) })
+              return await this.#run(async () => await target.setParameters(parameters, options))
+            }
           case 'setOptimizerState':
+            return async (state: { m: Map<string, Float32Array>, v: Map<string, Float32Array> }, options?: any) => {
+              await this.#begin()
+              if (!this.#onlyTied(state.m.keys()) || !this.#onlyTied(state.v.keys())) this.#break()
+              if (this.#recording()) this.#push(i, { kind: 'moments', m: copyMap(state.m), v: copyMap(state.v) })
+              return await this.#run(async () => await target.setOptimizerState(state, options))
+            }
           case 'resetOptimizer':
             return async (...args: any[]) => {
-              if (this.#current != null) this.#current.broken = true
+              this.#break()
+              this.#taken[i] = undefined
+              this.#pending[i] = undefined
               return await (target as any)[prop](...args)
             }
         }
@@ -421,6 +666,8 @@ export class StageRecorder {
     const c = this.#current
     this.#current = undefined
     if (c == null || c.broken) return undefined
+    // (a tied replica steps right after its head's step: the state is taken once recorded calls are done)
+    await this.#settled()
     const after = await Promise.all(this.#inner.executors.map(snapshot))
     const steps = after[0].step - c.opsFrom
     if (steps !== this.#innerSteps) return undefined

@@ -6,11 +6,12 @@
 import { TINY, initParameter, modelParameters } from '@neuroshard/model'
 import { createPipelineStage } from '@neuroshard/pipeline'
 import { ReExecutionMismatchError } from '@neuroshard/ponw-ledger'
+import { DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY, constantLr } from '@neuroshard/runtime'
 import { describe, expect, it } from 'vitest'
 import { localTrainStep } from '../../src/network/node.js'
 import { StageTrainingModel } from '../../src/ponw/stage-verifier.js'
 import { StageRecorder, decodeWitness, encodeWitness } from '../../src/ponw/stage-work.js'
-import type { StageWitness } from '../../src/ponw/stage-work.js'
+import type { ExecutorState, RecordedRound, StageOp, StageWitness } from '../../src/ponw/stage-work.js'
 import type { TrainingClaim } from '@neuroshard/ponw-ledger'
 
 const config = { ...TINY, vocabSize: 64 }
@@ -43,10 +44,100 @@ async function initParams (): Promise<Map<string, Float32Array>> {
   return new Map(modelParameters(config).map(spec => [spec.name, initParameter(config, spec, 1)]))
 }
 
-async function replay (model: StageTrainingModel, w0: StageWitness): Promise<StageWitness> {
+async function replay (model: StageTrainingModel, w0: StageWitness, steps = H): Promise<StageWitness> {
   let w = w0
-  for (let i = 0; i < H; i++) w = await model.step(w, {} as TrainingClaim, i)
+  for (let i = 0; i < steps; i++) w = await model.step(w, {} as TrainingClaim, i)
   return w
+}
+
+const tiedConfig = { ...config, tieEmbeddings: true }
+const tiedOptimizer = { schedule: constantLr(1e-2) }
+const TH = 4
+
+function witnesses (work: RecordedRound | undefined): { w0: StageWitness, wf: StageWitness } {
+  expect(work, 'a recorded loop').toBeDefined()
+  const w0 = decodeWitness(encodeWitness({ start: work!.start, end: work!.end, states: work!.before, opsFrom: work!.opsFrom, ops: work!.ops, evidence: [], payloads: [] }))!
+  const wf = decodeWitness(encodeWitness({ start: work!.start, end: work!.end, states: work!.after, opsFrom: work!.opsFrom, ops: [], evidence: [], payloads: [] }))!
+  return { w0, wf }
+}
+
+/**
+ * A tied model's Driver (span [0, L + 1): embed, blocks) and Validator (the head) doing to their executors, through their
+ * recorders, what the pipeline does (specs/pipeline §4.4) in four inner steps: step 0 the 1.7.0 way without a replica
+ * (the head's tied gradient added to the Driver's embedding, SET_TIED's matrix and moments seeding the Validator's
+ * replica); step 1 with the replica (the Driver's rows of E at STEP, the replica stepped with the Driver's AdamW numbers,
+ * the owner offered); steps 2-3 owned (TARGETS rows written into the Driver's embedding, the Driver's rows of E summed into
+ * the head's gradient, the Driver's step skipping the matrix), with a GET_TIED sync of the Driver's copy before step 3.
+ */
+async function tiedRound (): Promise<{ driver: { w0: StageWitness, wf: StageWitness }, validator: { w0: StageWitness, wf: StageWitness } }> {
+  const c = tiedConfig
+  const L = c.nLayers
+  const d = c.dModel
+  const params = new Map(modelParameters(c).map(spec => [spec.name, initParameter(c, spec, 1)]))
+  const dStage = await createPipelineStage({ config: c, start: 0, end: L + 1, parameters: params, optimizer: tiedOptimizer })
+  const vStage = await createPipelineStage({ config: c, start: L + 1, end: L + 2, parameters: params, optimizer: tiedOptimizer })
+  try {
+    const dRec = new StageRecorder(dStage, TH)
+    const vRec = new StageRecorder(vStage, TH)
+    const embed = dRec.stage.embed!
+    const blocks = dRec.stage.blocks!
+    const head = vRec.stage.head!
+    for (let i = 0; i < TH; i++) {
+      const owned = i >= 2
+      const b = batch(i)
+      const ids = [...new Set([...b.inputIds].map(Number))].sort((x, y) => x - y)
+      if (i === 3) {
+        // GET_TIED: the owner's matrix and moments into the Driver's copy
+        const w = (await head.getParameters()).get('embed.weight')!
+        const r = (await head.getTiedReplicaState('embed.weight'))!
+        await embed.setParameters(new Map([['embed.weight', w]]), { partial: true })
+        await embed.setOptimizerState({ m: new Map([['embed.weight', r.m]]), v: new Map([['embed.weight', r.v]]) })
+      }
+      if (owned) await embed.setParameterRows('embed.weight', ids, await head.getParameterRows('embed.weight', ids))
+      const input = { type: 'int64' as const, dims: [b.batch, b.seq], data: b.inputIds }
+      const h0 = (await embed.forward({ input_ids: input })).hidden
+      const h = (await blocks.forward({ hidden_in: h0 })).hidden_out
+      const r = await head.backward({ hidden: h, targets: { type: 'int64', dims: [b.batch, b.seq], data: b.targets }, grad_loss: { type: 'float32', dims: [], data: Float32Array.of(1) } })
+      const g0 = (await blocks.backward({ hidden_in: h0, grad_hidden_out: r.grad_hidden })).grad_hidden_in
+      await embed.backward({ input_ids: input, grad_hidden: g0 })
+      const rows = await embed.getGradientRows('embed.weight', ids)
+      const g = (await head.takeTiedGradients()).get('embed.weight')!
+      let sq = (await blocks.gradNormSquared()) + (await head.gradNormSquared())
+      if (owned) {
+        // TAKE_TIED with the Driver's rows: H[id] + E[id] on the owner, whose Σ g² stands for the embedding's
+        ids.forEach((id, k) => { for (let j = 0; j < d; j++) g[id * d + j] += rows[k * d + j] })
+        for (const x of g) sq += x * x
+      } else {
+        await embed.addGradients(new Map([['embed.weight', g.slice()]]), { transfer: true })
+        sq += await embed.gradNormSquared()
+      }
+      const gradNorm = Math.sqrt(sq)
+      const { lr, clipScale } = head.nextStep(gradNorm)
+      const t = head.stepCount + 1
+      await embed.step({ gradNorm, ...(owned ? { skip: ['embed.weight'] } : {}) })
+      await blocks.step({ gradNorm })
+      await head.step({ gradNorm })
+      const adamw = { lr, beta1: DEFAULT_BETA1, beta2: DEFAULT_BETA2, eps: DEFAULT_EPS, weightDecay: DEFAULT_WEIGHT_DECAY, t, gradScale: clipScale }
+      if (i === 0) {
+        // SET_TIED: the stepped matrix and its moments seed the replica
+        const w = (await embed.getParameters()).get('embed.weight')!
+        const { m, v } = await embed.getOptimizerState()
+        await head.setParameters(new Map([['embed.weight', w]]), { partial: true })
+        await head.seedTiedReplica('embed.weight', { m: m.get('embed.weight')!, v: v.get('embed.weight')! })
+      } else if (i === 1) {
+        const { finite } = await head.stepTiedReplica('embed.weight', g, { ids: Int32Array.from(ids), data: rows }, adamw)
+        expect(finite).toBe(true)
+        // the replica is the Driver's matrix, bit for bit
+        expect((await head.getParameters()).get('embed.weight')).toEqual((await embed.getParameters()).get('embed.weight'))
+      } else {
+        expect((await head.stepTiedReplica('embed.weight', g, { ids: new Int32Array(0), data: new Float32Array(0) }, adamw)).finite).toBe(true)
+      }
+    }
+    return { driver: witnesses(await dRec.finish()), validator: witnesses(await vRec.finish()) }
+  } finally {
+    await dStage.close()
+    await vStage.close()
+  }
 }
 
 describe('stage training proofs', () => {
@@ -134,42 +225,78 @@ describe('stage training proofs', () => {
     }
   }, 180_000)
 
-  it('a tied Validator\'s head loop (its tied gradient taken, its replica of the tied matrix stepped in its worker) is not provable', async () => {
-    // what a pipeline Validator with a replica (spec §4.4; 1.8.0 owner alike) does to its head each step: backward,
-    // takeTiedGradients, its own step, then the replica's AdamW step of the tied matrix with the (moved) gradient. A replay
-    // of the recorded backward and step cannot reproduce that: the recorder must not offer such a loop as provable
-    const tied = { ...config, tieEmbeddings: true }
-    const L = tied.nLayers
-    const params = new Map(modelParameters(tied).map(spec => [spec.name, initParameter(tied, spec, 1)]))
-    const stage = await createPipelineStage({ config: tied, start: L + 1, end: L + 2, parameters: params })
-    const model = new StageTrainingModel({ config: tied })
+  it('(1.1.0) a tied Driver\'s and Validator\'s loops (tied matrix moved, replica seeded and stepped, owned, synced) are recorded and re-execute to their final states', async () => {
+    const { driver, validator } = await tiedRound()
+    // every tied call of the pipeline is in the witnesses
+    const kinds = (w: StageWitness): string[] => [...new Set(w.ops.flat(2).map(o => o.kind === 'step' && o.skip != null ? 'step skip' : o.kind))].sort()
+    expect(kinds(driver.w0)).toEqual(['add', 'backward', 'moments', 'rows', 'set', 'step', 'step skip'])
+    expect(kinds(validator.w0)).toEqual(['backward', 'seed', 'set', 'step', 'take', 'tiedStep'])
+    expect(validator.w0.states[0].replica).toBeUndefined()
+    expect(validator.wf.states[0].replica?.m.get('embed.weight')?.length).toBe(tiedConfig.vocabSize * tiedConfig.dModel)
+    const model = new StageTrainingModel({ config: tiedConfig, optimizer: tiedOptimizer })
     try {
-      const V = tied.vocabSize
-      const d = tied.dModel
-      await stage.head!.seedTiedReplica('embed.weight', { m: new Float32Array(V * d), v: new Float32Array(V * d) })
-      const rec = new StageRecorder(stage, H)
-      const head = rec.stage.head!
-      for (let i = 0; i < H; i++) {
-        const b = batch(i)
-        const hidden = { type: 'float32' as const, dims: [b.batch, b.seq, d], data: Float32Array.from({ length: b.batch * b.seq * d }, (_, k) => Math.sin(k * 0.37 + i)) }
-        await head.backward({ hidden, targets: { type: 'int64', dims: [b.batch, b.seq], data: b.targets }, grad_loss: { type: 'float32', dims: [], data: Float32Array.of(1) } })
-        const g = (await head.takeTiedGradients()).get('embed.weight')!
-        await head.step({ gradNorm: 1 })
-        await head.stepTiedReplica('embed.weight', g, { ids: Int32Array.of(b.inputIds.length > 0 ? Number(b.inputIds[0]) : 0), data: new Float32Array(d).fill(0.01) }, { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, t: i + 1, gradScale: 1 })
+      for (const { w0, wf } of [driver, validator]) {
+        const again = await replay(model, w0, TH)
+        expect(model.distance(again, wf)).toBeLessThanOrEqual(1e-6)
+        expect(model.distance(w0, { ...wf, states: wf.states.map(s => ({ ...s, step: w0.states[0].step, replica: w0.states[0].replica })) })).toBeGreaterThan(1e-4)
       }
-      const work = await rec.finish()
-      if (work != null) {
-        // (before the recorder broke such a loop) the proof the node would sign: its replay is refused
-        const w0 = decodeWitness(encodeWitness({ start: work.start, end: work.end, states: work.before, opsFrom: work.opsFrom, ops: work.ops, evidence: [], payloads: [] }))!
-        const wf = decodeWitness(encodeWitness({ start: work.start, end: work.end, states: work.after, opsFrom: work.opsFrom, ops: [], evidence: [], payloads: [] }))!
-        const outcome = await replay(model, w0).then(w => `distance ${model.distance(w, wf)}`, (err: Error) => `${err.name}: ${err.message}`)
-        expect.fail(`a loop the replay cannot reproduce was offered as provable (its replay: ${outcome})`)
+      // the final tied matrix (or the replica's moments) changed by a little: refused
+      const moved = (w: StageWitness, f: (s: ExecutorState) => ExecutorState): StageWitness => ({ ...w, states: w.states.map(f) })
+      const again = await replay(model, validator.w0, TH)
+      expect(model.distance(again, moved(validator.wf, s => ({ ...s, parameters: new Map([...s.parameters].map(([k, v]) => [k, k === 'embed.weight' ? v.map(x => x + 1e-3) : v])) })))).toBeGreaterThan(1e-4)
+      expect(model.distance(again, moved(validator.wf, s => ({ ...s, replica: { m: new Map([...s.replica!.m].map(([k, v]) => [k, v.map(x => x + 1e-3)])), v: s.replica!.v } })))).toBeGreaterThan(1e-4)
+      expect(model.distance(again, moved(validator.wf, s => ({ ...s, replica: undefined })))).toBe(Infinity)
+
+      // a tampered tied input: the replay lands elsewhere
+      const copy = (w: StageWitness): StageWitness => decodeWitness(encodeWitness({ ...w, bytes: undefined }))!
+      // (the last op of its kind: rows fetched in step 2 are overwritten by the sync before step 3, which the replay shows)
+      const tampered = async (w: StageWitness, wf: StageWitness, kind: StageOp['kind'], change: (op: any) => void): Promise<number> => {
+        const t = copy(w)
+        const op = t.ops.flat(2).findLast(o => o.kind === kind && (o.kind !== 'tiedStep' || o.gradIds.length > 0))
+        expect(op, kind).toBeDefined()
+        change(op)
+        return model.distance(await replay(model, t, TH), wf)
+      }
+      expect(await tampered(validator.w0, validator.wf, 'tiedStep', op => { op.gradRows[0] += 0.05 })).toBeGreaterThan(1e-4)
+      expect(await tampered(validator.w0, validator.wf, 'seed', op => { op.m[3] += 0.05 })).toBeGreaterThan(1e-4)
+      expect(await tampered(validator.w0, validator.wf, 'set', op => { op.parameters.get('embed.weight')[5] += 0.05 })).toBeGreaterThan(1e-4)
+      expect(await tampered(driver.w0, driver.wf, 'rows', op => { op.data[0] += 0.05 })).toBeGreaterThan(1e-4)
+      // (the matrix the adds stepped is replaced by the sync before step 3: after step 2 the replay is elsewhere)
+      const add = copy(driver.w0)
+      ;(add.ops[0][1].find(o => o.kind === 'add') as any).gradients.get('embed.weight')[1] += 0.5
+      expect(model.distance(await replay(model, add, 2), await replay(model, driver.w0, 2))).toBeGreaterThan(1e-4)
+      expect(await tampered(driver.w0, driver.wf, 'moments', op => { op.v.get('embed.weight')[7] += 0.5 })).toBeGreaterThan(1e-4)
+
+      // AdamW numbers of a replica step that are not the network's at that step: refused before anything is compared
+      for (const change of [(a: any) => { a.lr *= 2 }, (a: any) => { a.t += 1 }, (a: any) => { a.gradScale = 0.5 }, (a: any) => { a.beta2 = 0.999 }]) {
+        const t = copy(validator.w0)
+        change((t.ops.flat(2).find(o => o.kind === 'tiedStep') as any).adamw)
+        await expect(replay(model, t, TH)).rejects.toThrow(ReExecutionMismatchError)
+      }
+      // tied calls only on the tied matrix, on the executor that makes them in a pipeline, a replica step after the step
+      const refused = async (w: StageWitness, e: number, ops: (list: StageOp[]) => StageOp[]): Promise<void> => {
+        const t = copy(w)
+        t.ops[e][0] = ops(t.ops[e][0])
+        await expect(model.step(t, {} as TrainingClaim, 0)).rejects.toThrow(ReExecutionMismatchError)
+      }
+      const block = driver.w0.states[1].parameters.keys().next().value!
+      await refused(driver.w0, 1, l => [{ kind: 'set', parameters: new Map([[block, driver.w0.states[1].parameters.get(block)!.map(x => x * 2)]]) }, ...l])
+      await refused(driver.w0, 0, l => [{ kind: 'set', parameters: new Map([['embed.weight', new Float32Array(3)]]) }, ...l])
+      await refused(validator.w0, 0, l => [{ kind: 'add', gradients: new Map([['embed.weight', new Float32Array(tiedConfig.vocabSize * tiedConfig.dModel)]]) }, ...l])
+      await refused(driver.w0, 1, l => [{ kind: 'take' }, ...l])
+      await refused(driver.w0, 0, l => l.map(o => o.kind === 'step' ? { ...o, skip: ['blocks.0.attn.wq'] } : o))
+      await refused(validator.w0, 0, l => [...l, { kind: 'take' }])
+      // the same loops on a model without tied embeddings: no tied call is allowed
+      const untied = new StageTrainingModel({ config: { ...tiedConfig, tieEmbeddings: false }, optimizer: tiedOptimizer })
+      try {
+        await expect(untied.step(copy(validator.w0), {} as TrainingClaim, 0)).rejects.toThrow(ReExecutionMismatchError)
+      } finally {
+        await untied.close()
       }
     } finally {
       await model.close()
-      await stage.close()
     }
-  }, 180_000)
+  }, 300_000)
 
   it('refuses witnesses that do not decode or do not fit the span', async () => {
     expect(decodeWitness(new Uint8Array(0))).toBeUndefined()
