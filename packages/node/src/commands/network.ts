@@ -204,7 +204,8 @@ async function loadData (o: NetworkOptions, io: CliIO, emit: (obj: Record<string
   return data
 }
 
-function follow (node: NetworkNode, index: number, emit: (obj: Record<string, unknown>) => void, say: (line: string) => void): void {
+/** The node's events as `--json` lines (`emit`) and terminal lines (`say`); exported for tests */
+export function follow (node: NetworkNode, index: number, emit: (obj: Record<string, unknown>) => void, say: (line: string) => void): void {
   const short = (): string => node.peerId.toString().slice(-6)
   node.addEventListener('node:stage', (e) => {
     emit({ event: 'stage', node: index, peer: node.peerId.toString(), start: e.detail.start, end: e.detail.end })
@@ -214,6 +215,15 @@ function follow (node: NetworkNode, index: number, emit: (obj: Record<string, un
     const { round, loss, slotRounds, exact, tokens, batchLosses } = e.detail
     emit({ event: 'validation', node: index, round, loss, slotRounds, exact, tokens, batchLosses })
     say(`round ${round}: validation loss ${loss.toFixed(4)} (node ${index}${exact ? '' : `; as served, slot rounds ${slotRounds.join('/')}`})`)
+  })
+  // failures of the node's background work (a stage build, a slot reload) and stalled rounds: never silent
+  node.addEventListener('node:error', (e) => {
+    emit({ event: 'error', node: index, what: e.detail.what, message: e.detail.message })
+    say(`node ${index} (…${short()}): ${e.detail.what} failed: ${e.detail.message}`)
+  })
+  node.addEventListener('node:stalled', (e) => {
+    emit({ event: 'stalled', node: index, slot: e.detail.slot, round: e.detail.round, reason: e.detail.reason })
+    say(`node ${index} (…${short()}): round ${e.detail.round} of slot ${e.detail.slot} stalled: ${e.detail.reason}`)
   })
   node.addEventListener('node:failover', (e) => {
     const r = e.detail.recovery
@@ -274,8 +284,9 @@ export async function devnetCommand (argv: string[], io: CliIO & { env?: NodeJS.
       data: { manifest: data.manifest, train: data.train, validation: data.validation },
       dataDir: `${o.dataDir}/devnet`,
       node: { innerSteps: o.innerSteps, batchSize: o.batchSize, seqLen: o.seqLen, evalBatches: o.evalBatches, optimizer: { schedule: constantLr(o.lr) }, training: o.training },
+      // before each node starts, so that no stage, error or round of its start is missed
+      onCreated: (node, index) => { follow(node, index, emit, say) },
       onNode: (node, index) => {
-        follow(node, index, emit, say)
         emit({ event: 'node', node: index, peer: node.peerId.toString(), addresses: node.host.getMultiaddrs().map(String) })
       }
     })

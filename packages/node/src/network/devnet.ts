@@ -47,6 +47,8 @@ export interface NetworkDevnetInit {
   dataDir?: string
   /** Settings every node shares (inner steps, batch, DiLoCo, layer pool, …) */
   node?: Partial<Omit<NetworkNodeInit, 'config' | 'memoryBytes' | 'tokenizer' | 'data'>>
+  /** Called for each node before it starts: listeners attached here see everything it does from its start */
+  onCreated?(node: NetworkNode, index: number): void
   /** Called as each node starts */
   onNode?(node: NetworkNode, index: number): void
   /**
@@ -142,6 +144,7 @@ export async function startNetworkDevnet (init: NetworkDevnetInit): Promise<Netw
       }
     })
     nodes.push(node)
+    init.onCreated?.(node, index)
     await node.start()
     init.onNode?.(node, index)
     return node

@@ -281,6 +281,11 @@ export interface NetworkNodeEvents {
    * `recovery`: the pipeline's phase times of that recovery (`pipeline:recovered`), when it reported them
    */
   'node:failover': CustomEvent<{ ms: number, recovery?: RecoveryTiming }>
+  /**
+   * Work the node queued in the background failed (building a stage for spans it took, reloading a slot's new
+   * weights): `what` names it. The node goes on; the span stays unserved until the next change retries it
+   */
+  'node:error': CustomEvent<{ what: string, message: string }>
 }
 
 /** The weights of the network's model a validation runs on */
@@ -657,7 +662,10 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
     this.queue = this.queue.then(async () => {
       if (!this.running) return
       await fn()
-    }).catch((err: Error) => { log.error('%s failed: %s', what, err.message) })
+    }).catch((err: Error) => {
+      log.error('%s failed: %s', what, err.message)
+      this.safeDispatchEvent('node:error', { detail: { what, message: err.message } })
+    })
   }
 
   private allowTraining (peer: PeerId): boolean {
