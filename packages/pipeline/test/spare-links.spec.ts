@@ -64,16 +64,21 @@ async function generate (driver: PipelineHost, prompt: number[], n: number, reco
   return got
 }
 
+/** A Driver (the embedding) connected to two replicas A and B of the rest, routed A first with B its standby */
+async function startTrio (driverOptions: Omit<Parameters<typeof startHost>[0], 'stages' | 'router'> = {}): Promise<{ driver: PipelineHost, a: PipelineHost, b: PipelineHost, hosts: PipelineHost[] }> {
+  const a = await startHost({ stages: [stages[1]] })
+  const b = await startHost({ stages: [stages[2]] })
+  const router = staticRouter([{ peer: a.peerId, start: 1, end: L + 2 }, { peer: b.peerId, start: 1, end: L + 2 }])
+  const driver = await startHost({ ...driverOptions, stages: [stages[0]], router })
+  await driver.dial(a.getMultiaddrs()[0])
+  await driver.dial(b.getMultiaddrs()[0])
+  return { driver, a, b, hosts: [driver, a, b] }
+}
+
 describe('spare session streams to standbys', () => {
   it('a standby whose connection was replaced gets a new spare: the failover to it negotiates no stream (was: the dead spare kept, link > 0)', async () => {
-    const a = await startHost({ stages: [stages[1]] })
-    const b = await startHost({ stages: [stages[2]] })
-    const router = staticRouter([{ peer: a.peerId, start: 1, end: L + 2 }, { peer: b.peerId, start: 1, end: L + 2 }])
-    const driver = await startHost({ stages: [stages[0]], router })
-    const hosts = [driver, a, b]
+    const { driver, a, b, hosts } = await startTrio()
     try {
-      await driver.dial(a.getMultiaddrs()[0])
-      await driver.dial(b.getMultiaddrs()[0])
       const prompt = [...new TextEncoder().encode('spares!')]
       const want = await referenceGreedy(reference, prompt, 3)
       // session 1: route A, standby B (warmed, a spare stream to it)
@@ -101,14 +106,8 @@ describe('spare session streams to standbys', () => {
 
   it('a spare to a peer still in use is replaced when it reaches its age limit, not only dropped (was: none until the next session asked)', async () => {
     // spares live sessionTtlMs / 2 = 1 s; swept every 100 ms
-    const a = await startHost({ stages: [stages[1]] })
-    const b = await startHost({ stages: [stages[2]] })
-    const router = staticRouter([{ peer: a.peerId, start: 1, end: L + 2 }, { peer: b.peerId, start: 1, end: L + 2 }])
-    const driver = await startHost({ stages: [stages[0]], router, sessionTtlMs: 2_000, sweepIntervalMs: 100 })
-    const hosts = [driver, a, b]
+    const { driver, b, hosts } = await startTrio({ sessionTtlMs: 2_000, sweepIntervalMs: 100 })
     try {
-      await driver.dial(a.getMultiaddrs()[0])
-      await driver.dial(b.getMultiaddrs()[0])
       const prompt = [...new TextEncoder().encode('rotate')]
       const want = await referenceGreedy(reference, prompt, 2)
       expect(await generate(driver, prompt, 2)).toEqual(want.ids)
