@@ -69,6 +69,14 @@ const IN_THREAD_MAX_D_MODEL = 256
  * the node's serving and networking (and any other node's, in the same process or session) run first
  */
 export const DEFAULT_TRAINING_NICENESS = 10
+/**
+ * (serveRoundWeights) Longest a round's serving snapshot waits to be built while this node serves inference, ms. The
+ * build (inference graph + onnxruntime session; on the node's thread for an in-thread snapshot, 15-160 ms measured on
+ * a loaded 2-core machine) blocks the event loop, so a generation this node serves would wait for it: a Driver's own
+ * stage, or a hop answering a failover's replay. Held until the node serves nothing, so the served weights lag the
+ * round by at most this much more
+ */
+export const SERVING_SWAP_DEFER_MAX_MS = 2_000
 /** (yieldTraining) Longest a Driver holds its training for inference at a time, ms */
 export const YIELD_TRAINING_MAX_MS = 2_000
 /** (yieldTraining) How often a held Driver looks whether the inference ended, ms */
@@ -328,6 +336,8 @@ interface HeldStage {
   recorder?: StageRecorder
   /** (serveRoundWeights) serves inference from the last finished round's weights; `stage` is its stage */
   serving?: RoundServing
+  /** (serveRoundWeights) a snapshot build waiting for this node's inference to end (SERVING_SWAP_DEFER_MAX_MS) */
+  swapPending?: boolean
 }
 
 /**
@@ -426,6 +436,8 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   private tiedWork: Promise<unknown> = Promise.resolve()
   /** (yieldTraining) Times the Driver loop held a step for inference (one per YIELD_POLL_MS) */
   trainingYields = 0
+  /** (serveRoundWeights) Polls a round snapshot's build waited for this node's inference (SERVING_SWAP_DEFER_MAX_MS; one per 10 ms) */
+  servingSwapDefers = 0
   /** Whether the Driver holds its training while this node serves inference (`NetworkNodeInit.yieldTraining`; may be changed) */
   yieldTraining: boolean
   /** (trainingNiceness) The nice value of this node's training workers (set when a stage is built) */
@@ -1078,12 +1090,26 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
    */
   private refreshServing (held: HeldStage): void {
     const serving = held.serving
-    if (serving == null) return
-    const round = this.commonRound(held)
-    if (round == null || (serving.round != null && serving.round >= round)) return
-    void serving.update(round, async () => await this.roundParameters(held, round)).catch((err: Error) => {
-      log('serving snapshot of round %d not built: %s', round, err.message)
-    })
+    if (serving == null || held.swapPending === true) return
+    const wanted = this.commonRound(held)
+    if (wanted == null || (serving.round != null && serving.round >= wanted)) return
+    // the build blocks this node's thread for a while: not while it serves a generation (its own stage, or a hop's
+    // KV session), at most SERVING_SWAP_DEFER_MAX_MS; then the round the stage is at by then (rounds that came
+    // meanwhile are taken by this one build)
+    held.swapPending = true
+    void (async () => {
+      const since = Date.now()
+      while (this.running && this.servingInference() && Date.now() - since < SERVING_SWAP_DEFER_MAX_MS) {
+        this.servingSwapDefers++
+        await sleep(YIELD_POLL_MS, this.controller.signal)
+      }
+      held.swapPending = false
+      const round = this.commonRound(held)
+      if (!this.running || round == null || (serving.round != null && serving.round >= round)) return
+      await serving.update(round, async () => await this.roundParameters(held, round)).catch((err: Error) => {
+        log('serving snapshot of round %d not built: %s', round, err.message)
+      })
+    })().catch(() => { held.swapPending = false })
   }
 
   /** The round every slot group of a stage is at, or undefined (between rounds, or a group not initialized) */
