@@ -33,10 +33,10 @@ export * from './router.js'
 export { SessionTable, kvBytesPerToken } from './sessions.js'
 export type { SessionTableInit } from './sessions.js'
 export { peerBytes, peerFromBytes } from './peer.js'
-export { errorFromResponse } from './pipeline.js'
+export { errorFromResponse, SLOW_HOP_MS } from './pipeline.js'
 export { generateRemote } from './client.js'
 export type { GenerateDialer, RemoteGenerateOptions } from './client.js'
-export type { GenerateOptions, GeneratedToken, SpeculativeRound, Pipeline, PipelineComponents, PipelineEvents, PipelineInit, RecoveryTiming, TrainBatch, TrainStepOptions, TrainStepResult } from './pipeline.js'
+export type { GenerateOptions, GeneratedToken, SpeculativeRound, Pipeline, PipelineComponents, PipelineEvents, PipelineInit, RecoveryTiming, SlowHop, TrainBatch, TrainStepOptions, TrainStepResult } from './pipeline.js'
 export { Kind, Request as PipelineRequest, Response as PipelineResponse, Hop as PipelineHop, Sampling as PipelineSampling, GenerateRequest, GenerateEvent, DraftToken as PipelineDraftToken } from './pb/pipeline.js'
 
 /**

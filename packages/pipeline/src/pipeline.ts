@@ -256,7 +256,25 @@ export interface PipelineEvents {
   'pipeline:switched': CustomEvent<{ peer: PeerId, standby: PeerId, hop: number, position: number }>
   /** A generation produced its first token after a failover (or a move off a full hop): where the time went */
   'pipeline:recovered': CustomEvent<RecoveryTiming>
+  /** This node, a hop, took more than SLOW_HOP_MS of its own time on an INFER (a slow recovery's hop, issue 15) */
+  'pipeline:slow-hop': CustomEvent<SlowHop>
 }
+
+/** A hop's own time on one INFER (`pipeline:slow-hop`), ms (`performance.now()` differences on the hop) */
+export interface SlowHop {
+  /** Finding the stage: route checks, and a sub-span stage built for the request (`sub`) */
+  stageMs: number
+  /** The stage's run on the chunk (its KV session opened or extended, and the head's sampling on a Validator) */
+  computeMs: number
+  /** The route names part of a span this node serves (a sub-span stage) */
+  sub: boolean
+  /** The chunk's first position (0: a new session or a replay) and length */
+  position: number
+  tokens: number
+}
+
+/** A hop's own time on an INFER above which it dispatches `pipeline:slow-hop`, ms */
+export const SLOW_HOP_MS = 30
 
 /**
  * Phases of one recovery, ms (`performance.now()` differences on the Driver). A recovery is every failed attempt from
@@ -774,9 +792,10 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
       if (TRAINING_KINDS.has(req.kind) && !this.allowTraining(connection.remotePeer)) {
         throw new PipelineRequestError(`peer ${connection.remotePeer.toString()} may not send training requests here`)
       }
+      const t0 = performance.now()
       const stage = await this.checkRoute(req)
       switch (req.kind) {
-        case Kind.INFER: return await this.serveInfer(req, stage, signal, relay)
+        case Kind.INFER: return await this.serveInfer(req, stage, signal, relay, performance.now() - t0)
         case Kind.TRAIN_FORWARD: return await this.serveTrainForward(req, stage, signal)
         case Kind.TARGETS: return await this.serveTargets(req, stage)
         case Kind.GET_TIED: return await this.serveGetTied(req, stage)
@@ -862,7 +881,7 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return `${hex(session)}/${spanKey(stage.start, stage.end)}`
   }
 
-  private async serveInfer (req: Request, stage: PipelineStage, signal: AbortSignal, relay?: (res: Response) => void): Promise<Response | undefined> {
+  private async serveInfer (req: Request, stage: PipelineStage, signal: AbortSignal, relay?: (res: Response) => void, stageMs = 0): Promise<Response | undefined> {
     const hidden = decodeActivation(req.hidden, this.limits(stage, req.compress, 'hidden', req.deflate))
     const [batch, seq] = hidden.dims
     if (batch !== 1) throw new InvalidActivationError(`inference sessions run batch 1, got ${batch}`)
@@ -877,8 +896,18 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     // the Validator takes its draft first: an INFER whose draft never came changes nothing here
     const draft = stage.head != null && req.draftCount > 0 ? await this.takeDraft(req.session, req.position + seq - req.draftCount, req.draftCount, signal) : undefined
+    const t0 = performance.now()
     const { hidden: out, logits } = await this.runStageOutputs(stage, req.session, req.position, hidden, req.rollback)
-    if (stage.head != null) return this.deliver(req, await (draft != null ? this.verify(req, stage, out, seq, draft) : this.sample(req, stage, out, seq, logits)))
+    const slow = (): void => {
+      const computeMs = performance.now() - t0
+      if (stageMs + computeMs > SLOW_HOP_MS) this.safeDispatchEvent('pipeline:slow-hop', { detail: { stageMs, computeMs, sub: !this.own.includes(stage), position: req.position, tokens: seq } })
+    }
+    if (stage.head != null) {
+      const res = await (draft != null ? this.verify(req, stage, out, seq, draft) : this.sample(req, stage, out, seq, logits))
+      slow()
+      return this.deliver(req, res)
+    }
+    slow()
     return await this.forwardHop(req, out, signal, relay)
   }
 
