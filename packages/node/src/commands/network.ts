@@ -7,6 +7,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { availableParallelism, freemem } from 'node:os'
 import { parseArgs } from 'node:util'
+import { performance, PerformanceObserver } from 'node:perf_hooks'
+import type { PerformanceEntry } from 'node:perf_hooks'
 import { describeSpan } from '@neuroshard/layer-pool'
 import { TINY } from '@neuroshard/model'
 import { chainIdOf, genesisFromJSON, genesisToJSON, loadKeystore, toHex } from '@neuroshard/ponw-ledger'
@@ -230,7 +232,12 @@ export function follow (node: NetworkNode, index: number, emit: (obj: Record<str
     const round = (x: number): number => Math.round(x * 10) / 10
     // the Driver's phase times of the recovery (pipeline:recovered): where the time after the detection went
     const phases = r != null ? { phases: Object.fromEntries(Object.entries(r.ms).map(([k, v]) => [k, round(v ?? 0)])), attempts: r.attempts, tokens: r.tokens, hop: r.hop, direct: r.direct === true, switched: r.switched } : {}
-    emit({ event: 'failover', node: index, ms: round(e.detail.ms), ...phases })
+    // at: wall time, ms (the testbed's nodes share a clock: a slow recovery placed against the other nodes' stall / gc / serving lines)
+    emit({ event: 'failover', node: index, at: Date.now(), ms: round(e.detail.ms), ...phases })
+  })
+  node.addEventListener('node:serving', (e) => {
+    // a round's serving snapshot swapped in (its build runs on the node's thread for a small model)
+    emit({ event: 'serving', node: index, at: Date.now(), start: e.detail.start, end: e.detail.end, round: e.detail.round, buildMs: Math.round(e.detail.buildMs * 10) / 10 })
   })
   node.addEventListener('node:round', (e) => {
     // with what the round trained (its record: accepted contributions × their inner steps × batch × sequence length)
@@ -442,6 +449,11 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
     })
     follow(node, 0, emit, say)
     await node.start()
+    // a hop's own time on an INFER over SLOW_HOP_MS (issue 15: what a slow failover's replacement did)
+    node.host.services.pipeline.addEventListener('pipeline:slow-hop', (e) => {
+      const r = (x: number): number => Math.round(x * 10) / 10
+      emit({ event: 'slow-hop', node: 0, at: Date.now(), stageMs: r(e.detail.stageMs), computeMs: r(e.detail.computeMs), sub: e.detail.sub, position: e.detail.position, tokens: e.detail.tokens })
+    })
     const addrs = node.host.getMultiaddrs().map(String)
     emit({ event: 'started', peer: node.peerId.toString(), addresses: addrs })
     say(`node ${node.peerId.toString()} listening on ${addrs.join(' ')}`)
@@ -455,14 +467,45 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
   // with --json, the process's memory every MEMORY_LINE_INTERVAL_MS (the testbed's soak samples heap and RSS from them)
   const memoryTimer = o.json ? setInterval(() => { emit(memoryLine()) }, MEMORY_LINE_INTERVAL_MS) : undefined
   memoryTimer?.unref()
+  // with --json, the event loop's stalls and long garbage collections (issue 15: a failover's slow hop placed in time)
+  const stopStalls = o.json ? watchStalls(emit) : undefined
   const signal = await (io.stopSignal ?? new Promise<string>(() => {}))
   clearInterval(memoryTimer)
+  stopStalls?.()
   say(`\n${signal}: handing spans over and stopping…`)
   await server.close().catch(() => {})
   await node.stop()
   emit({ event: 'stopped', signal })
   say('stopped')
   return 0
+}
+
+/** `neuroshard start --json` prints a `stall` line for an event loop stall longer than this, and a `gc` line for a collection, ms */
+export const STALL_LINE_MS = 40
+/** How often the stall watch looks at the event loop, ms */
+const STALL_TICK_MS = 10
+
+/**
+ * `{"event":"stall","at","ms"}` when the event loop was blocked more than STALL_LINE_MS (a timer every STALL_TICK_MS
+ * came that much late; `at` is when it came), and `{"event":"gc","at","ms","kind"}` for a garbage collection longer
+ * than STALL_LINE_MS. Returns the stop function
+ */
+export function watchStalls (emit: (obj: Record<string, unknown>) => void): () => void {
+  let last = performance.now()
+  const timer = setInterval(() => {
+    const now = performance.now()
+    const late = now - last - STALL_TICK_MS
+    last = now
+    if (late > STALL_LINE_MS) emit({ event: 'stall', at: Date.now(), ms: Math.round(late) })
+  }, STALL_TICK_MS)
+  timer.unref()
+  const gc = new PerformanceObserver(list => {
+    for (const e of list.getEntries()) {
+      if (e.duration > STALL_LINE_MS) emit({ event: 'gc', at: Math.round(performance.timeOrigin + e.startTime + e.duration), ms: Math.round(e.duration), kind: (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind })
+    }
+  })
+  gc.observe({ entryTypes: ['gc'] })
+  return () => { clearInterval(timer); gc.disconnect() }
 }
 
 /** How often `neuroshard start --json` prints a `memory` line, ms */
