@@ -1676,15 +1676,28 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
   /**
    * What went into a held slot's `round` (the update that made it: the record of round − 1): contributions, those the
    * aggregation accepted, their inner steps (as each sender announced them) and tokens = those inner steps × this
-   * node's `tokensPerStep` (every node of a network trains the same batch shape). undefined when this node has no
-   * record of it (round 0, or it joined after).
+   * node's `tokensPerStep` (every node of a network trains the same batch shape); `distinctTokens`: the same with
+   * contributions that name the same data shards counted once (they trained the same batches: two replicas of a
+   * network with as few train shards as DEFAULT_SHARDS_PER_ROUND train the same tokens every round). undefined when
+   * this node has no record of it (round 0, or it joined after).
    */
-  roundWork (slot: number, round: number): { contributions: number, accepted: number, innerSteps: number, tokens: number } | undefined {
+  roundWork (slot: number, round: number): { contributions: number, accepted: number, innerSteps: number, tokens: number, distinctTokens: number } | undefined {
     const record = round > 0 ? this.groups.get(slot)?.record(round - 1) : undefined
     if (record == null) return undefined
     const accepted = record.contributions.filter(c => c.accepted)
     const innerSteps = accepted.reduce((n, c) => n + c.innerSteps, 0)
-    return { contributions: record.contributions.length, accepted: accepted.length, innerSteps, tokens: innerSteps * this.tokensPerStep }
+    // distinct tokens: Drivers whose contributions name the same data shards trained the same batches (batchesFor:
+    // those shards in manifest order, shuffled with the round as seed), so their steps are the same tokens and count
+    // once (the most steps of them); contributions naming no shards (not slot 0's) count each
+    const bySet = new Map<string, number>()
+    let unnamed = 0
+    for (const c of accepted) {
+      if (c.dataShards.length === 0) { unnamed += c.innerSteps; continue }
+      const key = [...c.dataShards].sort().join(',')
+      bySet.set(key, Math.max(bySet.get(key) ?? 0, c.innerSteps))
+    }
+    const distinctSteps = unnamed + [...bySet.values()].reduce((n, k) => n + k, 0)
+    return { contributions: record.contributions.length, accepted: accepted.length, innerSteps, tokens: innerSteps * this.tokensPerStep, distinctTokens: distinctSteps * this.tokensPerStep }
   }
 }
 
