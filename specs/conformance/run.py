@@ -954,7 +954,7 @@ def node_ponw_checks(call):
     # replay.json (gen-replay.py): re-execution rule 3, a witness's inner steps replayed and compared with the final checkpoint
     rp = vec('node', 'replay.json')
     for c in rp['cases']:
-        r = call('node.replayStage', config=rp['config'], optimizer=rp['optimizer'], base=c.get('base', rp['base']), final=c.get('final', rp['final']), batches=c['batches'])
+        r = call('node.replayStage', config=c.get('config', rp['config']), optimizer=rp['optimizer'], base=c.get('base', rp['base']), final=c.get('final', rp['final']), batches=c['batches'])
         if 'error' in c:
             yield 'node/ponw §2 re-execution rule 3 (replayed steps within 1e-4)', c['name'], *expect_error(r, c['error'])
         else:

@@ -97,13 +97,38 @@ def encode_witness(w):
     def tensors(m):
         return [[k, add(_f32_bytes(m[k]))] for k in sorted(m, key=_utf16)]
 
-    states = [{'step': s['step'], 'parameters': tensors(s['parameters']), 'm': tensors(s['m']), 'v': tensors(s['v'])} for s in w['states']]
+    def state(s):
+        out = {'step': s['step'], 'parameters': tensors(s['parameters']), 'm': tensors(s['m']), 'v': tensors(s['v'])}
+        if s.get('replica') is not None:   # (1.1.0) only when the executor keeps a tied replica
+            out['replica'] = {'m': tensors(s['replica']['m']), 'v': tensors(s['replica']['v'])}
+        return out
+    states = [state(s) for s in w['states']]
+
+    def ids(xs):
+        return add(struct.pack(f'<{len(xs)}i', *xs))
 
     def op(o):
-        if o['kind'] == 'zero':
-            return {'kind': 'zero'}
-        if o['kind'] == 'step':
-            return {'kind': 'step', 'gradNorm': o.get('gradNorm')}
+        k = o['kind']
+        if k in ('zero', 'take'):
+            return {'kind': k}
+        if k == 'step':
+            return {'kind': 'step', 'gradNorm': o.get('gradNorm'), **({'skip': o['skip']} if o.get('skip') else {})}
+        # (1.1.0) the tied ops, their tensors in the blob in the order of their keys
+        if k == 'add':
+            return {'kind': 'add', 'gradients': tensors(o['gradients'])}
+        if k == 'rows':
+            return {'kind': 'rows', 'name': o['name'], 'ids': ids(o['ids']), 'data': add(_f32_bytes(o['data']))}
+        if k == 'set':
+            return {'kind': 'set', 'parameters': tensors(o['parameters'])}
+        if k == 'moments':
+            return {'kind': 'moments', 'm': tensors(o['m']), 'v': tensors(o['v'])}
+        if k == 'seed':
+            return {'kind': 'seed', 'name': o['name'], 'm': add(_f32_bytes(o['m'])), 'v': add(_f32_bytes(o['v']))}
+        if k == 'tiedStep':
+            a = o['adamw']
+            return {'kind': 'tiedStep', 'name': o['name'], 'gradIds': ids(o['gradIds']), 'gradRows': add(_f32_bytes(o['gradRows'])),
+                    'ids': ids(o['ids']), 'rows': add(_f32_bytes(o['rows'])),
+                    'adamw': {x: a[x] for x in ('lr', 'beta1', 'beta2', 'eps', 'weightDecay', 't', 'gradScale')}}
         feeds = {}
         for name in sorted(o['feeds'], key=_utf16):
             t = o['feeds'][name]
@@ -202,19 +227,70 @@ def decode_witness(data):
     states = []
     for s in _array(h.get('states'), 3):
         _object(s)
-        states.append({'step': _integer(s.get('step')), 'parameters': tensors(s.get('parameters')), 'm': tensors(s.get('m')), 'v': tensors(s.get('v'))})
+        st = {'step': _integer(s.get('step')), 'parameters': tensors(s.get('parameters')), 'm': tensors(s.get('m')), 'v': tensors(s.get('v'))}
+        if 'replica' in s:   # (1.1.0) an object with the two maps
+            r = _object(s['replica'])
+            st['replica'] = {'m': tensors(r.get('m')), 'v': tensors(r.get('v'))}
+        states.append(st)
+
+    def row_ids(r):
+        b = ref(r)
+        if len(b) % 4:
+            raise Refused('int32 length')
+        out = list(struct.unpack(f'<{len(b) // 4}i', b))
+        if any(not 0 <= x <= 2 ** 24 for x in out):
+            raise Refused('row id')
+        return out
+
+    def rows_fit(ids, data):
+        if (len(data) != 0) if len(ids) == 0 else (len(data) % len(ids) != 0):
+            raise Refused('rows')
+
+    def number(v, lo=-math.inf):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo:
+            raise Refused('number')
+        return v
 
     def op(o):
         _object(o)
-        if o.get('kind') == 'zero':
+        k = o.get('kind')
+        if k == 'zero':
             return {'kind': 'zero'}
-        if o.get('kind') == 'step':
+        if k == 'step':
+            skip = {}
+            if 'skip' in o:
+                names = [_string(x) for x in _array(o['skip'], 8)]
+                if names:
+                    skip = {'skip': names}
             g = o.get('gradNorm')
             if g is None:
-                return {'kind': 'step', 'gradNorm': None}
+                return {'kind': 'step', 'gradNorm': None, **skip}
             if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
                 raise Refused('gradNorm')
-            return {'kind': 'step', 'gradNorm': g}
+            return {'kind': 'step', 'gradNorm': g, **skip}
+        # (1.1.0) the tied ops
+        if k == 'take':
+            return {'kind': 'take'}
+        if k == 'add':
+            return {'kind': 'add', 'gradients': tensors(o.get('gradients'))}
+        if k == 'set':
+            return {'kind': 'set', 'parameters': tensors(o.get('parameters'))}
+        if k == 'moments':
+            return {'kind': 'moments', 'm': tensors(o.get('m')), 'v': tensors(o.get('v'))}
+        if k == 'seed':
+            return {'kind': 'seed', 'name': _string(o.get('name')), 'm': f32(o.get('m')), 'v': f32(o.get('v'))}
+        if k == 'rows':
+            ids, data = row_ids(o.get('ids')), f32(o.get('data'))
+            rows_fit(ids, data)
+            return {'kind': 'rows', 'name': _string(o.get('name')), 'ids': ids, 'data': data}
+        if k == 'tiedStep':
+            grad_ids, grad_rows, ids, rows = row_ids(o.get('gradIds')), f32(o.get('gradRows')), row_ids(o.get('ids')), f32(o.get('rows'))
+            rows_fit(grad_ids, grad_rows)
+            rows_fit(ids, rows)
+            a = _object(o.get('adamw'))
+            adamw = {'lr': number(a.get('lr')), 'beta1': number(a.get('beta1')), 'beta2': number(a.get('beta2')), 'eps': number(a.get('eps')),
+                     'weightDecay': number(a.get('weightDecay')), 't': _integer(a.get('t'), 1), 'gradScale': number(a.get('gradScale'), 0)}
+            return {'kind': 'tiedStep', 'name': _string(o.get('name')), 'gradIds': grad_ids, 'gradRows': grad_rows, 'ids': ids, 'rows': rows, 'adamw': adamw}
         if o.get('kind') != 'backward' or not isinstance(o.get('feeds'), dict) or len(o['feeds']) > 8:
             raise Refused('op')
         feeds = {}
@@ -336,13 +412,81 @@ def check_stage_step(config, w, index):
     M = _model_reference()
     for e, role in enumerate(roles):
         ops = w['ops'][e][index] if 0 <= index < len(w['ops'][e]) else []
-        if not ops or ops[-1]['kind'] != 'step' or sum(op['kind'] == 'step' for op in ops) != 1:
+        last = len(ops) - (2 if ops and ops[-1]['kind'] == 'tiedStep' else 1)   # (1.1.0) a replica's step may follow
+        if not ops or last < 0 or ops[last]['kind'] != 'step' or sum(op['kind'] == 'step' for op in ops) != 1:
             raise ReExecutionMismatch(f'executor {e}: inner step {index} does not end with its only optimizer step')
         want = {name: M.numel(shape) for name, shape in M.shard_params(config, role)}
         for part in ('parameters', 'm', 'v'):
             got = {name: len(v) for name, v in w['states'][e][part].items()}
             if got != want:
                 raise ReExecutionMismatch(f'executor {e}: `{part}` is not every parameter of its role with its size, nothing else')
+        check_tied_calls(config, role, w['states'][e], ops, f'executor {e}, inner step {index}')
+
+
+def check_tied_calls(config, role, state, ops, what):
+    """§2 rule 2 (1.1.0): tied ops and replicas only with tied embeddings, of `embed.weight` only, each on the executor
+    that makes it in a pipeline, with the model's shapes; after the optimizer step nothing but at most one tiedStep"""
+    tied = 'embed.weight' if config['tieEmbeddings'] else None
+    V, d = config['vocabSize'], config['dModel']
+    n = V * d
+    head = role['kind'] == 'head' and tied is not None
+    embed = role['kind'] == 'embed' and tied is not None
+
+    def fail(why):
+        raise ReExecutionMismatch(f'{what}: {why}')
+
+    def whole(m, why):
+        if not m or any(k != tied or len(x) != n for k, x in m.items()):
+            fail(f'{why} is not the tied matrix')
+
+    def rows(ids, data, increasing, why):
+        if any(not 0 <= x < V for x in ids) or (increasing and any(b <= a for a, b in zip(ids, ids[1:]))):
+            fail(f'{why}: row ids outside [0, {V}) or not increasing')
+        if len(data) != len(ids) * d:
+            fail(f'{why}: {len(data)} floats for {len(ids)} rows')
+    if state.get('replica') is not None:
+        if not head:
+            fail("a tied replica's moments on an executor without a tied parameter")
+        whole(state['replica']['m'], "the replica's m")
+        whole(state['replica']['v'], "the replica's v")
+    step_at = next((k for k, op in enumerate(ops) if op['kind'] == 'step'), -1)
+    for k, op in enumerate(ops):
+        kind = op['kind']
+        if k > step_at and kind != 'tiedStep':
+            fail(f'a {kind} after the optimizer step')
+        if kind == 'step':
+            if op.get('skip') and not (embed and all(x == tied for x in op['skip'])):
+                fail(f"a step that skips {op['skip']}")
+        elif kind == 'take':
+            if not head:
+                fail('a take on an executor without a tied parameter')
+        elif kind == 'seed':
+            if not head or op['name'] != tied or len(op['m']) != n or len(op['v']) != n:
+                fail("a seed that is not of the head's tied matrix")
+        elif kind == 'tiedStep':
+            if not head or op['name'] != tied:
+                fail("a tiedStep that is not of the head's tied matrix")
+            if k < step_at or len(ops) - step_at - 1 > 1:
+                fail('a tiedStep must follow the optimizer step, once')
+            rows(op['gradIds'], op['gradRows'], True, "the tiedStep's gradient rows")
+            rows(op['ids'], op['rows'], True, "the tiedStep's rows")
+        elif kind == 'add':
+            if not embed:
+                fail('an add on an executor that does not own the tied matrix')
+            whole(op['gradients'], 'the added gradient')
+        elif kind == 'rows':
+            if not embed or op['name'] != tied:
+                fail("rows that are not of the embedding's tied matrix")
+            rows(op['ids'], op['data'], False, 'the rows')
+        elif kind == 'set':
+            if not (head or embed):
+                fail('a set on an executor without the tied matrix')
+            whole(op['parameters'], 'the set parameters')
+        elif kind == 'moments':
+            if not embed:
+                fail('moments on an executor that does not own the tied matrix')
+            whole(op['m'], 'the set m')
+            whole(op['v'], 'the set v')
 
 
 def check_final_weights(config, base, final, model_hash, pseudo_gradient_hash_hex):
@@ -514,7 +658,14 @@ def replay_stage(config, optimizer, w, batches):
     N = _neurollm()
     o = optimizer
     states = [{'step': s['step'], 'parameters': {k: _floats(v) for k, v in s['parameters'].items()},
-               'm': {k: _floats(v) for k, v in s['m'].items()}, 'v': {k: _floats(v) for k, v in s['v'].items()}} for s in w['states']]
+               'm': {k: _floats(v) for k, v in s['m'].items()}, 'v': {k: _floats(v) for k, v in s['v'].items()},
+               **({'replica': {p: {k: _floats(v) for k, v in s['replica'][p].items()} for p in ('m', 'v')}} if s.get('replica') is not None else {})}
+              for s in w['states']]
+    # (1.1.0) per executor: the tied gradient its takes took since its last step (T) and before it (P)
+    taken = [None for _ in w['states']]
+    pending = [None for _ in w['states']]
+    tied = ['embed.weight'] if config['tieEmbeddings'] else []
+    d = config['dModel']
     M = _model_reference()
     # each executor's gradients live across the replayed steps (built once, at checkpoint 0): a parameter is stepped
     # once a backward has reached it, at gradient 0 where none did since (§2 rule 2, 1.0.6)
@@ -528,36 +679,99 @@ def replay_stage(config, optimizer, w, batches):
             s = states[e]
             shapes = dict(M.shard_params(config, role))
             g = grads[e]
+            # a head does not own its tied parameter: its optimizer step leaves it (its gradient is taken instead)
+            owned = [] if role['kind'] != 'head' else tied
+            stepped = None
+            pend = s.setdefault('_tiedPending', False)
             for op in w['ops'][e][i]:
-                if op['kind'] == 'zero':
+                k = op['kind']
+                if k == 'zero':
                     for part in g.values():
                         part[:] = [0.0] * len(part)
-                elif op['kind'] == 'backward':
+                    pend = False
+                elif k == 'backward':
                     for name, part in _backward(N, config, role, s['parameters'], op['feeds']).items():
                         acc = g.setdefault(name, [0.0] * len(part))
                         for j, x in enumerate(part):
                             acc[j] = _f32(acc[j] + _f32(x))
-                else:
+                        pend = pend or name in owned
+                elif k == 'step':
+                    if pend:   # the runtime refuses a step while the head holds a tied gradient not taken
+                        raise ReExecutionMismatch(f'executor {e}: an optimizer step while its tied gradient was not taken')
+                    names = [n for n in g if n not in owned and n not in (op.get('skip') or [])]
                     norm = op.get('gradNorm')
                     if norm is None:
-                        norm = math.sqrt(sum(x * x for part in g.values() for x in part))
+                        norm = math.sqrt(sum(x * x for n in g if n not in owned for x in g[n]))
                     scale = o['maxGradNorm'] / (norm + 1e-6) if o['maxGradNorm'] > 0 and norm > o['maxGradNorm'] else 1
                     t = s['step'] + 1
-                    c1, c2 = 1 / (1 - o['beta1'] ** t), 1 / (1 - o['beta2'] ** t)
                     lr = o['lr']
-                    for name in g:   # only parameters a backward of the replay has reached (§2 rule 2, 1.0.6)
+                    for name in names:   # only parameters a backward of the replay has reached (§2 rule 2, 1.0.6)
                         decay = 1 - lr * (0 if len(shapes[name]) == 1 else o['weightDecay'])
-                        p, m, v, gr = s['parameters'][name], s['m'][name], s['v'][name], g[name]
-                        for j in range(len(p)):
-                            gi = gr[j] * scale
-                            mi = o['beta1'] * m[j] + (1 - o['beta1']) * gi
-                            vi = o['beta2'] * v[j] + (1 - o['beta2']) * gi * gi
-                            p[j] = _f32(p[j] * decay - lr * (mi * c1) / (math.sqrt(vi * c2) + o['eps']))
-                            m[j], v[j] = _f32(mi), _f32(vi)
+                        _adamw(s['parameters'][name], g[name], s['m'][name], s['v'][name], lr, o['beta1'], o['beta2'], o['eps'], decay, t, scale)
                     s['step'] += 1
-                    for part in g.values():
-                        part[:] = [0.0] * len(part)
-    return [{'step': s['step'], **{part: {k: _bits(v) for k, v in s[part].items()} for part in ('parameters', 'm', 'v')}} for s in states]
+                    for name in [n for n in g if n not in owned]:
+                        g[name][:] = [0.0] * len(g[name])
+                    pending[e], taken[e] = taken[e], None
+                    stepped = {'lr': lr, 'gradScale': scale, 't': t}
+                # (1.1.0) the tied calls
+                elif k == 'take':
+                    pend = False
+                    for name in tied:
+                        if name in g:
+                            part = g.pop(name)
+                            taken[e] = part if taken[e] is None else [_f32(x + y) for x, y in zip(taken[e], part)]
+                elif k == 'add':
+                    for name, part in op['gradients'].items():
+                        acc = g.setdefault(name, [0.0] * len(part))
+                        for j, x in enumerate(_floats(part)):
+                            acc[j] = _f32(acc[j] + x)
+                elif k == 'rows':
+                    p, data = s['parameters'][op['name']], _floats(op['data'])
+                    for r, row in enumerate(op['ids']):
+                        p[row * d:(row + 1) * d] = data[r * d:(r + 1) * d]
+                elif k == 'set':
+                    for name, part in op['parameters'].items():
+                        s['parameters'][name] = _floats(part)
+                elif k == 'moments':
+                    for part in ('m', 'v'):
+                        for name, x in op[part].items():
+                            s[part][name] = _floats(x)
+                elif k == 'seed':
+                    s['replica'] = {'m': {op['name']: _floats(op['m'])}, 'v': {op['name']: _floats(op['v'])}}
+                elif k == 'tiedStep':
+                    a = op['adamw']
+                    if stepped is None or (a['lr'], a['gradScale'], a['t']) != (stepped['lr'], stepped['gradScale'], stepped['t']) or \
+                            (a['beta1'], a['beta2'], a['eps'], a['weightDecay']) != (o['beta1'], o['beta2'], o['eps'], o['weightDecay']):
+                        raise ReExecutionMismatch(f"the tied replica's AdamW numbers {a} are not the network's at this step")
+                    name = op['name']
+                    if s.get('replica') is None or name not in s['replica']['m']:
+                        raise ReExecutionMismatch(f'no tied replica of {name} to step')
+                    grad = list(pending[e]) if pending[e] is not None else [0.0] * len(s['parameters'][name])
+                    pending[e] = None
+                    rows = _floats(op['gradRows'])
+                    for r, row in enumerate(op['gradIds']):
+                        grad[row * d:(row + 1) * d] = rows[r * d:(r + 1) * d]
+                    rows = _floats(op['rows'])
+                    for r, row in enumerate(op['ids']):
+                        for j in range(d):
+                            grad[row * d + j] = _f32(grad[row * d + j] + rows[r * d + j])
+                    _adamw(s['parameters'][name], grad, s['replica']['m'][name], s['replica']['v'][name], a['lr'], a['beta1'], a['beta2'], a['eps'],
+                           1 - a['lr'] * a['weightDecay'], a['t'], a['gradScale'])
+            s['_tiedPending'] = pend
+    return [{'step': s['step'], **{part: {k: _bits(v) for k, v in s[part].items()} for part in ('parameters', 'm', 'v')},
+             **({'replica': {p: {k: _bits(v) for k, v in s['replica'][p].items()} for p in ('m', 'v')}} if s.get('replica') is not None else {})}
+            for s in states]
+
+
+def _adamw(p, g, m, v, lr, beta1, beta2, eps, decay, t, scale):
+    """specs/model §3.1 on one parameter, in place (float32 results of binary64 arithmetic)"""
+    c1, c2 = 1 / (1 - beta1 ** t), 1 / (1 - beta2 ** t)
+    for j in range(len(p)):
+        gi = g[j] * scale
+        mi = beta1 * m[j] + (1 - beta1) * gi
+        vi = beta2 * v[j] + (1 - beta2) * gi * gi
+        p[j] = _f32(p[j] * decay - lr * (mi * c1) / (math.sqrt(vi * c2) + eps))
+        m[j], v[j] = _f32(mi), _f32(vi)
 
 
 def state_distance(a, b):
@@ -569,10 +783,17 @@ def state_distance(a, b):
     for x, y in zip(a, b):
         if x['step'] != y['step'] or any(set(x[p]) != set(y[p]) or any(len(x[p][k]) != len(y[p][k]) for k in x[p]) for p in ('parameters', 'm', 'v')):
             return math.inf
-        for part in ('parameters', 'm', 'v'):
-            for k in x[part]:
-                diff = max((abs(u - w) for u, w in zip(_floats(x[part][k]), _floats(y[part][k]))), default=0.0)
-                d = max(d, math.sqrt(diff) if part == 'v' else diff)
+        if (x.get('replica') is None) != (y.get('replica') is None):   # (1.1.0) a replica's moments count as moments
+            return math.inf
+        pairs = [(x[p], y[p], p == 'v') for p in ('parameters', 'm', 'v')]
+        if x.get('replica') is not None:
+            if any(set(x['replica'][p]) != set(y['replica'][p]) or any(len(x['replica'][p][k]) != len(y['replica'][p][k]) for k in x['replica'][p]) for p in ('m', 'v')):
+                return math.inf
+            pairs += [(x['replica'][p], y['replica'][p], p == 'v') for p in ('m', 'v')]
+        for xp, yp, root in pairs:
+            for k in xp:
+                diff = max((abs(u - w) for u, w in zip(_floats(xp[k]), _floats(yp[k]))), default=0.0)
+                d = max(d, math.sqrt(diff) if root else diff)
     return d
 
 

@@ -162,17 +162,126 @@ cases = [
     ('step 1 a backward then a reset: the same as no backward (gradient 0)', ZERO_AFTER_1, NO_BACKWARD_1_FINAL, 2, OK),
 ]
 
+# ---- (1.1.0) tied embeddings: a Validator's head with its replica, a Driver's embedding (§2 rule 2's tied calls) ----
+TIED = {**CONFIG, 'tieEmbeddings': True}
+V, D = TIED['vocabSize'], TIED['dModel']
+TAKE = {'kind': 'take'}
+
+
+def tied_state(role, k, replica):
+    out = {'step': OPS_FROM, 'parameters': {}, 'm': {}, 'v': {}}
+    for j, (name, shape) in enumerate(M.shard_params(TIED, role)):
+        n = M.numel(shape)
+        w = values(n, k + j, 0.4)
+        out['parameters'][name] = bits([1 + x / 4 for x in w] if len(shape) == 1 else w)
+        # a head does not step its tied parameter: its own moments of it stay zero
+        out['m'][name] = bits([0.0] * n if role == HEAD and name == 'embed.weight' else values(n, k + j + 1, 1e-3))
+        out['v'][name] = bits([0.0] * n if role == HEAD and name == 'embed.weight' else [abs(x) + 1e-6 for x in values(n, k + j + 2, 1e-5)])
+    if replica:
+        out['replica'] = {'m': {'embed.weight': bits(values(V * D, k + 5, 1e-3))}, 'v': {'embed.weight': bits([abs(x) + 1e-6 for x in values(V * D, k + 6, 1e-5)])}}
+    return out
+
+
+def adamw(t, scale, **over):
+    return {'lr': OPTIMIZER['lr'], 'beta1': OPTIMIZER['beta1'], 'beta2': OPTIMIZER['beta2'], 'eps': OPTIMIZER['eps'], 'weightDecay': OPTIMIZER['weightDecay'],
+            't': t, 'gradScale': scale, **over}
+
+
+def rows(k, n):
+    return bits(values(n * D, k, 0.05))
+
+
+CLIP3 = OPTIMIZER['maxGradNorm'] / (3 + 1e-6)   # the clip scale of a step at the chain's norm 3
+TIED_HEAD_FEEDS = lambda k: {'hidden': f([2, 3, 4], k, 1.0), 'targets': ids([2, 3], k + 1), 'grad_loss': f([], k, 0.5)}  # noqa: E731
+
+
+def tied_step(t, scale, grad_ids, grad_k, add_ids, add_k, **over):
+    return {'kind': 'tiedStep', 'name': 'embed.weight', 'gradIds': grad_ids, 'gradRows': rows(grad_k, len(grad_ids)), 'ids': add_ids,
+            'rows': rows(add_k, len(add_ids)), 'adamw': adamw(t, scale, **over)}
+
+
+# the head: step 0 a backward, its tied gradient taken, the chain's norm 3 (clipped), the replica stepped with the Driver's
+# rows summed in (owner: gradIds); step 1 two backward calls and takes, SET_TIED's matrix and moments, a step at norm 0.5,
+# the replica stepped with the Driver's rows added (replica: ids)
+def head_ops(step0_tied=None, first_take=True):
+    return [[[back(**TIED_HEAD_FEEDS(1)), *([TAKE] if first_take else []), CLIPPED, step0_tied or tied_step(OPS_FROM + 1, CLIP3, [1, 5], 21, [], 0)],
+             [back(**TIED_HEAD_FEEDS(2)), TAKE, back(**TIED_HEAD_FEEDS(3)), TAKE,
+              {'kind': 'set', 'parameters': {'embed.weight': bits(values(V * D, 31, 0.3))}},
+              {'kind': 'seed', 'name': 'embed.weight', 'm': bits(values(V * D, 32, 1e-3)), 'v': bits([abs(x) + 1e-7 for x in values(V * D, 33, 1e-5)])},
+              {'kind': 'step', 'gradNorm': 0.5}, tied_step(OPS_FROM + 2, 1, [], 0, [2, 9], 22)]]]
+
+
+def tied_base(start, end, state, ops):
+    return {'start': start, 'end': end, 'opsFrom': OPS_FROM, 'states': [state], 'ops': ops, 'evidence': [], 'payloads': []}
+
+
+HEAD_BASE = tied_base(3, 4, tied_state(HEAD, 7, True), head_ops())
+HEAD_FINAL = final_of(NP.replay_stage(TIED, OPTIMIZER, HEAD_BASE, 2))
+HEAD_FINAL = {**HEAD_FINAL, 'start': 3, 'end': 4, 'ops': [[]]}
+
+
+def driver_ops(add_k=41, rows_k=42, skip=('embed.weight',)):
+    return [[[back(**EMBED_FEEDS(1)), {'kind': 'add', 'gradients': {'embed.weight': bits(values(V * D, add_k, 0.2))}}, CLIPPED],
+             [{'kind': 'set', 'parameters': {'embed.weight': bits(values(V * D, 43, 0.3))}},
+              {'kind': 'moments', 'm': {'embed.weight': bits(values(V * D, 44, 1e-3))}, 'v': {'embed.weight': bits([abs(x) + 1e-7 for x in values(V * D, 45, 1e-5)])}},
+              {'kind': 'rows', 'name': 'embed.weight', 'ids': [3, 7], 'data': rows(rows_k, 2)}, back(**EMBED_FEEDS(2)),
+              {'kind': 'step', 'gradNorm': 0.5, **({'skip': list(skip)} if skip else {})}]]]
+
+
+DRIVER_BASE = tied_base(0, 1, tied_state(EMBED, 0, False), driver_ops())
+DRIVER_FINAL = {**final_of(NP.replay_stage(TIED, OPTIMIZER, DRIVER_BASE, 2)), 'start': 0, 'end': 1, 'ops': [[]]}
+
+
+def tied_perturbed(final, path, index, delta):
+    s = copy.deepcopy(final)
+    at = s['states'][0]
+    for key in path[:-1]:
+        at = at[key]
+    x = floats(at[path[-1]])
+    x[index] = f32(x[index] + delta)
+    at[path[-1]] = bits(x)
+    return s
+
+
+def tied_ops(base, change):
+    w = copy.deepcopy(base)
+    change(w['ops'][0])
+    return w
+
+
+TIED_CASES = [
+    ('(1.1.0) tied head, honest: takes, the replica stepped twice (owner rows, replica rows), SET_TIED between', HEAD_BASE, HEAD_FINAL, 2, OK, TIED),
+    ('(1.1.0) tied head: the tied matrix (embed.weight[9]) off by 2e-4', HEAD_BASE, tied_perturbed(HEAD_FINAL, ['parameters', 'embed.weight'], 9, 2e-4), 2, BAD, TIED),
+    ('(1.1.0) tied head: a replica first moment off by 2e-4', HEAD_BASE, tied_perturbed(HEAD_FINAL, ['replica', 'm', 'embed.weight'], 4, 2e-4), 2, BAD, TIED),
+    ('(1.1.0) tied head: the final checkpoint without its replica', HEAD_BASE, {**HEAD_FINAL, 'states': [{k: x for k, x in HEAD_FINAL['states'][0].items() if k != 'replica'}]}, 2, BAD, TIED),
+    ('(1.1.0) tied head: other data, an owner row summed into the replica\'s gradient (gradRows)', tied_ops(HEAD_BASE, lambda o: o[0][3].update(gradRows=rows(23, 2))), HEAD_FINAL, 2, BAD, TIED),
+    ('(1.1.0) tied head: other data, the seeded moments', tied_ops(HEAD_BASE, lambda o: o[1][5].update(m=bits(values(V * D, 34, 1e-3)))), HEAD_FINAL, 2, BAD, TIED),
+    ('(1.1.0) tied head: a replica step with another lr than the network\'s', tied_ops(HEAD_BASE, lambda o: o[0][3]['adamw'].update(lr=0.002)), HEAD_FINAL, 2, BAD, TIED),
+    ('(1.1.0) tied head: a replica step not clipped at a clipped step (gradScale 1)', tied_ops(HEAD_BASE, lambda o: o[0][3]['adamw'].update(gradScale=1)), HEAD_FINAL, 2, BAD, TIED),
+    ('(1.1.0) tied head: a replica step at another t', tied_ops(HEAD_BASE, lambda o: o[0][3]['adamw'].update(t=OPS_FROM + 2)), HEAD_FINAL, 2, BAD, TIED),
+    ('(1.1.0) tied head: another beta2 than the network\'s', tied_ops(HEAD_BASE, lambda o: o[0][3]['adamw'].update(beta2=0.999)), HEAD_FINAL, 2, BAD, TIED),
+    ('(1.1.0) tied head: the step before its tied gradient was taken', tied_base(3, 4, tied_state(HEAD, 7, True), head_ops(first_take=False)), HEAD_FINAL, 2, BAD, TIED),
+    ('(1.1.0) tied Driver, honest: the head\'s gradient added, GET_TIED\'s matrix and moments, owner rows, a step skipping the matrix', DRIVER_BASE, DRIVER_FINAL, 2, OK, TIED),
+    ('(1.1.0) tied Driver: other data, an owner row written before the skipped step', tied_base(0, 1, tied_state(EMBED, 0, False), driver_ops(rows_k=46)), DRIVER_FINAL, 2, BAD, TIED),
+    ('(1.1.0) tied Driver: other data in the added gradient, replaced by the set after it: still the same training', tied_base(0, 1, tied_state(EMBED, 0, False), driver_ops(add_k=47)), DRIVER_FINAL, 2, OK, TIED),
+    ('(1.1.0) tied Driver: the step skips final_norm.weight (not the tied matrix)', tied_base(0, 1, tied_state(EMBED, 0, False), driver_ops(skip=('final_norm.weight',))), DRIVER_FINAL, 2, BAD, TIED),
+    ('(1.1.0) tied Driver: the same witness on an untied model (no tied call allowed)', DRIVER_BASE, DRIVER_FINAL, 2, BAD, {**TIED, 'tieEmbeddings': False}),
+    ('(1.1.0) tied Driver: the step does not skip the owned matrix (it steps it)', tied_base(0, 1, tied_state(EMBED, 0, False), driver_ops(skip=())), DRIVER_FINAL, 2, BAD, TIED),
+]
+cases = [(*c, CONFIG) for c in cases] + TIED_CASES
+
 out = {'description': 'node/ponw.md §2 re-execution rule 3 (witnesses as witness.json describes them; `config` the model, `optimizer` the '
                       'network\'s AdamW numbers of specs/model §3.1 with a constant lr; weight decay not on rank-1 parameters). Each case: replay '
                       'inner steps 0 .. `batches` − 1 from checkpoint 0 `base` (rule 2\'s checks before each), as the ledger\'s one segment '
                       '(checkpoint_interval 0), and compare with the states of the final checkpoint `final`: `valid` when max |Δ| over weights '
-                      'and first moments and √ of the max |Δ| over second moments is within 1e-4, else `error`. A case without `base` '
-                      'or `final` uses the top-level one (`final`: the honest final checkpoint).',
+                      'and first moments and √ of the max |Δ| over second moments (1.1.0: a replica\'s moments as moments) is within 1e-4, '
+                      'else `error`. A case without `config`, `base` or `final` uses the top-level one (`final`: the honest final '
+                      'checkpoint). (1.1.0) The tied cases (their own `config`, tieEmbeddings on) replay §2 rule 2\'s tied calls.',
        'config': CONFIG, 'optimizer': OPTIMIZER, 'base': BASE, 'final': FINAL, 'cases': []}
 bad = 0
-for name, base, final, batches, outcome in cases:
+for name, base, final, batches, outcome, config in cases:
     try:
-        d = NP.check_replay(CONFIG, OPTIMIZER, base, final, batches)
+        d = NP.check_replay(config, OPTIMIZER, base, final, batches)
         got = OK
     except NP.ReExecutionMismatch as e:
         d, got = str(e), BAD
@@ -181,7 +290,8 @@ for name, base, final, batches, outcome in cases:
         bad += 1
     else:
         print(f'ok {name}: {outcome} ({d})')
-    c = {'name': name, **({'base': base} if base is not BASE else {}), **({'final': final} if final is not FINAL else {}), 'batches': batches}
+    c = {'name': name, **({'config': config} if config is not CONFIG else {}), **({'base': base} if base is not BASE else {}),
+         **({'final': final} if final is not FINAL else {}), 'batches': batches}
     if outcome == OK:
         c['valid'] = True
     else:

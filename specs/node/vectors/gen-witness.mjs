@@ -77,6 +77,34 @@ const witnesses = [
       { slot: 2, codec: codecTuple(resolveCodec({ codec: 'int8', blockSize: 64 })), bytes: payloadA },
       { slot: 3, codec: codecTuple(resolveCodec('fp16')), bytes: payloadB }
     ]
+  }],
+  // (1.1.0) tied embeddings: a vocabulary of 3 rows of width 2
+  ['(1.1.0) checkpoint 0 of a tied Validator\'s head (replica moments; take, SET_TIED set and seed, a replica step after the step)', {
+    start: 3,
+    end: 4,
+    states: [{ ...state(6, ['embed.weight', 'final_norm.weight'], 1), replica: { m: new Map([['embed.weight', f32([0.5, -0.25, 0, 1e-7, 2, 3])]]), v: new Map([['embed.weight', f32([1e-8, 0, 0.125, 4, 5, 6])]]) } }],
+    opsFrom: 6,
+    ops: [[
+      [{ kind: 'backward', feeds: { hidden: { type: 'float32', dims: [1, 1, 2], data: f32([1, 2]) } } }, { kind: 'take' }, { kind: 'step', gradNorm: 0.75 },
+        { kind: 'tiedStep', name: 'embed.weight', gradIds: Int32Array.of(0, 2), gradRows: f32([0.5, 1.5, -2, 3]), ids: Int32Array.of(1), rows: f32([0.25, -0.75]), adamw: { lr: 0.02, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, t: 7, gradScale: 0.8333333333333334 } }],
+      [{ kind: 'take' }, { kind: 'set', parameters: new Map([['embed.weight', f32([1, 2, 3, 4, 5, 6])]]) }, { kind: 'seed', name: 'embed.weight', m: f32([0, 0, 0, 0, 0, 1]), v: f32([0, 0, 0, 0, 1, 0]) }, { kind: 'step', gradNorm: null },
+        { kind: 'tiedStep', name: 'embed.weight', gradIds: new Int32Array(0), gradRows: f32([]), ids: new Int32Array(0), rows: f32([]), adamw: { lr: 1e-7, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, t: 8, gradScale: 1 } }]
+    ]],
+    evidence: [],
+    payloads: []
+  }],
+  ['(1.1.0) checkpoint 0 of a tied Driver\'s embedding (add, rows, GET_TIED set and moments, a step that skips the owned matrix)', {
+    start: 0,
+    end: 1,
+    states: [state(2, ['embed.weight'], 3)],
+    opsFrom: 2,
+    ops: [[
+      [{ kind: 'backward', feeds: { input_ids: { type: 'int64', dims: [1, 2], data: BigInt64Array.from([2n, 0n]) } } }, { kind: 'add', gradients: new Map([['embed.weight', f32([6, 5, 4, 3, 2, 1])]]) }, { kind: 'step', gradNorm: 2 }],
+      [{ kind: 'set', parameters: new Map([['embed.weight', f32([1, 1, 2, 2, 3, 3])]]) }, { kind: 'moments', m: new Map([['embed.weight', f32([0, 1, 0, 1, 0, 1])]]), v: new Map([['embed.weight', f32([1, 0, 1, 0, 1, 0])]]) },
+        { kind: 'rows', name: 'embed.weight', ids: Int32Array.of(0, 2), data: f32([9, 8, 7, 6]) }, { kind: 'step', gradNorm: 3, skip: ['embed.weight'] }]
+    ]],
+    evidence: [],
+    payloads: []
   }]
 ]
 // JSON with every object's keys sorted: the decoded witness equals the encoded one whatever order its maps had
@@ -149,6 +177,23 @@ const cases = [
   ['a payload codec above 16', frame({ ...base, payloads: [{ slot: 0, codec: { codec: 17, blockSize: 0, chunk: 0, topK: 0, bits: 0 }, at: [0, 0] }] }), true],
   ['a payload codec bits above 32', frame({ ...base, payloads: [{ slot: 0, codec: { codec: 4, blockSize: 0, chunk: 0, topK: 0, bits: 33 }, at: [0, 0] }] }), true],
   ['a payload slot above 2^20', frame({ ...base, payloads: [{ slot: 1048577, codec: { codec: 1, blockSize: 0, chunk: 0, topK: 0, bits: 0 }, at: [0, 0] }] }), true],
+  // (1.1.0) tied ops: row ids int32 in [0, 2^24], rows fitting their ids, AdamW numbers, a step's skip, a replica
+  ['(1.1.0) rows ids of 6 bytes', frame({ ...base, ops: [[[{ kind: 'rows', name: 'embed.weight', ids: [0, 6], data: [0, 0] }]]] }, blob16), true],
+  ['(1.1.0) a negative row id', frame({ ...base, ops: [[[{ kind: 'rows', name: 'embed.weight', ids: [0, 4], data: [0, 0] }]]] }, Uint8Array.of(255, 255, 255, 255)), true],
+  ['(1.1.0) a row id above 2^24', frame({ ...base, ops: [[[{ kind: 'rows', name: 'embed.weight', ids: [0, 4], data: [0, 0] }]]] }, Uint8Array.of(1, 0, 0, 1)), true],
+  ['(1.1.0) rows whose data is not a multiple of the ids', frame({ ...base, ops: [[[{ kind: 'rows', name: 'embed.weight', ids: [0, 8], data: [8, 4] }]]] }, blob16.map(() => 0)), true],
+  ['(1.1.0) rows without ids and with data', frame({ ...base, ops: [[[{ kind: 'rows', name: 'embed.weight', ids: [0, 0], data: [0, 4] }]]] }, blob16), true],
+  ['(1.1.0) a tiedStep without adamw', frame({ ...base, ops: [[[{ kind: 'tiedStep', name: 'embed.weight', gradIds: [0, 0], gradRows: [0, 0], ids: [0, 0], rows: [0, 0] }]]] }), true],
+  ['(1.1.0) a tiedStep at t 0', frame({ ...base, ops: [[[{ kind: 'tiedStep', name: 'embed.weight', gradIds: [0, 0], gradRows: [0, 0], ids: [0, 0], rows: [0, 0], adamw: { lr: 1, beta1: 0.9, beta2: 0.9, eps: 0, weightDecay: 0, t: 0, gradScale: 1 } }]]] }), true],
+  ['(1.1.0) a tiedStep with a negative gradScale', frame({ ...base, ops: [[[{ kind: 'tiedStep', name: 'embed.weight', gradIds: [0, 0], gradRows: [0, 0], ids: [0, 0], rows: [0, 0], adamw: { lr: 1, beta1: 0.9, beta2: 0.9, eps: 0, weightDecay: 0, t: 1, gradScale: -1 } }]]] }), true],
+  ['(1.1.0) a tiedStep lr given as a string', frame({ ...base, ops: [[[{ kind: 'tiedStep', name: 'embed.weight', gradIds: [0, 0], gradRows: [0, 0], ids: [0, 0], rows: [0, 0], adamw: { lr: '1', beta1: 0.9, beta2: 0.9, eps: 0, weightDecay: 0, t: 1, gradScale: 1 } }]]] }), true],
+  ['(1.1.0) a step skip of 9 names', frame({ ...base, ops: [[[{ kind: 'step', gradNorm: 1, skip: Array.from({ length: 9 }, (_, i) => `p${i}`) }]]] }), true],
+  ['(1.1.0) a step skip that is a string', frame({ ...base, ops: [[[{ kind: 'step', gradNorm: 1, skip: 'embed.weight' }]]] }), true],
+  ['(1.1.0) a replica that is null', frame({ ...base, states: [{ step: 0, parameters: [], m: [], v: [], replica: null }] }), true],
+  ['(1.1.0) a replica without v', frame({ ...base, states: [{ step: 0, parameters: [], m: [], v: [], replica: { m: [] } }] }), true],
+  ['(1.1.0) a seed whose m is 6 bytes', frame({ ...base, ops: [[[{ kind: 'seed', name: 'embed.weight', m: [0, 6], v: [0, 4] }]]] }, blob16), true],
+  ['(1.1.0) an add whose gradients are not a map', frame({ ...base, ops: [[[{ kind: 'add', gradients: { 'embed.weight': [0, 4] } }]]] }, blob16), true],
+  ['(1.1.0) accepted: an empty skip (as if absent), a take with an unknown key, an empty replica', frame({ ...base, states: [{ step: 0, parameters: [], m: [], v: [], replica: { m: [], v: [] } }], ops: [[[{ kind: 'take', x: 1 }, { kind: 'step', gradNorm: 1, skip: [] }]]] }), false],
   // accepted: formatting, key order, unknown keys, integral floats, empty refs, trailing blob bytes
   ['accepted: whitespace, other key order, unknown keys', frame('{ "payloads": [], "evidence": [], "ops": [ ], "states": [], "opsFrom": 0, "end": 1, "start": 0, "note": "x" }', blob16), false],
   ['accepted: integers written 1.0 and 1e0', frame('{"start":0,"end":1e0,"opsFrom":2.0,"states":[{"step":1.0,"parameters":[["w",[0.0,4]]],"m":[],"v":[]}],"ops":[],"evidence":[],"payloads":[]}', blob16), false],

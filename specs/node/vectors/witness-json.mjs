@@ -11,10 +11,8 @@ export function describeWitness (w) {
     start: w.start,
     end: w.end,
     opsFrom: w.opsFrom,
-    states: w.states.map(s => ({ step: s.step, parameters: tensors(s.parameters), m: tensors(s.m), v: tensors(s.v) })),
-    ops: w.ops.map(e => e.map(step => step.map(op => op.kind === 'backward'
-      ? { kind: 'backward', feeds: Object.fromEntries(Object.entries(op.feeds).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: t.type === 'int64' ? Array.from(t.data, String) : bits(t.data) }])) }
-      : op.kind === 'step' ? { kind: 'step', gradNorm: op.gradNorm ?? null } : { kind: 'zero' }))),
+    states: w.states.map(s => ({ step: s.step, parameters: tensors(s.parameters), m: tensors(s.m), v: tensors(s.v), ...(s.replica != null ? { replica: { m: tensors(s.replica.m), v: tensors(s.replica.v) } } : {}) })),
+    ops: w.ops.map(e => e.map(step => step.map(op => describeOp(op, tensors)))),
     evidence: w.evidence.map(e => ({ slot: e.slot, record: { ...e.record, commit: hex(e.record.commit) }, payloads: Object.fromEntries([...e.payloads.entries()].map(([k, v]) => [k, hex(v)])) })),
     payloads: w.payloads.map(p => ({ slot: p.slot, codec: p.codec, bytes: hex(p.bytes) }))
   }
@@ -26,11 +24,43 @@ export function witnessOf (d) {
     start: d.start,
     end: d.end,
     opsFrom: d.opsFrom,
-    states: d.states.map(s => ({ step: s.step, parameters: tensors(s.parameters), m: tensors(s.m), v: tensors(s.v) })),
-    ops: d.ops.map(e => e.map(step => step.map(op => op.kind === 'backward'
-      ? { kind: 'backward', feeds: Object.fromEntries(Object.entries(op.feeds).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: t.type === 'int64' ? BigInt64Array.from(t.data, BigInt) : floats(t.data) }])) }
-      : op.kind === 'step' ? (op.gradNorm == null ? { kind: 'step' } : { kind: 'step', gradNorm: op.gradNorm }) : { kind: 'zero' }))),
+    states: d.states.map(s => ({ step: s.step, parameters: tensors(s.parameters), m: tensors(s.m), v: tensors(s.v), ...(s.replica != null ? { replica: { m: tensors(s.replica.m), v: tensors(s.replica.v) } } : {}) })),
+    ops: d.ops.map(e => e.map(step => step.map(op => opOf(op, tensors)))),
     evidence: d.evidence.map(e => ({ slot: e.slot, record: { ...e.record, commit: unhex(e.record.commit) }, payloads: new Map(Object.entries(e.payloads).map(([k, v]) => [k, unhex(v)])) })),
     payloads: d.payloads.map(p => ({ slot: p.slot, codec: p.codec, bytes: unhex(p.bytes) }))
   }
+}
+
+// (node/ponw 1.1.0) the tied ops: row ids as integers, tensors as bit patterns, a step's `skip` only when not empty
+function describeOp (op, tensors) {
+  switch (op.kind) {
+    case 'backward': return { kind: 'backward', feeds: Object.fromEntries(Object.entries(op.feeds).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: t.type === 'int64' ? Array.from(t.data, String) : bits(t.data) }])) }
+    case 'step': return op.skip != null && op.skip.length > 0 ? { kind: 'step', gradNorm: op.gradNorm ?? null, skip: op.skip } : { kind: 'step', gradNorm: op.gradNorm ?? null }
+    case 'zero': case 'take': return { kind: op.kind }
+    case 'add': return { kind: 'add', gradients: tensors(op.gradients) }
+    case 'rows': return { kind: 'rows', name: op.name, ids: Array.from(op.ids), data: bits(op.data) }
+    case 'set': return { kind: 'set', parameters: tensors(op.parameters) }
+    case 'moments': return { kind: 'moments', m: tensors(op.m), v: tensors(op.v) }
+    case 'seed': return { kind: 'seed', name: op.name, m: bits(op.m), v: bits(op.v) }
+    case 'tiedStep': return { kind: 'tiedStep', name: op.name, gradIds: Array.from(op.gradIds), gradRows: bits(op.gradRows), ids: Array.from(op.ids), rows: bits(op.rows), adamw: { ...op.adamw } }
+  }
+  throw new TypeError(`op ${op.kind}`)
+}
+
+function opOf (op, tensors) {
+  switch (op.kind) {
+    case 'backward': return { kind: 'backward', feeds: Object.fromEntries(Object.entries(op.feeds).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: t.type === 'int64' ? BigInt64Array.from(t.data, BigInt) : floats(t.data) }])) }
+    case 'step': {
+      const skip = op.skip != null && op.skip.length > 0 ? { skip: op.skip } : {}
+      return op.gradNorm == null ? { kind: 'step', ...skip } : { kind: 'step', gradNorm: op.gradNorm, ...skip }
+    }
+    case 'zero': case 'take': return { kind: op.kind }
+    case 'add': return { kind: 'add', gradients: tensors(op.gradients) }
+    case 'rows': return { kind: 'rows', name: op.name, ids: Int32Array.from(op.ids), data: floats(op.data) }
+    case 'set': return { kind: 'set', parameters: tensors(op.parameters) }
+    case 'moments': return { kind: 'moments', m: tensors(op.m), v: tensors(op.v) }
+    case 'seed': return { kind: 'seed', name: op.name, m: floats(op.m), v: floats(op.v) }
+    case 'tiedStep': return { kind: 'tiedStep', name: op.name, gradIds: Int32Array.from(op.gradIds), gradRows: floats(op.gradRows), ids: Int32Array.from(op.ids), rows: floats(op.rows), adamw: { ...op.adamw } }
+  }
+  throw new TypeError(`op ${op.kind}`)
 }

@@ -6,12 +6,11 @@
  * (`StageTrainingModel`: fresh onnxruntime executors replaying the committed calls) to the final state the proof names,
  * the tied matrix included, and one whose final tied matrix is changed must not.
  *
- * What this shows today: NO loop of a tied stage is provable, so a tied model's nodes sign no training proof (none that
- * a validator would refuse either). The witness (specs/node/ponw) records backward feeds, gradient resets and optimizer
- * steps of the stage's own executors; a tied step also moves the head's gradient to the Driver's embedding
- * (`addGradients`), or steps the matrix on its owner (the Driver's step `skip`s it, the Validator's replica steps in its
- * worker: `takeTiedGradients`, `stepTiedReplica`), and the Validator is re-seeded (`setParameters`, SET_TIED): calls a
- * replay cannot reproduce, which break the loop. Proofs of tied stages need a witness with those inputs (not done).
+ * (node/ponw 1.1.0) The witness records the calls that move the tied matrix between the two nodes (the head's gradient
+ * taken, added to the Driver's embedding; rows fetched from the owner; SET_TIED / GET_TIED's matrix and moments; the
+ * replica's steps with the Driver's AdamW numbers; the Driver's step skipping the owned matrix), so a tied stage's loops
+ * are provable: both nodes sign training proofs and the ledger makes them final (the validators re-execute them). Before
+ * 1.1.0 every such loop broke on those calls and no training proof was signed.
  */
 import { constantLr } from '@neuroshard/runtime'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -60,9 +59,10 @@ describe('PoNW with a tied model (real hosts, tied micro model, owned tied matri
     await stopTestDevnet(devnet, dir)
   }, 120_000)
 
-  it('no loop of a tied stage is offered as provable unless it re-executes to its final state (none is, today: NOT provable)', async () => {
-    await until(() => finished.filter(f => f.node === 'validator').length >= 2 && finished.filter(f => f.node === 'driver').length >= 2, 200_000,
-      () => `two finished loops of each node (${JSON.stringify(finished.map(f => ({ ...f, recorded: f.recorded != null })))})`)
+  it('a tied stage\'s loops are provable: each recorded loop re-executes to its final state, and the ledger makes both nodes\' training proofs final', async () => {
+    const recorded = (who: string): Finished[] => finished.filter(f => f.node === who && f.recorded != null)
+    await until(() => recorded('validator').length >= 1 && recorded('driver').length >= 1, 240_000,
+      () => `a recorded loop of each node (${finished.length} finished, the last: ${JSON.stringify(finished.slice(-6).map(f => ({ ...f, recorded: f.recorded != null })))})`)
     const model = new StageTrainingModel({ config: devnet.config, optimizer })
     try {
       for (const f of finished) {
@@ -80,8 +80,30 @@ describe('PoNW with a tied model (real hosts, tied micro model, owned tied matri
     } finally {
       await model.close()
     }
-    // today: none (see the header); both nodes' stages finished loops and none is provable
-    expect(finished.filter(f => f.recorded != null).map(f => `${f.node} ${f.start}-${f.end} from ${f.recorded!.opsFrom}`)).toEqual([])
-    expect(proofs).toEqual([])
-  }, 300_000)
+    // the tied calls are in the recorded loops: the Driver's embedding (rows fetched from the owner, its step skipping the
+    // owned matrix), the Validator's head (its tied gradient taken, its replica stepped)
+    const kinds = (who: string, e: number): Set<string> => new Set(recorded(who).flatMap(f => f.recorded!.ops[e].flat().map(o => o.kind === 'step' && o.skip != null ? 'skip' : o.kind)))
+    const head = recorded('validator')[0].recorded!.ops.length - 1
+    expect([...kinds('validator', head)].filter(k => k === 'take' || k === 'tiedStep').sort()).toEqual(['take', 'tiedStep'])
+    expect(kinds('driver', 0).has('rows') || kinds('driver', 0).has('add')).toBe(true)
+    // the ledger: a final training reward for a proof of each node (both nodes vote, re-executing the other's witness)
+    const applied = async (node: NetworkNode): Promise<string[]> => {
+      const i = devnet.nodes.indexOf(node)
+      return (await driver.ponw!.service.ledger.history(devnet.wallets[i].address)).filter(o => o.kind === 'training' && o.status === 'applied' && o.minted > 0n).map(o => o.id)
+    }
+    const deadline = Date.now() + 300_000
+    while ((await applied(driver)).length === 0 || (await applied(validator)).length === 0) {
+      if (Date.now() > deadline) throw new Error(`no final training reward of both nodes in 300 s (proofs signed ${proofs.length}: ${proofs.join(', ')}; finished ${finished.length}, the last ${JSON.stringify(finished.slice(-6).map(f => ({ node: f.node, span: `${f.start}-${f.end}`, from: f.recorded?.opsFrom })))})`)
+      await new Promise(resolve => setTimeout(resolve, 500))
+    }
+    expect(proofs.length).toBeGreaterThanOrEqual(2)
+    // each final proof is one its node signed, and its committed calls are a tied stage's (tied ops in checkpoint 0)
+    for (const node of [driver, validator]) {
+      for (const id of await applied(node)) {
+        expect(proofs).toContain(id)
+        const w0 = decodeWitness(node.ponw!.witnesses(id)![0])!
+        expect(w0.ops.flat(2).some(o => o.kind === 'take' || o.kind === 'tiedStep' || o.kind === 'rows' || o.kind === 'add' || (o.kind === 'step' && o.skip != null)), `proof ${id}: tied ops`).toBe(true)
+      }
+    }
+  }, 600_000)
 })
