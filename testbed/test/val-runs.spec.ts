@@ -31,9 +31,12 @@ function curve (name: string, n: number, f: (r: number) => number, valTokens = 2
 describe('validation lines with per-batch losses', () => {
   it('trainingLine keeps the first exact line\'s batch losses and the validation tokens', () => {
     const t = newTraining()
-    for (const l of [val(1, 4, 2176, [3, 5]), val(1, 9, 2176, [8, 10]), roundLine(1), val(2, 3)]) trainingLine(l, t)
+    for (const l of [val(1, 4, 2176, [3, 5]), val(1, 9, 2176, [8, 10]), { ...roundLine(1), distinctTokens: 640 }, roundLine(2), val(2, 3)]) trainingLine(l, t)
     expect(Object.fromEntries(t.valBatches)).toEqual({ 1: [3, 5] })
     expect(t.valTokens).toBe(2176)
+    // the round line's distinct tokens beside the counted ones (a line without them: none)
+    expect(Object.fromEntries(t.tokensByRound)).toEqual({ 1: 1280, 2: 1280 })
+    expect(Object.fromEntries(t.distinctTokensByRound)).toEqual({ 1: 640 })
   })
 })
 
@@ -62,6 +65,15 @@ describe('compareLoopbackRuns', () => {
       expect(compareLoopbackRuns(['lo-0', 'old'], t.valByRound, t.tokensByRound, t.valTokens, dir).missing).toMatch(/old\.json measured on 512 validation tokens, this run on 2176/)
       expect(compareLoopbackRuns(['lo-0'], t.valByRound, t.tokensByRound, undefined, dir).missing).toMatch(/say no tokens/)
       expect(compareLoopbackRuns(['absent'], t.valByRound, t.tokensByRound, t.valTokens, dir).missing).toMatch(/absent\.json/)
+      // at distinct tokens: the loopback runs' distinctTokensByRound (here 640 a round: this run's round 4 against their round 4,
+      // not their round 2 as at counted tokens); a loopback run without them: no comparison
+      const half = (c: RunCurve): RunCurve & { distinctTokensByRound: Record<string, number> } => ({ ...c, distinctTokensByRound: Object.fromEntries(Object.keys(c.tokensByRound).map(k => [k, 640])) })
+      scales.forEach((k, i) => writeFileSync(join(dir, `dl-${i}.json`), JSON.stringify([half(curve(`dl-${i}`, 8, r => k * 4 / (1 + r)))])))
+      const distinct = new Map([...t.tokensByRound.keys()].map(k => [k, 640]))
+      const e = compareLoopbackRuns(['dl-0', 'dl-1', 'dl-2'], t.valByRound, distinct, t.valTokens, dir, true)
+      expect(e).toMatchObject({ round: 8, tokens: 8 * 640, loopbackRounds: [8, 8] })
+      expect(e.runs?.diffPct[0]).toBeCloseTo(2, 8)
+      expect(compareLoopbackRuns(['dl-0', 'lo-1'], t.valByRound, distinct, t.valTokens, dir, true).missing).toMatch(/lo-1\.json without distinct tokens/)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

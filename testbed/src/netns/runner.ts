@@ -108,6 +108,11 @@ export interface ScenarioResult {
    */
   tokensByRound?: Record<string, number>
   /**
+   * the same with the replicas' shared batches counted once (node ca0a356 `distinctTokens`: Drivers naming the same
+   * data shards trained the same batches); `loopbackRuns` compares at these tokens when every run has them
+   */
+  distinctTokensByRound?: Record<string, number>
+  /**
    * with `loopback`: this run's and the loopback run's validation loss at equal tokens (`compareLoopback`): this
    * run's last exact point (`round`, `tokens` trained up to it) whose tokens the loopback run's curve covers, and the
    * loopback run's loss at those tokens (`how`: a loopback round with exactly those tokens, or linear in tokens
@@ -653,7 +658,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
   const lastVal = nodes.flatMap(n => n.events.filter(x => x.e.event === 'validation')).sort((a, b) => a.t - b.t).at(-1)?.e.loss
   for (const c of s.checks ?? []) failures.push(...evaluateCheck(c, nodes, inference))
   const loopback = s.loopbackRuns != null && s.loopbackRuns.length > 0
-    ? compareLoopbackRuns(s.loopbackRuns, valByRound, tokensByRound, training.valTokens)
+    ? compareLoopbackRuns(s.loopbackRuns, valByRound, training.distinctTokensByRound.size > 0 ? training.distinctTokensByRound : tokensByRound, training.valTokens, undefined, training.distinctTokensByRound.size > 0)
     : s.loopback != null ? compareLoopback(s.loopback, valByRound, tokensByRound) : undefined
   for (const c of s.checks ?? []) if (c.check === 'val-loss-vs-loopback') failures.push(...loopbackCheck(c, loopback))
   const slopes = nodes.map(n => rssSlope(n.rss, (s.rssWarmupS ?? 30) * 1000)).filter((x): x is number => x != null).sort((a, b) => a - b)
@@ -695,6 +700,7 @@ export async function runScenario (s: Scenario, options: RunOptions = {}): Promi
     ...(training.valTokens != null ? { valTokens: training.valTokens } : {}),
     ...(valServed.length > 0 ? { valLossServed: valServed } : {}),
     ...(tokensByRound.size > 0 ? { tokensByRound: Object.fromEntries(tokensByRound) } : {}),
+    ...(training.distinctTokensByRound.size > 0 ? { distinctTokensByRound: Object.fromEntries(training.distinctTokensByRound) } : {}),
     ...(loopback != null ? { loopback } : {}),
     ...(failoverMs.length > 0 ? { failover: percentiles(failoverMs) } : {}),
     ...(bytesSent != null ? { bytesSent } : {}),
@@ -735,6 +741,8 @@ export interface TrainingLines {
   valServed: Array<{ round: number, loss: number, slotRounds: number[] }>
   /** round → tokens trained into it (slot 0's group: every replica's Driver prints the same record; the first counts) */
   tokensByRound: Map<string, number>
+  /** round → distinct tokens trained into it (the same slot-0 line's `distinctTokens`, when it has them) */
+  distinctTokensByRound: Map<string, number>
   /** round → the per-batch losses of that same first exact line (when it had them) */
   valBatches: Map<string, number[]>
   /** the tokens of the first validation line that said so */
@@ -742,7 +750,7 @@ export interface TrainingLines {
 }
 
 export function newTraining (): TrainingLines {
-  return { valByRound: new Map(), valServed: [], tokensByRound: new Map(), valBatches: new Map() }
+  return { valByRound: new Map(), valServed: [], tokensByRound: new Map(), distinctTokensByRound: new Map(), valBatches: new Map() }
 }
 
 /** Takes one JSON line of a node into `t` (bounded) */
@@ -755,7 +763,10 @@ export function trainingLine (m: any, t: TrainingLines): void {
   }
   if (m?.event === 'validation' && typeof m.tokens === 'number' && t.valTokens == null) t.valTokens = m.tokens
   if (m?.event === 'validation' && typeof m.loss === 'number' && m.exact === false && Array.isArray(m.slotRounds) && t.valServed.length < 10_000) t.valServed.push({ round: m.round, loss: m.loss, slotRounds: m.slotRounds })
-  if (m?.event === 'round' && m.slot === 0 && typeof m.tokens === 'number' && !t.tokensByRound.has(String(m.round)) && t.tokensByRound.size < 100_000) t.tokensByRound.set(String(m.round), m.tokens)
+  if (m?.event === 'round' && m.slot === 0 && typeof m.tokens === 'number' && !t.tokensByRound.has(String(m.round)) && t.tokensByRound.size < 100_000) {
+    t.tokensByRound.set(String(m.round), m.tokens)
+    if (typeof m.distinctTokens === 'number') t.distinctTokensByRound.set(String(m.round), m.distinctTokens)
+  }
 }
 
 /**
@@ -796,6 +807,11 @@ export function compareLoopback (loopback: string, valByRound: ReadonlyMap<strin
   } catch {}
   if (ref == null) return { scenario: loopback, missing: `results/${loopback}.json with validation losses per round` }
   if (ref.tokensByRound == null) return { scenario: loopback, missing: `results/${loopback}.json with tokens per round` }
+  return compareCurves(loopback, ref as { valLossByRound: Record<string, number>, tokensByRound: Record<string, number> }, valByRound, tokensByRound)
+}
+
+/** `compareLoopback` on a loopback run's curve already read */
+export function compareCurves (loopback: string, ref: { valLossByRound: Record<string, number>, tokensByRound: Record<string, number> }, valByRound: ReadonlyMap<string, number>, tokensByRound: ReadonlyMap<string, number>): NonNullable<ScenarioResult['loopback']> {
   const theirs = lossByTokens(ref.valLossByRound, ref.tokensByRound)
   const ours = lossByTokens(valByRound, tokensByRound)
   if (ours.length === 0) return { scenario: loopback, missing: 'no validation loss with the tokens trained up to it in this run' }
@@ -832,7 +848,7 @@ export function compareLoopback (loopback: string, valByRound: ReadonlyMap<strin
  * the first run's comparison, with `runs`: the second-half Δ against each, their mean, min and max, and the range of
  * the loopback runs' own Δ against each other over this run's window (how far apart identical runs land)
  */
-export function compareLoopbackRuns (names: readonly string[], valByRound: ReadonlyMap<string, number>, tokensByRound: ReadonlyMap<string, number>, valTokens: number | undefined, resultsDir = join(TESTBED, 'results')): NonNullable<ScenarioResult['loopback']> {
+export function compareLoopbackRuns (names: readonly string[], valByRound: ReadonlyMap<string, number>, tokensByRound: ReadonlyMap<string, number>, valTokens: number | undefined, resultsDir = join(TESTBED, 'results'), distinct = false): NonNullable<ScenarioResult['loopback']> {
   const scenario = names.join(', ')
   if (valTokens == null) return { scenario, missing: 'this run\'s validation lines say no tokens (a node before 5db8a0f)' }
   const refs: Array<{ name: string, r: any }> = []
@@ -841,9 +857,14 @@ export function compareLoopbackRuns (names: readonly string[], valByRound: Reado
     try { r = JSON.parse(readFileSync(join(resultsDir, `${name}.json`), 'utf8')); r = (Array.isArray(r) ? r : [r]).find((x: any) => x?.valLossByRound != null) } catch {}
     if (r == null) return { scenario, missing: `results/${name}.json with validation losses per round` }
     if (r.valTokens !== valTokens) return { scenario, missing: `results/${name}.json measured on ${String(r.valTokens ?? 'unknown')} validation tokens, this run on ${valTokens}` }
+    // distinct tokens against distinct tokens only (a run without them is compared at counted tokens with every one)
+    if (distinct) {
+      if (r.distinctTokensByRound == null) return { scenario, missing: `results/${name}.json without distinct tokens per round` }
+      r = { ...r, tokensByRound: r.distinctTokensByRound }
+    }
     refs.push({ name, r })
   }
-  const each = refs.map(({ name }) => compareLoopback(name, valByRound, tokensByRound, resultsDir))
+  const each = refs.map(({ name, r }) => compareCurves(name, r, valByRound, tokensByRound))
   const bad = each.find(c => c.missing != null || c.window == null)
   if (bad != null) return { ...bad, scenario }
   const d = each.map(c => c.window!.diffPct)
