@@ -515,6 +515,19 @@ export class StageRecorder {
     else last.push(op)
   }
 
+  /**
+   * A write of executor `i`'s state (`op`: the recordable tied call, undefined for any other): nothing to do before a loop
+   * is recorded (the loop's snapshot will hold it); within the recorded loop's steps it is recorded (or breaks the loop
+   * when not recordable); after them (the loop done, not finished yet) it breaks the loop, whose final state it changes
+   */
+  #write (i: number, op: (() => StageOp) | undefined): void {
+    const c = this.#current
+    if (c == null || c.broken) return
+    const step = Math.min(...this.#inner.executors.map(e => e.stepCount))
+    if (op == null || step < c.opsFrom || step >= c.opsFrom + this.#innerSteps) c.broken = true
+    else this.#push(i, op())
+  }
+
   async #settled (): Promise<void> {
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
   }
@@ -607,41 +620,33 @@ export class StageRecorder {
               this.#pending[i] = undefined
               return await this.#run(async () => await target.stepTiedReplica(name, grad, rows, adamw, options))
             }
+          // (tied embeddings) the calls that write the tied matrix, its moments or its gradient: recorded within a loop; one
+          // that comes before a loop begins is in that loop's starting state (its snapshot comes later); any other write breaks
           case 'seedTiedReplica':
             return async (name: string, state: { m: Float32Array, v: Float32Array }, options?: any) => {
-              await this.#begin()
-              if (!this.#tied.includes(name)) this.#break()
-              if (this.#recording()) this.#push(i, { kind: 'seed', name, m: state.m.slice(), v: state.v.slice() })
+              this.#write(i, this.#tied.includes(name) ? () => ({ kind: 'seed', name, m: state.m.slice(), v: state.v.slice() }) : undefined)
               return await this.#run(async () => await target.seedTiedReplica(name, state, options))
             }
           case 'addGradients':
             return async (gradients: Map<string, Float32Array>, options?: any) => {
-              await this.#begin()
-              if (!this.#onlyTied(gradients.keys())) this.#break()
               // (copied before the call: `transfer` detaches them)
-              if (this.#recording()) this.#push(i, { kind: 'add', gradients: copyMap(gradients) })
+              this.#write(i, this.#onlyTied(gradients.keys()) ? () => ({ kind: 'add', gradients: copyMap(gradients) }) : undefined)
               return await this.#run(async () => await target.addGradients(gradients, options))
             }
           case 'setParameterRows':
             return async (name: string, rows: readonly number[], data: Float32Array, options?: any) => {
-              await this.#begin()
-              if (!this.#tied.includes(name)) this.#break()
-              if (this.#recording()) this.#push(i, { kind: 'rows', name, ids: Int32Array.from(rows), data: data.slice() })
+              this.#write(i, this.#tied.includes(name) ? () => ({ kind: 'rows', name, ids: Int32Array.from(rows), data: data.slice() }) : undefined)
               return await this.#run(async () => await target.setParameterRows(name, rows, data, options))
             }
           case 'setParameters':
             return async (parameters: Map<string, Float32Array>, options?: any) => {
-              await this.#begin()
               // the tied matrix alone (SET_TIED, GET_TIED, slot 0's round weights), never a whole shard's weights
-              if (options?.partial !== true || !this.#onlyTied(parameters.keys())) this.#break()
-              if (this.#recording()) this.#push(i, { kind: 'set', parameters: copyMap(parameters) })
+              this.#write(i, options?.partial === true && this.#onlyTied(parameters.keys()) ? () => ({ kind: 'set', parameters: copyMap(parameters) }) : undefined)
               return await this.#run(async () => await target.setParameters(parameters, options))
             }
           case 'setOptimizerState':
             return async (state: { m: Map<string, Float32Array>, v: Map<string, Float32Array> }, options?: any) => {
-              await this.#begin()
-              if (!this.#onlyTied(state.m.keys()) || !this.#onlyTied(state.v.keys())) this.#break()
-              if (this.#recording()) this.#push(i, { kind: 'moments', m: copyMap(state.m), v: copyMap(state.v) })
+              this.#write(i, this.#onlyTied(state.m.keys()) && this.#onlyTied(state.v.keys()) ? () => ({ kind: 'moments', m: copyMap(state.m), v: copyMap(state.v) }) : undefined)
               return await this.#run(async () => await target.setOptimizerState(state, options))
             }
           case 'resetOptimizer':

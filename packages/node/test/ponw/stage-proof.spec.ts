@@ -298,6 +298,47 @@ describe('stage training proofs', () => {
     }
   }, 300_000)
 
+  it('(1.1.0) a tied write before a loop begins is in its starting state; one after its last step breaks it', async () => {
+    // what SET_TIED does to a Validator's head (or slot 0's round weights to a Driver's embedding) at a round's boundary
+    const c = tiedConfig
+    const L = c.nLayers
+    const n = c.vocabSize * c.dModel
+    const params = new Map(modelParameters(c).map(spec => [spec.name, initParameter(c, spec, 1)]))
+    const stage = await createPipelineStage({ config: c, start: L + 1, end: L + 2, parameters: params, optimizer: tiedOptimizer })
+    const model = new StageTrainingModel({ config: c, optimizer: tiedOptimizer })
+    try {
+      const rec = new StageRecorder(stage, TH)
+      const head = rec.stage.head!
+      const d = c.dModel
+      const loop = async (from: number): Promise<void> => {
+        for (let i = from; i < from + TH; i++) {
+          const b = batch(i)
+          const hidden = { type: 'float32' as const, dims: [b.batch, b.seq, d], data: Float32Array.from({ length: b.batch * b.seq * d }, (_, k) => Math.sin(k * 0.37 + i)) }
+          await head.backward({ hidden, targets: { type: 'int64', dims: [b.batch, b.seq], data: b.targets }, grad_loss: { type: 'float32', dims: [], data: Float32Array.of(1) } })
+          await head.takeTiedGradients()
+          await head.step({ gradNorm: 1 })
+        }
+      }
+      const matrix = Float32Array.from({ length: n }, (_, k) => Math.cos(k) / 10)
+      await head.setParameters(new Map([['embed.weight', matrix]]), { partial: true })
+      await loop(0)
+      const work = await rec.finish()
+      expect(work).toBeDefined()
+      // not an op of the loop: its starting state holds the matrix set before it
+      expect(work!.ops.flat(2).some(o => o.kind === 'set')).toBe(false)
+      expect(work!.before[0].parameters.get('embed.weight')).toEqual(matrix)
+      const { w0, wf } = witnesses(work)
+      expect(model.distance(await replay(model, w0, TH), wf)).toBeLessThanOrEqual(1e-6)
+      // the next loop, then the matrix set after its last step (before the loop was taken): not provable
+      await loop(TH)
+      await head.setParameters(new Map([['embed.weight', matrix]]), { partial: true })
+      expect(await rec.finish()).toBeUndefined()
+    } finally {
+      await model.close()
+      await stage.close()
+    }
+  }, 180_000)
+
   it('refuses witnesses that do not decode or do not fit the span', async () => {
     expect(decodeWitness(new Uint8Array(0))).toBeUndefined()
     expect(decodeWitness(new TextEncoder().encode('NSW1\0\0\0\x05{}}}}'))).toBeUndefined()
