@@ -940,7 +940,7 @@ def node_ponw_checks(call):
     # reexec.json (gen-reexec.py): re-execution rule 2 (the witness checks before a step is replayed), rules 4-5 (the final checkpoint)
     rx = vec('node', 'reexec.json')
     for c in rx['steps']:
-        r = call('node.checkStageStep', config=rx['config'], witness=c['witness'], index=c['index'])
+        r = call('node.checkStageStep', config=c.get('config', rx['config']), witness=c['witness'], index=c['index'])
         if 'error' in c:
             yield 'node/ponw §2 re-execution rule 2 (witness checks before a step)', c['name'], *expect_error(r, c['error'])
         else:

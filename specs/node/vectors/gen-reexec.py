@@ -93,6 +93,64 @@ steps = [
     ('an extra weight (embed.weight) in a blocks state', witness(1, 3, blocks(extra=('parameters', 'embed.weight', 64)), [H2]), 0, BAD),
 ]
 
+# ---- (1.1.0) rule 2's tied checks: a tied model (vocab 16, d 4: the matrix 64 floats) ----
+TIED = {**CONFIG, 'tieEmbeddings': True}
+N = TIED['vocabSize'] * TIED['dModel']
+
+
+def tstate(role, replica=None, config=TIED):
+    out = {'step': 0}
+    for part, off in (('parameters', 0), ('m', 1), ('v', 2)):
+        out[part] = {name: bits(values(M.numel(shape), off)) for name, shape in M.shard_params(config, role)}
+    if replica is not None:
+        out['replica'] = {'m': {'embed.weight': bits(values(replica, 3))}, 'v': {'embed.weight': bits(values(replica, 4))}}
+    return out
+
+
+def tied_step(grad_ids=(1, 3), ids=(2,), per_row=4, name='embed.weight'):
+    return {'kind': 'tiedStep', 'name': name, 'gradIds': list(grad_ids), 'gradRows': bits(values(len(grad_ids) * per_row, 5)), 'ids': list(ids),
+            'rows': bits(values(len(ids) * 4, 6)), 'adamw': {'lr': 0.001, 'beta1': 0.9, 'beta2': 0.95, 'eps': 1e-8, 'weightDecay': 0.1, 't': 1, 'gradScale': 1}}
+
+
+TAKE = {'kind': 'take'}
+HEAD_FEED = {'kind': 'backward', 'feeds': {'hidden': FEED['hidden']}}
+MATRIX = {'embed.weight': bits(values(N, 7))}
+SET = {'kind': 'set', 'parameters': MATRIX}
+SEED = {'kind': 'seed', 'name': 'embed.weight', 'm': bits(values(N, 8)), 'v': bits(values(N, 9))}
+ADD = {'kind': 'add', 'gradients': MATRIX}
+ROWS = {'kind': 'rows', 'name': 'embed.weight', 'ids': [5, 2], 'data': bits(values(8, 10))}
+MOMENTS = {'kind': 'moments', 'm': MATRIX, 'v': MATRIX}
+SKIP = {'kind': 'step', 'gradNorm': 0.5, 'skip': ['embed.weight']}
+head = lambda ops, replica=N, config=TIED: witness(3, 4, [tstate(HEAD, replica, config)], [[ops]])  # noqa: E731
+embed = lambda ops, replica=None, config=TIED: witness(0, 1, [tstate(EMBED, replica, config)], [[ops]])  # noqa: E731
+tied_steps = [
+    ('(1.1.0) tied head: backward, take, step, then the replica\'s step (gradient rows 1, 3; added row 2)', head([HEAD_FEED, TAKE, STEPN, tied_step()]), 0, OK),
+    ('(1.1.0) tied head: SET_TIED\'s matrix and seed before the step, no replica yet', head([SET, SEED, STEPN], replica=None), 0, OK),
+    ('(1.1.0) tied embedding: the head\'s gradient added, GET_TIED\'s matrix and moments, owner rows, a step skipping the matrix', embed([ADD, MOMENTS, SET, ROWS, SKIP]), 0, OK),
+    ('(1.1.0) the replica\'s step before the optimizer step', head([TAKE, tied_step(), STEPN]), 0, BAD),
+    ('(1.1.0) two replica steps after the optimizer step', head([TAKE, STEPN, tied_step(), tied_step()]), 0, BAD),
+    ('(1.1.0) a take after the optimizer step', head([STEPN, TAKE]), 0, BAD),
+    ('(1.1.0) a set after the optimizer step', head([STEPN, SET]), 0, BAD),
+    ('(1.1.0) the replica\'s gradient rows not increasing (3, 1)', head([TAKE, STEPN, tied_step(grad_ids=(3, 1))]), 0, BAD),
+    ('(1.1.0) the replica\'s added row 16 (the vocabulary is 16)', head([TAKE, STEPN, tied_step(ids=(16,))]), 0, BAD),
+    ('(1.1.0) the replica\'s gradient rows of 3 floats (d is 4)', head([TAKE, STEPN, tied_step(per_row=3)]), 0, BAD),
+    ('(1.1.0) a replica step of final_norm.weight', head([TAKE, STEPN, tied_step(name='final_norm.weight')]), 0, BAD),
+    ('(1.1.0) owner rows on the head', head([ROWS, STEPN]), 0, BAD),
+    ('(1.1.0) an added gradient on the head', head([ADD, STEPN]), 0, BAD),
+    ('(1.1.0) moments on the head', head([MOMENTS, STEPN]), 0, BAD),
+    ('(1.1.0) a step of the head that skips the matrix', head([{**SKIP}]), 0, BAD),
+    ('(1.1.0) a take on the embedding', embed([TAKE, STEPN]), 0, BAD),
+    ('(1.1.0) a seed on the embedding', embed([SEED, STEPN]), 0, BAD),
+    ('(1.1.0) a replica on the embedding', embed([STEPN], replica=N), 0, BAD),
+    ('(1.1.0) a head replica of 63 floats', head([STEPN], replica=N - 1), 0, BAD),
+    ('(1.1.0) a set of final_norm.weight on the head', head([{'kind': 'set', 'parameters': {'final_norm.weight': bits(values(4, 1))}}, STEPN]), 0, BAD),
+    ('(1.1.0) a set of the matrix with 63 floats', head([{'kind': 'set', 'parameters': {'embed.weight': bits(values(N - 1, 1))}}, STEPN]), 0, BAD),
+    ('(1.1.0) a step of the embedding that skips final_norm.weight', embed([{**SKIP, 'skip': ['final_norm.weight']}]), 0, BAD),
+]
+steps = [(*c, CONFIG) for c in steps] + [(*c, TIED) for c in tied_steps] + [
+    ('(1.1.0) an added gradient on an untied model\'s embedding', embed([ADD, STEPN], config=CONFIG), 0, BAD, CONFIG),
+]
+
 # ---- rules 4-5: the final checkpoint ----
 START, END = 1, 3
 BASE = {name: values(M.numel(shape), 0) for name, shape in M.shard_params(CONFIG, BLOCKS)}
@@ -132,7 +190,8 @@ finals = [
 ]
 
 out = {'description': 'node/ponw.md §2 re-execution rules 2 and 5 (witnesses as witness.json describes them; `config` the model). `steps`: '
-                      'the witness checks before inner step `index` is replayed from `witness` (rule 2): `valid`, or `error`. `final`: the '
+                      'the witness checks before inner step `index` is replayed from `witness` (rule 2; 1.1.0: the tied cases carry their own `config`): '
+                      '`valid`, or `error`. `final`: the '
                       'ledger\'s checks of the final checkpoint with this model, in order — the stage pseudo-gradient hash of `base` and '
                       '`final` (rule 4) equals the claim\'s `pseudoGradientHash`, and sha256 of the final witness\'s bytes is not the '
                       'claim\'s `modelHash` (rule 5; `modelHash` is sha256 of checkpoint 0\'s bytes, `base`): `valid`, or `error`.',
@@ -148,12 +207,13 @@ def outcome(fn):
         return BAD
 
 
-for name, w, index, want in steps:
-    got = outcome(lambda: NP.check_stage_step(CONFIG, w, index))
+for name, w, index, want, config in steps:
+    got = outcome(lambda: NP.check_stage_step(config, w, index))
     if got != want:
         bad += 1
         print(f'"{name}": the Python check says {got}, the spec {want}', file=sys.stderr)
-    out['steps'].append({'name': name, 'witness': w, 'index': index, **({'valid': True} if want == OK else {'error': want})})
+    out['steps'].append({'name': name, **({'config': config} if config is not CONFIG else {}), 'witness': w, 'index': index,
+                         **({'valid': True} if want == OK else {'error': want})})
 for name, b, f, mh, ph, want in finals:
     got = outcome(lambda: NP.check_final_weights(CONFIG, b, f, mh, ph))
     if got != want:
