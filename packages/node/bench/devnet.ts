@@ -14,7 +14,7 @@
  * REQUEST_TIMEOUT_MS, TRAIN_TIMEOUT_S, PRESET=tiny|small (inference part's model), IN_THREAD=1 (serving stages in-thread and fused at any width),
  * TRAINING=1 [SERVE_ROUND=0] [YIELD=1] [TRAINING_NICE=n] (the inference part's devnet trains while it serves, see below), PROFILE=<file> (CPU profile of the measured
  * requests, in the devnet's process), STOP_DEVNET=0 (the one-process yardstick measured with the devnet running beside it), IDLE_S (seconds of no request over which a
- * training devnet's steps per second are counted), BAKE=1 (serving-only devnet with baked stages). Progress (and every 30 s what each node holds and trains) goes to stderr.
+ * training devnet's steps per second are counted), BAKE=1 (serving-only devnet with baked stages), FULL=1 (nodes with memory for the whole model). Progress (and every 30 s what each node holds and trains) goes to stderr.
  */
 import { fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -30,7 +30,7 @@ import type { ModelConfig, PresetName } from '@neuroshard/model'
 import { LocalGenerator } from '../src/api/local-generator.js'
 import { createLocalBackend } from '../src/api/local-backend.js'
 import { startApiServer } from '../src/api/server.js'
-import { startNetworkDevnet } from '../src/network/devnet.js'
+import { halfModelMemory, startNetworkDevnet } from '../src/network/devnet.js'
 import { DEFAULT_INNER_STEPS, DEFAULT_NODE_BATCH_SIZE, DEFAULT_NODE_SEQ_LEN, DEFAULT_TRAINING_NICENESS } from '../src/network/node.js'
 import { prepareData } from '../src/workspace.js'
 import type { NetworkNode } from '../src/network/node.js'
@@ -229,6 +229,8 @@ type ChildReply = { type: 'ready', url: string, layout: string, config: ModelCon
 /** The training niceness the devnet's nodes get (TRAINING_NICE; default the node's) */
 const NICENESS = TRAINING ? Number(process.env.TRAINING_NICE ?? DEFAULT_TRAINING_NICENESS) : undefined
 const STOP_DEVNET = process.env.STOP_DEVNET !== '0'
+/** FULL=1: every node is given the memory of the whole model (a one-stage chain where the API node holds every slot) */
+const FULL = process.env.FULL === '1'
 /** BAKE=1 (serving-only devnet): the nodes' stages baked (NetworkNode `bakeWeights`, as the one-process engine), not fused */
 const BAKE = !TRAINING && process.env.BAKE === '1'
 /** Seconds of no request over which the training devnet's steps per second are counted */
@@ -243,6 +245,8 @@ async function devnetChild (data: Data): Promise<void> {
     tokenizer: data.tokenizer,
     data: nodeData,
     config: preset(PRESET),
+    // FULL=1: memory for the whole model (the larger half's × 2.2), so each node may hold every slot
+    ...(FULL ? { memoryBytes: Math.ceil(halfModelMemory({ ...preset(PRESET), vocabSize: data.tokenizer.vocabSize }, TRAINING) * 2.2) } : {}),
     node: TRAINING
       ? { training: true, serveRoundWeights: SERVE_ROUND, ...(YIELD ? { yieldTraining: true } : {}), trainingNiceness: NICENESS }
       : { training: false, ...(IN_THREAD ? { inThread: true, fuseInference: true } : {}), ...(process.env.FUSE === '0' ? { fuseInference: false } : {}), ...(BAKE ? { bakeWeights: true } : {}) }
@@ -546,7 +550,7 @@ async function run (): Promise<void> {
 
   const f = (x: number, d = 1): string => x.toFixed(d)
   const range = (xs: number[], d = 1): string => `${f(Math.min(...xs), d)}–${f(Math.max(...xs), d)}`
-  const lines = [`devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; ${PART === 'training' ? 'tiny' : `${PRESET}${IN_THREAD ? ' (serving stages in-thread and fused: IN_THREAD=1)' : ''}${BAKE ? ' (serving stages baked: BAKE=1)' : ''}${TRAINING ? `, the devnet training while it serves (TRAINING=1), ${SERVE_ROUND ? 'completions from the last round\'s baked snapshot (serveRoundWeights)' : 'completions from the training executors (SERVE_ROUND=0)'}${YIELD ? ', Drivers yield training to inference (YIELD=1)' : ''}, training workers at nice ${NICENESS ?? 0} (TRAINING_NICE)` : ''}`}, vocabulary ${data.tokenizer.vocabSize}${inf !== undefined ? `; the devnet in its own process, the one-process yardstick in the bench's, ${inf.stopped ? 'with the devnet process stopped (SIGSTOP) during each of its requests' : 'with the devnet running beside it (STOP_DEVNET=0)'}` : ''}`]
+  const lines = [`devnet benchmark — ${started}, ${cpus().length} cores, load ${f(load0, 2)} → ${f(loadavg()[0], 2)}; ${PART === 'training' ? 'tiny' : `${PRESET}${IN_THREAD ? ' (serving stages in-thread and fused: IN_THREAD=1)' : ''}${BAKE ? ' (serving stages baked: BAKE=1)' : ''}${FULL ? ' (every node given memory for the whole model: FULL=1)' : ''}${TRAINING ? `, the devnet training while it serves (TRAINING=1), ${SERVE_ROUND ? 'completions from the last round\'s baked snapshot (serveRoundWeights)' : 'completions from the training executors (SERVE_ROUND=0)'}${YIELD ? ', Drivers yield training to inference (YIELD=1)' : ''}, training workers at nice ${NICENESS ?? 0} (TRAINING_NICE)` : ''}`}, vocabulary ${data.tokenizer.vocabSize}${inf !== undefined ? `; the devnet in its own process, the one-process yardstick in the bench's, ${inf.stopped ? 'with the devnet process stopped (SIGSTOP) during each of its requests' : 'with the devnet running beside it (STOP_DEVNET=0)'}` : ''}`]
   if (inf !== undefined) {
     const rows = inf.rows
     const stat = (xs: Sample[]): { ttft: number, tps: number, cpu: number } => ({ ttft: median(xs.map(r => r.ttftMs)), tps: median(xs.map(r => r.tokPerS)), cpu: median(xs.map(r => r.cpuMsPerToken)) })
