@@ -701,7 +701,7 @@ def replay_stage(config, optimizer, w, batches):
                     names = [n for n in g if n not in owned and n not in (op.get('skip') or [])]
                     norm = op.get('gradNorm')
                     if norm is None:
-                        norm = math.sqrt(sum(x * x for n in g if n not in owned for x in g[n]))
+                        norm = math.sqrt(sum(x * x for n in names for x in g[n]))   # the gradients it steps
                     scale = o['maxGradNorm'] / (norm + 1e-6) if o['maxGradNorm'] > 0 and norm > o['maxGradNorm'] else 1
                     t = s['step'] + 1
                     lr = o['lr']
