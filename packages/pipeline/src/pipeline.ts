@@ -851,12 +851,13 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
 
   /**
    * A stage for part of a span this node serves (inference only): executors over the sub-range, built once
-   * from the parent's current weights and rebuilt when the parent has stepped since. At most
-   * `maxSubStages` are kept.
+   * from the parent's current weights and rebuilt when they changed since (`inferenceWeights`' version, else the
+   * parent's step count). At most `maxSubStages` are kept.
    */
   private async subStage (parent: PipelineStage, start: number, end: number): Promise<PipelineStage> {
     const key = spanKey(start, end)
-    const step = parent.executors[0].stepCount
+    const weights = parent.inferenceWeights?.()
+    const step = weights?.version ?? parent.executors[0].stepCount
     const cached = this.derived.get(key)
     if (cached != null && cached.parent === parent && cached.step === step) return await cached.stage
     if (cached == null && this.derived.size >= this.maxSubStages) {
@@ -864,7 +865,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     }
     const stage = (async () => {
       const parameters = new Map<string, Float32Array>()
-      for (const e of parent.executors) for (const [k, v] of await e.getParameters()) parameters.set(k, v)
+      if (weights != null) for (const [k, v] of await weights.parameters()) parameters.set(k, v)
+      else for (const e of parent.executors) for (const [k, v] of await e.getParameters()) parameters.set(k, v)
       return await createPipelineStage({ config: parent.config, start, end, parameters, training: false, intraOpNumThreads: this.subStageThreads, quantization: parent.quantization, ...(parent.quantization !== 'fp32' ? { quantBlockSize: parent.quantBlockSize } : {}) })
     })()
     this.derived.set(key, { parent, step, stage })

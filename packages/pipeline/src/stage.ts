@@ -43,6 +43,13 @@ export interface PipelineStage {
    * of a tied embedding is stepped with the Driver's settings, read from here.
    */
   readonly optimizer?: AdamWOptions
+  /**
+   * The weights a sub-span stage of this one is built from (a route naming part of the span, inference only) and their
+   * version: a sub-span stage is rebuilt when the version changes. Absent: the executors' parameters, versioned by
+   * their step count (a training stage's sub-span is then rebuilt after every inner step, on the request's path). A
+   * training node that serves inference from a round's weights gives those, versioned by the round
+   */
+  inferenceWeights?: () => { version: number, parameters: () => Promise<Map<string, Float32Array>> }
   /** @internal a long-lived runner of the head's inference graph (no cache) */
   headRunner?: KvCacheSession
   /** Terminate the executors' workers */
