@@ -1080,6 +1080,19 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
           this.safeDispatchEvent('node:serving', { detail: { start, end, round, buildMs } })
         })
       held.stage = held.serving.stage
+      // a route naming part of this span (a sub-span stage, built by the pipeline) runs the round's weights too, rebuilt
+      // once a round (was: from the training executors, rebuilt after every inner step on the request's path: 55-549 ms
+      // of a failover's replay in the testbed, issue 15); between rounds (slots at different rounds) as before
+      const live = async (): Promise<Map<string, Float32Array>> => {
+        const out = new Map<string, Float32Array>()
+        for (const e of stage.executors) for (const [k, v] of await e.getParameters()) out.set(k, v)
+        return out
+      }
+      held.stage.inferenceWeights = () => {
+        const round = this.commonRound(held)
+        if (round == null) return { version: -1 - stage.executors[0].stepCount, parameters: live }
+        return { version: round, parameters: async () => await this.roundParameters(held, round).catch(live) }
+      }
     }
     return held
   }
