@@ -258,6 +258,8 @@ export interface PipelineEvents {
   'pipeline:recovered': CustomEvent<RecoveryTiming>
   /** This node, a hop, took more than SLOW_HOP_MS of its own time on an INFER (a slow recovery's hop, issue 15) */
   'pipeline:slow-hop': CustomEvent<SlowHop>
+  /** An INFER to hop `hop` opened its session stream on the way (no spare stream, no open link): `ms` it took */
+  'pipeline:link-opened': CustomEvent<{ hop: number, ms: number, position: number }>
 }
 
 /** A hop's own time on one INFER (`pipeline:slow-hop`), ms (`performance.now()` differences on the hop) */
@@ -1185,6 +1187,8 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
             const open = AbortSignal.any([AbortSignal.timeout(this.timeout), ...(signal != null ? [signal] : [])])
             stream = await this.components.connectionManager.openStream(peer, PIPELINE_SESSION_PROTOCOL, { signal: open })
             messages = messageStream(stream, { maxMessageSize: this.maxMessageSize, timeout: this.hopTimeout })
+            // a session stream negotiated on a request's way (no spare): a hop's own link to its next hop included
+            if (req.kind === Kind.INFER) this.safeDispatchEvent('pipeline:link-opened', { detail: { hop, ms: performance.now() - t0, position: req.position } })
           }
           // how long opening it took (0: a spare adopted), for the recovery timing
           const l: SessionLink = new SessionLink(stream, messages, {
