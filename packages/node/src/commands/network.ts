@@ -454,6 +454,10 @@ export async function startCommand (argv: string[], io: CliIO & { env?: NodeJS.P
       const r = (x: number): number => Math.round(x * 10) / 10
       emit({ event: 'slow-hop', node: 0, at: Date.now(), stageMs: r(e.detail.stageMs), computeMs: r(e.detail.computeMs), sub: e.detail.sub, position: e.detail.position, tokens: e.detail.tokens })
     })
+    // an INFER's session stream to hop `hop` negotiated on its way (no spare): the Driver's, or a hop's to its next hop
+    node.host.services.pipeline.addEventListener('pipeline:link-opened', (e) => {
+      emit({ event: 'link-opened', node: 0, at: Date.now(), hop: e.detail.hop, ms: Math.round(e.detail.ms * 10) / 10, position: e.detail.position })
+    })
     const addrs = node.host.getMultiaddrs().map(String)
     emit({ event: 'started', peer: node.peerId.toString(), addresses: addrs })
     say(`node ${node.peerId.toString()} listening on ${addrs.join(' ')}`)
