@@ -214,6 +214,8 @@ interface InferenceResult {
   failures: Record<'devnet' | 'local', string[]>
   layout: string
   idleCpuMsPerS: number
+  /** of which the devnet process's main thread (its nodes' event loop) */
+  idleMainCpuMsPerS: number
   builds: number[]
   /** (TRAINING=1) the devnet's inner steps (all nodes) per second: with no request running, and during its own requests */
   trainSteps?: { idle: number, idleS: number, serving: number, servingS: number }
@@ -304,8 +306,8 @@ function procState (pid: number): string {
 }
 
 /** user + system CPU ms of a process so far, all its threads (/proc/<pid>/stat fields 14 + 15, in 1/100 s) */
-function procCpuMs (pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+function procCpuMs (pid: number, tid?: number): number {
+  const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(f[11]) + Number(f[12])) * 10
 }
@@ -342,6 +344,7 @@ async function inference (data: Data): Promise<InferenceResult> {
   const pairs: Array<{ devnet: Sample, local: Sample }> = []
   const failures: Record<'devnet' | 'local', string[]> = { devnet: [], local: [] }
   let idleCpuMsPerS = 0
+  let idleMainCpuMsPerS = 0
   let trainSteps: InferenceResult['trainSteps']
   let builds: number[] = []
   /** the yardstick alone: the devnet's process group stopped (every thread of it in state T) around `fn` */
@@ -360,11 +363,13 @@ async function inference (data: Data): Promise<InferenceResult> {
     // the devnet's own background work (training, ledger, gossip, DHT, heartbeats) while no request runs: it counts in
     // both CPU columns, per second of a request, so a slower path is charged more of it
     const idle0 = procCpuMs(pid)
+    const main0 = procCpuMs(pid, pid)
     const steps0 = TRAINING ? await stepsNow() : 0
     const t0 = performance.now()
     await new Promise(resolve => setTimeout(resolve, (TRAINING ? IDLE_S : 3) * 1000))
     const idleS = (performance.now() - t0) / 1000
     idleCpuMsPerS = (procCpuMs(pid) - idle0) / idleS
+    idleMainCpuMsPerS = (procCpuMs(pid, pid) - main0) / idleS
     const idleSteps = TRAINING ? (await stepsNow()) - steps0 : 0
     let servingSteps = 0
     let servingS = 0
@@ -410,7 +415,7 @@ async function inference (data: Data): Promise<InferenceResult> {
     await one.close(); await local.close?.()
     builds = (await ask<ChildReply & { type: 'stop' }>('stop')).builds
   }
-  return { rows, pairs, failures, layout, idleCpuMsPerS, builds, ...(trainSteps !== undefined ? { trainSteps } : {}), stopped: STOP_DEVNET, ...(NICENESS !== undefined ? { niceness: NICENESS } : {}) }
+  return { rows, pairs, failures, layout, idleCpuMsPerS, idleMainCpuMsPerS, builds, ...(trainSteps !== undefined ? { trainSteps } : {}), stopped: STOP_DEVNET, ...(NICENESS !== undefined ? { niceness: NICENESS } : {}) }
 }
 
 interface RoundRow { round: number, s: number, rssMiB: number, heapMiB: number, validation?: number }
@@ -569,7 +574,7 @@ async function run (): Promise<void> {
     lines.push(
       '',
       `${REQUESTS} requests per path (${TEMPERATURE === 0 ? 'greedy: the devnet Driver drafts with n-grams (speculative decoding), the one process does not' : `temperature ${TEMPERATURE}, seed 7`}) of ${MAX_TOKENS} tokens at most, the paths interleaved (ABBA); medians, (p25–p75), [min–max]; devnet spans, node by node: ${inf.layout}`,
-      `devnet process CPU with no request running (its background work): ${f(inf.idleCpuMsPerS)} ms per second`,
+      `devnet process CPU with no request running (its background work): ${f(inf.idleCpuMsPerS)} ms per second, of which its main thread (the nodes' event loop) ${f(inf.idleMainCpuMsPerS)}`,
       ...(inf.trainSteps !== undefined ? [`training steps per second (inner steps, all nodes): no request running ${f(inf.trainSteps.idle, 2)} (over ${f(inf.trainSteps.idleS)} s), during the devnet's requests ${f(inf.trainSteps.serving, 2)} (over ${f(inf.trainSteps.servingS)} s)`] : []),
       ...(inf.builds.length > 0 ? [`round snapshots built during the run (every node, every stage): ${inf.builds.length}, median ${f(median(inf.builds))} ms, max ${f(Math.max(...inf.builds))} ms (wall, round's weights to swap)`] : []),
       `failed requests: devnet ${inf.failures.devnet.length}, one process ${inf.failures.local.length}${[...new Set([...inf.failures.devnet, ...inf.failures.local])].map(m => `; ${m}`).join('')}`,
