@@ -107,6 +107,12 @@ describe('compareRunSets', () => {
     expect(c.toTokens).toBe(20 * 1280)
     expect(c.fromTokens).toBe(10 * 1280)
     expect(c.points).toBe(21)
+    // loopback runs longer than the runs (they train faster) do not set the window; one too short to cover it is left out
+    const few = compareRunSets([curve('h-0', 20, f(1))], [curve('lo-0', 200, f(1)), curve('lo-1', 300, f(1)), curve('lo-2', 15, f(1))])
+    expect(few.runs.map(r => r.name)).toEqual(['h-0'])
+    expect(few.toTokens).toBe(20 * 1280)
+    expect(few.short).toEqual([{ name: 'lo-2', tokens: 15 * 1280 }])
+    expect(few.loopbacks.map(r => r.name)).toEqual(['lo-0', 'lo-1'])
     // the mean over the grid of 640 tokens, linear between rounds: run h-0 at 10..20 rounds in half-round steps
     const grid = Array.from({ length: 21 }, (_, i) => 10 + i / 2)
     const at = (x: number): number => { const a = Math.floor(x); const b = Math.ceil(x); return f(1)(a) + (f(1)(b) - f(1)(a)) * (x - a) }

@@ -1060,9 +1060,10 @@ export function t975 (df: number): number {
  * Several runs of a scenario against several loopback runs at equal tokens (issue 15: one run a side cannot settle
  * 3 % when identical loopback runs land up to 13 % apart). Every run's curve (`lossByTokens`; with `batches`, the
  * mean of its first `batches` per-batch losses instead of the whole validation) is averaged over one common window
- * of tokens for all runs: [`fromTokens`, `toTokens`], by default the second half of the shortest run's tokens, on a
- * grid of `stepTokens` (each run's loss there linear in tokens between its points). A run that reached under half the
- * median run's tokens (a stalled run) would shrink the window for all: it is left out and listed (`short`).
+ * of tokens for all runs: [`fromTokens`, `toTokens`], by default the second half of the shortest run's tokens (of
+ * `runs`: loopback runs train faster and go further), on a grid of `stepTokens` (each run's loss there linear in tokens
+ * between its points). A run that reached under half the median run's tokens (a stalled run) would shrink the window
+ * for all: it is left out and listed (`short`), as is a loopback run that does not reach the window's end.
  * Then the gap of the two sets' means (% of the loopback mean), its 95 % interval (Welch: each set's run-to-run
  * standard deviation), and the verdict against ±`maxPct`: 'met' when the whole interval is inside, 'not met' when
  * it is wholly outside, else 'undecided' (more runs, or less spread, needed).
@@ -1094,11 +1095,15 @@ export function compareRunSets (runs: readonly RunCurve[], loopbacks: readonly R
     return lossByTokens(val, r.tokensByRound)
   }
   const all = [...runs.map(r => ({ r, home: true })), ...loopbacks.map(r => ({ r, home: false }))].map(x => ({ ...x, c: curveOf(x.r) }))
-  const ends = all.map(x => x.c.at(-1)?.tokens ?? 0).sort((a, b) => a - b)
+  const endOf = (x: typeof all[number]): number => x.c.at(-1)?.tokens ?? 0
+  // the runs decide the window (loopback runs train faster and run further): a run under half its set's median is
+  // left out, the window ends at the shortest run kept, and a loopback run that does not reach that is left out too
+  const ends = all.filter(x => x.home).map(endOf).sort((a, b) => a - b)
   const median = ends[Math.floor(ends.length / 2)] ?? 0
-  const short = all.filter(x => (x.c.at(-1)?.tokens ?? 0) < median / 2)
+  const stalled = all.filter(x => x.home && endOf(x) < median / 2)
+  const end = options.toTokens ?? Math.min(...all.filter(x => x.home && !stalled.includes(x)).map(endOf))
+  const short = [...stalled, ...all.filter(x => !x.home && endOf(x) < end)]
   const kept = all.filter(x => !short.includes(x))
-  const end = options.toTokens ?? Math.min(...kept.map(x => x.c.at(-1)?.tokens ?? 0))
   const from = options.fromTokens ?? Math.ceil(end / 2 / step) * step
   const grid: number[] = []
   for (let t = from; t <= end; t += step) grid.push(t)
