@@ -1490,6 +1490,14 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         }
         failures++
         log('training step %d failed (%s: %s)', step, err.name, err.message)
+        if (held.stage.executors[0].stepCount === step) {
+          // the same step again with the same batch. The hops answer a micro-batch they completed from their record,
+          // keyed by (session, step, micro-batch) only: a new batch under that key got the old batch's gradients, and
+          // a skipped batch made the data a replica trains depend on when its steps failed. The Driver's own
+          // gradients of the failed attempt go (its forward and backward run again)
+          for (const e of held.stage.executors) await e.zeroGradients().catch(() => {})
+          retry = { step, batch }
+        }
         // a refused or broken chain: wait for the records (or the round) to settle, then re-plan. A stage
         // still applying the last round refuses for a moment only: the wait stays short (≤ 1 s)
         await sleep(Math.min(1_000, 125 * 2 ** Math.min(failures, 3)), signal)
