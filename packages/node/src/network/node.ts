@@ -1490,11 +1490,13 @@ export class NetworkNode extends TypedEventEmitter<NetworkNodeEvents> {
         }
         failures++
         log('training step %d failed (%s: %s)', step, err.name, err.message)
-        if (held.stage.executors[0].stepCount === step) {
+        if (held.stage.executors[0].stepCount === step && !this.config.tieEmbeddings) {
           // the same step again with the same batch. The hops answer a micro-batch they completed from their record,
           // keyed by (session, step, micro-batch) only: a new batch under that key got the old batch's gradients, and
           // a skipped batch made the data a replica trains depend on when its steps failed. The Driver's own
-          // gradients of the failed attempt go (its forward and backward run again)
+          // gradients of the failed attempt go (its forward and backward run again). Not for a tied model: a failure
+          // after TAKE_TIED took the head's tied gradient would lose it (the pipeline carries it only for
+          // TiedOwnerLostError's retry, above), so a tied Driver still takes the next batch (tied-owner-lost.spec)
           for (const e of held.stage.executors) await e.zeroGradients().catch(() => {})
           retry = { step, batch }
         }

@@ -30,7 +30,8 @@ describe('a stage build that fails', () => {
     }))
     await Promise.race([seen, new Promise((_resolve, reject) => setTimeout(() => { reject(new Error(`no error line; lines: ${JSON.stringify(lines)}`)) }, 120_000))])
     const error = lines.find(l => l.event === 'error')!
-    expect(error.node).toBe(0)
+    // either node's stage build may fail first
+    expect([0, 1]).toContain(error.node)
     expect(error.what).toMatch(/^(stages|layer-pool:loaded \d+-\d+)$/)
     expect(error.message).toContain('intraOpNumThreads')
     expect(said.some(l => l.includes('failed') && l.includes('intraOpNumThreads'))).toBe(true)
