@@ -1019,6 +1019,16 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     return emptyResponse({ token: tokens[tokens.length - 1], tokens, position: req.position + seq, logits: s.returnLogits ? encodeNamed('logits', last, [V]) : new Uint8Array(0) })
   }
 
+  /**
+   * A token of a generation whose route is this node's stage alone (it holds every slot: embedding, blocks, head):
+   * the chunk through the stage's KV session, then the head and the sampler a Validator would run
+   */
+  private async localToken (stage: PipelineStage, session: Uint8Array, position: number, chunk: number[], sampling: NonNullable<Request['sampling']>): Promise<Response> {
+    if (stage.head == null) throw new InvalidRouteError(`a one-stage route needs the head; this stage ends at slot ${stage.end}`)
+    const { hidden, logits } = await this.runStageOutputs(stage, session, position, int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]), true)
+    return await this.sample(emptyRequest({ position, sampling }), stage, hidden, chunk.length, logits)
+  }
+
   private async sample (req: Request, stage: PipelineStage, hidden: TensorData, seq: number, fusedLogits?: Float32Array): Promise<Response> {
     const d = stage.config.dModel
     let row = fusedLogits
@@ -2189,60 +2199,67 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
         if (signal?.aborted === true) throw new AbortError('generation aborted')
         const chunk = all.slice(position)
         const tEmbed = performance.now()
-        // `rollback`: after a switch this node's own cache may hold the lost chunk too
-        const h = await this.runStageInference(stage, session, position, int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]), true)
-        let hidden = encodeActivation(h, compress)
-        const deflate = compress && deflateOn && hidden.length >= DEFLATE_MIN_BYTES
-        if (deflate) hidden = deflateFrame(hidden)
-        const mirrors = mirror && standbys.some(s => s != null) ? route.map((_, i) => standbys[i] != null ? peerBytes(standbys[i]!.peer) : new Uint8Array(0)) : []
-        const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate, rollback: switched, standbys: mirrors })
-        if (mirrors.length > 1 && mirrors[1].length > 0) this.mirrorTo(req, mirrors[1], false)
-        watch = this.watchFor(watch, route, session)
-        const firstLink = this.linkKey(session, 1, route[1].peer)
-        const hadLink = this.links.has(firstLink)
-        const how = { direct: false }
-        const tSend = performance.now()
-        const res = await this.sendInfer(route, req, watch, signal, how, recovery != null)
-        const tAnswer = performance.now()
-        if (hopLost(res)) {
-          failedAttempt(res.failedHop, tSend, tAnswer)
-          const err = this.failover(router, route, res)
-          if (++retries > maxRetries) throw err
-          await replace(err.hop)
-          recovery!.reroute += performance.now() - tAnswer
-          continue
-        }
-        if (res.error === KvCacheFullError.name && res.failedHop >= 1 && res.failedHop < route.length) {
-          // that hop has no room for the session (its record overstated its headroom, or it filled up since):
-          // another replica with room takes it; the full hop changed nothing for the refused chunk
-          if (++retries > maxRetries) throw errorFromResponse(res)
-          const k = res.failedHop
-          const peer = peerFromBytes(route[k].peer)
-          this.log('hop %d (%p) has no KV room for the session: %s', k, peer, res.message)
-          full.push(peer)
-          failedAttempt(k, tSend, tAnswer)
-          const r = route
-          void this.send(r, k, emptyRequest({ kind: Kind.CLOSE, session, hop: k, route: r }), AbortSignal.timeout(this.timeout)).catch(() => {})
-          this.dropSessionLink(session, k, r[k].peer)
-          await replace(k)
-          recovery!.reroute += performance.now() - tAnswer
-          continue
-        }
-        if ((res.error === UnknownSessionError.name || res.error === SessionPositionError.name) && position > 0) {
-          // a hop lost the session (expired, evicted, restarted), or a switched-in standby was not in step: replay the
-          // sequence on the same chain
-          if (++retries > maxRetries) throw errorFromResponse(res)
-          failedAttempt(res.failedHop, tSend, tAnswer)
-          position = 0
-          switched = false
-          continue
-        }
-        if (res.error !== '') throw errorFromResponse(res)
-        if (recovery != null) {
-          const l = this.links.get(firstLink)
-          const ms = { detect: recovery.detect, reroute: recovery.reroute, embed: tSend - tEmbed, link: !hadLink && l != null ? l.openMs : 0, chain: tAnswer - tSend, total: tAnswer - recovery.since }
-          this.safeDispatchEvent('pipeline:recovered', { detail: { hop: recovery.hop, switched, tokens: chunk.length, attempts: recovery.attempts, ms, direct: how.direct } })
+        let res: Response
+        if (route.length === 1) {
+          // this node's stage holds every slot, embedding to head (a one-stage route): it samples the token itself
+          res = await this.localToken(stage, session, position, chunk, sampling)
           recovery = undefined
+        } else {
+          // `rollback`: after a switch this node's own cache may hold the lost chunk too
+          const h = await this.runStageInference(stage, session, position, int64(BigInt64Array.from(chunk, BigInt), [1, chunk.length]), true)
+          let hidden = encodeActivation(h, compress)
+          const deflate = compress && deflateOn && hidden.length >= DEFLATE_MIN_BYTES
+          if (deflate) hidden = deflateFrame(hidden)
+          const mirrors = mirror && standbys.some(s => s != null) ? route.map((_, i) => standbys[i] != null ? peerBytes(standbys[i]!.peer) : new Uint8Array(0)) : []
+          const req = emptyRequest({ kind: Kind.INFER, session, position, hop: 1, route, hidden, sampling, compress, deflate, rollback: switched, standbys: mirrors })
+          if (mirrors.length > 1 && mirrors[1].length > 0) this.mirrorTo(req, mirrors[1], false)
+          watch = this.watchFor(watch, route, session)
+          const firstLink = this.linkKey(session, 1, route[1].peer)
+          const hadLink = this.links.has(firstLink)
+          const how = { direct: false }
+          const tSend = performance.now()
+          res = await this.sendInfer(route, req, watch, signal, how, recovery != null)
+          const tAnswer = performance.now()
+          if (hopLost(res)) {
+            failedAttempt(res.failedHop, tSend, tAnswer)
+            const err = this.failover(router, route, res)
+            if (++retries > maxRetries) throw err
+            await replace(err.hop)
+            recovery!.reroute += performance.now() - tAnswer
+            continue
+          }
+          if (res.error === KvCacheFullError.name && res.failedHop >= 1 && res.failedHop < route.length) {
+            // that hop has no room for the session (its record overstated its headroom, or it filled up since):
+            // another replica with room takes it; the full hop changed nothing for the refused chunk
+            if (++retries > maxRetries) throw errorFromResponse(res)
+            const k = res.failedHop
+            const peer = peerFromBytes(route[k].peer)
+            this.log('hop %d (%p) has no KV room for the session: %s', k, peer, res.message)
+            full.push(peer)
+            failedAttempt(k, tSend, tAnswer)
+            const r = route
+            void this.send(r, k, emptyRequest({ kind: Kind.CLOSE, session, hop: k, route: r }), AbortSignal.timeout(this.timeout)).catch(() => {})
+            this.dropSessionLink(session, k, r[k].peer)
+            await replace(k)
+            recovery!.reroute += performance.now() - tAnswer
+            continue
+          }
+          if ((res.error === UnknownSessionError.name || res.error === SessionPositionError.name) && position > 0) {
+            // a hop lost the session (expired, evicted, restarted), or a switched-in standby was not in step: replay the
+            // sequence on the same chain
+            if (++retries > maxRetries) throw errorFromResponse(res)
+            failedAttempt(res.failedHop, tSend, tAnswer)
+            position = 0
+            switched = false
+            continue
+          }
+          if (res.error !== '') throw errorFromResponse(res)
+          if (recovery != null) {
+            const l = this.links.get(firstLink)
+            const ms = { detect: recovery.detect, reroute: recovery.reroute, embed: tSend - tEmbed, link: !hadLink && l != null ? l.openMs : 0, chain: tAnswer - tSend, total: tAnswer - recovery.since }
+            this.safeDispatchEvent('pipeline:recovered', { detail: { hop: recovery.hop, switched, tokens: chunk.length, attempts: recovery.attempts, ms, direct: how.direct } })
+            recovery = undefined
+          }
         }
         switched = false
         const id = res.token
@@ -2302,6 +2319,11 @@ export class DefaultPipeline extends TypedEventEmitter<PipelineEvents> implement
     const decoder = this.tokenizer.decoder()
     const all = [...ids]
     let route = await this.route(stage, router, 'inference', signal, ids.length + maxNew)
+    if (route.length === 1) {
+      // this node holds every slot: no hop to draft against (the drafts would save no round trip); plain decoding
+      yield * this.generate(prompt, { ...options, draft: undefined })
+      return
+    }
     const used = new Map<string, Request['route']>()
     let releases: Array<() => void> = []
     const remember = (r: Request['route']): void => {
