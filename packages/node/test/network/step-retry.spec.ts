@@ -44,16 +44,21 @@ describe('a failed training step', () => {
       }
     }))
     const slots = slotCount(devnet.config)
-    const done = (): boolean => calls.filter(c => !c.failed).length >= 2
-    await until(done, 240_000, () => `two steps after the failed one (calls ${JSON.stringify(calls.map(c => [c.node, c.step, c.failed]))}; spans ${devnet!.nodes.map(n => n.heldStages().map(h => `${h.start}-${h.end}`).join(',')).join(' | ')} of ${slots})`)
-    const [failed, retried, next] = calls
+    // the step after the failed one began (the failed step's own retries may fail too: a route not ready yet)
+    const done = (): boolean => calls.length > 0 && calls.some(c => c.node === calls[0].node && c.step === calls[0].step + 1)
+    await until(done, 240_000, () => `the step after the failed one (calls ${JSON.stringify(calls.map(c => [c.node, c.step, c.failed]))}; spans ${devnet!.nodes.map(n => n.heldStages().map(h => `${h.start}-${h.end}`).join(',')).join(' | ')} of ${slots})`)
+    const failed = calls[0]
     expect(failed.failed).toBe(true)
-    expect(retried.node).toBe(failed.node)
-    expect(retried.step).toBe(failed.step)
-    expect(Array.from(retried.batch.inputIds)).toEqual(Array.from(failed.batch.inputIds))
-    expect(Array.from(retried.batch.targets)).toEqual(Array.from(failed.batch.targets))
+    const mine = calls.filter(c => c.node === failed.node)
+    const retries = mine.filter(c => c !== failed && c.step === failed.step)
+    expect(retries.length).toBeGreaterThan(0)
+    // every retry of the step has its batch
+    for (const r of retries) {
+      expect(Array.from(r.batch.inputIds)).toEqual(Array.from(failed.batch.inputIds))
+      expect(Array.from(r.batch.targets)).toEqual(Array.from(failed.batch.targets))
+    }
     // the stream goes on after it: the next step trains another batch
-    expect(next.step).toBe(failed.step + 1)
+    const next = mine.find(c => c.step === failed.step + 1)!
     expect(Array.from(next.batch.inputIds)).not.toEqual(Array.from(failed.batch.inputIds))
   }, 300_000)
 })
